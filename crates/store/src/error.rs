@@ -1,0 +1,208 @@
+//! The store's error type and the mapping from SQLite's result codes to it.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::ErrorCode;
+
+/// Everything that can go wrong in the store.
+///
+/// Each message names the database file and says what to do about it, so the
+/// command line can print it as it is.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database file does not exist (and the caller asked not to create it).
+    #[error("database {} does not exist: run `tiercare init` first", path.display())]
+    NotFound {
+        /// The path that was opened.
+        path: PathBuf,
+    },
+
+    /// The file is not SQLite at all, or it is a SQLite database that belongs
+    /// to another application.
+    #[error(
+        "{} is not a tiercare database (it is not SQLite, or another application's database): \
+         check the path, or move the file away and run `tiercare init`",
+        path.display()
+    )]
+    NotTiercare {
+        /// The path that was opened.
+        path: PathBuf,
+    },
+
+    /// The database was written by a newer tiercare with a schema this one
+    /// does not know.
+    #[error(
+        "database {} has schema version {found}, but this tiercare knows versions up to \
+         {supported}: upgrade tiercare",
+        path.display()
+    )]
+    TooNew {
+        /// The path that was opened.
+        path: PathBuf,
+        /// The schema version found in the file.
+        found: u32,
+        /// The newest schema version this build knows.
+        supported: u32,
+    },
+
+    /// The database can be read but not written.
+    #[error(
+        "database {} is read-only: check the file's permissions, and that its directory is \
+         writable (SQLite creates `-wal` and `-shm` files beside it)",
+        path.display()
+    )]
+    ReadOnly {
+        /// The path that was opened.
+        path: PathBuf,
+    },
+
+    /// Another connection held a write lock for longer than the busy timeout.
+    #[error(
+        "database {} is locked: another tiercare process holds a write lock; try again when it \
+         finishes",
+        path.display()
+    )]
+    Locked {
+        /// The path that was opened.
+        path: PathBuf,
+    },
+
+    /// SQLite could not open the file for another reason than its absence
+    /// (a missing directory, a directory without permission, ...).
+    #[error(
+        "cannot open database {}: {source}; check that its directory exists and is accessible",
+        path.display()
+    )]
+    CannotOpen {
+        /// The path that was opened.
+        path: PathBuf,
+        /// SQLite's own error.
+        source: rusqlite::Error,
+    },
+
+    /// An import session met a fatal error earlier; it wrote nothing and
+    /// must be dropped.
+    #[error(
+        "the import into {} stopped after an earlier error and was rolled back; nothing was \
+         written: fix that error and import again",
+        path.display()
+    )]
+    ImportAborted {
+        /// The database the import was writing to.
+        path: PathBuf,
+    },
+
+    /// An operating-system error outside SQLite, such as failing to inspect
+    /// the file.
+    #[error("cannot access {}: {source}", path.display())]
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+
+    /// Any other SQLite error. These are bugs or damaged files rather than
+    /// situations a user can fix by retrying.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+impl StoreError {
+    /// Turns a SQLite error met while using the database at `path` into the
+    /// variant that tells the user what to do: busy becomes [`StoreError::Locked`],
+    /// read-only becomes [`StoreError::ReadOnly`], "not a database" becomes
+    /// [`StoreError::NotTiercare`]; everything else stays [`StoreError::Sqlite`].
+    pub(crate) fn at(path: &Path, err: rusqlite::Error) -> Self {
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked {
+                path: path.to_path_buf(),
+            },
+            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly {
+                path: path.to_path_buf(),
+            },
+            Some(ErrorCode::NotADatabase) => StoreError::NotTiercare {
+                path: path.to_path_buf(),
+            },
+            _ => StoreError::Sqlite(err),
+        }
+    }
+}
+
+/// Attaches the database path to a rusqlite result, mapping the error with
+/// [`StoreError::at`].
+pub(crate) trait AtPath<T> {
+    /// Maps the error of `self` as met on the database at `path`.
+    fn at(self, path: &Path) -> Result<T, StoreError>;
+}
+
+impl<T> AtPath<T> for Result<T, rusqlite::Error> {
+    fn at(self, path: &Path) -> Result<T, StoreError> {
+        self.map_err(|err| StoreError::at(path, err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite_error(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn result_codes_map_to_actionable_variants() {
+        let path = Path::new("/data/tiercare.db");
+        assert!(matches!(
+            StoreError::at(path, sqlite_error(rusqlite::ffi::SQLITE_BUSY)),
+            StoreError::Locked { .. }
+        ));
+        assert!(matches!(
+            StoreError::at(path, sqlite_error(rusqlite::ffi::SQLITE_READONLY)),
+            StoreError::ReadOnly { .. }
+        ));
+        assert!(matches!(
+            StoreError::at(path, sqlite_error(rusqlite::ffi::SQLITE_NOTADB)),
+            StoreError::NotTiercare { .. }
+        ));
+        assert!(matches!(
+            StoreError::at(path, sqlite_error(rusqlite::ffi::SQLITE_CORRUPT)),
+            StoreError::Sqlite(_)
+        ));
+    }
+
+    #[test]
+    fn messages_name_the_file_and_the_remedy() {
+        let path = PathBuf::from("/data/tiercare.db");
+        let cases = [
+            (
+                StoreError::NotFound { path: path.clone() },
+                "database /data/tiercare.db does not exist: run `tiercare init` first",
+            ),
+            (
+                StoreError::Locked { path: path.clone() },
+                "database /data/tiercare.db is locked: another tiercare process holds a write \
+                 lock; try again when it finishes",
+            ),
+            (
+                StoreError::TooNew {
+                    path: path.clone(),
+                    found: 9,
+                    supported: 1,
+                },
+                "database /data/tiercare.db has schema version 9, but this tiercare knows \
+                 versions up to 1: upgrade tiercare",
+            ),
+        ];
+        for (err, expected) in cases {
+            assert_eq!(err.to_string(), expected);
+        }
+        let text = StoreError::ReadOnly { path: path.clone() }.to_string();
+        assert!(
+            text.contains("/data/tiercare.db") && text.contains("check the file's permissions")
+        );
+        let text = StoreError::NotTiercare { path }.to_string();
+        assert!(text.starts_with("/data/tiercare.db is not a tiercare database"));
+    }
+}

@@ -1,0 +1,719 @@
+//! Import sessions: typed records written in one transaction per import.
+//!
+//! [`Store::import`] opens an [`ImportSession`] on an `IMMEDIATE`
+//! transaction. Each record is validated and upserted by its external id;
+//! [`ImportSession::commit`] writes an audit row to `imports` and commits.
+//! Dropping the session without committing rolls everything back, so an
+//! import is never half-written.
+//!
+//! The session is built for speed: statements are prepared once and held,
+//! customers' ids are loaded into a map once, and a table that was empty when
+//! the session began is filled with plain inserts (a repeated key then shows
+//! up as a unique-constraint conflict), with its secondary indexes dropped
+//! and rebuilt in one go at commit. Rows written in the session are
+//! remembered by rowid, which every row's insert or lookup yields anyway, so
+//! finding a repeated key costs no extra hashing of keys.
+
+mod customers;
+mod events;
+mod managers;
+mod orders;
+mod seen;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Instant;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{
+    Connection, OptionalExtension, Statement, Transaction, TransactionBehavior, params,
+};
+
+use crate::db::Store;
+use crate::error::{AtPath, StoreError};
+use crate::keys::BuildMapHasher;
+use seen::SeenRows;
+
+/// What an import brings in; each kind fills one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImportKind {
+    /// Customers, into `customers`.
+    Customers,
+    /// Orders and their lines, into `orders` and `order_items`.
+    Orders,
+    /// Contacts with customers, into `interactions`.
+    Interactions,
+    /// Complaints, into `complaints`.
+    Complaints,
+    /// Satisfaction scores, into `feedback`.
+    Feedback,
+    /// Account managers, into `managers`.
+    Managers,
+}
+
+impl ImportKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [ImportKind; 6] = [
+        ImportKind::Customers,
+        ImportKind::Orders,
+        ImportKind::Interactions,
+        ImportKind::Complaints,
+        ImportKind::Feedback,
+        ImportKind::Managers,
+    ];
+
+    /// The kind's name, lower-case plural: `customers`, `orders`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportKind::Customers => "customers",
+            ImportKind::Orders => "orders",
+            ImportKind::Interactions => "interactions",
+            ImportKind::Complaints => "complaints",
+            ImportKind::Feedback => "feedback",
+            ImportKind::Managers => "managers",
+        }
+    }
+
+    /// The name of the column that holds the record's own id, as used in
+    /// rejection messages.
+    pub fn id_column(self) -> &'static str {
+        match self {
+            ImportKind::Customers => "customer_id",
+            ImportKind::Orders => "order_id",
+            ImportKind::Interactions => "interaction_id",
+            ImportKind::Complaints => "complaint_id",
+            ImportKind::Feedback => "feedback_id",
+            ImportKind::Managers => "manager_id",
+        }
+    }
+
+    /// The table the kind fills; the names happen to be the same.
+    fn table(self) -> &'static str {
+        self.as_str()
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for ImportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an import behaves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// Orders for an unknown customer create that customer (from the
+    /// order's `customer_name` and `customer_region`) instead of being
+    /// rejected.
+    pub create_missing_customers: bool,
+    /// Where the rows come from (a file name), kept in the audit row.
+    pub source: String,
+}
+
+/// What writing one record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// A new row.
+    Inserted,
+    /// An existing row whose stored values changed.
+    Updated,
+    /// An existing row that already held these values; nothing was written.
+    Unchanged,
+}
+
+/// A problem with one record's data: the row is skipped, the import goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowRejection {
+    /// The column at fault, if one is.
+    pub column: Option<&'static str>,
+    /// What is wrong, and what to do about it when that is not obvious.
+    pub reason: String,
+}
+
+impl fmt::Display for RowRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.column {
+            Some(column) => write!(f, "column {column}: {}", self.reason),
+            None => f.write_str(&self.reason),
+        }
+    }
+}
+
+/// Why a record was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    /// The record's data is wrong; report it and go on with the next one.
+    #[error("{0}")]
+    Rejected(RowRejection),
+    /// The database failed; the import must stop (drop the session to roll
+    /// it back). Every later call on the session fails too.
+    #[error(transparent)]
+    Fatal(#[from] StoreError),
+}
+
+/// The importer's tally, kept in the audit row by [`ImportSession::commit`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportAudit {
+    /// Data rows read from the source.
+    pub rows_read: u64,
+    /// Rows inserted.
+    pub imported: u64,
+    /// Rows that changed stored data.
+    pub updated: u64,
+    /// Rows identical to what was stored.
+    pub unchanged: u64,
+    /// Rows left out on purpose (filters).
+    pub skipped: u64,
+    /// Rows refused for bad data.
+    pub rejected: u64,
+}
+
+/// Customer external id → rowid, loaded once per session.
+type CustomerIndex = HashMap<Box<str>, i64, BuildMapHasher>;
+
+macro_rules! statements {
+    ($($(#[$doc:meta])* $name:ident = $sql:expr;)*) => {
+        /// The session's prepared statements, each prepared on first use and
+        /// then held for the whole session.
+        struct Statements<'s> {
+            conn: &'s Connection,
+            $($name: Option<Statement<'s>>,)*
+        }
+
+        impl<'s> Statements<'s> {
+            fn new(conn: &'s Connection) -> Self {
+                Statements { conn, $($name: None,)* }
+            }
+
+            $(
+                $(#[$doc])*
+                fn $name(&mut self) -> rusqlite::Result<&mut Statement<'s>> {
+                    if self.$name.is_none() {
+                        self.$name = Some(self.conn.prepare($sql)?);
+                    }
+                    Ok(self.$name.as_mut().expect("prepared above"))
+                }
+            )*
+        }
+    };
+}
+
+statements! {
+    customer_insert = "INSERT INTO customers (external_id, name, email, phone, birthday, region, \
+        owner, timezone, consent_email, consent_sms, consent_phone, attributes, created_at, \
+        updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)";
+    customer_select = "SELECT name, email, phone, birthday, region, owner, timezone, \
+        consent_email, consent_sms, consent_phone, attributes FROM customers WHERE id = ?1";
+    customer_update = "UPDATE customers SET name = coalesce(?2, name), \
+        email = coalesce(?3, email), phone = coalesce(?4, phone), \
+        birthday = coalesce(?5, birthday), region = coalesce(?6, region), \
+        owner = coalesce(?7, owner), timezone = coalesce(?8, timezone), \
+        consent_email = coalesce(?9, consent_email), consent_sms = coalesce(?10, consent_sms), \
+        consent_phone = coalesce(?11, consent_phone), attributes = coalesce(?12, attributes), \
+        updated_at = ?13 WHERE id = ?1";
+    /// A customer created by an order import.
+    customer_create = "INSERT INTO customers (external_id, name, region, created_at, updated_at) \
+        VALUES (?1, ?2, ?3, ?4, ?4)";
+
+    order_insert = "INSERT INTO orders (external_id, customer_id, ordered_at, amount, item_count) \
+        VALUES (?1, ?2, ?3, ?4, ?5)";
+    order_select = "SELECT id, customer_id, ordered_at, amount, item_count FROM orders \
+        WHERE external_id = ?1";
+    order_update = "UPDATE orders SET customer_id = ?2, ordered_at = ?3, amount = ?4, \
+        item_count = ?5 WHERE id = ?1";
+    item_insert = "INSERT INTO order_items (order_id, line_no, sku, description, quantity, \
+        unit_price, amount) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    item_select = "SELECT sku, description, quantity, unit_price, amount FROM order_items \
+        WHERE order_id = ?1 ORDER BY line_no";
+    item_delete = "DELETE FROM order_items WHERE order_id = ?1";
+
+    interaction_insert = "INSERT INTO interactions (external_id, customer_id, kind, occurred_at, \
+        by_manager, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    interaction_select = "SELECT id, customer_id, kind, occurred_at, by_manager, note \
+        FROM interactions WHERE external_id = ?1";
+    interaction_update = "UPDATE interactions SET customer_id = ?2, kind = ?3, occurred_at = ?4, \
+        by_manager = coalesce(?5, by_manager), note = coalesce(?6, note) WHERE id = ?1";
+
+    complaint_insert = "INSERT INTO complaints (external_id, customer_id, opened_at, resolved_at, \
+        severity, subject) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    complaint_select = "SELECT id, customer_id, opened_at, resolved_at, severity, subject \
+        FROM complaints WHERE external_id = ?1";
+    complaint_update = "UPDATE complaints SET customer_id = ?2, opened_at = ?3, \
+        resolved_at = coalesce(?4, resolved_at), severity = ?5, subject = coalesce(?6, subject) \
+        WHERE id = ?1";
+
+    feedback_insert = "INSERT INTO feedback (external_id, customer_id, given_at, score, comment) \
+        VALUES (?1, ?2, ?3, ?4, ?5)";
+    feedback_select = "SELECT id, customer_id, given_at, score, comment FROM feedback \
+        WHERE external_id = ?1";
+    feedback_update = "UPDATE feedback SET customer_id = ?2, given_at = ?3, score = ?4, \
+        comment = coalesce(?5, comment) WHERE id = ?1";
+
+    manager_insert = "INSERT INTO managers (external_id, name, email, role, capacity, active, \
+        created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)";
+    manager_select = "SELECT id, name, email, role, capacity, active FROM managers \
+        WHERE external_id = ?1";
+    manager_update = "UPDATE managers SET name = ?2, email = coalesce(?3, email), \
+        role = coalesce(?4, role), capacity = coalesce(?5, capacity), \
+        active = coalesce(?6, active), updated_at = ?7 WHERE id = ?1";
+}
+
+impl Store {
+    /// Starts an import of `kind` at the current time. Waits up to the busy
+    /// timeout for another writer, then fails with [`StoreError::Locked`].
+    pub fn import(
+        &mut self,
+        kind: ImportKind,
+        options: ImportOptions,
+    ) -> Result<ImportSession<'_>, StoreError> {
+        self.import_at(kind, options, chrono::Utc::now().timestamp())
+    }
+
+    /// Starts an import of `kind` as if it were `now` (unix seconds UTC):
+    /// rows it inserts or changes get `now` as their `created_at` /
+    /// `updated_at`, and the audit row starts at `now`.
+    pub fn import_at(
+        &mut self,
+        kind: ImportKind,
+        options: ImportOptions,
+        now: i64,
+    ) -> Result<ImportSession<'_>, StoreError> {
+        let conn = &self.conn;
+        let path = self.label.as_path();
+        let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).at(path)?;
+        let sql = format!("SELECT NOT EXISTS (SELECT 1 FROM {})", kind.table());
+        let target_was_empty: bool = tx.query_row(&sql, [], |row| row.get(0)).at(path)?;
+        let deferred_indexes = if target_was_empty {
+            drop_secondary_indexes(&tx, kind.table()).at(path)?
+        } else {
+            Vec::new()
+        };
+        Ok(ImportSession {
+            statements: Statements::new(conn),
+            conn,
+            path,
+            kind,
+            options,
+            now,
+            clock: Instant::now(),
+            target_was_empty,
+            deferred_indexes,
+            customers: None,
+            seen: Default::default(),
+            customers_created: 0,
+            failed: false,
+            tx,
+        })
+    }
+}
+
+/// An import in progress: one `IMMEDIATE` transaction.
+///
+/// Write records with the method of their kind; each returns what it did, or
+/// a [`RowRejection`] to report while going on, or a fatal error after which
+/// the session can only be dropped. [`commit`](ImportSession::commit) makes
+/// everything visible at once; dropping the session undoes everything.
+pub struct ImportSession<'s> {
+    // Declared before `tx`, so the statements are finalised before the
+    // transaction rolls back on drop.
+    statements: Statements<'s>,
+    pub(crate) conn: &'s Connection,
+    path: &'s Path,
+    kind: ImportKind,
+    options: ImportOptions,
+    now: i64,
+    clock: Instant,
+    /// Whether the session's own table was empty when it began: then only
+    /// this session can have stored a key, so rows are inserted without
+    /// looking, and a repeated key shows up as a unique-key conflict.
+    target_was_empty: bool,
+    /// `CREATE INDEX` statements of the indexes dropped at the start, run
+    /// again at commit.
+    deferred_indexes: Vec<String>,
+    customers: Option<CustomerIndex>,
+    /// Rows written so far, per kind.
+    seen: [SeenRows; 6],
+    customers_created: u64,
+    /// A fatal error happened: nothing more may be written or committed.
+    failed: bool,
+    tx: Transaction<'s>,
+}
+
+impl fmt::Debug for ImportSession<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImportSession")
+            .field("path", &self.path)
+            .field("kind", &self.kind)
+            .field("options", &self.options)
+            .field("customers_created", &self.customers_created)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ImportSession<'_> {
+    /// The kind this session imports, as given to [`Store::import`].
+    pub fn kind(&self) -> ImportKind {
+        self.kind
+    }
+
+    /// How many customers this session created for orders of unknown
+    /// customers.
+    pub fn customers_created(&self) -> u64 {
+        self.customers_created
+    }
+
+    /// Writes the audit row (`imports`) and commits the whole import.
+    ///
+    /// Fails with [`StoreError::ImportAborted`] (and rolls back) if a record
+    /// method returned a fatal error earlier.
+    pub fn commit(self, audit: &ImportAudit) -> Result<(), StoreError> {
+        let ImportSession {
+            statements,
+            path,
+            kind,
+            options,
+            now,
+            clock,
+            customers_created,
+            failed,
+            deferred_indexes,
+            tx,
+            ..
+        } = self;
+        drop(statements);
+        if failed {
+            return Err(StoreError::ImportAborted {
+                path: path.to_path_buf(),
+            });
+        }
+        for sql in &deferred_indexes {
+            tx.execute_batch(sql).at(path)?;
+        }
+        let elapsed = i64::try_from(clock.elapsed().as_secs()).unwrap_or(i64::MAX);
+        tx.execute(
+            "INSERT INTO imports (kind, source, started_at, finished_at, rows_read, imported, \
+             updated, unchanged, skipped, rejected, customers_created) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                kind.as_str(),
+                options.source,
+                now,
+                now.saturating_add(elapsed),
+                sql_count(audit.rows_read),
+                sql_count(audit.imported),
+                sql_count(audit.updated),
+                sql_count(audit.unchanged),
+                sql_count(audit.skipped),
+                sql_count(audit.rejected),
+                sql_count(customers_created),
+            ],
+        )
+        .at(path)?;
+        tx.commit().at(path)
+    }
+
+    /// Runs one record's write, refusing to go on after a fatal error and
+    /// remembering a new one.
+    fn guarded(
+        &mut self,
+        write: impl FnOnce(&mut Self) -> Result<Outcome, RowError>,
+    ) -> Result<Outcome, RowError> {
+        if self.failed {
+            return Err(RowError::Fatal(StoreError::ImportAborted {
+                path: self.path.to_path_buf(),
+            }));
+        }
+        let result = write(self);
+        if matches!(result, Err(RowError::Fatal(_))) {
+            self.failed = true;
+        }
+        result
+    }
+
+    /// Whether a row of `kind` may be inserted without looking for a stored
+    /// one first.
+    fn insert_blindly(&self, kind: ImportKind) -> bool {
+        kind == self.kind && self.target_was_empty
+    }
+
+    /// The rowid of the customer with `external_id`, from the session's map.
+    fn customer_rowid(&mut self, external_id: &str) -> Result<Option<i64>, StoreError> {
+        let index = customer_index(&mut self.customers, self.conn, self.path)?;
+        Ok(index.get(external_id).copied())
+    }
+
+    /// Rejects the row when row `rowid`, which has the same key, was
+    /// written earlier in this session.
+    fn check_seen(
+        &self,
+        kind: ImportKind,
+        rowid: i64,
+        key: &str,
+        derived: bool,
+    ) -> Result<(), RowError> {
+        match self.seen[kind.index()].line_of(rowid) {
+            Some(line) => Err(duplicate(kind, key, derived, line)),
+            None => Ok(()),
+        }
+    }
+
+    /// The rowid of a row just inserted by `result`; a unique-key conflict
+    /// means the key was written earlier in this session (the table was
+    /// empty, or the key was looked up first) and rejects the row.
+    fn inserted(
+        &self,
+        kind: ImportKind,
+        key: &str,
+        derived: bool,
+        result: rusqlite::Result<usize>,
+    ) -> Result<i64, RowError> {
+        let err = match result {
+            Ok(_) => return Ok(self.conn.last_insert_rowid()),
+            Err(err) => err,
+        };
+        let unique_conflict = matches!(
+            &err,
+            rusqlite::Error::SqliteFailure(failure, _)
+                if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+        );
+        if unique_conflict {
+            let first_line = self
+                .stored_rowid(kind, key)?
+                .and_then(|rowid| self.seen[kind.index()].line_of(rowid));
+            if let Some(line) = first_line {
+                return Err(duplicate(kind, key, derived, line));
+            }
+        }
+        Err(RowError::Fatal(StoreError::at(self.path, err)))
+    }
+
+    /// The rowid of the stored row of `kind` with `key`, if there is one.
+    fn stored_rowid(&self, kind: ImportKind, key: &str) -> Result<Option<i64>, StoreError> {
+        let sql = format!("SELECT id FROM {} WHERE external_id = ?1", kind.table());
+        self.conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
+            .at(self.path)
+    }
+
+    /// Notes that the stored row `rowid` of `kind` already matched the
+    /// record on `line`.
+    fn unchanged(&mut self, kind: ImportKind, rowid: i64, line: u64) -> Outcome {
+        self.remember(kind, rowid, line);
+        Outcome::Unchanged
+    }
+
+    /// Notes that row `rowid` of `kind` was written from `line`.
+    fn remember(&mut self, kind: ImportKind, rowid: i64, line: u64) {
+        self.seen[kind.index()].note(rowid, line);
+    }
+}
+
+/// Drops the indexes of `table` that were made with `CREATE INDEX` and are not
+/// unique (those enforce keys the import relies on), returning their SQL to
+/// run again at commit: building an index once over sorted data is much
+/// faster than updating it row by row.
+fn drop_secondary_indexes(tx: &Transaction<'_>, table: &str) -> rusqlite::Result<Vec<String>> {
+    let indexes: Vec<(String, String)> = tx
+        .prepare(
+            "SELECT s.name, s.sql FROM pragma_index_list(?1) AS l \
+             JOIN sqlite_schema AS s ON s.type = 'index' AND s.name = l.name \
+             WHERE l.origin = 'c' AND l.\"unique\" = 0 AND s.sql IS NOT NULL",
+        )?
+        .query_map([table], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut deferred = Vec::with_capacity(indexes.len());
+    for (name, sql) in indexes {
+        tx.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))?;
+        deferred.push(sql);
+    }
+    Ok(deferred)
+}
+
+/// The rejection of a row whose key was written from `first_line` already.
+fn duplicate(kind: ImportKind, key: &str, derived: bool, first_line: u64) -> RowError {
+    if derived {
+        return RowError::Rejected(RowRejection {
+            column: None,
+            reason: format!("duplicate row (same as line {first_line})"),
+        });
+    }
+    let column = kind.id_column();
+    reject(
+        column,
+        format!("duplicate {column} '{key}' (first seen on line {first_line})"),
+    )
+}
+
+/// The session's customer map, loaded on first use.
+fn customer_index<'a>(
+    slot: &'a mut Option<CustomerIndex>,
+    conn: &Connection,
+    path: &Path,
+) -> Result<&'a mut CustomerIndex, StoreError> {
+    if slot.is_none() {
+        // Sized up front: growing a map of a million keys rehashes it many
+        // times over.
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM customers", [], |row| row.get(0))
+            .at(path)?;
+        let capacity = usize::try_from(count).unwrap_or(0);
+        let mut index =
+            CustomerIndex::with_capacity_and_hasher(capacity, BuildMapHasher::default());
+        let mut stmt = conn
+            .prepare("SELECT external_id, id FROM customers")
+            .at(path)?;
+        let mut rows = stmt.query([]).at(path)?;
+        while let Some(row) = rows.next().at(path)? {
+            let external_id = row.get_ref(0).and_then(|v| Ok(v.as_str()?)).at(path)?;
+            index.insert(external_id.into(), row.get(1).at(path)?);
+        }
+        *slot = Some(index);
+    }
+    Ok(slot.as_mut().expect("loaded above"))
+}
+
+/// A count as SQLite stores it (saturating; counts never get near 2^63).
+fn sql_count(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// The rejection of a row for a customer that is not in the database.
+fn unknown_customer(external_id: &str, hint: &str) -> RowError {
+    reject(
+        "customer_id",
+        format!("unknown customer '{external_id}': import customers first{hint}"),
+    )
+}
+
+/// The rejection of a row for a problem in `column`.
+fn reject(column: &'static str, reason: impl Into<String>) -> RowError {
+    RowError::Rejected(RowRejection {
+        column: Some(column),
+        reason: reason.into(),
+    })
+}
+
+/// Rejects an empty value in a required text column.
+fn require(column: &'static str, value: &str) -> Result<(), RowError> {
+    if value.trim().is_empty() {
+        return Err(reject(column, format!("{column} is empty")));
+    }
+    Ok(())
+}
+
+/// Rejects a number that is NaN or infinite.
+fn require_finite(column: &'static str, value: f64) -> Result<(), RowError> {
+    if !value.is_finite() {
+        return Err(reject(
+            column,
+            format!("{column} is not a finite number ({value})"),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a given text differs from a stored one; `None` ("not given")
+/// never differs.
+fn text_differs(stored: ValueRef<'_>, given: Option<&str>) -> bool {
+    match given {
+        None => false,
+        Some(given) => !text_equals(stored, Some(given)),
+    }
+}
+
+/// Whether a stored text equals `given` exactly, `NULL` equalling `None`.
+fn text_equals(stored: ValueRef<'_>, given: Option<&str>) -> bool {
+    match (stored, given) {
+        (ValueRef::Null, None) => true,
+        (ValueRef::Text(stored), Some(given)) => stored == given.as_bytes(),
+        _ => false,
+    }
+}
+
+/// Whether a given integer differs from a stored one; `None` never differs.
+fn int_differs(stored: ValueRef<'_>, given: Option<i64>) -> bool {
+    match (stored, given) {
+        (_, None) => false,
+        (ValueRef::Integer(stored), Some(given)) => stored != given,
+        _ => true,
+    }
+}
+
+/// Whether a stored number equals `given`.
+fn real_equals(stored: ValueRef<'_>, given: f64) -> bool {
+    match stored {
+        ValueRef::Real(stored) => stored == given,
+        // REAL columns may keep whole numbers as integers on disk.
+        ValueRef::Integer(stored) => stored as f64 == given,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::CustomerRecord;
+
+    #[test]
+    fn kinds_display_as_lower_case_plurals() {
+        let names: Vec<String> = ImportKind::ALL.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            [
+                "customers",
+                "orders",
+                "interactions",
+                "complaints",
+                "feedback",
+                "managers"
+            ]
+        );
+    }
+
+    #[test]
+    fn after_a_fatal_error_nothing_more_is_written_or_committed() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut session = store
+            .import(ImportKind::Customers, ImportOptions::default())
+            .unwrap();
+        let ada = CustomerRecord {
+            external_id: "C1".into(),
+            ..CustomerRecord::default()
+        };
+        session.customer(2, &ada).unwrap();
+        // Make the next write fail inside SQLite.
+        session.conn.execute_batch("DROP TABLE customers").unwrap();
+        let bo = CustomerRecord {
+            external_id: "C2".into(),
+            ..CustomerRecord::default()
+        };
+        assert!(matches!(
+            session.customer(3, &bo),
+            Err(RowError::Fatal(StoreError::Sqlite(_)))
+        ));
+        let cy = CustomerRecord {
+            external_id: "C3".into(),
+            ..CustomerRecord::default()
+        };
+        assert!(matches!(
+            session.customer(4, &cy),
+            Err(RowError::Fatal(StoreError::ImportAborted { .. }))
+        ));
+        let err = session.commit(&ImportAudit::default()).unwrap_err();
+        assert!(matches!(err, StoreError::ImportAborted { .. }), "{err:?}");
+        // Rolled back: the table and the first customer are as before.
+        assert_eq!(store.counts().unwrap().customers, 0);
+        let imports: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM imports", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(imports, 0);
+    }
+}

@@ -1,0 +1,289 @@
+//! The database schema: its identity, the append-only list of migrations and
+//! the code that applies them.
+//!
+//! Conventions of the schema: times are `INTEGER` unix seconds in UTC, dates
+//! (birthdays) are `TEXT` in `YYYY-MM-DD`, money is `REAL`. Every table is
+//! `STRICT`, so SQLite refuses a value of the wrong type instead of storing it.
+
+use std::path::Path;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use crate::error::{AtPath, StoreError};
+
+/// `PRAGMA application_id` of every tiercare database: `'TIRC'` in ASCII.
+///
+/// It lets tiercare recognise its own files and refuse to touch a SQLite file
+/// that belongs to another program.
+pub const APPLICATION_ID: i32 = 0x5449_5243;
+
+/// The schema migrations, applied in order, each in its own transaction.
+/// `PRAGMA user_version` counts how many have been applied.
+///
+/// **Append only.** Never edit, reorder or remove a migration once it has
+/// shipped: databases in the field have already run it, and would silently
+/// differ from new ones. Change the schema by appending a new migration.
+/// The test `shipped_migrations_are_never_edited` pins the text of each one.
+///
+/// Later migrations will add tier assignments and their history, manual tier
+/// pins, the follow-up ledger, manager tasks, the outbox and the suppression
+/// list.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: customers, managers, and the facts imported about customers.
+    r#"
+CREATE TABLE customers (
+    id            INTEGER PRIMARY KEY,
+    external_id   TEXT NOT NULL UNIQUE,
+    name          TEXT,
+    email         TEXT,
+    phone         TEXT,
+    birthday      TEXT CHECK (birthday IS NULL OR date(birthday) IS birthday),
+    region        TEXT,
+    -- a manager's external id; no foreign key: managers may be imported later
+    owner         TEXT,
+    timezone      TEXT,
+    consent_email INTEGER NOT NULL DEFAULT 0 CHECK (consent_email IN (0, 1)),
+    consent_sms   INTEGER NOT NULL DEFAULT 0 CHECK (consent_sms IN (0, 1)),
+    consent_phone INTEGER NOT NULL DEFAULT 0 CHECK (consent_phone IN (0, 1)),
+    attributes    TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(attributes)),
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE managers (
+    id          INTEGER PRIMARY KEY,
+    external_id TEXT NOT NULL UNIQUE,
+    name        TEXT NOT NULL,
+    email       TEXT,
+    role        TEXT,
+    capacity    INTEGER CHECK (capacity IS NULL OR capacity >= 0),
+    active      INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE orders (
+    id          INTEGER PRIMARY KEY,
+    external_id TEXT NOT NULL UNIQUE,
+    customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    ordered_at  INTEGER NOT NULL,
+    amount      REAL NOT NULL,
+    item_count  INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX orders_by_customer ON orders(customer_id, ordered_at);
+
+CREATE TABLE order_items (
+    order_id    INTEGER NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+    line_no     INTEGER NOT NULL,
+    sku         TEXT,
+    description TEXT,
+    quantity    REAL NOT NULL,
+    unit_price  REAL NOT NULL,
+    amount      REAL NOT NULL,
+    PRIMARY KEY (order_id, line_no)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE interactions (
+    id          INTEGER PRIMARY KEY,
+    external_id TEXT NOT NULL UNIQUE,
+    customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    kind        TEXT NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    by_manager  TEXT,
+    note        TEXT
+) STRICT;
+CREATE INDEX interactions_by_customer ON interactions(customer_id, occurred_at);
+
+CREATE TABLE complaints (
+    id          INTEGER PRIMARY KEY,
+    external_id TEXT NOT NULL UNIQUE,
+    customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    opened_at   INTEGER NOT NULL,
+    resolved_at INTEGER,
+    -- 1 low, 2 medium, 3 high, 4 critical
+    severity    INTEGER NOT NULL CHECK (severity BETWEEN 1 AND 4),
+    subject     TEXT
+) STRICT;
+CREATE INDEX complaints_by_customer ON complaints(customer_id, opened_at);
+
+CREATE TABLE feedback (
+    id          INTEGER PRIMARY KEY,
+    external_id TEXT NOT NULL UNIQUE,
+    customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    given_at    INTEGER NOT NULL,
+    score       REAL NOT NULL,
+    comment     TEXT
+) STRICT;
+CREATE INDEX feedback_by_customer ON feedback(customer_id, given_at);
+
+-- an audit row per committed import
+CREATE TABLE imports (
+    id                INTEGER PRIMARY KEY,
+    kind              TEXT NOT NULL,
+    source            TEXT NOT NULL,
+    started_at        INTEGER NOT NULL,
+    finished_at       INTEGER NOT NULL,
+    rows_read         INTEGER NOT NULL,
+    imported          INTEGER NOT NULL,
+    updated           INTEGER NOT NULL,
+    unchanged         INTEGER NOT NULL,
+    skipped           INTEGER NOT NULL,
+    rejected          INTEGER NOT NULL,
+    customers_created INTEGER NOT NULL
+) STRICT;
+"#,
+];
+
+/// The schema version this build writes: the number of migrations it knows.
+pub fn supported_version() -> u32 {
+    u32::try_from(MIGRATIONS.len()).expect("fewer than 2^32 migrations")
+}
+
+/// Reads `PRAGMA user_version`: how many migrations the database has run.
+pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
+    // user_version is a signed 32-bit header field; tiercare only writes
+    // small positive values, so a negative one is as foreign as a huge one.
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    Ok(u32::try_from(version).unwrap_or(u32::MAX))
+}
+
+/// Brings the database at `path` up to date with `migrations`.
+///
+/// Each pending migration runs in its own `IMMEDIATE` transaction that also
+/// bumps `user_version` (and, for the first, stamps [`APPLICATION_ID`]), so a
+/// crash leaves the database at a version boundary. The version is re-read
+/// under the write lock, so two processes migrating at once apply each
+/// migration exactly once.
+pub(crate) fn migrate(
+    conn: &Connection,
+    path: &Path,
+    migrations: &[&str],
+) -> Result<(), StoreError> {
+    let supported = u32::try_from(migrations.len()).expect("fewer than 2^32 migrations");
+    let too_new = |found| StoreError::TooNew {
+        path: path.to_path_buf(),
+        found,
+        supported,
+    };
+    // A read first, so opening an up-to-date database never waits for (or
+    // takes) the write lock.
+    let found = user_version(conn).at(path)?;
+    if found > supported {
+        return Err(too_new(found));
+    }
+    if found == supported {
+        return Ok(());
+    }
+    loop {
+        let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).at(path)?;
+        let version = user_version(&tx).at(path)?;
+        if version > supported {
+            return Err(too_new(version));
+        }
+        let Some(sql) = migrations.get(version as usize) else {
+            return Ok(());
+        };
+        tx.execute_batch(sql).at(path)?;
+        if version == 0 {
+            tx.pragma_update(None, "application_id", APPLICATION_ID)
+                .at(path)?;
+        }
+        tx.pragma_update(None, "user_version", version + 1)
+            .at(path)?;
+        tx.commit().at(path)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::fnv1a64;
+
+    /// The FNV-1a hash of each shipped migration. If this test fails you
+    /// edited a shipped migration: undo that and append a new one instead.
+    const SHIPPED: &[u64] = &[0x9640_3f88_dafe_6d5b];
+
+    #[test]
+    fn shipped_migrations_are_never_edited() {
+        assert!(
+            MIGRATIONS.len() >= SHIPPED.len(),
+            "a shipped migration was removed"
+        );
+        for (index, (sql, hash)) in MIGRATIONS.iter().zip(SHIPPED).enumerate() {
+            assert_eq!(
+                fnv1a64(sql.as_bytes()),
+                *hash,
+                "migration {} was edited after shipping; append a new migration instead",
+                index + 1
+            );
+        }
+    }
+
+    fn tables(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn pending_migrations_are_applied_in_order_and_counted() {
+        let conn = Connection::open_in_memory().unwrap();
+        let path = Path::new(":memory:");
+        let first = ["CREATE TABLE one (x INTEGER);"];
+        migrate(&conn, path, &first).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 1);
+        let app_id: i32 = conn
+            .query_row("PRAGMA application_id", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(app_id, APPLICATION_ID);
+
+        // A newer build appends two migrations; only those two run.
+        let later = [
+            "CREATE TABLE one (x INTEGER);",
+            "CREATE TABLE two (y INTEGER);",
+            "ALTER TABLE two ADD COLUMN z TEXT;",
+        ];
+        migrate(&conn, path, &later).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 3);
+        assert_eq!(tables(&conn), ["one", "two"]);
+        conn.execute("INSERT INTO two (y, z) VALUES (1, 'z')", [])
+            .unwrap();
+
+        // Running again is a no-op.
+        migrate(&conn, path, &later).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 3);
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_previous_version() {
+        let conn = Connection::open_in_memory().unwrap();
+        let path = Path::new(":memory:");
+        let broken = ["CREATE TABLE one (x INTEGER);", "CREATE TABLE one (x);"];
+        let err = migrate(&conn, path, &broken).unwrap_err();
+        assert!(matches!(err, StoreError::Sqlite(_)), "{err:?}");
+        assert_eq!(user_version(&conn).unwrap(), 1);
+        assert_eq!(tables(&conn), ["one"]);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_build_is_refused() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        let err = migrate(&conn, Path::new(":memory:"), MIGRATIONS).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::TooNew {
+                    found: 7,
+                    supported: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+}
