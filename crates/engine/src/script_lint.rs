@@ -1,0 +1,217 @@
+//! Cheap static checks of Rhai scripts that catch mistakes Rhai itself accepts silently.
+//!
+//! Rhai evaluates a comparison between values of different types (`"3" <= 0`) to `false` without
+//! an error, so a column read as a string and compared with a number quietly never matches.
+//! [`number_comparisons`] finds `name <op> number` (and `number <op> name`) with a rough
+//! tokenizer that skips strings and comments; the caller decides which names are suspicious.
+
+use std::collections::HashSet;
+
+/// A bare variable compared with a number literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NumberComparison<'a> {
+    /// The variable.
+    pub(crate) name: &'a str,
+    /// 1-based line and column of the variable in the script.
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+}
+
+/// Every variable (not a keyword, not declared with `let`/`const` in the script, not a method or
+/// property) that the script compares with a number literal; each name once.
+pub(crate) fn number_comparisons(source: &str) -> Vec<NumberComparison<'_>> {
+    let tokens = tokenize(source);
+    let locals: HashSet<&str> = tokens
+        .windows(2)
+        .filter_map(|pair| match (&pair[0].kind, &pair[1].kind) {
+            (TokenKind::Ident("let" | "const"), TokenKind::Ident(name)) => Some(*name),
+            _ => None,
+        })
+        .collect();
+    let mut found: Vec<NumberComparison<'_>> = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        let TokenKind::Ident(name) = token.kind else {
+            continue;
+        };
+        if locals.contains(name)
+            || RHAI_WORDS.contains(&name)
+            || found.iter().any(|seen| seen.name == name)
+        {
+            continue;
+        }
+        let before = i.checked_sub(1).map(|j| &tokens[j].kind);
+        let after = tokens.get(i + 1).map(|t| &t.kind);
+        if matches!(before, Some(TokenKind::Punct(".")))
+            || matches!(after, Some(TokenKind::Punct("(" | ".")))
+        {
+            continue;
+        }
+        let number_after = matches!(after, Some(TokenKind::Compare))
+            && matches!(
+                (
+                    tokens.get(i + 2).map(|t| &t.kind),
+                    tokens.get(i + 3).map(|t| &t.kind)
+                ),
+                (Some(TokenKind::Number), _)
+                    | (Some(TokenKind::Punct("-")), Some(TokenKind::Number))
+            );
+        let number_before = matches!(before, Some(TokenKind::Compare))
+            && i >= 2
+            && matches!(tokens[i - 2].kind, TokenKind::Number);
+        if number_after || number_before {
+            found.push(NumberComparison {
+                name,
+                line: token.line,
+                column: token.column,
+            });
+        }
+    }
+    found
+}
+
+const RHAI_WORDS: &[&str] = &[
+    "true", "false", "if", "else", "let", "const", "fn", "return", "while", "loop", "for", "in",
+    "do", "until", "break", "continue", "switch", "this", "throw", "try", "catch", "private",
+];
+
+#[derive(Debug, PartialEq)]
+enum TokenKind<'a> {
+    Ident(&'a str),
+    Number,
+    Compare,
+    Punct(&'a str),
+}
+
+struct Token<'a> {
+    kind: TokenKind<'a>,
+    /// 1-based line and column in the script.
+    line: usize,
+    column: usize,
+}
+
+/// A rough tokenizer, good enough to spot `name <op> number` outside strings and comments.
+fn tokenize(source: &str) -> Vec<Token<'_>> {
+    let mut tokens = Vec::new();
+    let chars: Vec<(usize, char)> = source.char_indices().collect();
+    let (mut line, mut column) = (1, 1);
+    let mut i = 0;
+    let advance = |i: &mut usize, line: &mut usize, column: &mut usize, n: usize| {
+        for _ in 0..n {
+            if let Some(&(_, c)) = chars.get(*i) {
+                if c == '\n' {
+                    *line += 1;
+                    *column = 1;
+                } else {
+                    *column += 1;
+                }
+            }
+            *i += 1;
+        }
+    };
+    while let Some(&(start, c)) = chars.get(i) {
+        let next = chars.get(i + 1).map(|&(_, c)| c);
+        let (token_line, token_column) = (line, column);
+        if c == '"' || c == '`' || c == '\'' {
+            let mut n = 1;
+            while let Some(&(_, d)) = chars.get(i + n) {
+                n += 1;
+                if d == '\\' {
+                    n += 1;
+                } else if d == c {
+                    break;
+                }
+            }
+            advance(&mut i, &mut line, &mut column, n);
+        } else if c == '/' && next == Some('/') {
+            let mut n = 0;
+            while chars.get(i + n).is_some_and(|&(_, d)| d != '\n') {
+                n += 1;
+            }
+            advance(&mut i, &mut line, &mut column, n);
+        } else if c == '/' && next == Some('*') {
+            let mut n = 2;
+            while chars.get(i + n).is_some()
+                && !(chars[i + n].1 == '*' && chars.get(i + n + 1).is_some_and(|&(_, d)| d == '/'))
+            {
+                n += 1;
+            }
+            advance(&mut i, &mut line, &mut column, n + 2);
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let mut n = 0;
+            while chars
+                .get(i + n)
+                .is_some_and(|&(_, d)| d.is_ascii_alphanumeric() || d == '_')
+            {
+                n += 1;
+            }
+            let end = chars.get(i + n).map_or(source.len(), |&(index, _)| index);
+            tokens.push(Token {
+                kind: TokenKind::Ident(&source[start..end]),
+                line: token_line,
+                column: token_column,
+            });
+            advance(&mut i, &mut line, &mut column, n);
+        } else if c.is_ascii_digit() {
+            let mut n = 0;
+            while chars
+                .get(i + n)
+                .is_some_and(|&(_, d)| d.is_ascii_alphanumeric() || d == '_' || d == '.')
+            {
+                n += 1;
+            }
+            tokens.push(Token {
+                kind: TokenKind::Number,
+                line: token_line,
+                column: token_column,
+            });
+            advance(&mut i, &mut line, &mut column, n);
+        } else if c.is_whitespace() {
+            advance(&mut i, &mut line, &mut column, 1);
+        } else {
+            let two: String = chars[i..chars.len().min(i + 2)]
+                .iter()
+                .map(|&(_, d)| d)
+                .collect();
+            let (kind, n) = match two.as_str() {
+                "<=" | ">=" | "==" | "!=" => (TokenKind::Compare, 2),
+                _ if c == '<' || c == '>' => (TokenKind::Compare, 1),
+                _ => (TokenKind::Punct(&source[start..start + c.len_utf8()]), 1),
+            };
+            tokens.push(Token {
+                kind,
+                line: token_line,
+                column: token_column,
+            });
+            advance(&mut i, &mut line, &mut column, n);
+        }
+    }
+    tokens
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(source: &str) -> Vec<(&str, usize, usize)> {
+        number_comparisons(source)
+            .into_iter()
+            .map(|found| (found.name, found.line, found.column))
+            .collect()
+    }
+
+    #[test]
+    fn finds_comparisons_with_numbers() {
+        assert_eq!(names("Quantity <= 0"), [("Quantity", 1, 1)]);
+        assert_eq!(names("a > -1.5 || 3 == b"), [("a", 1, 1), ("b", 1, 18)]);
+        assert_eq!(names("x &&\n  Price >= 10"), [("Price", 2, 3)]);
+    }
+
+    #[test]
+    fn ignores_strings_comments_locals_and_methods() {
+        assert!(names(r#""a > 1" == s"#).is_empty());
+        assert!(names("// a > 1\n/* b < 2 */ true").is_empty());
+        assert!(names("let q = 1; q > 0").is_empty());
+        assert!(names("x.len() > 0 || y.size > 1").is_empty());
+        assert!(names("a == b").is_empty());
+    }
+}

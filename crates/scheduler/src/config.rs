@@ -1,0 +1,301 @@
+//! `tiercare.toml`: the workspace's settings, parsed and validated.
+//!
+//! The file holds no secrets: the SMTP password is named by an environment variable
+//! (`password_env`) and read from the environment when mail is sent.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The name of the settings file at the root of every workspace.
+pub const CONFIG_FILE: &str = "tiercare.toml";
+
+/// How long a write waits for a lock by default: long enough to ride out a daemon's transaction.
+pub const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5000;
+
+/// A workspace's validated settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The workspace's time zone: times without an offset in imported files are read in it.
+    pub timezone: chrono_tz::Tz,
+    /// The database file, relative to the workspace root unless absolute.
+    pub database: PathBuf,
+    /// How long a write waits for another process's lock before giving up.
+    pub busy_timeout: std::time::Duration,
+    /// How mail leaves the workspace.
+    pub mail: MailConfig,
+}
+
+/// Mail settings (`[mail]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// Which transport delivers mail.
+    #[serde(default)]
+    pub transport: Transport,
+    /// For the folder transport: where `.eml` files are written, relative to the workspace root.
+    #[serde(default = "default_mail_folder")]
+    pub folder: PathBuf,
+    /// The `From` address of care emails.
+    #[serde(default = "default_from")]
+    pub from: String,
+    /// SMTP settings, used when `transport = "smtp"`.
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// The mail transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// One `.eml` file per message in a local folder: the default, no server needed.
+    #[default]
+    Folder,
+    /// An SMTP server.
+    Smtp,
+}
+
+/// SMTP settings (`[mail.smtp]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Server host name.
+    pub host: String,
+    /// Server port (587 for STARTTLS, 465 for TLS).
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// Connection security.
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    /// Login name, if the server wants AUTH.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The environment variable that holds the password (never the password itself).
+    #[serde(default = "default_password_env")]
+    pub password_env: String,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a server on the same machine.
+    None,
+}
+
+fn default_mail_folder() -> PathBuf {
+    PathBuf::from("mail")
+}
+
+fn default_from() -> String {
+    "Customer Care <care@example.com>".to_owned()
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+fn default_password_env() -> String {
+    "TIERCARE_SMTP_PASSWORD".to_owned()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    workspace: RawWorkspace,
+    #[serde(default)]
+    database: RawDatabase,
+    mail: Option<MailConfig>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWorkspace {
+    timezone: Option<toml::Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    path: Option<PathBuf>,
+    busy_timeout_ms: Option<u64>,
+}
+
+/// A problem in `tiercare.toml`, with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => write!(f, "{line}:{column}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+impl Config {
+    /// Parses and validates the text of a `tiercare.toml`.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|err| {
+            let (line, column) = err
+                .span()
+                .map(|span| position(text, span.start))
+                .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            ConfigError {
+                line,
+                column,
+                message: err.message().trim().to_owned(),
+            }
+        })?;
+        let timezone = match raw.workspace.timezone {
+            None => chrono_tz::UTC,
+            Some(spanned) => {
+                let (line, column) = position(text, spanned.span().start);
+                spanned.get_ref().parse::<chrono_tz::Tz>().map_err(|_| ConfigError {
+                    line: Some(line),
+                    column: Some(column),
+                    message: format!(
+                        "unknown time zone `{}`: use an IANA name such as \"Europe/London\" or \"Asia/Shanghai\"",
+                        spanned.get_ref()
+                    ),
+                })?
+            }
+        };
+        let mail = raw.mail.unwrap_or_else(|| MailConfig {
+            transport: Transport::Folder,
+            folder: default_mail_folder(),
+            from: default_from(),
+            smtp: None,
+        });
+        if mail.transport == Transport::Smtp && mail.smtp.is_none() {
+            return Err(ConfigError {
+                line: None,
+                column: None,
+                message: "mail.transport is \"smtp\" but there is no [mail.smtp] section: add one with at least `host`".to_owned(),
+            });
+        }
+        Ok(Config {
+            timezone,
+            database: raw
+                .database
+                .path
+                .unwrap_or_else(|| PathBuf::from("tiercare.db")),
+            busy_timeout: std::time::Duration::from_millis(
+                raw.database
+                    .busy_timeout_ms
+                    .unwrap_or(DEFAULT_BUSY_TIMEOUT_MS),
+            ),
+            mail,
+        })
+    }
+
+    /// The text `tiercare init` writes: every setting, commented.
+    pub fn initial_text(timezone: chrono_tz::Tz) -> String {
+        format!(
+            r#"# tiercare workspace settings. Every command finds this file at the workspace root
+# (the current directory, `--workspace DIR` or $TIERCARE_HOME).
+
+[workspace]
+# Times in imported files that carry no UTC offset are read in this IANA time zone.
+timezone = "{timezone}"
+
+[database]
+# The SQLite database, relative to this file. The CLI and the daemon share it safely.
+path = "tiercare.db"
+# How long a write waits for another process's lock before it gives up, in milliseconds.
+# busy_timeout_ms = 5000
+
+[mail]
+# "folder" writes one .eml file per message into `folder` (no mail server needed);
+# "smtp" delivers through the server in [mail.smtp].
+transport = "folder"
+folder = "mail"
+from = "Customer Care <care@example.com>"
+
+# [mail.smtp]
+# host = "smtp.example.com"
+# port = 587
+# security = "starttls"                   # "starttls", "tls" or "none"
+# username = "care@example.com"
+# password_env = "TIERCARE_SMTP_PASSWORD"  # the password comes from this environment variable
+"#
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_text_parses_to_the_defaults() {
+        let config = Config::parse(&Config::initial_text(chrono_tz::Europe::London)).unwrap();
+        assert_eq!(config.timezone, chrono_tz::Europe::London);
+        assert_eq!(config.database, PathBuf::from("tiercare.db"));
+        assert_eq!(config.mail.transport, Transport::Folder);
+        assert_eq!(config.mail.folder, PathBuf::from("mail"));
+        assert!(config.mail.smtp.is_none());
+    }
+
+    #[test]
+    fn smtp_section_is_read_with_the_password_named_not_given() {
+        let config = Config::parse(
+            "[mail]\ntransport = \"smtp\"\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = 2525\nsecurity = \"none\"\n",
+        )
+        .unwrap();
+        let smtp = config.mail.smtp.unwrap();
+        assert_eq!(smtp.port, 2525);
+        assert_eq!(smtp.security, SmtpSecurity::None);
+        assert_eq!(smtp.password_env, "TIERCARE_SMTP_PASSWORD");
+    }
+
+    #[test]
+    fn a_password_key_is_refused() {
+        let err = Config::parse(
+            "[mail]\ntransport = \"smtp\"\n[mail.smtp]\nhost = \"h\"\npassword = \"hunter2\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, Some(5));
+        assert!(err.message.contains("unknown field `password`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_time_zone_points_at_the_value() {
+        let err = Config::parse("[workspace]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
+        assert_eq!((err.line, err.column), (Some(2), Some(12)));
+        assert!(err.message.contains("Mars/Olympus"), "{err}");
+    }
+
+    #[test]
+    fn smtp_transport_needs_its_section() {
+        let err = Config::parse("[mail]\ntransport = \"smtp\"\n").unwrap_err();
+        assert!(err.message.contains("[mail.smtp]"), "{err}");
+    }
+}

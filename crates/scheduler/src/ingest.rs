@@ -1,0 +1,1014 @@
+//! Import: reads a CSV or JSON Lines file (optionally gzip-compressed), turns each row into our
+//! records through a mapping (the engine), and writes them through the store in one transaction.
+//!
+//! An import is all or nothing at the file level: rows with problems are rejected and reported
+//! (or, with `strict`, the whole file is refused), and nothing is written unless the whole file was
+//! read. The store's upserts make a re-import of the same file change nothing.
+
+use std::cell::Cell as StdCell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Instant;
+
+use serde::Serialize;
+use tiercare_engine::mapping::{
+    BindError, BoundMapping, Cell, Mapping, RowOutcome, TypedRow, Value,
+};
+use tiercare_engine::{Diagnostic, RecordKind};
+use tiercare_store::{
+    ComplaintRecord, CustomerRecord, FeedbackRecord, ImportAudit, ImportKind, ImportOptions,
+    ImportSession, InteractionRecord, ManagerRecord, OrderItem, OrderRecord, Outcome, RowError,
+    Store, StoreError,
+};
+
+/// How many rejected rows a report lists (all are counted).
+pub const MAX_LISTED_REJECTIONS: usize = 1000;
+
+/// The file formats `import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    /// Comma-separated values with a header line (delimiter set by the mapping; `.tsv` means tab).
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+impl FileFormat {
+    /// Guesses the format from the file name (`.jsonl`/`.ndjson` → JSON Lines, else CSV), looking
+    /// through a `.gz` suffix.
+    pub fn from_path(path: &Path) -> FileFormat {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        let name = name.strip_suffix(".gz").unwrap_or(&name);
+        if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
+            FileFormat::Jsonl
+        } else {
+            FileFormat::Csv
+        }
+    }
+}
+
+/// One import to run.
+#[derive(Debug, Clone)]
+pub struct ImportRequest<'a> {
+    /// What the file holds.
+    pub kind: RecordKind,
+    /// The data file.
+    pub file: &'a Path,
+    /// The text and path of a mapping file, when the file's columns are not ours.
+    pub mapping: Option<(&'a Path, &'a str)>,
+    /// Refuse the whole file on the first rejected row.
+    pub strict: bool,
+    /// The format, when the file name does not tell.
+    pub format: Option<FileFormat>,
+    /// The time zone for times without an offset (the workspace's).
+    pub timezone: chrono_tz::Tz,
+}
+
+/// A row that was not imported, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RejectedRow {
+    /// The line in the file where the row starts (1-based, the header is line 1 in CSV).
+    pub line: u64,
+    /// The column (or mapping key) at fault.
+    pub column: String,
+    /// The offending value, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for RejectedRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.reason
+        )?;
+        if let Some(value) = &self.value {
+            write!(f, " (value {value:?})")?;
+        }
+        Ok(())
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// What was imported.
+    pub kind: String,
+    /// The data file.
+    pub file: PathBuf,
+    /// Data rows read (lines of an order count one each).
+    pub read: u64,
+    /// Records newly written (orders, not lines, when lines are grouped).
+    pub imported: u64,
+    /// Records that existed and changed.
+    pub updated: u64,
+    /// Records that existed and were already the same.
+    pub unchanged: u64,
+    /// Rows left out by the mapping's `skip` rules.
+    pub skipped: u64,
+    /// Skipped rows per reason, in the mapping's order.
+    pub skipped_by_reason: Vec<(String, u64)>,
+    /// Rows rejected for a problem.
+    pub rejected: u64,
+    /// Order lines written, when lines were grouped into orders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_lines: Option<u64>,
+    /// Customers created from orders (`create_customers: true`).
+    pub customers_created: u64,
+    /// The first [`MAX_LISTED_REJECTIONS`] rejected rows.
+    pub rejections: Vec<RejectedRow>,
+    /// Wall time in milliseconds.
+    pub elapsed_ms: u128,
+}
+
+/// Why an import wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The mapping file is invalid (or refers to columns the file does not have).
+    #[error("{}", tiercare_engine::render_all(diagnostics, false))]
+    Mapping {
+        /// Every problem found, with positions.
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// The header lacks columns the import needs.
+    #[error("{}: {message}", path.display())]
+    Columns {
+        /// The data file.
+        path: PathBuf,
+        /// Which columns are missing and which were found.
+        message: String,
+    },
+    /// The file is not UTF-8.
+    #[error(
+        "{}:{line}: the file is not UTF-8 text ({detail}); it may be GBK/GB18030 or Latin-1: convert it first, e.g. `iconv -f GBK -t UTF-8 in.csv > out.csv`",
+        path.display()
+    )]
+    Encoding {
+        /// The data file.
+        path: PathBuf,
+        /// The line with the first invalid byte.
+        line: u64,
+        /// Where in the line.
+        detail: String,
+    },
+    /// The file is not well-formed CSV or JSON Lines.
+    #[error("{}:{line}: {message}", path.display())]
+    Syntax {
+        /// The data file.
+        path: PathBuf,
+        /// The line.
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file has no header line or no data.
+    #[error("{}: the file is empty: expected a header line", path.display())]
+    Empty {
+        /// The data file.
+        path: PathBuf,
+    },
+    /// `--strict` and a row was rejected.
+    #[error("{}: {row}\nnothing was imported (--strict refuses the whole file on the first bad row)", path.display())]
+    Strict {
+        /// The data file.
+        path: PathBuf,
+        /// The first bad row.
+        row: RejectedRow,
+    },
+    /// The database refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Progress of an import, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Bytes of the file read so far (compressed bytes for `.gz`).
+    pub bytes: u64,
+    /// The file's size in bytes.
+    pub total: u64,
+    /// Rows read so far.
+    pub rows: u64,
+}
+
+/// Imports one file into `store`.
+pub fn import_file(
+    store: &mut Store,
+    request: &ImportRequest<'_>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ImportReport, ImportError> {
+    let started = Instant::now();
+    let path = request.file;
+    let mapping = match request.mapping {
+        Some((mapping_path, text)) => {
+            Mapping::parse(&mapping_path.to_string_lossy(), text, request.kind)
+                .map_err(|diagnostics| ImportError::Mapping { diagnostics })?
+        }
+        None => Mapping::native(request.kind),
+    };
+    let format = request
+        .format
+        .unwrap_or_else(|| FileFormat::from_path(path));
+    let file = File::open(path).map_err(|source| ImportError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let counter = Rc::new(StdCell::new(0u64));
+    let counted = CountingReader {
+        inner: file,
+        count: Rc::clone(&counter),
+    };
+    let is_gzip = path
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
+    let reader: Box<dyn Read> = if is_gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            1 << 16,
+            counted,
+        )))
+    } else {
+        Box::new(counted)
+    };
+
+    let mut source: Box<dyn RowSource> = match format {
+        FileFormat::Csv => {
+            let default_delimiter = if path.to_string_lossy().to_ascii_lowercase().contains(".tsv")
+            {
+                b'\t'
+            } else {
+                b','
+            };
+            Box::new(CsvSource::new(
+                path,
+                reader,
+                mapping.delimiter().unwrap_or(default_delimiter),
+            )?)
+        }
+        FileFormat::Jsonl => Box::new(JsonlSource::new(path, reader)?),
+    };
+
+    let header_names = source.header().to_vec();
+    let header: Vec<&str> = header_names.iter().map(String::as_str).collect();
+    let bound = mapping
+        .bind(&header, request.timezone)
+        .map_err(|err| bind_error(path, err))?;
+    let grouping = mapping.group_by().is_some()
+        || (request.kind == RecordKind::Orders
+            && request.mapping.is_none()
+            && ["sku", "quantity", "unit_price"]
+                .iter()
+                .any(|c| header.contains(c)));
+
+    let kind = store_kind(request.kind);
+    let mut session = store.import(
+        kind,
+        ImportOptions {
+            create_missing_customers: mapping.create_customers(),
+            source: path.to_string_lossy().into_owned(),
+        },
+    )?;
+    let mut run = Run {
+        path,
+        strict: request.strict,
+        report: ImportReport {
+            kind: request.kind.to_string(),
+            file: path.to_owned(),
+            read: 0,
+            imported: 0,
+            updated: 0,
+            unchanged: 0,
+            skipped: 0,
+            skipped_by_reason: mapping
+                .skip_reasons()
+                .iter()
+                .map(|r| (r.clone(), 0))
+                .collect(),
+            rejected: 0,
+            order_lines: grouping.then_some(0),
+            customers_created: 0,
+            rejections: Vec::new(),
+            elapsed_ms: 0,
+        },
+    };
+    let mut writer = RecordWriter::new(request.kind, &bound, grouping);
+    let mut bound = bound;
+    loop {
+        let Some(row) = source.next_row()? else { break };
+        run.report.read += 1;
+        if run.report.read % 8192 == 0 {
+            progress(Progress {
+                bytes: counter.get(),
+                total,
+                rows: run.report.read,
+            });
+        }
+        let line = row.line;
+        if row.fields.len() != header.len() && format == FileFormat::Csv {
+            run.reject(RejectedRow {
+                line,
+                column: "(row)".to_owned(),
+                value: None,
+                reason: format!(
+                    "the row has {} fields but the header has {}: a stray delimiter or quote?",
+                    row.fields.len(),
+                    header.len()
+                ),
+            })?;
+            continue;
+        }
+        let cells: Vec<Cell<'_>> = row.fields.iter().map(Field::as_cell).collect();
+        let outcome = bound.apply(&cells);
+        match outcome {
+            RowOutcome::Skip(reason) => {
+                run.report.skipped += 1;
+                if let Some(slot) = run.report.skipped_by_reason.get_mut(reason) {
+                    slot.1 += 1;
+                }
+            }
+            RowOutcome::Reject(rejection) => run.reject(RejectedRow {
+                line,
+                column: rejection.column,
+                value: rejection.value,
+                reason: rejection.reason,
+            })?,
+            RowOutcome::Row(typed) => match writer.write(&mut session, line, typed) {
+                Ok(Some(outcome)) => run.count(outcome),
+                Ok(None) => {}
+                Err(WriteError::Rejected(row)) => run.reject(row)?,
+                Err(WriteError::Store(err)) => return Err(err.into()),
+            },
+        }
+    }
+    for (line, order) in writer.finish() {
+        if let Some(lines) = run.report.order_lines.as_mut() {
+            *lines += order.items.len() as u64;
+        }
+        match written(line, session.order(line, &order)) {
+            Ok(outcome) => run.count(outcome),
+            Err(WriteError::Rejected(row)) => run.reject(row)?,
+            Err(WriteError::Store(err)) => return Err(err.into()),
+        }
+    }
+    progress(Progress {
+        bytes: counter.get(),
+        total,
+        rows: run.report.read,
+    });
+    run.report.customers_created = session.customers_created();
+    let report = &run.report;
+    session.commit(&ImportAudit {
+        rows_read: report.read,
+        imported: report.imported,
+        updated: report.updated,
+        unchanged: report.unchanged,
+        skipped: report.skipped,
+        rejected: report.rejected,
+    })?;
+    run.report.elapsed_ms = started.elapsed().as_millis();
+    Ok(run.report)
+}
+
+fn bind_error(path: &Path, err: BindError) -> ImportError {
+    match err {
+        BindError::Script { diagnostics } => ImportError::Mapping { diagnostics },
+        other => ImportError::Columns {
+            path: path.to_owned(),
+            message: other.to_string(),
+        },
+    }
+}
+
+fn store_kind(kind: RecordKind) -> ImportKind {
+    match kind {
+        RecordKind::Customers => ImportKind::Customers,
+        RecordKind::Orders => ImportKind::Orders,
+        RecordKind::Interactions => ImportKind::Interactions,
+        RecordKind::Complaints => ImportKind::Complaints,
+        RecordKind::Feedback => ImportKind::Feedback,
+        RecordKind::Managers => ImportKind::Managers,
+    }
+}
+
+struct Run<'a> {
+    path: &'a Path,
+    strict: bool,
+    report: ImportReport,
+}
+
+impl Run<'_> {
+    fn reject(&mut self, row: RejectedRow) -> Result<(), ImportError> {
+        if self.strict {
+            return Err(ImportError::Strict {
+                path: self.path.to_owned(),
+                row,
+            });
+        }
+        self.report.rejected += 1;
+        if self.report.rejections.len() < MAX_LISTED_REJECTIONS {
+            self.report.rejections.push(row);
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Inserted => self.report.imported += 1,
+            Outcome::Updated => self.report.updated += 1,
+            Outcome::Unchanged => self.report.unchanged += 1,
+        }
+    }
+}
+
+/// Counts the bytes read from the underlying file, for progress.
+struct CountingReader<R> {
+    inner: R,
+    count: Rc<StdCell<u64>>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// One field of a row as read from the file.
+enum Field {
+    Text(String),
+    Null,
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Field {
+    fn as_cell(&self) -> Cell<'_> {
+        match self {
+            Field::Text(text) => Cell::Str(text),
+            Field::Null => Cell::Null,
+            Field::Int(v) => Cell::Int(*v),
+            Field::Float(v) => Cell::Float(*v),
+            Field::Bool(v) => Cell::Bool(*v),
+        }
+    }
+}
+
+struct Row<'a> {
+    line: u64,
+    fields: &'a [Field],
+}
+
+trait RowSource {
+    fn header(&self) -> &[String];
+    fn next_row(&mut self) -> Result<Option<Row<'_>>, ImportError>;
+}
+
+struct CsvSource {
+    path: PathBuf,
+    reader: csv::Reader<Box<dyn Read>>,
+    header: Vec<String>,
+    record: csv::ByteRecord,
+    fields: Vec<Field>,
+}
+
+fn utf8<'b>(path: &Path, line: u64, bytes: &'b [u8]) -> Result<&'b str, ImportError> {
+    std::str::from_utf8(bytes).map_err(|err| ImportError::Encoding {
+        path: path.to_owned(),
+        line,
+        detail: format!("invalid byte 0x{:02X} in a field", bytes[err.valid_up_to()]),
+    })
+}
+
+fn csv_error(path: &Path, err: csv::Error) -> ImportError {
+    let line = err.position().map_or(0, csv::Position::line);
+    match err.into_kind() {
+        csv::ErrorKind::Io(source) => ImportError::Io {
+            path: path.to_owned(),
+            source,
+        },
+        other => ImportError::Syntax {
+            path: path.to_owned(),
+            line,
+            message: format!("{other:?}"),
+        },
+    }
+}
+
+impl CsvSource {
+    fn new(path: &Path, reader: Box<dyn Read>, delimiter: u8) -> Result<CsvSource, ImportError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .flexible(true)
+            .has_headers(true)
+            .buffer_capacity(1 << 16)
+            .from_reader(reader);
+        let raw = reader
+            .byte_headers()
+            .map_err(|err| csv_error(path, err))?
+            .clone();
+        if raw.is_empty() || (raw.len() == 1 && raw[0].is_empty()) {
+            return Err(ImportError::Empty {
+                path: path.to_owned(),
+            });
+        }
+        let mut header = Vec::with_capacity(raw.len());
+        for (i, name) in raw.iter().enumerate() {
+            let name = utf8(path, 1, name)?;
+            let name = if i == 0 {
+                name.strip_prefix('\u{feff}').unwrap_or(name)
+            } else {
+                name
+            };
+            header.push(name.trim().to_owned());
+        }
+        Ok(CsvSource {
+            path: path.to_owned(),
+            reader,
+            header,
+            record: csv::ByteRecord::new(),
+            fields: Vec::new(),
+        })
+    }
+}
+
+impl RowSource for CsvSource {
+    fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    fn next_row(&mut self) -> Result<Option<Row<'_>>, ImportError> {
+        loop {
+            let more = self
+                .reader
+                .read_byte_record(&mut self.record)
+                .map_err(|err| csv_error(&self.path, err))?;
+            if !more {
+                return Ok(None);
+            }
+            // A blank line reads as one empty field: not a row.
+            if self.record.len() == 1 && self.record[0].is_empty() {
+                continue;
+            }
+            break;
+        }
+        let line = self.record.position().map_or(0, csv::Position::line);
+        self.fields.clear();
+        for bytes in &self.record {
+            let text = utf8(&self.path, line, bytes)?;
+            self.fields.push(Field::Text(text.to_owned()));
+        }
+        Ok(Some(Row {
+            line,
+            fields: &self.fields,
+        }))
+    }
+}
+
+/// One line of a JSON Lines file.
+type JsonObject = serde_json::Map<String, serde_json::Value>;
+
+struct JsonlSource {
+    path: PathBuf,
+    lines: io::Lines<BufReader<Box<dyn Read>>>,
+    line: u64,
+    header: Vec<String>,
+    index: HashMap<String, usize>,
+    pending: Option<(u64, JsonObject)>,
+    fields: Vec<Field>,
+}
+
+impl JsonlSource {
+    /// Reads the first object to learn the keys; later objects may omit keys (null) but a key
+    /// the first line lacks is reported on its row.
+    fn new(path: &Path, reader: Box<dyn Read>) -> Result<JsonlSource, ImportError> {
+        let mut source = JsonlSource {
+            path: path.to_owned(),
+            lines: BufReader::with_capacity(1 << 16, reader).lines(),
+            line: 0,
+            header: Vec::new(),
+            index: HashMap::new(),
+            pending: None,
+            fields: Vec::new(),
+        };
+        let Some((line, first)) = source.next_object()? else {
+            return Err(ImportError::Empty {
+                path: path.to_owned(),
+            });
+        };
+        for key in first.keys() {
+            source.index.insert(key.clone(), source.header.len());
+            source.header.push(key.clone());
+        }
+        source.pending = Some((line, first));
+        Ok(source)
+    }
+
+    fn next_object(&mut self) -> Result<Option<(u64, JsonObject)>, ImportError> {
+        for text in self.lines.by_ref() {
+            self.line += 1;
+            let text = text.map_err(|source| {
+                if source.kind() == io::ErrorKind::InvalidData {
+                    ImportError::Encoding {
+                        path: self.path.clone(),
+                        line: self.line,
+                        detail: "invalid UTF-8".to_owned(),
+                    }
+                } else {
+                    ImportError::Io {
+                        path: self.path.clone(),
+                        source,
+                    }
+                }
+            })?;
+            let text = if self.line == 1 {
+                text.strip_prefix('\u{feff}').unwrap_or(&text).to_owned()
+            } else {
+                text
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            return match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Object(map)) => Ok(Some((self.line, map))),
+                Ok(_) => Err(ImportError::Syntax {
+                    path: self.path.clone(),
+                    line: self.line,
+                    message: "expected a JSON object on each line".to_owned(),
+                }),
+                Err(err) => Err(ImportError::Syntax {
+                    path: self.path.clone(),
+                    line: self.line,
+                    message: format!("invalid JSON at column {}: {err}", err.column()),
+                }),
+            };
+        }
+        Ok(None)
+    }
+}
+
+impl RowSource for JsonlSource {
+    fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    fn next_row(&mut self) -> Result<Option<Row<'_>>, ImportError> {
+        let next = match self.pending.take() {
+            Some(pending) => Some(pending),
+            None => self.next_object()?,
+        };
+        let Some((line, object)) = next else {
+            return Ok(None);
+        };
+        self.fields.clear();
+        self.fields.resize_with(self.header.len(), || Field::Null);
+        for (key, value) in object {
+            let Some(&i) = self.index.get(&key) else {
+                // Reported as a row problem by a short field list.
+                return Err(ImportError::Syntax {
+                    path: self.path.clone(),
+                    line,
+                    message: format!(
+                        "key `{key}` is not in the first line's object; every key must appear on the first line (use null there)"
+                    ),
+                });
+            };
+            self.fields[i] = match value {
+                serde_json::Value::Null => Field::Null,
+                serde_json::Value::Bool(b) => Field::Bool(b),
+                serde_json::Value::Number(n) => match n.as_i64() {
+                    Some(i) => Field::Int(i),
+                    None => Field::Float(n.as_f64().unwrap_or(f64::NAN)),
+                },
+                serde_json::Value::String(s) => Field::Text(s),
+                nested => Field::Text(nested.to_string()),
+            };
+        }
+        Ok(Some(Row {
+            line,
+            fields: &self.fields,
+        }))
+    }
+}
+
+enum WriteError {
+    Rejected(RejectedRow),
+    Store(StoreError),
+}
+
+/// Field positions of one kind, looked up once.
+struct Columns {
+    idx: HashMap<&'static str, usize>,
+}
+
+impl Columns {
+    fn new(kind: RecordKind, bound: &BoundMapping<'_>) -> Columns {
+        let idx = tiercare_engine::fields(kind)
+            .iter()
+            .filter_map(|spec| bound.field_index(spec.name).map(|i| (spec.name, i)))
+            .collect();
+        Columns { idx }
+    }
+
+    fn take(&self, row: &mut TypedRow, name: &str) -> Option<Value> {
+        let i = *self.idx.get(name)?;
+        row.values.get_mut(i)?.take()
+    }
+
+    fn text(&self, row: &mut TypedRow, name: &str) -> Option<String> {
+        match self.take(row, name)? {
+            Value::Text(s) => Some(s),
+            Value::Int(v) => Some(v.to_string()),
+            Value::Float(v) => Some(v.to_string()),
+            Value::Bool(v) => Some(v.to_string()),
+            Value::Time(v) => Some(v.to_string()),
+            Value::Date(d) => Some(d.to_string()),
+        }
+    }
+
+    fn float(&self, row: &mut TypedRow, name: &str) -> Option<f64> {
+        match self.take(row, name)? {
+            Value::Float(v) => Some(v),
+            Value::Int(v) => Some(v as f64),
+            _ => None,
+        }
+    }
+
+    fn int(&self, row: &mut TypedRow, name: &str) -> Option<i64> {
+        match self.take(row, name)? {
+            Value::Int(v) => Some(v),
+            Value::Float(v) => Some(v as i64),
+            _ => None,
+        }
+    }
+
+    fn time(&self, row: &mut TypedRow, name: &str) -> Option<i64> {
+        match self.take(row, name)? {
+            Value::Time(v) | Value::Int(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn date(&self, row: &mut TypedRow, name: &str) -> Option<chrono::NaiveDate> {
+        match self.take(row, name)? {
+            Value::Date(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn boolean(&self, row: &mut TypedRow, name: &str) -> Option<bool> {
+        match self.take(row, name)? {
+            Value::Bool(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Turns typed rows into store records; groups order lines into orders when asked.
+struct RecordWriter {
+    kind: RecordKind,
+    columns: Columns,
+    grouping: bool,
+    orders: Vec<(u64, OrderRecord)>,
+    order_index: HashMap<String, usize>,
+}
+
+fn missing(line: u64, column: &str) -> WriteError {
+    WriteError::Rejected(RejectedRow {
+        line,
+        column: column.to_owned(),
+        value: None,
+        reason: format!("`{column}` is required"),
+    })
+}
+
+impl RecordWriter {
+    fn new(kind: RecordKind, bound: &BoundMapping<'_>, grouping: bool) -> RecordWriter {
+        RecordWriter {
+            kind,
+            columns: Columns::new(kind, bound),
+            grouping,
+            orders: Vec::new(),
+            order_index: HashMap::new(),
+        }
+    }
+
+    /// Writes one row; `Ok(None)` when an order line was buffered for grouping.
+    fn write(
+        &mut self,
+        session: &mut ImportSession<'_>,
+        line: u64,
+        mut row: TypedRow,
+    ) -> Result<Option<Outcome>, WriteError> {
+        let c = &self.columns;
+        let r = &mut row;
+        let result = match self.kind {
+            RecordKind::Customers => {
+                let rec = CustomerRecord {
+                    external_id: c
+                        .text(r, "customer_id")
+                        .ok_or_else(|| missing(line, "customer_id"))?,
+                    name: c.text(r, "name"),
+                    email: c.text(r, "email"),
+                    phone: c.text(r, "phone"),
+                    birthday: c.date(r, "birthday"),
+                    region: c.text(r, "region"),
+                    owner: c.text(r, "owner"),
+                    timezone: c.text(r, "timezone"),
+                    consent_email: c.boolean(r, "consent_email"),
+                    consent_sms: c.boolean(r, "consent_sms"),
+                    consent_phone: c.boolean(r, "consent_phone"),
+                    attributes: std::mem::take(&mut r.attributes).into_iter().collect(),
+                };
+                session.customer(line, &rec)
+            }
+            RecordKind::Orders => return self.order(session, line, row),
+            RecordKind::Interactions => {
+                let rec = InteractionRecord {
+                    external_id: c.text(r, "interaction_id"),
+                    customer_external_id: c
+                        .text(r, "customer_id")
+                        .ok_or_else(|| missing(line, "customer_id"))?,
+                    kind: c.text(r, "kind").ok_or_else(|| missing(line, "kind"))?,
+                    occurred_at: c
+                        .time(r, "occurred_at")
+                        .ok_or_else(|| missing(line, "occurred_at"))?,
+                    by: c.text(r, "by"),
+                    note: c.text(r, "note"),
+                };
+                session.interaction(line, &rec)
+            }
+            RecordKind::Complaints => {
+                let rec = ComplaintRecord {
+                    external_id: c.text(r, "complaint_id"),
+                    customer_external_id: c
+                        .text(r, "customer_id")
+                        .ok_or_else(|| missing(line, "customer_id"))?,
+                    opened_at: c
+                        .time(r, "opened_at")
+                        .ok_or_else(|| missing(line, "opened_at"))?,
+                    resolved_at: c.time(r, "resolved_at"),
+                    severity: c.int(r, "severity").map_or(2, |s| s.clamp(1, 4) as u8),
+                    subject: c.text(r, "subject"),
+                };
+                session.complaint(line, &rec)
+            }
+            RecordKind::Feedback => {
+                let rec = FeedbackRecord {
+                    external_id: c.text(r, "feedback_id"),
+                    customer_external_id: c
+                        .text(r, "customer_id")
+                        .ok_or_else(|| missing(line, "customer_id"))?,
+                    given_at: c
+                        .time(r, "given_at")
+                        .ok_or_else(|| missing(line, "given_at"))?,
+                    score: c.float(r, "score").ok_or_else(|| missing(line, "score"))?,
+                    comment: c.text(r, "comment"),
+                };
+                session.feedback(line, &rec)
+            }
+            RecordKind::Managers => {
+                let rec = ManagerRecord {
+                    external_id: c
+                        .text(r, "manager_id")
+                        .ok_or_else(|| missing(line, "manager_id"))?,
+                    name: c.text(r, "name").ok_or_else(|| missing(line, "name"))?,
+                    email: c.text(r, "email"),
+                    role: c.text(r, "role"),
+                    capacity: c.int(r, "capacity"),
+                    active: c.boolean(r, "active"),
+                };
+                session.manager(line, &rec)
+            }
+        };
+        written(line, result).map(Some)
+    }
+
+    fn order(
+        &mut self,
+        session: &mut ImportSession<'_>,
+        line: u64,
+        mut row: TypedRow,
+    ) -> Result<Option<Outcome>, WriteError> {
+        let c = &self.columns;
+        let r = &mut row;
+        let external_id = c
+            .text(r, "order_id")
+            .ok_or_else(|| missing(line, "order_id"))?;
+        let customer = c
+            .text(r, "customer_id")
+            .ok_or_else(|| missing(line, "customer_id"))?;
+        let ordered_at = c
+            .time(r, "ordered_at")
+            .ok_or_else(|| missing(line, "ordered_at"))?;
+        let quantity = c.float(r, "quantity");
+        let unit_price = c.float(r, "unit_price");
+        let amount = match (c.float(r, "amount"), quantity, unit_price) {
+            (Some(amount), _, _) => amount,
+            (None, Some(q), Some(p)) => q * p,
+            _ => return Err(missing(line, "amount")),
+        };
+        let sku = c.text(r, "sku");
+        let description = c.text(r, "description");
+        let customer_name = c.text(r, "customer_name");
+        let customer_region = c.text(r, "customer_region");
+        let item = (sku.is_some() || quantity.is_some() || unit_price.is_some()).then(|| {
+            let quantity = quantity.unwrap_or(1.0);
+            OrderItem {
+                sku,
+                description,
+                quantity,
+                unit_price: unit_price.unwrap_or(if quantity == 0.0 {
+                    0.0
+                } else {
+                    amount / quantity
+                }),
+                amount,
+            }
+        });
+        if !self.grouping {
+            let order = OrderRecord {
+                external_id,
+                customer_external_id: customer,
+                ordered_at,
+                amount,
+                items: item.into_iter().collect(),
+                customer_name,
+                customer_region,
+            };
+            return written(line, session.order(line, &order)).map(Some);
+        }
+        match self.order_index.get(&external_id) {
+            Some(&i) => {
+                let (first_line, order) = &mut self.orders[i];
+                if order.customer_external_id != customer {
+                    return Err(WriteError::Rejected(RejectedRow {
+                        line,
+                        column: "customer_id".to_owned(),
+                        value: Some(customer),
+                        reason: format!(
+                            "order '{}' belongs to customer '{}' on line {first_line}",
+                            order.external_id, order.customer_external_id
+                        ),
+                    }));
+                }
+                order.amount += amount;
+                order.ordered_at = order.ordered_at.min(ordered_at);
+                order.items.extend(item);
+            }
+            None => {
+                self.order_index
+                    .insert(external_id.clone(), self.orders.len());
+                self.orders.push((
+                    line,
+                    OrderRecord {
+                        external_id,
+                        customer_external_id: customer,
+                        ordered_at,
+                        amount,
+                        items: item.into_iter().collect(),
+                        customer_name,
+                        customer_region,
+                    },
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The grouped orders, in the order their first line appeared.
+    fn finish(self) -> Vec<(u64, OrderRecord)> {
+        self.orders
+    }
+}
+
+fn written(line: u64, result: Result<Outcome, RowError>) -> Result<Outcome, WriteError> {
+    result.map_err(|err| match err {
+        RowError::Rejected(rejection) => WriteError::Rejected(RejectedRow {
+            line,
+            column: rejection.column.unwrap_or("(row)").to_owned(),
+            value: None,
+            reason: rejection.reason,
+        }),
+        RowError::Fatal(err) => WriteError::Store(err),
+    })
+}

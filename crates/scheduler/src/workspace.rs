@@ -1,0 +1,286 @@
+//! A workspace: a folder with `tiercare.toml`, `rules/`, `templates/` and the database.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tiercare_store::{Store, StoreError};
+
+use crate::config::{CONFIG_FILE, Config, ConfigError};
+
+/// The default rule set, copied into `rules/` by [`Workspace::init`]: every file of the project's
+/// top-level `rules/` folder, embedded at build time (a test keeps this list complete).
+pub const DEFAULT_RULES: &[(&str, &str)] =
+    &[("README.md", include_str!("../../../rules/README.md"))];
+
+const TEMPLATES_README: &str = "\
+# Templates
+
+Care email templates live here. Follow-up rules in `../rules/` name a template by its file name.
+";
+
+/// Something that stops a workspace from being created or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// The folder does not exist.
+    #[error(
+        "workspace {} does not exist: create one with `tiercare init {}`",
+        dir.display(),
+        dir.display()
+    )]
+    NotFound {
+        /// The folder asked for.
+        dir: PathBuf,
+    },
+    /// The folder exists but holds no `tiercare.toml`.
+    #[error(
+        "{} is not a tiercare workspace (no {CONFIG_FILE}): run `tiercare init {}`, or choose the workspace with --workspace DIR or TIERCARE_HOME",
+        dir.display(),
+        dir.display()
+    )]
+    NotAWorkspace {
+        /// The folder asked for.
+        dir: PathBuf,
+    },
+    /// `init` was asked to create a workspace where one already is.
+    #[error(
+        "{} already holds a tiercare workspace; nothing was changed",
+        dir.display()
+    )]
+    AlreadyExists {
+        /// The folder asked for.
+        dir: PathBuf,
+    },
+    /// `tiercare.toml` is invalid.
+    #[error("{}:{source}", path.display())]
+    Config {
+        /// The settings file.
+        path: PathBuf,
+        /// What is wrong in it.
+        source: ConfigError,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The database could not be created or opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> WorkspaceError + '_ {
+    move |source| WorkspaceError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What [`Workspace::init`] created.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InitReport {
+    /// The workspace root.
+    pub root: PathBuf,
+    /// Files written, relative to the root.
+    pub files: Vec<PathBuf>,
+}
+
+/// An opened workspace.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    root: PathBuf,
+    config: Config,
+}
+
+impl Workspace {
+    /// Creates a workspace in `dir` (created if missing): settings, the default rules, a
+    /// templates folder and an empty database. Refuses a folder that already is a workspace.
+    pub fn init(
+        dir: &Path,
+        timezone: chrono_tz::Tz,
+    ) -> Result<(Workspace, InitReport), WorkspaceError> {
+        let config_path = dir.join(CONFIG_FILE);
+        if config_path.exists() {
+            return Err(WorkspaceError::AlreadyExists {
+                dir: dir.to_owned(),
+            });
+        }
+        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let mut files = Vec::new();
+        let mut write = |relative: PathBuf, text: &str| -> Result<(), WorkspaceError> {
+            let path = dir.join(&relative);
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(io_error(parent))?;
+            }
+            if !path.exists() {
+                fs::write(&path, text).map_err(io_error(&path))?;
+                files.push(relative);
+            }
+            Ok(())
+        };
+        for (name, text) in DEFAULT_RULES {
+            write(Path::new("rules").join(name), text)?;
+        }
+        write(PathBuf::from("templates/README.md"), TEMPLATES_README)?;
+        let text = Config::initial_text(timezone);
+        let config = Config::parse(&text).map_err(|source| WorkspaceError::Config {
+            path: config_path.clone(),
+            source,
+        })?;
+        let workspace = Workspace {
+            root: dir.to_owned(),
+            config,
+        };
+        Store::create(&workspace.database_path())?;
+        // The settings file is written last: a workspace exists once it is there.
+        write(PathBuf::from(CONFIG_FILE), &text)?;
+        files.push(workspace.config.database.clone());
+        Ok((
+            workspace,
+            InitReport {
+                root: dir.to_owned(),
+                files,
+            },
+        ))
+    }
+
+    /// Opens the workspace in `dir`, reading and validating its settings.
+    pub fn open(dir: &Path) -> Result<Workspace, WorkspaceError> {
+        if !dir.is_dir() {
+            return Err(WorkspaceError::NotFound {
+                dir: dir.to_owned(),
+            });
+        }
+        let config_path = dir.join(CONFIG_FILE);
+        let text = match fs::read_to_string(&config_path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Err(WorkspaceError::NotAWorkspace {
+                    dir: dir.to_owned(),
+                });
+            }
+            Err(source) => {
+                return Err(WorkspaceError::Io {
+                    path: config_path,
+                    source,
+                });
+            }
+        };
+        let config = Config::parse(&text).map_err(|source| WorkspaceError::Config {
+            path: config_path,
+            source,
+        })?;
+        Ok(Workspace {
+            root: dir.to_owned(),
+            config,
+        })
+    }
+
+    /// Opens the workspace's database, with the configured busy timeout.
+    pub fn open_store(&self) -> Result<Store, WorkspaceError> {
+        let store = Store::open(&self.database_path())?;
+        store.set_busy_timeout(self.config.busy_timeout)?;
+        Ok(store)
+    }
+
+    /// The workspace root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The validated settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.root.join(&self.config.database)
+    }
+
+    /// The rule folder.
+    pub fn rules_dir(&self) -> PathBuf {
+        self.root.join("rules")
+    }
+
+    /// The template folder.
+    pub fn templates_dir(&self) -> PathBuf {
+        self.root.join("templates")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_of_the_default_rule_folder_is_embedded() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules");
+        let mut on_disk: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> =
+            DEFAULT_RULES.iter().map(|(n, _)| (*n).to_owned()).collect();
+        embedded.sort();
+        assert_eq!(
+            on_disk, embedded,
+            "list every file of rules/ in DEFAULT_RULES"
+        );
+        for (name, text) in DEFAULT_RULES {
+            assert_eq!(fs::read_to_string(dir.join(name)).unwrap(), *text);
+        }
+    }
+
+    #[test]
+    fn init_then_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ws");
+        let (_, report) = Workspace::init(&dir, chrono_tz::Asia::Shanghai).unwrap();
+        assert!(report.files.contains(&PathBuf::from("tiercare.toml")));
+        assert!(dir.join("rules/README.md").is_file());
+        assert!(dir.join("templates").is_dir());
+        let workspace = Workspace::open(&dir).unwrap();
+        assert_eq!(workspace.config().timezone, chrono_tz::Asia::Shanghai);
+        workspace.open_store().unwrap();
+    }
+
+    #[test]
+    fn init_refuses_an_existing_workspace_and_keeps_edits() {
+        let tmp = tempfile::tempdir().unwrap();
+        Workspace::init(tmp.path(), chrono_tz::UTC).unwrap();
+        fs::write(tmp.path().join("rules/README.md"), "mine").unwrap();
+        let err = Workspace::init(tmp.path(), chrono_tz::UTC).unwrap_err();
+        assert!(matches!(err, WorkspaceError::AlreadyExists { .. }), "{err}");
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("rules/README.md")).unwrap(),
+            "mine"
+        );
+    }
+
+    #[test]
+    fn open_explains_a_missing_or_foreign_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = Workspace::open(&tmp.path().join("nope")).unwrap_err();
+        assert!(missing.to_string().contains("does not exist"), "{missing}");
+        let foreign = Workspace::open(tmp.path()).unwrap_err();
+        assert!(foreign.to_string().contains("tiercare init"), "{foreign}");
+    }
+
+    #[test]
+    fn a_broken_settings_file_is_reported_with_its_position() {
+        let tmp = tempfile::tempdir().unwrap();
+        Workspace::init(tmp.path(), chrono_tz::UTC).unwrap();
+        fs::write(
+            tmp.path().join(CONFIG_FILE),
+            "[workspace]\ntimezone = \"Nowhere\"\n",
+        )
+        .unwrap();
+        let err = Workspace::open(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("tiercare.toml:2:12"), "{err}");
+    }
+}
