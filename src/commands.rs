@@ -1,0 +1,212 @@
+//! One function per command: open what it needs, call the crates, print.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use tiercare_engine::RecordKind;
+use tiercare_scheduler::demo::{DemoSpec, write_demo};
+use tiercare_scheduler::ingest::{
+    FileFormat, ImportError, ImportReport, ImportRequest, import_file,
+};
+use tiercare_scheduler::workspace::{Workspace, WorkspaceError};
+
+use crate::cli::{Cli, Command, DemoArgs, Format, ImportArgs, InitArgs, Kind};
+use crate::output::{Output, thousands};
+
+/// Runs the command; `Ok` carries the exit code for outcomes that are not errors.
+pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
+    let workspace_dir = cli.workspace.unwrap_or_else(|| PathBuf::from("."));
+    match cli.command {
+        Command::Init(args) => init(args, &workspace_dir, out),
+        Command::Import(args) => import(args, &workspace_dir, out),
+        Command::Demo(args) => demo(args, out),
+    }
+}
+
+fn parse_timezone(zone: &str) -> anyhow::Result<chrono_tz::Tz> {
+    zone.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "unknown time zone `{zone}`: use an IANA name such as Europe/London or Asia/Shanghai"
+        )
+    })
+}
+
+fn init(args: InitArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    let dir = args.dir.as_deref().unwrap_or(workspace_dir);
+    let timezone = parse_timezone(&args.timezone)?;
+    let (_, report) = Workspace::init(dir, timezone)?;
+    if args.json {
+        out.json(&report)?;
+    } else {
+        out.heading(&format!(
+            "created a tiercare workspace in {}",
+            dir.display()
+        ));
+        for file in &report.files {
+            out.line(&format!("  {}", file.display()));
+        }
+        out.line(&format!(
+            "next: tiercare --workspace {} import customers customers.csv",
+            dir.display()
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn record_kind(kind: Kind) -> RecordKind {
+    match kind {
+        Kind::Customers => RecordKind::Customers,
+        Kind::Orders => RecordKind::Orders,
+        Kind::Interactions => RecordKind::Interactions,
+        Kind::Complaints => RecordKind::Complaints,
+        Kind::Feedback => RecordKind::Feedback,
+        Kind::Managers => RecordKind::Managers,
+    }
+}
+
+/// Runs one import with a progress bar; invalid mappings are printed as diagnostics.
+fn run_import(
+    workspace: &Workspace,
+    store: &mut tiercare_store::Store,
+    request: &ImportRequest<'_>,
+    out: &Output,
+) -> anyhow::Result<ImportReport> {
+    let bar = out.progress_bar(&request.kind.to_string(), 0);
+    let result = import_file(store, request, &mut |progress| {
+        bar.set_length(progress.total);
+        bar.set_position(progress.bytes);
+        bar.set_message(format!("{} rows", thousands(progress.rows as f64)));
+    });
+    bar.finish_and_clear();
+    match result {
+        Ok(report) => Ok(report),
+        Err(ImportError::Mapping { diagnostics }) => {
+            out.diagnostics(&tiercare_engine::render_all(&diagnostics, out.color_err()));
+            bail!(
+                "the mapping has {} problem(s); nothing was imported into {}",
+                diagnostics.len(),
+                workspace.database_path().display()
+            )
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn import(args: ImportArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    let workspace = Workspace::open(workspace_dir)?;
+    let mapping_text = args
+        .mapping
+        .as_deref()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the mapping file {}", path.display()))
+        })
+        .transpose()?;
+    let mut store = workspace.open_store()?;
+    let request = ImportRequest {
+        kind: record_kind(args.kind),
+        file: &args.file,
+        mapping: args.mapping.as_deref().zip(mapping_text.as_deref()),
+        strict: args.strict,
+        format: args.format.map(|f| match f {
+            Format::Csv => FileFormat::Csv,
+            Format::Jsonl => FileFormat::Jsonl,
+        }),
+        timezone: workspace.config().timezone,
+    };
+    let report = run_import(&workspace, &mut store, &request, out)?;
+    if args.json {
+        out.json(&report)?;
+    } else {
+        out.import_report(&report);
+    }
+    Ok(if report.rejected > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
+    let dir = &args.dir;
+    let workspace = match Workspace::open(dir) {
+        Ok(workspace) => workspace,
+        Err(WorkspaceError::NotFound { .. } | WorkspaceError::NotAWorkspace { .. }) => {
+            Workspace::init(dir, chrono_tz::Europe::London)?.0
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let end = match args.end {
+        Some(date) => date
+            .and_hms_opt(23, 59, 59)
+            .context("invalid --end date")?
+            .and_utc(),
+        None => chrono::Utc::now(),
+    };
+    let spec = DemoSpec {
+        customers: args.customers,
+        seed: args.seed,
+        end,
+        ..DemoSpec::default()
+    };
+    let data_dir = dir.join("data");
+    let bar = out.progress_bar("generating", args.customers);
+    let (files, stats) = write_demo(&data_dir, &spec, &mut |done| bar.set_position(done))?;
+    bar.finish_and_clear();
+    if !args.json {
+        out.heading(&format!(
+            "generated {} customers, {} orders, {} interactions, {} complaints, {} feedback in {}",
+            thousands(stats.customers as f64),
+            thousands(stats.orders as f64),
+            thousands(stats.interactions as f64),
+            thousands(stats.complaints as f64),
+            thousands(stats.feedback as f64),
+            data_dir.display()
+        ));
+    }
+    if args.no_import {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut store = workspace.open_store()?;
+    let mut reports = Vec::new();
+    for (kind, file) in [
+        (RecordKind::Managers, &files.managers),
+        (RecordKind::Customers, &files.customers),
+        (RecordKind::Orders, &files.orders),
+        (RecordKind::Interactions, &files.interactions),
+        (RecordKind::Complaints, &files.complaints),
+        (RecordKind::Feedback, &files.feedback),
+    ] {
+        let request = ImportRequest {
+            kind,
+            file,
+            mapping: None,
+            strict: true,
+            format: Some(FileFormat::Csv),
+            timezone: workspace.config().timezone,
+        };
+        let report = run_import(&workspace, &mut store, &request, out)?;
+        if !args.json {
+            out.import_report(&report);
+        }
+        reports.push(report);
+    }
+    if args.json {
+        out.json(&reports)?;
+    } else {
+        let counts = store.counts()?;
+        out.heading(&format!(
+            "workspace {} holds {} customers, {} orders, revenue {}",
+            dir.display(),
+            thousands(counts.customers as f64),
+            thousands(counts.orders as f64),
+            thousands(counts.revenue)
+        ));
+        out.line(&format!(
+            "try: tiercare --workspace {} import customers MORE.csv",
+            dir.display()
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,197 @@
+//! Everything the CLI prints: colours, progress bars and summaries.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tiercare_scheduler::ingest::ImportReport;
+
+use crate::cli::ColorChoice;
+
+/// How many rejected rows the human summary lists.
+const LISTED_REJECTIONS: usize = 20;
+
+/// The CLI's printer.
+pub struct Output {
+    color_out: bool,
+    color_err: bool,
+}
+
+impl Output {
+    pub fn new(choice: ColorChoice) -> Output {
+        let allowed = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let pick = |terminal: bool| match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => allowed && terminal,
+        };
+        Output {
+            color_out: pick(std::io::stdout().is_terminal()),
+            color_err: pick(std::io::stderr().is_terminal()),
+        }
+    }
+
+    /// Whether diagnostics on stderr are coloured.
+    pub fn color_err(&self) -> bool {
+        self.color_err
+    }
+
+    fn paint(on: bool, code: &str, text: &str) -> String {
+        if on {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// An error that stopped the command, on stderr.
+    pub fn error(&self, message: &str) {
+        eprintln!(
+            "{} {message}",
+            Self::paint(self.color_err, "1;31", "error:")
+        );
+    }
+
+    /// A warning, on stderr.
+    pub fn warn(&self, message: &str) {
+        eprintln!(
+            "{} {message}",
+            Self::paint(self.color_err, "1;33", "warning:")
+        );
+    }
+
+    /// Diagnostics already rendered (they carry their own colour), on stderr.
+    pub fn diagnostics(&self, rendered: &str) {
+        eprint!("{rendered}");
+    }
+
+    /// A line of normal output, on stdout.
+    pub fn line(&self, text: &str) {
+        println!("{text}");
+    }
+
+    /// A heading on stdout.
+    pub fn heading(&self, text: &str) {
+        println!("{}", Self::paint(self.color_out, "1", text));
+    }
+
+    /// A JSON value on stdout.
+    pub fn json(&self, value: &impl serde::Serialize) -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        Ok(())
+    }
+
+    /// A byte-based progress bar on stderr, hidden when stderr is not a terminal.
+    pub fn progress_bar(&self, label: &str, total: u64) -> ProgressBar {
+        if !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>12} [{bar:30}] {percent:>3}% {msg} ({elapsed}, eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+
+    /// The human summary of one import, on stdout; rejected rows on stderr.
+    pub fn import_report(&self, report: &ImportReport) {
+        let seconds = report.elapsed_ms as f64 / 1000.0;
+        let rate = if seconds > 0.0 {
+            format!(", {} rows/s", thousands(report.read as f64 / seconds))
+        } else {
+            String::new()
+        };
+        self.heading(&format!(
+            "imported {} from {} in {seconds:.1} s{rate}",
+            report.kind,
+            report.file.display()
+        ));
+        self.line(&format!(
+            "  rows read     {:>12}",
+            thousands(report.read as f64)
+        ));
+        let reasons: Vec<String> = report
+            .skipped_by_reason
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(reason, n)| format!("{reason}: {}", thousands(*n as f64)))
+            .collect();
+        let reasons = if reasons.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", reasons.join(", "))
+        };
+        self.line(&format!(
+            "  skipped       {:>12}{reasons}",
+            thousands(report.skipped as f64)
+        ));
+        self.line(&format!(
+            "  rejected      {:>12}",
+            thousands(report.rejected as f64)
+        ));
+        let lines = report
+            .order_lines
+            .map(|n| format!(" from {} lines", thousands(n as f64)))
+            .unwrap_or_default();
+        self.line(&format!(
+            "  {:<13} {:>12} new, {} updated, {} unchanged{lines}",
+            report.kind,
+            thousands(report.imported as f64),
+            thousands(report.updated as f64),
+            thousands(report.unchanged as f64),
+        ));
+        if report.customers_created > 0 {
+            self.line(&format!(
+                "  customers created {:>8}",
+                thousands(report.customers_created as f64)
+            ));
+        }
+        for row in report.rejections.iter().take(LISTED_REJECTIONS) {
+            self.warn(&format!("{}:{row}", report.file.display()));
+        }
+        if report.rejected as usize > LISTED_REJECTIONS {
+            self.warn(&format!(
+                "... and {} more rejected rows (--json lists up to {})",
+                report.rejected as usize - LISTED_REJECTIONS,
+                tiercare_scheduler::ingest::MAX_LISTED_REJECTIONS
+            ));
+        }
+    }
+}
+
+/// Formats a count with thousands separators: 1234567 → "1,234,567".
+pub fn thousands(value: f64) -> String {
+    let rounded = value.round() as i128;
+    let digits = rounded.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if rounded < 0 {
+        out.push('-');
+    }
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(541_909.0), "541,909");
+        assert_eq!(thousands(-1_234_567.4), "-1,234,567");
+    }
+}

@@ -1,0 +1,164 @@
+//! Running the real `tiercare` binary on temporary workspaces.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this module"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The output of one run of the binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn assert_code(&self, code: i32) {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+    }
+
+    pub fn assert_stderr_contains(&self, needle: &str) {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n--- stderr\n{}",
+            self.stderr
+        );
+    }
+
+    pub fn assert_stdout_contains(&self, needle: &str) {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\n--- stdout\n{}",
+            self.stdout
+        );
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{}", self.stdout))
+    }
+}
+
+/// Runs the binary in `dir` with `args`, with a clean environment for tiercare's variables.
+pub fn run_in(dir: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_tiercare"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TIERCARE_HOME")
+        .env_remove("TIERCARE_LOG")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run tiercare");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A fresh workspace made by `tiercare init` in a temporary folder.
+pub struct Workspace {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("ws");
+        let out = run_in(
+            tmp.path(),
+            &[
+                "init",
+                root.to_str().unwrap(),
+                "--timezone",
+                "Europe/London",
+            ],
+        );
+        out.assert_code(0);
+        Workspace { _tmp: tmp, root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn root_str(&self) -> &str {
+        self.root.to_str().unwrap()
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    /// Runs the binary inside the workspace.
+    pub fn run(&self, args: &[&str]) -> Run {
+        run_in(&self.root, args)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> String {
+        self.write_bytes(name, text.as_bytes())
+    }
+
+    pub fn write_bytes(&self, name: &str, bytes: &[u8]) -> String {
+        let path = self.root.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    fn connection(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path("tiercare.db")).unwrap()
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.connection()
+            .query_row(sql, [], |row| row.get(0))
+            .unwrap()
+    }
+
+    pub fn query_one<T: FromRow>(&self, sql: &str) -> T {
+        self.connection()
+            .query_row(sql, [], |row| T::from_row(row))
+            .unwrap()
+    }
+}
+
+/// Reads a query's single row.
+pub trait FromRow: Sized {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+}
+
+impl FromRow for String {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        row.get(0)
+    }
+}
+
+impl FromRow for f64 {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        row.get(0)
+    }
+}
+
+impl FromRow for (String, String) {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok((row.get(0)?, row.get(1)?))
+    }
+}
+
+/// The path of a quickstart example file.
+pub fn quickstart(kind: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/quickstart")
+        .join(format!("{kind}.csv"))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
