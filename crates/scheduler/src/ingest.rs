@@ -312,7 +312,7 @@ pub fn import_file(
     let mut writer = RecordWriter::new(request.kind, &bound, grouping);
     let mut bound = bound;
     loop {
-        let Some(row) = source.next_row()? else { break };
+        let Some(line) = source.advance()? else { break };
         run.report.read += 1;
         if run.report.read % 8192 == 0 {
             progress(Progress {
@@ -321,21 +321,20 @@ pub fn import_file(
                 rows: run.report.read,
             });
         }
-        let line = row.line;
-        if row.fields.len() != header.len() && format == FileFormat::Csv {
+        let cells = source.cells();
+        if cells.len() != header.len() {
             run.reject(RejectedRow {
                 line,
                 column: "(row)".to_owned(),
                 value: None,
                 reason: format!(
                     "the row has {} fields but the header has {}: a stray delimiter or quote?",
-                    row.fields.len(),
+                    cells.len(),
                     header.len()
                 ),
             })?;
             continue;
         }
-        let cells: Vec<Cell<'_>> = row.fields.iter().map(Field::as_cell).collect();
         let outcome = bound.apply(&cells);
         match outcome {
             RowOutcome::Skip(reason) => {
@@ -452,43 +451,19 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-/// One field of a row as read from the file.
-enum Field {
-    Text(String),
-    Null,
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-}
-
-impl Field {
-    fn as_cell(&self) -> Cell<'_> {
-        match self {
-            Field::Text(text) => Cell::Str(text),
-            Field::Null => Cell::Null,
-            Field::Int(v) => Cell::Int(*v),
-            Field::Float(v) => Cell::Float(*v),
-            Field::Bool(v) => Cell::Bool(*v),
-        }
-    }
-}
-
-struct Row<'a> {
-    line: u64,
-    fields: &'a [Field],
-}
-
+/// A file read row by row: `advance` moves to the next data row and returns its line; `cells`
+/// borrows that row's fields without copying them.
 trait RowSource {
     fn header(&self) -> &[String];
-    fn next_row(&mut self) -> Result<Option<Row<'_>>, ImportError>;
+    fn advance(&mut self) -> Result<Option<u64>, ImportError>;
+    fn cells(&self) -> Vec<Cell<'_>>;
 }
 
 struct CsvSource {
     path: PathBuf,
     reader: csv::Reader<Box<dyn Read>>,
     header: Vec<String>,
-    record: csv::ByteRecord,
-    fields: Vec<Field>,
+    record: csv::StringRecord,
 }
 
 fn utf8<'b>(path: &Path, line: u64, bytes: &'b [u8]) -> Result<&'b str, ImportError> {
@@ -505,6 +480,11 @@ fn csv_error(path: &Path, err: csv::Error) -> ImportError {
         csv::ErrorKind::Io(source) => ImportError::Io {
             path: path.to_owned(),
             source,
+        },
+        csv::ErrorKind::Utf8 { pos, err } => ImportError::Encoding {
+            path: path.to_owned(),
+            line: pos.map_or(line, |p| p.line()),
+            detail: format!("field {} is not valid UTF-8", err.field() + 1),
         },
         other => ImportError::Syntax {
             path: path.to_owned(),
@@ -545,8 +525,7 @@ impl CsvSource {
             path: path.to_owned(),
             reader,
             header,
-            record: csv::ByteRecord::new(),
-            fields: Vec::new(),
+            record: csv::StringRecord::new(),
         })
     }
 }
@@ -556,31 +535,45 @@ impl RowSource for CsvSource {
         &self.header
     }
 
-    fn next_row(&mut self) -> Result<Option<Row<'_>>, ImportError> {
+    fn advance(&mut self) -> Result<Option<u64>, ImportError> {
         loop {
             let more = self
                 .reader
-                .read_byte_record(&mut self.record)
+                .read_record(&mut self.record)
                 .map_err(|err| csv_error(&self.path, err))?;
             if !more {
                 return Ok(None);
             }
             // A blank line reads as one empty field: not a row.
-            if self.record.len() == 1 && self.record[0].is_empty() {
-                continue;
+            if !(self.record.len() == 1 && self.record[0].is_empty()) {
+                return Ok(Some(self.record.position().map_or(0, csv::Position::line)));
             }
-            break;
         }
-        let line = self.record.position().map_or(0, csv::Position::line);
-        self.fields.clear();
-        for bytes in &self.record {
-            let text = utf8(&self.path, line, bytes)?;
-            self.fields.push(Field::Text(text.to_owned()));
+    }
+
+    fn cells(&self) -> Vec<Cell<'_>> {
+        self.record.iter().map(Cell::Str).collect()
+    }
+}
+
+/// One JSON Lines field.
+enum Field {
+    Text(String),
+    Null,
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Field {
+    fn as_cell(&self) -> Cell<'_> {
+        match self {
+            Field::Text(text) => Cell::Str(text),
+            Field::Null => Cell::Null,
+            Field::Int(v) => Cell::Int(*v),
+            Field::Float(v) => Cell::Float(*v),
+            Field::Bool(v) => Cell::Bool(*v),
         }
-        Ok(Some(Row {
-            line,
-            fields: &self.fields,
-        }))
     }
 }
 
@@ -671,7 +664,7 @@ impl RowSource for JsonlSource {
         &self.header
     }
 
-    fn next_row(&mut self) -> Result<Option<Row<'_>>, ImportError> {
+    fn advance(&mut self) -> Result<Option<u64>, ImportError> {
         let next = match self.pending.take() {
             Some(pending) => Some(pending),
             None => self.next_object()?,
@@ -703,10 +696,11 @@ impl RowSource for JsonlSource {
                 nested => Field::Text(nested.to_string()),
             };
         }
-        Ok(Some(Row {
-            line,
-            fields: &self.fields,
-        }))
+        Ok(Some(line))
+    }
+
+    fn cells(&self) -> Vec<Cell<'_>> {
+        self.fields.iter().map(Field::as_cell).collect()
     }
 }
 
