@@ -22,11 +22,13 @@
 //! - [`sandbox`]: the only place a Rhai engine is built; script errors located in YAML.
 //! - [`record`]: record kinds, our fields, cells, typed rows.
 //! - [`mapping`]: import mappings (`tiercare import KIND FILE --mapping M.yaml`).
+//! - [`schedule`]: cron schedules (5-field crontab and the `cron` crate's 6/7-field form).
 
 pub mod diagnostic;
 pub mod mapping;
 pub mod record;
 pub mod sandbox;
+pub mod schedule;
 pub mod yaml;
 
 mod convert;
