@@ -93,6 +93,50 @@ pub enum StoreError {
         path: PathBuf,
     },
 
+    /// An assessment session met an error earlier; it wrote nothing and
+    /// must be dropped.
+    #[error(
+        "the assessment being recorded in {} stopped after an earlier error and was rolled \
+         back; nothing was written: fix that error and assess again",
+        path.display()
+    )]
+    AssessmentAborted {
+        /// The database the assessment was writing to.
+        path: PathBuf,
+    },
+
+    /// No customer has this external id.
+    #[error(
+        "unknown customer '{id}': no customer has this id; customer ids are the `customer_id` \
+         values of your customer imports (check the spelling and case, or import the customer \
+         first)"
+    )]
+    UnknownCustomer {
+        /// The external id that was looked up.
+        id: String,
+    },
+
+    /// A tier decision names a customer row that does not exist, typically
+    /// because the customer was deleted while the assessment ran. Nothing of
+    /// the assessment was recorded.
+    #[error(
+        "customer #{rowid} no longer exists (deleted while the assessment ran?): nothing of the \
+         assessment was recorded; run the assessment again"
+    )]
+    CustomerGone {
+        /// The customer rowid of the decision.
+        rowid: i64,
+    },
+
+    /// A manual tier pin was refused; nothing was written.
+    #[error("cannot pin the tier of customer '{id}': {problem}")]
+    InvalidPin {
+        /// The customer's external id.
+        id: String,
+        /// What is wrong with the pin, and what to do.
+        problem: String,
+    },
+
     /// An operating-system error outside SQLite, such as failing to inspect
     /// the file.
     #[error("cannot access {}: {source}", path.display())]

@@ -4,8 +4,14 @@
 //! A [`Store`] is one connection to a tiercare database file (WAL mode,
 //! `IMMEDIATE` write transactions, so a command and the daemon can share the
 //! file). [`Store::import`] opens an [`ImportSession`] that writes typed
-//! records (see [`records`]) in a single transaction; the rest of the API
-//! reads what is stored.
+//! records (see [`records`]) in a single transaction.
+//!
+//! For tiering, [`Store::for_each_features`] computes every customer's
+//! [`CustomerFeatures`] in bulk (one scan per table), and
+//! [`Store::record_assessment`] writes the engine's [`TierDecision`]s, their
+//! history and segments in one transaction; manual tier pins are kept with
+//! [`Store::pin_tier`] and [`Store::unpin_tier`]. The rest of the API reads
+//! what is stored.
 //!
 //! # What this crate must never do
 //!
@@ -22,20 +28,29 @@
 
 mod db;
 mod error;
+mod features;
 mod import;
 mod keys;
+mod pins;
 pub mod records;
 mod schema;
 mod stored;
+mod tiers;
 
 pub use db::{BUSY_TIMEOUT, Store, TableCounts};
 pub use error::StoreError;
+pub use features::{CustomerFeatures, FeatureSummary, NEVER_DAYS, Window};
 pub use import::{
     ImportAudit, ImportKind, ImportOptions, ImportSession, Outcome, RowError, RowRejection,
 };
+pub use pins::Pin;
 pub use records::{
     ComplaintRecord, CustomerRecord, FeedbackRecord, InteractionRecord, ManagerRecord, OrderItem,
     OrderRecord,
 };
 pub use schema::{APPLICATION_ID, MIGRATIONS, supported_version};
 pub use stored::{Customer, Order};
+pub use tiers::{
+    AssessmentHeader, AssessmentOutcome, AssessmentRow, AssessmentSession, CurrentSegment,
+    CurrentTier, SegmentChange, TierChange, TierDecision,
+};

@@ -2,7 +2,9 @@
 
 use chrono::NaiveDate;
 use rusqlite::types::Type;
-use rusqlite::{OptionalExtension, Row};
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, Row};
 use serde_json::{Map, Value};
 
 use crate::db::Store;
@@ -136,6 +138,30 @@ impl Store {
         }
         Ok(orders)
     }
+}
+
+/// The rowid of the customer with `external_id`, if there is one.
+pub(crate) fn customer_rowid(
+    conn: &Connection,
+    external_id: &str,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT id FROM customers WHERE external_id = ?1")?
+        .query_row([external_id], |row| row.get(0))
+        .optional()
+}
+
+/// The rowid of the customer with `external_id`, or
+/// [`StoreError::UnknownCustomer`].
+pub(crate) fn require_customer(
+    conn: &Connection,
+    path: &Path,
+    external_id: &str,
+) -> Result<i64, StoreError> {
+    customer_rowid(conn, external_id)
+        .at(path)?
+        .ok_or_else(|| StoreError::UnknownCustomer {
+            id: external_id.to_owned(),
+        })
 }
 
 fn customer_from_row(row: &Row<'_>) -> rusqlite::Result<Customer> {

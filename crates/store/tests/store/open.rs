@@ -38,14 +38,20 @@ fn create_makes_a_migrated_tiercare_database() {
     assert_eq!(
         tables,
         [
+            "assessments",
             "complaints",
+            "customer_segments",
+            "customer_tiers",
             "customers",
             "feedback",
             "imports",
             "interactions",
             "managers",
             "order_items",
-            "orders"
+            "orders",
+            "segment_history",
+            "tier_history",
+            "tier_pins"
         ]
     );
 }
@@ -76,6 +82,38 @@ fn reopening_keeps_the_data() {
     let store = Store::create(&path).unwrap();
     assert_eq!(store.counts().unwrap().customers, 2);
     assert_eq!(store.schema_version().unwrap() as usize, MIGRATIONS.len());
+}
+
+/// A database made by the first release (migration 1 only) is brought up
+/// to date when opened, keeping its data, and the new tables work.
+#[test]
+fn a_version_1_database_is_migrated_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiercare.db");
+    {
+        let raw = Connection::open(&path).unwrap();
+        raw.execute_batch(MIGRATIONS[0]).unwrap();
+        raw.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        raw.pragma_update(None, "user_version", 1).unwrap();
+        raw.execute(
+            "INSERT INTO customers (external_id, name, created_at, updated_at) \
+             VALUES ('C1', 'Ada', 1, 1)",
+            [],
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(
+        store.customer("C1").unwrap().unwrap().name.as_deref(),
+        Some("Ada")
+    );
+    store
+        .pin_tier("C1", "A", "key account", "mia", None, NOW)
+        .unwrap();
+    assert_eq!(store.pins_of("C1").unwrap().len(), 1);
+    assert_eq!(store.current_tier("C1").unwrap(), None);
 }
 
 #[test]

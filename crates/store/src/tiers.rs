@@ -1,0 +1,679 @@
+//! Assessments: each customer's current tier and segments, written in one
+//! transaction per assessment, and the history of their changes.
+//!
+//! [`Store::record_assessment`] writes what the engine decided; the readers
+//! ([`Store::current_tier`], [`Store::tier_history`], [`Store::segments_of`],
+//! [`Store::segment_history`], [`Store::tier_counts`],
+//! [`Store::last_assessment`]) serve `explain`, reports and the next
+//! assessment's `previous_tier`, `days_in_tier` and `pending_downgrade`
+//! features.
+
+use std::fmt;
+use std::path::Path;
+
+use rusqlite::types::Type;
+use rusqlite::{
+    Connection, OptionalExtension, Row, Statement, Transaction, TransactionBehavior, params,
+};
+use serde_json::{Map, Value};
+
+use crate::db::Store;
+use crate::error::{AtPath, StoreError};
+use crate::stored::require_customer;
+
+/// What the engine decided about one customer in an assessment.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct TierDecision {
+    /// The customer's rowid ([`crate::CustomerFeatures::customer_rowid`]).
+    pub customer_rowid: i64,
+    /// The tier the customer is in after this assessment (not empty).
+    pub tier: String,
+    /// A one-line summary of why, kept in the tier history when the tier
+    /// changes.
+    pub reason: String,
+    /// The engine's full explanation, stored with the current tier.
+    pub reasons: Value,
+    /// Named scores the rules computed, stored with the current tier.
+    pub scores: Map<String, Value>,
+    /// The tier the rules asked for but hysteresis held back, if any.
+    pub pending_tier: Option<String>,
+    /// How many consecutive assessments asked for `pending_tier`.
+    pub pending_count: u32,
+    /// Whether the tier comes from a manual pin.
+    pub pinned: bool,
+    /// The customer's segment in each segment set the rules decided about:
+    /// `(set, Some(segment))`, or `(set, None)` when the customer is in no
+    /// segment of that set. Sets not listed are left as they are stored.
+    pub segments: Vec<(String, Option<String>)>,
+}
+
+/// The assessment as a whole, for its `assessments` row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AssessmentHeader {
+    /// The time the features were computed for, unix seconds UTC; tier and
+    /// segment changes are dated with it.
+    pub at: i64,
+    /// The version (such as a hash) of the rule set that decided.
+    pub ruleset_version: String,
+    /// When the assessment started, unix seconds UTC.
+    pub started_at: i64,
+    /// When the assessment finished, unix seconds UTC.
+    pub finished_at: i64,
+    /// How many rule evaluations failed.
+    pub rule_errors: u64,
+}
+
+/// What [`Store::record_assessment`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AssessmentOutcome {
+    /// The new assessment's id.
+    pub assessment_id: i64,
+    /// Decisions recorded.
+    pub customers: u64,
+    /// Customers whose tier changed, first assignments included (one
+    /// tier history row each).
+    pub changed: u64,
+}
+
+/// A stored assessment: one `assessments` row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AssessmentRow {
+    /// The assessment's id.
+    pub id: i64,
+    /// The time the features were computed for, unix seconds UTC.
+    pub at: i64,
+    /// The version of the rule set that decided.
+    pub ruleset_version: String,
+    /// When the assessment started, unix seconds UTC.
+    pub started_at: i64,
+    /// When the assessment finished, unix seconds UTC.
+    pub finished_at: i64,
+    /// Decisions recorded.
+    pub customers: u64,
+    /// Customers whose tier changed, first assignments included.
+    pub changed: u64,
+    /// How many rule evaluations failed.
+    pub rule_errors: u64,
+}
+
+/// One change of a customer's tier.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TierChange {
+    /// When it happened: the assessment's `at`.
+    pub at: i64,
+    /// The assessment that made it.
+    pub assessment_id: i64,
+    /// The tier before; `None` for a first assignment.
+    pub from_tier: Option<String>,
+    /// The tier after.
+    pub to_tier: String,
+    /// The one-line reason.
+    pub reason: String,
+}
+
+/// A customer's current tier as stored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CurrentTier {
+    /// The tier.
+    pub tier: String,
+    /// When the customer entered it (the `at` of the assessment that
+    /// changed it).
+    pub since: i64,
+    /// The latest assessment that decided about the customer.
+    pub assessment_id: i64,
+    /// The tier the rules asked for but hysteresis held back, if any.
+    pub pending_tier: Option<String>,
+    /// How many consecutive assessments asked for `pending_tier`.
+    pub pending_count: u32,
+    /// Whether the tier comes from a manual pin.
+    pub pinned: bool,
+    /// The latest assessment's scores.
+    pub scores: Map<String, Value>,
+    /// The latest assessment's full explanation.
+    pub reasons: Value,
+}
+
+/// A customer's current segment in one segment set.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CurrentSegment {
+    /// The segment set.
+    pub segment_set: String,
+    /// The segment.
+    pub segment: String,
+    /// When the customer entered it.
+    pub since: i64,
+    /// The assessment that put the customer in it.
+    pub assessment_id: i64,
+}
+
+/// One change of a customer's segment in a segment set.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SegmentChange {
+    /// When it happened: the assessment's `at`.
+    pub at: i64,
+    /// The assessment that made it.
+    pub assessment_id: i64,
+    /// The segment set.
+    pub segment_set: String,
+    /// The segment before; `None` when the customer entered the set.
+    pub from_segment: Option<String>,
+    /// The segment after; `None` when the customer left every segment of
+    /// the set.
+    pub to_segment: Option<String>,
+}
+
+impl Store {
+    /// Writes one assessment in ONE `IMMEDIATE` transaction: the
+    /// `assessments` row, `customer_tiers` upserts, a `tier_history` row for
+    /// every customer whose tier changed (`from_tier` `NULL` for a first
+    /// assignment), `customer_segments` upserts and `segment_history` rows
+    /// for segment changes. `since` only moves when the tier (segment)
+    /// changes; changes are dated with `header.at`.
+    ///
+    /// Give one decision per customer; customers without a decision keep
+    /// what is stored. A decision for a customer that does not exist (any
+    /// more) fails the whole assessment with [`StoreError::CustomerGone`],
+    /// and nothing is written. To write decisions as they are made instead
+    /// of holding them all, use [`Store::begin_assessment`].
+    pub fn record_assessment(
+        &mut self,
+        header: &AssessmentHeader,
+        decisions: &[TierDecision],
+    ) -> Result<AssessmentOutcome, StoreError> {
+        let mut session =
+            self.begin_assessment(header.at, &header.ruleset_version, header.started_at)?;
+        for decision in decisions {
+            session.record(decision)?;
+        }
+        session.finish(header.finished_at, header.rule_errors)
+    }
+
+    /// Starts recording an assessment at `at` (the time the features were
+    /// computed for) in one `IMMEDIATE` transaction, for decisions written
+    /// one at a time with [`AssessmentSession::record`] and committed by
+    /// [`AssessmentSession::finish`]; dropping the session writes nothing.
+    ///
+    /// The session holds the database's write lock until it ends. To stream
+    /// decisions while reading features, read them through a second
+    /// [`Store`] on the same file: its read transaction keeps seeing the
+    /// tiers as they were before the assessment.
+    pub fn begin_assessment(
+        &mut self,
+        at: i64,
+        ruleset_version: &str,
+        started_at: i64,
+    ) -> Result<AssessmentSession<'_>, StoreError> {
+        let conn = &self.conn;
+        let path = self.label.as_path();
+        let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).at(path)?;
+        tx.execute(
+            "INSERT INTO assessments (at, ruleset_version, started_at, finished_at, customers, \
+             changed, rule_errors) VALUES (?1, ?2, ?3, ?3, 0, 0, 0)",
+            params![at, ruleset_version, started_at],
+        )
+        .at(path)?;
+        let assessment_id = tx.last_insert_rowid();
+        let writer = DecisionWriter::new(conn, assessment_id, at).at(path)?;
+        Ok(AssessmentSession {
+            writer,
+            path,
+            customers: 0,
+            changed: 0,
+            failed: false,
+            tx,
+        })
+    }
+
+    /// The tier changes of the customer with `external_id`, newest first;
+    /// [`StoreError::UnknownCustomer`] when there is no such customer.
+    pub fn tier_history(&self, external_id: &str) -> Result<Vec<TierChange>, StoreError> {
+        let path = self.label.as_path();
+        let rowid = require_customer(&self.conn, path, external_id)?;
+        self.conn
+            .prepare_cached(
+                "SELECT at, assessment_id, from_tier, to_tier, reason FROM tier_history \
+                 WHERE customer_id = ?1 ORDER BY at DESC, id DESC",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([rowid], |row| {
+                    Ok(TierChange {
+                        at: row.get(0)?,
+                        assessment_id: row.get(1)?,
+                        from_tier: row.get(2)?,
+                        to_tier: row.get(3)?,
+                        reason: row.get(4)?,
+                    })
+                })?
+                .collect()
+            })
+            .at(path)
+    }
+
+    /// The current tier of the customer with `external_id`; `None` when the
+    /// customer was never assessed, [`StoreError::UnknownCustomer`] when
+    /// there is no such customer.
+    pub fn current_tier(&self, external_id: &str) -> Result<Option<CurrentTier>, StoreError> {
+        let path = self.label.as_path();
+        let rowid = require_customer(&self.conn, path, external_id)?;
+        self.conn
+            .prepare_cached(
+                "SELECT tier, since, assessment_id, pending_tier, pending_count, pinned, scores, \
+                 reasons FROM customer_tiers WHERE customer_id = ?1",
+            )
+            .and_then(|mut stmt| stmt.query_row([rowid], current_tier_from_row).optional())
+            .at(path)
+    }
+
+    /// The current segments of the customer with `external_id`, by segment
+    /// set; [`StoreError::UnknownCustomer`] when there is no such customer.
+    pub fn segments_of(&self, external_id: &str) -> Result<Vec<CurrentSegment>, StoreError> {
+        let path = self.label.as_path();
+        let rowid = require_customer(&self.conn, path, external_id)?;
+        self.conn
+            .prepare_cached(
+                "SELECT segment_set, segment, since, assessment_id FROM customer_segments \
+                 WHERE customer_id = ?1 ORDER BY segment_set",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([rowid], |row| {
+                    Ok(CurrentSegment {
+                        segment_set: row.get(0)?,
+                        segment: row.get(1)?,
+                        since: row.get(2)?,
+                        assessment_id: row.get(3)?,
+                    })
+                })?
+                .collect()
+            })
+            .at(path)
+    }
+
+    /// The segment changes of the customer with `external_id`, newest
+    /// first; [`StoreError::UnknownCustomer`] when there is no such
+    /// customer.
+    pub fn segment_history(&self, external_id: &str) -> Result<Vec<SegmentChange>, StoreError> {
+        let path = self.label.as_path();
+        let rowid = require_customer(&self.conn, path, external_id)?;
+        self.conn
+            .prepare_cached(
+                "SELECT at, assessment_id, segment_set, from_segment, to_segment \
+                 FROM segment_history WHERE customer_id = ?1 ORDER BY at DESC, id DESC",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([rowid], |row| {
+                    Ok(SegmentChange {
+                        at: row.get(0)?,
+                        assessment_id: row.get(1)?,
+                        segment_set: row.get(2)?,
+                        from_segment: row.get(3)?,
+                        to_segment: row.get(4)?,
+                    })
+                })?
+                .collect()
+            })
+            .at(path)
+    }
+
+    /// How many customers each tier holds, by tier name; tiers without
+    /// customers are not listed.
+    pub fn tier_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT tier, count(*) FROM customer_tiers GROUP BY tier ORDER BY tier")
+            .and_then(|mut stmt| {
+                stmt.query_map([], |row| {
+                    Ok((row.get(0)?, row.get::<_, i64>(1)?.unsigned_abs()))
+                })?
+                .collect()
+            })
+            .at(&self.label)
+    }
+
+    /// The latest recorded assessment, if any.
+    pub fn last_assessment(&self) -> Result<Option<AssessmentRow>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT id, at, ruleset_version, started_at, finished_at, customers, changed, \
+                 rule_errors FROM assessments ORDER BY id DESC LIMIT 1",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([], |row| {
+                    let count = |index| row.get::<_, i64>(index).map(i64::unsigned_abs);
+                    Ok(AssessmentRow {
+                        id: row.get(0)?,
+                        at: row.get(1)?,
+                        ruleset_version: row.get(2)?,
+                        started_at: row.get(3)?,
+                        finished_at: row.get(4)?,
+                        customers: count(5)?,
+                        changed: count(6)?,
+                        rule_errors: count(7)?,
+                    })
+                })
+                .optional()
+            })
+            .at(&self.label)
+    }
+}
+
+/// An assessment being recorded: one `IMMEDIATE` transaction, begun by
+/// [`Store::begin_assessment`].
+///
+/// [`record`](AssessmentSession::record) writes one decision;
+/// [`finish`](AssessmentSession::finish) completes the `assessments` row and
+/// commits. Dropping the session, or any error, writes nothing at all.
+pub struct AssessmentSession<'s> {
+    // Declared before `tx`, so the statements are finalised before the
+    // transaction rolls back on drop.
+    writer: DecisionWriter<'s>,
+    path: &'s Path,
+    customers: u64,
+    changed: u64,
+    /// A decision failed half-way: nothing more may be written or committed.
+    failed: bool,
+    tx: Transaction<'s>,
+}
+
+impl fmt::Debug for AssessmentSession<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AssessmentSession")
+            .field("path", &self.path)
+            .field("assessment_id", &self.writer.assessment_id)
+            .field("at", &self.writer.at)
+            .field("customers", &self.customers)
+            .field("changed", &self.changed)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AssessmentSession<'_> {
+    /// The id the assessment will have.
+    pub fn assessment_id(&self) -> i64 {
+        self.writer.assessment_id
+    }
+
+    /// Writes one decision (one per customer); returns whether the
+    /// customer's tier changed (a first assignment counts as a change).
+    ///
+    /// A decision for a customer that does not exist is
+    /// [`StoreError::CustomerGone`]. After any error the session is spoiled:
+    /// every later call fails with [`StoreError::AssessmentAborted`], and
+    /// nothing is written.
+    pub fn record(&mut self, decision: &TierDecision) -> Result<bool, StoreError> {
+        if self.failed {
+            return Err(StoreError::AssessmentAborted {
+                path: self.path.to_path_buf(),
+            });
+        }
+        match self.writer.write(decision) {
+            Ok(changed) => {
+                self.customers += 1;
+                self.changed += u64::from(changed);
+                Ok(changed)
+            }
+            Err(err) => {
+                self.failed = true;
+                Err(if is_foreign_key_violation(&err) {
+                    StoreError::CustomerGone {
+                        rowid: decision.customer_rowid,
+                    }
+                } else {
+                    StoreError::at(self.path, err)
+                })
+            }
+        }
+    }
+
+    /// Completes the `assessments` row (finished at `finished_at`, with
+    /// `rule_errors` failed rule evaluations and the counts of what was
+    /// recorded) and commits everything.
+    pub fn finish(
+        self,
+        finished_at: i64,
+        rule_errors: u64,
+    ) -> Result<AssessmentOutcome, StoreError> {
+        let AssessmentSession {
+            writer,
+            path,
+            customers,
+            changed,
+            failed,
+            tx,
+        } = self;
+        let assessment_id = writer.assessment_id;
+        drop(writer);
+        if failed {
+            return Err(StoreError::AssessmentAborted {
+                path: path.to_path_buf(),
+            });
+        }
+        tx.execute(
+            "UPDATE assessments SET finished_at = ?2, customers = ?3, changed = ?4, \
+             rule_errors = ?5 WHERE id = ?1",
+            params![
+                assessment_id,
+                finished_at,
+                sql_count(customers),
+                sql_count(changed),
+                sql_count(rule_errors),
+            ],
+        )
+        .at(path)?;
+        tx.commit().at(path)?;
+        Ok(AssessmentOutcome {
+            assessment_id,
+            customers,
+            changed,
+        })
+    }
+}
+
+/// Writes decisions of one assessment with statements prepared once.
+struct DecisionWriter<'t> {
+    assessment_id: i64,
+    at: i64,
+    /// Updates a customer whose stored tier is the decided one; touches no
+    /// row otherwise.
+    keep_tier: Statement<'t>,
+    /// A tier history row, reading the stored tier (if any) as `from_tier`.
+    tier_change: Statement<'t>,
+    /// Inserts or replaces a customer's tier with a new `since`.
+    set_tier: Statement<'t>,
+    segment_get: Statement<'t>,
+    segment_change: Statement<'t>,
+    segment_set: Statement<'t>,
+    segment_delete: Statement<'t>,
+    /// No customer can have a stored tier (segment) yet: the table was
+    /// empty when the assessment began, and every decision so far was for a
+    /// customer with a higher rowid than the one before, so no customer came
+    /// twice. Then there is nothing to look up before writing.
+    fresh_tiers: bool,
+    fresh_segments: bool,
+    /// The rowid of the previous decision.
+    last_rowid: i64,
+    /// Serialised scores and reasons, reused from decision to decision.
+    scores: Vec<u8>,
+    reasons: Vec<u8>,
+}
+
+impl<'t> DecisionWriter<'t> {
+    fn new(tx: &'t Connection, assessment_id: i64, at: i64) -> rusqlite::Result<Self> {
+        let empty = |table: &str| -> rusqlite::Result<bool> {
+            tx.query_row(
+                &format!("SELECT NOT EXISTS (SELECT 1 FROM {table})"),
+                [],
+                |row| row.get(0),
+            )
+        };
+        Ok(DecisionWriter {
+            assessment_id,
+            at,
+            fresh_tiers: empty("customer_tiers")?,
+            fresh_segments: empty("customer_segments")?,
+            last_rowid: i64::MIN,
+            keep_tier: tx.prepare(
+                "UPDATE customer_tiers SET assessment_id = ?2, pending_tier = ?3, \
+                 pending_count = ?4, pinned = ?5, scores = ?6, reasons = ?7 \
+                 WHERE customer_id = ?1 AND tier = ?8",
+            )?,
+            tier_change: tx.prepare(
+                "INSERT INTO tier_history (customer_id, assessment_id, at, from_tier, to_tier, \
+                 reason) VALUES (?1, ?2, ?3, \
+                 (SELECT tier FROM customer_tiers WHERE customer_id = ?1), ?4, ?5)",
+            )?,
+            set_tier: tx.prepare(
+                "INSERT INTO customer_tiers (customer_id, tier, since, assessment_id, \
+                 pending_tier, pending_count, pinned, scores, reasons) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (customer_id) DO UPDATE SET tier = excluded.tier, \
+                 since = excluded.since, assessment_id = excluded.assessment_id, \
+                 pending_tier = excluded.pending_tier, pending_count = excluded.pending_count, \
+                 pinned = excluded.pinned, scores = excluded.scores, reasons = excluded.reasons",
+            )?,
+            segment_get: tx.prepare(
+                "SELECT segment FROM customer_segments WHERE customer_id = ?1 \
+                 AND segment_set = ?2",
+            )?,
+            segment_change: tx.prepare(
+                "INSERT INTO segment_history (customer_id, assessment_id, at, segment_set, \
+                 from_segment, to_segment) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?,
+            segment_set: tx.prepare(
+                "INSERT INTO customer_segments (customer_id, segment_set, segment, since, \
+                 assessment_id) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (customer_id, segment_set) DO UPDATE SET \
+                 segment = excluded.segment, since = excluded.since, \
+                 assessment_id = excluded.assessment_id",
+            )?,
+            segment_delete: tx.prepare(
+                "DELETE FROM customer_segments WHERE customer_id = ?1 AND segment_set = ?2",
+            )?,
+            scores: Vec::new(),
+            reasons: Vec::new(),
+        })
+    }
+
+    /// Writes one decision; returns whether the customer's tier changed.
+    fn write(&mut self, decision: &TierDecision) -> rusqlite::Result<bool> {
+        let rowid = decision.customer_rowid;
+        self.scores.clear();
+        serde_json::to_writer(&mut self.scores, &decision.scores).map_err(json_error)?;
+        self.reasons.clear();
+        serde_json::to_writer(&mut self.reasons, &decision.reasons).map_err(json_error)?;
+        let scores = std::str::from_utf8(&self.scores).expect("serde_json writes UTF-8");
+        let reasons = std::str::from_utf8(&self.reasons).expect("serde_json writes UTF-8");
+        let pending_count = i64::from(decision.pending_count);
+        if rowid <= self.last_rowid {
+            self.fresh_tiers = false;
+            self.fresh_segments = false;
+        }
+        self.last_rowid = rowid;
+
+        let kept = !self.fresh_tiers
+            && self.keep_tier.execute(params![
+                rowid,
+                self.assessment_id,
+                decision.pending_tier,
+                pending_count,
+                decision.pinned,
+                scores,
+                reasons,
+                decision.tier,
+            ])? == 1;
+        if !kept {
+            self.tier_change.execute(params![
+                rowid,
+                self.assessment_id,
+                self.at,
+                decision.tier,
+                decision.reason,
+            ])?;
+            self.set_tier.execute(params![
+                rowid,
+                decision.tier,
+                self.at,
+                self.assessment_id,
+                decision.pending_tier,
+                pending_count,
+                decision.pinned,
+                scores,
+                reasons,
+            ])?;
+        }
+
+        for (set, segment) in &decision.segments {
+            let stored: Option<String> = if self.fresh_segments {
+                None
+            } else {
+                self.segment_get
+                    .query_row(params![rowid, set], |row| row.get(0))
+                    .optional()?
+            };
+            if stored == *segment {
+                continue;
+            }
+            self.segment_change.execute(params![
+                rowid,
+                self.assessment_id,
+                self.at,
+                set,
+                stored,
+                segment,
+            ])?;
+            match segment {
+                Some(segment) => self.segment_set.execute(params![
+                    rowid,
+                    set,
+                    segment,
+                    self.at,
+                    self.assessment_id
+                ])?,
+                None => self.segment_delete.execute(params![rowid, set])?,
+            };
+        }
+        Ok(!kept)
+    }
+}
+
+/// Whether `err` is SQLite refusing a row for a foreign key.
+fn is_foreign_key_violation(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+    )
+}
+
+/// A JSON serialisation failure (map keys are strings, so this does not
+/// happen in practice) as a rusqlite error.
+fn json_error(err: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(err))
+}
+
+fn current_tier_from_row(row: &Row<'_>) -> rusqlite::Result<CurrentTier> {
+    let scores = match json_column(row, 6)? {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    Ok(CurrentTier {
+        tier: row.get(0)?,
+        since: row.get(1)?,
+        assessment_id: row.get(2)?,
+        pending_tier: row.get(3)?,
+        pending_count: u32::try_from(row.get::<_, i64>(4)?).unwrap_or(u32::MAX),
+        pinned: row.get(5)?,
+        scores,
+        reasons: json_column(row, 7)?,
+    })
+}
+
+/// The JSON text in column `index`, parsed.
+fn json_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Value> {
+    serde_json::from_str(row.get_ref(index)?.as_str()?)
+        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(err)))
+}
+
+/// A count as SQLite stores it (saturating; counts never get near 2^63).
+fn sql_count(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
