@@ -769,6 +769,23 @@ impl Columns {
         }
     }
 
+    fn required_text(
+        &self,
+        row: &mut TypedRow,
+        line: u64,
+        name: &str,
+    ) -> Result<String, WriteError> {
+        self.text(row, name).ok_or_else(|| missing(line, name))
+    }
+
+    fn required_time(&self, row: &mut TypedRow, line: u64, name: &str) -> Result<i64, WriteError> {
+        self.time(row, name).ok_or_else(|| missing(line, name))
+    }
+
+    fn required_float(&self, row: &mut TypedRow, line: u64, name: &str) -> Result<f64, WriteError> {
+        self.float(row, name).ok_or_else(|| missing(line, name))
+    }
+
     fn boolean(&self, row: &mut TypedRow, name: &str) -> Option<bool> {
         match self.take(row, name)? {
             Value::Bool(v) => Some(v),
@@ -818,9 +835,7 @@ impl RecordWriter {
         let result = match self.kind {
             RecordKind::Customers => {
                 let rec = CustomerRecord {
-                    external_id: c
-                        .text(r, "customer_id")
-                        .ok_or_else(|| missing(line, "customer_id"))?,
+                    external_id: c.required_text(r, line, "customer_id")?,
                     name: c.text(r, "name"),
                     email: c.text(r, "email"),
                     phone: c.text(r, "phone"),
@@ -839,13 +854,9 @@ impl RecordWriter {
             RecordKind::Interactions => {
                 let rec = InteractionRecord {
                     external_id: c.text(r, "interaction_id"),
-                    customer_external_id: c
-                        .text(r, "customer_id")
-                        .ok_or_else(|| missing(line, "customer_id"))?,
-                    kind: c.text(r, "kind").ok_or_else(|| missing(line, "kind"))?,
-                    occurred_at: c
-                        .time(r, "occurred_at")
-                        .ok_or_else(|| missing(line, "occurred_at"))?,
+                    customer_external_id: c.required_text(r, line, "customer_id")?,
+                    kind: c.required_text(r, line, "kind")?,
+                    occurred_at: c.required_time(r, line, "occurred_at")?,
                     by: c.text(r, "by"),
                     note: c.text(r, "note"),
                 };
@@ -854,12 +865,8 @@ impl RecordWriter {
             RecordKind::Complaints => {
                 let rec = ComplaintRecord {
                     external_id: c.text(r, "complaint_id"),
-                    customer_external_id: c
-                        .text(r, "customer_id")
-                        .ok_or_else(|| missing(line, "customer_id"))?,
-                    opened_at: c
-                        .time(r, "opened_at")
-                        .ok_or_else(|| missing(line, "opened_at"))?,
+                    customer_external_id: c.required_text(r, line, "customer_id")?,
+                    opened_at: c.required_time(r, line, "opened_at")?,
                     resolved_at: c.time(r, "resolved_at"),
                     severity: c.int(r, "severity").map_or(2, |s| s.clamp(1, 4) as u8),
                     subject: c.text(r, "subject"),
@@ -869,23 +876,17 @@ impl RecordWriter {
             RecordKind::Feedback => {
                 let rec = FeedbackRecord {
                     external_id: c.text(r, "feedback_id"),
-                    customer_external_id: c
-                        .text(r, "customer_id")
-                        .ok_or_else(|| missing(line, "customer_id"))?,
-                    given_at: c
-                        .time(r, "given_at")
-                        .ok_or_else(|| missing(line, "given_at"))?,
-                    score: c.float(r, "score").ok_or_else(|| missing(line, "score"))?,
+                    customer_external_id: c.required_text(r, line, "customer_id")?,
+                    given_at: c.required_time(r, line, "given_at")?,
+                    score: c.required_float(r, line, "score")?,
                     comment: c.text(r, "comment"),
                 };
                 session.feedback(line, &rec)
             }
             RecordKind::Managers => {
                 let rec = ManagerRecord {
-                    external_id: c
-                        .text(r, "manager_id")
-                        .ok_or_else(|| missing(line, "manager_id"))?,
-                    name: c.text(r, "name").ok_or_else(|| missing(line, "name"))?,
+                    external_id: c.required_text(r, line, "manager_id")?,
+                    name: c.required_text(r, line, "name")?,
                     email: c.text(r, "email"),
                     role: c.text(r, "role"),
                     capacity: c.int(r, "capacity"),
@@ -905,15 +906,9 @@ impl RecordWriter {
     ) -> Result<Option<Outcome>, WriteError> {
         let c = &self.columns;
         let r = &mut row;
-        let external_id = c
-            .text(r, "order_id")
-            .ok_or_else(|| missing(line, "order_id"))?;
-        let customer = c
-            .text(r, "customer_id")
-            .ok_or_else(|| missing(line, "customer_id"))?;
-        let ordered_at = c
-            .time(r, "ordered_at")
-            .ok_or_else(|| missing(line, "ordered_at"))?;
+        let external_id = c.required_text(r, line, "order_id")?;
+        let customer = c.required_text(r, line, "customer_id")?;
+        let ordered_at = c.required_time(r, line, "ordered_at")?;
         let quantity = c.float(r, "quantity");
         let unit_price = c.float(r, "unit_price");
         let amount = match (c.float(r, "amount"), quantity, unit_price) {

@@ -10,4 +10,5 @@
 pub mod config;
 pub mod demo;
 pub mod ingest;
+pub mod mail;
 pub mod workspace;

@@ -1,0 +1,425 @@
+//! Outgoing emails as data ([`OutgoingEmail`]) and their one way onto the wire ([`build`]).
+//!
+//! Everything a customer controls (names, subjects, addresses) passes through here before any
+//! transport sees it, so this is where header injection is made impossible:
+//!
+//! - **addresses** containing control characters or whitespace are refused outright
+//!   ([`MailError::InvalidAddress`]): an address is an identifier, and a "fixed" address would
+//!   be a different, possibly someone else's, mailbox;
+//! - **display names and the subject** have every control character (CR, LF, tab, NUL, DEL,
+//!   C1) and the Unicode line and paragraph separators replaced by a space. They are prose: a
+//!   stray line break in an imported name should not stop a birthday greeting, but it must
+//!   never start a new header. lettre then encodes anything non-ASCII per RFC 2047, so the
+//!   wire carries exactly one header line (folded if long) for each field.
+//!
+//! Bodies are not escaped: the text part is plain text and arrives literally (`<script>`
+//! included); escaping customer data inside HTML is the template layer's job, which knows
+//! which parts are markup. Line endings in bodies are normalised to CRLF (bare CR here, bare
+//! LF by lettre), so no bare CR or LF reaches the wire.
+
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use lettre::address::Envelope;
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+
+use super::MailError;
+
+/// A mailbox: an email address and an optional display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    /// The display name (`"Ada Lovelace"`). Control characters become spaces when built.
+    pub name: Option<String>,
+    /// The address (`ada@example.com`). Must be a valid address without control characters.
+    pub email: String,
+}
+
+impl Address {
+    /// An address without a display name.
+    pub fn new(email: impl Into<String>) -> Address {
+        Address {
+            name: None,
+            email: email.into(),
+        }
+    }
+
+    /// An address with a display name.
+    pub fn named(name: impl Into<String>, email: impl Into<String>) -> Address {
+        Address {
+            name: Some(name.into()),
+            email: email.into(),
+        }
+    }
+}
+
+/// The links of a `List-Unsubscribe` header (RFC 2369), with one-click unsubscription
+/// (RFC 8058) when an HTTPS link is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListUnsubscribe {
+    /// The full mailto URI, e.g. `mailto:unsubscribe+c42@care.example.com?subject=unsubscribe`.
+    pub mailto: String,
+    /// The full HTTPS URI that unsubscribes on a POST, e.g.
+    /// `https://care.example.com/unsubscribe?token=…`. When present, the message also carries
+    /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click`.
+    pub https: Option<String>,
+}
+
+/// An email ready to be built: every field as data, no IO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    /// The `Message-ID`, chosen by the caller once (e.g. `<outbox-123.4f2a@tiercare.invalid>`)
+    /// and kept, so a retry sends the same id and the folder transport can recognise a resend.
+    pub message_id: String,
+    /// The sender (also the envelope's reverse path).
+    pub from: Address,
+    /// The one recipient (also the envelope's only forward path).
+    pub to: Address,
+    /// Where replies go, if not to `from`.
+    pub reply_to: Option<Address>,
+    /// The subject. Control characters become spaces.
+    pub subject: String,
+    /// The plain-text body (always present: it is what text-only readers show).
+    pub text: String,
+    /// The HTML body, already escaped by the template layer. With it the message is
+    /// `multipart/alternative` (text first, then HTML).
+    pub html: Option<String>,
+    /// Unsubscribe links, for care mail to customers.
+    pub list_unsubscribe: Option<ListUnsubscribe>,
+    /// The `Date` header (whole seconds are kept).
+    pub date: DateTime<Utc>,
+}
+
+/// A message built by [`build`]: its envelope and its exact bytes, which every transport sends
+/// unchanged (so a retry sends the same bytes).
+#[derive(Debug, Clone)]
+pub struct BuiltMessage {
+    message_id: String,
+    message: lettre::Message,
+    envelope: Envelope,
+    raw: Vec<u8>,
+}
+
+impl BuiltMessage {
+    /// The `Message-ID`, angle brackets included.
+    pub fn message_id(&self) -> &str {
+        &self.message_id
+    }
+
+    /// The SMTP envelope: the sender's address and the one recipient.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// The message as lettre holds it.
+    pub fn message(&self) -> &lettre::Message {
+        &self.message
+    }
+
+    /// The message as it goes on the wire (headers and body, CRLF line endings).
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+}
+
+/// The longest URI accepted in `List-Unsubscribe`: the header must stay under SMTP's
+/// 998-byte line limit, as it cannot be folded inside a URI.
+const MAX_UNSUBSCRIBE_URI: usize = 900;
+
+/// The longest `Message-ID` accepted (RFC 5322 lines are at most 998 bytes).
+const MAX_MESSAGE_ID: usize = 250;
+
+/// Builds the message: validates addresses and headers, strips control characters from names
+/// and the subject (see the [module docs](self)), and formats the bytes once.
+pub fn build(email: &OutgoingEmail) -> Result<BuiltMessage, MailError> {
+    validate_message_id(&email.message_id)?;
+    let from = mailbox(&email.from)?;
+    let to = mailbox(&email.to)?;
+    let envelope = Envelope::new(Some(from.email.clone()), vec![to.email.clone()])
+        .map_err(|error| MailError::Build(error.to_string()))?;
+
+    let mut builder = lettre::Message::builder()
+        .message_id(Some(email.message_id.clone()))
+        .date(SystemTime::from(email.date))
+        .from(from)
+        .to(to)
+        .subject(clean_text(&email.subject))
+        .envelope(envelope.clone());
+    if let Some(reply_to) = &email.reply_to {
+        builder = builder.reply_to(mailbox(reply_to)?);
+    }
+    if let Some(links) = &email.list_unsubscribe {
+        let mut value = format!("<{}>", unsubscribe_uri(&links.mailto, "mailto:")?);
+        if let Some(https) = &links.https {
+            value.push_str(&format!(", <{}>", unsubscribe_uri(https, "https://")?));
+            // RFC 8058: one-click only with an HTTPS URI, which receives the POST.
+            builder = builder.raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_owned(),
+            ));
+        }
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+            value,
+        ));
+    }
+    // No `Auto-Submitted: auto-generated` (RFC 3834): that header marks automatic *responses*
+    // (vacation replies, bounces) so that other robots do not answer them, and some receivers
+    // suppress or hide such mail. Care mail is an ordinary message meant for a person, whose
+    // reply is welcome; it is identified by `List-Unsubscribe` instead.
+    let text = normalise_line_endings(&email.text);
+    let message = match &email.html {
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+            text,
+            normalise_line_endings(html),
+        )),
+        None => builder.singlepart(SinglePart::plain(text)),
+    }
+    .map_err(|error| MailError::Build(error.to_string()))?;
+    let raw = message.formatted();
+    Ok(BuiltMessage {
+        message_id: email.message_id.clone(),
+        message,
+        envelope,
+        raw,
+    })
+}
+
+/// Parses an email address, refusing control characters and whitespace outright.
+pub fn parse_address(email: &str) -> Result<lettre::Address, MailError> {
+    let invalid = |reason: &str| MailError::InvalidAddress {
+        address: email.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if email.is_empty() {
+        return Err(invalid("the address is empty"));
+    }
+    if email.chars().any(char::is_control) {
+        return Err(invalid("the address contains a control character"));
+    }
+    if email.chars().any(char::is_whitespace) {
+        return Err(invalid("the address contains whitespace"));
+    }
+    email
+        .parse::<lettre::Address>()
+        .map_err(|error| invalid(&error.to_string()))
+}
+
+fn mailbox(address: &Address) -> Result<Mailbox, MailError> {
+    let email = parse_address(&address.email)?;
+    let name = address
+        .name
+        .as_deref()
+        .map(clean_text)
+        .filter(|name| !name.is_empty());
+    Ok(Mailbox::new(name, email))
+}
+
+/// Replaces control characters and Unicode line/paragraph separators with spaces and trims:
+/// the result can never span two header lines.
+pub fn clean_text(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// Turns CRLF and lone CR into LF; lettre then writes every LF as CRLF.
+fn normalise_line_endings(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+fn validate_message_id(id: &str) -> Result<(), MailError> {
+    let invalid = |reason: &str| MailError::InvalidHeader {
+        header: "Message-ID",
+        reason: reason.to_owned(),
+    };
+    let inner = id
+        .strip_prefix('<')
+        .and_then(|rest| rest.strip_suffix('>'))
+        .ok_or_else(|| invalid("it must look like <left@right>"))?;
+    if id.len() > MAX_MESSAGE_ID {
+        return Err(invalid("it is longer than 250 bytes"));
+    }
+    if !inner
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+    {
+        return Err(invalid(
+            "it may only contain printable ASCII without spaces or angle brackets",
+        ));
+    }
+    match inner.split_once('@') {
+        Some((left, right)) if !left.is_empty() && !right.is_empty() && !right.contains('@') => {
+            Ok(())
+        }
+        _ => Err(invalid("it must look like <left@right>")),
+    }
+}
+
+fn unsubscribe_uri<'a>(uri: &'a str, scheme: &str) -> Result<&'a str, MailError> {
+    let invalid = |reason: String| MailError::InvalidHeader {
+        header: "List-Unsubscribe",
+        reason,
+    };
+    if !uri.starts_with(scheme) || uri.len() == scheme.len() {
+        return Err(invalid(format!("the link must start with {scheme}")));
+    }
+    if uri.len() > MAX_UNSUBSCRIBE_URI {
+        return Err(invalid(format!(
+            "the link is longer than {MAX_UNSUBSCRIBE_URI} bytes"
+        )));
+    }
+    if !uri
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+    {
+        return Err(invalid(
+            "the link may only contain printable ASCII without spaces or angle brackets \
+             (percent-encode the rest)"
+                .to_owned(),
+        ));
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email() -> OutgoingEmail {
+        OutgoingEmail {
+            message_id: "<outbox-1.ab@tiercare.invalid>".to_owned(),
+            from: Address::named("Care", "care@example.com"),
+            to: Address::named("Ada", "ada@example.com"),
+            reply_to: None,
+            subject: "Hello".to_owned(),
+            text: "Hi".to_owned(),
+            html: None,
+            list_unsubscribe: None,
+            date: DateTime::from_timestamp(1_700_000_000, 0).expect("valid time"),
+        }
+    }
+
+    fn headers(built: &BuiltMessage) -> String {
+        let raw = String::from_utf8(built.raw().to_vec()).expect("ascii");
+        raw.split("\r\n\r\n").next().expect("headers").to_owned()
+    }
+
+    #[test]
+    fn clean_text_removes_every_line_break() {
+        assert_eq!(
+            clean_text("Bob\r\nBcc: x@example.com"),
+            "Bob  Bcc: x@example.com"
+        );
+        assert_eq!(clean_text("a\u{2028}b\u{85}c\td\0"), "a b c d");
+        assert_eq!(clean_text("\r\n"), "");
+    }
+
+    #[test]
+    fn addresses_with_control_characters_are_refused() {
+        for bad in [
+            "",
+            "a@example.com\r\nBcc: x@example.com",
+            "a b@example.com",
+            "nobody",
+        ] {
+            let mut email = email();
+            email.to.email = bad.to_owned();
+            match build(&email) {
+                Err(MailError::InvalidAddress { address, .. }) => assert_eq!(address, bad),
+                other => panic!("{bad:?}: expected InvalidAddress, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn message_ids_must_be_well_formed() {
+        for bad in [
+            "outbox-1@x",
+            "<outbox 1@x>",
+            "<@x>",
+            "<a@>",
+            "<a@b@c>",
+            "<a\r\n@b>",
+        ] {
+            let mut email = email();
+            email.message_id = bad.to_owned();
+            assert!(
+                matches!(
+                    build(&email),
+                    Err(MailError::InvalidHeader {
+                        header: "Message-ID",
+                        ..
+                    })
+                ),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn unsubscribe_links_are_checked() {
+        let mut email = email();
+        email.list_unsubscribe = Some(ListUnsubscribe {
+            mailto: "unsubscribe@example.com".to_owned(),
+            https: None,
+        });
+        assert!(build(&email).is_err(), "a mailto without its scheme");
+        email.list_unsubscribe = Some(ListUnsubscribe {
+            mailto: "mailto:u@example.com".to_owned(),
+            https: Some("https://example.com/u?x=<y>".to_owned()),
+        });
+        assert!(build(&email).is_err(), "angle brackets in a link");
+    }
+
+    #[test]
+    fn one_click_only_with_an_https_link() {
+        let mut email = email();
+        email.list_unsubscribe = Some(ListUnsubscribe {
+            mailto: "mailto:u@example.com".to_owned(),
+            https: None,
+        });
+        let headers = headers(&build(&email).expect("built"));
+        assert!(headers.contains("List-Unsubscribe: <mailto:u@example.com>"));
+        assert!(!headers.contains("List-Unsubscribe-Post"));
+    }
+
+    #[test]
+    fn injected_names_and_subjects_stay_in_one_header() {
+        let mut email = email();
+        email.to.name = Some("Bob\r\nBcc: x@example.com".to_owned());
+        email.subject = "Hi\r\nBcc: y@example.com\nX-Evil: 1".to_owned();
+        let headers = headers(&build(&email).expect("built"));
+        for line in headers.split("\r\n") {
+            assert!(
+                !line.starts_with("Bcc") && !line.starts_with("X-Evil"),
+                "injected header line {line:?} in\n{headers}"
+            );
+        }
+        assert!(!headers.replace("\r\n", "").contains('\n'));
+    }
+
+    #[test]
+    fn line_endings_become_crlf() {
+        let mut email = email();
+        email.text = "one\rtwo\nthree\r\nfour".to_owned();
+        let built = build(&email).expect("built");
+        let raw = built.raw();
+        for (i, &b) in raw.iter().enumerate() {
+            if b == b'\n' {
+                assert_eq!(raw[i - 1], b'\r', "bare LF at {i}");
+            }
+            if b == b'\r' {
+                assert_eq!(raw.get(i + 1), Some(&b'\n'), "bare CR at {i}");
+            }
+        }
+    }
+}
