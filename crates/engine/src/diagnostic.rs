@@ -14,7 +14,8 @@
 use std::fmt;
 
 /// How bad a [`Diagnostic`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The file is refused.
     Error,
@@ -32,7 +33,7 @@ impl fmt::Display for Severity {
 }
 
 /// A problem in something a user wrote, located at `path:line:column` (both 1-based).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,

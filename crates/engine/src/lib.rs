@@ -2,8 +2,9 @@
 //!
 //! It parses and validates rule and mapping texts (YAML with small Rhai scripts), compiles every
 //! script once, and evaluates them: import mappings turn source rows into typed records
-//! ([`mapping`]), and rules turn customer snapshots into decisions. Everything a user wrote that
-//! is wrong comes back as a [`Diagnostic`] at `file:line:column`.
+//! ([`mapping`]), and tiering rules turn customer [`Snapshot`]s into [`Decision`]s ([`rules`],
+//! [`evaluate`]). Everything a user wrote that is wrong comes back as a [`Diagnostic`] at
+//! `file:line:column`.
 //!
 //! # What this crate must never do
 //!
@@ -23,24 +24,55 @@
 //! - [`record`]: record kinds, our fields, cells, typed rows.
 //! - [`mapping`]: import mappings (`tiercare import KIND FILE --mapping M.yaml`).
 //! - [`schedule`]: cron schedules (5-field crontab and the `cron` crate's 6/7-field form).
+//! - [`feature`]: the customer features rules read (the contract with the store).
+//! - [`catalog`](mod@catalog): every feature and function rules can use (`tiercare functions`).
+//! - [`rules`]: tiering rule files (`rules/*.yaml`, `rules/*.rhai`) loaded into a [`RuleSet`].
+//! - [`snapshot`]: one customer's feature values and pin.
+//! - [`evaluate`]: a [`RuleSet`] applied to a [`Snapshot`]: a [`Decision`] (pins, hysteresis).
+//! - [`explain`]: every step of a decision (`tiercare explain`).
+//! - [`ruletest`]: rule tests (`rules/tests/*.yaml`, `tiercare test`).
+//! - [`json_schema`]: the JSON Schema of rule and rule-test files (`tiercare schema`).
 
+pub mod catalog;
 pub mod diagnostic;
+pub mod evaluate;
+pub mod explain;
+pub mod feature;
+pub mod json_schema;
 pub mod mapping;
 pub mod record;
+pub mod rules;
+pub mod ruletest;
 pub mod sandbox;
 pub mod schedule;
+pub mod snapshot;
 pub mod yaml;
 
 mod convert;
+mod native;
+mod rule_file;
 mod script_lint;
 
+pub use catalog::{Catalog, FunctionOrigin, FunctionSpec, catalog};
 pub use diagnostic::{Diagnostic, Severity, render_all};
+pub use evaluate::{Decision, Evaluator, RuleError};
+pub use explain::{
+    ConditionTrace, Explanation, HysteresisTrace, ScoreTrace, SegmentSetTrace, VariableValue,
+};
+pub use feature::{Feature, FeatureSpec, FeatureType, NEVER_DAYS, features};
+pub use json_schema::rules_json_schema;
 pub use mapping::{BindError, BoundMapping, Mapping, script_name};
 pub use record::{
     Cell, Check, FieldSpec, FieldType, RecordKind, Rejection, RowOutcome, TypedRow,
     UnknownRecordKind, Value, field_index, fields,
 };
+pub use rules::{
+    LibraryFunction, LoadedRules, Location, RuleFile, RuleInfo, RuleSet, ScoreInfo, SegmentSetInfo,
+    Window, load_rules,
+};
+pub use ruletest::{TestFailure, TestReport, run_rule_tests};
 pub use sandbox::{Limits, ScriptError, new_engine, script_diagnostic};
+pub use snapshot::{FeatureTypeError, FeatureValue, Pin, Snapshot};
 pub use yaml::{Document, PathSeg, ScalarStyle, Span, Spans, YamlLimits};
 
 /// Every error the engine returns, for callers that want one type.

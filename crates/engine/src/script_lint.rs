@@ -4,6 +4,9 @@
 //! an error, so a column read as a string and compared with a number quietly never matches.
 //! [`number_comparisons`] finds `name <op> number` (and `number <op> name`) with a rough
 //! tokenizer that skips strings and comments; the caller decides which names are suspicious.
+//!
+//! [`library_items`] reads a function library (a `rules/*.rhai` file): the functions it defines
+//! and where, and the first top-level statement, which a library must not have.
 
 use std::collections::HashSet;
 
@@ -80,6 +83,108 @@ enum TokenKind<'a> {
     Number,
     Compare,
     Punct(&'a str),
+    /// A string or character literal.
+    Str,
+}
+
+/// A function defined by a library, with the 1-based position of its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LibraryFunction<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) params: Vec<&'a str>,
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+}
+
+/// What a function library holds at its top level.
+#[derive(Debug, Default)]
+pub(crate) struct LibraryItems<'a> {
+    /// `fn` definitions, in file order.
+    pub(crate) functions: Vec<LibraryFunction<'a>>,
+    /// 1-based line and column of the first token that is not part of a function definition.
+    pub(crate) first_statement: Option<(usize, usize)>,
+}
+
+/// The functions a library defines and its first top-level statement, if any. Rough (it does not
+/// parse), so only meaningful for a script that compiles.
+pub(crate) fn library_items(source: &str) -> LibraryItems<'_> {
+    let tokens = tokenize(source);
+    let mut items = LibraryItems::default();
+    let mut i = 0;
+    while let Some(token) = tokens.get(i) {
+        match token.kind {
+            TokenKind::Punct(";") | TokenKind::Ident("private") => i += 1,
+            TokenKind::Ident("fn") => {
+                let Some(Token {
+                    kind: TokenKind::Ident(name),
+                    line,
+                    column,
+                }) = tokens.get(i + 1)
+                else {
+                    i += 1;
+                    continue;
+                };
+                let mut params = Vec::new();
+                let mut j = i + 2;
+                if matches!(tokens.get(j).map(|t| &t.kind), Some(TokenKind::Punct("("))) {
+                    j += 1;
+                    while let Some(t) = tokens.get(j) {
+                        j += 1;
+                        match t.kind {
+                            TokenKind::Punct(")") => break,
+                            TokenKind::Ident(param) => params.push(param),
+                            _ => {}
+                        }
+                    }
+                }
+                items.functions.push(LibraryFunction {
+                    name,
+                    params,
+                    line: *line,
+                    column: *column,
+                });
+                // Skip the body: from its `{` to the matching `}`.
+                let mut depth = 0usize;
+                while let Some(t) = tokens.get(j) {
+                    j += 1;
+                    match t.kind {
+                        TokenKind::Punct("{") => depth += 1,
+                        TokenKind::Punct("}") => {
+                            depth = depth.saturating_sub(1);
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                i = j;
+            }
+            _ => {
+                items
+                    .first_statement
+                    .get_or_insert((token.line, token.column));
+                i += 1;
+                // Skip to the end of the statement (a `;` or `}` at depth 0).
+                let mut depth = 0usize;
+                while let Some(t) = tokens.get(i) {
+                    i += 1;
+                    match t.kind {
+                        TokenKind::Punct("{" | "(" | "[") => depth += 1,
+                        TokenKind::Punct("}" | ")" | "]") => {
+                            depth = depth.saturating_sub(1);
+                            if depth == 0 && t.kind == TokenKind::Punct("}") {
+                                break;
+                            }
+                        }
+                        TokenKind::Punct(";") if depth == 0 => break,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    items
 }
 
 struct Token<'a> {
@@ -121,6 +226,11 @@ fn tokenize(source: &str) -> Vec<Token<'_>> {
                     break;
                 }
             }
+            tokens.push(Token {
+                kind: TokenKind::Str,
+                line: token_line,
+                column: token_column,
+            });
             advance(&mut i, &mut line, &mut column, n);
         } else if c == '/' && next == Some('/') {
             let mut n = 0;
@@ -204,6 +314,30 @@ mod tests {
         assert_eq!(names("Quantity <= 0"), [("Quantity", 1, 1)]);
         assert_eq!(names("a > -1.5 || 3 == b"), [("a", 1, 1), ("b", 1, 18)]);
         assert_eq!(names("x &&\n  Price >= 10"), [("Price", 2, 3)]);
+    }
+
+    #[test]
+    fn library_functions_and_statements() {
+        let items = library_items(
+            "// helpers\nfn potential(score, orders) {\n  if score > 1 { score } else { orders }\n}\nprivate fn twice(x) { x * 2 }\n",
+        );
+        let functions: Vec<(&str, Vec<&str>, usize, usize)> = items
+            .functions
+            .iter()
+            .map(|f| (f.name, f.params.clone(), f.line, f.column))
+            .collect();
+        assert_eq!(
+            functions,
+            [
+                ("potential", vec!["score", "orders"], 2, 4),
+                ("twice", vec!["x"], 5, 12)
+            ]
+        );
+        assert_eq!(items.first_statement, None);
+        let items = library_items("fn f() { 1 }\n\"x\";\nlet y = 2;\n");
+        assert_eq!(items.first_statement, Some((2, 1)));
+        let items = library_items("fn f() { 1 }\nif true { 1 }\n");
+        assert_eq!(items.first_statement, Some((2, 1)));
     }
 
     #[test]

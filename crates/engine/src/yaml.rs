@@ -229,6 +229,12 @@ impl Spans {
     pub fn contains(&self, path: &[PathSeg]) -> bool {
         self.values.contains_key(path) || self.keys.contains_key(path)
     }
+
+    /// Whether anything was recorded at `path` or inside it (a sequence item holding a mapping
+    /// has no span of its own, but its keys do).
+    fn contains_or_encloses(&self, path: &[PathSeg]) -> bool {
+        self.contains(path) || self.keys.keys().any(|key| key.starts_with(path))
+    }
 }
 
 /// Parses one YAML document into `T`, refusing oversized files, deep nesting, alias bombs,
@@ -785,7 +791,7 @@ fn serde_diagnostic(path: &str, text: &str, spans: &Spans, err: &serde_yaml::Err
     let mut key_path: Vec<PathSeg> = Vec::new();
     for (index, _) in message.match_indices(": ") {
         let candidate = parse_dotted(&message[..index]);
-        if !candidate.is_empty() && spans.contains(&candidate) {
+        if !candidate.is_empty() && spans.contains_or_encloses(&candidate) {
             key_path = candidate;
             message = message[index + 2..].to_owned();
             break;

@@ -1,0 +1,168 @@
+//! The raw shape of rule files (`rules/*.yaml`) and rule-test files (`rules/tests/*.yaml`), as
+//! serde reads them: every key of the YAML, nothing validated yet. [`crate::rules`] validates a
+//! rule file into a compiled [`crate::RuleSet`]; [`crate::ruletest`] reads test files;
+//! [`crate::json_schema`] describes the same keys for editors (a test keeps them equal).
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
+
+/// A mapping's entries in file order (duplicates are refused earlier, by [`crate::yaml`]).
+#[derive(Debug)]
+pub(crate) struct Ordered<V>(pub(crate) Vec<(String, V)>);
+
+impl<V> Default for Ordered<V> {
+    fn default() -> Self {
+        Ordered(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Ordered<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OrderedVisitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for OrderedVisitor<V> {
+            type Value = Ordered<V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of `name: value` lines")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Ordered(Vec::new()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, V>()? {
+                    entries.push(entry);
+                }
+                Ok(Ordered(entries))
+            }
+        }
+        deserializer.deserialize_any(OrderedVisitor(PhantomData))
+    }
+}
+
+/// A scalar read as its text: `when: true`, `id: 1` and `potential: 50` are scripts and ids
+/// written without quotes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Scalar(pub(crate) String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl Visitor<'_> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_owned()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(format!("{v:?}")))
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// One rule file. Every key is optional; exactly one file of a rule set has `tiering`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRuleFile {
+    pub(crate) tiering: Option<RawTiering>,
+    #[serde(default)]
+    pub(crate) scores: Ordered<Scalar>,
+    #[serde(default)]
+    pub(crate) segments: Ordered<Vec<RawRule>>,
+}
+
+/// `tiering:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTiering {
+    pub(crate) window: Scalar,
+    pub(crate) reassess: Option<Scalar>,
+    pub(crate) tiers: Vec<RawRule>,
+    pub(crate) hysteresis: Option<RawHysteresis>,
+}
+
+/// One tier, or one segment of a segment set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    pub(crate) id: Scalar,
+    pub(crate) label: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) when: Scalar,
+}
+
+/// `tiering.hysteresis:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHysteresis {
+    pub(crate) downgrade_after: Scalar,
+}
+
+/// One rule-test file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTestFile {
+    pub(crate) tests: Vec<RawTestCase>,
+}
+
+/// One test case.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTestCase {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) customer: Ordered<serde_yaml::Value>,
+    pub(crate) pin: Option<RawPin>,
+    pub(crate) expect: RawExpect,
+}
+
+/// `pin:` of a test case.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPin {
+    pub(crate) tier: Scalar,
+    pub(crate) by: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) until: Option<Scalar>,
+}
+
+/// `expect:` of a test case. `Some(None)` is an explicit `~` (expect none).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExpect {
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) tier: Option<Option<Scalar>>,
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) rule_tier: Option<Option<Scalar>>,
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) pending_tier: Option<Option<Scalar>>,
+    pub(crate) pending_count: Option<u32>,
+    pub(crate) pinned: Option<bool>,
+    #[serde(default)]
+    pub(crate) segments: Ordered<Option<Scalar>>,
+    #[serde(default)]
+    pub(crate) scores: Ordered<f64>,
+    pub(crate) errors: Option<Vec<String>>,
+}
+
+/// A key that is present, even with a null value.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
