@@ -7,9 +7,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success
-  1  the data had problems: rows were rejected (the rest was imported)
-  2  nothing was done: bad usage, a missing or unreadable file, an invalid mapping or workspace,
-     a locked or foreign database, or a --strict import that met a bad row
+  1  the data or rules had problems: import rows rejected (the rest was imported), rule errors
+     (check), failing rule tests (test), rules that failed for some customers (assess)
+  2  nothing was done: bad usage, a missing or unreadable file, an invalid mapping, workspace or
+     rule set, a locked or foreign database, or a --strict import that met a bad row
 
 Environment:
   TIERCARE_HOME   the workspace, when --workspace is not given (default: the current directory)
@@ -17,7 +18,7 @@ Environment:
   NO_COLOR        set to disable colour
 
 Start with `tiercare demo` for a workspace full of synthetic data, or `tiercare init` and
-`tiercare import` for your own.";
+`tiercare import` for your own; then `tiercare check`, `tiercare test` and `tiercare assess`.";
 
 /// tiercare: rule-driven customer tiering and care automation.
 ///
@@ -81,6 +82,120 @@ pub enum Command {
     /// same --seed and --end give the same data; running it again on the same folder re-imports
     /// and changes nothing.
     Demo(DemoArgs),
+    /// Validate every rule file and script: all errors at once, as path:line:col with a caret.
+    ///
+    /// Reads the workspace's rules/ folder (or --rules DIR): `*.yaml` rule files and `*.rhai`
+    /// function libraries. Exits 1 when there are errors; warnings alone exit 0.
+    Check(RulesArgs),
+    /// Run the rule tests in rules/tests/: customers as feature values in, tier and segments out.
+    ///
+    /// Each failure is reported at the test's path:line:col with what was expected and what the
+    /// rules decided. Exits 1 when a test fails.
+    Test(RulesArgs),
+    /// Assign every customer a tier and segments by the rules, and record them with their reasons.
+    ///
+    /// Features are computed at --at (default: now) over the rules' window. The result is
+    /// recorded in one transaction with the rule-set version, and tier changes are kept as
+    /// history. Prints customers and revenue per tier, the moves between tiers, and segment
+    /// counts. Exits 1 when a rule failed for some customers (they are reported; the others are
+    /// assessed all the same).
+    Assess(AssessArgs),
+    /// Show why a customer has their tier: features, every rule's verdict with the values it
+    /// saw, pins and tier history.
+    Explain(ExplainArgs),
+    /// Pin a customer's tier by hand (expert judgement): a pin beats the rules until it expires.
+    ///
+    /// The pin takes effect at the next assessment and shows in `explain`.
+    Pin(PinArgs),
+    /// Remove a customer's pin; the rules decide again at the next assessment.
+    Unpin(UnpinArgs),
+    /// Print the JSON Schema of rule files, for editors that validate and complete YAML.
+    ///
+    /// Save it as rules/tiercare.schema.json: the default rule files point their editors at it.
+    Schema,
+    /// List every feature and function a rule can use, with its type, unit and meaning.
+    Functions(FunctionsArgs),
+}
+
+/// `tiercare check` and `tiercare test`.
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// The rule folder [default: the workspace's rules/].
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tiercare assess`.
+#[derive(Debug, Args)]
+pub struct AssessArgs {
+    /// Decide and print, but write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Assess as of this time: YYYY-MM-DD (the start of that day in the workspace's time zone)
+    /// or an RFC 3339 time [default: now].
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+
+    /// Print the result as JSON: counts per tier and per segment, moves, rule errors.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tiercare explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The customer's id (customer_id in your files).
+    pub customer: String,
+
+    /// Explain as of this time (as for `assess --at`) [default: now].
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+
+    /// Print the explanation as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tiercare pin`.
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// The customer's id.
+    pub customer: String,
+
+    /// The tier to pin (one of the rules' tier ids).
+    pub tier: String,
+
+    /// Why: shown in explain and kept in the history.
+    #[arg(long)]
+    pub reason: String,
+
+    /// The pin expires at this time (YYYY-MM-DD or RFC 3339) [default: never].
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Who pins [default: $USER].
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+}
+
+/// `tiercare unpin`.
+#[derive(Debug, Args)]
+pub struct UnpinArgs {
+    /// The customer's id.
+    pub customer: String,
+}
+
+/// `tiercare functions`.
+#[derive(Debug, Args)]
+pub struct FunctionsArgs {
+    /// Print the catalog as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tiercare init`.

@@ -1,6 +1,6 @@
 //! Everything the CLI prints: colours, progress bars and summaries.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -67,17 +67,17 @@ impl Output {
 
     /// A line of normal output, on stdout.
     pub fn line(&self, text: &str) {
-        println!("{text}");
+        emit(text);
     }
 
     /// A heading on stdout.
     pub fn heading(&self, text: &str) {
-        println!("{}", Self::paint(self.color_out, "1", text));
+        emit(&Self::paint(self.color_out, "1", text));
     }
 
     /// A JSON value on stdout.
     pub fn json(&self, value: &impl serde::Serialize) -> anyhow::Result<()> {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        emit(&serde_json::to_string_pretty(value)?);
         Ok(())
     }
 
@@ -165,6 +165,19 @@ impl Output {
     }
 }
 
+/// Writes one line to stdout. When the reader has gone (`tiercare functions | head`), the
+/// program ends quietly, as Unix tools do, instead of panicking.
+fn emit(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = writeln!(stdout, "{text}") {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {err}");
+        std::process::exit(2);
+    }
+}
+
 /// Formats a count with thousands separators: 1234567 → "1,234,567".
 pub fn thousands(value: f64) -> String {
     let rounded = value.round() as i128;
@@ -182,9 +195,28 @@ pub fn thousands(value: f64) -> String {
     out
 }
 
+/// Formats an amount with thousands separators and two decimals: 7129600.041 → "7,129,600.04".
+pub fn money(value: f64) -> String {
+    let cents = (value * 100.0).round() as i128;
+    let sign = if cents < 0 { "-" } else { "" };
+    let cents = cents.unsigned_abs();
+    format!(
+        "{sign}{}.{:02}",
+        thousands((cents / 100) as f64),
+        cents % 100
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use super::{money, thousands};
+
+    #[test]
+    fn money_has_separators_and_cents() {
+        assert_eq!(money(7_129_600.041), "7,129,600.04");
+        assert_eq!(money(0.5), "0.50");
+        assert_eq!(money(-1234.567), "-1,234.57");
+    }
 
     #[test]
     fn thousands_separators() {

@@ -1,5 +1,8 @@
 //! One function per command: open what it needs, call the crates, print.
 
+mod rules;
+mod tiers;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -21,6 +24,14 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Init(args) => init(args, &workspace_dir, out),
         Command::Import(args) => import(args, &workspace_dir, out),
         Command::Demo(args) => demo(args, out),
+        Command::Check(args) => rules::check(args, &workspace_dir, out),
+        Command::Test(args) => rules::test(args, &workspace_dir, out),
+        Command::Assess(args) => tiers::assess(args, &workspace_dir, out),
+        Command::Explain(args) => tiers::explain(args, &workspace_dir, out),
+        Command::Pin(args) => tiers::pin(args, &workspace_dir, out),
+        Command::Unpin(args) => tiers::unpin(args, &workspace_dir, out),
+        Command::Schema => rules::schema(out),
+        Command::Functions(args) => rules::functions(args, out),
     }
 }
 
@@ -201,7 +212,7 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
             dir.display(),
             thousands(counts.customers as f64),
             thousands(counts.orders as f64),
-            thousands(counts.revenue)
+            crate::output::money(counts.revenue)
         ));
         out.line(&format!(
             "try: tiercare --workspace {} import customers MORE.csv",

@@ -10,8 +10,36 @@ use crate::config::{CONFIG_FILE, Config, ConfigError};
 
 /// The default rule set, copied into `rules/` by [`Workspace::init`]: every file of the project's
 /// top-level `rules/` folder, embedded at build time (a test keeps this list complete).
-pub const DEFAULT_RULES: &[(&str, &str)] =
-    &[("README.md", include_str!("../../../rules/README.md"))];
+pub const DEFAULT_RULES: &[(&str, &str)] = &[
+    ("README.md", include_str!("../../../rules/README.md")),
+    ("levels.yaml", include_str!("../../../rules/levels.yaml")),
+    ("rfm.yaml", include_str!("../../../rules/rfm.yaml")),
+    (
+        "tiercare.schema.json",
+        include_str!("../../../rules/tiercare.schema.json"),
+    ),
+    ("tiers.yaml", include_str!("../../../rules/tiers.yaml")),
+    (
+        "worthless.yaml",
+        include_str!("../../../rules/worthless.yaml"),
+    ),
+    (
+        "tests/levels.yaml",
+        include_str!("../../../rules/tests/levels.yaml"),
+    ),
+    (
+        "tests/rfm.yaml",
+        include_str!("../../../rules/tests/rfm.yaml"),
+    ),
+    (
+        "tests/tiers.yaml",
+        include_str!("../../../rules/tests/tiers.yaml"),
+    ),
+    (
+        "tests/worthless.yaml",
+        include_str!("../../../rules/tests/worthless.yaml"),
+    ),
+];
 
 const TEMPLATES_README: &str = "\
 # Templates
@@ -218,11 +246,20 @@ mod tests {
 
     #[test]
     fn every_file_of_the_default_rule_folder_is_embedded() {
+        fn walk(dir: &Path, prefix: &str, found: &mut Vec<String>) {
+            for entry in fs::read_dir(dir).unwrap() {
+                let entry = entry.unwrap();
+                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+                if entry.path().is_dir() {
+                    walk(&entry.path(), &format!("{name}/"), found);
+                } else {
+                    found.push(name);
+                }
+            }
+        }
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules");
-        let mut on_disk: Vec<String> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let mut on_disk = Vec::new();
+        walk(&dir, "", &mut on_disk);
         on_disk.sort();
         let mut embedded: Vec<String> =
             DEFAULT_RULES.iter().map(|(n, _)| (*n).to_owned()).collect();
@@ -232,7 +269,7 @@ mod tests {
             "list every file of rules/ in DEFAULT_RULES"
         );
         for (name, text) in DEFAULT_RULES {
-            assert_eq!(fs::read_to_string(dir.join(name)).unwrap(), *text);
+            assert_eq!(fs::read_to_string(dir.join(name)).unwrap(), *text, "{name}");
         }
     }
 

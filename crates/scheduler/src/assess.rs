@@ -1,0 +1,559 @@
+//! Assessment: features from the store, decisions from the engine, recorded in one transaction.
+//!
+//! Also reads a workspace's rule folder (the engine never reads files) and explains one customer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+use tiercare_engine::{
+    Diagnostic, Explanation, Feature, LoadedRules, Pin as EnginePin, RuleFile, RuleSet, Snapshot,
+    Window as RuleWindow, load_rules,
+};
+use tiercare_store::{CustomerFeatures, Pin, Store, StoreError, TierDecision, Window};
+
+/// The rule files of a folder: `*.yaml`/`*.yml` rule files and `*.rhai` function libraries at
+/// its top level, and rule tests in its `tests/` subfolder.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSource {
+    /// The rule files and libraries, sorted by path.
+    pub files: Vec<RuleFile>,
+    /// The rule tests, sorted by path.
+    pub tests: Vec<RuleFile>,
+}
+
+/// Why an assessment (or reading the rules) did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AssessError {
+    /// A rule file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The rules have errors; nothing was assessed.
+    #[error("{}", tiercare_engine::render_all(diagnostics, false).trim_end())]
+    Rules {
+        /// Every problem, at `path:line:col`.
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// The customer asked for does not exist.
+    #[error(
+        "no customer with id '{0}': `tiercare customer list` is not there yet; check the id in your customers file"
+    )]
+    UnknownCustomer(String),
+    /// The database refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Reads the files of `dir` that `keep` accepts, sorted, naming each `label/<file name>`.
+fn read_dir_sorted(
+    dir: &Path,
+    label: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<RuleFile>, AssessError> {
+    let io_err = |source| AssessError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut names: Vec<String> = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err)? {
+        let entry = entry.map_err(io_err)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Editors' temporary and backup files are not rules.
+        if name.starts_with('.') || name.ends_with('~') || !entry.path().is_file() || !keep(&name) {
+            continue;
+        }
+        names.push(name);
+    }
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let path = dir.join(&name);
+            let text = fs::read_to_string(&path).map_err(|source| AssessError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(RuleFile::new(
+                label.join(&name).to_string_lossy().into_owned(),
+                text,
+            ))
+        })
+        .collect()
+}
+
+impl RuleSource {
+    /// Reads a rule folder. Files are named `label/<name>` in diagnostics and in the rule-set
+    /// version (a workspace passes `rules`, so the version does not depend on where the
+    /// workspace lives).
+    pub fn read(dir: &Path, label: &Path) -> Result<RuleSource, AssessError> {
+        let files = read_dir_sorted(dir, label, |name| {
+            name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".rhai")
+        })?;
+        let tests_dir = dir.join("tests");
+        let tests = if tests_dir.is_dir() {
+            read_dir_sorted(&tests_dir, &label.join("tests"), |name| {
+                name.ends_with(".yaml") || name.ends_with(".yml")
+            })?
+        } else {
+            Vec::new()
+        };
+        Ok(RuleSource { files, tests })
+    }
+
+    /// Compiles the rules: every problem is returned at once.
+    pub fn load(&self) -> Result<LoadedRules, AssessError> {
+        load_rules(&self.files).map_err(|diagnostics| AssessError::Rules { diagnostics })
+    }
+}
+
+/// What to assess.
+#[derive(Debug, Clone, Copy)]
+pub struct AssessOptions {
+    /// The assessment time (unix seconds): data after it is ignored.
+    pub at: i64,
+    /// The wall-clock time now (unix seconds), for pins' expiry and the record.
+    pub now: i64,
+    /// Decide but write nothing.
+    pub dry_run: bool,
+}
+
+/// One tier's figures in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TierSummary {
+    /// The tier id (`(none)` for customers no tier matched).
+    pub tier: String,
+    /// Customers in it.
+    pub customers: u64,
+    /// Their revenue in the window.
+    pub revenue: f64,
+    /// Share of all customers.
+    pub customer_share: f64,
+    /// Share of all revenue in the window.
+    pub revenue_share: f64,
+}
+
+/// Customers that moved from one tier to another (`(new)` when they had none).
+#[derive(Debug, Clone, Serialize)]
+pub struct Move {
+    /// The stored tier before this assessment.
+    pub from: String,
+    /// The tier now.
+    pub to: String,
+    /// How many customers.
+    pub customers: u64,
+}
+
+/// One segment set's counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentSummary {
+    /// The set's name.
+    pub set: String,
+    /// Customers per segment, in the rules' order, then `(none)`.
+    pub counts: Vec<(String, u64)>,
+}
+
+/// Failures of one rule across customers.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleFailure {
+    /// The rule, e.g. `tiers[1] (B)`.
+    pub rule: String,
+    /// For how many customers it failed.
+    pub customers: u64,
+    /// The first customer it failed for.
+    pub example_customer: String,
+    /// Its error message.
+    pub message: String,
+}
+
+/// What an assessment decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct AssessReport {
+    /// The assessment time (unix seconds).
+    pub at: i64,
+    /// The rule-set version (content hash).
+    pub ruleset_version: String,
+    /// The feature window.
+    pub window: String,
+    /// Nothing was written.
+    pub dry_run: bool,
+    /// The recorded assessment, unless a dry run.
+    pub assessment_id: Option<i64>,
+    /// Customers assessed.
+    pub customers: u64,
+    /// Customers whose tier changed.
+    pub changed: u64,
+    /// Customers whose tier a pin decided.
+    pub pinned: u64,
+    /// Customers with a downgrade held back by hysteresis.
+    pub downgrades_pending: u64,
+    /// Per tier, in the rules' order.
+    pub tiers: Vec<TierSummary>,
+    /// Tier moves (only customers whose tier changed).
+    pub moves: Vec<Move>,
+    /// Per segment set.
+    pub segments: Vec<SegmentSummary>,
+    /// Rules that failed for some customers (the others were assessed all the same).
+    pub rule_errors: Vec<RuleFailure>,
+    /// Wall time in milliseconds.
+    pub elapsed_ms: u128,
+}
+
+fn store_window(window: RuleWindow) -> Window {
+    match window.seconds() {
+        Some(seconds) => Window::Seconds(seconds),
+        None => Window::All,
+    }
+}
+
+fn engine_pin(pin: &Pin) -> EnginePin {
+    EnginePin {
+        tier: pin.tier.clone(),
+        by: pin.pinned_by.clone(),
+        reason: pin.reason.clone(),
+        until: pin.until.map(format_time),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM UTC` for messages.
+pub fn format_time(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// Copies a customer's features from the store into an engine snapshot.
+pub fn fill_snapshot(snapshot: &mut Snapshot, features: &CustomerFeatures) {
+    let CustomerFeatures {
+        customer_rowid: _,
+        customer_id,
+        region,
+        owner,
+        timezone,
+        has_email,
+        consent_email,
+        consent_sms,
+        consent_phone,
+        birthday,
+        orders_total,
+        revenue_total,
+        orders_window,
+        revenue_window,
+        avg_order_window,
+        avg_order_total,
+        first_order_at,
+        last_order_at,
+        days_since_last_order,
+        days_since_first_order,
+        tenure_days,
+        revenue_rank,
+        revenue_share,
+        revenue_share_before,
+        revenue_share_after,
+        revenue_percentile,
+        r_score,
+        f_score,
+        m_score,
+        rfm_cell,
+        interactions_window,
+        interactions_total,
+        last_contact_at,
+        days_since_last_contact,
+        complaints_open,
+        complaints_window,
+        complaints_total,
+        max_severity_window,
+        feedback_window,
+        satisfaction_avg,
+        satisfaction_last,
+        previous_tier,
+        days_in_tier,
+        pending_downgrade,
+        attributes,
+        created_at: _,
+    } = features;
+    let s = snapshot;
+    s.set_text(Feature::CustomerId, customer_id);
+    s.set_text(Feature::Region, region);
+    s.set_text(Feature::Owner, owner);
+    s.set_text(Feature::Timezone, timezone);
+    s.set_bool(Feature::HasEmail, *has_email);
+    s.set_bool(Feature::ConsentEmail, *consent_email);
+    s.set_bool(Feature::ConsentSms, *consent_sms);
+    s.set_bool(Feature::ConsentPhone, *consent_phone);
+    s.set_text(Feature::Birthday, birthday);
+    s.set_int(Feature::OrdersTotal, *orders_total);
+    s.set_float(Feature::RevenueTotal, *revenue_total);
+    s.set_int(Feature::OrdersWindow, *orders_window);
+    s.set_float(Feature::RevenueWindow, *revenue_window);
+    s.set_float(Feature::AvgOrderWindow, *avg_order_window);
+    s.set_float(Feature::AvgOrderTotal, *avg_order_total);
+    s.set_time(Feature::FirstOrderAt, *first_order_at);
+    s.set_time(Feature::LastOrderAt, *last_order_at);
+    s.set_int(Feature::DaysSinceLastOrder, *days_since_last_order);
+    s.set_int(Feature::DaysSinceFirstOrder, *days_since_first_order);
+    s.set_int(Feature::TenureDays, *tenure_days);
+    s.set_int(Feature::RevenueRank, *revenue_rank);
+    s.set_float(Feature::RevenueShare, *revenue_share);
+    s.set_float(Feature::RevenueShareBefore, *revenue_share_before);
+    s.set_float(Feature::RevenueShareAfter, *revenue_share_after);
+    s.set_float(Feature::RevenuePercentile, *revenue_percentile);
+    s.set_int(Feature::RScore, *r_score);
+    s.set_int(Feature::FScore, *f_score);
+    s.set_int(Feature::MScore, *m_score);
+    s.set_int(Feature::RfmCell, *rfm_cell);
+    s.set_int(Feature::InteractionsWindow, *interactions_window);
+    s.set_int(Feature::InteractionsTotal, *interactions_total);
+    s.set_time(Feature::LastContactAt, *last_contact_at);
+    s.set_int(Feature::DaysSinceLastContact, *days_since_last_contact);
+    s.set_int(Feature::ComplaintsOpen, *complaints_open);
+    s.set_int(Feature::ComplaintsWindow, *complaints_window);
+    s.set_int(Feature::ComplaintsTotal, *complaints_total);
+    s.set_int(Feature::MaxSeverityWindow, *max_severity_window);
+    s.set_int(Feature::FeedbackWindow, *feedback_window);
+    s.set_optional_float(Feature::SatisfactionAvg, *satisfaction_avg);
+    s.set_optional_float(Feature::SatisfactionLast, *satisfaction_last);
+    s.set_text(Feature::PreviousTier, previous_tier);
+    s.set_int(Feature::DaysInTier, *days_in_tier);
+    s.set_int(Feature::PendingDowngrade, *pending_downgrade);
+    s.set_attributes(attributes);
+}
+
+/// Running totals while customers are assessed.
+#[derive(Default)]
+struct Tally {
+    customers: u64,
+    total_revenue: f64,
+    per_tier: HashMap<String, (u64, f64)>,
+    moves: BTreeMap<(String, String), u64>,
+    segments: HashMap<(String, String), u64>,
+    failures: BTreeMap<String, RuleFailure>,
+    pinned: u64,
+    pending: u64,
+}
+
+const NONE: &str = "(none)";
+
+/// Assesses every customer: evaluates the rules at `options.at` and, unless a dry run, records
+/// the tiers, segments and their history in one transaction.
+///
+/// Features are read through `reader` while decisions stream into `writer` (a second connection
+/// to the same database; WAL lets the two work together), so memory stays flat however many
+/// customers there are. `writer` is `None` for a dry run.
+pub fn assess(
+    reader: &Store,
+    writer: Option<&mut Store>,
+    rules: &RuleSet,
+    options: AssessOptions,
+) -> Result<AssessReport, AssessError> {
+    let started = Instant::now();
+    let pins = reader.active_pins(options.now)?;
+    let mut session = match writer {
+        Some(store) if !options.dry_run => {
+            Some(store.begin_assessment(options.at, rules.version(), options.now)?)
+        }
+        _ => None,
+    };
+    let mut evaluator = rules.evaluator();
+    let mut snapshot = Snapshot::new();
+    let mut tally = Tally::default();
+    let mut write_error: Option<StoreError> = None;
+    reader.for_each_features(options.at, store_window(rules.window()), &mut |features| {
+        if write_error.is_some() {
+            return;
+        }
+        snapshot.reset();
+        fill_snapshot(&mut snapshot, features);
+        snapshot.set_pin(pins.get(&features.customer_rowid).map(engine_pin));
+        let decision = evaluator.evaluate(&snapshot);
+        tally.count(features, &decision);
+        let (Some(session), Some(tier)) = (session.as_mut(), decision.tier) else {
+            return;
+        };
+        let record = TierDecision {
+            customer_rowid: features.customer_rowid,
+            tier,
+            reason: decision.reason,
+            reasons: serde_json::Value::Array(Vec::new()),
+            scores: decision
+                .scores
+                .into_iter()
+                .map(|(name, value)| (name, serde_json::json!(value)))
+                .collect(),
+            pending_tier: decision.pending_tier,
+            pending_count: decision.pending_count,
+            pinned: decision.pinned,
+            segments: decision.segments,
+        };
+        if let Err(err) = session.record(&record) {
+            write_error = Some(err);
+        }
+    })?;
+    if let Some(err) = write_error {
+        return Err(err.into());
+    }
+    let rule_errors = tally.failures.values().map(|f| f.customers).sum();
+    let finished = options.now + started.elapsed().as_secs() as i64;
+    let outcome = session
+        .map(|session| session.finish(finished, rule_errors))
+        .transpose()?;
+    Ok(report(rules, options, tally, outcome, started))
+}
+
+impl Tally {
+    fn count(&mut self, features: &CustomerFeatures, decision: &tiercare_engine::Decision) {
+        self.customers += 1;
+        self.total_revenue += features.revenue_window;
+        let tier = decision.tier.as_deref().unwrap_or(NONE);
+        let slot = self.per_tier.entry(tier.to_owned()).or_default();
+        slot.0 += 1;
+        slot.1 += features.revenue_window;
+        if features.previous_tier != tier {
+            let from = if features.previous_tier.is_empty() {
+                "(new)".to_owned()
+            } else {
+                features.previous_tier.clone()
+            };
+            *self.moves.entry((from, tier.to_owned())).or_default() += 1;
+        }
+        for (set, segment) in &decision.segments {
+            let segment = segment.as_deref().unwrap_or(NONE);
+            *self
+                .segments
+                .entry((set.clone(), segment.to_owned()))
+                .or_default() += 1;
+        }
+        for error in &decision.errors {
+            self.failures
+                .entry(error.rule.clone())
+                .and_modify(|f| f.customers += 1)
+                .or_insert_with(|| RuleFailure {
+                    rule: error.rule.clone(),
+                    customers: 1,
+                    example_customer: features.customer_id.clone(),
+                    message: error.message.clone(),
+                });
+        }
+        self.pinned += u64::from(decision.pinned);
+        self.pending += u64::from(decision.pending_count > 0);
+    }
+}
+
+fn report(
+    rules: &RuleSet,
+    options: AssessOptions,
+    tally: Tally,
+    outcome: Option<tiercare_store::AssessmentOutcome>,
+    started: Instant,
+) -> AssessReport {
+    let share = |part: f64, whole: f64| if whole > 0.0 { part / whole } else { 0.0 };
+    let mut order: Vec<String> = rules.tiers().map(|t| t.id.clone()).collect();
+    order.push(NONE.to_owned());
+    let tiers = order
+        .iter()
+        .filter_map(|tier| {
+            let (customers, revenue) = tally.per_tier.get(tier).copied()?;
+            Some(TierSummary {
+                tier: tier.clone(),
+                customers,
+                revenue,
+                customer_share: share(customers as f64, tally.customers as f64),
+                revenue_share: share(revenue, tally.total_revenue),
+            })
+        })
+        .collect();
+    let segments = rules
+        .segment_sets()
+        .into_iter()
+        .map(|set| {
+            let mut names: Vec<String> = set.segments.iter().map(|s| s.id.clone()).collect();
+            names.push(NONE.to_owned());
+            SegmentSummary {
+                counts: names
+                    .into_iter()
+                    .map(|name| {
+                        let n = tally
+                            .segments
+                            .get(&(set.name.clone(), name.clone()))
+                            .copied()
+                            .unwrap_or(0);
+                        (name, n)
+                    })
+                    .collect(),
+                set: set.name,
+            }
+        })
+        .collect();
+    let changed: u64 = tally.moves.values().sum();
+    AssessReport {
+        at: options.at,
+        ruleset_version: rules.version().to_owned(),
+        window: rules.window().to_string(),
+        dry_run: options.dry_run,
+        assessment_id: outcome.as_ref().map(|o| o.assessment_id),
+        customers: tally.customers,
+        changed,
+        pinned: tally.pinned,
+        downgrades_pending: tally.pending,
+        tiers,
+        moves: tally
+            .moves
+            .into_iter()
+            .map(|((from, to), customers)| Move {
+                from,
+                to,
+                customers,
+            })
+            .collect(),
+        segments,
+        rule_errors: tally.failures.into_values().collect(),
+        elapsed_ms: started.elapsed().as_millis(),
+    }
+}
+
+/// One customer, explained: features, every rule's verdict, pins and tier history.
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerExplanation {
+    /// The customer's external id.
+    pub customer_id: String,
+    /// The assessment time used.
+    pub at: i64,
+    /// The rules' explanation (features seen, conditions, pin, hysteresis).
+    pub explanation: Explanation,
+    /// Pins, newest first.
+    pub pins: Vec<Pin>,
+    /// Tier changes, newest first.
+    pub history: Vec<tiercare_store::TierChange>,
+}
+
+/// Explains one customer's tier at `at`.
+pub fn explain(
+    store: &Store,
+    rules: &RuleSet,
+    customer_id: &str,
+    at: i64,
+    now: i64,
+) -> Result<CustomerExplanation, AssessError> {
+    let features = store
+        .customer_features(at, store_window(rules.window()), customer_id)?
+        .ok_or_else(|| AssessError::UnknownCustomer(customer_id.to_owned()))?;
+    let mut snapshot = Snapshot::new();
+    fill_snapshot(&mut snapshot, &features);
+    let pins = store.active_pins(now)?;
+    snapshot.set_pin(pins.get(&features.customer_rowid).map(engine_pin));
+    let explanation = rules.evaluator().explain(&snapshot);
+    Ok(CustomerExplanation {
+        customer_id: customer_id.to_owned(),
+        at,
+        explanation,
+        pins: store.pins_of(customer_id)?,
+        history: store.tier_history(customer_id)?,
+    })
+}
