@@ -18,8 +18,8 @@ fn demo_generates_and_imports_a_workspace_and_a_rerun_changes_nothing() {
     ];
     let first = common::run_in(tmp.path(), &args);
     first.assert_code(0);
-    let reports = first.json();
-    let reports = reports.as_array().unwrap();
+    let output = first.json();
+    let reports = output["imports"].as_array().unwrap();
     let kinds: Vec<&str> = reports
         .iter()
         .map(|r| r["kind"].as_str().unwrap())
@@ -62,7 +62,9 @@ fn demo_generates_and_imports_a_workspace_and_a_rerun_changes_nothing() {
 
     let second = common::run_in(tmp.path(), &args);
     second.assert_code(0);
-    for report in second.json().as_array().unwrap() {
+    let output = second.json();
+    assert_eq!(output["assessment"]["changed"], 0, "same data, same tiers");
+    for report in output["imports"].as_array().unwrap() {
         assert_eq!(report["imported"], 0, "{report}");
         assert_eq!(report["updated"], 0, "{report}");
     }

@@ -203,20 +203,27 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
         }
         reports.push(report);
     }
+    // Then tier everyone by the workspace's rules, as of the end of the generated history.
+    let rules = tiers::load_rules(&workspace, out)?;
+    let mut writer = workspace.open_store()?;
+    let assessment = tiercare_scheduler::assess::assess(
+        &store,
+        Some(&mut writer),
+        &rules,
+        tiercare_scheduler::assess::AssessOptions {
+            at: end.timestamp(),
+            now: chrono::Utc::now().timestamp(),
+            dry_run: false,
+        },
+    )?;
     if args.json {
-        out.json(&reports)?;
+        out.json(&serde_json::json!({ "imports": reports, "assessment": assessment }))?;
     } else {
-        let counts = store.counts()?;
-        out.heading(&format!(
-            "workspace {} holds {} customers, {} orders, revenue {}",
-            dir.display(),
-            thousands(counts.customers as f64),
-            thousands(counts.orders as f64),
-            crate::output::money(counts.revenue)
-        ));
+        tiers::print_assessment(&assessment, out);
         out.line(&format!(
-            "try: tiercare --workspace {} import customers MORE.csv",
-            dir.display()
+            "next: tiercare --workspace {dir} explain {first} · tiercare --workspace {dir} assess --dry-run",
+            dir = dir.display(),
+            first = "C0000001",
         ));
     }
     Ok(ExitCode::SUCCESS)

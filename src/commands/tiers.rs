@@ -45,7 +45,10 @@ fn now() -> i64 {
 }
 
 /// Loads the workspace's rules, printing every problem when they do not compile.
-fn load_rules(workspace: &Workspace, out: &Output) -> anyhow::Result<tiercare_engine::RuleSet> {
+pub(crate) fn load_rules(
+    workspace: &Workspace,
+    out: &Output,
+) -> anyhow::Result<tiercare_engine::RuleSet> {
     let source = RuleSource::read(&workspace.rules_dir(), Path::new("rules"))?;
     match source.load() {
         Ok(loaded) => Ok(loaded.rules),
@@ -97,7 +100,7 @@ fn percent(share: f64) -> String {
     format!("{:.1}%", share * 100.0)
 }
 
-fn print_assessment(report: &AssessReport, out: &Output) {
+pub(crate) fn print_assessment(report: &AssessReport, out: &Output) {
     out.heading(&format!(
         "assessed {} customers at {} · rules {} · window {} · {:.1} s",
         thousands(report.customers as f64),
