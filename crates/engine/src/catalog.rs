@@ -47,7 +47,73 @@ pub struct Catalog {
     pub features: &'static [FeatureSpec],
     /// The functions and operators.
     pub functions: &'static [FunctionSpec],
+    /// The events follow-up rules can fire on (`on:`).
+    pub followup_events: &'static [EventSpec],
 }
+
+/// One event a follow-up rule can fire on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EventSpec {
+    /// The name after `on:` (or `on: { event: ... }`).
+    pub name: &'static str,
+    /// Its parameters, `""` when none.
+    pub parameters: &'static str,
+    /// When it fires.
+    pub meaning: &'static str,
+}
+
+const EVENTS: &[EventSpec] = &[
+    EventSpec {
+        name: "tier_entered",
+        parameters: "",
+        meaning: "the stored tier changed to one of the rule's `tiers` (any tier when none are listed)",
+    },
+    EventSpec {
+        name: "tier_up",
+        parameters: "",
+        meaning: "the customer moved to a higher tier (a first assignment is not an upgrade)",
+    },
+    EventSpec {
+        name: "tier_down",
+        parameters: "",
+        meaning: "the customer moved to a lower tier, or lost their tier",
+    },
+    EventSpec {
+        name: "segment_entered",
+        parameters: "set, segment",
+        meaning: "the customer entered segment `segment` of set `set`",
+    },
+    EventSpec {
+        name: "no_order",
+        parameters: "after: duration",
+        meaning: "`after` has passed since the last order (never for customers who never ordered)",
+    },
+    EventSpec {
+        name: "no_contact",
+        parameters: "after: duration",
+        meaning: "`after` has passed since the last contact (an interaction, or an email sent or planned)",
+    },
+    EventSpec {
+        name: "birthday",
+        parameters: "time: HH:MM (09:00)",
+        meaning: "the customer's birthday at `time` on their clock; 29 February is greeted on 28 February in other years",
+    },
+    EventSpec {
+        name: "anniversary",
+        parameters: "time: HH:MM (09:00)",
+        meaning: "each anniversary of the first order's local date, at `time`; 29 February as birthdays",
+    },
+    EventSpec {
+        name: "complaint",
+        parameters: "",
+        meaning: "a new complaint was opened",
+    },
+    EventSpec {
+        name: "low_satisfaction",
+        parameters: "below: number",
+        meaning: "feedback was given with a score below `below`",
+    },
+];
 
 /// The catalog of features and functions available to every rule.
 #[must_use]
@@ -55,6 +121,7 @@ pub fn catalog() -> &'static Catalog {
     static CATALOG: Catalog = Catalog {
         features: crate::feature::TABLE,
         functions: FUNCTIONS,
+        followup_events: EVENTS,
     };
     &CATALOG
 }
@@ -359,5 +426,11 @@ mod tests {
     #[test]
     fn catalog_lists_every_feature() {
         assert_eq!(catalog().features.len(), crate::feature::Feature::COUNT);
+    }
+
+    #[test]
+    fn catalog_lists_every_followup_event() {
+        let names: Vec<&str> = catalog().followup_events.iter().map(|e| e.name).collect();
+        assert_eq!(names, crate::followup::EVENTS);
     }
 }

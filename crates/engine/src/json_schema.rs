@@ -40,7 +40,7 @@ pub fn rules_json_schema() -> Value {
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "tiercare rules",
-        "description": "A tiercare rule file (rules/*.yaml: tiering, scores, segments) or rule-test file (rules/tests/*.yaml: tests).",
+        "description": "A tiercare rule file (rules/*.yaml: tiering, scores, segments, contact_policy, followups) or rule-test file (rules/tests/*.yaml: tests).",
         "anyOf": [
             { "$ref": "#/$defs/ruleFile" },
             { "$ref": "#/$defs/testFile" }
@@ -86,7 +86,150 @@ pub fn rules_json_schema() -> Value {
                             "minItems": 1,
                             "items": { "$ref": "#/$defs/rule" }
                         }
+                    },
+                    "contact_policy": { "$ref": "#/$defs/contactPolicy" },
+                    "followups": {
+                        "type": "array",
+                        "description": "Follow-up rules: who is contacted when, and by whom.",
+                        "items": { "$ref": "#/$defs/followup" }
                     }
+                }
+            },
+            "duration": {
+                "type": "string",
+                "pattern": "^[0-9]+(s|m|h|d|w)$",
+                "description": "A duration: `90m`, `12h`, `30d`, `2w`."
+            },
+            "caps": {
+                "type": "object",
+                "additionalProperties": false,
+                "description": "The most emails one customer gets per local day, ISO week and month (at least 1).",
+                "properties": {
+                    "day": { "type": "integer", "minimum": 1 },
+                    "week": { "type": "integer", "minimum": 1 },
+                    "month": { "type": "integer", "minimum": 1 }
+                }
+            },
+            "sendWindow": {
+                "type": "object",
+                "additionalProperties": false,
+                "description": "When emails may go out, on the customer's clock; an email due outside it moves to the next allowed start.",
+                "properties": {
+                    "hours": { "type": "string", "description": "`HH:MM-HH:MM`, such as `09:00-18:00`." },
+                    "days": {
+                        "type": "array",
+                        "items": { "type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] }
+                    }
+                }
+            },
+            "tierPolicy": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "caps": { "$ref": "#/$defs/caps" },
+                    "min_gap": { "$ref": "#/$defs/duration" },
+                    "send_window": { "$ref": "#/$defs/sendWindow" }
+                }
+            },
+            "contactPolicy": {
+                "type": "object",
+                "additionalProperties": false,
+                "description": "Caps, minimum gap and send window for emails to customers, with per-tier overrides (one file has this section).",
+                "properties": {
+                    "caps": { "$ref": "#/$defs/caps" },
+                    "min_gap": { "$ref": "#/$defs/duration" },
+                    "send_window": { "$ref": "#/$defs/sendWindow" },
+                    "tiers": {
+                        "type": ["object", "null"],
+                        "description": "Tier id: what differs for that tier.",
+                        "additionalProperties": { "$ref": "#/$defs/tierPolicy" }
+                    }
+                }
+            },
+            "template": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["template"],
+                "properties": { "template": { "$ref": "#/$defs/id" } }
+            },
+            "followup": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["id"],
+                "description": "One trigger (`every`, `cron` or `on`) and one action (`email`, `task`, `notify_owner`, `set` or `tag`).",
+                "properties": {
+                    "id": { "$ref": "#/$defs/id" },
+                    "label": { "type": "string" },
+                    "description": { "type": "string" },
+                    "tiers": { "type": "array", "items": { "$ref": "#/$defs/id" }, "description": "The customer's tier must be one of these (default: any)." },
+                    "segments": {
+                        "type": ["object", "null"],
+                        "description": "Segment set: segment the customer must be in.",
+                        "additionalProperties": { "$ref": "#/$defs/id" }
+                    },
+                    "every": {
+                        "description": "A cadence: `30d`, or `{ period: 30d, from: last_fired | last_contact }`.",
+                        "anyOf": [
+                            { "$ref": "#/$defs/duration" },
+                            {
+                                "type": "object",
+                                "additionalProperties": false,
+                                "required": ["period"],
+                                "properties": {
+                                    "period": { "$ref": "#/$defs/duration" },
+                                    "from": { "type": "string", "enum": ["last_fired", "last_contact"] }
+                                }
+                            }
+                        ]
+                    },
+                    "cron": { "type": "string", "description": "A cron schedule on the customer's clock (5 fields, or 6-7 with seconds first)." },
+                    "on": {
+                        "description": "An event: `tier_entered`, `tier_up`, `tier_down`, `birthday`, `anniversary`, `complaint`, or `{ event: no_order, after: 120d }`...",
+                        "anyOf": [
+                            { "type": "string", "enum": ["tier_entered", "tier_up", "tier_down", "segment_entered", "no_order", "no_contact", "birthday", "anniversary", "complaint", "low_satisfaction"] },
+                            {
+                                "type": "object",
+                                "additionalProperties": false,
+                                "required": ["event"],
+                                "properties": {
+                                    "event": { "type": "string", "enum": ["tier_entered", "tier_up", "tier_down", "segment_entered", "no_order", "no_contact", "birthday", "anniversary", "complaint", "low_satisfaction"] },
+                                    "after": { "$ref": "#/$defs/duration" },
+                                    "below": { "type": "number" },
+                                    "set": { "$ref": "#/$defs/id" },
+                                    "segment": { "$ref": "#/$defs/id" },
+                                    "time": { "type": "string", "description": "`HH:MM` (birthday, anniversary; default 09:00)." }
+                                }
+                            }
+                        ]
+                    },
+                    "timezone": { "type": "string", "description": "An IANA time zone for the trigger instead of the customer's." },
+                    "when": { "$ref": "#/$defs/expression", "description": "An optional condition: must return true or false." },
+                    "re_entry": {
+                        "description": "`every_time` (default), `once`, or `{ once_per: 90d }`.",
+                        "anyOf": [
+                            { "type": "string", "enum": ["once", "every_time"] },
+                            {
+                                "type": "object",
+                                "additionalProperties": false,
+                                "required": ["once_per"],
+                                "properties": { "once_per": { "$ref": "#/$defs/duration" } }
+                            }
+                        ]
+                    },
+                    "email": { "$ref": "#/$defs/template", "description": "An email to the customer." },
+                    "notify_owner": { "$ref": "#/$defs/template", "description": "An email to the customer's account manager." },
+                    "task": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["assignee", "title"],
+                        "properties": {
+                            "assignee": { "type": "string", "description": "`owner`, `role:NAME` or `manager:NAME`." },
+                            "title": { "type": "string", "description": "May use `{{ customer.name }}`." },
+                            "due": { "$ref": "#/$defs/duration" }
+                        }
+                    },
+                    "set": { "type": "object", "description": "Custom attributes to set.", "additionalProperties": { "type": ["string", "number", "boolean", "null"] } },
+                    "tag": { "$ref": "#/$defs/id", "description": "A tag to add." }
                 }
             },
             "tiering": {
@@ -159,10 +302,68 @@ pub fn rules_json_schema() -> Value {
                             "until": { "type": ["string", "integer"] }
                         }
                     },
+                    "state": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "description": "What the ledger knows, for planning follow-ups.",
+                        "properties": {
+                            "tier": { "$ref": "#/$defs/id" },
+                            "segments": { "type": ["object", "null"], "additionalProperties": { "$ref": "#/$defs/id" } },
+                            "last_fired": { "type": ["object", "null"], "additionalProperties": { "type": ["string", "integer"] } },
+                            "contacts": { "type": "array", "items": { "type": ["string", "integer"] } },
+                            "events": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": false,
+                                    "required": ["at", "event"],
+                                    "properties": {
+                                        "at": { "type": ["string", "integer"] },
+                                        "event": { "type": "string", "enum": ["tier_changed", "segment_changed", "complaint", "feedback"] },
+                                        "set": { "$ref": "#/$defs/id" },
+                                        "from": { "type": ["string", "integer", "null"] },
+                                        "to": { "type": ["string", "integer", "null"] },
+                                        "score": { "type": "number" }
+                                    }
+                                }
+                            }
+                        }
+                    },
+                    "plan": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["from", "to"],
+                        "description": "Plan follow-ups over [from, to).",
+                        "properties": {
+                            "from": { "type": ["string", "integer"] },
+                            "to": { "type": ["string", "integer"] },
+                            "timezone": { "type": "string", "description": "The workspace's time zone (default UTC)." }
+                        }
+                    },
                     "expect": {
                         "type": "object",
                         "additionalProperties": false,
                         "properties": {
+                            "planned": {
+                                "type": "array",
+                                "description": "Every planned action, in order: rule id and scheduled time.",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": false,
+                                    "required": ["rule", "at"],
+                                    "properties": { "rule": { "$ref": "#/$defs/id" }, "at": { "type": ["string", "integer"] } }
+                                }
+                            },
+                            "skipped": {
+                                "type": "array",
+                                "description": "Occurrences the contact policy removed: rule id and why.",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": false,
+                                    "required": ["rule", "why"],
+                                    "properties": { "rule": { "$ref": "#/$defs/id" }, "why": { "type": "string", "enum": ["re_entry", "consent", "no_address", "cap", "beyond"] } }
+                                }
+                            },
                             "tier": { "type": ["string", "integer", "null"], "description": "The final tier (`~`: none)." },
                             "rule_tier": { "type": ["string", "integer", "null"], "description": "The tier the rules asked for, before pin and hysteresis." },
                             "pending_tier": { "type": ["string", "integer", "null"], "description": "The held downgrade's tier." },
@@ -216,7 +417,11 @@ mod tests {
     fn schema_keys(schema: &Value, def: &str, path: &[&str]) -> Vec<String> {
         let mut node = &schema["$defs"][def];
         for key in path {
-            node = &node["properties"][*key];
+            node = if *key == "items" {
+                &node["items"]
+            } else {
+                &node["properties"][*key]
+            };
         }
         let mut keys: Vec<String> = node["properties"]
             .as_object()
@@ -231,7 +436,62 @@ mod tests {
     #[test]
     fn every_key_serde_accepts_is_in_the_schema() {
         let schema = rules_json_schema();
-        let cases: [(Vec<String>, &str, &[&str]); 9] = [
+        let cases: [(Vec<String>, &str, &[&str]); 20] = [
+            (
+                accepted::<RawRuleFile>("followups:\n  - zzz: 1"),
+                "followup",
+                &[],
+            ),
+            (
+                accepted::<RawRuleFile>("followups:\n  - task:\n      zzz: 1"),
+                "followup",
+                &["task"],
+            ),
+            (
+                accepted::<RawRuleFile>("followups:\n  - email:\n      zzz: 1"),
+                "template",
+                &[],
+            ),
+            (
+                accepted::<RawRuleFile>("contact_policy:\n  zzz: 1"),
+                "contactPolicy",
+                &[],
+            ),
+            (
+                accepted::<RawRuleFile>("contact_policy:\n  tiers:\n    A:\n      zzz: 1"),
+                "tierPolicy",
+                &[],
+            ),
+            (
+                accepted::<RawRuleFile>("contact_policy:\n  caps:\n    zzz: 1"),
+                "caps",
+                &[],
+            ),
+            (
+                accepted::<RawRuleFile>("contact_policy:\n  send_window:\n    zzz: 1"),
+                "sendWindow",
+                &[],
+            ),
+            (
+                accepted::<RawTestFile>("tests:\n  - state:\n      zzz: 1"),
+                "testCase",
+                &["state"],
+            ),
+            (
+                accepted::<RawTestFile>("tests:\n  - plan:\n      zzz: 1"),
+                "testCase",
+                &["plan"],
+            ),
+            (
+                accepted::<RawTestFile>("tests:\n  - state:\n      events:\n        - zzz: 1"),
+                "testCase",
+                &["state", "events", "items"],
+            ),
+            (
+                accepted::<RawTestFile>("tests:\n  - expect:\n      planned:\n        - zzz: 1"),
+                "testCase",
+                &["expect", "planned", "items"],
+            ),
             (accepted::<RawRuleFile>("zzz: 1"), "ruleFile", &[]),
             (
                 accepted::<RawRuleFile>("tiering:\n  zzz: 1"),

@@ -30,16 +30,23 @@
 //! - [`snapshot`]: one customer's feature values and pin.
 //! - [`evaluate`]: a [`RuleSet`] applied to a [`Snapshot`]: a [`Decision`] (pins, hysteresis).
 //! - [`explain`]: every step of a decision (`tiercare explain`).
+//! - [`followup`]: follow-up rules and the contact policy, validated; [`check_references`].
+//! - [`plan`]: follow-ups planned for one customer over a time range, with occurrence keys.
 //! - [`ruletest`]: rule tests (`rules/tests/*.yaml`, `tiercare test`).
 //! - [`json_schema`]: the JSON Schema of rule and rule-test files (`tiercare schema`).
+
+// The JSON Schema of rule files is one `json!` literal, deeper than the default limit.
+#![recursion_limit = "512"]
 
 pub mod catalog;
 pub mod diagnostic;
 pub mod evaluate;
 pub mod explain;
 pub mod feature;
+pub mod followup;
 pub mod json_schema;
 pub mod mapping;
+pub mod plan;
 pub mod record;
 pub mod rules;
 pub mod ruletest;
@@ -53,15 +60,23 @@ mod native;
 mod rule_file;
 mod script_lint;
 
-pub use catalog::{Catalog, FunctionOrigin, FunctionSpec, catalog};
+pub use catalog::{Catalog, EventSpec, FunctionOrigin, FunctionSpec, catalog};
 pub use diagnostic::{Diagnostic, Severity, render_all};
 pub use evaluate::{Decision, Evaluator, RuleError};
 pub use explain::{
     ConditionTrace, Explanation, HysteresisTrace, ScoreTrace, SegmentSetTrace, VariableValue,
 };
 pub use feature::{Feature, FeatureSpec, FeatureType, NEVER_DAYS, features};
+pub use followup::{
+    Action, Assignee, CadenceFrom, Caps, ContactPolicy, Event, FollowUpRule, ReEntry, References,
+    SendWindow, TierPolicy, Trigger, check_references, parse_duration,
+};
 pub use json_schema::rules_json_schema;
 pub use mapping::{BindError, BoundMapping, Mapping, script_name};
+pub use plan::{
+    CapPeriod, CustomerEvent, EventKind, FollowUpState, Moved, Plan, PlannedAction, Planner,
+    Skipped, SkippedAction, plan_customer,
+};
 pub use record::{
     Cell, Check, FieldSpec, FieldType, RecordKind, Rejection, RowOutcome, TypedRow,
     UnknownRecordKind, Value, field_index, fields,

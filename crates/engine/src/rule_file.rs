@@ -84,6 +84,151 @@ pub(crate) struct RawRuleFile {
     pub(crate) scores: Ordered<Scalar>,
     #[serde(default)]
     pub(crate) segments: Ordered<Vec<RawRule>>,
+    pub(crate) contact_policy: Option<RawContactPolicy>,
+    #[serde(default)]
+    pub(crate) followups: Vec<RawFollowUp>,
+}
+
+/// A value written either as a short scalar (`every: 30d`) or as a mapping with more keys
+/// (`every: { period: 30d, from: last_contact }`).
+#[derive(Debug)]
+pub(crate) enum Short<T> {
+    Text(Scalar),
+    Full(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Short<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ShortVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ShortVisitor<T> {
+            type Value = Short<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a value or a mapping")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Short::Text(Scalar(v.to_owned())))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Short::Text(Scalar(v.to_string())))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Short::Text(Scalar(v.to_string())))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Short::Text(Scalar(v.to_string())))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Short::Text(Scalar(format!("{v:?}"))))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Short::Full)
+            }
+        }
+        deserializer.deserialize_any(ShortVisitor(PhantomData))
+    }
+}
+
+/// `contact_policy:` (at most one file has it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawContactPolicy {
+    pub(crate) caps: Option<RawCaps>,
+    pub(crate) min_gap: Option<Scalar>,
+    pub(crate) send_window: Option<RawSendWindow>,
+    #[serde(default)]
+    pub(crate) tiers: Ordered<RawTierPolicy>,
+}
+
+/// `contact_policy.tiers.<tier>:` what differs for one tier.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTierPolicy {
+    pub(crate) caps: Option<RawCaps>,
+    pub(crate) min_gap: Option<Scalar>,
+    pub(crate) send_window: Option<RawSendWindow>,
+}
+
+/// `caps:` emails per customer per local day, week and month.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCaps {
+    pub(crate) day: Option<Scalar>,
+    pub(crate) week: Option<Scalar>,
+    pub(crate) month: Option<Scalar>,
+}
+
+/// `send_window:` when emails may go out, on the customer's wall clock.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSendWindow {
+    pub(crate) hours: Option<Scalar>,
+    pub(crate) days: Option<Vec<Scalar>>,
+}
+
+/// One follow-up rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFollowUp {
+    pub(crate) id: Scalar,
+    pub(crate) label: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) tiers: Option<Vec<Scalar>>,
+    #[serde(default)]
+    pub(crate) segments: Ordered<Scalar>,
+    pub(crate) every: Option<Short<RawEvery>>,
+    pub(crate) cron: Option<Scalar>,
+    pub(crate) on: Option<Short<RawOn>>,
+    pub(crate) timezone: Option<Scalar>,
+    pub(crate) when: Option<Scalar>,
+    pub(crate) re_entry: Option<Short<RawReEntry>>,
+    pub(crate) email: Option<RawTemplate>,
+    pub(crate) task: Option<RawTask>,
+    pub(crate) notify_owner: Option<RawTemplate>,
+    pub(crate) set: Option<Ordered<serde_yaml::Value>>,
+    pub(crate) tag: Option<Scalar>,
+}
+
+/// `every: { period: 30d, from: last_fired }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEvery {
+    pub(crate) period: Scalar,
+    pub(crate) from: Option<Scalar>,
+}
+
+/// `on: { event: no_order, after: 120d }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOn {
+    pub(crate) event: Scalar,
+    pub(crate) after: Option<Scalar>,
+    pub(crate) below: Option<Scalar>,
+    pub(crate) set: Option<Scalar>,
+    pub(crate) segment: Option<Scalar>,
+    pub(crate) time: Option<Scalar>,
+}
+
+/// `re_entry: { once_per: 90d }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReEntry {
+    pub(crate) once_per: Scalar,
+}
+
+/// `email:` / `notify_owner:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTemplate {
+    pub(crate) template: Scalar,
+}
+
+/// `task:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTask {
+    pub(crate) assignee: Scalar,
+    pub(crate) title: String,
+    pub(crate) due: Option<Scalar>,
 }
 
 /// `tiering:`
@@ -128,7 +273,61 @@ pub(crate) struct RawTestCase {
     #[serde(default)]
     pub(crate) customer: Ordered<serde_yaml::Value>,
     pub(crate) pin: Option<RawPin>,
+    pub(crate) state: Option<RawState>,
+    pub(crate) plan: Option<RawPlan>,
     pub(crate) expect: RawExpect,
+}
+
+/// `state:` of a test case: what the ledger knows about the customer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawState {
+    pub(crate) tier: Option<Scalar>,
+    #[serde(default)]
+    pub(crate) segments: Ordered<Scalar>,
+    #[serde(default)]
+    pub(crate) last_fired: Ordered<Scalar>,
+    #[serde(default)]
+    pub(crate) contacts: Vec<Scalar>,
+    #[serde(default)]
+    pub(crate) events: Vec<RawEvent>,
+}
+
+/// One event of `state.events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEvent {
+    pub(crate) at: Scalar,
+    pub(crate) event: Scalar,
+    pub(crate) set: Option<Scalar>,
+    pub(crate) from: Option<Scalar>,
+    pub(crate) to: Option<Scalar>,
+    pub(crate) score: Option<f64>,
+}
+
+/// `plan:` of a test case: the range to plan.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPlan {
+    pub(crate) from: Scalar,
+    pub(crate) to: Scalar,
+    pub(crate) timezone: Option<Scalar>,
+}
+
+/// One expected planned action.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPlanned {
+    pub(crate) rule: Scalar,
+    pub(crate) at: Scalar,
+}
+
+/// One expected skipped occurrence.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSkippedExpect {
+    pub(crate) rule: Scalar,
+    pub(crate) why: Scalar,
 }
 
 /// `pin:` of a test case.
@@ -158,6 +357,8 @@ pub(crate) struct RawExpect {
     #[serde(default)]
     pub(crate) scores: Ordered<f64>,
     pub(crate) errors: Option<Vec<String>>,
+    pub(crate) planned: Option<Vec<RawPlanned>>,
+    pub(crate) skipped: Option<Vec<RawSkippedExpect>>,
 }
 
 /// A key that is present, even with a null value.

@@ -4,7 +4,7 @@
 //! # Rule files
 //!
 //! A rule set is every `*.yaml` file of the `rules/` folder (not `rules/tests/`) and every `*.rhai`
-//! function library beside them. A YAML file may hold any of three sections; **exactly one** file
+//! function library beside them. A YAML file may hold `tiering`, `scores`, `segments`, `followups` and `contact_policy` (see [`crate::followup`]); **exactly one** file
 //! has `tiering`:
 //!
 //! ```yaml
@@ -100,6 +100,7 @@ use crate::catalog;
 use crate::diagnostic::{Diagnostic, Severity, closest};
 use crate::evaluate::{Evaluator, ScriptRun};
 use crate::feature::{Feature, FeatureType, feature_names};
+use crate::followup::{CompiledFollowUp, ContactPolicy, FollowUpRule};
 use crate::native;
 use crate::rule_file::{RawRule, RawRuleFile, RawTiering, Scalar};
 use crate::sandbox::{self, Limits, ScriptError};
@@ -348,6 +349,8 @@ pub struct RuleSet {
     pub(crate) scores: Vec<CompiledScore>,
     pub(crate) tiers: Vec<CompiledRule>,
     pub(crate) segment_sets: Vec<CompiledSegmentSet>,
+    pub(crate) followups: Vec<CompiledFollowUp>,
+    pub(crate) contact_policy: ContactPolicy,
     pub(crate) features_used: Vec<Feature>,
     library: Vec<LibraryFunction>,
     sources: Vec<SourceFile>,
@@ -399,6 +402,42 @@ impl RuleSet {
                 segments: set.rules.iter().map(|rule| rule.info.clone()).collect(),
             })
             .collect()
+    }
+
+    /// The follow-up rules, in file order (files in path order).
+    pub fn followups(&self) -> impl ExactSizeIterator<Item = &FollowUpRule> {
+        self.followups.iter().map(|followup| &followup.rule)
+    }
+
+    /// The contact policy (the default: no caps, no gap, no window, when no file has one).
+    #[must_use]
+    pub fn contact_policy(&self) -> &ContactPolicy {
+        &self.contact_policy
+    }
+
+    /// A planner for follow-ups (one per thread; see [`crate::plan`]).
+    #[must_use]
+    pub fn planner(&self) -> crate::plan::Planner<'_> {
+        crate::plan::Planner::new(self)
+    }
+
+    /// Where `key` (`email.template`...) of a follow-up is: `(line, column)`.
+    pub(crate) fn followup_position(
+        &self,
+        followup: &CompiledFollowUp,
+        key: &str,
+    ) -> (usize, usize) {
+        let mut path = followup.path.clone();
+        path.extend(key.split('.').map(PathSeg::from));
+        self.sources[followup.file].spans.position(&path)
+    }
+
+    /// The text of the rule file at `path` ("" if unknown).
+    pub(crate) fn source_text(&self, path: &str) -> &str {
+        self.sources
+            .iter()
+            .find(|source| source.path == path)
+            .map_or("", |source| source.text.as_str())
     }
 
     /// The scores, in the order they are computed.
@@ -496,7 +535,7 @@ fn content_version(files: &[&RuleFile]) -> String {
 }
 
 /// Whether `id` is a valid tier, segment or segment-set id.
-fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id
             .chars()
@@ -515,7 +554,7 @@ fn one_line(source: &str) -> String {
     }
 }
 
-fn key(parts: &[&str]) -> Vec<PathSeg> {
+pub(crate) fn key(parts: &[&str]) -> Vec<PathSeg> {
     parts.iter().map(|part| PathSeg::from(*part)).collect()
 }
 
@@ -535,7 +574,7 @@ struct PendingRule<'r> {
     id: String,
 }
 
-struct Loader<'a> {
+pub(crate) struct Loader<'a> {
     files: Vec<&'a RuleFile>,
     engine: Engine,
     diagnostics: Vec<Diagnostic>,
@@ -558,12 +597,20 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn push(&mut self, diagnostic: Diagnostic) {
+    pub(crate) fn push(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
     }
 
+    /// How many errors were found so far.
+    pub(crate) fn error_count(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
     /// A diagnostic at `path` in source file `file`: at the key when `at_key`, else at the value.
-    fn at(
+    pub(crate) fn at(
         &self,
         severity: Severity,
         file: usize,
@@ -587,7 +634,7 @@ impl<'a> Loader<'a> {
         diagnostic.with_source(&source.text)
     }
 
-    fn location(&self, file: usize, path: &[PathSeg], at_key: bool) -> Location {
+    pub(crate) fn location(&self, file: usize, path: &[PathSeg], at_key: bool) -> Location {
         let diagnostic = self.at(Severity::Error, file, path, at_key, String::new());
         Location {
             path: diagnostic.path,
@@ -829,7 +876,26 @@ impl<'a> Loader<'a> {
             });
         }
 
+        // Follow-ups and the contact policy.
+        let tier_ids: Vec<String> = raw_tiers.iter().map(|rule| rule.id.clone()).collect();
+        let set_ids: Vec<(String, Vec<String>)> = pending_sets
+            .iter()
+            .map(|(name, rules)| {
+                (
+                    name.clone(),
+                    rules.iter().map(|rule| rule.id.clone()).collect(),
+                )
+            })
+            .collect();
+        let contact_policy = self.contact_policy(&parsed, &tier_ids);
+        let followups = self.followups(&parsed, &tier_ids, &set_ids, scope_all);
+
         // Lints and reachability.
+        for followup in &followups {
+            if let Some(expr) = &followup.when {
+                self.lint(expr);
+            }
+        }
         for score in &scores {
             self.lint(&score.expr);
         }
@@ -874,6 +940,11 @@ impl<'a> Loader<'a> {
                     .iter()
                     .flat_map(|set| set.rules.iter().map(|rule| &rule.expr)),
             )
+            .chain(
+                followups
+                    .iter()
+                    .filter_map(|followup| followup.when.as_ref()),
+            )
             .flat_map(|expr| expr.vars.iter())
             .filter_map(|var| match var {
                 Var::Feature(feature) => Some(*feature),
@@ -892,6 +963,8 @@ impl<'a> Loader<'a> {
             scores,
             tiers,
             segment_sets,
+            followups,
+            contact_policy,
             features_used,
             library: self.library,
             sources: self.sources,
@@ -950,18 +1023,30 @@ impl<'a> Loader<'a> {
             Ok(schedule) => Some(schedule),
             Err(err) => {
                 let path = key(&["tiering", "reassess"]);
-                let column = text
-                    .get(..err.column)
-                    .map_or(0, |before| before.chars().count());
-                let source = &self.sources[file];
-                let (line, column) = source.spans.locate_in_scalar(&path, 1, column + 1);
-                let diagnostic = Diagnostic::error(&source.path, line, column, format!("invalid `tiering.reassess` schedule: {err}"))
-                    .with_source(&source.text)
-                    .with_hint("5 fields `minute hour day-of-month month day-of-week` (\"30 2 * * *\" is 02:30 every day), or 6-7 with seconds first");
+                let diagnostic = self.schedule_error(file, &path, text, &err, "tiering.reassess");
                 self.push(diagnostic);
                 None
             }
         }
+    }
+
+    /// An invalid cron schedule at `path`, pointing at the offending field.
+    pub(crate) fn schedule_error(
+        &self,
+        file: usize,
+        path: &[PathSeg],
+        text: &str,
+        err: &crate::schedule::ScheduleError,
+        what: &str,
+    ) -> Diagnostic {
+        let column = text
+            .get(..err.column)
+            .map_or(0, |before| before.chars().count());
+        let source = &self.sources[file];
+        let (line, column) = source.spans.locate_in_scalar(path, 1, column + 1);
+        Diagnostic::error(&source.path, line, column, format!("invalid `{what}` schedule: {err}"))
+            .with_source(&source.text)
+            .with_hint("5 fields `minute hour day-of-month month day-of-week` (\"30 2 * * *\" is 02:30 every day), or 6-7 with seconds first")
     }
 
     fn downgrade_after(&mut self, file: usize, raw: &RawTiering) -> u32 {
@@ -1091,7 +1176,7 @@ impl<'a> Loader<'a> {
 
     /// Compiles one expression with strict variables, discovering the variables it reads: the
     /// features and the first `scores.1` of the scores `scores.0`.
-    fn compile(
+    pub(crate) fn compile(
         &mut self,
         file: usize,
         key_path: Vec<PathSeg>,
@@ -1609,6 +1694,14 @@ fn trial_run(rules: &RuleSet) -> Vec<Diagnostic> {
     {
         let result = evaluator.run(&rule.expr, &snapshot);
         report(&rule.expr, &result, "bool");
+    }
+    for expr in rules
+        .followups
+        .iter()
+        .filter_map(|followup| followup.when.as_ref())
+    {
+        let result = evaluator.run(expr, &snapshot);
+        report(expr, &result, "bool");
     }
     out
 }

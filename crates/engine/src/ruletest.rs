@@ -37,6 +37,7 @@ use serde::Serialize;
 use crate::diagnostic::{Diagnostic, closest, list_names};
 use crate::explain::ConditionTrace;
 use crate::feature::{Feature, FeatureType, feature_names};
+use crate::plan::{CustomerEvent, EventKind, FollowUpState, Plan};
 use crate::rule_file::{RawTestCase, RawTestFile, Scalar};
 use crate::rules::{RuleFile, RuleSet};
 use crate::snapshot::{FeatureValue, Pin, Snapshot};
@@ -154,6 +155,7 @@ pub fn run_rule_tests(rules: &RuleSet, files: &[RuleFile]) -> TestReport {
     let mut files: Vec<&RuleFile> = files.iter().collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let mut evaluator = rules.evaluator();
+    let mut planner = rules.planner();
     for file in files {
         let document =
             match yaml::parse::<RawTestFile>(&file.path, &file.text, &YamlLimits::default()) {
@@ -173,12 +175,15 @@ pub fn run_rule_tests(rules: &RuleSet, files: &[RuleFile]) -> TestReport {
             let mut problems = Vec::new();
             let snapshot = context.snapshot(index, case, &mut problems);
             context.check_expectations(index, case, &mut problems);
+            let plan_input = context.plan_input(index, case, &mut problems);
             let Some(snapshot) = snapshot.filter(|_| problems.is_empty()) else {
                 report.problems.extend(problems);
                 continue;
             };
             let explanation = evaluator.explain(&snapshot);
-            match context.compare(index, case, &explanation) {
+            let plan = plan_input
+                .map(|(state, from, to, tz)| planner.plan(&snapshot, &state, from, to, tz));
+            match context.compare(index, case, &explanation, plan.as_ref()) {
                 None => report.passed += 1,
                 Some(failure) => report.failures.push(failure),
             }
@@ -286,6 +291,176 @@ impl FileContext<'_> {
         )
     }
 
+    /// The follow-up state and range of a test case with `plan:`, or the problems that stop it.
+    fn plan_input(
+        &self,
+        index: usize,
+        case: &RawTestCase,
+        problems: &mut Vec<Diagnostic>,
+    ) -> Option<(FollowUpState, i64, i64, chrono_tz::Tz)> {
+        let before = problems.len();
+        let time = |problems: &mut Vec<Diagnostic>, path: Vec<PathSeg>, text: &Scalar| {
+            parse_time(&text.0).or_else(|| {
+                problems.push(self.error(
+                    &path,
+                    false,
+                    format!("`{}` is not a time", text.0),
+                    Some("give unix seconds, a date (`2024-05-01`) or an RFC 3339 time".to_owned()),
+                ));
+                None
+            })
+        };
+        let Some(raw_plan) = &case.plan else {
+            if case.expect.planned.is_some() || case.expect.skipped.is_some() {
+                problems.push(self.error(
+                    &case_path(index, &["expect"]),
+                    true,
+                    "`expect.planned` and `expect.skipped` need a `plan: { from, to }`".to_owned(),
+                    None,
+                ));
+            }
+            if case.state.is_some() {
+                problems.push(self.error(
+                    &case_path(index, &["state"]),
+                    true,
+                    "`state` is used only with `plan: { from, to }`".to_owned(),
+                    None,
+                ));
+            }
+            return None;
+        };
+        let from = time(
+            problems,
+            case_path(index, &["plan", "from"]),
+            &raw_plan.from,
+        );
+        let to = time(problems, case_path(index, &["plan", "to"]), &raw_plan.to);
+        let tz = match &raw_plan.timezone {
+            None => Some(chrono_tz::UTC),
+            Some(name) => match crate::followup::parse_timezone(&name.0) {
+                Ok(tz) => Some(tz),
+                Err((message, hint)) => {
+                    problems.push(self.error(
+                        &case_path(index, &["plan", "timezone"]),
+                        false,
+                        message,
+                        Some(hint),
+                    ));
+                    None
+                }
+            },
+        };
+        let mut state = FollowUpState::default();
+        if let Some(raw) = &case.state {
+            if let Some(tier) = &raw.tier {
+                if self.rules.tier_rank(&tier.0).is_none() {
+                    problems
+                        .push(self.unknown_tier(&case_path(index, &["state", "tier"]), &tier.0));
+                }
+                state.tier = Some(tier.0.clone());
+            }
+            for (set, segment) in &raw.segments.0 {
+                state.segments.push((set.clone(), segment.0.clone()));
+            }
+            for (rule, at) in &raw.last_fired.0 {
+                let path = case_path(index, &["state", "last_fired", rule]);
+                if !self.rules.followups().any(|followup| &followup.id == rule) {
+                    let ids = self.rules.followups().map(|followup| followup.id.as_str());
+                    problems.push(self.error(
+                        &path,
+                        true,
+                        format!("`{rule}` is not a follow-up rule"),
+                        Some(format!("follow-ups: {}", list_names(ids))),
+                    ));
+                }
+                if let Some(at) = time(problems, path, at) {
+                    state.last_fired.push((rule.clone(), at));
+                }
+            }
+            for (position, contact) in raw.contacts.iter().enumerate() {
+                let mut path = case_path(index, &["state", "contacts"]);
+                path.push(PathSeg::Index(position));
+                state.contacts.extend(time(problems, path, contact));
+            }
+            for (position, event) in raw.events.iter().enumerate() {
+                let mut path = case_path(index, &["state", "events"]);
+                path.push(PathSeg::Index(position));
+                let at = time(
+                    problems,
+                    [path.as_slice(), &[PathSeg::from("at")]].concat(),
+                    &event.at,
+                );
+                let text = |value: &Option<Scalar>| {
+                    value.as_ref().map(|v| v.0.clone()).filter(|v| v != "~")
+                };
+                let kind = match event.event.0.trim() {
+                    "tier_changed" => Some(EventKind::TierChanged {
+                        from: text(&event.from),
+                        to: text(&event.to),
+                    }),
+                    "segment_changed" => Some(EventKind::SegmentChanged {
+                        set: text(&event.set).unwrap_or_default(),
+                        from: text(&event.from),
+                        to: text(&event.to),
+                    }),
+                    "complaint" => Some(EventKind::Complaint),
+                    "feedback" => Some(EventKind::Feedback {
+                        score: event.score.unwrap_or(f64::NAN),
+                    }),
+                    other => {
+                        problems.push(self.error(
+                            &[path.as_slice(), &[PathSeg::from("event")]].concat(),
+                            false,
+                            format!("`{other}` is not an event"),
+                            Some("events: `tier_changed` (from, to), `segment_changed` (set, from, to), `complaint`, `feedback` (score)".to_owned()),
+                        ));
+                        None
+                    }
+                };
+                if let (Some(at), Some(kind)) = (at, kind) {
+                    state.events.push(CustomerEvent { at, kind });
+                }
+            }
+        }
+        for (position, planned) in case.expect.planned.iter().flatten().enumerate() {
+            let mut path = case_path(index, &["expect", "planned"]);
+            path.push(PathSeg::Index(position));
+            if !self
+                .rules
+                .followups()
+                .any(|followup| followup.id == planned.rule.0)
+            {
+                let ids: Vec<&str> = self
+                    .rules
+                    .followups()
+                    .map(|followup| followup.id.as_str())
+                    .collect();
+                let hint = match closest(&planned.rule.0, ids.iter().copied()) {
+                    Some(best) => format!(
+                        "did you mean `{best}`? follow-ups: {}",
+                        list_names(ids.iter().copied())
+                    ),
+                    None => format!("follow-ups: {}", list_names(ids.iter().copied())),
+                };
+                problems.push(self.error(
+                    &[path.as_slice(), &[PathSeg::from("rule")]].concat(),
+                    false,
+                    format!("`{}` is not a follow-up rule", planned.rule.0),
+                    Some(hint),
+                ));
+            }
+            time(
+                problems,
+                [path.as_slice(), &[PathSeg::from("at")]].concat(),
+                &planned.at,
+            );
+        }
+        if problems.len() > before {
+            return None;
+        }
+        Some((state, from?, to?, tz?))
+    }
+
     /// Refuses expectations that can never hold: unknown tiers, sets, segments, scores, rules.
     fn check_expectations(&self, index: usize, case: &RawTestCase, problems: &mut Vec<Diagnostic>) {
         let expect = &case.expect;
@@ -351,6 +526,7 @@ impl FileContext<'_> {
         index: usize,
         case: &RawTestCase,
         explanation: &crate::Explanation,
+        plan: Option<&Plan>,
     ) -> Option<TestFailure> {
         let decision = &explanation.decision;
         let expect = &case.expect;
@@ -457,9 +633,13 @@ impl FileContext<'_> {
                 ));
             }
         }
+        if let Some(plan) = plan {
+            plan_differences(index, case, plan, &mut differences);
+        }
         let mut failed_rules: Vec<&str> = decision
             .errors
             .iter()
+            .chain(plan.iter().flat_map(|plan| &plan.errors))
             .map(|error| error.rule.as_str())
             .collect();
         failed_rules.dedup();
@@ -493,7 +673,12 @@ impl FileContext<'_> {
             } else {
                 format!("{} failed", list_names(unexpected.iter().copied()))
             };
-            let lines = decision.errors.iter().map(ToString::to_string).collect();
+            let lines = decision
+                .errors
+                .iter()
+                .chain(plan.iter().flat_map(|plan| &plan.errors))
+                .map(ToString::to_string)
+                .collect();
             differences.push((path, message, lines));
         }
         if differences.is_empty() {
@@ -519,6 +704,105 @@ impl FileContext<'_> {
             details,
         })
     }
+}
+
+/// The differences between the expected and the planned follow-ups.
+fn plan_differences(
+    index: usize,
+    case: &RawTestCase,
+    plan: &Plan,
+    differences: &mut Vec<(Vec<PathSeg>, String, Vec<String>)>,
+) {
+    let lines = || {
+        let mut lines: Vec<String> = plan
+            .actions
+            .iter()
+            .map(|action| {
+                format!(
+                    "planned {} at {}: {} ({})",
+                    action.rule_id,
+                    time_text(action.scheduled_at),
+                    action.action.describe(),
+                    action.reason
+                )
+            })
+            .collect();
+        lines.extend(plan.skipped.iter().map(|skipped| {
+            format!(
+                "skipped {} of {}: {}",
+                skipped.rule_id,
+                time_text(skipped.occurrence_at),
+                skipped.skipped.name()
+            )
+        }));
+        lines.extend(plan.notes.iter().cloned());
+        lines
+    };
+    if let Some(expected) = &case.expect.planned {
+        let expected: Vec<String> = expected
+            .iter()
+            .map(|planned| {
+                format!(
+                    "{} at {}",
+                    planned.rule.0,
+                    parse_time(&planned.at.0).map_or_else(|| planned.at.0.clone(), time_text)
+                )
+            })
+            .collect();
+        let actual: Vec<String> = plan
+            .actions
+            .iter()
+            .map(|action| format!("{} at {}", action.rule_id, time_text(action.scheduled_at)))
+            .collect();
+        if expected != actual {
+            let shown = |list: &[String]| {
+                if list.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    list.join(", ")
+                }
+            };
+            differences.push((
+                case_path(index, &["expect", "planned"]),
+                format!(
+                    "expected planned {}, got {}",
+                    shown(&expected),
+                    shown(&actual)
+                ),
+                lines(),
+            ));
+        }
+    }
+    if let Some(expected) = &case.expect.skipped {
+        let expected: Vec<String> = expected
+            .iter()
+            .map(|skipped| format!("{} ({})", skipped.rule.0, skipped.why.0))
+            .collect();
+        let actual: Vec<String> = plan
+            .skipped
+            .iter()
+            .map(|skipped| format!("{} ({})", skipped.rule_id, skipped.skipped.name()))
+            .collect();
+        if expected != actual {
+            differences.push((
+                case_path(index, &["expect", "skipped"]),
+                format!(
+                    "expected skipped [{}], got [{}]",
+                    expected.join(", "),
+                    actual.join(", ")
+                ),
+                lines(),
+            ));
+        }
+    }
+}
+
+/// Unix seconds as `2024-06-01T09:00:00Z`.
+fn time_text(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0).map_or_else(
+        || seconds.to_string(),
+        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
 }
 
 /// `tiers[0] (A) true: revenue_share_before < 0.80 (revenue_share_before = 0.12)`.

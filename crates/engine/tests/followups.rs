@@ -1,0 +1,418 @@
+//! Golden tests for follow-up rules: every `tests/fixtures/followups/NAME.yaml` (one rule file
+//! with `tiering` and `followups`) is loaded, and what `tiercare check` and `plan` would print
+//! must equal `NAME.expected`. Comment lines at the top may say
+//!
+//! - `# references: templates=a,b; managers=alice; roles=senior`: run [`check_references`];
+//! - `# plan: FROM TO ZONE TIER`: plan `[FROM, TO)` (RFC 3339) in workspace zone ZONE for a
+//!   customer in TIER (`-`: none), with the features of a `# customer: {json}` line.
+//!
+//! Run with `UPDATE_GOLDEN=1` to rewrite the expected files after a deliberate change. Below,
+//! unit-level tests of the planner through the public API.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::check_golden;
+use tiercare_engine::{
+    Feature, FeatureValue, FollowUpState, References, RuleFile, Snapshot, check_references,
+    load_rules, plan_customer, render_all,
+};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/followups")
+}
+
+fn time(text: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|_| panic!("an RFC 3339 time: {text}"))
+        .timestamp()
+}
+
+fn time_text(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .expect("a time")
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn snapshot(json: &str) -> Snapshot {
+    let value: serde_json::Value = serde_json::from_str(json).expect("a JSON customer");
+    let mut snapshot = Snapshot::new();
+    for (name, value) in value.as_object().expect("a JSON object") {
+        let feature = Feature::from_name(name).unwrap_or_else(|| panic!("feature {name}"));
+        let value = match value {
+            serde_json::Value::Null => FeatureValue::None,
+            serde_json::Value::Bool(b) => FeatureValue::Bool(*b),
+            serde_json::Value::Number(n) if n.is_i64() => FeatureValue::Int(n.as_i64().unwrap()),
+            serde_json::Value::Number(n) => FeatureValue::Float(n.as_f64().unwrap()),
+            serde_json::Value::String(s) if feature.ty() == tiercare_engine::FeatureType::Time => {
+                FeatureValue::Int(time(s))
+            }
+            serde_json::Value::String(s) => FeatureValue::Text(s.clone()),
+            serde_json::Value::Object(map) => FeatureValue::Map(map.clone()),
+            serde_json::Value::Array(_) => panic!("no feature is an array"),
+        };
+        snapshot
+            .set(feature, value)
+            .expect("a value of the right type");
+    }
+    snapshot
+}
+
+fn render(name: &str, text: &str) -> String {
+    let files = [RuleFile::new(name, text)];
+    let loaded = match load_rules(&files) {
+        Err(diagnostics) => return render_all(&diagnostics, false),
+        Ok(loaded) => loaded,
+    };
+    let mut out = render_all(&loaded.warnings, false);
+    let header: Vec<&str> = text
+        .lines()
+        .take_while(|line| line.starts_with('#'))
+        .collect();
+    let mut customer = "{}";
+    for line in &header {
+        if let Some(json) = line.strip_prefix("# customer: ") {
+            customer = json;
+        }
+    }
+    for line in &header {
+        if let Some(lists) = line.strip_prefix("# references: ") {
+            let mut templates = Vec::new();
+            let mut managers = Vec::new();
+            let mut roles = Vec::new();
+            for part in lists.split(';') {
+                let (kind, names) = part.trim().split_once('=').expect("kind=names");
+                let names: Vec<&str> = names.split(',').map(str::trim).collect();
+                match kind {
+                    "templates" => templates = names,
+                    "managers" => managers = names,
+                    "roles" => roles = names,
+                    other => panic!("unknown reference kind {other}"),
+                }
+            }
+            let references = References {
+                templates: &templates,
+                managers: &managers,
+                roles: &roles,
+            };
+            out.push_str(&render_all(
+                &check_references(&loaded.rules, &references),
+                false,
+            ));
+        } else if let Some(args) = line.strip_prefix("# plan: ") {
+            let args: Vec<&str> = args.split_whitespace().collect();
+            let [from, to, zone, tier] = args[..] else {
+                panic!("# plan: FROM TO ZONE TIER");
+            };
+            let state = FollowUpState {
+                tier: (tier != "-").then(|| tier.to_owned()),
+                ..FollowUpState::default()
+            };
+            let plan = plan_customer(
+                &loaded.rules,
+                &snapshot(customer),
+                &state,
+                time(from),
+                time(to),
+                zone.parse().expect("a zone"),
+            );
+            for action in &plan.actions {
+                out.push_str(&format!(
+                    "planned {} at {} [{}]: {} ({})\n",
+                    action.rule_id,
+                    time_text(action.scheduled_at),
+                    action.occurrence_key,
+                    action.action.describe(),
+                    action.reason
+                ));
+                for moved in &action.moved {
+                    out.push_str(&format!(
+                        "  moved by {} from {} to {}\n",
+                        moved.why,
+                        time_text(moved.from),
+                        time_text(moved.to)
+                    ));
+                }
+            }
+            for skipped in &plan.skipped {
+                out.push_str(&format!(
+                    "skipped {} [{}]: {:?}\n",
+                    skipped.rule_id, skipped.occurrence_key, skipped.skipped
+                ));
+            }
+            for error in &plan.errors {
+                out.push_str(&format!("error: {error}\n"));
+            }
+            for note in &plan.notes {
+                out.push_str(&format!("note: {note}\n"));
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push_str("ok\n");
+    }
+    out
+}
+
+#[test]
+fn followup_fixtures_render_as_expected() {
+    let mut names: Vec<String> = fs::read_dir(fixtures())
+        .expect("fixtures directory")
+        .filter_map(|entry| {
+            let path = entry.expect("directory entry").path();
+            (path.extension()? == "yaml").then(|| path.file_stem()?.to_str().map(str::to_owned))?
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "fixtures went missing: {names:?}");
+    let mut failures = Vec::new();
+    for name in &names {
+        let file = format!("{name}.yaml");
+        let text = fs::read_to_string(fixtures().join(&file)).expect("read fixture");
+        let actual = render(&file, &text);
+        failures.extend(check_golden(
+            &fixtures().join(format!("{name}.expected")),
+            &actual,
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+const TIERS: &str = "tiering:\n  window: 365d\n  tiers:\n    - id: A\n      when: revenue_window > 1000.0\n    - id: B\n      when: revenue_window > 100.0\n    - id: C\n      when: true\n";
+
+fn rules(followups: &str) -> tiercare_engine::RuleSet {
+    let text = format!("{TIERS}{followups}");
+    match load_rules(&[RuleFile::new("rules/f.yaml", text)]) {
+        Ok(loaded) => loaded.rules,
+        Err(diagnostics) => panic!("{}", render_all(&diagnostics, false)),
+    }
+}
+
+#[test]
+fn planning_twice_gives_the_same_keys() {
+    let rules = rules(
+        "followups:\n  - id: review\n    every: 30d\n    task: { assignee: owner, title: Review }\n  - id: care\n    cron: \"0 10 * * *\"\n    email: { template: care }\n",
+    );
+    let customer = snapshot(r#"{"customer_id": "c1", "has_email": true, "consent_email": true}"#);
+    let state = FollowUpState::default();
+    let tz = chrono_tz::Europe::Berlin;
+    let first = plan_customer(
+        &rules,
+        &customer,
+        &state,
+        time("2024-06-01T00:00:00Z"),
+        time("2024-06-08T00:00:00Z"),
+        tz,
+    );
+    // An hour later, the same week: the same occurrences, the same keys.
+    let second = plan_customer(
+        &rules,
+        &customer,
+        &state,
+        time("2024-06-01T01:00:00Z"),
+        time("2024-06-08T00:00:00Z"),
+        tz,
+    );
+    let keys = |plan: &tiercare_engine::Plan| -> Vec<String> {
+        plan.actions
+            .iter()
+            .map(|a| a.occurrence_key.clone())
+            .collect()
+    };
+    assert_eq!(keys(&first), keys(&second));
+    assert_eq!(first.actions.len(), 8, "{first:#?}");
+    assert!(
+        first
+            .actions
+            .iter()
+            .all(|a| a.occurrence_key.ends_with(":c1"))
+    );
+    // The review, once fired, comes back 30 days later.
+    let state = FollowUpState {
+        last_fired: vec![("review".to_owned(), first.actions[0].occurrence_at)],
+        ..FollowUpState::default()
+    };
+    let later = plan_customer(
+        &rules,
+        &customer,
+        &state,
+        time("2024-06-01T00:00:00Z"),
+        time("2024-08-01T00:00:00Z"),
+        tz,
+    );
+    let reviews: Vec<i64> = later
+        .actions
+        .iter()
+        .filter(|a| a.rule_id == "review")
+        .map(|a| a.occurrence_at)
+        .collect();
+    assert_eq!(
+        reviews,
+        [
+            first.actions[0].occurrence_at + 30 * 86_400,
+            first.actions[0].occurrence_at + 60 * 86_400
+        ]
+    );
+}
+
+#[test]
+fn an_overdue_cadence_fires_once() {
+    let rules = rules(
+        "followups:\n  - id: review\n    every: 7d\n    task: { assignee: owner, title: Review }\n",
+    );
+    let state = FollowUpState {
+        last_fired: vec![("review".to_owned(), time("2024-01-01T00:00:00Z"))],
+        ..FollowUpState::default()
+    };
+    let plan = plan_customer(
+        &rules,
+        &snapshot("{}"),
+        &state,
+        time("2024-06-01T00:00:00Z"),
+        time("2024-06-02T00:00:00Z"),
+        chrono_tz::UTC,
+    );
+    assert_eq!(plan.actions.len(), 1, "{plan:#?}");
+    let action = &plan.actions[0];
+    assert!(action.occurrence_at <= time("2024-06-01T00:00:00Z"));
+    assert!(action.occurrence_at > time("2024-05-25T00:00:00Z"));
+    assert_eq!(action.scheduled_at, time("2024-06-01T00:00:00Z"));
+}
+
+#[test]
+fn events_fire_on_tier_and_segment_changes_complaints_and_low_scores() {
+    use tiercare_engine::{CustomerEvent, EventKind};
+    let text = format!(
+        "{TIERS}segments:\n  rfm:\n    - id: at_risk\n      when: r_score <= 2\nfollowups:\n  - id: entered-a\n    tiers: [A]\n    on: tier_entered\n    tag: entered-a\n  - id: down\n    on: tier_down\n    tag: down\n  - id: risk\n    on: {{ event: segment_entered, set: rfm, segment: at_risk }}\n    tag: risk\n  - id: complaint\n    on: complaint\n    notify_owner: {{ template: complaint }}\n  - id: unhappy\n    on: {{ event: low_satisfaction, below: 3 }}\n    task: {{ assignee: \"role:senior\", title: Call back, due: 1d }}\n  - id: anniversary\n    on: anniversary\n    tag: anniversary\n"
+    );
+    let rules = load_rules(&[RuleFile::new("f.yaml", text)])
+        .map_err(|d| render_all(&d, false))
+        .expect("loads")
+        .rules;
+    let at = |text: &str| time(text);
+    let state = FollowUpState {
+        tier: Some("A".to_owned()),
+        events: vec![
+            CustomerEvent {
+                at: at("2024-06-02T10:00:00Z"),
+                kind: EventKind::TierChanged {
+                    from: Some("B".into()),
+                    to: Some("A".into()),
+                },
+            },
+            CustomerEvent {
+                at: at("2024-06-03T10:00:00Z"),
+                kind: EventKind::SegmentChanged {
+                    set: "rfm".into(),
+                    from: None,
+                    to: Some("at_risk".into()),
+                },
+            },
+            CustomerEvent {
+                at: at("2024-06-04T10:00:00Z"),
+                kind: EventKind::Complaint,
+            },
+            CustomerEvent {
+                at: at("2024-06-05T10:00:00Z"),
+                kind: EventKind::Feedback { score: 2.0 },
+            },
+            CustomerEvent {
+                at: at("2024-06-05T11:00:00Z"),
+                kind: EventKind::Feedback { score: 4.0 },
+            },
+            CustomerEvent {
+                at: at("2024-06-06T10:00:00Z"),
+                kind: EventKind::TierChanged {
+                    from: Some("A".into()),
+                    to: Some("C".into()),
+                },
+            },
+        ],
+        ..FollowUpState::default()
+    };
+    let customer = snapshot(r#"{"customer_id": "c9", "first_order_at": "2020-06-03T12:00:00Z"}"#);
+    let plan = plan_customer(
+        &rules,
+        &customer,
+        &state,
+        at("2024-06-01T00:00:00Z"),
+        at("2024-06-08T00:00:00Z"),
+        chrono_tz::UTC,
+    );
+    let fired: Vec<(&str, String)> = plan
+        .actions
+        .iter()
+        .map(|a| (a.rule_id.as_str(), time_text(a.scheduled_at)))
+        .collect();
+    let expected = [
+        ("entered-a", "2024-06-02T10:00:00Z"),
+        ("anniversary", "2024-06-03T09:00:00Z"),
+        ("risk", "2024-06-03T10:00:00Z"),
+        ("complaint", "2024-06-04T10:00:00Z"),
+        ("unhappy", "2024-06-05T10:00:00Z"),
+        ("down", "2024-06-06T10:00:00Z"),
+    ];
+    let expected: Vec<(&str, String)> = expected
+        .iter()
+        .map(|(rule, at)| (*rule, (*at).to_owned()))
+        .collect();
+    assert_eq!(fired, expected, "{plan:#?}");
+}
+
+#[test]
+fn the_default_programme_never_pesters_a_c_customer() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let (files, _) = common::read_rule_set(&root, "rules");
+    let rules = load_rules(&files)
+        .map_err(|d| render_all(&d, false))
+        .expect("loads")
+        .rules;
+    let customer = snapshot(
+        r#"{"customer_id": "c", "timezone": "Asia/Shanghai", "has_email": true, "consent_email": true,
+            "birthday": "1992-02-29", "last_order_at": "2023-11-01T00:00:00Z", "days_since_last_contact": 40}"#,
+    );
+    let state = FollowUpState {
+        tier: Some("C".to_owned()),
+        ..FollowUpState::default()
+    };
+    let plan = plan_customer(
+        &rules,
+        &customer,
+        &state,
+        time("2024-01-01T00:00:00Z"),
+        time("2025-01-01T00:00:00Z"),
+        chrono_tz::UTC,
+    );
+    assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+    let mut emails: Vec<i64> = plan
+        .actions
+        .iter()
+        .filter(|a| a.action.contacts_customer())
+        .map(|a| a.scheduled_at)
+        .collect();
+    emails.sort_unstable();
+    assert!(emails.len() >= 12, "{plan:#?}");
+    for pair in emails.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 5 * 86_400,
+            "C customers get one email per 5 days at most"
+        );
+    }
+    let shanghai = chrono_tz::Asia::Shanghai;
+    for at in &emails {
+        let local = chrono::DateTime::from_timestamp(*at, 0)
+            .unwrap()
+            .with_timezone(&shanghai);
+        use chrono::{Datelike, Timelike};
+        assert!((9..18).contains(&local.hour()), "{local}");
+        assert!(local.weekday().number_from_monday() <= 5, "{local}");
+    }
+    assert!(
+        plan.actions.iter().any(|a| a.rule_id == "c-birthday"),
+        "{plan:#?}"
+    );
+    assert!(plan.actions.iter().any(|a| a.rule_id == "c-win-back"));
+}
