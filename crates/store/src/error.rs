@@ -137,6 +137,95 @@ pub enum StoreError {
         problem: String,
     },
 
+    /// A follow-up session met an error earlier; it wrote nothing and must
+    /// be dropped.
+    #[error(
+        "the follow-ups being recorded in {} stopped after an earlier error and were rolled \
+         back; nothing was written: fix that error and plan again",
+        path.display()
+    )]
+    FollowUpsAborted {
+        /// The database the follow-ups were written to.
+        path: PathBuf,
+    },
+
+    /// A planned follow-up was refused before anything of it was written;
+    /// the session goes on.
+    #[error("cannot record follow-up {key}: {problem}")]
+    InvalidFollowUp {
+        /// The follow-up's occurrence key.
+        key: String,
+        /// What is wrong with it, and what to do.
+        problem: String,
+    },
+
+    /// No follow-up has this id.
+    #[error("unknown follow-up #{id}: no follow-up has this id")]
+    UnknownFollowUp {
+        /// The id that was looked up.
+        id: i64,
+    },
+
+    /// A follow-up cannot change its status that way (it is no longer
+    /// planned).
+    #[error("follow-up #{id} is {status}, not planned: only a planned follow-up can be {wanted}")]
+    FollowUpNotPlanned {
+        /// The follow-up's id.
+        id: i64,
+        /// Its stored status.
+        status: String,
+        /// What was asked: `cancelled` or `done`.
+        wanted: &'static str,
+    },
+
+    /// No task has this id.
+    #[error("unknown task #{id}: no task has this id; `tiercare tasks` lists them with their ids")]
+    UnknownTask {
+        /// The id that was looked up.
+        id: i64,
+    },
+
+    /// The task was already done; nothing was changed.
+    #[error("task #{id} is already done (by {done_by} at {done_at}): nothing to change")]
+    TaskAlreadyDone {
+        /// The task's id.
+        id: i64,
+        /// When it was done, unix seconds UTC.
+        done_at: i64,
+        /// Who did it.
+        done_by: String,
+    },
+
+    /// A task change or a new task was refused; nothing was written.
+    #[error("cannot change task {task}: {problem}")]
+    InvalidTask {
+        /// `#<id>`, or `"<title>"` for a new task.
+        task: String,
+        /// What is wrong, and what to do.
+        problem: String,
+    },
+
+    /// No manager has this external id.
+    #[error(
+        "unknown manager '{id}': no manager has this id; manager ids are the `manager_id` \
+         values of your manager imports"
+    )]
+    UnknownManager {
+        /// The external id that was looked up.
+        id: String,
+    },
+
+    /// The manager does not take work (`active` is false); nothing was
+    /// written.
+    #[error(
+        "manager '{id}' is inactive and takes no new customers or tasks: choose an active \
+         manager, or mark this one active in the manager import"
+    )]
+    InactiveManager {
+        /// The manager's external id.
+        id: String,
+    },
+
     /// An operating-system error outside SQLite, such as failing to inspect
     /// the file.
     #[error("cannot access {}: {source}", path.display())]

@@ -279,7 +279,7 @@ impl Store {
 /// entries is used; if they are very sparse, a binary search over the sorted
 /// rowids instead, so memory stays bounded by the number of customers.
 #[derive(Debug)]
-enum Slots {
+pub(crate) enum Slots {
     /// `table[rowid]` is the slot, or `u32::MAX` for no customer.
     Direct { table: Vec<u32> },
     /// The sorted rowids; a slot is a position in it.
@@ -288,7 +288,7 @@ enum Slots {
 
 impl Slots {
     /// Slots for `rowids`, which must be sorted ascending.
-    fn new(rowids: &[i64]) -> Slots {
+    pub(crate) fn new(rowids: &[i64]) -> Slots {
         let count = rowids.len();
         let (Some(&first), Some(&last)) = (rowids.first(), rowids.last()) else {
             return Slots::Direct { table: Vec::new() };
@@ -313,7 +313,7 @@ impl Slots {
 
     /// The slot of `rowid`, if it is a customer's.
     #[inline]
-    fn get(&self, rowid: i64) -> Option<usize> {
+    pub(crate) fn get(&self, rowid: i64) -> Option<usize> {
         match self {
             Slots::Direct { table } => {
                 let slot = *table.get(usize::try_from(rowid).ok()?)?;

@@ -13,6 +13,16 @@
 //! [`Store::pin_tier`] and [`Store::unpin_tier`]. The rest of the API reads
 //! what is stored.
 //!
+//! For follow-ups, [`Store::begin_followups`] opens a [`FollowUpSession`]
+//! that records the planner's decisions in the follow-up ledger, each at
+//! most once per [`OccurrenceKey`], with the tasks and attribute changes
+//! they make in the same transaction. [`Store::followup_state`] and
+//! [`Store::contact_counts`] give the planner, in bulk, each rule's last
+//! occurrence, recent customer events and contact counts for caps and
+//! gaps; [`Store::tasks`], [`Store::complete_task`] and
+//! [`Store::snooze_task`] serve managers' task lists; [`Store::managers`]
+//! and [`Store::assign_owners`] serve owner assignment.
+//!
 //! # What this crate must never do
 //!
 //! - Hold SQL anywhere else: this is the only crate that speaks SQL, and no
@@ -26,23 +36,34 @@
 
 #![warn(missing_docs)]
 
+mod contacts;
 mod db;
 mod error;
 mod features;
+mod followups;
 mod import;
 mod keys;
+mod managers;
 mod pins;
 pub mod records;
 mod schema;
 mod stored;
+mod tasks;
 mod tiers;
 
+pub use contacts::{CONTACT_WINDOWS, ContactCounts, Contacts};
 pub use db::{BUSY_TIMEOUT, Store, TableCounts};
 pub use error::StoreError;
 pub use features::{CustomerFeatures, FeatureSummary, NEVER_DAYS, Window};
+pub use followups::{
+    Assignee, CustomerEvent, EventKind, FollowUp, FollowUpAction, FollowUpKind, FollowUpOutcome,
+    FollowUpSession, FollowUpState, FollowUpStatus, LastOccurrence, OccurrenceKey, PlannedFollowUp,
+    Recorded,
+};
 pub use import::{
     ImportAudit, ImportKind, ImportOptions, ImportSession, Outcome, RowError, RowRejection,
 };
+pub use managers::Manager;
 pub use pins::Pin;
 pub use records::{
     ComplaintRecord, CustomerRecord, FeedbackRecord, InteractionRecord, ManagerRecord, OrderItem,
@@ -50,6 +71,7 @@ pub use records::{
 };
 pub use schema::{APPLICATION_ID, MIGRATIONS, supported_version};
 pub use stored::{Customer, Order};
+pub use tasks::{NewTask, Task, TaskFilter, TaskStatus, TaskView};
 pub use tiers::{
     AssessmentHeader, AssessmentOutcome, AssessmentRow, AssessmentSession, CurrentSegment,
     CurrentTier, SegmentChange, TierChange, TierDecision,

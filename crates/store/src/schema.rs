@@ -31,8 +31,11 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///    reasons) and tier history, segments and their history, and manual
 ///    tier pins.
 ///
-/// Later migrations will add the follow-up ledger, manager tasks, the outbox
-/// and the suppression list.
+/// 3. the follow-up ledger (one row per decided occurrence of a follow-up
+///    rule, unique by its occurrence key), managers' tasks, and indexes of
+///    tier and segment changes by time.
+///
+/// Later migrations will add the outbox and the suppression list.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -224,6 +227,87 @@ CREATE INDEX tier_pins_by_customer ON tier_pins(customer_id, created_at);
 -- active pin); pinning again removes the previous one first
 CREATE UNIQUE INDEX tier_pins_open ON tier_pins(customer_id) WHERE removed_at IS NULL;
 "#,
+    // 3: the follow-up ledger and managers' tasks.
+    r#"
+-- The follow-up ledger: one row per occurrence of a follow-up rule for a
+-- customer that the planner decided about, whatever it decided. Rows are
+-- never deleted by tiercare (only with their customer), so planning the same
+-- occurrence again finds its row and does nothing: the occurrence key is the
+-- idempotency key. An outbox (a later migration) refers to a row by its id,
+-- and is written in the same transaction as the row.
+CREATE TABLE followups (
+    id              INTEGER PRIMARY KEY,
+    -- '<rule id>:<occurrence_at>:<customer external id>' (rule ids have no
+    -- ':'; see OccurrenceKey)
+    occurrence_key  TEXT NOT NULL UNIQUE CHECK (occurrence_key <> ''),
+    -- the follow-up rule's id in the rule files
+    rule_id         TEXT NOT NULL CHECK (rule_id <> '' AND instr(rule_id, ':') = 0),
+    customer_id     INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    -- when the rule's trigger occurred, unix seconds UTC (part of the key)
+    occurrence_at   INTEGER NOT NULL,
+    -- when to carry it out, unix seconds UTC (the occurrence, possibly
+    -- moved by the contact policy); an e-mail's contact time
+    scheduled_at    INTEGER NOT NULL,
+    -- what to do: an e-mail to the customer, a task for a manager, a
+    -- notification e-mail to the customer's owner, a custom attribute set
+    kind            TEXT NOT NULL
+                    CHECK (kind IN ('email', 'task', 'notify_owner', 'set_attribute')),
+    -- the action's details as a JSON object, "kind" included (template;
+    -- assignee, title, due time; attribute name and value)
+    action          TEXT NOT NULL
+                    CHECK (json_valid(action) AND json_type(action) = 'object'),
+    -- why the rule fired, in words (the rule's explanation)
+    reason          TEXT NOT NULL,
+    -- when the planner decided, unix seconds UTC, and with which rule set
+    decided_at      INTEGER NOT NULL,
+    ruleset_version TEXT NOT NULL,
+    -- planned: to be carried out (e-mails wait for the outbox);
+    -- done: carried out (tasks and attributes are, when decided);
+    -- cancelled: called off after it was planned;
+    -- skipped: decided against (a cap, no consent, no assignee, ...)
+    status          TEXT NOT NULL DEFAULT 'planned'
+                    CHECK (status IN ('planned', 'done', 'cancelled', 'skipped')),
+    -- why it was skipped or cancelled; required for those two, NULL else
+    status_reason   TEXT
+                    CHECK ((status IN ('cancelled', 'skipped')) = (status_reason IS NOT NULL)),
+    -- when the status was last set, unix seconds UTC
+    status_at       INTEGER NOT NULL
+) STRICT;
+-- a customer's follow-ups by time, and the contacts they count as
+CREATE INDEX followups_by_customer ON followups(customer_id, scheduled_at);
+-- the last occurrence of each rule for each customer, from the index alone
+CREATE INDEX followups_by_rule ON followups(rule_id, customer_id, occurrence_at, status);
+
+-- Tasks for managers: created by a follow-up (at most one per follow-up) or
+-- by hand (followup_id NULL).
+CREATE TABLE tasks (
+    id            INTEGER PRIMARY KEY,
+    followup_id   INTEGER UNIQUE REFERENCES followups(id) ON DELETE CASCADE,
+    customer_id   INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    -- the manager's external id; no foreign key, as for customers.owner
+    assignee      TEXT NOT NULL CHECK (assignee <> ''),
+    title         TEXT NOT NULL CHECK (title <> ''),
+    -- when it is due, unix seconds UTC; past due and not done is overdue
+    due_at        INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL,
+    -- open, snoozed (until snoozed_until, then due again) or done
+    status        TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'snoozed', 'done')),
+    snoozed_until INTEGER CHECK ((status = 'snoozed') = (snoozed_until IS NOT NULL)),
+    -- when and by whom it was done; set exactly when status is done
+    done_at       INTEGER CHECK ((status = 'done') = (done_at IS NOT NULL)),
+    done_by       TEXT CHECK ((status = 'done') = (done_by IS NOT NULL)),
+    -- free text: what to do, and what was done
+    note          TEXT
+) STRICT;
+-- a manager's tasks by state and due time; and everyone's
+CREATE INDEX tasks_by_assignee ON tasks(assignee, status, due_at);
+CREATE INDEX tasks_by_status ON tasks(status, due_at);
+CREATE INDEX tasks_by_customer ON tasks(customer_id);
+
+-- the planner reads the tier and segment changes since its last run
+CREATE INDEX tier_history_by_time ON tier_history(at);
+CREATE INDEX segment_history_by_time ON segment_history(at);
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -293,7 +377,11 @@ mod tests {
 
     /// The FNV-1a hash of each shipped migration. If this test fails you
     /// edited a shipped migration: undo that and append a new one instead.
-    const SHIPPED: &[u64] = &[0x9640_3f88_dafe_6d5b, 0x7fc2_623d_7075_9370];
+    const SHIPPED: &[u64] = &[
+        0x9640_3f88_dafe_6d5b,
+        0x7fc2_623d_7075_9370,
+        0x4ff4_1613_d686_d88f,
+    ];
 
     #[test]
     fn shipped_migrations_are_never_edited() {

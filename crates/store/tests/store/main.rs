@@ -1,13 +1,16 @@
 //! Integration tests of the store on real SQLite files in temporary
 //! directories: opening and identity, upserts of every record kind,
-//! whole-import rollback, customer features, assessments and tier pins.
+//! whole-import rollback, customer features, assessments, tier pins, the
+//! follow-up ledger, tasks and managers.
 
 mod customers;
 mod events;
 mod features;
 mod fixture;
+mod followups;
 mod open;
 mod orders;
 mod pins;
 mod rollback;
+mod tasks;
 mod tiers;

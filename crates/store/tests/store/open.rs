@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use rusqlite::Connection;
-use tiercare_store::{APPLICATION_ID, ImportKind, MIGRATIONS, Store, StoreError};
+use tiercare_store::{
+    APPLICATION_ID, Assignee, FollowUpAction, ImportKind, MIGRATIONS, OccurrenceKey,
+    PlannedFollowUp, Store, StoreError, TaskFilter,
+};
 
 use crate::fixture::{NOW, customer, import_at, new_store, options, seed_customers};
 
@@ -44,12 +47,14 @@ fn create_makes_a_migrated_tiercare_database() {
             "customer_tiers",
             "customers",
             "feedback",
+            "followups",
             "imports",
             "interactions",
             "managers",
             "order_items",
             "orders",
             "segment_history",
+            "tasks",
             "tier_history",
             "tier_pins"
         ]
@@ -104,7 +109,7 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
         .unwrap();
     }
     let mut store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap() as usize, MIGRATIONS.len());
     assert_eq!(
         store.customer("C1").unwrap().unwrap().name.as_deref(),
         Some("Ada")
@@ -114,6 +119,67 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
         .unwrap();
     assert_eq!(store.pins_of("C1").unwrap().len(), 1);
     assert_eq!(store.current_tier("C1").unwrap(), None);
+}
+
+/// A database at version 2 (tiers and pins, before the follow-up ledger)
+/// with data gets migration 3 only, keeps its data, and the ledger works.
+#[test]
+fn a_version_2_database_gets_the_follow_up_ledger_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiercare.db");
+    {
+        let raw = Connection::open(&path).unwrap();
+        raw.execute_batch(MIGRATIONS[0]).unwrap();
+        raw.execute_batch(MIGRATIONS[1]).unwrap();
+        raw.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        raw.pragma_update(None, "user_version", 2).unwrap();
+        raw.execute_batch(
+            "INSERT INTO customers (id, external_id, name, owner, created_at, updated_at) \
+             VALUES (1, 'C1', 'Ada', 'M1', 1, 1); \
+             INSERT INTO managers (external_id, name, active, created_at, updated_at) \
+             VALUES ('M1', 'Mia', 1, 1, 1); \
+             INSERT INTO assessments (id, at, ruleset_version, started_at, finished_at, \
+             customers, changed, rule_errors) VALUES (1, 10, 'v0', 10, 10, 1, 1, 0); \
+             INSERT INTO customer_tiers (customer_id, tier, since, assessment_id) \
+             VALUES (1, 'A', 10, 1); \
+             INSERT INTO tier_history (customer_id, assessment_id, at, from_tier, to_tier, \
+             reason) VALUES (1, 1, 10, NULL, 'A', 'top'); \
+             INSERT INTO tier_pins (customer_id, tier, reason, pinned_by, created_at) \
+             VALUES (1, 'A', 'key account', 'mia', 5);",
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(MIGRATIONS.len(), 3);
+    assert_eq!(store.current_tier("C1").unwrap().unwrap().tier, "A");
+    assert_eq!(store.tier_history("C1").unwrap().len(), 1);
+    assert_eq!(store.pins_of("C1").unwrap().len(), 1);
+
+    let mut session = store.begin_followups(NOW, "v1").unwrap();
+    let recorded = session
+        .record(&PlannedFollowUp {
+            key: OccurrenceKey::new("review", "C1", NOW),
+            scheduled_at: NOW,
+            action: FollowUpAction::Task {
+                assignee: Assignee::Owner,
+                title: "Review Ada".into(),
+                due_at: NOW,
+                note: None,
+            },
+            reason: "monthly".into(),
+            skip: None,
+        })
+        .unwrap();
+    session.finish().unwrap();
+    assert!(recorded.new && recorded.task_id.is_some());
+    let tasks = store.tasks(&TaskFilter::default(), NOW).unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].assignee, "M1");
+    let state = store.followup_state(0, NOW).unwrap();
+    assert_eq!(state.events().len(), 1, "the tier change of version 2");
+    assert_eq!(state.last_fired("review", 1), Some(NOW));
 }
 
 #[test]

@@ -1,0 +1,140 @@
+//! Account managers with their load, and owner assignment.
+//!
+//! Which manager gets which customer is decided outside the store, from a
+//! rule ("A customers to senior managers, balanced by capacity"): the store
+//! lists the managers with their capacity and current load
+//! ([`Store::managers`]) and applies the decided assignments atomically
+//! ([`Store::assign_owners`]).
+
+use std::collections::HashSet;
+
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+use crate::db::Store;
+use crate::error::{AtPath, StoreError};
+
+/// A manager with their current load.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Manager {
+    /// The row id.
+    pub id: i64,
+    /// The manager's external id (what `customers.owner` refers to).
+    pub external_id: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Role or title.
+    pub role: Option<String>,
+    /// How many customers they can look after; `None`: no limit given.
+    pub capacity: Option<u64>,
+    /// Whether they take work.
+    pub active: bool,
+    /// Customers they own now: the load.
+    pub customers: u64,
+    /// Their tasks not done (open or snoozed).
+    pub open_tasks: u64,
+}
+
+impl Manager {
+    /// Customers they can still take: capacity minus load (0 when full or
+    /// over); `None` when no capacity is given.
+    pub fn spare_capacity(&self) -> Option<u64> {
+        self.capacity
+            .map(|capacity| capacity.saturating_sub(self.customers))
+    }
+}
+
+impl Store {
+    /// Every manager, by external id, with the number of customers they
+    /// own and of their tasks not done. One scan of customers and one of
+    /// pending tasks.
+    pub fn managers(&self) -> Result<Vec<Manager>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT m.id, m.external_id, m.name, m.email, m.role, m.capacity, m.active, \
+                 coalesce(o.n, 0), coalesce(t.n, 0) FROM managers m \
+                 LEFT JOIN (SELECT owner, count(*) AS n FROM customers \
+                            WHERE owner IS NOT NULL GROUP BY owner) o ON o.owner = m.external_id \
+                 LEFT JOIN (SELECT assignee, count(*) AS n FROM tasks \
+                            WHERE status <> 'done' GROUP BY assignee) t \
+                      ON t.assignee = m.external_id \
+                 ORDER BY m.external_id",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([], |row| {
+                    Ok(Manager {
+                        id: row.get(0)?,
+                        external_id: row.get(1)?,
+                        name: row.get(2)?,
+                        email: row.get(3)?,
+                        role: row.get(4)?,
+                        capacity: row
+                            .get::<_, Option<i64>>(5)?
+                            .map(|capacity| capacity.unsigned_abs()),
+                        active: row.get(6)?,
+                        customers: row.get::<_, i64>(7)?.unsigned_abs(),
+                        open_tasks: row.get::<_, i64>(8)?.unsigned_abs(),
+                    })
+                })?
+                .collect()
+            })
+            .at(&self.label)
+    }
+
+    /// Makes each manager of `assignments` (customer rowid, manager
+    /// external id) the owner of the customer, at `now`, in ONE `IMMEDIATE`
+    /// transaction, and returns how many customers got an owner.
+    ///
+    /// Only customers without an owner (none, or blank) are assigned: a
+    /// customer who has one keeps it, so an assignment decided from a stale
+    /// read never overrides a newer one (and of two assignments of the same
+    /// customer, the first wins). Customers that no longer exist are
+    /// skipped. Every manager must exist and be active, or nothing is
+    /// written ([`StoreError::UnknownManager`],
+    /// [`StoreError::InactiveManager`]). Capacity is not enforced here: it
+    /// is the assigning rule's to respect.
+    pub fn assign_owners(
+        &mut self,
+        assignments: &[(i64, String)],
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let path = self.label.as_path();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .at(path)?;
+        let mut checked: HashSet<&str> = HashSet::new();
+        let mut assigned = 0;
+        {
+            let mut manager = tx
+                .prepare("SELECT active FROM managers WHERE external_id = ?1")
+                .at(path)?;
+            let mut assign = tx
+                .prepare(
+                    "UPDATE customers SET owner = ?2, updated_at = ?3 \
+                     WHERE id = ?1 AND (owner IS NULL OR trim(owner) = '')",
+                )
+                .at(path)?;
+            for (customer, id) in assignments {
+                let id = id.trim();
+                if checked.insert(id) {
+                    let active: Option<bool> = manager
+                        .query_row([id], |row| row.get(0))
+                        .optional()
+                        .at(path)?;
+                    match active {
+                        None => return Err(StoreError::UnknownManager { id: id.to_owned() }),
+                        Some(false) => {
+                            return Err(StoreError::InactiveManager { id: id.to_owned() });
+                        }
+                        Some(true) => {}
+                    }
+                }
+                assigned += assign.execute(params![customer, id, now]).at(path)? as u64;
+            }
+        }
+        tx.commit().at(path)?;
+        Ok(assigned)
+    }
+}
