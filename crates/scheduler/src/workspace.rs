@@ -12,6 +12,10 @@ use crate::config::{CONFIG_FILE, Config, ConfigError};
 /// top-level `rules/` folder, embedded at build time (a test keeps this list complete).
 pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ("README.md", include_str!("../../../rules/README.md")),
+    (
+        "followups.yaml",
+        include_str!("../../../rules/followups.yaml"),
+    ),
     ("levels.yaml", include_str!("../../../rules/levels.yaml")),
     ("rfm.yaml", include_str!("../../../rules/rfm.yaml")),
     (
@@ -22,6 +26,10 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     (
         "worthless.yaml",
         include_str!("../../../rules/worthless.yaml"),
+    ),
+    (
+        "tests/followups.yaml",
+        include_str!("../../../rules/tests/followups.yaml"),
     ),
     (
         "tests/levels.yaml",
