@@ -119,7 +119,8 @@ pub struct CurrentTier {
     /// When the customer entered it (the `at` of the assessment that
     /// changed it).
     pub since: i64,
-    /// The latest assessment that decided about the customer.
+    /// The latest assessment that changed the customer's row (tier, pending downgrade, pin,
+    /// scores or reasons); an assessment that decided exactly the same leaves the row alone.
     pub assessment_id: i64,
     /// The tier the rules asked for but hysteresis held back, if any.
     pub pending_tier: Option<String>,
@@ -472,6 +473,8 @@ impl AssessmentSession<'_> {
 struct DecisionWriter<'t> {
     assessment_id: i64,
     at: i64,
+    /// Reads a customer's stored tier row, to skip writing what did not change.
+    tier_get: Statement<'t>,
     /// Updates a customer whose stored tier is the decided one; touches no
     /// row otherwise.
     keep_tier: Statement<'t>,
@@ -511,6 +514,10 @@ impl<'t> DecisionWriter<'t> {
             fresh_tiers: empty("customer_tiers")?,
             fresh_segments: empty("customer_segments")?,
             last_rowid: i64::MIN,
+            tier_get: tx.prepare(
+                "SELECT tier, pending_tier, pending_count, pinned, scores, reasons \
+                 FROM customer_tiers WHERE customer_id = ?1",
+            )?,
             keep_tier: tx.prepare(
                 "UPDATE customer_tiers SET assessment_id = ?2, pending_tier = ?3, \
                  pending_count = ?4, pinned = ?5, scores = ?6, reasons = ?7 \
@@ -569,17 +576,47 @@ impl<'t> DecisionWriter<'t> {
         }
         self.last_rowid = rowid;
 
-        let kept = !self.fresh_tiers
-            && self.keep_tier.execute(params![
-                rowid,
-                self.assessment_id,
-                decision.pending_tier,
-                pending_count,
-                decision.pinned,
-                scores,
-                reasons,
-                decision.tier,
-            ])? == 1;
+        // An unchanged row is not written at all: on a re-assessment most customers keep
+        // everything, and skipping their writes is most of an assessment's cost.
+        let stored: Option<StoredTier> = if self.fresh_tiers {
+            None
+        } else {
+            self.tier_get
+                .query_row(params![rowid], |row| {
+                    Ok(StoredTier {
+                        tier: row.get(0)?,
+                        pending_tier: row.get(1)?,
+                        pending_count: row.get(2)?,
+                        pinned: row.get(3)?,
+                        scores: row.get(4)?,
+                        reasons: row.get(5)?,
+                    })
+                })
+                .optional()?
+        };
+        let kept = match &stored {
+            Some(stored) if stored.tier == decision.tier => {
+                let same = stored.pending_tier == decision.pending_tier
+                    && stored.pending_count == pending_count
+                    && stored.pinned == decision.pinned
+                    && stored.scores == scores
+                    && stored.reasons == reasons;
+                if !same {
+                    self.keep_tier.execute(params![
+                        rowid,
+                        self.assessment_id,
+                        decision.pending_tier,
+                        pending_count,
+                        decision.pinned,
+                        scores,
+                        reasons,
+                        decision.tier,
+                    ])?;
+                }
+                true
+            }
+            _ => false,
+        };
         if !kept {
             self.tier_change.execute(params![
                 rowid,
@@ -633,6 +670,16 @@ impl<'t> DecisionWriter<'t> {
         }
         Ok(!kept)
     }
+}
+
+/// A customer's stored tier row, compared with a new decision before writing.
+struct StoredTier {
+    tier: String,
+    pending_tier: Option<String>,
+    pending_count: i64,
+    pinned: bool,
+    scores: String,
+    reasons: String,
 }
 
 /// Whether `err` is SQLite refusing a row for a foreign key.

@@ -198,6 +198,23 @@ fn the_pending_state_is_stored_while_the_tier_is_kept() {
 }
 
 #[test]
+fn an_identical_decision_leaves_the_row_as_it_was() {
+    let (_dir, _path, mut store) = new_store();
+    seed_customers(&mut store, &["bob"]);
+    let same = [decision(&store, "bob", "B", "potential")];
+    store.record_assessment(&header(T1, "v1"), &same).unwrap();
+    let outcome = store.record_assessment(&header(T2, "v1"), &same).unwrap();
+    assert_eq!(outcome.changed, 0);
+    let bob = store.current_tier("bob").unwrap().unwrap();
+    assert_eq!(
+        (bob.since, bob.assessment_id),
+        (T1, 1),
+        "nothing changed, so the second assessment did not rewrite the row"
+    );
+    assert_eq!(store.tier_history("bob").unwrap().len(), 1);
+}
+
+#[test]
 fn segments_record_entering_moving_and_leaving() {
     let (_dir, _path, mut store) = new_store();
     seed_customers(&mut store, &["ann"]);
