@@ -7,8 +7,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-/// The 64-bit FNV-1a hash of `bytes`, in one call (tests pin values with it).
-#[cfg(test)]
+/// The 64-bit FNV-1a hash of `bytes`, in one call (tests pin values with it; assessments
+/// digest stored rows with it).
 pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut hash = Fnv1a::new();
     hash.bytes(bytes);
