@@ -14,10 +14,9 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::check_golden;
+use common::{check_golden, snapshot};
 use tiercare_engine::{
-    Feature, FeatureValue, FollowUpState, References, RuleFile, Snapshot, check_references,
-    load_rules, plan_customer, render_all,
+    FollowUpState, References, RuleFile, check_references, load_rules, plan_customer, render_all,
 };
 
 fn fixtures() -> PathBuf {
@@ -35,30 +34,6 @@ fn time_text(seconds: i64) -> String {
         .expect("a time")
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
-}
-
-fn snapshot(json: &str) -> Snapshot {
-    let value: serde_json::Value = serde_json::from_str(json).expect("a JSON customer");
-    let mut snapshot = Snapshot::new();
-    for (name, value) in value.as_object().expect("a JSON object") {
-        let feature = Feature::from_name(name).unwrap_or_else(|| panic!("feature {name}"));
-        let value = match value {
-            serde_json::Value::Null => FeatureValue::None,
-            serde_json::Value::Bool(b) => FeatureValue::Bool(*b),
-            serde_json::Value::Number(n) if n.is_i64() => FeatureValue::Int(n.as_i64().unwrap()),
-            serde_json::Value::Number(n) => FeatureValue::Float(n.as_f64().unwrap()),
-            serde_json::Value::String(s) if feature.ty() == tiercare_engine::FeatureType::Time => {
-                FeatureValue::Int(time(s))
-            }
-            serde_json::Value::String(s) => FeatureValue::Text(s.clone()),
-            serde_json::Value::Object(map) => FeatureValue::Map(map.clone()),
-            serde_json::Value::Array(_) => panic!("no feature is an array"),
-        };
-        snapshot
-            .set(feature, value)
-            .expect("a value of the right type");
-    }
-    snapshot
 }
 
 fn render(name: &str, text: &str) -> String {

@@ -15,35 +15,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{check_golden, read_rule_set};
-use tiercare_engine::{
-    Feature, FeatureValue, RuleFile, Snapshot, load_rules, render_all, run_rule_tests,
-};
+use common::{check_golden, read_rule_set, snapshot};
+use tiercare_engine::{RuleFile, load_rules, render_all, run_rule_tests};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules")
-}
-
-/// A snapshot from a JSON object of feature values.
-fn snapshot(json: &str) -> Snapshot {
-    let value: serde_json::Value = serde_json::from_str(json).expect("a JSON customer");
-    let mut snapshot = Snapshot::new();
-    for (name, value) in value.as_object().expect("a JSON object") {
-        let feature = Feature::from_name(name).unwrap_or_else(|| panic!("feature {name}"));
-        let value = match value {
-            serde_json::Value::Null => FeatureValue::None,
-            serde_json::Value::Bool(b) => FeatureValue::Bool(*b),
-            serde_json::Value::Number(n) if n.is_i64() => FeatureValue::Int(n.as_i64().unwrap()),
-            serde_json::Value::Number(n) => FeatureValue::Float(n.as_f64().unwrap()),
-            serde_json::Value::String(s) => FeatureValue::Text(s.clone()),
-            serde_json::Value::Object(map) => FeatureValue::Map(map.clone()),
-            serde_json::Value::Array(_) => panic!("no feature is an array"),
-        };
-        snapshot
-            .set(feature, value)
-            .expect("a value of the right type");
-    }
-    snapshot
 }
 
 /// What `tiercare check` (then `test`, `explain`) would print for these files.

@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use tiercare_engine::RuleFile;
+use tiercare_engine::{Feature, FeatureType, FeatureValue, RuleFile, Snapshot};
 
 /// The rule files (`DIR/*.yaml`, `DIR/*.rhai`) and rule-test files (`DIR/tests/*.yaml`) of a rule
 /// folder, with paths relative to `root` (as the CLI shows them), sorted.
@@ -66,4 +66,35 @@ pub fn check_golden(path: &Path, actual: &str) -> Option<String> {
         }
         out
     })
+}
+
+/// A snapshot from a JSON object of feature values (times as RFC 3339 text or unix seconds).
+#[allow(
+    dead_code,
+    reason = "not every test binary that includes this module builds snapshots"
+)]
+pub fn snapshot(json: &str) -> Snapshot {
+    let value: serde_json::Value = serde_json::from_str(json).expect("a JSON customer");
+    let mut snapshot = Snapshot::new();
+    for (name, value) in value.as_object().expect("a JSON object") {
+        let feature = Feature::from_name(name).unwrap_or_else(|| panic!("feature {name}"));
+        let value = match value {
+            serde_json::Value::Null => FeatureValue::None,
+            serde_json::Value::Bool(b) => FeatureValue::Bool(*b),
+            serde_json::Value::Number(n) if n.is_i64() => FeatureValue::Int(n.as_i64().unwrap()),
+            serde_json::Value::Number(n) => FeatureValue::Float(n.as_f64().unwrap()),
+            serde_json::Value::String(s) if feature.ty() == FeatureType::Time => FeatureValue::Int(
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .unwrap_or_else(|_| panic!("an RFC 3339 time: {s}"))
+                    .timestamp(),
+            ),
+            serde_json::Value::String(s) => FeatureValue::Text(s.clone()),
+            serde_json::Value::Object(map) => FeatureValue::Map(map.clone()),
+            serde_json::Value::Array(_) => panic!("no feature is an array"),
+        };
+        snapshot
+            .set(feature, value)
+            .expect("a value of the right type");
+    }
+    snapshot
 }
