@@ -8,9 +8,11 @@ const AFTER_HELP: &str = "\
 Exit codes:
   0  success
   1  the data or rules had problems: import rows rejected (the rest was imported), rule errors
-     (check), failing rule tests (test), rules that failed for some customers (assess)
+     (check), failing rule tests (test), rules that failed for some customers (assess, plan,
+     followups record)
   2  nothing was done: bad usage, a missing or unreadable file, an invalid mapping, workspace or
-     rule set, a locked or foreign database, or a --strict import that met a bad row
+     rule set, a locked or foreign database, a --strict import that met a bad row, or an unknown
+     or already done task (tasks done, tasks snooze)
 
 Environment:
   TIERCARE_HOME   the workspace, when --workspace is not given (default: the current directory)
@@ -115,6 +117,137 @@ pub enum Command {
     Schema,
     /// List every feature and function a rule can use, with its type, unit and meaning.
     Functions(FunctionsArgs),
+    /// Preview the follow-ups of the coming days: who is contacted when, and by whom.
+    ///
+    /// Computes every customer's features at --from (default: now), reads the follow-up ledger
+    /// (what fired before, recent emails, tier and segment changes, complaints, feedback) and
+    /// plans the follow-up rules over [--from, --from + --days). Prints, per day, the emails,
+    /// tasks and other actions; per rule, how many it plans with up to 3 example customers, and
+    /// what the contact policy moved (send window, minimum gap) or skipped (re-entry, consent,
+    /// no address, caps, moved past the end); per tier; tasks per assignee; and rule conditions
+    /// that failed. Read-only: nothing is recorded, sent or assigned. Exits 1 when a rule's
+    /// condition failed for some customers.
+    Plan(PlanArgs),
+    /// Work with the follow-up ledger (what was planned, done or skipped, by occurrence).
+    #[command(subcommand)]
+    Followups(FollowupsCommand),
+    /// List managers' tasks, mark them done, or snooze them.
+    ///
+    /// Without a subcommand, lists the tasks not done yet: overdue ones first (most overdue
+    /// first), then by due time, each with its id, customer, title and due date. Follow-up rules
+    /// create tasks when their follow-ups are recorded (`tiercare followups record`). An unknown
+    /// id or a task already done exits 2 and changes nothing.
+    Tasks(TasksArgs),
+}
+
+/// `tiercare plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// How many days to plan, from --from.
+    #[arg(long, default_value_t = 30, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub days: u32,
+    /// Plan from this time: YYYY-MM-DD (the start of that day in the workspace's time zone) or
+    /// an RFC 3339 time [default: now]. Features are computed at this time.
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Print the whole summary as JSON: per day, per rule (with example customers), per tier,
+    /// tasks per assignee, skipped and moved counts, rule errors.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tiercare followups`.
+#[derive(Debug, Subcommand)]
+pub enum FollowupsCommand {
+    /// Record the follow-ups due before --until into the ledger: what the daemon does on each
+    /// tick.
+    ///
+    /// Plans [--from, --until) as `tiercare plan` does and records every planned follow-up
+    /// (emails stay planned for the outbox; tasks are created and attributes set at once) and
+    /// every occurrence the contact policy removed (recorded as skipped, so it is not planned
+    /// again). Each occurrence has a key RULE:TIME:CUSTOMER, so recording the same range again
+    /// creates nothing new. A task nobody can take (a customer without an owner, no active
+    /// manager with the role) is recorded as skipped. Everything is written in one transaction.
+    /// Exits 1 when a rule's condition failed for some customers.
+    Record(RecordArgs),
+}
+
+/// `tiercare followups record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Record what is due before this time: YYYY-MM-DD (the start of that day in the
+    /// workspace's time zone) or an RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub until: String,
+    /// The start of the range (the previous tick) [default: one day before --until].
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Print what was recorded as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tiercare tasks`.
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    /// What to do [default: list].
+    #[command(subcommand)]
+    pub command: Option<TasksCommand>,
+    /// Only this manager's tasks (their manager_id), when listing.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub owner: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `tiercare tasks` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// List tasks: overdue first, then by due time (the default).
+    List {
+        /// Which tasks: pending (open and snoozed), actionable (open now), snoozed, done, all.
+        #[arg(long, value_enum, default_value_t = TaskViewArg::Pending)]
+        view: TaskViewArg,
+        /// Only this customer's tasks.
+        #[arg(long, value_name = "ID")]
+        customer: Option<String>,
+    },
+    /// Mark a task done.
+    Done {
+        /// The task's id (the first column of `tiercare tasks`).
+        id: i64,
+        /// What was done: added to the task's notes.
+        #[arg(long)]
+        note: Option<String>,
+        /// Who did it [default: $USER].
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Put a task off: it is due again at --until.
+    Snooze {
+        /// The task's id.
+        id: i64,
+        /// Until when: YYYY-MM-DD (the start of that day in the workspace's time zone) or an
+        /// RFC 3339 time; must be in the future.
+        #[arg(long, value_name = "TIME")]
+        until: String,
+    },
+}
+
+/// Which tasks `tiercare tasks list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TaskViewArg {
+    /// Open and snoozed.
+    Pending,
+    /// Open now (snoozes ended included).
+    Actionable,
+    /// Still snoozed.
+    Snoozed,
+    /// Done, latest first.
+    Done,
+    /// Every task.
+    All,
 }
 
 /// `tiercare check` and `tiercare test`.

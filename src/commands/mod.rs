@@ -1,5 +1,6 @@
 //! One function per command: open what it needs, call the crates, print.
 
+mod followups;
 mod rules;
 mod tiers;
 
@@ -32,6 +33,9 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Unpin(args) => tiers::unpin(args, &workspace_dir, out),
         Command::Schema => rules::schema(out),
         Command::Functions(args) => rules::functions(args, out),
+        Command::Plan(args) => followups::plan(args, &workspace_dir, out),
+        Command::Followups(command) => followups::followups(command, &workspace_dir, out),
+        Command::Tasks(args) => followups::tasks(args, &workspace_dir, out),
     }
 }
 

@@ -13,4 +13,5 @@ pub mod config;
 pub mod demo;
 pub mod ingest;
 pub mod mail;
+pub mod plan;
 pub mod workspace;

@@ -1,0 +1,941 @@
+//! Follow-up planning: features and the ledger from the store, plans from the engine.
+//!
+//! [`plan`] previews the follow-ups of every customer over a range and summarises them (per
+//! day, rule, tier and assignee, with what the contact policy skipped or moved); it writes
+//! nothing. [`record_due`] plans a range and records what is due into the follow-up ledger,
+//! idempotently by occurrence key: what the daemon does on each tick.
+//!
+//! Both stream: one customer's features, state and plan at a time. What they hold for all
+//! customers at once is what the store returns in bulk: the ledger's last occurrences and the
+//! events of the range ([`Store::followup_state`]) and about 40 bytes of contact counts per
+//! customer ([`Store::contact_counts`]).
+//!
+//! The store's and the engine's `FollowUpState` differ (the store's is for every customer at
+//! once, by rowid, with counts of recent contacts; the engine's is one customer's, with contact
+//! times): [`fill_state`] is the adapter.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use chrono::TimeZone;
+use chrono_tz::Tz;
+use serde::Serialize;
+use tiercare_engine::plan::{
+    CustomerEvent as EngineEvent, EventKind as EngineEventKind, FollowUpState as EngineState,
+    PlannedAction, Skipped,
+};
+use tiercare_engine::{Action, Assignee as EngineAssignee, RuleSet, Snapshot};
+use tiercare_store::{
+    Assignee, ContactCounts, CustomerFeatures, EventKind, FollowUpAction, FollowUpState,
+    OccurrenceKey, PlannedFollowUp, Store, StoreError, Window,
+};
+
+use crate::assess::{AssessError, fill_snapshot};
+
+/// How many customer ids a rule's summary shows as examples.
+pub const SAMPLES: usize = 3;
+
+const DAY: i64 = 86_400;
+
+/// How far before the start of a range customer events are read: events already planned for
+/// are found again, and their occurrence keys deduplicate them.
+pub const EVENT_LOOKBACK: i64 = 7 * DAY;
+
+/// What to plan.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanOptions {
+    /// The start of the range (unix seconds): features are computed at this time.
+    pub from: i64,
+    /// The end of the range (unix seconds, excluded).
+    pub to: i64,
+    /// Customer events (tier and segment changes, complaints, feedback) after this time and up
+    /// to `to` are triggers; older ones were planned before (keys deduplicate repeats).
+    pub events_since: i64,
+    /// The workspace's time zone (days in the summary, customers without a zone).
+    pub timezone: Tz,
+}
+
+/// One local day of a plan.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DayPlan {
+    /// `YYYY-MM-DD` in the workspace's zone.
+    pub date: String,
+    /// Emails to customers.
+    pub emails: u64,
+    /// Tasks for managers.
+    pub tasks: u64,
+    /// Owner notifications, attribute sets and tags.
+    pub other: u64,
+}
+
+/// One rule's part of a plan.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RulePlan {
+    /// The rule's id.
+    pub rule: String,
+    /// Its label, if any.
+    pub label: Option<String>,
+    /// What it does, in one line.
+    pub action: String,
+    /// Planned actions.
+    pub planned: u64,
+    /// Customers it plans for, up to [`SAMPLES`].
+    pub sample_customers: Vec<String>,
+    /// The first planned actions of those customers: when and with which key.
+    pub samples: Vec<ActionSample>,
+    /// Actions moved by the send window.
+    pub moved_window: u64,
+    /// Actions moved by the minimum gap.
+    pub moved_gap: u64,
+    /// Occurrences the policy removed, per reason (`re_entry`, `consent`, `no_address`, `cap`,
+    /// `beyond`).
+    pub skipped: BTreeMap<String, u64>,
+}
+
+/// One planned action, as an example.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionSample {
+    /// The customer's external id.
+    pub customer_id: String,
+    /// When it is scheduled (unix seconds), after the policy.
+    pub scheduled_at: i64,
+    /// When the trigger occurred (unix seconds).
+    pub occurrence_at: i64,
+    /// `RULE:OCCURRENCE_AT:CUSTOMER`.
+    pub occurrence_key: String,
+    /// Why, in one line.
+    pub reason: String,
+}
+
+/// One tier's part of a plan (by the customer's current tier; `(none)` without one).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TierPlan {
+    /// The tier.
+    pub tier: String,
+    /// Customers in it.
+    pub customers: u64,
+    /// Customers with at least one planned action.
+    pub customers_planned: u64,
+    /// Emails to customers.
+    pub emails: u64,
+    /// Tasks.
+    pub tasks: u64,
+    /// Other actions.
+    pub other: u64,
+}
+
+/// Failures of one rule's condition across customers.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanRuleError {
+    /// The rule.
+    pub rule: String,
+    /// For how many customers it failed.
+    pub customers: u64,
+    /// The first customer it failed for.
+    pub example_customer: String,
+    /// The first error.
+    pub message: String,
+}
+
+/// What [`plan`] found: a summary, never the actions one by one (constant size in customers).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanSummary {
+    /// The start of the range (unix seconds).
+    pub from: i64,
+    /// The end of the range (unix seconds, excluded).
+    pub to: i64,
+    /// The rule-set version.
+    pub ruleset_version: String,
+    /// Customers planned for.
+    pub customers: u64,
+    /// Planned emails to customers.
+    pub emails: u64,
+    /// Planned tasks.
+    pub tasks: u64,
+    /// Planned owner notifications, attribute sets and tags.
+    pub other: u64,
+    /// Per local day with something planned, in order.
+    pub days: Vec<DayPlan>,
+    /// Per follow-up rule, in the rules' order.
+    pub rules: Vec<RulePlan>,
+    /// Per tier, in the rules' order, then `(none)`.
+    pub tiers: Vec<TierPlan>,
+    /// Tasks per assignee: a manager's id (owners resolved), `role:NAME`, or `(no owner)`.
+    pub assignees: BTreeMap<String, u64>,
+    /// Occurrences removed by the policy, per reason.
+    pub skipped: BTreeMap<String, u64>,
+    /// Actions moved by the policy, per cause (`send window`, `min gap`).
+    pub moved: BTreeMap<String, u64>,
+    /// Rule conditions that failed for some customers.
+    pub rule_errors: Vec<PlanRuleError>,
+    /// Other remarks (an unknown customer time zone) with how many customers they concern.
+    pub notes: BTreeMap<String, u64>,
+    /// Wall time in milliseconds.
+    pub elapsed_ms: u128,
+}
+
+const NONE: &str = "(none)";
+
+fn store_window(rules: &RuleSet) -> Window {
+    match rules.window().seconds() {
+        Some(seconds) => Window::Seconds(seconds),
+        None => Window::All,
+    }
+}
+
+/// Converts one store event into the engine's, if the engine plans on it.
+fn engine_event(kind: &EventKind) -> EngineEventKind {
+    match kind {
+        EventKind::TierChanged { from, to, .. } => EngineEventKind::TierChanged {
+            from: from.clone(),
+            to: Some(to.clone()),
+        },
+        EventKind::SegmentChanged {
+            segment_set,
+            from,
+            to,
+        } => EngineEventKind::SegmentChanged {
+            set: segment_set.clone(),
+            from: from.clone(),
+            to: to.clone(),
+        },
+        EventKind::ComplaintOpened { .. } => EngineEventKind::Complaint,
+        EventKind::FeedbackGiven { score, .. } => EngineEventKind::Feedback { score: *score },
+    }
+}
+
+/// Builds the engine's state of one customer from the store's bulk state (the adapter).
+///
+/// - `tier`: the stored tier (`features.previous_tier`, the tier of the last assessment);
+///   `segments` as given (read only when a rule filters on segments).
+/// - `last_fired`: per rule, the latest occurrence that fired (planned or done); skipped and
+///   cancelled ones do not count.
+/// - `contacts`: the store counts recent contacts rather than listing them, so the emails of
+///   the last day are placed one second before `at`, the rest of the last 7 days one day before,
+///   the rest of the last 30 days eight days before, and the next planned contact after `at` at
+///   its time. The caps are never exceeded this way (recent emails count in the current period
+///   at worst), at the price of sometimes holding back an email a true count would allow.
+pub fn fill_state(
+    state: &mut EngineState,
+    features: &CustomerFeatures,
+    ledger: &FollowUpState,
+    contacts: Option<&ContactCounts>,
+    rule_ids: &[&str],
+    at: i64,
+) {
+    state.tier = (!features.previous_tier.is_empty()).then(|| features.previous_tier.clone());
+    state.last_fired.clear();
+    for rule in rule_ids {
+        if let Some(last) = ledger.last_fired(rule, features.customer_rowid) {
+            state.last_fired.push(((*rule).to_owned(), last));
+        }
+    }
+    state.contacts.clear();
+    if let Some(c) = contacts {
+        let day = c.emails_day;
+        let week = c.emails_week.saturating_sub(day);
+        let month = c.emails_month.saturating_sub(c.emails_week);
+        for (count, offset) in [(day, 1), (week, DAY), (month, 8 * DAY)] {
+            state
+                .contacts
+                .extend(std::iter::repeat_n(at - offset, count as usize));
+        }
+        if let Some(next) = c.next_contact_at {
+            state.contacts.push(next);
+        }
+        state.contacts.sort_unstable();
+    }
+    state.events.clear();
+    state.events.extend(
+        ledger
+            .events_of(features.customer_rowid)
+            .iter()
+            .map(|event| EngineEvent {
+                at: event.at,
+                kind: engine_event(&event.kind),
+            }),
+    );
+}
+
+/// Reads the customer's current segments, when a rule needs them.
+fn fill_segments(
+    state: &mut EngineState,
+    reader: &Store,
+    customer_id: &str,
+) -> Result<(), StoreError> {
+    state.segments = reader
+        .segments_of(customer_id)?
+        .into_iter()
+        .map(|segment| (segment.segment_set, segment.segment))
+        .collect();
+    Ok(())
+}
+
+/// Plans every customer over `[options.from, options.to)`, calling `visit` with each
+/// customer's features and plan. Nothing is written.
+fn for_each_plan(
+    reader: &Store,
+    rules: &RuleSet,
+    options: PlanOptions,
+    visit: &mut dyn FnMut(&CustomerFeatures, &EngineState, &tiercare_engine::Plan),
+) -> Result<(), AssessError> {
+    let ledger = reader.followup_state(options.events_since, options.to)?;
+    let contacts = reader.contact_counts(options.from)?;
+    let rule_ids: Vec<&str> = rules.followups().map(|rule| rule.id.as_str()).collect();
+    let needs_segments = rules.followups().any(|rule| !rule.segments.is_empty());
+    let mut planner = rules.planner();
+    let mut snapshot = Snapshot::new();
+    let mut state = EngineState::default();
+    let mut read_error: Option<StoreError> = None;
+    reader.for_each_features(options.from, store_window(rules), &mut |features| {
+        if read_error.is_some() {
+            return;
+        }
+        snapshot.reset();
+        fill_snapshot(&mut snapshot, features);
+        fill_state(
+            &mut state,
+            features,
+            &ledger,
+            contacts.get(features.customer_rowid),
+            &rule_ids,
+            options.from,
+        );
+        if needs_segments {
+            if let Err(err) = fill_segments(&mut state, reader, &features.customer_id) {
+                read_error = Some(err);
+                return;
+            }
+        }
+        let plan = planner.plan(
+            &snapshot,
+            &state,
+            options.from,
+            options.to,
+            options.timezone,
+        );
+        visit(features, &state, &plan);
+    })?;
+    match read_error {
+        Some(err) => Err(err.into()),
+        None => Ok(()),
+    }
+}
+
+/// Running totals of [`plan`].
+struct PlanTally<'r> {
+    rules: &'r RuleSet,
+    timezone: Tz,
+    customers: u64,
+    by_kind: [u64; 3],
+    days: BTreeMap<String, DayPlan>,
+    per_rule: Vec<RulePlan>,
+    rule_index: HashMap<String, usize>,
+    per_tier: HashMap<String, TierPlan>,
+    assignees: BTreeMap<String, u64>,
+    skipped: BTreeMap<String, u64>,
+    moved: BTreeMap<String, u64>,
+    errors: BTreeMap<String, PlanRuleError>,
+    notes: BTreeMap<String, u64>,
+}
+
+/// 0 email, 1 task, 2 other.
+fn kind_index(action: &Action) -> usize {
+    match action {
+        Action::Email { .. } => 0,
+        Action::Task { .. } => 1,
+        _ => 2,
+    }
+}
+
+impl<'r> PlanTally<'r> {
+    fn new(rules: &'r RuleSet, timezone: Tz) -> Self {
+        let per_rule: Vec<RulePlan> = rules
+            .followups()
+            .map(|rule| RulePlan {
+                rule: rule.id.clone(),
+                label: rule.label.clone(),
+                action: rule.action.describe(),
+                ..RulePlan::default()
+            })
+            .collect();
+        let rule_index = per_rule
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| (rule.rule.clone(), i))
+            .collect();
+        PlanTally {
+            rules,
+            timezone,
+            customers: 0,
+            by_kind: [0; 3],
+            days: BTreeMap::new(),
+            per_rule,
+            rule_index,
+            per_tier: HashMap::new(),
+            assignees: BTreeMap::new(),
+            skipped: BTreeMap::new(),
+            moved: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            notes: BTreeMap::new(),
+        }
+    }
+
+    fn date(&self, at: i64) -> String {
+        self.timezone
+            .timestamp_opt(at, 0)
+            .single()
+            .map(|t| t.format("%Y-%m-%d").to_string())
+            .unwrap_or_else(|| at.to_string())
+    }
+
+    fn count(
+        &mut self,
+        features: &CustomerFeatures,
+        state: &EngineState,
+        plan: &tiercare_engine::Plan,
+    ) {
+        self.customers += 1;
+        let tier = state.tier.as_deref().unwrap_or(NONE);
+        let tier_plan = self
+            .per_tier
+            .entry(tier.to_owned())
+            .or_insert_with(|| TierPlan {
+                tier: tier.to_owned(),
+                ..TierPlan::default()
+            });
+        tier_plan.customers += 1;
+        if !plan.actions.is_empty() {
+            tier_plan.customers_planned += 1;
+        }
+        for action in &plan.actions {
+            let kind = kind_index(&action.action);
+            match kind {
+                0 => tier_plan.emails += 1,
+                1 => tier_plan.tasks += 1,
+                _ => tier_plan.other += 1,
+            }
+        }
+        for action in &plan.actions {
+            self.count_action(features, action);
+        }
+        for skipped in &plan.skipped {
+            let name = skipped.skipped.name();
+            *self.skipped.entry(name.to_owned()).or_default() += 1;
+            if let Some(&i) = self.rule_index.get(&skipped.rule_id) {
+                *self.per_rule[i].skipped.entry(name.to_owned()).or_default() += 1;
+            }
+        }
+        for error in &plan.errors {
+            self.errors
+                .entry(error.rule.clone())
+                .and_modify(|e| e.customers += 1)
+                .or_insert_with(|| PlanRuleError {
+                    rule: error.rule.clone(),
+                    customers: 1,
+                    example_customer: features.customer_id.clone(),
+                    message: format!("{} ({})", error.message, error.location),
+                });
+        }
+        for note in &plan.notes {
+            *self.notes.entry(note.clone()).or_default() += 1;
+        }
+    }
+
+    fn count_action(&mut self, features: &CustomerFeatures, action: &PlannedAction) {
+        let kind = kind_index(&action.action);
+        self.by_kind[kind] += 1;
+        let date = self.date(action.scheduled_at);
+        let day = self.days.entry(date.clone()).or_insert_with(|| DayPlan {
+            date,
+            ..DayPlan::default()
+        });
+        match kind {
+            0 => day.emails += 1,
+            1 => day.tasks += 1,
+            _ => day.other += 1,
+        }
+        if let Action::Task { assignee, .. } = &action.action {
+            let who = match assignee {
+                EngineAssignee::Owner if features.owner.trim().is_empty() => {
+                    "(no owner)".to_owned()
+                }
+                EngineAssignee::Owner => features.owner.clone(),
+                other => other.to_string(),
+            };
+            *self.assignees.entry(who).or_default() += 1;
+        }
+        for moved in &action.moved {
+            *self.moved.entry(moved.why.to_owned()).or_default() += 1;
+        }
+        if let Some(&i) = self.rule_index.get(&action.rule_id) {
+            let rule = &mut self.per_rule[i];
+            rule.planned += 1;
+            if rule.sample_customers.len() < SAMPLES
+                && !rule.sample_customers.contains(&action.customer_id)
+            {
+                rule.sample_customers.push(action.customer_id.clone());
+                rule.samples.push(ActionSample {
+                    customer_id: action.customer_id.clone(),
+                    scheduled_at: action.scheduled_at,
+                    occurrence_at: action.occurrence_at,
+                    occurrence_key: action.occurrence_key.clone(),
+                    reason: action.reason.clone(),
+                });
+            }
+            for moved in &action.moved {
+                match moved.why {
+                    "min gap" => rule.moved_gap += 1,
+                    _ => rule.moved_window += 1,
+                }
+            }
+        }
+    }
+
+    fn finish(mut self, options: PlanOptions, started: Instant) -> PlanSummary {
+        let mut tiers = Vec::new();
+        for tier in self.rules.tiers() {
+            if let Some(plan) = self.per_tier.remove(&tier.id) {
+                tiers.push(plan);
+            }
+        }
+        let mut rest: Vec<TierPlan> = self.per_tier.into_values().collect();
+        rest.sort_by(|a, b| a.tier.cmp(&b.tier));
+        tiers.extend(rest);
+        PlanSummary {
+            from: options.from,
+            to: options.to,
+            ruleset_version: self.rules.version().to_owned(),
+            customers: self.customers,
+            emails: self.by_kind[0],
+            tasks: self.by_kind[1],
+            other: self.by_kind[2],
+            days: self.days.into_values().collect(),
+            rules: self.per_rule,
+            tiers,
+            assignees: self.assignees,
+            skipped: self.skipped,
+            moved: self.moved,
+            rule_errors: self.errors.into_values().collect(),
+            notes: self.notes,
+            elapsed_ms: started.elapsed().as_millis(),
+        }
+    }
+}
+
+/// Plans every customer's follow-ups over `[options.from, options.to)` and summarises them.
+/// Read-only: nothing is written, so the same plan can be previewed any number of times.
+pub fn plan(
+    reader: &Store,
+    rules: &RuleSet,
+    options: PlanOptions,
+) -> Result<PlanSummary, AssessError> {
+    let started = Instant::now();
+    let mut tally = PlanTally::new(rules, options.timezone);
+    for_each_plan(reader, rules, options, &mut |features, state, plan| {
+        tally.count(features, state, plan);
+    })?;
+    Ok(tally.finish(options, started))
+}
+
+/// What [`record_due`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecordReport {
+    /// The start of the range (unix seconds).
+    pub from: i64,
+    /// Follow-ups due before this time were recorded (unix seconds).
+    pub until: i64,
+    /// The rule-set version.
+    pub ruleset_version: String,
+    /// Customers planned for.
+    pub customers: u64,
+    /// New ledger rows (skipped ones included).
+    pub new: u64,
+    /// Occurrences already in the ledger: nothing written.
+    pub existing: u64,
+    /// New rows recorded as skipped (by the policy, or no one to carry them out).
+    pub skipped: u64,
+    /// New rows left planned (emails for the outbox).
+    pub planned: u64,
+    /// Tasks created.
+    pub tasks_created: u64,
+    /// Customer attributes set.
+    pub attributes_set: u64,
+    /// Actions not recorded because the ledger cannot hold them yet (a `set` of several
+    /// attributes: the ledger holds one attribute per occurrence).
+    pub unsupported: u64,
+    /// Rule conditions that failed, customer occurrences.
+    pub rule_errors: u64,
+    /// Wall time in milliseconds.
+    pub elapsed_ms: u128,
+}
+
+fn store_assignee(assignee: &EngineAssignee) -> Assignee {
+    match assignee {
+        EngineAssignee::Owner => Assignee::Owner,
+        EngineAssignee::Role(role) => Assignee::Role(role.clone()),
+        EngineAssignee::Manager(name) => Assignee::Manager(name.clone()),
+    }
+}
+
+/// Fills `{{ customer.name }}` and `{{ customer.id }}` in a task title.
+pub fn render_title(title: &str, customer_id: &str, name: Option<&str>) -> String {
+    let name = name.filter(|n| !n.trim().is_empty()).unwrap_or(customer_id);
+    title
+        .replace("{{ customer.name }}", name)
+        .replace("{{customer.name}}", name)
+        .replace("{{ customer.id }}", customer_id)
+        .replace("{{customer.id}}", customer_id)
+}
+
+/// The ledger's form of an engine action; `None` when the ledger cannot hold it (a `set` of
+/// several attributes).
+fn store_action(
+    action: &Action,
+    occurrence_at: i64,
+    scheduled_at: i64,
+    customer_id: &str,
+    name: Option<&str>,
+) -> Option<FollowUpAction> {
+    Some(match action {
+        Action::Email { template } => FollowUpAction::Email {
+            template: template.clone(),
+        },
+        Action::NotifyOwner { template } => FollowUpAction::NotifyOwner {
+            template: template.clone(),
+        },
+        Action::Task {
+            assignee,
+            title,
+            due,
+        } => FollowUpAction::Task {
+            assignee: store_assignee(assignee),
+            title: render_title(title, customer_id, name),
+            due_at: (occurrence_at + due.unwrap_or(0)).max(scheduled_at),
+            note: None,
+        },
+        Action::Set { attributes } if attributes.len() == 1 => {
+            let (name, value) = attributes.iter().next()?;
+            FollowUpAction::SetAttribute {
+                name: name.clone(),
+                value: value.clone(),
+            }
+        }
+        Action::Set { .. } => return None,
+        Action::Tag { tag } => FollowUpAction::SetAttribute {
+            name: tag.clone(),
+            value: serde_json::Value::Bool(true),
+        },
+    })
+}
+
+/// Plans `[from, until)` and records every follow-up due in it into the ledger, in one
+/// transaction: planned actions as planned (tasks and attributes carried out at once), and
+/// occurrences the policy removed (re-entry, consent, no address, caps) as skipped, so they
+/// are not planned again. Actions the policy moved past `until` are left for a later call.
+///
+/// Idempotent: an occurrence already in the ledger (same `RULE:TIME:CUSTOMER` key) is not
+/// written again, so calling it twice for the same range creates nothing new. This is what the
+/// daemon does on each tick, with `from` its previous tick.
+///
+/// Features are read through `reader` while follow-ups are written through `writer` (a second
+/// connection to the same database), as in [`crate::assess::assess`].
+pub fn record_due(
+    reader: &Store,
+    writer: &mut Store,
+    rules: &RuleSet,
+    options: PlanOptions,
+    now: i64,
+) -> Result<RecordReport, AssessError> {
+    let started = Instant::now();
+    let mut report = RecordReport {
+        from: options.from,
+        until: options.to,
+        ruleset_version: rules.version().to_owned(),
+        ..RecordReport::default()
+    };
+    let actions: HashMap<&str, &Action> = rules
+        .followups()
+        .map(|rule| (rule.id.as_str(), &rule.action))
+        .collect();
+    let mut session = writer.begin_followups(now, rules.version())?;
+    let mut write_error: Option<StoreError> = None;
+    for_each_plan(reader, rules, options, &mut |features, _state, plan| {
+        report.customers += 1;
+        report.rule_errors += plan.errors.len() as u64;
+        if write_error.is_some() {
+            return;
+        }
+        let needs_name = plan
+            .actions
+            .iter()
+            .any(|a| matches!(a.action, Action::Task { .. }));
+        let name = if needs_name {
+            match reader.customer(&features.customer_id) {
+                Ok(customer) => customer.and_then(|c| c.name),
+                Err(err) => {
+                    write_error = Some(err);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let mut planned: Vec<PlannedFollowUp> = Vec::new();
+        for action in &plan.actions {
+            let Some(stored) = store_action(
+                &action.action,
+                action.occurrence_at,
+                action.scheduled_at,
+                &features.customer_id,
+                name.as_deref(),
+            ) else {
+                report.unsupported += 1;
+                continue;
+            };
+            planned.push(PlannedFollowUp {
+                key: OccurrenceKey::new(
+                    &action.rule_id,
+                    &features.customer_id,
+                    action.occurrence_at,
+                ),
+                scheduled_at: action.scheduled_at,
+                action: stored,
+                reason: action.reason.clone(),
+                skip: None,
+            });
+        }
+        for skipped in &plan.skipped {
+            if matches!(skipped.skipped, Skipped::Beyond { .. }) {
+                continue;
+            }
+            let Some(action) = actions.get(skipped.rule_id.as_str()) else {
+                continue;
+            };
+            let scheduled_at = skipped.occurrence_at.max(options.from);
+            let Some(stored) = store_action(
+                action,
+                skipped.occurrence_at,
+                scheduled_at,
+                &features.customer_id,
+                name.as_deref(),
+            ) else {
+                report.unsupported += 1;
+                continue;
+            };
+            let why = match &skipped.skipped {
+                Skipped::Cap { period, limit } => {
+                    format!("cap: {limit} per {}", format!("{period:?}").to_lowercase())
+                }
+                other => other.name().to_owned(),
+            };
+            planned.push(PlannedFollowUp {
+                key: OccurrenceKey::new(
+                    &skipped.rule_id,
+                    &features.customer_id,
+                    skipped.occurrence_at,
+                ),
+                scheduled_at,
+                action: stored,
+                reason: format!("skipped by the contact policy: {why}"),
+                skip: Some(why),
+            });
+        }
+        for follow_up in &planned {
+            if let Err(err) = session.record(follow_up) {
+                match err {
+                    // Refused before anything was written: the session goes on.
+                    StoreError::InvalidFollowUp { .. } | StoreError::UnknownCustomer { .. } => {
+                        tracing::warn!(customer = %features.customer_id, rule = %follow_up.key.rule_id, error = %err, "follow-up refused");
+                    }
+                    err => {
+                        write_error = Some(err);
+                        return;
+                    }
+                }
+            }
+        }
+    })?;
+    if let Some(err) = write_error {
+        return Err(err.into());
+    }
+    let outcome = session.finish()?;
+    report.new = outcome.new;
+    report.existing = outcome.existing;
+    report.skipped = outcome.skipped;
+    report.planned = outcome.planned;
+    report.tasks_created = outcome.tasks_created;
+    report.attributes_set = outcome.attributes_set;
+    report.elapsed_ms = started.elapsed().as_millis();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use tiercare_engine::RecordKind;
+
+    use super::*;
+    use crate::assess::{AssessOptions, RuleSource, assess};
+    use crate::ingest::{ImportRequest, import_file};
+    use crate::workspace::Workspace;
+
+    /// 2025-06-02T00:00:00Z, a Monday.
+    const FROM: i64 = 1_748_822_400;
+
+    #[test]
+    fn the_adapter_places_recent_emails_so_caps_hold_and_keeps_the_next_contact() {
+        let store = Store::open_in_memory().unwrap();
+        let ledger = store.followup_state(0, FROM).unwrap();
+        let features = CustomerFeatures {
+            customer_rowid: 1,
+            customer_id: "C1".to_owned(),
+            previous_tier: "B".to_owned(),
+            ..CustomerFeatures::default()
+        };
+        let contacts = ContactCounts {
+            customer_rowid: 1,
+            emails_day: 1,
+            emails_week: 2,
+            emails_month: 4,
+            next_contact_at: Some(FROM + 3 * DAY),
+            ..ContactCounts::default()
+        };
+        let mut state = EngineState {
+            contacts: vec![42],
+            ..EngineState::default()
+        };
+        fill_state(
+            &mut state,
+            &features,
+            &ledger,
+            Some(&contacts),
+            &["r"],
+            FROM,
+        );
+        assert_eq!(state.tier.as_deref(), Some("B"));
+        assert!(state.last_fired.is_empty());
+        assert_eq!(
+            state.contacts,
+            vec![
+                FROM - 8 * DAY,
+                FROM - 8 * DAY,
+                FROM - DAY,
+                FROM - 1,
+                FROM + 3 * DAY
+            ]
+        );
+        let features = CustomerFeatures::default();
+        fill_state(&mut state, &features, &ledger, None, &["r"], FROM);
+        assert_eq!(state.tier, None);
+        assert!(state.contacts.is_empty());
+    }
+
+    #[test]
+    fn task_titles_name_the_customer() {
+        assert_eq!(
+            render_title("Review {{ customer.name }}", "C1", Some("Acme")),
+            "Review Acme"
+        );
+        assert_eq!(
+            render_title("Call {{customer.name}}", "C1", None),
+            "Call C1"
+        );
+        assert_eq!(
+            render_title("Call {{ customer.id }}", "C1", Some(" ")),
+            "Call C1"
+        );
+    }
+
+    fn import(workspace: &Workspace, store: &mut Store, kind: RecordKind, text: &str) {
+        let file = workspace.root().join(format!("{kind}.csv"));
+        std::fs::write(&file, text).unwrap();
+        let request = ImportRequest {
+            kind,
+            file: &file,
+            mapping: None,
+            strict: true,
+            format: None,
+            timezone: workspace.config().timezone,
+        };
+        import_file(store, &request, &mut |_| {}).unwrap();
+    }
+
+    #[test]
+    fn planning_writes_nothing_and_recording_twice_creates_nothing_new() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (workspace, _) = Workspace::init(&tmp.path().join("ws"), chrono_tz::UTC).unwrap();
+        let mut store = workspace.open_store().unwrap();
+        import(
+            &workspace,
+            &mut store,
+            RecordKind::Managers,
+            "manager_id,name\nalice,Alice\n",
+        );
+        import(
+            &workspace,
+            &mut store,
+            RecordKind::Customers,
+            "customer_id,name,email,owner,consent_email,birthday\n\
+             C1,Big Buyer,big@example.com,alice,true,1980-06-10\n\
+             C2,Small Buyer,small@example.com,alice,true,1990-06-12\n\
+             C3,Quiet,,alice,true,\n",
+        );
+        import(
+            &workspace,
+            &mut store,
+            RecordKind::Orders,
+            "order_id,customer_id,ordered_at,amount\n\
+             O1,C1,2025-01-10,9000\nO2,C2,2025-01-11,10\n",
+        );
+        let rules = RuleSource::read(&workspace.rules_dir(), Path::new("rules"))
+            .unwrap()
+            .load()
+            .unwrap()
+            .rules;
+        let mut writer = workspace.open_store().unwrap();
+        let options = AssessOptions {
+            at: FROM,
+            now: FROM,
+            dry_run: false,
+        };
+        assess(&store, Some(&mut writer), &rules, options).unwrap();
+        let options = PlanOptions {
+            from: FROM,
+            to: FROM + 30 * DAY,
+            events_since: FROM - EVENT_LOOKBACK,
+            timezone: chrono_tz::UTC,
+        };
+
+        let summary = plan(&store, &rules, options).unwrap();
+        assert_eq!(summary.customers, 3);
+        assert!(summary.emails > 0 && summary.tasks > 0, "{summary:?}");
+        assert_eq!(summary.skipped.get("no_address"), Some(&1), "{summary:?}");
+        assert_eq!(ledger(&store), (0, 0), "a plan writes nothing");
+
+        let first = record_due(&store, &mut writer, &rules, options, FROM).unwrap();
+        assert!(first.new > 0 && first.tasks_created > 0, "{first:?}");
+        let after_first = ledger(&store);
+        assert_eq!(after_first.0 as u64, first.new);
+        assert_eq!(after_first.1 as u64, first.tasks_created);
+        let second = record_due(&store, &mut writer, &rules, options, FROM + 60).unwrap();
+        assert_eq!(second.new, 0, "{second:?}");
+        assert_eq!(second.tasks_created, 0, "{second:?}");
+        assert!(second.existing > 0, "{second:?}");
+        assert_eq!(ledger(&store), after_first);
+    }
+
+    /// Follow-ups in the ledger and tasks, of the three customers.
+    fn ledger(store: &Store) -> (usize, usize) {
+        let followups = ["C1", "C2", "C3"]
+            .iter()
+            .map(|id| store.followups_of(id).unwrap().len())
+            .sum();
+        let filter = tiercare_store::TaskFilter {
+            view: tiercare_store::TaskView::All,
+            ..tiercare_store::TaskFilter::default()
+        };
+        (followups, store.tasks(&filter, FROM).unwrap().len())
+    }
+}

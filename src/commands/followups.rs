@@ -1,0 +1,328 @@
+//! `plan`, `followups record` and `tasks`: follow-ups, previewed, recorded and worked on.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use tiercare_scheduler::assess::format_time;
+use tiercare_scheduler::plan::{
+    EVENT_LOOKBACK, PlanOptions, PlanSummary, plan as run_plan, record_due,
+};
+use tiercare_scheduler::workspace::Workspace;
+use tiercare_store::{Task, TaskFilter, TaskView};
+
+use crate::cli::{FollowupsCommand, PlanArgs, RecordArgs, TaskViewArg, TasksArgs, TasksCommand};
+use crate::commands::tiers::{load_rules, parse_time};
+use crate::output::{Output, thousands};
+
+const DAY: i64 = 86_400;
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub fn plan(args: PlanArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    let workspace = Workspace::open(workspace_dir)?;
+    let rules = load_rules(&workspace, out)?;
+    let timezone = workspace.config().timezone;
+    let from = match &args.from {
+        Some(text) => parse_time(text, timezone)?,
+        None => now(),
+    };
+    let options = PlanOptions {
+        from,
+        to: from + i64::from(args.days) * DAY,
+        events_since: from - EVENT_LOOKBACK,
+        timezone,
+    };
+    let reader = workspace.open_store()?;
+    let summary = run_plan(&reader, &rules, options)?;
+    if args.json {
+        out.json(&summary)?;
+    } else {
+        print_plan(&summary, args.days, out);
+    }
+    Ok(if summary.rule_errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn n(value: u64) -> String {
+    thousands(value as f64)
+}
+
+fn counts(map: &std::collections::BTreeMap<String, u64>) -> String {
+    map.iter()
+        .map(|(name, count)| format!("{name} {}", n(*count)))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+fn print_plan(summary: &PlanSummary, days: u32, out: &Output) {
+    out.heading(&format!(
+        "planned {days} days from {} for {} customers · rules {} · {:.1} s (preview: nothing recorded)",
+        format_time(summary.from),
+        n(summary.customers),
+        summary.ruleset_version,
+        summary.elapsed_ms as f64 / 1000.0
+    ));
+    out.line(&format!(
+        "  {} emails · {} tasks · {} other actions",
+        n(summary.emails),
+        n(summary.tasks),
+        n(summary.other)
+    ));
+    if !summary.days.is_empty() {
+        out.line(&format!(
+            "  {:<12} {:>9} {:>9} {:>9}",
+            "day", "emails", "tasks", "other"
+        ));
+        for day in &summary.days {
+            out.line(&format!(
+                "  {:<12} {:>9} {:>9} {:>9}",
+                day.date,
+                n(day.emails),
+                n(day.tasks),
+                n(day.other)
+            ));
+        }
+    }
+    out.line("  per rule:");
+    for rule in &summary.rules {
+        let mut line = format!(
+            "    {:<22} {:>9}  {}",
+            rule.rule,
+            n(rule.planned),
+            rule.action
+        );
+        if !rule.sample_customers.is_empty() {
+            line.push_str(&format!(" · e.g. {}", rule.sample_customers.join(", ")));
+        }
+        if rule.moved_window + rule.moved_gap > 0 {
+            line.push_str(&format!(
+                " · moved: window {}, gap {}",
+                n(rule.moved_window),
+                n(rule.moved_gap)
+            ));
+        }
+        if !rule.skipped.is_empty() {
+            line.push_str(&format!(" · skipped: {}", counts(&rule.skipped)));
+        }
+        out.line(&line);
+    }
+    out.line(&format!(
+        "  {:<8} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        "tier", "customers", "planned", "emails", "tasks", "other"
+    ));
+    for tier in &summary.tiers {
+        out.line(&format!(
+            "  {:<8} {:>10} {:>10} {:>9} {:>9} {:>9}",
+            tier.tier,
+            n(tier.customers),
+            n(tier.customers_planned),
+            n(tier.emails),
+            n(tier.tasks),
+            n(tier.other)
+        ));
+    }
+    if !summary.assignees.is_empty() {
+        out.line(&format!(
+            "  tasks per assignee: {}",
+            counts(&summary.assignees)
+        ));
+    }
+    if !summary.moved.is_empty() {
+        out.line(&format!(
+            "  moved by the policy: {}",
+            counts(&summary.moved)
+        ));
+    }
+    if !summary.skipped.is_empty() {
+        out.line(&format!(
+            "  skipped by the policy: {}",
+            counts(&summary.skipped)
+        ));
+    }
+    for (note, customers) in &summary.notes {
+        out.warn(&format!("{note} ({} customer(s))", n(*customers)));
+    }
+    for failure in &summary.rule_errors {
+        out.warn(&format!(
+            "follow-up {} failed for {} customer(s), e.g. {}: {}",
+            failure.rule,
+            n(failure.customers),
+            failure.example_customer,
+            failure.message
+        ));
+    }
+}
+
+pub fn followups(
+    command: FollowupsCommand,
+    workspace_dir: &Path,
+    out: &Output,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        FollowupsCommand::Record(args) => record(args, workspace_dir, out),
+    }
+}
+
+fn record(args: RecordArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    let workspace = Workspace::open(workspace_dir)?;
+    let rules = load_rules(&workspace, out)?;
+    let timezone = workspace.config().timezone;
+    let until = parse_time(&args.until, timezone)?;
+    let from = match &args.from {
+        Some(text) => parse_time(text, timezone)?,
+        None => until - DAY,
+    };
+    if from >= until {
+        anyhow::bail!("--from must be before --until");
+    }
+    let options = PlanOptions {
+        from,
+        to: until,
+        events_since: from - EVENT_LOOKBACK,
+        timezone,
+    };
+    let reader = workspace.open_store()?;
+    let mut writer = workspace.open_store()?;
+    let report = record_due(&reader, &mut writer, &rules, options, now())?;
+    if args.json {
+        out.json(&report)?;
+    } else {
+        out.heading(&format!(
+            "recorded follow-ups due from {} until {} for {} customers · rules {}",
+            format_time(report.from),
+            format_time(report.until),
+            n(report.customers),
+            report.ruleset_version
+        ));
+        out.line(&format!(
+            "  {} new ({} planned emails and notifications, {} skipped) · {} already recorded · {} tasks created · {} attributes set",
+            n(report.new),
+            n(report.planned),
+            n(report.skipped),
+            n(report.existing),
+            n(report.tasks_created),
+            n(report.attributes_set)
+        ));
+        if report.unsupported > 0 {
+            out.warn(&format!(
+                "{} action(s) not recorded: a `set` of several attributes is not supported by the ledger yet",
+                n(report.unsupported)
+            ));
+        }
+    }
+    Ok(if report.rule_errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn task_view(view: TaskViewArg) -> TaskView {
+    match view {
+        TaskViewArg::Pending => TaskView::Pending,
+        TaskViewArg::Actionable => TaskView::Actionable,
+        TaskViewArg::Snoozed => TaskView::Snoozed,
+        TaskViewArg::Done => TaskView::Done,
+        TaskViewArg::All => TaskView::All,
+    }
+}
+
+/// `YYYY-MM-DD HH:MM` in the workspace's zone.
+fn local(at: i64, timezone: chrono_tz::Tz) -> String {
+    chrono::DateTime::from_timestamp(at, 0)
+        .map(|t| {
+            t.with_timezone(&timezone)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|| at.to_string())
+}
+
+fn print_task(task: &Task, timezone: chrono_tz::Tz, out: &Output) {
+    let state = if task.done_at.is_some() {
+        "done"
+    } else if task.overdue {
+        "OVERDUE"
+    } else if task.snoozed_until.is_some_and(|until| until > now()) {
+        "snoozed"
+    } else {
+        "open"
+    };
+    out.line(&format!(
+        "  #{:<6} {:<8} due {}  {:<10} {:<12} {}",
+        task.id,
+        state,
+        local(task.due, timezone),
+        task.customer_id,
+        task.assignee,
+        task.title
+    ));
+}
+
+pub fn tasks(args: TasksArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    let workspace = Workspace::open(workspace_dir)?;
+    let timezone = workspace.config().timezone;
+    let now = now();
+    let command = args.command.unwrap_or(TasksCommand::List {
+        view: TaskViewArg::Pending,
+        customer: None,
+    });
+    let mut store = workspace.open_store()?;
+    match command {
+        TasksCommand::List { view, customer } => {
+            let filter = TaskFilter {
+                assignee: args.owner,
+                customer,
+                view: task_view(view),
+                ..TaskFilter::default()
+            };
+            let tasks = store.tasks(&filter, now)?;
+            if args.json {
+                out.json(&tasks)?;
+            } else if tasks.is_empty() {
+                out.line("no tasks");
+            } else {
+                let overdue = tasks.iter().filter(|t| t.overdue).count();
+                out.heading(&format!(
+                    "{} task(s), {} overdue",
+                    n(tasks.len() as u64),
+                    n(overdue as u64)
+                ));
+                for task in &tasks {
+                    print_task(task, timezone, out);
+                }
+            }
+        }
+        TasksCommand::Done { id, note, by } => {
+            let by = by
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "unknown".to_owned());
+            let task = store.complete_task(id, &by, note.as_deref(), now)?;
+            if args.json {
+                out.json(&task)?;
+            } else {
+                out.line(&format!("task #{} done by {by}: {}", task.id, task.title));
+            }
+        }
+        TasksCommand::Snooze { id, until } => {
+            let until = parse_time(&until, timezone)?;
+            let task = store.snooze_task(id, until, now)?;
+            if args.json {
+                out.json(&task)?;
+            } else {
+                out.line(&format!(
+                    "task #{} snoozed until {}: {}",
+                    task.id,
+                    local(until, timezone),
+                    task.title
+                ));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

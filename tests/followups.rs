@@ -1,0 +1,350 @@
+//! End-to-end tests of follow-ups: `plan`, `followups record` and `tasks`, on the real binary
+//! with real SQLite files and the quickstart data.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, TimeZone, Timelike, Weekday};
+use chrono_tz::Tz;
+use common::{Workspace, quickstart};
+use serde_json::Value;
+
+/// Plans start here: the quickstart data is assessed as of this day.
+const FROM: &str = "2025-06-02";
+/// 30 days after [`FROM`].
+const UNTIL: &str = "2025-07-02";
+
+/// A C customer who agreed to emails but has no address.
+const NO_ADDRESS: &str = "\
+customer_id,name,timezone,consent_email
+C009,No Address,Asia/Shanghai,true
+";
+
+/// Every C customer would get an email every day at 07:00: the policy must hold them back.
+const DAILY_EMAILS: &str = "\
+followups:
+  - id: t-daily
+    tiers: [C]
+    cron: \"0 7 * * *\"
+    email: { template: care }
+";
+
+/// The quickstart data (and a customer without an address), imported and assessed at [`FROM`].
+fn assessed_quickstart() -> Workspace {
+    let ws = Workspace::new();
+    for kind in [
+        "managers",
+        "customers",
+        "orders",
+        "interactions",
+        "complaints",
+        "feedback",
+    ] {
+        ws.run(&["import", kind, &quickstart(kind)]).assert_code(0);
+    }
+    let extra = ws.write("no-address.csv", NO_ADDRESS);
+    ws.run(&["import", "customers", &extra]).assert_code(0);
+    ws.run(&["assess", "--at", FROM]).assert_code(0);
+    ws
+}
+
+/// A customer as the policy sees them: consent, address, zone.
+struct Customer {
+    consent_email: bool,
+    has_email: bool,
+    timezone: Tz,
+}
+
+fn customers(ws: &Workspace) -> BTreeMap<String, Customer> {
+    let conn = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT external_id, consent_email, coalesce(email, ''), timezone FROM customers")
+        .unwrap();
+    stmt.query_map([], |row| {
+        let zone: Option<String> = row.get(3)?;
+        Ok((
+            row.get::<_, String>(0)?,
+            Customer {
+                consent_email: row.get(1)?,
+                has_email: !row.get::<_, String>(2)?.trim().is_empty(),
+                timezone: zone.map_or(chrono_tz::Europe::London, |z| z.parse().unwrap()),
+            },
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// Emails in the ledger that will go out: (customer, scheduled_at), by customer and time.
+fn planned_emails(ws: &Workspace) -> Vec<(String, i64)> {
+    let conn = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT c.external_id, f.scheduled_at FROM followups f \
+             JOIN customers c ON c.id = f.customer_id \
+             WHERE f.kind = 'email' AND f.status IN ('planned', 'done') \
+             ORDER BY c.external_id, f.scheduled_at",
+        )
+        .unwrap();
+    stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Asserts `at` is inside the default send window (09:00-18:00, Monday to Friday) in `zone`.
+fn assert_in_window(customer: &str, at: i64, zone: Tz) {
+    let local = zone.timestamp_opt(at, 0).unwrap();
+    assert!(
+        !matches!(local.weekday(), Weekday::Sat | Weekday::Sun) && (9..18).contains(&local.hour()),
+        "email to {customer} at {local} is outside the send window"
+    );
+}
+
+fn rule<'a>(summary: &'a Value, id: &str) -> &'a Value {
+    summary["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["rule"] == id)
+        .unwrap_or_else(|| panic!("no rule {id} in {summary}"))
+}
+
+#[test]
+fn plan_previews_emails_only_to_consenting_customers_with_an_address_and_writes_nothing() {
+    let ws = assessed_quickstart();
+    let out = ws.run(&["plan", "--from", FROM, "--days", "30", "--json"]);
+    out.assert_code(0);
+    let summary = out.json();
+    assert_eq!(summary["customers"], 9);
+    assert!(summary["emails"].as_u64().unwrap() > 0, "{summary}");
+    assert!(summary["tasks"].as_u64().unwrap() > 0, "{summary}");
+    assert!(
+        summary["skipped"]["consent"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    assert!(
+        summary["skipped"]["no_address"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    let total: u64 = summary["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|day| day["emails"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, summary["emails"].as_u64().unwrap());
+    // Every email sample: a customer who agreed and has an address, inside the window.
+    let known = customers(&ws);
+    let mut checked = 0;
+    for rule in summary["rules"].as_array().unwrap() {
+        assert!(rule["sample_customers"].as_array().unwrap().len() <= 3);
+        if !rule["action"].as_str().unwrap().starts_with("email") {
+            continue;
+        }
+        for sample in rule["samples"].as_array().unwrap() {
+            let id = sample["customer_id"].as_str().unwrap();
+            let customer = &known[id];
+            assert!(
+                customer.consent_email && customer.has_email,
+                "email to {id}"
+            );
+            assert_in_window(
+                id,
+                sample["scheduled_at"].as_i64().unwrap(),
+                customer.timezone,
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no email samples in {summary}");
+    // Tasks per assignee: owners resolved to managers.
+    assert!(
+        summary["assignees"]["alice"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    // Read-only: nothing in the ledger, no task.
+    assert_eq!(ws.count("SELECT count(*) FROM followups"), 0);
+    assert_eq!(ws.count("SELECT count(*) FROM tasks"), 0);
+    // The text summary says so, per day and per rule.
+    let out = ws.run(&["plan", "--from", FROM]);
+    out.assert_code(0);
+    out.assert_stdout_contains("preview: nothing recorded");
+    out.assert_stdout_contains("c-care-mail");
+    out.assert_stdout_contains("skipped by the policy: consent");
+    assert_eq!(ws.count("SELECT count(*) FROM followups"), 0);
+}
+
+#[test]
+fn the_policy_moves_emails_into_the_window_and_caps_them() {
+    let ws = assessed_quickstart();
+    ws.write("rules/daily.yaml", DAILY_EMAILS);
+    let out = ws.run(&["plan", "--from", FROM, "--days", "30", "--json"]);
+    out.assert_code(0);
+    let summary = out.json();
+    let daily = rule(&summary, "t-daily");
+    assert!(daily["moved_window"].as_u64().unwrap() > 0, "{daily}");
+    assert!(daily["skipped"]["cap"].as_u64().unwrap() > 0, "{daily}");
+    // Four C customers may get emails (C003, C006, C008 agreed and have an address; C005,
+    // C007 did not agree; C009 has no address): at most 3 a month and 1 a week each.
+    assert!(summary["emails"].as_u64().unwrap() <= 3 * 6, "{summary}");
+    assert_eq!(ws.count("SELECT count(*) FROM followups"), 0);
+}
+
+#[test]
+fn recorded_follow_ups_keep_consent_windows_caps_and_gaps_and_recording_twice_creates_nothing() {
+    let ws = assessed_quickstart();
+    ws.write("rules/daily.yaml", DAILY_EMAILS);
+    let args = [
+        "followups",
+        "record",
+        "--from",
+        FROM,
+        "--until",
+        UNTIL,
+        "--json",
+    ];
+    let out = ws.run(&args);
+    out.assert_code(0);
+    let first = out.json();
+    assert!(first["new"].as_u64().unwrap() > 0, "{first}");
+    assert!(first["tasks_created"].as_u64().unwrap() > 0, "{first}");
+    let rows = ws.count("SELECT count(*) FROM followups");
+    let tasks = ws.count("SELECT count(*) FROM tasks");
+    assert_eq!(rows as u64, first["new"].as_u64().unwrap());
+
+    // The same range again: every occurrence is already in the ledger.
+    let out = ws.run(&args);
+    out.assert_code(0);
+    let second = out.json();
+    assert_eq!(second["new"], 0, "{second}");
+    assert_eq!(second["tasks_created"], 0, "{second}");
+    assert_eq!(ws.count("SELECT count(*) FROM followups"), rows);
+    assert_eq!(ws.count("SELECT count(*) FROM tasks"), tasks);
+
+    // The emails that will go out obey consent, address, window, caps and the gap (all are to
+    // C customers: 1 a week, 3 a month, 5 days apart).
+    let known = customers(&ws);
+    let emails = planned_emails(&ws);
+    assert!(emails.len() >= 3, "{emails:?}");
+    let mut per_week: BTreeMap<(String, i32, u32), u32> = BTreeMap::new();
+    let mut per_month: BTreeMap<(String, i32, u32), u32> = BTreeMap::new();
+    for (i, (id, at)) in emails.iter().enumerate() {
+        let customer = &known[id];
+        assert!(
+            customer.consent_email && customer.has_email,
+            "email to {id}"
+        );
+        assert_in_window(id, *at, customer.timezone);
+        let local = customer.timezone.timestamp_opt(*at, 0).unwrap();
+        let week = local.iso_week();
+        *per_week
+            .entry((id.clone(), week.year(), week.week()))
+            .or_default() += 1;
+        *per_month
+            .entry((id.clone(), local.year(), local.month()))
+            .or_default() += 1;
+        if i > 0 && emails[i - 1].0 == *id {
+            assert!(at - emails[i - 1].1 >= 5 * 86_400, "{id}: {emails:?}");
+        }
+    }
+    assert!(per_week.values().all(|&n| n <= 1), "{per_week:?}");
+    assert!(per_month.values().all(|&n| n <= 3), "{per_month:?}");
+    // Occurrences the policy removed are recorded as skipped, so they are not planned again.
+    assert!(ws.count("SELECT count(*) FROM followups WHERE status = 'skipped'") > 0);
+}
+
+#[test]
+fn tasks_list_done_and_snooze_round_trip() {
+    let ws = assessed_quickstart();
+    ws.run(&["followups", "record", "--from", FROM, "--until", UNTIL])
+        .assert_code(0);
+
+    let out = ws.run(&["tasks", "--json"]);
+    out.assert_code(0);
+    let tasks = out.json();
+    let tasks = tasks.as_array().unwrap();
+    assert!(!tasks.is_empty());
+    // Due in 2025, so overdue now; overdue first.
+    assert_eq!(tasks[0]["overdue"], true);
+    for task in tasks {
+        assert!(task["customer_id"].as_str().is_some());
+        assert!(task["due"].as_i64().is_some());
+        assert!(!task["title"].as_str().unwrap().contains("{{"), "{task}");
+    }
+    let out = ws.run(&["tasks", "list", "--owner", "alice", "--json"]);
+    out.assert_code(0);
+    let alice = out.json();
+    let alice = alice.as_array().unwrap();
+    assert!(!alice.is_empty());
+    assert!(alice.iter().all(|task| task["assignee"] == "alice"));
+    let out = ws.run(&["tasks"]);
+    out.assert_code(0);
+    out.assert_stdout_contains("OVERDUE");
+
+    let id = tasks[0]["id"].as_i64().unwrap().to_string();
+    let out = ws.run(&[
+        "tasks",
+        "done",
+        &id,
+        "--note",
+        "called them",
+        "--by",
+        "alice",
+        "--json",
+    ]);
+    out.assert_code(0);
+    let done = out.json();
+    assert_eq!(done["status"], "done");
+    assert_eq!(done["done_by"], "alice");
+    assert!(done["note"].as_str().unwrap().contains("called them"));
+    // Done twice, or an unknown id: exit 2, with a clear message, nothing changed.
+    let out = ws.run(&["tasks", "done", &id]);
+    out.assert_code(2);
+    out.assert_stderr_contains("already done");
+    let out = ws.run(&["tasks", "done", "9999"]);
+    out.assert_code(2);
+    out.assert_stderr_contains("unknown task #9999");
+    let out = ws.run(&["tasks", "snooze", &id, "--until", "2099-01-01"]);
+    out.assert_code(2);
+    out.assert_stderr_contains("already done");
+    // The done task is no longer pending.
+    let pending = ws.run(&["tasks", "--json"]).json();
+    assert_eq!(pending.as_array().unwrap().len(), tasks.len() - 1);
+
+    if tasks.len() > 1 {
+        let other = tasks[1]["id"].as_i64().unwrap().to_string();
+        let out = ws.run(&["tasks", "snooze", &other, "--until", "2099-01-01", "--json"]);
+        out.assert_code(0);
+        let snoozed = out.json();
+        assert_eq!(snoozed["status"], "snoozed");
+        assert_eq!(snoozed["overdue"], false);
+        // A snooze must end in the future.
+        let out = ws.run(&["tasks", "snooze", &other, "--until", "2020-01-01"]);
+        out.assert_code(2);
+        let out = ws.run(&["tasks", "list", "--view", "snoozed", "--json"]);
+        out.assert_code(0);
+        assert_eq!(out.json().as_array().unwrap().len(), 1);
+    }
+    assert_eq!(
+        ws.count("SELECT count(*) FROM tasks WHERE status = 'done'"),
+        1
+    );
+}
+
+#[test]
+fn plan_on_an_empty_workspace_and_bad_usage() {
+    let ws = Workspace::new();
+    let out = ws.run(&["plan", "--json"]);
+    out.assert_code(0);
+    assert_eq!(out.json()["customers"], 0);
+    ws.run(&["plan", "--days", "0"]).assert_code(2);
+    let out = ws.run(&["plan", "--from", "yesterday"]);
+    out.assert_code(2);
+    out.assert_stderr_contains("cannot read the time");
+    let out = ws.run(&["followups", "record", "--from", UNTIL, "--until", FROM]);
+    out.assert_code(2);
+    out.assert_stderr_contains("--from must be before --until");
+}
