@@ -18,8 +18,11 @@
 //!    - `every` (cadence): from the anchor (the rule's last occurrence, or the last contact:
 //!      the later of `last_contact_at` and [`FollowUpState::contacts`]), the next is
 //!      `anchor + period`; an overdue cadence fires **once**, at the last period boundary at or
-//!      before `from` (`anchor + k * period`); without an anchor, at the boundary of the
-//!      period grid counted from the unix epoch at or before `from`. Then every period up to `to`.
+//!      before `from` (`anchor + k * period`). Without an anchor (never fired, never contacted)
+//!      the first occurrence is the customer's own boundary at or after `from` on a grid offset
+//!      by a stable hash of the rule id and customer id, so a new rule's work spreads evenly
+//!      over its first period instead of landing on one day, and planning again gives the same
+//!      keys. Then every period up to `to`.
 //!    - `cron`: every firing in `[from, to)` on the zone's wall clock (DST gaps and repeats fire
 //!      once, see [`crate::schedule`]).
 //!    - events in [`FollowUpState::events`] before `to` (tier entered/up/down, segment entered,
@@ -430,8 +433,8 @@ impl<'r> Planner<'r> {
                             )
                         }
                         None => (
-                            from - from.rem_euclid(*period),
-                            format!("every {every} (no {what} yet)"),
+                            first_staggered(&rule.id, &customer_id, *period, from),
+                            format!("every {every} (no {what} yet: first at a staggered time)"),
                         ),
                     };
                     while next < to {
@@ -803,6 +806,17 @@ fn capped(
     None
 }
 
+/// The first occurrence of a cadence that has no anchor: the boundary at or after `from` of a
+/// period grid offset per customer by a stable hash of the rule and the customer.
+fn first_staggered(rule_id: &str, customer_id: &str, period: i64, from: i64) -> i64 {
+    let hash = crate::rules::fnv1a(
+        crate::rules::fnv1a(crate::rules::FNV_OFFSET, rule_id.as_bytes()),
+        customer_id.as_bytes(),
+    );
+    let offset = (hash % period.unsigned_abs()) as i64;
+    from + (offset - from).rem_euclid(period)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -830,5 +844,29 @@ mod tests {
         let at = local_instant(day, NaiveTime::from_hms_opt(2, 30, 0).unwrap(), tz).unwrap();
         // 03:00 EDT = 07:00 UTC.
         assert_eq!(utc(at).to_rfc3339(), "2024-03-10T07:00:00+00:00");
+    }
+
+    #[test]
+    fn first_staggered_is_within_one_period_and_spreads_customers() {
+        let period = 30 * 86_400;
+        let from = 1_717_200_000;
+        let mut days = std::collections::BTreeSet::new();
+        for n in 0..300 {
+            let customer = format!("C{n:04}");
+            let first = first_staggered("review", &customer, period, from);
+            assert!(
+                (from..from + period).contains(&first),
+                "{customer}: {first}"
+            );
+            assert_eq!(first, first_staggered("review", &customer, period, from));
+            // Planning again later in the same period finds the same occurrence.
+            assert_eq!(first, first_staggered("review", &customer, period, first));
+            days.insert((first - from) / 86_400);
+        }
+        assert!(
+            days.len() > 25,
+            "300 customers fall on {} of 30 days",
+            days.len()
+        );
     }
 }

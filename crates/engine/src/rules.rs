@@ -514,22 +514,28 @@ pub fn load_rules(files: &[RuleFile]) -> Result<LoadedRules, Vec<Diagnostic>> {
     Loader::new(files).load()
 }
 
+/// The FNV-1a 64-bit offset basis: where [`fnv1a`] starts.
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Feeds `bytes` into an FNV-1a 64-bit hash: defined byte by byte, so it is the same on every
+/// platform, build and run (rule-set versions and staggered cadences rely on that).
+pub(crate) fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    hash
+}
+
 /// FNV-1a, 64 bits, over every `(path, text)` pair (sorted by path), each length-prefixed.
 fn content_version(files: &[&RuleFile]) -> String {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET;
-    let mut feed = |bytes: &[u8]| {
-        for byte in bytes {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(PRIME);
-        }
-    };
+    let mut hash = FNV_OFFSET;
     for file in files {
-        feed(&(file.path.len() as u64).to_le_bytes());
-        feed(file.path.as_bytes());
-        feed(&(file.text.len() as u64).to_le_bytes());
-        feed(file.text.as_bytes());
+        hash = fnv1a(hash, &(file.path.len() as u64).to_le_bytes());
+        hash = fnv1a(hash, file.path.as_bytes());
+        hash = fnv1a(hash, &(file.text.len() as u64).to_le_bytes());
+        hash = fnv1a(hash, file.text.as_bytes());
     }
     format!("{hash:016x}")
 }
