@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Datelike, TimeZone, Timelike, Weekday};
 use chrono_tz::Tz;
-use common::{Workspace, quickstart};
+use common::Workspace;
 use serde_json::Value;
 
 /// Plans start here: the quickstart data is assessed as of this day.
@@ -32,17 +32,7 @@ followups:
 
 /// The quickstart data (and a customer without an address), imported and assessed at [`FROM`].
 fn assessed_quickstart() -> Workspace {
-    let ws = Workspace::new();
-    for kind in [
-        "managers",
-        "customers",
-        "orders",
-        "interactions",
-        "complaints",
-        "feedback",
-    ] {
-        ws.run(&["import", kind, &quickstart(kind)]).assert_code(0);
-    }
+    let ws = Workspace::with_quickstart();
     let extra = ws.write("no-address.csv", NO_ADDRESS);
     ws.run(&["import", "customers", &extra]).assert_code(0);
     ws.run(&["assess", "--at", FROM]).assert_code(0);

@@ -6,23 +6,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{Workspace, quickstart};
-
-/// A workspace with the quickstart data imported.
-fn with_quickstart() -> Workspace {
-    let ws = Workspace::new();
-    for kind in [
-        "managers",
-        "customers",
-        "orders",
-        "interactions",
-        "complaints",
-        "feedback",
-    ] {
-        ws.run(&["import", kind, &quickstart(kind)]).assert_code(0);
-    }
-    ws
-}
+use common::Workspace;
 
 #[test]
 fn the_default_rules_check_and_pass_their_tests() {
@@ -90,7 +74,7 @@ fn a_failing_rule_test_is_reported_at_its_line() {
 
 #[test]
 fn assess_records_tiers_and_history_and_a_dry_run_writes_nothing() {
-    let ws = with_quickstart();
+    let ws = Workspace::with_quickstart();
     let dry = ws.run(&["assess", "--at", "2025-11-01", "--dry-run", "--json"]);
     dry.assert_code(0);
     assert_eq!(ws.count("SELECT count(*) FROM customer_tiers"), 0);
@@ -150,7 +134,7 @@ fn assess_records_tiers_and_history_and_a_dry_run_writes_nothing() {
 
 #[test]
 fn explain_shows_the_rules_values_pins_and_history() {
-    let ws = with_quickstart();
+    let ws = Workspace::with_quickstart();
     ws.run(&["assess", "--at", "2025-11-01"]).assert_code(0);
     let out = ws.run(&["explain", "C004", "--at", "2025-11-01"]);
     out.assert_code(0);
@@ -170,7 +154,7 @@ fn explain_shows_the_rules_values_pins_and_history() {
 
 #[test]
 fn a_pin_beats_the_rules_until_removed() {
-    let ws = with_quickstart();
+    let ws = Workspace::with_quickstart();
     let out = ws.run(&[
         "pin",
         "C007",
@@ -216,7 +200,7 @@ fn a_pin_beats_the_rules_until_removed() {
 
 #[test]
 fn a_runaway_rule_fails_for_each_customer_and_the_assessment_goes_on() {
-    let ws = with_quickstart();
+    let ws = Workspace::with_quickstart();
     fs::write(
         ws.path("rules/spin.rhai"),
         "fn spin(x) { let n = 0; while x > 0 { n += 1; } n }\n",

@@ -86,6 +86,15 @@ impl Workspace {
         Workspace { _tmp: tmp, root }
     }
 
+    /// A fresh workspace with every quickstart file imported (examples/quickstart).
+    pub fn with_quickstart() -> Workspace {
+        let ws = Workspace::new();
+        for kind in QUICKSTART_KINDS {
+            ws.run(&["import", kind, &quickstart(kind)]).assert_code(0);
+        }
+        ws
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -152,6 +161,17 @@ impl FromRow for (String, String) {
         Ok((row.get(0)?, row.get(1)?))
     }
 }
+
+/// The quickstart files' kinds, in the order they import (customers name managers, orders and
+/// the rest name customers).
+pub const QUICKSTART_KINDS: [&str; 6] = [
+    "managers",
+    "customers",
+    "orders",
+    "interactions",
+    "complaints",
+    "feedback",
+];
 
 /// The path of a quickstart example file.
 pub fn quickstart(kind: &str) -> String {
