@@ -115,6 +115,18 @@ fn assess_records_tiers_and_history_and_a_dry_run_writes_nothing() {
     );
     assert_eq!(a, "C001,C002");
     assert_eq!(ws.count("SELECT count(*) FROM tier_history"), 8);
+    let reasons: String = ws.query_one(
+        "SELECT t.reasons FROM customer_tiers t JOIN customers c ON c.id = t.customer_id WHERE c.external_id = 'C004'",
+    );
+    let reasons: serde_json::Value = serde_json::from_str(&reasons).unwrap();
+    assert_eq!(reasons["rule_tier"], "B");
+    assert!(
+        reasons["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("B: revenue_window > 0 && revenue_share_before < 0.95"),
+        "{reasons}"
+    );
     let segments = &report["segments"];
     assert!(
         segments

@@ -377,11 +377,18 @@ pub fn assess(
         let (Some(session), Some(tier)) = (session.as_mut(), decision.tier) else {
             return;
         };
+        // What the rules decided and why, kept with the tier (history keeps it only on change).
+        let reasons = serde_json::json!({
+            "reason": &decision.reason,
+            "rule_tier": &decision.rule_tier,
+            "pinned": decision.pinned,
+            "pending_tier": &decision.pending_tier,
+        });
         let record = TierDecision {
             customer_rowid: features.customer_rowid,
             tier,
             reason: decision.reason,
-            reasons: serde_json::Value::Array(Vec::new()),
+            reasons,
             scores: decision
                 .scores
                 .into_iter()
