@@ -27,7 +27,6 @@ use serde_json::{Map, Value};
 
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
-use crate::stored::require_customer;
 
 /// The identity of one occurrence of a follow-up rule for one customer:
 /// the idempotency key of the ledger. Rule ids contain no `:` (a follow-up
@@ -376,16 +375,15 @@ impl Store {
     /// first; [`StoreError::UnknownCustomer`] when there is no such
     /// customer.
     pub fn followups_of(&self, external_id: &str) -> Result<Vec<FollowUp>, StoreError> {
-        let path = self.label.as_path();
-        let rowid = require_customer(&self.conn, path, external_id)?;
-        self.conn
-            .prepare_cached(&format!(
+        self.rows_of_customer(
+            external_id,
+            &format!(
                 "SELECT {FOLLOWUP_COLUMNS} FROM followups f JOIN customers c \
                  ON c.id = f.customer_id WHERE f.customer_id = ?1 \
                  ORDER BY f.scheduled_at DESC, f.id DESC"
-            ))
-            .and_then(|mut stmt| stmt.query_map([rowid], followup_from_row)?.collect())
-            .at(path)
+            ),
+            followup_from_row,
+        )
     }
 
     /// The follow-up with the occurrence `key`, if it is in the ledger.

@@ -170,14 +170,13 @@ impl Store {
     /// and expired ones included. An unknown customer is
     /// [`StoreError::UnknownCustomer`].
     pub fn pins_of(&self, external_id: &str) -> Result<Vec<Pin>, StoreError> {
-        let path = self.label.as_path();
-        let rowid = require_customer(&self.conn, path, external_id)?;
-        self.conn
-            .prepare_cached(&format!(
+        self.rows_of_customer(
+            external_id,
+            &format!(
                 "SELECT {PIN_COLUMNS} FROM tier_pins WHERE customer_id = ?1 \
                  ORDER BY created_at DESC, id DESC"
-            ))
-            .and_then(|mut stmt| stmt.query_map([rowid], pin_from_row)?.collect())
-            .at(path)
+            ),
+            pin_from_row,
+        )
     }
 }

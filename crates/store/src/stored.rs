@@ -152,6 +152,25 @@ pub(crate) fn customer_rowid(
 
 /// The rowid of the customer with `external_id`, or
 /// [`StoreError::UnknownCustomer`].
+impl Store {
+    /// Every row that `sql` (with the customer's rowid as `?1`) returns for the customer with
+    /// `external_id`, mapped by `map`; [`StoreError::UnknownCustomer`] when there is no such
+    /// customer. The per-customer readers (history, segments, pins, follow-ups) share it.
+    pub(crate) fn rows_of_customer<T>(
+        &self,
+        external_id: &str,
+        sql: &str,
+        map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let path = self.label.as_path();
+        let rowid = require_customer(&self.conn, path, external_id)?;
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut stmt| stmt.query_map([rowid], map)?.collect())
+            .at(path)
+    }
+}
+
 pub(crate) fn require_customer(
     conn: &Connection,
     path: &Path,

@@ -228,26 +228,20 @@ impl Store {
     /// The tier changes of the customer with `external_id`, newest first;
     /// [`StoreError::UnknownCustomer`] when there is no such customer.
     pub fn tier_history(&self, external_id: &str) -> Result<Vec<TierChange>, StoreError> {
-        let path = self.label.as_path();
-        let rowid = require_customer(&self.conn, path, external_id)?;
-        self.conn
-            .prepare_cached(
-                "SELECT at, assessment_id, from_tier, to_tier, reason FROM tier_history \
-                 WHERE customer_id = ?1 ORDER BY at DESC, id DESC",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map([rowid], |row| {
-                    Ok(TierChange {
-                        at: row.get(0)?,
-                        assessment_id: row.get(1)?,
-                        from_tier: row.get(2)?,
-                        to_tier: row.get(3)?,
-                        reason: row.get(4)?,
-                    })
-                })?
-                .collect()
-            })
-            .at(path)
+        self.rows_of_customer(
+            external_id,
+            "SELECT at, assessment_id, from_tier, to_tier, reason FROM tier_history \
+             WHERE customer_id = ?1 ORDER BY at DESC, id DESC",
+            |row| {
+                Ok(TierChange {
+                    at: row.get(0)?,
+                    assessment_id: row.get(1)?,
+                    from_tier: row.get(2)?,
+                    to_tier: row.get(3)?,
+                    reason: row.get(4)?,
+                })
+            },
+        )
     }
 
     /// The current tier of the customer with `external_id`; `None` when the
@@ -268,51 +262,39 @@ impl Store {
     /// The current segments of the customer with `external_id`, by segment
     /// set; [`StoreError::UnknownCustomer`] when there is no such customer.
     pub fn segments_of(&self, external_id: &str) -> Result<Vec<CurrentSegment>, StoreError> {
-        let path = self.label.as_path();
-        let rowid = require_customer(&self.conn, path, external_id)?;
-        self.conn
-            .prepare_cached(
-                "SELECT segment_set, segment, since, assessment_id FROM customer_segments \
-                 WHERE customer_id = ?1 ORDER BY segment_set",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map([rowid], |row| {
-                    Ok(CurrentSegment {
-                        segment_set: row.get(0)?,
-                        segment: row.get(1)?,
-                        since: row.get(2)?,
-                        assessment_id: row.get(3)?,
-                    })
-                })?
-                .collect()
-            })
-            .at(path)
+        self.rows_of_customer(
+            external_id,
+            "SELECT segment_set, segment, since, assessment_id FROM customer_segments \
+             WHERE customer_id = ?1 ORDER BY segment_set",
+            |row| {
+                Ok(CurrentSegment {
+                    segment_set: row.get(0)?,
+                    segment: row.get(1)?,
+                    since: row.get(2)?,
+                    assessment_id: row.get(3)?,
+                })
+            },
+        )
     }
 
     /// The segment changes of the customer with `external_id`, newest
     /// first; [`StoreError::UnknownCustomer`] when there is no such
     /// customer.
     pub fn segment_history(&self, external_id: &str) -> Result<Vec<SegmentChange>, StoreError> {
-        let path = self.label.as_path();
-        let rowid = require_customer(&self.conn, path, external_id)?;
-        self.conn
-            .prepare_cached(
-                "SELECT at, assessment_id, segment_set, from_segment, to_segment \
-                 FROM segment_history WHERE customer_id = ?1 ORDER BY at DESC, id DESC",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map([rowid], |row| {
-                    Ok(SegmentChange {
-                        at: row.get(0)?,
-                        assessment_id: row.get(1)?,
-                        segment_set: row.get(2)?,
-                        from_segment: row.get(3)?,
-                        to_segment: row.get(4)?,
-                    })
-                })?
-                .collect()
-            })
-            .at(path)
+        self.rows_of_customer(
+            external_id,
+            "SELECT at, assessment_id, segment_set, from_segment, to_segment \
+             FROM segment_history WHERE customer_id = ?1 ORDER BY at DESC, id DESC",
+            |row| {
+                Ok(SegmentChange {
+                    at: row.get(0)?,
+                    assessment_id: row.get(1)?,
+                    segment_set: row.get(2)?,
+                    from_segment: row.get(3)?,
+                    to_segment: row.get(4)?,
+                })
+            },
+        )
     }
 
     /// How many customers each tier holds, by tier name; tiers without
