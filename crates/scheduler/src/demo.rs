@@ -1347,14 +1347,7 @@ impl Generator {
         last: i64,
     ) -> Result<u64, DemoError> {
         let count = self.poisson(self.order_rate * frequency * active);
-        self.times.clear();
-        for _ in 0..count {
-            let time = self
-                .window
-                .business_time(&mut self.rng, region, first, last);
-            self.times.push(time);
-        }
-        self.times.sort_unstable();
+        self.draw_times(count, region, first, last);
         let mean_amount = BASE_ORDER_AMOUNT * value / frequency;
         for &time in &self.times {
             let amount = mean_amount * self.amount_noise.sample(&mut self.rng);
@@ -1388,14 +1381,7 @@ impl Generator {
     ) -> Result<(), DemoError> {
         let months = active * f64::from(self.years) * 12.0;
         let count = self.poisson(INTERACTIONS_PER_MONTH[service as usize] * months);
-        self.times.clear();
-        for _ in 0..count {
-            let time = self
-                .window
-                .business_time(&mut self.rng, region, first, last);
-            self.times.push(time);
-        }
-        self.times.sort_unstable();
+        self.draw_times(count, region, first, last);
         for &time in &self.times {
             let kind = weighted_index(&mut self.rng, &INTERACTION_KIND_WEIGHTS[service as usize]);
             let note = if self.rng.random_bool(0.2) {
@@ -1416,6 +1402,19 @@ impl Generator {
             csv.end_row()?;
         }
         Ok(())
+    }
+
+    /// Fills `self.times` with `count` business-hour times in `[first, last]` of the region,
+    /// sorted: the times of one customer's orders, interactions, complaints or feedback.
+    fn draw_times(&mut self, count: u64, region: usize, first: i64, last: i64) {
+        self.times.clear();
+        for _ in 0..count {
+            let time = self
+                .window
+                .business_time(&mut self.rng, region, first, last);
+            self.times.push(time);
+        }
+        self.times.sort_unstable();
     }
 
     /// Writes the customer's complaints, if any, and returns whether there were some.
@@ -1439,14 +1438,7 @@ impl Generator {
         while count < 4 && self.rng.random_bool(0.25) {
             count += 1;
         }
-        self.times.clear();
-        for _ in 0..count {
-            let time = self
-                .window
-                .business_time(&mut self.rng, region, first, last);
-            self.times.push(time);
-        }
-        self.times.sort_unstable();
+        self.draw_times(count, region, first, last);
         for &opened in &self.times {
             let resolved = if self.rng.random_bool(OPEN_COMPLAINT_SHARE) {
                 None
@@ -1492,14 +1484,7 @@ impl Generator {
             return Ok(());
         }
         let count = if self.rng.random_bool(0.15) { 2 } else { 1 };
-        self.times.clear();
-        for _ in 0..count {
-            let time = self
-                .window
-                .business_time(&mut self.rng, region, first, last);
-            self.times.push(time);
-        }
-        self.times.sort_unstable();
+        self.draw_times(count, region, first, last);
         for &given in &self.times {
             let score = weighted_index(&mut self.rng, &SCORE_WEIGHTS[usize::from(complained)]) + 1;
             let comment = if self.rng.random_bool(0.4) {
