@@ -11,23 +11,16 @@ use tiercare_scheduler::workspace::Workspace;
 use tiercare_store::{Task, TaskFilter, TaskView};
 
 use crate::cli::{FollowupsCommand, PlanArgs, RecordArgs, TaskViewArg, TasksArgs, TasksCommand};
-use crate::commands::tiers::{load_rules, parse_time};
+use crate::commands::tiers::{load_rules, now, parse_time, time_or};
 use crate::output::{Output, thousands};
 
 const DAY: i64 = 86_400;
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 pub fn plan(args: PlanArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let workspace = Workspace::open(workspace_dir)?;
     let rules = load_rules(&workspace, out)?;
     let timezone = workspace.config().timezone;
-    let from = match &args.from {
-        Some(text) => parse_time(text, timezone)?,
-        None => now(),
-    };
+    let from = time_or(args.from.as_deref(), timezone, now())?;
     let options = PlanOptions {
         from,
         to: from + i64::from(args.days) * DAY,
@@ -173,10 +166,7 @@ fn record(args: RecordArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
     let rules = load_rules(&workspace, out)?;
     let timezone = workspace.config().timezone;
     let until = parse_time(&args.until, timezone)?;
-    let from = match &args.from {
-        Some(text) => parse_time(text, timezone)?,
-        None => until - DAY,
-    };
+    let from = time_or(args.from.as_deref(), timezone, until - DAY)?;
     if from >= until {
         anyhow::bail!("--from must be before --until");
     }

@@ -40,8 +40,14 @@ pub fn parse_time(text: &str, tz: chrono_tz::Tz) -> anyhow::Result<i64> {
         })
 }
 
-fn now() -> i64 {
+/// The wall-clock time now, unix seconds.
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// A `--at`/`--from` option: the time given (see [`parse_time`]), or `now` when absent.
+pub(crate) fn time_or(text: Option<&str>, tz: chrono_tz::Tz, now: i64) -> anyhow::Result<i64> {
+    text.map_or(Ok(now), |text| parse_time(text, tz))
 }
 
 /// Loads the workspace's rules, printing every problem when they do not compile.
@@ -64,10 +70,7 @@ pub fn assess(args: AssessArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
     let workspace = Workspace::open(workspace_dir)?;
     let rules = load_rules(&workspace, out)?;
     let now = now();
-    let at = match &args.at {
-        Some(text) => parse_time(text, workspace.config().timezone)?,
-        None => now,
-    };
+    let at = time_or(args.at.as_deref(), workspace.config().timezone, now)?;
     let reader = workspace.open_store()?;
     let mut writer = if args.dry_run {
         None
@@ -191,10 +194,7 @@ pub fn explain(args: ExplainArgs, workspace_dir: &Path, out: &Output) -> anyhow:
     let workspace = Workspace::open(workspace_dir)?;
     let rules = load_rules(&workspace, out)?;
     let now = now();
-    let at = match &args.at {
-        Some(text) => parse_time(text, workspace.config().timezone)?,
-        None => now,
-    };
+    let at = time_or(args.at.as_deref(), workspace.config().timezone, now)?;
     let store = workspace.open_store()?;
     let explained = run_explain(&store, &rules, &args.customer, at, now)?;
     if args.json {
