@@ -80,9 +80,9 @@ pub enum Command {
     /// Create a workspace filled with realistic synthetic data, for trying tiercare.
     ///
     /// Generates managers, customers (with a Pareto spread of spending), two years of orders,
-    /// interactions, complaints and feedback as CSV files in DIR/data/, then imports them. The
-    /// same --seed and --end give the same data; running it again on the same folder re-imports
-    /// and changes nothing.
+    /// interactions, complaints and feedback as CSV files in DIR/data/, imports them, and
+    /// assesses every customer with the workspace's rules as of --end. The same --seed and --end
+    /// give the same data; running it again on the same folder re-imports and changes nothing.
     Demo(DemoArgs),
     /// Validate every rule file and script: all errors at once, as path:line:col with a caret.
     ///
@@ -418,11 +418,11 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DATE")]
     pub end: Option<chrono::NaiveDate>,
 
-    /// Only write the CSV files; do not import them.
+    /// Only write the CSV files; do not import or assess them.
     #[arg(long)]
     pub no_import: bool,
 
-    /// Print the import summaries as JSON on stdout.
+    /// Print the import summaries and the assessment as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
