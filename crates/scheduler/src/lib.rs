@@ -15,4 +15,5 @@ pub mod ingest;
 pub mod mail;
 pub mod outbox;
 pub mod plan;
+pub mod simple_templates;
 pub mod workspace;
