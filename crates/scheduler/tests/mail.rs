@@ -706,7 +706,11 @@ mod send_loop {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 40, "each message once");
-        assert!(sink.connections() <= 4, "{} connections", sink.connections());
+        assert!(
+            sink.connections() <= 4,
+            "{} connections",
+            sink.connections()
+        );
         assert!(
             store
                 .outbox(None, 100)
@@ -719,8 +723,9 @@ mod send_loop {
     #[test]
     fn rate_limits_leave_the_rest_queued_until_the_window_allows() {
         let (dir, mut store) = queued(5);
-        let mut transports: Vec<Box<dyn MailTransport>> =
-            vec![Box::new(FolderTransport::new(dir.path().join("mail")).unwrap())];
+        let mut transports: Vec<Box<dyn MailTransport>> = vec![Box::new(
+            FolderTransport::new(dir.path().join("mail")).unwrap(),
+        )];
         let limits = LimitsConfig {
             per_minute: Some(2),
             per_hour: Some(3),
@@ -766,6 +771,9 @@ mod send_loop {
                 .is_some_and(|e| e.starts_with("gave up after 2 attempts")),
             "{email:?}"
         );
-        assert!(!store.is_suppressed("c0@example.com").unwrap(), "not a bounce");
+        assert!(
+            !store.is_suppressed("c0@example.com").unwrap(),
+            "not a bounce"
+        );
     }
 }
