@@ -198,12 +198,6 @@ fn record(args: RecordArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
             n(report.tasks_created),
             n(report.attributes_set)
         ));
-        if report.unsupported > 0 {
-            out.warn(&format!(
-                "{} action(s) not recorded: a `set` of several attributes is not supported by the ledger yet",
-                n(report.unsupported)
-            ));
-        }
     }
     Ok(if report.rule_errors > 0 {
         ExitCode::from(1)

@@ -45,7 +45,40 @@ impl Manager {
     }
 }
 
+/// A customer without an owner, from [`Store::unowned_customers`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnownedCustomer {
+    /// The customer's rowid (what [`Store::assign_owners`] takes).
+    pub rowid: i64,
+    /// The customer's external id.
+    pub external_id: String,
+    /// Their current tier, if they have been assessed.
+    pub tier: Option<String>,
+}
+
 impl Store {
+    /// Every customer without an owner (none, or blank), by rowid (import order), with their
+    /// current tier. One scan of customers with their tiers.
+    pub fn unowned_customers(&self) -> Result<Vec<UnownedCustomer>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT c.id, c.external_id, t.tier FROM customers c \
+                 LEFT JOIN customer_tiers t ON t.customer_id = c.id \
+                 WHERE c.owner IS NULL OR trim(c.owner) = '' ORDER BY c.id",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([], |row| {
+                    Ok(UnownedCustomer {
+                        rowid: row.get(0)?,
+                        external_id: row.get(1)?,
+                        tier: row.get(2)?,
+                    })
+                })?
+                .collect()
+            })
+            .at(&self.label)
+    }
+
     /// Every manager, by external id, with the number of customers they
     /// own and of their tasks not done. One scan of customers and one of
     /// pending tasks.
