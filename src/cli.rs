@@ -87,7 +87,10 @@ pub enum Command {
     /// Validate every rule file and script: all errors at once, as path:line:col with a caret.
     ///
     /// Reads the workspace's rules/ folder (or --rules DIR): `*.yaml` rule files and `*.rhai`
-    /// function libraries. Exits 1 when there are errors; warnings alone exit 0.
+    /// function libraries. For the workspace's own rules, the managers (`manager:ID`) and roles
+    /// (`role:NAME`) that follow-up tasks and the owner `assignment` name are also checked
+    /// against the workspace's managers, once it has some. Exits 1 when there are errors;
+    /// warnings alone exit 0.
     Check(RulesArgs),
     /// Run the rule tests in rules/tests/: customers as feature values in, tier and segments out.
     ///

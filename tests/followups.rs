@@ -338,3 +338,38 @@ fn plan_on_an_empty_workspace_and_bad_usage() {
     out.assert_code(2);
     out.assert_stderr_contains("--from must be before --until");
 }
+
+#[test]
+fn a_set_of_several_attributes_is_recorded_and_carried_out_together() {
+    let ws = assessed_quickstart();
+    ws.write(
+        "rules/coupon.yaml",
+        "followups:\n  - id: t-coupon\n    tiers: [C]\n    cron: \"0 9 3 6 *\"\n    re_entry: once\n    set: { coupon_issued: true, coupon_code: JUNE25 }\n",
+    );
+    let out = ws.run(&[
+        "followups",
+        "record",
+        "--from",
+        FROM,
+        "--until",
+        UNTIL,
+        "--json",
+    ]);
+    out.assert_code(0);
+    let report = out.json();
+    let c_customers = ws.count("SELECT count(*) FROM customer_tiers WHERE tier = 'C'");
+    assert!(c_customers > 0);
+    let coupons = ws.count(
+        "SELECT count(*) FROM customers WHERE json_extract(attributes, '$.coupon_issued') = 1 \
+         AND json_extract(attributes, '$.coupon_code') = 'JUNE25'",
+    );
+    assert_eq!(coupons, c_customers);
+    assert!(
+        report["attributes_set"].as_i64().unwrap() >= 2 * c_customers,
+        "{report}"
+    );
+    assert_eq!(
+        ws.count("SELECT count(*) FROM followups WHERE rule_id = 't-coupon' AND status = 'done'"),
+        c_customers
+    );
+}

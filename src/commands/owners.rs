@@ -95,16 +95,23 @@ fn print_assignment(report: &AssignReport, out: &Output) {
         ));
     }
     if !report.plan.per_manager.is_empty() {
-        out.line(&format!(
-            "  per manager: {}",
-            report
-                .plan
-                .per_manager
-                .iter()
-                .map(|(manager, count)| format!("{manager} {}", n(*count)))
-                .collect::<Vec<_>>()
-                .join(" · ")
-        ));
+        // The managers given the most, then "and N more": all of them are in --json.
+        const SHOWN: usize = 10;
+        let mut most: Vec<(&String, &u64)> = report.plan.per_manager.iter().collect();
+        most.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut line = most
+            .iter()
+            .take(SHOWN)
+            .map(|(manager, count)| format!("{manager} {}", n(**count)))
+            .collect::<Vec<_>>()
+            .join(" · ");
+        if most.len() > SHOWN {
+            line.push_str(&format!(
+                " · and {} more managers (--json lists all)",
+                n((most.len() - SHOWN) as u64)
+            ));
+        }
+        out.line(&format!("  per manager: {line}"));
     }
     if report.without_tier > 0 {
         out.line(&format!(

@@ -405,6 +405,49 @@ fn refused_follow_ups_write_nothing_and_the_session_goes_on() {
 }
 
 #[test]
+fn several_attributes_are_set_together_with_one_follow_up() {
+    let (_dir, path, mut store) = new_store();
+    seed_customers(&mut store, &["ann"]);
+    let mut values = serde_json::Map::new();
+    values.insert("coupon_issued".into(), json!(true));
+    values.insert("coupon_code".into(), json!("WELCOME10"));
+    let planned = PlannedFollowUp {
+        key: OccurrenceKey::new("coupon", "ann", NOW),
+        scheduled_at: NOW,
+        action: FollowUpAction::SetAttributes { values },
+        reason: "win-back".into(),
+        skip: None,
+    };
+    let mut session = store.begin_followups(NOW, "v1").unwrap();
+    assert_eq!(
+        session.record(&planned).unwrap().status,
+        FollowUpStatus::Done
+    );
+    assert!(!session.record(&planned).unwrap().new);
+    // An empty set is refused before anything is written; the session goes on.
+    let mut empty = planned.clone();
+    empty.key = OccurrenceKey::new("coupon", "ann", NOW + 1);
+    empty.action = FollowUpAction::SetAttributes {
+        values: serde_json::Map::new(),
+    };
+    let err = session.record(&empty).unwrap_err();
+    assert!(err.to_string().contains("no attribute to set"), "{err}");
+    assert_eq!(session.finish().unwrap().attributes_set, 2);
+    let ann = store.customer("ann").unwrap().unwrap();
+    assert_eq!(
+        serde_json::Value::Object(ann.attributes),
+        json!({"coupon_issued": true, "coupon_code": "WELCOME10"})
+    );
+    let stored = &store.followups_of("ann").unwrap()[0];
+    assert_eq!(stored.action, planned.action);
+    let conn = Connection::open(&path).unwrap();
+    let kind: String = conn
+        .query_row("SELECT kind FROM followups", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(kind, "set_attribute");
+}
+
+#[test]
 fn set_attribute_merges_into_the_customer_with_the_follow_up() {
     let (_dir, _path, mut store) = new_store();
     import_at(
