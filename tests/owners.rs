@@ -96,6 +96,7 @@ fn owners_assign_gives_a_to_senior_b_to_junior_managers_and_c_to_nobody() {
     let c = tiers.iter().find(|t| t["tier"] == "C").unwrap();
     assert_eq!(c["to"], "nobody");
     assert_eq!(c["assigned"], 0);
+    assert!(c["unowned"].as_u64().unwrap() >= 1, "{c}");
     // Every A customer went to the senior manager, every B one to the active junior manager
     // (carol is inactive), and C customers have no owner.
     for (id, tier, owner) in unowned_at_start(&ws) {

@@ -66,9 +66,22 @@ pub fn assign_owners(
             active: manager.active,
         })
         .collect();
-    let unowned = store.unowned_customers()?;
-    report.unowned = unowned.len() as u64;
-    report.without_tier = unowned.iter().filter(|c| c.tier.is_none()).count() as u64;
+    // Only the tiers that have candidates: customers of `nobody` tiers are counted, not read.
+    let staffed: Vec<&str> = rules
+        .assignment()
+        .tiers
+        .iter()
+        .filter(|tier| !tier.to.is_empty())
+        .map(|tier| tier.tier.as_str())
+        .collect();
+    let counts = store.unowned_counts()?;
+    report.unowned = counts.iter().map(|(_, n)| n).sum();
+    report.without_tier = counts
+        .iter()
+        .filter(|(tier, _)| tier.is_none())
+        .map(|(_, n)| n)
+        .sum();
+    let unowned = store.unowned_customers(Some(&staffed))?;
     report.plan = assign(
         rules.assignment(),
         &managers,
@@ -79,6 +92,13 @@ pub fn assign_owners(
             })
         }),
     );
+    for outcome in &mut report.plan.tiers {
+        outcome.unowned = counts
+            .iter()
+            .filter(|(tier, _)| tier.as_deref() == Some(outcome.tier.as_str()))
+            .map(|(_, n)| n)
+            .sum();
+    }
     if !dry_run && !report.plan.assignments.is_empty() {
         report.written = store.assign_owners(&report.plan.assignments, now)?;
     }

@@ -189,12 +189,13 @@ type LedgerRow = (String, i64, bool, Option<i64>);
 impl Store {
     /// Computes every customer's features at `at` over `window` (as
     /// [`Store::for_each_features`]) and calls `visit` with each customer's features and
-    /// follow-up state, customer after customer in rowid order; see the
-    /// [module documentation](crate::followup_state).
+    /// follow-up state ([`CustomerFollowUpState`]), customer after customer in rowid order.
     ///
-    /// One read transaction; besides the features, one ordered scan each of the ledger, tier
-    /// history, segment history, complaints and feedback (the last four restricted to the
-    /// range) and, when asked, current segments. Memory beyond the features: one customer.
+    /// One read transaction; besides the features, one scan each of the ledger, tier history,
+    /// segment history, complaints and feedback (the last four restricted to the range) and,
+    /// when asked, current segments, each ordered by customer through its
+    /// `(customer_id, time)` index and read in step with the features like a merge join. So
+    /// memory beyond the features is one customer's state, whatever the size of the ledger.
     pub fn for_each_followup_state(
         &self,
         at: i64,

@@ -329,7 +329,9 @@ fn managers_come_with_their_load_and_owners_are_assigned_atomically() {
         .collect();
     assert_eq!(customers, [2, 1, 0]);
     // Left without an owner: dan, with no tier yet.
-    let unowned = store.unowned_customers().unwrap();
+    assert!(store.unowned_customers(Some(&["A"])).unwrap().is_empty());
+    assert_eq!(store.unowned_counts().unwrap(), [(None, 1)]);
+    let unowned = store.unowned_customers(None).unwrap();
     assert_eq!(
         unowned,
         [UnownedCustomer {
