@@ -373,3 +373,32 @@ fn a_set_of_several_attributes_is_recorded_and_carried_out_together() {
         c_customers
     );
 }
+
+#[test]
+fn a_rule_on_a_segment_plans_for_exactly_the_customers_in_it() {
+    let ws = assessed_quickstart();
+    let (set, segment): (String, String) = ws.query_one(
+        "SELECT segment_set, segment FROM customer_segments \
+         GROUP BY segment_set, segment ORDER BY count(*) DESC, segment_set, segment LIMIT 1",
+    );
+    let members = ws.count(&format!(
+        "SELECT count(*) FROM customer_segments WHERE segment_set = '{set}' AND segment = '{segment}'"
+    ));
+    assert!(members > 0);
+    ws.write(
+        "rules/segment.yaml",
+        &format!(
+            "followups:\n  - id: t-segment\n    segments: {{ {set}: {segment} }}\n    every: 30d\n    tag: in-segment\n"
+        ),
+    );
+    let out = ws.run(&["plan", "--from", FROM, "--days", "30", "--json"]);
+    out.assert_code(0);
+    let summary = out.json();
+    // A 30-day cadence that never fired occurs once in 30 days for each member, and never for
+    // anyone else.
+    assert_eq!(
+        rule(&summary, "t-segment")["planned"].as_i64().unwrap(),
+        members,
+        "{summary}"
+    );
+}

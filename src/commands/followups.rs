@@ -189,6 +189,12 @@ fn record(args: RecordArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
             n(report.customers),
             report.ruleset_version
         ));
+        if report.owners_assigned > 0 {
+            out.line(&format!(
+                "  {} customers got an owner first (the rules' `assignment`)",
+                n(report.owners_assigned)
+            ));
+        }
         out.line(&format!(
             "  {} new ({} planned emails and notifications, {} skipped) · {} already recorded · {} tasks created · {} attributes set",
             n(report.new),
