@@ -21,7 +21,8 @@
 //! Manager and role names are checked against the workspace's managers by
 //! [`crate::check_references`], as for tasks.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use serde::Serialize;
 
@@ -153,12 +154,12 @@ pub fn assign<'a>(
 ) -> AssignmentPlan {
     let mut plan = AssignmentPlan::default();
     let mut load: Vec<u64> = managers.iter().map(|manager| manager.customers).collect();
-    // Per named tier: the active managers who take its customers, by index, sorted by id.
+    // Per named tier: the active managers who take its customers, by index.
     let pools: Vec<Vec<usize>> = assignment
         .tiers
         .iter()
         .map(|tier| {
-            let mut pool: Vec<usize> = managers
+            managers
                 .iter()
                 .enumerate()
                 .filter(|(_, manager)| {
@@ -169,9 +170,24 @@ pub fn assign<'a>(
                         })
                 })
                 .map(|(index, _)| index)
-                .collect();
-            pool.sort_by(|a, b| managers[*a].id.cmp(&managers[*b].id));
-            pool
+                .collect()
+        })
+        .collect();
+    // Each manager's rank by id, for ties: the smallest id wins.
+    let mut by_id: Vec<usize> = (0..managers.len()).collect();
+    by_id.sort_by(|a, b| managers[*a].id.cmp(&managers[*b].id));
+    let mut ranks = vec![0; managers.len()];
+    for (rank, &m) in by_id.iter().enumerate() {
+        ranks[m] = rank;
+    }
+    // Per tier, its pool in a max-heap by spare capacity. Loads only grow, so an entry's key is
+    // never below the manager's current one: a stale entry is refreshed when it comes up.
+    let mut heaps: Vec<BinaryHeap<HeapEntry>> = pools
+        .iter()
+        .map(|pool| {
+            pool.iter()
+                .filter_map(|&m| heap_entry(m, &managers[m], load[m], ranks[m]))
+                .collect()
         })
         .collect();
     plan.tiers = assignment
@@ -204,38 +220,62 @@ pub fn assign<'a>(
         if assignment.tiers[index].to.is_empty() {
             continue;
         }
-        let pool = &pools[index];
-        if pool.is_empty() {
+        if pools[index].is_empty() {
             outcome.no_candidate += 1;
             continue;
         }
-        // The most spare capacity: unlimited first (fewest customers), then the largest spare;
-        // the pool is sorted by id, and `max_by_key` keeps the last maximum, so walk it
-        // backwards to keep the smallest id on ties.
-        let best = pool
-            .iter()
-            .rev()
-            .filter_map(|&m| {
-                let spare = match managers[m].capacity {
-                    None => (1, u64::MAX - load[m]),
-                    Some(capacity) => (0, capacity.saturating_sub(load[m])),
-                };
-                (spare.0 == 1 || spare.1 > 0).then_some((m, spare))
-            })
-            .max_by_key(|(_, spare)| *spare)
-            .map(|(m, _)| m);
-        match best {
+        match best_candidate(&mut heaps[index], managers, &load) {
             Some(m) => {
                 load[m] += 1;
                 outcome.assigned += 1;
                 *plan.per_manager.entry(managers[m].id.clone()).or_default() += 1;
                 plan.assignments
                     .push((customer.key, managers[m].id.clone()));
+                // Back in with its new spare capacity (a full manager drops out).
+                if let Some(entry) = heap_entry(m, &managers[m], load[m], ranks[m]) {
+                    heaps[index].push(entry);
+                }
             }
             None => outcome.full += 1,
         }
     }
     plan
+}
+
+/// A candidate in a tier's heap: `(unlimited, spare, smallest id first, manager index)`.
+type HeapEntry = (bool, u64, Reverse<usize>, usize);
+
+/// The heap entry of manager `m` with `load` customers; `None` when they are full.
+fn heap_entry(m: usize, manager: &ManagerLoad, load: u64, rank: usize) -> Option<HeapEntry> {
+    match manager.capacity {
+        None => Some((true, u64::MAX - load, Reverse(rank), m)),
+        Some(capacity) => {
+            let spare = capacity.saturating_sub(load);
+            (spare > 0).then_some((false, spare, Reverse(rank), m))
+        }
+    }
+}
+
+/// Takes the candidate with the most spare capacity off `heap`, refreshing stale entries
+/// (managers who got customers through another tier since they were pushed); `None` when
+/// every candidate is full.
+fn best_candidate(
+    heap: &mut BinaryHeap<HeapEntry>,
+    managers: &[ManagerLoad],
+    load: &[u64],
+) -> Option<usize> {
+    while let Some(entry) = heap.pop() {
+        let m = entry.3;
+        // A manager filled up through another tier drops out.
+        let Some(current) = heap_entry(m, &managers[m], load[m], (entry.2).0) else {
+            continue;
+        };
+        if current == entry {
+            return Some(m);
+        }
+        heap.push(current);
+    }
+    None
 }
 
 /// Parses one entry: `role:NAME` or `manager:ID`.
@@ -490,6 +530,34 @@ mod tests {
         assert!(plan.assignments.is_empty());
         assert_eq!(plan.tiers[0].no_candidate, 1);
         assert_eq!(plan.tiers[1].no_candidate, 1);
+    }
+
+    #[test]
+    fn a_manager_in_two_tiers_is_filled_through_both() {
+        // m9 takes B customers by name and A customers by role: each tier sees the load the
+        // other gave.
+        let managers = [
+            manager("m9", "senior", Some(3), 0),
+            manager("s1", "senior", Some(2), 0),
+            manager("j1", "junior", Some(1), 0),
+        ];
+        let plan = assign(
+            &rules(),
+            &managers,
+            customers(&["B", "A", "A", "B", "A", "B"]),
+        );
+        let owners: Vec<(i64, &str)> = plan
+            .assignments
+            .iter()
+            .map(|(key, m)| (*key, m.as_str()))
+            .collect();
+        // B0: m9 (3 spare) over j1 (1); A1: m9 (2) and s1 (2): m9 by id; A2: s1 (2) over m9
+        // (1); B3: m9 (1) and j1 (1): j1 by id; A4: m9 and s1 (1 each): m9 by id; B5: all full.
+        assert_eq!(
+            owners,
+            [(0, "m9"), (1, "m9"), (2, "s1"), (3, "j1"), (4, "m9")]
+        );
+        assert_eq!(plan.tiers[1].full, 1);
     }
 
     #[test]

@@ -114,7 +114,8 @@ pub fn assign_owners(
 
 /// Checks the managers (`manager:ID`) and roles (`role:NAME`) the follow-up rules and the
 /// `assignment` section name against the workspace's managers. A workspace without managers yet
-/// skips the check (nothing to check against); templates are not checked here.
+/// skips the manager check, and one where no manager has a role the role check (nothing to
+/// check against); templates are not checked here.
 pub fn check_manager_references(
     store: &Store,
     rules: &RuleSet,
@@ -124,16 +125,10 @@ pub fn check_manager_references(
     let mut roles: Vec<&str> = managers.iter().filter_map(|m| m.role.as_deref()).collect();
     roles.sort_unstable();
     roles.dedup();
-    // With managers but no roles at all, every `role:` is unknown: say so.
-    let no_role = ["(no manager has a role)"];
     let references = References {
         templates: &[],
         managers: &ids,
-        roles: if roles.is_empty() && !ids.is_empty() {
-            &no_role
-        } else {
-            &roles
-        },
+        roles: &roles,
     };
     Ok(check_references(rules, &references))
 }
