@@ -91,7 +91,10 @@ pub enum Command {
     /// Validate every rule file and script: all errors at once, as path:line:col with a caret.
     ///
     /// Reads the workspace's rules/ folder (or --rules DIR): `*.yaml` rule files and `*.rhai`
-    /// function libraries. Exits 1 when there are errors; warnings alone exit 0.
+    /// function libraries. For the workspace's own rules, the managers (`manager:ID`) and roles
+    /// (`role:NAME`) that follow-up tasks and the owner `assignment` name are also checked
+    /// against the workspace's managers, once it has some. Exits 1 when there are errors;
+    /// warnings alone exit 0.
     Check(RulesArgs),
     /// Run the rule tests in rules/tests/: customers as feature values in, tier and segments out.
     ///
@@ -142,6 +145,14 @@ pub enum Command {
     /// create tasks when their follow-ups are recorded (`tiercare followups record`). An unknown
     /// id or a task already done exits 2 and changes nothing.
     Tasks(TasksArgs),
+    /// List account managers with their load, or give customers without an owner one.
+    ///
+    /// Without a subcommand, lists the managers: role, capacity, customers owned, spare
+    /// capacity and tasks not done. `owners assign` gives every assessed customer without an
+    /// owner one by the `assignment` section of the rules (for example A customers to senior
+    /// managers, C customers to nobody), each to the candidate with the most spare capacity;
+    /// `followups record` does the same before it creates tasks.
+    Owners(OwnersArgs),
     /// Deliver the emails due now from the outbox, once, through the configured transport.
     ///
     /// Emails are queued, already rendered, by `tiercare followups record` (and the daemon), in
@@ -250,7 +261,7 @@ pub struct UnsubscribeArgs {
     #[arg(value_name = "ADDRESS")]
     pub address: Option<String>,
     /// A token from an unsubscribe link (`token=...`), verified with the secret in the
-    /// environment variable [mail] unsubscribe_secret_env names.
+    /// environment variable that `unsubscribe_secret_env` in `[mail]` names.
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
     /// A CSV file with a header and an `email` (or `address`) column.
@@ -259,6 +270,36 @@ pub struct UnsubscribeArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `tiercare owners`.
+#[derive(Debug, Args)]
+pub struct OwnersArgs {
+    /// What to do [default: list].
+    #[command(subcommand)]
+    pub command: Option<OwnersCommand>,
+    /// Print the result as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `tiercare owners` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OwnersCommand {
+    /// List the managers with their role, capacity, customers owned and open tasks (the default).
+    List,
+    /// Give every assessed customer without an owner one, by the rules' `assignment` section.
+    ///
+    /// Per tier, the rules name candidates (`role:NAME`, `manager:ID`) or `nobody`; each
+    /// customer goes to the active candidate with the most spare capacity (capacity minus
+    /// customers owned; a manager without a capacity is never full). Customers whose
+    /// candidates are all full stay without an owner and are counted. A customer who has an
+    /// owner keeps it. Written in one transaction.
+    Assign {
+        /// Decide and print, but write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `tiercare plan`.
@@ -287,8 +328,10 @@ pub enum FollowupsCommand {
     /// (emails stay planned for the outbox; tasks are created and attributes set at once) and
     /// every occurrence the contact policy removed (recorded as skipped, so it is not planned
     /// again). Each occurrence has a key RULE:TIME:CUSTOMER, so recording the same range again
-    /// creates nothing new. A task nobody can take (a customer without an owner, no active
-    /// manager with the role) is recorded as skipped. Everything is written in one transaction.
+    /// creates nothing new. Customers without an owner first get one by the rules'
+    /// `assignment` section (as `tiercare owners assign`), so tasks for `owner` reach them; a
+    /// task nobody can take (still no owner, no active manager with the role) is recorded as
+    /// skipped. The follow-ups are written in one transaction.
     /// Exits 1 when a rule's condition failed for some customers.
     Record(RecordArgs),
 }

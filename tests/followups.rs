@@ -351,3 +351,67 @@ fn plan_on_an_empty_workspace_and_bad_usage() {
     out.assert_code(2);
     out.assert_stderr_contains("--from must be before --until");
 }
+
+#[test]
+fn a_set_of_several_attributes_is_recorded_and_carried_out_together() {
+    let ws = assessed_quickstart();
+    ws.write(
+        "rules/coupon.yaml",
+        "followups:\n  - id: t-coupon\n    tiers: [C]\n    cron: \"0 9 3 6 *\"\n    re_entry: once\n    set: { coupon_issued: true, coupon_code: JUNE25 }\n",
+    );
+    let out = ws.run(&[
+        "followups",
+        "record",
+        "--from",
+        FROM,
+        "--until",
+        UNTIL,
+        "--json",
+    ]);
+    out.assert_code(0);
+    let report = out.json();
+    let c_customers = ws.count("SELECT count(*) FROM customer_tiers WHERE tier = 'C'");
+    assert!(c_customers > 0);
+    let coupons = ws.count(
+        "SELECT count(*) FROM customers WHERE json_extract(attributes, '$.coupon_issued') = 1 \
+         AND json_extract(attributes, '$.coupon_code') = 'JUNE25'",
+    );
+    assert_eq!(coupons, c_customers);
+    assert!(
+        report["attributes_set"].as_i64().unwrap() >= 2 * c_customers,
+        "{report}"
+    );
+    assert_eq!(
+        ws.count("SELECT count(*) FROM followups WHERE rule_id = 't-coupon' AND status = 'done'"),
+        c_customers
+    );
+}
+
+#[test]
+fn a_rule_on_a_segment_plans_for_exactly_the_customers_in_it() {
+    let ws = assessed_quickstart();
+    let (set, segment): (String, String) = ws.query_one(
+        "SELECT segment_set, segment FROM customer_segments \
+         GROUP BY segment_set, segment ORDER BY count(*) DESC, segment_set, segment LIMIT 1",
+    );
+    let members = ws.count(&format!(
+        "SELECT count(*) FROM customer_segments WHERE segment_set = '{set}' AND segment = '{segment}'"
+    ));
+    assert!(members > 0);
+    ws.write(
+        "rules/segment.yaml",
+        &format!(
+            "followups:\n  - id: t-segment\n    segments: {{ {set}: {segment} }}\n    every: 30d\n    tag: in-segment\n"
+        ),
+    );
+    let out = ws.run(&["plan", "--from", FROM, "--days", "30", "--json"]);
+    out.assert_code(0);
+    let summary = out.json();
+    // A 30-day cadence that never fired occurs once in 30 days for each member, and never for
+    // anyone else.
+    assert_eq!(
+        rule(&summary, "t-segment")["planned"].as_i64().unwrap(),
+        members,
+        "{summary}"
+    );
+}

@@ -191,6 +191,12 @@ fn record(args: RecordArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
             n(report.customers),
             report.ruleset_version
         ));
+        if report.owners_assigned > 0 {
+            out.line(&format!(
+                "  {} customers got an owner first (the rules' `assignment`)",
+                n(report.owners_assigned)
+            ));
+        }
         out.line(&format!(
             "  {} new ({} planned emails and notifications, {} queued in the outbox, {} skipped) · {} already recorded · {} tasks created · {} attributes set",
             n(report.new),
@@ -201,12 +207,6 @@ fn record(args: RecordArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
             n(report.tasks_created),
             n(report.attributes_set)
         ));
-        if report.unsupported > 0 {
-            out.warn(&format!(
-                "{} action(s) not recorded: a `set` of several attributes is not supported by the ledger yet",
-                n(report.unsupported)
-            ));
-        }
     }
     Ok(if report.rule_errors > 0 {
         ExitCode::from(1)

@@ -2,6 +2,7 @@
 
 mod followups;
 mod outbox;
+mod owners;
 mod rules;
 mod tiers;
 
@@ -40,6 +41,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Send(args) => outbox::send(args, &workspace_dir, out),
         Command::Outbox(args) => outbox::outbox(args, &workspace_dir, out),
         Command::Unsubscribe(args) => outbox::unsubscribe(args, &workspace_dir, out),
+        Command::Owners(args) => owners::owners(args, &workspace_dir, out),
     }
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use serde_json::json;
 use tiercare_engine::{Severity, catalog, render_all, rules_json_schema, run_rule_tests};
 use tiercare_scheduler::assess::{AssessError, RuleSource};
+use tiercare_scheduler::owners::check_manager_references;
 use tiercare_scheduler::workspace::Workspace;
 
 use crate::cli::{FunctionsArgs, RulesArgs};
@@ -27,11 +28,18 @@ fn read_rules(args: &RulesArgs, workspace_dir: &Path) -> anyhow::Result<(PathBuf
 
 pub fn check(args: RulesArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let (dir, source) = read_rules(&args, workspace_dir)?;
-    let (diagnostics, version) = match source.load() {
-        Ok(loaded) => (loaded.warnings, Some(loaded.rules.version().to_owned())),
+    let (diagnostics, mut version) = match source.load() {
+        Ok(loaded) => {
+            let mut diagnostics = loaded.warnings;
+            diagnostics.extend(manager_references(&args, workspace_dir, &loaded.rules)?);
+            (diagnostics, Some(loaded.rules.version().to_owned()))
+        }
         Err(AssessError::Rules { diagnostics }) => (diagnostics, None),
         Err(err) => return Err(err.into()),
     };
+    if diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        version = None;
+    }
     let errors = diagnostics
         .iter()
         .filter(|d| d.severity == Severity::Error)
@@ -70,6 +78,24 @@ pub fn check(args: RulesArgs, workspace_dir: &Path, out: &Output) -> anyhow::Res
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The managers and roles the rules name, checked against the workspace's managers: only for
+/// the workspace's own rules (not `--rules DIR`) when its database exists.
+fn manager_references(
+    args: &RulesArgs,
+    workspace_dir: &Path,
+    rules: &tiercare_engine::RuleSet,
+) -> anyhow::Result<Vec<tiercare_engine::Diagnostic>> {
+    if args.rules.is_some() {
+        return Ok(Vec::new());
+    }
+    let workspace = Workspace::open(workspace_dir)?;
+    if !workspace.database_path().exists() {
+        return Ok(Vec::new());
+    }
+    let store = workspace.open_store()?;
+    Ok(check_manager_references(&store, rules)?)
 }
 
 pub fn test(args: RulesArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {

@@ -312,74 +312,92 @@ pub(crate) struct CompiledFollowUp {
     pub(crate) path: Vec<crate::yaml::PathSeg>,
 }
 
-/// Names the caller knows, for [`check_references`].
+/// Names the caller knows, for [`check_references`]. An empty list means "not known": that
+/// check is skipped (a workspace without templates yet, or without managers).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct References<'a> {
-    /// Email template names (`templates/*.eml` without the extension, for example).
+    /// Email template names (the template files' names without their extensions).
     pub templates: &'a [&'a str],
-    /// Manager names (`manager:NAME`).
+    /// Manager ids (`manager:ID`).
     pub managers: &'a [&'a str],
     /// Role names (`role:NAME`).
     pub roles: &'a [&'a str],
 }
 
-/// Checks the names follow-up rules refer to (templates, managers, roles) against what the
-/// workspace has: unknown names are errors at the rule's line, with a "did you mean".
+/// Checks the names follow-up rules and the `assignment` section refer to (templates,
+/// managers, roles) against what the workspace has: unknown names are errors at their line,
+/// with a "did you mean".
 ///
 /// This is a separate step from [`crate::load_rules`] because the engine does no IO: the caller
-/// lists its templates and managers. An empty `managers` or `roles` list means "not known",
-/// and skips that check.
+/// lists its templates and managers. An empty `templates`, `managers` or `roles` list means
+/// "not known", and skips that check.
 #[must_use]
 pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    for followup in &rules.followups {
-        let rule = &followup.rule;
-        let (key, name, known, what): (&str, &str, &[&str], &str) = match &rule.action {
-            Action::Email { template } => {
-                ("email.template", template, references.templates, "template")
-            }
-            Action::NotifyOwner { template } => (
-                "notify_owner.template",
-                template,
-                references.templates,
-                "template",
-            ),
-            Action::Task {
-                assignee: Assignee::Manager(name),
-                ..
-            } if !references.managers.is_empty() => {
-                ("task.assignee", name, references.managers, "manager")
-            }
-            Action::Task {
-                assignee: Assignee::Role(name),
-                ..
-            } if !references.roles.is_empty() => ("task.assignee", name, references.roles, "role"),
-            _ => continue,
-        };
-        if known.contains(&name) {
-            continue;
+    let mut report = |location: &Location,
+                      (line, column): (usize, usize),
+                      who: &str,
+                      (name, known, what): (&str, &[&str], &str)| {
+        if known.is_empty() || known.contains(&name) {
+            return;
         }
-        let (line, column) = rules.followup_position(followup, key);
         let hint = match closest(name, known.iter().copied()) {
             Some(best) => format!(
                 "did you mean `{best}`? {what}s: {}",
                 list_names(known.iter().copied())
             ),
-            None if known.is_empty() => format!("there are no {what}s yet"),
             None => format!("{what}s: {}", list_names(known.iter().copied())),
         };
         out.push(
             Diagnostic::error(
-                &rule.location.path,
+                &location.path,
                 line,
                 column,
-                format!(
-                    "follow-up `{}` uses {what} `{name}`, which does not exist",
-                    rule.id
-                ),
+                format!("{who} uses {what} `{name}`, which does not exist"),
             )
-            .with_source(rules.source_text(&rule.location.path))
+            .with_source(rules.source_text(&location.path))
             .with_hint(hint),
+        );
+    };
+    for followup in &rules.followups {
+        let rule = &followup.rule;
+        let (key, reference): (&str, (&str, &[&str], &str)) = match &rule.action {
+            Action::Email { template } => (
+                "email.template",
+                (template, references.templates, "template"),
+            ),
+            Action::NotifyOwner { template } => (
+                "notify_owner.template",
+                (template, references.templates, "template"),
+            ),
+            Action::Task {
+                assignee: Assignee::Manager(name),
+                ..
+            } => ("task.assignee", (name, references.managers, "manager")),
+            Action::Task {
+                assignee: Assignee::Role(name),
+                ..
+            } => ("task.assignee", (name, references.roles, "role")),
+            _ => continue,
+        };
+        report(
+            &rule.location,
+            rules.followup_position(followup, key),
+            &format!("follow-up `{}`", rule.id),
+            reference,
+        );
+    }
+    for placed in &rules.assignment.placed {
+        let reference: (&str, &[&str], &str) = match &placed.candidate {
+            crate::assignment::Candidate::Role(name) => (name, references.roles, "role"),
+            crate::assignment::Candidate::Manager(name) => (name, references.managers, "manager"),
+        };
+        let location = &placed.location;
+        report(
+            location,
+            (location.line, location.column),
+            "the owner assignment",
+            reference,
         );
     }
     out

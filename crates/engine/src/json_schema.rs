@@ -88,6 +88,16 @@ pub fn rules_json_schema() -> Value {
                         }
                     },
                     "contact_policy": { "$ref": "#/$defs/contactPolicy" },
+                    "assignment": {
+                        "type": ["object", "null"],
+                        "description": "Owners for customers who have none, per tier: `role:NAME` and `manager:ID` entries (balanced by spare capacity), or `nobody` (automation). One file has this section.",
+                        "additionalProperties": {
+                            "oneOf": [
+                                { "$ref": "#/$defs/ownerCandidate" },
+                                { "type": "array", "minItems": 1, "items": { "$ref": "#/$defs/ownerCandidate" } }
+                            ]
+                        }
+                    },
                     "followups": {
                         "type": "array",
                         "description": "Follow-up rules: who is contacted when, and by whom.",
@@ -121,6 +131,11 @@ pub fn rules_json_schema() -> Value {
                         "items": { "type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] }
                     }
                 }
+            },
+            "ownerCandidate": {
+                "type": "string",
+                "pattern": "^(nobody|role:.+|manager:.+)$",
+                "description": "`role:NAME` (every active manager with the role), `manager:ID`, or `nobody`."
             },
             "tierPolicy": {
                 "type": "object",

@@ -31,6 +31,7 @@
 //! - [`evaluate`]: a [`RuleSet`] applied to a [`Snapshot`]: a [`Decision`] (pins, hysteresis).
 //! - [`explain`]: every step of a decision (`tiercare explain`).
 //! - [`followup`]: follow-up rules and the contact policy, validated; [`check_references`].
+//! - [`assignment`]: owner assignment by tier, balanced by spare capacity ([`assign`]).
 //! - [`plan`]: follow-ups planned for one customer over a time range, with occurrence keys.
 //! - [`ruletest`]: rule tests (`rules/tests/*.yaml`, `tiercare test`).
 //! - [`json_schema`]: the JSON Schema of rule and rule-test files (`tiercare schema`).
@@ -38,6 +39,7 @@
 // The JSON Schema of rule files is one `json!` literal, deeper than the default limit.
 #![recursion_limit = "512"]
 
+pub mod assignment;
 pub mod catalog;
 pub mod diagnostic;
 pub mod evaluate;
@@ -60,6 +62,10 @@ mod native;
 mod rule_file;
 mod script_lint;
 
+pub use assignment::{
+    Assignment, AssignmentPlan, Candidate, ManagerLoad, TierAssignment, TierOutcome, Unowned,
+    assign,
+};
 pub use catalog::{Catalog, EventSpec, FunctionOrigin, FunctionSpec, catalog};
 pub use diagnostic::{Diagnostic, Severity, render_all};
 pub use evaluate::{Decision, Evaluator, RuleError};

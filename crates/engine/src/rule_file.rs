@@ -87,6 +87,40 @@ pub(crate) struct RawRuleFile {
     pub(crate) contact_policy: Option<RawContactPolicy>,
     #[serde(default)]
     pub(crate) followups: Vec<RawFollowUp>,
+    pub(crate) assignment: Option<Ordered<RawAssignees>>,
+}
+
+/// `assignment.<tier>:` one entry (`nobody`, `role:senior`) or a list of them.
+#[derive(Debug)]
+pub(crate) enum RawAssignees {
+    One(Scalar),
+    Many(Vec<Scalar>),
+}
+
+impl<'de> Deserialize<'de> for RawAssignees {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AssigneesVisitor;
+        impl<'de> Visitor<'de> for AssigneesVisitor {
+            type Value = RawAssignees;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`nobody`, `role:NAME`, `manager:ID` or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawAssignees::One(Scalar(v.to_owned())))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut list = Vec::new();
+                while let Some(item) = seq.next_element::<Scalar>()? {
+                    list.push(item);
+                }
+                Ok(RawAssignees::Many(list))
+            }
+        }
+        deserializer.deserialize_any(AssigneesVisitor)
+    }
 }
 
 /// A value written either as a short scalar (`every: 30d`) or as a mapping with more keys

@@ -4,7 +4,7 @@
 //! # Rule files
 //!
 //! A rule set is every `*.yaml` file of the `rules/` folder (not `rules/tests/`) and every `*.rhai`
-//! function library beside them. A YAML file may hold `tiering`, `scores`, `segments`, `followups` and `contact_policy` (see [`crate::followup`]); **exactly one** file
+//! function library beside them. A YAML file may hold `tiering`, `scores`, `segments`, `followups`, `contact_policy` (see [`crate::followup`]) and `assignment` (see [`crate::assignment`]); **exactly one** file
 //! has `tiering`:
 //!
 //! ```yaml
@@ -351,6 +351,7 @@ pub struct RuleSet {
     pub(crate) segment_sets: Vec<CompiledSegmentSet>,
     pub(crate) followups: Vec<CompiledFollowUp>,
     pub(crate) contact_policy: ContactPolicy,
+    pub(crate) assignment: crate::assignment::Assignment,
     pub(crate) features_used: Vec<Feature>,
     library: Vec<LibraryFunction>,
     sources: Vec<SourceFile>,
@@ -413,6 +414,12 @@ impl RuleSet {
     #[must_use]
     pub fn contact_policy(&self) -> &ContactPolicy {
         &self.contact_policy
+    }
+
+    /// Owner assignment by tier (empty when no file has an `assignment` section).
+    #[must_use]
+    pub fn assignment(&self) -> &crate::assignment::Assignment {
+        &self.assignment
     }
 
     /// A planner for follow-ups (one per thread; see [`crate::plan`]).
@@ -894,6 +901,7 @@ impl<'a> Loader<'a> {
             })
             .collect();
         let contact_policy = self.contact_policy(&parsed, &tier_ids);
+        let assignment = self.assignment(&parsed, &tier_ids);
         let followups = self.followups(&parsed, &tier_ids, &set_ids, scope_all);
 
         // Lints and reachability.
@@ -971,6 +979,7 @@ impl<'a> Loader<'a> {
             segment_sets,
             followups,
             contact_policy,
+            assignment,
             features_used,
             library: self.library,
             sources: self.sources,

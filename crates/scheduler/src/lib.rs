@@ -2,7 +2,8 @@
 //!
 //! Today it opens and creates workspaces ([`workspace`], [`config`]), runs imports
 //! ([`ingest`]: files → engine mapping → store), assesses tiers ([`assess`]: store features →
-//! engine decisions → store), builds and delivers mail ([`mail`]) and writes synthetic demo data
+//! engine decisions → store), plans and records follow-ups ([`plan`]), assigns owners
+//! ([`owners`]), builds and delivers mail ([`mail`]) and writes synthetic demo data
 //! ([`demo`]). The daemon (watching rules, cron schedules, the outbox) will live here too.
 //!
 //! It must never contain SQL (that is the store's) nor evaluate rules itself (that is the
@@ -14,6 +15,7 @@ pub mod demo;
 pub mod ingest;
 pub mod mail;
 pub mod outbox;
+pub mod owners;
 pub mod plan;
 pub mod simple_templates;
 pub mod workspace;

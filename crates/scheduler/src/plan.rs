@@ -5,14 +5,12 @@
 //! nothing. [`record_due`] plans a range and records what is due into the follow-up ledger,
 //! idempotently by occurrence key: what the daemon does on each tick.
 //!
-//! Both stream: one customer's features, state and plan at a time. What they hold for all
-//! customers at once is what the store returns in bulk: the ledger's last occurrences and the
-//! events of the range ([`Store::followup_state`]) and about 40 bytes of contact counts per
-//! customer ([`Store::contact_counts`]).
+//! Both stream: one customer's features, follow-up state and plan at a time
+//! ([`Store::for_each_followup_state`]), so beyond the features (computed in bulk, as for an
+//! assessment) memory does not grow with the ledger or the events.
 //!
-//! The store's and the engine's `FollowUpState` differ (the store's is for every customer at
-//! once, by rowid, with counts of recent contacts; the engine's is one customer's, with contact
-//! times): [`fill_state`] is the adapter.
+//! The store's and the engine's follow-up state differ in shape (the store's names rows, the
+//! engine's is what the planner reads): [`fill_state`] is the adapter.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -26,8 +24,8 @@ use tiercare_engine::plan::{
 };
 use tiercare_engine::{Action, Assignee as EngineAssignee, RuleSet, Snapshot};
 use tiercare_store::{
-    Assignee, ContactCounts, CustomerFeatures, EmailRecipient, EventKind, FollowUpAction,
-    FollowUpState, OccurrenceKey, PlannedFollowUp, Store, StoreError, Window,
+    Assignee, CustomerFeatures, CustomerFollowUpState as StoreState, EmailRecipient, EventKind,
+    FollowUpAction, OccurrenceKey, PlannedFollowUp, StateRange, Store, StoreError, Window,
 };
 
 use crate::assess::{AssessError, fill_snapshot};
@@ -205,71 +203,46 @@ fn engine_event(kind: &EventKind) -> EngineEventKind {
     }
 }
 
-/// Builds the engine's state of one customer from the store's bulk state (the adapter).
-///
-/// - `tier`: the stored tier (`features.previous_tier`, the tier of the last assessment);
-///   `segments` as given (read only when a rule filters on segments).
-/// - `last_fired`: per rule, the latest occurrence that fired (planned or done); skipped and
-///   cancelled ones do not count.
-/// - `contacts`: the store counts recent contacts rather than listing them, so the emails of
-///   the last day are placed one second before `at`, the rest of the last 7 days one day before,
-///   the rest of the last 30 days eight days before, and the next planned contact after `at` at
-///   its time. The caps are never exceeded this way (recent emails count in the current period
-///   at worst), at the price of sometimes holding back an email a true count would allow.
-pub fn fill_state(
-    state: &mut EngineState,
-    features: &CustomerFeatures,
-    ledger: &FollowUpState,
-    contacts: Option<&ContactCounts>,
-    rule_ids: &[&str],
-    at: i64,
-) {
-    state.tier = (!features.previous_tier.is_empty()).then(|| features.previous_tier.clone());
-    state.last_fired.clear();
-    for rule in rule_ids {
-        if let Some(last) = ledger.last_fired(rule, features.customer_rowid) {
-            state.last_fired.push(((*rule).to_owned(), last));
-        }
-    }
-    state.contacts.clear();
-    if let Some(c) = contacts {
-        let day = c.emails_day;
-        let week = c.emails_week.saturating_sub(day);
-        let month = c.emails_month.saturating_sub(c.emails_week);
-        for (count, offset) in [(day, 1), (week, DAY), (month, 8 * DAY)] {
-            state
-                .contacts
-                .extend(std::iter::repeat_n(at - offset, count as usize));
-        }
-        if let Some(next) = c.next_contact_at {
-            state.contacts.push(next);
-        }
-        state.contacts.sort_unstable();
-    }
-    state.events.clear();
-    state.events.extend(
-        ledger
-            .events_of(features.customer_rowid)
-            .iter()
-            .map(|event| EngineEvent {
-                at: event.at,
-                kind: engine_event(&event.kind),
-            }),
-    );
+/// How far before the start of a range the e-mails to each customer are read: a calendar
+/// month in any zone (caps per month), or the longest minimum gap if that is longer.
+fn email_lookback(rules: &RuleSet) -> i64 {
+    let policy = rules.contact_policy();
+    std::iter::once(&policy.default)
+        .chain(policy.tiers.iter().map(|(_, tier)| tier))
+        .filter_map(|tier| tier.min_gap)
+        .fold(32 * DAY, i64::max)
 }
 
-/// Reads the customer's current segments, when a rule needs them.
-fn fill_segments(
-    state: &mut EngineState,
-    reader: &Store,
-    customer_id: &str,
-) -> Result<(), StoreError> {
-    state.segments = reader
-        .segments_of(customer_id)?
-        .into_iter()
-        .map(|segment| (segment.segment_set, segment.segment))
-        .collect();
-    Ok(())
+/// Builds the engine's state of one customer from the store's (the adapter).
+///
+/// - `tier`: the stored tier (`features.previous_tier`, the tier of the last assessment);
+///   `segments` as streamed (read only when a rule filters on segments).
+/// - `last_fired`: per rule, the latest occurrence that fired (planned or done); skipped and
+///   cancelled ones do not count.
+/// - `contacts`: the times of the e-mails planned or sent to the customer since the e-mail
+///   lookback (so caps per local day, week and month and the minimum gap are exact), later
+///   ones included, and the latest one before it if any (for `from: last_contact` cadences).
+pub fn fill_state(state: &mut EngineState, features: &CustomerFeatures, store: &StoreState) {
+    state.tier = (!features.previous_tier.is_empty()).then(|| features.previous_tier.clone());
+    state.segments.clear();
+    state.segments.extend(store.segments.iter().cloned());
+    state.last_fired.clear();
+    state.last_fired.extend(
+        store
+            .last
+            .iter()
+            .filter_map(|last| Some((last.rule_id.clone(), last.last_fired_at?))),
+    );
+    state.contacts.clear();
+    state.contacts.extend(store.earlier_email);
+    state.contacts.extend(store.emails.iter().copied());
+    state.events.clear();
+    state
+        .events
+        .extend(store.events.iter().map(|event| EngineEvent {
+            at: event.at,
+            kind: engine_event(&event.kind),
+        }));
 }
 
 /// Plans every customer over `[options.from, options.to)`, calling `visit` with each
@@ -280,47 +253,34 @@ fn for_each_plan(
     options: PlanOptions,
     visit: &mut dyn FnMut(&CustomerFeatures, &EngineState, &tiercare_engine::Plan),
 ) -> Result<(), AssessError> {
-    let ledger = reader.followup_state(options.events_since, options.to)?;
-    let contacts = reader.contact_counts(options.from)?;
-    let rule_ids: Vec<&str> = rules.followups().map(|rule| rule.id.as_str()).collect();
-    let needs_segments = rules.followups().any(|rule| !rule.segments.is_empty());
+    let range = StateRange {
+        events_since: options.events_since,
+        events_until: options.to,
+        emails_since: options.from - email_lookback(rules),
+        segments: rules.followups().any(|rule| !rule.segments.is_empty()),
+    };
     let mut planner = rules.planner();
     let mut snapshot = Snapshot::new();
     let mut state = EngineState::default();
-    let mut read_error: Option<StoreError> = None;
-    reader.for_each_features(options.from, store_window(rules), &mut |features| {
-        if read_error.is_some() {
-            return;
-        }
-        snapshot.reset();
-        fill_snapshot(&mut snapshot, features);
-        fill_state(
-            &mut state,
-            features,
-            &ledger,
-            contacts.get(features.customer_rowid),
-            &rule_ids,
-            options.from,
-        );
-        if needs_segments {
-            if let Err(err) = fill_segments(&mut state, reader, &features.customer_id) {
-                read_error = Some(err);
-                return;
-            }
-        }
-        let plan = planner.plan(
-            &snapshot,
-            &state,
-            options.from,
-            options.to,
-            options.timezone,
-        );
-        visit(features, &state, &plan);
-    })?;
-    match read_error {
-        Some(err) => Err(err.into()),
-        None => Ok(()),
-    }
+    reader.for_each_followup_state(
+        options.from,
+        store_window(rules),
+        range,
+        &mut |features, stored| {
+            snapshot.reset();
+            fill_snapshot(&mut snapshot, features);
+            fill_state(&mut state, features, stored);
+            let plan = planner.plan(
+                &snapshot,
+                &state,
+                options.from,
+                options.to,
+                options.timezone,
+            );
+            visit(features, &state, &plan);
+        },
+    )?;
+    Ok(())
 }
 
 /// Running totals of [`plan`].
@@ -550,6 +510,8 @@ pub struct RecordReport {
     pub ruleset_version: String,
     /// Customers planned for.
     pub customers: u64,
+    /// Customers given an owner first, by the rules' `assignment` section.
+    pub owners_assigned: u64,
     /// New ledger rows (skipped ones included).
     pub new: u64,
     /// Occurrences already in the ledger: nothing written.
@@ -564,9 +526,6 @@ pub struct RecordReport {
     pub tasks_created: u64,
     /// Customer attributes set.
     pub attributes_set: u64,
-    /// Actions not recorded because the ledger cannot hold them yet (a `set` of several
-    /// attributes: the ledger holds one attribute per occurrence).
-    pub unsupported: u64,
     /// Rule conditions that failed, customer occurrences.
     pub rule_errors: u64,
     /// Wall time in milliseconds.
@@ -591,16 +550,15 @@ pub fn render_title(title: &str, customer_id: &str, name: Option<&str>) -> Strin
         .replace("{{customer.id}}", customer_id)
 }
 
-/// The ledger's form of an engine action; `None` when the ledger cannot hold it (a `set` of
-/// several attributes).
+/// The ledger's form of an engine action.
 fn store_action(
     action: &Action,
     occurrence_at: i64,
     scheduled_at: i64,
     customer_id: &str,
     name: Option<&str>,
-) -> Option<FollowUpAction> {
-    Some(match action {
+) -> FollowUpAction {
+    match action {
         Action::Email { template } => FollowUpAction::Email {
             template: template.clone(),
         },
@@ -617,19 +575,20 @@ fn store_action(
             due_at: (occurrence_at + due.unwrap_or(0)).max(scheduled_at),
             note: None,
         },
-        Action::Set { attributes } if attributes.len() == 1 => {
-            let (name, value) = attributes.iter().next()?;
-            FollowUpAction::SetAttribute {
+        Action::Set { attributes } => match attributes.iter().next() {
+            Some((name, value)) if attributes.len() == 1 => FollowUpAction::SetAttribute {
                 name: name.clone(),
                 value: value.clone(),
-            }
-        }
-        Action::Set { .. } => return None,
+            },
+            _ => FollowUpAction::SetAttributes {
+                values: attributes.clone(),
+            },
+        },
         Action::Tag { tag } => FollowUpAction::SetAttribute {
             name: tag.clone(),
             value: serde_json::Value::Bool(true),
         },
-    })
+    }
 }
 
 /// Plans `[from, until)` and records every follow-up due in it into the ledger, in one
@@ -640,6 +599,10 @@ fn store_action(
 /// Idempotent: an occurrence already in the ledger (same `RULE:TIME:CUSTOMER` key) is not
 /// written again, so calling it twice for the same range creates nothing new. This is what the
 /// daemon does on each tick, with `from` its previous tick.
+///
+/// First, customers without an owner get one by the rules' `assignment` section
+/// ([`crate::owners::assign_owners`], its own transaction), so that the tasks recorded next
+/// for `owner` go to them.
 ///
 /// Features are read through `reader` while follow-ups are written through `writer` (a second
 /// connection to the same database), as in [`crate::assess::assess`].
@@ -663,6 +626,7 @@ pub fn record_due(
         ruleset_version: rules.version().to_owned(),
         ..RecordReport::default()
     };
+    report.owners_assigned = crate::owners::assign_owners(writer, rules, now, false)?.written;
     let actions: HashMap<&str, &Action> = rules
         .followups()
         .map(|rule| (rule.id.as_str(), &rule.action))
@@ -692,16 +656,13 @@ pub fn record_due(
         };
         let mut planned: Vec<PlannedFollowUp> = Vec::new();
         for action in &plan.actions {
-            let Some(stored) = store_action(
+            let stored = store_action(
                 &action.action,
                 action.occurrence_at,
                 action.scheduled_at,
                 &features.customer_id,
                 name.as_deref(),
-            ) else {
-                report.unsupported += 1;
-                continue;
-            };
+            );
             planned.push(PlannedFollowUp {
                 key: OccurrenceKey::new(
                     &action.rule_id,
@@ -722,16 +683,13 @@ pub fn record_due(
                 continue;
             };
             let scheduled_at = skipped.occurrence_at.max(options.from);
-            let Some(stored) = store_action(
+            let stored = store_action(
                 action,
                 skipped.occurrence_at,
                 scheduled_at,
                 &features.customer_id,
                 name.as_deref(),
-            ) else {
-                report.unsupported += 1;
-                continue;
-            };
+            );
             let why = match &skipped.skipped {
                 Skipped::Cap { period, limit } => {
                     format!("cap: {limit} per {}", format!("{period:?}").to_lowercase())
@@ -800,51 +758,61 @@ mod tests {
     const FROM: i64 = 1_748_822_400;
 
     #[test]
-    fn the_adapter_places_recent_emails_so_caps_hold_and_keeps_the_next_contact() {
-        let store = Store::open_in_memory().unwrap();
-        let ledger = store.followup_state(0, FROM).unwrap();
+    fn the_adapter_passes_exact_email_times_fired_rules_events_and_segments() {
         let features = CustomerFeatures {
             customer_rowid: 1,
             customer_id: "C1".to_owned(),
             previous_tier: "B".to_owned(),
             ..CustomerFeatures::default()
         };
-        let contacts = ContactCounts {
+        let stored = StoreState {
             customer_rowid: 1,
-            emails_day: 1,
-            emails_week: 2,
-            emails_month: 4,
-            next_contact_at: Some(FROM + 3 * DAY),
-            ..ContactCounts::default()
+            last: vec![
+                tiercare_store::LastOccurrence {
+                    rule_id: "fired".to_owned(),
+                    last_occurrence_at: FROM - DAY,
+                    last_fired_at: Some(FROM - 2 * DAY),
+                },
+                tiercare_store::LastOccurrence {
+                    rule_id: "only-skipped".to_owned(),
+                    last_occurrence_at: FROM - DAY,
+                    last_fired_at: None,
+                },
+            ],
+            emails: vec![FROM - 3 * DAY, FROM - 1, FROM + 3 * DAY],
+            earlier_email: Some(FROM - 90 * DAY),
+            events: vec![tiercare_store::CustomerEvent {
+                customer_rowid: 1,
+                at: FROM - 60,
+                kind: EventKind::ComplaintOpened {
+                    severity: 2,
+                    subject: None,
+                    resolved_at: None,
+                },
+            }],
+            segments: vec![("rfm".to_owned(), "champions".to_owned())],
         };
         let mut state = EngineState {
             contacts: vec![42],
             ..EngineState::default()
         };
-        fill_state(
-            &mut state,
-            &features,
-            &ledger,
-            Some(&contacts),
-            &["r"],
-            FROM,
-        );
+        fill_state(&mut state, &features, &stored);
         assert_eq!(state.tier.as_deref(), Some("B"));
-        assert!(state.last_fired.is_empty());
+        assert_eq!(state.last_fired, vec![("fired".to_owned(), FROM - 2 * DAY)]);
         assert_eq!(
             state.contacts,
-            vec![
-                FROM - 8 * DAY,
-                FROM - 8 * DAY,
-                FROM - DAY,
-                FROM - 1,
-                FROM + 3 * DAY
-            ]
+            vec![FROM - 90 * DAY, FROM - 3 * DAY, FROM - 1, FROM + 3 * DAY]
         );
-        let features = CustomerFeatures::default();
-        fill_state(&mut state, &features, &ledger, None, &["r"], FROM);
+        assert_eq!(state.events.len(), 1);
+        assert_eq!(state.events[0].kind, EngineEventKind::Complaint);
+        assert_eq!(state.segments, stored.segments);
+        fill_state(
+            &mut state,
+            &CustomerFeatures::default(),
+            &StoreState::default(),
+        );
         assert_eq!(state.tier, None);
-        assert!(state.contacts.is_empty());
+        assert!(state.contacts.is_empty() && state.events.is_empty());
     }
 
     #[test]
@@ -951,6 +919,100 @@ mod tests {
         assert_eq!(second.tasks_created, 0, "{second:?}");
         assert!(second.existing > 0, "{second:?}");
         assert_eq!(ledger(&store), after_first);
+    }
+
+    /// Daily emails at 10:00, at most 2 per ISO week and 2 days apart.
+    const WEEKLY_CAP: &str = "\
+tiering:
+  window: 365d
+  tiers:
+    - id: C
+      when: true
+contact_policy:
+  caps: { week: 2 }
+  min_gap: 2d
+followups:
+  - id: daily
+    cron: \"0 10 * * *\"
+    email: { template: care }
+";
+
+    #[test]
+    fn caps_count_emails_in_their_own_week_and_the_gap_starts_at_the_last_email() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (workspace, _) = Workspace::init(&tmp.path().join("ws"), chrono_tz::UTC).unwrap();
+        let mut store = workspace.open_store().unwrap();
+        import(
+            &workspace,
+            &mut store,
+            RecordKind::Customers,
+            "customer_id,name,email,timezone,consent_email\n\
+             C1,Sunday Mailed,c1@example.com,UTC,true\n\
+             C2,Tuesday Mailed,c2@example.com,UTC,true\n",
+        );
+        let rules = tiercare_engine::load_rules(&[tiercare_engine::RuleFile::new(
+            "rules/cap.yaml",
+            WEEKLY_CAP,
+        )])
+        .unwrap()
+        .rules;
+        // Wednesday 2025-06-04 00:00 UTC.
+        let wednesday = FROM + 2 * DAY;
+        let at = |day: i64, hour: i64| FROM + day * DAY + hour * 3_600;
+        let mut writer = workspace.open_store().unwrap();
+        let mut session = writer.begin_followups(FROM - 7 * DAY, "v0").unwrap();
+        // C1: two emails at the end of the week before (Saturday and Sunday 10:00); C2: one on
+        // Tuesday 20:00 of this week, four hours before the plan starts.
+        for (customer, scheduled_at) in [("C1", at(-2, 10)), ("C1", at(-1, 10)), ("C2", at(1, 20))]
+        {
+            session
+                .record(&PlannedFollowUp {
+                    key: OccurrenceKey::new("manual", customer, scheduled_at),
+                    scheduled_at,
+                    action: FollowUpAction::Email {
+                        template: "care".to_owned(),
+                    },
+                    reason: "sent by hand".to_owned(),
+                    skip: None,
+                })
+                .unwrap();
+        }
+        session.finish().unwrap();
+        let options = PlanOptions {
+            from: wednesday,
+            to: wednesday + 7 * DAY,
+            events_since: wednesday - EVENT_LOOKBACK,
+            timezone: chrono_tz::UTC,
+        };
+        let mut planned: BTreeMap<String, Vec<(i64, Vec<&'static str>)>> = BTreeMap::new();
+        for_each_plan(&store, &rules, options, &mut |features, _, plan| {
+            for action in &plan.actions {
+                planned
+                    .entry(features.customer_id.clone())
+                    .or_default()
+                    .push((
+                        action.scheduled_at,
+                        action.moved.iter().map(|moved| moved.why).collect(),
+                    ));
+            }
+        })
+        .unwrap();
+        // C1: last week's two emails do not count this week, so Wednesday goes out; Thursday
+        // is moved to Friday by the gap; then the week is full until Monday.
+        assert_eq!(
+            planned["C1"],
+            [
+                (at(2, 10), vec![]),
+                (at(4, 10), vec!["min gap"]),
+                (at(7, 10), vec![]),
+            ]
+        );
+        // C2: the gap runs from Tuesday 20:00 exactly, to Thursday 20:00; with Tuesday's email
+        // the week is then full until Monday.
+        assert_eq!(
+            planned["C2"],
+            [(at(3, 20), vec!["min gap"]), (at(7, 10), vec![])]
+        );
     }
 
     /// Renders every template as a fixed text naming the template and customer.

@@ -1,5 +1,7 @@
-//! Contact accounting for follow-up caps and minimum gaps: how often, and
-//! how recently, each customer was contacted.
+//! Contact accounting: how often, and how recently, each customer was
+//! contacted, in bulk (for reports and overviews). The follow-up planner
+//! does not use these counts: it gets each customer's exact e-mail times
+//! from [`Store::for_each_followup_state`].
 //!
 //! A **contact** is an interaction (any kind: calls, visits, e-mails,
 //! meetings, as imported) or a follow-up e-mail to the customer that is

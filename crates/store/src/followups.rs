@@ -13,11 +13,9 @@
 //! the outbox row will be written in the same session, referring to
 //! [`Recorded::followup_id`].
 //!
-//! [`Store::followup_state`] reads, in bulk, what the planner needs about
-//! the past: each rule's last occurrence per customer and the customer
-//! events (tier and segment changes, complaints, feedback) in a time range.
+//! What the planner needs about the past is streamed customer by customer
+//! by [`Store::for_each_followup_state`] (in `followup_state.rs`).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
@@ -129,6 +127,13 @@ pub enum FollowUpAction {
         /// Its new value (`null` included).
         value: Value,
     },
+    /// Sets several custom attributes of the customer at once (merged into
+    /// the others), with the follow-up. Stored with the kind
+    /// `set_attribute`, like [`FollowUpAction::SetAttribute`].
+    SetAttributes {
+        /// Attribute names and their new values.
+        values: Map<String, Value>,
+    },
 }
 
 impl FollowUpAction {
@@ -138,7 +143,9 @@ impl FollowUpAction {
             FollowUpAction::Email { .. } => FollowUpKind::Email,
             FollowUpAction::Task { .. } => FollowUpKind::Task,
             FollowUpAction::NotifyOwner { .. } => FollowUpKind::NotifyOwner,
-            FollowUpAction::SetAttribute { .. } => FollowUpKind::SetAttribute,
+            FollowUpAction::SetAttribute { .. } | FollowUpAction::SetAttributes { .. } => {
+                FollowUpKind::SetAttribute
+            }
         }
     }
 
@@ -160,6 +167,12 @@ impl FollowUpAction {
             } if blank(name) => Some("the task's assignee is empty: name a manager or a role"),
             FollowUpAction::SetAttribute { name, .. } if blank(name) => {
                 Some("the attribute name is empty: name the attribute to set")
+            }
+            FollowUpAction::SetAttributes { values } if values.is_empty() => {
+                Some("no attribute to set: name at least one")
+            }
+            FollowUpAction::SetAttributes { values } if values.keys().any(|name| blank(name)) => {
+                Some("an attribute name is empty: name every attribute to set")
             }
             _ => None,
         }
@@ -361,9 +374,8 @@ impl Store {
     /// [`FollowUpSession`]. Dropping the session writes nothing.
     ///
     /// The session holds the database's write lock until it ends: read
-    /// what the planner needs ([`Store::followup_state`],
-    /// [`Store::contact_counts`], features) before, or through a second
-    /// [`Store`] on the same file.
+    /// what the planner needs ([`Store::for_each_followup_state`]) before,
+    /// or through a second [`Store`] on the same file.
     pub fn begin_followups(
         &mut self,
         decided_at: i64,
@@ -466,253 +478,6 @@ impl Store {
             .at(path)?;
         tx.commit().at(path)?;
         Ok(followup)
-    }
-
-    /// What the planner needs to know about the past, for every customer
-    /// at once: each rule's last occurrence per customer (whatever its
-    /// time), and the customer events with a time in `(since, until]`.
-    ///
-    /// Reads one consistent snapshot: one grouped scan of the ledger's
-    /// `(rule_id, customer_id, occurrence_at, status)` index, and one range
-    /// query each of tier history, segment history, complaints and
-    /// feedback.
-    pub fn followup_state(&self, since: i64, until: i64) -> Result<FollowUpState, StoreError> {
-        let path = self.label.as_path();
-        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred).at(path)?;
-        let mut last: BTreeMap<String, Vec<LastOccurrence>> = BTreeMap::new();
-        {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT rule_id, customer_id, max(occurrence_at), \
-                     max(occurrence_at) FILTER (WHERE status IN ('planned', 'done')) \
-                     FROM followups GROUP BY rule_id, customer_id \
-                     ORDER BY rule_id, customer_id",
-                )
-                .at(path)?;
-            let mut rows = stmt.query([]).at(path)?;
-            while let Some(row) = rows.next().at(path)? {
-                let rule = row.get_ref(0).and_then(|v| Ok(v.as_str()?)).at(path)?;
-                let occurrence = LastOccurrence {
-                    customer_rowid: row.get(1).at(path)?,
-                    last_occurrence_at: row.get(2).at(path)?,
-                    last_fired_at: row.get(3).at(path)?,
-                };
-                match last.get_mut(rule) {
-                    Some(list) => list.push(occurrence),
-                    None => {
-                        last.insert(rule.to_owned(), vec![occurrence]);
-                    }
-                }
-            }
-        }
-        let mut events = Vec::new();
-        read_events(&tx, since, until, &mut events).at(path)?;
-        // Each query returns its rows by customer and time; a stable sort
-        // keeps that order (and the tables' order) for equal times.
-        events.sort_by_key(|event: &CustomerEvent| (event.customer_rowid, event.at));
-        Ok(FollowUpState {
-            since,
-            until,
-            last,
-            events,
-        })
-    }
-}
-
-/// Appends the events in `(since, until]` of every customer.
-fn read_events(
-    tx: &Transaction<'_>,
-    since: i64,
-    until: i64,
-    events: &mut Vec<CustomerEvent>,
-) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare(
-        "SELECT customer_id, at, from_tier, to_tier, reason FROM tier_history \
-         WHERE at > ?1 AND at <= ?2 ORDER BY customer_id, at, id",
-    )?;
-    for event in stmt.query_map([since, until], |row| {
-        Ok(CustomerEvent {
-            customer_rowid: row.get(0)?,
-            at: row.get(1)?,
-            kind: EventKind::TierChanged {
-                from: row.get(2)?,
-                to: row.get(3)?,
-                reason: row.get(4)?,
-            },
-        })
-    })? {
-        events.push(event?);
-    }
-    let mut stmt = tx.prepare(
-        "SELECT customer_id, at, segment_set, from_segment, to_segment FROM segment_history \
-         WHERE at > ?1 AND at <= ?2 ORDER BY customer_id, at, id",
-    )?;
-    for event in stmt.query_map([since, until], |row| {
-        Ok(CustomerEvent {
-            customer_rowid: row.get(0)?,
-            at: row.get(1)?,
-            kind: EventKind::SegmentChanged {
-                segment_set: row.get(2)?,
-                from: row.get(3)?,
-                to: row.get(4)?,
-            },
-        })
-    })? {
-        events.push(event?);
-    }
-    let mut stmt = tx.prepare(
-        "SELECT customer_id, opened_at, severity, subject, resolved_at FROM complaints \
-         WHERE opened_at > ?1 AND opened_at <= ?2 ORDER BY customer_id, opened_at, id",
-    )?;
-    for event in stmt.query_map([since, until], |row| {
-        Ok(CustomerEvent {
-            customer_rowid: row.get(0)?,
-            at: row.get(1)?,
-            kind: EventKind::ComplaintOpened {
-                severity: u8::try_from(row.get::<_, i64>(2)?.clamp(0, 4)).unwrap_or(0),
-                subject: row.get(3)?,
-                resolved_at: row.get(4)?,
-            },
-        })
-    })? {
-        events.push(event?);
-    }
-    let mut stmt = tx.prepare(
-        "SELECT customer_id, given_at, score, comment FROM feedback \
-         WHERE given_at > ?1 AND given_at <= ?2 ORDER BY customer_id, given_at, id",
-    )?;
-    for event in stmt.query_map([since, until], |row| {
-        Ok(CustomerEvent {
-            customer_rowid: row.get(0)?,
-            at: row.get(1)?,
-            kind: EventKind::FeedbackGiven {
-                score: row.get(2)?,
-                comment: row.get(3)?,
-            },
-        })
-    })? {
-        events.push(event?);
-    }
-    Ok(())
-}
-
-/// A rule's last occurrence for one customer, in [`FollowUpState`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct LastOccurrence {
-    /// The customer's rowid.
-    pub customer_rowid: i64,
-    /// The latest `occurrence_at` in the ledger, whatever the status.
-    pub last_occurrence_at: i64,
-    /// The latest `occurrence_at` of a follow-up that fired (planned or
-    /// done, not skipped or cancelled), if any.
-    pub last_fired_at: Option<i64>,
-}
-
-/// Something that happened to a customer, in [`FollowUpState`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct CustomerEvent {
-    /// The customer's rowid.
-    pub customer_rowid: i64,
-    /// When it happened, unix seconds UTC.
-    pub at: i64,
-    /// What happened.
-    pub kind: EventKind,
-}
-
-/// What happened, in a [`CustomerEvent`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum EventKind {
-    /// An assessment changed the customer's tier (`from` `None`: the first
-    /// assignment).
-    TierChanged {
-        /// The tier before.
-        from: Option<String>,
-        /// The tier after.
-        to: String,
-        /// The assessment's one-line reason.
-        reason: String,
-    },
-    /// An assessment changed the customer's segment in a set.
-    SegmentChanged {
-        /// The segment set.
-        segment_set: String,
-        /// The segment before (`None`: entered the set).
-        from: Option<String>,
-        /// The segment after (`None`: left every segment of the set).
-        to: Option<String>,
-    },
-    /// The customer opened a complaint.
-    ComplaintOpened {
-        /// 1 low, 2 medium, 3 high, 4 critical.
-        severity: u8,
-        /// What it is about.
-        subject: Option<String>,
-        /// When it was resolved, if it is (as stored now).
-        resolved_at: Option<i64>,
-    },
-    /// The customer gave feedback; the rules decide which scores are low.
-    FeedbackGiven {
-        /// The score.
-        score: f64,
-        /// The comment.
-        comment: Option<String>,
-    },
-}
-
-/// The planner's view of the past, from [`Store::followup_state`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct FollowUpState {
-    /// Events are after this time.
-    pub since: i64,
-    /// Events are at or before this time.
-    pub until: i64,
-    /// Per rule, the last occurrence per customer, by customer rowid.
-    last: BTreeMap<String, Vec<LastOccurrence>>,
-    /// Events by customer rowid, then time.
-    events: Vec<CustomerEvent>,
-}
-
-impl FollowUpState {
-    /// The last occurrence of `rule_id` for customer `customer_rowid`, if
-    /// the ledger has one.
-    pub fn last_occurrence(&self, rule_id: &str, customer_rowid: i64) -> Option<LastOccurrence> {
-        let list = self.last.get(rule_id)?;
-        let index = list
-            .binary_search_by_key(&customer_rowid, |last| last.customer_rowid)
-            .ok()?;
-        Some(list[index])
-    }
-
-    /// When `rule_id` last fired (planned or done) for the customer.
-    pub fn last_fired(&self, rule_id: &str, customer_rowid: i64) -> Option<i64> {
-        self.last_occurrence(rule_id, customer_rowid)?.last_fired_at
-    }
-
-    /// Every customer's last occurrence of `rule_id`, by customer rowid.
-    pub fn last_occurrences(&self, rule_id: &str) -> &[LastOccurrence] {
-        self.last.get(rule_id).map_or(&[], Vec::as_slice)
-    }
-
-    /// The rules with at least one occurrence in the ledger, sorted.
-    pub fn rules(&self) -> impl Iterator<Item = &str> {
-        self.last.keys().map(String::as_str)
-    }
-
-    /// The customer's events in the range, oldest first.
-    pub fn events_of(&self, customer_rowid: i64) -> &[CustomerEvent] {
-        let start = self
-            .events
-            .partition_point(|event| event.customer_rowid < customer_rowid);
-        let end = self
-            .events
-            .partition_point(|event| event.customer_rowid <= customer_rowid);
-        &self.events[start..end]
-    }
-
-    /// Every event in the range, by customer rowid, then time.
-    pub fn events(&self) -> &[CustomerEvent] {
-        &self.events
     }
 }
 
@@ -885,10 +650,12 @@ impl FollowUpSession<'_> {
                 if recorded.task_id.is_some() {
                     outcome.tasks_created += 1;
                 }
-                if recorded.status == FollowUpStatus::Done
-                    && matches!(planned.action, FollowUpAction::SetAttribute { .. })
-                {
-                    outcome.attributes_set += 1;
+                if recorded.status == FollowUpStatus::Done {
+                    outcome.attributes_set += match &planned.action {
+                        FollowUpAction::SetAttribute { .. } => 1,
+                        FollowUpAction::SetAttributes { values } => values.len() as u64,
+                        _ => 0,
+                    };
                 }
                 Ok(recorded)
             }
@@ -957,7 +724,9 @@ impl FollowUpSession<'_> {
             let kind = match &planned.action {
                 FollowUpAction::Email { template } => Some((RecipientKind::Customer, template)),
                 FollowUpAction::NotifyOwner { template } => Some((RecipientKind::Owner, template)),
-                FollowUpAction::Task { .. } | FollowUpAction::SetAttribute { .. } => None,
+                FollowUpAction::Task { .. }
+                | FollowUpAction::SetAttribute { .. }
+                | FollowUpAction::SetAttributes { .. } => None,
             };
             if let Some((kind, template)) = kind {
                 let to = outbox::recipient(
@@ -976,9 +745,12 @@ impl FollowUpSession<'_> {
         }
         let status = match (&skip, &planned.action) {
             (Some(_), _) => FollowUpStatus::Skipped,
-            (None, FollowUpAction::Task { .. } | FollowUpAction::SetAttribute { .. }) => {
-                FollowUpStatus::Done
-            }
+            (
+                None,
+                FollowUpAction::Task { .. }
+                | FollowUpAction::SetAttribute { .. }
+                | FollowUpAction::SetAttributes { .. },
+            ) => FollowUpStatus::Done,
             (None, FollowUpAction::Email { .. } | FollowUpAction::NotifyOwner { .. }) => {
                 FollowUpStatus::Planned
             }
@@ -1051,13 +823,23 @@ impl FollowUpSession<'_> {
                         )?,
                     );
                 }
-                FollowUpAction::SetAttribute { name, value } => {
+                FollowUpAction::SetAttribute { .. } | FollowUpAction::SetAttributes { .. } => {
                     let mut attributes: Map<String, Value> =
                         match serde_json::from_str(&target.attributes) {
                             Ok(Value::Object(map)) => map,
                             _ => Map::new(),
                         };
-                    attributes.insert(name.trim().to_owned(), value.clone());
+                    match &planned.action {
+                        FollowUpAction::SetAttribute { name, value } => {
+                            attributes.insert(name.trim().to_owned(), value.clone());
+                        }
+                        FollowUpAction::SetAttributes { values } => {
+                            for (name, value) in values {
+                                attributes.insert(name.trim().to_owned(), value.clone());
+                            }
+                        }
+                        _ => {}
+                    }
                     let text = serde_json::to_string(&attributes)
                         .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?;
                     tx.prepare_cached(

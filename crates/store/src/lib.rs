@@ -16,12 +16,14 @@
 //! For follow-ups, [`Store::begin_followups`] opens a [`FollowUpSession`]
 //! that records the planner's decisions in the follow-up ledger, each at
 //! most once per [`OccurrenceKey`], with the tasks and attribute changes
-//! they make in the same transaction. [`Store::followup_state`] and
-//! [`Store::contact_counts`] give the planner, in bulk, each rule's last
-//! occurrence, recent customer events and contact counts for caps and
-//! gaps; [`Store::tasks`], [`Store::complete_task`] and
-//! [`Store::snooze_task`] serve managers' task lists; [`Store::managers`]
-//! and [`Store::assign_owners`] serve owner assignment.
+//! they make in the same transaction. [`Store::for_each_followup_state`]
+//! streams the planner's input customer by customer with the features: each
+//! rule's last occurrence, the e-mails planned or sent (for caps and gaps),
+//! recent customer events and current segments. [`Store::contact_counts`]
+//! counts recent contacts in bulk. [`Store::tasks`], [`Store::complete_task`]
+//! and [`Store::snooze_task`] serve managers' task lists;
+//! [`Store::managers`], [`Store::unowned_customers`] and
+//! [`Store::assign_owners`] serve owner assignment.
 //!
 //! For mail, [`FollowUpSession::record_with_email`] queues a follow-up's
 //! rendered e-mail in the outbox in the ledger's transaction;
@@ -48,6 +50,7 @@ mod contacts;
 mod db;
 mod error;
 mod features;
+mod followup_state;
 mod followups;
 mod import;
 mod keys;
@@ -65,15 +68,17 @@ pub use contacts::{CONTACT_WINDOWS, ContactCounts, Contacts};
 pub use db::{BUSY_TIMEOUT, Store, TableCounts};
 pub use error::StoreError;
 pub use features::{CustomerFeatures, FeatureSummary, NEVER_DAYS, Window};
+pub use followup_state::{
+    CustomerEvent, CustomerFollowUpState, EventKind, LastOccurrence, StateRange,
+};
 pub use followups::{
-    Assignee, ComposeEmail, CustomerEvent, EventKind, FollowUp, FollowUpAction, FollowUpKind,
-    FollowUpOutcome, FollowUpSession, FollowUpState, FollowUpStatus, LastOccurrence, OccurrenceKey,
-    PlannedFollowUp, Recorded,
+    Assignee, ComposeEmail, FollowUp, FollowUpAction, FollowUpKind, FollowUpOutcome,
+    FollowUpSession, FollowUpStatus, OccurrenceKey, PlannedFollowUp, Recorded,
 };
 pub use import::{
     ImportAudit, ImportKind, ImportOptions, ImportSession, Outcome, RowError, RowRejection,
 };
-pub use managers::Manager;
+pub use managers::{Manager, UnownedCustomer};
 pub use outbox::{
     Claim, EmailRecipient, NewEmail, OutboxEmail, OutboxEvent, OutboxState, RecipientKind,
     Recovery, RecoveryPolicy,

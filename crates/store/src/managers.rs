@@ -45,7 +45,65 @@ impl Manager {
     }
 }
 
+/// A customer without an owner, from [`Store::unowned_customers`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnownedCustomer {
+    /// The customer's rowid (what [`Store::assign_owners`] takes).
+    pub rowid: i64,
+    /// The customer's external id.
+    pub external_id: String,
+    /// Their current tier, if they have been assessed.
+    pub tier: Option<String>,
+}
+
 impl Store {
+    /// Every customer without an owner (none, or blank), by rowid (import order), with their
+    /// current tier; only those in `tiers` when it is given (customers without a tier are then
+    /// left out). One scan of customers with their tiers.
+    pub fn unowned_customers(
+        &self,
+        tiers: Option<&[&str]>,
+    ) -> Result<Vec<UnownedCustomer>, StoreError> {
+        // The tiers as a JSON array, read by json_each: one statement for any number of tiers.
+        let wanted = tiers.map(|tiers| serde_json::json!(tiers).to_string());
+        self.conn
+            .prepare_cached(
+                "SELECT c.id, c.external_id, t.tier FROM customers c \
+                 LEFT JOIN customer_tiers t ON t.customer_id = c.id \
+                 WHERE (c.owner IS NULL OR trim(c.owner) = '') \
+                 AND (?1 IS NULL OR t.tier IN (SELECT value FROM json_each(?1))) \
+                 ORDER BY c.id",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([wanted], |row| {
+                    Ok(UnownedCustomer {
+                        rowid: row.get(0)?,
+                        external_id: row.get(1)?,
+                        tier: row.get(2)?,
+                    })
+                })?
+                .collect()
+            })
+            .at(&self.label)
+    }
+
+    /// How many customers have no owner, per current tier (`None`: not assessed yet), by tier.
+    pub fn unowned_counts(&self) -> Result<Vec<(Option<String>, u64)>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT t.tier, count(*) FROM customers c \
+                 LEFT JOIN customer_tiers t ON t.customer_id = c.id \
+                 WHERE c.owner IS NULL OR trim(c.owner) = '' GROUP BY t.tier ORDER BY t.tier",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([], |row| {
+                    Ok((row.get(0)?, row.get::<_, i64>(1)?.unsigned_abs()))
+                })?
+                .collect()
+            })
+            .at(&self.label)
+    }
+
     /// Every manager, by external id, with the number of customers they
     /// own and of their tasks not done. One scan of customers and one of
     /// pending tasks.

@@ -1,14 +1,16 @@
 //! The follow-up ledger: idempotent recording, tasks and attributes in the
-//! same transaction, all-or-nothing sessions, the planner's bulk state
-//! (last occurrence per rule, events in a range) and contact counts.
+//! same transaction, all-or-nothing sessions, the planner's streamed state
+//! (last occurrence per rule, e-mail times, events in a range, segments)
+//! and contact counts.
 
 use rusqlite::Connection;
 use serde_json::json;
 use tiercare_store::{
-    AssessmentHeader, Assignee, ComplaintRecord, ContactCounts, CustomerEvent, CustomerRecord,
-    EventKind, FeedbackRecord, FollowUpAction, FollowUpOutcome, FollowUpStatus, ImportKind,
-    InteractionRecord, LastOccurrence, ManagerRecord, OccurrenceKey, PlannedFollowUp, Recorded,
-    Store, StoreError, TaskFilter, TierDecision,
+    AssessmentHeader, Assignee, ComplaintRecord, ContactCounts, CustomerEvent,
+    CustomerFollowUpState, CustomerRecord, EventKind, FeedbackRecord, FollowUpAction,
+    FollowUpOutcome, FollowUpStatus, ImportKind, InteractionRecord, LastOccurrence, ManagerRecord,
+    OccurrenceKey, PlannedFollowUp, Recorded, StateRange, Store, StoreError, TaskFilter,
+    TierDecision, Window,
 };
 
 use crate::fixture::{NOW, dump, import_at, new_store, options, seed_customers};
@@ -17,6 +19,38 @@ pub const DAY: i64 = 86_400;
 
 pub fn rowid(store: &Store, id: &str) -> i64 {
     store.customer(id).unwrap().unwrap().id
+}
+
+/// Every customer's streamed follow-up state (events in `(since, until]`, e-mails after
+/// `emails_since`, segments), with features at `until`, by rowid.
+pub fn states(
+    store: &Store,
+    since: i64,
+    until: i64,
+    emails_since: i64,
+) -> Vec<CustomerFollowUpState> {
+    let mut out = Vec::new();
+    let range = StateRange {
+        events_since: since,
+        events_until: until,
+        emails_since,
+        segments: true,
+    };
+    store
+        .for_each_followup_state(until, Window::All, range, &mut |features, state| {
+            assert_eq!(features.customer_rowid, state.customer_rowid);
+            out.push(state.clone());
+        })
+        .unwrap();
+    out
+}
+
+/// The state of the customer with `rowid` in `states`.
+pub fn state_of(states: &[CustomerFollowUpState], rowid: i64) -> &CustomerFollowUpState {
+    states
+        .iter()
+        .find(|state| state.customer_rowid == rowid)
+        .unwrap()
 }
 
 pub fn email(rule: &str, customer: &str, at: i64, template: &str) -> PlannedFollowUp {
@@ -371,6 +405,49 @@ fn refused_follow_ups_write_nothing_and_the_session_goes_on() {
 }
 
 #[test]
+fn several_attributes_are_set_together_with_one_follow_up() {
+    let (_dir, path, mut store) = new_store();
+    seed_customers(&mut store, &["ann"]);
+    let mut values = serde_json::Map::new();
+    values.insert("coupon_issued".into(), json!(true));
+    values.insert("coupon_code".into(), json!("WELCOME10"));
+    let planned = PlannedFollowUp {
+        key: OccurrenceKey::new("coupon", "ann", NOW),
+        scheduled_at: NOW,
+        action: FollowUpAction::SetAttributes { values },
+        reason: "win-back".into(),
+        skip: None,
+    };
+    let mut session = store.begin_followups(NOW, "v1").unwrap();
+    assert_eq!(
+        session.record(&planned).unwrap().status,
+        FollowUpStatus::Done
+    );
+    assert!(!session.record(&planned).unwrap().new);
+    // An empty set is refused before anything is written; the session goes on.
+    let mut empty = planned.clone();
+    empty.key = OccurrenceKey::new("coupon", "ann", NOW + 1);
+    empty.action = FollowUpAction::SetAttributes {
+        values: serde_json::Map::new(),
+    };
+    let err = session.record(&empty).unwrap_err();
+    assert!(err.to_string().contains("no attribute to set"), "{err}");
+    assert_eq!(session.finish().unwrap().attributes_set, 2);
+    let ann = store.customer("ann").unwrap().unwrap();
+    assert_eq!(
+        serde_json::Value::Object(ann.attributes),
+        json!({"coupon_issued": true, "coupon_code": "WELCOME10"})
+    );
+    let stored = &store.followups_of("ann").unwrap()[0];
+    assert_eq!(stored.action, planned.action);
+    let conn = Connection::open(&path).unwrap();
+    let kind: String = conn
+        .query_row("SELECT kind FROM followups", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(kind, "set_attribute");
+}
+
+#[test]
 fn set_attribute_merges_into_the_customer_with_the_follow_up() {
     let (_dir, _path, mut store) = new_store();
     import_at(
@@ -471,39 +548,36 @@ fn the_last_occurrence_of_each_rule_is_read_in_bulk() {
     session.record(&never).unwrap();
     session.finish().unwrap();
 
-    let state = store.followup_state(NOW - DAY, NOW).unwrap();
-    assert_eq!(state.rules().collect::<Vec<_>>(), ["birthday", "monthly"]);
+    let all = states(&store, NOW - DAY, NOW, NOW - 45 * DAY);
+    assert_eq!(all.len(), 3);
+    let last = |rule: &str, at: i64, fired: Option<i64>| LastOccurrence {
+        rule_id: rule.to_owned(),
+        last_occurrence_at: at,
+        last_fired_at: fired,
+    };
+    let (a, b, c) = (state_of(&all, ann), state_of(&all, bob), state_of(&all, cy));
+    assert_eq!(a.last, [last("monthly", NOW, Some(NOW - 30 * DAY))]);
     assert_eq!(
-        state.last_occurrences("monthly"),
+        b.last,
         [
-            LastOccurrence {
-                customer_rowid: ann,
-                last_occurrence_at: NOW,
-                last_fired_at: Some(NOW - 30 * DAY),
-            },
-            LastOccurrence {
-                customer_rowid: bob,
-                last_occurrence_at: NOW - 10 * DAY,
-                last_fired_at: Some(NOW - 10 * DAY),
-            },
+            last("birthday", NOW + DAY, Some(NOW + DAY)),
+            last("monthly", NOW - 10 * DAY, Some(NOW - 10 * DAY)),
         ]
     );
-    assert_eq!(state.last_fired("birthday", bob), Some(NOW + DAY));
-    assert_eq!(state.last_fired("birthday", cy), None);
-    assert_eq!(
-        state
-            .last_occurrence("birthday", cy)
-            .unwrap()
-            .last_occurrence_at,
-        NOW
-    );
-    assert_eq!(state.last_fired("monthly", cy), None);
-    assert_eq!(state.last_occurrence("nothing", ann), None);
-    assert!(state.last_occurrences("nothing").is_empty());
+    assert_eq!(c.last, [last("birthday", NOW, None)]);
+    assert_eq!(b.last_fired("birthday"), Some(NOW + DAY));
+    assert_eq!(c.last_fired("birthday"), None);
+    assert_eq!(a.last_fired("nothing"), None);
+    // E-mails planned or done, by their scheduled time: exact, later ones included; the
+    // latest before the lookback kept apart; skipped ones are not e-mails.
+    assert_eq!(a.emails, [NOW - 30 * DAY]);
+    assert_eq!(a.earlier_email, Some(NOW - 60 * DAY));
+    assert_eq!(b.emails, [NOW - 10 * DAY, NOW + DAY]);
+    assert_eq!((c.emails.len(), c.earlier_email), (0, None));
 }
 
 #[test]
-fn events_in_a_range_are_read_in_bulk_by_customer() {
+fn events_in_a_range_and_segments_are_streamed_by_customer() {
     let (_dir, _path, mut store) = new_store();
     seed_customers(&mut store, &["ann", "bob"]);
     let (ann, bob) = (rowid(&store, "ann"), rowid(&store, "bob"));
@@ -585,10 +659,14 @@ fn events_in_a_range_are_read_in_bulk_by_customer() {
         },
     );
 
-    let state = store.followup_state(NOW - DAY, NOW).unwrap();
-    assert_eq!((state.since, state.until), (NOW - DAY, NOW));
+    let all = states(&store, NOW - DAY, NOW, NOW);
     assert_eq!(
-        state.events_of(ann),
+        state_of(&all, ann).segments,
+        [("rfm".to_owned(), "champion".to_owned())]
+    );
+    assert!(state_of(&all, bob).segments.is_empty());
+    assert_eq!(
+        state_of(&all, ann).events,
         [
             CustomerEvent {
                 customer_rowid: ann,
@@ -619,7 +697,7 @@ fn events_in_a_range_are_read_in_bulk_by_customer() {
         ]
     );
     assert_eq!(
-        state.events_of(bob),
+        state_of(&all, bob).events,
         [
             CustomerEvent {
                 customer_rowid: bob,
@@ -640,13 +718,12 @@ fn events_in_a_range_are_read_in_bulk_by_customer() {
             },
         ]
     );
-    assert_eq!(state.events().len(), 5);
-    assert!(state.events_of(999).is_empty());
+    assert_eq!(all.iter().map(|s| s.events.len()).sum::<usize>(), 5);
     // The first assessment is in a range that includes it.
-    let earlier = store.followup_state(NOW - 2 * DAY, NOW - DAY).unwrap();
+    let earlier = states(&store, NOW - 2 * DAY, NOW - DAY, NOW);
     let tiers: Vec<&EventKind> = earlier
-        .events()
         .iter()
+        .flat_map(|s| &s.events)
         .filter(|e| matches!(e.kind, EventKind::TierChanged { .. }))
         .map(|e| &e.kind)
         .collect();
@@ -812,11 +889,7 @@ fn the_key_keeps_the_occurrence_time_when_the_policy_moves_the_follow_up() {
             .next_contact_at,
         Some(NOW + 2 * DAY)
     );
-    assert_eq!(
-        store
-            .followup_state(0, NOW)
-            .unwrap()
-            .last_fired("care", ann),
-        Some(NOW)
-    );
+    let all = states(&store, 0, NOW, 0);
+    assert_eq!(state_of(&all, ann).last_fired("care"), Some(NOW));
+    assert_eq!(state_of(&all, ann).emails, [NOW + 2 * DAY]);
 }

@@ -179,9 +179,9 @@ fn a_version_2_database_gets_the_follow_up_ledger_and_keeps_its_data() {
     let tasks = store.tasks(&TaskFilter::default(), NOW).unwrap();
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0].assignee, "M1");
-    let state = store.followup_state(0, NOW).unwrap();
-    assert_eq!(state.events().len(), 1, "the tier change of version 2");
-    assert_eq!(state.last_fired("review", 1), Some(NOW));
+    let all = crate::followups::states(&store, 0, NOW, 0);
+    assert_eq!(all[0].events.len(), 1, "the tier change of version 2");
+    assert_eq!(all[0].last_fired("review"), Some(NOW));
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Managers' tasks (listing, done, snooze, added by hand), managers' load
 //! and owner assignment.
 
-use tiercare_store::{Assignee, NewTask, StoreError, Task, TaskFilter, TaskStatus, TaskView};
+use tiercare_store::{
+    Assignee, NewTask, StoreError, Task, TaskFilter, TaskStatus, TaskView, UnownedCustomer,
+};
 
 use crate::fixture::{NOW, dump, new_store};
 use crate::followups::{DAY, rowid, seed_team, task};
@@ -326,4 +328,16 @@ fn managers_come_with_their_load_and_owners_are_assigned_atomically() {
         .map(|m| m.customers)
         .collect();
     assert_eq!(customers, [2, 1, 0]);
+    // Left without an owner: dan, with no tier yet.
+    assert!(store.unowned_customers(Some(&["A"])).unwrap().is_empty());
+    assert_eq!(store.unowned_counts().unwrap(), [(None, 1)]);
+    let unowned = store.unowned_customers(None).unwrap();
+    assert_eq!(
+        unowned,
+        [UnownedCustomer {
+            rowid: dan,
+            external_id: "dan".into(),
+            tier: None,
+        }]
+    );
 }
