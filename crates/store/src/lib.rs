@@ -23,6 +23,9 @@
 //! [`Store::snooze_task`] serve managers' task lists; [`Store::managers`]
 //! and [`Store::assign_owners`] serve owner assignment.
 //!
+//! For the daemon, [`Store::advance_schedule`] records each schedule's last handled slot (only
+//! ever forward) and [`Store::write_daemon_state`] the state `tiercare status` reads.
+//!
 //! # What this crate must never do
 //!
 //! - Hold SQL anywhere else: this is the only crate that speaks SQL, and no
@@ -37,6 +40,7 @@
 #![warn(missing_docs)]
 
 mod contacts;
+mod daemon;
 mod db;
 mod error;
 mod features;
@@ -52,6 +56,7 @@ mod tasks;
 mod tiers;
 
 pub use contacts::{CONTACT_WINDOWS, ContactCounts, Contacts};
+pub use daemon::{DaemonState, ScheduleCursor, SlotOutcome};
 pub use db::{BUSY_TIMEOUT, Store, TableCounts};
 pub use error::StoreError;
 pub use features::{CustomerFeatures, FeatureSummary, NEVER_DAYS, Window};
