@@ -1,5 +1,6 @@
 //! One function per command: open what it needs, call the crates, print.
 
+mod daemon;
 mod followups;
 mod rules;
 mod tiers;
@@ -36,6 +37,8 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => followups::plan(args, &workspace_dir, out),
         Command::Followups(command) => followups::followups(command, &workspace_dir, out),
         Command::Tasks(args) => followups::tasks(args, &workspace_dir, out),
+        Command::Run(args) => daemon::run(args, &workspace_dir),
+        Command::Status(args) => daemon::status(args, &workspace_dir, out),
     }
 }
 

@@ -674,7 +674,7 @@ mod tests {
                 START + 2 * DAY + 2 * HOUR + 1_800
             ]
         );
-        assert_eq!(daemon.state().last_assessment_at.is_some(), true);
+        assert!(daemon.state().last_assessment_at.is_some());
         assert_eq!(
             daemon.state().next_assessment_at,
             Some(START + 3 * DAY + 2 * HOUR + 1_800)

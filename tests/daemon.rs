@@ -1,0 +1,381 @@
+//! The daemon (`tiercare run`, `tiercare status`) against the real binary, with its faults:
+//! broken saves, a rules folder deleted and recreated, bursts of saves, two daemons, signals,
+//! `kill -9`, and a database locked by another process.
+//!
+//! Nothing here sleeps to wait for the daemon: each test polls what the daemon records
+//! (`tiercare status --json`, the database) until a deadline.
+
+mod common;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Workspace;
+use serde_json::Value;
+
+/// How long any observable state may take to appear.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// A daemon started in the background, its stderr in a file; killed if still running at drop.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(root: &Path, extra: &[&str]) -> Daemon {
+        let log = root.with_extension(format!("log{}", unique()));
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        let child = Command::new(env!("CARGO_BIN_EXE_tiercare"))
+            .args(&args)
+            .current_dir(root)
+            .env_remove("TIERCARE_HOME")
+            .env("TIERCARE_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .expect("start tiercare run");
+        Daemon { child, log }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (polling, with the deadline) for the process to end; its exit code.
+    fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not exit\n--- log\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+fn status(ws: &Workspace) -> Value {
+    let run = ws.run(&["status", "--json"]);
+    run.assert_code(0);
+    run.json()
+}
+
+/// Polls `tiercare status --json` until `ok` holds, failing with the daemon's log at the
+/// deadline.
+fn wait_status(ws: &Workspace, daemon: &Daemon, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let status = status(ws);
+        if ok(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n--- status\n{status:#}\n--- log\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn version(status: &Value) -> String {
+    status["daemon"]["ruleset_version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn reloads(status: &Value) -> i64 {
+    status["daemon"]["reloads"].as_i64().unwrap_or(0)
+}
+
+/// Writes `text` to `path` the way editors do: a temporary file renamed over it.
+fn save(path: &Path, text: &str) {
+    let tmp = path.with_extension(format!("yaml.tmp{}", unique()));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A daemon on a fresh workspace, running on the real clock; returns once it has started.
+fn running(ws: &Workspace) -> Daemon {
+    let daemon = Daemon::start(ws.root(), &[]);
+    wait_status(ws, &daemon, "the daemon to start", |s| {
+        s["running"] == true && s["daemon"]["pid"] == daemon.pid()
+    });
+    daemon
+}
+
+#[test]
+fn once_reassesses_a_due_slot_and_status_reports_it() {
+    let ws = Workspace::with_quickstart();
+    // 02:45 in London, 15 minutes after the default rules' 02:30 reassessment.
+    let run = ws.run(&["run", "--once", "--simulate-from", "2026-03-02T02:45:00Z"]);
+    run.assert_code(0);
+    assert!(
+        !run.stderr.contains('@'),
+        "personal data in the log:\n{}",
+        run.stderr
+    );
+    let s = status(&ws);
+    assert_eq!(s["running"], false);
+    assert_eq!(s["reassess"]["last_fired_at"], 1_772_418_600); // 2026-03-02T02:30:00Z
+    assert!(s["daemon"]["stopped_at"].is_i64());
+    let assessments = ws.count("SELECT count(*) FROM assessments");
+    assert_eq!(assessments, 1);
+
+    // The same time again (a timer firing twice, or a clock set back): nothing more.
+    ws.run(&["run", "--once", "--simulate-from", "2026-03-02T02:50:00Z"])
+        .assert_code(0);
+    ws.run(&["run", "--once", "--simulate-from", "2026-03-01T02:45:00Z"])
+        .assert_code(0);
+    assert_eq!(ws.count("SELECT count(*) FROM assessments"), 1);
+
+    let human = ws.run(&["status"]);
+    human.assert_code(0);
+    human.assert_stdout_contains("daemon: not running (stopped at");
+    human.assert_stdout_contains("reassessment: last");
+}
+
+#[test]
+fn simulated_days_pass_in_moments_and_each_night_reassesses_once() {
+    let ws = Workspace::with_quickstart();
+    // A simulated day per 0.2 s: five nights in about a second.
+    let daemon = Daemon::start(
+        ws.root(),
+        &[
+            "--simulate-from",
+            "2026-03-01T00:00:00Z",
+            "--speed",
+            "432000",
+        ],
+    );
+    let done = wait_status(&ws, &daemon, "five nights", |s| {
+        s["daemon"]["last_tick_at"].as_i64().unwrap_or(0) >= 1_772_323_200 + 5 * 86_400
+    });
+    let fired = done["reassess"]["last_fired_at"].as_i64().unwrap();
+    assert_eq!((fired - 1_772_323_200 - 9_000) % 86_400, 0, "{done:#}");
+    let assessments = ws.count("SELECT count(*) FROM assessments");
+    let nights = (fired - 1_772_323_200 - 9_000) / 86_400 + 1;
+    assert_eq!(assessments, nights, "{}", daemon.log());
+    // Follow-ups were recorded tick by tick.
+    assert!(done["followups"]["last_slot"].as_i64().unwrap() > 1_772_323_200);
+}
+
+#[test]
+fn a_second_daemon_exits_2_naming_the_first_and_sigterm_stops_cleanly() {
+    let ws = Workspace::new();
+    let mut first = running(&ws);
+    let second = ws.run(&["run"]);
+    second.assert_code(2);
+    second.assert_stderr_contains(&format!("pid {}", first.pid()));
+    // --once takes the same lock.
+    ws.run(&["run", "--once"]).assert_code(2);
+    let s = status(&ws);
+    assert_eq!(s["pid"], first.pid());
+
+    first.signal("TERM");
+    assert_eq!(first.wait_exit(), Some(0), "{}", first.log());
+    assert!(first.log().contains("daemon stopped"), "{}", first.log());
+    let s = status(&ws);
+    assert_eq!(s["running"], false);
+    assert!(s["daemon"]["stopped_at"].is_i64());
+
+    // SIGINT too; and after kill -9 the lock is free again.
+    let mut again = running(&ws);
+    again.signal("INT");
+    assert_eq!(again.wait_exit(), Some(0));
+    let mut killed = running(&ws);
+    killed.signal("KILL");
+    assert_eq!(killed.wait_exit(), None);
+    let s = status(&ws);
+    assert_eq!(s["running"], false);
+    assert!(s["daemon"]["stopped_at"].is_null());
+    ws.run(&["status"])
+        .assert_stdout_contains("ended without a clean stop");
+    let _restarted = running(&ws);
+}
+
+#[test]
+fn a_broken_save_keeps_the_old_rules_shows_the_error_and_fixing_it_reloads() {
+    let ws = Workspace::new();
+    let daemon = running(&ws);
+    let first = version(&status(&ws));
+    let tiers = ws.path("rules/tiers.yaml");
+    let good = std::fs::read_to_string(&tiers).unwrap();
+
+    save(&tiers, &good.replace("window: 365d", "window: often"));
+    let broken = wait_status(&ws, &daemon, "the reload error", |s| {
+        s["daemon"]["last_reload_error"].is_string()
+    });
+    let error = broken["daemon"]["last_reload_error"].as_str().unwrap();
+    assert!(error.starts_with("rules/tiers.yaml:13:"), "{error}");
+    assert_eq!(version(&broken), first, "a broken rule set became active");
+    ws.run(&["status"])
+        .assert_stdout_contains("rules/tiers.yaml:13:");
+    assert!(
+        daemon.log().contains("rules/tiers.yaml:13:"),
+        "{}",
+        daemon.log()
+    );
+
+    save(&tiers, &good.replace("window: 365d", "window: 180d"));
+    let fixed = wait_status(&ws, &daemon, "the fixed rules", |s| {
+        s["daemon"]["last_reload_error"].is_null() && version(s) != first
+    });
+    assert!(fixed["daemon"]["last_reload_ms"].is_i64());
+
+    // SIGHUP reloads at once (here: back to the first rules, written without any event the
+    // watcher could miss being the only trigger).
+    std::fs::write(&tiers, &good).unwrap();
+    daemon.signal("HUP");
+    wait_status(&ws, &daemon, "the reload after SIGHUP", |s| {
+        version(s) == first
+    });
+}
+
+#[test]
+fn the_rules_folder_deleted_and_recreated_is_watched_again() {
+    let ws = Workspace::new();
+    let daemon = running(&ws);
+    let first = version(&status(&ws));
+    let rules = ws.path("rules");
+    let aside = ws.path("rules-aside");
+    std::fs::rename(&rules, &aside).unwrap();
+    let gone = wait_status(&ws, &daemon, "the missing folder reported", |s| {
+        s["daemon"]["last_reload_error"].is_string()
+    });
+    assert_eq!(version(&gone), first);
+    assert!(
+        gone["daemon"]["last_reload_error"]
+            .as_str()
+            .unwrap()
+            .contains("rules"),
+        "{gone:#}"
+    );
+
+    std::fs::rename(&aside, &rules).unwrap();
+    wait_status(&ws, &daemon, "the folder back", |s| {
+        s["daemon"]["last_reload_error"].is_null()
+    });
+    // Changes inside the recreated folder are seen.
+    let tiers = rules.join("tiers.yaml");
+    let text = std::fs::read_to_string(&tiers).unwrap();
+    save(&tiers, &text.replace("window: 365d", "window: 90d"));
+    wait_status(&ws, &daemon, "a change in the recreated folder", |s| {
+        version(s) != first
+    });
+}
+
+#[test]
+fn a_hundred_saves_in_two_seconds_make_a_handful_of_reloads_never_a_broken_set() {
+    let ws = Workspace::new();
+    let daemon = running(&ws);
+    let before = reloads(&status(&ws));
+    let tiers = ws.path("rules/tiers.yaml");
+    let good = std::fs::read_to_string(&tiers).unwrap();
+    let started = Instant::now();
+    for i in 0..100 {
+        // Every other save is written in place (truncate, then write): a reader may see it
+        // half-written, which must never become active.
+        let text = good.replace("window: 365d", &format!("window: {}d", 100 + i));
+        if i % 2 == 0 {
+            save(&tiers, &text);
+        } else {
+            std::fs::write(&tiers, &text).unwrap();
+        }
+        // 100 saves spread over two seconds.
+        let next = Duration::from_millis(20 * (i + 1));
+        if let Some(rest) = next.checked_sub(started.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    // The last save (window 199d) is what `check` reads now; it becomes active, with no error.
+    assert!(
+        std::fs::read_to_string(&tiers)
+            .unwrap()
+            .contains("window: 199d")
+    );
+    let expected = ws.run(&["check", "--json"]).json()["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = wait_status(&ws, &daemon, "the last save active", |s| {
+        s["daemon"]["last_reload_error"].is_null() && version(s) == expected
+    });
+    let count = reloads(&done) - before;
+    assert!(
+        (1..=10).contains(&count),
+        "{count} reloads for 100 saves\n{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn a_database_locked_by_another_process_delays_the_daemon_but_does_not_stop_it() {
+    let ws = Workspace::with_quickstart();
+    // Wait at most 200 ms for a lock, and tick every second, so the lock below outlasts it.
+    let config = std::fs::read_to_string(ws.path("tiercare.toml")).unwrap();
+    std::fs::write(
+        ws.path("tiercare.toml"),
+        config
+            .replace("# busy_timeout_ms = 5000", "busy_timeout_ms = 200")
+            .replace("# tick = \"1m\"", "tick = \"1s\""),
+    )
+    .unwrap();
+    let daemon = running(&ws);
+    let connection = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+    connection.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // Another process holds the write lock for a moment (longer than the daemon waits).
+    let held = Instant::now();
+    while held.elapsed() < Duration::from_millis(2_500) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    connection.execute_batch("COMMIT").unwrap();
+    drop(connection);
+    let before = status(&ws)["daemon"]["last_tick_at"].as_i64().unwrap();
+    // The daemon is still there and its next ticks succeed.
+    wait_status(&ws, &daemon, "a clean tick after the lock", |s| {
+        s["running"] == true
+            && s["daemon"]["last_tick_error"].is_null()
+            && s["daemon"]["last_tick_at"].as_i64().unwrap() > before
+    });
+    assert!(
+        daemon.log().contains("locked") || daemon.log().contains("busy"),
+        "the lock was never met:\n{}",
+        daemon.log()
+    );
+}
