@@ -18,6 +18,7 @@ pub mod firing;
 pub mod ingest;
 pub mod lock;
 pub mod mail;
+pub mod outbox;
 pub mod plan;
 pub mod status;
 pub mod watch;
