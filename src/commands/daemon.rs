@@ -111,6 +111,25 @@ pub fn status(args: StatusArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
             out.line(&format!("    {line}"));
         }
     }
+    let queue: Vec<String> = status
+        .outbox
+        .iter()
+        .filter(|(_, count)| **count > 0)
+        .map(|(state, count)| format!("{state} {count}"))
+        .collect();
+    out.line(&format!(
+        "  outbox: {}{}",
+        if queue.is_empty() {
+            "empty".to_owned()
+        } else {
+            queue.join(", ")
+        },
+        if status.outbox_recovered > 0 {
+            format!(" ({} resent after a crash)", status.outbox_recovered)
+        } else {
+            String::new()
+        }
+    ));
     match &state.last_send_error {
         None => out.line("  last send error: none"),
         Some(error) => out.line(&format!(
