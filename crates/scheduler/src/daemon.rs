@@ -8,6 +8,10 @@
 //! daemon per database), the folder watcher, `SIGHUP` (reload), `SIGTERM`/`SIGINT` (finish the
 //! round, record the stop, exit), and waiting on one channel until the next slot or event.
 //!
+//! Mail goes through the outbox ([`crate::outbox`]): follow-ups' emails are rendered and queued
+//! with their ledger rows ([`record_due`]) and sent by [`deliver_due`]. At start-up, claims a
+//! stopped daemon left open are recovered by the outbox's crash policy.
+//!
 //! # What is stored, and why nothing happens twice
 //!
 //! - Each schedule's last handled slot is in `schedule_firings` and only moves forward (see
@@ -26,13 +30,17 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tiercare_engine::{Diagnostic, RuleSet};
-use tiercare_store::{DaemonState, SlotOutcome, Store, StoreError};
+use tiercare_store::{DaemonState, RecoveryPolicy, SlotOutcome, Store, StoreError};
 
 use crate::assess::{AssessError, AssessOptions, RuleSource, assess};
 use crate::clock::Clock;
+use crate::config::{AfterCrash, Transport};
 use crate::firing::{self, Due};
 use crate::lock::{DaemonLock, LockError};
+use crate::mail::{FolderTransport, MailError, MailTransport, SmtpMailer, SmtpTransportConfig};
+use crate::outbox::{SendSettings, deliver_due};
 use crate::plan::{EVENT_LOOKBACK, PlanOptions, record_due};
+use crate::simple_templates::SimpleTemplates;
 use crate::watch::{Change, FolderWatcher};
 use crate::workspace::{Workspace, WorkspaceError};
 
@@ -60,6 +68,12 @@ pub enum DaemonError {
     /// The database refused.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The mail settings are unusable (an invalid `from`, a missing password or secret).
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    /// Delivering mail failed (the database, or the mail settings).
+    #[error(transparent)]
+    Deliver(#[from] crate::outbox::DeliverError),
     /// Signals or the folder watcher could not be set up.
     #[error("cannot set up {what}: {message}")]
     Setup {
@@ -102,6 +116,10 @@ pub struct PassReport {
     pub followups_range: Option<(i64, i64)>,
     /// New follow-up ledger rows.
     pub followups_new: u64,
+    /// Emails delivered.
+    pub sent: u64,
+    /// Emails deferred after a transient failure.
+    pub deferred: u64,
     /// Errors met (the pass goes on after each; they are logged and in `status`).
     pub errors: Vec<String>,
 }
@@ -124,6 +142,28 @@ pub struct Daemon<C: Clock> {
     rules: RuleSet,
     state: DaemonState,
     stop: Arc<AtomicBool>,
+    transports: Vec<Box<dyn MailTransport>>,
+    send: SendSettings,
+}
+
+/// The workspace's mail transports: the folder, or `[mail.smtp] connections` SMTP mailers
+/// (the password read from the environment).
+pub fn transports(workspace: &Workspace) -> Result<Vec<Box<dyn MailTransport>>, MailError> {
+    let mail = &workspace.config().mail;
+    match (&mail.transport, &mail.smtp) {
+        (Transport::Smtp, Some(smtp)) => {
+            let config = SmtpTransportConfig::from_settings(smtp);
+            (0..smtp.connections.max(1))
+                .map(|_| {
+                    SmtpMailer::from_environment(&config)
+                        .map(|mailer| Box::new(mailer) as Box<dyn MailTransport>)
+                })
+                .collect()
+        }
+        _ => Ok(vec![Box::new(FolderTransport::new(
+            workspace.root().join(&mail.folder),
+        )?)]),
+    }
 }
 
 impl<C: Clock> std::fmt::Debug for Daemon<C> {
@@ -155,7 +195,25 @@ impl<C: Clock> Daemon<C> {
         let reader = workspace.open_store()?;
         let mut writer = workspace.open_store()?;
         let rules = read_rules(&workspace)?;
+        let send =
+            SendSettings::from_config(&workspace.config().mail, &|name| std::env::var(name).ok())?;
+        let transports = transports(&workspace)?;
         let now = clock.now();
+        // The lock proves no other daemon runs, so every claim still open was left by one that
+        // stopped mid-send (`kill -9`, a power cut): recover them all now, by the outbox policy
+        // ([mail.outbox] after_crash), instead of waiting for them to time out.
+        let policy = match send.outbox.after_crash {
+            AfterCrash::ResendOnce => RecoveryPolicy::ResendOnce,
+            AfterCrash::Hold => RecoveryPolicy::Hold,
+        };
+        let recovery = writer.recover_claimed(now, i64::MIN, policy)?;
+        if recovery.unknown > 0 {
+            tracing::warn!(
+                left_claimed = recovery.unknown,
+                resent = recovery.requeued,
+                "emails left mid-send by a stopped daemon: each may have arrived; resending with the same Message-ID as the policy says"
+            );
+        }
         let state = DaemonState {
             pid: i64::from(std::process::id()),
             started_at: now,
@@ -181,6 +239,8 @@ impl<C: Clock> Daemon<C> {
             rules,
             state,
             stop: Arc::new(AtomicBool::new(false)),
+            transports,
+            send,
         };
         daemon.state.next_assessment_at = daemon.next_assessment();
         daemon.save_state();
@@ -301,6 +361,14 @@ impl<C: Clock> Daemon<C> {
             tracing::error!(error = %err, "recording follow-ups failed; it will be retried");
             report.errors.push(format!("follow-ups: {err}"));
         }
+        if !self.stop.load(Ordering::SeqCst)
+            && let Err(err) = self.deliver(now, &mut report)
+        {
+            tracing::error!(error = %err, "delivering mail failed; it will be retried");
+            report.errors.push(format!("mail: {err}"));
+            self.state.last_send_error = Some(err.to_string());
+            self.state.last_send_error_at = Some(now);
+        }
         self.state.last_tick_at = Some(self.state.last_tick_at.map_or(now, |last| last.max(now)));
         self.state.last_tick_error = if report.errors.is_empty() {
             None
@@ -401,6 +469,7 @@ impl<C: Clock> Daemon<C> {
         } else {
             last
         };
+        let templates = SimpleTemplates::new(self.workspace.templates_dir(), &self.reader);
         let recorded = record_due(
             &self.reader,
             &mut self.writer,
@@ -412,6 +481,7 @@ impl<C: Clock> Daemon<C> {
                 timezone: tz,
             },
             now,
+            &templates,
         )?;
         self.writer
             .advance_schedule(FOLLOWUPS, "", now, SlotOutcome::Fired, now)?;
@@ -419,6 +489,7 @@ impl<C: Clock> Daemon<C> {
             tracing::info!(
                 new = recorded.new,
                 planned = recorded.planned,
+                queued = recorded.queued,
                 skipped = recorded.skipped,
                 tasks = recorded.tasks_created,
                 "follow-ups recorded"
@@ -426,6 +497,30 @@ impl<C: Clock> Daemon<C> {
         }
         report.followups_range = Some((from, now));
         report.followups_new = recorded.new;
+        Ok(())
+    }
+
+    fn deliver(&mut self, now: i64, report: &mut PassReport) -> Result<(), DaemonError> {
+        let sent = deliver_due(&mut self.writer, &mut self.transports, now, &self.send)?;
+        if sent.claimed > 0 || sent.recovered > 0 {
+            tracing::info!(
+                sent = sent.sent,
+                deferred = sent.deferred,
+                failed = sent.failed,
+                unknown = sent.unknown,
+                suppressed = sent.suppressed + sent.no_consent,
+                resent_after_crash = sent.resent_after_crash,
+                rate_limited = sent.rate_limited,
+                elapsed_ms = u64::try_from(sent.elapsed_ms).unwrap_or(u64::MAX),
+                "mail delivered"
+            );
+        }
+        report.sent = sent.sent;
+        report.deferred = sent.deferred;
+        if let Some((at, error)) = self.reader.last_send_error()? {
+            self.state.last_send_error = Some(error);
+            self.state.last_send_error_at = Some(at);
+        }
         Ok(())
     }
 

@@ -20,6 +20,7 @@ pub mod lock;
 pub mod mail;
 pub mod outbox;
 pub mod plan;
+pub mod simple_templates;
 pub mod status;
 pub mod watch;
 pub mod workspace;

@@ -188,6 +188,21 @@ impl Store {
         Ok(())
     }
 
+    /// The latest delivery error recorded in the outbox (a deferral, failure or unknown
+    /// outcome), with its time: `(at, detail)`.
+    pub fn last_send_error(&self) -> Result<Option<(i64, String)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT at, coalesce(detail, to_state) FROM outbox_events
+                 WHERE to_state IN ('deferred', 'failed', 'unknown')
+                 ORDER BY id DESC LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .at(&self.label)
+    }
+
     /// The last daemon's state; `None` if no daemon ever ran on this database.
     pub fn daemon_state(&self) -> Result<Option<DaemonState>, StoreError> {
         self.conn
