@@ -9,7 +9,7 @@ Exit codes:
   0  success (`run`: stopped by SIGTERM or SIGINT, or --once done)
   1  the data or rules had problems: import rows rejected (the rest was imported), rule errors
      (check), failing rule tests (test), rules that failed for some customers (assess, plan,
-     followups record)
+     followups record), a `run --once` pass that met errors (logged and shown by `status`)
   2  nothing was done: bad usage, a missing or unreadable file, an invalid mapping, workspace or
      rule set, a locked or foreign database, a --strict import that met a bad row, or an unknown
      or already done task (tasks done, tasks snooze), or (run) another daemon already runs on
@@ -155,10 +155,10 @@ pub enum Command {
     /// Run the daemon: reassess on the rules' schedule, record follow-ups, send due mail.
     ///
     /// Reassesses tiers when the `reassess` schedule of rules/tiers.yaml fires, and every tick
-    /// ([daemon] tick in tiercare.toml, default 1 minute) records the follow-ups due since the
-    /// previous tick and delivers due mail. A reassessment missed while the daemon was down is
-    /// made up once if it is at most [daemon] lateness late (default 6h), otherwise skipped
-    /// and logged; nothing runs twice, even if the clock is set back.
+    /// (`tick` in the `[daemon]` section of tiercare.toml, default 1 minute) records the
+    /// follow-ups due since the previous tick and delivers due mail. A reassessment missed
+    /// while the daemon was down is made up once if it is at most `lateness` late (default 6h),
+    /// otherwise skipped and logged; nothing runs twice, even if the clock is set back.
     ///
     /// Watches rules/ and templates/ and reloads them after a change (SIGHUP forces a reload):
     /// the new rules become active only if all of them are valid; otherwise the previous rules

@@ -16,17 +16,23 @@ use crate::output::Output;
 pub fn run(args: RunArgs, workspace_dir: &Path) -> anyhow::Result<ExitCode> {
     let workspace = Workspace::open(workspace_dir)?;
     let options = RunOptions { once: args.once };
-    match args.simulate_from {
+    let errors = match args.simulate_from {
         Some(start) => {
             if !(args.speed.is_finite() && args.speed > 0.0) {
                 anyhow::bail!("--speed must be a positive number, such as 60 or 86400");
             }
             let start = parse_time(&start, workspace.config().timezone)?;
-            scheduler_daemon::run(workspace, SimulatedClock::new(start, args.speed), options)?;
+            scheduler_daemon::run(workspace, SimulatedClock::new(start, args.speed), options)?
         }
         None => scheduler_daemon::run(workspace, SystemClock, options)?,
-    }
-    Ok(ExitCode::SUCCESS)
+    };
+    // --once: a pass that met errors (logged, and shown by `status`) exits 1, so a timer or
+    // cron job reports it; what could be done was done.
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn time(unix: Option<i64>) -> String {

@@ -551,11 +551,14 @@ enum Wake {
 
 /// Runs the daemon until `SIGTERM`/`SIGINT` (or one pass with `--once`): takes the database's
 /// daemon lock, loads the rules, watches `rules/` and `templates/`, and passes on schedule.
+///
+/// With `--once`, returns the errors the pass met (each logged and kept for `status`); a
+/// long-running daemon retries instead and returns no errors.
 pub fn run<C: Clock + 'static>(
     workspace: Workspace,
     clock: C,
     options: RunOptions,
-) -> Result<(), DaemonError> {
+) -> Result<Vec<String>, DaemonError> {
     let _lock = DaemonLock::acquire(&workspace.database_path())?;
     let root = std::fs::canonicalize(workspace.root()).unwrap_or_else(|_| workspace.root().into());
     let folders: Vec<PathBuf> = vec![root.join("rules"), root.join("templates")];
@@ -601,7 +604,7 @@ pub fn run<C: Clock + 'static>(
     let result = if options.once {
         let report = daemon.pass();
         tracing::info!(errors = report.errors.len(), "single pass done");
-        Ok(())
+        Ok(report.errors)
     } else {
         let watch_tx = tx.clone();
         let mut watcher = FolderWatcher::start(&root, folders, debounce, move |change| {
@@ -629,7 +632,7 @@ pub fn run<C: Clock + 'static>(
         })?;
         drop(tx);
         loop_until_stopped(&mut daemon, &rx, &mut watcher);
-        Ok(())
+        Ok(Vec::new())
     };
     daemon.stopped();
     signal_handle.close();
