@@ -171,6 +171,29 @@ fn once_reassesses_a_due_slot_and_status_reports_it() {
         .assert_code(0);
     assert_eq!(ws.count("SELECT count(*) FROM assessments"), 1);
 
+    // --log-format json: one JSON object per line, with the message and its fields.
+    let json = ws.run(&[
+        "run",
+        "--once",
+        "--log-format",
+        "json",
+        "--simulate-from",
+        "2026-03-03T02:40:00Z",
+    ]);
+    json.assert_code(0);
+    let lines: Vec<Value> = json
+        .stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["fields"]["message"] == "reassessed" && line["level"] == "INFO"),
+        "{}",
+        json.stderr
+    );
+
     let human = ws.run(&["status"]);
     human.assert_code(0);
     human.assert_stdout_contains("daemon: not running (stopped at");
