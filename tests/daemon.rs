@@ -272,8 +272,11 @@ fn a_second_daemon_exits_2_naming_the_first_and_sigterm_stops_cleanly() {
     let second = ws.run(&["run"]);
     second.assert_code(2);
     second.assert_stderr_contains(&format!("pid {}", first.pid()));
-    // --once takes the same lock.
+    // --once and `send` take the same lock: one sender per database.
     ws.run(&["run", "--once"]).assert_code(2);
+    let send = ws.run(&["send"]);
+    send.assert_code(2);
+    send.assert_stderr_contains(&format!("pid {}", first.pid()));
     let s = status(ws.root());
     assert_eq!(s["pid"], first.pid());
 

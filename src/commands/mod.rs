@@ -2,6 +2,7 @@
 
 mod daemon;
 mod followups;
+mod outbox;
 mod rules;
 mod tiers;
 
@@ -39,6 +40,9 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Tasks(args) => followups::tasks(args, &workspace_dir, out),
         Command::Run(args) => daemon::run(args, &workspace_dir),
         Command::Status(args) => daemon::status(args, &workspace_dir, out),
+        Command::Send(args) => outbox::send(args, &workspace_dir, out),
+        Command::Outbox(args) => outbox::outbox(args, &workspace_dir, out),
+        Command::Unsubscribe(args) => outbox::unsubscribe(args, &workspace_dir, out),
     }
 }
 

@@ -34,11 +34,11 @@ use tiercare_store::{DaemonState, RecoveryPolicy, SlotOutcome, Store, StoreError
 
 use crate::assess::{AssessError, AssessOptions, RuleSource, assess};
 use crate::clock::Clock;
-use crate::config::{AfterCrash, Transport};
+use crate::config::AfterCrash;
 use crate::firing::{self, Due};
 use crate::lock::{DaemonLock, LockError};
-use crate::mail::{FolderTransport, MailError, MailTransport, SmtpMailer, SmtpTransportConfig};
-use crate::outbox::{SendSettings, deliver_due};
+use crate::mail::{MailError, MailTransport};
+use crate::outbox::{SendSettings, deliver_due, transports};
 use crate::plan::{EVENT_LOOKBACK, PlanOptions, record_due};
 use crate::simple_templates::SimpleTemplates;
 use crate::watch::{Change, FolderWatcher};
@@ -146,35 +146,6 @@ pub struct Daemon<C: Clock> {
     send: SendSettings,
 }
 
-/// The workspace's mail transports: the folder, or `[mail.smtp] connections` SMTP mailers
-/// (the password read from the environment).
-pub fn transports(workspace: &Workspace) -> Result<Vec<Box<dyn MailTransport>>, MailError> {
-    let mail = &workspace.config().mail;
-    match (&mail.transport, &mail.smtp) {
-        (Transport::Smtp, Some(smtp)) => {
-            let config = SmtpTransportConfig::from_settings(smtp);
-            (0..smtp.connections.max(1))
-                .map(|_| {
-                    SmtpMailer::from_environment(&config)
-                        .map(|mailer| Box::new(mailer) as Box<dyn MailTransport>)
-                })
-                .collect()
-        }
-        _ => Ok(vec![Box::new(FolderTransport::new(
-            workspace.root().join(&mail.folder),
-        )?)]),
-    }
-}
-
-impl<C: Clock> std::fmt::Debug for Daemon<C> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Daemon")
-            .field("root", &self.workspace.root())
-            .field("rules", &self.rules.version())
-            .finish_non_exhaustive()
-    }
-}
-
 fn read_rules(workspace: &Workspace) -> Result<RuleSet, AssessError> {
     let source = RuleSource::read(&workspace.rules_dir(), std::path::Path::new("rules"))?;
     Ok(source.load()?.rules)
@@ -197,7 +168,8 @@ impl<C: Clock> Daemon<C> {
         let rules = read_rules(&workspace)?;
         let send =
             SendSettings::from_config(&workspace.config().mail, &|name| std::env::var(name).ok())?;
-        let transports = transports(&workspace)?;
+        let env = |name: &str| std::env::var(name).ok();
+        let transports = transports(workspace.root(), &workspace.config().mail, &env)?;
         let now = clock.now();
         // The lock proves no other daemon runs, so every claim still open was left by one that
         // stopped mid-send (`kill -9`, a power cut): recover them all now, by the outbox policy

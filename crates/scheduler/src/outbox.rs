@@ -7,6 +7,7 @@
 //! same text.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, mpsc};
 use std::thread;
@@ -16,13 +17,14 @@ use chrono::DateTime;
 use serde::Serialize;
 use tiercare_store::{
     EmailRecipient, NewEmail, OutboxEmail, RecipientKind, RecoveryPolicy, Store, StoreError,
+    SuppressionReason,
 };
 
-use crate::config::{AfterCrash, LimitsConfig, MailConfig, OutboxConfig};
+use crate::config::{AfterCrash, LimitsConfig, MailConfig, OutboxConfig, Transport};
 use crate::mail::message::parse_address;
 use crate::mail::{
-    Address, Delivered, ListUnsubscribe, MailError, MailTransport, OutgoingEmail, SendError,
-    TokenSigner, build,
+    Address, Delivered, FolderTransport, ListUnsubscribe, MailError, MailTransport, OutgoingEmail,
+    SendError, SmtpMailer, SmtpTransportConfig, TokenSigner, build,
 };
 
 /// The right-hand side of every Message-ID tiercare makes. `.invalid` is reserved (RFC 2606), so
@@ -553,6 +555,131 @@ pub fn outgoing(email: &OutboxEmail, settings: &SendSettings, now: i64) -> Outgo
         list_unsubscribe,
         date: DateTime::from_timestamp(now, 0).unwrap_or_default(),
     }
+}
+
+/// The transports `[mail]` configures: the folder (relative to `root` unless absolute), or
+/// `connections` SMTP mailers (each keeps its connection open), the password read through
+/// `env` from the variable `password_env` names.
+pub fn transports(
+    root: &Path,
+    mail: &MailConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Box<dyn MailTransport>>, MailError> {
+    match mail.transport {
+        Transport::Folder => Ok(vec![Box::new(FolderTransport::new(
+            root.join(&mail.folder),
+        )?)]),
+        Transport::Smtp => {
+            let smtp = mail.smtp.as_ref().ok_or_else(|| {
+                MailError::InvalidConfig("mail.transport is smtp but [mail.smtp] is missing".into())
+            })?;
+            let config = SmtpTransportConfig::from_settings(smtp);
+            (0..smtp.connections.max(1))
+                .map(|_| {
+                    SmtpMailer::new(&config, env)
+                        .map(|mailer| Box::new(mailer) as Box<dyn MailTransport>)
+                })
+                .collect()
+        }
+    }
+}
+
+/// What [`unsubscribe_csv`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UnsubscribeReport {
+    /// Addresses newly suppressed.
+    pub added: u64,
+    /// Addresses already suppressed.
+    pub already: u64,
+    /// Rows skipped: `(row number, why)`; row 1 is the header. No address is shown.
+    pub skipped: Vec<(u64, String)>,
+}
+
+/// Why an unsubscribe list could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum UnsubscribeError {
+    /// The file cannot be read or is not CSV.
+    #[error("cannot read {}: {message}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Suppresses `address` (reason `unsubscribe`) after checking it is a valid address; `Ok(Err)`
+/// with the reason when it is not. Returns whether it was new.
+pub fn unsubscribe_address(
+    store: &mut Store,
+    address: &str,
+    source: &str,
+    now: i64,
+) -> Result<Result<bool, String>, StoreError> {
+    let address = address.trim();
+    if address.is_empty() {
+        return Ok(Err("no address".to_owned()));
+    }
+    if let Err(err) = parse_address(address) {
+        let reason = match err {
+            MailError::InvalidAddress { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        return Ok(Err(format!("not a valid email address: {reason}")));
+    }
+    store
+        .suppress(address, SuppressionReason::Unsubscribe, source, now)
+        .map(Ok)
+}
+
+/// Suppresses every address of a CSV file with a header: the column `email` (or `address`), or
+/// the only column. Invalid or missing addresses are skipped and reported by row.
+pub fn unsubscribe_csv(
+    store: &mut Store,
+    path: &Path,
+    now: i64,
+) -> Result<UnsubscribeReport, UnsubscribeError> {
+    let read = |message: String| UnsubscribeError::Read {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|err| read(err.to_string()))?;
+    let headers = reader
+        .headers()
+        .map_err(|err| read(err.to_string()))?
+        .clone();
+    let column = headers
+        .iter()
+        .position(|h| {
+            let h = h.trim().to_ascii_lowercase();
+            h == "email" || h == "address"
+        })
+        .or_else(|| (headers.len() == 1).then_some(0))
+        .ok_or_else(|| {
+            read("no `email` or `address` column: name the column of addresses `email`".into())
+        })?;
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut report = UnsubscribeReport::default();
+    for (index, record) in reader.records().enumerate() {
+        let row = index as u64 + 2;
+        let record = record.map_err(|err| read(format!("row {row}: {err}")))?;
+        let address = record.get(column).unwrap_or("");
+        match unsubscribe_address(store, address, &format!("csv:{name}:{row}"), now)? {
+            Ok(true) => report.added += 1,
+            Ok(false) => report.already += 1,
+            Err(why) => report.skipped.push((row, why)),
+        }
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
