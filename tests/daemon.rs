@@ -341,6 +341,18 @@ fn a_broken_save_keeps_the_old_rules_shows_the_error_and_fixing_it_reloads() {
 }
 
 #[test]
+fn a_daemon_started_on_broken_rules_exits_2_naming_each_problem() {
+    let ws = Workspace::new();
+    let tiers = ws.path("rules/tiers.yaml");
+    let good = std::fs::read_to_string(&tiers).unwrap();
+    std::fs::write(&tiers, good.replace("window: 365d", "window: often")).unwrap();
+    let refused = ws.run(&["run", "--once"]);
+    refused.assert_code(2);
+    refused.assert_stderr_contains("rules/tiers.yaml:13:");
+    assert_eq!(status(ws.root())["daemon"], Value::Null);
+}
+
+#[test]
 fn the_rules_folder_deleted_and_recreated_is_watched_again() {
     let ws = Workspace::new();
     let daemon = running(&ws);
