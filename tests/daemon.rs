@@ -640,3 +640,28 @@ fn kill_9_mid_sending_a_thousand_emails_loses_none_and_reports_the_duplicates() 
     );
     assert!(second.log().contains("left mid-send"), "{}", second.log());
 }
+
+#[test]
+fn sigterm_mid_sending_finishes_in_flight_work_and_exits_0() {
+    let tmp = fast_tempdir();
+    let sink = smtp_sink::SmtpSink::start(smtp_sink::Script::accept_all()).unwrap();
+    let root = mail_workspace(tmp.path(), 300, sink.port(), 10);
+    let mut daemon = Daemon::start(&root, &["--simulate-from", "2026-03-02T10:00:00Z"]);
+    let deadline = Instant::now() + DEADLINE;
+    while sink.received().is_empty() {
+        assert!(Instant::now() < deadline, "nothing sent\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
+    // Nothing is left claimed, and nothing went out twice.
+    let stopped = status(&root);
+    assert_eq!(outbox(&stopped, "claimed"), 0, "{stopped:#}");
+    let ids = message_ids(&sink.received());
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(ids.len(), unique.len());
+    assert_eq!(ids.len() as u64, outbox(&stopped, "sent"));
+    assert!(stopped["daemon"]["stopped_at"].is_i64());
+}
