@@ -6,14 +6,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
 Exit codes:
-  0  success
+  0  success (`run`: stopped by SIGTERM or SIGINT, or --once done)
   1  the data or rules had problems: import rows rejected (the rest was imported), rule errors
      (check), failing rule tests (test), rules that failed for some customers (assess, plan,
      followups record), emails that failed or whose outcome is unknown (send), addresses
-     skipped (unsubscribe)
+     skipped (unsubscribe), a `run --once` pass that met errors (logged and shown by `status`)
   2  nothing was done: bad usage, a missing or unreadable file, an invalid mapping, workspace or
      rule set, a locked or foreign database, a --strict import that met a bad row, or an unknown
-     or already done task (tasks done, tasks snooze); for send, unusable mail settings
+     or already done task (tasks done, tasks snooze); for send, unusable mail settings; for run,
+     another daemon already runs on the database, or invalid rules or mail settings at start-up
 
 Environment:
   TIERCARE_HOME   the workspace, when --workspace is not given (default: the current directory)
@@ -47,9 +48,22 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
+    /// How diagnostics on stderr are written: `human` lines or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How logs are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line, for log collectors (journald, Loki, ...).
+    Json,
 }
 
 /// When to use colour.
@@ -153,6 +167,29 @@ pub enum Command {
     /// managers, C customers to nobody), each to the candidate with the most spare capacity;
     /// `followups record` does the same before it creates tasks.
     Owners(OwnersArgs),
+    /// Run the daemon: reassess on the rules' schedule, record follow-ups, send due mail.
+    ///
+    /// Reassesses tiers when the `reassess` schedule of rules/tiers.yaml fires, and every tick
+    /// (`tick` in the `[daemon]` section of tiercare.toml, default 1 minute) records the
+    /// follow-ups due since the previous tick and delivers due mail. A reassessment missed
+    /// while the daemon was down is made up once if it is at most `lateness` late (default 6h),
+    /// otherwise skipped and logged; nothing runs twice, even if the clock is set back.
+    ///
+    /// Watches rules/ and templates/ and reloads them after a change (SIGHUP forces a reload):
+    /// the new rules become active only if all of them are valid; otherwise the previous rules
+    /// stay active and every problem is logged and shown by `tiercare status`.
+    ///
+    /// One daemon per database: a second one exits 2 naming the first one's pid. SIGTERM or
+    /// SIGINT finishes the current step and exits 0. Logs go to stderr (info level by default;
+    /// TIERCARE_LOG and --log-format change that). See examples/systemd/ for a service unit.
+    Run(RunArgs),
+    /// Show whether the daemon runs and what it is doing.
+    ///
+    /// Reads the daemon's lock and what it records in the database, so it works from any
+    /// process: running or not (and its pid), the active rule-set version and when it was
+    /// loaded, the last reload error, the last and next reassessment, the last tick and its
+    /// error, and the last send error.
+    Status(StatusArgs),
     /// Deliver the emails due now from the outbox, once, through the configured transport.
     ///
     /// Emails are queued, already rendered, by `tiercare followups record` (and the daemon), in
@@ -347,6 +384,35 @@ pub struct RecordArgs {
     #[arg(long, value_name = "TIME")]
     pub from: Option<String>,
     /// Print what was recorded as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tiercare run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// One pass (reassess if due, record due follow-ups, send due mail), then exit: for cron
+    /// or a systemd timer.
+    #[arg(long)]
+    pub once: bool,
+    /// Run on a simulated clock starting at TIME (YYYY-MM-DD or RFC 3339) instead of the real
+    /// time: to watch a month of schedule go by. It really records and sends.
+    #[arg(long, value_name = "TIME")]
+    pub simulate_from: Option<String>,
+    /// With --simulate-from: simulated seconds per real second (86400 = a day per second).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1.0,
+        requires = "simulate_from"
+    )]
+    pub speed: f64,
+}
+
+/// `tiercare status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the status as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -1,5 +1,6 @@
 //! One function per command: open what it needs, call the crates, print.
 
+mod daemon;
 mod followups;
 mod outbox;
 mod owners;
@@ -38,6 +39,8 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => followups::plan(args, &workspace_dir, out),
         Command::Followups(command) => followups::followups(command, &workspace_dir, out),
         Command::Tasks(args) => followups::tasks(args, &workspace_dir, out),
+        Command::Run(args) => daemon::run(args, &workspace_dir),
+        Command::Status(args) => daemon::status(args, &workspace_dir, out),
         Command::Send(args) => outbox::send(args, &workspace_dir, out),
         Command::Outbox(args) => outbox::outbox(args, &workspace_dir, out),
         Command::Unsubscribe(args) => outbox::unsubscribe(args, &workspace_dir, out),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use tiercare_scheduler::assess::format_time;
+use tiercare_scheduler::lock::DaemonLock;
 use tiercare_scheduler::mail::TokenSigner;
 use tiercare_scheduler::outbox::{
     SendSettings, deliver_due, transports, unsubscribe_address, unsubscribe_csv,
@@ -27,6 +28,9 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
     let at = time_or(args.at.as_deref(), config.timezone, now())?;
     let settings = SendSettings::from_config(&config.mail, &env)?;
     let mut transports = transports(workspace.root(), &config.mail, &env)?;
+    // The daemon's lock: one sender per database, so that a daemon starting up may recover
+    // every claim it finds (see tiercare_scheduler::daemon) without taking this one's.
+    let _lock = DaemonLock::acquire(&workspace.database_path())?;
     let mut store = workspace.open_store()?;
     let report = deliver_due(&mut store, &mut transports, at, &settings)?;
     if args.json {

@@ -25,6 +25,50 @@ pub struct Config {
     pub busy_timeout: std::time::Duration,
     /// How mail leaves the workspace.
     pub mail: MailConfig,
+    /// How `tiercare run` keeps time (`[daemon]`).
+    pub daemon: DaemonConfig,
+}
+
+/// The daemon's settings (`[daemon]`); durations in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DaemonConfig {
+    /// How often follow-ups are recorded and due mail is delivered (`tick`, default `1m`).
+    pub tick: i64,
+    /// How late a missed reassessment may still be made up, once (`lateness`, default `6h`).
+    pub lateness: i64,
+    /// After downtime, how far back follow-ups are still recorded (`catch_up`, default `7d`);
+    /// older ones are skipped and logged.
+    pub catch_up: i64,
+    /// How long rule and template changes must be quiet before a reload (`debounce_ms`,
+    /// default 300).
+    pub debounce_ms: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            tick: 60,
+            lateness: 6 * 3_600,
+            catch_up: 7 * 86_400,
+            debounce_ms: 300,
+        }
+    }
+}
+
+/// Parses `30s`, `5m`, `6h` or `7d` into seconds.
+fn parse_duration(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let split = text.len().checked_sub(1)?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().ok()?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    (number >= 0).then(|| number.checked_mul(unit)).flatten()
 }
 
 /// Mail settings (`[mail]`).
@@ -224,6 +268,17 @@ struct RawConfig {
     #[serde(default)]
     database: RawDatabase,
     mail: Option<MailConfig>,
+    #[serde(default)]
+    daemon: RawDaemon,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    tick: Option<toml::Spanned<String>>,
+    lateness: Option<toml::Spanned<String>>,
+    catch_up: Option<toml::Spanned<String>>,
+    debounce_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -355,7 +410,32 @@ impl Config {
                 message: "mail.transport is \"smtp\" but there is no [mail.smtp] section: add one with at least `host`".to_owned(),
             });
         }
+        let duration = |value: Option<toml::Spanned<String>>, key: &str, default: i64, min: i64| {
+            let Some(spanned) = value else {
+                return Ok(default);
+            };
+            let (line, column) = position(text, spanned.span().start);
+            match parse_duration(spanned.get_ref()) {
+                Some(seconds) if seconds >= min => Ok(seconds),
+                _ => Err(ConfigError {
+                    line: Some(line),
+                    column: Some(column),
+                    message: format!(
+                        "invalid daemon.{key} `{}`: write a number and a unit, such as \"30s\", \"5m\", \"6h\" or \"7d\" (at least {min}s)",
+                        spanned.get_ref()
+                    ),
+                }),
+            }
+        };
+        let defaults = DaemonConfig::default();
+        let daemon = DaemonConfig {
+            tick: duration(raw.daemon.tick, "tick", defaults.tick, 1)?,
+            lateness: duration(raw.daemon.lateness, "lateness", defaults.lateness, 0)?,
+            catch_up: duration(raw.daemon.catch_up, "catch_up", defaults.catch_up, 0)?,
+            debounce_ms: raw.daemon.debounce_ms.unwrap_or(defaults.debounce_ms),
+        };
         Ok(Config {
+            daemon,
             timezone,
             database: raw
                 .database
@@ -420,6 +500,17 @@ from = "Customer Care <care@example.com>"
 # password_env = "TIERCARE_SMTP_PASSWORD"  # the password comes from this environment variable
 # timeout_seconds = 30
 # connections = 1                         # parallel connections, each kept open between messages
+
+[daemon]
+# `tiercare run`: how often follow-ups are recorded and due mail is sent.
+# tick = "1m"
+# A reassessment missed while the daemon was down is made up once if it is at most this late;
+# older ones are skipped (and logged), never run several times.
+# lateness = "6h"
+# After downtime, follow-ups due at most this long ago are still recorded; older ones are not.
+# catch_up = "7d"
+# How long rules/ and templates/ must be quiet after a change before the daemon reloads them.
+# debounce_ms = 300
 "#
         )
     }
@@ -466,6 +557,21 @@ mod tests {
         let err = Config::parse("[workspace]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
         assert_eq!((err.line, err.column), (Some(2), Some(12)));
         assert!(err.message.contains("Mars/Olympus"), "{err}");
+    }
+
+    #[test]
+    fn daemon_durations_are_read_with_units_and_bad_ones_located() {
+        let config =
+            Config::parse("[daemon]\ntick = \"30s\"\nlateness = \"2h\"\ncatch_up = \"1d\"\n")
+                .unwrap();
+        assert_eq!(config.daemon.tick, 30);
+        assert_eq!(config.daemon.lateness, 7_200);
+        assert_eq!(config.daemon.catch_up, 86_400);
+        assert_eq!(config.daemon.debounce_ms, 300);
+        let err = Config::parse("[daemon]\ntick = \"0s\"\n").unwrap_err();
+        assert_eq!((err.line, err.column), (Some(2), Some(8)));
+        let err = Config::parse("[daemon]\nlateness = \"soon\"\n").unwrap_err();
+        assert!(err.message.contains("daemon.lateness"), "{err}");
     }
 
     #[test]

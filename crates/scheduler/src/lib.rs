@@ -4,18 +4,25 @@
 //! ([`ingest`]: files → engine mapping → store), assesses tiers ([`assess`]: store features →
 //! engine decisions → store), plans and records follow-ups ([`plan`]), assigns owners
 //! ([`owners`]), builds and delivers mail ([`mail`]) and writes synthetic demo data
-//! ([`demo`]). The daemon (watching rules, cron schedules, the outbox) will live here too.
+//! ([`demo`]). The daemon ([`daemon`]: [`clock`], [`firing`], [`lock`], [`watch`], [`status`])
+//! runs it all on schedule and reloads rules while running.
 //!
 //! It must never contain SQL (that is the store's) nor evaluate rules itself (that is the
 //! engine's): it reads files, moves data between the two, and does the IO the engine may not.
 
 pub mod assess;
+pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod demo;
+pub mod firing;
 pub mod ingest;
+pub mod lock;
 pub mod mail;
 pub mod outbox;
 pub mod owners;
 pub mod plan;
 pub mod simple_templates;
+pub mod status;
+pub mod watch;
 pub mod workspace;

@@ -33,6 +33,9 @@
 //! [`Store::suppress`] keeps the suppression list (hashed addresses,
 //! [`address_hash`]).
 //!
+//! For the daemon, [`Store::advance_schedule`] records each schedule's last handled slot (only
+//! ever forward) and [`Store::write_daemon_state`] the state `tiercare status` reads.
+//!
 //! # What this crate must never do
 //!
 //! - Hold SQL anywhere else: this is the only crate that speaks SQL, and no
@@ -47,6 +50,7 @@
 #![warn(missing_docs)]
 
 mod contacts;
+mod daemon;
 mod db;
 mod error;
 mod features;
@@ -65,6 +69,7 @@ mod tasks;
 mod tiers;
 
 pub use contacts::{CONTACT_WINDOWS, ContactCounts, Contacts};
+pub use daemon::{DaemonState, ScheduleCursor, SlotOutcome};
 pub use db::{BUSY_TIMEOUT, Store, TableCounts};
 pub use error::StoreError;
 pub use features::{CustomerFeatures, FeatureSummary, NEVER_DAYS, Window};

@@ -37,6 +37,9 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///
 /// 4. the outbox (one row per e-mail, written with its follow-up), its
 ///    state-change events, and the suppression list (address hashes).
+///
+/// 5. the daemon: each schedule's last handled slot (`schedule_firings`) and the daemon's
+///    state for `tiercare status` (`daemon_state`).
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -386,6 +389,47 @@ CREATE TABLE suppressions (
     created_at   INTEGER NOT NULL
 ) STRICT;
 "#,
+    // 5: the daemon: where each schedule stands, and the daemon's state for `tiercare status`.
+    r#"
+-- one row per schedule of the daemon (the rule set's reassessment, the follow-up tick): the
+-- latest scheduled time handled (fired or skipped) only ever moves forward, so a restart never
+-- repeats a firing and a clock stepped backwards fires nothing again
+CREATE TABLE schedule_firings (
+    name          TEXT PRIMARY KEY,
+    -- the cron text the slot was computed from ('' for the follow-up tick)
+    schedule      TEXT NOT NULL,
+    last_slot     INTEGER NOT NULL,
+    -- the latest slot that actually ran (not skipped), and the clock time it ran
+    last_fired_at INTEGER,
+    last_run_at   INTEGER,
+    skipped       INTEGER NOT NULL DEFAULT 0 CHECK (skipped >= 0),
+    updated_at    INTEGER NOT NULL
+) STRICT;
+
+-- the running (or last) daemon's state, one row, written by the daemon and read by
+-- `tiercare status` from another process; times are the daemon's clock
+CREATE TABLE daemon_state (
+    id                   INTEGER PRIMARY KEY CHECK (id = 1),
+    pid                  INTEGER NOT NULL,
+    started_at           INTEGER NOT NULL,
+    heartbeat_at         INTEGER NOT NULL,
+    stopped_at           INTEGER,
+    clock                TEXT NOT NULL,
+    ruleset_version      TEXT,
+    ruleset_loaded_at    INTEGER,
+    reloads              INTEGER NOT NULL DEFAULT 0,
+    last_reload_ms       INTEGER,
+    last_reload_error    TEXT,
+    last_reload_error_at INTEGER,
+    last_assessment_at   INTEGER,
+    next_assessment_at   INTEGER,
+    last_tick_at         INTEGER,
+    last_tick_error      TEXT,
+    last_send_error      TEXT,
+    last_send_error_at   INTEGER,
+    updated_at           INTEGER NOT NULL
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -460,6 +504,7 @@ mod tests {
         0x7fc2_623d_7075_9370,
         0x4ff4_1613_d686_d88f,
         0x5711_9058_f43c_7f09,
+        0xb356_4463_9f43_faf9,
     ];
 
     #[test]

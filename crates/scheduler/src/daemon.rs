@@ -1,0 +1,851 @@
+//! The daemon behind `tiercare run`: schedules, follow-ups, mail, hot reload, signals.
+//!
+//! [`Daemon`] is the part that decides, driven by an injected [`Clock`] so tests can step
+//! through days at once: [`Daemon::pass`] does one round (reassess if the rule set's `reassess`
+//! schedule says so, record the follow-ups due since the last tick, deliver due mail) and
+//! [`Daemon::reload`] loads `rules/` into a new compiled rule set and swaps it in, or keeps the
+//! last good one and reports every problem. [`run`] is the process around it: the lock (one
+//! daemon per database), the folder watcher, `SIGHUP` (reload), `SIGTERM`/`SIGINT` (finish the
+//! round, record the stop, exit), and waiting on one channel until the next slot or event.
+//!
+//! Mail goes through the outbox ([`crate::outbox`]): follow-ups' emails are rendered and queued
+//! with their ledger rows ([`record_due`]) and sent by [`deliver_due`]. At start-up, claims a
+//! stopped daemon left open are recovered by the outbox's crash policy.
+//!
+//! # What is stored, and why nothing happens twice
+//!
+//! - Each schedule's last handled slot is in `schedule_firings` and only moves forward (see
+//!   [`crate::firing`]): after downtime a missed reassessment is made up once if within
+//!   `[daemon] lateness`, else skipped and logged; a clock stepped backwards finds no slot to
+//!   fire.
+//! - Follow-ups are recorded for `[previous tick, now)`; the ledger's occurrence keys make a
+//!   repeated range record nothing new, and the tick cursor never moves backwards either.
+//! - The daemon's state (`daemon_state`) is what `tiercare status` reads from another process.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tiercare_engine::{Diagnostic, RuleSet};
+use tiercare_store::{DaemonState, RecoveryPolicy, SlotOutcome, Store, StoreError};
+
+use crate::assess::{AssessError, AssessOptions, RuleSource, assess};
+use crate::clock::Clock;
+use crate::config::AfterCrash;
+use crate::firing::{self, Due};
+use crate::lock::{DaemonLock, LockError};
+use crate::mail::{MailError, MailTransport};
+use crate::outbox::{SendSettings, deliver_due, transports};
+use crate::plan::{EVENT_LOOKBACK, PlanOptions, record_due};
+use crate::simple_templates::SimpleTemplates;
+use crate::watch::{Change, FolderWatcher};
+use crate::workspace::{Workspace, WorkspaceError};
+
+/// The name of the reassessment schedule in `schedule_firings`.
+pub const REASSESS: &str = "reassess";
+/// The name of the follow-up tick in `schedule_firings`.
+pub const FOLLOWUPS: &str = "followups";
+
+/// The longest the loop waits without looking at the clock (a simulated clock's speed or a
+/// system clock set forward is noticed at least this often).
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Another daemon runs on this database, or the lock file is unusable.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The workspace or its database could not be opened.
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    /// The rules are invalid at start-up (a running daemon keeps its last good rules instead).
+    #[error(transparent)]
+    Rules(#[from] AssessError),
+    /// The database refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The mail settings are unusable (an invalid `from`, a missing password or secret).
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    /// Delivering mail failed (the database, or the mail settings).
+    #[error(transparent)]
+    Deliver(#[from] crate::outbox::DeliverError),
+    /// Signals or the folder watcher could not be set up.
+    #[error("cannot set up {what}: {message}")]
+    Setup {
+        /// Signals or the watcher.
+        what: &'static str,
+        /// The cause.
+        message: String,
+    },
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// A new rule set is active.
+    Swapped {
+        /// Its version.
+        version: String,
+    },
+    /// The files compile to the rule set already active.
+    Unchanged,
+    /// The files have errors; the last good rule set stays active.
+    Failed {
+        /// Every problem, one `path:line:col: message` per line.
+        errors: String,
+    },
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PassReport {
+    /// The clock time of the pass.
+    pub at: i64,
+    /// The reassessment slot that fired, if one did.
+    pub assessed_slot: Option<i64>,
+    /// Customers assessed.
+    pub assessed_customers: u64,
+    /// Reassessment slots skipped as too late.
+    pub skipped_slots: usize,
+    /// The follow-up range recorded, if any.
+    pub followups_range: Option<(i64, i64)>,
+    /// New follow-up ledger rows.
+    pub followups_new: u64,
+    /// Emails delivered.
+    pub sent: u64,
+    /// Emails deferred after a transient failure.
+    pub deferred: u64,
+    /// Errors met (the pass goes on after each; they are logged and in `status`).
+    pub errors: Vec<String>,
+}
+
+/// One problem per line, `path:line:col: message`.
+pub fn one_line_each(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(|d| format!("{}:{}:{}: {}", d.path, d.line, d.column, d.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The daemon's decisions over a workspace, on an injected clock.
+pub struct Daemon<C: Clock> {
+    workspace: Workspace,
+    clock: C,
+    reader: Store,
+    writer: Store,
+    rules: RuleSet,
+    state: DaemonState,
+    stop: Arc<AtomicBool>,
+    transports: Vec<Box<dyn MailTransport>>,
+    send: SendSettings,
+}
+
+fn read_rules(workspace: &Workspace) -> Result<RuleSet, AssessError> {
+    let source = RuleSource::read(&workspace.rules_dir(), std::path::Path::new("rules"))?;
+    Ok(source.load()?.rules)
+}
+
+fn reload_errors(err: &AssessError) -> String {
+    match err {
+        AssessError::Rules { diagnostics } => one_line_each(diagnostics),
+        other => other.to_string(),
+    }
+}
+
+impl<C: Clock> Daemon<C> {
+    /// Opens the workspace's database (two connections: features are read through one while
+    /// decisions are written through the other) and loads the rules; invalid rules refuse to
+    /// start.
+    pub fn start(workspace: Workspace, clock: C) -> Result<Daemon<C>, DaemonError> {
+        let reader = workspace.open_store()?;
+        let mut writer = workspace.open_store()?;
+        let rules = read_rules(&workspace)?;
+        let send =
+            SendSettings::from_config(&workspace.config().mail, &|name| std::env::var(name).ok())?;
+        let env = |name: &str| std::env::var(name).ok();
+        let transports = transports(workspace.root(), &workspace.config().mail, &env)?;
+        let now = clock.now();
+        // The lock proves no other daemon runs, so every claim still open was left by one that
+        // stopped mid-send (`kill -9`, a power cut): recover them all now, by the outbox policy
+        // ([mail.outbox] after_crash), instead of waiting for them to time out.
+        let policy = match send.outbox.after_crash {
+            AfterCrash::ResendOnce => RecoveryPolicy::ResendOnce,
+            AfterCrash::Hold => RecoveryPolicy::Hold,
+        };
+        let recovery = writer.recover_claimed(now, i64::MIN, policy)?;
+        if recovery.unknown > 0 {
+            tracing::warn!(
+                left_claimed = recovery.unknown,
+                resent = recovery.requeued,
+                "emails left mid-send by a stopped daemon: each may have arrived; resending with the same Message-ID as the policy says"
+            );
+        }
+        let state = DaemonState {
+            pid: i64::from(std::process::id()),
+            started_at: now,
+            heartbeat_at: now,
+            clock: clock.describe(),
+            ruleset_version: Some(rules.version().to_owned()),
+            ruleset_loaded_at: Some(now),
+            reloads: 1,
+            ..DaemonState::default()
+        };
+        writer.write_daemon_state(&state)?;
+        tracing::info!(
+            pid = state.pid,
+            ruleset = rules.version(),
+            clock = %state.clock,
+            "daemon started"
+        );
+        let mut daemon = Daemon {
+            workspace,
+            clock,
+            reader,
+            writer,
+            rules,
+            state,
+            stop: Arc::new(AtomicBool::new(false)),
+            transports,
+            send,
+        };
+        daemon.state.next_assessment_at = daemon.next_assessment();
+        daemon.save_state();
+        Ok(daemon)
+    }
+
+    /// The flag that asks a pass in progress to stop at the next safe point.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// The active rule set.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// The state as `status` shows it.
+    pub fn state(&self) -> &DaemonState {
+        &self.state
+    }
+
+    fn save_state(&mut self) {
+        self.state.heartbeat_at = self.clock.now();
+        if let Err(err) = self.writer.write_daemon_state(&self.state) {
+            tracing::warn!(error = %err, "cannot record the daemon's state; will retry");
+        }
+    }
+
+    fn next_assessment(&self) -> Option<i64> {
+        let schedule = self.rules.reassess()?;
+        let after = match self.reader.schedule_cursor(REASSESS) {
+            Ok(Some(cursor)) => cursor.last_slot.max(self.clock.now()),
+            _ => self.clock.now(),
+        };
+        firing::next_slot(schedule, self.workspace.config().timezone, after)
+    }
+
+    /// Reads `rules/` again and swaps the new rule set in if it is valid; otherwise keeps the
+    /// active one and records every problem (log and `status`). `first_seen` is when the change
+    /// was first noticed, for the save-to-active time.
+    pub fn reload(&mut self, first_seen: Option<Instant>) -> ReloadOutcome {
+        let now = self.clock.now();
+        let outcome = match read_rules(&self.workspace) {
+            Err(err) => {
+                let errors = reload_errors(&err);
+                for line in errors.lines() {
+                    tracing::warn!(
+                        problem = line,
+                        "rules not reloaded; the previous rules stay active"
+                    );
+                }
+                self.state.last_reload_error = Some(errors.clone());
+                self.state.last_reload_error_at = Some(now);
+                ReloadOutcome::Failed { errors }
+            }
+            Ok(rules) => {
+                self.state.last_reload_error = None;
+                self.state.last_reload_error_at = None;
+                if rules.version() == self.rules.version() {
+                    tracing::debug!(ruleset = rules.version(), "rules unchanged");
+                    ReloadOutcome::Unchanged
+                } else {
+                    let version = rules.version().to_owned();
+                    self.rules = rules;
+                    self.state.ruleset_version = Some(version.clone());
+                    self.state.ruleset_loaded_at = Some(now);
+                    self.state.reloads += 1;
+                    let latency_ms = first_seen
+                        .map(|seen| i64::try_from(seen.elapsed().as_millis()).unwrap_or(i64::MAX));
+                    self.state.last_reload_ms = latency_ms;
+                    tracing::info!(
+                        ruleset = %version,
+                        save_to_active_ms = latency_ms,
+                        "rules reloaded"
+                    );
+                    ReloadOutcome::Swapped { version }
+                }
+            }
+        };
+        self.state.next_assessment_at = self.next_assessment();
+        self.save_state();
+        outcome
+    }
+
+    /// When the next pass is due on the daemon's clock: the next tick or the next reassessment,
+    /// whichever comes first.
+    pub fn next_wake(&self) -> i64 {
+        let tick = self.workspace.config().daemon.tick;
+        let now = self.clock.now();
+        // After a clock stepped backwards the next tick is a tick from now (mail still goes
+        // out; follow-ups wait until the clock passes the last recorded tick).
+        let next_tick =
+            self.state.last_tick_at.map_or(
+                now,
+                |last| if now < last { now + tick } else { last + tick },
+            );
+        self.state
+            .next_assessment_at
+            .map_or(next_tick, |next| next.min(next_tick))
+    }
+
+    /// One round: reassess if the schedule says so, record follow-ups due since the last tick,
+    /// deliver due mail, and record the state. Errors are logged, kept for `status`, and
+    /// retried on the next pass; they never stop the daemon.
+    pub fn pass(&mut self) -> PassReport {
+        let now = self.clock.now();
+        let mut report = PassReport {
+            at: now,
+            ..PassReport::default()
+        };
+        if let Err(err) = self.reassess_if_due(now, &mut report) {
+            tracing::error!(error = %err, "reassessment failed; it will be retried");
+            report.errors.push(format!("reassessment: {err}"));
+        }
+        if !self.stop.load(Ordering::SeqCst)
+            && let Err(err) = self.record_followups(now, &mut report)
+        {
+            tracing::error!(error = %err, "recording follow-ups failed; it will be retried");
+            report.errors.push(format!("follow-ups: {err}"));
+        }
+        if !self.stop.load(Ordering::SeqCst)
+            && let Err(err) = self.deliver(now, &mut report)
+        {
+            tracing::error!(error = %err, "delivering mail failed; it will be retried");
+            report.errors.push(format!("mail: {err}"));
+            self.state.last_send_error = Some(err.to_string());
+            self.state.last_send_error_at = Some(now);
+        }
+        self.state.last_tick_at = Some(self.state.last_tick_at.map_or(now, |last| last.max(now)));
+        self.state.last_tick_error = if report.errors.is_empty() {
+            None
+        } else {
+            Some(report.errors.join("\n"))
+        };
+        self.state.next_assessment_at = self.next_assessment();
+        self.save_state();
+        report
+    }
+
+    fn reassess_if_due(&mut self, now: i64, report: &mut PassReport) -> Result<(), DaemonError> {
+        let Some(schedule) = self.rules.reassess() else {
+            return Ok(());
+        };
+        let tz = self.workspace.config().timezone;
+        let lateness = self.workspace.config().daemon.lateness;
+        let last = self.reader.schedule_cursor(REASSESS)?.map(|c| c.last_slot);
+        match firing::due(schedule, tz, last, now, lateness) {
+            Due::Nothing => Ok(()),
+            Due::Skip { slot, count } => {
+                tracing::warn!(
+                    missed = count,
+                    latest = %crate::assess::format_time(slot),
+                    lateness_s = lateness,
+                    "missed reassessments are too late to make up; skipped"
+                );
+                report.skipped_slots = count;
+                self.writer.advance_schedule(
+                    REASSESS,
+                    schedule.source(),
+                    slot,
+                    SlotOutcome::Skipped {
+                        count: i64::try_from(count).unwrap_or(i64::MAX),
+                    },
+                    now,
+                )?;
+                Ok(())
+            }
+            Due::Fire { slot, skipped } => {
+                if skipped > 0 {
+                    tracing::warn!(
+                        missed = skipped + 1,
+                        "reassessments were missed while the daemon was down; making up the latest once"
+                    );
+                }
+                let source = schedule.source().to_owned();
+                let assessed = assess(
+                    &self.reader,
+                    Some(&mut self.writer),
+                    &self.rules,
+                    AssessOptions {
+                        at: now,
+                        now,
+                        dry_run: false,
+                    },
+                )?;
+                self.writer
+                    .advance_schedule(REASSESS, &source, slot, SlotOutcome::Fired, now)?;
+                tracing::info!(
+                    slot = %crate::assess::format_time(slot),
+                    customers = assessed.customers,
+                    changed = assessed.changed,
+                    rule_errors = assessed.rule_errors.len(),
+                    elapsed_ms = u64::try_from(assessed.elapsed_ms).unwrap_or(u64::MAX),
+                    "reassessed"
+                );
+                report.assessed_slot = Some(slot);
+                report.assessed_customers = assessed.customers;
+                report.skipped_slots = skipped;
+                self.state.last_assessment_at = Some(now);
+                Ok(())
+            }
+        }
+    }
+
+    fn record_followups(&mut self, now: i64, report: &mut PassReport) -> Result<(), DaemonError> {
+        let config = self.workspace.config();
+        let tz = config.timezone;
+        let catch_up = config.daemon.catch_up;
+        let Some(last) = self.reader.schedule_cursor(FOLLOWUPS)?.map(|c| c.last_slot) else {
+            // The first start: follow-ups are recorded from now on, not for the past.
+            self.writer
+                .advance_schedule(FOLLOWUPS, "", now, SlotOutcome::Fired, now)?;
+            return Ok(());
+        };
+        if now <= last {
+            // Nothing new, or a clock stepped backwards: that range was recorded already.
+            return Ok(());
+        }
+        let from = if now - last > catch_up {
+            tracing::warn!(
+                down_s = now - last,
+                catch_up_s = catch_up,
+                "follow-ups due longer ago than daemon.catch_up are not recorded"
+            );
+            now - catch_up
+        } else {
+            last
+        };
+        let templates = SimpleTemplates::new(self.workspace.templates_dir(), &self.reader);
+        let recorded = record_due(
+            &self.reader,
+            &mut self.writer,
+            &self.rules,
+            PlanOptions {
+                from,
+                to: now,
+                events_since: from - EVENT_LOOKBACK,
+                timezone: tz,
+            },
+            now,
+            &templates,
+        )?;
+        self.writer
+            .advance_schedule(FOLLOWUPS, "", now, SlotOutcome::Fired, now)?;
+        if recorded.new > 0 {
+            tracing::info!(
+                new = recorded.new,
+                planned = recorded.planned,
+                queued = recorded.queued,
+                skipped = recorded.skipped,
+                tasks = recorded.tasks_created,
+                "follow-ups recorded"
+            );
+        }
+        report.followups_range = Some((from, now));
+        report.followups_new = recorded.new;
+        Ok(())
+    }
+
+    fn deliver(&mut self, now: i64, report: &mut PassReport) -> Result<(), DaemonError> {
+        let sent = deliver_due(&mut self.writer, &mut self.transports, now, &self.send)?;
+        if sent.claimed > 0 || sent.recovered > 0 {
+            tracing::info!(
+                sent = sent.sent,
+                deferred = sent.deferred,
+                failed = sent.failed,
+                unknown = sent.unknown,
+                suppressed = sent.suppressed + sent.no_consent,
+                resent_after_crash = sent.resent_after_crash,
+                rate_limited = sent.rate_limited,
+                elapsed_ms = u64::try_from(sent.elapsed_ms).unwrap_or(u64::MAX),
+                "mail delivered"
+            );
+        }
+        report.sent = sent.sent;
+        report.deferred = sent.deferred;
+        if let Some((at, error)) = self.reader.last_send_error()? {
+            self.state.last_send_error = Some(error);
+            self.state.last_send_error_at = Some(at);
+        }
+        Ok(())
+    }
+
+    /// Records a clean stop.
+    pub fn stopped(&mut self) {
+        self.state.stopped_at = Some(self.clock.now());
+        self.save_state();
+        tracing::info!("daemon stopped");
+    }
+}
+
+/// How `tiercare run` runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// One pass, then exit (for cron or systemd timers).
+    pub once: bool,
+}
+
+/// What woke the loop.
+#[derive(Debug)]
+enum Wake {
+    Stop(&'static str),
+    Reload {
+        first_seen: Option<Instant>,
+        folders_replaced: bool,
+    },
+}
+
+/// Runs the daemon until `SIGTERM`/`SIGINT` (or one pass with `--once`): takes the database's
+/// daemon lock, loads the rules, watches `rules/` and `templates/`, and passes on schedule.
+///
+/// With `--once`, returns the errors the pass met (each logged and kept for `status`); a
+/// long-running daemon retries instead and returns no errors.
+pub fn run<C: Clock + 'static>(
+    workspace: Workspace,
+    clock: C,
+    options: RunOptions,
+) -> Result<Vec<String>, DaemonError> {
+    let _lock = DaemonLock::acquire(&workspace.database_path())?;
+    let root = std::fs::canonicalize(workspace.root()).unwrap_or_else(|_| workspace.root().into());
+    let folders: Vec<PathBuf> = vec![root.join("rules"), root.join("templates")];
+    let debounce = Duration::from_millis(workspace.config().daemon.debounce_ms);
+
+    let (tx, rx) = mpsc::channel::<Wake>();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(|err| DaemonError::Setup {
+        what: "signal handling",
+        message: err.to_string(),
+    })?;
+    let signal_handle = signals.handle();
+
+    let mut daemon = Daemon::start(workspace, clock)?;
+    let stop = daemon.stop_flag();
+    let signal_tx = tx.clone();
+    let signal_thread = std::thread::spawn(move || {
+        for signal in signals.forever() {
+            let wake = match signal {
+                signal_hook::consts::SIGHUP => Wake::Reload {
+                    first_seen: None,
+                    folders_replaced: true,
+                },
+                signal_hook::consts::SIGINT => {
+                    stop.store(true, Ordering::SeqCst);
+                    Wake::Stop("SIGINT")
+                }
+                _ => {
+                    stop.store(true, Ordering::SeqCst);
+                    Wake::Stop("SIGTERM")
+                }
+            };
+            if signal_tx.send(wake).is_err() {
+                break;
+            }
+        }
+    });
+
+    let result = if options.once {
+        let report = daemon.pass();
+        tracing::info!(errors = report.errors.len(), "single pass done");
+        Ok(report.errors)
+    } else {
+        let watch_tx = tx.clone();
+        let mut watcher = FolderWatcher::start(&root, folders, debounce, move |change| {
+            let wake = match change {
+                Change::Files {
+                    first_seen,
+                    folders_replaced,
+                } => Wake::Reload {
+                    first_seen: Some(first_seen),
+                    folders_replaced,
+                },
+                Change::Error(message) => {
+                    tracing::warn!(error = %message, "folder watcher error; reloading to be safe");
+                    Wake::Reload {
+                        first_seen: None,
+                        folders_replaced: true,
+                    }
+                }
+            };
+            let _ = watch_tx.send(wake);
+        })
+        .map_err(|err| DaemonError::Setup {
+            what: "the folder watcher",
+            message: err.to_string(),
+        })?;
+        drop(tx);
+        loop_until_stopped(&mut daemon, &rx, &mut watcher);
+        Ok(Vec::new())
+    };
+    daemon.stopped();
+    signal_handle.close();
+    let _ = signal_thread.join();
+    result
+}
+
+fn loop_until_stopped<C: Clock>(
+    daemon: &mut Daemon<C>,
+    rx: &mpsc::Receiver<Wake>,
+    watcher: &mut FolderWatcher,
+) {
+    daemon.pass();
+    loop {
+        if daemon.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let wait = daemon.clock.real_until(daemon.next_wake()).min(MAX_WAIT);
+        match rx.recv_timeout(wait) {
+            Ok(Wake::Stop(signal)) => {
+                tracing::info!(signal, "stopping");
+                return;
+            }
+            Ok(Wake::Reload {
+                mut first_seen,
+                mut folders_replaced,
+            }) => {
+                // Take every change queued meanwhile: one reload for all of them.
+                while let Ok(wake) = rx.try_recv() {
+                    match wake {
+                        Wake::Stop(signal) => {
+                            tracing::info!(signal, "stopping");
+                            return;
+                        }
+                        Wake::Reload {
+                            first_seen: seen,
+                            folders_replaced: replaced,
+                        } => {
+                            first_seen = match (first_seen, seen) {
+                                (Some(a), Some(b)) => Some(a.min(b)),
+                                (a, b) => a.or(b),
+                            };
+                            folders_replaced |= replaced;
+                        }
+                    }
+                }
+                if folders_replaced {
+                    watcher.rewatch();
+                }
+                daemon.reload(first_seen);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if daemon.clock.now() >= daemon.next_wake() {
+            daemon.pass();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use tiercare_engine::RecordKind;
+
+    use super::*;
+    use crate::clock::TestClock;
+    use crate::ingest::{ImportRequest, import_file};
+
+    const HOUR: i64 = 3_600;
+    const DAY: i64 = 86_400;
+    /// 2026-03-01T00:00:00Z.
+    const START: i64 = 1_772_323_200;
+
+    fn import(workspace: &Workspace, kind: RecordKind, text: &str) {
+        let mut store = workspace.open_store().unwrap();
+        let file = workspace.root().join(format!("{kind}.csv"));
+        std::fs::write(&file, text).unwrap();
+        let request = ImportRequest {
+            kind,
+            file: &file,
+            mapping: None,
+            strict: true,
+            format: None,
+            timezone: workspace.config().timezone,
+        };
+        import_file(&mut store, &request, &mut |_| {}).unwrap();
+    }
+
+    fn workspace(dir: &Path) -> Workspace {
+        let (workspace, _) = Workspace::init(&dir.join("ws"), chrono_tz::UTC).unwrap();
+        import(
+            &workspace,
+            RecordKind::Customers,
+            "customer_id,name,email,consent_email\nC1,Big,big@example.com,true\nC2,Small,small@example.com,true\n",
+        );
+        import(
+            &workspace,
+            RecordKind::Orders,
+            "order_id,customer_id,ordered_at,amount\nO1,C1,2026-01-10,9000\nO2,C2,2026-01-11,10\n",
+        );
+        workspace
+    }
+
+    /// Passes every `step` seconds from the clock's time for `span` seconds; the slots that fired.
+    fn run_for(
+        daemon: &mut Daemon<TestClock>,
+        clock: &TestClock,
+        span: i64,
+        step: i64,
+    ) -> Vec<i64> {
+        let end = clock.now() + span;
+        let mut fired = Vec::new();
+        while clock.now() < end {
+            clock.advance(step);
+            let report = daemon.pass();
+            assert!(report.errors.is_empty(), "{:?}", report.errors);
+            fired.extend(report.assessed_slot);
+        }
+        fired
+    }
+
+    #[test]
+    fn days_of_schedule_fire_once_each_and_never_again_after_a_step_back_or_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = workspace(tmp.path());
+        let clock = TestClock::new(START);
+        let mut daemon = Daemon::start(ws.clone(), clock.clone()).unwrap();
+        // The default rules reassess at 02:30 every day.
+        let fired = run_for(&mut daemon, &clock, 3 * DAY, 10 * 60);
+        assert_eq!(
+            fired,
+            [
+                START + 2 * HOUR + 1_800,
+                START + DAY + 2 * HOUR + 1_800,
+                START + 2 * DAY + 2 * HOUR + 1_800
+            ]
+        );
+        assert!(daemon.state().last_assessment_at.is_some());
+        assert_eq!(
+            daemon.state().next_assessment_at,
+            Some(START + 3 * DAY + 2 * HOUR + 1_800)
+        );
+
+        // The clock is stepped back two days: nothing fires and no follow-up is recorded again.
+        clock.advance(-2 * DAY);
+        let report = daemon.pass();
+        assert_eq!(report.assessed_slot, None);
+        assert_eq!(report.followups_range, None);
+        assert_eq!(run_for(&mut daemon, &clock, DAY, HOUR), Vec::<i64>::new());
+        daemon.stopped();
+        drop(daemon);
+
+        // Down from day 3 until 03:30 on day 6: the 02:30 slot is an hour late (within the
+        // default 6 hours) and is made up once; the two earlier missed nights are not.
+        clock.set(START + 5 * DAY + 3 * HOUR + 1_800);
+        let mut daemon = Daemon::start(ws.clone(), clock.clone()).unwrap();
+        let report = daemon.pass();
+        assert_eq!(
+            report.assessed_slot,
+            Some(START + 5 * DAY + 2 * HOUR + 1_800)
+        );
+        assert_eq!(report.skipped_slots, 2);
+        assert_eq!(daemon.pass().assessed_slot, None);
+        drop(daemon);
+
+        // Down until noon on day 8: the 02:30 slot is 9.5 hours late: skipped and counted.
+        clock.set(START + 7 * DAY + 12 * HOUR);
+        let mut daemon = Daemon::start(ws.clone(), clock.clone()).unwrap();
+        let report = daemon.pass();
+        assert_eq!(report.assessed_slot, None);
+        assert_eq!(report.skipped_slots, 2);
+        let cursor = daemon.reader.schedule_cursor(REASSESS).unwrap().unwrap();
+        assert_eq!(cursor.skipped, 2);
+        assert_eq!(
+            cursor.last_fired_at,
+            Some(START + 5 * DAY + 2 * HOUR + 1_800)
+        );
+    }
+
+    #[test]
+    fn follow_up_ticks_cover_each_range_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = workspace(tmp.path());
+        let clock = TestClock::new(START);
+        let mut daemon = Daemon::start(ws, clock.clone()).unwrap();
+        // The first pass starts the tick cursor; later ones record from the previous tick.
+        assert_eq!(daemon.pass().followups_range, None);
+        clock.advance(HOUR);
+        assert_eq!(daemon.pass().followups_range, Some((START, START + HOUR)));
+        clock.advance(HOUR);
+        assert_eq!(
+            daemon.pass().followups_range,
+            Some((START + HOUR, START + 2 * HOUR))
+        );
+        // A pass at the same time again has nothing to record.
+        assert_eq!(daemon.pass().followups_range, None);
+        // Ten days later the range is clipped to the catch-up window (7 days by default).
+        clock.advance(10 * DAY);
+        assert_eq!(
+            daemon.pass().followups_range,
+            Some((clock.now() - 7 * DAY, clock.now()))
+        );
+    }
+
+    #[test]
+    fn a_broken_save_keeps_the_last_good_rules_and_fixing_it_reloads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = workspace(tmp.path());
+        let clock = TestClock::new(START);
+        let mut daemon = Daemon::start(ws.clone(), clock.clone()).unwrap();
+        let good = daemon.rules().version().to_owned();
+        let path = ws.rules_dir().join("tiers.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+
+        std::fs::write(&path, text.replace("window: 365d", "window: often")).unwrap();
+        let ReloadOutcome::Failed { errors } = daemon.reload(None) else {
+            panic!("a broken rule file was accepted");
+        };
+        assert!(errors.starts_with("rules/tiers.yaml:13:"), "{errors}");
+        assert_eq!(daemon.rules().version(), good);
+        let stored = daemon.reader.daemon_state().unwrap().unwrap();
+        assert_eq!(stored.last_reload_error.as_deref(), Some(errors.as_str()));
+        assert_eq!(stored.ruleset_version.as_deref(), Some(good.as_str()));
+
+        // The folder removed: still the old rules.
+        std::fs::rename(ws.rules_dir(), tmp.path().join("aside")).unwrap();
+        assert!(matches!(daemon.reload(None), ReloadOutcome::Failed { .. }));
+        std::fs::rename(tmp.path().join("aside"), ws.rules_dir()).unwrap();
+
+        std::fs::write(&path, text.replace("window: 365d", "window: 180d")).unwrap();
+        let ReloadOutcome::Swapped { version } = daemon.reload(Some(Instant::now())) else {
+            panic!("the fixed file was not loaded");
+        };
+        assert_ne!(version, good);
+        assert_eq!(daemon.rules().version(), version);
+        let stored = daemon.reader.daemon_state().unwrap().unwrap();
+        assert_eq!(stored.last_reload_error, None);
+        assert_eq!(stored.reloads, 2);
+        assert!(stored.last_reload_ms.is_some());
+        assert_eq!(daemon.reload(None), ReloadOutcome::Unchanged);
+    }
+}

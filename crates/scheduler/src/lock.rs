@@ -1,0 +1,160 @@
+//! One daemon per database: an advisory lock (`flock`) on a file beside the database.
+//!
+//! The lock file is `<database>.daemon.lock` (`tiercare.db.daemon.lock`) and holds the pid of
+//! the process that has it. The kernel releases the lock when that process ends, even after
+//! `kill -9`, so a stale file never blocks a restart; the pid inside is only informative (for
+//! the message a second daemon prints and for `tiercare status`).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FlockOperation, flock};
+
+/// Why the lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds it.
+    #[error(
+        "another tiercare daemon (pid {}) is running on this database (lock file {}); \
+         stop it first, or use `tiercare status` to see what it is doing",
+        pid.map_or_else(|| "unknown".to_owned(), |pid| pid.to_string()),
+        path.display()
+    )]
+    Held {
+        /// The holder's pid, when the file says.
+        pid: Option<u32>,
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// The lock file could not be opened or written.
+    #[error("cannot use the lock file {}: {source}", path.display())]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+/// The lock file of the database at `database`.
+pub fn lock_path(database: &Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".daemon.lock");
+    PathBuf::from(name)
+}
+
+/// The held lock; released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct DaemonLock {
+    file: File,
+    path: PathBuf,
+}
+
+fn open(path: &Path) -> Result<File, LockError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| LockError::Io {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+fn read_pid(file: &mut File) -> Option<u32> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+impl DaemonLock {
+    /// Takes the lock of the database at `database` and writes this process's pid into it, or
+    /// says who holds it. Never waits.
+    pub fn acquire(database: &Path) -> Result<DaemonLock, LockError> {
+        let path = lock_path(database);
+        let mut file = open(&path)?;
+        let io_err = |source: io::Error| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(LockError::Held {
+                    pid: read_pid(&mut file),
+                    path,
+                });
+            }
+            Err(errno) => return Err(io_err(errno.into())),
+        }
+        file.set_len(0).map_err(io_err)?;
+        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+        writeln!(file, "{}", std::process::id()).map_err(io_err)?;
+        file.sync_all().map_err(io_err)?;
+        Ok(DaemonLock { file, path })
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for DaemonLock {
+    fn drop(&mut self) {
+        // Clear the pid so the file does not name a process that no longer runs; the lock
+        // itself goes with the file descriptor.
+        let _ = self.file.set_len(0);
+        let _ = flock(&self.file, FlockOperation::Unlock);
+    }
+}
+
+/// Whether a daemon holds the lock of the database at `database`: `Some(pid)` (the pid may be
+/// unknown for an instant while the holder writes it) or `None`. Takes nothing.
+pub fn holder(database: &Path) -> Result<Option<Option<u32>>, LockError> {
+    let path = lock_path(database);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut file = open(&path)?;
+    match flock(&file, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => {
+            let _ = flock(&file, FlockOperation::Unlock);
+            Ok(None)
+        }
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(Some(read_pid(&mut file))),
+        Err(errno) => Err(LockError::Io {
+            path,
+            source: errno.into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_is_refused_naming_the_holder_and_freed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tiercare.db");
+        assert_eq!(holder(&db).unwrap(), None);
+        let lock = DaemonLock::acquire(&db).unwrap();
+        assert_eq!(lock.path(), dir.path().join("tiercare.db.daemon.lock"));
+        assert_eq!(holder(&db).unwrap(), Some(Some(std::process::id())));
+        // flock locks belong to the open file, so a second open in this process conflicts too.
+        let err = DaemonLock::acquire(&db).unwrap_err();
+        assert!(
+            matches!(err, LockError::Held { pid: Some(pid), .. } if pid == std::process::id()),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(&std::process::id().to_string()));
+        drop(lock);
+        assert_eq!(holder(&db).unwrap(), None);
+        DaemonLock::acquire(&db).unwrap();
+    }
+}

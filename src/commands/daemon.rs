@@ -1,0 +1,147 @@
+//! `tiercare run` and `tiercare status`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use tiercare_scheduler::assess::format_time;
+use tiercare_scheduler::clock::{SimulatedClock, SystemClock};
+use tiercare_scheduler::daemon::{self as scheduler_daemon, RunOptions};
+use tiercare_scheduler::status::status as read_status;
+use tiercare_scheduler::workspace::Workspace;
+
+use crate::cli::{RunArgs, StatusArgs};
+use crate::commands::tiers::parse_time;
+use crate::output::Output;
+
+pub fn run(args: RunArgs, workspace_dir: &Path) -> anyhow::Result<ExitCode> {
+    let workspace = Workspace::open(workspace_dir)?;
+    let options = RunOptions { once: args.once };
+    let errors = match args.simulate_from {
+        Some(start) => {
+            if !(args.speed.is_finite() && args.speed > 0.0) {
+                anyhow::bail!("--speed must be a positive number, such as 60 or 86400");
+            }
+            let start = parse_time(&start, workspace.config().timezone)?;
+            scheduler_daemon::run(workspace, SimulatedClock::new(start, args.speed), options)?
+        }
+        None => scheduler_daemon::run(workspace, SystemClock, options)?,
+    };
+    // --once: a pass that met errors (logged, and shown by `status`) exits 1, so a timer or
+    // cron job reports it; what could be done was done.
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn time(unix: Option<i64>) -> String {
+    unix.map_or_else(|| "never".to_owned(), format_time)
+}
+
+pub fn status(args: StatusArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    let workspace = Workspace::open(workspace_dir)?;
+    let status = read_status(&workspace)?;
+    if args.json {
+        out.json(&status)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(state) = &status.daemon else {
+        out.heading(if status.running {
+            "daemon: starting"
+        } else {
+            "daemon: not running (it never ran on this database; start it with `tiercare run`)"
+        });
+        return Ok(ExitCode::SUCCESS);
+    };
+    if status.running {
+        out.heading(&format!(
+            "daemon: running (pid {}) since {} · clock {}",
+            status
+                .pid
+                .map_or_else(|| "unknown".to_owned(), |pid| pid.to_string()),
+            format_time(state.started_at),
+            state.clock
+        ));
+    } else {
+        match state.stopped_at {
+            Some(at) => out.heading(&format!(
+                "daemon: not running (stopped at {})",
+                format_time(at)
+            )),
+            None => out.heading(&format!(
+                "daemon: not running (it ended without a clean stop; last seen {})",
+                format_time(state.heartbeat_at)
+            )),
+        }
+    }
+    out.line(&format!(
+        "  rules: {} loaded {} ({} loads)",
+        state.ruleset_version.as_deref().unwrap_or("none"),
+        time(state.ruleset_loaded_at),
+        state.reloads
+    ));
+    if let Some(ms) = state.last_reload_ms {
+        out.line(&format!(
+            "  last reload: active {ms} ms after the first change"
+        ));
+    }
+    match &state.last_reload_error {
+        None => out.line("  last reload error: none"),
+        Some(errors) => {
+            out.line(&format!(
+                "  last reload error (at {}; the rules above stay active):",
+                time(state.last_reload_error_at)
+            ));
+            for line in errors.lines() {
+                out.line(&format!("    {line}"));
+            }
+        }
+    }
+    out.line(&format!(
+        "  reassessment: last {}, next {}",
+        time(state.last_assessment_at),
+        time(state.next_assessment_at)
+    ));
+    if let Some(cursor) = &status.reassess
+        && cursor.skipped > 0
+    {
+        out.line(&format!(
+            "  reassessments skipped as too late: {}",
+            cursor.skipped
+        ));
+    }
+    out.line(&format!("  last tick: {}", time(state.last_tick_at)));
+    if let Some(error) = &state.last_tick_error {
+        for line in error.lines() {
+            out.line(&format!("    {line}"));
+        }
+    }
+    let queue: Vec<String> = status
+        .outbox
+        .iter()
+        .filter(|(_, count)| **count > 0)
+        .map(|(state, count)| format!("{state} {count}"))
+        .collect();
+    out.line(&format!(
+        "  outbox: {}{}",
+        if queue.is_empty() {
+            "empty".to_owned()
+        } else {
+            queue.join(", ")
+        },
+        if status.outbox_recovered > 0 {
+            format!(" ({} resent after a crash)", status.outbox_recovered)
+        } else {
+            String::new()
+        }
+    ));
+    match &state.last_send_error {
+        None => out.line("  last send error: none"),
+        Some(error) => out.line(&format!(
+            "  last send error ({}): {error}",
+            time(state.last_send_error_at)
+        )),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,667 @@
+//! The daemon (`tiercare run`, `tiercare status`) against the real binary, with its faults:
+//! broken saves, a rules folder deleted and recreated, bursts of saves, two daemons, signals,
+//! `kill -9`, and a database locked by another process.
+//!
+//! Nothing here sleeps to wait for the daemon: each test polls what the daemon records
+//! (`tiercare status --json`, the database) until a deadline.
+
+mod common;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Workspace, run_in};
+use serde_json::Value;
+
+/// How long any observable state may take to appear.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// A daemon started in the background, its stderr in a file; killed if still running at drop.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(root: &Path, extra: &[&str]) -> Daemon {
+        let log = root.with_extension(format!("log{}", unique()));
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        let child = Command::new(env!("CARGO_BIN_EXE_tiercare"))
+            .args(&args)
+            .current_dir(root)
+            .env_remove("TIERCARE_HOME")
+            .env("TIERCARE_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .expect("start tiercare run");
+        Daemon { child, log }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (polling, with the deadline) for the process to end; its exit code.
+    fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not exit\n--- log\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+fn status(root: &Path) -> Value {
+    let run = run_in(root, &["status", "--json"]);
+    run.assert_code(0);
+    run.json()
+}
+
+/// Polls `tiercare status --json` until `ok` holds, failing with the daemon's log at the
+/// deadline.
+fn wait_status(root: &Path, daemon: &Daemon, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let status = status(root);
+        if ok(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n--- status\n{status:#}\n--- log\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn count(root: &Path, sql: &str) -> i64 {
+    rusqlite::Connection::open(root.join("tiercare.db"))
+        .unwrap()
+        .query_row(sql, [], |row| row.get(0))
+        .unwrap()
+}
+
+fn version(status: &Value) -> String {
+    status["daemon"]["ruleset_version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn reloads(status: &Value) -> i64 {
+    status["daemon"]["reloads"].as_i64().unwrap_or(0)
+}
+
+/// Writes `text` to `path` the way editors do: a temporary file renamed over it.
+fn save(path: &Path, text: &str) {
+    let tmp = path.with_extension(format!("yaml.tmp{}", unique()));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A daemon on a fresh workspace, running on the real clock; returns once it has started.
+fn running(ws: &Workspace) -> Daemon {
+    let daemon = Daemon::start(ws.root(), &[]);
+    wait_status(ws.root(), &daemon, "the daemon to start", |s| {
+        s["running"] == true && s["daemon"]["pid"] == daemon.pid()
+    });
+    daemon
+}
+
+#[test]
+fn once_reassesses_a_due_slot_and_status_reports_it() {
+    let ws = Workspace::with_quickstart();
+    // 02:45 in London, 15 minutes after the default rules' 02:30 reassessment.
+    let run = ws.run(&["run", "--once", "--simulate-from", "2026-03-02T02:45:00Z"]);
+    run.assert_code(0);
+    assert!(
+        !run.stderr.contains('@'),
+        "personal data in the log:\n{}",
+        run.stderr
+    );
+    let s = status(ws.root());
+    assert_eq!(s["running"], false);
+    assert_eq!(s["reassess"]["last_fired_at"], 1_772_418_600); // 2026-03-02T02:30:00Z
+    assert!(s["daemon"]["stopped_at"].is_i64());
+    let assessments = ws.count("SELECT count(*) FROM assessments");
+    assert_eq!(assessments, 1);
+
+    // The same time again (a timer firing twice, or a clock set back): nothing more.
+    ws.run(&["run", "--once", "--simulate-from", "2026-03-02T02:50:00Z"])
+        .assert_code(0);
+    ws.run(&["run", "--once", "--simulate-from", "2026-03-01T02:45:00Z"])
+        .assert_code(0);
+    assert_eq!(ws.count("SELECT count(*) FROM assessments"), 1);
+
+    // --log-format json: one JSON object per line, with the message and its fields.
+    let json = ws.run(&[
+        "run",
+        "--once",
+        "--log-format",
+        "json",
+        "--simulate-from",
+        "2026-03-03T02:40:00Z",
+    ]);
+    json.assert_code(0);
+    let lines: Vec<Value> = json
+        .stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["fields"]["message"] == "reassessed" && line["level"] == "INFO"),
+        "{}",
+        json.stderr
+    );
+
+    let human = ws.run(&["status"]);
+    human.assert_code(0);
+    human.assert_stdout_contains("daemon: not running (stopped at");
+    human.assert_stdout_contains("reassessment: last");
+}
+
+#[test]
+fn simulated_days_pass_in_moments_and_each_night_reassesses_once() {
+    let ws = Workspace::with_quickstart();
+    let config = std::fs::read_to_string(ws.path("tiercare.toml")).unwrap();
+    std::fs::write(
+        ws.path("tiercare.toml"),
+        config.replace("# lateness = \"6h\"", "lateness = \"20h\""),
+    )
+    .unwrap();
+    // Two and a half simulated days per real second: four nights in under two seconds.
+    let mut daemon = Daemon::start(
+        ws.root(),
+        &[
+            "--simulate-from",
+            "2026-03-01T00:00:00Z",
+            "--speed",
+            "216000",
+        ],
+    );
+    wait_status(ws.root(), &daemon, "four nights", |s| {
+        s["daemon"]["last_tick_at"].as_i64().unwrap_or(0) >= 1_772_323_200 + 4 * 86_400
+    });
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), Some(0));
+    let done = status(ws.root());
+    // Each night's 02:30 slot (London is on UTC in March) fired once, at or after it and
+    // within the lateness, or (on a machine too busy to keep up) was skipped and counted:
+    // never twice.
+    let conn = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT at FROM assessments ORDER BY at")
+        .unwrap();
+    let times: Vec<i64> = stmt
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let first_slot = 1_772_323_200 + 9_000;
+    let days: Vec<i64> = times.iter().map(|t| (t - first_slot) / 86_400).collect();
+    for (day, time) in days.iter().zip(&times) {
+        let late = time - first_slot - day * 86_400;
+        assert!(
+            (0..20 * 3_600).contains(&late),
+            "{late}s late\n{}",
+            daemon.log()
+        );
+    }
+    let mut distinct = days.clone();
+    distinct.dedup();
+    assert_eq!(distinct, days, "a night assessed twice\n{}", daemon.log());
+    let last_slot = done["reassess"]["last_slot"].as_i64().unwrap();
+    let slots = (last_slot - first_slot) / 86_400 + 1;
+    let skipped = done["reassess"]["skipped"].as_i64().unwrap();
+    assert!(slots >= 4, "{done:#}");
+    assert_eq!(
+        times.len() as i64 + skipped,
+        slots,
+        "{done:#}\n{}",
+        daemon.log()
+    );
+    assert!(times.len() >= 2, "{}", daemon.log());
+    // Follow-ups were recorded tick by tick.
+    assert!(done["followups"]["last_slot"].as_i64().unwrap() > 1_772_323_200 + 4 * 86_400);
+}
+
+#[test]
+fn a_second_daemon_exits_2_naming_the_first_and_sigterm_stops_cleanly() {
+    let ws = Workspace::new();
+    let mut first = running(&ws);
+    let second = ws.run(&["run"]);
+    second.assert_code(2);
+    second.assert_stderr_contains(&format!("pid {}", first.pid()));
+    // --once and `send` take the same lock: one sender per database.
+    ws.run(&["run", "--once"]).assert_code(2);
+    let send = ws.run(&["send"]);
+    send.assert_code(2);
+    send.assert_stderr_contains(&format!("pid {}", first.pid()));
+    let s = status(ws.root());
+    assert_eq!(s["pid"], first.pid());
+
+    first.signal("TERM");
+    assert_eq!(first.wait_exit(), Some(0), "{}", first.log());
+    assert!(first.log().contains("daemon stopped"), "{}", first.log());
+    let s = status(ws.root());
+    assert_eq!(s["running"], false);
+    assert!(s["daemon"]["stopped_at"].is_i64());
+
+    // SIGINT too; and after kill -9 the lock is free again.
+    let mut again = running(&ws);
+    again.signal("INT");
+    assert_eq!(again.wait_exit(), Some(0));
+    let mut killed = running(&ws);
+    killed.signal("KILL");
+    assert_eq!(killed.wait_exit(), None);
+    let s = status(ws.root());
+    assert_eq!(s["running"], false);
+    assert!(s["daemon"]["stopped_at"].is_null());
+    ws.run(&["status"])
+        .assert_stdout_contains("ended without a clean stop");
+    let _restarted = running(&ws);
+}
+
+#[test]
+fn a_broken_save_keeps_the_old_rules_shows_the_error_and_fixing_it_reloads() {
+    let ws = Workspace::new();
+    let daemon = running(&ws);
+    let first = version(&status(ws.root()));
+    let tiers = ws.path("rules/tiers.yaml");
+    let good = std::fs::read_to_string(&tiers).unwrap();
+
+    save(&tiers, &good.replace("window: 365d", "window: often"));
+    let broken = wait_status(ws.root(), &daemon, "the reload error", |s| {
+        s["daemon"]["last_reload_error"].is_string()
+    });
+    let error = broken["daemon"]["last_reload_error"].as_str().unwrap();
+    assert!(error.starts_with("rules/tiers.yaml:13:"), "{error}");
+    assert_eq!(version(&broken), first, "a broken rule set became active");
+    ws.run(&["status"])
+        .assert_stdout_contains("rules/tiers.yaml:13:");
+    assert!(
+        daemon.log().contains("rules/tiers.yaml:13:"),
+        "{}",
+        daemon.log()
+    );
+
+    save(&tiers, &good.replace("window: 365d", "window: 180d"));
+    let fixed = wait_status(ws.root(), &daemon, "the fixed rules", |s| {
+        s["daemon"]["last_reload_error"].is_null() && version(s) != first
+    });
+    assert!(fixed["daemon"]["last_reload_ms"].is_i64());
+
+    // SIGHUP reloads at once (here: back to the first rules, written without any event the
+    // watcher could miss being the only trigger).
+    std::fs::write(&tiers, &good).unwrap();
+    daemon.signal("HUP");
+    wait_status(ws.root(), &daemon, "the reload after SIGHUP", |s| {
+        version(s) == first
+    });
+}
+
+#[test]
+fn a_daemon_started_on_broken_rules_exits_2_naming_each_problem() {
+    let ws = Workspace::new();
+    let tiers = ws.path("rules/tiers.yaml");
+    let good = std::fs::read_to_string(&tiers).unwrap();
+    std::fs::write(&tiers, good.replace("window: 365d", "window: often")).unwrap();
+    let refused = ws.run(&["run", "--once"]);
+    refused.assert_code(2);
+    refused.assert_stderr_contains("rules/tiers.yaml:13:");
+    assert_eq!(status(ws.root())["daemon"], Value::Null);
+}
+
+#[test]
+fn the_rules_folder_deleted_and_recreated_is_watched_again() {
+    let ws = Workspace::new();
+    let daemon = running(&ws);
+    let first = version(&status(ws.root()));
+    let rules = ws.path("rules");
+    let aside = ws.path("rules-aside");
+    std::fs::rename(&rules, &aside).unwrap();
+    let gone = wait_status(ws.root(), &daemon, "the missing folder reported", |s| {
+        s["daemon"]["last_reload_error"].is_string()
+    });
+    assert_eq!(version(&gone), first);
+    assert!(
+        gone["daemon"]["last_reload_error"]
+            .as_str()
+            .unwrap()
+            .contains("rules"),
+        "{gone:#}"
+    );
+
+    std::fs::rename(&aside, &rules).unwrap();
+    wait_status(ws.root(), &daemon, "the folder back", |s| {
+        s["daemon"]["last_reload_error"].is_null()
+    });
+    // Changes inside the recreated folder are seen.
+    let tiers = rules.join("tiers.yaml");
+    let text = std::fs::read_to_string(&tiers).unwrap();
+    save(&tiers, &text.replace("window: 365d", "window: 90d"));
+    wait_status(
+        ws.root(),
+        &daemon,
+        "a change in the recreated folder",
+        |s| version(s) != first,
+    );
+}
+
+#[test]
+fn a_hundred_saves_in_two_seconds_make_a_handful_of_reloads_never_a_broken_set() {
+    let ws = Workspace::new();
+    let daemon = running(&ws);
+    let before = reloads(&status(ws.root()));
+    let tiers = ws.path("rules/tiers.yaml");
+    let good = std::fs::read_to_string(&tiers).unwrap();
+    let started = Instant::now();
+    for i in 0..100 {
+        // Every other save is written in place (truncate, then write): a reader may see it
+        // half-written, which must never become active.
+        let text = good.replace("window: 365d", &format!("window: {}d", 100 + i));
+        if i % 2 == 0 {
+            save(&tiers, &text);
+        } else {
+            std::fs::write(&tiers, &text).unwrap();
+        }
+        // 100 saves spread over two seconds.
+        let next = Duration::from_millis(20 * (i + 1));
+        if let Some(rest) = next.checked_sub(started.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    // The last save (window 199d) is what `check` reads now; it becomes active, with no error.
+    assert!(
+        std::fs::read_to_string(&tiers)
+            .unwrap()
+            .contains("window: 199d")
+    );
+    let expected = ws.run(&["check", "--json"]).json()["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = wait_status(ws.root(), &daemon, "the last save active", |s| {
+        s["daemon"]["last_reload_error"].is_null() && version(s) == expected
+    });
+    let count = reloads(&done) - before;
+    assert!(
+        (1..=10).contains(&count),
+        "{count} reloads for 100 saves\n{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn a_database_locked_by_another_process_delays_the_daemon_but_does_not_stop_it() {
+    let ws = Workspace::with_quickstart();
+    // Wait at most 200 ms for a lock, and tick every second, so the lock below outlasts it.
+    let config = std::fs::read_to_string(ws.path("tiercare.toml")).unwrap();
+    std::fs::write(
+        ws.path("tiercare.toml"),
+        config
+            .replace("# busy_timeout_ms = 5000", "busy_timeout_ms = 200")
+            .replace("# tick = \"1m\"", "tick = \"1s\""),
+    )
+    .unwrap();
+    let daemon = running(&ws);
+    let connection = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+    connection.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // Another process holds the write lock for a moment (longer than the daemon waits).
+    let held = Instant::now();
+    while held.elapsed() < Duration::from_millis(2_500) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    connection.execute_batch("COMMIT").unwrap();
+    drop(connection);
+    let before = status(ws.root())["daemon"]["last_tick_at"]
+        .as_i64()
+        .unwrap();
+    // The daemon is still there and its next ticks succeed.
+    wait_status(ws.root(), &daemon, "a clean tick after the lock", |s| {
+        s["running"] == true
+            && s["daemon"]["last_tick_error"].is_null()
+            && s["daemon"]["last_tick_at"].as_i64().unwrap() > before
+    });
+    assert!(
+        daemon.log().contains("locked") || daemon.log().contains("busy"),
+        "the lock was never met:\n{}",
+        daemon.log()
+    );
+}
+
+/// One email rule (every customer, 09:00 daily) and its template, instead of the default
+/// follow-ups; `customers` customers who agreed to email.
+fn mail_workspace(dir: &Path, customers: usize, smtp_port: u16, connections: u32) -> PathBuf {
+    let root = dir.join("ws");
+    run_in(dir, &["init", root.to_str().unwrap()]).assert_code(0);
+    std::fs::remove_file(root.join("rules/followups.yaml")).unwrap();
+    std::fs::write(
+        root.join("rules/mail.yaml"),
+        "followups:\n  - id: hello\n    cron: \"0 9 * * *\"\n    email: { template: care }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("templates/care.eml.j2"),
+        "subject: Hello {{ customer.name }}\n--- text\nHello {{ customer.name }}\n",
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
+    let config = config.replace("transport = \"folder\"", "transport = \"smtp\"")
+        + &format!(
+            "\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\nsecurity = \"none\"\n\
+             timeout_seconds = 5\nconnections = {connections}\n\n[mail.outbox]\nretry_base_seconds = 60\n"
+        );
+    std::fs::write(root.join("tiercare.toml"), config).unwrap();
+    let mut csv = String::from("customer_id,name,email,consent_email\n");
+    for i in 0..customers {
+        csv.push_str(&format!("C{i:04},Customer {i},c{i}@example.com,true\n"));
+    }
+    std::fs::write(root.join("customers.csv"), csv).unwrap();
+    run_in(&root, &["import", "customers", "customers.csv"]).assert_code(0);
+    // The emails of 09:00 on 2 March, queued in the outbox with their follow-ups.
+    let recorded = run_in(
+        &root,
+        &[
+            "followups",
+            "record",
+            "--from",
+            "2026-03-02T08:00:00Z",
+            "--until",
+            "2026-03-02T10:00:00Z",
+            "--json",
+        ],
+    );
+    recorded.assert_code(0);
+    assert_eq!(recorded.json()["queued"], customers, "{}", recorded.stdout);
+    root
+}
+
+/// A temporary folder in memory when the system has one (`/dev/shm`): the outbox commits
+/// every outcome with `fsync`, which on a slow disk would make 1,000 emails take most of a
+/// minute. The database is a real SQLite file either way.
+fn fast_tempdir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(dir) = tempfile::tempdir_in(shm)
+    {
+        return dir;
+    }
+    tempfile::tempdir().unwrap()
+}
+
+fn message_ids(received: &[smtp_sink::Received]) -> Vec<String> {
+    received
+        .iter()
+        .map(|message| {
+            let text = String::from_utf8_lossy(&message.data);
+            text.lines()
+                .find_map(|line| {
+                    line.strip_prefix("Message-ID: ")
+                        .or_else(|| line.strip_prefix("Message-Id: "))
+                })
+                .unwrap_or_else(|| panic!("no Message-ID in\n{text}"))
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn outbox(status: &Value, state: &str) -> u64 {
+    status["outbox"][state].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn smtp_down_then_back_delivers_each_email_once_after_backoff() {
+    let tmp = fast_tempdir();
+    let sink = smtp_sink::SmtpSink::start(smtp_sink::Script::down()).unwrap();
+    let root = mail_workspace(tmp.path(), 3, sink.port(), 1);
+    // A simulated minute per real second: the first retry (about a minute later) comes within
+    // a second or two.
+    let daemon = Daemon::start(
+        &root,
+        &["--simulate-from", "2026-03-02T10:00:00Z", "--speed", "60"],
+    );
+    let down = wait_status(&root, &daemon, "the emails deferred", |s| {
+        outbox(s, "deferred") == 3 && s["daemon"]["last_send_error"].is_string()
+    });
+    assert!(
+        down["daemon"]["last_send_error"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1"),
+        "{down:#}"
+    );
+    assert!(sink.received().is_empty());
+
+    sink.set_script(smtp_sink::Script::accept_all()).unwrap();
+    wait_status(&root, &daemon, "the emails sent", |s| {
+        outbox(s, "sent") == 3
+    });
+    let ids = message_ids(&sink.received());
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((ids.len(), unique.len()), (3, 3), "{ids:?}");
+    // Each was deferred before it was sent, and tried again only after its backoff.
+    let deferred_then_sent = count(
+        &root,
+        "SELECT count(*) FROM outbox o WHERE o.state = 'sent' AND o.attempts >= 2 \
+         AND o.sent_at >= (SELECT min(e.at) FROM outbox_events e \
+                           WHERE e.outbox_id = o.id AND e.to_state = 'deferred') + 30",
+    );
+    assert_eq!(deferred_then_sent, 3, "{}", daemon.log());
+    assert!(
+        !daemon.log().contains("@example.com"),
+        "an address in the log"
+    );
+}
+
+#[test]
+fn kill_9_mid_sending_a_thousand_emails_loses_none_and_reports_the_duplicates() {
+    let tmp = fast_tempdir();
+    let sink = smtp_sink::SmtpSink::start(smtp_sink::Script::accept_all()).unwrap();
+    // Ten connections in parallel: each message takes about 40 ms against the sink (see the
+    // daemon's report), so one connection would need 40 s.
+    let root = mail_workspace(tmp.path(), 1_000, sink.port(), 10);
+    let mut first = Daemon::start(&root, &["--simulate-from", "2026-03-02T10:00:00Z"]);
+    // Kill it once it is well into sending.
+    let deadline = Instant::now() + DEADLINE;
+    while sink.received().len() < 150 {
+        assert!(Instant::now() < deadline, "nothing sent\n{}", first.log());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    first.signal("KILL");
+    assert_eq!(first.wait_exit(), None);
+    let killed = status(&root);
+    assert!(
+        outbox(&killed, "sent") < 1_000,
+        "all sent before the kill: {killed:#}"
+    );
+    let in_flight = outbox(&killed, "claimed");
+
+    // The restart recovers what the dead daemon had claimed, and sends everything.
+    let second = Daemon::start(&root, &["--simulate-from", "2026-03-02T10:05:00Z"]);
+    let done = wait_status(&root, &second, "every email sent", |s| {
+        outbox(s, "sent") == 1_000
+    });
+    let ids = message_ids(&sink.received());
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 1_000, "an email was lost");
+    let duplicates = (ids.len() - unique.len()) as u64;
+    let reported = done["outbox_recovered"].as_u64().unwrap();
+    // A duplicate can only be an email that was in flight, and each is reported.
+    assert!(
+        duplicates <= in_flight && duplicates <= reported && reported <= in_flight,
+        "duplicates {duplicates}, reported {reported}, in flight {in_flight}\n{}",
+        second.log()
+    );
+    assert!(second.log().contains("left mid-send"), "{}", second.log());
+}
+
+#[test]
+fn sigterm_mid_sending_finishes_in_flight_work_and_exits_0() {
+    let tmp = fast_tempdir();
+    let sink = smtp_sink::SmtpSink::start(smtp_sink::Script::accept_all()).unwrap();
+    let root = mail_workspace(tmp.path(), 300, sink.port(), 10);
+    let mut daemon = Daemon::start(&root, &["--simulate-from", "2026-03-02T10:00:00Z"]);
+    let deadline = Instant::now() + DEADLINE;
+    while sink.received().is_empty() {
+        assert!(Instant::now() < deadline, "nothing sent\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
+    // Nothing is left claimed, and nothing went out twice.
+    let stopped = status(&root);
+    assert_eq!(outbox(&stopped, "claimed"), 0, "{stopped:#}");
+    let ids = message_ids(&sink.received());
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(ids.len(), unique.len());
+    assert_eq!(ids.len() as u64, outbox(&stopped, "sent"));
+    assert!(stopped["daemon"]["stopped_at"].is_i64());
+}
