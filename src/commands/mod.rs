@@ -1,6 +1,7 @@
 //! One function per command: open what it needs, call the crates, print.
 
 mod followups;
+mod report;
 mod rules;
 mod tiers;
 
@@ -36,6 +37,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => followups::plan(args, &workspace_dir, out),
         Command::Followups(command) => followups::followups(command, &workspace_dir, out),
         Command::Tasks(args) => followups::tasks(args, &workspace_dir, out),
+        Command::Report(args) => report::report(args, &workspace_dir, out),
     }
 }
 

@@ -14,4 +14,5 @@ pub mod demo;
 pub mod ingest;
 pub mod mail;
 pub mod plan;
+pub mod report;
 pub mod workspace;

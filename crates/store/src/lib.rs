@@ -46,6 +46,7 @@ mod keys;
 mod managers;
 mod pins;
 pub mod records;
+mod report;
 mod schema;
 mod stored;
 mod tasks;
@@ -69,6 +70,7 @@ pub use records::{
     ComplaintRecord, CustomerRecord, FeedbackRecord, InteractionRecord, ManagerRecord, OrderItem,
     OrderRecord,
 };
+pub use report::{CareEvidence, CareProgramme, OwnerWork, RuleEmails, TierMoveCount, TierWork};
 pub use schema::{APPLICATION_ID, MIGRATIONS, supported_version};
 pub use stored::{Customer, Order};
 pub use tasks::{NewTask, Task, TaskFilter, TaskStatus, TaskView};
