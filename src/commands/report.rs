@@ -316,7 +316,10 @@ fn print_summary(figures: &Figures, out: &Output) {
         }
     }
     if let Some(unsubscribes) = figures.unsubscribes {
-        out.line(&format!("  unsubscribed addresses: {}", count(unsubscribes)));
+        out.line(&format!(
+            "  unsubscribed addresses: {}",
+            count(unsubscribes)
+        ));
     }
 
     if let Some(care) = &figures.care {

@@ -197,7 +197,7 @@ impl Store {
         let tasks = format!(
             "WITH tiers AS ({tiers}), k AS (SELECT customer_id, \
                (status = 'done' AND done_at <= ?2) AS finished, \
-               coalesce(snoozed_until, due_at) AS due FROM tasks WHERE created_at <= ?2) \
+               CASE WHEN status = 'snoozed' THEN max(due_at, snoozed_until) ELSE due_at END AS due FROM tasks WHERE created_at <= ?2) \
              SELECT t.tier, \
                count(*) FILTER (WHERE NOT k.finished AND k.due >= ?2), \
                count(*) FILTER (WHERE NOT k.finished AND k.due < ?2), \
@@ -212,7 +212,15 @@ impl Store {
             let mut rows = stmt.query(params![assessment_id, at])?;
             while let Some(row) = rows.next()? {
                 let tier: Option<String> = row.get(0)?;
-                rows_f.push((tier, [count(row, 1)?, count(row, 2)?, count(row, 3)?, count(row, 4)?]));
+                rows_f.push((
+                    tier,
+                    [
+                        count(row, 1)?,
+                        count(row, 2)?,
+                        count(row, 3)?,
+                        count(row, 4)?,
+                    ],
+                ));
             }
             let mut stmt = self.conn.prepare(&tasks)?;
             let mut rows = stmt.query(params![assessment_id, at])?;
@@ -243,7 +251,7 @@ impl Store {
         self.conn
             .prepare_cached(
                 "WITH k AS (SELECT assignee, (status = 'done' AND done_at <= ?1) AS finished, \
-                   coalesce(snoozed_until, due_at) AS due FROM tasks WHERE created_at <= ?1) \
+                   CASE WHEN status = 'snoozed' THEN max(due_at, snoozed_until) ELSE due_at END AS due FROM tasks WHERE created_at <= ?1) \
                  SELECT assignee, count(*) FILTER (WHERE NOT finished AND due >= ?1), \
                    count(*) FILTER (WHERE NOT finished AND due < ?1), \
                    count(*) FILTER (WHERE finished) \
@@ -355,7 +363,12 @@ impl Store {
         let (emailed, emailed_moved_up, not_emailed, not_emailed_moved_up) = self
             .conn
             .query_row(&sql, params![tier, assessment_id, at, higher_json], |row| {
-                Ok((count(row, 0)?, count(row, 1)?, count(row, 2)?, count(row, 3)?))
+                Ok((
+                    count(row, 0)?,
+                    count(row, 1)?,
+                    count(row, 2)?,
+                    count(row, 3)?,
+                ))
             })
             .at(&self.label)?;
         Ok(CareProgramme {
@@ -377,7 +390,8 @@ impl Store {
 /// current tier rows when it is the latest assessment (they are exactly
 /// that), else each customer's latest tier history row up to it.
 fn tiers_as_of_sql(conn: &Connection, assessment_id: i64) -> rusqlite::Result<&'static str> {
-    let latest: Option<i64> = conn.query_row("SELECT max(id) FROM assessments", [], |row| row.get(0))?;
+    let latest: Option<i64> =
+        conn.query_row("SELECT max(id) FROM assessments", [], |row| row.get(0))?;
     Ok(if latest == Some(assessment_id) {
         "SELECT customer_id, tier FROM customer_tiers WHERE ?1 IS NOT NULL"
     } else {

@@ -1,9 +1,7 @@
 //! The figures behind every chart of the report, gathered from the store.
 
 use serde::Serialize;
-use tiercare_store::{
-    CareProgramme, OwnerWork, RuleEmails, Store, StoreError, TierWork, Window,
-};
+use tiercare_store::{CareProgramme, OwnerWork, RuleEmails, Store, StoreError, TierWork, Window};
 
 /// How many points the Pareto curve keeps at most (the first and last included).
 pub const PARETO_POINTS: usize = 300;
@@ -504,4 +502,362 @@ fn trend(
     }
     let skip = points.len().saturating_sub(TREND_ASSESSMENTS);
     points.split_off(skip)
+}
+
+#[cfg(test)]
+mod tests {
+    //! A workspace of five customers whose right figures are worked out by hand.
+    use std::path::Path;
+
+    use tiercare_engine::RecordKind;
+    use tiercare_store::{
+        AssessmentHeader, Assignee, FollowUpAction, NewTask, OccurrenceKey, PlannedFollowUp,
+        TierDecision,
+    };
+
+    use super::*;
+    use crate::assess::RuleSource;
+    use crate::ingest::{ImportRequest, import_file};
+    use crate::workspace::Workspace;
+
+    const DAY: i64 = 86_400;
+    /// 2025-06-02T00:00:00Z: the second assessment, and the report's time.
+    const T2: i64 = 1_748_822_400;
+    /// The first assessment, 30 days before.
+    const T1: i64 = T2 - 30 * DAY;
+
+    fn import(workspace: &Workspace, store: &mut Store, kind: RecordKind, text: &str) {
+        let file = workspace.root().join(format!("{kind}.csv"));
+        std::fs::write(&file, text).unwrap();
+        let request = ImportRequest {
+            kind,
+            file: &file,
+            mapping: None,
+            strict: true,
+            format: None,
+            timezone: workspace.config().timezone,
+        };
+        import_file(store, &request, &mut |_| {}).unwrap();
+    }
+
+    fn assessment(store: &mut Store, at: i64, tiers: &[(i64, &str)]) {
+        let decisions: Vec<TierDecision> = tiers
+            .iter()
+            .map(|&(rowid, tier)| TierDecision {
+                customer_rowid: rowid,
+                tier: tier.to_owned(),
+                reason: "by hand".to_owned(),
+                reasons: serde_json::json!([]),
+                ..TierDecision::default()
+            })
+            .collect();
+        let header = AssessmentHeader {
+            at,
+            ruleset_version: "test".to_owned(),
+            started_at: at,
+            finished_at: at,
+            rule_errors: 0,
+        };
+        store.record_assessment(&header, &decisions).unwrap();
+    }
+
+    /// Five customers: C1..C4 spend 600, 250, 100 and 50 in the window, C5 never ordered.
+    /// Tiers by hand: first C1 A, C2 B, C3 B, C4 C, C5 C; then C2 moves up to A, C3 down to C
+    /// and C4 up to B.
+    fn workspace(dir: &Path) -> (Workspace, Store, ReportOptions) {
+        let (workspace, _) = Workspace::init(&dir.join("ws"), chrono_tz::UTC).unwrap();
+        let mut store = workspace.open_store().unwrap();
+        import(
+            &workspace,
+            &mut store,
+            RecordKind::Managers,
+            "manager_id,name,capacity\nalice,Alice <b>Ace</b>,2\nbob,Bob,\n",
+        );
+        import(
+            &workspace,
+            &mut store,
+            RecordKind::Customers,
+            "customer_id,name,email,owner,consent_email\n\
+             C1,One,one@example.com,alice,true\nC2,Two,two@example.com,alice,true\n\
+             C3,Three,three@example.com,alice,true\nC4,Four,four@example.com,bob,true\n\
+             C5,Five,five@example.com,bob,true\n",
+        );
+        // Last orders 10, 20, 30 and 40 days before T2; 3, 2, 1 and 1 orders.
+        import(
+            &workspace,
+            &mut store,
+            RecordKind::Orders,
+            "order_id,customer_id,ordered_at,amount\n\
+             O1,C1,2025-03-01,200\nO2,C1,2025-04-01,200\nO3,C1,2025-05-23,200\n\
+             O4,C2,2025-04-02,125\nO5,C2,2025-05-13,125\n\
+             O6,C3,2025-05-03,100\nO7,C4,2025-04-23,50\n",
+        );
+        assessment(
+            &mut store,
+            T1,
+            &[(1, "A"), (2, "B"), (3, "B"), (4, "C"), (5, "C")],
+        );
+        assessment(
+            &mut store,
+            T2,
+            &[(1, "A"), (2, "A"), (3, "C"), (4, "B"), (5, "C")],
+        );
+
+        // Follow-ups decided two days before T2.
+        let decided = T2 - 2 * DAY;
+        let mut session = store.begin_followups(decided, "test").unwrap();
+        let planned =
+            |rule: &str, customer: &str, at: i64, action: FollowUpAction| PlannedFollowUp {
+                key: OccurrenceKey::new(rule, customer, at),
+                scheduled_at: at,
+                action,
+                reason: "by hand".to_owned(),
+                skip: None,
+            };
+        let email = || FollowUpAction::Email {
+            template: "care".to_owned(),
+        };
+        // C1 (A): a task for its owner, due a day before T2: done as a follow-up, overdue.
+        session
+            .record(&planned(
+                "review",
+                "C1",
+                decided,
+                FollowUpAction::Task {
+                    assignee: Assignee::Owner,
+                    title: "Review".to_owned(),
+                    due_at: T2 - DAY,
+                    note: None,
+                },
+            ))
+            .unwrap();
+        // C2 (A): an e-mail due before T2, not sent: due.
+        session
+            .record(&planned("care", "C2", T2 - 2 * DAY, email()))
+            .unwrap();
+        // C3 (C): an e-mail five days after T2: upcoming.
+        session
+            .record(&planned("care", "C3", T2 + 5 * DAY, email()))
+            .unwrap();
+        // C4 (B): skipped by a cap.
+        let mut skipped = planned("care", "C4", T2 - DAY, email());
+        skipped.skip = Some("cap".to_owned());
+        session.record(&skipped).unwrap();
+        session.finish().unwrap();
+        // By hand: C5 (C) a task for bob due after T2 (open); C2 (A) a task alice did.
+        let task = |customer: &str, assignee: &str, due_at: i64| NewTask {
+            customer_id: customer.to_owned(),
+            assignee: assignee.to_owned(),
+            title: "Call".to_owned(),
+            due_at,
+            note: None,
+        };
+        store
+            .add_task(&task("C5", "bob", T2 + 3 * DAY), decided)
+            .unwrap();
+        let done = store.add_task(&task("C2", "alice", T2), decided).unwrap();
+        store
+            .complete_task(done.id, "alice", None, T2 - DAY)
+            .unwrap();
+
+        let rules = RuleSource::read(&workspace.rules_dir(), Path::new("rules"))
+            .unwrap()
+            .load()
+            .unwrap()
+            .rules;
+        let options = ReportOptions::new(&rules, T2, T2 + 60);
+        (workspace, store, options)
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn every_chart_has_the_figures_worked_out_by_hand() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_workspace, store, options) = workspace(tmp.path());
+        let figures = figures(&store, &options).unwrap();
+        assert_eq!(figures.assessment.at, T2);
+        assert_eq!(figures.window, "365d");
+
+        // Customers and revenue per tier.
+        let tiers: Vec<(&str, u64, f64)> = figures
+            .tiers
+            .iter()
+            .map(|t| (t.id.as_str(), t.customers, t.revenue))
+            .collect();
+        assert_eq!(tiers, [("A", 2, 850.0), ("B", 1, 50.0), ("C", 2, 100.0)]);
+        assert_eq!(figures.customers, 5);
+        assert!(close(figures.revenue, 1000.0));
+        assert!(close(figures.tiers[0].customer_share, 0.4));
+        assert!(close(figures.tiers[0].revenue_share, 0.85));
+        assert_eq!(figures.tiers[0].label.as_deref(), Some("Key accounts"));
+
+        // Pareto: 600, 250, 100, 50, 0 of 1000.
+        let expected = [
+            (0.0, 0.0),
+            (0.2, 0.6),
+            (0.4, 0.85),
+            (0.6, 0.95),
+            (0.8, 1.0),
+            (1.0, 1.0),
+        ];
+        assert_eq!(figures.pareto.points.len(), expected.len());
+        for (got, want) in figures.pareto.points.iter().zip(expected) {
+            assert!(
+                close(got.0, want.0) && close(got.1, want.1),
+                "{got:?} != {want:?}"
+            );
+        }
+        let boundaries: Vec<(&str, f64, f64)> = figures
+            .pareto
+            .boundaries
+            .iter()
+            .map(|b| (b.tier.as_str(), b.customer_share, b.revenue_share))
+            .collect();
+        assert_eq!(boundaries.len(), 2);
+        assert_eq!(boundaries[0].0, "A");
+        assert!(close(boundaries[0].1, 0.4) && close(boundaries[0].2, 0.85));
+        assert_eq!(boundaries[1].0, "B");
+        assert!(close(boundaries[1].1, 0.6) && close(boundaries[1].2, 0.9));
+
+        // RFM: R 4/3/2/1 and F 4/3/1/1 for C1..C4; C5 never ordered.
+        let filled: Vec<(u8, u8, u64, f64)> = figures
+            .rfm
+            .cells
+            .iter()
+            .filter(|c| c.customers > 0)
+            .map(|c| (c.r, c.f, c.customers, c.revenue))
+            .collect();
+        assert_eq!(
+            filled,
+            [
+                (1, 1, 1, 50.0),
+                (2, 1, 1, 100.0),
+                (3, 3, 1, 250.0),
+                (4, 4, 1, 600.0)
+            ]
+        );
+        assert_eq!(figures.rfm.never_ordered, 1);
+
+        // Moves since the first assessment: rows new, A, B, C; columns A, B, C.
+        assert_eq!(figures.moves.previous.as_ref().map(|a| a.at), Some(T1));
+        assert_eq!(figures.moves.from, ["new", "A", "B", "C"]);
+        assert_eq!(
+            figures.moves.counts,
+            [vec![0, 0, 0], vec![1, 0, 0], vec![1, 0, 1], vec![0, 1, 1]]
+        );
+        // The trend: five new customers, then two up and one down.
+        let trend: Vec<(Vec<u64>, u64, u64, u64)> = figures
+            .trend
+            .iter()
+            .map(|p| (p.sizes.clone(), p.up, p.down, p.new))
+            .collect();
+        assert_eq!(trend, [(vec![1, 2, 2], 0, 0, 5), (vec![2, 1, 2], 2, 1, 0)]);
+
+        // Follow-up work per tier.
+        let work: Vec<(Option<&str>, [u64; 7])> = figures
+            .work_by_tier
+            .iter()
+            .map(|w| {
+                (
+                    w.tier.as_deref(),
+                    [
+                        w.upcoming,
+                        w.due,
+                        w.done,
+                        w.skipped,
+                        w.tasks_open,
+                        w.tasks_overdue,
+                        w.tasks_done,
+                    ],
+                )
+            })
+            .collect();
+        assert_eq!(
+            work,
+            [
+                (Some("A"), [0, 1, 1, 0, 0, 1, 1]),
+                (Some("B"), [0, 0, 0, 1, 0, 0, 0]),
+                (Some("C"), [1, 0, 0, 0, 1, 0, 0]),
+            ]
+        );
+        let owners: Vec<(&str, u64, u64, u64)> = figures
+            .work_by_owner
+            .iter()
+            .map(|w| (w.assignee.as_str(), w.open, w.overdue, w.done))
+            .collect();
+        assert_eq!(owners, [("alice", 0, 1, 1), ("bob", 1, 0, 0)]);
+        let managers: Vec<(&str, Option<u64>, u64, u64)> = figures
+            .managers
+            .iter()
+            .map(|m| (m.id.as_str(), m.capacity, m.customers, m.open_tasks))
+            .collect();
+        assert_eq!(managers, [("alice", Some(2), 3, 1), ("bob", None, 2, 1)]);
+
+        // The C programme: C4 and C5 from the first assessment, C3 from the second; only C4
+        // moved up. No e-mail was sent to any of them.
+        let care = figures.care.as_ref().unwrap();
+        assert_eq!(care.tier, "C");
+        assert_eq!(
+            (
+                care.emailed,
+                care.emailed_moved_up,
+                care.not_emailed,
+                care.not_emailed_moved_up
+            ),
+            (0, 0, 3, 1)
+        );
+    }
+
+    #[test]
+    fn a_report_for_the_first_assessment_shows_its_tiers_and_only_new_customers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_workspace, store, mut options) = workspace(tmp.path());
+        options.at = T1 + DAY;
+        let figures = figures(&store, &options).unwrap();
+        assert_eq!(figures.assessment.at, T1);
+        let sizes: Vec<u64> = figures.tiers.iter().map(|t| t.customers).collect();
+        assert_eq!(sizes, [1, 2, 2]);
+        assert_eq!(figures.moves.previous, None);
+        assert_eq!(figures.moves.counts[0], [1, 2, 2]);
+        assert_eq!(figures.trend.len(), 1);
+        // Nothing had been decided or created yet.
+        assert!(
+            figures.work_by_tier.is_empty(),
+            "{:?}",
+            figures.work_by_tier
+        );
+        assert!(figures.work_by_owner.is_empty());
+    }
+
+    #[test]
+    fn no_assessment_is_a_clear_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_workspace, store, mut options) = workspace(tmp.path());
+        options.at = T1 - DAY;
+        let err = figures(&store, &options).unwrap_err();
+        assert!(matches!(err, ReportError::NoAssessment { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("run `tiercare assess` first"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_page_escapes_customer_data_and_has_a_table_behind_every_chart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_workspace, store, options) = workspace(tmp.path());
+        let figures = figures(&store, &options).unwrap();
+        let page = super::super::html::render(&figures);
+        assert!(page.contains("Alice &lt;b&gt;Ace&lt;/b&gt;"));
+        assert!(!page.contains("<b>Ace</b>"));
+        assert!(page.contains("not a causal claim"));
+        assert!(!page.contains("http://") && !page.contains("https://"));
+        let charts = page.matches("<svg class=\"chart\"").count();
+        assert!(charts >= 8, "{charts} charts");
+        assert!(page.matches("<table>").count() >= charts - 1);
+        assert_eq!(page.matches("<title id=").count(), charts);
+    }
 }

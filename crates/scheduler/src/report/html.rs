@@ -16,7 +16,9 @@ use super::figures::{Figures, MoveMatrix, Pareto, RfmGrid, TierFigure};
 use crate::assess::format_time;
 
 /// Fill colours of the tiers, best tier first; more tiers reuse the last.
-const TIER_COLOURS: &[&str] = &["#3654d1", "#1a9c9c", "#e0a21f", "#8a63d2", "#d2557a", "#6b7280"];
+const TIER_COLOURS: &[&str] = &[
+    "#3654d1", "#1a9c9c", "#e0a21f", "#8a63d2", "#d2557a", "#6b7280",
+];
 
 /// Renders `figures` as the report page.
 pub fn render(figures: &Figures) -> String {
@@ -194,7 +196,10 @@ fn summary(page: &mut String, figures: &Figures) {
         );
     };
     kpi(count(figures.customers), "customers with a tier".into());
-    kpi(money(figures.revenue), format!("revenue over {}", figures.window));
+    kpi(
+        money(figures.revenue),
+        format!("revenue over {}", figures.window),
+    );
     if let Some(top) = top {
         kpi(
             percent(top.revenue_share),
@@ -427,7 +432,11 @@ fn pareto_section(page: &mut String, pareto: &Pareto, tiers: &[TierFigure]) {
         let x = px(boundary.customer_share);
         let y = py(boundary.revenue_share);
         let colour = tier_colour(index);
-        let anchor = if boundary.customer_share > 0.7 { "end" } else { "start" };
+        let anchor = if boundary.customer_share > 0.7 {
+            "end"
+        } else {
+            "start"
+        };
         let dx = if anchor == "end" { -6.0 } else { 6.0 };
         let _ = write!(
             page,
@@ -573,7 +582,13 @@ fn rfm_section(page: &mut String, grid: &RfmGrid) {
     page.push_str("<figure>");
     heatmap(page, grid, "chart-rfm-revenue", "RFM grid by revenue", true);
     page.push_str("<figcaption>Revenue per cell</figcaption></figure><figure>");
-    heatmap(page, grid, "chart-rfm-customers", "RFM grid by customers", false);
+    heatmap(
+        page,
+        grid,
+        "chart-rfm-customers",
+        "RFM grid by customers",
+        false,
+    );
     let _ = write!(
         page,
         "<figcaption>Customers per cell; {} never ordered and are not in the grid.</figcaption></figure></div>",
@@ -624,7 +639,14 @@ fn moves_section(page: &mut String, figures: &Figures) {
     let (l, t) = (60.0, 34.0);
     let width = (l + cols as f64 * cell + 8.0).ceil() as u32;
     let height = (t + rows as f64 * cell + 8.0).ceil() as u32;
-    let max = moves.counts.iter().flatten().copied().max().unwrap_or(0).max(1);
+    let max = moves
+        .counts
+        .iter()
+        .flatten()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(1);
     page.push_str("<div class=\"grid2\"><figure>");
     svg_open(
         page,
@@ -703,7 +725,12 @@ fn moves_section(page: &mut String, figures: &Figures) {
             row
         })
         .collect();
-    table(page, "Tier moves: customers by tier before and after", &header, &table_rows);
+    table(
+        page,
+        "Tier moves: customers by tier before and after",
+        &header,
+        &table_rows,
+    );
     let tiers: Vec<&str> = figures.tiers.iter().map(|t| t.id.as_str()).collect();
     let mut trend_header = vec!["Assessment"];
     trend_header.extend(tiers.iter().copied());
@@ -721,7 +748,12 @@ fn moves_section(page: &mut String, figures: &Figures) {
     page.push_str("<details><summary>Tier sizes and moves per assessment as a table</summary>");
     let escaped: Vec<String> = trend_header.iter().map(|h| escape(h)).collect();
     let header_refs: Vec<&str> = escaped.iter().map(String::as_str).collect();
-    table(page, "Tier sizes after each assessment, and moves", &header_refs, &trend_rows);
+    table(
+        page,
+        "Tier sizes after each assessment, and moves",
+        &header_refs,
+        &trend_rows,
+    );
     page.push_str("</details></section>\n");
 }
 
@@ -799,7 +831,9 @@ fn trend_chart(page: &mut String, figures: &Figures) {
         .map(|(i, t)| (t.id.clone(), tier_colour(i)))
         .collect();
     legend(page, &items);
-    page.push_str("<figcaption>Tier sizes after each assessment (the latest 60)</figcaption></figure>");
+    page.push_str(
+        "<figcaption>Tier sizes after each assessment (the latest 60)</figcaption></figure>",
+    );
 }
 
 /// Horizontal stacked bars: one row per label, segments `(value, colour, name)`.
@@ -1119,8 +1153,10 @@ fn email_section(page: &mut String, figures: &Figures) {
                     r.cancelled,
                 ]
             };
-            let rows: Vec<(String, Vec<u64>)> =
-                rules.iter().map(|r| (r.rule_id.clone(), values(r))).collect();
+            let rows: Vec<(String, Vec<u64>)> = rules
+                .iter()
+                .map(|r| (r.rule_id.clone(), values(r)))
+                .collect();
             page.push_str("<figure>");
             stacked_bars(
                 page,

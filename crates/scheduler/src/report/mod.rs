@@ -11,7 +11,6 @@ mod figures;
 pub mod html;
 
 pub use figures::{
-    Assessment, Boundary, Figures, ManagerLoad, MoveMatrix, Pareto, ReportError,
-    PARETO_POINTS, ReportOptions, RfmCell, RfmGrid, TREND_ASSESSMENTS, TierFigure, TierInfo,
-    TrendPoint, figures,
+    Assessment, Boundary, Figures, ManagerLoad, MoveMatrix, PARETO_POINTS, Pareto, ReportError,
+    ReportOptions, RfmCell, RfmGrid, TREND_ASSESSMENTS, TierFigure, TierInfo, TrendPoint, figures,
 };
