@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod ingest;
 pub mod mail;
+pub mod outbox;
 pub mod plan;
 pub mod report;
 pub mod workspace;
