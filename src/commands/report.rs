@@ -286,9 +286,8 @@ fn print_summary(figures: &Figures, out: &Output) {
     out.line("");
     out.heading("E-mails per rule");
     match &figures.emails {
-        None => out.line("  no outbox in this database yet"),
-        Some(rules) if rules.is_empty() => out.line("  no e-mails queued yet"),
-        Some(rules) => {
+        rules if rules.is_empty() => out.line("  no e-mails queued yet"),
+        rules => {
             out.line(&format!(
                 "  {} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7}",
                 fit("rule", 20),

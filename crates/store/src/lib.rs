@@ -84,7 +84,7 @@ pub use records::{
     ComplaintRecord, CustomerRecord, FeedbackRecord, InteractionRecord, ManagerRecord, OrderItem,
     OrderRecord,
 };
-pub use report::{CareEvidence, CareProgramme, OwnerWork, RuleEmails, TierMoveCount, TierWork};
+pub use report::{CareProgramme, OwnerWork, RuleEmails, TierMoveCount, TierWork};
 pub use schema::{APPLICATION_ID, MIGRATIONS, supported_version};
 pub use stored::{Customer, Order};
 pub use suppressions::{SuppressionReason, address_hash, is_address_hash};

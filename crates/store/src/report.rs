@@ -85,25 +85,14 @@ pub struct RuleEmails {
     pub cancelled: u64,
 }
 
-/// Where the care programme's "received a care e-mail" comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CareEvidence {
-    /// E-mails the outbox marks as sent to the customer.
-    Outbox,
-    /// E-mail follow-ups the ledger marks as done (a database without an
-    /// outbox).
-    Ledger,
-}
-
 /// The lowest tier's care programme: its customers who received care
 /// e-mails against those who did not, and how many of each moved up.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CareProgramme {
     /// The tier the programme serves (the lowest).
     pub tier: String,
-    /// Customers who were ever in the tier and got at least one e-mail
-    /// after entering it.
+    /// Customers who were ever in the tier and were sent at least one
+    /// e-mail (the outbox says `sent`) after first entering it.
     pub emailed: u64,
     /// Of those, how many later moved to a higher tier.
     pub emailed_moved_up: u64,
@@ -111,8 +100,6 @@ pub struct CareProgramme {
     pub not_emailed: u64,
     /// Of those, how many later moved to a higher tier.
     pub not_emailed_moved_up: u64,
-    /// What "got an e-mail" is read from.
-    pub evidence: CareEvidence,
 }
 
 impl Store {
@@ -183,14 +170,17 @@ impl Store {
         at: i64,
     ) -> Result<Vec<TierWork>, StoreError> {
         let tiers = tiers_as_of_sql(&self.conn, assessment_id).at(&self.label)?;
+        // A follow-up whose status was set after `at` was still planned at `at`.
         let followups = format!(
-            "WITH tiers AS ({tiers}) SELECT t.tier, \
+            "WITH tiers AS ({tiers}), f AS (SELECT customer_id, scheduled_at, \
+               CASE WHEN status_at <= ?2 THEN status ELSE 'planned' END AS status \
+               FROM followups WHERE decided_at <= ?2) \
+             SELECT t.tier, \
                count(*) FILTER (WHERE f.status = 'planned' AND f.scheduled_at > ?2), \
                count(*) FILTER (WHERE f.status = 'planned' AND f.scheduled_at <= ?2), \
                count(*) FILTER (WHERE f.status = 'done'), \
                count(*) FILTER (WHERE f.status IN ('skipped', 'cancelled')) \
-             FROM followups f LEFT JOIN tiers t ON t.customer_id = f.customer_id \
-             WHERE f.decided_at <= ?2 GROUP BY t.tier"
+             FROM f LEFT JOIN tiers t ON t.customer_id = f.customer_id GROUP BY t.tier"
         );
         // A task is overdue past its effective due time (a snooze moves it);
         // one done after `at` was not done yet at `at`.
@@ -271,16 +261,17 @@ impl Store {
             .at(&self.label)
     }
 
-    /// E-mails per follow-up rule by outcome, counting the outbox rows
-    /// created by `at` in the state they are in now; `None` when the
-    /// database has no outbox.
-    pub fn email_outcomes(&self, at: i64) -> Result<Option<Vec<RuleEmails>>, StoreError> {
-        if !has_table(&self.conn, "outbox").at(&self.label)? {
-            return Ok(None);
-        }
+    /// E-mails per follow-up rule by outcome: the outbox rows created by
+    /// `at`, each in the state it was in at `at` (its latest event by
+    /// then).
+    pub fn email_outcomes(&self, at: i64) -> Result<Vec<RuleEmails>, StoreError> {
         self.conn
             .prepare_cached(
-                "SELECT rule_id, \
+                "WITH s AS (SELECT o.rule_id, coalesce((SELECT e.to_state FROM outbox_events e \
+                     WHERE e.outbox_id = o.id AND e.at <= ?1 ORDER BY e.id DESC LIMIT 1), \
+                     'queued') AS state \
+                   FROM outbox o WHERE o.created_at <= ?1) \
+                 SELECT rule_id, \
                    count(*) FILTER (WHERE state = 'sent'), \
                    count(*) FILTER (WHERE state = 'deferred'), \
                    count(*) FILTER (WHERE state = 'failed'), \
@@ -288,7 +279,7 @@ impl Store {
                    count(*) FILTER (WHERE state = 'unknown'), \
                    count(*) FILTER (WHERE state IN ('queued', 'claimed')), \
                    count(*) FILTER (WHERE state = 'cancelled') \
-                 FROM outbox WHERE created_at <= ?1 GROUP BY rule_id ORDER BY rule_id",
+                 FROM s GROUP BY rule_id ORDER BY rule_id",
             )
             .and_then(|mut stmt| {
                 stmt.query_map([at], |row| {
@@ -305,23 +296,17 @@ impl Store {
                 })?
                 .collect()
             })
-            .map(Some)
             .at(&self.label)
     }
 
-    /// How many addresses were unsubscribed by `at`; `None` when the
-    /// database has no suppression list.
-    pub fn unsubscribes(&self, at: i64) -> Result<Option<u64>, StoreError> {
-        if !has_table(&self.conn, "suppressions").at(&self.label)? {
-            return Ok(None);
-        }
+    /// How many addresses were unsubscribed by `at`.
+    pub fn unsubscribes(&self, at: i64) -> Result<u64, StoreError> {
         self.conn
             .query_row(
                 "SELECT count(*) FROM suppressions WHERE reason = 'unsubscribe' AND created_at <= ?1",
                 [at],
                 |row| count(row, 0),
             )
-            .map(Some)
             .at(&self.label)
     }
 
@@ -337,21 +322,13 @@ impl Store {
         assessment_id: i64,
         at: i64,
     ) -> Result<CareProgramme, StoreError> {
-        let outbox = has_table(&self.conn, "outbox").at(&self.label)?;
-        let emailed = if outbox {
-            "EXISTS (SELECT 1 FROM outbox o WHERE o.customer_id = c.customer_id \
-               AND o.recipient_kind = 'customer' AND o.state = 'sent' \
-               AND o.sent_at >= c.entered AND o.sent_at <= ?3)"
-        } else {
-            "EXISTS (SELECT 1 FROM followups f WHERE f.customer_id = c.customer_id \
-               AND f.kind = 'email' AND f.status = 'done' \
-               AND f.status_at >= c.entered AND f.status_at <= ?3)"
-        };
         let higher_json = serde_json::to_string(higher).unwrap_or_else(|_| "[]".to_owned());
         let sql = format!(
             "WITH c AS (SELECT customer_id, min(at) AS entered FROM tier_history \
                         WHERE to_tier = ?1 AND assessment_id <= ?2 GROUP BY customer_id), \
-             g AS (SELECT {emailed} AS emailed, \
+             g AS (SELECT EXISTS (SELECT 1 FROM outbox o WHERE o.customer_id = c.customer_id \
+                       AND o.recipient_kind = 'customer' AND o.state = 'sent' \
+                       AND o.sent_at >= c.entered AND o.sent_at <= ?3) AS emailed, \
                      EXISTS (SELECT 1 FROM tier_history h WHERE h.customer_id = c.customer_id \
                        AND h.from_tier = ?1 AND h.at >= c.entered AND h.assessment_id <= ?2 \
                        AND h.to_tier IN (SELECT value FROM json_each(?4))) AS moved_up \
@@ -377,11 +354,6 @@ impl Store {
             emailed_moved_up,
             not_emailed,
             not_emailed_moved_up,
-            evidence: if outbox {
-                CareEvidence::Outbox
-            } else {
-                CareEvidence::Ledger
-            },
         })
     }
 }
@@ -411,14 +383,6 @@ fn work_entry(work: &mut Vec<TierWork>, tier: Option<String>) -> usize {
         ..TierWork::default()
     });
     work.len() - 1
-}
-
-fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
-        [name],
-        |row| row.get(0),
-    )
 }
 
 fn count(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {

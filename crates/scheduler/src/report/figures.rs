@@ -226,10 +226,10 @@ pub struct Figures {
     pub work_by_owner: Vec<OwnerWork>,
     /// Managers' load against capacity.
     pub managers: Vec<ManagerLoad>,
-    /// E-mail outcomes per follow-up rule; `None` when the database has no outbox.
-    pub emails: Option<Vec<RuleEmails>>,
-    /// Addresses unsubscribed; `None` when the database has no suppression list.
-    pub unsubscribes: Option<u64>,
+    /// E-mail outcomes per follow-up rule.
+    pub emails: Vec<RuleEmails>,
+    /// Addresses unsubscribed.
+    pub unsubscribes: u64,
     /// The lowest tier's care programme; `None` with fewer than two tiers.
     pub care: Option<CareProgramme>,
 }
@@ -511,8 +511,8 @@ mod tests {
 
     use tiercare_engine::RecordKind;
     use tiercare_store::{
-        AssessmentHeader, Assignee, FollowUpAction, NewTask, OccurrenceKey, PlannedFollowUp,
-        TierDecision,
+        AssessmentHeader, Assignee, EmailRecipient, FollowUpAction, NewEmail, NewTask,
+        OccurrenceKey, PlannedFollowUp, SuppressionReason, TierDecision,
     };
 
     use super::*;
@@ -603,8 +603,8 @@ mod tests {
             &[(1, "A"), (2, "A"), (3, "C"), (4, "B"), (5, "C")],
         );
 
-        // Follow-ups decided two days before T2.
-        let decided = T2 - 2 * DAY;
+        // Follow-ups decided four days before T2.
+        let decided = T2 - 4 * DAY;
         let mut session = store.begin_followups(decided, "test").unwrap();
         let planned =
             |rule: &str, customer: &str, at: i64, action: FollowUpAction| PlannedFollowUp {
@@ -631,19 +631,60 @@ mod tests {
                 },
             ))
             .unwrap();
-        // C2 (A): an e-mail due before T2, not sent: due.
-        session
-            .record(&planned("care", "C2", T2 - 2 * DAY, email()))
-            .unwrap();
-        // C3 (C): an e-mail five days after T2: upcoming.
-        session
-            .record(&planned("care", "C3", T2 + 5 * DAY, email()))
-            .unwrap();
-        // C4 (B): skipped by a cap.
+        let mut compose = |to: &EmailRecipient| -> Result<NewEmail, String> {
+            Ok(NewEmail {
+                message_id: format!("<{}-{}@test>", to.template, to.customer_id),
+                to_address: to.address.clone().ok_or("no address")?,
+                subject: "Hello".to_owned(),
+                text: "Hello".to_owned(),
+                html: None,
+            })
+        };
+        let mut queue = |rule: &str, customer: &str, at: i64| {
+            let action = FollowUpAction::Email {
+                template: rule.to_owned(),
+            };
+            session
+                .record_with_email(&planned(rule, customer, at, action), Some(&mut compose))
+                .unwrap();
+        };
+        // C2 (A): a care e-mail due before T2, deferred: due.
+        queue("care", "C2", T2 - 2 * DAY);
+        // C3 (C): a care e-mail five days after T2: upcoming, queued.
+        queue("care", "C3", T2 + 5 * DAY);
+        // C4 (C, then B): a win-back e-mail sent before T2: done.
+        queue("win-back", "C4", T2 - 3 * DAY);
+        // C5 (C): a win-back e-mail that bounced: cancelled (counted as skipped).
+        queue("win-back", "C5", T2 - 3 * DAY);
+        // C4: a care e-mail skipped by a cap.
         let mut skipped = planned("care", "C4", T2 - DAY, email());
         skipped.skip = Some("cap".to_owned());
         session.record(&skipped).unwrap();
         session.finish().unwrap();
+        let claimed = store.claim_due(T2 - 3 * DAY, 10).unwrap().emails;
+        assert_eq!(claimed.len(), 2);
+        for email in claimed {
+            if email.message_id.contains("C4") {
+                store.mark_sent(email.id, T2 - 2 * DAY, "250 ok").unwrap();
+            } else {
+                store
+                    .mark_failed(email.id, T2 - 2 * DAY, "550 no such user", true)
+                    .unwrap();
+            }
+        }
+        let claimed = store.claim_due(T2 - 2 * DAY, 10).unwrap().emails;
+        assert_eq!(claimed.len(), 1);
+        store
+            .mark_deferred(claimed[0].id, T2 - DAY, T2 + DAY, "451 try later")
+            .unwrap();
+        store
+            .suppress(
+                "gone@example.com",
+                SuppressionReason::Unsubscribe,
+                "cli",
+                T2 - DAY,
+            )
+            .unwrap();
         // By hand: C5 (C) a task for bob due after T2 (open); C2 (A) a task alice did.
         let task = |customer: &str, assignee: &str, due_at: i64| NewTask {
             customer_id: customer.to_owned(),
@@ -779,8 +820,8 @@ mod tests {
             work,
             [
                 (Some("A"), [0, 1, 1, 0, 0, 1, 1]),
-                (Some("B"), [0, 0, 0, 1, 0, 0, 0]),
-                (Some("C"), [1, 0, 0, 0, 1, 0, 0]),
+                (Some("B"), [0, 0, 1, 1, 0, 0, 0]),
+                (Some("C"), [1, 0, 0, 1, 1, 0, 0]),
             ]
         );
         let owners: Vec<(&str, u64, u64, u64)> = figures
@@ -796,8 +837,36 @@ mod tests {
             .collect();
         assert_eq!(managers, [("alice", Some(2), 3, 1), ("bob", None, 2, 1)]);
 
-        // The C programme: C4 and C5 from the first assessment, C3 from the second; only C4
-        // moved up. No e-mail was sent to any of them.
+        // E-mails per rule, and the one unsubscribe (the bounce is no unsubscribe).
+        let emails: Vec<(&str, [u64; 7])> = figures
+            .emails
+            .iter()
+            .map(|r| {
+                (
+                    r.rule_id.as_str(),
+                    [
+                        r.sent,
+                        r.deferred,
+                        r.failed,
+                        r.suppressed,
+                        r.unknown,
+                        r.pending,
+                        r.cancelled,
+                    ],
+                )
+            })
+            .collect();
+        assert_eq!(
+            emails,
+            [
+                ("care", [0, 1, 0, 0, 0, 1, 0]),
+                ("win-back", [1, 0, 1, 0, 0, 0, 0])
+            ]
+        );
+        assert_eq!(figures.unsubscribes, 1);
+
+        // The C programme: C4 and C5 from the first assessment, C3 from the second. C4 got an
+        // e-mail and moved up; C5's bounced and C3's is not sent yet.
         let care = figures.care.as_ref().unwrap();
         assert_eq!(care.tier, "C");
         assert_eq!(
@@ -807,8 +876,26 @@ mod tests {
                 care.not_emailed,
                 care.not_emailed_moved_up
             ),
-            (0, 0, 3, 1)
+            (1, 1, 2, 0)
         );
+    }
+
+    #[test]
+    fn earlier_times_see_the_outbox_and_the_ledger_as_they_were() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_workspace, store, mut options) = workspace(tmp.path());
+        // Before any e-mail was claimed: everything queued, nothing done but the task.
+        options.at = T2 - 3 * DAY - 60 * 60;
+        let figures = figures(&store, &options).unwrap();
+        let pending: Vec<(&str, u64, u64)> = figures
+            .emails
+            .iter()
+            .map(|r| (r.rule_id.as_str(), r.pending, r.sent))
+            .collect();
+        assert_eq!(pending, [("care", 2, 0), ("win-back", 2, 0)]);
+        assert_eq!(figures.unsubscribes, 0);
+        let care = figures.care.unwrap();
+        assert_eq!((care.emailed, care.not_emailed), (0, 2));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use tiercare_store::{CareEvidence, RuleEmails};
+use tiercare_store::RuleEmails;
 
 use super::figures::{Figures, MoveMatrix, Pareto, RfmGrid, TierFigure};
 use crate::assess::format_time;
@@ -182,10 +182,7 @@ fn summary(page: &mut String, figures: &Figures) {
         .last()
         .map_or(0, |point| point.up + point.down);
     let overdue: u64 = figures.work_by_owner.iter().map(|w| w.overdue).sum();
-    let sent: Option<u64> = figures
-        .emails
-        .as_ref()
-        .map(|rules| rules.iter().map(|r| r.sent).sum());
+    let sent: u64 = figures.emails.iter().map(|r| r.sent).sum();
     page.push_str("<div class=\"kpis\" role=\"list\">");
     let mut kpi = |value: String, label: String| {
         let _ = write!(
@@ -212,9 +209,7 @@ fn summary(page: &mut String, figures: &Figures) {
     }
     kpi(count(moved), "changed tier in the latest assessment".into());
     kpi(count(overdue), "overdue tasks".into());
-    if let Some(sent) = sent {
-        kpi(count(sent), "e-mails sent".into());
-    }
+    kpi(count(sent), "e-mails sent".into());
     page.push_str("</div>\n");
 }
 
@@ -1126,13 +1121,10 @@ fn email_section(page: &mut String, figures: &Figures) {
          <p class=\"lead\">E-mails per follow-up rule by what became of them.</p>",
     );
     match &figures.emails {
-        None => page.push_str(
-            "<p class=\"empty\">This database has no outbox yet: no e-mails were queued.</p>",
-        ),
-        Some(rules) if rules.is_empty() => {
+        rules if rules.is_empty() => {
             page.push_str("<p class=\"empty\">No e-mails were queued yet.</p>");
         }
-        Some(rules) => {
+        rules => {
             let series = [
                 ("sent", "#2e9e5b"),
                 ("deferred", "#e0a21f"),
@@ -1193,14 +1185,12 @@ fn email_section(page: &mut String, figures: &Figures) {
             );
         }
     }
-    if let Some(unsubscribes) = figures.unsubscribes {
-        let _ = write!(
-            page,
-            "<p>Unsubscribed addresses: <b>{}</b> (the suppression list keeps only a hash of \
-             each address, so unsubscribes are counted in total, not per rule).</p>",
-            count(unsubscribes)
-        );
-    }
+    let _ = write!(
+        page,
+        "<p>Unsubscribed addresses: <b>{}</b> (the suppression list keeps only a hash of \
+         each address, so unsubscribes are counted in total, not per rule).</p>",
+        count(figures.unsubscribes)
+    );
     page.push_str("</section>\n");
 }
 
@@ -1263,14 +1253,10 @@ fn care_section(page: &mut String, figures: &Figures) {
         );
     }
     page.push_str("</svg>");
-    let source = match care.evidence {
-        CareEvidence::Outbox => "e-mails the outbox marks as sent",
-        CareEvidence::Ledger => "e-mail follow-ups the ledger marks as done",
-    };
     let _ = write!(
         page,
-        "<figcaption>\"Received e-mails\" counts {source} to the customer after they entered \
-         {}.</figcaption></figure>",
+        "<figcaption>\"Received e-mails\": the outbox sent the customer at least one e-mail \
+         after they first entered {}.</figcaption></figure>",
         escape(&care.tier)
     );
     let rows: Vec<Vec<String>> = groups
