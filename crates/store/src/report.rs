@@ -323,8 +323,7 @@ impl Store {
         at: i64,
     ) -> Result<CareProgramme, StoreError> {
         let higher_json = serde_json::to_string(higher).unwrap_or_else(|_| "[]".to_owned());
-        let sql = format!(
-            "WITH c AS (SELECT customer_id, min(at) AS entered FROM tier_history \
+        let sql = "WITH c AS (SELECT customer_id, min(at) AS entered FROM tier_history \
                         WHERE to_tier = ?1 AND assessment_id <= ?2 GROUP BY customer_id), \
              g AS (SELECT EXISTS (SELECT 1 FROM outbox o WHERE o.customer_id = c.customer_id \
                        AND o.recipient_kind = 'customer' AND o.state = 'sent' \
@@ -335,11 +334,10 @@ impl Store {
                    FROM c) \
              SELECT count(*) FILTER (WHERE emailed), count(*) FILTER (WHERE emailed AND moved_up), \
                count(*) FILTER (WHERE NOT emailed), count(*) FILTER (WHERE NOT emailed AND moved_up) \
-             FROM g"
-        );
+             FROM g";
         let (emailed, emailed_moved_up, not_emailed, not_emailed_moved_up) = self
             .conn
-            .query_row(&sql, params![tier, assessment_id, at, higher_json], |row| {
+            .query_row(sql, params![tier, assessment_id, at, higher_json], |row| {
                 Ok((
                     count(row, 0)?,
                     count(row, 1)?,
