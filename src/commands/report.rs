@@ -285,41 +285,39 @@ fn print_summary(figures: &Figures, out: &Output) {
 
     out.line("");
     out.heading("E-mails per rule");
-    match &figures.emails {
-        rules if rules.is_empty() => out.line("  no e-mails queued yet"),
-        rules => {
+    let rules = &figures.emails;
+    if rules.is_empty() {
+        out.line("  no e-mails queued yet");
+    } else {
+        out.line(&format!(
+            "  {} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7}",
+            fit("rule", 20),
+            "sent",
+            "deferred",
+            "failed",
+            "suppr.",
+            "unknown",
+            "waiting",
+            "cancel."
+        ));
+        for rule in rules {
             out.line(&format!(
                 "  {} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7}",
-                fit("rule", 20),
-                "sent",
-                "deferred",
-                "failed",
-                "suppr.",
-                "unknown",
-                "waiting",
-                "cancel."
+                fit(&rule.rule_id, 20),
+                count(rule.sent),
+                count(rule.deferred),
+                count(rule.failed),
+                count(rule.suppressed),
+                count(rule.unknown),
+                count(rule.pending),
+                count(rule.cancelled)
             ));
-            for rule in rules {
-                out.line(&format!(
-                    "  {} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7}",
-                    fit(&rule.rule_id, 20),
-                    count(rule.sent),
-                    count(rule.deferred),
-                    count(rule.failed),
-                    count(rule.suppressed),
-                    count(rule.unknown),
-                    count(rule.pending),
-                    count(rule.cancelled)
-                ));
-            }
         }
     }
-    if let Some(unsubscribes) = figures.unsubscribes {
-        out.line(&format!(
-            "  unsubscribed addresses: {}",
-            count(unsubscribes)
-        ));
-    }
+    out.line(&format!(
+        "  unsubscribed addresses: {}",
+        count(figures.unsubscribes)
+    ));
 
     if let Some(care) = &figures.care {
         out.line("");

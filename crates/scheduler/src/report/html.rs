@@ -1120,70 +1120,68 @@ fn email_section(page: &mut String, figures: &Figures) {
         "<section id=\"emails\"><h2>E-mail outcomes</h2>\
          <p class=\"lead\">E-mails per follow-up rule by what became of them.</p>",
     );
-    match &figures.emails {
-        rules if rules.is_empty() => {
-            page.push_str("<p class=\"empty\">No e-mails were queued yet.</p>");
-        }
-        rules => {
-            let series = [
-                ("sent", "#2e9e5b"),
-                ("deferred", "#e0a21f"),
-                ("failed", "#d0453a"),
-                ("suppressed", "#8a63d2"),
-                ("unknown", "#6b7280"),
-                ("waiting", "#b8bfcc"),
-                ("cancelled", "#dfe3ea"),
-            ];
-            let values = |r: &RuleEmails| {
-                vec![
-                    r.sent,
-                    r.deferred,
-                    r.failed,
-                    r.suppressed,
-                    r.unknown,
-                    r.pending,
-                    r.cancelled,
-                ]
-            };
-            let rows: Vec<(String, Vec<u64>)> = rules
-                .iter()
-                .map(|r| (r.rule_id.clone(), values(r)))
-                .collect();
-            page.push_str("<figure>");
-            stacked_bars(
-                page,
-                "chart-emails",
-                "E-mail outcomes per rule",
-                "Stacked bars per follow-up rule: e-mails sent, deferred, failed, suppressed, \
+    let rules = &figures.emails;
+    if rules.is_empty() {
+        page.push_str("<p class=\"empty\">No e-mails were queued yet.</p>");
+    } else {
+        let series = [
+            ("sent", "#2e9e5b"),
+            ("deferred", "#e0a21f"),
+            ("failed", "#d0453a"),
+            ("suppressed", "#8a63d2"),
+            ("unknown", "#6b7280"),
+            ("waiting", "#b8bfcc"),
+            ("cancelled", "#dfe3ea"),
+        ];
+        let values = |r: &RuleEmails| {
+            vec![
+                r.sent,
+                r.deferred,
+                r.failed,
+                r.suppressed,
+                r.unknown,
+                r.pending,
+                r.cancelled,
+            ]
+        };
+        let rows: Vec<(String, Vec<u64>)> = rules
+            .iter()
+            .map(|r| (r.rule_id.clone(), values(r)))
+            .collect();
+        page.push_str("<figure>");
+        stacked_bars(
+            page,
+            "chart-emails",
+            "E-mail outcomes per rule",
+            "Stacked bars per follow-up rule: e-mails sent, deferred, failed, suppressed, \
                  unknown, waiting and cancelled.",
-                &rows,
-                &series,
-            );
-            page.push_str("</figure>");
-            let table_rows: Vec<Vec<String>> = rules
-                .iter()
-                .map(|r| {
-                    let mut row = vec![escape(&r.rule_id)];
-                    row.extend(values(r).into_iter().map(count));
-                    row
-                })
-                .collect();
-            table(
-                page,
-                "E-mails per rule and outcome",
-                &[
-                    "Rule",
-                    "Sent",
-                    "Deferred",
-                    "Failed",
-                    "Suppressed",
-                    "Unknown",
-                    "Waiting",
-                    "Cancelled",
-                ],
-                &table_rows,
-            );
-        }
+            &rows,
+            &series,
+        );
+        page.push_str("</figure>");
+        let table_rows: Vec<Vec<String>> = rules
+            .iter()
+            .map(|r| {
+                let mut row = vec![escape(&r.rule_id)];
+                row.extend(values(r).into_iter().map(count));
+                row
+            })
+            .collect();
+        table(
+            page,
+            "E-mails per rule and outcome",
+            &[
+                "Rule",
+                "Sent",
+                "Deferred",
+                "Failed",
+                "Suppressed",
+                "Unknown",
+                "Waiting",
+                "Cancelled",
+            ],
+            &table_rows,
+        );
     }
     let _ = write!(
         page,
