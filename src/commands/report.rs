@@ -85,10 +85,12 @@ fn count(value: u64) -> String {
 /// The headline figures as tables that fit 80 columns.
 fn print_summary(figures: &Figures, out: &Output) {
     out.heading(&format!(
-        "report for the assessment of {} · rules {} · revenue over {}",
-        format_time(figures.assessment.at),
-        figures.assessment.ruleset_version,
-        figures.window
+        "report for the assessment of {}",
+        format_time(figures.assessment.at)
+    ));
+    out.line(&format!(
+        "rules {} · revenue over {}",
+        figures.assessment.ruleset_version, figures.window
     ));
 
     out.line("");

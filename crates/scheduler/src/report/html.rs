@@ -5,8 +5,9 @@
 //!
 //! The page carries one small inline script and needs no other: it records script errors and
 //! blocked resources, and after loading writes what it found, with each chart's drawn size and
-//! number of marks, into `data-errors` and `data-charts` on the `<html>` element. Nothing on
-//! the page depends on it; it is how the browser test reads a headless Chromium's verdict.
+//! number of marks, and whether the page fits the window's width, into `data-errors`,
+//! `data-charts` and `data-fits` on the `<html>` element. Nothing on the page depends on it; it
+//! is how the browser test reads a headless Chromium's verdict.
 
 use std::fmt::Write as _;
 
@@ -154,6 +155,7 @@ rules' window at the assessment's time. Charts have a data table beside them.</f
 for(var i=0;i<s.length;i++){var b=s[i].getBoundingClientRect();r.push({id:s[i].id,width:Math.round(b.width),\
 height:Math.round(b.height),marks:s[i].querySelectorAll('.mark').length})}\
 document.documentElement.setAttribute('data-charts',JSON.stringify(r));\
+document.documentElement.setAttribute('data-fits',String(document.documentElement.scrollWidth<=window.innerWidth));\
 document.documentElement.setAttribute('data-errors',JSON.stringify(window.__tcErrors||[]))});</script>\n\
 </body>\n</html>\n";
 
