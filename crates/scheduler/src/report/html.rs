@@ -136,7 +136,8 @@ thead th{color:var(--muted);font-weight:600;border-bottom:2px solid var(--line)}
 .over{color:var(--bad);font-weight:600}
 footer{max-width:1120px;margin:0 auto 30px;padding:0 20px;color:var(--muted);font-size:12.5px}
 @media (max-width:600px){header{padding:20px 14px 54px}header h1{font-size:22px}
-section{padding:16px 14px}.kpi b{font-size:20px}}
+section{padding:16px 14px}.kpi b{font-size:20px}th,td{padding:4px 5px;font-size:12.5px}
+svg .small{font-size:13px}}
 @media print{body{background:#fff;font-size:11pt}header{background:none;color:var(--ink);padding:0 0 8px}
 main{margin:0;max-width:none;padding:0}section,.kpi{box-shadow:none;border:1px solid var(--line);
 break-inside:avoid;page-break-inside:avoid}svg.chart{max-height:none}.table-wrap{overflow:visible}}
@@ -429,7 +430,7 @@ fn pareto_section(page: &mut String, pareto: &Pareto, tiers: &[TierFigure]) {
         let x = px(boundary.customer_share);
         let y = py(boundary.revenue_share);
         let colour = tier_colour(index);
-        let anchor = if boundary.customer_share > 0.7 {
+        let anchor = if boundary.customer_share > 0.45 {
             "end"
         } else {
             "start"
@@ -441,13 +442,13 @@ fn pareto_section(page: &mut String, pareto: &Pareto, tiers: &[TierFigure]) {
              stroke-width=\"1.5\" stroke-dasharray=\"5 4\"/>\
              <circle class=\"mark\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"5\" fill=\"{colour}\" stroke=\"#fff\" stroke-width=\"2\">\
              <title>end of {}: {} of customers, {} of revenue</title></circle>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" style=\"font-size:12px;font-weight:600;fill:{colour}\">{} | {} of customers → {} of revenue</text>",
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" style=\"font-size:15px;font-weight:600;fill:{colour}\">{}: {} → {}</text>",
             py(0.0),
             escape(&boundary.tier),
             percent(boundary.customer_share),
             percent(boundary.revenue_share),
             x + dx,
-            (y + 18.0 + index as f64 * 16.0).min(py(0.0) - 8.0),
+            (y + 22.0 + index as f64 * 18.0).min(py(0.0) - 8.0),
             escape(&boundary.tier),
             percent(boundary.customer_share),
             percent(boundary.revenue_share),
@@ -473,7 +474,8 @@ fn pareto_section(page: &mut String, pareto: &Pareto, tiers: &[TierFigure]) {
     );
     page.push_str(
         "<figcaption>The dotted diagonal is an even split (every customer brings the same). \
-         A boundary is where a tier's customers end, best tiers first.</figcaption></figure>",
+         A boundary is where a tier's customers end, best tiers first, labelled with the \
+         share of customers → the share of revenue up to it.</figcaption></figure>",
     );
     let rows: Vec<Vec<String>> = pareto
         .boundaries
