@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use tiercare_scheduler::assess::format_time;
-use tiercare_scheduler::report::{Figures, ReportOptions, figures, html};
+use tiercare_scheduler::report::{Figures, ManagerLoad, ReportOptions, figures, html};
 use tiercare_scheduler::workspace::Workspace;
 
 use super::tiers::{load_rules, now, time_or};
@@ -62,6 +62,19 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&temp, bytes).with_context(|| format!("cannot write {}", temp.display()))?;
     std::fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// How many owners or managers the summary lists at most.
+const LISTED: usize = 10;
+
+/// Says how many of `total` rows were left out of a list cut at [`LISTED`].
+fn more(out: &Output, total: usize, what: &str, which: &str) {
+    if total > LISTED {
+        out.line(&format!(
+            "  … {which} {LISTED} of {} {what}; --json or --out lists all",
+            thousands(total as f64)
+        ));
+    }
 }
 
 fn percent(share: f64) -> String {
@@ -239,7 +252,9 @@ fn print_summary(figures: &Figures, out: &Output) {
             "overdue",
             "done"
         ));
-        for work in &figures.work_by_owner {
+        let mut ranked: Vec<_> = figures.work_by_owner.iter().collect();
+        ranked.sort_by_key(|w| (std::cmp::Reverse((w.overdue, w.open)), &w.assignee));
+        for work in ranked.iter().take(LISTED) {
             let overdue = format!("{:>10}", count(work.overdue));
             out.line(&format!(
                 "  {} {:>10} {} {:>10}",
@@ -253,6 +268,7 @@ fn print_summary(figures: &Figures, out: &Output) {
                 count(work.done)
             ));
         }
+        more(out, ranked.len(), "owners", "the most overdue");
     }
     if !figures.managers.is_empty() {
         out.line("");
@@ -265,7 +281,14 @@ fn print_summary(figures: &Figures, out: &Output) {
             "load",
             "open tasks"
         ));
-        for manager in &figures.managers {
+        let load_of = |m: &&ManagerLoad| match m.capacity {
+            Some(capacity) if capacity > 0 => m.customers as f64 / capacity as f64,
+            Some(_) => f64::INFINITY,
+            None => -1.0 / (1.0 + m.customers as f64),
+        };
+        let mut ranked: Vec<&ManagerLoad> = figures.managers.iter().collect();
+        ranked.sort_by(|a, b| load_of(b).total_cmp(&load_of(a)));
+        for manager in ranked.iter().take(LISTED) {
             let load = manager
                 .capacity
                 .filter(|c| *c > 0)
@@ -283,6 +306,7 @@ fn print_summary(figures: &Figures, out: &Output) {
                 count(manager.open_tasks)
             ));
         }
+        more(out, ranked.len(), "managers", "the most loaded");
     }
 
     out.line("");

@@ -11,10 +11,13 @@
 
 use std::fmt::Write as _;
 
-use tiercare_store::RuleEmails;
+use tiercare_store::{OwnerWork, RuleEmails};
 
-use super::figures::{Figures, MoveMatrix, Pareto, RfmGrid, TierFigure};
+use super::figures::{Figures, ManagerLoad, MoveMatrix, Pareto, RfmGrid, TierFigure};
 use crate::assess::format_time;
+
+/// How many rows a bar chart of owners or managers shows at most (the tables list all).
+const CHART_ROWS: usize = 25;
 
 /// Fill colours of the tiers, best tier first; more tiers reuse the last.
 const TIER_COLOURS: &[&str] = &[
@@ -971,8 +974,11 @@ fn work_section(page: &mut String, figures: &Figures) {
     }
     if !figures.work_by_owner.is_empty() {
         page.push_str("<h3>Per owner</h3><figure>");
-        let rows: Vec<(String, Vec<u64>)> = figures
-            .work_by_owner
+        // The chart shows the owners with the most overdue (then open) tasks; the table all.
+        let mut ranked: Vec<&OwnerWork> = figures.work_by_owner.iter().collect();
+        ranked.sort_by_key(|w| (std::cmp::Reverse((w.overdue, w.open)), &w.assignee));
+        ranked.truncate(CHART_ROWS);
+        let rows: Vec<(String, Vec<u64>)> = ranked
             .iter()
             .map(|w| (w.assignee.clone(), vec![w.done, w.open, w.overdue]))
             .collect();
@@ -988,6 +994,14 @@ fn work_section(page: &mut String, figures: &Figures) {
                 ("overdue", "#d0453a"),
             ],
         );
+        if figures.work_by_owner.len() > CHART_ROWS {
+            let _ = write!(
+                page,
+                "<figcaption>The {CHART_ROWS} owners with the most overdue tasks, of {}; the \
+                 table lists everyone.</figcaption>",
+                count(figures.work_by_owner.len() as u64)
+            );
+        }
         page.push_str("</figure>");
         let rows: Vec<Vec<String>> = figures
             .work_by_owner
@@ -1011,8 +1025,17 @@ fn work_section(page: &mut String, figures: &Figures) {
     if !figures.managers.is_empty() {
         page.push_str("<h3>Workload against capacity</h3><figure>");
         workload_chart(page, figures);
-        page.push_str(
-            "<figcaption>Customers owned; the dark mark is the manager's capacity.</figcaption></figure>",
+        let shown = if figures.managers.len() > CHART_ROWS {
+            format!(
+                " The {CHART_ROWS} most loaded of {} managers; the table lists everyone.",
+                count(figures.managers.len() as u64)
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            page,
+            "<figcaption>Customers owned; the dark mark is the manager's capacity.{shown}</figcaption></figure>"
         );
         let rows: Vec<Vec<String>> = figures
             .managers
@@ -1059,7 +1082,17 @@ fn overdue_cell(n: u64) -> String {
 }
 
 fn workload_chart(page: &mut String, figures: &Figures) {
-    let managers = &figures.managers;
+    // The most loaded first: customers against capacity (no capacity: by customers, after).
+    let load = |m: &&ManagerLoad| match m.capacity {
+        Some(capacity) if capacity > 0 => m.customers as f64 / capacity as f64,
+        Some(_) => f64::INFINITY,
+        None => -1.0 / (1.0 + m.customers as f64),
+    };
+    let mut managers: Vec<&ManagerLoad> = figures.managers.iter().collect();
+    if managers.len() > CHART_ROWS {
+        managers.sort_by(|a, b| load(b).total_cmp(&load(a)));
+        managers.truncate(CHART_ROWS);
+    }
     let row_h = 28.0;
     let (l, r, t) = (150.0, 70.0, 6.0);
     let w = 640.0;
