@@ -236,6 +236,7 @@ pub struct Figures {
 
 /// Gathers every figure of the report from `store`.
 pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, ReportError> {
+    let started = std::time::Instant::now();
     let assessments = store.assessments_until(options.at)?;
     let Some(latest) = assessments.last() else {
         return Err(ReportError::NoAssessment { at: options.at });
@@ -261,6 +262,11 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
         }
     }
 
+    tracing::debug!(
+        customers = tier_of.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "report: tiers read"
+    );
     // Revenue, recency and frequency from the features at the assessment's time.
     let mut revenue_of_tier = vec![0.0_f64; tiers.len()];
     let mut customers_of_tier = vec![0_u64; tiers.len()];
@@ -300,6 +306,10 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
             _ => rfm.never_ordered += 1,
         }
     })?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "report: features computed"
+    );
     let customers: u64 = customers_of_tier.iter().sum();
     let revenue: f64 = revenue_of_tier.iter().sum();
     let share = |part: f64, whole: f64| if whole > 0.0 { part / whole } else { 0.0 };
@@ -350,6 +360,13 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
     };
     let mut work_by_tier = store.followup_work_by_tier(latest.id, options.at)?;
     work_by_tier.sort_by_key(|w| w.tier.as_deref().map_or(usize::MAX, rank));
+    let work_by_owner = store.task_work_by_assignee(options.at)?;
+    let emails = store.email_outcomes(options.at)?;
+    let unsubscribes = store.unsubscribes(options.at)?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "report: moves, work, e-mails and the care programme read"
+    );
 
     Ok(Figures {
         at: options.at,
@@ -364,10 +381,10 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
         moves: move_matrix,
         trend,
         work_by_tier,
-        work_by_owner: store.task_work_by_assignee(options.at)?,
+        work_by_owner,
         managers,
-        emails: store.email_outcomes(options.at)?,
-        unsubscribes: store.unsubscribes(options.at)?,
+        emails,
+        unsubscribes,
         care,
     })
 }

@@ -76,6 +76,25 @@ pub fn money(value: f64) -> String {
     format!("{sign}{}", count(rounded.abs() as u64))
 }
 
+/// A number short enough for a chart cell: `950`, `12.3k`, `4.5M`, `1.2B`.
+pub fn compact(value: f64) -> String {
+    let magnitude = value.abs();
+    let (scaled, suffix) = if magnitude >= 1e9 {
+        (value / 1e9, "B")
+    } else if magnitude >= 1e6 {
+        (value / 1e6, "M")
+    } else if magnitude >= 1e4 {
+        (value / 1e3, "k")
+    } else {
+        return money(value);
+    };
+    if scaled.abs() >= 100.0 {
+        format!("{scaled:.0}{suffix}")
+    } else {
+        format!("{scaled:.1}{suffix}")
+    }
+}
+
 /// A share 0..1 as a percentage with one decimal: `80.0%`.
 pub fn percent(share: f64) -> String {
     format!("{:.1}%", share * 100.0)
@@ -243,8 +262,24 @@ fn legend(page: &mut String, items: &[(String, &str)]) {
     page.push_str("</div>");
 }
 
-/// A data table: `header` cells, then rows of cells (already escaped).
+/// A data table: `header` cells, then rows of cells (already escaped). A table longer than
+/// [`CHART_ROWS`] is folded away behind a summary that says how many rows it has.
 fn table(page: &mut String, caption: &str, header: &[&str], rows: &[Vec<String>]) {
+    if rows.len() > CHART_ROWS {
+        let _ = write!(
+            page,
+            "<details><summary>{} ({} rows)</summary>",
+            escape(caption),
+            count(rows.len() as u64)
+        );
+        table_body(page, caption, header, rows);
+        page.push_str("</details>");
+    } else {
+        table_body(page, caption, header, rows);
+    }
+}
+
+fn table_body(page: &mut String, caption: &str, header: &[&str], rows: &[Vec<String>]) {
     let _ = write!(
         page,
         "<div class=\"table-wrap\"><table><caption>{}</caption><thead><tr>",
@@ -533,9 +568,9 @@ fn heatmap(page: &mut String, grid: &RfmGrid, id: &str, title: &str, by_revenue:
         let strength = if max > 0.0 { v / max } else { 0.0 };
         let alpha = 0.06 + 0.94 * strength;
         let label = if by_revenue {
-            money(cell.revenue)
+            compact(cell.revenue)
         } else {
-            count(cell.customers)
+            compact(cell.customers as f64)
         };
         let colour = if strength > 0.5 { text_dark } else { "#1b1f2a" };
         let _ = write!(
@@ -747,16 +782,14 @@ fn moves_section(page: &mut String, figures: &Figures) {
             row
         })
         .collect();
-    page.push_str("<details><summary>Tier sizes and moves per assessment as a table</summary>");
-    let escaped: Vec<String> = trend_header.iter().map(|h| escape(h)).collect();
-    let header_refs: Vec<&str> = escaped.iter().map(String::as_str).collect();
+
     table(
         page,
         "Tier sizes after each assessment, and moves",
-        &header_refs,
+        &trend_header,
         &trend_rows,
     );
-    page.push_str("</details></section>\n");
+    page.push_str("</section>\n");
 }
 
 fn trend_chart(page: &mut String, figures: &Figures) {
@@ -1316,4 +1349,25 @@ fn care_section(page: &mut String, figures: &Figures) {
         &rows,
     );
     page.push_str("</section>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_formatted_for_people() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(money(-1234.5), "-1,235");
+        assert_eq!(compact(950.0), "950");
+        assert_eq!(compact(12_345.0), "12.3k");
+        assert_eq!(compact(3_448_481.0), "3.4M");
+        assert_eq!(compact(686_312_087.0), "686M");
+        assert_eq!(percent(0.8), "80.0%");
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
 }
