@@ -7,6 +7,7 @@ use tiercare_scheduler::assess::format_time;
 use tiercare_scheduler::plan::{
     EVENT_LOOKBACK, PlanOptions, PlanSummary, plan as run_plan, record_due,
 };
+use tiercare_scheduler::simple_templates::SimpleTemplates;
 use tiercare_scheduler::workspace::Workspace;
 use tiercare_store::{Task, TaskFilter, TaskView};
 
@@ -178,7 +179,8 @@ fn record(args: RecordArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
     };
     let reader = workspace.open_store()?;
     let mut writer = workspace.open_store()?;
-    let report = record_due(&reader, &mut writer, &rules, options, now())?;
+    let templates = SimpleTemplates::new(workspace.templates_dir(), &reader);
+    let report = record_due(&reader, &mut writer, &rules, options, now(), &templates)?;
     if args.json {
         out.json(&report)?;
     } else {
@@ -190,9 +192,10 @@ fn record(args: RecordArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
             report.ruleset_version
         ));
         out.line(&format!(
-            "  {} new ({} planned emails and notifications, {} skipped) · {} already recorded · {} tasks created · {} attributes set",
+            "  {} new ({} planned emails and notifications, {} queued in the outbox, {} skipped) · {} already recorded · {} tasks created · {} attributes set",
             n(report.new),
             n(report.planned),
+            n(report.queued),
             n(report.skipped),
             n(report.existing),
             n(report.tasks_created),

@@ -1,6 +1,7 @@
 //! One function per command: open what it needs, call the crates, print.
 
 mod followups;
+mod outbox;
 mod report;
 mod rules;
 mod tiers;
@@ -38,6 +39,9 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Followups(command) => followups::followups(command, &workspace_dir, out),
         Command::Tasks(args) => followups::tasks(args, &workspace_dir, out),
         Command::Report(args) => report::report(args, &workspace_dir, out),
+        Command::Send(args) => outbox::send(args, &workspace_dir, out),
+        Command::Outbox(args) => outbox::outbox(args, &workspace_dir, out),
+        Command::Unsubscribe(args) => outbox::unsubscribe(args, &workspace_dir, out),
     }
 }
 

@@ -16,4 +16,5 @@ pub mod mail;
 pub mod outbox;
 pub mod plan;
 pub mod report;
+pub mod simple_templates;
 pub mod workspace;
