@@ -162,7 +162,8 @@ section{padding:16px 14px}.kpi b{font-size:20px}th,td{padding:4px 5px;font-size:
 svg .small{font-size:13px}}
 @media print{body{background:#fff;font-size:11pt}header{background:none;color:var(--ink);padding:0 0 8px}
 main{margin:0;max-width:none;padding:0}section,.kpi{box-shadow:none;border:1px solid var(--line);
-break-inside:avoid;page-break-inside:avoid}svg.chart{max-height:none}.table-wrap{overflow:visible}}
+break-inside:avoid;page-break-inside:avoid}svg.chart{max-height:none}.table-wrap{overflow:visible}
+details::details-content{content-visibility:visible;display:block}summary{list-style:none}}
 "#;
 
 /// Records errors as early as possible; the check at the end of the page reports them.
