@@ -215,6 +215,22 @@ pub enum Command {
     /// `email` column. Addresses are stored only as SHA-256 hashes. Invalid or missing addresses
     /// are skipped and reported (with their CSV row); exits 1 when some were skipped.
     Unsubscribe(UnsubscribeArgs),
+    /// Report on tiers, moves, follow-up work and e-mails: a terminal summary, an HTML page or JSON.
+    ///
+    /// Reads the latest assessment up to --at (default: now) and shows customers and revenue per
+    /// tier, the Pareto curve with the tier boundaries, the RFM grid (recency score against
+    /// frequency score), tier moves since the previous assessment and the trend per assessment,
+    /// follow-up work (due, done and overdue per tier and per owner; managers' load against
+    /// capacity), e-mail outcomes per follow-up rule, and the lowest tier's care programme (a
+    /// plain comparison of customers who received e-mails with those who did not, not a causal
+    /// claim). Revenue and the RFM scores are the features at the assessment's time over the
+    /// rules' window.
+    ///
+    /// Without --out, prints the headline figures as tables. With --out, writes one
+    /// self-contained HTML file (inline SVG charts with a data table each; no network access;
+    /// readable on a phone and printable) and prints where it went. Run `tiercare assess` first:
+    /// without an assessment there is nothing to report (exit 2).
+    Report(ReportArgs),
 }
 
 /// `tiercare send`.
@@ -337,6 +353,23 @@ pub enum OwnersCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// `tiercare report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Write the report as one HTML file here (such as report.html) instead of printing the
+    /// summary.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Report as of this time: YYYY-MM-DD (the start of that day in the workspace's time zone)
+    /// or an RFC 3339 time [default: now]. Uses the latest assessment up to then, and counts
+    /// the work and e-mails as they stood then.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Print every figure as JSON (with --out, the file is written too).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tiercare plan`.

@@ -75,6 +75,11 @@ impl Output {
         emit(&Self::paint(self.color_out, "1", text));
     }
 
+    /// `text` in the ANSI style `code` (such as `"1;31"`) when stdout is coloured, else as it is.
+    pub fn style(&self, code: &str, text: &str) -> String {
+        Self::paint(self.color_out, code, text)
+    }
+
     /// A JSON value on stdout.
     pub fn json(&self, value: &impl serde::Serialize) -> anyhow::Result<()> {
         emit(&serde_json::to_string_pretty(value)?);

@@ -4,6 +4,7 @@ mod daemon;
 mod followups;
 mod outbox;
 mod owners;
+mod report;
 mod rules;
 mod tiers;
 
@@ -41,6 +42,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Tasks(args) => followups::tasks(args, &workspace_dir, out),
         Command::Run(args) => daemon::run(args, &workspace_dir),
         Command::Status(args) => daemon::status(args, &workspace_dir, out),
+        Command::Report(args) => report::report(args, &workspace_dir, out),
         Command::Send(args) => outbox::send(args, &workspace_dir, out),
         Command::Outbox(args) => outbox::outbox(args, &workspace_dir, out),
         Command::Unsubscribe(args) => outbox::unsubscribe(args, &workspace_dir, out),

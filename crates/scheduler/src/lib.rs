@@ -22,6 +22,7 @@ pub mod mail;
 pub mod outbox;
 pub mod owners;
 pub mod plan;
+pub mod report;
 pub mod simple_templates;
 pub mod status;
 pub mod watch;

@@ -62,6 +62,7 @@ mod managers;
 mod outbox;
 mod pins;
 pub mod records;
+mod report;
 mod schema;
 mod stored;
 mod suppressions;
@@ -93,6 +94,7 @@ pub use records::{
     ComplaintRecord, CustomerRecord, FeedbackRecord, InteractionRecord, ManagerRecord, OrderItem,
     OrderRecord,
 };
+pub use report::{CareProgramme, OwnerWork, RuleEmails, TierMoveCount, TierWork};
 pub use schema::{APPLICATION_ID, MIGRATIONS, supported_version};
 pub use stored::{Customer, Order};
 pub use suppressions::{SuppressionReason, address_hash, is_address_hash};
