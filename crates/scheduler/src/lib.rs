@@ -3,7 +3,8 @@
 //! Today it opens and creates workspaces ([`workspace`], [`config`]), runs imports
 //! ([`ingest`]: files → engine mapping → store), assesses tiers ([`assess`]: store features →
 //! engine decisions → store), plans and records follow-ups ([`plan`]), assigns owners
-//! ([`owners`]), builds and delivers mail ([`mail`]) and writes synthetic demo data
+//! ([`owners`]), renders, queues and delivers care emails ([`outbox`], [`mail`],
+//! [`simple_templates`]) and writes synthetic demo data
 //! ([`demo`]). The daemon ([`daemon`]: [`clock`], [`firing`], [`lock`], [`watch`], [`status`])
 //! runs it all on schedule and reloads rules while running.
 //!
