@@ -13,5 +13,6 @@ pub mod config;
 pub mod demo;
 pub mod ingest;
 pub mod mail;
+pub mod outbox;
 pub mod plan;
 pub mod workspace;

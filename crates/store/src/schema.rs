@@ -35,7 +35,8 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///    rule, unique by its occurrence key), managers' tasks, and indexes of
 ///    tier and segment changes by time.
 ///
-/// Later migrations will add the outbox and the suppression list.
+/// 4. the outbox (one row per e-mail, written with its follow-up), its
+///    state-change events, and the suppression list (address hashes).
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -308,6 +309,83 @@ CREATE INDEX tasks_by_customer ON tasks(customer_id);
 CREATE INDEX tier_history_by_time ON tier_history(at);
 CREATE INDEX segment_history_by_time ON segment_history(at);
 "#,
+    // 4: the outbox, its events, and the suppression list.
+    r#"
+-- The outbox: one row per e-mail to send, written in the same transaction as
+-- the follow-up that decided it, rendered at that time, and carried through
+-- its states by the send loop. The Message-ID is fixed here, so a resend
+-- after a crash carries the same one and receivers can drop the duplicate.
+CREATE TABLE outbox (
+    id             INTEGER PRIMARY KEY,
+    -- the follow-up that decided the e-mail (at most one e-mail each); NULL
+    -- for an e-mail made by hand, or once the customer is forgotten
+    followup_id    INTEGER UNIQUE REFERENCES followups(id) ON DELETE SET NULL,
+    -- NULL once the customer is forgotten
+    customer_id    INTEGER REFERENCES customers(id) ON DELETE SET NULL,
+    rule_id        TEXT NOT NULL,
+    template       TEXT NOT NULL CHECK (template <> ''),
+    -- to the customer, or a notification to the customer's owner
+    recipient_kind TEXT NOT NULL CHECK (recipient_kind IN ('customer', 'owner')),
+    to_address     TEXT NOT NULL,
+    -- '<...@...>', fixed at enqueue
+    message_id     TEXT NOT NULL UNIQUE CHECK (message_id LIKE '<%@%>'),
+    subject        TEXT NOT NULL,
+    body_text      TEXT NOT NULL,
+    body_html      TEXT,
+    -- queued: waiting for due_at; claimed: handed to a sender (committed
+    -- before the SMTP conversation starts); sent: accepted by the server;
+    -- deferred: a transient failure, retried at due_at; failed: a permanent
+    -- failure or out of attempts; unknown: the server may or may not have it
+    -- (timeout, dropped connection, crash while claimed); cancelled: called
+    -- off by hand; suppressed: the address was suppressed or consent withdrawn
+    state          TEXT NOT NULL DEFAULT 'queued'
+                   CHECK (state IN ('queued', 'claimed', 'sent', 'deferred', 'failed',
+                                    'unknown', 'cancelled', 'suppressed')),
+    -- when it may be sent (first, or next after a deferral), unix seconds UTC
+    due_at         INTEGER NOT NULL,
+    -- SMTP conversations started for it
+    attempts       INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_error     TEXT,
+    created_at     INTEGER NOT NULL,
+    -- set while claimed (and kept afterwards: when the last attempt began)
+    claimed_at     INTEGER CHECK (state <> 'claimed' OR claimed_at IS NOT NULL),
+    sent_at        INTEGER CHECK ((state = 'sent') = (sent_at IS NOT NULL)),
+    updated_at     INTEGER NOT NULL,
+    -- times a row left claimed by a crash was recovered and sent again
+    recoveries     INTEGER NOT NULL DEFAULT 0 CHECK (recoveries >= 0)
+) STRICT;
+-- what is due: the send loop's claim reads only this
+CREATE INDEX outbox_due ON outbox(due_at) WHERE state IN ('queued', 'deferred');
+-- rows left claimed, for crash recovery
+CREATE INDEX outbox_claimed ON outbox(claimed_at) WHERE state = 'claimed';
+-- listings by state, and a customer's e-mails (and forgetting them)
+CREATE INDEX outbox_by_state ON outbox(state, id);
+CREATE INDEX outbox_by_customer ON outbox(customer_id);
+
+-- one row per state change of an outbox row; from_state NULL at creation
+CREATE TABLE outbox_events (
+    id         INTEGER PRIMARY KEY,
+    outbox_id  INTEGER NOT NULL REFERENCES outbox(id) ON DELETE CASCADE,
+    at         INTEGER NOT NULL,
+    from_state TEXT,
+    to_state   TEXT NOT NULL,
+    detail     TEXT
+) STRICT;
+CREATE INDEX outbox_events_by_outbox ON outbox_events(outbox_id, id);
+
+-- Addresses that must never get e-mail again, by hash only: lowercase-hex
+-- SHA-256 of the trimmed, lowercased address.
+CREATE TABLE suppressions (
+    id           INTEGER PRIMARY KEY,
+    address_hash TEXT NOT NULL UNIQUE
+                 CHECK (length(address_hash) = 64 AND address_hash NOT GLOB '*[^0-9a-f]*'),
+    reason       TEXT NOT NULL
+                 CHECK (reason IN ('unsubscribe', 'hard_bounce', 'forgotten', 'manual')),
+    -- where it came from: 'cli', 'csv:<file>', 'token', 'smtp:<outbox id>', ...
+    source       TEXT NOT NULL,
+    created_at   INTEGER NOT NULL
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -381,6 +459,7 @@ mod tests {
         0x9640_3f88_dafe_6d5b,
         0x7fc2_623d_7075_9370,
         0x4ff4_1613_d686_d88f,
+        0x5711_9058_f43c_7f09,
     ];
 
     #[test]

@@ -53,7 +53,10 @@ fn create_makes_a_migrated_tiercare_database() {
             "managers",
             "order_items",
             "orders",
+            "outbox",
+            "outbox_events",
             "segment_history",
+            "suppressions",
             "tasks",
             "tier_history",
             "tier_pins"
@@ -151,8 +154,7 @@ fn a_version_2_database_gets_the_follow_up_ledger_and_keeps_its_data() {
         .unwrap();
     }
     let mut store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
-    assert_eq!(MIGRATIONS.len(), 3);
+    assert_eq!(store.schema_version().unwrap() as usize, MIGRATIONS.len());
     assert_eq!(store.current_tier("C1").unwrap().unwrap().tier, "A");
     assert_eq!(store.tier_history("C1").unwrap().len(), 1);
     assert_eq!(store.pins_of("C1").unwrap().len(), 1);
