@@ -23,6 +23,9 @@
 //! [`Store::snooze_task`] serve managers' task lists; [`Store::managers`]
 //! and [`Store::assign_owners`] serve owner assignment.
 //!
+//! For care emails, [`Store::recommender`] reads the purchase history once
+//! and recommends products by item-to-item co-occurrence ([`Recommender`]).
+//!
 //! # What this crate must never do
 //!
 //! - Hold SQL anywhere else: this is the only crate that speaks SQL, and no
@@ -45,6 +48,7 @@ mod import;
 mod keys;
 mod managers;
 mod pins;
+mod recommend;
 pub mod records;
 mod schema;
 mod stored;
@@ -65,6 +69,7 @@ pub use import::{
 };
 pub use managers::Manager;
 pub use pins::Pin;
+pub use recommend::{Basis, Recommendation, Recommender};
 pub use records::{
     ComplaintRecord, CustomerRecord, FeedbackRecord, InteractionRecord, ManagerRecord, OrderItem,
     OrderRecord,

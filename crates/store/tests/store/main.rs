@@ -11,6 +11,7 @@ mod followups;
 mod open;
 mod orders;
 mod pins;
+mod recommend;
 mod rollback;
 mod tasks;
 mod tiers;

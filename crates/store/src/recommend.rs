@@ -1,0 +1,217 @@
+//! Product recommendations from purchase history: item-to-item co-occurrence over order lines.
+//!
+//! # The method
+//!
+//! A product is an order line's `sku` (lines without one are ignored). For a customer `c` who
+//! bought the set of products `I(c)` (orders placed at or before the recommendation time):
+//!
+//! 1. every other customer `d` who bought at least one product of `I(c)` is a *neighbour*, with
+//!    an overlap `|I(c) ∩ I(d)|`;
+//! 2. every product `j` a neighbour bought and `c` did not scores the sum of its buyers'
+//!    overlaps: `score(j) = Σ_{i ∈ I(c)} |buyers(i) ∩ buyers(j) \ {c}|`, the classic
+//!    item-to-item co-occurrence count summed over the customer's products;
+//! 3. products are ranked by score, then by how many customers bought them, then by SKU (so
+//!    the order is deterministic), and the top `n` are taken;
+//! 4. when fewer than `n` have a score (a customer without order lines, or whose products
+//!    nobody else bought), the rest are the products most bought (by distinct customers) by
+//!    customers *of the same tier*, or by everyone when the customer has no tier; they have
+//!    score 0 and [`Basis::PopularInTier`].
+//!
+//! A product the customer already bought is never recommended. The whole purchase history is
+//! read once into memory ([`Store::recommender`]), so a batch of emails costs one scan.
+
+use std::collections::HashMap;
+
+use rusqlite::params;
+
+use crate::db::Store;
+use crate::error::{AtPath, StoreError};
+
+/// Why a product is recommended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// Bought by customers who bought the same products.
+    CoPurchase,
+    /// Popular among customers of the same tier (or everyone, without a tier).
+    PopularInTier,
+}
+
+/// One recommended product.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Recommendation {
+    /// The product's SKU.
+    pub sku: String,
+    /// Its latest non-empty description, or the SKU.
+    pub description: String,
+    /// The co-occurrence score (0 for [`Basis::PopularInTier`]).
+    pub score: f64,
+    /// How many distinct customers bought it.
+    pub buyers: u64,
+    /// Why it is recommended.
+    pub basis: Basis,
+}
+
+/// The purchase history as of one time, ready to recommend for any customer.
+#[derive(Debug, Default)]
+pub struct Recommender {
+    /// Per customer rowid: the products bought, as sorted product indexes.
+    items_of: HashMap<i64, Vec<u32>>,
+    /// Per product index: the customers who bought it, sorted.
+    buyers_of: Vec<Vec<i64>>,
+    skus: Vec<String>,
+    descriptions: Vec<String>,
+    /// Each customer's current tier.
+    tier_of: HashMap<i64, String>,
+}
+
+impl Store {
+    /// Reads every order line with a SKU of orders placed at or before `at`, and every
+    /// customer's current tier, into a [`Recommender`] (one read transaction).
+    pub fn recommender(&self, at: i64) -> Result<Recommender, StoreError> {
+        let path = &self.label;
+        let tx = self.conn.unchecked_transaction().at(path)?;
+        let mut index: HashMap<String, u32> = HashMap::new();
+        let mut recommender = Recommender::default();
+        {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT o.customer_id, oi.sku, oi.description FROM order_items oi \
+                     JOIN orders o ON o.id = oi.order_id \
+                     WHERE o.ordered_at <= ?1 AND oi.sku IS NOT NULL AND oi.sku <> '' \
+                     ORDER BY o.ordered_at, o.id, oi.line_no",
+                )
+                .at(path)?;
+            let mut rows = stmt.query(params![at]).at(path)?;
+            while let Some(row) = rows.next().at(path)? {
+                let customer: i64 = row.get(0).at(path)?;
+                let sku: String = row.get(1).at(path)?;
+                let description: Option<String> = row.get(2).at(path)?;
+                let next = u32::try_from(index.len()).unwrap_or(u32::MAX);
+                let item = *index.entry(sku.clone()).or_insert_with(|| {
+                    recommender.skus.push(sku.clone());
+                    recommender.descriptions.push(sku.clone());
+                    recommender.buyers_of.push(Vec::new());
+                    next
+                });
+                let slot = item as usize;
+                if let Some(description) = description.filter(|d| !d.trim().is_empty()) {
+                    recommender.descriptions[slot] = description.trim().to_owned();
+                }
+                recommender.buyers_of[slot].push(customer);
+                recommender.items_of.entry(customer).or_default().push(item);
+            }
+        }
+        for buyers in &mut recommender.buyers_of {
+            buyers.sort_unstable();
+            buyers.dedup();
+        }
+        for items in recommender.items_of.values_mut() {
+            items.sort_unstable();
+            items.dedup();
+        }
+        let mut stmt = tx
+            .prepare("SELECT customer_id, tier FROM customer_tiers")
+            .at(path)?;
+        let tiers = stmt
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .and_then(Iterator::collect::<rusqlite::Result<HashMap<i64, String>>>)
+            .at(path)?;
+        recommender.tier_of = tiers;
+        Ok(recommender)
+    }
+}
+
+impl Recommender {
+    /// Up to `n` products for the customer with rowid `customer`, best first (see the
+    /// [module docs](self) for the method).
+    #[must_use]
+    pub fn recommend(&self, customer: i64, n: usize) -> Vec<Recommendation> {
+        if n == 0 {
+            return Vec::new();
+        }
+        let own: &[u32] = self.items_of.get(&customer).map_or(&[], Vec::as_slice);
+        let owns = |item: u32| own.binary_search(&item).is_ok();
+        // 1. neighbours and their overlap
+        let mut overlap: HashMap<i64, u64> = HashMap::new();
+        for &item in own {
+            for &buyer in &self.buyers_of[item as usize] {
+                if buyer != customer {
+                    *overlap.entry(buyer).or_default() += 1;
+                }
+            }
+        }
+        // 2. products the neighbours bought, scored by overlap
+        let mut scores: HashMap<u32, u64> = HashMap::new();
+        for (neighbour, weight) in &overlap {
+            for &item in self.items_of.get(neighbour).map_or(&[][..], Vec::as_slice) {
+                if !owns(item) {
+                    *scores.entry(item).or_default() += weight;
+                }
+            }
+        }
+        let mut ranked: Vec<(u32, u64)> = scores.into_iter().collect();
+        ranked.sort_by(|(a, sa), (b, sb)| {
+            sb.cmp(sa)
+                .then_with(|| self.buyers(*b).cmp(&self.buyers(*a)))
+                .then_with(|| self.skus[*a as usize].cmp(&self.skus[*b as usize]))
+        });
+        let mut out: Vec<Recommendation> = ranked
+            .into_iter()
+            .take(n)
+            .map(|(item, score)| self.recommendation(item, score as f64, Basis::CoPurchase))
+            .collect();
+        if out.len() < n {
+            // 4. fill with what the customer's tier buys most
+            let tier = self.tier_of.get(&customer);
+            let mut popular: HashMap<u32, u64> = HashMap::new();
+            for (other, items) in &self.items_of {
+                if *other == customer || self.tier_of.get(other) != tier {
+                    continue;
+                }
+                for &item in items {
+                    *popular.entry(item).or_default() += 1;
+                }
+            }
+            let mut popular: Vec<(u32, u64)> = popular
+                .into_iter()
+                .filter(|(item, _)| {
+                    !owns(*item) && !out.iter().any(|r| r.sku == self.skus[*item as usize])
+                })
+                .collect();
+            popular.sort_by(|(a, ca), (b, cb)| {
+                cb.cmp(ca)
+                    .then_with(|| self.skus[*a as usize].cmp(&self.skus[*b as usize]))
+            });
+            let missing = n - out.len();
+            out.extend(
+                popular
+                    .into_iter()
+                    .take(missing)
+                    .map(|(item, _)| self.recommendation(item, 0.0, Basis::PopularInTier)),
+            );
+        }
+        out
+    }
+
+    fn buyers(&self, item: u32) -> usize {
+        self.buyers_of[item as usize].len()
+    }
+
+    fn recommendation(&self, item: u32, score: f64, basis: Basis) -> Recommendation {
+        let slot = item as usize;
+        Recommendation {
+            sku: self.skus[slot].clone(),
+            description: self.descriptions[slot].clone(),
+            score,
+            buyers: self.buyers_of[slot].len() as u64,
+            basis,
+        }
+    }
+
+    /// How many products the history holds.
+    #[must_use]
+    pub fn products(&self) -> usize {
+        self.skus.len()
+    }
+}
