@@ -3,7 +3,8 @@
 //! A template is a subject, a plain-text part and an HTML part, written with
 //! [minijinja](https://docs.rs/minijinja) (Jinja2 syntax). It comes in one of two forms:
 //!
-//! - one file `NAME.eml.j2`: a header block (`subject: …`), then a line `--- text` and the
+//! - one file `NAME.eml.j2`: a header block (`subject: …`; blank lines, `# …` and one-line
+//!   `{# … #}` comments are allowed), then a line `--- text` and the
 //!   text part, then a line `--- html` and the HTML part;
 //! - a pair `NAME.txt.j2` (the header block, `--- text`, the text part) and `NAME.html.j2`
 //!   (the HTML part alone).
@@ -589,7 +590,8 @@ fn split_sections(
         }
         lines.next();
         let number = index + 1;
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("{#") {
             continue;
         }
         let Some((key, value)) = line.split_once(':') else {

@@ -2,7 +2,7 @@
 //!
 //! Today it opens and creates workspaces ([`workspace`], [`config`]), runs imports
 //! ([`ingest`]: files → engine mapping → store), assesses tiers ([`assess`]: store features →
-//! engine decisions → store), builds and delivers mail ([`mail`]) and writes synthetic demo data
+//! engine decisions → store), builds and delivers mail ([`mail`]), renders care emails from templates ([`templates`]) and writes synthetic demo data
 //! ([`demo`]). The daemon (watching rules, cron schedules, the outbox) will live here too.
 //!
 //! It must never contain SQL (that is the store's) nor evaluate rules itself (that is the
@@ -15,4 +15,5 @@ pub mod ingest;
 pub mod mail;
 pub mod outbox;
 pub mod plan;
+pub mod templates;
 pub mod workspace;

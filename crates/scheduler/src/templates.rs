@@ -1,0 +1,428 @@
+//! Care-email templates of a workspace: read from `templates/`, checked by the engine, and
+//! rendered for one customer with a context built from the store.
+//!
+//! [`read_templates`] reads the folder (the engine does no IO); [`EmailRenderer`] builds each
+//! customer's [`TemplateContext`] (profile, features, tier and segments, owner, product
+//! recommendations) and renders a template for them. It implements the outbox's
+//! [`RenderEmail`], so emails recorded by `followups record` are rendered from templates.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use chrono::TimeZone;
+use chrono_tz::Tz;
+use tiercare_engine::template::TEMPLATE_SUFFIXES;
+use tiercare_engine::{
+    CustomerContext, FeatureValue, LoadedTemplates, OwnerContext, RecommendationContext,
+    RenderError as TemplateRenderError, RenderedTemplate, RuleSet, SenderContext, Snapshot,
+    TemplateContext, TemplateFile, Templates, TierContext, features, load_templates,
+};
+use tiercare_store::{Recommender, Store, StoreError, Window};
+
+use crate::assess::fill_snapshot;
+use crate::outbox::{RenderEmail, RenderError, RenderedEmail};
+use crate::workspace::{Workspace, WorkspaceError};
+
+/// How many products `recommendations` holds at most.
+pub const RECOMMENDATIONS: usize = 3;
+
+/// Why templates could not be read or a context built.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplatesError {
+    /// The template folder or a file in it could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// No customer has this id.
+    #[error("no customer with id '{0}': check the id in your customers file")]
+    UnknownCustomer(String),
+    /// The template could not be rendered (unknown, or failed for this customer).
+    #[error(transparent)]
+    Render(#[from] TemplateRenderError),
+    /// The database refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The workspace's database could not be opened.
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+}
+
+/// Reads the template files of `dir` (`*.eml.j2`, `*.txt.j2`, `*.html.j2`), sorted, naming each
+/// `label/<file name>` in diagnostics. A missing folder has no templates.
+pub fn read_templates(dir: &Path, label: &Path) -> Result<Vec<TemplateFile>, TemplatesError> {
+    let io_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| TemplatesError::Io { path, source }
+    };
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut names: Vec<String> = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.path().is_file() {
+            continue;
+        }
+        if TEMPLATE_SUFFIXES
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+        {
+            names.push(name);
+        }
+    }
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let path = dir.join(&name);
+            let text = fs::read_to_string(&path).map_err(io_err(&path))?;
+            Ok(TemplateFile::new(
+                label.join(&name).to_string_lossy().into_owned(),
+                text,
+            ))
+        })
+        .collect()
+}
+
+/// Reads and checks a workspace's templates (named `templates/…` in diagnostics).
+pub fn load_workspace_templates(workspace: &Workspace) -> Result<LoadedTemplates, TemplatesError> {
+    let files = read_templates(&workspace.templates_dir(), Path::new("templates"))?;
+    Ok(load_templates(&files))
+}
+
+/// The names of the templates in `files` (usable or not), for `check_references`.
+pub fn template_names(files: &[TemplateFile]) -> Vec<String> {
+    let mut names: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let file_name = file.path.rsplit(['/', '\\']).next()?;
+            TEMPLATE_SUFFIXES
+                .iter()
+                .find_map(|suffix| file_name.strip_suffix(suffix))
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Renders templates for customers: builds each customer's context from its own connection to
+/// the database (so it can run while another connection holds a write transaction).
+pub struct EmailRenderer {
+    templates: Templates,
+    store: Store,
+    window: Window,
+    tier_labels: Vec<(String, String)>,
+    timezone: Tz,
+    sender: SenderContext,
+    /// The purchase history, read once at the first rendering (as of its time).
+    recommender: OnceLock<Recommender>,
+}
+
+impl std::fmt::Debug for EmailRenderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailRenderer")
+            .field("templates", &self.templates)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmailRenderer {
+    /// A renderer for `workspace` with its (checked) `templates`; `rules` give the feature
+    /// window and the tiers' labels.
+    pub fn new(
+        workspace: &Workspace,
+        templates: Templates,
+        rules: &RuleSet,
+    ) -> Result<EmailRenderer, TemplatesError> {
+        let store = workspace.open_store()?;
+        let window = match rules.window().seconds() {
+            Some(seconds) => Window::Seconds(seconds),
+            None => Window::All,
+        };
+        let tier_labels = rules
+            .tiers()
+            .map(|tier| {
+                (
+                    tier.id.clone(),
+                    tier.label.clone().unwrap_or_else(|| tier.id.clone()),
+                )
+            })
+            .collect();
+        Ok(EmailRenderer {
+            templates,
+            store,
+            window,
+            tier_labels,
+            timezone: workspace.config().timezone,
+            sender: sender(&workspace.config().mail.from),
+            recommender: OnceLock::new(),
+        })
+    }
+
+    /// The templates it renders.
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
+    /// The context of the customer with `customer_id` at `at` (unix seconds).
+    pub fn context(&self, customer_id: &str, at: i64) -> Result<TemplateContext, TemplatesError> {
+        let store = &self.store;
+        let unknown = || TemplatesError::UnknownCustomer(customer_id.to_owned());
+        let customer = store.customer(customer_id)?.ok_or_else(unknown)?;
+        let stored_features = store
+            .customer_features(at, self.window, customer_id)?
+            .ok_or_else(unknown)?;
+        let mut snapshot = Snapshot::new();
+        fill_snapshot(&mut snapshot, &stored_features);
+        let features = features()
+            .iter()
+            .map(|spec| {
+                let value = match snapshot.get(spec.feature) {
+                    FeatureValue::None => serde_json::Value::Null,
+                    FeatureValue::Bool(b) => b.into(),
+                    FeatureValue::Int(i) => i.into(),
+                    FeatureValue::Float(f) => f.into(),
+                    FeatureValue::Text(t) => t.into(),
+                    FeatureValue::Map(m) => m.into(),
+                };
+                (spec.name.to_owned(), value)
+            })
+            .collect();
+        let zone: Tz = customer
+            .timezone
+            .as_deref()
+            .and_then(|zone| zone.parse().ok())
+            .unwrap_or(self.timezone);
+        let date = |unix: i64| {
+            zone.timestamp_opt(unix, 0)
+                .single()
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default()
+        };
+        let tier = match store.current_tier(customer_id)? {
+            Some(current) => TierContext {
+                label: self
+                    .tier_labels
+                    .iter()
+                    .find(|(id, _)| *id == current.tier)
+                    .map_or_else(|| current.tier.clone(), |(_, label)| label.clone()),
+                since: date(current.since),
+                id: current.tier,
+            },
+            None => TierContext {
+                id: String::new(),
+                label: String::new(),
+                since: String::new(),
+            },
+        };
+        let segments = store
+            .segments_of(customer_id)?
+            .into_iter()
+            .map(|segment| (segment.segment_set, segment.segment))
+            .collect();
+        let owner = match customer.owner.as_deref() {
+            Some(owner_id) => {
+                let manager = store
+                    .managers()?
+                    .into_iter()
+                    .find(|m| m.external_id == owner_id);
+                OwnerContext {
+                    id: owner_id.to_owned(),
+                    name: manager.as_ref().map(|m| m.name.clone()).unwrap_or_default(),
+                    email: manager.and_then(|m| m.email).unwrap_or_default(),
+                }
+            }
+            None => OwnerContext {
+                id: String::new(),
+                name: String::new(),
+                email: String::new(),
+            },
+        };
+        let recommender = match self.recommender.get() {
+            Some(recommender) => recommender,
+            None => {
+                let built = store.recommender(at)?;
+                self.recommender.get_or_init(|| built)
+            }
+        };
+        let recommendations = recommender
+            .recommend(customer.id, RECOMMENDATIONS)
+            .into_iter()
+            .map(|r| RecommendationContext {
+                sku: r.sku,
+                description: r.description,
+                score: r.score,
+            })
+            .collect();
+        let name = customer.name.clone().unwrap_or_default();
+        Ok(TemplateContext {
+            customer: CustomerContext {
+                id: customer.external_id.clone(),
+                first_name: name
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                name,
+                email: customer.email.clone().unwrap_or_default(),
+                region: customer.region.clone().unwrap_or_default(),
+                owner: customer.owner.clone().unwrap_or_default(),
+                timezone: customer.timezone.clone().unwrap_or_default(),
+                birthday: customer
+                    .birthday
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default(),
+                attributes: customer.attributes.clone(),
+            },
+            features,
+            tier,
+            segments,
+            owner,
+            recommendations,
+            sender: self.sender.clone(),
+            today: date(at),
+        })
+    }
+
+    /// Renders template `name` for the customer with `customer_id` at `at`.
+    pub fn render_for(
+        &self,
+        name: &str,
+        customer_id: &str,
+        at: i64,
+    ) -> Result<RenderedTemplate, TemplatesError> {
+        if !self.templates.contains(name) {
+            return Err(TemplateRenderError::UnknownTemplate {
+                name: name.to_owned(),
+                known: self.templates.names().map(str::to_owned).collect(),
+            }
+            .into());
+        }
+        let context = self.context(customer_id, at)?;
+        Ok(self.templates.render(name, &context)?)
+    }
+}
+
+impl RenderEmail for EmailRenderer {
+    fn render(
+        &self,
+        template: &str,
+        customer_external_id: &str,
+        at: i64,
+    ) -> Result<RenderedEmail, RenderError> {
+        self.render_for(template, customer_external_id, at)
+            .map(|rendered| RenderedEmail {
+                subject: rendered.subject,
+                text: rendered.text,
+                html: Some(rendered.html),
+            })
+            .map_err(|err| RenderError {
+                template: template.to_owned(),
+                message: err.to_string(),
+            })
+    }
+}
+
+/// The sender's name and address from `[mail] from` (`Customer Care <care@example.com>`).
+fn sender(from: &str) -> SenderContext {
+    match from.parse::<lettre::message::Mailbox>() {
+        Ok(mailbox) => SenderContext {
+            name: mailbox.name.unwrap_or_default(),
+            email: mailbox.email.to_string(),
+        },
+        Err(_) => SenderContext {
+            name: String::new(),
+            email: from.trim().to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sender_is_split_into_name_and_address() {
+        let s = sender("Customer Care <care@example.com>");
+        assert_eq!(
+            (s.name.as_str(), s.email.as_str()),
+            ("Customer Care", "care@example.com")
+        );
+        let s = sender("care@example.com");
+        assert_eq!(
+            (s.name.as_str(), s.email.as_str()),
+            ("", "care@example.com")
+        );
+    }
+
+    #[test]
+    fn the_default_templates_are_clean_and_cover_the_default_rules() {
+        let files: Vec<TemplateFile> = crate::workspace::DEFAULT_TEMPLATES
+            .iter()
+            .map(|(name, text)| TemplateFile::new(format!("templates/{name}"), *text))
+            .collect();
+        let loaded = load_templates(&files);
+        assert!(
+            loaded.diagnostics.is_empty(),
+            "{}",
+            tiercare_engine::render_all(&loaded.diagnostics, false)
+        );
+        let rules: Vec<tiercare_engine::RuleFile> = crate::workspace::DEFAULT_RULES
+            .iter()
+            .filter(|(name, _)| name.ends_with(".yaml") && !name.starts_with("tests/"))
+            .map(|(name, text)| tiercare_engine::RuleFile::new(format!("rules/{name}"), *text))
+            .collect();
+        let rules = tiercare_engine::load_rules(&rules).unwrap().rules;
+        let names: Vec<&str> = loaded.templates.names().collect();
+        let problems = tiercare_engine::check_references(
+            &rules,
+            &tiercare_engine::References {
+                templates: &names,
+                ..Default::default()
+            },
+        );
+        assert!(
+            problems.is_empty(),
+            "{}",
+            tiercare_engine::render_all(&problems, false)
+        );
+        let email = loaded
+            .templates
+            .render("care", &TemplateContext::sample())
+            .unwrap();
+        assert!(
+            email.subject.starts_with("Ada, a quick hello"),
+            "{}",
+            email.subject
+        );
+        assert!(
+            email.text.contains("  - Sample product\n"),
+            "{}",
+            email.text
+        );
+        assert!(
+            email.html.contains("<li>Sample product</li>"),
+            "{}",
+            email.html
+        );
+    }
+
+    #[test]
+    fn template_names_cover_both_forms() {
+        let files = [
+            TemplateFile::new("templates/care.eml.j2", ""),
+            TemplateFile::new("templates/offer.txt.j2", ""),
+            TemplateFile::new("templates/offer.html.j2", ""),
+        ];
+        assert_eq!(template_names(&files), ["care", "offer"]);
+    }
+}
