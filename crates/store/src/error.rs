@@ -226,6 +226,38 @@ pub enum StoreError {
         id: String,
     },
 
+    /// No outbox row has this id.
+    #[error(
+        "unknown outbox e-mail #{id}: no e-mail has this id; `tiercare outbox list` lists them"
+    )]
+    UnknownEmail {
+        /// The id that was looked up.
+        id: i64,
+    },
+
+    /// An outbox e-mail cannot change its state that way; nothing was
+    /// written.
+    #[error("outbox e-mail #{id} is {state}: it cannot be {wanted} ({hint})")]
+    EmailState {
+        /// The row's id.
+        id: i64,
+        /// Its stored state.
+        state: String,
+        /// What was asked: `retried`, `cancelled`, ...
+        wanted: &'static str,
+        /// Which states allow it.
+        hint: &'static str,
+    },
+
+    /// An address given for the suppression list is unusable (empty).
+    #[error("cannot suppress {address:?}: {problem}")]
+    InvalidSuppression {
+        /// The address as given.
+        address: String,
+        /// What is wrong, and what to do.
+        problem: String,
+    },
+
     /// An operating-system error outside SQLite, such as failing to inspect
     /// the file.
     #[error("cannot access {}: {source}", path.display())]

@@ -27,6 +27,13 @@ use serde_json::{Map, Value};
 
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
+use crate::outbox::{self, EmailRecipient, NewEmail, RecipientKind};
+
+/// Composes the e-mail of an e-mail follow-up for its recipient: the
+/// address to use and the rendered message, or why there is none (the
+/// follow-up is then skipped with that reason). See
+/// [`FollowUpSession::record_with_email`].
+pub type ComposeEmail<'a> = dyn FnMut(&EmailRecipient) -> Result<NewEmail, String> + 'a;
 
 /// The identity of one occurrence of a follow-up rule for one customer:
 /// the idempotency key of the ledger. Rule ids contain no `:` (a follow-up
@@ -258,6 +265,9 @@ pub struct Recorded {
     pub status_reason: Option<String>,
     /// The task created with a new task follow-up.
     pub task_id: Option<i64>,
+    /// The outbox e-mail queued with a new e-mail follow-up (by
+    /// [`FollowUpSession::record_with_email`]).
+    pub outbox_id: Option<i64>,
 }
 
 /// What a [`FollowUpSession`] recorded, as returned by
@@ -765,7 +775,26 @@ impl FollowUpSession<'_> {
     ///   resolved manager) or an attribute set (merged into the customer's
     ///   attributes), both in this transaction;
     /// - `planned` for e-mails, which the outbox sends.
+    ///
+    /// E-mails recorded this way get no outbox row (nothing will send them):
+    /// use [`record_with_email`](FollowUpSession::record_with_email) to queue
+    /// them.
     pub fn record(&mut self, planned: &PlannedFollowUp) -> Result<Recorded, StoreError> {
+        self.record_with_email(planned, None)
+    }
+
+    /// Records one planned follow-up as [`record`](FollowUpSession::record)
+    /// does and, for a new e-mail follow-up left `planned`, asks `compose`
+    /// for the e-mail to its [`EmailRecipient`] (the customer, or the
+    /// owner) and queues it in the outbox in this same transaction, due at
+    /// the follow-up's scheduled time. When `compose` refuses (no address,
+    /// an invalid one, a template that does not render) the follow-up is
+    /// recorded `skipped` with its reason instead, and nothing is queued.
+    pub fn record_with_email(
+        &mut self,
+        planned: &PlannedFollowUp,
+        compose: Option<&mut ComposeEmail<'_>>,
+    ) -> Result<Recorded, StoreError> {
         if self.failed {
             return Err(StoreError::FollowUpsAborted {
                 path: self.path.to_path_buf(),
@@ -807,6 +836,7 @@ impl FollowUpSession<'_> {
                         status: status_column(row, 1)?,
                         status_reason: row.get(2)?,
                         task_id: None,
+                        outbox_id: None,
                     })
                 })
                 .optional()
@@ -843,7 +873,7 @@ impl FollowUpSession<'_> {
             }
             Err(err) => return Err(self.spoil(err)),
         };
-        match self.write(planned, &key, &target) {
+        match self.write(planned, &key, &target, compose) {
             Ok(recorded) => {
                 let outcome = &mut self.outcome;
                 outcome.new += 1;
@@ -878,6 +908,7 @@ impl FollowUpSession<'_> {
         planned: &PlannedFollowUp,
         key: &str,
         target: &Target,
+        compose: Option<&mut ComposeEmail<'_>>,
     ) -> rusqlite::Result<Recorded> {
         let tx = &self.tx;
         // Who carries the action out, or why no one can.
@@ -919,6 +950,30 @@ impl FollowUpSession<'_> {
                 _ => {}
             }
         }
+        // An e-mail is composed (addressed and rendered) before anything is
+        // written, so one that cannot be becomes a skip with its reason.
+        let mut email = None;
+        if let (None, Some(compose)) = (&skip, compose) {
+            let kind = match &planned.action {
+                FollowUpAction::Email { template } => Some((RecipientKind::Customer, template)),
+                FollowUpAction::NotifyOwner { template } => Some((RecipientKind::Owner, template)),
+                FollowUpAction::Task { .. } | FollowUpAction::SetAttribute { .. } => None,
+            };
+            if let Some((kind, template)) = kind {
+                let to = outbox::recipient(
+                    tx,
+                    kind,
+                    target.rowid,
+                    &planned.key.customer_id,
+                    template.trim(),
+                    target.owner.as_deref(),
+                )?;
+                match compose(&to) {
+                    Ok(composed) => email = Some((to, composed)),
+                    Err(why) => skip = Some(why),
+                }
+            }
+        }
         let status = match (&skip, &planned.action) {
             (Some(_), _) => FollowUpStatus::Skipped,
             (None, FollowUpAction::Task { .. } | FollowUpAction::SetAttribute { .. }) => {
@@ -954,6 +1009,19 @@ impl FollowUpSession<'_> {
                 ],
                 |row| row.get(0),
             )?;
+        let mut outbox_id = None;
+        if let (FollowUpStatus::Planned, Some((to, composed))) = (status, &email) {
+            outbox_id = Some(outbox::enqueue(
+                tx,
+                followup_id,
+                target.rowid,
+                &planned.key.rule_id,
+                to,
+                composed,
+                planned.scheduled_at,
+                self.decided_at,
+            )?);
+        }
         let mut task_id = None;
         if status == FollowUpStatus::Done {
             match &planned.action {
@@ -1006,6 +1074,7 @@ impl FollowUpSession<'_> {
             status,
             status_reason: skip,
             task_id,
+            outbox_id,
         })
     }
 

@@ -26,6 +26,14 @@
 //! For care emails, [`Store::recommender`] reads the purchase history once
 //! and recommends products by item-to-item co-occurrence ([`Recommender`]).
 //!
+//! For mail, [`FollowUpSession::record_with_email`] queues a follow-up's
+//! rendered e-mail in the outbox in the ledger's transaction;
+//! [`Store::claim_due`], [`Store::mark_sent`] and the other `mark_*`
+//! methods carry it through its states (see the `outbox` module's docs),
+//! [`Store::recover_claimed`] recovers claims a crash left behind, and
+//! [`Store::suppress`] keeps the suppression list (hashed addresses,
+//! [`address_hash`]).
+//!
 //! # What this crate must never do
 //!
 //! - Hold SQL anywhere else: this is the only crate that speaks SQL, and no
@@ -47,11 +55,13 @@ mod followups;
 mod import;
 mod keys;
 mod managers;
+mod outbox;
 mod pins;
 mod recommend;
 pub mod records;
 mod schema;
 mod stored;
+mod suppressions;
 mod tasks;
 mod tiers;
 
@@ -60,14 +70,18 @@ pub use db::{BUSY_TIMEOUT, Store, TableCounts};
 pub use error::StoreError;
 pub use features::{CustomerFeatures, FeatureSummary, NEVER_DAYS, Window};
 pub use followups::{
-    Assignee, CustomerEvent, EventKind, FollowUp, FollowUpAction, FollowUpKind, FollowUpOutcome,
-    FollowUpSession, FollowUpState, FollowUpStatus, LastOccurrence, OccurrenceKey, PlannedFollowUp,
-    Recorded,
+    Assignee, ComposeEmail, CustomerEvent, EventKind, FollowUp, FollowUpAction, FollowUpKind,
+    FollowUpOutcome, FollowUpSession, FollowUpState, FollowUpStatus, LastOccurrence, OccurrenceKey,
+    PlannedFollowUp, Recorded,
 };
 pub use import::{
     ImportAudit, ImportKind, ImportOptions, ImportSession, Outcome, RowError, RowRejection,
 };
 pub use managers::Manager;
+pub use outbox::{
+    Claim, EmailRecipient, NewEmail, OutboxEmail, OutboxEvent, OutboxState, RecipientKind,
+    Recovery, RecoveryPolicy,
+};
 pub use pins::Pin;
 pub use recommend::{Basis, Recommendation, Recommender};
 pub use records::{
@@ -76,6 +90,7 @@ pub use records::{
 };
 pub use schema::{APPLICATION_ID, MIGRATIONS, supported_version};
 pub use stored::{Customer, Order};
+pub use suppressions::{SuppressionReason, address_hash, is_address_hash};
 pub use tasks::{NewTask, Task, TaskFilter, TaskStatus, TaskView};
 pub use tiers::{
     AssessmentHeader, AssessmentOutcome, AssessmentRow, AssessmentSession, CurrentSegment,

@@ -10,6 +10,7 @@ mod fixture;
 mod followups;
 mod open;
 mod orders;
+mod outbox;
 mod pins;
 mod recommend;
 mod rollback;

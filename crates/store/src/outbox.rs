@@ -1,0 +1,848 @@
+//! The outbox: every care e-mail, rendered when it is decided, and carried
+//! through its states by the send loop.
+//!
+//! ```text
+//! queued ──claim──▶ claimed ──▶ sent
+//!   ▲  │              │ ├──▶ deferred (4xx) ──due again──▶ claimed ...
+//!   │  │              │ ├──▶ failed (5xx, or out of attempts; a hard bounce suppresses)
+//!   │  │              │ └──▶ unknown (handed over, no answer; or left claimed by a crash)
+//!   │  └─(suppressed or no consent, found in the claim)──▶ suppressed
+//!   └──── retry (failed, unknown, deferred, cancelled) / crash recovery (resend once)
+//! ```
+//!
+//! - **Written with its decision.** A follow-up's e-mail row is inserted by
+//!   [`FollowUpSession::record_with_email`](crate::FollowUpSession::record_with_email)
+//!   in the ledger's transaction, with its Message-ID fixed there: the
+//!   decision and the e-mail commit together or not at all.
+//! - **Claimed before it is sent.** [`Store::claim_due`] moves due rows to
+//!   `claimed` and commits *before* any SMTP conversation, re-checking the
+//!   suppression list and the customer's consent inside that transaction.
+//!   Two senders never claim the same row (the claim is one `IMMEDIATE`
+//!   transaction).
+//! - **Every change is an event.** Each state change writes an
+//!   `outbox_events` row; [`Store::outbox_events`] shows them.
+//! - **A crash while claimed.** A row still `claimed` long after its claim
+//!   was left by a sender that died mid-conversation: it may or may not have
+//!   been delivered. [`Store::recover_claimed`] marks it `unknown` and, under
+//!   [`RecoveryPolicy::ResendOnce`], queues it again once, with the same
+//!   Message-ID (so a receiver that got it can drop the copy); the resend is
+//!   counted in `recoveries`. That is the only way an e-mail goes out twice.
+
+use std::fmt;
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+
+use crate::db::Store;
+use crate::error::{AtPath, StoreError};
+use crate::suppressions::{SuppressionReason, address_hash, hash_is_suppressed, insert_hash};
+
+/// Where an outbox e-mail stands (`outbox.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    /// Waiting for its due time.
+    Queued,
+    /// Taken by a sender; the SMTP conversation may be under way.
+    Claimed,
+    /// Accepted by the server (or written to the mail folder).
+    Sent,
+    /// A transient failure; due again at `due_at`.
+    Deferred,
+    /// A permanent failure, or out of attempts: not retried.
+    Failed,
+    /// Handed over without an answer, or left claimed by a crash: it may
+    /// or may not have arrived.
+    Unknown,
+    /// Called off by hand.
+    Cancelled,
+    /// Not sent: the address is suppressed or consent was withdrawn.
+    Suppressed,
+}
+
+impl OutboxState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [OutboxState; 8] = [
+        OutboxState::Queued,
+        OutboxState::Claimed,
+        OutboxState::Sent,
+        OutboxState::Deferred,
+        OutboxState::Failed,
+        OutboxState::Unknown,
+        OutboxState::Cancelled,
+        OutboxState::Suppressed,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Queued => "queued",
+            OutboxState::Claimed => "claimed",
+            OutboxState::Sent => "sent",
+            OutboxState::Deferred => "deferred",
+            OutboxState::Failed => "failed",
+            OutboxState::Unknown => "unknown",
+            OutboxState::Cancelled => "cancelled",
+            OutboxState::Suppressed => "suppressed",
+        }
+    }
+
+    /// The state with this stored name.
+    pub fn parse(text: &str) -> Option<OutboxState> {
+        OutboxState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+    }
+}
+
+impl fmt::Display for OutboxState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who an e-mail is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientKind {
+    /// The customer (care mail: consent and unsubscribe apply).
+    Customer,
+    /// The customer's owner, a manager (a notification).
+    Owner,
+}
+
+impl RecipientKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecipientKind::Customer => "customer",
+            RecipientKind::Owner => "owner",
+        }
+    }
+}
+
+/// The recipient of an e-mail follow-up, as the ledger finds it when the
+/// follow-up is recorded; given to the composer of
+/// [`FollowUpSession::record_with_email`](crate::FollowUpSession::record_with_email).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailRecipient {
+    /// The customer, or their owner.
+    pub kind: RecipientKind,
+    /// The customer's external id (also for an owner's notification).
+    pub customer_id: String,
+    /// The template's name.
+    pub template: String,
+    /// The address (the customer's, or the owner's), as stored; `None`
+    /// when there is none.
+    pub address: Option<String>,
+    /// The recipient's name, as stored.
+    pub name: Option<String>,
+}
+
+/// A composed e-mail for the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEmail {
+    /// The Message-ID, angle brackets included; fixed for every attempt.
+    pub message_id: String,
+    /// The address to send to (validated by the composer).
+    pub to_address: String,
+    /// The rendered subject.
+    pub subject: String,
+    /// The rendered plain text.
+    pub text: String,
+    /// The rendered HTML, if any.
+    pub html: Option<String>,
+}
+
+/// An outbox e-mail as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxEmail {
+    /// The row's id.
+    pub id: i64,
+    /// The follow-up that decided it (`None` once the customer is forgotten).
+    pub followup_id: Option<i64>,
+    /// The customer's external id (`None` once forgotten).
+    pub customer_id: Option<String>,
+    /// Whether the customer consents to e-mail now (`None` once forgotten).
+    pub consent_email: Option<bool>,
+    /// The follow-up rule.
+    pub rule_id: String,
+    /// The template it was rendered from.
+    pub template: String,
+    /// Who it is for.
+    pub recipient_kind: RecipientKind,
+    /// The address it goes to.
+    pub to_address: String,
+    /// The recipient's name now (the customer's, or the owner's).
+    pub to_name: Option<String>,
+    /// The Message-ID, fixed at enqueue.
+    pub message_id: String,
+    /// The rendered subject.
+    pub subject: String,
+    /// The rendered text.
+    pub body_text: String,
+    /// The rendered HTML.
+    pub body_html: Option<String>,
+    /// Where it stands.
+    pub state: OutboxState,
+    /// When it may be sent (next), unix seconds UTC.
+    pub due_at: i64,
+    /// SMTP conversations started for it.
+    pub attempts: u32,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: i64,
+    /// When it was last claimed.
+    pub claimed_at: Option<i64>,
+    /// When it was sent.
+    pub sent_at: Option<i64>,
+    /// When it last changed.
+    pub updated_at: i64,
+    /// Times it was resent after a crash left it claimed.
+    pub recoveries: u32,
+}
+
+/// One state change of an outbox e-mail.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxEvent {
+    /// When, unix seconds UTC.
+    pub at: i64,
+    /// The state before (`None` when the row was created).
+    pub from_state: Option<String>,
+    /// The state after.
+    pub to_state: String,
+    /// Why, in words.
+    pub detail: Option<String>,
+}
+
+/// What [`Store::claim_due`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claim {
+    /// The claimed e-mails, to be sent now (committed as `claimed`).
+    pub emails: Vec<OutboxEmail>,
+    /// Due e-mails not claimed because their address is suppressed (now
+    /// `suppressed`).
+    pub suppressed: u64,
+    /// Due customer e-mails not claimed because the customer no longer
+    /// consents to e-mail, or was forgotten (now `suppressed`).
+    pub no_consent: u64,
+}
+
+/// What to do with an e-mail a crashed sender left `claimed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryPolicy {
+    /// Mark it `unknown` and queue it again, once, with the same Message-ID:
+    /// nothing is lost, and a duplicate is possible (counted).
+    #[default]
+    ResendOnce,
+    /// Mark it `unknown` and leave it for `tiercare outbox retry`: nothing
+    /// is sent twice, and it may be lost.
+    Hold,
+}
+
+/// What [`Store::recover_claimed`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Recovery {
+    /// Stale claims marked `unknown`.
+    pub unknown: u64,
+    /// Of those, queued again to be resent (same Message-ID).
+    pub requeued: u64,
+}
+
+const EMAIL_COLUMNS: &str = "o.id, o.followup_id, c.external_id, c.consent_email, o.rule_id, \
+    o.template, o.recipient_kind, o.to_address, \
+    CASE o.recipient_kind WHEN 'customer' THEN c.name \
+    ELSE (SELECT m.name FROM managers m WHERE m.external_id = c.owner) END, \
+    o.message_id, o.subject, o.body_text, o.body_html, o.state, o.due_at, o.attempts, \
+    o.last_error, o.created_at, o.claimed_at, o.sent_at, o.updated_at, o.recoveries";
+
+const EMAIL_FROM: &str = "FROM outbox o LEFT JOIN customers c ON c.id = o.customer_id";
+
+fn email_row(row: &Row<'_>) -> rusqlite::Result<OutboxEmail> {
+    let kind: String = row.get(6)?;
+    let state: String = row.get(13)?;
+    let bad = |index: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            format!("unknown {what}").into(),
+        )
+    };
+    Ok(OutboxEmail {
+        id: row.get(0)?,
+        followup_id: row.get(1)?,
+        customer_id: row.get(2)?,
+        consent_email: row.get::<_, Option<i64>>(3)?.map(|c| c == 1),
+        rule_id: row.get(4)?,
+        template: row.get(5)?,
+        recipient_kind: match kind.as_str() {
+            "customer" => RecipientKind::Customer,
+            "owner" => RecipientKind::Owner,
+            _ => return Err(bad(6, "recipient kind")),
+        },
+        to_address: row.get(7)?,
+        to_name: row.get(8)?,
+        message_id: row.get(9)?,
+        subject: row.get(10)?,
+        body_text: row.get(11)?,
+        body_html: row.get(12)?,
+        state: OutboxState::parse(&state).ok_or_else(|| bad(13, "outbox state"))?,
+        due_at: row.get(14)?,
+        attempts: row.get(15)?,
+        last_error: row.get(16)?,
+        created_at: row.get(17)?,
+        claimed_at: row.get(18)?,
+        sent_at: row.get(19)?,
+        updated_at: row.get(20)?,
+        recoveries: row.get(21)?,
+    })
+}
+
+fn load(conn: &Connection, id: i64) -> rusqlite::Result<Option<OutboxEmail>> {
+    conn.prepare_cached(&format!(
+        "SELECT {EMAIL_COLUMNS} {EMAIL_FROM} WHERE o.id = ?1"
+    ))?
+    .query_row([id], email_row)
+    .optional()
+}
+
+/// Writes the event of a state change.
+fn event(
+    conn: &Connection,
+    id: i64,
+    now: i64,
+    from: Option<OutboxState>,
+    to: OutboxState,
+    detail: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO outbox_events (outbox_id, at, from_state, to_state, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        id,
+        now,
+        from.map(OutboxState::as_str),
+        to.as_str(),
+        detail
+    ])?;
+    Ok(())
+}
+
+/// Keeps the e-mail's follow-up in step: `done` once sent, `cancelled`
+/// (with the reason) once it will not be sent, `planned` again on a retry.
+fn sync_followup(
+    conn: &Connection,
+    id: i64,
+    to: OutboxState,
+    now: i64,
+    detail: &str,
+) -> rusqlite::Result<()> {
+    let (sql, reason): (&str, Option<String>) = match to {
+        OutboxState::Sent => (
+            "UPDATE followups SET status = 'done', status_reason = NULL, status_at = ?2 \
+             WHERE id = (SELECT followup_id FROM outbox WHERE id = ?1) AND status <> 'skipped'",
+            None,
+        ),
+        OutboxState::Failed | OutboxState::Cancelled | OutboxState::Suppressed => (
+            "UPDATE followups SET status = 'cancelled', status_reason = ?3, status_at = ?2 \
+             WHERE id = (SELECT followup_id FROM outbox WHERE id = ?1) AND status = 'planned'",
+            Some(format!("e-mail {to}: {detail}")),
+        ),
+        OutboxState::Queued => (
+            "UPDATE followups SET status = 'planned', status_reason = NULL, status_at = ?2 \
+             WHERE id = (SELECT followup_id FROM outbox WHERE id = ?1) AND status = 'cancelled'",
+            None,
+        ),
+        OutboxState::Claimed | OutboxState::Deferred | OutboxState::Unknown => return Ok(()),
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    match reason {
+        Some(reason) => stmt.execute(params![id, now, reason])?,
+        None => stmt.execute(params![id, now])?,
+    };
+    Ok(())
+}
+
+/// The recipient of a new e-mail follow-up for the customer `rowid`.
+pub(crate) fn recipient(
+    tx: &Transaction<'_>,
+    kind: RecipientKind,
+    rowid: i64,
+    customer_id: &str,
+    template: &str,
+    owner: Option<&str>,
+) -> rusqlite::Result<EmailRecipient> {
+    let (address, name) = match kind {
+        RecipientKind::Customer => tx
+            .prepare_cached("SELECT email, name FROM customers WHERE id = ?1")?
+            .query_row([rowid], |row| Ok((row.get(0)?, row.get(1)?)))?,
+        RecipientKind::Owner => match owner {
+            Some(owner) => tx
+                .prepare_cached("SELECT email, name FROM managers WHERE external_id = ?1")?
+                .query_row([owner], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?
+                .unwrap_or((None, None)),
+            None => (None, None),
+        },
+    };
+    let address: Option<String> = address;
+    Ok(EmailRecipient {
+        kind,
+        customer_id: customer_id.to_owned(),
+        template: template.to_owned(),
+        address: address.filter(|a| !a.trim().is_empty()),
+        name,
+    })
+}
+
+/// Queues a composed e-mail for the follow-up `followup_id`, due at
+/// `due_at`, and writes its creation event. Returns the row's id.
+#[expect(clippy::too_many_arguments, reason = "one row's columns, all required")]
+pub(crate) fn enqueue(
+    tx: &Transaction<'_>,
+    followup_id: i64,
+    customer_rowid: i64,
+    rule_id: &str,
+    recipient: &EmailRecipient,
+    email: &NewEmail,
+    due_at: i64,
+    now: i64,
+) -> rusqlite::Result<i64> {
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO outbox (followup_id, customer_id, rule_id, template, recipient_kind, \
+             to_address, message_id, subject, body_text, body_html, state, due_at, attempts, \
+             created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, 0, ?12, ?12) \
+             RETURNING id",
+        )?
+        .query_row(
+            params![
+                followup_id,
+                customer_rowid,
+                rule_id,
+                recipient.template,
+                recipient.kind.as_str(),
+                email.to_address.trim(),
+                email.message_id,
+                email.subject,
+                email.text,
+                email.html,
+                due_at,
+                now,
+            ],
+            |row| row.get(0),
+        )?;
+    event(tx, id, now, None, OutboxState::Queued, None)?;
+    Ok(id)
+}
+
+impl Store {
+    fn write_tx(&mut self) -> Result<(Transaction<'_>, &Path), StoreError> {
+        let path = self.label.as_path();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .at(path)?;
+        Ok((tx, path))
+    }
+
+    /// Claims up to `limit` e-mails due at `now` (`queued`, or `deferred`
+    /// and due again), oldest due first, in one transaction committed before
+    /// this returns, so before any of them is handed to a server.
+    ///
+    /// Inside the claim each address is checked against the suppression list
+    /// and each customer e-mail against the customer's consent: those become
+    /// `suppressed` instead and are counted. Each claimed row's `attempts`
+    /// goes up by one.
+    pub fn claim_due(&mut self, now: i64, limit: usize) -> Result<Claim, StoreError> {
+        let (tx, path) = self.write_tx()?;
+        let mut claim = Claim::default();
+        let due: Vec<OutboxEmail> = {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {EMAIL_COLUMNS} {EMAIL_FROM} \
+                     WHERE o.state IN ('queued', 'deferred') AND o.due_at <= ?1 \
+                     ORDER BY o.due_at, o.id LIMIT ?2"
+                ))
+                .at(path)?;
+            let rows = stmt
+                .query_map(
+                    params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    email_row,
+                )
+                .at(path)?;
+            rows.collect::<Result<_, _>>().at(path)?
+        };
+        for mut email in due {
+            let suppressed = hash_is_suppressed(&tx, &address_hash(&email.to_address)).at(path)?;
+            let no_consent = email.recipient_kind == RecipientKind::Customer
+                && email.consent_email != Some(true);
+            let to = if suppressed || no_consent {
+                OutboxState::Suppressed
+            } else {
+                OutboxState::Claimed
+            };
+            let detail = if suppressed {
+                claim.suppressed += 1;
+                "the address is on the suppression list"
+            } else if no_consent {
+                claim.no_consent += 1;
+                if email.customer_id.is_none() {
+                    "the customer was forgotten"
+                } else {
+                    "the customer does not consent to e-mail"
+                }
+            } else {
+                "claimed for sending"
+            };
+            if to == OutboxState::Claimed {
+                tx.prepare_cached(
+                    "UPDATE outbox SET state = 'claimed', claimed_at = ?2, \
+                     attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
+                )
+                .and_then(|mut stmt| stmt.execute(params![email.id, now]))
+                .at(path)?;
+            } else {
+                tx.prepare_cached(
+                    "UPDATE outbox SET state = 'suppressed', last_error = ?3, updated_at = ?2 \
+                     WHERE id = ?1",
+                )
+                .and_then(|mut stmt| stmt.execute(params![email.id, now, detail]))
+                .at(path)?;
+                sync_followup(&tx, email.id, to, now, detail).at(path)?;
+            }
+            event(&tx, email.id, now, Some(email.state), to, Some(detail)).at(path)?;
+            if to == OutboxState::Claimed {
+                email.state = OutboxState::Claimed;
+                email.claimed_at = Some(now);
+                email.attempts += 1;
+                email.updated_at = now;
+                claim.emails.push(email);
+            }
+        }
+        tx.commit().at(path)?;
+        Ok(claim)
+    }
+
+    /// Moves the claimed e-mail `id` to `to`, with `detail` as its event
+    /// (and as `last_error` unless it was sent). Fails with
+    /// [`StoreError::EmailState`] if it is not claimed.
+    fn finish_claim(
+        &mut self,
+        id: i64,
+        to: OutboxState,
+        now: i64,
+        detail: &str,
+        due_at: Option<i64>,
+        suppress: bool,
+    ) -> Result<(), StoreError> {
+        let (tx, path) = self.write_tx()?;
+        let email = load(&tx, id)
+            .at(path)?
+            .ok_or(StoreError::UnknownEmail { id })?;
+        if email.state != OutboxState::Claimed {
+            return Err(StoreError::EmailState {
+                id,
+                state: email.state.to_string(),
+                wanted: "given a send outcome",
+                hint: "only a claimed e-mail has one",
+            });
+        }
+        tx.prepare_cached(
+            "UPDATE outbox SET state = ?2, updated_at = ?3, \
+             sent_at = CASE WHEN ?2 = 'sent' THEN ?3 END, \
+             last_error = CASE WHEN ?2 = 'sent' THEN last_error ELSE ?4 END, \
+             due_at = coalesce(?5, due_at) WHERE id = ?1",
+        )
+        .and_then(|mut stmt| stmt.execute(params![id, to.as_str(), now, detail, due_at]))
+        .at(path)?;
+        event(&tx, id, now, Some(OutboxState::Claimed), to, Some(detail)).at(path)?;
+        sync_followup(&tx, id, to, now, detail).at(path)?;
+        if suppress {
+            insert_hash(
+                &tx,
+                &address_hash(&email.to_address),
+                SuppressionReason::HardBounce,
+                &format!("outbox:{id}"),
+                now,
+            )
+            .at(path)?;
+        }
+        tx.commit().at(path)
+    }
+
+    /// Records that the claimed e-mail `id` was delivered (`receipt`: the
+    /// server's reply, or the file written).
+    pub fn mark_sent(&mut self, id: i64, now: i64, receipt: &str) -> Result<(), StoreError> {
+        self.finish_claim(id, OutboxState::Sent, now, receipt, None, false)
+    }
+
+    /// Records a transient failure of the claimed e-mail `id`: due again at
+    /// `retry_at` (the caller's backoff).
+    pub fn mark_deferred(
+        &mut self,
+        id: i64,
+        now: i64,
+        retry_at: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.finish_claim(id, OutboxState::Deferred, now, error, Some(retry_at), false)
+    }
+
+    /// Records a permanent failure of the claimed e-mail `id` (a 5xx, an
+    /// unusable address, or out of attempts). With `hard_bounce` the address
+    /// goes on the suppression list in the same transaction.
+    pub fn mark_failed(
+        &mut self,
+        id: i64,
+        now: i64,
+        error: &str,
+        hard_bounce: bool,
+    ) -> Result<(), StoreError> {
+        self.finish_claim(id, OutboxState::Failed, now, error, None, hard_bounce)
+    }
+
+    /// Records that the claimed e-mail `id` was handed over without a final
+    /// answer: it may or may not have arrived. It is held (not resent by
+    /// itself); `tiercare outbox retry` resends it with the same Message-ID.
+    pub fn mark_unknown(&mut self, id: i64, now: i64, error: &str) -> Result<(), StoreError> {
+        self.finish_claim(id, OutboxState::Unknown, now, error, None, false)
+    }
+
+    /// Recovers e-mails left `claimed` by a sender that stopped (a crash, a
+    /// `kill -9`): every claim made at or before `now - stale_after` seconds
+    /// becomes `unknown`; under [`RecoveryPolicy::ResendOnce`] each is then
+    /// queued again, due `now`, with the same Message-ID and `recoveries`
+    /// counted, unless it was recovered once before (then it is held).
+    pub fn recover_claimed(
+        &mut self,
+        now: i64,
+        stale_after: i64,
+        policy: RecoveryPolicy,
+    ) -> Result<Recovery, StoreError> {
+        let (tx, path) = self.write_tx()?;
+        let stale: Vec<(i64, u32)> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id, recoveries FROM outbox WHERE state = 'claimed' \
+                     AND claimed_at <= ?1 ORDER BY id",
+                )
+                .at(path)?;
+            let rows = stmt
+                .query_map([now.saturating_sub(stale_after)], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .at(path)?;
+            rows.collect::<Result<_, _>>().at(path)?
+        };
+        let mut recovery = Recovery::default();
+        for (id, recoveries) in stale {
+            let detail = "left claimed by a sender that stopped: it may or may not have arrived";
+            tx.execute(
+                "UPDATE outbox SET state = 'unknown', last_error = ?3, updated_at = ?2 \
+                 WHERE id = ?1",
+                params![id, now, detail],
+            )
+            .at(path)?;
+            event(
+                &tx,
+                id,
+                now,
+                Some(OutboxState::Claimed),
+                OutboxState::Unknown,
+                Some(detail),
+            )
+            .at(path)?;
+            recovery.unknown += 1;
+            if policy == RecoveryPolicy::ResendOnce && recoveries == 0 {
+                tx.execute(
+                    "UPDATE outbox SET state = 'queued', due_at = ?2, updated_at = ?2, \
+                     recoveries = recoveries + 1 WHERE id = ?1",
+                    params![id, now],
+                )
+                .at(path)?;
+                event(
+                    &tx,
+                    id,
+                    now,
+                    Some(OutboxState::Unknown),
+                    OutboxState::Queued,
+                    Some("resent once after a crash, with the same Message-ID"),
+                )
+                .at(path)?;
+                recovery.requeued += 1;
+            }
+        }
+        tx.commit().at(path)?;
+        Ok(recovery)
+    }
+
+    /// Queues the e-mail `id` again, due `now` (same Message-ID): for a
+    /// `failed`, `unknown`, `deferred` or `cancelled` one. The claim still
+    /// checks suppression and consent.
+    pub fn retry_email(&mut self, id: i64, now: i64) -> Result<OutboxEmail, StoreError> {
+        self.change_by_hand(
+            id,
+            now,
+            OutboxState::Queued,
+            &[
+                OutboxState::Failed,
+                OutboxState::Unknown,
+                OutboxState::Deferred,
+                OutboxState::Cancelled,
+            ],
+            "retried",
+            "only failed, unknown, deferred or cancelled e-mails can be retried",
+        )
+    }
+
+    /// Cancels the e-mail `id`: for a `queued`, `deferred`, `unknown` or
+    /// `failed` one (never a claimed or sent one).
+    pub fn cancel_email(&mut self, id: i64, now: i64) -> Result<OutboxEmail, StoreError> {
+        self.change_by_hand(
+            id,
+            now,
+            OutboxState::Cancelled,
+            &[
+                OutboxState::Queued,
+                OutboxState::Deferred,
+                OutboxState::Unknown,
+                OutboxState::Failed,
+            ],
+            "cancelled",
+            "only queued, deferred, unknown or failed e-mails can be cancelled",
+        )
+    }
+
+    fn change_by_hand(
+        &mut self,
+        id: i64,
+        now: i64,
+        to: OutboxState,
+        from: &[OutboxState],
+        wanted: &'static str,
+        hint: &'static str,
+    ) -> Result<OutboxEmail, StoreError> {
+        let (tx, path) = self.write_tx()?;
+        let email = load(&tx, id)
+            .at(path)?
+            .ok_or(StoreError::UnknownEmail { id })?;
+        if !from.contains(&email.state) {
+            return Err(StoreError::EmailState {
+                id,
+                state: email.state.to_string(),
+                wanted,
+                hint,
+            });
+        }
+        let detail = format!("{wanted} by hand");
+        tx.execute(
+            "UPDATE outbox SET state = ?2, updated_at = ?3, \
+             due_at = CASE WHEN ?2 = 'queued' THEN ?3 ELSE due_at END WHERE id = ?1",
+            params![id, to.as_str(), now],
+        )
+        .at(path)?;
+        event(&tx, id, now, Some(email.state), to, Some(&detail)).at(path)?;
+        sync_followup(&tx, id, to, now, &detail).at(path)?;
+        let email = load(&tx, id).at(path)?.expect("updated");
+        tx.commit().at(path)?;
+        Ok(email)
+    }
+
+    /// The outbox e-mail `id`.
+    pub fn outbox_email(&self, id: i64) -> Result<Option<OutboxEmail>, StoreError> {
+        load(&self.conn, id).at(&self.label)
+    }
+
+    /// Outbox e-mails, newest first, in `state` if given, at most `limit`.
+    pub fn outbox(
+        &self,
+        state: Option<OutboxState>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEmail>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {EMAIL_COLUMNS} {EMAIL_FROM} WHERE ?1 IS NULL OR o.state = ?1 \
+                 ORDER BY o.id DESC LIMIT ?2"
+            ))
+            .at(&self.label)?;
+        let rows = stmt
+            .query_map(
+                params![
+                    state.map(OutboxState::as_str),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                email_row,
+            )
+            .at(&self.label)?;
+        rows.collect::<Result<_, _>>().at(&self.label)
+    }
+
+    /// The state changes of the e-mail `id`, oldest first.
+    pub fn outbox_events(&self, id: i64) -> Result<Vec<OutboxEvent>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT at, from_state, to_state, detail FROM outbox_events \
+                 WHERE outbox_id = ?1 ORDER BY id",
+            )
+            .at(&self.label)?;
+        let rows = stmt
+            .query_map([id], |row| {
+                Ok(OutboxEvent {
+                    at: row.get(0)?,
+                    from_state: row.get(1)?,
+                    to_state: row.get(2)?,
+                    detail: row.get(3)?,
+                })
+            })
+            .at(&self.label)?;
+        rows.collect::<Result<_, _>>().at(&self.label)
+    }
+
+    /// How many e-mails are in each state (every state listed, zeros
+    /// included), and how many were resent after a crash.
+    pub fn outbox_counts(&self) -> Result<(Vec<(OutboxState, u64)>, u64), StoreError> {
+        let mut counts: Vec<(OutboxState, u64)> =
+            OutboxState::ALL.iter().map(|state| (*state, 0)).collect();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state")
+            .at(&self.label)?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })
+            .at(&self.label)?;
+        for row in rows {
+            let (state, count) = row.at(&self.label)?;
+            if let Some(slot) = counts.iter_mut().find(|(s, _)| s.as_str() == state) {
+                slot.1 = count.unsigned_abs();
+            }
+        }
+        let recovered: i64 = self
+            .conn
+            .query_row(
+                "SELECT coalesce(sum(recoveries), 0) FROM outbox",
+                [],
+                |row| row.get(0),
+            )
+            .at(&self.label)?;
+        Ok((counts, recovered.unsigned_abs()))
+    }
+
+    /// How many e-mails were sent at or after `since` (unix seconds): what
+    /// rate limits count, across processes.
+    pub fn sent_since(&self, since: i64) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached("SELECT count(*) FROM outbox WHERE state = 'sent' AND sent_at >= ?1")
+            .and_then(|mut stmt| stmt.query_row([since], |row| row.get::<_, i64>(0)))
+            .map(i64::unsigned_abs)
+            .at(&self.label)
+    }
+}
