@@ -1,6 +1,8 @@
 //! One function per command: open what it needs, call the crates, print.
 
+mod customer;
 mod followups;
+mod preview;
 mod rules;
 mod tiers;
 
@@ -36,6 +38,8 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => followups::plan(args, &workspace_dir, out),
         Command::Followups(command) => followups::followups(command, &workspace_dir, out),
         Command::Tasks(args) => followups::tasks(args, &workspace_dir, out),
+        Command::Preview(args) => preview::preview(args, &workspace_dir, out),
+        Command::Customer(command) => customer::customer(command, &workspace_dir, out),
     }
 }
 

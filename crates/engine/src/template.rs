@@ -132,7 +132,8 @@ pub struct CustomerContext {
     pub id: String,
     /// The full name.
     pub name: String,
-    /// The first word of the name (`""` when there is no name).
+    /// The first name: the name's first word, or the first word after the comma of
+    /// `Last, First` (`""` when there is no name).
     pub first_name: String,
     /// The email address.
     pub email: String,

@@ -22,6 +22,7 @@ use tiercare_engine::{
 use tiercare_store::{Recommender, Store, StoreError, Window};
 
 use crate::assess::fill_snapshot;
+use crate::mail::{Address, OutgoingEmail, build};
 use crate::outbox::{RenderEmail, RenderError, RenderedEmail};
 use crate::workspace::{Workspace, WorkspaceError};
 
@@ -267,11 +268,7 @@ impl EmailRenderer {
         Ok(TemplateContext {
             customer: CustomerContext {
                 id: customer.external_id.clone(),
-                first_name: name
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned(),
+                first_name: first_name(&name),
                 name,
                 email: customer.email.clone().unwrap_or_default(),
                 region: customer.region.clone().unwrap_or_default(),
@@ -330,6 +327,103 @@ impl RenderEmail for EmailRenderer {
                 message: err.to_string(),
             })
     }
+}
+
+/// One email as `tiercare preview` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Preview {
+    /// The template.
+    pub template: String,
+    /// The customer's external id.
+    pub customer: String,
+    /// The rendered parts.
+    pub rendered: RenderedTemplate,
+    /// The recipient, when the customer has a valid address.
+    pub to: Option<String>,
+    /// The message exactly as it goes on the wire (headers, MIME parts), when it can be built.
+    pub message: Option<String>,
+    /// Why no message could be built (no or an invalid address: the email would be skipped).
+    pub not_sendable: Option<String>,
+}
+
+/// The Message-ID of a preview (a real email gets its own when it is queued).
+pub const PREVIEW_MESSAGE_ID: &str = "<preview@tiercare.invalid>";
+
+impl EmailRenderer {
+    /// Renders `template` for `customer_id` at `at` and builds the message the way it would be
+    /// sent (From from `[mail] from`, To the customer, Date `at`), without sending or recording
+    /// anything. Only the Message-ID differs: a queued email gets its own.
+    pub fn preview(
+        &self,
+        from: &str,
+        template: &str,
+        customer_id: &str,
+        at: i64,
+    ) -> Result<Preview, TemplatesError> {
+        let rendered = self.render_for(template, customer_id, at)?;
+        let customer = self
+            .store
+            .customer(customer_id)?
+            .ok_or_else(|| TemplatesError::UnknownCustomer(customer_id.to_owned()))?;
+        let mut preview = Preview {
+            template: template.to_owned(),
+            customer: customer_id.to_owned(),
+            rendered,
+            to: None,
+            message: None,
+            not_sendable: None,
+        };
+        let Some(email) = customer.email.filter(|e| !e.trim().is_empty()) else {
+            preview.not_sendable =
+                Some("the customer has no email address: the email would be skipped".into());
+            return Ok(preview);
+        };
+        let from = match from.parse::<lettre::message::Mailbox>() {
+            Ok(mailbox) => Address {
+                name: mailbox.name,
+                email: mailbox.email.to_string(),
+            },
+            Err(_) => Address::new(from.trim()),
+        };
+        let outgoing = OutgoingEmail {
+            message_id: PREVIEW_MESSAGE_ID.to_owned(),
+            from,
+            to: Address {
+                name: customer.name.clone(),
+                email: email.clone(),
+            },
+            reply_to: None,
+            subject: preview.rendered.subject.clone(),
+            text: preview.rendered.text.clone(),
+            html: Some(preview.rendered.html.clone()),
+            list_unsubscribe: None,
+            date: chrono::DateTime::from_timestamp(at, 0).unwrap_or_default(),
+        };
+        match build(&outgoing) {
+            Ok(built) => {
+                preview.to = Some(email);
+                preview.message = Some(String::from_utf8_lossy(built.raw()).into_owned());
+            }
+            Err(err) => {
+                preview.not_sendable = Some(format!("{err}: the email would be skipped"));
+            }
+        }
+        Ok(preview)
+    }
+}
+
+/// The first name in a full name: the first word, or for `Last, First` the first word after the
+/// comma (`"O'Brien, Zoë"` → `Zoë`).
+fn first_name(name: &str) -> String {
+    let given = match name.split_once(',') {
+        Some((_, rest)) if !rest.trim().is_empty() => rest,
+        _ => name,
+    };
+    given
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The sender's name and address from `[mail] from` (`Customer Care <care@example.com>`).
@@ -414,6 +508,15 @@ mod tests {
             "{}",
             email.html
         );
+    }
+
+    #[test]
+    fn first_names_come_from_either_name_order() {
+        assert_eq!(first_name("Ada Lovelace"), "Ada");
+        assert_eq!(first_name("O'Brien, Zoë"), "Zoë");
+        assert_eq!(first_name("Li"), "Li");
+        assert_eq!(first_name(""), "");
+        assert_eq!(first_name("Smith,"), "Smith,");
     }
 
     #[test]

@@ -23,6 +23,9 @@
 //! [`Store::snooze_task`] serve managers' task lists; [`Store::managers`]
 //! and [`Store::assign_owners`] serve owner assignment.
 //!
+//! For data rights, [`Store::export_customer`] gathers everything held about
+//! a customer and [`Store::forget_customer`] erases their personal data.
+//!
 //! For care emails, [`Store::recommender`] reads the purchase history once
 //! and recommends products by item-to-item co-occurrence ([`Recommender`]).
 //!
@@ -57,6 +60,7 @@ mod keys;
 mod managers;
 mod outbox;
 mod pins;
+mod privacy;
 mod recommend;
 pub mod records;
 mod schema;
@@ -83,6 +87,7 @@ pub use outbox::{
     Recovery, RecoveryPolicy,
 };
 pub use pins::Pin;
+pub use privacy::{ERASED_TITLE, ForgetReport};
 pub use recommend::{Basis, Recommendation, Recommender};
 pub use records::{
     ComplaintRecord, CustomerRecord, FeedbackRecord, InteractionRecord, ManagerRecord, OrderItem,
