@@ -494,7 +494,11 @@ mod tests {
             .render("care", &TemplateContext::sample())
             .unwrap();
         assert_eq!(email.subject, "A quick hello from Customer Care");
-        assert!(email.text.starts_with("Dear Ada Lovelace,\n\n"), "{}", email.text);
+        assert!(
+            email.text.starts_with("Dear Ada Lovelace,\n\n"),
+            "{}",
+            email.text
+        );
         assert!(
             email.text.contains("  - Sample product\n"),
             "{}",
