@@ -9,14 +9,18 @@ Exit codes:
   0  success
   1  the data or rules had problems: import rows rejected (the rest was imported), rule errors
      (check), failing rule tests (test), rules that failed for some customers (assess, plan,
-     followups record)
+     followups record), emails that failed or whose outcome is unknown (send), addresses
+     skipped (unsubscribe)
   2  nothing was done: bad usage, a missing or unreadable file, an invalid mapping, workspace or
      rule set, a locked or foreign database, a --strict import that met a bad row, an unknown
-     or already done task (tasks done, tasks snooze), an unknown customer, or a template that
-     does not exist or fails for the customer (preview)
+     or already done task (tasks done, tasks snooze), an unknown customer, a template that does
+     not exist or fails for the customer (preview); for send, unusable mail settings
 
 Environment:
   TIERCARE_HOME   the workspace, when --workspace is not given (default: the current directory)
+  TIERCARE_SMTP_PASSWORD, TIERCARE_UNSUBSCRIBE_SECRET
+                  the SMTP password and the unsubscribe-link secret (the variables' names are
+                  set in tiercare.toml: [mail.smtp] password_env, [mail] unsubscribe_secret_env)
   TIERCARE_LOG    log filter for diagnostics on stderr, e.g. `info` or `tiercare=debug`
   NO_COLOR        set to disable colour
 
@@ -143,6 +147,31 @@ pub enum Command {
     /// create tasks when their follow-ups are recorded (`tiercare followups record`). An unknown
     /// id or a task already done exits 2 and changes nothing.
     Tasks(TasksArgs),
+    /// Deliver the emails due now from the outbox, once, through the configured transport.
+    ///
+    /// Emails are queued, already rendered, by `tiercare followups record` (and the daemon), in
+    /// the same transaction as their follow-up; `send` only delivers, so it needs no rules and
+    /// can be run again at any time (after fixing the SMTP settings, say) without planning
+    /// anything. It first recovers emails a crashed sender left claimed ([mail.outbox]
+    /// after_crash: resent once with the same Message-ID, or held as unknown), then claims due
+    /// emails in batches, re-checking the suppression list and consent, and sends each with
+    /// List-Unsubscribe headers and an unsubscribe line. 4xx answers and refused connections
+    /// are retried later with exponential backoff and jitter; 5xx answers fail (a refused
+    /// address is suppressed); a timeout after the message was handed over is held as
+    /// `unknown`. Rate limits ([mail.limits]) leave the rest queued. Prints what happened.
+    Send(SendArgs),
+    /// List, show, retry or cancel outbox emails.
+    ///
+    /// Without a subcommand, lists the latest emails with their state. States: queued,
+    /// claimed (being sent), sent, deferred (retried later), failed, unknown (handed over
+    /// without an answer), cancelled, suppressed.
+    Outbox(OutboxArgs),
+    /// Add addresses to the suppression list: they never get care email again.
+    ///
+    /// Give an ADDRESS, a signed --token from an unsubscribe link, or a --csv file with an
+    /// `email` column. Addresses are stored only as SHA-256 hashes. Invalid or missing addresses
+    /// are skipped and reported (with their CSV row); exits 1 when some were skipped.
+    Unsubscribe(UnsubscribeArgs),
     /// Render one care email for one customer and print it exactly as it would be sent.
     ///
     /// Renders the template (templates/NAME.eml.j2, or NAME.txt.j2 + NAME.html.j2) with the
@@ -214,6 +243,98 @@ pub enum CustomerCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `tiercare send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The time to send at: YYYY-MM-DD or an RFC 3339 time [default: now]. Emails due by then
+    /// go out, and it is recorded as their send time.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tiercare outbox`.
+#[derive(Debug, Args)]
+pub struct OutboxArgs {
+    /// What to do [default: list].
+    #[command(subcommand)]
+    pub command: Option<OutboxCommand>,
+    /// Only emails in this state, when listing.
+    #[arg(long, global = true, value_enum, value_name = "STATE")]
+    pub state: Option<OutboxStateArg>,
+    /// At most this many emails, newest first, when listing.
+    #[arg(long, global = true, default_value_t = 50, value_name = "N")]
+    pub limit: usize,
+    /// Print the result as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `tiercare outbox` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List emails, newest first, with counts per state (the default).
+    List,
+    /// Show one email: headers, state, attempts, last error, its state changes and its text.
+    Show {
+        /// The email's id (from `tiercare outbox list`).
+        id: i64,
+    },
+    /// Queue a failed, unknown, deferred or cancelled email again, due now, with the same
+    /// Message-ID (suppression and consent are checked again when it is sent).
+    Retry {
+        /// The email's id.
+        id: i64,
+    },
+    /// Cancel a queued, deferred, unknown or failed email: it will not be sent.
+    Cancel {
+        /// The email's id.
+        id: i64,
+    },
+}
+
+/// An outbox state, on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutboxStateArg {
+    /// Waiting for its due time.
+    Queued,
+    /// Being sent.
+    Claimed,
+    /// Delivered.
+    Sent,
+    /// To be retried.
+    Deferred,
+    /// Failed for good.
+    Failed,
+    /// Handed over without an answer.
+    Unknown,
+    /// Cancelled by hand.
+    Cancelled,
+    /// Not sent: suppressed address or no consent.
+    Suppressed,
+}
+
+/// `tiercare unsubscribe`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["address", "token", "csv"]))]
+pub struct UnsubscribeArgs {
+    /// The address to suppress.
+    #[arg(value_name = "ADDRESS")]
+    pub address: Option<String>,
+    /// A token from an unsubscribe link (`token=...`), verified with the secret in the
+    /// environment variable [mail] unsubscribe_secret_env names.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// A CSV file with a header and an `email` (or `address`) column.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tiercare plan`.

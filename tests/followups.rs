@@ -187,6 +187,13 @@ fn the_policy_moves_emails_into_the_window_and_caps_them() {
 fn recorded_follow_ups_keep_consent_windows_caps_and_gaps_and_recording_twice_creates_nothing() {
     let ws = assessed_quickstart();
     ws.write("rules/daily.yaml", DAILY_EMAILS);
+    // Emails are rendered when recorded: every template the rules name exists.
+    for template in ["care", "offer", "birthday", "win-back", "upgrade-welcome"] {
+        ws.write(
+            &format!("templates/{template}.eml.j2"),
+            "subject: Hello {{ customer.name }}\n--- text\nHello {{ customer.name }}\n",
+        );
+    }
     let args = [
         "followups",
         "record",
@@ -204,6 +211,12 @@ fn recorded_follow_ups_keep_consent_windows_caps_and_gaps_and_recording_twice_cr
     let rows = ws.count("SELECT count(*) FROM followups");
     let tasks = ws.count("SELECT count(*) FROM tasks");
     assert_eq!(rows as u64, first["new"].as_u64().unwrap());
+    // Every planned email is queued in the outbox with its follow-up.
+    assert_eq!(first["queued"], first["planned"], "{first}");
+    assert_eq!(
+        ws.count("SELECT count(*) FROM outbox") as u64,
+        first["queued"].as_u64().unwrap()
+    );
 
     // The same range again: every occurrence is already in the ledger.
     let out = ws.run(&args);

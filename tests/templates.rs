@@ -75,7 +75,7 @@ fn preview_prints_a_multipart_email_a_mail_parser_reads_with_recommendations() {
     );
     assert!(html.contains("<li>Strawberry jam</li>"), "{html}");
 
-    // --json carries the same parts.
+    // --json carries the template's parts.
     let json = ws
         .run(&[
             "preview",
@@ -88,7 +88,18 @@ fn preview_prints_a_multipart_email_a_mail_parser_reads_with_recommendations() {
         ])
         .json();
     assert_eq!(json["to"], "ann@example.com");
-    assert_eq!(json["rendered"]["text"].as_str().unwrap(), text);
+    assert!(text.starts_with(json["rendered"]["text"].as_str().unwrap()));
+    // As `send` sends it: List-Unsubscribe and the unsubscribe line after the template's text.
+    assert!(
+        run.stdout
+            .contains("List-Unsubscribe: <mailto:care@example.com"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        text.contains("\n-- \nTo unsubscribe from these emails"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -187,4 +198,49 @@ fn preview_refuses_unknown_templates_and_customers() {
     let run = ws.run(&["preview", "care", "--customer", "Z9"]);
     run.assert_code(2);
     run.assert_stderr_contains("no customer with id 'Z9'");
+}
+
+#[test]
+fn recorded_follow_ups_queue_emails_rendered_from_the_templates() {
+    let ws = shop();
+    ws.write(
+        "rules/followups.yaml",
+        "followups:\n  - id: daily-care\n    tiers: [A, B, C]\n    cron: \"0 10 * * *\"\n    email: { template: care }\n",
+    );
+    // A broken template is reported, and only follow-ups that use it are skipped.
+    ws.write(
+        "templates/broken.eml.j2",
+        "subject: {{ nope }}\n--- text\nx\n",
+    );
+    let run = ws.run(&[
+        "followups",
+        "record",
+        "--from",
+        "2025-10-01",
+        "--until",
+        "2025-10-02",
+    ]);
+    run.assert_code(0);
+    run.assert_stderr_contains("templates/broken.eml.j2:1:13: error: undefined variable `nope`");
+    // A, B and C have addresses and consent; D has no address.
+    assert_eq!(
+        ws.count("SELECT count(*) FROM outbox WHERE template = 'care'"),
+        3
+    );
+    let (text, html): (String, String) = ws.query_one(
+        "SELECT o.body_text, o.body_html FROM outbox o JOIN customers c ON c.id = o.customer_id \
+         WHERE c.external_id = 'A'",
+    );
+    assert!(text.starts_with("Dear Ann Archer,\n"), "{text}");
+    assert!(
+        text.contains("  - Strawberry jam\n  - Aged cheddar\n"),
+        "{text}"
+    );
+    assert!(html.contains("<li>Strawberry jam</li>"), "{html}");
+    let c_html: String = ws.query_one(
+        "SELECT o.body_html FROM outbox o JOIN customers c ON c.id = o.customer_id \
+         WHERE c.external_id = 'C'",
+    );
+    assert!(c_html.contains("Cy &lt;script&gt;"), "{c_html}");
+    assert!(!c_html.contains("<script>"), "{c_html}");
 }

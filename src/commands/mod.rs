@@ -2,6 +2,7 @@
 
 mod customer;
 mod followups;
+mod outbox;
 mod preview;
 mod rules;
 mod tiers;
@@ -40,6 +41,9 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Tasks(args) => followups::tasks(args, &workspace_dir, out),
         Command::Preview(args) => preview::preview(args, &workspace_dir, out),
         Command::Customer(command) => customer::customer(command, &workspace_dir, out),
+        Command::Send(args) => outbox::send(args, &workspace_dir, out),
+        Command::Outbox(args) => outbox::outbox(args, &workspace_dir, out),
+        Command::Unsubscribe(args) => outbox::unsubscribe(args, &workspace_dir, out),
     }
 }
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use tiercare_engine::render_all;
+use tiercare_scheduler::outbox::SendSettings;
 use tiercare_scheduler::templates::{EmailRenderer, load_workspace_templates};
 use tiercare_scheduler::workspace::Workspace;
 
@@ -35,27 +36,26 @@ pub fn preview(args: PreviewArgs, workspace_dir: &Path, out: &Output) -> anyhow:
         }
     }
     let renderer = EmailRenderer::new(&workspace, loaded.templates, &rules)?;
-    let preview = renderer.preview(
-        &workspace.config().mail.from,
-        &args.template,
-        &args.customer,
-        at,
-    )?;
+    let settings =
+        SendSettings::from_config(&workspace.config().mail, &|name| std::env::var(name).ok())?;
+    let preview = renderer.preview(&settings, &args.template, &args.customer, at)?;
     if args.json {
         out.json(&preview)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(reason) = &preview.not_sendable {
+        out.warn(reason);
+    }
     match &preview.message {
         Some(message) => out.line(&message.replace("\r\n", "\n")),
         None => {
-            if let Some(reason) = &preview.not_sendable {
-                out.warn(reason);
-            }
             out.line(&format!("Subject: {}", preview.rendered.subject));
             out.line("--- text");
             out.line(preview.rendered.text.trim_end());
-            out.line("--- html");
-            out.line(preview.rendered.html.trim_end());
+            if let Some(html) = &preview.rendered.html {
+                out.line("--- html");
+                out.line(html.trim_end());
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -5,9 +5,12 @@
 //!
 //! - one file `NAME.eml.j2`: a header block (`subject: …`; blank lines, `# …` and one-line
 //!   `{# … #}` comments are allowed), then a line `--- text` and the
-//!   text part, then a line `--- html` and the HTML part;
-//! - a pair `NAME.txt.j2` (the header block, `--- text`, the text part) and `NAME.html.j2`
-//!   (the HTML part alone).
+//!   text part, then optionally a line `--- html` and the HTML part;
+//! - `NAME.txt.j2` (the header block, `--- text`, the text part), with optionally
+//!   `NAME.html.j2` beside it (the HTML part alone).
+//!
+//! With an HTML part the email is `multipart/alternative` (text and HTML); without one it is
+//! plain text.
 //!
 //! Rendering is strict: an undefined variable is an error, never an empty string. The HTML part
 //! is auto-escaped (customer data cannot add markup); the text part and the subject are not (the
@@ -63,8 +66,8 @@ pub struct RenderedTemplate {
     pub subject: String,
     /// The plain-text part, ending with one newline.
     pub text: String,
-    /// The HTML part (escaped), ending with one newline.
-    pub html: String,
+    /// The HTML part (escaped), ending with one newline; `None` for a text-only template.
+    pub html: Option<String>,
 }
 
 /// Why a template could not be rendered.
@@ -480,15 +483,15 @@ impl PartOrigin {
 struct TemplateParts {
     subject: PartOrigin,
     text: PartOrigin,
-    html: PartOrigin,
+    html: Option<PartOrigin>,
 }
 
 impl TemplateParts {
-    fn origin(&self, part: Part) -> &PartOrigin {
+    fn origin(&self, part: Part) -> Option<&PartOrigin> {
         match part {
-            Part::Subject => &self.subject,
-            Part::Text => &self.text,
-            Part::Html => &self.html,
+            Part::Subject => Some(&self.subject),
+            Part::Text => Some(&self.text),
+            Part::Html => self.html.as_ref(),
         }
     }
 }
@@ -560,7 +563,8 @@ fn classify(file_name: &str) -> Option<(&str, &'static str)> {
 }
 
 /// Splits a header-and-sections file: the `subject:` header and the sections after
-/// `--- text` / `--- html` lines. `allowed` lists the sections this form may have.
+/// `--- text` / `--- html` lines. `allowed` lists the sections this form may have; the text
+/// section is required, the HTML one optional.
 fn split_sections(
     path: &str,
     text: &Arc<str>,
@@ -704,7 +708,7 @@ fn split_sections(
         }
     }
     finish(current.take(), &mut out);
-    for part in allowed {
+    for part in allowed.iter().filter(|part| **part == Part::Text) {
         if !out.contains_key(part) {
             diagnostics.push(error(
                 header_end_line,
@@ -775,12 +779,15 @@ pub fn load_templates(files: &[TemplateFile]) -> LoadedTemplates {
             }
             continue;
         }
-        let origins = |part: Part| sections[&part].1.clone();
+        let origins = |part: Part| sections.get(&part).map(|(_, origin)| origin.clone());
+        let (Some(subject), Some(text)) = (origins(Part::Subject), origins(Part::Text)) else {
+            continue;
+        };
         parts.insert(
             name.clone(),
             TemplateParts {
-                subject: origins(Part::Subject),
-                text: origins(Part::Text),
+                subject,
+                text,
                 html: origins(Part::Html),
             },
         );
@@ -829,6 +836,12 @@ fn assemble(
             &[Part::Text, Part::Html],
             diagnostics,
         ),
+        (None, Some(txt), None) => split_sections(
+            &txt.path,
+            &Arc::from(txt.text.as_str()),
+            &[Part::Text],
+            diagnostics,
+        ),
         (None, Some(txt), Some(html)) => {
             let mut sections = split_sections(
                 &txt.path,
@@ -861,20 +874,6 @@ fn assemble(
                 )
                 .with_hint(format!(
                     "keep either {name}.eml.j2 or the pair {name}.txt.j2 + {name}.html.j2"
-                )),
-            );
-            None
-        }
-        (None, Some(txt), None) => {
-            diagnostics.push(
-                Diagnostic::error(
-                    &txt.path,
-                    1,
-                    1,
-                    format!("template `{name}` has a text part but no {name}.html.j2"),
-                )
-                .with_hint(format!(
-                    "add {name}.html.j2 beside it (emails are sent as text and HTML), or write one {name}.eml.j2"
                 )),
             );
             None
@@ -1028,7 +1027,9 @@ impl Templates {
         };
         let value = context.to_value(sample)?;
         let render = |part: Part| -> Result<String, RenderError> {
-            let origin = parts.origin(part);
+            let Some(origin) = parts.origin(part) else {
+                return Ok(String::new());
+            };
             let internal = internal_name(name, part);
             let template = self
                 .env
@@ -1044,7 +1045,13 @@ impl Templates {
             .collect::<Vec<_>>()
             .join(" ");
         let text = format!("{}\n", render(Part::Text)?.trim_matches('\n').trim_end());
-        let html = format!("{}\n", render(Part::Html)?.trim_matches('\n').trim_end());
+        let html = match parts.html {
+            Some(_) => Some(format!(
+                "{}\n",
+                render(Part::Html)?.trim_matches('\n').trim_end()
+            )),
+            None => None,
+        };
         Ok(RenderedTemplate {
             subject,
             text,
@@ -1098,8 +1105,8 @@ Dear {{ customer.name }},
             "Dear Bob <script>alert(1)</script>,\n- Sample product\n- Another sample product\n"
         );
         assert_eq!(
-            email.html,
-            "<p>Dear Bob &lt;script&gt;alert(1)&lt;&#x2f;script&gt;,</p>\n"
+            email.html.as_deref(),
+            Some("<p>Dear Bob &lt;script&gt;alert(1)&lt;&#x2f;script&gt;,</p>\n")
         );
     }
 
@@ -1125,7 +1132,33 @@ Dear {{ customer.name }},
             .unwrap();
         assert_eq!(email.subject, "For you");
         assert_eq!(email.text, "Hi Ada Lovelace\n");
-        assert_eq!(email.html, "<b>Ada Lovelace</b>\n");
+        assert_eq!(email.html.as_deref(), Some("<b>Ada Lovelace</b>\n"));
+    }
+
+    #[test]
+    fn a_template_without_html_is_plain_text() {
+        let loaded = load(&[
+            (
+                "t/a.eml.j2",
+                "subject: A\n--- text\nHi {{ customer.name }}\n",
+            ),
+            ("t/b.txt.j2", "subject: B\n--- text\nHello\n"),
+        ]);
+        assert!(
+            loaded.diagnostics.is_empty(),
+            "{}",
+            rendered(&loaded.diagnostics)
+        );
+        let a = loaded
+            .templates
+            .render("a", &TemplateContext::sample())
+            .unwrap();
+        assert_eq!((a.text.as_str(), a.html), ("Hi Ada Lovelace\n", None));
+        let b = loaded
+            .templates
+            .render("b", &TemplateContext::sample())
+            .unwrap();
+        assert_eq!((b.subject.as_str(), b.html), ("B", None));
     }
 
     #[test]
@@ -1187,8 +1220,8 @@ Dear {{ customer.name }},
     #[test]
     fn the_file_form_is_checked() {
         let loaded = load(&[
-            ("t/a.eml.j2", "subjet: x\n--- text\nhi\n"),
-            ("t/b.txt.j2", "subject: x\n--- text\nhi\n"),
+            ("t/a.eml.j2", "subjet: x\n--- html\nhi\n"),
+            ("t/b.html.j2", "<p>hi</p>\n"),
             (
                 "t/c.eml.j2",
                 "subject: x\n--- text\nhi\n--- html\nhi\n--- body\n",
@@ -1201,11 +1234,11 @@ Dear {{ customer.name }},
         );
         assert!(text.contains("did you mean `subject`?"), "{text}");
         assert!(
-            text.contains("t/a.eml.j2:2:1: error: the template has no html part"),
+            text.contains("t/a.eml.j2:2:1: error: the template has no text part"),
             "{text}"
         );
         assert!(
-            text.contains("t/b.txt.j2:1:1: error: template `b` has a text part but no b.html.j2"),
+            text.contains("t/b.html.j2:1:1: error: template `b` has an HTML part but no b.txt.j2"),
             "{text}"
         );
         assert!(
@@ -1247,7 +1280,7 @@ Dear {{ customer.name }},
             .insert("vip".into(), serde_json::json!("yes"));
         let email = loaded.templates.render("a", &context).unwrap();
         assert_eq!(email.text, "-/yes\n");
-        assert_eq!(email.html, "vip\n");
+        assert_eq!(email.html.as_deref(), Some("vip\n"));
     }
 
     #[test]

@@ -43,6 +43,98 @@ pub struct MailConfig {
     /// SMTP settings, used when `transport = "smtp"`.
     #[serde(default)]
     pub smtp: Option<SmtpConfig>,
+    /// The address of the `mailto:` unsubscribe link every care email carries (default: the
+    /// `from` address). Requests arriving there are applied with `tiercare unsubscribe`.
+    #[serde(default)]
+    pub unsubscribe_mailto: Option<String>,
+    /// The base of the one-click HTTPS unsubscribe link (RFC 8058), e.g.
+    /// `https://shop.example/unsubscribe`; a signed `token=` is appended. Without it, emails
+    /// carry only the mailto link.
+    #[serde(default)]
+    pub unsubscribe_url: Option<String>,
+    /// The environment variable holding the secret that signs unsubscribe tokens (never the
+    /// secret itself). Required when `unsubscribe_url` is set.
+    #[serde(default = "default_unsubscribe_secret_env")]
+    pub unsubscribe_secret_env: String,
+    /// Sending limits (`[mail.limits]`).
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// How the outbox retries and recovers (`[mail.outbox]`).
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            transport: Transport::Folder,
+            folder: default_mail_folder(),
+            from: default_from(),
+            smtp: None,
+            unsubscribe_mailto: None,
+            unsubscribe_url: None,
+            unsubscribe_secret_env: default_unsubscribe_secret_env(),
+            limits: LimitsConfig::default(),
+            outbox: OutboxConfig::default(),
+        }
+    }
+}
+
+/// Sending limits (`[mail.limits]`), e.g. a provider's quota; each is counted over the sliding
+/// window before each send, across processes (from the outbox's sent times).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// At most this many emails in any 60 seconds.
+    pub per_minute: Option<u32>,
+    /// At most this many emails in any hour.
+    pub per_hour: Option<u32>,
+    /// At most this many emails in any 24 hours.
+    pub per_day: Option<u32>,
+}
+
+/// What to do with an email a crashed sender left claimed (`[mail.outbox] after_crash`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterCrash {
+    /// Mark it unknown and send it again once, with the same Message-ID (nothing lost; a
+    /// duplicate possible, counted).
+    #[default]
+    ResendOnce,
+    /// Mark it unknown and leave it for `tiercare outbox retry` (nothing twice; maybe lost).
+    Hold,
+}
+
+/// How the outbox retries and recovers (`[mail.outbox]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Emails claimed per transaction.
+    pub batch_size: u32,
+    /// SMTP attempts before a transiently failing email is given up as failed.
+    pub max_attempts: u32,
+    /// The first retry waits about this long (seconds); each next one twice as long, with
+    /// jitter (between half and all of it), up to `retry_max_seconds`.
+    pub retry_base_seconds: u32,
+    /// The longest wait between retries (seconds).
+    pub retry_max_seconds: u32,
+    /// A claim older than this (minutes) was left by a sender that stopped (a crash).
+    pub claim_timeout_minutes: u32,
+    /// What to do with such an email.
+    pub after_crash: AfterCrash,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            batch_size: 100,
+            max_attempts: 8,
+            retry_base_seconds: 60,
+            retry_max_seconds: 6 * 3600,
+            claim_timeout_minutes: 15,
+            after_crash: AfterCrash::ResendOnce,
+        }
+    }
 }
 
 /// The mail transport.
@@ -74,6 +166,13 @@ pub struct SmtpConfig {
     /// The environment variable that holds the password (never the password itself).
     #[serde(default = "default_password_env")]
     pub password_env: String,
+    /// How long to wait for the connection, each write and each reply, in seconds.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_seconds: u32,
+    /// Connections used in parallel by one `tiercare send` or daemon tick, each kept open
+    /// between messages.
+    #[serde(default = "default_smtp_connections")]
+    pub connections: u32,
 }
 
 /// How the SMTP connection is secured.
@@ -99,6 +198,18 @@ fn default_from() -> String {
 
 fn default_smtp_port() -> u16 {
     587
+}
+
+fn default_smtp_timeout() -> u32 {
+    30
+}
+
+fn default_smtp_connections() -> u32 {
+    1
+}
+
+fn default_unsubscribe_secret_env() -> String {
+    "TIERCARE_UNSUBSCRIBE_SECRET".to_owned()
 }
 
 fn default_password_env() -> String {
@@ -188,12 +299,55 @@ impl Config {
                 })?
             }
         };
-        let mail = raw.mail.unwrap_or_else(|| MailConfig {
-            transport: Transport::Folder,
-            folder: default_mail_folder(),
-            from: default_from(),
-            smtp: None,
-        });
+        let mail = raw.mail.unwrap_or_default();
+        let invalid = |message: String| ConfigError {
+            line: None,
+            column: None,
+            message,
+        };
+        if mail.outbox.batch_size == 0 || mail.outbox.max_attempts == 0 {
+            return Err(invalid(
+                "[mail.outbox] batch_size and max_attempts must be at least 1".to_owned(),
+            ));
+        }
+        if mail.outbox.retry_base_seconds == 0
+            || mail.outbox.retry_max_seconds < mail.outbox.retry_base_seconds
+        {
+            return Err(invalid(
+                "[mail.outbox] retry_base_seconds must be at least 1 and at most retry_max_seconds"
+                    .to_owned(),
+            ));
+        }
+        if mail.outbox.claim_timeout_minutes == 0 {
+            return Err(invalid(
+                "[mail.outbox] claim_timeout_minutes must be at least 1".to_owned(),
+            ));
+        }
+        for (name, value) in [
+            ("per_minute", mail.limits.per_minute),
+            ("per_hour", mail.limits.per_hour),
+            ("per_day", mail.limits.per_day),
+        ] {
+            if value == Some(0) {
+                return Err(invalid(format!(
+                    "[mail.limits] {name} must be at least 1 (leave it out for no limit)"
+                )));
+            }
+        }
+        if let Some(url) = &mail.unsubscribe_url
+            && !url.starts_with("https://")
+        {
+            return Err(invalid(format!(
+                "mail.unsubscribe_url {url:?} must start with https:// (RFC 8058 one-click links are HTTPS)"
+            )));
+        }
+        if let Some(smtp) = &mail.smtp
+            && (smtp.timeout_seconds == 0 || smtp.connections == 0)
+        {
+            return Err(invalid(
+                "[mail.smtp] timeout_seconds and connections must be at least 1".to_owned(),
+            ));
+        }
         if mail.transport == Transport::Smtp && mail.smtp.is_none() {
             return Err(ConfigError {
                 line: None,
@@ -238,6 +392,25 @@ path = "tiercare.db"
 transport = "folder"
 folder = "mail"
 from = "Customer Care <care@example.com>"
+# Every care email carries List-Unsubscribe with a mailto link (to this address; default: from)
+# and, when unsubscribe_url is set, a one-click HTTPS link with a token signed by the secret in
+# the environment variable unsubscribe_secret_env names.
+# unsubscribe_mailto = "unsubscribe@example.com"
+# unsubscribe_url = "https://example.com/unsubscribe"
+# unsubscribe_secret_env = "TIERCARE_UNSUBSCRIBE_SECRET"
+
+# [mail.limits]                           # leave out for no limit
+# per_minute = 60
+# per_hour = 1000
+# per_day = 10000
+
+# [mail.outbox]
+# batch_size = 100                        # emails claimed per transaction
+# max_attempts = 8                        # 4xx retries before an email fails
+# retry_base_seconds = 60                 # first retry after ~1 min, then doubling, with jitter
+# retry_max_seconds = 21600               # ... up to 6 hours
+# claim_timeout_minutes = 15              # a claim older than this was left by a crash
+# after_crash = "resend_once"             # or "hold": keep it unknown for `tiercare outbox retry`
 
 # [mail.smtp]
 # host = "smtp.example.com"
@@ -245,6 +418,8 @@ from = "Customer Care <care@example.com>"
 # security = "starttls"                   # "starttls", "tls" or "none"
 # username = "care@example.com"
 # password_env = "TIERCARE_SMTP_PASSWORD"  # the password comes from this environment variable
+# timeout_seconds = 30
+# connections = 1                         # parallel connections, each kept open between messages
 "#
         )
     }
@@ -291,6 +466,31 @@ mod tests {
         let err = Config::parse("[workspace]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
         assert_eq!((err.line, err.column), (Some(2), Some(12)));
         assert!(err.message.contains("Mars/Olympus"), "{err}");
+    }
+
+    #[test]
+    fn outbox_settings_and_limits_are_read_and_checked() {
+        let config = Config::parse(
+            "[mail]\nunsubscribe_url = \"https://shop.example/u\"\n[mail.limits]\nper_minute = 5\n\
+             [mail.outbox]\nmax_attempts = 3\nafter_crash = \"hold\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.mail.limits.per_minute, Some(5));
+        assert_eq!(config.mail.outbox.max_attempts, 3);
+        assert_eq!(config.mail.outbox.after_crash, AfterCrash::Hold);
+        assert_eq!(config.mail.outbox.batch_size, 100);
+        assert_eq!(
+            config.mail.unsubscribe_secret_env,
+            "TIERCARE_UNSUBSCRIBE_SECRET"
+        );
+        for bad in [
+            "[mail]\nunsubscribe_url = \"http://x\"\n",
+            "[mail.limits]\nper_day = 0\n",
+            "[mail.outbox]\nretry_base_seconds = 100\nretry_max_seconds = 10\n",
+            "[mail.outbox]\nafter_crash = \"panic\"\n",
+        ] {
+            assert!(Config::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

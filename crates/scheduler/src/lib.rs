@@ -15,5 +15,6 @@ pub mod ingest;
 pub mod mail;
 pub mod outbox;
 pub mod plan;
+pub mod simple_templates;
 pub mod templates;
 pub mod workspace;

@@ -1,4 +1,5 @@
-//! The outbox's scheduler side: rendering care emails when they are decided ([`RenderEmail`]).
+//! The outbox's scheduler side: rendering care emails when they are decided ([`RenderEmail`],
+//! [`compose`]) and delivering them ([`deliver_due`]).
 //!
 //! An email is rendered once, when its follow-up is recorded ([`crate::plan::record_due`]), and
 //! stored rendered in the outbox in the same transaction as the decision: what is sent is what
@@ -6,6 +7,29 @@
 //! same text.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError, mpsc};
+use std::thread;
+use std::time::Instant;
+
+use chrono::DateTime;
+use serde::Serialize;
+use tiercare_store::{
+    EmailRecipient, NewEmail, OutboxEmail, RecipientKind, RecoveryPolicy, Store, StoreError,
+    SuppressionReason,
+};
+
+use crate::config::{AfterCrash, LimitsConfig, MailConfig, OutboxConfig, Transport};
+use crate::mail::message::parse_address;
+use crate::mail::{
+    Address, Delivered, FolderTransport, ListUnsubscribe, MailError, MailTransport, OutgoingEmail,
+    SendError, SmtpMailer, SmtpTransportConfig, TokenSigner, build,
+};
+
+/// The right-hand side of every Message-ID tiercare makes. `.invalid` is reserved (RFC 2606), so
+/// the ids can never collide with another host's; the left-hand side is random.
+pub const MESSAGE_ID_DOMAIN: &str = "tiercare.invalid";
 
 /// An email's rendered parts, as a [`RenderEmail`] returns them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,5 +73,639 @@ pub trait RenderEmail {
 impl fmt::Debug for dyn RenderEmail + '_ {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("dyn RenderEmail")
+    }
+}
+
+/// Makes a new Message-ID: `<tc.{decided_at}.{16 random hex digits}@tiercare.invalid>`.
+pub fn new_message_id(decided_at: i64) -> String {
+    format!(
+        "<tc.{decided_at}.{:016x}@{MESSAGE_ID_DOMAIN}>",
+        rand::random::<u64>()
+    )
+}
+
+/// Composes the outbox email of a new email follow-up, as the ledger asks for it
+/// ([`tiercare_store::FollowUpSession::record_with_email`]): checks the recipient's address,
+/// renders the template with `renderer` at `at`, and fixes the Message-ID. The `Err` is the
+/// reason the follow-up is recorded as skipped (it names no address: reasons are shown and
+/// logged).
+pub fn compose(
+    renderer: &dyn RenderEmail,
+    to: &EmailRecipient,
+    at: i64,
+) -> Result<NewEmail, String> {
+    let whose = match to.kind {
+        RecipientKind::Customer => "the customer",
+        RecipientKind::Owner => "the customer's owner",
+    };
+    let Some(address) = to.address.as_deref().map(str::trim) else {
+        return Err(format!("{whose} has no email address"));
+    };
+    if let Err(err) = parse_address(address) {
+        let reason = match err {
+            crate::mail::MailError::InvalidAddress { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        return Err(format!("{whose}'s email address is not valid: {reason}"));
+    }
+    let rendered = renderer
+        .render(&to.template, &to.customer_id, at)
+        .map_err(|err| err.to_string())?;
+    Ok(NewEmail {
+        message_id: new_message_id(at),
+        to_address: address.to_owned(),
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+    })
+}
+
+/// What [`deliver_due`] needs besides the store, the transports and the clock: who sends, how
+/// recipients unsubscribe, the limits and the retry policy.
+#[derive(Debug)]
+pub struct SendSettings {
+    /// The sender of every email.
+    pub from: Address,
+    /// The address of the `mailto:` unsubscribe link.
+    pub unsubscribe_mailto: String,
+    /// The base of the HTTPS one-click unsubscribe link, if any.
+    pub unsubscribe_url: Option<String>,
+    /// Signs the unsubscribe tokens (set when `unsubscribe_url` is).
+    pub signer: Option<TokenSigner>,
+    /// Sending limits per minute, hour and day.
+    pub limits: LimitsConfig,
+    /// Batches, retries and crash recovery.
+    pub outbox: OutboxConfig,
+}
+
+impl SendSettings {
+    /// The settings of `[mail]`, with the unsubscribe secret read through `env` (pass
+    /// `&|name| std::env::var(name).ok()`) when `unsubscribe_url` is set.
+    pub fn from_config(
+        mail: &MailConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<SendSettings, MailError> {
+        let from = parse_mailbox(&mail.from)?;
+        let unsubscribe_mailto = match &mail.unsubscribe_mailto {
+            Some(address) => parse_address(address.trim())?.to_string(),
+            None => from.email.clone(),
+        };
+        let signer = match &mail.unsubscribe_url {
+            Some(_) => Some(TokenSigner::from_env(&mail.unsubscribe_secret_env, env)?),
+            None => None,
+        };
+        Ok(SendSettings {
+            from,
+            unsubscribe_mailto,
+            unsubscribe_url: mail.unsubscribe_url.clone(),
+            signer,
+            limits: mail.limits,
+            outbox: mail.outbox,
+        })
+    }
+}
+
+/// Parses `Name <address>` or a bare address.
+fn parse_mailbox(text: &str) -> Result<Address, MailError> {
+    let mailbox: lettre::message::Mailbox =
+        text.trim()
+            .parse()
+            .map_err(
+                |err: lettre::address::AddressError| MailError::InvalidAddress {
+                    address: text.to_owned(),
+                    reason: format!("{err} (mail.from must look like \"Name <care@example.com>\")"),
+                },
+            )?;
+    Ok(Address {
+        name: mailbox.name,
+        email: mailbox.email.to_string(),
+    })
+}
+
+/// What [`deliver_due`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SendReport {
+    /// The transport used (`folder`, `smtp`).
+    pub transport: String,
+    /// Claims left behind by a stopped sender, marked unknown.
+    pub recovered: u64,
+    /// Of those, queued again to be resent once with the same Message-ID.
+    pub resent_after_crash: u64,
+    /// Emails claimed for sending.
+    pub claimed: u64,
+    /// Delivered (accepted by the server, or written to the folder).
+    pub sent: u64,
+    /// Of those, found already delivered by the transport (a resend after a crash).
+    pub already_delivered: u64,
+    /// Deferred after a transient failure (4xx, connection refused), to be retried.
+    pub deferred: u64,
+    /// Failed for good: a 5xx, an unusable message, or out of attempts.
+    pub failed: u64,
+    /// Of those, refused addresses now on the suppression list.
+    pub hard_bounces: u64,
+    /// Of those, with an invalid address (never sent).
+    pub invalid_address: u64,
+    /// Handed over with no final answer (a timeout after the content): held as unknown.
+    pub unknown: u64,
+    /// Not sent: the address is on the suppression list.
+    pub suppressed: u64,
+    /// Not sent: the customer no longer consents to email (or was forgotten).
+    pub no_consent: u64,
+    /// Emails due but left queued because a rate limit was reached.
+    pub rate_limited: u64,
+    /// Wall time in milliseconds.
+    pub elapsed_ms: u128,
+}
+
+/// Why [`deliver_due`] stopped early. Emails it had claimed stay claimed and are recovered by
+/// the crash policy on a later run.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The mail settings are unusable.
+    #[error(transparent)]
+    Mail(#[from] MailError),
+}
+
+/// How many more emails the limits allow at `now`, counting what the outbox sent in each
+/// window (across processes); `None` for no limit.
+fn budget(store: &Store, limits: &LimitsConfig, now: i64) -> Result<Option<u64>, StoreError> {
+    let mut budget: Option<u64> = None;
+    for (window, limit) in [
+        (60, limits.per_minute),
+        (3600, limits.per_hour),
+        (86_400, limits.per_day),
+    ] {
+        if let Some(limit) = limit {
+            let sent = store.sent_since(now - window + 1)?;
+            let left = u64::from(limit).saturating_sub(sent);
+            budget = Some(budget.map_or(left, |b| b.min(left)));
+        }
+    }
+    Ok(budget)
+}
+
+/// The wait before retry number `attempts` (1 after the first failure): `retry_base_seconds`
+/// doubled per attempt, capped at `retry_max_seconds`, then a uniformly random part of it
+/// between a half and all ("equal jitter"), so failures at the same moment spread out.
+pub fn backoff(outbox: &OutboxConfig, attempts: u32, jitter: f64) -> i64 {
+    let base = i64::from(outbox.retry_base_seconds);
+    let max = i64::from(outbox.retry_max_seconds);
+    let exponent = attempts.saturating_sub(1).min(30);
+    let delay = base.saturating_mul(1_i64 << exponent).min(max);
+    let jitter = jitter.clamp(0.0, 1.0);
+    // Rounding a value at most `max` seconds: exact in f64.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_precision_loss,
+        reason = "delays are far below 2^52 seconds"
+    )]
+    let waited = (delay as f64 * (0.5 + jitter / 2.0)).round() as i64;
+    waited.max(1)
+}
+
+/// Delivers the emails due at `now`, once: recovers claims a crashed sender left behind (by
+/// the `after_crash` policy), then, within the rate limits, claims due emails in batches
+/// (committed before sending, suppression and consent re-checked inside the claim), builds
+/// each message with its unsubscribe headers and line, sends it through `transports` (one
+/// thread per transport when there are several, e.g. one SMTP connection each), and records
+/// each outcome as it comes: sent, deferred with backoff, failed (a hard bounce suppresses the
+/// address) or unknown.
+///
+/// A plain blocking function with the clock passed in: the daemon calls it on each tick, and
+/// `tiercare send` once. Emails deferred during the call are due later than `now`, so each
+/// email is attempted at most once per call.
+pub fn deliver_due(
+    store: &mut Store,
+    transports: &mut [Box<dyn MailTransport>],
+    now: i64,
+    settings: &SendSettings,
+) -> Result<SendReport, DeliverError> {
+    let started = Instant::now();
+    let Some(first) = transports.first() else {
+        return Err(MailError::InvalidConfig("no mail transport to send with".to_owned()).into());
+    };
+    let mut report = SendReport {
+        transport: first.name().to_owned(),
+        ..SendReport::default()
+    };
+    let policy = match settings.outbox.after_crash {
+        AfterCrash::ResendOnce => RecoveryPolicy::ResendOnce,
+        AfterCrash::Hold => RecoveryPolicy::Hold,
+    };
+    let stale_after = i64::from(settings.outbox.claim_timeout_minutes) * 60;
+    let recovery = store.recover_claimed(now, stale_after, policy)?;
+    report.recovered = recovery.unknown;
+    report.resent_after_crash = recovery.requeued;
+    if recovery.unknown > 0 {
+        tracing::warn!(
+            unknown = recovery.unknown,
+            resent = recovery.requeued,
+            "recovered emails left claimed by a sender that stopped"
+        );
+    }
+    loop {
+        let mut take = settings.outbox.batch_size as usize;
+        if let Some(left) = budget(store, &settings.limits, now)? {
+            if left == 0 {
+                report.rate_limited = store.due_count(now)?;
+                if report.rate_limited > 0 {
+                    tracing::info!(
+                        left = report.rate_limited,
+                        "rate limit reached; the rest waits"
+                    );
+                }
+                break;
+            }
+            take = take.min(usize::try_from(left).unwrap_or(usize::MAX));
+        }
+        let claim = store.claim_due(now, take)?;
+        report.suppressed += claim.suppressed;
+        report.no_consent += claim.no_consent;
+        if claim.emails.is_empty() {
+            if claim.suppressed + claim.no_consent == 0 {
+                break;
+            }
+            continue;
+        }
+        report.claimed += claim.emails.len() as u64;
+        send_batch(store, transports, claim.emails, now, settings, &mut report)?;
+    }
+    report.elapsed_ms = started.elapsed().as_millis();
+    Ok(report)
+}
+
+/// Builds and sends one claimed batch, recording each outcome as it arrives.
+fn send_batch(
+    store: &mut Store,
+    transports: &mut [Box<dyn MailTransport>],
+    emails: Vec<OutboxEmail>,
+    now: i64,
+    settings: &SendSettings,
+    report: &mut SendReport,
+) -> Result<(), DeliverError> {
+    let mut jobs = Vec::with_capacity(emails.len());
+    for email in emails {
+        match build(&outgoing(&email, settings, now)) {
+            Ok(built) => jobs.push((email, built)),
+            Err(MailError::InvalidAddress { reason, .. }) => {
+                tracing::warn!(outbox = email.id, "invalid address: not sent");
+                store.mark_failed(
+                    email.id,
+                    now,
+                    &format!("invalid email address: {reason}; not sent"),
+                    false,
+                )?;
+                report.failed += 1;
+                report.invalid_address += 1;
+            }
+            Err(err) => {
+                tracing::warn!(outbox = email.id, error = %err, "cannot build the message");
+                store.mark_failed(email.id, now, &err.to_string(), false)?;
+                report.failed += 1;
+            }
+        }
+    }
+    if transports.len() == 1 || jobs.len() <= 1 {
+        let transport = &mut transports[0];
+        for (email, built) in jobs {
+            let outcome = transport.send(&built);
+            record(store, &email, outcome, now, settings, report)?;
+        }
+        return Ok(());
+    }
+    let queue = Mutex::new(jobs.into_iter());
+    let stop = AtomicBool::new(false);
+    let (results, outcomes) = mpsc::channel();
+    thread::scope(|scope| {
+        for transport in transports.iter_mut() {
+            let results = results.clone();
+            let (queue, stop) = (&queue, &stop);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let job = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+                    let Some((email, built)) = job else { break };
+                    let outcome = transport.send(&built);
+                    if results.send((email, outcome)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(results);
+        let mut result = Ok(());
+        for (email, outcome) in outcomes {
+            if result.is_ok() {
+                result = record(store, &email, outcome, now, settings, report);
+                if result.is_err() {
+                    // Stop sending: what is still claimed is recovered later.
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        result
+    })
+}
+
+/// Records the outcome of sending `email`.
+fn record(
+    store: &mut Store,
+    email: &OutboxEmail,
+    outcome: Result<Delivered, SendError>,
+    now: i64,
+    settings: &SendSettings,
+    report: &mut SendReport,
+) -> Result<(), DeliverError> {
+    let id = email.id;
+    match outcome {
+        Ok(delivered) => {
+            store.mark_sent(id, now, &delivered.receipt)?;
+            report.sent += 1;
+            if delivered.already_delivered {
+                report.already_delivered += 1;
+            }
+            tracing::info!(outbox = id, rule = %email.rule_id, "sent");
+        }
+        Err(SendError::Transient { code, message }) => {
+            let error = SendError::Transient { code, message }.to_string();
+            if email.attempts >= settings.outbox.max_attempts {
+                store.mark_failed(
+                    id,
+                    now,
+                    &format!("gave up after {} attempts: {error}", email.attempts),
+                    false,
+                )?;
+                report.failed += 1;
+                tracing::warn!(outbox = id, attempts = email.attempts, error = %error, "failed: out of attempts");
+            } else {
+                let wait = backoff(&settings.outbox, email.attempts, rand::random::<f64>());
+                store.mark_deferred(id, now, now + wait, &error)?;
+                report.deferred += 1;
+                tracing::info!(outbox = id, retry_in_s = wait, error = %error, "deferred");
+            }
+        }
+        Err(err @ SendError::Permanent { hard_bounce, .. }) => {
+            store.mark_failed(id, now, &err.to_string(), hard_bounce)?;
+            report.failed += 1;
+            if hard_bounce {
+                report.hard_bounces += 1;
+            }
+            tracing::warn!(outbox = id, hard_bounce, error = %err, "failed");
+        }
+        Err(err @ SendError::Unknown { .. }) => {
+            store.mark_unknown(id, now, &err.to_string())?;
+            report.unknown += 1;
+            tracing::warn!(outbox = id, error = %err, "outcome unknown: held, see `tiercare outbox list --state unknown`");
+        }
+    }
+    Ok(())
+}
+
+/// The unsubscribe links of an email to `address`.
+fn unsubscribe_links(settings: &SendSettings, address: &str) -> ListUnsubscribe {
+    let token = settings.signer.as_ref().map(|signer| signer.token(address));
+    let mailto = match &token {
+        Some(token) => format!(
+            "mailto:{}?subject=unsubscribe%20{token}",
+            settings.unsubscribe_mailto
+        ),
+        None => format!("mailto:{}?subject=unsubscribe", settings.unsubscribe_mailto),
+    };
+    let https = match (&settings.unsubscribe_url, &token) {
+        (Some(url), Some(token)) => {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            Some(format!("{url}{separator}token={token}"))
+        }
+        _ => None,
+    };
+    ListUnsubscribe { mailto, https }
+}
+
+/// Escapes text for HTML (content and attribute values).
+pub(crate) fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The message of an outbox email as it goes out: its stored parts, and for a customer the
+/// `List-Unsubscribe` headers and a visible unsubscribe line in the text and the HTML.
+pub fn outgoing(email: &OutboxEmail, settings: &SendSettings, now: i64) -> OutgoingEmail {
+    let mut text = email.body_text.clone();
+    let mut html = email.body_html.clone();
+    let list_unsubscribe = match email.recipient_kind {
+        RecipientKind::Owner => None,
+        RecipientKind::Customer => {
+            let links = unsubscribe_links(settings, &email.to_address);
+            let (line, href) = match &links.https {
+                Some(https) => (
+                    format!("To unsubscribe from these emails, open {https}"),
+                    https.clone(),
+                ),
+                None => (
+                    format!(
+                        "To unsubscribe from these emails, write to {} with the subject \"unsubscribe\".",
+                        settings.unsubscribe_mailto
+                    ),
+                    links.mailto.clone(),
+                ),
+            };
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str("\n-- \n");
+            text.push_str(&line);
+            text.push('\n');
+            if let Some(body) = &mut html {
+                let footer = format!(
+                    "<p style=\"font-size:small;color:#666\">To unsubscribe from these emails, \
+                     <a href=\"{}\">click here</a>.</p>",
+                    escape_html(&href)
+                );
+                match body.to_ascii_lowercase().rfind("</body>") {
+                    Some(at) => body.insert_str(at, &footer),
+                    None => body.push_str(&footer),
+                }
+            }
+            Some(links)
+        }
+    };
+    OutgoingEmail {
+        message_id: email.message_id.clone(),
+        from: settings.from.clone(),
+        to: Address {
+            name: email.to_name.clone(),
+            email: email.to_address.clone(),
+        },
+        reply_to: None,
+        subject: email.subject.clone(),
+        text,
+        html,
+        list_unsubscribe,
+        date: DateTime::from_timestamp(now, 0).unwrap_or_default(),
+    }
+}
+
+/// The transports `[mail]` configures: the folder (relative to `root` unless absolute), or
+/// `connections` SMTP mailers (each keeps its connection open), the password read through
+/// `env` from the variable `password_env` names.
+pub fn transports(
+    root: &Path,
+    mail: &MailConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Box<dyn MailTransport>>, MailError> {
+    match mail.transport {
+        Transport::Folder => Ok(vec![Box::new(FolderTransport::new(
+            root.join(&mail.folder),
+        )?)]),
+        Transport::Smtp => {
+            let smtp = mail.smtp.as_ref().ok_or_else(|| {
+                MailError::InvalidConfig("mail.transport is smtp but [mail.smtp] is missing".into())
+            })?;
+            let config = SmtpTransportConfig::from_settings(smtp);
+            (0..smtp.connections.max(1))
+                .map(|_| {
+                    SmtpMailer::new(&config, env)
+                        .map(|mailer| Box::new(mailer) as Box<dyn MailTransport>)
+                })
+                .collect()
+        }
+    }
+}
+
+/// What [`unsubscribe_csv`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UnsubscribeReport {
+    /// Addresses newly suppressed.
+    pub added: u64,
+    /// Addresses already suppressed.
+    pub already: u64,
+    /// Rows skipped: `(row number, why)`; row 1 is the header. No address is shown.
+    pub skipped: Vec<(u64, String)>,
+}
+
+/// Why an unsubscribe list could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum UnsubscribeError {
+    /// The file cannot be read or is not CSV.
+    #[error("cannot read {}: {message}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Suppresses `address` (reason `unsubscribe`) after checking it is a valid address; `Ok(Err)`
+/// with the reason when it is not. Returns whether it was new.
+pub fn unsubscribe_address(
+    store: &mut Store,
+    address: &str,
+    source: &str,
+    now: i64,
+) -> Result<Result<bool, String>, StoreError> {
+    let address = address.trim();
+    if address.is_empty() {
+        return Ok(Err("no address".to_owned()));
+    }
+    if let Err(err) = parse_address(address) {
+        let reason = match err {
+            MailError::InvalidAddress { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        return Ok(Err(format!("not a valid email address: {reason}")));
+    }
+    store
+        .suppress(address, SuppressionReason::Unsubscribe, source, now)
+        .map(Ok)
+}
+
+/// Suppresses every address of a CSV file with a header: the column `email` (or `address`), or
+/// the only column. Invalid or missing addresses are skipped and reported by row.
+pub fn unsubscribe_csv(
+    store: &mut Store,
+    path: &Path,
+    now: i64,
+) -> Result<UnsubscribeReport, UnsubscribeError> {
+    let read = |message: String| UnsubscribeError::Read {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|err| read(err.to_string()))?;
+    let headers = reader
+        .headers()
+        .map_err(|err| read(err.to_string()))?
+        .clone();
+    let column = headers
+        .iter()
+        .position(|h| {
+            let h = h.trim().to_ascii_lowercase();
+            h == "email" || h == "address"
+        })
+        .or_else(|| (headers.len() == 1).then_some(0))
+        .ok_or_else(|| {
+            read("no `email` or `address` column: name the column of addresses `email`".into())
+        })?;
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut report = UnsubscribeReport::default();
+    for (index, record) in reader.records().enumerate() {
+        let row = index as u64 + 2;
+        let record = record.map_err(|err| read(format!("row {row}: {err}")))?;
+        let address = record.get(column).unwrap_or("");
+        match unsubscribe_address(store, address, &format!("csv:{name}:{row}"), now)? {
+            Ok(true) => report.added += 1,
+            Ok(false) => report.already += 1,
+            Err(why) => report.skipped.push((row, why)),
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter_between_half_and_all() {
+        let outbox = OutboxConfig {
+            retry_base_seconds: 60,
+            retry_max_seconds: 600,
+            ..OutboxConfig::default()
+        };
+        assert_eq!(backoff(&outbox, 1, 1.0), 60);
+        assert_eq!(backoff(&outbox, 1, 0.0), 30);
+        assert_eq!(backoff(&outbox, 2, 1.0), 120);
+        assert_eq!(backoff(&outbox, 3, 1.0), 240);
+        assert_eq!(backoff(&outbox, 5, 1.0), 600, "capped");
+        assert_eq!(backoff(&outbox, 99, 0.0), 300);
+    }
+
+    #[test]
+    fn html_escaping_covers_markup_and_quotes() {
+        assert_eq!(
+            escape_html("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 }

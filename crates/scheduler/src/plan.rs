@@ -26,11 +26,12 @@ use tiercare_engine::plan::{
 };
 use tiercare_engine::{Action, Assignee as EngineAssignee, RuleSet, Snapshot};
 use tiercare_store::{
-    Assignee, ContactCounts, CustomerFeatures, EventKind, FollowUpAction, FollowUpState,
-    OccurrenceKey, PlannedFollowUp, Store, StoreError, Window,
+    Assignee, ContactCounts, CustomerFeatures, EmailRecipient, EventKind, FollowUpAction,
+    FollowUpState, OccurrenceKey, PlannedFollowUp, Store, StoreError, Window,
 };
 
 use crate::assess::{AssessError, fill_snapshot};
+use crate::outbox::{RenderEmail, compose};
 
 /// How many customer ids a rule's summary shows as examples.
 pub const SAMPLES: usize = 3;
@@ -557,6 +558,8 @@ pub struct RecordReport {
     pub skipped: u64,
     /// New rows left planned (emails for the outbox).
     pub planned: u64,
+    /// Emails rendered and queued in the outbox with their follow-ups.
+    pub queued: u64,
     /// Tasks created.
     pub tasks_created: u64,
     /// Customer attributes set.
@@ -640,12 +643,18 @@ fn store_action(
 ///
 /// Features are read through `reader` while follow-ups are written through `writer` (a second
 /// connection to the same database), as in [`crate::assess::assess`].
+///
+/// Each new email (to the customer, or notifying the owner) is addressed and rendered with
+/// `renderer` now, and queued in the outbox in the same transaction as its follow-up (see
+/// [`crate::outbox::compose`]); one without a usable address, or whose template does not
+/// render, is recorded as skipped with the reason instead.
 pub fn record_due(
     reader: &Store,
     writer: &mut Store,
     rules: &RuleSet,
     options: PlanOptions,
     now: i64,
+    renderer: &dyn RenderEmail,
 ) -> Result<RecordReport, AssessError> {
     let started = Instant::now();
     let mut report = RecordReport {
@@ -742,8 +751,14 @@ pub fn record_due(
             });
         }
         for follow_up in &planned {
-            if let Err(err) = session.record(follow_up) {
-                match err {
+            let mut compose = |to: &EmailRecipient| compose(renderer, to, now);
+            match session.record_with_email(follow_up, Some(&mut compose)) {
+                Ok(recorded) => {
+                    if recorded.outbox_id.is_some() {
+                        report.queued += 1;
+                    }
+                }
+                Err(err) => match err {
                     // Refused before anything was written: the session goes on.
                     StoreError::InvalidFollowUp { .. } | StoreError::UnknownCustomer { .. } => {
                         tracing::warn!(customer = %features.customer_id, rule = %follow_up.key.rule_id, error = %err, "follow-up refused");
@@ -752,7 +767,7 @@ pub fn record_due(
                         write_error = Some(err);
                         return;
                     }
-                }
+                },
             }
         }
     })?;
@@ -914,16 +929,46 @@ mod tests {
         assert_eq!(summary.skipped.get("no_address"), Some(&1), "{summary:?}");
         assert_eq!(ledger(&store), (0, 0), "a plan writes nothing");
 
-        let first = record_due(&store, &mut writer, &rules, options, FROM).unwrap();
+        let first = record_due(&store, &mut writer, &rules, options, FROM, &Fixed).unwrap();
         assert!(first.new > 0 && first.tasks_created > 0, "{first:?}");
+        // Every planned email is rendered and queued with its follow-up.
+        assert!(first.queued > 0, "{first:?}");
+        assert_eq!(first.queued, first.planned, "{first:?}");
+        let outbox = store.outbox(None, 1000).unwrap();
+        assert_eq!(outbox.len() as u64, first.queued);
+        assert!(
+            outbox
+                .iter()
+                .all(|email| email.subject.starts_with("Subject "))
+        );
         let after_first = ledger(&store);
         assert_eq!(after_first.0 as u64, first.new);
         assert_eq!(after_first.1 as u64, first.tasks_created);
-        let second = record_due(&store, &mut writer, &rules, options, FROM + 60).unwrap();
+        let second = record_due(&store, &mut writer, &rules, options, FROM + 60, &Fixed).unwrap();
         assert_eq!(second.new, 0, "{second:?}");
+        assert_eq!(second.queued, 0, "{second:?}");
+        assert_eq!(store.outbox(None, 1000).unwrap().len(), outbox.len());
         assert_eq!(second.tasks_created, 0, "{second:?}");
         assert!(second.existing > 0, "{second:?}");
         assert_eq!(ledger(&store), after_first);
+    }
+
+    /// Renders every template as a fixed text naming the template and customer.
+    struct Fixed;
+
+    impl RenderEmail for Fixed {
+        fn render(
+            &self,
+            template: &str,
+            customer: &str,
+            _at: i64,
+        ) -> Result<crate::outbox::RenderedEmail, crate::outbox::RenderError> {
+            Ok(crate::outbox::RenderedEmail {
+                subject: format!("Subject {template} {customer}"),
+                text: "text".to_owned(),
+                html: None,
+            })
+        }
     }
 
     /// Follow-ups in the ledger and tasks, of the three customers.

@@ -19,11 +19,14 @@ use tiercare_engine::{
     RenderError as TemplateRenderError, RenderedTemplate, RuleSet, SenderContext, Snapshot,
     TemplateContext, TemplateFile, Templates, TierContext, features, load_templates,
 };
-use tiercare_store::{Recommender, Store, StoreError, Window};
+use tiercare_store::{
+    EmailRecipient, OutboxEmail, OutboxState, RecipientKind, Recommender, Store, StoreError, Window,
+};
 
 use crate::assess::fill_snapshot;
-use crate::mail::{Address, OutgoingEmail, build};
+use crate::mail::build;
 use crate::outbox::{RenderEmail, RenderError, RenderedEmail};
+use crate::outbox::{SendSettings, compose, outgoing};
 use crate::workspace::{Workspace, WorkspaceError};
 
 /// How many products `recommendations` holds at most.
@@ -320,7 +323,7 @@ impl RenderEmail for EmailRenderer {
             .map(|rendered| RenderedEmail {
                 subject: rendered.subject,
                 text: rendered.text,
-                html: Some(rendered.html),
+                html: rendered.html,
             })
             .map_err(|err| RenderError {
                 template: template.to_owned(),
@@ -346,16 +349,14 @@ pub struct Preview {
     pub not_sendable: Option<String>,
 }
 
-/// The Message-ID of a preview (a real email gets its own when it is queued).
-pub const PREVIEW_MESSAGE_ID: &str = "<preview@tiercare.invalid>";
-
 impl EmailRenderer {
-    /// Renders `template` for `customer_id` at `at` and builds the message the way it would be
-    /// sent (From from `[mail] from`, To the customer, Date `at`), without sending or recording
-    /// anything. Only the Message-ID differs: a queued email gets its own.
+    /// Renders `template` for `customer_id` at `at` and builds the message exactly as `send`
+    /// would send it: the outbox's composition (address check, a Message-ID) and its
+    /// [`outgoing`] (From, List-Unsubscribe headers, the unsubscribe line), dated `at`. Nothing
+    /// is sent or recorded; a queued email gets its own Message-ID.
     pub fn preview(
         &self,
-        from: &str,
+        settings: &SendSettings,
         template: &str,
         customer_id: &str,
         at: i64,
@@ -373,42 +374,74 @@ impl EmailRenderer {
             message: None,
             not_sendable: None,
         };
-        let Some(email) = customer.email.filter(|e| !e.trim().is_empty()) else {
-            preview.not_sendable =
-                Some("the customer has no email address: the email would be skipped".into());
-            return Ok(preview);
+        let recipient = EmailRecipient {
+            kind: RecipientKind::Customer,
+            customer_id: customer_id.to_owned(),
+            template: template.to_owned(),
+            address: customer.email.clone(),
+            name: customer.name.clone(),
         };
-        let from = match from.parse::<lettre::message::Mailbox>() {
-            Ok(mailbox) => Address {
-                name: mailbox.name,
-                email: mailbox.email.to_string(),
-            },
-            Err(_) => Address::new(from.trim()),
+        let fixed = Fixed(preview.rendered.clone());
+        let new = match compose(&fixed, &recipient, at) {
+            Ok(new) => new,
+            Err(reason) => {
+                preview.not_sendable = Some(format!("{reason}: the email would be skipped"));
+                return Ok(preview);
+            }
         };
-        let outgoing = OutgoingEmail {
-            message_id: PREVIEW_MESSAGE_ID.to_owned(),
-            from,
-            to: Address {
-                name: customer.name.clone(),
-                email: email.clone(),
-            },
-            reply_to: None,
-            subject: preview.rendered.subject.clone(),
-            text: preview.rendered.text.clone(),
-            html: Some(preview.rendered.html.clone()),
-            list_unsubscribe: None,
-            date: chrono::DateTime::from_timestamp(at, 0).unwrap_or_default(),
+        let email = OutboxEmail {
+            id: 0,
+            followup_id: None,
+            customer_id: Some(customer_id.to_owned()),
+            consent_email: Some(customer.consent_email),
+            rule_id: String::new(),
+            template: template.to_owned(),
+            recipient_kind: RecipientKind::Customer,
+            to_address: new.to_address.clone(),
+            to_name: customer.name.clone(),
+            message_id: new.message_id,
+            subject: new.subject,
+            body_text: new.text,
+            body_html: new.html,
+            state: OutboxState::Queued,
+            due_at: at,
+            attempts: 0,
+            last_error: None,
+            created_at: at,
+            claimed_at: None,
+            sent_at: None,
+            updated_at: at,
+            recoveries: 0,
         };
-        match build(&outgoing) {
+        match build(&outgoing(&email, settings, at)) {
             Ok(built) => {
-                preview.to = Some(email);
+                preview.to = Some(new.to_address);
                 preview.message = Some(String::from_utf8_lossy(built.raw()).into_owned());
             }
             Err(err) => {
                 preview.not_sendable = Some(format!("{err}: the email would be skipped"));
             }
         }
+        if !customer.consent_email {
+            preview.not_sendable = Some(
+                "the customer has not agreed to email: follow-ups skip them and `send` would not send it"
+                    .to_owned(),
+            );
+        }
         Ok(preview)
+    }
+}
+
+/// A renderer that returns parts already rendered (for [`compose`] in a preview).
+struct Fixed(RenderedTemplate);
+
+impl RenderEmail for Fixed {
+    fn render(&self, _: &str, _: &str, _: i64) -> Result<RenderedEmail, RenderError> {
+        Ok(RenderedEmail {
+            subject: self.0.subject.clone(),
+            text: self.0.text.clone(),
+            html: self.0.html.clone(),
+        })
     }
 }
 
@@ -504,11 +537,8 @@ mod tests {
             "{}",
             email.text
         );
-        assert!(
-            email.html.contains("<li>Sample product</li>"),
-            "{}",
-            email.html
-        );
+        let html = email.html.unwrap();
+        assert!(html.contains("<li>Sample product</li>"), "{html}");
     }
 
     #[test]

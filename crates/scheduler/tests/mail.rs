@@ -591,3 +591,189 @@ fn the_folder_transport_reports_an_unwritable_folder_as_transient() {
         other => panic!("expected Transient, got {other:?}"),
     }
 }
+
+// --- The send loop: deliver_due against the store and real transports ----------------------
+
+mod send_loop {
+    use super::*;
+    use tiercare_scheduler::config::{LimitsConfig, OutboxConfig};
+    use tiercare_scheduler::outbox::{SendSettings, deliver_due};
+    use tiercare_store::{
+        CustomerRecord, EmailRecipient, FollowUpAction, ImportAudit, ImportKind, ImportOptions,
+        NewEmail, OccurrenceKey, OutboxState, PlannedFollowUp, Store,
+    };
+
+    const NOW: i64 = 1_748_908_800;
+
+    /// A store with `n` consenting customers, each with one email queued, due at NOW.
+    fn queued(n: usize) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::create(&dir.path().join("tiercare.db")).unwrap();
+        let options = ImportOptions {
+            create_missing_customers: false,
+            source: "test".into(),
+        };
+        let mut session = store
+            .import_at(ImportKind::Customers, options, NOW)
+            .unwrap();
+        for i in 0..n {
+            session
+                .customer(
+                    i as u64 + 2,
+                    &CustomerRecord {
+                        external_id: format!("C{i}"),
+                        name: Some(format!("Customer {i}")),
+                        email: Some(format!("c{i}@example.com")),
+                        consent_email: Some(true),
+                        ..CustomerRecord::default()
+                    },
+                )
+                .unwrap();
+        }
+        session.commit(&ImportAudit::default()).unwrap();
+        let mut followups = store.begin_followups(NOW, "v1").unwrap();
+        let mut compose = |to: &EmailRecipient| -> Result<NewEmail, String> {
+            Ok(NewEmail {
+                message_id: format!("<{}@test.invalid>", to.customer_id),
+                to_address: to.address.clone().unwrap(),
+                subject: "Hello".into(),
+                text: "Hi".into(),
+                html: Some("<p>Hi</p>".into()),
+            })
+        };
+        for i in 0..n {
+            followups
+                .record_with_email(
+                    &PlannedFollowUp {
+                        key: OccurrenceKey::new("hello", format!("C{i}"), NOW),
+                        scheduled_at: NOW,
+                        action: FollowUpAction::Email {
+                            template: "hello".into(),
+                        },
+                        reason: "test".into(),
+                        skip: None,
+                    },
+                    Some(&mut compose),
+                )
+                .unwrap();
+        }
+        followups.finish().unwrap();
+        (dir, store)
+    }
+
+    fn settings(limits: LimitsConfig, outbox: OutboxConfig) -> SendSettings {
+        SendSettings {
+            from: Address::named("Care", "care@shop.example"),
+            unsubscribe_mailto: "unsubscribe@shop.example".into(),
+            unsubscribe_url: None,
+            signer: None,
+            limits,
+            outbox,
+        }
+    }
+
+    fn smtp(sink: &SmtpSink, n: usize) -> Vec<Box<dyn MailTransport>> {
+        (0..n)
+            .map(|_| Box::new(mailer(sink)) as Box<dyn MailTransport>)
+            .collect()
+    }
+
+    #[test]
+    fn parallel_connections_deliver_every_email_exactly_once() {
+        let (_dir, mut store) = queued(40);
+        let sink = SmtpSink::start(Script::accept_all()).unwrap();
+        let mut transports = smtp(&sink, 4);
+        let outbox = OutboxConfig {
+            batch_size: 7,
+            ..OutboxConfig::default()
+        };
+        let report = deliver_due(
+            &mut store,
+            &mut transports,
+            NOW,
+            &settings(LimitsConfig::default(), outbox),
+        )
+        .unwrap();
+        assert_eq!((report.claimed, report.sent), (40, 40), "{report:?}");
+        let received = sink.wait_for(40, WAIT);
+        let mut ids: Vec<String> = received
+            .iter()
+            .map(|r| {
+                let message = MessageParser::default().parse(&r.data).unwrap();
+                message.message_id().unwrap().to_owned()
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 40, "each message once");
+        assert!(
+            sink.connections() <= 4,
+            "{} connections",
+            sink.connections()
+        );
+        assert!(
+            store
+                .outbox(None, 100)
+                .unwrap()
+                .iter()
+                .all(|e| e.state == OutboxState::Sent)
+        );
+    }
+
+    #[test]
+    fn rate_limits_leave_the_rest_queued_until_the_window_allows() {
+        let (dir, mut store) = queued(5);
+        let mut transports: Vec<Box<dyn MailTransport>> = vec![Box::new(
+            FolderTransport::new(dir.path().join("mail")).unwrap(),
+        )];
+        let limits = LimitsConfig {
+            per_minute: Some(2),
+            per_hour: Some(3),
+            per_day: None,
+        };
+        let settings = settings(limits, OutboxConfig::default());
+        let report = deliver_due(&mut store, &mut transports, NOW, &settings).unwrap();
+        assert_eq!((report.sent, report.rate_limited), (2, 3), "{report:?}");
+        let report = deliver_due(&mut store, &mut transports, NOW + 30, &settings).unwrap();
+        assert_eq!(report.sent, 0, "the minute is not over: {report:?}");
+        let report = deliver_due(&mut store, &mut transports, NOW + 60, &settings).unwrap();
+        assert_eq!(
+            (report.sent, report.rate_limited),
+            (1, 2),
+            "the hour allows one more: {report:?}"
+        );
+        let report = deliver_due(&mut store, &mut transports, NOW + 3600, &settings).unwrap();
+        assert_eq!(report.sent, 2, "{report:?}");
+        assert_eq!(fs::read_dir(dir.path().join("mail")).unwrap().count(), 5);
+    }
+
+    #[test]
+    fn a_transient_failure_past_the_attempt_limit_fails() {
+        let (_dir, mut store) = queued(1);
+        let sink = SmtpSink::start(Script::accept_all().rcpt_451(smtp_sink::ALWAYS)).unwrap();
+        let mut transports = smtp(&sink, 1);
+        let outbox = OutboxConfig {
+            max_attempts: 2,
+            ..OutboxConfig::default()
+        };
+        let settings = settings(LimitsConfig::default(), outbox);
+        let report = deliver_due(&mut store, &mut transports, NOW, &settings).unwrap();
+        assert_eq!(report.deferred, 1, "{report:?}");
+        let later = NOW + 86_400;
+        let report = deliver_due(&mut store, &mut transports, later, &settings).unwrap();
+        assert_eq!(report.failed, 1, "{report:?}");
+        let email = &store.outbox(None, 1).unwrap()[0];
+        assert_eq!(email.state, OutboxState::Failed);
+        assert!(
+            email
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("gave up after 2 attempts")),
+            "{email:?}"
+        );
+        assert!(
+            !store.is_suppressed("c0@example.com").unwrap(),
+            "not a bounce"
+        );
+    }
+}

@@ -845,4 +845,17 @@ impl Store {
             .map(i64::unsigned_abs)
             .at(&self.label)
     }
+
+    /// How many e-mails are due at `now` (`queued`, or `deferred` and due
+    /// again) and not yet claimed.
+    pub fn due_count(&self, now: i64) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT count(*) FROM outbox WHERE state IN ('queued', 'deferred') \
+                 AND due_at <= ?1",
+            )
+            .and_then(|mut stmt| stmt.query_row([now], |row| row.get::<_, i64>(0)))
+            .map(i64::unsigned_abs)
+            .at(&self.label)
+    }
 }

@@ -11,6 +11,7 @@
 //! - [`smtp`]: [`SmtpMailer`], an SMTP client on lettre's blocking connection that can tell a
 //!   failure before the message was handed over from one after.
 //! - [`rate`]: [`RateLimiter`], which says how long to wait before the next send.
+//! - [`unsubscribe`]: [`TokenSigner`], the signed tokens of unsubscribe links.
 //!
 //! This module never decides *whether* to send (the outbox, consent and suppression checks
 //! do) and never escapes HTML (the template layer does); it never logs addresses or
@@ -21,6 +22,7 @@ pub mod message;
 pub mod rate;
 pub mod smtp;
 pub mod transport;
+pub mod unsubscribe;
 
 use std::path::PathBuf;
 
@@ -29,6 +31,7 @@ pub use message::{Address, BuiltMessage, ListUnsubscribe, OutgoingEmail, build};
 pub use rate::{RateLimit, RateLimiter};
 pub use smtp::{SmtpMailer, SmtpTransportConfig};
 pub use transport::{Delivered, MailTransport, SendError};
+pub use unsubscribe::TokenSigner;
 
 /// Why a message could not be built or a transport could not be set up. (Failures to
 /// deliver a built message are [`SendError`]s.)

@@ -63,11 +63,10 @@ pub struct SmtpTransportConfig {
 }
 
 impl SmtpTransportConfig {
-    /// The timeout used by [`SmtpTransportConfig::from_settings`].
+    /// The default timeout (`[mail.smtp] timeout_seconds = 30`).
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-    /// The settings from `tiercare.toml`'s `[mail.smtp]`, with the default timeout and
-    /// connection reuse on.
+    /// The settings from `tiercare.toml`'s `[mail.smtp]`, with connection reuse on.
     pub fn from_settings(settings: &SmtpConfig) -> SmtpTransportConfig {
         SmtpTransportConfig {
             host: settings.host.clone(),
@@ -75,7 +74,7 @@ impl SmtpTransportConfig {
             security: settings.security,
             username: settings.username.clone(),
             password_env: settings.password_env.clone(),
-            timeout: Self::DEFAULT_TIMEOUT,
+            timeout: Duration::from_secs(u64::from(settings.timeout_seconds)),
             pool: true,
         }
     }

@@ -1,0 +1,292 @@
+//! `send`, `outbox` and `unsubscribe`: delivering the outbox, looking into it, and the
+//! suppression list.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tiercare_scheduler::assess::format_time;
+use tiercare_scheduler::mail::TokenSigner;
+use tiercare_scheduler::outbox::{
+    SendSettings, deliver_due, transports, unsubscribe_address, unsubscribe_csv,
+};
+use tiercare_scheduler::workspace::Workspace;
+use tiercare_store::{OutboxEmail, OutboxState, SuppressionReason};
+
+use crate::cli::{OutboxArgs, OutboxCommand, OutboxStateArg, SendArgs, UnsubscribeArgs};
+use crate::commands::tiers::{now, time_or};
+use crate::output::Output;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    let workspace = Workspace::open(workspace_dir)?;
+    let config = workspace.config();
+    let at = time_or(args.at.as_deref(), config.timezone, now())?;
+    let settings = SendSettings::from_config(&config.mail, &env)?;
+    let mut transports = transports(workspace.root(), &config.mail, &env)?;
+    let mut store = workspace.open_store()?;
+    let report = deliver_due(&mut store, &mut transports, at, &settings)?;
+    if args.json {
+        out.json(&report)?;
+    } else {
+        out.heading(&format!(
+            "sent {} of {} claimed emails via {} at {}",
+            report.sent,
+            report.claimed,
+            report.transport,
+            format_time(at)
+        ));
+        let mut parts = Vec::new();
+        for (count, what) in [
+            (report.deferred, "deferred (retried later)"),
+            (report.failed, "failed"),
+            (
+                report.hard_bounces,
+                "of them refused addresses, now suppressed",
+            ),
+            (
+                report.invalid_address,
+                "of them invalid addresses, not sent",
+            ),
+            (
+                report.unknown,
+                "unknown (handed over, no answer: see `tiercare outbox list --state unknown`)",
+            ),
+            (
+                report.suppressed,
+                "suppressed (address on the suppression list)",
+            ),
+            (report.no_consent, "not sent: no email consent"),
+            (report.rate_limited, "left queued by the rate limit"),
+            (report.already_delivered, "already delivered before"),
+        ] {
+            if count > 0 {
+                parts.push(format!("{count} {what}"));
+            }
+        }
+        if !parts.is_empty() {
+            out.line(&format!("  {}", parts.join(" · ")));
+        }
+        if report.recovered > 0 {
+            out.warn(&format!(
+                "{} email(s) were left claimed by a sender that stopped; {} queued again to be resent once with the same Message-ID",
+                report.recovered, report.resent_after_crash
+            ));
+        }
+    }
+    Ok(if report.failed > 0 || report.unknown > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn state(arg: OutboxStateArg) -> OutboxState {
+    match arg {
+        OutboxStateArg::Queued => OutboxState::Queued,
+        OutboxStateArg::Claimed => OutboxState::Claimed,
+        OutboxStateArg::Sent => OutboxState::Sent,
+        OutboxStateArg::Deferred => OutboxState::Deferred,
+        OutboxStateArg::Failed => OutboxState::Failed,
+        OutboxStateArg::Unknown => OutboxState::Unknown,
+        OutboxStateArg::Cancelled => OutboxState::Cancelled,
+        OutboxStateArg::Suppressed => OutboxState::Suppressed,
+    }
+}
+
+fn summary_line(email: &OutboxEmail) -> String {
+    format!(
+        "  #{:<6} {:<10} {:<9} {} · {} · {} · attempts {}{}",
+        email.id,
+        email.state.as_str(),
+        email.customer_id.as_deref().unwrap_or("(forgotten)"),
+        format_time(email.sent_at.unwrap_or(email.due_at)),
+        email.rule_id,
+        email.template,
+        email.attempts,
+        email
+            .last_error
+            .as_deref()
+            .filter(|_| email.state != OutboxState::Sent)
+            .map(|error| format!(" · {error}"))
+            .unwrap_or_default()
+    )
+}
+
+pub fn outbox(args: OutboxArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    let workspace = Workspace::open(workspace_dir)?;
+    let mut store = workspace.open_store()?;
+    match args.command.unwrap_or(OutboxCommand::List) {
+        OutboxCommand::List => {
+            let emails = store.outbox(args.state.map(state), args.limit)?;
+            let (counts, recovered) = store.outbox_counts()?;
+            if args.json {
+                let counts: serde_json::Map<String, serde_json::Value> = counts
+                    .iter()
+                    .map(|(state, n)| (state.as_str().to_owned(), (*n).into()))
+                    .collect();
+                out.json(&serde_json::json!({
+                    "counts": counts,
+                    "resent_after_crash": recovered,
+                    "emails": emails,
+                }))?;
+            } else {
+                let counts: Vec<String> = counts
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(state, n)| format!("{n} {state}"))
+                    .collect();
+                out.heading(&format!(
+                    "outbox: {}{}",
+                    if counts.is_empty() {
+                        "empty".to_owned()
+                    } else {
+                        counts.join(" · ")
+                    },
+                    if recovered > 0 {
+                        format!(" · {recovered} resent after a crash")
+                    } else {
+                        String::new()
+                    }
+                ));
+                for email in &emails {
+                    out.line(&summary_line(email));
+                }
+            }
+        }
+        OutboxCommand::Show { id } => {
+            let email = store.outbox_email(id)?.with_context(|| {
+                format!("unknown outbox email #{id}: `tiercare outbox list` lists them")
+            })?;
+            let events = store.outbox_events(id)?;
+            if args.json {
+                out.json(&serde_json::json!({ "email": email, "events": events }))?;
+            } else {
+                out.heading(&format!("outbox email #{} · {}", email.id, email.state));
+                for (name, value) in [
+                    ("to", email.to_address.clone()),
+                    ("subject", email.subject.clone()),
+                    ("message-id", email.message_id.clone()),
+                    (
+                        "rule",
+                        format!("{} · template {}", email.rule_id, email.template),
+                    ),
+                    (
+                        "customer",
+                        email
+                            .customer_id
+                            .clone()
+                            .unwrap_or_else(|| "(forgotten)".into()),
+                    ),
+                    ("due", format_time(email.due_at)),
+                    ("attempts", email.attempts.to_string()),
+                    (
+                        "sent",
+                        email.sent_at.map(format_time).unwrap_or_else(|| "-".into()),
+                    ),
+                    (
+                        "last error",
+                        email.last_error.clone().unwrap_or_else(|| "-".into()),
+                    ),
+                    ("resent after crash", email.recoveries.to_string()),
+                ] {
+                    out.line(&format!("  {name:<19} {value}"));
+                }
+                out.line("  history:");
+                for event in &events {
+                    out.line(&format!(
+                        "    {} {} → {}{}",
+                        format_time(event.at),
+                        event.from_state.as_deref().unwrap_or("-"),
+                        event.to_state,
+                        event
+                            .detail
+                            .as_deref()
+                            .map(|d| format!(" · {d}"))
+                            .unwrap_or_default()
+                    ));
+                }
+                out.line("");
+                out.line(&email.body_text);
+            }
+        }
+        OutboxCommand::Retry { id } => {
+            let email = store.retry_email(id, now())?;
+            changed(
+                out,
+                args.json,
+                &email,
+                "queued again, due now (same Message-ID)",
+            )?;
+        }
+        OutboxCommand::Cancel { id } => {
+            let email = store.cancel_email(id, now())?;
+            changed(out, args.json, &email, "cancelled: it will not be sent")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn changed(out: &Output, json: bool, email: &OutboxEmail, what: &str) -> anyhow::Result<()> {
+    if json {
+        out.json(email)
+    } else {
+        out.line(&format!("outbox email #{}: {what}", email.id));
+        Ok(())
+    }
+}
+
+pub fn unsubscribe(
+    args: UnsubscribeArgs,
+    workspace_dir: &Path,
+    out: &Output,
+) -> anyhow::Result<ExitCode> {
+    let workspace = Workspace::open(workspace_dir)?;
+    let mut store = workspace.open_store()?;
+    let at = now();
+    let (added, already, skipped): (u64, u64, Vec<(u64, String)>) = if let Some(path) = &args.csv {
+        let report = unsubscribe_csv(&mut store, path, at)?;
+        (report.added, report.already, report.skipped)
+    } else if let Some(token) = &args.token {
+        let mail = &workspace.config().mail;
+        let signer = TokenSigner::from_env(&mail.unsubscribe_secret_env, &env)?;
+        let hash = signer.verify(token).context(
+            "the token is not valid: it was damaged, or signed with another secret (check the \
+             environment variable [mail] unsubscribe_secret_env names)",
+        )?;
+        let new = store.suppress_hash(&hash, SuppressionReason::Unsubscribe, "token", at)?;
+        (u64::from(new), u64::from(!new), Vec::new())
+    } else {
+        let address = args.address.as_deref().unwrap_or_default();
+        match unsubscribe_address(&mut store, address, "cli", at)? {
+            Ok(new) => (u64::from(new), u64::from(!new), Vec::new()),
+            Err(why) => (0, 0, vec![(0, why)]),
+        }
+    };
+    if args.json {
+        out.json(&serde_json::json!({
+            "added": added,
+            "already_suppressed": already,
+            "skipped": skipped.iter().map(|(row, why)| serde_json::json!({"row": row, "reason": why})).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        out.heading(&format!(
+            "suppressed {added} new address(es); {already} already suppressed"
+        ));
+        for (row, why) in &skipped {
+            if *row > 0 {
+                out.warn(&format!("row {row} skipped: {why}"));
+            } else {
+                out.warn(&format!("skipped: {why}"));
+            }
+        }
+    }
+    Ok(if skipped.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
