@@ -1,23 +1,7 @@
 //! Data rights: everything held about one customer ([`Store::export_customer`]), and
 //! forgetting a customer ([`Store::forget_customer`]).
 //!
-//! Forgetting erases personal data but keeps the facts the business needs (orders and their
-//! amounts, tiers, the follow-up ledger), so reports and tiering stay right:
-//!
-//! - the customer row keeps its external id (orders refer to it, and a re-import must find it);
-//!   name, email, phone, birthday and attributes are erased and every consent is withdrawn;
-//! - free text that may describe the person is erased: interaction notes, complaint subjects,
-//!   feedback comments, task titles and notes (in the tasks and in the ledger's actions), pin
-//!   reasons;
-//! - every address the customer was mailed at is added to the suppression list (by hash only,
-//!   reason `forgotten`), so it is never mailed again, even if a file imports it again;
-//! - pending mail (queued, deferred, unknown) is cancelled, and every outbox row of the customer
-//!   has its address, subject and bodies erased and loses its link to the customer. A row being
-//!   sent at that moment (claimed) is left alone and counted: forget again once it is done;
-//! - one `privacy_requests` row records who asked, when, and the counts (no personal data).
-//!
-//! It is one `IMMEDIATE` transaction, and idempotent: a second forget changes nothing and
-//! writes no audit row.
+//! [`Store::forget_customer`] says what forgetting does.
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
@@ -163,9 +147,26 @@ impl Store {
         Ok(export)
     }
 
-    /// Forgets the customer with `external_id` (see the [module docs](self)), in one
-    /// `IMMEDIATE` transaction; `by` (who asked) and `now` go into the audit row.
-    /// [`StoreError::UnknownCustomer`] when there is no such customer.
+    /// Forgets the customer with `external_id`, in one `IMMEDIATE` transaction; `by` (who
+    /// asked) and `now` go into the audit row.
+    ///
+    /// Forgetting erases personal data but keeps the facts the business needs (orders and their
+    /// amounts, tiers, the follow-up ledger), so reports and tiering stay right:
+    ///
+    /// - the customer row keeps its external id (orders refer to it, and a re-import must find it);
+    ///   name, email, phone, birthday and attributes are erased and every consent is withdrawn;
+    /// - free text that may describe the person is erased: interaction notes, complaint subjects,
+    ///   feedback comments, task titles and notes (in the tasks and in the ledger's actions), pin
+    ///   reasons;
+    /// - every address the customer was mailed at is added to the suppression list (by hash only,
+    ///   reason `forgotten`), so it is never mailed again, even if a file imports it again;
+    /// - pending mail (queued, deferred, unknown) is cancelled, and every outbox row of the customer
+    ///   has its address, subject and bodies erased and loses its link to the customer. A row being
+    ///   sent at that moment (claimed) is left alone and counted: forget again once it is done;
+    /// - one `privacy_requests` row records who asked, when, and the counts (no personal data).
+    ///
+    /// It is one `IMMEDIATE` transaction, and idempotent: a second forget changes nothing and
+    /// writes no audit row. [`StoreError::UnknownCustomer`] when there is no such customer.
     pub fn forget_customer(
         &mut self,
         external_id: &str,

@@ -1,24 +1,6 @@
 //! Product recommendations from purchase history: item-to-item co-occurrence over order lines.
 //!
-//! # The method
-//!
-//! A product is an order line's `sku` (lines without one are ignored). For a customer `c` who
-//! bought the set of products `I(c)` (orders placed at or before the recommendation time):
-//!
-//! 1. every other customer `d` who bought at least one product of `I(c)` is a *neighbour*, with
-//!    an overlap `|I(c) ∩ I(d)|`;
-//! 2. every product `j` a neighbour bought and `c` did not scores the sum of its buyers'
-//!    overlaps: `score(j) = Σ_{i ∈ I(c)} |buyers(i) ∩ buyers(j) \ {c}|`, the classic
-//!    item-to-item co-occurrence count summed over the customer's products;
-//! 3. products are ranked by score, then by how many customers bought them, then by SKU (so
-//!    the order is deterministic), and the top `n` are taken;
-//! 4. when fewer than `n` have a score (a customer without order lines, or whose products
-//!    nobody else bought), the rest are the products most bought (by distinct customers) by
-//!    customers *of the same tier*, or by everyone when the customer has no tier; they have
-//!    score 0 and [`Basis::PopularInTier`].
-//!
-//! A product the customer already bought is never recommended. The whole purchase history is
-//! read once into memory ([`Store::recommender`]), so a batch of emails costs one scan.
+//! See [`Recommender`] for the method.
 
 use std::collections::HashMap;
 
@@ -53,6 +35,26 @@ pub struct Recommendation {
 }
 
 /// The purchase history as of one time, ready to recommend for any customer.
+///
+/// # The method
+///
+/// A product is an order line's `sku` (lines without one are ignored). For a customer `c` who
+/// bought the set of products `I(c)` (orders placed at or before the recommendation time):
+///
+/// 1. every other customer `d` who bought at least one product of `I(c)` is a *neighbour*, with
+///    an overlap `|I(c) ∩ I(d)|`;
+/// 2. every product `j` a neighbour bought and `c` did not scores the sum of its buyers'
+///    overlaps: `score(j) = Σ_{i ∈ I(c)} |buyers(i) ∩ buyers(j) \ {c}|`, the classic
+///    item-to-item co-occurrence count summed over the customer's products;
+/// 3. products are ranked by score, then by how many customers bought them, then by SKU (so
+///    the order is deterministic), and the top `n` are taken;
+/// 4. when fewer than `n` have a score (a customer without order lines, or whose products
+///    nobody else bought), the rest are the products most bought (by distinct customers) by
+///    customers *of the same tier*, or by everyone when the customer has no tier; they have
+///    score 0 and [`Basis::PopularInTier`].
+///
+/// A product the customer already bought is never recommended. The whole purchase history is
+/// read once into memory ([`Store::recommender`]), so a batch of emails costs one scan.
 #[derive(Debug, Default)]
 pub struct Recommender {
     /// Per customer rowid: the products bought, as sorted product indexes.
@@ -124,7 +126,7 @@ impl Store {
 
 impl Recommender {
     /// Up to `n` products for the customer with rowid `customer`, best first (see the
-    /// [module docs](self) for the method).
+    /// [`Recommender`] for the method).
     #[must_use]
     pub fn recommend(&self, customer: i64, n: usize) -> Vec<Recommendation> {
         if n == 0 {
