@@ -55,6 +55,7 @@ fn create_makes_a_migrated_tiercare_database() {
             "orders",
             "outbox",
             "outbox_events",
+            "privacy_requests",
             "segment_history",
             "suppressions",
             "tasks",
