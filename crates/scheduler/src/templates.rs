@@ -6,10 +6,11 @@
 //! recommendations) and renders a template for them. It implements the outbox's
 //! [`RenderEmail`], so emails recorded by `followups record` are rendered from templates.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use chrono::TimeZone;
 use chrono_tz::Tz;
@@ -20,7 +21,8 @@ use tiercare_engine::{
     TemplateContext, TemplateFile, Templates, TierContext, features, load_templates,
 };
 use tiercare_store::{
-    EmailRecipient, OutboxEmail, OutboxState, RecipientKind, Recommender, Store, StoreError, Window,
+    CustomerFeatures, EmailRecipient, Manager, OutboxEmail, OutboxState, RecipientKind,
+    Recommender, Store, StoreError, Window,
 };
 
 use crate::assess::fill_snapshot;
@@ -129,6 +131,20 @@ pub struct EmailRenderer {
     sender: SenderContext,
     /// The purchase history, read once at the first rendering (as of its time).
     recommender: OnceLock<Recommender>,
+    /// Managers, read once.
+    managers: OnceLock<Vec<Manager>>,
+    /// Every customer's features at one time, computed in one pass when a second customer is
+    /// rendered at that time (a batch), so a batch costs one pass instead of one per customer.
+    features: Mutex<FeatureCache>,
+}
+
+/// See [`EmailRenderer`]'s `features`.
+#[derive(Debug, Default)]
+struct FeatureCache {
+    /// The time of the last rendering, and whether it was seen once already.
+    last_at: Option<i64>,
+    /// Every customer's features at `at`, by external id.
+    all: Option<(i64, HashMap<String, CustomerFeatures>)>,
 }
 
 impl std::fmt::Debug for EmailRenderer {
@@ -169,6 +185,8 @@ impl EmailRenderer {
             timezone: workspace.config().timezone,
             sender: sender(&workspace.config().mail.from),
             recommender: OnceLock::new(),
+            managers: OnceLock::new(),
+            features: Mutex::new(FeatureCache::default()),
         })
     }
 
@@ -182,8 +200,8 @@ impl EmailRenderer {
         let store = &self.store;
         let unknown = || TemplatesError::UnknownCustomer(customer_id.to_owned());
         let customer = store.customer(customer_id)?.ok_or_else(unknown)?;
-        let stored_features = store
-            .customer_features(at, self.window, customer_id)?
+        let stored_features = self
+            .customer_features(customer_id, at)?
             .ok_or_else(unknown)?;
         let mut snapshot = Snapshot::new();
         fill_snapshot(&mut snapshot, &stored_features);
@@ -235,10 +253,14 @@ impl EmailRenderer {
             .collect();
         let owner = match customer.owner.as_deref() {
             Some(owner_id) => {
-                let manager = store
-                    .managers()?
-                    .into_iter()
-                    .find(|m| m.external_id == owner_id);
+                let managers = match self.managers.get() {
+                    Some(managers) => managers,
+                    None => {
+                        let read = store.managers()?;
+                        self.managers.get_or_init(|| read)
+                    }
+                };
+                let manager = managers.iter().find(|m| m.external_id == owner_id).cloned();
                 OwnerContext {
                     id: owner_id.to_owned(),
                     name: manager.as_ref().map(|m| m.name.clone()).unwrap_or_default(),
@@ -291,6 +313,37 @@ impl EmailRenderer {
             sender: self.sender.clone(),
             today: date(at),
         })
+    }
+
+    /// One customer's features at `at`: computed for that customer alone the first time `at`
+    /// is seen, then for everyone in one pass and kept while renderings stay at `at`.
+    fn customer_features(
+        &self,
+        customer_id: &str,
+        at: i64,
+    ) -> Result<Option<CustomerFeatures>, TemplatesError> {
+        let mut cache = self
+            .features
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((cached_at, all)) = &cache.all
+            && *cached_at == at
+        {
+            return Ok(all.get(customer_id).cloned());
+        }
+        if cache.last_at != Some(at) {
+            cache.last_at = Some(at);
+            cache.all = None;
+            return Ok(self.store.customer_features(at, self.window, customer_id)?);
+        }
+        let mut all = HashMap::new();
+        self.store
+            .for_each_features(at, self.window, &mut |features| {
+                all.insert(features.customer_id.clone(), features.clone());
+            })?;
+        let found = all.get(customer_id).cloned();
+        cache.all = Some((at, all));
+        Ok(found)
     }
 
     /// Renders template `name` for the customer with `customer_id` at `at`.

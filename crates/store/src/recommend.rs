@@ -53,6 +53,10 @@ pub struct Recommendation {
 ///    customers *of the same tier*, or by everyone when the customer has no tier; they have
 ///    score 0 and [`Basis::PopularInTier`].
 ///
+/// The sum is read from an item-to-item co-occurrence table (`co(i, j)` for every pair of
+/// products bought by one customer), built once per [`Recommender`]: a customer then costs
+/// the length of their products' rows, not a walk over their neighbours.
+///
 /// A product the customer already bought is never recommended. The whole purchase history is
 /// read once into memory ([`Store::recommender`]), so a batch of emails costs one scan.
 #[derive(Debug, Default)]
@@ -65,6 +69,12 @@ pub struct Recommender {
     descriptions: Vec<String>,
     /// Each customer's current tier.
     tier_of: HashMap<i64, String>,
+    /// Per tier (`None`: customers without one): products by distinct buyers in the tier, most
+    /// bought first (then by SKU); computed at the first fallback.
+    popular: std::sync::OnceLock<HashMap<Option<String>, Vec<u32>>>,
+    /// Per product: every other product with the number of customers who bought both
+    /// (`co(i, j)`), computed at the first recommendation.
+    co: std::sync::OnceLock<Vec<Vec<(u32, u32)>>>,
 }
 
 impl Store {
@@ -134,21 +144,15 @@ impl Recommender {
         }
         let own: &[u32] = self.items_of.get(&customer).map_or(&[], Vec::as_slice);
         let owns = |item: u32| own.binary_search(&item).is_ok();
-        // 1. neighbours and their overlap
-        let mut overlap: HashMap<i64, u64> = HashMap::new();
-        for &item in own {
-            for &buyer in &self.buyers_of[item as usize] {
-                if buyer != customer {
-                    *overlap.entry(buyer).or_default() += 1;
-                }
-            }
-        }
-        // 2. products the neighbours bought, scored by overlap
+        // 1-2. Σ over the customer's products i of co(i, j): the same sum as over neighbours'
+        // overlaps, read from the item-to-item co-occurrence rows. The customer never counts
+        // in co(i, j) for a product j they did not buy.
+        let co = self.co_occurrence();
         let mut scores: HashMap<u32, u64> = HashMap::new();
-        for (neighbour, weight) in &overlap {
-            for &item in self.items_of.get(neighbour).map_or(&[][..], Vec::as_slice) {
-                if !owns(item) {
-                    *scores.entry(item).or_default() += weight;
+        for &item in own {
+            for &(other, count) in &co[item as usize] {
+                if !owns(other) {
+                    *scores.entry(other).or_default() += u64::from(count);
                 }
             }
         }
@@ -164,36 +168,76 @@ impl Recommender {
             .map(|(item, score)| self.recommendation(item, score as f64, Basis::CoPurchase))
             .collect();
         if out.len() < n {
-            // 4. fill with what the customer's tier buys most
-            let tier = self.tier_of.get(&customer);
-            let mut popular: HashMap<u32, u64> = HashMap::new();
-            for (other, items) in &self.items_of {
-                if *other == customer || self.tier_of.get(other) != tier {
-                    continue;
-                }
-                for &item in items {
-                    *popular.entry(item).or_default() += 1;
-                }
-            }
-            let mut popular: Vec<(u32, u64)> = popular
-                .into_iter()
-                .filter(|(item, _)| {
+            // 4. fill with what the customer's tier buys most. The customer's own purchases
+            // count in the tier's totals only for products they own, which are skipped anyway.
+            let tier = self.tier_of.get(&customer).cloned();
+            let popular = self
+                .popular_by_tier()
+                .get(&tier)
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+                .copied()
+                .filter(|item| {
                     !owns(*item) && !out.iter().any(|r| r.sku == self.skus[*item as usize])
-                })
-                .collect();
-            popular.sort_by(|(a, ca), (b, cb)| {
-                cb.cmp(ca)
-                    .then_with(|| self.skus[*a as usize].cmp(&self.skus[*b as usize]))
-            });
+                });
             let missing = n - out.len();
+            let filler: Vec<u32> = popular.take(missing).collect();
             out.extend(
-                popular
+                filler
                     .into_iter()
-                    .take(missing)
-                    .map(|(item, _)| self.recommendation(item, 0.0, Basis::PopularInTier)),
+                    .map(|item| self.recommendation(item, 0.0, Basis::PopularInTier)),
             );
         }
         out
+    }
+
+    /// The item-to-item co-occurrence rows: one pass over every customer's pairs of products.
+    fn co_occurrence(&self) -> &[Vec<(u32, u32)>] {
+        self.co.get_or_init(|| {
+            let mut rows: Vec<HashMap<u32, u32>> = vec![HashMap::new(); self.skus.len()];
+            for items in self.items_of.values() {
+                for &a in items {
+                    let row = &mut rows[a as usize];
+                    for &b in items {
+                        if a != b {
+                            *row.entry(b).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            rows.into_iter()
+                .map(|row| {
+                    let mut row: Vec<(u32, u32)> = row.into_iter().collect();
+                    row.sort_unstable();
+                    row
+                })
+                .collect()
+        })
+    }
+
+    /// Products by distinct buyers per tier, most bought first (then by SKU).
+    fn popular_by_tier(&self) -> &HashMap<Option<String>, Vec<u32>> {
+        self.popular.get_or_init(|| {
+            let mut counts: HashMap<Option<String>, HashMap<u32, u64>> = HashMap::new();
+            for (customer, items) in &self.items_of {
+                let tier = self.tier_of.get(customer).cloned();
+                let tier_counts = counts.entry(tier).or_default();
+                for &item in items {
+                    *tier_counts.entry(item).or_default() += 1;
+                }
+            }
+            counts
+                .into_iter()
+                .map(|(tier, items)| {
+                    let mut ranked: Vec<(u32, u64)> = items.into_iter().collect();
+                    ranked.sort_by(|(a, ca), (b, cb)| {
+                        cb.cmp(ca)
+                            .then_with(|| self.skus[*a as usize].cmp(&self.skus[*b as usize]))
+                    });
+                    (tier, ranked.into_iter().map(|(item, _)| item).collect())
+                })
+                .collect()
+        })
     }
 
     fn buyers(&self, item: u32) -> usize {
