@@ -985,7 +985,7 @@ fn undefined_diagnostic(
     };
     origin
         .diagnostic(line, column, format!("undefined variable `{wrong}`"))
-        .with_hint(format!("{hint}; see templates/README.md"))
+        .with_hint(format!("{hint} (templates/README.md lists the variables)"))
 }
 
 impl Templates {
