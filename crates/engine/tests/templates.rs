@@ -5,6 +5,7 @@
 //!
 //! Run with `UPDATE_GOLDEN=1` to rewrite the expected files after a deliberate change.
 
+#[expect(dead_code, reason = "only the golden-file helper is used here")]
 mod common;
 
 use std::collections::BTreeMap;
