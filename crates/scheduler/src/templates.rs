@@ -122,6 +122,10 @@ pub fn template_names(files: &[TemplateFile]) -> Vec<String> {
 
 /// Renders templates for customers: builds each customer's context from its own connection to
 /// the database (so it can run while another connection holds a write transaction).
+///
+/// Make one per batch (a `followups record`, a daemon tick): it reads the purchase history for
+/// recommendations and the managers once, at its first rendering, and every customer's
+/// features once per rendering time when it renders more than one customer at that time.
 pub struct EmailRenderer {
     templates: Templates,
     store: Store,
