@@ -232,7 +232,8 @@ pub enum CustomerCommand {
     /// every email to them; adds each address they were mailed at to the suppression list (by
     /// hash only), so it is never mailed again, even if a file imports it again. Orders,
     /// amounts, tiers and the follow-up ledger stay (without personal data), and one audit row
-    /// records who asked and what was done. Running it again changes nothing.
+    /// records who asked and what was done. Running it again changes nothing, except that it
+    /// erases emails that were being sent the first time (it says when there are some).
     Forget {
         /// The customer's id.
         id: String,

@@ -182,3 +182,40 @@ fn forget_erases_personal_data_cancels_mail_suppresses_the_address_once() {
     ws.run(&["customer", "show", ID])
         .assert_stdout_contains("on the suppression list");
 }
+
+#[test]
+fn an_email_being_sent_is_left_alone_and_erased_by_a_second_forget() {
+    let ws = Workspace::with_quickstart();
+    let (email, name) = email_and_name(&ws);
+    add_emails(&ws, &email, &name);
+    let conn = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+    conn.execute(
+        "UPDATE outbox SET state = 'claimed', claimed_at = 1760000050 WHERE state = 'queued'",
+        [],
+    )
+    .unwrap();
+    let run = ws.run(&["customer", "forget", ID, "--json"]);
+    run.assert_code(0);
+    run.assert_stderr_contains("were being sent and were left alone");
+    let report = run.json();
+    assert_eq!(report["emails_in_flight"], 1);
+    assert_eq!(report["emails_cancelled"], 0);
+    assert_eq!(report["emails_erased"], 1);
+    // The sender finishes; the next forget erases that email too.
+    conn.execute(
+        "UPDATE outbox SET state = 'sent', sent_at = 1760000060 WHERE state = 'claimed'",
+        [],
+    )
+    .unwrap();
+    let again = ws.run(&["customer", "forget", ID, "--json"]).json();
+    assert_eq!(again["emails_erased"], 1, "{again}");
+    assert_eq!(again["emails_in_flight"], 0);
+    assert_eq!(
+        ws.count(&format!(
+            "SELECT count(*) FROM outbox WHERE to_address = '{}'",
+            email.replace('\'', "''")
+        )),
+        0
+    );
+    assert_eq!(ws.count("SELECT count(*) FROM privacy_requests"), 2);
+}
