@@ -832,32 +832,32 @@ fn assemble(
     match (eml, txt, html) {
         (Some(eml), None, None) => split_sections(
             &eml.path,
-            &Arc::from(eml.text.as_str()),
+            &Arc::from(without_bom(&eml.text)),
             &[Part::Text, Part::Html],
             diagnostics,
         ),
         (None, Some(txt), None) => split_sections(
             &txt.path,
-            &Arc::from(txt.text.as_str()),
+            &Arc::from(without_bom(&txt.text)),
             &[Part::Text],
             diagnostics,
         ),
         (None, Some(txt), Some(html)) => {
             let mut sections = split_sections(
                 &txt.path,
-                &Arc::from(txt.text.as_str()),
+                &Arc::from(without_bom(&txt.text)),
                 &[Part::Text],
                 diagnostics,
             )?;
             sections.insert(
                 Part::Html,
                 (
-                    html.text.clone(),
+                    without_bom(&html.text).to_owned(),
                     PartOrigin {
                         path: html.path.clone(),
                         first_line: 1,
                         first_column: 1,
-                        file_text: Arc::from(html.text.as_str()),
+                        file_text: Arc::from(without_bom(&html.text)),
                     },
                 ),
             );
@@ -896,6 +896,11 @@ fn assemble(
     }
 }
 
+/// The text without a leading byte-order mark (some editors write one).
+fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
 /// Line and column (1-based, in characters) of byte `offset` in `source`.
 fn line_column(source: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(source.len());
@@ -918,14 +923,11 @@ fn jinja_diagnostic(err: &minijinja::Error, origin: &PartOrigin, source: &str) -
         Some(detail) => format!("{}: {detail}", err.kind()),
         None => err.kind().to_string(),
     };
-    origin.diagnostic(
-        line,
-        column,
-        format!("in the {}: {message}", part_of(origin, err)),
-    )
+    origin.diagnostic(line, column, format!("in the {}: {message}", part_of(err)))
 }
 
-fn part_of(_origin: &PartOrigin, err: &minijinja::Error) -> &'static str {
+/// Which part of a template an error is in, from minijinja's template name (`NAME#part`).
+fn part_of(err: &minijinja::Error) -> &'static str {
     match err.name().and_then(|name| name.rsplit('#').next()) {
         Some("subject") => "subject",
         Some("html") => "html part",
@@ -1133,6 +1135,25 @@ Dear {{ customer.name }},
         assert_eq!(email.subject, "For you");
         assert_eq!(email.text, "Hi Ada Lovelace\n");
         assert_eq!(email.html.as_deref(), Some("<b>Ada Lovelace</b>\n"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_crlf_line_endings_are_fine() {
+        let loaded = load(&[(
+            "t/w.eml.j2",
+            "\u{feff}subject: Hi {{ customer.name }}\r\n--- text\r\nHello\r\n--- html\r\n<p>x</p>\r\n",
+        )]);
+        assert!(
+            loaded.diagnostics.is_empty(),
+            "{}",
+            rendered(&loaded.diagnostics)
+        );
+        let email = loaded
+            .templates
+            .render("w", &TemplateContext::sample())
+            .unwrap();
+        assert_eq!(email.subject, "Hi Ada Lovelace");
+        assert_eq!(email.text.trim_end(), "Hello");
     }
 
     #[test]
