@@ -152,13 +152,13 @@ pub enum Command {
     /// Emails are queued, already rendered, by `tiercare followups record` (and the daemon), in
     /// the same transaction as their follow-up; `send` only delivers, so it needs no rules and
     /// can be run again at any time (after fixing the SMTP settings, say) without planning
-    /// anything. It first recovers emails a crashed sender left claimed ([mail.outbox]
+    /// anything. It first recovers emails a crashed sender left claimed (`[mail.outbox]`
     /// after_crash: resent once with the same Message-ID, or held as unknown), then claims due
     /// emails in batches, re-checking the suppression list and consent, and sends each with
     /// List-Unsubscribe headers and an unsubscribe line. 4xx answers and refused connections
     /// are retried later with exponential backoff and jitter; 5xx answers fail (a refused
     /// address is suppressed); a timeout after the message was handed over is held as
-    /// `unknown`. Rate limits ([mail.limits]) leave the rest queued. Prints what happened.
+    /// `unknown`. Rate limits (`[mail.limits]`) leave the rest queued. Prints what happened.
     Send(SendArgs),
     /// List, show, retry or cancel outbox emails.
     ///
@@ -327,7 +327,7 @@ pub struct UnsubscribeArgs {
     #[arg(value_name = "ADDRESS")]
     pub address: Option<String>,
     /// A token from an unsubscribe link (`token=...`), verified with the secret in the
-    /// environment variable [mail] unsubscribe_secret_env names.
+    /// environment variable `[mail] unsubscribe_secret_env` names.
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
     /// A CSV file with a header and an `email` (or `address`) column.
@@ -361,7 +361,9 @@ pub enum FollowupsCommand {
     /// tick.
     ///
     /// Plans [--from, --until) as `tiercare plan` does and records every planned follow-up
-    /// (emails stay planned for the outbox; tasks are created and attributes set at once) and
+    /// (emails are rendered from templates/ and queued in the outbox, for `tiercare send`; an
+    /// email without a valid address or whose template fails is skipped with the reason; tasks
+    /// are created and attributes set at once) and
     /// every occurrence the contact policy removed (recorded as skipped, so it is not planned
     /// again). Each occurrence has a key RULE:TIME:CUSTOMER, so recording the same range again
     /// creates nothing new. A task nobody can take (a customer without an owner, no active

@@ -400,30 +400,60 @@ fn a_stall_after_data_is_unknown_reported_and_held() {
 }
 
 #[test]
-fn a_crash_while_claimed_is_resent_once_with_the_same_message_id_and_counted() {
-    let sink = SmtpSink::start(Script::accept_all()).unwrap();
+fn a_sender_killed_mid_conversation_loses_nothing_and_the_resend_is_counted() {
+    // The server takes the whole message and never answers; the sender waits (30 s timeout)
+    // and is killed with SIGKILL while the email is claimed.
+    let sink = SmtpSink::start(Script::accept_all().stall_after_data(1)).unwrap();
     let (ws, _) = workspace(&sink, "DELETE FROM customers WHERE external_id = 'C2';");
-    // A sender claimed the email and died before any outcome (kill -9).
-    rusqlite::Connection::open(ws.path("tiercare.db"))
-        .unwrap()
-        .execute_batch(
-            "UPDATE outbox SET state = 'claimed', claimed_at = unixepoch('2025-06-02T23:00:00'), \
-             attempts = 1;",
-        )
-        .unwrap();
+    ws.write(
+        "tiercare.toml",
+        &config(sink.port()).replace("timeout_seconds = 1", "timeout_seconds = 30"),
+    );
     let message_id: String = one(&ws, "SELECT message_id FROM outbox");
-    // Within the claim timeout (15 minutes) it is left alone.
-    let (_, report) = send(&ws, "2025-06-02T23:10:00Z");
-    assert_eq!(report["recovered"], 0, "{report}");
-    let (_, report) = send(&ws, SEND);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tiercare"))
+        .args(["send", "--at", SEND])
+        .current_dir(ws.root())
+        .env(SECRET_ENV, SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eq!(sink.wait_for_unanswered(1, WAIT).len(), 1, "handed over");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(state_of(&ws, "C1"), ("claimed".to_owned(), 1));
+
+    // Within the claim timeout (15 minutes) another sender leaves it alone.
+    let (_, report) = send(&ws, "2025-06-03T00:10:00Z");
+    assert_eq!(
+        (report["recovered"].clone(), report["claimed"].clone()),
+        (0.into(), 0.into())
+    );
+    // After it: unknown, then resent once with the same Message-ID, and counted.
+    let (_, report) = send(&ws, SEND_PLUS_1H);
     assert_eq!(report["recovered"], 1, "{report}");
     assert_eq!(report["resent_after_crash"], 1, "{report}");
     assert_eq!(report["sent"], 1, "{report}");
     let received = sink.wait_for(1, WAIT);
     let message = MessageParser::default().parse(&received[0].data).unwrap();
     assert_eq!(format!("<{}>", message.message_id().unwrap()), message_id);
+    assert_eq!(state_of(&ws, "C1"), ("sent".to_owned(), 2));
     let out = run(&ws, &["outbox"]);
     out.assert_stdout_contains("1 resent after a crash");
+    let events: Vec<String> = {
+        let conn = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT to_state FROM outbox_events ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(
+        events,
+        ["queued", "claimed", "unknown", "queued", "claimed", "sent"]
+    );
 }
 
 #[test]
