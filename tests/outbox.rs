@@ -505,3 +505,36 @@ fn unsubscribe_lists_skip_invalid_rows_and_outbox_commands_explain_themselves() 
     assert_eq!(listing["counts"]["cancelled"], 1, "{listing}");
     assert_eq!(listing["counts"]["suppressed"], 1, "{listing}");
 }
+
+#[test]
+fn a_new_workspace_sends_to_its_mail_folder_without_any_server() {
+    let ws = Workspace::new();
+    let customers = ws.write("customers.csv", CUSTOMERS);
+    run(&ws, &["import", "customers", &customers]).assert_code(0);
+    run(&ws, &["assess", "--at", FROM]).assert_code(0);
+    ws.write("rules/followups.yaml", RULES);
+    ws.write("templates/hello.eml.j2", TEMPLATE);
+    run(
+        &ws,
+        &["followups", "record", "--from", FROM, "--until", UNTIL],
+    )
+    .assert_code(0);
+    let out = run(&ws, &["send", "--at", SEND]);
+    out.assert_code(0);
+    out.assert_stdout_contains("sent 2 of 2 claimed emails via folder");
+    let files: Vec<_> = std::fs::read_dir(ws.path("mail"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for file in &files {
+        let raw = std::fs::read(file).unwrap();
+        let message = MessageParser::default().parse(&raw).unwrap();
+        assert!(message.header("List-Unsubscribe").is_some());
+        assert!(message.body_text(0).unwrap().contains("To unsubscribe"));
+    }
+    let out = run(&ws, &["send", "--at", SEND_PLUS_1H, "--json"]);
+    out.assert_code(0);
+    assert_eq!(out.json()["claimed"], 0);
+    assert_eq!(std::fs::read_dir(ws.path("mail")).unwrap().count(), 2);
+}
