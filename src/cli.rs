@@ -12,8 +12,9 @@ Exit codes:
      followups record), emails that failed or whose outcome is unknown (send), addresses
      skipped (unsubscribe), a `run --once` pass that met errors (logged and shown by `status`)
   2  nothing was done: bad usage, a missing or unreadable file, an invalid mapping, workspace or
-     rule set, a locked or foreign database, a --strict import that met a bad row, or an unknown
-     or already done task (tasks done, tasks snooze); for send, unusable mail settings; for run,
+     rule set, a locked or foreign database, a --strict import that met a bad row, an unknown
+     or already done task (tasks done, tasks snooze), an unknown customer, a template that does
+     not exist or fails for the customer (preview); for send, unusable mail settings; for run,
      another daemon already runs on the database, or invalid rules or mail settings at start-up
 
 Environment:
@@ -102,13 +103,17 @@ pub enum Command {
     /// assesses every customer with the workspace's rules as of --end. The same --seed and --end
     /// give the same data; running it again on the same folder re-imports and changes nothing.
     Demo(DemoArgs),
-    /// Validate every rule file and script: all errors at once, as path:line:col with a caret.
+    /// Validate every rule file, script and email template: all errors at once, as
+    /// path:line:col with a caret.
     ///
     /// Reads the workspace's rules/ folder (or --rules DIR): `*.yaml` rule files and `*.rhai`
-    /// function libraries. For the workspace's own rules, the managers (`manager:ID`) and roles
-    /// (`role:NAME`) that follow-up tasks and the owner `assignment` name are also checked
-    /// against the workspace's managers, once it has some. Exits 1 when there are errors;
-    /// warnings alone exit 0.
+    /// function libraries; and its templates/ (or --templates DIR): every variable a template
+    /// uses is checked against what templates can use, every template is rendered for a sample
+    /// customer, and every template a follow-up rule names must exist. For the workspace's own
+    /// rules, the managers (`manager:ID`) and roles (`role:NAME`) that follow-up tasks and the
+    /// owner `assignment` name are also checked against the workspace's managers, once it has
+    /// some. Exits 1 when there are
+    /// errors; warnings alone exit 0.
     Check(RulesArgs),
     /// Run the rule tests in rules/tests/: customers as feature values in, tier and segments out.
     ///
@@ -231,6 +236,78 @@ pub enum Command {
     /// readable on a phone and printable) and prints where it went. Run `tiercare assess` first:
     /// without an assessment there is nothing to report (exit 2).
     Report(ReportArgs),
+    /// Render one care email for one customer and print it exactly as it would be sent.
+    ///
+    /// Renders the template (templates/NAME.eml.j2, or NAME.txt.j2 + NAME.html.j2) with the
+    /// customer's profile, features, tier, segments, owner and product recommendations as of
+    /// --at, and prints the message: headers, then the text and HTML parts (MIME, as on the
+    /// wire). Sends and records nothing. A customer without a valid email address gets the parts
+    /// printed and a warning (such an email is skipped when sending). templates/README.md lists
+    /// what a template can use.
+    Preview(PreviewArgs),
+    /// A customer's data: show it, export all of it as JSON, or forget the customer.
+    #[command(subcommand)]
+    Customer(CustomerCommand),
+}
+
+/// `tiercare preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The template's name (`care` for templates/care.eml.j2).
+    pub template: String,
+    /// The customer's id (customer_id in your files).
+    #[arg(long, value_name = "ID")]
+    pub customer: String,
+    /// Render as of this time: YYYY-MM-DD (the start of that day in the workspace's time zone)
+    /// or an RFC 3339 time [default: now].
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Print the subject, parts, recipient and message as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tiercare customer`.
+#[derive(Debug, Subcommand)]
+pub enum CustomerCommand {
+    /// Show a customer: profile, tier and segments, recent orders, contacts, complaints and
+    /// emails.
+    Show {
+        /// The customer's id.
+        id: String,
+        /// Print everything as JSON (as `export`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print everything held about a customer as one JSON document (a data-access request).
+    ///
+    /// Profile, orders with their lines, interactions, complaints, feedback, the current tier
+    /// and tier history, segments and their history, pins, follow-ups, tasks, the emails in the
+    /// outbox with their events, whether the address is suppressed, and privacy requests.
+    Export {
+        /// The customer's id.
+        id: String,
+    },
+    /// Erase a customer's personal data (a deletion request), in one transaction.
+    ///
+    /// Erases name, email, phone, birthday, attributes and consents, and free text about them
+    /// (interaction notes, complaint subjects, feedback comments, task titles and notes, pin
+    /// reasons); cancels their pending emails and erases the address, subject and bodies of
+    /// every email to them; adds each address they were mailed at to the suppression list (by
+    /// hash only), so it is never mailed again, even if a file imports it again. Orders,
+    /// amounts, tiers and the follow-up ledger stay (without personal data), and one audit row
+    /// records who asked and what was done. Running it again changes nothing, except that it
+    /// erases emails that were being sent the first time (it says when there are some).
+    Forget {
+        /// The customer's id.
+        id: String,
+        /// Who asks [default: $USER]: kept in the audit row.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `tiercare send`.
@@ -521,6 +598,11 @@ pub struct RulesArgs {
     /// The rule folder [default: the workspace's rules/].
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
+
+    /// The care-email template folder `check` checks [default: the workspace's templates/;
+    /// with --rules DIR, DIR/templates when it exists].
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
 
     /// Print the result as JSON.
     #[arg(long)]

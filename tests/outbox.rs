@@ -214,7 +214,8 @@ fn care_emails_arrive_once_well_formed_with_nothing_injected_and_nothing_to_who_
     let message_id: String = one(&ws, "SELECT message_id FROM outbox WHERE state = 'sent'");
     assert_eq!(format!("<{}>", message.message_id().unwrap()), message_id);
     assert_eq!(message.date().unwrap().to_rfc3339(), "2025-06-03T00:00:00Z");
-    assert_eq!(message.subject(), Some("Hello Bob  Bcc: x@evil.example"));
+    // The template layer folds the line break (and any run of whitespace) into one space.
+    assert_eq!(message.subject(), Some("Hello Bob Bcc: x@evil.example"));
     let unsubscribe = raw_header(&message, "List-Unsubscribe");
     assert!(
         unsubscribe.contains("mailto:care@shop.example"),
@@ -306,7 +307,8 @@ fn script_tags_are_escaped_in_html_and_literal_in_text_and_invalid_addresses_are
     assert!(text.contains("Dear <script>alert(1)</script>,"), "{text}");
     let html = message.body_html(0).unwrap();
     assert!(
-        html.contains("Dear &lt;script&gt;alert(1)&lt;/script&gt;,"),
+        // minijinja's HTML escaping also escapes `/` (as `&#x2f;`).
+        html.contains("Dear &lt;script&gt;alert(1)&lt;&#x2f;script&gt;,"),
         "{html}"
     );
     assert!(!html.contains("<script>"), "{html}");

@@ -7,7 +7,7 @@ use tiercare_scheduler::assess::format_time;
 use tiercare_scheduler::plan::{
     EVENT_LOOKBACK, PlanOptions, PlanSummary, plan as run_plan, record_due,
 };
-use tiercare_scheduler::simple_templates::SimpleTemplates;
+use tiercare_scheduler::templates::{EmailRenderer, load_workspace_templates};
 use tiercare_scheduler::workspace::Workspace;
 use tiercare_store::{Task, TaskFilter, TaskView};
 
@@ -162,6 +162,27 @@ pub fn followups(
     }
 }
 
+/// The workspace's templates, ready to render emails as follow-ups are recorded. Templates
+/// with errors are reported as warnings and left out: follow-ups that name them are recorded
+/// as skipped, with the reason.
+fn email_renderer(
+    workspace: &Workspace,
+    rules: &tiercare_engine::RuleSet,
+    out: &Output,
+) -> anyhow::Result<EmailRenderer> {
+    let loaded = load_workspace_templates(workspace)?;
+    if !loaded.diagnostics.is_empty() {
+        out.diagnostics(&tiercare_engine::render_all(
+            &loaded.diagnostics,
+            out.color_err(),
+        ));
+        out.warn(
+            "some templates have errors (see `tiercare check`): emails using them are skipped",
+        );
+    }
+    Ok(EmailRenderer::new(workspace, loaded.templates, rules)?)
+}
+
 fn record(args: RecordArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let workspace = Workspace::open(workspace_dir)?;
     let rules = load_rules(&workspace, out)?;
@@ -179,8 +200,8 @@ fn record(args: RecordArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
     };
     let reader = workspace.open_store()?;
     let mut writer = workspace.open_store()?;
-    let templates = SimpleTemplates::new(workspace.templates_dir(), &reader);
-    let report = record_due(&reader, &mut writer, &rules, options, now(), &templates)?;
+    let renderer = email_renderer(&workspace, &rules, out)?;
+    let report = record_due(&reader, &mut writer, &rules, options, now(), &renderer)?;
     if args.json {
         out.json(&report)?;
     } else {

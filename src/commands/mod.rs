@@ -1,9 +1,11 @@
 //! One function per command: open what it needs, call the crates, print.
 
+mod customer;
 mod daemon;
 mod followups;
 mod outbox;
 mod owners;
+mod preview;
 mod report;
 mod rules;
 mod tiers;
@@ -43,6 +45,8 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Run(args) => daemon::run(args, &workspace_dir),
         Command::Status(args) => daemon::status(args, &workspace_dir, out),
         Command::Report(args) => report::report(args, &workspace_dir, out),
+        Command::Preview(args) => preview::preview(args, &workspace_dir, out),
+        Command::Customer(command) => customer::customer(command, &workspace_dir, out),
         Command::Send(args) => outbox::send(args, &workspace_dir, out),
         Command::Outbox(args) => outbox::outbox(args, &workspace_dir, out),
         Command::Unsubscribe(args) => outbox::unsubscribe(args, &workspace_dir, out),

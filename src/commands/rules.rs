@@ -4,9 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::json;
-use tiercare_engine::{Severity, catalog, render_all, rules_json_schema, run_rule_tests};
+use tiercare_engine::{
+    Diagnostic, References, RuleSet, Severity, catalog, check_references, load_templates,
+    render_all, rules_json_schema, run_rule_tests,
+};
 use tiercare_scheduler::assess::{AssessError, RuleSource};
 use tiercare_scheduler::owners::check_manager_references;
+use tiercare_scheduler::templates::{read_templates, template_names};
 use tiercare_scheduler::workspace::Workspace;
 
 use crate::cli::{FunctionsArgs, RulesArgs};
@@ -28,27 +32,32 @@ fn read_rules(args: &RulesArgs, workspace_dir: &Path) -> anyhow::Result<(PathBuf
 
 pub fn check(args: RulesArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let (dir, source) = read_rules(&args, workspace_dir)?;
-    let (diagnostics, mut version) = match source.load() {
+    let (mut diagnostics, version, rules) = match source.load() {
         Ok(loaded) => {
             let mut diagnostics = loaded.warnings;
             diagnostics.extend(manager_references(&args, workspace_dir, &loaded.rules)?);
-            (diagnostics, Some(loaded.rules.version().to_owned()))
+            (
+                diagnostics,
+                Some(loaded.rules.version().to_owned()),
+                Some(loaded.rules),
+            )
         }
-        Err(AssessError::Rules { diagnostics }) => (diagnostics, None),
+        Err(AssessError::Rules { diagnostics }) => (diagnostics, None, None),
         Err(err) => return Err(err.into()),
     };
-    if diagnostics.iter().any(|d| d.severity == Severity::Error) {
-        version = None;
-    }
+    let templates = check_templates(&args, workspace_dir, rules.as_ref())?;
+    diagnostics.extend(templates.diagnostics);
     let errors = diagnostics
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .count();
     let warnings = diagnostics.len() - errors;
+    let ok = version.is_some() && errors == 0;
     if args.json {
         out.json(&json!({
             "rules": dir,
             "files": source.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+            "templates": templates.names,
             "version": version,
             "errors": errors,
             "warnings": warnings,
@@ -56,9 +65,17 @@ pub fn check(args: RulesArgs, workspace_dir: &Path, out: &Output) -> anyhow::Res
         }))?;
     } else {
         out.diagnostics(&render_all(&diagnostics, out.color_err()));
+        let templates_note = match &templates.dir {
+            Some(dir) => format!(
+                "; {} template(s) in {}",
+                templates.names.len(),
+                dir.display()
+            ),
+            None => String::new(),
+        };
         match &version {
-            Some(version) => out.heading(&format!(
-                "{}: {} files OK, version {version}{}",
+            Some(version) if ok => out.heading(&format!(
+                "{}: {} files OK, version {version}{templates_note}{}",
                 dir.display(),
                 source.files.len(),
                 if warnings > 0 {
@@ -67,13 +84,13 @@ pub fn check(args: RulesArgs, workspace_dir: &Path, out: &Output) -> anyhow::Res
                     String::new()
                 }
             )),
-            None => out.error(&format!(
-                "{}: {errors} error(s), {warnings} warning(s)",
+            _ => out.error(&format!(
+                "{}: {errors} error(s), {warnings} warning(s){templates_note}",
                 dir.display()
             )),
         }
     }
-    Ok(if version.is_some() {
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -96,6 +113,66 @@ fn manager_references(
     }
     let store = workspace.open_store()?;
     Ok(check_manager_references(&store, rules)?)
+}
+
+/// What `check` found in the templates.
+struct TemplateCheck {
+    /// The folder checked, if any.
+    dir: Option<PathBuf>,
+    /// The usable templates' names.
+    names: Vec<String>,
+    /// Problems in the templates, and follow-up rules naming templates that do not exist.
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Checks the care-email templates: `--templates DIR`, else the workspace's `templates/`, else
+/// (with `--rules DIR`) `DIR/templates` when it exists; and, when the rules compiled, that
+/// every template a follow-up rule names exists (the template half of `check_references`).
+fn check_templates(
+    args: &RulesArgs,
+    workspace_dir: &Path,
+    rules: Option<&RuleSet>,
+) -> anyhow::Result<TemplateCheck> {
+    let (dir, label) = match (&args.templates, &args.rules) {
+        (Some(dir), _) => (Some(dir.clone()), dir.clone()),
+        (None, None) => (
+            Some(Workspace::open(workspace_dir)?.templates_dir()),
+            PathBuf::from("templates"),
+        ),
+        (None, Some(rules)) => {
+            let dir = rules.join("templates");
+            (dir.is_dir().then(|| dir.clone()), dir)
+        }
+    };
+    let Some(dir) = dir else {
+        return Ok(TemplateCheck {
+            dir: None,
+            names: Vec::new(),
+            diagnostics: Vec::new(),
+        });
+    };
+    let files = read_templates(&dir, &label)?;
+    let loaded = load_templates(&files);
+    let mut diagnostics = loaded.diagnostics;
+    let names: Vec<String> = loaded.templates.names().map(str::to_owned).collect();
+    if let Some(rules) = rules {
+        // Templates with errors exist (their errors are reported above): refer by file names.
+        // Managers and roles are left empty, which skips that half of the check.
+        let existing = template_names(&files);
+        let existing: Vec<&str> = existing.iter().map(String::as_str).collect();
+        diagnostics.extend(check_references(
+            rules,
+            &References {
+                templates: &existing,
+                ..References::default()
+            },
+        ));
+    }
+    Ok(TemplateCheck {
+        dir: Some(dir),
+        names,
+        diagnostics,
+    })
 }
 
 pub fn test(args: RulesArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {

@@ -34,6 +34,7 @@
 //! - [`assignment`]: owner assignment by tier, balanced by spare capacity ([`assign`]).
 //! - [`plan`]: follow-ups planned for one customer over a time range, with occurrence keys.
 //! - [`ruletest`]: rule tests (`rules/tests/*.yaml`, `tiercare test`).
+//! - [`template`]: care-email templates (minijinja), checked against the context schema.
 //! - [`json_schema`]: the JSON Schema of rule and rule-test files (`tiercare schema`).
 
 // The JSON Schema of rule files is one `json!` literal, deeper than the default limit.
@@ -55,6 +56,7 @@ pub mod ruletest;
 pub mod sandbox;
 pub mod schedule;
 pub mod snapshot;
+pub mod template;
 pub mod yaml;
 
 mod convert;
@@ -94,6 +96,11 @@ pub use rules::{
 pub use ruletest::{TestFailure, TestReport, run_rule_tests};
 pub use sandbox::{Limits, ScriptError, new_engine, script_diagnostic};
 pub use snapshot::{FeatureTypeError, FeatureValue, Pin, Snapshot};
+pub use template::{
+    CONTEXT_SCHEMA, CustomerContext, LoadedTemplates, OwnerContext, RecommendationContext,
+    RenderError, RenderedTemplate, SenderContext, TemplateContext, TemplateFile, Templates,
+    TierContext, load_templates,
+};
 pub use yaml::{Document, PathSeg, ScalarStyle, Span, Spans, YamlLimits};
 
 /// Every error the engine returns, for callers that want one type.

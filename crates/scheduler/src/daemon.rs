@@ -3,8 +3,8 @@
 //! [`Daemon`] is the part that decides, driven by an injected [`Clock`] so tests can step
 //! through days at once: [`Daemon::pass`] does one round (reassess if the rule set's `reassess`
 //! schedule says so, record the follow-ups due since the last tick, deliver due mail) and
-//! [`Daemon::reload`] loads `rules/` into a new compiled rule set and swaps it in, or keeps the
-//! last good one and reports every problem. [`run`] is the process around it: the lock (one
+//! [`Daemon::reload`] loads `rules/` and `templates/` into a new compiled rule set and template
+//! set and swaps both in at once, or keeps the last good pair and reports every problem. [`run`] is the process around it: the lock (one
 //! daemon per database), the folder watcher, `SIGHUP` (reload), `SIGTERM`/`SIGINT` (finish the
 //! round, record the stop, exit), and waiting on one channel until the next slot or event.
 //!
@@ -29,7 +29,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tiercare_engine::{Diagnostic, RuleSet};
+use tiercare_engine::{
+    Diagnostic, References, RuleSet, Severity, TemplateFile, check_references, load_templates,
+};
 use tiercare_store::{DaemonState, RecoveryPolicy, SlotOutcome, Store, StoreError};
 
 use crate::assess::{AssessError, AssessOptions, RuleSource, assess};
@@ -40,7 +42,7 @@ use crate::lock::{DaemonLock, LockError};
 use crate::mail::{MailError, MailTransport};
 use crate::outbox::{SendSettings, deliver_due, transports};
 use crate::plan::{EVENT_LOOKBACK, PlanOptions, record_due};
-use crate::simple_templates::SimpleTemplates;
+use crate::templates::{EmailRenderer, TemplatesError, read_templates, template_names};
 use crate::watch::{Change, FolderWatcher};
 use crate::workspace::{Workspace, WorkspaceError};
 
@@ -71,6 +73,13 @@ pub enum DaemonError {
     /// The mail settings are unusable (an invalid `from`, a missing password or secret).
     #[error(transparent)]
     Mail(#[from] MailError),
+    /// The care-email templates are invalid at start-up, or could not be used (a running daemon
+    /// keeps its last good templates instead).
+    #[error("{0}")]
+    Templates(String),
+    /// The templates could not be read or prepared for rendering.
+    #[error(transparent)]
+    Render(#[from] TemplatesError),
     /// Delivering mail failed (the database, or the mail settings).
     #[error(transparent)]
     Deliver(#[from] crate::outbox::DeliverError),
@@ -140,6 +149,8 @@ pub struct Daemon<C: Clock> {
     reader: Store,
     writer: Store,
     rules: RuleSet,
+    /// The last good template files, compiled afresh for each batch of follow-ups.
+    templates: Vec<TemplateFile>,
     state: DaemonState,
     stop: Arc<AtomicBool>,
     transports: Vec<Box<dyn MailTransport>>,
@@ -149,6 +160,42 @@ pub struct Daemon<C: Clock> {
 fn read_rules(workspace: &Workspace) -> Result<RuleSet, AssessError> {
     let source = RuleSource::read(&workspace.rules_dir(), std::path::Path::new("rules"))?;
     Ok(source.load()?.rules)
+}
+
+/// Reads `templates/` and checks it against `rules`: every template compiles and checks, and
+/// every template a follow-up rule names exists. `Err` holds every problem, one per line.
+fn read_checked_templates(
+    workspace: &Workspace,
+    rules: &RuleSet,
+) -> Result<Vec<TemplateFile>, String> {
+    let files = read_templates(
+        &workspace.templates_dir(),
+        std::path::Path::new("templates"),
+    )
+    .map_err(|err| err.to_string())?;
+    let mut problems: Vec<Diagnostic> = load_templates(&files)
+        .diagnostics
+        .into_iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
+    let names = template_names(&files);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    problems.extend(
+        check_references(
+            rules,
+            &References {
+                templates: &names,
+                ..References::default()
+            },
+        )
+        .into_iter()
+        .filter(|d| d.severity == Severity::Error),
+    );
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(one_line_each(&problems))
+    }
 }
 
 fn reload_errors(err: &AssessError) -> String {
@@ -166,6 +213,8 @@ impl<C: Clock> Daemon<C> {
         let reader = workspace.open_store()?;
         let mut writer = workspace.open_store()?;
         let rules = read_rules(&workspace)?;
+        let templates =
+            read_checked_templates(&workspace, &rules).map_err(DaemonError::Templates)?;
         let send =
             SendSettings::from_config(&workspace.config().mail, &|name| std::env::var(name).ok())?;
         let env = |name: &str| std::env::var(name).ok();
@@ -209,6 +258,7 @@ impl<C: Clock> Daemon<C> {
             reader,
             writer,
             rules,
+            templates,
             state,
             stop: Arc::new(AtomicBool::new(false)),
             transports,
@@ -250,14 +300,19 @@ impl<C: Clock> Daemon<C> {
         firing::next_slot(schedule, self.workspace.config().timezone, after)
     }
 
-    /// Reads `rules/` again and swaps the new rule set in if it is valid; otherwise keeps the
-    /// active one and records every problem (log and `status`). `first_seen` is when the change
+    /// Reads `rules/` and `templates/` again and swaps the new rule set and templates in if all
+    /// of them are valid; otherwise keeps the active ones and records every problem (log and
+    /// `status`). `first_seen` is when the change
     /// was first noticed, for the save-to-active time.
     pub fn reload(&mut self, first_seen: Option<Instant>) -> ReloadOutcome {
         let now = self.clock.now();
-        let outcome = match read_rules(&self.workspace) {
-            Err(err) => {
-                let errors = reload_errors(&err);
+        let loaded = read_rules(&self.workspace)
+            .map_err(|err| reload_errors(&err))
+            .and_then(|rules| {
+                read_checked_templates(&self.workspace, &rules).map(|templates| (rules, templates))
+            });
+        let outcome = match loaded {
+            Err(errors) => {
                 for line in errors.lines() {
                     tracing::warn!(
                         problem = line,
@@ -268,15 +323,16 @@ impl<C: Clock> Daemon<C> {
                 self.state.last_reload_error_at = Some(now);
                 ReloadOutcome::Failed { errors }
             }
-            Ok(rules) => {
+            Ok((rules, templates)) => {
                 self.state.last_reload_error = None;
                 self.state.last_reload_error_at = None;
-                if rules.version() == self.rules.version() {
+                if rules.version() == self.rules.version() && templates == self.templates {
                     tracing::debug!(ruleset = rules.version(), "rules unchanged");
                     ReloadOutcome::Unchanged
                 } else {
                     let version = rules.version().to_owned();
                     self.rules = rules;
+                    self.templates = templates;
                     self.state.ruleset_version = Some(version.clone());
                     self.state.ruleset_loaded_at = Some(now);
                     self.state.reloads += 1;
@@ -441,7 +497,11 @@ impl<C: Clock> Daemon<C> {
         } else {
             last
         };
-        let templates = SimpleTemplates::new(self.workspace.templates_dir(), &self.reader);
+        let templates = EmailRenderer::new(
+            &self.workspace,
+            load_templates(&self.templates).templates,
+            &self.rules,
+        )?;
         let recorded = record_due(
             &self.reader,
             &mut self.writer,
@@ -847,5 +907,49 @@ mod tests {
         assert_eq!(stored.reloads, 2);
         assert!(stored.last_reload_ms.is_some());
         assert_eq!(daemon.reload(None), ReloadOutcome::Unchanged);
+    }
+
+    #[test]
+    fn a_broken_template_keeps_the_last_good_templates_and_fixing_it_reloads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = workspace(tmp.path());
+        let clock = TestClock::new(START);
+        let mut daemon = Daemon::start(ws.clone(), clock.clone()).unwrap();
+        let good = daemon.templates.clone();
+        assert!(!good.is_empty(), "init ships the default templates");
+        let path = ws.templates_dir().join("care.eml.j2");
+        let text = std::fs::read_to_string(&path).unwrap();
+
+        // A misspelt variable: refused, the previous templates stay, `status` shows where.
+        std::fs::write(&path, format!("{text}\n{{{{ customer.nmae }}}}\n")).unwrap();
+        let ReloadOutcome::Failed { errors } = daemon.reload(None) else {
+            panic!("a broken template was accepted");
+        };
+        assert!(errors.starts_with("templates/care.eml.j2:"), "{errors}");
+        assert_eq!(daemon.templates, good);
+        let stored = daemon.reader.daemon_state().unwrap().unwrap();
+        assert_eq!(stored.last_reload_error.as_deref(), Some(errors.as_str()));
+
+        // A template the rules name, deleted (an editor's rename half done): refused too.
+        std::fs::remove_file(&path).unwrap();
+        let ReloadOutcome::Failed { errors } = daemon.reload(None) else {
+            panic!("rules naming a missing template were accepted");
+        };
+        assert!(errors.contains("care"), "{errors}");
+        assert_eq!(daemon.templates, good);
+
+        // Fixed: the new templates are swapped in with the same rules.
+        std::fs::write(&path, format!("{text}\n")).unwrap();
+        let version = daemon.rules().version().to_owned();
+        assert_eq!(
+            daemon.reload(None),
+            ReloadOutcome::Swapped {
+                version: version.clone()
+            }
+        );
+        assert_ne!(daemon.templates, good);
+        assert_eq!(daemon.rules().version(), version);
+        let stored = daemon.reader.daemon_state().unwrap().unwrap();
+        assert_eq!(stored.last_reload_error, None);
     }
 }

@@ -3,8 +3,8 @@
 //! Today it opens and creates workspaces ([`workspace`], [`config`]), runs imports
 //! ([`ingest`]: files → engine mapping → store), assesses tiers ([`assess`]: store features →
 //! engine decisions → store), plans and records follow-ups ([`plan`]), assigns owners
-//! ([`owners`]), renders, queues and delivers care emails ([`outbox`], [`mail`],
-//! [`simple_templates`]) and writes synthetic demo data
+//! ([`owners`]), renders care emails from templates ([`templates`]), queues and delivers them
+//! ([`outbox`], [`mail`]) and writes synthetic demo data
 //! ([`demo`]). The daemon ([`daemon`]: [`clock`], [`firing`], [`lock`], [`watch`], [`status`])
 //! runs it all on schedule and reloads rules while running.
 //!
@@ -24,7 +24,7 @@ pub mod outbox;
 pub mod owners;
 pub mod plan;
 pub mod report;
-pub mod simple_templates;
 pub mod status;
+pub mod templates;
 pub mod watch;
 pub mod workspace;

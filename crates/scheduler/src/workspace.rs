@@ -49,11 +49,41 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ),
 ];
 
-const TEMPLATES_README: &str = "\
-# Templates
-
-Care email templates live here. Follow-up rules in `../rules/` name a template by its file name.
-";
+/// The default care-email templates, copied into `templates/` by [`Workspace::init`]: every file
+/// of the project's `rules/templates/` folder, embedded at build time (a test keeps this list
+/// complete). They live under `rules/` because that folder is what `init` ships (the repository's
+/// top level is fixed), and `tiercare check --rules rules` then checks them with the rules they
+/// serve; in a workspace they go to `templates/`, beside `rules/`.
+pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
+    (
+        "README.md",
+        include_str!("../../../rules/templates/README.md"),
+    ),
+    (
+        "birthday.eml.j2",
+        include_str!("../../../rules/templates/birthday.eml.j2"),
+    ),
+    (
+        "care.eml.j2",
+        include_str!("../../../rules/templates/care.eml.j2"),
+    ),
+    (
+        "offer.html.j2",
+        include_str!("../../../rules/templates/offer.html.j2"),
+    ),
+    (
+        "offer.txt.j2",
+        include_str!("../../../rules/templates/offer.txt.j2"),
+    ),
+    (
+        "upgrade-welcome.eml.j2",
+        include_str!("../../../rules/templates/upgrade-welcome.eml.j2"),
+    ),
+    (
+        "win-back.eml.j2",
+        include_str!("../../../rules/templates/win-back.eml.j2"),
+    ),
+];
 
 /// Something that stops a workspace from being created or opened.
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +190,9 @@ impl Workspace {
         for (name, text) in DEFAULT_RULES {
             write(Path::new("rules").join(name), text)?;
         }
-        write(PathBuf::from("templates/README.md"), TEMPLATES_README)?;
+        for (name, text) in DEFAULT_TEMPLATES {
+            write(Path::new("templates").join(name), text)?;
+        }
         let text = Config::initial_text(timezone);
         let config = Config::parse(&text).map_err(|source| WorkspaceError::Config {
             path: config_path.clone(),
@@ -258,6 +290,9 @@ mod tests {
             for entry in fs::read_dir(dir).unwrap() {
                 let entry = entry.unwrap();
                 let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+                if name == "templates" {
+                    continue; // DEFAULT_TEMPLATES, checked below
+                }
                 if entry.path().is_dir() {
                     walk(&entry.path(), &format!("{name}/"), found);
                 } else {
@@ -282,13 +317,35 @@ mod tests {
     }
 
     #[test]
+    fn every_file_of_the_default_template_folder_is_embedded() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules/templates");
+        let mut on_disk: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let embedded: Vec<String> = DEFAULT_TEMPLATES
+            .iter()
+            .map(|(n, _)| (*n).to_owned())
+            .collect();
+        assert_eq!(
+            on_disk, embedded,
+            "list every file of rules/templates/ in DEFAULT_TEMPLATES, sorted"
+        );
+        for (name, text) in DEFAULT_TEMPLATES {
+            assert_eq!(fs::read_to_string(dir.join(name)).unwrap(), *text, "{name}");
+        }
+    }
+
+    #[test]
     fn init_then_open() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ws");
         let (_, report) = Workspace::init(&dir, chrono_tz::Asia::Shanghai).unwrap();
         assert!(report.files.contains(&PathBuf::from("tiercare.toml")));
         assert!(dir.join("rules/README.md").is_file());
-        assert!(dir.join("templates").is_dir());
+        assert!(dir.join("templates/care.eml.j2").is_file());
+        assert!(!dir.join("rules/templates").exists());
         let workspace = Workspace::open(&dir).unwrap();
         assert_eq!(workspace.config().timezone, chrono_tz::Asia::Shanghai);
         workspace.open_store().unwrap();

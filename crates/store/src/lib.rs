@@ -25,6 +25,12 @@
 //! [`Store::managers`], [`Store::unowned_customers`] and
 //! [`Store::assign_owners`] serve owner assignment.
 //!
+//! For data rights, [`Store::export_customer`] gathers everything held about
+//! a customer and [`Store::forget_customer`] erases their personal data.
+//!
+//! For care emails, [`Store::recommender`] reads the purchase history once
+//! and recommends products by item-to-item co-occurrence ([`Recommender`]).
+//!
 //! For mail, [`FollowUpSession::record_with_email`] queues a follow-up's
 //! rendered e-mail in the outbox in the ledger's transaction;
 //! [`Store::claim_due`], [`Store::mark_sent`] and the other `mark_*`
@@ -61,6 +67,8 @@ mod keys;
 mod managers;
 mod outbox;
 mod pins;
+mod privacy;
+mod recommend;
 pub mod records;
 mod report;
 mod schema;
@@ -90,6 +98,8 @@ pub use outbox::{
     Recovery, RecoveryPolicy,
 };
 pub use pins::Pin;
+pub use privacy::{ERASED_TITLE, ForgetReport};
+pub use recommend::{Basis, Recommendation, Recommender};
 pub use records::{
     ComplaintRecord, CustomerRecord, FeedbackRecord, InteractionRecord, ManagerRecord, OrderItem,
     OrderRecord,

@@ -40,6 +40,8 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///
 /// 5. the daemon: each schedule's last handled slot (`schedule_firings`) and the daemon's
 ///    state for `tiercare status` (`daemon_state`).
+/// 6. (data rights) the audit of privacy requests: one row per
+///    `tiercare customer forget`, without personal data.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -430,6 +432,23 @@ CREATE TABLE daemon_state (
     updated_at           INTEGER NOT NULL
 ) STRICT;
 "#,
+    // 6: the audit of privacy requests.
+    r#"
+-- One row per privacy request carried out (`tiercare customer forget`): who
+-- asked, when, and counts of what was erased, cancelled and suppressed. It
+-- never holds personal data: the customer is referred to by row id only
+-- (NULL if the row is ever deleted).
+CREATE TABLE privacy_requests (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('forget')),
+    customer_id INTEGER REFERENCES customers(id) ON DELETE SET NULL,
+    at          INTEGER NOT NULL,
+    by_whom     TEXT NOT NULL,
+    -- what was done, as a JSON object of counts
+    detail      TEXT NOT NULL CHECK (json_valid(detail) AND json_type(detail) = 'object')
+) STRICT;
+CREATE INDEX privacy_requests_by_customer ON privacy_requests(customer_id);
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -505,6 +524,7 @@ mod tests {
         0x4ff4_1613_d686_d88f,
         0x5711_9058_f43c_7f09,
         0xb356_4463_9f43_faf9,
+        0xff49_ae73_65f9_254e,
     ];
 
     #[test]

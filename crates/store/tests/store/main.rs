@@ -12,6 +12,7 @@ mod open;
 mod orders;
 mod outbox;
 mod pins;
+mod recommend;
 mod rollback;
 mod tasks;
 mod tiers;

@@ -56,6 +56,7 @@ fn create_makes_a_migrated_tiercare_database() {
             "orders",
             "outbox",
             "outbox_events",
+            "privacy_requests",
             "schedule_firings",
             "segment_history",
             "suppressions",

@@ -1,0 +1,240 @@
+//! `customer show|export|forget`: a customer's data, for people and for data-rights requests.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::Value;
+use tiercare_scheduler::assess::format_time;
+use tiercare_scheduler::workspace::Workspace;
+
+use crate::cli::CustomerCommand;
+use crate::commands::tiers::now;
+use crate::output::{Output, money};
+
+/// How many recent orders, contacts and emails `show` lists.
+const RECENT: usize = 5;
+
+pub fn customer(
+    command: CustomerCommand,
+    workspace_dir: &Path,
+    out: &Output,
+) -> anyhow::Result<ExitCode> {
+    let workspace = Workspace::open(workspace_dir)?;
+    match command {
+        CustomerCommand::Export { id } => {
+            let store = workspace.open_store()?;
+            out.json(&store.export_customer(&id)?)?;
+        }
+        CustomerCommand::Show { id, json } => {
+            let store = workspace.open_store()?;
+            let export = store.export_customer(&id)?;
+            if json {
+                out.json(&export)?;
+            } else {
+                show(&id, &export, out);
+            }
+        }
+        CustomerCommand::Forget { id, by, json } => {
+            let by = by
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "unknown".to_owned());
+            let mut store = workspace.open_store()?;
+            let report = store.forget_customer(&id, &by, now())?;
+            if json {
+                out.json(&report)?;
+            } else if report.already_forgotten {
+                out.line(&format!(
+                    "customer {id} holds no personal data: nothing to erase"
+                ));
+            } else {
+                out.heading(&format!("customer {id} forgotten"));
+                out.line(&format!(
+                    "  profile erased: {}\n  notes, subjects and comments erased: {}\n  \
+                     task titles, notes and pin reasons erased: {}\n  \
+                     pending emails cancelled: {}\n  emails erased: {}\n  \
+                     addresses added to the suppression list: {}",
+                    if report.profile_erased { "yes" } else { "no" },
+                    report.free_texts_erased,
+                    report.tasks_erased,
+                    report.emails_cancelled,
+                    report.emails_erased,
+                    report.addresses_suppressed,
+                ));
+            }
+            if report.emails_in_flight > 0 {
+                out.warn(&format!(
+                    "{} email(s) to this customer were being sent and were left alone: \
+                     run `tiercare customer forget {id}` again once they are done",
+                    report.emails_in_flight
+                ));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn text<'a>(value: &'a Value, key: &str) -> &'a str {
+    value.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn time(value: &Value, key: &str) -> String {
+    value
+        .get(key)
+        .and_then(Value::as_i64)
+        .map(format_time)
+        .unwrap_or_default()
+}
+
+fn list<'a>(export: &'a Value, key: &str) -> &'a [Value] {
+    export
+        .get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// The last `RECENT` items of a list ordered oldest first, newest first.
+fn recent(items: &[Value]) -> impl Iterator<Item = &Value> {
+    items.iter().rev().take(RECENT)
+}
+
+fn show(id: &str, export: &Value, out: &Output) {
+    let customer = &export["customer"];
+    let or_dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    out.heading(&format!("customer {id}"));
+    for (label, key) in [
+        ("name", "name"),
+        ("email", "email"),
+        ("phone", "phone"),
+        ("birthday", "birthday"),
+        ("region", "region"),
+        ("owner", "owner"),
+        ("time zone", "timezone"),
+    ] {
+        out.line(&format!("  {label:<10} {}", or_dash(text(customer, key))));
+    }
+    let consents: Vec<&str> = [
+        ("consent_email", "email"),
+        ("consent_sms", "sms"),
+        ("consent_phone", "phone"),
+    ]
+    .into_iter()
+    .filter(|(key, _)| customer.get(*key).and_then(Value::as_i64) == Some(1))
+    .map(|(_, name)| name)
+    .collect();
+    out.line(&format!(
+        "  {:<10} {}",
+        "consent",
+        if consents.is_empty() {
+            "none".to_owned()
+        } else {
+            consents.join(", ")
+        }
+    ));
+    if export["email_suppressed"].as_bool() == Some(true) {
+        out.line("  the email address is on the suppression list: no email is sent to it");
+    }
+    if let Some(Value::Object(attributes)) = customer.get("attributes")
+        && !attributes.is_empty()
+    {
+        let shown: Vec<String> = attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.line(&format!("  {:<10} {}", "attributes", shown.join(", ")));
+    }
+    let tier = &export["tier"];
+    out.heading("tier");
+    if tier.is_null() {
+        out.line("  never assessed: run `tiercare assess`");
+    } else {
+        let segments: Vec<String> = list(export, "segments")
+            .iter()
+            .map(|s| format!("{}={}", text(s, "segment_set"), text(s, "segment")))
+            .collect();
+        out.line(&format!(
+            "  {} since {}{}",
+            text(tier, "tier"),
+            time(tier, "since"),
+            if segments.is_empty() {
+                String::new()
+            } else {
+                format!("; segments: {}", segments.join(", "))
+            }
+        ));
+    }
+    let orders = list(export, "orders");
+    let revenue: f64 = orders
+        .iter()
+        .filter_map(|o| o.get("amount").and_then(Value::as_f64))
+        .sum();
+    out.heading(&format!("orders: {} for {}", orders.len(), money(revenue)));
+    for order in recent(orders) {
+        out.line(&format!(
+            "  {}  {:<12} {:>12}  {} line(s)",
+            time(order, "ordered_at"),
+            text(order, "external_id"),
+            money(order.get("amount").and_then(Value::as_f64).unwrap_or(0.0)),
+            order.get("item_count").and_then(Value::as_i64).unwrap_or(0)
+        ));
+    }
+    let contacts = list(export, "interactions");
+    out.heading(&format!("contacts: {}", contacts.len()));
+    for contact in recent(contacts) {
+        out.line(&format!(
+            "  {}  {:<8} {:<10} {}",
+            time(contact, "occurred_at"),
+            text(contact, "kind"),
+            text(contact, "by_manager"),
+            text(contact, "note")
+        ));
+    }
+    let complaints = list(export, "complaints");
+    let open = complaints
+        .iter()
+        .filter(|c| c.get("resolved_at").is_none_or(Value::is_null))
+        .count();
+    out.heading(&format!("complaints: {} ({open} open)", complaints.len()));
+    for complaint in recent(complaints) {
+        out.line(&format!(
+            "  {}  {}{}",
+            time(complaint, "opened_at"),
+            text(complaint, "subject"),
+            if complaint.get("resolved_at").is_none_or(Value::is_null) {
+                " (open)"
+            } else {
+                ""
+            }
+        ));
+    }
+    let emails = list(export, "emails");
+    out.heading(&format!("emails: {}", emails.len()));
+    for email in recent(emails) {
+        out.line(&format!(
+            "  {}  {:<10} {:<16} {}",
+            time(email, "created_at"),
+            text(email, "state"),
+            text(email, "template"),
+            text(email, "subject")
+        ));
+    }
+    let tasks = list(export, "tasks");
+    if !tasks.is_empty() {
+        out.heading(&format!("tasks: {}", tasks.len()));
+        for task in recent(tasks) {
+            out.line(&format!(
+                "  {}  {:<8} {:<10} {}",
+                time(task, "due_at"),
+                text(task, "status"),
+                text(task, "assignee"),
+                text(task, "title")
+            ));
+        }
+    }
+    out.line("");
+    out.line(&format!(
+        "`tiercare customer export {id}` prints everything held about this customer as JSON"
+    ));
+}

@@ -1,0 +1,221 @@
+//! Data rights end to end: `tiercare customer show|export|forget` on the quickstart data, with
+//! emails in the outbox.
+
+mod common;
+
+use common::Workspace;
+use serde_json::Value;
+
+/// C005 has orders, two complaints and feedback in the quickstart files.
+const ID: &str = "C005";
+
+fn email_and_name(ws: &Workspace) -> (String, String) {
+    ws.query_one("SELECT email, name FROM customers WHERE external_id = 'C005'")
+}
+
+/// A queued and a sent email to C005, as the outbox holds them.
+fn add_emails(ws: &Workspace, email: &str, name: &str) {
+    let conn = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+    let customer: i64 = conn
+        .query_row(
+            "SELECT id FROM customers WHERE external_id = ?1",
+            [ID],
+            |r| r.get(0),
+        )
+        .unwrap();
+    for (n, state, sent_at) in [(1, "queued", None), (2, "sent", Some(1_760_000_100_i64))] {
+        conn.execute(
+            "INSERT INTO outbox (customer_id, rule_id, template, recipient_kind, to_address, \
+             message_id, subject, body_text, body_html, state, due_at, attempts, created_at, \
+             sent_at, updated_at) VALUES (?1, 'c-care-mail', 'care', 'customer', ?2, ?3, ?4, ?5, \
+             ?6, ?7, 1760000000, 0, 1760000000, ?8, 1760000000)",
+            rusqlite::params![
+                customer,
+                email,
+                format!("<m{n}@tiercare.invalid>"),
+                format!("Hello {name}"),
+                format!("Dear {name}"),
+                format!("<p>Dear {name}</p>"),
+                state,
+                sent_at,
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO outbox_events (outbox_id, at, from_state, to_state, detail) \
+             VALUES (last_insert_rowid(), 1760000000, NULL, 'queued', ?1)",
+            [format!("to {email}")],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn show_and_export_cover_everything_held() {
+    let ws = Workspace::with_quickstart();
+    ws.run(&["assess", "--at", "2025-11-01"]).assert_code(0);
+    let (email, name) = email_and_name(&ws);
+    add_emails(&ws, &email, &name);
+
+    let show = ws.run(&["customer", "show", ID]);
+    show.assert_code(0);
+    show.assert_stdout_contains(&format!("customer {ID}"));
+    show.assert_stdout_contains(&email);
+    show.assert_stdout_contains("complaints: 2 (1 open)");
+    show.assert_stdout_contains("emails: 2");
+
+    let export = ws.run(&["customer", "export", ID]).json();
+    assert_eq!(export["customer"]["external_id"], ID);
+    assert_eq!(export["customer"]["email"], email.as_str());
+    let count = |key: &str| export[key].as_array().map_or(0, Vec::len);
+    assert!(count("orders") > 0);
+    assert!(export["orders"][0]["lines"].is_array());
+    assert_eq!(count("complaints"), 2);
+    assert_eq!(count("feedback"), 1);
+    assert_eq!(count("emails"), 2);
+    assert_eq!(count("email_events"), 2);
+    assert!(export["tier"]["tier"].is_string(), "{}", export["tier"]);
+    assert!(count("tier_history") >= 1);
+    assert_eq!(export["email_suppressed"], false);
+
+    let unknown = ws.run(&["customer", "export", "NOPE"]);
+    unknown.assert_code(2);
+    unknown.assert_stderr_contains("NOPE");
+}
+
+#[test]
+fn forget_erases_personal_data_cancels_mail_suppresses_the_address_once() {
+    let ws = Workspace::with_quickstart();
+    ws.run(&["assess", "--at", "2025-11-01"]).assert_code(0);
+    let (email, name) = email_and_name(&ws);
+    add_emails(&ws, &email, &name);
+    let orders_before = ws.count("SELECT count(*) FROM orders");
+
+    let run = ws.run(&["customer", "forget", ID, "--by", "dpo", "--json"]);
+    run.assert_code(0);
+    let report = run.json();
+    assert_eq!(report["already_forgotten"], false);
+    assert_eq!(report["profile_erased"], true);
+    assert_eq!(report["emails_cancelled"], 1);
+    assert_eq!(report["emails_erased"], 2);
+    assert_eq!(report["addresses_suppressed"], 1);
+    assert!(
+        report["free_texts_erased"].as_u64().unwrap() >= 3,
+        "{report}"
+    );
+
+    // Nothing personal is left anywhere in what is held, and nothing in the database mentions
+    // the name or the address.
+    let export = ws.run(&["customer", "export", ID]);
+    export.assert_code(0);
+    assert!(!export.stdout.contains(&email), "{}", export.stdout);
+    assert!(!export.stdout.contains(&name), "{}", export.stdout);
+    let json: Value = export.json();
+    assert_eq!(
+        json["email_suppressed"], false,
+        "no address left to look up"
+    );
+    assert_eq!(
+        json["emails"].as_array().unwrap().len(),
+        0,
+        "unlinked from the customer"
+    );
+    for (table, column) in [
+        ("customers", "name"),
+        ("customers", "email"),
+        ("outbox", "to_address"),
+        ("outbox", "subject"),
+        ("outbox", "body_text"),
+        ("outbox_events", "detail"),
+        ("complaints", "subject"),
+        ("feedback", "comment"),
+    ] {
+        let hits = ws.count(&format!(
+            "SELECT count(*) FROM {table} WHERE {column} LIKE '%{}%' OR {column} LIKE '%{}%'",
+            email.replace('\'', "''"),
+            name.replace('\'', "''")
+        ));
+        assert_eq!(hits, 0, "{table}.{column} still holds personal data");
+    }
+    // Pending mail is cancelled with an event; the sent one stays sent, erased.
+    assert_eq!(
+        ws.count("SELECT count(*) FROM outbox WHERE state = 'cancelled' AND customer_id IS NULL"),
+        1
+    );
+    assert_eq!(
+        ws.count("SELECT count(*) FROM outbox_events WHERE to_state = 'cancelled'"),
+        1
+    );
+    assert_eq!(
+        ws.count("SELECT count(*) FROM outbox WHERE state = 'sent' AND body_html IS NULL"),
+        1
+    );
+    // The address is suppressed by hash only; the business facts stay.
+    let hash: String =
+        ws.query_one("SELECT address_hash FROM suppressions WHERE reason = 'forgotten'");
+    assert_eq!(hash, tiercare_store::address_hash(&email));
+    assert_eq!(ws.count("SELECT count(*) FROM orders"), orders_before);
+    // One audit row, without personal data.
+    let (by, detail): (String, String) =
+        ws.query_one("SELECT by_whom, detail FROM privacy_requests");
+    assert_eq!(by, "dpo");
+    assert!(
+        !detail.contains(&email) && !detail.contains(&name),
+        "{detail}"
+    );
+
+    // Forgetting again changes nothing: no new audit row, no new suppression.
+    let again = ws.run(&["customer", "forget", ID]);
+    again.assert_code(0);
+    again.assert_stdout_contains("nothing to erase");
+    assert_eq!(ws.count("SELECT count(*) FROM privacy_requests"), 1);
+    assert_eq!(ws.count("SELECT count(*) FROM suppressions"), 1);
+
+    // A later import with the same address brings the address back, but it stays suppressed.
+    let reimport = ws.write(
+        "again.csv",
+        &format!("customer_id,email,consent_email\n{ID},{email},true\n"),
+    );
+    ws.run(&["import", "customers", &reimport]).assert_code(0);
+    let json = ws.run(&["customer", "export", ID]).json();
+    assert_eq!(json["email_suppressed"], true);
+    ws.run(&["customer", "show", ID])
+        .assert_stdout_contains("on the suppression list");
+}
+
+#[test]
+fn an_email_being_sent_is_left_alone_and_erased_by_a_second_forget() {
+    let ws = Workspace::with_quickstart();
+    let (email, name) = email_and_name(&ws);
+    add_emails(&ws, &email, &name);
+    let conn = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+    conn.execute(
+        "UPDATE outbox SET state = 'claimed', claimed_at = 1760000050 WHERE state = 'queued'",
+        [],
+    )
+    .unwrap();
+    let run = ws.run(&["customer", "forget", ID, "--json"]);
+    run.assert_code(0);
+    run.assert_stderr_contains("were being sent and were left alone");
+    let report = run.json();
+    assert_eq!(report["emails_in_flight"], 1);
+    assert_eq!(report["emails_cancelled"], 0);
+    assert_eq!(report["emails_erased"], 1);
+    // The sender finishes; the next forget erases that email too.
+    conn.execute(
+        "UPDATE outbox SET state = 'sent', sent_at = 1760000060 WHERE state = 'claimed'",
+        [],
+    )
+    .unwrap();
+    let again = ws.run(&["customer", "forget", ID, "--json"]).json();
+    assert_eq!(again["emails_erased"], 1, "{again}");
+    assert_eq!(again["emails_in_flight"], 0);
+    assert_eq!(
+        ws.count(&format!(
+            "SELECT count(*) FROM outbox WHERE to_address = '{}'",
+            email.replace('\'', "''")
+        )),
+        0
+    );
+    assert_eq!(ws.count("SELECT count(*) FROM privacy_requests"), 2);
+}
