@@ -100,8 +100,10 @@ pub enum Command {
     ///
     /// Generates managers, customers (with a Pareto spread of spending), two years of orders,
     /// interactions, complaints and feedback as CSV files in DIR/data/, imports them, and
-    /// assesses every customer with the workspace's rules as of --end. The same --seed and --end
-    /// give the same data; running it again on the same folder re-imports and changes nothing.
+    /// assesses every customer with the workspace's rules as of --end. Then it runs the daemon
+    /// (`tiercare run`) for --days days in simulated time, so the folder holds a month of
+    /// follow-ups, tasks and care emails (DIR/mail/*.eml). The same --seed and --end give the
+    /// same data; running it again on the same folder re-imports and changes nothing.
     Demo(DemoArgs),
     /// Validate every rule file, script and email template: all errors at once, as
     /// path:line:col with a caret.
@@ -761,9 +763,17 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 
-    /// The last day of the generated history, YYYY-MM-DD [default: today].
+    /// The last day of the generated history, YYYY-MM-DD [default: --days days before today,
+    /// so the simulated days end today].
     #[arg(long, value_name = "DATE")]
     pub end: Option<chrono::NaiveDate>,
+
+    /// After assessing, run the daemon for this many days after --end in simulated time (a
+    /// pass every six hours): nightly reassessments, follow-ups recorded, tasks created and
+    /// care emails delivered through the workspace's transport (by default one .eml file per
+    /// email in DIR/mail/). 0 skips it.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub days: u32,
 
     /// Only write the CSV files; do not import or assess them.
     #[arg(long)]

@@ -1,4 +1,5 @@
-//! End-to-end test of `tiercare demo`: generate, import, and re-run without changes.
+//! End-to-end test of `tiercare demo`: generate, import, assess, a simulated month of the
+//! daemon with its mail in the folder, and a re-run that changes and sends nothing.
 
 mod common;
 
@@ -58,16 +59,51 @@ fn demo_generates_and_imports_a_workspace_and_a_rerun_changes_nothing() {
         latest <= 1_762_041_600,
         "no order after --end (2025-11-01 23:59:59 London)"
     );
+    // The simulated month: reassessed nightly, follow-ups recorded, every email sent once, as
+    // one file each in the mail folder.
+    let simulated = &output["simulated"];
+    assert_eq!(simulated["days"], 30);
+    assert_eq!(
+        simulated["errors"].as_array().unwrap().len(),
+        0,
+        "{simulated}"
+    );
+    assert!(
+        simulated["reassessments"].as_u64().unwrap() >= 29,
+        "{simulated}"
+    );
+    assert!(simulated["followups"].as_u64().unwrap() > 0, "{simulated}");
+    let sent = simulated["emails_sent"].as_u64().unwrap();
+    assert!(sent > 0, "{simulated}");
+    let outbox_sent: i64 = db
+        .query_row(
+            "SELECT count(*) FROM outbox WHERE state = 'sent'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(outbox_sent as u64, sent);
+    let files = || {
+        std::fs::read_dir(tmp.path().join("shop/mail"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(files() as u64, sent);
     drop(db);
 
     let second = common::run_in(tmp.path(), &args);
     second.assert_code(0);
     let output = second.json();
-    assert_eq!(output["assessment"]["changed"], 0, "same data, same tiers");
+    // Already assessed later (by the simulated nights): not assessed again as of --end.
+    assert!(output["assessment"].is_null(), "{}", output["assessment"]);
     for report in output["imports"].as_array().unwrap() {
         assert_eq!(report["imported"], 0, "{report}");
         assert_eq!(report["updated"], 0, "{report}");
     }
+    // The same month again: every range was recorded and every email sent already.
+    assert_eq!(output["simulated"]["followups"], 0);
+    assert_eq!(output["simulated"]["emails_sent"], 0);
+    assert_eq!(files() as u64, sent);
 }
 
 #[test]

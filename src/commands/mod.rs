@@ -172,7 +172,7 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
             .and_hms_opt(23, 59, 59)
             .context("invalid --end date")?
             .and_utc(),
-        None => chrono::Utc::now(),
+        None => chrono::Utc::now() - chrono::Duration::days(i64::from(args.days)),
     };
     let spec = DemoSpec {
         customers: args.customers,
@@ -222,23 +222,49 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
         }
         reports.push(report);
     }
-    // Then tier everyone by the workspace's rules, as of the end of the generated history.
+    // Then tier everyone by the workspace's rules, as of the end of the generated history;
+    // unless an earlier run (and its simulated days) assessed it later than that already: going
+    // back in time would undo those tiers.
     let rules = tiers::load_rules(&workspace, out)?;
-    let mut writer = workspace.open_store()?;
-    let assessment = tiercare_scheduler::assess::assess(
-        &store,
-        Some(&mut writer),
-        &rules,
-        tiercare_scheduler::assess::AssessOptions {
-            at: end.timestamp(),
-            now: chrono::Utc::now().timestamp(),
-            dry_run: false,
-        },
-    )?;
+    let later = store
+        .last_assessment()?
+        .filter(|last| last.at > end.timestamp());
+    let assessment = match later {
+        Some(last) => {
+            if !args.json {
+                out.line(&format!(
+                    "already assessed as of {} by an earlier run: not assessing again as of --end",
+                    tiercare_scheduler::assess::format_time(last.at)
+                ));
+            }
+            None
+        }
+        None => {
+            let mut writer = workspace.open_store()?;
+            let assessment = tiercare_scheduler::assess::assess(
+                &store,
+                Some(&mut writer),
+                &rules,
+                tiercare_scheduler::assess::AssessOptions {
+                    at: end.timestamp(),
+                    now: chrono::Utc::now().timestamp(),
+                    dry_run: false,
+                },
+            )?;
+            if !args.json {
+                tiers::print_assessment(&assessment, out);
+            }
+            Some(assessment)
+        }
+    };
+    let simulated = simulate_days(&workspace, end.timestamp(), args.days, args.json, out)?;
     if args.json {
-        out.json(&serde_json::json!({ "imports": reports, "assessment": assessment }))?;
+        out.json(&serde_json::json!({
+            "imports": reports,
+            "assessment": assessment,
+            "simulated": simulated,
+        }))?;
     } else {
-        tiers::print_assessment(&assessment, out);
         out.line(&format!(
             "next: tiercare --workspace {dir} explain {first} · tiercare --workspace {dir} assess --dry-run",
             dir = dir.display(),
@@ -246,4 +272,74 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `demo --days` did in simulated time.
+#[derive(Debug, Default, serde::Serialize)]
+struct Simulated {
+    days: u32,
+    passes: u64,
+    reassessments: u64,
+    followups: u64,
+    emails_sent: u64,
+    emails_deferred: u64,
+    errors: Vec<String>,
+}
+
+/// Runs the daemon for `days` days after `from` in simulated time, a pass every six hours.
+fn simulate_days(
+    workspace: &Workspace,
+    from: i64,
+    days: u32,
+    json: bool,
+    out: &Output,
+) -> anyhow::Result<Simulated> {
+    let mut simulated = Simulated {
+        days,
+        ..Simulated::default()
+    };
+    if days == 0 {
+        return Ok(simulated);
+    }
+    const STEP: i64 = 6 * 3_600;
+    let until = from + i64::from(days) * 86_400;
+    let bar = out.progress_bar("simulating", u64::from(days) * 4);
+    tiercare_scheduler::daemon::simulate(workspace.clone(), from, until, STEP, &mut |pass| {
+        bar.inc(1);
+        simulated.passes += 1;
+        simulated.reassessments += u64::from(pass.assessed_slot.is_some());
+        simulated.followups += pass.followups_new;
+        simulated.emails_sent += pass.sent;
+        simulated.emails_deferred += pass.deferred;
+        simulated.errors.extend(pass.errors.iter().cloned());
+    })?;
+    bar.finish_and_clear();
+    if !json {
+        out.heading(&format!(
+            "ran the daemon for {days} simulated days: {} reassessments, {} follow-ups, {} emails \
+             sent to {}",
+            simulated.reassessments,
+            thousands(simulated.followups as f64),
+            thousands(simulated.emails_sent as f64),
+            mail_destination(workspace),
+        ));
+        for error in &simulated.errors {
+            out.warn(error);
+        }
+    }
+    Ok(simulated)
+}
+
+/// Where the workspace's mail goes, in words.
+fn mail_destination(workspace: &Workspace) -> String {
+    let mail = &workspace.config().mail;
+    match mail.transport {
+        tiercare_scheduler::config::Transport::Folder => {
+            workspace.root().join(&mail.folder).display().to_string()
+        }
+        tiercare_scheduler::config::Transport::Smtp => mail
+            .smtp
+            .as_ref()
+            .map_or_else(|| "SMTP".to_owned(), |smtp| format!("SMTP {}", smtp.host)),
+    }
 }

@@ -564,6 +564,32 @@ impl<C: Clock> Daemon<C> {
     }
 }
 
+/// Runs the daemon's passes on a simulated clock from `from` to `until`, one pass every `step`
+/// seconds, as fast as the work allows: what `tiercare demo --days N` does to show weeks of
+/// reassessments, follow-ups and mail in seconds. Holds the daemon lock meanwhile, like
+/// [`run`]. The first pass starts the follow-up tick (a first start records nothing for the
+/// past), so follow-ups are recorded for `(from, until]`. `on_pass` sees each pass's report.
+pub fn simulate(
+    workspace: Workspace,
+    from: i64,
+    until: i64,
+    step: i64,
+    on_pass: &mut dyn FnMut(&PassReport),
+) -> Result<(), DaemonError> {
+    let _lock = DaemonLock::acquire(&workspace.database_path())?;
+    let clock = crate::clock::TestClock::new(from);
+    let mut daemon = Daemon::start(workspace, clock.clone())?;
+    loop {
+        on_pass(&daemon.pass());
+        if clock.now() >= until {
+            break;
+        }
+        clock.set((clock.now() + step.max(1)).min(until));
+    }
+    daemon.stopped();
+    Ok(())
+}
+
 /// How `tiercare run` runs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
@@ -951,5 +977,30 @@ mod tests {
         assert_eq!(daemon.rules().version(), version);
         let stored = daemon.reader.daemon_state().unwrap().unwrap();
         assert_eq!(stored.last_reload_error, None);
+    }
+
+    #[test]
+    fn a_simulated_week_records_each_day_once_and_again_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = workspace(tmp.path());
+        let mut ranges = Vec::new();
+        simulate(ws.clone(), START, START + 7 * DAY, DAY / 4, &mut |pass| {
+            ranges.push(pass.followups_range)
+        })
+        .unwrap();
+        // One pass to start, then 28 quarter days, each range following the last.
+        assert_eq!(ranges.len(), 29);
+        assert_eq!(ranges[0], None);
+        let covered: Vec<(i64, i64)> = ranges.iter().flatten().copied().collect();
+        assert_eq!(covered.first().unwrap().0, START);
+        assert_eq!(covered.last().unwrap().1, START + 7 * DAY);
+        assert!(covered.windows(2).all(|pair| pair[0].1 == pair[1].0));
+        // The same week again finds every range recorded already.
+        let mut again = Vec::new();
+        simulate(ws, START, START + 7 * DAY, DAY / 4, &mut |pass| {
+            again.push(pass.followups_range)
+        })
+        .unwrap();
+        assert!(again.iter().all(Option::is_none), "{again:?}");
     }
 }
