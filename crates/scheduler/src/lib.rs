@@ -17,6 +17,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod firing;
+pub mod html;
 pub mod ingest;
 pub mod lock;
 pub mod mail;

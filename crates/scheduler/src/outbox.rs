@@ -483,22 +483,6 @@ fn unsubscribe_links(settings: &SendSettings, address: &str) -> ListUnsubscribe 
     ListUnsubscribe { mailto, https }
 }
 
-/// Escapes text for HTML (content and attribute values).
-pub(crate) fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The message of an outbox email as it goes out: its stored parts, and for a customer the
 /// `List-Unsubscribe` headers and a visible unsubscribe line in the text and the HTML.
 pub fn outgoing(email: &OutboxEmail, settings: &SendSettings, now: i64) -> OutgoingEmail {
@@ -531,7 +515,7 @@ pub fn outgoing(email: &OutboxEmail, settings: &SendSettings, now: i64) -> Outgo
                 let footer = format!(
                     "<p style=\"font-size:small;color:#666\">To unsubscribe from these emails, \
                      <a href=\"{}\">click here</a>.</p>",
-                    escape_html(&href)
+                    crate::html::escape(&href)
                 );
                 match body.to_ascii_lowercase().rfind("</body>") {
                     Some(at) => body.insert_str(at, &footer),
@@ -699,13 +683,5 @@ mod tests {
         assert_eq!(backoff(&outbox, 3, 1.0), 240);
         assert_eq!(backoff(&outbox, 5, 1.0), 600, "capped");
         assert_eq!(backoff(&outbox, 99, 0.0), 300);
-    }
-
-    #[test]
-    fn html_escaping_covers_markup_and_quotes() {
-        assert_eq!(
-            escape_html("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
     }
 }

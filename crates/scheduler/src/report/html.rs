@@ -15,6 +15,7 @@ use tiercare_store::{OwnerWork, RuleEmails};
 
 use super::figures::{Figures, ManagerLoad, MoveMatrix, Pareto, RfmGrid, TierFigure};
 use crate::assess::format_time;
+use crate::html::escape;
 
 /// How many rows a bar chart of owners or managers shows at most (the tables list all).
 const CHART_ROWS: usize = 25;
@@ -38,22 +39,6 @@ pub fn render(figures: &Figures) -> String {
     care_section(&mut page, figures);
     page.push_str(FOOT);
     page
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A count with thousands separators: `1,234,567`.
