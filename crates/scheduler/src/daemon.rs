@@ -759,40 +759,29 @@ mod tests {
 
     use super::*;
     use crate::clock::TestClock;
-    use crate::ingest::{ImportRequest, import_file};
+    use crate::test_support::import;
 
     const HOUR: i64 = 3_600;
     const DAY: i64 = 86_400;
     /// 2026-03-01T00:00:00Z.
     const START: i64 = 1_772_323_200;
 
-    fn import(workspace: &Workspace, kind: RecordKind, text: &str) {
-        let mut store = workspace.open_store().unwrap();
-        let file = workspace.root().join(format!("{kind}.csv"));
-        std::fs::write(&file, text).unwrap();
-        let request = ImportRequest {
-            kind,
-            file: &file,
-            mapping: None,
-            strict: true,
-            format: None,
-            timezone: workspace.config().timezone,
-        };
-        import_file(&mut store, &request, &mut |_| {}).unwrap();
-    }
-
     fn workspace(dir: &Path) -> Workspace {
         let (workspace, _) = Workspace::init(&dir.join("ws"), chrono_tz::UTC).unwrap();
+        let mut store = workspace.open_store().unwrap();
         import(
             &workspace,
+            &mut store,
             RecordKind::Customers,
             "customer_id,name,email,consent_email\nC1,Big,big@example.com,true\nC2,Small,small@example.com,true\n",
         );
         import(
             &workspace,
+            &mut store,
             RecordKind::Orders,
             "order_id,customer_id,ordered_at,amount\nO1,C1,2026-01-10,9000\nO2,C2,2026-01-11,10\n",
         );
+        drop(store);
         workspace
     }
 

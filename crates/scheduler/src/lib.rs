@@ -27,5 +27,7 @@ pub mod plan;
 pub mod report;
 pub mod status;
 pub mod templates;
+#[cfg(test)]
+mod test_support;
 pub mod watch;
 pub mod workspace;

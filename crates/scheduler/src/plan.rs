@@ -751,7 +751,7 @@ mod tests {
 
     use super::*;
     use crate::assess::{AssessOptions, RuleSource, assess};
-    use crate::ingest::{ImportRequest, import_file};
+    use crate::test_support::import;
     use crate::workspace::Workspace;
 
     /// 2025-06-02T00:00:00Z, a Monday.
@@ -829,20 +829,6 @@ mod tests {
             render_title("Call {{ customer.id }}", "C1", Some(" ")),
             "Call C1"
         );
-    }
-
-    fn import(workspace: &Workspace, store: &mut Store, kind: RecordKind, text: &str) {
-        let file = workspace.root().join(format!("{kind}.csv"));
-        std::fs::write(&file, text).unwrap();
-        let request = ImportRequest {
-            kind,
-            file: &file,
-            mapping: None,
-            strict: true,
-            format: None,
-            timezone: workspace.config().timezone,
-        };
-        import_file(store, &request, &mut |_| {}).unwrap();
     }
 
     #[test]

@@ -534,7 +534,7 @@ mod tests {
 
     use super::*;
     use crate::assess::RuleSource;
-    use crate::ingest::{ImportRequest, import_file};
+    use crate::test_support::import;
     use crate::workspace::Workspace;
 
     const DAY: i64 = 86_400;
@@ -542,20 +542,6 @@ mod tests {
     const T2: i64 = 1_748_822_400;
     /// The first assessment, 30 days before.
     const T1: i64 = T2 - 30 * DAY;
-
-    fn import(workspace: &Workspace, store: &mut Store, kind: RecordKind, text: &str) {
-        let file = workspace.root().join(format!("{kind}.csv"));
-        std::fs::write(&file, text).unwrap();
-        let request = ImportRequest {
-            kind,
-            file: &file,
-            mapping: None,
-            strict: true,
-            format: None,
-            timezone: workspace.config().timezone,
-        };
-        import_file(store, &request, &mut |_| {}).unwrap();
-    }
 
     fn assessment(store: &mut Store, at: i64, tiers: &[(i64, &str)]) {
         let decisions: Vec<TierDecision> = tiers
