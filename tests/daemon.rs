@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Workspace, run_in};
+use common::{Workspace, followups_record_json, run_in};
 use serde_json::Value;
 
 /// How long any observable state may take to appear.
@@ -502,15 +502,7 @@ fn mail_workspace(dir: &Path, customers: usize, smtp_port: u16, connections: u32
     // The emails of 09:00 on 2 March, queued in the outbox with their follow-ups.
     let recorded = run_in(
         &root,
-        &[
-            "followups",
-            "record",
-            "--from",
-            "2026-03-02T08:00:00Z",
-            "--until",
-            "2026-03-02T10:00:00Z",
-            "--json",
-        ],
+        &followups_record_json("2026-03-02T08:00:00Z", "2026-03-02T10:00:00Z"),
     );
     recorded.assert_code(0);
     assert_eq!(recorded.json()["queued"], customers, "{}", recorded.stdout);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Datelike, TimeZone, Timelike, Weekday};
 use chrono_tz::Tz;
-use common::Workspace;
+use common::{Workspace, followups_record_json};
 use serde_json::Value;
 
 /// Plans start here: the quickstart data is assessed as of this day.
@@ -194,15 +194,7 @@ fn recorded_follow_ups_keep_consent_windows_caps_and_gaps_and_recording_twice_cr
             "subject: Hello {{ customer.name }}\n--- text\nHello {{ customer.name }}\n",
         );
     }
-    let args = [
-        "followups",
-        "record",
-        "--from",
-        FROM,
-        "--until",
-        UNTIL,
-        "--json",
-    ];
+    let args = followups_record_json(FROM, UNTIL);
     let out = ws.run(&args);
     out.assert_code(0);
     let first = out.json();
@@ -359,15 +351,7 @@ fn a_set_of_several_attributes_is_recorded_and_carried_out_together() {
         "rules/coupon.yaml",
         "followups:\n  - id: t-coupon\n    tiers: [C]\n    cron: \"0 9 3 6 *\"\n    re_entry: once\n    set: { coupon_issued: true, coupon_code: JUNE25 }\n",
     );
-    let out = ws.run(&[
-        "followups",
-        "record",
-        "--from",
-        FROM,
-        "--until",
-        UNTIL,
-        "--json",
-    ]);
+    let out = ws.run(&followups_record_json(FROM, UNTIL));
     out.assert_code(0);
     let report = out.json();
     let c_customers = ws.count("SELECT count(*) FROM customer_tiers WHERE tier = 'C'");

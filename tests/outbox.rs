@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Run, Workspace};
+use common::{Run, Workspace, followups_record_json};
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 use smtp_sink::{Received, Script, SmtpSink};
 
@@ -99,18 +99,7 @@ fn workspace(sink: &SmtpSink, tamper: &str) -> (Workspace, serde_json::Value) {
             .execute_batch(tamper)
             .unwrap();
     }
-    let out = run(
-        &ws,
-        &[
-            "followups",
-            "record",
-            "--from",
-            FROM,
-            "--until",
-            UNTIL,
-            "--json",
-        ],
-    );
+    let out = run(&ws, &followups_record_json(FROM, UNTIL));
     out.assert_code(0);
     let report = out.json();
     (ws, report)

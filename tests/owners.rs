@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Workspace;
+use common::{Workspace, followups_record_json};
 
 const FROM: &str = "2025-06-02";
 const UNTIL: &str = "2025-07-02";
@@ -153,15 +153,7 @@ fn a_full_manager_gets_no_more_customers_and_the_report_says_so() {
 #[test]
 fn followups_record_assigns_owners_before_it_creates_tasks() {
     let ws = assessed();
-    let out = ws.run(&[
-        "followups",
-        "record",
-        "--from",
-        FROM,
-        "--until",
-        UNTIL,
-        "--json",
-    ]);
+    let out = ws.run(&followups_record_json(FROM, UNTIL));
     out.assert_code(0);
     let report = out.json();
     assert!(report["owners_assigned"].as_u64().unwrap() >= 1, "{report}");

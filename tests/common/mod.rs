@@ -63,6 +63,19 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Run {
     }
 }
 
+/// The arguments of `tiercare followups record --from FROM --until UNTIL --json`.
+pub fn followups_record_json<'a>(from: &'a str, until: &'a str) -> [&'a str; 7] {
+    [
+        "followups",
+        "record",
+        "--from",
+        from,
+        "--until",
+        until,
+        "--json",
+    ]
+}
+
 /// A fresh workspace made by `tiercare init` in a temporary folder.
 pub struct Workspace {
     _tmp: tempfile::TempDir,
