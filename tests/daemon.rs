@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Workspace, followups_record_json, run_in};
+use common::{Workspace, command_in, followups_record_json, run_in};
 use serde_json::Value;
 
 /// How long any observable state may take to appear.
@@ -29,12 +29,9 @@ impl Daemon {
         let log = root.with_extension(format!("log{}", unique()));
         let mut args = vec!["run"];
         args.extend_from_slice(extra);
-        let child = Command::new(env!("CARGO_BIN_EXE_tiercare"))
+        let child = command_in(root)
             .args(&args)
-            .current_dir(root)
-            .env_remove("TIERCARE_HOME")
             .env("TIERCARE_LOG", "info")
-            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap())
             .spawn()

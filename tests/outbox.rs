@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::{Run, Workspace, followups_record_json};
+use common::{Run, Workspace, command_in, followups_record_json};
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 use smtp_sink::{Received, Script, SmtpSink};
 
@@ -66,20 +65,7 @@ fn config(port: u16) -> String {
 
 /// Runs the binary in the workspace with the unsubscribe secret set.
 fn run(ws: &Workspace, args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_tiercare"))
-        .args(args)
-        .current_dir(ws.root())
-        .env_remove("TIERCARE_HOME")
-        .env_remove("TIERCARE_LOG")
-        .env("NO_COLOR", "1")
-        .env(SECRET_ENV, SECRET)
-        .output()
-        .expect("run tiercare");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::of(command_in(ws.root()).args(args).env(SECRET_ENV, SECRET))
 }
 
 /// A workspace sending to `sink`, with customers imported and assessed, the rule and its
@@ -399,9 +385,8 @@ fn a_sender_killed_mid_conversation_loses_nothing_and_the_resend_is_counted() {
         &config(sink.port()).replace("timeout_seconds = 1", "timeout_seconds = 30"),
     );
     let message_id: String = one(&ws, "SELECT message_id FROM outbox");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tiercare"))
+    let mut child = command_in(ws.root())
         .args(["send", "--at", SEND])
-        .current_dir(ws.root())
         .env(SECRET_ENV, SECRET)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

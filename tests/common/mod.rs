@@ -16,6 +16,16 @@ pub struct Run {
 }
 
 impl Run {
+    /// Runs `command` to its end and keeps its exit code and output.
+    pub fn of(command: &mut Command) -> Run {
+        let output = command.output().expect("run tiercare");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     pub fn assert_code(&self, code: i32) {
         assert_eq!(
             self.code, code,
@@ -46,21 +56,21 @@ impl Run {
     }
 }
 
-/// Runs the binary in `dir` with `args`, with a clean environment for tiercare's variables.
-pub fn run_in(dir: &Path, args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_tiercare"))
-        .args(args)
+/// The binary, to be run in `dir`, with a clean environment for tiercare's variables (no
+/// `TIERCARE_HOME`, no `TIERCARE_LOG`, `NO_COLOR` set); add arguments and variables, then run it.
+pub fn command_in(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tiercare"));
+    command
         .current_dir(dir)
         .env_remove("TIERCARE_HOME")
         .env_remove("TIERCARE_LOG")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run tiercare");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// Runs the binary in `dir` with `args`, with a clean environment for tiercare's variables.
+pub fn run_in(dir: &Path, args: &[&str]) -> Run {
+    Run::of(command_in(dir).args(args))
 }
 
 /// The arguments of `tiercare followups record --from FROM --until UNTIL --json`.
