@@ -85,6 +85,22 @@ pub struct RuleEmails {
     pub cancelled: u64,
 }
 
+impl RuleEmails {
+    /// The counts per outcome, in the order the report shows them: sent, deferred, failed,
+    /// suppressed, unknown, pending (waiting), cancelled.
+    pub fn by_outcome(&self) -> [u64; 7] {
+        [
+            self.sent,
+            self.deferred,
+            self.failed,
+            self.suppressed,
+            self.unknown,
+            self.pending,
+            self.cancelled,
+        ]
+    }
+}
+
 /// The lowest tier's care programme: its customers who received care
 /// e-mails against those who did not, and how many of each moved up.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

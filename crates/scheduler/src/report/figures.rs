@@ -844,20 +844,7 @@ mod tests {
         let emails: Vec<(&str, [u64; 7])> = figures
             .emails
             .iter()
-            .map(|r| {
-                (
-                    r.rule_id.as_str(),
-                    [
-                        r.sent,
-                        r.deferred,
-                        r.failed,
-                        r.suppressed,
-                        r.unknown,
-                        r.pending,
-                        r.cancelled,
-                    ],
-                )
-            })
+            .map(|r| (r.rule_id.as_str(), r.by_outcome()))
             .collect();
         assert_eq!(
             emails,

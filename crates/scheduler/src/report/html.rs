@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 
-use tiercare_store::{OwnerWork, RuleEmails};
+use tiercare_store::OwnerWork;
 
 use super::figures::{Figures, ManagerLoad, MoveMatrix, Pareto, RfmGrid, TierFigure};
 use crate::assess::format_time;
@@ -1189,20 +1189,9 @@ fn email_section(page: &mut String, figures: &Figures) {
             ("waiting", "#b8bfcc"),
             ("cancelled", "#dfe3ea"),
         ];
-        let values = |r: &RuleEmails| {
-            vec![
-                r.sent,
-                r.deferred,
-                r.failed,
-                r.suppressed,
-                r.unknown,
-                r.pending,
-                r.cancelled,
-            ]
-        };
         let rows: Vec<(String, Vec<u64>)> = rules
             .iter()
-            .map(|r| (r.rule_id.clone(), values(r)))
+            .map(|r| (r.rule_id.clone(), r.by_outcome().to_vec()))
             .collect();
         page.push_str("<figure>");
         stacked_bars(
@@ -1219,7 +1208,7 @@ fn email_section(page: &mut String, figures: &Figures) {
             .iter()
             .map(|r| {
                 let mut row = vec![escape(&r.rule_id)];
-                row.extend(values(r).into_iter().map(count));
+                row.extend(r.by_outcome().into_iter().map(count));
                 row
             })
             .collect();
