@@ -56,6 +56,7 @@
 #![warn(missing_docs)]
 
 mod contacts;
+mod counts;
 mod daemon;
 mod db;
 mod error;

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
+use crate::counts::{count, grouped_counts};
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
 
@@ -89,19 +90,13 @@ impl Store {
 
     /// How many customers have no owner, per current tier (`None`: not assessed yet), by tier.
     pub fn unowned_counts(&self) -> Result<Vec<(Option<String>, u64)>, StoreError> {
-        self.conn
-            .prepare_cached(
-                "SELECT t.tier, count(*) FROM customers c \
-                 LEFT JOIN customer_tiers t ON t.customer_id = c.id \
-                 WHERE c.owner IS NULL OR trim(c.owner) = '' GROUP BY t.tier ORDER BY t.tier",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map([], |row| {
-                    Ok((row.get(0)?, row.get::<_, i64>(1)?.unsigned_abs()))
-                })?
-                .collect()
-            })
-            .at(&self.label)
+        grouped_counts(
+            &self.conn,
+            "SELECT t.tier, count(*) FROM customers c \
+             LEFT JOIN customer_tiers t ON t.customer_id = c.id \
+             WHERE c.owner IS NULL OR trim(c.owner) = '' GROUP BY t.tier ORDER BY t.tier",
+        )
+        .at(&self.label)
     }
 
     /// Every manager, by external id, with the number of customers they
@@ -131,8 +126,8 @@ impl Store {
                             .get::<_, Option<i64>>(5)?
                             .map(|capacity| capacity.unsigned_abs()),
                         active: row.get(6)?,
-                        customers: row.get::<_, i64>(7)?.unsigned_abs(),
-                        open_tasks: row.get::<_, i64>(8)?.unsigned_abs(),
+                        customers: count(row, 7)?,
+                        open_tasks: count(row, 8)?,
                     })
                 })?
                 .collect()

@@ -10,6 +10,7 @@
 
 use rusqlite::{Connection, Row, params};
 
+use crate::counts::count;
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
 use crate::tiers::AssessmentRow;
@@ -397,10 +398,6 @@ fn work_entry(work: &mut Vec<TierWork>, tier: Option<String>) -> usize {
         ..TierWork::default()
     });
     work.len() - 1
-}
-
-fn count(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
-    row.get::<_, i64>(index).map(i64::unsigned_abs)
 }
 
 fn assessment_row(row: &Row<'_>) -> rusqlite::Result<AssessmentRow> {

@@ -12,6 +12,7 @@ use std::fmt;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::counts::grouped_counts;
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
 
@@ -147,16 +148,11 @@ impl Store {
 
     /// How many addresses are suppressed, by reason.
     pub fn suppression_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT reason, count(*) FROM suppressions GROUP BY reason ORDER BY reason")
-            .at(&self.label)?;
-        let rows = stmt
-            .query_map([], |row| {
-                Ok((row.get(0)?, row.get::<_, i64>(1)?.unsigned_abs()))
-            })
-            .at(&self.label)?;
-        rows.collect::<Result<_, _>>().at(&self.label)
+        grouped_counts(
+            &self.conn,
+            "SELECT reason, count(*) FROM suppressions GROUP BY reason ORDER BY reason",
+        )
+        .at(&self.label)
     }
 }
 
