@@ -7,8 +7,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
 use tiercare_store::{
-    CustomerRecord, ImportAudit, ImportKind, ImportOptions, ImportSession, OrderItem, OrderRecord,
-    Store,
+    CustomerRecord, ImportAudit, ImportKind, ImportOptions, ImportSession, ManagerRecord,
+    OrderItem, OrderRecord, Store,
 };
 
 /// 2024-03-01T00:00:00Z, the fixed "now" of imports in these tests.
@@ -52,6 +52,22 @@ pub fn customer(id: &str, name: &str) -> CustomerRecord {
         name: Some(name.into()),
         ..CustomerRecord::default()
     }
+}
+
+/// A manager with just an id and a name.
+pub fn manager(id: &str, name: &str) -> ManagerRecord {
+    ManagerRecord {
+        external_id: id.into(),
+        name: name.into(),
+        ..ManagerRecord::default()
+    }
+}
+
+/// Imports the one manager `record` (line 2 of `m.csv`) at [`NOW`].
+pub fn seed_manager(store: &mut Store, record: &ManagerRecord) {
+    import_at(store, ImportKind::Managers, options("m.csv"), NOW, |s| {
+        s.manager(2, record).unwrap();
+    });
 }
 
 /// An order without lines.

@@ -8,7 +8,7 @@ use tiercare_store::{
     RecipientKind, RecoveryPolicy, Store, StoreError, SuppressionReason, address_hash,
 };
 
-use crate::fixture::{NOW, import_at, new_store, options};
+use crate::fixture::{NOW, import_at, manager, new_store, options, seed_manager};
 use crate::followups::{email, seed_team};
 
 /// Customers: ann (consents, has an address), bob (no consent), cyd (no
@@ -378,23 +378,12 @@ fn the_suppression_list_holds_hashes_only() {
 fn owner_notifications_go_to_the_owner_without_a_consent_check() {
     let (_dir, _path, mut store) = new_store();
     seed(&mut store);
-    import_at(
+    seed_manager(
         &mut store,
-        ImportKind::Managers,
-        options("m.csv"),
-        NOW,
-        |s| {
-            s.manager(
-                2,
-                &tiercare_store::ManagerRecord {
-                    external_id: "M1".into(),
-                    name: "Mia".into(),
-                    email: Some("mia@example.com".into()),
-                    active: Some(true),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        &tiercare_store::ManagerRecord {
+            email: Some("mia@example.com".into()),
+            active: Some(true),
+            ..manager("M1", "Mia")
         },
     );
     let mut session = store.begin_followups(NOW, "v1").unwrap();

@@ -2,11 +2,12 @@
 
 use tiercare_store::{
     ComplaintRecord, CustomerRecord, FeedbackRecord, ImportAudit, ImportKind, ImportOptions,
-    InteractionRecord, ManagerRecord, TableCounts,
+    InteractionRecord, TableCounts,
 };
 
 use crate::fixture::{
-    NOW, customer, dump, import_at, item, new_store, options, order, seed_customers,
+    NOW, customer, dump, import_at, item, manager, new_store, options, order, seed_customers,
+    seed_manager,
 };
 
 #[test]
@@ -171,23 +172,7 @@ fn counts_add_up_every_table_and_the_revenue() {
             s.order(4, &order("O3", "C2", NOW, 0.25)).unwrap();
         },
     );
-    import_at(
-        &mut store,
-        ImportKind::Managers,
-        options("m.csv"),
-        NOW,
-        |s| {
-            s.manager(
-                2,
-                &ManagerRecord {
-                    external_id: "M1".into(),
-                    name: "Mia".into(),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        },
-    );
+    seed_manager(&mut store, &manager("M1", "Mia"));
     import_at(
         &mut store,
         ImportKind::Interactions,
