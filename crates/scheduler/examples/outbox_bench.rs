@@ -10,93 +10,31 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "../tests/support/queued_outbox.rs"]
+mod queued_outbox;
+
 use smtp_sink::{Script, SmtpSink};
 use tiercare_scheduler::config::{LimitsConfig, OutboxConfig, SmtpSecurity};
-use tiercare_scheduler::mail::{
-    Address, FolderTransport, MailTransport, SmtpMailer, SmtpTransportConfig,
-};
-use tiercare_scheduler::outbox::{SendSettings, deliver_due};
-use tiercare_store::{
-    CustomerRecord, EmailRecipient, FollowUpAction, ImportAudit, ImportKind, ImportOptions,
-    NewEmail, OccurrenceKey, PlannedFollowUp, Store,
-};
+use tiercare_scheduler::mail::{FolderTransport, MailTransport, SmtpMailer, SmtpTransportConfig};
+use tiercare_scheduler::outbox::deliver_due;
 
-const NOW: i64 = 1_748_908_800;
-
-fn queued(dir: &std::path::Path, n: usize) -> Store {
-    let mut store = Store::create(&dir.join("tiercare.db")).expect("store");
-    let options = ImportOptions {
-        create_missing_customers: false,
-        source: "bench".into(),
-    };
-    let mut session = store
-        .import_at(ImportKind::Customers, options, NOW)
-        .expect("import");
-    for i in 0..n {
-        session
-            .customer(
-                i as u64 + 2,
-                &CustomerRecord {
-                    external_id: format!("C{i}"),
-                    name: Some(format!("Customer {i}")),
-                    email: Some(format!("c{i}@example.com")),
-                    consent_email: Some(true),
-                    ..CustomerRecord::default()
-                },
-            )
-            .expect("customer");
-    }
-    session.commit(&ImportAudit::default()).expect("commit");
-    let mut followups = store.begin_followups(NOW, "bench").expect("followups");
-    let text = "Dear customer,\n\nthank you for your order. ".repeat(20);
-    let html = format!("<html><body><p>{text}</p></body></html>");
-    let mut compose = |to: &EmailRecipient| -> Result<NewEmail, String> {
-        Ok(NewEmail {
-            message_id: format!("<{}.bench@tiercare.invalid>", to.customer_id),
-            to_address: to.address.clone().unwrap_or_default(),
-            subject: "Thank you".into(),
-            text: text.clone(),
-            html: Some(html.clone()),
-        })
-    };
-    for i in 0..n {
-        followups
-            .record_with_email(
-                &PlannedFollowUp {
-                    key: OccurrenceKey::new("bench", format!("C{i}"), NOW),
-                    scheduled_at: NOW,
-                    action: FollowUpAction::Email {
-                        template: "bench".into(),
-                    },
-                    reason: "bench".into(),
-                    skip: None,
-                },
-                Some(&mut compose),
-            )
-            .expect("record");
-    }
-    followups.finish().expect("finish");
-    store
-}
-
-fn settings() -> SendSettings {
-    SendSettings {
-        from: Address::named("Care", "care@shop.example"),
-        unsubscribe_mailto: "unsubscribe@shop.example".into(),
-        unsubscribe_url: None,
-        signer: None,
-        limits: LimitsConfig::default(),
-        outbox: OutboxConfig::default(),
-    }
-}
+use queued_outbox::{NOW, queued_store, send_settings};
 
 fn run(label: &str, n: usize, transports: &mut [Box<dyn MailTransport>]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let started = Instant::now();
-    let mut store = queued(dir.path(), n);
+    let text = "Dear customer,\n\nthank you for your order. ".repeat(20);
+    let html = format!("<html><body><p>{text}</p></body></html>");
+    let mut store = queued_store(&dir.path().join("tiercare.db"), n, &text, &html);
     let queueing = started.elapsed();
     let started = Instant::now();
-    let report = deliver_due(&mut store, transports, NOW, &settings()).expect("deliver");
+    let report = deliver_due(
+        &mut store,
+        transports,
+        NOW,
+        &send_settings(LimitsConfig::default(), OutboxConfig::default()),
+    )
+    .expect("deliver");
     let elapsed = started.elapsed();
     assert_eq!(report.sent as usize, n, "{report:?}");
     println!(

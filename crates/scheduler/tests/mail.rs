@@ -5,6 +5,9 @@ use std::collections::HashMap;
 use std::fs;
 use std::time::Duration;
 
+#[path = "support/queued_outbox.rs"]
+mod queued_outbox;
+
 use chrono::{DateTime, Utc};
 use mail_parser::{MessageParser, MimeHeaders};
 use smtp_sink::{Received, Script, SmtpSink};
@@ -597,79 +600,16 @@ fn the_folder_transport_reports_an_unwritable_folder_as_transient() {
 mod send_loop {
     use super::*;
     use tiercare_scheduler::config::{LimitsConfig, OutboxConfig};
-    use tiercare_scheduler::outbox::{SendSettings, deliver_due};
-    use tiercare_store::{
-        CustomerRecord, EmailRecipient, FollowUpAction, ImportAudit, ImportKind, ImportOptions,
-        NewEmail, OccurrenceKey, OutboxState, PlannedFollowUp, Store,
-    };
+    use tiercare_scheduler::outbox::deliver_due;
+    use tiercare_store::{OutboxState, Store};
 
-    const NOW: i64 = 1_748_908_800;
+    use crate::queued_outbox::{NOW, queued_store, send_settings as settings};
 
     /// A store with `n` consenting customers, each with one email queued, due at NOW.
     fn queued(n: usize) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::create(&dir.path().join("tiercare.db")).unwrap();
-        let options = ImportOptions {
-            create_missing_customers: false,
-            source: "test".into(),
-        };
-        let mut session = store
-            .import_at(ImportKind::Customers, options, NOW)
-            .unwrap();
-        for i in 0..n {
-            session
-                .customer(
-                    i as u64 + 2,
-                    &CustomerRecord {
-                        external_id: format!("C{i}"),
-                        name: Some(format!("Customer {i}")),
-                        email: Some(format!("c{i}@example.com")),
-                        consent_email: Some(true),
-                        ..CustomerRecord::default()
-                    },
-                )
-                .unwrap();
-        }
-        session.commit(&ImportAudit::default()).unwrap();
-        let mut followups = store.begin_followups(NOW, "v1").unwrap();
-        let mut compose = |to: &EmailRecipient| -> Result<NewEmail, String> {
-            Ok(NewEmail {
-                message_id: format!("<{}@test.invalid>", to.customer_id),
-                to_address: to.address.clone().unwrap(),
-                subject: "Hello".into(),
-                text: "Hi".into(),
-                html: Some("<p>Hi</p>".into()),
-            })
-        };
-        for i in 0..n {
-            followups
-                .record_with_email(
-                    &PlannedFollowUp {
-                        key: OccurrenceKey::new("hello", format!("C{i}"), NOW),
-                        scheduled_at: NOW,
-                        action: FollowUpAction::Email {
-                            template: "hello".into(),
-                        },
-                        reason: "test".into(),
-                        skip: None,
-                    },
-                    Some(&mut compose),
-                )
-                .unwrap();
-        }
-        followups.finish().unwrap();
+        let store = queued_store(&dir.path().join("tiercare.db"), n, "Hi", "<p>Hi</p>");
         (dir, store)
-    }
-
-    fn settings(limits: LimitsConfig, outbox: OutboxConfig) -> SendSettings {
-        SendSettings {
-            from: Address::named("Care", "care@shop.example"),
-            unsubscribe_mailto: "unsubscribe@shop.example".into(),
-            unsubscribe_url: None,
-            signer: None,
-            limits,
-            outbox,
-        }
     }
 
     fn smtp(sink: &SmtpSink, n: usize) -> Vec<Box<dyn MailTransport>> {
