@@ -33,6 +33,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
+use crate::counts::grouped_counts;
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
 use crate::suppressions::{SuppressionReason, address_hash, hash_is_suppressed, insert_hash};
@@ -810,19 +811,14 @@ impl Store {
     pub fn outbox_counts(&self) -> Result<(Vec<(OutboxState, u64)>, u64), StoreError> {
         let mut counts: Vec<(OutboxState, u64)> =
             OutboxState::ALL.iter().map(|state| (*state, 0)).collect();
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state")
-            .at(&self.label)?;
-        let rows = stmt
-            .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-            })
-            .at(&self.label)?;
-        for row in rows {
-            let (state, count) = row.at(&self.label)?;
+        let stored: Vec<(String, u64)> = grouped_counts(
+            &self.conn,
+            "SELECT state, count(*) FROM outbox GROUP BY state",
+        )
+        .at(&self.label)?;
+        for (state, count) in stored {
             if let Some(slot) = counts.iter_mut().find(|(s, _)| s.as_str() == state) {
-                slot.1 = count.unsigned_abs();
+                slot.1 = count;
             }
         }
         let recovered: i64 = self
