@@ -187,7 +187,8 @@ pub enum Command {
     /// stay active and every problem is logged and shown by `tiercare status`.
     ///
     /// One daemon per database: a second one exits 2 naming the first one's pid. SIGTERM or
-    /// SIGINT finishes the current step and exits 0. Logs go to stderr (info level by default;
+    /// SIGINT finishes the current step and exits 0; emails claimed but not yet sent go back
+    /// to the queue for the next start. Logs go to stderr (info level by default;
     /// TIERCARE_LOG and --log-format change that). See examples/systemd/ for a service unit.
     Run(RunArgs),
     /// Show whether the daemon runs and what it is doing.

@@ -8,6 +8,7 @@
 //!
 //! N defaults to 10,000 and CONNECTIONS to `1 2 4 8`.
 
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use smtp_sink::{Script, SmtpSink};
@@ -96,7 +97,14 @@ fn run(label: &str, n: usize, transports: &mut [Box<dyn MailTransport>]) {
     let mut store = queued(dir.path(), n);
     let queueing = started.elapsed();
     let started = Instant::now();
-    let report = deliver_due(&mut store, transports, NOW, &settings()).expect("deliver");
+    let report = deliver_due(
+        &mut store,
+        transports,
+        NOW,
+        &settings(),
+        &AtomicBool::new(false),
+    )
+    .expect("deliver");
     let elapsed = started.elapsed();
     assert_eq!(report.sent as usize, n, "{report:?}");
     println!(

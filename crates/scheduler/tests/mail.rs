@@ -596,12 +596,17 @@ fn the_folder_transport_reports_an_unwritable_folder_as_transient() {
 
 mod send_loop {
     use super::*;
+    use std::sync::atomic::AtomicBool;
+
     use tiercare_scheduler::config::{LimitsConfig, OutboxConfig};
     use tiercare_scheduler::outbox::{SendSettings, deliver_due};
     use tiercare_store::{
         CustomerRecord, EmailRecipient, FollowUpAction, ImportAudit, ImportKind, ImportOptions,
         NewEmail, OccurrenceKey, OutboxState, PlannedFollowUp, Store,
     };
+
+    /// A stop flag never raised.
+    static NO_STOP: AtomicBool = AtomicBool::new(false);
 
     const NOW: i64 = 1_748_908_800;
 
@@ -692,6 +697,7 @@ mod send_loop {
             &mut transports,
             NOW,
             &settings(LimitsConfig::default(), outbox),
+            &NO_STOP,
         )
         .unwrap();
         assert_eq!((report.claimed, report.sent), (40, 40), "{report:?}");
@@ -732,17 +738,20 @@ mod send_loop {
             per_day: None,
         };
         let settings = settings(limits, OutboxConfig::default());
-        let report = deliver_due(&mut store, &mut transports, NOW, &settings).unwrap();
+        let report = deliver_due(&mut store, &mut transports, NOW, &settings, &NO_STOP).unwrap();
         assert_eq!((report.sent, report.rate_limited), (2, 3), "{report:?}");
-        let report = deliver_due(&mut store, &mut transports, NOW + 30, &settings).unwrap();
+        let report =
+            deliver_due(&mut store, &mut transports, NOW + 30, &settings, &NO_STOP).unwrap();
         assert_eq!(report.sent, 0, "the minute is not over: {report:?}");
-        let report = deliver_due(&mut store, &mut transports, NOW + 60, &settings).unwrap();
+        let report =
+            deliver_due(&mut store, &mut transports, NOW + 60, &settings, &NO_STOP).unwrap();
         assert_eq!(
             (report.sent, report.rate_limited),
             (1, 2),
             "the hour allows one more: {report:?}"
         );
-        let report = deliver_due(&mut store, &mut transports, NOW + 3600, &settings).unwrap();
+        let report =
+            deliver_due(&mut store, &mut transports, NOW + 3600, &settings, &NO_STOP).unwrap();
         assert_eq!(report.sent, 2, "{report:?}");
         assert_eq!(fs::read_dir(dir.path().join("mail")).unwrap().count(), 5);
     }
@@ -757,10 +766,10 @@ mod send_loop {
             ..OutboxConfig::default()
         };
         let settings = settings(LimitsConfig::default(), outbox);
-        let report = deliver_due(&mut store, &mut transports, NOW, &settings).unwrap();
+        let report = deliver_due(&mut store, &mut transports, NOW, &settings, &NO_STOP).unwrap();
         assert_eq!(report.deferred, 1, "{report:?}");
         let later = NOW + 86_400;
-        let report = deliver_due(&mut store, &mut transports, later, &settings).unwrap();
+        let report = deliver_due(&mut store, &mut transports, later, &settings, &NO_STOP).unwrap();
         assert_eq!(report.failed, 1, "{report:?}");
         let email = &store.outbox(None, 1).unwrap()[0];
         assert_eq!(email.state, OutboxState::Failed);
