@@ -187,7 +187,8 @@ pub enum Command {
     /// stay active and every problem is logged and shown by `tiercare status`.
     ///
     /// One daemon per database: a second one exits 2 naming the first one's pid. SIGTERM or
-    /// SIGINT finishes the current step and exits 0. Logs go to stderr (info level by default;
+    /// SIGINT finishes the current step and exits 0; emails claimed but not yet sent go back
+    /// to the queue for the next start. Logs go to stderr (info level by default;
     /// TIERCARE_LOG and --log-format change that). See examples/systemd/ for a service unit.
     Run(RunArgs),
     /// Show whether the daemon runs and what it is doing.
@@ -296,7 +297,8 @@ pub enum CustomerCommand {
     /// (interaction notes, complaint subjects, feedback comments, task titles and notes, pin
     /// reasons); cancels their pending emails and erases the address, subject and bodies of
     /// every email to them; adds each address they were mailed at to the suppression list (by
-    /// hash only), so it is never mailed again, even if a file imports it again. Orders,
+    /// hash only), so it is never mailed again. A later customer import leaves their personal
+    /// fields and consents out (counted as "kept forgotten"). Orders,
     /// amounts, tiers and the follow-up ledger stay (without personal data), and one audit row
     /// records who asked and what was done. Running it again changes nothing, except that it
     /// erases emails that were being sent the first time (it says when there are some).

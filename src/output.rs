@@ -157,6 +157,12 @@ impl Output {
                 thousands(report.customers_created as f64)
             ));
         }
+        if report.kept_forgotten > 0 {
+            self.line(&format!(
+                "  forgotten     {:>12} kept forgotten (personal fields not imported)",
+                thousands(report.kept_forgotten as f64)
+            ));
+        }
         for row in report.rejections.iter().take(LISTED_REJECTIONS) {
             self.warn(&format!("{}:{row}", report.file.display()));
         }

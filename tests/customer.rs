@@ -171,16 +171,73 @@ fn forget_erases_personal_data_cancels_mail_suppresses_the_address_once() {
     assert_eq!(ws.count("SELECT count(*) FROM privacy_requests"), 1);
     assert_eq!(ws.count("SELECT count(*) FROM suppressions"), 1);
 
-    // A later import with the same address brings the address back, but it stays suppressed.
+    // A later import with the same address does not bring it back, nor the consent.
     let reimport = ws.write(
         "again.csv",
         &format!("customer_id,email,consent_email\n{ID},{email},true\n"),
     );
-    ws.run(&["import", "customers", &reimport]).assert_code(0);
+    let run = ws.run(&["import", "customers", &reimport]);
+    run.assert_code(0);
+    run.assert_stdout_contains("1 kept forgotten");
     let json = ws.run(&["customer", "export", ID]).json();
-    assert_eq!(json["email_suppressed"], true);
-    ws.run(&["customer", "show", ID])
-        .assert_stdout_contains("on the suppression list");
+    assert_eq!(json["customer"]["email"], Value::Null);
+    assert_eq!(json["customer"]["consent_email"], 0);
+}
+
+/// The personal fields of customer `id`, as stored, as a JSON array.
+fn personal_fields(ws: &Workspace, id: &str) -> String {
+    ws.query_one(&format!(
+        "SELECT json_array(name, email, phone, birthday, attributes, consent_email, \
+         consent_sms, consent_phone) FROM customers WHERE external_id = '{id}'"
+    ))
+}
+
+#[test]
+fn a_forgotten_customer_stays_forgotten_when_the_same_file_is_imported_again() {
+    let ws = Workspace::with_quickstart();
+    let (email, name) = email_and_name(&ws);
+    let other_before = personal_fields(&ws, "C001");
+    ws.run(&["customer", "forget", ID]).assert_code(0);
+    let erased = personal_fields(&ws, ID);
+    assert_eq!(erased, r#"[null,null,null,null,"{}",0,0,0]"#);
+
+    // The whole customers file again, as a nightly sync would.
+    let run = ws.run(&[
+        "import",
+        "customers",
+        &common::quickstart("customers"),
+        "--json",
+    ]);
+    run.assert_code(0);
+    let report = run.json();
+    assert_eq!(report["kept_forgotten"], 1, "{report}");
+    let text = ws.run(&["import", "customers", &common::quickstart("customers")]);
+    text.assert_code(0);
+    text.assert_stdout_contains("forgotten");
+    text.assert_stdout_contains("1 kept forgotten");
+
+    // Name, email, phone, birthday, attributes and consents stay erased; the others are
+    // imported as before.
+    assert_eq!(personal_fields(&ws, ID), erased);
+    assert_eq!(personal_fields(&ws, "C001"), other_before);
+    let hits = ws.count(&format!(
+        "SELECT count(*) FROM customers WHERE email = '{}' OR name = '{}'",
+        email.replace('\'', "''"),
+        name.replace('\'', "''")
+    ));
+    assert_eq!(hits, 0, "the import wrote the forgotten customer back");
+    // The address stays on the suppression list (by hash), and forgetting again finds
+    // nothing to erase.
+    assert_eq!(
+        ws.count(&format!(
+            "SELECT count(*) FROM suppressions WHERE reason = 'forgotten' AND address_hash = '{}'",
+            tiercare_store::address_hash(&email)
+        )),
+        1
+    );
+    ws.run(&["customer", "forget", ID])
+        .assert_stdout_contains("nothing to erase");
+    assert_eq!(ws.count("SELECT count(*) FROM privacy_requests"), 1);
 }
 
 #[test]

@@ -470,6 +470,12 @@ fn a_database_locked_by_another_process_delays_the_daemon_but_does_not_stop_it()
 /// One email rule (every customer, 09:00 daily) and its template, instead of the default
 /// follow-ups; `customers` customers who agreed to email.
 fn mail_workspace(dir: &Path, customers: usize, smtp_port: u16, connections: u32) -> PathBuf {
+    mail_workspace_with(dir, customers, Some((smtp_port, connections)))
+}
+
+/// [`mail_workspace`] with the given SMTP server and connections, or the folder transport
+/// (`mail/`, the default) for `None`.
+fn mail_workspace_with(dir: &Path, customers: usize, smtp: Option<(u16, u32)>) -> PathBuf {
     let root = dir.join("ws");
     run_in(dir, &["init", root.to_str().unwrap()]).assert_code(0);
     std::fs::remove_file(root.join("rules/followups.yaml")).unwrap();
@@ -483,13 +489,15 @@ fn mail_workspace(dir: &Path, customers: usize, smtp_port: u16, connections: u32
         "subject: Hello {{ customer.name }}\n--- text\nHello {{ customer.name }}\n",
     )
     .unwrap();
-    let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
-    let config = config.replace("transport = \"folder\"", "transport = \"smtp\"")
-        + &format!(
-            "\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\nsecurity = \"none\"\n\
-             timeout_seconds = 5\nconnections = {connections}\n\n[mail.outbox]\nretry_base_seconds = 60\n"
-        );
-    std::fs::write(root.join("tiercare.toml"), config).unwrap();
+    if let Some((smtp_port, connections)) = smtp {
+        let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
+        let config = config.replace("transport = \"folder\"", "transport = \"smtp\"")
+            + &format!(
+                "\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\nsecurity = \"none\"\n\
+                 timeout_seconds = 5\nconnections = {connections}\n\n[mail.outbox]\nretry_base_seconds = 60\n"
+            );
+        std::fs::write(root.join("tiercare.toml"), config).unwrap();
+    }
     let mut csv = String::from("customer_id,name,email,consent_email\n");
     for i in 0..customers {
         csv.push_str(&format!("C{i:04},Customer {i},c{i}@example.com,true\n"));
@@ -653,4 +661,72 @@ fn sigterm_mid_sending_finishes_in_flight_work_and_exits_0() {
     assert_eq!(ids.len(), unique.len());
     assert_eq!(ids.len() as u64, outbox(&stopped, "sent"));
     assert!(stopped["daemon"]["stopped_at"].is_i64());
+}
+
+#[test]
+fn sigterm_during_a_backlog_of_3000_emails_exits_0_leaving_the_rest_queued() {
+    let tmp = fast_tempdir();
+    let root = mail_workspace_with(tmp.path(), 3_000, None);
+    let mail = root.join("mail");
+    let files = || std::fs::read_dir(&mail).map_or(0, |dir| dir.count());
+    let mut daemon = Daemon::start(&root, &["--simulate-from", "2026-03-02T10:00:00Z"]);
+    let deadline = Instant::now() + DEADLINE;
+    while files() < 20 {
+        assert!(Instant::now() < deadline, "nothing sent\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    daemon.signal("TERM");
+    let signalled = Instant::now();
+    assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
+    // Reported, not asserted: the stop is checked between messages, so this is one message.
+    eprintln!("exited {:?} after SIGTERM", signalled.elapsed());
+
+    // It stopped mid-backlog: the rest is still queued, with no attempt counted, and nothing
+    // is left claimed or lost.
+    let stopped = status(&root);
+    let sent = outbox(&stopped, "sent");
+    let queued = outbox(&stopped, "queued");
+    assert!(
+        queued > 0,
+        "the whole backlog was sent before exiting\n{stopped:#}"
+    );
+    assert_eq!(outbox(&stopped, "claimed"), 0, "{stopped:#}");
+    assert_eq!(sent + queued, 3_000, "{stopped:#}");
+    assert_eq!(files() as u64, sent);
+    assert_eq!(
+        count(
+            &root,
+            "SELECT count(*) FROM outbox WHERE state = 'queued' AND attempts <> 0"
+        ),
+        0,
+        "a released email had an attempt counted"
+    );
+    assert!(
+        daemon.log().contains("the rest stays queued"),
+        "{}",
+        daemon.log()
+    );
+
+    // A restart sends the rest, each email once.
+    let again = run_in(
+        &root,
+        &["run", "--once", "--simulate-from", "2026-03-02T10:01:00Z"],
+    );
+    again.assert_code(0);
+    let done = status(&root);
+    assert_eq!(outbox(&done, "sent"), 3_000, "{done:#}");
+    assert_eq!(files(), 3_000);
+    assert_eq!(
+        count(
+            &root,
+            "SELECT count(*) FROM outbox_events WHERE to_state = 'sent'"
+        ),
+        3_000,
+        "an email was sent twice"
+    );
+    assert_eq!(
+        count(&root, "SELECT count(*) FROM outbox WHERE attempts <> 1"),
+        0,
+        "an email was attempted twice"
+    );
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use tiercare_scheduler::assess::format_time;
@@ -32,7 +33,13 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
     // every claim it finds (see tiercare_scheduler::daemon) without taking this one's.
     let _lock = DaemonLock::acquire(&workspace.database_path())?;
     let mut store = workspace.open_store()?;
-    let report = deliver_due(&mut store, &mut transports, at, &settings)?;
+    let report = deliver_due(
+        &mut store,
+        &mut transports,
+        at,
+        &settings,
+        &AtomicBool::new(false),
+    )?;
     if args.json {
         out.json(&report)?;
     } else {

@@ -8,6 +8,7 @@
 //!
 //! N defaults to 10,000 and CONNECTIONS to `1 2 4 8`.
 
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 #[path = "../tests/support/queued_outbox.rs"]
@@ -33,6 +34,7 @@ fn run(label: &str, n: usize, transports: &mut [Box<dyn MailTransport>]) {
         transports,
         NOW,
         &send_settings(LimitsConfig::default(), OutboxConfig::default()),
+        &AtomicBool::new(false),
     )
     .expect("deliver");
     let elapsed = started.elapsed();

@@ -533,7 +533,13 @@ impl<C: Clock> Daemon<C> {
     }
 
     fn deliver(&mut self, now: i64, report: &mut PassReport) -> Result<(), DaemonError> {
-        let sent = deliver_due(&mut self.writer, &mut self.transports, now, &self.send)?;
+        let sent = deliver_due(
+            &mut self.writer,
+            &mut self.transports,
+            now,
+            &self.send,
+            &self.stop,
+        )?;
         if sent.claimed > 0 || sent.recovered > 0 {
             tracing::info!(
                 sent = sent.sent,
@@ -543,6 +549,7 @@ impl<C: Clock> Daemon<C> {
                 suppressed = sent.suppressed + sent.no_consent,
                 resent_after_crash = sent.resent_after_crash,
                 rate_limited = sent.rate_limited,
+                released = sent.released,
                 elapsed_ms = u64::try_from(sent.elapsed_ms).unwrap_or(u64::MAX),
                 "mail delivered"
             );

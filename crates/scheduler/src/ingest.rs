@@ -125,6 +125,9 @@ pub struct ImportReport {
     pub order_lines: Option<u64>,
     /// Customers created from orders (`create_customers: true`).
     pub customers_created: u64,
+    /// Customer rows for forgotten customers (`tiercare customer forget`), whose personal
+    /// fields were left out so they stay forgotten.
+    pub kept_forgotten: u64,
     /// The first [`MAX_LISTED_REJECTIONS`] rejected rows.
     pub rejections: Vec<RejectedRow>,
     /// Wall time in milliseconds.
@@ -305,6 +308,7 @@ pub fn import_file(
             rejected: 0,
             order_lines: grouping.then_some(0),
             customers_created: 0,
+            kept_forgotten: 0,
             rejections: Vec::new(),
             elapsed_ms: 0,
         },
@@ -373,6 +377,7 @@ pub fn import_file(
         rows: run.report.read,
     });
     run.report.customers_created = session.customers_created();
+    run.report.kept_forgotten = session.kept_forgotten();
     let report = &run.report;
     session.commit(&ImportAudit {
         rows_read: report.read,

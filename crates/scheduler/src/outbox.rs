@@ -23,8 +23,8 @@ use tiercare_store::{
 use crate::config::{AfterCrash, LimitsConfig, MailConfig, OutboxConfig, Transport};
 use crate::mail::message::parse_address;
 use crate::mail::{
-    Address, Delivered, FolderTransport, ListUnsubscribe, MailError, MailTransport, OutgoingEmail,
-    SendError, SmtpMailer, SmtpTransportConfig, TokenSigner, build,
+    Address, BuiltMessage, Delivered, FolderTransport, ListUnsubscribe, MailError, MailTransport,
+    OutgoingEmail, SendError, SmtpMailer, SmtpTransportConfig, TokenSigner, build,
 };
 
 /// The right-hand side of every Message-ID tiercare makes. `.invalid` is reserved (RFC 2606), so
@@ -213,6 +213,11 @@ pub struct SendReport {
     pub no_consent: u64,
     /// Emails due but left queued because a rate limit was reached.
     pub rate_limited: u64,
+    /// Emails claimed but not sent because the stop flag was raised, queued again (their
+    /// attempt not counted).
+    pub released: u64,
+    /// The stop flag ended the call before everything due was sent; the rest stays queued.
+    pub stopped: bool,
     /// Wall time in milliseconds.
     pub elapsed_ms: u128,
 }
@@ -277,11 +282,17 @@ pub fn backoff(outbox: &OutboxConfig, attempts: u32, jitter: f64) -> i64 {
 /// A plain blocking function with the clock passed in: the daemon calls it on each tick, and
 /// `tiercare send` once. Emails deferred during the call are due later than `now`, so each
 /// email is attempted at most once per call.
+///
+/// `stop` is checked before each batch and each message: once it is raised no new message is
+/// handed to a transport, the messages already handed over are recorded, and the rest of the
+/// claimed batch goes back to `queued` without an attempt counted ([`Store::release_claims`]),
+/// so a daemon asked to stop returns within one message per transport, whatever the backlog.
 pub fn deliver_due(
     store: &mut Store,
     transports: &mut [Box<dyn MailTransport>],
     now: i64,
     settings: &SendSettings,
+    stop: &AtomicBool,
 ) -> Result<SendReport, DeliverError> {
     let started = Instant::now();
     let Some(first) = transports.first() else {
@@ -307,6 +318,10 @@ pub fn deliver_due(
         );
     }
     loop {
+        if stop.load(Ordering::SeqCst) {
+            report.stopped = true;
+            break;
+        }
         let mut take = settings.outbox.batch_size as usize;
         if let Some(left) = budget(store, &settings.limits, now)? {
             if left == 0 {
@@ -331,19 +346,36 @@ pub fn deliver_due(
             continue;
         }
         report.claimed += claim.emails.len() as u64;
-        send_batch(store, transports, claim.emails, now, settings, &mut report)?;
+        send_batch(
+            store,
+            transports,
+            claim.emails,
+            now,
+            settings,
+            stop,
+            &mut report,
+        )?;
+    }
+    if report.stopped {
+        tracing::info!(
+            released = report.released,
+            left = store.due_count(now)?,
+            "stopped before the backlog was sent; the rest stays queued"
+        );
     }
     report.elapsed_ms = started.elapsed().as_millis();
     Ok(report)
 }
 
-/// Builds and sends one claimed batch, recording each outcome as it arrives.
+/// Builds and sends one claimed batch, recording each outcome as it arrives; once `stop` is
+/// raised, the messages not yet handed to a transport are released (queued again).
 fn send_batch(
     store: &mut Store,
     transports: &mut [Box<dyn MailTransport>],
     emails: Vec<OutboxEmail>,
     now: i64,
     settings: &SendSettings,
+    stop: &AtomicBool,
     report: &mut SendReport,
 ) -> Result<(), DeliverError> {
     let mut jobs = Vec::with_capacity(emails.len());
@@ -370,21 +402,25 @@ fn send_batch(
     }
     if transports.len() == 1 || jobs.len() <= 1 {
         let transport = &mut transports[0];
-        for (email, built) in jobs {
+        let mut jobs = jobs.into_iter();
+        while !stop.load(Ordering::SeqCst) {
+            let Some((email, built)) = jobs.next() else {
+                return Ok(());
+            };
             let outcome = transport.send(&built);
             record(store, &email, outcome, now, settings, report)?;
         }
-        return Ok(());
+        return release(store, jobs, now, report);
     }
     let queue = Mutex::new(jobs.into_iter());
-    let stop = AtomicBool::new(false);
+    let failed = AtomicBool::new(false);
     let (results, outcomes) = mpsc::channel();
-    thread::scope(|scope| {
+    let result = thread::scope(|scope| {
         for transport in transports.iter_mut() {
             let results = results.clone();
-            let (queue, stop) = (&queue, &stop);
+            let (queue, failed) = (&queue, &failed);
             scope.spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
+                while !failed.load(Ordering::Relaxed) && !stop.load(Ordering::SeqCst) {
                     let job = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
                     let Some((email, built)) = job else { break };
                     let outcome = transport.send(&built);
@@ -401,12 +437,33 @@ fn send_batch(
                 result = record(store, &email, outcome, now, settings, report);
                 if result.is_err() {
                     // Stop sending: what is still claimed is recovered later.
-                    stop.store(true, Ordering::Relaxed);
+                    failed.store(true, Ordering::Relaxed);
                 }
             }
         }
         result
-    })
+    });
+    result?;
+    if stop.load(Ordering::SeqCst) {
+        let rest = queue.into_inner().unwrap_or_else(PoisonError::into_inner);
+        release(store, rest, now, report)?;
+    }
+    Ok(())
+}
+
+/// Queues again the claimed `jobs` that were never handed to a transport (the sender is
+/// stopping), without counting an attempt.
+fn release(
+    store: &mut Store,
+    jobs: impl Iterator<Item = (OutboxEmail, BuiltMessage)>,
+    now: i64,
+    report: &mut SendReport,
+) -> Result<(), DeliverError> {
+    let ids: Vec<i64> = jobs.map(|(email, _)| email.id).collect();
+    if !ids.is_empty() {
+        report.released += store.release_claims(&ids, now)?;
+    }
+    Ok(())
 }
 
 /// Records the outcome of sending `email`.

@@ -599,11 +599,18 @@ fn the_folder_transport_reports_an_unwritable_folder_as_transient() {
 
 mod send_loop {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
     use tiercare_scheduler::config::{LimitsConfig, OutboxConfig};
+    use tiercare_scheduler::mail::Delivered;
     use tiercare_scheduler::outbox::deliver_due;
     use tiercare_store::{OutboxState, Store};
 
     use crate::queued_outbox::{NOW, queued_store, send_settings as settings};
+
+    /// A stop flag never raised.
+    static NO_STOP: AtomicBool = AtomicBool::new(false);
 
     /// A store with `n` consenting customers, each with one email queued, due at NOW.
     fn queued(n: usize) -> (tempfile::TempDir, Store) {
@@ -616,6 +623,87 @@ mod send_loop {
         (0..n)
             .map(|_| Box::new(mailer(sink)) as Box<dyn MailTransport>)
             .collect()
+    }
+
+    /// A transport that raises `stop` once it has sent `after` messages (counted across
+    /// clones), as a signal arriving mid-backlog would.
+    struct StopsAfter {
+        inner: FolderTransport,
+        sent: Arc<AtomicUsize>,
+        after: usize,
+        stop: Arc<AtomicBool>,
+    }
+
+    impl MailTransport for StopsAfter {
+        fn send(&mut self, message: &BuiltMessage) -> Result<Delivered, SendError> {
+            let delivered = self.inner.send(message);
+            if self.sent.fetch_add(1, Ordering::SeqCst) + 1 >= self.after {
+                self.stop.store(true, Ordering::SeqCst);
+            }
+            delivered
+        }
+
+        fn name(&self) -> &'static str {
+            "folder"
+        }
+    }
+
+    #[test]
+    fn a_raised_stop_flag_releases_the_unsent_claims_on_one_and_many_connections() {
+        for connections in [1, 3] {
+            let (dir, mut store) = queued(30);
+            let stop = Arc::new(AtomicBool::new(false));
+            let sent = Arc::new(AtomicUsize::new(0));
+            let mut transports: Vec<Box<dyn MailTransport>> = (0..connections)
+                .map(|_| {
+                    Box::new(StopsAfter {
+                        inner: FolderTransport::new(dir.path().join("mail")).unwrap(),
+                        sent: Arc::clone(&sent),
+                        after: 5,
+                        stop: Arc::clone(&stop),
+                    }) as Box<dyn MailTransport>
+                })
+                .collect();
+            let outbox = OutboxConfig {
+                batch_size: 20,
+                ..OutboxConfig::default()
+            };
+            let settings = settings(LimitsConfig::default(), outbox);
+            let report = deliver_due(&mut store, &mut transports, NOW, &settings, &stop).unwrap();
+            // Each connection finishes the message it holds; nothing else goes out.
+            assert!(report.stopped, "{report:?}");
+            assert!(
+                (5..5 + connections as u64).contains(&report.sent),
+                "{report:?}"
+            );
+            assert_eq!(report.claimed, 20, "one batch, then the stop: {report:?}");
+            assert_eq!(report.released, 20 - report.sent, "{report:?}");
+            let (counts, _) = store.outbox_counts().unwrap();
+            let count = |state| {
+                counts
+                    .iter()
+                    .find(|(s, _)| *s == state)
+                    .map_or(0, |(_, n)| *n)
+            };
+            assert_eq!(count(OutboxState::Claimed), 0, "{counts:?}");
+            assert_eq!(count(OutboxState::Queued), 30 - report.sent, "{counts:?}");
+            assert_eq!(
+                fs::read_dir(dir.path().join("mail")).unwrap().count() as u64,
+                report.sent
+            );
+            // The next call sends the rest, each once, none attempted twice.
+            let rest =
+                deliver_due(&mut store, &mut transports[..1], NOW, &settings, &NO_STOP).unwrap();
+            assert_eq!(rest.sent + report.sent, 30, "{rest:?}");
+            assert_eq!(rest.already_delivered, 0, "{rest:?}");
+            assert!(
+                store
+                    .outbox(None, 100)
+                    .unwrap()
+                    .iter()
+                    .all(|email| email.state == OutboxState::Sent && email.attempts == 1)
+            );
+        }
     }
 
     #[test]
@@ -632,6 +720,7 @@ mod send_loop {
             &mut transports,
             NOW,
             &settings(LimitsConfig::default(), outbox),
+            &NO_STOP,
         )
         .unwrap();
         assert_eq!((report.claimed, report.sent), (40, 40), "{report:?}");
@@ -672,17 +761,20 @@ mod send_loop {
             per_day: None,
         };
         let settings = settings(limits, OutboxConfig::default());
-        let report = deliver_due(&mut store, &mut transports, NOW, &settings).unwrap();
+        let report = deliver_due(&mut store, &mut transports, NOW, &settings, &NO_STOP).unwrap();
         assert_eq!((report.sent, report.rate_limited), (2, 3), "{report:?}");
-        let report = deliver_due(&mut store, &mut transports, NOW + 30, &settings).unwrap();
+        let report =
+            deliver_due(&mut store, &mut transports, NOW + 30, &settings, &NO_STOP).unwrap();
         assert_eq!(report.sent, 0, "the minute is not over: {report:?}");
-        let report = deliver_due(&mut store, &mut transports, NOW + 60, &settings).unwrap();
+        let report =
+            deliver_due(&mut store, &mut transports, NOW + 60, &settings, &NO_STOP).unwrap();
         assert_eq!(
             (report.sent, report.rate_limited),
             (1, 2),
             "the hour allows one more: {report:?}"
         );
-        let report = deliver_due(&mut store, &mut transports, NOW + 3600, &settings).unwrap();
+        let report =
+            deliver_due(&mut store, &mut transports, NOW + 3600, &settings, &NO_STOP).unwrap();
         assert_eq!(report.sent, 2, "{report:?}");
         assert_eq!(fs::read_dir(dir.path().join("mail")).unwrap().count(), 5);
     }
@@ -697,10 +789,10 @@ mod send_loop {
             ..OutboxConfig::default()
         };
         let settings = settings(LimitsConfig::default(), outbox);
-        let report = deliver_due(&mut store, &mut transports, NOW, &settings).unwrap();
+        let report = deliver_due(&mut store, &mut transports, NOW, &settings, &NO_STOP).unwrap();
         assert_eq!(report.deferred, 1, "{report:?}");
         let later = NOW + 86_400;
-        let report = deliver_due(&mut store, &mut transports, later, &settings).unwrap();
+        let report = deliver_due(&mut store, &mut transports, later, &settings, &NO_STOP).unwrap();
         assert_eq!(report.failed, 1, "{report:?}");
         let email = &store.outbox(None, 1).unwrap()[0];
         assert_eq!(email.state, OutboxState::Failed);

@@ -304,6 +304,7 @@ impl Store {
             target_was_empty,
             deferred_indexes,
             customers: None,
+            forgotten: Default::default(),
             seen: Default::default(),
             customers_created: 0,
             failed: false,
@@ -336,6 +337,8 @@ pub struct ImportSession<'s> {
     /// again at commit.
     deferred_indexes: Vec<String>,
     customers: Option<CustomerIndex>,
+    /// Forgotten customers, whose personal fields an import leaves out.
+    forgotten: customers::ForgottenCustomers,
     /// Rows written so far, per kind.
     seen: [SeenRows; 6],
     customers_created: u64,

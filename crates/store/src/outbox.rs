@@ -441,6 +441,12 @@ pub(crate) fn enqueue(
     Ok(id)
 }
 
+/// What [`Store::sent_since`] counts; the partial index `outbox_by_sent_at`
+/// (migration 7) answers it by reading only the rows sent since then. The `+`
+/// keeps SQLite from preferring `outbox_by_state`, which would visit every sent
+/// row ever: the state is only checked on the few rows the range yields.
+const SENT_SINCE: &str = "SELECT count(*) FROM outbox WHERE +state = 'sent' AND sent_at >= ?1";
+
 impl Store {
     fn write_tx(&mut self) -> Result<(Transaction<'_>, &Path), StoreError> {
         let path = self.label.as_path();
@@ -612,6 +618,40 @@ impl Store {
     /// itself); `tiercare outbox retry` resends it with the same Message-ID.
     pub fn mark_unknown(&mut self, id: i64, now: i64, error: &str) -> Result<(), StoreError> {
         self.finish_claim(id, OutboxState::Unknown, now, error, None, false)
+    }
+
+    /// Gives back claims that were never sent (the sender is stopping): each
+    /// e-mail in `ids` that is still `claimed` goes back to `queued`, keeps
+    /// its due time and Message-ID, and gets back the attempt its claim
+    /// counted, with a `claimed → queued` event; all in one transaction.
+    /// Returns how many were released (ids not claimed are left alone).
+    pub fn release_claims(&mut self, ids: &[i64], now: i64) -> Result<u64, StoreError> {
+        let (tx, path) = self.write_tx()?;
+        let mut released = 0;
+        for &id in ids {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE outbox SET state = 'queued', claimed_at = NULL, \
+                     attempts = max(attempts - 1, 0), updated_at = ?2 \
+                     WHERE id = ?1 AND state = 'claimed'",
+                )
+                .and_then(|mut stmt| stmt.execute(params![id, now]))
+                .at(path)?;
+            if changed == 1 {
+                event(
+                    &tx,
+                    id,
+                    now,
+                    Some(OutboxState::Claimed),
+                    OutboxState::Queued,
+                    Some("released unsent: the sender was stopping"),
+                )
+                .at(path)?;
+                released += 1;
+            }
+        }
+        tx.commit().at(path)?;
+        Ok(released)
     }
 
     /// Recovers e-mails left `claimed` by a sender that stopped (a crash, a
@@ -836,7 +876,7 @@ impl Store {
     /// rate limits count, across processes.
     pub fn sent_since(&self, since: i64) -> Result<u64, StoreError> {
         self.conn
-            .prepare_cached("SELECT count(*) FROM outbox WHERE state = 'sent' AND sent_at >= ?1")
+            .prepare_cached(SENT_SINCE)
             .and_then(|mut stmt| stmt.query_row([since], |row| row.get::<_, i64>(0)))
             .map(i64::unsigned_abs)
             .at(&self.label)
@@ -853,5 +893,33 @@ impl Store {
             .and_then(|mut stmt| stmt.query_row([now], |row| row.get::<_, i64>(0)))
             .map(i64::unsigned_abs)
             .at(&self.label)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_count_sent_rows_through_the_sent_at_index() {
+        let store = Store::open_in_memory().unwrap();
+        let plan: Vec<String> = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {SENT_SINCE}"))
+            .unwrap()
+            .query_map([0_i64], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX outbox_by_sent_at")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN")),
+            "{plan:?}"
+        );
+        assert_eq!(store.sent_since(0).unwrap(), 0);
     }
 }

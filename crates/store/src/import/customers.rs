@@ -1,4 +1,13 @@
 //! Writing customers.
+//!
+//! A customer who was forgotten (`tiercare customer forget`, a `forget` row in
+//! `privacy_requests`) stays forgotten: a later import of the same file keeps
+//! the external id and updates region, owner and time zone, but never writes
+//! back the personal fields forgetting erased (name, email, phone, birthday,
+//! attributes) nor grants consent again. Such rows are counted
+//! ([`ImportSession::kept_forgotten`]).
+
+use std::collections::HashSet;
 
 use chrono::{Datelike, NaiveDate};
 use rusqlite::params;
@@ -8,8 +17,53 @@ use super::{
     ImportKind, ImportSession, Outcome, RowError, customer_index, int_differs, reject, require,
     text_differs,
 };
-use crate::error::AtPath;
+use crate::error::{AtPath, StoreError};
 use crate::records::CustomerRecord;
+
+/// The customers with a forget request, loaded on the first update of a
+/// session, and how many rows of theirs had their personal fields left out.
+#[derive(Debug, Default)]
+pub(super) struct ForgottenCustomers {
+    rowids: Option<HashSet<i64>>,
+    kept: u64,
+}
+
+impl ForgottenCustomers {
+    /// Whether customer `rowid` was forgotten; loads the set on first use.
+    fn contains(
+        &mut self,
+        conn: &rusqlite::Connection,
+        path: &std::path::Path,
+        rowid: i64,
+    ) -> Result<bool, StoreError> {
+        if self.rowids.is_none() {
+            let rowids = conn
+                .prepare(
+                    "SELECT DISTINCT customer_id FROM privacy_requests \
+                     WHERE kind = 'forget' AND customer_id IS NOT NULL",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map([], |row| row.get(0))?
+                        .collect::<rusqlite::Result<HashSet<i64>>>()
+                })
+                .at(path)?;
+            self.rowids = Some(rowids);
+        }
+        Ok(self.rowids.as_ref().is_some_and(|set| set.contains(&rowid)))
+    }
+}
+
+/// `rec` without the fields forgetting erases: name, email, phone, birthday,
+/// attributes and consents (left as stored: erased and withdrawn).
+fn without_personal_data(rec: &CustomerRecord) -> CustomerRecord {
+    CustomerRecord {
+        external_id: rec.external_id.clone(),
+        region: rec.region.clone(),
+        owner: rec.owner.clone(),
+        timezone: rec.timezone.clone(),
+        ..CustomerRecord::default()
+    }
+}
 
 impl ImportSession<'_> {
     /// Upserts a customer by `external_id`; `line` is where the record came
@@ -18,8 +72,18 @@ impl ImportSession<'_> {
     /// Fields that are `None` keep their stored value (an insert uses the
     /// column defaults), attributes merge key by key, and a record that would
     /// change nothing is [`Outcome::Unchanged`] and leaves `updated_at` alone.
+    ///
+    /// A forgotten customer's personal fields are left out (see the module
+    /// documentation) and the row is counted in
+    /// [`kept_forgotten`](ImportSession::kept_forgotten).
     pub fn customer(&mut self, line: u64, rec: &CustomerRecord) -> Result<Outcome, RowError> {
         self.guarded(|session| session.write_customer(line, rec))
+    }
+
+    /// How many customer rows of this session were for forgotten customers
+    /// and had their personal fields left out.
+    pub fn kept_forgotten(&self) -> u64 {
+        self.forgotten.kept
     }
 
     fn write_customer(&mut self, line: u64, rec: &CustomerRecord) -> Result<Outcome, RowError> {
@@ -68,7 +132,13 @@ impl ImportSession<'_> {
             }
             Some(rowid) => {
                 self.check_seen(KIND, rowid, key, false)?;
-                (rowid, self.update_customer(rowid, rec, birthday)?)
+                let outcome = if self.forgotten.contains(self.conn, path, rowid)? {
+                    self.forgotten.kept += 1;
+                    self.update_customer(rowid, &without_personal_data(rec), None)?
+                } else {
+                    self.update_customer(rowid, rec, birthday)?
+                };
+                (rowid, outcome)
             }
         };
         self.remember(KIND, rowid, line);

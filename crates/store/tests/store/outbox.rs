@@ -300,6 +300,40 @@ fn stale_claims_are_recovered_by_policy_and_resent_once_with_the_same_id() {
 }
 
 #[test]
+fn claims_released_by_a_stopping_sender_are_queued_again_without_an_attempt() {
+    let (_dir, _path, mut store) = new_store();
+    seed(&mut store);
+    let first = queue(&mut store, &["ann"], "care", NOW)[0].unwrap();
+    let second = queue(&mut store, &["ann"], "other", NOW)[0].unwrap();
+    let claim = store.claim_due(NOW, 10).unwrap();
+    assert_eq!(claim.emails.len(), 2);
+    store.mark_sent(first, NOW + 1, "250 ok").unwrap();
+    // The sender stops before sending the second: only the still-claimed one is released.
+    assert_eq!(store.release_claims(&[first, second], NOW + 2).unwrap(), 1);
+    let row = store.outbox_email(second).unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.attempts, row.claimed_at, row.due_at),
+        (OutboxState::Queued, 0, None, NOW)
+    );
+    assert_eq!(
+        store.outbox_email(first).unwrap().unwrap().state,
+        OutboxState::Sent
+    );
+    let events = store.outbox_events(second).unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last.from_state.as_deref(), last.to_state.as_str()),
+        (Some("claimed"), "queued")
+    );
+    // Due again at once, with the same Message-ID; releasing twice changes nothing.
+    assert_eq!(store.release_claims(&[second], NOW + 3).unwrap(), 0);
+    let again = store.claim_due(NOW + 3, 10).unwrap();
+    assert_eq!(again.emails.len(), 1);
+    assert_eq!(again.emails[0].message_id, row.message_id);
+    assert_eq!(again.emails[0].attempts, 1);
+}
+
+#[test]
 fn retry_and_cancel_by_hand_only_from_their_states() {
     let (_dir, path, mut store) = new_store();
     seed(&mut store);
