@@ -8,9 +8,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tiercare_engine::{
-    Feature, FeatureType, FeatureValue, RecordKind, RuleFile, RuleSet, Snapshot,
-};
+use tiercare_engine::{Feature, FeatureType, RecordKind, RuleFile, RuleSet, Snapshot};
 use tiercare_scheduler::demo::{DemoSpec, write_demo};
 use tiercare_scheduler::ingest::{ImportRequest, import_file};
 use tiercare_store::{Store, Window};
@@ -24,14 +22,8 @@ const CONDITION: &str =
 
 /// The condition as native Rust over the same snapshot.
 fn native_predicate(snapshot: &Snapshot) -> bool {
-    let float = |feature| match snapshot.get(feature) {
-        FeatureValue::Float(value) => value,
-        _ => f64::NAN,
-    };
-    let int = |feature| match snapshot.get(feature) {
-        FeatureValue::Int(value) => value,
-        _ => 0,
-    };
+    let float = |feature| snapshot.float(feature).unwrap_or(f64::NAN);
+    let int = |feature| snapshot.int(feature).unwrap_or(0);
     float(Feature::RevenueWindow) >= 1000.0 && int(Feature::OrdersWindow) > 3
         || int(Feature::DaysSinceLastOrder) < 30
 }
