@@ -65,6 +65,8 @@ struct Args {
 #[derive(Debug, Clone)]
 struct Sample {
     seconds: f64,
+    /// User + system CPU time: what the work cost, however busy the machine was.
+    cpu: f64,
     peak_kib: u64,
     stdout: String,
 }
@@ -88,6 +90,11 @@ impl Figures {
         median(&mut values)
     }
 
+    fn median_cpu(&self, step: &str) -> f64 {
+        let mut values: Vec<f64> = self.samples[step].iter().map(|s| s.cpu).collect();
+        median(&mut values)
+    }
+
     fn peak_mib(&self, step: &str) -> f64 {
         self.samples[step]
             .iter()
@@ -108,7 +115,8 @@ impl Figures {
             .map(|s| format!("{:.2}", s.seconds))
             .collect();
         format!(
-            "  {label:<34} {seconds:>8.2} s {rate:<26} peak {:>7.0} MiB   runs [{}]",
+            "  {label:<34} {seconds:>8.2} s {rate:<26} cpu {:>7.2} s  peak {:>6.0} MiB  runs [{}]",
+            self.median_cpu(step),
             self.peak_mib(step),
             runs.join(", ")
         )
@@ -176,8 +184,10 @@ fn measure(command: &mut Command, scratch: &Path) -> Result<Sample> {
         let stderr = fs::read_to_string(&err_path).unwrap_or_default();
         bail!("{command:?} failed ({status}):\n{stdout}\n{stderr}");
     }
+    let time = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Ok(Sample {
         seconds,
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
         // Linux reports ru_maxrss in KiB.
         peak_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
         stdout,
@@ -288,6 +298,7 @@ impl Bench {
                 "tiercare",
                 Sample {
                     seconds: import.seconds + assess.seconds,
+                    cpu: import.cpu + assess.cpu,
                     peak_kib: import.peak_kib.max(assess.peak_kib),
                     stdout: String::new(),
                 },
@@ -334,8 +345,9 @@ impl Bench {
                 figures.line("pandas script (same job)", "pandas", None)
             );
             println!(
-                "  pandas / tiercare = {:.2}x   ({})",
+                "  pandas / tiercare = {:.2}x wall, {:.2}x cpu   ({})",
                 figures.median("pandas") / figures.median("tiercare"),
+                figures.median_cpu("pandas") / figures.median_cpu("tiercare"),
                 checked.unwrap_or_default()
             );
         }
@@ -481,6 +493,7 @@ impl Bench {
                 "tiercare",
                 Sample {
                     seconds: import.seconds + assess.seconds,
+                    cpu: import.cpu + assess.cpu,
                     peak_kib: import.peak_kib.max(assess.peak_kib),
                     stdout: String::new(),
                 },
@@ -504,8 +517,9 @@ impl Bench {
             figures.line("pandas script (same job)", "pandas", None)
         );
         println!(
-            "  pandas / tiercare = {:.2}x   ({checked})",
-            figures.median("pandas") / figures.median("tiercare")
+            "  pandas / tiercare = {:.2}x wall, {:.2}x cpu   ({checked})",
+            figures.median("pandas") / figures.median("tiercare"),
+            figures.median_cpu("pandas") / figures.median_cpu("tiercare")
         );
         println!("  load average after: {}", load_average());
         Ok(())
