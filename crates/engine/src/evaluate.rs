@@ -155,9 +155,9 @@ impl<'r> Evaluator<'r> {
         }
     }
 
-    /// Turns the native fast path ([`crate::native`]) on (the default) or off. Off, every
-    /// expression runs in Rhai: the decisions are the same, only slower; benchmarks and tests
-    /// compare the two paths with it.
+    /// Turns the native fast path (simple conditions compiled to Rust instead of run in Rhai) on
+    /// (the default) or off. Off, every expression runs in Rhai: the decisions are the same, only
+    /// slower; benchmarks and tests compare the two paths with it.
     pub fn set_native(&mut self, enabled: bool) {
         self.native = enabled;
     }
