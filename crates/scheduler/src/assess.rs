@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 use tiercare_engine::{
-    Diagnostic, Explanation, Feature, LoadedRules, Pin as EnginePin, RuleFile, RuleSet, Snapshot,
-    Window as RuleWindow, load_rules,
+    Decision, Diagnostic, Explanation, Feature, LoadedRules, Pin as EnginePin, RuleFile, RuleSet,
+    Snapshot, Window as RuleWindow, load_rules,
 };
 use tiercare_store::{CustomerFeatures, Pin, Store, StoreError, TierDecision, Window};
 
@@ -389,31 +389,11 @@ pub fn assess(
             snapshot.set_pin(pins.get(&features.customer_rowid).map(engine_pin));
             let decision = evaluator.evaluate(&snapshot);
             tally.count(features, &decision);
-            let (true, Some(tier)) = (recording, decision.tier) else {
+            if !recording || decision.tier.is_none() {
                 return;
-            };
-            // What the rules decided and why, kept with the tier (history keeps it only on change).
-            let reasons = serde_json::json!({
-                "reason": &decision.reason,
-                "rule_tier": &decision.rule_tier,
-                "pinned": decision.pinned,
-                "pending_tier": &decision.pending_tier,
-            });
-            batch.push(TierDecision {
-                customer_rowid: features.customer_rowid,
-                tier,
-                reason: decision.reason,
-                reasons,
-                scores: decision
-                    .scores
-                    .into_iter()
-                    .map(|(name, value)| (name, serde_json::json!(value)))
-                    .collect(),
-                pending_tier: decision.pending_tier,
-                pending_count: decision.pending_count,
-                pinned: decision.pinned,
-                segments: decision.segments,
-            });
+            }
+            // The recording thread turns it into the stored form (JSON reasons and scores).
+            batch.push((features.customer_rowid, decision));
             if batch.len() == DECISION_BATCH {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(DECISION_BATCH));
                 // A send fails only when the recorder stopped on an error, reported below.
@@ -439,10 +419,37 @@ pub fn assess(
 /// Decisions handed to the recording thread at a time.
 const DECISION_BATCH: usize = 1024;
 
+/// A decision as the store records it; `None` when no tier was decided (nothing to record).
+fn tier_decision(customer_rowid: i64, decision: Decision) -> Option<TierDecision> {
+    let tier = decision.tier?;
+    // What the rules decided and why, kept with the tier (history keeps it only on change).
+    let reasons = serde_json::json!({
+        "reason": &decision.reason,
+        "rule_tier": &decision.rule_tier,
+        "pinned": decision.pinned,
+        "pending_tier": &decision.pending_tier,
+    });
+    Some(TierDecision {
+        customer_rowid,
+        tier,
+        reason: decision.reason,
+        reasons,
+        scores: decision
+            .scores
+            .into_iter()
+            .map(|(name, value)| (name, serde_json::json!(value)))
+            .collect(),
+        pending_tier: decision.pending_tier,
+        pending_count: decision.pending_count,
+        pinned: decision.pinned,
+        segments: decision.segments,
+    })
+}
+
 /// What the evaluating thread sends the recording one.
 enum ToRecorder {
-    /// Decisions to record, in customer order.
-    Decisions(Vec<TierDecision>),
+    /// Decisions to record (with the customer's rowid), in customer order.
+    Decisions(Vec<(i64, Decision)>),
     /// Every decision was sent: commit.
     Finish {
         /// Customers for whom a rule failed.
@@ -472,8 +479,10 @@ fn record_decisions(
     for message in receiver {
         match message {
             ToRecorder::Decisions(batch) => {
-                for decision in &batch {
-                    session.record(decision)?;
+                for (customer_rowid, decision) in batch {
+                    if let Some(record) = tier_decision(customer_rowid, decision) {
+                        session.record(&record)?;
+                    }
                 }
             }
             ToRecorder::Finish { rule_errors } => {
