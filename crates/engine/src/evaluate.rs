@@ -113,6 +113,8 @@ pub struct Evaluator<'r> {
     scope_ready: bool,
     /// Score values of the current customer (None: failed).
     pub(crate) score_values: Vec<Option<Dynamic>>,
+    /// Whether natively compiled expressions run natively (else every expression runs in Rhai).
+    native: bool,
 }
 
 /// How hysteresis and pins settled the tier (borrowing ids from the rules and the pin).
@@ -149,7 +151,35 @@ impl<'r> Evaluator<'r> {
             scope: Scope::new(),
             scope_ready: false,
             score_values: Vec::with_capacity(rules.scores.len()),
+            native: true,
         }
+    }
+
+    /// Turns the native fast path (simple conditions compiled to Rust instead of run in Rhai) on
+    /// (the default) or off. Off, every expression runs in Rhai: the decisions are the same, only
+    /// slower; benchmarks and tests compare the two paths with it.
+    pub fn set_native(&mut self, enabled: bool) {
+        self.native = enabled;
+    }
+
+    /// Evaluates only the condition of tier rule `index` (in the rules' order) for one customer,
+    /// after computing the scores it may read: whether it matched, or why it failed. `None` when
+    /// there is no such rule. For benchmarks of single conditions.
+    pub fn tier_condition(
+        &mut self,
+        index: usize,
+        snapshot: &Snapshot,
+    ) -> Option<Result<bool, RuleError>> {
+        let rules = self.rules;
+        let rule = rules.tiers.get(index)?;
+        self.start_customer();
+        let mut errors = Vec::new();
+        self.compute_scores(snapshot, &mut errors);
+        Some(match self.condition(&rule.expr, snapshot) {
+            Outcome::Matched => Ok(true),
+            Outcome::NotMatched => Ok(false),
+            Outcome::Failed(error) => Err(error),
+        })
     }
 
     /// Decides the tier, segments and scores of one customer.
@@ -316,6 +346,9 @@ impl<'r> Evaluator<'r> {
 
     /// The native result, when the expression is compiled natively and that gives one.
     fn native(&self, expr: &Expression, snapshot: &Snapshot) -> Option<native::Value> {
+        if !self.native {
+            return None;
+        }
         let node = expr.native.as_ref()?;
         native::eval(
             node,
@@ -354,7 +387,7 @@ impl<'r> Evaluator<'r> {
                 Outcome::NotMatched
             };
         }
-        if let Some(node) = &expr.native {
+        if let Some(node) = expr.native.as_ref().filter(|_| self.native) {
             let context = native::Context {
                 snapshot,
                 scores: &self.score_values,
@@ -682,6 +715,139 @@ pub(crate) fn format_float(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::feature::{Feature, FeatureType};
+    use crate::rules::{RuleFile, load_rules};
+
+    /// The shipped rule sets: the default one and the Online Retail example.
+    fn shipped_rule_sets() -> Vec<RuleSet> {
+        let default = [
+            (
+                "rules/tiers.yaml",
+                include_str!("../../../rules/tiers.yaml"),
+            ),
+            (
+                "rules/levels.yaml",
+                include_str!("../../../rules/levels.yaml"),
+            ),
+            ("rules/rfm.yaml", include_str!("../../../rules/rfm.yaml")),
+            (
+                "rules/worthless.yaml",
+                include_str!("../../../rules/worthless.yaml"),
+            ),
+        ];
+        let retail = [
+            (
+                "rules/tiers.yaml",
+                include_str!("../../../examples/online-retail/rules/tiers.yaml"),
+            ),
+            (
+                "rules/rfm.yaml",
+                include_str!("../../../examples/online-retail/rules/rfm.yaml"),
+            ),
+        ];
+        [&default[..], &retail[..]]
+            .into_iter()
+            .map(|files| {
+                let files: Vec<RuleFile> = files
+                    .iter()
+                    .map(|(path, text)| RuleFile::new((*path).to_owned(), (*text).to_owned()))
+                    .collect();
+                load_rules(&files)
+                    .unwrap_or_else(|diagnostics| panic!("{diagnostics:?}"))
+                    .rules
+            })
+            .collect()
+    }
+
+    /// A customer with random but plausible features (and some edge values).
+    fn random_snapshot(random: &mut impl FnMut() -> u64) -> Snapshot {
+        let tiers = ["", "A", "B", "C", "gold"];
+        let mut snapshot = Snapshot::new();
+        for feature in Feature::all() {
+            let spec = feature.spec();
+            let r = random();
+            if spec.optional && r % 4 == 0 {
+                continue;
+            }
+            let small = (r >> 8) % 12;
+            match spec.ty {
+                FeatureType::Int => {
+                    let value = match (r >> 4) % 4 {
+                        0 => (small as i64) % 6,
+                        1 => ((r >> 16) % 1_000) as i64,
+                        2 => ((r >> 16) % 40_000) as i64 - 1,
+                        _ => [0, 1, 5, 365, 444, 545, 36_500][small as usize % 7],
+                    };
+                    snapshot.set_int(feature, value);
+                }
+                FeatureType::Time => {
+                    snapshot.set_time(
+                        feature,
+                        Some(1_600_000_000 + ((r >> 16) % 100_000_000) as i64),
+                    );
+                }
+                FeatureType::Float => {
+                    let value = match (r >> 4) % 4 {
+                        0 => [0.0, 0.8, 0.95, 0.7999999999999999, 1.0, 0.5][small as usize % 6],
+                        1 => ((r >> 16) % 1_000_000) as f64 / 1_000_000.0,
+                        2 => ((r >> 16) % 100_000_000) as f64 / 100.0,
+                        _ => ((r >> 16) % 500) as f64 / 100.0,
+                    };
+                    if spec.optional {
+                        snapshot.set_optional_float(feature, Some(value));
+                    } else {
+                        snapshot.set_float(feature, value);
+                    }
+                }
+                FeatureType::Bool => snapshot.set_bool(feature, r % 2 == 0),
+                FeatureType::Text if feature == Feature::PreviousTier => {
+                    snapshot.set_text(feature, tiers[small as usize % tiers.len()]);
+                }
+                FeatureType::Text => {
+                    snapshot.set_text(feature, ["", "EU", "US", "M1"][small as usize % 4])
+                }
+                FeatureType::Map => {}
+            }
+        }
+        snapshot
+    }
+
+    /// The native fast path never changes a decision: over random customers, every shipped rule
+    /// set decides exactly the same with it and with Rhai alone.
+    #[test]
+    fn native_and_rhai_decide_the_same() {
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut random = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for rules in shipped_rule_sets() {
+            let mut native = rules.evaluator();
+            let mut rhai = rules.evaluator();
+            rhai.set_native(false);
+            for _ in 0..2_000 {
+                let snapshot = random_snapshot(&mut random);
+                let fast = native.evaluate(&snapshot);
+                let slow = rhai.evaluate(&snapshot);
+                // NaN scores compare unequal: compare their bits.
+                let bits = |d: &Decision| -> Vec<u64> {
+                    d.scores.iter().map(|(_, v)| v.to_bits()).collect()
+                };
+                assert_eq!(bits(&fast), bits(&slow), "{snapshot:?}");
+                let (mut fast, mut slow) = (fast, slow);
+                fast.scores.clear();
+                slow.scores.clear();
+                assert_eq!(fast, slow, "{snapshot:?}");
+                for index in 0..rules.tiers.len() {
+                    let a = native.tier_condition(index, &snapshot).expect("a tier");
+                    let b = rhai.tier_condition(index, &snapshot).expect("a tier");
+                    assert_eq!(a, b, "tier {index}: {snapshot:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn floats_are_short() {

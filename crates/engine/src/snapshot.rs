@@ -282,6 +282,30 @@ impl Snapshot {
         }
     }
 
+    /// The value of an int or time feature, without conversion; `None` when it is none (or the
+    /// feature is not an int). The cheap way for Rust code to read a number.
+    #[must_use]
+    pub fn int(&self, feature: Feature) -> Option<i64> {
+        let value = &self.values[feature.index()];
+        if value.is_int() {
+            value.as_int().ok()
+        } else {
+            None
+        }
+    }
+
+    /// The value of a float feature, without conversion; `None` when it is none (or the feature
+    /// is not a float).
+    #[must_use]
+    pub fn float(&self, feature: Feature) -> Option<f64> {
+        let value = &self.values[feature.index()];
+        if value.is_float() {
+            value.as_float().ok()
+        } else {
+            None
+        }
+    }
+
     /// The customer's external id (`customer_id`).
     #[must_use]
     pub fn customer_id(&self) -> String {

@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use serde::Serialize;
 use tiercare_engine::{
-    Diagnostic, Explanation, Feature, LoadedRules, Pin as EnginePin, RuleFile, RuleSet, Snapshot,
-    Window as RuleWindow, load_rules,
+    Decision, Diagnostic, Explanation, Feature, LoadedRules, Pin as EnginePin, RuleFile, RuleSet,
+    Snapshot, Window as RuleWindow, load_rules,
 };
 use tiercare_store::{CustomerFeatures, Pin, Store, StoreError, TierDecision, Window};
 
@@ -355,63 +356,142 @@ pub fn assess(
 ) -> Result<AssessReport, AssessError> {
     let started = Instant::now();
     let pins = reader.active_pins(options.now)?;
-    let mut session = match writer {
-        Some(store) if !options.dry_run => {
-            Some(store.begin_assessment(options.at, rules.version(), options.now)?)
-        }
-        _ => None,
-    };
-    let mut evaluator = rules.evaluator();
-    let mut snapshot = Snapshot::new();
-    let mut tally = Tally::default();
-    let mut write_error: Option<StoreError> = None;
-    reader.for_each_features(options.at, store_window(rules.window()), &mut |features| {
-        if write_error.is_some() {
-            return;
-        }
-        snapshot.reset();
-        fill_snapshot(&mut snapshot, features);
-        snapshot.set_pin(pins.get(&features.customer_rowid).map(engine_pin));
-        let decision = evaluator.evaluate(&snapshot);
-        tally.count(features, &decision);
-        let (Some(session), Some(tier)) = (session.as_mut(), decision.tier) else {
-            return;
-        };
-        // What the rules decided and why, kept with the tier (history keeps it only on change).
-        let reasons = serde_json::json!({
-            "reason": &decision.reason,
-            "rule_tier": &decision.rule_tier,
-            "pinned": decision.pinned,
-            "pending_tier": &decision.pending_tier,
+    let writer = writer.filter(|_| !options.dry_run);
+    // Two threads: this one computes features and evaluates the rules while a second records the
+    // decisions (its own connection, its own transaction), taking batches in customer order.
+    std::thread::scope(|scope| {
+        let (sender, receiver) = mpsc::sync_channel::<ToRecorder>(4);
+        let (ready_sender, ready) = mpsc::channel::<Result<(), StoreError>>();
+        let recorder = writer.map(|store| {
+            let version = rules.version();
+            scope.spawn(move || {
+                record_decisions(store, options, version, started, &ready_sender, receiver)
+            })
         });
-        let record = TierDecision {
-            customer_rowid: features.customer_rowid,
-            tier,
-            reason: decision.reason,
-            reasons,
-            scores: decision
-                .scores
-                .into_iter()
-                .map(|(name, value)| (name, serde_json::json!(value)))
-                .collect(),
-            pending_tier: decision.pending_tier,
-            pending_count: decision.pending_count,
-            pinned: decision.pinned,
-            segments: decision.segments,
-        };
-        if let Err(err) = session.record(&record) {
-            write_error = Some(err);
+        if recorder.is_some() {
+            // The transaction is open (or could not be): fail before any work.
+            if let Ok(Err(err)) = ready.recv() {
+                return Err(err.into());
+            }
         }
-    })?;
-    if let Some(err) = write_error {
-        return Err(err.into());
+        let recording = recorder.is_some();
+        let mut evaluator = rules.evaluator();
+        let mut snapshot = Snapshot::new();
+        let mut tally = Tally::default();
+        let mut batch = Vec::with_capacity(DECISION_BATCH);
+        let mut recorder_gone = false;
+        reader.for_each_features(options.at, store_window(rules.window()), &mut |features| {
+            if recorder_gone {
+                return;
+            }
+            snapshot.reset();
+            fill_snapshot(&mut snapshot, features);
+            snapshot.set_pin(pins.get(&features.customer_rowid).map(engine_pin));
+            let decision = evaluator.evaluate(&snapshot);
+            tally.count(features, &decision);
+            if !recording || decision.tier.is_none() {
+                return;
+            }
+            // The recording thread turns it into the stored form (JSON reasons and scores).
+            batch.push((features.customer_rowid, decision));
+            if batch.len() == DECISION_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(DECISION_BATCH));
+                // A send fails only when the recorder stopped on an error, reported below.
+                recorder_gone = sender.send(ToRecorder::Decisions(full)).is_err();
+            }
+        })?;
+        let rule_errors: u64 = tally.failures.values().map(|f| f.customers).sum();
+        if !batch.is_empty() {
+            let _ = sender.send(ToRecorder::Decisions(batch));
+        }
+        let _ = sender.send(ToRecorder::Finish { rule_errors });
+        drop(sender);
+        let outcome = match recorder {
+            Some(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
+            None => None,
+        };
+        Ok(report(rules, options, tally, outcome, started))
+    })
+}
+
+/// Decisions handed to the recording thread at a time.
+const DECISION_BATCH: usize = 1024;
+
+/// A decision as the store records it; `None` when no tier was decided (nothing to record).
+fn tier_decision(customer_rowid: i64, decision: Decision) -> Option<TierDecision> {
+    let tier = decision.tier?;
+    // What the rules decided and why, kept with the tier (history keeps it only on change).
+    let reasons = serde_json::json!({
+        "reason": &decision.reason,
+        "rule_tier": &decision.rule_tier,
+        "pinned": decision.pinned,
+        "pending_tier": &decision.pending_tier,
+    });
+    Some(TierDecision {
+        customer_rowid,
+        tier,
+        reason: decision.reason,
+        reasons,
+        scores: decision
+            .scores
+            .into_iter()
+            .map(|(name, value)| (name, serde_json::json!(value)))
+            .collect(),
+        pending_tier: decision.pending_tier,
+        pending_count: decision.pending_count,
+        pinned: decision.pinned,
+        segments: decision.segments,
+    })
+}
+
+/// What the evaluating thread sends the recording one.
+enum ToRecorder {
+    /// Decisions to record (with the customer's rowid), in customer order.
+    Decisions(Vec<(i64, Decision)>),
+    /// Every decision was sent: commit.
+    Finish {
+        /// Customers for whom a rule failed.
+        rule_errors: u64,
+    },
+}
+
+/// The recording thread: opens the assessment (saying on `ready` whether it could), records
+/// every decision received and commits on [`ToRecorder::Finish`]. Without it (the evaluation
+/// failed) the transaction rolls back; `None` then, and when the assessment could not begin.
+fn record_decisions(
+    store: &mut Store,
+    options: AssessOptions,
+    version: &str,
+    started: Instant,
+    ready: &mpsc::Sender<Result<(), StoreError>>,
+    receiver: mpsc::Receiver<ToRecorder>,
+) -> Result<Option<tiercare_store::AssessmentOutcome>, StoreError> {
+    let mut session = match store.begin_assessment(options.at, version, options.now) {
+        Ok(session) => session,
+        Err(err) => {
+            let _ = ready.send(Err(err));
+            return Ok(None);
+        }
+    };
+    let _ = ready.send(Ok(()));
+    for message in receiver {
+        match message {
+            ToRecorder::Decisions(batch) => {
+                for (customer_rowid, decision) in batch {
+                    if let Some(record) = tier_decision(customer_rowid, decision) {
+                        session.record(&record)?;
+                    }
+                }
+            }
+            ToRecorder::Finish { rule_errors } => {
+                let finished = options.now + started.elapsed().as_secs() as i64;
+                return session.finish(finished, rule_errors).map(Some);
+            }
+        }
     }
-    let rule_errors = tally.failures.values().map(|f| f.customers).sum();
-    let finished = options.now + started.elapsed().as_secs() as i64;
-    let outcome = session
-        .map(|session| session.finish(finished, rule_errors))
-        .transpose()?;
-    Ok(report(rules, options, tally, outcome, started))
+    Ok(None)
 }
 
 impl Tally {

@@ -5,12 +5,13 @@
 //! (or, with `strict`, the whole file is refused), and nothing is written unless the whole file was
 //! read. The store's upserts make a re-import of the same file change nothing.
 
-use std::cell::Cell as StdCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -235,15 +236,15 @@ pub fn import_file(
         source,
     })?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let counter = Rc::new(StdCell::new(0u64));
+    let counter = Arc::new(AtomicU64::new(0));
     let counted = CountingReader {
         inner: file,
-        count: Rc::clone(&counter),
+        count: Arc::clone(&counter),
     };
     let is_gzip = path
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
-    let reader: Box<dyn Read> = if is_gzip {
+    let reader: Box<dyn Read + Send> = if is_gzip {
         Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
             1 << 16,
             counted,
@@ -252,7 +253,7 @@ pub fn import_file(
         Box::new(counted)
     };
 
-    let mut source: Box<dyn RowSource> = match format {
+    let source: Box<dyn RowSource + Send> = match format {
         FileFormat::Csv => {
             let default_delimiter = if path.to_string_lossy().to_ascii_lowercase().contains(".tsv")
             {
@@ -313,54 +314,59 @@ pub fn import_file(
             elapsed_ms: 0,
         },
     };
-    let mut writer = RecordWriter::new(request.kind, &bound, grouping);
-    let mut bound = bound;
-    loop {
-        let Some(line) = source.advance()? else { break };
-        run.report.read += 1;
-        if run.report.read % 8192 == 0 {
-            progress(Progress {
-                bytes: counter.get(),
-                total,
-                rows: run.report.read,
-            });
-        }
-        let cells = source.cells();
-        if cells.len() != header.len() {
-            run.reject(RejectedRow {
-                line,
-                column: "(row)".to_owned(),
-                value: None,
-                reason: format!(
-                    "the row has {} fields but the header has {}: a stray delimiter or quote?",
-                    cells.len(),
-                    header.len()
-                ),
-            })?;
-            continue;
-        }
-        let outcome = bound.apply(&cells);
-        match outcome {
-            RowOutcome::Skip(reason) => {
-                run.report.skipped += 1;
-                if let Some(slot) = run.report.skipped_by_reason.get_mut(reason) {
-                    slot.1 += 1;
+    let mut writer = RecordWriter::new(grouping);
+    let columns = Columns::new(request.kind, &bound);
+    let record_kind = request.kind;
+    let header_len = header.len();
+    // Two threads: this one writes to the database while a second reads the file and applies
+    // the mapping (decompression, CSV, parsing and mapping scripts), handing over batches of
+    // rows. The order of rows, and so every outcome, is the same as reading in one thread.
+    std::thread::scope(|scope| -> Result<(), ImportError> {
+        let (sender, receiver) = mpsc::sync_channel::<Result<Vec<Mapped>, ImportError>>(4);
+        scope.spawn(move || {
+            read_and_map(source, bound, &columns, record_kind, header_len, &sender);
+        });
+        for batch in receiver {
+            for mapped in batch? {
+                run.report.read += 1;
+                if run.report.read % 8192 == 0 {
+                    progress(Progress {
+                        bytes: counter.load(Ordering::Relaxed),
+                        total,
+                        rows: run.report.read,
+                    });
+                }
+                match mapped {
+                    Mapped::Record(line, record) => {
+                        match writer.write(&mut session, line, record) {
+                            Ok(Some(outcome)) => run.count(outcome),
+                            Ok(None) => {}
+                            Err(WriteError::Rejected(row)) => run.reject(row)?,
+                            Err(WriteError::Store(err)) => return Err(err.into()),
+                        }
+                    }
+                    Mapped::Invalid(row) => run.reject(row)?,
+                    Mapped::Skip(reason) => {
+                        run.report.skipped += 1;
+                        if let Some(slot) = run.report.skipped_by_reason.get_mut(reason) {
+                            slot.1 += 1;
+                        }
+                    }
+                    Mapped::Width(line, fields) => {
+                        run.reject(RejectedRow {
+                            line,
+                            column: "(row)".to_owned(),
+                            value: None,
+                            reason: format!(
+                                "the row has {fields} fields but the header has {header_len}: a stray delimiter or quote?",
+                            ),
+                        })?;
+                    }
                 }
             }
-            RowOutcome::Reject(rejection) => run.reject(RejectedRow {
-                line,
-                column: rejection.column,
-                value: rejection.value,
-                reason: rejection.reason,
-            })?,
-            RowOutcome::Row(typed) => match writer.write(&mut session, line, typed) {
-                Ok(Some(outcome)) => run.count(outcome),
-                Ok(None) => {}
-                Err(WriteError::Rejected(row)) => run.reject(row)?,
-                Err(WriteError::Store(err)) => return Err(err.into()),
-            },
         }
-    }
+        Ok(())
+    })?;
     for (line, order) in writer.finish() {
         if let Some(lines) = run.report.order_lines.as_mut() {
             *lines += order.items.len() as u64;
@@ -372,7 +378,7 @@ pub fn import_file(
         }
     }
     progress(Progress {
-        bytes: counter.get(),
+        bytes: counter.load(Ordering::Relaxed),
         total,
         rows: run.report.read,
     });
@@ -389,6 +395,75 @@ pub fn import_file(
     })?;
     run.report.elapsed_ms = started.elapsed().as_millis();
     Ok(run.report)
+}
+
+/// Rows handed from the reading thread to the writing one at a time.
+const BATCH_ROWS: usize = 1024;
+
+/// A data row as the reading thread hands it over.
+enum Mapped {
+    /// The row's line and its record.
+    Record(u64, Record),
+    /// Left out by the mapping's `skip:` reason of this index.
+    Skip(usize),
+    /// Refused by the mapping or for a missing value.
+    Invalid(RejectedRow),
+    /// The row's line and its number of fields, which is not the header's.
+    Width(u64, usize),
+}
+
+/// Reads every row of `source` and applies the mapping, sending batches of rows to `sender`;
+/// a read error is sent as the last message. Stops early when the receiver is gone (the import
+/// failed).
+fn read_and_map(
+    mut source: Box<dyn RowSource + Send>,
+    mut bound: BoundMapping<'_>,
+    columns: &Columns,
+    kind: RecordKind,
+    header_len: usize,
+    sender: &mpsc::SyncSender<Result<Vec<Mapped>, ImportError>>,
+) {
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    loop {
+        let line = match source.advance() {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(err) => {
+                if !batch.is_empty() && sender.send(Ok(std::mem::take(&mut batch))).is_err() {
+                    return;
+                }
+                let _ = sender.send(Err(err));
+                return;
+            }
+        };
+        let cells = source.cells();
+        batch.push(if cells.len() != header_len {
+            Mapped::Width(line, cells.len())
+        } else {
+            match bound.apply(&cells) {
+                RowOutcome::Row(typed) => match columns.record(kind, line, typed) {
+                    Ok(record) => Mapped::Record(line, record),
+                    Err(row) => Mapped::Invalid(row),
+                },
+                RowOutcome::Skip(reason) => Mapped::Skip(reason),
+                RowOutcome::Reject(rejection) => Mapped::Invalid(RejectedRow {
+                    line,
+                    column: rejection.column,
+                    value: rejection.value,
+                    reason: rejection.reason,
+                }),
+            }
+        });
+        if batch.len() == BATCH_ROWS {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
+            if sender.send(Ok(full)).is_err() {
+                return;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = sender.send(Ok(batch));
+    }
 }
 
 fn bind_error(path: &Path, err: BindError) -> ImportError {
@@ -445,13 +520,13 @@ impl Run<'_> {
 /// Counts the bytes read from the underlying file, for progress.
 struct CountingReader<R> {
     inner: R,
-    count: Rc<StdCell<u64>>,
+    count: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count.set(self.count.get() + n as u64);
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -466,7 +541,7 @@ trait RowSource {
 
 struct CsvSource {
     path: PathBuf,
-    reader: csv::Reader<Box<dyn Read>>,
+    reader: csv::Reader<Box<dyn Read + Send>>,
     header: Vec<String>,
     record: csv::StringRecord,
 }
@@ -500,7 +575,11 @@ fn csv_error(path: &Path, err: csv::Error) -> ImportError {
 }
 
 impl CsvSource {
-    fn new(path: &Path, reader: Box<dyn Read>, delimiter: u8) -> Result<CsvSource, ImportError> {
+    fn new(
+        path: &Path,
+        reader: Box<dyn Read + Send>,
+        delimiter: u8,
+    ) -> Result<CsvSource, ImportError> {
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .flexible(true)
@@ -587,7 +666,7 @@ type JsonObject = serde_json::Map<String, serde_json::Value>;
 
 struct JsonlSource {
     path: PathBuf,
-    lines: io::Lines<BufReader<Box<dyn Read>>>,
+    lines: io::Lines<BufReader<Box<dyn Read + Send>>>,
     line: u64,
     header: Vec<String>,
     index: HashMap<String, usize>,
@@ -598,7 +677,7 @@ struct JsonlSource {
 impl JsonlSource {
     /// Reads the first object to learn the keys; later objects may omit keys (null) but a key
     /// the first line lacks is reported on its row.
-    fn new(path: &Path, reader: Box<dyn Read>) -> Result<JsonlSource, ImportError> {
+    fn new(path: &Path, reader: Box<dyn Read + Send>) -> Result<JsonlSource, ImportError> {
         let mut source = JsonlSource {
             path: path.to_owned(),
             lines: BufReader::with_capacity(1 << 16, reader).lines(),
@@ -714,9 +793,11 @@ enum WriteError {
     Store(StoreError),
 }
 
-/// Field positions of one kind, looked up once.
+/// Field positions of one kind, looked up once. A handful of names, so a linear scan of short
+/// strings beats hashing them for every field of every row.
+#[derive(Clone)]
 struct Columns {
-    idx: HashMap<&'static str, usize>,
+    idx: Vec<(&'static str, usize)>,
 }
 
 impl Columns {
@@ -729,7 +810,7 @@ impl Columns {
     }
 
     fn take(&self, row: &mut TypedRow, name: &str) -> Option<Value> {
-        let i = *self.idx.get(name)?;
+        let i = self.idx.iter().find(|(n, _)| *n == name)?.1;
         row.values.get_mut(i)?.take()
     }
 
@@ -779,15 +860,20 @@ impl Columns {
         row: &mut TypedRow,
         line: u64,
         name: &str,
-    ) -> Result<String, WriteError> {
+    ) -> Result<String, RejectedRow> {
         self.text(row, name).ok_or_else(|| missing(line, name))
     }
 
-    fn required_time(&self, row: &mut TypedRow, line: u64, name: &str) -> Result<i64, WriteError> {
+    fn required_time(&self, row: &mut TypedRow, line: u64, name: &str) -> Result<i64, RejectedRow> {
         self.time(row, name).ok_or_else(|| missing(line, name))
     }
 
-    fn required_float(&self, row: &mut TypedRow, line: u64, name: &str) -> Result<f64, WriteError> {
+    fn required_float(
+        &self,
+        row: &mut TypedRow,
+        line: u64,
+        name: &str,
+    ) -> Result<f64, RejectedRow> {
         self.float(row, name).ok_or_else(|| missing(line, name))
     }
 
@@ -797,120 +883,69 @@ impl Columns {
             _ => None,
         }
     }
-}
 
-/// Turns typed rows into store records; groups order lines into orders when asked.
-struct RecordWriter {
-    kind: RecordKind,
-    columns: Columns,
-    grouping: bool,
-    orders: Vec<(u64, OrderRecord)>,
-    order_index: HashMap<String, usize>,
-}
-
-fn missing(line: u64, column: &str) -> WriteError {
-    WriteError::Rejected(RejectedRow {
-        line,
-        column: column.to_owned(),
-        value: None,
-        reason: format!("`{column}` is required"),
-    })
-}
-
-impl RecordWriter {
-    fn new(kind: RecordKind, bound: &BoundMapping<'_>, grouping: bool) -> RecordWriter {
-        RecordWriter {
-            kind,
-            columns: Columns::new(kind, bound),
-            grouping,
-            orders: Vec::new(),
-            order_index: HashMap::new(),
-        }
-    }
-
-    /// Writes one row; `Ok(None)` when an order line was buffered for grouping.
-    fn write(
-        &mut self,
-        session: &mut ImportSession<'_>,
+    /// Turns a typed row of `kind` into the store's record (an order with at most one line).
+    fn record(
+        &self,
+        kind: RecordKind,
         line: u64,
         mut row: TypedRow,
-    ) -> Result<Option<Outcome>, WriteError> {
-        let c = &self.columns;
+    ) -> Result<Record, RejectedRow> {
+        let c = self;
         let r = &mut row;
-        let result = match self.kind {
-            RecordKind::Customers => {
-                let rec = CustomerRecord {
-                    external_id: c.required_text(r, line, "customer_id")?,
-                    name: c.text(r, "name"),
-                    email: c.text(r, "email"),
-                    phone: c.text(r, "phone"),
-                    birthday: c.date(r, "birthday"),
-                    region: c.text(r, "region"),
-                    owner: c.text(r, "owner"),
-                    timezone: c.text(r, "timezone"),
-                    consent_email: c.boolean(r, "consent_email"),
-                    consent_sms: c.boolean(r, "consent_sms"),
-                    consent_phone: c.boolean(r, "consent_phone"),
-                    attributes: std::mem::take(&mut r.attributes).into_iter().collect(),
-                };
-                session.customer(line, &rec)
-            }
-            RecordKind::Orders => return self.order(session, line, row),
-            RecordKind::Interactions => {
-                let rec = InteractionRecord {
-                    external_id: c.text(r, "interaction_id"),
-                    customer_external_id: c.required_text(r, line, "customer_id")?,
-                    kind: c.required_text(r, line, "kind")?,
-                    occurred_at: c.required_time(r, line, "occurred_at")?,
-                    by: c.text(r, "by"),
-                    note: c.text(r, "note"),
-                };
-                session.interaction(line, &rec)
-            }
-            RecordKind::Complaints => {
-                let rec = ComplaintRecord {
-                    external_id: c.text(r, "complaint_id"),
-                    customer_external_id: c.required_text(r, line, "customer_id")?,
-                    opened_at: c.required_time(r, line, "opened_at")?,
-                    resolved_at: c.time(r, "resolved_at"),
-                    severity: c.int(r, "severity").map_or(2, |s| s.clamp(1, 4) as u8),
-                    subject: c.text(r, "subject"),
-                };
-                session.complaint(line, &rec)
-            }
-            RecordKind::Feedback => {
-                let rec = FeedbackRecord {
-                    external_id: c.text(r, "feedback_id"),
-                    customer_external_id: c.required_text(r, line, "customer_id")?,
-                    given_at: c.required_time(r, line, "given_at")?,
-                    score: c.required_float(r, line, "score")?,
-                    comment: c.text(r, "comment"),
-                };
-                session.feedback(line, &rec)
-            }
-            RecordKind::Managers => {
-                let rec = ManagerRecord {
-                    external_id: c.required_text(r, line, "manager_id")?,
-                    name: c.required_text(r, line, "name")?,
-                    email: c.text(r, "email"),
-                    role: c.text(r, "role"),
-                    capacity: c.int(r, "capacity"),
-                    active: c.boolean(r, "active"),
-                };
-                session.manager(line, &rec)
-            }
-        };
-        written(line, result).map(Some)
+        Ok(match kind {
+            RecordKind::Customers => Record::Customer(CustomerRecord {
+                external_id: c.required_text(r, line, "customer_id")?,
+                name: c.text(r, "name"),
+                email: c.text(r, "email"),
+                phone: c.text(r, "phone"),
+                birthday: c.date(r, "birthday"),
+                region: c.text(r, "region"),
+                owner: c.text(r, "owner"),
+                timezone: c.text(r, "timezone"),
+                consent_email: c.boolean(r, "consent_email"),
+                consent_sms: c.boolean(r, "consent_sms"),
+                consent_phone: c.boolean(r, "consent_phone"),
+                attributes: std::mem::take(&mut r.attributes).into_iter().collect(),
+            }),
+            RecordKind::Orders => Record::Order(c.order(line, r)?),
+            RecordKind::Interactions => Record::Interaction(InteractionRecord {
+                external_id: c.text(r, "interaction_id"),
+                customer_external_id: c.required_text(r, line, "customer_id")?,
+                kind: c.required_text(r, line, "kind")?,
+                occurred_at: c.required_time(r, line, "occurred_at")?,
+                by: c.text(r, "by"),
+                note: c.text(r, "note"),
+            }),
+            RecordKind::Complaints => Record::Complaint(ComplaintRecord {
+                external_id: c.text(r, "complaint_id"),
+                customer_external_id: c.required_text(r, line, "customer_id")?,
+                opened_at: c.required_time(r, line, "opened_at")?,
+                resolved_at: c.time(r, "resolved_at"),
+                severity: c.int(r, "severity").map_or(2, |s| s.clamp(1, 4) as u8),
+                subject: c.text(r, "subject"),
+            }),
+            RecordKind::Feedback => Record::Feedback(FeedbackRecord {
+                external_id: c.text(r, "feedback_id"),
+                customer_external_id: c.required_text(r, line, "customer_id")?,
+                given_at: c.required_time(r, line, "given_at")?,
+                score: c.required_float(r, line, "score")?,
+                comment: c.text(r, "comment"),
+            }),
+            RecordKind::Managers => Record::Manager(ManagerRecord {
+                external_id: c.required_text(r, line, "manager_id")?,
+                name: c.required_text(r, line, "name")?,
+                email: c.text(r, "email"),
+                role: c.text(r, "role"),
+                capacity: c.int(r, "capacity"),
+                active: c.boolean(r, "active"),
+            }),
+        })
     }
 
-    fn order(
-        &mut self,
-        session: &mut ImportSession<'_>,
-        line: u64,
-        mut row: TypedRow,
-    ) -> Result<Option<Outcome>, WriteError> {
-        let c = &self.columns;
-        let r = &mut row;
+    /// An order row: the order with its one line, if the row describes a line.
+    fn order(&self, line: u64, r: &mut TypedRow) -> Result<OrderRecord, RejectedRow> {
+        let c = self;
         let external_id = c.required_text(r, line, "order_id")?;
         let customer = c.required_text(r, line, "customer_id")?;
         let ordered_at = c.required_time(r, line, "ordered_at")?;
@@ -939,51 +974,96 @@ impl RecordWriter {
                 amount,
             }
         });
-        if !self.grouping {
-            let order = OrderRecord {
-                external_id,
-                customer_external_id: customer,
-                ordered_at,
-                amount,
-                items: item.into_iter().collect(),
-                customer_name,
-                customer_region,
-            };
-            return written(line, session.order(line, &order)).map(Some);
+        Ok(OrderRecord {
+            external_id,
+            customer_external_id: customer,
+            ordered_at,
+            amount,
+            items: item.into_iter().collect(),
+            customer_name,
+            customer_region,
+        })
+    }
+}
+
+/// A row as the store's record, made by the reading thread.
+enum Record {
+    Customer(CustomerRecord),
+    Order(OrderRecord),
+    Interaction(InteractionRecord),
+    Complaint(ComplaintRecord),
+    Feedback(FeedbackRecord),
+    Manager(ManagerRecord),
+}
+
+/// Writes records through the session; groups order lines into orders when asked.
+struct RecordWriter {
+    grouping: bool,
+    orders: Vec<(u64, OrderRecord)>,
+    order_index: HashMap<String, usize>,
+}
+
+fn missing(line: u64, column: &str) -> RejectedRow {
+    RejectedRow {
+        line,
+        column: column.to_owned(),
+        value: None,
+        reason: format!("`{column}` is required"),
+    }
+}
+
+impl RecordWriter {
+    fn new(grouping: bool) -> RecordWriter {
+        RecordWriter {
+            grouping,
+            orders: Vec::new(),
+            order_index: HashMap::new(),
         }
-        match self.order_index.get(&external_id) {
+    }
+
+    /// Writes one record; `Ok(None)` when an order line was buffered for grouping.
+    fn write(
+        &mut self,
+        session: &mut ImportSession<'_>,
+        line: u64,
+        record: Record,
+    ) -> Result<Option<Outcome>, WriteError> {
+        let result = match record {
+            Record::Customer(rec) => session.customer(line, &rec),
+            Record::Order(order) if self.grouping => return self.group(line, order),
+            Record::Order(order) => session.order(line, &order),
+            Record::Interaction(rec) => session.interaction(line, &rec),
+            Record::Complaint(rec) => session.complaint(line, &rec),
+            Record::Feedback(rec) => session.feedback(line, &rec),
+            Record::Manager(rec) => session.manager(line, &rec),
+        };
+        written(line, result).map(Some)
+    }
+
+    /// Adds an order line (an order with at most one item) to its order.
+    fn group(&mut self, line: u64, row: OrderRecord) -> Result<Option<Outcome>, WriteError> {
+        match self.order_index.get(&row.external_id) {
             Some(&i) => {
                 let (first_line, order) = &mut self.orders[i];
-                if order.customer_external_id != customer {
+                if order.customer_external_id != row.customer_external_id {
                     return Err(WriteError::Rejected(RejectedRow {
                         line,
                         column: "customer_id".to_owned(),
-                        value: Some(customer),
+                        value: Some(row.customer_external_id),
                         reason: format!(
                             "order '{}' belongs to customer '{}' on line {first_line}",
                             order.external_id, order.customer_external_id
                         ),
                     }));
                 }
-                order.amount += amount;
-                order.ordered_at = order.ordered_at.min(ordered_at);
-                order.items.extend(item);
+                order.amount += row.amount;
+                order.ordered_at = order.ordered_at.min(row.ordered_at);
+                order.items.extend(row.items);
             }
             None => {
                 self.order_index
-                    .insert(external_id.clone(), self.orders.len());
-                self.orders.push((
-                    line,
-                    OrderRecord {
-                        external_id,
-                        customer_external_id: customer,
-                        ordered_at,
-                        amount,
-                        items: item.into_iter().collect(),
-                        customer_name,
-                        customer_region,
-                    },
-                ));
+                    .insert(row.external_id.clone(), self.orders.len());
+                self.orders.push((line, row));
             }
         }
         Ok(None)

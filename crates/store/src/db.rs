@@ -35,6 +35,29 @@ pub struct Store {
     pub(crate) label: PathBuf,
 }
 
+/// Foreign-key enforcement switched off on a connection for one bulk write whose references are
+/// right by construction (every parent id comes from a lookup in the same transaction), and back
+/// on when dropped. SQLite ignores the pragma inside a transaction, so make this before beginning
+/// the transaction and drop it after the transaction ends.
+pub(crate) struct ForeignKeysOff<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> ForeignKeysOff<'c> {
+    /// Switches enforcement off on `conn` (outside a transaction).
+    pub(crate) fn new(conn: &'c Connection) -> rusqlite::Result<ForeignKeysOff<'c>> {
+        conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+        Ok(ForeignKeysOff { conn })
+    }
+}
+
+impl Drop for ForeignKeysOff<'_> {
+    fn drop(&mut self) {
+        // Cannot fail outside a transaction; if it did, the next connection has them on anyway.
+        let _ = self.conn.execute_batch("PRAGMA foreign_keys = ON");
+    }
+}
+
 /// Whether opening may make a new database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {

@@ -30,7 +30,7 @@ use rusqlite::{
     Connection, OptionalExtension, Statement, Transaction, TransactionBehavior, params,
 };
 
-use crate::db::Store;
+use crate::db::{ForeignKeysOff, Store};
 use crate::error::{AtPath, StoreError};
 use crate::keys::BuildMapHasher;
 use seen::SeenRows;
@@ -285,6 +285,13 @@ impl Store {
     ) -> Result<ImportSession<'_>, StoreError> {
         let conn = &self.conn;
         let path = self.label.as_path();
+        // An order's customer is always one the session looked up or created, and its lines
+        // belong to the order just written: SQLite's check of every row would only repeat that.
+        let foreign_keys_off = if kind == ImportKind::Orders {
+            Some(ForeignKeysOff::new(conn).at(path)?)
+        } else {
+            None
+        };
         let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).at(path)?;
         let sql = format!("SELECT NOT EXISTS (SELECT 1 FROM {})", kind.table());
         let target_was_empty: bool = tx.query_row(&sql, [], |row| row.get(0)).at(path)?;
@@ -309,6 +316,7 @@ impl Store {
             customers_created: 0,
             failed: false,
             tx,
+            _foreign_keys_off: foreign_keys_off,
         })
     }
 }
@@ -345,6 +353,8 @@ pub struct ImportSession<'s> {
     /// A fatal error happened: nothing more may be written or committed.
     failed: bool,
     tx: Transaction<'s>,
+    /// Declared after `tx`: foreign keys come back on after the transaction ends.
+    _foreign_keys_off: Option<ForeignKeysOff<'s>>,
 }
 
 impl fmt::Debug for ImportSession<'_> {
@@ -678,6 +688,46 @@ mod tests {
                 "managers"
             ]
         );
+    }
+
+    /// Orders are written without SQLite's foreign-key checks; they are on again afterwards,
+    /// whether the import committed or was dropped.
+    #[test]
+    fn foreign_keys_are_back_on_after_an_orders_import() {
+        let mut store = Store::open_in_memory().unwrap();
+        let foreign_keys = |store: &Store| -> i64 {
+            store
+                .conn
+                .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+                .unwrap()
+        };
+        let session = store
+            .import(ImportKind::Orders, ImportOptions::default())
+            .unwrap();
+        assert_eq!(
+            session
+                .conn
+                .query_row("PRAGMA foreign_keys", [], |row| row.get::<_, i64>(0))
+                .unwrap(),
+            0
+        );
+        drop(session);
+        assert_eq!(foreign_keys(&store), 1);
+        let session = store
+            .import(ImportKind::Orders, ImportOptions::default())
+            .unwrap();
+        session.commit(&ImportAudit::default()).unwrap();
+        assert_eq!(foreign_keys(&store), 1);
+        // And they are enforced again.
+        let err = store
+            .conn
+            .execute(
+                "INSERT INTO orders (external_id, customer_id, ordered_at, amount) \
+                 VALUES ('O1', 42, 0, 1.0)",
+                [],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
     }
 
     #[test]

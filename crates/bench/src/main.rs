@@ -1,0 +1,762 @@
+//! `tiercare-bench`: end-to-end benchmarks of the release `tiercare` binary, side by side with the
+//! pandas script in `crates/bench/pandas/`.
+//!
+//! ```sh
+//! cargo run --release -p tiercare-bench -- [--sizes retail,100k,1m] [--scaling 10k,100k,1m] [--runs 3]
+//! ```
+//!
+//! It builds the release binary, generates demo data once per size, then for every run imports it
+//! into a fresh workspace and assesses it, timing each command (wall time) and reading its peak
+//! resident memory from `wait4`'s rusage. Figures are medians over the runs. The pandas script runs
+//! in the same invocation on the same files (in a virtual environment the runner creates under
+//! `target/bench-venv`), its counts are checked against tiercare's, and the ratio is printed.
+//! Scratch workspaces live in the system temp folder and are deleted at the end.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Parser;
+use serde_json::Value;
+
+/// The end of the demo history, fixed so every run generates the same data.
+const DEMO_END: &str = "2026-11-01";
+/// When demo workspaces are assessed: the start of the day after the history.
+const DEMO_AT: &str = "2026-11-02";
+/// When the Online Retail workspace is assessed: the day after its last invoice.
+const RETAIL_AT: &str = "2011-12-10";
+
+#[derive(Debug, Parser)]
+#[command(about = "End-to-end benchmarks of the release tiercare binary, with pandas side by side")]
+struct Args {
+    /// Sizes to run end to end: `retail` (the Online Retail file, when present) and demo sizes
+    /// such as `10k`, `100k`, `1m` (customers; about ten orders each).
+    #[arg(long, value_delimiter = ',', default_value = "retail,100k,1m")]
+    sizes: Vec<String>,
+    /// Demo sizes for the assessment scaling curve (sizes not run end to end are imported
+    /// untimed first).
+    #[arg(long, value_delimiter = ',', default_value = "10k,100k,1m")]
+    scaling: Vec<String>,
+    /// Runs per figure (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Run pandas on the demo orders of these sizes too (`none` to skip).
+    #[arg(long, value_delimiter = ',', default_value = "1m")]
+    pandas_demo: Vec<String>,
+    /// The Online Retail file [default: ../shared/data/online-retail/online_retail.csv.gz
+    /// beside the checkout].
+    #[arg(long)]
+    retail: Option<PathBuf>,
+    /// Scratch folder [default: a new folder in the system temp folder].
+    #[arg(long)]
+    work: Option<PathBuf>,
+    /// Keep the scratch folder.
+    #[arg(long)]
+    keep: bool,
+    /// Skip pandas (no virtual environment is made).
+    #[arg(long)]
+    no_pandas: bool,
+}
+
+/// One command's cost.
+#[derive(Debug, Clone)]
+struct Sample {
+    seconds: f64,
+    /// User + system CPU time: what the work cost, however busy the machine was.
+    cpu: f64,
+    peak_kib: u64,
+    stdout: String,
+}
+
+/// What one process did, by name, over the runs.
+#[derive(Debug, Default)]
+struct Figures {
+    samples: BTreeMap<String, Vec<Sample>>,
+}
+
+impl Figures {
+    fn add(&mut self, step: &str, sample: Sample) {
+        self.samples
+            .entry(step.to_owned())
+            .or_default()
+            .push(sample);
+    }
+
+    fn median(&self, step: &str) -> f64 {
+        let mut values: Vec<f64> = self.samples[step].iter().map(|s| s.seconds).collect();
+        median(&mut values)
+    }
+
+    fn median_cpu(&self, step: &str) -> f64 {
+        let mut values: Vec<f64> = self.samples[step].iter().map(|s| s.cpu).collect();
+        median(&mut values)
+    }
+
+    fn peak_mib(&self, step: &str) -> f64 {
+        self.samples[step]
+            .iter()
+            .map(|s| s.peak_kib)
+            .max()
+            .unwrap_or(0) as f64
+            / 1024.0
+    }
+
+    /// A line: median wall time, a rate when `items` is given, peak memory, and the runs.
+    fn line(&self, label: &str, step: &str, items: Option<(f64, &str)>) -> String {
+        let seconds = self.median(step);
+        let rate = items
+            .map(|(n, unit)| format!("{:>12} {unit}/s", thousands(n / seconds)))
+            .unwrap_or_default();
+        let runs: Vec<String> = self.samples[step]
+            .iter()
+            .map(|s| format!("{:.2}", s.seconds))
+            .collect();
+        format!(
+            "  {label:<34} {seconds:>8.2} s {rate:<26} cpu {:>7.2} s  peak {:>6.0} MiB  runs [{}]",
+            self.median_cpu(step),
+            self.peak_mib(step),
+            runs.join(", ")
+        )
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+/// Runs `command` to completion, timing it and reading its peak memory; fails unless it exits 0.
+fn measure(command: &mut Command, scratch: &Path) -> Result<Sample> {
+    let out_path = scratch.join("last.out");
+    let err_path = scratch.join("last.err");
+    command
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path)?)
+        .stderr(File::create(&err_path)?);
+    let started = Instant::now();
+    let child = command
+        .spawn()
+        .with_context(|| format!("cannot start {command:?}"))?;
+    let pid = libc::pid_t::try_from(child.id())?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: `rusage` is plain old data, zero is a valid value of it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet waited for; the pointers are to live locals.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let seconds = started.elapsed().as_secs_f64();
+    ensure!(waited == pid, "wait4 failed for {command:?}");
+    let stdout = fs::read_to_string(&out_path)?;
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+        bail!("{command:?} failed ({status}):\n{stdout}\n{stderr}");
+    }
+    let time = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(Sample {
+        seconds,
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
+        // Linux reports ru_maxrss in KiB.
+        peak_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        stdout,
+    })
+}
+
+fn json(sample: &Sample) -> Result<Value> {
+    serde_json::from_str(&sample.stdout).context("the command's --json output")
+}
+
+/// Customers in a demo size: `10k`, `100k`, `1m`, or a plain number.
+fn demo_customers(size: &str) -> Result<u64> {
+    let lower = size.to_ascii_lowercase();
+    let (digits, factor) = if let Some(d) = lower.strip_suffix('k') {
+        (d, 1_000)
+    } else if let Some(d) = lower.strip_suffix('m') {
+        (d, 1_000_000)
+    } else {
+        (lower.as_str(), 1)
+    };
+    let n: u64 = digits
+        .parse()
+        .with_context(|| format!("unknown size `{size}`: use retail, 10k, 100k, 1m or a number"))?;
+    Ok(n * factor)
+}
+
+struct Bench {
+    root: PathBuf,
+    tiercare: PathBuf,
+    work: PathBuf,
+    runs: usize,
+    python: Option<PathBuf>,
+}
+
+impl Bench {
+    fn tiercare(&self, workspace: &Path) -> Command {
+        let mut command = Command::new(&self.tiercare);
+        command
+            .arg("--workspace")
+            .arg(workspace)
+            .arg("--color")
+            .arg("never");
+        command
+    }
+
+    fn run(&self, command: &mut Command) -> Result<Sample> {
+        measure(command, &self.work)
+    }
+
+    fn fresh_workspace(&self, dir: &Path, timezone: &str) -> Result<()> {
+        if dir.exists() {
+            fs::remove_dir_all(dir)?;
+        }
+        self.run(
+            Command::new(&self.tiercare)
+                .arg("init")
+                .arg(dir)
+                .args(["--timezone", timezone]),
+        )?;
+        Ok(())
+    }
+
+    /// A workspace with the Online Retail example's rules instead of the default ones.
+    fn abc_workspace(&self, dir: &Path, timezone: &str) -> Result<()> {
+        self.fresh_workspace(dir, timezone)?;
+        let rules = dir.join("rules");
+        fs::remove_dir_all(&rules)?;
+        copy_dir(&self.root.join("examples/online-retail/rules"), &rules)
+    }
+
+    fn pandas(&self, format: &str, at: i64, input: &Path) -> Result<Sample> {
+        let python = self.python.as_ref().context("pandas is off")?;
+        self.run(
+            Command::new(python)
+                .arg(self.root.join("crates/bench/pandas/tiering.py"))
+                .args(["--format", format, "--at", &at.to_string(), "--input"])
+                .arg(input)
+                .arg("--output")
+                .arg(self.work.join("pandas-tiers.csv")),
+        )
+    }
+
+    /// Online Retail: import + assess with the example's mapping and rules, against pandas.
+    fn retail(&self, file: &Path) -> Result<()> {
+        println!(
+            "\n== Online Retail ({}), load average {}",
+            file.display(),
+            load_average()
+        );
+        let mut figures = Figures::default();
+        let dir = self.work.join("retail");
+        let mut checked = None;
+        for _ in 0..self.runs {
+            self.abc_workspace(&dir, "Europe/London")?;
+            let import = self.run(
+                self.tiercare(&dir)
+                    .args(["import", "orders"])
+                    .arg(file)
+                    .arg("--mapping")
+                    .arg(self.root.join("examples/online-retail/orders.mapping.yaml"))
+                    .arg("--json"),
+            )?;
+            let assess = self.run(
+                self.tiercare(&dir)
+                    .args(["assess", "--at", RETAIL_AT, "--json"]),
+            )?;
+            figures.add(
+                "tiercare",
+                Sample {
+                    seconds: import.seconds + assess.seconds,
+                    cpu: import.cpu + assess.cpu,
+                    peak_kib: import.peak_kib.max(assess.peak_kib),
+                    stdout: String::new(),
+                },
+            );
+            let report = json(&assess)?;
+            if self.python.is_some() {
+                let at = report["at"].as_i64().context("assess --json: at")?;
+                let pandas = self.pandas("retail", at, file)?;
+                checked = Some(agree(&report, &json(&pandas)?)?);
+                figures.add("pandas", pandas);
+            }
+            figures.add("import", import);
+            figures.add("assess", assess);
+        }
+        let rows = json(&figures.samples["import"][0])?["read"]
+            .as_f64()
+            .unwrap_or(0.0);
+        let customers = json(&figures.samples["assess"][0])?["customers"]
+            .as_f64()
+            .unwrap_or(0.0);
+        println!(
+            "{}",
+            figures.line(
+                "import orders (541,909 lines)",
+                "import",
+                Some((rows, "rows"))
+            )
+        );
+        println!(
+            "{}",
+            figures.line(
+                "assess (ABC + RFM)",
+                "assess",
+                Some((customers, "customers"))
+            )
+        );
+        println!(
+            "{}",
+            figures.line("tiercare import + assess", "tiercare", None)
+        );
+        if self.python.is_some() {
+            println!(
+                "{}",
+                figures.line("pandas script (same job)", "pandas", None)
+            );
+            println!(
+                "  pandas / tiercare = {:.2}x wall, {:.2}x cpu   ({})",
+                figures.median("pandas") / figures.median("tiercare"),
+                figures.median_cpu("pandas") / figures.median_cpu("tiercare"),
+                checked.unwrap_or_default()
+            );
+        }
+        println!("  load average after: {}", load_average());
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    /// Generates a demo's CSV files once (untimed); returns the data folder.
+    fn demo_data(&self, size: &str) -> Result<PathBuf> {
+        let customers = demo_customers(size)?;
+        let dir = self.work.join(format!("gen-{customers}"));
+        if !dir.join("data/orders.csv").exists() {
+            self.run(
+                Command::new(&self.tiercare)
+                    .arg("demo")
+                    .arg(&dir)
+                    .args(["--customers", &customers.to_string(), "--end", DEMO_END])
+                    .arg("--no-import"),
+            )?;
+        }
+        Ok(dir.join("data"))
+    }
+
+    /// Imports a demo into a fresh workspace, each file timed under `import <kind>`.
+    fn import_demo(&self, data: &Path, dir: &Path, figures: &mut Figures) -> Result<()> {
+        self.fresh_workspace(dir, "UTC")?;
+        for kind in [
+            "managers",
+            "customers",
+            "orders",
+            "interactions",
+            "complaints",
+            "feedback",
+        ] {
+            let sample = self.run(
+                self.tiercare(dir)
+                    .args(["import", kind])
+                    .arg(data.join(format!("{kind}.csv")))
+                    .arg("--json"),
+            )?;
+            figures.add(&format!("import {kind}"), sample);
+        }
+        Ok(())
+    }
+
+    /// A demo size end to end: import, assess, assess again, re-import, plan.
+    fn demo(&self, size: &str, figures: &mut Figures) -> Result<()> {
+        let data = self.demo_data(size)?;
+        println!(
+            "\n== demo {size} ({} customers), load average {}",
+            thousands(demo_customers(size)? as f64),
+            load_average()
+        );
+        let dir = self.work.join(format!("demo-{size}"));
+        for _ in 0..self.runs {
+            self.import_demo(&data, &dir, figures)?;
+            let first = self.run(
+                self.tiercare(&dir)
+                    .args(["assess", "--at", DEMO_AT, "--json"]),
+            )?;
+            figures.add("assess (first)", first);
+            let again = self.run(
+                self.tiercare(&dir)
+                    .args(["assess", "--at", DEMO_AT, "--json"]),
+            )?;
+            figures.add("assess (unchanged)", again);
+            let reimport = self.run(
+                self.tiercare(&dir)
+                    .args(["import", "orders"])
+                    .arg(data.join("orders.csv"))
+                    .arg("--json"),
+            )?;
+            figures.add("re-import orders (unchanged)", reimport);
+            let plan = self.run(
+                self.tiercare(&dir)
+                    .args(["plan", "--days", "30", "--from", DEMO_AT, "--json"]),
+            )?;
+            figures.add("plan --days 30", plan);
+        }
+        let read = |step: &str| -> Result<f64> {
+            Ok(json(&figures.samples[step][0])?["read"]
+                .as_f64()
+                .unwrap_or(0.0))
+        };
+        let customers = json(&figures.samples["assess (first)"][0])?["customers"]
+            .as_f64()
+            .unwrap_or(0.0);
+        for kind in ["customers", "orders", "interactions"] {
+            let step = format!("import {kind}");
+            println!(
+                "{}",
+                figures.line(&step, &step, Some((read(&step)?, "rows")))
+            );
+        }
+        let orders = read("import orders")?;
+        for (step, items) in [
+            ("assess (first)", Some((customers, "customers"))),
+            ("assess (unchanged)", Some((customers, "customers"))),
+            ("re-import orders (unchanged)", Some((orders, "rows"))),
+            ("plan --days 30", Some((customers, "customers"))),
+        ] {
+            println!("{}", figures.line(step, step, items));
+        }
+        println!("  load average after: {}", load_average());
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    /// The demo's orders alone, tiered ABC + RFM by tiercare and by pandas.
+    fn pandas_demo(&self, size: &str) -> Result<()> {
+        let data = self.demo_data(size)?;
+        let orders = data.join("orders.csv");
+        println!(
+            "\n== pandas vs tiercare on demo {size} orders.csv, load average {}",
+            load_average()
+        );
+        let mut figures = Figures::default();
+        let dir = self.work.join(format!("abc-{size}"));
+        let mut checked = String::new();
+        for _ in 0..self.runs {
+            self.abc_workspace(&dir, "UTC")?;
+            let import = self.run(
+                self.tiercare(&dir)
+                    .args(["import", "orders"])
+                    .arg(&orders)
+                    .arg("--mapping")
+                    .arg(
+                        self.root
+                            .join("crates/bench/pandas/demo-orders.mapping.yaml"),
+                    )
+                    .arg("--json"),
+            )?;
+            let assess = self.run(
+                self.tiercare(&dir)
+                    .args(["assess", "--at", DEMO_AT, "--json"]),
+            )?;
+            let report = json(&assess)?;
+            let at = report["at"].as_i64().context("assess --json: at")?;
+            let pandas = self.pandas("demo", at, &orders)?;
+            checked = agree(&report, &json(&pandas)?)?;
+            figures.add(
+                "tiercare",
+                Sample {
+                    seconds: import.seconds + assess.seconds,
+                    cpu: import.cpu + assess.cpu,
+                    peak_kib: import.peak_kib.max(assess.peak_kib),
+                    stdout: String::new(),
+                },
+            );
+            figures.add("import", import);
+            figures.add("assess", assess);
+            figures.add("pandas", pandas);
+            fs::remove_dir_all(&dir)?;
+        }
+        println!("{}", figures.line("tiercare import orders", "import", None));
+        println!(
+            "{}",
+            figures.line("tiercare assess (ABC + RFM)", "assess", None)
+        );
+        println!(
+            "{}",
+            figures.line("tiercare import + assess", "tiercare", None)
+        );
+        println!(
+            "{}",
+            figures.line("pandas script (same job)", "pandas", None)
+        );
+        println!(
+            "  pandas / tiercare = {:.2}x wall, {:.2}x cpu   ({checked})",
+            figures.median("pandas") / figures.median("tiercare"),
+            figures.median_cpu("pandas") / figures.median_cpu("tiercare")
+        );
+        println!("  load average after: {}", load_average());
+        Ok(())
+    }
+}
+
+/// Checks that tiercare's assessment and the pandas script found the same customers, tiers and
+/// RFM segments; says what was compared.
+fn agree(tiercare: &Value, pandas: &Value) -> Result<String> {
+    let mut ours = BTreeMap::new();
+    for tier in tiercare["tiers"].as_array().context("tiers")? {
+        let count = tier["customers"].as_i64().unwrap_or(0);
+        if count > 0 {
+            ours.insert(tier["tier"].as_str().unwrap_or("?").to_owned(), count);
+        }
+    }
+    let theirs: BTreeMap<String, i64> = pandas["tiers"]
+        .as_object()
+        .context("pandas tiers")?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(0)))
+        .collect();
+    ensure!(
+        ours == theirs,
+        "tiers differ: tiercare {ours:?}, pandas {theirs:?}"
+    );
+    let rfm = tiercare["segments"]
+        .as_array()
+        .context("segments")?
+        .iter()
+        .find(|set| set["set"] == "rfm")
+        .context("no rfm segment set")?;
+    let mut our_rfm = BTreeMap::new();
+    for pair in rfm["counts"].as_array().context("rfm counts")? {
+        let count = pair[1].as_i64().unwrap_or(0);
+        if count > 0 {
+            our_rfm.insert(pair[0].as_str().unwrap_or("?").to_owned(), count);
+        }
+    }
+    let their_rfm: BTreeMap<String, i64> = pandas["rfm"]
+        .as_object()
+        .context("pandas rfm")?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(0)))
+        .collect();
+    ensure!(
+        our_rfm == their_rfm,
+        "RFM segments differ: tiercare {our_rfm:?}, pandas {their_rfm:?}"
+    );
+    let customers = tiercare["customers"].as_i64().unwrap_or(0);
+    ensure!(
+        pandas["customers"].as_i64() == Some(customers),
+        "customers differ: tiercare {customers}, pandas {}",
+        pandas["customers"]
+    );
+    Ok(format!(
+        "agree: {} customers, tiers {ours:?}, {} RFM segments",
+        thousands(customers as f64),
+        our_rfm.len()
+    ))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// A Python with pandas: `target/bench-venv`, created (and pandas installed from PyPI) if needed.
+fn python_with_pandas(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("target/bench-venv");
+    let python = venv.join("bin/python");
+    let has_pandas = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import pandas"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has_pandas(&python) {
+        println!(
+            "creating {} and installing pandas from PyPI...",
+            venv.display()
+        );
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()?;
+        ensure!(status.success(), "python3 -m venv failed");
+        let status = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "pandas"])
+            .status()?;
+        ensure!(status.success(), "pip install pandas failed");
+        ensure!(has_pandas(&python), "pandas did not install");
+    }
+    Ok(python)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()?;
+    println!("tiercare-bench: building the release binary...");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "tiercare",
+            "--bin",
+            "tiercare",
+        ])
+        .current_dir(&root)
+        .status()?;
+    ensure!(status.success(), "cargo build --release failed");
+    let work = match &args.work {
+        Some(work) => work.clone(),
+        None => std::env::temp_dir().join(format!("tiercare-bench-{}", std::process::id())),
+    };
+    fs::create_dir_all(&work)?;
+    let python = if args.no_pandas {
+        None
+    } else {
+        Some(python_with_pandas(&root)?)
+    };
+    let bench = Bench {
+        tiercare: root.join("target/release/tiercare"),
+        root: root.clone(),
+        work: work.clone(),
+        runs: args.runs.max(1),
+        python,
+    };
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "machine: {cpus} CPUs, load average {}; {} run(s) per figure, medians; peak = max RSS",
+        load_average(),
+        bench.runs
+    );
+    let result = run_all(&bench, &args);
+    if args.keep {
+        println!("\nscratch kept in {}", work.display());
+    } else {
+        fs::remove_dir_all(&work).ok();
+    }
+    result
+}
+
+fn run_all(bench: &Bench, args: &Args) -> Result<()> {
+    let mut curve: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    for size in &args.sizes {
+        if size == "retail" {
+            let file = args.retail.clone().unwrap_or_else(|| {
+                bench
+                    .root
+                    .join("../shared/data/online-retail/online_retail.csv.gz")
+            });
+            if file.exists() {
+                bench.retail(&file)?;
+            } else {
+                println!(
+                    "\n== Online Retail: skipped, {} is not there (pass --retail FILE)",
+                    file.display()
+                );
+            }
+            continue;
+        }
+        let mut figures = Figures::default();
+        bench.demo(size, &mut figures)?;
+        if args.scaling.contains(size) {
+            let customers = demo_customers(size)?;
+            curve.insert(
+                customers,
+                (
+                    figures.median("assess (first)"),
+                    figures.median("assess (unchanged)"),
+                ),
+            );
+        }
+    }
+    for size in &args.scaling {
+        let customers = demo_customers(size)?;
+        if curve.contains_key(&customers) || size == "none" {
+            continue;
+        }
+        let data = bench.demo_data(size)?;
+        let dir = bench.work.join(format!("curve-{size}"));
+        let mut figures = Figures::default();
+        for _ in 0..bench.runs {
+            // The first assessment of a freshly imported workspace, then an unchanged one.
+            bench.import_demo(&data, &dir, &mut Figures::default())?;
+            let first = bench.run(
+                bench
+                    .tiercare(&dir)
+                    .args(["assess", "--at", DEMO_AT, "--json"]),
+            )?;
+            figures.add("first", first);
+            let again = bench.run(
+                bench
+                    .tiercare(&dir)
+                    .args(["assess", "--at", DEMO_AT, "--json"]),
+            )?;
+            figures.add("again", again);
+        }
+        fs::remove_dir_all(&dir)?;
+        curve.insert(
+            customers,
+            (figures.median("first"), figures.median("again")),
+        );
+    }
+    if !curve.is_empty() {
+        println!("\n== assessment scaling (median wall time; µs per customer)");
+        for (customers, (first, again)) in &curve {
+            println!(
+                "  {:>10} customers   first {first:>7.2} s ({:>5.2} µs/customer)   unchanged {again:>7.2} s ({:>5.2} µs/customer)",
+                thousands(*customers as f64),
+                first * 1e6 / *customers as f64,
+                again * 1e6 / *customers as f64
+            );
+        }
+    }
+    for size in &args.pandas_demo {
+        if size == "none" || bench.python.is_none() {
+            continue;
+        }
+        bench.pandas_demo(size)?;
+    }
+    println!("\nload average at the end: {}", load_average());
+    Ok(())
+}
