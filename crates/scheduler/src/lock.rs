@@ -64,6 +64,10 @@ fn open(path: &Path) -> Result<File, LockError> {
         })
 }
 
+/// How long [`DaemonLock::acquire`] keeps trying before it says the lock is held: far longer
+/// than [`holder`]'s look takes, short enough not to be noticed.
+pub const HELD_FOR_SURE: std::time::Duration = std::time::Duration::from_millis(300);
+
 fn read_pid(file: &mut File) -> Option<u32> {
     let mut text = String::new();
     file.seek(SeekFrom::Start(0)).ok()?;
@@ -73,7 +77,11 @@ fn read_pid(file: &mut File) -> Option<u32> {
 
 impl DaemonLock {
     /// Takes the lock of the database at `database` and writes this process's pid into it, or
-    /// says who holds it. Never waits.
+    /// says who holds it.
+    ///
+    /// [`holder`] (what `tiercare status` asks) takes a shared lock for an instant to look, so
+    /// a refusal is retried for [`HELD_FOR_SURE`] before it counts: a daemon holds the lock
+    /// for as long as it runs, a look for microseconds.
     pub fn acquire(database: &Path) -> Result<DaemonLock, LockError> {
         let path = lock_path(database);
         let mut file = open(&path)?;
@@ -81,15 +89,21 @@ impl DaemonLock {
             path: path.clone(),
             source,
         };
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                return Err(LockError::Held {
-                    pid: read_pid(&mut file),
-                    path,
-                });
+        let started = std::time::Instant::now();
+        loop {
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::WOULDBLOCK) if started.elapsed() < HELD_FOR_SURE => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    return Err(LockError::Held {
+                        pid: read_pid(&mut file),
+                        path,
+                    });
+                }
+                Err(errno) => return Err(io_err(errno.into())),
             }
-            Err(errno) => return Err(io_err(errno.into())),
         }
         file.set_len(0).map_err(io_err)?;
         file.seek(SeekFrom::Start(0)).map_err(io_err)?;
@@ -156,5 +170,22 @@ mod tests {
         drop(lock);
         assert_eq!(holder(&db).unwrap(), None);
         DaemonLock::acquire(&db).unwrap();
+    }
+
+    #[test]
+    fn a_look_by_status_at_the_same_moment_does_not_refuse_a_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tiercare.db");
+        // What `holder` does, held a little longer: a shared lock on the lock file.
+        let looker = open(&lock_path(&db)).unwrap();
+        flock(&looker, FlockOperation::NonBlockingLockShared).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            flock(&looker, FlockOperation::Unlock).unwrap();
+        });
+        let lock = DaemonLock::acquire(&db).expect("a look is not a daemon");
+        release.join().unwrap();
+        assert_eq!(holder(&db).unwrap(), Some(Some(std::process::id())));
+        drop(lock);
     }
 }
