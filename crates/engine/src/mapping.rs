@@ -100,6 +100,16 @@
 //! on it). Scripts run in the sandbox of [`crate::sandbox`]: a script that exceeds its limits
 //! rejects the row, it never hangs.
 //!
+//! ## Speed: the native evaluator
+//!
+//! A script that is one simple expression (literals, columns, `!`, `&&`, `||`, comparisons,
+//! `+ - * / %`, `??`, parentheses and the string tests `starts_with`, `ends_with`, `contains`,
+//! `is_empty`, `len`) is also compiled by `native::compile_row` and evaluated without Rhai. It
+//! answers only when its answer is certain to be Rhai's; anything else (a type mismatch, an
+//! overflow, a string result for a number field, any error) runs the Rhai script, so results and
+//! error messages are Rhai's. Syntax errors are always Rhai's, at their place in the YAML file. A
+//! test compares both paths over random expressions and rows.
+//!
 //! ## Rhai quirks worth knowing
 //!
 //! - `int * float` works (`Quantity * UnitPrice` with `Quantity: int`, `UnitPrice: float`).
@@ -112,12 +122,13 @@ use std::fmt;
 
 use chrono::format::Item;
 use chrono_tz::Tz;
-use rhai::{AST, Dynamic, Engine, EvalAltResult, ImmutableString, Scope};
+use rhai::{AST, Dynamic, Engine, EvalAltResult, Scope};
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
 use crate::convert::{self, TimeRule};
 use crate::diagnostic::{Diagnostic, closest, list_names, render_all};
+use crate::native::{self, RowValue};
 use crate::record::{FieldSpec, FieldType, RecordKind, field_index, fields};
 // What a mapping takes and returns, so that importers need only this module.
 pub use crate::record::{Cell, Rejection, RowOutcome, TypedRow, Value};
@@ -884,6 +895,9 @@ struct ScriptVar {
 struct BoundScript {
     ast: AST,
     label: String,
+    /// The script compiled natively, when it is in [`native`]'s subset (the AST stays for the
+    /// rows where the native evaluator declines).
+    native: Option<native::RowNode>,
 }
 
 #[derive(Debug)]
@@ -1177,6 +1191,9 @@ impl<'m, 'h> Binder<'m, 'h> {
             Ok(ast) => Some(BoundScript {
                 ast,
                 label: script.label.clone(),
+                native: native::compile_row(&script.source, &|name| {
+                    vars.iter().position(|var| var.name == name)
+                }),
             }),
             Err(err) => {
                 let mut diagnostic = sandbox::script_diagnostic(
@@ -1259,9 +1276,45 @@ impl BoundMapping<'_> {
         let engine = &self.mapping.engine;
         let has_scripts =
             !self.vars.is_empty() || !self.derives.is_empty() || !self.skips.is_empty();
+        // The row as scripts see it, for the native evaluator; the Rhai scope is loaded only
+        // when a script needs Rhai.
+        let mut row: Vec<RowValue<'_>> = Vec::with_capacity(self.vars.len());
+        let mut loaded = false;
         if has_scripts {
-            load_scope(&mut self.scope, &self.vars, cells)?;
+            for var in &self.vars {
+                let cell = cells[var.cell];
+                match native_value(cell, var.ty) {
+                    Ok(Some(value)) => row.push(value),
+                    Ok(None) => {
+                        // A value only Rhai holds: every script of this row runs in Rhai.
+                        load_scope(&mut self.scope, &self.vars, cells)?;
+                        loaded = true;
+                        break;
+                    }
+                    Err(reason) => {
+                        return Err(Rejection {
+                            column: var.column.clone(),
+                            value: cell_text(cell),
+                            reason,
+                        });
+                    }
+                }
+            }
+            let native_ok = !loaded;
             for (index, skip) in self.skips.iter().enumerate() {
+                if native_ok {
+                    if let Some(node) = &skip.native {
+                        match native::eval_row(node, &row) {
+                            Some(RowValue::Bool(true)) => return Ok(RowOutcome::Skip(index)),
+                            Some(RowValue::Bool(false)) => continue,
+                            _ => {}
+                        }
+                    }
+                }
+                if !loaded {
+                    load_scope(&mut self.scope, &self.vars, cells)?;
+                    loaded = true;
+                }
                 let result = run_script(engine, &mut self.scope, self.vars.len(), skip)?;
                 match result.as_bool() {
                     Ok(true) => return Ok(RowOutcome::Skip(index)),
@@ -1293,13 +1346,26 @@ impl BoundMapping<'_> {
                     )?
                 }
                 Source::Derive(script) => {
-                    let result = run_script(
-                        engine,
-                        &mut self.scope,
-                        self.vars.len(),
-                        &self.derives[script],
-                    )?;
-                    derived_value(&result, plan)?
+                    let script = &self.derives[script];
+                    let native = match &script.native {
+                        Some(node) if !loaded && row.len() == self.vars.len() => {
+                            native::eval_row(node, &row)
+                                .and_then(|value| native_derived(value, plan))
+                        }
+                        _ => None,
+                    };
+                    match native {
+                        Some(value) => value,
+                        None => {
+                            if !loaded {
+                                load_scope(&mut self.scope, &self.vars, cells)?;
+                                loaded = true;
+                            }
+                            let result =
+                                run_script(engine, &mut self.scope, self.vars.len(), script)?;
+                            derived_value(&result, plan)?
+                        }
+                    }
                 }
                 Source::Nothing => None,
             };
@@ -1367,49 +1433,73 @@ fn load_scope(
 }
 
 fn script_value(cell: Cell<'_>, ty: Option<ColumnType>) -> Result<Dynamic, String> {
+    Ok(match native_value(cell, ty)? {
+        Some(value) => value.to_dynamic(),
+        // A typed JSON cell in a `string` column: its text.
+        None => Dynamic::from(cell_text(cell).unwrap_or_default()),
+    })
+}
+
+/// A cell as scripts see it, typed as declared; `Ok(None)` for a JSON number or bool in a
+/// `string` column (its text is a new string, which only Rhai's scope holds).
+fn native_value(cell: Cell<'_>, ty: Option<ColumnType>) -> Result<Option<RowValue<'_>>, String> {
     let declared = |name: &str| format!("not {name} (declared under `types:`)");
-    Ok(match (ty, cell) {
-        (None | Some(ColumnType::String), Cell::Null) => Dynamic::from(ImmutableString::new()),
-        (None | Some(ColumnType::String), Cell::Str(s)) => {
-            Dynamic::from(ImmutableString::from(s.trim()))
+    Ok(Some(match (ty, cell) {
+        (None | Some(ColumnType::String), Cell::Null) => RowValue::Str(""),
+        (None | Some(ColumnType::String), Cell::Str(s)) => RowValue::Str(s.trim()),
+        (Some(ColumnType::String), Cell::Int(_) | Cell::Float(_) | Cell::Bool(_)) => {
+            return Ok(None);
         }
-        (Some(ColumnType::String), Cell::Int(i)) => Dynamic::from(i.to_string()),
-        (Some(ColumnType::String), Cell::Float(f)) => Dynamic::from(f.to_string()),
-        (Some(ColumnType::String), Cell::Bool(b)) => Dynamic::from(b.to_string()),
-        (None, Cell::Int(i)) => Dynamic::from_int(i),
-        (None, Cell::Float(f)) => Dynamic::from_float(f),
-        (None, Cell::Bool(b)) => Dynamic::from_bool(b),
-        (Some(_), Cell::Null) => Dynamic::UNIT,
-        (Some(_), Cell::Str(s)) if s.trim().is_empty() => Dynamic::UNIT,
+        (None, Cell::Int(i)) => RowValue::Int(i),
+        (None, Cell::Float(f)) => RowValue::Float(f),
+        (None, Cell::Bool(b)) => RowValue::Bool(b),
+        (Some(_), Cell::Null) => RowValue::Unit,
+        (Some(_), Cell::Str(s)) if s.trim().is_empty() => RowValue::Unit,
         (Some(ColumnType::Int), cell) => match cell {
-            Cell::Int(i) => Dynamic::from_int(i),
-            Cell::Str(s) => Dynamic::from_int(
-                convert::parse_int(s.trim()).ok_or_else(|| declared("an integer"))?,
-            ),
+            Cell::Int(i) => RowValue::Int(i),
+            Cell::Str(s) => {
+                RowValue::Int(convert::parse_int(s.trim()).ok_or_else(|| declared("an integer"))?)
+            }
             Cell::Float(f) => match convert::parse_int(&f.to_string()) {
-                Some(i) => Dynamic::from_int(i),
+                Some(i) => RowValue::Int(i),
                 None => return Err(declared("an integer")),
             },
             _ => return Err(declared("an integer")),
         },
         (Some(ColumnType::Float), cell) => match cell {
-            Cell::Float(f) => Dynamic::from_float(f),
-            Cell::Int(i) => Dynamic::from_float(i as f64),
-            Cell::Str(s) => Dynamic::from_float(
-                convert::parse_float(s.trim()).ok_or_else(|| declared("a number"))?,
-            ),
+            Cell::Float(f) => RowValue::Float(f),
+            Cell::Int(i) => RowValue::Float(i as f64),
+            Cell::Str(s) => {
+                RowValue::Float(convert::parse_float(s.trim()).ok_or_else(|| declared("a number"))?)
+            }
             _ => return Err(declared("a number")),
         },
         (Some(ColumnType::Bool), cell) => match cell {
-            Cell::Bool(b) => Dynamic::from_bool(b),
-            Cell::Int(0) => Dynamic::FALSE,
-            Cell::Int(1) => Dynamic::TRUE,
-            Cell::Str(s) => Dynamic::from_bool(
+            Cell::Bool(b) => RowValue::Bool(b),
+            Cell::Int(0) => RowValue::Bool(false),
+            Cell::Int(1) => RowValue::Bool(true),
+            Cell::Str(s) => RowValue::Bool(
                 convert::parse_bool(s.trim()).ok_or_else(|| declared("a yes/no value"))?,
             ),
             _ => return Err(declared("a yes/no value")),
         },
-    })
+    }))
+}
+
+/// A native script result as its field's value, when that is certain to be what
+/// [`derived_value`] makes of Rhai's result; `None` (run Rhai) for anything that is an error.
+fn native_derived(value: RowValue<'_>, plan: &FieldPlan) -> Option<Option<Value>> {
+    let cell = match value {
+        RowValue::Unit => Cell::Null,
+        RowValue::Int(i) => Cell::Int(i),
+        RowValue::Float(f) => Cell::Float(f),
+        RowValue::Bool(b) => Cell::Bool(b),
+        RowValue::Str(_) if matches!(plan.spec.ty, FieldType::Int | FieldType::Float) => {
+            return None;
+        }
+        RowValue::Str(s) => Cell::Str(s),
+    };
+    convert::convert(cell, plan.spec, plan.time.as_ref()).ok()
 }
 
 /// Runs one script against the loaded scope, then drops whatever variables it declared.
@@ -1493,5 +1583,243 @@ fn cell_text(cell: Cell<'_>) -> Option<String> {
         Cell::Int(i) => Some(i.to_string()),
         Cell::Float(f) => Some(f.to_string()),
         Cell::Bool(b) => Some(b.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: [&str; 8] = [
+        "InvoiceNo",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "UnitPrice",
+        "CustomerID",
+        "Country",
+    ];
+
+    /// A small deterministic generator (xorshift64*), so failures reproduce.
+    struct Random(u64);
+
+    impl Random {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            usize::try_from(self.next() % n as u64).expect("small")
+        }
+
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    fn text(random: &mut Random, depth: u32) -> String {
+        let column = random.pick(&["InvoiceNo", "CustomerID", "Country", "Description"]);
+        match random.below(if depth == 0 { 2 } else { 3 }) {
+            0 => column.to_owned(),
+            1 => format!(
+                "\"{}\"",
+                random.pick(&["", "C", "c", "5363", "United Kingdom", "É", "a b"])
+            ),
+            _ => format!("({})", text(random, depth - 1)),
+        }
+    }
+
+    fn number(random: &mut Random, depth: u32) -> String {
+        let leaf = |random: &mut Random| match random.below(5) {
+            0 => "Quantity".to_owned(),
+            1 => "UnitPrice".to_owned(),
+            2 => random
+                .pick(&["0", "1", "-3", "12", "9223372036854775807", "1_000"])
+                .to_owned(),
+            3 => random
+                .pick(&["0.0", "2.55", "-1.5", "0.1", "1000000.0"])
+                .to_owned(),
+            _ => format!("{}.len()", text(random, 0)),
+        };
+        if depth == 0 {
+            return leaf(random);
+        }
+        match random.below(6) {
+            0 | 1 => leaf(random),
+            2 => {
+                let inner = number(random, depth - 1);
+                if inner.starts_with('-') {
+                    format!("-({inner})")
+                } else {
+                    format!("-{inner}")
+                }
+            }
+            3 => format!("({})", number(random, depth - 1)),
+            4 => format!(
+                "{} ?? {}",
+                number(random, depth - 1),
+                number(random, depth - 1)
+            ),
+            _ => format!(
+                "{} {} {}",
+                number(random, depth - 1),
+                random.pick(&["+", "-", "*", "/", "%"]),
+                number(random, depth - 1)
+            ),
+        }
+    }
+
+    fn condition(random: &mut Random, depth: u32) -> String {
+        let comparison = ["==", "!=", "<", "<=", ">", ">="];
+        let leaf = |random: &mut Random| match random.below(5) {
+            0 => format!(
+                "{} {} {}",
+                number(random, 1),
+                random.pick(&comparison),
+                number(random, 1)
+            ),
+            1 => format!(
+                "{} {} {}",
+                text(random, 1),
+                random.pick(&comparison),
+                text(random, 1)
+            ),
+            2 => format!(
+                "{}.{}({})",
+                text(random, 0),
+                random.pick(&["starts_with", "ends_with", "contains"]),
+                text(random, 0)
+            ),
+            3 => format!("{}.is_empty()", text(random, 0)),
+            // Mixed types: Rhai's answer (false, or an error) whatever the native side does.
+            _ => format!(
+                "{} {} {}",
+                text(random, 0),
+                random.pick(&comparison),
+                number(random, 0)
+            ),
+        };
+        if depth == 0 {
+            return leaf(random);
+        }
+        match random.below(6) {
+            0 | 1 => leaf(random),
+            2 => format!("!({})", condition(random, depth - 1)),
+            3 => random.pick(&["true", "false"]).to_owned(),
+            _ => format!(
+                "{} {} {}",
+                condition(random, depth - 1),
+                random.pick(&["&&", "||"]),
+                condition(random, depth - 1)
+            ),
+        }
+    }
+
+    fn cells(random: &mut Random) -> [&'static str; 8] {
+        [
+            random.pick(&["536365", "C536379", "c1", "", " 536366 "]),
+            "85123A",
+            random.pick(&["WHITE HANGING HEART", "", "Éclair"]),
+            random.pick(&["6", "0", "-3", "", " 12 ", "9223372036854775807", "x"]),
+            "2010-12-01 08:26:00",
+            random.pick(&["2.55", "0", "-1.5", "", "1e3", "0.1", "x"]),
+            random.pick(&["17850", "", " 12346 "]),
+            random.pick(&["United Kingdom", "", "EIRE"]),
+        ]
+    }
+
+    fn mapping(derive: &str, skips: &[String]) -> Mapping {
+        let mut yaml = String::from(
+            "kind: orders\ncolumns:\n  order_id: InvoiceNo\n  customer_id: CustomerID\n  \
+             ordered_at: InvoiceDate\n  sku: StockCode\n  quantity: Quantity\n  \
+             unit_price: UnitPrice\ntypes:\n  Quantity: int\n  UnitPrice: float\n\
+             dates:\n  ordered_at: { format: \"%Y-%m-%d %H:%M:%S\" }\nderive:\n",
+        );
+        yaml.push_str(&format!("  amount: '{derive}'\nskip:\n"));
+        for (index, skip) in skips.iter().enumerate() {
+            yaml.push_str(&format!("  reason {index}: '{skip}'\n"));
+        }
+        Mapping::parse("test.mapping.yaml", &yaml, RecordKind::Orders)
+            .unwrap_or_else(|errors| panic!("{yaml}\n{}", render_all(&errors, false)))
+    }
+
+    /// The native evaluator and Rhai give the same outcome (row, skip or the same rejection) for
+    /// random expressions over random rows, and the native side does answer most of them.
+    #[test]
+    fn native_mapping_scripts_agree_with_rhai() {
+        let mut random = Random(0x9E37_79B9_7F4A_7C15);
+        let (mut compiled, mut scripts) = (0, 0);
+        let (mut answered, mut evaluated) = (0, 0);
+        for _ in 0..300 {
+            let derive = number(&mut random, 3);
+            let skips: Vec<String> = (0..2).map(|_| condition(&mut random, 3)).collect();
+            let mapping = mapping(&derive, &skips);
+            let mut fast = mapping.bind(&HEADER, chrono_tz::UTC).unwrap();
+            let mut rhai = mapping.bind(&HEADER, chrono_tz::UTC).unwrap();
+            for script in rhai.derives.iter_mut().chain(&mut rhai.skips) {
+                scripts += 1;
+                compiled += usize::from(script.native.take().is_some());
+            }
+            for _ in 0..40 {
+                let row = cells(&mut random);
+                let row: Vec<Cell<'_>> = row.iter().map(|s| Cell::Str(s)).collect();
+                let expected = rhai.apply(&row);
+                assert_eq!(
+                    fast.apply(&row),
+                    expected,
+                    "derive {derive:?}, skips {skips:?}, row {row:?}"
+                );
+                // How often the native side answers by itself.
+                let values: Vec<RowValue<'_>> = fast
+                    .vars
+                    .iter()
+                    .filter_map(|var| native_value(row[var.cell], var.ty).ok().flatten())
+                    .collect();
+                if values.len() == fast.vars.len() {
+                    for script in fast.derives.iter().chain(&fast.skips) {
+                        evaluated += 1;
+                        let node = script.native.as_ref().expect("compiled natively");
+                        answered += usize::from(native::eval_row(node, &values).is_some());
+                    }
+                }
+            }
+        }
+        assert_eq!(compiled, scripts, "every generated script is in the subset");
+        assert!(
+            answered * 2 > evaluated,
+            "native answered {answered} of {evaluated}"
+        );
+    }
+
+    #[test]
+    fn the_online_retail_mapping_runs_natively() {
+        let text = include_str!("../../../examples/online-retail/orders.mapping.yaml");
+        let mapping = Mapping::parse("orders.mapping.yaml", text, RecordKind::Orders).unwrap();
+        let header = HEADER.to_vec();
+        let bound = mapping.bind(&header, chrono_tz::UTC).unwrap();
+        assert_eq!(bound.derives.len() + bound.skips.len(), 5);
+        for script in bound.derives.iter().chain(&bound.skips) {
+            assert!(script.native.is_some(), "{} is not native", script.label);
+        }
+    }
+
+    #[test]
+    fn outside_the_subset_stays_rhai() {
+        let header = HEADER.to_vec();
+        for source in [
+            "let q = Quantity; q * UnitPrice",
+            "if Quantity > 0 { UnitPrice } else { 0.0 }",
+            "Quantity.to_float() * UnitPrice",
+            "len(InvoiceNo) + 0",
+            "InvoiceNo.sub_string(1).len()",
+        ] {
+            let mapping = mapping(source, &[]);
+            let bound = mapping.bind(&header, chrono_tz::UTC).unwrap();
+            assert!(bound.derives[0].native.is_none(), "{source}");
+        }
     }
 }

@@ -665,6 +665,280 @@ fn call(function: Function, first: &Value, second: &Value) -> Option<Value> {
     }
 }
 
+// Mapping scripts (`derive:` and `skip:` of an import mapping) use the same subset over a row's
+// columns instead of features, plus the string tests `starts_with`, `ends_with`, `contains`,
+// `is_empty` and `len`. The rule is the same: same answer or no answer.
+
+/// A column value as a mapping script sees it, borrowed from the row (or from the expression).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum RowValue<'a> {
+    Unit,
+    Bool(bool),
+    Int(INT),
+    Float(FLOAT),
+    Str(&'a str),
+}
+
+impl RowValue<'_> {
+    /// The value as Rhai's.
+    pub(crate) fn to_dynamic(self) -> Dynamic {
+        match self {
+            RowValue::Unit => Dynamic::UNIT,
+            RowValue::Bool(b) => Dynamic::from_bool(b),
+            RowValue::Int(i) => Dynamic::from_int(i),
+            RowValue::Float(f) => Dynamic::from_float(f),
+            RowValue::Str(s) => Dynamic::from(ImmutableString::from(s)),
+        }
+    }
+}
+
+/// A string method a mapping script may call natively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    StartsWith,
+    EndsWith,
+    Contains,
+    IsEmpty,
+    Len,
+}
+
+/// A compiled mapping expression.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RowNode {
+    Literal(Value),
+    /// The variable at this index of the row.
+    Column(usize),
+    Not(Box<RowNode>),
+    Neg(Box<RowNode>),
+    Binary(Op, Box<RowNode>, Box<RowNode>),
+    /// `receiver.method(argument)`.
+    Method(Method, Box<RowNode>, Option<Box<RowNode>>),
+}
+
+struct RowParser<'s, 'r> {
+    tokens: Vec<Token<'s>>,
+    at: usize,
+    resolve: &'r dyn Fn(&str) -> Option<usize>,
+}
+
+impl<'s> RowParser<'s, '_> {
+    fn expression(&mut self, min_precedence: u8) -> Option<RowNode> {
+        let mut left = self.unary()?;
+        while let Some(Token::Op(op)) = self.tokens.get(self.at) {
+            let op = *op;
+            if op.precedence() < min_precedence {
+                break;
+            }
+            self.at += 1;
+            let right = self.expression(op.precedence() + 1)?;
+            left = RowNode::Binary(op, Box::new(left), Box::new(right));
+        }
+        Some(left)
+    }
+
+    fn next(&mut self) -> Option<Token<'s>> {
+        let token = self.tokens.get(self.at).cloned();
+        self.at += 1;
+        token
+    }
+
+    fn unary(&mut self) -> Option<RowNode> {
+        let token = self.tokens.get(self.at).cloned()?;
+        self.at += 1;
+        let primary = match token {
+            Token::Not => return Some(RowNode::Not(Box::new(self.unary()?))),
+            Token::Op(Op::Sub) => {
+                return match self.tokens.get(self.at)? {
+                    // Rhai reads `-5` as a literal.
+                    Token::Int(i) => {
+                        let value = i.checked_neg()?;
+                        self.at += 1;
+                        self.postfix(RowNode::Literal(Value::Int(value)))
+                    }
+                    Token::Float(f) => {
+                        let value = -*f;
+                        self.at += 1;
+                        self.postfix(RowNode::Literal(Value::Float(value)))
+                    }
+                    _ => Some(RowNode::Neg(Box::new(self.unary()?))),
+                };
+            }
+            Token::Int(i) => RowNode::Literal(Value::Int(i)),
+            Token::Float(f) => RowNode::Literal(Value::Float(f)),
+            Token::Str(s) => RowNode::Literal(Value::Str(s.into())),
+            Token::Open => {
+                let inner = self.expression(0)?;
+                if !matches!(self.next()?, Token::Close) {
+                    return None;
+                }
+                inner
+            }
+            Token::Ident("true") => RowNode::Literal(Value::Bool(true)),
+            Token::Ident("false") => RowNode::Literal(Value::Bool(false)),
+            Token::Ident(name) => {
+                // A function call (`len(x)`) is Rhai's.
+                if matches!(self.tokens.get(self.at), Some(Token::Open)) {
+                    return None;
+                }
+                RowNode::Column((self.resolve)(name)?)
+            }
+            _ => return None,
+        };
+        self.postfix(primary)
+    }
+
+    /// Method calls after a primary: `x.starts_with("C")`, `x.is_empty()`...
+    fn postfix(&mut self, mut node: RowNode) -> Option<RowNode> {
+        while matches!(self.tokens.get(self.at), Some(Token::Dot)) {
+            self.at += 1;
+            let Some(Token::Ident(name)) = self.next() else {
+                return None;
+            };
+            if !matches!(self.next()?, Token::Open) {
+                return None;
+            }
+            let argument = if matches!(self.tokens.get(self.at), Some(Token::Close)) {
+                None
+            } else {
+                Some(Box::new(self.expression(0)?))
+            };
+            if !matches!(self.next()?, Token::Close) {
+                return None;
+            }
+            let method = match (name, argument.is_some()) {
+                ("starts_with", true) => Method::StartsWith,
+                ("ends_with", true) => Method::EndsWith,
+                ("contains", true) => Method::Contains,
+                ("is_empty", false) => Method::IsEmpty,
+                ("len", false) => Method::Len,
+                _ => return None,
+            };
+            node = RowNode::Method(method, Box::new(node), argument);
+        }
+        Some(node)
+    }
+}
+
+/// Compiles a mapping script (which Rhai has compiled) if it is in the native subset. `resolve`
+/// gives the row index of each variable the script may read.
+pub(crate) fn compile_row(
+    source: &str,
+    resolve: &dyn Fn(&str) -> Option<usize>,
+) -> Option<RowNode> {
+    let tokens = tokenize(source)?;
+    let mut parser = RowParser {
+        tokens,
+        at: 0,
+        resolve,
+    };
+    let node = parser.expression(0)?;
+    (parser.at == parser.tokens.len()).then_some(node)
+}
+
+/// Evaluates a compiled mapping expression over a row: `Some` is exactly what Rhai would return,
+/// `None` means "ask Rhai".
+pub(crate) fn eval_row<'a>(node: &'a RowNode, row: &[RowValue<'a>]) -> Option<RowValue<'a>> {
+    match node {
+        RowNode::Literal(value) => Some(match value {
+            Value::Unit => RowValue::Unit,
+            Value::Bool(b) => RowValue::Bool(*b),
+            Value::Int(i) => RowValue::Int(*i),
+            Value::Float(f) => RowValue::Float(*f),
+            Value::Str(s) => RowValue::Str(s.as_str()),
+        }),
+        RowNode::Column(index) => row.get(*index).copied(),
+        RowNode::Not(inner) => match eval_row(inner, row)? {
+            RowValue::Bool(b) => Some(RowValue::Bool(!b)),
+            _ => None,
+        },
+        RowNode::Neg(inner) => match eval_row(inner, row)? {
+            RowValue::Int(i) => i.checked_neg().map(RowValue::Int),
+            RowValue::Float(f) => Some(RowValue::Float(-f)),
+            _ => None,
+        },
+        RowNode::Binary(Op::And, left, right) => match eval_row(left, row)? {
+            RowValue::Bool(false) => Some(RowValue::Bool(false)),
+            RowValue::Bool(true) => match eval_row(right, row)? {
+                value @ RowValue::Bool(_) => Some(value),
+                _ => None,
+            },
+            _ => None,
+        },
+        RowNode::Binary(Op::Or, left, right) => match eval_row(left, row)? {
+            RowValue::Bool(true) => Some(RowValue::Bool(true)),
+            RowValue::Bool(false) => match eval_row(right, row)? {
+                value @ RowValue::Bool(_) => Some(value),
+                _ => None,
+            },
+            _ => None,
+        },
+        RowNode::Binary(Op::Coalesce, left, right) => match eval_row(left, row)? {
+            RowValue::Unit => eval_row(right, row),
+            value => Some(value),
+        },
+        RowNode::Binary(op, left, right) => {
+            let left = eval_row(left, row)?;
+            let right = eval_row(right, row)?;
+            row_binary(*op, left, right)
+        }
+        RowNode::Method(method, receiver, argument) => {
+            let RowValue::Str(text) = eval_row(receiver, row)? else {
+                return None;
+            };
+            let argument = match argument {
+                Some(argument) => match eval_row(argument, row)? {
+                    RowValue::Str(argument) => Some(argument),
+                    _ => return None,
+                },
+                None => None,
+            };
+            match (method, argument) {
+                (Method::StartsWith, Some(prefix)) => {
+                    Some(RowValue::Bool(text.starts_with(prefix)))
+                }
+                (Method::EndsWith, Some(suffix)) => Some(RowValue::Bool(text.ends_with(suffix))),
+                (Method::Contains, Some(part)) => Some(RowValue::Bool(text.contains(part))),
+                (Method::IsEmpty, None) => Some(RowValue::Bool(text.is_empty())),
+                (Method::Len, None) => INT::try_from(text.chars().count()).ok().map(RowValue::Int),
+                _ => None,
+            }
+        }
+    }
+}
+
+fn row_binary<'a>(op: Op, left: RowValue<'a>, right: RowValue<'a>) -> Option<RowValue<'a>> {
+    use std::cmp::Ordering;
+    let scalar = |value: RowValue<'_>| match value {
+        RowValue::Unit => Some(Value::Unit),
+        RowValue::Bool(b) => Some(Value::Bool(b)),
+        RowValue::Int(i) => Some(Value::Int(i)),
+        RowValue::Float(f) => Some(Value::Float(f)),
+        RowValue::Str(_) => None,
+    };
+    match (left, right) {
+        (RowValue::Str(x), RowValue::Str(y)) => {
+            let ordering = x.cmp(y);
+            Some(RowValue::Bool(match op {
+                Op::Eq => ordering == Ordering::Equal,
+                Op::Ne => ordering != Ordering::Equal,
+                Op::Lt => ordering == Ordering::Less,
+                Op::Le => ordering != Ordering::Greater,
+                Op::Gt => ordering == Ordering::Greater,
+                Op::Ge => ordering != Ordering::Less,
+                // `+` concatenates (a new string): Rhai's.
+                _ => return None,
+            }))
+        }
+        _ => match binary(op, &scalar(left)?, &scalar(right)?)? {
+            Value::Unit => Some(RowValue::Unit),
+            Value::Bool(b) => Some(RowValue::Bool(b)),
+            Value::Int(i) => Some(RowValue::Int(i)),
+            Value::Float(f) => Some(RowValue::Float(f)),
+            Value::Str(_) => None,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
