@@ -200,14 +200,7 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
     }
     let mut store = workspace.open_store()?;
     let mut reports = Vec::new();
-    for (kind, file) in [
-        (RecordKind::Managers, &files.managers),
-        (RecordKind::Customers, &files.customers),
-        (RecordKind::Orders, &files.orders),
-        (RecordKind::Interactions, &files.interactions),
-        (RecordKind::Complaints, &files.complaints),
-        (RecordKind::Feedback, &files.feedback),
-    ] {
+    for (kind, file) in files.in_import_order() {
         let request = ImportRequest {
             kind,
             file,

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tiercare_engine::{Feature, FeatureType, RecordKind, RuleFile, RuleSet, Snapshot};
+use tiercare_engine::{Feature, FeatureType, RuleFile, RuleSet, Snapshot};
 use tiercare_scheduler::demo::{DemoSpec, write_demo};
 use tiercare_scheduler::ingest::{ImportRequest, import_file};
 use tiercare_store::{Store, Window};
@@ -181,14 +181,7 @@ fn demo_store(dir: &Path, customers: u64) -> Store {
     };
     let (files, _) = write_demo(&dir.join("data"), &spec, &mut |_| {}).expect("demo data");
     let mut store = Store::create(&dir.join("tiercare.db")).expect("database");
-    for (kind, file) in [
-        (RecordKind::Managers, &files.managers),
-        (RecordKind::Customers, &files.customers),
-        (RecordKind::Orders, &files.orders),
-        (RecordKind::Interactions, &files.interactions),
-        (RecordKind::Complaints, &files.complaints),
-        (RecordKind::Feedback, &files.feedback),
-    ] {
+    for (kind, file) in files.in_import_order() {
         let request = ImportRequest {
             kind,
             file,

@@ -34,6 +34,7 @@ use chrono_tz::Tz;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal, Normal, Poisson};
+use tiercare_engine::RecordKind;
 
 /// The largest number of customers [`write_demo`] accepts.
 pub const MAX_CUSTOMERS: u64 = 100_000_000;
@@ -92,6 +93,21 @@ pub struct DemoFiles {
     pub complaints: PathBuf,
     /// `feedback.csv`: `feedback_id,customer_id,given_at,score,comment`.
     pub feedback: PathBuf,
+}
+
+impl DemoFiles {
+    /// Every file with the kind of record it holds, in the order they import: managers and
+    /// customers before the facts that refer to them.
+    pub fn in_import_order(&self) -> [(RecordKind, &Path); 6] {
+        [
+            (RecordKind::Managers, &self.managers),
+            (RecordKind::Customers, &self.customers),
+            (RecordKind::Orders, &self.orders),
+            (RecordKind::Interactions, &self.interactions),
+            (RecordKind::Complaints, &self.complaints),
+            (RecordKind::Feedback, &self.feedback),
+        ]
+    }
 }
 
 /// How much [`write_demo`] wrote: data rows per file (headers not counted) and total revenue.
