@@ -210,6 +210,11 @@ pub enum Command {
     /// are retried later with exponential backoff and jitter; 5xx answers fail (a refused
     /// address is suppressed); a timeout after the message was handed over is held as
     /// `unknown`. Rate limits (`[mail.limits]`) leave the rest queued. Prints what happened.
+    ///
+    /// Ctrl-C (SIGINT) or SIGTERM stops it safely: the message being handed over finishes, the
+    /// emails claimed but not sent go back to queued (no attempt counted), and it exits 130
+    /// saying how many were sent and how many stay queued. Run `tiercare send` again to deliver
+    /// the rest, each exactly once.
     Send(SendArgs),
     /// List, show, retry or cancel outbox emails.
     ///
