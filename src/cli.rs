@@ -210,6 +210,11 @@ pub enum Command {
     /// are retried later with exponential backoff and jitter; 5xx answers fail (a refused
     /// address is suppressed); a timeout after the message was handed over is held as
     /// `unknown`. Rate limits (`[mail.limits]`) leave the rest queued. Prints what happened.
+    ///
+    /// Ctrl-C (SIGINT) or SIGTERM stops it safely: the message being handed over finishes, the
+    /// emails claimed but not sent go back to queued (no attempt counted), and it exits 130
+    /// saying how many were sent and how many stay queued. Run `tiercare send` again to deliver
+    /// the rest, each exactly once.
     Send(SendArgs),
     /// List, show, retry or cancel outbox emails.
     ///
@@ -298,7 +303,8 @@ pub enum CustomerCommand {
     /// reasons); cancels their pending emails and erases the address, subject and bodies of
     /// every email to them; adds each address they were mailed at to the suppression list (by
     /// hash only), so it is never mailed again. A later customer import leaves their personal
-    /// fields and consents out (counted as "kept forgotten"). Orders,
+    /// fields and consents out, and a later interactions, complaints or feedback import their
+    /// notes, subjects and comments (both counted as "kept forgotten"). Orders,
     /// amounts, tiers and the follow-up ledger stay (without personal data), and one audit row
     /// records who asked and what was done. Running it again changes nothing, except that it
     /// erases emails that were being sent the first time (it says when there are some).

@@ -276,3 +276,95 @@ fn an_email_being_sent_is_left_alone_and_erased_by_a_second_forget() {
     );
     assert_eq!(ws.count("SELECT count(*) FROM privacy_requests"), 2);
 }
+
+/// Customer `id`'s interactions, complaints and feedback without their free text (kinds,
+/// times, severities, scores), as one JSON array.
+fn event_facts(ws: &Workspace, id: &str) -> String {
+    ws.query_one(&format!(
+        "SELECT json_array( \
+           (SELECT json_group_array(json_array(i.external_id, i.kind, i.occurred_at, i.by_manager)) \
+              FROM interactions i JOIN customers c ON c.id = i.customer_id \
+              WHERE c.external_id = '{id}' ORDER BY i.external_id), \
+           (SELECT json_group_array(json_array(k.external_id, k.opened_at, k.resolved_at, k.severity)) \
+              FROM complaints k JOIN customers c ON c.id = k.customer_id \
+              WHERE c.external_id = '{id}' ORDER BY k.external_id), \
+           (SELECT json_group_array(json_array(f.external_id, f.given_at, f.score)) \
+              FROM feedback f JOIN customers c ON c.id = f.customer_id \
+              WHERE c.external_id = '{id}' ORDER BY f.external_id))"
+    ))
+}
+
+/// Customer `id`'s notes, complaint subjects and feedback comments still stored.
+fn free_texts(ws: &Workspace, id: &str) -> i64 {
+    ws.count(&format!(
+        "SELECT (SELECT count(*) FROM interactions i JOIN customers c ON c.id = i.customer_id \
+                  WHERE c.external_id = '{id}' AND i.note IS NOT NULL) \
+              + (SELECT count(*) FROM complaints k JOIN customers c ON c.id = k.customer_id \
+                  WHERE c.external_id = '{id}' AND k.subject IS NOT NULL) \
+              + (SELECT count(*) FROM feedback f JOIN customers c ON c.id = f.customer_id \
+                  WHERE c.external_id = '{id}' AND f.comment IS NOT NULL)"
+    ))
+}
+
+#[test]
+fn a_forgotten_customers_notes_subjects_and_comments_stay_erased_when_events_are_imported_again() {
+    let ws = Workspace::with_quickstart();
+    // The quickstart has C005's complaints and feedback; add notes about them too, one with
+    // its own id and one keyed by its content.
+    let notes = ws.write(
+        "c005-interactions.csv",
+        "interaction_id,customer_id,kind,occurred_at,by,note\n\
+         I900,C005,call,2025-02-01 10:00,alice,Called about the damaged order\n\
+         ,C005,email,2025-02-02 10:00,bob,Sent an apology to the home address\n",
+    );
+    ws.run(&["import", "interactions", &notes]).assert_code(0);
+    assert_eq!(free_texts(&ws, ID), 5);
+    let facts = event_facts(&ws, ID);
+    let others = free_texts(&ws, "C001");
+    assert!(others > 0);
+
+    ws.run(&["customer", "forget", ID]).assert_code(0);
+    assert_eq!(free_texts(&ws, ID), 0);
+
+    // Every events file again, as a nightly sync would: the facts are imported, the text is not.
+    let mut kept = 0;
+    for (kind, file) in [
+        ("interactions", common::quickstart("interactions")),
+        ("complaints", common::quickstart("complaints")),
+        ("feedback", common::quickstart("feedback")),
+        ("interactions", notes.clone()),
+    ] {
+        let run = ws.run(&["import", kind, &file, "--json"]);
+        run.assert_code(0);
+        let report = run.json();
+        assert_eq!(report["rejected"], 0, "{report}");
+        kept += report["kept_forgotten"].as_u64().unwrap();
+    }
+    assert_eq!(kept, 5, "each row whose text was left out is counted");
+    assert_eq!(free_texts(&ws, ID), 0, "an import wrote erased text back");
+    for text in [
+        "Order arrived damaged",
+        "Refund delayed",
+        "Too slow",
+        "Called about the damaged order",
+        "Sent an apology to the home address",
+    ] {
+        assert_eq!(
+            ws.count(&format!(
+                "SELECT (SELECT count(*) FROM interactions WHERE note = '{text}') \
+                      + (SELECT count(*) FROM complaints WHERE subject = '{text}') \
+                      + (SELECT count(*) FROM feedback WHERE comment = '{text}')"
+            )),
+            0,
+            "{text:?} is back"
+        );
+    }
+    // The facts stay as they were (no duplicates), and other customers keep their text.
+    assert_eq!(event_facts(&ws, ID), facts);
+    assert_eq!(free_texts(&ws, "C001"), others);
+
+    // The text report says so too.
+    let text = ws.run(&["import", "complaints", &common::quickstart("complaints")]);
+    text.assert_code(0);
+    text.assert_stdout_contains("2 kept forgotten");
+}

@@ -512,3 +512,123 @@ fn a_new_workspace_sends_to_its_mail_folder_without_any_server() {
     assert_eq!(out.json()["claimed"], 0);
     assert_eq!(std::fs::read_dir(ws.path("mail")).unwrap().count(), 2);
 }
+
+/// A temporary folder in memory when the system has one (`/dev/shm`): the outbox commits
+/// every outcome with `fsync`, which on a slow disk would make thousands of emails take most
+/// of a minute. The database is a real SQLite file either way.
+fn fast_tempdir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(dir) = tempfile::tempdir_in(shm)
+    {
+        return dir;
+    }
+    tempfile::tempdir().unwrap()
+}
+
+fn count_in(root: &std::path::Path, sql: &str) -> i64 {
+    rusqlite::Connection::open(root.join("tiercare.db"))
+        .unwrap()
+        .query_row(sql, [], |row| row.get(0))
+        .unwrap()
+}
+
+#[test]
+fn ctrl_c_during_a_send_of_3000_emails_requeues_the_rest_and_the_next_send_sends_each_once() {
+    use std::process::Stdio;
+    use std::time::Instant;
+
+    const EMAILS: i64 = 3_000;
+    let tmp = fast_tempdir();
+    let root = tmp.path().join("ws");
+    common::run_in(tmp.path(), &["init", root.to_str().unwrap()]).assert_code(0);
+    std::fs::remove_file(root.join("rules/followups.yaml")).unwrap();
+    std::fs::write(
+        root.join("rules/mail.yaml"),
+        "followups:\n  - id: hello\n    cron: \"0 9 * * *\"\n    email: { template: care }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("templates/care.eml.j2"),
+        "subject: Hello {{ customer.name }}\n--- text\nHello {{ customer.name }}\n",
+    )
+    .unwrap();
+    let mut csv = String::from("customer_id,name,email,consent_email\n");
+    for i in 0..EMAILS {
+        csv.push_str(&format!("C{i:04},Customer {i},c{i}@example.com,true\n"));
+    }
+    std::fs::write(root.join("customers.csv"), csv).unwrap();
+    common::run_in(&root, &["import", "customers", "customers.csv"]).assert_code(0);
+    let recorded = common::run_in(
+        &root,
+        &followups_record_json("2026-03-02T08:00:00Z", "2026-03-02T10:00:00Z"),
+    );
+    recorded.assert_code(0);
+    assert_eq!(recorded.json()["queued"], EMAILS, "{}", recorded.stdout);
+
+    let mail = root.join("mail");
+    let files = || std::fs::read_dir(&mail).map_or(0, |dir| dir.count()) as i64;
+    let stderr = tmp.path().join("send.stderr");
+    let mut sender = command_in(&root)
+        .args(["send", "--at", "2026-03-02T10:00:00Z"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .expect("start tiercare send");
+    let deadline = Instant::now() + WAIT;
+    while files() < 20 {
+        assert!(Instant::now() < deadline, "nothing sent");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &sender.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = sender.wait().unwrap().code();
+    let message = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(code, Some(130), "{message}");
+    assert!(
+        message.contains("interrupted") && message.contains("run `tiercare send` again"),
+        "{message}"
+    );
+
+    // Stopped mid-backlog: nothing left claimed, the unsent emails queued with no attempt
+    // counted, and exactly the sent ones in the folder.
+    let sent = count_in(&root, "SELECT count(*) FROM outbox WHERE state = 'sent'");
+    let queued = count_in(&root, "SELECT count(*) FROM outbox WHERE state = 'queued'");
+    assert!(queued > 0, "the whole backlog was sent before Ctrl-C");
+    assert_eq!(
+        count_in(&root, "SELECT count(*) FROM outbox WHERE state = 'claimed'"),
+        0
+    );
+    assert_eq!(sent + queued, EMAILS);
+    assert_eq!(files(), sent);
+    assert_eq!(
+        count_in(
+            &root,
+            "SELECT count(*) FROM outbox WHERE state = 'queued' AND attempts <> 0"
+        ),
+        0,
+        "a released email had an attempt counted"
+    );
+
+    // A later send delivers the rest, each email exactly once.
+    let again = common::run_in(&root, &["send", "--at", "2026-03-02T10:01:00Z", "--json"]);
+    again.assert_code(0);
+    assert_eq!(again.json()["sent"], queued, "{}", again.stdout);
+    assert_eq!(files(), EMAILS);
+    assert_eq!(
+        count_in(
+            &root,
+            "SELECT count(*) FROM outbox_events WHERE to_state = 'sent'"
+        ),
+        EMAILS,
+        "an email was sent twice"
+    );
+    assert_eq!(
+        count_in(&root, "SELECT count(*) FROM outbox WHERE attempts <> 1"),
+        0,
+        "an email was attempted twice"
+    );
+}

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
@@ -23,6 +24,9 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// The exit code of a `send` stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+const INTERRUPTED: u8 = 130;
+
 pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let workspace = Workspace::open(workspace_dir)?;
     let config = workspace.config();
@@ -33,13 +37,20 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
     // every claim it finds (see tiercare_scheduler::daemon) without taking this one's.
     let _lock = DaemonLock::acquire(&workspace.database_path())?;
     let mut store = workspace.open_store()?;
-    let report = deliver_due(
-        &mut store,
-        &mut transports,
-        at,
-        &settings,
-        &AtomicBool::new(false),
-    )?;
+    // Ctrl-C and SIGTERM raise the stop flag instead of killing the process, for the
+    // delivery only: `deliver_due` then finishes the message in hand and queues the unsent
+    // claims again, so a later `send` delivers them exactly once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let handlers = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]
+        .into_iter()
+        .map(|signal| signal_hook::flag::register(signal, Arc::clone(&stop)))
+        .collect::<Result<Vec<_>, _>>()
+        .context("could not install the Ctrl-C/SIGTERM handlers")?;
+    let delivered = deliver_due(&mut store, &mut transports, at, &settings, &stop);
+    for handler in handlers {
+        signal_hook::low_level::unregister(handler);
+    }
+    let report = delivered?;
     if args.json {
         out.json(&report)?;
     } else {
@@ -87,6 +98,14 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
                 report.recovered, report.resent_after_crash
             ));
         }
+    }
+    if report.stopped {
+        out.warn(&format!(
+            "interrupted: {} sent, {} claimed email(s) queued again and the rest left queued; \
+             run `tiercare send` again to deliver them (each exactly once)",
+            report.sent, report.released
+        ));
+        return Ok(ExitCode::from(INTERRUPTED));
     }
     Ok(if report.failed > 0 || report.unknown > 0 {
         ExitCode::from(1)

@@ -5,7 +5,9 @@
 //! the external id and updates region, owner and time zone, but never writes
 //! back the personal fields forgetting erased (name, email, phone, birthday,
 //! attributes) nor grants consent again. Such rows are counted
-//! ([`ImportSession::kept_forgotten`]).
+//! ([`ImportSession::kept_forgotten`]). Interactions, complaints and feedback
+//! of theirs keep their free text out the same way, through
+//! `ImportSession::unless_forgotten`.
 
 use std::collections::HashSet;
 
@@ -80,10 +82,28 @@ impl ImportSession<'_> {
         self.guarded(|session| session.write_customer(line, rec))
     }
 
-    /// How many customer rows of this session were for forgotten customers
-    /// and had their personal fields left out.
+    /// How many rows of this session were for forgotten customers and had
+    /// their personal fields (customers) or free text (interaction notes,
+    /// complaint subjects, feedback comments) left out.
     pub fn kept_forgotten(&self) -> u64 {
         self.forgotten.kept
+    }
+
+    /// An event's free text (`text`: a note, subject or comment) as it may be
+    /// written for customer `rowid`: unchanged, or `None` when the customer
+    /// was forgotten, so that the text forgetting erased stays erased; a row
+    /// whose text was left out is counted in
+    /// [`kept_forgotten`](ImportSession::kept_forgotten).
+    pub(super) fn unless_forgotten<'t>(
+        &mut self,
+        rowid: i64,
+        text: Option<&'t str>,
+    ) -> Result<Option<&'t str>, StoreError> {
+        if text.is_none() || !self.forgotten.contains(self.conn, self.path, rowid)? {
+            return Ok(text);
+        }
+        self.forgotten.kept += 1;
+        Ok(None)
     }
 
     fn write_customer(&mut self, line: u64, rec: &CustomerRecord) -> Result<Outcome, RowError> {

@@ -1,6 +1,12 @@
 //! Writing what happened with customers: interactions, complaints and
 //! feedback. These never create customers, and rows without an id get one
 //! derived from their content.
+//!
+//! The free text of a forgotten customer's rows (an interaction's note, a
+//! complaint's subject, a feedback comment) is left out, as
+//! `tiercare customer forget` erased it; the facts (times, kinds, scores,
+//! severity) are written. Such rows are counted in
+//! [`ImportSession::kept_forgotten`].
 
 use rusqlite::{OptionalExtension, params};
 
@@ -88,6 +94,7 @@ impl ImportSession<'_> {
                 .finish()
         })?;
         let customer_id = self.event_customer(&rec.customer_external_id)?;
+        let note = self.unless_forgotten(customer_id, rec.note.as_deref())?;
         let derived = matches!(key, RowKey::Derived(_));
         let path = self.path;
         let stored = if self.insert_blindly(KIND) {
@@ -101,7 +108,7 @@ impl ImportSession<'_> {
                         || !text_equals(row.get_ref(2)?, Some(&rec.kind))
                         || row.get::<_, i64>(3)? != rec.occurred_at
                         || text_differs(row.get_ref(4)?, rec.by.as_deref())
-                        || text_differs(row.get_ref(5)?, rec.note.as_deref());
+                        || text_differs(row.get_ref(5)?, note);
                     Ok((row.get::<_, i64>(0)?, changed))
                 })
                 .optional()
@@ -119,7 +126,7 @@ impl ImportSession<'_> {
                         rec.kind,
                         rec.occurred_at,
                         rec.by.as_deref(),
-                        rec.note.as_deref(),
+                        note,
                     ]);
                 (
                     self.inserted(KIND, key.as_str(), derived, result)?,
@@ -140,7 +147,7 @@ impl ImportSession<'_> {
                         rec.kind,
                         rec.occurred_at,
                         rec.by.as_deref(),
-                        rec.note.as_deref(),
+                        note,
                     ])
                     .at(path)?;
                 (rowid, Outcome::Updated)
@@ -177,6 +184,7 @@ impl ImportSession<'_> {
                 .finish()
         })?;
         let customer_id = self.event_customer(&rec.customer_external_id)?;
+        let subject = self.unless_forgotten(customer_id, rec.subject.as_deref())?;
         let derived = matches!(key, RowKey::Derived(_));
         let path = self.path;
         let stored = if self.insert_blindly(KIND) {
@@ -190,7 +198,7 @@ impl ImportSession<'_> {
                         || row.get::<_, i64>(2)? != rec.opened_at
                         || int_differs(row.get_ref(3)?, rec.resolved_at)
                         || row.get::<_, i64>(4)? != i64::from(rec.severity)
-                        || text_differs(row.get_ref(5)?, rec.subject.as_deref());
+                        || text_differs(row.get_ref(5)?, subject);
                     Ok((row.get::<_, i64>(0)?, changed))
                 })
                 .optional()
@@ -208,7 +216,7 @@ impl ImportSession<'_> {
                         rec.opened_at,
                         rec.resolved_at,
                         rec.severity,
-                        rec.subject.as_deref(),
+                        subject,
                     ]);
                 (
                     self.inserted(KIND, key.as_str(), derived, result)?,
@@ -229,7 +237,7 @@ impl ImportSession<'_> {
                         rec.opened_at,
                         rec.resolved_at,
                         rec.severity,
-                        rec.subject.as_deref(),
+                        subject,
                     ])
                     .at(path)?;
                 (rowid, Outcome::Updated)
@@ -252,6 +260,7 @@ impl ImportSession<'_> {
                 .finish()
         })?;
         let customer_id = self.event_customer(&rec.customer_external_id)?;
+        let comment = self.unless_forgotten(customer_id, rec.comment.as_deref())?;
         let derived = matches!(key, RowKey::Derived(_));
         let path = self.path;
         let stored = if self.insert_blindly(KIND) {
@@ -264,7 +273,7 @@ impl ImportSession<'_> {
                     let changed = row.get::<_, i64>(1)? != customer_id
                         || row.get::<_, i64>(2)? != rec.given_at
                         || !real_equals(row.get_ref(3)?, rec.score)
-                        || text_differs(row.get_ref(4)?, rec.comment.as_deref());
+                        || text_differs(row.get_ref(4)?, comment);
                     Ok((row.get::<_, i64>(0)?, changed))
                 })
                 .optional()
@@ -277,7 +286,7 @@ impl ImportSession<'_> {
                     customer_id,
                     rec.given_at,
                     rec.score,
-                    rec.comment.as_deref(),
+                    comment,
                 ]);
                 (
                     self.inserted(KIND, key.as_str(), derived, result)?,
@@ -297,7 +306,7 @@ impl ImportSession<'_> {
                         customer_id,
                         rec.given_at,
                         rec.score,
-                        rec.comment.as_deref(),
+                        comment,
                     ])
                     .at(path)?;
                 (rowid, Outcome::Updated)
