@@ -3,7 +3,6 @@
 //! Also reads a workspace's rule folder (the engine never reads files) and explains one customer.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -59,35 +58,12 @@ fn read_dir_sorted(
     label: &Path,
     keep: impl Fn(&str) -> bool,
 ) -> Result<Vec<RuleFile>, AssessError> {
-    let io_err = |source| AssessError::Io {
-        path: dir.to_owned(),
-        source,
-    };
-    let mut names: Vec<String> = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err)? {
-        let entry = entry.map_err(io_err)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        // Editors' temporary and backup files are not rules.
-        if name.starts_with('.') || name.ends_with('~') || !entry.path().is_file() || !keep(&name) {
-            continue;
-        }
-        names.push(name);
-    }
-    names.sort();
-    names
+    let files = crate::workspace::read_folder(dir, label, keep)
+        .map_err(|(path, source)| AssessError::Io { path, source })?;
+    Ok(files
         .into_iter()
-        .map(|name| {
-            let path = dir.join(&name);
-            let text = fs::read_to_string(&path).map_err(|source| AssessError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            Ok(RuleFile::new(
-                label.join(&name).to_string_lossy().into_owned(),
-                text,
-            ))
-        })
-        .collect()
+        .map(|(path, text)| RuleFile::new(path, text))
+        .collect())
 }
 
 impl RuleSource {

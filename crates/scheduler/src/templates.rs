@@ -7,7 +7,6 @@
 //! [`RenderEmail`], so emails recorded by `followups record` are rendered from templates.
 
 use std::collections::HashMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -62,39 +61,19 @@ pub enum TemplatesError {
 /// Reads the template files of `dir` (`*.eml.j2`, `*.txt.j2`, `*.html.j2`), sorted, naming each
 /// `label/<file name>` in diagnostics. A missing folder has no templates.
 pub fn read_templates(dir: &Path, label: &Path) -> Result<Vec<TemplateFile>, TemplatesError> {
-    let io_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| TemplatesError::Io { path, source }
-    };
     if !dir.exists() {
         return Ok(Vec::new());
     }
-    let mut names: Vec<String> = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-        let entry = entry.map_err(io_err(dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !entry.path().is_file() {
-            continue;
-        }
-        if TEMPLATE_SUFFIXES
+    let files = crate::workspace::read_folder(dir, label, |name| {
+        TEMPLATE_SUFFIXES
             .iter()
             .any(|suffix| name.ends_with(suffix))
-        {
-            names.push(name);
-        }
-    }
-    names.sort();
-    names
+    })
+    .map_err(|(path, source)| TemplatesError::Io { path, source })?;
+    Ok(files
         .into_iter()
-        .map(|name| {
-            let path = dir.join(&name);
-            let text = fs::read_to_string(&path).map_err(io_err(&path))?;
-            Ok(TemplateFile::new(
-                label.join(&name).to_string_lossy().into_owned(),
-                text,
-            ))
-        })
-        .collect()
+        .map(|(path, text)| TemplateFile::new(path, text))
+        .collect())
 }
 
 /// Reads and checks a workspace's templates (named `templates/…` in diagnostics).

@@ -280,9 +280,62 @@ impl Workspace {
     }
 }
 
+/// Reads the files of the folder `dir` whose names `keep` accepts, sorted by name, as
+/// `(label/<name>, text)`: the rule and template folders are read this way. Editors' hidden and
+/// backup files (`.name`, `name~`) and subfolders are skipped. An error names the path it
+/// happened on.
+pub fn read_folder(
+    dir: &Path,
+    label: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, String)>, (PathBuf, io::Error)> {
+    let at = |path: &Path| {
+        let path = path.to_owned();
+        move |err| (path, err)
+    };
+    let mut names: Vec<String> = Vec::new();
+    for entry in fs::read_dir(dir).map_err(at(dir))? {
+        let entry = entry.map_err(at(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name.ends_with('~') || !entry.path().is_file() || !keep(&name) {
+            continue;
+        }
+        names.push(name);
+    }
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let path = dir.join(&name);
+            let text = fs::read_to_string(&path).map_err(at(&path))?;
+            Ok((label.join(&name).to_string_lossy().into_owned(), text))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_is_read_sorted_without_editors_files_or_subfolders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        for name in ["b.yaml", "a.yaml", ".a.yaml.swp", "a.yaml~", "notes.txt"] {
+            fs::write(dir.join(name), name).unwrap();
+        }
+        fs::create_dir(dir.join("tests.yaml")).unwrap();
+        let files = read_folder(dir, Path::new("rules"), |name| name.ends_with(".yaml")).unwrap();
+        assert_eq!(
+            files,
+            [
+                ("rules/a.yaml".to_owned(), "a.yaml".to_owned()),
+                ("rules/b.yaml".to_owned(), "b.yaml".to_owned()),
+            ]
+        );
+        let (path, _) = read_folder(&dir.join("missing"), Path::new("x"), |_| true).unwrap_err();
+        assert_eq!(path, dir.join("missing"));
+    }
 
     #[test]
     fn every_file_of_the_default_rule_folder_is_embedded() {
