@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use serde::Serialize;
 
-use crate::diagnostic::{closest, list_names};
+use crate::diagnostic::hint_among;
 use crate::rule_file::{RawAssignees, RawRuleFile};
 use crate::rules::{Loader, Location, key};
 use crate::yaml::PathSeg;
@@ -327,12 +327,7 @@ impl Loader<'_> {
                 let tier_path = key(&["assignment", tier]);
                 let Some(rank) = tier_ids.iter().position(|id| id == tier) else {
                     let names = || tier_ids.iter().map(String::as_str);
-                    let hint = match closest(tier, names()) {
-                        Some(best) => {
-                            format!("did you mean `{best}`? tiers: {}", list_names(names()))
-                        }
-                        None => format!("tiers: {}", list_names(names())),
-                    };
+                    let hint = hint_among(tier, "tiers", names());
                     let diagnostic = self
                         .at(
                             crate::Severity::Error,

@@ -254,6 +254,21 @@ pub(crate) fn closest<'a>(
         .map(|(_, candidate)| candidate)
 }
 
+/// The hint for `wrong`, a name that is not among `known`: ``did you mean `best`? WHAT: `a`,
+/// `b` `` when one of them is a plausible typo away, else ``WHAT: `a`, `b` ``.
+pub(crate) fn hint_among<'a, I>(wrong: &str, what: &str, known: I) -> String
+where
+    I: IntoIterator<Item = &'a str>,
+    I::IntoIter: Clone,
+{
+    let known = known.into_iter();
+    let list = list_names(known.clone());
+    match closest(wrong, known) {
+        Some(best) => format!("did you mean `{best}`? {what}: {list}"),
+        None => format!("{what}: {list}"),
+    }
+}
+
 /// `a`, `b`, `c` for a hint listing valid names.
 pub(crate) fn list_names<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
     names
@@ -313,6 +328,19 @@ mod tests {
     fn source_line_missing_when_file_is_shorter() {
         let diagnostic = Diagnostic::error("f", 7, 1, "eof").with_source("a\n");
         assert_eq!(diagnostic.source_line, None);
+    }
+
+    #[test]
+    fn a_hint_names_the_closest_and_lists_the_rest() {
+        let known = ["gold", "silver"];
+        assert_eq!(
+            hint_among("glod", "tiers", known),
+            "did you mean `gold`? tiers: `gold`, `silver`"
+        );
+        assert_eq!(
+            hint_among("zzzz", "tiers", known),
+            "tiers: `gold`, `silver`"
+        );
     }
 
     #[test]

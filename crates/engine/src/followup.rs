@@ -37,7 +37,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::diagnostic::Severity;
-use crate::diagnostic::{Diagnostic, closest, list_names};
+use crate::diagnostic::{Diagnostic, closest, hint_among};
 use crate::rule_file::{RawCaps, RawFollowUp, RawRuleFile, RawSendWindow, Scalar, Short};
 use crate::rules::{Expression, Location, RuleSet};
 use crate::rules::{Loader, key};
@@ -341,13 +341,7 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
         if known.is_empty() || known.contains(&name) {
             return;
         }
-        let hint = match closest(name, known.iter().copied()) {
-            Some(best) => format!(
-                "did you mean `{best}`? {what}s: {}",
-                list_names(known.iter().copied())
-            ),
-            None => format!("{what}s: {}", list_names(known.iter().copied())),
-        };
+        let hint = hint_among(name, &format!("{what}s"), known.iter().copied());
         out.push(
             Diagnostic::error(
                 &location.path,
@@ -614,15 +608,7 @@ impl Loader<'_> {
             for (tier, raw_tier) in &raw_policy.tiers.0 {
                 let path = join(&base, &["tiers", tier]);
                 if !tier_ids.iter().any(|id| id == tier) {
-                    let hint = match closest(tier, tier_ids.iter().map(String::as_str)) {
-                        Some(best) => format!(
-                            "did you mean `{best}`? tiers: {}",
-                            list_names(tier_ids.iter().map(String::as_str))
-                        ),
-                        None => {
-                            format!("tiers: {}", list_names(tier_ids.iter().map(String::as_str)))
-                        }
-                    };
+                    let hint = hint_among(tier, "tiers", tier_ids.iter().map(String::as_str));
                     self.error_at(
                         *file,
                         &path,
@@ -843,12 +829,7 @@ impl Loader<'_> {
             if tier_ids.iter().any(|id| id == tier) {
                 tiers.push(tier.to_owned());
             } else {
-                let hint = match closest(tier, tier_names()) {
-                    Some(best) => {
-                        format!("did you mean `{best}`? tiers: {}", list_names(tier_names()))
-                    }
-                    None => format!("tiers: {}", list_names(tier_names())),
-                };
+                let hint = hint_among(tier, "tiers", tier_names());
                 self.error_at(
                     file,
                     &tier_path,
@@ -988,10 +969,7 @@ impl Loader<'_> {
     ) -> Option<(String, String)> {
         let Some((_, ids)) = sets.iter().find(|(name, _)| name == set) else {
             let names = sets.iter().map(|(name, _)| name.as_str());
-            let hint = match closest(set, names.clone()) {
-                Some(best) => format!("did you mean `{best}`? segment sets: {}", list_names(names)),
-                None => format!("segment sets: {}", list_names(names)),
-            };
+            let hint = hint_among(set, "segment sets", names);
             self.error_at(
                 file,
                 path,
@@ -1004,13 +982,7 @@ impl Loader<'_> {
         let segment = segment.trim();
         if !ids.iter().any(|id| id == segment) {
             let names = ids.iter().map(String::as_str);
-            let hint = match closest(segment, names.clone()) {
-                Some(best) => format!(
-                    "did you mean `{best}`? segments of `{set}`: {}",
-                    list_names(names)
-                ),
-                None => format!("segments of `{set}`: {}", list_names(names)),
-            };
+            let hint = hint_among(segment, &format!("segments of `{set}`"), names);
             self.error_at(
                 file,
                 path,
@@ -1084,13 +1056,7 @@ impl Loader<'_> {
         };
         let name = event.0.trim();
         if !EVENTS.contains(&name) {
-            let hint = match closest(name, EVENTS.iter().copied()) {
-                Some(best) => format!(
-                    "did you mean `{best}`? events: {}",
-                    list_names(EVENTS.iter().copied())
-                ),
-                None => format!("events: {}", list_names(EVENTS.iter().copied())),
-            };
+            let hint = hint_among(name, "events", EVENTS.iter().copied());
             self.error_at(
                 file,
                 &event_path,

@@ -127,7 +127,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
 use crate::convert::{self, TimeRule};
-use crate::diagnostic::{Diagnostic, closest, list_names, render_all};
+use crate::diagnostic::{Diagnostic, closest, hint_among, list_names, render_all};
 use crate::native::{self, RowValue};
 use crate::record::{FieldSpec, FieldType, RecordKind, field_index, fields};
 // What a mapping takes and returns, so that importers need only this module.
@@ -319,13 +319,7 @@ impl Validator<'_> {
             return Some(index);
         }
         let names = fields(kind).iter().map(|field| field.name);
-        let hint = match closest(name, names.clone()) {
-            Some(best) => format!(
-                "did you mean `{best}`? fields of {kind}: {}",
-                list_names(names)
-            ),
-            None => format!("fields of {kind}: {}", list_names(names)),
-        };
+        let hint = hint_among(name, &format!("fields of {kind}"), names);
         self.key_error(
             path,
             format!("unknown field `{name}` for {kind}"),
@@ -430,12 +424,7 @@ impl Mapping {
             match ColumnType::parse(type_name) {
                 Some(ty) => types.push((column.clone(), ty)),
                 None => {
-                    let hint = match closest(type_name, COLUMN_TYPES) {
-                        Some(best) => {
-                            format!("did you mean `{best}`? types: {}", list_names(COLUMN_TYPES))
-                        }
-                        None => format!("types: {}", list_names(COLUMN_TYPES)),
-                    };
+                    let hint = hint_among(type_name, "types", COLUMN_TYPES.iter().copied());
                     v.value_error(&path, format!("unknown type `{type_name}`"), Some(hint));
                 }
             }

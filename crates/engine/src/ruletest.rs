@@ -34,7 +34,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::diagnostic::{Diagnostic, closest, list_names};
+use crate::diagnostic::{Diagnostic, closest, hint_among, list_names};
 use crate::explain::ConditionTrace;
 use crate::feature::{Feature, FeatureType, feature_names};
 use crate::plan::{CustomerEvent, EventKind, FollowUpState, Plan};
@@ -276,13 +276,7 @@ impl FileContext<'_> {
 
     fn unknown_tier(&self, path: &[PathSeg], id: &str) -> Diagnostic {
         let ids: Vec<&str> = self.rules.tiers().map(|tier| tier.id.as_str()).collect();
-        let hint = match closest(id, ids.iter().copied()) {
-            Some(best) => format!(
-                "did you mean `{best}`? tiers: {}",
-                list_names(ids.iter().copied())
-            ),
-            None => format!("tiers: {}", list_names(ids.iter().copied())),
-        };
+        let hint = hint_among(id, "tiers", ids.iter().copied());
         self.error(
             path,
             false,
@@ -435,13 +429,7 @@ impl FileContext<'_> {
                     .followups()
                     .map(|followup| followup.id.as_str())
                     .collect();
-                let hint = match closest(&planned.rule.0, ids.iter().copied()) {
-                    Some(best) => format!(
-                        "did you mean `{best}`? follow-ups: {}",
-                        list_names(ids.iter().copied())
-                    ),
-                    None => format!("follow-ups: {}", list_names(ids.iter().copied())),
-                };
+                let hint = hint_among(&planned.rule.0, "follow-ups", ids.iter().copied());
                 problems.push(self.error(
                     &[path.as_slice(), &[PathSeg::from("rule")]].concat(),
                     false,
@@ -491,13 +479,7 @@ impl FileContext<'_> {
             if let Some(Scalar(id)) = segment {
                 if !set.segments.iter().any(|s| &s.id == id) {
                     let ids = set.segments.iter().map(|s| s.id.as_str());
-                    let hint = match closest(id, ids.clone()) {
-                        Some(best) => format!(
-                            "did you mean `{best}`? segments of `{name}`: {}",
-                            list_names(ids)
-                        ),
-                        None => format!("segments of `{name}`: {}", list_names(ids)),
-                    };
+                    let hint = hint_among(id, &format!("segments of `{name}`"), ids);
                     problems.push(self.error(
                         &path,
                         false,

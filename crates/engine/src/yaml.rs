@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
 
-use crate::diagnostic::{Diagnostic, closest, list_names};
+use crate::diagnostic::{Diagnostic, hint_among};
 
 /// Limits applied before a YAML file is deserialized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -808,13 +808,10 @@ fn serde_diagnostic(path: &str, text: &str, spans: &Spans, err: &serde_yaml::Err
             line = span.line;
             column = span.column;
         }
-        hint = Some(match closest(field, valid.iter().copied()) {
-            Some(best) => format!(
-                "did you mean `{best}`? valid keys: {}",
-                list_names(valid.iter().copied())
-            ),
-            None if valid.is_empty() => "no keys are allowed here".to_owned(),
-            None => format!("valid keys: {}", list_names(valid.iter().copied())),
+        hint = Some(if valid.is_empty() {
+            "no keys are allowed here".to_owned()
+        } else {
+            hint_among(field, "valid keys", valid.iter().copied())
         });
         message = if shown_path.is_empty() {
             format!("unknown key `{field}`")
