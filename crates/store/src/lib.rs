@@ -55,6 +55,7 @@
 
 #![warn(missing_docs)]
 
+mod batch;
 mod contacts;
 mod counts;
 mod daemon;
@@ -112,5 +113,5 @@ pub use suppressions::{SuppressionReason, address_hash, is_address_hash};
 pub use tasks::{NewTask, Task, TaskFilter, TaskStatus, TaskView};
 pub use tiers::{
     AssessmentHeader, AssessmentOutcome, AssessmentRow, AssessmentSession, CurrentSegment,
-    CurrentTier, SegmentChange, TierChange, TierDecision,
+    CurrentTier, EncodedDecision, SegmentChange, TierChange, TierDecision,
 };

@@ -17,7 +17,10 @@ use rusqlite::{
 };
 use serde_json::{Map, Value};
 
-use crate::db::Store;
+use std::sync::Arc;
+
+use crate::batch::{Cell, Names, RowBatch};
+use crate::db::{ForeignKeysOff, Store};
 use crate::error::{AtPath, StoreError};
 use crate::stored::require_customer;
 
@@ -45,6 +48,47 @@ pub struct TierDecision {
     /// `(set, Some(segment))`, or `(set, None)` when the customer is in no
     /// segment of that set. Sets not listed are left as they are stored.
     pub segments: Vec<(String, Option<String>)>,
+}
+
+/// A [`TierDecision`] with its scores and reasons already serialised as JSON text: what
+/// [`AssessmentSession::record_encoded`] takes, so the serialising (and the freeing of the
+/// JSON values) can happen on the thread that evaluates rather than the one that writes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EncodedDecision {
+    /// The customer's rowid.
+    pub customer_rowid: i64,
+    /// The tier (not empty).
+    pub tier: String,
+    /// The one-line summary kept in the tier history.
+    pub reason: String,
+    /// [`TierDecision::reasons`] as JSON text.
+    pub reasons_json: String,
+    /// [`TierDecision::scores`] as a JSON object.
+    pub scores_json: String,
+    /// The tier hysteresis held back, if any.
+    pub pending_tier: Option<String>,
+    /// How many consecutive assessments asked for `pending_tier`.
+    pub pending_count: u32,
+    /// Whether the tier comes from a manual pin.
+    pub pinned: bool,
+    /// As [`TierDecision::segments`].
+    pub segments: Vec<(String, Option<String>)>,
+}
+
+impl From<&TierDecision> for EncodedDecision {
+    fn from(decision: &TierDecision) -> EncodedDecision {
+        EncodedDecision {
+            customer_rowid: decision.customer_rowid,
+            tier: decision.tier.clone(),
+            reason: decision.reason.clone(),
+            reasons_json: decision.reasons.to_string(),
+            scores_json: Value::Object(decision.scores.clone()).to_string(),
+            pending_tier: decision.pending_tier.clone(),
+            pending_count: decision.pending_count,
+            pinned: decision.pinned,
+            segments: decision.segments.clone(),
+        }
+    }
 }
 
 /// The assessment as a whole, for its `assessments` row.
@@ -206,6 +250,9 @@ impl Store {
     ) -> Result<AssessmentSession<'_>, StoreError> {
         let conn = &self.conn;
         let path = self.label.as_path();
+        // Off before the transaction begins (SQLite ignores the pragma inside one), back on
+        // when the session ends; the writer checks customers itself.
+        let foreign_keys_off = ForeignKeysOff::new(conn).at(path)?;
         let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).at(path)?;
         tx.execute(
             "INSERT INTO assessments (at, ruleset_version, started_at, finished_at, customers, \
@@ -222,6 +269,7 @@ impl Store {
             changed: 0,
             failed: false,
             tx,
+            foreign_keys_off,
         })
     }
 
@@ -354,6 +402,8 @@ pub struct AssessmentSession<'s> {
     /// A decision failed half-way: nothing more may be written or committed.
     failed: bool,
     tx: Transaction<'s>,
+    // Declared after `tx`: enforcement comes back on only once the transaction has ended.
+    foreign_keys_off: ForeignKeysOff<'s>,
 }
 
 impl fmt::Debug for AssessmentSession<'_> {
@@ -383,9 +433,20 @@ impl AssessmentSession<'_> {
     /// every later call fails with [`StoreError::AssessmentAborted`], and
     /// nothing is written.
     pub fn record(&mut self, decision: &TierDecision) -> Result<bool, StoreError> {
+        self.record_encoded(EncodedDecision::from(decision))
+    }
+
+    /// [`record`](AssessmentSession::record) for a decision whose JSON is already serialised.
+    pub fn record_encoded(&mut self, decision: EncodedDecision) -> Result<bool, StoreError> {
         if self.failed {
             return Err(StoreError::AssessmentAborted {
                 path: self.path.to_path_buf(),
+            });
+        }
+        if !self.writer.has_customer(decision.customer_rowid) {
+            self.failed = true;
+            return Err(StoreError::CustomerGone {
+                rowid: decision.customer_rowid,
             });
         }
         match self.writer.write(decision) {
@@ -396,13 +457,7 @@ impl AssessmentSession<'_> {
             }
             Err(err) => {
                 self.failed = true;
-                Err(if is_foreign_key_violation(&err) {
-                    StoreError::CustomerGone {
-                        rowid: decision.customer_rowid,
-                    }
-                } else {
-                    StoreError::at(self.path, err)
-                })
+                Err(StoreError::at(self.path, err))
             }
         }
     }
@@ -416,58 +471,83 @@ impl AssessmentSession<'_> {
         rule_errors: u64,
     ) -> Result<AssessmentOutcome, StoreError> {
         let AssessmentSession {
-            writer,
+            mut writer,
             path,
             customers,
             changed,
             failed,
             tx,
+            foreign_keys_off,
         } = self;
         let assessment_id = writer.assessment_id;
-        drop(writer);
-        if failed {
-            return Err(StoreError::AssessmentAborted {
-                path: path.to_path_buf(),
-            });
-        }
-        tx.execute(
-            "UPDATE assessments SET finished_at = ?2, customers = ?3, changed = ?4, \
-             rule_errors = ?5 WHERE id = ?1",
-            params![
+        // Everything that touches the transaction happens in here, so it has ended (committed,
+        // or rolled back on error) before enforcement is switched back on.
+        let outcome = move || -> Result<AssessmentOutcome, StoreError> {
+            if failed {
+                return Err(StoreError::AssessmentAborted {
+                    path: path.to_path_buf(),
+                });
+            }
+            writer.flush().at(path)?;
+            drop(writer);
+            tx.execute(
+                "UPDATE assessments SET finished_at = ?2, customers = ?3, changed = ?4, \
+                 rule_errors = ?5 WHERE id = ?1",
+                params![
+                    assessment_id,
+                    finished_at,
+                    sql_count(customers),
+                    sql_count(changed),
+                    sql_count(rule_errors),
+                ],
+            )
+            .at(path)?;
+            tx.commit().at(path)?;
+            Ok(AssessmentOutcome {
                 assessment_id,
-                finished_at,
-                sql_count(customers),
-                sql_count(changed),
-                sql_count(rule_errors),
-            ],
-        )
-        .at(path)?;
-        tx.commit().at(path)?;
-        Ok(AssessmentOutcome {
-            assessment_id,
-            customers,
-            changed,
-        })
+                customers,
+                changed,
+            })
+        }();
+        drop(foreign_keys_off);
+        outcome
     }
 }
 
-/// Writes decisions of one assessment with statements prepared once.
+/// Writes decisions of one assessment.
+///
+/// The session runs with foreign-key enforcement off (SQLite's check cost a B-tree descent per
+/// row into `customers` and another into `assessments`, for 6 to 12 rows per customer): the
+/// writer checks each decision's customer against the rowids read when the assessment began,
+/// which is all the enforcement could catch (the session holds the write lock, so no customer
+/// goes away meanwhile), and every `assessment_id` it writes is its own.
+///
+/// While decisions arrive in increasing rowid order (an assessment's stream), new rows gather
+/// in multi-row batches per table ([`RowBatch`]); when a decision comes out of order, every
+/// batch is written and each row from then on is written at once, so the per-customer lookups
+/// of that mode see everything written before them. The batches insert `OR FAIL`: a failing
+/// row then leaves the rows before it in place instead of undoing the statement, which spares
+/// SQLite a statement journal of every page a batch touches; any failure spoils the whole
+/// assessment anyway, and the transaction rolls back.
 struct DecisionWriter<'t> {
     assessment_id: i64,
     at: i64,
+    /// Every customer's rowid when the assessment began, sorted.
+    customers: Vec<i64>,
     /// Reads a customer's stored tier row, to skip writing what did not change.
     tier_get: Statement<'t>,
     /// Updates a customer whose stored tier is the decided one; touches no
     /// row otherwise.
     keep_tier: Statement<'t>,
-    /// A tier history row, reading the stored tier (if any) as `from_tier`.
-    tier_change: Statement<'t>,
+    /// Tier history rows.
+    tier_changes: RowBatch<'t>,
     /// Inserts or replaces a customer's tier with a new `since`.
-    set_tier: Statement<'t>,
+    tiers: RowBatch<'t>,
     segment_get: Statement<'t>,
-    segment_change: Statement<'t>,
-    segment_set: Statement<'t>,
+    segment_changes: RowBatch<'t>,
+    segments: RowBatch<'t>,
     segment_delete: Statement<'t>,
+    names: Names,
     /// No customer can have a stored tier (segment) yet: the table was
     /// empty when the assessment began, and every decision so far was for a
     /// customer with a higher rowid than the one before, so no customer came
@@ -476,13 +556,11 @@ struct DecisionWriter<'t> {
     fresh_segments: bool,
     /// The rows as they were when the assessment began, while decisions arrive in rowid order.
     before: Before,
-    /// Decisions have come in increasing rowid order so far, so `before` is still accurate.
+    /// Decisions have come in increasing rowid order so far, so `before` is still accurate
+    /// and rows may wait in the batches.
     ordered: bool,
     /// The rowid of the previous decision.
     last_rowid: i64,
-    /// Serialised scores and reasons, reused from decision to decision.
-    scores: Vec<u8>,
-    reasons: Vec<u8>,
 }
 
 impl<'t> DecisionWriter<'t> {
@@ -494,9 +572,16 @@ impl<'t> DecisionWriter<'t> {
                 |row| row.get(0),
             )
         };
+        // Any index of `customers` holds every rowid, in fewer pages than the table.
+        let mut customers: Vec<i64> = tx
+            .prepare("SELECT id FROM customers")?
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        customers.sort_unstable();
         Ok(DecisionWriter {
             assessment_id,
             at,
+            customers,
             fresh_tiers: empty("customer_tiers")?,
             fresh_segments: empty("customer_segments")?,
             before: Before::load(tx)?,
@@ -511,59 +596,77 @@ impl<'t> DecisionWriter<'t> {
                  pending_count = ?4, pinned = ?5, scores = ?6, reasons = ?7 \
                  WHERE customer_id = ?1 AND tier = ?8",
             )?,
-            tier_change: tx.prepare(
-                "INSERT INTO tier_history (customer_id, assessment_id, at, from_tier, to_tier, \
-                 reason) VALUES (?1, ?2, ?3, \
-                 (SELECT tier FROM customer_tiers WHERE customer_id = ?1), ?4, ?5)",
-            )?,
-            set_tier: tx.prepare(
-                "INSERT INTO customer_tiers (customer_id, tier, since, assessment_id, \
-                 pending_tier, pending_count, pinned, scores, reasons) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-                 ON CONFLICT (customer_id) DO UPDATE SET tier = excluded.tier, \
+            tier_changes: RowBatch::new(
+                tx,
+                "INSERT OR FAIL INTO tier_history (customer_id, assessment_id, at, from_tier, \
+                 to_tier, reason) VALUES ",
+                6,
+                "",
+            ),
+            tiers: RowBatch::new(
+                tx,
+                "INSERT OR FAIL INTO customer_tiers (customer_id, tier, since, assessment_id, \
+                 pending_tier, pending_count, pinned, scores, reasons) VALUES ",
+                9,
+                "ON CONFLICT (customer_id) DO UPDATE SET tier = excluded.tier, \
                  since = excluded.since, assessment_id = excluded.assessment_id, \
                  pending_tier = excluded.pending_tier, pending_count = excluded.pending_count, \
                  pinned = excluded.pinned, scores = excluded.scores, reasons = excluded.reasons",
-            )?,
+            ),
             segment_get: tx.prepare(
                 "SELECT segment FROM customer_segments WHERE customer_id = ?1 \
                  AND segment_set = ?2",
             )?,
-            segment_change: tx.prepare(
-                "INSERT INTO segment_history (customer_id, assessment_id, at, segment_set, \
-                 from_segment, to_segment) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?,
-            segment_set: tx.prepare(
-                "INSERT INTO customer_segments (customer_id, segment_set, segment, since, \
-                 assessment_id) VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (customer_id, segment_set) DO UPDATE SET \
+            segment_changes: RowBatch::new(
+                tx,
+                "INSERT OR FAIL INTO segment_history (customer_id, assessment_id, at, segment_set, \
+                 from_segment, to_segment) VALUES ",
+                6,
+                "",
+            ),
+            segments: RowBatch::new(
+                tx,
+                "INSERT OR FAIL INTO customer_segments (customer_id, segment_set, segment, since, \
+                 assessment_id) VALUES ",
+                5,
+                "ON CONFLICT (customer_id, segment_set) DO UPDATE SET \
                  segment = excluded.segment, since = excluded.since, \
                  assessment_id = excluded.assessment_id",
-            )?,
+            ),
             segment_delete: tx.prepare(
                 "DELETE FROM customer_segments WHERE customer_id = ?1 AND segment_set = ?2",
             )?,
-            scores: Vec::new(),
-            reasons: Vec::new(),
+            names: Names::default(),
         })
     }
 
+    /// Whether a customer with this rowid existed when the assessment began.
+    fn has_customer(&self, rowid: i64) -> bool {
+        self.customers.binary_search(&rowid).is_ok()
+    }
+
+    /// Writes every row still waiting in a batch.
+    fn flush(&mut self) -> rusqlite::Result<()> {
+        self.tier_changes.flush()?;
+        self.tiers.flush()?;
+        self.segment_changes.flush()?;
+        self.segments.flush()
+    }
+
     /// Writes one decision; returns whether the customer's tier changed.
-    fn write(&mut self, decision: &TierDecision) -> rusqlite::Result<bool> {
+    fn write(&mut self, decision: EncodedDecision) -> rusqlite::Result<bool> {
         let rowid = decision.customer_rowid;
-        self.scores.clear();
-        serde_json::to_writer(&mut self.scores, &decision.scores).map_err(json_error)?;
-        self.reasons.clear();
-        serde_json::to_writer(&mut self.reasons, &decision.reasons).map_err(json_error)?;
-        let scores = std::str::from_utf8(&self.scores).expect("serde_json writes UTF-8");
-        let reasons = std::str::from_utf8(&self.reasons).expect("serde_json writes UTF-8");
-        let pending_count = i64::from(decision.pending_count);
-        if rowid <= self.last_rowid {
+        if rowid <= self.last_rowid && self.ordered {
             self.fresh_tiers = false;
             self.fresh_segments = false;
             self.ordered = false;
+            // The lookups from now on must see every row written so far.
+            self.flush()?;
         }
         self.last_rowid = rowid;
+        let scores = decision.scores_json.as_str();
+        let reasons = decision.reasons_json.as_str();
+        let pending_count = i64::from(decision.pending_count);
 
         // An unchanged row is not written at all: on a re-assessment most customers keep
         // everything. While decisions arrive in rowid order the stored state comes from
@@ -611,27 +714,34 @@ impl<'t> DecisionWriter<'t> {
             _ => false,
         };
         if !kept {
-            self.tier_change.execute(params![
-                rowid,
-                self.assessment_id,
-                self.at,
-                decision.tier,
-                decision.reason,
+            let from = stored.map(|stored| self.names.get(&stored.tier));
+            let tier = self.names.get(&decision.tier);
+            self.tier_changes.push([
+                Cell::Int(rowid),
+                Cell::Int(self.assessment_id),
+                Cell::Int(self.at),
+                from.into(),
+                Cell::Name(Arc::clone(&tier)),
+                Cell::Text(decision.reason),
             ])?;
-            self.set_tier.execute(params![
-                rowid,
-                decision.tier,
-                self.at,
-                self.assessment_id,
-                decision.pending_tier,
-                pending_count,
-                decision.pinned,
-                scores,
-                reasons,
+            let pending = decision
+                .pending_tier
+                .as_deref()
+                .map(|name| self.names.get(name));
+            self.tiers.push([
+                Cell::Int(rowid),
+                Cell::Name(tier),
+                Cell::Int(self.at),
+                Cell::Int(self.assessment_id),
+                pending.into(),
+                Cell::Int(pending_count),
+                Cell::Int(i64::from(decision.pinned)),
+                Cell::Text(decision.scores_json),
+                Cell::Text(decision.reasons_json),
             ])?;
         }
 
-        for (set, segment) in &decision.segments {
+        for (index, (set, segment)) in decision.segments.iter().enumerate() {
             let stored: Option<String> = if self.fresh_segments {
                 None
             } else if self.ordered {
@@ -644,24 +754,40 @@ impl<'t> DecisionWriter<'t> {
             if stored == *segment {
                 continue;
             }
-            self.segment_change.execute(params![
-                rowid,
-                self.assessment_id,
-                self.at,
-                set,
-                stored,
-                segment,
+            let set_name = self.names.get(set);
+            let from = stored.as_deref().map(|name| self.names.get(name));
+            let to = segment.as_deref().map(|name| self.names.get(name));
+            self.segment_changes.push([
+                Cell::Int(rowid),
+                Cell::Int(self.assessment_id),
+                Cell::Int(self.at),
+                Cell::Name(Arc::clone(&set_name)),
+                from.into(),
+                to.clone().into(),
             ])?;
-            match segment {
-                Some(segment) => self.segment_set.execute(params![
-                    rowid,
-                    set,
-                    segment,
-                    self.at,
-                    self.assessment_id
+            match to {
+                Some(to) => self.segments.push([
+                    Cell::Int(rowid),
+                    Cell::Name(set_name),
+                    Cell::Name(to),
+                    Cell::Int(self.at),
+                    Cell::Int(self.assessment_id),
                 ])?,
-                None => self.segment_delete.execute(params![rowid, set])?,
-            };
+                None => {
+                    // Only this decision's own rows can be waiting for the same key (a set
+                    // named twice); they must land before the delete.
+                    if decision.segments[..index]
+                        .iter()
+                        .any(|(other, _)| other == set)
+                    {
+                        self.segments.flush()?;
+                    }
+                    self.segment_delete.execute(params![rowid, set])?;
+                }
+            }
+        }
+        if !self.ordered {
+            self.flush()?;
         }
         Ok(!kept)
     }
@@ -779,21 +905,6 @@ impl Before {
     }
 }
 
-/// Whether `err` is SQLite refusing a row for a foreign key.
-fn is_foreign_key_violation(err: &rusqlite::Error) -> bool {
-    matches!(
-        err,
-        rusqlite::Error::SqliteFailure(failure, _)
-            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
-    )
-}
-
-/// A JSON serialisation failure (map keys are strings, so this does not
-/// happen in practice) as a rusqlite error.
-fn json_error(err: serde_json::Error) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(Box::new(err))
-}
-
 fn current_tier_from_row(row: &Row<'_>) -> rusqlite::Result<CurrentTier> {
     let scores = match json_column(row, 6)? {
         Value::Object(map) => map,
@@ -820,4 +931,72 @@ fn json_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Value> {
 /// A count as SQLite stores it (saturating; counts never get near 2^63).
 fn sql_count(count: u64) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn foreign_keys(store: &Store) -> bool {
+        store
+            .conn
+            .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    fn decision(rowid: i64, tier: &str) -> TierDecision {
+        TierDecision {
+            customer_rowid: rowid,
+            tier: tier.into(),
+            reason: "r".into(),
+            ..TierDecision::default()
+        }
+    }
+
+    #[test]
+    fn foreign_keys_are_enforced_again_however_a_session_ends() {
+        // A session turns enforcement off on its connection; the same connection serves the
+        // daemon's other work afterwards, which relies on it (cascading deletes).
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO customers (external_id, created_at, updated_at) VALUES ('a', 0, 0)",
+            )
+            .unwrap();
+        assert!(foreign_keys(&store));
+
+        let mut session = store.begin_assessment(1, "v", 1).unwrap();
+        session.record(&decision(1, "A")).unwrap();
+        session.finish(2, 0).unwrap();
+        assert!(foreign_keys(&store), "after a commit");
+
+        let mut session = store.begin_assessment(2, "v", 2).unwrap();
+        session.record(&decision(1, "B")).unwrap();
+        drop(session);
+        assert!(foreign_keys(&store), "after a dropped session");
+
+        let mut session = store.begin_assessment(3, "v", 3).unwrap();
+        assert!(matches!(
+            session.record(&decision(99, "B")),
+            Err(StoreError::CustomerGone { rowid: 99 })
+        ));
+        assert!(session.finish(4, 0).is_err());
+        assert!(foreign_keys(&store), "after a failed session");
+
+        // Rows in a batch not yet written when a later row fails are not committed either.
+        let mut session = store.begin_assessment(4, "v", 4).unwrap();
+        session.record(&decision(1, "C")).unwrap();
+        assert!(session.record(&decision(1, "")).is_err());
+        assert!(session.finish(5, 0).is_err());
+        assert_eq!(store.tier_counts().unwrap(), [("A".to_owned(), 1)]);
+        assert!(foreign_keys(&store));
+
+        // And enforcement works: deleting the customer takes its tier with it.
+        store
+            .conn
+            .execute_batch("DELETE FROM customers WHERE id = 1")
+            .unwrap();
+        assert!(store.tier_counts().unwrap().is_empty());
+    }
 }

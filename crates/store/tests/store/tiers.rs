@@ -469,3 +469,110 @@ fn a_session_is_spoiled_by_an_error_and_a_dropped_one_writes_nothing() {
     assert!(err.to_string().contains("nothing was written"));
     assert_eq!(dump(&path), before);
 }
+
+/// A decision for the `i`th of many customers, with two segment sets.
+fn many(store: &Store, id: &str, tier: &str, s1: &str, s2: Option<&str>) -> TierDecision {
+    segments(
+        decision(store, id, tier, &format!("{tier} for {id}")),
+        &[("s1", Some(s1)), ("s2", s2)],
+    )
+}
+
+#[test]
+fn assessments_larger_than_a_write_batch_record_every_row_and_change() {
+    // Rows are written many to a statement while decisions arrive in customer order: more
+    // customers than several statements hold, with changes, entries and leaves of segment
+    // sets, must come out exactly as one row at a time would.
+    let (_dir, _path, mut store) = new_store();
+    let ids: Vec<String> = (0..700).map(|i| format!("c{i:04}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    seed_customers(&mut store, &refs);
+    let tier =
+        |i: usize, round: usize| ["A", "B", "C"][(i + usize::from(round == 2 && i % 7 == 0)) % 3];
+    let s1 = |i: usize, round: usize| {
+        if round == 2 && i % 4 == 0 {
+            "y"
+        } else {
+            ["x", "z"][i % 2]
+        }
+    };
+    let s2 = |i: usize, round: usize| (round == 1 && i % 5 == 0).then_some("in");
+
+    for round in [1, 2] {
+        let decisions: Vec<TierDecision> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| many(&store, id, tier(i, round), s1(i, round), s2(i, round)))
+            .collect();
+        let outcome = store
+            .record_assessment(&header(if round == 1 { T1 } else { T2 }, "v1"), &decisions)
+            .unwrap();
+        let changed = if round == 1 {
+            700
+        } else {
+            (0..700).filter(|i| i % 7 == 0).count()
+        };
+        assert_eq!((outcome.customers, outcome.changed), (700, changed as u64));
+    }
+
+    let mut counts = std::collections::BTreeMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        *counts.entry(tier(i, 2).to_owned()).or_insert(0_u64) += 1;
+        let current = store.current_tier(id).unwrap().unwrap();
+        assert_eq!(current.tier, tier(i, 2), "{id}");
+        let moved = i % 7 == 0;
+        assert_eq!(current.since, if moved { T2 } else { T1 }, "{id}");
+        assert_eq!(
+            current.reasons,
+            json!([{ "tier": tier(i, 2), "rule": format!("{} for {id}", tier(i, 2)) }])
+        );
+        let history = store.tier_history(id).unwrap();
+        assert_eq!(history.len(), 1 + usize::from(moved), "{id}");
+        assert_eq!(history.last().unwrap().from_tier, None);
+        if moved {
+            assert_eq!(history[0].from_tier.as_deref(), Some(tier(i, 1)));
+            assert_eq!(history[0].to_tier, tier(i, 2));
+        }
+
+        let segments: Vec<(String, String, i64)> = store
+            .segments_of(id)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.segment_set, s.segment, s.since))
+            .collect();
+        let s1_since = if s1(i, 1) == s1(i, 2) { T1 } else { T2 };
+        assert_eq!(
+            segments,
+            [("s1".to_owned(), s1(i, 2).to_owned(), s1_since)],
+            "{id}"
+        );
+        let changes: Vec<(i64, String, Option<String>, Option<String>)> = store
+            .segment_history(id)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.at, c.segment_set, c.from_segment, c.to_segment))
+            .collect();
+        let mut expected = Vec::new();
+        if s1(i, 1) != s1(i, 2) {
+            expected.push((
+                T2,
+                "s1".to_owned(),
+                Some(s1(i, 1).to_owned()),
+                Some("y".to_owned()),
+            ));
+        }
+        if i % 5 == 0 {
+            expected.push((T2, "s2".to_owned(), Some("in".to_owned()), None));
+            expected.push((T1, "s2".to_owned(), None, Some("in".to_owned())));
+        }
+        expected.push((T1, "s1".to_owned(), None, Some(s1(i, 1).to_owned())));
+        let mut changes_sorted = changes;
+        changes_sorted.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        assert_eq!(changes_sorted, expected, "{id}");
+    }
+    assert_eq!(
+        store.tier_counts().unwrap(),
+        counts.into_iter().collect::<Vec<_>>()
+    );
+}
