@@ -240,9 +240,28 @@ impl Store {
         window: Window,
         visit: &mut dyn FnMut(&CustomerFeatures),
     ) -> Result<FeatureSummary, StoreError> {
+        self.for_each_features_with(at, window, None, visit)
+    }
+
+    /// [`for_each_features`](Store::for_each_features), with the scans of interactions,
+    /// complaints and feedback made through `helper` (a second connection to the same file)
+    /// on a second thread while this one scans the orders. The results are the same as
+    /// without a helper: each table is still read by one thread in its own order.
+    ///
+    /// Both connections must see the same data, so give a helper only while the database's
+    /// write lock is held (an [`crate::AssessmentSession`] is open) and nobody can commit
+    /// between the two read transactions.
+    pub fn for_each_features_with(
+        &self,
+        at: i64,
+        window: Window,
+        helper: Option<&mut Store>,
+        visit: &mut dyn FnMut(&CustomerFeatures),
+    ) -> Result<FeatureSummary, StoreError> {
         let tx =
             Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred).at(&self.label)?;
-        let population = Population::compute(&tx, at, window, None).at(&self.label)?;
+        let helper = helper.map(|store| &mut store.conn);
+        let population = Population::compute(&tx, helper, at, window, None).at(&self.label)?;
         population.emit(&tx, None, visit).at(&self.label)?;
         Ok(population.summary())
     }
@@ -261,7 +280,7 @@ impl Store {
         let Some(rowid) = customer_rowid(&tx, external_id).at(&self.label)? else {
             return Ok(None);
         };
-        let population = Population::compute(&tx, at, window, Some(rowid)).at(&self.label)?;
+        let population = Population::compute(&tx, None, at, window, Some(rowid)).at(&self.label)?;
         let mut found = None;
         population
             .emit(&tx, Some(rowid), &mut |features| {
@@ -442,6 +461,7 @@ impl Population {
     /// feedback) to one customer.
     fn compute(
         conn: &Connection,
+        helper: Option<&mut Connection>,
         at: i64,
         window: Window,
         only: Option<i64>,
@@ -472,11 +492,31 @@ impl Population {
         drop(by_external);
 
         let mut orders = vec![OrderTotals::default(); count];
-        scan_orders(conn, &slots, &mut orders, at, start)?;
         let mut events = vec![EventTotals::default(); count];
-        scan_interactions(conn, &slots, &mut events, at, start, low, high)?;
-        scan_complaints(conn, &slots, &mut events, at, start, low, high)?;
-        scan_feedback(conn, &slots, &mut events, at, start, low, high)?;
+        let scan_events = |conn: &Connection, events: &mut [EventTotals]| {
+            scan_interactions(conn, &slots, events, at, start, low, high)?;
+            scan_complaints(conn, &slots, events, at, start, low, high)?;
+            scan_feedback(conn, &slots, events, at, start, low, high)
+        };
+        match helper {
+            None => {
+                scan_orders(conn, &slots, &mut orders, at, start)?;
+                scan_events(conn, &mut events)?;
+            }
+            Some(helper) => std::thread::scope(|scope| {
+                let events = &mut events;
+                let scan_events = &scan_events;
+                let side = scope.spawn(move || {
+                    let tx = Transaction::new_unchecked(helper, TransactionBehavior::Deferred)?;
+                    scan_events(&tx, events)
+                });
+                let orders = scan_orders(conn, &slots, &mut orders, at, start);
+                let events = side
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                orders.and(events)
+            })?,
+        }
 
         let (ranks, total_revenue_window) = rank(&orders, &external_position);
         drop(external_position);

@@ -714,6 +714,31 @@ fn one_customers_features_are_computed_over_everyone() {
 }
 
 #[test]
+fn a_helper_connection_for_the_event_tables_gives_the_same_features() {
+    let (_dir, path, mut store) = new_store();
+    population(&mut store);
+    assess_earlier(&mut store);
+    let (all, visited, summary) = features_at(&store, WINDOW);
+    // The hand-computed values above have interactions, complaints and feedback, so a helper
+    // scanning those tables on its own thread must reproduce every one of them.
+    let mut helper = Store::open(&path).unwrap();
+    let mut split = BTreeMap::new();
+    let mut split_visited = Vec::new();
+    let split_summary = store
+        .for_each_features_with(AT, WINDOW, Some(&mut helper), &mut |features| {
+            split_visited.push(features.customer_id.clone());
+            split.insert(features.customer_id.clone(), features.clone());
+        })
+        .unwrap();
+    assert_eq!(split, all);
+    assert_eq!(split_visited, visited);
+    assert_eq!(split_summary, summary);
+    assert!(all.values().any(|f| f.interactions_total > 0));
+    assert!(all.values().any(|f| f.complaints_total > 0));
+    assert!(all.values().any(|f| f.feedback_window > 0));
+}
+
+#[test]
 fn an_all_time_window_counts_everything_up_to_at() {
     let (_dir, _path, mut store) = new_store();
     population(&mut store);
