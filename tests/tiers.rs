@@ -274,3 +274,34 @@ fn schema_and_functions_describe_the_rules() {
         assert!(names.contains(&feature), "{feature} missing from {names:?}");
     }
 }
+
+#[test]
+fn rules_that_read_custom_attributes_get_them_and_others_decide_the_same_without() {
+    // An assessment parses every customer's attributes only when some rule reads `attr`.
+    let ws = Workspace::with_quickstart();
+    let plain = ws.run(&["assess", "--at", "2025-11-01", "--dry-run", "--json"]);
+    plain.assert_code(0);
+    let tiers = |run: &common::Run| run.json()["tiers"].clone();
+
+    let rules = fs::read_to_string(ws.path("rules/tiers.yaml")).unwrap();
+    let by_potential = rules.replacen(
+        "when: revenue_window > 0 && revenue_share_before < 0.80",
+        "when: (attr.potential ?? 0) >= 60",
+        1,
+    );
+    assert_ne!(by_potential, rules);
+    ws.write("rules/tiers.yaml", &by_potential);
+    let out = ws.run(&["assess", "--at", "2025-11-01", "--json"]);
+    out.assert_code(0);
+    assert_ne!(tiers(&out), tiers(&plain));
+    let a: String = ws.query_one(
+        "SELECT group_concat(id) FROM (SELECT c.external_id AS id FROM customer_tiers t \
+         JOIN customers c ON c.id = t.customer_id WHERE t.tier = 'A' ORDER BY 1)",
+    );
+    let expected: String = ws.query_one(
+        "SELECT group_concat(id) FROM (SELECT external_id AS id FROM customers \
+         WHERE json_extract(attributes, '$.potential') >= 60 ORDER BY 1)",
+    );
+    assert!(expected.contains(','), "{expected}: several customers");
+    assert_eq!(a, expected);
+}

@@ -365,30 +365,37 @@ pub fn assess(
             _ => None,
         };
         let window = store_window(rules.window());
-        reader.for_each_features_with(options.at, window, helper.as_mut(), &mut |features| {
-            if recorder_gone {
-                return;
-            }
-            // No reset: `fill_snapshot` sets every feature (a test holds it to that), and the
-            // pin is set (or cleared) just below.
-            fill_snapshot(&mut snapshot, features);
-            snapshot.set_pin(pins.get(&features.customer_rowid).map(engine_pin));
-            let decision = evaluator.evaluate(&snapshot);
-            tally.count(features, &decision);
-            if !recording {
-                return;
-            }
-            // The stored form is made here, so the recording thread (the busier one) only writes.
-            let Some(record) = tier_decision(features.customer_rowid, decision) else {
-                return;
-            };
-            batch.push(record);
-            if batch.len() == DECISION_BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(DECISION_BATCH));
-                // A send fails only when the recorder stopped on an error, reported below.
-                recorder_gone = sender.send(ToRecorder::Decisions(full)).is_err();
-            }
-        })?;
+        let attributes = rules.uses(Feature::Attr);
+        reader.for_each_features_with(
+            options.at,
+            window,
+            helper.as_mut(),
+            attributes,
+            &mut |features| {
+                if recorder_gone {
+                    return;
+                }
+                // No reset: `fill_snapshot` sets every feature (a test holds it to that), and the
+                // pin is set (or cleared) just below.
+                fill_snapshot(&mut snapshot, features);
+                snapshot.set_pin(pins.get(&features.customer_rowid).map(engine_pin));
+                let decision = evaluator.evaluate(&snapshot);
+                tally.count(features, &decision);
+                if !recording {
+                    return;
+                }
+                // The stored form is made here, so the recording thread (the busier one) only writes.
+                let Some(record) = tier_decision(features.customer_rowid, decision) else {
+                    return;
+                };
+                batch.push(record);
+                if batch.len() == DECISION_BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(DECISION_BATCH));
+                    // A send fails only when the recorder stopped on an error, reported below.
+                    recorder_gone = sender.send(ToRecorder::Decisions(full)).is_err();
+                }
+            },
+        )?;
         let rule_errors: u64 = tally.failures.values().map(|f| f.customers).sum();
         if !batch.is_empty() {
             let _ = sender.send(ToRecorder::Decisions(batch));

@@ -240,7 +240,7 @@ impl Store {
         window: Window,
         visit: &mut dyn FnMut(&CustomerFeatures),
     ) -> Result<FeatureSummary, StoreError> {
-        self.for_each_features_with(at, window, None, visit)
+        self.for_each_features_with(at, window, None, true, visit)
     }
 
     /// [`for_each_features`](Store::for_each_features), with the scans of interactions,
@@ -251,18 +251,24 @@ impl Store {
     /// Both connections must see the same data, so give a helper only while the database's
     /// write lock is held (an [`crate::AssessmentSession`] is open) and nobody can commit
     /// between the two read transactions.
+    ///
+    /// Without `attributes`, the custom attributes are not parsed and stay empty (for rules
+    /// that never read them: parsing every customer's JSON was a tenth of a dry run).
     pub fn for_each_features_with(
         &self,
         at: i64,
         window: Window,
         helper: Option<&mut Store>,
+        attributes: bool,
         visit: &mut dyn FnMut(&CustomerFeatures),
     ) -> Result<FeatureSummary, StoreError> {
         let tx =
             Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred).at(&self.label)?;
         let helper = helper.map(|store| &mut store.conn);
         let population = Population::compute(&tx, helper, at, window, None).at(&self.label)?;
-        population.emit(&tx, None, visit).at(&self.label)?;
+        population
+            .emit(&tx, None, attributes, visit)
+            .at(&self.label)?;
         Ok(population.summary())
     }
 
@@ -283,7 +289,7 @@ impl Store {
         let population = Population::compute(&tx, None, at, window, Some(rowid)).at(&self.label)?;
         let mut found = None;
         population
-            .emit(&tx, Some(rowid), &mut |features| {
+            .emit(&tx, Some(rowid), true, &mut |features| {
                 found = Some(features.clone())
             })
             .at(&self.label)?;
@@ -541,11 +547,13 @@ impl Population {
     }
 
     /// Scans customers (all, or the one with rowid `only`) in rowid order
-    /// with their stored tier, and hands each one's features to `visit`.
+    /// with their stored tier, and hands each one's features to `visit`
+    /// (with their custom attributes parsed, or left empty without `attributes`).
     fn emit(
         &self,
         conn: &Connection,
         only: Option<i64>,
+        attributes: bool,
         visit: &mut dyn FnMut(&CustomerFeatures),
     ) -> rusqlite::Result<()> {
         let (low, high) = only.map_or((i64::MIN, i64::MAX), |rowid| (rowid, rowid));
@@ -577,7 +585,9 @@ impl Population {
             f.consent_sms = row.get(7)?;
             f.consent_phone = row.get(8)?;
             set_text(&mut f.birthday, row.get_ref(9)?.as_str_or_null()?);
-            set_attributes(&mut f.attributes, row.get_ref(10)?.as_str()?, 10)?;
+            if attributes {
+                set_attributes(&mut f.attributes, row.get_ref(10)?.as_str()?, 10)?;
+            }
             f.created_at = row.get(11)?;
             set_text(&mut f.previous_tier, row.get_ref(12)?.as_str_or_null()?);
             let since: Option<i64> = row.get(13)?;

@@ -725,7 +725,7 @@ fn a_helper_connection_for_the_event_tables_gives_the_same_features() {
     let mut split = BTreeMap::new();
     let mut split_visited = Vec::new();
     let split_summary = store
-        .for_each_features_with(AT, WINDOW, Some(&mut helper), &mut |features| {
+        .for_each_features_with(AT, WINDOW, Some(&mut helper), true, &mut |features| {
             split_visited.push(features.customer_id.clone());
             split.insert(features.customer_id.clone(), features.clone());
         })
@@ -736,6 +736,20 @@ fn a_helper_connection_for_the_event_tables_gives_the_same_features() {
     assert!(all.values().any(|f| f.interactions_total > 0));
     assert!(all.values().any(|f| f.complaints_total > 0));
     assert!(all.values().any(|f| f.feedback_window > 0));
+
+    // Without attributes, every other feature is the same and the attributes stay empty.
+    assert!(all.values().any(|f| !f.attributes.is_empty()));
+    let mut bare = BTreeMap::new();
+    store
+        .for_each_features_with(AT, WINDOW, None, false, &mut |features| {
+            assert!(features.attributes.is_empty(), "{}", features.customer_id);
+            bare.insert(features.customer_id.clone(), features.clone());
+        })
+        .unwrap();
+    for (id, features) in &mut split {
+        features.attributes.clear();
+        assert_eq!(Some(&*features), bare.get(id), "{id}");
+    }
 }
 
 #[test]
