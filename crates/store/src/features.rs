@@ -378,6 +378,16 @@ impl Default for OrderTotals {
 }
 
 impl OrderTotals {
+    /// Adds the totals of another part of the orders.
+    fn add(&mut self, other: &OrderTotals) {
+        self.revenue_total += other.revenue_total;
+        self.revenue_window += other.revenue_window;
+        self.first_order_at = self.first_order_at.min(other.first_order_at);
+        self.last_order_at = self.last_order_at.max(other.last_order_at);
+        self.orders_total = self.orders_total.saturating_add(other.orders_total);
+        self.orders_window = self.orders_window.saturating_add(other.orders_window);
+    }
+
     /// Days since the last order, or the sentinel.
     fn days_since_last_order(&self, at: i64) -> i64 {
         if self.orders_total == 0 {
@@ -497,7 +507,11 @@ impl Population {
         }
         drop(by_external);
 
+        // Orders are summed in two halves of the table, and the halves added, whether one thread
+        // reads both or two threads read one each: the sums do not depend on the threads.
+        let (first, second) = order_halves(conn)?;
         let mut orders = vec![OrderTotals::default(); count];
+        let mut later = vec![OrderTotals::default(); count];
         let mut events = vec![EventTotals::default(); count];
         let scan_events = |conn: &Connection, events: &mut [EventTotals]| {
             scan_interactions(conn, &slots, events, at, start, low, high)?;
@@ -506,23 +520,29 @@ impl Population {
         };
         match helper {
             None => {
-                scan_orders(conn, &slots, &mut orders, at, start)?;
+                scan_orders(conn, &slots, &mut orders, at, start, first)?;
+                scan_orders(conn, &slots, &mut later, at, start, second)?;
                 scan_events(conn, &mut events)?;
             }
             Some(helper) => std::thread::scope(|scope| {
-                let events = &mut events;
-                let scan_events = &scan_events;
+                let (later, events) = (&mut later, &mut events);
+                let (slots, scan_events) = (&slots, &scan_events);
                 let side = scope.spawn(move || {
                     let tx = Transaction::new_unchecked(helper, TransactionBehavior::Deferred)?;
+                    scan_orders(&tx, slots, later, at, start, second)?;
                     scan_events(&tx, events)
                 });
-                let orders = scan_orders(conn, &slots, &mut orders, at, start);
-                let events = side
+                let orders = scan_orders(conn, slots, &mut orders, at, start, first);
+                let side = side
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                orders.and(events)
+                orders.and(side)
             })?,
         }
+        for (total, part) in orders.iter_mut().zip(&later) {
+            total.add(part);
+        }
+        drop(later);
 
         let (ranks, total_revenue_window) = rank(&orders, &external_position);
         drop(external_position);
@@ -735,16 +755,29 @@ fn bump(counter: &mut u32) {
 /// at once instead of one at a time between SQLite's row steps.
 const ORDER_BATCH: usize = 256;
 
-/// One scan of orders: counts, sums, first and last order.
+/// The orders' rowids in two halves, `(low, high)` inclusive each.
+fn order_halves(conn: &Connection) -> rusqlite::Result<((i64, i64), (i64, i64))> {
+    let (low, high): (Option<i64>, Option<i64>) =
+        conn.query_row("SELECT min(id), max(id) FROM orders", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    let (low, high) = (low.unwrap_or(0), high.unwrap_or(-1));
+    let middle = low + (high - low) / 2;
+    Ok(((low, middle), (middle + 1, high)))
+}
+
+/// One scan of the orders with rowids in `ids` (inclusive): counts, sums, first and last order.
 fn scan_orders(
     conn: &Connection,
     slots: &Slots,
     totals: &mut [OrderTotals],
     at: i64,
     start: Option<i64>,
+    ids: (i64, i64),
 ) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare("SELECT customer_id, ordered_at, amount FROM orders")?;
-    let mut rows = stmt.query([])?;
+    let mut stmt = conn
+        .prepare("SELECT customer_id, ordered_at, amount FROM orders WHERE id BETWEEN ?1 AND ?2")?;
+    let mut rows = stmt.query([ids.0, ids.1])?;
     let mut batch: Vec<(i64, i64, f64)> = Vec::with_capacity(ORDER_BATCH);
     let apply = |batch: &mut Vec<(i64, i64, f64)>, totals: &mut [OrderTotals]| {
         for &(customer, ordered_at, amount) in batch.iter() {
