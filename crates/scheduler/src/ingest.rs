@@ -5,7 +5,7 @@
 //! (or, with `strict`, the whole file is refused), and nothing is written unless the whole file was
 //! read. The store's upserts make a re-import of the same file change nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -214,13 +214,20 @@ pub struct Progress {
 }
 
 /// Imports one file into `store`.
+///
+/// Order lines grouped into orders (`group_by`) are written order by order while the file is
+/// still being read, as long as each order's lines come one after the other: an order is written
+/// when a line of another order arrives. A line for an order already written (an order whose
+/// lines are scattered over the file) undoes that pass (back to a savepoint taken before the
+/// first order) and reads the file again holding every order until the end, so the outcome is
+/// always that of holding every order: the same rows, counts and rejections. A file that cannot
+/// be read twice (not a regular file, e.g. a pipe) is held from the start.
 pub fn import_file(
     store: &mut Store,
     request: &ImportRequest<'_>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
-    let path = request.file;
     let mapping = match request.mapping {
         Some((mapping_path, text)) => {
             Mapping::parse(&mapping_path.to_string_lossy(), text, request.kind)
@@ -230,12 +237,91 @@ pub fn import_file(
     };
     let format = request
         .format
-        .unwrap_or_else(|| FileFormat::from_path(path));
+        .unwrap_or_else(|| FileFormat::from_path(request.file));
+    let opened = open_source(request, &mapping, format)?;
+    let grouping = mapping.group_by().is_some()
+        || (request.kind == RecordKind::Orders
+            && request.mapping.is_none()
+            && ["sku", "quantity", "unit_price"]
+                .iter()
+                .any(|c| opened.source.header().iter().any(|h| h == c)));
+    let mut mode = match (grouping, opened.rereadable) {
+        (false, _) => WriterMode::Direct,
+        (true, true) => WriterMode::Streaming,
+        (true, false) => WriterMode::Buffered,
+    };
+
+    let mut session = store.import(
+        store_kind(request.kind),
+        ImportOptions {
+            create_missing_customers: mapping.create_customers(),
+            source: request.file.to_string_lossy().into_owned(),
+        },
+    )?;
+    let mut savepoint = match mode {
+        WriterMode::Streaming => Some(session.savepoint()?),
+        WriterMode::Direct | WriterMode::Buffered => None,
+    };
+    let mut opened = Some(opened);
+    let mut run = loop {
+        let source = match opened.take() {
+            Some(source) => source,
+            None => open_source(request, &mapping, format)?,
+        };
+        match import_pass(&mut session, request, &mapping, source, mode, progress)? {
+            Pass::Done(run) => break run,
+            Pass::Scattered { line } => {
+                tracing::info!(
+                    line,
+                    "an order's lines are not contiguous: reading the file again, holding every order until the end"
+                );
+                if let Some(savepoint) = savepoint.take() {
+                    session.rollback_to(savepoint)?;
+                }
+                mode = WriterMode::Buffered;
+            }
+        }
+    };
+    run.report.customers_created = session.customers_created();
+    run.report.kept_forgotten = session.kept_forgotten();
+    let report = &run.report;
+    session.commit(&ImportAudit {
+        rows_read: report.read,
+        imported: report.imported,
+        updated: report.updated,
+        unchanged: report.unchanged,
+        skipped: report.skipped,
+        rejected: report.rejected,
+    })?;
+    run.report.elapsed_ms = started.elapsed().as_millis();
+    Ok(run.report)
+}
+
+/// A data file opened for reading, its header read.
+struct OpenedSource {
+    source: Box<dyn RowSource + Send>,
+    /// Bytes read from the file so far.
+    counter: Arc<AtomicU64>,
+    /// The file's size.
+    total: u64,
+    /// Whether the file can be read again from the start (a regular file).
+    rereadable: bool,
+}
+
+/// Opens the data file (through gzip when it is compressed) and reads its header.
+fn open_source(
+    request: &ImportRequest<'_>,
+    mapping: &Mapping,
+    format: FileFormat,
+) -> Result<OpenedSource, ImportError> {
+    let path = request.file;
     let file = File::open(path).map_err(|source| ImportError::Io {
         path: path.to_owned(),
         source,
     })?;
-    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let metadata = file.metadata().ok();
+    let total = metadata.as_ref().map_or(0, std::fs::Metadata::len);
+    let rereadable = metadata.as_ref().is_some_and(std::fs::Metadata::is_file);
     let counter = Arc::new(AtomicU64::new(0));
     let counted = CountingReader {
         inner: file,
@@ -252,7 +338,6 @@ pub fn import_file(
     } else {
         Box::new(counted)
     };
-
     let source: Box<dyn RowSource + Send> = match format {
         FileFormat::Csv => {
             let default_delimiter = if path.to_string_lossy().to_ascii_lowercase().contains(".tsv")
@@ -269,30 +354,49 @@ pub fn import_file(
         }
         FileFormat::Jsonl => Box::new(JsonlSource::new(path, reader)?),
     };
+    Ok(OpenedSource {
+        source,
+        counter,
+        total,
+        rereadable,
+    })
+}
 
+/// How one pass over the file ended.
+enum Pass<'a> {
+    /// Every row was read and written.
+    Done(Box<Run<'a>>),
+    /// A line (this one) belongs to an order written earlier in the pass: the pass must be
+    /// undone and the file read again holding every order.
+    Scattered { line: u64 },
+}
+
+/// Reads the whole file once and writes its records through `session`.
+fn import_pass<'a>(
+    session: &mut ImportSession<'_>,
+    request: &ImportRequest<'a>,
+    mapping: &Mapping,
+    opened: OpenedSource,
+    mode: WriterMode,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Pass<'a>, ImportError> {
+    let path = request.file;
+    let OpenedSource {
+        source,
+        counter,
+        total,
+        ..
+    } = opened;
     let header_names = source.header().to_vec();
     let header: Vec<&str> = header_names.iter().map(String::as_str).collect();
     let bound = mapping
         .bind(&header, request.timezone)
         .map_err(|err| bind_error(path, err))?;
-    let grouping = mapping.group_by().is_some()
-        || (request.kind == RecordKind::Orders
-            && request.mapping.is_none()
-            && ["sku", "quantity", "unit_price"]
-                .iter()
-                .any(|c| header.contains(c)));
-
-    let kind = store_kind(request.kind);
-    let mut session = store.import(
-        kind,
-        ImportOptions {
-            create_missing_customers: mapping.create_customers(),
-            source: path.to_string_lossy().into_owned(),
-        },
-    )?;
     let mut run = Run {
         path,
         strict: request.strict,
+        late_rejections: Vec::new(),
+        deferred: None,
         report: ImportReport {
             kind: request.kind.to_string(),
             file: path.to_owned(),
@@ -307,21 +411,21 @@ pub fn import_file(
                 .map(|r| (r.clone(), 0))
                 .collect(),
             rejected: 0,
-            order_lines: grouping.then_some(0),
+            order_lines: (mode != WriterMode::Direct).then_some(0),
             customers_created: 0,
             kept_forgotten: 0,
             rejections: Vec::new(),
             elapsed_ms: 0,
         },
     };
-    let mut writer = RecordWriter::new(grouping);
+    let mut writer = RecordWriter::new(mode);
     let columns = Columns::new(request.kind, &bound);
     let record_kind = request.kind;
     let header_len = header.len();
     // Two threads: this one writes to the database while a second reads the file and applies
     // the mapping (decompression, CSV, parsing and mapping scripts), handing over batches of
     // rows. The order of rows, and so every outcome, is the same as reading in one thread.
-    std::thread::scope(|scope| -> Result<(), ImportError> {
+    let scattered = std::thread::scope(|scope| -> Result<Option<u64>, ImportError> {
         let (sender, receiver) = mpsc::sync_channel::<Result<Vec<Mapped>, ImportError>>(4);
         scope.spawn(move || {
             read_and_map(source, bound, &columns, record_kind, header_len, &sender);
@@ -337,14 +441,16 @@ pub fn import_file(
                     });
                 }
                 match mapped {
-                    Mapped::Record(line, record) => {
-                        match writer.write(&mut session, line, record) {
-                            Ok(Some(outcome)) => run.count(outcome),
-                            Ok(None) => {}
-                            Err(WriteError::Rejected(row)) => run.reject(row)?,
-                            Err(WriteError::Store(err)) => return Err(err.into()),
+                    Mapped::Record(line, record) => match writer.write(session, line, record) {
+                        Ok(Written::Outcome(outcome)) => run.count(outcome),
+                        Ok(Written::Held) => {}
+                        Ok(Written::Closed(first_line, order)) => {
+                            run.write_order(session, first_line, &order);
                         }
-                    }
+                        Err(WriteError::Rejected(row)) => run.reject(row)?,
+                        Err(WriteError::Store(err)) => return Err(err.into()),
+                        Err(WriteError::Scattered) => return Ok(Some(line)),
+                    },
                     Mapped::Invalid(row) => run.reject(row)?,
                     Mapped::Skip(reason) => {
                         run.report.skipped += 1;
@@ -365,36 +471,26 @@ pub fn import_file(
                 }
             }
         }
-        Ok(())
+        Ok(None)
     })?;
-    for (line, order) in writer.finish() {
-        if let Some(lines) = run.report.order_lines.as_mut() {
-            *lines += order.items.len() as u64;
-        }
-        match written(line, session.order(line, &order)) {
-            Ok(outcome) => run.count(outcome),
-            Err(WriteError::Rejected(row)) => run.reject(row)?,
-            Err(WriteError::Store(err)) => return Err(err.into()),
-        }
+    if let Some(line) = scattered {
+        return Ok(Pass::Scattered { line });
     }
+    for (line, order) in writer.finish() {
+        run.write_order(session, line, &order);
+    }
+    if let Some(err) = run.deferred.take() {
+        return Err(err);
+    }
+    let late = std::mem::take(&mut run.late_rejections);
+    run.report.rejections.extend(late);
+    run.report.rejections.truncate(MAX_LISTED_REJECTIONS);
     progress(Progress {
         bytes: counter.load(Ordering::Relaxed),
         total,
         rows: run.report.read,
     });
-    run.report.customers_created = session.customers_created();
-    run.report.kept_forgotten = session.kept_forgotten();
-    let report = &run.report;
-    session.commit(&ImportAudit {
-        rows_read: report.read,
-        imported: report.imported,
-        updated: report.updated,
-        unchanged: report.unchanged,
-        skipped: report.skipped,
-        rejected: report.rejected,
-    })?;
-    run.report.elapsed_ms = started.elapsed().as_millis();
-    Ok(run.report)
+    Ok(Pass::Done(Box::new(run)))
 }
 
 /// Rows handed from the reading thread to the writing one at a time.
@@ -487,9 +583,16 @@ fn store_kind(kind: RecordKind) -> ImportKind {
     }
 }
 
+/// The tally of one pass over the file.
 struct Run<'a> {
     path: &'a Path,
     strict: bool,
+    /// Rejections of grouped orders by the store, listed after the rows' own (as when every order
+    /// is written at the end), whenever the orders were written.
+    late_rejections: Vec<RejectedRow>,
+    /// The error a grouped order met while the file was still being read; returned once the file
+    /// was read to the end, as a problem found in reading it comes first.
+    deferred: Option<ImportError>,
     report: ImportReport,
 }
 
@@ -513,6 +616,34 @@ impl Run<'_> {
             Outcome::Inserted => self.report.imported += 1,
             Outcome::Updated => self.report.updated += 1,
             Outcome::Unchanged => self.report.unchanged += 1,
+        }
+    }
+
+    /// Writes a grouped order whose first line is `line`. After an error (kept in `deferred`)
+    /// nothing more is written.
+    fn write_order(&mut self, session: &mut ImportSession<'_>, line: u64, order: &OrderRecord) {
+        if self.deferred.is_some() {
+            return;
+        }
+        if let Some(lines) = self.report.order_lines.as_mut() {
+            *lines += order.items.len() as u64;
+        }
+        match written(line, session.order(line, order)) {
+            Ok(outcome) => self.count(outcome),
+            Err(WriteError::Rejected(row)) if self.strict => {
+                self.deferred = Some(ImportError::Strict {
+                    path: self.path.to_owned(),
+                    row,
+                });
+            }
+            Err(WriteError::Rejected(row)) => {
+                self.report.rejected += 1;
+                if self.late_rejections.len() < MAX_LISTED_REJECTIONS {
+                    self.late_rejections.push(row);
+                }
+            }
+            Err(WriteError::Store(err)) => self.deferred = Some(err.into()),
+            Err(WriteError::Scattered) => {}
         }
     }
 }
@@ -791,6 +922,8 @@ impl RowSource for JsonlSource {
 enum WriteError {
     Rejected(RejectedRow),
     Store(StoreError),
+    /// A line of an order that was written already.
+    Scattered,
 }
 
 /// Field positions of one kind, looked up once. A handful of names, so a linear scan of short
@@ -996,11 +1129,42 @@ enum Record {
     Manager(ManagerRecord),
 }
 
+/// How records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriterMode {
+    /// Each record as it comes.
+    Direct,
+    /// Order lines grouped into orders, every order held until the whole file was read.
+    Buffered,
+    /// Order lines grouped into orders, each order written when a line of another one comes; a
+    /// line of an order written before is [`WriteError::Scattered`].
+    Streaming,
+}
+
+/// What [`RecordWriter::write`] did with a record.
+enum Written {
+    /// Wrote it.
+    Outcome(Outcome),
+    /// Held an order line for grouping.
+    Held,
+    /// Held an order line, and the order before it (with the line it started on) is complete:
+    /// write it.
+    Closed(u64, OrderRecord),
+}
+
 /// Writes records through the session; groups order lines into orders when asked.
-struct RecordWriter {
-    grouping: bool,
-    orders: Vec<(u64, OrderRecord)>,
-    order_index: HashMap<String, usize>,
+enum RecordWriter {
+    Direct,
+    Buffered {
+        orders: Vec<(u64, OrderRecord)>,
+        order_index: HashMap<String, usize>,
+    },
+    Streaming {
+        /// The order whose lines are coming, with its first line.
+        open: Option<(u64, OrderRecord)>,
+        /// The ids of the orders completed before it.
+        closed: HashSet<String>,
+    },
 }
 
 fn missing(line: u64, column: &str) -> RejectedRow {
@@ -1013,66 +1177,117 @@ fn missing(line: u64, column: &str) -> RejectedRow {
 }
 
 impl RecordWriter {
-    fn new(grouping: bool) -> RecordWriter {
-        RecordWriter {
-            grouping,
-            orders: Vec::new(),
-            order_index: HashMap::new(),
+    fn new(mode: WriterMode) -> RecordWriter {
+        match mode {
+            WriterMode::Direct => RecordWriter::Direct,
+            WriterMode::Buffered => RecordWriter::Buffered {
+                orders: Vec::new(),
+                order_index: HashMap::new(),
+            },
+            WriterMode::Streaming => RecordWriter::Streaming {
+                open: None,
+                closed: HashSet::new(),
+            },
         }
     }
 
-    /// Writes one record; `Ok(None)` when an order line was buffered for grouping.
+    /// Writes one record, or holds an order line for grouping.
     fn write(
         &mut self,
         session: &mut ImportSession<'_>,
         line: u64,
         record: Record,
-    ) -> Result<Option<Outcome>, WriteError> {
+    ) -> Result<Written, WriteError> {
         let result = match record {
             Record::Customer(rec) => session.customer(line, &rec),
-            Record::Order(order) if self.grouping => return self.group(line, order),
-            Record::Order(order) => session.order(line, &order),
+            Record::Order(order) => return self.order(session, line, order),
             Record::Interaction(rec) => session.interaction(line, &rec),
             Record::Complaint(rec) => session.complaint(line, &rec),
             Record::Feedback(rec) => session.feedback(line, &rec),
             Record::Manager(rec) => session.manager(line, &rec),
         };
-        written(line, result).map(Some)
+        written(line, result).map(Written::Outcome)
     }
 
-    /// Adds an order line (an order with at most one item) to its order.
-    fn group(&mut self, line: u64, row: OrderRecord) -> Result<Option<Outcome>, WriteError> {
-        match self.order_index.get(&row.external_id) {
-            Some(&i) => {
-                let (first_line, order) = &mut self.orders[i];
-                if order.customer_external_id != row.customer_external_id {
-                    return Err(WriteError::Rejected(RejectedRow {
-                        line,
-                        column: "customer_id".to_owned(),
-                        value: Some(row.customer_external_id),
-                        reason: format!(
-                            "order '{}' belongs to customer '{}' on line {first_line}",
-                            order.external_id, order.customer_external_id
-                        ),
-                    }));
+    /// Writes an order, or adds an order line (an order with at most one item) to its order.
+    fn order(
+        &mut self,
+        session: &mut ImportSession<'_>,
+        line: u64,
+        row: OrderRecord,
+    ) -> Result<Written, WriteError> {
+        match self {
+            RecordWriter::Direct => written(line, session.order(line, &row)).map(Written::Outcome),
+            RecordWriter::Buffered {
+                orders,
+                order_index,
+            } => {
+                match order_index.get(&row.external_id) {
+                    Some(&i) => {
+                        let (first_line, order) = &mut orders[i];
+                        add_line(*first_line, order, line, row)?;
+                    }
+                    None => {
+                        order_index.insert(row.external_id.clone(), orders.len());
+                        orders.push((line, row));
+                    }
                 }
-                order.amount += row.amount;
-                order.ordered_at = order.ordered_at.min(row.ordered_at);
-                order.items.extend(row.items);
+                Ok(Written::Held)
             }
-            None => {
-                self.order_index
-                    .insert(row.external_id.clone(), self.orders.len());
-                self.orders.push((line, row));
+            RecordWriter::Streaming { open, closed } => {
+                if let Some((first_line, order)) = open.as_mut()
+                    && order.external_id == row.external_id
+                {
+                    add_line(*first_line, order, line, row)?;
+                    return Ok(Written::Held);
+                }
+                if closed.contains(&row.external_id) {
+                    return Err(WriteError::Scattered);
+                }
+                match open.replace((line, row)) {
+                    Some((first_line, order)) => {
+                        closed.insert(order.external_id.clone());
+                        Ok(Written::Closed(first_line, order))
+                    }
+                    None => Ok(Written::Held),
+                }
             }
         }
-        Ok(None)
     }
 
-    /// The grouped orders, in the order their first line appeared.
+    /// The orders not written yet, in the order their first line appeared.
     fn finish(self) -> Vec<(u64, OrderRecord)> {
-        self.orders
+        match self {
+            RecordWriter::Direct => Vec::new(),
+            RecordWriter::Buffered { orders, .. } => orders,
+            RecordWriter::Streaming { open, .. } => open.into_iter().collect(),
+        }
     }
+}
+
+/// Adds the line `row` (from `line`) to `order`, which started on `first_line`; a line naming
+/// another customer is rejected.
+fn add_line(
+    first_line: u64,
+    order: &mut OrderRecord,
+    line: u64,
+    row: OrderRecord,
+) -> Result<(), WriteError> {
+    if order.customer_external_id != row.customer_external_id {
+        return Err(WriteError::Rejected(RejectedRow {
+            line,
+            column: "customer_id".to_owned(),
+            value: Some(row.customer_external_id),
+            reason: format!(
+                "order '{}' belongs to customer '{}' on line {first_line}",
+                order.external_id, order.customer_external_id
+            ),
+        }));
+    }
+    order.amount += row.amount;
+    order.ordered_at = order.ordered_at.min(row.ordered_at);
+    order.items.extend(row.items);
+    Ok(())
 }
 
 fn written(line: u64, result: Result<Outcome, RowError>) -> Result<Outcome, WriteError> {

@@ -173,6 +173,18 @@ pub struct ImportAudit {
     pub rejected: u64,
 }
 
+/// The name of the savepoint [`ImportSession::savepoint`] sets.
+const SAVEPOINT: &str = "tiercare_import";
+
+/// A state of an [`ImportSession`] to go back to
+/// ([`ImportSession::rollback_to`]).
+#[derive(Debug)]
+pub struct ImportSavepoint {
+    customers_created: u64,
+    kept_forgotten: u64,
+    seen: [SeenRows; 6],
+}
+
 /// Customer external id → rowid, loaded once per session.
 type CustomerIndex = HashMap<Box<str>, i64, BuildMapHasher>;
 
@@ -429,6 +441,48 @@ impl ImportSession<'_> {
         )
         .at(path)?;
         tx.commit().at(path)
+    }
+
+    /// Marks the present state of the session, to come back to with
+    /// [`rollback_to`](ImportSession::rollback_to): an SQL savepoint inside
+    /// the import's transaction, with the session's own counters.
+    ///
+    /// Fails (and writes nothing) after a fatal error.
+    pub fn savepoint(&mut self) -> Result<ImportSavepoint, StoreError> {
+        if self.failed {
+            return Err(StoreError::ImportAborted {
+                path: self.path.to_path_buf(),
+            });
+        }
+        self.conn
+            .execute_batch(&format!("SAVEPOINT {SAVEPOINT}"))
+            .at(self.path)?;
+        Ok(ImportSavepoint {
+            customers_created: self.customers_created,
+            kept_forgotten: self.forgotten.kept,
+            seen: self.seen.clone(),
+        })
+    }
+
+    /// Undoes everything written since `savepoint`: the rows in the
+    /// database and the session's counters ([`customers_created`],
+    /// [`kept_forgotten`], the rows remembered to reject repeats), as if
+    /// those records had never been written. A fatal error since then is
+    /// undone too, once SQLite has gone back.
+    ///
+    /// [`customers_created`]: ImportSession::customers_created
+    /// [`kept_forgotten`]: ImportSession::kept_forgotten
+    pub fn rollback_to(&mut self, savepoint: ImportSavepoint) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(&format!("ROLLBACK TO {SAVEPOINT}; RELEASE {SAVEPOINT}"))
+            .at(self.path)?;
+        self.customers_created = savepoint.customers_created;
+        self.forgotten.kept = savepoint.kept_forgotten;
+        self.seen = savepoint.seen;
+        // Customers created since are gone again: read the map afresh when next needed.
+        self.customers = None;
+        self.failed = false;
+        Ok(())
     }
 
     /// Runs one record's write, refusing to go on after a fatal error and
@@ -728,6 +782,56 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+    }
+
+    /// Going back to a savepoint undoes the rows, the customers created and the rows
+    /// remembered against repeats: writing the same orders again is as if for the first time.
+    #[test]
+    fn rollback_to_a_savepoint_undoes_rows_and_counters() {
+        let mut store = Store::open_in_memory().unwrap();
+        let options = ImportOptions {
+            create_missing_customers: true,
+            source: "test".into(),
+        };
+        let mut session = store.import(ImportKind::Orders, options).unwrap();
+        let order = |id: &str, customer: &str| crate::records::OrderRecord {
+            external_id: id.into(),
+            customer_external_id: customer.into(),
+            ordered_at: 1_700_000_000,
+            amount: 10.0,
+            ..Default::default()
+        };
+        let savepoint = session.savepoint().unwrap();
+        assert_eq!(
+            session.order(2, &order("O1", "C1")).unwrap(),
+            Outcome::Inserted
+        );
+        assert_eq!(
+            session.order(3, &order("O2", "C2")).unwrap(),
+            Outcome::Inserted
+        );
+        assert_eq!(session.customers_created(), 2);
+        session.rollback_to(savepoint).unwrap();
+        assert_eq!(session.customers_created(), 0);
+        let count = |session: &ImportSession<'_>, table: &str| -> i64 {
+            session
+                .conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                    row.get(0)
+                })
+                .unwrap()
+        };
+        assert_eq!(count(&session, "orders"), 0);
+        assert_eq!(count(&session, "customers"), 0);
+        // Not a repeat of line 2, and C1 is created again (the session's map forgot it).
+        assert_eq!(
+            session.order(4, &order("O1", "C1")).unwrap(),
+            Outcome::Inserted
+        );
+        assert_eq!(session.customers_created(), 1);
+        session.commit(&ImportAudit::default()).unwrap();
+        let counts = store.counts().unwrap();
+        assert_eq!((counts.customers, counts.orders), (1, 1));
     }
 
     #[test]
