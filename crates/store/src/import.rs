@@ -185,6 +185,10 @@ pub struct ImportSavepoint {
     seen: [SeenRows; 6],
 }
 
+/// The most order lines one statement inserts: one statement per line would
+/// cost a statement's overhead (binding, running, resetting) per line.
+const ITEMS_PER_INSERT: usize = 32;
+
 /// Customer external id → rowid, loaded once per session.
 type CustomerIndex = HashMap<Box<str>, i64, BuildMapHasher>;
 
@@ -194,12 +198,37 @@ macro_rules! statements {
         /// then held for the whole session.
         struct Statements<'s> {
             conn: &'s Connection,
+            /// `items_insert(n)`, at `n - 1`.
+            items_insert: Vec<Option<Statement<'s>>>,
             $($name: Option<Statement<'s>>,)*
         }
 
         impl<'s> Statements<'s> {
             fn new(conn: &'s Connection) -> Self {
-                Statements { conn, $($name: None,)* }
+                Statements {
+                    conn,
+                    items_insert: Vec::new(),
+                    $($name: None,)*
+                }
+            }
+
+            /// Inserts `rows` order lines (1 to [`ITEMS_PER_INSERT`]) in one
+            /// statement: 7 parameters per line, as in `order_items`' columns
+            /// `order_id, line_no, sku, description, quantity, unit_price,
+            /// amount`.
+            fn items_insert(&mut self, rows: usize) -> rusqlite::Result<&mut Statement<'s>> {
+                if self.items_insert.len() < rows {
+                    self.items_insert.resize_with(rows, || None);
+                }
+                let slot = &mut self.items_insert[rows - 1];
+                if slot.is_none() {
+                    let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+                    *slot = Some(self.conn.prepare(&format!(
+                        "INSERT INTO order_items (order_id, line_no, sku, description, \
+                         quantity, unit_price, amount) VALUES {values}"
+                    ))?);
+                }
+                Ok(slot.as_mut().expect("prepared above"))
             }
 
             $(
@@ -238,8 +267,6 @@ statements! {
         WHERE external_id = ?1";
     order_update = "UPDATE orders SET customer_id = ?2, ordered_at = ?3, amount = ?4, \
         item_count = ?5 WHERE id = ?1";
-    item_insert = "INSERT INTO order_items (order_id, line_no, sku, description, quantity, \
-        unit_price, amount) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
     item_select = "SELECT sku, description, quantity, unit_price, amount FROM order_items \
         WHERE order_id = ?1 ORDER BY line_no";
     item_delete = "DELETE FROM order_items WHERE order_id = ?1";
@@ -832,6 +859,51 @@ mod tests {
         session.commit(&ImportAudit::default()).unwrap();
         let counts = store.counts().unwrap();
         assert_eq!((counts.customers, counts.orders), (1, 1));
+    }
+
+    /// Lines are inserted many per statement: an order of more lines than one statement takes
+    /// keeps every line, numbered and in order, and reads back as unchanged.
+    #[test]
+    fn an_order_of_many_lines_is_written_whole_and_in_order() {
+        let mut store = Store::open_in_memory().unwrap();
+        let lines = 2 * ITEMS_PER_INSERT + 5;
+        let order = crate::records::OrderRecord {
+            external_id: "O1".into(),
+            customer_external_id: "C1".into(),
+            ordered_at: 1_700_000_000,
+            amount: 1.0,
+            items: (1..=lines)
+                .map(|i| crate::records::OrderItem {
+                    sku: (i % 3 != 0).then(|| format!("S{i}")),
+                    description: None,
+                    quantity: i as f64,
+                    unit_price: 0.5,
+                    amount: i as f64 * 0.5,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        for expected in [Outcome::Inserted, Outcome::Unchanged] {
+            let options = ImportOptions {
+                create_missing_customers: true,
+                source: "test".into(),
+            };
+            let mut session = store.import(ImportKind::Orders, options).unwrap();
+            assert_eq!(session.order(2, &order).unwrap(), expected);
+            session.commit(&ImportAudit::default()).unwrap();
+        }
+        let stored: Vec<(i64, Option<String>, f64)> = store
+            .conn
+            .prepare("SELECT line_no, sku, quantity FROM order_items ORDER BY line_no")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let expected: Vec<(i64, Option<String>, f64)> = (1..=lines)
+            .map(|i| (i as i64, (i % 3 != 0).then(|| format!("S{i}")), i as f64))
+            .collect();
+        assert_eq!(stored, expected);
     }
 
     #[test]
