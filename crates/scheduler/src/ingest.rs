@@ -418,20 +418,37 @@ fn import_pass<'a>(
             elapsed_ms: 0,
         },
     };
-    let mut writer = RecordWriter::new(mode);
+    let grouping = Grouping::new(mode);
     let columns = Columns::new(request.kind, &bound);
     let record_kind = request.kind;
     let header_len = header.len();
-    // Two threads: this one writes to the database while a second reads the file and applies
-    // the mapping (decompression, CSV, parsing and mapping scripts), handing over batches of
-    // rows. The order of rows, and so every outcome, is the same as reading in one thread.
+    // Two threads: this one writes to the database while a second reads the file, applies the
+    // mapping (decompression, CSV, parsing and mapping scripts) and groups order lines, handing
+    // over batches of rows and orders. The order of rows, and so every outcome, is the same as
+    // reading in one thread.
     let scattered = std::thread::scope(|scope| -> Result<Option<u64>, ImportError> {
         let (sender, receiver) = mpsc::sync_channel::<Result<Vec<Mapped>, ImportError>>(4);
         scope.spawn(move || {
-            read_and_map(source, bound, &columns, record_kind, header_len, &sender);
+            read_and_map(
+                source,
+                bound,
+                &columns,
+                record_kind,
+                header_len,
+                grouping,
+                &sender,
+            );
         });
         for batch in receiver {
             for mapped in batch? {
+                match mapped {
+                    Mapped::Order(line, order) => {
+                        run.write_order(session, line, &order);
+                        continue;
+                    }
+                    Mapped::Scattered(line) => return Ok(Some(line)),
+                    _ => {}
+                }
                 run.report.read += 1;
                 if run.report.read % 8192 == 0 {
                     progress(Progress {
@@ -441,16 +458,12 @@ fn import_pass<'a>(
                     });
                 }
                 match mapped {
-                    Mapped::Record(line, record) => match writer.write(session, line, record) {
-                        Ok(Written::Outcome(outcome)) => run.count(outcome),
-                        Ok(Written::Held) => {}
-                        Ok(Written::Closed(first_line, order)) => {
-                            run.write_order(session, first_line, &order);
-                        }
+                    Mapped::Record(line, record) => match write_record(session, line, record) {
+                        Ok(outcome) => run.count(outcome),
                         Err(WriteError::Rejected(row)) => run.reject(row)?,
                         Err(WriteError::Store(err)) => return Err(err.into()),
-                        Err(WriteError::Scattered) => return Ok(Some(line)),
                     },
+                    Mapped::Line | Mapped::Order(..) | Mapped::Scattered(_) => {}
                     Mapped::Invalid(row) => run.reject(row)?,
                     Mapped::Skip(reason) => {
                         run.report.skipped += 1;
@@ -476,9 +489,6 @@ fn import_pass<'a>(
     if let Some(line) = scattered {
         return Ok(Pass::Scattered { line });
     }
-    for (line, order) in writer.finish() {
-        run.write_order(session, line, &order);
-    }
     if let Some(err) = run.deferred.take() {
         return Err(err);
     }
@@ -496,30 +506,38 @@ fn import_pass<'a>(
 /// Rows handed from the reading thread to the writing one at a time.
 const BATCH_ROWS: usize = 1024;
 
-/// A data row as the reading thread hands it over.
+/// A data row as the reading thread hands it over, or a grouped order.
 enum Mapped {
-    /// The row's line and its record.
+    /// The row's line and its record, to write as it is.
     Record(u64, Record),
+    /// A row that is a line of an order, held by the reading thread for its order.
+    Line,
+    /// A complete grouped order with the line it started on: not a row of its own.
+    Order(u64, OrderRecord),
     /// Left out by the mapping's `skip:` reason of this index.
     Skip(usize),
-    /// Refused by the mapping or for a missing value.
+    /// Refused by the mapping, for a missing value, or for naming another customer than the
+    /// earlier lines of its order.
     Invalid(RejectedRow),
     /// The row's line and its number of fields, which is not the header's.
     Width(u64, usize),
+    /// The row on this line is a line of an order handed over already; nothing follows.
+    Scattered(u64),
 }
 
-/// Reads every row of `source` and applies the mapping, sending batches of rows to `sender`;
-/// a read error is sent as the last message. Stops early when the receiver is gone (the import
-/// failed).
+/// Reads every row of `source` and applies the mapping, grouping order lines into orders as
+/// `grouping` says, and sends batches to `sender`; a read error is sent as the last message.
+/// Stops early when the receiver is gone (the import failed).
 fn read_and_map(
     mut source: Box<dyn RowSource + Send>,
     mut bound: BoundMapping<'_>,
     columns: &Columns,
     kind: RecordKind,
     header_len: usize,
+    mut grouping: Grouping,
     sender: &mpsc::SyncSender<Result<Vec<Mapped>, ImportError>>,
 ) {
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut batch = Vec::with_capacity(BATCH_ROWS + 1);
     loop {
         let line = match source.advance() {
             Ok(Some(line)) => line,
@@ -533,11 +551,19 @@ fn read_and_map(
             }
         };
         let cells = source.cells();
-        batch.push(if cells.len() != header_len {
+        let mapped = if cells.len() != header_len {
             Mapped::Width(line, cells.len())
         } else {
             match bound.apply(&cells) {
                 RowOutcome::Row(typed) => match columns.record(kind, line, typed) {
+                    Ok(Record::Order(order)) => {
+                        let mapped = grouping.add(line, order, &mut batch);
+                        if matches!(batch.last(), Some(Mapped::Scattered(_))) {
+                            let _ = sender.send(Ok(batch));
+                            return;
+                        }
+                        mapped
+                    }
                     Ok(record) => Mapped::Record(line, record),
                     Err(row) => Mapped::Invalid(row),
                 },
@@ -549,8 +575,18 @@ fn read_and_map(
                     reason: rejection.reason,
                 }),
             }
-        });
-        if batch.len() == BATCH_ROWS {
+        };
+        batch.push(mapped);
+        if batch.len() >= BATCH_ROWS {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS + 1));
+            if sender.send(Ok(full)).is_err() {
+                return;
+            }
+        }
+    }
+    for order in grouping.finish() {
+        batch.push(order);
+        if batch.len() >= BATCH_ROWS {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
             if sender.send(Ok(full)).is_err() {
                 return;
@@ -643,7 +679,6 @@ impl Run<'_> {
                 }
             }
             Err(WriteError::Store(err)) => self.deferred = Some(err.into()),
-            Err(WriteError::Scattered) => {}
         }
     }
 }
@@ -922,8 +957,6 @@ impl RowSource for JsonlSource {
 enum WriteError {
     Rejected(RejectedRow),
     Store(StoreError),
-    /// A line of an order that was written already.
-    Scattered,
 }
 
 /// Field positions of one kind, looked up once. A handful of names, so a linear scan of short
@@ -1136,25 +1169,14 @@ enum WriterMode {
     Direct,
     /// Order lines grouped into orders, every order held until the whole file was read.
     Buffered,
-    /// Order lines grouped into orders, each order written when a line of another one comes; a
-    /// line of an order written before is [`WriteError::Scattered`].
+    /// Order lines grouped into orders, each order handed over when a line of another one comes;
+    /// a line of an order handed over before ends the pass ([`Mapped::Scattered`]).
     Streaming,
 }
 
-/// What [`RecordWriter::write`] did with a record.
-enum Written {
-    /// Wrote it.
-    Outcome(Outcome),
-    /// Held an order line for grouping.
-    Held,
-    /// Held an order line, and the order before it (with the line it started on) is complete:
-    /// write it.
-    Closed(u64, OrderRecord),
-}
-
-/// Writes records through the session; groups order lines into orders when asked.
-enum RecordWriter {
-    Direct,
+/// Groups order lines into orders, in the reading thread.
+enum Grouping {
+    None,
     Buffered {
         orders: Vec<(u64, OrderRecord)>,
         order_index: HashMap<String, usize>,
@@ -1162,7 +1184,7 @@ enum RecordWriter {
     Streaming {
         /// The order whose lines are coming, with its first line.
         open: Option<(u64, OrderRecord)>,
-        /// The ids of the orders completed before it.
+        /// The ids of the orders handed over before it.
         closed: HashSet<String>,
     },
 }
@@ -1176,93 +1198,94 @@ fn missing(line: u64, column: &str) -> RejectedRow {
     }
 }
 
-impl RecordWriter {
-    fn new(mode: WriterMode) -> RecordWriter {
+impl Grouping {
+    fn new(mode: WriterMode) -> Grouping {
         match mode {
-            WriterMode::Direct => RecordWriter::Direct,
-            WriterMode::Buffered => RecordWriter::Buffered {
+            WriterMode::Direct => Grouping::None,
+            WriterMode::Buffered => Grouping::Buffered {
                 orders: Vec::new(),
                 order_index: HashMap::new(),
             },
-            WriterMode::Streaming => RecordWriter::Streaming {
+            WriterMode::Streaming => Grouping::Streaming {
                 open: None,
                 closed: HashSet::new(),
             },
         }
     }
 
-    /// Writes one record, or holds an order line for grouping.
-    fn write(
-        &mut self,
-        session: &mut ImportSession<'_>,
-        line: u64,
-        record: Record,
-    ) -> Result<Written, WriteError> {
-        let result = match record {
-            Record::Customer(rec) => session.customer(line, &rec),
-            Record::Order(order) => return self.order(session, line, order),
-            Record::Interaction(rec) => session.interaction(line, &rec),
-            Record::Complaint(rec) => session.complaint(line, &rec),
-            Record::Feedback(rec) => session.feedback(line, &rec),
-            Record::Manager(rec) => session.manager(line, &rec),
-        };
-        written(line, result).map(Written::Outcome)
-    }
-
-    /// Writes an order, or adds an order line (an order with at most one item) to its order.
-    fn order(
-        &mut self,
-        session: &mut ImportSession<'_>,
-        line: u64,
-        row: OrderRecord,
-    ) -> Result<Written, WriteError> {
-        match self {
-            RecordWriter::Direct => written(line, session.order(line, &row)).map(Written::Outcome),
-            RecordWriter::Buffered {
+    /// Takes an order row: returns what becomes of the row itself (as it is when orders are not
+    /// grouped; else held as a line of its order, or rejected for naming another customer), and
+    /// pushes to `out` what must come first: an order the row completes, or
+    /// [`Mapped::Scattered`].
+    fn add(&mut self, line: u64, row: OrderRecord, out: &mut Vec<Mapped>) -> Mapped {
+        let added = match self {
+            Grouping::None => return Mapped::Record(line, Record::Order(row)),
+            Grouping::Buffered {
                 orders,
                 order_index,
-            } => {
-                match order_index.get(&row.external_id) {
-                    Some(&i) => {
-                        let (first_line, order) = &mut orders[i];
-                        add_line(*first_line, order, line, row)?;
-                    }
-                    None => {
-                        order_index.insert(row.external_id.clone(), orders.len());
-                        orders.push((line, row));
-                    }
+            } => match order_index.get(&row.external_id) {
+                Some(&i) => {
+                    let (first_line, order) = &mut orders[i];
+                    add_line(*first_line, order, line, row)
                 }
-                Ok(Written::Held)
-            }
-            RecordWriter::Streaming { open, closed } => {
-                if let Some((first_line, order)) = open.as_mut()
-                    && order.external_id == row.external_id
-                {
-                    add_line(*first_line, order, line, row)?;
-                    return Ok(Written::Held);
+                None => {
+                    order_index.insert(row.external_id.clone(), orders.len());
+                    orders.push((line, row));
+                    Ok(())
                 }
-                if closed.contains(&row.external_id) {
-                    return Err(WriteError::Scattered);
+            },
+            Grouping::Streaming { open, closed } => match open.as_mut() {
+                Some((first_line, order)) if order.external_id == row.external_id => {
+                    add_line(*first_line, order, line, row)
                 }
-                match open.replace((line, row)) {
-                    Some((first_line, order)) => {
+                _ if closed.contains(&row.external_id) => {
+                    out.push(Mapped::Scattered(line));
+                    Ok(())
+                }
+                _ => {
+                    if let Some((first_line, order)) = open.replace((line, row)) {
                         closed.insert(order.external_id.clone());
-                        Ok(Written::Closed(first_line, order))
+                        out.push(Mapped::Order(first_line, order));
                     }
-                    None => Ok(Written::Held),
+                    Ok(())
                 }
-            }
+            },
+        };
+        match added {
+            Ok(()) => Mapped::Line,
+            Err(rejected) => Mapped::Invalid(rejected),
         }
     }
 
-    /// The orders not written yet, in the order their first line appeared.
-    fn finish(self) -> Vec<(u64, OrderRecord)> {
-        match self {
-            RecordWriter::Direct => Vec::new(),
-            RecordWriter::Buffered { orders, .. } => orders,
-            RecordWriter::Streaming { open, .. } => open.into_iter().collect(),
-        }
+    /// The orders not handed over yet, in the order their first line appeared.
+    fn finish(self) -> Vec<Mapped> {
+        let orders = match self {
+            Grouping::None => Vec::new(),
+            Grouping::Buffered { orders, .. } => orders,
+            Grouping::Streaming { open, .. } => open.into_iter().collect(),
+        };
+        orders
+            .into_iter()
+            .map(|(line, order)| Mapped::Order(line, order))
+            .collect()
     }
+}
+
+/// Writes one record as it is.
+fn write_record(
+    session: &mut ImportSession<'_>,
+    line: u64,
+    record: Record,
+) -> Result<Outcome, WriteError> {
+    let result = match record {
+        Record::Customer(rec) => session.customer(line, &rec),
+        Record::Order(rec) => session.order(line, &rec),
+        Record::Interaction(rec) => session.interaction(line, &rec),
+        Record::Complaint(rec) => session.complaint(line, &rec),
+        Record::Feedback(rec) => session.feedback(line, &rec),
+        Record::Manager(rec) => session.manager(line, &rec),
+    };
+    written(line, result)
 }
 
 /// Adds the line `row` (from `line`) to `order`, which started on `first_line`; a line naming
@@ -1272,9 +1295,9 @@ fn add_line(
     order: &mut OrderRecord,
     line: u64,
     row: OrderRecord,
-) -> Result<(), WriteError> {
+) -> Result<(), RejectedRow> {
     if order.customer_external_id != row.customer_external_id {
-        return Err(WriteError::Rejected(RejectedRow {
+        return Err(RejectedRow {
             line,
             column: "customer_id".to_owned(),
             value: Some(row.customer_external_id),
@@ -1282,7 +1305,7 @@ fn add_line(
                 "order '{}' belongs to customer '{}' on line {first_line}",
                 order.external_id, order.customer_external_id
             ),
-        }));
+        });
     }
     order.amount += row.amount;
     order.ordered_at = order.ordered_at.min(row.ordered_at);

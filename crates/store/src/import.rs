@@ -215,7 +215,9 @@ macro_rules! statements {
             /// Inserts `rows` order lines (1 to [`ITEMS_PER_INSERT`]) in one
             /// statement: 7 parameters per line, as in `order_items`' columns
             /// `order_id, line_no, sku, description, quantity, unit_price,
-            /// amount`.
+            /// amount`. `OR FAIL`: a failure is fatal to the whole import, so
+            /// SQLite need not keep a statement journal to undo the statement's
+            /// first lines.
             fn items_insert(&mut self, rows: usize) -> rusqlite::Result<&mut Statement<'s>> {
                 if self.items_insert.len() < rows {
                     self.items_insert.resize_with(rows, || None);
@@ -224,8 +226,8 @@ macro_rules! statements {
                 if slot.is_none() {
                     let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
                     *slot = Some(self.conn.prepare(&format!(
-                        "INSERT INTO order_items (order_id, line_no, sku, description, \
-                         quantity, unit_price, amount) VALUES {values}"
+                        "INSERT OR FAIL INTO order_items (order_id, line_no, sku, \
+                         description, quantity, unit_price, amount) VALUES {values}"
                     ))?);
                 }
                 Ok(slot.as_mut().expect("prepared above"))
