@@ -331,9 +331,8 @@ fn open_source(
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
     let reader: Box<dyn Read + Send> = if is_gzip {
-        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            1 << 16,
-            counted,
+        Box::new(InflatingReader::new(flate2::read::MultiGzDecoder::new(
+            BufReader::with_capacity(1 << 16, counted),
         )))
     } else {
         Box::new(counted)
@@ -693,6 +692,80 @@ impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Bytes decompressed per chunk handed over by [`InflatingReader`]'s thread.
+const INFLATED_CHUNK: usize = 1 << 18;
+
+/// Reads what another thread decompresses (gzip): decompressing takes as long as parsing the CSV,
+/// so the two run side by side. Bytes and errors come in the order the decoder gave them; the
+/// thread ends at the end of the data, after an error, or when this reader is dropped.
+struct InflatingReader {
+    chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl InflatingReader {
+    fn new(mut decoder: impl Read + Send + 'static) -> InflatingReader {
+        let (sender, chunks) = mpsc::sync_channel(4);
+        std::thread::spawn(move || {
+            loop {
+                let mut chunk = vec![0; INFLATED_CHUNK];
+                let mut filled = 0;
+                let result = loop {
+                    match decoder.read(&mut chunk[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == chunk.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                        Err(err) => break Err(err),
+                    }
+                };
+                let end = filled < chunk.len();
+                chunk.truncate(filled);
+                if filled > 0 && sender.send(Ok(chunk)).is_err() {
+                    return;
+                }
+                if let Err(err) = result {
+                    let _ = sender.send(Err(err));
+                    return;
+                }
+                if end {
+                    return;
+                }
+            }
+        });
+        InflatingReader {
+            chunks,
+            chunk: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for InflatingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.chunk.len() {
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(err)) => return Err(err),
+                // The decoder's thread is done: the end of the data.
+                Err(mpsc::RecvError) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
         Ok(n)
     }
 }
@@ -1323,4 +1396,47 @@ fn written(line: u64, result: Result<Outcome, RowError>) -> Result<Outcome, Writ
         }),
         RowError::Fatal(err) => WriteError::Store(err),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gives `data`, a few bytes at a time, then fails.
+    struct Failing {
+        data: Vec<u8>,
+        pos: usize,
+    }
+
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.pos == self.data.len() {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "corrupt"));
+            }
+            let n = buf.len().min(7).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_inflating_reader_hands_over_every_byte_in_order_then_the_error() {
+        let data: Vec<u8> = (0..INFLATED_CHUNK * 2 + 1000)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut whole = Vec::new();
+        let mut reader = InflatingReader::new(io::Cursor::new(data.clone()));
+        reader.read_to_end(&mut whole).unwrap();
+        assert_eq!(whole, data);
+
+        let mut reader = InflatingReader::new(Failing {
+            data: data.clone(),
+            pos: 0,
+        });
+        let mut read = Vec::new();
+        let err = reader.read_to_end(&mut read).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(read, data);
+    }
 }
