@@ -422,8 +422,8 @@ fn import_pass<'a>(
     let record_kind = request.kind;
     let header_len = header.len();
     // Two threads: this one writes to the database while a second reads the file, applies the
-    // mapping (decompression, CSV, parsing and mapping scripts) and groups order lines, handing
-    // over batches of rows and orders. The order of rows, and so every outcome, is the same as
+    // mapping (CSV, parsing and mapping scripts) and groups order lines, handing over batches of
+    // rows and orders (a `.gz` file is decompressed by a third, see `InflatingReader`). The order of rows, and so every outcome, is the same as
     // reading in one thread.
     let scattered = std::thread::scope(|scope| -> Result<Option<u64>, ImportError> {
         let (sender, receiver) = mpsc::sync_channel::<Result<Vec<Mapped>, ImportError>>(4);
