@@ -1420,6 +1420,112 @@ mod tests {
         }
     }
 
+    fn line(order: &str, customer: &str, amount: f64) -> OrderRecord {
+        OrderRecord {
+            external_id: order.to_owned(),
+            customer_external_id: customer.to_owned(),
+            ordered_at: 0,
+            amount,
+            items: Vec::new(),
+            customer_name: None,
+            customer_region: None,
+        }
+    }
+
+    /// What `Grouping::add` gave for each line, as text: the row's fate, after what came first.
+    fn feed(grouping: &mut Grouping, lines: &[(&str, &str, f64)]) -> Vec<String> {
+        let mut seen = Vec::new();
+        for (i, (order, customer, amount)) in lines.iter().enumerate() {
+            let mut out = Vec::new();
+            let row = grouping.add(i as u64 + 2, line(order, customer, *amount), &mut out);
+            out.push(row);
+            for mapped in out {
+                seen.push(match mapped {
+                    Mapped::Order(first, order) => {
+                        format!(
+                            "order {} from line {first}: {}",
+                            order.external_id, order.amount
+                        )
+                    }
+                    Mapped::Line => "line".to_owned(),
+                    Mapped::Invalid(row) => format!("rejected line {}", row.line),
+                    Mapped::Scattered(line) => format!("scattered at {line}"),
+                    Mapped::Record(..) | Mapped::Skip(_) | Mapped::Width(..) => "other".to_owned(),
+                });
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn streaming_hands_over_each_order_when_a_line_of_the_next_one_comes() {
+        let mut grouping = Grouping::new(WriterMode::Streaming);
+        let seen = feed(
+            &mut grouping,
+            &[
+                ("A", "C1", 1.0),
+                ("A", "C1", 2.0),
+                ("B", "C2", 4.0),
+                ("B", "C9", 8.0),
+                ("C", "C1", 16.0),
+            ],
+        );
+        assert_eq!(
+            seen,
+            [
+                "line",
+                "line",
+                "order A from line 2: 3",
+                "line",
+                "rejected line 5",
+                "order B from line 4: 4",
+                "line",
+            ]
+        );
+        let rest: Vec<u64> = grouping
+            .finish()
+            .into_iter()
+            .map(|mapped| match mapped {
+                Mapped::Order(first, _) => first,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(rest, [6]);
+
+        let mut grouping = Grouping::new(WriterMode::Streaming);
+        let seen = feed(
+            &mut grouping,
+            &[("A", "C1", 1.0), ("B", "C1", 2.0), ("A", "C1", 4.0)],
+        );
+        assert_eq!(
+            seen,
+            [
+                "line",
+                "order A from line 2: 1",
+                "line",
+                "scattered at 4",
+                "line"
+            ]
+        );
+
+        // Held to the end, the same lines make two orders, A with both its lines.
+        let mut grouping = Grouping::new(WriterMode::Buffered);
+        let seen = feed(
+            &mut grouping,
+            &[("A", "C1", 1.0), ("B", "C1", 2.0), ("A", "C1", 4.0)],
+        );
+        assert_eq!(seen, ["line", "line", "line"]);
+        let orders: Vec<(u64, f64)> = grouping
+            .finish()
+            .into_iter()
+            .map(|mapped| match mapped {
+                Mapped::Order(first, order) => (first, order.amount),
+                _ => (0, 0.0),
+            })
+            .collect();
+        assert_eq!(orders, [(2, 5.0), (3, 2.0)]);
+    }
+
     #[test]
     fn the_inflating_reader_hands_over_every_byte_in_order_then_the_error() {
         let data: Vec<u8> = (0..INFLATED_CHUNK * 2 + 1000)
