@@ -704,6 +704,8 @@ const INFLATED_CHUNK: usize = 1 << 18;
 /// thread ends at the end of the data, after an error, or when this reader is dropped.
 struct InflatingReader {
     chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
+    /// Read chunks go back to the thread to be filled again (fresh memory costs page faults).
+    spent: mpsc::Sender<Vec<u8>>,
     chunk: Vec<u8>,
     pos: usize,
 }
@@ -711,9 +713,11 @@ struct InflatingReader {
 impl InflatingReader {
     fn new(mut decoder: impl Read + Send + 'static) -> InflatingReader {
         let (sender, chunks) = mpsc::sync_channel(4);
+        let (spent, recycled) = mpsc::channel::<Vec<u8>>();
         std::thread::spawn(move || {
             loop {
-                let mut chunk = vec![0; INFLATED_CHUNK];
+                let mut chunk = recycled.try_recv().unwrap_or_default();
+                chunk.resize(INFLATED_CHUNK, 0);
                 let mut filled = 0;
                 let result = loop {
                     match decoder.read(&mut chunk[filled..]) {
@@ -744,6 +748,7 @@ impl InflatingReader {
         });
         InflatingReader {
             chunks,
+            spent,
             chunk: Vec::new(),
             pos: 0,
         }
@@ -755,7 +760,9 @@ impl Read for InflatingReader {
         if self.pos == self.chunk.len() {
             match self.chunks.recv() {
                 Ok(Ok(chunk)) => {
-                    self.chunk = chunk;
+                    let spent = std::mem::replace(&mut self.chunk, chunk);
+                    // The thread may have ended; then the chunk is simply dropped.
+                    let _ = self.spent.send(spent);
                     self.pos = 0;
                 }
                 Ok(Err(err)) => return Err(err),
