@@ -90,7 +90,8 @@ pub enum Command {
     /// Reads CSV (`.csv`, `.tsv`) or JSON Lines (`.jsonl`, `.ndjson`), optionally gzip-compressed
     /// (`.gz`). Without --mapping the file uses tiercare's own column names (see
     /// examples/README.md); with --mapping a YAML file renames columns, parses dates, derives
-    /// columns with Rhai expressions, skips rows and groups order lines.
+    /// columns with Rhai expressions, skips rows and groups order lines (orders are written as
+    /// their lines end; lines of one order scattered over the file make it read the file twice).
     ///
     /// The import is one transaction: it is written whole or not at all. Re-importing the same
     /// file changes nothing (records are matched by their ids). Rows with problems are rejected

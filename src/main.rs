@@ -10,9 +10,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc rather than the system allocator: an assessment makes decisions on one thread and
-/// writes them on another, and glibc's arenas made every such free contend for a lock (a
-/// seventh of the writing thread's time at 1M customers).
+/// mimalloc rather than the system allocator: an import allocates strings on its reading thread
+/// and an assessment its decisions on the evaluating thread, and both free them on the writing
+/// thread; glibc's arenas made every such free contend for a lock (a seventh of an assessment's
+/// writing thread at 1M customers).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

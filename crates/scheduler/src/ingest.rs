@@ -5,7 +5,7 @@
 //! (or, with `strict`, the whole file is refused), and nothing is written unless the whole file was
 //! read. The store's upserts make a re-import of the same file change nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -214,13 +214,20 @@ pub struct Progress {
 }
 
 /// Imports one file into `store`.
+///
+/// Order lines grouped into orders (`group_by`) are written order by order while the file is
+/// still being read, as long as each order's lines come one after the other: an order is written
+/// when a line of another order arrives. A line for an order already written (an order whose
+/// lines are scattered over the file) undoes that pass (back to a savepoint taken before the
+/// first order) and reads the file again holding every order until the end, so the outcome is
+/// always that of holding every order: the same rows, counts and rejections. A file that cannot
+/// be read twice (not a regular file, e.g. a pipe) is held from the start.
 pub fn import_file(
     store: &mut Store,
     request: &ImportRequest<'_>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
-    let path = request.file;
     let mapping = match request.mapping {
         Some((mapping_path, text)) => {
             Mapping::parse(&mapping_path.to_string_lossy(), text, request.kind)
@@ -230,12 +237,91 @@ pub fn import_file(
     };
     let format = request
         .format
-        .unwrap_or_else(|| FileFormat::from_path(path));
+        .unwrap_or_else(|| FileFormat::from_path(request.file));
+    let opened = open_source(request, &mapping, format)?;
+    let grouping = mapping.group_by().is_some()
+        || (request.kind == RecordKind::Orders
+            && request.mapping.is_none()
+            && ["sku", "quantity", "unit_price"]
+                .iter()
+                .any(|c| opened.source.header().iter().any(|h| h == c)));
+    let mut mode = match (grouping, opened.rereadable) {
+        (false, _) => WriterMode::Direct,
+        (true, true) => WriterMode::Streaming,
+        (true, false) => WriterMode::Buffered,
+    };
+
+    let mut session = store.import(
+        store_kind(request.kind),
+        ImportOptions {
+            create_missing_customers: mapping.create_customers(),
+            source: request.file.to_string_lossy().into_owned(),
+        },
+    )?;
+    let mut savepoint = match mode {
+        WriterMode::Streaming => Some(session.savepoint()?),
+        WriterMode::Direct | WriterMode::Buffered => None,
+    };
+    let mut opened = Some(opened);
+    let mut run = loop {
+        let source = match opened.take() {
+            Some(source) => source,
+            None => open_source(request, &mapping, format)?,
+        };
+        match import_pass(&mut session, request, &mapping, source, mode, progress)? {
+            Pass::Done(run) => break run,
+            Pass::Scattered { line } => {
+                tracing::info!(
+                    line,
+                    "an order's lines are not contiguous: reading the file again, holding every order until the end"
+                );
+                if let Some(savepoint) = savepoint.take() {
+                    session.rollback_to(savepoint)?;
+                }
+                mode = WriterMode::Buffered;
+            }
+        }
+    };
+    run.report.customers_created = session.customers_created();
+    run.report.kept_forgotten = session.kept_forgotten();
+    let report = &run.report;
+    session.commit(&ImportAudit {
+        rows_read: report.read,
+        imported: report.imported,
+        updated: report.updated,
+        unchanged: report.unchanged,
+        skipped: report.skipped,
+        rejected: report.rejected,
+    })?;
+    run.report.elapsed_ms = started.elapsed().as_millis();
+    Ok(run.report)
+}
+
+/// A data file opened for reading, its header read.
+struct OpenedSource {
+    source: Box<dyn RowSource + Send>,
+    /// Bytes read from the file so far.
+    counter: Arc<AtomicU64>,
+    /// The file's size.
+    total: u64,
+    /// Whether the file can be read again from the start (a regular file).
+    rereadable: bool,
+}
+
+/// Opens the data file (through gzip when it is compressed) and reads its header.
+fn open_source(
+    request: &ImportRequest<'_>,
+    mapping: &Mapping,
+    format: FileFormat,
+) -> Result<OpenedSource, ImportError> {
+    let path = request.file;
     let file = File::open(path).map_err(|source| ImportError::Io {
         path: path.to_owned(),
         source,
     })?;
-    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let metadata = file.metadata().ok();
+    let total = metadata.as_ref().map_or(0, std::fs::Metadata::len);
+    let rereadable = metadata.as_ref().is_some_and(std::fs::Metadata::is_file);
     let counter = Arc::new(AtomicU64::new(0));
     let counted = CountingReader {
         inner: file,
@@ -245,14 +331,12 @@ pub fn import_file(
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
     let reader: Box<dyn Read + Send> = if is_gzip {
-        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            1 << 16,
-            counted,
+        Box::new(InflatingReader::new(flate2::read::MultiGzDecoder::new(
+            BufReader::with_capacity(1 << 16, counted),
         )))
     } else {
         Box::new(counted)
     };
-
     let source: Box<dyn RowSource + Send> = match format {
         FileFormat::Csv => {
             let default_delimiter = if path.to_string_lossy().to_ascii_lowercase().contains(".tsv")
@@ -269,30 +353,49 @@ pub fn import_file(
         }
         FileFormat::Jsonl => Box::new(JsonlSource::new(path, reader)?),
     };
+    Ok(OpenedSource {
+        source,
+        counter,
+        total,
+        rereadable,
+    })
+}
 
+/// How one pass over the file ended.
+enum Pass<'a> {
+    /// Every row was read and written.
+    Done(Box<Run<'a>>),
+    /// A line (this one) belongs to an order written earlier in the pass: the pass must be
+    /// undone and the file read again holding every order.
+    Scattered { line: u64 },
+}
+
+/// Reads the whole file once and writes its records through `session`.
+fn import_pass<'a>(
+    session: &mut ImportSession<'_>,
+    request: &ImportRequest<'a>,
+    mapping: &Mapping,
+    opened: OpenedSource,
+    mode: WriterMode,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Pass<'a>, ImportError> {
+    let path = request.file;
+    let OpenedSource {
+        source,
+        counter,
+        total,
+        ..
+    } = opened;
     let header_names = source.header().to_vec();
     let header: Vec<&str> = header_names.iter().map(String::as_str).collect();
     let bound = mapping
         .bind(&header, request.timezone)
         .map_err(|err| bind_error(path, err))?;
-    let grouping = mapping.group_by().is_some()
-        || (request.kind == RecordKind::Orders
-            && request.mapping.is_none()
-            && ["sku", "quantity", "unit_price"]
-                .iter()
-                .any(|c| header.contains(c)));
-
-    let kind = store_kind(request.kind);
-    let mut session = store.import(
-        kind,
-        ImportOptions {
-            create_missing_customers: mapping.create_customers(),
-            source: path.to_string_lossy().into_owned(),
-        },
-    )?;
     let mut run = Run {
         path,
         strict: request.strict,
+        late_rejections: Vec::new(),
+        deferred: None,
         report: ImportReport {
             kind: request.kind.to_string(),
             file: path.to_owned(),
@@ -307,27 +410,44 @@ pub fn import_file(
                 .map(|r| (r.clone(), 0))
                 .collect(),
             rejected: 0,
-            order_lines: grouping.then_some(0),
+            order_lines: (mode != WriterMode::Direct).then_some(0),
             customers_created: 0,
             kept_forgotten: 0,
             rejections: Vec::new(),
             elapsed_ms: 0,
         },
     };
-    let mut writer = RecordWriter::new(grouping);
+    let grouping = Grouping::new(mode);
     let columns = Columns::new(request.kind, &bound);
     let record_kind = request.kind;
     let header_len = header.len();
-    // Two threads: this one writes to the database while a second reads the file and applies
-    // the mapping (decompression, CSV, parsing and mapping scripts), handing over batches of
-    // rows. The order of rows, and so every outcome, is the same as reading in one thread.
-    std::thread::scope(|scope| -> Result<(), ImportError> {
+    // Two threads: this one writes to the database while a second reads the file, applies the
+    // mapping (CSV, parsing and mapping scripts) and groups order lines, handing over batches of
+    // rows and orders (a `.gz` file is decompressed by a third, see `InflatingReader`). The order of rows, and so every outcome, is the same as
+    // reading in one thread.
+    let scattered = std::thread::scope(|scope| -> Result<Option<u64>, ImportError> {
         let (sender, receiver) = mpsc::sync_channel::<Result<Vec<Mapped>, ImportError>>(4);
         scope.spawn(move || {
-            read_and_map(source, bound, &columns, record_kind, header_len, &sender);
+            read_and_map(
+                source,
+                bound,
+                &columns,
+                record_kind,
+                header_len,
+                grouping,
+                &sender,
+            );
         });
         for batch in receiver {
             for mapped in batch? {
+                match mapped {
+                    Mapped::Order(line, order) => {
+                        run.write_order(session, line, &order);
+                        continue;
+                    }
+                    Mapped::Scattered(line) => return Ok(Some(line)),
+                    _ => {}
+                }
                 run.report.read += 1;
                 if run.report.read % 8192 == 0 {
                     progress(Progress {
@@ -337,14 +457,12 @@ pub fn import_file(
                     });
                 }
                 match mapped {
-                    Mapped::Record(line, record) => {
-                        match writer.write(&mut session, line, record) {
-                            Ok(Some(outcome)) => run.count(outcome),
-                            Ok(None) => {}
-                            Err(WriteError::Rejected(row)) => run.reject(row)?,
-                            Err(WriteError::Store(err)) => return Err(err.into()),
-                        }
-                    }
+                    Mapped::Record(line, record) => match write_record(session, line, record) {
+                        Ok(outcome) => run.count(outcome),
+                        Err(WriteError::Rejected(row)) => run.reject(row)?,
+                        Err(WriteError::Store(err)) => return Err(err.into()),
+                    },
+                    Mapped::Line | Mapped::Order(..) | Mapped::Scattered(_) => {}
                     Mapped::Invalid(row) => run.reject(row)?,
                     Mapped::Skip(reason) => {
                         run.report.skipped += 1;
@@ -365,65 +483,60 @@ pub fn import_file(
                 }
             }
         }
-        Ok(())
+        Ok(None)
     })?;
-    for (line, order) in writer.finish() {
-        if let Some(lines) = run.report.order_lines.as_mut() {
-            *lines += order.items.len() as u64;
-        }
-        match written(line, session.order(line, &order)) {
-            Ok(outcome) => run.count(outcome),
-            Err(WriteError::Rejected(row)) => run.reject(row)?,
-            Err(WriteError::Store(err)) => return Err(err.into()),
-        }
+    if let Some(line) = scattered {
+        return Ok(Pass::Scattered { line });
     }
+    if let Some(err) = run.deferred.take() {
+        return Err(err);
+    }
+    let late = std::mem::take(&mut run.late_rejections);
+    run.report.rejections.extend(late);
+    run.report.rejections.truncate(MAX_LISTED_REJECTIONS);
     progress(Progress {
         bytes: counter.load(Ordering::Relaxed),
         total,
         rows: run.report.read,
     });
-    run.report.customers_created = session.customers_created();
-    run.report.kept_forgotten = session.kept_forgotten();
-    let report = &run.report;
-    session.commit(&ImportAudit {
-        rows_read: report.read,
-        imported: report.imported,
-        updated: report.updated,
-        unchanged: report.unchanged,
-        skipped: report.skipped,
-        rejected: report.rejected,
-    })?;
-    run.report.elapsed_ms = started.elapsed().as_millis();
-    Ok(run.report)
+    Ok(Pass::Done(Box::new(run)))
 }
 
 /// Rows handed from the reading thread to the writing one at a time.
 const BATCH_ROWS: usize = 1024;
 
-/// A data row as the reading thread hands it over.
+/// A data row as the reading thread hands it over, or a grouped order.
 enum Mapped {
-    /// The row's line and its record.
+    /// The row's line and its record, to write as it is.
     Record(u64, Record),
+    /// A row that is a line of an order, held by the reading thread for its order.
+    Line,
+    /// A complete grouped order with the line it started on: not a row of its own.
+    Order(u64, OrderRecord),
     /// Left out by the mapping's `skip:` reason of this index.
     Skip(usize),
-    /// Refused by the mapping or for a missing value.
+    /// Refused by the mapping, for a missing value, or for naming another customer than the
+    /// earlier lines of its order.
     Invalid(RejectedRow),
     /// The row's line and its number of fields, which is not the header's.
     Width(u64, usize),
+    /// The row on this line is a line of an order handed over already; nothing follows.
+    Scattered(u64),
 }
 
-/// Reads every row of `source` and applies the mapping, sending batches of rows to `sender`;
-/// a read error is sent as the last message. Stops early when the receiver is gone (the import
-/// failed).
+/// Reads every row of `source` and applies the mapping, grouping order lines into orders as
+/// `grouping` says, and sends batches to `sender`; a read error is sent as the last message.
+/// Stops early when the receiver is gone (the import failed).
 fn read_and_map(
     mut source: Box<dyn RowSource + Send>,
     mut bound: BoundMapping<'_>,
     columns: &Columns,
     kind: RecordKind,
     header_len: usize,
+    mut grouping: Grouping,
     sender: &mpsc::SyncSender<Result<Vec<Mapped>, ImportError>>,
 ) {
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut batch = Vec::with_capacity(BATCH_ROWS + 1);
     loop {
         let line = match source.advance() {
             Ok(Some(line)) => line,
@@ -437,11 +550,19 @@ fn read_and_map(
             }
         };
         let cells = source.cells();
-        batch.push(if cells.len() != header_len {
+        let mapped = if cells.len() != header_len {
             Mapped::Width(line, cells.len())
         } else {
             match bound.apply(&cells) {
                 RowOutcome::Row(typed) => match columns.record(kind, line, typed) {
+                    Ok(Record::Order(order)) => {
+                        let mapped = grouping.add(line, order, &mut batch);
+                        if matches!(batch.last(), Some(Mapped::Scattered(_))) {
+                            let _ = sender.send(Ok(batch));
+                            return;
+                        }
+                        mapped
+                    }
                     Ok(record) => Mapped::Record(line, record),
                     Err(row) => Mapped::Invalid(row),
                 },
@@ -453,8 +574,18 @@ fn read_and_map(
                     reason: rejection.reason,
                 }),
             }
-        });
-        if batch.len() == BATCH_ROWS {
+        };
+        batch.push(mapped);
+        if batch.len() >= BATCH_ROWS {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS + 1));
+            if sender.send(Ok(full)).is_err() {
+                return;
+            }
+        }
+    }
+    for order in grouping.finish() {
+        batch.push(order);
+        if batch.len() >= BATCH_ROWS {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
             if sender.send(Ok(full)).is_err() {
                 return;
@@ -487,9 +618,16 @@ fn store_kind(kind: RecordKind) -> ImportKind {
     }
 }
 
+/// The tally of one pass over the file.
 struct Run<'a> {
     path: &'a Path,
     strict: bool,
+    /// Rejections of grouped orders by the store, listed after the rows' own (as when every order
+    /// is written at the end), whenever the orders were written.
+    late_rejections: Vec<RejectedRow>,
+    /// The error a grouped order met while the file was still being read; returned once the file
+    /// was read to the end, as a problem found in reading it comes first.
+    deferred: Option<ImportError>,
     report: ImportReport,
 }
 
@@ -515,6 +653,33 @@ impl Run<'_> {
             Outcome::Unchanged => self.report.unchanged += 1,
         }
     }
+
+    /// Writes a grouped order whose first line is `line`. After an error (kept in `deferred`)
+    /// nothing more is written.
+    fn write_order(&mut self, session: &mut ImportSession<'_>, line: u64, order: &OrderRecord) {
+        if self.deferred.is_some() {
+            return;
+        }
+        if let Some(lines) = self.report.order_lines.as_mut() {
+            *lines += order.items.len() as u64;
+        }
+        match written(line, session.order(line, order)) {
+            Ok(outcome) => self.count(outcome),
+            Err(WriteError::Rejected(row)) if self.strict => {
+                self.deferred = Some(ImportError::Strict {
+                    path: self.path.to_owned(),
+                    row,
+                });
+            }
+            Err(WriteError::Rejected(row)) => {
+                self.report.rejected += 1;
+                if self.late_rejections.len() < MAX_LISTED_REJECTIONS {
+                    self.late_rejections.push(row);
+                }
+            }
+            Err(WriteError::Store(err)) => self.deferred = Some(err.into()),
+        }
+    }
 }
 
 /// Counts the bytes read from the underlying file, for progress.
@@ -527,6 +692,87 @@ impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Bytes decompressed per chunk handed over by [`InflatingReader`]'s thread.
+const INFLATED_CHUNK: usize = 1 << 18;
+
+/// Reads what another thread decompresses (gzip): decompressing takes as long as parsing the CSV,
+/// so the two run side by side. Bytes and errors come in the order the decoder gave them; the
+/// thread ends at the end of the data, after an error, or when this reader is dropped.
+struct InflatingReader {
+    chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
+    /// Read chunks go back to the thread to be filled again (fresh memory costs page faults).
+    spent: mpsc::Sender<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl InflatingReader {
+    fn new(mut decoder: impl Read + Send + 'static) -> InflatingReader {
+        let (sender, chunks) = mpsc::sync_channel(4);
+        let (spent, recycled) = mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            loop {
+                let mut chunk = recycled.try_recv().unwrap_or_default();
+                chunk.resize(INFLATED_CHUNK, 0);
+                let mut filled = 0;
+                let result = loop {
+                    match decoder.read(&mut chunk[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == chunk.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                        Err(err) => break Err(err),
+                    }
+                };
+                let end = filled < chunk.len();
+                chunk.truncate(filled);
+                if filled > 0 && sender.send(Ok(chunk)).is_err() {
+                    return;
+                }
+                if let Err(err) = result {
+                    let _ = sender.send(Err(err));
+                    return;
+                }
+                if end {
+                    return;
+                }
+            }
+        });
+        InflatingReader {
+            chunks,
+            spent,
+            chunk: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for InflatingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.chunk.len() {
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) => {
+                    let spent = std::mem::replace(&mut self.chunk, chunk);
+                    // The thread may have ended; then the chunk is simply dropped.
+                    let _ = self.spent.send(spent);
+                    self.pos = 0;
+                }
+                Ok(Err(err)) => return Err(err),
+                // The decoder's thread is done: the end of the data.
+                Err(mpsc::RecvError) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
         Ok(n)
     }
 }
@@ -996,11 +1242,31 @@ enum Record {
     Manager(ManagerRecord),
 }
 
-/// Writes records through the session; groups order lines into orders when asked.
-struct RecordWriter {
-    grouping: bool,
-    orders: Vec<(u64, OrderRecord)>,
-    order_index: HashMap<String, usize>,
+/// How records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriterMode {
+    /// Each record as it comes.
+    Direct,
+    /// Order lines grouped into orders, every order held until the whole file was read.
+    Buffered,
+    /// Order lines grouped into orders, each order handed over when a line of another one comes;
+    /// a line of an order handed over before ends the pass ([`Mapped::Scattered`]).
+    Streaming,
+}
+
+/// Groups order lines into orders, in the reading thread.
+enum Grouping {
+    None,
+    Buffered {
+        orders: Vec<(u64, OrderRecord)>,
+        order_index: HashMap<String, usize>,
+    },
+    Streaming {
+        /// The order whose lines are coming, with its first line.
+        open: Option<(u64, OrderRecord)>,
+        /// The ids of the orders handed over before it.
+        closed: HashSet<String>,
+    },
 }
 
 fn missing(line: u64, column: &str) -> RejectedRow {
@@ -1012,67 +1278,119 @@ fn missing(line: u64, column: &str) -> RejectedRow {
     }
 }
 
-impl RecordWriter {
-    fn new(grouping: bool) -> RecordWriter {
-        RecordWriter {
-            grouping,
-            orders: Vec::new(),
-            order_index: HashMap::new(),
+impl Grouping {
+    fn new(mode: WriterMode) -> Grouping {
+        match mode {
+            WriterMode::Direct => Grouping::None,
+            WriterMode::Buffered => Grouping::Buffered {
+                orders: Vec::new(),
+                order_index: HashMap::new(),
+            },
+            WriterMode::Streaming => Grouping::Streaming {
+                open: None,
+                closed: HashSet::new(),
+            },
         }
     }
 
-    /// Writes one record; `Ok(None)` when an order line was buffered for grouping.
-    fn write(
-        &mut self,
-        session: &mut ImportSession<'_>,
-        line: u64,
-        record: Record,
-    ) -> Result<Option<Outcome>, WriteError> {
-        let result = match record {
-            Record::Customer(rec) => session.customer(line, &rec),
-            Record::Order(order) if self.grouping => return self.group(line, order),
-            Record::Order(order) => session.order(line, &order),
-            Record::Interaction(rec) => session.interaction(line, &rec),
-            Record::Complaint(rec) => session.complaint(line, &rec),
-            Record::Feedback(rec) => session.feedback(line, &rec),
-            Record::Manager(rec) => session.manager(line, &rec),
-        };
-        written(line, result).map(Some)
-    }
-
-    /// Adds an order line (an order with at most one item) to its order.
-    fn group(&mut self, line: u64, row: OrderRecord) -> Result<Option<Outcome>, WriteError> {
-        match self.order_index.get(&row.external_id) {
-            Some(&i) => {
-                let (first_line, order) = &mut self.orders[i];
-                if order.customer_external_id != row.customer_external_id {
-                    return Err(WriteError::Rejected(RejectedRow {
-                        line,
-                        column: "customer_id".to_owned(),
-                        value: Some(row.customer_external_id),
-                        reason: format!(
-                            "order '{}' belongs to customer '{}' on line {first_line}",
-                            order.external_id, order.customer_external_id
-                        ),
-                    }));
+    /// Takes an order row: returns what becomes of the row itself (as it is when orders are not
+    /// grouped; else held as a line of its order, or rejected for naming another customer), and
+    /// pushes to `out` what must come first: an order the row completes, or
+    /// [`Mapped::Scattered`].
+    fn add(&mut self, line: u64, row: OrderRecord, out: &mut Vec<Mapped>) -> Mapped {
+        let added = match self {
+            Grouping::None => return Mapped::Record(line, Record::Order(row)),
+            Grouping::Buffered {
+                orders,
+                order_index,
+            } => match order_index.get(&row.external_id) {
+                Some(&i) => {
+                    let (first_line, order) = &mut orders[i];
+                    add_line(*first_line, order, line, row)
                 }
-                order.amount += row.amount;
-                order.ordered_at = order.ordered_at.min(row.ordered_at);
-                order.items.extend(row.items);
-            }
-            None => {
-                self.order_index
-                    .insert(row.external_id.clone(), self.orders.len());
-                self.orders.push((line, row));
-            }
+                None => {
+                    order_index.insert(row.external_id.clone(), orders.len());
+                    orders.push((line, row));
+                    Ok(())
+                }
+            },
+            Grouping::Streaming { open, closed } => match open.as_mut() {
+                Some((first_line, order)) if order.external_id == row.external_id => {
+                    add_line(*first_line, order, line, row)
+                }
+                _ if closed.contains(&row.external_id) => {
+                    out.push(Mapped::Scattered(line));
+                    Ok(())
+                }
+                _ => {
+                    if let Some((first_line, order)) = open.replace((line, row)) {
+                        closed.insert(order.external_id.clone());
+                        out.push(Mapped::Order(first_line, order));
+                    }
+                    Ok(())
+                }
+            },
+        };
+        match added {
+            Ok(()) => Mapped::Line,
+            Err(rejected) => Mapped::Invalid(rejected),
         }
-        Ok(None)
     }
 
-    /// The grouped orders, in the order their first line appeared.
-    fn finish(self) -> Vec<(u64, OrderRecord)> {
-        self.orders
+    /// The orders not handed over yet, in the order their first line appeared.
+    fn finish(self) -> Vec<Mapped> {
+        let orders = match self {
+            Grouping::None => Vec::new(),
+            Grouping::Buffered { orders, .. } => orders,
+            Grouping::Streaming { open, .. } => open.into_iter().collect(),
+        };
+        orders
+            .into_iter()
+            .map(|(line, order)| Mapped::Order(line, order))
+            .collect()
     }
+}
+
+/// Writes one record as it is.
+fn write_record(
+    session: &mut ImportSession<'_>,
+    line: u64,
+    record: Record,
+) -> Result<Outcome, WriteError> {
+    let result = match record {
+        Record::Customer(rec) => session.customer(line, &rec),
+        Record::Order(rec) => session.order(line, &rec),
+        Record::Interaction(rec) => session.interaction(line, &rec),
+        Record::Complaint(rec) => session.complaint(line, &rec),
+        Record::Feedback(rec) => session.feedback(line, &rec),
+        Record::Manager(rec) => session.manager(line, &rec),
+    };
+    written(line, result)
+}
+
+/// Adds the line `row` (from `line`) to `order`, which started on `first_line`; a line naming
+/// another customer is rejected.
+fn add_line(
+    first_line: u64,
+    order: &mut OrderRecord,
+    line: u64,
+    row: OrderRecord,
+) -> Result<(), RejectedRow> {
+    if order.customer_external_id != row.customer_external_id {
+        return Err(RejectedRow {
+            line,
+            column: "customer_id".to_owned(),
+            value: Some(row.customer_external_id),
+            reason: format!(
+                "order '{}' belongs to customer '{}' on line {first_line}",
+                order.external_id, order.customer_external_id
+            ),
+        });
+    }
+    order.amount += row.amount;
+    order.ordered_at = order.ordered_at.min(row.ordered_at);
+    order.items.extend(row.items);
+    Ok(())
 }
 
 fn written(line: u64, result: Result<Outcome, RowError>) -> Result<Outcome, WriteError> {
@@ -1085,4 +1403,153 @@ fn written(line: u64, result: Result<Outcome, RowError>) -> Result<Outcome, Writ
         }),
         RowError::Fatal(err) => WriteError::Store(err),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gives `data`, a few bytes at a time, then fails.
+    struct Failing {
+        data: Vec<u8>,
+        pos: usize,
+    }
+
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.pos == self.data.len() {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "corrupt"));
+            }
+            let n = buf.len().min(7).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    fn line(order: &str, customer: &str, amount: f64) -> OrderRecord {
+        OrderRecord {
+            external_id: order.to_owned(),
+            customer_external_id: customer.to_owned(),
+            ordered_at: 0,
+            amount,
+            items: Vec::new(),
+            customer_name: None,
+            customer_region: None,
+        }
+    }
+
+    /// What `Grouping::add` gave for each line, as text: the row's fate, after what came first.
+    fn feed(grouping: &mut Grouping, lines: &[(&str, &str, f64)]) -> Vec<String> {
+        let mut seen = Vec::new();
+        for (i, (order, customer, amount)) in lines.iter().enumerate() {
+            let mut out = Vec::new();
+            let row = grouping.add(i as u64 + 2, line(order, customer, *amount), &mut out);
+            out.push(row);
+            for mapped in out {
+                seen.push(match mapped {
+                    Mapped::Order(first, order) => {
+                        format!(
+                            "order {} from line {first}: {}",
+                            order.external_id, order.amount
+                        )
+                    }
+                    Mapped::Line => "line".to_owned(),
+                    Mapped::Invalid(row) => format!("rejected line {}", row.line),
+                    Mapped::Scattered(line) => format!("scattered at {line}"),
+                    Mapped::Record(..) | Mapped::Skip(_) | Mapped::Width(..) => "other".to_owned(),
+                });
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn streaming_hands_over_each_order_when_a_line_of_the_next_one_comes() {
+        let mut grouping = Grouping::new(WriterMode::Streaming);
+        let seen = feed(
+            &mut grouping,
+            &[
+                ("A", "C1", 1.0),
+                ("A", "C1", 2.0),
+                ("B", "C2", 4.0),
+                ("B", "C9", 8.0),
+                ("C", "C1", 16.0),
+            ],
+        );
+        assert_eq!(
+            seen,
+            [
+                "line",
+                "line",
+                "order A from line 2: 3",
+                "line",
+                "rejected line 5",
+                "order B from line 4: 4",
+                "line",
+            ]
+        );
+        let rest: Vec<u64> = grouping
+            .finish()
+            .into_iter()
+            .map(|mapped| match mapped {
+                Mapped::Order(first, _) => first,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(rest, [6]);
+
+        let mut grouping = Grouping::new(WriterMode::Streaming);
+        let seen = feed(
+            &mut grouping,
+            &[("A", "C1", 1.0), ("B", "C1", 2.0), ("A", "C1", 4.0)],
+        );
+        assert_eq!(
+            seen,
+            [
+                "line",
+                "order A from line 2: 1",
+                "line",
+                "scattered at 4",
+                "line"
+            ]
+        );
+
+        // Held to the end, the same lines make two orders, A with both its lines.
+        let mut grouping = Grouping::new(WriterMode::Buffered);
+        let seen = feed(
+            &mut grouping,
+            &[("A", "C1", 1.0), ("B", "C1", 2.0), ("A", "C1", 4.0)],
+        );
+        assert_eq!(seen, ["line", "line", "line"]);
+        let orders: Vec<(u64, f64)> = grouping
+            .finish()
+            .into_iter()
+            .map(|mapped| match mapped {
+                Mapped::Order(first, order) => (first, order.amount),
+                _ => (0, 0.0),
+            })
+            .collect();
+        assert_eq!(orders, [(2, 5.0), (3, 2.0)]);
+    }
+
+    #[test]
+    fn the_inflating_reader_hands_over_every_byte_in_order_then_the_error() {
+        let data: Vec<u8> = (0..INFLATED_CHUNK * 2 + 1000)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut whole = Vec::new();
+        let mut reader = InflatingReader::new(io::Cursor::new(data.clone()));
+        reader.read_to_end(&mut whole).unwrap();
+        assert_eq!(whole, data);
+
+        let mut reader = InflatingReader::new(Failing {
+            data: data.clone(),
+            pos: 0,
+        });
+        let mut read = Vec::new();
+        let err = reader.read_to_end(&mut read).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(read, data);
+    }
 }

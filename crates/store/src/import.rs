@@ -173,6 +173,22 @@ pub struct ImportAudit {
     pub rejected: u64,
 }
 
+/// The name of the savepoint [`ImportSession::savepoint`] sets.
+const SAVEPOINT: &str = "tiercare_import";
+
+/// A state of an [`ImportSession`] to go back to
+/// ([`ImportSession::rollback_to`]).
+#[derive(Debug)]
+pub struct ImportSavepoint {
+    customers_created: u64,
+    kept_forgotten: u64,
+    seen: [SeenRows; 6],
+}
+
+/// The most order lines one statement inserts: one statement per line would
+/// cost a statement's overhead (binding, running, resetting) per line.
+const ITEMS_PER_INSERT: usize = 32;
+
 /// Customer external id → rowid, loaded once per session.
 type CustomerIndex = HashMap<Box<str>, i64, BuildMapHasher>;
 
@@ -182,12 +198,39 @@ macro_rules! statements {
         /// then held for the whole session.
         struct Statements<'s> {
             conn: &'s Connection,
+            /// `items_insert(n)`, at `n - 1`.
+            items_insert: Vec<Option<Statement<'s>>>,
             $($name: Option<Statement<'s>>,)*
         }
 
         impl<'s> Statements<'s> {
             fn new(conn: &'s Connection) -> Self {
-                Statements { conn, $($name: None,)* }
+                Statements {
+                    conn,
+                    items_insert: Vec::new(),
+                    $($name: None,)*
+                }
+            }
+
+            /// Inserts `rows` order lines (1 to [`ITEMS_PER_INSERT`]) in one
+            /// statement: 7 parameters per line, as in `order_items`' columns
+            /// `order_id, line_no, sku, description, quantity, unit_price,
+            /// amount`. `OR FAIL`: a failure is fatal to the whole import, so
+            /// SQLite need not keep a statement journal to undo the statement's
+            /// first lines.
+            fn items_insert(&mut self, rows: usize) -> rusqlite::Result<&mut Statement<'s>> {
+                if self.items_insert.len() < rows {
+                    self.items_insert.resize_with(rows, || None);
+                }
+                let slot = &mut self.items_insert[rows - 1];
+                if slot.is_none() {
+                    let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+                    *slot = Some(self.conn.prepare(&format!(
+                        "INSERT OR FAIL INTO order_items (order_id, line_no, sku, \
+                         description, quantity, unit_price, amount) VALUES {values}"
+                    ))?);
+                }
+                Ok(slot.as_mut().expect("prepared above"))
             }
 
             $(
@@ -226,8 +269,6 @@ statements! {
         WHERE external_id = ?1";
     order_update = "UPDATE orders SET customer_id = ?2, ordered_at = ?3, amount = ?4, \
         item_count = ?5 WHERE id = ?1";
-    item_insert = "INSERT INTO order_items (order_id, line_no, sku, description, quantity, \
-        unit_price, amount) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
     item_select = "SELECT sku, description, quantity, unit_price, amount FROM order_items \
         WHERE order_id = ?1 ORDER BY line_no";
     item_delete = "DELETE FROM order_items WHERE order_id = ?1";
@@ -429,6 +470,48 @@ impl ImportSession<'_> {
         )
         .at(path)?;
         tx.commit().at(path)
+    }
+
+    /// Marks the present state of the session, to come back to with
+    /// [`rollback_to`](ImportSession::rollback_to): an SQL savepoint inside
+    /// the import's transaction, with the session's own counters.
+    ///
+    /// Fails (and writes nothing) after a fatal error.
+    pub fn savepoint(&mut self) -> Result<ImportSavepoint, StoreError> {
+        if self.failed {
+            return Err(StoreError::ImportAborted {
+                path: self.path.to_path_buf(),
+            });
+        }
+        self.conn
+            .execute_batch(&format!("SAVEPOINT {SAVEPOINT}"))
+            .at(self.path)?;
+        Ok(ImportSavepoint {
+            customers_created: self.customers_created,
+            kept_forgotten: self.forgotten.kept,
+            seen: self.seen.clone(),
+        })
+    }
+
+    /// Undoes everything written since `savepoint`: the rows in the
+    /// database and the session's counters ([`customers_created`],
+    /// [`kept_forgotten`], the rows remembered to reject repeats), as if
+    /// those records had never been written. A fatal error since then is
+    /// undone too, once SQLite has gone back.
+    ///
+    /// [`customers_created`]: ImportSession::customers_created
+    /// [`kept_forgotten`]: ImportSession::kept_forgotten
+    pub fn rollback_to(&mut self, savepoint: ImportSavepoint) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(&format!("ROLLBACK TO {SAVEPOINT}; RELEASE {SAVEPOINT}"))
+            .at(self.path)?;
+        self.customers_created = savepoint.customers_created;
+        self.forgotten.kept = savepoint.kept_forgotten;
+        self.seen = savepoint.seen;
+        // Customers created since are gone again: read the map afresh when next needed.
+        self.customers = None;
+        self.failed = false;
+        Ok(())
     }
 
     /// Runs one record's write, refusing to go on after a fatal error and
@@ -728,6 +811,101 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+    }
+
+    /// Going back to a savepoint undoes the rows, the customers created and the rows
+    /// remembered against repeats: writing the same orders again is as if for the first time.
+    #[test]
+    fn rollback_to_a_savepoint_undoes_rows_and_counters() {
+        let mut store = Store::open_in_memory().unwrap();
+        let options = ImportOptions {
+            create_missing_customers: true,
+            source: "test".into(),
+        };
+        let mut session = store.import(ImportKind::Orders, options).unwrap();
+        let order = |id: &str, customer: &str| crate::records::OrderRecord {
+            external_id: id.into(),
+            customer_external_id: customer.into(),
+            ordered_at: 1_700_000_000,
+            amount: 10.0,
+            ..Default::default()
+        };
+        let savepoint = session.savepoint().unwrap();
+        assert_eq!(
+            session.order(2, &order("O1", "C1")).unwrap(),
+            Outcome::Inserted
+        );
+        assert_eq!(
+            session.order(3, &order("O2", "C2")).unwrap(),
+            Outcome::Inserted
+        );
+        assert_eq!(session.customers_created(), 2);
+        session.rollback_to(savepoint).unwrap();
+        assert_eq!(session.customers_created(), 0);
+        let count = |session: &ImportSession<'_>, table: &str| -> i64 {
+            session
+                .conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                    row.get(0)
+                })
+                .unwrap()
+        };
+        assert_eq!(count(&session, "orders"), 0);
+        assert_eq!(count(&session, "customers"), 0);
+        // Not a repeat of line 2, and C1 is created again (the session's map forgot it).
+        assert_eq!(
+            session.order(4, &order("O1", "C1")).unwrap(),
+            Outcome::Inserted
+        );
+        assert_eq!(session.customers_created(), 1);
+        session.commit(&ImportAudit::default()).unwrap();
+        let counts = store.counts().unwrap();
+        assert_eq!((counts.customers, counts.orders), (1, 1));
+    }
+
+    /// Lines are inserted many per statement: an order of more lines than one statement takes
+    /// keeps every line, numbered and in order, and reads back as unchanged.
+    #[test]
+    fn an_order_of_many_lines_is_written_whole_and_in_order() {
+        let mut store = Store::open_in_memory().unwrap();
+        let lines = 2 * ITEMS_PER_INSERT + 5;
+        let order = crate::records::OrderRecord {
+            external_id: "O1".into(),
+            customer_external_id: "C1".into(),
+            ordered_at: 1_700_000_000,
+            amount: 1.0,
+            items: (1..=lines)
+                .map(|i| crate::records::OrderItem {
+                    sku: (i % 3 != 0).then(|| format!("S{i}")),
+                    description: None,
+                    quantity: i as f64,
+                    unit_price: 0.5,
+                    amount: i as f64 * 0.5,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        for expected in [Outcome::Inserted, Outcome::Unchanged] {
+            let options = ImportOptions {
+                create_missing_customers: true,
+                source: "test".into(),
+            };
+            let mut session = store.import(ImportKind::Orders, options).unwrap();
+            assert_eq!(session.order(2, &order).unwrap(), expected);
+            session.commit(&ImportAudit::default()).unwrap();
+        }
+        let stored: Vec<(i64, Option<String>, f64)> = store
+            .conn
+            .prepare("SELECT line_no, sku, quantity FROM order_items ORDER BY line_no")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let expected: Vec<(i64, Option<String>, f64)> = (1..=lines)
+            .map(|i| (i as i64, (i % 3 != 0).then(|| format!("S{i}")), i as f64))
+            .collect();
+        assert_eq!(stored, expected);
     }
 
     #[test]

@@ -92,7 +92,8 @@ pub use followups::{
     FollowUpSession, FollowUpStatus, OccurrenceKey, PlannedFollowUp, Recorded,
 };
 pub use import::{
-    ImportAudit, ImportKind, ImportOptions, ImportSession, Outcome, RowError, RowRejection,
+    ImportAudit, ImportKind, ImportOptions, ImportSavepoint, ImportSession, Outcome, RowError,
+    RowRejection,
 };
 pub use managers::{Manager, UnownedCustomer};
 pub use outbox::{

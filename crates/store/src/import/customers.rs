@@ -27,7 +27,7 @@ use crate::records::CustomerRecord;
 #[derive(Debug, Default)]
 pub(super) struct ForgottenCustomers {
     rowids: Option<HashSet<i64>>,
-    kept: u64,
+    pub(super) kept: u64,
 }
 
 impl ForgottenCustomers {

@@ -1,10 +1,10 @@
 //! Writing orders and their lines.
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, ToSql, params};
 
 use super::{
-    ImportKind, ImportSession, Outcome, RowError, customer_index, real_equals, require,
-    require_finite, text_equals, unknown_customer,
+    ITEMS_PER_INSERT, ImportKind, ImportSession, Outcome, RowError, customer_index, real_equals,
+    require, require_finite, text_equals, unknown_customer,
 };
 use crate::error::{AtPath, StoreError};
 use crate::records::{OrderItem, OrderRecord};
@@ -168,18 +168,27 @@ impl ImportSession<'_> {
             return Ok(());
         }
         let path = self.path;
-        let stmt = self.statements.item_insert().at(path)?;
-        for (line_no, item) in (1_i64..).zip(items) {
-            stmt.execute(params![
-                order_id,
-                line_no,
-                item.sku.as_deref(),
-                item.description.as_deref(),
-                item.quantity,
-                item.unit_price,
-                item.amount,
-            ])
-            .at(path)?;
+        let mut line_no = 0_i64;
+        for chunk in items.chunks(ITEMS_PER_INSERT) {
+            let stmt = self.statements.items_insert(chunk.len()).at(path)?;
+            let mut param = 0;
+            for item in chunk {
+                line_no += 1;
+                let values: [&dyn ToSql; 7] = [
+                    &order_id,
+                    &line_no,
+                    &item.sku,
+                    &item.description,
+                    &item.quantity,
+                    &item.unit_price,
+                    &item.amount,
+                ];
+                for value in values {
+                    param += 1;
+                    stmt.raw_bind_parameter(param, value).at(path)?;
+                }
+            }
+            stmt.raw_execute().at(path)?;
         }
         Ok(())
     }

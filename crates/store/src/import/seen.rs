@@ -18,7 +18,7 @@ const PAGE_LEN: usize = 1 << PAGE_BITS;
 const UNSEEN: u64 = u64::MAX;
 
 /// Rows of one table written in this session: rowid → line.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct SeenRows {
     pages: HashMap<i64, Box<[u64]>, BuildMapHasher>,
 }
