@@ -757,10 +757,13 @@ const ORDER_BATCH: usize = 256;
 
 /// The orders' rowids in two halves, `(low, high)` inclusive each.
 fn order_halves(conn: &Connection) -> rusqlite::Result<((i64, i64), (i64, i64))> {
-    let (low, high): (Option<i64>, Option<i64>) =
-        conn.query_row("SELECT min(id), max(id) FROM orders", [], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })?;
+    // Two queries: SQLite finds a lone min() or max() at one end of the B-tree, but scans
+    // the whole table for both in one query.
+    let end = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, Option<i64>>(0));
+    let (low, high) = (
+        end("SELECT min(id) FROM orders")?,
+        end("SELECT max(id) FROM orders")?,
+    );
     let (low, high) = (low.unwrap_or(0), high.unwrap_or(-1));
     let middle = low + (high - low) / 2;
     Ok(((low, middle), (middle + 1, high)))
