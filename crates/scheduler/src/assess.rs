@@ -13,7 +13,7 @@ use tiercare_engine::{
     Decision, Diagnostic, Explanation, Feature, LoadedRules, Pin as EnginePin, RuleFile, RuleSet,
     Snapshot, Window as RuleWindow, load_rules,
 };
-use tiercare_store::{CustomerFeatures, EncodedDecision, Pin, Store, StoreError, Window};
+use tiercare_store::{CustomerFeatures, EncodedDecision, JsonText, Pin, Store, StoreError, Window};
 
 /// The rule files of a folder: `*.yaml`/`*.yml` rule files and `*.rhai` function libraries at
 /// its top level, and rule tests in its `tests/` subfolder.
@@ -427,7 +427,7 @@ fn tier_decision(customer_rowid: i64, decision: Decision) -> Option<EncodedDecis
         rule_tier: &'d Option<String>,
     }
     let tier = decision.tier?;
-    let reasons_json = serde_json::to_string(&Reasons {
+    let reasons_json = JsonText::of(&Reasons {
         reason: &decision.reason,
         rule_tier: &decision.rule_tier,
     })
@@ -438,7 +438,7 @@ fn tier_decision(customer_rowid: i64, decision: Decision) -> Option<EncodedDecis
         .iter()
         .map(|(name, value)| (name.as_str(), *value))
         .collect();
-    let scores_json = serde_json::to_string(&scores).expect("string keys serialise");
+    let scores_json = JsonText::of(&scores).expect("string keys serialise");
     Some(EncodedDecision {
         customer_rowid,
         tier,
@@ -775,8 +775,8 @@ mod tests {
             )
             .to_string();
             let encoded = tier_decision(7, decision).unwrap();
-            assert_eq!(encoded.reasons_json, expected_reasons);
-            assert_eq!(encoded.scores_json, expected_scores);
+            assert_eq!(encoded.reasons_json.as_str(), expected_reasons);
+            assert_eq!(encoded.scores_json.as_str(), expected_scores);
             assert_eq!(encoded.customer_rowid, 7);
         }
     }

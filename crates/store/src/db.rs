@@ -58,6 +58,31 @@ impl Drop for ForeignKeysOff<'_> {
     }
 }
 
+/// `CHECK` constraints not compiled into the statements prepared while this lives, for a bulk
+/// write whose values are right by construction (an assessment session: JSON text that only
+/// serde can make, counts that are unsigned, a tier checked before it is written); back on when
+/// dropped. Statements prepared meanwhile keep skipping the checks, so they must not outlive it.
+pub(crate) struct ChecksOff<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> ChecksOff<'c> {
+    /// Stops compiling `CHECK` constraints into statements prepared on `conn`.
+    pub(crate) fn new(conn: &'c Connection) -> rusqlite::Result<ChecksOff<'c>> {
+        conn.execute_batch("PRAGMA ignore_check_constraints = ON")?;
+        Ok(ChecksOff { conn })
+    }
+}
+
+impl Drop for ChecksOff<'_> {
+    fn drop(&mut self) {
+        // A connection flag, settable at any time; it cannot fail.
+        let _ = self
+            .conn
+            .execute_batch("PRAGMA ignore_check_constraints = OFF");
+    }
+}
+
 /// Whether opening may make a new database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {

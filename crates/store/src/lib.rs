@@ -114,5 +114,5 @@ pub use suppressions::{SuppressionReason, address_hash, is_address_hash};
 pub use tasks::{NewTask, Task, TaskFilter, TaskStatus, TaskView};
 pub use tiers::{
     AssessmentHeader, AssessmentOutcome, AssessmentRow, AssessmentSession, CurrentSegment,
-    CurrentTier, EncodedDecision, SegmentChange, TierChange, TierDecision,
+    CurrentTier, EncodedDecision, JsonText, SegmentChange, TierChange, TierDecision,
 };

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 use crate::batch::{Cell, Names, RowBatch};
-use crate::db::{ForeignKeysOff, Store};
+use crate::db::{ChecksOff, ForeignKeysOff, Store};
 use crate::error::{AtPath, StoreError};
 use crate::stored::require_customer;
 
@@ -50,6 +50,26 @@ pub struct TierDecision {
     pub segments: Vec<(String, Option<String>)>,
 }
 
+/// JSON text made by `serde_json`, so valid by construction: an assessment session stores it
+/// without SQLite checking it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JsonText(String);
+
+impl JsonText {
+    /// `value` serialised.
+    ///
+    /// # Errors
+    /// When `value` cannot be serialised (a map with keys that are not strings).
+    pub fn of<T: serde::Serialize + ?Sized>(value: &T) -> Result<JsonText, serde_json::Error> {
+        serde_json::to_string(value).map(JsonText)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A [`TierDecision`] with its scores and reasons already serialised as JSON text: what
 /// [`AssessmentSession::record_encoded`] takes, so the serialising (and the freeing of the
 /// JSON values) can happen on the thread that evaluates rather than the one that writes.
@@ -62,9 +82,9 @@ pub struct EncodedDecision {
     /// The one-line summary kept in the tier history.
     pub reason: String,
     /// [`TierDecision::reasons`] as JSON text.
-    pub reasons_json: String,
+    pub reasons_json: JsonText,
     /// [`TierDecision::scores`] as a JSON object.
-    pub scores_json: String,
+    pub scores_json: JsonText,
     /// The tier hysteresis held back, if any.
     pub pending_tier: Option<String>,
     /// How many consecutive assessments asked for `pending_tier`.
@@ -81,8 +101,8 @@ impl From<&TierDecision> for EncodedDecision {
             customer_rowid: decision.customer_rowid,
             tier: decision.tier.clone(),
             reason: decision.reason.clone(),
-            reasons_json: decision.reasons.to_string(),
-            scores_json: Value::Object(decision.scores.clone()).to_string(),
+            reasons_json: JsonText(decision.reasons.to_string()),
+            scores_json: JsonText(Value::Object(decision.scores.clone()).to_string()),
             pending_tier: decision.pending_tier.clone(),
             pending_count: decision.pending_count,
             pinned: decision.pinned,
@@ -253,6 +273,9 @@ impl Store {
         // Off before the transaction begins (SQLite ignores the pragma inside one), back on
         // when the session ends; the writer checks customers itself.
         let foreign_keys_off = ForeignKeysOff::new(conn).at(path)?;
+        // The session's values cannot break the schema's CHECKs (see `DecisionWriter::write`),
+        // and json_valid() on two JSON columns per row was a twentieth of its writing.
+        let checks_off = ChecksOff::new(conn).at(path)?;
         let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).at(path)?;
         tx.execute(
             "INSERT INTO assessments (at, ruleset_version, started_at, finished_at, customers, \
@@ -269,6 +292,7 @@ impl Store {
             changed: 0,
             failed: false,
             tx,
+            checks_off,
             foreign_keys_off,
         })
     }
@@ -402,7 +426,9 @@ pub struct AssessmentSession<'s> {
     /// A decision failed half-way: nothing more may be written or committed.
     failed: bool,
     tx: Transaction<'s>,
-    // Declared after `tx`: enforcement comes back on only once the transaction has ended.
+    // Declared after `writer` and `tx`: the checks come back once the statements prepared
+    // without them are gone, and enforcement once the transaction has ended.
+    checks_off: ChecksOff<'s>,
     foreign_keys_off: ForeignKeysOff<'s>,
 }
 
@@ -477,6 +503,7 @@ impl AssessmentSession<'_> {
             changed,
             failed,
             tx,
+            checks_off,
             foreign_keys_off,
         } = self;
         let assessment_id = writer.assessment_id;
@@ -509,6 +536,7 @@ impl AssessmentSession<'_> {
                 changed,
             })
         }();
+        drop(checks_off);
         drop(foreign_keys_off);
         outcome
     }
@@ -664,6 +692,13 @@ impl<'t> DecisionWriter<'t> {
             self.flush()?;
         }
         self.last_rowid = rowid;
+        if decision.tier.is_empty() {
+            // The schema's check, which the session does not compile into its statements.
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_CHECK),
+                Some("CHECK constraint failed: tier <> ''".to_owned()),
+            ));
+        }
         let scores = decision.scores_json.as_str();
         let reasons = decision.reasons_json.as_str();
         let pending_count = i64::from(decision.pending_count);
@@ -736,8 +771,8 @@ impl<'t> DecisionWriter<'t> {
                 pending.into(),
                 Cell::Int(pending_count),
                 Cell::Int(i64::from(decision.pinned)),
-                Cell::Text(decision.scores_json),
-                Cell::Text(decision.reasons_json),
+                Cell::Text(decision.scores_json.0),
+                Cell::Text(decision.reasons_json.0),
             ])?;
         }
 
@@ -937,11 +972,16 @@ fn sql_count(count: u64) -> i64 {
 mod tests {
     use super::*;
 
+    /// Foreign keys enforced and CHECK constraints compiled, as on every connection outside a
+    /// session.
     fn foreign_keys(store: &Store) -> bool {
-        store
-            .conn
-            .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
-            .unwrap()
+        let pragma = |name: &str| -> bool {
+            store
+                .conn
+                .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+                .unwrap()
+        };
+        pragma("foreign_keys") && !pragma("ignore_check_constraints")
     }
 
     fn decision(rowid: i64, tier: &str) -> TierDecision {
@@ -954,7 +994,7 @@ mod tests {
     }
 
     #[test]
-    fn foreign_keys_are_enforced_again_however_a_session_ends() {
+    fn foreign_keys_and_checks_are_enforced_again_however_a_session_ends() {
         // A session turns enforcement off on its connection; the same connection serves the
         // daemon's other work afterwards, which relies on it (cascading deletes).
         let mut store = Store::open_in_memory().unwrap();
@@ -992,7 +1032,14 @@ mod tests {
         assert_eq!(store.tier_counts().unwrap(), [("A".to_owned(), 1)]);
         assert!(foreign_keys(&store));
 
-        // And enforcement works: deleting the customer takes its tier with it.
+        // And enforcement works: deleting the customer takes its tier with it, and a CHECK
+        // refuses what it should.
+        assert!(
+            store
+                .conn
+                .execute_batch("UPDATE customer_tiers SET scores = 'not json'")
+                .is_err()
+        );
         store
             .conn
             .execute_batch("DELETE FROM customers WHERE id = 1")
