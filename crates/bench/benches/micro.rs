@@ -1,14 +1,18 @@
 //! Micro benchmarks: rule evaluation (a hand-written Rust predicate, the engine's compiled native
-//! path, and Rhai), whole decisions with the shipped rules, and feature computation.
+//! path, and Rhai), whole decisions with the shipped rules, feature computation, and rendering
+//! the shipped e-mail templates.
 //!
 //! Run with `cargo bench -p tiercare-bench` (optionally a filter: `cargo bench -p tiercare-bench
-//! -- condition`). Template rendering is not benchmarked yet: the template engine has not landed.
+//! -- condition`).
 
 use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tiercare_engine::{Feature, FeatureType, RuleFile, RuleSet, Snapshot};
+use tiercare_engine::{
+    Feature, FeatureType, RuleFile, RuleSet, Snapshot, TemplateContext, TemplateFile,
+    load_templates,
+};
 use tiercare_scheduler::demo::{DemoSpec, write_demo};
 use tiercare_scheduler::ingest::{ImportRequest, import_file};
 use tiercare_store::{Store, Window};
@@ -224,5 +228,57 @@ fn features(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, condition, decision, features);
+/// Every shipped template, as `tiercare init` writes them.
+fn shipped_templates() -> Vec<TemplateFile> {
+    [
+        (
+            "birthday.eml.j2",
+            include_str!("../../../rules/templates/birthday.eml.j2"),
+        ),
+        (
+            "care.eml.j2",
+            include_str!("../../../rules/templates/care.eml.j2"),
+        ),
+        (
+            "offer.html.j2",
+            include_str!("../../../rules/templates/offer.html.j2"),
+        ),
+        (
+            "offer.txt.j2",
+            include_str!("../../../rules/templates/offer.txt.j2"),
+        ),
+        (
+            "upgrade-welcome.eml.j2",
+            include_str!("../../../rules/templates/upgrade-welcome.eml.j2"),
+        ),
+        (
+            "win-back.eml.j2",
+            include_str!("../../../rules/templates/win-back.eml.j2"),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, text)| TemplateFile::new(format!("templates/{name}"), text))
+    .collect()
+}
+
+/// One e-mail rendered from each shipped template (subject, text part, and the HTML part where
+/// there is one) for the documented sample customer.
+fn templates(c: &mut Criterion) {
+    let loaded = load_templates(&shipped_templates());
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    let templates = loaded.templates;
+    let context = TemplateContext::sample();
+    let names: Vec<String> = templates.names().map(str::to_owned).collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+    let mut group = c.benchmark_group("templates");
+    for name in &names {
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::new("render", name), name, |b, name| {
+            b.iter(|| black_box(templates.render(name, &context).expect("renders")));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, condition, decision, features, templates);
 criterion_main!(benches);
