@@ -230,35 +230,10 @@ fn features(c: &mut Criterion) {
 
 /// Every shipped template, as `tiercare init` writes them.
 fn shipped_templates() -> Vec<TemplateFile> {
-    [
-        (
-            "birthday.eml.j2",
-            include_str!("../../../rules/templates/birthday.eml.j2"),
-        ),
-        (
-            "care.eml.j2",
-            include_str!("../../../rules/templates/care.eml.j2"),
-        ),
-        (
-            "offer.html.j2",
-            include_str!("../../../rules/templates/offer.html.j2"),
-        ),
-        (
-            "offer.txt.j2",
-            include_str!("../../../rules/templates/offer.txt.j2"),
-        ),
-        (
-            "upgrade-welcome.eml.j2",
-            include_str!("../../../rules/templates/upgrade-welcome.eml.j2"),
-        ),
-        (
-            "win-back.eml.j2",
-            include_str!("../../../rules/templates/win-back.eml.j2"),
-        ),
-    ]
-    .into_iter()
-    .map(|(name, text)| TemplateFile::new(format!("templates/{name}"), text))
-    .collect()
+    tiercare_scheduler::workspace::DEFAULT_TEMPLATES
+        .iter()
+        .map(|(name, text)| TemplateFile::new(format!("templates/{name}"), *text))
+        .collect()
 }
 
 /// One e-mail rendered from each shipped template (subject, text part, and the HTML part where

@@ -30,7 +30,7 @@ use rusqlite::{
     Connection, OptionalExtension, Statement, Transaction, TransactionBehavior, params,
 };
 
-use crate::db::{ForeignKeysOff, Store};
+use crate::db::{PragmaOff, Store, foreign_keys_off};
 use crate::error::{AtPath, StoreError};
 use crate::keys::BuildMapHasher;
 use seen::SeenRows;
@@ -329,7 +329,7 @@ impl Store {
         // An order's customer is always one the session looked up or created, and its lines
         // belong to the order just written: SQLite's check of every row would only repeat that.
         let foreign_keys_off = if kind == ImportKind::Orders {
-            Some(ForeignKeysOff::new(conn).at(path)?)
+            Some(foreign_keys_off(conn).at(path)?)
         } else {
             None
         };
@@ -395,7 +395,7 @@ pub struct ImportSession<'s> {
     failed: bool,
     tx: Transaction<'s>,
     /// Declared after `tx`: foreign keys come back on after the transaction ends.
-    _foreign_keys_off: Option<ForeignKeysOff<'s>>,
+    _foreign_keys_off: Option<PragmaOff<'s>>,
 }
 
 impl fmt::Debug for ImportSession<'_> {

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 use crate::batch::{Cell, Names, RowBatch};
-use crate::db::{ChecksOff, ForeignKeysOff, Store};
+use crate::db::{PragmaOff, Store, checks_off, foreign_keys_off};
 use crate::error::{AtPath, StoreError};
 use crate::stored::require_customer;
 
@@ -272,10 +272,10 @@ impl Store {
         let path = self.label.as_path();
         // Off before the transaction begins (SQLite ignores the pragma inside one), back on
         // when the session ends; the writer checks customers itself.
-        let foreign_keys_off = ForeignKeysOff::new(conn).at(path)?;
+        let foreign_keys_off = foreign_keys_off(conn).at(path)?;
         // The session's values cannot break the schema's CHECKs (see `DecisionWriter::write`),
         // and json_valid() on two JSON columns per row was a twentieth of its writing.
-        let checks_off = ChecksOff::new(conn).at(path)?;
+        let checks_off = checks_off(conn).at(path)?;
         let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).at(path)?;
         tx.execute(
             "INSERT INTO assessments (at, ruleset_version, started_at, finished_at, customers, \
@@ -428,8 +428,8 @@ pub struct AssessmentSession<'s> {
     tx: Transaction<'s>,
     // Declared after `writer` and `tx`: the checks come back once the statements prepared
     // without them are gone, and enforcement once the transaction has ended.
-    checks_off: ChecksOff<'s>,
-    foreign_keys_off: ForeignKeysOff<'s>,
+    checks_off: PragmaOff<'s>,
+    foreign_keys_off: PragmaOff<'s>,
 }
 
 impl fmt::Debug for AssessmentSession<'_> {
