@@ -71,6 +71,18 @@ struct Sample {
     stdout: String,
 }
 
+impl Sample {
+    /// This process and then `next`, as one step: times added, the larger peak.
+    fn then(&self, next: &Sample) -> Sample {
+        Sample {
+            seconds: self.seconds + next.seconds,
+            cpu: self.cpu + next.cpu,
+            peak_kib: self.peak_kib.max(next.peak_kib),
+            stdout: String::new(),
+        }
+    }
+}
+
 /// What one process did, by name, over the runs.
 #[derive(Debug, Default)]
 struct Figures {
@@ -251,6 +263,29 @@ impl Bench {
     }
 
     /// A workspace with the Online Retail example's rules instead of the default ones.
+    /// A fresh ABC + RFM workspace in `dir`, `orders` imported with the `mapping` (relative to
+    /// the checkout), then assessed at `at`: the two samples.
+    fn import_and_assess(
+        &self,
+        dir: &Path,
+        timezone: &str,
+        orders: &Path,
+        mapping: &str,
+        at: &str,
+    ) -> Result<(Sample, Sample)> {
+        self.abc_workspace(dir, timezone)?;
+        let import = self.run(
+            self.tiercare(dir)
+                .args(["import", "orders"])
+                .arg(orders)
+                .arg("--mapping")
+                .arg(self.root.join(mapping))
+                .arg("--json"),
+        )?;
+        let assess = self.run(self.tiercare(dir).args(["assess", "--at", at, "--json"]))?;
+        Ok((import, assess))
+    }
+
     fn abc_workspace(&self, dir: &Path, timezone: &str) -> Result<()> {
         self.fresh_workspace(dir, timezone)?;
         let rules = dir.join("rules");
@@ -281,28 +316,14 @@ impl Bench {
         let dir = self.work.join("retail");
         let mut checked = None;
         for _ in 0..self.runs {
-            self.abc_workspace(&dir, "Europe/London")?;
-            let import = self.run(
-                self.tiercare(&dir)
-                    .args(["import", "orders"])
-                    .arg(file)
-                    .arg("--mapping")
-                    .arg(self.root.join("examples/online-retail/orders.mapping.yaml"))
-                    .arg("--json"),
+            let (import, assess) = self.import_and_assess(
+                &dir,
+                "Europe/London",
+                file,
+                "examples/online-retail/orders.mapping.yaml",
+                RETAIL_AT,
             )?;
-            let assess = self.run(
-                self.tiercare(&dir)
-                    .args(["assess", "--at", RETAIL_AT, "--json"]),
-            )?;
-            figures.add(
-                "tiercare",
-                Sample {
-                    seconds: import.seconds + assess.seconds,
-                    cpu: import.cpu + assess.cpu,
-                    peak_kib: import.peak_kib.max(assess.peak_kib),
-                    stdout: String::new(),
-                },
-            );
+            figures.add("tiercare", import.then(&assess));
             let report = json(&assess)?;
             if self.python.is_some() {
                 let at = report["at"].as_i64().context("assess --json: at")?;
@@ -469,35 +490,18 @@ impl Bench {
         let dir = self.work.join(format!("abc-{size}"));
         let mut checked = String::new();
         for _ in 0..self.runs {
-            self.abc_workspace(&dir, "UTC")?;
-            let import = self.run(
-                self.tiercare(&dir)
-                    .args(["import", "orders"])
-                    .arg(&orders)
-                    .arg("--mapping")
-                    .arg(
-                        self.root
-                            .join("crates/bench/pandas/demo-orders.mapping.yaml"),
-                    )
-                    .arg("--json"),
-            )?;
-            let assess = self.run(
-                self.tiercare(&dir)
-                    .args(["assess", "--at", DEMO_AT, "--json"]),
+            let (import, assess) = self.import_and_assess(
+                &dir,
+                "UTC",
+                &orders,
+                "crates/bench/pandas/demo-orders.mapping.yaml",
+                DEMO_AT,
             )?;
             let report = json(&assess)?;
             let at = report["at"].as_i64().context("assess --json: at")?;
             let pandas = self.pandas("demo", at, &orders)?;
             checked = agree(&report, &json(&pandas)?)?;
-            figures.add(
-                "tiercare",
-                Sample {
-                    seconds: import.seconds + assess.seconds,
-                    cpu: import.cpu + assess.cpu,
-                    peak_kib: import.peak_kib.max(assess.peak_kib),
-                    stdout: String::new(),
-                },
-            );
+            figures.add("tiercare", import.then(&assess));
             figures.add("import", import);
             figures.add("assess", assess);
             figures.add("pandas", pandas);
