@@ -33,33 +33,33 @@ fn native_predicate(snapshot: &Snapshot) -> bool {
 }
 
 fn rules(files: &[(&str, &str)]) -> RuleSet {
-    let files: Vec<RuleFile> = files
-        .iter()
-        .map(|(path, text)| RuleFile::new((*path).to_owned(), (*text).to_owned()))
-        .collect();
+    load(
+        files
+            .iter()
+            .map(|(path, text)| RuleFile::new((*path).to_owned(), (*text).to_owned()))
+            .collect(),
+    )
+}
+
+fn load(files: Vec<RuleFile>) -> RuleSet {
     match tiercare_engine::load_rules(&files) {
         Ok(loaded) => loaded.rules,
         Err(diagnostics) => panic!("{}", tiercare_engine::render_all(&diagnostics, false)),
     }
 }
 
-/// The workspace's default rule set, as `tiercare init` writes it.
+/// The workspace's default tiering rules, as `tiercare init` writes them (the follow-up rules
+/// decide nothing here).
 fn default_rules() -> RuleSet {
-    rules(&[
-        (
-            "rules/tiers.yaml",
-            include_str!("../../../rules/tiers.yaml"),
-        ),
-        (
-            "rules/levels.yaml",
-            include_str!("../../../rules/levels.yaml"),
-        ),
-        ("rules/rfm.yaml", include_str!("../../../rules/rfm.yaml")),
-        (
-            "rules/worthless.yaml",
-            include_str!("../../../rules/worthless.yaml"),
-        ),
-    ])
+    let files: Vec<RuleFile> = tiercare_scheduler::workspace::DEFAULT_RULES
+        .iter()
+        .filter(|(name, _)| {
+            name.ends_with(".yaml") && !name.contains('/') && *name != "followups.yaml"
+        })
+        .map(|(name, text)| RuleFile::new(format!("rules/{name}"), *text))
+        .collect();
+    assert_eq!(files.len(), 4, "tiers, levels, rfm, worthless");
+    load(files)
 }
 
 /// Customers with varied, plausible features (a fixed xorshift sequence).

@@ -310,7 +310,7 @@ struct Tally {
     total_revenue: f64,
     per_tier: HashMap<String, (u64, f64)>,
     /// From tier (`(new)` for none), to tier: customers.
-    moves: BTreeMap<String, BTreeMap<String, u64>>,
+    moves: HashMap<String, HashMap<String, u64>>,
     /// Segment set, segment: customers.
     segments: HashMap<String, HashMap<String, u64>>,
     failures: BTreeMap<String, RuleFailure>,
@@ -359,7 +359,7 @@ pub fn assess(
         let mut batch = Vec::with_capacity(DECISION_BATCH);
         let mut recorder_gone = false;
         // While the recorder holds the write lock nobody can commit, so a second connection
-        // reads what the first one does: it scans the event tables while the orders are read.
+        // reads what the first one does: half the orders and the event tables, on its own thread.
         let mut helper = match reader.path() {
             Some(path) if recording => Some(Store::open(path)?),
             _ => None,
@@ -520,14 +520,7 @@ impl Tally {
             } else {
                 features.previous_tier.as_str()
             };
-            if !self.moves.contains_key(from) {
-                self.moves.insert(from.to_owned(), BTreeMap::new());
-            }
-            let to = self.moves.get_mut(from).expect("inserted just above");
-            if !to.contains_key(tier) {
-                to.insert(tier.to_owned(), 0);
-            }
-            *to.get_mut(tier).expect("inserted just above") += 1;
+            *counter(counter(&mut self.moves, from), tier) += 1;
         }
         for (set, segment) in &decision.segments {
             let segment = segment.as_deref().unwrap_or(NONE);
@@ -595,7 +588,19 @@ fn report(
             }
         })
         .collect();
-    let changed: u64 = tally.moves.values().flat_map(BTreeMap::values).sum();
+    let changed: u64 = tally.moves.values().flat_map(HashMap::values).sum();
+    let mut moves: Vec<Move> = tally
+        .moves
+        .into_iter()
+        .flat_map(|(from, to)| {
+            to.into_iter().map(move |(to, customers)| Move {
+                from: from.clone(),
+                to,
+                customers,
+            })
+        })
+        .collect();
+    moves.sort_unstable_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
     AssessReport {
         at: options.at,
         ruleset_version: rules.version().to_owned(),
@@ -607,17 +612,7 @@ fn report(
         pinned: tally.pinned,
         downgrades_pending: tally.pending,
         tiers,
-        moves: tally
-            .moves
-            .into_iter()
-            .flat_map(|(from, to)| {
-                to.into_iter().map(move |(to, customers)| Move {
-                    from: from.clone(),
-                    to,
-                    customers,
-                })
-            })
-            .collect(),
+        moves,
         segments,
         rule_errors: tally.failures.into_values().collect(),
         elapsed_ms: started.elapsed().as_millis(),

@@ -243,10 +243,11 @@ impl Store {
         self.for_each_features_with(at, window, None, true, visit)
     }
 
-    /// [`for_each_features`](Store::for_each_features), with the scans of interactions,
-    /// complaints and feedback made through `helper` (a second connection to the same file)
-    /// on a second thread while this one scans the orders. The results are the same as
-    /// without a helper: each table is still read by one thread in its own order.
+    /// [`for_each_features`](Store::for_each_features), with the second half of the orders
+    /// and the interactions, complaints and feedback read through `helper` (a second
+    /// connection to the same file) on a second thread while this one reads the first half of
+    /// the orders. The results are the same as without a helper: orders are always summed as
+    /// two halves, and each part is read by one thread in its own order.
     ///
     /// Both connections must see the same data, so give a helper only while the database's
     /// write lock is held (an [`crate::AssessmentSession`] is open) and nobody can commit

@@ -10,14 +10,13 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use rusqlite::types::Type;
 use rusqlite::{
     Connection, OptionalExtension, Row, Statement, Transaction, TransactionBehavior, params,
 };
 use serde_json::{Map, Value};
-
-use std::sync::Arc;
 
 use crate::batch::{Cell, Names, RowBatch};
 use crate::db::{PragmaOff, Store, checks_off, foreign_keys_off};
@@ -101,8 +100,8 @@ impl From<&TierDecision> for EncodedDecision {
             customer_rowid: decision.customer_rowid,
             tier: decision.tier.clone(),
             reason: decision.reason.clone(),
-            reasons_json: JsonText(decision.reasons.to_string()),
-            scores_json: JsonText(Value::Object(decision.scores.clone()).to_string()),
+            reasons_json: JsonText::of(&decision.reasons).expect("a JSON value serialises"),
+            scores_json: JsonText::of(&decision.scores).expect("a JSON map serialises"),
             pending_tier: decision.pending_tier.clone(),
             pending_count: decision.pending_count,
             pinned: decision.pinned,
