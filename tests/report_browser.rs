@@ -2,9 +2,8 @@
 //! checks there were no script errors or blocked loads, that every chart drew (a non-zero box
 //! and its marks), that the page fits a phone's width, and takes screenshots.
 //!
-//! Chromium is Debian's `chromium` package. When `/usr/bin/chromium` is missing the test
-//! installs it with `apt-get` (CI runs the tests as root); when that is impossible it fails
-//! with what to do. The page reports its own verdict: a small inline script records errors
+//! Chromium is Debian's `chromium` package, installed by `.ci/deps` (which the test command
+//! `.ci/test` runs first); when `/usr/bin/chromium` is missing the test fails saying so. The page reports its own verdict: a small inline script records errors
 //! from the start and, after loading, writes `data-errors`, `data-charts` and `data-fits` on
 //! `<html>`, which `--dump-dom` shows.
 
@@ -12,48 +11,20 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use common::{Workspace, run_in};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// One installation at a time when tests run in parallel.
-static INSTALL: Mutex<()> = Mutex::new(());
-
-/// Makes sure Chromium is installed, installing Debian's package when it is missing.
+/// Chromium's path, or a failure that says how to get it: tests never install packages.
 fn chromium() -> &'static str {
-    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    if Path::new(CHROMIUM).exists() {
-        return CHROMIUM;
-    }
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .output()
-    };
-    let mut log = String::new();
-    for args in [
-        &["install", "-y", "--no-install-recommends", "chromium"][..],
-        &["update"][..],
-        &["install", "-y", "--no-install-recommends", "chromium"][..],
-    ] {
-        match apt(args) {
-            Ok(out) => {
-                log.push_str(&String::from_utf8_lossy(&out.stderr));
-                if args[0] == "install" && out.status.success() && Path::new(CHROMIUM).exists() {
-                    return CHROMIUM;
-                }
-            }
-            Err(err) => log.push_str(&format!("cannot run apt-get: {err}\n")),
-        }
-    }
-    panic!(
-        "the browser test needs Chromium at {CHROMIUM} and could not install it. Install \
-         Debian's package as root (`apt-get install -y chromium`) and run the tests again.\n\
-         apt-get said:\n{log}"
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "the browser test needs Debian's Chromium at {CHROMIUM}. Install the tests' \
+         prerequisites with `bash .ci/deps` (as root: `apt-get install -y chromium \
+         chromium-driver`), or run the whole suite with `bash .ci/test`."
     );
+    CHROMIUM
 }
 
 /// Runs headless Chromium on `page` with `extra` arguments (a window size, a screenshot or
