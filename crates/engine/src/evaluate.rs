@@ -766,7 +766,7 @@ mod tests {
         for feature in Feature::all() {
             let spec = feature.spec();
             let r = random();
-            if spec.optional && r % 4 == 0 {
+            if spec.optional && r.is_multiple_of(4) {
                 continue;
             }
             let small = (r >> 8) % 12;
@@ -799,7 +799,7 @@ mod tests {
                         snapshot.set_float(feature, value);
                     }
                 }
-                FeatureType::Bool => snapshot.set_bool(feature, r % 2 == 0),
+                FeatureType::Bool => snapshot.set_bool(feature, r.is_multiple_of(2)),
                 FeatureType::Text if feature == Feature::PreviousTier => {
                     snapshot.set_text(feature, tiers[small as usize % tiers.len()]);
                 }

@@ -243,11 +243,10 @@ impl Evaluator<'_> {
                 let (name, value) = self.variable(*var, snapshot);
                 let mut display = display_value(&value);
                 let is_time = matches!(var, crate::rules::Var::Feature(feature) if feature.ty() == crate::feature::FeatureType::Time);
-                if let (true, Ok(seconds)) = (is_time, value.as_int()) {
-                    if let Some(time) = chrono::DateTime::from_timestamp(seconds, 0) {
+                if let (true, Ok(seconds)) = (is_time, value.as_int())
+                    && let Some(time) = chrono::DateTime::from_timestamp(seconds, 0) {
                         display = format!("{display} ({})", time.format("%Y-%m-%d %H:%M UTC"));
                     }
-                }
                 VariableValue {
                     name: name.to_owned(),
                     value: dynamic_to_json(&value),

@@ -857,16 +857,15 @@ fn missing_message(missing: &[String], found: &[String]) -> String {
         "; columns found: {}",
         list_names(found.iter().map(String::as_str))
     ));
-    if let [only] = found {
-        if let Some(separator) = [';', '\t', '|', ',']
+    if let [only] = found
+        && let Some(separator) = [';', '\t', '|', ',']
             .into_iter()
             .find(|c| only.contains(*c))
-        {
-            message.push_str(&format!(
-                "; is the delimiter right? the only column found contains `{}`",
-                separator.escape_default()
-            ));
-        }
+    {
+        message.push_str(&format!(
+            "; is the delimiter right? the only column found contains `{}`",
+            separator.escape_default()
+        ));
     }
     message
 }
@@ -1291,13 +1290,11 @@ impl BoundMapping<'_> {
             }
             let native_ok = !loaded;
             for (index, skip) in self.skips.iter().enumerate() {
-                if native_ok {
-                    if let Some(node) = &skip.native {
-                        match native::eval_row(node, &row) {
-                            Some(RowValue::Bool(true)) => return Ok(RowOutcome::Skip(index)),
-                            Some(RowValue::Bool(false)) => continue,
-                            _ => {}
-                        }
+                if native_ok && let Some(node) = &skip.native {
+                    match native::eval_row(node, &row) {
+                        Some(RowValue::Bool(true)) => return Ok(RowOutcome::Skip(index)),
+                        Some(RowValue::Bool(false)) => continue,
+                        _ => {}
                     }
                 }
                 if !loaded {
@@ -1361,20 +1358,20 @@ impl BoundMapping<'_> {
             values.push(value.or_else(|| plan.default.clone()));
         }
 
-        if let Some((a, q, p)) = self.amount {
-            if values[a].is_none() {
-                match (&values[q], &values[p]) {
-                    (Some(Value::Float(quantity)), Some(Value::Float(price))) => {
-                        values[a] = Some(Value::Float(quantity * price));
-                    }
-                    _ => {
-                        return Err(Rejection {
-                            column: self.plans[a].label.clone(),
-                            value: None,
-                            reason: "no amount, and no quantity and unit_price to compute it"
-                                .to_owned(),
-                        });
-                    }
+        if let Some((a, q, p)) = self.amount
+            && values[a].is_none()
+        {
+            match (&values[q], &values[p]) {
+                (Some(Value::Float(quantity)), Some(Value::Float(price))) => {
+                    values[a] = Some(Value::Float(quantity * price));
+                }
+                _ => {
+                    return Err(Rejection {
+                        column: self.plans[a].label.clone(),
+                        value: None,
+                        reason: "no amount, and no quantity and unit_price to compute it"
+                            .to_owned(),
+                    });
                 }
             }
         }

@@ -634,16 +634,17 @@ impl<'r> Planner<'r> {
                         from: before,
                         to: after,
                     } = &change.kind
+                        && changed == set
+                        && after.as_deref() == Some(segment)
+                        && before != after
                     {
-                        if changed == set && after.as_deref() == Some(segment) && before != after {
-                            push(
-                                change.at,
-                                format!(
-                                    "entered segment {set}: {segment} at {}",
-                                    local_text(change.at, tz)
-                                ),
-                            );
-                        }
+                        push(
+                            change.at,
+                            format!(
+                                "entered segment {set}: {segment} at {}",
+                                local_text(change.at, tz)
+                            ),
+                        );
                     }
                 }
             }
@@ -657,45 +658,45 @@ impl<'r> Planner<'r> {
             }
             Event::LowSatisfaction { below } => {
                 for feedback in events {
-                    if let EventKind::Feedback { score } = feedback.kind {
-                        if score < *below {
-                            push(
-                                feedback.at,
-                                format!(
-                                    "feedback {score} below {below} at {}",
-                                    local_text(feedback.at, tz)
-                                ),
-                            );
-                        }
+                    if let EventKind::Feedback { score } = feedback.kind
+                        && score < *below
+                    {
+                        push(
+                            feedback.at,
+                            format!(
+                                "feedback {score} below {below} at {}",
+                                local_text(feedback.at, tz)
+                            ),
+                        );
                     }
                 }
             }
             Event::NoOrder { after } => {
-                if let Some(last) = time_of(snapshot.get(Feature::LastOrderAt)) {
-                    if last + after < to {
-                        push(
-                            last + after,
-                            format!(
-                                "no order since {} ({}d)",
-                                local_text(last, tz),
-                                after / 86_400
-                            ),
-                        );
-                    }
+                if let Some(last) = time_of(snapshot.get(Feature::LastOrderAt))
+                    && last + after < to
+                {
+                    push(
+                        last + after,
+                        format!(
+                            "no order since {} ({}d)",
+                            local_text(last, tz),
+                            after / 86_400
+                        ),
+                    );
                 }
             }
             Event::NoContact { after } => {
-                if let Some(last) = last_contact {
-                    if last + after < to {
-                        push(
-                            last + after,
-                            format!(
-                                "no contact since {} ({}d)",
-                                local_text(last, tz),
-                                after / 86_400
-                            ),
-                        );
-                    }
+                if let Some(last) = last_contact
+                    && last + after < to
+                {
+                    push(
+                        last + after,
+                        format!(
+                            "no contact since {} ({}d)",
+                            local_text(last, tz),
+                            after / 86_400
+                        ),
+                    );
                 }
             }
             Event::Birthday { time } => {
@@ -741,10 +742,11 @@ fn yearly(
         let Some(day) = yearly_date(year, date.month(), date.day()) else {
             continue;
         };
-        if let Some(at) = local_instant(day, time, tz) {
-            if at >= from && at < to {
-                push(at);
-            }
+        if let Some(at) = local_instant(day, time, tz)
+            && at >= from
+            && at < to
+        {
+            push(at);
         }
     }
 }

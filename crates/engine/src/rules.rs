@@ -922,9 +922,11 @@ impl<'a> Loader<'a> {
         let has_catch_all = tiers
             .iter()
             .any(|tier| matches!(tier.expr.program, Program::Constant(true)));
-        if let Some(last) = tiers.last() {
-            if !has_catch_all && raw_tiers.len() == tiers.len() {
-                let diagnostic = self
+        if let Some(last) = tiers.last()
+            && !has_catch_all
+            && raw_tiers.len() == tiers.len()
+        {
+            let diagnostic = self
                     .at(
                         Severity::Warning,
                         last.expr.file,
@@ -933,8 +935,7 @@ impl<'a> Loader<'a> {
                         format!("some customers may get no tier: the last tier `{}` has a condition", last.info.id),
                     )
                     .with_hint("customers who match no tier get none; end with a catch-all tier (`when: true`) to give everyone a tier");
-                self.push(diagnostic);
-            }
+            self.push(diagnostic);
         }
         self.unreachable(&tiers, "tier");
         for set in &segment_sets {
@@ -1495,19 +1496,19 @@ impl<'a> Loader<'a> {
                 None => combined = Some(ast),
             }
         }
-        if let Some(library) = &combined {
-            if library.iter_functions().count() > Limits::MAX_FUNCTIONS {
-                let path = self.sources[libraries[0]].path.clone();
-                self.push(Diagnostic::error(
-                    &path,
-                    1,
-                    1,
-                    format!(
-                        "the libraries define more than {} functions",
-                        Limits::MAX_FUNCTIONS
-                    ),
-                ));
-            }
+        if let Some(library) = &combined
+            && library.iter_functions().count() > Limits::MAX_FUNCTIONS
+        {
+            let path = self.sources[libraries[0]].path.clone();
+            self.push(Diagnostic::error(
+                &path,
+                1,
+                1,
+                format!(
+                    "the libraries define more than {} functions",
+                    Limits::MAX_FUNCTIONS
+                ),
+            ));
         }
         self.library_ast = combined;
     }

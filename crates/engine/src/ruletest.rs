@@ -457,10 +457,10 @@ impl FileContext<'_> {
             ("rule_tier", &expect.rule_tier),
             ("pending_tier", &expect.pending_tier),
         ] {
-            if let Some(Some(Scalar(id))) = value {
-                if self.rules.tier_rank(id).is_none() {
-                    problems.push(self.unknown_tier(&case_path(index, &["expect", key]), id));
-                }
+            if let Some(Some(Scalar(id))) = value
+                && self.rules.tier_rank(id).is_none()
+            {
+                problems.push(self.unknown_tier(&case_path(index, &["expect", key]), id));
             }
         }
         let sets = self.rules.segment_sets();
@@ -476,17 +476,17 @@ impl FileContext<'_> {
                 ));
                 continue;
             };
-            if let Some(Scalar(id)) = segment {
-                if !set.segments.iter().any(|s| &s.id == id) {
-                    let ids = set.segments.iter().map(|s| s.id.as_str());
-                    let hint = hint_among(id, &format!("segments of `{name}`"), ids);
-                    problems.push(self.error(
-                        &path,
-                        false,
-                        format!("`{id}` is not a segment of `{name}`"),
-                        Some(hint),
-                    ));
-                }
+            if let Some(Scalar(id)) = segment
+                && !set.segments.iter().any(|s| &s.id == id)
+            {
+                let ids = set.segments.iter().map(|s| s.id.as_str());
+                let hint = hint_among(id, &format!("segments of `{name}`"), ids);
+                problems.push(self.error(
+                    &path,
+                    false,
+                    format!("`{id}` is not a segment of `{name}`"),
+                    Some(hint),
+                ));
             }
         }
         for (name, _) in &expect.scores.0 {
@@ -546,26 +546,26 @@ impl FileContext<'_> {
                 }
             }
         }
-        if let Some(expected) = expect.pending_count {
-            if expected != decision.pending_count {
-                differences.push((
-                    case_path(index, &["expect", "pending_count"]),
-                    format!(
-                        "expected pending count {expected}, got {}",
-                        decision.pending_count
-                    ),
-                    vec![format!("hysteresis: {}", explanation.hysteresis.verdict)],
-                ));
-            }
+        if let Some(expected) = expect.pending_count
+            && expected != decision.pending_count
+        {
+            differences.push((
+                case_path(index, &["expect", "pending_count"]),
+                format!(
+                    "expected pending count {expected}, got {}",
+                    decision.pending_count
+                ),
+                vec![format!("hysteresis: {}", explanation.hysteresis.verdict)],
+            ));
         }
-        if let Some(expected) = expect.pinned {
-            if expected != decision.pinned {
-                differences.push((
-                    case_path(index, &["expect", "pinned"]),
-                    format!("expected pinned {expected}, got {}", decision.pinned),
-                    vec![format!("reason: {}", decision.reason)],
-                ));
-            }
+        if let Some(expected) = expect.pinned
+            && expected != decision.pinned
+        {
+            differences.push((
+                case_path(index, &["expect", "pinned"]),
+                format!("expected pinned {expected}, got {}", decision.pinned),
+                vec![format!("reason: {}", decision.reason)],
+            ));
         }
         for (name, expected) in &expect.segments.0 {
             let expected = expected.as_ref().map(|s| s.0.as_str());

@@ -867,16 +867,16 @@ fn parse_quartz(expr: &str, tokens: &[(usize, &str)]) -> Result<Schedule, Schedu
     if !days.star {
         check_days_exist(days, months, tokens[3].0, 4)?;
     }
-    if let Some(years) = fields.get(6) {
-        if !any_date(&years.values, months, days, weekdays) {
-            return Err(ScheduleError {
-                field: Some(7),
-                field_name: Some(YEAR.name),
-                column: tokens[6].0,
-                message: "never fires: no date in these years matches the day and month fields"
-                    .to_owned(),
-            });
-        }
+    if let Some(years) = fields.get(6)
+        && !any_date(&years.values, months, days, weekdays)
+    {
+        return Err(ScheduleError {
+            field: Some(7),
+            field_name: Some(YEAR.name),
+            column: tokens[6].0,
+            message: "never fires: no date in these years matches the day and month fields"
+                .to_owned(),
+        });
     }
     let text: Vec<&str> = tokens.iter().map(|&(_, token)| token).collect();
     Ok(Schedule {

@@ -357,12 +357,12 @@ fn scan(path: &str, text: &str, limits: &YamlLimits) -> Result<Spans, Vec<Diagno
                 let mut diagnostic = syntax_diagnostic(path, text, &err);
                 // A flow collection left open on an earlier line is the usual real cause.
                 let open = guard.frames.iter().rev().find_map(|frame| frame.flow);
-                if let Some((line, column, bracket)) = open {
-                    if line < err.marker().line() {
-                        diagnostic = diagnostic.with_hint(format!(
-                            "the `{bracket}` at line {line}, column {column} is not closed"
-                        ));
-                    }
+                if let Some((line, column, bracket)) = open
+                    && line < err.marker().line()
+                {
+                    diagnostic = diagnostic.with_hint(format!(
+                        "the `{bracket}` at line {line}, column {column} is not closed"
+                    ));
                 }
                 guard.errors.push(diagnostic);
                 break;

@@ -167,20 +167,20 @@ fn check(root: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec
             return;
         }
     }
-    if let Some(allowed) = schema["enum"].as_array() {
-        if !allowed.contains(value) {
-            errors.push(format!("{at}: {value} is not one of {allowed:?}"));
-        }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        errors.push(format!("{at}: {value} is not one of {allowed:?}"));
     }
-    if let (Some(minimum), Some(number)) = (schema["minimum"].as_f64(), value.as_f64()) {
-        if number < minimum {
-            errors.push(format!("{at}: {number} < {minimum}"));
-        }
+    if let (Some(minimum), Some(number)) = (schema["minimum"].as_f64(), value.as_f64())
+        && number < minimum
+    {
+        errors.push(format!("{at}: {number} < {minimum}"));
     }
-    if let (Some(maximum), Some(number)) = (schema["maximum"].as_f64(), value.as_f64()) {
-        if number > maximum {
-            errors.push(format!("{at}: {number} > {maximum}"));
-        }
+    if let (Some(maximum), Some(number)) = (schema["maximum"].as_f64(), value.as_f64())
+        && number > maximum
+    {
+        errors.push(format!("{at}: {number} > {maximum}"));
     }
     if let Some(object) = value.as_object() {
         for required in schema["required"].as_array().into_iter().flatten() {
@@ -204,10 +204,10 @@ fn check(root: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec
         }
     }
     if let Some(array) = value.as_array() {
-        if let Some(minimum) = schema["minItems"].as_u64() {
-            if (array.len() as u64) < minimum {
-                errors.push(format!("{at}: fewer than {minimum} items"));
-            }
+        if let Some(minimum) = schema["minItems"].as_u64()
+            && (array.len() as u64) < minimum
+        {
+            errors.push(format!("{at}: fewer than {minimum} items"));
         }
         if schema["items"].is_object() {
             for (index, item) in array.iter().enumerate() {

@@ -449,7 +449,7 @@ fn import_pass<'a>(
                     _ => {}
                 }
                 run.report.read += 1;
-                if run.report.read % 8192 == 0 {
+                if run.report.read.is_multiple_of(8192) {
                     progress(Progress {
                         bytes: counter.load(Ordering::Relaxed),
                         total,

@@ -172,10 +172,10 @@ impl<'s, T> Cursor<'s, T> {
             self.advance()?;
         }
         while self.next.as_ref().is_some_and(|(id, _)| *id <= rowid) {
-            if let Some((id, value)) = self.next.take() {
-                if id == rowid {
-                    take(value);
-                }
+            if let Some((id, value)) = self.next.take()
+                && id == rowid
+            {
+                take(value);
             }
             self.advance()?;
         }

@@ -294,22 +294,22 @@ impl SmtpMailer {
     /// Sends on a kept connection if there is a usable one, else (or if it turns out stale) on
     /// a new one.
     fn deliver(&mut self, message: &BuiltMessage) -> Result<Delivered, SendError> {
-        if let Some(mut kept) = self.kept.take() {
-            if kept.idle_since.elapsed() < IDLE_LIMIT {
-                match Self::transaction(&mut kept.connection, message) {
-                    Err(failure) if is_stale(&failure) => {
-                        tracing::debug!(
-                            transport = "smtp",
-                            "kept connection was closed; reconnecting"
-                        );
-                    }
-                    outcome => return self.settle(kept, outcome),
+        if let Some(mut kept) = self.kept.take()
+            && kept.idle_since.elapsed() < IDLE_LIMIT
+        {
+            match Self::transaction(&mut kept.connection, message) {
+                Err(failure) if is_stale(&failure) => {
+                    tracing::debug!(
+                        transport = "smtp",
+                        "kept connection was closed; reconnecting"
+                    );
                 }
+                outcome => return self.settle(kept, outcome),
             }
-            // A stale or long-idle connection is dropped here without a QUIT: the server has
-            // probably closed it already, and a QUIT into a silently dead connection would
-            // wait a full timeout.
         }
+        // A stale or long-idle connection is dropped here without a QUIT: the server has
+        // probably closed it already, and a QUIT into a silently dead connection would
+        // wait a full timeout.
         let mut kept = Kept {
             connection: self.connect()?,
             idle_since: Instant::now(),
@@ -389,11 +389,11 @@ impl MailTransport for SmtpMailer {
 
 impl Drop for SmtpMailer {
     fn drop(&mut self) {
-        if let Some(mut kept) = self.kept.take() {
-            if kept.idle_since.elapsed() < IDLE_LIMIT {
-                // Courtesy only: the server cleans up either way.
-                let _ = kept.connection.quit();
-            }
+        if let Some(mut kept) = self.kept.take()
+            && kept.idle_since.elapsed() < IDLE_LIMIT
+        {
+            // Courtesy only: the server cleans up either way.
+            let _ = kept.connection.quit();
         }
     }
 }

@@ -487,16 +487,17 @@ fn assessments_larger_than_a_write_batch_record_every_row_and_change() {
     let ids: Vec<String> = (0..700).map(|i| format!("c{i:04}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     seed_customers(&mut store, &refs);
-    let tier =
-        |i: usize, round: usize| ["A", "B", "C"][(i + usize::from(round == 2 && i % 7 == 0)) % 3];
+    let tier = |i: usize, round: usize| {
+        ["A", "B", "C"][(i + usize::from(round == 2 && i.is_multiple_of(7))) % 3]
+    };
     let s1 = |i: usize, round: usize| {
-        if round == 2 && i % 4 == 0 {
+        if round == 2 && i.is_multiple_of(4) {
             "y"
         } else {
             ["x", "z"][i % 2]
         }
     };
-    let s2 = |i: usize, round: usize| (round == 1 && i % 5 == 0).then_some("in");
+    let s2 = |i: usize, round: usize| (round == 1 && i.is_multiple_of(5)).then_some("in");
 
     for round in [1, 2] {
         let decisions: Vec<TierDecision> = ids
