@@ -257,6 +257,35 @@ pub enum Command {
     /// A customer's data: show it, export all of it as JSON, or forget the customer.
     #[command(subcommand)]
     Customer(CustomerCommand),
+    /// Print a shell completion script, generated from this very command line.
+    ///
+    /// bash: `tiercare completions bash > ~/.local/share/bash-completion/completions/tiercare`;
+    /// zsh: `tiercare completions zsh > ~/.zfunc/_tiercare` (with `~/.zfunc` in `fpath`);
+    /// fish: `tiercare completions fish > ~/.config/fish/completions/tiercare.fish`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command into a folder.
+    ///
+    /// `tiercare man | man -l -` reads it; `tiercare man --out /usr/local/share/man/man1` installs
+    /// `tiercare.1` and a `tiercare-COMMAND.1` for every command. Generated from the same
+    /// definitions as `--help`, so the two always agree.
+    Man(ManArgs),
+}
+
+/// `tiercare completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `tiercare man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `tiercare.1` and one `tiercare-COMMAND.1` per command into this folder (created if
+    /// missing) instead of printing the main page.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `tiercare preview`.

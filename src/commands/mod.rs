@@ -8,6 +8,7 @@ mod owners;
 mod preview;
 mod report;
 mod rules;
+mod shell;
 mod tiers;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +52,8 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Outbox(args) => outbox::outbox(args, &workspace_dir, out),
         Command::Unsubscribe(args) => outbox::unsubscribe(args, &workspace_dir, out),
         Command::Owners(args) => owners::owners(args, &workspace_dir, out),
+        Command::Completions(args) => shell::completions(&args, out),
+        Command::Man(args) => shell::man(&args, out),
     }
 }
 

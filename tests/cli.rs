@@ -1,0 +1,77 @@
+//! The command line's generated parts: shell completions and manual pages come from the same
+//! clap definitions as `--help`.
+
+mod common;
+
+use std::process::Command;
+
+use common::run_in;
+
+#[test]
+fn bash_completions_are_valid_bash_and_know_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_in(dir.path(), &["completions", "bash"]);
+    run.assert_code(0);
+    for command in ["assess", "outbox", "customer", "completions", "man"] {
+        assert!(
+            run.stdout.contains(command),
+            "no {command} in:\n{}",
+            run.stdout
+        );
+    }
+    let script = dir.path().join("tiercare.bash");
+    std::fs::write(&script, &run.stdout).unwrap();
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        syntax.status.success(),
+        "bash -n refused the script: {}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+}
+
+#[test]
+fn every_shell_gets_a_script() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let run = run_in(dir.path(), &["completions", shell]);
+        run.assert_code(0);
+        assert!(run.stdout.contains("tiercare"), "{shell}: {}", run.stdout);
+    }
+    run_in(dir.path(), &["completions", "tcsh"]).assert_code(2);
+}
+
+#[test]
+fn the_manual_page_is_roff_and_says_what_help_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_in(dir.path(), &["man"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.starts_with(".ie \\n(.g .ds Aq"),
+        "{}",
+        &run.stdout[..200.min(run.stdout.len())]
+    );
+    assert!(run.stdout.contains(".TH tiercare 1"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("rule\\-driven customer tiering"),
+        "{}",
+        run.stdout
+    );
+
+    let pages = dir.path().join("man1");
+    let run = run_in(dir.path(), &["man", "--out", pages.to_str().unwrap()]);
+    run.assert_code(0);
+    for page in [
+        "tiercare.1",
+        "tiercare-assess.1",
+        "tiercare-outbox.1",
+        "tiercare-man.1",
+    ] {
+        let text = std::fs::read_to_string(pages.join(page))
+            .unwrap_or_else(|err| panic!("{page}: {err}; written: {}", run.stdout));
+        assert!(text.contains(".TH"), "{page} is not a manual page");
+    }
+}
