@@ -104,7 +104,10 @@ pub enum Command {
     /// assesses every customer with the workspace's rules as of --end. Then it runs the daemon
     /// (`tiercare run`) for --days days in simulated time, so the folder holds a month of
     /// follow-ups, tasks and care emails (DIR/mail/*.eml). The same --seed and --end give the
-    /// same data; running it again on the same folder re-imports and changes nothing.
+    /// same data, and so does the same day without --end: running it again on the same folder
+    /// that day re-imports, changes nothing and sends nothing. On a later day the history ends
+    /// later: the customers' data moves on under the same ids and the daemon catches up on the
+    /// days in between (mail already sent is never sent again).
     Demo(DemoArgs),
     /// Validate every rule file, script and email template: all errors at once, as
     /// path:line:col with a caret.
@@ -801,8 +804,9 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 
-    /// The last day of the generated history, YYYY-MM-DD [default: --days days before today,
-    /// so the simulated days end today].
+    /// The last day of the generated history, YYYY-MM-DD [default: the day --days + 1 days
+    /// before today (UTC), so the simulated days end where today begins; the same day always
+    /// gives the same data].
     #[arg(long, value_name = "DATE")]
     pub end: Option<chrono::NaiveDate>,
 

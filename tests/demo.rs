@@ -113,3 +113,52 @@ fn demo_refuses_a_zero_size() {
     out.assert_code(2);
     out.assert_stderr_contains("customers");
 }
+
+/// Without --end the history ends where the simulated days end, at the start of today: a second
+/// run the same day generates the same data, so it updates nothing and sends nothing.
+#[test]
+fn demo_without_end_is_the_same_all_day() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "demo",
+        "shop",
+        "--customers",
+        "150",
+        "--days",
+        "3",
+        "--json",
+    ];
+    let started = today_utc();
+    let first = common::run_in(tmp.path(), &args);
+    first.assert_code(0);
+    let second = common::run_in(tmp.path(), &args);
+    second.assert_code(0);
+    if today_utc() != started {
+        // Midnight (UTC) passed between the runs: the second one is a later day's demo.
+        return;
+    }
+    let output = second.json();
+    for report in output["imports"].as_array().unwrap() {
+        assert_eq!(report["imported"], 0, "{report}");
+        assert_eq!(report["updated"], 0, "{report}");
+    }
+    assert_eq!(
+        output["simulated"]["followups"], 0,
+        "{}",
+        output["simulated"]
+    );
+    assert_eq!(
+        output["simulated"]["emails_sent"], 0,
+        "{}",
+        output["simulated"]
+    );
+}
+
+/// Today's date in UTC, as days since the epoch.
+fn today_utc() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 86_400
+}

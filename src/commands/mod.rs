@@ -175,7 +175,15 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
             .and_hms_opt(23, 59, 59)
             .context("invalid --end date")?
             .and_utc(),
-        None => chrono::Utc::now() - chrono::Duration::days(i64::from(args.days)),
+        // The end of the day before the simulated days, which end where today begins (UTC):
+        // deterministic for the day, so a second run the same day changes nothing.
+        None => {
+            let today = chrono::Utc::now().date_naive();
+            (today - chrono::Duration::days(i64::from(args.days) + 1))
+                .and_hms_opt(23, 59, 59)
+                .context("invalid default --end date")?
+                .and_utc()
+        }
     };
     let spec = DemoSpec {
         customers: args.customers,
