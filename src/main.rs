@@ -26,15 +26,38 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    init_logging(cli.log_format, default_level);
+    let log_format = cli.log_format;
+    init_logging(log_format, default_level);
     let out = output::Output::new(cli.color);
     match commands::run(cli, &out) {
         Ok(code) => code,
         Err(err) => {
-            out.error(&format!("{err:#}"));
+            let message = error_text(&err);
+            match log_format {
+                cli::LogFormat::Human => out.error(&message),
+                // One JSON object on stderr, like every other diagnostic in this format.
+                cli::LogFormat::Json => tracing::error!(exit_code = 2, "{message}"),
+            }
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes in one line, each cause once: many of our errors already end with
+/// their source's text, which `{:#}` would print a second time.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 fn init_logging(format: cli::LogFormat, default_level: &str) {

@@ -75,3 +75,36 @@ fn the_manual_page_is_roff_and_says_what_help_says() {
         assert!(text.contains(".TH"), "{page} is not a manual page");
     }
 }
+
+#[test]
+fn an_error_names_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    run_in(dir.path(), &["init"]).assert_code(0);
+    let run = run_in(dir.path(), &["import", "customers", "missing.csv"]);
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr.matches("No such file or directory").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    run.assert_stderr_contains("missing.csv");
+}
+
+#[test]
+fn with_json_logs_an_error_is_a_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    run_in(dir.path(), &["init"]).assert_code(0);
+    let run = run_in(
+        dir.path(),
+        &["--log-format", "json", "import", "customers", "missing.csv"],
+    );
+    run.assert_code(2);
+    let line = run.stderr.lines().last().expect("an error line");
+    let error: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {}", run.stderr));
+    assert_eq!(error["level"], "ERROR", "{error}");
+    assert_eq!(error["fields"]["exit_code"], 2, "{error}");
+    let message = error["fields"]["message"].as_str().unwrap();
+    assert!(message.contains("missing.csv"), "{error}");
+}
