@@ -578,9 +578,15 @@ pub struct TasksArgs {
     /// What to do [default: list].
     #[command(subcommand)]
     pub command: Option<TasksCommand>,
-    /// Only this manager's tasks (their manager_id), when listing.
-    #[arg(long, global = true, value_name = "NAME")]
+    /// Only this manager's tasks, when listing: their manager_id or their name (any case). A
+    /// manager the workspace does not have is an error, with the managers it has.
+    #[arg(long, global = true, value_name = "ID|NAME")]
     pub owner: Option<String>,
+    /// When listing, show at most N tasks (0: all) [default: 50 in the table, all with
+    /// --json]; the heading still counts every task, and a last line says how many were left
+    /// out.
+    #[arg(long, global = true, value_name = "N")]
+    pub limit: Option<usize>,
     /// Print the result as JSON.
     #[arg(long, global = true)]
     pub json: bool,

@@ -275,6 +275,18 @@ fn tasks_list_done_and_snooze_round_trip() {
     let alice = alice.as_array().unwrap();
     assert!(!alice.is_empty());
     assert!(alice.iter().all(|task| task["assignee"] == "alice"));
+    // By name too, in any case; a manager the workspace lacks is an error naming those it has.
+    let out = ws.run(&["tasks", "--owner", "alice chen", "--json"]);
+    out.assert_code(0);
+    assert_eq!(out.json().as_array().unwrap().len(), alice.len());
+    let out = ws.run(&["tasks", "--owner", "Lucy Green"]);
+    out.assert_code(2);
+    out.assert_stderr_contains("no manager has the id or name `Lucy Green`");
+    out.assert_stderr_contains("alice (Alice Chen)");
+    // A long list is cut, saying how many more there are.
+    let out = ws.run(&["tasks", "--limit", "1"]);
+    out.assert_code(0);
+    out.assert_stdout_contains(&format!("... and {} more", tasks.len() - 1));
     let out = ws.run(&["tasks"]);
     out.assert_code(0);
     out.assert_stdout_contains("OVERDUE");

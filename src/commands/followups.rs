@@ -278,6 +278,53 @@ fn print_task(task: &Task, timezone: chrono_tz::Tz, out: &Output) {
     ));
 }
 
+/// Tasks the table shows when no --limit is given.
+const TASKS_SHOWN: usize = 50;
+
+/// The manager_id `owner` names: a manager's id, or else their name in any case.
+fn manager_id(store: &tiercare_store::Store, owner: &str) -> anyhow::Result<String> {
+    let managers = store.managers()?;
+    if let Some(manager) = managers.iter().find(|m| m.external_id == owner) {
+        return Ok(manager.external_id.clone());
+    }
+    let by_name: Vec<_> = managers
+        .iter()
+        .filter(|m| m.name.to_lowercase() == owner.trim().to_lowercase())
+        .collect();
+    match by_name.as_slice() {
+        [manager] => Ok(manager.external_id.clone()),
+        [] => {
+            let known: Vec<String> = managers
+                .iter()
+                .take(12)
+                .map(|m| format!("{} ({})", m.external_id, m.name))
+                .collect();
+            anyhow::bail!(
+                "no manager has the id or name `{owner}`; the workspace's managers: {}{}",
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                },
+                if managers.len() > known.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            )
+        }
+        several => anyhow::bail!(
+            "{} managers are called `{owner}`: give one of their ids ({})",
+            several.len(),
+            several
+                .iter()
+                .map(|m| m.external_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 pub fn tasks(args: TasksArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let workspace = Workspace::open(workspace_dir)?;
     let timezone = workspace.config().timezone;
@@ -289,26 +336,46 @@ pub fn tasks(args: TasksArgs, workspace_dir: &Path, out: &Output) -> anyhow::Res
     let mut store = workspace.open_store()?;
     match command {
         TasksCommand::List { view, customer } => {
+            let assignee = match &args.owner {
+                Some(owner) => Some(manager_id(&store, owner)?),
+                None => None,
+            };
             let filter = TaskFilter {
-                assignee: args.owner,
+                assignee,
                 customer,
                 view: task_view(view),
                 ..TaskFilter::default()
             };
-            let tasks = store.tasks(&filter, now)?;
+            let mut tasks = store.tasks(&filter, now)?;
+            let limit = match args.limit {
+                Some(0) => None,
+                Some(limit) => Some(limit),
+                None if args.json => None,
+                None => Some(TASKS_SHOWN),
+            };
+            let total = tasks.len();
+            let overdue = tasks.iter().filter(|t| t.overdue).count();
+            if let Some(limit) = limit {
+                tasks.truncate(limit);
+            }
             if args.json {
                 out.json(&tasks)?;
             } else if tasks.is_empty() {
                 out.line("no tasks");
             } else {
-                let overdue = tasks.iter().filter(|t| t.overdue).count();
                 out.heading(&format!(
                     "{} task(s), {} overdue",
-                    n(tasks.len() as u64),
+                    n(total as u64),
                     n(overdue as u64)
                 ));
                 for task in &tasks {
                     print_task(task, timezone, out);
+                }
+                if total > tasks.len() {
+                    out.line(&format!(
+                        "... and {} more: --limit N shows more, --limit 0 all, --json everything",
+                        n((total - tasks.len()) as u64)
+                    ));
                 }
             }
         }
