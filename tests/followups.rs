@@ -310,6 +310,12 @@ fn tasks_list_done_and_snooze_round_trip() {
     // Done twice, or an unknown id: exit 2, with a clear message, nothing changed.
     let out = ws.run(&["tasks", "done", &id]);
     out.assert_code(2);
+    // When, as a date and time (not raw unix seconds).
+    assert!(
+        out.stderr.contains("by alice at 20") && out.stderr.contains(" UTC)"),
+        "{}",
+        out.stderr
+    );
     out.assert_stderr_contains("already done");
     let out = ws.run(&["tasks", "done", "9999"]);
     out.assert_code(2);

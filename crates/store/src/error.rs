@@ -186,7 +186,7 @@ pub enum StoreError {
     },
 
     /// The task was already done; nothing was changed.
-    #[error("task #{id} is already done (by {done_by} at {done_at}): nothing to change")]
+    #[error("task #{id} is already done (by {done_by} at {}): nothing to change", utc_time(*done_at))]
     TaskAlreadyDone {
         /// The task's id.
         id: i64,
@@ -370,4 +370,13 @@ mod tests {
         let text = StoreError::NotTiercare { path }.to_string();
         assert!(text.starts_with("/data/tiercare.db is not a tiercare database"));
     }
+}
+
+/// `at` (unix seconds) as an ISO 8601 date and time in UTC, for messages: the store knows no
+/// workspace time zone, and raw seconds mean nothing to a reader.
+pub(crate) fn utc_time(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0).map_or_else(
+        || at.to_string(),
+        |time| time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
 }

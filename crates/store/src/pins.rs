@@ -91,8 +91,10 @@ impl Store {
         }
         if let Some(until) = until.filter(|&until| until <= now) {
             return Err(refuse(format!(
-                "it would end at {until}, which is not after now ({now}): give a later end \
-                 time, or none"
+                "it would end at {}, which is not after now ({}): give a later end time, or \
+                 none",
+                crate::error::utc_time(until),
+                crate::error::utc_time(now)
             )));
         }
         let tx = self
