@@ -63,6 +63,7 @@ fn show_and_export_cover_everything_held() {
     show.assert_stdout_contains(&email);
     show.assert_stdout_contains("complaints: 2 (1 open)");
     show.assert_stdout_contains("emails: 2");
+    show.assert_stdout_contains("feedback: 1 (mean score");
 
     let export = ws.run(&["customer", "export", ID]).json();
     assert_eq!(export["customer"]["external_id"], ID);

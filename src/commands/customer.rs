@@ -209,6 +209,26 @@ fn show(id: &str, export: &Value, out: &Output) {
             }
         ));
     }
+    let feedback = list(export, "feedback");
+    if !feedback.is_empty() {
+        let scores: Vec<f64> = feedback
+            .iter()
+            .filter_map(|f| f.get("score").and_then(Value::as_f64))
+            .collect();
+        let mean = scores.iter().sum::<f64>() / scores.len().max(1) as f64;
+        out.heading(&format!(
+            "feedback: {} (mean score {mean:.1})",
+            feedback.len()
+        ));
+        for answer in recent(feedback) {
+            let score = answer.get("score").and_then(Value::as_f64).unwrap_or(0.0);
+            out.line(&format!(
+                "  {}  {score:>4}  {}",
+                time(answer, "given_at"),
+                text(answer, "comment")
+            ));
+        }
+    }
     let emails = list(export, "emails");
     out.heading(&format!("emails: {}", emails.len()));
     for email in recent(emails) {
