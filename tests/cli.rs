@@ -108,3 +108,30 @@ fn with_json_logs_an_error_is_a_json_line() {
     let message = error["fields"]["message"].as_str().unwrap();
     assert!(message.contains("missing.csv"), "{error}");
 }
+
+/// A new user's six mistakes in four rule files (an unknown key, a misspelt feature, a tier id
+/// given twice, a condition that is not a boolean, a `.rhai` syntax error, a top-level `let`):
+/// one `check` reports all six, and nothing that only follows from them.
+#[test]
+fn check_reports_six_independent_mistakes_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/engine/tests/fixtures/rules/six_mistakes");
+    let run = run_in(dir.path(), &["check", "--rules", rules.to_str().unwrap()]);
+    run.assert_code(1);
+    for expected in [
+        "unknown key `colour` in `tiering`",
+        "uses `revenue_share_befor`, which is not a feature or a score",
+        "did you mean `revenue_share_before`?",
+        "duplicate tier id `B`",
+        "`segments.activity[0].when` must return true or false",
+        "helpers.rhai:3:20: error: syntax error: unexpected '}'",
+        "helpers.rhai:1:1: error: a function library may only define functions",
+    ] {
+        run.assert_stderr_contains(expected);
+    }
+    // No cascade: the follow-up's `tiers: [C]` and the missing section are not reported.
+    assert!(!run.stderr.contains("is not a tier"), "{}", run.stderr);
+    assert!(!run.stderr.contains("no rule file defines"), "{}", run.stderr);
+    run.assert_stderr_contains("7 error(s)");
+}

@@ -250,7 +250,12 @@ pub(crate) fn closest<'a>(
             let longest = wrong.chars().count().max(candidate.chars().count());
             *distance <= 2.max(longest / 3) && *distance < longest
         })
-        .min_by_key(|(distance, _)| *distance)
+        // Among equals, a real typo (two edits at most) first: `revenue_share_before` for
+        // `revenue_share_befor`, though `revenue_share` is contained in it.
+        .min_by_key(|(distance, candidate)| {
+            let edits = edit_distance(&wrong_lower, &candidate.to_lowercase());
+            (*distance, edits.min(3))
+        })
         .map(|(_, candidate)| candidate)
 }
 

@@ -596,6 +596,38 @@ pub(crate) struct Loader<'a> {
     library_ast: Option<AST>,
 }
 
+/// A `.rhai` library's parse error as a diagnostic, with the hint for the usual one (a function
+/// reading a variable it was not given).
+fn library_parse_error(path: &str, text: &str, err: &rhai::ParseError) -> Diagnostic {
+    let script_error = ScriptError::Parse(err);
+    let (line, column) = script_error.position().unwrap_or((1, 1));
+    let mut diagnostic = Diagnostic::error(
+        path,
+        line,
+        column,
+        format!("syntax error: {}", script_error.message()),
+    )
+    .with_source(text);
+    if let ParseErrorType::VariableUndefined(name) = err.err_type() {
+        diagnostic.message = format!(
+            "`{name}` is not a parameter of this function: a function sees only its parameters"
+        );
+        diagnostic = diagnostic.with_hint(
+            "Rhai functions cannot see the caller's variables (features, scores): pass them as arguments",
+        );
+    }
+    diagnostic
+}
+
+/// Whether a rule file's text has a top-level `tiering:` key (read without parsing it, for a
+/// file that could not be parsed).
+fn declares_tiering(text: &str) -> bool {
+    text.lines().any(|line| {
+        line.strip_prefix("tiering")
+            .is_some_and(|rest| rest.trim_start().starts_with(':'))
+    })
+}
+
 impl<'a> Loader<'a> {
     fn new(files: &'a [RuleFile]) -> Self {
         let mut files: Vec<&RuleFile> = files.iter().collect();
@@ -668,12 +700,23 @@ impl<'a> Loader<'a> {
 
         // Parse every YAML file; compile every library.
         let mut parsed: Vec<(usize, RawRuleFile)> = Vec::new();
+        // A file that could not be read declares `tiering`: its problems are reported, and
+        // nothing that follows from the missing tiers is (no cascade).
+        let mut unreadable_tiering = false;
         let mut libraries = Vec::new();
         for file in self.files.clone() {
             let path = file.path.as_str();
             if path.ends_with(".yaml") || path.ends_with(".yml") {
-                match yaml::parse::<Option<RawRuleFile>>(path, &file.text, &YamlLimits::default()) {
-                    Ok(document) => {
+                // Unknown keys are reported and left out, so the rest of the file is still
+                // validated (and its sections exist for the other files' references).
+                let (document, errors) = yaml::parse_recovering::<Option<RawRuleFile>>(
+                    path,
+                    &file.text,
+                    &YamlLimits::default(),
+                );
+                self.diagnostics.extend(errors);
+                match document {
+                    Some(document) => {
                         self.sources.push(SourceFile {
                             path: path.to_owned(),
                             text: file.text.clone(),
@@ -683,7 +726,11 @@ impl<'a> Loader<'a> {
                             parsed.push((self.sources.len() - 1, raw));
                         }
                     }
-                    Err(errors) => self.diagnostics.extend(errors),
+                    None => {
+                        if declares_tiering(&file.text) {
+                            unreadable_tiering = true;
+                        }
+                    }
                 }
             } else if path.ends_with(".rhai") {
                 self.sources.push(SourceFile {
@@ -725,7 +772,7 @@ impl<'a> Loader<'a> {
             }
         }
         let parsed_any = !parsed.is_empty();
-        if tiering.is_none() && parsed_any {
+        if tiering.is_none() && parsed_any && !unreadable_tiering {
             let file = parsed[0].0;
             let diagnostic = self
                 .at(
@@ -739,6 +786,7 @@ impl<'a> Loader<'a> {
             self.push(diagnostic);
         }
 
+        let tiers_unknown = tiering.is_none();
         let (window, reassess, downgrade_after, raw_tiers) = match tiering {
             Some((file, raw)) => {
                 let window = self.window(file, raw);
@@ -890,7 +938,15 @@ impl<'a> Loader<'a> {
         }
 
         // Follow-ups and the contact policy.
-        let tier_ids: Vec<String> = raw_tiers.iter().map(|rule| rule.id.clone()).collect();
+        let mut tier_ids: Vec<String> = Vec::with_capacity(raw_tiers.len());
+        let mut duplicate_tier = false;
+        for rule in &raw_tiers {
+            if tier_ids.contains(&rule.id) {
+                duplicate_tier = true;
+            } else {
+                tier_ids.push(rule.id.clone());
+            }
+        }
         let set_ids: Vec<(String, Vec<String>)> = pending_sets
             .iter()
             .map(|(name, rules)| {
@@ -900,9 +956,21 @@ impl<'a> Loader<'a> {
                 )
             })
             .collect();
+        let references_from = self.diagnostics.len();
         let contact_policy = self.contact_policy(&parsed, &tier_ids);
         let assignment = self.assignment(&parsed, &tier_ids);
         let followups = self.followups(&parsed, &tier_ids, &set_ids, scope_all);
+        if tiers_unknown || duplicate_tier {
+            // Without a readable `tiering`, or with a tier id given twice (another tier's id
+            // mistyped), tier names cannot be checked: "`C` is not a tier" would only repeat,
+            // once per reference, the problem already reported.
+            let mut index = 0;
+            self.diagnostics.retain(|diagnostic| {
+                index += 1;
+                index <= references_from
+                    || !diagnostic.message.ends_with("is not a tier of the rules")
+            });
+        }
 
         // Lints and reachability.
         for followup in &followups {
@@ -986,9 +1054,9 @@ impl<'a> Loader<'a> {
             sources: self.sources,
         };
         let mut diagnostics = self.diagnostics;
-        if !has_errors {
-            diagnostics.extend(trial_run(&rules));
-        }
+        // With errors elsewhere only what an expression returns is checked: a failure could be
+        // a consequence of them (a library that did not compile, a missing score).
+        diagnostics.extend(trial_run(&rules, has_errors));
         let order: HashMap<&str, usize> = self
             .files
             .iter()
@@ -1422,32 +1490,6 @@ impl<'a> Loader<'a> {
                 ));
                 continue;
             }
-            let ast = match self.engine.compile(&text) {
-                Ok(ast) => ast,
-                Err(err) => {
-                    let script_error = ScriptError::Parse(&err);
-                    let (line, column) = script_error.position().unwrap_or((1, 1));
-                    let mut diagnostic = Diagnostic::error(
-                        &path,
-                        line,
-                        column,
-                        format!("syntax error: {}", script_error.message()),
-                    )
-                    .with_source(&text);
-                    if matches!(err.err_type(), ParseErrorType::VariableUndefined(_)) {
-                        if let ParseErrorType::VariableUndefined(name) = err.err_type() {
-                            diagnostic.message = format!(
-                                "`{name}` is not a parameter of this function: a function sees only its parameters"
-                            );
-                        }
-                        diagnostic = diagnostic.with_hint(
-                            "Rhai functions cannot see the caller's variables (features, scores): pass them as arguments",
-                        );
-                    }
-                    self.push(diagnostic);
-                    continue;
-                }
-            };
             let items = script_lint::library_items(&text);
             if let Some((line, column)) = items.first_statement {
                 self.push(
@@ -1455,6 +1497,32 @@ impl<'a> Loader<'a> {
                         .with_source(&text)
                         .with_hint("top-level statements are not allowed in a `.rhai` file; put the code inside a `fn`, or in a rule's `when`"),
                 );
+            }
+            let ast = match self.engine.compile(&text) {
+                Ok(ast) => ast,
+                Err(err) => {
+                    // Rhai stops at its first error: compile each function alone (the rest of
+                    // the file blanked, positions kept) to report every function's problem.
+                    let mut found: Vec<Diagnostic> = Vec::new();
+                    for function in &items.functions {
+                        let alone = script_lint::keep_only(&text, function.span);
+                        if let Err(err) = self.engine.compile(&alone) {
+                            let diagnostic = library_parse_error(&path, &text, &err);
+                            if !found.contains(&diagnostic) {
+                                found.push(diagnostic);
+                            }
+                        }
+                    }
+                    if found.is_empty() {
+                        found.push(library_parse_error(&path, &text, &err));
+                    }
+                    for diagnostic in found {
+                        self.push(diagnostic);
+                    }
+                    continue;
+                }
+            };
+            if items.first_statement.is_some() {
                 continue;
             }
             for function in &items.functions {
@@ -1556,7 +1624,9 @@ fn unknown_name_message(
 
 /// Runs every expression once for a customer without data, to find conditions that cannot
 /// return a boolean, scores that cannot return a number, unknown functions and endless loops.
-fn trial_run(rules: &RuleSet) -> Vec<Diagnostic> {
+/// With `returns_only` (the rule set has errors already), only values of the wrong type are
+/// reported.
+fn trial_run(rules: &RuleSet, returns_only: bool) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let snapshot = Snapshot::new();
     let mut evaluator = rules.evaluator();
@@ -1576,7 +1646,7 @@ fn trial_run(rules: &RuleSet) -> Vec<Diagnostic> {
                     "bool" => value.is_bool(),
                     _ => value.is_int() || value.is_float(),
                 };
-                if fits {
+                if fits || (returns_only && value.is_unit()) {
                     return;
                 }
                 if value.is_unit() {
@@ -1623,6 +1693,7 @@ fn trial_run(rules: &RuleSet) -> Vec<Diagnostic> {
                     rule_diagnostic(rules, expr, Severity::Error, message, Some(hint.to_owned()))
                 }
             }
+            Err(_) if returns_only => return,
             Err(err) => match err.unwrap_inner() {
                 EvalAltResult::ErrorFunctionNotFound(signature, _) => {
                     let name = signature.split(" (").next().unwrap_or(signature).trim();

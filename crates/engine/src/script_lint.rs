@@ -94,6 +94,9 @@ pub(crate) struct LibraryFunction<'a> {
     pub(crate) params: Vec<&'a str>,
     pub(crate) line: usize,
     pub(crate) column: usize,
+    /// 1-based line and column of its `fn` and of the last token of its body (the closing
+    /// `}`, or the last token of the file when it is missing).
+    pub(crate) span: ((usize, usize), (usize, usize)),
 }
 
 /// What a function library holds at its top level.
@@ -137,12 +140,8 @@ pub(crate) fn library_items(source: &str) -> LibraryItems<'_> {
                         }
                     }
                 }
-                items.functions.push(LibraryFunction {
-                    name,
-                    params,
-                    line: *line,
-                    column: *column,
-                });
+                let start = (token.line, token.column);
+                let (name_line, name_column) = (*line, *column);
                 // Skip the body: from its `{` to the matching `}`.
                 let mut depth = 0usize;
                 while let Some(t) = tokens.get(j) {
@@ -158,6 +157,16 @@ pub(crate) fn library_items(source: &str) -> LibraryItems<'_> {
                         _ => {}
                     }
                 }
+                let end = tokens
+                    .get(j.saturating_sub(1))
+                    .map_or(start, |t| (t.line, t.column));
+                items.functions.push(LibraryFunction {
+                    name,
+                    params,
+                    line: name_line,
+                    column: name_column,
+                    span: (start, end),
+                });
                 i = j;
             }
             _ => {
@@ -192,6 +201,27 @@ struct Token<'a> {
     /// 1-based line and column in the script.
     line: usize,
     column: usize,
+}
+
+/// `source` with every character outside the 1-based, inclusive `span` of lines and columns
+/// (columns count characters) replaced by a space, line breaks kept: the text compiles as that
+/// part alone, with every position unchanged.
+pub(crate) fn keep_only(source: &str, span: ((usize, usize), (usize, usize))) -> String {
+    let (start, end) = span;
+    let (mut line, mut column) = (1, 1);
+    source
+        .chars()
+        .map(|c| {
+            let inside = (line, column) >= start && (line, column) <= end;
+            if c == '\n' {
+                line += 1;
+                column = 1;
+                return c;
+            }
+            column += 1;
+            if inside || c == '\r' { c } else { ' ' }
+        })
+        .collect()
 }
 
 /// A rough tokenizer, good enough to spot `name <op> number` outside strings and comments.

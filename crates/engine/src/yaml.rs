@@ -242,15 +242,145 @@ impl Spans {
 ///
 /// # Errors
 /// Every problem as a [`Diagnostic`] located in `path`: the guard pass reports all duplicate keys
-/// it finds (and stops at the first syntax error or limit), deserialization reports its first
-/// error.
+/// it finds (and stops at the first syntax error or limit); deserialization reports every
+/// unknown key (see [`parse_recovering`]) and then its first other error.
 pub fn parse<T: DeserializeOwned>(
     path: &str,
     text: &str,
     limits: &YamlLimits,
 ) -> Result<Document<T>, Vec<Diagnostic>> {
+    match parse_recovering(path, text, limits) {
+        (Some(document), errors) if errors.is_empty() => Ok(document),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// How many unknown keys one file may report before deserialization gives up recovering.
+const MAX_RECOVERED_KEYS: usize = 32;
+
+/// Parses like [`parse`], but keeps going past unknown keys: each one is reported, its entry
+/// (the key's line and the lines of its value) is blanked out of a copy of the text, which keeps
+/// every other line where it was, and the copy is deserialized again. So a file with an unknown
+/// key and other mistakes reports all of them in one run, and the caller gets the value
+/// without the unknown keys to validate further (no cascade of "missing section" errors).
+///
+/// Returns the value when deserialization succeeded in the end, and every diagnostic. Only block
+/// mapping keys alone at the start of their line are blanked out; any other error ends the
+/// recovery with that error and no value.
+pub fn parse_recovering<T: DeserializeOwned>(
+    path: &str,
+    text: &str,
+    limits: &YamlLimits,
+) -> (Option<Document<T>>, Vec<Diagnostic>) {
+    let mut errors = Vec::new();
+    let mut current = std::borrow::Cow::Borrowed(text);
+    let mut blanked_parents: Vec<Vec<PathSeg>> = Vec::new();
+    for _ in 0..=MAX_RECOVERED_KEYS {
+        match parse_once::<T>(path, &current, limits) {
+            Ok(document) => return (Some(document), errors),
+            Err(Failure::Guard(mut found)) => {
+                errors.append(&mut found);
+                return (None, errors);
+            }
+            Err(Failure::Serde(diagnostic, problem)) => {
+                // A key missing from a mapping that had an unknown key blanked out is most
+                // likely that key misspelt (`tier:` for `tiers:`): reported once, not twice.
+                if let SerdeProblem::MissingKey(parent) = &problem
+                    && blanked_parents.contains(parent)
+                {
+                    return (None, errors);
+                }
+                let blanked = match problem {
+                    SerdeProblem::UnknownKey(line, column, parent) => {
+                        blanked_parents.push(parent);
+                        blank_entry(&current, line, column)
+                    }
+                    _ => None,
+                };
+                // Diagnostics quote the file as written, not the blanked copy.
+                errors.push(diagnostic.with_source(text));
+                match blanked {
+                    Some(next) => current = std::borrow::Cow::Owned(next),
+                    None => return (None, errors),
+                }
+            }
+        }
+    }
+    (None, errors)
+}
+
+/// Why one deserialization attempt failed.
+enum Failure {
+    /// The guard pass refused the file (syntax, limits, duplicate keys).
+    Guard(Vec<Diagnostic>),
+    /// serde_yaml refused it.
+    Serde(Diagnostic, SerdeProblem),
+}
+
+/// What kind of serde_yaml error a diagnostic came from, for recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SerdeProblem {
+    /// An unknown key found in the file: its line and column, and the path of its mapping.
+    UnknownKey(usize, usize, Vec<PathSeg>),
+    /// A missing key, in the mapping at this path.
+    MissingKey(Vec<PathSeg>),
+    /// Anything else.
+    Other,
+}
+
+/// The entry of the block mapping key at `line`:`column` (1-based) blanked out: the key's line
+/// and the following lines that belong to its value (indented deeper, or a `- ` item at the
+/// key's own indentation) become empty, so every other line keeps its number. `None` when the
+/// key does not start its line (a flow mapping, a `- key:` item), where blanking would change
+/// the structure around it.
+fn blank_entry(text: &str, line: usize, column: usize) -> Option<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let key_line = lines.get(line.checked_sub(1)?)?;
+    let indent = column.checked_sub(1)?;
+    let prefix: String = key_line.chars().take(indent).collect();
+    if prefix.chars().count() != indent || !prefix.chars().all(|c| c == ' ') {
+        return None;
+    }
+    let mut end = line; // lines[line - 1 .. end] are the entry
+    while let Some(next) = lines.get(end) {
+        let content = next.trim_end_matches(['\n', '\r']);
+        let trimmed = content.trim_start_matches(' ');
+        let depth = content.len() - trimmed.len();
+        let belongs = trimmed.is_empty()
+            || depth > indent
+            || (depth == indent && (trimmed == "-" || trimmed.starts_with("- ")));
+        if !belongs {
+            break;
+        }
+        end += 1;
+    }
+    // Trailing blank lines are nobody's: leave them.
+    while end > line && lines[end - 1].trim().is_empty() {
+        end -= 1;
+    }
+    let mut out = String::with_capacity(text.len());
+    for (index, original) in lines.iter().enumerate() {
+        if index + 1 >= line && index < end {
+            if original.ends_with("\r\n") {
+                out.push_str("\r\n");
+            } else if original.ends_with('\n') {
+                out.push('\n');
+            }
+        } else {
+            out.push_str(original);
+        }
+    }
+    Some(out)
+}
+
+/// One attempt: size, guard pass, deserialization.
+fn parse_once<T: DeserializeOwned>(
+    path: &str,
+    text: &str,
+    limits: &YamlLimits,
+) -> Result<Document<T>, Failure> {
     if text.len() > limits.max_bytes {
-        return Err(vec![
+        return Err(Failure::Guard(vec![
             Diagnostic::error(
                 path,
                 1,
@@ -262,12 +392,15 @@ pub fn parse<T: DeserializeOwned>(
                 ),
             )
             .with_hint("a rule or mapping file should be a few kilobytes; is this the right file?"),
-        ]);
+        ]));
     }
-    let spans = scan(path, text, limits)?;
+    let spans = scan(path, text, limits).map_err(Failure::Guard)?;
     match serde_yaml::from_str::<T>(text) {
         Ok(value) => Ok(Document { value, spans }),
-        Err(err) => Err(vec![serde_diagnostic(path, text, &spans, &err)]),
+        Err(err) => {
+            let (diagnostic, problem) = serde_diagnostic(path, text, &spans, &err);
+            Err(Failure::Serde(diagnostic, problem))
+        }
     }
 }
 
@@ -775,8 +908,15 @@ fn quoted_layout(
     }
 }
 
-/// Converts a serde_yaml error into a diagnostic, locating unknown keys at the key itself.
-fn serde_diagnostic(path: &str, text: &str, spans: &Spans, err: &serde_yaml::Error) -> Diagnostic {
+/// Converts a serde_yaml error into a diagnostic, locating unknown keys at the key itself; with
+/// the key's line and column when it is an unknown key found in the file.
+fn serde_diagnostic(
+    path: &str,
+    text: &str,
+    spans: &Spans,
+    err: &serde_yaml::Error,
+) -> (Diagnostic, SerdeProblem) {
+    let mut problem = SerdeProblem::Other;
     let mut message = err.to_string();
     let (mut line, mut column) = (1, 1);
     if let Some(location) = err.location() {
@@ -807,6 +947,7 @@ fn serde_diagnostic(path: &str, text: &str, spans: &Spans, err: &serde_yaml::Err
         if let Some(span) = spans.key(&field_path) {
             line = span.line;
             column = span.column;
+            problem = SerdeProblem::UnknownKey(line, column, key_path.clone());
         }
         hint = Some(if valid.is_empty() {
             "no keys are allowed here".to_owned()
@@ -819,6 +960,7 @@ fn serde_diagnostic(path: &str, text: &str, spans: &Spans, err: &serde_yaml::Err
             format!("unknown key `{field}` in `{shown_path}`")
         };
     } else if let Some(rest) = message.strip_prefix("missing field `") {
+        problem = SerdeProblem::MissingKey(key_path.clone());
         let field = rest.split('`').next().unwrap_or(rest);
         message = if shown_path.is_empty() {
             format!("missing key `{field}`")
@@ -844,10 +986,11 @@ fn serde_diagnostic(path: &str, text: &str, spans: &Spans, err: &serde_yaml::Err
         message = format!("`{shown_path}`: {message}");
     }
     let diagnostic = Diagnostic::error(path, line, column, message).with_source(text);
-    match hint {
+    let diagnostic = match hint {
         Some(hint) => diagnostic.with_hint(hint),
         None => diagnostic,
-    }
+    };
+    (diagnostic, problem)
 }
 
 /// Parses serde_yaml's path display (`a.b[2].c`) into segments.
