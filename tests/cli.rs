@@ -132,6 +132,10 @@ fn check_reports_six_independent_mistakes_in_one_run() {
     }
     // No cascade: the follow-up's `tiers: [C]` and the missing section are not reported.
     assert!(!run.stderr.contains("is not a tier"), "{}", run.stderr);
-    assert!(!run.stderr.contains("no rule file defines"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("no rule file defines"),
+        "{}",
+        run.stderr
+    );
     run.assert_stderr_contains("7 error(s)");
 }

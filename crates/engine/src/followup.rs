@@ -43,6 +43,9 @@ use crate::rules::{Expression, Location, RuleSet};
 use crate::rules::{Loader, key};
 use crate::yaml::PathSeg;
 
+/// The placeholders a task title may use (the scheduler fills them when it creates the task).
+const TITLE_PLACEHOLDERS: [&str; 2] = ["customer.name", "customer.id"];
+
 /// One follow-up rule, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FollowUpRule {
@@ -1266,6 +1269,23 @@ impl Loader<'_> {
                     false,
                     "unbalanced `{{ }}` in the task title".to_owned(),
                     "placeholders are written `{{ customer.name }}`",
+                );
+                return None;
+            }
+            let unknown: Vec<&str> = task
+                .title
+                .split("{{")
+                .skip(1)
+                .filter_map(|rest| rest.split_once("}}").map(|(inside, _)| inside.trim()))
+                .filter(|inside| !TITLE_PLACEHOLDERS.contains(inside))
+                .collect();
+            if let Some(first) = unknown.first() {
+                self.error_at(
+                    file,
+                    &join(path, &["task", "title"]),
+                    false,
+                    format!("`{{{{ {first} }}}}` cannot be used in a task title"),
+                    "a task title can use `{{ customer.name }}` and `{{ customer.id }}`; the rest of the customer is on the task's customer page",
                 );
                 return None;
             }
