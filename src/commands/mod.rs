@@ -133,7 +133,7 @@ fn import(args: ImportArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
                 .with_context(|| format!("cannot read the mapping file {}", path.display()))
         })
         .transpose()?;
-    let mut store = workspace.open_store()?;
+    let mut store = workspace.open_store_for_writing()?;
     let request = ImportRequest {
         kind: record_kind(args.kind),
         file: &args.file,
@@ -198,7 +198,7 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
     if args.no_import {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut store = workspace.open_store()?;
+    let mut store = workspace.open_store_for_writing()?;
     let mut reports = Vec::new();
     for (kind, file) in files.in_import_order() {
         let request = ImportRequest {
