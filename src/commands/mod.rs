@@ -2,6 +2,7 @@
 
 mod customer;
 mod daemon;
+mod doctor;
 mod followups;
 mod outbox;
 mod owners;
@@ -51,6 +52,8 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Outbox(args) => outbox::outbox(args, &workspace_dir, out),
         Command::Unsubscribe(args) => outbox::unsubscribe(args, &workspace_dir, out),
         Command::Owners(args) => owners::owners(args, &workspace_dir, out),
+        Command::Backup(args) => doctor::backup(args, &workspace_dir, out),
+        Command::Doctor(args) => doctor::doctor(args, &workspace_dir, out),
     }
 }
 

@@ -420,7 +420,19 @@ fn examine(path: &Path, full: bool, diagnosis: &mut Diagnosis) -> rusqlite::Resu
              AND name NOT LIKE 'sqlite_%' ORDER BY name",
         )
         .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect());
-    for name in names? {
+    let names = match names {
+        Ok(names) => names,
+        Err(err) => {
+            // The schema itself is damaged: no table can be found, let alone read.
+            diagnosis.tables.push(TableHealth {
+                name: "sqlite_schema".to_owned(),
+                rows: None,
+                error: Some(message(&err)),
+            });
+            return Ok(());
+        }
+    };
+    for name in names {
         // Reading every column of every row finds damage in the rows themselves, which a
         // count over an index would not.
         let read = conn
