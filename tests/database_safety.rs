@@ -16,7 +16,10 @@ fn damage(path: &Path) {
     let mut bytes = std::fs::read(path).unwrap();
     let page = 4096;
     let pages = bytes.len() / page;
-    assert!(pages > 8, "a database of {pages} pages is too small to damage in the middle");
+    assert!(
+        pages > 8,
+        "a database of {pages} pages is too small to damage in the middle"
+    );
     let start = pages / 2 * page;
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     for byte in &mut bytes[start..start + 2 * page] {
@@ -259,7 +262,15 @@ fn forgetting_leaves_no_trace_in_the_file_or_its_wal() {
     run.assert_code(0);
 
     let (file, wal) = files(&db);
-    for needle in [NAME, "Zebediah", "Quillfeather", EMAIL, ADDRESS, "Marrowbone", PHONE] {
+    for needle in [
+        NAME,
+        "Zebediah",
+        "Quillfeather",
+        EMAIL,
+        ADDRESS,
+        "Marrowbone",
+        PHONE,
+    ] {
         if let Some(at) = find(&file, needle) {
             panic!("tiercare.db holds {needle:?} at byte {at}");
         }

@@ -82,7 +82,9 @@ struct DoctorReport<'a> {
 fn problems(d: &Diagnosis) -> Vec<String> {
     let mut problems = Vec::new();
     if let Some(error) = &d.open_error {
-        problems.push(format!("the file cannot be opened or read as a database: {error}"));
+        problems.push(format!(
+            "the file cannot be opened or read as a database: {error}"
+        ));
     }
     if d.open_error.is_none() && !d.is_tiercare {
         problems.push(format!(

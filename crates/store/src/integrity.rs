@@ -98,10 +98,7 @@ pub(crate) fn run_check(conn: &Connection, full: bool) -> rusqlite::Result<Integ
     };
     let found: rusqlite::Result<Vec<String>> = conn
         .prepare(&format!("PRAGMA {pragma}({MAX_PROBLEMS})"))
-        .and_then(|mut stmt| {
-            stmt.query_map([], |row| row.get::<_, String>(0))?
-                .collect()
-        });
+        .and_then(|mut stmt| stmt.query_map([], |row| row.get::<_, String>(0))?.collect());
     let mut problems = match found {
         Ok(rows) => rows,
         Err(err) if is_damage(&err) => vec![message(&err)],

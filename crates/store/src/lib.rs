@@ -103,9 +103,7 @@ pub use import::{
     ImportAudit, ImportKind, ImportOptions, ImportSavepoint, ImportSession, Outcome, RowError,
     RowRejection,
 };
-pub use integrity::{
-    BackupReport, Diagnosis, IntegrityReport, TableHealth, WalState, diagnose,
-};
+pub use integrity::{BackupReport, Diagnosis, IntegrityReport, TableHealth, WalState, diagnose};
 pub use managers::{Manager, UnownedCustomer};
 pub use outbox::{
     Claim, EmailRecipient, NewEmail, OutboxEmail, OutboxEvent, OutboxState, RecipientKind,

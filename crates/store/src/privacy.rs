@@ -462,7 +462,13 @@ const QUOTING_COLUMNS: &[(&str, &str, bool, Words, &str)] = &[
         Words::All,
         "customer_id = ?1",
     ),
-    ("tier_history", "reason", false, Words::All, "customer_id = ?1"),
+    (
+        "tier_history",
+        "reason",
+        false,
+        Words::All,
+        "customer_id = ?1",
+    ),
     (
         "daemon_state",
         "last_send_error",
