@@ -120,6 +120,30 @@ fn every_writing_command_refuses_a_damaged_database_and_leaves_it_unchanged() {
             "{args:?} changed the damaged database or its WAL"
         );
     }
+    // Commands that only read may read what they can (that is how data is rescued), and say
+    // the database is damaged when they hit a broken page; they write nothing either.
+    let readers: [&[&str]; 5] = [
+        &["customer", "show", "C001"],
+        &["explain", "C001"],
+        &["report"],
+        &["status"],
+        &["outbox", "list"],
+    ];
+    for args in readers {
+        let run = ws.run(args);
+        if run.code != 0 {
+            assert_eq!(
+                run.stderr.matches("is damaged").count(),
+                1,
+                "{args:?}: a failed read says the database is damaged, once\n{}",
+                run.stderr
+            );
+        }
+        assert!(
+            files(&db) == before,
+            "{args:?} changed the damaged database or its WAL"
+        );
+    }
 }
 
 #[test]

@@ -386,16 +386,28 @@ fn personal_words(tx: &Connection, rowid: i64) -> rusqlite::Result<PersonalWords
 /// `text` with every word of `words` replaced by [`ERASED_WORDS`] (case-insensitively for
 /// ASCII, as addresses are), or `None` when it quotes none of them.
 fn without_words(text: &str, words: &[String]) -> Option<String> {
-    let mut out = text.to_owned();
+    let needles: Vec<String> = words
+        .iter()
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
     let mut changed = false;
-    for word in words {
-        let needle = word.to_ascii_lowercase();
-        let mut from = 0;
-        while let Some(found) = out[from..].to_ascii_lowercase().find(&needle) {
-            let at = from + found;
-            out.replace_range(at..at + needle.len(), ERASED_WORDS);
-            from = at + ERASED_WORDS.len();
-            changed = true;
+    let mut at = 0;
+    // One pass, longest word first at each place, so no word is searched for in a
+    // replacement already made.
+    while let Some(ch) = text[at..].chars().next() {
+        match needles.iter().find(|n| lower[at..].starts_with(n.as_str())) {
+            Some(needle) => {
+                out.push_str(ERASED_WORDS);
+                at += needle.len();
+                changed = true;
+            }
+            None => {
+                out.push(ch);
+                at += ch.len_utf8();
+            }
         }
     }
     changed.then_some(out)
