@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::{Run, Workspace, quickstart};
+use smtp_sink::{Script, SmtpSink};
 
 /// Overwrites two pages in the middle of the database at `path` with bytes from a fixed seed
 /// (xorshift), as a disk or a copy gone wrong would. The database must be checkpointed first,
@@ -207,15 +208,65 @@ fn find(bytes: &[u8], needle: &str) -> Option<usize> {
         .position(|window| window == needle.as_bytes())
 }
 
+/// Follow-ups for every customer: an email and a task for their owner, at 10:00 every day.
+const RULES: &str = "\
+followups:
+  - id: hello
+    tiers: [A, B, C]
+    cron: \"0 10 * * *\"
+    email: { template: hello }
+  - id: call
+    tiers: [A, B, C]
+    cron: \"0 10 * * *\"
+    task: { assignee: owner, title: \"Call {{ customer.name }}\", due: 3d }
+";
+
+const TEMPLATE: &str = "\
+subject: Hello {{ customer.name }}
+--- text
+Dear {{ customer.name }},
+thank you for shopping with us.
+";
+
+const SECRET_ENV: &str = "TIERCARE_TEST_UNSUBSCRIBE_SECRET";
+
+/// Runs the binary in the workspace with the unsubscribe secret set.
+fn run(ws: &Workspace, args: &[&str]) -> Run {
+    Run::of(
+        common::command_in(ws.root())
+            .args(args)
+            .env(SECRET_ENV, "a test secret that is long enough"),
+    )
+}
+
 #[test]
 fn forgetting_leaves_no_trace_in_the_file_or_its_wal() {
+    let sink = SmtpSink::start(
+        Script::accept_all()
+            .reject_rcpt(EMAIL)
+            .quote_rejected_address(),
+    )
+    .unwrap();
     let ws = Workspace::new();
+    ws.write(
+        "tiercare.toml",
+        &format!(
+            "[workspace]\ntimezone = \"UTC\"\n\n[mail]\ntransport = \"smtp\"\n\
+             from = \"Care Team <care@shop.example>\"\n\
+             unsubscribe_url = \"https://shop.example/unsubscribe\"\n\
+             unsubscribe_secret_env = \"{SECRET_ENV}\"\n\n\
+             [mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n\
+             timeout_seconds = 1\n",
+            sink.port()
+        ),
+    );
+    ws.write("rules/followups.yaml", RULES);
+    ws.write("templates/hello.eml.j2", TEMPLATE);
     let db = ws.path("tiercare.db");
     // A connection held open the whole time, as a running daemon holds one: the WAL is then
-    // never deleted when a command ends, and keeps every page version written since.
+    // never deleted when a command ends, and keeps the page versions written since.
     let daemon_like = rusqlite::Connection::open(&db).unwrap();
-    ws.run(&["import", "managers", &quickstart("managers")])
-        .assert_code(0);
+    run(&ws, &["import", "managers", &quickstart("managers")]).assert_code(0);
     let customers = ws.write(
         "customers.csv",
         &format!(
@@ -224,66 +275,55 @@ fn forgetting_leaves_no_trace_in_the_file_or_its_wal() {
              C901,Other Person,other@example.net,,alice,true,\"1 High Street\"\n"
         ),
     );
-    ws.run(&["import", "customers", &customers]).assert_code(0);
+    run(&ws, &["import", "customers", &customers]).assert_code(0);
     let orders = ws.write(
         "orders.csv",
-        "order_id,customer_id,ordered_at,amount\nO1,C900,2025-10-01,120.00\n\
-         O2,C901,2025-10-02,80.00\n",
+        "order_id,customer_id,ordered_at,amount\nO1,C900,2025-05-01,120.00\n\
+         O2,C901,2025-05-02,80.00\n",
     );
-    ws.run(&["import", "orders", &orders]).assert_code(0);
+    run(&ws, &["import", "orders", &orders]).assert_code(0);
     let interactions = ws.write(
         "interactions.csv",
         &format!(
             "interaction_id,customer_id,kind,occurred_at,by,note\n\
-             I1,C900,call,2025-10-05 10:00,alice,\"Called {NAME} about a parcel for {ADDRESS}\"\n"
+             I1,C900,call,2025-05-05 10:00,alice,\"Called {NAME} about a parcel for {ADDRESS}\"\n"
         ),
     );
-    ws.run(&["import", "interactions", &interactions])
-        .assert_code(0);
-    ws.run(&["assess", "--at", "2025-11-01"]).assert_code(0);
-    // An email that bounced (the reply quotes the address, in the email's error, its event and
-    // its follow-up's status reason) and a task about the customer, as the ledger holds them.
-    let bounce = format!("550 5.1.1 <{EMAIL}>: mailbox unavailable");
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch(&format!(
-        "INSERT INTO followups (occurrence_key, rule_id, customer_id, occurrence_at, \
-         scheduled_at, kind, action, reason, decided_at, ruleset_version, status, \
-         status_reason, status_at) VALUES \
-         ('care:1760000000:C900', 'care', (SELECT id FROM customers WHERE external_id = 'C900'), \
-          1760000000, 1760000000, 'email', '{{\"kind\":\"email\",\"template\":\"care\"}}', \
-          'tier C', 1760000000, 'v1', 'cancelled', 'e-mail failed: {bounce}', 1760000100), \
-         ('call:1760000000:C900', 'call', (SELECT id FROM customers WHERE external_id = 'C900'), \
-          1760000000, 1760000000, 'task', \
-          '{{\"kind\":\"task\",\"title\":\"Call {NAME}\"}}', 'tier C', 1760000000, 'v1', \
-          'done', NULL, 1760000000);
-         INSERT INTO outbox (followup_id, customer_id, rule_id, template, recipient_kind, \
-         to_address, message_id, subject, body_text, body_html, state, due_at, attempts, \
-         last_error, created_at, updated_at) VALUES \
-         ((SELECT id FROM followups WHERE rule_id = 'care'), \
-          (SELECT id FROM customers WHERE external_id = 'C900'), 'care', 'care', 'customer', \
-          '{EMAIL}', '<m1@tiercare.invalid>', 'Hello {NAME}', 'Dear {NAME}, {ADDRESS}', \
-          '<p>Dear {NAME}</p>', 'failed', 1760000000, 1, '{bounce}', 1760000000, 1760000100);
-         INSERT INTO outbox_events (outbox_id, at, from_state, to_state, detail) VALUES \
-         (last_insert_rowid(), 1760000100, 'claimed', 'failed', '{bounce}');
-         INSERT INTO tasks (followup_id, customer_id, assignee, title, due_at, created_at, note) \
-         VALUES ((SELECT id FROM followups WHERE rule_id = 'call'), \
-          (SELECT id FROM customers WHERE external_id = 'C900'), 'alice', 'Call {NAME}', \
-          1760000000, 1760000000, 'Ring {PHONE} first');"
-    ))
-    .unwrap();
-    drop(conn);
-    // Commands change these rows as they would in use (a task done, the profile imported
-    // again with a new phone), leaving earlier versions behind in free space.
-    ws.run(&["tasks", "done", "1", "--note", &format!("spoke to {NAME}")])
-        .assert_code(0);
-    let (file, wal) = files(&db);
-    assert!(
-        find(&file, EMAIL).is_some() || wal.as_deref().and_then(|w| find(w, EMAIL)).is_some(),
-        "the setup must have written the address"
+    run(&ws, &["import", "interactions", &interactions]).assert_code(0);
+    run(&ws, &["assess", "--at", "2025-06-02T00:00:00Z"]).assert_code(0);
+    // An email and a task for each; the server refuses C900's address, quoting it, as real
+    // servers do: the reply lands in the email's error, its event and its follow-up's reason.
+    run(
+        &ws,
+        &common::followups_record_json("2025-06-02T00:00:00Z", "2025-06-03T00:00:00Z"),
+    )
+    .assert_code(0);
+    run(&ws, &["send", "--at", "2025-06-03T00:00:00Z"]).assert_code(1);
+    let bounce: String = ws.query_one(
+        "SELECT status_reason FROM followups WHERE rule_id = 'hello' AND status = 'cancelled'",
     );
+    assert!(
+        bounce.contains(EMAIL),
+        "the bounce quotes the address: {bounce}"
+    );
+    let task: i64 = ws.count(
+        "SELECT t.id FROM tasks t JOIN customers c ON c.id = t.customer_id \
+         WHERE c.external_id = 'C900'",
+    );
+    run(
+        &ws,
+        &[
+            "tasks",
+            "done",
+            &task.to_string(),
+            "--note",
+            &format!("spoke to {NAME}"),
+        ],
+    )
+    .assert_code(0);
 
-    let run = ws.run(&["customer", "forget", "C900", "--json"]);
-    run.assert_code(0);
+    let forget = run(&ws, &["customer", "forget", "C900", "--json"]);
+    forget.assert_code(0);
 
     let (file, wal) = files(&db);
     for needle in [
@@ -305,6 +345,6 @@ fn forgetting_leaves_no_trace_in_the_file_or_its_wal() {
     // The other customer is untouched, and the business facts stay.
     assert!(find(&file, "other@example.net").is_some());
     assert_eq!(ws.count("SELECT count(*) FROM orders"), 2);
-    assert_eq!(run.json()["wal_truncated"], true, "{}", run.stdout);
+    assert_eq!(forget.json()["wal_truncated"], true, "{}", forget.stdout);
     drop(daemon_like);
 }
