@@ -154,10 +154,31 @@ fn backup_makes_a_verified_copy_that_passes_doctor_and_doctor_reports_damage() {
     let copy = ws.path("backup.db");
     let copy = copy.to_str().unwrap();
 
+    // A writer in the middle of a transaction, as the daemon may be: the backup neither waits
+    // for it nor copies what it has not committed.
+    let writer = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+    writer
+        .execute_batch(
+            "BEGIN IMMEDIATE; INSERT INTO managers (external_id, name, active, created_at, \
+             updated_at) VALUES ('UNCOMMITTED', 'Not yet', 1, 0, 0);",
+        )
+        .unwrap();
     let run = ws.run(&["backup", copy]);
     run.assert_code(0);
     run.assert_stdout_contains("verified");
     run.assert_stdout_contains("bytes");
+    writer.execute_batch("COMMIT").unwrap();
+    drop(writer);
+    let copied = rusqlite::Connection::open(copy).unwrap();
+    let uncommitted: i64 = copied
+        .query_row(
+            "SELECT count(*) FROM managers WHERE external_id = 'UNCOMMITTED'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(uncommitted, 0, "the copy is the snapshot before the write");
+    drop(copied);
     // Never over an existing file, unless asked.
     let again = ws.run(&["backup", copy]);
     again.assert_code(2);
