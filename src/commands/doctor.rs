@@ -131,7 +131,11 @@ fn what_to_do(d: &Diagnosis, daemon_running: bool) -> Vec<String> {
     let db = d.path.display();
     let mut steps = Vec::new();
     if daemon_running {
-        steps.push("stop the daemon (`systemctl stop tiercare`, or Ctrl-C on `tiercare run`) and wait for running commands to finish".to_owned());
+        steps.push(
+            "stop the daemon (`systemctl stop tiercare`, or Ctrl-C on `tiercare run`) and wait \
+             for running commands to finish"
+                .to_owned(),
+        );
     } else {
         steps.push("make sure no tiercare command or daemon uses the database".to_owned());
     }

@@ -128,9 +128,9 @@ impl Store {
     /// SQLite's `quick_check` runs first, before anything is written (not even the switch to
     /// WAL or a migration), and a damaged file is refused with [`StoreError::Damaged`]. The
     /// check reads the whole file (about 1.5 s for 170 MB, a database of 100,000 customers
-    /// and a million orders, on a busy two-core machine), so it runs once per process and file: later calls for a file
-    /// this process checked already skip it (damage met later still surfaces as
-    /// [`StoreError::Damaged`], from the page that fails).
+    /// and a million orders, on a busy two-core machine), so it runs once per process and
+    /// file: later calls for a file this process checked already skip it (damage met later
+    /// still surfaces as [`StoreError::Damaged`], from the page that fails).
     pub fn open_for_writing(path: &Path) -> Result<Store, StoreError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         Store::open_file(path, Mode::OpenChecked, flags)
