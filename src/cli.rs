@@ -15,7 +15,9 @@ Exit codes:
      rule set, a locked or foreign database, a --strict import that met a bad row, an unknown
      or already done task (tasks done, tasks snooze), an unknown customer, a template that does
      not exist or fails for the customer (preview); for send, unusable mail settings; for run,
-     another daemon already runs on the database, or invalid rules or mail settings at start-up
+     another daemon already runs on the database, or invalid rules or mail settings at start-up;
+     a damaged database (every command that writes refuses it and writes nothing; run
+     `tiercare doctor`); `doctor` exits 1 when the database is not healthy
 
 Environment:
   TIERCARE_HOME   the workspace, when --workspace is not given (default: the current directory)
@@ -272,6 +274,25 @@ pub enum Command {
     /// `tiercare.1` and a `tiercare-COMMAND.1` for every command. Generated from the same
     /// definitions as `--help`, so the two always agree.
     Man(ManArgs),
+    /// Copy the database to FILE: a consistent, compacted, verified copy, safe while the daemon
+    /// runs.
+    ///
+    /// The copy is one snapshot of the database (SQLite's `VACUUM INTO`: commands and the
+    /// daemon may go on writing meanwhile; their later changes are not in it). It is written
+    /// under a temporary name beside FILE, checked with SQLite's `quick_check`, flushed to
+    /// disk, and only then named FILE. An existing FILE is refused unless --force. Prints the
+    /// copy's size and how long it took. Restore it as `tiercare doctor` explains.
+    Backup(BackupArgs),
+    /// Examine the database: integrity, identity, WAL, the daemon's lock, and how to restore.
+    ///
+    /// Runs SQLite's `quick_check` (with --full, `integrity_check`, which also checks every
+    /// index against its table), reads every table to see what can still be read, and shows
+    /// the application id and schema version, the file's size, the WAL (changes not yet
+    /// copied into the file) and whether a daemon holds the database. When something is
+    /// wrong it says what, in plain words, and how to restore a backup made with `tiercare
+    /// backup` (or, as a last resort, what `sqlite3 .recover` can rescue). It never writes to
+    /// the file. Exits 0 when the database is healthy, 1 when it is not.
+    Doctor(DoctorArgs),
 }
 
 /// `tiercare completions`.
@@ -289,6 +310,35 @@ pub struct ManArgs {
     /// missing) instead of printing the main page.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+/// `tiercare backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The copy to write, such as backups/tiercare-2026-12-07.db.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Print what was copied as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tiercare doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The database file to examine, such as a backup [default: the workspace's database].
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Run SQLite's full `integrity_check` instead of `quick_check` (slower: about twice as
+    /// long; it also checks that every index matches its table).
+    #[arg(long)]
+    pub full: bool,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tiercare preview`.

@@ -38,7 +38,7 @@ pub fn customer(
             let by = by
                 .or_else(|| std::env::var("USER").ok())
                 .unwrap_or_else(|| "unknown".to_owned());
-            let mut store = workspace.open_store()?;
+            let mut store = workspace.open_store_for_writing()?;
             let report = store.forget_customer(&id, &by, now())?;
             if json {
                 out.json(&report)?;
@@ -52,14 +52,23 @@ pub fn customer(
                     "  profile erased: {}\n  notes, subjects and comments erased: {}\n  \
                      task titles, notes and pin reasons erased: {}\n  \
                      pending emails cancelled: {}\n  emails erased: {}\n  \
-                     addresses added to the suppression list: {}",
+                     addresses added to the suppression list: {}\n  \
+                     other texts quoting the customer erased: {}",
                     if report.profile_erased { "yes" } else { "no" },
                     report.free_texts_erased,
                     report.tasks_erased,
                     report.emails_cancelled,
                     report.emails_erased,
                     report.addresses_suppressed,
+                    report.quotes_erased,
                 ));
+            }
+            if !report.wal_truncated {
+                out.warn(
+                    "another process was reading the database, so earlier versions of the \
+                     erased pages may stay in its WAL (tiercare.db-wal) until its next \
+                     checkpoint: run this command again when the daemon is idle",
+                );
             }
             if report.emails_in_flight > 0 {
                 out.warn(&format!(

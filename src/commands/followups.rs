@@ -198,8 +198,8 @@ fn record(args: RecordArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
         events_since: from - EVENT_LOOKBACK,
         timezone,
     };
+    let mut writer = workspace.open_store_for_writing()?;
     let reader = workspace.open_store()?;
-    let mut writer = workspace.open_store()?;
     let renderer = email_renderer(&workspace, &rules, out)?;
     let report = record_due(&reader, &mut writer, &rules, options, now(), &renderer)?;
     if args.json {
@@ -333,7 +333,11 @@ pub fn tasks(args: TasksArgs, workspace_dir: &Path, out: &Output) -> anyhow::Res
         view: TaskViewArg::Pending,
         customer: None,
     });
-    let mut store = workspace.open_store()?;
+    let mut store = if matches!(command, TasksCommand::List { .. }) {
+        workspace.open_store()?
+    } else {
+        workspace.open_store_for_writing()?
+    };
     match command {
         TasksCommand::List { view, customer } => {
             let assignee = match &args.owner {

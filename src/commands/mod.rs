@@ -2,6 +2,7 @@
 
 mod customer;
 mod daemon;
+mod doctor;
 mod followups;
 mod outbox;
 mod owners;
@@ -54,6 +55,8 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Owners(args) => owners::owners(args, &workspace_dir, out),
         Command::Completions(args) => shell::completions(&args, out),
         Command::Man(args) => shell::man(&args, out),
+        Command::Backup(args) => doctor::backup(args, &workspace_dir, out),
+        Command::Doctor(args) => doctor::doctor(args, &workspace_dir, out),
     }
 }
 
@@ -136,7 +139,7 @@ fn import(args: ImportArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
                 .with_context(|| format!("cannot read the mapping file {}", path.display()))
         })
         .transpose()?;
-    let mut store = workspace.open_store()?;
+    let mut store = workspace.open_store_for_writing()?;
     let request = ImportRequest {
         kind: record_kind(args.kind),
         file: &args.file,
@@ -209,7 +212,7 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
     if args.no_import {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut store = workspace.open_store()?;
+    let mut store = workspace.open_store_for_writing()?;
     let mut reports = Vec::new();
     for (kind, file) in files.in_import_order() {
         let request = ImportRequest {

@@ -36,7 +36,7 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
     // The daemon's lock: one sender per database, so that a daemon starting up may recover
     // every claim it finds (see tiercare_scheduler::daemon) without taking this one's.
     let _lock = DaemonLock::acquire(&workspace.database_path())?;
-    let mut store = workspace.open_store()?;
+    let mut store = workspace.open_store_for_writing()?;
     // Ctrl-C and SIGTERM raise the stop flag instead of killing the process, for the
     // delivery only: `deliver_due` then finishes the message in hand and queues the unsent
     // claims again, so a later `send` delivers them exactly once.
@@ -148,8 +148,14 @@ fn summary_line(email: &OutboxEmail) -> String {
 
 pub fn outbox(args: OutboxArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let workspace = Workspace::open(workspace_dir)?;
-    let mut store = workspace.open_store()?;
-    match args.command.unwrap_or(OutboxCommand::List) {
+    let command = args.command.unwrap_or(OutboxCommand::List);
+    let mut store = match command {
+        OutboxCommand::List | OutboxCommand::Show { .. } => workspace.open_store()?,
+        OutboxCommand::Retry { .. } | OutboxCommand::Cancel { .. } => {
+            workspace.open_store_for_writing()?
+        }
+    };
+    match command {
         OutboxCommand::List => {
             let emails = store.outbox(args.state.map(state), args.limit)?;
             let (counts, recovered) = store.outbox_counts()?;
@@ -275,7 +281,7 @@ pub fn unsubscribe(
     out: &Output,
 ) -> anyhow::Result<ExitCode> {
     let workspace = Workspace::open(workspace_dir)?;
-    let mut store = workspace.open_store()?;
+    let mut store = workspace.open_store_for_writing()?;
     let at = now();
     let (added, already, skipped): (u64, u64, Vec<(u64, String)>) = if let Some(path) = &args.csv {
         let report = unsubscribe_csv(&mut store, path, at)?;

@@ -46,7 +46,11 @@ pub fn owners(args: OwnersArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
         }
         OwnersCommand::Assign { dry_run } => {
             let rules = load_rules(&workspace, out)?;
-            let mut store = workspace.open_store()?;
+            let mut store = if dry_run {
+                workspace.open_store()?
+            } else {
+                workspace.open_store_for_writing()?
+            };
             let report = assign_owners(&mut store, &rules, now(), dry_run)?;
             if args.json {
                 out.json(&report)?;

@@ -75,7 +75,7 @@ pub fn assess(args: AssessArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
     let mut writer = if args.dry_run {
         None
     } else {
-        Some(workspace.open_store()?)
+        Some(workspace.open_store_for_writing()?)
     };
     let report = run_assess(
         &reader,
@@ -261,7 +261,7 @@ pub fn pin(args: PinArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<
         .by
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".to_owned());
-    let mut store = workspace.open_store()?;
+    let mut store = workspace.open_store_for_writing()?;
     let pin = store.pin_tier(&args.customer, &args.tier, &args.reason, &by, until, now())?;
     out.line(&format!(
         "pinned {} to tier {}{}: takes effect at the next assessment",
@@ -276,7 +276,7 @@ pub fn pin(args: PinArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<
 
 pub fn unpin(args: UnpinArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let workspace = Workspace::open(workspace_dir)?;
-    let mut store = workspace.open_store()?;
+    let mut store = workspace.open_store_for_writing()?;
     match store.unpin_tier(&args.customer, now())? {
         Some(pin) => out.line(&format!(
             "removed the pin of {} to tier {}: the rules decide at the next assessment",

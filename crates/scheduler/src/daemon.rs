@@ -210,8 +210,8 @@ impl<C: Clock> Daemon<C> {
     /// decisions are written through the other) and loads the rules; invalid rules refuse to
     /// start.
     pub fn start(workspace: Workspace, clock: C) -> Result<Daemon<C>, DaemonError> {
+        let mut writer = workspace.open_store_for_writing()?;
         let reader = workspace.open_store()?;
-        let mut writer = workspace.open_store()?;
         let rules = read_rules(&workspace)?;
         let templates =
             read_checked_templates(&workspace, &rules).map_err(DaemonError::Templates)?;

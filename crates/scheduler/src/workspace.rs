@@ -254,6 +254,17 @@ impl Workspace {
         Ok(store)
     }
 
+    /// Opens the workspace's database to write to it (as [`Workspace::open_store`]), refusing a
+    /// damaged file before anything is written ([`Store::open_for_writing`]: SQLite's
+    /// `quick_check`, which reads the whole file). Every command that writes opens its first
+    /// connection this way, once; more connections of the same process may use
+    /// [`Workspace::open_store`].
+    pub fn open_store_for_writing(&self) -> Result<Store, WorkspaceError> {
+        let store = Store::open_for_writing(&self.database_path())?;
+        store.set_busy_timeout(self.config.busy_timeout)?;
+        Ok(store)
+    }
+
     /// The workspace root.
     pub fn root(&self) -> &Path {
         &self.root

@@ -22,6 +22,7 @@ pub struct Script {
     pub(crate) stall_on_rcpt: u32,
     pub(crate) data_451: u32,
     pub(crate) reject_rcpt: Vec<String>,
+    pub(crate) quote_rejected: bool,
     pub(crate) stall_after_data: u32,
     pub(crate) drop_after_data: u32,
     pub(crate) require_auth: Option<(String, String)>,
@@ -71,6 +72,13 @@ impl Script {
     /// `550 5.1.1 no such user`, every time.
     pub fn reject_rcpt(mut self, address: impl Into<String>) -> Script {
         self.reject_rcpt.push(address.into());
+        self
+    }
+
+    /// Rejections by [`Script::reject_rcpt`] quote the address, as many real servers do:
+    /// `550 5.1.1 <address>: no such user`.
+    pub fn quote_rejected_address(mut self) -> Script {
+        self.quote_rejected = true;
         self
     }
 

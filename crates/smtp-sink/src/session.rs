@@ -208,6 +208,7 @@ impl Session<'_> {
         let Some(to) = parse_path(rest, "TO:") else {
             return self.reply("501 5.5.4 Syntax: RCPT TO:<address>");
         };
+        let quoted: String;
         let answer = {
             let mut state = self.shared.lock();
             if take(&mut state.counters.stall_on_rcpt) {
@@ -220,7 +221,12 @@ impl Session<'_> {
                 .iter()
                 .any(|rejected| rejected.eq_ignore_ascii_case(&to))
             {
-                "550 5.1.1 no such user"
+                if state.script.quote_rejected {
+                    quoted = format!("550 5.1.1 <{to}>: no such user");
+                    quoted.as_str()
+                } else {
+                    "550 5.1.1 no such user"
+                }
             } else if self.deferred_rcpt || take(&mut state.counters.rcpt_451) {
                 self.deferred_rcpt = true;
                 "451 4.7.1 try again later"

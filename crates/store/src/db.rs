@@ -7,6 +7,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{AtPath, StoreError};
+use crate::integrity;
 use crate::schema::{self, APPLICATION_ID, MIGRATIONS};
 
 /// How long a connection waits for another one's write lock before giving up
@@ -90,6 +91,8 @@ enum Mode {
     Create,
     /// Only accept an existing tiercare database.
     Open,
+    /// Only accept an existing tiercare database that passes `quick_check`.
+    OpenChecked,
 }
 
 /// What the identity check found in a file.
@@ -121,6 +124,18 @@ impl Store {
         Store::open_file(path, Mode::Open, flags)
     }
 
+    /// Opens the existing tiercare database at `path` to write to it: as [`Store::open`], but
+    /// SQLite's `quick_check` runs first, before anything is written (not even the switch to
+    /// WAL or a migration), and a damaged file is refused with [`StoreError::Damaged`]. The
+    /// check reads the whole file (about 1.5 s for 170 MB, a database of 100,000 customers
+    /// and a million orders, on a busy two-core machine), so it runs once per process and
+    /// file: later calls for a file this process checked already skip it (damage met later
+    /// still surfaces as [`StoreError::Damaged`], from the page that fails).
+    pub fn open_for_writing(path: &Path) -> Result<Store, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Store::open_file(path, Mode::OpenChecked, flags)
+    }
+
     /// A fresh database in memory, migrated; for tests.
     pub fn open_in_memory() -> Result<Store, StoreError> {
         let label = PathBuf::from(IN_MEMORY);
@@ -134,7 +149,7 @@ impl Store {
                 return StoreError::at(path, err);
             }
             match path.try_exists() {
-                Ok(false) if mode == Mode::Open => StoreError::NotFound {
+                Ok(false) if mode != Mode::Create => StoreError::NotFound {
                     path: path.to_path_buf(),
                 },
                 Ok(_) => StoreError::CannotOpen {
@@ -170,16 +185,29 @@ impl Store {
             Some(Identity::Empty) if mode == Mode::Create => {}
             Some(Identity::Empty) | None => return Err(StoreError::NotTiercare { path: label }),
         }
+        // A damaged file is never written: checked before the first write, which is the
+        // switch to WAL on a new file or a pending migration.
+        let migrating = schema::user_version(&conn).at(&label)? < schema::supported_version();
+        let checked = mode == Mode::OpenChecked && integrity::checked_before(path.as_deref());
+        if (mode == Mode::OpenChecked && !checked) || migrating {
+            integrity::refuse_damaged(&conn, &label)?;
+            if mode == Mode::OpenChecked {
+                integrity::remember_checked(path.as_deref());
+            }
+        }
         // journal_mode answers with the mode now in force: "wal" for files,
         // "memory" for in-memory databases, which cannot use WAL.
         let _mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
             .at(&label)?;
         // temp_store: the sorter that rebuilds indexes after a bulk import
-        // works in memory instead of temporary files.
+        // works in memory instead of temporary files. secure_delete: deleted and
+        // overwritten content is zeroed instead of left in free space, so a
+        // forgotten customer's data cannot be read from the file's bytes.
         conn.execute_batch(&format!(
             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-             PRAGMA cache_size = -{CACHE_KIB}; PRAGMA temp_store = MEMORY;"
+             PRAGMA cache_size = -{CACHE_KIB}; PRAGMA temp_store = MEMORY; \
+             PRAGMA secure_delete = ON;"
         ))
         .at(&label)?;
         schema::migrate(&conn, &label, MIGRATIONS)?;
@@ -298,6 +326,7 @@ mod tests {
             assert_eq!(pragma::<i64>(store, "busy_timeout"), 5000);
             assert_eq!(pragma::<i64>(store, "foreign_keys"), 1);
             assert_eq!(pragma::<i64>(store, "cache_size"), -CACHE_KIB);
+            assert_eq!(pragma::<i64>(store, "secure_delete"), 1);
             assert_eq!(pragma::<i32>(store, "application_id"), APPLICATION_ID);
         }
         // Foreign keys are enforced, not only declared.

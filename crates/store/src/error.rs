@@ -268,6 +268,31 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
+    /// The database file is damaged (SQLite's `quick_check` found problems, or a read met a
+    /// corrupt page). Nothing was written to it.
+    #[error(
+        "database {} is damaged ({problem}); nothing was written to it. Run `tiercare doctor` \
+         to see what is wrong, then restore a backup made with `tiercare backup` (see \
+         \"Backups and repair\" in the README)",
+        path.display()
+    )]
+    Damaged {
+        /// The path that was opened.
+        path: PathBuf,
+        /// SQLite's first finding, in its words.
+        problem: String,
+    },
+
+    /// `tiercare backup` was asked to write over an existing file.
+    #[error(
+        "{} already exists: choose another file, or add --force to replace it",
+        path.display()
+    )]
+    BackupExists {
+        /// The backup file asked for.
+        path: PathBuf,
+    },
+
     /// Any other SQLite error. These are bugs or damaged files rather than
     /// situations a user can fix by retrying.
     #[error("database error: {0}")]
@@ -278,7 +303,8 @@ impl StoreError {
     /// Turns a SQLite error met while using the database at `path` into the
     /// variant that tells the user what to do: busy becomes [`StoreError::Locked`],
     /// read-only becomes [`StoreError::ReadOnly`], "not a database" becomes
-    /// [`StoreError::NotTiercare`]; everything else stays [`StoreError::Sqlite`].
+    /// [`StoreError::NotTiercare`], a corrupt page [`StoreError::Damaged`]; everything else
+    /// stays [`StoreError::Sqlite`].
     pub(crate) fn at(path: &Path, err: rusqlite::Error) -> Self {
         match err.sqlite_error_code() {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked {
@@ -290,8 +316,21 @@ impl StoreError {
             Some(ErrorCode::NotADatabase) => StoreError::NotTiercare {
                 path: path.to_path_buf(),
             },
+            Some(ErrorCode::DatabaseCorrupt) => StoreError::Damaged {
+                path: path.to_path_buf(),
+                problem: sqlite_message(&err),
+            },
             _ => StoreError::Sqlite(err),
         }
+    }
+}
+
+/// SQLite's own message for `err`, once (rusqlite's `Display` repeats the code's text).
+fn sqlite_message(err: &rusqlite::Error) -> String {
+    match err {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+        rusqlite::Error::SqliteFailure(code, None) => code.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -331,10 +370,11 @@ mod tests {
             StoreError::at(path, sqlite_error(rusqlite::ffi::SQLITE_NOTADB)),
             StoreError::NotTiercare { .. }
         ));
-        assert!(matches!(
-            StoreError::at(path, sqlite_error(rusqlite::ffi::SQLITE_CORRUPT)),
-            StoreError::Sqlite(_)
-        ));
+        let damaged = StoreError::at(path, sqlite_error(rusqlite::ffi::SQLITE_CORRUPT));
+        assert!(matches!(damaged, StoreError::Damaged { .. }), "{damaged:?}");
+        let text = damaged.to_string();
+        assert_eq!(text.matches("malformed").count(), 1, "{text}");
+        assert!(text.contains("tiercare doctor") && text.contains("tiercare backup"));
     }
 
     #[test]

@@ -39,6 +39,10 @@
 //! [`Store::suppress`] keeps the suppression list (hashed addresses,
 //! [`address_hash`]).
 //!
+//! For the file's health, [`Store::open_for_writing`] refuses a damaged database (SQLite's
+//! `quick_check`) before anything is written, [`Store::backup_to`] makes a verified online copy
+//! and [`diagnose`] examines a file without writing to it (`tiercare doctor`).
+//!
 //! For the daemon, [`Store::advance_schedule`] records each schedule's last handled slot (only
 //! ever forward) and [`Store::write_daemon_state`] the state `tiercare status` reads.
 //!
@@ -50,6 +54,9 @@
 //!   files and hands over records, the engine decides, the scheduler acts.
 //! - Leave a write half-done: every write that matters is one transaction,
 //!   and a failed import is rolled back as a whole.
+//! - Write to a damaged database (see the `integrity` module), or leave a forgotten
+//!   customer's personal data readable in the file or its WAL (see
+//!   [`Store::forget_customer`]).
 //! - Modify a file that is not a tiercare database, or edit a shipped
 //!   migration (see [`MIGRATIONS`]).
 
@@ -65,6 +72,7 @@ mod features;
 mod followup_state;
 mod followups;
 mod import;
+mod integrity;
 mod keys;
 mod managers;
 mod outbox;
@@ -95,6 +103,7 @@ pub use import::{
     ImportAudit, ImportKind, ImportOptions, ImportSavepoint, ImportSession, Outcome, RowError,
     RowRejection,
 };
+pub use integrity::{BackupReport, Diagnosis, IntegrityReport, TableHealth, WalState, diagnose};
 pub use managers::{Manager, UnownedCustomer};
 pub use outbox::{
     Claim, EmailRecipient, NewEmail, OutboxEmail, OutboxEvent, OutboxState, RecipientKind,

@@ -36,6 +36,14 @@ pub struct ForgetReport {
     pub emails_in_flight: u64,
     /// Addresses newly added to the suppression list.
     pub addresses_suppressed: u64,
+    /// Other texts that quoted the customer's name, address, phone or attributes (follow-up
+    /// reasons and status reasons such as a bounce reply, tier reasons, the daemon's last
+    /// errors) with those words erased.
+    pub quotes_erased: u64,
+    /// The WAL was checkpointed and truncated, so no earlier version of an erased page is left
+    /// in it. `false` when another connection's read kept it from finishing: run `tiercare
+    /// customer forget` again when the daemon or other commands are idle.
+    pub wal_truncated: bool,
 }
 
 impl ForgetReport {
@@ -46,6 +54,7 @@ impl ForgetReport {
             || self.emails_cancelled > 0
             || self.emails_erased > 0
             || self.addresses_suppressed > 0
+            || self.quotes_erased > 0
     }
 }
 
@@ -163,10 +172,20 @@ impl Store {
     /// - pending mail (queued, deferred, unknown) is cancelled, and every outbox row of the customer
     ///   has its address, subject and bodies erased and loses its link to the customer. A row being
     ///   sent at that moment (claimed) is left alone and counted: forget again once it is done;
+    /// - any other text that quotes the customer's name, email addresses, phone or the text
+    ///   values of their attributes has those words replaced by `(erased)`: the follow-up
+    ///   ledger's reasons and status reasons (a bounce reply that holds the address), its
+    ///   actions, tier reasons (current and history), and the daemon's last errors;
     /// - one `privacy_requests` row records who asked, when, and the counts (no personal data).
     ///
     /// It is one `IMMEDIATE` transaction, and idempotent: a second forget changes nothing and
     /// writes no audit row. [`StoreError::UnknownCustomer`] when there is no such customer.
+    ///
+    /// Nothing is left in the file's bytes either: every connection runs with `secure_delete`
+    /// (SQLite zeroes deleted and overwritten content instead of leaving it in free space),
+    /// and after the commit a `wal_checkpoint(TRUNCATE)` copies the changed pages into the
+    /// database file and empties the WAL, which held the pages' earlier versions
+    /// ([`ForgetReport::wal_truncated`] says whether it could).
     pub fn forget_customer(
         &mut self,
         external_id: &str,
@@ -177,8 +196,9 @@ impl Store {
         let path = path.as_path();
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).at(path)?;
         let rowid = require_customer(&tx, path, external_id)?;
-        let report = forget(&tx, rowid, external_id, by, now).at(path)?;
+        let mut report = forget(&tx, rowid, external_id, by, now).at(path)?;
         tx.commit().at(path)?;
+        report.wal_truncated = truncate_wal(&self.conn).at(path)?;
         Ok(report)
     }
 }
@@ -194,6 +214,8 @@ fn forget(
         customer_id: external_id.to_owned(),
         ..ForgetReport::default()
     };
+    // 0. The words that identify the customer, to be erased wherever they are quoted.
+    let quoted = personal_words(tx, rowid)?;
     // 1. Every address the customer has or was mailed at: suppressed by hash.
     let mut addresses: Vec<String> = tx
         .prepare(
@@ -283,7 +305,9 @@ fn forget(
     ] {
         report.tasks_erased += tx.execute(sql, params![rowid, ERASED_TITLE])? as u64;
     }
-    // 6. The audit row, only when something was done: forgetting twice changes nothing.
+    // 6. Quotes of the customer in other texts.
+    report.quotes_erased = erase_quotes(tx, rowid, &quoted)?;
+    // 7. The audit row, only when something was done: forgetting twice changes nothing.
     if report.changed_anything() {
         let detail = json!({
             "profile_erased": report.profile_erased,
@@ -293,6 +317,7 @@ fn forget(
             "emails_erased": report.emails_erased,
             "emails_in_flight": report.emails_in_flight,
             "addresses_suppressed": report.addresses_suppressed,
+            "quotes_erased": report.quotes_erased,
         });
         tx.execute(
             "INSERT INTO privacy_requests (kind, customer_id, at, by_whom, detail) \
@@ -303,4 +328,243 @@ fn forget(
         report.already_forgotten = true;
     }
     Ok(report)
+}
+
+/// What replaces a quote of a forgotten customer's personal data in a text.
+const ERASED_WORDS: &str = "(erased)";
+
+/// Text values shorter than this (in characters) are not searched for in other texts: a short
+/// attribute value (`80`, `yes`) would match unrelated words and numbers.
+const SHORTEST_QUOTE: usize = 4;
+
+/// The words that identify a customer in other texts: longer words first, so a name inside an
+/// address is erased with the address.
+#[derive(Debug, Default)]
+struct PersonalWords {
+    /// Name, email addresses (the profile's and every one they were mailed at), phone.
+    identity: Vec<String>,
+    /// The above and the text values of their attributes (a postal address, say).
+    all: Vec<String>,
+}
+
+fn personal_words(tx: &Connection, rowid: i64) -> rusqlite::Result<PersonalWords> {
+    let (name, email, phone, attributes): (Option<String>, Option<String>, Option<String>, String) =
+        tx.query_row(
+            "SELECT name, email, phone, attributes FROM customers WHERE id = ?1",
+            [rowid],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )?;
+    let mut identity: Vec<String> = [name, email, phone].into_iter().flatten().collect();
+    identity.extend(
+        tx.prepare(
+            "SELECT DISTINCT to_address FROM outbox WHERE customer_id = ?1 \
+             AND recipient_kind = 'customer'",
+        )?
+        .query_map([rowid], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?,
+    );
+    let mut all = identity.clone();
+    if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&attributes) {
+        all.extend(map.values().filter_map(|v| v.as_str().map(str::to_owned)));
+    }
+    let tidy = |words: Vec<String>| {
+        let mut words: Vec<String> = words
+            .into_iter()
+            .map(|w| w.trim().to_owned())
+            .filter(|w| w.chars().count() >= SHORTEST_QUOTE)
+            .collect();
+        words.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        words.dedup();
+        words
+    };
+    Ok(PersonalWords {
+        identity: tidy(identity),
+        all: tidy(all),
+    })
+}
+
+/// `text` with every word of `words` replaced by [`ERASED_WORDS`] (case-insensitively for
+/// ASCII, as addresses are), or `None` when it quotes none of them.
+fn without_words(text: &str, words: &[String]) -> Option<String> {
+    let needles: Vec<String> = words
+        .iter()
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut at = 0;
+    // One pass, longest word first at each place, so no word is searched for in a
+    // replacement already made.
+    while let Some(ch) = text[at..].chars().next() {
+        match needles.iter().find(|n| lower[at..].starts_with(n.as_str())) {
+            Some(needle) => {
+                out.push_str(ERASED_WORDS);
+                at += needle.len();
+                changed = true;
+            }
+            None => {
+                out.push(ch);
+                at += ch.len_utf8();
+            }
+        }
+    }
+    changed.then_some(out)
+}
+
+/// A JSON text with [`without_words`] applied to every string value in it, so it stays valid
+/// JSON (keys are names, not data); a text that is not JSON is treated as plain text.
+fn json_without_words(text: &str, words: &[String]) -> Option<String> {
+    fn walk(value: &mut Value, words: &[String]) -> bool {
+        match value {
+            Value::String(s) => match without_words(s, words) {
+                Some(new) => {
+                    *s = new;
+                    true
+                }
+                None => false,
+            },
+            Value::Array(items) => items.iter_mut().fold(false, |c, v| walk(v, words) | c),
+            Value::Object(map) => map.values_mut().fold(false, |c, v| walk(v, words) | c),
+            _ => false,
+        }
+    }
+    let Ok(mut value) = serde_json::from_str::<Value>(text) else {
+        return without_words(text, words);
+    };
+    walk(&mut value, words).then(|| value.to_string())
+}
+
+/// Which words a column is searched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Words {
+    /// Name, addresses, phone: for texts whose other words the program reads (a follow-up's
+    /// action names templates and assignees, which an attribute value could equal).
+    Identity,
+    /// Those and the attributes' text values: for explanations meant for people.
+    All,
+}
+
+/// The texts that may quote a customer: `(table, column, is JSON, words, which rows)`, with
+/// `?1` the customer's row id where the rows are theirs. The columns erased outright (profile,
+/// notes, subjects, comments, task titles and notes, pin reasons, the outbox's addresses,
+/// subjects, bodies and errors, its events' details) are not listed; the audit of the tables
+/// is in ARCHITECTURE.md.
+const QUOTING_COLUMNS: &[(&str, &str, bool, Words, &str)] = &[
+    ("followups", "reason", false, Words::All, "customer_id = ?1"),
+    (
+        "followups",
+        "status_reason",
+        false,
+        Words::All,
+        "customer_id = ?1",
+    ),
+    (
+        "followups",
+        "action",
+        true,
+        Words::Identity,
+        "customer_id = ?1",
+    ),
+    (
+        "customer_tiers",
+        "reasons",
+        true,
+        Words::All,
+        "customer_id = ?1",
+    ),
+    (
+        "tier_history",
+        "reason",
+        false,
+        Words::All,
+        "customer_id = ?1",
+    ),
+    (
+        "daemon_state",
+        "last_send_error",
+        false,
+        Words::Identity,
+        "?1 IS NOT NULL",
+    ),
+    (
+        "daemon_state",
+        "last_tick_error",
+        false,
+        Words::Identity,
+        "?1 IS NOT NULL",
+    ),
+    (
+        "daemon_state",
+        "last_reload_error",
+        false,
+        Words::Identity,
+        "?1 IS NOT NULL",
+    ),
+];
+
+/// Erases the customer's words wherever [`QUOTING_COLUMNS`] quote them; returns how many texts
+/// changed.
+fn erase_quotes(tx: &Connection, rowid: i64, words: &PersonalWords) -> rusqlite::Result<u64> {
+    let mut erased = 0;
+    for (table, column, json, which, rows) in QUOTING_COLUMNS {
+        let words = match which {
+            Words::Identity => &words.identity,
+            Words::All => &words.all,
+        };
+        if words.is_empty() {
+            continue;
+        }
+        let found: Vec<(i64, String)> = tx
+            .prepare(&format!(
+                "SELECT rowid, {column} FROM {table} WHERE {rows} AND {column} IS NOT NULL"
+            ))?
+            .query_map([rowid], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (id, text) in found {
+            let new = if *json {
+                json_without_words(&text, words)
+            } else {
+                without_words(&text, words)
+            };
+            if let Some(new) = new {
+                tx.execute(
+                    &format!("UPDATE {table} SET {column} = ?2 WHERE rowid = ?1"),
+                    params![id, new],
+                )?;
+                erased += 1;
+            }
+        }
+    }
+    Ok(erased)
+}
+
+/// Copies every page of the WAL into the database file and truncates the WAL to nothing, so
+/// the earlier versions of the pages a forget changed are gone from it. `false` when a reader
+/// on an older snapshot kept it from finishing (after the busy timeout).
+fn truncate_wal(conn: &Connection) -> rusqlite::Result<bool> {
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+    Ok(busy == 0)
+}
+
+#[cfg(test)]
+mod quote_tests {
+    use super::*;
+
+    fn words(list: &[&str]) -> Vec<String> {
+        list.iter().map(|w| (*w).to_owned()).collect()
+    }
+
+    #[test]
+    fn quotes_are_erased_case_insensitively_and_json_stays_json() {
+        let w = words(&["li.na@example.com", "Li Na", "erased"]);
+        assert_eq!(
+            without_words("550 <LI.NA@example.com>: no such user (Li Na)", &w).as_deref(),
+            Some("550 <(erased)>: no such user ((erased))")
+        );
+        assert_eq!(without_words("nothing here", &w), None);
+        let json = json_without_words(r#"{"kind":"email","to":["Li Na"],"n":1}"#, &w).unwrap();
+        assert_eq!(json, r#"{"kind":"email","n":1,"to":["(erased)"]}"#);
+    }
 }
