@@ -33,6 +33,7 @@
 //! - [`followup`]: follow-up rules and the contact policy, validated; [`check_references`].
 //! - [`assignment`]: owner assignment by tier, balanced by spare capacity ([`assign`]).
 //! - [`plan`]: follow-ups planned for one customer over a time range, with occurrence keys.
+//! - [`query`]: expressions over one customer for `tiercare customers --where`/`--sort`.
 //! - [`ruletest`]: rule tests (`rules/tests/*.yaml`, `tiercare test`).
 //! - [`template`]: care-email templates (minijinja), checked against the context schema.
 //! - [`json_schema`]: the JSON Schema of rule and rule-test files (`tiercare schema`).
@@ -50,6 +51,7 @@ pub mod followup;
 pub mod json_schema;
 pub mod mapping;
 pub mod plan;
+pub mod query;
 pub mod record;
 pub mod rules;
 pub mod ruletest;
@@ -93,6 +95,7 @@ pub use rules::{
     LibraryFunction, LoadedRules, Location, RuleFile, RuleInfo, RuleSet, ScoreInfo, SegmentSetInfo,
     Window, load_rules,
 };
+pub use query::{CustomerExpression, QueryValue, Stored};
 pub use ruletest::{TestFailure, TestReport, run_rule_tests};
 pub use sandbox::{Limits, ScriptError, new_engine, script_diagnostic};
 pub use snapshot::{FeatureTypeError, FeatureValue, Pin, Snapshot};
