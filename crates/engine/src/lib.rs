@@ -87,6 +87,7 @@ pub use plan::{
     CapPeriod, CustomerEvent, EventKind, FollowUpState, Moved, Plan, PlannedAction, Planner,
     Skipped, SkippedAction, plan_customer,
 };
+pub use query::{CustomerExpression, QueryValue, Stored};
 pub use record::{
     Cell, Check, FieldSpec, FieldType, RecordKind, Rejection, RowOutcome, TypedRow,
     UnknownRecordKind, Value, field_index, fields,
@@ -95,7 +96,6 @@ pub use rules::{
     LibraryFunction, LoadedRules, Location, RuleFile, RuleInfo, RuleSet, ScoreInfo, SegmentSetInfo,
     Window, load_rules,
 };
-pub use query::{CustomerExpression, QueryValue, Stored};
 pub use ruletest::{TestFailure, TestReport, run_rule_tests};
 pub use sandbox::{Limits, ScriptError, new_engine, script_diagnostic};
 pub use snapshot::{FeatureTypeError, FeatureValue, Pin, Snapshot};

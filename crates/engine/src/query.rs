@@ -181,14 +181,24 @@ mod tests {
             "days_since_last_contact > 60 && tier == \"A\" && segments.rfm == \"champions\"",
         )
         .unwrap();
-        assert!(expr.matches(&snapshot, stored("A", &segments, &scores)).unwrap());
-        assert!(!expr.matches(&snapshot, stored("B", &segments, &scores)).unwrap());
+        assert!(
+            expr.matches(&snapshot, stored("A", &segments, &scores))
+                .unwrap()
+        );
+        assert!(
+            !expr
+                .matches(&snapshot, stored("B", &segments, &scores))
+                .unwrap()
+        );
     }
 
     #[test]
     fn a_misspelt_feature_is_refused_with_a_suggestion() {
         let err = CustomerExpression::compile("days_since_last_contct > 60").unwrap_err();
-        assert!(err.contains("did you mean `days_since_last_contact`"), "{err}");
+        assert!(
+            err.contains("did you mean `days_since_last_contact`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -196,7 +206,9 @@ mod tests {
         let snapshot = Snapshot::new();
         let scores = serde_json::Map::new();
         let mut expr = CustomerExpression::compile("orders_total").unwrap();
-        let err = expr.matches(&snapshot, stored("", &[], &scores)).unwrap_err();
+        let err = expr
+            .matches(&snapshot, stored("", &[], &scores))
+            .unwrap_err();
         assert!(err.contains("must be true or false"), "{err}");
     }
 }
