@@ -33,6 +33,7 @@
 //!   non-positive quantity: Quantity <= 0
 //! group_by: order_id           # lines with the same order id form one order (orders only)
 //! create_customers: true       # orders only: create customers that do not exist yet
+//! refunds: true                # orders only: import negative amounts as refunds
 //! defaults:                    # constant values for our fields when the row gives none
 //!   customer_region: Unknown
 //! ```
@@ -82,6 +83,9 @@
 //! - **`group_by`** (orders only) names the field whose equal values form one order;
 //!   **`create_customers`** (orders only) lets the import create customers it does not know,
 //!   using `customer_name` and `customer_region`.
+//! - **`refunds`** (orders only): a line with a negative amount (a refund, a credit, a gift
+//!   card) is rejected unless the mapping says `refunds: true`; then it is imported as it is and
+//!   lowers the revenue of its order (see the store's features for how refunds count).
 //! - **`defaults`** gives constant values to fields a row leaves empty.
 //! - **`attributes`** (customers only) imports custom attributes: `name: Source Column`. The value
 //!   is an int, float or bool when the text is exactly one (`true`/`false`; no leading zeros),
@@ -177,6 +181,7 @@ pub struct Mapping {
     skip_reasons: Vec<String>,
     group_by: Option<String>,
     create_customers: bool,
+    refunds: bool,
     /// (field index, value)
     defaults: Vec<(usize, Value)>,
     /// (attribute name, source column)
@@ -261,6 +266,7 @@ struct RawMapping {
     skip: Ordered<String>,
     group_by: Option<String>,
     create_customers: Option<bool>,
+    refunds: Option<bool>,
     #[serde(default)]
     defaults: Ordered<serde_yaml::Value>,
     #[serde(default)]
@@ -549,6 +555,13 @@ impl Mapping {
                 );
             }
         }
+        if raw.refunds.is_some() && kind != RecordKind::Orders {
+            v.key_error(
+                &key_path(&["refunds"]),
+                format!("`refunds` applies to orders, not to {kind}"),
+                Some("remove it, or import this file as orders".to_owned()),
+            );
+        }
         if raw.create_customers.is_some() && kind != RecordKind::Orders {
             v.key_error(
                 &key_path(&["create_customers"]),
@@ -640,6 +653,7 @@ impl Mapping {
             skips,
             group_by: raw.group_by,
             create_customers: raw.create_customers.unwrap_or(false),
+            refunds: raw.refunds.unwrap_or(false),
             defaults,
             attributes,
             warnings,
@@ -665,11 +679,19 @@ impl Mapping {
             skip_reasons: Vec::new(),
             group_by: None,
             create_customers: false,
+            refunds: false,
             defaults: Vec::new(),
             attributes: Vec::new(),
             warnings: Vec::new(),
             engine: sandbox::new_engine(),
         }
+    }
+
+    /// Orders: whether negative amounts are imported as refunds (`refunds: true`) rather than
+    /// rejected.
+    #[must_use]
+    pub fn refunds(&self) -> bool {
+        self.refunds
     }
 
     /// The record kind this mapping imports.
@@ -1374,6 +1396,21 @@ impl BoundMapping<'_> {
                     });
                 }
             }
+        }
+        if let Some((a, _, _)) = self.amount
+            && !self.mapping.refunds
+            && let Some(Value::Float(amount)) = values[a]
+            && amount < 0.0
+        {
+            return Err(Rejection {
+                column: self.plans[a].label.clone(),
+                value: Some(amount.to_string()),
+                reason: "a negative amount (a refund, credit or gift card?) is refused: add \
+                         `refunds: true` to the mapping to import it as a refund (it lowers \
+                         revenue and is not counted as an order), or skip such rows with a \
+                         `skip:` rule"
+                    .to_owned(),
+            });
         }
         if let Some(severity) = self.severity {
             values[severity].get_or_insert(Value::Int(2));

@@ -49,11 +49,11 @@ pub struct CustomerRow {
     pub owner: Option<String>,
     /// The owning manager's name, when the manager is known.
     pub owner_name: Option<String>,
-    /// Orders ever placed.
+    /// Orders ever placed (refunds, orders with a negative amount, are not orders).
     pub orders_total: i64,
-    /// Sum of their amounts.
+    /// Sum of every order's amount, refunds subtracted.
     pub revenue_total: f64,
-    /// Time (unix seconds) of the latest order.
+    /// Time (unix seconds) of the latest order (refunds aside).
     pub last_order_at: Option<i64>,
     /// Time (unix seconds) of the latest interaction.
     pub last_contact_at: Option<i64>,
@@ -107,9 +107,10 @@ impl Store {
             ) \
             SELECT l.id, l.external_id, l.name, l.email, l.tier, l.owner, \
                    (SELECT m.name FROM managers m WHERE m.external_id = l.owner), \
-                   (SELECT count(*) FROM orders o WHERE o.customer_id = l.id), \
+                   (SELECT count(*) FROM orders o WHERE o.customer_id = l.id AND o.amount >= 0), \
                    (SELECT total(o.amount) FROM orders o WHERE o.customer_id = l.id), \
-                   (SELECT max(o.ordered_at) FROM orders o WHERE o.customer_id = l.id), \
+                   (SELECT max(o.ordered_at) FROM orders o \
+                     WHERE o.customer_id = l.id AND o.amount >= 0), \
                    l.last_contact_at, coalesce(l.scores, '{}'), l.attributes, \
                    (SELECT json_group_array(json_array(s.segment_set, s.segment)) \
                       FROM customer_segments s WHERE s.customer_id = l.id) \
