@@ -23,6 +23,7 @@
 //! - [`sandbox`]: the only place a Rhai engine is built; script errors located in YAML.
 //! - [`record`]: record kinds, our fields, cells, typed rows.
 //! - [`mapping`]: import mappings (`tiercare import KIND FILE --mapping M.yaml`).
+//! - [`mapping_functions`]: what mapping scripts can call, and unknown calls found at parse.
 //! - [`schedule`]: cron schedules (5-field crontab and the `cron` crate's 6/7-field form).
 //! - [`feature`]: the customer features rules read (the contract with the store).
 //! - [`catalog`](mod@catalog): every feature and function rules can use (`tiercare functions`).
@@ -50,6 +51,7 @@ pub mod feature;
 pub mod followup;
 pub mod json_schema;
 pub mod mapping;
+pub mod mapping_functions;
 pub mod plan;
 pub mod query;
 pub mod record;

@@ -132,6 +132,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 
 use crate::convert::{self, TimeRule};
 use crate::diagnostic::{Diagnostic, closest, hint_among, list_names, render_all};
+use crate::mapping_functions;
 use crate::native::{self, RowValue};
 use crate::record::{FieldSpec, FieldType, RecordKind, field_index, fields};
 // What a mapping takes and returns, so that importers need only this module.
@@ -335,15 +336,32 @@ impl Validator<'_> {
     }
 
     fn check_script(&mut self, path: &[PathSeg], source: &str) -> bool {
-        match sandbox::check_syntax(source) {
-            Ok(()) => true,
-            Err(err) => {
-                self.errors.push(sandbox::script_diagnostic(
-                    self.path, self.text, self.spans, path, &err,
-                ));
-                false
-            }
+        if let Err(err) = sandbox::check_syntax(source) {
+            self.errors.push(sandbox::script_diagnostic(
+                self.path, self.text, self.spans, path, &err,
+            ));
+            return false;
         }
+        let unknown = mapping_functions::unknown_calls(source);
+        for call in &unknown {
+            let at = self.spans.locate_in_scalar(path, call.line, call.column);
+            let hint = match call.near {
+                Some(near) => format!(
+                    "did you mean `{near}`? Mappings can call Rhai's standard functions and \
+                     trim, trim_start, trim_end, lower, upper and replace"
+                ),
+                None => "mappings can call Rhai's standard functions and trim, trim_start, \
+                         trim_end, lower, upper and replace"
+                    .to_owned(),
+            };
+            let message = format!(
+                "`{}` calls `{}`, which is not a function mappings have",
+                yaml::path_to_string(path),
+                call.name
+            );
+            self.errors.push(self.at(at, message, Some(hint)));
+        }
+        unknown.is_empty()
     }
 }
 
@@ -657,7 +675,7 @@ impl Mapping {
             defaults,
             attributes,
             warnings,
-            engine: sandbox::new_engine(),
+            engine: mapping_functions::mapping_engine(),
         })
     }
 
@@ -683,7 +701,7 @@ impl Mapping {
             defaults: Vec::new(),
             attributes: Vec::new(),
             warnings: Vec::new(),
-            engine: sandbox::new_engine(),
+            engine: mapping_functions::mapping_engine(),
         }
     }
 

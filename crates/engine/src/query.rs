@@ -41,12 +41,23 @@ pub enum QueryValue {
     Text(String),
 }
 
+/// A variable an expression reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Var {
+    Feature(Feature),
+    Tier,
+    Segments,
+    Scores,
+}
+
 /// One compiled customer expression.
 #[derive(Debug)]
 pub struct CustomerExpression {
     source: String,
     engine: Engine,
     ast: AST,
+    /// The variables it reads (only these are put in its scope for each customer).
+    vars: Vec<Var>,
     scope: Scope<'static>,
 }
 
@@ -54,43 +65,43 @@ impl CustomerExpression {
     /// Compiles `source` once: a syntax error or an unknown variable is an error message
     /// naming the problem (with a "did you mean" for a misspelt feature).
     pub fn compile(source: &str) -> Result<CustomerExpression, String> {
-        let engine = rules_engine();
-        let mut scope = Scope::new();
-        for feature in Feature::all() {
-            scope.push_dynamic(feature.name(), Dynamic::UNIT);
-        }
-        for name in QUERY_VARIABLES {
-            scope.push_dynamic(name, Dynamic::UNIT);
-        }
         if source.trim().is_empty() {
             return Err("the expression is empty: write one such as `orders_window >= 2`".into());
         }
-        let ast = engine
-            .compile_expression_with_scope(&scope, source)
-            .map_err(|err| match err.err_type() {
-                ParseErrorType::VariableUndefined(name) => {
-                    let candidates = Feature::all()
-                        .map(Feature::name)
-                        .chain(QUERY_VARIABLES)
-                        .collect::<Vec<_>>();
-                    match closest(name, candidates.iter().copied()) {
-                        Some(near) => format!(
-                            "`{name}` is not a feature or variable: did you mean `{near}`? \
-                             (`tiercare functions` lists the features)"
-                        ),
-                        None => format!(
-                            "`{name}` is not a feature or variable: `tiercare functions` lists \
-                             the features; `tier`, `segments` and `scores` are the stored ones"
-                        ),
+        let engine = rules_engine();
+        // Compiled with strict variables, adding each variable it reads as it is found, so
+        // that each customer's scope holds only those.
+        let mut vars: Vec<Var> = Vec::new();
+        let ast = loop {
+            let mut scope = Scope::new();
+            for var in &vars {
+                scope.push_dynamic(var_name(*var), Dynamic::UNIT);
+            }
+            match engine.compile_expression_with_scope(&scope, source) {
+                Ok(ast) => break ast,
+                Err(err) => match err.err_type() {
+                    ParseErrorType::VariableUndefined(name) => {
+                        let var = match name.as_str() {
+                            "tier" => Some(Var::Tier),
+                            "segments" => Some(Var::Segments),
+                            "scores" => Some(Var::Scores),
+                            other => Feature::from_name(other).map(Var::Feature),
+                        };
+                        match var {
+                            Some(var) if !vars.contains(&var) => vars.push(var),
+                            _ => return Err(unknown_variable(name)),
+                        }
                     }
-                }
-                _ => format!("syntax error in `{source}`: {err}"),
-            })?;
+                    _ => return Err(format!("syntax error in `{source}`: {err}")),
+                },
+            }
+        };
         Ok(CustomerExpression {
             source: source.to_owned(),
             engine,
             ast,
-            scope,
+            vars,
+            scope: Scope::new(),
         })
     }
 
@@ -100,27 +111,37 @@ impl CustomerExpression {
         &self.source
     }
 
+    /// Whether the expression reads custom attributes (`attr`): without it, they need not be
+    /// parsed.
+    #[must_use]
+    pub fn reads_attributes(&self) -> bool {
+        self.vars.contains(&Var::Feature(Feature::Attr))
+    }
+
     /// Runs the expression for one customer.
     pub fn eval(&mut self, snapshot: &Snapshot, stored: Stored<'_>) -> Result<QueryValue, String> {
         self.scope.rewind(0);
-        for feature in Feature::all() {
-            self.scope
-                .push_constant_dynamic(feature.name(), snapshot.dynamic(feature).clone());
+        for var in &self.vars {
+            let value = match var {
+                Var::Feature(feature) => snapshot.dynamic(*feature).clone(),
+                Var::Tier => Dynamic::from(ImmutableString::from(stored.tier)),
+                Var::Segments => Dynamic::from_map(
+                    stored
+                        .segments
+                        .iter()
+                        .map(|(set, segment)| (set.as_str().into(), Dynamic::from(segment.clone())))
+                        .collect::<Map>(),
+                ),
+                Var::Scores => Dynamic::from_map(
+                    stored
+                        .scores
+                        .iter()
+                        .map(|(name, value)| (name.as_str().into(), json_to_dynamic(value)))
+                        .collect::<Map>(),
+                ),
+            };
+            self.scope.push_constant_dynamic(var_name(*var), value);
         }
-        self.scope
-            .push_constant("tier", ImmutableString::from(stored.tier));
-        let segments: Map = stored
-            .segments
-            .iter()
-            .map(|(set, segment)| (set.as_str().into(), Dynamic::from(segment.clone())))
-            .collect();
-        self.scope.push_constant("segments", segments);
-        let scores: Map = stored
-            .scores
-            .iter()
-            .map(|(name, value)| (name.as_str().into(), json_to_dynamic(value)))
-            .collect();
-        self.scope.push_constant("scores", scores);
         let value = self
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut self.scope, &self.ast)
@@ -152,6 +173,33 @@ impl CustomerExpression {
             "`{}` must be true or false, but returned {returned}",
             self.source
         ))
+    }
+}
+
+fn var_name(var: Var) -> &'static str {
+    match var {
+        Var::Feature(feature) => feature.name(),
+        Var::Tier => "tier",
+        Var::Segments => "segments",
+        Var::Scores => "scores",
+    }
+}
+
+/// The message for a name that is neither a feature nor one of [`QUERY_VARIABLES`].
+fn unknown_variable(name: &str) -> String {
+    let candidates: Vec<&str> = Feature::all()
+        .map(Feature::name)
+        .chain(QUERY_VARIABLES)
+        .collect();
+    match closest(name, candidates.iter().copied()) {
+        Some(near) => format!(
+            "`{name}` is not a feature or variable: did you mean `{near}`? \
+             (`tiercare functions` lists the features)"
+        ),
+        None => format!(
+            "`{name}` is not a feature or variable: `tiercare functions` lists the features; \
+             `tier`, `segments` and `scores` are the stored ones"
+        ),
     }
 }
 

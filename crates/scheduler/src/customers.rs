@@ -230,7 +230,13 @@ pub fn list_customers(
             Some(SortKey::Expression(expression)) => Some(expression),
             _ => None,
         };
-        store.for_each_features_with(options.at, window, None, true, &mut |features| {
+        let attributes = condition
+            .as_ref()
+            .is_some_and(|condition| condition.reads_attributes())
+            || sort_expression
+                .as_ref()
+                .is_some_and(|expression| expression.reads_attributes());
+        store.for_each_features_with(options.at, window, None, attributes, &mut |features| {
             if failure.is_some() {
                 return;
             }
