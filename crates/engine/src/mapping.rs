@@ -1359,17 +1359,25 @@ impl BoundMapping<'_> {
             }
         }
 
+        // Every problem of the row is collected, so that one import shows them all.
+        let mut problems: Vec<Rejection> = Vec::new();
+        let mut failed = vec![false; self.plans.len()];
         let mut values: Vec<Option<Value>> = Vec::with_capacity(self.plans.len());
-        for plan in &self.plans {
+        for (index, plan) in self.plans.iter().enumerate() {
             let value = match plan.source {
                 Source::Column(cell) => {
-                    convert::convert(cells[cell], plan.spec, plan.time.as_ref()).map_err(
-                        |reason| Rejection {
-                            column: plan.label.clone(),
-                            value: cell_text(cells[cell]),
-                            reason,
-                        },
-                    )?
+                    match convert::convert(cells[cell], plan.spec, plan.time.as_ref()) {
+                        Ok(value) => value,
+                        Err(reason) => {
+                            problems.push(Rejection {
+                                column: plan.label.clone(),
+                                value: cell_text(cells[cell]),
+                                reason,
+                            });
+                            failed[index] = true;
+                            None
+                        }
+                    }
                 }
                 Source::Derive(script) => {
                     let script = &self.derives[script];
@@ -1387,9 +1395,16 @@ impl BoundMapping<'_> {
                                 load_scope(&mut self.scope, &self.vars, cells)?;
                                 loaded = true;
                             }
-                            let result =
-                                run_script(engine, &mut self.scope, self.vars.len(), script)?;
-                            derived_value(&result, plan)?
+                            match run_script(engine, &mut self.scope, self.vars.len(), script)
+                                .and_then(|result| derived_value(&result, plan))
+                            {
+                                Ok(value) => value,
+                                Err(rejection) => {
+                                    problems.push(rejection);
+                                    failed[index] = true;
+                                    None
+                                }
+                            }
                         }
                     }
                 }
@@ -1400,18 +1415,22 @@ impl BoundMapping<'_> {
 
         if let Some((a, q, p)) = self.amount
             && values[a].is_none()
+            && !failed[a]
         {
             match (&values[q], &values[p]) {
                 (Some(Value::Float(quantity)), Some(Value::Float(price))) => {
                     values[a] = Some(Value::Float(quantity * price));
                 }
+                // The quantity's or the price's own problem is reported already.
+                _ if failed[q] || failed[p] => failed[a] = true,
                 _ => {
-                    return Err(Rejection {
+                    problems.push(Rejection {
                         column: self.plans[a].label.clone(),
                         value: None,
                         reason: "no amount, and no quantity and unit_price to compute it"
                             .to_owned(),
                     });
+                    failed[a] = true;
                 }
             }
         }
@@ -1420,7 +1439,7 @@ impl BoundMapping<'_> {
             && let Some(Value::Float(amount)) = values[a]
             && amount < 0.0
         {
-            return Err(Rejection {
+            problems.push(Rejection {
                 column: self.plans[a].label.clone(),
                 value: Some(amount.to_string()),
                 reason: "a negative amount (a refund, credit or gift card?) is refused: add \
@@ -1433,14 +1452,17 @@ impl BoundMapping<'_> {
         if let Some(severity) = self.severity {
             values[severity].get_or_insert(Value::Int(2));
         }
-        for (plan, value) in self.plans.iter().zip(&values) {
-            if plan.spec.required && value.is_none() {
-                return Err(Rejection {
+        for ((plan, value), failed) in self.plans.iter().zip(&values).zip(&failed) {
+            if plan.spec.required && value.is_none() && !failed {
+                problems.push(Rejection {
                     column: plan.label.clone(),
                     value: None,
                     reason: format!("`{}` is required but empty", plan.spec.name),
                 });
             }
+        }
+        if !problems.is_empty() {
+            return Err(combine(problems));
         }
 
         let mut attributes = Vec::with_capacity(self.attributes.len());
@@ -1451,6 +1473,17 @@ impl BoundMapping<'_> {
         }
         Ok(RowOutcome::Row(TypedRow { values, attributes }))
     }
+}
+
+/// One rejection for every problem of a row: the first, with the others after its reason
+/// (`; also COLUMN: REASON (value V)`), so that one import shows them all.
+fn combine(mut problems: Vec<Rejection>) -> Rejection {
+    let mut first = problems.remove(0);
+    for other in problems {
+        first.reason.push_str("; also ");
+        first.reason.push_str(&other.to_string());
+    }
+    first
 }
 
 /// Puts this row's cells into the scope, typed as declared.
