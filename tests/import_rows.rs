@@ -26,9 +26,18 @@ fn a_row_with_three_problems_reports_all_three_in_one_import() {
         .filter(|l| l.contains("line 3"))
         .collect();
     assert_eq!(line.len(), 1, "one entry for the row: {}", out.stderr);
-    for problem in ["ordered_at", "2025-13-01 10:00", "amount", "\"abc\"", "customer_id"] {
+    for problem in [
+        "ordered_at",
+        "2025-13-01 10:00",
+        "amount",
+        "\"abc\"",
+        "customer_id",
+    ] {
         assert!(line[0].contains(problem), "{problem} in {}", line[0]);
     }
     assert_eq!(ws.count("SELECT count(*) FROM orders"), 1);
-    assert_eq!(ws.count("SELECT rejected FROM imports WHERE kind = 'orders'"), 1);
+    assert_eq!(
+        ws.count("SELECT rejected FROM imports WHERE kind = 'orders'"),
+        1
+    );
 }

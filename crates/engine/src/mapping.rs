@@ -1275,6 +1275,22 @@ impl BoundMapping<'_> {
         field_index(self.mapping.kind, name)
     }
 
+    /// The text of the cell that field `name` is copied from in `cells` (a row of the bound
+    /// header); `None` when the field is derived, absent or the cell empty. For naming the order
+    /// of a rejected order line.
+    #[must_use]
+    pub fn column_text(&self, name: &str, cells: &[Cell<'_>]) -> Option<String> {
+        let plan = self.plans.get(self.field_index(name)?)?;
+        match plan.source {
+            Source::Column(cell) => cells
+                .get(cell)
+                .copied()
+                .and_then(cell_text)
+                .filter(|text| !text.trim().is_empty()),
+            _ => None,
+        }
+    }
+
     /// The mapping this was bound from.
     #[must_use]
     pub fn mapping(&self) -> &Mapping {
