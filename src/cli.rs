@@ -95,7 +95,10 @@ pub enum Command {
     ///
     /// The import is one transaction: it is written whole or not at all. Re-importing the same
     /// file changes nothing (records are matched by their ids). Rows with problems are rejected
-    /// and listed with their line, column and reason; --strict refuses the whole file instead.
+    /// and listed with their line, column and reason (every problem of a row at once); --strict
+    /// refuses the whole file instead. An order with a rejected line is rejected whole, each of
+    /// its lines listed. A negative amount is rejected unless the mapping says `refunds: true`
+    /// (then it is a refund: it lowers revenue and is not an order).
     Import(ImportArgs),
     /// Create a workspace filled with realistic synthetic data, for trying tiercare.
     ///
