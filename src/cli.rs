@@ -97,7 +97,10 @@ pub enum Command {
     ///
     /// The import is one transaction: it is written whole or not at all. Re-importing the same
     /// file changes nothing (records are matched by their ids). Rows with problems are rejected
-    /// and listed with their line, column and reason; --strict refuses the whole file instead.
+    /// and listed with their line, column and reason (every problem of a row at once); --strict
+    /// refuses the whole file instead. An order with a rejected line is rejected whole, each of
+    /// its lines listed. A negative amount is rejected unless the mapping says `refunds: true`
+    /// (then it is a refund: it lowers revenue and is not an order).
     Import(ImportArgs),
     /// Create a workspace filled with realistic synthetic data, for trying tiercare.
     ///
@@ -293,6 +296,22 @@ pub enum Command {
     /// backup` (or, as a last resort, what `sqlite3 .recover` can rescue). It never writes to
     /// the file. Exits 0 when the database is healthy, 1 when it is not.
     Doctor(DoctorArgs),
+    /// List or export customers: filter by tier, segment, owner, last contact, attribute or any
+    /// condition on their features; sort; page; print a table, CSV or JSON Lines.
+    ///
+    /// Tiers, segments and scores are those stored by the latest `tiercare assess`; features
+    /// (for --where and a --sort by a feature) are computed at --at (default: now) over the
+    /// rules' window, as an assessment computes them. Every filter given must hold. The table
+    /// shows --limit customers (default 50) and says how many more match; --csv and --jsonl
+    /// print every match unless --limit is given. --csv has a header row and the columns id,
+    /// name, email, tier, segments (`set=segment;...`), owner, owner_name, orders_total,
+    /// revenue_total, last_order_at, last_contact_at (RFC 4180, times in UTC), ready for a
+    /// newsletter tool.
+    ///
+    /// Examples: `tiercare customers --tier A --csv > a.csv`;
+    /// `tiercare customers --owner m004 --not-contacted-for 60`;
+    /// `tiercare customers --where 'days_since_last_contact > 60 && tier == "A"' --sort -revenue_window`.
+    Customers(CustomersArgs),
 }
 
 /// `tiercare completions`.
@@ -540,6 +559,59 @@ pub struct ReportArgs {
     /// Print every figure as JSON (with --out, the file is written too).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `tiercare customers`.
+#[derive(Debug, Args)]
+pub struct CustomersArgs {
+    /// Only customers in this tier (repeat for several).
+    #[arg(long, value_name = "TIER")]
+    pub tier: Vec<String>,
+    /// Only customers in this segment: SEGMENT (in any segment set) or SET=SEGMENT (repeat for
+    /// several: a customer in any of them).
+    #[arg(long, value_name = "SEGMENT")]
+    pub segment: Vec<String>,
+    /// Only customers owned by this manager (external id or name).
+    #[arg(long, value_name = "MANAGER")]
+    pub owner: Option<String>,
+    /// Only customers with no interaction in the N days before --at (never contacted included).
+    #[arg(long, value_name = "DAYS", conflicts_with = "contacted_within")]
+    pub not_contacted_for: Option<u32>,
+    /// Only customers with an interaction in the N days before --at.
+    #[arg(long, value_name = "DAYS")]
+    pub contacted_within: Option<u32>,
+    /// Only customers whose custom attribute NAME equals VALUE (compared as text; true/false
+    /// for booleans).
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub attr: Option<String>,
+    /// Only customers for whom this condition holds, in the rules' expression language: every
+    /// feature (`tiercare functions`), `tier`, `segments.SET` and `scores.NAME`, e.g.
+    /// `days_since_last_contact > 60 && tier == "A"`.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub condition: Option<String>,
+    /// Sort by a column (id, name, email, tier, owner, orders_total, revenue_total,
+    /// last_order_at, last_contact_at), a feature or an expression; `-` before it sorts
+    /// descending (`--sort -revenue_window`). Customers without a value come last. Default: id
+    /// order (import order).
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
+    pub sort: Option<String>,
+    /// List at most N customers [default: 50 for the table; all for --csv and --jsonl].
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Skip the first N matching customers (for paging).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub offset: usize,
+    /// Compute features at this time: YYYY-MM-DD (the start of that day in the workspace's time
+    /// zone) or an RFC 3339 time [default: now]. --not-contacted-for and --contacted-within
+    /// count back from it.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Print CSV (a header row, then one row per customer).
+    #[arg(long, conflicts_with = "jsonl")]
+    pub csv: bool,
+    /// Print one JSON object per customer and line (with segments, scores and attributes).
+    #[arg(long)]
+    pub jsonl: bool,
 }
 
 /// `tiercare plan`.

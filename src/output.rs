@@ -70,6 +70,21 @@ impl Output {
         emit(text);
     }
 
+    /// Text on stdout exactly as it is (no newline added): CSV with its own line ends.
+    pub fn raw(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        if let Err(err) = stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            if err.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("error: cannot write to stdout: {err}");
+            std::process::exit(2);
+        }
+    }
+
     /// A heading on stdout.
     pub fn heading(&self, text: &str) {
         emit(&Self::paint(self.color_out, "1", text));

@@ -17,7 +17,7 @@ use common::{Run, Workspace, command_in};
 const HEADER: &str = "Invoice,Sku,Qty,Price,Date,Customer,Country\n";
 
 /// Lines of orders A1, A2 and A3, each contiguous: a skipped cancellation, a quantity that is not
-/// a number, and a line of A2 naming another customer.
+/// a number, and a line of A2 naming another customer (so A2 is rejected whole).
 const CONTIGUOUS: &str = "A1,S1,2,1.5,2011-12-01 08:26,C1,United Kingdom
 A1,S2,1,4,2011-12-01 08:26,C1,United Kingdom
 C9,S1,1,1,2011-12-01 08:30,C1,United Kingdom
@@ -212,23 +212,29 @@ fn contiguous_orders_import_as_when_held_to_the_end_and_reimport_unchanged() {
     let csv = format!("{HEADER}{CONTIGUOUS}");
     let first = pair.same(&csv, true, &[]);
     let r = report(&first);
-    assert_eq!(r["imported"], 3, "{r}");
-    assert_eq!(r["order_lines"], 4, "{r}");
+    // A2 has two rejected lines: it is rejected whole (and its customer C2 not created).
+    assert_eq!(r["imported"], 2, "{r}");
+    assert_eq!(r["order_lines"], 3, "{r}");
     assert_eq!(r["skipped"], 1, "{r}");
-    assert_eq!(r["rejected"], 2, "{r}");
-    assert_eq!(r["customers_created"], 3, "{r}");
-    // The quantity that is not a number, then the line of A2 naming C3.
-    assert_eq!(rejection_lines(&first), [5, 7]);
+    assert_eq!(r["rejected"], 3, "{r}");
+    assert_eq!(r["customers_created"], 2, "{r}");
+    // The quantity that is not a number, then the line of A2 naming C3, then A2's other line.
+    assert_eq!(rejection_lines(&first), [5, 7, 6]);
     assert_eq!(
         r["rejections"][1]["reason"],
         "order 'A2' belongs to customer 'C2' on line 6"
+    );
+    assert_eq!(
+        r["rejections"][2]["reason"],
+        "order 'A2' is rejected whole: its lines 5, 7 were rejected (its lines: 5, 6, 7); \
+         fix those lines and import the file again"
     );
 
     let again = pair.same(&csv, true, &[]);
     let r = report(&again);
     assert_eq!(
         (&r["imported"], &r["updated"], &r["unchanged"]),
-        (&0.into(), &0.into(), &3.into()),
+        (&0.into(), &0.into(), &2.into()),
         "{r}"
     );
     assert_eq!(r["customers_created"], 0, "{r}");
@@ -240,21 +246,21 @@ fn an_order_with_scattered_lines_is_one_order_on_first_import_and_unchanged_on_r
     let csv = format!("{HEADER}{CONTIGUOUS}{SCATTERED_LINE}");
     let first = pair.same(&csv, true, &[]);
     let r = report(&first);
-    assert_eq!(r["imported"], 3, "{r}");
-    assert_eq!(r["order_lines"], 5, "{r}");
-    assert_eq!(r["customers_created"], 3, "{r}");
-    assert_eq!(r["rejected"], 2, "{r}");
+    assert_eq!(r["imported"], 2, "{r}");
+    assert_eq!(r["order_lines"], 4, "{r}");
+    assert_eq!(r["customers_created"], 2, "{r}");
+    assert_eq!(r["rejected"], 3, "{r}");
     // A1: three lines, 2 x 1.5 + 4 + 10, at its earliest line's time; written first.
     let a1 = &first.tables[1][0];
     assert_eq!(a1, "1|A1|1|1322647200|17.0|3");
-    // Three customers created once each: the first pass was undone.
-    assert_eq!(first.tables[0].len(), 3, "{:?}", first.tables[0]);
+    // Two customers created once each: the first pass was undone.
+    assert_eq!(first.tables[0].len(), 2, "{:?}", first.tables[0]);
 
     let again = pair.same(&csv, true, &[]);
     let r = report(&again);
     assert_eq!(
         (&r["imported"], &r["updated"], &r["unchanged"]),
-        (&0.into(), &0.into(), &3.into()),
+        (&0.into(), &0.into(), &2.into()),
         "{r}"
     );
     assert_eq!(again.tables[3].len(), 2);
@@ -288,18 +294,20 @@ fn the_file_is_read_again_only_when_an_order_is_scattered() {
 
 #[test]
 fn rejections_by_the_database_are_listed_after_the_rows_own_as_when_held() {
+    // The rows' own rejections come first, then the other lines of orders rejected whole
+    // (A2's line 6), then the database's.
     let pair = Pair::new();
     // No customers and none created: every order is rejected by the store, the first while
     // later lines are still to be read.
     let csv = format!("{HEADER}{CONTIGUOUS}{SCATTERED_LINE}");
     let scattered = pair.same(&csv, false, &[]);
-    assert_eq!(rejection_lines(&scattered), [5, 7, 2, 6, 8]);
+    assert_eq!(rejection_lines(&scattered), [5, 7, 6, 2, 8]);
     assert_eq!(report(&scattered)["imported"], 0);
     let csv = format!("{HEADER}{CONTIGUOUS}");
     let contiguous = pair.same(&csv, false, &[]);
-    assert_eq!(rejection_lines(&contiguous), [5, 7, 2, 6, 8]);
+    assert_eq!(rejection_lines(&contiguous), [5, 7, 6, 2, 8]);
     assert!(
-        report(&contiguous)["rejections"][2]["reason"]
+        report(&contiguous)["rejections"][3]["reason"]
             .as_str()
             .unwrap()
             .contains("unknown customer 'C1'"),

@@ -1,6 +1,7 @@
 //! One function per command: open what it needs, call the crates, print.
 
 mod customer;
+mod customers;
 mod daemon;
 mod doctor;
 mod followups;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Report(args) => report::report(args, &workspace_dir, out),
         Command::Preview(args) => preview::preview(args, &workspace_dir, out),
         Command::Customer(command) => customer::customer(command, &workspace_dir, out),
+        Command::Customers(args) => customers::customers(args, &workspace_dir, out),
         Command::Send(args) => outbox::send(args, &workspace_dir, out),
         Command::Outbox(args) => outbox::outbox(args, &workspace_dir, out),
         Command::Unsubscribe(args) => outbox::unsubscribe(args, &workspace_dir, out),

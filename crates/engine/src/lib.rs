@@ -23,6 +23,7 @@
 //! - [`sandbox`]: the only place a Rhai engine is built; script errors located in YAML.
 //! - [`record`]: record kinds, our fields, cells, typed rows.
 //! - [`mapping`]: import mappings (`tiercare import KIND FILE --mapping M.yaml`).
+//! - [`mapping_functions`]: what mapping scripts can call, and unknown calls found at parse.
 //! - [`schedule`]: cron schedules (5-field crontab and the `cron` crate's 6/7-field form).
 //! - [`feature`]: the customer features rules read (the contract with the store).
 //! - [`catalog`](mod@catalog): every feature and function rules can use (`tiercare functions`).
@@ -33,6 +34,7 @@
 //! - [`followup`]: follow-up rules and the contact policy, validated; [`check_references`].
 //! - [`assignment`]: owner assignment by tier, balanced by spare capacity ([`assign`]).
 //! - [`plan`]: follow-ups planned for one customer over a time range, with occurrence keys.
+//! - [`query`]: expressions over one customer for `tiercare customers --where`/`--sort`.
 //! - [`ruletest`]: rule tests (`rules/tests/*.yaml`, `tiercare test`).
 //! - [`template`]: care-email templates (minijinja), checked against the context schema.
 //! - [`json_schema`]: the JSON Schema of rule and rule-test files (`tiercare schema`).
@@ -49,7 +51,9 @@ pub mod feature;
 pub mod followup;
 pub mod json_schema;
 pub mod mapping;
+pub mod mapping_functions;
 pub mod plan;
+pub mod query;
 pub mod record;
 pub mod rules;
 pub mod ruletest;
@@ -85,6 +89,7 @@ pub use plan::{
     CapPeriod, CustomerEvent, EventKind, FollowUpState, Moved, Plan, PlannedAction, Planner,
     Skipped, SkippedAction, plan_customer,
 };
+pub use query::{CustomerExpression, QueryValue, Stored};
 pub use record::{
     Cell, Check, FieldSpec, FieldType, RecordKind, Rejection, RowOutcome, TypedRow,
     UnknownRecordKind, Value, field_index, fields,

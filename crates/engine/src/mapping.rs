@@ -33,6 +33,7 @@
 //!   non-positive quantity: Quantity <= 0
 //! group_by: order_id           # lines with the same order id form one order (orders only)
 //! create_customers: true       # orders only: create customers that do not exist yet
+//! refunds: true                # orders only: import negative amounts as refunds
 //! defaults:                    # constant values for our fields when the row gives none
 //!   customer_region: Unknown
 //! ```
@@ -82,6 +83,9 @@
 //! - **`group_by`** (orders only) names the field whose equal values form one order;
 //!   **`create_customers`** (orders only) lets the import create customers it does not know,
 //!   using `customer_name` and `customer_region`.
+//! - **`refunds`** (orders only): a line with a negative amount (a refund, a credit, a gift
+//!   card) is rejected unless the mapping says `refunds: true`; then it is imported as it is and
+//!   lowers the revenue of its order (see the store's features for how refunds count).
 //! - **`defaults`** gives constant values to fields a row leaves empty.
 //! - **`attributes`** (customers only) imports custom attributes: `name: Source Column`. The value
 //!   is an int, float or bool when the text is exactly one (`true`/`false`; no leading zeros),
@@ -128,6 +132,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 
 use crate::convert::{self, TimeRule};
 use crate::diagnostic::{Diagnostic, closest, hint_among, list_names, render_all};
+use crate::mapping_functions;
 use crate::native::{self, RowValue};
 use crate::record::{FieldSpec, FieldType, RecordKind, field_index, fields};
 // What a mapping takes and returns, so that importers need only this module.
@@ -177,6 +182,7 @@ pub struct Mapping {
     skip_reasons: Vec<String>,
     group_by: Option<String>,
     create_customers: bool,
+    refunds: bool,
     /// (field index, value)
     defaults: Vec<(usize, Value)>,
     /// (attribute name, source column)
@@ -261,6 +267,7 @@ struct RawMapping {
     skip: Ordered<String>,
     group_by: Option<String>,
     create_customers: Option<bool>,
+    refunds: Option<bool>,
     #[serde(default)]
     defaults: Ordered<serde_yaml::Value>,
     #[serde(default)]
@@ -329,15 +336,32 @@ impl Validator<'_> {
     }
 
     fn check_script(&mut self, path: &[PathSeg], source: &str) -> bool {
-        match sandbox::check_syntax(source) {
-            Ok(()) => true,
-            Err(err) => {
-                self.errors.push(sandbox::script_diagnostic(
-                    self.path, self.text, self.spans, path, &err,
-                ));
-                false
-            }
+        if let Err(err) = sandbox::check_syntax(source) {
+            self.errors.push(sandbox::script_diagnostic(
+                self.path, self.text, self.spans, path, &err,
+            ));
+            return false;
         }
+        let unknown = mapping_functions::unknown_calls(source);
+        for call in &unknown {
+            let at = self.spans.locate_in_scalar(path, call.line, call.column);
+            let hint = match call.near {
+                Some(near) => format!(
+                    "did you mean `{near}`? Mappings can call Rhai's standard functions and \
+                     trim, trim_start, trim_end, lower, upper and replace"
+                ),
+                None => "mappings can call Rhai's standard functions and trim, trim_start, \
+                         trim_end, lower, upper and replace"
+                    .to_owned(),
+            };
+            let message = format!(
+                "`{}` calls `{}`, which is not a function mappings have",
+                yaml::path_to_string(path),
+                call.name
+            );
+            self.errors.push(self.at(at, message, Some(hint)));
+        }
+        unknown.is_empty()
     }
 }
 
@@ -549,6 +573,13 @@ impl Mapping {
                 );
             }
         }
+        if raw.refunds.is_some() && kind != RecordKind::Orders {
+            v.key_error(
+                &key_path(&["refunds"]),
+                format!("`refunds` applies to orders, not to {kind}"),
+                Some("remove it, or import this file as orders".to_owned()),
+            );
+        }
         if raw.create_customers.is_some() && kind != RecordKind::Orders {
             v.key_error(
                 &key_path(&["create_customers"]),
@@ -640,10 +671,11 @@ impl Mapping {
             skips,
             group_by: raw.group_by,
             create_customers: raw.create_customers.unwrap_or(false),
+            refunds: raw.refunds.unwrap_or(false),
             defaults,
             attributes,
             warnings,
-            engine: sandbox::new_engine(),
+            engine: mapping_functions::mapping_engine(),
         })
     }
 
@@ -665,11 +697,19 @@ impl Mapping {
             skip_reasons: Vec::new(),
             group_by: None,
             create_customers: false,
+            refunds: false,
             defaults: Vec::new(),
             attributes: Vec::new(),
             warnings: Vec::new(),
-            engine: sandbox::new_engine(),
+            engine: mapping_functions::mapping_engine(),
         }
+    }
+
+    /// Orders: whether negative amounts are imported as refunds (`refunds: true`) rather than
+    /// rejected.
+    #[must_use]
+    pub fn refunds(&self) -> bool {
+        self.refunds
     }
 
     /// The record kind this mapping imports.
@@ -1235,6 +1275,22 @@ impl BoundMapping<'_> {
         field_index(self.mapping.kind, name)
     }
 
+    /// The text of the cell that field `name` is copied from in `cells` (a row of the bound
+    /// header); `None` when the field is derived, absent or the cell empty. For naming the order
+    /// of a rejected order line.
+    #[must_use]
+    pub fn column_text(&self, name: &str, cells: &[Cell<'_>]) -> Option<String> {
+        let plan = self.plans.get(self.field_index(name)?)?;
+        match plan.source {
+            Source::Column(cell) => cells
+                .get(cell)
+                .copied()
+                .and_then(cell_text)
+                .filter(|text| !text.trim().is_empty()),
+            _ => None,
+        }
+    }
+
     /// The mapping this was bound from.
     #[must_use]
     pub fn mapping(&self) -> &Mapping {
@@ -1319,17 +1375,25 @@ impl BoundMapping<'_> {
             }
         }
 
+        // Every problem of the row is collected, so that one import shows them all.
+        let mut problems: Vec<Rejection> = Vec::new();
+        let mut failed = vec![false; self.plans.len()];
         let mut values: Vec<Option<Value>> = Vec::with_capacity(self.plans.len());
-        for plan in &self.plans {
+        for (index, plan) in self.plans.iter().enumerate() {
             let value = match plan.source {
                 Source::Column(cell) => {
-                    convert::convert(cells[cell], plan.spec, plan.time.as_ref()).map_err(
-                        |reason| Rejection {
-                            column: plan.label.clone(),
-                            value: cell_text(cells[cell]),
-                            reason,
-                        },
-                    )?
+                    match convert::convert(cells[cell], plan.spec, plan.time.as_ref()) {
+                        Ok(value) => value,
+                        Err(reason) => {
+                            problems.push(Rejection {
+                                column: plan.label.clone(),
+                                value: cell_text(cells[cell]),
+                                reason,
+                            });
+                            failed[index] = true;
+                            None
+                        }
+                    }
                 }
                 Source::Derive(script) => {
                     let script = &self.derives[script];
@@ -1347,9 +1411,16 @@ impl BoundMapping<'_> {
                                 load_scope(&mut self.scope, &self.vars, cells)?;
                                 loaded = true;
                             }
-                            let result =
-                                run_script(engine, &mut self.scope, self.vars.len(), script)?;
-                            derived_value(&result, plan)?
+                            match run_script(engine, &mut self.scope, self.vars.len(), script)
+                                .and_then(|result| derived_value(&result, plan))
+                            {
+                                Ok(value) => value,
+                                Err(rejection) => {
+                                    problems.push(rejection);
+                                    failed[index] = true;
+                                    None
+                                }
+                            }
                         }
                     }
                 }
@@ -1360,32 +1431,54 @@ impl BoundMapping<'_> {
 
         if let Some((a, q, p)) = self.amount
             && values[a].is_none()
+            && !failed[a]
         {
             match (&values[q], &values[p]) {
                 (Some(Value::Float(quantity)), Some(Value::Float(price))) => {
                     values[a] = Some(Value::Float(quantity * price));
                 }
+                // The quantity's or the price's own problem is reported already.
+                _ if failed[q] || failed[p] => failed[a] = true,
                 _ => {
-                    return Err(Rejection {
+                    problems.push(Rejection {
                         column: self.plans[a].label.clone(),
                         value: None,
                         reason: "no amount, and no quantity and unit_price to compute it"
                             .to_owned(),
                     });
+                    failed[a] = true;
                 }
             }
+        }
+        if let Some((a, _, _)) = self.amount
+            && !self.mapping.refunds
+            && let Some(Value::Float(amount)) = values[a]
+            && amount < 0.0
+        {
+            problems.push(Rejection {
+                column: self.plans[a].label.clone(),
+                value: Some(amount.to_string()),
+                reason: "a negative amount (a refund, credit or gift card?) is refused: add \
+                         `refunds: true` to the mapping to import it as a refund (it lowers \
+                         revenue and is not counted as an order), or skip such rows with a \
+                         `skip:` rule"
+                    .to_owned(),
+            });
         }
         if let Some(severity) = self.severity {
             values[severity].get_or_insert(Value::Int(2));
         }
-        for (plan, value) in self.plans.iter().zip(&values) {
-            if plan.spec.required && value.is_none() {
-                return Err(Rejection {
+        for ((plan, value), failed) in self.plans.iter().zip(&values).zip(&failed) {
+            if plan.spec.required && value.is_none() && !failed {
+                problems.push(Rejection {
                     column: plan.label.clone(),
                     value: None,
                     reason: format!("`{}` is required but empty", plan.spec.name),
                 });
             }
+        }
+        if !problems.is_empty() {
+            return Err(combine(problems));
         }
 
         let mut attributes = Vec::with_capacity(self.attributes.len());
@@ -1396,6 +1489,17 @@ impl BoundMapping<'_> {
         }
         Ok(RowOutcome::Row(TypedRow { values, attributes }))
     }
+}
+
+/// One rejection for every problem of a row: the first, with the others after its reason
+/// (`; also COLUMN: REASON (value V)`), so that one import shows them all.
+fn combine(mut problems: Vec<Rejection>) -> Rejection {
+    let mut first = problems.remove(0);
+    for other in problems {
+        first.reason.push_str("; also ");
+        first.reason.push_str(&other.to_string());
+    }
+    first
 }
 
 /// Puts this row's cells into the scope, typed as declared.

@@ -72,6 +72,44 @@ pub(crate) fn number_comparisons(source: &str) -> Vec<NumberComparison<'_>> {
     found
 }
 
+/// A call to a function or a method: a name followed by `(`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Call<'a> {
+    pub(crate) name: &'a str,
+    /// 1-based line and column of the name in the script.
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+}
+
+/// Every name followed by `(` that is not a keyword (`if (..)`) and not a function the script
+/// defines (`fn name(..)`), in order. Rough (it does not parse), so only meaningful for a script
+/// that compiles.
+pub(crate) fn function_calls(source: &str) -> Vec<Call<'_>> {
+    let tokens = tokenize(source);
+    let defined: HashSet<&str> = tokens
+        .windows(2)
+        .filter_map(|pair| match (&pair[0].kind, &pair[1].kind) {
+            (TokenKind::Ident("fn"), TokenKind::Ident(name)) => Some(*name),
+            _ => None,
+        })
+        .collect();
+    tokens
+        .windows(2)
+        .filter_map(|pair| match (&pair[0].kind, &pair[1].kind) {
+            (TokenKind::Ident(name), TokenKind::Punct("("))
+                if !RHAI_WORDS.contains(name) && !defined.contains(name) =>
+            {
+                Some(Call {
+                    name,
+                    line: pair[0].line,
+                    column: pair[0].column,
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 const RHAI_WORDS: &[&str] = &[
     "true", "false", "if", "else", "let", "const", "fn", "return", "while", "loop", "for", "in",
     "do", "until", "break", "continue", "switch", "this", "throw", "try", "catch", "private",

@@ -446,6 +446,12 @@ fn import_pass<'a>(
                         continue;
                     }
                     Mapped::Scattered(line) => return Ok(Some(line)),
+                    Mapped::RejectedOrders(rows) => {
+                        for row in rows {
+                            run.reject(row)?;
+                        }
+                        continue;
+                    }
                     _ => {}
                 }
                 run.report.read += 1;
@@ -462,7 +468,10 @@ fn import_pass<'a>(
                         Err(WriteError::Rejected(row)) => run.reject(row)?,
                         Err(WriteError::Store(err)) => return Err(err.into()),
                     },
-                    Mapped::Line | Mapped::Order(..) | Mapped::Scattered(_) => {}
+                    Mapped::Line
+                    | Mapped::Order(..)
+                    | Mapped::Scattered(_)
+                    | Mapped::RejectedOrders(_) => {}
                     Mapped::Invalid(row) => run.reject(row)?,
                     Mapped::Skip(reason) => {
                         run.report.skipped += 1;
@@ -522,6 +531,9 @@ enum Mapped {
     Width(u64, usize),
     /// The row on this line is a line of an order handed over already; nothing follows.
     Scattered(u64),
+    /// The lines of orders rejected whole (an order with a rejected line is not imported):
+    /// each line that was held, not a row of its own (its row was counted when read).
+    RejectedOrders(Vec<RejectedRow>),
 }
 
 /// Reads every row of `source` and applies the mapping, grouping order lines into orders as
@@ -575,6 +587,17 @@ fn read_and_map(
                 }),
             }
         };
+        // A rejected line of a grouped order rejects its whole order.
+        if let Mapped::Invalid(_) = mapped
+            && kind == RecordKind::Orders
+            && let Some(order_id) = bound.column_text("order_id", &cells)
+        {
+            grouping.reject_line(&order_id, line, &mut batch);
+            if matches!(batch.last(), Some(Mapped::Scattered(_))) {
+                let _ = sender.send(Ok(batch));
+                return;
+            }
+        }
         batch.push(mapped);
         if batch.len() >= BATCH_ROWS {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS + 1));
@@ -1255,18 +1278,71 @@ enum WriterMode {
 }
 
 /// Groups order lines into orders, in the reading thread.
+///
+/// An order with a rejected line is rejected whole: its other lines are listed as rejected
+/// ([`Mapped::RejectedOrders`]) after the rows' own rejections, in the order the orders' first
+/// lines came, in both modes.
 enum Grouping {
     None,
     Buffered {
         orders: Vec<(u64, OrderRecord)>,
         order_index: HashMap<String, usize>,
+        /// The lines held for each order of `orders`.
+        lines: Vec<Vec<u64>>,
+        /// Orders with rejected lines: their lines.
+        bad: HashMap<String, Vec<u64>>,
     },
     Streaming {
         /// The order whose lines are coming, with its first line.
         open: Option<(u64, OrderRecord)>,
+        /// The lines held for the open order.
+        open_lines: Vec<u64>,
         /// The ids of the orders handed over before it.
         closed: HashSet<String>,
+        /// Orders with rejected lines: their lines.
+        bad: HashMap<String, Vec<u64>>,
+        /// The held lines of orders rejected whole, listed at the end.
+        rejected: Vec<RejectedRow>,
     },
+}
+
+/// The rejections of the held lines of order `id`, rejected whole for its `bad` lines.
+fn whole_order_rejections(id: &str, held: &[u64], bad: &[u64]) -> Vec<RejectedRow> {
+    let mut bad = bad.to_vec();
+    bad.sort_unstable();
+    bad.dedup();
+    let bad = bad.as_slice();
+    let mut all: Vec<u64> = held.iter().chain(bad).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    let list = |lines: &[u64]| {
+        lines
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let reason = format!(
+        "order '{id}' is rejected whole: its line{} {} {} rejected (its lines: {}); fix {} and \
+         import the file again",
+        if bad.len() == 1 { "" } else { "s" },
+        list(bad),
+        if bad.len() == 1 { "was" } else { "were" },
+        list(&all),
+        if bad.len() == 1 {
+            "that line"
+        } else {
+            "those lines"
+        },
+    );
+    held.iter()
+        .map(|&line| RejectedRow {
+            line,
+            column: "order_id".to_owned(),
+            value: Some(id.to_owned()),
+            reason: reason.clone(),
+        })
+        .collect()
 }
 
 fn missing(line: u64, column: &str) -> RejectedRow {
@@ -1285,10 +1361,15 @@ impl Grouping {
             WriterMode::Buffered => Grouping::Buffered {
                 orders: Vec::new(),
                 order_index: HashMap::new(),
+                lines: Vec::new(),
+                bad: HashMap::new(),
             },
             WriterMode::Streaming => Grouping::Streaming {
                 open: None,
+                open_lines: Vec::new(),
                 closed: HashSet::new(),
+                bad: HashMap::new(),
+                rejected: Vec::new(),
             },
         }
     }
@@ -1303,29 +1384,56 @@ impl Grouping {
             Grouping::Buffered {
                 orders,
                 order_index,
+                lines,
+                bad,
             } => match order_index.get(&row.external_id) {
                 Some(&i) => {
                     let (first_line, order) = &mut orders[i];
-                    add_line(*first_line, order, line, row)
+                    let added = add_line(*first_line, order, line, row);
+                    match added {
+                        Ok(()) => lines[i].push(line),
+                        Err(_) => bad.entry(order.external_id.clone()).or_default().push(line),
+                    }
+                    added
                 }
                 None => {
                     order_index.insert(row.external_id.clone(), orders.len());
                     orders.push((line, row));
+                    lines.push(vec![line]);
                     Ok(())
                 }
             },
-            Grouping::Streaming { open, closed } => match open.as_mut() {
+            Grouping::Streaming {
+                open,
+                open_lines,
+                closed,
+                bad,
+                rejected,
+            } => match open.as_mut() {
                 Some((first_line, order)) if order.external_id == row.external_id => {
-                    add_line(*first_line, order, line, row)
+                    let added = add_line(*first_line, order, line, row);
+                    match added {
+                        Ok(()) => open_lines.push(line),
+                        Err(_) => bad.entry(order.external_id.clone()).or_default().push(line),
+                    }
+                    added
                 }
                 _ if closed.contains(&row.external_id) => {
                     out.push(Mapped::Scattered(line));
                     Ok(())
                 }
                 _ => {
+                    let held = std::mem::replace(open_lines, vec![line]);
                     if let Some((first_line, order)) = open.replace((line, row)) {
                         closed.insert(order.external_id.clone());
-                        out.push(Mapped::Order(first_line, order));
+                        match bad.get(&order.external_id) {
+                            Some(bad) => rejected.extend(whole_order_rejections(
+                                &order.external_id,
+                                &held,
+                                bad,
+                            )),
+                            None => out.push(Mapped::Order(first_line, order)),
+                        }
                     }
                     Ok(())
                 }
@@ -1337,17 +1445,65 @@ impl Grouping {
         }
     }
 
-    /// The orders not handed over yet, in the order their first line appeared.
+    /// Takes a rejected line of order `id`: the order will be rejected whole. Pushes
+    /// [`Mapped::Scattered`] to `out` when the order was handed over already.
+    fn reject_line(&mut self, id: &str, line: u64, out: &mut Vec<Mapped>) {
+        match self {
+            Grouping::None => {}
+            Grouping::Buffered { bad, .. } => bad.entry(id.to_owned()).or_default().push(line),
+            Grouping::Streaming { closed, bad, .. } => {
+                if closed.contains(id) {
+                    out.push(Mapped::Scattered(line));
+                } else {
+                    bad.entry(id.to_owned()).or_default().push(line);
+                }
+            }
+        }
+    }
+
+    /// The orders not handed over yet, in the order their first line appeared, then the lines
+    /// of the orders rejected whole.
     fn finish(self) -> Vec<Mapped> {
-        let orders = match self {
-            Grouping::None => Vec::new(),
-            Grouping::Buffered { orders, .. } => orders,
-            Grouping::Streaming { open, .. } => open.into_iter().collect(),
-        };
-        orders
-            .into_iter()
-            .map(|(line, order)| Mapped::Order(line, order))
-            .collect()
+        let mut out = Vec::new();
+        let mut rejected = Vec::new();
+        match self {
+            Grouping::None => {}
+            Grouping::Buffered {
+                orders, lines, bad, ..
+            } => {
+                for ((line, order), held) in orders.into_iter().zip(lines) {
+                    match bad.get(&order.external_id) {
+                        Some(bad) => {
+                            rejected.extend(whole_order_rejections(&order.external_id, &held, bad));
+                        }
+                        None => out.push(Mapped::Order(line, order)),
+                    }
+                }
+            }
+            Grouping::Streaming {
+                open,
+                open_lines,
+                bad,
+                rejected: before,
+                ..
+            } => {
+                rejected = before;
+                if let Some((line, order)) = open {
+                    match bad.get(&order.external_id) {
+                        Some(bad) => rejected.extend(whole_order_rejections(
+                            &order.external_id,
+                            &open_lines,
+                            bad,
+                        )),
+                        None => out.push(Mapped::Order(line, order)),
+                    }
+                }
+            }
+        }
+        if !rejected.is_empty() {
+            out.push(Mapped::RejectedOrders(rejected));
+        }
+        out
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod assess;
 pub mod clock;
 pub mod config;
+pub mod customers;
 pub mod daemon;
 pub mod demo;
 pub mod firing;

@@ -107,14 +107,15 @@ pub struct CustomerFeatures {
     pub consent_phone: bool,
     /// birthday: `YYYY-MM-DD` or "".
     pub birthday: String,
-    /// orders_total: number of orders with ordered_at <= at.
+    /// orders_total: number of orders with ordered_at <= at (refunds, orders
+    /// with a negative amount, are not orders: they count only in revenue).
     pub orders_total: i64,
     /// revenue_total: sum of their amounts (of the orders with
-    /// ordered_at <= at).
+    /// ordered_at <= at), refunds subtracted.
     pub revenue_total: f64,
     /// orders_window: **F**: orders in the window.
     pub orders_window: i64,
-    /// revenue_window: **M**: sum of amounts in the window.
+    /// revenue_window: **M**: sum of amounts in the window (refunds subtracted).
     pub revenue_window: f64,
     /// avg_order_window: revenue_window / orders_window, 0 when no orders in
     /// the window.
@@ -789,13 +790,21 @@ fn scan_orders(
                 continue;
             };
             let t = &mut totals[slot];
-            bump(&mut t.orders_total);
+            let windowed = in_window(ordered_at, start, at);
             t.revenue_total += amount;
+            if windowed {
+                t.revenue_window += amount;
+            }
+            // A refund (an order whose amount is negative, imported with `refunds: true`)
+            // lowers revenue but is not an order: frequency, recency and tenure ignore it.
+            if amount < 0.0 {
+                continue;
+            }
+            bump(&mut t.orders_total);
             t.first_order_at = t.first_order_at.min(ordered_at);
             t.last_order_at = t.last_order_at.max(ordered_at);
-            if in_window(ordered_at, start, at) {
+            if windowed {
                 bump(&mut t.orders_window);
-                t.revenue_window += amount;
             }
         }
         batch.clear();

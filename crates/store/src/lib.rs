@@ -65,6 +65,7 @@
 mod batch;
 mod contacts;
 mod counts;
+mod customers;
 mod daemon;
 mod db;
 mod error;
@@ -88,6 +89,7 @@ mod tasks;
 mod tiers;
 
 pub use contacts::{CONTACT_WINDOWS, ContactCounts, Contacts};
+pub use customers::{CustomerQuery, CustomerRow};
 pub use daemon::{DaemonState, ScheduleCursor, SlotOutcome};
 pub use db::{BUSY_TIMEOUT, Store, TableCounts};
 pub use error::StoreError;
