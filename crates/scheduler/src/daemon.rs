@@ -5,7 +5,8 @@
 //! schedule says so, record the follow-ups due since the last tick, deliver due mail) and
 //! [`Daemon::reload`] loads `rules/` and `templates/` into a new compiled rule set and template
 //! set and swaps both in at once, or keeps the last good pair and reports every problem. [`run`] is the process around it: the lock (one
-//! daemon per database), the folder watcher, `SIGHUP` (reload), `SIGTERM`/`SIGINT` (finish the
+//! daemon per database), the folder watcher (a reload once per settled new content, see
+//! [`crate::watch`]), `SIGHUP` (reload), `SIGTERM`/`SIGINT` (finish the
 //! round, record the stop, exit), and waiting on one channel until the next slot or event.
 //!
 //! Mail goes through the outbox ([`crate::outbox`]): follow-ups' emails are rendered and queued
