@@ -192,8 +192,12 @@ pub enum Command {
     /// otherwise skipped and logged; nothing runs twice, even if the clock is set back.
     ///
     /// Watches rules/ and templates/ and reloads them after a change (SIGHUP forces a reload):
-    /// the new rules become active only if all of them are valid; otherwise the previous rules
-    /// stay active and every problem is logged and shown by `tiercare status`.
+    /// once per new content, after the folders have been quiet for `[daemon] settle_ms` (1 s by
+    /// default) and two readings that far apart found the same files, so a save still being
+    /// written never loads. The new rules become active only if all of them are valid;
+    /// otherwise the previous rules stay active and every problem is logged once (at warn) and
+    /// listed by `tiercare status`. Opening or touching files without changing them reloads
+    /// nothing.
     ///
     /// One daemon per database: a second one exits 2 naming the first one's pid. SIGTERM or
     /// SIGINT finishes the current step and exits 0; emails claimed but not yet sent go back
@@ -204,8 +208,8 @@ pub enum Command {
     ///
     /// Reads the daemon's lock and what it records in the database, so it works from any
     /// process: running or not (and its pid), the active rule-set version and when it was
-    /// loaded, the last reload error, the last and next reassessment, the last tick and its
-    /// error, and the last send error.
+    /// loaded, every problem of the last failed reload (`reload_problems` in --json), the last
+    /// and next reassessment, the last tick and its error, and the last send error.
     Status(StatusArgs),
     /// Deliver the emails due now from the outbox, once, through the configured transport.
     ///

@@ -442,6 +442,10 @@ fn a_database_locked_by_another_process_delays_the_daemon_but_does_not_stop_it()
     )
     .unwrap();
     let daemon = running(&ws);
+    // Its first tick recorded (an idle daemon writes nothing else that would record it later).
+    wait_status(ws.root(), &daemon, "the first tick", |s| {
+        s["daemon"]["last_tick_at"].is_i64()
+    });
     let connection = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
     connection.execute_batch("BEGIN IMMEDIATE").unwrap();
     // Another process holds the write lock for a moment (longer than the daemon waits).

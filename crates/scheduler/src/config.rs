@@ -39,9 +39,10 @@ pub struct DaemonConfig {
     /// After downtime, how far back follow-ups are still recorded (`catch_up`, default `7d`);
     /// older ones are skipped and logged.
     pub catch_up: i64,
-    /// How long rule and template changes must be quiet before a reload (`debounce_ms`,
-    /// default 300).
-    pub debounce_ms: u64,
+    /// How long `rules/` and `templates/` must be quiet after a change, and the time between
+    /// the two readings that must find the same content, before a reload (`settle_ms`,
+    /// default 1000; `debounce_ms` is its older name).
+    pub settle_ms: u64,
 }
 
 impl Default for DaemonConfig {
@@ -50,7 +51,7 @@ impl Default for DaemonConfig {
             tick: 60,
             lateness: 6 * 3_600,
             catch_up: 7 * 86_400,
-            debounce_ms: 300,
+            settle_ms: 1_000,
         }
     }
 }
@@ -278,6 +279,7 @@ struct RawDaemon {
     tick: Option<toml::Spanned<String>>,
     lateness: Option<toml::Spanned<String>>,
     catch_up: Option<toml::Spanned<String>>,
+    settle_ms: Option<u64>,
     debounce_ms: Option<u64>,
 }
 
@@ -432,7 +434,11 @@ impl Config {
             tick: duration(raw.daemon.tick, "tick", defaults.tick, 1)?,
             lateness: duration(raw.daemon.lateness, "lateness", defaults.lateness, 0)?,
             catch_up: duration(raw.daemon.catch_up, "catch_up", defaults.catch_up, 0)?,
-            debounce_ms: raw.daemon.debounce_ms.unwrap_or(defaults.debounce_ms),
+            settle_ms: raw
+                .daemon
+                .settle_ms
+                .or(raw.daemon.debounce_ms)
+                .unwrap_or(defaults.settle_ms),
         };
         Ok(Config {
             daemon,
@@ -509,8 +515,10 @@ from = "Customer Care <care@example.com>"
 # lateness = "6h"
 # After downtime, follow-ups due at most this long ago are still recorded; older ones are not.
 # catch_up = "7d"
-# How long rules/ and templates/ must be quiet after a change before the daemon reloads them.
-# debounce_ms = 300
+# How long rules/ and templates/ must be quiet after a change before the daemon reloads them;
+# the content is also read twice this far apart and must be the same (a slow save never loads
+# half-written).
+# settle_ms = 1000
 "#
         )
     }
@@ -567,7 +575,10 @@ mod tests {
         assert_eq!(config.daemon.tick, 30);
         assert_eq!(config.daemon.lateness, 7_200);
         assert_eq!(config.daemon.catch_up, 86_400);
-        assert_eq!(config.daemon.debounce_ms, 300);
+        assert_eq!(config.daemon.settle_ms, 1_000);
+        let settle = |text: &str| Config::parse(text).unwrap().daemon.settle_ms;
+        assert_eq!(settle("[daemon]\nsettle_ms = 250\n"), 250);
+        assert_eq!(settle("[daemon]\ndebounce_ms = 300\n"), 300);
         let err = Config::parse("[daemon]\ntick = \"0s\"\n").unwrap_err();
         assert_eq!((err.line, err.column), (Some(2), Some(8)));
         let err = Config::parse("[daemon]\nlateness = \"soon\"\n").unwrap_err();

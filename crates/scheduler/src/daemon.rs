@@ -5,7 +5,8 @@
 //! schedule says so, record the follow-ups due since the last tick, deliver due mail) and
 //! [`Daemon::reload`] loads `rules/` and `templates/` into a new compiled rule set and template
 //! set and swaps both in at once, or keeps the last good pair and reports every problem. [`run`] is the process around it: the lock (one
-//! daemon per database), the folder watcher, `SIGHUP` (reload), `SIGTERM`/`SIGINT` (finish the
+//! daemon per database), the folder watcher (a reload once per settled new content, see
+//! [`crate::watch`]), `SIGHUP` (reload), `SIGTERM`/`SIGINT` (finish the
 //! round, record the stop, exit), and waiting on one channel until the next slot or event.
 //!
 //! Mail goes through the outbox ([`crate::outbox`]): follow-ups' emails are rendered and queued
@@ -43,7 +44,7 @@ use crate::mail::{MailError, MailTransport};
 use crate::outbox::{SendSettings, deliver_due, transports};
 use crate::plan::{EVENT_LOOKBACK, PlanOptions, record_due};
 use crate::templates::{EmailRenderer, TemplatesError, read_templates, template_names};
-use crate::watch::{Change, FolderWatcher};
+use crate::watch::{Change, Fingerprint, FolderWatcher, Settle, Settled};
 use crate::workspace::{Workspace, WorkspaceError};
 
 /// The name of the reassessment schedule in `schedule_firings`.
@@ -608,7 +609,10 @@ pub struct RunOptions {
 #[derive(Debug)]
 enum Wake {
     Stop(&'static str),
-    Reload {
+    /// `SIGHUP`: reload now.
+    Hangup,
+    /// The watcher saw events that may have changed the folders' content.
+    Changed {
         first_seen: Option<Instant>,
         folders_replaced: bool,
     },
@@ -627,7 +631,9 @@ pub fn run<C: Clock + 'static>(
     let _lock = DaemonLock::acquire(&workspace.database_path())?;
     let root = std::fs::canonicalize(workspace.root()).unwrap_or_else(|_| workspace.root().into());
     let folders: Vec<PathBuf> = vec![root.join("rules"), root.join("templates")];
-    let debounce = Duration::from_millis(workspace.config().daemon.debounce_ms);
+    let settle = Duration::from_millis(workspace.config().daemon.settle_ms);
+    // Events are only gathered for a moment; the settle time is waited for by `Settle`.
+    let debounce = (settle / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
 
     let (tx, rx) = mpsc::channel::<Wake>();
     let mut signals = signal_hook::iterator::Signals::new([
@@ -641,16 +647,15 @@ pub fn run<C: Clock + 'static>(
     })?;
     let signal_handle = signals.handle();
 
+    // Read before the rules are: a change in between is then seen as a change.
+    let loaded = Fingerprint::read(&folders);
     let mut daemon = Daemon::start(workspace, clock)?;
     let stop = daemon.stop_flag();
     let signal_tx = tx.clone();
     let signal_thread = std::thread::spawn(move || {
         for signal in signals.forever() {
             let wake = match signal {
-                signal_hook::consts::SIGHUP => Wake::Reload {
-                    first_seen: None,
-                    folders_replaced: true,
-                },
+                signal_hook::consts::SIGHUP => Wake::Hangup,
                 signal_hook::consts::SIGINT => {
                     stop.store(true, Ordering::SeqCst);
                     Wake::Stop("SIGINT")
@@ -672,18 +677,19 @@ pub fn run<C: Clock + 'static>(
         Ok(report.errors)
     } else {
         let watch_tx = tx.clone();
+        let mut settle = Settle::new(folders.clone(), settle, loaded);
         let mut watcher = FolderWatcher::start(&root, folders, debounce, move |change| {
             let wake = match change {
                 Change::Files {
                     first_seen,
                     folders_replaced,
-                } => Wake::Reload {
+                } => Wake::Changed {
                     first_seen: Some(first_seen),
                     folders_replaced,
                 },
                 Change::Error(message) => {
-                    tracing::warn!(error = %message, "folder watcher error; reloading to be safe");
-                    Wake::Reload {
+                    tracing::warn!(error = %message, "folder watcher error; reading the folders again to be safe");
+                    Wake::Changed {
                         first_seen: None,
                         folders_replaced: true,
                     }
@@ -696,7 +702,11 @@ pub fn run<C: Clock + 'static>(
             message: err.to_string(),
         })?;
         drop(tx);
-        loop_until_stopped(&mut daemon, &rx, &mut watcher);
+        // A change between reading the rules and watching them has no event: look once.
+        if Fingerprint::read(settle.folders()) != loaded {
+            settle.changed(Instant::now(), None);
+        }
+        loop_until_stopped(&mut daemon, &rx, &mut watcher, &mut settle);
         Ok(Vec::new())
     };
     daemon.stopped();
@@ -705,37 +715,43 @@ pub fn run<C: Clock + 'static>(
     result
 }
 
+/// Passes on schedule and reloads on settled changes until stopped. Watcher events only mark
+/// the folders as possibly changed; [`Settle`] reloads once per new content, after the settle
+/// time of quiet and two equal readings, so an idle daemon neither reloads nor writes.
 fn loop_until_stopped<C: Clock>(
     daemon: &mut Daemon<C>,
     rx: &mpsc::Receiver<Wake>,
     watcher: &mut FolderWatcher,
+    settle: &mut Settle,
 ) {
     daemon.pass();
     loop {
         if daemon.stop.load(Ordering::SeqCst) {
             return;
         }
-        let wait = daemon.clock.real_until(daemon.next_wake()).min(MAX_WAIT);
+        let mut wait = daemon.clock.real_until(daemon.next_wake()).min(MAX_WAIT);
+        if let Some(due) = settle.due() {
+            wait = wait.min(due.saturating_duration_since(Instant::now()));
+        }
         match rx.recv_timeout(wait) {
-            Ok(Wake::Stop(signal)) => {
-                tracing::info!(signal, "stopping");
-                return;
-            }
-            Ok(Wake::Reload {
-                mut first_seen,
-                mut folders_replaced,
-            }) => {
-                // Take every change queued meanwhile: one reload for all of them.
-                while let Ok(wake) = rx.try_recv() {
+            Ok(first) => {
+                // Take every wake queued meanwhile: one decision for all of them.
+                let mut hangup = false;
+                let mut changed = false;
+                let mut first_seen: Option<Instant> = None;
+                let mut folders_replaced = false;
+                for wake in std::iter::once(first).chain(rx.try_iter()) {
                     match wake {
                         Wake::Stop(signal) => {
                             tracing::info!(signal, "stopping");
                             return;
                         }
-                        Wake::Reload {
+                        Wake::Hangup => hangup = true,
+                        Wake::Changed {
                             first_seen: seen,
                             folders_replaced: replaced,
                         } => {
+                            changed = true;
                             first_seen = match (first_seen, seen) {
                                 (Some(a), Some(b)) => Some(a.min(b)),
                                 (a, b) => a.or(b),
@@ -744,13 +760,22 @@ fn loop_until_stopped<C: Clock>(
                         }
                     }
                 }
-                if folders_replaced {
+                if hangup || folders_replaced {
                     watcher.rewatch();
                 }
-                daemon.reload(first_seen);
+                if hangup {
+                    tracing::info!("SIGHUP: reloading rules and templates");
+                    settle.forced();
+                    daemon.reload(None);
+                } else if changed {
+                    settle.changed(Instant::now(), first_seen);
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if let Settled::Reload { first_seen } = settle.poll(Instant::now()) {
+            daemon.reload(first_seen);
         }
         if daemon.clock.now() >= daemon.next_wake() {
             daemon.pass();

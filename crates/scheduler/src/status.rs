@@ -25,6 +25,9 @@ pub struct Status {
     pub lock_file: String,
     /// The state the last (or running) daemon recorded; `None` if none ever ran.
     pub daemon: Option<DaemonState>,
+    /// Every problem of the last failed reload, one `path:line:col: message` each (the lines
+    /// of `daemon.last_reload_error`); empty once a reload succeeds.
+    pub reload_problems: Vec<String>,
     /// The reassessment schedule's cursor.
     pub reassess: Option<ScheduleCursor>,
     /// The follow-up tick's cursor.
@@ -41,6 +44,12 @@ pub fn status(workspace: &Workspace) -> Result<Status, DaemonError> {
     let held = holder(&database)?;
     let store = workspace.open_store()?;
     let (counts, recovered) = store.outbox_counts()?;
+    let daemon = store.daemon_state()?;
+    let reload_problems = daemon
+        .as_ref()
+        .and_then(|state| state.last_reload_error.as_deref())
+        .map(|errors| errors.lines().map(str::to_owned).collect())
+        .unwrap_or_default();
     Ok(Status {
         outbox: counts
             .into_iter()
@@ -50,7 +59,8 @@ pub fn status(workspace: &Workspace) -> Result<Status, DaemonError> {
         running: held.is_some(),
         pid: held.flatten(),
         lock_file: crate::lock::lock_path(&database).display().to_string(),
-        daemon: store.daemon_state()?,
+        daemon,
+        reload_problems,
         reassess: store.schedule_cursor(REASSESS)?,
         followups: store.schedule_cursor(FOLLOWUPS)?,
     })

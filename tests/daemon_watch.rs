@@ -1,0 +1,252 @@
+//! The daemon's reloads against the real binary (issue #14): an idle daemon neither reloads nor
+//! writes, a slow save never goes live half-written, and an invalid save's problems are each
+//! logged once and all listed by `status --json`.
+//!
+//! Waiting for the daemon polls what it records until a deadline. Proving that something does
+//! *not* happen needs a window of observation: those windows are named constants, and the idle
+//! one can be stretched with `TIERCARE_TEST_IDLE_SECS` (60 for the figure in issue #14).
+
+mod common;
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{Workspace, command_in, run_in};
+use serde_json::Value;
+
+/// How long any observable state may take to appear.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A daemon started in the background, its stderr in a file; killed if still running at drop.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(ws: &Workspace, level: &str) -> Daemon {
+        let log = ws.root().with_extension("log");
+        let child = command_in(ws.root())
+            .arg("run")
+            .env("TIERCARE_LOG", level)
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .expect("start tiercare run");
+        let daemon = Daemon { child, log };
+        daemon.wait_status(ws.root(), "the daemon's first pass", |s| {
+            s["running"] == true
+                && s["daemon"]["pid"] == daemon.child.id()
+                && s["daemon"]["last_tick_at"].is_i64()
+        });
+        daemon
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The log's lines containing `needle`.
+    fn lines_with(&self, needle: &str) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|line| line.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Polls `tiercare status --json` until `ok` holds, failing with the log at the deadline.
+    fn wait_status(&self, root: &Path, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let status = status(root);
+            if ok(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n--- status\n{status:#}\n--- log\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status(root: &Path) -> Value {
+    let run = run_in(root, &["status", "--json"]);
+    run.assert_code(0);
+    run.json()
+}
+
+fn version(status: &Value) -> String {
+    status["daemon"]["ruleset_version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Sets `[daemon]` keys in the workspace's `tiercare.toml`.
+fn daemon_settings(ws: &Workspace, settings: &str) {
+    let path = ws.path("tiercare.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\n[daemon]\n"), "{text}");
+    let text = text.replace("\n[daemon]\n", &format!("\n[daemon]\n{settings}\n"));
+    std::fs::write(&path, text).unwrap();
+}
+
+/// The version `tiercare check` reads from the files now.
+fn version_on_disk(ws: &Workspace) -> String {
+    let check = ws.run(&["check", "--json"]);
+    check.assert_code(0);
+    check.json()["version"].as_str().unwrap().to_owned()
+}
+
+/// Size and modification time of a file (`None` if it does not exist).
+fn size_and_mtime(path: &Path) -> Option<(u64, SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().unwrap()))
+}
+
+#[test]
+fn an_idle_daemon_logs_no_reload_and_writes_nothing_to_the_database() {
+    let idle = Duration::from_secs(
+        std::env::var("TIERCARE_TEST_IDLE_SECS")
+            .ok()
+            .and_then(|secs| secs.parse().ok())
+            .unwrap_or(10),
+    );
+    let ws = Workspace::new();
+    // No tick falls in the window, however long: what is measured is the watcher alone.
+    daemon_settings(&ws, "tick = \"1h\"");
+    let daemon = Daemon::start(&ws, "debug");
+    let files = [ws.path("tiercare.db"), ws.path("tiercare.db-wal")];
+    let before: Vec<_> = files.iter().map(|path| size_and_mtime(path)).collect();
+    let log_before = daemon.log();
+
+    std::thread::sleep(idle);
+
+    let after: Vec<_> = files.iter().map(|path| size_and_mtime(path)).collect();
+    let log_after = daemon.log();
+    let new_lines = &log_after[log_before.len()..];
+    assert!(
+        new_lines.is_empty(),
+        "an idle daemon logged in {idle:?}:\n{new_lines}"
+    );
+    assert_eq!(
+        before, after,
+        "an idle daemon wrote to the database (size, mtime of the db and its WAL)"
+    );
+    for needle in ["rules unchanged", "rules reloaded", "rules not reloaded"] {
+        assert!(
+            !log_after.contains(needle),
+            "{needle:?} in an idle daemon's log:\n{log_after}"
+        );
+    }
+    assert_eq!(status(ws.root())["daemon"]["reloads"], 1);
+}
+
+#[test]
+fn a_slow_save_never_makes_its_valid_prefix_active() {
+    let ws = Workspace::new();
+    // A margin the test's pause between the two writes stays well within on a busy machine.
+    daemon_settings(&ws, "settle_ms = 2000");
+    let daemon = Daemon::start(&ws, "info");
+    let first = version(&status(ws.root()));
+    let tiers = ws.path("rules/tiers.yaml");
+    let text = std::fs::read_to_string(&tiers).unwrap();
+    // Without its `hysteresis` block the file is a valid rule set (with another version).
+    let cut = text.find("  hysteresis:").unwrap();
+    let (prefix, rest) = (&text[..cut], "  hysteresis:\n    downgrade_after: 3\n");
+
+    let mut file = File::create(&tiers).unwrap();
+    file.write_all(prefix.as_bytes()).unwrap();
+    file.sync_data().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    file.write_all(rest.as_bytes()).unwrap();
+    drop(file);
+
+    let last = version_on_disk(&ws);
+    assert_ne!(last, first);
+    let done = daemon.wait_status(ws.root(), "the whole save active", |s| version(s) == last);
+    assert_eq!(done["daemon"]["reloads"], 2, "{}", daemon.log());
+    let reloaded = daemon.lines_with("rules reloaded");
+    assert_eq!(reloaded.len(), 1, "{reloaded:#?}");
+    assert!(reloaded[0].contains(&last), "{reloaded:#?}");
+    assert!(
+        daemon.lines_with("rules not reloaded").is_empty(),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn an_invalid_save_logs_each_problem_once_and_status_lists_them_all() {
+    let ws = Workspace::new();
+    daemon_settings(&ws, "settle_ms = 300");
+    let daemon = Daemon::start(&ws, "info");
+    let first = version(&status(ws.root()));
+    let tiers = ws.path("rules/tiers.yaml");
+    let good = std::fs::read_to_string(&tiers).unwrap();
+    let broken = good
+        .replace("window: 365d", "window: often")
+        .replace("revenue_share_before < 0.95", "revenue_share_before <")
+        .replace("downgrade_after: 2", "downgrade_after: many");
+    let places = [
+        "rules/tiers.yaml:13:",
+        "rules/tiers.yaml:28:",
+        "rules/tiers.yaml:38:",
+    ];
+    std::fs::write(&tiers, &broken).unwrap();
+    let failed = daemon.wait_status(ws.root(), "the reload error", |s| {
+        s["daemon"]["last_reload_error"].is_string()
+    });
+    assert_eq!(version(&failed), first);
+    let problems: Vec<&str> = failed["reload_problems"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no reload_problems list: {failed:#}"))
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(problems.len(), places.len(), "{problems:#?}");
+    for (problem, place) in problems.iter().zip(places) {
+        assert!(problem.starts_with(place), "{problem} is not at {place}");
+    }
+    let human = ws.run(&["status"]);
+    for place in places {
+        human.assert_stdout_contains(place);
+    }
+
+    // Events that leave the content as it is: the same bytes saved again (renamed over it),
+    // and its times touched. Nothing is reloaded or logged again.
+    let again = tiers.with_extension("yaml.tmp");
+    std::fs::write(&again, &broken).unwrap();
+    std::fs::rename(&again, &tiers).unwrap();
+    File::options()
+        .append(true)
+        .open(&tiers)
+        .unwrap()
+        .set_modified(SystemTime::now())
+        .unwrap();
+    // A window of a few settle times in which a repeat would show.
+    std::thread::sleep(Duration::from_millis(2_000));
+    for place in places {
+        let lines = daemon.lines_with(place);
+        assert_eq!(lines.len(), 1, "{place} logged {} times", lines.len());
+        assert!(lines[0].contains("WARN"), "{}", lines[0]);
+    }
+    assert_eq!(
+        status(ws.root())["daemon"]["last_reload_error_at"],
+        failed["daemon"]["last_reload_error_at"]
+    );
+}
