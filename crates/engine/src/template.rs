@@ -136,8 +136,12 @@ pub struct CustomerContext {
     /// The full name.
     pub name: String,
     /// The first name: the name's first word, or the first word after the comma of
-    /// `Last, First` (`""` when there is no name).
+    /// `Last, First` (`""` when there is no name). Wrong for names written family name
+    /// first ("Hu Jiahao"): greet with `greeting_name`.
     pub first_name: String,
+    /// The name to greet the customer by: their `greeting_name` attribute (or `given_name`)
+    /// when imported, else the full name, which is right in every name order.
+    pub greeting_name: String,
     /// The email address.
     pub email: String,
     /// The region.
@@ -218,6 +222,7 @@ pub const CONTEXT_SCHEMA: &[(&str, Shape)] = &[
             ("id", Shape::Leaf),
             ("name", Shape::Leaf),
             ("first_name", Shape::Leaf),
+            ("greeting_name", Shape::Leaf),
             ("email", Shape::Leaf),
             ("region", Shape::Leaf),
             ("owner", Shape::Leaf),
@@ -324,6 +329,7 @@ impl TemplateContext {
                 id: "C0000001".to_owned(),
                 name: "Ada Lovelace".to_owned(),
                 first_name: "Ada".to_owned(),
+                greeting_name: "Ada".to_owned(),
                 email: "ada@example.com".to_owned(),
                 region: "London".to_owned(),
                 owner: "alice".to_owned(),

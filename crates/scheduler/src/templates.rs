@@ -277,6 +277,7 @@ impl EmailRenderer {
             customer: CustomerContext {
                 id: customer.external_id.clone(),
                 first_name: first_name(&name),
+                greeting_name: greeting_name(&name, &customer.attributes),
                 name,
                 email: customer.email.clone().unwrap_or_default(),
                 region: customer.region.clone().unwrap_or_default(),
@@ -495,6 +496,19 @@ fn first_name(name: &str) -> String {
         .to_owned()
 }
 
+/// The name to greet a customer by: the imported `greeting_name` (or `given_name`) attribute,
+/// else the full name. Deriving a given name from the full name is wrong for names written
+/// family name first ("Hu Jiahao" is not "Hu"), so it is never guessed.
+fn greeting_name(name: &str, attributes: &serde_json::Map<String, serde_json::Value>) -> String {
+    ["greeting_name", "given_name"]
+        .iter()
+        .filter_map(|key| attributes.get(*key)?.as_str())
+        .map(str::trim)
+        .find(|text| !text.is_empty())
+        .unwrap_or(name.trim())
+        .to_owned()
+}
+
 /// The sender's name and address from `[mail] from` (`Customer Care <care@example.com>`).
 fn sender(from: &str) -> SenderContext {
     match from.parse::<lettre::message::Mailbox>() {
@@ -575,6 +589,18 @@ mod tests {
         );
         let html = email.html.unwrap();
         assert!(html.contains("<li>Sample product</li>"), "{html}");
+    }
+
+    #[test]
+    fn greeting_names_are_imported_or_the_full_name() {
+        let mut attributes = serde_json::Map::new();
+        assert_eq!(greeting_name("Hu Jiahao", &attributes), "Hu Jiahao");
+        attributes.insert("given_name".into(), "Jiahao".into());
+        assert_eq!(greeting_name("Hu Jiahao", &attributes), "Jiahao");
+        attributes.insert("greeting_name".into(), " Mr Hu ".into());
+        assert_eq!(greeting_name("Hu Jiahao", &attributes), "Mr Hu");
+        attributes.insert("greeting_name".into(), "".into());
+        assert_eq!(greeting_name("Hu Jiahao", &attributes), "Jiahao");
     }
 
     #[test]
