@@ -24,6 +24,8 @@ pub struct Script {
     pub(crate) reject_rcpt: Vec<String>,
     pub(crate) stall_after_data: u32,
     pub(crate) drop_after_data: u32,
+    pub(crate) drop_in_data: u32,
+    pub(crate) answer_delay: std::time::Duration,
     pub(crate) require_auth: Option<(String, String)>,
 }
 
@@ -90,6 +92,22 @@ impl Script {
         self
     }
 
+    /// For the first `n` messages the sink answers DATA with `354`, reads the first line of the
+    /// content and closes the connection: the final `.` never arrives, so nothing is stored
+    /// (the message is neither received nor unanswered).
+    pub fn drop_in_data(mut self, n: u32) -> Script {
+        self.drop_in_data = n;
+        self
+    }
+
+    /// Every accepted message is stored at once (listed as received) and answered `250` only
+    /// after `delay`: a slow server, and a window in which a sender that dies leaves a message
+    /// delivered but not recorded.
+    pub fn answer_delay(mut self, delay: std::time::Duration) -> Script {
+        self.answer_delay = delay;
+        self
+    }
+
     /// MAIL is refused with `530 5.7.0` until the client has authenticated, and only these
     /// credentials are accepted (`535 5.7.8` otherwise). Without this, any credentials are
     /// accepted (and recorded) and AUTH is optional.
@@ -112,6 +130,7 @@ pub(crate) struct Counters {
     pub(crate) data_451: u32,
     pub(crate) stall_after_data: u32,
     pub(crate) drop_after_data: u32,
+    pub(crate) drop_in_data: u32,
 }
 
 impl Counters {
@@ -124,6 +143,7 @@ impl Counters {
             data_451: script.data_451,
             stall_after_data: script.stall_after_data,
             drop_after_data: script.drop_after_data,
+            drop_in_data: script.drop_in_data,
         }
     }
 }

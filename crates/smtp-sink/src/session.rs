@@ -244,6 +244,12 @@ impl Session<'_> {
             return Ok(true);
         }
         self.reply("354 End data with <CR><LF>.<CR><LF>")?;
+        if take(&mut self.shared.lock().counters.drop_in_data) {
+            let mut first = Vec::new();
+            self.reader.read_until(b'\n', &mut first)?;
+            self.writer.shutdown(Shutdown::Both)?;
+            return Ok(false);
+        }
         let Some(data) = self.read_message()? else {
             return Ok(false);
         };
@@ -253,7 +259,7 @@ impl Session<'_> {
             data,
         };
         self.reset();
-        let (behaviour, queue_id) = {
+        let (behaviour, queue_id, delay) = {
             let mut state = self.shared.lock();
             let behaviour = state.counters.after_data();
             match behaviour {
@@ -263,10 +269,13 @@ impl Session<'_> {
             }
             let queue_id = state.received.len();
             self.shared.changed.notify_all();
-            (behaviour, queue_id)
+            (behaviour, queue_id, state.script.answer_delay)
         };
         match behaviour {
             AfterData::Accept => {
+                if !delay.is_zero() {
+                    std::thread::sleep(delay);
+                }
                 self.reply(&format!("250 2.0.0 Ok: queued as {queue_id}"))?;
                 Ok(true)
             }
