@@ -162,7 +162,9 @@ pub struct OutboxConfig {
     pub retry_base_seconds: u32,
     /// The longest wait between retries (seconds).
     pub retry_max_seconds: u32,
-    /// A claim older than this (minutes) was left by a sender that stopped (a crash).
+    /// Accepted for old configurations and no longer used: a sender holds the sender lock
+    /// ([`crate::lock`]), so every claim it finds was left by a dead one and is recovered at
+    /// once, with no timeout to wait for.
     pub claim_timeout_minutes: u32,
     /// What to do with such an email.
     pub after_crash: AfterCrash,

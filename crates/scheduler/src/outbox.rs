@@ -27,8 +27,9 @@ use crate::mail::{
     OutgoingEmail, SendError, SmtpMailer, SmtpTransportConfig, TokenSigner, build,
 };
 
-/// The right-hand side of every Message-ID tiercare makes. `.invalid` is reserved (RFC 2606), so
-/// the ids can never collide with another host's; the left-hand side is random.
+/// The right-hand side of a Message-ID when the sender's domain is not known (a renderer
+/// that does not say it). `.invalid` is reserved (RFC 2606), so the ids can never collide with
+/// another host's; the left-hand side is random.
 pub const MESSAGE_ID_DOMAIN: &str = "tiercare.invalid";
 
 /// An email's rendered parts, as a [`RenderEmail`] returns them.
@@ -68,6 +69,12 @@ pub trait RenderEmail {
         customer_external_id: &str,
         at: i64,
     ) -> Result<RenderedEmail, RenderError>;
+
+    /// The domain of the Message-IDs of the emails it renders (the sender's, [`sender_domain`]);
+    /// `None` for [`MESSAGE_ID_DOMAIN`].
+    fn message_id_domain(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl fmt::Debug for dyn RenderEmail + '_ {
@@ -76,12 +83,18 @@ impl fmt::Debug for dyn RenderEmail + '_ {
     }
 }
 
-/// Makes a new Message-ID: `<tc.{decided_at}.{16 random hex digits}@tiercare.invalid>`.
-pub fn new_message_id(decided_at: i64) -> String {
-    format!(
-        "<tc.{decided_at}.{:016x}@{MESSAGE_ID_DOMAIN}>",
-        rand::random::<u64>()
-    )
+/// Makes a new Message-ID: `<tc.{decided_at}.{16 random hex digits}@{domain}>`.
+pub fn new_message_id(decided_at: i64, domain: &str) -> String {
+    format!("<tc.{decided_at}.{:016x}@{domain}>", rand::random::<u64>())
+}
+
+/// The domain of `[mail] from` (`care@shop.example` → `shop.example`), the right-hand side of
+/// the Message-IDs: receivers and spam filters expect the sender's own domain there. `None`
+/// when `from` is not a usable address.
+pub fn sender_domain(mail: &MailConfig) -> Option<String> {
+    let from = parse_mailbox(&mail.from).ok()?;
+    let (_, domain) = from.email.rsplit_once('@')?;
+    (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
 }
 
 /// Composes the outbox email of a new email follow-up, as the ledger asks for it
@@ -112,7 +125,10 @@ pub fn compose(
         .render(&to.template, &to.customer_id, at)
         .map_err(|err| err.to_string())?;
     Ok(NewEmail {
-        message_id: new_message_id(at),
+        message_id: new_message_id(
+            at,
+            renderer.message_id_domain().unwrap_or(MESSAGE_ID_DOMAIN),
+        ),
         to_address: address.to_owned(),
         subject: rendered.subject,
         text: rendered.text,
@@ -513,7 +529,8 @@ fn patiently<T>(
                 if warned {
                     tracing::info!(
                         what,
-                        waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                        waited_ms =
+                            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                         "the database lock was released; recorded"
                     );
                 }
@@ -533,9 +550,7 @@ fn release(
 ) -> Result<(), DeliverError> {
     let ids: Vec<i64> = jobs.map(|(email, _)| email.id).collect();
     if !ids.is_empty() {
-        report.released += patiently("release unsent claims", || {
-            store.release_claims(&ids, now)
-        })?;
+        report.released += patiently("release unsent claims", || store.release_claims(&ids, now))?;
     }
     Ok(())
 }
@@ -601,7 +616,10 @@ fn record(
                 store.mark_unknown(id, now, &detail)
             })?;
             report.unknown += 1;
-            tracing::warn!(outbox = id, "outcome unknown: held, see `tiercare outbox list --state unknown`");
+            tracing::warn!(
+                outbox = id,
+                "outcome unknown: held, see `tiercare outbox list --state unknown`"
+            );
             tracing::debug!(outbox = id, error = %err, "outcome unknown");
         }
     }

@@ -70,7 +70,7 @@ impl Script {
     }
 
     /// RCPT for `address` (compared without regard to ASCII case) is answered
-    /// `550 5.1.1 no such user`, every time.
+    /// `550 5.1.1 <address>: no such user`, every time.
     pub fn reject_rcpt(mut self, address: impl Into<String>) -> Script {
         self.reject_rcpt.push(address.into());
         self
@@ -92,9 +92,10 @@ impl Script {
         self
     }
 
-    /// For the first `n` messages the sink answers DATA with `354`, reads the first line of the
-    /// content and closes the connection: the final `.` never arrives, so nothing is stored
-    /// (the message is neither received nor unanswered).
+    /// For the first `n` messages the sink answers DATA with `354`, reads a few bytes of the
+    /// content and closes the connection with the rest unread (the kernel then resets it, as
+    /// when a server dies mid-message): the final `.` is never read, so nothing is stored (the
+    /// message is neither received nor unanswered).
     pub fn drop_in_data(mut self, n: u32) -> Script {
         self.drop_in_data = n;
         self

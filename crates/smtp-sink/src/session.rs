@@ -220,16 +220,17 @@ impl Session<'_> {
                 .iter()
                 .any(|rejected| rejected.eq_ignore_ascii_case(&to))
             {
-                "550 5.1.1 no such user"
+                // As real servers do, the reply quotes the address.
+                format!("550 5.1.1 <{to}>: no such user")
             } else if self.deferred_rcpt || take(&mut state.counters.rcpt_451) {
                 self.deferred_rcpt = true;
-                "451 4.7.1 try again later"
+                "451 4.7.1 try again later".to_owned()
             } else {
                 self.rcpt_to.push(to);
-                "250 2.1.5 Ok"
+                "250 2.1.5 Ok".to_owned()
             }
         };
-        self.reply(answer)
+        self.reply(&answer)
     }
 
     /// Handles DATA. Returns false when the session must end (connection lost, dropped or
@@ -245,9 +246,10 @@ impl Session<'_> {
         }
         self.reply("354 End data with <CR><LF>.<CR><LF>")?;
         if take(&mut self.shared.lock().counters.drop_in_data) {
-            let mut first = Vec::new();
-            self.reader.read_until(b'\n', &mut first)?;
-            self.writer.shutdown(Shutdown::Both)?;
+            // Read a few bytes of the content and close with the rest unread, as a server
+            // that dies mid-message does: the kernel resets the connection.
+            let mut first = [0_u8; 16];
+            let _ = self.reader.get_mut().read(&mut first)?;
             return Ok(false);
         }
         let Some(data) = self.read_message()? else {

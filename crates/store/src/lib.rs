@@ -97,8 +97,8 @@ pub use import::{
 };
 pub use managers::{Manager, UnownedCustomer};
 pub use outbox::{
-    BulkFilter, Claim, EmailRecipient, NewEmail, OutboxEmail, OutboxEvent, OutboxState, RecipientKind,
-    MAX_CRASH_RESENDS, Recovery, RecoveryPolicy,
+    BulkFilter, Claim, EmailRecipient, MAX_CRASH_RESENDS, NewEmail, OutboxEmail, OutboxEvent,
+    OutboxState, RecipientKind, Recovery, RecoveryPolicy,
 };
 pub use pins::Pin;
 pub use privacy::{ERASED_TITLE, ForgetReport};

@@ -21,12 +21,16 @@
 //!   transaction).
 //! - **Every change is an event.** Each state change writes an
 //!   `outbox_events` row; [`Store::outbox_events`] shows them.
-//! - **A crash while claimed.** A row still `claimed` long after its claim
-//!   was left by a sender that died mid-conversation: it may or may not have
-//!   been delivered. [`Store::recover_claimed`] marks it `unknown` and, under
-//!   [`RecoveryPolicy::ResendOnce`], queues it again once, with the same
-//!   Message-ID (so a receiver that got it can drop the copy); the resend is
-//!   counted in `recoveries`. That is the only way an e-mail goes out twice.
+//! - **Handed over, then sent.** [`Store::mark_handed_over`] commits
+//!   `handed_at` just before the sender gives a claimed e-mail to a
+//!   transport: the one point where it becomes "may have arrived".
+//! - **A crash while claimed.** A row still `claimed` when no sender runs was
+//!   left by one that died. [`Store::recover_claimed`] queues it again if it
+//!   was never handed over (nothing was sent); if it was, it may or may not
+//!   have been delivered: it becomes `unknown` and, under
+//!   [`RecoveryPolicy::ResendOnce`], is queued again with the same Message-ID
+//!   (so a receiver that got it can drop the copy), counted in `recoveries`.
+//!   That is the only way an e-mail goes out twice.
 
 use std::fmt;
 use std::path::Path;
@@ -706,9 +710,7 @@ impl Store {
     pub fn mark_handed_over(&mut self, id: i64, now: i64) -> Result<(), StoreError> {
         let (tx, path) = self.write_tx()?;
         let changed = tx
-            .prepare_cached(
-                "UPDATE outbox SET handed_at = ?2 WHERE id = ?1 AND state = 'claimed'",
-            )
+            .prepare_cached("UPDATE outbox SET handed_at = ?2 WHERE id = ?1 AND state = 'claimed'")
             .and_then(|mut stmt| stmt.execute(params![id, now]))
             .at(path)?;
         if changed != 1 {
