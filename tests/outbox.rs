@@ -730,7 +730,7 @@ fn unknown_and_failed_emails_are_retried_and_cancelled_in_bulk() {
     // Failed ones, cancelled in bulk.
     rusqlite::Connection::open(ws.path("tiercare.db"))
         .unwrap()
-        .execute_batch("UPDATE outbox SET state = 'failed'")
+        .execute_batch("UPDATE outbox SET state = 'failed', sent_at = NULL")
         .unwrap();
     let out = run(
         &ws,
