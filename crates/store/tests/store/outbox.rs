@@ -4,8 +4,9 @@
 
 use rusqlite::Connection;
 use tiercare_store::{
-    BulkFilter, CustomerRecord, MAX_CRASH_RESENDS, EmailRecipient, FollowUpStatus, ImportKind, NewEmail, OutboxState,
-    RecipientKind, RecoveryPolicy, Store, StoreError, SuppressionReason, address_hash,
+    BulkFilter, CustomerRecord, EmailRecipient, FollowUpStatus, ImportKind, MAX_CRASH_RESENDS,
+    NewEmail, OutboxState, RecipientKind, RecoveryPolicy, Store, StoreError, SuppressionReason,
+    address_hash,
 };
 
 use crate::fixture::{NOW, import_at, manager, new_store, options, seed_manager};
@@ -339,18 +340,25 @@ fn unknown_and_failed_emails_are_changed_in_bulk_by_state_rule_and_time() {
         since,
     };
     assert_eq!(
-        store.retry_emails(&unknown(Some("none"), None), NOW + 9).unwrap(),
+        store
+            .retry_emails(&unknown(Some("none"), None), NOW + 9)
+            .unwrap(),
         0
     );
     assert_eq!(
-        store.retry_emails(&unknown(None, Some(NOW + 5)), NOW + 9).unwrap(),
+        store
+            .retry_emails(&unknown(None, Some(NOW + 5)), NOW + 9)
+            .unwrap(),
         1
     );
     assert_eq!(
         store.outbox_email(ids[1]).unwrap().unwrap().state,
         OutboxState::Queued
     );
-    assert_eq!(store.cancel_emails(&unknown(None, None), NOW + 9).unwrap(), 1);
+    assert_eq!(
+        store.cancel_emails(&unknown(None, None), NOW + 9).unwrap(),
+        1
+    );
     assert_eq!(
         store.outbox_email(ids[0]).unwrap().unwrap().state,
         OutboxState::Cancelled
