@@ -216,13 +216,17 @@ pub enum Command {
     /// Emails are queued, already rendered, by `tiercare followups record` (and the daemon), in
     /// the same transaction as their follow-up; `send` only delivers, so it needs no rules and
     /// can be run again at any time (after fixing the SMTP settings, say) without planning
-    /// anything. It first recovers emails a crashed sender left claimed (`[mail.outbox]`
-    /// after_crash: resent once with the same Message-ID, or held as unknown), then claims due
-    /// emails in batches, re-checking the suppression list and consent, and sends each with
-    /// List-Unsubscribe headers and an unsubscribe line. 4xx answers and refused connections
-    /// are retried later with exponential backoff and jitter; 5xx answers fail (a refused
-    /// address is suppressed); a timeout after the message was handed over is held as
-    /// `unknown`. Rate limits (`[mail.limits]`) leave the rest queued. Prints what happened.
+    /// anything. It first recovers what a killed sender left claimed, at once: emails it never
+    /// handed over go back to queued; those it handed over without recording the answer may
+    /// have arrived and follow `[mail.outbox]` after_crash (resent with the same Message-ID, or
+    /// held as unknown). Then it claims due emails in batches, re-checking the suppression list
+    /// and consent, and sends each with List-Unsubscribe headers and an unsubscribe line. 4xx
+    /// answers, refused connections and connections lost before the final "." are retried
+    /// later with exponential backoff and jitter; 5xx answers fail (a refused address is
+    /// suppressed); no answer after the final "." is held as `unknown`. Rate limits
+    /// (`[mail.limits]`) leave the rest queued. A database locked by another process is waited
+    /// for. One sender per database file (symlinks resolved): a second exits 2. Prints what
+    /// happened.
     ///
     /// Ctrl-C (SIGINT) or SIGTERM stops it safely: the message being handed over finishes, the
     /// emails claimed but not sent go back to queued (no attempt counted), and it exits 130
@@ -444,7 +448,8 @@ pub struct OutboxArgs {
     /// What to do [default: list].
     #[command(subcommand)]
     pub command: Option<OutboxCommand>,
-    /// Only emails in this state, when listing.
+    /// Only emails in this state, when listing; with `retry` or `cancel` instead of an id,
+    /// every email in this state (`unknown` or `failed`).
     #[arg(long, global = true, value_enum, value_name = "STATE")]
     pub state: Option<OutboxStateArg>,
     /// At most this many emails, newest first, when listing.
@@ -467,15 +472,39 @@ pub enum OutboxCommand {
     },
     /// Queue a failed, unknown, deferred or cancelled email again, due now, with the same
     /// Message-ID (suppression and consent are checked again when it is sent).
+    ///
+    /// In bulk: `--state unknown` or `--state failed` instead of an id queues every such email
+    /// again (narrowed with `--rule` and `--since`) in one transaction, and prints how many.
     Retry {
-        /// The email's id.
-        id: i64,
+        /// The email's id (or `--state` for all in a state).
+        #[arg(required_unless_present = "state")]
+        id: Option<i64>,
+        #[command(flatten)]
+        bulk: BulkArgs,
     },
     /// Cancel a queued, deferred, unknown or failed email: it will not be sent.
+    ///
+    /// In bulk: `--state unknown` or `--state failed` instead of an id cancels every such email
+    /// (narrowed with `--rule` and `--since`) in one transaction, and prints how many.
     Cancel {
-        /// The email's id.
-        id: i64,
+        /// The email's id (or `--state` for all in a state).
+        #[arg(required_unless_present = "state")]
+        id: Option<i64>,
+        #[command(flatten)]
+        bulk: BulkArgs,
     },
+}
+
+/// What `tiercare outbox retry|cancel --state ...` narrows the bulk change to.
+#[derive(Debug, Args)]
+pub struct BulkArgs {
+    /// Only the emails of this follow-up rule (with `--state`).
+    #[arg(long, value_name = "RULE", requires = "state")]
+    pub rule: Option<String>,
+    /// Only the emails that reached their state at or after this time (with `--state`),
+    /// e.g. `2026-12-07T09:00:00Z` or `2026-12-07`.
+    #[arg(long, value_name = "TIME", requires = "state")]
+    pub since: Option<String>,
 }
 
 /// An outbox state, on the command line.

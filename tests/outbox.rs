@@ -397,14 +397,9 @@ fn a_sender_killed_mid_conversation_loses_nothing_and_the_resend_is_counted() {
     child.wait().unwrap();
     assert_eq!(state_of(&ws, "C1"), ("claimed".to_owned(), 1));
 
-    // Within the claim timeout (15 minutes) another sender leaves it alone.
-    let (_, report) = send(&ws, "2025-06-03T00:10:00Z");
-    assert_eq!(
-        (report["recovered"].clone(), report["claimed"].clone()),
-        (0.into(), 0.into())
-    );
-    // After it: unknown, then resent once with the same Message-ID, and counted.
-    let (_, report) = send(&ws, SEND_PLUS_1H);
+    // The sender lock is free, so the claimer is dead: the next send recovers at once (no
+    // claim timeout to wait for): unknown, then resent once with the same Message-ID, counted.
+    let (_, report) = send(&ws, SEND_PLUS_1S);
     assert_eq!(report["recovered"], 1, "{report}");
     assert_eq!(report["resent_after_crash"], 1, "{report}");
     assert_eq!(report["sent"], 1, "{report}");
@@ -631,4 +626,123 @@ fn ctrl_c_during_a_send_of_3000_emails_requeues_the_rest_and_the_next_send_sends
         0,
         "an email was attempted twice"
     );
+}
+
+#[test]
+fn a_connection_dropped_mid_data_is_retried_and_delivered_once() {
+    // The server answers DATA with 354, reads a few bytes of the content and dies: the final
+    // "." never reaches it, so nothing was stored and the email must not be held as unknown.
+    let sink = SmtpSink::start(Script::accept_all().drop_in_data(1)).unwrap();
+    let (ws, _) = workspace(&sink, "DELETE FROM customers WHERE external_id = 'C2';");
+    let (code, report) = send(&ws, SEND);
+    assert_eq!((code, &report["unknown"]), (0, &0.into()), "{report}");
+    assert_eq!(report["deferred"], 1, "{report}");
+    assert_eq!(state_of(&ws, "C1"), ("deferred".to_owned(), 1));
+    assert!(sink.received().is_empty() && sink.unanswered().is_empty());
+    // Retried after its backoff, and delivered once.
+    let (_, report) = send(&ws, SEND_PLUS_1H);
+    assert_eq!(report["sent"], 1, "{report}");
+    assert_eq!(state_of(&ws, "C1"), ("sent".to_owned(), 2));
+    assert_eq!(sink.wait_for(1, WAIT).len(), 1);
+}
+
+#[test]
+fn literal_encoded_words_in_a_subject_stay_literal_and_message_ids_use_the_senders_domain() {
+    let sink = SmtpSink::start(Script::accept_all()).unwrap();
+    let (ws, _) = workspace(
+        &sink,
+        "DELETE FROM customers WHERE external_id = 'C2'; \
+         UPDATE customers SET name = '=?utf-8?q?fake?=' WHERE external_id = 'C1';",
+    );
+    let (code, report) = send(&ws, SEND);
+    assert_eq!((code, &report["sent"]), (0, &1.into()), "{report}");
+    let received = sink.wait_for(1, WAIT);
+    let message = MessageParser::default().parse(&received[0].data).unwrap();
+    // A mail reader decodes encoded words: the subject must decode to the literal text.
+    assert_eq!(message.subject(), Some("Hello =?utf-8?q?fake?="));
+    let to = message.to().and_then(|to| to.first()).unwrap();
+    assert_eq!(to.name(), Some("=?utf-8?q?fake?="));
+    assert_eq!(to.address(), Some("bob@example.com"));
+    let message_id = message.message_id().unwrap();
+    assert!(message_id.ends_with("@shop.example"), "{message_id}");
+    let stored: String = one(&ws, "SELECT message_id FROM outbox");
+    assert_eq!(stored, format!("<{message_id}>"));
+}
+
+#[test]
+fn a_hard_bounce_reply_quoting_the_address_is_not_logged_above_debug() {
+    let sink = SmtpSink::start(Script::accept_all().reject_rcpt("bob@example.com")).unwrap();
+    let (ws, _) = workspace(&sink, "DELETE FROM customers WHERE external_id = 'C2';");
+    let out = Run::of(
+        command_in(ws.root())
+            .args(["send", "--at", SEND, "--json"])
+            .env(SECRET_ENV, SECRET)
+            .env("TIERCARE_LOG", "info"),
+    );
+    out.assert_code(1);
+    assert_eq!(out.json()["hard_bounces"], 1, "{}", out.stdout);
+    assert!(out.stderr.contains("failed"), "{}", out.stderr);
+    assert!(!out.stderr.contains("bob@example.com"), "{}", out.stderr);
+    // The outbox row keeps the server's reply.
+    let error: String = one(&ws, "SELECT last_error FROM outbox");
+    assert!(error.contains("<bob@example.com>: no such user"), "{error}");
+}
+
+#[test]
+fn unknown_and_failed_emails_are_retried_and_cancelled_in_bulk() {
+    // Both emails are handed over and never answered: unknown.
+    let sink = SmtpSink::start(Script::accept_all().drop_after_data(2)).unwrap();
+    let (ws, _) = workspace(&sink, "");
+    let (_, report) = send(&ws, SEND);
+    assert_eq!(report["unknown"], 2, "{report}");
+
+    let out = run(&ws, &["outbox", "retry", "--state", "queued"]);
+    out.assert_code(2);
+    out.assert_stderr_contains("only unknown or failed");
+    let out = run(
+        &ws,
+        &["outbox", "retry", "--state", "unknown", "--rule", "other"],
+    );
+    out.assert_code(0);
+    out.assert_stdout_contains("0 unknown email(s) queued again");
+    let out = run(
+        &ws,
+        &[
+            "outbox",
+            "retry",
+            "--state",
+            "unknown",
+            "--since",
+            "2025-06-01",
+            "--json",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(out.json()["retried"], 2, "{}", out.stdout);
+    assert_eq!(
+        ws.count("SELECT count(*) FROM outbox WHERE state = 'queued'"),
+        2
+    );
+    // Due now (the real clock), so sent by a send after it.
+    let (_, report) = send(&ws, "2030-01-01T00:00:00Z");
+    assert_eq!(report["sent"], 2, "{report}");
+
+    // Failed ones, cancelled in bulk.
+    rusqlite::Connection::open(ws.path("tiercare.db"))
+        .unwrap()
+        .execute_batch("UPDATE outbox SET state = 'failed', sent_at = NULL")
+        .unwrap();
+    let out = run(
+        &ws,
+        &["outbox", "cancel", "--state", "failed", "--rule", "hello"],
+    );
+    out.assert_code(0);
+    out.assert_stdout_contains("2 failed email(s) cancelled");
+    assert_eq!(
+        ws.count("SELECT count(*) FROM outbox WHERE state = 'cancelled'"),
+        2
+    );
+    // The single-id forms still work, and an id or a state is required.
+    run(&ws, &["outbox", "retry", "1"]).assert_code(0);
+    run(&ws, &["outbox", "retry"]).assert_code(2);
 }

@@ -14,9 +14,9 @@ use tiercare_scheduler::outbox::{
     SendSettings, deliver_due, transports, unsubscribe_address, unsubscribe_csv,
 };
 use tiercare_scheduler::workspace::Workspace;
-use tiercare_store::{OutboxEmail, OutboxState, SuppressionReason};
+use tiercare_store::{BulkFilter, OutboxEmail, OutboxState, SuppressionReason};
 
-use crate::cli::{OutboxArgs, OutboxCommand, OutboxStateArg, SendArgs, UnsubscribeArgs};
+use crate::cli::{BulkArgs, OutboxArgs, OutboxCommand, OutboxStateArg, SendArgs, UnsubscribeArgs};
 use crate::commands::tiers::{now, time_or};
 use crate::output::Output;
 
@@ -94,7 +94,8 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
         }
         if report.recovered > 0 {
             out.warn(&format!(
-                "{} email(s) were left claimed by a sender that stopped; {} queued again to be resent once with the same Message-ID",
+                "{} email(s) were handed over by a sender that stopped before recording the answer \
+                 (each may have arrived); {} queued again to be resent with the same Message-ID",
                 report.recovered, report.resent_after_crash
             ));
         }
@@ -249,7 +250,7 @@ pub fn outbox(args: OutboxArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
                 out.line(&email.body_text);
             }
         }
-        OutboxCommand::Retry { id } => {
+        OutboxCommand::Retry { id: Some(id), .. } => {
             let email = store.retry_email(id, now())?;
             changed(
                 out,
@@ -258,12 +259,82 @@ pub fn outbox(args: OutboxArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
                 "queued again, due now (same Message-ID)",
             )?;
         }
-        OutboxCommand::Cancel { id } => {
+        OutboxCommand::Cancel { id: Some(id), .. } => {
             let email = store.cancel_email(id, now())?;
             changed(out, args.json, &email, "cancelled: it will not be sent")?;
         }
+        OutboxCommand::Retry { id: None, bulk } => {
+            let filter = bulk_filter(args.state, &bulk, &workspace)?;
+            let count = store.retry_emails(&filter, now())?;
+            bulk_changed(
+                out,
+                args.json,
+                "retried",
+                count,
+                &filter,
+                "queued again, due now (same Message-ID)",
+            )?;
+        }
+        OutboxCommand::Cancel { id: None, bulk } => {
+            let filter = bulk_filter(args.state, &bulk, &workspace)?;
+            let count = store.cancel_emails(&filter, now())?;
+            bulk_changed(
+                out,
+                args.json,
+                "cancelled",
+                count,
+                &filter,
+                "cancelled: they will not be sent",
+            )?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The bulk filter of `outbox retry|cancel --state STATE [--rule R] [--since T]`.
+fn bulk_filter(
+    state_arg: Option<OutboxStateArg>,
+    bulk: &BulkArgs,
+    workspace: &Workspace,
+) -> anyhow::Result<BulkFilter> {
+    let state = match state_arg.map(state) {
+        Some(state @ (OutboxState::Unknown | OutboxState::Failed)) => state,
+        Some(other) => anyhow::bail!(
+            "--state {other}: only unknown or failed emails are retried or cancelled in bulk; \
+             give an email's id for the others"
+        ),
+        None => anyhow::bail!("give an email's id, or --state unknown|failed for all of them"),
+    };
+    let since = match &bulk.since {
+        Some(text) => Some(time_or(Some(text), workspace.config().timezone, now())?),
+        None => None,
+    };
+    Ok(BulkFilter {
+        state,
+        rule: bulk.rule.clone(),
+        since,
+    })
+}
+
+fn bulk_changed(
+    out: &Output,
+    json: bool,
+    action: &str,
+    count: u64,
+    filter: &BulkFilter,
+    what: &str,
+) -> anyhow::Result<()> {
+    if json {
+        out.json(&serde_json::json!({
+            action: count,
+            "state": filter.state,
+            "rule": filter.rule,
+            "since": filter.since,
+        }))
+    } else {
+        out.line(&format!("{count} {} email(s) {what}", filter.state));
+        Ok(())
+    }
 }
 
 fn changed(out: &Output, json: bool, email: &OutboxEmail, what: &str) -> anyhow::Result<()> {

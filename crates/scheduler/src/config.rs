@@ -163,7 +163,9 @@ pub struct OutboxConfig {
     pub retry_base_seconds: u32,
     /// The longest wait between retries (seconds).
     pub retry_max_seconds: u32,
-    /// A claim older than this (minutes) was left by a sender that stopped (a crash).
+    /// Accepted for old configurations and no longer used: a sender holds the sender lock
+    /// ([`crate::lock`]), so every claim it finds was left by a dead one and is recovered at
+    /// once, with no timeout to wait for.
     pub claim_timeout_minutes: u32,
     /// What to do with such an email.
     pub after_crash: AfterCrash,
@@ -495,8 +497,9 @@ from = "Customer Care <care@example.com>"
 # max_attempts = 8                        # 4xx retries before an email fails
 # retry_base_seconds = 60                 # first retry after ~1 min, then doubling, with jitter
 # retry_max_seconds = 21600               # ... up to 6 hours
-# claim_timeout_minutes = 15              # a claim older than this was left by a crash
-# after_crash = "resend_once"             # or "hold": keep it unknown for `tiercare outbox retry`
+# after_crash = "resend_once"             # an email handed over when a sender died may have
+#                                         # arrived: resend it (same Message-ID), or "hold" it
+#                                         # as unknown for `tiercare outbox retry`
 
 # [mail.smtp]
 # host = "smtp.example.com"

@@ -229,8 +229,9 @@ impl<C: Clock> Daemon<C> {
             AfterCrash::Hold => RecoveryPolicy::Hold,
         };
         let recovery = writer.recover_claimed(now, i64::MIN, policy)?;
-        if recovery.unknown > 0 {
+        if recovery.unknown + recovery.released > 0 {
             tracing::warn!(
+                not_handed_over = recovery.released,
                 left_claimed = recovery.unknown,
                 resent = recovery.requeued,
                 "emails left mid-send by a stopped daemon: each may have arrived; resending with the same Message-ID as the policy says"

@@ -1,5 +1,11 @@
 //! One daemon per database: an advisory lock (`flock`) on a file beside the database.
 //!
+//! It is also the one-sender lock: `tiercare run` and `tiercare send` both hold it while they
+//! send, so a sender that holds it knows every claim still open in the outbox was left by a
+//! process that died, and recovers them at once. The lock file is found from the database's
+//! real path ([`lock_path`]), so a symbolic link to the database, or a workspace whose
+//! `database` setting reaches it through a linked folder, meets the same lock.
+//!
 //! The lock file is `<database>.daemon.lock` (`tiercare.db.daemon.lock`) and holds the pid of
 //! the process that has it. The kernel releases the lock when that process ends, even after
 //! `kill -9`, so a stale file never blocks a restart; the pid inside is only informative (for
@@ -37,9 +43,21 @@ pub enum LockError {
     },
 }
 
-/// The lock file of the database at `database`.
+/// The lock file of the database at `database`: beside the file the path leads to, with
+/// symbolic links (of the file and of its folders) and `..` resolved, so every path that
+/// reaches one database file by name finds one lock. Not covered: hard links and bind mounts
+/// (another name for the same file); a database that does not exist yet resolves its folder.
 pub fn lock_path(database: &Path) -> PathBuf {
-    let mut name = database.as_os_str().to_owned();
+    let database = std::fs::canonicalize(database).unwrap_or_else(|_| {
+        match (database.parent(), database.file_name()) {
+            (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => {
+                std::fs::canonicalize(parent)
+                    .map_or_else(|_| database.to_path_buf(), |parent| parent.join(name))
+            }
+            _ => database.to_path_buf(),
+        }
+    });
+    let mut name = database.into_os_string();
     name.push(".daemon.lock");
     PathBuf::from(name)
 }
@@ -170,6 +188,22 @@ mod tests {
         drop(lock);
         assert_eq!(holder(&db).unwrap(), None);
         DaemonLock::acquire(&db).unwrap();
+    }
+
+    #[test]
+    fn a_symlink_to_the_database_meets_the_same_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tiercare.db");
+        std::fs::write(&db, b"").unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let link = elsewhere.join("linked.db");
+        std::os::unix::fs::symlink(&db, &link).unwrap();
+        let lock = DaemonLock::acquire(&db).unwrap();
+        let err = DaemonLock::acquire(&link).unwrap_err();
+        assert!(matches!(err, LockError::Held { .. }), "{err:?}");
+        assert_eq!(holder(&link).unwrap(), Some(Some(std::process::id())));
+        drop(lock);
     }
 
     #[test]

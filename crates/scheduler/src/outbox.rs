@@ -9,9 +9,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError, mpsc};
+use std::sync::mpsc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::DateTime;
 use serde::Serialize;
@@ -27,8 +27,9 @@ use crate::mail::{
     OutgoingEmail, SendError, SmtpMailer, SmtpTransportConfig, TokenSigner, build,
 };
 
-/// The right-hand side of every Message-ID tiercare makes. `.invalid` is reserved (RFC 2606), so
-/// the ids can never collide with another host's; the left-hand side is random.
+/// The right-hand side of a Message-ID when the sender's domain is not known (a renderer
+/// that does not say it). `.invalid` is reserved (RFC 2606), so the ids can never collide with
+/// another host's; the left-hand side is random.
 pub const MESSAGE_ID_DOMAIN: &str = "tiercare.invalid";
 
 /// An email's rendered parts, as a [`RenderEmail`] returns them.
@@ -68,6 +69,12 @@ pub trait RenderEmail {
         customer_external_id: &str,
         at: i64,
     ) -> Result<RenderedEmail, RenderError>;
+
+    /// The domain of the Message-IDs of the emails it renders (the sender's, [`sender_domain`]);
+    /// `None` for [`MESSAGE_ID_DOMAIN`].
+    fn message_id_domain(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl fmt::Debug for dyn RenderEmail + '_ {
@@ -76,12 +83,18 @@ impl fmt::Debug for dyn RenderEmail + '_ {
     }
 }
 
-/// Makes a new Message-ID: `<tc.{decided_at}.{16 random hex digits}@tiercare.invalid>`.
-pub fn new_message_id(decided_at: i64) -> String {
-    format!(
-        "<tc.{decided_at}.{:016x}@{MESSAGE_ID_DOMAIN}>",
-        rand::random::<u64>()
-    )
+/// Makes a new Message-ID: `<tc.{decided_at}.{16 random hex digits}@{domain}>`.
+pub fn new_message_id(decided_at: i64, domain: &str) -> String {
+    format!("<tc.{decided_at}.{:016x}@{domain}>", rand::random::<u64>())
+}
+
+/// The domain of `[mail] from` (`care@shop.example` → `shop.example`), the right-hand side of
+/// the Message-IDs: receivers and spam filters expect the sender's own domain there. `None`
+/// when `from` is not a usable address.
+pub fn sender_domain(mail: &MailConfig) -> Option<String> {
+    let from = parse_mailbox(&mail.from).ok()?;
+    let (_, domain) = from.email.rsplit_once('@')?;
+    (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
 }
 
 /// Composes the outbox email of a new email follow-up, as the ledger asks for it
@@ -112,7 +125,10 @@ pub fn compose(
         .render(&to.template, &to.customer_id, at)
         .map_err(|err| err.to_string())?;
     Ok(NewEmail {
-        message_id: new_message_id(at),
+        message_id: new_message_id(
+            at,
+            renderer.message_id_domain().unwrap_or(MESSAGE_ID_DOMAIN),
+        ),
         to_address: address.to_owned(),
         subject: rendered.subject,
         text: rendered.text,
@@ -222,8 +238,9 @@ pub struct SendReport {
     pub elapsed_ms: u128,
 }
 
-/// Why [`deliver_due`] stopped early. Emails it had claimed stay claimed and are recovered by
-/// the crash policy on a later run.
+/// Why [`deliver_due`] stopped early (never a lock wait: it waits those out). Emails it had
+/// claimed and not handed over are queued again; one handed over whose outcome could not be
+/// recorded stays claimed and is recovered by the crash policy on the next run.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliverError {
     /// The database failed.
@@ -271,13 +288,21 @@ pub fn backoff(outbox: &OutboxConfig, attempts: u32, jitter: f64) -> i64 {
     waited.max(1)
 }
 
-/// Delivers the emails due at `now`, once: recovers claims a crashed sender left behind (by
-/// the `after_crash` policy), then, within the rate limits, claims due emails in batches
-/// (committed before sending, suppression and consent re-checked inside the claim), builds
-/// each message with its unsubscribe headers and line, sends it through `transports` (one
-/// thread per transport when there are several, e.g. one SMTP connection each), and records
-/// each outcome as it comes: sent, deferred with backoff, failed (a hard bounce suppresses the
-/// address) or unknown.
+/// Delivers the emails due at `now`, once: recovers every claim a dead sender left behind
+/// (never handed over: queued again; handed over: `unknown`, then the `after_crash` policy),
+/// then, within the rate limits, claims due emails in batches (committed before sending,
+/// suppression and consent re-checked inside the claim), builds each message with its
+/// unsubscribe headers and line, records each hand-over ([`Store::mark_handed_over`]) just
+/// before giving the message to a transport (one thread per transport, e.g. one SMTP
+/// connection each), and records each outcome as it comes: sent, deferred with backoff,
+/// failed (a hard bounce suppresses the address) or unknown. So at any moment at most one
+/// email per transport is handed over without a recorded outcome: what a crash can duplicate.
+///
+/// **The caller must hold the sender lock** ([`crate::lock::DaemonLock`], as `tiercare send`
+/// and `tiercare run` do): the recovery takes every open claim as a dead sender's.
+///
+/// A write lock held by another process (`SQLITE_BUSY`) is waited out, however long, with
+/// growing pauses: no outcome is ever dropped for a busy database.
 ///
 /// A plain blocking function with the clock passed in: the daemon calls it on each tick, and
 /// `tiercare send` once. Emails deferred during the call are due later than `now`, so each
@@ -306,12 +331,17 @@ pub fn deliver_due(
         AfterCrash::ResendOnce => RecoveryPolicy::ResendOnce,
         AfterCrash::Hold => RecoveryPolicy::Hold,
     };
-    let stale_after = i64::from(settings.outbox.claim_timeout_minutes) * 60;
-    let recovery = store.recover_claimed(now, stale_after, policy)?;
+    // The caller holds the sender lock, so every claim still open was left by a sender that
+    // died: recover them all now (nothing to wait for).
+    let recovery = patiently("recover claims", || {
+        store.recover_claimed(now, i64::MIN, policy)
+    })?;
     report.recovered = recovery.unknown;
     report.resent_after_crash = recovery.requeued;
-    if recovery.unknown > 0 {
+    report.released += recovery.released;
+    if recovery.unknown + recovery.released > 0 {
         tracing::warn!(
+            not_handed_over = recovery.released,
             unknown = recovery.unknown,
             resent = recovery.requeued,
             "recovered emails left claimed by a sender that stopped"
@@ -336,7 +366,7 @@ pub fn deliver_due(
             }
             take = take.min(usize::try_from(left).unwrap_or(usize::MAX));
         }
-        let claim = store.claim_due(now, take)?;
+        let claim = patiently("claim due emails", || store.claim_due(now, take))?;
         report.suppressed += claim.suppressed;
         report.no_consent += claim.no_consent;
         if claim.emails.is_empty() {
@@ -384,71 +414,130 @@ fn send_batch(
             Ok(built) => jobs.push((email, built)),
             Err(MailError::InvalidAddress { reason, .. }) => {
                 tracing::warn!(outbox = email.id, "invalid address: not sent");
-                store.mark_failed(
-                    email.id,
-                    now,
-                    &format!("invalid email address: {reason}; not sent"),
-                    false,
-                )?;
+                let detail = format!("invalid email address: {reason}; not sent");
+                patiently("record a failure", || {
+                    store.mark_failed(email.id, now, &detail, false)
+                })?;
                 report.failed += 1;
                 report.invalid_address += 1;
             }
             Err(err) => {
                 tracing::warn!(outbox = email.id, error = %err, "cannot build the message");
-                store.mark_failed(email.id, now, &err.to_string(), false)?;
+                let detail = err.to_string();
+                patiently("record a failure", || {
+                    store.mark_failed(email.id, now, &detail, false)
+                })?;
                 report.failed += 1;
             }
         }
     }
-    if transports.len() == 1 || jobs.len() <= 1 {
-        let transport = &mut transports[0];
-        let mut jobs = jobs.into_iter();
-        while !stop.load(Ordering::SeqCst) {
-            let Some((email, built)) = jobs.next() else {
-                return Ok(());
-            };
-            let outcome = transport.send(&built);
-            record(store, &email, outcome, now, settings, report)?;
-        }
-        return release(store, jobs, now, report);
-    }
-    let queue = Mutex::new(jobs.into_iter());
-    let failed = AtomicBool::new(false);
-    let (results, outcomes) = mpsc::channel();
+    // One worker thread per transport (e.g. one SMTP connection each). This thread alone
+    // writes to the store: it hands a job to an idle worker only after recording the hand-over,
+    // and records each outcome as it comes back, so at most one email per transport is ever
+    // handed over without a recorded outcome.
+    let mut jobs = jobs.into_iter();
     let result = thread::scope(|scope| {
-        for transport in transports.iter_mut() {
+        let (results, outcomes) = mpsc::channel();
+        let mut workers = Vec::with_capacity(transports.len());
+        for (index, transport) in transports.iter_mut().enumerate() {
+            let (give, take) = mpsc::channel::<(OutboxEmail, BuiltMessage)>();
             let results = results.clone();
-            let (queue, failed) = (&queue, &failed);
             scope.spawn(move || {
-                while !failed.load(Ordering::Relaxed) && !stop.load(Ordering::SeqCst) {
-                    let job = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-                    let Some((email, built)) = job else { break };
+                for (email, built) in take {
                     let outcome = transport.send(&built);
-                    if results.send((email, outcome)).is_err() {
+                    if results.send((index, email, outcome)).is_err() {
                         break;
                     }
                 }
             });
+            workers.push(give);
         }
         drop(results);
+        let mut idle: Vec<usize> = (0..workers.len()).rev().collect();
+        let mut busy = 0_usize;
         let mut result = Ok(());
-        for (email, outcome) in outcomes {
-            if result.is_ok() {
-                result = record(store, &email, outcome, now, settings, report);
-                if result.is_err() {
-                    // Stop sending: what is still claimed is recovered later.
-                    failed.store(true, Ordering::Relaxed);
+        loop {
+            while result.is_ok() && !stop.load(Ordering::SeqCst) {
+                let Some(worker) = idle.pop() else { break };
+                let Some((email, built)) = jobs.next() else {
+                    idle.push(worker);
+                    break;
+                };
+                // The one point where a claimed email becomes handed over (a delivery gate
+                // goes just before this).
+                if let Err(err) = patiently("record a hand-over", || {
+                    store.mark_handed_over(email.id, now)
+                }) {
+                    // Not handed over: it stays claimed and a later recovery queues it again.
+                    result = Err(err.into());
+                    idle.push(worker);
+                    break;
                 }
+                if workers[worker].send((email, built)).is_err() {
+                    break;
+                }
+                busy += 1;
+            }
+            if busy == 0 {
+                break;
+            }
+            let Ok((worker, email, outcome)) = outcomes.recv() else {
+                break;
+            };
+            busy -= 1;
+            idle.push(worker);
+            // Outcomes are recorded even after a failure: nothing delivered stays claimed.
+            let recorded = record(store, &email, outcome, now, settings, report);
+            if result.is_ok() {
+                result = recorded;
             }
         }
+        drop(workers);
         result
     });
+    // Claims never handed over go back to the queue, also after a failure.
+    let released = release(store, jobs, now, report);
     result?;
-    if stop.load(Ordering::SeqCst) {
-        let rest = queue.into_inner().unwrap_or_else(PoisonError::into_inner);
-        release(store, rest, now, report)?;
+    released
+}
+
+/// Runs the store write `write` until it is done, waiting out another process's write lock
+/// (`SQLITE_BUSY` after the busy timeout) with growing pauses, however long it lasts: an
+/// outcome not recorded would leave a delivered email claimed, to be sent again. Other errors
+/// are returned at once.
+fn patiently<T>(
+    what: &str,
+    mut write: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(20);
+    let mut warned = false;
+    loop {
+        match write() {
+            Err(StoreError::Locked { .. }) => {
+                if !warned {
+                    tracing::warn!(
+                        what,
+                        "the database is locked by another process; waiting to record"
+                    );
+                    warned = true;
+                }
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            outcome => {
+                if warned {
+                    tracing::info!(
+                        what,
+                        waited_ms =
+                            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                        "the database lock was released; recorded"
+                    );
+                }
+                return outcome;
+            }
+        }
     }
-    Ok(())
 }
 
 /// Queues again the claimed `jobs` that were never handed to a transport (the sender is
@@ -461,7 +550,7 @@ fn release(
 ) -> Result<(), DeliverError> {
     let ids: Vec<i64> = jobs.map(|(email, _)| email.id).collect();
     if !ids.is_empty() {
-        report.released += store.release_claims(&ids, now)?;
+        report.released += patiently("release unsent claims", || store.release_claims(&ids, now))?;
     }
     Ok(())
 }
@@ -478,7 +567,9 @@ fn record(
     let id = email.id;
     match outcome {
         Ok(delivered) => {
-            store.mark_sent(id, now, &delivered.receipt)?;
+            patiently("record a delivery", || {
+                store.mark_sent(id, now, &delivered.receipt)
+            })?;
             report.sent += 1;
             if delivered.already_delivered {
                 report.already_delivered += 1;
@@ -488,33 +579,48 @@ fn record(
         Err(SendError::Transient { code, message }) => {
             let error = SendError::Transient { code, message }.to_string();
             if email.attempts >= settings.outbox.max_attempts {
-                store.mark_failed(
-                    id,
-                    now,
-                    &format!("gave up after {} attempts: {error}", email.attempts),
-                    false,
-                )?;
+                let detail = format!("gave up after {} attempts: {error}", email.attempts);
+                patiently("record a failure", || {
+                    store.mark_failed(id, now, &detail, false)
+                })?;
                 report.failed += 1;
-                tracing::warn!(outbox = id, attempts = email.attempts, error = %error, "failed: out of attempts");
+                tracing::warn!(outbox = id, attempts = email.attempts, code = ?code, "failed: out of attempts");
+                tracing::debug!(outbox = id, error = %error, "failed: out of attempts");
             } else {
                 let wait = backoff(&settings.outbox, email.attempts, rand::random::<f64>());
-                store.mark_deferred(id, now, now + wait, &error)?;
+                patiently("record a deferral", || {
+                    store.mark_deferred(id, now, now + wait, &error)
+                })?;
                 report.deferred += 1;
-                tracing::info!(outbox = id, retry_in_s = wait, error = %error, "deferred");
+                tracing::info!(outbox = id, retry_in_s = wait, code = ?code, "deferred");
+                tracing::debug!(outbox = id, error = %error, "deferred");
             }
         }
         Err(err @ SendError::Permanent { hard_bounce, .. }) => {
-            store.mark_failed(id, now, &err.to_string(), hard_bounce)?;
+            let detail = err.to_string();
+            patiently("record a failure", || {
+                store.mark_failed(id, now, &detail, hard_bounce)
+            })?;
             report.failed += 1;
             if hard_bounce {
                 report.hard_bounces += 1;
             }
-            tracing::warn!(outbox = id, hard_bounce, error = %err, "failed");
+            // The server's reply may quote the address: the outbox row keeps it, the log at
+            // warn only the code.
+            tracing::warn!(outbox = id, hard_bounce, code = ?err.code(), "failed (see `tiercare outbox show`)");
+            tracing::debug!(outbox = id, error = %err, "failed");
         }
         Err(err @ SendError::Unknown { .. }) => {
-            store.mark_unknown(id, now, &err.to_string())?;
+            let detail = err.to_string();
+            patiently("record an unknown outcome", || {
+                store.mark_unknown(id, now, &detail)
+            })?;
             report.unknown += 1;
-            tracing::warn!(outbox = id, error = %err, "outcome unknown: held, see `tiercare outbox list --state unknown`");
+            tracing::warn!(
+                outbox = id,
+                "outcome unknown: held, see `tiercare outbox list --state unknown`"
+            );
+            tracing::debug!(outbox = id, error = %err, "outcome unknown");
         }
     }
     Ok(())

@@ -119,6 +119,8 @@ pub struct EmailRenderer {
     /// Every customer's features at one time, computed in one pass when a second customer is
     /// rendered at that time (a batch), so a batch costs one pass instead of one per customer.
     features: Mutex<FeatureCache>,
+    /// The sender's domain, for Message-IDs.
+    message_id_domain: Option<String>,
 }
 
 /// See [`EmailRenderer`]'s `features`.
@@ -170,6 +172,7 @@ impl EmailRenderer {
             recommender: OnceLock::new(),
             managers: OnceLock::new(),
             features: Mutex::new(FeatureCache::default()),
+            message_id_domain: crate::outbox::sender_domain(&workspace.config().mail),
         })
     }
 
@@ -366,6 +369,10 @@ impl RenderEmail for EmailRenderer {
                 template: template.to_owned(),
                 message: err.to_string(),
             })
+    }
+
+    fn message_id_domain(&self) -> Option<&str> {
+        self.message_id_domain.as_deref()
     }
 }
 

@@ -22,9 +22,10 @@ pub struct Script {
     pub(crate) stall_on_rcpt: u32,
     pub(crate) data_451: u32,
     pub(crate) reject_rcpt: Vec<String>,
-    pub(crate) quote_rejected: bool,
     pub(crate) stall_after_data: u32,
     pub(crate) drop_after_data: u32,
+    pub(crate) drop_in_data: u32,
+    pub(crate) answer_delay: std::time::Duration,
     pub(crate) require_auth: Option<(String, String)>,
 }
 
@@ -69,16 +70,9 @@ impl Script {
     }
 
     /// RCPT for `address` (compared without regard to ASCII case) is answered
-    /// `550 5.1.1 no such user`, every time.
+    /// `550 5.1.1 <address>: no such user`, every time.
     pub fn reject_rcpt(mut self, address: impl Into<String>) -> Script {
         self.reject_rcpt.push(address.into());
-        self
-    }
-
-    /// Rejections by [`Script::reject_rcpt`] quote the address, as many real servers do:
-    /// `550 5.1.1 <address>: no such user`.
-    pub fn quote_rejected_address(mut self) -> Script {
-        self.quote_rejected = true;
         self
     }
 
@@ -95,6 +89,23 @@ impl Script {
     /// [`SmtpSink::unanswered`](crate::SmtpSink::unanswered), not as received.
     pub fn drop_after_data(mut self, n: u32) -> Script {
         self.drop_after_data = n;
+        self
+    }
+
+    /// For the first `n` messages the sink answers DATA with `354`, reads a few bytes of the
+    /// content and closes the connection with the rest unread (the kernel then resets it, as
+    /// when a server dies mid-message): the final `.` is never read, so nothing is stored (the
+    /// message is neither received nor unanswered).
+    pub fn drop_in_data(mut self, n: u32) -> Script {
+        self.drop_in_data = n;
+        self
+    }
+
+    /// Every accepted message is stored at once (listed as received) and answered `250` only
+    /// after `delay`: a slow server, and a window in which a sender that dies leaves a message
+    /// delivered but not recorded.
+    pub fn answer_delay(mut self, delay: std::time::Duration) -> Script {
+        self.answer_delay = delay;
         self
     }
 
@@ -120,6 +131,7 @@ pub(crate) struct Counters {
     pub(crate) data_451: u32,
     pub(crate) stall_after_data: u32,
     pub(crate) drop_after_data: u32,
+    pub(crate) drop_in_data: u32,
 }
 
 impl Counters {
@@ -132,6 +144,7 @@ impl Counters {
             data_451: script.data_451,
             stall_after_data: script.stall_after_data,
             drop_after_data: script.drop_after_data,
+            drop_in_data: script.drop_in_data,
         }
     }
 }

@@ -208,7 +208,6 @@ impl Session<'_> {
         let Some(to) = parse_path(rest, "TO:") else {
             return self.reply("501 5.5.4 Syntax: RCPT TO:<address>");
         };
-        let quoted: String;
         let answer = {
             let mut state = self.shared.lock();
             if take(&mut state.counters.stall_on_rcpt) {
@@ -221,21 +220,17 @@ impl Session<'_> {
                 .iter()
                 .any(|rejected| rejected.eq_ignore_ascii_case(&to))
             {
-                if state.script.quote_rejected {
-                    quoted = format!("550 5.1.1 <{to}>: no such user");
-                    quoted.as_str()
-                } else {
-                    "550 5.1.1 no such user"
-                }
+                // As real servers do, the reply quotes the address.
+                format!("550 5.1.1 <{to}>: no such user")
             } else if self.deferred_rcpt || take(&mut state.counters.rcpt_451) {
                 self.deferred_rcpt = true;
-                "451 4.7.1 try again later"
+                "451 4.7.1 try again later".to_owned()
             } else {
                 self.rcpt_to.push(to);
-                "250 2.1.5 Ok"
+                "250 2.1.5 Ok".to_owned()
             }
         };
-        self.reply(answer)
+        self.reply(&answer)
     }
 
     /// Handles DATA. Returns false when the session must end (connection lost, dropped or
@@ -250,6 +245,13 @@ impl Session<'_> {
             return Ok(true);
         }
         self.reply("354 End data with <CR><LF>.<CR><LF>")?;
+        if take(&mut self.shared.lock().counters.drop_in_data) {
+            // Read a few bytes of the content and close with the rest unread, as a server
+            // that dies mid-message does: the kernel resets the connection.
+            let mut first = [0_u8; 16];
+            let _ = self.reader.get_mut().read(&mut first)?;
+            return Ok(false);
+        }
         let Some(data) = self.read_message()? else {
             return Ok(false);
         };
@@ -259,7 +261,7 @@ impl Session<'_> {
             data,
         };
         self.reset();
-        let (behaviour, queue_id) = {
+        let (behaviour, queue_id, delay) = {
             let mut state = self.shared.lock();
             let behaviour = state.counters.after_data();
             match behaviour {
@@ -269,10 +271,13 @@ impl Session<'_> {
             }
             let queue_id = state.received.len();
             self.shared.changed.notify_all();
-            (behaviour, queue_id)
+            (behaviour, queue_id, state.script.answer_delay)
         };
         match behaviour {
             AfterData::Accept => {
+                if !delay.is_zero() {
+                    std::thread::sleep(delay);
+                }
                 self.reply(&format!("250 2.0.0 Ok: queued as {queue_id}"))?;
                 Ok(true)
             }

@@ -108,8 +108,8 @@ pub use import::{
 pub use integrity::{BackupReport, Diagnosis, IntegrityReport, TableHealth, WalState, diagnose};
 pub use managers::{Manager, UnownedCustomer};
 pub use outbox::{
-    Claim, EmailRecipient, NewEmail, OutboxEmail, OutboxEvent, OutboxState, RecipientKind,
-    Recovery, RecoveryPolicy,
+    BulkFilter, Claim, EmailRecipient, MAX_CRASH_RESENDS, NewEmail, OutboxEmail, OutboxEvent,
+    OutboxState, RecipientKind, Recovery, RecoveryPolicy,
 };
 pub use pins::Pin;
 pub use privacy::{ERASED_TITLE, ForgetReport};

@@ -21,12 +21,16 @@
 //!   transaction).
 //! - **Every change is an event.** Each state change writes an
 //!   `outbox_events` row; [`Store::outbox_events`] shows them.
-//! - **A crash while claimed.** A row still `claimed` long after its claim
-//!   was left by a sender that died mid-conversation: it may or may not have
-//!   been delivered. [`Store::recover_claimed`] marks it `unknown` and, under
-//!   [`RecoveryPolicy::ResendOnce`], queues it again once, with the same
-//!   Message-ID (so a receiver that got it can drop the copy); the resend is
-//!   counted in `recoveries`. That is the only way an e-mail goes out twice.
+//! - **Handed over, then sent.** [`Store::mark_handed_over`] commits
+//!   `handed_at` just before the sender gives a claimed e-mail to a
+//!   transport: the one point where it becomes "may have arrived".
+//! - **A crash while claimed.** A row still `claimed` when no sender runs was
+//!   left by one that died. [`Store::recover_claimed`] queues it again if it
+//!   was never handed over (nothing was sent); if it was, it may or may not
+//!   have been delivered: it becomes `unknown` and, under
+//!   [`RecoveryPolicy::ResendOnce`], is queued again with the same Message-ID
+//!   (so a receiver that got it can drop the copy), counted in `recoveries`.
+//!   That is the only way an e-mail goes out twice.
 
 use std::fmt;
 use std::path::Path;
@@ -243,13 +247,36 @@ pub enum RecoveryPolicy {
     Hold,
 }
 
+/// How many times an e-mail a crash left `unknown` is queued again under
+/// [`RecoveryPolicy::ResendOnce`]: once per crash that caught it handed over, up
+/// to this many crashes; after that it is held (a message that keeps crashing
+/// the sender must not loop).
+pub const MAX_CRASH_RESENDS: u32 = 3;
+
 /// What [`Store::recover_claimed`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Recovery {
-    /// Stale claims marked `unknown`.
+    /// Claims never handed to a transport, queued again (no attempt counted,
+    /// nothing can have been sent).
+    pub released: u64,
+    /// Claims handed to a transport without a recorded outcome, marked
+    /// `unknown`: each may have arrived (the exact number of possible
+    /// duplicates of the resends).
     pub unknown: u64,
     /// Of those, queued again to be resent (same Message-ID).
     pub requeued: u64,
+}
+
+/// Which e-mails `tiercare outbox retry|cancel --state ...` changes in bulk
+/// ([`Store::retry_emails`], [`Store::cancel_emails`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkFilter {
+    /// The state they are in: `failed` or `unknown`.
+    pub state: OutboxState,
+    /// Only this follow-up rule's.
+    pub rule: Option<String>,
+    /// Only those that reached their state at or after this time (unix seconds).
+    pub since: Option<i64>,
 }
 
 const EMAIL_COLUMNS: &str = "o.id, o.followup_id, c.external_id, c.consent_email, o.rule_id, \
@@ -365,6 +392,26 @@ fn sync_followup(
         None => stmt.execute(params![id, now])?,
     };
     Ok(())
+}
+
+/// Moves the e-mail `id` from `from` to `to` by hand (a retry is due `now`),
+/// with its event and its follow-up kept in step.
+fn change_one(
+    conn: &Connection,
+    id: i64,
+    from: OutboxState,
+    to: OutboxState,
+    now: i64,
+    wanted: &str,
+) -> rusqlite::Result<()> {
+    let detail = format!("{wanted} by hand");
+    conn.prepare_cached(
+        "UPDATE outbox SET state = ?2, updated_at = ?3, \
+         due_at = CASE WHEN ?2 = 'queued' THEN ?3 ELSE due_at END WHERE id = ?1",
+    )?
+    .execute(params![id, to.as_str(), now])?;
+    event(conn, id, now, Some(from), to, Some(&detail))?;
+    sync_followup(conn, id, to, now, &detail)
 }
 
 /// The recipient of a new e-mail follow-up for the customer `rowid`.
@@ -508,7 +555,7 @@ impl Store {
             };
             if to == OutboxState::Claimed {
                 tx.prepare_cached(
-                    "UPDATE outbox SET state = 'claimed', claimed_at = ?2, \
+                    "UPDATE outbox SET state = 'claimed', claimed_at = ?2, handed_at = NULL, \
                      attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
                 )
                 .and_then(|mut stmt| stmt.execute(params![email.id, now]))
@@ -654,11 +701,44 @@ impl Store {
         Ok(released)
     }
 
+    /// Records that the claimed e-mail `id` is about to be handed to a
+    /// transport (`handed_at = now`, committed before the first byte goes
+    /// out). The one point where a claim becomes "may have arrived": a crash
+    /// before it leaves the claim to be queued again by [`Store::recover_claimed`],
+    /// a crash after it makes the e-mail `unknown`. Fails with
+    /// [`StoreError::EmailState`] if it is not claimed.
+    pub fn mark_handed_over(&mut self, id: i64, now: i64) -> Result<(), StoreError> {
+        let (tx, path) = self.write_tx()?;
+        let changed = tx
+            .prepare_cached("UPDATE outbox SET handed_at = ?2 WHERE id = ?1 AND state = 'claimed'")
+            .and_then(|mut stmt| stmt.execute(params![id, now]))
+            .at(path)?;
+        if changed != 1 {
+            let state = load(&tx, id)
+                .at(path)?
+                .ok_or(StoreError::UnknownEmail { id })?
+                .state;
+            return Err(StoreError::EmailState {
+                id,
+                state: state.to_string(),
+                wanted: "handed over",
+                hint: "only a claimed e-mail is handed to a transport",
+            });
+        }
+        tx.commit().at(path)
+    }
+
     /// Recovers e-mails left `claimed` by a sender that stopped (a crash, a
     /// `kill -9`): every claim made at or before `now - stale_after` seconds
-    /// becomes `unknown`; under [`RecoveryPolicy::ResendOnce`] each is then
-    /// queued again, due `now`, with the same Message-ID and `recoveries`
-    /// counted, unless it was recovered once before (then it is held).
+    /// (pass `i64::MIN` when the sender lock proves no other sender runs, so
+    /// every open claim is a dead one's).
+    ///
+    /// - A claim never handed to a transport (`handed_at` unset) goes back to
+    ///   `queued` with its attempt given back: nothing was sent.
+    /// - A claim handed over becomes `unknown` (it may have arrived); under
+    ///   [`RecoveryPolicy::ResendOnce`] it is then queued again, due `now`,
+    ///   with the same Message-ID and `recoveries` counted, unless crashes
+    ///   caught it [`MAX_CRASH_RESENDS`] times already (then it is held).
     pub fn recover_claimed(
         &mut self,
         now: i64,
@@ -666,23 +746,42 @@ impl Store {
         policy: RecoveryPolicy,
     ) -> Result<Recovery, StoreError> {
         let (tx, path) = self.write_tx()?;
-        let stale: Vec<(i64, u32)> = {
+        let stale: Vec<(i64, u32, bool)> = {
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT id, recoveries FROM outbox WHERE state = 'claimed' \
-                     AND claimed_at <= ?1 ORDER BY id",
+                    "SELECT id, recoveries, handed_at IS NOT NULL FROM outbox \
+                     WHERE state = 'claimed' AND claimed_at <= ?1 ORDER BY id",
                 )
                 .at(path)?;
             let rows = stmt
                 .query_map([now.saturating_sub(stale_after)], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                 })
                 .at(path)?;
             rows.collect::<Result<_, _>>().at(path)?
         };
         let mut recovery = Recovery::default();
-        for (id, recoveries) in stale {
-            let detail = "left claimed by a sender that stopped: it may or may not have arrived";
+        for (id, recoveries, handed_over) in stale {
+            if !handed_over {
+                tx.execute(
+                    "UPDATE outbox SET state = 'queued', claimed_at = NULL, \
+                     attempts = max(attempts - 1, 0), updated_at = ?2 WHERE id = ?1",
+                    params![id, now],
+                )
+                .at(path)?;
+                event(
+                    &tx,
+                    id,
+                    now,
+                    Some(OutboxState::Claimed),
+                    OutboxState::Queued,
+                    Some("left claimed by a sender that stopped before handing it over: not sent"),
+                )
+                .at(path)?;
+                recovery.released += 1;
+                continue;
+            }
+            let detail = "handed over by a sender that stopped before the answer: it may or may not have arrived";
             tx.execute(
                 "UPDATE outbox SET state = 'unknown', last_error = ?3, updated_at = ?2 \
                  WHERE id = ?1",
@@ -699,7 +798,7 @@ impl Store {
             )
             .at(path)?;
             recovery.unknown += 1;
-            if policy == RecoveryPolicy::ResendOnce && recoveries == 0 {
+            if policy == RecoveryPolicy::ResendOnce && recoveries < MAX_CRASH_RESENDS {
                 tx.execute(
                     "UPDATE outbox SET state = 'queued', due_at = ?2, updated_at = ?2, \
                      recoveries = recoveries + 1 WHERE id = ?1",
@@ -780,18 +879,61 @@ impl Store {
                 hint,
             });
         }
-        let detail = format!("{wanted} by hand");
-        tx.execute(
-            "UPDATE outbox SET state = ?2, updated_at = ?3, \
-             due_at = CASE WHEN ?2 = 'queued' THEN ?3 ELSE due_at END WHERE id = ?1",
-            params![id, to.as_str(), now],
-        )
-        .at(path)?;
-        event(&tx, id, now, Some(email.state), to, Some(&detail)).at(path)?;
-        sync_followup(&tx, id, to, now, &detail).at(path)?;
+        change_one(&tx, id, email.state, to, now, wanted).at(path)?;
         let email = load(&tx, id).at(path)?.expect("updated");
         tx.commit().at(path)?;
         Ok(email)
+    }
+
+    /// Queues again, due `now` (same Message-ID), every e-mail `filter`
+    /// selects, in one transaction; returns how many. `filter.state` must be
+    /// `failed` or `unknown`.
+    pub fn retry_emails(&mut self, filter: &BulkFilter, now: i64) -> Result<u64, StoreError> {
+        self.change_in_bulk(filter, now, OutboxState::Queued, "retried")
+    }
+
+    /// Cancels every e-mail `filter` selects, in one transaction; returns how
+    /// many. `filter.state` must be `failed` or `unknown`.
+    pub fn cancel_emails(&mut self, filter: &BulkFilter, now: i64) -> Result<u64, StoreError> {
+        self.change_in_bulk(filter, now, OutboxState::Cancelled, "cancelled")
+    }
+
+    fn change_in_bulk(
+        &mut self,
+        filter: &BulkFilter,
+        now: i64,
+        to: OutboxState,
+        wanted: &'static str,
+    ) -> Result<u64, StoreError> {
+        if !matches!(filter.state, OutboxState::Failed | OutboxState::Unknown) {
+            return Err(StoreError::EmailState {
+                id: 0,
+                state: filter.state.to_string(),
+                wanted,
+                hint: "in bulk, only failed or unknown e-mails (--state failed|unknown)",
+            });
+        }
+        let (tx, path) = self.write_tx()?;
+        let ids: Vec<i64> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id FROM outbox WHERE state = ?1 AND (?2 IS NULL OR rule_id = ?2) \
+                     AND (?3 IS NULL OR updated_at >= ?3) ORDER BY id",
+                )
+                .at(path)?;
+            let rows = stmt
+                .query_map(
+                    params![filter.state.as_str(), filter.rule.as_deref(), filter.since],
+                    |row| row.get(0),
+                )
+                .at(path)?;
+            rows.collect::<Result<_, _>>().at(path)?
+        };
+        for &id in &ids {
+            change_one(&tx, id, filter.state, to, now, wanted).at(path)?;
+        }
+        tx.commit().at(path)?;
+        Ok(ids.len() as u64)
     }
 
     /// The outbox e-mail `id`.

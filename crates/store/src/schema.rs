@@ -46,6 +46,8 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 /// 8. drops migration 3's indexes of tier and segment changes by time: no query uses them
 ///    (the planner reads changes through the by-customer indexes), and a first assessment of
 ///    a million customers spent a fifth of its row writes keeping them.
+/// 9. (outbox hand-over) `outbox.handed_at`: when a claimed e-mail was handed to a transport,
+///    so crash recovery can tell a claim that never went out from one that may have arrived.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -467,6 +469,13 @@ CREATE INDEX outbox_by_sent_at ON outbox(sent_at) WHERE sent_at IS NOT NULL;
 DROP INDEX tier_history_by_time;
 DROP INDEX segment_history_by_time;
 "#,
+    // 9: when a claimed e-mail was handed to a transport.
+    r#"
+-- Set just before a claimed e-mail goes to a transport, cleared by each claim:
+-- a claim left open with handed_at NULL was never sent and can simply be
+-- queued again; only one with handed_at set may have arrived.
+ALTER TABLE outbox ADD COLUMN handed_at INTEGER;
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -545,6 +554,7 @@ mod tests {
         0xff49_ae73_65f9_254e,
         0x71e1_f6ec_dded_aa54,
         0xc43f_5b07_4a72_5ace,
+        0x3770_7b77_45be_c1bb,
     ];
 
     #[test]

@@ -142,9 +142,28 @@ pub fn build(email: &OutgoingEmail) -> Result<BuiltMessage, MailError> {
         .message_id(Some(email.message_id.clone()))
         .date(SystemTime::from(email.date))
         .from(from)
-        .to(to)
-        .subject(clean_text(&email.subject))
         .envelope(envelope.clone());
+    // lettre writes an ASCII word as it is (in a display name, quoted), and readers decode
+    // customer text that looks like an RFC 2047 encoded word even there: encode such a name.
+    builder = match to.name.clone().filter(|name| name.contains("=?")) {
+        Some(name) => builder.raw_header(HeaderValue::dangerous_new_pre_encoded(
+            HeaderName::new_from_ascii_str("To"),
+            to.to_string(),
+            format!("{} <{}>", encoded_words(&name), to.email),
+        )),
+        None => builder.to(to),
+    };
+    let subject = clean_text(&email.subject);
+    builder = if subject.contains("=?") {
+        // The same for the subject: encode it whole.
+        builder.raw_header(HeaderValue::dangerous_new_pre_encoded(
+            HeaderName::new_from_ascii_str("Subject"),
+            subject.clone(),
+            encoded_words(&subject),
+        ))
+    } else {
+        builder.subject(subject)
+    };
     if let Some(reply_to) = &email.reply_to {
         builder = builder.reply_to(mailbox(reply_to)?);
     }
@@ -213,6 +232,44 @@ fn mailbox(address: &Address) -> Result<Mailbox, MailError> {
         .map(clean_text)
         .filter(|name| !name.is_empty());
     Ok(Mailbox::new(name, email))
+}
+
+/// `text` as RFC 2047 `B` encoded words (UTF-8), each under the 75-character limit, folded
+/// onto continuation lines, never splitting a character.
+fn encoded_words(text: &str) -> String {
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars() {
+        if chunk.len() + c.len_utf8() > 39 {
+            words.push(format!("=?utf-8?b?{}?=", base64(chunk.as_bytes())));
+            chunk.clear();
+        }
+        chunk.push(c);
+    }
+    if !chunk.is_empty() {
+        words.push(format!("=?utf-8?b?{}?=", base64(chunk.as_bytes())));
+    }
+    words.join("\r\n ")
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for group in bytes.chunks(3) {
+        let n = group
+            .iter()
+            .enumerate()
+            .fold(0_u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Replaces control characters and Unicode line/paragraph separators with spaces and trims:
@@ -311,6 +368,18 @@ mod tests {
     fn headers(built: &BuiltMessage) -> String {
         let raw = String::from_utf8(built.raw().to_vec()).expect("ascii");
         raw.split("\r\n\r\n").next().expect("headers").to_owned()
+    }
+
+    #[test]
+    fn base64_and_encoded_words_match_the_rfcs() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        let long = "ü".repeat(40);
+        let words = encoded_words(&long);
+        assert!(words.split("\r\n ").all(|w| w.len() <= 75), "{words}");
+        assert_eq!(words.split("\r\n ").count(), 3, "{words}");
     }
 
     #[test]

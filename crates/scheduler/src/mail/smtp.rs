@@ -12,7 +12,10 @@
 //! content, each with lettre's commands and codec) and knows which step failed. The content
 //! goes through [`SmtpConnection::message_iter`] with an iterator that notes when lettre asked
 //! it for more after the last byte: from then on the whole message is in the socket and only
-//! the terminating `.` and the reply are outstanding, so a failure is `Unknown`.
+//! the terminating `.` and the reply are outstanding, so a failure is `Unknown` — unless the
+//! connection was *reset*: a server that read the final `.` has read everything, so its close
+//! cannot reset the connection; a reset says it closed (or died) with our bytes unread, before
+//! the final `.`, so nothing was stored and the failure is [`SendError::Transient`].
 //!
 //! The same reason rules out lettre's connection pool, which lives behind `send_raw`. The
 //! mailer keeps its own: with `pool` set, one connection is kept open between messages and
@@ -449,7 +452,19 @@ fn classify(failure: &Failure) -> SendError {
             }
         };
     }
-    if handed_over {
+    if handed_over && reset(error) {
+        // A server that read the final `.` has read every byte we sent, so closing its end
+        // cannot reset the connection; a reset means our bytes reached a socket closed (or
+        // aborted) before it read them all: the message was cut off before the final `.` and
+        // nothing was stored. (A middlebox resetting a connection after the server took the
+        // message would be mistaken for this; a clean close or a silence stays unknown.)
+        SendError::Transient {
+            code: None,
+            message: format!(
+                "the server reset the connection before it read the end of the message: {error}"
+            ),
+        }
+    } else if handed_over {
         SendError::Unknown {
             message: format!(
                 "the message was handed over but no reply came{}: {error}",
@@ -479,6 +494,22 @@ fn timed_out(error: &lettre::transport::smtp::Error) -> bool {
             return matches!(
                 io.kind(),
                 std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            );
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// True if the error is the connection being reset by the peer (`ECONNRESET`, or `EPIPE` on a
+/// write after the reset).
+fn reset(error: &lettre::transport::smtp::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
             );
         }
         source = cause.source();

@@ -4,8 +4,9 @@
 
 use rusqlite::Connection;
 use tiercare_store::{
-    CustomerRecord, EmailRecipient, FollowUpStatus, ImportKind, NewEmail, OutboxState,
-    RecipientKind, RecoveryPolicy, Store, StoreError, SuppressionReason, address_hash,
+    BulkFilter, CustomerRecord, EmailRecipient, FollowUpStatus, ImportKind, MAX_CRASH_RESENDS,
+    NewEmail, OutboxState, RecipientKind, RecoveryPolicy, Store, StoreError, SuppressionReason,
+    address_hash,
 };
 
 use crate::fixture::{NOW, import_at, manager, new_store, options, seed_manager};
@@ -257,46 +258,118 @@ fn stale_claims_are_recovered_by_policy_and_resent_once_with_the_same_id() {
     let (_dir, _path, mut store) = new_store();
     seed(&mut store);
     let id = queue(&mut store, &["ann"], "care", NOW)[0].unwrap();
+    let never_sent = queue(&mut store, &["ann"], "other", NOW)[0].unwrap();
     let message_id = store.outbox_email(id).unwrap().unwrap().message_id;
     store.claim_due(NOW, 10).unwrap();
-    // A crash: the claim is never finished. Not stale yet: left alone.
+    store.mark_handed_over(id, NOW).unwrap();
+    // A crash: the claims are never finished. Not stale yet: left alone.
     let recovery = store
         .recover_claimed(NOW + 599, 600, RecoveryPolicy::ResendOnce)
         .unwrap();
-    assert_eq!(recovery.unknown, 0);
+    assert_eq!((recovery.unknown, recovery.released), (0, 0));
     let recovery = store
         .recover_claimed(NOW + 600, 600, RecoveryPolicy::ResendOnce)
         .unwrap();
-    assert_eq!((recovery.unknown, recovery.requeued), (1, 1));
+    // The one handed over may have arrived: unknown, resent; the other was never sent: queued
+    // again, its attempt given back, nothing counted.
+    assert_eq!(
+        (recovery.unknown, recovery.requeued, recovery.released),
+        (1, 1, 1)
+    );
     let row = store.outbox_email(id).unwrap().unwrap();
     assert_eq!((row.state, row.recoveries), (OutboxState::Queued, 1));
-    let claim = store.claim_due(NOW + 600, 10).unwrap();
-    assert_eq!(claim.emails[0].message_id, message_id);
-    assert_eq!(claim.emails[0].attempts, 2);
-    // A second crash: held as unknown, not resent again.
-    let recovery = store
-        .recover_claimed(NOW + 1200, 600, RecoveryPolicy::ResendOnce)
-        .unwrap();
-    assert_eq!((recovery.unknown, recovery.requeued), (1, 0));
+    let row = store.outbox_email(never_sent).unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.recoveries, row.attempts),
+        (OutboxState::Queued, 0, 0)
+    );
+    store.cancel_email(never_sent, NOW + 600).unwrap();
+    // Each further crash that catches it handed over resends it again, up to the limit; then
+    // it is held as unknown.
+    for crash in 1..=MAX_CRASH_RESENDS {
+        let at = NOW + 600 * i64::from(crash);
+        let claim = store.claim_due(at, 10).unwrap();
+        assert_eq!(claim.emails[0].message_id, message_id);
+        store.mark_handed_over(id, at).unwrap();
+        let recovery = store
+            .recover_claimed(at + 600, 600, RecoveryPolicy::ResendOnce)
+            .unwrap();
+        let resent = u64::from(crash < MAX_CRASH_RESENDS);
+        assert_eq!((recovery.unknown, recovery.requeued), (1, resent));
+    }
     assert_eq!(
         store.outbox_email(id).unwrap().unwrap().state,
         OutboxState::Unknown
     );
     let (counts, recovered) = store.outbox_counts().unwrap();
-    assert_eq!(recovered, 1);
+    assert_eq!(recovered, u64::from(MAX_CRASH_RESENDS));
     assert!(counts.contains(&(OutboxState::Unknown, 1)));
 
-    // Under Hold a stale claim is only marked unknown.
-    let other = queue(&mut store, &["ann"], "other", NOW)[0].unwrap();
-    store.claim_due(NOW + 1200, 10).unwrap();
+    // Under Hold a handed-over stale claim is only marked unknown.
+    let other = queue(&mut store, &["ann"], "third", NOW)[0].unwrap();
+    store.claim_due(NOW + 5000, 10).unwrap();
+    store.mark_handed_over(other, NOW + 5000).unwrap();
     let recovery = store
-        .recover_claimed(NOW + 1800, 600, RecoveryPolicy::Hold)
+        .recover_claimed(NOW + 6000, 600, RecoveryPolicy::Hold)
         .unwrap();
     assert_eq!((recovery.unknown, recovery.requeued), (1, 0));
     assert_eq!(
         store.outbox_email(other).unwrap().unwrap().state,
         OutboxState::Unknown
     );
+    // A hand-over is recorded only for a claimed email.
+    let err = store.mark_handed_over(other, NOW + 6000).unwrap_err();
+    assert!(matches!(err, StoreError::EmailState { .. }), "{err:?}");
+}
+
+#[test]
+fn unknown_and_failed_emails_are_changed_in_bulk_by_state_rule_and_time() {
+    let (_dir, _path, mut store) = new_store();
+    seed(&mut store);
+    let ids: Vec<i64> = queue(&mut store, &["ann"], "care", NOW)
+        .into_iter()
+        .chain(queue(&mut store, &["ann"], "other", NOW))
+        .map(Option::unwrap)
+        .collect();
+    store.claim_due(NOW, 10).unwrap();
+    store.mark_unknown(ids[0], NOW + 1, "no answer").unwrap();
+    store.mark_unknown(ids[1], NOW + 5, "no answer").unwrap();
+    let unknown = |rule: Option<&str>, since: Option<i64>| BulkFilter {
+        state: OutboxState::Unknown,
+        rule: rule.map(str::to_owned),
+        since,
+    };
+    assert_eq!(
+        store
+            .retry_emails(&unknown(Some("none"), None), NOW + 9)
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .retry_emails(&unknown(None, Some(NOW + 5)), NOW + 9)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.outbox_email(ids[1]).unwrap().unwrap().state,
+        OutboxState::Queued
+    );
+    assert_eq!(
+        store.cancel_emails(&unknown(None, None), NOW + 9).unwrap(),
+        1
+    );
+    assert_eq!(
+        store.outbox_email(ids[0]).unwrap().unwrap().state,
+        OutboxState::Cancelled
+    );
+    let queued = BulkFilter {
+        state: OutboxState::Queued,
+        rule: None,
+        since: None,
+    };
+    let err = store.retry_emails(&queued, NOW + 9).unwrap_err();
+    assert!(matches!(err, StoreError::EmailState { .. }), "{err:?}");
 }
 
 #[test]
