@@ -15,6 +15,7 @@ pub mod assess;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod delivery_gate;
 pub mod demo;
 pub mod firing;
 pub mod html;

@@ -68,6 +68,7 @@ mod import;
 mod keys;
 mod managers;
 mod outbox;
+mod outbox_gate;
 mod pins;
 mod privacy;
 mod recommend;
@@ -100,6 +101,7 @@ pub use outbox::{
     Claim, EmailRecipient, NewEmail, OutboxEmail, OutboxEvent, OutboxState, RecipientKind,
     Recovery, RecoveryPolicy,
 };
+pub use outbox_gate::{STALE_PREFIX, UNTRUE_PREFIX};
 pub use pins::Pin;
 pub use privacy::{ERASED_TITLE, ForgetReport};
 pub use recommend::{Basis, Recommendation, Recommender};
