@@ -201,10 +201,17 @@ pub enum Command {
     Status(StatusArgs),
     /// Deliver the emails due now from the outbox, once, through the configured transport.
     ///
-    /// Emails are queued, already rendered, by `tiercare followups record` (and the daemon), in
-    /// the same transaction as their follow-up; `send` only delivers, so it needs no rules and
-    /// can be run again at any time (after fixing the SMTP settings, say) without planning
-    /// anything. It first recovers emails a crashed sender left claimed (`[mail.outbox]`
+    /// Emails are queued by `tiercare followups record` (and the daemon), in the same
+    /// transaction as their follow-up; `send` plans nothing, so it can be run again at any time
+    /// (after fixing the SMTP settings, say). Each claimed email passes the delivery gate right
+    /// before it is handed over, on the customer's current data: outside the contact policy
+    /// (the send window in the customer's zone, the minimum gap, the caps, counted from the
+    /// emails actually sent) it is held until the next allowed time (state deferred, with the
+    /// reason; no attempt counted); if its follow-up no longer holds (a new order after a
+    /// win-back, a downgrade after an upgrade welcome, a `when` now false) or it is past its
+    /// rule's `max_delay`, it is cancelled with the reason; else it is rendered again from
+    /// current data (same Message-ID) and sent. So `send` reads `rules/` and `templates/`, and
+    /// sends nothing if they have errors. It first recovers emails a crashed sender left claimed (`[mail.outbox]`
     /// after_crash: resent once with the same Message-ID, or held as unknown), then claims due
     /// emails in batches, re-checking the suppression list and consent, and sends each with
     /// List-Unsubscribe headers and an unsubscribe line. 4xx answers and refused connections
