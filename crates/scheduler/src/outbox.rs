@@ -1,10 +1,10 @@
 //! The outbox's scheduler side: rendering care emails when they are decided ([`RenderEmail`],
 //! [`compose`]) and delivering them ([`deliver_due`]).
 //!
-//! An email is rendered once, when its follow-up is recorded ([`crate::plan::record_due`]), and
-//! stored rendered in the outbox in the same transaction as the decision: what is sent is what
-//! was decided, however the templates or the customer change afterwards, and a retry sends the
-//! same text.
+//! An email is rendered when its follow-up is recorded ([`crate::plan::record_due`]), and
+//! stored rendered in the outbox in the same transaction as the decision. When it is sent, the
+//! delivery gate ([`crate::delivery_gate`]) checks it again on current data and renders it
+//! again (same Message-ID); the outbox keeps what was sent.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
