@@ -390,6 +390,96 @@ mod tests {
         );
     }
 
+    fn rules() -> RuleSet {
+        let text = "\
+tiering:
+  window: 365d
+  tiers:
+    - { id: A, when: revenue_window > 1000.0 }
+    - { id: B, when: revenue_window > 100.0 }
+    - { id: C, when: true }
+followups:
+  - id: welcome
+    on: tier_up
+    email: { template: welcome }
+  - id: greeting
+    on: birthday
+    email: { template: birthday }
+  - id: win-back
+    on: { event: no_order, after: 90d }
+    when: orders_window >= 1
+    email: { template: win-back }
+";
+        crate::load_rules(&[crate::RuleFile::new("rules/r.yaml", text)])
+            .unwrap()
+            .rules
+    }
+
+    #[test]
+    fn a_follow_up_is_rechecked_on_current_data() {
+        let rules = rules();
+        let mut recheck = Recheck::new(&rules);
+        let utc: Tz = "UTC".parse().unwrap();
+        let day = 86_400;
+        let t0 = at("2026-11-01T10:00:00Z");
+        let mut snapshot = Snapshot::new();
+        snapshot.set_int(Feature::OrdersWindow, 1);
+        snapshot.set_time(Feature::LastOrderAt, Some(t0 - 90 * day));
+        let mut current = Current {
+            tier: Some("B".to_owned()),
+            tier_entered: Some(Some("B".to_owned())),
+            ..Current::default()
+        };
+        let check =
+            |recheck: &mut Recheck<'_>,
+             rule: &str,
+             current: &Current,
+             snapshot: &Snapshot,
+             now: i64| { recheck.check(rule, (t0, t0), snapshot, current, now, utc) };
+        assert_eq!(
+            check(&mut recheck, "welcome", &current, &snapshot, t0 + day),
+            Verdict::Holds
+        );
+        current.tier = Some("C".to_owned());
+        let down = check(&mut recheck, "welcome", &current, &snapshot, t0 + day);
+        assert_eq!(
+            down,
+            Verdict::NoLonger(
+                "no longer true: the customer moved from tier B to tier C since".to_owned()
+            )
+        );
+        // A birthday greeting is stale a day after its time, by default.
+        assert_eq!(
+            check(&mut recheck, "greeting", &current, &snapshot, t0 + day - 1),
+            Verdict::Holds
+        );
+        assert!(matches!(
+            check(&mut recheck, "greeting", &current, &snapshot, t0 + day + 1),
+            Verdict::Stale(reason) if reason.contains("max_delay of 1d")
+        ));
+        // A win-back: still true, then cancelled by an order, or by its condition.
+        assert_eq!(
+            check(&mut recheck, "win-back", &current, &snapshot, t0 + day),
+            Verdict::Holds
+        );
+        let mut ordered = snapshot.clone();
+        ordered.set_time(Feature::LastOrderAt, Some(t0 + 3_600));
+        assert!(matches!(
+            check(&mut recheck, "win-back", &current, &ordered, t0 + day),
+            Verdict::NoLonger(reason) if reason.contains("ordered on 2026-11-01 11:00")
+        ));
+        let mut none = snapshot.clone();
+        none.set_int(Feature::OrdersWindow, 0);
+        assert!(matches!(
+            check(&mut recheck, "win-back", &current, &none, t0 + day),
+            Verdict::NoLonger(reason) if reason.contains("orders_window >= 1")
+        ));
+        assert!(matches!(
+            check(&mut recheck, "gone", &current, &snapshot, t0),
+            Verdict::NoLonger(reason) if reason.contains("`gone` is no longer in the rules")
+        ));
+    }
+
     #[test]
     fn the_gap_and_the_caps_count_sent_emails() {
         let sydney: Tz = "Australia/Sydney".parse().unwrap();
