@@ -227,8 +227,10 @@ pub enum Command {
     /// List, show, retry or cancel outbox emails.
     ///
     /// Without a subcommand, lists the latest emails with their state. States: queued,
-    /// claimed (being sent), sent, deferred (retried later), failed, unknown (handed over
-    /// without an answer), cancelled, suppressed.
+    /// claimed (being sent), sent, deferred (retried later, or held by the contact policy
+    /// until its next allowed time), failed, unknown (handed over without an answer),
+    /// cancelled (by hand, or when sent: stale or no longer true), suppressed. `show` gives
+    /// each state change with its reason.
     Outbox(OutboxArgs),
     /// Add addresses to the suppression list: they never get care email again.
     ///
@@ -389,13 +391,13 @@ pub enum OutboxStateArg {
     Claimed,
     /// Delivered.
     Sent,
-    /// To be retried.
+    /// To be retried, or held by the contact policy until its next allowed time.
     Deferred,
     /// Failed for good.
     Failed,
     /// Handed over without an answer.
     Unknown,
-    /// Cancelled by hand.
+    /// Cancelled by hand, or by the delivery gate (stale, or no longer true).
     Cancelled,
     /// Not sent: suppressed address or no consent.
     Suppressed,
