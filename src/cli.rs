@@ -213,17 +213,24 @@ pub enum Command {
     Status(StatusArgs),
     /// Deliver the emails due now from the outbox, once, through the configured transport.
     ///
-    /// Emails are queued, already rendered, by `tiercare followups record` (and the daemon), in
-    /// the same transaction as their follow-up; `send` only delivers, so it needs no rules and
-    /// can be run again at any time (after fixing the SMTP settings, say) without planning
-    /// anything. It first recovers what a killed sender left claimed, at once: emails it never
-    /// handed over go back to queued; those it handed over without recording the answer may
-    /// have arrived and follow `[mail.outbox]` after_crash (resent with the same Message-ID, or
-    /// held as unknown). Then it claims due emails in batches, re-checking the suppression list
-    /// and consent, and sends each with List-Unsubscribe headers and an unsubscribe line. 4xx
-    /// answers, refused connections and connections lost before the final "." are retried
-    /// later with exponential backoff and jitter; 5xx answers fail (a refused address is
-    /// suppressed); no answer after the final "." is held as `unknown`. Rate limits
+    /// Emails are queued by `tiercare followups record` (and the daemon), in the same
+    /// transaction as their follow-up; `send` plans nothing, so it can be run again at any time
+    /// (after fixing the SMTP settings, say). It first recovers what a killed sender left
+    /// claimed, at once: emails it never handed over go back to queued; those it handed over
+    /// without recording the answer may have arrived and follow `[mail.outbox]` after_crash
+    /// (resent with the same Message-ID, or held as unknown). Then it claims due emails in
+    /// batches, re-checking the suppression list and consent. Each claimed email passes the
+    /// delivery gate right before it is handed over, on the customer's current data: outside
+    /// the contact policy (the send window in the customer's zone, the minimum gap, the caps,
+    /// counted from the emails actually sent) it is held until the next allowed time (state
+    /// deferred, with the reason; no attempt counted); if its follow-up no longer holds (a new
+    /// order after a win-back, a downgrade after an upgrade welcome, a `when` now false) or it
+    /// is past its rule's `max_delay`, it is cancelled with the reason; else it is rendered
+    /// again from current data (same Message-ID) and sent with List-Unsubscribe headers and an
+    /// unsubscribe line. So `send` reads `rules/` and `templates/`, and sends nothing if they
+    /// have errors. 4xx answers, refused connections and connections lost before the final "."
+    /// are retried later with exponential backoff and jitter; 5xx answers fail (a refused
+    /// address is suppressed); no answer after the final "." is held as `unknown`. Rate limits
     /// (`[mail.limits]`) leave the rest queued. A database locked by another process is waited
     /// for. One sender per database file (symlinks resolved): a second exits 2. Prints what
     /// happened.
@@ -236,8 +243,10 @@ pub enum Command {
     /// List, show, retry or cancel outbox emails.
     ///
     /// Without a subcommand, lists the latest emails with their state. States: queued,
-    /// claimed (being sent), sent, deferred (retried later), failed, unknown (handed over
-    /// without an answer), cancelled, suppressed.
+    /// claimed (being sent), sent, deferred (retried later, or held by the contact policy
+    /// until its next allowed time), failed, unknown (handed over without an answer),
+    /// cancelled (by hand, or when sent: stale or no longer true), suppressed. `show` gives
+    /// each state change with its reason.
     Outbox(OutboxArgs),
     /// Add addresses to the suppression list: they never get care email again.
     ///
@@ -516,13 +525,13 @@ pub enum OutboxStateArg {
     Claimed,
     /// Delivered.
     Sent,
-    /// To be retried.
+    /// To be retried, or held by the contact policy until its next allowed time.
     Deferred,
     /// Failed for good.
     Failed,
     /// Handed over without an answer.
     Unknown,
-    /// Cancelled by hand.
+    /// Cancelled by hand, or by the delivery gate (stale, or no longer true).
     Cancelled,
     /// Not sent: suppressed address or no consent.
     Suppressed,

@@ -8,11 +8,14 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use tiercare_scheduler::assess::format_time;
+use tiercare_scheduler::assess::{AssessError, RuleSource};
+use tiercare_scheduler::delivery_gate::DeliveryGate;
 use tiercare_scheduler::lock::DaemonLock;
 use tiercare_scheduler::mail::TokenSigner;
 use tiercare_scheduler::outbox::{
-    SendSettings, deliver_due, transports, unsubscribe_address, unsubscribe_csv,
+    SendSettings, deliver_due_gated, transports, unsubscribe_address, unsubscribe_csv,
 };
+use tiercare_scheduler::templates::{EmailRenderer, load_workspace_templates};
 use tiercare_scheduler::workspace::Workspace;
 use tiercare_store::{BulkFilter, OutboxEmail, OutboxState, SuppressionReason};
 
@@ -33,6 +36,35 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
     let at = time_or(args.at.as_deref(), config.timezone, now())?;
     let settings = SendSettings::from_config(&config.mail, &env)?;
     let mut transports = transports(workspace.root(), &config.mail, &env)?;
+    // The delivery gate checks every email against the rules and renders it again from the
+    // templates as it goes out: both must be valid, or nothing is sent.
+    let rules = match RuleSource::read(&workspace.rules_dir(), Path::new("rules"))?.load() {
+        Ok(loaded) => loaded.rules,
+        Err(AssessError::Rules { diagnostics }) => {
+            out.diagnostics(&tiercare_engine::render_all(&diagnostics, out.color_err()));
+            anyhow::bail!(
+                "the rules have errors; nothing was sent: each email is checked against them as \
+                 it goes out (run `tiercare check`)"
+            )
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let loaded = load_workspace_templates(&workspace)?;
+    let errors: Vec<_> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == tiercare_engine::Severity::Error)
+        .cloned()
+        .collect();
+    if !errors.is_empty() {
+        out.diagnostics(&tiercare_engine::render_all(&errors, out.color_err()));
+        anyhow::bail!(
+            "some templates have errors; nothing was sent: each email is rendered again from its \
+             template as it goes out (run `tiercare check`)"
+        );
+    }
+    let renderer = EmailRenderer::new(&workspace, loaded.templates, &rules)?;
+    let mut gate = DeliveryGate::new(&rules, &renderer, config.timezone);
     // The daemon's lock: one sender per database, so that a daemon starting up may recover
     // every claim it finds (see tiercare_scheduler::daemon) without taking this one's.
     let _lock = DaemonLock::acquire(&workspace.database_path())?;
@@ -46,7 +78,14 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
         .map(|signal| signal_hook::flag::register(signal, Arc::clone(&stop)))
         .collect::<Result<Vec<_>, _>>()
         .context("could not install the Ctrl-C/SIGTERM handlers")?;
-    let delivered = deliver_due(&mut store, &mut transports, at, &settings, &stop);
+    let delivered = deliver_due_gated(
+        &mut store,
+        &mut transports,
+        at,
+        &settings,
+        &stop,
+        Some(&mut gate),
+    );
     for handler in handlers {
         signal_hook::low_level::unregister(handler);
     }
@@ -83,6 +122,12 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
             ),
             (report.no_consent, "not sent: no email consent"),
             (report.rate_limited, "left queued by the rate limit"),
+            (
+                report.held,
+                "held by the contact policy (deferred to the next allowed time)",
+            ),
+            (report.no_longer_true, "cancelled: no longer true"),
+            (report.stale, "cancelled: stale (past max_delay)"),
             (report.already_delivered, "already delivered before"),
         ] {
             if count > 0 {

@@ -339,6 +339,15 @@ fn print_summary(figures: &Figures, out: &Output) {
                 count(rule.cancelled)
             ));
         }
+        let stale: u64 = rules.iter().map(|rule| rule.stale).sum();
+        let untrue: u64 = rules.iter().map(|rule| rule.no_longer_true).sum();
+        if stale + untrue > 0 {
+            out.line(&format!(
+                "  cancelled when they were to be sent: {} stale (past max_delay), {} no longer true",
+                count(stale),
+                count(untrue)
+            ));
+        }
     }
     out.line(&format!(
         "  unsubscribed addresses: {}",

@@ -68,6 +68,9 @@ pub struct FollowUpRule {
     pub timezone: Option<Tz>,
     /// Whether it may fire again for the same customer.
     pub re_entry: ReEntry,
+    /// `max_delay`: seconds after its scheduled time after which an unsent email of this rule
+    /// is cancelled as stale; `None`: the trigger kind's default ([`Trigger::default_max_delay`]).
+    pub max_delay: Option<i64>,
     /// What it does.
     pub action: Action,
     /// Where the rule's `id` is.
@@ -98,6 +101,33 @@ pub enum Trigger {
     Cron(crate::schedule::Schedule),
     /// An event in the customer's life.
     Event(Event),
+}
+
+impl Trigger {
+    /// How long after its scheduled time an unsent email of a rule with this trigger stays
+    /// worth sending when the rule sets no `max_delay`: a birthday or an anniversary 1 day (a
+    /// greeting days late is worse than none), other events 3 days (a tier change, a segment, a
+    /// complaint, feedback), `no_order`/`no_contact` 7 days, cadences and cron schedules 7 days.
+    #[must_use]
+    pub fn default_max_delay(&self) -> i64 {
+        const DAY: i64 = 86_400;
+        match self {
+            Trigger::Event(Event::Birthday { .. } | Event::Anniversary { .. }) => DAY,
+            Trigger::Event(Event::NoOrder { .. } | Event::NoContact { .. })
+            | Trigger::Every { .. }
+            | Trigger::Cron(_) => 7 * DAY,
+            Trigger::Event(_) => 3 * DAY,
+        }
+    }
+}
+
+impl FollowUpRule {
+    /// The rule's `max_delay`, or its trigger's default ([`Trigger::default_max_delay`]).
+    #[must_use]
+    pub fn max_delay(&self) -> i64 {
+        self.max_delay
+            .unwrap_or_else(|| self.trigger.default_max_delay())
+    }
 }
 
 /// The events a rule can fire on (`on:`).
@@ -921,6 +951,9 @@ impl Loader<'_> {
                 )
                 .map_or(ReEntry::EveryTime, ReEntry::OncePer),
         };
+        let max_delay = raw.max_delay.as_ref().and_then(|delay| {
+            self.duration_at(file, &join(path, &["max_delay"]), delay, "max_delay")
+        });
         let action = self.action(file, path, &id, raw);
 
         let when = match &raw.when {
@@ -951,6 +984,7 @@ impl Loader<'_> {
             when: raw.when.as_ref().map(|when| when.0.clone()),
             timezone,
             re_entry,
+            max_delay,
             action: action?,
             location: self.location(file, &join(path, &["id"]), false),
         };

@@ -231,6 +231,7 @@ pub fn rules_json_schema() -> Value {
                             }
                         ]
                     },
+                    "max_delay": { "$ref": "#/$defs/duration", "description": "How long after its scheduled time an unsent email of this rule may still go out; later it is cancelled as stale. Default per trigger: birthday and anniversary 1d, other events 3d, no_order, no_contact, every and cron 7d." },
                     "email": { "$ref": "#/$defs/template", "description": "An email to the customer." },
                     "notify_owner": { "$ref": "#/$defs/template", "description": "An email to the customer's account manager." },
                     "task": {

@@ -44,6 +44,7 @@
 
 pub mod assignment;
 pub mod catalog;
+pub mod delivery;
 pub mod diagnostic;
 pub mod evaluate;
 pub mod explain;

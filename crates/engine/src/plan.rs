@@ -276,7 +276,7 @@ fn utc(seconds: i64) -> DateTime<chrono::Utc> {
 }
 
 /// `2024-05-01 09:00 Asia/Shanghai`-style local text, for reasons.
-fn local_text(seconds: i64, tz: Tz) -> String {
+pub(crate) fn local_text(seconds: i64, tz: Tz) -> String {
     utc(seconds)
         .with_timezone(&tz)
         .format("%Y-%m-%d %H:%M")
@@ -285,7 +285,7 @@ fn local_text(seconds: i64, tz: Tz) -> String {
 
 /// The instant of a local wall time: its only or first occurrence; in a DST gap, the first
 /// instant after the gap.
-fn local_instant(date: NaiveDate, time: NaiveTime, tz: Tz) -> Option<i64> {
+pub(crate) fn local_instant(date: NaiveDate, time: NaiveTime, tz: Tz) -> Option<i64> {
     let mut wall = NaiveDateTime::new(date, time);
     for _ in 0..=240 {
         match tz.from_local_datetime(&wall) {
@@ -752,7 +752,7 @@ fn yearly(
 }
 
 /// The first time at or after `at` inside the window.
-fn next_in_window(at: i64, window: &SendWindow, tz: Tz) -> i64 {
+pub(crate) fn next_in_window(at: i64, window: &SendWindow, tz: Tz) -> i64 {
     let local = utc(at).with_timezone(&tz);
     let date = local.date_naive();
     let time = local.time();
@@ -779,7 +779,7 @@ fn next_in_window(at: i64, window: &SendWindow, tz: Tz) -> i64 {
 }
 
 /// The first cap (day, week, month) that `at` would exceed.
-fn capped(
+pub(crate) fn capped(
     caps: &crate::followup::Caps,
     contacts: &[i64],
     at: i64,

@@ -215,6 +215,7 @@ pub(crate) struct RawFollowUp {
     pub(crate) timezone: Option<Scalar>,
     pub(crate) when: Option<Scalar>,
     pub(crate) re_entry: Option<Short<RawReEntry>>,
+    pub(crate) max_delay: Option<Scalar>,
     pub(crate) email: Option<RawTemplate>,
     pub(crate) task: Option<RawTask>,
     pub(crate) notify_owner: Option<RawTemplate>,

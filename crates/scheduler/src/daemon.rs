@@ -10,7 +10,7 @@
 //! round, record the stop, exit), and waiting on one channel until the next slot or event.
 //!
 //! Mail goes through the outbox ([`crate::outbox`]): follow-ups' emails are rendered and queued
-//! with their ledger rows ([`record_due`]) and sent by [`deliver_due`]. At start-up, claims a
+//! with their ledger rows ([`record_due`]) and sent by [`deliver_due_gated`]. At start-up, claims a
 //! stopped daemon left open are recovered by the outbox's crash policy.
 //!
 //! # What is stored, and why nothing happens twice
@@ -38,10 +38,11 @@ use tiercare_store::{DaemonState, RecoveryPolicy, SlotOutcome, Store, StoreError
 use crate::assess::{AssessError, AssessOptions, RuleSource, assess};
 use crate::clock::Clock;
 use crate::config::AfterCrash;
+use crate::delivery_gate::DeliveryGate;
 use crate::firing::{self, Due};
 use crate::lock::{DaemonLock, LockError};
 use crate::mail::{MailError, MailTransport};
-use crate::outbox::{SendSettings, deliver_due, transports};
+use crate::outbox::{SendSettings, deliver_due_gated, transports};
 use crate::plan::{EVENT_LOOKBACK, PlanOptions, record_due};
 use crate::templates::{EmailRenderer, TemplatesError, read_templates, template_names};
 use crate::watch::{Change, Fingerprint, FolderWatcher, Settle, Settled};
@@ -535,12 +536,21 @@ impl<C: Clock> Daemon<C> {
     }
 
     fn deliver(&mut self, now: i64, report: &mut PassReport) -> Result<(), DaemonError> {
-        let sent = deliver_due(
+        // The delivery gate checks each email against the rules and templates in use (the
+        // last good pair) as it goes out.
+        let renderer = EmailRenderer::new(
+            &self.workspace,
+            load_templates(&self.templates).templates,
+            &self.rules,
+        )?;
+        let mut gate = DeliveryGate::new(&self.rules, &renderer, self.workspace.config().timezone);
+        let sent = deliver_due_gated(
             &mut self.writer,
             &mut self.transports,
             now,
             &self.send,
             &self.stop,
+            Some(&mut gate),
         )?;
         if sent.claimed > 0 || sent.recovered > 0 {
             tracing::info!(

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod customers;
 pub mod daemon;
+pub mod delivery_gate;
 pub mod demo;
 pub mod firing;
 pub mod html;

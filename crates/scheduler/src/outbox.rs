@@ -1,10 +1,10 @@
 //! The outbox's scheduler side: rendering care emails when they are decided ([`RenderEmail`],
 //! [`compose`]) and delivering them ([`deliver_due`]).
 //!
-//! An email is rendered once, when its follow-up is recorded ([`crate::plan::record_due`]), and
-//! stored rendered in the outbox in the same transaction as the decision: what is sent is what
-//! was decided, however the templates or the customer change afterwards, and a retry sends the
-//! same text.
+//! An email is rendered when its follow-up is recorded ([`crate::plan::record_due`]), and
+//! stored rendered in the outbox in the same transaction as the decision. When it is sent, the
+//! delivery gate ([`crate::delivery_gate`]) checks it again on current data and renders it
+//! again (same Message-ID); the outbox keeps what was sent.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ use tiercare_store::{
 };
 
 use crate::config::{AfterCrash, LimitsConfig, MailConfig, OutboxConfig, Transport};
+use crate::delivery_gate::{DeliveryGate, admit};
 use crate::mail::message::parse_address;
 use crate::mail::{
     Address, BuiltMessage, Delivered, FolderTransport, ListUnsubscribe, MailError, MailTransport,
@@ -229,6 +230,14 @@ pub struct SendReport {
     pub no_consent: u64,
     /// Emails due but left queued because a rate limit was reached.
     pub rate_limited: u64,
+    /// Held by the contact policy at delivery (send window, minimum gap, caps): deferred to
+    /// the next allowed time, the attempt not counted (the delivery gate).
+    pub held: u64,
+    /// Cancelled at delivery as stale: past the rule's `max_delay` (the delivery gate).
+    pub stale: u64,
+    /// Cancelled at delivery because the follow-up no longer holds on current data (the
+    /// delivery gate).
+    pub no_longer_true: u64,
     /// Emails claimed but not sent because the stop flag was raised, queued again (their
     /// attempt not counted).
     pub released: u64,
@@ -319,6 +328,20 @@ pub fn deliver_due(
     settings: &SendSettings,
     stop: &AtomicBool,
 ) -> Result<SendReport, DeliverError> {
+    deliver_due_gated(store, transports, now, settings, stop, None)
+}
+
+/// [`deliver_due`] with each claimed email checked by the delivery `gate` right before it is
+/// handed to a transport ([`crate::delivery_gate`]: the contact policy and the follow-up's
+/// freshness, on current data); `tiercare send` and the daemon pass one.
+pub fn deliver_due_gated(
+    store: &mut Store,
+    transports: &mut [Box<dyn MailTransport>],
+    now: i64,
+    settings: &SendSettings,
+    stop: &AtomicBool,
+    mut gate: Option<&mut DeliveryGate<'_>>,
+) -> Result<SendReport, DeliverError> {
     let started = Instant::now();
     let Some(first) = transports.first() else {
         return Err(MailError::InvalidConfig("no mail transport to send with".to_owned()).into());
@@ -384,6 +407,7 @@ pub fn deliver_due(
             settings,
             stop,
             &mut report,
+            gate.as_deref_mut(),
         )?;
     }
     if report.stopped {
@@ -399,6 +423,10 @@ pub fn deliver_due(
 
 /// Builds and sends one claimed batch, recording each outcome as it arrives; once `stop` is
 /// raised, the messages not yet handed to a transport are released (queued again).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the send loop's state, passed down"
+)]
 fn send_batch(
     store: &mut Store,
     transports: &mut [Box<dyn MailTransport>],
@@ -407,9 +435,15 @@ fn send_batch(
     settings: &SendSettings,
     stop: &AtomicBool,
     report: &mut SendReport,
+    mut gate: Option<&mut DeliveryGate<'_>>,
 ) -> Result<(), DeliverError> {
     let mut jobs = Vec::with_capacity(emails.len());
     for email in emails {
+        // The delivery gate (crate::delivery_gate), right before the hand-over: the contact
+        // policy and the follow-up checked again on current data; the text rendered again.
+        let Some(email) = admit(gate.as_deref_mut(), store, email, now, report)? else {
+            continue;
+        };
         match build(&outgoing(&email, settings, now)) {
             Ok(built) => jobs.push((email, built)),
             Err(MailError::InvalidAddress { reason, .. }) => {
@@ -463,8 +497,8 @@ fn send_batch(
                     idle.push(worker);
                     break;
                 };
-                // The one point where a claimed email becomes handed over (a delivery gate
-                // goes just before this).
+                // The one point where a claimed email becomes handed over (the delivery gate
+                // admitted it when the batch was built, above).
                 if let Err(err) = patiently("record a hand-over", || {
                     store.mark_handed_over(email.id, now)
                 }) {

@@ -304,7 +304,7 @@ impl EmailRenderer {
 
     /// One customer's features at `at`: computed for that customer alone the first time `at`
     /// is seen, then for everyone in one pass and kept while renderings stay at `at`.
-    fn customer_features(
+    pub(crate) fn customer_features(
         &self,
         customer_id: &str,
         at: i64,

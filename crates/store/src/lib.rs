@@ -77,6 +77,7 @@ mod integrity;
 mod keys;
 mod managers;
 mod outbox;
+mod outbox_gate;
 mod pins;
 mod privacy;
 mod recommend;
@@ -111,6 +112,7 @@ pub use outbox::{
     BulkFilter, Claim, EmailRecipient, MAX_CRASH_RESENDS, NewEmail, OutboxEmail, OutboxEvent,
     OutboxState, RecipientKind, Recovery, RecoveryPolicy,
 };
+pub use outbox_gate::{STALE_PREFIX, UNTRUE_PREFIX};
 pub use pins::Pin;
 pub use privacy::{ERASED_TITLE, ForgetReport};
 pub use recommend::{Basis, Recommendation, Recommender};

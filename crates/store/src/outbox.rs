@@ -59,7 +59,7 @@ pub enum OutboxState {
     /// Handed over without an answer, or left claimed by a crash: it may
     /// or may not have arrived.
     Unknown,
-    /// Called off by hand.
+    /// Called off by hand, or by the delivery gate (no longer true, or stale).
     Cancelled,
     /// Not sent: the address is suppressed or consent was withdrawn.
     Suppressed,
@@ -337,7 +337,7 @@ fn load(conn: &Connection, id: i64) -> rusqlite::Result<Option<OutboxEmail>> {
 }
 
 /// Writes the event of a state change.
-fn event(
+pub(crate) fn event(
     conn: &Connection,
     id: i64,
     now: i64,
@@ -361,7 +361,7 @@ fn event(
 
 /// Keeps the e-mail's follow-up in step: `done` once sent, `cancelled`
 /// (with the reason) once it will not be sent, `planned` again on a retry.
-fn sync_followup(
+pub(crate) fn sync_followup(
     conn: &Connection,
     id: i64,
     to: OutboxState,

@@ -13,6 +13,7 @@ use rusqlite::{Connection, Row, params};
 use crate::counts::count;
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
+use crate::outbox_gate::{STALE_PREFIX, UNTRUE_PREFIX};
 use crate::tiers::AssessmentRow;
 
 /// Tier moves of one assessment: how many customers went from one tier to
@@ -82,8 +83,13 @@ pub struct RuleEmails {
     pub unknown: u64,
     /// Waiting to be sent (queued or being sent).
     pub pending: u64,
-    /// Called off by hand.
+    /// Called off by hand, or by the delivery gate.
     pub cancelled: u64,
+    /// Of the cancelled, cancelled by the delivery gate as stale (past the rule's `max_delay`).
+    pub stale: u64,
+    /// Of the cancelled, cancelled by the delivery gate because the follow-up no longer held
+    /// when the e-mail was to be sent (a new order after a win-back was queued, ...).
+    pub no_longer_true: u64,
 }
 
 impl RuleEmails {
@@ -286,7 +292,9 @@ impl Store {
             .prepare_cached(
                 "WITH s AS (SELECT o.rule_id, coalesce((SELECT e.to_state FROM outbox_events e \
                      WHERE e.outbox_id = o.id AND e.at <= ?1 ORDER BY e.id DESC LIMIT 1), \
-                     'queued') AS state \
+                     'queued') AS state, \
+                   (SELECT e.detail FROM outbox_events e \
+                     WHERE e.outbox_id = o.id AND e.at <= ?1 ORDER BY e.id DESC LIMIT 1) AS detail \
                    FROM outbox o WHERE o.created_at <= ?1) \
                  SELECT rule_id, \
                    count(*) FILTER (WHERE state = 'sent'), \
@@ -295,11 +303,13 @@ impl Store {
                    count(*) FILTER (WHERE state = 'suppressed'), \
                    count(*) FILTER (WHERE state = 'unknown'), \
                    count(*) FILTER (WHERE state IN ('queued', 'claimed')), \
-                   count(*) FILTER (WHERE state = 'cancelled') \
+                   count(*) FILTER (WHERE state = 'cancelled'), \
+                   count(*) FILTER (WHERE state = 'cancelled' AND detail LIKE ?2 || '%'), \
+                   count(*) FILTER (WHERE state = 'cancelled' AND detail LIKE ?3 || '%') \
                  FROM s GROUP BY rule_id ORDER BY rule_id",
             )
             .and_then(|mut stmt| {
-                stmt.query_map([at], |row| {
+                stmt.query_map(params![at, STALE_PREFIX, UNTRUE_PREFIX], |row| {
                     Ok(RuleEmails {
                         rule_id: row.get(0)?,
                         sent: count(row, 1)?,
@@ -309,6 +319,8 @@ impl Store {
                         unknown: count(row, 5)?,
                         pending: count(row, 6)?,
                         cancelled: count(row, 7)?,
+                        stale: count(row, 8)?,
+                        no_longer_true: count(row, 9)?,
                     })
                 })?
                 .collect()

@@ -1227,6 +1227,18 @@ fn email_section(page: &mut String, figures: &Figures) {
             ],
             &table_rows,
         );
+        let stale: u64 = rules.iter().map(|r| r.stale).sum();
+        let untrue: u64 = rules.iter().map(|r| r.no_longer_true).sum();
+        if stale + untrue > 0 {
+            let _ = write!(
+                page,
+                "<p>Cancelled when they were to be sent: <b>{}</b> stale (past their rule's \
+                 <code>max_delay</code>), <b>{}</b> no longer true (the follow-up's trigger or \
+                 condition no longer held).</p>",
+                count(stale),
+                count(untrue)
+            );
+        }
     }
     let _ = write!(
         page,
