@@ -43,11 +43,14 @@ pub struct Diagnostic {
     pub line: usize,
     /// 1-based column, counted in characters.
     pub column: usize,
-    /// What is wrong, in one line.
+    /// What is wrong, in one line (long values shortened to an [`excerpt`] when rendered or
+    /// serialised).
+    #[serde(serialize_with = "serialize_shortened")]
     pub message: String,
     /// The text of the offending line, if known (see [`Diagnostic::with_source`]).
     pub source_line: Option<String>,
     /// How to fix it, if we can tell.
+    #[serde(serialize_with = "serialize_shortened_hint")]
     pub hint: Option<String>,
 }
 
@@ -139,7 +142,7 @@ impl Diagnostic {
         out.push(' ');
         out.push_str(&paint.apply(label_style, &format!("{label}:")));
         out.push(' ');
-        out.push_str(&paint.apply(BOLD, &self.message));
+        out.push_str(&paint.apply(BOLD, &shorten_long_words(self.message.clone())));
         let number = self.line.to_string();
         let gutter = " ".repeat(number.len());
         if let Some(source) = &self.source_line {
@@ -167,7 +170,7 @@ impl Diagnostic {
             out.push_str("  ");
             out.push_str(&paint.apply(CYAN_BOLD, "hint:"));
             out.push(' ');
-            out.push_str(hint);
+            out.push_str(&shorten_long_words(hint.clone()));
         }
         out
     }
@@ -231,6 +234,20 @@ fn shorten_long_words(text: String) -> String {
     out
 }
 
+fn serialize_shortened<S: serde::Serializer>(text: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&shorten_long_words(text.to_owned()))
+}
+
+fn serialize_shortened_hint<S: serde::Serializer>(
+    text: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match text {
+        Some(text) => serializer.serialize_some(&shorten_long_words(text.clone())),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// Renders several diagnostics, each followed by a newline, separated by blank lines.
 #[must_use]
 pub fn render_all(diagnostics: &[Diagnostic], color: bool) -> String {
@@ -287,6 +304,10 @@ pub(crate) fn closest<'a>(
     wrong: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    // A typo is short; comparing a huge name with every candidate would take minutes.
+    if wrong.len() > 4 * MAX_QUOTED_VALUE {
+        return None;
+    }
     let wrong_lower = wrong.to_lowercase();
     candidates
         .into_iter()

@@ -606,8 +606,7 @@ impl Guard<'_> {
                         self.segments.pop();
                     }
                     if frame.anchor > 0 {
-                        self.anchor_sizes
-                            .insert(
+                        self.anchor_sizes.insert(
                             frame.anchor,
                             (
                                 self.nodes - frame.nodes_at_start,

@@ -34,7 +34,7 @@ use tiercare_engine::{
 };
 use tiercare_store::{DaemonState, RecoveryPolicy, SlotOutcome, Store, StoreError};
 
-use crate::assess::{AssessError, AssessOptions, RuleSource, assess};
+use crate::assess::{AssessError, AssessOptions, RuleSafety, RuleSource, assess_with};
 use crate::clock::Clock;
 use crate::config::AfterCrash;
 use crate::firing::{self, Due};
@@ -155,6 +155,9 @@ pub struct Daemon<C: Clock> {
     stop: Arc<AtomicBool>,
     transports: Vec<Box<dyn MailTransport>>,
     send: SendSettings,
+    /// Why the last reassessment was not recorded (rules failed for too many customers), shown
+    /// in `status` until one is.
+    assessment_problem: Option<String>,
 }
 
 fn read_rules(workspace: &Workspace) -> Result<RuleSet, AssessError> {
@@ -263,6 +266,7 @@ impl<C: Clock> Daemon<C> {
             stop: Arc::new(AtomicBool::new(false)),
             transports,
             send,
+            assessment_problem: None,
         };
         daemon.state.next_assessment_at = daemon.next_assessment();
         daemon.save_state();
@@ -310,6 +314,18 @@ impl<C: Clock> Daemon<C> {
             .map_err(|err| reload_errors(&err))
             .and_then(|rules| {
                 read_checked_templates(&self.workspace, &rules).map(|templates| (rules, templates))
+            })
+            .and_then(|(rules, templates)| {
+                // A new rule set must run on a sample of real customers without failing.
+                if rules.version() == self.rules.version() {
+                    return Ok((rules, templates));
+                }
+                let config = &self.workspace.config().rules;
+                match crate::proof::prove_on_sample(&self.reader, &rules, config, now) {
+                    Ok(proof) if proof.errors.is_empty() => Ok((rules, templates)),
+                    Ok(proof) => Err(one_line_each(&proof.errors)),
+                    Err(err) => Err(format!("cannot prove the rules on real customers: {err}")),
+                }
             });
         let outcome = match loaded {
             Err(errors) => {
@@ -398,10 +414,16 @@ impl<C: Clock> Daemon<C> {
             self.state.last_send_error_at = Some(now);
         }
         self.state.last_tick_at = Some(self.state.last_tick_at.map_or(now, |last| last.max(now)));
-        self.state.last_tick_error = if report.errors.is_empty() {
+        let problems: Vec<&str> = report
+            .errors
+            .iter()
+            .map(String::as_str)
+            .chain(self.assessment_problem.as_deref())
+            .collect();
+        self.state.last_tick_error = if problems.is_empty() {
             None
         } else {
-            Some(report.errors.join("\n"))
+            Some(problems.join("\n"))
         };
         self.state.next_assessment_at = self.next_assessment();
         self.save_state();
@@ -444,7 +466,8 @@ impl<C: Clock> Daemon<C> {
                     );
                 }
                 let source = schedule.source().to_owned();
-                let assessed = assess(
+                let safety = RuleSafety::from_config(&self.workspace.config().rules);
+                let assessed = match assess_with(
                     &self.reader,
                     Some(&mut self.writer),
                     &self.rules,
@@ -453,7 +476,32 @@ impl<C: Clock> Daemon<C> {
                         now,
                         dry_run: false,
                     },
-                )?;
+                    safety,
+                ) {
+                    Err(err @ AssessError::TooManyFailures { .. }) => {
+                        // Not recorded, and not retried every tick: the slot is handled, the
+                        // reason is logged once and shown by `status` until an assessment
+                        // succeeds.
+                        let problem = format!("reassessment not recorded: {err}");
+                        tracing::warn!(
+                            slot = %crate::assess::format_time(slot),
+                            problem = %problem,
+                            "reassessment not recorded"
+                        );
+                        self.assessment_problem = Some(problem);
+                        self.writer.advance_schedule(
+                            REASSESS,
+                            &source,
+                            slot,
+                            SlotOutcome::Fired,
+                            now,
+                        )?;
+                        report.assessed_slot = Some(slot);
+                        return Ok(());
+                    }
+                    other => other?,
+                };
+                self.assessment_problem = None;
                 self.writer
                     .advance_schedule(REASSESS, &source, slot, SlotOutcome::Fired, now)?;
                 tracing::info!(
