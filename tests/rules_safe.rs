@@ -12,6 +12,10 @@ use common::{Workspace, command_in};
 
 /// Runs `tiercare args` in `ws` and returns its output, wall time and peak RSS (KiB, from
 /// `wait4`'s rusage, as `crates/bench` reads it).
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, which also gives its rusage"
+)]
 fn run_measured(ws: &Workspace, args: &[&str]) -> (common::Run, Duration, u64) {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("out");

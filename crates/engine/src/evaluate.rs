@@ -195,7 +195,7 @@ impl<'r> Evaluator<'r> {
             return Vec::new();
         };
         let mut times: Vec<RuleTime> = std::mem::take(times).into_values().collect();
-        times.sort_by(|a, b| b.slowest.cmp(&a.slowest));
+        times.sort_by_key(|time| std::cmp::Reverse(time.slowest));
         times
     }
 
