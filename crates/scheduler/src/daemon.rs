@@ -1024,6 +1024,48 @@ mod tests {
     }
 
     #[test]
+    fn a_reassessment_with_too_many_rule_failures_is_not_recorded_and_status_says_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = workspace(tmp.path());
+        // Fine for the customer without data the rules are loaded with, failing for both real
+        // customers (their orders make the recursion deeper than 16 calls).
+        std::fs::write(
+            ws.rules_dir().join("deep.rhai"),
+            "fn depth(n) { if n <= 0 { 0 } else { 1 + depth(n - 1) } }\n",
+        )
+        .unwrap();
+        let tiers = ws.rules_dir().join("tiers.yaml");
+        let condition = "revenue_window > 0 && revenue_share_before < 0.80";
+        let text = std::fs::read_to_string(&tiers).unwrap().replace(
+            condition,
+            &format!("depth(orders_total * 20) >= 0 && {condition}"),
+        );
+        std::fs::write(&tiers, text).unwrap();
+        let clock = TestClock::new(START);
+        let mut daemon = Daemon::start(ws.clone(), clock.clone()).unwrap();
+        clock.advance(3 * HOUR);
+        let report = daemon.pass();
+        assert_eq!(report.assessed_slot, Some(START + 2 * HOUR + 1_800));
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(
+            daemon.reader.tier_counts().unwrap(),
+            Vec::new(),
+            "nothing recorded"
+        );
+        let shown = |daemon: &Daemon<TestClock>| {
+            let problem = daemon.state().last_tick_error.clone().unwrap_or_default();
+            problem.contains("reassessment not recorded: the assessment was not recorded")
+                && problem.contains("tiers[0] (A) at rules/tiers.yaml:22:")
+        };
+        assert!(shown(&daemon), "{:?}", daemon.state().last_tick_error);
+        // The slot is handled: the next ticks do not assess again, and status still says why.
+        clock.advance(10 * 60);
+        let report = daemon.pass();
+        assert_eq!(report.assessed_slot, None);
+        assert!(shown(&daemon), "{:?}", daemon.state().last_tick_error);
+    }
+
+    #[test]
     fn a_simulated_week_records_each_day_once_and_again_nothing() {
         let tmp = tempfile::tempdir().unwrap();
         let ws = workspace(tmp.path());
