@@ -123,7 +123,10 @@ pub enum Command {
     /// customer, and every template a follow-up rule names must exist. For the workspace's own
     /// rules, the managers (`manager:ID`) and roles (`role:NAME`) that follow-up tasks and the
     /// owner `assignment` name are also checked against the workspace's managers, once it has
-    /// some. Exits 1 when there are
+    /// some. In a workspace with a database, the rules also run on a sample of its real
+    /// customers (`[rules] sample`, spread over the tiers) under the time budget: a rule that
+    /// fails for one of them is an error naming the customer, a rule slower than `[rules]
+    /// slow_ms` a warning with the time measured. Exits 1 when there are
     /// errors; warnings alone exit 0.
     Check(RulesArgs),
     /// Run the rule tests in rules/tests/: customers as feature values in, tier and segments out.
@@ -136,8 +139,10 @@ pub enum Command {
     /// Features are computed at --at (default: now) over the rules' window. The result is
     /// recorded in one transaction with the rule-set version, and tier changes are kept as
     /// history. Prints customers and revenue per tier, the moves between tiers, and segment
-    /// counts. Exits 1 when a rule failed for some customers (they are reported; the others are
-    /// assessed all the same).
+    /// counts. Exits 1 when a rule failed for some customers (they are reported and keep their
+    /// stored tier; the others are assessed all the same; a rule stopped by the `[rules]
+    /// budget_ms` time budget counts as failed). When rules fail for more than `[rules]
+    /// max_failure_share` of the customers (default 1%), nothing is recorded and it exits 2.
     Assess(AssessArgs),
     /// Show why a customer has their tier: features, every rule's verdict with the values it
     /// saw, pins and tier history.

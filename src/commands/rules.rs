@@ -47,6 +47,14 @@ pub fn check(args: RulesArgs, workspace_dir: &Path, out: &Output) -> anyhow::Res
     };
     let templates = check_templates(&args, workspace_dir, rules.as_ref())?;
     diagnostics.extend(templates.diagnostics);
+    let proof = match &rules {
+        Some(rules) => prove(workspace_dir, rules)?,
+        None => None,
+    };
+    if let Some(proof) = &proof {
+        diagnostics.extend(proof.errors.iter().cloned());
+        diagnostics.extend(proof.warnings.iter().cloned());
+    }
     let errors = diagnostics
         .iter()
         .filter(|d| d.severity == Severity::Error)
@@ -61,6 +69,7 @@ pub fn check(args: RulesArgs, workspace_dir: &Path, out: &Output) -> anyhow::Res
             "version": version,
             "errors": errors,
             "warnings": warnings,
+            "sampled_customers": proof.as_ref().map(|p| p.customers),
             "diagnostics": diagnostics,
         }))?;
     } else {
@@ -73,9 +82,13 @@ pub fn check(args: RulesArgs, workspace_dir: &Path, out: &Output) -> anyhow::Res
             ),
             None => String::new(),
         };
+        let proof_note = match &proof {
+            Some(proof) => format!("; proven on {} customer(s)", proof.customers),
+            None => String::new(),
+        };
         match &version {
             Some(version) if ok => out.heading(&format!(
-                "{}: {} files OK, version {version}{templates_note}{}",
+                "{}: {} files OK, version {version}{templates_note}{proof_note}{}",
                 dir.display(),
                 source.files.len(),
                 if warnings > 0 {
@@ -95,6 +108,28 @@ pub fn check(args: RulesArgs, workspace_dir: &Path, out: &Output) -> anyhow::Res
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The rules run on a sample of the workspace's real customers (when in a workspace whose
+/// database exists), at the current time.
+fn prove(
+    workspace_dir: &Path,
+    rules: &RuleSet,
+) -> anyhow::Result<Option<tiercare_scheduler::proof::Proof>> {
+    let Ok(workspace) = Workspace::open(workspace_dir) else {
+        return Ok(None);
+    };
+    if !workspace.database_path().exists() {
+        return Ok(None);
+    }
+    let store = workspace.open_store()?;
+    let now = chrono::Utc::now().timestamp();
+    Ok(Some(tiercare_scheduler::proof::prove_on_sample(
+        &store,
+        rules,
+        &workspace.config().rules,
+        now,
+    )?))
 }
 
 /// The managers and roles the rules name, checked against the workspace's managers: only for

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use chrono::{NaiveDate, TimeZone};
 use tiercare_engine::render_all;
 use tiercare_scheduler::assess::{
-    AssessError, AssessOptions, AssessReport, RuleSource, assess as run_assess,
+    AssessError, AssessOptions, AssessReport, RuleSafety, RuleSource, assess_with,
     explain as run_explain, format_time,
 };
 use tiercare_scheduler::workspace::Workspace;
@@ -77,7 +77,7 @@ pub fn assess(args: AssessArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
     } else {
         Some(workspace.open_store_for_writing()?)
     };
-    let report = run_assess(
+    let report = assess_with(
         &reader,
         writer.as_mut(),
         &rules,
@@ -86,6 +86,7 @@ pub fn assess(args: AssessArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
             now,
             dry_run: args.dry_run,
         },
+        RuleSafety::from_config(&workspace.config().rules),
     )?;
     if args.json {
         out.json(&report)?;
@@ -178,11 +179,18 @@ pub(crate) fn print_assessment(report: &AssessReport, out: &Output) {
     }
     for failure in &report.rule_errors {
         out.warn(&format!(
-            "rule {} failed for {} customer(s), e.g. {}: {}",
+            "rule {} ({}) failed for {} customer(s), e.g. {}: {}",
             failure.rule,
+            failure.location,
             thousands(failure.customers as f64),
             failure.example_customer,
             failure.message
+        ));
+    }
+    if report.failed_customers > 0 {
+        out.warn(&format!(
+            "{} customer(s) kept their tier: a rule failed for them, so nothing was changed for them",
+            thousands(report.failed_customers as f64)
         ));
     }
     if report.dry_run {

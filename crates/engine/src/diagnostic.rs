@@ -43,11 +43,14 @@ pub struct Diagnostic {
     pub line: usize,
     /// 1-based column, counted in characters.
     pub column: usize,
-    /// What is wrong, in one line.
+    /// What is wrong, in one line (long values shortened to an [`excerpt`] when rendered or
+    /// serialised).
+    #[serde(serialize_with = "serialize_shortened")]
     pub message: String,
     /// The text of the offending line, if known (see [`Diagnostic::with_source`]).
     pub source_line: Option<String>,
     /// How to fix it, if we can tell.
+    #[serde(serialize_with = "serialize_shortened_hint")]
     pub hint: Option<String>,
 }
 
@@ -84,7 +87,7 @@ impl Diagnostic {
             path: path.into(),
             line: line.max(1),
             column: column.max(1),
-            message: message.into(),
+            message: shorten_long_words(message.into()),
             source_line: None,
             hint: None,
         }
@@ -93,18 +96,32 @@ impl Diagnostic {
     /// Adds a hint, shown below the quoted line.
     #[must_use]
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.hint = Some(shorten_long_words(hint.into()));
         self
     }
 
     /// Fills [`Diagnostic::source_line`] with line [`Diagnostic::line`] of `full_text` (the whole
     /// file). Leaves it empty when the file has fewer lines.
+    ///
+    /// A long line is quoted up to [`MAX_QUOTED_LINE`] characters (then `…`), and not at all when
+    /// the column is beyond that: a diagnostic never repeats a whole long value.
     #[must_use]
     pub fn with_source(mut self, full_text: &str) -> Self {
         self.source_line = full_text
             .lines()
             .nth(self.line - 1)
-            .map(|line| line.trim_end_matches('\r').to_owned());
+            .map(|line| line.trim_end_matches('\r'))
+            .and_then(|line| {
+                if line.len() <= MAX_QUOTED_LINE {
+                    return Some(line.to_owned());
+                }
+                if self.column > MAX_QUOTED_LINE {
+                    return None;
+                }
+                let mut quoted: String = line.chars().take(MAX_QUOTED_LINE).collect();
+                quoted.push('…');
+                Some(quoted)
+            });
         self
     }
 
@@ -125,7 +142,7 @@ impl Diagnostic {
         out.push(' ');
         out.push_str(&paint.apply(label_style, &format!("{label}:")));
         out.push(' ');
-        out.push_str(&paint.apply(BOLD, &self.message));
+        out.push_str(&paint.apply(BOLD, &shorten_long_words(self.message.clone())));
         let number = self.line.to_string();
         let gutter = " ".repeat(number.len());
         if let Some(source) = &self.source_line {
@@ -153,7 +170,7 @@ impl Diagnostic {
             out.push_str("  ");
             out.push_str(&paint.apply(CYAN_BOLD, "hint:"));
             out.push(' ');
-            out.push_str(hint);
+            out.push_str(&shorten_long_words(hint.clone()));
         }
         out
     }
@@ -166,6 +183,70 @@ impl fmt::Display for Diagnostic {
 }
 
 impl std::error::Error for Diagnostic {}
+
+/// Longest source line a diagnostic quotes, in characters.
+pub const MAX_QUOTED_LINE: usize = 200;
+
+/// Longest value a message quotes whole, in characters; longer ones become an [`excerpt`].
+pub const MAX_QUOTED_VALUE: usize = 60;
+
+/// A user value as messages quote it: whole when short, else its first characters, an ellipsis
+/// and its length (`xxxxxxxx… (921600 bytes)`), so that a huge value never floods the output.
+#[must_use]
+pub fn excerpt(value: &str) -> String {
+    if value.chars().count() <= MAX_QUOTED_VALUE {
+        return value.to_owned();
+    }
+    let head: String = value.chars().take(MAX_QUOTED_VALUE / 2).collect();
+    format!("{head}… ({} bytes)", value.len())
+}
+
+/// Every run of characters without white space longer than [`MAX_QUOTED_VALUE`] shortened to an
+/// [`excerpt`]: the last guard that keeps a value someone wrote (a 900 KB identifier, a huge
+/// string) out of a message, wherever it was quoted.
+fn shorten_long_words(text: String) -> String {
+    if text.len() <= MAX_QUOTED_VALUE
+        || !text
+            .split(char::is_whitespace)
+            .any(|word| word.chars().count() > MAX_QUOTED_VALUE)
+    {
+        return text;
+    }
+    let mut out = String::with_capacity(4 * MAX_QUOTED_LINE);
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.chars().count() > MAX_QUOTED_VALUE {
+            out.push_str(&excerpt(word));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+fn serialize_shortened<S: serde::Serializer>(text: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&shorten_long_words(text.to_owned()))
+}
+
+fn serialize_shortened_hint<S: serde::Serializer>(
+    text: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match text {
+        Some(text) => serializer.serialize_some(&shorten_long_words(text.clone())),
+        None => serializer.serialize_none(),
+    }
+}
 
 /// Renders several diagnostics, each followed by a newline, separated by blank lines.
 #[must_use]
@@ -223,6 +304,10 @@ pub(crate) fn closest<'a>(
     wrong: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    // A typo is short; comparing a huge name with every candidate would take minutes.
+    if wrong.len() > 4 * MAX_QUOTED_VALUE {
+        return None;
+    }
     let wrong_lower = wrong.to_lowercase();
     candidates
         .into_iter()
@@ -346,6 +431,21 @@ mod tests {
             hint_among("zzzz", "tiers", known),
             "tiers: `gold`, `silver`"
         );
+    }
+
+    #[test]
+    fn long_values_are_quoted_as_an_excerpt() {
+        let long = "x".repeat(100_000);
+        let diagnostic = Diagnostic::error("f", 1, 7, format!("undefined variable: {long}"))
+            .with_source(&format!("when: {long}\n"))
+            .with_hint(format!("did you mean `{long}`?"));
+        let rendered = diagnostic.render(false);
+        assert!(rendered.len() < 1_000, "{rendered}");
+        assert!(
+            rendered.contains(&format!("{}… (100000 bytes)", "x".repeat(30))),
+            "{rendered}"
+        );
+        assert_eq!(excerpt("short"), "short");
     }
 
     #[test]

@@ -18,7 +18,9 @@
 //!    ([`Decision::pending_tier`], [`Decision::pending_count`]) for the store to save. A previous
 //!    tier that is not a tier of these rules (renamed, removed) does not hold anything back.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use rhai::{Dynamic, EvalAltResult, ImmutableString, Scope};
 use serde::Serialize;
@@ -26,7 +28,7 @@ use serde::Serialize;
 use crate::feature::Feature;
 use crate::native;
 use crate::rules::{CompiledRule, Expression, Program, RuleSet, Var};
-use crate::sandbox;
+use crate::sandbox::{self, Budget, Now};
 use crate::snapshot::{Pin, Snapshot};
 
 /// A rule that failed for one customer.
@@ -44,6 +46,20 @@ impl std::fmt::Display for RuleError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({}): {}", self.rule, self.location, self.message)
     }
+}
+
+/// The slowest run of one script rule, measured while profiling (see
+/// [`Evaluator::set_profile`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleTime {
+    /// The rule: `tiers[1] (B)`, `scores.potential`.
+    pub rule: String,
+    /// Where in the rule files (`rules/tiers.yaml:12:15`).
+    pub location: String,
+    /// Its slowest run.
+    pub slowest: Duration,
+    /// The customer of that run.
+    pub customer: String,
 }
 
 /// What the rules decided for one customer.
@@ -115,6 +131,10 @@ pub struct Evaluator<'r> {
     pub(crate) score_values: Vec<Option<Dynamic>>,
     /// Whether natively compiled expressions run natively (else every expression runs in Rhai).
     native: bool,
+    /// The time each customer's evaluation may take (none: no deadline).
+    budget: Option<Budget>,
+    /// The time source while profiling script rules, and the slowest run of each.
+    profile: Option<(Now, BTreeMap<String, RuleTime>)>,
 }
 
 /// How hysteresis and pins settled the tier (borrowing ids from the rules and the pin).
@@ -152,7 +172,31 @@ impl<'r> Evaluator<'r> {
             scope_ready: false,
             score_values: Vec::with_capacity(rules.scores.len()),
             native: true,
+            budget: None,
+            profile: None,
         }
+    }
+
+    /// Gives every customer's evaluation a time budget (none by default): a script still running
+    /// when it is spent is stopped, and the rule fails for that customer like any other error.
+    pub fn set_budget(&mut self, budget: Option<Budget>) {
+        self.budget = budget;
+    }
+
+    /// Measures every script rule's runs with `now` (none: stop measuring), keeping the slowest
+    /// of each; [`Evaluator::take_profile`] returns them.
+    pub fn set_profile(&mut self, now: Option<Now>) {
+        self.profile = now.map(|now| (now, BTreeMap::new()));
+    }
+
+    /// The slowest run of each script rule measured so far, slowest first (and starts afresh).
+    pub fn take_profile(&mut self) -> Vec<RuleTime> {
+        let Some((_, times)) = self.profile.as_mut() else {
+            return Vec::new();
+        };
+        let mut times: Vec<RuleTime> = std::mem::take(times).into_values().collect();
+        times.sort_by_key(|time| std::cmp::Reverse(time.slowest));
+        times
     }
 
     /// Turns the native fast path (simple conditions compiled to Rust instead of run in Rhai) on
@@ -239,6 +283,7 @@ impl<'r> Evaluator<'r> {
         );
         assign(&mut decision.pending_tier, settlement.pending_tier);
         decision.pending_count = settlement.pending_count;
+        sandbox::start_budget(None);
         decision.pinned = matches!(settlement.verdict, Verdict::Pinned(_));
         decision
             .scores
@@ -260,6 +305,7 @@ impl<'r> Evaluator<'r> {
     pub(crate) fn start_customer(&mut self) {
         self.scope_ready = false;
         self.score_values.clear();
+        sandbox::start_budget(self.budget);
     }
 
     /// Fills the scope with the features the rules read and the scores so far, once per
@@ -308,7 +354,7 @@ impl<'r> Evaluator<'r> {
                                 format!(
                                     "must return a number, but returned {} ({})",
                                     type_name(&value),
-                                    display_value(&value)
+                                    crate::diagnostic::excerpt(&display_value(&value))
                                 ),
                                 None,
                             ));
@@ -365,11 +411,16 @@ impl<'r> Evaluator<'r> {
             Program::Script(ast) => {
                 self.ensure_scope(snapshot);
                 let base = self.scope.len();
+                let started = self.profile.as_ref().map(|(now, _)| now());
                 let result = self
                     .rules
                     .engine
                     .eval_ast_with_scope::<Dynamic>(&mut self.scope, ast);
                 self.scope.rewind(base);
+                if let (Some(started), Some((now, _))) = (started, self.profile.as_ref()) {
+                    let took = now() - started;
+                    self.record_time(expr, took, snapshot);
+                }
                 result
             }
         }
@@ -407,12 +458,31 @@ impl<'r> Evaluator<'r> {
                     format!(
                         "must return true or false, but returned {} ({})",
                         type_name(&value),
-                        display_value(&value)
+                        crate::diagnostic::excerpt(&display_value(&value))
                     ),
                     None,
                 )),
             },
             Err(err) => Outcome::Failed(self.script_error(expr, &err)),
+        }
+    }
+
+    /// Keeps `took` if it is the slowest run of `expr` so far.
+    fn record_time(&mut self, expr: &Expression, took: Duration, snapshot: &Snapshot) {
+        let location = self.rules.locate(expr, None).to_string();
+        let customer = snapshot.dynamic(Feature::CustomerId).to_string();
+        let Some((_, times)) = self.profile.as_mut() else {
+            return;
+        };
+        let entry = times.entry(expr.label.clone()).or_insert_with(|| RuleTime {
+            rule: expr.label.clone(),
+            location,
+            slowest: Duration::ZERO,
+            customer: String::new(),
+        });
+        if took >= entry.slowest {
+            entry.slowest = took;
+            entry.customer = customer;
         }
     }
 

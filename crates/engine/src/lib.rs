@@ -75,7 +75,7 @@ pub use assignment::{
 };
 pub use catalog::{Catalog, EventSpec, FunctionOrigin, FunctionSpec, catalog};
 pub use diagnostic::{Diagnostic, Severity, render_all};
-pub use evaluate::{Decision, Evaluator, RuleError};
+pub use evaluate::{Decision, Evaluator, RuleError, RuleTime};
 pub use explain::{
     ConditionTrace, Explanation, HysteresisTrace, ScoreTrace, SegmentSetTrace, VariableValue,
 };
@@ -100,7 +100,7 @@ pub use rules::{
     Window, load_rules,
 };
 pub use ruletest::{TestFailure, TestReport, run_rule_tests};
-pub use sandbox::{Limits, ScriptError, new_engine, script_diagnostic};
+pub use sandbox::{Budget, Limits, Now, ScriptError, new_engine, script_diagnostic};
 pub use snapshot::{FeatureTypeError, FeatureValue, Pin, Snapshot};
 pub use template::{
     CONTEXT_SCHEMA, CustomerContext, LoadedTemplates, OwnerContext, RecommendationContext,

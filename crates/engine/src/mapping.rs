@@ -963,6 +963,8 @@ pub struct BoundMapping<'m> {
     amount: Option<(usize, usize, usize)>,
     /// Complaints: index of severity (default medium = 2).
     severity: Option<usize>,
+    /// The time each row's scripts may take (none: no deadline).
+    budget: Option<crate::sandbox::Budget>,
 }
 
 struct Binder<'m, 'h> {
@@ -1138,6 +1140,7 @@ impl<'m, 'h> Binder<'m, 'h> {
             attributes,
             amount,
             severity,
+            budget: None,
         })
     }
 
@@ -1297,12 +1300,25 @@ impl BoundMapping<'_> {
         self.mapping
     }
 
+    /// Gives every row's scripts a time budget (none by default): a script still running when
+    /// it is spent is stopped, and the row is rejected with the reason.
+    pub fn set_budget(&mut self, budget: Option<crate::sandbox::Budget>) {
+        self.budget = budget;
+    }
+
     /// Turns one row (cells in header order) into typed values, a skip or a rejection.
     pub fn apply(&mut self, cells: &[Cell<'_>]) -> RowOutcome {
-        match self.try_apply(cells) {
+        if self.budget.is_some() {
+            crate::sandbox::start_budget(self.budget);
+        }
+        let outcome = match self.try_apply(cells) {
             Ok(outcome) => outcome,
             Err(rejection) => RowOutcome::Reject(rejection),
+        };
+        if self.budget.is_some() {
+            crate::sandbox::start_budget(None);
         }
+        outcome
     }
 
     fn try_apply(&mut self, cells: &[Cell<'_>]) -> Result<RowOutcome, Rejection> {

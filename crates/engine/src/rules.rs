@@ -1606,7 +1606,10 @@ fn unknown_name_message(
             Some("scores are computed in order (files in path order); move this score below `{name}`".replace("{name}", name)),
         );
     }
-    let message = format!("`{yaml_path}` uses `{name}`, which is not a feature or a score");
+    let message = format!(
+        "`{yaml_path}` uses `{}`, which is not a feature or a score",
+        crate::diagnostic::excerpt(name)
+    );
     let is_function = library.iter().any(|function| function.name == name)
         || catalog::function_names().any(|function| function == name);
     let hint = if is_function {

@@ -7,13 +7,23 @@
 //! never hangs or crashes the process. Rhai's `unchecked` feature, which removes these checks,
 //! must never be enabled.
 //!
+//! Operations do not bound time (one operation can upper-case a 16 KB string), so an evaluation
+//! may also carry a [`Budget`]: a deadline checked every few operations while a script runs
+//! (Rhai's `on_progress`). The engine reads no clock of its own: the caller passes the time
+//! source in with the budget (the scheduler passes `Instant::now`), and the time only ever stops
+//! a script that runs too long; it never takes part in a decision.
+//!
 //! [`script_diagnostic`] turns a Rhai error inside a YAML string into a [`Diagnostic`] at its
 //! real line and column in the YAML file.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use rhai::module_resolvers::DummyModuleResolver;
-use rhai::{Engine, EvalAltResult, OptimizationLevel, ParseError, ParseErrorType, Position};
+use rhai::{
+    Dynamic, Engine, EvalAltResult, OptimizationLevel, ParseError, ParseErrorType, Position,
+};
 
 use crate::diagnostic::Diagnostic;
 use crate::yaml::{PathSeg, Spans, path_to_string};
@@ -47,6 +57,56 @@ impl Limits {
     pub const MAX_MODULES: usize = 0;
 }
 
+/// A monotonic time source, passed in by the caller: the engine reads no clock itself.
+pub type Now = fn() -> Instant;
+
+/// How long one evaluation (every rule for one customer, or one mapping row) may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// The time allowed.
+    pub limit: Duration,
+    /// Where the time comes from (`Instant::now`; a test may pass a clock of its own).
+    pub now: Now,
+}
+
+/// The deadline of the evaluation running on this thread.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    now: Now,
+    limit_ms: u64,
+}
+
+thread_local! {
+    static DEADLINE: Cell<Option<Deadline>> = const { Cell::new(None) };
+}
+
+/// The clock is read once every this many operations (an operation is tens of nanoseconds, a
+/// clock read about as much).
+const OPERATIONS_PER_CLOCK_READ: u64 = 16;
+
+/// Starts the budget of an evaluation on this thread (`None`: no deadline). Every script run on
+/// this thread until the next call is stopped once the time is up.
+pub(crate) fn start_budget(budget: Option<Budget>) {
+    let deadline = budget.map(|budget| Deadline {
+        at: (budget.now)() + budget.limit,
+        now: budget.now,
+        limit_ms: u64::try_from(budget.limit.as_millis()).unwrap_or(u64::MAX),
+    });
+    DEADLINE.with(|cell| cell.set(deadline));
+}
+
+/// `Some` (the budget in ms, as the token of Rhai's termination) when this thread's deadline
+/// has passed.
+fn over_budget(operations: u64) -> Option<Dynamic> {
+    if !operations.is_multiple_of(OPERATIONS_PER_CLOCK_READ) {
+        return None;
+    }
+    let deadline = DEADLINE.with(Cell::get)?;
+    ((deadline.now)() >= deadline.at)
+        .then(|| Dynamic::from_int(i64::try_from(deadline.limit_ms).unwrap_or(i64::MAX)))
+}
+
 /// A new sandboxed Rhai engine.
 ///
 /// Every limit of [`Limits`] is set; modules cannot be loaded (`import` is disabled and the
@@ -73,6 +133,7 @@ pub fn new_engine() -> Engine {
         .disable_symbol("import");
     engine.on_print(|_| {});
     engine.on_debug(|_, _, _| {});
+    engine.on_progress(over_budget);
     engine
 }
 
@@ -181,6 +242,10 @@ pub fn describe_eval_error(err: &EvalAltResult) -> String {
             Limits::MAX_STRING_SIZE,
             Limits::MAX_ARRAY_SIZE,
             Limits::MAX_MAP_SIZE
+        ),
+        EvalAltResult::ErrorTerminated(token, ..) => format!(
+            "script stopped: over its time budget of {} ms (a slow rule?)",
+            token.as_int().unwrap_or_default()
         ),
         EvalAltResult::ErrorTooManyVariables(..) => format!(
             "script stopped: more than {} variables",
@@ -331,6 +396,25 @@ mod tests {
         assert!(err.starts_with("script stopped: size of array"), "{err}");
         let err = run("let a = []; loop { a.push(1); }").unwrap_err();
         assert!(err.starts_with("script stopped: size of array"), "{err}");
+    }
+
+    #[test]
+    fn a_slow_script_is_stopped_by_its_budget() {
+        let slow = r#"let s = "abcdefgh"; for i in 0..10 { s += s; } for i in 0..1000000 { s.to_upper(); } 1"#;
+        start_budget(Some(Budget {
+            limit: Duration::from_millis(20),
+            now: Instant::now,
+        }));
+        let started = Instant::now();
+        let engine = new_engine();
+        let err = engine.eval::<Dynamic>(slow).unwrap_err();
+        assert_eq!(
+            describe_eval_error(&err),
+            "script stopped: over its time budget of 20 ms (a slow rule?)"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        start_budget(None);
+        assert_eq!(run("40 + 2").unwrap().as_int(), Ok(42));
     }
 
     #[test]

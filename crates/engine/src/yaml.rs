@@ -5,7 +5,8 @@
 //! 1. A guard pass over yaml-rust2's event stream (with positions) that refuses what serde_yaml
 //!    would accept but we must not: files over a size limit, nesting deeper than a limit, alias
 //!    bombs (exponential *and* quadratic: every alias costs the size of the node it names, and the
-//!    expanded document must stay under a node budget), duplicate mapping keys (serde_yaml
+//!    expanded document must stay under a node budget *and* a byte budget, so that one long
+//!    string aliased many times is refused before serde_yaml copies it), duplicate mapping keys (serde_yaml
 //!    silently keeps the last one) and more than one document. It also records a [`Spans`] index:
 //!    the line, column and scalar style of every mapping key and every scalar value, keyed by its
 //!    path, so that later validation (and Rhai errors inside YAML strings) can point at the right
@@ -31,14 +32,19 @@ pub struct YamlLimits {
     pub max_depth: usize,
     /// Largest number of nodes the document may have once every alias is expanded.
     pub max_expanded_nodes: u64,
+    /// Largest number of bytes of scalar text (keys and values) the document may have once every
+    /// alias is expanded: what deserializing it would copy. Bounds memory whatever the aliases
+    /// name (a node budget alone lets one 900 KB string aliased 400 times through).
+    pub max_expanded_bytes: u64,
 }
 
 impl YamlLimits {
-    /// 1 MiB, 64 levels, 100,000 expanded nodes.
+    /// 1 MiB, 64 levels, 100,000 expanded nodes, 2 MiB of expanded scalar text.
     pub const DEFAULT: YamlLimits = YamlLimits {
         max_bytes: 1024 * 1024,
         max_depth: 64,
         max_expanded_nodes: 100_000,
+        max_expanded_bytes: 2 * 1024 * 1024,
     };
 }
 
@@ -443,6 +449,7 @@ struct Frame {
     flow: Option<(usize, usize, char)>,
     anchor: usize,
     nodes_at_start: u64,
+    bytes_at_start: u64,
     pushed_segment: bool,
 }
 
@@ -456,8 +463,10 @@ struct Guard<'t> {
     limits: &'t YamlLimits,
     frames: Vec<Frame>,
     segments: Vec<PathSeg>,
-    anchor_sizes: HashMap<usize, u64>,
+    /// Anchor id → (expanded nodes, expanded bytes) of the node it names.
+    anchor_sizes: HashMap<usize, (u64, u64)>,
     nodes: u64,
+    bytes: u64,
     documents: usize,
     spans: Spans,
     errors: Vec<Diagnostic>,
@@ -473,6 +482,7 @@ fn scan(path: &str, text: &str, limits: &YamlLimits) -> Result<Spans, Vec<Diagno
         segments: Vec::new(),
         anchor_sizes: HashMap::new(),
         nodes: 0,
+        bytes: 0,
         documents: 0,
         spans: Spans::default(),
         errors: Vec::new(),
@@ -548,6 +558,33 @@ impl Guard<'_> {
         self.errors.push(diagnostic);
     }
 
+    /// Adds `bytes` of scalar text to the expanded document, refusing it past the byte budget.
+    fn count_bytes(&mut self, bytes: u64, marker: Marker, alias: bool) -> Result<(), Stop> {
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.bytes > self.limits.max_expanded_bytes {
+            let (message, hint) = if alias {
+                (
+                    format!(
+                        "this alias repeats {bytes} bytes and expands the document beyond {} bytes",
+                        self.limits.max_expanded_bytes
+                    ),
+                    "anchors and aliases (`&name`, `*name`) may be used for sharing, not to multiply data; write the values out",
+                )
+            } else {
+                (
+                    format!(
+                        "the document has more than {} bytes of text",
+                        self.limits.max_expanded_bytes
+                    ),
+                    "a rule or mapping file should be small; is this the right file?",
+                )
+            };
+            self.error_at(marker, message, Some(hint.to_owned()));
+            return Err(Stop);
+        }
+        Ok(())
+    }
+
     fn count(&mut self, nodes: u64, marker: Marker, alias: bool) -> Result<(), Stop> {
         self.nodes = self.nodes.saturating_add(nodes);
         if self.nodes > self.limits.max_expanded_nodes {
@@ -589,8 +626,10 @@ impl Guard<'_> {
             }
             Event::Scalar(value, style, anchor, _) => {
                 self.count(1, marker, false)?;
+                let bytes = value.len() as u64;
+                self.count_bytes(bytes, marker, false)?;
                 if anchor > 0 {
-                    self.anchor_sizes.insert(anchor, 1);
+                    self.anchor_sizes.insert(anchor, (1, bytes));
                 }
                 if self.expecting_key() {
                     self.on_key(&value, style, marker);
@@ -608,7 +647,7 @@ impl Guard<'_> {
                 }
             }
             Event::Alias(anchor) => {
-                let Some(&size) = self.anchor_sizes.get(&anchor) else {
+                let Some(&(size, bytes)) = self.anchor_sizes.get(&anchor) else {
                     self.error_at(
                         marker,
                         "this alias refers to a node that contains it".to_owned(),
@@ -617,6 +656,7 @@ impl Guard<'_> {
                     return Err(Stop);
                 };
                 self.count(size, marker, true)?;
+                self.count_bytes(bytes, marker, true)?;
                 if self.expecting_key() {
                     if let Some(Frame {
                         kind:
@@ -664,6 +704,7 @@ impl Guard<'_> {
                     return Err(Stop);
                 }
                 let nodes_at_start = self.nodes;
+                let bytes_at_start = self.bytes;
                 self.count(1, marker, false)?;
                 let segment = self.value_segment();
                 let pushed_segment = segment.is_some();
@@ -688,6 +729,7 @@ impl Guard<'_> {
                     flow,
                     anchor,
                     nodes_at_start,
+                    bytes_at_start,
                     pushed_segment,
                 });
             }
@@ -697,8 +739,13 @@ impl Guard<'_> {
                         self.segments.pop();
                     }
                     if frame.anchor > 0 {
-                        self.anchor_sizes
-                            .insert(frame.anchor, self.nodes - frame.nodes_at_start);
+                        self.anchor_sizes.insert(
+                            frame.anchor,
+                            (
+                                self.nodes - frame.nodes_at_start,
+                                self.bytes - frame.bytes_at_start,
+                            ),
+                        );
                     }
                 }
                 self.finish_value();
@@ -1202,6 +1249,28 @@ mod tests {
         // 1,001 nodes for the anchored list, +1 for `list` and the outer sequence: the 99th
         // alias is the one that crosses 100,000.
         assert_eq!(errs[0].line, 3 + 98);
+    }
+
+    #[test]
+    fn long_string_alias_bomb_is_refused_by_bytes() {
+        // 500 KB aliased 2,000 times: few nodes, a gigabyte once expanded.
+        let mut text = format!("list:\n  - &a {}\n", "x".repeat(500_000));
+        for _ in 0..2_000 {
+            text.push_str("  - *a\n");
+        }
+        let start = Instant::now();
+        let errs = errors(&text);
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert!(
+            errs[0]
+                .message
+                .contains("alias repeats 500000 bytes and expands the document beyond 2097152"),
+            "{}",
+            errs[0]
+        );
+        // 500,004 bytes before the first alias: the fourth one crosses 2 MiB.
+        assert_eq!((errs[0].line, errs[0].column), (6, 5));
+        assert!(errs[0].to_string().len() < 1_000, "{}", errs[0]);
     }
 
     #[test]

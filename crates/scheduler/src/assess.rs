@@ -42,6 +42,23 @@ pub enum AssessError {
         /// Every problem, at `path:line:col`.
         diagnostics: Vec<Diagnostic>,
     },
+    /// Rules failed for more customers than `[rules] max_failure_share` allows: the assessment
+    /// was not recorded.
+    #[error(
+        "the assessment was not recorded: rules failed for {failed} of {customers} customers, more than the {}% that [rules] max_failure_share allows{}\nfix the rules (`tiercare check` proves them on real customers) or raise max_failure_share in tiercare.toml",
+        max_share * 100.0,
+        describe_failures(failures)
+    )]
+    TooManyFailures {
+        /// Customers whose rules failed.
+        failed: u64,
+        /// Customers evaluated (the assessment stops early once the share is exceeded).
+        customers: u64,
+        /// The share allowed.
+        max_share: f64,
+        /// Each failing rule.
+        failures: Vec<RuleFailure>,
+    },
     /// The customer asked for does not exist.
     #[error(
         "no customer with id '{0}': `tiercare customer list` is not there yet; check the id in your customers file"
@@ -50,6 +67,57 @@ pub enum AssessError {
     /// The database refused.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// `; tiers[0] (A) at rules/tiers.yaml:22:13 failed for 8, e.g. C001: ...` for each rule.
+fn describe_failures(failures: &[RuleFailure]) -> String {
+    failures
+        .iter()
+        .map(|f| {
+            format!(
+                "\n  {} at {} failed for {} customer(s), e.g. {}: {}",
+                f.rule, f.location, f.customers, f.example_customer, f.message
+            )
+        })
+        .collect()
+}
+
+/// How an assessment guards against failing rules (from `[rules]` in `tiercare.toml`).
+#[derive(Debug, Clone, Copy)]
+pub struct RuleSafety {
+    /// The time each customer's evaluation may take.
+    pub budget: Option<tiercare_engine::Budget>,
+    /// The largest share of customers whose rules may fail before the assessment is refused.
+    pub max_failure_share: f64,
+}
+
+impl RuleSafety {
+    /// The safety `[rules]` asks for.
+    #[must_use]
+    pub fn from_config(config: &crate::config::RulesConfig) -> RuleSafety {
+        RuleSafety {
+            budget: Some(config.budget()),
+            max_failure_share: config.max_failure_share,
+        }
+    }
+
+    /// How many failing customers of `customers` are still allowed.
+    fn allowed(&self, customers: u64) -> u64 {
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss,
+            reason = "a share of a count, floored, non-negative"
+        )]
+        let allowed = (customers as f64 * self.max_failure_share).floor() as u64;
+        allowed
+    }
+}
+
+impl Default for RuleSafety {
+    fn default() -> Self {
+        RuleSafety::from_config(&crate::config::RulesConfig::default())
+    }
 }
 
 /// Reads the files of `dir` that `keep` accepts, sorted, naming each `label/<file name>`.
@@ -146,6 +214,8 @@ pub struct RuleFailure {
     pub customers: u64,
     /// The first customer it failed for.
     pub example_customer: String,
+    /// Where the rule is (`rules/tiers.yaml:22:13`).
+    pub location: String,
     /// Its error message.
     pub message: String,
 }
@@ -179,6 +249,9 @@ pub struct AssessReport {
     pub segments: Vec<SegmentSummary>,
     /// Rules that failed for some customers (the others were assessed all the same).
     pub rule_errors: Vec<RuleFailure>,
+    /// Customers for whom a rule failed: nothing was recorded for them, they kept their stored
+    /// tier (and segments), and they are counted in their stored tier above.
+    pub failed_customers: u64,
     /// Wall time in milliseconds.
     pub elapsed_ms: u128,
 }
@@ -314,6 +387,7 @@ struct Tally {
     /// Segment set, segment: customers.
     segments: HashMap<String, HashMap<String, u64>>,
     failures: BTreeMap<String, RuleFailure>,
+    failed_customers: u64,
     pinned: u64,
     pending: u64,
 }
@@ -321,18 +395,35 @@ struct Tally {
 const NONE: &str = "(none)";
 
 /// Assesses every customer: evaluates the rules at `options.at` and, unless a dry run, records
-/// the tiers, segments and their history in one transaction.
-///
-/// Features are read through `reader` while decisions stream into `writer` (a second connection
-/// to the same database; WAL lets the two work together), so memory stays flat however many
-/// customers there are. `writer` is `None` for a dry run.
+/// the tiers, segments and their history in one transaction. The default [`RuleSafety`]
+/// applies (see [`assess_with`]).
 pub fn assess(
     reader: &Store,
     writer: Option<&mut Store>,
     rules: &RuleSet,
     options: AssessOptions,
 ) -> Result<AssessReport, AssessError> {
+    assess_with(reader, writer, rules, options, RuleSafety::default())
+}
+
+/// [`assess`] under `safety`: each customer's evaluation has the time budget; a customer for
+/// whom any rule failed keeps everything stored (a failing rule never moves a customer); and
+/// when rules fail for more than `safety.max_failure_share` of the customers, nothing is recorded
+/// and the result is [`AssessError::TooManyFailures`] (the evaluation stops as soon as that is
+/// certain).
+///
+/// Features are read through `reader` while decisions stream into `writer` (a second connection
+/// to the same database; WAL lets the two work together), so memory stays flat however many
+/// customers there are. `writer` is `None` for a dry run.
+pub fn assess_with(
+    reader: &Store,
+    writer: Option<&mut Store>,
+    rules: &RuleSet,
+    options: AssessOptions,
+    safety: RuleSafety,
+) -> Result<AssessReport, AssessError> {
     let started = Instant::now();
+    let allowed_failures = safety.allowed(reader.customer_count()?);
     let pins = reader.active_pins(options.now)?;
     let writer = writer.filter(|_| !options.dry_run);
     // Two threads: this one computes features and evaluates the rules while a second records the
@@ -354,6 +445,7 @@ pub fn assess(
         }
         let recording = recorder.is_some();
         let mut evaluator = rules.evaluator();
+        evaluator.set_budget(safety.budget);
         let mut snapshot = Snapshot::new();
         let mut tally = Tally::default();
         let mut batch = Vec::with_capacity(DECISION_BATCH);
@@ -372,7 +464,7 @@ pub fn assess(
             helper.as_mut(),
             attributes,
             &mut |features| {
-                if recorder_gone {
+                if recorder_gone || tally.failed_customers > allowed_failures {
                     return;
                 }
                 // No reset: `fill_snapshot` sets every feature (a test holds it to that), and the
@@ -381,7 +473,8 @@ pub fn assess(
                 snapshot.set_pin(pins.get(&features.customer_rowid).map(engine_pin));
                 let decision = evaluator.evaluate(&snapshot);
                 tally.count(features, &decision);
-                if !recording {
+                // A failing rule never moves a customer: nothing is recorded for them.
+                if !recording || !decision.errors.is_empty() {
                     return;
                 }
                 // The stored form is made here, so the recording thread (the busier one) only writes.
@@ -397,6 +490,21 @@ pub fn assess(
             },
         )?;
         let rule_errors: u64 = tally.failures.values().map(|f| f.customers).sum();
+        if tally.failed_customers > allowed_failures {
+            // No `Finish`: the recorder rolls its transaction back.
+            drop(sender);
+            if let Some(handle) = recorder {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            }
+            return Err(AssessError::TooManyFailures {
+                failed: tally.failed_customers,
+                customers: tally.customers,
+                max_share: safety.max_failure_share,
+                failures: tally.failures.into_values().collect(),
+            });
+        }
         if !batch.is_empty() {
             let _ = sender.send(ToRecorder::Decisions(batch));
         }
@@ -510,6 +618,10 @@ impl Tally {
     fn count(&mut self, features: &CustomerFeatures, decision: &tiercare_engine::Decision) {
         self.customers += 1;
         self.total_revenue += features.revenue_window;
+        if !decision.errors.is_empty() {
+            self.count_failed(features, decision);
+            return;
+        }
         let tier = decision.tier.as_deref().unwrap_or(NONE);
         let slot = counter(&mut self.per_tier, tier);
         slot.0 += 1;
@@ -526,6 +638,21 @@ impl Tally {
             let segment = segment.as_deref().unwrap_or(NONE);
             *counter(counter(&mut self.segments, set), segment) += 1;
         }
+        self.pinned += u64::from(decision.pinned);
+        self.pending += u64::from(decision.pending_count > 0);
+    }
+
+    /// A customer whose rules failed: counted in the tier it keeps, with each failure.
+    fn count_failed(&mut self, features: &CustomerFeatures, decision: &tiercare_engine::Decision) {
+        self.failed_customers += 1;
+        let kept = if features.previous_tier.is_empty() {
+            NONE
+        } else {
+            features.previous_tier.as_str()
+        };
+        let slot = counter(&mut self.per_tier, kept);
+        slot.0 += 1;
+        slot.1 += features.revenue_window;
         for error in &decision.errors {
             self.failures
                 .entry(error.rule.clone())
@@ -534,11 +661,10 @@ impl Tally {
                     rule: error.rule.clone(),
                     customers: 1,
                     example_customer: features.customer_id.clone(),
+                    location: error.location.clone(),
                     message: error.message.clone(),
                 });
         }
-        self.pinned += u64::from(decision.pinned);
-        self.pending += u64::from(decision.pending_count > 0);
     }
 }
 
@@ -615,6 +741,7 @@ fn report(
         moves,
         segments,
         rule_errors: tally.failures.into_values().collect(),
+        failed_customers: tally.failed_customers,
         elapsed_ms: started.elapsed().as_millis(),
     }
 }

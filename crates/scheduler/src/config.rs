@@ -27,6 +27,51 @@ pub struct Config {
     pub mail: MailConfig,
     /// How `tiercare run` keeps time (`[daemon]`).
     pub daemon: DaemonConfig,
+    /// How rules are kept from doing harm (`[rules]`).
+    pub rules: RulesConfig,
+}
+
+/// How rules are kept from doing harm (`[rules]`): the time budget of each customer's
+/// evaluation, the share of customers a rule may fail for before an assessment is refused, and
+/// the sample of real customers every new rule set must run on first.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Milliseconds one customer's evaluation (every rule) may take (`budget_ms`, default 50);
+    /// a script still running then is stopped and its rule fails for that customer. Also the
+    /// budget of one row of a mapping file's scripts.
+    pub budget_ms: u64,
+    /// The largest share of customers (0 to 1) whose rules may fail in an assessment
+    /// (`max_failure_share`, default 0.01): above it the assessment is not recorded.
+    pub max_failure_share: f64,
+    /// How many real customers (spread over the tiers) a rule set runs on before it is accepted
+    /// by `check` and by a daemon reload (`sample`, default 200).
+    pub sample: usize,
+    /// `check` warns about a rule slower than this many milliseconds for a sampled customer
+    /// (`slow_ms`, default 5).
+    pub slow_ms: u64,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            budget_ms: 50,
+            max_failure_share: 0.01,
+            sample: 200,
+            slow_ms: 5,
+        }
+    }
+}
+
+impl RulesConfig {
+    /// The evaluation budget, timed with [`std::time::Instant`].
+    #[must_use]
+    pub fn budget(&self) -> tiercare_engine::Budget {
+        tiercare_engine::Budget {
+            limit: std::time::Duration::from_millis(self.budget_ms),
+            now: std::time::Instant::now,
+        }
+    }
 }
 
 /// The daemon's settings (`[daemon]`); durations in seconds.
@@ -273,6 +318,8 @@ struct RawConfig {
     mail: Option<MailConfig>,
     #[serde(default)]
     daemon: RawDaemon,
+    #[serde(default)]
+    rules: RulesConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -455,6 +502,7 @@ impl Config {
                     .unwrap_or(DEFAULT_BUSY_TIMEOUT_MS),
             ),
             mail,
+            rules: validate_rules(raw.rules)?,
         })
     }
 
@@ -522,9 +570,35 @@ from = "Customer Care <care@example.com>"
 # the content is also read twice this far apart and must be the same (a slow save never loads
 # half-written).
 # settle_ms = 1000
+
+[rules]
+# Rules are kept from doing harm (see README, "Rule limits"):
+# budget_ms = 50                          # time one customer's evaluation may take; then it fails
+# max_failure_share = 0.01                # above this share of failing customers, an assessment
+#                                         # is not recorded
+# sample = 200                            # real customers a new rule set must run on first
+# slow_ms = 5                             # `check` warns about rules slower than this
 "#
         )
     }
+}
+
+/// Checks the `[rules]` values.
+fn validate_rules(rules: RulesConfig) -> Result<RulesConfig, ConfigError> {
+    let invalid = |message: &str| ConfigError {
+        line: None,
+        column: None,
+        message: message.to_owned(),
+    };
+    if rules.budget_ms == 0 {
+        return Err(invalid("[rules] budget_ms must be at least 1"));
+    }
+    if !(0.0..=1.0).contains(&rules.max_failure_share) {
+        return Err(invalid(
+            "[rules] max_failure_share must be between 0 and 1 (0.01 is 1% of customers)",
+        ));
+    }
+    Ok(rules)
 }
 
 #[cfg(test)]

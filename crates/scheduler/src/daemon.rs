@@ -35,7 +35,7 @@ use tiercare_engine::{
 };
 use tiercare_store::{DaemonState, RecoveryPolicy, SlotOutcome, Store, StoreError};
 
-use crate::assess::{AssessError, AssessOptions, RuleSource, assess};
+use crate::assess::{AssessError, AssessOptions, RuleSafety, RuleSource, assess_with};
 use crate::clock::Clock;
 use crate::config::AfterCrash;
 use crate::delivery_gate::DeliveryGate;
@@ -157,6 +157,9 @@ pub struct Daemon<C: Clock> {
     stop: Arc<AtomicBool>,
     transports: Vec<Box<dyn MailTransport>>,
     send: SendSettings,
+    /// Why the last reassessment was not recorded (rules failed for too many customers), shown
+    /// in `status` until one is.
+    assessment_problem: Option<String>,
 }
 
 fn read_rules(workspace: &Workspace) -> Result<RuleSet, AssessError> {
@@ -266,6 +269,7 @@ impl<C: Clock> Daemon<C> {
             stop: Arc::new(AtomicBool::new(false)),
             transports,
             send,
+            assessment_problem: None,
         };
         daemon.state.next_assessment_at = daemon.next_assessment();
         daemon.save_state();
@@ -313,6 +317,18 @@ impl<C: Clock> Daemon<C> {
             .map_err(|err| reload_errors(&err))
             .and_then(|rules| {
                 read_checked_templates(&self.workspace, &rules).map(|templates| (rules, templates))
+            })
+            .and_then(|(rules, templates)| {
+                // A new rule set must run on a sample of real customers without failing.
+                if rules.version() == self.rules.version() {
+                    return Ok((rules, templates));
+                }
+                let config = &self.workspace.config().rules;
+                match crate::proof::prove_on_sample(&self.reader, &rules, config, now) {
+                    Ok(proof) if proof.errors.is_empty() => Ok((rules, templates)),
+                    Ok(proof) => Err(one_line_each(&proof.errors)),
+                    Err(err) => Err(format!("cannot prove the rules on real customers: {err}")),
+                }
             });
         let outcome = match loaded {
             Err(errors) => {
@@ -401,10 +417,16 @@ impl<C: Clock> Daemon<C> {
             self.state.last_send_error_at = Some(now);
         }
         self.state.last_tick_at = Some(self.state.last_tick_at.map_or(now, |last| last.max(now)));
-        self.state.last_tick_error = if report.errors.is_empty() {
+        let problems: Vec<&str> = report
+            .errors
+            .iter()
+            .map(String::as_str)
+            .chain(self.assessment_problem.as_deref())
+            .collect();
+        self.state.last_tick_error = if problems.is_empty() {
             None
         } else {
-            Some(report.errors.join("\n"))
+            Some(problems.join("\n"))
         };
         self.state.next_assessment_at = self.next_assessment();
         self.save_state();
@@ -447,7 +469,8 @@ impl<C: Clock> Daemon<C> {
                     );
                 }
                 let source = schedule.source().to_owned();
-                let assessed = assess(
+                let safety = RuleSafety::from_config(&self.workspace.config().rules);
+                let assessed = match assess_with(
                     &self.reader,
                     Some(&mut self.writer),
                     &self.rules,
@@ -456,7 +479,32 @@ impl<C: Clock> Daemon<C> {
                         now,
                         dry_run: false,
                     },
-                )?;
+                    safety,
+                ) {
+                    Err(err @ AssessError::TooManyFailures { .. }) => {
+                        // Not recorded, and not retried every tick: the slot is handled, the
+                        // reason is logged once and shown by `status` until an assessment
+                        // succeeds.
+                        let problem = format!("reassessment not recorded: {err}");
+                        tracing::warn!(
+                            slot = %crate::assess::format_time(slot),
+                            problem = %problem,
+                            "reassessment not recorded"
+                        );
+                        self.assessment_problem = Some(problem);
+                        self.writer.advance_schedule(
+                            REASSESS,
+                            &source,
+                            slot,
+                            SlotOutcome::Fired,
+                            now,
+                        )?;
+                        report.assessed_slot = Some(slot);
+                        return Ok(());
+                    }
+                    other => other?,
+                };
+                self.assessment_problem = None;
                 self.writer
                     .advance_schedule(REASSESS, &source, slot, SlotOutcome::Fired, now)?;
                 tracing::info!(
@@ -1009,6 +1057,48 @@ mod tests {
         assert_eq!(daemon.rules().version(), version);
         let stored = daemon.reader.daemon_state().unwrap().unwrap();
         assert_eq!(stored.last_reload_error, None);
+    }
+
+    #[test]
+    fn a_reassessment_with_too_many_rule_failures_is_not_recorded_and_status_says_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = workspace(tmp.path());
+        // Fine for the customer without data the rules are loaded with, failing for both real
+        // customers (their orders make the recursion deeper than 16 calls).
+        std::fs::write(
+            ws.rules_dir().join("deep.rhai"),
+            "fn depth(n) { if n <= 0 { 0 } else { 1 + depth(n - 1) } }\n",
+        )
+        .unwrap();
+        let tiers = ws.rules_dir().join("tiers.yaml");
+        let condition = "revenue_window > 0 && revenue_share_before < 0.80";
+        let text = std::fs::read_to_string(&tiers).unwrap().replace(
+            condition,
+            &format!("depth(orders_total * 20) >= 0 && {condition}"),
+        );
+        std::fs::write(&tiers, text).unwrap();
+        let clock = TestClock::new(START);
+        let mut daemon = Daemon::start(ws.clone(), clock.clone()).unwrap();
+        clock.advance(3 * HOUR);
+        let report = daemon.pass();
+        assert_eq!(report.assessed_slot, Some(START + 2 * HOUR + 1_800));
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(
+            daemon.reader.tier_counts().unwrap(),
+            Vec::new(),
+            "nothing recorded"
+        );
+        let shown = |daemon: &Daemon<TestClock>| {
+            let problem = daemon.state().last_tick_error.clone().unwrap_or_default();
+            problem.contains("reassessment not recorded: the assessment was not recorded")
+                && problem.contains("tiers[0] (A) at rules/tiers.yaml:22:")
+        };
+        assert!(shown(&daemon), "{:?}", daemon.state().last_tick_error);
+        // The slot is handled: the next ticks do not assess again, and status still says why.
+        clock.advance(10 * 60);
+        let report = daemon.pass();
+        assert_eq!(report.assessed_slot, None);
+        assert!(shown(&daemon), "{:?}", daemon.state().last_tick_error);
     }
 
     #[test]

@@ -388,9 +388,11 @@ fn import_pass<'a>(
     } = opened;
     let header_names = source.header().to_vec();
     let header: Vec<&str> = header_names.iter().map(String::as_str).collect();
-    let bound = mapping
+    let mut bound = mapping
         .bind(&header, request.timezone)
         .map_err(|err| bind_error(path, err))?;
+    // A mapping's scripts get the default rule budget per row: a slow one rejects its rows.
+    bound.set_budget(Some(crate::config::RulesConfig::default().budget()));
     let mut run = Run {
         path,
         strict: request.strict,

@@ -5,7 +5,7 @@
 //! engine decisions → store), plans and records follow-ups ([`plan`]), assigns owners
 //! ([`owners`]), renders care emails from templates ([`templates`]), queues and delivers them
 //! ([`outbox`], [`mail`]) and writes synthetic demo data
-//! ([`demo`]). The daemon ([`daemon`]: [`clock`], [`firing`], [`lock`], [`watch`], [`status`])
+//! ([`demo`]). New rule sets are proven on a sample of real customers first ([`proof`]). The daemon ([`daemon`]: [`clock`], [`firing`], [`lock`], [`watch`], [`status`])
 //! runs it all on schedule and reloads rules while running.
 //!
 //! It must never contain SQL (that is the store's) nor evaluate rules itself (that is the
@@ -26,6 +26,7 @@ pub mod mail;
 pub mod outbox;
 pub mod owners;
 pub mod plan;
+pub mod proof;
 pub mod report;
 pub mod status;
 pub mod templates;

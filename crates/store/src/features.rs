@@ -297,6 +297,59 @@ impl Store {
             .at(&self.label)?;
         Ok(found)
     }
+
+    /// The features at `at` of up to `limit` customers spread over the stored tiers (taken in
+    /// turn from each tier, customers without one included, in a fixed pseudo-random order
+    /// within each), population-dependent features computed over everyone: the customers a new
+    /// rule set is proven on before it acts.
+    pub fn sample_features(
+        &self,
+        at: i64,
+        window: Window,
+        limit: usize,
+        attributes: bool,
+    ) -> Result<Vec<CustomerFeatures>, StoreError> {
+        let tx =
+            Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred).at(&self.label)?;
+        let rowids: Vec<i64> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT id FROM ( \
+                       SELECT c.id AS id, row_number() OVER ( \
+                         PARTITION BY t.tier ORDER BY (c.id * 2654435761) % 4294967311, c.id \
+                       ) AS turn \
+                       FROM customers c LEFT JOIN customer_tiers t ON t.customer_id = c.id) \
+                     ORDER BY turn, id LIMIT ?1",
+                )
+                .at(&self.label)?;
+            let rows = stmt
+                .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| row.get(0))
+                .at(&self.label)?;
+            rows.collect::<rusqlite::Result<_>>().at(&self.label)?
+        };
+        let mut sample = Vec::with_capacity(rowids.len());
+        if rowids.is_empty() {
+            return Ok(sample);
+        }
+        let population = Population::compute(&tx, None, at, window, None).at(&self.label)?;
+        for rowid in rowids {
+            population
+                .emit(&tx, Some(rowid), attributes, &mut |features| {
+                    sample.push(features.clone());
+                })
+                .at(&self.label)?;
+        }
+        Ok(sample)
+    }
+
+    /// How many customers are stored.
+    pub fn customer_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM customers", [], |row| row.get(0))
+            .at(&self.label)?;
+        Ok(count.unsigned_abs())
+    }
 }
 
 /// Maps customer rowids to dense slots `0..n` (slot order = rowid order).
