@@ -47,6 +47,7 @@ pub mod evaluate;
 pub mod explain;
 pub mod feature;
 pub mod followup;
+pub mod hysteresis;
 pub mod json_schema;
 pub mod mapping;
 pub mod plan;
@@ -79,6 +80,7 @@ pub use followup::{
     Action, Assignee, CadenceFrom, Caps, ContactPolicy, Event, FollowUpRule, ReEntry, References,
     SendWindow, TierPolicy, Trigger, check_references, parse_duration,
 };
+pub use hysteresis::DowngradeAfter;
 pub use json_schema::rules_json_schema;
 pub use mapping::{BindError, BoundMapping, Mapping, script_name};
 pub use plan::{
@@ -95,7 +97,7 @@ pub use rules::{
 };
 pub use ruletest::{TestFailure, TestReport, run_rule_tests};
 pub use sandbox::{Limits, ScriptError, new_engine, script_diagnostic};
-pub use snapshot::{FeatureTypeError, FeatureValue, Pin, Snapshot};
+pub use snapshot::{AssessmentTimes, FeatureTypeError, FeatureValue, Pin, Snapshot};
 pub use template::{
     CONTEXT_SCHEMA, CustomerContext, LoadedTemplates, OwnerContext, RecommendationContext,
     RenderError, RenderedTemplate, SenderContext, TemplateContext, TemplateFile, Templates,

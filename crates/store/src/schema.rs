@@ -467,6 +467,13 @@ CREATE INDEX outbox_by_sent_at ON outbox(sent_at) WHERE sent_at IS NOT NULL;
 DROP INDEX tier_history_by_time;
 DROP INDEX segment_history_by_time;
 "#,
+    // 9: when a held downgrade was first asked for (hysteresis counts time, not runs).
+    r#"
+-- the `at` of the first assessment that asked for the pending downgrade; NULL
+-- when none is pending (and for downgrades pending before this migration,
+-- whose hold starts again at the next assessment)
+ALTER TABLE customer_tiers ADD COLUMN pending_since INTEGER;
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -545,6 +552,7 @@ mod tests {
         0xff49_ae73_65f9_254e,
         0x71e1_f6ec_dded_aa54,
         0xc43f_5b07_4a72_5ace,
+        0x2a87_3833_325e_af53,
     ];
 
     #[test]
