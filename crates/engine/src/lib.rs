@@ -84,7 +84,7 @@ pub use hysteresis::DowngradeAfter;
 pub use json_schema::rules_json_schema;
 pub use mapping::{BindError, BoundMapping, Mapping, script_name};
 pub use plan::{
-    CapPeriod, CustomerEvent, EventKind, FollowUpState, Moved, Plan, PlannedAction, Planner,
+    CapPeriod, CustomerEvent, EventKind, FollowUpState, Given, Moved, Plan, PlannedAction, Planner,
     Skipped, SkippedAction, plan_customer,
 };
 pub use record::{
