@@ -860,6 +860,10 @@ fn content_digest(scores: &str, reasons: &str) -> u64 {
     crate::keys::fnv1a64(&bytes)
 }
 
+/// A tier row in [`Before`]: (customer rowid, tier, pending tier or NO_NAME, pending count,
+/// pinned, content digest, pending since).
+type BeforeTier = (i64, u32, u32, i64, bool, u64, Option<i64>);
+
 /// No name: a missing pending tier.
 const NO_NAME: u32 = u32::MAX;
 
@@ -871,9 +875,8 @@ const NO_NAME: u32 = u32::MAX;
 struct Before {
     names: Vec<String>,
     ids: std::collections::HashMap<String, u32>,
-    /// (customer rowid, tier, pending tier or NO_NAME, pending count, pinned, content digest,
-    /// pending since), sorted by rowid.
-    tiers: Vec<(i64, u32, u32, i64, bool, u64, Option<i64>)>,
+    /// Sorted by rowid.
+    tiers: Vec<BeforeTier>,
     /// (customer rowid, segment set, segment), sorted.
     segments: Vec<(i64, u32, u32)>,
 }
