@@ -130,6 +130,10 @@ pub enum Command {
     /// history. Prints customers and revenue per tier, the moves between tiers, and segment
     /// counts. Exits 1 when a rule failed for some customers (they are reported; the others are
     /// assessed all the same).
+    ///
+    /// A downgrade held by the rules' hysteresis is measured on the assessments' --at times
+    /// (`downgrade_after: 30d`, or a count of at most one assessment a day), so re-running
+    /// assess quickly never applies one.
     Assess(AssessArgs),
     /// Show why a customer has their tier: features, every rule's verdict with the values it
     /// saw, pins and tier history.
