@@ -157,3 +157,52 @@ fn quick_reassessments_hold_downgrades_and_flapping_sends_one_welcome() {
         .assert_code(0);
     assert_eq!(emails_of_rule(&ws, "welcome-upgrade"), 1);
 }
+
+/// Point 7 as reported: the demo generated again into the same folder with another seed (its
+/// data changed under the same ids), then follow-ups recorded again: no customer gets a second
+/// win-back (`once_per: 180d`) or upgrade welcome (`once_per: 90d`) inside the window.
+#[test]
+fn the_demo_regenerated_under_the_same_ids_sends_nothing_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = |seed: &str| {
+        common::run_in(
+            tmp.path(),
+            &[
+                "demo",
+                "shop",
+                "--customers",
+                "400",
+                "--seed",
+                seed,
+                "--end",
+                "2025-11-01",
+            ],
+        )
+        .assert_code(0);
+    };
+    demo("7");
+    let db = tmp.path().join("shop/tiercare.db");
+    let count = |sql: &str| -> i64 {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row(sql, [], |row| row.get(0))
+            .unwrap()
+    };
+    let first = count("SELECT count(*) FROM outbox WHERE rule_id = 'c-win-back'");
+    assert!(first > 0, "the demo sends win-backs");
+    demo("8");
+    let shop = tmp.path().join("shop");
+    common::run_in(&shop, &["assess", "--at", "2025-12-01"]).assert_code(0);
+    common::run_in(&shop, &followups_record_json("2025-12-01", "2025-12-15")).assert_code(0);
+    assert!(
+        count("SELECT count(*) FROM outbox WHERE rule_id = 'c-win-back'") > first,
+        "customers new to the win-back get it"
+    );
+    for rule in ["c-win-back", "welcome-upgrade"] {
+        let twice = count(&format!(
+            "SELECT count(*) FROM (SELECT customer_id FROM outbox WHERE rule_id = '{rule}' \
+             GROUP BY customer_id HAVING count(*) > 1)"
+        ));
+        assert_eq!(twice, 0, "customers who got {rule} twice");
+    }
+}
