@@ -143,6 +143,10 @@ pub enum Command {
     /// stored tier; the others are assessed all the same; a rule stopped by the `[rules]
     /// budget_ms` time budget counts as failed). When rules fail for more than `[rules]
     /// max_failure_share` of the customers (default 1%), nothing is recorded and it exits 2.
+    ///
+    /// A downgrade held by the rules' hysteresis is measured on the assessments' --at times
+    /// (`downgrade_after: 30d`, or a count of at most one assessment a day), so re-running
+    /// assess quickly never applies one.
     Assess(AssessArgs),
     /// Show why a customer has their tier: features, every rule's verdict with the values it
     /// saw, pins and tier history.

@@ -200,13 +200,22 @@ fn a_pin_beats_the_rules_until_removed() {
         tier, "A",
         "hysteresis holds the downgrade for one more assessment"
     );
+    // The same assessment again counts once (hysteresis counts time, not runs)...
     ws.run(&["assess", "--at", "2025-11-01"]).assert_code(0);
     let tier: String = ws.query_one(
         "SELECT t.tier FROM customer_tiers t JOIN customers c ON c.id = t.customer_id WHERE c.external_id = 'C007'",
     );
     assert_eq!(
+        tier, "A",
+        "a second run at the same time is not a second day"
+    );
+    ws.run(&["assess", "--at", "2025-11-02"]).assert_code(0);
+    let tier: String = ws.query_one(
+        "SELECT t.tier FROM customer_tiers t JOIN customers c ON c.id = t.customer_id WHERE c.external_id = 'C007'",
+    );
+    assert_eq!(
         tier, "C",
-        "downgrade_after: 2 lets it through on the second assessment"
+        "downgrade_after: 2 lets it through on the assessment a day later"
     );
 }
 

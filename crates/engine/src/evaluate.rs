@@ -26,6 +26,7 @@ use rhai::{Dynamic, EvalAltResult, ImmutableString, Scope};
 use serde::Serialize;
 
 use crate::feature::Feature;
+use crate::hysteresis::{self, DowngradeAfter};
 use crate::native;
 use crate::rules::{CompiledRule, Expression, Program, RuleSet, Var};
 use crate::sandbox::{self, Budget, Now};
@@ -78,6 +79,9 @@ pub struct Decision {
     pub pending_tier: Option<String>,
     /// The new hysteresis counter to store as `pending_downgrade` (0: nothing pending).
     pub pending_count: u32,
+    /// When the held downgrade was first asked for (an assessment's time), to store with it;
+    /// None when nothing is pending or the assessment's time is unknown.
+    pub pending_since: Option<i64>,
     /// Whether a pin decided the tier.
     pub pinned: bool,
     /// Each segment set, in order, with the segment the customer is in (or none).
@@ -143,6 +147,7 @@ pub(crate) struct Settlement<'a> {
     pub(crate) tier: Option<&'a str>,
     pub(crate) pending_tier: Option<&'a str>,
     pub(crate) pending_count: u32,
+    pub(crate) pending_since: Option<i64>,
     pub(crate) verdict: Verdict<'a>,
 }
 
@@ -154,13 +159,14 @@ pub(crate) enum Verdict<'a> {
     Rules,
     DowngradeApplied {
         from: &'a str,
-        after: u32,
+        after: DowngradeAfter,
     },
     Held {
         kept: &'a str,
         asked: Option<&'a str>,
         count: u32,
-        of: u32,
+        of: DowngradeAfter,
+        since: Option<i64>,
     },
 }
 
@@ -283,6 +289,7 @@ impl<'r> Evaluator<'r> {
         );
         assign(&mut decision.pending_tier, settlement.pending_tier);
         decision.pending_count = settlement.pending_count;
+        decision.pending_since = settlement.pending_since;
         sandbox::start_budget(None);
         decision.pinned = matches!(settlement.verdict, Verdict::Pinned(_));
         decision
@@ -560,19 +567,38 @@ impl<'r> Evaluator<'r> {
             Verdict::Rules => rules_reason(out),
             Verdict::DowngradeApplied { from, after } => {
                 rules_reason(out);
-                let _ = write!(out, "; down from {from} after {after} assessments");
+                match after {
+                    DowngradeAfter::Count(n) => {
+                        let _ = write!(out, "; down from {from} after {n} assessments");
+                    }
+                    DowngradeAfter::Duration(_) => {
+                        let _ = write!(out, "; down from {from} after {after} below it");
+                    }
+                }
             }
             Verdict::Held {
                 kept,
                 asked,
                 count,
                 of,
+                since,
             } => {
-                let _ = write!(
-                    out,
-                    "kept {kept}: downgrade to {} pending ({count} of {of})",
-                    asked.unwrap_or("no tier")
-                );
+                let asked = asked.unwrap_or("no tier");
+                match (of, since) {
+                    (DowngradeAfter::Duration(_), Some(since)) => {
+                        let _ = write!(
+                            out,
+                            "kept {kept}: downgrade to {asked} pending since {} ({of} needed)",
+                            date_text(*since)
+                        );
+                    }
+                    _ => {
+                        let _ = write!(
+                            out,
+                            "kept {kept}: downgrade to {asked} pending ({count} of {of})"
+                        );
+                    }
+                }
             }
         }
     }
@@ -634,6 +660,7 @@ pub(crate) fn settle<'a>(
             tier: Some(pin.tier.as_str()),
             pending_tier: None,
             pending_count: 0,
+            pending_since: None,
             verdict: Verdict::Pinned(pin),
         };
     }
@@ -641,6 +668,7 @@ pub(crate) fn settle<'a>(
         tier: rule_id,
         pending_tier: None,
         pending_count: 0,
+        pending_since: None,
         verdict,
     };
     let Some(previous_rank) = previous_rank(rules, snapshot) else {
@@ -648,8 +676,8 @@ pub(crate) fn settle<'a>(
     };
     let previous = rules.tiers[previous_rank].info.id.as_str();
     let new_rank = rule_tier.unwrap_or(rules.tiers.len());
-    let n = rules.downgrade_after;
-    if new_rank <= previous_rank || n <= 1 {
+    let after = rules.downgrade_after;
+    if new_rank <= previous_rank || after.is_immediate() {
         return apply(Verdict::Rules);
     }
     let pending_before = snapshot
@@ -657,24 +685,39 @@ pub(crate) fn settle<'a>(
         .as_int()
         .unwrap_or(0)
         .clamp(0, i64::from(u32::MAX - 1));
-    let count = u32::try_from(pending_before).unwrap_or(0) + 1;
-    if count >= n {
-        return apply(Verdict::DowngradeApplied {
+    let times = snapshot.times();
+    let pending = hysteresis::Pending {
+        count: u32::try_from(pending_before).unwrap_or(0),
+        since: times.pending_since,
+        at: times.at,
+    };
+    match hysteresis::step(after, pending) {
+        hysteresis::Step::Applies => apply(Verdict::DowngradeApplied {
             from: previous,
-            after: n,
-        });
-    }
-    Settlement {
-        tier: Some(previous),
-        pending_tier: rule_id,
-        pending_count: count,
-        verdict: Verdict::Held {
-            kept: previous,
-            asked: rule_id,
-            count,
-            of: n,
+            after,
+        }),
+        hysteresis::Step::Held { count, since } => Settlement {
+            tier: Some(previous),
+            pending_tier: rule_id,
+            pending_count: count,
+            pending_since: since,
+            verdict: Verdict::Held {
+                kept: previous,
+                asked: rule_id,
+                count,
+                of: after,
+                since,
+            },
         },
     }
+}
+
+/// `2026-11-20` (UTC) for a time in reasons.
+fn date_text(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0).map_or_else(
+        || seconds.to_string(),
+        |at| at.format("%Y-%m-%d").to_string(),
+    )
 }
 
 /// The rank of the customer's stored tier, if it is a tier of these rules.

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::evaluate::{Decision, Evaluator, Outcome, Verdict, display_value, pin_of, settle};
 use crate::feature::Feature;
+use crate::hysteresis::DowngradeAfter;
 use crate::rules::{CompiledRule, Expression};
 use crate::snapshot::{Pin, Snapshot, dynamic_to_json};
 
@@ -83,10 +84,15 @@ pub struct HysteresisTrace {
     pub previous_tier: Option<String>,
     /// What the rules asked for.
     pub rule_tier: Option<String>,
-    /// The rule set's `downgrade_after`.
-    pub downgrade_after: u32,
+    /// The rule set's `downgrade_after` (a count, or a duration such as `30d`).
+    pub downgrade_after: DowngradeAfter,
     /// `pending_downgrade` before this assessment.
     pub pending_before: i64,
+    /// When the pending downgrade was first asked for, before this assessment (unix seconds),
+    /// if one is pending and its start is known.
+    pub pending_since: Option<i64>,
+    /// The assessment's time (unix seconds), when known.
+    pub at: Option<i64>,
     /// What happened, in one line.
     pub verdict: String,
 }
@@ -173,21 +179,39 @@ impl Evaluator<'_> {
                     "the previous tier `{previous}` is not a tier of these rules: the rules decide"
                 )
             }
-            Verdict::Rules if rules.downgrade_after <= 1 => {
+            Verdict::Rules if rules.downgrade_after.is_immediate() => {
                 "no hysteresis: the rules decide".to_owned()
             }
             Verdict::Rules => "not a downgrade: applies at once".to_owned(),
+            Verdict::DowngradeApplied {
+                from,
+                after: DowngradeAfter::Count(n),
+            } => format!(
+                "downgrade from {from} asked for {n} assessments in a row, a day apart or more: applies"
+            ),
             Verdict::DowngradeApplied { from, after } => {
-                format!("downgrade from {from} asked for {after} assessments in a row: applies")
+                format!("downgrade from {from} asked for {after} or longer: applies")
             }
             Verdict::Held {
                 kept,
                 asked,
                 count,
-                of,
+                of: DowngradeAfter::Count(n),
+                ..
             } => format!(
-                "downgrade from {kept} to {} held ({count} of {of} assessments)",
+                "downgrade from {kept} to {} held ({count} of {n} assessments; at most one counts per day)",
                 asked.unwrap_or("no tier")
+            ),
+            Verdict::Held {
+                kept,
+                asked,
+                of,
+                since,
+                ..
+            } => format!(
+                "downgrade from {kept} to {} held (asked for since {}; applies after {of})",
+                asked.unwrap_or("no tier"),
+                since.map_or_else(|| "an unknown time".to_owned(), time_text)
             ),
         };
         Explanation {
@@ -199,6 +223,8 @@ impl Evaluator<'_> {
                 rule_tier: decision.rule_tier.clone(),
                 downgrade_after: rules.downgrade_after,
                 pending_before,
+                pending_since: snapshot.times().pending_since,
+                at: snapshot.times().at,
                 verdict,
             },
             decision,
@@ -267,12 +293,16 @@ impl Explanation {
         let _ = writeln!(out, "customer {}: tier {tier}", self.customer_id);
         let _ = writeln!(out, "  reason: {}", d.reason);
         if d.pending_count > 0 {
-            let _ = writeln!(
+            let _ = write!(
                 out,
-                "  pending downgrade: {} ({} so far)",
+                "  pending downgrade: {} ({} so far",
                 d.pending_tier.as_deref().unwrap_or("no tier"),
                 d.pending_count
             );
+            if let Some(since) = d.pending_since {
+                let _ = write!(out, ", since {}", time_text(since));
+            }
+            let _ = writeln!(out, ")");
         }
         for (set, segment) in &d.segments {
             let _ = writeln!(out, "  {set}: {}", segment.as_deref().unwrap_or("(none)"));
@@ -315,9 +345,14 @@ impl Explanation {
                 .map_or_else(|| "none".to_owned(), Pin::describe)
         );
         let h = &self.hysteresis;
+        let since = h
+            .pending_since
+            .filter(|_| h.pending_before > 0)
+            .map(|since| format!(" since {}", time_text(since)))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "hysteresis: previous tier {}, rules say {}, downgrade_after {}, pending before {}: {}",
+            "hysteresis: previous tier {}, rules say {}, downgrade_after {}, pending before {}{since}: {}",
             h.previous_tier.as_deref().unwrap_or("(none)"),
             h.rule_tier.as_deref().unwrap_or("(none)"),
             h.downgrade_after,
@@ -357,4 +392,12 @@ fn write_variables(out: &mut String, variables: &[VariableValue]) {
     for variable in variables {
         let _ = writeln!(out, "        {} = {}", variable.name, variable.display);
     }
+}
+
+/// `2026-11-20 08:00 UTC`, for explanations.
+fn time_text(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0).map_or_else(
+        || seconds.to_string(),
+        |at| at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
 }

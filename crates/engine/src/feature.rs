@@ -193,7 +193,7 @@ features! {
     DaysInTier => "days_in_tier", Int, false, "days",
         "Days since the stored tier was assigned (0 when none).";
     PendingDowngrade => "pending_downgrade", Int, false, "assessments",
-        "Consecutive earlier assessments that asked for a lower tier than the stored one (the hysteresis counter).";
+        "Earlier assessments in a row that asked for a lower tier than the stored one, at most one counted per day (the hysteresis counter; see `hysteresis.downgrade_after`).";
     Attr => "attr", Map, false, "",
         "Every custom attribute of the customer (JSON object as a Rhai map); `attr.potential ?? 0` gives a default.";
 }

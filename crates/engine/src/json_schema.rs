@@ -275,10 +275,11 @@ pub fn rules_json_schema() -> Value {
                         "required": ["downgrade_after"],
                         "properties": {
                             "downgrade_after": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": 1000,
-                                "description": "A downgrade applies once this many assessments in a row ask for it (1: at once)."
+                                "description": "How long a downgrade is held. A duration (`30d`, `2w`): the lower tier must have been asked for continuously that long, measured on the assessments' times. A number: this many assessments in a row must ask for it, counting at most one per day (1: at once).",
+                                "oneOf": [
+                                    { "type": "integer", "minimum": 1, "maximum": 1000 },
+                                    { "$ref": "#/$defs/duration" }
+                                ]
                             }
                         }
                     }

@@ -50,6 +50,7 @@ pub mod evaluate;
 pub mod explain;
 pub mod feature;
 pub mod followup;
+pub mod hysteresis;
 pub mod json_schema;
 pub mod mapping;
 pub mod mapping_functions;
@@ -84,10 +85,11 @@ pub use followup::{
     Action, Assignee, CadenceFrom, Caps, ContactPolicy, Event, FollowUpRule, ReEntry, References,
     SendWindow, TierPolicy, Trigger, check_references, parse_duration,
 };
+pub use hysteresis::DowngradeAfter;
 pub use json_schema::rules_json_schema;
 pub use mapping::{BindError, BoundMapping, Mapping, script_name};
 pub use plan::{
-    CapPeriod, CustomerEvent, EventKind, FollowUpState, Moved, Plan, PlannedAction, Planner,
+    CapPeriod, CustomerEvent, EventKind, FollowUpState, Given, Moved, Plan, PlannedAction, Planner,
     Skipped, SkippedAction, plan_customer,
 };
 pub use query::{CustomerExpression, QueryValue, Stored};
@@ -101,7 +103,7 @@ pub use rules::{
 };
 pub use ruletest::{TestFailure, TestReport, run_rule_tests};
 pub use sandbox::{Budget, Limits, Now, ScriptError, new_engine, script_diagnostic};
-pub use snapshot::{FeatureTypeError, FeatureValue, Pin, Snapshot};
+pub use snapshot::{AssessmentTimes, FeatureTypeError, FeatureValue, Pin, Snapshot};
 pub use template::{
     CONTEXT_SCHEMA, CustomerContext, LoadedTemplates, OwnerContext, RecommendationContext,
     RenderError, RenderedTemplate, SenderContext, TemplateContext, TemplateFile, Templates,

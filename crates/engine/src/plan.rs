@@ -31,8 +31,10 @@
 //!      date) at `time` (09:00 by default) on that local date each year, 29 February on 28
 //!      February in other years.
 //! 5. Occurrences of all rules are sorted by time, then by rule order, and then each goes
-//!    through the policy: **re-entry** (`once`: never fired before; `once_per: P`: no
-//!    occurrence within `P` before), then, for emails to the customer only: **consent**
+//!    through the policy: **re-entry** (`once`: never fired nor given before; `once_per: P`:
+//!    no other occurrence within `P`, and nothing given to the customer for the rule less than
+//!    `P` before the occurrence's earliest time, whatever the occurrence dates: see
+//!    [`FollowUpState::given`]), then, for emails to the customer only: **consent**
 //!    (`consent_email`), **address** (`has_email`), the **send window** (moved to the next
 //!    allowed minute: the same day's start if before it, else the next allowed day's start),
 //!    the **minimum gap** (moved to `other contact + gap`, then the window again), the
@@ -67,6 +69,10 @@ pub struct FollowUpState {
     pub segments: Vec<(String, String)>,
     /// Per rule id, the latest occurrence time already in the ledger (planned or done).
     pub last_fired: Vec<(String, i64)>,
+    /// Per rule id, the latest time the customer was actually sent or given the rule's action
+    /// (an e-mail queued, claimed or sent, a task created, an attribute set), whatever the
+    /// occurrence; re-entry counts from it.
+    pub given: Vec<Given>,
     /// Emails to the customer sent or already planned (their scheduled times), for caps, the
     /// minimum gap and `from: last_contact`.
     pub contacts: Vec<i64>,
@@ -84,6 +90,28 @@ impl FollowUpState {
             .map(|(_, at)| *at)
             .max()
     }
+
+    /// The latest time rule `id` was given to the customer, if it was.
+    #[must_use]
+    pub fn last_given(&self, id: &str) -> Option<Given> {
+        self.given
+            .iter()
+            .filter(|given| given.rule_id == id)
+            .max_by_key(|given| given.at)
+            .cloned()
+    }
+}
+
+/// When the customer was given a rule's action, in [`FollowUpState::given`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Given {
+    /// The rule.
+    pub rule_id: String,
+    /// The occurrence it was given for (unix seconds).
+    pub occurrence_at: i64,
+    /// When it was sent (an e-mail sent), or scheduled (queued, claimed; a task created, an
+    /// attribute set), unix seconds.
+    pub at: i64,
 }
 
 /// Something that happened to a customer, at a time.
@@ -176,6 +204,10 @@ pub enum Skipped {
     ReEntry {
         /// The earlier occurrence.
         last: i64,
+        /// When the customer was sent or given the earlier occurrence's action, when that is
+        /// what forbids this one (its occurrence time may be far from this one's).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        given: Option<i64>,
     },
     /// No email consent.
     Consent,
@@ -472,7 +504,8 @@ impl<'r> Planner<'r> {
         let consent = snapshot.get(Feature::ConsentEmail) == FeatureValue::Bool(true);
         let has_email = snapshot.get(Feature::HasEmail) == FeatureValue::Bool(true);
         let mut contacts: Vec<i64> = state.contacts.clone();
-        let mut fired: Vec<(usize, i64)> = Vec::new();
+        // (rule, occurrence, scheduled) of what this plan gives.
+        let mut fired: Vec<(usize, i64, i64)> = Vec::new();
         for candidate in candidates {
             let rule = &rules.followups[candidate.rule].rule;
             let tz = rule.timezone.unwrap_or(customer_tz);
@@ -483,25 +516,17 @@ impl<'r> Planner<'r> {
                 occurrence_key: key.clone(),
                 skipped,
             };
-            let last = fired
-                .iter()
-                .filter(|(index, _)| *index == candidate.rule)
-                .map(|(_, at)| *at)
-                .chain(state.last_fired(&rule.id))
-                .filter(|at| *at != candidate.occurrence)
-                .max();
-            match (rule.re_entry, last) {
-                (ReEntry::Once, Some(last)) => {
-                    plan.skipped.push(skip(Skipped::ReEntry { last }));
-                    continue;
-                }
-                (ReEntry::OncePer(period), Some(last))
-                    if (candidate.occurrence - last).abs() < period =>
-                {
-                    plan.skipped.push(skip(Skipped::ReEntry { last }));
-                    continue;
-                }
-                _ => {}
+            if let Some(skipped) = re_entry(
+                rule.re_entry,
+                &rule.id,
+                candidate.rule,
+                candidate.occurrence,
+                from,
+                state,
+                &fired,
+            ) {
+                plan.skipped.push(skip(skipped));
+                continue;
             }
             let mut scheduled = candidate.occurrence.max(from);
             let mut moved = Vec::new();
@@ -554,7 +579,7 @@ impl<'r> Planner<'r> {
                 }
                 contacts.push(scheduled);
             }
-            fired.push((candidate.rule, candidate.occurrence));
+            fired.push((candidate.rule, candidate.occurrence, scheduled));
             plan.actions.push(PlannedAction {
                 rule_id: rule.id.clone(),
                 customer_id: customer_id.clone(),
@@ -749,6 +774,62 @@ fn yearly(
             push(at);
         }
     }
+}
+
+/// Whether the rule's re-entry rule forbids an occurrence, and why.
+///
+/// Two checks, both against other occurrences than this one (planning an occurrence again
+/// finds itself in the ledger): between occurrence times (`once`: any earlier one that fired;
+/// `once_per: P`: one less than `P` away), and from what the customer was actually given (the
+/// latest e-mail sent or queued, task created, ... for the rule, in the ledger or earlier in
+/// this plan): `once` forbids any, `once_per: P` one given less than `P` before this
+/// occurrence's earliest time (`max(occurrence, from)`), or later. So new data that moves an
+/// occurrence's date (a win-back counted from an order date that changed) cannot send again
+/// inside the window.
+fn re_entry(
+    re_entry: ReEntry,
+    rule_id: &str,
+    index: usize,
+    occurrence: i64,
+    from: i64,
+    state: &FollowUpState,
+    fired: &[(usize, i64, i64)],
+) -> Option<Skipped> {
+    let window = match re_entry {
+        ReEntry::EveryTime => return None,
+        ReEntry::Once => None,
+        ReEntry::OncePer(period) => Some(period),
+    };
+    let last = fired
+        .iter()
+        .filter(|(rule, _, _)| *rule == index)
+        .map(|(_, at, _)| *at)
+        .chain(state.last_fired(rule_id))
+        .filter(|at| *at != occurrence)
+        .max();
+    if let Some(last) = last
+        && window.is_none_or(|period| (occurrence - last).abs() < period)
+    {
+        return Some(Skipped::ReEntry { last, given: None });
+    }
+    let given = fired
+        .iter()
+        .filter(|(rule, _, _)| *rule == index)
+        .map(|(_, occurrence_at, at)| (*at, *occurrence_at))
+        .chain(
+            state
+                .last_given(rule_id)
+                .map(|given| (given.at, given.occurrence_at)),
+        )
+        .filter(|(_, occurrence_at)| *occurrence_at != occurrence)
+        .max()?;
+    let earliest = occurrence.max(from);
+    window
+        .is_none_or(|period| earliest - given.0 < period)
+        .then_some(Skipped::ReEntry {
+            last: given.1,
+            given: Some(given.0),
+        })
 }
 
 /// The first time at or after `at` inside the window.

@@ -101,6 +101,7 @@ use crate::diagnostic::{Diagnostic, Severity, closest};
 use crate::evaluate::{Evaluator, ScriptRun};
 use crate::feature::{Feature, FeatureType, feature_names};
 use crate::followup::{CompiledFollowUp, ContactPolicy, FollowUpRule};
+use crate::hysteresis::DowngradeAfter;
 use crate::native;
 use crate::rule_file::{RawRule, RawRuleFile, RawTiering, Scalar};
 use crate::sandbox::{self, Limits, ScriptError};
@@ -345,7 +346,7 @@ pub struct RuleSet {
     version: String,
     window: Window,
     reassess: Option<Schedule>,
-    pub(crate) downgrade_after: u32,
+    pub(crate) downgrade_after: DowngradeAfter,
     pub(crate) scores: Vec<CompiledScore>,
     pub(crate) tiers: Vec<CompiledRule>,
     pub(crate) segment_sets: Vec<CompiledSegmentSet>,
@@ -376,9 +377,10 @@ impl RuleSet {
         self.reassess.as_ref()
     }
 
-    /// How many assessments in a row must ask for a downgrade before it applies (1: at once).
+    /// How long a downgrade is held: assessments in a row (counted at most once a day; 1: at
+    /// once) or a duration (see [`crate::hysteresis`]).
     #[must_use]
-    pub fn downgrade_after(&self) -> u32 {
+    pub fn downgrade_after(&self) -> DowngradeAfter {
         self.downgrade_after
     }
 
@@ -795,7 +797,7 @@ impl<'a> Loader<'a> {
                 let tiers = self.tier_list(file, raw);
                 (window, reassess, downgrade_after, tiers)
             }
-            None => (Window::All, None, 1, Vec::new()),
+            None => (Window::All, None, DowngradeAfter::Count(1), Vec::new()),
         };
 
         // Scores, in file order, unique and not shadowing features.
@@ -1133,12 +1135,32 @@ impl<'a> Loader<'a> {
             .with_hint("5 fields `minute hour day-of-month month day-of-week` (\"30 2 * * *\" is 02:30 every day), or 6-7 with seconds first")
     }
 
-    fn downgrade_after(&mut self, file: usize, raw: &RawTiering) -> u32 {
+    fn downgrade_after(&mut self, file: usize, raw: &RawTiering) -> DowngradeAfter {
         let Some(hysteresis) = &raw.hysteresis else {
-            return 1;
+            return DowngradeAfter::Count(1);
         };
-        match hysteresis.downgrade_after.0.trim().parse::<u32>() {
-            Ok(n @ 1..=1000) => n,
+        let text = hysteresis.downgrade_after.0.trim();
+        let is_count = text.chars().all(|c| c.is_ascii_digit());
+        match text.parse::<u32>() {
+            Ok(n @ 1..=1000) => DowngradeAfter::Count(n),
+            Err(_) if !is_count && text.starts_with(|c: char| c.is_ascii_digit()) => {
+                match crate::followup::parse_duration(text) {
+                    Ok(seconds) => DowngradeAfter::Duration(seconds),
+                    Err(message) => {
+                        let diagnostic = self
+                            .at(
+                                Severity::Error,
+                                file,
+                                &key(&["tiering", "hysteresis", "downgrade_after"]),
+                                false,
+                                format!("invalid `downgrade_after`: {message}"),
+                            )
+                            .with_hint("a duration the lower tier must be asked for, such as `30d` or `2w`, or a number of daily assessments from 1 to 1000");
+                        self.push(diagnostic);
+                        DowngradeAfter::Count(1)
+                    }
+                }
+            }
             _ => {
                 let diagnostic = self
                     .at(
@@ -1147,13 +1169,13 @@ impl<'a> Loader<'a> {
                         &key(&["tiering", "hysteresis", "downgrade_after"]),
                         false,
                         format!(
-                            "`downgrade_after` must be a whole number from 1 to 1000, not `{}`",
+                            "`downgrade_after` must be a duration such as `30d` or a whole number from 1 to 1000, not `{}`",
                             hysteresis.downgrade_after.0
                         ),
                     )
-                    .with_hint("1 applies downgrades at once; 2 waits for the second assessment in a row that asks for one");
+                    .with_hint("`30d` applies a downgrade once the lower tier was asked for 30 days in a row; 2 waits for a second assessment, at least a day later, that asks for it; 1 applies downgrades at once");
                 self.push(diagnostic);
-                1
+                DowngradeAfter::Count(1)
             }
         }
     }

@@ -87,6 +87,17 @@ pub struct FeatureTypeError {
 pub struct Snapshot {
     values: Vec<Dynamic>,
     pin: Option<Pin>,
+    times: AssessmentTimes,
+}
+
+/// The times hysteresis measures on (see [`crate::hysteresis`]): not features, like the pin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AssessmentTimes {
+    /// The assessment's time (`at`), unix seconds; None when unknown (rule tests).
+    pub at: Option<i64>,
+    /// When the stored pending downgrade was first asked for, if one is pending and its start
+    /// is known.
+    pub pending_since: Option<i64>,
 }
 
 impl Default for Snapshot {
@@ -126,6 +137,7 @@ impl Snapshot {
         Snapshot {
             values: neutral_values().to_vec(),
             pin: None,
+            times: AssessmentTimes::default(),
         }
     }
 
@@ -133,6 +145,7 @@ impl Snapshot {
     pub fn reset(&mut self) {
         self.values.clone_from_slice(neutral_values());
         self.pin = None;
+        self.times = AssessmentTimes::default();
     }
 
     fn check(feature: Feature, ok: bool, setter: &str) {
@@ -321,6 +334,17 @@ impl Snapshot {
     #[must_use]
     pub fn pin(&self) -> Option<&Pin> {
         self.pin.as_ref()
+    }
+
+    /// Sets the assessment's time and the pending downgrade's start, for hysteresis.
+    pub fn set_times(&mut self, times: AssessmentTimes) {
+        self.times = times;
+    }
+
+    /// The assessment's time and the pending downgrade's start, as set.
+    #[must_use]
+    pub fn times(&self) -> AssessmentTimes {
+        self.times
     }
 
     /// The Rhai value of a feature.

@@ -3,8 +3,8 @@
 
 use serde_json::json;
 use tiercare_engine::{
-    Decision, Feature, LoadedRules, Pin, RuleFile, RuleSet, Snapshot, Window, load_rules,
-    render_all,
+    AssessmentTimes, Decision, Feature, LoadedRules, Pin, RuleFile, RuleSet, Snapshot, Window,
+    load_rules, render_all,
 };
 
 const ABC: &str = r#"
@@ -58,7 +58,10 @@ fn rule_set_settings_are_exposed() {
         rules.reassess().map(ToString::to_string).as_deref(),
         Some("30 2 * * *")
     );
-    assert_eq!(rules.downgrade_after(), 3);
+    assert_eq!(
+        rules.downgrade_after(),
+        tiercare_engine::DowngradeAfter::Count(3)
+    );
     let tiers: Vec<&str> = rules.tiers().map(|tier| tier.id.as_str()).collect();
     assert_eq!(tiers, ["A", "B", "C"]);
     assert_eq!(
@@ -156,6 +159,102 @@ fn hysteresis_holds_downgrades_until_asked_often_enough() {
     let decision = evaluator.evaluate(&snapshot);
     assert_eq!(decision.tier.as_deref(), Some("A"));
     assert_eq!((decision.pending_tier, decision.pending_count), (None, 0));
+}
+
+/// Runs the assessments at `times` (unix seconds) for a customer the rules keep asking to move
+/// from A to C, carrying the stored state from one to the next as the store does; returns the
+/// stored tier after each.
+fn downgrade_runs(rules: &RuleSet, times: &[i64]) -> Vec<String> {
+    let mut evaluator = rules.evaluator();
+    let mut snapshot = customer(0.99);
+    snapshot.set_text(Feature::PreviousTier, "A");
+    let (mut pending, mut since) = (0, None);
+    times
+        .iter()
+        .map(|&at| {
+            snapshot.set_int(Feature::PendingDowngrade, pending);
+            snapshot.set_times(AssessmentTimes {
+                at: Some(at),
+                pending_since: since,
+            });
+            let decision = evaluator.evaluate(&snapshot);
+            pending = i64::from(decision.pending_count);
+            since = decision.pending_since;
+            let tier = decision.tier.unwrap();
+            snapshot.set_text(Feature::PreviousTier, &tier);
+            tier
+        })
+        .collect()
+}
+
+const T0: i64 = 1_764_547_200; // 2025-12-01 00:00 UTC
+const DAY: i64 = 86_400;
+
+#[test]
+fn hysteresis_counts_at_most_one_assessment_a_day() {
+    let rules = load(&ABC.replace("downgrade_after: 3", "downgrade_after: 2")).rules;
+    // Two runs a minute apart (issue #13, point 8): the downgrade stays held.
+    assert_eq!(downgrade_runs(&rules, &[T0, T0 + 60]), ["A", "A"]);
+    // Ten runs in an hour: still held; the run a day after the first applies it.
+    let mut times: Vec<i64> = (0..10).map(|n| T0 + n * 360).collect();
+    times.push(T0 + DAY);
+    let tiers = downgrade_runs(&rules, &times);
+    assert!(tiers[..10].iter().all(|tier| tier == "A"), "{tiers:?}");
+    assert_eq!(tiers[10], "C");
+}
+
+#[test]
+fn hysteresis_by_duration_needs_the_lower_tier_that_long() {
+    let rules = load(&ABC.replace("downgrade_after: 3", "downgrade_after: 30d")).rules;
+    assert_eq!(
+        rules.downgrade_after(),
+        tiercare_engine::DowngradeAfter::Duration(30 * DAY)
+    );
+    let days = [0, 0, 1, 2, 7, 14, 29, 30];
+    let tiers = downgrade_runs(&rules, &days.map(|day| T0 + day * DAY));
+    assert_eq!(tiers, ["A", "A", "A", "A", "A", "A", "A", "C"]);
+
+    // The reason says since when, and an explanation shows the start.
+    let mut snapshot = customer(0.99);
+    snapshot.set_text(Feature::PreviousTier, "A");
+    snapshot.set_int(Feature::PendingDowngrade, 3);
+    snapshot.set_times(AssessmentTimes {
+        at: Some(T0 + 10 * DAY),
+        pending_since: Some(T0),
+    });
+    let decision = evaluate(&rules, &snapshot);
+    assert_eq!(
+        decision.reason,
+        "kept A: downgrade to C pending since 2025-12-01 (30d needed)"
+    );
+    assert_eq!(
+        (decision.pending_count, decision.pending_since),
+        (4, Some(T0))
+    );
+    let explanation = rules.evaluator().explain(&snapshot);
+    let text = explanation.render();
+    assert!(
+        text.contains(
+            "hysteresis: previous tier A, rules say C, downgrade_after 30d, pending before 3 since 2025-12-01 00:00 UTC: downgrade from A to C held (asked for since 2025-12-01 00:00 UTC; applies after 30d)"
+        ),
+        "{text}"
+    );
+    let json = serde_json::to_value(&explanation).unwrap();
+    assert_eq!(json["hysteresis"]["downgrade_after"], "30d");
+    assert_eq!(json["hysteresis"]["pending_since"], T0);
+
+    // A month with one quiet assessment in the middle: the hold starts again after it.
+    let mut evaluator = rules.evaluator();
+    let mut snapshot = customer(0.5);
+    snapshot.set_text(Feature::PreviousTier, "A");
+    snapshot.set_int(Feature::PendingDowngrade, 2);
+    snapshot.set_times(AssessmentTimes {
+        at: Some(T0 + 20 * DAY),
+        pending_since: Some(T0),
+    });
+    let decision = evaluator.evaluate(&snapshot);
+    assert_eq!(decision.tier.as_deref(), Some("A"));
+    assert_eq!((decision.pending_count, decision.pending_since), (0, None));
 }
 
 #[test]
@@ -324,7 +423,7 @@ fn explanations_serialize_every_step() {
     assert_eq!(value["hysteresis"]["previous_tier"], "A");
     assert_eq!(
         value["hysteresis"]["verdict"],
-        "downgrade from A to B held (1 of 3 assessments)"
+        "downgrade from A to B held (1 of 3 assessments; at most one counts per day)"
     );
     assert_eq!(value["decision"]["pending_tier"], "B");
     assert_eq!(value["decision"]["pending_count"], 1);

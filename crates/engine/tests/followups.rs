@@ -398,3 +398,172 @@ fn the_default_programme_never_pesters_a_c_customer() {
     );
     assert!(plan.actions.iter().any(|a| a.rule_id == "c-win-back"));
 }
+
+/// Issue #13, point 7: a win-back sent 10 days ago, and new data (the same customer id, other
+/// orders) that moves the occurrence date far from the first one.
+#[test]
+fn once_per_counts_from_what_the_customer_was_given_not_occurrence_dates() {
+    use tiercare_engine::{Given, Skipped};
+    let rules = rules(
+        "followups:\n  - id: win-back\n    on: { event: no_order, after: 120d }\n    re_entry: { once_per: 180d }\n    tag: win-back\n",
+    );
+    let from = time("2026-12-07T00:00:00Z");
+    let first = time("2026-08-01T00:00:00Z"); // the first occurrence (old data)
+    let sent = from - 10 * 86_400;
+    // The new data's last order makes the occurrence 2025-09-01 + 120 days = 2025-12-30, seven
+    // months before the first: occurrence dates are more than 180 days apart.
+    let customer = snapshot(r#"{"customer_id": "c1", "last_order_at": "2025-09-01T00:00:00Z"}"#);
+    let state = FollowUpState {
+        last_fired: vec![("win-back".to_owned(), first)],
+        given: vec![Given {
+            rule_id: "win-back".to_owned(),
+            occurrence_at: first,
+            at: sent,
+        }],
+        ..FollowUpState::default()
+    };
+    let plan = plan_customer(
+        &rules,
+        &customer,
+        &state,
+        from,
+        from + 30 * 86_400,
+        chrono_tz::UTC,
+    );
+    assert!(plan.actions.is_empty(), "{plan:#?}");
+    assert_eq!(plan.skipped.len(), 1, "{plan:#?}");
+    assert_eq!(
+        plan.skipped[0].skipped,
+        Skipped::ReEntry {
+            last: first,
+            given: Some(sent)
+        }
+    );
+    assert_eq!(plan.skipped[0].skipped.name(), "re_entry");
+
+    // Given 200 days ago: the window is over, the new occurrence is planned.
+    let state = FollowUpState {
+        given: vec![Given {
+            rule_id: "win-back".to_owned(),
+            occurrence_at: first,
+            at: from - 200 * 86_400,
+        }],
+        ..state
+    };
+    let plan = plan_customer(
+        &rules,
+        &customer,
+        &state,
+        from,
+        from + 30 * 86_400,
+        chrono_tz::UTC,
+    );
+    assert_eq!(plan.actions.len(), 1, "{plan:#?}");
+    assert_eq!(plan.actions[0].scheduled_at, from);
+}
+
+#[test]
+fn once_means_once_for_the_customer_and_replanning_finds_its_own_occurrence() {
+    use tiercare_engine::Given;
+    let rules = rules(
+        "followups:\n  - id: hello\n    on: { event: no_order, after: 30d }\n    re_entry: once\n    tag: hello\n",
+    );
+    let from = time("2026-12-07T00:00:00Z");
+    let customer = snapshot(r#"{"customer_id": "c1", "last_order_at": "2026-10-01T00:00:00Z"}"#);
+    let occurrence = time("2026-10-31T00:00:00Z");
+    // Given for another occurrence (the ledger lost track of it as fired: only the outbox has
+    // it): nothing more, ever.
+    let other = FollowUpState {
+        given: vec![Given {
+            rule_id: "hello".to_owned(),
+            occurrence_at: occurrence - 400 * 86_400,
+            at: from - 300 * 86_400,
+        }],
+        ..FollowUpState::default()
+    };
+    let plan = plan_customer(
+        &rules,
+        &customer,
+        &other,
+        from,
+        from + 86_400,
+        chrono_tz::UTC,
+    );
+    assert!(plan.actions.is_empty(), "{plan:#?}");
+    // Given for this very occurrence: planning again plans the same key (the ledger dedupes).
+    let same = FollowUpState {
+        last_fired: vec![("hello".to_owned(), occurrence)],
+        given: vec![Given {
+            rule_id: "hello".to_owned(),
+            occurrence_at: occurrence,
+            at: from - 86_400,
+        }],
+        ..FollowUpState::default()
+    };
+    let plan = plan_customer(
+        &rules,
+        &customer,
+        &same,
+        from,
+        from + 86_400,
+        chrono_tz::UTC,
+    );
+    assert_eq!(plan.actions.len(), 1, "{plan:#?}");
+    assert_eq!(plan.actions[0].occurrence_at, occurrence);
+}
+
+/// Issue #13, point 8: A→B→A→B→A within weeks; the upgrade welcome (`once_per: 90d`) goes once.
+#[test]
+fn a_flapping_customer_gets_the_upgrade_welcome_once_in_its_window() {
+    use tiercare_engine::{CustomerEvent, EventKind, Given};
+    let rules = rules(
+        "followups:\n  - id: welcome-upgrade\n    on: tier_up\n    re_entry: { once_per: 90d }\n    tag: welcome\n",
+    );
+    let day = 86_400;
+    let start = time("2026-10-01T00:00:00Z");
+    let change = |at: i64, from: &str, to: &str| CustomerEvent {
+        at,
+        kind: EventKind::TierChanged {
+            from: Some(from.into()),
+            to: Some(to.into()),
+        },
+    };
+    // First welcome, recorded and sent.
+    let first = plan_customer(
+        &rules,
+        &snapshot(r#"{"customer_id": "c1"}"#),
+        &FollowUpState {
+            tier: Some("A".into()),
+            events: vec![change(start, "B", "A")],
+            ..FollowUpState::default()
+        },
+        start,
+        start + day,
+        chrono_tz::UTC,
+    );
+    assert_eq!(first.actions.len(), 1, "{first:#?}");
+    // Two and five weeks later the customer is upgraded again (after downgrades in between).
+    for weeks in [2, 5] {
+        let at = start + weeks * 7 * day;
+        let plan = plan_customer(
+            &rules,
+            &snapshot(r#"{"customer_id": "c1"}"#),
+            &FollowUpState {
+                tier: Some("A".into()),
+                last_fired: vec![("welcome-upgrade".into(), start)],
+                given: vec![Given {
+                    rule_id: "welcome-upgrade".into(),
+                    occurrence_at: start,
+                    at: start,
+                }],
+                events: vec![change(at - 7 * day, "A", "B"), change(at, "B", "A")],
+                ..FollowUpState::default()
+            },
+            at,
+            at + day,
+            chrono_tz::UTC,
+        );
+        assert!(plan.actions.is_empty(), "week {weeks}: {plan:#?}");
+        assert_eq!(plan.skipped.len(), 1, "week {weeks}: {plan:#?}");
+    }
+}

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 use tiercare_engine::{
-    Decision, Diagnostic, Explanation, Feature, LoadedRules, Pin as EnginePin, RuleFile, RuleSet,
-    Snapshot, Window as RuleWindow, load_rules,
+    AssessmentTimes, Decision, Diagnostic, Explanation, Feature, LoadedRules, Pin as EnginePin,
+    RuleFile, RuleSet, Snapshot, Window as RuleWindow, load_rules,
 };
 use tiercare_store::{CustomerFeatures, EncodedDecision, JsonText, Pin, Store, StoreError, Window};
 
@@ -279,6 +279,14 @@ pub fn format_time(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
+/// Gives a filled snapshot the assessment's time, which hysteresis measures on.
+pub fn assessed_at(snapshot: &mut Snapshot, at: i64) {
+    snapshot.set_times(AssessmentTimes {
+        at: Some(at),
+        ..snapshot.times()
+    });
+}
+
 /// Copies a customer's features from the store into an engine snapshot.
 pub fn fill_snapshot(snapshot: &mut Snapshot, features: &CustomerFeatures) {
     let CustomerFeatures {
@@ -326,6 +334,7 @@ pub fn fill_snapshot(snapshot: &mut Snapshot, features: &CustomerFeatures) {
         previous_tier,
         days_in_tier,
         pending_downgrade,
+        pending_since,
         attributes,
         created_at: _,
     } = features;
@@ -373,6 +382,11 @@ pub fn fill_snapshot(snapshot: &mut Snapshot, features: &CustomerFeatures) {
     s.set_text(Feature::PreviousTier, previous_tier);
     s.set_int(Feature::DaysInTier, *days_in_tier);
     s.set_int(Feature::PendingDowngrade, *pending_downgrade);
+    // The assessment's time is set by the caller that knows it (`assessed_at`).
+    s.set_times(AssessmentTimes {
+        at: None,
+        pending_since: *pending_since,
+    });
     s.set_attributes(attributes);
 }
 
@@ -470,6 +484,7 @@ pub fn assess_with(
                 // No reset: `fill_snapshot` sets every feature (a test holds it to that), and the
                 // pin is set (or cleared) just below.
                 fill_snapshot(&mut snapshot, features);
+                assessed_at(&mut snapshot, options.at);
                 snapshot.set_pin(pins.get(&features.customer_rowid).map(engine_pin));
                 let decision = evaluator.evaluate(&snapshot);
                 tally.count(features, &decision);
@@ -555,6 +570,7 @@ fn tier_decision(customer_rowid: i64, decision: Decision) -> Option<EncodedDecis
         scores_json,
         pending_tier: decision.pending_tier,
         pending_count: decision.pending_count,
+        pending_since: decision.pending_since,
         pinned: decision.pinned,
         segments: decision.segments,
     })
@@ -774,6 +790,7 @@ pub fn explain(
         .ok_or_else(|| AssessError::UnknownCustomer(customer_id.to_owned()))?;
     let mut snapshot = Snapshot::new();
     fill_snapshot(&mut snapshot, &features);
+    assessed_at(&mut snapshot, at);
     let pins = store.active_pins(now)?;
     snapshot.set_pin(pins.get(&features.customer_rowid).map(engine_pin));
     let explanation = rules.evaluator().explain(&snapshot);
@@ -840,6 +857,7 @@ mod tests {
             previous_tier: "A".into(),
             days_in_tier: 30,
             pending_downgrade: 2,
+            pending_since: Some(1_690_000_000),
             attributes,
             created_at: 1_500_000_000,
         }
@@ -878,6 +896,7 @@ mod tests {
                 reason: "A: \"quoted\" \u{e9}\u{1f600}\n".into(),
                 pending_tier: pending.map(str::to_owned),
                 pending_count: 2,
+                pending_since: pending.map(|_| 1_690_000_000),
                 pinned: pending.is_some(),
                 segments: vec![("rfm".into(), Some("champions".into()))],
                 scores: scores.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect(),

@@ -20,7 +20,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use tiercare_engine::plan::{
     CustomerEvent as EngineEvent, EventKind as EngineEventKind, FollowUpState as EngineState,
-    PlannedAction, Skipped,
+    Given, PlannedAction, Skipped,
 };
 use tiercare_engine::{Action, Assignee as EngineAssignee, RuleSet, Snapshot};
 use tiercare_store::{
@@ -219,6 +219,9 @@ fn email_lookback(rules: &RuleSet) -> i64 {
 ///   `segments` as streamed (read only when a rule filters on segments).
 /// - `last_fired`: per rule, the latest occurrence that fired (planned or done); skipped and
 ///   cancelled ones do not count.
+/// - `given`: per rule, the latest time the customer was given its action (e-mail sent or
+///   queued, task created, ...; see [`tiercare_store::LastOccurrence::last_given`]), which
+///   re-entry counts from.
 /// - `contacts`: the times of the e-mails planned or sent to the customer since the e-mail
 ///   lookback (so caps per local day, week and month and the minimum gap are exact), later
 ///   ones included, and the latest one before it if any (for `from: last_contact` cadences).
@@ -233,6 +236,15 @@ pub fn fill_state(state: &mut EngineState, features: &CustomerFeatures, store: &
             .iter()
             .filter_map(|last| Some((last.rule_id.clone(), last.last_fired_at?))),
     );
+    state.given.clear();
+    state.given.extend(store.last.iter().filter_map(|last| {
+        let (at, occurrence_at) = last.last_given?;
+        Some(Given {
+            rule_id: last.rule_id.clone(),
+            occurrence_at,
+            at,
+        })
+    }));
     state.contacts.clear();
     state.contacts.extend(store.earlier_email);
     state.contacts.extend(store.emails.iter().copied());
@@ -772,11 +784,13 @@ mod tests {
                     rule_id: "fired".to_owned(),
                     last_occurrence_at: FROM - DAY,
                     last_fired_at: Some(FROM - 2 * DAY),
+                    last_given: Some((FROM - DAY / 2, FROM - 2 * DAY)),
                 },
                 tiercare_store::LastOccurrence {
                     rule_id: "only-skipped".to_owned(),
                     last_occurrence_at: FROM - DAY,
                     last_fired_at: None,
+                    last_given: None,
                 },
             ],
             emails: vec![FROM - 3 * DAY, FROM - 1, FROM + 3 * DAY],
@@ -800,6 +814,14 @@ mod tests {
         assert_eq!(state.tier.as_deref(), Some("B"));
         assert_eq!(state.last_fired, vec![("fired".to_owned(), FROM - 2 * DAY)]);
         assert_eq!(
+            state.given,
+            vec![Given {
+                rule_id: "fired".to_owned(),
+                occurrence_at: FROM - 2 * DAY,
+                at: FROM - DAY / 2,
+            }]
+        );
+        assert_eq!(
             state.contacts,
             vec![FROM - 90 * DAY, FROM - 3 * DAY, FROM - 1, FROM + 3 * DAY]
         );
@@ -812,7 +834,7 @@ mod tests {
             &StoreState::default(),
         );
         assert_eq!(state.tier, None);
-        assert!(state.contacts.is_empty() && state.events.is_empty());
+        assert!(state.contacts.is_empty() && state.events.is_empty() && state.given.is_empty());
     }
 
     #[test]

@@ -209,6 +209,9 @@ pub struct CustomerFeatures {
     /// lower tier than the stored one (hysteresis counter): the stored
     /// pending count when a pending tier is stored, else 0.
     pub pending_downgrade: i64,
+    /// When the pending downgrade was first asked for (an assessment's `at`), if one is
+    /// pending and its start is recorded (see `tiercare_engine::hysteresis`).
+    pub pending_since: Option<i64>,
     /// attr: every custom attribute (JSON object → Rhai map).
     pub attributes: Map<String, Value>,
     /// When the customer row was created, unix seconds UTC.
@@ -636,7 +639,7 @@ impl Population {
             "SELECT c.id, c.external_id, c.region, c.owner, c.timezone, \
                     coalesce(trim(c.email) <> '', 0), c.consent_email, c.consent_sms, \
                     c.consent_phone, c.birthday, c.attributes, c.created_at, \
-                    t.tier, t.since, t.pending_tier, t.pending_count \
+                    t.tier, t.since, t.pending_tier, t.pending_count, t.pending_since \
              FROM customers c LEFT JOIN customer_tiers t ON t.customer_id = c.id \
              WHERE c.id BETWEEN ?1 AND ?2 ORDER BY c.id",
         )?;
@@ -672,6 +675,10 @@ impl Population {
             f.pending_downgrade = match pending_tier {
                 Some(_) => pending_count.unwrap_or(0),
                 None => 0,
+            };
+            f.pending_since = match pending_tier {
+                Some(_) => row.get(16)?,
+                None => None,
             };
             self.fill(slot, f);
             visit(f);

@@ -41,6 +41,12 @@ pub struct LastOccurrence {
     /// The latest `occurrence_at` of a follow-up that fired (planned or
     /// done, not skipped or cancelled), if any.
     pub last_fired_at: Option<i64>,
+    /// The latest time the customer was given the rule's action, with that
+    /// follow-up's `occurrence_at`: `(given_at, occurrence_at)`. Given means
+    /// planned or done, except an e-mail whose outbox row failed, was
+    /// cancelled or suppressed (it never reached anyone); the time is the
+    /// e-mail's `sent_at` when sent, else the follow-up's `scheduled_at`.
+    pub last_given: Option<(i64, i64)>,
 }
 
 /// Something that happened to a customer, in [`CustomerFollowUpState`].
@@ -183,8 +189,8 @@ impl<'s, T> Cursor<'s, T> {
     }
 }
 
-/// A ledger row: `(rule_id, occurrence_at, fired, email scheduled_at)`.
-type LedgerRow = (String, i64, bool, Option<i64>);
+/// A ledger row: `(rule_id, occurrence_at, fired, email scheduled_at, given at)`.
+type LedgerRow = (String, i64, bool, Option<i64>, Option<i64>);
 
 impl Store {
     /// Computes every customer's features at `at` over `window` (as
@@ -208,11 +214,17 @@ impl Store {
         // Statements are prepared and bound here, and first stepped inside the features'
         // transaction. All statements are declared before the cursors that borrow them.
         let prepare = |sql: &str| self.conn.prepare(sql).at(path);
+        // What was given: fired, and not an e-mail that never left (the outbox row's
+        // `followup_id` is unique, so the join finds at most one).
         let mut ledger_stmt = prepare(
-            "SELECT customer_id, rule_id, occurrence_at, status IN ('planned', 'done'), \
-             CASE WHEN kind = 'email' AND status IN ('planned', 'done') \
-                  THEN scheduled_at END \
-             FROM followups INDEXED BY followups_by_customer ORDER BY customer_id",
+            "SELECT f.customer_id, f.rule_id, f.occurrence_at, f.status IN ('planned', 'done'), \
+             CASE WHEN f.kind = 'email' AND f.status IN ('planned', 'done') \
+                  THEN f.scheduled_at END, \
+             CASE WHEN f.status IN ('planned', 'done') AND (o.state IS NULL OR o.state \
+                  NOT IN ('failed', 'cancelled', 'suppressed')) \
+                  THEN coalesce(o.sent_at, f.scheduled_at) END \
+             FROM followups f INDEXED BY followups_by_customer \
+             LEFT JOIN outbox o ON o.followup_id = f.id ORDER BY f.customer_id",
         )?;
         let mut tiers_stmt = prepare(
             "SELECT customer_id, at, from_tier, to_tier, reason \
@@ -242,7 +254,13 @@ impl Store {
 
         let mut ledger: Cursor<'_, LedgerRow> =
             Cursor::new(ledger_stmt.query([]).at(path)?, |row| {
-                Ok((row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                Ok((
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                ))
             });
         let mut tiers = Cursor::new(tiers_stmt.query([since, until]).at(path)?, |row| {
             Ok(CustomerEvent {
@@ -305,7 +323,8 @@ impl Store {
             state.clear(rowid);
             let read = (|| {
                 let state = &mut state;
-                ledger.take(rowid, |(rule_id, occurrence_at, fired, email)| {
+                ledger.take(rowid, |(rule_id, occurrence_at, fired, email, given)| {
+                    let given = given.map(|at| (at, occurrence_at));
                     match state.last.iter_mut().find(|last| last.rule_id == rule_id) {
                         Some(last) => {
                             last.last_occurrence_at = last.last_occurrence_at.max(occurrence_at);
@@ -315,11 +334,13 @@ impl Store {
                                         .map_or(occurrence_at, |at| at.max(occurrence_at)),
                                 );
                             }
+                            last.last_given = last.last_given.max(given);
                         }
                         None => state.last.push(LastOccurrence {
                             rule_id,
                             last_occurrence_at: occurrence_at,
                             last_fired_at: fired.then_some(occurrence_at),
+                            last_given: given,
                         }),
                     }
                     if let Some(email) = email {

@@ -48,6 +48,8 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///    a million customers spent a fifth of its row writes keeping them.
 /// 9. (outbox hand-over) `outbox.handed_at`: when a claimed e-mail was handed to a transport,
 ///    so crash recovery can tell a claim that never went out from one that may have arrived.
+/// 10. `customer_tiers.pending_since`: when a held downgrade was first asked for, so hysteresis
+///    counts time, not runs.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -476,6 +478,13 @@ DROP INDEX segment_history_by_time;
 -- queued again; only one with handed_at set may have arrived.
 ALTER TABLE outbox ADD COLUMN handed_at INTEGER;
 "#,
+    // 10: when a held downgrade was first asked for (hysteresis counts time, not runs).
+    r#"
+-- the `at` of the first assessment that asked for the pending downgrade; NULL
+-- when none is pending (and for downgrades pending before this migration,
+-- whose hold starts again at the next assessment)
+ALTER TABLE customer_tiers ADD COLUMN pending_since INTEGER;
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -555,6 +564,7 @@ mod tests {
         0x71e1_f6ec_dded_aa54,
         0xc43f_5b07_4a72_5ace,
         0x3770_7b77_45be_c1bb,
+        0x2a87_3833_325e_af53,
     ];
 
     #[test]

@@ -41,6 +41,8 @@ pub struct TierDecision {
     pub pending_tier: Option<String>,
     /// How many consecutive assessments asked for `pending_tier`.
     pub pending_count: u32,
+    /// When the pending downgrade was first asked for (an assessment's `at`), if one is.
+    pub pending_since: Option<i64>,
     /// Whether the tier comes from a manual pin.
     pub pinned: bool,
     /// The customer's segment in each segment set the rules decided about:
@@ -88,6 +90,8 @@ pub struct EncodedDecision {
     pub pending_tier: Option<String>,
     /// How many consecutive assessments asked for `pending_tier`.
     pub pending_count: u32,
+    /// As [`TierDecision::pending_since`].
+    pub pending_since: Option<i64>,
     /// Whether the tier comes from a manual pin.
     pub pinned: bool,
     /// As [`TierDecision::segments`].
@@ -104,6 +108,7 @@ impl From<&TierDecision> for EncodedDecision {
             scores_json: JsonText::of(&decision.scores).expect("a JSON map serialises"),
             pending_tier: decision.pending_tier.clone(),
             pending_count: decision.pending_count,
+            pending_since: decision.pending_since,
             pinned: decision.pinned,
             segments: decision.segments.clone(),
         }
@@ -189,6 +194,9 @@ pub struct CurrentTier {
     pub pending_tier: Option<String>,
     /// How many consecutive assessments asked for `pending_tier`.
     pub pending_count: u32,
+    /// When the pending downgrade was first asked for (an assessment's `at`), if one is and
+    /// it was recorded (migration 10).
+    pub pending_since: Option<i64>,
     /// Whether the tier comes from a manual pin.
     pub pinned: bool,
     /// The latest assessment's scores.
@@ -324,7 +332,7 @@ impl Store {
         self.conn
             .prepare_cached(
                 "SELECT tier, since, assessment_id, pending_tier, pending_count, pinned, scores, \
-                 reasons FROM customer_tiers WHERE customer_id = ?1",
+                 reasons, pending_since FROM customer_tiers WHERE customer_id = ?1",
             )
             .and_then(|mut stmt| stmt.query_row([rowid], current_tier_from_row).optional())
             .at(path)
@@ -615,13 +623,13 @@ impl<'t> DecisionWriter<'t> {
             ordered: true,
             last_rowid: i64::MIN,
             tier_get: tx.prepare(
-                "SELECT tier, pending_tier, pending_count, pinned, scores, reasons \
-                 FROM customer_tiers WHERE customer_id = ?1",
+                "SELECT tier, pending_tier, pending_count, pinned, scores, reasons, \
+                 pending_since FROM customer_tiers WHERE customer_id = ?1",
             )?,
             keep_tier: tx.prepare(
                 "UPDATE customer_tiers SET assessment_id = ?2, pending_tier = ?3, \
-                 pending_count = ?4, pinned = ?5, scores = ?6, reasons = ?7 \
-                 WHERE customer_id = ?1 AND tier = ?8",
+                 pending_count = ?4, pinned = ?5, scores = ?6, reasons = ?7, \
+                 pending_since = ?9 WHERE customer_id = ?1 AND tier = ?8",
             )?,
             tier_changes: RowBatch::new(
                 tx,
@@ -633,12 +641,13 @@ impl<'t> DecisionWriter<'t> {
             tiers: RowBatch::new(
                 tx,
                 "INSERT OR FAIL INTO customer_tiers (customer_id, tier, since, assessment_id, \
-                 pending_tier, pending_count, pinned, scores, reasons) VALUES ",
-                9,
+                 pending_tier, pending_count, pinned, scores, reasons, pending_since) VALUES ",
+                10,
                 "ON CONFLICT (customer_id) DO UPDATE SET tier = excluded.tier, \
                  since = excluded.since, assessment_id = excluded.assessment_id, \
                  pending_tier = excluded.pending_tier, pending_count = excluded.pending_count, \
-                 pinned = excluded.pinned, scores = excluded.scores, reasons = excluded.reasons",
+                 pinned = excluded.pinned, scores = excluded.scores, reasons = excluded.reasons, \
+                 pending_since = excluded.pending_since",
             ),
             segment_get: tx.prepare(
                 "SELECT segment FROM customer_segments WHERE customer_id = ?1 \
@@ -721,6 +730,7 @@ impl<'t> DecisionWriter<'t> {
                             row.get_ref(4)?.as_str()?,
                             row.get_ref(5)?.as_str()?,
                         ),
+                        pending_since: row.get(6)?,
                     })
                 })
                 .optional()?
@@ -729,6 +739,7 @@ impl<'t> DecisionWriter<'t> {
             Some(stored) if stored.tier == decision.tier => {
                 let same = stored.pending_tier == decision.pending_tier
                     && stored.pending_count == pending_count
+                    && stored.pending_since == decision.pending_since
                     && stored.pinned == decision.pinned
                     && stored.content == content_digest(scores, reasons);
                 if !same {
@@ -741,6 +752,7 @@ impl<'t> DecisionWriter<'t> {
                         scores,
                         reasons,
                         decision.tier,
+                        decision.pending_since,
                     ])?;
                 }
                 true
@@ -772,6 +784,7 @@ impl<'t> DecisionWriter<'t> {
                 Cell::Int(i64::from(decision.pinned)),
                 Cell::Text(decision.scores_json.0),
                 Cell::Text(decision.reasons_json.0),
+                decision.pending_since.map_or(Cell::Null, Cell::Int),
             ])?;
         }
 
@@ -832,6 +845,7 @@ struct StoredTier {
     tier: String,
     pending_tier: Option<String>,
     pending_count: i64,
+    pending_since: Option<i64>,
     pinned: bool,
     /// A digest of the scores and reasons text (they only need "same or not").
     content: u64,
@@ -846,6 +860,10 @@ fn content_digest(scores: &str, reasons: &str) -> u64 {
     crate::keys::fnv1a64(&bytes)
 }
 
+/// A tier row in [`Before`]: (customer rowid, tier, pending tier or NO_NAME, pending count,
+/// pinned, content digest, pending since).
+type BeforeTier = (i64, u32, u32, i64, bool, u64, Option<i64>);
+
 /// No name: a missing pending tier.
 const NO_NAME: u32 = u32::MAX;
 
@@ -857,9 +875,8 @@ const NO_NAME: u32 = u32::MAX;
 struct Before {
     names: Vec<String>,
     ids: std::collections::HashMap<String, u32>,
-    /// (customer rowid, tier, pending tier or NO_NAME, pending count, pinned, content digest),
-    /// sorted by rowid.
-    tiers: Vec<(i64, u32, u32, i64, bool, u64)>,
+    /// Sorted by rowid.
+    tiers: Vec<BeforeTier>,
     /// (customer rowid, segment set, segment), sorted.
     segments: Vec<(i64, u32, u32)>,
 }
@@ -868,8 +885,8 @@ impl Before {
     fn load(tx: &Connection) -> rusqlite::Result<Before> {
         let mut before = Before::default();
         let mut stmt = tx.prepare(
-            "SELECT customer_id, tier, pending_tier, pending_count, pinned, scores, reasons \
-             FROM customer_tiers ORDER BY customer_id",
+            "SELECT customer_id, tier, pending_tier, pending_count, pinned, scores, reasons, \
+             pending_since FROM customer_tiers ORDER BY customer_id",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -886,6 +903,7 @@ impl Before {
                 row.get(3)?,
                 row.get(4)?,
                 content,
+                row.get(7)?,
             ));
         }
         let mut stmt = tx.prepare(
@@ -919,11 +937,12 @@ impl Before {
 
     fn tier(&self, rowid: i64) -> Option<StoredTier> {
         let i = self.tiers.binary_search_by_key(&rowid, |t| t.0).ok()?;
-        let (_, tier, pending, pending_count, pinned, content) = self.tiers[i];
+        let (_, tier, pending, pending_count, pinned, content, pending_since) = self.tiers[i];
         Some(StoredTier {
             tier: self.name(tier)?,
             pending_tier: self.name(pending),
             pending_count,
+            pending_since,
             pinned,
             content,
         })
@@ -950,6 +969,7 @@ fn current_tier_from_row(row: &Row<'_>) -> rusqlite::Result<CurrentTier> {
         assessment_id: row.get(2)?,
         pending_tier: row.get(3)?,
         pending_count: u32::try_from(row.get::<_, i64>(4)?).unwrap_or(u32::MAX),
+        pending_since: row.get(8)?,
         pinned: row.get(5)?,
         scores,
         reasons: json_column(row, 7)?,

@@ -516,3 +516,38 @@ fn owner_notifications_go_to_the_owner_without_a_consent_check() {
     assert_eq!(email.to_address, "mia@example.com");
     assert_eq!(email.to_name.as_deref(), Some("Mia"));
 }
+
+/// Re-entry counts from what the customer was given: the planner's state carries, per rule,
+/// when the e-mail was sent (or is due, while queued), and nothing for one that failed.
+#[test]
+fn the_follow_up_state_says_what_each_rule_gave_the_customer() {
+    let (_dir, _path, mut store) = new_store();
+    seed(&mut store);
+    let sent = queue(&mut store, &["ann"], "sent", NOW)[0].unwrap();
+    let failed = queue(&mut store, &["ann"], "failed", NOW)[0].unwrap();
+    queue(&mut store, &["ann"], "queued", NOW + 60);
+    assert_eq!(store.claim_due(NOW, 10).unwrap().emails.len(), 2);
+    store.mark_sent(sent, NOW + 7, "250 ok").unwrap();
+    store
+        .mark_failed(failed, NOW + 7, "550 no such user", false)
+        .unwrap();
+
+    let all = crate::followups::states(&store, NOW - 1, NOW, NOW - 1);
+    let ann = all
+        .iter()
+        .find(|state| !state.last.is_empty())
+        .expect("ann's state");
+    let given: Vec<(&str, Option<(i64, i64)>)> = ann
+        .last
+        .iter()
+        .map(|last| (last.rule_id.as_str(), last.last_given))
+        .collect();
+    assert_eq!(
+        given,
+        [
+            ("failed", None),
+            ("queued", Some((NOW + 60, NOW + 60))),
+            ("sent", Some((NOW + 7, NOW))),
+        ]
+    );
+}

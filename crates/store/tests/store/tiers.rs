@@ -77,11 +77,31 @@ fn history_is_written_only_on_change_and_since_only_moves_then() {
         TierDecision {
             pending_tier: Some("C".into()),
             pending_count: 1,
+            pending_since: Some(T2),
             ..decision(&store, "bob", "B", "held by hysteresis")
         },
     ];
     let outcome = store.record_assessment(&header(T2, "v1"), &second).unwrap();
     assert_eq!(outcome.changed, 0);
+    // The held downgrade keeps when it was first asked for, and the next assessment's
+    // features carry it.
+    let held = store.current_tier("bob").unwrap().unwrap();
+    assert_eq!(
+        (
+            held.pending_tier.as_deref(),
+            held.pending_count,
+            held.pending_since
+        ),
+        (Some("C"), 1, Some(T2))
+    );
+    let features = store
+        .customer_features(T2 + 1, tiercare_store::Window::All, "bob")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (features.pending_downgrade, features.pending_since),
+        (1, Some(T2))
+    );
 
     let third = [
         TierDecision {
@@ -120,6 +140,7 @@ fn history_is_written_only_on_change_and_since_only_moves_then() {
             assessment_id: 3,
             pending_tier: None,
             pending_count: 0,
+            pending_since: None,
             pinned: true,
             scores: third[0].scores.clone(),
             reasons: json!([{ "tier": "A", "rule": "pinned" }]),
@@ -149,7 +170,10 @@ fn history_is_written_only_on_change_and_since_only_moves_then() {
     );
     let bob = store.current_tier("bob").unwrap().unwrap();
     assert_eq!((bob.tier.as_str(), bob.since), ("C", T3));
-    assert_eq!((bob.pending_tier, bob.pending_count), (None, 0));
+    assert_eq!(
+        (bob.pending_tier, bob.pending_count, bob.pending_since),
+        (None, 0, None)
+    );
 
     // cy was never assessed.
     assert_eq!(store.current_tier("cy").unwrap(), None);
