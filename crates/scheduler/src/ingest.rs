@@ -1615,6 +1615,10 @@ mod tests {
                     Mapped::Line => "line".to_owned(),
                     Mapped::Invalid(row) => format!("rejected line {}", row.line),
                     Mapped::Scattered(line) => format!("scattered at {line}"),
+                    Mapped::RejectedOrders(rows) => {
+                        let lines: Vec<String> = rows.iter().map(|r| r.line.to_string()).collect();
+                        format!("rejected whole: lines {}", lines.join(", "))
+                    }
                     Mapped::Record(..) | Mapped::Skip(_) | Mapped::Width(..) => "other".to_owned(),
                 });
             }
@@ -1643,19 +1647,23 @@ mod tests {
                 "order A from line 2: 3",
                 "line",
                 "rejected line 5",
-                "order B from line 4: 4",
                 "line",
             ]
         );
-        let rest: Vec<u64> = grouping
+        // B had a rejected line: it is rejected whole, its other line listed at the end.
+        let rest: Vec<String> = grouping
             .finish()
             .into_iter()
             .map(|mapped| match mapped {
-                Mapped::Order(first, _) => first,
-                _ => 0,
+                Mapped::Order(first, _) => format!("order from line {first}"),
+                Mapped::RejectedOrders(rows) => format!(
+                    "rejected whole: {:?}",
+                    rows.iter().map(|r| r.line).collect::<Vec<_>>()
+                ),
+                _ => "other".to_owned(),
             })
             .collect();
-        assert_eq!(rest, [6]);
+        assert_eq!(rest, ["order from line 6", "rejected whole: [4]"]);
 
         let mut grouping = Grouping::new(WriterMode::Streaming);
         let seen = feed(
