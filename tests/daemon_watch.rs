@@ -202,10 +202,18 @@ fn an_invalid_save_logs_each_problem_once_and_status_lists_them_all() {
         .replace("window: 365d", "window: often")
         .replace("revenue_share_before < 0.95", "revenue_share_before <")
         .replace("downgrade_after: 2", "downgrade_after: many");
+    // The lines of the three mistakes, wherever the default rules put them.
+    let line_of = |needle: &str| {
+        let index = broken
+            .lines()
+            .position(|line| line.trim_end().ends_with(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in the broken file"));
+        format!("rules/tiers.yaml:{}:", index + 1)
+    };
     let places = [
-        "rules/tiers.yaml:13:",
-        "rules/tiers.yaml:28:",
-        "rules/tiers.yaml:38:",
+        line_of("window: often"),
+        line_of("revenue_share_before <"),
+        line_of("downgrade_after: many"),
     ];
     std::fs::write(&tiers, &broken).unwrap();
     let failed = daemon.wait_status(ws.root(), "the reload error", |s| {
@@ -219,11 +227,14 @@ fn an_invalid_save_logs_each_problem_once_and_status_lists_them_all() {
         .map(|p| p.as_str().unwrap())
         .collect();
     assert_eq!(problems.len(), places.len(), "{problems:#?}");
-    for (problem, place) in problems.iter().zip(places) {
-        assert!(problem.starts_with(place), "{problem} is not at {place}");
+    for (problem, place) in problems.iter().zip(&places) {
+        assert!(
+            problem.starts_with(place.as_str()),
+            "{problem} is not at {place}"
+        );
     }
     let human = ws.run(&["status"]);
-    for place in places {
+    for place in &places {
         human.assert_stdout_contains(place);
     }
 
@@ -240,7 +251,7 @@ fn an_invalid_save_logs_each_problem_once_and_status_lists_them_all() {
         .unwrap();
     // A window of a few settle times in which a repeat would show.
     std::thread::sleep(Duration::from_millis(2_000));
-    for place in places {
+    for place in &places {
         let lines = daemon.lines_with(place);
         assert_eq!(lines.len(), 1, "{place} logged {} times", lines.len());
         assert!(lines[0].contains("WARN"), "{}", lines[0]);
