@@ -23,7 +23,10 @@ fn mail_workspace(dir: &Path, customers: usize, port: u16, connections: u32) -> 
     std::fs::remove_file(root.join("rules/followups.yaml")).unwrap();
     std::fs::write(
         root.join("rules/mail.yaml"),
-        "followups:\n  - id: hello\n    cron: \"0 9 * * *\"\n    email: { template: care }\n",
+        // Recorded for a morning in March and sent whenever the test runs: a `max_delay` of
+        // years keeps the delivery gate from cancelling them as stale (no contact policy, so no
+        // send window either: the tests pass at any hour).
+        "followups:\n  - id: hello\n    cron: \"0 9 * * *\"\n    max_delay: 3650d\n    email: { template: care }\n",
     )
     .unwrap();
     std::fs::write(
