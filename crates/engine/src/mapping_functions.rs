@@ -3,7 +3,7 @@
 //! and return nothing, which a column, a constant, cannot be).
 //!
 //! A mapping calling anything else is refused when it is parsed, before any row is read, with a
-//! "did you mean" ([`unknown_calls`]): Rhai itself would only fail on every row.
+//! "did you mean" (`unknown_calls`): Rhai itself would only fail on every row.
 
 use rhai::{Engine, ImmutableString};
 

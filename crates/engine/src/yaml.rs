@@ -320,7 +320,7 @@ enum Failure {
     /// The guard pass refused the file (syntax, limits, duplicate keys).
     Guard(Vec<Diagnostic>),
     /// serde_yaml refused it.
-    Serde(Diagnostic, SerdeProblem),
+    Serde(Box<Diagnostic>, SerdeProblem),
 }
 
 /// What kind of serde_yaml error a diagnostic came from, for recovery.
@@ -405,7 +405,7 @@ fn parse_once<T: DeserializeOwned>(
         Ok(value) => Ok(Document { value, spans }),
         Err(err) => {
             let (diagnostic, problem) = serde_diagnostic(path, text, &spans, &err);
-            Err(Failure::Serde(diagnostic, problem))
+            Err(Failure::Serde(Box::new(diagnostic), problem))
         }
     }
 }

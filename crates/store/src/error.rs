@@ -347,6 +347,15 @@ impl<T> AtPath<T> for Result<T, rusqlite::Error> {
     }
 }
 
+/// `at` (unix seconds) as an ISO 8601 date and time in UTC, for messages: the store knows no
+/// workspace time zone, and raw seconds mean nothing to a reader.
+pub(crate) fn utc_time(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0).map_or_else(
+        || at.to_string(),
+        |time| time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,13 +419,4 @@ mod tests {
         let text = StoreError::NotTiercare { path }.to_string();
         assert!(text.starts_with("/data/tiercare.db is not a tiercare database"));
     }
-}
-
-/// `at` (unix seconds) as an ISO 8601 date and time in UTC, for messages: the store knows no
-/// workspace time zone, and raw seconds mean nothing to a reader.
-pub(crate) fn utc_time(at: i64) -> String {
-    chrono::DateTime::from_timestamp(at, 0).map_or_else(
-        || at.to_string(),
-        |time| time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-    )
 }

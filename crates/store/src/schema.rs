@@ -48,8 +48,8 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///    a million customers spent a fifth of its row writes keeping them.
 /// 9. (outbox hand-over) `outbox.handed_at`: when a claimed e-mail was handed to a transport,
 ///    so crash recovery can tell a claim that never went out from one that may have arrived.
-/// 10. `customer_tiers.pending_since`: when a held downgrade was first asked for, so hysteresis
-///    counts time, not runs.
+/// 10. `customer_tiers.pending_since`: when a held downgrade was first asked for, so
+///     hysteresis counts time, not runs.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"

@@ -3,7 +3,7 @@
 //! received messages are parsed back with mail-parser, faults from the server, the clock driven
 //! with `--at`, `tiercare outbox` and `tiercare unsubscribe`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

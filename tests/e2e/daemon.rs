@@ -5,7 +5,7 @@
 //! Nothing here sleeps to wait for the daemon: each test polls what the daemon records
 //! (`tiercare status --json`, the database) until a deadline.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! The command line's generated parts: shell completions and manual pages come from the same
 //! clap definitions as `--help`.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

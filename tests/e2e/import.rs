@@ -1,7 +1,7 @@
 //! End-to-end tests of `tiercare init` and `tiercare import`: the real binary on temporary
 //! workspaces with real SQLite files.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

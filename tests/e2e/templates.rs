@@ -2,7 +2,7 @@
 //! and store (recommendations included), `tiercare check` catches template mistakes, and
 //! customer data cannot inject headers or markup.
 
-mod common;
+use crate::common;
 
 use common::Workspace;
 use mail_parser::{MessageParser, MimeHeaders};

@@ -2,7 +2,7 @@
 //! the customer whatever the occurrence dates, and hysteresis counts time, not runs, so a
 //! customer flapping between tiers gets no repeated upgrade welcome.
 
-mod common;
+use crate::common;
 
 use common::{Workspace, followups_record_json};
 

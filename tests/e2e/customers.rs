@@ -1,7 +1,7 @@
 //! End-to-end tests of `tiercare customers`: the list matches what `assess` decided and the
 //! database holds; filters, sort, paging; CSV read back by a real CSV parser.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 //! verified copy that `doctor` passes while `doctor` reports the damaged file, and `customer
 //! forget` leaves no byte of the customer's personal data in the database file or its WAL.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! End-to-end tests of grouped orders with a rejected line: the order is rejected whole, every
 //! line listed, whether its lines are together or scattered over the file.
 
-mod common;
+use crate::common;
 
 use common::Workspace;
 

@@ -1,7 +1,7 @@
 //! End-to-end test of `tiercare demo`: generate, import, assess, a simulated month of the
 //! daemon with its mail in the folder, and a re-run that changes and sends nothing.
 
-mod common;
+use crate::common;
 
 #[test]
 fn demo_generates_and_imports_a_workspace_and_a_rerun_changes_nothing() {

@@ -1,6 +1,6 @@
 //! End-to-end tests of how rows with problems are reported: every problem of a row at once.
 
-mod common;
+use crate::common;
 
 use common::Workspace;
 

@@ -7,7 +7,7 @@
 //! from the start and, after loading, writes `data-errors`, `data-charts` and `data-fits` on
 //! `<html>`, which `--dump-dom` shows.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! `followups record` before it creates tasks, and `check` on the managers and roles the rules
 //! name, on the real binary with real SQLite files and the quickstart data.
 
-mod common;
+use crate::common;
 
 use common::{Workspace, followups_record_json};
 

@@ -4,7 +4,7 @@
 //! is still true (a win-back is cancelled by a new order, a text is rendered from current data,
 //! a stale email is cancelled past its `max_delay`), with the clock driven by `send --at`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! No rule or rules file can break the daemon or move customers wrongly (issue #14): byte-bounded
 //! YAML, rules proven on real customers before they act, and a time budget per customer.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::fs::File;

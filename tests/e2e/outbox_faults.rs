@@ -3,7 +3,7 @@
 //! answers, a write lock held by another connection for longer than the busy timeout, and a
 //! second workspace reaching the same database through a symbolic link.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};

@@ -1,7 +1,7 @@
 //! End-to-end tests of follow-ups: `plan`, `followups record` and `tasks`, on the real binary
 //! with real SQLite files and the quickstart data.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -5,7 +5,7 @@
 //! that cannot be read twice) does from the start: every test imports the same lines both ways
 //! into two workspaces and compares reports, errors and database contents.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::Stdio;

@@ -1,7 +1,7 @@
 //! Data rights end to end: `tiercare customer show|export|forget` on the quickstart data, with
 //! emails in the outbox.
 
-mod common;
+use crate::common;
 
 use common::Workspace;
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! End-to-end tests of the functions a mapping can call: an unknown one is refused before any
 //! row is read, with a "did you mean"; the string helpers work.
 
-mod common;
+use crate::common;
 
 use common::Workspace;
 

@@ -6,7 +6,7 @@
 //! *not* happen needs a window of observation: those windows are named constants, and the idle
 //! one can be stretched with `TIERCARE_TEST_IDLE_SECS` (60 for the figure in issue #14).
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::io::Write;

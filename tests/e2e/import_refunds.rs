@@ -1,7 +1,7 @@
 //! End-to-end tests of negative amounts in orders imports: refused by default with every row
 //! named, imported as refunds when the mapping says `refunds: true`.
 
-mod common;
+use crate::common;
 
 use common::Workspace;
 

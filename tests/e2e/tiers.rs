@@ -1,7 +1,7 @@
 //! End-to-end tests of the tiering commands: check, test, assess, explain, pin, schema,
 //! functions, on the real binary with real SQLite files.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

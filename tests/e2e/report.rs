@@ -1,6 +1,6 @@
 //! `tiercare report` end to end: the real binary on a workspace with two assessments.
 
-mod common;
+use crate::common;
 
 use common::Workspace;
 
