@@ -98,11 +98,22 @@ pub fn status(args: StatusArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
             }
         }
     }
+    // This daemon's last reassessment, else the schedule's last run (an earlier daemon's).
+    let last_run = state
+        .last_assessment_at
+        .or_else(|| status.reassess.as_ref().and_then(|c| c.last_run_at));
     out.line(&format!(
         "  reassessment: last {}, next {}",
-        time(state.last_assessment_at),
+        time(last_run),
         time(state.next_assessment_at)
     ));
+    if let Some(latest) = &status.latest_assessment {
+        out.line(&format!(
+            "  latest assessment: finished {}, as of {}",
+            format_time(latest.finished_at),
+            format_time(latest.at)
+        ));
+    }
     if let Some(cursor) = &status.reassess
         && cursor.skipped > 0
     {

@@ -195,6 +195,20 @@ fn once_reassesses_a_due_slot_and_status_reports_it() {
     human.assert_code(0);
     human.assert_stdout_contains("daemon: not running (stopped at");
     human.assert_stdout_contains("reassessment: last");
+
+    // A later pass that does not reassess (a restart): status still shows the last one, and
+    // the latest stored assessment, not "never".
+    ws.run(&["run", "--once", "--simulate-from", "2026-03-03T02:50:00Z"])
+        .assert_code(0);
+    let human = ws.run(&["status"]);
+    human.assert_code(0);
+    assert!(
+        !human.stdout.contains("reassessment: last never"),
+        "{}",
+        human.stdout
+    );
+    human.assert_stdout_contains("latest assessment: finished");
+    human.assert_stdout_contains("as of 2026-03-03");
 }
 
 #[test]
@@ -518,19 +532,6 @@ fn mail_workspace_with(dir: &Path, customers: usize, smtp: Option<(u16, u32)>) -
     root
 }
 
-/// A temporary folder in memory when the system has one (`/dev/shm`): the outbox commits
-/// every outcome with `fsync`, which on a slow disk would make 1,000 emails take most of a
-/// minute. The database is a real SQLite file either way.
-fn fast_tempdir() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir()
-        && let Ok(dir) = tempfile::tempdir_in(shm)
-    {
-        return dir;
-    }
-    tempfile::tempdir().unwrap()
-}
-
 fn message_ids(received: &[smtp_sink::Received]) -> Vec<String> {
     received
         .iter()
@@ -554,7 +555,7 @@ fn outbox(status: &Value, state: &str) -> u64 {
 
 #[test]
 fn smtp_down_then_back_delivers_each_email_once_after_backoff() {
-    let tmp = fast_tempdir();
+    let tmp = common::fast_tempdir();
     let sink = smtp_sink::SmtpSink::start(smtp_sink::Script::down()).unwrap();
     let root = mail_workspace(tmp.path(), 3, sink.port(), 1);
     // A simulated minute per real second: the first retry (about a minute later) comes within
@@ -600,7 +601,7 @@ fn smtp_down_then_back_delivers_each_email_once_after_backoff() {
 
 #[test]
 fn kill_9_mid_sending_a_thousand_emails_loses_none_and_reports_the_duplicates() {
-    let tmp = fast_tempdir();
+    let tmp = common::fast_tempdir();
     let sink = smtp_sink::SmtpSink::start(smtp_sink::Script::accept_all()).unwrap();
     // Ten connections in parallel: each message takes about 40 ms against the sink (see the
     // daemon's report), so one connection would need 40 s.
@@ -644,7 +645,7 @@ fn kill_9_mid_sending_a_thousand_emails_loses_none_and_reports_the_duplicates() 
 
 #[test]
 fn sigterm_mid_sending_finishes_in_flight_work_and_exits_0() {
-    let tmp = fast_tempdir();
+    let tmp = common::fast_tempdir();
     let sink = smtp_sink::SmtpSink::start(smtp_sink::Script::accept_all()).unwrap();
     let root = mail_workspace(tmp.path(), 300, sink.port(), 10);
     let mut daemon = Daemon::start(&root, &["--simulate-from", "2026-03-02T10:00:00Z"]);
@@ -669,7 +670,7 @@ fn sigterm_mid_sending_finishes_in_flight_work_and_exits_0() {
 
 #[test]
 fn sigterm_during_a_backlog_of_3000_emails_exits_0_leaving_the_rest_queued() {
-    let tmp = fast_tempdir();
+    let tmp = common::fast_tempdir();
     let root = mail_workspace_with(tmp.path(), 3_000, None);
     let mail = root.join("mail");
     let files = || std::fs::read_dir(&mail).map_or(0, |dir| dir.count());

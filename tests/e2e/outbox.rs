@@ -508,19 +508,6 @@ fn a_new_workspace_sends_to_its_mail_folder_without_any_server() {
     assert_eq!(std::fs::read_dir(ws.path("mail")).unwrap().count(), 2);
 }
 
-/// A temporary folder in memory when the system has one (`/dev/shm`): the outbox commits
-/// every outcome with `fsync`, which on a slow disk would make thousands of emails take most
-/// of a minute. The database is a real SQLite file either way.
-fn fast_tempdir() -> tempfile::TempDir {
-    let shm = std::path::Path::new("/dev/shm");
-    if shm.is_dir()
-        && let Ok(dir) = tempfile::tempdir_in(shm)
-    {
-        return dir;
-    }
-    tempfile::tempdir().unwrap()
-}
-
 fn count_in(root: &std::path::Path, sql: &str) -> i64 {
     rusqlite::Connection::open(root.join("tiercare.db"))
         .unwrap()
@@ -534,7 +521,7 @@ fn ctrl_c_during_a_send_of_3000_emails_requeues_the_rest_and_the_next_send_sends
     use std::time::Instant;
 
     const EMAILS: i64 = 3_000;
-    let tmp = fast_tempdir();
+    let tmp = common::fast_tempdir();
     let root = tmp.path().join("ws");
     common::run_in(tmp.path(), &["init", root.to_str().unwrap()]).assert_code(0);
     std::fs::remove_file(root.join("rules/followups.yaml")).unwrap();

@@ -56,19 +56,6 @@ fn mail_workspace(dir: &Path, customers: usize, port: u16, connections: u32) -> 
     root
 }
 
-/// A temporary folder in memory when the system has one (`/dev/shm`): the outbox commits each
-/// hand-over and each outcome, which on a slow disk would make a thousand emails take minutes.
-/// The database is a real SQLite file either way.
-fn fast_tempdir() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir()
-        && let Ok(dir) = tempfile::tempdir_in(shm)
-    {
-        return dir;
-    }
-    tempfile::tempdir().unwrap()
-}
-
 /// The Message-ID of each received message, in the order received.
 fn message_ids(sink: &SmtpSink) -> Vec<String> {
     sink.received()
@@ -146,7 +133,7 @@ fn sigkill_of_send_and_run_at_random_moments_loses_nothing_and_counts_every_dupl
     eprintln!("kill moments: seed {seed} (set TIERCARE_FAULT_SEED to replay another)");
     let mut moments = Moments(seed.max(1));
     let started = Instant::now();
-    let tmp = fast_tempdir();
+    let tmp = common::fast_tempdir();
     // Each message is stored as received at once and answered 10 ms later: a kill in that
     // window leaves it delivered but not recorded, the case that can duplicate.
     let sink =
@@ -218,7 +205,7 @@ fn a_write_lock_held_30_s_during_a_send_neither_duplicates_nor_loses() {
 /// least once, and waits; nothing is sent twice or lost, and `send` exits 0.
 fn a_write_lock_held_during_a_send(hold: Duration) {
     const EMAILS: usize = 300;
-    let tmp = fast_tempdir();
+    let tmp = common::fast_tempdir();
     let sink =
         SmtpSink::start(Script::accept_all().answer_delay(Duration::from_millis(5))).unwrap();
     let root = mail_workspace(tmp.path(), EMAILS, sink.port(), 2);
@@ -256,7 +243,7 @@ fn a_write_lock_held_during_a_send(hold: Duration) {
 #[test]
 fn a_second_workspace_reaching_the_database_through_a_symlink_cannot_send_beside_a_sender() {
     const EMAILS: usize = 30;
-    let tmp = fast_tempdir();
+    let tmp = common::fast_tempdir();
     let sink =
         SmtpSink::start(Script::accept_all().answer_delay(Duration::from_millis(100))).unwrap();
     let root = mail_workspace(tmp.path(), EMAILS, sink.port(), 1);

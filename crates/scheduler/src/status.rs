@@ -30,12 +30,24 @@ pub struct Status {
     pub reload_problems: Vec<String>,
     /// The reassessment schedule's cursor.
     pub reassess: Option<ScheduleCursor>,
+    /// When the latest stored assessment finished (unix seconds), whoever made it (this
+    /// daemon, an earlier one, or `tiercare assess`), and the time it was as of.
+    pub latest_assessment: Option<LatestAssessment>,
     /// The follow-up tick's cursor.
     pub followups: Option<ScheduleCursor>,
     /// E-mails in the outbox by state (every state, zeros included).
     pub outbox: BTreeMap<String, u64>,
     /// E-mails resent after a crash (each possibly a duplicate).
     pub outbox_recovered: u64,
+}
+
+/// The latest stored assessment, as `status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LatestAssessment {
+    /// When it finished (unix seconds).
+    pub finished_at: i64,
+    /// The time it assessed the customers as of (unix seconds).
+    pub at: i64,
 }
 
 /// Reads the status of the workspace's daemon.
@@ -62,6 +74,10 @@ pub fn status(workspace: &Workspace) -> Result<Status, DaemonError> {
         daemon,
         reload_problems,
         reassess: store.schedule_cursor(REASSESS)?,
+        latest_assessment: store.last_assessment()?.map(|row| LatestAssessment {
+            finished_at: row.finished_at,
+            at: row.at,
+        }),
         followups: store.schedule_cursor(FOLLOWUPS)?,
     })
 }
