@@ -126,6 +126,9 @@ fn print_plan(summary: &PlanSummary, days: u32, out: &Output) {
             counts(&summary.assignees)
         ));
     }
+    for warning in &summary.capacity_warnings {
+        out.warn(&warning.message);
+    }
     if !summary.moved.is_empty() {
         out.line(&format!(
             "  moved by the policy: {}",

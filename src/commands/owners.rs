@@ -42,6 +42,26 @@ pub fn owners(args: OwnersArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
                         if m.active { "" } else { "  (inactive)" }
                     ));
                 }
+                for m in &managers {
+                    if let Some(capacity) = m.capacity.filter(|&c| m.customers > c) {
+                        out.warn(&format!(
+                            "{} ({}) owns {} customers but can look after {capacity}: move some \
+                             to a manager with spare capacity, or raise the capacity",
+                            m.external_id,
+                            m.name,
+                            n(m.customers)
+                        ));
+                    }
+                    if !m.active && m.customers > 0 {
+                        out.warn(&format!(
+                            "{} ({}) is inactive but still owns {} customers: give them \
+                             another owner",
+                            m.external_id,
+                            m.name,
+                            n(m.customers)
+                        ));
+                    }
+                }
             }
         }
         OwnersCommand::Assign { dry_run } => {

@@ -417,3 +417,63 @@ fn a_rule_on_a_segment_plans_for_exactly_the_customers_in_it() {
         "{summary}"
     );
 }
+
+/// `plan` says when the work it plans does not fit the people who would do it: more tasks than
+/// a manager can look after, tasks for customers without an owner, a role nobody holds.
+#[test]
+fn plan_warns_when_tasks_exceed_capacity_or_go_to_nobody() {
+    let ws = assessed_quickstart();
+    let args = ["plan", "--from", FROM, "--days", "30", "--json"];
+    let plan = ws.run(&args);
+    plan.assert_code(0);
+    assert_eq!(
+        plan.json()["capacity_warnings"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        plan.stdout
+    );
+    let alice_tasks = plan.json()["assignees"]["alice"].as_u64().unwrap();
+    assert!(alice_tasks > 1, "{}", plan.stdout);
+
+    let db = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+    db.execute_batch(
+        "UPDATE managers SET capacity = 0 WHERE external_id = 'alice';
+         UPDATE managers SET active = 0 WHERE role = 'senior' AND external_id <> 'alice';
+         UPDATE customers SET owner = NULL WHERE external_id = 'C001';",
+    )
+    .unwrap();
+    drop(db);
+    let plan = ws.run(&args);
+    plan.assert_code(0);
+    let warnings = plan.json()["capacity_warnings"].clone();
+    let about = |who: &str| {
+        warnings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["assignee"] == who)
+            .cloned()
+            .unwrap_or_else(|| panic!("no warning for {who}: {warnings:#}"))
+    };
+    let alice = about("alice");
+    assert_eq!(alice["capacity"], 0, "{alice}");
+    assert!(
+        alice["message"]
+            .as_str()
+            .unwrap()
+            .contains("who can look after 0 customers"),
+        "{alice}"
+    );
+    let nobody = about("(no owner)");
+    assert!(
+        nobody["message"]
+            .as_str()
+            .unwrap()
+            .contains("would go to nobody"),
+        "{nobody}"
+    );
+    // In words too, on stderr, for a person reading the plan.
+    let text = ws.run(&["plan", "--from", FROM, "--days", "30"]);
+    text.assert_code(0);
+    text.assert_stderr_contains("more work than one person can do");
+}

@@ -148,6 +148,18 @@ fn a_full_manager_gets_no_more_customers_and_the_report_says_so() {
         ),
         1
     );
+    // A capacity cut below what she owns, and an inactive manager who still owns customers:
+    // `owners` says so.
+    let managers = ws.write(
+        "managers-cut.csv",
+        "manager_id,name,role,capacity,active\nalice,Alice Chen,senior,1,true\n\
+         bob,Bob Martin,junior,2000,false\n",
+    );
+    ws.run(&["import", "managers", &managers]).assert_code(0);
+    let out = ws.run(&["owners"]);
+    out.assert_code(0);
+    out.assert_stderr_contains("alice (Alice Chen) owns 2 customers but can look after 1");
+    out.assert_stderr_contains("bob (Bob Martin) is inactive but still owns 3 customers");
 }
 
 #[test]

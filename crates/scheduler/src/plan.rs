@@ -169,11 +169,120 @@ pub struct PlanSummary {
     pub rule_errors: Vec<PlanRuleError>,
     /// Other remarks (an unknown customer time zone) with how many customers they concern.
     pub notes: BTreeMap<String, u64>,
+    /// Planned work that does not fit the people who would do it ([`capacity_warnings`]).
+    pub capacity_warnings: Vec<CapacityWarning>,
     /// Wall time in milliseconds.
     pub elapsed_ms: u128,
 }
 
 const NONE: &str = "(none)";
+
+/// Tasks an assignee was planned that they cannot do: nobody would get them, nobody active has
+/// the role, or more than the manager's (or the role's) capacity in the plan's days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CapacityWarning {
+    /// A manager's id, `role:NAME`, or `(no owner)`.
+    pub assignee: String,
+    /// Tasks planned for them in the range.
+    pub tasks: u64,
+    /// Their capacity (a manager's, or the sum over a role's active managers); `None` when
+    /// nobody can take the tasks.
+    pub capacity: Option<u64>,
+    /// What is wrong and what to do, in words.
+    pub message: String,
+}
+
+/// Compares the tasks planned per assignee over `days` days with the managers who would do
+/// them. A manager's capacity is how many customers they can look after; a plan that gives
+/// them more tasks than that in the period asks more than one task per customer they could
+/// serve, which no person does. Tasks for `(no owner)` or for a role nobody active holds would
+/// be created for nobody.
+pub fn capacity_warnings(
+    assignees: &BTreeMap<String, u64>,
+    managers: &[tiercare_store::Manager],
+    days: u64,
+) -> Vec<CapacityWarning> {
+    let mut warnings = Vec::new();
+    for (who, &tasks) in assignees {
+        let (capacity, problem) = if who == "(no owner)" {
+            (
+                None,
+                Some(format!(
+                    "{tasks} task(s) for customers without an owner would go to nobody: give \
+                     them owners (`tiercare owners assign`, the rules' `assignment`) or assign \
+                     the rule's task to a role"
+                )),
+            )
+        } else if let Some(role) = who.strip_prefix("role:") {
+            let holders: Vec<_> = managers
+                .iter()
+                .filter(|m| m.active && m.role.as_deref() == Some(role))
+                .collect();
+            if holders.is_empty() {
+                (
+                    None,
+                    Some(format!(
+                        "{tasks} task(s) for `{who}`, but no active manager has that role: \
+                         import managers with it, or change the rule's assignee"
+                    )),
+                )
+            } else if holders.iter().all(|m| m.capacity.is_some()) {
+                let capacity = holders.iter().filter_map(|m| m.capacity).sum::<u64>();
+                (
+                    Some(capacity),
+                    (tasks > capacity).then(|| {
+                        format!(
+                            "{tasks} task(s) in {days} day(s) for `{who}`, whose {} active \
+                             manager(s) can look after {capacity} customers: more work than they \
+                             can do; spread it (fewer or rarer rules, more managers)",
+                            holders.len()
+                        )
+                    }),
+                )
+            } else {
+                (None, None)
+            }
+        } else {
+            match managers.iter().find(|m| &m.external_id == who) {
+                None => (
+                    None,
+                    Some(format!(
+                        "{tasks} task(s) for `{who}`, who is not a manager of the workspace: \
+                         import them, or give their customers another owner"
+                    )),
+                ),
+                Some(manager) if !manager.active => (
+                    manager.capacity,
+                    Some(format!(
+                        "{tasks} task(s) for `{who}` ({}), who is inactive: give their \
+                         customers another owner",
+                        manager.name
+                    )),
+                ),
+                Some(manager) => (
+                    manager.capacity,
+                    manager.capacity.filter(|&c| tasks > c).map(|capacity| {
+                        format!(
+                            "{tasks} task(s) in {days} day(s) for `{who}` ({}), who can look \
+                             after {capacity} customers: more work than one person can do; \
+                             spread it (fewer or rarer rules, more managers)",
+                            manager.name
+                        )
+                    }),
+                ),
+            }
+        };
+        if let Some(message) = problem {
+            warnings.push(CapacityWarning {
+                assignee: who.clone(),
+                tasks,
+                capacity,
+                message,
+            });
+        }
+    }
+    warnings
+}
 
 fn store_window(rules: &RuleSet) -> Window {
     match rules.window().seconds() {
@@ -491,6 +600,7 @@ impl<'r> PlanTally<'r> {
             moved: self.moved,
             rule_errors: self.errors.into_values().collect(),
             notes: self.notes,
+            capacity_warnings: Vec::new(),
             elapsed_ms: started.elapsed().as_millis(),
         }
     }
@@ -508,7 +618,11 @@ pub fn plan(
     for_each_plan(reader, rules, options, &mut |features, state, plan| {
         tally.count(features, state, plan);
     })?;
-    Ok(tally.finish(options, started))
+    let mut summary = tally.finish(options, started);
+    let days = u64::try_from((options.to - options.from).max(0) / 86_400).unwrap_or(0);
+    summary.capacity_warnings =
+        capacity_warnings(&summary.assignees, &reader.managers()?, days.max(1));
+    Ok(summary)
 }
 
 /// What [`record_due`] did.
