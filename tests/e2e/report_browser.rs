@@ -2,8 +2,9 @@
 //! checks there were no script errors or blocked loads, that every chart drew (a non-zero box
 //! and its marks), that the page fits a phone's width, and takes screenshots.
 //!
-//! Chromium is Debian's `chromium` package, installed by `.ci/deps` (which the test command
-//! `.ci/test` runs first); when `/usr/bin/chromium` is missing the test fails saying so. The page reports its own verdict: a small inline script records errors
+//! Chromium is Debian's `chromium` package, installed by `.ci/deps` (the first half of the test
+//! command); when `/usr/bin/chromium` is missing the test fails saying so. The page reports its
+//! own verdict: a small inline script records errors
 //! from the start and, after loading, writes `data-errors`, `data-charts` and `data-fits` on
 //! `<html>`, which `--dump-dom` shows.
 
@@ -20,9 +21,9 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 fn chromium() -> &'static str {
     assert!(
         Path::new(CHROMIUM).exists(),
-        "the browser test needs Debian's Chromium at {CHROMIUM}. Install the tests' \
-         prerequisites with `bash .ci/deps` (as root: `apt-get install -y chromium \
-         chromium-driver`), or run the whole suite with `bash .ci/test`."
+        "the browser test needs Debian's Chromium at {CHROMIUM}: install the tests' \
+         prerequisites with `bash .ci/deps` (Debian's `chromium` and `chromium-driver` \
+         packages, as root), as the README's test command does."
     );
     CHROMIUM
 }
