@@ -293,3 +293,29 @@ fn a_daemon_reload_refuses_rules_that_fail_for_real_customers_and_keeps_the_last
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Rules that fail for real customers when the daemon starts: there are no earlier rules to
+/// keep, so it starts, and says so in the log and in `status`, at the failing rule's line.
+#[test]
+fn a_daemon_starting_on_rules_that_fail_for_real_customers_says_so() {
+    let ws = Workspace::with_quickstart();
+    fs::write(ws.path("rules/deep.rhai"), DEEP_LIBRARY).unwrap();
+    tier_a_also(&ws, "depth(orders_total * 20) >= 0");
+    let run = ws.run(&["run", "--once"]);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the rules fail for some real customers"),
+        "{}",
+        run.stderr
+    );
+    let status = ws.run(&["status", "--json"]).json();
+    let problems = status["reload_problems"].as_array().unwrap();
+    assert!(
+        problems.iter().any(|p| {
+            let p = p.as_str().unwrap();
+            p.starts_with("rules/tiers.yaml:22:") && p.contains("fails for customer C0")
+        }),
+        "{status:#}"
+    );
+}

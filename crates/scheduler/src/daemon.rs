@@ -241,7 +241,7 @@ impl<C: Clock> Daemon<C> {
                 "emails left mid-send by a stopped daemon: each may have arrived; resending with the same Message-ID as the policy says"
             );
         }
-        let state = DaemonState {
+        let mut state = DaemonState {
             pid: i64::from(std::process::id()),
             started_at: now,
             heartbeat_at: now,
@@ -251,6 +251,22 @@ impl<C: Clock> Daemon<C> {
             reloads: 1,
             ..DaemonState::default()
         };
+        // The rules at start are proven on real customers too. There are no earlier rules to
+        // keep, so the daemon starts all the same (a failing rule moves nobody: assessments
+        // keep those customers' tiers, and stop above the failure share), and says why.
+        let proof = crate::proof::prove_on_sample(&reader, &rules, &workspace.config().rules, now)
+            .map(|proof| one_line_each(&proof.errors))
+            .unwrap_or_else(|err| format!("cannot prove the rules on real customers: {err}"));
+        if !proof.is_empty() {
+            for line in proof.lines() {
+                tracing::warn!(
+                    problem = line,
+                    "the rules fail for some real customers; they keep their tiers until fixed"
+                );
+            }
+            state.last_reload_error = Some(proof);
+            state.last_reload_error_at = Some(now);
+        }
         writer.write_daemon_state(&state)?;
         tracing::info!(
             pid = state.pid,

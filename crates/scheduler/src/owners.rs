@@ -102,12 +102,17 @@ pub fn assign_owners(
     if !dry_run && !report.plan.assignments.is_empty() {
         report.written = store.assign_owners(&report.plan.assignments, now)?;
     }
-    tracing::info!(
-        assigned = report.plan.assignments.len(),
-        written = report.written,
-        dry_run,
-        "owners assigned"
-    );
+    // At info only when someone got an owner: the daemon runs this every tick.
+    if report.plan.assignments.is_empty() {
+        tracing::debug!(dry_run, "owners assigned: nobody needed one");
+    } else {
+        tracing::info!(
+            assigned = report.plan.assignments.len(),
+            written = report.written,
+            dry_run,
+            "owners assigned"
+        );
+    }
     report.elapsed_ms = started.elapsed().as_millis();
     Ok(report)
 }
