@@ -359,6 +359,30 @@ pub(crate) fn event(
     Ok(())
 }
 
+/// Puts the claimed e-mail `id`, never handed to a transport, back in the queue: its due time
+/// and Message-ID kept, the attempt its claim counted given back, a `claimed → queued` event
+/// with `detail`. Returns whether it was claimed (anything else is left alone).
+fn requeue_unsent(conn: &Connection, id: i64, now: i64, detail: &str) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE outbox SET state = 'queued', claimed_at = NULL, \
+             attempts = max(attempts - 1, 0), updated_at = ?2 \
+             WHERE id = ?1 AND state = 'claimed'",
+        )?
+        .execute(params![id, now])?;
+    if changed == 1 {
+        event(
+            conn,
+            id,
+            now,
+            Some(OutboxState::Claimed),
+            OutboxState::Queued,
+            Some(detail),
+        )?;
+    }
+    Ok(changed == 1)
+}
+
 /// Keeps the e-mail's follow-up in step: `done` once sent, `cancelled`
 /// (with the reason) once it will not be sent, `planned` again on a retry.
 pub(crate) fn sync_followup(
@@ -676,24 +700,7 @@ impl Store {
         let (tx, path) = self.write_tx()?;
         let mut released = 0;
         for &id in ids {
-            let changed = tx
-                .prepare_cached(
-                    "UPDATE outbox SET state = 'queued', claimed_at = NULL, \
-                     attempts = max(attempts - 1, 0), updated_at = ?2 \
-                     WHERE id = ?1 AND state = 'claimed'",
-                )
-                .and_then(|mut stmt| stmt.execute(params![id, now]))
-                .at(path)?;
-            if changed == 1 {
-                event(
-                    &tx,
-                    id,
-                    now,
-                    Some(OutboxState::Claimed),
-                    OutboxState::Queued,
-                    Some("released unsent: the sender was stopping"),
-                )
-                .at(path)?;
+            if requeue_unsent(&tx, id, now, "released unsent: the sender was stopping").at(path)? {
                 released += 1;
             }
         }
@@ -763,19 +770,11 @@ impl Store {
         let mut recovery = Recovery::default();
         for (id, recoveries, handed_over) in stale {
             if !handed_over {
-                tx.execute(
-                    "UPDATE outbox SET state = 'queued', claimed_at = NULL, \
-                     attempts = max(attempts - 1, 0), updated_at = ?2 WHERE id = ?1",
-                    params![id, now],
-                )
-                .at(path)?;
-                event(
+                requeue_unsent(
                     &tx,
                     id,
                     now,
-                    Some(OutboxState::Claimed),
-                    OutboxState::Queued,
-                    Some("left claimed by a sender that stopped before handing it over: not sent"),
+                    "left claimed by a sender that stopped before handing it over: not sent",
                 )
                 .at(path)?;
                 recovery.released += 1;
