@@ -7,106 +7,20 @@
 
 use crate::common;
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Workspace, command_in, followups_record_json, run_in};
+use common::daemon::{DEADLINE, Daemon, status};
+use common::{Workspace, run_in};
 use serde_json::Value;
 
-/// How long any observable state may take to appear.
-const DEADLINE: Duration = Duration::from_secs(15);
-
-/// A daemon started in the background, its stderr in a file; killed if still running at drop.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(root: &Path, extra: &[&str]) -> Daemon {
-        let log = root.with_extension(format!("log{}", unique()));
-        let mut args = vec!["run"];
-        args.extend_from_slice(extra);
-        let child = command_in(root)
-            .args(&args)
-            .env("TIERCARE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .expect("start tiercare run");
-        Daemon { child, log }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{signal}"), self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits (polling, with the deadline) for the process to end; its exit code.
-    fn wait_exit(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not exit\n--- log\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The daemon tests' SMTP settings: a short timeout, and a retry about a minute later.
+const DAEMON_SMTP: &str = "timeout_seconds = 5\n\n[mail.outbox]\nretry_base_seconds = 60\n";
 
 fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::SeqCst)
-}
-
-fn status(root: &Path) -> Value {
-    let run = run_in(root, &["status", "--json"]);
-    run.assert_code(0);
-    run.json()
-}
-
-/// Polls `tiercare status --json` until `ok` holds, failing with the daemon's log at the
-/// deadline.
-fn wait_status(root: &Path, daemon: &Daemon, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let status = status(root);
-        if ok(&status) {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n--- status\n{status:#}\n--- log\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 fn count(root: &Path, sql: &str) -> i64 {
@@ -137,7 +51,7 @@ fn save(path: &Path, text: &str) {
 /// A daemon on a fresh workspace, running on the real clock; returns once it has started.
 fn running(ws: &Workspace) -> Daemon {
     let daemon = Daemon::start(ws.root(), &[]);
-    wait_status(ws.root(), &daemon, "the daemon to start", |s| {
+    daemon.wait_status(ws.root(), "the daemon to start", |s| {
         s["running"] == true && s["daemon"]["pid"] == daemon.pid()
     });
     daemon
@@ -230,7 +144,7 @@ fn simulated_days_pass_in_moments_and_each_night_reassesses_once() {
             "216000",
         ],
     );
-    wait_status(ws.root(), &daemon, "four nights", |s| {
+    daemon.wait_status(ws.root(), "four nights", |s| {
         s["daemon"]["last_tick_at"].as_i64().unwrap_or(0) >= 1_772_323_200 + 4 * 86_400
     });
     daemon.signal("TERM");
@@ -322,7 +236,7 @@ fn a_broken_save_keeps_the_old_rules_shows_the_error_and_fixing_it_reloads() {
     let good = std::fs::read_to_string(&tiers).unwrap();
 
     save(&tiers, &good.replace("window: 365d", "window: often"));
-    let broken = wait_status(ws.root(), &daemon, "the reload error", |s| {
+    let broken = daemon.wait_status(ws.root(), "the reload error", |s| {
         s["daemon"]["last_reload_error"].is_string()
     });
     let error = broken["daemon"]["last_reload_error"].as_str().unwrap();
@@ -337,7 +251,7 @@ fn a_broken_save_keeps_the_old_rules_shows_the_error_and_fixing_it_reloads() {
     );
 
     save(&tiers, &good.replace("window: 365d", "window: 180d"));
-    let fixed = wait_status(ws.root(), &daemon, "the fixed rules", |s| {
+    let fixed = daemon.wait_status(ws.root(), "the fixed rules", |s| {
         s["daemon"]["last_reload_error"].is_null() && version(s) != first
     });
     assert!(fixed["daemon"]["last_reload_ms"].is_i64());
@@ -346,7 +260,7 @@ fn a_broken_save_keeps_the_old_rules_shows_the_error_and_fixing_it_reloads() {
     // watcher could miss being the only trigger).
     std::fs::write(&tiers, &good).unwrap();
     daemon.signal("HUP");
-    wait_status(ws.root(), &daemon, "the reload after SIGHUP", |s| {
+    daemon.wait_status(ws.root(), "the reload after SIGHUP", |s| {
         version(s) == first
     });
 }
@@ -371,7 +285,7 @@ fn the_rules_folder_deleted_and_recreated_is_watched_again() {
     let rules = ws.path("rules");
     let aside = ws.path("rules-aside");
     std::fs::rename(&rules, &aside).unwrap();
-    let gone = wait_status(ws.root(), &daemon, "the missing folder reported", |s| {
+    let gone = daemon.wait_status(ws.root(), "the missing folder reported", |s| {
         s["daemon"]["last_reload_error"].is_string()
     });
     assert_eq!(version(&gone), first);
@@ -384,19 +298,16 @@ fn the_rules_folder_deleted_and_recreated_is_watched_again() {
     );
 
     std::fs::rename(&aside, &rules).unwrap();
-    wait_status(ws.root(), &daemon, "the folder back", |s| {
+    daemon.wait_status(ws.root(), "the folder back", |s| {
         s["daemon"]["last_reload_error"].is_null()
     });
     // Changes inside the recreated folder are seen.
     let tiers = rules.join("tiers.yaml");
     let text = std::fs::read_to_string(&tiers).unwrap();
     save(&tiers, &text.replace("window: 365d", "window: 90d"));
-    wait_status(
-        ws.root(),
-        &daemon,
-        "a change in the recreated folder",
-        |s| version(s) != first,
-    );
+    daemon.wait_status(ws.root(), "a change in the recreated folder", |s| {
+        version(s) != first
+    });
 }
 
 #[test]
@@ -432,7 +343,7 @@ fn a_hundred_saves_in_two_seconds_make_a_handful_of_reloads_never_a_broken_set()
         .as_str()
         .unwrap()
         .to_owned();
-    let done = wait_status(ws.root(), &daemon, "the last save active", |s| {
+    let done = daemon.wait_status(ws.root(), "the last save active", |s| {
         s["daemon"]["last_reload_error"].is_null() && version(s) == expected
     });
     let count = reloads(&done) - before;
@@ -457,7 +368,7 @@ fn a_database_locked_by_another_process_delays_the_daemon_but_does_not_stop_it()
     .unwrap();
     let daemon = running(&ws);
     // Its first tick recorded (an idle daemon writes nothing else that would record it later).
-    wait_status(ws.root(), &daemon, "the first tick", |s| {
+    daemon.wait_status(ws.root(), "the first tick", |s| {
         s["daemon"]["last_tick_at"].is_i64()
     });
     let connection = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
@@ -473,7 +384,7 @@ fn a_database_locked_by_another_process_delays_the_daemon_but_does_not_stop_it()
         .as_i64()
         .unwrap();
     // The daemon is still there and its next ticks succeed.
-    wait_status(ws.root(), &daemon, "a clean tick after the lock", |s| {
+    daemon.wait_status(ws.root(), "a clean tick after the lock", |s| {
         s["running"] == true
             && s["daemon"]["last_tick_error"].is_null()
             && s["daemon"]["last_tick_at"].as_i64().unwrap() > before
@@ -483,53 +394,6 @@ fn a_database_locked_by_another_process_delays_the_daemon_but_does_not_stop_it()
         "the lock was never met:\n{}",
         daemon.log()
     );
-}
-
-/// One email rule (every customer, 09:00 daily) and its template, instead of the default
-/// follow-ups; `customers` customers who agreed to email.
-fn mail_workspace(dir: &Path, customers: usize, smtp_port: u16, connections: u32) -> PathBuf {
-    mail_workspace_with(dir, customers, Some((smtp_port, connections)))
-}
-
-/// [`mail_workspace`] with the given SMTP server and connections, or the folder transport
-/// (`mail/`, the default) for `None`.
-fn mail_workspace_with(dir: &Path, customers: usize, smtp: Option<(u16, u32)>) -> PathBuf {
-    let root = dir.join("ws");
-    run_in(dir, &["init", root.to_str().unwrap()]).assert_code(0);
-    std::fs::remove_file(root.join("rules/followups.yaml")).unwrap();
-    std::fs::write(
-        root.join("rules/mail.yaml"),
-        "followups:\n  - id: hello\n    cron: \"0 9 * * *\"\n    email: { template: care }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("templates/care.eml.j2"),
-        "subject: Hello {{ customer.name }}\n--- text\nHello {{ customer.name }}\n",
-    )
-    .unwrap();
-    if let Some((smtp_port, connections)) = smtp {
-        let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
-        let config = config.replace("transport = \"folder\"", "transport = \"smtp\"")
-            + &format!(
-                "\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\nsecurity = \"none\"\n\
-                 timeout_seconds = 5\nconnections = {connections}\n\n[mail.outbox]\nretry_base_seconds = 60\n"
-            );
-        std::fs::write(root.join("tiercare.toml"), config).unwrap();
-    }
-    let mut csv = String::from("customer_id,name,email,consent_email\n");
-    for i in 0..customers {
-        csv.push_str(&format!("C{i:04},Customer {i},c{i}@example.com,true\n"));
-    }
-    std::fs::write(root.join("customers.csv"), csv).unwrap();
-    run_in(&root, &["import", "customers", "customers.csv"]).assert_code(0);
-    // The emails of 09:00 on 2 March, queued in the outbox with their follow-ups.
-    let recorded = run_in(
-        &root,
-        &followups_record_json("2026-03-02T08:00:00Z", "2026-03-02T10:00:00Z"),
-    );
-    recorded.assert_code(0);
-    assert_eq!(recorded.json()["queued"], customers, "{}", recorded.stdout);
-    root
 }
 
 fn message_ids(received: &[smtp_sink::Received]) -> Vec<String> {
@@ -557,14 +421,14 @@ fn outbox(status: &Value, state: &str) -> u64 {
 fn smtp_down_then_back_delivers_each_email_once_after_backoff() {
     let tmp = common::fast_tempdir();
     let sink = smtp_sink::SmtpSink::start(smtp_sink::Script::down()).unwrap();
-    let root = mail_workspace(tmp.path(), 3, sink.port(), 1);
+    let root = common::mail_workspace(tmp.path(), 3, Some((sink.port(), 1, DAEMON_SMTP)));
     // A simulated minute per real second: the first retry (about a minute later) comes within
     // a second or two.
     let daemon = Daemon::start(
         &root,
         &["--simulate-from", "2026-03-02T10:00:00Z", "--speed", "60"],
     );
-    let down = wait_status(&root, &daemon, "the emails deferred", |s| {
+    let down = daemon.wait_status(&root, "the emails deferred", |s| {
         outbox(s, "deferred") == 3 && s["daemon"]["last_send_error"].is_string()
     });
     assert!(
@@ -577,9 +441,7 @@ fn smtp_down_then_back_delivers_each_email_once_after_backoff() {
     assert!(sink.received().is_empty());
 
     sink.set_script(smtp_sink::Script::accept_all()).unwrap();
-    wait_status(&root, &daemon, "the emails sent", |s| {
-        outbox(s, "sent") == 3
-    });
+    daemon.wait_status(&root, "the emails sent", |s| outbox(s, "sent") == 3);
     let ids = message_ids(&sink.received());
     let mut unique = ids.clone();
     unique.sort();
@@ -605,7 +467,7 @@ fn kill_9_mid_sending_a_thousand_emails_loses_none_and_reports_the_duplicates() 
     let sink = smtp_sink::SmtpSink::start(smtp_sink::Script::accept_all()).unwrap();
     // Ten connections in parallel: each message takes about 40 ms against the sink (see the
     // daemon's report), so one connection would need 40 s.
-    let root = mail_workspace(tmp.path(), 1_000, sink.port(), 10);
+    let root = common::mail_workspace(tmp.path(), 1_000, Some((sink.port(), 10, DAEMON_SMTP)));
     let mut first = Daemon::start(&root, &["--simulate-from", "2026-03-02T10:00:00Z"]);
     // Kill it once it is well into sending.
     let deadline = Instant::now() + DEADLINE;
@@ -624,9 +486,7 @@ fn kill_9_mid_sending_a_thousand_emails_loses_none_and_reports_the_duplicates() 
 
     // The restart recovers what the dead daemon had claimed, and sends everything.
     let second = Daemon::start(&root, &["--simulate-from", "2026-03-02T10:05:00Z"]);
-    let done = wait_status(&root, &second, "every email sent", |s| {
-        outbox(s, "sent") == 1_000
-    });
+    let done = second.wait_status(&root, "every email sent", |s| outbox(s, "sent") == 1_000);
     let ids = message_ids(&sink.received());
     let mut unique = ids.clone();
     unique.sort();
@@ -647,7 +507,7 @@ fn kill_9_mid_sending_a_thousand_emails_loses_none_and_reports_the_duplicates() 
 fn sigterm_mid_sending_finishes_in_flight_work_and_exits_0() {
     let tmp = common::fast_tempdir();
     let sink = smtp_sink::SmtpSink::start(smtp_sink::Script::accept_all()).unwrap();
-    let root = mail_workspace(tmp.path(), 300, sink.port(), 10);
+    let root = common::mail_workspace(tmp.path(), 300, Some((sink.port(), 10, DAEMON_SMTP)));
     let mut daemon = Daemon::start(&root, &["--simulate-from", "2026-03-02T10:00:00Z"]);
     let deadline = Instant::now() + DEADLINE;
     while sink.received().is_empty() {
@@ -671,7 +531,7 @@ fn sigterm_mid_sending_finishes_in_flight_work_and_exits_0() {
 #[test]
 fn sigterm_during_a_backlog_of_3000_emails_exits_0_leaving_the_rest_queued() {
     let tmp = common::fast_tempdir();
-    let root = mail_workspace_with(tmp.path(), 3_000, None);
+    let root = common::mail_workspace(tmp.path(), 3_000, None);
     let mail = root.join("mail");
     let files = || std::fs::read_dir(&mail).map_or(0, |dir| dir.count());
     let mut daemon = Daemon::start(&root, &["--simulate-from", "2026-03-02T10:00:00Z"]);

@@ -10,83 +10,22 @@ use crate::common;
 
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
-use common::{Workspace, command_in, run_in};
+use common::Workspace;
+use common::daemon::{Daemon, status};
 use serde_json::Value;
 
-/// How long any observable state may take to appear.
-const DEADLINE: Duration = Duration::from_secs(20);
-
-/// A daemon started in the background, its stderr in a file; killed if still running at drop.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(ws: &Workspace, level: &str) -> Daemon {
-        let log = ws.root().with_extension("log");
-        let child = command_in(ws.root())
-            .arg("run")
-            .env("TIERCARE_LOG", level)
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .expect("start tiercare run");
-        let daemon = Daemon { child, log };
-        daemon.wait_status(ws.root(), "the daemon's first pass", |s| {
-            s["running"] == true
-                && s["daemon"]["pid"] == daemon.child.id()
-                && s["daemon"]["last_tick_at"].is_i64()
-        });
-        daemon
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The log's lines containing `needle`.
-    fn lines_with(&self, needle: &str) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter(|line| line.contains(needle))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Polls `tiercare status --json` until `ok` holds, failing with the log at the deadline.
-    fn wait_status(&self, root: &Path, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let status = status(root);
-            if ok(&status) {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n--- status\n{status:#}\n--- log\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn status(root: &Path) -> Value {
-    let run = run_in(root, &["status", "--json"]);
-    run.assert_code(0);
-    run.json()
+/// A daemon logging at `level`, once it has made its first pass.
+fn start(ws: &Workspace, level: &str) -> Daemon {
+    let daemon = Daemon::start_logging(ws.root(), level, &[]);
+    daemon.wait_status(ws.root(), "the daemon's first pass", |s| {
+        s["running"] == true
+            && s["daemon"]["pid"] == daemon.pid()
+            && s["daemon"]["last_tick_at"].is_i64()
+    });
+    daemon
 }
 
 fn version(status: &Value) -> String {
@@ -129,7 +68,7 @@ fn an_idle_daemon_logs_no_reload_and_writes_nothing_to_the_database() {
     let ws = Workspace::new();
     // No tick falls in the window, however long: what is measured is the watcher alone.
     daemon_settings(&ws, "tick = \"1h\"");
-    let daemon = Daemon::start(&ws, "debug");
+    let daemon = start(&ws, "debug");
     let files = [ws.path("tiercare.db"), ws.path("tiercare.db-wal")];
     let before: Vec<_> = files.iter().map(|path| size_and_mtime(path)).collect();
     let log_before = daemon.log();
@@ -161,7 +100,7 @@ fn a_slow_save_never_makes_its_valid_prefix_active() {
     let ws = Workspace::new();
     // A margin the test's pause between the two writes stays well within on a busy machine.
     daemon_settings(&ws, "settle_ms = 2000");
-    let daemon = Daemon::start(&ws, "info");
+    let daemon = start(&ws, "info");
     let first = version(&status(ws.root()));
     let tiers = ws.path("rules/tiers.yaml");
     let text = std::fs::read_to_string(&tiers).unwrap();
@@ -194,7 +133,7 @@ fn a_slow_save_never_makes_its_valid_prefix_active() {
 fn an_invalid_save_logs_each_problem_once_and_status_lists_them_all() {
     let ws = Workspace::new();
     daemon_settings(&ws, "settle_ms = 300");
-    let daemon = Daemon::start(&ws, "info");
+    let daemon = start(&ws, "info");
     let first = version(&status(ws.root()));
     let tiers = ws.path("rules/tiers.yaml");
     let good = std::fs::read_to_string(&tiers).unwrap();

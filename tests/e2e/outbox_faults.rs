@@ -5,56 +5,15 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{command_in, followups_record_json, run_in};
+use common::{command_in, run_in};
 use smtp_sink::{Script, SmtpSink};
 
 /// How long any one wait may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// A workspace of `customers` consenting customers, each with one email queued in the outbox
-/// (09:00 on 2 March 2026, long due), sent over `connections` SMTP connections to `port`.
-fn mail_workspace(dir: &Path, customers: usize, port: u16, connections: u32) -> PathBuf {
-    let root = dir.join("ws");
-    run_in(dir, &["init", root.to_str().unwrap()]).assert_code(0);
-    std::fs::remove_file(root.join("rules/followups.yaml")).unwrap();
-    std::fs::write(
-        root.join("rules/mail.yaml"),
-        // Recorded for a morning in March and sent whenever the test runs: a `max_delay` of
-        // years keeps the delivery gate from cancelling them as stale (no contact policy, so no
-        // send window either: the tests pass at any hour).
-        "followups:\n  - id: hello\n    cron: \"0 9 * * *\"\n    max_delay: 3650d\n    email: { template: care }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("templates/care.eml.j2"),
-        "subject: Hello {{ customer.name }}\n--- text\nHello {{ customer.name }}\n",
-    )
-    .unwrap();
-    let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
-    let config = config.replace("transport = \"folder\"", "transport = \"smtp\"")
-        + &format!(
-            "\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n\
-             timeout_seconds = 10\nconnections = {connections}\n"
-        );
-    std::fs::write(root.join("tiercare.toml"), config).unwrap();
-    let mut csv = String::from("customer_id,name,email,consent_email\n");
-    for i in 0..customers {
-        csv.push_str(&format!("C{i:04},Customer {i},c{i}@example.com,true\n"));
-    }
-    std::fs::write(root.join("customers.csv"), csv).unwrap();
-    run_in(&root, &["import", "customers", "customers.csv"]).assert_code(0);
-    let recorded = run_in(
-        &root,
-        &followups_record_json("2026-03-02T08:00:00Z", "2026-03-02T10:00:00Z"),
-    );
-    recorded.assert_code(0);
-    assert_eq!(recorded.json()["queued"], customers, "{}", recorded.stdout);
-    root
-}
 
 /// The Message-ID of each received message, in the order received.
 fn message_ids(sink: &SmtpSink) -> Vec<String> {
@@ -138,7 +97,11 @@ fn sigkill_of_send_and_run_at_random_moments_loses_nothing_and_counts_every_dupl
     // window leaves it delivered but not recorded, the case that can duplicate.
     let sink =
         SmtpSink::start(Script::accept_all().answer_delay(Duration::from_millis(10))).unwrap();
-    let root = mail_workspace(tmp.path(), EMAILS, sink.port(), CONNECTIONS as u32);
+    let root = common::mail_workspace(
+        tmp.path(),
+        EMAILS,
+        Some((sink.port(), CONNECTIONS as u32, "timeout_seconds = 10\n")),
+    );
 
     let mut kills = 0;
     for round in 0..KILLS {
@@ -208,7 +171,11 @@ fn a_write_lock_held_during_a_send(hold: Duration) {
     let tmp = common::fast_tempdir();
     let sink =
         SmtpSink::start(Script::accept_all().answer_delay(Duration::from_millis(5))).unwrap();
-    let root = mail_workspace(tmp.path(), EMAILS, sink.port(), 2);
+    let root = common::mail_workspace(
+        tmp.path(),
+        EMAILS,
+        Some((sink.port(), 2, "timeout_seconds = 10\n")),
+    );
     let child = command_in(&root)
         .args(["send", "--json"])
         .stdout(Stdio::piped())
@@ -246,7 +213,11 @@ fn a_second_workspace_reaching_the_database_through_a_symlink_cannot_send_beside
     let tmp = common::fast_tempdir();
     let sink =
         SmtpSink::start(Script::accept_all().answer_delay(Duration::from_millis(100))).unwrap();
-    let root = mail_workspace(tmp.path(), EMAILS, sink.port(), 1);
+    let root = common::mail_workspace(
+        tmp.path(),
+        EMAILS,
+        Some((sink.port(), 1, "timeout_seconds = 10\n")),
+    );
     // The same configuration, rules and templates, and the database through a link.
     let other = tmp.path().join("other");
     std::fs::create_dir(&other).unwrap();

@@ -8,6 +8,7 @@ use std::fs::File;
 use std::os::unix::process::CommandExt as _;
 use std::time::{Duration, Instant};
 
+use common::daemon::Daemon;
 use common::{Workspace, command_in};
 
 /// Runs `tiercare args` in `ws` and returns its output, wall time and peak RSS (KiB, from
@@ -245,40 +246,15 @@ fn a_slow_rule_is_stopped_by_the_budget_and_check_reports_slow_rules() {
 #[test]
 fn a_daemon_reload_refuses_rules_that_fail_for_real_customers_and_keeps_the_last_good_ones() {
     let ws = Workspace::with_quickstart();
-    let log = ws.path("daemon.log");
-    let mut child = command_in(ws.root())
-        .arg("run")
-        .env("TIERCARE_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let status = |what: &str, ok: &dyn Fn(&serde_json::Value) -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let status = ws.run(&["status", "--json"]);
-            if status.code == 0 {
-                let status = status.json();
-                if ok(&status) {
-                    return status;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n--- log\n{}",
-                fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    };
-    let started = status("the daemon to start", &|s| {
+    let daemon = Daemon::start(ws.root(), &[]);
+    let started = daemon.wait_status(ws.root(), "the daemon to start", |s| {
         s["running"] == true && s["daemon"]["ruleset_version"].is_string()
     });
     let first = started["daemon"]["ruleset_version"].clone();
 
     fs::write(ws.path("rules/deep.rhai"), DEEP_LIBRARY).unwrap();
     tier_a_also(&ws, "depth(orders_total * 20) >= 0");
-    let refused = status("the reload to be refused", &|s| {
+    let refused = daemon.wait_status(ws.root(), "the reload to be refused", |s| {
         s["daemon"]["last_reload_error"].is_string()
     });
     let error = refused["daemon"]["last_reload_error"].as_str().unwrap();
@@ -290,8 +266,6 @@ fn a_daemon_reload_refuses_rules_that_fail_for_real_customers_and_keeps_the_last
         refused["daemon"]["ruleset_version"], first,
         "the last good rules stay"
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Rules that fail for real customers when the daemon starts: there are no earlier rules to

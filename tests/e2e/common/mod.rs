@@ -5,6 +5,8 @@
     reason = "each test binary uses a different part of this module"
 )]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -79,6 +81,52 @@ pub fn fast_tempdir() -> tempfile::TempDir {
         return dir;
     }
     tempfile::tempdir().unwrap()
+}
+
+/// A workspace in `dir/ws` with one email rule (every customer, 09:00 daily) and its template
+/// instead of the default follow-ups, `customers` customers who agreed to email, and each one's
+/// email of 09:00 on 2 March 2026 queued in the outbox (long due). Recorded for that morning and
+/// sent whenever the test runs: a `max_delay` of years keeps the delivery gate from cancelling
+/// them as stale (no contact policy, so no send window either: the tests pass at any hour).
+/// `smtp`: the SMTP server's port, the connections, and more `[mail.smtp]` settings (and any
+/// sections after it); `None`: the folder transport (`mail/`, the default).
+pub fn mail_workspace(dir: &Path, customers: usize, smtp: Option<(u16, u32, &str)>) -> PathBuf {
+    let root = dir.join("ws");
+    run_in(dir, &["init", root.to_str().unwrap()]).assert_code(0);
+    std::fs::remove_file(root.join("rules/followups.yaml")).unwrap();
+    std::fs::write(
+        root.join("rules/mail.yaml"),
+        "followups:\n  - id: hello\n    cron: \"0 9 * * *\"\n    max_delay: 3650d\n    \
+         email: { template: care }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("templates/care.eml.j2"),
+        "subject: Hello {{ customer.name }}\n--- text\nHello {{ customer.name }}\n",
+    )
+    .unwrap();
+    if let Some((port, connections, settings)) = smtp {
+        let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
+        let config = config.replace("transport = \"folder\"", "transport = \"smtp\"")
+            + &format!(
+                "\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n\
+                 connections = {connections}\n{settings}"
+            );
+        std::fs::write(root.join("tiercare.toml"), config).unwrap();
+    }
+    let mut csv = String::from("customer_id,name,email,consent_email\n");
+    for i in 0..customers {
+        csv.push_str(&format!("C{i:04},Customer {i},c{i}@example.com,true\n"));
+    }
+    std::fs::write(root.join("customers.csv"), csv).unwrap();
+    run_in(&root, &["import", "customers", "customers.csv"]).assert_code(0);
+    let recorded = run_in(
+        &root,
+        &followups_record_json("2026-03-02T08:00:00Z", "2026-03-02T10:00:00Z"),
+    );
+    recorded.assert_code(0);
+    assert_eq!(recorded.json()["queued"], customers, "{}", recorded.stdout);
+    root
 }
 
 /// Runs the binary in `dir` with `args`, with a clean environment for tiercare's variables.
