@@ -396,23 +396,6 @@ fn a_database_locked_by_another_process_delays_the_daemon_but_does_not_stop_it()
     );
 }
 
-fn message_ids(received: &[smtp_sink::Received]) -> Vec<String> {
-    received
-        .iter()
-        .map(|message| {
-            let text = String::from_utf8_lossy(&message.data);
-            text.lines()
-                .find_map(|line| {
-                    line.strip_prefix("Message-ID: ")
-                        .or_else(|| line.strip_prefix("Message-Id: "))
-                })
-                .unwrap_or_else(|| panic!("no Message-ID in\n{text}"))
-                .trim()
-                .to_owned()
-        })
-        .collect()
-}
-
 fn outbox(status: &Value, state: &str) -> u64 {
     status["outbox"][state].as_u64().unwrap_or(0)
 }
@@ -442,7 +425,7 @@ fn smtp_down_then_back_delivers_each_email_once_after_backoff() {
 
     sink.set_script(smtp_sink::Script::accept_all()).unwrap();
     daemon.wait_status(&root, "the emails sent", |s| outbox(s, "sent") == 3);
-    let ids = message_ids(&sink.received());
+    let ids = common::message_ids(&sink.received());
     let mut unique = ids.clone();
     unique.sort();
     unique.dedup();
@@ -487,7 +470,7 @@ fn kill_9_mid_sending_a_thousand_emails_loses_none_and_reports_the_duplicates() 
     // The restart recovers what the dead daemon had claimed, and sends everything.
     let second = Daemon::start(&root, &["--simulate-from", "2026-03-02T10:05:00Z"]);
     let done = second.wait_status(&root, "every email sent", |s| outbox(s, "sent") == 1_000);
-    let ids = message_ids(&sink.received());
+    let ids = common::message_ids(&sink.received());
     let mut unique = ids.clone();
     unique.sort();
     unique.dedup();
@@ -519,7 +502,7 @@ fn sigterm_mid_sending_finishes_in_flight_work_and_exits_0() {
     // Nothing is left claimed, and nothing went out twice.
     let stopped = status(&root);
     assert_eq!(outbox(&stopped, "claimed"), 0, "{stopped:#}");
-    let ids = message_ids(&sink.received());
+    let ids = common::message_ids(&sink.received());
     let mut unique = ids.clone();
     unique.sort();
     unique.dedup();

@@ -15,27 +15,9 @@ use smtp_sink::{Script, SmtpSink};
 /// How long any one wait may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// The Message-ID of each received message, in the order received.
-fn message_ids(sink: &SmtpSink) -> Vec<String> {
-    sink.received()
-        .iter()
-        .map(|message| {
-            let text = String::from_utf8_lossy(&message.data);
-            text.lines()
-                .find_map(|line| {
-                    line.strip_prefix("Message-ID: ")
-                        .or_else(|| line.strip_prefix("Message-Id: "))
-                })
-                .unwrap_or_else(|| panic!("no Message-ID in\n{text}"))
-                .trim()
-                .to_owned()
-        })
-        .collect()
-}
-
 /// (all received, distinct Message-IDs).
 fn received_and_distinct(sink: &SmtpSink) -> (usize, usize) {
-    let mut ids = message_ids(sink);
+    let mut ids = common::message_ids(&sink.received());
     let all = ids.len();
     ids.sort();
     ids.dedup();

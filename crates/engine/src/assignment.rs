@@ -26,7 +26,6 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use serde::Serialize;
 
-use crate::diagnostic::hint_among;
 use crate::rule_file::{RawAssignees, RawRuleFile};
 use crate::rules::{Loader, Location, key};
 use crate::yaml::PathSeg;
@@ -326,18 +325,7 @@ impl Loader<'_> {
             for (tier, entries) in &section.0 {
                 let tier_path = key(&["assignment", tier]);
                 let Some(rank) = tier_ids.iter().position(|id| id == tier) else {
-                    let names = || tier_ids.iter().map(String::as_str);
-                    let hint = hint_among(tier, "tiers", names());
-                    let diagnostic = self
-                        .at(
-                            crate::Severity::Error,
-                            *file,
-                            &tier_path,
-                            true,
-                            format!("`{tier}` is not a tier of the rules"),
-                        )
-                        .with_hint(hint);
-                    self.push(diagnostic);
+                    self.not_a_tier(*file, &tier_path, true, tier, tier_ids);
                     continue;
                 };
                 let texts: Vec<(Vec<PathSeg>, &str)> = match entries {

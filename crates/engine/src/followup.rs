@@ -641,14 +641,7 @@ impl Loader<'_> {
             for (tier, raw_tier) in &raw_policy.tiers.0 {
                 let path = join(&base, &["tiers", tier]);
                 if !tier_ids.iter().any(|id| id == tier) {
-                    let hint = hint_among(tier, "tiers", tier_ids.iter().map(String::as_str));
-                    self.error_at(
-                        *file,
-                        &path,
-                        true,
-                        format!("`{tier}` is not a tier of the rules"),
-                        &hint,
-                    );
+                    self.not_a_tier(*file, &path, true, tier, tier_ids);
                     continue;
                 }
                 let default = policy.default.clone();
@@ -853,7 +846,6 @@ impl Loader<'_> {
         scores: (&[String], usize),
     ) -> Option<CompiledFollowUp> {
         let errors_before = self.error_count();
-        let tier_names = || tier_ids.iter().map(String::as_str);
         let mut tiers = Vec::new();
         for (index, tier) in raw.tiers.iter().flatten().enumerate() {
             let mut tier_path = join(path, &["tiers"]);
@@ -862,14 +854,7 @@ impl Loader<'_> {
             if tier_ids.iter().any(|id| id == tier) {
                 tiers.push(tier.to_owned());
             } else {
-                let hint = hint_among(tier, "tiers", tier_names());
-                self.error_at(
-                    file,
-                    &tier_path,
-                    false,
-                    format!("`{tier}` is not a tier of the rules"),
-                    &hint,
-                );
+                self.not_a_tier(file, &tier_path, false, tier, tier_ids);
             }
         }
         let mut segments = Vec::new();

@@ -590,6 +590,9 @@ struct PendingRule<'r> {
 }
 
 pub(crate) struct Loader<'a> {
+    /// The tier ids cannot be trusted (no readable `tiering`, or an id given twice): tier
+    /// references are not checked, since every error would repeat one already reported.
+    tiers_uncertain: bool,
     files: Vec<&'a RuleFile>,
     engine: Engine,
     diagnostics: Vec<Diagnostic>,
@@ -641,11 +644,39 @@ impl<'a> Loader<'a> {
             sources: Vec::new(),
             library: Vec::new(),
             library_ast: None,
+            tiers_uncertain: false,
         }
     }
 
     pub(crate) fn push(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
+    }
+
+    /// Reports `tier`, named at `path` in `file`, as not a tier of `tier_ids`; unless the tier
+    /// ids are uncertain, when the problem behind it was reported already.
+    pub(crate) fn not_a_tier(
+        &mut self,
+        file: usize,
+        path: &[PathSeg],
+        at_key: bool,
+        tier: &str,
+        tier_ids: &[String],
+    ) {
+        if self.tiers_uncertain {
+            return;
+        }
+        let hint =
+            crate::diagnostic::hint_among(tier, "tiers", tier_ids.iter().map(String::as_str));
+        let diagnostic = self
+            .at(
+                Severity::Error,
+                file,
+                path,
+                at_key,
+                format!("`{tier}` is not a tier of the rules"),
+            )
+            .with_hint(hint);
+        self.push(diagnostic);
     }
 
     /// How many errors were found so far.
@@ -958,21 +989,13 @@ impl<'a> Loader<'a> {
                 )
             })
             .collect();
-        let references_from = self.diagnostics.len();
+        // Without a readable `tiering`, or with a tier id given twice (another tier's id
+        // mistyped), tier names cannot be checked: "`C` is not a tier" would only repeat, once
+        // per reference, the problem already reported.
+        self.tiers_uncertain = tiers_unknown || duplicate_tier;
         let contact_policy = self.contact_policy(&parsed, &tier_ids);
         let assignment = self.assignment(&parsed, &tier_ids);
         let followups = self.followups(&parsed, &tier_ids, &set_ids, scope_all);
-        if tiers_unknown || duplicate_tier {
-            // Without a readable `tiering`, or with a tier id given twice (another tier's id
-            // mistyped), tier names cannot be checked: "`C` is not a tier" would only repeat,
-            // once per reference, the problem already reported.
-            let mut index = 0;
-            self.diagnostics.retain(|diagnostic| {
-                index += 1;
-                index <= references_from
-                    || !diagnostic.message.ends_with("is not a tier of the rules")
-            });
-        }
 
         // Lints and reachability.
         for followup in &followups {

@@ -129,6 +129,24 @@ pub fn mail_workspace(dir: &Path, customers: usize, smtp: Option<(u16, u32, &str
     root
 }
 
+/// The Message-ID of each message a test SMTP server received, in the order received.
+pub fn message_ids(received: &[smtp_sink::Received]) -> Vec<String> {
+    received
+        .iter()
+        .map(|message| {
+            let text = String::from_utf8_lossy(&message.data);
+            text.lines()
+                .find_map(|line| {
+                    line.strip_prefix("Message-ID: ")
+                        .or_else(|| line.strip_prefix("Message-Id: "))
+                })
+                .unwrap_or_else(|| panic!("no Message-ID in\n{text}"))
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
+
 /// Runs the binary in `dir` with `args`, with a clean environment for tiercare's variables.
 pub fn run_in(dir: &Path, args: &[&str]) -> Run {
     Run::of(command_in(dir).args(args))
