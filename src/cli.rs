@@ -257,6 +257,9 @@ pub enum Command {
     /// cancelled (by hand, or when sent: stale or no longer true), suppressed. `show` gives
     /// each state change with its reason.
     Outbox(OutboxArgs),
+    /// Sending reputation: the DNS records to publish for DKIM, SPF and DMARC.
+    #[command(subcommand)]
+    Mail(MailCommand),
     /// Add addresses to the suppression list: they never get care email again.
     ///
     /// Give an ADDRESS, a signed --token from an unsubscribe link, or a --csv file with an
@@ -476,6 +479,23 @@ pub struct OutboxArgs {
     /// Print the result as JSON.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+/// `tiercare mail` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Print the DNS records to publish for the sending domain: the DKIM key's TXT record
+    /// (from `[mail.dkim]`'s private key), and an SPF and a DMARC suggestion to adapt.
+    ///
+    /// Gmail and Yahoo require bulk senders to sign with DKIM and publish SPF and DMARC; they
+    /// honour one-click unsubscribes only when the signature covers List-Unsubscribe. Reads the
+    /// key as `send` does (a bad key exits 2 saying why); prints each record as a zone-file
+    /// line, the TXT value split into strings of at most 255 bytes.
+    Dns {
+        /// Print the records as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `tiercare outbox` subcommands.

@@ -34,7 +34,7 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
     let workspace = Workspace::open(workspace_dir)?;
     let config = workspace.config();
     let at = time_or(args.at.as_deref(), config.timezone, now())?;
-    let settings = SendSettings::from_config(&config.mail, &env)?;
+    let settings = SendSettings::from_config(workspace.root(), &config.mail, &env)?;
     let mut transports = transports(workspace.root(), &config.mail, &env)?;
     // The delivery gate checks every email against the rules and renders it again from the
     // templates as it goes out: both must be valid, or nothing is sent.

@@ -152,6 +152,13 @@ pub struct MailConfig {
     /// How the outbox retries and recovers (`[mail.outbox]`).
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// DKIM signing (`[mail.dkim]`); unsigned without it.
+    #[serde(default)]
+    pub dkim: Option<crate::mail::DkimConfig>,
+    /// The `List-Id` of care emails (RFC 2919), e.g. `care.shop.example`; default
+    /// `care.` and the domain of `from`.
+    #[serde(default)]
+    pub list_id: Option<String>,
 }
 
 impl Default for MailConfig {
@@ -166,6 +173,8 @@ impl Default for MailConfig {
             unsubscribe_secret_env: default_unsubscribe_secret_env(),
             limits: LimitsConfig::default(),
             outbox: OutboxConfig::default(),
+            dkim: None,
+            list_id: None,
         }
     }
 }

@@ -24,8 +24,9 @@ use crate::config::{AfterCrash, LimitsConfig, MailConfig, OutboxConfig, Transpor
 use crate::delivery_gate::{DeliveryGate, admit};
 use crate::mail::message::parse_address;
 use crate::mail::{
-    Address, BuiltMessage, Delivered, FolderTransport, ListUnsubscribe, MailError, MailTransport,
-    OutgoingEmail, SendError, SmtpMailer, SmtpTransportConfig, TokenSigner, build,
+    Address, BuiltMessage, Delivered, DkimSigner, FolderTransport, ListHeaders, ListUnsubscribe,
+    MailError, MailTransport, OutgoingEmail, SendError, SmtpMailer, SmtpTransportConfig,
+    TokenSigner, build_with,
 };
 
 /// The right-hand side of a Message-ID when the sender's domain is not known (a renderer
@@ -153,12 +154,19 @@ pub struct SendSettings {
     pub limits: LimitsConfig,
     /// Batches, retries and crash recovery.
     pub outbox: OutboxConfig,
+    /// Signs every message's final bytes (`[mail.dkim]`), if set.
+    pub dkim: Option<DkimSigner>,
+    /// The `List-Id` of care emails (`care.shop.example`).
+    pub list_id: Option<String>,
 }
 
 impl SendSettings {
     /// The settings of `[mail]`, with the unsubscribe secret read through `env` (pass
-    /// `&|name| std::env::var(name).ok()`) when `unsubscribe_url` is set.
+    /// `&|name| std::env::var(name).ok()`) when `unsubscribe_url` is set, and the DKIM key
+    /// read and checked (a file relative to the workspace `root`): a bad key is an error here,
+    /// when the sender starts.
     pub fn from_config(
+        root: &Path,
         mail: &MailConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<SendSettings, MailError> {
@@ -171,6 +179,15 @@ impl SendSettings {
             Some(_) => Some(TokenSigner::from_env(&mail.unsubscribe_secret_env, env)?),
             None => None,
         };
+        let domain = sender_domain(mail);
+        let dkim = match &mail.dkim {
+            Some(dkim) => Some(dkim.signer(root, domain.as_deref(), env)?),
+            None => None,
+        };
+        let list_id = match &mail.list_id {
+            Some(id) => Some(crate::mail::message::list_id(id)?.to_owned()),
+            None => domain.map(|domain| format!("care.{domain}")),
+        };
         Ok(SendSettings {
             from,
             unsubscribe_mailto,
@@ -178,6 +195,8 @@ impl SendSettings {
             signer,
             limits: mail.limits,
             outbox: mail.outbox,
+            dkim,
+            list_id,
         })
     }
 }
@@ -444,7 +463,17 @@ fn send_batch(
         let Some(email) = admit(gate.as_deref_mut(), store, email, now, report)? else {
             continue;
         };
-        match build(&outgoing(&email, settings, now)) {
+        match build_with(
+            &outgoing(&email, settings, now),
+            &list_headers(settings, email.recipient_kind),
+        )
+        .and_then(|mut built| {
+            // Signed last, over the final bytes: every header is set.
+            if let Some(dkim) = &settings.dkim {
+                built.sign(dkim, now)?;
+            }
+            Ok(built)
+        }) {
             Ok(built) => jobs.push((email, built)),
             Err(MailError::InvalidAddress { reason, .. }) => {
                 tracing::warn!(outbox = email.id, "invalid address: not sent");
@@ -658,6 +687,23 @@ fn record(
         }
     }
     Ok(())
+}
+
+/// The headers that say what kind of mail an email is: care emails to customers are a list
+/// (`List-Id`, `Precedence: bulk`); notifications to owners are `Auto-Submitted`.
+pub fn list_headers(settings: &SendSettings, kind: RecipientKind) -> ListHeaders {
+    match kind {
+        RecipientKind::Customer => ListHeaders {
+            list_id: settings.list_id.clone(),
+            precedence_bulk: true,
+            auto_submitted: false,
+        },
+        RecipientKind::Owner => ListHeaders {
+            list_id: None,
+            precedence_bulk: false,
+            auto_submitted: true,
+        },
+    }
 }
 
 /// The unsubscribe links of an email to `address`.
