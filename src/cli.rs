@@ -531,6 +531,14 @@ pub enum OutboxCommand {
         #[command(flatten)]
         bulk: BulkArgs,
     },
+    /// Resume sending after the reputation guard paused it (too many hard bounces or
+    /// complaints lately: `tiercare status` says which, with the figures).
+    ///
+    /// The guard then counts only the sends after now. Without this, sending resumes by itself
+    /// once the sends that tripped it are older than `[mail.reputation] window_hours`. Fix the
+    /// list first (`tiercare outbox list --state failed` shows the refused addresses, which are
+    /// already suppressed).
+    Resume,
 }
 
 /// What `tiercare outbox retry|cancel --state ...` narrows the bulk change to.

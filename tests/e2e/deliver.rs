@@ -320,3 +320,215 @@ fn check_warns_about_smtp_without_dkim() {
     check.assert_code(0);
     check.assert_stderr_contains("mail goes by SMTP without DKIM");
 }
+
+/// `send --at` times, after the emails `mail_workspace`-style setups queue (09:00, 2 March 2026).
+const SEND_AT: &str = "2026-03-03T00:00:00Z";
+
+/// Like `common::mail_workspace`, with the customers' addresses given: one email each queued.
+fn workspace_for(dir: &Path, addresses: &[&str], smtp: Option<(u16, &str)>) -> PathBuf {
+    let root = dir.join("ws");
+    run_in(dir, &["init", root.to_str().unwrap()]).assert_code(0);
+    std::fs::remove_file(root.join("rules/followups.yaml")).unwrap();
+    std::fs::write(
+        root.join("rules/mail.yaml"),
+        "followups:\n  - id: hello\n    cron: \"0 9 * * *\"\n    max_delay: 3650d\n    \
+         email: { template: care }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("templates/care.eml.j2"),
+        "subject: Hello {{ customer.name }}\n--- text\nHello {{ customer.name }}\n",
+    )
+    .unwrap();
+    if let Some((port, settings)) = smtp {
+        let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
+        let config = config.replace("transport = \"folder\"", "transport = \"smtp\"")
+            + &format!(
+                "\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n\
+                 connections = 1\n{settings}"
+            );
+        std::fs::write(root.join("tiercare.toml"), config).unwrap();
+    }
+    let mut csv = String::from("customer_id,name,email,consent_email\n");
+    for (i, address) in addresses.iter().enumerate() {
+        csv.push_str(&format!("C{i:04},Customer {i},{address},true\n"));
+    }
+    std::fs::write(root.join("customers.csv"), csv).unwrap();
+    run_in(&root, &["import", "customers", "customers.csv"]).assert_code(0);
+    let recorded = run_in(
+        &root,
+        &common::followups_record_json("2026-03-02T08:00:00Z", "2026-03-02T10:00:00Z"),
+    );
+    recorded.assert_code(0);
+    assert_eq!(
+        recorded.json()["queued"],
+        addresses.len(),
+        "{}",
+        recorded.stdout
+    );
+    root
+}
+
+fn send_at(root: &Path, at: &str) -> serde_json::Value {
+    let out = run_in(root, &["send", "--at", at, "--json"]);
+    assert!(
+        out.code == 0 || out.code == 1,
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    out.json()
+}
+
+/// How many RCPT commands the server got for `domain`.
+fn rcpts_to(sink: &smtp_sink::SmtpSink, domain: &str) -> usize {
+    sink.commands()
+        .iter()
+        .filter(|command| {
+            command.to_ascii_uppercase().starts_with("RCPT")
+                && command
+                    .to_ascii_lowercase()
+                    .contains(&format!("@{domain}>"))
+        })
+        .count()
+}
+
+#[test]
+fn a_421_from_one_domain_pauses_that_domain_only_and_a_restart_honours_it() {
+    let sink =
+        smtp_sink::SmtpSink::start(smtp_sink::Script::accept_all().throttle_domain("slow.example"))
+            .unwrap();
+    let dir = fast_tempdir();
+    let addresses = [
+        "s0@slow.example",
+        "f0@fast.example",
+        "s1@slow.example",
+        "f1@fast.example",
+        "s2@slow.example",
+        "f2@fast.example",
+        "s3@slow.example",
+        "f3@fast.example",
+    ];
+    let root = workspace_for(dir.path(), &addresses, Some((sink.port(), "")));
+    let report = send_at(&root, SEND_AT);
+    // Every fast.example email went in the same run; slow.example was tried once.
+    assert_eq!(report["sent"], 4, "{report}");
+    assert_eq!(report["deferred"], 1, "{report}");
+    assert_eq!(report["paced"], 3, "{report}");
+    assert_eq!(rcpts_to(&sink, "slow.example"), 1, "{:?}", sink.commands());
+    let received = sink.received();
+    assert_eq!(received.len(), 4);
+    assert!(
+        received
+            .iter()
+            .all(|m| m.rcpt_to[0].ends_with("@fast.example"))
+    );
+    assert!(
+        report["domains_paused"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("slow.example paused until 2026-03-03 00:05 UTC (421 4.7.28; 1 in a row)"),
+        "{report}"
+    );
+    // A new process a minute later honours the pause: slow.example is not tried.
+    let report = send_at(&root, "2026-03-03T00:01:00Z");
+    assert_eq!(report["sent"], 0, "{report}");
+    assert_eq!(rcpts_to(&sink, "slow.example"), 1);
+    let status = run_in(&root, &["status", "--json"]);
+    status.assert_code(0);
+    let paused = &status.json()["sending"]["domains_paused"];
+    // `status` reads the real clock, long after the simulated send: the pause is over there.
+    assert!(paused.as_array().unwrap().is_empty(), "{paused}");
+    // Once the pause is over, slow.example gets its mail (the server accepts it again).
+    sink.set_script(smtp_sink::Script::accept_all()).unwrap();
+    let report = send_at(&root, "2026-03-03T01:00:00Z");
+    assert_eq!(report["sent"], 4, "{report}");
+    assert_eq!(sink.received().len(), 8);
+    let left: i64 = rusqlite::Connection::open(root.join("tiercare.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM mail_domain_pauses", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(left, 0, "a delivery forgets the domain's strikes");
+}
+
+#[test]
+fn per_domain_rate_limits_hold_one_domain_and_let_the_others_flow() {
+    let dir = fast_tempdir();
+    let root = workspace_for(
+        dir.path(),
+        &[
+            "a0@a.example",
+            "a1@a.example",
+            "a2@a.example",
+            "b0@b.example",
+            "b1@b.example",
+            "b2@b.example",
+        ],
+        None,
+    );
+    configure(&root, "", "[mail.domains.\"a.example\"]\nper_minute = 1\n");
+    let report = send_at(&root, SEND_AT);
+    assert_eq!(report["sent"], 4, "{report}");
+    assert_eq!(report["paced"], 2, "{report}");
+    // Counted from the outbox: the next process, a second later, sends nothing to a.example.
+    let report = send_at(&root, "2026-03-03T00:00:01Z");
+    assert_eq!(report["sent"], 0, "{report}");
+    let report = send_at(&root, "2026-03-03T00:01:00Z");
+    assert_eq!(report["sent"], 1, "{report}");
+}
+
+#[test]
+fn a_burst_of_hard_bounces_pauses_sending_and_status_says_why() {
+    let mut script = smtp_sink::Script::accept_all();
+    for i in 0..4 {
+        script = script.reject_rcpt(format!("gone{i}@example.com"));
+    }
+    let sink = smtp_sink::SmtpSink::start(script).unwrap();
+    let dir = fast_tempdir();
+    let mut addresses: Vec<String> = (0..4).map(|i| format!("gone{i}@example.com")).collect();
+    addresses.extend((0..6).map(|i| format!("fine{i}@example.com")));
+    let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    let root = workspace_for(
+        dir.path(),
+        &addresses,
+        Some((
+            sink.port(),
+            "[mail.outbox]\nbatch_size = 2\n\n[mail.reputation]\nmin_sends = 4\n",
+        )),
+    );
+    // Sent now (the emails are long due): `status` reads the real clock.
+    let report = run_in(&root, &["send", "--json"]).json();
+    assert_eq!(report["sent"], 0, "{report}");
+    assert_eq!(report["hard_bounces"], 4, "{report}");
+    assert!(
+        report["paused"]
+            .as_str()
+            .unwrap()
+            .contains("hard bounces are 100.0% of the sends (4 of 4"),
+        "{report}"
+    );
+    assert_eq!(sink.received().len(), 0, "nothing after the burst went out");
+    let again = run_in(&root, &["send"]);
+    again.assert_stderr_contains("sending is paused: hard bounces are 100.0% of the sends");
+    assert_eq!(
+        rcpts_to(&sink, "example.com"),
+        4,
+        "no more attempts while paused"
+    );
+    let status = run_in(&root, &["status"]);
+    status.assert_code(0);
+    status
+        .assert_stdout_contains("sending is paused: hard bounces are 100.0% of the sends (4 of 4");
+    status.assert_stdout_contains("hard_bounce_percent = 5");
+    status.assert_stdout_contains("hello: 4 sends, 4 hard bounces");
+    let figures = &run_in(&root, &["status", "--json"]).json()["sending"]["figures"];
+    assert_eq!(figures["hard_bounces"], 4, "{figures}");
+    // Resumed by hand, the six good addresses get their mail.
+    let resumed = run_in(&root, &["outbox", "resume"]);
+    resumed.assert_code(0);
+    resumed.assert_stdout_contains("sending resumed");
+    let report = run_in(&root, &["send", "--json"]).json();
+    assert_eq!(report["sent"], 6, "{report}");
+}

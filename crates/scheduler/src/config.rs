@@ -159,6 +159,16 @@ pub struct MailConfig {
     /// `care.` and the domain of `from`.
     #[serde(default)]
     pub list_id: Option<String>,
+    /// Limits per receiving domain (`[mail.domains."gmail.com"]`), over the defaults for the
+    /// large providers ([`crate::mail::pacing::default_domains`]).
+    #[serde(default)]
+    pub domains: std::collections::BTreeMap<String, crate::mail::pacing::DomainLimits>,
+    /// When sending pauses itself (`[mail.reputation]`).
+    #[serde(default)]
+    pub reputation: crate::mail::reputation::ReputationConfig,
+    /// The warm-up schedule of a new sending domain (`[mail.warmup]`); off without it.
+    #[serde(default)]
+    pub warmup: Option<crate::mail::reputation::WarmupConfig>,
 }
 
 impl Default for MailConfig {
@@ -175,6 +185,9 @@ impl Default for MailConfig {
             outbox: OutboxConfig::default(),
             dkim: None,
             list_id: None,
+            domains: std::collections::BTreeMap::new(),
+            reputation: crate::mail::reputation::ReputationConfig::default(),
+            warmup: None,
         }
     }
 }
@@ -449,6 +462,9 @@ impl Config {
                 )));
             }
         }
+        crate::mail::pacing::validate(&mail.domains).map_err(invalid)?;
+        crate::mail::reputation::validate(&mail.reputation, mail.warmup.as_ref())
+            .map_err(invalid)?;
         if let Some(url) = &mail.unsubscribe_url
             && !url.starts_with("https://")
         {

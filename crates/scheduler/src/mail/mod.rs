@@ -12,6 +12,8 @@
 //!   failure before the message was handed over from one after.
 //! - [`rate`]: [`RateLimiter`], which says how long to wait before the next send.
 //! - [`unsubscribe`]: [`TokenSigner`], the signed tokens of unsubscribe links.
+//! - [`pacing`]: limits and pauses per receiving domain ([`pacing::Pacing`]).
+//! - [`reputation`]: the bounce and complaint guard that pauses sending, and the warm-up caps.
 //! - [`dkim`]: [`DkimSigner`], DKIM signatures over the final bytes, and the DNS records.
 //!
 //! This module never decides *whether* to send (the outbox, consent and suppression checks
@@ -21,7 +23,9 @@
 pub mod dkim;
 pub mod folder;
 pub mod message;
+pub mod pacing;
 pub mod rate;
+pub mod reputation;
 pub mod smtp;
 pub mod transport;
 pub mod unsubscribe;

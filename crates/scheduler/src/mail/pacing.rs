@@ -1,0 +1,316 @@
+//! Per-domain pacing: rate limits and concurrency per receiving domain
+//! (`[mail.domains."gmail.com"]`), with defaults for the large mailbox providers, and the
+//! per-domain pause a "slow down" answer (`421`, or an enhanced status `4.7.x`) starts. The
+//! limits are counted from the outbox (so they hold across processes), the pauses are kept in
+//! the database (so a restart honours them); the send loop (`crate::outbox`) applies both.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use tiercare_store::{DomainPause, Store, StoreError};
+
+use super::SendError;
+
+/// One receiving domain's limits (`[mail.domains."DOMAIN"]`). A field left out keeps the
+/// default for that domain (see [`default_domains`]), or no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainLimits {
+    /// At most this many e-mails to the domain in any 60 seconds.
+    #[serde(default)]
+    pub per_minute: Option<u32>,
+    /// At most this many e-mails to the domain in any 60 minutes.
+    #[serde(default)]
+    pub per_hour: Option<u32>,
+    /// At most this many e-mails to the domain in flight at once (over the SMTP connections).
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+}
+
+/// The first pause of a domain that said "slow down": 5 minutes, doubled with each such answer
+/// in a row.
+pub const PAUSE_BASE_SECONDS: i64 = 300;
+/// The longest pause: 4 hours.
+pub const PAUSE_MAX_SECONDS: i64 = 4 * 3600;
+
+/// The defaults for the large mailbox providers: conservative for a new or small sender,
+/// which is what providers throttle first. Every other domain has no limit unless configured.
+pub fn default_domains() -> BTreeMap<String, DomainLimits> {
+    let limits = |per_minute, per_hour, concurrency| DomainLimits {
+        per_minute: Some(per_minute),
+        per_hour: Some(per_hour),
+        concurrency: Some(concurrency),
+    };
+    let mut domains = BTreeMap::new();
+    for domain in ["gmail.com", "googlemail.com"] {
+        domains.insert(domain.to_owned(), limits(120, 3000, 3));
+    }
+    for domain in ["yahoo.com", "ymail.com", "aol.com"] {
+        domains.insert(domain.to_owned(), limits(60, 1500, 2));
+    }
+    for domain in ["outlook.com", "hotmail.com", "live.com", "msn.com"] {
+        domains.insert(domain.to_owned(), limits(60, 2000, 2));
+    }
+    for domain in ["icloud.com", "me.com", "mac.com"] {
+        domains.insert(domain.to_owned(), limits(60, 1500, 2));
+    }
+    domains
+}
+
+/// The limits in force: the defaults with `[mail.domains]` laid over them field by field.
+pub fn domain_limits(
+    configured: &BTreeMap<String, DomainLimits>,
+) -> BTreeMap<String, DomainLimits> {
+    let mut domains = default_domains();
+    for (domain, limits) in configured {
+        let entry = domains.entry(domain.to_ascii_lowercase()).or_default();
+        entry.per_minute = limits.per_minute.or(entry.per_minute);
+        entry.per_hour = limits.per_hour.or(entry.per_hour);
+        entry.concurrency = limits.concurrency.or(entry.concurrency);
+    }
+    domains
+}
+
+/// Checks `[mail.domains]`: every limit at least 1.
+pub fn validate(configured: &BTreeMap<String, DomainLimits>) -> Result<(), String> {
+    for (domain, limits) in configured {
+        for (name, value) in [
+            ("per_minute", limits.per_minute),
+            ("per_hour", limits.per_hour),
+            ("concurrency", limits.concurrency),
+        ] {
+            if value == Some(0) {
+                return Err(format!(
+                    "[mail.domains.\"{domain}\"] {name} must be at least 1 (leave it out for no limit)"
+                ));
+            }
+        }
+        if domain.is_empty() || domain.contains('@') {
+            return Err(format!(
+                "[mail.domains.\"{domain}\"] must name a domain, such as \"gmail.com\""
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a failure is a receiving domain asking us to slow down: a `421` reply, or an
+/// enhanced status code `4.7.x` (RFC 3463: a security or policy status, which is how Gmail,
+/// Yahoo and Microsoft say "rate limited"). Returns the codes to record (never the text).
+pub fn slow_down(error: &SendError) -> Option<String> {
+    let SendError::Transient { code, message } = error else {
+        return None;
+    };
+    let enhanced = message
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ':' || c == ',')
+        .find(|word| {
+            let mut parts = word.split('.');
+            parts.next() == Some("4")
+                && parts.next() == Some("7")
+                && parts
+                    .next()
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                && parts.next().is_none()
+        });
+    match (code, enhanced) {
+        (Some(421), enhanced) => Some(format!(
+            "421{}",
+            enhanced.map(|e| format!(" {e}")).unwrap_or_default()
+        )),
+        (code, Some(enhanced)) => Some(match code {
+            Some(code) => format!("{code} {enhanced}"),
+            None => enhanced.to_owned(),
+        }),
+        _ => None,
+    }
+}
+
+/// One send run's view of the domains: the limits, and the pauses on record.
+#[derive(Debug, Clone)]
+pub struct Pacing {
+    limits: BTreeMap<String, DomainLimits>,
+    pauses: BTreeMap<String, DomainPause>,
+}
+
+impl Pacing {
+    /// Reads the pauses on record.
+    pub fn load(
+        store: &Store,
+        configured: &BTreeMap<String, DomainLimits>,
+    ) -> Result<Pacing, StoreError> {
+        Ok(Pacing {
+            limits: domain_limits(configured),
+            pauses: store
+                .domain_pauses()?
+                .into_iter()
+                .map(|pause| (pause.domain.clone(), pause))
+                .collect(),
+        })
+    }
+
+    /// A domain's concurrency limit, if any.
+    pub fn concurrency(&self, domain: &str) -> Option<usize> {
+        self.limits
+            .get(domain)
+            .and_then(|limits| limits.concurrency)
+            .map(|n| n as usize)
+    }
+
+    /// Whether `domain` is paused at `now`.
+    pub fn paused(&self, domain: &str, now: i64) -> bool {
+        self.pauses
+            .get(domain)
+            .is_some_and(|pause| pause.paused_until > now)
+    }
+
+    /// Whether `domain` has strikes on record (cleared by its next delivery).
+    pub fn has_strikes(&self, domain: &str) -> bool {
+        self.pauses.contains_key(domain)
+    }
+
+    /// Records a "slow down" answer from `domain`: the pause grows with each in a row.
+    pub fn pause(
+        &mut self,
+        store: &mut Store,
+        domain: &str,
+        now: i64,
+        reason: &str,
+    ) -> Result<DomainPause, StoreError> {
+        let pause =
+            store.pause_domain(domain, now, reason, PAUSE_BASE_SECONDS, PAUSE_MAX_SECONDS)?;
+        self.pauses.insert(domain.to_owned(), pause.clone());
+        Ok(pause)
+    }
+
+    /// Records a delivery to `domain`: its strikes are forgotten.
+    pub fn delivered(&mut self, store: &mut Store, domain: &str) -> Result<(), StoreError> {
+        if self.pauses.remove(domain).is_some() {
+            store.clear_domain_pause(domain)?;
+        }
+        Ok(())
+    }
+
+    /// The domains to leave alone at `now` (paused, or at a rate limit), and the most e-mails
+    /// one claim may take so that no limited domain can go over its limit.
+    pub fn hold(&self, store: &Store, now: i64) -> Result<(Vec<String>, Option<u64>), StoreError> {
+        let mut held: Vec<String> = self
+            .pauses
+            .values()
+            .filter(|pause| pause.paused_until > now)
+            .map(|pause| pause.domain.clone())
+            .collect();
+        let mut take: Option<u64> = None;
+        for (domain, limits) in &self.limits {
+            if held.contains(domain) {
+                continue;
+            }
+            let mut left: Option<u64> = None;
+            for (window, limit) in [(60, limits.per_minute), (3600, limits.per_hour)] {
+                if let Some(limit) = limit {
+                    let sent = store.sent_to_domain_since(domain, now - window + 1)?;
+                    let room = u64::from(limit).saturating_sub(sent);
+                    left = Some(left.map_or(room, |l| l.min(room)));
+                }
+            }
+            match left {
+                Some(0) => held.push(domain.clone()),
+                Some(room) => take = Some(take.map_or(room, |t| t.min(room))),
+                None => {}
+            }
+        }
+        Ok((held, take))
+    }
+}
+
+/// A pause as `status` shows it: `gmail.com until 10:05 UTC (421 4.7.28, 2nd in a row)`.
+pub fn describe(pause: &DomainPause) -> String {
+    let until = DateTime::<Utc>::from_timestamp(pause.paused_until, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default();
+    format!(
+        "{} paused until {until} ({}; {} in a row)",
+        pause.domain, pause.reason, pause.strikes
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transient(code: Option<u16>, message: &str) -> SendError {
+        SendError::Transient {
+            code,
+            message: message.to_owned(),
+        }
+    }
+
+    #[test]
+    fn slow_down_is_421_or_4_7_x() {
+        assert_eq!(
+            slow_down(&transient(Some(421), "421 4.7.28 rate limited")).as_deref(),
+            Some("421 4.7.28")
+        );
+        assert_eq!(
+            slow_down(&transient(Some(421), "try later")).as_deref(),
+            Some("421")
+        );
+        assert_eq!(
+            slow_down(&transient(Some(450), "450 4.7.0 too many messages")).as_deref(),
+            Some("450 4.7.0")
+        );
+        assert_eq!(
+            slow_down(&transient(Some(451), "451 4.3.0 local error")),
+            None
+        );
+        assert_eq!(slow_down(&transient(None, "connection refused")), None);
+        assert_eq!(
+            slow_down(&SendError::Permanent {
+                code: Some(550),
+                message: "550 5.7.1 blocked".into(),
+                hard_bounce: false
+            }),
+            None
+        );
+    }
+
+    #[test]
+    fn configured_limits_override_the_defaults_field_by_field() {
+        let mut configured = BTreeMap::new();
+        configured.insert(
+            "Gmail.com".to_owned(),
+            DomainLimits {
+                per_minute: Some(10),
+                ..DomainLimits::default()
+            },
+        );
+        let limits = domain_limits(&configured);
+        let gmail = limits["gmail.com"];
+        assert_eq!(gmail.per_minute, Some(10));
+        assert_eq!(gmail.per_hour, Some(3000));
+        assert_eq!(gmail.concurrency, Some(3));
+        assert!(limits.contains_key("yahoo.com"));
+    }
+
+    #[test]
+    fn pauses_double_and_survive_a_new_run() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut pacing = Pacing::load(&store, &BTreeMap::new()).unwrap();
+        let first = pacing
+            .pause(&mut store, "slow.example", 1000, "421")
+            .unwrap();
+        assert_eq!(first.paused_until, 1000 + PAUSE_BASE_SECONDS);
+        let second = pacing
+            .pause(&mut store, "slow.example", 2000, "421")
+            .unwrap();
+        assert_eq!(second.paused_until, 2000 + 2 * PAUSE_BASE_SECONDS);
+        let again = Pacing::load(&store, &BTreeMap::new()).unwrap();
+        assert!(again.paused("slow.example", 2000));
+        assert!(!again.paused("slow.example", 2000 + 2 * PAUSE_BASE_SECONDS));
+        let (held, _) = again.hold(&store, 2001).unwrap();
+        assert_eq!(held, ["slow.example"]);
+        let mut again = again;
+        again.delivered(&mut store, "slow.example").unwrap();
+        assert!(store.domain_pauses().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,211 @@
+//! What the send loop needs to keep a good sending reputation: per receiving domain, what was
+//! sent lately and whether the domain asked us to slow down (a pause with growing backoff,
+//! kept here so a restart honours it); and the bounce and complaint figures the reputation
+//! guard and the reports read, through one function ([`Store::mail_reputation`]).
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use crate::db::Store;
+use crate::error::{AtPath, StoreError};
+
+/// The receiving domain of `outbox o`'s address, in SQL: the part after the first `@`,
+/// lower-cased (ASCII), exactly as [`address_domain`] computes it.
+pub(crate) const DOMAIN_OF_TO: &str = "lower(substr(o.to_address, instr(o.to_address, '@') + 1))";
+
+/// The receiving domain of `address`: the part after the first `@`, ASCII lower-cased (as the
+/// outbox's SQL computes it); empty without an `@`.
+pub fn address_domain(address: &str) -> String {
+    address
+        .split_once('@')
+        .map(|(_, domain)| domain.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// A receiving domain that asked us to slow down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DomainPause {
+    /// The domain (`gmail.com`).
+    pub domain: String,
+    /// Nothing is sent to it before this time (unix seconds UTC).
+    pub paused_until: i64,
+    /// The "slow down" answers in a row: each doubles the pause; a delivery clears them.
+    pub strikes: u32,
+    /// The answer's codes (`421 4.7.28`), never the server's text (which may quote addresses).
+    pub reason: String,
+    /// When the last answer came.
+    pub updated_at: i64,
+}
+
+/// Sends, bounces and complaints of one day and one follow-up rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReputationRow {
+    /// The day (UTC), `YYYY-MM-DD`.
+    pub day: String,
+    /// The follow-up rule (the care programme) the e-mails belong to.
+    pub rule_id: String,
+    /// E-mails that reached a receiving server's verdict: delivered or hard-bounced.
+    pub sends: u64,
+    /// Of those, refused for good by the receiving server (a 5xx on the address).
+    pub hard_bounces: u64,
+    /// Complaints ("this is spam") received for those e-mails.
+    pub complaints: u64,
+}
+
+const REPUTATION: &str = "\
+    WITH outcomes (at, rule_id, bounce) AS ( \
+        SELECT sent_at, rule_id, 0 FROM outbox \
+        WHERE sent_at IS NOT NULL AND sent_at >= ?1 AND sent_at < ?2 \
+        UNION ALL \
+        SELECT s.created_at, o.rule_id, 1 FROM suppressions s \
+        JOIN outbox o ON o.id = CAST(substr(s.source, 8) AS INTEGER) \
+        WHERE s.reason = 'hard_bounce' AND s.source LIKE 'outbox:%' \
+          AND s.created_at >= ?1 AND s.created_at < ?2 \
+    ) \
+    SELECT date(at, 'unixepoch'), rule_id, count(*), sum(bounce) FROM outcomes \
+    GROUP BY 1, 2 ORDER BY 1, 2";
+
+impl Store {
+    /// E-mails delivered to `domain` (lower-case) at or after `since`.
+    pub fn sent_to_domain_since(&self, domain: &str, since: i64) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT count(*) FROM outbox o WHERE +o.state = 'sent' AND o.sent_at >= ?1 \
+                 AND {DOMAIN_OF_TO} = ?2"
+            ))
+            .and_then(|mut stmt| stmt.query_row(params![since, domain], |row| row.get::<_, i64>(0)))
+            .map(i64::unsigned_abs)
+            .at(&self.label)
+    }
+
+    /// Every domain pause on record (also the ones that have ended, whose strikes still count
+    /// until a delivery), by domain.
+    pub fn domain_pauses(&self) -> Result<Vec<DomainPause>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT domain, paused_until, strikes, reason, updated_at FROM mail_domain_pauses \
+                 ORDER BY domain",
+            )
+            .at(&self.label)?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok(DomainPause {
+                    domain: row.get(0)?,
+                    paused_until: row.get(1)?,
+                    strikes: row.get(2)?,
+                    reason: row.get(3)?,
+                    updated_at: row.get(4)?,
+                })
+            })
+            .at(&self.label)?;
+        rows.collect::<Result<_, _>>().at(&self.label)
+    }
+
+    /// Records that `domain` asked us to slow down at `now`: one more strike, and a pause of
+    /// `base_seconds` doubled per earlier strike, at most `max_seconds`. One `IMMEDIATE`
+    /// transaction; returns the pause.
+    pub fn pause_domain(
+        &mut self,
+        domain: &str,
+        now: i64,
+        reason: &str,
+        base_seconds: i64,
+        max_seconds: i64,
+    ) -> Result<DomainPause, StoreError> {
+        let path = self.label.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .at(&path)?;
+        let strikes: u32 = tx
+            .query_row(
+                "SELECT strikes FROM mail_domain_pauses WHERE domain = ?1",
+                [domain],
+                |row| row.get(0),
+            )
+            .optional()
+            .at(&path)?
+            .unwrap_or(0)
+            + 1;
+        let pause = base_seconds
+            .saturating_mul(1_i64 << (strikes - 1).min(30))
+            .min(max_seconds)
+            .max(1);
+        let paused_until = now + pause;
+        tx.execute(
+            "INSERT INTO mail_domain_pauses (domain, paused_until, strikes, reason, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (domain) DO UPDATE SET \
+             paused_until = excluded.paused_until, strikes = excluded.strikes, \
+             reason = excluded.reason, updated_at = excluded.updated_at",
+            params![domain, paused_until, strikes, reason, now],
+        )
+        .at(&path)?;
+        tx.commit().at(&path)?;
+        Ok(DomainPause {
+            domain: domain.to_owned(),
+            paused_until,
+            strikes,
+            reason: reason.to_owned(),
+            updated_at: now,
+        })
+    }
+
+    /// Forgets `domain`'s strikes after a delivery to it; whether it had any.
+    pub fn clear_domain_pause(&mut self, domain: &str) -> Result<bool, StoreError> {
+        self.conn
+            .execute("DELETE FROM mail_domain_pauses WHERE domain = ?1", [domain])
+            .map(|n| n > 0)
+            .at(&self.label)
+    }
+
+    /// Sends, hard bounces and complaints in `[since, until)`, per day (UTC) and follow-up rule.
+    /// The one source of the reputation figures: the guard, `status` and the report read it.
+    /// Today a hard bounce is a permanent refusal of the address by the receiving server during
+    /// the send (the outbox suppressed it); DSNs and complaints received later are to be added
+    /// here as they are recorded.
+    pub fn mail_reputation(
+        &self,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<ReputationRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(REPUTATION).at(&self.label)?;
+        let rows = stmt
+            .query_map(params![since, until], |row| {
+                Ok(ReputationRow {
+                    day: row.get(0)?,
+                    rule_id: row.get(1)?,
+                    sends: row.get::<_, i64>(2)?.unsigned_abs(),
+                    hard_bounces: row.get::<_, i64>(3)?.unsigned_abs(),
+                    complaints: 0,
+                })
+            })
+            .at(&self.label)?;
+        rows.collect::<Result<_, _>>().at(&self.label)
+    }
+
+    /// When sending was last resumed by hand (`tiercare outbox resume`), if ever.
+    pub fn sending_resumed_at(&self) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT resumed_at FROM mail_reputation_state WHERE id = 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .at(&self.label)
+    }
+
+    /// Resumes sending after the reputation guard paused it: the figures are counted from
+    /// `now` on.
+    pub fn resume_sending(&mut self, now: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO mail_reputation_state (id, resumed_at) VALUES (1, ?1) \
+                 ON CONFLICT (id) DO UPDATE SET resumed_at = excluded.resumed_at",
+                [now],
+            )
+            .map(|_| ())
+            .at(&self.label)
+    }
+}
