@@ -531,4 +531,15 @@ fn a_burst_of_hard_bounces_pauses_sending_and_status_says_why() {
     resumed.assert_stdout_contains("sending resumed");
     let report = run_in(&root, &["send", "--json"]).json();
     assert_eq!(report["sent"], 6, "{report}");
+    // The report shows the rates per programme (rule) and per day.
+    run_in(&root, &["assess"]).assert_code(0);
+    let report = run_in(&root, &["report"]);
+    report.assert_code(0);
+    report.assert_stdout_contains("Sending reputation, last 30 days");
+    let line = report
+        .stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with("hello "))
+        .unwrap_or_else(|| panic!("{}", report.stdout));
+    assert!(line.contains(" 10 ") && line.contains("40.0%"), "{line}");
 }

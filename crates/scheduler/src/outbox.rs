@@ -1047,6 +1047,53 @@ pub fn unsubscribe_csv(
 mod tests {
     use super::*;
 
+    fn settings() -> SendSettings {
+        SendSettings::from_config(
+            Path::new("."),
+            &MailConfig {
+                from: "Care <care@shop.example>".to_owned(),
+                ..MailConfig::default()
+            },
+            &|_| None,
+        )
+        .expect("settings")
+    }
+
+    fn headers_of(kind: RecipientKind) -> String {
+        let settings = settings();
+        let email = OutgoingEmail {
+            message_id: "<tc.1.ab@shop.example>".to_owned(),
+            from: settings.from.clone(),
+            to: Address::new("ada@example.com"),
+            reply_to: None,
+            subject: "Hello".to_owned(),
+            text: "Hi".to_owned(),
+            html: None,
+            list_unsubscribe: None,
+            date: DateTime::from_timestamp(1_700_000_000, 0).expect("time"),
+        };
+        let built = build_with(&email, &list_headers(&settings, kind)).expect("built");
+        let raw = String::from_utf8(built.raw().to_vec()).expect("ascii");
+        raw.split("\r\n\r\n").next().expect("headers").to_owned()
+    }
+
+    #[test]
+    fn care_mail_is_a_list_and_owner_notifications_are_auto_submitted() {
+        let care = headers_of(RecipientKind::Customer);
+        assert!(care.contains("\r\nList-Id: <care.shop.example>"), "{care}");
+        assert!(care.contains("\r\nPrecedence: bulk"), "{care}");
+        assert!(!care.contains("Auto-Submitted"), "{care}");
+        let owner = headers_of(RecipientKind::Owner);
+        assert!(
+            owner.contains("\r\nAuto-Submitted: auto-generated"),
+            "{owner}"
+        );
+        assert!(
+            !owner.contains("List-Id") && !owner.contains("Precedence"),
+            "{owner}"
+        );
+    }
+
     #[test]
     fn backoff_doubles_up_to_the_cap_with_jitter_between_half_and_all() {
         let outbox = OutboxConfig {
