@@ -536,8 +536,8 @@ fn a_burst_of_hard_bounces_pauses_sending_and_status_says_why() {
     let report = run_in(&root, &["report"]);
     report.assert_code(0);
     report.assert_stdout_contains("Sending reputation, last 30 days");
-    let line = report
-        .stdout
+    let (_, reputation) = report.stdout.split_once("Sending reputation").unwrap();
+    let line = reputation
         .lines()
         .find(|line| line.trim_start().starts_with("hello "))
         .unwrap_or_else(|| panic!("{}", report.stdout));
