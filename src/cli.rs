@@ -218,7 +218,9 @@ pub enum Command {
     /// Reads the daemon's lock and what it records in the database, so it works from any
     /// process: running or not (and its pid), the active rule-set version and when it was
     /// loaded, every problem of the last failed reload (`reload_problems` in --json), the last
-    /// and next reassessment, the last tick and its error, and the last send error.
+    /// and next reassessment, the last tick and its error, and the last send error; whether
+    /// sending is paused by the reputation guard (why, with the figures), the sends, hard bounces
+    /// and complaints of the guard's window per day and rule, and the paused receiving domains.
     Status(StatusArgs),
     /// Deliver the emails due now from the outbox, once, through the configured transport.
     ///
@@ -240,7 +242,13 @@ pub enum Command {
     /// have errors. 4xx answers, refused connections and connections lost before the final "."
     /// are retried later with exponential backoff and jitter; 5xx answers fail (a refused
     /// address is suppressed); no answer after the final "." is held as `unknown`. Rate limits
-    /// (`[mail.limits]`) leave the rest queued. A database locked by another process is waited
+    /// (`[mail.limits]`, `[mail.warmup]`) leave the rest queued. With `[mail.dkim]` every email is
+    /// DKIM-signed over its final bytes. Per receiving domain (`[mail.domains."gmail.com"]`,
+    /// defaults for the large providers), limits and concurrency apply, and a `421` or `4.7.x`
+    /// from one domain pauses that domain only (growing backoff, kept across restarts) while the
+    /// others keep flowing. When hard bounces or complaints pass `[mail.reputation]`'s
+    /// thresholds, sending pauses itself (`tiercare status` says why; `tiercare outbox resume`).
+    /// A database locked by another process is waited
     /// for. One sender per database file (symlinks resolved): a second exits 2. Prints what
     /// happened.
     ///

@@ -574,6 +574,27 @@ from = "Customer Care <care@example.com>"
 #                                         # arrived: resend it (same Message-ID), or "hold" it
 #                                         # as unknown for `tiercare outbox retry`
 
+# Landing in the inbox (see README, "Landing in the inbox"): DKIM signing, with the key in a
+# PEM file or in an environment variable (never here); `tiercare mail dns` prints the records.
+# list_id = "care.example.com"            # List-Id of care emails (default: care.<from's domain>)
+# [mail.dkim]
+# selector = "s2026"
+# key_file = "dkim.pem"                   # or key_env = "TIERCARE_DKIM_KEY"
+# Per receiving domain (defaults for gmail.com, yahoo.com, outlook.com, icloud.com, ...):
+# [mail.domains."gmail.com"]
+# per_minute = 120
+# per_hour = 3000
+# concurrency = 3
+# Sending pauses itself when hard bounces or complaints pass these shares of the sends:
+# [mail.reputation]
+# hard_bounce_percent = 5.0
+# complaint_percent = 0.3
+# min_sends = 50
+# window_hours = 24
+# [mail.warmup]                           # a new sending domain: daily caps from a start date
+# start = "2026-12-01"
+# daily = [50, 100, 200, 400, 800, 1600, 3200]
+
 # [mail.smtp]
 # host = "smtp.example.com"
 # port = 587
