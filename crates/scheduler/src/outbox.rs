@@ -417,14 +417,24 @@ pub fn deliver_due_gated(
         );
     }
     let mut pacing = Pacing::load(store, &settings.domains)?;
+    // The guard is judged at the start and again after each batch that bounced: sends alone
+    // only lower the rates.
+    let mut judged_bounces = None;
     loop {
         if stop.load(Ordering::SeqCst) {
             report.stopped = true;
             break;
         }
         // The reputation guard: too many bounces or complaints lately pause all sending.
-        let guard = reputation::guard(store, &settings.reputation, now)?;
-        if let Some(reason) = guard.paused {
+        let guard = if judged_bounces == Some(report.hard_bounces) {
+            None
+        } else {
+            judged_bounces = Some(report.hard_bounces);
+            Some(reputation::guard(store, &settings.reputation, now)?)
+        };
+        if let Some((reason, guard)) =
+            guard.and_then(|guard| guard.paused.clone().map(|reason| (reason, guard)))
+        {
             tracing::warn!(
                 sends = guard.figures.sends,
                 hard_bounces = guard.figures.hard_bounces,

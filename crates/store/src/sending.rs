@@ -66,16 +66,34 @@ const REPUTATION: &str = "\
     GROUP BY 1, 2 ORDER BY 1, 2";
 
 impl Store {
-    /// E-mails delivered to `domain` (lower-case) at or after `since`.
-    pub fn sent_to_domain_since(&self, domain: &str, since: i64) -> Result<u64, StoreError> {
-        self.conn
+    /// For each of `domains` (lower-case) that was sent to at or after `since`: the domain,
+    /// the e-mails delivered to it since `since`, and of those since `recent` (one scan of the
+    /// sent rows through `outbox_by_sent_at`).
+    pub fn sent_by_domain(
+        &self,
+        domains: &[&str],
+        since: i64,
+        recent: i64,
+    ) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        let domains = serde_json::to_string(domains).unwrap_or_else(|_| "[]".to_owned());
+        let mut stmt = self
+            .conn
             .prepare_cached(&format!(
-                "SELECT count(*) FROM outbox o WHERE +o.state = 'sent' AND o.sent_at >= ?1 \
-                 AND {DOMAIN_OF_TO} = ?2"
+                "SELECT {DOMAIN_OF_TO} AS domain, count(*), sum(o.sent_at >= ?3) FROM outbox o \
+                 WHERE +o.state = 'sent' AND o.sent_at >= ?1 \
+                 AND domain IN (SELECT value FROM json_each(?2)) GROUP BY domain"
             ))
-            .and_then(|mut stmt| stmt.query_row(params![since, domain], |row| row.get::<_, i64>(0)))
-            .map(i64::unsigned_abs)
-            .at(&self.label)
+            .at(&self.label)?;
+        let rows = stmt
+            .query_map(params![since, domains, recent], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?.unsigned_abs(),
+                    row.get::<_, i64>(2)?.unsigned_abs(),
+                ))
+            })
+            .at(&self.label)?;
+        rows.collect::<Result<_, _>>().at(&self.label)
     }
 
     /// Every domain pause on record (also the ones that have ended, whose strikes still count

@@ -201,20 +201,31 @@ impl Pacing {
             .map(|pause| pause.domain.clone())
             .collect();
         let mut take: Option<u64> = None;
-        for (domain, limits) in &self.limits {
-            if held.contains(domain) {
-                continue;
-            }
+        let limited: Vec<&str> = self
+            .limits
+            .iter()
+            .filter(|(domain, limits)| {
+                !held.contains(domain) && (limits.per_minute.is_some() || limits.per_hour.is_some())
+            })
+            .map(|(domain, _)| domain.as_str())
+            .collect();
+        let sent: BTreeMap<String, (u64, u64)> = store
+            .sent_by_domain(&limited, now - 3600 + 1, now - 60 + 1)?
+            .into_iter()
+            .map(|(domain, hour, minute)| (domain, (hour, minute)))
+            .collect();
+        for domain in limited {
+            let limits = self.limits[domain];
+            let (hour, minute) = sent.get(domain).copied().unwrap_or((0, 0));
             let mut left: Option<u64> = None;
-            for (window, limit) in [(60, limits.per_minute), (3600, limits.per_hour)] {
+            for (sent, limit) in [(minute, limits.per_minute), (hour, limits.per_hour)] {
                 if let Some(limit) = limit {
-                    let sent = store.sent_to_domain_since(domain, now - window + 1)?;
                     let room = u64::from(limit).saturating_sub(sent);
                     left = Some(left.map_or(room, |l| l.min(room)));
                 }
             }
             match left {
-                Some(0) => held.push(domain.clone()),
+                Some(0) => held.push(domain.to_owned()),
                 Some(room) => take = Some(take.map_or(room, |t| t.min(room))),
                 None => {}
             }
