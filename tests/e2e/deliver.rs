@@ -415,6 +415,16 @@ fn a_421_from_one_domain_pauses_that_domain_only_and_a_restart_honours_it() {
     assert_eq!(report["sent"], 4, "{report}");
     assert_eq!(report["deferred"], 1, "{report}");
     assert_eq!(report["paced"], 3, "{report}");
+    let released: i64 = rusqlite::Connection::open(root.join("tiercare.db"))
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM outbox_events WHERE to_state = 'queued' \
+             AND detail LIKE '%receiving domain asked to slow down%'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(released, 3, "each held email says why in `outbox show`");
     assert_eq!(rcpts_to(&sink, "slow.example"), 1, "{:?}", sink.commands());
     let received = sink.received();
     assert_eq!(received.len(), 4);

@@ -695,7 +695,11 @@ fn send_batch(
     if !paced.is_empty() {
         let ids: Vec<i64> = paced.iter().map(|(email, _, _)| email.id).collect();
         report.paced += patiently("queue a paused domain's emails again", || {
-            store.release_claims(&ids, now)
+            store.release_claims_because(
+                &ids,
+                now,
+                "released unsent: the receiving domain asked to slow down (paused)",
+            )
         })?;
     }
     let released = release(

@@ -713,10 +713,21 @@ impl Store {
     /// counted, with a `claimed → queued` event; all in one transaction.
     /// Returns how many were released (ids not claimed are left alone).
     pub fn release_claims(&mut self, ids: &[i64], now: i64) -> Result<u64, StoreError> {
+        self.release_claims_because(ids, now, "released unsent: the sender was stopping")
+    }
+
+    /// [`Store::release_claims`] with `detail` as the events' reason (e.g. the receiving
+    /// domain is paused).
+    pub fn release_claims_because(
+        &mut self,
+        ids: &[i64],
+        now: i64,
+        detail: &str,
+    ) -> Result<u64, StoreError> {
         let (tx, path) = self.write_tx()?;
         let mut released = 0;
         for &id in ids {
-            if requeue_unsent(&tx, id, now, "released unsent: the sender was stopping").at(path)? {
+            if requeue_unsent(&tx, id, now, detail).at(path)? {
                 released += 1;
             }
         }
