@@ -227,3 +227,81 @@ impl Store {
             .at(&self.label)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address_hash;
+
+    const DAY: i64 = 86_400;
+    const T: i64 = 1_796_601_600; // 2026-12-07T00:00:00Z
+
+    /// An outbox row to `to` for `rule`, sent at `sent_at` (or failed then, as a hard bounce).
+    fn email(store: &Store, id: i64, rule: &str, to: &str, sent_at: i64, bounced: bool) {
+        let state = if bounced { "failed" } else { "sent" };
+        store
+            .conn
+            .execute(
+                "INSERT INTO outbox (id, rule_id, template, recipient_kind, to_address, \
+                 message_id, subject, body_text, state, due_at, created_at, updated_at, sent_at) \
+                 VALUES (?1, ?2, 't', 'customer', ?3, '<' || ?1 || '@x.example>', 's', 'b', ?4, \
+                 ?5, ?5, ?5, CASE WHEN ?4 = 'sent' THEN ?5 END)",
+                params![id, rule, to, state, sent_at],
+            )
+            .unwrap();
+        if bounced {
+            store
+                .conn
+                .execute(
+                    "INSERT INTO suppressions (address_hash, reason, source, created_at) \
+                     VALUES (?1, 'hard_bounce', ?2, ?3)",
+                    params![address_hash(to), format!("outbox:{id}"), sent_at],
+                )
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn reputation_counts_sends_and_hard_bounces_per_day_and_rule() {
+        let store = Store::open_in_memory().unwrap();
+        email(&store, 1, "welcome", "a@x.example", T + 10, false);
+        email(&store, 2, "welcome", "b@x.example", T + 20, true);
+        email(&store, 3, "winback", "c@x.example", T + 30, false);
+        email(&store, 4, "welcome", "d@x.example", T + DAY + 5, false);
+        email(&store, 5, "welcome", "e@x.example", T - 5, true); // before the window
+        let rows = store.mail_reputation(T, T + 2 * DAY).unwrap();
+        let summary: Vec<(&str, &str, u64, u64)> = rows
+            .iter()
+            .map(|r| (r.day.as_str(), r.rule_id.as_str(), r.sends, r.hard_bounces))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("2026-12-07", "welcome", 2, 1),
+                ("2026-12-07", "winback", 1, 0),
+                ("2026-12-08", "welcome", 1, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn sent_counts_per_domain_in_one_scan() {
+        let store = Store::open_in_memory().unwrap();
+        email(&store, 1, "r", "a@Gmail.com", T - 3000, false);
+        email(&store, 2, "r", "b@gmail.com", T - 30, false);
+        email(&store, 3, "r", "c@yahoo.com", T - 30, false);
+        email(&store, 4, "r", "d@other.example", T - 30, false);
+        let mut counts = store
+            .sent_by_domain(&["gmail.com", "yahoo.com"], T - 3599, T - 59)
+            .unwrap();
+        counts.sort();
+        assert_eq!(
+            counts,
+            [
+                ("gmail.com".to_owned(), 2, 1),
+                ("yahoo.com".to_owned(), 1, 1)
+            ]
+        );
+        assert_eq!(address_domain("x@Gmail.COM"), "gmail.com");
+    }
+}
