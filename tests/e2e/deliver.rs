@@ -552,4 +552,12 @@ fn a_burst_of_hard_bounces_pauses_sending_and_status_says_why() {
         .find(|line| line.trim_start().starts_with("hello "))
         .unwrap_or_else(|| panic!("{}", report.stdout));
     assert!(line.contains(" 10 ") && line.contains("40.0%"), "{line}");
+    let page = root.join("report.html");
+    run_in(&root, &["report", "--out", page.to_str().unwrap()]).assert_code(0);
+    let page = std::fs::read_to_string(page).unwrap();
+    assert!(page.contains("Sending reputation per rule, last 30 days"));
+    assert!(
+        page.contains("<td>40.0%</td>"),
+        "the rule's hard bounce rate in the page"
+    );
 }
