@@ -106,7 +106,12 @@ pub fn check_signing(workspace_dir: &Path, out: &Output) -> bool {
         Some(dkim) => {
             let env = |name: &str| std::env::var(name).ok();
             match dkim.signer(workspace.root(), sender_domain(mail).as_deref(), &env) {
-                Ok(_) => true,
+                Ok(_) => {
+                    if let Some(file) = &dkim.key_file {
+                        warn_if_readable_by_others(&workspace.root().join(file), out);
+                    }
+                    true
+                }
                 Err(err) => {
                     out.error(&format!("[mail.dkim]: {err}"));
                     false
@@ -115,6 +120,23 @@ pub fn check_signing(workspace_dir: &Path, out: &Output) -> bool {
         }
     }
 }
+
+/// A private key others can read is a key others can sign with.
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path, out: &Output) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(metadata) = std::fs::metadata(path)
+        && metadata.permissions().mode() & 0o077 != 0
+    {
+        out.warn(&format!(
+            "the DKIM key {} can be read by other users: `chmod 600` it",
+            path.display()
+        ));
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &Path, _out: &Output) {}
 
 /// A TXT value as zone-file strings of at most 255 bytes (DNS's limit per string).
 fn zone_strings(value: &str) -> String {

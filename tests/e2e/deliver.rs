@@ -140,6 +140,16 @@ fn rsa_signatures_of_the_folder_transport_verify_with_dkimpy() {
         "list_id = \"care.shop.example\"",
         "[mail.dkim]\ndomain = \"shop.example\"\nselector = \"s2026\"\nkey_file = \"dkim.pem\"\n",
     );
+    // A key others can read is a warning of `check`; a private one is not.
+    use std::os::unix::fs::PermissionsExt;
+    let key = root.join("dkim.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let check = run(&root, &["check"]);
+    check.assert_code(0);
+    check.assert_stderr_contains("can be read by other users: `chmod 600` it");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let check = run(&root, &["check"]);
+    assert!(!check.stderr.contains("chmod"), "{}", check.stderr);
     let records = dns_records(&root);
     let dns = run(&root, &["mail", "dns"]);
     dns.assert_stdout_contains("s2026._domainkey.shop.example. IN TXT \"v=DKIM1; k=rsa; p=");
@@ -559,5 +569,37 @@ fn a_burst_of_hard_bounces_pauses_sending_and_status_says_why() {
     assert!(
         page.contains("<td>40.0%</td>"),
         "the rule's hard bounce rate in the page"
+    );
+}
+
+#[test]
+fn a_warm_up_caps_each_day_by_its_schedule() {
+    let dir = fast_tempdir();
+    let addresses: Vec<String> = (0..7).map(|i| format!("w{i}@example.com")).collect();
+    let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    let root = workspace_for(dir.path(), &addresses, None);
+    configure(
+        &root,
+        "",
+        "[mail.warmup]\nstart = \"2026-03-03\"\ndaily = [2, 4]\n",
+    );
+    let day_one = send_at(&root, SEND_AT);
+    assert_eq!(day_one["sent"], 2, "{day_one}");
+    assert_eq!(day_one["rate_limited"], 5, "{day_one}");
+    assert_eq!(send_at(&root, "2026-03-03T12:00:00Z")["sent"], 0);
+    // Day two: 4 in any 24 hours.
+    assert_eq!(send_at(&root, "2026-03-04T00:00:01Z")["sent"], 4);
+    // After the schedule, no cap.
+    assert_eq!(send_at(&root, "2026-03-05T00:00:01Z")["sent"], 1);
+    // A date that is not one is refused with what to write.
+    configure(&root, "", "");
+    let config = std::fs::read_to_string(root.join("tiercare.toml"))
+        .unwrap()
+        .replace("start = \"2026-03-03\"", "start = \"March\"");
+    std::fs::write(root.join("tiercare.toml"), config).unwrap();
+    let refused = run_in(&root, &["send"]);
+    refused.assert_code(2);
+    refused.assert_stderr_contains(
+        "[mail.warmup] start \"March\" must be a date such as \"2026-12-01\"",
     );
 }
