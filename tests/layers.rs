@@ -534,7 +534,9 @@ fn no_import_circles_between_rooms_or_engine_files() {
                     continue;
                 }
                 problems.push(format!(
-                    "{name}: an import circle between {level}: {}",
+                    "{name}: an import circle between {level} ({} tied together: {}), e.g. {}",
+                    component.len(),
+                    component.join(", "),
                     describe(&component, &edges, &evidence)
                 ));
             }
