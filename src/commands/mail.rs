@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 use tiercare_scheduler::config::Transport;
+use tiercare_scheduler::mail::DkimSigner;
 use tiercare_scheduler::outbox::sender_domain;
 use tiercare_scheduler::workspace::Workspace;
 
@@ -33,7 +34,7 @@ fn dns(json: bool, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCod
     let env = |name: &str| std::env::var(name).ok();
     let signing_domain = match &mail.dkim {
         Some(dkim) => {
-            let signer = dkim.signer(workspace.root(), domain.as_deref(), &env)?;
+            let signer = DkimSigner::from_config(dkim, workspace.root(), domain.as_deref(), &env)?;
             let record = signer.dns_record();
             records.push(Record {
                 name: record.name,
@@ -105,7 +106,12 @@ pub fn check_signing(workspace_dir: &Path, out: &Output) -> bool {
         None => true,
         Some(dkim) => {
             let env = |name: &str| std::env::var(name).ok();
-            match dkim.signer(workspace.root(), sender_domain(mail).as_deref(), &env) {
+            match DkimSigner::from_config(
+                dkim,
+                workspace.root(),
+                sender_domain(mail).as_deref(),
+                &env,
+            ) {
                 Ok(_) => {
                     if let Some(file) = &dkim.key_file {
                         warn_if_readable_by_others(&workspace.root().join(file), out);

@@ -154,21 +154,21 @@ pub struct MailConfig {
     pub outbox: OutboxConfig,
     /// DKIM signing (`[mail.dkim]`); unsigned without it.
     #[serde(default)]
-    pub dkim: Option<crate::mail::DkimConfig>,
+    pub dkim: Option<crate::sending_settings::DkimConfig>,
     /// The `List-Id` of care emails (RFC 2919), e.g. `care.shop.example`; default
     /// `care.` and the domain of `from`.
     #[serde(default)]
     pub list_id: Option<String>,
     /// Limits per receiving domain (`[mail.domains."gmail.com"]`), over the defaults for the
-    /// large providers ([`crate::mail::pacing::default_domains`]).
+    /// large providers ([`crate::sending_settings::default_domains`]).
     #[serde(default)]
-    pub domains: std::collections::BTreeMap<String, crate::mail::pacing::DomainLimits>,
+    pub domains: std::collections::BTreeMap<String, crate::sending_settings::DomainLimits>,
     /// When sending pauses itself (`[mail.reputation]`).
     #[serde(default)]
-    pub reputation: crate::mail::reputation::ReputationConfig,
+    pub reputation: crate::sending_settings::ReputationConfig,
     /// The warm-up schedule of a new sending domain (`[mail.warmup]`); off without it.
     #[serde(default)]
-    pub warmup: Option<crate::mail::reputation::WarmupConfig>,
+    pub warmup: Option<crate::sending_settings::WarmupConfig>,
 }
 
 impl Default for MailConfig {
@@ -186,7 +186,7 @@ impl Default for MailConfig {
             dkim: None,
             list_id: None,
             domains: std::collections::BTreeMap::new(),
-            reputation: crate::mail::reputation::ReputationConfig::default(),
+            reputation: crate::sending_settings::ReputationConfig::default(),
             warmup: None,
         }
     }
@@ -462,8 +462,8 @@ impl Config {
                 )));
             }
         }
-        crate::mail::pacing::validate(&mail.domains).map_err(invalid)?;
-        crate::mail::reputation::validate(&mail.reputation, mail.warmup.as_ref())
+        crate::sending_settings::validate_domains(&mail.domains).map_err(invalid)?;
+        crate::sending_settings::validate_reputation(&mail.reputation, mail.warmup.as_ref())
             .map_err(invalid)?;
         if let Some(url) = &mail.unsubscribe_url
             && !url.starts_with("https://")

@@ -28,6 +28,7 @@ pub mod owners;
 pub mod plan;
 pub mod proof;
 pub mod report;
+pub mod sending_settings;
 pub mod status;
 pub mod templates;
 #[cfg(test)]

@@ -190,7 +190,7 @@ impl SendSettings {
         };
         let domain = sender_domain(mail);
         let dkim = match &mail.dkim {
-            Some(dkim) => Some(dkim.signer(root, domain.as_deref(), env)?),
+            Some(dkim) => Some(DkimSigner::from_config(dkim, root, domain.as_deref(), env)?),
             None => None,
         };
         let list_id = match &mail.list_id {

@@ -12,7 +12,9 @@
 //! Independent verification: the end-to-end tests check every signature with Python's `dkimpy`.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+pub use crate::sending_settings::DkimConfig;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -36,73 +38,6 @@ pub const SIGNED_HEADERS: &[&str] = &[
     "content-type",
     "content-transfer-encoding",
 ];
-
-/// DKIM settings (`[mail.dkim]`): the signing domain, the selector, and where the private key
-/// is: a PEM file (`key_file`, relative to the workspace) or an environment variable holding the
-/// PEM (`key_env`). Never the key itself.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DkimConfig {
-    /// The signing domain (`d=`); default: the domain of `[mail] from`, which DMARC aligns with.
-    #[serde(default)]
-    pub domain: Option<String>,
-    /// The selector (`s=`): the key is published at `SELECTOR._domainkey.DOMAIN`.
-    pub selector: String,
-    /// The PEM private key file (PKCS#8 RSA or Ed25519, or PKCS#1 RSA), relative to the
-    /// workspace root unless absolute.
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
-    /// The environment variable holding the PEM private key (instead of `key_file`).
-    #[serde(default)]
-    pub key_env: Option<String>,
-}
-
-impl DkimConfig {
-    /// Reads the key and makes the signer: `root` is the workspace (for a relative `key_file`),
-    /// `sender_domain` the domain of `[mail] from`, `env` reads environment variables. Every
-    /// problem is an error here, when the sender starts.
-    pub fn signer(
-        &self,
-        root: &Path,
-        sender_domain: Option<&str>,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<DkimSigner, DkimError> {
-        let domain = self.domain.as_deref().or(sender_domain).ok_or_else(|| {
-            DkimError::Config(
-                "[mail.dkim] has no domain and [mail] from has none to take".to_owned(),
-            )
-        })?;
-        let (pem, source_name) = match (&self.key_file, &self.key_env) {
-            (Some(file), None) => {
-                let path = root.join(file);
-                let text = std::fs::read_to_string(&path).map_err(|err| {
-                    DkimError::Config(format!(
-                        "cannot read the DKIM key file {} ([mail.dkim] key_file): {err}",
-                        path.display()
-                    ))
-                })?;
-                (text, path.display().to_string())
-            }
-            (None, Some(variable)) => {
-                let text = env(variable).filter(|text| !text.trim().is_empty()).ok_or_else(|| {
-                    DkimError::Config(format!(
-                        "the DKIM key is missing: set the environment variable {variable} to the \
-                         PEM private key ([mail.dkim] key_env names it)"
-                    ))
-                })?;
-                (text, format!("in ${variable}"))
-            }
-            _ => {
-                return Err(DkimError::Config(
-                    "[mail.dkim] needs exactly one of key_file (a PEM file) and key_env (a \
-                     variable holding the PEM)"
-                        .to_owned(),
-                ));
-            }
-        };
-        DkimSigner::from_pem(domain, &self.selector, &pem, &source_name)
-    }
-}
 
 /// Why a DKIM key or setting cannot be used. The messages say what to do; none holds key
 /// material.
@@ -166,6 +101,53 @@ impl fmt::Debug for DkimSigner {
             .field("selector", &self.selector)
             .field("algorithm", &self.algorithm())
             .finish_non_exhaustive()
+    }
+}
+
+impl DkimSigner {
+    /// Reads `config`'s key and makes the signer: `root` is the workspace (for a relative `key_file`),
+    /// `sender_domain` the domain of `[mail] from`, `env` reads environment variables. Every
+    /// problem is an error here, when the sender starts.
+    pub fn from_config(
+        config: &DkimConfig,
+        root: &Path,
+        sender_domain: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<DkimSigner, DkimError> {
+        let domain = config.domain.as_deref().or(sender_domain).ok_or_else(|| {
+            DkimError::Config(
+                "[mail.dkim] has no domain and [mail] from has none to take".to_owned(),
+            )
+        })?;
+        let (pem, source_name) = match (&config.key_file, &config.key_env) {
+            (Some(file), None) => {
+                let path = root.join(file);
+                let text = std::fs::read_to_string(&path).map_err(|err| {
+                    DkimError::Config(format!(
+                        "cannot read the DKIM key file {} ([mail.dkim] key_file): {err}",
+                        path.display()
+                    ))
+                })?;
+                (text, path.display().to_string())
+            }
+            (None, Some(variable)) => {
+                let text = env(variable).filter(|text| !text.trim().is_empty()).ok_or_else(|| {
+                    DkimError::Config(format!(
+                        "the DKIM key is missing: set the environment variable {variable} to the \
+                         PEM private key ([mail.dkim] key_env names it)"
+                    ))
+                })?;
+                (text, format!("in ${variable}"))
+            }
+            _ => {
+                return Err(DkimError::Config(
+                    "[mail.dkim] needs exactly one of key_file (a PEM file) and key_env (a \
+                     variable holding the PEM)"
+                        .to_owned(),
+                ));
+            }
+        };
+        DkimSigner::from_pem(domain, &config.selector, &pem, &source_name)
     }
 }
 

@@ -7,93 +7,16 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use tiercare_store::{DomainPause, Store, StoreError};
 
 use super::SendError;
-
-/// One receiving domain's limits (`[mail.domains."DOMAIN"]`). A field left out keeps the
-/// default for that domain (see [`default_domains`]), or no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DomainLimits {
-    /// At most this many e-mails to the domain in any 60 seconds.
-    #[serde(default)]
-    pub per_minute: Option<u32>,
-    /// At most this many e-mails to the domain in any 60 minutes.
-    #[serde(default)]
-    pub per_hour: Option<u32>,
-    /// At most this many e-mails to the domain in flight at once (over the SMTP connections).
-    #[serde(default)]
-    pub concurrency: Option<u32>,
-}
+pub use crate::sending_settings::{DomainLimits, default_domains, domain_limits};
 
 /// The first pause of a domain that said "slow down": 5 minutes, doubled with each such answer
 /// in a row.
 pub const PAUSE_BASE_SECONDS: i64 = 300;
 /// The longest pause: 4 hours.
 pub const PAUSE_MAX_SECONDS: i64 = 4 * 3600;
-
-/// The defaults for the large mailbox providers: conservative for a new or small sender,
-/// which is what providers throttle first. Every other domain has no limit unless configured.
-pub fn default_domains() -> BTreeMap<String, DomainLimits> {
-    let limits = |per_minute, per_hour, concurrency| DomainLimits {
-        per_minute: Some(per_minute),
-        per_hour: Some(per_hour),
-        concurrency: Some(concurrency),
-    };
-    let mut domains = BTreeMap::new();
-    for domain in ["gmail.com", "googlemail.com"] {
-        domains.insert(domain.to_owned(), limits(120, 3000, 3));
-    }
-    for domain in ["yahoo.com", "ymail.com", "aol.com"] {
-        domains.insert(domain.to_owned(), limits(60, 1500, 2));
-    }
-    for domain in ["outlook.com", "hotmail.com", "live.com", "msn.com"] {
-        domains.insert(domain.to_owned(), limits(60, 2000, 2));
-    }
-    for domain in ["icloud.com", "me.com", "mac.com"] {
-        domains.insert(domain.to_owned(), limits(60, 1500, 2));
-    }
-    domains
-}
-
-/// The limits in force: the defaults with `[mail.domains]` laid over them field by field.
-pub fn domain_limits(
-    configured: &BTreeMap<String, DomainLimits>,
-) -> BTreeMap<String, DomainLimits> {
-    let mut domains = default_domains();
-    for (domain, limits) in configured {
-        let entry = domains.entry(domain.to_ascii_lowercase()).or_default();
-        entry.per_minute = limits.per_minute.or(entry.per_minute);
-        entry.per_hour = limits.per_hour.or(entry.per_hour);
-        entry.concurrency = limits.concurrency.or(entry.concurrency);
-    }
-    domains
-}
-
-/// Checks `[mail.domains]`: every limit at least 1.
-pub fn validate(configured: &BTreeMap<String, DomainLimits>) -> Result<(), String> {
-    for (domain, limits) in configured {
-        for (name, value) in [
-            ("per_minute", limits.per_minute),
-            ("per_hour", limits.per_hour),
-            ("concurrency", limits.concurrency),
-        ] {
-            if value == Some(0) {
-                return Err(format!(
-                    "[mail.domains.\"{domain}\"] {name} must be at least 1 (leave it out for no limit)"
-                ));
-            }
-        }
-        if domain.is_empty() || domain.contains('@') {
-            return Err(format!(
-                "[mail.domains.\"{domain}\"] must name a domain, such as \"gmail.com\""
-            ));
-        }
-    }
-    Ok(())
-}
 
 /// Whether a failure is a receiving domain asking us to slow down: a `421` reply, or an
 /// enhanced status code `4.7.x` (RFC 3463: a security or policy status, which is how Gmail,
@@ -283,24 +206,6 @@ mod tests {
             }),
             None
         );
-    }
-
-    #[test]
-    fn configured_limits_override_the_defaults_field_by_field() {
-        let mut configured = BTreeMap::new();
-        configured.insert(
-            "Gmail.com".to_owned(),
-            DomainLimits {
-                per_minute: Some(10),
-                ..DomainLimits::default()
-            },
-        );
-        let limits = domain_limits(&configured);
-        let gmail = limits["gmail.com"];
-        assert_eq!(gmail.per_minute, Some(10));
-        assert_eq!(gmail.per_hour, Some(3000));
-        assert_eq!(gmail.concurrency, Some(3));
-        assert!(limits.contains_key("yahoo.com"));
     }
 
     #[test]

@@ -9,98 +9,12 @@
 //! `tiercare outbox resume`, after which only later sends count. Nothing is lost while paused:
 //! the e-mails stay queued.
 
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use tiercare_store::{ReputationRow, Store, StoreError};
 
-/// `[mail.reputation]`: when sending pauses itself.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReputationConfig {
-    /// Pause when hard bounces are more than this share of the sends, in percent (default 5:
-    /// the ceiling mailbox providers and ESPs tolerate; a clean list stays under 2).
-    pub hard_bounce_percent: f64,
-    /// Pause when complaints are more than this share of the sends, in percent (default 0.3:
-    /// Gmail's and Yahoo's limit for bulk senders since February 2024).
-    pub complaint_percent: f64,
-    /// Judge only once the window holds at least this many sends (default 50), so two early
-    /// bounces do not stop a small run.
-    pub min_sends: u32,
-    /// The window, in hours (default 24).
-    pub window_hours: u32,
-}
-
-// The thresholds are checked finite when the settings are read.
-impl Eq for ReputationConfig {}
-
-impl Default for ReputationConfig {
-    fn default() -> Self {
-        ReputationConfig {
-            hard_bounce_percent: 5.0,
-            complaint_percent: 0.3,
-            min_sends: 50,
-            window_hours: 24,
-        }
-    }
-}
-
-/// `[mail.warmup]`: daily caps that grow from a start date, for a new sending domain or IP.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WarmupConfig {
-    /// The first day of the warm-up (`2026-12-01`, UTC).
-    pub start: String,
-    /// The cap of each day from `start` (any 24 hours), the last one ending the warm-up
-    /// (default 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800).
-    #[serde(default = "default_daily")]
-    pub daily: Vec<u32>,
-}
-
-fn default_daily() -> Vec<u32> {
-    vec![50, 100, 200, 400, 800, 1600, 3200, 6400, 12800]
-}
-
-/// Checks `[mail.reputation]` and `[mail.warmup]`.
-pub fn validate(
-    reputation: &ReputationConfig,
-    warmup: Option<&WarmupConfig>,
-) -> Result<(), String> {
-    for (name, value) in [
-        ("hard_bounce_percent", reputation.hard_bounce_percent),
-        ("complaint_percent", reputation.complaint_percent),
-    ] {
-        if !(value.is_finite() && value > 0.0 && value <= 100.0) {
-            return Err(format!(
-                "[mail.reputation] {name} must be a percentage above 0 and at most 100"
-            ));
-        }
-    }
-    if reputation.window_hours == 0 {
-        return Err("[mail.reputation] window_hours must be at least 1".to_owned());
-    }
-    if let Some(warmup) = warmup {
-        warmup_start(warmup)?;
-        if warmup.daily.is_empty() || warmup.daily.contains(&0) {
-            return Err(
-                "[mail.warmup] daily must list at least one cap, each at least 1".to_owned(),
-            );
-        }
-    }
-    Ok(())
-}
-
-fn warmup_start(warmup: &WarmupConfig) -> Result<i64, String> {
-    NaiveDate::parse_from_str(warmup.start.trim(), "%Y-%m-%d")
-        .ok()
-        .and_then(|date| date.and_hms_opt(0, 0, 0))
-        .map(|start| start.and_utc().timestamp())
-        .ok_or_else(|| {
-            format!(
-                "[mail.warmup] start {:?} must be a date such as \"2026-12-01\"",
-                warmup.start
-            )
-        })
-}
+use crate::sending_settings::warmup_start;
+pub use crate::sending_settings::{ReputationConfig, WarmupConfig};
 
 /// The warm-up's cap on the e-mails of any 24 hours at `now`; `None` once it is over.
 pub fn warmup_cap(warmup: &WarmupConfig, now: i64) -> Option<u32> {
@@ -237,22 +151,5 @@ mod tests {
         assert_eq!(warmup_cap(&warmup, start + 86_400), Some(100));
         assert_eq!(warmup_cap(&warmup, start + 2 * 86_400 + 5), Some(200));
         assert_eq!(warmup_cap(&warmup, start + 3 * 86_400), None, "over");
-    }
-
-    #[test]
-    fn bad_settings_are_refused() {
-        let mut config = ReputationConfig::default();
-        assert!(validate(&config, None).is_ok());
-        config.hard_bounce_percent = f64::NAN;
-        assert!(validate(&config, None).is_err());
-        let warmup = WarmupConfig {
-            start: "December".to_owned(),
-            daily: default_daily(),
-        };
-        assert!(
-            validate(&ReputationConfig::default(), Some(&warmup))
-                .unwrap_err()
-                .contains("2026-12-01")
-        );
     }
 }
