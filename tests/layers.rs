@@ -17,12 +17,6 @@ use std::path::{Path, PathBuf};
 /// rooms in the circle, sorted). The test fails when one of them is gone, so the list only
 /// shrinks.
 const KNOWN: &[(&str, &[&str])] = &[
-    // The outbox calls the delivery gate, which renders through the templates' renderer, which
-    // implements the outbox's `RenderEmail`: grouped into one room by #21.5.
-    (
-        "crates/scheduler",
-        &["delivery_gate", "outbox", "templates"],
-    ),
     // Opening a store checks the file's integrity, which is written as `impl Store`.
     ("crates/store", &["db", "integrity"]),
 ];

@@ -15,6 +15,9 @@ use tiercare_engine::{
 };
 use tiercare_store::{CustomerFeatures, EncodedDecision, JsonText, Pin, Store, StoreError, Window};
 
+/// The time format of messages, at its earlier path.
+pub use crate::time::format_time;
+
 /// The rule files of a folder: `*.yaml`/`*.yml` rule files and `*.rhai` function libraries at
 /// its top level, and rule tests in its `tests/` subfolder.
 #[derive(Debug, Clone, Default)]
@@ -270,13 +273,6 @@ fn engine_pin(pin: &Pin) -> EnginePin {
         reason: pin.reason.clone(),
         until: pin.until.map(format_time),
     }
-}
-
-/// `YYYY-MM-DD HH:MM UTC` for messages.
-pub fn format_time(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|| unix.to_string())
 }
 
 /// Gives a filled snapshot the assessment's time, which hysteresis measures on.

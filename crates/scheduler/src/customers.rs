@@ -15,6 +15,7 @@ use tiercare_engine::{CustomerExpression, QueryValue, Snapshot, Stored};
 use tiercare_store::{CustomerQuery, CustomerRow, Store, StoreError, Window};
 
 use crate::assess::{AssessError, RuleSource, fill_snapshot};
+use crate::time::iso_time;
 use crate::workspace::Workspace;
 
 /// The columns `--sort` can name besides features and expressions (they sort without a
@@ -317,13 +318,6 @@ pub fn list_customers(
         matching,
         offset: options.offset,
     })
-}
-
-/// `2026-12-07T10:00:00Z`, or "" for none.
-fn iso_time(unix: Option<i64>) -> String {
-    unix.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
 }
 
 /// Segments as `set=segment` joined by `;` (sorted by set).

@@ -15,7 +15,7 @@ pub enum ReportError {
     /// No assessment was recorded for a time up to the report's.
     #[error(
         "no assessment as of {at}: run `tiercare assess` first (or give a later --at)",
-        at = crate::assess::format_time(*at)
+        at = crate::time::format_time(*at)
     )]
     NoAssessment {
         /// The report's time.
