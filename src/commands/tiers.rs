@@ -13,7 +13,8 @@ use tiercare_scheduler::assess::{
 use tiercare_scheduler::workspace::Workspace;
 
 use crate::cli::{AssessArgs, ExplainArgs, PinArgs, UnpinArgs};
-use crate::output::{Output, money, thousands};
+use crate::format::{money, percent, thousands};
+use crate::output::Output;
 
 // The time helpers other commands import from here live in the scheduler's `time` module.
 pub(crate) use tiercare_scheduler::time::{now, parse_time, time_or};
@@ -66,10 +67,6 @@ pub fn assess(args: AssessArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
     } else {
         ExitCode::from(1)
     })
-}
-
-fn percent(share: f64) -> String {
-    format!("{:.1}%", share * 100.0)
 }
 
 pub(crate) fn print_assessment(report: &AssessReport, out: &Output) {
