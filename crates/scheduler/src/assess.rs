@@ -11,9 +11,9 @@ use std::time::Instant;
 use serde::Serialize;
 use tiercare_engine::{
     AssessmentTimes, Decision, Diagnostic, Explanation, Feature, LoadedRules, Pin as EnginePin,
-    RuleFile, RuleSet, Snapshot, Window as RuleWindow, load_rules,
+    RuleFile, RuleSet, Snapshot, load_rules,
 };
-use tiercare_store::{CustomerFeatures, EncodedDecision, JsonText, Pin, Store, StoreError, Window};
+use tiercare_store::{CustomerFeatures, EncodedDecision, JsonText, Pin, Store, StoreError};
 
 /// The time format of messages, at its earlier path.
 pub use crate::time::format_time;
@@ -259,13 +259,6 @@ pub struct AssessReport {
     pub elapsed_ms: u128,
 }
 
-fn store_window(window: RuleWindow) -> Window {
-    match window.seconds() {
-        Some(seconds) => Window::Seconds(seconds),
-        None => Window::All,
-    }
-}
-
 fn engine_pin(pin: &Pin) -> EnginePin {
     EnginePin {
         tier: pin.tier.clone(),
@@ -466,7 +459,7 @@ pub fn assess_with(
             Some(path) if recording => Some(Store::open(path)?),
             _ => None,
         };
-        let window = store_window(rules.window());
+        let window = rules.window();
         let attributes = rules.uses(Feature::Attr);
         reader.for_each_features_with(
             options.at,
@@ -782,7 +775,7 @@ pub fn explain(
     now: i64,
 ) -> Result<CustomerExplanation, AssessError> {
     let features = store
-        .customer_features(at, store_window(rules.window()), customer_id)?
+        .customer_features(at, rules.window(), customer_id)?
         .ok_or_else(|| AssessError::UnknownCustomer(customer_id.to_owned()))?;
     let mut snapshot = Snapshot::new();
     fill_snapshot(&mut snapshot, &features);

@@ -175,10 +175,7 @@ fn query_key(value: QueryValue) -> Key {
 /// The rules' window (the workspace's `rules/`), for the features pass.
 fn rules_window(workspace: &Workspace) -> Result<Window, ListError> {
     let rules = RuleSource::read(&workspace.rules_dir(), Path::new("rules"))?.load()?;
-    Ok(match rules.rules.window().seconds() {
-        Some(seconds) => Window::Seconds(seconds),
-        None => Window::All,
-    })
+    Ok(rules.rules.window())
 }
 
 /// Lists the workspace's customers by `options`.

@@ -149,10 +149,7 @@ impl EmailRenderer {
         rules: &RuleSet,
     ) -> Result<EmailRenderer, TemplatesError> {
         let store = workspace.open_store()?;
-        let window = match rules.window().seconds() {
-            Some(seconds) => Window::Seconds(seconds),
-            None => Window::All,
-        };
+        let window = rules.window();
         let tier_labels = rules
             .tiers()
             .map(|tier| {

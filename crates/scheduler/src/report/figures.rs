@@ -66,13 +66,10 @@ impl ReportOptions {
                     label: tier.label.clone(),
                 })
                 .collect(),
-            window: match window.seconds() {
-                Some(seconds) => Window::Seconds(seconds),
-                None => Window::All,
-            },
+            window,
             window_label: match window {
-                tiercare_engine::Window::All => "all time".to_owned(),
-                tiercare_engine::Window::Days(days) => format!("{days}d"),
+                Window::All => "all time".to_owned(),
+                other => other.to_string(),
             },
         }
     }
