@@ -209,7 +209,7 @@ pub struct OutboxConfig {
     /// The longest wait between retries (seconds).
     pub retry_max_seconds: u32,
     /// Accepted for old configurations and no longer used: a sender holds the sender lock
-    /// ([`crate::daemon::lock`]), so every claim it finds was left by a dead one and is recovered at
+    /// ([`crate::lock`]), so every claim it finds was left by a dead one and is recovered at
     /// once, with no timeout to wait for.
     pub claim_timeout_minutes: u32,
     /// What to do with such an email.

@@ -29,7 +29,7 @@ use tiercare_store::{
 };
 
 use crate::assess::{AssessError, fill_snapshot};
-use crate::mail::outbox::{RenderEmail, compose};
+use crate::outbox::{RenderEmail, compose};
 
 /// How many customer ids a rule's summary shows as examples.
 pub const SAMPLES: usize = 3;
@@ -728,7 +728,7 @@ fn store_action(
 ///
 /// Each new email (to the customer, or notifying the owner) is addressed and rendered with
 /// `renderer` now, and queued in the outbox in the same transaction as its follow-up (see
-/// [`crate::mail::outbox::compose`]); one without a usable address, or whose template does not
+/// [`crate::outbox::compose`]); one without a usable address, or whose template does not
 /// render, is recorded as skipped with the reason instead.
 pub fn record_due(
     reader: &Store,
@@ -1139,8 +1139,8 @@ followups:
             template: &str,
             customer: &str,
             _at: i64,
-        ) -> Result<crate::mail::outbox::RenderedEmail, crate::mail::outbox::RenderError> {
-            Ok(crate::mail::outbox::RenderedEmail {
+        ) -> Result<crate::outbox::RenderedEmail, crate::outbox::RenderError> {
+            Ok(crate::outbox::RenderedEmail {
                 subject: format!("Subject {template} {customer}"),
                 text: "text".to_owned(),
                 html: None,

@@ -6,17 +6,17 @@
 //! [`Daemon::reload`] loads `rules/` and `templates/` into a new compiled rule set and template
 //! set and swaps both in at once, or keeps the last good pair and reports every problem. [`run`] is the process around it: the lock (one
 //! daemon per database), the folder watcher (a reload once per settled new content, see
-//! [`crate::daemon::watch`]), `SIGHUP` (reload), `SIGTERM`/`SIGINT` (finish the
+//! [`crate::watch`]), `SIGHUP` (reload), `SIGTERM`/`SIGINT` (finish the
 //! round, record the stop, exit), and waiting on one channel until the next slot or event.
 //!
-//! Mail goes through the outbox ([`crate::mail::outbox`]): follow-ups' emails are rendered and queued
+//! Mail goes through the outbox ([`crate::outbox`]): follow-ups' emails are rendered and queued
 //! with their ledger rows ([`record_due`]) and sent by [`deliver_due_gated`]. At start-up, claims a
 //! stopped daemon left open are recovered by the outbox's crash policy.
 //!
 //! # What is stored, and why nothing happens twice
 //!
 //! - Each schedule's last handled slot is in `schedule_firings` and only moves forward (see
-//!   [`crate::daemon::firing`]): after downtime a missed reassessment is made up once if within
+//!   [`crate::firing`]): after downtime a missed reassessment is made up once if within
 //!   `[daemon] lateness`, else skipped and logged; a clock stepped backwards finds no slot to
 //!   fire.
 //! - Follow-ups are recorded for `[previous tick, now)`; the ledger's occurrence keys make a
@@ -42,16 +42,16 @@ use tiercare_engine::{
 use tiercare_store::{DaemonState, RecoveryPolicy, SlotOutcome, Store, StoreError};
 
 use crate::assess::{AssessError, AssessOptions, RuleSafety, RuleSource, assess_with};
+use crate::clock::Clock;
 use crate::config::AfterCrash;
-use crate::daemon::clock::Clock;
-use crate::daemon::firing::Due;
-use crate::daemon::lock::{DaemonLock, LockError};
-use crate::daemon::watch::{Change, Fingerprint, FolderWatcher, Settle, Settled};
-use crate::mail::delivery_gate::DeliveryGate;
-use crate::mail::outbox::{SendSettings, deliver_due_gated, transports};
-use crate::mail::templates::{EmailRenderer, TemplatesError, read_templates, template_names};
+use crate::delivery_gate::DeliveryGate;
+use crate::firing::Due;
+use crate::lock::{DaemonLock, LockError};
 use crate::mail::{MailError, MailTransport};
+use crate::outbox::{SendSettings, deliver_due_gated, transports};
 use crate::plan::{EVENT_LOOKBACK, PlanOptions, record_due};
+use crate::templates::{EmailRenderer, TemplatesError, read_templates, template_names};
+use crate::watch::{Change, Fingerprint, FolderWatcher, Settle, Settled};
 use crate::workspace::{Workspace, WorkspaceError};
 
 /// The name of the reassessment schedule in `schedule_firings`.
@@ -90,7 +90,7 @@ pub enum DaemonError {
     Render(#[from] TemplatesError),
     /// Delivering mail failed (the database, or the mail settings).
     #[error(transparent)]
-    Deliver(#[from] crate::mail::outbox::DeliverError),
+    Deliver(#[from] crate::outbox::DeliverError),
     /// Signals or the folder watcher could not be set up.
     #[error("cannot set up {what}: {message}")]
     Setup {
@@ -666,7 +666,7 @@ pub fn simulate(
     on_pass: &mut dyn FnMut(&PassReport),
 ) -> Result<(), DaemonError> {
     let _lock = DaemonLock::acquire(&workspace.database_path())?;
-    let clock = crate::daemon::clock::TestClock::new(from);
+    let clock = crate::clock::TestClock::new(from);
     let mut daemon = Daemon::start(workspace, clock.clone())?;
     loop {
         on_pass(&daemon.pass());
@@ -871,7 +871,7 @@ mod tests {
     use tiercare_engine::RecordKind;
 
     use super::*;
-    use crate::daemon::clock::TestClock;
+    use crate::clock::TestClock;
     use crate::test_support::import;
 
     const HOUR: i64 = 3_600;

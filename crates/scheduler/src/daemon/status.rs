@@ -1,6 +1,6 @@
 //! `tiercare status`: what the daemon of a workspace is doing, read from another process.
 //!
-//! Whether a daemon runs comes from its lock (see [`crate::daemon::lock`]): the kernel frees it when
+//! Whether a daemon runs comes from its lock (see [`crate::lock`]): the kernel frees it when
 //! the process ends, so a crashed daemon is never reported as running. Everything else comes
 //! from the database: the state the daemon records (`daemon_state`), where its schedules stand
 //! (`schedule_firings`) and the outbox (queue depth by state).
@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tiercare_store::{DaemonState, ScheduleCursor};
 
-use crate::daemon::lock::holder;
 use crate::daemon::{DaemonError, FOLLOWUPS, REASSESS};
+use crate::lock::holder;
 use crate::workspace::Workspace;
 
 /// The daemon's status.
@@ -70,9 +70,7 @@ pub fn status(workspace: &Workspace) -> Result<Status, DaemonError> {
         outbox_recovered: recovered,
         running: held.is_some(),
         pid: held.flatten(),
-        lock_file: crate::daemon::lock::lock_path(&database)
-            .display()
-            .to_string(),
+        lock_file: crate::lock::lock_path(&database).display().to_string(),
         daemon,
         reload_problems,
         reassess: store.schedule_cursor(REASSESS)?,

@@ -30,8 +30,8 @@ use tiercare_engine::{Feature, FeatureValue, RuleSet, Snapshot, Trigger};
 use tiercare_store::{OutboxEmail, RecipientKind, Store};
 
 use crate::assess::fill_snapshot;
-use crate::mail::outbox::{DeliverError, RenderEmail, SendReport};
-use crate::mail::templates::{EmailRenderer, TemplatesError};
+use crate::outbox::{DeliverError, RenderEmail, SendReport};
+use crate::templates::{EmailRenderer, TemplatesError};
 use crate::time::local_time;
 
 /// What the gate decided for one claimed email.

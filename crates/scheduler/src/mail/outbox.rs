@@ -3,7 +3,7 @@
 //!
 //! An email is rendered when its follow-up is recorded ([`crate::plan::record_due`]), and
 //! stored rendered in the outbox in the same transaction as the decision. When it is sent, the
-//! delivery gate ([`crate::mail::delivery_gate`]) checks it again on current data and renders it
+//! delivery gate ([`crate::delivery_gate`]) checks it again on current data and renders it
 //! again (same Message-ID); the outbox keeps what was sent.
 
 use std::fmt;
@@ -21,7 +21,7 @@ use tiercare_store::{
 };
 
 use crate::config::{AfterCrash, LimitsConfig, MailConfig, OutboxConfig, Transport};
-use crate::mail::delivery_gate::{DeliveryGate, admit};
+use crate::delivery_gate::{DeliveryGate, admit};
 use crate::mail::message::parse_address;
 use crate::mail::{
     Address, BuiltMessage, Delivered, FolderTransport, ListUnsubscribe, MailError, MailTransport,
@@ -307,7 +307,7 @@ pub fn backoff(outbox: &OutboxConfig, attempts: u32, jitter: f64) -> i64 {
 /// failed (a hard bounce suppresses the address) or unknown. So at any moment at most one
 /// email per transport is handed over without a recorded outcome: what a crash can duplicate.
 ///
-/// **The caller must hold the sender lock** ([`crate::daemon::lock::DaemonLock`], as `tiercare send`
+/// **The caller must hold the sender lock** ([`crate::lock::DaemonLock`], as `tiercare send`
 /// and `tiercare run` do): the recovery takes every open claim as a dead sender's.
 ///
 /// A write lock held by another process (`SQLITE_BUSY`) is waited out, however long, with
@@ -332,7 +332,7 @@ pub fn deliver_due(
 }
 
 /// [`deliver_due`] with each claimed email checked by the delivery `gate` right before it is
-/// handed to a transport ([`crate::mail::delivery_gate`]: the contact policy and the follow-up's
+/// handed to a transport ([`crate::delivery_gate`]: the contact policy and the follow-up's
 /// freshness, on current data); `tiercare send` and the daemon pass one.
 pub fn deliver_due_gated(
     store: &mut Store,
@@ -439,7 +439,7 @@ fn send_batch(
 ) -> Result<(), DeliverError> {
     let mut jobs = Vec::with_capacity(emails.len());
     for email in emails {
-        // The delivery gate (crate::mail::delivery_gate), right before the hand-over: the contact
+        // The delivery gate (crate::delivery_gate), right before the hand-over: the contact
         // policy and the follow-up checked again on current data; the text rendered again.
         let Some(email) = admit(gate.as_deref_mut(), store, email, now, report)? else {
             continue;

@@ -26,8 +26,8 @@ use tiercare_store::{
 
 use crate::assess::fill_snapshot;
 use crate::mail::build;
-use crate::mail::outbox::{RenderEmail, RenderError, RenderedEmail};
-use crate::mail::outbox::{SendSettings, compose, outgoing};
+use crate::outbox::{RenderEmail, RenderError, RenderedEmail};
+use crate::outbox::{SendSettings, compose, outgoing};
 use crate::workspace::{Workspace, WorkspaceError};
 
 /// How many products `recommendations` holds at most.
@@ -169,7 +169,7 @@ impl EmailRenderer {
             recommender: OnceLock::new(),
             managers: OnceLock::new(),
             features: Mutex::new(FeatureCache::default()),
-            message_id_domain: crate::mail::outbox::sender_domain(&workspace.config().mail),
+            message_id_domain: crate::outbox::sender_domain(&workspace.config().mail),
         })
     }
 
