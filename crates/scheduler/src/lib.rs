@@ -26,6 +26,7 @@ pub mod owners;
 pub mod plan;
 pub mod proof;
 pub mod report;
+pub mod snapshot;
 #[cfg(test)]
 mod test_support;
 pub mod time;

@@ -29,8 +29,8 @@ use tiercare_engine::delivery::{Current, Recheck, Verdict, next_allowed};
 use tiercare_engine::{Feature, FeatureValue, RuleSet, Snapshot, Trigger};
 use tiercare_store::{OutboxEmail, RecipientKind, Store};
 
-use crate::assess::fill_snapshot;
 use crate::outbox::{DeliverError, RenderEmail, SendReport};
+use crate::snapshot::fill_snapshot;
 use crate::templates::{EmailRenderer, TemplatesError};
 use crate::time::local_time;
 

@@ -24,10 +24,10 @@ use tiercare_store::{
     Recommender, Store, StoreError, Window,
 };
 
-use crate::assess::fill_snapshot;
 use crate::mail::build;
 use crate::outbox::{RenderEmail, RenderError, RenderedEmail};
 use crate::outbox::{SendSettings, compose, outgoing};
+use crate::snapshot::fill_snapshot;
 use crate::workspace::{Workspace, WorkspaceError};
 
 /// How many products `recommendations` holds at most.
