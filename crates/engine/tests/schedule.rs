@@ -8,8 +8,11 @@
 //! - `tests/fixtures/schedule/vectors.txt`: hand-written cases (expression, zone, start, the
 //!   next firings written with their local offsets), checked against both;
 //! - a randomised comparison with a fixed seed over hundreds of expressions and five zones;
-//! - `tests/fixtures/schedule/errors.txt` → `errors.expected`: golden error messages. Run with
-//!   `UPDATE_GOLDEN=1` to rewrite the expected file after a deliberate change.
+//! - `tests/fixtures/schedule/errors.txt` → the insta snapshot `tests/snapshots/schedule/errors.snap`:
+//!   the error messages. After a deliberate change, `INSTA_UPDATE=always` rewrites it (or
+//!   `cargo insta review` shows the change to accept).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -886,27 +889,5 @@ fn error_messages_match_golden_file() {
         count += 1;
     }
     assert!(count >= 40, "error cases went missing: {count}");
-    let path = fixtures().join("errors.expected");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &actual).expect("write errors.expected");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    if expected != actual {
-        let mut diff = String::new();
-        let (expected, actual): (Vec<&str>, Vec<&str>) =
-            (expected.lines().collect(), actual.lines().collect());
-        for i in 0..expected.len().max(actual.len()) {
-            match (expected.get(i), actual.get(i)) {
-                (Some(e), Some(a)) if e == a => {}
-                (e, a) => diff.push_str(&format!(
-                    "line {}:\n- {}\n+ {}\n",
-                    i + 1,
-                    e.unwrap_or(&""),
-                    a.unwrap_or(&"")
-                )),
-            }
-        }
-        panic!("errors.expected differs (UPDATE_GOLDEN=1 rewrites it):\n{diff}");
-    }
+    common::assert_fixture_snapshot("schedule", "errors", Some("schedule/errors.txt"), &actual);
 }
