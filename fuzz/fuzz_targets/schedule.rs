@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
         let firings = schedule.between(from, to, tz, 200);
         let mut previous = from;
         for &firing in &firings {
-            assert!(firing > previous && firing <= to, "{text}: {firing} in {tz}");
+            assert!(
+                firing > previous && firing <= to,
+                "{text}: {firing} in {tz}"
+            );
             previous = firing;
         }
         assert_eq!(
