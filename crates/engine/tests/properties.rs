@@ -22,8 +22,8 @@ const MAPPING: &str = include_str!("../../../examples/online-retail/orders.mappi
 /// tags, quotes, comments, multi-byte characters.
 const YAML_PIECES: &[&str] = &[
     "\n", "  ", "    ", ": ", "- ", "-", ":", "[", "]", "{", "}", ",", "&a ", "*a", "!!str ",
-    "|\n", ">-\n", "\"", "'", "#", "---\n", "...\n", "\t", "é", "日本", "\u{feff}", "\r\n", "~",
-    "null", "true", "1e9", "-1", "0x1F", "when: ", "tiers:", "id: ", "window: ", "365d", "${",
+    "|\n", ">-\n", "\"", "'", "#", "---\n", "...\n", "\t", "é", "日本", "\u{feff}", "\r\n", "\r",
+    "~", "null", "true", "1e9", "-1", "0x1F", "when: ", "tiers:", "id: ", "window: ", "365d", "${",
     "\\",
 ];
 
