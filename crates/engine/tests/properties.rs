@@ -6,6 +6,8 @@
 //! A failure prints the shrunk input and is saved in `properties.proptest-regressions` (commit it, so the
 //! case is replayed first from then on).
 
+use std::sync::LazyLock;
+
 use chrono::{Datelike, NaiveTime, TimeZone, Weekday};
 use proptest::prelude::*;
 use tiercare_engine::delivery::next_allowed;
@@ -154,6 +156,12 @@ fn any_cell() -> impl Strategy<Value = AnyCell> {
     ]
 }
 
+/// The online-retail example's mapping, parsed once (its scripts compiled once) for every case.
+static RETAIL: LazyLock<Mapping> = LazyLock::new(|| {
+    Mapping::parse("orders.mapping.yaml", MAPPING, RecordKind::Orders)
+        .expect("the example mapping parses")
+});
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -161,8 +169,7 @@ proptest! {
     /// length: a row, a skip or a rejection with a reason, never a panic.
     #[test]
     fn applying_a_mapping_never_panics(cells in prop::collection::vec(any_cell(), 0..10)) {
-        let mapping = Mapping::parse("orders.mapping.yaml", MAPPING, RecordKind::Orders)
-            .expect("the example mapping parses");
+        let mapping = &*RETAIL;
         let header = [
             "InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
             "CustomerID", "Country",
