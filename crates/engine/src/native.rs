@@ -1020,60 +1020,57 @@ mod tests {
         }
     }
 
-    #[test]
-    fn float_comparisons_match_rhais_formula() {
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut random = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let specials = [
-            0.0,
-            -0.0,
-            1.0,
-            0.8,
-            0.1 + 0.2,
-            0.3,
-            FLOAT::EPSILON,
-            FLOAT::MIN_POSITIVE,
-            FLOAT::MAX,
-            FLOAT::INFINITY,
-            FLOAT::NEG_INFINITY,
-            FLOAT::NAN,
-            1e-300,
-            1e300,
-        ];
-        let ops = [Op::Eq, Op::Ne, Op::Lt, Op::Le, Op::Gt, Op::Ge];
-        let mut checked = 0;
-        for round in 0..20_000 {
-            let pick = |bits: u64| -> FLOAT {
-                match bits % 4 {
-                    0 => specials[(bits >> 8) as usize % specials.len()],
-                    1 => FLOAT::from_bits(bits >> 2),
-                    _ => ((bits >> 11) as FLOAT / (1u64 << 53) as FLOAT - 0.5) * 2000.0,
-                }
-            };
-            let x = pick(random());
-            // Often a neighbour of x, a few ulps away: the boundary cases.
-            let y = if round % 2 == 0 {
-                let steps = (random() % 9) as i64 - 4;
+    const SPECIAL_FLOATS: [FLOAT; 14] = [
+        0.0,
+        -0.0,
+        1.0,
+        0.8,
+        0.1 + 0.2,
+        0.3,
+        FLOAT::EPSILON,
+        FLOAT::MIN_POSITIVE,
+        FLOAT::MAX,
+        FLOAT::INFINITY,
+        FLOAT::NEG_INFINITY,
+        FLOAT::NAN,
+        1e-300,
+        1e300,
+    ];
+
+    /// A special value, any bit pattern (NaNs, subnormals, huge), or an everyday number.
+    fn any_float() -> impl proptest::strategy::Strategy<Value = FLOAT> {
+        use proptest::prelude::*;
+        prop_oneof![
+            1 => proptest::sample::select(&SPECIAL_FLOATS[..]),
+            1 => any::<u64>().prop_map(|bits| FLOAT::from_bits(bits >> 2)),
+            2 => -1000.0..1000.0f64,
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5_000))]
+
+        /// Every comparison of two floats gives Rhai's answer; `y` is often a neighbour of `x`,
+        /// a few ulps away (the boundary cases), else any float.
+        #[test]
+        fn float_comparisons_match_rhais_formula(
+            x in any_float(),
+            steps in -4..=4i64,
+            epsilons in 0..3u32,
+            other in proptest::option::of(any_float()),
+        ) {
+            let y = other.unwrap_or_else(|| {
                 FLOAT::from_bits(x.to_bits().wrapping_add_signed(steps))
-                    * (1.0 + (random() % 3) as FLOAT * FLOAT::EPSILON)
-            } else {
-                pick(random())
-            };
-            for op in ops {
-                assert_eq!(
+                    * (1.0 + FLOAT::from(epsilons) * FLOAT::EPSILON)
+            });
+            for op in [Op::Eq, Op::Ne, Op::Lt, Op::Le, Op::Gt, Op::Ge] {
+                proptest::prop_assert_eq!(
                     float_compare(op, x, y),
                     Some(rhai_compare(op, x, y)),
-                    "{op:?} {x:e} {y:e}"
+                    "{:?} {:e} {:e}", op, x, y
                 );
-                checked += 1;
             }
         }
-        assert_eq!(checked, 120_000);
     }
 
     /// Native results equal Rhai's, over tricky expressions and random customers; and the
