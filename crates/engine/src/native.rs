@@ -1141,13 +1141,6 @@ mod tests {
             .collect();
         assert!(not_native.is_empty(), "{not_native:?}");
 
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut random = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
         let ints = [
             0,
             1,
@@ -1179,8 +1172,20 @@ mod tests {
             f64::INFINITY,
         ];
         let texts = ["", "EU", "eu", "M", "Zed", "gold"];
-        let (mut native_answers, mut declined) = (0, 0);
-        for _ in 0..3_000 {
+        use proptest::prelude::*;
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        let (native_answers, declined) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        // One random customer per case, from choices proptest draws (and shrinks on failure).
+        let config = ProptestConfig {
+            cases: 3_000,
+            source_file: Some(file!()),
+            ..ProptestConfig::default()
+        };
+        let choices = prop::collection::vec(any::<u64>(), 64..128);
+        let mut runner = proptest::test_runner::TestRunner::new(config);
+        let result = runner.run(&choices, |choices| {
+            let mut choices = choices.into_iter();
+            let mut random = move || choices.next().unwrap_or(0);
             let mut snapshot = Snapshot::new();
             for feature in Feature::all() {
                 let spec = feature.spec();
@@ -1241,10 +1246,10 @@ mod tests {
                 let node = node.as_ref().expect("compiled");
                 let rhai = engine.eval_ast_with_scope::<Dynamic>(&mut scope, ast);
                 let Some(native) = eval(node, &context) else {
-                    declined += 1;
+                    declined.fetch_add(1, Relaxed);
                     continue;
                 };
-                native_answers += 1;
+                native_answers.fetch_add(1, Relaxed);
                 let rhai = rhai.unwrap_or_else(|err| {
                     panic!("{source}: native gave {native:?}, Rhai failed: {err}")
                 });
@@ -1259,7 +1264,12 @@ mod tests {
                     assert_eq!(b, *expected, "{source}");
                 }
             }
+            Ok(())
+        });
+        if let Err(error) = result {
+            panic!("{error}");
         }
+        let (native_answers, declined) = (native_answers.into_inner(), declined.into_inner());
         // Most answers are native; declines are the none, overflow and type-mismatch cases.
         assert!(
             native_answers > declined * 2,
