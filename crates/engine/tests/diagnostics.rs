@@ -1,11 +1,17 @@
-//! Golden tests for diagnostics: every `tests/fixtures/mapping/*.yaml` is parsed as a mapping
-//! (for orders unless its first lines say `# kind: KIND`; bound to a header when they say
-//! `# header: a,b,c`), and the rendered, colourless output must equal the `*.expected` file
-//! beside it. Run with `UPDATE_GOLDEN=1` to rewrite the expected files after a deliberate change.
+//! Snapshot tests for diagnostics: every `tests/fixtures/mapping/NAME.yaml` is parsed as a
+//! mapping by its own test, `fixture::NAME` (for orders unless its first lines say
+//! `# kind: KIND`; bound to a header when they say `# header: a,b,c`), and the rendered,
+//! colourless output must equal the insta snapshot `tests/snapshots/mapping/NAME.snap`. A new
+//! fixture must be added to the `fixtures!` list (a test fails until it is). After a deliberate
+//! change, `INSTA_UPDATE=always cargo test -p tiercare-engine --test diagnostics` rewrites the
+//! snapshots (or `cargo insta review` shows each change to accept).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::{assert_all_listed, assert_fixture_snapshot, fixture_names};
 use tiercare_engine::{Mapping, RecordKind, render_all};
 
 fn fixtures() -> PathBuf {
@@ -42,69 +48,62 @@ fn render(name: &str, text: &str) -> String {
     }
 }
 
-/// Compares `actual` with `<name>.expected` (or rewrites it under `UPDATE_GOLDEN=1`); returns a
-/// description of the difference.
-fn check_golden(name: &str, actual: &str) -> Option<String> {
-    let path = fixtures().join(format!("{name}.expected"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).expect("write golden file");
-        return None;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    (expected != actual).then(|| {
-        format!(
-            "--- {}\n+++ actual\n{}",
-            path.display(),
-            diff(&expected, actual)
-        )
-    })
+/// Parses the fixture `NAME.yaml` and checks what it prints against its snapshot.
+fn check_fixture(name: &str) {
+    let file = format!("{name}.yaml");
+    let text = std::fs::read_to_string(fixtures().join(&file)).expect("read fixture");
+    let started = Instant::now();
+    let actual = render(&file, &text);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{file} took {:?}",
+        started.elapsed()
+    );
+    assert_fixture_snapshot("mapping", name, Some(&format!("mapping/{file}")), &actual);
 }
 
-fn diff(expected: &str, actual: &str) -> String {
-    let mut out = String::new();
-    let expected: Vec<&str> = expected.lines().collect();
-    let actual: Vec<&str> = actual.lines().collect();
-    for i in 0..expected.len().max(actual.len()) {
-        match (expected.get(i), actual.get(i)) {
-            (Some(e), Some(a)) if e == a => out.push_str(&format!("  {e}\n")),
-            (e, a) => {
-                if let Some(e) = e {
-                    out.push_str(&format!("- {e}\n"));
-                }
-                if let Some(a) = a {
-                    out.push_str(&format!("+ {a}\n"));
-                }
-            }
-        }
+/// One test per fixture.
+mod fixture {
+    crate::fixtures! { super::check_fixture:
+        attributes_on_orders,
+        bad_default,
+        bad_delimiter,
+        bad_strftime,
+        both_columns_and_derive,
+        dates_not_a_mapping,
+        duplicate_key,
+        empty_column_value,
+        eval_disabled,
+        exponential_alias_bomb,
+        group_by_on_customers,
+        kind_mismatch,
+        missing_columns_delimiter,
+        multiple_documents,
+        rhai_syntax_block,
+        rhai_syntax_plain,
+        rhai_syntax_quoted,
+        root_not_a_mapping,
+        script_absent_column,
+        several_errors,
+        string_compared_with_number,
+        time_format_without_date,
+        unknown_field,
+        unknown_function,
+        unknown_key,
+        unknown_kind,
+        unknown_timezone,
+        wrong_type,
+        yaml_syntax_error,
     }
-    out
 }
 
 #[test]
-fn mapping_fixtures_render_as_expected() {
-    let mut names: Vec<String> = std::fs::read_dir(fixtures())
-        .expect("fixtures directory")
-        .filter_map(|entry| {
-            let path = entry.expect("directory entry").path();
-            (path.extension()? == "yaml").then(|| path.file_stem()?.to_str().map(str::to_owned))?
-        })
-        .collect();
-    names.sort();
-    assert!(names.len() >= 20, "fixtures went missing: {names:?}");
-    let mut failures = Vec::new();
-    for name in &names {
-        let file = format!("{name}.yaml");
-        let text = std::fs::read_to_string(fixtures().join(&file)).expect("read fixture");
-        let started = Instant::now();
-        let actual = render(&file, &text);
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "{file} took {:?}",
-            started.elapsed()
-        );
-        failures.extend(check_golden(name, &actual));
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+fn every_fixture_has_its_own_test() {
+    let on_disk = fixture_names(&fixtures(), |path| {
+        (path.extension()? == "yaml").then(|| path.file_stem()?.to_str().map(str::to_owned))?
+    });
+    assert!(on_disk.len() >= 20, "fixtures went missing: {on_disk:?}");
+    assert_all_listed(&on_disk, fixture::FIXTURES);
 }
 
 #[test]
@@ -125,9 +124,7 @@ fn quadratic_alias_bomb_is_refused_in_well_under_a_second() {
         "took {:?}",
         started.elapsed()
     );
-    if let Some(failure) = check_golden("generated/quadratic_alias_bomb", &actual) {
-        panic!("{failure}");
-    }
+    assert_fixture_snapshot("mapping", "generated_quadratic_alias_bomb", None, &actual);
 }
 
 #[test]
@@ -139,7 +136,5 @@ fn file_over_the_size_limit_is_refused_before_parsing() {
     let started = Instant::now();
     let actual = render("huge.yaml", &text);
     assert!(started.elapsed() < Duration::from_secs(1));
-    if let Some(failure) = check_golden("generated/file_too_large", &actual) {
-        panic!("{failure}");
-    }
+    assert_fixture_snapshot("mapping", "generated_file_too_large", None, &actual);
 }

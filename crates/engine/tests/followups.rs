@@ -1,12 +1,15 @@
-//! Golden tests for follow-up rules: every `tests/fixtures/followups/NAME.yaml` (one rule file
-//! with `tiering` and `followups`) is loaded, and what `tiercare check` and `plan` would print
-//! must equal `NAME.expected`. Comment lines at the top may say
+//! Snapshot tests for follow-up rules: every `tests/fixtures/followups/NAME.yaml` (one rule file
+//! with `tiering` and `followups`) is loaded by its own test, `fixture::NAME`, and what
+//! `tiercare check` and `plan` would print must equal the insta snapshot
+//! `tests/snapshots/followups/NAME.snap` (a new fixture must be added to the `fixtures!` list).
+//! Comment lines at the top may say
 //!
 //! - `# references: templates=a,b; managers=alice; roles=senior`: run [`check_references`];
 //! - `# plan: FROM TO ZONE TIER`: plan `[FROM, TO)` (RFC 3339) in workspace zone ZONE for a
 //!   customer in TIER (`-`: none), with the features of a `# customer: {json}` line.
 //!
-//! Run with `UPDATE_GOLDEN=1` to rewrite the expected files after a deliberate change. Below,
+//! After a deliberate change, `INSTA_UPDATE=always cargo test -p tiercare-engine --test followups`
+//! rewrites the snapshots (or `cargo insta review` shows each change to accept). Below,
 //! unit-level tests of the planner through the public API.
 
 mod common;
@@ -14,7 +17,7 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{check_golden, snapshot};
+use common::{assert_all_listed, assert_fixture_snapshot, fixture_names, snapshot};
 use tiercare_engine::{
     FollowUpState, References, RuleFile, check_references, load_rules, plan_customer, render_all,
 };
@@ -132,28 +135,45 @@ fn render(name: &str, text: &str) -> String {
     out
 }
 
-#[test]
-fn followup_fixtures_render_as_expected() {
-    let mut names: Vec<String> = fs::read_dir(fixtures())
-        .expect("fixtures directory")
-        .filter_map(|entry| {
-            let path = entry.expect("directory entry").path();
-            (path.extension()? == "yaml").then(|| path.file_stem()?.to_str().map(str::to_owned))?
-        })
-        .collect();
-    names.sort();
-    assert!(names.len() >= 10, "fixtures went missing: {names:?}");
-    let mut failures = Vec::new();
-    for name in &names {
-        let file = format!("{name}.yaml");
-        let text = fs::read_to_string(fixtures().join(&file)).expect("read fixture");
-        let actual = render(&file, &text);
-        failures.extend(check_golden(
-            &fixtures().join(format!("{name}.expected")),
-            &actual,
-        ));
+/// Loads the fixture `NAME.yaml` and checks what it prints against its snapshot.
+fn check_fixture(name: &str) {
+    let file = format!("{name}.yaml");
+    let text = fs::read_to_string(fixtures().join(&file)).expect("read fixture");
+    let actual = render(&file, &text);
+    assert_fixture_snapshot(
+        "followups",
+        name,
+        Some(&format!("followups/{file}")),
+        &actual,
+    );
+}
+
+/// One test per fixture.
+mod fixture {
+    crate::fixtures! { super::check_fixture:
+        assignment_references,
+        bad_assignee,
+        bad_assignment,
+        bad_every,
+        bad_max_delay,
+        dst,
+        duplicate_id,
+        invalid_cron,
+        policy_moves,
+        runtime_failure,
+        trigger_and_action_problems,
+        unknown_template,
+        unknown_timezone,
+        zero_cap,
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_fixture_has_its_own_test() {
+    let on_disk = fixture_names(&fixtures(), |path| {
+        (path.extension()? == "yaml").then(|| path.file_stem()?.to_str().map(str::to_owned))?
+    });
+    assert_all_listed(&on_disk, fixture::FIXTURES);
 }
 
 const TIERS: &str = "tiering:\n  window: 365d\n  tiers:\n    - id: A\n      when: revenue_window > 1000.0\n    - id: B\n      when: revenue_window > 100.0\n    - id: C\n      when: true\n";

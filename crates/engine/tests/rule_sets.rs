@@ -1,13 +1,13 @@
 //! Every rule set the project ships (the default `rules/` and the examples' `rules/`) loads
 //! without warnings, its files validate against the JSON Schema, and its own rule tests pass, run
 //! by the same runner as `tiercare test`. The committed `rules/tiercare.schema.json` is what
-//! `tiercare schema` prints (`UPDATE_GOLDEN=1` rewrites it).
+//! `tiercare schema` prints (`INSTA_UPDATE=always` rewrites it, as it accepts snapshots).
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{check_golden, read_rule_set};
+use common::read_rule_set;
 use serde_json::Value;
 use tiercare_engine::{RuleFile, load_rules, render_all, rules_json_schema, run_rule_tests};
 
@@ -74,8 +74,18 @@ fn committed_schema_is_what_the_engine_prints() {
     let mut text = serde_json::to_string_pretty(&rules_json_schema()).expect("JSON");
     text.push('\n');
     let path = repository().join("rules/tiercare.schema.json");
-    if let Some(failure) = check_golden(&path, &text) {
-        panic!("{failure}\n(run with UPDATE_GOLDEN=1 to rewrite it)");
+    if std::env::var("INSTA_UPDATE").as_deref() == Ok("always") {
+        std::fs::write(&path, &text).expect("write the schema");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != text {
+        let diff = similar::TextDiff::from_lines(&committed, &text)
+            .unified_diff()
+            .header("rules/tiercare.schema.json", "rules_json_schema()")
+            .to_string();
+        panic!(
+            "{diff}\n(`INSTA_UPDATE=always cargo test -p tiercare-engine --test rule_sets` rewrites it)"
+        );
     }
 }
 

@@ -1,13 +1,16 @@
-//! Golden tests for rule sets: every `tests/fixtures/rules/NAME.yaml` (one rule file) or
+//! Snapshot tests for rule sets: every `tests/fixtures/rules/NAME.yaml` (one rule file) or
 //! `tests/fixtures/rules/NAME/` (several rule files, `.rhai` libraries, and rule tests under
-//! `NAME/tests/`) is loaded, and what `tiercare check` (and `test`) would print must equal
-//! `NAME.expected`. A rule file may start with comment lines
+//! `NAME/tests/`) is loaded by its own test, `fixture::NAME`, and what `tiercare check` (and
+//! `test`) would print must equal the insta snapshot `tests/snapshots/rules/NAME.snap`. A new
+//! fixture must be added to the `fixtures!` list (a test fails until it is). A rule file may
+//! start with comment lines
 //!
 //! - `# customer: {"orders_total": 3, ...}`: evaluate that customer (JSON feature values) and
 //!   print the decision and its errors;
 //! - `# explain: {...}`: the same, printing the whole explanation.
 //!
-//! Run with `UPDATE_GOLDEN=1` to rewrite the expected files after a deliberate change.
+//! After a deliberate change, `INSTA_UPDATE=always cargo test -p tiercare-engine --test rules`
+//! rewrites the snapshots (or `cargo insta review` shows each change to accept).
 
 mod common;
 
@@ -15,7 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{check_golden, read_rule_set, snapshot};
+use common::{assert_all_listed, assert_fixture_snapshot, fixture_names, read_rule_set, snapshot};
 use tiercare_engine::{RuleFile, load_rules, render_all, run_rule_tests};
 
 fn fixtures() -> PathBuf {
@@ -62,44 +65,94 @@ fn render(files: &[RuleFile], tests: &[RuleFile]) -> String {
     out
 }
 
-#[test]
-fn rule_fixtures_render_as_expected() {
-    let mut names: Vec<(String, bool)> = fs::read_dir(fixtures())
-        .expect("fixtures directory")
-        .filter_map(|entry| {
-            let path = entry.expect("directory entry").path();
-            let name = path.file_stem()?.to_str()?.to_owned();
-            if path.is_dir() {
-                (name != "generated").then_some((name, true))
-            } else {
-                (path.extension()? == "yaml").then_some((name, false))
-            }
-        })
-        .collect();
-    names.sort();
-    assert!(names.len() >= 25, "fixtures went missing: {names:?}");
-    let mut failures = Vec::new();
-    for (name, is_dir) in &names {
-        let (files, tests) = if *is_dir {
-            read_rule_set(&fixtures(), name)
-        } else {
-            let file = format!("{name}.yaml");
-            let text = fs::read_to_string(fixtures().join(&file)).expect("read fixture");
-            (vec![RuleFile::new(file, text)], Vec::new())
-        };
-        let started = Instant::now();
-        let actual = render(&files, &tests);
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "{name} took {:?}",
-            started.elapsed()
-        );
-        failures.extend(check_golden(
-            &fixtures().join(format!("{name}.expected")),
-            &actual,
-        ));
+/// Loads the fixture `NAME.yaml` or `NAME/` and checks what it prints against its snapshot.
+fn check_fixture(name: &str) {
+    let (files, tests, input) = if fixtures().join(name).is_dir() {
+        let (files, tests) = read_rule_set(&fixtures(), name);
+        (files, tests, format!("rules/{name}"))
+    } else {
+        let file = format!("{name}.yaml");
+        let text = fs::read_to_string(fixtures().join(&file)).expect("read fixture");
+        (
+            vec![RuleFile::new(file.clone(), text)],
+            Vec::new(),
+            format!("rules/{file}"),
+        )
+    };
+    let started = Instant::now();
+    let actual = render(&files, &tests);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{name} took {:?}",
+        started.elapsed()
+    );
+    assert_fixture_snapshot("rules", name, Some(&input), &actual);
+}
+
+/// One test per fixture.
+mod fixture {
+    crate::fixtures! { super::check_fixture:
+        bad_downgrade_duration,
+        bad_ids,
+        bad_window,
+        bad_window_no_unit,
+        crlf_line_endings,
+        division_by_zero,
+        duplicate_key,
+        duplicate_tier_id,
+        duplicates_across_files,
+        empty_file,
+        endless_for_everyone,
+        explain,
+        exponential_alias_bomb,
+        failing_tests,
+        function_in_condition,
+        invalid_cron,
+        invalid_cron_fields,
+        library_duplicate_function,
+        library_runtime_error,
+        library_statement,
+        library_syntax_error,
+        library_uses_variable,
+        library_wrong_arity,
+        lone_carriage_returns,
+        never_ending,
+        no_catch_all,
+        no_tiering,
+        non_boolean_at_run_time,
+        non_boolean_condition,
+        rhai_syntax_block,
+        rhai_syntax_plain,
+        rhai_syntax_quoted,
+        score_problems,
+        several_errors,
+        six_mistakes,
+        task_title_placeholder,
+        test_file_problems,
+        text_compared_with_number,
+        unknown_feature,
+        unknown_function,
+        unknown_key,
+        unknown_key_in_tier,
+        unknown_name_is_a_function,
+        unreachable_rules,
+        wrong_type,
+        wrong_type_downgrade_after,
+        yaml_syntax_error,
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_fixture_has_its_own_test() {
+    let on_disk = fixture_names(&fixtures(), |path| {
+        let name = path.file_stem()?.to_str()?.to_owned();
+        if path.is_dir() {
+            (name != "generated").then_some(name)
+        } else {
+            (path.extension()? == "yaml").then_some(name)
+        }
+    });
+    assert_all_listed(&on_disk, fixture::FIXTURES);
 }
 
 const TIERS: &str = "tiering:\n  window: 365d\n  tiers:\n    - id: A\n      when: true\n";
@@ -120,12 +173,7 @@ fn quadratic_alias_bomb_is_refused_in_well_under_a_second() {
         "{:?}",
         started.elapsed()
     );
-    if let Some(failure) = check_golden(
-        &fixtures().join("generated/quadratic_alias_bomb.expected"),
-        &actual,
-    ) {
-        panic!("{failure}");
-    }
+    assert_fixture_snapshot("rules", "generated_quadratic_alias_bomb", None, &actual);
 }
 
 #[test]
@@ -137,12 +185,7 @@ fn rule_file_over_the_size_limit_is_refused_before_parsing() {
     let started = Instant::now();
     let actual = render(&[RuleFile::new("huge.yaml", text.clone())], &[]);
     assert!(started.elapsed() < Duration::from_secs(1));
-    if let Some(failure) = check_golden(
-        &fixtures().join("generated/file_too_large.expected"),
-        &actual,
-    ) {
-        panic!("{failure}");
-    }
+    assert_fixture_snapshot("rules", "generated_file_too_large", None, &actual);
     // A library over the limit too.
     let actual = render(
         &[

@@ -7,15 +7,22 @@
 //!
 //! - `tests/fixtures/schedule/vectors.txt`: hand-written cases (expression, zone, start, the
 //!   next firings written with their local offsets), checked against both;
-//! - a randomised comparison with a fixed seed over hundreds of expressions and five zones;
-//! - `tests/fixtures/schedule/errors.txt` → `errors.expected`: golden error messages. Run with
-//!   `UPDATE_GOLDEN=1` to rewrite the expected file after a deliberate change.
+//! - randomised comparisons over hundreds of expressions and five zones, drawn by proptest (a
+//!   failure shrinks to a simpler expression and is replayed first from then on);
+//! - `tests/fixtures/schedule/errors.txt` → the insta snapshot `tests/snapshots/schedule/errors.snap`:
+//!   the error messages. After a deliberate change, `INSTA_UPDATE=always` rewrites it (or
+//!   `cargo insta review` shows the change to accept).
+
+mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
+use proptest::prelude::*;
+use proptest::test_runner::{FileFailurePersistence, TestRunner};
 use tiercare_engine::schedule::{Schedule, ScheduleError, ScheduleForm};
 
 fn fixtures() -> PathBuf {
@@ -145,7 +152,8 @@ impl Reference {
 }
 
 /// The allowed values of one field, as a vector indexed by value (`max + 1` long).
-/// `names[i]` stands for `names_base + i`. With `to_sunday`, a range ending at 0 ends at 7.
+/// `names[i]` stands for `names_base + i`. With `to_sunday`, a range from 1-6 ending at 0 ends
+/// at 7.
 fn reference_set(
     field: &str,
     min: u32,
@@ -175,7 +183,8 @@ fn reference_set(
             (min, max)
         } else if let Some((a, b)) = range.split_once('-') {
             let (a, b) = (value(a), value(b));
-            (a, if to_sunday && b == 0 { 7 } else { b })
+            // `5-0` is Friday to Sunday, but `0-0` only Sunday.
+            (a, if to_sunday && b == 0 && a > 0 { 7 } else { b })
         } else if item.contains('/') {
             (value(range), max)
         } else {
@@ -324,17 +333,24 @@ fn vectors_agree_with_schedule_and_reference() {
 // ---------------------------------------------------------------------------------------------
 // Randomised agreement
 
-/// xorshift64: enough randomness for test inputs, with no dependency.
-struct Rng(u64);
+/// The random choices a generator makes, drawn by proptest: a failing case shrinks to fewer and
+/// smaller choices (so to simpler expressions: `between` maps a smaller choice to a lower value),
+/// is printed, and is saved in `schedule.proptest-regressions` to be replayed first. Past
+/// the end of the list every choice is 0.
+struct Rng {
+    choices: Vec<u64>,
+    used: usize,
+}
 
 impl Rng {
+    fn new(choices: Vec<u64>) -> Rng {
+        Rng { choices, used: 0 }
+    }
+
     fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
+        let choice = self.choices.get(self.used).copied().unwrap_or(0);
+        self.used += 1;
+        choice
     }
 
     /// A value in `low..=high`.
@@ -348,6 +364,25 @@ impl Rng {
 
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.next() as usize % items.len()]
+    }
+}
+
+/// Runs `case` on `cases` lists of random choices (see [`Rng`]), shrinking and saving a failure.
+fn for_random_choices(cases: u32, case: impl Fn(&mut Rng) -> Result<(), String>) {
+    let config = ProptestConfig {
+        cases,
+        source_file: Some(file!()),
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&prop::collection::vec(any::<u64>(), 64..256), |choices| {
+        case(&mut Rng::new(choices)).map_err(TestCaseError::fail)
+    });
+    if let Err(error) = result {
+        panic!("{error}");
     }
 }
 
@@ -506,7 +541,7 @@ fn transitions(tz: Tz) -> Vec<DateTime<Utc>> {
 
 #[test]
 fn random_crontabs_agree_with_the_reference() {
-    const EXPRESSIONS: usize = 300;
+    const EXPRESSIONS: u32 = 300;
     const FIRINGS: usize = 50;
     let horizon = TimeDelta::days(20);
     let started = Instant::now();
@@ -520,38 +555,37 @@ fn random_crontabs_agree_with_the_reference() {
     let changes: Vec<Vec<DateTime<Utc>>> = zones.iter().map(|&tz| transitions(tz)).collect();
     assert_eq!(changes[0].len(), 0, "UTC has no transitions");
     assert_eq!(changes[1].len(), 32, "London changes twice a year");
-    let mut rng = Rng(0x7ce3_2a11_9d0b_5f47);
-    let (mut cases, mut firings, mut around_changes) = (0, 0, 0);
-    let mut failures = Vec::new();
-    for number in 0..EXPRESSIONS {
-        let expr = random_expression(&mut rng);
+    let cases = AtomicUsize::new(0);
+    let firings = AtomicUsize::new(0);
+    let around_changes = AtomicUsize::new(0);
+    for_random_choices(EXPRESSIONS, |rng| {
+        let expr = random_expression(rng);
         let reference = Reference::parse(&expr);
         let schedule = match Schedule::parse(&expr) {
             Ok(schedule) => schedule,
             Err(error) => {
                 // Only "never fires" is refused among generated expressions, and the reference
                 // must agree that no day of a leap year and the next can match.
-                assert!(
-                    error.message.starts_with("never fires"),
-                    "`{expr}`: {error}"
-                );
+                if !error.message.starts_with("never fires") {
+                    return Err(format!("`{expr}`: {error}"));
+                }
                 let mut day = NaiveDate::from_ymd_opt(2024, 1, 1).expect("valid");
                 while day.year() < 2026 {
-                    assert!(
-                        !reference.day_matches(day),
-                        "`{expr}` was refused but fires on {day}"
-                    );
+                    if reference.day_matches(day) {
+                        return Err(format!("`{expr}` was refused but fires on {day}"));
+                    }
                     day = day.succ_opt().expect("valid");
                 }
-                continue;
+                return Ok(());
             }
         };
         // Two zones per expression, so every zone meets every kind of expression.
-        for zone_index in [number % zones.len(), (number * 3 + 1) % zones.len()] {
+        let first = rng.between(0, 4) as usize;
+        for zone_index in [first, (first * 3 + 1) % zones.len()] {
             let tz = zones[zone_index];
             let near_change = !changes[zone_index].is_empty() && rng.percent(60);
             let from = if near_change {
-                around_changes += 1;
+                around_changes.fetch_add(1, Ordering::Relaxed);
                 let change = changes[zone_index][rng.next() as usize % changes[zone_index].len()];
                 change - TimeDelta::seconds(i64::from(rng.between(0, 30 * 3600)))
             } else {
@@ -561,20 +595,20 @@ fn random_crontabs_agree_with_the_reference() {
             let to = from + horizon;
             let ours = schedule.between(from, to, tz, FIRINGS);
             let expected = reference.firings(from, to, tz, FIRINGS);
-            cases += 1;
-            firings += expected.len();
+            cases.fetch_add(1, Ordering::Relaxed);
+            firings.fetch_add(expected.len(), Ordering::Relaxed);
             if ours != expected {
-                failures.push(format!(
+                return Err(format!(
                     "`{expr}` in {tz} from {from}:\n  reference {expected:?}\n  schedule  {ours:?}"
                 ));
             }
         }
-    }
-    let shown: Vec<&String> = failures.iter().take(5).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {cases} cases disagree:\n{shown:#?}",
-        failures.len()
+        Ok(())
+    });
+    let (cases, firings, around_changes) = (
+        cases.into_inner(),
+        firings.into_inner(),
+        around_changes.into_inner(),
     );
     assert!(
         cases >= 500 && firings >= 10_000 && around_changes >= 150,
@@ -652,16 +686,19 @@ fn random_quartz(rng: &mut Rng) -> String {
 
 #[test]
 fn quartz_form_is_the_cron_crate_unchanged() {
-    let mut rng = Rng(0x0dd5_eed5_1234_abcd);
-    let (mut accepted, mut refused, mut never) = (0, 0, 0);
-    for _ in 0..400 {
-        let expr = random_quartz(&mut rng);
+    let accepted = AtomicUsize::new(0);
+    let refused = AtomicUsize::new(0);
+    let never = AtomicUsize::new(0);
+    for_random_choices(400, |rng| {
+        let expr = random_quartz(rng);
         let theirs = <cron::Schedule as std::str::FromStr>::from_str(&expr);
         let ours = Schedule::parse(&expr);
         match (ours, theirs) {
             (Ok(ours), Ok(theirs)) => {
-                accepted += 1;
-                assert_eq!(ours.form(), ScheduleForm::Quartz, "`{expr}`");
+                accepted.fetch_add(1, Ordering::Relaxed);
+                if ours.form() != ScheduleForm::Quartz {
+                    return Err(format!("`{expr}` is not read as the Quartz form"));
+                }
                 let from = utc("2020-01-01T00:00:00Z")
                     + TimeDelta::seconds(i64::from(rng.between(0, 20 * 365 * 86_400)));
                 let to = from + TimeDelta::days(5 * 366);
@@ -670,29 +707,37 @@ fn quartz_form_is_the_cron_crate_unchanged() {
                     .take_while(|t| *t <= to)
                     .take(20)
                     .collect();
-                assert_eq!(
-                    ours.between(from, to, chrono_tz::UTC, 20),
-                    expected,
-                    "`{expr}` from {from}"
-                );
+                let ours = ours.between(from, to, chrono_tz::UTC, 20);
+                if ours != expected {
+                    return Err(format!(
+                        "`{expr}` from {from}:\n  cron  {expected:?}\n  ours  {ours:?}"
+                    ));
+                }
             }
             (Err(error), Ok(theirs)) => {
                 // We refuse more only when the schedule could never fire.
-                assert!(
-                    error.message.starts_with("never fires"),
-                    "`{expr}`: we say {error}, the crate accepts it"
-                );
-                assert_eq!(
-                    theirs.after(&utc("1970-01-01T00:00:00Z")).next(),
-                    None,
-                    "`{expr}` does fire"
-                );
-                never += 1;
+                if !error.message.starts_with("never fires") {
+                    return Err(format!("`{expr}`: we say {error}, the crate accepts it"));
+                }
+                if theirs.after(&utc("1970-01-01T00:00:00Z")).next().is_some() {
+                    return Err(format!("`{expr}` does fire"));
+                }
+                never.fetch_add(1, Ordering::Relaxed);
             }
-            (Err(_), Err(_)) => refused += 1,
-            (Ok(_), Err(error)) => panic!("`{expr}`: we accept it, the crate says {error}"),
+            (Err(_), Err(_)) => {
+                refused.fetch_add(1, Ordering::Relaxed);
+            }
+            (Ok(_), Err(error)) => {
+                return Err(format!("`{expr}`: we accept it, the crate says {error}"));
+            }
         }
-    }
+        Ok(())
+    });
+    let (accepted, refused, never) = (
+        accepted.into_inner(),
+        refused.into_inner(),
+        never.into_inner(),
+    );
     assert!(
         accepted >= 100 && refused >= 50,
         "{accepted} accepted, {refused} refused, {never} never fire"
@@ -886,27 +931,5 @@ fn error_messages_match_golden_file() {
         count += 1;
     }
     assert!(count >= 40, "error cases went missing: {count}");
-    let path = fixtures().join("errors.expected");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &actual).expect("write errors.expected");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    if expected != actual {
-        let mut diff = String::new();
-        let (expected, actual): (Vec<&str>, Vec<&str>) =
-            (expected.lines().collect(), actual.lines().collect());
-        for i in 0..expected.len().max(actual.len()) {
-            match (expected.get(i), actual.get(i)) {
-                (Some(e), Some(a)) if e == a => {}
-                (e, a) => diff.push_str(&format!(
-                    "line {}:\n- {}\n+ {}\n",
-                    i + 1,
-                    e.unwrap_or(&""),
-                    a.unwrap_or(&"")
-                )),
-            }
-        }
-        panic!("errors.expected differs (UPDATE_GOLDEN=1 rewrites it):\n{diff}");
-    }
+    common::assert_fixture_snapshot("schedule", "errors", Some("schedule/errors.txt"), &actual);
 }

@@ -1707,15 +1707,19 @@ mod tests {
         "Country",
     ];
 
-    /// A small deterministic generator (xorshift64*), so failures reproduce.
-    struct Random(u64);
+    /// The random choices the generators below make, drawn by proptest: a failing case shrinks
+    /// to fewer and smaller choices (simpler scripts and rows) and is saved in
+    /// `proptest-regressions/` to be replayed first. Past the end every choice is 0.
+    struct Random {
+        choices: Vec<u64>,
+        used: usize,
+    }
 
     impl Random {
         fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+            let choice = self.choices.get(self.used).copied().unwrap_or(0);
+            self.used += 1;
+            choice
         }
 
         fn below(&mut self, n: usize) -> usize {
@@ -1857,27 +1861,38 @@ mod tests {
     /// random expressions over random rows, and the native side does answer most of them.
     #[test]
     fn native_mapping_scripts_agree_with_rhai() {
-        let mut random = Random(0x9E37_79B9_7F4A_7C15);
-        let (mut compiled, mut scripts) = (0, 0);
-        let (mut answered, mut evaluated) = (0, 0);
-        for _ in 0..300 {
+        use proptest::prelude::*;
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        let (compiled, scripts) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let (answered, evaluated) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let config = ProptestConfig {
+            cases: 300,
+            source_file: Some(file!()),
+            ..ProptestConfig::default()
+        };
+        let choices = prop::collection::vec(any::<u64>(), 1_000..2_000);
+        let result = proptest::test_runner::TestRunner::new(config).run(&choices, |choices| {
+            let mut random = Random { choices, used: 0 };
             let derive = number(&mut random, 3);
             let skips: Vec<String> = (0..2).map(|_| condition(&mut random, 3)).collect();
             let mapping = mapping(&derive, &skips);
             let mut fast = mapping.bind(&HEADER, chrono_tz::UTC).unwrap();
             let mut rhai = mapping.bind(&HEADER, chrono_tz::UTC).unwrap();
             for script in rhai.derives.iter_mut().chain(&mut rhai.skips) {
-                scripts += 1;
-                compiled += usize::from(script.native.take().is_some());
+                scripts.fetch_add(1, Relaxed);
+                compiled.fetch_add(usize::from(script.native.take().is_some()), Relaxed);
             }
             for _ in 0..40 {
                 let row = cells(&mut random);
                 let row: Vec<Cell<'_>> = row.iter().map(|s| Cell::Str(s)).collect();
                 let expected = rhai.apply(&row);
-                assert_eq!(
+                prop_assert_eq!(
                     fast.apply(&row),
                     expected,
-                    "derive {derive:?}, skips {skips:?}, row {row:?}"
+                    "derive {:?}, skips {:?}, row {:?}",
+                    derive,
+                    skips,
+                    row
                 );
                 // How often the native side answers by itself.
                 let values: Vec<RowValue<'_>> = fast
@@ -1887,13 +1902,22 @@ mod tests {
                     .collect();
                 if values.len() == fast.vars.len() {
                     for script in fast.derives.iter().chain(&fast.skips) {
-                        evaluated += 1;
+                        evaluated.fetch_add(1, Relaxed);
                         let node = script.native.as_ref().expect("compiled natively");
-                        answered += usize::from(native::eval_row(node, &values).is_some());
+                        answered.fetch_add(
+                            usize::from(native::eval_row(node, &values).is_some()),
+                            Relaxed,
+                        );
                     }
                 }
             }
+            Ok(())
+        });
+        if let Err(error) = result {
+            panic!("{error}");
         }
+        let (compiled, scripts) = (compiled.into_inner(), scripts.into_inner());
+        let (answered, evaluated) = (answered.into_inner(), evaluated.into_inner());
         assert_eq!(compiled, scripts, "every generated script is in the subset");
         assert!(
             answered * 2 > evaluated,

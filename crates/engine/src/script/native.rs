@@ -1028,60 +1028,57 @@ mod tests {
         }
     }
 
-    #[test]
-    fn float_comparisons_match_rhais_formula() {
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut random = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let specials = [
-            0.0,
-            -0.0,
-            1.0,
-            0.8,
-            0.1 + 0.2,
-            0.3,
-            FLOAT::EPSILON,
-            FLOAT::MIN_POSITIVE,
-            FLOAT::MAX,
-            FLOAT::INFINITY,
-            FLOAT::NEG_INFINITY,
-            FLOAT::NAN,
-            1e-300,
-            1e300,
-        ];
-        let ops = [Op::Eq, Op::Ne, Op::Lt, Op::Le, Op::Gt, Op::Ge];
-        let mut checked = 0;
-        for round in 0..20_000 {
-            let pick = |bits: u64| -> FLOAT {
-                match bits % 4 {
-                    0 => specials[(bits >> 8) as usize % specials.len()],
-                    1 => FLOAT::from_bits(bits >> 2),
-                    _ => ((bits >> 11) as FLOAT / (1u64 << 53) as FLOAT - 0.5) * 2000.0,
-                }
-            };
-            let x = pick(random());
-            // Often a neighbour of x, a few ulps away: the boundary cases.
-            let y = if round % 2 == 0 {
-                let steps = (random() % 9) as i64 - 4;
+    const SPECIAL_FLOATS: [FLOAT; 14] = [
+        0.0,
+        -0.0,
+        1.0,
+        0.8,
+        0.1 + 0.2,
+        0.3,
+        FLOAT::EPSILON,
+        FLOAT::MIN_POSITIVE,
+        FLOAT::MAX,
+        FLOAT::INFINITY,
+        FLOAT::NEG_INFINITY,
+        FLOAT::NAN,
+        1e-300,
+        1e300,
+    ];
+
+    /// A special value, any bit pattern (NaNs, subnormals, huge), or an everyday number.
+    fn any_float() -> impl proptest::strategy::Strategy<Value = FLOAT> {
+        use proptest::prelude::*;
+        prop_oneof![
+            1 => proptest::sample::select(&SPECIAL_FLOATS[..]),
+            1 => any::<u64>().prop_map(|bits| FLOAT::from_bits(bits >> 2)),
+            2 => -1000.0..1000.0f64,
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5_000))]
+
+        /// Every comparison of two floats gives Rhai's answer; `y` is often a neighbour of `x`,
+        /// a few ulps away (the boundary cases), else any float.
+        #[test]
+        fn float_comparisons_match_rhais_formula(
+            x in any_float(),
+            steps in -4..=4i64,
+            epsilons in 0..3u32,
+            other in proptest::option::of(any_float()),
+        ) {
+            let y = other.unwrap_or_else(|| {
                 FLOAT::from_bits(x.to_bits().wrapping_add_signed(steps))
-                    * (1.0 + (random() % 3) as FLOAT * FLOAT::EPSILON)
-            } else {
-                pick(random())
-            };
-            for op in ops {
-                assert_eq!(
+                    * (1.0 + FLOAT::from(epsilons) * FLOAT::EPSILON)
+            });
+            for op in [Op::Eq, Op::Ne, Op::Lt, Op::Le, Op::Gt, Op::Ge] {
+                proptest::prop_assert_eq!(
                     float_compare(op, x, y),
                     Some(rhai_compare(op, x, y)),
-                    "{op:?} {x:e} {y:e}"
+                    "{:?} {:e} {:e}", op, x, y
                 );
-                checked += 1;
             }
         }
-        assert_eq!(checked, 120_000);
     }
 
     /// Native results equal Rhai's, over tricky expressions and random customers; and the
@@ -1152,13 +1149,6 @@ mod tests {
             .collect();
         assert!(not_native.is_empty(), "{not_native:?}");
 
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut random = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
         let ints = [
             0,
             1,
@@ -1190,8 +1180,20 @@ mod tests {
             f64::INFINITY,
         ];
         let texts = ["", "EU", "eu", "M", "Zed", "gold"];
-        let (mut native_answers, mut declined) = (0, 0);
-        for _ in 0..3_000 {
+        use proptest::prelude::*;
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        let (native_answers, declined) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        // One random customer per case, from choices proptest draws (and shrinks on failure).
+        let config = ProptestConfig {
+            cases: 3_000,
+            source_file: Some(file!()),
+            ..ProptestConfig::default()
+        };
+        let choices = prop::collection::vec(any::<u64>(), 64..128);
+        let mut runner = proptest::test_runner::TestRunner::new(config);
+        let result = runner.run(&choices, |choices| {
+            let mut choices = choices.into_iter();
+            let mut random = move || choices.next().unwrap_or(0);
             let mut snapshot = Snapshot::new();
             for feature in Feature::all() {
                 let spec = feature.spec();
@@ -1252,10 +1254,10 @@ mod tests {
                 let node = node.as_ref().expect("compiled");
                 let rhai = engine.eval_ast_with_scope::<Dynamic>(&mut scope, ast);
                 let Some(native) = eval(node, &context) else {
-                    declined += 1;
+                    declined.fetch_add(1, Relaxed);
                     continue;
                 };
-                native_answers += 1;
+                native_answers.fetch_add(1, Relaxed);
                 let rhai = rhai.unwrap_or_else(|err| {
                     panic!("{source}: native gave {native:?}, Rhai failed: {err}")
                 });
@@ -1270,7 +1272,12 @@ mod tests {
                     assert_eq!(b, *expected, "{source}");
                 }
             }
+            Ok(())
+        });
+        if let Err(error) = result {
+            panic!("{error}");
         }
+        let (native_answers, declined) = (native_answers.into_inner(), declined.into_inner());
         // Most answers are native; declines are the none, overflow and type-mismatch cases.
         assert!(
             native_answers > declined * 2,

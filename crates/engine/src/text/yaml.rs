@@ -400,6 +400,9 @@ fn parse_once<T: DeserializeOwned>(
             .with_hint("a rule or mapping file should be a few kilobytes; is this the right file?"),
         ]));
     }
+    if let Some(diagnostic) = lone_carriage_return(path, text) {
+        return Err(Failure::Guard(vec![diagnostic]));
+    }
     let spans = scan(path, text, limits).map_err(Failure::Guard)?;
     match serde_yaml::from_str::<T>(text) {
         Ok(value) => Ok(Document { value, spans }),
@@ -408,6 +411,28 @@ fn parse_once<T: DeserializeOwned>(
             Err(Failure::Serde(Box::new(diagnostic), problem))
         }
     }
+}
+
+/// A carriage return not followed by a line feed (old Mac OS line endings) ends a line for YAML
+/// but not for the editors and terminals that show our `line:column`s, so every position after
+/// it would be wrong: such a file is refused, at the first one.
+fn lone_carriage_return(path: &str, text: &str) -> Option<Diagnostic> {
+    let at = text
+        .match_indices('\r')
+        .map(|(at, _)| at)
+        .find(|&at| !text[at + 1..].starts_with('\n'))?;
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some(
+        Diagnostic::error(
+            path,
+            line,
+            column,
+            "a carriage return without a line feed (old Mac OS line endings)",
+        )
+        .with_hint("save the file with LF (Unix) or CRLF (Windows) line endings"),
+    )
 }
 
 /// Identity of a mapping key for duplicate detection: plain scalars are resolved the way YAML

@@ -939,36 +939,51 @@ mod tests {
     /// set decides exactly the same with it and with Rhai alone.
     #[test]
     fn native_and_rhai_decide_the_same() {
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut random = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
+        use proptest::prelude::*;
+        use std::cell::RefCell;
+        let rule_sets = shipped_rule_sets();
+        let evaluators: Vec<RefCell<(Evaluator<'_>, Evaluator<'_>)>> = rule_sets
+            .iter()
+            .map(|rules| {
+                let mut rhai = rules.evaluator();
+                rhai.set_native(false);
+                RefCell::new((rules.evaluator(), rhai))
+            })
+            .collect();
+        // One random customer per case, from choices proptest draws (and shrinks on failure).
+        let config = ProptestConfig {
+            cases: 2_000,
+            source_file: Some(file!()),
+            ..ProptestConfig::default()
         };
-        for rules in shipped_rule_sets() {
-            let mut native = rules.evaluator();
-            let mut rhai = rules.evaluator();
-            rhai.set_native(false);
-            for _ in 0..2_000 {
-                let snapshot = random_snapshot(&mut random);
+        let choices = prop::collection::vec(any::<u64>(), 64..128);
+        let mut runner = proptest::test_runner::TestRunner::new(config);
+        let result = runner.run(&choices, |choices| {
+            let mut choices = choices.into_iter();
+            let snapshot = random_snapshot(&mut move || choices.next().unwrap_or(0));
+            for (rules, pair) in rule_sets.iter().zip(&evaluators) {
+                let (native, rhai) = &mut *pair.borrow_mut();
                 let fast = native.evaluate(&snapshot);
                 let slow = rhai.evaluate(&snapshot);
                 // NaN scores compare unequal: compare their bits.
                 let bits = |d: &Decision| -> Vec<u64> {
                     d.scores.iter().map(|(_, v)| v.to_bits()).collect()
                 };
-                assert_eq!(bits(&fast), bits(&slow), "{snapshot:?}");
+                prop_assert_eq!(bits(&fast), bits(&slow), "{:?}", snapshot);
                 let (mut fast, mut slow) = (fast, slow);
                 fast.scores.clear();
                 slow.scores.clear();
-                assert_eq!(fast, slow, "{snapshot:?}");
+                prop_assert_eq!(fast, slow, "{:?}", snapshot);
                 for index in 0..rules.tiers.len() {
                     let a = native.tier_condition(index, &snapshot).expect("a tier");
                     let b = rhai.tier_condition(index, &snapshot).expect("a tier");
-                    assert_eq!(a, b, "tier {index}: {snapshot:?}");
+                    prop_assert_eq!(a, b, "tier {}: {:?}", index, snapshot);
                 }
             }
+            Ok(())
+        });
+        if let Err(error) = result {
+            panic!("{error}");
         }
     }
 

@@ -1,4 +1,5 @@
-//! Helpers shared by the rule tests: reading a rule folder, and golden files.
+//! Helpers shared by the rule tests: reading a rule folder, fixture lists, and snapshots of
+//! what the fixtures print (insta, in `tests/snapshots/`).
 
 use std::fs;
 use std::path::Path;
@@ -7,6 +8,10 @@ use tiercare_engine::{Feature, FeatureType, FeatureValue, RuleFile, Snapshot};
 
 /// The rule files (`DIR/*.yaml`, `DIR/*.rhai`) and rule-test files (`DIR/tests/*.yaml`) of a rule
 /// folder, with paths relative to `root` (as the CLI shows them), sorted.
+#[allow(
+    dead_code,
+    reason = "not every test binary that includes this module reads rule folders"
+)]
 pub fn read_rule_set(root: &Path, dir: &str) -> (Vec<RuleFile>, Vec<RuleFile>) {
     let read = |sub: &str, extensions: &[&str]| -> Vec<RuleFile> {
         let folder = root.join(sub);
@@ -39,33 +44,78 @@ pub fn read_rule_set(root: &Path, dir: &str) -> (Vec<RuleFile>, Vec<RuleFile>) {
     )
 }
 
-/// Compares `actual` with the file at `path` (or rewrites it under `UPDATE_GOLDEN=1`); returns a
-/// description of the difference.
-pub fn check_golden(path: &Path, actual: &str) -> Option<String> {
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        fs::write(path, actual).expect("write golden file");
-        return None;
+/// Checks `actual` against the insta snapshot `tests/snapshots/AREA/NAME.snap`, recording the
+/// fixture it came from (`input`, relative to `tests/fixtures/`; none for an input the test
+/// generates) in the snapshot's header.
+/// A difference fails with a real diff; `INSTA_UPDATE=always` (or `cargo insta review`) accepts
+/// deliberate changes.
+#[allow(
+    dead_code,
+    reason = "not every test binary that includes this module checks fixture snapshots"
+)]
+pub fn assert_fixture_snapshot(area: &str, name: &str, input: Option<&str>, actual: &str) {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(tests.join("snapshots").join(area));
+    settings.set_prepend_module_to_snapshot(false);
+    if let Some(input) = input {
+        settings.set_input_file(tests.join("fixtures").join(input));
     }
-    let expected = fs::read_to_string(path).unwrap_or_default();
-    (expected != actual).then(|| {
-        let mut out = format!("--- {}\n+++ actual\n", path.display());
-        let expected: Vec<&str> = expected.lines().collect();
-        let actual: Vec<&str> = actual.lines().collect();
-        for i in 0..expected.len().max(actual.len()) {
-            match (expected.get(i), actual.get(i)) {
-                (Some(e), Some(a)) if e == a => out.push_str(&format!("  {e}\n")),
-                (e, a) => {
-                    if let Some(e) = e {
-                        out.push_str(&format!("- {e}\n"));
-                    }
-                    if let Some(a) = a {
-                        out.push_str(&format!("+ {a}\n"));
-                    }
-                }
+    settings.set_omit_expression(true);
+    settings.bind(|| insta::assert_snapshot!(name, actual));
+}
+
+/// The names of `dir`'s entries that `is_fixture` accepts (it gets each path and returns the
+/// fixture's name), sorted: what the `fixtures!` list of a test file must equal.
+#[allow(
+    dead_code,
+    reason = "not every test binary that includes this module lists fixtures"
+)]
+pub fn fixture_names(dir: &Path, is_fixture: impl Fn(&Path) -> Option<String>) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+        .filter_map(|entry| is_fixture(&entry.expect("directory entry").path()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Fails unless the fixtures found on disk are exactly those a test file lists, so that a new
+/// fixture cannot be skipped silently (nor a listed one go missing).
+#[allow(
+    dead_code,
+    reason = "not every test binary that includes this module lists fixtures"
+)]
+pub fn assert_all_listed(on_disk: &[String], listed: &[&str]) {
+    let unlisted: Vec<&String> = on_disk
+        .iter()
+        .filter(|name| !listed.contains(&name.as_str()))
+        .collect();
+    let missing: Vec<&&str> = listed
+        .iter()
+        .filter(|name| !on_disk.iter().any(|found| found == *name))
+        .collect();
+    assert!(
+        unlisted.is_empty() && missing.is_empty(),
+        "add these fixtures to the `fixtures!` list: {unlisted:?}; \
+         these listed fixtures are gone: {missing:?}"
+    );
+}
+
+/// One `#[test]` per fixture, each calling `$check("name")`, and `FIXTURES`, the list of names.
+#[macro_export]
+macro_rules! fixtures {
+    ($check:path: $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $check(stringify!($name));
             }
-        }
-        out
-    })
+        )*
+        /// Every fixture this file has a test for.
+        pub const FIXTURES: &[&str] = &[$(stringify!($name)),*];
+    };
 }
 
 /// A snapshot from a JSON object of feature values (times as RFC 3339 text or unix seconds).

@@ -232,4 +232,74 @@ mod tests {
         let slot = at(tz, 2026, 3, 4, 2, 0);
         assert_eq!(next_slot(&nightly(), tz, slot), Some(slot + DAY));
     }
+
+    /// Schedules of every shape the daemon meets: nightly, in a daylight-saving gap or repeat,
+    /// weekdays, monthly, rare (29 February), hourly, and the 6-field form with seconds.
+    const EXPRESSIONS: [&str; 9] = [
+        "0 2 * * *",
+        "30 2 * * *",
+        "30 1 * * 0",
+        "0 9 * * 1-5",
+        "0 0 1 * *",
+        "0 0 29 2 *",
+        "@hourly",
+        "15 */20 * * * *",
+        "0 0 12 ? * MON-FRI",
+    ];
+
+    const ZONES: [Tz; 5] = [
+        chrono_tz::UTC,
+        chrono_tz::Europe::London,
+        chrono_tz::America::New_York,
+        chrono_tz::Australia::Lord_Howe,
+        chrono_tz::Asia::Kolkata,
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Whatever the last handled slot (none, days ago, or after `now`: a clock stepped back)
+        /// and the lateness allowed, a slot that fires or is skipped is never in the future and
+        /// never at or before the last handled one; one that fires is the latest due and at
+        /// most `lateness` old; and when nothing is due, no slot was missed.
+        #[test]
+        fn the_due_slot_is_never_in_the_future_nor_before_the_last_handled(
+            expr in proptest::sample::select(&EXPRESSIONS[..]),
+            tz in proptest::sample::select(&ZONES[..]),
+            // 2024-01-01 to 2028-01-01.
+            now in 1_704_067_200..1_830_297_600i64,
+            back in proptest::option::weighted(0.85, -2 * DAY..40 * DAY),
+            lateness in 0..3 * DAY,
+        ) {
+            let schedule = Schedule::parse(expr).expect("a valid schedule");
+            let last = back.map(|back| now - back);
+            let window_start = now - lateness;
+            let after_last = |slot: i64| last.is_none_or(|last| slot > last);
+            match due(&schedule, tz, last, now, lateness) {
+                Due::Nothing => {
+                    let cursor = last.unwrap_or(window_start);
+                    let next = next_slot(&schedule, tz, cursor);
+                    proptest::prop_assert!(
+                        cursor >= now || next.is_none_or(|next| next > now),
+                        "{next:?} was missed"
+                    );
+                }
+                Due::Fire { slot, skipped } => {
+                    proptest::prop_assert!(slot <= now, "{slot} is after {now}");
+                    proptest::prop_assert!(after_last(slot), "{slot} is not after {last:?}");
+                    proptest::prop_assert!(slot >= window_start, "{slot} is too late to fire");
+                    let next = next_slot(&schedule, tz, slot);
+                    proptest::prop_assert!(next.is_none_or(|next| next > now), "{next:?} is later");
+                    proptest::prop_assert!(skipped == 0 || last.is_some());
+                }
+                Due::Skip { slot, count } => {
+                    proptest::prop_assert!(slot <= window_start, "{slot} could still fire");
+                    proptest::prop_assert!(after_last(slot), "{slot} is not after {last:?}");
+                    proptest::prop_assert!(count >= 1);
+                    let next = next_slot(&schedule, tz, window_start);
+                    proptest::prop_assert!(next.is_none_or(|next| next > now), "{next:?} is due");
+                }
+            }
+        }
+    }
 }
