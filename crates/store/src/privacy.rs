@@ -236,6 +236,11 @@ fn forget(
         )? {
             report.addresses_suppressed += 1;
         }
+        // A bounce's diagnostic may quote the address (the row keeps only its hash).
+        tx.execute(
+            "UPDATE bounces SET diagnostic = NULL WHERE address_hash = ?1 AND diagnostic IS NOT NULL",
+            [address_hash(address)],
+        )?;
     }
     // 2. Pending mail is cancelled (one event each); rows being sent are left alone.
     report.emails_in_flight = tx
