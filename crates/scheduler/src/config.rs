@@ -146,6 +146,14 @@ pub struct MailConfig {
     /// secret itself). Required when `unsubscribe_url` is set.
     #[serde(default = "default_unsubscribe_secret_env")]
     pub unsubscribe_secret_env: String,
+    /// The envelope sender's base (`bounces@shop.example`): when set, each email's SMTP
+    /// envelope sender is the VERP address `bounces+<outbox id>.<mac>@shop.example`
+    /// ([`crate::mail::verp`]), signed with the secret `unsubscribe_secret_env` names.
+    #[serde(default)]
+    pub bounce_address: Option<String>,
+    /// Bounce handling (`[mail.bounces]`): soft bounce policy, provider webhooks.
+    #[serde(default)]
+    pub bounces: crate::bounces::BounceConfig,
     /// Sending limits (`[mail.limits]`).
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -164,6 +172,8 @@ impl Default for MailConfig {
             unsubscribe_mailto: None,
             unsubscribe_url: None,
             unsubscribe_secret_env: default_unsubscribe_secret_env(),
+            bounce_address: None,
+            bounces: crate::bounces::BounceConfig::default(),
             limits: LimitsConfig::default(),
             outbox: OutboxConfig::default(),
         }
@@ -454,6 +464,7 @@ impl Config {
                 "[mail.smtp] timeout_seconds and connections must be at least 1".to_owned(),
             ));
         }
+        mail.bounces.check().map_err(invalid)?;
         if mail.transport == Transport::Smtp && mail.smtp.is_none() {
             return Err(ConfigError {
                 line: None,

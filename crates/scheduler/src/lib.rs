@@ -5,13 +5,15 @@
 //! engine decisions → store), plans and records follow-ups ([`plan`]), assigns owners
 //! ([`owners`]), renders care emails from templates ([`templates`]), queues and delivers them
 //! ([`outbox`], [`mail`]) and writes synthetic demo data
-//! ([`demo`]). New rule sets are proven on a sample of real customers first ([`proof`]). The daemon ([`daemon`]: [`clock`], [`firing`], [`lock`], [`watch`], [`status`])
+//! ([`demo`]). Bounces, complaints and unsubscribe requests come back through [`inbound`]
+//! (the mailbox) and [`providers`] (providers' webhooks), recorded by [`bounces`]. New rule sets are proven on a sample of real customers first ([`proof`]). The daemon ([`daemon`]: [`clock`], [`firing`], [`lock`], [`watch`], [`status`])
 //! runs it all on schedule and reloads rules while running.
 //!
 //! It must never contain SQL (that is the store's) nor evaluate rules itself (that is the
 //! engine's): it reads files, moves data between the two, and does the IO the engine may not.
 
 pub mod assess;
+pub mod bounces;
 pub mod clock;
 pub mod config;
 pub mod customers;
@@ -20,6 +22,7 @@ pub mod delivery_gate;
 pub mod demo;
 pub mod firing;
 pub mod html;
+pub mod inbound;
 pub mod ingest;
 pub mod lock;
 pub mod mail;
@@ -27,6 +30,7 @@ pub mod outbox;
 pub mod owners;
 pub mod plan;
 pub mod proof;
+pub mod providers;
 pub mod report;
 pub mod status;
 pub mod templates;

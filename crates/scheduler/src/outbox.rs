@@ -153,6 +153,9 @@ pub struct SendSettings {
     pub limits: LimitsConfig,
     /// Batches, retries and crash recovery.
     pub outbox: OutboxConfig,
+    /// VERP envelope senders (set when `[mail] bounce_address` is): each email's envelope
+    /// sender names it, so its bounces do.
+    pub verp: Option<crate::mail::Verp>,
 }
 
 impl SendSettings {
@@ -178,6 +181,7 @@ impl SendSettings {
             signer,
             limits: mail.limits,
             outbox: mail.outbox,
+            verp: crate::mail::Verp::from_config(mail, env)?,
         })
     }
 }
@@ -444,7 +448,13 @@ fn send_batch(
         let Some(email) = admit(gate.as_deref_mut(), store, email, now, report)? else {
             continue;
         };
-        match build(&outgoing(&email, settings, now)) {
+        let built = build(&outgoing(&email, settings, now)).and_then(|mut built| {
+            if let Some(verp) = &settings.verp {
+                built.set_envelope_sender(&verp.address(email.id))?;
+            }
+            Ok(built)
+        });
+        match built {
             Ok(built) => jobs.push((email, built)),
             Err(MailError::InvalidAddress { reason, .. }) => {
                 tracing::warn!(outbox = email.id, "invalid address: not sent");
@@ -632,9 +642,19 @@ fn record(
         }
         Err(err @ SendError::Permanent { hard_bounce, .. }) => {
             let detail = err.to_string();
-            patiently("record a failure", || {
-                store.mark_failed(id, now, &detail, hard_bounce)
-            })?;
+            if hard_bounce {
+                // Recorded as a bounce (the `bounces` table) with the failure, and suppressed.
+                let status = crate::mail::transport::enhanced_status(&detail)
+                    .map(str::to_owned)
+                    .or_else(|| err.code().map(|code| code.to_string()));
+                patiently("record a hard bounce", || {
+                    store.mark_hard_bounced(id, now, &detail, status.as_deref())
+                })?;
+            } else {
+                patiently("record a failure", || {
+                    store.mark_failed(id, now, &detail, false)
+                })?;
+            }
             report.failed += 1;
             if hard_bounce {
                 report.hard_bounces += 1;

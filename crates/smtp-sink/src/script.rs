@@ -22,6 +22,7 @@ pub struct Script {
     pub(crate) stall_on_rcpt: u32,
     pub(crate) data_451: u32,
     pub(crate) reject_rcpt: Vec<String>,
+    pub(crate) reject_after_data: Vec<String>,
     pub(crate) stall_after_data: u32,
     pub(crate) drop_after_data: u32,
     pub(crate) drop_in_data: u32,
@@ -73,6 +74,14 @@ impl Script {
     /// `550 5.1.1 <address>: no such user`, every time.
     pub fn reject_rcpt(mut self, address: impl Into<String>) -> Script {
         self.reject_rcpt.push(address.into());
+        self
+    }
+
+    /// A message to `address` (compared without regard to ASCII case) is read whole and then
+    /// refused with `550 5.1.1 <address>: user unknown`, every time: a relay that accepts
+    /// the recipient and finds out after DATA. The message is not stored.
+    pub fn reject_after_data(mut self, address: impl Into<String>) -> Script {
+        self.reject_after_data.push(address.into());
         self
     }
 

@@ -12,6 +12,7 @@
 //!   failure before the message was handed over from one after.
 //! - [`rate`]: [`RateLimiter`], which says how long to wait before the next send.
 //! - [`unsubscribe`]: [`TokenSigner`], the signed tokens of unsubscribe links.
+//! - [`verp`]: [`Verp`], the signed VERP envelope senders that make bounces name their email.
 //!
 //! This module never decides *whether* to send (the outbox, consent and suppression checks
 //! do) and never escapes HTML (the template layer does); it never logs addresses or
@@ -23,6 +24,7 @@ pub mod rate;
 pub mod smtp;
 pub mod transport;
 pub mod unsubscribe;
+pub mod verp;
 
 use std::path::PathBuf;
 
@@ -32,6 +34,7 @@ pub use rate::{RateLimit, RateLimiter};
 pub use smtp::{SmtpMailer, SmtpTransportConfig};
 pub use transport::{Delivered, MailTransport, SendError};
 pub use unsubscribe::TokenSigner;
+pub use verp::{Verp, VerpAddress};
 
 /// Why a message could not be built or a transport could not be set up. (Failures to
 /// deliver a built message are [`SendError`]s.)

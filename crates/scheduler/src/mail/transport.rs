@@ -48,8 +48,9 @@ pub enum SendError {
         code: Option<u16>,
         /// What happened, for the outbox and the logs.
         message: String,
-        /// The recipient's address itself was refused (550, 551 or 553 on RCPT): a hard
-        /// bounce, which should put the address on the suppression list.
+        /// The recipient's address itself was refused (550, 551 or 553 on RCPT, or a 5xx
+        /// after DATA whose status is not about the message or a policy): a hard bounce,
+        /// which puts the address on the suppression list.
         hard_bounce: bool,
     },
     /// The whole message was handed over but no final reply came (timeout or connection lost):
@@ -70,6 +71,19 @@ impl SendError {
             SendError::Unknown { .. } => None,
         }
     }
+}
+
+/// The RFC 3463 enhanced status code (`5.1.1`) in a server's reply text, if it has one.
+pub fn enhanced_status(text: &str) -> Option<&str> {
+    text.split(|c: char| c.is_whitespace() || c == ':' || c == '(' || c == ')')
+        .find(|word| {
+            let parts: Vec<&str> = word.split('.').collect();
+            parts.len() == 3
+                && matches!(parts[0], "2" | "4" | "5")
+                && parts[1..]
+                    .iter()
+                    .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        })
 }
 
 fn code_suffix(code: Option<u16>) -> String {

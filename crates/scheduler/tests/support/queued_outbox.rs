@@ -83,5 +83,6 @@ pub fn send_settings(limits: LimitsConfig, outbox: OutboxConfig) -> SendSettings
         signer: None,
         limits,
         outbox,
+        verp: None,
     }
 }
