@@ -19,11 +19,12 @@ const EX_TEMPFAIL: u8 = 75;
 pub fn inbound(args: InboundArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     // Read the whole message first: the mail system must never see a broken pipe.
     let mut raw = Vec::new();
-    let read = std::io::stdin()
-        .lock()
+    let mut stdin = std::io::stdin().lock();
+    let read = (&mut stdin)
         .take(MAX_MESSAGE as u64 + 1)
         .read_to_end(&mut raw)
-        .and_then(|_| std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink()));
+        .and_then(|_| std::io::copy(&mut stdin, &mut std::io::sink()));
+    drop(stdin);
     if let Err(err) = read {
         out.error(&format!("cannot read the message from stdin: {err}"));
         return Ok(ExitCode::from(EX_TEMPFAIL));

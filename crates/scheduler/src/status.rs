@@ -39,6 +39,8 @@ pub struct Status {
     pub outbox: BTreeMap<String, u64>,
     /// E-mails resent after a crash (each possibly a duplicate).
     pub outbox_recovered: u64,
+    /// Bounces and complaints recorded (all time), and the addresses they suppressed.
+    pub bounces: tiercare_store::BounceCounts,
 }
 
 /// The latest stored assessment, as `status` shows it.
@@ -68,6 +70,7 @@ pub fn status(workspace: &Workspace) -> Result<Status, DaemonError> {
             .map(|(state, count)| (state.as_str().to_owned(), count))
             .collect(),
         outbox_recovered: recovered,
+        bounces: store.bounce_counts(i64::MIN)?,
         running: held.is_some(),
         pid: held.flatten(),
         lock_file: crate::lock::lock_path(&database).display().to_string(),

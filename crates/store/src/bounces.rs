@@ -238,22 +238,29 @@ impl Store {
         rows.collect::<Result<_, _>>().at(&self.label)
     }
 
-    /// The latest bounce kind of each of the e-mails `ids` that bounced: `(id, kind)`.
-    pub fn bounce_marks(&self, ids: &[i64]) -> Result<Vec<(i64, BounceKind)>, StoreError> {
+    /// The latest bounce of each of the e-mails `ids` that bounced: `(id, kind, status)`.
+    pub fn bounce_marks(
+        &self,
+        ids: &[i64],
+    ) -> Result<Vec<(i64, BounceKind, Option<String>)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT bounce_kind FROM outbox WHERE id = ?1 AND bounced_at IS NOT NULL",
+                "SELECT o.bounce_kind, (SELECT b.status FROM bounces b WHERE b.outbox_id = o.id \
+                 ORDER BY b.id DESC LIMIT 1) FROM outbox o \
+                 WHERE o.id = ?1 AND o.bounced_at IS NOT NULL",
             )
             .at(&self.label)?;
         let mut marks = Vec::new();
         for &id in ids {
-            let kind: Option<String> = stmt
-                .query_row([id], |row| row.get(0))
+            let found: Option<(String, Option<String>)> = stmt
+                .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()
                 .at(&self.label)?;
-            if let Some(kind) = kind.as_deref().and_then(BounceKind::parse) {
-                marks.push((id, kind));
+            if let Some((kind, status)) = found
+                && let Some(kind) = BounceKind::parse(&kind)
+            {
+                marks.push((id, kind, status));
             }
         }
         Ok(marks)

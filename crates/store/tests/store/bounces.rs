@@ -51,7 +51,10 @@ fn a_hard_bounce_marks_the_email_and_suppresses_the_address_once() {
     assert!(outcome.recorded);
     assert_eq!(outcome.suppressed, Some(SuppressionReason::HardBounce));
     assert!(store.is_suppressed("ann@example.com").unwrap());
-    assert_eq!(store.bounce_marks(&[id]).unwrap(), [(id, BounceKind::Hard)]);
+    assert_eq!(
+        store.bounce_marks(&[id]).unwrap(),
+        [(id, BounceKind::Hard, Some("5.1.1".to_owned()))]
+    );
     let listed = store.bounces_of(id).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].status.as_deref(), Some("5.1.1"));
@@ -187,7 +190,10 @@ fn a_hard_bounce_on_send_is_recorded_with_the_failure() {
         .unwrap();
     let email = store.outbox_email(id).unwrap().unwrap();
     assert_eq!(email.state, tiercare_store::OutboxState::Failed);
-    assert_eq!(store.bounce_marks(&[id]).unwrap(), [(id, BounceKind::Hard)]);
+    assert_eq!(
+        store.bounce_marks(&[id]).unwrap(),
+        [(id, BounceKind::Hard, Some("5.1.1".to_owned()))]
+    );
     assert_eq!(store.bounces_of(id).unwrap()[0].source, "smtp");
     assert!(store.is_suppressed("ann@example.com").unwrap());
 }
