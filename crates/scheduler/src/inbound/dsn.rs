@@ -173,8 +173,8 @@ Reporting-MTA: dns; mx.example\r\n\
 Final-Recipient: rfc822; ada@example.com\r\n\
 Action: failed\r\n\
 Status: 5.1.1\r\n\
-Diagnostic-Code: smtp; 550 5.1.1 <ada@example.com>:\r\n\
- Recipient address rejected: User unknown\r\n\
+Diagnostic-Code: smtp; 550 5.1.1 <ada@example.com>:\r\n \
+Recipient address rejected: User unknown\r\n\
 \r\n\
 --B\r\n\
 Content-Type: text/rfc822-headers\r\n\
