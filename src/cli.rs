@@ -18,6 +18,8 @@ Exit codes:
      another daemon already runs on the database, or invalid rules or mail settings at start-up;
      a damaged database (every command that writes refuses it and writes nothing; run
      `tiercare doctor`); `doctor` exits 1 when the database is not healthy
+  75 inbound: the message could not be handled now (busy database, unusable settings); the
+     mail system keeps it and tries again (inbound exits only 0 or 75)
 
 Environment:
   TIERCARE_HOME   the workspace, when --workspace is not given (default: the current directory)

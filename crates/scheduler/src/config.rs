@@ -545,6 +545,14 @@ from = "Customer Care <care@example.com>"
 # unsubscribe_mailto = "unsubscribe@example.com"
 # unsubscribe_url = "https://example.com/unsubscribe"
 # unsubscribe_secret_env = "TIERCARE_UNSUBSCRIBE_SECRET"
+# With bounce_address, each email's envelope sender (where bounces go) is a VERP address
+# bounces+<id>.<mac>@shop.example signed with that same secret; `tiercare inbound` reads the
+# bounces (see README, "Bounces and replies").
+# bounce_address = "bounces@example.com"
+
+# [mail.bounces]
+# soft_limit = 3                          # soft bounces that suppress an address ...
+# soft_window_days = 30                   # ... within this many days
 
 # [mail.limits]                           # leave out for no limit
 # per_minute = 60
