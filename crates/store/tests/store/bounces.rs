@@ -197,3 +197,32 @@ fn a_hard_bounce_on_send_is_recorded_with_the_failure() {
     assert_eq!(store.bounces_of(id).unwrap()[0].source, "smtp");
     assert!(store.is_suppressed("ann@example.com").unwrap());
 }
+
+#[test]
+fn forgetting_the_customer_erases_what_a_bounce_quoted() {
+    let (_dir, path, mut store) = new_store();
+    seed(&mut store);
+    let id = sent_email(&mut store, "hello");
+    store
+        .record_bounce(
+            &bounce(id, BounceKind::Soft, "<dsn-9@mx>"),
+            SoftBouncePolicy::default(),
+            NOW + 60,
+        )
+        .unwrap();
+    store.forget_customer("ann", "test", NOW + 120).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let quoted: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM bounces WHERE diagnostic LIKE '%example.com%'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(quoted, 0, "the diagnostic quoted the address");
+    assert_eq!(
+        store.bounces_of(id).unwrap().len(),
+        1,
+        "the bounce itself stays"
+    );
+}
