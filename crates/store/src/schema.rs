@@ -674,6 +674,46 @@ mod tests {
     }
 
     #[test]
+    fn migration_11_keeps_the_suppression_list_and_allows_the_bounce_reasons() {
+        let conn = Connection::open_in_memory().unwrap();
+        let path = Path::new(":memory:");
+        migrate(&conn, path, &MIGRATIONS[..10]).unwrap();
+        let hash = "a".repeat(64);
+        conn.execute(
+            "INSERT INTO suppressions (address_hash, reason, source, created_at) \
+             VALUES (?1, 'hard_bounce', 'outbox:1', 5)",
+            [&hash],
+        )
+        .unwrap();
+        assert!(
+            conn.execute(
+                "INSERT INTO suppressions (address_hash, reason, source, created_at) \
+                 VALUES (?1, 'complaint', 'x', 5)",
+                [&"b".repeat(64)],
+            )
+            .is_err(),
+            "version 10 refuses the new reasons"
+        );
+        migrate(&conn, path, MIGRATIONS).unwrap();
+        let kept: (String, String, i64) = conn
+            .query_row(
+                "SELECT address_hash, reason, created_at FROM suppressions",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, (hash, "hard_bounce".to_owned(), 5));
+        for (n, reason) in ["soft_bounces", "complaint"].iter().enumerate() {
+            conn.execute(
+                "INSERT INTO suppressions (address_hash, reason, source, created_at) \
+                 VALUES (?1, ?2, 'x', 6)",
+                [&n.to_string().repeat(64), &(*reason).to_owned()],
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
     fn a_failing_migration_leaves_the_previous_version() {
         let conn = Connection::open_in_memory().unwrap();
         let path = Path::new(":memory:");
