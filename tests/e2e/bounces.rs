@@ -455,3 +455,42 @@ fn the_folder_transport_records_the_verp_envelope_as_return_path() {
     out.assert_code(2);
     out.assert_stderr_contains(SECRET_ENV);
 }
+
+#[test]
+fn without_a_verp_address_the_returned_message_id_names_the_email() {
+    let sink = SmtpSink::start(Script::accept_all()).unwrap();
+    let ws = workspace(&sink, "");
+    let (received, _) = send_day_one(&sink, &ws);
+    let eve = received_for(&received, "eve@example.com");
+    // A relay that reports to the From address instead of the envelope sender.
+    let out = inbound(
+        &ws,
+        &dsn(
+            "<dsn-eve@mx>",
+            "care@shop.example",
+            "5.2.1",
+            &message_id(eve),
+        ),
+        &[],
+    );
+    out.assert_code(0);
+    let eve_id: i64 = one(
+        &ws,
+        "SELECT id FROM outbox WHERE to_address = 'eve@example.com'",
+    );
+    assert_eq!(out.json()["outbox_id"], eve_id, "{}", out.stdout);
+    assert_eq!(out.json()["suppressed"], "hard_bounce", "{}", out.stdout);
+    // A DSN for a Message-ID tiercare never sent changes nothing.
+    let out = inbound(
+        &ws,
+        &dsn(
+            "<dsn-x@mx>",
+            "care@shop.example",
+            "5.1.1",
+            "<someone.else@other.example>",
+        ),
+        &[],
+    );
+    assert_eq!(out.json()["kind"], "ignored", "{}", out.stdout);
+    assert_eq!(ws.count("SELECT count(*) FROM suppressions"), 1);
+}
