@@ -4,8 +4,8 @@
 //!
 //! With `[mail] bounce_address = "bounces@shop.example"`, the email with outbox id 42 goes out
 //! with the envelope sender `bounces+42.<mac>@shop.example`, where the MAC is the first 64
-//! bits of HMAC-SHA256 over `tiercare-verp:42` with the workspace secret (the variable
-//! `[mail] unsubscribe_secret_env` names), in lowercase hex. A bounce to an address whose MAC
+//! bits of HMAC-SHA256 over `tiercare-verp:42` with a key derived from the workspace secret
+//! (the variable `[mail] unsubscribe_secret_env` names), in lowercase hex. A bounce to an address whose MAC
 //! does not verify is forged (or from another workspace) and suppresses nobody. The `From:`
 //! header is not changed.
 
@@ -72,7 +72,7 @@ impl Verp {
         Ok(Verp {
             local: local.to_owned(),
             domain: domain.to_ascii_lowercase(),
-            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            key: derive_key(secret),
         })
     }
 
@@ -149,6 +149,14 @@ impl Verp {
             VerpAddress::Forged
         }
     }
+}
+
+/// The VERP key derived from the workspace secret (never the secret itself, which also signs
+/// unsubscribe tokens).
+fn derive_key(secret: &[u8]) -> hmac::Key {
+    let root = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let derived = hmac::sign(&root, b"tiercare verp v1");
+    hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
 }
 
 #[cfg(test)]
