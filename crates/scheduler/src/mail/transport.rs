@@ -89,3 +89,19 @@ pub fn enhanced_status(text: &str) -> Option<&str> {
 fn code_suffix(code: Option<u16>) -> String {
     code.map(|code| format!(" ({code})")).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::enhanced_status;
+
+    #[test]
+    fn enhanced_status_codes_are_found_in_replies() {
+        assert_eq!(
+            enhanced_status("failed (550): permanent error (550): 5.1.1 <a@b>: user unknown"),
+            Some("5.1.1")
+        );
+        assert_eq!(enhanced_status("554 5.7.1 (spam)"), Some("5.7.1"));
+        assert_eq!(enhanced_status("550 no such user 1.2"), None);
+        assert_eq!(enhanced_status("version 10.0.1 here"), None);
+    }
+}
