@@ -18,6 +18,8 @@ Exit codes:
      another daemon already runs on the database, or invalid rules or mail settings at start-up;
      a damaged database (every command that writes refuses it and writes nothing; run
      `tiercare doctor`); `doctor` exits 1 when the database is not healthy
+  75 inbound: the message could not be handled now (busy database, unusable settings); the
+     mail system keeps it and tries again (inbound exits only 0 or 75)
 
 Environment:
   TIERCARE_HOME   the workspace, when --workspace is not given (default: the current directory)
@@ -274,6 +276,23 @@ pub enum Command {
     /// `email` column. Addresses are stored only as SHA-256 hashes. Invalid or missing addresses
     /// are skipped and reported (with their CSV row); exits 1 when some were skipped.
     Unsubscribe(UnsubscribeArgs),
+    /// Read one message from stdin: a bounce (DSN), an auto-reply or an unsubscribe request.
+    ///
+    /// For the bounce and unsubscribe mailboxes, run by the mail system for each message
+    /// (Postfix `pipe`, procmail, fetchmail's mda; see the README, "Bounces and replies"). A
+    /// delivery status notification (RFC 3464) for an email tiercare sent, found through its
+    /// VERP envelope sender (`[mail] bounce_address`) or the returned Message-ID, marks the
+    /// email bounced: a hard bounce (status 5.x.x) suppresses the address at once, soft ones
+    /// (4.x.x) after `[mail.bounces] soft_limit` within `soft_window_days`. A VERP address
+    /// whose signature does not verify suppresses nobody. Auto-replies (Auto-Submitted,
+    /// X-Autoreply, vacation subjects) are logged, never taken as unsubscribes. A message to
+    /// `unsubscribe_mailto` saying "unsubscribe" suppresses the address its signed token
+    /// names, or else its sender. Anything else is accepted and ignored.
+    ///
+    /// Exit codes for the mail system: 0 accepted (handled or ignored), 75 (EX_TEMPFAIL) when
+    /// it cannot be handled now (a busy or damaged database, unusable settings): the mail
+    /// system keeps the message and tries again. It never answers the sender.
+    Inbound(InboundArgs),
     /// Report on tiers, moves, follow-up work and e-mails: a terminal summary, an HTML page or JSON.
     ///
     /// Reads the latest assessment up to --at (default: now) and shows customers and revenue per
@@ -597,6 +616,21 @@ pub struct UnsubscribeArgs {
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
     /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tiercare inbound`.
+#[derive(Debug, Args)]
+pub struct InboundArgs {
+    /// The address the message was delivered to, as the mail system knows it (Postfix:
+    /// `${original_recipient}`) [default: the X-Original-To, Delivered-To or To header].
+    #[arg(long, value_name = "ADDRESS")]
+    pub recipient: Option<String>,
+    /// The time to record it at: YYYY-MM-DD or an RFC 3339 time [default: now].
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Print what was done as JSON.
     #[arg(long)]
     pub json: bool,
 }

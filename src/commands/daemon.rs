@@ -148,6 +148,13 @@ pub fn status(args: StatusArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
             String::new()
         }
     ));
+    let bounces = &status.bounces;
+    if bounces.hard + bounces.soft + bounces.complaints > 0 {
+        out.line(&format!(
+            "  bounces: {} hard, {} soft, {} complaints; {} addresses suppressed for them",
+            bounces.hard, bounces.soft, bounces.complaints, bounces.suppressed
+        ));
+    }
     match &state.last_send_error {
         None => out.line("  last send error: none"),
         Some(error) => out.line(&format!(

@@ -6,6 +6,7 @@ mod daemon;
 mod doctor;
 mod followups;
 mod mail;
+mod inbound;
 mod outbox;
 mod owners;
 mod preview;
@@ -56,6 +57,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Outbox(args) => outbox::outbox(args, &workspace_dir, out),
         Command::Mail(command) => mail::mail(command, &workspace_dir, out),
         Command::Unsubscribe(args) => outbox::unsubscribe(args, &workspace_dir, out),
+        Command::Inbound(args) => inbound::inbound(args, &workspace_dir, out),
         Command::Owners(args) => owners::owners(args, &workspace_dir, out),
         Command::Completions(args) => shell::completions(&args, out),
         Command::Man(args) => shell::man(&args, out),

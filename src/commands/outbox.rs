@@ -217,6 +217,8 @@ pub fn outbox(args: OutboxArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
         OutboxCommand::List => {
             let emails = store.outbox(args.state.map(state), args.limit)?;
             let (counts, recovered) = store.outbox_counts()?;
+            let ids: Vec<i64> = emails.iter().map(|email| email.id).collect();
+            let bounced = store.bounce_marks(&ids)?;
             if args.json {
                 let counts: serde_json::Map<String, serde_json::Value> = counts
                     .iter()
@@ -226,6 +228,9 @@ pub fn outbox(args: OutboxArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
                     "counts": counts,
                     "resent_after_crash": recovered,
                     "emails": emails,
+                    "bounced": bounced.iter().map(|(id, kind, status)| serde_json::json!({
+                        "id": id, "kind": kind, "status": status,
+                    })).collect::<Vec<_>>(),
                 }))?;
             } else {
                 let counts: Vec<String> = counts
@@ -247,7 +252,18 @@ pub fn outbox(args: OutboxArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
                     }
                 ));
                 for email in &emails {
-                    out.line(&summary_line(email));
+                    let mut line = summary_line(email);
+                    if let Some((_, kind, status)) = bounced.iter().find(|(id, ..)| *id == email.id)
+                    {
+                        line.push_str(&format!(
+                            " · bounced {kind}{}",
+                            status
+                                .as_deref()
+                                .map(|s| format!(" {s}"))
+                                .unwrap_or_default()
+                        ));
+                    }
+                    out.line(&line);
                 }
             }
         }
@@ -256,8 +272,11 @@ pub fn outbox(args: OutboxArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
                 format!("unknown outbox email #{id}: `tiercare outbox list` lists them")
             })?;
             let events = store.outbox_events(id)?;
+            let bounces = store.bounces_of(id)?;
             if args.json {
-                out.json(&serde_json::json!({ "email": email, "events": events }))?;
+                out.json(
+                    &serde_json::json!({ "email": email, "events": events, "bounces": bounces }),
+                )?;
             } else {
                 out.heading(&format!("outbox email #{} · {}", email.id, email.state));
                 for (name, value) in [
@@ -288,6 +307,21 @@ pub fn outbox(args: OutboxArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
                     ("resent after crash", email.recoveries.to_string()),
                 ] {
                     out.line(&format!("  {name:<19} {value}"));
+                }
+                for bounce in &bounces {
+                    out.line(&format!(
+                        "  {:<19} {} {} · {} · {}{}",
+                        "bounced",
+                        format_time(bounce.at),
+                        bounce.kind,
+                        bounce.status.as_deref().unwrap_or("-"),
+                        bounce.source,
+                        bounce
+                            .diagnostic
+                            .as_deref()
+                            .map(|d| format!(" · {d}"))
+                            .unwrap_or_default()
+                    ));
                 }
                 out.line("  history:");
                 for event in &events {

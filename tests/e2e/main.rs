@@ -5,6 +5,7 @@
 
 mod common;
 
+mod bounces;
 mod cli;
 mod customer;
 mod customers;

@@ -146,6 +146,14 @@ pub struct MailConfig {
     /// secret itself). Required when `unsubscribe_url` is set.
     #[serde(default = "default_unsubscribe_secret_env")]
     pub unsubscribe_secret_env: String,
+    /// The envelope sender's base (`bounces@shop.example`): when set, each email's SMTP
+    /// envelope sender is the VERP address `bounces+<outbox id>.<mac>@shop.example`
+    /// ([`crate::mail::verp`]), signed with the secret `unsubscribe_secret_env` names.
+    #[serde(default)]
+    pub bounce_address: Option<String>,
+    /// Bounce handling (`[mail.bounces]`): soft bounce policy, provider webhooks.
+    #[serde(default)]
+    pub bounces: crate::bounces::BounceConfig,
     /// Sending limits (`[mail.limits]`).
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -181,6 +189,8 @@ impl Default for MailConfig {
             unsubscribe_mailto: None,
             unsubscribe_url: None,
             unsubscribe_secret_env: default_unsubscribe_secret_env(),
+            bounce_address: None,
+            bounces: crate::bounces::BounceConfig::default(),
             limits: LimitsConfig::default(),
             outbox: OutboxConfig::default(),
             dkim: None,
@@ -479,6 +489,7 @@ impl Config {
                 "[mail.smtp] timeout_seconds and connections must be at least 1".to_owned(),
             ));
         }
+        mail.bounces.check().map_err(invalid)?;
         if mail.transport == Transport::Smtp && mail.smtp.is_none() {
             return Err(ConfigError {
                 line: None,
@@ -559,6 +570,14 @@ from = "Customer Care <care@example.com>"
 # unsubscribe_mailto = "unsubscribe@example.com"
 # unsubscribe_url = "https://example.com/unsubscribe"
 # unsubscribe_secret_env = "TIERCARE_UNSUBSCRIBE_SECRET"
+# With bounce_address, each email's envelope sender (where bounces go) is a VERP address
+# bounces+<id>.<mac>@shop.example signed with that same secret; `tiercare inbound` reads the
+# bounces (see README, "Bounces and replies").
+# bounce_address = "bounces@example.com"
+
+# [mail.bounces]
+# soft_limit = 3                          # soft bounces that suppress an address ...
+# soft_window_days = 30                   # ... within this many days
 
 # [mail.limits]                           # leave out for no limit
 # per_minute = 60

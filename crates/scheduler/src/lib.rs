@@ -9,22 +9,27 @@
 //! and writes synthetic demo data ([`demo`]). New rule sets are proven on a sample of real
 //! customers first ([`proof`]). The daemon ([`daemon`]: [`clock`], [`firing`], [`lock`],
 //! [`watch`], [`status`]) runs it all on schedule and reloads rules while running. Times are
-//! read and written in one place ([`time`]).
+//! read and written in one place ([`time`]). Bounces, complaints and unsubscribe requests come
+//! back through [`inbound`] (the mailbox) and [`providers`] (providers' webhooks), recorded by
+//! [`bounces`].
 //!
 //! It must never contain SQL (that is the store's) nor evaluate rules itself (that is the
 //! engine's): it reads files, moves data between the two, and does the IO the engine may not.
 
 pub mod assess;
+pub mod bounces;
 pub mod config;
 pub mod customers;
 pub mod daemon;
 pub mod demo;
 pub mod html;
+pub mod inbound;
 pub mod ingest;
 pub mod mail;
 pub mod owners;
 pub mod plan;
 pub mod proof;
+pub mod providers;
 pub mod report;
 pub mod sending_settings;
 pub mod snapshot;

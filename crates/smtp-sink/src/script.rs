@@ -23,6 +23,7 @@ pub struct Script {
     pub(crate) data_451: u32,
     pub(crate) reject_rcpt: Vec<String>,
     pub(crate) throttle_domain: Vec<String>,
+    pub(crate) reject_after_data: Vec<String>,
     pub(crate) stall_after_data: u32,
     pub(crate) drop_after_data: u32,
     pub(crate) drop_in_data: u32,
@@ -82,6 +83,14 @@ impl Script {
     /// sender; the connection stays open for other recipients.
     pub fn throttle_domain(mut self, domain: impl Into<String>) -> Script {
         self.throttle_domain.push(domain.into());
+        self
+    }
+
+    /// A message to `address` (compared without regard to ASCII case) is read whole and then
+    /// refused with `550 5.1.1 <address>: user unknown`, every time: a relay that accepts
+    /// the recipient and finds out after DATA. The message is not stored.
+    pub fn reject_after_data(mut self, address: impl Into<String>) -> Script {
+        self.reject_after_data.push(address.into());
         self
     }
 

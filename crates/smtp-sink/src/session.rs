@@ -266,6 +266,23 @@ impl Session<'_> {
             data,
         };
         self.reset();
+        let refused = self
+            .shared
+            .lock()
+            .script
+            .reject_after_data
+            .iter()
+            .find_map(|address| {
+                received
+                    .rcpt_to
+                    .iter()
+                    .find(|to| to.eq_ignore_ascii_case(address))
+                    .cloned()
+            });
+        if let Some(to) = refused {
+            self.reply(&format!("550 5.1.1 <{to}>: user unknown"))?;
+            return Ok(true);
+        }
         let (behaviour, queue_id, delay) = {
             let mut state = self.shared.lock();
             let behaviour = state.counters.after_data();

@@ -37,7 +37,8 @@
 //! methods carry it through its states (see the `outbox` module's docs),
 //! [`Store::recover_claimed`] recovers claims a crash left behind, and
 //! [`Store::suppress`] keeps the suppression list (hashed addresses,
-//! [`address_hash`]).
+//! [`address_hash`]). [`Store::record_bounce`] records a bounce or complaint (the e-mail
+//! marked, the address suppressed by the soft-bounce policy) in one transaction.
 //!
 //! For the file's health, [`Store::open_for_writing`] refuses a damaged database (SQLite's
 //! `quick_check`) before anything is written, [`Store::backup_to`] makes a verified online copy
@@ -63,6 +64,7 @@
 #![warn(missing_docs)]
 
 mod batch;
+mod bounces;
 mod contacts;
 mod counts;
 mod customers;
@@ -90,6 +92,7 @@ mod suppressions;
 mod tasks;
 mod tiers;
 
+pub use bounces::{Bounce, BounceCounts, BounceKind, BounceOutcome, NewBounce, SoftBouncePolicy};
 pub use contacts::{CONTACT_WINDOWS, ContactCounts, Contacts};
 pub use customers::{CustomerQuery, CustomerRow};
 pub use daemon::{DaemonState, ScheduleCursor, SlotOutcome};

@@ -40,7 +40,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use crate::counts::grouped_counts;
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
-use crate::suppressions::{SuppressionReason, address_hash, hash_is_suppressed, insert_hash};
+use crate::suppressions::{address_hash, hash_is_suppressed};
 
 /// Where an outbox e-mail stands (`outbox.state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -623,7 +623,8 @@ impl Store {
     }
 
     /// Moves the claimed e-mail `id` to `to`, with `detail` as its event
-    /// (and as `last_error` unless it was sent). Fails with
+    /// (and as `last_error` unless it was sent); with `suppress` (the status
+    /// code, if known) it records a hard bounce of the address. Fails with
     /// [`StoreError::EmailState`] if it is not claimed.
     fn finish_claim(
         &mut self,
@@ -632,7 +633,7 @@ impl Store {
         now: i64,
         detail: &str,
         due_at: Option<i64>,
-        suppress: bool,
+        suppress: Option<Option<&str>>,
     ) -> Result<(), StoreError> {
         let (tx, path) = self.write_tx()?;
         let email = load(&tx, id)
@@ -656,12 +657,21 @@ impl Store {
         .at(path)?;
         event(&tx, id, now, Some(OutboxState::Claimed), to, Some(detail)).at(path)?;
         sync_followup(&tx, id, to, now, detail).at(path)?;
-        if suppress {
-            insert_hash(
+        if let Some(status) = suppress {
+            // A refused address is a hard bounce: recorded and suppressed with the failure.
+            crate::bounces::record(
                 &tx,
-                &address_hash(&email.to_address),
-                SuppressionReason::HardBounce,
-                &format!("outbox:{id}"),
+                &crate::bounces::NewBounce {
+                    outbox_id: Some(id),
+                    message_id: None,
+                    address: None,
+                    kind: crate::bounces::BounceKind::Hard,
+                    status,
+                    diagnostic: Some(detail),
+                    source: "smtp",
+                    event_key: None,
+                },
+                crate::bounces::SoftBouncePolicy::default(),
                 now,
             )
             .at(path)?;
@@ -672,7 +682,7 @@ impl Store {
     /// Records that the claimed e-mail `id` was delivered (`receipt`: the
     /// server's reply, or the file written).
     pub fn mark_sent(&mut self, id: i64, now: i64, receipt: &str) -> Result<(), StoreError> {
-        self.finish_claim(id, OutboxState::Sent, now, receipt, None, false)
+        self.finish_claim(id, OutboxState::Sent, now, receipt, None, None)
     }
 
     /// Records a transient failure of the claimed e-mail `id`: due again at
@@ -684,7 +694,7 @@ impl Store {
         retry_at: i64,
         error: &str,
     ) -> Result<(), StoreError> {
-        self.finish_claim(id, OutboxState::Deferred, now, error, Some(retry_at), false)
+        self.finish_claim(id, OutboxState::Deferred, now, error, Some(retry_at), None)
     }
 
     /// Records a permanent failure of the claimed e-mail `id` (a 5xx, an
@@ -697,14 +707,35 @@ impl Store {
         error: &str,
         hard_bounce: bool,
     ) -> Result<(), StoreError> {
-        self.finish_claim(id, OutboxState::Failed, now, error, None, hard_bounce)
+        self.finish_claim(
+            id,
+            OutboxState::Failed,
+            now,
+            error,
+            None,
+            hard_bounce.then_some(None),
+        )
+    }
+
+    /// Records that the server refused the claimed e-mail `id` for good because of its
+    /// address (a `5xx` on RCPT or after DATA): `failed`, a hard bounce recorded in the
+    /// `bounces` table with `status` (the reply or RFC 3463 code) and `error` as its
+    /// diagnostic, and the address suppressed, in one transaction.
+    pub fn mark_hard_bounced(
+        &mut self,
+        id: i64,
+        now: i64,
+        error: &str,
+        status: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.finish_claim(id, OutboxState::Failed, now, error, None, Some(status))
     }
 
     /// Records that the claimed e-mail `id` was handed over without a final
     /// answer: it may or may not have arrived. It is held (not resent by
     /// itself); `tiercare outbox retry` resends it with the same Message-ID.
     pub fn mark_unknown(&mut self, id: i64, now: i64, error: &str) -> Result<(), StoreError> {
-        self.finish_claim(id, OutboxState::Unknown, now, error, None, false)
+        self.finish_claim(id, OutboxState::Unknown, now, error, None, None)
     }
 
     /// Gives back claims that were never sent (the sender is stopping): each

@@ -150,6 +150,10 @@ impl Store {
                 "SELECT e.* FROM outbox_events e JOIN outbox o ON o.id = e.outbox_id \
                  WHERE o.customer_id = ?1 ORDER BY e.outbox_id, e.id",
             )?,
+            "email_bounces": rows(
+                "SELECT b.* FROM bounces b JOIN outbox o ON o.id = b.outbox_id \
+                 WHERE o.customer_id = ?1 ORDER BY b.id",
+            )?,
             "email_suppressed": suppressed,
             "privacy_requests": rows("SELECT * FROM privacy_requests WHERE customer_id = ?1 ORDER BY at, id")?,
         });
@@ -236,6 +240,11 @@ fn forget(
         )? {
             report.addresses_suppressed += 1;
         }
+        // A bounce's diagnostic may quote the address (the row keeps only its hash).
+        tx.execute(
+            "UPDATE bounces SET diagnostic = NULL WHERE address_hash = ?1 AND diagnostic IS NOT NULL",
+            [address_hash(address)],
+        )?;
     }
     // 2. Pending mail is cancelled (one event each); rows being sent are left alone.
     report.emails_in_flight = tx

@@ -50,6 +50,9 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///    so crash recovery can tell a claim that never went out from one that may have arrived.
 /// 10. `customer_tiers.pending_since`: when a held downgrade was first asked for, so
 ///     hysteresis counts time, not runs.
+/// 11. (bounces) the `bounces` table (one row per bounce or complaint, by address hash),
+///     `outbox.bounced_at` and `outbox.bounce_kind`, and the suppression list rebuilt to
+///     allow the reasons `soft_bounces` and `complaint`.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -505,6 +508,53 @@ CREATE TABLE mail_reputation_state (
     resumed_at INTEGER NOT NULL
 ) STRICT;
 "#,
+    // 12: bounces and complaints, and the suppression reasons they give.
+    r#"
+-- One row per bounce (a DSN, a 5xx after DATA, a provider's notification) or
+-- complaint. The address is kept by hash only (as the suppression list keeps
+-- it); the diagnostic text may quote it and is erased when the customer is
+-- forgotten. event_key (the DSN's Message-ID, a provider's event id) makes a
+-- notification delivered twice count once.
+CREATE TABLE bounces (
+    id           INTEGER PRIMARY KEY,
+    outbox_id    INTEGER REFERENCES outbox(id) ON DELETE SET NULL,
+    address_hash TEXT NOT NULL
+                 CHECK (length(address_hash) = 64 AND address_hash NOT GLOB '*[^0-9a-f]*'),
+    kind         TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint')),
+    -- the RFC 3463 status code ('5.1.1') or the SMTP reply code ('550')
+    status       TEXT,
+    diagnostic   TEXT,
+    -- where it came from: 'dsn', 'smtp', 'postmark', 'mailgun', 'webhook'
+    source       TEXT NOT NULL,
+    event_key    TEXT UNIQUE,
+    at           INTEGER NOT NULL
+) STRICT;
+-- soft bounces of an address in a window, and an e-mail's bounces
+CREATE INDEX bounces_by_address ON bounces(address_hash, at);
+CREATE INDEX bounces_by_outbox ON bounces(outbox_id) WHERE outbox_id IS NOT NULL;
+
+-- the latest bounce or complaint of an e-mail (its state is kept: a bounce
+-- after `sent` leaves it sent, and reports still count it as sent)
+ALTER TABLE outbox ADD COLUMN bounced_at INTEGER;
+ALTER TABLE outbox ADD COLUMN bounce_kind TEXT
+    CHECK (bounce_kind IS NULL OR bounce_kind IN ('hard', 'soft', 'complaint'));
+
+-- The suppression list again, with two more reasons: repeated soft bounces
+-- and complaints. SQLite cannot change a CHECK in place.
+CREATE TABLE suppressions_new (
+    id           INTEGER PRIMARY KEY,
+    address_hash TEXT NOT NULL UNIQUE
+                 CHECK (length(address_hash) = 64 AND address_hash NOT GLOB '*[^0-9a-f]*'),
+    reason       TEXT NOT NULL
+                 CHECK (reason IN ('unsubscribe', 'hard_bounce', 'soft_bounces', 'complaint',
+                                   'forgotten', 'manual')),
+    source       TEXT NOT NULL,
+    created_at   INTEGER NOT NULL
+) STRICT;
+INSERT INTO suppressions_new SELECT * FROM suppressions;
+DROP TABLE suppressions;
+ALTER TABLE suppressions_new RENAME TO suppressions;
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -586,6 +636,7 @@ mod tests {
         0x3770_7b77_45be_c1bb,
         0x2a87_3833_325e_af53,
         0x0ef2_d6be_f1e9_f00c,
+        0x411b_92ae_6c7f_d828,
     ];
 
     #[test]
@@ -641,6 +692,46 @@ mod tests {
         // Running again is a no-op.
         migrate(&conn, path, &later).unwrap();
         assert_eq!(user_version(&conn).unwrap(), 3);
+    }
+
+    #[test]
+    fn migration_12_keeps_the_suppression_list_and_allows_the_bounce_reasons() {
+        let conn = Connection::open_in_memory().unwrap();
+        let path = Path::new(":memory:");
+        migrate(&conn, path, &MIGRATIONS[..11]).unwrap();
+        let hash = "a".repeat(64);
+        conn.execute(
+            "INSERT INTO suppressions (address_hash, reason, source, created_at) \
+             VALUES (?1, 'hard_bounce', 'outbox:1', 5)",
+            [&hash],
+        )
+        .unwrap();
+        assert!(
+            conn.execute(
+                "INSERT INTO suppressions (address_hash, reason, source, created_at) \
+                 VALUES (?1, 'complaint', 'x', 5)",
+                [&"b".repeat(64)],
+            )
+            .is_err(),
+            "version 11 refuses the new reasons"
+        );
+        migrate(&conn, path, MIGRATIONS).unwrap();
+        let kept: (String, String, i64) = conn
+            .query_row(
+                "SELECT address_hash, reason, created_at FROM suppressions",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, (hash, "hard_bounce".to_owned(), 5));
+        for (n, reason) in ["soft_bounces", "complaint"].iter().enumerate() {
+            conn.execute(
+                "INSERT INTO suppressions (address_hash, reason, source, created_at) \
+                 VALUES (?1, ?2, 'x', 6)",
+                [&n.to_string().repeat(64), &(*reason).to_owned()],
+            )
+            .unwrap();
+        }
     }
 
     #[test]

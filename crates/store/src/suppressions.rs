@@ -47,8 +47,14 @@ pub fn is_address_hash(text: &str) -> bool {
 pub enum SuppressionReason {
     /// The recipient unsubscribed (a link, a reply, `tiercare unsubscribe`).
     Unsubscribe,
-    /// The server refused the address permanently (550, 551, 553 on RCPT).
+    /// The address bounced permanently: refused on RCPT (550, 551, 553) or after DATA, or a
+    /// hard bounce notification (a DSN, a provider's webhook).
     HardBounce,
+    /// The address bounced temporarily too often (`[mail.bounces] soft_limit` soft bounces
+    /// within `soft_window_days`).
+    SoftBounces,
+    /// The recipient reported an e-mail as spam (a provider's complaint notification).
+    Complaint,
     /// The customer was forgotten; their address must never be mailed again.
     Forgotten,
     /// Added by hand for another reason.
@@ -61,6 +67,8 @@ impl SuppressionReason {
         match self {
             SuppressionReason::Unsubscribe => "unsubscribe",
             SuppressionReason::HardBounce => "hard_bounce",
+            SuppressionReason::SoftBounces => "soft_bounces",
+            SuppressionReason::Complaint => "complaint",
             SuppressionReason::Forgotten => "forgotten",
             SuppressionReason::Manual => "manual",
         }

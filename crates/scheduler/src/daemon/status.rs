@@ -41,6 +41,8 @@ pub struct Status {
     pub outbox_recovered: u64,
     /// Sending's health: the reputation guard's figures and verdict, paused domains.
     pub sending: Sending,
+    /// Bounces and complaints recorded (all time), and the addresses they suppressed.
+    pub bounces: tiercare_store::BounceCounts,
 }
 
 /// Whether mail can go out, and the figures behind it (`tiercare status`).
@@ -107,6 +109,7 @@ pub fn status(workspace: &Workspace) -> Result<Status, DaemonError> {
             .map(|(state, count)| (state.as_str().to_owned(), count))
             .collect(),
         outbox_recovered: recovered,
+        bounces: store.bounce_counts(i64::MIN)?,
         running: held.is_some(),
         pid: held.flatten(),
         lock_file: crate::lock::lock_path(&database).display().to_string(),

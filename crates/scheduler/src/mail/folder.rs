@@ -71,7 +71,17 @@ impl MailTransport for FolderTransport {
                 already_delivered: true,
             });
         }
-        self.write(&path, message.raw())
+        // The envelope sender, as a delivering server records it (RFC 5321 §4.4), when it is
+        // not the From address (a VERP address).
+        let raw = match message.return_path() {
+            Some(sender) => {
+                let mut raw = format!("Return-Path: <{sender}>\r\n").into_bytes();
+                raw.extend_from_slice(message.raw());
+                std::borrow::Cow::Owned(raw)
+            }
+            None => std::borrow::Cow::Borrowed(message.raw()),
+        };
+        self.write(&path, &raw)
             .map_err(|error| SendError::Transient {
                 code: None,
                 message: format!("cannot write {receipt}: {error}"),

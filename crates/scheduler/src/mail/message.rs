@@ -113,6 +113,8 @@ pub struct BuiltMessage {
     message: lettre::Message,
     envelope: Envelope,
     raw: Vec<u8>,
+    /// The envelope sender when it is not the `From` address (a VERP address).
+    return_path: Option<String>,
 }
 
 impl BuiltMessage {
@@ -141,6 +143,21 @@ impl BuiltMessage {
     pub fn sign(&mut self, signer: &DkimSigner, timestamp: i64) -> Result<(), DkimError> {
         self.raw = signer.sign(&self.raw, timestamp)?;
         Ok(())
+    }
+    /// Sets the envelope sender (SMTP `MAIL FROM`, where bounces go) to `address`, leaving
+    /// the `From:` header and the bytes as they are: a VERP address ([`super::verp`]).
+    pub fn set_envelope_sender(&mut self, address: &str) -> Result<(), MailError> {
+        let sender = parse_address(address)?;
+        self.envelope = Envelope::new(Some(sender), self.envelope.to().to_vec())
+            .map_err(|error| MailError::Build(error.to_string()))?;
+        self.return_path = Some(address.to_owned());
+        Ok(())
+    }
+
+    /// The envelope sender set by [`BuiltMessage::set_envelope_sender`], if any (the folder
+    /// transport records it as a `Return-Path:` header, as a delivering server would).
+    pub fn return_path(&self) -> Option<&str> {
+        self.return_path.as_deref()
     }
 }
 
@@ -245,6 +262,7 @@ pub fn build_with(email: &OutgoingEmail, kind: &ListHeaders) -> Result<BuiltMess
         message,
         envelope,
         raw,
+        return_path: None,
     })
 }
 

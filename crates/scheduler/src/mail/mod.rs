@@ -24,6 +24,7 @@
 //! - [`pacing`]: limits and pauses per receiving domain ([`pacing::Pacing`]).
 //! - [`reputation`]: the bounce and complaint guard that pauses sending, and the warm-up caps.
 //! - [`dkim`]: [`DkimSigner`], DKIM signatures over the final bytes, and the DNS records.
+//! - [`verp`]: [`Verp`], the signed VERP envelope senders that make bounces name their email.
 //!
 //! The message and transport modules never decide *whether* to send (the outbox, consent and
 //! suppression checks do) and never escapes HTML (the template layer does); it never logs addresses or
@@ -41,6 +42,7 @@ pub mod smtp;
 pub mod templates;
 pub mod transport;
 pub mod unsubscribe;
+pub mod verp;
 
 use std::path::PathBuf;
 
@@ -53,6 +55,7 @@ pub use rate::{RateLimit, RateLimiter};
 pub use smtp::{SmtpMailer, SmtpTransportConfig};
 pub use transport::{Delivered, MailTransport, SendError};
 pub use unsubscribe::TokenSigner;
+pub use verp::{Verp, VerpAddress};
 
 /// Why a message could not be built or a transport could not be set up. (Failures to
 /// deliver a built message are [`SendError`]s.)

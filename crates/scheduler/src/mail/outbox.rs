@@ -167,6 +167,9 @@ pub struct SendSettings {
     pub reputation: ReputationConfig,
     /// The warm-up schedule, if any.
     pub warmup: Option<WarmupConfig>,
+    /// VERP envelope senders (set when `[mail] bounce_address` is): each email's envelope
+    /// sender names it, so its bounces do.
+    pub verp: Option<crate::mail::Verp>,
 }
 
 impl SendSettings {
@@ -209,6 +212,7 @@ impl SendSettings {
             domains: mail.domains.clone(),
             reputation: mail.reputation,
             warmup: mail.warmup.clone(),
+            verp: crate::mail::Verp::from_config(mail, env)?,
         })
     }
 }
@@ -538,6 +542,9 @@ fn send_batch(
             &list_headers(settings, email.recipient_kind),
         )
         .and_then(|mut built| {
+            if let Some(verp) = &settings.verp {
+                built.set_envelope_sender(&verp.address(email.id))?;
+            }
             // Signed last, over the final bytes: every header is set.
             if let Some(dkim) = &settings.dkim {
                 built.sign(dkim, now)?;
@@ -809,9 +816,19 @@ fn record(
         }
         Err(err @ SendError::Permanent { hard_bounce, .. }) => {
             let detail = err.to_string();
-            patiently("record a failure", || {
-                store.mark_failed(id, now, &detail, hard_bounce)
-            })?;
+            if hard_bounce {
+                // Recorded as a bounce (the `bounces` table) with the failure, and suppressed.
+                let status = crate::mail::transport::enhanced_status(&detail)
+                    .map(str::to_owned)
+                    .or_else(|| err.code().map(|code| code.to_string()));
+                patiently("record a hard bounce", || {
+                    store.mark_hard_bounced(id, now, &detail, status.as_deref())
+                })?;
+            } else {
+                patiently("record a failure", || {
+                    store.mark_failed(id, now, &detail, false)
+                })?;
+            }
             report.failed += 1;
             if hard_bounce {
                 report.hard_bounces += 1;

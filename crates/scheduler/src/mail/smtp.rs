@@ -442,8 +442,21 @@ fn classify(failure: &Failure) -> SendError {
         return if code >= 500 {
             SendError::Permanent {
                 code: Some(code),
+                hard_bounce: match step {
+                    Step::Rcpt => matches!(code, 550 | 551 | 553),
+                    // Our relay refused the message for good after DATA: a hard bounce,
+                    // unless the status says the message or a policy is the problem
+                    // (5.3.x system, 5.6.x content, 5.7.x policy), not the address.
+                    Step::Content => {
+                        super::transport::enhanced_status(&message).is_none_or(|status| {
+                            !["5.3.", "5.6.", "5.7."]
+                                .iter()
+                                .any(|p| status.starts_with(p))
+                        })
+                    }
+                    Step::Mail | Step::Data => false,
+                },
                 message,
-                hard_bounce: step == Step::Rcpt && matches!(code, 550 | 551 | 553),
             }
         } else {
             SendError::Transient {

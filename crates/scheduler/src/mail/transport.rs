@@ -48,8 +48,9 @@ pub enum SendError {
         code: Option<u16>,
         /// What happened, for the outbox and the logs.
         message: String,
-        /// The recipient's address itself was refused (550, 551 or 553 on RCPT): a hard
-        /// bounce, which should put the address on the suppression list.
+        /// The recipient's address itself was refused (550, 551 or 553 on RCPT, or a 5xx
+        /// after DATA whose status is not about the message or a policy): a hard bounce,
+        /// which puts the address on the suppression list.
         hard_bounce: bool,
     },
     /// The whole message was handed over but no final reply came (timeout or connection lost):
@@ -72,6 +73,35 @@ impl SendError {
     }
 }
 
+/// The RFC 3463 enhanced status code (`5.1.1`) in a server's reply text, if it has one.
+pub fn enhanced_status(text: &str) -> Option<&str> {
+    text.split(|c: char| c.is_whitespace() || c == ':' || c == '(' || c == ')')
+        .find(|word| {
+            let parts: Vec<&str> = word.split('.').collect();
+            parts.len() == 3
+                && matches!(parts[0], "2" | "4" | "5")
+                && parts[1..]
+                    .iter()
+                    .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
 fn code_suffix(code: Option<u16>) -> String {
     code.map(|code| format!(" ({code})")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::enhanced_status;
+
+    #[test]
+    fn enhanced_status_codes_are_found_in_replies() {
+        assert_eq!(
+            enhanced_status("failed (550): permanent error (550): 5.1.1 <a@b>: user unknown"),
+            Some("5.1.1")
+        );
+        assert_eq!(enhanced_status("554 5.7.1 (spam)"), Some("5.7.1"));
+        assert_eq!(enhanced_status("550 no such user 1.2"), None);
+        assert_eq!(enhanced_status("version 10.0.1 here"), None);
+    }
 }

@@ -88,5 +88,6 @@ pub fn send_settings(limits: LimitsConfig, outbox: OutboxConfig) -> SendSettings
         domains: Default::default(),
         reputation: Default::default(),
         warmup: None,
+        verp: None,
     }
 }

@@ -3,6 +3,7 @@
 //! whole-import rollback, customer features, assessments, tier pins, the
 //! follow-up ledger, tasks and managers.
 
+mod bounces;
 mod customers;
 mod events;
 mod features;

@@ -42,6 +42,7 @@ fn create_makes_a_migrated_tiercare_database() {
         tables,
         [
             "assessments",
+            "bounces",
             "complaints",
             "customer_segments",
             "customer_tiers",

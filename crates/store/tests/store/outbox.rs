@@ -14,7 +14,7 @@ use crate::followups::{email, seed_team};
 
 /// Customers: ann (consents, has an address), bob (no consent), cyd (no
 /// address), each owned by M1 (no address); managers from `seed_team`.
-fn seed(store: &mut Store) {
+pub(crate) fn seed(store: &mut Store) {
     seed_team(store, &[]);
     import_at(store, ImportKind::Customers, options("c.csv"), NOW, |s| {
         for (line, (id, address, consent)) in (2..).zip([
@@ -56,7 +56,12 @@ fn compose(to: &EmailRecipient) -> Result<NewEmail, String> {
 
 /// Queues one e-mail for each of `customers` with template `template`,
 /// due at `at`; returns the outbox ids (None when skipped).
-fn queue(store: &mut Store, customers: &[&str], template: &str, at: i64) -> Vec<Option<i64>> {
+pub(crate) fn queue(
+    store: &mut Store,
+    customers: &[&str],
+    template: &str,
+    at: i64,
+) -> Vec<Option<i64>> {
     let mut session = store.begin_followups(NOW, "v1").unwrap();
     let ids = customers
         .iter()
