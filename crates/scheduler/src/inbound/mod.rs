@@ -51,11 +51,20 @@ impl InboundSettings {
         mail: &MailConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<InboundSettings, MailError> {
-        let send = crate::outbox::SendSettings::from_config(mail, env)?;
+        // The sender's own settings, without the DKIM key: reading bounces never needs it (a
+        // key problem must not make every bounce wait).
+        let unsubscribe_mailto = match &mail.unsubscribe_mailto {
+            Some(address) => parse_address(address.trim())?.to_string(),
+            None => crate::outbox::parse_mailbox(&mail.from)?.email,
+        };
+        let signer = match &mail.unsubscribe_url {
+            Some(_) => Some(TokenSigner::from_env(&mail.unsubscribe_secret_env, env)?),
+            None => None,
+        };
         Ok(InboundSettings {
             verp: Verp::from_config(mail, env)?,
-            signer: send.signer,
-            unsubscribe_mailto: send.unsubscribe_mailto,
+            signer,
+            unsubscribe_mailto,
             bounces: mail.bounces.clone(),
         })
     }

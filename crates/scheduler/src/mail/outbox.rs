@@ -218,7 +218,7 @@ impl SendSettings {
 }
 
 /// Parses `Name <address>` or a bare address.
-fn parse_mailbox(text: &str) -> Result<Address, MailError> {
+pub(crate) fn parse_mailbox(text: &str) -> Result<Address, MailError> {
     let mailbox: lettre::message::Mailbox =
         text.trim()
             .parse()
