@@ -85,6 +85,7 @@ pub mod records;
 mod report;
 mod schema;
 mod stored;
+mod preferences;
 mod suppressions;
 mod tasks;
 mod tiers;
@@ -114,6 +115,7 @@ pub use outbox::{
 };
 pub use outbox_gate::{STALE_PREFIX, UNTRUE_PREFIX};
 pub use pins::Pin;
+pub use preferences::LinkRecipient;
 pub use privacy::{ERASED_TITLE, ForgetReport};
 pub use recommend::{Basis, Recommendation, Recommender};
 pub use records::{
@@ -123,7 +125,7 @@ pub use records::{
 pub use report::{CareProgramme, OwnerWork, RuleEmails, TierMoveCount, TierWork};
 pub use schema::{APPLICATION_ID, MIGRATIONS, supported_version};
 pub use stored::{Customer, Order};
-pub use suppressions::{SuppressionReason, address_hash, is_address_hash};
+pub use suppressions::{AddressKeys, SuppressionReason, address_hash, is_address_hash};
 pub use tasks::{NewTask, Task, TaskFilter, TaskStatus, TaskView};
 pub use tiers::{
     AssessmentHeader, AssessmentOutcome, AssessmentRow, AssessmentSession, CurrentSegment,

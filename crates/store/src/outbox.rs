@@ -40,7 +40,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use crate::counts::grouped_counts;
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
-use crate::suppressions::{SuppressionReason, address_hash, hash_is_suppressed, insert_hash};
+use crate::suppressions::{SuppressionReason, address_is_suppressed, insert_address};
 
 /// Where an outbox e-mail stands (`outbox.state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -537,6 +537,7 @@ impl Store {
     /// `suppressed` instead and are counted. Each claimed row's `attempts`
     /// goes up by one.
     pub fn claim_due(&mut self, now: i64, limit: usize) -> Result<Claim, StoreError> {
+        let keys = self.keys.clone();
         let (tx, path) = self.write_tx()?;
         let mut claim = Claim::default();
         let due: Vec<OutboxEmail> = {
@@ -556,7 +557,7 @@ impl Store {
             rows.collect::<Result<_, _>>().at(path)?
         };
         for mut email in due {
-            let suppressed = hash_is_suppressed(&tx, &address_hash(&email.to_address)).at(path)?;
+            let suppressed = address_is_suppressed(&tx, &keys, &email.to_address).at(path)?;
             let no_consent = email.recipient_kind == RecipientKind::Customer
                 && email.consent_email != Some(true);
             let to = if suppressed || no_consent {
@@ -618,6 +619,7 @@ impl Store {
         due_at: Option<i64>,
         suppress: bool,
     ) -> Result<(), StoreError> {
+        let keys = self.keys.clone();
         let (tx, path) = self.write_tx()?;
         let email = load(&tx, id)
             .at(path)?
@@ -641,9 +643,10 @@ impl Store {
         event(&tx, id, now, Some(OutboxState::Claimed), to, Some(detail)).at(path)?;
         sync_followup(&tx, id, to, now, detail).at(path)?;
         if suppress {
-            insert_hash(
+            insert_address(
                 &tx,
-                &address_hash(&email.to_address),
+                &keys,
+                &email.to_address,
                 SuppressionReason::HardBounce,
                 &format!("outbox:{id}"),
                 now,
