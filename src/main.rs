@@ -19,9 +19,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    // The daemon reports what it does at info level; other commands print their results and
+    // The daemon and the web server report what they do at info level; other commands print their results and
     // log only warnings.
-    let default_level = if matches!(cli.command, cli::Command::Run(_)) {
+    let default_level = if matches!(cli.command, cli::Command::Run(_) | cli::Command::Serve(_)) {
         "info"
     } else {
         "warn"

@@ -29,6 +29,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// How rules are kept from doing harm (`[rules]`).
     pub rules: RulesConfig,
+    /// The web server (`[http]`), when configured.
+    pub http: Option<crate::http_config::HttpConfig>,
 }
 
 /// How rules are kept from doing harm (`[rules]`): the time budget of each customer's
@@ -143,9 +145,15 @@ pub struct MailConfig {
     #[serde(default)]
     pub unsubscribe_url: Option<String>,
     /// The environment variable holding the secret that signs unsubscribe tokens (never the
-    /// secret itself). Required when `unsubscribe_url` is set.
+    /// secret itself). Required when `unsubscribe_url` or `[http] public_url` is set. The secret
+    /// also keys the suppression list's address hashes.
     #[serde(default = "default_unsubscribe_secret_env")]
     pub unsubscribe_secret_env: String,
+    /// The environment variable holding the previous secret after a rotation: links signed
+    /// with it are honoured for 60 days after they were sent, and suppressions keyed with it
+    /// are still recognised (and re-keyed).
+    #[serde(default = "default_unsubscribe_secret_previous_env")]
+    pub unsubscribe_secret_previous_env: String,
     /// Sending limits (`[mail.limits]`).
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -164,6 +172,7 @@ impl Default for MailConfig {
             unsubscribe_mailto: None,
             unsubscribe_url: None,
             unsubscribe_secret_env: default_unsubscribe_secret_env(),
+            unsubscribe_secret_previous_env: default_unsubscribe_secret_previous_env(),
             limits: LimitsConfig::default(),
             outbox: OutboxConfig::default(),
         }
@@ -304,6 +313,10 @@ fn default_unsubscribe_secret_env() -> String {
     "TIERCARE_UNSUBSCRIBE_SECRET".to_owned()
 }
 
+fn default_unsubscribe_secret_previous_env() -> String {
+    "TIERCARE_UNSUBSCRIBE_SECRET_PREVIOUS".to_owned()
+}
+
 fn default_password_env() -> String {
     "TIERCARE_SMTP_PASSWORD".to_owned()
 }
@@ -320,6 +333,7 @@ struct RawConfig {
     daemon: RawDaemon,
     #[serde(default)]
     rules: RulesConfig,
+    http: Option<crate::http_config::HttpConfig>,
 }
 
 #[derive(Deserialize, Default)]
@@ -503,6 +517,10 @@ impl Config {
             ),
             mail,
             rules: validate_rules(raw.rules)?,
+            http: match raw.http {
+                Some(http) => Some(http.validate().map(|()| http).map_err(invalid)?),
+                None => None,
+            },
         })
     }
 
@@ -534,6 +552,7 @@ from = "Customer Care <care@example.com>"
 # unsubscribe_mailto = "unsubscribe@example.com"
 # unsubscribe_url = "https://example.com/unsubscribe"
 # unsubscribe_secret_env = "TIERCARE_UNSUBSCRIBE_SECRET"
+# unsubscribe_secret_previous_env = "TIERCARE_UNSUBSCRIBE_SECRET_PREVIOUS"   # after a rotation
 
 # [mail.limits]                           # leave out for no limit
 # per_minute = 60

@@ -117,6 +117,9 @@ pub enum WorkspaceError {
         /// The folder asked for.
         dir: PathBuf,
     },
+    /// The workspace secret in the environment is unusable.
+    #[error("{0}")]
+    Secret(String),
     /// `tiercare.toml` is invalid.
     #[error("{}:{source}", path.display())]
     Config {
@@ -247,11 +250,32 @@ impl Workspace {
         })
     }
 
-    /// Opens the workspace's database, with the configured busy timeout.
+    /// Opens the workspace's database, with the configured busy timeout and the address keys
+    /// of the workspace secret ([`Workspace::token_signer`]) when it is set.
     pub fn open_store(&self) -> Result<Store, WorkspaceError> {
-        let store = Store::open(&self.database_path())?;
+        let mut store = Store::open(&self.database_path())?;
         store.set_busy_timeout(self.config.busy_timeout)?;
+        self.set_keys(&mut store)?;
         Ok(store)
+    }
+
+    /// The signer of unsubscribe tokens, from the secrets in the environment variables
+    /// `[mail]` names, or `None` when the secret is not set.
+    pub fn token_signer(&self) -> Result<Option<crate::mail::TokenSigner>, WorkspaceError> {
+        let mail = &self.config.mail;
+        crate::mail::TokenSigner::from_env_if_set(
+            &mail.unsubscribe_secret_env,
+            &mail.unsubscribe_secret_previous_env,
+            &|name| std::env::var(name).ok(),
+        )
+        .map_err(|err| WorkspaceError::Secret(err.to_string()))
+    }
+
+    fn set_keys(&self, store: &mut Store) -> Result<(), WorkspaceError> {
+        if let Some(signer) = self.token_signer()? {
+            store.set_address_keys(signer.address_keys().clone());
+        }
+        Ok(())
     }
 
     /// Opens the workspace's database to write to it (as [`Workspace::open_store`]), refusing a
@@ -260,8 +284,9 @@ impl Workspace {
     /// connection this way, once; more connections of the same process may use
     /// [`Workspace::open_store`].
     pub fn open_store_for_writing(&self) -> Result<Store, WorkspaceError> {
-        let store = Store::open_for_writing(&self.database_path())?;
+        let mut store = Store::open_for_writing(&self.database_path())?;
         store.set_busy_timeout(self.config.busy_timeout)?;
+        self.set_keys(&mut store)?;
         Ok(store)
     }
 

@@ -362,10 +362,18 @@ mod tests {
             .suppress("old@example.com", SuppressionReason::Unsubscribe, "cli", 1)
             .unwrap();
         store
-            .suppress("gone@example.com", SuppressionReason::Forgotten, "forget", 1)
+            .suppress(
+                "gone@example.com",
+                SuppressionReason::Forgotten,
+                "forget",
+                1,
+            )
             .unwrap();
         let keys = AddressKeys::new(b"first secret of 16+ bytes", None);
-        assert_ne!(keys.hash("ada@example.com"), address_hash("ada@example.com"));
+        assert_ne!(
+            keys.hash("ada@example.com"),
+            address_hash("ada@example.com")
+        );
         assert!(is_address_hash(&keys.hash("ada@example.com")));
         store.set_address_keys(keys.clone());
         store
@@ -376,8 +384,15 @@ mod tests {
                 .hash_is_suppressed(&keys.hash("ada@example.com"))
                 .unwrap()
         );
-        assert!(!store.hash_is_suppressed(&address_hash("ada@example.com")).unwrap());
-        assert!(store.is_suppressed("old@example.com").unwrap(), "legacy row honoured");
+        assert!(
+            !store
+                .hash_is_suppressed(&address_hash("ada@example.com"))
+                .unwrap()
+        );
+        assert!(
+            store.is_suppressed("old@example.com").unwrap(),
+            "legacy row honoured"
+        );
         assert!(
             !store
                 .suppress("OLD@example.com", SuppressionReason::Manual, "cli", 3)
@@ -390,7 +405,10 @@ mod tests {
             Some(b"first secret of 16+ bytes".as_slice()),
         );
         store.set_address_keys(rotated.clone());
-        assert!(store.is_suppressed("ada@example.com").unwrap(), "previous key honoured");
+        assert!(
+            store.is_suppressed("ada@example.com").unwrap(),
+            "previous key honoured"
+        );
         // Re-keying moves the rows of addresses on file (here, in the outbox or the
         // customers); the forgotten address is not on file and stays legacy, still honoured.
         store

@@ -1,0 +1,125 @@
+//! Running the server: bound at once (so a taken port is an error before anything starts), then
+//! served on a thread of its own with a tokio runtime of its own, until [`ServerHandle::stop`]:
+//! a graceful shutdown in which requests under way finish (and idle connections close), for at
+//! most the request timeout and five seconds.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::{AppState, router};
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// The address could not be bound.
+    #[error(
+        "cannot listen on {address}: {source} (choose another address with `listen` in [http] \
+         of tiercare.toml, or stop what uses it)"
+    )]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The runtime or the listener failed.
+    #[error("the web server failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server thread panicked.
+    #[error("the web server's thread stopped unexpectedly")]
+    Panicked,
+}
+
+/// A server running on its own thread.
+#[derive(Debug)]
+pub struct ServerHandle {
+    address: SocketAddr,
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<Result<(), WebError>>>,
+}
+
+impl ServerHandle {
+    /// The address it listens on (the port chosen when `listen` had port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops accepting, lets requests under way finish, and waits for the thread.
+    pub fn stop(mut self) -> Result<(), WebError> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> Result<(), WebError> {
+        let _ = self.stop.send(true);
+        match self.thread.take() {
+            Some(thread) => thread.join().map_err(|_| WebError::Panicked)?,
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the server thread has ended (it failed, or was stopped).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop_and_join();
+    }
+}
+
+/// Binds `state`'s `[http] listen` address and serves the application on a new thread.
+pub fn spawn(state: AppState) -> Result<ServerHandle, WebError> {
+    let address = state.config().listen;
+    let grace = Duration::from_secs(state.config().timeout_seconds + 5);
+    let listener = std::net::TcpListener::bind(address)
+        .map_err(|source| WebError::Bind { address, source })?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let (stop, mut stopped) = watch::channel(false);
+    let app = router(Arc::new(state));
+    let thread = std::thread::Builder::new()
+        .name("tiercare-web".to_owned())
+        .spawn(move || -> Result<(), WebError> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let mut signal = stopped.clone();
+                let served = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = signal.wait_for(|stop| *stop).await;
+                });
+                tokio::select! {
+                    result = served => result?,
+                    () = async {
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                        tokio::time::sleep(grace).await;
+                    } => {
+                        tracing::warn!(
+                            grace_seconds = grace.as_secs(),
+                            "web requests still under way at shutdown were cut off"
+                        );
+                    }
+                }
+                Ok::<(), WebError>(())
+            })?;
+            tracing::info!("web server stopped");
+            Ok(())
+        })?;
+    tracing::info!(address = %local, "web server listening");
+    Ok(ServerHandle {
+        address: local,
+        stop,
+        thread: Some(thread),
+    })
+}
