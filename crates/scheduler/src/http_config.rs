@@ -82,17 +82,22 @@ pub const UNSUBSCRIBE_PATH: &str = "/unsubscribe";
 /// The path of the preference page.
 pub const PREFERENCES_PATH: &str = "/preferences";
 
+/// Whether `url` is a plain `http://` URL on a loopback host (127.0.0.1, localhost, [::1]):
+/// accepted in place of HTTPS, for trying things out and for tests.
+pub fn is_loopback_http(url: &str) -> bool {
+    ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|prefix| {
+            url.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+        })
+}
+
 impl HttpConfig {
     /// Checks the settings; the message says what to write instead.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(url) = &self.public_url {
-            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-                .iter()
-                .any(|prefix| {
-                    url.strip_prefix(prefix)
-                        .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-                });
-            if !url.starts_with("https://") && !loopback {
+            if !url.starts_with("https://") && !is_loopback_http(url) {
                 return Err(format!(
                     "http.public_url {url:?} must start with https:// (one-click unsubscribe links \
                      are HTTPS, RFC 8058; http:// is accepted only for 127.0.0.1 or localhost)"
