@@ -87,7 +87,7 @@ pub fn curl(args: &[&str]) -> (u16, String) {
         .args(["-s", "-S", "--max-time", "10", "-w", "\n%{http_code}"])
         .args(args)
         .output()
-        .expect("curl (Debian's curl package)");
+        .expect("the web tests need curl: install the tests' prerequisites with `bash .ci/deps`");
     assert!(output.status.success(), "curl {args:?} failed: {output:?}");
     let text = String::from_utf8(output.stdout).unwrap();
     let (body, code) = text.rsplit_once('\n').unwrap();

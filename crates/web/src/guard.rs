@@ -64,7 +64,7 @@ pub fn client_address(peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
             .filter_map(|part| part.trim().parse::<IpAddr>().ok())
-            .last()
+            .next_back()
     {
         return forwarded;
     }
