@@ -577,6 +577,12 @@ from = "Customer Care <care@example.com>"
 # timeout_seconds = 30
 # connections = 1                         # parallel connections, each kept open between messages
 
+# [http]                                  # `tiercare serve`, and `tiercare run` when present:
+#                                         # one-click unsubscribes and the preference page
+# listen = "127.0.0.1:8025"               # behind your reverse proxy (TLS)
+# public_url = "https://shop.example"     # emails' links: <public_url>/unsubscribe?token=...
+# language = "en"                         # or "zh-CN"; unset: the browser's Accept-Language
+
 [daemon]
 # `tiercare run`: how often follow-ups are recorded and due mail is sent.
 # tick = "1m"

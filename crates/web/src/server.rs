@@ -123,3 +123,53 @@ pub fn spawn(state: AppState) -> Result<ServerHandle, WebError> {
         thread: Some(thread),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    use tiercare_scheduler::http_config::HttpConfig;
+    use tiercare_scheduler::mail::TokenSigner;
+    use tiercare_store::Store;
+
+    use super::*;
+
+    #[test]
+    fn a_request_under_way_at_shutdown_is_answered_and_then_nothing_listens() {
+        let signer = TokenSigner::new(b"0123456789abcdef-secret", None).unwrap();
+        let token = signer.token("ada@example.com", 1, 100);
+        let mut store = Store::open_in_memory().unwrap();
+        store.set_address_keys(signer.address_keys().clone());
+        let config = HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..HttpConfig::default()
+        };
+        let server = spawn(AppState::new(store, signer, config, || 100)).unwrap();
+        let address = server.local_addr();
+        // A one-click POST whose body has not all arrived when the server is told to stop.
+        let body = "List-Unsubscribe=One-Click";
+        let mut client = TcpStream::connect(address).unwrap();
+        write!(
+            client,
+            "POST /unsubscribe?token={token} HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{}",
+            body.len(),
+            &body[..5]
+        )
+        .unwrap();
+        client.flush().unwrap();
+        let stopping = std::thread::spawn(move || server.stop());
+        // The stop has begun once nothing new is accepted; the request under way goes on.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(address).is_ok() {
+            assert!(std::time::Instant::now() < deadline, "still accepting");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        client.write_all(&body.as_bytes()[5..]).unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        stopping.join().unwrap().unwrap();
+    }
+}
