@@ -82,7 +82,7 @@ pub const UNSUBSCRIBE_PATH: &str = "/unsubscribe";
 /// The path of the preference page.
 pub const PREFERENCES_PATH: &str = "/preferences";
 
-/// Whether `url` is a plain `http://` URL on a loopback host (127.0.0.1, localhost, [::1]):
+/// Whether `url` is a plain `http://` URL on a loopback host (`127.0.0.1`, `localhost`, `[::1]`):
 /// accepted in place of HTTPS, for trying things out and for tests.
 pub fn is_loopback_http(url: &str) -> bool {
     ["http://127.0.0.1", "http://localhost", "http://[::1]"]
