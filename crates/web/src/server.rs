@@ -1,14 +1,19 @@
 //! Running the server: bound at once (so a taken port is an error before anything starts), then
-//! served on a thread of its own with a tokio runtime of its own, until [`ServerHandle::stop`]:
-//! a graceful shutdown in which requests under way finish (and idle connections close), for at
-//! most the request timeout and five seconds.
+//! served on a thread of its own with a tokio runtime of its own (HTTP/1 through hyper, with a
+//! header read timeout), until [`ServerHandle::stop`]: a graceful shutdown in which requests
+//! under way finish (and idle connections close), for at most the request timeout and five
+//! seconds.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::watch;
+use tower::ServiceExt;
 
 use crate::{AppState, router};
 
@@ -76,7 +81,8 @@ impl Drop for ServerHandle {
 /// Binds `state`'s `[http] listen` address and serves the application on a new thread.
 pub fn spawn(state: AppState) -> Result<ServerHandle, WebError> {
     let address = state.config().listen;
-    let grace = Duration::from_secs(state.config().timeout_seconds + 5);
+    let timeout = Duration::from_secs(state.config().timeout_seconds);
+    let grace = timeout + Duration::from_secs(5);
     let listener = std::net::TcpListener::bind(address)
         .map_err(|source| WebError::Bind { address, source })?;
     listener.set_nonblocking(true)?;
@@ -91,20 +97,41 @@ pub fn spawn(state: AppState) -> Result<ServerHandle, WebError> {
                 .build()?;
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                let mut signal = stopped.clone();
-                let served = axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(async move {
-                    let _ = signal.wait_for(|stop| *stop).await;
-                });
+                let graceful = GracefulShutdown::new();
+                let mut http = hyper::server::conn::http1::Builder::new();
+                // A client that never finishes its headers is cut off (the request timeout
+                // only starts once they are read).
+                http.timer(TokioTimer::new()).header_read_timeout(timeout);
+                loop {
+                    let (stream, peer) = tokio::select! {
+                        accepted = listener.accept() => match accepted {
+                            Ok(accepted) => accepted,
+                            Err(err) => {
+                                // Out of file descriptors, say: wait a moment, not a busy loop.
+                                tracing::warn!(error = %err, "cannot accept a connection");
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                continue;
+                            }
+                        },
+                        _ = stopped.wait_for(|stop| *stop) => break,
+                    };
+                    let app = app.clone();
+                    let service = hyper::service::service_fn(
+                        move |mut request: hyper::Request<hyper::body::Incoming>| {
+                            request.extensions_mut().insert(ConnectInfo(peer));
+                            app.clone().oneshot(request)
+                        },
+                    );
+                    let connection =
+                        graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                }
+                drop(listener);
                 tokio::select! {
-                    result = served => result?,
-                    () = async {
-                        let _ = stopped.wait_for(|stop| *stop).await;
-                        tokio::time::sleep(grace).await;
-                    } => {
+                    () = graceful.shutdown() => {}
+                    () = tokio::time::sleep(grace) => {
                         tracing::warn!(
                             grace_seconds = grace.as_secs(),
                             "web requests still under way at shutdown were cut off"
@@ -171,5 +198,35 @@ mod tests {
         client.read_to_string(&mut answer).unwrap();
         assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
         stopping.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_client_that_never_finishes_its_headers_is_cut_off() {
+        let signer = TokenSigner::new(b"0123456789abcdef-secret", None).unwrap();
+        let config = HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            timeout_seconds: 1,
+            ..HttpConfig::default()
+        };
+        let store = Store::open_in_memory().unwrap();
+        let server = spawn(AppState::new(store, signer, config, || 100)).unwrap();
+        let mut client = TcpStream::connect(server.local_addr()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        client
+            .write_all(b"GET /unsubscribe HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        // The server closes the connection (an error or the end of the stream, not our own
+        // 20-second read timeout).
+        let _ = client.read_to_end(&mut rest);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "held for {:?}",
+            started.elapsed()
+        );
+        server.stop().unwrap();
     }
 }
