@@ -181,7 +181,7 @@ impl Session {
         );
         found
             .as_array()
-            .unwrap_or_else(|| panic!("{css}: {found}"))
+            .map_or(&[][..], Vec::as_slice)
             .iter()
             .map(|element| element[ELEMENT].as_str().unwrap().to_owned())
             .collect()
@@ -197,8 +197,11 @@ impl Session {
     fn wait_text(&self, css: &str, expected: &str) {
         let deadline = Instant::now() + DEADLINE;
         loop {
-            let all = self.find_all(css);
-            if all.len() == 1 && self.text(css) == expected {
+            // The page may be replaced between two calls (a navigation under way): an element
+            // found a moment ago may be gone, which is "not yet".
+            if let [element] = &self.find_all(css)[..]
+                && self.call("GET", &format!("/element/{element}/text"), None) == expected
+            {
                 return;
             }
             assert!(Instant::now() < deadline, "{css} never read {expected:?}");
