@@ -209,14 +209,6 @@ impl Session {
         }
     }
 
-    fn text(&self, css: &str) -> String {
-        let element = self.find(css);
-        self.call("GET", &format!("/element/{element}/text"), None)
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
     fn lang(&self) -> String {
         let html = self.find("html");
         self.call("GET", &format!("/element/{html}/attribute/lang"), None)
