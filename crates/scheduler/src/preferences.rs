@@ -61,7 +61,7 @@ pub fn unsubscribe_with_token(
     source: &str,
     now: i64,
 ) -> Result<TokenOutcome, StoreError> {
-    let Some(verified) = signer.verify(token, now) else {
+    let Some(verified) = signer.verify_at(token, now) else {
         tracing::info!(source, "unsubscribe token not valid: nothing changed");
         return Ok(TokenOutcome::Invalid);
     };
@@ -110,7 +110,7 @@ pub fn preferences(
     token: &str,
     now: i64,
 ) -> Result<Option<Preferences>, StoreError> {
-    let Some(verified) = signer.verify(token, now) else {
+    let Some(verified) = signer.verify_at(token, now) else {
         return Ok(None);
     };
     let consents = match verified.outbox {
@@ -137,7 +137,7 @@ pub fn set_consents(
     sms: Option<bool>,
     now: i64,
 ) -> Result<Option<Preferences>, StoreError> {
-    let Some(verified) = signer.verify(token, now) else {
+    let Some(verified) = signer.verify_at(token, now) else {
         return Ok(None);
     };
     let Some(recipient) = verified

@@ -171,10 +171,21 @@ impl TokenSigner {
         format!("{body}.{mac}")
     }
 
+    /// The address hash a valid token carries, or `None` for a forged, damaged, foreign or
+    /// expired one, as of the system clock: for callers that have no clock of their own
+    /// ([`TokenSigner::verify_at`] otherwise; [`crate::preferences::unsubscribe_with_token`]
+    /// to apply a token).
+    pub fn verify(&self, token: &str) -> Option<String> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.verify_at(token, now).map(|verified| verified.hash)
+    }
+
     /// What a valid token says, or `None` for a forged, damaged, foreign or expired one (MACs
     /// are compared in constant time). `now` decides whether a token of the previous secret is
     /// still honoured.
-    pub fn verify(&self, token: &str, now: i64) -> Option<VerifiedToken> {
+    pub fn verify_at(&self, token: &str, now: i64) -> Option<VerifiedToken> {
         let token = token.trim();
         let parts: Vec<&str> = token.split('.').collect();
         match parts[..] {
@@ -221,7 +232,7 @@ mod tests {
         let now = 20_000 * DAY;
         let token = signer.token("Ada@Example.com", 42, now);
         assert!(!token.contains('@'));
-        let verified = signer.verify(&token, now).unwrap();
+        let verified = signer.verify_at(&token, now).unwrap();
         assert_eq!(verified.outbox, Some(42));
         assert_eq!(verified.hash, signer.address_keys().hash("ada@example.com"));
         assert_ne!(
@@ -230,17 +241,17 @@ mod tests {
             "not the plain SHA-256 a list of candidate addresses reverses"
         );
         assert!(
-            signer.verify(&token, now + 3650 * DAY).is_some(),
+            signer.verify_at(&token, now + 3650 * DAY).is_some(),
             "no expiry"
         );
         let other = TokenSigner::new(b"another secret of 16+ bytes", None).unwrap();
-        assert_eq!(other.verify(&token, now), None, "another secret");
+        assert_eq!(other.verify_at(&token, now), None, "another secret");
         let forged = token.replacen(".42.", ".43.", 1);
-        assert_eq!(signer.verify(&forged, now), None, "another e-mail");
+        assert_eq!(signer.verify_at(&forged, now), None, "another e-mail");
         let (hash, _) = token.split_once('.').unwrap();
-        assert_eq!(signer.verify(hash, now), None);
-        assert_eq!(signer.verify("", now), None);
-        assert_eq!(signer.verify("a.b.c.d", now), None);
+        assert_eq!(signer.verify_at(hash, now), None);
+        assert_eq!(signer.verify_at("", now), None);
+        assert_eq!(signer.verify_at("a.b.c.d", now), None);
         assert!(TokenSigner::new(b"short", None).is_err());
         let err = TokenSigner::from_env("X_SECRET", "X_OLD", &|_| None).unwrap_err();
         assert!(err.to_string().contains("X_SECRET"), "{err}");
@@ -261,10 +272,10 @@ mod tests {
             Some(b"the first secret, 16+ bytes".as_slice()),
         )
         .unwrap();
-        assert!(rotated.verify(&token, issued + 60 * DAY).is_some());
-        assert_eq!(rotated.verify(&token, issued + 61 * DAY), None);
+        assert!(rotated.verify_at(&token, issued + 60 * DAY).is_some());
+        assert_eq!(rotated.verify_at(&token, issued + 61 * DAY), None);
         let dropped = TokenSigner::new(b"the second secret, 16+ bytes", None).unwrap();
-        assert_eq!(dropped.verify(&token, issued), None);
+        assert_eq!(dropped.verify_at(&token, issued), None);
     }
 
     #[test]
@@ -276,18 +287,18 @@ mod tests {
         let token = format!("{hash}.{mac}");
         let signer = TokenSigner::new(secret, None).unwrap();
         assert_eq!(
-            signer.verify(&token, 0),
+            signer.verify_at(&token, 0),
             Some(VerifiedToken {
                 hash: hash.clone(),
                 outbox: None
             })
         );
         let rotated = TokenSigner::new(b"a new secret of 16+ bytes", Some(secret)).unwrap();
-        assert!(rotated.verify(&token, 0).is_some());
+        assert!(rotated.verify_at(&token, 0).is_some());
         assert_eq!(
             TokenSigner::new(b"a new secret of 16+ bytes", None)
                 .unwrap()
-                .verify(&token, 0),
+                .verify_at(&token, 0),
             None
         );
     }
