@@ -82,7 +82,7 @@ pub async fn rate_limit(
     match limit.check(client, Instant::now()) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
-            let texts = crate::routes::texts_for(None, request.headers());
+            let texts = crate::i18n::texts_for(None, request.headers());
             let mut response = crate::layout::page(
                 texts,
                 StatusCode::TOO_MANY_REQUESTS,

@@ -1,6 +1,7 @@
 //! The pages' languages and texts: the workspace's `[http] language`, else the request's
 //! `Accept-Language`, else English.
 
+use axum::http::{HeaderMap, header};
 use tiercare_scheduler::http_config::PageLanguage;
 
 /// Every text of the pages, in one language.
@@ -96,6 +97,14 @@ const SIMPLIFIED_CHINESE: Texts = Texts {
     not_found: "此页面不存在。",
     server_error: "我们这边出了问题，请稍后再试。",
 };
+
+/// The texts of a request: the configured language, else its `Accept-Language`.
+pub fn texts_for(configured: Option<PageLanguage>, headers: &HeaderMap) -> &'static Texts {
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|value| value.to_str().ok());
+    texts(negotiate(configured, accept))
+}
 
 /// The texts of `language`.
 pub fn texts(language: PageLanguage) -> &'static Texts {

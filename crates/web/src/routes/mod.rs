@@ -16,13 +16,12 @@ use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tiercare_scheduler::http_config::PageLanguage;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::AppState;
 use crate::guard::{RateLimit, access_log, rate_limit};
-use crate::i18n::{Texts, negotiate, texts};
+use crate::i18n::texts_for;
 use crate::layout::{STYLESHEET, page, paragraph, security_headers};
 
 /// The whole application: every area's routes and the layers around them.
@@ -44,14 +43,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(limit, rate_limit))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn(access_log))
-}
-
-/// The texts of a request: the configured language, else its `Accept-Language`.
-pub fn texts_for(configured: Option<PageLanguage>, headers: &HeaderMap) -> &'static Texts {
-    let accept = headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|value| value.to_str().ok());
-    texts(negotiate(configured, accept))
 }
 
 async fn stylesheet() -> Response {

@@ -30,9 +30,8 @@ use tiercare_scheduler::preferences::{
 };
 use tiercare_store::StoreError;
 
-use super::texts_for;
 use crate::AppState;
-use crate::i18n::Texts;
+use crate::i18n::{Texts, texts_for};
 use crate::layout::{page, paragraph};
 
 /// The area's routes.
