@@ -174,18 +174,25 @@ mod tests {
         };
         let server = spawn(AppState::new(store, signer, config, || 100)).unwrap();
         let address = server.local_addr();
-        // A one-click POST whose body has not all arrived when the server is told to stop.
+        // A one-click POST under way: its headers read and its handler waiting for the body
+        // (the server's "100 Continue" says so) when the server is told to stop.
         let body = "List-Unsubscribe=One-Click";
         let mut client = TcpStream::connect(address).unwrap();
         write!(
             client,
-            "POST /unsubscribe?token={token} HTTP/1.1\r\nHost: x\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{}",
+            "POST /unsubscribe?token={token} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
             body.len(),
-            &body[..5]
         )
         .unwrap();
         client.flush().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            client.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 100 Continue"), "{head:?}");
         let stopping = std::thread::spawn(move || server.stop());
         // The stop has begun once nothing new is accepted; the request under way goes on.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -193,7 +200,7 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "still accepting");
             std::thread::sleep(Duration::from_millis(10));
         }
-        client.write_all(&body.as_bytes()[5..]).unwrap();
+        client.write_all(body.as_bytes()).unwrap();
         let mut answer = String::new();
         client.read_to_string(&mut answer).unwrap();
         assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
