@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tiercare_scheduler::http_config::PageLanguage;
 
 /// How many clients the rate limiter remembers before it forgets the ones whose minute is over.
 const MAX_CLIENTS: usize = 10_000;
@@ -19,14 +20,17 @@ const MAX_CLIENTS: usize = 10_000;
 #[derive(Debug)]
 pub struct RateLimit {
     per_minute: u32,
+    language: Option<PageLanguage>,
     clients: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
 impl RateLimit {
-    /// A limit of `per_minute` requests per client and minute.
-    pub fn new(per_minute: u32) -> RateLimit {
+    /// A limit of `per_minute` requests per client and minute; its page is in `language` (else
+    /// the request's).
+    pub fn new(per_minute: u32, language: Option<PageLanguage>) -> RateLimit {
         RateLimit {
             per_minute,
+            language,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -82,7 +86,7 @@ pub async fn rate_limit(
     match limit.check(client, Instant::now()) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
-            let texts = crate::i18n::texts_for(None, request.headers());
+            let texts = crate::i18n::texts_for(limit.language, request.headers());
             let mut response = crate::layout::page(
                 texts,
                 StatusCode::TOO_MANY_REQUESTS,
@@ -125,7 +129,7 @@ mod tests {
 
     #[test]
     fn each_client_gets_its_own_minute() {
-        let limit = RateLimit::new(2);
+        let limit = RateLimit::new(2, None);
         let now = Instant::now();
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();

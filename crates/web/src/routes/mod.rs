@@ -27,7 +27,7 @@ use crate::layout::{STYLESHEET, page, paragraph, security_headers};
 /// The whole application: every area's routes and the layers around them.
 pub fn router(state: Arc<AppState>) -> Router {
     let config = state.config().clone();
-    let limit = Arc::new(RateLimit::new(config.requests_per_minute));
+    let limit = Arc::new(RateLimit::new(config.requests_per_minute, config.language));
     Router::new()
         .merge(unsubscribe::routes())
         // The providers' webhooks go here: `.merge(webhooks::routes())` serving
