@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use tiercare_scheduler::http_config::HttpConfig;
+use tiercare_scheduler::mail::TokenSigner;
 use tiercare_scheduler::workspace::Workspace;
 use tiercare_web::{AppState, ServerHandle};
 
@@ -15,7 +16,7 @@ use crate::output::Output;
 /// to the database (opened for writing, suppressions re-keyed under the current secret).
 pub fn start(workspace: &Workspace, config: HttpConfig) -> anyhow::Result<ServerHandle> {
     let mail = &workspace.config().mail;
-    let signer = workspace.token_signer()?.with_context(|| {
+    let signer = TokenSigner::for_workspace(workspace)?.with_context(|| {
         format!(
             "the web server needs the secret that signs unsubscribe links: set the environment \
              variable {} to a long random string, e.g. `export {}=$(head -c 32 /dev/urandom | \

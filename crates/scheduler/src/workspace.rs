@@ -4,7 +4,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use tiercare_store::{Store, StoreError};
+use tiercare_store::{AddressKeys, Store, StoreError};
 
 use crate::config::{CONFIG_FILE, Config, ConfigError};
 
@@ -251,7 +251,7 @@ impl Workspace {
     }
 
     /// Opens the workspace's database, with the configured busy timeout and the address keys
-    /// of the workspace secret ([`Workspace::token_signer`]) when it is set.
+    /// of the workspace secret when it is set.
     pub fn open_store(&self) -> Result<Store, WorkspaceError> {
         let mut store = Store::open(&self.database_path())?;
         store.set_busy_timeout(self.config.busy_timeout)?;
@@ -259,22 +259,31 @@ impl Workspace {
         Ok(store)
     }
 
-    /// The signer of unsubscribe tokens, from the secrets in the environment variables
-    /// `[mail]` names, or `None` when the secret is not set.
-    pub fn token_signer(&self) -> Result<Option<crate::mail::TokenSigner>, WorkspaceError> {
-        let mail = &self.config.mail;
-        crate::mail::TokenSigner::from_env_if_set(
-            &mail.unsubscribe_secret_env,
-            &mail.unsubscribe_secret_previous_env,
-            &|name| std::env::var(name).ok(),
-        )
-        .map_err(|err| WorkspaceError::Secret(err.to_string()))
-    }
-
+    /// Sets the store's address keys from the secrets in the environment variables `[mail]`
+    /// names (nothing when the secret is not set; an error when one is too short).
     fn set_keys(&self, store: &mut Store) -> Result<(), WorkspaceError> {
-        if let Some(signer) = self.token_signer()? {
-            store.set_address_keys(signer.address_keys().clone());
+        let mail = &self.config.mail;
+        let read = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        let Some(secret) = read(&mail.unsubscribe_secret_env) else {
+            return Ok(());
+        };
+        let previous = read(&mail.unsubscribe_secret_previous_env);
+        for (name, value) in [
+            (&mail.unsubscribe_secret_env, Some(&secret)),
+            (&mail.unsubscribe_secret_previous_env, previous.as_ref()),
+        ] {
+            if value.is_some_and(|value| value.len() < AddressKeys::MIN_SECRET) {
+                return Err(WorkspaceError::Secret(format!(
+                    "the secret in {name} must be at least {} bytes long: set it to a long \
+                     random string, e.g. `export {name}=$(head -c 32 /dev/urandom | base64)`",
+                    AddressKeys::MIN_SECRET
+                )));
+            }
         }
+        store.set_address_keys(AddressKeys::new(
+            secret.as_bytes(),
+            previous.as_deref().map(str::as_bytes),
+        ));
         Ok(())
     }
 

@@ -35,7 +35,7 @@ pub struct Store {
     /// The path, or `:memory:`, for error messages.
     pub(crate) label: PathBuf,
     /// The keys addresses are hashed under (the suppression list).
-    pub(crate) keys: crate::suppressions::AddressKeys,
+    pub(crate) keys: crate::address_keys::AddressKeys,
 }
 
 /// A connection setting changed for one bulk write and restored when dropped.
@@ -217,7 +217,7 @@ impl Store {
             conn,
             path,
             label,
-            keys: crate::suppressions::AddressKeys::default(),
+            keys: crate::address_keys::AddressKeys::default(),
         })
     }
 

@@ -62,6 +62,7 @@
 
 #![warn(missing_docs)]
 
+mod address_keys;
 mod batch;
 mod contacts;
 mod counts;

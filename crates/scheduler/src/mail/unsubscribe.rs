@@ -30,7 +30,7 @@ use super::MailError;
 const MAC_HEX: usize = 32;
 
 /// The shortest secret accepted, in bytes.
-pub const MIN_SECRET: usize = 16;
+pub const MIN_SECRET: usize = AddressKeys::MIN_SECRET;
 
 /// How many days after it was issued a token signed with the previous secret is honoured.
 pub const PREVIOUS_SECRET_DAYS: i64 = 60;
@@ -157,6 +157,19 @@ impl TokenSigner {
                  `export {variable}=$(head -c 32 /dev/urandom | base64)`"
             ))
         })
+    }
+
+    /// The signer of a workspace, from the secrets in the environment variables `[mail]` names,
+    /// or `None` when the secret is not set.
+    pub fn for_workspace(
+        workspace: &crate::workspace::Workspace,
+    ) -> Result<Option<TokenSigner>, MailError> {
+        let mail = &workspace.config().mail;
+        TokenSigner::from_env_if_set(
+            &mail.unsubscribe_secret_env,
+            &mail.unsubscribe_secret_previous_env,
+            &|name| std::env::var(name).ok(),
+        )
     }
 
     /// The keys of the suppression list's address hashes.
