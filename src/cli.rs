@@ -212,9 +212,29 @@ pub enum Command {
     ///
     /// One daemon per database: a second one exits 2 naming the first one's pid. SIGTERM or
     /// SIGINT finishes the current step and exits 0; emails claimed but not yet sent go back
-    /// to the queue for the next start. Logs go to stderr (info level by default;
+    /// to the queue for the next start. With `[http]` in tiercare.toml it also serves what
+    /// `tiercare serve` serves, on a thread of its own, started and stopped with it (not with
+    /// --once). Logs go to stderr (info level by default;
     /// TIERCARE_LOG and --log-format change that). See examples/systemd/ for a service unit.
     Run(RunArgs),
+    /// Serve one-click unsubscribes and the preference page over HTTP.
+    ///
+    /// Answers the links care emails carry: `POST /unsubscribe?token=...` with
+    /// `List-Unsubscribe=One-Click` (RFC 8058, what mailbox providers send) suppresses the
+    /// address at once and answers 200, also for a token that is not valid (then nothing
+    /// changes); opening the same link in a browser (GET) shows a page with an Unsubscribe
+    /// button and changes nothing; `/preferences?token=...` lets the customer also stop email
+    /// or SMS (their consents). Pages are English or Simplified Chinese (`[http] language`, else
+    /// the browser's Accept-Language) and work without JavaScript.
+    ///
+    /// Settings come from `[http]` in tiercare.toml: `listen` (default 127.0.0.1:8025),
+    /// `public_url` (the https:// address recipients reach it at through your reverse proxy;
+    /// emails' links are `<public_url>/unsubscribe?token=...`), `language`, `max_body_bytes`,
+    /// `requests_per_minute` (per client) and `timeout_seconds`. Tokens are signed with the
+    /// secret in the environment variable `[mail] unsubscribe_secret_env` names (default
+    /// TIERCARE_UNSUBSCRIBE_SECRET), which must be set. `tiercare run` serves the same when
+    /// `[http]` is present. SIGTERM or SIGINT stops it once requests under way are done.
+    Serve(ServeArgs),
     /// Show whether the daemon runs and what it is doing.
     ///
     /// Reads the daemon's lock and what it records in the database, so it works from any
@@ -273,7 +293,8 @@ pub enum Command {
     /// Add addresses to the suppression list: they never get care email again.
     ///
     /// Give an ADDRESS, a signed --token from an unsubscribe link, or a --csv file with an
-    /// `email` column. Addresses are stored only as SHA-256 hashes. Invalid or missing addresses
+    /// `email` column. Addresses are stored only as hashes (keyed with the unsubscribe secret when
+    /// it is set, so the list cannot be checked against candidate addresses without it). Invalid or missing addresses
     /// are skipped and reported (with their CSV row); exits 1 when some were skipped.
     Unsubscribe(UnsubscribeArgs),
     /// Read one message from stdin: a bounce (DSN), an auto-reply or an unsubscribe request.
@@ -805,6 +826,14 @@ pub struct RunArgs {
         requires = "simulate_from"
     )]
     pub speed: f64,
+}
+
+/// `tiercare serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen on ADDR (such as 127.0.0.1:8025) instead of `[http] listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `tiercare status`.

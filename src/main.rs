@@ -20,10 +20,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    // The daemon and `inbound` (run by a mail system, whose log is all an operator sees)
-    // report what they do at info level; other commands print their results and log only
-    // warnings.
-    let default_level = if matches!(cli.command, cli::Command::Run(_) | cli::Command::Inbound(_)) {
+    // The daemon, the web server and `inbound` (run by a mail system, whose log is all an
+    // operator sees) report what they do at info level; other commands print their results and
+    // log only warnings.
+    let default_level = if matches!(
+        cli.command,
+        cli::Command::Run(_) | cli::Command::Serve(_) | cli::Command::Inbound(_)
+    ) {
         "info"
     } else {
         "warn"

@@ -16,6 +16,12 @@ use crate::output::Output;
 pub fn run(args: RunArgs, workspace_dir: &Path) -> anyhow::Result<ExitCode> {
     let workspace = Workspace::open(workspace_dir)?;
     let options = RunOptions { once: args.once };
+    // The web server, when configured, runs beside the daemon on its own thread and stops
+    // (letting requests under way finish) when the daemon does.
+    let web = match &workspace.config().http {
+        Some(http) if !args.once => Some(super::serve::start(&workspace, http.clone())?),
+        _ => None,
+    };
     let errors = match args.simulate_from {
         Some(start) => {
             if !(args.speed.is_finite() && args.speed > 0.0) {
@@ -26,6 +32,9 @@ pub fn run(args: RunArgs, workspace_dir: &Path) -> anyhow::Result<ExitCode> {
         }
         None => scheduler_daemon::run(workspace, SystemClock, options)?,
     };
+    if let Some(web) = web {
+        web.stop()?;
+    }
     // --once: a pass that met errors (logged, and shown by `status`) exits 1, so a timer or
     // cron job reports it; what could be done was done.
     Ok(if errors.is_empty() {

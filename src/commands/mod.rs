@@ -12,6 +12,7 @@ mod owners;
 mod preview;
 mod report;
 mod rules;
+mod serve;
 mod shell;
 mod tiers;
 
@@ -48,6 +49,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Followups(command) => followups::followups(command, &workspace_dir, out),
         Command::Tasks(args) => followups::tasks(args, &workspace_dir, out),
         Command::Run(args) => daemon::run(args, &workspace_dir),
+        Command::Serve(args) => serve::serve(&args, &workspace_dir, out),
         Command::Status(args) => daemon::status(args, &workspace_dir, out),
         Command::Report(args) => report::report(args, &workspace_dir, out),
         Command::Preview(args) => preview::preview(args, &workspace_dir, out),

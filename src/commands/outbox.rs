@@ -15,9 +15,10 @@ use tiercare_scheduler::mail::TokenSigner;
 use tiercare_scheduler::outbox::{
     SendSettings, deliver_due_gated, transports, unsubscribe_address, unsubscribe_csv,
 };
+use tiercare_scheduler::preferences::{TokenOutcome, unsubscribe_with_token};
 use tiercare_scheduler::templates::{EmailRenderer, load_workspace_templates};
 use tiercare_scheduler::workspace::Workspace;
-use tiercare_store::{BulkFilter, OutboxEmail, OutboxState, SuppressionReason};
+use tiercare_store::{BulkFilter, OutboxEmail, OutboxState};
 
 use crate::cli::{BulkArgs, OutboxArgs, OutboxCommand, OutboxStateArg, SendArgs, UnsubscribeArgs};
 use crate::commands::tiers::{now, time_or};
@@ -34,7 +35,7 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
     let workspace = Workspace::open(workspace_dir)?;
     let config = workspace.config();
     let at = time_or(args.at.as_deref(), config.timezone, now())?;
-    let settings = SendSettings::from_config(workspace.root(), &config.mail, &env)?;
+    let settings = SendSettings::for_config(workspace.root(), config, &env)?;
     let mut transports = transports(workspace.root(), &config.mail, &env)?;
     // The delivery gate checks every email against the rules and renders it again from the
     // templates as it goes out: both must be valid, or nothing is sent.
@@ -475,13 +476,20 @@ pub fn unsubscribe(
         (report.added, report.already, report.skipped)
     } else if let Some(token) = &args.token {
         let mail = &workspace.config().mail;
-        let signer = TokenSigner::from_env(&mail.unsubscribe_secret_env, &env)?;
-        let hash = signer.verify(token).context(
-            "the token is not valid: it was damaged, or signed with another secret (check the \
-             environment variable [mail] unsubscribe_secret_env names)",
+        let signer = TokenSigner::from_env(
+            &mail.unsubscribe_secret_env,
+            &mail.unsubscribe_secret_previous_env,
+            &env,
         )?;
-        let new = store.suppress_hash(&hash, SuppressionReason::Unsubscribe, "token", at)?;
-        (u64::from(new), u64::from(!new), Vec::new())
+        match unsubscribe_with_token(&mut store, &signer, token, "token", at)? {
+            TokenOutcome::Unsubscribed { new } => (u64::from(new), u64::from(!new), Vec::new()),
+            TokenOutcome::Invalid => anyhow::bail!(
+                "the token is not valid: it was damaged, signed with another secret, or signed \
+                 with the previous secret more than 60 days ago (check the environment \
+                 variables [mail] unsubscribe_secret_env and unsubscribe_secret_previous_env \
+                 name)"
+            ),
+        }
     } else {
         let address = args.address.as_deref().unwrap_or_default();
         match unsubscribe_address(&mut store, address, "cli", at)? {

@@ -29,5 +29,7 @@ mod reentry;
 mod report;
 mod report_browser;
 mod rules_safe;
+mod serve;
+mod serve_browser;
 mod templates;
 mod tiers;

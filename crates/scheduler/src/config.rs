@@ -29,6 +29,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// How rules are kept from doing harm (`[rules]`).
     pub rules: RulesConfig,
+    /// The web server (`[http]`), when configured.
+    pub http: Option<crate::http_config::HttpConfig>,
 }
 
 /// How rules are kept from doing harm (`[rules]`): the time budget of each customer's
@@ -143,7 +145,8 @@ pub struct MailConfig {
     #[serde(default)]
     pub unsubscribe_url: Option<String>,
     /// The environment variable holding the secret that signs unsubscribe tokens (never the
-    /// secret itself). Required when `unsubscribe_url` is set.
+    /// secret itself). Required when `unsubscribe_url` or `[http] public_url` is set. The secret
+    /// also keys the suppression list's address hashes.
     #[serde(default = "default_unsubscribe_secret_env")]
     pub unsubscribe_secret_env: String,
     /// The envelope sender's base (`bounces@shop.example`): when set, each email's SMTP
@@ -154,6 +157,11 @@ pub struct MailConfig {
     /// Bounce handling (`[mail.bounces]`): soft bounce policy, provider webhooks.
     #[serde(default)]
     pub bounces: crate::bounces::BounceConfig,
+    /// The environment variable holding the previous secret after a rotation: links signed
+    /// with it are honoured for 60 days after they were sent, and suppressions keyed with it
+    /// are still recognised (and re-keyed).
+    #[serde(default = "default_unsubscribe_secret_previous_env")]
+    pub unsubscribe_secret_previous_env: String,
     /// Sending limits (`[mail.limits]`).
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -191,6 +199,7 @@ impl Default for MailConfig {
             unsubscribe_secret_env: default_unsubscribe_secret_env(),
             bounce_address: None,
             bounces: crate::bounces::BounceConfig::default(),
+            unsubscribe_secret_previous_env: default_unsubscribe_secret_previous_env(),
             limits: LimitsConfig::default(),
             outbox: OutboxConfig::default(),
             dkim: None,
@@ -336,6 +345,10 @@ fn default_unsubscribe_secret_env() -> String {
     "TIERCARE_UNSUBSCRIBE_SECRET".to_owned()
 }
 
+fn default_unsubscribe_secret_previous_env() -> String {
+    "TIERCARE_UNSUBSCRIBE_SECRET_PREVIOUS".to_owned()
+}
+
 fn default_password_env() -> String {
     "TIERCARE_SMTP_PASSWORD".to_owned()
 }
@@ -352,6 +365,7 @@ struct RawConfig {
     daemon: RawDaemon,
     #[serde(default)]
     rules: RulesConfig,
+    http: Option<crate::http_config::HttpConfig>,
 }
 
 #[derive(Deserialize, Default)]
@@ -539,6 +553,10 @@ impl Config {
             ),
             mail,
             rules: validate_rules(raw.rules)?,
+            http: match raw.http {
+                Some(http) => Some(http.validate().map(|()| http).map_err(invalid)?),
+                None => None,
+            },
         })
     }
 
@@ -578,6 +596,7 @@ from = "Customer Care <care@example.com>"
 # [mail.bounces]
 # soft_limit = 3                          # soft bounces that suppress an address ...
 # soft_window_days = 30                   # ... within this many days
+# unsubscribe_secret_previous_env = "TIERCARE_UNSUBSCRIBE_SECRET_PREVIOUS"   # after a rotation
 
 # [mail.limits]                           # leave out for no limit
 # per_minute = 60
@@ -622,6 +641,12 @@ from = "Customer Care <care@example.com>"
 # password_env = "TIERCARE_SMTP_PASSWORD"  # the password comes from this environment variable
 # timeout_seconds = 30
 # connections = 1                         # parallel connections, each kept open between messages
+
+# [http]                                  # `tiercare serve`, and `tiercare run` when present:
+#                                         # one-click unsubscribes and the preference page
+# listen = "127.0.0.1:8025"               # behind your reverse proxy (TLS)
+# public_url = "https://shop.example"     # emails' links: <public_url>/unsubscribe?token=...
+# language = "en"                         # or "zh-CN"; unset: the browser's Accept-Language
 
 [daemon]
 # `tiercare run`: how often follow-ups are recorded and due mail is sent.

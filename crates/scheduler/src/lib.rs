@@ -24,6 +24,7 @@ pub mod daemon;
 pub mod demo;
 pub mod html;
 pub mod inbound;
+pub mod http_config;
 pub mod ingest;
 pub mod mail;
 pub mod owners;
@@ -40,4 +41,4 @@ pub mod workspace;
 
 // The modules' earlier paths (`tiercare_scheduler::outbox`, `tiercare_scheduler::clock`...).
 pub use daemon::{clock, firing, lock, status, watch};
-pub use mail::{delivery_gate, outbox, templates};
+pub use mail::{delivery_gate, outbox, preferences, templates};

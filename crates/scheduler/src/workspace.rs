@@ -4,7 +4,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use tiercare_store::{Store, StoreError};
+use tiercare_store::{AddressKeys, Store, StoreError};
 
 use crate::config::{CONFIG_FILE, Config, ConfigError};
 
@@ -117,6 +117,9 @@ pub enum WorkspaceError {
         /// The folder asked for.
         dir: PathBuf,
     },
+    /// The workspace secret in the environment is unusable.
+    #[error("{0}")]
+    Secret(String),
     /// `tiercare.toml` is invalid.
     #[error("{}:{source}", path.display())]
     Config {
@@ -247,11 +250,41 @@ impl Workspace {
         })
     }
 
-    /// Opens the workspace's database, with the configured busy timeout.
+    /// Opens the workspace's database, with the configured busy timeout and the address keys
+    /// of the workspace secret when it is set.
     pub fn open_store(&self) -> Result<Store, WorkspaceError> {
-        let store = Store::open(&self.database_path())?;
+        let mut store = Store::open(&self.database_path())?;
         store.set_busy_timeout(self.config.busy_timeout)?;
+        self.set_keys(&mut store)?;
         Ok(store)
+    }
+
+    /// Sets the store's address keys from the secrets in the environment variables `[mail]`
+    /// names (nothing when the secret is not set; an error when one is too short).
+    fn set_keys(&self, store: &mut Store) -> Result<(), WorkspaceError> {
+        let mail = &self.config.mail;
+        let read = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        let Some(secret) = read(&mail.unsubscribe_secret_env) else {
+            return Ok(());
+        };
+        let previous = read(&mail.unsubscribe_secret_previous_env);
+        for (name, value) in [
+            (&mail.unsubscribe_secret_env, Some(&secret)),
+            (&mail.unsubscribe_secret_previous_env, previous.as_ref()),
+        ] {
+            if value.is_some_and(|value| value.len() < AddressKeys::MIN_SECRET) {
+                return Err(WorkspaceError::Secret(format!(
+                    "the secret in {name} must be at least {} bytes long: set it to a long \
+                     random string, e.g. `export {name}=$(head -c 32 /dev/urandom | base64)`",
+                    AddressKeys::MIN_SECRET
+                )));
+            }
+        }
+        store.set_address_keys(AddressKeys::new(
+            secret.as_bytes(),
+            previous.as_deref().map(str::as_bytes),
+        ));
+        Ok(())
     }
 
     /// Opens the workspace's database to write to it (as [`Workspace::open_store`]), refusing a
@@ -260,8 +293,9 @@ impl Workspace {
     /// connection this way, once; more connections of the same process may use
     /// [`Workspace::open_store`].
     pub fn open_store_for_writing(&self) -> Result<Store, WorkspaceError> {
-        let store = Store::open_for_writing(&self.database_path())?;
+        let mut store = Store::open_for_writing(&self.database_path())?;
         store.set_busy_timeout(self.config.busy_timeout)?;
+        self.set_keys(&mut store)?;
         Ok(store)
     }
 

@@ -15,7 +15,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
-use crate::suppressions::{SuppressionReason, address_hash, insert_hash};
+use crate::address_keys::AddressKeys;
+use crate::suppressions::{SuppressionReason, insert_address};
 
 /// What came back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -202,7 +203,8 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .at(path)?;
-        let outcome = record(&tx, bounce, policy, now).at(path)?;
+        let keys = self.keys.clone();
+        let outcome = record(&tx, bounce, &keys, policy, now).at(path)?;
         tx.commit().at(path)?;
         Ok(outcome)
     }
@@ -296,6 +298,7 @@ impl Store {
 pub(crate) fn record(
     tx: &Connection,
     bounce: &NewBounce<'_>,
+    keys: &AddressKeys,
     policy: SoftBouncePolicy,
     now: i64,
 ) -> rusqlite::Result<BounceOutcome> {
@@ -326,7 +329,10 @@ pub(crate) fn record(
         }
         return Ok(outcome);
     };
-    let hash = address_hash(address);
+    // Kept under the address's keyed hash, as the suppression list keeps it; soft bounces are
+    // counted under every hash the address may have had (the previous key, legacy rows).
+    let hash = keys.hash(address);
+    let lookups = serde_json::to_string(&keys.lookups(address)).unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(
         "INSERT INTO bounces (outbox_id, address_hash, kind, status, diagnostic, source, \
          event_key, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -351,10 +357,10 @@ pub(crate) fn record(
         BounceKind::Soft => {
             outcome.soft_bounces = tx
                 .prepare_cached(
-                    "SELECT count(*) FROM bounces WHERE address_hash = ?1 AND kind = 'soft' \
-                     AND at > ?2",
+                    "SELECT count(*) FROM bounces WHERE kind = 'soft' AND at > ?2 \
+                     AND address_hash IN (SELECT value FROM json_each(?1))",
                 )?
-                .query_row(params![hash, now.saturating_sub(policy.window)], |row| {
+                .query_row(params![lookups, now.saturating_sub(policy.window)], |row| {
                     row.get::<_, i64>(0)
                 })?
                 .unsigned_abs();
@@ -367,7 +373,7 @@ pub(crate) fn record(
             Some(id) => format!("{}:outbox:{id}", bounce.source),
             None => bounce.source.to_owned(),
         };
-        if insert_hash(tx, &hash, reason, &source, now)? {
+        if insert_address(tx, keys, address, reason, &source, now)? {
             outcome.suppressed = Some(reason);
         }
     }

@@ -34,6 +34,8 @@ pub struct Store {
     path: Option<PathBuf>,
     /// The path, or `:memory:`, for error messages.
     pub(crate) label: PathBuf,
+    /// The keys addresses are hashed under (the suppression list).
+    pub(crate) keys: crate::address_keys::AddressKeys,
 }
 
 /// A connection setting changed for one bulk write and restored when dropped.
@@ -211,7 +213,12 @@ impl Store {
         ))
         .at(&label)?;
         schema::migrate(&conn, &label, MIGRATIONS)?;
-        Ok(Store { conn, path, label })
+        Ok(Store {
+            conn,
+            path,
+            label,
+            keys: crate::address_keys::AddressKeys::default(),
+        })
     }
 
     /// The database file, or `None` for an in-memory database.

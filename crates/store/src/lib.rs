@@ -63,6 +63,7 @@
 
 #![warn(missing_docs)]
 
+mod address_keys;
 mod batch;
 mod bounces;
 mod contacts;
@@ -81,6 +82,7 @@ mod managers;
 mod outbox;
 mod outbox_gate;
 mod pins;
+mod preferences;
 mod privacy;
 mod recommend;
 pub mod records;
@@ -118,6 +120,7 @@ pub use outbox::{
 };
 pub use outbox_gate::{STALE_PREFIX, UNTRUE_PREFIX};
 pub use pins::Pin;
+pub use preferences::LinkRecipient;
 pub use privacy::{ERASED_TITLE, ForgetReport};
 pub use recommend::{Basis, Recommendation, Recommender};
 pub use records::{
@@ -128,7 +131,7 @@ pub use report::{CareProgramme, OwnerWork, RuleEmails, TierMoveCount, TierWork};
 pub use schema::{APPLICATION_ID, MIGRATIONS, supported_version};
 pub use sending::{DomainPause, ReputationRow, address_domain};
 pub use stored::{Customer, Order};
-pub use suppressions::{SuppressionReason, address_hash, is_address_hash};
+pub use suppressions::{AddressKeys, SuppressionReason, address_hash, is_address_hash};
 pub use tasks::{NewTask, Task, TaskFilter, TaskStatus, TaskView};
 pub use tiers::{
     AssessmentHeader, AssessmentOutcome, AssessmentRow, AssessmentSession, CurrentSegment,

@@ -40,7 +40,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use crate::counts::grouped_counts;
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
-use crate::suppressions::{address_hash, hash_is_suppressed};
+use crate::suppressions::address_is_suppressed;
 
 /// Where an outbox e-mail stands (`outbox.state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -552,6 +552,7 @@ impl Store {
         paced: &[String],
     ) -> Result<Claim, StoreError> {
         let paced = serde_json::to_string(paced).unwrap_or_else(|_| "[]".to_owned());
+        let keys = self.keys.clone();
         let (tx, path) = self.write_tx()?;
         let mut claim = Claim::default();
         let due: Vec<OutboxEmail> = {
@@ -572,7 +573,7 @@ impl Store {
             rows.collect::<Result<_, _>>().at(path)?
         };
         for mut email in due {
-            let suppressed = hash_is_suppressed(&tx, &address_hash(&email.to_address)).at(path)?;
+            let suppressed = address_is_suppressed(&tx, &keys, &email.to_address).at(path)?;
             let no_consent = email.recipient_kind == RecipientKind::Customer
                 && email.consent_email != Some(true);
             let to = if suppressed || no_consent {
@@ -635,6 +636,7 @@ impl Store {
         due_at: Option<i64>,
         suppress: Option<Option<&str>>,
     ) -> Result<(), StoreError> {
+        let keys = self.keys.clone();
         let (tx, path) = self.write_tx()?;
         let email = load(&tx, id)
             .at(path)?
@@ -671,6 +673,7 @@ impl Store {
                     source: "smtp",
                     event_key: None,
                 },
+                &keys,
                 crate::bounces::SoftBouncePolicy::default(),
                 now,
             )

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
 use crate::stored::require_customer;
-use crate::suppressions::{SuppressionReason, address_hash, hash_is_suppressed, insert_hash};
+use crate::suppressions::{AddressKeys, SuppressionReason, address_is_suppressed, insert_address};
 
 /// The text that replaces a task title (which may name the customer) when they are forgotten.
 pub const ERASED_TITLE: &str = "(customer data erased)";
@@ -112,7 +112,7 @@ impl Store {
             .filter(|e| !e.trim().is_empty())
             .map(str::to_owned);
         let suppressed = match &email {
-            Some(email) => hash_is_suppressed(&tx, &address_hash(email)).at(path)?,
+            Some(email) => address_is_suppressed(&tx, &self.keys, email).at(path)?,
             None => false,
         };
         let mut orders = rows(
@@ -200,7 +200,7 @@ impl Store {
         let path = path.as_path();
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).at(path)?;
         let rowid = require_customer(&tx, path, external_id)?;
-        let mut report = forget(&tx, rowid, external_id, by, now).at(path)?;
+        let mut report = forget(&tx, &self.keys, rowid, external_id, by, now).at(path)?;
         tx.commit().at(path)?;
         report.wal_truncated = truncate_wal(&self.conn).at(path)?;
         Ok(report)
@@ -209,6 +209,7 @@ impl Store {
 
 fn forget(
     tx: &Connection,
+    keys: &AddressKeys,
     rowid: i64,
     external_id: &str,
     by: &str,
@@ -231,9 +232,10 @@ fn forget(
         .collect::<rusqlite::Result<_>>()?;
     addresses.retain(|a| !a.trim().is_empty());
     for address in &addresses {
-        if insert_hash(
+        if insert_address(
             tx,
-            &address_hash(address),
+            keys,
+            address,
             SuppressionReason::Forgotten,
             "forget",
             now,
@@ -241,10 +243,13 @@ fn forget(
             report.addresses_suppressed += 1;
         }
         // A bounce's diagnostic may quote the address (the row keeps only its hash).
-        tx.execute(
-            "UPDATE bounces SET diagnostic = NULL WHERE address_hash = ?1 AND diagnostic IS NOT NULL",
-            [address_hash(address)],
-        )?;
+        for hash in keys.lookups(address) {
+            tx.execute(
+                "UPDATE bounces SET diagnostic = NULL WHERE address_hash = ?1 \
+                 AND diagnostic IS NOT NULL",
+                [hash],
+            )?;
+        }
     }
     // 2. Pending mail is cancelled (one event each); rows being sent are left alone.
     report.emails_in_flight = tx

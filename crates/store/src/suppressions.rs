@@ -1,45 +1,29 @@
 //! The suppression list: addresses that must never get e-mail again, kept
 //! by hash only.
 //!
-//! An address is stored as [`address_hash`], the lowercase-hex SHA-256 of
-//! the trimmed, lowercased address, so the list keeps no personal data and
-//! still recognises the address when it comes back (after a forget, a new
-//! import with the same address is still suppressed). The outbox checks the
-//! list inside every claim, so an address suppressed after its e-mail was
-//! queued gets nothing.
+//! An address is stored as a keyed hash: the lowercase-hex HMAC-SHA256 of the
+//! trimmed, lowercased address under a key derived from the workspace secret
+//! ([`AddressKeys`], set on the [`Store`] with [`Store::set_address_keys`]), so
+//! the list keeps no personal data, a copy of the file without the secret
+//! cannot be checked against a list of candidate addresses, and the list still
+//! recognises the address when it comes back (after a forget, a new import
+//! with the same address is still suppressed). Without a secret, and in rows
+//! written before keyed hashes existed, the hash is [`address_hash`], a plain
+//! SHA-256: such legacy rows are always honoured, and
+//! [`Store::rekey_suppressions`] re-keys those whose address is still on file
+//! (as it does rows under the previous secret after a rotation). The outbox
+//! checks the list inside every claim, so an address suppressed after its
+//! e-mail was queued gets nothing.
 
 use std::fmt;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub(crate) use crate::address_keys::hex;
+pub use crate::address_keys::{AddressKeys, address_hash, is_address_hash};
 use crate::counts::grouped_counts;
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
-
-/// The hash under which an address is suppressed: lowercase-hex SHA-256 of
-/// the address trimmed and lowercased (`" Ada@Example.COM "` and
-/// `"ada@example.com"` are the same entry).
-pub fn address_hash(address: &str) -> String {
-    let normal = address.trim().to_lowercase();
-    let digest = ring::digest::digest(&ring::digest::SHA256, normal.as_bytes());
-    hex(digest.as_ref())
-}
-
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    out
-}
-
-/// Whether `text` is an address hash as [`address_hash`] makes them.
-pub fn is_address_hash(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
 
 /// Why an address is suppressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -108,6 +92,37 @@ pub(crate) fn hash_is_suppressed(conn: &Connection, hash: &str) -> rusqlite::Res
         .is_some())
 }
 
+/// Whether `address` is suppressed under any of the hashes `keys` may have
+/// stored it under (current key, previous key, legacy).
+pub(crate) fn address_is_suppressed(
+    conn: &Connection,
+    keys: &AddressKeys,
+    address: &str,
+) -> rusqlite::Result<bool> {
+    for hash in keys.lookups(address) {
+        if hash_is_suppressed(conn, &hash)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Adds `address` to the list under its current hash unless it is there
+/// under any hash (the first reason stays). Returns whether it was new.
+pub(crate) fn insert_address(
+    conn: &Connection,
+    keys: &AddressKeys,
+    address: &str,
+    reason: SuppressionReason,
+    source: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    if address_is_suppressed(conn, keys, address)? {
+        return Ok(false);
+    }
+    insert_hash(conn, &keys.hash(address), reason, source, now)
+}
+
 impl Store {
     /// Adds `address` to the suppression list (by its [`address_hash`]),
     /// with why and where from (`"cli"`, `"csv:FILE:ROW"`, ...). Returns
@@ -126,11 +141,80 @@ impl Store {
                 problem: "the address is empty".to_owned(),
             });
         }
-        self.suppress_hash(&address_hash(address), reason, source, now)
+        insert_address(&self.conn, &self.keys, address, reason, source, now).at(&self.label)
     }
 
-    /// Adds an already hashed address (from a signed unsubscribe token) to
-    /// the suppression list. Returns whether it was new.
+    /// Sets the keys addresses are hashed under (from the workspace secret);
+    /// without them the legacy [`address_hash`] is used.
+    pub fn set_address_keys(&mut self, keys: AddressKeys) {
+        self.keys = keys;
+    }
+
+    /// The keys addresses are hashed under.
+    pub fn address_keys(&self) -> &AddressKeys {
+        &self.keys
+    }
+
+    /// Re-keys the suppression list, in one `IMMEDIATE` transaction: every
+    /// row stored under the legacy hash or the previous key's hash of an
+    /// address still on file (a customer's, or one the outbox mailed) is
+    /// moved to the current key's hash, keeping its reason, source and time.
+    /// Rows of addresses no longer on file (forgotten customers) cannot be
+    /// re-keyed and stay as they are, still honoured. Does nothing without a
+    /// key. Returns how many rows moved.
+    pub fn rekey_suppressions(&mut self) -> Result<u64, StoreError> {
+        if !self.keys.is_keyed() {
+            return Ok(0);
+        }
+        let keys = self.keys.clone();
+        let path = self.label.as_path();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .at(path)?;
+        let stored: std::collections::HashSet<String> = tx
+            .prepare("SELECT address_hash FROM suppressions")
+            .and_then(|mut stmt| {
+                stmt.query_map([], |row| row.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .at(path)?;
+        let mut moved = 0;
+        if !stored.is_empty() {
+            let addresses: Vec<String> = tx
+                .prepare(
+                    "SELECT email FROM customers WHERE email IS NOT NULL AND trim(email) <> '' \
+                     UNION SELECT to_address FROM outbox",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map([], |row| row.get::<_, String>(0))?
+                        .collect::<rusqlite::Result<_>>()
+                })
+                .at(path)?;
+            for address in addresses {
+                let lookups = keys.lookups(&address);
+                let current = &lookups[0];
+                for old in lookups[1..].iter().filter(|h| stored.contains(*h)) {
+                    let exists = hash_is_suppressed(&tx, current).at(path)?;
+                    let sql = if exists {
+                        "DELETE FROM suppressions WHERE address_hash = ?2"
+                    } else {
+                        "UPDATE suppressions SET address_hash = ?1 WHERE address_hash = ?2"
+                    };
+                    moved += tx
+                        .prepare_cached(sql)
+                        .and_then(|mut stmt| stmt.execute(params![current, old]))
+                        .at(path)? as u64;
+                }
+            }
+        }
+        tx.commit().at(path)?;
+        Ok(moved)
+    }
+
+    /// Adds an already hashed address (from a signed unsubscribe token, any
+    /// of [`AddressKeys::lookups`]' forms) to the suppression list. Returns
+    /// whether it was new.
     /// [`StoreError::InvalidSuppression`] when `hash` is not an
     /// [`address_hash`].
     pub fn suppress_hash(
@@ -151,7 +235,13 @@ impl Store {
 
     /// Whether `address` is on the suppression list.
     pub fn is_suppressed(&self, address: &str) -> Result<bool, StoreError> {
-        hash_is_suppressed(&self.conn, &address_hash(address)).at(&self.label)
+        address_is_suppressed(&self.conn, &self.keys, address).at(&self.label)
+    }
+
+    /// Whether the hash `hash` (from a signed token) is on the suppression
+    /// list.
+    pub fn hash_is_suppressed(&self, hash: &str) -> Result<bool, StoreError> {
+        hash_is_suppressed(&self.conn, hash).at(&self.label)
     }
 
     /// How many addresses are suppressed, by reason.
@@ -177,5 +267,91 @@ mod tests {
         );
         assert!(is_address_hash(&address_hash("x")));
         assert!(!is_address_hash("ABC"));
+    }
+
+    #[test]
+    fn keyed_hashes_hide_addresses_and_legacy_and_previous_rows_are_honoured_and_rekeyed() {
+        let mut store = Store::open_in_memory().unwrap();
+        // Written before keys existed: plain SHA-256.
+        store
+            .suppress("old@example.com", SuppressionReason::Unsubscribe, "cli", 1)
+            .unwrap();
+        store
+            .suppress(
+                "gone@example.com",
+                SuppressionReason::Forgotten,
+                "forget",
+                1,
+            )
+            .unwrap();
+        let keys = AddressKeys::new(b"first secret of 16+ bytes", None);
+        assert_ne!(
+            keys.hash("ada@example.com"),
+            address_hash("ada@example.com")
+        );
+        assert!(is_address_hash(&keys.hash("ada@example.com")));
+        store.set_address_keys(keys.clone());
+        store
+            .suppress("Ada@Example.com ", SuppressionReason::Unsubscribe, "web", 2)
+            .unwrap();
+        assert!(
+            store
+                .hash_is_suppressed(&keys.hash("ada@example.com"))
+                .unwrap()
+        );
+        assert!(
+            !store
+                .hash_is_suppressed(&address_hash("ada@example.com"))
+                .unwrap()
+        );
+        assert!(
+            store.is_suppressed("old@example.com").unwrap(),
+            "legacy row honoured"
+        );
+        assert!(
+            !store
+                .suppress("OLD@example.com", SuppressionReason::Manual, "cli", 3)
+                .unwrap(),
+            "already listed under its legacy hash"
+        );
+        // A rotation: the first secret becomes the previous one.
+        let rotated = AddressKeys::new(
+            b"second secret of 16+ bytes",
+            Some(b"first secret of 16+ bytes".as_slice()),
+        );
+        store.set_address_keys(rotated.clone());
+        assert!(
+            store.is_suppressed("ada@example.com").unwrap(),
+            "previous key honoured"
+        );
+        // Re-keying moves the rows of addresses on file (here, in the outbox or the
+        // customers); the forgotten address is not on file and stays legacy, still honoured.
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO customers (external_id, email, created_at, updated_at) \
+                 VALUES ('c1', 'ada@example.com', 0, 0), ('c2', 'old@example.com', 0, 0)",
+            )
+            .unwrap();
+        assert_eq!(store.rekey_suppressions().unwrap(), 2);
+        assert!(
+            store
+                .hash_is_suppressed(&rotated.hash("old@example.com"))
+                .unwrap()
+        );
+        assert!(
+            store
+                .hash_is_suppressed(&rotated.hash("ada@example.com"))
+                .unwrap()
+        );
+        // Without the previous secret, the re-keyed rows are still found.
+        store.set_address_keys(AddressKeys::new(b"second secret of 16+ bytes", None));
+        assert!(store.is_suppressed("ada@example.com").unwrap());
+        assert!(store.is_suppressed("gone@example.com").unwrap());
+        assert_eq!(store.rekey_suppressions().unwrap(), 0);
+        assert_eq!(
+            store.suppression_counts().unwrap(),
+            vec![("forgotten".to_owned(), 1), ("unsubscribe".to_owned(), 2)]
+        );
     }
 }

@@ -29,11 +29,21 @@ impl Daemon {
 
     /// `tiercare run EXTRA...` in `root` with `TIERCARE_LOG=level`.
     pub fn start_logging(root: &Path, level: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_with(root, level, &[], extra)
+    }
+
+    /// `tiercare run EXTRA...` in `root`, logging at info, with the variables `env` set.
+    pub fn start_env(root: &Path, env: &[(&str, &str)], extra: &[&str]) -> Daemon {
+        Daemon::start_with(root, "info", env, extra)
+    }
+
+    fn start_with(root: &Path, level: &str, env: &[(&str, &str)], extra: &[&str]) -> Daemon {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let log = root.with_extension(format!("log{}", NEXT.fetch_add(1, Ordering::SeqCst)));
         let child = command_in(root)
             .arg("run")
             .args(extra)
+            .envs(env.iter().copied())
             .env("TIERCARE_LOG", level)
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap())

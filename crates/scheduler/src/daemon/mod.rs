@@ -226,10 +226,7 @@ impl<C: Clock> Daemon<C> {
         let rules = read_rules(&workspace)?;
         let templates =
             read_checked_templates(&workspace, &rules).map_err(DaemonError::Templates)?;
-        let send =
-            SendSettings::from_config(workspace.root(), &workspace.config().mail, &|name| {
-                std::env::var(name).ok()
-            })?;
+        let send = SendSettings::for_config(workspace.root(), workspace.config(), &|name| std::env::var(name).ok())?;
         let env = |name: &str| std::env::var(name).ok();
         let transports = transports(workspace.root(), &workspace.config().mail, &env)?;
         let now = clock.now();
@@ -241,6 +238,10 @@ impl<C: Clock> Daemon<C> {
             AfterCrash::Hold => RecoveryPolicy::Hold,
         };
         let recovery = writer.recover_claimed(now, i64::MIN, policy)?;
+        let rekeyed = writer.rekey_suppressions()?;
+        if rekeyed > 0 {
+            tracing::info!(rekeyed, "suppressions re-keyed under the current secret");
+        }
         if recovery.unknown + recovery.released > 0 {
             tracing::warn!(
                 not_handed_over = recovery.released,

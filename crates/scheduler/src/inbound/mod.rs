@@ -58,7 +58,11 @@ impl InboundSettings {
             None => crate::outbox::parse_mailbox(&mail.from)?.email,
         };
         let signer = match &mail.unsubscribe_url {
-            Some(_) => Some(TokenSigner::from_env(&mail.unsubscribe_secret_env, env)?),
+            Some(_) => Some(TokenSigner::from_env(
+                &mail.unsubscribe_secret_env,
+                &mail.unsubscribe_secret_previous_env,
+                env,
+            )?),
             None => None,
         };
         Ok(InboundSettings {
@@ -235,13 +239,22 @@ fn unsubscribe(
     let subject = message.subject().unwrap_or_default();
     let body = message.body_text(0).unwrap_or_default();
     if let Some(signer) = &settings.signer {
-        let hash = subject
+        let token = subject
             .split_whitespace()
             .chain(body.split_whitespace())
-            .find_map(|word| signer.verify(word));
-        if let Some(hash) = hash {
-            let added =
-                store.suppress_hash(&hash, SuppressionReason::Unsubscribe, "mailto:token", now)?;
+            .find(|word| signer.verify_at(word, now).is_some());
+        if let Some(token) = token {
+            // The one door every unsubscription goes through (the web's too).
+            let added = matches!(
+                crate::preferences::unsubscribe_with_token(
+                    store,
+                    signer,
+                    token,
+                    "mailto:token",
+                    now
+                )?,
+                crate::preferences::TokenOutcome::Unsubscribed { new: true }
+            );
             tracing::info!(added, "unsubscribe request by token applied");
             return Ok(InboundOutcome::Unsubscribe {
                 by_token: true,
@@ -271,7 +284,12 @@ fn unsubscribe(
             reason: "an unsubscribe request without a valid From address".to_owned(),
         });
     };
-    let added = store.suppress(sender, SuppressionReason::Unsubscribe, "mailto", now)?;
+    let added = crate::preferences::unsubscribe(
+        store,
+        crate::preferences::Unsubscriber::Address(sender),
+        "mailto",
+        now,
+    )?;
     tracing::info!(added, "unsubscribe request by sender address applied");
     Ok(InboundOutcome::Unsubscribe {
         by_token: false,

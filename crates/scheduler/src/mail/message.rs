@@ -416,7 +416,10 @@ fn unsubscribe_uri<'a>(uri: &'a str, scheme: &str) -> Result<&'a str, MailError>
         header: "List-Unsubscribe",
         reason,
     };
-    if !uri.starts_with(scheme) || uri.len() == scheme.len() {
+    // A loopback http:// link stands in for https:// (`[http] public_url` allows it for trying
+    // things out).
+    let loopback = scheme == "https://" && crate::http_config::is_loopback_http(uri);
+    if (!uri.starts_with(scheme) || uri.len() == scheme.len()) && !loopback {
         return Err(invalid(format!("the link must start with {scheme}")));
     }
     if uri.len() > MAX_UNSUBSCRIBE_URI {

@@ -36,6 +36,7 @@ pub mod folder;
 pub mod message;
 pub mod outbox;
 pub mod pacing;
+pub mod preferences;
 pub mod rate;
 pub mod reputation;
 pub mod smtp;

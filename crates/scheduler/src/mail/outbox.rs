@@ -18,7 +18,7 @@ use chrono::DateTime;
 use serde::Serialize;
 use tiercare_store::{
     EmailRecipient, NewEmail, OutboxEmail, RecipientKind, RecoveryPolicy, Store, StoreError,
-    SuppressionReason, address_domain,
+    address_domain,
 };
 
 use crate::config::{AfterCrash, LimitsConfig, MailConfig, OutboxConfig, Transport};
@@ -149,9 +149,11 @@ pub struct SendSettings {
     pub from: Address,
     /// The address of the `mailto:` unsubscribe link.
     pub unsubscribe_mailto: String,
-    /// The base of the HTTPS one-click unsubscribe link, if any.
+    /// The base of the HTTPS one-click unsubscribe link, if any (`[http] public_url` +
+    /// `/unsubscribe` when set, else `mail.unsubscribe_url`): exactly what `tiercare serve`
+    /// answers.
     pub unsubscribe_url: Option<String>,
-    /// Signs the unsubscribe tokens (set when `unsubscribe_url` is).
+    /// Signs the unsubscribe tokens (set when `unsubscribe_url` is, or the secret is).
     pub signer: Option<TokenSigner>,
     /// Sending limits per minute, hour and day.
     pub limits: LimitsConfig,
@@ -188,8 +190,16 @@ impl SendSettings {
             None => from.email.clone(),
         };
         let signer = match &mail.unsubscribe_url {
-            Some(_) => Some(TokenSigner::from_env(&mail.unsubscribe_secret_env, env)?),
-            None => None,
+            Some(_) => Some(TokenSigner::from_env(
+                &mail.unsubscribe_secret_env,
+                &mail.unsubscribe_secret_previous_env,
+                env,
+            )?),
+            None => TokenSigner::from_env_if_set(
+                &mail.unsubscribe_secret_env,
+                &mail.unsubscribe_secret_previous_env,
+                env,
+            )?,
         };
         let domain = sender_domain(mail);
         let dkim = match &mail.dkim {
@@ -214,6 +224,29 @@ impl SendSettings {
             warmup: mail.warmup.clone(),
             verp: crate::mail::Verp::from_config(mail, env)?,
         })
+    }
+}
+
+impl SendSettings {
+    /// The settings of a workspace: `[mail]`, with the one-click link served by `tiercare
+    /// serve` when `[http] public_url` is set (which then needs the secret).
+    pub fn for_config(
+        root: &Path,
+        config: &crate::config::Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<SendSettings, MailError> {
+        let mut settings = SendSettings::from_config(root, &config.mail, env)?;
+        if let Some(url) = config.http.as_ref().and_then(|http| http.unsubscribe_url()) {
+            if settings.signer.is_none() {
+                settings.signer = Some(TokenSigner::from_env(
+                    &config.mail.unsubscribe_secret_env,
+                    &config.mail.unsubscribe_secret_previous_env,
+                    env,
+                )?);
+            }
+            settings.unsubscribe_url = Some(url);
+        }
+        Ok(settings)
     }
 }
 
@@ -871,9 +904,17 @@ pub fn list_headers(settings: &SendSettings, kind: RecipientKind) -> ListHeaders
     }
 }
 
-/// The unsubscribe links of an email to `address`.
-fn unsubscribe_links(settings: &SendSettings, address: &str) -> ListUnsubscribe {
-    let token = settings.signer.as_ref().map(|signer| signer.token(address));
+/// The unsubscribe links of the email `outbox` to `address`, sent at `now`.
+fn unsubscribe_links(
+    settings: &SendSettings,
+    outbox: i64,
+    address: &str,
+    now: i64,
+) -> ListUnsubscribe {
+    let token = settings
+        .signer
+        .as_ref()
+        .map(|signer| signer.token(address, outbox, now));
     let mailto = match &token {
         Some(token) => format!(
             "mailto:{}?subject=unsubscribe%20{token}",
@@ -899,7 +940,7 @@ pub fn outgoing(email: &OutboxEmail, settings: &SendSettings, now: i64) -> Outgo
     let list_unsubscribe = match email.recipient_kind {
         RecipientKind::Owner => None,
         RecipientKind::Customer => {
-            let links = unsubscribe_links(settings, &email.to_address);
+            let links = unsubscribe_links(settings, email.id, &email.to_address, now);
             let (line, href) = match &links.https {
                 Some(https) => (
                     format!("To unsubscribe from these emails, open {https}"),
@@ -1022,9 +1063,13 @@ pub fn unsubscribe_address(
         };
         return Ok(Err(format!("not a valid email address: {reason}")));
     }
-    store
-        .suppress(address, SuppressionReason::Unsubscribe, source, now)
-        .map(Ok)
+    super::preferences::unsubscribe(
+        store,
+        super::preferences::Unsubscriber::Address(address),
+        source,
+        now,
+    )
+    .map(Ok)
 }
 
 /// Suppresses every address of a CSV file with a header: the column `email` (or `address`), or

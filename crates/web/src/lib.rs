@@ -1,0 +1,85 @@
+//! tiercare's HTTP server: what recipients reach from their e-mails (RFC 8058 one-click
+//! unsubscribes, the unsubscribe page and the preference page), run by `tiercare serve` and by
+//! `tiercare run` when `[http]` is configured.
+//!
+//! A thin crate of handlers over the scheduler's functions (the same ones the CLI calls):
+//! axum on a tokio runtime of its own, on a thread of its own ([`spawn`]), so the daemon's core
+//! stays plain threads. It is meant to sit behind the user's reverse proxy, which terminates
+//! TLS.
+//!
+//! - [`routes`]: the router, one module per area (`routes/unsubscribe.rs` today; the staff
+//!   workspace and the providers' `/webhooks/{provider}` will be areas beside it).
+//! - [`layout`]: the one page layout (and its security headers) every page is rendered in.
+//! - [`i18n`]: the pages' languages (English, Simplified Chinese) and their texts.
+//! - [`guard`]: request limits: the per-client rate limit and the access log.
+//! - [`server`]: binding, the runtime thread and graceful shutdown.
+//!
+//! # What this crate must never do
+//!
+//! - Hold SQL or decide anything itself: it calls the scheduler (and the store through it).
+//! - Log personal data: no address, token or query string is logged (the access log has the
+//!   method, the route template, the status and the duration).
+//! - Let a GET change anything: link scanners follow GETs.
+//! - Tell a valid token from an invalid one in a one-click answer: both get 200.
+//! - Serve a script: pages work without JavaScript, under a CSP that forbids scripts.
+
+pub mod guard;
+pub mod i18n;
+pub mod layout;
+pub mod routes;
+pub mod server;
+
+pub use routes::router;
+pub use server::{ServerHandle, WebError, spawn};
+
+use std::sync::{Mutex, PoisonError};
+
+use tiercare_scheduler::http_config::{HttpConfig, PageLanguage};
+use tiercare_scheduler::mail::TokenSigner;
+use tiercare_store::Store;
+
+/// What every handler shares: the database connection (requests take turns; a write is one
+/// short transaction), the token signer, the settings and the clock.
+pub struct AppState {
+    store: Mutex<Store>,
+    signer: TokenSigner,
+    config: HttpConfig,
+    clock: fn() -> i64,
+}
+
+impl AppState {
+    /// The state of a server over `store` (opened for writing, with the workspace's address
+    /// keys) with the workspace's `signer` and `[http]` settings, reading the time from `clock`
+    /// (unix seconds).
+    pub fn new(store: Store, signer: TokenSigner, config: HttpConfig, clock: fn() -> i64) -> Self {
+        AppState {
+            store: Mutex::new(store),
+            signer,
+            config,
+            clock,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+
+    /// The configured language, if any.
+    pub fn language(&self) -> Option<PageLanguage> {
+        self.config.language
+    }
+
+    /// Runs `work` with the store and the signer, on the calling (blocking) thread.
+    pub(crate) fn with_store<T>(&self, work: impl FnOnce(&mut Store, &TokenSigner, i64) -> T) -> T {
+        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        work(&mut store, &self.signer, (self.clock)())
+    }
+}
+
+/// The current unix time, the clock of a real server.
+pub fn system_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
