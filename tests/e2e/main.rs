@@ -29,3 +29,4 @@ mod report_browser;
 mod rules_safe;
 mod templates;
 mod tiers;
+mod webhooks;

@@ -29,6 +29,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// How rules are kept from doing harm (`[rules]`).
     pub rules: RulesConfig,
+    /// Outgoing webhooks (`[[webhooks]]`), see [`crate::webhooks`].
+    pub webhooks: Vec<crate::webhooks::WebhookEndpoint>,
 }
 
 /// How rules are kept from doing harm (`[rules]`): the time budget of each customer's
@@ -102,7 +104,7 @@ impl Default for DaemonConfig {
 }
 
 /// Parses `30s`, `5m`, `6h` or `7d` into seconds.
-fn parse_duration(text: &str) -> Option<i64> {
+pub(crate) fn parse_duration(text: &str) -> Option<i64> {
     let text = text.trim();
     let split = text.len().checked_sub(1)?;
     let (number, unit) = text.split_at(split);
@@ -320,6 +322,8 @@ struct RawConfig {
     daemon: RawDaemon,
     #[serde(default)]
     rules: RulesConfig,
+    #[serde(default)]
+    webhooks: Vec<crate::webhooks::config::RawWebhook>,
 }
 
 #[derive(Deserialize, Default)]
@@ -367,7 +371,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn position(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn position(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before
@@ -503,6 +507,7 @@ impl Config {
             ),
             mail,
             rules: validate_rules(raw.rules)?,
+            webhooks: crate::webhooks::config::validate(raw.webhooks, text)?,
         })
     }
 

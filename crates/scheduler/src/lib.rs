@@ -33,4 +33,5 @@ pub mod templates;
 #[cfg(test)]
 mod test_support;
 pub mod watch;
+pub mod webhooks;
 pub mod workspace;

@@ -260,8 +260,16 @@ impl Workspace {
     /// connection this way, once; more connections of the same process may use
     /// [`Workspace::open_store`].
     pub fn open_store_for_writing(&self) -> Result<Store, WorkspaceError> {
-        let store = Store::open_for_writing(&self.database_path())?;
+        let mut store = Store::open_for_writing(&self.database_path())?;
         store.set_busy_timeout(self.config.busy_timeout)?;
+        // Events are queued by whoever writes: the endpoints they go to must be current.
+        let endpoints: Vec<_> = self
+            .config
+            .webhooks
+            .iter()
+            .map(|e| e.subscription())
+            .collect();
+        store.sync_webhook_endpoints(&endpoints)?;
         Ok(store)
     }
 

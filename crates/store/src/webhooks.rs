@@ -160,7 +160,7 @@ pub enum WebhookAttempt {
 }
 
 /// One endpoint's queue, for `tiercare status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WebhookEndpointSummary {
     /// The endpoint's name.
     pub endpoint: String,
@@ -177,7 +177,7 @@ pub struct WebhookEndpointSummary {
 }
 
 /// The failing head of an endpoint's queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WebhookFailure {
     /// The event's id.
     pub event_id: String,
@@ -296,7 +296,10 @@ pub(crate) fn email_changed(
 /// bounce (for the bounce recording: one call beside its write).
 #[cfg_attr(
     not(test),
-    expect(dead_code, reason = "the hook for bounce recording, which lands separately")
+    expect(
+        dead_code,
+        reason = "the hook for bounce recording, which lands separately"
+    )
 )]
 pub(crate) fn email_bounced(conn: &Connection, outbox_id: i64, now: i64) -> rusqlite::Result<()> {
     enqueue_with(
@@ -313,7 +316,10 @@ pub(crate) fn email_bounced(conn: &Connection, outbox_id: i64, now: i64) -> rusq
 /// records the unsubscribe (for the unsubscribe paths: one call beside their write).
 #[cfg_attr(
     not(test),
-    expect(dead_code, reason = "the hook for the unsubscribe paths, which land separately")
+    expect(
+        dead_code,
+        reason = "the hook for the unsubscribe paths, which land separately"
+    )
 )]
 pub(crate) fn customer_unsubscribed(
     conn: &Connection,
@@ -634,7 +640,12 @@ mod tests {
         store.record_webhook_attempt(first.id, &failed, 20).unwrap();
         let again = store.webhook_heads().unwrap().remove(0);
         assert_eq!(
-            (again.id, again.attempts, again.failing_since, again.next_attempt_at),
+            (
+                again.id,
+                again.attempts,
+                again.failing_since,
+                again.next_attempt_at
+            ),
             (first.id, 1, Some(20), Some(100)),
             "the failing head stays the head"
         );
@@ -653,7 +664,10 @@ mod tests {
             .unwrap();
         assert!(store.webhook_heads().unwrap().is_empty());
         let summary = store.webhook_summary().unwrap();
-        assert_eq!((summary[0].queued, summary[0].delivered, summary[0].dead), (0, 1, 1));
+        assert_eq!(
+            (summary[0].queued, summary[0].delivered, summary[0].dead),
+            (0, 1, 1)
+        );
 
         assert_eq!(store.retry_dead_webhooks(Some("crm"), 40).unwrap(), 1);
         let retried = store.webhook_heads().unwrap().remove(0);
@@ -661,6 +675,10 @@ mod tests {
             (retried.id, retried.failing_since, retried.next_attempt_at),
             (first.id, None, None)
         );
-        assert_eq!(retried.body(), first.body(), "the same bytes on every attempt");
+        assert_eq!(
+            retried.body(),
+            first.body(),
+            "the same bytes on every attempt"
+        );
     }
 }

@@ -29,11 +29,22 @@ impl Daemon {
 
     /// `tiercare run EXTRA...` in `root` with `TIERCARE_LOG=level`.
     pub fn start_logging(root: &Path, level: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_with_env(root, level, extra, &[])
+    }
+
+    /// `tiercare run EXTRA...` in `root` with `TIERCARE_LOG=level` and the variables `env`.
+    pub fn start_with_env(
+        root: &Path,
+        level: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let log = root.with_extension(format!("log{}", NEXT.fetch_add(1, Ordering::SeqCst)));
         let child = command_in(root)
             .arg("run")
             .args(extra)
+            .envs(env.iter().copied())
             .env("TIERCARE_LOG", level)
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap())
