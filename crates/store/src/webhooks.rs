@@ -681,4 +681,29 @@ mod tests {
             "the same bytes on every attempt"
         );
     }
+
+    #[test]
+    fn a_bounce_is_reported_with_its_message_id_and_no_address() {
+        let mut store = Store::open_in_memory().unwrap();
+        let rowid = customer(&store, "C1");
+        let outbox: i64 = store
+            .conn
+            .query_row(
+                "INSERT INTO outbox (customer_id, rule_id, template, recipient_kind, to_address, \
+                 message_id, subject, body_text, state, due_at, created_at, updated_at, sent_at) \
+                 VALUES (?1, 'hello', 'care', 'customer', 'someone@example.com', '<m1@tc>', \
+                 'Hi', 'Hi', 'sent', 0, 0, 0, 0) RETURNING id",
+                [rowid],
+                |row| row.get(0),
+            )
+            .unwrap();
+        subscribed(&mut store, &[WebhookEventType::EmailBounced]);
+        email_bounced(&store.conn, outbox, 5).unwrap();
+        let head = store.webhook_heads().unwrap().remove(0);
+        let body: serde_json::Value = serde_json::from_str(&head.body()).unwrap();
+        assert_eq!(body["type"], "email.bounced");
+        assert_eq!(body["data"]["message_id"], "<m1@tc>");
+        assert_eq!(body["data"]["customer"], "C1");
+        assert!(!head.body().contains("someone@"), "{}", head.body());
+    }
 }
