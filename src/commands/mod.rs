@@ -12,6 +12,7 @@ mod report;
 mod rules;
 mod shell;
 mod tiers;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Send(args) => outbox::send(args, &workspace_dir, out),
         Command::Outbox(args) => outbox::outbox(args, &workspace_dir, out),
         Command::Unsubscribe(args) => outbox::unsubscribe(args, &workspace_dir, out),
+        Command::Webhooks(args) => webhooks::webhooks(args, &workspace_dir, out),
         Command::Owners(args) => owners::owners(args, &workspace_dir, out),
         Command::Completions(args) => shell::completions(&args, out),
         Command::Man(args) => shell::man(&args, out),

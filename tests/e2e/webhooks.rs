@@ -317,3 +317,72 @@ fn kill_9_with_the_receiver_down_then_mid_delivery_loses_no_event() {
 fn status_total(status: &Value) -> u64 {
     endpoint(status)["delivered"].as_u64().unwrap_or(0)
 }
+
+#[test]
+fn a_dead_event_is_shown_queued_again_by_hand_and_test_sends_are_signed() {
+    let tmp = common::fast_tempdir();
+    let receiver = Receiver::start(&tmp.path().join("receiver"));
+    receiver.set_mode("fail");
+    let root = assessed_workspace(tmp.path(), 1, receiver.port);
+    let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
+    std::fs::write(
+        root.join("tiercare.toml"),
+        config + "give_up_after = \"1s\"\n",
+    )
+    .unwrap();
+    // The tier change and the sent email's event both fail until given up.
+    let daemon = daemon(&root);
+    daemon.wait_status(&root, "both events dead", |s| {
+        endpoint(s)["dead"] == 2 && endpoint(s)["queued"] == 0
+    });
+    let listed = run_in(&root, &["webhooks", "list", "--state", "dead", "--json"]);
+    listed.assert_code(0);
+    let dead = listed.json();
+    let dead = dead.as_array().unwrap();
+    assert_eq!(dead.len(), 2);
+    assert!(
+        dead.iter().all(|d| d["last_error"] == "HTTP 500"),
+        "{dead:#?}"
+    );
+    let shown = run_in(&root, &["status"]);
+    shown.assert_stdout_contains("webhook crm: queued 0, delivered 0, dead 2");
+
+    receiver.set_mode("ok");
+    let retried = run_in(&root, &["webhooks", "retry", "--json"]);
+    retried.assert_code(0);
+    assert_eq!(retried.json()["retried"], 2);
+    daemon.wait_status(&root, "the events delivered", |s| {
+        endpoint(s)["delivered"] == 2
+    });
+    let received = receiver.received();
+    for event in dead {
+        assert!(
+            received
+                .iter()
+                .any(|r| r["id"] == event["event_id"] && r["status"] == 200),
+            "{event:#} not delivered after the retry"
+        );
+    }
+
+    // A test event, outside the queue, signed with the same secret.
+    let test = common::command_in(&root)
+        .args(["webhooks", "test", "crm"])
+        .env(SECRET_ENV, SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        test.status.success(),
+        "{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+    let received = receiver.received();
+    let last = received.last().unwrap();
+    assert_eq!(
+        (&last["body"]["type"], &last["valid"]),
+        (&Value::from("webhook.test"), &Value::from(true))
+    );
+    // Without the secret it says which variable to set.
+    let missing = run_in(&root, &["webhooks", "test", "crm"]);
+    missing.assert_code(2);
+    missing.assert_stderr_contains(SECRET_ENV);
+}

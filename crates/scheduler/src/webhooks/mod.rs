@@ -86,6 +86,31 @@ pub fn deliver_due(
     }
 }
 
+/// Sends one signed `webhook.test` event to the endpoint `name` of `workspace` now, outside
+/// the queue: the answer's status on a 2xx, else what went wrong.
+pub fn send_test(
+    workspace: &Workspace,
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Result<u16, String>, WebhookError> {
+    let endpoint = workspace
+        .config()
+        .webhooks
+        .iter()
+        .find(|endpoint| endpoint.name == name)
+        .ok_or_else(|| WebhookError::UnknownEndpoint(name.to_owned()))?;
+    let ready = ReadyEndpoint::new(endpoint, env)?;
+    let now = chrono::Utc::now();
+    let id = format!("evt_test_{:032x}", rand::random::<u128>());
+    let body = serde_json::json!({
+        "type": "webhook.test",
+        "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "data": {"endpoint": name},
+    })
+    .to_string();
+    Ok(ready.send(&id, &body, now.timestamp()))
+}
+
 /// Starts the dispatcher of `workspace`'s configured endpoints (`None` when there are none).
 pub fn start_dispatcher(
     workspace: &Workspace,
