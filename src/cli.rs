@@ -218,7 +218,9 @@ pub enum Command {
     /// Reads the daemon's lock and what it records in the database, so it works from any
     /// process: running or not (and its pid), the active rule-set version and when it was
     /// loaded, every problem of the last failed reload (`reload_problems` in --json), the last
-    /// and next reassessment, the last tick and its error, and the last send error.
+    /// and next reassessment, the last tick and its error, the last send error, and each
+    /// webhook endpoint's queue (queued, delivered, dead, and a failing event's last error and
+    /// next attempt; `webhooks` in --json).
     Status(StatusArgs),
     /// Deliver the emails due now from the outbox, once, through the configured transport.
     ///
