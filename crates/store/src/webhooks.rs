@@ -706,4 +706,54 @@ mod tests {
         assert_eq!(body["data"]["customer"], "C1");
         assert!(!head.body().contains("someone@"), "{}", head.body());
     }
+
+    #[test]
+    fn a_task_made_and_done_is_reported_twice_without_its_title() {
+        let mut store = Store::open_in_memory().unwrap();
+        customer(&store, "C1");
+        store
+            .conn
+            .execute(
+                "INSERT INTO managers (external_id, name, created_at, updated_at) \
+                 VALUES ('M1', 'Mia', 0, 0)",
+                [],
+            )
+            .unwrap();
+        subscribed(
+            &mut store,
+            &[WebhookEventType::TaskCreated, WebhookEventType::TaskDone],
+        );
+        let task = store
+            .add_task(
+                &crate::NewTask {
+                    customer_id: "C1".into(),
+                    assignee: "M1".into(),
+                    title: "Call Ann Lee about her order".into(),
+                    due_at: 86_400,
+                    note: None,
+                },
+                10,
+            )
+            .unwrap();
+        store.complete_task(task.id, "M1", None, 20).unwrap();
+        let events = store.webhook_deliveries(None, None, 10).unwrap();
+        let bodies: Vec<serde_json::Value> = events
+            .iter()
+            .rev()
+            .map(|(delivery, _, _)| serde_json::from_str(&delivery.body()).unwrap())
+            .collect();
+        assert_eq!(bodies[0]["type"], "task.created");
+        assert_eq!(
+            bodies[0]["data"],
+            serde_json::json!({"task": task.id, "customer": "C1", "assignee": "M1",
+                "due_at": "1970-01-02T00:00:00Z", "rule": null, "done_by": null})
+        );
+        assert_eq!(bodies[1]["type"], "task.done");
+        assert_eq!(bodies[1]["data"]["done_by"], "M1");
+        assert!(
+            !events
+                .iter()
+                .any(|(delivery, _, _)| delivery.data.contains("Ann"))
+        );
+    }
 }

@@ -236,3 +236,87 @@ impl Dispatcher {
         let _ = self.thread.join();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    fn endpoint(url: String, timeout_seconds: u64) -> ReadyEndpoint {
+        let endpoint = WebhookEndpoint {
+            name: "crm".into(),
+            url,
+            events: vec![tiercare_store::WebhookEventType::TierChanged],
+            secret_env: "S".into(),
+            timeout_seconds,
+            give_up_after: 60,
+            retry_base_seconds: 10,
+            retry_max_seconds: 100,
+        };
+        ReadyEndpoint::new(&endpoint, &|_| {
+            Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into())
+        })
+        .unwrap()
+    }
+
+    /// A server on loopback answering one request with `answer` (or never, when `None`).
+    fn server(answer: Option<&'static str>) -> (String, std::thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let thread = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            match answer {
+                Some(answer) => {
+                    let _ = stream.write_all(answer.as_bytes());
+                }
+                // Hold the connection without answering until the client gives up.
+                None => while stream.read(&mut request).is_ok_and(|read| read > 0) {},
+            }
+        });
+        (url, thread)
+    }
+
+    #[test]
+    fn a_redirect_is_a_failure_and_is_not_followed() {
+        let (url, thread) = server(Some(
+            "HTTP/1.1 302 Found\r\nlocation: http://169.254.169.254/\r\ncontent-length: 0\r\n\r\n",
+        ));
+        let answer = endpoint(url, 5).send("evt_1", "{}", 1);
+        assert_eq!(answer, Err("HTTP 302 (redirects are not followed)".into()));
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn a_silent_endpoint_times_out() {
+        let (url, thread) = server(None);
+        let started = std::time::Instant::now();
+        let answer = endpoint(url, 1).send("evt_1", "{}", 1);
+        assert!(
+            answer
+                .as_ref()
+                .is_err_and(|error| error.contains("timeout")),
+            "{answer:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn the_backoff_doubles_with_jitter_up_to_the_maximum() {
+        let ready = endpoint("http://127.0.0.1:9/".into(), 1);
+        for _ in 0..100 {
+            assert!((5..=10).contains(&ready.backoff(1)));
+            assert!((10..=20).contains(&ready.backoff(2)));
+            assert!((40..=80).contains(&ready.backoff(4)));
+            assert!((50..=100).contains(&ready.backoff(30)));
+        }
+    }
+}
