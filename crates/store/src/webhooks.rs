@@ -199,14 +199,16 @@ fn last_event(conn: &Connection) -> rusqlite::Result<i64> {
         .query_row([], |row| row.get(0))
 }
 
-/// Queues one delivery per subscribed endpoint for every event after the rowid `since`.
-fn fan_out(conn: &Connection, since: i64, at: i64) -> rusqlite::Result<()> {
+/// Queues one delivery per endpoint subscribed to `kind` for every event after the rowid
+/// `since` (all of type `kind`: the endpoints are chosen once, not per event).
+fn fan_out(conn: &Connection, since: i64, at: i64, kind: WebhookEventType) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO webhook_deliveries (event, endpoint, created_at, updated_at) \
-         SELECT w.id, e.name, ?2, ?2 FROM webhook_events w JOIN webhook_endpoints e \
-         WHERE w.id > ?1 AND EXISTS (SELECT 1 FROM json_each(e.events) j WHERE j.value = w.type)",
+         SELECT w.id, e.name, ?2, ?2 FROM (SELECT name FROM webhook_endpoints \
+         WHERE EXISTS (SELECT 1 FROM json_each(events) j WHERE j.value = ?3)) AS e \
+         JOIN webhook_events w WHERE w.id > ?1",
     )?
-    .execute(params![since, at])?;
+    .execute(params![since, at, kind.as_str()])?;
     Ok(())
 }
 
@@ -234,7 +236,7 @@ fn enqueue_with(
         .execute(rusqlite::params_from_iter(values))?
         > 0
     {
-        fan_out(conn, since, at)?;
+        fan_out(conn, since, at, kind)?;
     }
     Ok(())
 }
