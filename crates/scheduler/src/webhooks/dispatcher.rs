@@ -157,7 +157,7 @@ fn attempt(
 ) -> Result<(), WebhookError> {
     let outcome = match endpoint.send(&head.event_id, &head.body(), now) {
         Ok(status) => {
-            tracing::info!(endpoint = %head.endpoint, event = %head.event_id, r#type = %head.event_type, status, "webhook delivered");
+            tracing::debug!(endpoint = %head.endpoint, event = %head.event_id, r#type = %head.event_type, status, "webhook delivered");
             WebhookAttempt::Delivered
         }
         Err(error) => {
