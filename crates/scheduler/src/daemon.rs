@@ -753,7 +753,8 @@ pub fn run<C: Clock + 'static>(
 
     let result = if options.once {
         let report = daemon.pass();
-        let delivered = crate::webhooks::deliver_due(&database, busy_timeout, webhooks)?;
+        let stop = daemon.stop_flag();
+        let delivered = crate::webhooks::deliver_due(&database, busy_timeout, webhooks, &stop)?;
         tracing::info!(
             errors = report.errors.len(),
             webhook_attempts = delivered,

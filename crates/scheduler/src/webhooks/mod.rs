@@ -61,11 +61,13 @@ pub fn ready_endpoints(
 
 /// Delivers what is due now to `endpoints` (each endpoint's queue until it is empty or its
 /// head waits for a retry), through a connection of its own: `tiercare run --once`'s share.
-/// Returns the attempts made.
+/// Stops after the request under way once `stop` is raised (SIGTERM). Returns the attempts
+/// made.
 pub fn deliver_due(
     database: &std::path::Path,
     busy_timeout: std::time::Duration,
     endpoints: Vec<ReadyEndpoint>,
+    stop: &std::sync::atomic::AtomicBool,
 ) -> Result<usize, WebhookError> {
     if endpoints.is_empty() {
         return Ok(0);
@@ -78,6 +80,9 @@ pub fn deliver_due(
         .collect();
     let mut total = 0;
     loop {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(total);
+        }
         let (attempts, _) = deliver_round(&mut store, &endpoints)?;
         if attempts == 0 {
             return Ok(total);
