@@ -583,6 +583,13 @@ from = "Customer Care <care@example.com>"
 #                                         # is not recorded
 # sample = 200                            # real customers a new rule set must run on first
 # slow_ms = 5                             # `check` warns about rules slower than this
+
+# Webhooks to other systems (see README, "Webhooks"): one [[webhooks]] table per endpoint.
+# [[webhooks]]
+# name = "crm"
+# url = "https://crm.example.com/hooks/tiercare"
+# events = ["tier.changed", "email.sent", "email.failed", "task.created", "task.done"]
+# secret_env = "TIERCARE_WEBHOOK_CRM_SECRET"  # its signing secret (whsec_...) comes from here
 "#
         )
     }
