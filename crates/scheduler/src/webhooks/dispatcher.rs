@@ -1,4 +1,5 @@
-//! The dispatcher: a thread of the daemon that delivers the queued webhooks.
+//! The dispatcher: threads of the daemon that deliver the queued webhooks, one per endpoint
+//! (a slow or failing endpoint never holds up another).
 //!
 //! Each endpoint's queue is delivered in order, one request at a time: the oldest queued
 //! delivery is tried; a 2xx marks it `delivered` and the next one goes; any other answer (a
@@ -179,16 +180,16 @@ fn attempt(
     Ok(())
 }
 
-/// The running dispatcher thread; [`Dispatcher::stop`] ends it after the request under way.
+/// The running dispatcher: a thread per endpoint, so a slow or failing endpoint never holds
+/// up another; [`Dispatcher::stop`] ends them after the requests under way.
 #[derive(Debug)]
 pub struct Dispatcher {
-    stop: mpsc::Sender<()>,
-    thread: JoinHandle<()>,
+    threads: Vec<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
 impl Dispatcher {
-    /// Starts delivering the queue of the database at `database` to `endpoints` on a thread of
-    /// its own (with its own connection). `None` when no endpoint is configured.
+    /// Starts delivering the queue of the database at `database` to `endpoints`, each on a
+    /// thread of its own with its own connection. `None` when no endpoint is configured.
     pub fn start(
         database: PathBuf,
         busy_timeout: Duration,
@@ -197,43 +198,51 @@ impl Dispatcher {
         if endpoints.is_empty() {
             return Ok(None);
         }
-        let mut store = Store::open(&database)?;
-        store.set_busy_timeout(busy_timeout)?;
-        let endpoints: HashMap<String, ReadyEndpoint> = endpoints
-            .into_iter()
-            .map(|endpoint| (endpoint.name().to_owned(), endpoint))
-            .collect();
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("webhooks".into())
-            .spawn(move || {
-                tracing::info!(endpoints = endpoints.len(), "webhook dispatcher started");
-                loop {
-                    let wait = match deliver_round(&mut store, &endpoints) {
-                        Ok((attempts, _)) if attempts > 0 => Duration::ZERO,
-                        Ok((_, next)) => next
-                            .map(|due| Duration::from_secs(due.saturating_sub(unix_now()).max(0) as u64))
-                            .unwrap_or(POLL)
-                            .min(POLL),
-                        Err(err) => {
-                            tracing::warn!(error = %err, "webhook dispatcher: database error; trying again");
-                            POLL
+        let mut threads = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
+            let mut store = Store::open(&database)?;
+            store.set_busy_timeout(busy_timeout)?;
+            let name = endpoint.name().to_owned();
+            let endpoints = HashMap::from([(name.clone(), endpoint)]);
+            let (stop, stopped) = mpsc::channel::<()>();
+            let thread = std::thread::Builder::new()
+                .name(format!("webhooks {name}"))
+                .spawn(move || {
+                    tracing::info!(endpoint = %name, "webhook dispatcher started");
+                    loop {
+                        let wait = match deliver_round(&mut store, &endpoints) {
+                            Ok((attempts, _)) if attempts > 0 => Duration::ZERO,
+                            Ok((_, next)) => next
+                                .map(|due| {
+                                    Duration::from_secs(due.saturating_sub(unix_now()).max(0) as u64)
+                                })
+                                .unwrap_or(POLL)
+                                .min(POLL),
+                            Err(err) => {
+                                tracing::warn!(endpoint = %name, error = %err, "webhook dispatcher: database error; trying again");
+                                POLL
+                            }
+                        };
+                        match stopped.recv_timeout(wait) {
+                            Err(mpsc::RecvTimeoutError::Timeout) => {}
+                            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                         }
-                    };
-                    match stopped.recv_timeout(wait) {
-                        Err(mpsc::RecvTimeoutError::Timeout) => {}
-                        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     }
-                }
-            })
-            .map_err(|err| WebhookError::Thread(err.to_string()))?;
-        Ok(Some(Dispatcher { stop, thread }))
+                })
+                .map_err(|err| WebhookError::Thread(err.to_string()))?;
+            threads.push((stop, thread));
+        }
+        Ok(Some(Dispatcher { threads }))
     }
 
-    /// Stops the thread after the request under way, and waits for it.
+    /// Stops the threads after the requests under way, and waits for them.
     pub fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
+        for (stop, _) in &self.threads {
+            let _ = stop.send(());
+        }
+        for (_, thread) in self.threads {
+            let _ = thread.join();
+        }
     }
 }
 
