@@ -25,8 +25,8 @@ use rhai::{
     Dynamic, Engine, EvalAltResult, OptimizationLevel, ParseError, ParseErrorType, Position,
 };
 
-use crate::diagnostic::Diagnostic;
-use crate::yaml::{PathSeg, Spans, path_to_string};
+use crate::text::diagnostic::Diagnostic;
+use crate::text::yaml::{PathSeg, Spans, path_to_string};
 
 /// The limits every tiercare script runs under (per evaluation).
 #[derive(Debug, Clone, Copy)]
@@ -463,7 +463,7 @@ mod tests {
 #[cfg(test)]
 mod located_tests {
     use super::*;
-    use crate::yaml::{self, YamlLimits};
+    use crate::text::yaml::{self, YamlLimits};
 
     #[test]
     fn runtime_error_in_a_block_is_located_in_the_yaml_file() {

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
 
-use crate::diagnostic::{Diagnostic, hint_among};
+use crate::text::diagnostic::{Diagnostic, hint_among};
 
 /// Limits applied before a YAML file is deserialized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

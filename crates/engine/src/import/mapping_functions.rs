@@ -7,9 +7,9 @@
 
 use rhai::{Engine, ImmutableString};
 
-use crate::diagnostic::{closest, edit_distance};
-use crate::sandbox;
-use crate::script_lint;
+use crate::script::lint;
+use crate::script::sandbox;
+use crate::text::diagnostic::{closest, edit_distance};
 
 /// tiercare's string helpers for mappings: (name, signature, what it returns).
 pub const HELPERS: [(&str, &str, &str); 6] = [
@@ -244,7 +244,7 @@ pub(crate) struct UnknownCall {
 /// a helper, nor defined in the script itself; each name once.
 pub(crate) fn unknown_calls(source: &str) -> Vec<UnknownCall> {
     let mut found: Vec<UnknownCall> = Vec::new();
-    for call in script_lint::function_calls(source) {
+    for call in lint::function_calls(source) {
         if is_known(call.name) || found.iter().any(|seen| seen.name == call.name) {
             continue;
         }

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use rhai::{Array, Dynamic, ImmutableString, Map};
 use serde::Serialize;
 
-use crate::feature::{Feature, FeatureType, NEVER_DAYS};
+use crate::customer::feature::{Feature, FeatureType, NEVER_DAYS};
 
 /// A manual tier pin (expert judgement): it beats the rules while it is active. The scheduler
 /// passes only pins that are active at the assessment time.
@@ -90,7 +90,7 @@ pub struct Snapshot {
     times: AssessmentTimes,
 }
 
-/// The times hysteresis measures on (see [`crate::hysteresis`]): not features, like the pin.
+/// The times hysteresis measures on (see [`crate::tiering::hysteresis`]): not features, like the pin.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AssessmentTimes {
     /// The assessment's time (`at`), unix seconds; None when unknown (rule tests).

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::feature::{FeatureType, features};
+use crate::customer::feature::{FeatureType, features};
 
 /// The JSON Schema of rule files and rule-test files (one schema: a file is either).
 #[must_use]
@@ -411,7 +411,7 @@ pub fn rules_json_schema() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rule_file::{RawRuleFile, RawTestFile};
+    use crate::load::rule_file::{RawRuleFile, RawTestFile};
 
     /// The keys serde accepts at a place, from its "unknown field" error.
     fn accepted<T: serde::de::DeserializeOwned + std::fmt::Debug>(yaml: &str) -> Vec<String> {

@@ -2,7 +2,7 @@
 //! scheduler reads from a file, and the typed rows, skips and rejections the engine returns.
 //!
 //! The field tables here are the single source of truth for what each kind of record holds; the
-//! store maps them to its schema, and [`crate::mapping`] maps a user's columns onto them.
+//! store maps them to its schema, and [`crate::import::mapping`] maps a user's columns onto them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -89,7 +89,7 @@ pub enum FieldType {
     Float,
     /// `true`/`false`, `yes`/`no`, `y`/`n`, `1`/`0` (any case).
     Bool,
-    /// An instant, stored as unix seconds (UTC). See [`crate::mapping`] for accepted formats.
+    /// An instant, stored as unix seconds (UTC). See [`crate::import::mapping`] for accepted formats.
     Time,
     /// A calendar date, `YYYY-MM-DD`.
     Date,
@@ -505,7 +505,7 @@ pub enum RowOutcome {
     /// Imported.
     Row(TypedRow),
     /// Left out on purpose: the index of the `skip:` reason whose script returned true (see
-    /// [`crate::mapping::Mapping::skip_reasons`]).
+    /// [`crate::import::mapping::Mapping::skip_reasons`]).
     Skip(usize),
     /// Refused, with the reason.
     Reject(Rejection),

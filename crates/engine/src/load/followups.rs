@@ -1,9 +1,10 @@
-//! Follow-up rules and the contact policy: who is contacted when, and by whom.
+//! Loading follow-up rules and the contact policy (who is contacted when, and by whom) into
+//! [`crate::care::followup`]'s model.
 //!
 //! A rule file may hold a `followups:` list and (one file of the set) a `contact_policy:`
 //! section. They are validated with the rest of the rule set by [`crate::load_rules`] (every
 //! problem at `path:line:col`), their `when` conditions compiled once like tiers', and turned into
-//! [`FollowUpRule`]s and a [`ContactPolicy`]. [`crate::plan`] turns them into planned actions for
+//! [`FollowUpRule`]s and a [`ContactPolicy`]. [`crate::planning::plan`] turns them into planned actions for
 //! one customer. The format is documented in `rules/README.md`; in short:
 //!
 //! ```yaml
@@ -30,320 +31,25 @@
 //! Template, manager and role names are not known to the engine: [`check_references`] checks
 //! them against the lists the caller passes in, as a separate step after loading.
 
-use std::fmt;
-
 use chrono::{NaiveTime, Weekday};
-use chrono_tz::Tz;
-use serde::Serialize;
 
-use crate::diagnostic::Severity;
-use crate::diagnostic::{Diagnostic, closest, hint_among};
-use crate::rule_file::{RawCaps, RawFollowUp, RawRuleFile, RawSendWindow, Scalar, Short};
-use crate::rules::{Expression, Location, RuleSet};
-use crate::rules::{Loader, key};
-use crate::yaml::PathSeg;
+use crate::care::followup::{
+    Action, Assignee, CadenceFrom, Caps, CompiledFollowUp, ContactPolicy, Event, FollowUpRule,
+    ReEntry, SendWindow, TierPolicy, Trigger,
+};
+use crate::load::rule_file::{RawCaps, RawFollowUp, RawRuleFile, RawSendWindow, Scalar, Short};
+use crate::load::rules::{Loader, key, valid_id};
+use crate::load::values::{
+    parse_assignee, parse_duration, parse_time_of_day, parse_timezone, parse_weekday,
+};
+use crate::text::diagnostic::Severity;
+use crate::text::diagnostic::{Diagnostic, hint_among};
+use crate::text::location::Location;
+use crate::text::yaml::PathSeg;
+use crate::tiering::rule_set::RuleSet;
 
 /// The placeholders a task title may use (the scheduler fills them when it creates the task).
 const TITLE_PLACEHOLDERS: [&str; 2] = ["customer.name", "customer.id"];
-
-/// One follow-up rule, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FollowUpRule {
-    /// The rule's id, unique in the rule set (part of every occurrence key).
-    pub id: String,
-    /// A label for people, if any.
-    pub label: Option<String>,
-    /// A description, if any.
-    pub description: Option<String>,
-    /// The tiers it applies to (the customer's current tier); empty: every tier, and customers
-    /// without one.
-    pub tiers: Vec<String>,
-    /// Segments the customer must be in, as `(set, segment)`; all must hold.
-    pub segments: Vec<(String, String)>,
-    /// What makes it fire.
-    pub trigger: Trigger,
-    /// The optional condition's source.
-    pub when: Option<String>,
-    /// A fixed time zone for the trigger, instead of the customer's.
-    pub timezone: Option<Tz>,
-    /// Whether it may fire again for the same customer.
-    pub re_entry: ReEntry,
-    /// `max_delay`: seconds after its scheduled time after which an unsent email of this rule
-    /// is cancelled as stale; `None`: the trigger kind's default ([`Trigger::default_max_delay`]).
-    pub max_delay: Option<i64>,
-    /// What it does.
-    pub action: Action,
-    /// Where the rule's `id` is.
-    pub location: Location,
-}
-
-/// Where a cadence counts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CadenceFrom {
-    /// From the last occurrence of this rule for the customer (the default).
-    LastFired,
-    /// From the last contact with the customer (an interaction, or an email sent or planned).
-    LastContact,
-}
-
-/// What makes a follow-up rule fire.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Trigger {
-    /// A cadence per customer: `every: 30d`.
-    Every {
-        /// The period, in seconds.
-        period: i64,
-        /// What it counts from.
-        from: CadenceFrom,
-    },
-    /// A cron schedule on the customer's wall clock (else the workspace's).
-    Cron(crate::schedule::Schedule),
-    /// An event in the customer's life.
-    Event(Event),
-}
-
-impl Trigger {
-    /// How long after its scheduled time an unsent email of a rule with this trigger stays
-    /// worth sending when the rule sets no `max_delay`: a birthday or an anniversary 1 day (a
-    /// greeting days late is worse than none), other events 3 days (a tier change, a segment, a
-    /// complaint, feedback), `no_order`/`no_contact` 7 days, cadences and cron schedules 7 days.
-    #[must_use]
-    pub fn default_max_delay(&self) -> i64 {
-        const DAY: i64 = 86_400;
-        match self {
-            Trigger::Event(Event::Birthday { .. } | Event::Anniversary { .. }) => DAY,
-            Trigger::Event(Event::NoOrder { .. } | Event::NoContact { .. })
-            | Trigger::Every { .. }
-            | Trigger::Cron(_) => 7 * DAY,
-            Trigger::Event(_) => 3 * DAY,
-        }
-    }
-}
-
-impl FollowUpRule {
-    /// The rule's `max_delay`, or its trigger's default ([`Trigger::default_max_delay`]).
-    #[must_use]
-    pub fn max_delay(&self) -> i64 {
-        self.max_delay
-            .unwrap_or_else(|| self.trigger.default_max_delay())
-    }
-}
-
-/// The events a rule can fire on (`on:`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// The customer's tier changed to one of the rule's tiers (any tier when none are listed).
-    TierEntered,
-    /// The customer moved to a higher tier (not a first assignment).
-    TierUp,
-    /// The customer moved to a lower tier, or lost their tier.
-    TierDown,
-    /// The customer entered segment `segment` of set `set`.
-    SegmentEntered {
-        /// The segment set.
-        set: String,
-        /// The segment.
-        segment: String,
-    },
-    /// `after` seconds have passed since the last order (never-ordered customers: never).
-    NoOrder {
-        /// Seconds.
-        after: i64,
-    },
-    /// `after` seconds have passed since the last contact (never-contacted customers: never).
-    NoContact {
-        /// Seconds.
-        after: i64,
-    },
-    /// The customer's birthday, at `time` on their wall clock; 29 February fires on 28 February
-    /// in other years.
-    Birthday {
-        /// Wall-clock time of day.
-        time: NaiveTime,
-    },
-    /// Each anniversary of the first order's local date, at `time`; 29 February as birthdays.
-    Anniversary {
-        /// Wall-clock time of day.
-        time: NaiveTime,
-    },
-    /// A new complaint was opened.
-    Complaint,
-    /// A feedback score below `below` was given.
-    LowSatisfaction {
-        /// The threshold (exclusive).
-        below: f64,
-    },
-}
-
-/// Whether a rule may fire again for a customer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReEntry {
-    /// Every occurrence (the default).
-    EveryTime,
-    /// Only if the rule never fired for the customer.
-    Once,
-    /// Only if it did not fire within this many seconds before.
-    OncePer(i64),
-}
-
-/// Who a task is for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
-pub enum Assignee {
-    /// The customer's account manager.
-    Owner,
-    /// Someone with a role (`role:senior`), chosen by the scheduler.
-    Role(String),
-    /// A named manager (`manager:alice`).
-    Manager(String),
-}
-
-impl fmt::Display for Assignee {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Assignee::Owner => f.write_str("owner"),
-            Assignee::Role(role) => write!(f, "role:{role}"),
-            Assignee::Manager(name) => write!(f, "manager:{name}"),
-        }
-    }
-}
-
-/// What a follow-up does.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum Action {
-    /// An email to the customer from a template.
-    Email {
-        /// The template's name.
-        template: String,
-    },
-    /// A task for a person. `title` is a template (`{{ customer.name }}`) the scheduler fills.
-    Task {
-        /// Who does it.
-        assignee: Assignee,
-        /// The title, unrendered.
-        title: String,
-        /// Due this many seconds after the occurrence, if given.
-        due: Option<i64>,
-    },
-    /// An email to the customer's account manager from a template.
-    NotifyOwner {
-        /// The template's name.
-        template: String,
-    },
-    /// Set custom attributes of the customer.
-    Set {
-        /// Attribute names and values.
-        attributes: serde_json::Map<String, serde_json::Value>,
-    },
-    /// Add a tag to the customer.
-    Tag {
-        /// The tag.
-        tag: String,
-    },
-}
-
-impl Action {
-    /// Whether this action contacts the customer (and so is subject to consent, caps, minimum
-    /// gap and send window): emails to the customer.
-    #[must_use]
-    pub fn contacts_customer(&self) -> bool {
-        matches!(self, Action::Email { .. })
-    }
-
-    /// One line for `plan` output: `email care`, `task for owner: Monthly review`.
-    #[must_use]
-    pub fn describe(&self) -> String {
-        match self {
-            Action::Email { template } => format!("email `{template}`"),
-            Action::Task {
-                assignee, title, ..
-            } => format!("task for {assignee}: {title}"),
-            Action::NotifyOwner { template } => format!("notify owner `{template}`"),
-            Action::Set { attributes } => format!(
-                "set {}",
-                attributes
-                    .iter()
-                    .map(|(name, value)| format!("{name} = {value}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Action::Tag { tag } => format!("tag `{tag}`"),
-        }
-    }
-}
-
-/// Emails to one customer per local calendar day, ISO week (Monday first) and month.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Caps {
-    /// Per day.
-    pub day: Option<u32>,
-    /// Per week.
-    pub week: Option<u32>,
-    /// Per month.
-    pub month: Option<u32>,
-}
-
-/// When emails may go out, on the customer's wall clock: `[start, end)` on the listed days.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendWindow {
-    /// First allowed time of day.
-    pub start: NaiveTime,
-    /// End of the allowed time (exclusive), after `start`.
-    pub end: NaiveTime,
-    /// Allowed days (Monday first); all seven by default.
-    pub days: Vec<Weekday>,
-}
-
-impl SendWindow {
-    /// Whether `day` is allowed.
-    #[must_use]
-    pub fn allows_day(&self, day: Weekday) -> bool {
-        self.days.contains(&day)
-    }
-}
-
-/// The contact policy for one tier (or the default).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TierPolicy {
-    /// Email caps.
-    pub caps: Caps,
-    /// Minimum seconds between two emails to the customer.
-    pub min_gap: Option<i64>,
-    /// When emails may go out.
-    pub send_window: Option<SendWindow>,
-}
-
-/// `contact_policy:`: the default and per-tier overrides (each key of a tier's override replaces
-/// the default's; caps per period).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ContactPolicy {
-    /// For customers whose tier has no override.
-    pub default: TierPolicy,
-    /// Per-tier policies, already merged with the default.
-    pub tiers: Vec<(String, TierPolicy)>,
-}
-
-impl ContactPolicy {
-    /// The policy for a customer in `tier`.
-    #[must_use]
-    pub fn for_tier(&self, tier: Option<&str>) -> &TierPolicy {
-        tier.and_then(|tier| self.tiers.iter().find(|(id, _)| id == tier))
-            .map_or(&self.default, |(_, policy)| policy)
-    }
-}
-
-/// A follow-up rule, compiled.
-#[derive(Debug)]
-pub(crate) struct CompiledFollowUp {
-    pub(crate) rule: FollowUpRule,
-    pub(crate) when: Option<Expression>,
-    /// The rule's source file and place (`followups[i]`).
-    pub(crate) file: usize,
-    pub(crate) path: Vec<crate::yaml::PathSeg>,
-}
 
 /// Names the caller knows, for [`check_references`]. An empty list means "not known": that
 /// check is skipped (a workspace without templates yet, or without managers).
@@ -416,8 +122,10 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
     }
     for placed in &rules.assignment.placed {
         let reference: (&str, &[&str], &str) = match &placed.candidate {
-            crate::assignment::Candidate::Role(name) => (name, references.roles, "role"),
-            crate::assignment::Candidate::Manager(name) => (name, references.managers, "manager"),
+            crate::care::assignment::Candidate::Role(name) => (name, references.roles, "role"),
+            crate::care::assignment::Candidate::Manager(name) => {
+                (name, references.managers, "manager")
+            }
         };
         let location = &placed.location;
         report(
@@ -428,119 +136,6 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
         );
     }
     out
-}
-
-/// Parses a duration: `N` followed by `s`, `m` (minutes), `h`, `d` or `w`; more than zero and
-/// at most 100 years.
-///
-/// # Errors
-/// What is wrong, in one line.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let seconds = match unit.trim() {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        "" if !number.is_empty() => {
-            return Err(format!("`{text}` has no unit"));
-        }
-        "mo" | "month" | "months" | "y" | "year" | "years" => {
-            return Err(format!(
-                "`{text}`: months and years differ in length; give days or weeks, or use a `cron` schedule"
-            ));
-        }
-        _ => return Err(format!("`{text}` is not a duration")),
-    };
-    let number: i64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration"))?;
-    let total = number.saturating_mul(seconds);
-    if total == 0 {
-        return Err(format!("`{text}` is zero"));
-    }
-    if total > 36_500 * 86_400 {
-        return Err(format!("`{text}` is longer than 100 years"));
-    }
-    Ok(total)
-}
-
-/// Parses a time of day `HH:MM`.
-pub(crate) fn parse_time_of_day(text: &str) -> Option<NaiveTime> {
-    NaiveTime::parse_from_str(text.trim(), "%H:%M").ok()
-}
-
-/// Parses a weekday: `mon`..`sun` or the full English name, any case.
-pub(crate) fn parse_weekday(text: &str) -> Option<Weekday> {
-    let lower = text.trim().to_lowercase();
-    let day = match lower.get(..3)? {
-        "mon" => Weekday::Mon,
-        "tue" => Weekday::Tue,
-        "wed" => Weekday::Wed,
-        "thu" => Weekday::Thu,
-        "fri" => Weekday::Fri,
-        "sat" => Weekday::Sat,
-        "sun" => Weekday::Sun,
-        _ => return None,
-    };
-    let full = format!("{day}").to_lowercase();
-    let names = [
-        ("mon", "monday"),
-        ("tue", "tuesday"),
-        ("wed", "wednesday"),
-        ("thu", "thursday"),
-        ("fri", "friday"),
-        ("sat", "saturday"),
-        ("sun", "sunday"),
-    ];
-    let long = names
-        .iter()
-        .find(|(short, _)| *short == full)
-        .map(|(_, l)| *l)?;
-    (lower.len() == 3 || lower == long).then_some(day)
-}
-
-/// Parses `assignee:`: `owner`, `role:NAME` or `manager:NAME`.
-pub(crate) fn parse_assignee(text: &str) -> Result<Assignee, String> {
-    let text = text.trim();
-    if text == "owner" {
-        return Ok(Assignee::Owner);
-    }
-    let valid = |name: &str| {
-        !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
-    };
-    match text.split_once(':') {
-        Some(("role", name)) if valid(name.trim()) => Ok(Assignee::Role(name.trim().to_owned())),
-        Some(("manager", name)) if valid(name.trim()) => {
-            Ok(Assignee::Manager(name.trim().to_owned()))
-        }
-        Some(("role" | "manager", _)) => Err(format!("`{text}` names nobody")),
-        _ => Err(format!("`{text}` is not an assignee")),
-    }
-}
-
-/// Parses a time zone name, with a "did you mean" among the IANA names.
-pub(crate) fn parse_timezone(text: &str) -> Result<Tz, (String, String)> {
-    text.trim().parse::<Tz>().map_err(|_| {
-        let names = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
-        let hint = match closest(text.trim(), names) {
-            Some(best) => {
-                format!("did you mean `{best}`? time zones are IANA names such as `Europe/Berlin`")
-            }
-            None => {
-                "time zones are IANA names such as `Europe/Berlin` or `Asia/Shanghai`".to_owned()
-            }
-        };
-        (format!("`{}` is not a time zone", text.trim()), hint)
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -806,7 +401,7 @@ impl Loader<'_> {
                 let path = vec![PathSeg::from("followups"), PathSeg::Index(index)];
                 let id = rule.id.0.trim().to_owned();
                 let id_path = join(&path, &["id"]);
-                if !crate::rules::valid_id(&id) {
+                if !valid_id(&id) {
                     self.error_at(
                         *file,
                         &id_path,
@@ -1061,7 +656,7 @@ impl Loader<'_> {
             return Some(Trigger::Every { period, from });
         }
         if let Some(cron) = &raw.cron {
-            return match crate::schedule::Schedule::parse(&cron.0) {
+            return match crate::care::schedule::Schedule::parse(&cron.0) {
                 Ok(schedule) => Some(Trigger::Cron(schedule)),
                 Err(err) => {
                     let diagnostic =
@@ -1242,7 +837,7 @@ impl Loader<'_> {
         }
         let template = |this: &mut Self, key: &str, text: &Scalar| -> Option<String> {
             let name = text.0.trim();
-            if crate::rules::valid_id(name) {
+            if valid_id(name) {
                 Some(name.to_owned())
             } else {
                 this.error_at(
@@ -1322,7 +917,7 @@ impl Loader<'_> {
         }
         if let Some(tag) = &raw.tag {
             let name = tag.0.trim();
-            if crate::rules::valid_id(name) {
+            if valid_id(name) {
                 return Some(Action::Tag {
                     tag: name.to_owned(),
                 });
@@ -1348,7 +943,7 @@ impl Loader<'_> {
                 | serde_yaml::Value::Null => serde_json::to_value(value).ok(),
                 _ => None,
             };
-            if !crate::sandbox::is_variable_name(name) {
+            if !crate::script::sandbox::is_variable_name(name) {
                 ok = false;
                 self.error_at(
                     file,
@@ -1388,48 +983,5 @@ impl Loader<'_> {
             return None;
         }
         ok.then_some(Action::Set { attributes })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30d"), Ok(30 * 86_400));
-        assert_eq!(parse_duration("2w"), Ok(14 * 86_400));
-        assert_eq!(parse_duration("12h"), Ok(12 * 3_600));
-        assert_eq!(parse_duration("90m"), Ok(90 * 60));
-        assert!(parse_duration("0d").unwrap_err().contains("zero"));
-        assert!(parse_duration("30").unwrap_err().contains("no unit"));
-        assert!(parse_duration("1month").unwrap_err().contains("months"));
-        assert!(
-            parse_duration("monthly")
-                .unwrap_err()
-                .contains("not a duration")
-        );
-    }
-
-    #[test]
-    fn assignees_weekdays_and_zones() {
-        assert_eq!(parse_assignee("owner"), Ok(Assignee::Owner));
-        assert_eq!(
-            parse_assignee("role:senior"),
-            Ok(Assignee::Role("senior".into()))
-        );
-        assert_eq!(
-            parse_assignee("manager:alice"),
-            Ok(Assignee::Manager("alice".into()))
-        );
-        assert!(parse_assignee("boss").is_err());
-        assert!(parse_assignee("role:").is_err());
-        assert_eq!(parse_weekday("Mon"), Some(Weekday::Mon));
-        assert_eq!(parse_weekday("sunday"), Some(Weekday::Sun));
-        assert_eq!(parse_weekday("sundae"), None);
-        assert!(parse_timezone("Asia/Shanghai").is_ok());
-        let (message, hint) = parse_timezone("Europe/Berln").unwrap_err();
-        assert!(message.contains("not a time zone"));
-        assert!(hint.contains("Europe/Berlin"), "{hint}");
     }
 }

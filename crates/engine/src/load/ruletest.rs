@@ -34,14 +34,15 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::diagnostic::{Diagnostic, closest, hint_among, list_names};
-use crate::explain::ConditionTrace;
-use crate::feature::{Feature, FeatureType, feature_names};
-use crate::plan::{CustomerEvent, EventKind, FollowUpState, Plan};
-use crate::rule_file::{RawTestCase, RawTestFile, Scalar};
-use crate::rules::{RuleFile, RuleSet};
-use crate::snapshot::{FeatureValue, Pin, Snapshot};
-use crate::yaml::{self, PathSeg, Spans, YamlLimits};
+use crate::customer::feature::{Feature, FeatureType, feature_names};
+use crate::customer::snapshot::{FeatureValue, Pin, Snapshot};
+use crate::load::rule_file::{RawTestCase, RawTestFile, Scalar};
+use crate::load::rules::RuleFile;
+use crate::planning::plan::{CustomerEvent, EventKind, FollowUpState, Plan};
+use crate::text::diagnostic::{Diagnostic, closest, hint_among, list_names};
+use crate::text::yaml::{self, PathSeg, Spans, YamlLimits};
+use crate::tiering::explain::ConditionTrace;
+use crate::tiering::rule_set::RuleSet;
 
 /// A test that did not pass.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -331,7 +332,7 @@ impl FileContext<'_> {
         let to = time(problems, case_path(index, &["plan", "to"]), &raw_plan.to);
         let tz = match &raw_plan.timezone {
             None => Some(chrono_tz::UTC),
-            Some(name) => match crate::followup::parse_timezone(&name.0) {
+            Some(name) => match crate::load::values::parse_timezone(&name.0) {
                 Ok(tz) => Some(tz),
                 Err((message, hint)) => {
                     problems.push(self.error(
@@ -507,7 +508,7 @@ impl FileContext<'_> {
         &self,
         index: usize,
         case: &RawTestCase,
-        explanation: &crate::Explanation,
+        explanation: &crate::tiering::explain::Explanation,
         plan: Option<&Plan>,
     ) -> Option<TestFailure> {
         let decision = &explanation.decision;
@@ -609,7 +610,7 @@ impl FileContext<'_> {
                     case_path(index, &["expect", "scores", name]),
                     format!(
                         "expected score `{name}` = {expected}, got {}",
-                        crate::evaluate::format_float(actual)
+                        crate::tiering::evaluate::format_float(actual)
                     ),
                     lines,
                 ));
@@ -802,7 +803,7 @@ fn condition_line(condition: &ConditionTrace) -> String {
     )
 }
 
-fn variables_text(variables: &[crate::explain::VariableValue]) -> String {
+fn variables_text(variables: &[crate::tiering::explain::VariableValue]) -> String {
     if variables.is_empty() {
         return String::new();
     }

@@ -10,7 +10,7 @@ use chrono::format::{Item, Parsed, StrftimeItems};
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use crate::record::{Cell, Check, FieldSpec, FieldType, Value};
+use crate::import::record::{Cell, Check, FieldSpec, FieldType, Value};
 
 /// How to read a [`FieldType::Time`] or [`FieldType::Date`] cell.
 #[derive(Debug, Clone)]
@@ -611,7 +611,7 @@ fn looks_numeric(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{RecordKind, fields};
+    use crate::import::record::{RecordKind, fields};
 
     fn spec(kind: RecordKind, name: &str) -> &'static FieldSpec {
         fields(kind).iter().find(|f| f.name == name).unwrap()

@@ -4,7 +4,7 @@
 //! # Rule files
 //!
 //! A rule set is every `*.yaml` file of the `rules/` folder (not `rules/tests/`) and every `*.rhai`
-//! function library beside them. A YAML file may hold `tiering`, `scores`, `segments`, `followups`, `contact_policy` (see [`crate::followup`]) and `assignment` (see [`crate::assignment`]); **exactly one** file
+//! function library beside them. A YAML file may hold `tiering`, `scores`, `segments`, `followups`, `contact_policy` (see [`crate::care::followup`]) and `assignment` (see [`crate::care::assignment`]); **exactly one** file
 //! has `tiering`:
 //!
 //! ```yaml
@@ -36,7 +36,7 @@
 //! - **`window`** (required): the period over which window features (`orders_window`,
 //!   `revenue_window`, the RFM scores...) are computed: `365d`, `52w` or `all`.
 //! - **`reassess`** (optional): when the daemon reassesses, as a cron schedule
-//!   ([`crate::schedule`]: 5-field crontab, or 6/7 fields with seconds first). Without it, tiers
+//!   ([`crate::care::schedule`]: 5-field crontab, or 6/7 fields with seconds first). Without it, tiers
 //!   change only when someone runs `tiercare assess`.
 //! - **`tiers`** (at least one): `id` (letters, digits, `_`, `-`, `.`; unique), optional `label`
 //!   and `description`, and `when`, a Rhai expression that must return `true` or `false`. The
@@ -58,7 +58,7 @@
 //! # Expressions
 //!
 //! Every `when` and score is a Rhai expression (or a `|` block of statements whose last value is
-//! the result) over the customer's **features** ([`crate::feature::Feature`]: `orders_window`,
+//! the result) over the customer's **features** ([`crate::customer::feature::Feature`]: `orders_window`,
 //! `revenue_share_before`, `r_score`, `attr`...) and the scores. Names are checked when the rules
 //! are loaded: an unknown name is an error at its line and column, with a "did you mean". Each
 //! expression is compiled once. Useful to know:
@@ -68,7 +68,7 @@
 //! - A value that may be none (`last_order_at`, `satisfaction_avg`...) compared with a number is
 //!   `false` in Rhai, without an error; give a default: `(satisfaction_avg ?? 5.0) < 3`.
 //! - `a / b` on two ints stops with "division by zero" when `b` is 0 (on floats it gives infinity);
-//!   [`ratio(a, b)`](mod@crate::catalog) returns 0 instead.
+//!   [`ratio(a, b)`](mod@crate::script::catalog) returns 0 instead.
 //!
 //! # Function libraries (`*.rhai`)
 //!
@@ -91,24 +91,27 @@
 //! and text, sorted by path: the same files give the same version on every machine and run.
 
 use std::collections::HashMap;
-use std::fmt;
 
 use rhai::{AST, Dynamic, Engine, EvalAltResult, ParseErrorType, Scope};
-use serde::Serialize;
 
-use crate::catalog;
-use crate::diagnostic::{Diagnostic, Severity, closest};
-use crate::evaluate::{Evaluator, ScriptRun};
-use crate::feature::{Feature, FeatureType, feature_names};
-use crate::followup::{CompiledFollowUp, ContactPolicy, FollowUpRule};
-use crate::hysteresis::DowngradeAfter;
-use crate::native;
-use crate::rule_file::{RawRule, RawRuleFile, RawTiering, Scalar};
-use crate::sandbox::{self, Limits, ScriptError};
-use crate::schedule::Schedule;
-use crate::script_lint;
-use crate::snapshot::Snapshot;
-use crate::yaml::{self, PathSeg, Spans, YamlLimits, path_to_string};
+use crate::care::schedule::Schedule;
+use crate::customer::feature::{Feature, FeatureType, feature_names};
+use crate::customer::snapshot::Snapshot;
+use crate::load::rule_file::{RawRule, RawRuleFile, RawTiering, Scalar};
+use crate::script::catalog;
+use crate::script::expression::{Expression, Program};
+use crate::script::lint;
+use crate::script::native::{self, Var};
+use crate::script::sandbox::{self, Limits, ScriptError};
+use crate::text::diagnostic::{Diagnostic, Severity, closest};
+use crate::text::location::Location;
+use crate::text::yaml::{self, PathSeg, Spans, YamlLimits, path_to_string};
+use crate::tiering::evaluate::ScriptRun;
+use crate::tiering::hysteresis::DowngradeAfter;
+use crate::tiering::rule_set::{
+    CompiledRule, CompiledScore, CompiledSegmentSet, FNV_OFFSET, LibraryFunction, RuleInfo,
+    RuleSet, ScoreInfo, SourceFile, Window, fnv1a,
+};
 
 /// A file of the rule set, as read by the caller: its path (as the user should see it, e.g.
 /// `rules/tiers.yaml`) and its text.
@@ -139,376 +142,6 @@ pub struct LoadedRules {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// The period over which window features are computed (`tiering.window`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Window {
-    /// All time: every order, interaction... up to the assessment time.
-    All,
-    /// The last N days up to the assessment time.
-    Days(u32),
-}
-
-impl Window {
-    /// The window's length in seconds; `None` for all time.
-    #[must_use]
-    pub fn seconds(self) -> Option<i64> {
-        match self {
-            Window::All => None,
-            Window::Days(days) => Some(i64::from(days) * 86_400),
-        }
-    }
-
-    /// Parses `365d`, `52w` or `all`.
-    ///
-    /// # Errors
-    /// What is wrong with the text, in one line.
-    pub fn parse(text: &str) -> Result<Window, String> {
-        let text = text.trim();
-        if text == "all" {
-            return Ok(Window::All);
-        }
-        let (number, unit) = text.split_at(
-            text.find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(text.len()),
-        );
-        let days_per_unit = match unit {
-            "d" => 1,
-            "w" => 7,
-            "" => return Err(format!("window `{text}` has no unit")),
-            "m" | "mo" | "month" | "months" | "y" | "year" | "years" => {
-                return Err(format!(
-                    "window `{text}`: months and years differ in length; give days or weeks"
-                ));
-            }
-            _ => return Err(format!("window `{text}` is not a number of days or weeks")),
-        };
-        let number: u32 = number
-            .parse()
-            .map_err(|_| format!("window `{text}` is not a number of days or weeks"))?;
-        let days = number.saturating_mul(days_per_unit);
-        if days == 0 {
-            return Err("a window of zero days holds nothing".to_owned());
-        }
-        if days > 36_500 {
-            return Err(format!(
-                "window `{text}` is longer than 100 years; use `all` for all time"
-            ));
-        }
-        Ok(Window::Days(days))
-    }
-}
-
-impl fmt::Display for Window {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Window::All => f.write_str("all"),
-            Window::Days(days) => write!(f, "{days}d"),
-        }
-    }
-}
-
-/// A place in a rule file: `path:line:column` (1-based).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct Location {
-    /// The file.
-    pub path: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column, in characters.
-    pub column: usize,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.path, self.line, self.column)
-    }
-}
-
-/// A tier or a segment, as written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RuleInfo {
-    /// The id (`A`, `champions`).
-    pub id: String,
-    /// The label for people, if any.
-    pub label: Option<String>,
-    /// The description, if any.
-    pub description: Option<String>,
-    /// The condition's source text.
-    pub when: String,
-    /// Where the condition is.
-    pub location: Location,
-}
-
-/// A named segment set and its segments, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SegmentSetInfo {
-    /// The set's name (`rfm`).
-    pub name: String,
-    /// Its segments, first match wins.
-    pub segments: Vec<RuleInfo>,
-}
-
-/// A score, as written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ScoreInfo {
-    /// The score's name.
-    pub name: String,
-    /// Its expression.
-    pub expression: String,
-    /// Where the expression is.
-    pub location: Location,
-}
-
-/// A function defined in a `.rhai` library of the rule set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LibraryFunction {
-    /// Its name.
-    pub name: String,
-    /// Its parameters' names.
-    pub params: Vec<String>,
-    /// Where it is defined.
-    pub location: Location,
-}
-
-/// A variable an expression reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Var {
-    Feature(Feature),
-    Score(usize),
-}
-
-/// How an expression runs.
-#[derive(Debug)]
-pub(crate) enum Program {
-    /// The literal `true` or `false`: no script at all. (The place where natively compiled
-    /// conditions will go.)
-    Constant(bool),
-    /// A compiled Rhai script (with the rule set's library merged in).
-    Script(AST),
-}
-
-/// One compiled expression.
-#[derive(Debug)]
-pub(crate) struct Expression {
-    /// How runtime errors name it: `tiers[1] (B)`, `scores.potential`, `segments.rfm[0] (champions)`.
-    pub(crate) label: String,
-    /// The source text.
-    pub(crate) source: String,
-    /// The source on one line, shortened, for reasons.
-    pub(crate) one_line: String,
-    pub(crate) program: Program,
-    /// The same expression compiled natively, when it is simple enough ([`crate::native`]).
-    pub(crate) native: Option<native::Node>,
-    /// Variables read, in order of first use.
-    pub(crate) vars: Vec<Var>,
-    /// Where it is in its file.
-    pub(crate) file: usize,
-    pub(crate) key_path: Vec<PathSeg>,
-}
-
-/// A tier or a segment, compiled.
-#[derive(Debug)]
-pub(crate) struct CompiledRule {
-    pub(crate) info: RuleInfo,
-    pub(crate) expr: Expression,
-}
-
-/// A score, compiled.
-#[derive(Debug)]
-pub(crate) struct CompiledScore {
-    pub(crate) info: ScoreInfo,
-    pub(crate) expr: Expression,
-}
-
-/// A segment set, compiled.
-#[derive(Debug)]
-pub(crate) struct CompiledSegmentSet {
-    pub(crate) name: String,
-    pub(crate) rules: Vec<CompiledRule>,
-}
-
-#[derive(Debug)]
-struct SourceFile {
-    path: String,
-    text: String,
-    spans: Spans,
-}
-
-/// A validated, compiled rule set: load it with [`load_rules`], evaluate customers with
-/// [`RuleSet::evaluator`].
-///
-/// `Send + Sync`: share one (by reference or in an `Arc`) between threads, with one
-/// [`Evaluator`] per thread.
-#[derive(Debug)]
-pub struct RuleSet {
-    pub(crate) engine: Engine,
-    version: String,
-    window: Window,
-    reassess: Option<Schedule>,
-    pub(crate) downgrade_after: DowngradeAfter,
-    pub(crate) scores: Vec<CompiledScore>,
-    pub(crate) tiers: Vec<CompiledRule>,
-    pub(crate) segment_sets: Vec<CompiledSegmentSet>,
-    pub(crate) followups: Vec<CompiledFollowUp>,
-    pub(crate) contact_policy: ContactPolicy,
-    pub(crate) assignment: crate::assignment::Assignment,
-    pub(crate) features_used: Vec<Feature>,
-    library: Vec<LibraryFunction>,
-    sources: Vec<SourceFile>,
-}
-
-impl RuleSet {
-    /// The content hash of the rule files (16 hex digits), stored with every tier assignment.
-    #[must_use]
-    pub fn version(&self) -> &str {
-        &self.version
-    }
-
-    /// The feature window.
-    #[must_use]
-    pub fn window(&self) -> Window {
-        self.window
-    }
-
-    /// When the daemon reassesses, if the rules say.
-    #[must_use]
-    pub fn reassess(&self) -> Option<&Schedule> {
-        self.reassess.as_ref()
-    }
-
-    /// How long a downgrade is held: assessments in a row (counted at most once a day; 1: at
-    /// once) or a duration (see [`crate::hysteresis`]).
-    #[must_use]
-    pub fn downgrade_after(&self) -> DowngradeAfter {
-        self.downgrade_after
-    }
-
-    /// The tiers, highest first.
-    pub fn tiers(&self) -> impl ExactSizeIterator<Item = &RuleInfo> {
-        self.tiers.iter().map(|rule| &rule.info)
-    }
-
-    /// The position of tier `id` (0 is the highest), if it is a tier of these rules.
-    #[must_use]
-    pub fn tier_rank(&self, id: &str) -> Option<usize> {
-        self.tiers.iter().position(|rule| rule.info.id == id)
-    }
-
-    /// The segment sets, in file order.
-    #[must_use]
-    pub fn segment_sets(&self) -> Vec<SegmentSetInfo> {
-        self.segment_sets
-            .iter()
-            .map(|set| SegmentSetInfo {
-                name: set.name.clone(),
-                segments: set.rules.iter().map(|rule| rule.info.clone()).collect(),
-            })
-            .collect()
-    }
-
-    /// The follow-up rules, in file order (files in path order).
-    pub fn followups(&self) -> impl ExactSizeIterator<Item = &FollowUpRule> {
-        self.followups.iter().map(|followup| &followup.rule)
-    }
-
-    /// The contact policy (the default: no caps, no gap, no window, when no file has one).
-    #[must_use]
-    pub fn contact_policy(&self) -> &ContactPolicy {
-        &self.contact_policy
-    }
-
-    /// Owner assignment by tier (empty when no file has an `assignment` section).
-    #[must_use]
-    pub fn assignment(&self) -> &crate::assignment::Assignment {
-        &self.assignment
-    }
-
-    /// A planner for follow-ups (one per thread; see [`crate::plan`]).
-    #[must_use]
-    pub fn planner(&self) -> crate::plan::Planner<'_> {
-        crate::plan::Planner::new(self)
-    }
-
-    /// Where `key` (`email.template`...) of a follow-up is: `(line, column)`.
-    pub(crate) fn followup_position(
-        &self,
-        followup: &CompiledFollowUp,
-        key: &str,
-    ) -> (usize, usize) {
-        let mut path = followup.path.clone();
-        path.extend(key.split('.').map(PathSeg::from));
-        self.sources[followup.file].spans.position(&path)
-    }
-
-    /// The text of the rule file at `path` ("" if unknown).
-    pub(crate) fn source_text(&self, path: &str) -> &str {
-        self.sources
-            .iter()
-            .find(|source| source.path == path)
-            .map_or("", |source| source.text.as_str())
-    }
-
-    /// The scores, in the order they are computed.
-    pub fn scores(&self) -> impl ExactSizeIterator<Item = &ScoreInfo> {
-        self.scores.iter().map(|score| &score.info)
-    }
-
-    /// The features some expression reads, in catalog order. The store may leave the others
-    /// unset (they keep their neutral values), except three that are read whatever the
-    /// expressions say: `previous_tier` and `pending_downgrade` (hysteresis) and `customer_id`
-    /// (explanations).
-    #[must_use]
-    pub fn features_used(&self) -> &[Feature] {
-        &self.features_used
-    }
-
-    /// Whether some expression reads `feature`.
-    #[must_use]
-    pub fn uses(&self, feature: Feature) -> bool {
-        self.features_used.contains(&feature)
-    }
-
-    /// The functions the rule set's `.rhai` libraries define.
-    #[must_use]
-    pub fn library_functions(&self) -> &[LibraryFunction] {
-        &self.library
-    }
-
-    /// The paths of the rule set's files, sorted.
-    pub fn paths(&self) -> impl Iterator<Item = &str> {
-        self.sources.iter().map(|source| source.path.as_str())
-    }
-
-    /// A new evaluator (one per thread; it keeps scratch space between customers).
-    #[must_use]
-    pub fn evaluator(&self) -> Evaluator<'_> {
-        Evaluator::new(self)
-    }
-
-    /// Where a runtime error of `expr` at `position` (inside the script) is in its file.
-    pub(crate) fn locate(&self, expr: &Expression, position: Option<(usize, usize)>) -> Location {
-        let source = &self.sources[expr.file];
-        let (line, column) = match position {
-            Some((line, column)) => source.spans.locate_in_scalar(&expr.key_path, line, column),
-            None => source.spans.position(&expr.key_path),
-        };
-        Location {
-            path: source.path.clone(),
-            line,
-            column,
-        }
-    }
-
-    /// The library file defining function `name`, if any.
-    pub(crate) fn library_path(&self, name: &str) -> Option<&Location> {
-        self.library
-            .iter()
-            .find(|function| function.name == name)
-            .map(|function| &function.location)
-    }
-}
-
 /// Validates and compiles a rule set from its files (`rules/*.yaml` and `rules/*.rhai`, in any
 /// order; see the [module documentation](self) for the format).
 ///
@@ -521,20 +154,6 @@ impl RuleSet {
 /// library files with top-level statements.
 pub fn load_rules(files: &[RuleFile]) -> Result<LoadedRules, Vec<Diagnostic>> {
     Loader::new(files).load()
-}
-
-/// The FNV-1a 64-bit offset basis: where [`fnv1a`] starts.
-pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// Feeds `bytes` into an FNV-1a 64-bit hash: defined byte by byte, so it is the same on every
-/// platform, build and run (rule-set versions and staggered cadences rely on that).
-pub(crate) fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(PRIME);
-    }
-    hash
 }
 
 /// FNV-1a, 64 bits, over every `(path, text)` pair (sorted by path), each length-prefixed.
@@ -666,7 +285,7 @@ impl<'a> Loader<'a> {
             return;
         }
         let hint =
-            crate::diagnostic::hint_among(tier, "tiers", tier_ids.iter().map(String::as_str));
+            crate::text::diagnostic::hint_among(tier, "tiers", tier_ids.iter().map(String::as_str));
         let diagnostic = self
             .at(
                 Severity::Error,
@@ -1145,7 +764,7 @@ impl<'a> Loader<'a> {
         file: usize,
         path: &[PathSeg],
         text: &str,
-        err: &crate::schedule::ScheduleError,
+        err: &crate::care::schedule::ScheduleError,
         what: &str,
     ) -> Diagnostic {
         let column = text
@@ -1167,7 +786,7 @@ impl<'a> Loader<'a> {
         match text.parse::<u32>() {
             Ok(n @ 1..=1000) => DowngradeAfter::Count(n),
             Err(_) if !is_count && text.starts_with(|c: char| c.is_ascii_digit()) => {
-                match crate::followup::parse_duration(text) {
+                match crate::load::values::parse_duration(text) {
                     Ok(seconds) => DowngradeAfter::Duration(seconds),
                     Err(message) => {
                         let diagnostic = self
@@ -1448,7 +1067,7 @@ impl<'a> Loader<'a> {
     /// Warns about comparisons Rhai silently evaluates to `false`.
     fn lint(&mut self, expr: &Expression) {
         let yaml_path = path_to_string(&expr.key_path);
-        for found in script_lint::number_comparisons(&expr.source) {
+        for found in lint::number_comparisons(&expr.source) {
             let Some(feature) = Feature::from_name(found.name) else {
                 continue;
             };
@@ -1535,7 +1154,7 @@ impl<'a> Loader<'a> {
                 ));
                 continue;
             }
-            let items = script_lint::library_items(&text);
+            let items = lint::library_items(&text);
             if let Some((line, column)) = items.first_statement {
                 self.push(
                     Diagnostic::error(&path, line, column, "a function library may only define functions")
@@ -1550,7 +1169,7 @@ impl<'a> Loader<'a> {
                     // the file blanked, positions kept) to report every function's problem.
                     let mut found: Vec<Diagnostic> = Vec::new();
                     for function in &items.functions {
-                        let alone = script_lint::keep_only(&text, function.span);
+                        let alone = lint::keep_only(&text, function.span);
                         if let Err(err) = self.engine.compile(&alone) {
                             let diagnostic = library_parse_error(&path, &text, &err);
                             if !found.contains(&diagnostic) {
@@ -1653,7 +1272,7 @@ fn unknown_name_message(
     }
     let message = format!(
         "`{yaml_path}` uses `{}`, which is not a feature or a score",
-        crate::diagnostic::excerpt(name)
+        crate::text::diagnostic::excerpt(name)
     );
     let is_function = library.iter().any(|function| function.name == name)
         || catalog::function_names().any(|function| function == name);
@@ -1722,8 +1341,8 @@ fn trial_run(rules: &RuleSet, returns_only: bool) -> Vec<Diagnostic> {
                             format!(
                                 "`{}` must return true or false, but returns {} ({})",
                                 expr_path(expr),
-                                crate::evaluate::type_name(value),
-                                crate::evaluate::display_value(value)
+                                crate::tiering::evaluate::type_name(value),
+                                crate::tiering::evaluate::display_value(value)
                             ),
                             "compare the value with something, e.g. `revenue_window > 1000`",
                         )
@@ -1732,8 +1351,8 @@ fn trial_run(rules: &RuleSet, returns_only: bool) -> Vec<Diagnostic> {
                             format!(
                                 "`{}` must return a number, but returns {} ({})",
                                 expr_path(expr),
-                                crate::evaluate::type_name(value),
-                                crate::evaluate::display_value(value)
+                                crate::tiering::evaluate::type_name(value),
+                                crate::tiering::evaluate::display_value(value)
                             ),
                             "a score is a number; use `if ... { 1 } else { 0 }` to turn a condition into one",
                         )
@@ -1864,7 +1483,7 @@ fn rule_diagnostic_at(
     message: String,
     hint: Option<String>,
 ) -> Diagnostic {
-    let position = crate::evaluate::call_site(err);
+    let position = crate::tiering::evaluate::call_site(err);
     let location = rules.locate(expr, position);
     finish(rules, expr, location, severity, message, hint)
 }

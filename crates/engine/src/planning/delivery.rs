@@ -14,12 +14,12 @@
 use chrono::{Datelike, NaiveDate, NaiveTime, TimeZone};
 use chrono_tz::Tz;
 
-use crate::evaluate::{Evaluator, Outcome};
-use crate::feature::Feature;
-use crate::followup::{Event, TierPolicy, Trigger};
-use crate::plan::{CapPeriod, capped, local_instant, local_text, next_in_window};
-use crate::rules::RuleSet;
-use crate::snapshot::{FeatureValue, Snapshot};
+use crate::care::followup::{Event, TierPolicy, Trigger};
+use crate::customer::feature::Feature;
+use crate::customer::snapshot::{FeatureValue, Snapshot};
+use crate::planning::plan::{CapPeriod, capped, local_instant, local_text, next_in_window};
+use crate::tiering::evaluate::{Evaluator, Outcome};
+use crate::tiering::rule_set::RuleSet;
 
 /// The first time the contact policy lets an email go out, as [`next_allowed`] finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,7 +340,7 @@ fn tier_text(tier: Option<&String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::followup::{Caps, SendWindow};
+    use crate::care::followup::{Caps, SendWindow};
     use chrono::Weekday;
 
     fn at(text: &str) -> i64 {

@@ -25,9 +25,17 @@
 
 use rhai::{Dynamic, FLOAT, INT, ImmutableString, Map};
 
-use crate::feature::Feature;
-use crate::rules::Var;
-use crate::snapshot::Snapshot;
+use crate::customer::feature::Feature;
+use crate::customer::snapshot::Snapshot;
+
+/// A variable an expression reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Var {
+    /// A customer feature.
+    Feature(Feature),
+    /// The score at this index of the rule set.
+    Score(usize),
+}
 
 /// A value during native evaluation.
 #[derive(Debug, Clone, PartialEq)]
@@ -1080,7 +1088,7 @@ mod tests {
     /// simple ones are not all declined.
     #[test]
     fn native_agrees_with_rhai() {
-        use crate::feature::FeatureType;
+        use crate::customer::feature::FeatureType;
         let expressions = [
             "revenue_share_before < 0.80",
             "r_score >= 4 && f_score >= 4 && m_score >= 4",
@@ -1123,7 +1131,7 @@ mod tests {
             "revenue_window / orders_total > 10",
             "tenure_days - days_since_first_order",
         ];
-        let engine = crate::catalog::rules_engine();
+        let engine = crate::script::catalog::rules_engine();
         let mut compile_scope = rhai::Scope::new();
         for feature in Feature::all() {
             compile_scope.push_dynamic(feature.name(), Dynamic::UNIT);

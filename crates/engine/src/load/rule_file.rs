@@ -1,7 +1,7 @@
 //! The raw shape of rule files (`rules/*.yaml`) and rule-test files (`rules/tests/*.yaml`), as
-//! serde reads them: every key of the YAML, nothing validated yet. [`crate::rules`] validates a
-//! rule file into a compiled [`crate::RuleSet`]; [`crate::ruletest`] reads test files;
-//! [`crate::json_schema`] describes the same keys for editors (a test keeps them equal).
+//! serde reads them: every key of the YAML, nothing validated yet. [`crate::load::rules`] validates a
+//! rule file into a compiled [`crate::RuleSet`]; [`crate::load::ruletest`] reads test files;
+//! [`crate::load::json_schema`] describes the same keys for editors (a test keeps them equal).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
-/// A mapping's entries in file order (duplicates are refused earlier, by [`crate::yaml`]).
+/// A mapping's entries in file order (duplicates are refused earlier, by [`crate::text::yaml`]).
 #[derive(Debug)]
 pub(crate) struct Ordered<V>(pub(crate) Vec<(String, V)>);
 

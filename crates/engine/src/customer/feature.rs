@@ -2,7 +2,7 @@
 //! them) and the engine (which evaluates rules over them).
 //!
 //! An assessment runs at a time `at` with a feature **window** `W` (or all time; see
-//! [`crate::rules::Window`]). Only data with a time `<= at` exists for it. "In the window" means
+//! [`crate::tiering::rule_set::Window`]). Only data with a time `<= at` exists for it. "In the window" means
 //! `at - W < t <= at`; days are `floor(seconds / 86400)`; "none" is an absent value (`()` in Rhai).
 //! [`Feature`] lists every feature with its type, unit and definition; [`features`] is the same
 //! table as data (for `tiercare functions` and for validation).
@@ -268,7 +268,11 @@ mod tests {
         for (index, spec) in features().iter().enumerate() {
             assert_eq!(spec.feature.index(), index, "{}", spec.name);
             assert_eq!(Feature::from_name(spec.name), Some(spec.feature));
-            assert!(crate::sandbox::is_variable_name(spec.name), "{}", spec.name);
+            assert!(
+                crate::script::sandbox::is_variable_name(spec.name),
+                "{}",
+                spec.name
+            );
         }
         assert_eq!(Feature::COUNT, features().len());
         assert_eq!(Feature::from_name("nope"), None);

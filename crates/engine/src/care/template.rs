@@ -30,8 +30,8 @@ use minijinja::value::{Enumerator, Object, Serde, Value};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use crate::diagnostic::{Diagnostic, closest, list_names};
-use crate::feature::{FeatureType, features};
+use crate::customer::feature::{FeatureType, features};
+use crate::text::diagnostic::{Diagnostic, closest, list_names};
 
 /// How much work one rendering may do (minijinja "fuel", roughly one unit per instruction): far
 /// more than a care email needs, and a bound on a template that loops too long.

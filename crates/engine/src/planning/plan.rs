@@ -24,7 +24,7 @@
 //!      over its first period instead of landing on one day, and planning again gives the same
 //!      keys. Then every period up to `to`.
 //!    - `cron`: every firing in `[from, to)` on the zone's wall clock (DST gaps and repeats fire
-//!      once, see [`crate::schedule`]).
+//!      once, see [`crate::care::schedule`]).
 //!    - events in [`FollowUpState::events`] before `to` (tier entered/up/down, segment entered,
 //!      complaint, low satisfaction) occur at their time; `no_order`/`no_contact` at the last
 //!      order/contact plus `after`; `birthday` and `anniversary` (of the first order's local
@@ -51,11 +51,11 @@ use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTim
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::evaluate::{Evaluator, Outcome, RuleError};
-use crate::feature::Feature;
-use crate::followup::{Action, CadenceFrom, Event, ReEntry, SendWindow, Trigger};
-use crate::rules::RuleSet;
-use crate::snapshot::{FeatureValue, Snapshot};
+use crate::care::followup::{Action, CadenceFrom, Event, ReEntry, SendWindow, Trigger};
+use crate::customer::feature::Feature;
+use crate::customer::snapshot::{FeatureValue, Snapshot};
+use crate::tiering::evaluate::{Evaluator, Outcome, RuleError};
+use crate::tiering::rule_set::RuleSet;
 
 /// The most occurrences one rule yields for one customer in one plan.
 const MAX_OCCURRENCES: usize = 1_000;
@@ -599,7 +599,7 @@ impl<'r> Planner<'r> {
     fn event_occurrences(
         &self,
         event: &Event,
-        rule: &crate::followup::FollowUpRule,
+        rule: &crate::care::followup::FollowUpRule,
         state: &FollowUpState,
         snapshot: &Snapshot,
         last_contact: Option<i64>,
@@ -861,7 +861,7 @@ pub(crate) fn next_in_window(at: i64, window: &SendWindow, tz: Tz) -> i64 {
 
 /// The first cap (day, week, month) that `at` would exceed.
 pub(crate) fn capped(
-    caps: &crate::followup::Caps,
+    caps: &crate::care::followup::Caps,
     contacts: &[i64],
     at: i64,
     tz: Tz,
@@ -892,12 +892,20 @@ pub(crate) fn capped(
 /// The first occurrence of a cadence that has no anchor: the boundary at or after `from` of a
 /// period grid offset per customer by a stable hash of the rule and the customer.
 fn first_staggered(rule_id: &str, customer_id: &str, period: i64, from: i64) -> i64 {
-    let hash = crate::rules::fnv1a(
-        crate::rules::fnv1a(crate::rules::FNV_OFFSET, rule_id.as_bytes()),
+    let hash = crate::tiering::rule_set::fnv1a(
+        crate::tiering::rule_set::fnv1a(crate::tiering::rule_set::FNV_OFFSET, rule_id.as_bytes()),
         customer_id.as_bytes(),
     );
     let offset = (hash % period.unsigned_abs()) as i64;
     from + (offset - from).rem_euclid(period)
+}
+
+impl RuleSet {
+    /// A planner for follow-ups (one per thread; see [`crate::planning::plan`]).
+    #[must_use]
+    pub fn planner(&self) -> Planner<'_> {
+        Planner::new(self)
+    }
 }
 
 #[cfg(test)]

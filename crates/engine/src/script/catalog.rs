@@ -1,4 +1,4 @@
-//! What rules can use: every feature ([`crate::feature`]) and every function, with its type, unit
+//! What rules can use: every feature ([`crate::customer::feature`]) and every function, with its type, unit
 //! and meaning (`tiercare functions` prints this catalog; [`catalog`] is the data).
 //!
 //! Functions are Rhai's own (the useful subset is listed and documented here), the ones tiercare
@@ -8,8 +8,8 @@
 use rhai::{Engine, FLOAT, INT};
 use serde::Serialize;
 
-use crate::feature::FeatureSpec;
-use crate::sandbox;
+use crate::customer::feature::FeatureSpec;
+use crate::script::sandbox;
 
 /// Where a function comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -119,7 +119,7 @@ const EVENTS: &[EventSpec] = &[
 #[must_use]
 pub fn catalog() -> &'static Catalog {
     static CATALOG: Catalog = Catalog {
-        features: crate::feature::TABLE,
+        features: crate::customer::feature::TABLE,
         functions: FUNCTIONS,
         followup_events: EVENTS,
     };
@@ -425,12 +425,15 @@ mod tests {
 
     #[test]
     fn catalog_lists_every_feature() {
-        assert_eq!(catalog().features.len(), crate::feature::Feature::COUNT);
+        assert_eq!(
+            catalog().features.len(),
+            crate::customer::feature::Feature::COUNT
+        );
     }
 
     #[test]
     fn catalog_lists_every_followup_event() {
         let names: Vec<&str> = catalog().followup_events.iter().map(|e| e.name).collect();
-        assert_eq!(names, crate::followup::EVENTS);
+        assert_eq!(names, crate::load::followups::EVENTS);
     }
 }

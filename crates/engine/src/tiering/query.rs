@@ -7,12 +7,12 @@
 
 use rhai::{AST, Dynamic, Engine, ImmutableString, Map, ParseErrorType, Scope};
 
-use crate::catalog::rules_engine;
-use crate::diagnostic::closest;
-use crate::evaluate::display_value;
-use crate::feature::Feature;
-use crate::sandbox::describe_eval_error;
-use crate::snapshot::{Snapshot, json_to_dynamic};
+use crate::customer::feature::Feature;
+use crate::customer::snapshot::{Snapshot, json_to_dynamic};
+use crate::script::catalog::rules_engine;
+use crate::script::sandbox::describe_eval_error;
+use crate::text::diagnostic::closest;
+use crate::tiering::evaluate::display_value;
 
 /// The variables a customer expression reads besides the features.
 pub const QUERY_VARIABLES: [&str; 3] = ["tier", "segments", "scores"];

@@ -25,12 +25,14 @@ use std::time::Duration;
 use rhai::{Dynamic, EvalAltResult, ImmutableString, Scope};
 use serde::Serialize;
 
-use crate::feature::Feature;
-use crate::hysteresis::{self, DowngradeAfter};
-use crate::native;
-use crate::rules::{CompiledRule, Expression, Program, RuleSet, Var};
-use crate::sandbox::{self, Budget, Now};
-use crate::snapshot::{Pin, Snapshot};
+use crate::customer::feature::Feature;
+use crate::customer::snapshot::{Pin, Snapshot};
+use crate::script::expression::{Expression, Program};
+use crate::script::native;
+use crate::script::native::Var;
+use crate::script::sandbox::{self, Budget, Now};
+use crate::tiering::hysteresis::{self, DowngradeAfter};
+use crate::tiering::rule_set::{CompiledRule, RuleSet};
 
 /// A rule that failed for one customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -361,7 +363,7 @@ impl<'r> Evaluator<'r> {
                                 format!(
                                     "must return a number, but returned {} ({})",
                                     type_name(&value),
-                                    crate::diagnostic::excerpt(&display_value(&value))
+                                    crate::text::diagnostic::excerpt(&display_value(&value))
                                 ),
                                 None,
                             ));
@@ -465,7 +467,7 @@ impl<'r> Evaluator<'r> {
                     format!(
                         "must return true or false, but returned {} ({})",
                         type_name(&value),
-                        crate::diagnostic::excerpt(&display_value(&value))
+                        crate::text::diagnostic::excerpt(&display_value(&value))
                     ),
                     None,
                 )),
@@ -798,7 +800,7 @@ pub(crate) fn display_value(value: &Dynamic) -> String {
     } else if value.is_string() {
         format!("{:?}", value.to_string())
     } else if value.is_map() || value.is_array() {
-        crate::snapshot::dynamic_to_json(value).to_string()
+        crate::customer::snapshot::dynamic_to_json(value).to_string()
     } else {
         value.to_string()
     }
@@ -825,37 +827,45 @@ pub(crate) fn format_float(value: f64) -> String {
     format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
 }
 
+impl RuleSet {
+    /// A new evaluator (one per thread; it keeps scratch space between customers).
+    #[must_use]
+    pub fn evaluator(&self) -> Evaluator<'_> {
+        Evaluator::new(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feature::{Feature, FeatureType};
-    use crate::rules::{RuleFile, load_rules};
+    use crate::customer::feature::{Feature, FeatureType};
+    use crate::load::rules::{RuleFile, load_rules};
 
     /// The shipped rule sets: the default one and the Online Retail example.
     fn shipped_rule_sets() -> Vec<RuleSet> {
         let default = [
             (
                 "rules/tiers.yaml",
-                include_str!("../../../rules/tiers.yaml"),
+                include_str!("../../../../rules/tiers.yaml"),
             ),
             (
                 "rules/levels.yaml",
-                include_str!("../../../rules/levels.yaml"),
+                include_str!("../../../../rules/levels.yaml"),
             ),
-            ("rules/rfm.yaml", include_str!("../../../rules/rfm.yaml")),
+            ("rules/rfm.yaml", include_str!("../../../../rules/rfm.yaml")),
             (
                 "rules/worthless.yaml",
-                include_str!("../../../rules/worthless.yaml"),
+                include_str!("../../../../rules/worthless.yaml"),
             ),
         ];
         let retail = [
             (
                 "rules/tiers.yaml",
-                include_str!("../../../examples/online-retail/rules/tiers.yaml"),
+                include_str!("../../../../examples/online-retail/rules/tiers.yaml"),
             ),
             (
                 "rules/rfm.yaml",
-                include_str!("../../../examples/online-retail/rules/rfm.yaml"),
+                include_str!("../../../../examples/online-retail/rules/rfm.yaml"),
             ),
         ];
         [&default[..], &retail[..]]

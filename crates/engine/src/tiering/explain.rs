@@ -9,11 +9,14 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::evaluate::{Decision, Evaluator, Outcome, Verdict, display_value, pin_of, settle};
-use crate::feature::Feature;
-use crate::hysteresis::DowngradeAfter;
-use crate::rules::{CompiledRule, Expression};
-use crate::snapshot::{Pin, Snapshot, dynamic_to_json};
+use crate::customer::feature::Feature;
+use crate::customer::snapshot::{Pin, Snapshot, dynamic_to_json};
+use crate::script::expression::Expression;
+use crate::tiering::evaluate::{
+    Decision, Evaluator, Outcome, Verdict, display_value, pin_of, settle,
+};
+use crate::tiering::hysteresis::DowngradeAfter;
+use crate::tiering::rule_set::CompiledRule;
 
 /// A variable an expression read, and its value for this customer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -268,7 +271,7 @@ impl Evaluator<'_> {
             .map(|var| {
                 let (name, value) = self.variable(*var, snapshot);
                 let mut display = display_value(&value);
-                let is_time = matches!(var, crate::rules::Var::Feature(feature) if feature.ty() == crate::feature::FeatureType::Time);
+                let is_time = matches!(var, crate::script::native::Var::Feature(feature) if feature.ty() == crate::customer::feature::FeatureType::Time);
                 if let (true, Ok(seconds)) = (is_time, value.as_int())
                     && let Some(time) = chrono::DateTime::from_timestamp(seconds, 0) {
                         display = format!("{display} ({})", time.format("%Y-%m-%d %H:%M UTC"));
@@ -313,7 +316,7 @@ impl Explanation {
             for score in &self.scores {
                 let value = match (&score.value, &score.error) {
                     (_, Some(error)) => format!("error: {error}"),
-                    (Some(value), None) => crate::evaluate::format_float(*value),
+                    (Some(value), None) => crate::tiering::evaluate::format_float(*value),
                     (None, None) => "none".to_owned(),
                 };
                 let _ = writeln!(out, "  {} = {value}", score.name);

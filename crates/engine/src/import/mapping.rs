@@ -101,7 +101,7 @@
 //! `col_default`. (Rhai refuses `_2nd_phone`: after leading underscores it wants a letter.)
 //!
 //! Columns are constants: a script cannot change them (copy one with `let q = Quantity;` to work
-//! on it). Scripts run in the sandbox of [`crate::sandbox`]: a script that exceeds its limits
+//! on it). Scripts run in the sandbox of [`crate::script::sandbox`]: a script that exceeds its limits
 //! rejects the row, it never hangs.
 //!
 //! ## Speed: the native evaluator
@@ -130,16 +130,16 @@ use rhai::{AST, Dynamic, Engine, EvalAltResult, Scope};
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
-use crate::convert::{self, TimeRule};
-use crate::diagnostic::{Diagnostic, closest, hint_among, list_names, render_all};
-use crate::mapping_functions;
-use crate::native::{self, RowValue};
-use crate::record::{FieldSpec, FieldType, RecordKind, field_index, fields};
+use crate::import::convert::{self, TimeRule};
+use crate::import::mapping_functions;
+use crate::import::record::{FieldSpec, FieldType, RecordKind, field_index, fields};
+use crate::script::native::{self, RowValue};
+use crate::text::diagnostic::{Diagnostic, closest, hint_among, list_names, render_all};
 // What a mapping takes and returns, so that importers need only this module.
-pub use crate::record::{Cell, Rejection, RowOutcome, TypedRow, Value};
-use crate::sandbox::{self, ScriptError};
-use crate::script_lint;
-use crate::yaml::{self, PathSeg, Spans, YamlLimits};
+pub use crate::import::record::{Cell, Rejection, RowOutcome, TypedRow, Value};
+use crate::script::lint;
+use crate::script::sandbox::{self, ScriptError};
+use crate::text::yaml::{self, PathSeg, Spans, YamlLimits};
 
 /// The type a source column has in scripts (`types:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +217,7 @@ struct ScriptSpec {
     source: String,
 }
 
-/// A mapping's keys in file order (duplicates are refused earlier, by [`crate::yaml`]).
+/// A mapping's keys in file order (duplicates are refused earlier, by [`crate::text::yaml`]).
 #[derive(Debug)]
 struct Ordered<V>(Vec<(String, V)>);
 
@@ -819,7 +819,7 @@ fn warn_string_comparisons(
         .filter(|(_, ty)| *ty != ColumnType::String)
         .map(|(column, _)| script_name(column))
         .collect();
-    for found in script_lint::number_comparisons(&script.source) {
+    for found in lint::number_comparisons(&script.source) {
         let name = found.name;
         if declared.contains(name) {
             continue;
@@ -964,7 +964,7 @@ pub struct BoundMapping<'m> {
     /// Complaints: index of severity (default medium = 2).
     severity: Option<usize>,
     /// The time each row's scripts may take (none: no deadline).
-    budget: Option<crate::sandbox::Budget>,
+    budget: Option<crate::script::sandbox::Budget>,
 }
 
 struct Binder<'m, 'h> {
@@ -1302,21 +1302,21 @@ impl BoundMapping<'_> {
 
     /// Gives every row's scripts a time budget (none by default): a script still running when
     /// it is spent is stopped, and the row is rejected with the reason.
-    pub fn set_budget(&mut self, budget: Option<crate::sandbox::Budget>) {
+    pub fn set_budget(&mut self, budget: Option<crate::script::sandbox::Budget>) {
         self.budget = budget;
     }
 
     /// Turns one row (cells in header order) into typed values, a skip or a rejection.
     pub fn apply(&mut self, cells: &[Cell<'_>]) -> RowOutcome {
         if self.budget.is_some() {
-            crate::sandbox::start_budget(self.budget);
+            crate::script::sandbox::start_budget(self.budget);
         }
         let outcome = match self.try_apply(cells) {
             Ok(outcome) => outcome,
             Err(rejection) => RowOutcome::Reject(rejection),
         };
         if self.budget.is_some() {
-            crate::sandbox::start_budget(None);
+            crate::script::sandbox::start_budget(None);
         }
         outcome
     }
@@ -1903,7 +1903,7 @@ mod tests {
 
     #[test]
     fn the_online_retail_mapping_runs_natively() {
-        let text = include_str!("../../../examples/online-retail/orders.mapping.yaml");
+        let text = include_str!("../../../../examples/online-retail/orders.mapping.yaml");
         let mapping = Mapping::parse("orders.mapping.yaml", text, RecordKind::Orders).unwrap();
         let header = HEADER.to_vec();
         let bound = mapping.bind(&header, chrono_tz::UTC).unwrap();
