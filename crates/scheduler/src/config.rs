@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub mod webhooks;
+
 /// The name of the settings file at the root of every workspace.
 pub const CONFIG_FILE: &str = "tiercare.toml";
 
@@ -30,7 +32,7 @@ pub struct Config {
     /// How rules are kept from doing harm (`[rules]`).
     pub rules: RulesConfig,
     /// Outgoing webhooks (`[[webhooks]]`), see [`crate::webhooks`].
-    pub webhooks: Vec<crate::webhooks::WebhookEndpoint>,
+    pub webhooks: Vec<webhooks::WebhookEndpoint>,
 }
 
 /// How rules are kept from doing harm (`[rules]`): the time budget of each customer's
@@ -323,7 +325,7 @@ struct RawConfig {
     #[serde(default)]
     rules: RulesConfig,
     #[serde(default)]
-    webhooks: Vec<crate::webhooks::config::RawWebhook>,
+    webhooks: Vec<webhooks::RawWebhook>,
 }
 
 #[derive(Deserialize, Default)]
@@ -507,7 +509,7 @@ impl Config {
             ),
             mail,
             rules: validate_rules(raw.rules)?,
-            webhooks: crate::webhooks::config::validate(raw.webhooks, text)?,
+            webhooks: webhooks::validate(raw.webhooks, text)?,
         })
     }
 

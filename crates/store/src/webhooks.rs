@@ -29,7 +29,6 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
-use crate::outbox::OutboxState;
 
 /// The kinds of event a webhook endpoint can subscribe to (its `type` in the body).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -273,16 +272,17 @@ const EMAIL_DATA: &str = "?3, json_object('email', o.id, 'message_id', o.message
      FROM outbox o LEFT JOIN customers c ON c.id = o.customer_id WHERE o.id = ?2";
 
 /// Queues `email.sent` or `email.failed` when the outbox row `outbox_id` moves `to` one of those
-/// states (other states report nothing), in the state change's transaction.
+/// states (its name, as `OutboxState::as_str` gives it; other states report nothing), in the
+/// state change's transaction.
 pub(crate) fn email_changed(
     conn: &Connection,
     outbox_id: i64,
-    to: OutboxState,
+    to: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
     let kind = match to {
-        OutboxState::Sent => WebhookEventType::EmailSent,
-        OutboxState::Failed => WebhookEventType::EmailFailed,
+        "sent" => WebhookEventType::EmailSent,
+        "failed" => WebhookEventType::EmailFailed,
         _ => return Ok(()),
     };
     enqueue_with(

@@ -22,8 +22,8 @@ use rand::Rng;
 use tiercare_store::{Store, WebhookAttempt, WebhookDelivery};
 
 use super::WebhookError;
-use super::config::WebhookEndpoint;
 use super::signature::WebhookSecret;
+use crate::config::webhooks::WebhookEndpoint;
 
 /// How often the dispatcher looks for new events when nothing is due.
 const POLL: Duration = Duration::from_millis(250);

@@ -3,16 +3,15 @@
 //! unsubscribes).
 //!
 //! The store queues each event in the transaction of what it reports (one delivery per
-//! subscribed endpoint; see `tiercare_store`'s `webhooks` module). Here: the `[[webhooks]]`
-//! settings ([`config`]), the Standard Webhooks signature ([`signature`]) and the daemon's
+//! subscribed endpoint; see `tiercare_store`'s `webhooks` module). Here: the Standard Webhooks
+//! signature ([`signature`]) and the daemon's
 //! dispatcher thread ([`dispatcher`]), a blocking HTTP client (`ureq`, rustls) with no async
 //! runtime.
 
-pub mod config;
 pub mod dispatcher;
 pub mod signature;
 
-pub use config::WebhookEndpoint;
+pub use crate::config::webhooks::WebhookEndpoint;
 pub use dispatcher::{Dispatcher, ReadyEndpoint, deliver_round};
 pub use signature::WebhookSecret;
 

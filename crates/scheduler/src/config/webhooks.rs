@@ -1,9 +1,10 @@
-//! `[[webhooks]]` in `tiercare.toml`: the endpoints, parsed and checked.
+//! `[[webhooks]]` in `tiercare.toml`: the endpoints of the outgoing webhooks (delivered by
+//! [`crate::webhooks`]), parsed and checked.
 
 use serde::Deserialize;
 use tiercare_store::{WebhookEventType, WebhookSubscription};
 
-use crate::config::{ConfigError, parse_duration, position};
+use super::{ConfigError, parse_duration, position};
 
 /// One `[[webhooks]]` table as written.
 #[derive(Debug, Deserialize)]
