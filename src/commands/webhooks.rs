@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use tiercare_scheduler::assess::format_time;
+use tiercare_scheduler::time::format_time;
 use tiercare_scheduler::webhooks::send_test;
 use tiercare_scheduler::workspace::Workspace;
 

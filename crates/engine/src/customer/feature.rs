@@ -13,10 +13,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// The value of `days_since_last_order` and `days_since_last_contact` for a customer who never
-/// ordered (was never contacted): 100 years, so `days_since_last_order > 365` treats them as
-/// inactive.
-pub const NEVER_DAYS: i64 = 36_500;
+pub use tiercare_types::NEVER_DAYS;
 
 /// The type of a feature as rules see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

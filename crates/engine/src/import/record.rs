@@ -5,78 +5,12 @@
 //! store maps them to its schema, and [`crate::import::mapping`] maps a user's columns onto them.
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::NaiveDate;
 
 use Check::SingleLine;
 use FieldType::{Bool, Date, Float, Int, Severity, Text, Time, Timezone};
-
-/// A kind of record that `tiercare import KIND FILE` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RecordKind {
-    /// People or companies we care for.
-    Customers,
-    /// Orders (or order lines) of customers.
-    Orders,
-    /// Calls, visits, emails, meetings with customers.
-    Interactions,
-    /// Complaints and their resolution.
-    Complaints,
-    /// Satisfaction scores.
-    Feedback,
-    /// Account managers who receive tasks.
-    Managers,
-}
-
-impl RecordKind {
-    /// Every kind, in the order the CLI lists them.
-    pub const ALL: [RecordKind; 6] = [
-        RecordKind::Customers,
-        RecordKind::Orders,
-        RecordKind::Interactions,
-        RecordKind::Complaints,
-        RecordKind::Feedback,
-        RecordKind::Managers,
-    ];
-
-    /// The lower-case plural name used on the command line and in mapping files.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            RecordKind::Customers => "customers",
-            RecordKind::Orders => "orders",
-            RecordKind::Interactions => "interactions",
-            RecordKind::Complaints => "complaints",
-            RecordKind::Feedback => "feedback",
-            RecordKind::Managers => "managers",
-        }
-    }
-}
-
-impl fmt::Display for RecordKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A record kind name that is not one of [`RecordKind::ALL`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown record kind `{0}`; expected one of customers, orders, interactions, complaints, feedback, managers"
-)]
-pub struct UnknownRecordKind(pub String);
-
-impl FromStr for RecordKind {
-    type Err = UnknownRecordKind;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RecordKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == s)
-            .ok_or_else(|| UnknownRecordKind(s.to_owned()))
-    }
-}
+pub use tiercare_types::{RecordKind, UnknownRecordKind};
 
 /// The type of one of our fields, which decides how a cell is parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -2,8 +2,6 @@
 //! contact policy and assignment of the care sections, as the loader ([`crate::load::rules`])
 //! builds it from validated files. A model only: nothing here reads YAML or reports a mistake.
 
-use std::fmt;
-
 use rhai::Engine;
 use serde::Serialize;
 
@@ -16,74 +14,7 @@ use crate::text::location::Location;
 use crate::text::yaml::{PathSeg, Spans};
 use crate::tiering::hysteresis::DowngradeAfter;
 
-/// The period over which window features are computed (`tiering.window`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Window {
-    /// All time: every order, interaction... up to the assessment time.
-    All,
-    /// The last N days up to the assessment time.
-    Days(u32),
-}
-
-impl Window {
-    /// The window's length in seconds; `None` for all time.
-    #[must_use]
-    pub fn seconds(self) -> Option<i64> {
-        match self {
-            Window::All => None,
-            Window::Days(days) => Some(i64::from(days) * 86_400),
-        }
-    }
-
-    /// Parses `365d`, `52w` or `all`.
-    ///
-    /// # Errors
-    /// What is wrong with the text, in one line.
-    pub fn parse(text: &str) -> Result<Window, String> {
-        let text = text.trim();
-        if text == "all" {
-            return Ok(Window::All);
-        }
-        let (number, unit) = text.split_at(
-            text.find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(text.len()),
-        );
-        let days_per_unit = match unit {
-            "d" => 1,
-            "w" => 7,
-            "" => return Err(format!("window `{text}` has no unit")),
-            "m" | "mo" | "month" | "months" | "y" | "year" | "years" => {
-                return Err(format!(
-                    "window `{text}`: months and years differ in length; give days or weeks"
-                ));
-            }
-            _ => return Err(format!("window `{text}` is not a number of days or weeks")),
-        };
-        let number: u32 = number
-            .parse()
-            .map_err(|_| format!("window `{text}` is not a number of days or weeks"))?;
-        let days = number.saturating_mul(days_per_unit);
-        if days == 0 {
-            return Err("a window of zero days holds nothing".to_owned());
-        }
-        if days > 36_500 {
-            return Err(format!(
-                "window `{text}` is longer than 100 years; use `all` for all time"
-            ));
-        }
-        Ok(Window::Days(days))
-    }
-}
-
-impl fmt::Display for Window {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Window::All => f.write_str("all"),
-            Window::Days(days) => write!(f, "{days}d"),
-        }
-    }
-}
+pub use tiercare_types::Window;
 
 /// A tier or a segment, as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -24,10 +24,10 @@ use tiercare_store::{
     Recommender, Store, StoreError, Window,
 };
 
-use crate::assess::fill_snapshot;
 use crate::mail::build;
 use crate::outbox::{RenderEmail, RenderError, RenderedEmail};
 use crate::outbox::{SendSettings, compose, outgoing};
+use crate::snapshot::fill_snapshot;
 use crate::workspace::{Workspace, WorkspaceError};
 
 /// How many products `recommendations` holds at most.
@@ -149,10 +149,7 @@ impl EmailRenderer {
         rules: &RuleSet,
     ) -> Result<EmailRenderer, TemplatesError> {
         let store = workspace.open_store()?;
-        let window = match rules.window().seconds() {
-            Some(seconds) => Window::Seconds(seconds),
-            None => Window::All,
-        };
+        let window = rules.window();
         let tier_labels = rules
             .tiers()
             .map(|tier| {

@@ -23,6 +23,12 @@
 //!   repeated range record nothing new, and the tick cursor never moves backwards either.
 //! - The daemon's state (`daemon_state`) is what `tiercare status` reads from another process.
 
+pub mod clock;
+pub mod firing;
+pub mod lock;
+pub mod status;
+pub mod watch;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,7 +45,7 @@ use crate::assess::{AssessError, AssessOptions, RuleSafety, RuleSource, assess_w
 use crate::clock::Clock;
 use crate::config::AfterCrash;
 use crate::delivery_gate::DeliveryGate;
-use crate::firing::{self, Due};
+use crate::firing::Due;
 use crate::lock::{DaemonLock, LockError};
 use crate::mail::{MailError, MailTransport};
 use crate::outbox::{SendSettings, deliver_due_gated, transports};
@@ -464,7 +470,7 @@ impl<C: Clock> Daemon<C> {
             Due::Skip { slot, count } => {
                 tracing::warn!(
                     missed = count,
-                    latest = %crate::assess::format_time(slot),
+                    latest = %crate::time::format_time(slot),
                     lateness_s = lateness,
                     "missed reassessments are too late to make up; skipped"
                 );
@@ -506,7 +512,7 @@ impl<C: Clock> Daemon<C> {
                         // succeeds.
                         let problem = format!("reassessment not recorded: {err}");
                         tracing::warn!(
-                            slot = %crate::assess::format_time(slot),
+                            slot = %crate::time::format_time(slot),
                             problem = %problem,
                             "reassessment not recorded"
                         );
@@ -527,7 +533,7 @@ impl<C: Clock> Daemon<C> {
                 self.writer
                     .advance_schedule(REASSESS, &source, slot, SlotOutcome::Fired, now)?;
                 tracing::info!(
-                    slot = %crate::assess::format_time(slot),
+                    slot = %crate::time::format_time(slot),
                     customers = assessed.customers,
                     changed = assessed.changed,
                     rule_errors = assessed.rule_errors.len(),

@@ -29,9 +29,10 @@ use tiercare_engine::delivery::{Current, Recheck, Verdict, next_allowed};
 use tiercare_engine::{Feature, FeatureValue, RuleSet, Snapshot, Trigger};
 use tiercare_store::{OutboxEmail, RecipientKind, Store};
 
-use crate::assess::fill_snapshot;
 use crate::outbox::{DeliverError, RenderEmail, SendReport};
+use crate::snapshot::fill_snapshot;
 use crate::templates::{EmailRenderer, TemplatesError};
+use crate::time::local_time;
 
 /// What the gate decided for one claimed email.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,18 +264,4 @@ pub fn admit(
             Ok(None)
         }
     }
-}
-
-/// `2026-12-08 09:00 Asia/Shanghai`: a time on the customer's clock, for reasons.
-fn local_time(unix: i64, tz: Tz) -> String {
-    chrono::DateTime::from_timestamp(unix, 0).map_or_else(
-        || unix.to_string(),
-        |t| {
-            format!(
-                "{} {}",
-                t.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
-                tz.name()
-            )
-        },
-    )
 }

@@ -97,7 +97,7 @@ impl Clock for SimulatedClock {
     fn describe(&self) -> String {
         format!(
             "simulated from {} at {}x",
-            crate::assess::format_time(self.start),
+            crate::time::format_time(self.start),
             self.speed
         )
     }
