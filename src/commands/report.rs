@@ -350,6 +350,7 @@ fn print_summary(figures: &Figures, out: &Output) {
         "  unsubscribed addresses: {}",
         count(figures.unsubscribes)
     ));
+    print_reputation(figures, out);
 
     if let Some(care) = &figures.care {
         out.line("");
@@ -372,6 +373,53 @@ fn print_summary(figures: &Figures, out: &Output) {
                 count(total),
                 count(up),
                 percent(share)
+            ));
+        }
+    }
+}
+
+/// Bounce and complaint rates per follow-up rule and per day over the last 30 days.
+fn print_reputation(figures: &Figures, out: &Output) {
+    let rows = &figures.reputation;
+    if rows.is_empty() {
+        return;
+    }
+    out.line("");
+    out.heading("Sending reputation, last 30 days (hard bounces and complaints per send)");
+    let rate = |part: u64, sends: u64| {
+        if sends == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.1}%", part as f64 * 100.0 / sends as f64)
+        }
+    };
+    let mut by_rule: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
+    let mut by_day: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
+    for row in rows {
+        for entry in [
+            by_rule.entry(row.rule_id.as_str()).or_default(),
+            by_day.entry(row.day.as_str()).or_default(),
+        ] {
+            entry.0 += row.sends;
+            entry.1 += row.hard_bounces;
+            entry.2 += row.complaints;
+        }
+    }
+    for (label, groups) in [("rule", &by_rule), ("day", &by_day)] {
+        out.line(&format!(
+            "  {} {:>8} {:>13} {:>11}",
+            fit(label, 20),
+            "sends",
+            "hard bounces",
+            "complaints"
+        ));
+        for (key, (sends, bounces, complaints)) in groups.iter() {
+            out.line(&format!(
+                "  {} {:>8} {:>13} {:>11}",
+                fit(key, 20),
+                count(*sends),
+                rate(*bounces, *sends),
+                rate(*complaints, *sends)
             ));
         }
     }

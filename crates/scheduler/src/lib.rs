@@ -27,6 +27,7 @@ pub mod owners;
 pub mod plan;
 pub mod proof;
 pub mod report;
+pub mod sending_settings;
 pub mod snapshot;
 #[cfg(test)]
 mod test_support;

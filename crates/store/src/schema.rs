@@ -50,7 +50,9 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///    so crash recovery can tell a claim that never went out from one that may have arrived.
 /// 10. `customer_tiers.pending_since`: when a held downgrade was first asked for, so
 ///     hysteresis counts time, not runs.
-/// 11. (webhooks) the outgoing webhooks' queue: `webhook_endpoints` (copied from
+/// 11. (deliverability) per-domain pauses (`mail_domain_pauses`) and the reputation guard's
+///     resume time (`mail_reputation_state`).
+/// 12. (webhooks) the outgoing webhooks' queue: `webhook_endpoints` (copied from
 ///     `tiercare.toml`), `webhook_events` and one `webhook_deliveries` row per (event, endpoint).
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
@@ -487,7 +489,27 @@ ALTER TABLE outbox ADD COLUMN handed_at INTEGER;
 -- whose hold starts again at the next assessment)
 ALTER TABLE customer_tiers ADD COLUMN pending_since INTEGER;
 "#,
-    // 11 (webhooks): the outgoing webhooks' endpoints, events and deliveries.
+    // 11: per-domain pauses and the reputation guard's resume time (deliverability, #23).
+    r#"
+-- Receiving domains that answered "slow down" (421, 4.7.x): nothing goes to
+-- them before paused_until; strikes counts such answers in a row (each
+-- doubles the pause) and a delivery to the domain deletes the row. reason
+-- holds reply codes only, never the server's text (it may quote addresses).
+CREATE TABLE mail_domain_pauses (
+    domain       TEXT PRIMARY KEY CHECK (domain <> ''),
+    paused_until INTEGER NOT NULL,
+    strikes      INTEGER NOT NULL CHECK (strikes >= 1),
+    reason       TEXT NOT NULL,
+    updated_at   INTEGER NOT NULL
+) STRICT;
+-- One row: when sending was last resumed by hand (`tiercare outbox resume`)
+-- after the reputation guard paused it; the guard counts from then on.
+CREATE TABLE mail_reputation_state (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    resumed_at INTEGER NOT NULL
+) STRICT;
+"#,
+    // 12 (webhooks): the outgoing webhooks' endpoints, events and deliveries.
     r#"
 -- The endpoints of tiercare.toml's [[webhooks]], copied here by every command that writes, so
 -- an event is queued in the transaction that records what it reports, whoever writes it.
@@ -609,6 +631,7 @@ mod tests {
         0xc43f_5b07_4a72_5ace,
         0x3770_7b77_45be_c1bb,
         0x2a87_3833_325e_af53,
+        0x0ef2_d6be_f1e9_f00c,
         0x5815_5198_4d2c_feb6,
     ];
 

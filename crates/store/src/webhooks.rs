@@ -1,4 +1,4 @@
-//! Outgoing webhooks: the durable queue (migration 11).
+//! Outgoing webhooks: the durable queue (migration 12).
 //!
 //! The endpoints configured in `tiercare.toml` are copied into `webhook_endpoints` by every
 //! command that writes ([`Store::sync_webhook_endpoints`]), so whoever records something an

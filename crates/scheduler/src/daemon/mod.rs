@@ -230,7 +230,9 @@ impl<C: Clock> Daemon<C> {
         let templates =
             read_checked_templates(&workspace, &rules).map_err(DaemonError::Templates)?;
         let send =
-            SendSettings::from_config(&workspace.config().mail, &|name| std::env::var(name).ok())?;
+            SendSettings::from_config(workspace.root(), &workspace.config().mail, &|name| {
+                std::env::var(name).ok()
+            })?;
         let env = |name: &str| std::env::var(name).ok();
         let transports = transports(workspace.root(), &workspace.config().mail, &env)?;
         let now = clock.now();

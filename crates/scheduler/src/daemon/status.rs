@@ -41,6 +41,45 @@ pub struct Status {
     pub outbox_recovered: u64,
     /// Each webhook endpoint's queue: queued, delivered, dead, and the failing head.
     pub webhooks: Vec<WebhookEndpointSummary>,
+    /// Sending's health: the reputation guard's figures and verdict, paused domains.
+    pub sending: Sending,
+}
+
+/// Whether mail can go out, and the figures behind it (`tiercare status`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Sending {
+    /// Why the reputation guard paused all sending (with the figures and how it resumes).
+    pub paused: Option<String>,
+    /// The guard's window: sends, hard bounces and complaints.
+    pub figures: crate::mail::reputation::Figures,
+    /// The same window per day and follow-up rule (the care programmes).
+    pub by_day_and_rule: Vec<tiercare_store::ReputationRow>,
+    /// Receiving domains paused now after a "slow down" answer, each described.
+    pub domains_paused: Vec<String>,
+}
+
+/// Reads sending's health at `now`.
+pub fn sending(
+    store: &tiercare_store::Store,
+    mail: &crate::config::MailConfig,
+    now: i64,
+) -> Result<Sending, tiercare_store::StoreError> {
+    let guard = crate::mail::reputation::guard(store, &mail.reputation, now)?;
+    Ok(Sending {
+        by_day_and_rule: crate::mail::reputation::by_day_and_rule(
+            store,
+            guard.figures.since,
+            now + 1,
+        )?,
+        paused: guard.paused,
+        figures: guard.figures,
+        domains_paused: store
+            .domain_pauses()?
+            .iter()
+            .filter(|pause| pause.paused_until > now)
+            .map(crate::mail::pacing::describe)
+            .collect(),
+    })
 }
 
 /// The latest stored assessment, as `status` shows it.
@@ -82,5 +121,10 @@ pub fn status(workspace: &Workspace) -> Result<Status, DaemonError> {
             at: row.at,
         }),
         followups: store.schedule_cursor(FOLLOWUPS)?,
+        sending: sending(
+            &store,
+            &workspace.config().mail,
+            chrono::Utc::now().timestamp(),
+        )?,
     })
 }

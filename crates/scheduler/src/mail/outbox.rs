@@ -6,6 +6,7 @@
 //! delivery gate ([`crate::delivery_gate`]) checks it again on current data and renders it
 //! again (same Message-ID); the outbox keeps what was sent.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,15 +18,18 @@ use chrono::DateTime;
 use serde::Serialize;
 use tiercare_store::{
     EmailRecipient, NewEmail, OutboxEmail, RecipientKind, RecoveryPolicy, Store, StoreError,
-    SuppressionReason,
+    SuppressionReason, address_domain,
 };
 
 use crate::config::{AfterCrash, LimitsConfig, MailConfig, OutboxConfig, Transport};
 use crate::delivery_gate::{DeliveryGate, admit};
 use crate::mail::message::parse_address;
+use crate::mail::pacing::{self, DomainLimits, Pacing};
+use crate::mail::reputation::{self, ReputationConfig, WarmupConfig};
 use crate::mail::{
-    Address, BuiltMessage, Delivered, FolderTransport, ListUnsubscribe, MailError, MailTransport,
-    OutgoingEmail, SendError, SmtpMailer, SmtpTransportConfig, TokenSigner, build,
+    Address, BuiltMessage, Delivered, DkimSigner, FolderTransport, ListHeaders, ListUnsubscribe,
+    MailError, MailTransport, OutgoingEmail, SendError, SmtpMailer, SmtpTransportConfig,
+    TokenSigner, build_with,
 };
 
 /// The right-hand side of a Message-ID when the sender's domain is not known (a renderer
@@ -153,12 +157,25 @@ pub struct SendSettings {
     pub limits: LimitsConfig,
     /// Batches, retries and crash recovery.
     pub outbox: OutboxConfig,
+    /// Signs every message's final bytes (`[mail.dkim]`), if set.
+    pub dkim: Option<DkimSigner>,
+    /// The `List-Id` of care emails (`care.shop.example`).
+    pub list_id: Option<String>,
+    /// Limits per receiving domain, over the defaults ([`crate::mail::pacing`]).
+    pub domains: BTreeMap<String, DomainLimits>,
+    /// When sending pauses itself ([`crate::mail::reputation`]).
+    pub reputation: ReputationConfig,
+    /// The warm-up schedule, if any.
+    pub warmup: Option<WarmupConfig>,
 }
 
 impl SendSettings {
     /// The settings of `[mail]`, with the unsubscribe secret read through `env` (pass
-    /// `&|name| std::env::var(name).ok()`) when `unsubscribe_url` is set.
+    /// `&|name| std::env::var(name).ok()`) when `unsubscribe_url` is set, and the DKIM key
+    /// read and checked (a file relative to the workspace `root`): a bad key is an error here,
+    /// when the sender starts.
     pub fn from_config(
+        root: &Path,
         mail: &MailConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<SendSettings, MailError> {
@@ -171,6 +188,15 @@ impl SendSettings {
             Some(_) => Some(TokenSigner::from_env(&mail.unsubscribe_secret_env, env)?),
             None => None,
         };
+        let domain = sender_domain(mail);
+        let dkim = match &mail.dkim {
+            Some(dkim) => Some(DkimSigner::from_config(dkim, root, domain.as_deref(), env)?),
+            None => None,
+        };
+        let list_id = match &mail.list_id {
+            Some(id) => Some(crate::mail::message::list_id(id)?.to_owned()),
+            None => domain.map(|domain| format!("care.{domain}")),
+        };
         Ok(SendSettings {
             from,
             unsubscribe_mailto,
@@ -178,6 +204,11 @@ impl SendSettings {
             signer,
             limits: mail.limits,
             outbox: mail.outbox,
+            dkim,
+            list_id,
+            domains: mail.domains.clone(),
+            reputation: mail.reputation,
+            warmup: mail.warmup.clone(),
         })
     }
 }
@@ -243,6 +274,14 @@ pub struct SendReport {
     pub released: u64,
     /// The stop flag ended the call before everything due was sent; the rest stays queued.
     pub stopped: bool,
+    /// Emails due but left queued for their receiving domain: paused after a "slow down"
+    /// answer (421, 4.7.x), or at its `[mail.domains]` limit.
+    pub paced: u64,
+    /// Receiving domains paused during this call, with the reply codes.
+    pub domains_paused: Vec<String>,
+    /// Why sending is paused by the reputation guard (with the figures), if it is: nothing
+    /// more was claimed.
+    pub paused: Option<String>,
     /// Wall time in milliseconds.
     pub elapsed_ms: u128,
 }
@@ -262,12 +301,19 @@ pub enum DeliverError {
 
 /// How many more emails the limits allow at `now`, counting what the outbox sent in each
 /// window (across processes); `None` for no limit.
-fn budget(store: &Store, limits: &LimitsConfig, now: i64) -> Result<Option<u64>, StoreError> {
+fn budget(
+    store: &Store,
+    limits: &LimitsConfig,
+    warmup: Option<&WarmupConfig>,
+    now: i64,
+) -> Result<Option<u64>, StoreError> {
     let mut budget: Option<u64> = None;
+    let warmup = warmup.and_then(|warmup| reputation::warmup_cap(warmup, now));
     for (window, limit) in [
         (60, limits.per_minute),
         (3600, limits.per_hour),
         (86_400, limits.per_day),
+        (86_400, warmup),
     ] {
         if let Some(limit) = limit {
             let sent = store.sent_since(now - window + 1)?;
@@ -370,13 +416,37 @@ pub fn deliver_due_gated(
             "recovered emails left claimed by a sender that stopped"
         );
     }
+    let mut pacing = Pacing::load(store, &settings.domains)?;
+    // The guard is judged at the start and again after each batch that bounced: sends alone
+    // only lower the rates.
+    let mut judged_bounces = None;
     loop {
         if stop.load(Ordering::SeqCst) {
             report.stopped = true;
             break;
         }
+        // The reputation guard: too many bounces or complaints lately pause all sending.
+        let guard = if judged_bounces == Some(report.hard_bounces) {
+            None
+        } else {
+            judged_bounces = Some(report.hard_bounces);
+            Some(reputation::guard(store, &settings.reputation, now)?)
+        };
+        if let Some((reason, guard)) =
+            guard.and_then(|guard| guard.paused.clone().map(|reason| (reason, guard)))
+        {
+            tracing::warn!(
+                sends = guard.figures.sends,
+                hard_bounces = guard.figures.hard_bounces,
+                complaints = guard.figures.complaints,
+                left = store.due_count(now)?,
+                "sending paused by the reputation guard (see `tiercare status`)"
+            );
+            report.paused = Some(reason);
+            break;
+        }
         let mut take = settings.outbox.batch_size as usize;
-        if let Some(left) = budget(store, &settings.limits, now)? {
+        if let Some(left) = budget(store, &settings.limits, settings.warmup.as_ref(), now)? {
             if left == 0 {
                 report.rate_limited = store.due_count(now)?;
                 if report.rate_limited > 0 {
@@ -389,11 +459,28 @@ pub fn deliver_due_gated(
             }
             take = take.min(usize::try_from(left).unwrap_or(usize::MAX));
         }
-        let claim = patiently("claim due emails", || store.claim_due(now, take))?;
+        // Receiving domains paused or at their limit stay queued; the others flow.
+        let (held, room) = pacing.hold(store, now)?;
+        if let Some(room) = room {
+            take = take.min(usize::try_from(room).unwrap_or(usize::MAX));
+        }
+        let claim = patiently("claim due emails", || {
+            store.claim_due_except(now, take, &held)
+        })?;
         report.suppressed += claim.suppressed;
         report.no_consent += claim.no_consent;
         if claim.emails.is_empty() {
             if claim.suppressed + claim.no_consent == 0 {
+                if !held.is_empty() {
+                    report.paced = store.due_count(now)?;
+                    if report.paced > 0 {
+                        tracing::info!(
+                            left = report.paced,
+                            domains = held.len(),
+                            "receiving domains paused or at their limit; their emails wait"
+                        );
+                    }
+                }
                 break;
             }
             continue;
@@ -408,6 +495,7 @@ pub fn deliver_due_gated(
             stop,
             &mut report,
             gate.as_deref_mut(),
+            &mut pacing,
         )?;
     }
     if report.stopped {
@@ -436,6 +524,7 @@ fn send_batch(
     stop: &AtomicBool,
     report: &mut SendReport,
     mut gate: Option<&mut DeliveryGate<'_>>,
+    pacing: &mut Pacing,
 ) -> Result<(), DeliverError> {
     let mut jobs = Vec::with_capacity(emails.len());
     for email in emails {
@@ -444,7 +533,17 @@ fn send_batch(
         let Some(email) = admit(gate.as_deref_mut(), store, email, now, report)? else {
             continue;
         };
-        match build(&outgoing(&email, settings, now)) {
+        match build_with(
+            &outgoing(&email, settings, now),
+            &list_headers(settings, email.recipient_kind),
+        )
+        .and_then(|mut built| {
+            // Signed last, over the final bytes: every header is set.
+            if let Some(dkim) = &settings.dkim {
+                built.sign(dkim, now)?;
+            }
+            Ok(built)
+        }) {
             Ok(built) => jobs.push((email, built)),
             Err(MailError::InvalidAddress { reason, .. }) => {
                 tracing::warn!(outbox = email.id, "invalid address: not sent");
@@ -469,7 +568,14 @@ fn send_batch(
     // writes to the store: it hands a job to an idle worker only after recording the hand-over,
     // and records each outcome as it comes back, so at most one email per transport is ever
     // handed over without a recorded outcome.
-    let mut jobs = jobs.into_iter();
+    // Each job with its receiving domain, for the per-domain concurrency and pauses.
+    let mut jobs: VecDeque<(OutboxEmail, BuiltMessage, String)> = jobs
+        .into_iter()
+        .map(|(email, built)| {
+            let domain = address_domain(&email.to_address);
+            (email, built, domain)
+        })
+        .collect();
     let result = thread::scope(|scope| {
         let (results, outcomes) = mpsc::channel();
         let mut workers = Vec::with_capacity(transports.len());
@@ -489,11 +595,19 @@ fn send_batch(
         drop(results);
         let mut idle: Vec<usize> = (0..workers.len()).rev().collect();
         let mut busy = 0_usize;
+        let mut in_flight: BTreeMap<String, usize> = BTreeMap::new();
         let mut result = Ok(());
         loop {
             while result.is_ok() && !stop.load(Ordering::SeqCst) {
                 let Some(worker) = idle.pop() else { break };
-                let Some((email, built)) = jobs.next() else {
+                // The first job whose domain is not paused and has room under its concurrency.
+                let next = jobs.iter().position(|(_, _, domain)| {
+                    !pacing.paused(domain, now)
+                        && pacing
+                            .concurrency(domain)
+                            .is_none_or(|limit| in_flight.get(domain).copied().unwrap_or(0) < limit)
+                });
+                let Some((email, built, domain)) = next.and_then(|at| jobs.remove(at)) else {
                     idle.push(worker);
                     break;
                 };
@@ -504,12 +618,14 @@ fn send_batch(
                 }) {
                     // Not handed over: it stays claimed and a later recovery queues it again.
                     result = Err(err.into());
+                    jobs.push_front((email, built, domain));
                     idle.push(worker);
                     break;
                 }
                 if workers[worker].send((email, built)).is_err() {
                     break;
                 }
+                *in_flight.entry(domain).or_default() += 1;
                 busy += 1;
             }
             if busy == 0 {
@@ -520,17 +636,78 @@ fn send_batch(
             };
             busy -= 1;
             idle.push(worker);
+            let domain = address_domain(&email.to_address);
+            if let Some(n) = in_flight.get_mut(&domain) {
+                *n = n.saturating_sub(1);
+            }
+            // A "slow down" from the receiving domain pauses that domain only (persisted, so a
+            // restart honours it); a delivery forgets its earlier strikes.
+            let mut pace_error = None;
+            match &outcome {
+                Err(error) => {
+                    if let Some(reason) = pacing::slow_down(error) {
+                        match patiently("pause a receiving domain", || {
+                            pacing.pause(store, &domain, now, &reason)
+                        }) {
+                            Ok(pause) => {
+                                tracing::warn!(
+                                    outbox = email.id,
+                                    reply = %pause.reason,
+                                    strikes = pause.strikes,
+                                    pause_s = pause.paused_until - now,
+                                    "a receiving domain asked to slow down: its emails wait, \
+                                     the others go on"
+                                );
+                                report.domains_paused.push(pacing::describe(&pause));
+                            }
+                            Err(err) => pace_error = Some(err),
+                        }
+                    }
+                }
+                Ok(_) if pacing.has_strikes(&domain) => {
+                    if let Err(err) = patiently("clear a domain's pause", || {
+                        pacing.delivered(store, &domain)
+                    }) {
+                        pace_error = Some(err);
+                    }
+                }
+                Ok(_) => {}
+            }
             // Outcomes are recorded even after a failure: nothing delivered stays claimed.
             let recorded = record(store, &email, outcome, now, settings, report);
             if result.is_ok() {
                 result = recorded;
             }
+            if let Some(err) = pace_error
+                && result.is_ok()
+            {
+                result = Err(err.into());
+            }
         }
         drop(workers);
         result
     });
-    // Claims never handed over go back to the queue, also after a failure.
-    let released = release(store, jobs, now, report);
+    // Claims never handed over go back to the queue, also after a failure: those of a paused
+    // domain count as paced, the others were stopped.
+    let (paced, stopped): (Vec<_>, Vec<_>) = jobs
+        .into_iter()
+        .partition(|(_, _, domain)| pacing.paused(domain, now));
+    if !paced.is_empty() {
+        let ids: Vec<i64> = paced.iter().map(|(email, _, _)| email.id).collect();
+        report.paced += patiently("queue a paused domain's emails again", || {
+            store.release_claims_because(
+                &ids,
+                now,
+                "released unsent: the receiving domain asked to slow down (paused)",
+            )
+        })?;
+    }
+    let released = release(
+        store,
+        stopped.into_iter().map(|(email, built, _)| (email, built)),
+        now,
+        report,
+    );
     result?;
     released
 }
@@ -658,6 +835,23 @@ fn record(
         }
     }
     Ok(())
+}
+
+/// The headers that say what kind of mail an email is: care emails to customers are a list
+/// (`List-Id`, `Precedence: bulk`); notifications to owners are `Auto-Submitted`.
+pub fn list_headers(settings: &SendSettings, kind: RecipientKind) -> ListHeaders {
+    match kind {
+        RecipientKind::Customer => ListHeaders {
+            list_id: settings.list_id.clone(),
+            precedence_bulk: true,
+            auto_submitted: false,
+        },
+        RecipientKind::Owner => ListHeaders {
+            list_id: None,
+            precedence_bulk: false,
+            auto_submitted: true,
+        },
+    }
 }
 
 /// The unsubscribe links of an email to `address`.
@@ -866,6 +1060,53 @@ pub fn unsubscribe_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings() -> SendSettings {
+        SendSettings::from_config(
+            Path::new("."),
+            &MailConfig {
+                from: "Care <care@shop.example>".to_owned(),
+                ..MailConfig::default()
+            },
+            &|_| None,
+        )
+        .expect("settings")
+    }
+
+    fn headers_of(kind: RecipientKind) -> String {
+        let settings = settings();
+        let email = OutgoingEmail {
+            message_id: "<tc.1.ab@shop.example>".to_owned(),
+            from: settings.from.clone(),
+            to: Address::new("ada@example.com"),
+            reply_to: None,
+            subject: "Hello".to_owned(),
+            text: "Hi".to_owned(),
+            html: None,
+            list_unsubscribe: None,
+            date: DateTime::from_timestamp(1_700_000_000, 0).expect("time"),
+        };
+        let built = build_with(&email, &list_headers(&settings, kind)).expect("built");
+        let raw = String::from_utf8(built.raw().to_vec()).expect("ascii");
+        raw.split("\r\n\r\n").next().expect("headers").to_owned()
+    }
+
+    #[test]
+    fn care_mail_is_a_list_and_owner_notifications_are_auto_submitted() {
+        let care = headers_of(RecipientKind::Customer);
+        assert!(care.contains("\r\nList-Id: <care.shop.example>"), "{care}");
+        assert!(care.contains("\r\nPrecedence: bulk"), "{care}");
+        assert!(!care.contains("Auto-Submitted"), "{care}");
+        let owner = headers_of(RecipientKind::Owner);
+        assert!(
+            owner.contains("\r\nAuto-Submitted: auto-generated"),
+            "{owner}"
+        );
+        assert!(
+            !owner.contains("List-Id") && !owner.contains("Precedence"),
+            "{owner}"
+        );
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_jitter_between_half_and_all() {

@@ -24,7 +24,7 @@ use tiercare_store::{
     Recommender, Store, StoreError, Window,
 };
 
-use crate::mail::build;
+use crate::mail::build_with;
 use crate::outbox::{RenderEmail, RenderError, RenderedEmail};
 use crate::outbox::{SendSettings, compose, outgoing};
 use crate::snapshot::fill_snapshot;
@@ -454,7 +454,10 @@ impl EmailRenderer {
             updated_at: at,
             recoveries: 0,
         };
-        match build(&outgoing(&email, settings, at)) {
+        match build_with(
+            &outgoing(&email, settings, at),
+            &crate::outbox::list_headers(settings, email.recipient_kind),
+        ) {
             Ok(built) => {
                 preview.to = Some(new.to_address);
                 preview.message = Some(String::from_utf8_lossy(built.raw()).into_owned());

@@ -227,6 +227,9 @@ pub struct Figures {
     pub emails: Vec<RuleEmails>,
     /// Addresses unsubscribed.
     pub unsubscribes: u64,
+    /// Sends, hard bounces and complaints per day and follow-up rule over the 30 days up to
+    /// `at` (the reputation guard's source, `Store::mail_reputation`).
+    pub reputation: Vec<tiercare_store::ReputationRow>,
     /// The lowest tier's care programme; `None` with fewer than two tiers.
     pub care: Option<CareProgramme>,
 }
@@ -360,6 +363,7 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
     let work_by_owner = store.task_work_by_assignee(options.at)?;
     let emails = store.email_outcomes(options.at)?;
     let unsubscribes = store.unsubscribes(options.at)?;
+    let reputation = store.mail_reputation(options.at - 30 * 86_400, options.at + 1)?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "report: moves, work, e-mails and the care programme read"
@@ -382,6 +386,7 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
         managers,
         emails,
         unsubscribes,
+        reputation,
         care,
     })
 }
