@@ -242,7 +242,9 @@ pub enum Command {
     /// loaded, every problem of the last failed reload (`reload_problems` in --json), the last
     /// and next reassessment, the last tick and its error, and the last send error; whether
     /// sending is paused by the reputation guard (why, with the figures), the sends, hard bounces
-    /// and complaints of the guard's window per day and rule, and the paused receiving domains.
+    /// and complaints of the guard's window per day and rule, and the paused receiving domains;
+    /// and each webhook endpoint's queue (queued, delivered, dead, and a failing event's last
+    /// error and next attempt; `webhooks` in --json).
     Status(StatusArgs),
     /// Deliver the emails due now from the outbox, once, through the configured transport.
     ///
@@ -314,6 +316,13 @@ pub enum Command {
     /// it cannot be handled now (a busy or damaged database, unusable settings): the mail
     /// system keeps the message and tries again. It never answers the sender.
     Inbound(InboundArgs),
+    /// Outgoing webhooks: list deliveries, queue dead ones again, or send a test event.
+    ///
+    /// Endpoints are `[[webhooks]]` in tiercare.toml; events are queued with what they report
+    /// and delivered by the daemon (`tiercare run`), signed as Standard Webhooks. Without a
+    /// subcommand, lists the latest deliveries (event id, type, endpoint, state, attempts, last
+    /// error). `tiercare status` shows each endpoint's queue.
+    Webhooks(WebhooksArgs),
     /// Report on tiers, moves, follow-up work and e-mails: a terminal summary, an HTML page or JSON.
     ///
     /// Reads the latest assessment up to --at (default: now) and shows customers and revenue per
@@ -620,6 +629,41 @@ pub enum OutboxStateArg {
     Cancelled,
     /// Not sent: suppressed address or no consent.
     Suppressed,
+}
+
+/// `tiercare webhooks`.
+#[derive(Debug, Args)]
+pub struct WebhooksArgs {
+    /// What to do [default: list].
+    #[command(subcommand)]
+    pub command: Option<WebhooksCommand>,
+    /// Only this endpoint (its `name` in tiercare.toml).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub endpoint: Option<String>,
+    /// Only deliveries in this state (queued, delivered or dead), when listing.
+    #[arg(long, global = true, value_name = "STATE", value_parser = ["queued", "delivered", "dead"])]
+    pub state: Option<String>,
+    /// At most this many deliveries, newest first, when listing.
+    #[arg(long, global = true, default_value_t = 50, value_name = "N")]
+    pub limit: u32,
+    /// Print the result as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `tiercare webhooks` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// List deliveries, newest first (the default).
+    List,
+    /// Queue the dead deliveries (of --endpoint, or all) again, due now, with their event ids.
+    Retry,
+    /// Send one signed `webhook.test` event to an endpoint now, outside the queue, and print
+    /// the answer's status (the endpoint's secret must be set, as for the daemon).
+    Test {
+        /// The endpoint's name.
+        name: String,
+    },
 }
 
 /// `tiercare unsubscribe`.

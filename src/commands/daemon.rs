@@ -62,6 +62,7 @@ pub fn status(args: StatusArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
             "daemon: not running (it never ran on this database; start it with `tiercare run`)"
         });
         print_sending(&status.sending, out);
+        webhook_lines(&status, out);
         return Ok(ExitCode::SUCCESS);
     };
     if status.running {
@@ -172,6 +173,7 @@ pub fn status(args: StatusArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
         )),
     }
     print_sending(&status.sending, out);
+    webhook_lines(&status, out);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -199,5 +201,34 @@ fn print_sending(sending: &tiercare_scheduler::status::Sending, out: &Output) {
     }
     for pause in &sending.domains_paused {
         out.line(&format!("  receiving domain {pause}"));
+    }
+}
+
+/// One line per webhook endpoint: its queue, and its failing head's error and next attempt.
+fn webhook_lines(status: &tiercare_scheduler::status::Status, out: &Output) {
+    for endpoint in &status.webhooks {
+        let mut line = format!(
+            "  webhook {}: queued {}, delivered {}, dead {}{}",
+            endpoint.endpoint,
+            endpoint.queued,
+            endpoint.delivered,
+            endpoint.dead,
+            if endpoint.configured {
+                ""
+            } else {
+                " (no longer in tiercare.toml)"
+            }
+        );
+        if let Some(failing) = &endpoint.failing {
+            line.push_str(&format!(
+                "; failing: {} after {} attempts, next attempt {}",
+                failing.last_error,
+                failing.attempts,
+                failing
+                    .next_attempt_at
+                    .map_or_else(|| "now".to_owned(), format_time)
+            ));
+        }
+        out.line(&line);
     }
 }

@@ -15,6 +15,7 @@ mod rules;
 mod serve;
 mod shell;
 mod tiers;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,6 +61,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Mail(command) => mail::mail(command, &workspace_dir, out),
         Command::Unsubscribe(args) => outbox::unsubscribe(args, &workspace_dir, out),
         Command::Inbound(args) => inbound::inbound(args, &workspace_dir, out),
+        Command::Webhooks(args) => webhooks::webhooks(args, &workspace_dir, out),
         Command::Owners(args) => owners::owners(args, &workspace_dir, out),
         Command::Completions(args) => shell::completions(&args, out),
         Command::Man(args) => shell::man(&args, out),

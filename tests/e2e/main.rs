@@ -33,3 +33,4 @@ mod serve;
 mod serve_browser;
 mod templates;
 mod tiers;
+mod webhooks;

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub mod webhooks;
+
 /// The name of the settings file at the root of every workspace.
 pub const CONFIG_FILE: &str = "tiercare.toml";
 
@@ -31,6 +33,8 @@ pub struct Config {
     pub rules: RulesConfig,
     /// The web server (`[http]`), when configured.
     pub http: Option<crate::http_config::HttpConfig>,
+    /// Outgoing webhooks (`[[webhooks]]`), see [`crate::webhooks`].
+    pub webhooks: Vec<webhooks::WebhookEndpoint>,
 }
 
 /// How rules are kept from doing harm (`[rules]`): the time budget of each customer's
@@ -104,7 +108,7 @@ impl Default for DaemonConfig {
 }
 
 /// Parses `30s`, `5m`, `6h` or `7d` into seconds.
-fn parse_duration(text: &str) -> Option<i64> {
+pub(crate) fn parse_duration(text: &str) -> Option<i64> {
     let text = text.trim();
     let split = text.len().checked_sub(1)?;
     let (number, unit) = text.split_at(split);
@@ -366,6 +370,8 @@ struct RawConfig {
     #[serde(default)]
     rules: RulesConfig,
     http: Option<crate::http_config::HttpConfig>,
+    #[serde(default)]
+    webhooks: Vec<webhooks::RawWebhook>,
 }
 
 #[derive(Deserialize, Default)]
@@ -413,7 +419,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn position(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn position(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before
@@ -557,6 +563,7 @@ impl Config {
                 Some(http) => Some(http.validate().map(|()| http).map_err(invalid)?),
                 None => None,
             },
+            webhooks: webhooks::validate(raw.webhooks, text)?,
         })
     }
 
@@ -668,6 +675,13 @@ from = "Customer Care <care@example.com>"
 #                                         # is not recorded
 # sample = 200                            # real customers a new rule set must run on first
 # slow_ms = 5                             # `check` warns about rules slower than this
+
+# Webhooks to other systems (see README, "Webhooks"): one [[webhooks]] table per endpoint.
+# [[webhooks]]
+# name = "crm"
+# url = "https://crm.example.com/hooks/tiercare"
+# events = ["tier.changed", "email.sent", "email.failed", "task.created", "task.done"]
+# secret_env = "TIERCARE_WEBHOOK_CRM_SECRET"  # its signing secret (whsec_...) comes from here
 "#
         )
     }

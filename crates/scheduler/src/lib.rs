@@ -12,6 +12,8 @@
 //! read and written in one place ([`time`]). Bounces, complaints and unsubscribe requests come
 //! back through [`inbound`] (the mailbox) and [`providers`] (providers' webhooks), recorded by
 //! [`bounces`].
+//! Other systems hear of tier changes, emails and tasks through signed webhooks the daemon
+//! delivers ([`webhooks`]).
 //!
 //! It must never contain SQL (that is the store's) nor evaluate rules itself (that is the
 //! engine's): it reads files, moves data between the two, and does the IO the engine may not.
@@ -37,6 +39,7 @@ pub mod snapshot;
 #[cfg(test)]
 mod test_support;
 pub mod time;
+pub mod webhooks;
 pub mod workspace;
 
 // The modules' earlier paths (`tiercare_scheduler::outbox`, `tiercare_scheduler::clock`...).

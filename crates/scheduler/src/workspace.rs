@@ -296,6 +296,14 @@ impl Workspace {
         let mut store = Store::open_for_writing(&self.database_path())?;
         store.set_busy_timeout(self.config.busy_timeout)?;
         self.set_keys(&mut store)?;
+        // Events are queued by whoever writes: the endpoints they go to must be current.
+        let endpoints: Vec<_> = self
+            .config
+            .webhooks
+            .iter()
+            .map(|e| e.subscription())
+            .collect();
+        store.sync_webhook_endpoints(&endpoints)?;
         Ok(store)
     }
 

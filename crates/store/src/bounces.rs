@@ -350,6 +350,8 @@ pub(crate) fn record(
     outcome.recorded = true;
     if let Some(id) = outcome.outbox_id {
         mark_email(tx, id, bounce.kind, now)?;
+        // Other systems hear of it (`email.bounced`), in the same transaction.
+        crate::webhooks::email_bounced(tx, id, now)?;
     }
     let reason = match bounce.kind {
         BounceKind::Hard => Some(SuppressionReason::HardBounce),

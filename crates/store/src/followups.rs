@@ -822,6 +822,12 @@ impl FollowUpSession<'_> {
                             |row| row.get(0),
                         )?,
                     );
+                    crate::webhooks::task_changed(
+                        tx,
+                        crate::webhooks::WebhookEventType::TaskCreated,
+                        task_id.unwrap_or_default(),
+                        self.decided_at,
+                    )?;
                 }
                 FollowUpAction::SetAttribute { .. } | FollowUpAction::SetAttributes { .. } => {
                     let mut attributes: Map<String, Value> =

@@ -44,6 +44,10 @@
 //! `quick_check`) before anything is written, [`Store::backup_to`] makes a verified online copy
 //! and [`diagnose`] examines a file without writing to it (`tiercare doctor`).
 //!
+//! For outgoing webhooks, every write that reports something queues its event in its own
+//! transaction (see the `webhooks` module); [`Store::webhook_heads`] and
+//! [`Store::record_webhook_attempt`] serve the daemon's dispatcher.
+//!
 //! For the daemon, [`Store::advance_schedule`] records each schedule's last handled slot (only
 //! ever forward) and [`Store::write_daemon_state`] the state `tiercare status` reads.
 //!
@@ -93,6 +97,7 @@ mod stored;
 mod suppressions;
 mod tasks;
 mod tiers;
+mod webhooks;
 
 pub use bounces::{Bounce, BounceCounts, BounceKind, BounceOutcome, NewBounce, SoftBouncePolicy};
 pub use contacts::{CONTACT_WINDOWS, ContactCounts, Contacts};
@@ -136,4 +141,8 @@ pub use tasks::{NewTask, Task, TaskFilter, TaskStatus, TaskView};
 pub use tiers::{
     AssessmentHeader, AssessmentOutcome, AssessmentRow, AssessmentSession, CurrentSegment,
     CurrentTier, EncodedDecision, JsonText, SegmentChange, TierChange, TierDecision,
+};
+pub use webhooks::{
+    WebhookAttempt, WebhookDelivery, WebhookEndpointSummary, WebhookEventType, WebhookFailure,
+    WebhookSubscription,
 };

@@ -356,7 +356,7 @@ pub(crate) fn event(
         to.as_str(),
         detail
     ])?;
-    Ok(())
+    crate::webhooks::email_changed(conn, id, to.as_str(), now)
 }
 
 /// Puts the claimed e-mail `id`, never handed to a transport, back in the queue: its due time

@@ -50,9 +50,13 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///    so crash recovery can tell a claim that never went out from one that may have arrived.
 /// 10. `customer_tiers.pending_since`: when a held downgrade was first asked for, so
 ///     hysteresis counts time, not runs.
-/// 11. (bounces) the `bounces` table (one row per bounce or complaint, by address hash),
+/// 11. (deliverability) per-domain pauses (`mail_domain_pauses`) and the reputation guard's
+///     resume time (`mail_reputation_state`).
+/// 12. (bounces) the `bounces` table (one row per bounce or complaint, by address hash),
 ///     `outbox.bounced_at` and `outbox.bounce_kind`, and the suppression list rebuilt to
 ///     allow the reasons `soft_bounces` and `complaint`.
+/// 13. (webhooks) the outgoing webhooks' queue: `webhook_endpoints` (copied from
+///     `tiercare.toml`), `webhook_events` and one `webhook_deliveries` row per (event, endpoint).
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -555,6 +559,48 @@ INSERT INTO suppressions_new SELECT * FROM suppressions;
 DROP TABLE suppressions;
 ALTER TABLE suppressions_new RENAME TO suppressions;
 "#,
+    // 13 (webhooks): the outgoing webhooks' endpoints, events and deliveries.
+    r#"
+-- The endpoints of tiercare.toml's [[webhooks]], copied here by every command that writes, so
+-- an event is queued in the transaction that records what it reports, whoever writes it.
+CREATE TABLE webhook_endpoints (
+    name   TEXT PRIMARY KEY CHECK (name <> ''),
+    url    TEXT NOT NULL CHECK (url LIKE 'http://%' OR url LIKE 'https://%'),
+    -- the event types it wants, a JSON array of names
+    events TEXT NOT NULL CHECK (json_valid(events) AND json_type(events) = 'array')
+) STRICT;
+
+-- One row per event, its body's data fixed when it was recorded; event_id is the webhook-id
+-- of every attempt at every endpoint (receivers deduplicate by it).
+CREATE TABLE webhook_events (
+    id          INTEGER PRIMARY KEY,
+    event_id    TEXT NOT NULL UNIQUE CHECK (event_id LIKE 'evt_%'),
+    type        TEXT NOT NULL CHECK (type <> ''),
+    occurred_at INTEGER NOT NULL,
+    data        TEXT NOT NULL CHECK (json_valid(data) AND json_type(data) = 'object')
+) STRICT;
+
+-- One row per (event, endpoint). queued: waiting or failing (attempts > 0, last_error, tried
+-- again at next_attempt_at, NULL: at once); delivered: answered with a 2xx; dead: given up
+-- after the endpoint's give-up age, counted from failing_since.
+CREATE TABLE webhook_deliveries (
+    id              INTEGER PRIMARY KEY,
+    event           INTEGER NOT NULL REFERENCES webhook_events(id) ON DELETE CASCADE,
+    endpoint        TEXT NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'queued'
+                    CHECK (state IN ('queued', 'delivered', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_error      TEXT,
+    failing_since   INTEGER,
+    next_attempt_at INTEGER,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    delivered_at    INTEGER CHECK ((state = 'delivered') = (delivered_at IS NOT NULL)),
+    UNIQUE (event, endpoint)
+) STRICT;
+-- each endpoint's queue in order: the dispatcher reads its head
+CREATE INDEX webhook_deliveries_queued ON webhook_deliveries(endpoint, id) WHERE state = 'queued';
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -637,6 +683,7 @@ mod tests {
         0x2a87_3833_325e_af53,
         0x0ef2_d6be_f1e9_f00c,
         0x411b_92ae_6c7f_d828,
+        0x5815_5198_4d2c_feb6,
     ];
 
     #[test]

@@ -141,7 +141,30 @@ impl Store {
                 problem: "the address is empty".to_owned(),
             });
         }
-        insert_address(&self.conn, &self.keys, address, reason, source, now).at(&self.label)
+        let path = self.label.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .at(&path)?;
+        let new = insert_address(&tx, &self.keys, address, reason, source, now).at(&path)?;
+        if new && matches!(reason, SuppressionReason::Unsubscribe) {
+            // Other systems hear of it (`customer.unsubscribed`), in the same transaction.
+            let customers: Vec<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM customers WHERE email IS NOT NULL \
+                     AND lower(trim(email)) = lower(trim(?1))",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map([address], |row| row.get(0))?
+                        .collect::<rusqlite::Result<_>>()
+                })
+                .at(&path)?;
+            for customer in customers {
+                crate::webhooks::customer_unsubscribed(&tx, customer, source, now).at(&path)?;
+            }
+        }
+        tx.commit().at(&path)?;
+        Ok(new)
     }
 
     /// Sets the keys addresses are hashed under (from the workspace secret);

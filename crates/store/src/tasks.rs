@@ -14,6 +14,7 @@ use rusqlite::{OptionalExtension, Row, Transaction, TransactionBehavior, params}
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
 use crate::stored::require_customer;
+use crate::webhooks::WebhookEventType;
 
 /// A task's stored state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -284,6 +285,7 @@ impl Store {
                 |row| row.get(0),
             )
             .at(path)?;
+        crate::webhooks::task_changed(&tx, WebhookEventType::TaskCreated, id, now).at(path)?;
         let task = load_task(&tx, id, now).at(path)?.expect("just inserted");
         tx.commit().at(path)?;
         Ok(task)
@@ -322,6 +324,7 @@ impl Store {
             params![id, now, by, note],
         )
         .at(path)?;
+        crate::webhooks::task_changed(&tx, WebhookEventType::TaskDone, id, now).at(path)?;
         let task = load_task(&tx, id, now).at(path)?.expect("updated");
         tx.commit().at(path)?;
         Ok(task)

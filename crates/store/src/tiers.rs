@@ -524,6 +524,7 @@ impl AssessmentSession<'_> {
             }
             writer.flush().at(path)?;
             drop(writer);
+            crate::webhooks::tier_changes(&tx, assessment_id, finished_at).at(path)?;
             tx.execute(
                 "UPDATE assessments SET finished_at = ?2, customers = ?3, changed = ?4, \
                  rule_errors = ?5 WHERE id = ?1",

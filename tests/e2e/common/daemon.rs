@@ -37,6 +37,16 @@ impl Daemon {
         Daemon::start_with(root, "info", env, extra)
     }
 
+    /// `tiercare run EXTRA...` in `root` with `TIERCARE_LOG=level` and the variables `env`.
+    pub fn start_with_env(
+        root: &Path,
+        level: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        Daemon::start_with(root, level, env, extra)
+    }
+
     fn start_with(root: &Path, level: &str, env: &[(&str, &str)], extra: &[&str]) -> Daemon {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let log = root.with_extension(format!("log{}", NEXT.fetch_add(1, Ordering::SeqCst)));

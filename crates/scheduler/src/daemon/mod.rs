@@ -91,6 +91,9 @@ pub enum DaemonError {
     /// Delivering mail failed (the database, or the mail settings).
     #[error(transparent)]
     Deliver(#[from] crate::outbox::DeliverError),
+    /// Webhooks could not be set up (a missing signing secret) or delivered (`--once`).
+    #[error(transparent)]
+    Webhooks(#[from] crate::webhooks::WebhookError),
     /// Signals or the folder watcher could not be set up.
     #[error("cannot set up {what}: {message}")]
     Setup {
@@ -733,6 +736,8 @@ pub fn run<C: Clock + 'static>(
 
     // Read before the rules are: a change in between is then seen as a change.
     let loaded = Fingerprint::read(&folders);
+    let webhooks = crate::webhooks::ready_endpoints(&workspace, &|name| std::env::var(name).ok())?;
+    let (database, busy_timeout) = (workspace.database_path(), workspace.config().busy_timeout);
     let mut daemon = Daemon::start(workspace, clock)?;
     let stop = daemon.stop_flag();
     let signal_tx = tx.clone();
@@ -757,7 +762,13 @@ pub fn run<C: Clock + 'static>(
 
     let result = if options.once {
         let report = daemon.pass();
-        tracing::info!(errors = report.errors.len(), "single pass done");
+        let stop = daemon.stop_flag();
+        let delivered = crate::webhooks::deliver_due(&database, busy_timeout, webhooks, &stop)?;
+        tracing::info!(
+            errors = report.errors.len(),
+            webhook_attempts = delivered,
+            "single pass done"
+        );
         Ok(report.errors)
     } else {
         let watch_tx = tx.clone();
@@ -790,7 +801,11 @@ pub fn run<C: Clock + 'static>(
         if Fingerprint::read(settle.folders()) != loaded {
             settle.changed(Instant::now(), None);
         }
+        let dispatcher = crate::webhooks::Dispatcher::start(database, busy_timeout, webhooks)?;
         loop_until_stopped(&mut daemon, &rx, &mut watcher, &mut settle);
+        if let Some(dispatcher) = dispatcher {
+            dispatcher.stop();
+        }
         Ok(Vec::new())
     };
     daemon.stopped();

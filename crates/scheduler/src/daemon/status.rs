@@ -3,12 +3,12 @@
 //! Whether a daemon runs comes from its lock (see [`crate::lock`]): the kernel frees it when
 //! the process ends, so a crashed daemon is never reported as running. Everything else comes
 //! from the database: the state the daemon records (`daemon_state`), where its schedules stand
-//! (`schedule_firings`) and the outbox (queue depth by state).
+//! (`schedule_firings`), the outbox (queue depth by state) and the webhooks' queues.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use tiercare_store::{DaemonState, ScheduleCursor};
+use tiercare_store::{DaemonState, ScheduleCursor, WebhookEndpointSummary};
 
 use crate::daemon::{DaemonError, FOLLOWUPS, REASSESS};
 use crate::lock::holder;
@@ -39,6 +39,8 @@ pub struct Status {
     pub outbox: BTreeMap<String, u64>,
     /// E-mails resent after a crash (each possibly a duplicate).
     pub outbox_recovered: u64,
+    /// Each webhook endpoint's queue: queued, delivered, dead, and the failing head.
+    pub webhooks: Vec<WebhookEndpointSummary>,
     /// Sending's health: the reputation guard's figures and verdict, paused domains.
     pub sending: Sending,
     /// Bounces and complaints recorded (all time), and the addresses they suppressed.
@@ -110,6 +112,7 @@ pub fn status(workspace: &Workspace) -> Result<Status, DaemonError> {
             .collect(),
         outbox_recovered: recovered,
         bounces: store.bounce_counts(i64::MIN)?,
+        webhooks: store.webhook_summary()?,
         running: held.is_some(),
         pid: held.flatten(),
         lock_file: crate::lock::lock_path(&database).display().to_string(),

@@ -65,7 +65,10 @@ fn create_makes_a_migrated_tiercare_database() {
             "suppressions",
             "tasks",
             "tier_history",
-            "tier_pins"
+            "tier_pins",
+            "webhook_deliveries",
+            "webhook_endpoints",
+            "webhook_events"
         ]
     );
 }
