@@ -143,7 +143,7 @@ fn plan_previews_emails_only_to_consenting_customers_with_an_address_and_writes_
             );
             assert_in_window(
                 id,
-                sample["scheduled_at"].as_i64().unwrap(),
+                common::unix(&sample["scheduled_at"]).unwrap(),
                 customer.timezone,
             );
             checked += 1;
@@ -266,7 +266,7 @@ fn tasks_list_done_and_snooze_round_trip() {
     assert_eq!(tasks[0]["overdue"], true);
     for task in tasks {
         assert!(task["customer_id"].as_str().is_some());
-        assert!(task["due"].as_i64().is_some());
+        assert!(common::unix(&task["due"]).is_some());
         assert!(!task["title"].as_str().unwrap().contains("{{"), "{task}");
     }
     let out = ws.run(&["tasks", "list", "--owner", "alice", "--json"]);
