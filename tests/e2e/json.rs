@@ -37,10 +37,8 @@ fn check(value: &Value, key: &str, path: &str, problems: &mut Vec<String>) {
             for (k, v) in fields {
                 check(v, k, &format!("{path}.{k}"), problems);
             }
-            if key == "tiers" || path.ends_with(".tiers[]") {
-                if !fields.contains_key("tier") {
-                    problems.push(format!("{path}: a tier without `tier`"));
-                }
+            if key == "tiers" && !fields.contains_key("tier") {
+                problems.push(format!("{path}: a tier without `tier`"));
             }
         }
         Value::Array(items) => {

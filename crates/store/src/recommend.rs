@@ -34,6 +34,9 @@ pub struct Recommendation {
     pub basis: Basis,
 }
 
+/// Co-occurrence scores by product index, sorted (for the tests).
+pub type Scores = Vec<(u32, u64)>;
+
 /// The purchase history as of one time, ready to recommend for any customer.
 ///
 /// # The method
@@ -301,7 +304,7 @@ impl Recommender {
     /// walk), sorted: equal by construction, compared by the tests.
     #[doc(hidden)]
     #[must_use]
-    pub fn scores_both_ways(&self, customer: i64) -> (Vec<(u32, u64)>, Vec<(u32, u64)>) {
+    pub fn scores_both_ways(&self, customer: i64) -> (Scores, Scores) {
         let own: &[u32] = self.items_of.get(&customer).map_or(&[], Vec::as_slice);
         let mut table: Vec<(u32, u64)> = self.read_co_occurrence(own).into_iter().collect();
         let mut walk: Vec<(u32, u64)> = self.walk_neighbours(customer, own).into_iter().collect();
