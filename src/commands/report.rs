@@ -11,7 +11,8 @@ use tiercare_scheduler::workspace::Workspace;
 
 use super::tiers::{load_rules, now, time_or};
 use crate::cli::ReportArgs;
-use crate::output::{Output, thousands};
+use crate::format::{percent, thousands};
+use crate::output::Output;
 
 pub fn report(args: ReportArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
@@ -75,10 +76,6 @@ fn more(out: &Output, total: usize, what: &str, which: &str) {
             thousands(total as f64)
         ));
     }
-}
-
-fn percent(share: f64) -> String {
-    format!("{:.1}%", share * 100.0)
 }
 
 /// `text` cut to `width` characters (with `…` when cut), padded on the right.

@@ -1,4 +1,13 @@
-//! Mail: building care emails and reminders safely, and handing them to a transport.
+//! Mail: care emails from template to transport.
+//!
+//! - [`templates`]: reads `templates/`, builds one customer's template context and renders
+//!   ([`templates::EmailRenderer`], the outbox's renderer).
+//! - [`outbox`]: queued emails claimed, composed and sent (`deliver_due`, the send loop of the
+//!   CLI and the daemon), with their outcomes recorded.
+//! - [`delivery_gate`]: each claimed email checked again right before the hand-over (contact
+//!   policy at delivery, the follow-up on current data, rendered again).
+//!
+//! Below them, building messages safely and handing them to a transport:
 //!
 //! - [`message`]: [`OutgoingEmail`] (plain data) → [`build`] → [`BuiltMessage`] (envelope and
 //!   exact bytes). The one place customer data becomes headers, so the one place header
@@ -13,14 +22,17 @@
 //! - [`rate`]: [`RateLimiter`], which says how long to wait before the next send.
 //! - [`unsubscribe`]: [`TokenSigner`], the signed tokens of unsubscribe links.
 //!
-//! This module never decides *whether* to send (the outbox, consent and suppression checks
-//! do) and never escapes HTML (the template layer does); it never logs addresses or
+//! The message and transport modules never decide *whether* to send (the outbox, consent and
+//! suppression checks do) and never escapes HTML (the template layer does); it never logs addresses or
 //! passwords, and never reads the SMTP password from anywhere but the environment.
 
+pub mod delivery_gate;
 pub mod folder;
 pub mod message;
+pub mod outbox;
 pub mod rate;
 pub mod smtp;
+pub mod templates;
 pub mod transport;
 pub mod unsubscribe;
 

@@ -15,7 +15,7 @@ pub enum ReportError {
     /// No assessment was recorded for a time up to the report's.
     #[error(
         "no assessment as of {at}: run `tiercare assess` first (or give a later --at)",
-        at = crate::assess::format_time(*at)
+        at = crate::time::format_time(*at)
     )]
     NoAssessment {
         /// The report's time.
@@ -66,13 +66,10 @@ impl ReportOptions {
                     label: tier.label.clone(),
                 })
                 .collect(),
-            window: match window.seconds() {
-                Some(seconds) => Window::Seconds(seconds),
-                None => Window::All,
-            },
+            window,
             window_label: match window {
-                tiercare_engine::Window::All => "all time".to_owned(),
-                tiercare_engine::Window::Days(days) => format!("{days}d"),
+                Window::All => "all time".to_owned(),
+                other => other.to_string(),
             },
         }
     }

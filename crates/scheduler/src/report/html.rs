@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 use tiercare_store::OwnerWork;
 
 use super::figures::{Figures, ManagerLoad, MoveMatrix, Pareto, RfmGrid, TierFigure};
-use crate::assess::format_time;
 use crate::html::escape;
+use crate::time::format_time;
 
 /// How many rows a bar chart of owners or managers shows at most (the tables list all).
 const CHART_ROWS: usize = 25;
