@@ -48,7 +48,6 @@ use crate::text::location::Location;
 use crate::text::yaml::PathSeg;
 use crate::tiering::rule_set::RuleSet;
 
-
 /// Names the caller knows, for [`check_references`]. An empty list means "not known": that
 /// check is skipped (a workspace without templates yet, or without managers).
 #[derive(Debug, Clone, Copy, Default)]
