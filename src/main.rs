@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod format;
+mod json;
 mod output;
 
 use std::io::IsTerminal;

@@ -17,6 +17,8 @@ const LISTED_REJECTIONS: usize = 20;
 pub struct Output {
     color_out: bool,
     color_err: bool,
+    /// The workspace's zone, for the times of `--json` (UTC until known).
+    timezone: std::cell::Cell<Option<chrono_tz::Tz>>,
 }
 
 impl Output {
@@ -30,6 +32,7 @@ impl Output {
         Output {
             color_out: pick(std::io::stdout().is_terminal()),
             color_err: pick(std::io::stderr().is_terminal()),
+            timezone: std::cell::Cell::new(None),
         }
     }
 
@@ -97,10 +100,18 @@ impl Output {
         Self::paint(self.color_out, code, text)
     }
 
-    /// A JSON value on stdout.
+    /// A JSON value on stdout, in the `--json` vocabulary (docs/json.md): times as RFC 3339
+    /// strings in the workspace's zone, tiers named `tier`.
     pub fn json(&self, value: &impl serde::Serialize) -> anyhow::Result<()> {
-        emit(&serde_json::to_string_pretty(value)?);
+        let mut value = serde_json::to_value(value)?;
+        crate::json::vocabulary(&mut value, self.timezone.get().unwrap_or(chrono_tz::UTC));
+        emit(&serde_json::to_string_pretty(&value)?);
         Ok(())
+    }
+
+    /// The zone `--json` times are written in (the workspace's).
+    pub fn set_timezone(&self, zone: chrono_tz::Tz) {
+        self.timezone.set(Some(zone));
     }
 
     /// A byte-based progress bar on stderr, hidden when stderr is not a terminal.

@@ -34,6 +34,10 @@ use crate::output::{Output, thousands};
 /// Runs the command; `Ok` carries the exit code for outcomes that are not errors.
 pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
     let workspace_dir = cli.workspace.unwrap_or_else(|| PathBuf::from("."));
+    // `--json` times are in the workspace's zone.
+    if let Ok(workspace) = Workspace::open(&workspace_dir) {
+        out.set_timezone(workspace.config().timezone);
+    }
     match cli.command {
         Command::Init(args) => init(args, &workspace_dir, out),
         Command::Import(args) => import(args, &workspace_dir, out),
@@ -183,6 +187,7 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
         }
         Err(err) => return Err(err.into()),
     };
+    out.set_timezone(workspace.config().timezone);
     let end = match args.end {
         Some(date) => date
             .and_hms_opt(23, 59, 59)

@@ -70,8 +70,11 @@ fn once_reassesses_a_due_slot_and_status_reports_it() {
     );
     let s = status(ws.root());
     assert_eq!(s["running"], false);
-    assert_eq!(s["reassess"]["last_fired_at"], 1_772_418_600); // 2026-03-02T02:30:00Z
-    assert!(s["daemon"]["stopped_at"].is_i64());
+    assert_eq!(
+        common::unix(&s["reassess"]["last_fired_at"]),
+        Some(1_772_418_600)
+    ); // 2026-03-02T02:30:00Z
+    assert!(common::unix(&s["daemon"]["stopped_at"]).is_some());
     let assessments = ws.count("SELECT count(*) FROM assessments");
     assert_eq!(assessments, 1);
 
@@ -145,7 +148,7 @@ fn simulated_days_pass_in_moments_and_each_night_reassesses_once() {
         ],
     );
     daemon.wait_status(ws.root(), "four nights", |s| {
-        s["daemon"]["last_tick_at"].as_i64().unwrap_or(0) >= 1_772_323_200 + 4 * 86_400
+        common::unix(&s["daemon"]["last_tick_at"]).unwrap_or(0) >= 1_772_323_200 + 4 * 86_400
     });
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(), Some(0));
@@ -175,7 +178,7 @@ fn simulated_days_pass_in_moments_and_each_night_reassesses_once() {
     let mut distinct = days.clone();
     distinct.dedup();
     assert_eq!(distinct, days, "a night assessed twice\n{}", daemon.log());
-    let last_slot = done["reassess"]["last_slot"].as_i64().unwrap();
+    let last_slot = common::unix(&done["reassess"]["last_slot"]).unwrap();
     let slots = (last_slot - first_slot) / 86_400 + 1;
     let skipped = done["reassess"]["skipped"].as_i64().unwrap();
     assert!(slots >= 4, "{done:#}");
@@ -187,7 +190,7 @@ fn simulated_days_pass_in_moments_and_each_night_reassesses_once() {
     );
     assert!(times.len() >= 2, "{}", daemon.log());
     // Follow-ups were recorded tick by tick.
-    assert!(done["followups"]["last_slot"].as_i64().unwrap() > 1_772_323_200 + 4 * 86_400);
+    assert!(common::unix(&done["followups"]["last_slot"]).unwrap() > 1_772_323_200 + 4 * 86_400);
 }
 
 #[test]
@@ -210,7 +213,7 @@ fn a_second_daemon_exits_2_naming_the_first_and_sigterm_stops_cleanly() {
     assert!(first.log().contains("daemon stopped"), "{}", first.log());
     let s = status(ws.root());
     assert_eq!(s["running"], false);
-    assert!(s["daemon"]["stopped_at"].is_i64());
+    assert!(common::unix(&s["daemon"]["stopped_at"]).is_some());
 
     // SIGINT too; and after kill -9 the lock is free again.
     let mut again = running(&ws);
@@ -369,7 +372,7 @@ fn a_database_locked_by_another_process_delays_the_daemon_but_does_not_stop_it()
     let daemon = running(&ws);
     // Its first tick recorded (an idle daemon writes nothing else that would record it later).
     daemon.wait_status(ws.root(), "the first tick", |s| {
-        s["daemon"]["last_tick_at"].is_i64()
+        common::unix(&s["daemon"]["last_tick_at"]).is_some()
     });
     let connection = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
     connection.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -380,14 +383,12 @@ fn a_database_locked_by_another_process_delays_the_daemon_but_does_not_stop_it()
     }
     connection.execute_batch("COMMIT").unwrap();
     drop(connection);
-    let before = status(ws.root())["daemon"]["last_tick_at"]
-        .as_i64()
-        .unwrap();
+    let before = common::unix(&status(ws.root())["daemon"]["last_tick_at"]).unwrap();
     // The daemon is still there and its next ticks succeed.
     daemon.wait_status(ws.root(), "a clean tick after the lock", |s| {
         s["running"] == true
             && s["daemon"]["last_tick_error"].is_null()
-            && s["daemon"]["last_tick_at"].as_i64().unwrap() > before
+            && common::unix(&s["daemon"]["last_tick_at"]).unwrap() > before
     });
     assert!(
         daemon.log().contains("locked") || daemon.log().contains("busy"),
@@ -508,7 +509,7 @@ fn sigterm_mid_sending_finishes_in_flight_work_and_exits_0() {
     unique.dedup();
     assert_eq!(ids.len(), unique.len());
     assert_eq!(ids.len() as u64, outbox(&stopped, "sent"));
-    assert!(stopped["daemon"]["stopped_at"].is_i64());
+    assert!(common::unix(&stopped["daemon"]["stopped_at"]).is_some());
 }
 
 #[test]

@@ -23,7 +23,7 @@ fn start(ws: &Workspace, level: &str) -> Daemon {
     daemon.wait_status(ws.root(), "the daemon's first pass", |s| {
         s["running"] == true
             && s["daemon"]["pid"] == daemon.pid()
-            && s["daemon"]["last_tick_at"].is_i64()
+            && common::unix(&s["daemon"]["last_tick_at"]).is_some()
     });
     daemon
 }

@@ -162,3 +162,54 @@ fn today_utc() -> u64 {
         .as_secs()
         / 86_400
 }
+
+#[test]
+fn the_default_programme_fits_the_demos_managers() {
+    // A day of the daemon gives the A and B customers owners; the coming month then holds a
+    // monthly review per A customer, the B revisits, and 1 January's executive contacts.
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "demo",
+        "shop",
+        "--customers",
+        "2000",
+        "--days",
+        "1",
+        "--end",
+        "2025-12-18",
+    ];
+    common::run_in(tmp.path(), &args).assert_code(0);
+    let out = common::run_in(
+        tmp.path(),
+        &[
+            "--workspace",
+            "shop",
+            "plan",
+            "--from",
+            "2025-12-20",
+            "--days",
+            "30",
+            "--json",
+        ],
+    );
+    out.assert_code(0);
+    let plan = out.json();
+    assert_eq!(
+        plan["capacity_warnings"],
+        serde_json::json!([]),
+        "{}",
+        plan["assignees"]
+    );
+    let tasks: u64 = plan["assignees"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert!(
+        tasks > 1000,
+        "the programme still gives people work: {tasks}"
+    );
+    assert!(plan["assignees"].get("(no owner)").is_none(), "{plan}");
+    assert!(plan["assignees"]["role:senior"].as_u64().unwrap() > 0);
+}

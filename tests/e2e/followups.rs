@@ -143,7 +143,7 @@ fn plan_previews_emails_only_to_consenting_customers_with_an_address_and_writes_
             );
             assert_in_window(
                 id,
-                sample["scheduled_at"].as_i64().unwrap(),
+                common::unix(&sample["scheduled_at"]).unwrap(),
                 customer.timezone,
             );
             checked += 1;
@@ -266,7 +266,7 @@ fn tasks_list_done_and_snooze_round_trip() {
     assert_eq!(tasks[0]["overdue"], true);
     for task in tasks {
         assert!(task["customer_id"].as_str().is_some());
-        assert!(task["due"].as_i64().is_some());
+        assert!(common::unix(&task["due"]).is_some());
         assert!(!task["title"].as_str().unwrap().contains("{{"), "{task}");
     }
     let out = ws.run(&["tasks", "list", "--owner", "alice", "--json"]);
@@ -476,4 +476,50 @@ fn plan_warns_when_tasks_exceed_capacity_or_go_to_nobody() {
     let text = ws.run(&["plan", "--from", FROM, "--days", "30"]);
     text.assert_code(0);
     text.assert_stderr_contains("more work than one person can do");
+}
+
+/// A task title that reads more of the customer than their name and id.
+const REVIEW_RULE: &str = "\
+followups:
+  - id: t-review
+    tiers: [A]
+    cron: \"0 9 3 6 *\"
+    task: { assignee: owner, title: \"Review {{ customer.name }} ({{ customer.region }}): {{ tier.label }}\" }
+";
+
+#[test]
+fn task_titles_are_rendered_with_the_templates_context_and_checked_against_it() {
+    let ws = assessed_quickstart();
+    ws.write("rules/review.yaml", REVIEW_RULE);
+    ws.run(&["check"]).assert_code(0);
+    ws.run(&followups_record_json(FROM, UNTIL)).assert_code(0);
+    let conn = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT t.title, c.name, coalesce(c.region, '') FROM tasks t \
+             JOIN followups f ON f.id = t.followup_id JOIN customers c ON c.id = t.customer_id \
+             WHERE f.rule_id = 't-review'",
+        )
+        .unwrap();
+    let tasks: Vec<(String, String, String)> = stmt
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!tasks.is_empty());
+    for (title, name, region) in &tasks {
+        assert_eq!(title, &format!("Review {name} ({region}): Key accounts"));
+    }
+
+    // A variable the context lacks is a `check` error at its place in the title.
+    ws.write(
+        "rules/review.yaml",
+        &REVIEW_RULE.replace("customer.region", "customer.regoin"),
+    );
+    let out = ws.run(&["check"]);
+    out.assert_code(1);
+    out.assert_stderr_contains(
+        "rules/review.yaml:5:69: error: in the task title: undefined variable `customer.regoin`",
+    );
+    out.assert_stderr_contains("did you mean `customer.region`?");
 }

@@ -139,20 +139,41 @@ fn the_report_draws_every_chart_without_errors_on_a_desktop_and_a_phone() {
     let text = std::fs::read_to_string(&page).unwrap();
 
     let (dom, stderr) = run_chromium(&page, &["--window-size=1280,900", "--dump-dom"]);
-    check_drawn(&dom, &text);
+    for chart in check_drawn(&dom, &text) {
+        assert_eq!(chart["cut"], serde_json::json!([]), "labels cut: {chart}");
+    }
     assert!(
         !stderr.contains("Uncaught"),
         "a script error in Chromium's log:\n{stderr}"
     );
     assert_eq!(html_attribute(&dom, "data-fits"), "true");
 
-    // A phone: 390 CSS pixels wide, nothing wider than the screen. Headless windows are at
+    // A phone: 360 CSS pixels wide, nothing wider than the screen. Headless windows are at
     // least 500 pixels wide, so the phone is an iframe of that size.
     let phone = phone_frame(&page, 844);
     let (dom, _) = run_chromium(&phone, &["--allow-file-access-from-files", "--dump-dom"]);
-    for chart in check_drawn(&dom, &text) {
-        assert!(chart["width"].as_u64().unwrap() <= 390, "too wide: {chart}");
+    let charts = check_drawn(&dom, &text);
+    for chart in &charts {
+        assert!(
+            chart["width"].as_u64().unwrap() <= PHONE,
+            "too wide: {chart}"
+        );
     }
+    // The workload chart's labels fit in its box, and its text is readable (at least 11
+    // pixels once the chart is scaled to the phone's width).
+    let workload = charts
+        .iter()
+        .find(|chart| chart["id"] == "chart-workload")
+        .expect("the workload chart");
+    assert_eq!(
+        workload["cut"],
+        serde_json::json!([]),
+        "labels cut: {workload}"
+    );
+    assert!(
+        workload["font"].as_f64().unwrap() >= 11.0,
+        "text too small on a phone: {workload}"
+    );
     assert_eq!(
         html_attribute(&dom, "data-fits"),
         "true",
@@ -186,7 +207,10 @@ fn the_report_draws_every_chart_without_errors_on_a_desktop_and_a_phone() {
     }
 }
 
-/// A page beside `report` that shows it in a 390-pixel-wide iframe `height` pixels tall, and
+/// The phone's width in CSS pixels.
+const PHONE: u64 = 360;
+
+/// A page beside `report` that shows it in a [`PHONE`]-wide iframe `height` pixels tall, and
 /// copies the report's verdict onto its own `<html>` once the report has loaded.
 fn phone_frame(report: &Path, height: u32) -> PathBuf {
     let frame = report.with_file_name(format!("phone-{height}.html"));
@@ -195,7 +219,7 @@ fn phone_frame(report: &Path, height: u32) -> PathBuf {
         &frame,
         format!(
             "<!DOCTYPE html><html><body style=\"margin:0\">\
-             <iframe id=\"phone\" src=\"{name}\" style=\"width:390px;height:{height}px;border:0\"></iframe>\
+             <iframe id=\"phone\" src=\"{name}\" style=\"width:{PHONE}px;height:{height}px;border:0\"></iframe>\
              <script>document.getElementById('phone').addEventListener('load',function(){{\
              var d=this.contentDocument.documentElement;\
              ['data-errors','data-charts','data-fits'].forEach(function(a){{\

@@ -326,7 +326,7 @@ impl Bench {
             figures.add("tiercare", import.then(&assess));
             let report = json(&assess)?;
             if self.python.is_some() {
-                let at = report["at"].as_i64().context("assess --json: at")?;
+                let at = json_time(&report["at"]).context("assess --json: at")?;
                 let pandas = self.pandas("retail", at, file)?;
                 checked = Some(agree(&report, &json(&pandas)?)?);
                 figures.add("pandas", pandas);
@@ -498,7 +498,7 @@ impl Bench {
                 DEMO_AT,
             )?;
             let report = json(&assess)?;
-            let at = report["at"].as_i64().context("assess --json: at")?;
+            let at = json_time(&report["at"]).context("assess --json: at")?;
             let pandas = self.pandas("demo", at, &orders)?;
             checked = agree(&report, &json(&pandas)?)?;
             figures.add("tiercare", import.then(&assess));
@@ -766,4 +766,12 @@ fn run_all(bench: &Bench, args: &Args) -> Result<()> {
     }
     println!("\nload average at the end: {}", load_average());
     Ok(())
+}
+
+/// A `--json` time (an RFC 3339 string, docs/json.md) as unix seconds.
+fn json_time(value: &serde_json::Value) -> Option<i64> {
+    value
+        .as_str()
+        .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+        .map(|time| time.timestamp())
 }

@@ -192,14 +192,17 @@ const DAY: i64 = 86_400;
 /// Size of each file's write buffer.
 const WRITE_BUFFER: usize = 1 << 20;
 
-/// One manager per this many customers (at least [`MIN_MANAGERS`], at most [`MAX_MANAGERS`]).
-const CUSTOMERS_PER_MANAGER: u64 = 2000;
+/// One manager per this many customers (at least [`MIN_MANAGERS`], at most [`MAX_MANAGERS`]):
+/// enough people for the default programme (a monthly review of every A customer by their
+/// owner, a revisit of every B customer every two months), so `plan` on a demo warns of nothing.
+const CUSTOMERS_PER_MANAGER: u64 = 500;
 /// Fewest managers in a data set.
 const MIN_MANAGERS: u64 = 4;
 /// Most managers in a data set.
 const MAX_MANAGERS: u64 = 500;
-/// Every fifth manager (m001, m006, …) is a senior one.
-const SENIOR_EVERY: u64 = 5;
+/// Every second manager (m001, m003, …) is a senior one: seniors own the A customers, about
+/// a third of them.
+const SENIOR_EVERY: u64 = 2;
 
 /// The value cap is this share of the number of customers (in units of the Pareto scale), so the
 /// largest customer stays around half a percent of revenue at large sizes.
@@ -1157,7 +1160,7 @@ impl Generator {
             let capacity = if senior {
                 self.rng.random_range(15..=30) * 10
             } else {
-                self.rng.random_range(20..=60) * 50
+                self.rng.random_range(20..=60) * 25
             };
             csv.id("m", number, 3);
             write_name(&mut csv, &name);

@@ -659,23 +659,12 @@ fn store_assignee(assignee: &EngineAssignee) -> Assignee {
     }
 }
 
-/// Fills `{{ customer.name }}` and `{{ customer.id }}` in a task title.
-pub fn render_title(title: &str, customer_id: &str, name: Option<&str>) -> String {
-    let name = name.filter(|n| !n.trim().is_empty()).unwrap_or(customer_id);
-    title
-        .replace("{{ customer.name }}", name)
-        .replace("{{customer.name}}", name)
-        .replace("{{ customer.id }}", customer_id)
-        .replace("{{customer.id}}", customer_id)
-}
-
 /// The ledger's form of an engine action.
 fn store_action(
     action: &Action,
     occurrence_at: i64,
     scheduled_at: i64,
-    customer_id: &str,
-    name: Option<&str>,
+    title_of: &dyn Fn(&str) -> String,
 ) -> FollowUpAction {
     match action {
         Action::Email { template } => FollowUpAction::Email {
@@ -690,7 +679,7 @@ fn store_action(
             due,
         } => FollowUpAction::Task {
             assignee: store_assignee(assignee),
-            title: render_title(title, customer_id, name),
+            title: title_of(title),
             due_at: (occurrence_at + due.unwrap_or(0)).max(scheduled_at),
             note: None,
         },
@@ -758,20 +747,13 @@ pub fn record_due(
         if write_error.is_some() {
             return;
         }
-        let needs_name = plan
-            .actions
-            .iter()
-            .any(|a| matches!(a.action, Action::Task { .. }));
-        let name = if needs_name {
-            match reader.customer(&features.customer_id) {
-                Ok(customer) => customer.and_then(|c| c.name),
-                Err(err) => {
-                    write_error = Some(err);
-                    return;
-                }
+        // Task titles with the templates' context (`{{ customer.region }}`, `{{ tier.label }}`).
+        let title_of = |text: &str| match renderer.render_text(text, &features.customer_id, now) {
+            Ok(title) => title,
+            Err(err) => {
+                tracing::warn!(customer = %features.customer_id, error = %err.message, "task title not rendered: kept as written");
+                text.to_owned()
             }
-        } else {
-            None
         };
         let mut planned: Vec<PlannedFollowUp> = Vec::new();
         for action in &plan.actions {
@@ -779,8 +761,7 @@ pub fn record_due(
                 &action.action,
                 action.occurrence_at,
                 action.scheduled_at,
-                &features.customer_id,
-                name.as_deref(),
+                &title_of,
             );
             planned.push(PlannedFollowUp {
                 key: OccurrenceKey::new(
@@ -802,13 +783,7 @@ pub fn record_due(
                 continue;
             };
             let scheduled_at = skipped.occurrence_at.max(options.from);
-            let stored = store_action(
-                action,
-                skipped.occurrence_at,
-                scheduled_at,
-                &features.customer_id,
-                name.as_deref(),
-            );
+            let stored = store_action(action, skipped.occurrence_at, scheduled_at, &title_of);
             let why = match &skipped.skipped {
                 Skipped::Cap { period, limit } => {
                     format!("cap: {limit} per {}", format!("{period:?}").to_lowercase())
@@ -942,22 +917,6 @@ mod tests {
         );
         assert_eq!(state.tier, None);
         assert!(state.contacts.is_empty() && state.events.is_empty() && state.given.is_empty());
-    }
-
-    #[test]
-    fn task_titles_name_the_customer() {
-        assert_eq!(
-            render_title("Review {{ customer.name }}", "C1", Some("Acme")),
-            "Review Acme"
-        );
-        assert_eq!(
-            render_title("Call {{customer.name}}", "C1", None),
-            "Call C1"
-        );
-        assert_eq!(
-            render_title("Call {{ customer.id }}", "C1", Some(" ")),
-            "Call C1"
-        );
     }
 
     #[test]

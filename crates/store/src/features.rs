@@ -266,6 +266,41 @@ impl Store {
         Ok(population.summary())
     }
 
+    /// Every customer's features at `at`, computed once (one scan per table, as
+    /// [`for_each_features`](Store::for_each_features)) and kept, so that
+    /// [`features_from`](Store::features_from) reads any customer's without
+    /// another pass: what a batch of renderings at one time needs.
+    pub fn feature_table(&self, at: i64, window: Window) -> Result<FeatureTable, StoreError> {
+        let tx =
+            Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred).at(&self.label)?;
+        let population = Population::compute(&tx, None, at, window, None).at(&self.label)?;
+        Ok(FeatureTable { population })
+    }
+
+    /// One customer's features from a [`FeatureTable`]: the computed figures
+    /// as of the table's time, the profile, custom attributes and stored tier
+    /// as they are now. `None` when no customer has `external_id`, or the
+    /// customer is newer than the table.
+    pub fn features_from(
+        &self,
+        table: &FeatureTable,
+        external_id: &str,
+    ) -> Result<Option<CustomerFeatures>, StoreError> {
+        let tx =
+            Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred).at(&self.label)?;
+        let Some(rowid) = customer_rowid(&tx, external_id).at(&self.label)? else {
+            return Ok(None);
+        };
+        let mut found = None;
+        table
+            .population
+            .emit(&tx, Some(rowid), true, &mut |features| {
+                found = Some(features.clone());
+            })
+            .at(&self.label)?;
+        Ok(found)
+    }
+
     /// One customer's features at `at` (population-dependent features, such
     /// as ranks, shares and quintile scores, computed over everyone); `None`
     /// when no customer has `external_id`.
@@ -503,6 +538,21 @@ struct Quintiles {
     scores: Vec<[u8; 3]>,
     /// The size of the scored population.
     scored: usize,
+}
+
+/// Every customer's computed features at one time ([`Store::feature_table`]),
+/// about 150 bytes per customer.
+#[derive(Debug)]
+pub struct FeatureTable {
+    population: Population,
+}
+
+impl FeatureTable {
+    /// The time the features were computed at (unix seconds).
+    #[must_use]
+    pub fn at(&self) -> i64 {
+        self.population.at
+    }
 }
 
 /// Everything population-wide: the per-customer totals, the ranking and the

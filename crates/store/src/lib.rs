@@ -105,7 +105,7 @@ pub use customers::{CustomerQuery, CustomerRow};
 pub use daemon::{DaemonState, ScheduleCursor, SlotOutcome};
 pub use db::{BUSY_TIMEOUT, Store, TableCounts};
 pub use error::StoreError;
-pub use features::{CustomerFeatures, FeatureSummary, NEVER_DAYS, Window};
+pub use features::{CustomerFeatures, FeatureSummary, FeatureTable, NEVER_DAYS, Window};
 pub use followup_state::{
     CustomerEvent, CustomerFollowUpState, EventKind, LastOccurrence, StateRange,
 };

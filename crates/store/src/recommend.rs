@@ -34,6 +34,9 @@ pub struct Recommendation {
     pub basis: Basis,
 }
 
+/// Co-occurrence scores by product index, sorted (for the tests).
+pub type Scores = Vec<(u32, u64)>;
+
 /// The purchase history as of one time, ready to recommend for any customer.
 ///
 /// # The method
@@ -75,6 +78,8 @@ pub struct Recommender {
     /// Per product: every other product with the number of customers who bought both
     /// (`co(i, j)`), computed at the first recommendation.
     co: std::sync::OnceLock<Vec<Vec<(u32, u32)>>>,
+    /// Whether a recommendation was made already (the first one walks the neighbours).
+    recommended: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -145,17 +150,18 @@ impl Recommender {
         let own: &[u32] = self.items_of.get(&customer).map_or(&[], Vec::as_slice);
         let owns = |item: u32| own.binary_search(&item).is_ok();
         // 1-2. Σ over the customer's products i of co(i, j): the same sum as over neighbours'
-        // overlaps, read from the item-to-item co-occurrence rows. The customer never counts
-        // in co(i, j) for a product j they did not buy.
-        let co = self.co_occurrence();
-        let mut scores: HashMap<u32, u64> = HashMap::new();
-        for &item in own {
-            for &(other, count) in &co[item as usize] {
-                if !owns(other) {
-                    *scores.entry(other).or_default() += u64::from(count);
-                }
-            }
-        }
+        // overlaps. The first recommendation walks the neighbours (one customer, as `preview`
+        // renders, costs the length of their neighbours' rows); from the second one on, the
+        // item-to-item co-occurrence rows are built once and read (a batch). The customer never
+        // counts in co(i, j) for a product j they did not buy, so both give the same sums.
+        let first = !self
+            .recommended
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        let scores = if first && self.co.get().is_none() {
+            self.walk_neighbours(customer, own)
+        } else {
+            self.read_co_occurrence(own)
+        };
         let mut ranked: Vec<(u32, u64)> = scores.into_iter().collect();
         ranked.sort_by(|(a, sa), (b, sb)| {
             sb.cmp(sa)
@@ -189,6 +195,45 @@ impl Recommender {
             );
         }
         out
+    }
+
+    /// Scores of the products the customer did not buy, from the co-occurrence rows.
+    fn read_co_occurrence(&self, own: &[u32]) -> HashMap<u32, u64> {
+        let owns = |item: u32| own.binary_search(&item).is_ok();
+        let co = self.co_occurrence();
+        let mut scores: HashMap<u32, u64> = HashMap::new();
+        for &item in own {
+            for &(other, count) in &co[item as usize] {
+                if !owns(other) {
+                    *scores.entry(other).or_default() += u64::from(count);
+                }
+            }
+        }
+        scores
+    }
+
+    /// The same scores as [`read_co_occurrence`](Recommender::read_co_occurrence), from the
+    /// neighbours: each other buyer of the customer's products adds their overlap with the
+    /// customer to every product of theirs the customer did not buy.
+    fn walk_neighbours(&self, customer: i64, own: &[u32]) -> HashMap<u32, u64> {
+        let owns = |item: u32| own.binary_search(&item).is_ok();
+        let mut overlaps: HashMap<i64, u64> = HashMap::new();
+        for &item in own {
+            for &buyer in &self.buyers_of[item as usize] {
+                if buyer != customer {
+                    *overlaps.entry(buyer).or_default() += 1;
+                }
+            }
+        }
+        let mut scores: HashMap<u32, u64> = HashMap::new();
+        for (neighbour, overlap) in overlaps {
+            for &item in self.items_of.get(&neighbour).map_or(&[][..], Vec::as_slice) {
+                if !owns(item) {
+                    *scores.entry(item).or_default() += overlap;
+                }
+            }
+        }
+        scores
     }
 
     /// The item-to-item co-occurrence rows: one pass over every customer's pairs of products.
@@ -253,6 +298,25 @@ impl Recommender {
             buyers: self.buyers_of[slot].len() as u64,
             basis,
         }
+    }
+
+    /// The co-occurrence scores of `customer`'s products both ways (built table, neighbour
+    /// walk), sorted: equal by construction, compared by the tests.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn scores_both_ways(&self, customer: i64) -> (Scores, Scores) {
+        let own: &[u32] = self.items_of.get(&customer).map_or(&[], Vec::as_slice);
+        let mut table: Vec<(u32, u64)> = self.read_co_occurrence(own).into_iter().collect();
+        let mut walk: Vec<(u32, u64)> = self.walk_neighbours(customer, own).into_iter().collect();
+        table.sort_unstable();
+        walk.sort_unstable();
+        (table, walk)
+    }
+
+    /// The customers with purchases, by rowid.
+    #[doc(hidden)]
+    pub fn customers(&self) -> impl Iterator<Item = i64> + '_ {
+        self.items_of.keys().copied()
     }
 
     /// How many products the history holds.

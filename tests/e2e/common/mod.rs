@@ -284,3 +284,12 @@ pub fn quickstart(kind: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// A `--json` time (an RFC 3339 string, docs/json.md) as unix seconds; `None` for null or
+/// anything else.
+pub fn unix(value: &serde_json::Value) -> Option<i64> {
+    value
+        .as_str()
+        .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+        .map(|time| time.timestamp())
+}

@@ -971,9 +971,19 @@ fn undefined_diagnostic(
     source: &str,
 ) -> Diagnostic {
     let (line, column) = find_use(source, path).map_or((1, 1), |at| line_column(source, at));
+    origin
+        .diagnostic(line, column, format!("undefined variable `{wrong}`"))
+        .with_hint(format!(
+            "{} (templates/README.md lists the variables)",
+            undefined_hint(wrong, known)
+        ))
+}
+
+/// What to say about an undefined variable `wrong`, given the names `known` beside it.
+fn undefined_hint(wrong: &str, known: &[&str]) -> String {
     let last = wrong.rsplit('.').next().unwrap_or(wrong);
     let parent = wrong.rsplit_once('.').map(|(parent, _)| parent);
-    let hint = match (closest(last, known.iter().copied()), parent) {
+    match (closest(last, known.iter().copied()), parent) {
         (Some(best), Some(parent)) if known.len() > 12 => {
             format!("did you mean `{parent}.{best}`?")
         }
@@ -990,10 +1000,7 @@ fn undefined_diagnostic(
             format!("`{parent}` has {}", list_names(known.iter().copied()))
         }
         (None, None) => format!("templates can use {}", list_names(known.iter().copied())),
-    };
-    origin
-        .diagnostic(line, column, format!("undefined variable `{wrong}`"))
-        .with_hint(format!("{hint} (templates/README.md lists the variables)"))
+    }
 }
 
 impl Templates {
@@ -1065,6 +1072,150 @@ impl Templates {
             text,
             html,
         })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One-line texts of the rules (task titles)
+// ---------------------------------------------------------------------------------------------
+
+/// What is wrong with a rule's text field (a task title), at a character offset in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextProblem {
+    /// 0-based offset in characters of the offending place in the text.
+    pub offset: usize,
+    /// What is wrong.
+    pub message: String,
+    /// What to do.
+    pub hint: String,
+}
+
+/// The name of a text field's template in its environment (not an HTML part: not escaped).
+const TEXT_NAME: &str = "text#text";
+
+/// Checks a one-line text field of the rules (a task title such as `Monthly review:
+/// {{ customer.name }} ({{ customer.region }})`) as an email template is checked: its syntax,
+/// every variable it uses against [`CONTEXT_SCHEMA`] (with "did you mean"), and a rendering for
+/// the sample customer. The first problem is returned, at its offset in the text.
+///
+/// # Errors
+/// The first problem found.
+pub fn check_text(text: &str) -> Result<(), TextProblem> {
+    let env = new_environment();
+    let char_offset = |byte: usize| {
+        text.get(..byte.min(text.len()))
+            .map_or(0, |s| s.chars().count())
+    };
+    let template = env.template_from_named_str(TEXT_NAME, text).map_err(|err| {
+        let offset = err.range().map_or(0, |range| char_offset(range.start));
+        let message = match err.detail() {
+            Some(detail) => format!("{}: {detail}", err.kind()),
+            None => err.kind().to_string(),
+        };
+        TextProblem {
+            offset,
+            message,
+            hint: "placeholders are written `{{ customer.name }}` (templates/README.md lists the variables)".to_owned(),
+        }
+    })?;
+    let mut used: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+    used.sort();
+    for path in used {
+        if let Err((wrong, known)) = check_path(&path) {
+            let offset = find_use(text, &path).map_or(0, char_offset);
+            return Err(TextProblem {
+                offset,
+                message: format!("undefined variable `{wrong}`"),
+                hint: format!(
+                    "{} (templates/README.md lists the variables)",
+                    undefined_hint(&wrong, &known)
+                ),
+            });
+        }
+    }
+    let value = TemplateContext::sample()
+        .to_value(true)
+        .map_err(|err| TextProblem {
+            offset: 0,
+            message: err.to_string(),
+            hint: String::new(),
+        })?;
+    template.render(&value).map(drop).map_err(|err| {
+        let offset = err.range().map_or(0, |range| char_offset(range.start));
+        let message = match err.detail() {
+            Some(detail) => format!("{}: {detail}", err.kind()),
+            None => err.kind().to_string(),
+        };
+        TextProblem {
+            offset,
+            message,
+            hint: "found by rendering the text for a sample customer; see templates/README.md for the variables".to_owned(),
+        }
+    })
+}
+
+/// Renders one-line text fields of the rules (checked by [`check_text`]), each compiled once
+/// and kept: a batch renders the same few titles for many customers.
+pub struct TextTemplates {
+    env: Environment<'static>,
+}
+
+impl fmt::Debug for TextTemplates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TextTemplates").finish_non_exhaustive()
+    }
+}
+
+impl Default for TextTemplates {
+    fn default() -> Self {
+        TextTemplates {
+            env: new_environment(),
+        }
+    }
+}
+
+impl TextTemplates {
+    /// Renders `text` for `context` on one line (runs of whitespace, line breaks included,
+    /// become one space). Strict, like the templates: a value the customer lacks is an error.
+    /// With `lenient`, such a value prints as nothing instead (for a task that must be created
+    /// even when one value is missing).
+    ///
+    /// # Errors
+    /// [`RenderError::Render`] with the problem (its position is in the text, line 1).
+    pub fn render(
+        &mut self,
+        text: &str,
+        context: &TemplateContext,
+        lenient: bool,
+    ) -> Result<String, RenderError> {
+        let diagnostic = |err: &minijinja::Error| {
+            let message = match err.detail() {
+                Some(detail) => format!("{}: {detail}", err.kind()),
+                None => err.kind().to_string(),
+            };
+            let column = err.range().map_or(1, |range| {
+                text.get(..range.start).map_or(0, |s| s.chars().count()) + 1
+            });
+            RenderError::Render(Box::new(Diagnostic::error("text", 1, column, message)))
+        };
+        if self.env.get_template(text).is_err() {
+            self.env
+                .add_template_owned(text.to_owned(), text.to_owned())
+                .map_err(|err| diagnostic(&err))?;
+        }
+        self.env.set_undefined_behavior(if lenient {
+            UndefinedBehavior::Chainable
+        } else {
+            UndefinedBehavior::Strict
+        });
+        let template = self
+            .env
+            .get_template(text)
+            .map_err(|err| diagnostic(&err))?;
+        let rendered = template
+            .render(context.to_value(false)?)
+            .map_err(|err| diagnostic(&err))?;
+        Ok(rendered.split_whitespace().collect::<Vec<_>>().join(" "))
     }
 }
 

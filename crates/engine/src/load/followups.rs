@@ -48,9 +48,6 @@ use crate::text::location::Location;
 use crate::text::yaml::PathSeg;
 use crate::tiering::rule_set::RuleSet;
 
-/// The placeholders a task title may use (the scheduler fills them when it creates the task).
-const TITLE_PLACEHOLDERS: [&str; 2] = ["customer.name", "customer.id"];
-
 /// Names the caller knows, for [`check_references`]. An empty list means "not known": that
 /// check is skipped (a workspace without templates yet, or without managers).
 #[derive(Debug, Clone, Copy, Default)]
@@ -876,30 +873,13 @@ impl Loader<'_> {
                 );
                 return None;
             }
-            if task.title.matches("{{").count() != task.title.matches("}}").count() {
-                self.error_at(
+            if let Err(problem) = crate::template::check_text(&task.title) {
+                self.error_in_scalar(
                     file,
                     &join(path, &["task", "title"]),
-                    false,
-                    "unbalanced `{{ }}` in the task title".to_owned(),
-                    "placeholders are written `{{ customer.name }}`",
-                );
-                return None;
-            }
-            let unknown: Vec<&str> = task
-                .title
-                .split("{{")
-                .skip(1)
-                .filter_map(|rest| rest.split_once("}}").map(|(inside, _)| inside.trim()))
-                .filter(|inside| !TITLE_PLACEHOLDERS.contains(inside))
-                .collect();
-            if let Some(first) = unknown.first() {
-                self.error_at(
-                    file,
-                    &join(path, &["task", "title"]),
-                    false,
-                    format!("`{{{{ {first} }}}}` cannot be used in a task title"),
-                    "a task title can use `{{ customer.name }}` and `{{ customer.id }}`; the rest of the customer is on the task's customer page",
+                    problem.offset,
+                    format!("in the task title: {}", problem.message),
+                    problem.hint,
                 );
                 return None;
             }

@@ -240,7 +240,7 @@ pub fn rules_json_schema() -> Value {
                         "required": ["assignee", "title"],
                         "properties": {
                             "assignee": { "type": "string", "description": "`owner`, `role:NAME` or `manager:NAME`." },
-                            "title": { "type": "string", "description": "May use `{{ customer.name }}`." },
+                            "title": { "type": "string", "description": "A one-line template with the care emails' variables (`{{ customer.name }}`, `{{ customer.region }}`, `{{ tier.label }}`, ...: templates/README.md)." },
                             "due": { "$ref": "#/$defs/duration" }
                         }
                     },

@@ -758,6 +758,24 @@ impl<'a> Loader<'a> {
         }
     }
 
+    /// An error inside the text of the scalar at `path`, `offset` characters into it (a
+    /// placeholder of a task title).
+    pub(crate) fn error_in_scalar(
+        &mut self,
+        file: usize,
+        path: &[PathSeg],
+        offset: usize,
+        message: String,
+        hint: String,
+    ) {
+        let source = &self.sources[file];
+        let (line, column) = source.spans.locate_in_scalar(path, 1, offset + 1);
+        let diagnostic = Diagnostic::error(&source.path, line, column, message)
+            .with_source(&source.text)
+            .with_hint(hint);
+        self.push(diagnostic);
+    }
+
     /// An invalid cron schedule at `path`, pointing at the offending field.
     pub(crate) fn schedule_error(
         &self,

@@ -430,14 +430,17 @@ impl<C: Clock> Daemon<C> {
             tracing::error!(error = %err, "reassessment failed; it will be retried");
             report.errors.push(format!("reassessment: {err}"));
         }
+        // One renderer for the pass: recording and delivery render at the same time, so they
+        // share its features pass, purchase history and managers.
+        let mut renderer = None;
         if !self.stop.load(Ordering::SeqCst)
-            && let Err(err) = self.record_followups(now, &mut report)
+            && let Err(err) = self.record_followups(now, &mut report, &mut renderer)
         {
             tracing::error!(error = %err, "recording follow-ups failed; it will be retried");
             report.errors.push(format!("follow-ups: {err}"));
         }
         if !self.stop.load(Ordering::SeqCst)
-            && let Err(err) = self.deliver(now, &mut report)
+            && let Err(err) = self.deliver(now, &mut report, &mut renderer)
         {
             tracing::error!(error = %err, "delivering mail failed; it will be retried");
             report.errors.push(format!("mail: {err}"));
@@ -552,7 +555,27 @@ impl<C: Clock> Daemon<C> {
         }
     }
 
-    fn record_followups(&mut self, now: i64, report: &mut PassReport) -> Result<(), DaemonError> {
+    /// The pass's renderer, made at its first use with the templates and rules in use.
+    fn renderer<'a>(
+        &self,
+        slot: &'a mut Option<EmailRenderer>,
+    ) -> Result<&'a EmailRenderer, DaemonError> {
+        match slot {
+            Some(renderer) => Ok(renderer),
+            None => Ok(slot.insert(EmailRenderer::new(
+                &self.workspace,
+                load_templates(&self.templates).templates,
+                &self.rules,
+            )?)),
+        }
+    }
+
+    fn record_followups(
+        &mut self,
+        now: i64,
+        report: &mut PassReport,
+        renderer: &mut Option<EmailRenderer>,
+    ) -> Result<(), DaemonError> {
         let config = self.workspace.config();
         let tz = config.timezone;
         let catch_up = config.daemon.catch_up;
@@ -576,11 +599,7 @@ impl<C: Clock> Daemon<C> {
         } else {
             last
         };
-        let templates = EmailRenderer::new(
-            &self.workspace,
-            load_templates(&self.templates).templates,
-            &self.rules,
-        )?;
+        let templates = self.renderer(renderer)?;
         let recorded = record_due(
             &self.reader,
             &mut self.writer,
@@ -592,7 +611,7 @@ impl<C: Clock> Daemon<C> {
                 timezone: tz,
             },
             now,
-            &templates,
+            templates,
         )?;
         self.writer
             .advance_schedule(FOLLOWUPS, "", now, SlotOutcome::Fired, now)?;
@@ -611,15 +630,16 @@ impl<C: Clock> Daemon<C> {
         Ok(())
     }
 
-    fn deliver(&mut self, now: i64, report: &mut PassReport) -> Result<(), DaemonError> {
+    fn deliver(
+        &mut self,
+        now: i64,
+        report: &mut PassReport,
+        renderer: &mut Option<EmailRenderer>,
+    ) -> Result<(), DaemonError> {
         // The delivery gate checks each email against the rules and templates in use (the
         // last good pair) as it goes out.
-        let renderer = EmailRenderer::new(
-            &self.workspace,
-            load_templates(&self.templates).templates,
-            &self.rules,
-        )?;
-        let mut gate = DeliveryGate::new(&self.rules, &renderer, self.workspace.config().timezone);
+        let renderer = self.renderer(renderer)?;
+        let mut gate = DeliveryGate::new(&self.rules, renderer, self.workspace.config().timezone);
         let sent = deliver_due_gated(
             &mut self.writer,
             &mut self.transports,

@@ -80,6 +80,19 @@ pub trait RenderEmail {
     fn message_id_domain(&self) -> Option<&str> {
         None
     }
+
+    /// Renders a rule's one-line text field (a task title) for the customer, with the
+    /// templates' context. The default, for renderers without one (tests), returns it as
+    /// written.
+    fn render_text(
+        &self,
+        text: &str,
+        customer_external_id: &str,
+        at: i64,
+    ) -> Result<String, RenderError> {
+        let _ = (customer_external_id, at);
+        Ok(text.to_owned())
+    }
 }
 
 impl fmt::Debug for dyn RenderEmail + '_ {

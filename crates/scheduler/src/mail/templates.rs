@@ -6,22 +6,23 @@
 //! recommendations) and renders a template for them. It implements the outbox's
 //! [`RenderEmail`], so emails recorded by `followups record` are rendered from templates.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::TimeZone;
 use chrono_tz::Tz;
 use tiercare_engine::template::TEMPLATE_SUFFIXES;
+use tiercare_engine::template::TextTemplates;
 use tiercare_engine::{
     CustomerContext, FeatureValue, LoadedTemplates, OwnerContext, RecommendationContext,
     RenderError as TemplateRenderError, RenderedTemplate, RuleSet, SenderContext, Snapshot,
     TemplateContext, TemplateFile, Templates, TierContext, features, load_templates,
 };
 use tiercare_store::{
-    CustomerFeatures, EmailRecipient, Manager, OutboxEmail, OutboxState, RecipientKind,
-    Recommender, Store, StoreError, Window,
+    CustomerFeatures, EmailRecipient, FeatureTable, Manager, OutboxEmail, OutboxState,
+    RecipientKind, Recommender, Store, StoreError, Window,
 };
 
 use crate::mail::build_with;
@@ -104,7 +105,7 @@ pub fn template_names(files: &[TemplateFile]) -> Vec<String> {
 ///
 /// Make one per batch (a `followups record`, a daemon tick): it reads the purchase history for
 /// recommendations and the managers once, at its first rendering, and every customer's
-/// features once per rendering time when it renders more than one customer at that time.
+/// features once per rendering time (one pass), then each customer's from that table.
 pub struct EmailRenderer {
     templates: Templates,
     store: Store,
@@ -116,20 +117,13 @@ pub struct EmailRenderer {
     recommender: OnceLock<Recommender>,
     /// Managers, read once.
     managers: OnceLock<Vec<Manager>>,
-    /// Every customer's features at one time, computed in one pass when a second customer is
-    /// rendered at that time (a batch), so a batch costs one pass instead of one per customer.
-    features: Mutex<FeatureCache>,
+    /// Every customer's features at the time of the last rendering, computed once (one pass)
+    /// and read customer by customer, so a batch costs one pass.
+    features: Mutex<Option<Arc<FeatureTable>>>,
+    /// The rules' text fields (task titles), each compiled at its first rendering.
+    texts: Mutex<TextTemplates>,
     /// The sender's domain, for Message-IDs.
     message_id_domain: Option<String>,
-}
-
-/// See [`EmailRenderer`]'s `features`.
-#[derive(Debug, Default)]
-struct FeatureCache {
-    /// The time of the last rendering, and whether it was seen once already.
-    last_at: Option<i64>,
-    /// Every customer's features at `at`, by external id.
-    all: Option<(i64, HashMap<String, CustomerFeatures>)>,
 }
 
 impl std::fmt::Debug for EmailRenderer {
@@ -168,7 +162,8 @@ impl EmailRenderer {
             sender: sender(&workspace.config().mail.from),
             recommender: OnceLock::new(),
             managers: OnceLock::new(),
-            features: Mutex::new(FeatureCache::default()),
+            features: Mutex::new(None),
+            texts: Mutex::new(TextTemplates::default()),
             message_id_domain: crate::outbox::sender_domain(&workspace.config().mail),
         })
     }
@@ -180,28 +175,44 @@ impl EmailRenderer {
 
     /// The context of the customer with `customer_id` at `at` (unix seconds).
     pub fn context(&self, customer_id: &str, at: i64) -> Result<TemplateContext, TemplatesError> {
+        self.context_for(customer_id, at, Needs::ALL)
+    }
+
+    /// The context of the customer, with `features` and `recommendations` left empty when
+    /// `needs` says the text rendered cannot read them (the costly parts: a features pass, the
+    /// purchase history).
+    fn context_for(
+        &self,
+        customer_id: &str,
+        at: i64,
+        needs: Needs,
+    ) -> Result<TemplateContext, TemplatesError> {
         let store = &self.store;
         let unknown = || TemplatesError::UnknownCustomer(customer_id.to_owned());
         let customer = store.customer(customer_id)?.ok_or_else(unknown)?;
-        let stored_features = self
-            .customer_features(customer_id, at)?
-            .ok_or_else(unknown)?;
-        let mut snapshot = Snapshot::new();
-        fill_snapshot(&mut snapshot, &stored_features);
-        let features = features()
-            .iter()
-            .map(|spec| {
-                let value = match snapshot.get(spec.feature) {
-                    FeatureValue::None => serde_json::Value::Null,
-                    FeatureValue::Bool(b) => b.into(),
-                    FeatureValue::Int(i) => i.into(),
-                    FeatureValue::Float(f) => f.into(),
-                    FeatureValue::Text(t) => t.into(),
-                    FeatureValue::Map(m) => m.into(),
-                };
-                (spec.name.to_owned(), value)
-            })
-            .collect();
+        let features = if needs.features {
+            let stored_features = self
+                .customer_features(customer_id, at)?
+                .ok_or_else(unknown)?;
+            let mut snapshot = Snapshot::new();
+            fill_snapshot(&mut snapshot, &stored_features);
+            features()
+                .iter()
+                .map(|spec| {
+                    let value = match snapshot.get(spec.feature) {
+                        FeatureValue::None => serde_json::Value::Null,
+                        FeatureValue::Bool(b) => b.into(),
+                        FeatureValue::Int(i) => i.into(),
+                        FeatureValue::Float(f) => f.into(),
+                        FeatureValue::Text(t) => t.into(),
+                        FeatureValue::Map(m) => m.into(),
+                    };
+                    (spec.name.to_owned(), value)
+                })
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
         let zone: Tz = customer
             .timezone
             .as_deref()
@@ -213,7 +224,7 @@ impl EmailRenderer {
                 .map(|t| t.format("%Y-%m-%d").to_string())
                 .unwrap_or_default()
         };
-        let tier = match store.current_tier(customer_id)? {
+        let tier = match store.current_tier(customer_id)?.filter(|_| needs.tier) {
             Some(current) => TierContext {
                 label: self
                     .tier_labels
@@ -229,12 +240,16 @@ impl EmailRenderer {
                 since: String::new(),
             },
         };
-        let segments = store
-            .segments_of(customer_id)?
-            .into_iter()
-            .map(|segment| (segment.segment_set, segment.segment))
-            .collect();
-        let owner = match customer.owner.as_deref() {
+        let segments = if needs.segments {
+            store
+                .segments_of(customer_id)?
+                .into_iter()
+                .map(|segment| (segment.segment_set, segment.segment))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        let owner = match customer.owner.as_deref().filter(|_| needs.owner) {
             Some(owner_id) => {
                 let managers = match self.managers.get() {
                     Some(managers) => managers,
@@ -256,22 +271,26 @@ impl EmailRenderer {
                 email: String::new(),
             },
         };
-        let recommender = match self.recommender.get() {
-            Some(recommender) => recommender,
-            None => {
-                let built = store.recommender(at)?;
-                self.recommender.get_or_init(|| built)
-            }
+        let recommendations = if needs.recommendations {
+            let recommender = match self.recommender.get() {
+                Some(recommender) => recommender,
+                None => {
+                    let built = store.recommender(at)?;
+                    self.recommender.get_or_init(|| built)
+                }
+            };
+            recommender
+                .recommend(customer.id, RECOMMENDATIONS)
+                .into_iter()
+                .map(|r| RecommendationContext {
+                    sku: r.sku,
+                    description: r.description,
+                    score: r.score,
+                })
+                .collect()
+        } else {
+            Vec::new()
         };
-        let recommendations = recommender
-            .recommend(customer.id, RECOMMENDATIONS)
-            .into_iter()
-            .map(|r| RecommendationContext {
-                sku: r.sku,
-                description: r.description,
-                score: r.score,
-            })
-            .collect();
         let name = customer.name.clone().unwrap_or_default();
         Ok(TemplateContext {
             customer: CustomerContext {
@@ -299,35 +318,56 @@ impl EmailRenderer {
         })
     }
 
-    /// One customer's features at `at`: computed for that customer alone the first time `at`
-    /// is seen, then for everyone in one pass and kept while renderings stay at `at`.
+    /// One customer's features at `at`: every customer's are computed in one pass the first
+    /// time `at` is seen, and kept while renderings stay at `at`.
     pub(crate) fn customer_features(
         &self,
         customer_id: &str,
         at: i64,
     ) -> Result<Option<CustomerFeatures>, TemplatesError> {
-        let mut cache = self
-            .features
+        let table = {
+            let mut cache = self
+                .features
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &*cache {
+                Some(table) if table.at() == at => Arc::clone(table),
+                _ => {
+                    let table = Arc::new(self.store.feature_table(at, self.window)?);
+                    *cache = Some(Arc::clone(&table));
+                    table
+                }
+            }
+        };
+        Ok(self.store.features_from(&table, customer_id)?)
+    }
+
+    /// Renders a rule's one-line text field (a task title, checked by `check` against the
+    /// context schema) for the customer with `customer_id` at `at`, with the templates' context.
+    /// A value this customer lacks (`customer.attributes.x`) prints as nothing, with a warning:
+    /// the task is still created.
+    pub fn render_text_for(
+        &self,
+        text: &str,
+        customer_id: &str,
+        at: i64,
+    ) -> Result<String, TemplatesError> {
+        let context = self.context_for(customer_id, at, Needs::of(text))?;
+        let mut texts = self
+            .texts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((cached_at, all)) = &cache.all
-            && *cached_at == at
-        {
-            return Ok(all.get(customer_id).cloned());
+        match texts.render(text, &context, false) {
+            Ok(rendered) => Ok(rendered),
+            Err(err) => {
+                tracing::warn!(
+                    customer = %customer_id,
+                    error = %err,
+                    "a value of a task title is missing for this customer: it prints as nothing"
+                );
+                Ok(texts.render(text, &context, true)?)
+            }
         }
-        if cache.last_at != Some(at) {
-            cache.last_at = Some(at);
-            cache.all = None;
-            return Ok(self.store.customer_features(at, self.window, customer_id)?);
-        }
-        let mut all = HashMap::new();
-        self.store
-            .for_each_features(at, self.window, &mut |features| {
-                all.insert(features.customer_id.clone(), features.clone());
-            })?;
-        let found = all.get(customer_id).cloned();
-        cache.all = Some((at, all));
-        Ok(found)
     }
 
     /// Renders template `name` for the customer with `customer_id` at `at`.
@@ -370,6 +410,58 @@ impl RenderEmail for EmailRenderer {
 
     fn message_id_domain(&self) -> Option<&str> {
         self.message_id_domain.as_deref()
+    }
+
+    fn render_text(
+        &self,
+        text: &str,
+        customer_external_id: &str,
+        at: i64,
+    ) -> Result<String, RenderError> {
+        self.render_text_for(text, customer_external_id, at)
+            .map_err(|err| RenderError {
+                template: "(task title)".to_owned(),
+                message: err.to_string(),
+            })
+    }
+}
+
+/// Which parts of a context a rendering reads, beyond the customer's profile: each costs reads
+/// (a features pass, the purchase history, a query).
+#[derive(Debug, Clone, Copy)]
+struct Needs {
+    /// `features`.
+    features: bool,
+    /// `recommendations`.
+    recommendations: bool,
+    /// `tier`.
+    tier: bool,
+    /// `segments`.
+    segments: bool,
+    /// `owner`.
+    owner: bool,
+}
+
+impl Needs {
+    /// Everything (an email template).
+    const ALL: Needs = Needs {
+        features: true,
+        recommendations: true,
+        tier: true,
+        segments: true,
+        owner: true,
+    };
+
+    /// What a text reads: a text that never names a part of the context cannot read it, so
+    /// its rendering is the same without it (left empty).
+    fn of(text: &str) -> Needs {
+        Needs {
+            features: text.contains("features"),
+            recommendations: text.contains("recommendations"),
+            tier: text.contains("tier"),
+            segments: text.contains("segments"),
+            owner: text.contains("owner"),
+        }
     }
 }
 

@@ -161,8 +161,13 @@ var c=console.error;console.error=function(){e.push(Array.prototype.join.call(ar
 const FOOT: &str = "</main>\n<footer>Made by tiercare from the workspace database. Revenue is over the \
 rules' window at the assessment's time. Charts have a data table beside them.</footer>\n\
 <script>window.addEventListener('load',function(){var s=document.querySelectorAll('svg.chart'),r=[];\
-for(var i=0;i<s.length;i++){var b=s[i].getBoundingClientRect();r.push({id:s[i].id,width:Math.round(b.width),\
-height:Math.round(b.height),marks:s[i].querySelectorAll('.mark').length})}\
+for(var i=0;i<s.length;i++){var b=s[i].getBoundingClientRect(),v=s[i].viewBox.baseVal,\
+k=v&&v.width?Math.min(b.width/v.width,b.height/v.height):1,t=s[i].querySelectorAll('text'),f=99,c=[];\
+for(var j=0;j<t.length;j++){var x=t[j].getBoundingClientRect();\
+f=Math.min(f,parseFloat(getComputedStyle(t[j]).fontSize)*k);\
+if(x.left<b.left-.5||x.right>b.right+.5||x.top<b.top-.5||x.bottom>b.bottom+.5)c.push(t[j].textContent)}\
+r.push({id:s[i].id,width:Math.round(b.width),height:Math.round(b.height),marks:s[i].querySelectorAll('.mark').length,\
+font:Math.round(f*10)/10,cut:c})}\
 document.documentElement.setAttribute('data-charts',JSON.stringify(r));\
 document.documentElement.setAttribute('data-fits',String(document.documentElement.scrollWidth<=window.innerWidth));\
 document.documentElement.setAttribute('data-errors',JSON.stringify(window.__tcErrors||[]))});</script>\n\
@@ -222,6 +227,25 @@ fn summary(page: &mut String, figures: &Figures) {
     kpi(count(overdue), "overdue tasks".into());
     kpi(count(sent), "e-mails sent".into());
     page.push_str("</div>\n");
+}
+
+/// Opens an `<svg>` chart with an inline style (a `max-width` for a narrow chart).
+fn svg_open_styled(
+    page: &mut String,
+    id: &str,
+    width: u32,
+    height: u32,
+    style: &str,
+    title: &str,
+    desc: &str,
+) {
+    let mut opened = String::new();
+    svg_open(&mut opened, id, width, height, title, desc);
+    page.push_str(&opened.replacen(
+        "class=\"chart\" ",
+        &format!("class=\"chart\" style=\"{style}\" "),
+        1,
+    ));
 }
 
 /// Opens an `<svg>` chart with its accessible title and description.
@@ -1112,64 +1136,69 @@ fn workload_chart(page: &mut String, figures: &Figures) {
         managers.sort_by(|a, b| load(b).total_cmp(&load(a)));
         managers.truncate(CHART_ROWS);
     }
-    let row_h = 28.0;
-    let (l, r, t) = (150.0, 70.0, 6.0);
-    let w = 640.0;
-    let h = t + managers.len() as f64 * row_h + 6.0;
+    // Narrow, so that on a 360-pixel phone the text stays at least 11 pixels (the chart is
+    // scaled to the width): each manager's name and figures on a line, their bar below it,
+    // across the whole width, so no label is cut whatever the figures.
+    let row_h = 40.0;
+    let (label_h, bar_h, t) = (16.0, 12.0, 4.0);
+    let w = WORKLOAD_WIDTH;
+    let h = t + managers.len() as f64 * row_h;
     let max = managers
         .iter()
         .map(|m| m.customers.max(m.capacity.unwrap_or(0)))
         .max()
         .unwrap_or(0)
         .max(1) as f64;
-    let scale = (w - l - r) / max;
-    svg_open(
+    // Room for the capacity mark's stroke at the right end.
+    let scale = (w - 3.0) / max;
+    svg_open_styled(
         page,
         "chart-workload",
-        640,
+        WORKLOAD_WIDTH as u32,
         h.ceil() as u32,
+        "max-width:520px",
         "Manager workload against capacity",
         "One bar per manager: customers owned; a vertical mark shows the capacity. Red bars are over capacity.",
     );
     for (index, m) in managers.iter().enumerate() {
         let y = t + index as f64 * row_h;
         let over = m.capacity.is_some_and(|c| m.customers > c);
-        let name: String = m.name.chars().take(20).collect();
+        let name: String = m.name.chars().take(22).collect();
         let _ = write!(
             page,
-            "<text x=\"0\" y=\"{:.1}\" dominant-baseline=\"middle\" style=\"font-size:12.5px\">{}</text>\
-             <rect class=\"mark\" x=\"{l}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"3\" fill=\"{}\">\
+            "<text x=\"2\" y=\"{:.1}\" style=\"font-size:13px\">{}</text>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" style=\"font-size:13px;fill:#5b6475\">{} / {}</text>\
+             <rect class=\"mark\" x=\"0\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bar_h:.1}\" rx=\"3\" fill=\"{}\">\
              <title>{}: {} customers, capacity {}</title></rect>",
-            y + row_h / 2.0 - 2.0,
+            y + label_h - 3.0,
             escape(&name),
-            y + 4.0,
+            w - 2.0,
+            y + label_h - 3.0,
+            count(m.customers),
+            m.capacity.map_or("–".to_owned(), count),
+            y + label_h + 2.0,
             (m.customers as f64 * scale).max(1.0),
-            row_h - 12.0,
             if over { "#d0453a" } else { "#1a9c9c" },
             escape(&m.name),
             count(m.customers),
             m.capacity.map_or("none".to_owned(), count),
         );
         if let Some(capacity) = m.capacity {
-            let x = l + capacity as f64 * scale;
+            let x = capacity as f64 * scale + 1.0;
             let _ = write!(
                 page,
                 "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#1b1f2a\" stroke-width=\"2.5\"/>",
-                y + 1.0,
-                y + row_h - 5.0
+                y + label_h,
+                y + label_h + bar_h + 4.0
             );
         }
-        let _ = write!(
-            page,
-            "<text class=\"small\" x=\"{:.1}\" y=\"{:.1}\" dominant-baseline=\"middle\">{} / {}</text>",
-            w - r + 4.0,
-            y + row_h / 2.0 - 2.0,
-            count(m.customers),
-            m.capacity.map_or("–".to_owned(), count)
-        );
     }
     page.push_str("</svg>");
 }
+
+/// The workload chart's width in SVG units: about a phone's, so its text is not scaled down
+/// there.
+const WORKLOAD_WIDTH: f64 = 340.0;
 
 fn email_section(page: &mut String, figures: &Figures) {
     page.push_str(

@@ -95,3 +95,68 @@ fn co_occurrence_then_popularity_as_documented() {
     assert_eq!(d, ["bread", "butter"]);
     assert!(recommender.recommend(rowid("A"), 0).is_empty());
 }
+
+/// The first recommendation walks the customer's neighbours (what `preview` needs for one
+/// customer), later ones read the co-occurrence table: the scores, and so the
+/// recommendations, are the same both ways for every customer of a varied history.
+#[test]
+fn the_neighbour_walk_gives_the_co_occurrence_tables_scores() {
+    let (_dir, _path, mut store) = new_store();
+    let ids: Vec<String> = (0..40).map(|n| format!("K{n:02}")).collect();
+    let names: Vec<&str> = ids.iter().map(String::as_str).collect();
+    seed_customers(&mut store, &names);
+    // A fixed pseudo-random history: 40 customers, 25 products, 1 to 4 orders of 1 to 6 lines.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut orders = Vec::new();
+    for customer in &ids {
+        for o in 0..=next(4) {
+            let items: Vec<OrderItem> = (0..=next(6))
+                .map(|_| {
+                    let sku = format!("P{:02}", next(25));
+                    line(&sku, &sku)
+                })
+                .collect();
+            orders.push((format!("{customer}-{o}"), customer.clone(), items));
+        }
+    }
+    import_at(
+        &mut store,
+        ImportKind::Orders,
+        options("o.csv"),
+        NOW,
+        |session| {
+            for (n, (id, customer, items)) in (2..).zip(&orders) {
+                let mut rec = order(id, customer, NOW - 86_400, items.len() as f64);
+                rec.items = items.clone();
+                session.order(n, &rec).expect("order");
+            }
+        },
+    );
+    let walked = store.recommender(NOW).unwrap();
+    let read = store.recommender(NOW).unwrap();
+    let customers: Vec<i64> = read.customers().collect();
+    assert_eq!(customers.len(), 40);
+    // The first call walks the neighbours, and every later one reads the table it builds.
+    assert!(!read.recommend(customers[0], 3).is_empty());
+    for &customer in &customers {
+        let (table, walk) = read.scores_both_ways(customer);
+        assert_eq!(table, walk, "customer {customer}");
+        assert!(!walk.is_empty(), "every customer has neighbours here");
+        let fresh = store.recommender(NOW).unwrap();
+        assert_eq!(
+            fresh.recommend(customer, 5),
+            read.recommend(customer, 5),
+            "customer {customer}"
+        );
+    }
+    assert_eq!(
+        walked.recommend(customers[1], 5),
+        read.recommend(customers[1], 5)
+    );
+}
