@@ -44,26 +44,27 @@ pub struct ReputationRow {
     pub day: String,
     /// The follow-up rule (the care programme) the e-mails belong to.
     pub rule_id: String,
-    /// E-mails that reached a receiving server's verdict: delivered or hard-bounced.
+    /// E-mails that reached a receiving server's verdict: delivered, or refused during the send.
     pub sends: u64,
-    /// Of those, refused for good by the receiving server (a 5xx on the address).
+    /// Hard bounces recorded that day: refusals during the send and DSNs received later.
     pub hard_bounces: u64,
     /// Complaints ("this is spam") received for those e-mails.
     pub complaints: u64,
 }
 
 const REPUTATION: &str = "\
-    WITH outcomes (at, rule_id, bounce) AS ( \
-        SELECT sent_at, rule_id, 0 FROM outbox \
+    WITH outcomes (at, rule_id, send, bounce, complaint) AS ( \
+        SELECT sent_at, rule_id, 1, 0, 0 FROM outbox \
         WHERE sent_at IS NOT NULL AND sent_at >= ?1 AND sent_at < ?2 \
         UNION ALL \
-        SELECT s.created_at, o.rule_id, 1 FROM suppressions s \
-        JOIN outbox o ON o.id = CAST(substr(s.source, 8) AS INTEGER) \
-        WHERE s.reason = 'hard_bounce' AND s.source LIKE 'outbox:%' \
-          AND s.created_at >= ?1 AND s.created_at < ?2 \
+        SELECT b.at, coalesce(o.rule_id, ''), o.id IS NOT NULL AND o.sent_at IS NULL, \
+               b.kind = 'hard', \
+               b.kind = 'complaint' \
+        FROM bounces b LEFT JOIN outbox o ON o.id = b.outbox_id \
+        WHERE b.kind IN ('hard', 'complaint') AND b.at >= ?1 AND b.at < ?2 \
     ) \
-    SELECT date(at, 'unixepoch'), rule_id, count(*), sum(bounce) FROM outcomes \
-    GROUP BY 1, 2 ORDER BY 1, 2";
+    SELECT date(at, 'unixepoch'), rule_id, sum(send), sum(bounce), sum(complaint) \
+    FROM outcomes GROUP BY 1, 2 ORDER BY 1, 2";
 
 impl Store {
     /// For each of `domains` (lower-case) that was sent to at or after `since`: the domain,
@@ -179,9 +180,10 @@ impl Store {
 
     /// Sends, hard bounces and complaints in `[since, until)`, per day (UTC) and follow-up rule.
     /// The one source of the reputation figures: the guard, `status` and the report read it.
-    /// Today a hard bounce is a permanent refusal of the address by the receiving server during
-    /// the send (the outbox suppressed it); DSNs and complaints received later are to be added
-    /// here as they are recorded.
+    /// Read from the `bounces` table: a hard bounce is a refusal of the address during the send
+    /// (a `5xx` on RCPT or after DATA) or a DSN / provider notification received later; a
+    /// complaint comes from a provider's webhook. Sends are the e-mails delivered, plus those
+    /// refused during the send (never delivered, so counted once, by their bounce).
     pub fn mail_reputation(
         &self,
         since: i64,
@@ -195,7 +197,7 @@ impl Store {
                     rule_id: row.get(1)?,
                     sends: row.get::<_, i64>(2)?.unsigned_abs(),
                     hard_bounces: row.get::<_, i64>(3)?.unsigned_abs(),
-                    complaints: 0,
+                    complaints: row.get::<_, i64>(4)?.unsigned_abs(),
                 })
             })
             .at(&self.label)?;
