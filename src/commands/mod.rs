@@ -5,6 +5,7 @@ mod customers;
 mod daemon;
 mod doctor;
 mod followups;
+mod growth;
 mod outbox;
 mod owners;
 mod preview;
@@ -258,6 +259,9 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
                     at: end.timestamp(),
                     now: chrono::Utc::now().timestamp(),
                     dry_run: false,
+                    growth: tiercare_scheduler::growth::GrowthSettings::from_config(
+                        workspace.config(),
+                    ),
                 },
             )?;
             if !args.json {

@@ -140,6 +140,22 @@ impl Grouped {
         }
     }
 
+    fn clone_empty(&self) -> Grouped {
+        Grouped {
+            triples: Vec::new(),
+            max_day: self.max_day,
+            customers: self.customers,
+            repeat_buyers: self.repeat_buyers,
+        }
+    }
+
+    /// Minus the mean log-likelihood per customer the triples stand for, over log-parameters.
+    fn objective(&self) -> impl Fn(&[f64]) -> f64 + '_ {
+        let scratch = std::cell::RefCell::new(Vec::new());
+        let weight: f64 = self.triples.iter().map(|t| t.3).sum();
+        move |t: &[f64]| -self.log_likelihood(&unpack(t), &mut scratch.borrow_mut()) / weight
+    }
+
     /// The total log-likelihood at `p`.
     fn log_likelihood(&self, p: &BgNbd, ln_alpha_plus: &mut Vec<f64>) -> f64 {
         let (r, alpha, a, b) = (p.r, p.alpha, p.a, p.b);
@@ -175,6 +191,18 @@ impl Grouped {
     }
 }
 
+/// Above this many distinct summaries, a fit starts on an even sample of them.
+const SAMPLE_TRIPLES: usize = 20_000;
+
+fn unpack(t: &[f64]) -> BgNbd {
+    BgNbd {
+        r: t[0].exp(),
+        alpha: t[1].exp(),
+        a: t[2].exp(),
+        b: t[3].exp(),
+    }
+}
+
 /// Fits BG/NBD by maximum likelihood: Nelder-Mead on the logarithms of `(r, α, a, b)` from
 /// `r = a = b = 1`, `α` a tenth of the oldest customer's age (`lifetimes`' start), restarted
 /// from its result until it stops improving.
@@ -198,17 +226,28 @@ pub fn fit(summaries: &[Summary]) -> Result<BgNbdFit, GrowthError> {
             needed: MIN_REPEAT_BUYERS,
         });
     }
-    let n = data.customers as f64;
-    let scratch = std::cell::RefCell::new(Vec::new());
-    let unpack = |t: &[f64]| BgNbd {
-        r: t[0].exp(),
-        alpha: t[1].exp(),
-        a: t[2].exp(),
-        b: t[3].exp(),
-    };
-    let objective = |t: &[f64]| -data.log_likelihood(&unpack(t), &mut scratch.borrow_mut()) / n;
     let start_alpha = (f64::from(data.max_day) / 10.0).max(1.0);
-    let found = minimize(objective, &[0.0, start_alpha.ln(), 0.0, 0.0]);
+    let mut start = vec![0.0, start_alpha.ln(), 0.0, 0.0];
+    let mut step = 0.5;
+    let mut sample_iterations = 0;
+    if data.triples.len() > SAMPLE_TRIPLES {
+        // Many distinct summaries: the long walk from the generic start is made on an even
+        // sample of them (every k-th, weights kept), and the full data only polishes.
+        let k = data.triples.len().div_ceil(SAMPLE_TRIPLES);
+        let sample = Grouped {
+            triples: data.triples.iter().step_by(k).copied().collect(),
+            ..data.clone_empty()
+        };
+        let found = minimize(sample.objective(), &start, step);
+        sample_iterations = found.iterations;
+        if found.converged {
+            start = found.x;
+            step = 0.05;
+        }
+    }
+    let n = data.customers as f64;
+    let mut found = minimize(data.objective(), &start, step);
+    found.iterations += sample_iterations;
     if !found.converged {
         return Err(GrowthError::NotConverged {
             model: "BG/NBD",

@@ -107,7 +107,7 @@ pub fn fit(summaries: &[Summary]) -> Result<GammaGammaFit, GrowthError> {
         total
     };
     let objective = |t: &[f64]| -log_likelihood(t[0].exp(), t[1].exp(), t[2].exp()) / n;
-    let found = minimize(objective, &[0.0, 0.0, 0.0]);
+    let found = minimize(objective, &[0.0, 0.0, 0.0], 0.5);
     if !found.converged {
         return Err(GrowthError::NotConverged {
             model: "Gamma-Gamma",

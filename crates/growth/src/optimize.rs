@@ -15,13 +15,14 @@ pub(crate) struct Minimum {
 }
 
 /// Tolerances and budget.
-const X_TOL: f64 = 1e-10;
-const F_TOL: f64 = 1e-12;
+const X_TOL: f64 = 1e-8;
+const F_TOL: f64 = 1e-11;
 const MAX_ITERATIONS: u32 = 20_000;
 const MAX_RESTARTS: u32 = 8;
 
 /// Minimises `f` from `start`. Non-finite values count as +∞ (outside the model's domain).
-pub(crate) fn minimize(f: impl Fn(&[f64]) -> f64, start: &[f64]) -> Minimum {
+/// The first simplex steps `step` along each axis (in log-parameters: 0.5 is a factor of 1.6).
+pub(crate) fn minimize(f: impl Fn(&[f64]) -> f64, start: &[f64], step: f64) -> Minimum {
     let eval = |x: &[f64]| {
         let v = f(x);
         if v.is_finite() { v } else { f64::INFINITY }
@@ -31,7 +32,12 @@ pub(crate) fn minimize(f: impl Fn(&[f64]) -> f64, start: &[f64]) -> Minimum {
     let mut iterations = 0;
     let mut converged = false;
     for _ in 0..MAX_RESTARTS {
-        let (x, value, its, ok) = simplex(&eval, &best, MAX_ITERATIONS.saturating_sub(iterations));
+        let (x, value, its, ok) = simplex(
+            &eval,
+            &best,
+            step,
+            MAX_ITERATIONS.saturating_sub(iterations),
+        );
         iterations += its;
         converged = ok;
         let improved = best_value - value > F_TOL * (1.0 + best_value.abs());
@@ -51,14 +57,18 @@ pub(crate) fn minimize(f: impl Fn(&[f64]) -> f64, start: &[f64]) -> Minimum {
     }
 }
 
-fn simplex(f: &impl Fn(&[f64]) -> f64, start: &[f64], budget: u32) -> (Vec<f64>, f64, u32, bool) {
+fn simplex(
+    f: &impl Fn(&[f64]) -> f64,
+    start: &[f64],
+    step: f64,
+    budget: u32,
+) -> (Vec<f64>, f64, u32, bool) {
     let n = start.len();
     let (alpha, gamma, rho, sigma) = (1.0, 2.0, 0.5, 0.5);
     let mut points: Vec<Vec<f64>> = vec![start.to_vec()];
     for i in 0..n {
         let mut p = start.to_vec();
-        // A step of 0.5 in log-parameters: a factor of about 1.6.
-        p[i] += 0.5;
+        p[i] += step;
         points.push(p);
     }
     let mut values: Vec<f64> = points.iter().map(|p| f(p)).collect();
@@ -142,7 +152,7 @@ mod tests {
     #[test]
     fn finds_the_rosenbrock_minimum() {
         let rosen = |x: &[f64]| 100.0 * (x[1] - x[0] * x[0]).powi(2) + (1.0 - x[0]).powi(2);
-        let m = minimize(rosen, &[-1.2, 1.0]);
+        let m = minimize(rosen, &[-1.2, 1.0], 0.5);
         assert!(m.converged);
         assert!(
             (m.x[0] - 1.0).abs() < 1e-6 && (m.x[1] - 1.0).abs() < 1e-6,

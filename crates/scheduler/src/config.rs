@@ -29,6 +29,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// How rules are kept from doing harm (`[rules]`).
     pub rules: RulesConfig,
+    /// The growth models (`[growth]`).
+    pub growth: crate::growth::GrowthConfig,
 }
 
 /// How rules are kept from doing harm (`[rules]`): the time budget of each customer's
@@ -320,6 +322,8 @@ struct RawConfig {
     daemon: RawDaemon,
     #[serde(default)]
     rules: RulesConfig,
+    #[serde(default)]
+    growth: crate::growth::GrowthConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -503,6 +507,7 @@ impl Config {
             ),
             mail,
             rules: validate_rules(raw.rules)?,
+            growth: crate::growth::validate(raw.growth)?,
         })
     }
 

@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod delivery_gate;
 pub mod demo;
 pub mod firing;
+pub mod growth;
 pub mod html;
 pub mod ingest;
 pub mod lock;

@@ -72,6 +72,7 @@ mod error;
 mod features;
 mod followup_state;
 mod followups;
+mod growth;
 mod import;
 mod integrity;
 mod keys;

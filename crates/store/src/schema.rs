@@ -485,6 +485,15 @@ ALTER TABLE outbox ADD COLUMN handed_at INTEGER;
 -- whose hold starts again at the next assessment)
 ALTER TABLE customer_tiers ADD COLUMN pending_since INTEGER;
 "#,
+    // 11: the growth models' fit stored with each assessment (BG/NBD and Gamma-Gamma).
+    r#"
+-- the fitted parameters and fit quality as JSON, or why the models could not
+-- be fitted; one row per assessment that ran them
+CREATE TABLE assessment_growth (
+    assessment_id INTEGER PRIMARY KEY REFERENCES assessments(id) ON DELETE CASCADE,
+    fit           TEXT NOT NULL
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -565,6 +574,7 @@ mod tests {
         0xc43f_5b07_4a72_5ace,
         0x3770_7b77_45be_c1bb,
         0x2a87_3833_325e_af53,
+        0xe68e_70ce_4379_6827,
     ];
 
     #[test]

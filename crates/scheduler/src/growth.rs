@@ -1,0 +1,263 @@
+//! The growth features of an assessment: every customer's orders in the rules' window, as days
+//! in the workspace's zone, summarised for BG/NBD and Gamma-Gamma (`tiercare-growth`), both
+//! fitted once per assessment, and each customer's prediction put in their snapshot.
+//!
+//! When the models cannot be fitted (too few customers or repeat buyers, no convergence), the
+//! growth features are none for everyone and the reason is in `assess`'s report: rules read them
+//! with a default (`p_alive ?? 1.0`), as any optional feature.
+
+use std::collections::HashMap;
+
+use chrono::TimeZone;
+use serde::{Deserialize, Serialize};
+use tiercare_engine::{Feature, FeatureValue, Snapshot};
+use tiercare_growth::{
+    BgNbd, FitQuality, GammaGamma, GrowthError, Prediction, Summary, bgnbd, gamma_gamma, predict,
+    summarize,
+};
+use tiercare_store::{Store, StoreError, Window};
+
+use crate::config::ConfigError;
+
+/// `[growth]` in `tiercare.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrowthConfig {
+    /// The monthly discount rate of `clv_12m` (`monthly_discount`, default 0.01: 1% a month,
+    /// about 12.7% a year, `lifetimes`' default).
+    pub monthly_discount: f64,
+}
+
+impl Default for GrowthConfig {
+    fn default() -> Self {
+        GrowthConfig {
+            monthly_discount: tiercare_growth::DEFAULT_MONTHLY_DISCOUNT,
+        }
+    }
+}
+
+/// Checks `[growth]`.
+pub(crate) fn validate(growth: GrowthConfig) -> Result<GrowthConfig, ConfigError> {
+    if !(0.0..1.0).contains(&growth.monthly_discount) {
+        return Err(ConfigError {
+            line: None,
+            column: None,
+            message:
+                "[growth] monthly_discount must be at least 0 and below 1 (0.01 is 1% a month)"
+                    .to_owned(),
+        });
+    }
+    Ok(growth)
+}
+
+/// What an assessment needs to compute growth features.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GrowthSettings {
+    /// Days are counted in this zone.
+    pub timezone: chrono_tz::Tz,
+    /// `[growth]`.
+    pub config: GrowthConfig,
+}
+
+impl GrowthSettings {
+    /// The workspace's zone and `[growth]`.
+    #[must_use]
+    pub fn from_config(config: &crate::config::Config) -> GrowthSettings {
+        GrowthSettings {
+            timezone: config.timezone,
+            config: config.growth,
+        }
+    }
+}
+
+impl Default for GrowthSettings {
+    fn default() -> Self {
+        GrowthSettings {
+            timezone: chrono_tz::UTC,
+            config: GrowthConfig::default(),
+        }
+    }
+}
+
+/// The fitted models of one assessment, as stored with it and shown by `assess` and `explain`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GrowthFit {
+    /// BG/NBD's parameters (`alpha` in days).
+    pub bgnbd: BgNbd,
+    /// Its fit.
+    pub bgnbd_quality: FitQuality,
+    /// Gamma-Gamma's parameters.
+    pub gamma_gamma: GammaGamma,
+    /// Its fit.
+    pub gamma_gamma_quality: FitQuality,
+    /// The monthly discount rate of `clv_12m`.
+    pub monthly_discount: f64,
+}
+
+/// The outcome of fitting: the fit, or why there is none.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrowthOutcome {
+    /// Both models fitted.
+    Fitted(GrowthFit),
+    /// Not fitted: the reason (the growth features are none).
+    Unavailable(String),
+}
+
+/// The growth models of one assessment and every customer's prediction.
+#[derive(Debug, Default)]
+pub struct Growth {
+    /// The fit or the reason, `None` when not computed.
+    pub outcome: Option<GrowthOutcome>,
+    predictions: HashMap<i64, Prediction>,
+    summaries: HashMap<i64, Summary>,
+}
+
+/// One customer's rowid, purchases `(day, amount)` and amount in the past 365 days.
+type History = (i64, Vec<(i64, f64)>, f64);
+
+/// Seconds in the 365 days of `growth_potential`'s past value.
+const YEAR_SECONDS: i64 = 365 * 86_400;
+
+impl Growth {
+    /// Reads every order up to `at` (in `window`, and the past year for the past value),
+    /// summarises each customer in days of `settings.timezone` and fits both models.
+    ///
+    /// # Errors
+    /// Only a store error; a fit the data cannot support is [`GrowthOutcome::Unavailable`].
+    pub fn compute(
+        store: &Store,
+        at: i64,
+        window: Window,
+        settings: GrowthSettings,
+    ) -> Result<Growth, StoreError> {
+        let window_start = match window {
+            Window::All => None,
+            Window::Seconds(seconds) => Some(at.saturating_sub(seconds)),
+        };
+        let year_start = at.saturating_sub(YEAR_SECONDS);
+        let since = window_start.map(|w| w.min(year_start));
+        let day = |t: i64| -> i64 {
+            settings
+                .timezone
+                .timestamp_opt(t, 0)
+                .single()
+                .map_or(t.div_euclid(86_400), |local| {
+                    local.date_naive().to_epoch_days().into()
+                })
+        };
+        let end_day = day(at);
+        let mut rows: Vec<History> = Vec::new();
+        store.for_each_order_until(at, since, &mut |customer, ordered_at, amount| {
+            if rows.last().is_none_or(|r| r.0 != customer) {
+                rows.push((customer, Vec::new(), 0.0));
+            }
+            let Some(last) = rows.last_mut() else { return };
+            if ordered_at > year_start {
+                last.2 += amount;
+            }
+            // Refunds are not purchases (as for orders_total); the window bounds the history.
+            if amount >= 0.0 && window_start.is_none_or(|w| ordered_at > w) {
+                last.1.push((day(ordered_at), amount));
+            }
+        })?;
+        let mut summaries: HashMap<i64, Summary> = HashMap::with_capacity(rows.len());
+        let mut past: HashMap<i64, f64> = HashMap::with_capacity(rows.len());
+        for (customer, purchases, past_value) in rows {
+            if let Some(summary) = summarize(&purchases, end_day) {
+                summaries.insert(customer, summary);
+                past.insert(customer, past_value);
+            }
+        }
+        let all: Vec<Summary> = summaries.values().copied().collect();
+        let fitted = bgnbd::fit(&all).and_then(|b| Ok((b, gamma_gamma::fit(&all)?)));
+        let (outcome, predictions) = match fitted {
+            Ok((b, g)) => {
+                let discount = settings.config.monthly_discount;
+                let predictions = summaries
+                    .iter()
+                    .map(|(&customer, &s)| {
+                        let past_value = past.get(&customer).copied().unwrap_or(0.0);
+                        (
+                            customer,
+                            predict(&b.params, &g.params, s, past_value, discount),
+                        )
+                    })
+                    .collect();
+                let fit = GrowthFit {
+                    bgnbd: b.params,
+                    bgnbd_quality: b.quality,
+                    gamma_gamma: g.params,
+                    gamma_gamma_quality: g.quality,
+                    monthly_discount: discount,
+                };
+                (GrowthOutcome::Fitted(fit), predictions)
+            }
+            Err(err) => (GrowthOutcome::Unavailable(reason(&err)), HashMap::new()),
+        };
+        Ok(Growth {
+            outcome: Some(outcome),
+            predictions,
+            summaries,
+        })
+    }
+
+    /// Puts customer `rowid`'s growth features in `snapshot` (none where unknown).
+    pub fn fill(&self, snapshot: &mut Snapshot, rowid: i64) {
+        let summary = self.summaries.get(&rowid);
+        let prediction = self.predictions.get(&rowid);
+        let int = |v: Option<u32>| v.map_or(FeatureValue::None, |v| FeatureValue::Int(v.into()));
+        let float = |v: Option<f64>| v.map_or(FeatureValue::None, FeatureValue::Float);
+        let values = [
+            (
+                Feature::RepeatPurchaseDays,
+                int(summary.map(|s| s.frequency)),
+            ),
+            (Feature::RepeatRecencyDays, int(summary.map(|s| s.recency))),
+            (Feature::PurchaseAgeDays, int(summary.map(|s| s.age))),
+            (Feature::PAlive, float(prediction.map(|p| p.p_alive))),
+            (
+                Feature::ExpectedOrders90d,
+                float(prediction.and_then(|p| p.expected_orders_90d)),
+            ),
+            (
+                Feature::ExpectedOrderValue,
+                float(prediction.map(|p| p.expected_order_value)),
+            ),
+            (Feature::Clv12m, float(prediction.and_then(|p| p.clv_12m))),
+            (
+                Feature::GrowthPotential,
+                float(prediction.and_then(|p| p.growth_potential)),
+            ),
+        ];
+        for (feature, value) in values {
+            // Every value matches its feature's type (int or float, optional) by construction.
+            let _ = snapshot.set(feature, value);
+        }
+    }
+
+    /// Customer `rowid`'s summary (none without an order in the window).
+    #[must_use]
+    pub fn summary(&self, rowid: i64) -> Option<Summary> {
+        self.summaries.get(&rowid).copied()
+    }
+
+    /// Customer `rowid`'s prediction (none without a fit or an order in the window).
+    #[must_use]
+    pub fn prediction(&self, rowid: i64) -> Option<Prediction> {
+        self.predictions.get(&rowid).copied()
+    }
+
+    /// The JSON stored with the assessment.
+    #[must_use]
+    pub fn record_json(&self) -> Option<String> {
+        self.outcome
+            .as_ref()
+            .and_then(|o| serde_json::to_string(o).ok())
+    }
+}
+
+/// The reason shown when the models cannot be fitted.
+fn reason(err: &GrowthError) -> String {
+    format!("{err}; the growth features (p_alive, clv_12m, ...) are none for this assessment")
+}
