@@ -14,6 +14,7 @@ mod database_safety;
 mod delivery_gate;
 mod demo;
 mod followups;
+mod growth;
 mod import;
 mod import_mapping_functions;
 mod import_orders;

@@ -153,7 +153,12 @@ impl Grouped {
     fn objective(&self) -> impl Fn(&[f64]) -> f64 + '_ {
         let scratch = std::cell::RefCell::new(Vec::new());
         let weight: f64 = self.triples.iter().map(|t| t.3).sum();
-        move |t: &[f64]| -self.log_likelihood(&unpack(t), &mut scratch.borrow_mut()) / weight
+        move |t: &[f64]| {
+            if crate::outside_bounds(t) {
+                return f64::INFINITY;
+            }
+            -self.log_likelihood(&unpack(t), &mut scratch.borrow_mut()) / weight
+        }
     }
 
     /// The total log-likelihood at `p`.
@@ -249,6 +254,19 @@ pub fn fit(summaries: &[Summary]) -> Result<BgNbdFit, GrowthError> {
     let mut found = minimize(data.objective(), &start, step);
     found.iterations += sample_iterations;
     if !found.converged {
+        // Still walking after the budget: towards a boundary (degenerate) or along a ridge.
+        let (name, t) = ["r", "alpha", "a", "b"]
+            .iter()
+            .zip(&found.x)
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+            .expect("parameters");
+        if t.abs() > crate::RUNAWAY_LOG_PARAMETER {
+            return Err(GrowthError::Degenerate {
+                model: "BG/NBD",
+                parameter: name,
+                value: t.exp(),
+            });
+        }
         return Err(GrowthError::NotConverged {
             model: "BG/NBD",
             iterations: found.iterations,

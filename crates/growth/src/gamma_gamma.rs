@@ -106,9 +106,27 @@ pub fn fit(summaries: &[Summary]) -> Result<GammaGammaFit, GrowthError> {
         }
         total
     };
-    let objective = |t: &[f64]| -log_likelihood(t[0].exp(), t[1].exp(), t[2].exp()) / n;
+    let objective = |t: &[f64]| {
+        if crate::outside_bounds(t) {
+            return f64::INFINITY;
+        }
+        -log_likelihood(t[0].exp(), t[1].exp(), t[2].exp()) / n
+    };
     let found = minimize(objective, &[0.0, 0.0, 0.0], 0.5);
     if !found.converged {
+        // Still walking after the budget: towards a boundary (degenerate) or along a ridge.
+        let (name, t) = ["p", "q", "gamma"]
+            .iter()
+            .zip(&found.x)
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+            .expect("parameters");
+        if t.abs() > crate::RUNAWAY_LOG_PARAMETER {
+            return Err(GrowthError::Degenerate {
+                model: "Gamma-Gamma",
+                parameter: name,
+                value: t.exp(),
+            });
+        }
         return Err(GrowthError::NotConverged {
             model: "Gamma-Gamma",
             iterations: found.iterations,

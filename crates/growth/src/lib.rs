@@ -35,6 +35,17 @@ pub use value::{DAYS_PER_MONTH, DEFAULT_MONTHLY_DISCOUNT, Prediction, YEAR_DAYS,
 /// likelihood ran off to a boundary: the data do not identify the model.
 const MAX_LOG_PARAMETER: f64 = 30.0;
 
+/// A fit that has not converged with a log-parameter beyond this (a factor of 3.3 million) is
+/// walking towards a boundary: reported as degenerate rather than slow.
+const RUNAWAY_LOG_PARAMETER: f64 = 15.0;
+
+/// The optimisers search inside `|log-parameter| <= MAX_LOG_PARAMETER + 1`: a likelihood that
+/// keeps rising towards a boundary then converges against the wall, and the fit reports
+/// [`GrowthError::Degenerate`] instead of walking until its iterations run out.
+fn outside_bounds(t: &[f64]) -> bool {
+    t.iter().any(|v| v.abs() > MAX_LOG_PARAMETER + 1.0)
+}
+
 /// How a fit went.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct FitQuality {

@@ -17,7 +17,7 @@ pub(crate) struct Minimum {
 /// Tolerances and budget.
 const X_TOL: f64 = 1e-8;
 const F_TOL: f64 = 1e-11;
-const MAX_ITERATIONS: u32 = 20_000;
+const MAX_ITERATIONS: u32 = 4_000;
 const MAX_RESTARTS: u32 = 8;
 
 /// Minimises `f` from `start`. Non-finite values count as +∞ (outside the model's domain).

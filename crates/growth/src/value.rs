@@ -44,37 +44,39 @@ pub struct Prediction {
     pub p_alive: f64,
     /// Expected purchase days in the next 90 days.
     pub expected_orders_90d: Option<f64>,
-    /// [`GammaGamma::expected_order_value`].
-    pub expected_order_value: f64,
+    /// [`GammaGamma::expected_order_value`] (`None` without a Gamma-Gamma fit).
+    pub expected_order_value: Option<f64>,
     /// [`clv`] over 12 months at the given monthly discount rate.
     pub clv_12m: Option<f64>,
     /// What the customer spent in the 365 days up to the end of the period (given).
     pub past_value: f64,
     /// `expected_orders(365 days) × expected_order_value / past_value`: the next year's expected
     /// spend (undiscounted) over the past year's actual spend; 1 means "as before", 2 "twice as
-    /// much". `None` when the past year's spend is not positive or the expectation is undefined.
+    /// much". `None` when the past year's spend is not positive, the expectation is undefined
+    /// or there is no Gamma-Gamma fit.
     pub growth_potential: Option<f64>,
 }
 
-/// Predicts one customer from both fits.
+/// Predicts one customer from the fits (the spend values need Gamma-Gamma's).
 #[must_use]
 pub fn predict(
     bgnbd: &BgNbd,
-    gamma_gamma: &GammaGamma,
+    gamma_gamma: Option<&GammaGamma>,
     summary: Summary,
     past_value: f64,
     monthly_discount: f64,
 ) -> Prediction {
-    let expected_order_value = gamma_gamma.expected_order_value(&summary);
+    let expected_order_value = gamma_gamma.map(|g| g.expected_order_value(&summary));
     let next_year = bgnbd
         .expected_orders(&summary, YEAR_DAYS)
-        .map(|e| e * expected_order_value);
+        .zip(expected_order_value)
+        .map(|(e, v)| e * v);
     Prediction {
         summary,
         p_alive: bgnbd.p_alive(&summary),
         expected_orders_90d: bgnbd.expected_orders(&summary, 90.0),
         expected_order_value,
-        clv_12m: clv(bgnbd, gamma_gamma, &summary, 12, monthly_discount),
+        clv_12m: gamma_gamma.and_then(|g| clv(bgnbd, g, &summary, 12, monthly_discount)),
         past_value,
         growth_potential: next_year
             .filter(|_| past_value > 0.0)

@@ -86,10 +86,12 @@ pub struct GrowthFit {
     pub bgnbd: BgNbd,
     /// Its fit.
     pub bgnbd_quality: FitQuality,
-    /// Gamma-Gamma's parameters.
-    pub gamma_gamma: GammaGamma,
+    /// Gamma-Gamma's parameters (`None` when it could not be fitted: BG/NBD's features stay).
+    pub gamma_gamma: Option<GammaGamma>,
     /// Its fit.
-    pub gamma_gamma_quality: FitQuality,
+    pub gamma_gamma_quality: Option<FitQuality>,
+    /// Why Gamma-Gamma could not be fitted.
+    pub gamma_gamma_unavailable: Option<String>,
     /// The monthly discount rate of `clv_12m`.
     pub monthly_discount: f64,
 }
@@ -170,25 +172,31 @@ impl Growth {
             }
         }
         let all: Vec<Summary> = summaries.values().copied().collect();
-        let fitted = bgnbd::fit(&all).and_then(|b| Ok((b, gamma_gamma::fit(&all)?)));
-        let (outcome, predictions) = match fitted {
-            Ok((b, g)) => {
+        let (outcome, predictions) = match bgnbd::fit(&all) {
+            Ok(b) => {
                 let discount = settings.config.monthly_discount;
+                let spend = gamma_gamma::fit(&all);
+                let g = spend.as_ref().ok().map(|g| g.params);
                 let predictions = summaries
                     .iter()
                     .map(|(&customer, &s)| {
                         let past_value = past.get(&customer).copied().unwrap_or(0.0);
                         (
                             customer,
-                            predict(&b.params, &g.params, s, past_value, discount),
+                            predict(&b.params, g.as_ref(), s, past_value, discount),
                         )
                     })
                     .collect();
                 let fit = GrowthFit {
                     bgnbd: b.params,
                     bgnbd_quality: b.quality,
-                    gamma_gamma: g.params,
-                    gamma_gamma_quality: g.quality,
+                    gamma_gamma: spend.as_ref().ok().map(|g| g.params),
+                    gamma_gamma_quality: spend.as_ref().ok().map(|g| g.quality),
+                    gamma_gamma_unavailable: spend.as_ref().err().map(|err| {
+                        format!(
+                            "{err}; expected_order_value, clv_12m and growth_potential are none for this assessment"
+                        )
+                    }),
                     monthly_discount: discount,
                 };
                 (GrowthOutcome::Fitted(fit), predictions)
@@ -222,7 +230,7 @@ impl Growth {
             ),
             (
                 Feature::ExpectedOrderValue,
-                float(prediction.map(|p| p.expected_order_value)),
+                float(prediction.and_then(|p| p.expected_order_value)),
             ),
             (Feature::Clv12m, float(prediction.and_then(|p| p.clv_12m))),
             (
