@@ -201,7 +201,7 @@ features! {
     PurchaseAgeDays => "purchase_age_days", Int, true, "days",
         "BG/NBD's age T: days from the first day with an order in the window to the assessment's day; none when no order in the window.";
     PAlive => "p_alive", Float, true, "probability 0..1",
-        "BG/NBD: the probability the customer is still active at `at` (1 without repeat purchases); none when the growth models could not be fitted (`assess` says why) or no order in the window.";
+        "BG/NBD: the probability the customer is still active at `at` (1 without repeat purchases); none when the growth models could not be fitted (`assess` says why) or no order in the window. Growth features are computed by assessments and `explain` only: none in follow-up conditions, `customers --where` and templates.";
     ExpectedOrders90d => "expected_orders_90d", Float, true, "orders",
         "BG/NBD: expected days with an order in the 90 days after `at`; none as for p_alive.";
     ExpectedOrderValue => "expected_order_value", Float, true, "currency",

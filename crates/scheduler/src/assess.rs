@@ -444,12 +444,18 @@ pub fn assess_with(
     let started = Instant::now();
     let allowed_failures = safety.allowed(reader.customer_count()?);
     let pins = reader.active_pins(options.now)?;
-    let growth = Growth::compute(
-        reader,
-        options.at,
-        store_window(rules.window()),
-        options.growth,
-    )?;
+    // The models are fitted only for rules that read a growth feature (one more pass over the
+    // orders and the fit); otherwise the features stay none and nothing is stored.
+    let growth = if crate::growth::FEATURES.iter().any(|f| rules.uses(*f)) {
+        Growth::compute(
+            reader,
+            options.at,
+            store_window(rules.window()),
+            options.growth,
+        )?
+    } else {
+        Growth::default()
+    };
     let growth_json = growth.record_json();
     let writer = writer.filter(|_| !options.dry_run);
     // Two threads: this one computes features and evaluates the rules while a second records the

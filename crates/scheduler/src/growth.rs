@@ -2,6 +2,10 @@
 //! in the workspace's zone, summarised for BG/NBD and Gamma-Gamma (`tiercare-growth`), both
 //! fitted once per assessment, and each customer's prediction put in their snapshot.
 //!
+//! Only assessments (and `explain`) compute them; elsewhere (follow-up conditions, `customers
+//! --where`, templates) the growth features are none: follow-ups use the segments an
+//! assessment derived from them (`segments: { growth: rising }`, `segment_entered`).
+//!
 //! When the models cannot be fitted (too few customers or repeat buyers, no convergence), the
 //! growth features are none for everyone and the reason is in `assess`'s report: rules read them
 //! with a default (`p_alive ?? 1.0`), as any optional feature.
@@ -18,6 +22,18 @@ use tiercare_growth::{
 use tiercare_store::{Store, StoreError, Window};
 
 use crate::config::ConfigError;
+
+/// The features this module fills: an assessment whose rules read none of them fits nothing.
+pub const FEATURES: [Feature; 8] = [
+    Feature::RepeatPurchaseDays,
+    Feature::RepeatRecencyDays,
+    Feature::PurchaseAgeDays,
+    Feature::PAlive,
+    Feature::ExpectedOrders90d,
+    Feature::ExpectedOrderValue,
+    Feature::Clv12m,
+    Feature::GrowthPotential,
+];
 
 /// `[growth]` in `tiercare.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
