@@ -18,6 +18,7 @@
 
 pub mod bgnbd;
 pub mod gamma_gamma;
+mod holdout;
 mod optimize;
 mod special;
 mod summary;
@@ -27,6 +28,7 @@ use serde::Serialize;
 
 pub use bgnbd::{BgNbd, BgNbdFit};
 pub use gamma_gamma::{GammaGamma, GammaGammaFit};
+pub use holdout::{HoldoutRow, holdout_by_frequency};
 pub use special::{ln_gamma, ln_hyp2f1};
 pub use summary::{Summary, summarize};
 pub use value::{DAYS_PER_MONTH, DEFAULT_MONTHLY_DISCOUNT, Prediction, YEAR_DAYS, clv, predict};
