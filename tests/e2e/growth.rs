@@ -100,6 +100,31 @@ fn assess_fits_the_models_once_stores_the_fit_and_fills_the_p_alive_segment() {
     explained.assert_stdout_contains("  p_alive ");
     explained.assert_stdout_contains("clv_12m");
     explained.assert_stdout_contains("growth models: BG/NBD r ");
+
+    // The report checks the model on a holdout: fitted without the last 90 days, its
+    // expectations for those days against what the customers did.
+    let report = ws.run(&["report", "--at", "2011-12-10", "--json"]);
+    report.assert_code(0);
+    let check = &report.json()["growth_holdout"]["checked"];
+    assert_eq!(check["days"], 90, "{}", report.stdout);
+    let rows = check["rows"].as_array().unwrap();
+    let customers: u64 = rows.iter().map(|r| r["customers"].as_u64().unwrap()).sum();
+    assert!(customers > 100 && customers < 143, "{customers}");
+    for row in rows {
+        assert!(row["actual"].as_f64().unwrap() >= 0.0 && row["predicted"].as_f64().unwrap() > 0.0);
+    }
+    let page = ws.path("report.html");
+    ws.run(&[
+        "report",
+        "--at",
+        "2011-12-10",
+        "--out",
+        page.to_str().unwrap(),
+    ])
+    .assert_code(0);
+    let html = fs::read_to_string(page).unwrap();
+    assert!(html.contains("Growth model: predicted against actual"));
+    assert!(html.contains("<th scope=\"col\">predicted</th>"));
 }
 
 #[test]

@@ -155,15 +155,7 @@ impl Growth {
         };
         let year_start = at.saturating_sub(YEAR_SECONDS);
         let since = window_start.map(|w| w.min(year_start));
-        let day = |t: i64| -> i64 {
-            settings
-                .timezone
-                .timestamp_opt(t, 0)
-                .single()
-                .map_or(t.div_euclid(86_400), |local| {
-                    local.date_naive().to_epoch_days().into()
-                })
-        };
+        let day = |t: i64| day_in(settings.timezone, t);
         let end_day = day(at);
         let mut rows: Vec<History> = Vec::new();
         store.for_each_order_until(at, since, &mut |customer, ordered_at, amount| {
@@ -279,6 +271,106 @@ impl Growth {
             .as_ref()
             .and_then(|o| serde_json::to_string(o).ok())
     }
+}
+
+/// The report's holdout: the last this many days before the assessment.
+pub const HOLDOUT_DAYS: i64 = 90;
+
+/// Predicted against actual on a holdout, for the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HoldoutCheck {
+    /// The calibration period ends here (unix seconds); the holdout runs from it to `at`.
+    pub calibration_end: i64,
+    /// The holdout's length in days.
+    pub days: i64,
+    /// BG/NBD fitted on the calibration period only.
+    pub bgnbd: BgNbd,
+    /// Its fit.
+    pub quality: FitQuality,
+    /// Customers by calibration frequency: mean purchase days in the holdout, actual and
+    /// predicted.
+    pub rows: Vec<tiercare_growth::HoldoutRow>,
+}
+
+/// The holdout check, or why there is none.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldoutOutcome {
+    /// Fitted and compared.
+    Checked(HoldoutCheck),
+    /// Not fitted: the reason.
+    Unavailable(String),
+}
+
+/// Fits BG/NBD on the orders up to `at - HOLDOUT_DAYS` (in `window` as of then, days in
+/// `settings.timezone`) and compares what it expects of each calibration customer in the
+/// holdout with the purchase days they actually made up to `at`.
+///
+/// # Errors
+/// Only a store error.
+pub fn holdout(
+    store: &Store,
+    at: i64,
+    window: Window,
+    settings: GrowthSettings,
+) -> Result<HoldoutOutcome, StoreError> {
+    let calibration_end = at.saturating_sub(HOLDOUT_DAYS * 86_400);
+    let since = match window {
+        Window::All => None,
+        Window::Seconds(seconds) => Some(calibration_end.saturating_sub(seconds)),
+    };
+    let day = |t: i64| day_in(settings.timezone, t);
+    let (end_day, at_day) = (day(calibration_end), day(at));
+    let mut histories: Vec<(i64, Vec<(i64, f64)>)> = Vec::new();
+    store.for_each_order_until(at, since, &mut |customer, ordered_at, amount| {
+        if histories.last().is_none_or(|h| h.0 != customer) {
+            histories.push((customer, Vec::new()));
+        }
+        if amount >= 0.0
+            && let Some(last) = histories.last_mut()
+        {
+            last.1.push((day(ordered_at), amount));
+        }
+    })?;
+    let customers: Vec<(Summary, u32)> = histories
+        .iter()
+        .filter_map(|(_, purchases)| {
+            let summary = summarize(purchases, end_day)?;
+            let mut later: Vec<i64> = purchases
+                .iter()
+                .map(|&(d, _)| d)
+                .filter(|&d| d > end_day && d <= at_day)
+                .collect();
+            later.sort_unstable();
+            later.dedup();
+            Some((summary, u32::try_from(later.len()).unwrap_or(u32::MAX)))
+        })
+        .collect();
+    let summaries: Vec<Summary> = customers.iter().map(|(s, _)| *s).collect();
+    Ok(match bgnbd::fit(&summaries) {
+        Ok(fit) => HoldoutOutcome::Checked(HoldoutCheck {
+            calibration_end,
+            days: HOLDOUT_DAYS,
+            rows: tiercare_growth::holdout_by_frequency(
+                &fit.params,
+                &customers,
+                (at_day - end_day) as f64,
+                8,
+            ),
+            bgnbd: fit.params,
+            quality: fit.quality,
+        }),
+        Err(err) => HoldoutOutcome::Unavailable(err.to_string()),
+    })
+}
+
+/// The day number of `t` in `zone` (days since 1970-01-01 on its calendar).
+fn day_in(zone: chrono_tz::Tz, t: i64) -> i64 {
+    zone.timestamp_opt(t, 0)
+        .single()
+        .map_or(t.div_euclid(86_400), |local| {
+            local.date_naive().to_epoch_days().into()
+        })
 }
 
 /// The reason shown when the models cannot be fitted.
