@@ -259,9 +259,7 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
                     at: end.timestamp(),
                     now: chrono::Utc::now().timestamp(),
                     dry_run: false,
-                    growth: tiercare_scheduler::growth::GrowthSettings::from_config(
-                        workspace.config(),
-                    ),
+                    growth: workspace.config().growth_settings(),
                 },
             )?;
             if !args.json {

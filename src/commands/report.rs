@@ -26,9 +26,7 @@ pub fn report(args: ReportArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
         .iter()
         .any(|f| rules.uses(*f))
     {
-        options.growth = Some(tiercare_scheduler::growth::GrowthSettings::from_config(
-            workspace.config(),
-        ));
+        options.growth = Some(workspace.config().growth_settings());
     }
     let figures = figures(&store, &options)?;
     if let Some(path) = &args.out {

@@ -85,7 +85,7 @@ pub fn assess(args: AssessArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
             at,
             now,
             dry_run: args.dry_run,
-            growth: tiercare_scheduler::growth::GrowthSettings::from_config(workspace.config()),
+            growth: workspace.config().growth_settings(),
         },
         RuleSafety::from_config(&workspace.config().rules),
     )?;
@@ -212,7 +212,7 @@ pub fn explain(args: ExplainArgs, workspace_dir: &Path, out: &Output) -> anyhow:
         &args.customer,
         at,
         now,
-        tiercare_scheduler::growth::GrowthSettings::from_config(workspace.config()),
+        workspace.config().growth_settings(),
     )?;
     if args.json {
         out.json(&explained)?;

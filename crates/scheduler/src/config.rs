@@ -54,6 +54,17 @@ pub struct RulesConfig {
     pub slow_ms: u64,
 }
 
+impl Config {
+    /// What the growth models need: the workspace's zone and `[growth]`.
+    #[must_use]
+    pub fn growth_settings(&self) -> crate::growth::GrowthSettings {
+        crate::growth::GrowthSettings {
+            timezone: self.timezone,
+            config: self.growth,
+        }
+    }
+}
+
 impl Default for RulesConfig {
     fn default() -> Self {
         RulesConfig {
@@ -507,7 +518,11 @@ impl Config {
             ),
             mail,
             rules: validate_rules(raw.rules)?,
-            growth: crate::growth::validate(raw.growth)?,
+            growth: crate::growth::validate(raw.growth).map_err(|message| ConfigError {
+                line: None,
+                column: None,
+                message,
+            })?,
         })
     }
 

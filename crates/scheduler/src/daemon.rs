@@ -494,7 +494,7 @@ impl<C: Clock> Daemon<C> {
                         at: now,
                         now,
                         dry_run: false,
-                        growth: crate::growth::GrowthSettings::from_config(self.workspace.config()),
+                        growth: self.workspace.config().growth_settings(),
                     },
                     safety,
                 ) {

@@ -21,8 +21,6 @@ use tiercare_growth::{
 };
 use tiercare_store::{Store, StoreError, Window};
 
-use crate::config::ConfigError;
-
 /// The features this module fills: an assessment whose rules read none of them fits nothing.
 pub const FEATURES: [Feature; 8] = [
     Feature::RepeatPurchaseDays,
@@ -52,16 +50,13 @@ impl Default for GrowthConfig {
     }
 }
 
-/// Checks `[growth]`.
-pub(crate) fn validate(growth: GrowthConfig) -> Result<GrowthConfig, ConfigError> {
+/// Checks `[growth]`: the message says what is wrong and what to do.
+pub(crate) fn validate(growth: GrowthConfig) -> Result<GrowthConfig, String> {
     if !(0.0..1.0).contains(&growth.monthly_discount) {
-        return Err(ConfigError {
-            line: None,
-            column: None,
-            message:
-                "[growth] monthly_discount must be at least 0 and below 1 (0.01 is 1% a month)"
-                    .to_owned(),
-        });
+        return Err(
+            "[growth] monthly_discount must be at least 0 and below 1 (0.01 is 1% a month)"
+                .to_owned(),
+        );
     }
     Ok(growth)
 }
@@ -73,17 +68,6 @@ pub struct GrowthSettings {
     pub timezone: chrono_tz::Tz,
     /// `[growth]`.
     pub config: GrowthConfig,
-}
-
-impl GrowthSettings {
-    /// The workspace's zone and `[growth]`.
-    #[must_use]
-    pub fn from_config(config: &crate::config::Config) -> GrowthSettings {
-        GrowthSettings {
-            timezone: config.timezone,
-            config: config.growth,
-        }
-    }
 }
 
 impl Default for GrowthSettings {
@@ -376,4 +360,22 @@ fn day_in(zone: chrono_tz::Tz, t: i64) -> i64 {
 /// The reason shown when the models cannot be fitted.
 fn reason(err: &GrowthError) -> String {
     format!("{err}; the growth features (p_alive, clv_12m, ...) are none for this assessment")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn the_monthly_discount_is_read_and_checked() {
+        let config = Config::parse("[growth]\nmonthly_discount = 0.02\n").unwrap();
+        assert_eq!(config.growth_settings().config.monthly_discount, 0.02);
+        assert_eq!(
+            Config::parse("").unwrap().growth.monthly_discount,
+            tiercare_growth::DEFAULT_MONTHLY_DISCOUNT
+        );
+        let err = Config::parse("[growth]\nmonthly_discount = 1.5\n").unwrap_err();
+        assert!(err.message.contains("monthly_discount"), "{err:?}");
+        assert!(Config::parse("[growth]\nrate = 0.02\n").is_err());
+    }
 }
