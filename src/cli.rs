@@ -223,7 +223,9 @@ pub enum Command {
     /// Reads the daemon's lock and what it records in the database, so it works from any
     /// process: running or not (and its pid), the active rule-set version and when it was
     /// loaded, every problem of the last failed reload (`reload_problems` in --json), the last
-    /// and next reassessment, the last tick and its error, and the last send error.
+    /// and next reassessment, the last tick and its error, and the last send error; whether
+    /// sending is paused by the reputation guard (why, with the figures), the sends, hard bounces
+    /// and complaints of the guard's window per day and rule, and the paused receiving domains.
     Status(StatusArgs),
     /// Deliver the emails due now from the outbox, once, through the configured transport.
     ///
@@ -245,7 +247,13 @@ pub enum Command {
     /// have errors. 4xx answers, refused connections and connections lost before the final "."
     /// are retried later with exponential backoff and jitter; 5xx answers fail (a refused
     /// address is suppressed); no answer after the final "." is held as `unknown`. Rate limits
-    /// (`[mail.limits]`) leave the rest queued. A database locked by another process is waited
+    /// (`[mail.limits]`, `[mail.warmup]`) leave the rest queued. With `[mail.dkim]` every email is
+    /// DKIM-signed over its final bytes. Per receiving domain (`[mail.domains."gmail.com"]`,
+    /// defaults for the large providers), limits and concurrency apply, and a `421` or `4.7.x`
+    /// from one domain pauses that domain only (growing backoff, kept across restarts) while the
+    /// others keep flowing. When hard bounces or complaints pass `[mail.reputation]`'s
+    /// thresholds, sending pauses itself (`tiercare status` says why; `tiercare outbox resume`).
+    /// A database locked by another process is waited
     /// for. One sender per database file (symlinks resolved): a second exits 2. Prints what
     /// happened.
     ///
@@ -262,6 +270,9 @@ pub enum Command {
     /// cancelled (by hand, or when sent: stale or no longer true), suppressed. `show` gives
     /// each state change with its reason.
     Outbox(OutboxArgs),
+    /// Sending reputation: the DNS records to publish for DKIM, SPF and DMARC.
+    #[command(subcommand)]
+    Mail(MailCommand),
     /// Add addresses to the suppression list: they never get care email again.
     ///
     /// Give an ADDRESS, a signed --token from an unsubscribe link, or a --csv file with an
@@ -483,6 +494,23 @@ pub struct OutboxArgs {
     pub json: bool,
 }
 
+/// `tiercare mail` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Print the DNS records to publish for the sending domain: the DKIM key's TXT record
+    /// (from `[mail.dkim]`'s private key), and an SPF and a DMARC suggestion to adapt.
+    ///
+    /// Gmail and Yahoo require bulk senders to sign with DKIM and publish SPF and DMARC; they
+    /// honour one-click unsubscribes only when the signature covers List-Unsubscribe. Reads the
+    /// key as `send` does (a bad key exits 2 saying why); prints each record as a zone-file
+    /// line, the TXT value split into strings of at most 255 bytes.
+    Dns {
+        /// Print the records as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// `tiercare outbox` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
@@ -516,6 +544,14 @@ pub enum OutboxCommand {
         #[command(flatten)]
         bulk: BulkArgs,
     },
+    /// Resume sending after the reputation guard paused it (too many hard bounces or
+    /// complaints lately: `tiercare status` says which, with the figures).
+    ///
+    /// The guard then counts only the sends after now. Without this, sending resumes by itself
+    /// once the sends that tripped it are older than `[mail.reputation] window_hours`. Fix the
+    /// list first (`tiercare outbox list --state failed` shows the refused addresses, which are
+    /// already suppressed).
+    Resume,
 }
 
 /// What `tiercare outbox retry|cancel --state ...` narrows the bulk change to.

@@ -7,6 +7,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tiercare_scheduler::ingest::ImportReport;
 
 use crate::cli::ColorChoice;
+// The number formats, at their earlier path.
+pub use crate::format::{money, thousands};
 
 /// How many rejected rows the human summary lists.
 const LISTED_REJECTIONS: usize = 20;
@@ -201,55 +203,5 @@ fn emit(text: &str) {
         }
         eprintln!("error: cannot write to stdout: {err}");
         std::process::exit(2);
-    }
-}
-
-/// Formats a count with thousands separators: 1234567 → "1,234,567".
-pub fn thousands(value: f64) -> String {
-    let rounded = value.round() as i128;
-    let digits = rounded.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if rounded < 0 {
-        out.push('-');
-    }
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
-
-/// Formats an amount with thousands separators and two decimals: 7129600.041 → "7,129,600.04".
-pub fn money(value: f64) -> String {
-    let cents = (value * 100.0).round() as i128;
-    let sign = if cents < 0 { "-" } else { "" };
-    let cents = cents.unsigned_abs();
-    format!(
-        "{sign}{}.{:02}",
-        thousands((cents / 100) as f64),
-        cents % 100
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{money, thousands};
-
-    #[test]
-    fn money_has_separators_and_cents() {
-        assert_eq!(money(7_129_600.041), "7,129,600.04");
-        assert_eq!(money(0.5), "0.50");
-        assert_eq!(money(-1234.567), "-1,234.57");
-    }
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0.0), "0");
-        assert_eq!(thousands(999.0), "999");
-        assert_eq!(thousands(1000.0), "1,000");
-        assert_eq!(thousands(541_909.0), "541,909");
-        assert_eq!(thousands(-1_234_567.4), "-1,234,567");
     }
 }

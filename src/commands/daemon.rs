@@ -52,6 +52,7 @@ pub fn status(args: StatusArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
         } else {
             "daemon: not running (it never ran on this database; start it with `tiercare run`)"
         });
+        print_sending(&status.sending, out);
         return Ok(ExitCode::SUCCESS);
     };
     if status.running {
@@ -154,5 +155,33 @@ pub fn status(args: StatusArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
             time(state.last_send_error_at)
         )),
     }
+    print_sending(&status.sending, out);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The reputation guard's verdict and figures, and the paused receiving domains.
+fn print_sending(sending: &tiercare_scheduler::status::Sending, out: &Output) {
+    match &sending.paused {
+        Some(reason) => out.line(&format!("  {reason}")),
+        None => out.line("  sending: active"),
+    }
+    let figures = &sending.figures;
+    out.line(&format!(
+        "  since {}: {} sends, {} hard bounces ({:.1}%), {} complaints ({:.2}%)",
+        format_time(figures.since),
+        figures.sends,
+        figures.hard_bounces,
+        figures.hard_bounce_percent(),
+        figures.complaints,
+        figures.complaint_percent()
+    ));
+    for row in &sending.by_day_and_rule {
+        out.line(&format!(
+            "    {} {}: {} sends, {} hard bounces, {} complaints",
+            row.day, row.rule_id, row.sends, row.hard_bounces, row.complaints
+        ));
+    }
+    for pause in &sending.domains_paused {
+        out.line(&format!("  receiving domain {pause}"));
+    }
 }

@@ -8,26 +8,8 @@ use tiercare_scheduler::workspace::Workspace;
 use tiercare_store::{Diagnosis, diagnose};
 
 use crate::cli::{BackupArgs, DoctorArgs};
-use crate::output::{Output, thousands};
-
-/// A size in bytes, for people.
-fn size(bytes: u64) -> String {
-    const MIB: f64 = 1024.0 * 1024.0;
-    if bytes >= 1024 * 1024 {
-        format!("{:.1} MiB", bytes as f64 / MIB)
-    } else {
-        format!("{} bytes", thousands(bytes as f64))
-    }
-}
-
-/// Milliseconds, for people.
-fn duration(ms: u64) -> String {
-    if ms >= 1000 {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    } else {
-        format!("{ms} ms")
-    }
-}
+use crate::format::{duration, size, thousands};
+use crate::output::Output;
 
 pub fn backup(args: BackupArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let workspace = Workspace::open(workspace_dir)?;

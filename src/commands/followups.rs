@@ -13,7 +13,8 @@ use tiercare_store::{Task, TaskFilter, TaskView};
 
 use crate::cli::{FollowupsCommand, PlanArgs, RecordArgs, TaskViewArg, TasksArgs, TasksCommand};
 use crate::commands::tiers::{load_rules, now, parse_time, time_or};
-use crate::output::{Output, thousands};
+use crate::format::{local_minute, thousands};
+use crate::output::Output;
 
 const DAY: i64 = 86_400;
 
@@ -249,17 +250,6 @@ fn task_view(view: TaskViewArg) -> TaskView {
     }
 }
 
-/// `YYYY-MM-DD HH:MM` in the workspace's zone.
-fn local(at: i64, timezone: chrono_tz::Tz) -> String {
-    chrono::DateTime::from_timestamp(at, 0)
-        .map(|t| {
-            t.with_timezone(&timezone)
-                .format("%Y-%m-%d %H:%M")
-                .to_string()
-        })
-        .unwrap_or_else(|| at.to_string())
-}
-
 fn print_task(task: &Task, timezone: chrono_tz::Tz, out: &Output) {
     let state = if task.done_at.is_some() {
         "done"
@@ -274,7 +264,7 @@ fn print_task(task: &Task, timezone: chrono_tz::Tz, out: &Output) {
         "  #{:<6} {:<8} due {}  {:<10} {:<12} {}",
         task.id,
         state,
-        local(task.due, timezone),
+        local_minute(task.due, timezone),
         task.customer_id,
         task.assignee,
         task.title
@@ -406,7 +396,7 @@ pub fn tasks(args: TasksArgs, workspace_dir: &Path, out: &Output) -> anyhow::Res
                 out.line(&format!(
                     "task #{} snoozed until {}: {}",
                     task.id,
-                    local(until, timezone),
+                    local_minute(until, timezone),
                     task.title
                 ));
             }

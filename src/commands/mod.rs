@@ -6,6 +6,7 @@ mod daemon;
 mod doctor;
 mod followups;
 mod growth;
+mod mail;
 mod outbox;
 mod owners;
 mod preview;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Customers(args) => customers::customers(args, &workspace_dir, out),
         Command::Send(args) => outbox::send(args, &workspace_dir, out),
         Command::Outbox(args) => outbox::outbox(args, &workspace_dir, out),
+        Command::Mail(command) => mail::mail(command, &workspace_dir, out),
         Command::Unsubscribe(args) => outbox::unsubscribe(args, &workspace_dir, out),
         Command::Owners(args) => owners::owners(args, &workspace_dir, out),
         Command::Completions(args) => shell::completions(&args, out),

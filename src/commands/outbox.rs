@@ -34,7 +34,7 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
     let workspace = Workspace::open(workspace_dir)?;
     let config = workspace.config();
     let at = time_or(args.at.as_deref(), config.timezone, now())?;
-    let settings = SendSettings::from_config(&config.mail, &env)?;
+    let settings = SendSettings::from_config(workspace.root(), &config.mail, &env)?;
     let mut transports = transports(workspace.root(), &config.mail, &env)?;
     // The delivery gate checks every email against the rules and renders it again from the
     // templates as it goes out: both must be valid, or nothing is sent.
@@ -123,6 +123,10 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
             (report.no_consent, "not sent: no email consent"),
             (report.rate_limited, "left queued by the rate limit"),
             (
+                report.paced,
+                "left queued for their receiving domain (paused, or at its limit)",
+            ),
+            (
                 report.held,
                 "held by the contact policy (deferred to the next allowed time)",
             ),
@@ -136,6 +140,14 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
         }
         if !parts.is_empty() {
             out.line(&format!("  {}", parts.join(" · ")));
+        }
+        for pause in &report.domains_paused {
+            out.warn(&format!(
+                "receiving domain {pause}: its emails wait, the others went on"
+            ));
+        }
+        if let Some(reason) = &report.paused {
+            out.warn(reason);
         }
         if report.recovered > 0 {
             out.warn(&format!(
@@ -197,7 +209,7 @@ pub fn outbox(args: OutboxArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
     let command = args.command.unwrap_or(OutboxCommand::List);
     let mut store = match command {
         OutboxCommand::List | OutboxCommand::Show { .. } => workspace.open_store()?,
-        OutboxCommand::Retry { .. } | OutboxCommand::Cancel { .. } => {
+        OutboxCommand::Retry { .. } | OutboxCommand::Cancel { .. } | OutboxCommand::Resume => {
             workspace.open_store_for_writing()?
         }
     };
@@ -331,6 +343,31 @@ pub fn outbox(args: OutboxArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
                 &filter,
                 "cancelled: they will not be sent",
             )?;
+        }
+        OutboxCommand::Resume => {
+            let at = now();
+            let before = tiercare_scheduler::status::sending(&store, &workspace.config().mail, at)?;
+            store.resume_sending(at)?;
+            if args.json {
+                out.json(&serde_json::json!({
+                    "resumed_at": at,
+                    "was_paused": before.paused,
+                }))?;
+            } else {
+                match before.paused {
+                    Some(reason) => {
+                        out.line(&format!("was: {reason}"));
+                        out.heading(&format!(
+                            "sending resumed at {}: the reputation guard counts only later sends",
+                            format_time(at)
+                        ));
+                    }
+                    None => out.heading(&format!(
+                        "sending was not paused; the reputation guard now counts from {}",
+                        format_time(at)
+                    )),
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -37,7 +37,9 @@ pub fn preview(args: PreviewArgs, workspace_dir: &Path, out: &Output) -> anyhow:
     }
     let renderer = EmailRenderer::new(&workspace, loaded.templates, &rules)?;
     let settings =
-        SendSettings::from_config(&workspace.config().mail, &|name| std::env::var(name).ok())?;
+        SendSettings::from_config(workspace.root(), &workspace.config().mail, &|name| {
+            std::env::var(name).ok()
+        })?;
     let preview = renderer.preview(&settings, &args.template, &args.customer, at)?;
     if args.json {
         out.json(&preview)?;

@@ -11,7 +11,8 @@ use tiercare_scheduler::workspace::Workspace;
 
 use super::tiers::{load_rules, now, time_or};
 use crate::cli::ReportArgs;
-use crate::output::{Output, thousands};
+use crate::format::{percent, thousands};
+use crate::output::Output;
 
 pub fn report(args: ReportArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
@@ -83,10 +84,6 @@ fn more(out: &Output, total: usize, what: &str, which: &str) {
             thousands(total as f64)
         ));
     }
-}
-
-fn percent(share: f64) -> String {
-    format!("{:.1}%", share * 100.0)
 }
 
 /// `text` cut to `width` characters (with `…` when cut), padded on the right.
@@ -361,6 +358,7 @@ fn print_summary(figures: &Figures, out: &Output) {
         "  unsubscribed addresses: {}",
         count(figures.unsubscribes)
     ));
+    print_reputation(figures, out);
 
     if let Some(tiercare_scheduler::growth::HoldoutOutcome::Checked(check)) =
         &figures.growth_holdout
@@ -402,6 +400,53 @@ fn print_summary(figures: &Figures, out: &Output) {
                 count(total),
                 count(up),
                 percent(share)
+            ));
+        }
+    }
+}
+
+/// Bounce and complaint rates per follow-up rule and per day over the last 30 days.
+fn print_reputation(figures: &Figures, out: &Output) {
+    let rows = &figures.reputation;
+    if rows.is_empty() {
+        return;
+    }
+    out.line("");
+    out.heading("Sending reputation, last 30 days (hard bounces and complaints per send)");
+    let rate = |part: u64, sends: u64| {
+        if sends == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.1}%", part as f64 * 100.0 / sends as f64)
+        }
+    };
+    let mut by_rule: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
+    let mut by_day: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
+    for row in rows {
+        for entry in [
+            by_rule.entry(row.rule_id.as_str()).or_default(),
+            by_day.entry(row.day.as_str()).or_default(),
+        ] {
+            entry.0 += row.sends;
+            entry.1 += row.hard_bounces;
+            entry.2 += row.complaints;
+        }
+    }
+    for (label, groups) in [("rule", &by_rule), ("day", &by_day)] {
+        out.line(&format!(
+            "  {} {:>8} {:>13} {:>11}",
+            fit(label, 20),
+            "sends",
+            "hard bounces",
+            "complaints"
+        ));
+        for (key, (sends, bounces, complaints)) in groups.iter() {
+            out.line(&format!(
+                "  {} {:>8} {:>13} {:>11}",
+                fit(key, 20),
+                count(*sends),
+                rate(*bounces, *sends),
+                rate(*complaints, *sends)
             ));
         }
     }

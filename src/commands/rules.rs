@@ -60,7 +60,9 @@ pub fn check(args: RulesArgs, workspace_dir: &Path, out: &Output) -> anyhow::Res
         .filter(|d| d.severity == Severity::Error)
         .count();
     let warnings = diagnostics.len() - errors;
-    let ok = version.is_some() && errors == 0;
+    // The workspace's mail settings: SMTP without DKIM is a warning, an unusable key an error.
+    let mail_ok = args.rules.is_some() || super::mail::check_signing(workspace_dir, out);
+    let ok = version.is_some() && errors == 0 && mail_ok;
     if args.json {
         out.json(&json!({
             "rules": dir,

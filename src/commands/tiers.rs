@@ -4,8 +4,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use chrono::{NaiveDate, TimeZone};
+use anyhow::bail;
 use tiercare_engine::render_all;
 use tiercare_scheduler::assess::{
     AssessError, AssessOptions, AssessReport, RuleSafety, RuleSource, assess_with,
@@ -14,41 +13,11 @@ use tiercare_scheduler::assess::{
 use tiercare_scheduler::workspace::Workspace;
 
 use crate::cli::{AssessArgs, ExplainArgs, PinArgs, UnpinArgs};
-use crate::output::{Output, money, thousands};
+use crate::format::{money, percent, thousands};
+use crate::output::Output;
 
-/// Reads a `--at`/`--until` time: `YYYY-MM-DD` is the start of that day in `tz`; otherwise RFC 3339.
-pub fn parse_time(text: &str, tz: chrono_tz::Tz) -> anyhow::Result<i64> {
-    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        let midnight = date.and_hms_opt(0, 0, 0).context("invalid date")?;
-        // The earliest instant of that local day (a DST change at midnight moves it).
-        let local = tz
-            .from_local_datetime(&midnight)
-            .earliest()
-            .or_else(|| {
-                tz.from_local_datetime(&(midnight + chrono::Duration::hours(1)))
-                    .earliest()
-            })
-            .with_context(|| format!("{text} has no midnight in {tz}"))?;
-        return Ok(local.timestamp());
-    }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp())
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "cannot read the time `{text}`: write YYYY-MM-DD or an RFC 3339 time such as 2026-01-31T09:00:00Z"
-            )
-        })
-}
-
-/// The wall-clock time now, unix seconds.
-pub(crate) fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-/// A `--at`/`--from` option: the time given (see [`parse_time`]), or `now` when absent.
-pub(crate) fn time_or(text: Option<&str>, tz: chrono_tz::Tz, now: i64) -> anyhow::Result<i64> {
-    text.map_or(Ok(now), |text| parse_time(text, tz))
-}
+// The time helpers other commands import from here live in the scheduler's `time` module.
+pub(crate) use tiercare_scheduler::time::{now, parse_time, time_or};
 
 /// Loads the workspace's rules, printing every problem when they do not compile.
 pub(crate) fn load_rules(
@@ -99,10 +68,6 @@ pub fn assess(args: AssessArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
     } else {
         ExitCode::from(1)
     })
-}
-
-fn percent(share: f64) -> String {
-    format!("{:.1}%", share * 100.0)
 }
 
 pub(crate) fn print_assessment(report: &AssessReport, out: &Output) {

@@ -11,6 +11,7 @@ mod customers;
 mod daemon;
 mod daemon_watch;
 mod database_safety;
+mod deliver;
 mod delivery_gate;
 mod demo;
 mod followups;

@@ -18,57 +18,58 @@
 //!
 //! # Map
 //!
-//! - [`diagnostic`]: the one error type for user input, and its rendering.
-//! - [`yaml`]: the only module that reads YAML; positions of keys and scalars.
-//! - [`sandbox`]: the only place a Rhai engine is built; script errors located in YAML.
-//! - [`record`]: record kinds, our fields, cells, typed rows.
-//! - [`mapping`]: import mappings (`tiercare import KIND FILE --mapping M.yaml`).
-//! - [`mapping_functions`]: what mapping scripts can call, and unknown calls found at parse.
-//! - [`schedule`]: cron schedules (5-field crontab and the `cron` crate's 6/7-field form).
-//! - [`feature`]: the customer features rules read (the contract with the store).
-//! - [`catalog`](mod@catalog): every feature and function rules can use (`tiercare functions`).
-//! - [`rules`]: tiering rule files (`rules/*.yaml`, `rules/*.rhai`) loaded into a [`RuleSet`].
-//! - [`snapshot`]: one customer's feature values and pin.
-//! - [`evaluate`]: a [`RuleSet`] applied to a [`Snapshot`]: a [`Decision`] (pins, hysteresis).
-//! - [`explain`]: every step of a decision (`tiercare explain`).
-//! - [`followup`]: follow-up rules and the contact policy, validated; [`check_references`].
-//! - [`assignment`]: owner assignment by tier, balanced by spare capacity ([`assign`]).
-//! - [`plan`]: follow-ups planned for one customer over a time range, with occurrence keys.
-//! - [`query`]: expressions over one customer for `tiercare customers --where`/`--sort`.
-//! - [`ruletest`]: rule tests (`rules/tests/*.yaml`, `tiercare test`).
-//! - [`template`]: care-email templates (minijinja), checked against the context schema.
-//! - [`json_schema`]: the JSON Schema of rule and rule-test files (`tiercare schema`).
+//! The engine's modules live in rooms (folders), each using only the rooms listed before it; a
+//! test (`tests/layers.rs` at the workspace root) fails on any import circle between rooms or
+//! files:
+//!
+//! - [`text`] holds [`diagnostic`] (the one error type for user input, and its rendering), [`yaml`]
+//!   (the only module that reads YAML; positions of keys and scalars), `location` (a place in a
+//!   rule file).
+//! - [`customer`] holds [`feature`] (the customer features rules read: the contract with the store)
+//!   and [`snapshot`] (one customer's feature values and pin).
+//! - [`script`] holds [`sandbox`] (the only place a Rhai engine is built; script errors located in
+//!   YAML), compiled expressions and their native evaluator, script lints, and the
+//!   [`catalog`](mod@catalog) of every feature and function rules can use (`tiercare functions`).
+//! - [`import`] holds [`record`] (record kinds, our fields, cells, typed rows), [`mapping`] (import
+//!   mappings, `tiercare import KIND FILE --mapping M.yaml`), [`mapping_functions`] (what mapping
+//!   scripts can call), conversions of cells.
+//! - [`care`] holds [`followup`] (follow-up rules and the contact policy), [`assignment`] (owner
+//!   assignment by tier, balanced by spare capacity: [`assign`]), [`schedule`] (cron schedules),
+//!   [`template`] (care-email templates, minijinja, checked against the context schema).
+//! - [`tiering`] holds the compiled [`RuleSet`] (`tiering::rule_set`), [`evaluate`] (a
+//!   [`RuleSet`] applied to a [`Snapshot`]: a [`Decision`], pins, [`hysteresis`]), [`explain`]
+//!   (every step of a decision, `tiercare explain`), [`query`] (expressions over one customer for
+//!   `tiercare customers --where`/`--sort`).
+//! - [`planning`] holds [`plan`] (follow-ups planned for one customer over a time range, with
+//!   occurrence keys) and [`delivery`] (the pure half of the delivery gate).
+//! - [`load`] holds the loading layer: [`rules`] (rule files, `rules/*.yaml` and `rules/*.rhai`,
+//!   validated into a [`RuleSet`]), the follow-up and assignment sections' loaders
+//!   ([`check_references`]), [`ruletest`] (rule tests, `tiercare test`) and [`json_schema`] (the
+//!   JSON Schema of rule and rule-test files, `tiercare schema`).
+//!
+//! The modules' earlier paths (`tiercare_engine::plan`, `tiercare_engine::template`...) are
+//! re-exported below and stay valid.
 
 // The JSON Schema of rule files is one `json!` literal, deeper than the default limit.
 #![recursion_limit = "512"]
 
-pub mod assignment;
-pub mod catalog;
-pub mod delivery;
-pub mod diagnostic;
-pub mod evaluate;
-pub mod explain;
-pub mod feature;
-pub mod followup;
-pub mod hysteresis;
-pub mod json_schema;
-pub mod mapping;
-pub mod mapping_functions;
-pub mod plan;
-pub mod query;
-pub mod record;
-pub mod rules;
-pub mod ruletest;
-pub mod sandbox;
-pub mod schedule;
-pub mod snapshot;
-pub mod template;
-pub mod yaml;
+pub mod care;
+pub mod customer;
+pub mod import;
+pub mod load;
+pub mod planning;
+pub mod script;
+pub mod text;
+pub mod tiering;
 
-mod convert;
-mod native;
-mod rule_file;
-mod script_lint;
+pub use care::{assignment, followup, schedule, template};
+pub use customer::{feature, snapshot};
+pub use import::{mapping, mapping_functions, record};
+pub use load::{json_schema, rules, ruletest};
+pub use planning::{delivery, plan};
+pub use script::{catalog, sandbox};
+pub use text::{diagnostic, yaml};
+pub use tiering::{evaluate, explain, hysteresis, query};
 
 pub use assignment::{
     Assignment, AssignmentPlan, Candidate, ManagerLoad, TierAssignment, TierOutcome, Unowned,
@@ -82,11 +83,13 @@ pub use explain::{
 };
 pub use feature::{Feature, FeatureSpec, FeatureType, NEVER_DAYS, features};
 pub use followup::{
-    Action, Assignee, CadenceFrom, Caps, ContactPolicy, Event, FollowUpRule, ReEntry, References,
-    SendWindow, TierPolicy, Trigger, check_references, parse_duration,
+    Action, Assignee, CadenceFrom, Caps, ContactPolicy, Event, FollowUpRule, ReEntry, SendWindow,
+    TierPolicy, Trigger,
 };
 pub use hysteresis::DowngradeAfter;
 pub use json_schema::rules_json_schema;
+pub use load::followups::{References, check_references};
+pub use load::values::parse_duration;
 pub use mapping::{BindError, BoundMapping, Mapping, script_name};
 pub use plan::{
     CapPeriod, CustomerEvent, EventKind, FollowUpState, Given, Moved, Plan, PlannedAction, Planner,
@@ -97,10 +100,7 @@ pub use record::{
     Cell, Check, FieldSpec, FieldType, RecordKind, Rejection, RowOutcome, TypedRow,
     UnknownRecordKind, Value, field_index, fields,
 };
-pub use rules::{
-    LibraryFunction, LoadedRules, Location, RuleFile, RuleInfo, RuleSet, ScoreInfo, SegmentSetInfo,
-    Window, load_rules,
-};
+pub use rules::{LoadedRules, RuleFile, load_rules};
 pub use ruletest::{TestFailure, TestReport, run_rule_tests};
 pub use sandbox::{Budget, Limits, Now, ScriptError, new_engine, script_diagnostic};
 pub use snapshot::{AssessmentTimes, FeatureTypeError, FeatureValue, Pin, Snapshot};
@@ -108,6 +108,10 @@ pub use template::{
     CONTEXT_SCHEMA, CustomerContext, LoadedTemplates, OwnerContext, RecommendationContext,
     RenderError, RenderedTemplate, SenderContext, TemplateContext, TemplateFile, Templates,
     TierContext, load_templates,
+};
+pub use text::location::Location;
+pub use tiering::rule_set::{
+    LibraryFunction, RuleInfo, RuleSet, ScoreInfo, SegmentSetInfo, Window,
 };
 pub use yaml::{Document, PathSeg, ScalarStyle, Span, Spans, YamlLimits};
 

@@ -738,7 +738,7 @@ fn columns_are_constants_in_scripts() {
 
 #[test]
 fn the_documented_examples_are_valid() {
-    let source = include_str!("../src/mapping.rs");
+    let source = include_str!("../src/import/mapping.rs");
     let mut examples = Vec::new();
     let mut current: Option<String> = None;
     for line in source.lines() {

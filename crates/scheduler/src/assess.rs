@@ -12,9 +12,13 @@ use crate::growth::{Growth, GrowthOutcome, GrowthSettings};
 use serde::Serialize;
 use tiercare_engine::{
     AssessmentTimes, Decision, Diagnostic, Explanation, Feature, LoadedRules, Pin as EnginePin,
-    RuleFile, RuleSet, Snapshot, Window as RuleWindow, load_rules,
+    RuleFile, RuleSet, Snapshot, load_rules,
 };
-use tiercare_store::{CustomerFeatures, EncodedDecision, JsonText, Pin, Store, StoreError, Window};
+use tiercare_store::{CustomerFeatures, EncodedDecision, JsonText, Pin, Store, StoreError};
+
+/// The time format of messages, and the features-to-snapshot copy, at their earlier paths.
+pub use crate::snapshot::fill_snapshot;
+pub use crate::time::format_time;
 
 /// The rule files of a folder: `*.yaml`/`*.yml` rule files and `*.rhai` function libraries at
 /// its top level, and rule tests in its `tests/` subfolder.
@@ -261,13 +265,6 @@ pub struct AssessReport {
     pub growth: Option<GrowthOutcome>,
 }
 
-fn store_window(window: RuleWindow) -> Window {
-    match window.seconds() {
-        Some(seconds) => Window::Seconds(seconds),
-        None => Window::All,
-    }
-}
-
 fn engine_pin(pin: &Pin) -> EnginePin {
     EnginePin {
         tier: pin.tier.clone(),
@@ -277,122 +274,12 @@ fn engine_pin(pin: &Pin) -> EnginePin {
     }
 }
 
-/// `YYYY-MM-DD HH:MM UTC` for messages.
-pub fn format_time(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|| unix.to_string())
-}
-
 /// Gives a filled snapshot the assessment's time, which hysteresis measures on.
 pub fn assessed_at(snapshot: &mut Snapshot, at: i64) {
     snapshot.set_times(AssessmentTimes {
         at: Some(at),
         ..snapshot.times()
     });
-}
-
-/// Copies a customer's features from the store into an engine snapshot.
-pub fn fill_snapshot(snapshot: &mut Snapshot, features: &CustomerFeatures) {
-    let CustomerFeatures {
-        customer_rowid: _,
-        customer_id,
-        region,
-        owner,
-        timezone,
-        has_email,
-        consent_email,
-        consent_sms,
-        consent_phone,
-        birthday,
-        orders_total,
-        revenue_total,
-        orders_window,
-        revenue_window,
-        avg_order_window,
-        avg_order_total,
-        first_order_at,
-        last_order_at,
-        days_since_last_order,
-        days_since_first_order,
-        tenure_days,
-        revenue_rank,
-        revenue_share,
-        revenue_share_before,
-        revenue_share_after,
-        revenue_percentile,
-        r_score,
-        f_score,
-        m_score,
-        rfm_cell,
-        interactions_window,
-        interactions_total,
-        last_contact_at,
-        days_since_last_contact,
-        complaints_open,
-        complaints_window,
-        complaints_total,
-        max_severity_window,
-        feedback_window,
-        satisfaction_avg,
-        satisfaction_last,
-        previous_tier,
-        days_in_tier,
-        pending_downgrade,
-        pending_since,
-        attributes,
-        created_at: _,
-    } = features;
-    let s = snapshot;
-    s.set_text(Feature::CustomerId, customer_id);
-    s.set_text(Feature::Region, region);
-    s.set_text(Feature::Owner, owner);
-    s.set_text(Feature::Timezone, timezone);
-    s.set_bool(Feature::HasEmail, *has_email);
-    s.set_bool(Feature::ConsentEmail, *consent_email);
-    s.set_bool(Feature::ConsentSms, *consent_sms);
-    s.set_bool(Feature::ConsentPhone, *consent_phone);
-    s.set_text(Feature::Birthday, birthday);
-    s.set_int(Feature::OrdersTotal, *orders_total);
-    s.set_float(Feature::RevenueTotal, *revenue_total);
-    s.set_int(Feature::OrdersWindow, *orders_window);
-    s.set_float(Feature::RevenueWindow, *revenue_window);
-    s.set_float(Feature::AvgOrderWindow, *avg_order_window);
-    s.set_float(Feature::AvgOrderTotal, *avg_order_total);
-    s.set_time(Feature::FirstOrderAt, *first_order_at);
-    s.set_time(Feature::LastOrderAt, *last_order_at);
-    s.set_int(Feature::DaysSinceLastOrder, *days_since_last_order);
-    s.set_int(Feature::DaysSinceFirstOrder, *days_since_first_order);
-    s.set_int(Feature::TenureDays, *tenure_days);
-    s.set_int(Feature::RevenueRank, *revenue_rank);
-    s.set_float(Feature::RevenueShare, *revenue_share);
-    s.set_float(Feature::RevenueShareBefore, *revenue_share_before);
-    s.set_float(Feature::RevenueShareAfter, *revenue_share_after);
-    s.set_float(Feature::RevenuePercentile, *revenue_percentile);
-    s.set_int(Feature::RScore, *r_score);
-    s.set_int(Feature::FScore, *f_score);
-    s.set_int(Feature::MScore, *m_score);
-    s.set_int(Feature::RfmCell, *rfm_cell);
-    s.set_int(Feature::InteractionsWindow, *interactions_window);
-    s.set_int(Feature::InteractionsTotal, *interactions_total);
-    s.set_time(Feature::LastContactAt, *last_contact_at);
-    s.set_int(Feature::DaysSinceLastContact, *days_since_last_contact);
-    s.set_int(Feature::ComplaintsOpen, *complaints_open);
-    s.set_int(Feature::ComplaintsWindow, *complaints_window);
-    s.set_int(Feature::ComplaintsTotal, *complaints_total);
-    s.set_int(Feature::MaxSeverityWindow, *max_severity_window);
-    s.set_int(Feature::FeedbackWindow, *feedback_window);
-    s.set_optional_float(Feature::SatisfactionAvg, *satisfaction_avg);
-    s.set_optional_float(Feature::SatisfactionLast, *satisfaction_last);
-    s.set_text(Feature::PreviousTier, previous_tier);
-    s.set_int(Feature::DaysInTier, *days_in_tier);
-    s.set_int(Feature::PendingDowngrade, *pending_downgrade);
-    // The assessment's time is set by the caller that knows it (`assessed_at`).
-    s.set_times(AssessmentTimes {
-        at: None,
-        pending_since: *pending_since,
-    });
-    s.set_attributes(attributes);
 }
 
 /// Running totals while customers are assessed.
@@ -447,12 +334,7 @@ pub fn assess_with(
     // The models are fitted only for rules that read a growth feature (one more pass over the
     // orders and the fit); otherwise the features stay none and nothing is stored.
     let growth = if crate::growth::FEATURES.iter().any(|f| rules.uses(*f)) {
-        Growth::compute(
-            reader,
-            options.at,
-            store_window(rules.window()),
-            options.growth,
-        )?
+        Growth::compute(reader, options.at, rules.window(), options.growth)?
     } else {
         Growth::default()
     };
@@ -488,7 +370,7 @@ pub fn assess_with(
             Some(path) if recording => Some(Store::open(path)?),
             _ => None,
         };
-        let window = store_window(rules.window());
+        let window = rules.window();
         let attributes = rules.uses(Feature::Attr);
         reader.for_each_features_with(
             options.at,
@@ -826,9 +708,9 @@ pub fn explain(
     growth: GrowthSettings,
 ) -> Result<CustomerExplanation, AssessError> {
     let features = store
-        .customer_features(at, store_window(rules.window()), customer_id)?
+        .customer_features(at, rules.window(), customer_id)?
         .ok_or_else(|| AssessError::UnknownCustomer(customer_id.to_owned()))?;
-    let growth = Growth::compute(store, at, store_window(rules.window()), growth)?;
+    let growth = Growth::compute(store, at, rules.window(), growth)?;
     let mut snapshot = Snapshot::new();
     fill_snapshot(&mut snapshot, &features);
     growth.fill(&mut snapshot, features.customer_rowid);

@@ -165,6 +165,23 @@ pub struct MailConfig {
     /// How the outbox retries and recovers (`[mail.outbox]`).
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// DKIM signing (`[mail.dkim]`); unsigned without it.
+    #[serde(default)]
+    pub dkim: Option<crate::sending_settings::DkimConfig>,
+    /// The `List-Id` of care emails (RFC 2919), e.g. `care.shop.example`; default
+    /// `care.` and the domain of `from`.
+    #[serde(default)]
+    pub list_id: Option<String>,
+    /// Limits per receiving domain (`[mail.domains."gmail.com"]`), over the defaults for the
+    /// large providers ([`crate::sending_settings::default_domains`]).
+    #[serde(default)]
+    pub domains: std::collections::BTreeMap<String, crate::sending_settings::DomainLimits>,
+    /// When sending pauses itself (`[mail.reputation]`).
+    #[serde(default)]
+    pub reputation: crate::sending_settings::ReputationConfig,
+    /// The warm-up schedule of a new sending domain (`[mail.warmup]`); off without it.
+    #[serde(default)]
+    pub warmup: Option<crate::sending_settings::WarmupConfig>,
 }
 
 impl Default for MailConfig {
@@ -179,6 +196,11 @@ impl Default for MailConfig {
             unsubscribe_secret_env: default_unsubscribe_secret_env(),
             limits: LimitsConfig::default(),
             outbox: OutboxConfig::default(),
+            dkim: None,
+            list_id: None,
+            domains: std::collections::BTreeMap::new(),
+            reputation: crate::sending_settings::ReputationConfig::default(),
+            warmup: None,
         }
     }
 }
@@ -455,6 +477,9 @@ impl Config {
                 )));
             }
         }
+        crate::sending_settings::validate_domains(&mail.domains).map_err(invalid)?;
+        crate::sending_settings::validate_reputation(&mail.reputation, mail.warmup.as_ref())
+            .map_err(invalid)?;
         if let Some(url) = &mail.unsubscribe_url
             && !url.starts_with("https://")
         {
@@ -568,6 +593,27 @@ from = "Customer Care <care@example.com>"
 # after_crash = "resend_once"             # an email handed over when a sender died may have
 #                                         # arrived: resend it (same Message-ID), or "hold" it
 #                                         # as unknown for `tiercare outbox retry`
+
+# Landing in the inbox (see README, "Landing in the inbox"): DKIM signing, with the key in a
+# PEM file or in an environment variable (never here); `tiercare mail dns` prints the records.
+# list_id = "care.example.com"            # List-Id of care emails (default: care.<from's domain>)
+# [mail.dkim]
+# selector = "s2026"
+# key_file = "dkim.pem"                   # or key_env = "TIERCARE_DKIM_KEY"
+# Per receiving domain (defaults for gmail.com, yahoo.com, outlook.com, icloud.com, ...):
+# [mail.domains."gmail.com"]
+# per_minute = 120
+# per_hour = 3000
+# concurrency = 3
+# Sending pauses itself when hard bounces or complaints pass these shares of the sends:
+# [mail.reputation]
+# hard_bounce_percent = 5.0
+# complaint_percent = 0.3
+# min_sends = 50
+# window_hours = 24
+# [mail.warmup]                           # a new sending domain: daily caps from a start date
+# start = "2026-12-01"
+# daily = [50, 100, 200, 400, 800, 1600, 3200]
 
 # [mail.smtp]
 # host = "smtp.example.com"

@@ -15,6 +15,7 @@ use tiercare_engine::{CustomerExpression, QueryValue, Snapshot, Stored};
 use tiercare_store::{CustomerQuery, CustomerRow, Store, StoreError, Window};
 
 use crate::assess::{AssessError, RuleSource, fill_snapshot};
+use crate::time::iso_time;
 use crate::workspace::Workspace;
 
 /// The columns `--sort` can name besides features and expressions (they sort without a
@@ -174,10 +175,7 @@ fn query_key(value: QueryValue) -> Key {
 /// The rules' window (the workspace's `rules/`), for the features pass.
 fn rules_window(workspace: &Workspace) -> Result<Window, ListError> {
     let rules = RuleSource::read(&workspace.rules_dir(), Path::new("rules"))?.load()?;
-    Ok(match rules.rules.window().seconds() {
-        Some(seconds) => Window::Seconds(seconds),
-        None => Window::All,
-    })
+    Ok(rules.rules.window())
 }
 
 /// Lists the workspace's customers by `options`.
@@ -317,13 +315,6 @@ pub fn list_customers(
         matching,
         offset: options.offset,
     })
-}
-
-/// `2026-12-07T10:00:00Z`, or "" for none.
-fn iso_time(unix: Option<i64>) -> String {
-    unix.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
 }
 
 /// Segments as `set=segment` joined by `;` (sorted by set).

@@ -133,10 +133,7 @@ impl Growth {
         window: Window,
         settings: GrowthSettings,
     ) -> Result<Growth, StoreError> {
-        let window_start = match window {
-            Window::All => None,
-            Window::Seconds(seconds) => Some(at.saturating_sub(seconds)),
-        };
+        let window_start = window.seconds().map(|seconds| at.saturating_sub(seconds));
         let year_start = at.saturating_sub(YEAR_SECONDS);
         let since = window_start.map(|w| w.min(year_start));
         let day = |t: i64| day_in(settings.timezone, t);
@@ -299,10 +296,9 @@ pub fn holdout(
     settings: GrowthSettings,
 ) -> Result<HoldoutOutcome, StoreError> {
     let calibration_end = at.saturating_sub(HOLDOUT_DAYS * 86_400);
-    let since = match window {
-        Window::All => None,
-        Window::Seconds(seconds) => Some(calibration_end.saturating_sub(seconds)),
-    };
+    let since = window
+        .seconds()
+        .map(|seconds| calibration_end.saturating_sub(seconds));
     let day = |t: i64| day_in(settings.timezone, t);
     let (end_day, at_day) = (day(calibration_end), day(at));
     let mut histories: Vec<(i64, Vec<(i64, f64)>)> = Vec::new();

@@ -20,9 +20,8 @@ use tiercare_engine::mapping::{
 };
 use tiercare_engine::{Diagnostic, RecordKind};
 use tiercare_store::{
-    ComplaintRecord, CustomerRecord, FeedbackRecord, ImportAudit, ImportKind, ImportOptions,
-    ImportSession, InteractionRecord, ManagerRecord, OrderItem, OrderRecord, Outcome, RowError,
-    Store, StoreError,
+    ComplaintRecord, CustomerRecord, FeedbackRecord, ImportAudit, ImportOptions, ImportSession,
+    InteractionRecord, ManagerRecord, OrderItem, OrderRecord, Outcome, RowError, Store, StoreError,
 };
 
 /// How many rejected rows a report lists (all are counted).
@@ -252,7 +251,7 @@ pub fn import_file(
     };
 
     let mut session = store.import(
-        store_kind(request.kind),
+        request.kind,
         ImportOptions {
             create_missing_customers: mapping.create_customers(),
             source: request.file.to_string_lossy().into_owned(),
@@ -629,17 +628,6 @@ fn bind_error(path: &Path, err: BindError) -> ImportError {
             path: path.to_owned(),
             message: other.to_string(),
         },
-    }
-}
-
-fn store_kind(kind: RecordKind) -> ImportKind {
-    match kind {
-        RecordKind::Customers => ImportKind::Customers,
-        RecordKind::Orders => ImportKind::Orders,
-        RecordKind::Interactions => ImportKind::Interactions,
-        RecordKind::Complaints => ImportKind::Complaints,
-        RecordKind::Feedback => ImportKind::Feedback,
-        RecordKind::Managers => ImportKind::Managers,
     }
 }
 

@@ -25,7 +25,7 @@ use tiercare_engine::plan::{
 use tiercare_engine::{Action, Assignee as EngineAssignee, RuleSet, Snapshot};
 use tiercare_store::{
     Assignee, CustomerFeatures, CustomerFollowUpState as StoreState, EmailRecipient, EventKind,
-    FollowUpAction, OccurrenceKey, PlannedFollowUp, StateRange, Store, StoreError, Window,
+    FollowUpAction, OccurrenceKey, PlannedFollowUp, StateRange, Store, StoreError,
 };
 
 use crate::assess::{AssessError, fill_snapshot};
@@ -284,13 +284,6 @@ pub fn capacity_warnings(
     warnings
 }
 
-fn store_window(rules: &RuleSet) -> Window {
-    match rules.window().seconds() {
-        Some(seconds) => Window::Seconds(seconds),
-        None => Window::All,
-    }
-}
-
 /// Converts one store event into the engine's, if the engine plans on it.
 fn engine_event(kind: &EventKind) -> EngineEventKind {
     match kind {
@@ -385,7 +378,7 @@ fn for_each_plan(
     let mut state = EngineState::default();
     reader.for_each_followup_state(
         options.from,
-        store_window(rules),
+        rules.window(),
         range,
         &mut |features, stored| {
             snapshot.reset();

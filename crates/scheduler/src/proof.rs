@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use tiercare_engine::{Diagnostic, Feature, RuleSet, Snapshot};
-use tiercare_store::{Store, StoreError, Window};
+use tiercare_store::{Store, StoreError};
 
 use crate::assess::fill_snapshot;
 use crate::config::RulesConfig;
@@ -40,10 +40,7 @@ pub fn prove_on_sample(
     config: &RulesConfig,
     at: i64,
 ) -> Result<Proof, StoreError> {
-    let window = match rules.window().seconds() {
-        Some(seconds) => Window::Seconds(seconds),
-        None => Window::All,
-    };
+    let window = rules.window();
     let sample = store.sample_features(at, window, config.sample, rules.uses(Feature::Attr))?;
     let mut evaluator = rules.evaluator();
     evaluator.set_budget(Some(config.budget()));

@@ -648,6 +648,68 @@ mod send_loop {
         }
     }
 
+    /// A real transport, counting the messages in flight at once across all its clones.
+    struct Counting {
+        inner: Box<dyn MailTransport>,
+        in_flight: Arc<AtomicUsize>,
+        most: Arc<AtomicUsize>,
+    }
+
+    impl MailTransport for Counting {
+        fn send(&mut self, message: &BuiltMessage) -> Result<Delivered, SendError> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            let delivered = self.inner.send(message);
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            delivered
+        }
+
+        fn name(&self) -> &'static str {
+            "smtp"
+        }
+    }
+
+    #[test]
+    fn a_domains_concurrency_limit_holds_over_many_connections() {
+        // A slow server (30 ms per answer), so that three connections overlap when allowed.
+        let sink =
+            SmtpSink::start(Script::accept_all().answer_delay(Duration::from_millis(30))).unwrap();
+        for limit in [None, Some(1)] {
+            let (_dir, mut store) = queued(6);
+            let in_flight = Arc::new(AtomicUsize::new(0));
+            let most = Arc::new(AtomicUsize::new(0));
+            let mut transports: Vec<Box<dyn MailTransport>> = smtp(&sink, 3)
+                .into_iter()
+                .map(|inner| {
+                    Box::new(Counting {
+                        inner,
+                        in_flight: Arc::clone(&in_flight),
+                        most: Arc::clone(&most),
+                    }) as Box<dyn MailTransport>
+                })
+                .collect();
+            let mut settings = settings(LimitsConfig::default(), OutboxConfig::default());
+            if let Some(limit) = limit {
+                settings.domains.insert(
+                    "example.com".to_owned(),
+                    tiercare_scheduler::mail::pacing::DomainLimits {
+                        concurrency: Some(limit),
+                        ..Default::default()
+                    },
+                );
+            }
+            let report =
+                deliver_due(&mut store, &mut transports, NOW, &settings, &NO_STOP).unwrap();
+            assert_eq!(report.sent, 6, "{report:?}");
+            let most = most.load(Ordering::SeqCst);
+            match limit {
+                Some(limit) => assert_eq!(most, limit as usize, "at most {limit} at once"),
+                None => assert!(most > 1, "three connections overlap without a limit"),
+            }
+        }
+        assert_eq!(sink.received().len(), 12);
+    }
+
     #[test]
     fn a_raised_stop_flag_releases_the_unsent_claims_on_one_and_many_connections() {
         for connections in [1, 3] {

@@ -22,6 +22,7 @@ pub struct Script {
     pub(crate) stall_on_rcpt: u32,
     pub(crate) data_451: u32,
     pub(crate) reject_rcpt: Vec<String>,
+    pub(crate) throttle_domain: Vec<String>,
     pub(crate) stall_after_data: u32,
     pub(crate) drop_after_data: u32,
     pub(crate) drop_in_data: u32,
@@ -73,6 +74,14 @@ impl Script {
     /// `550 5.1.1 <address>: no such user`, every time.
     pub fn reject_rcpt(mut self, address: impl Into<String>) -> Script {
         self.reject_rcpt.push(address.into());
+        self
+    }
+
+    /// RCPT for any address at `domain` (compared without regard to ASCII case) is answered
+    /// `421 4.7.28 ... rate limited, try again later`, every time, as Gmail and Yahoo throttle a
+    /// sender; the connection stays open for other recipients.
+    pub fn throttle_domain(mut self, domain: impl Into<String>) -> Script {
+        self.throttle_domain.push(domain.into());
         self
     }
 

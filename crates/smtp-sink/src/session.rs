@@ -222,6 +222,11 @@ impl Session<'_> {
             {
                 // As real servers do, the reply quotes the address.
                 format!("550 5.1.1 <{to}>: no such user")
+            } else if state.script.throttle_domain.iter().any(|domain| {
+                to.rsplit_once('@')
+                    .is_some_and(|(_, at)| at.eq_ignore_ascii_case(domain))
+            }) {
+                format!("421 4.7.28 <{to}>: rate limited, try again later")
             } else if self.deferred_rcpt || take(&mut state.counters.rcpt_451) {
                 self.deferred_rcpt = true;
                 "451 4.7.1 try again later".to_owned()

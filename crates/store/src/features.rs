@@ -43,29 +43,18 @@ use crate::stored::customer_rowid;
 /// Seconds in a day: days are `floor(seconds / SECONDS_PER_DAY)`.
 const SECONDS_PER_DAY: i64 = 86_400;
 
-/// The documented "100 years" sentinel of `days_since_last_order` and
-/// `days_since_last_contact` for customers who never ordered / were never
-/// contacted, so that `days_since_last_order > 365` treats them as inactive.
-pub const NEVER_DAYS: i64 = 36_500;
+pub use tiercare_types::{NEVER_DAYS, Window};
 
-/// The feature window of an assessment: which data counts as "in the
-/// window".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum Window {
-    /// All time: every time `t <= at` is in the window.
-    All,
-    /// The last `W` seconds: `at - W < t <= at`. A window of zero or fewer
-    /// seconds contains nothing.
-    Seconds(i64),
+/// Where a window begins, for the feature passes.
+trait WindowStart {
+    /// The window's exclusive lower bound at `at` (`at - W < t <= at`); `None` for all time. A
+    /// window of zero or fewer seconds contains nothing.
+    fn start(self, at: i64) -> Option<i64>;
 }
 
-impl Window {
-    /// The window's exclusive lower bound at `at`; `None` for all time.
+impl WindowStart for Window {
     fn start(self, at: i64) -> Option<i64> {
-        match self {
-            Window::All => None,
-            Window::Seconds(seconds) => Some(at.saturating_sub(seconds)),
-        }
+        self.seconds().map(|seconds| at.saturating_sub(seconds))
     }
 }
 

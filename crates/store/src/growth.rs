@@ -1,6 +1,6 @@
 //! The growth models' reads and record: every order up to an assessment's time, customer by
 //! customer (the scheduler turns them into BG/NBD summaries), and the fit stored with an
-//! assessment (`assessment_growth`, migration 11).
+//! assessment (`assessment_growth`, migration 12).
 
 use rusqlite::{OptionalExtension, params};
 

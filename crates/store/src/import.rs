@@ -35,49 +35,21 @@ use crate::error::{AtPath, StoreError};
 use crate::keys::BuildMapHasher;
 use seen::SeenRows;
 
-/// What an import brings in; each kind fills one table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ImportKind {
-    /// Customers, into `customers`.
-    Customers,
-    /// Orders and their lines, into `orders` and `order_items`.
-    Orders,
-    /// Contacts with customers, into `interactions`.
-    Interactions,
-    /// Complaints, into `complaints`.
-    Complaints,
-    /// Satisfaction scores, into `feedback`.
-    Feedback,
-    /// Account managers, into `managers`.
-    Managers,
+/// What an import brings in; each kind fills one table (the record kinds of `tiercare import`).
+pub use tiercare_types::RecordKind as ImportKind;
+
+/// What the store knows of each kind: its table and its id column.
+pub(crate) trait KindTable {
+    /// The name of the column that holds the record's own id, as used in rejection messages.
+    fn id_column(self) -> &'static str;
+    /// The table the kind fills; the names happen to be the same.
+    fn table(self) -> &'static str;
+    /// The kind's position in [`ImportKind::ALL`].
+    fn index(self) -> usize;
 }
 
-impl ImportKind {
-    /// Every kind, in a fixed order.
-    pub const ALL: [ImportKind; 6] = [
-        ImportKind::Customers,
-        ImportKind::Orders,
-        ImportKind::Interactions,
-        ImportKind::Complaints,
-        ImportKind::Feedback,
-        ImportKind::Managers,
-    ];
-
-    /// The kind's name, lower-case plural: `customers`, `orders`, ...
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImportKind::Customers => "customers",
-            ImportKind::Orders => "orders",
-            ImportKind::Interactions => "interactions",
-            ImportKind::Complaints => "complaints",
-            ImportKind::Feedback => "feedback",
-            ImportKind::Managers => "managers",
-        }
-    }
-
-    /// The name of the column that holds the record's own id, as used in
-    /// rejection messages.
-    pub fn id_column(self) -> &'static str {
+impl KindTable for ImportKind {
+    fn id_column(self) -> &'static str {
         match self {
             ImportKind::Customers => "customer_id",
             ImportKind::Orders => "order_id",
@@ -88,19 +60,12 @@ impl ImportKind {
         }
     }
 
-    /// The table the kind fills; the names happen to be the same.
     fn table(self) -> &'static str {
         self.as_str()
     }
 
     fn index(self) -> usize {
         self as usize
-    }
-}
-
-impl fmt::Display for ImportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

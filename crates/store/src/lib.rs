@@ -85,6 +85,7 @@ mod recommend;
 pub mod records;
 mod report;
 mod schema;
+mod sending;
 mod stored;
 mod suppressions;
 mod tasks;
@@ -123,6 +124,7 @@ pub use records::{
 };
 pub use report::{CareProgramme, OwnerWork, RuleEmails, TierMoveCount, TierWork};
 pub use schema::{APPLICATION_ID, MIGRATIONS, supported_version};
+pub use sending::{DomainPause, ReputationRow, address_domain};
 pub use stored::{Customer, Order};
 pub use suppressions::{SuppressionReason, address_hash, is_address_hash};
 pub use tasks::{NewTask, Task, TaskFilter, TaskStatus, TaskView};

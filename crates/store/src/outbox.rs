@@ -516,6 +516,8 @@ pub(crate) fn enqueue(
 /// (migration 7) answers it by reading only the rows sent since then. The `+`
 /// keeps SQLite from preferring `outbox_by_state`, which would visit every sent
 /// row ever: the state is only checked on the few rows the range yields.
+use crate::sending::DOMAIN_OF_TO;
+
 const SENT_SINCE: &str = "SELECT count(*) FROM outbox WHERE +state = 'sent' AND sent_at >= ?1";
 
 impl Store {
@@ -537,6 +539,19 @@ impl Store {
     /// `suppressed` instead and are counted. Each claimed row's `attempts`
     /// goes up by one.
     pub fn claim_due(&mut self, now: i64, limit: usize) -> Result<Claim, StoreError> {
+        self.claim_due_except(now, limit, &[])
+    }
+
+    /// [`Store::claim_due`], leaving alone the e-mails to the receiving domains in `paced`
+    /// (lower-case, as [`address_domain`](crate::address_domain) gives them): paused or at
+    /// their limit, they stay queued.
+    pub fn claim_due_except(
+        &mut self,
+        now: i64,
+        limit: usize,
+        paced: &[String],
+    ) -> Result<Claim, StoreError> {
+        let paced = serde_json::to_string(paced).unwrap_or_else(|_| "[]".to_owned());
         let (tx, path) = self.write_tx()?;
         let mut claim = Claim::default();
         let due: Vec<OutboxEmail> = {
@@ -544,12 +559,13 @@ impl Store {
                 .prepare_cached(&format!(
                     "SELECT {EMAIL_COLUMNS} {EMAIL_FROM} \
                      WHERE o.state IN ('queued', 'deferred') AND o.due_at <= ?1 \
+                     AND {DOMAIN_OF_TO} NOT IN (SELECT value FROM json_each(?3)) \
                      ORDER BY o.due_at, o.id LIMIT ?2"
                 ))
                 .at(path)?;
             let rows = stmt
                 .query_map(
-                    params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    params![now, i64::try_from(limit).unwrap_or(i64::MAX), paced],
                     email_row,
                 )
                 .at(path)?;
@@ -697,10 +713,21 @@ impl Store {
     /// counted, with a `claimed → queued` event; all in one transaction.
     /// Returns how many were released (ids not claimed are left alone).
     pub fn release_claims(&mut self, ids: &[i64], now: i64) -> Result<u64, StoreError> {
+        self.release_claims_because(ids, now, "released unsent: the sender was stopping")
+    }
+
+    /// [`Store::release_claims`] with `detail` as the events' reason (e.g. the receiving
+    /// domain is paused).
+    pub fn release_claims_because(
+        &mut self,
+        ids: &[i64],
+        now: i64,
+        detail: &str,
+    ) -> Result<u64, StoreError> {
         let (tx, path) = self.write_tx()?;
         let mut released = 0;
         for &id in ids {
-            if requeue_unsent(&tx, id, now, "released unsent: the sender was stopping").at(path)? {
+            if requeue_unsent(&tx, id, now, detail).at(path)? {
                 released += 1;
             }
         }

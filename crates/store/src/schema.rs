@@ -485,7 +485,27 @@ ALTER TABLE outbox ADD COLUMN handed_at INTEGER;
 -- whose hold starts again at the next assessment)
 ALTER TABLE customer_tiers ADD COLUMN pending_since INTEGER;
 "#,
-    // 11: the growth models' fit stored with each assessment (BG/NBD and Gamma-Gamma).
+    // 11: per-domain pauses and the reputation guard's resume time (deliverability, #23).
+    r#"
+-- Receiving domains that answered "slow down" (421, 4.7.x): nothing goes to
+-- them before paused_until; strikes counts such answers in a row (each
+-- doubles the pause) and a delivery to the domain deletes the row. reason
+-- holds reply codes only, never the server's text (it may quote addresses).
+CREATE TABLE mail_domain_pauses (
+    domain       TEXT PRIMARY KEY CHECK (domain <> ''),
+    paused_until INTEGER NOT NULL,
+    strikes      INTEGER NOT NULL CHECK (strikes >= 1),
+    reason       TEXT NOT NULL,
+    updated_at   INTEGER NOT NULL
+) STRICT;
+-- One row: when sending was last resumed by hand (`tiercare outbox resume`)
+-- after the reputation guard paused it; the guard counts from then on.
+CREATE TABLE mail_reputation_state (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    resumed_at INTEGER NOT NULL
+) STRICT;
+"#,
+    // 12: the growth models' fit stored with each assessment (BG/NBD and Gamma-Gamma).
     r#"
 -- the fitted parameters and fit quality as JSON, or why the models could not
 -- be fitted; one row per assessment that ran them
@@ -574,6 +594,7 @@ mod tests {
         0xc43f_5b07_4a72_5ace,
         0x3770_7b77_45be_c1bb,
         0x2a87_3833_325e_af53,
+        0x0ef2_d6be_f1e9_f00c,
         0xe68e_70ce_4379_6827,
     ];
 

@@ -24,7 +24,7 @@ use lettre::address::Envelope;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 
-use super::MailError;
+use super::{DkimError, DkimSigner, MailError};
 
 /// A mailbox: an email address and an optional display name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +90,21 @@ pub struct OutgoingEmail {
     pub date: DateTime<Utc>,
 }
 
+/// Headers that say what kind of mail a message is, for receivers' filters: set by the outbox
+/// per recipient kind ([`build_with`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListHeaders {
+    /// `List-Id: <ID>` (RFC 2919), e.g. `care.shop.example`: the same for every care email of
+    /// a workspace, so receivers and filters recognise the list.
+    pub list_id: Option<String>,
+    /// `Precedence: bulk`: mail sent to many (care emails), which auto-responders should not
+    /// answer.
+    pub precedence_bulk: bool,
+    /// `Auto-Submitted: auto-generated` (RFC 3834): a notification a program made (the
+    /// managers' notifications), which other robots must not answer.
+    pub auto_submitted: bool,
+}
+
 /// A message built by [`build`]: its envelope and its exact bytes, which every transport sends
 /// unchanged (so a retry sends the same bytes).
 #[derive(Debug, Clone)]
@@ -120,6 +135,13 @@ impl BuiltMessage {
     pub fn raw(&self) -> &[u8] {
         &self.raw
     }
+
+    /// Signs the final bytes with DKIM at `timestamp` (unix seconds): the `DKIM-Signature`
+    /// header goes on top of the bytes every transport sends.
+    pub fn sign(&mut self, signer: &DkimSigner, timestamp: i64) -> Result<(), DkimError> {
+        self.raw = signer.sign(&self.raw, timestamp)?;
+        Ok(())
+    }
 }
 
 /// The longest URI accepted in `List-Unsubscribe`: the header must stay under SMTP's
@@ -132,6 +154,11 @@ const MAX_MESSAGE_ID: usize = 250;
 /// Builds the message: validates addresses and headers, strips control characters from names
 /// and the subject (see the [module docs](self)), and formats the bytes once.
 pub fn build(email: &OutgoingEmail) -> Result<BuiltMessage, MailError> {
+    build_with(email, &ListHeaders::default())
+}
+
+/// [`build`], with the headers that say what kind of mail it is.
+pub fn build_with(email: &OutgoingEmail, kind: &ListHeaders) -> Result<BuiltMessage, MailError> {
     validate_message_id(&email.message_id)?;
     let from = mailbox(&email.from)?;
     let to = mailbox(&email.to)?;
@@ -182,10 +209,27 @@ pub fn build(email: &OutgoingEmail) -> Result<BuiltMessage, MailError> {
             value,
         ));
     }
-    // No `Auto-Submitted: auto-generated` (RFC 3834): that header marks automatic *responses*
-    // (vacation replies, bounces) so that other robots do not answer them, and some receivers
-    // suppress or hide such mail. Care mail is an ordinary message meant for a person, whose
-    // reply is welcome; it is identified by `List-Unsubscribe` instead.
+    if let Some(id) = &kind.list_id {
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Id"),
+            format!("<{}>", list_id(id)?),
+        ));
+    }
+    if kind.precedence_bulk {
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Precedence"),
+            "bulk".to_owned(),
+        ));
+    }
+    // `Auto-Submitted: auto-generated` (RFC 3834) only where the caller asks: the managers'
+    // notifications. Care mail is an ordinary message meant for a person, whose reply is
+    // welcome; it is identified by `List-Id` and `List-Unsubscribe` instead.
+    if kind.auto_submitted {
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".to_owned(),
+        ));
+    }
     let text = normalise_line_endings(&email.text);
     let message = match &email.html {
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(
@@ -291,6 +335,34 @@ pub fn clean_text(text: &str) -> String {
 /// Turns CRLF and lone CR into LF; lettre then writes every LF as CRLF.
 fn normalise_line_endings(text: &str) -> String {
     text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// A List-Id's identifier (`care.shop.example`, angle brackets optional): dot-atom text only.
+pub fn list_id(id: &str) -> Result<&str, MailError> {
+    let inner = id.trim();
+    let inner = inner
+        .strip_prefix('<')
+        .and_then(|rest| rest.strip_suffix('>'))
+        .unwrap_or(inner);
+    let valid = !inner.is_empty()
+        && inner.len() <= 255
+        && inner.contains('.')
+        && inner.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b))
+        });
+    if valid {
+        Ok(inner)
+    } else {
+        Err(MailError::InvalidHeader {
+            header: "List-Id",
+            reason: format!(
+                "{id:?} must look like care.shop.example (letters, digits and dots; RFC 2919)"
+            ),
+        })
+    }
 }
 
 fn validate_message_id(id: &str) -> Result<(), MailError> {

@@ -1,4 +1,13 @@
-//! Mail: building care emails and reminders safely, and handing them to a transport.
+//! Mail: care emails from template to transport.
+//!
+//! - [`templates`]: reads `templates/`, builds one customer's template context and renders
+//!   ([`templates::EmailRenderer`], the outbox's renderer).
+//! - [`outbox`]: queued emails claimed, composed and sent (`deliver_due`, the send loop of the
+//!   CLI and the daemon), with their outcomes recorded.
+//! - [`delivery_gate`]: each claimed email checked again right before the hand-over (contact
+//!   policy at delivery, the follow-up on current data, rendered again).
+//!
+//! Below them, building messages safely and handing them to a transport:
 //!
 //! - [`message`]: [`OutgoingEmail`] (plain data) → [`build`] → [`BuiltMessage`] (envelope and
 //!   exact bytes). The one place customer data becomes headers, so the one place header
@@ -12,22 +21,34 @@
 //!   failure before the message was handed over from one after.
 //! - [`rate`]: [`RateLimiter`], which says how long to wait before the next send.
 //! - [`unsubscribe`]: [`TokenSigner`], the signed tokens of unsubscribe links.
+//! - [`pacing`]: limits and pauses per receiving domain ([`pacing::Pacing`]).
+//! - [`reputation`]: the bounce and complaint guard that pauses sending, and the warm-up caps.
+//! - [`dkim`]: [`DkimSigner`], DKIM signatures over the final bytes, and the DNS records.
 //!
-//! This module never decides *whether* to send (the outbox, consent and suppression checks
-//! do) and never escapes HTML (the template layer does); it never logs addresses or
+//! The message and transport modules never decide *whether* to send (the outbox, consent and
+//! suppression checks do) and never escapes HTML (the template layer does); it never logs addresses or
 //! passwords, and never reads the SMTP password from anywhere but the environment.
 
+pub mod delivery_gate;
+pub mod dkim;
 pub mod folder;
 pub mod message;
+pub mod outbox;
+pub mod pacing;
 pub mod rate;
+pub mod reputation;
 pub mod smtp;
+pub mod templates;
 pub mod transport;
 pub mod unsubscribe;
 
 use std::path::PathBuf;
 
+pub use dkim::{DkimConfig, DkimError, DkimSigner};
 pub use folder::FolderTransport;
-pub use message::{Address, BuiltMessage, ListUnsubscribe, OutgoingEmail, build};
+pub use message::{
+    Address, BuiltMessage, ListHeaders, ListUnsubscribe, OutgoingEmail, build, build_with,
+};
 pub use rate::{RateLimit, RateLimiter};
 pub use smtp::{SmtpMailer, SmtpTransportConfig};
 pub use transport::{Delivered, MailTransport, SendError};
@@ -68,6 +89,9 @@ pub enum MailError {
     /// A mail setting is unusable.
     #[error("mail settings: {0}")]
     InvalidConfig(String),
+    /// The DKIM key or settings are unusable (found when the sender starts, never at a send).
+    #[error(transparent)]
+    Dkim(#[from] DkimError),
     /// The mail folder cannot be created.
     #[error("cannot use the mail folder {}: {source}", path.display())]
     Folder {

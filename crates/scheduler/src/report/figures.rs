@@ -15,7 +15,7 @@ pub enum ReportError {
     /// No assessment was recorded for a time up to the report's.
     #[error(
         "no assessment as of {at}: run `tiercare assess` first (or give a later --at)",
-        at = crate::assess::format_time(*at)
+        at = crate::time::format_time(*at)
     )]
     NoAssessment {
         /// The report's time.
@@ -68,13 +68,10 @@ impl ReportOptions {
                     label: tier.label.clone(),
                 })
                 .collect(),
-            window: match window.seconds() {
-                Some(seconds) => Window::Seconds(seconds),
-                None => Window::All,
-            },
+            window,
             window_label: match window {
-                tiercare_engine::Window::All => "all time".to_owned(),
-                tiercare_engine::Window::Days(days) => format!("{days}d"),
+                Window::All => "all time".to_owned(),
+                other => other.to_string(),
             },
             growth: None,
         }
@@ -233,6 +230,9 @@ pub struct Figures {
     pub emails: Vec<RuleEmails>,
     /// Addresses unsubscribed.
     pub unsubscribes: u64,
+    /// Sends, hard bounces and complaints per day and follow-up rule over the 30 days up to
+    /// `at` (the reputation guard's source, `Store::mail_reputation`).
+    pub reputation: Vec<tiercare_store::ReputationRow>,
     /// The lowest tier's care programme; `None` with fewer than two tiers.
     pub care: Option<CareProgramme>,
     /// The growth models' predicted-against-actual check on the last 90 days.
@@ -372,6 +372,7 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
         .growth
         .map(|settings| crate::growth::holdout(store, latest.at, options.window, settings))
         .transpose()?;
+    let reputation = store.mail_reputation(options.at - 30 * 86_400, options.at + 1)?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "report: moves, work, e-mails and the care programme read"
@@ -394,6 +395,7 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
         managers,
         emails,
         unsubscribes,
+        reputation,
         care,
         growth_holdout,
     })

@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 use tiercare_store::OwnerWork;
 
 use super::figures::{Figures, ManagerLoad, MoveMatrix, Pareto, RfmGrid, TierFigure};
-use crate::assess::format_time;
 use crate::html::escape;
+use crate::time::format_time;
 
 /// How many rows a bar chart of owners or managers shows at most (the tables list all).
 const CHART_ROWS: usize = 25;
@@ -1247,6 +1247,7 @@ fn email_section(page: &mut String, figures: &Figures) {
          each address, so unsubscribes are counted in total, not per rule).</p>",
         count(figures.unsubscribes)
     );
+    reputation_table(page, figures);
     page.push_str("</section>\n");
 }
 
@@ -1307,6 +1308,47 @@ fn growth_section(page: &mut String, figures: &Figures) {
             page.push_str("</section>");
         }
     }
+}
+
+/// Sends, hard bounces and complaints per rule over the report's last 30 days: what the
+/// reputation guard judges (`[mail.reputation]`).
+fn reputation_table(page: &mut String, figures: &Figures) {
+    if figures.reputation.is_empty() {
+        return;
+    }
+    let mut by_rule: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
+    for row in &figures.reputation {
+        let entry = by_rule.entry(row.rule_id.as_str()).or_default();
+        entry.0 += row.sends;
+        entry.1 += row.hard_bounces;
+        entry.2 += row.complaints;
+    }
+    let rate = |part: u64, sends: u64| {
+        if sends == 0 {
+            "–".to_owned()
+        } else {
+            #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+            let share = part as f64 * 100.0 / sends as f64;
+            format!("{share:.1}%")
+        }
+    };
+    let rows: Vec<Vec<String>> = by_rule
+        .iter()
+        .map(|(rule, (sends, bounces, complaints))| {
+            vec![
+                escape(rule),
+                count(*sends),
+                rate(*bounces, *sends),
+                rate(*complaints, *sends),
+            ]
+        })
+        .collect();
+    table(
+        page,
+        "Sending reputation per rule, last 30 days",
+        &["Rule", "Sends", "Hard bounces", "Complaints"],
+        &rows,
+    );
 }
 
 fn care_section(page: &mut String, figures: &Figures) {

@@ -83,5 +83,10 @@ pub fn send_settings(limits: LimitsConfig, outbox: OutboxConfig) -> SendSettings
         signer: None,
         limits,
         outbox,
+        dkim: None,
+        list_id: None,
+        domains: Default::default(),
+        reputation: Default::default(),
+        warmup: None,
     }
 }

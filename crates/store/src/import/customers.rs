@@ -16,8 +16,8 @@ use rusqlite::params;
 use serde_json::{Map, Value};
 
 use super::{
-    ImportKind, ImportSession, Outcome, RowError, customer_index, int_differs, reject, require,
-    text_differs,
+    ImportKind, ImportSession, KindTable, Outcome, RowError, customer_index, int_differs, reject,
+    require, text_differs,
 };
 use crate::error::{AtPath, StoreError};
 use crate::records::CustomerRecord;

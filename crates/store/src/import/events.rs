@@ -11,8 +11,8 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{
-    ImportKind, ImportSession, Outcome, RowError, int_differs, real_equals, reject, require,
-    require_finite, text_differs, text_equals, unknown_customer,
+    ImportKind, ImportSession, KindTable, Outcome, RowError, int_differs, real_equals, reject,
+    require, require_finite, text_differs, text_equals, unknown_customer,
 };
 use crate::error::AtPath;
 use crate::keys::{DerivedKey, KeyText};

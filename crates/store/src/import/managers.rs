@@ -3,7 +3,8 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{
-    ImportKind, ImportSession, Outcome, RowError, int_differs, reject, require, text_differs,
+    ImportKind, ImportSession, KindTable, Outcome, RowError, int_differs, reject, require,
+    text_differs,
 };
 use crate::error::AtPath;
 use crate::records::ManagerRecord;

@@ -3,8 +3,8 @@
 use rusqlite::{OptionalExtension, Row, ToSql, params};
 
 use super::{
-    ITEMS_PER_INSERT, ImportKind, ImportSession, Outcome, RowError, customer_index, real_equals,
-    require, require_finite, text_equals, unknown_customer,
+    ITEMS_PER_INSERT, ImportKind, ImportSession, KindTable, Outcome, RowError, customer_index,
+    real_equals, require, require_finite, text_equals, unknown_customer,
 };
 use crate::error::{AtPath, StoreError};
 use crate::records::{OrderItem, OrderRecord};

@@ -51,6 +51,8 @@ fn create_makes_a_migrated_tiercare_database() {
             "followups",
             "imports",
             "interactions",
+            "mail_domain_pauses",
+            "mail_reputation_state",
             "managers",
             "order_items",
             "orders",

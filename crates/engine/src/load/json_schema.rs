@@ -1,0 +1,565 @@
+//! A JSON Schema (draft 2020-12) of rule files and rule-test files, for editors
+//! (`tiercare schema > rules/tiercare.schema.json`; YAML files point at it with
+//! `# yaml-language-server: $schema=tiercare.schema.json`). It lists every key the engine
+//! accepts (a test keeps it equal to the serde structures) and every feature a test customer
+//! may set, so editors complete and check them.
+
+use serde_json::{Map, Value, json};
+
+use crate::customer::feature::{FeatureType, features};
+
+/// The JSON Schema of rule files and rule-test files (one schema: a file is either).
+#[must_use]
+pub fn rules_json_schema() -> Value {
+    let mut customer = Map::new();
+    for spec in features() {
+        let mut types: Vec<&str> = match spec.ty {
+            FeatureType::Text => vec!["string"],
+            FeatureType::Bool => vec!["boolean"],
+            FeatureType::Int => vec!["integer"],
+            FeatureType::Float => vec!["number"],
+            FeatureType::Time => vec!["integer", "string"],
+            FeatureType::Map => vec!["object"],
+        };
+        if spec.optional {
+            types.push("null");
+        }
+        let unit = if spec.unit.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", spec.unit)
+        };
+        customer.insert(
+            spec.name.to_owned(),
+            json!({
+                "type": types,
+                "description": format!("{}{unit}", spec.meaning),
+            }),
+        );
+    }
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "tiercare rules",
+        "description": "A tiercare rule file (rules/*.yaml: tiering, scores, segments, contact_policy, followups) or rule-test file (rules/tests/*.yaml: tests).",
+        "anyOf": [
+            { "$ref": "#/$defs/ruleFile" },
+            { "$ref": "#/$defs/testFile" }
+        ],
+        "$defs": {
+            "expression": {
+                "type": ["string", "boolean", "number"],
+                "description": "A Rhai expression over the customer's features and the scores (or a `|` block whose last value is the result)."
+            },
+            "id": {
+                "type": ["string", "integer"],
+                "description": "An id: letters, digits, `_`, `-` and `.`."
+            },
+            "rule": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["id", "when"],
+                "properties": {
+                    "id": { "$ref": "#/$defs/id" },
+                    "label": { "type": "string", "description": "A name for people (reports, explain)." },
+                    "description": { "type": "string", "description": "What this tier or segment means." },
+                    "when": {
+                        "$ref": "#/$defs/expression",
+                        "description": "The condition: must return true or false. The first rule of the list whose condition is true wins."
+                    }
+                }
+            },
+            "ruleFile": {
+                "type": ["object", "null"],
+                "additionalProperties": false,
+                "properties": {
+                    "tiering": { "$ref": "#/$defs/tiering" },
+                    "scores": {
+                        "type": ["object", "null"],
+                        "description": "Numbers computed before tiers and segments, in order; each is a variable of every later expression.",
+                        "additionalProperties": { "$ref": "#/$defs/expression" }
+                    },
+                    "segments": {
+                        "type": ["object", "null"],
+                        "description": "Named segment sets; in each, the first segment whose condition is true wins, or none.",
+                        "additionalProperties": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": { "$ref": "#/$defs/rule" }
+                        }
+                    },
+                    "contact_policy": { "$ref": "#/$defs/contactPolicy" },
+                    "assignment": {
+                        "type": ["object", "null"],
+                        "description": "Owners for customers who have none, per tier: `role:NAME` and `manager:ID` entries (balanced by spare capacity), or `nobody` (automation). One file has this section.",
+                        "additionalProperties": {
+                            "oneOf": [
+                                { "$ref": "#/$defs/ownerCandidate" },
+                                { "type": "array", "minItems": 1, "items": { "$ref": "#/$defs/ownerCandidate" } }
+                            ]
+                        }
+                    },
+                    "followups": {
+                        "type": "array",
+                        "description": "Follow-up rules: who is contacted when, and by whom.",
+                        "items": { "$ref": "#/$defs/followup" }
+                    }
+                }
+            },
+            "duration": {
+                "type": "string",
+                "pattern": "^[0-9]+(s|m|h|d|w)$",
+                "description": "A duration: `90m`, `12h`, `30d`, `2w`."
+            },
+            "caps": {
+                "type": "object",
+                "additionalProperties": false,
+                "description": "The most emails one customer gets per local day, ISO week and month (at least 1).",
+                "properties": {
+                    "day": { "type": "integer", "minimum": 1 },
+                    "week": { "type": "integer", "minimum": 1 },
+                    "month": { "type": "integer", "minimum": 1 }
+                }
+            },
+            "sendWindow": {
+                "type": "object",
+                "additionalProperties": false,
+                "description": "When emails may go out, on the customer's clock; an email due outside it moves to the next allowed start.",
+                "properties": {
+                    "hours": { "type": "string", "description": "`HH:MM-HH:MM`, such as `09:00-18:00`." },
+                    "days": {
+                        "type": "array",
+                        "items": { "type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] }
+                    }
+                }
+            },
+            "ownerCandidate": {
+                "type": "string",
+                "pattern": "^(nobody|role:.+|manager:.+)$",
+                "description": "`role:NAME` (every active manager with the role), `manager:ID`, or `nobody`."
+            },
+            "tierPolicy": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "caps": { "$ref": "#/$defs/caps" },
+                    "min_gap": { "$ref": "#/$defs/duration" },
+                    "send_window": { "$ref": "#/$defs/sendWindow" }
+                }
+            },
+            "contactPolicy": {
+                "type": "object",
+                "additionalProperties": false,
+                "description": "Caps, minimum gap and send window for emails to customers, with per-tier overrides (one file has this section).",
+                "properties": {
+                    "caps": { "$ref": "#/$defs/caps" },
+                    "min_gap": { "$ref": "#/$defs/duration" },
+                    "send_window": { "$ref": "#/$defs/sendWindow" },
+                    "tiers": {
+                        "type": ["object", "null"],
+                        "description": "Tier id: what differs for that tier.",
+                        "additionalProperties": { "$ref": "#/$defs/tierPolicy" }
+                    }
+                }
+            },
+            "template": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["template"],
+                "properties": { "template": { "$ref": "#/$defs/id" } }
+            },
+            "followup": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["id"],
+                "description": "One trigger (`every`, `cron` or `on`) and one action (`email`, `task`, `notify_owner`, `set` or `tag`).",
+                "properties": {
+                    "id": { "$ref": "#/$defs/id" },
+                    "label": { "type": "string" },
+                    "description": { "type": "string" },
+                    "tiers": { "type": "array", "items": { "$ref": "#/$defs/id" }, "description": "The customer's tier must be one of these (default: any)." },
+                    "segments": {
+                        "type": ["object", "null"],
+                        "description": "Segment set: segment the customer must be in.",
+                        "additionalProperties": { "$ref": "#/$defs/id" }
+                    },
+                    "every": {
+                        "description": "A cadence: `30d`, or `{ period: 30d, from: last_fired | last_contact }`.",
+                        "anyOf": [
+                            { "$ref": "#/$defs/duration" },
+                            {
+                                "type": "object",
+                                "additionalProperties": false,
+                                "required": ["period"],
+                                "properties": {
+                                    "period": { "$ref": "#/$defs/duration" },
+                                    "from": { "type": "string", "enum": ["last_fired", "last_contact"] }
+                                }
+                            }
+                        ]
+                    },
+                    "cron": { "type": "string", "description": "A cron schedule on the customer's clock (5 fields, or 6-7 with seconds first)." },
+                    "on": {
+                        "description": "An event: `tier_entered`, `tier_up`, `tier_down`, `birthday`, `anniversary`, `complaint`, or `{ event: no_order, after: 120d }`...",
+                        "anyOf": [
+                            { "type": "string", "enum": ["tier_entered", "tier_up", "tier_down", "segment_entered", "no_order", "no_contact", "birthday", "anniversary", "complaint", "low_satisfaction"] },
+                            {
+                                "type": "object",
+                                "additionalProperties": false,
+                                "required": ["event"],
+                                "properties": {
+                                    "event": { "type": "string", "enum": ["tier_entered", "tier_up", "tier_down", "segment_entered", "no_order", "no_contact", "birthday", "anniversary", "complaint", "low_satisfaction"] },
+                                    "after": { "$ref": "#/$defs/duration" },
+                                    "below": { "type": "number" },
+                                    "set": { "$ref": "#/$defs/id" },
+                                    "segment": { "$ref": "#/$defs/id" },
+                                    "time": { "type": "string", "description": "`HH:MM` (birthday, anniversary; default 09:00)." }
+                                }
+                            }
+                        ]
+                    },
+                    "timezone": { "type": "string", "description": "An IANA time zone for the trigger instead of the customer's." },
+                    "when": { "$ref": "#/$defs/expression", "description": "An optional condition: must return true or false." },
+                    "re_entry": {
+                        "description": "`every_time` (default), `once`, or `{ once_per: 90d }`.",
+                        "anyOf": [
+                            { "type": "string", "enum": ["once", "every_time"] },
+                            {
+                                "type": "object",
+                                "additionalProperties": false,
+                                "required": ["once_per"],
+                                "properties": { "once_per": { "$ref": "#/$defs/duration" } }
+                            }
+                        ]
+                    },
+                    "max_delay": { "$ref": "#/$defs/duration", "description": "How long after its scheduled time an unsent email of this rule may still go out; later it is cancelled as stale. Default per trigger: birthday and anniversary 1d, other events 3d, no_order, no_contact, every and cron 7d." },
+                    "email": { "$ref": "#/$defs/template", "description": "An email to the customer." },
+                    "notify_owner": { "$ref": "#/$defs/template", "description": "An email to the customer's account manager." },
+                    "task": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["assignee", "title"],
+                        "properties": {
+                            "assignee": { "type": "string", "description": "`owner`, `role:NAME` or `manager:NAME`." },
+                            "title": { "type": "string", "description": "May use `{{ customer.name }}`." },
+                            "due": { "$ref": "#/$defs/duration" }
+                        }
+                    },
+                    "set": { "type": "object", "description": "Custom attributes to set.", "additionalProperties": { "type": ["string", "number", "boolean", "null"] } },
+                    "tag": { "$ref": "#/$defs/id", "description": "A tag to add." }
+                }
+            },
+            "tiering": {
+                "type": "object",
+                "description": "The tiers (exactly one rule file has this section).",
+                "additionalProperties": false,
+                "required": ["window", "tiers"],
+                "properties": {
+                    "window": {
+                        "type": "string",
+                        "pattern": "^(all|[0-9]+[dw])$",
+                        "description": "The feature window: `365d`, `52w` or `all`."
+                    },
+                    "reassess": {
+                        "type": "string",
+                        "description": "When the daemon reassesses: a cron schedule (`minute hour day-of-month month day-of-week`, or 6-7 fields with seconds first)."
+                    },
+                    "tiers": {
+                        "type": "array",
+                        "minItems": 1,
+                        "description": "Highest first; the first tier whose condition is true wins. End with `when: true` so every customer gets a tier.",
+                        "items": { "$ref": "#/$defs/rule" }
+                    },
+                    "hysteresis": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["downgrade_after"],
+                        "properties": {
+                            "downgrade_after": {
+                                "description": "How long a downgrade is held. A duration (`30d`, `2w`): the lower tier must have been asked for continuously that long, measured on the assessments' times. A number: this many assessments in a row must ask for it, counting at most one per day (1: at once).",
+                                "oneOf": [
+                                    { "type": "integer", "minimum": 1, "maximum": 1000 },
+                                    { "$ref": "#/$defs/duration" }
+                                ]
+                            }
+                        }
+                    }
+                }
+            },
+            "testFile": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["tests"],
+                "properties": {
+                    "tests": {
+                        "type": "array",
+                        "items": { "$ref": "#/$defs/testCase" }
+                    }
+                }
+            },
+            "testCase": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name", "expect"],
+                "properties": {
+                    "name": { "type": "string" },
+                    "customer": {
+                        "type": ["object", "null"],
+                        "description": "Feature values; unspecified features are neutral (0, \"\", false, none; 36500 days since the last order and contact).",
+                        "additionalProperties": false,
+                        "properties": Value::Object(customer)
+                    },
+                    "pin": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["tier"],
+                        "properties": {
+                            "tier": { "$ref": "#/$defs/id" },
+                            "by": { "type": "string" },
+                            "reason": { "type": "string" },
+                            "until": { "type": ["string", "integer"] }
+                        }
+                    },
+                    "state": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "description": "What the ledger knows, for planning follow-ups.",
+                        "properties": {
+                            "tier": { "$ref": "#/$defs/id" },
+                            "segments": { "type": ["object", "null"], "additionalProperties": { "$ref": "#/$defs/id" } },
+                            "last_fired": { "type": ["object", "null"], "additionalProperties": { "type": ["string", "integer"] } },
+                            "contacts": { "type": "array", "items": { "type": ["string", "integer"] } },
+                            "events": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": false,
+                                    "required": ["at", "event"],
+                                    "properties": {
+                                        "at": { "type": ["string", "integer"] },
+                                        "event": { "type": "string", "enum": ["tier_changed", "segment_changed", "complaint", "feedback"] },
+                                        "set": { "$ref": "#/$defs/id" },
+                                        "from": { "type": ["string", "integer", "null"] },
+                                        "to": { "type": ["string", "integer", "null"] },
+                                        "score": { "type": "number" }
+                                    }
+                                }
+                            }
+                        }
+                    },
+                    "plan": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["from", "to"],
+                        "description": "Plan follow-ups over [from, to).",
+                        "properties": {
+                            "from": { "type": ["string", "integer"] },
+                            "to": { "type": ["string", "integer"] },
+                            "timezone": { "type": "string", "description": "The workspace's time zone (default UTC)." }
+                        }
+                    },
+                    "expect": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "properties": {
+                            "planned": {
+                                "type": "array",
+                                "description": "Every planned action, in order: rule id and scheduled time.",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": false,
+                                    "required": ["rule", "at"],
+                                    "properties": { "rule": { "$ref": "#/$defs/id" }, "at": { "type": ["string", "integer"] } }
+                                }
+                            },
+                            "skipped": {
+                                "type": "array",
+                                "description": "Occurrences the contact policy removed: rule id and why.",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": false,
+                                    "required": ["rule", "why"],
+                                    "properties": { "rule": { "$ref": "#/$defs/id" }, "why": { "type": "string", "enum": ["re_entry", "consent", "no_address", "cap", "beyond"] } }
+                                }
+                            },
+                            "tier": { "type": ["string", "integer", "null"], "description": "The final tier (`~`: none)." },
+                            "rule_tier": { "type": ["string", "integer", "null"], "description": "The tier the rules asked for, before pin and hysteresis." },
+                            "pending_tier": { "type": ["string", "integer", "null"], "description": "The held downgrade's tier." },
+                            "pending_count": { "type": "integer", "minimum": 0 },
+                            "pinned": { "type": "boolean" },
+                            "segments": {
+                                "type": ["object", "null"],
+                                "description": "Segment set name: expected segment id (`~`: none).",
+                                "additionalProperties": { "type": ["string", "integer", "null"] }
+                            },
+                            "scores": {
+                                "type": ["object", "null"],
+                                "additionalProperties": { "type": "number" }
+                            },
+                            "errors": {
+                                "type": "array",
+                                "description": "Rules expected to fail, e.g. `tiers[1] (B)`.",
+                                "items": { "type": "string" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::rule_file::{RawRuleFile, RawTestFile};
+
+    /// The keys serde accepts at a place, from its "unknown field" error.
+    fn accepted<T: serde::de::DeserializeOwned + std::fmt::Debug>(yaml: &str) -> Vec<String> {
+        let err = serde_yaml::from_str::<T>(yaml).expect_err("an unknown key");
+        let text = err.to_string();
+        let expected = text
+            .split_once("expected ")
+            .map(|(_, rest)| rest)
+            .unwrap_or_else(|| panic!("{text}"));
+        let mut keys: Vec<String> = expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    fn schema_keys(schema: &Value, def: &str, path: &[&str]) -> Vec<String> {
+        let mut node = &schema["$defs"][def];
+        for key in path {
+            node = if *key == "items" {
+                &node["items"]
+            } else {
+                &node["properties"][*key]
+            };
+        }
+        let mut keys: Vec<String> = node["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{def} {path:?} has properties"))
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn every_key_serde_accepts_is_in_the_schema() {
+        let schema = rules_json_schema();
+        let cases: [(Vec<String>, &str, &[&str]); 20] = [
+            (
+                accepted::<RawRuleFile>("followups:\n  - zzz: 1"),
+                "followup",
+                &[],
+            ),
+            (
+                accepted::<RawRuleFile>("followups:\n  - task:\n      zzz: 1"),
+                "followup",
+                &["task"],
+            ),
+            (
+                accepted::<RawRuleFile>("followups:\n  - email:\n      zzz: 1"),
+                "template",
+                &[],
+            ),
+            (
+                accepted::<RawRuleFile>("contact_policy:\n  zzz: 1"),
+                "contactPolicy",
+                &[],
+            ),
+            (
+                accepted::<RawRuleFile>("contact_policy:\n  tiers:\n    A:\n      zzz: 1"),
+                "tierPolicy",
+                &[],
+            ),
+            (
+                accepted::<RawRuleFile>("contact_policy:\n  caps:\n    zzz: 1"),
+                "caps",
+                &[],
+            ),
+            (
+                accepted::<RawRuleFile>("contact_policy:\n  send_window:\n    zzz: 1"),
+                "sendWindow",
+                &[],
+            ),
+            (
+                accepted::<RawTestFile>("tests:\n  - state:\n      zzz: 1"),
+                "testCase",
+                &["state"],
+            ),
+            (
+                accepted::<RawTestFile>("tests:\n  - plan:\n      zzz: 1"),
+                "testCase",
+                &["plan"],
+            ),
+            (
+                accepted::<RawTestFile>("tests:\n  - state:\n      events:\n        - zzz: 1"),
+                "testCase",
+                &["state", "events", "items"],
+            ),
+            (
+                accepted::<RawTestFile>("tests:\n  - expect:\n      planned:\n        - zzz: 1"),
+                "testCase",
+                &["expect", "planned", "items"],
+            ),
+            (accepted::<RawRuleFile>("zzz: 1"), "ruleFile", &[]),
+            (
+                accepted::<RawRuleFile>("tiering:\n  zzz: 1"),
+                "tiering",
+                &[],
+            ),
+            (
+                accepted::<RawRuleFile>("tiering:\n  tiers:\n    - zzz: 1"),
+                "rule",
+                &[],
+            ),
+            (
+                accepted::<RawRuleFile>("segments:\n  s:\n    - zzz: 1"),
+                "rule",
+                &[],
+            ),
+            (
+                accepted::<RawRuleFile>("tiering:\n  hysteresis:\n    zzz: 1"),
+                "tiering",
+                &["hysteresis"],
+            ),
+            (accepted::<RawTestFile>("zzz: 1"), "testFile", &[]),
+            (
+                accepted::<RawTestFile>("tests:\n  - zzz: 1"),
+                "testCase",
+                &[],
+            ),
+            (
+                accepted::<RawTestFile>("tests:\n  - pin:\n      zzz: 1"),
+                "testCase",
+                &["pin"],
+            ),
+            (
+                accepted::<RawTestFile>("tests:\n  - expect:\n      zzz: 1"),
+                "testCase",
+                &["expect"],
+            ),
+        ];
+        for (serde_keys, def, path) in cases {
+            assert_eq!(
+                serde_keys,
+                schema_keys(&schema, def, path),
+                "{def} {path:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn customer_properties_are_the_features() {
+        let schema = rules_json_schema();
+        let keys = schema_keys(&schema, "testCase", &["customer"]);
+        assert_eq!(keys.len(), features().len());
+    }
+}
