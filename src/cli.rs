@@ -149,9 +149,14 @@ pub enum Command {
     /// A downgrade held by the rules' hysteresis is measured on the assessments' --at times
     /// (`downgrade_after: 30d`, or a count of at most one assessment a day), so re-running
     /// assess quickly never applies one.
+    ///
+    /// When rules read a growth feature (p_alive, clv_12m...), the BG/NBD and Gamma-Gamma models
+    /// are fitted once on the orders up to --at; the fit is stored and printed, or a warning
+    /// says why the data could not support it (the features are then none).
     Assess(AssessArgs),
     /// Show why a customer has their tier: features, every rule's verdict with the values it
-    /// saw, pins and tier history.
+    /// saw, pins, tier history, and the growth models' view (frequency, recency, age, p_alive,
+    /// expected orders and value, clv_12m, growth_potential).
     Explain(ExplainArgs),
     /// Pin a customer's tier by hand (expert judgement): a pin beats the rules until it expires.
     ///

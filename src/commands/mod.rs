@@ -5,6 +5,7 @@ mod customers;
 mod daemon;
 mod doctor;
 mod followups;
+mod growth;
 mod mail;
 mod inbound;
 mod outbox;
@@ -271,6 +272,7 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
                     at: end.timestamp(),
                     now: chrono::Utc::now().timestamp(),
                     dry_run: false,
+                    growth: workspace.config().growth_settings(),
                 },
             )?;
             if !args.json {

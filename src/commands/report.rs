@@ -21,7 +21,15 @@ pub fn report(args: ReportArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
     let now = now();
     let at = time_or(args.at.as_deref(), workspace.config().timezone, now)?;
     let store = workspace.open_store()?;
-    let figures = figures(&store, &ReportOptions::new(&rules, at, now))?;
+    let mut options = ReportOptions::new(&rules, at, now);
+    // The growth models' holdout check, when the rules use the models.
+    if tiercare_scheduler::growth::FEATURES
+        .iter()
+        .any(|f| rules.uses(*f))
+    {
+        options.growth = Some(workspace.config().growth_settings());
+    }
+    let figures = figures(&store, &options)?;
     if let Some(path) = &args.out {
         let page = html::render(&figures);
         write_atomically(path, page.as_bytes())?;
@@ -352,6 +360,25 @@ fn print_summary(figures: &Figures, out: &Output) {
     ));
     print_reputation(figures, out);
 
+    if let Some(tiercare_scheduler::growth::HoldoutOutcome::Checked(check)) =
+        &figures.growth_holdout
+    {
+        out.line("");
+        out.heading(&format!(
+            "Growth model: purchase days in the last {} days, per customer, by repeat purchase days before",
+            check.days
+        ));
+        for row in &check.rows {
+            out.line(&format!(
+                "  {:>3}{} {:>10} customers  actual {:>6.2}  predicted {:>6.2}",
+                row.frequency,
+                if row.or_more { "+" } else { " " },
+                count(row.customers),
+                row.actual,
+                row.predicted
+            ));
+        }
+    }
     if let Some(care) = &figures.care {
         out.line("");
         out.heading(&format!(

@@ -54,6 +54,7 @@ pub fn assess(args: AssessArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
             at,
             now,
             dry_run: args.dry_run,
+            growth: workspace.config().growth_settings(),
         },
         RuleSafety::from_config(&workspace.config().rules),
     )?;
@@ -158,6 +159,7 @@ pub(crate) fn print_assessment(report: &AssessReport, out: &Output) {
             thousands(report.failed_customers as f64)
         ));
     }
+    super::growth::print_fit(report.growth.as_ref(), out);
     if report.dry_run {
         out.line("dry run: nothing was written");
     }
@@ -169,7 +171,14 @@ pub fn explain(args: ExplainArgs, workspace_dir: &Path, out: &Output) -> anyhow:
     let now = now();
     let at = time_or(args.at.as_deref(), workspace.config().timezone, now)?;
     let store = workspace.open_store()?;
-    let explained = run_explain(&store, &rules, &args.customer, at, now)?;
+    let explained = run_explain(
+        &store,
+        &rules,
+        &args.customer,
+        at,
+        now,
+        workspace.config().growth_settings(),
+    )?;
     if args.json {
         out.json(&explained)?;
         return Ok(ExitCode::SUCCESS);
@@ -180,6 +189,7 @@ pub fn explain(args: ExplainArgs, workspace_dir: &Path, out: &Output) -> anyhow:
         format_time(explained.at)
     ));
     out.line(explained.explanation.render().trim_end());
+    super::growth::print_customer(&explained, out);
     if !explained.pins.is_empty() {
         out.heading("pins");
         for pin in &explained.pins {

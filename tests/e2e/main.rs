@@ -16,6 +16,7 @@ mod deliver;
 mod delivery_gate;
 mod demo;
 mod followups;
+mod growth;
 mod import;
 mod import_mapping_functions;
 mod import_orders;

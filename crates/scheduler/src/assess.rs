@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
+use crate::growth::{Growth, GrowthOutcome, GrowthSettings};
 use serde::Serialize;
 use tiercare_engine::{
     AssessmentTimes, Decision, Diagnostic, Explanation, Feature, LoadedRules, Pin as EnginePin,
@@ -172,6 +173,8 @@ pub struct AssessOptions {
     pub now: i64,
     /// Decide but write nothing.
     pub dry_run: bool,
+    /// The growth models' zone and discount rate.
+    pub growth: GrowthSettings,
 }
 
 /// One tier's figures in a report.
@@ -258,6 +261,8 @@ pub struct AssessReport {
     pub failed_customers: u64,
     /// Wall time in milliseconds.
     pub elapsed_ms: u128,
+    /// The growth models fitted for this assessment, or why they could not be.
+    pub growth: Option<GrowthOutcome>,
 }
 
 fn engine_pin(pin: &Pin) -> EnginePin {
@@ -326,6 +331,14 @@ pub fn assess_with(
     let started = Instant::now();
     let allowed_failures = safety.allowed(reader.customer_count()?);
     let pins = reader.active_pins(options.now)?;
+    // The models are fitted only for rules that read a growth feature (one more pass over the
+    // orders and the fit); otherwise the features stay none and nothing is stored.
+    let growth = if crate::growth::FEATURES.iter().any(|f| rules.uses(*f)) {
+        Growth::compute(reader, options.at, rules.window(), options.growth)?
+    } else {
+        Growth::default()
+    };
+    let growth_json = growth.record_json();
     let writer = writer.filter(|_| !options.dry_run);
     // Two threads: this one computes features and evaluates the rules while a second records the
     // decisions (its own connection, its own transaction), taking batches in customer order.
@@ -371,6 +384,7 @@ pub fn assess_with(
                 // No reset: `fill_snapshot` sets every feature (a test holds it to that), and the
                 // pin is set (or cleared) just below.
                 fill_snapshot(&mut snapshot, features);
+                growth.fill(&mut snapshot, features.customer_rowid);
                 assessed_at(&mut snapshot, options.at);
                 snapshot.set_pin(pins.get(&features.customer_rowid).map(engine_pin));
                 let decision = evaluator.evaluate(&snapshot);
@@ -410,7 +424,10 @@ pub fn assess_with(
         if !batch.is_empty() {
             let _ = sender.send(ToRecorder::Decisions(batch));
         }
-        let _ = sender.send(ToRecorder::Finish { rule_errors });
+        let _ = sender.send(ToRecorder::Finish {
+            rule_errors,
+            growth_json,
+        });
         drop(sender);
         let outcome = match recorder {
             Some(handle) => handle
@@ -418,7 +435,9 @@ pub fn assess_with(
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
             None => None,
         };
-        Ok(report(rules, options, tally, outcome, started))
+        let mut report = report(rules, options, tally, outcome, started);
+        report.growth = growth.outcome;
+        Ok(report)
     })
 }
 
@@ -471,6 +490,8 @@ enum ToRecorder {
     Finish {
         /// Customers for whom a rule failed.
         rule_errors: u64,
+        /// The growth fit to store with the assessment.
+        growth_json: Option<String>,
     },
 }
 
@@ -500,7 +521,13 @@ fn record_decisions(
                     session.record_encoded(record)?;
                 }
             }
-            ToRecorder::Finish { rule_errors } => {
+            ToRecorder::Finish {
+                rule_errors,
+                growth_json,
+            } => {
+                if let Some(json) = growth_json {
+                    session.record_growth(&json)?;
+                }
                 let finished = options.now + started.elapsed().as_secs() as i64;
                 return session.finish(finished, rule_errors).map(Some);
             }
@@ -646,6 +673,7 @@ fn report(
         rule_errors: tally.failures.into_values().collect(),
         failed_customers: tally.failed_customers,
         elapsed_ms: started.elapsed().as_millis(),
+        growth: None,
     }
 }
 
@@ -662,6 +690,12 @@ pub struct CustomerExplanation {
     pub pins: Vec<Pin>,
     /// Tier changes, newest first.
     pub history: Vec<tiercare_store::TierChange>,
+    /// The growth models fitted at `at` for the explanation, or why they could not be.
+    pub growth: Option<GrowthOutcome>,
+    /// The customer's purchase summary (frequency, recency, age in days).
+    pub growth_summary: Option<tiercare_growth::Summary>,
+    /// The customer's predicted values.
+    pub growth_prediction: Option<tiercare_growth::Prediction>,
 }
 
 /// Explains one customer's tier at `at`.
@@ -671,12 +705,15 @@ pub fn explain(
     customer_id: &str,
     at: i64,
     now: i64,
+    growth: GrowthSettings,
 ) -> Result<CustomerExplanation, AssessError> {
     let features = store
         .customer_features(at, rules.window(), customer_id)?
         .ok_or_else(|| AssessError::UnknownCustomer(customer_id.to_owned()))?;
+    let growth = Growth::compute(store, at, rules.window(), growth)?;
     let mut snapshot = Snapshot::new();
     fill_snapshot(&mut snapshot, &features);
+    growth.fill(&mut snapshot, features.customer_rowid);
     assessed_at(&mut snapshot, at);
     let pins = store.active_pins(now)?;
     snapshot.set_pin(pins.get(&features.customer_rowid).map(engine_pin));
@@ -687,6 +724,9 @@ pub fn explain(
         explanation,
         pins: store.pins_of(customer_id)?,
         history: store.tier_history(customer_id)?,
+        growth_summary: growth.summary(features.customer_rowid),
+        growth_prediction: growth.prediction(features.customer_rowid),
+        growth: growth.outcome,
     })
 }
 

@@ -35,6 +35,8 @@ pub struct Config {
     pub http: Option<crate::http_config::HttpConfig>,
     /// Outgoing webhooks (`[[webhooks]]`), see [`crate::webhooks`].
     pub webhooks: Vec<webhooks::WebhookEndpoint>,
+    /// The growth models (`[growth]`).
+    pub growth: crate::growth::GrowthConfig,
 }
 
 /// How rules are kept from doing harm (`[rules]`): the time budget of each customer's
@@ -56,6 +58,17 @@ pub struct RulesConfig {
     /// `check` warns about a rule slower than this many milliseconds for a sampled customer
     /// (`slow_ms`, default 5).
     pub slow_ms: u64,
+}
+
+impl Config {
+    /// What the growth models need: the workspace's zone and `[growth]`.
+    #[must_use]
+    pub fn growth_settings(&self) -> crate::growth::GrowthSettings {
+        crate::growth::GrowthSettings {
+            timezone: self.timezone,
+            config: self.growth,
+        }
+    }
 }
 
 impl Default for RulesConfig {
@@ -372,6 +385,8 @@ struct RawConfig {
     http: Option<crate::http_config::HttpConfig>,
     #[serde(default)]
     webhooks: Vec<webhooks::RawWebhook>,
+    #[serde(default)]
+    growth: crate::growth::GrowthConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -564,6 +579,11 @@ impl Config {
                 None => None,
             },
             webhooks: webhooks::validate(raw.webhooks, text)?,
+            growth: crate::growth::validate(raw.growth).map_err(|message| ConfigError {
+                line: None,
+                column: None,
+                message,
+            })?,
         })
     }
 

@@ -24,6 +24,7 @@ pub mod config;
 pub mod customers;
 pub mod daemon;
 pub mod demo;
+pub mod growth;
 pub mod html;
 pub mod inbound;
 pub mod http_config;

@@ -956,6 +956,7 @@ mod tests {
             at: FROM,
             now: FROM,
             dry_run: false,
+            growth: crate::growth::GrowthSettings::default(),
         };
         assess(&store, Some(&mut writer), &rules, options).unwrap();
         let options = PlanOptions {

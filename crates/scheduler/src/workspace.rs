@@ -16,6 +16,7 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
         "followups.yaml",
         include_str!("../../../rules/followups.yaml"),
     ),
+    ("growth.yaml", include_str!("../../../rules/growth.yaml")),
     ("levels.yaml", include_str!("../../../rules/levels.yaml")),
     ("rfm.yaml", include_str!("../../../rules/rfm.yaml")),
     (
@@ -30,6 +31,10 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     (
         "tests/followups.yaml",
         include_str!("../../../rules/tests/followups.yaml"),
+    ),
+    (
+        "tests/growth.yaml",
+        include_str!("../../../rules/tests/growth.yaml"),
     ),
     (
         "tests/levels.yaml",

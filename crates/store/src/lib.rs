@@ -79,6 +79,7 @@ mod error;
 mod features;
 mod followup_state;
 mod followups;
+mod growth;
 mod import;
 mod integrity;
 mod keys;

@@ -57,6 +57,7 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///     allow the reasons `soft_bounces` and `complaint`.
 /// 13. (webhooks) the outgoing webhooks' queue: `webhook_endpoints` (copied from
 ///     `tiercare.toml`), `webhook_events` and one `webhook_deliveries` row per (event, endpoint).
+/// 14. (growth) `assessment_growth`: the growth models' fit (or why none) of an assessment.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -601,6 +602,15 @@ CREATE TABLE webhook_deliveries (
 -- each endpoint's queue in order: the dispatcher reads its head
 CREATE INDEX webhook_deliveries_queued ON webhook_deliveries(endpoint, id) WHERE state = 'queued';
 "#,
+    // 14: the growth models' fit stored with each assessment (BG/NBD and Gamma-Gamma).
+    r#"
+-- the fitted parameters and fit quality as JSON, or why the models could not
+-- be fitted; one row per assessment that ran them
+CREATE TABLE assessment_growth (
+    assessment_id INTEGER PRIMARY KEY REFERENCES assessments(id) ON DELETE CASCADE,
+    fit           TEXT NOT NULL
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -684,6 +694,7 @@ mod tests {
         0x0ef2_d6be_f1e9_f00c,
         0x411b_92ae_6c7f_d828,
         0x5815_5198_4d2c_feb6,
+        0xe68e_70ce_4379_6827,
     ];
 
     #[test]

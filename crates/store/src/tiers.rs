@@ -458,6 +458,15 @@ impl AssessmentSession<'_> {
         self.writer.assessment_id
     }
 
+    /// Runs one statement in the assessment's transaction (for rows that belong with it).
+    pub(crate) fn execute(
+        &mut self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(sql, params).at(self.path).map(|_| ())
+    }
+
     /// Writes one decision (one per customer); returns whether the
     /// customer's tier changed (a first assignment counts as a change).
     ///

@@ -191,6 +191,22 @@ features! {
         "Days since the stored tier was assigned (0 when none).";
     PendingDowngrade => "pending_downgrade", Int, false, "assessments",
         "Earlier assessments in a row that asked for a lower tier than the stored one, at most one counted per day (the hysteresis counter; see `hysteresis.downgrade_after`).";
+    RepeatPurchaseDays => "repeat_purchase_days", Int, true, "days",
+        "BG/NBD's frequency x: days with an order in the window after the first one (orders on one day in the workspace's zone count once); none when no order in the window.";
+    RepeatRecencyDays => "repeat_recency_days", Int, true, "days",
+        "BG/NBD's recency t_x: days from the first to the last day with an order in the window (0 without repeats); none when no order in the window.";
+    PurchaseAgeDays => "purchase_age_days", Int, true, "days",
+        "BG/NBD's age T: days from the first day with an order in the window to the assessment's day; none when no order in the window.";
+    PAlive => "p_alive", Float, true, "probability 0..1",
+        "BG/NBD: the probability the customer is still active at `at` (1 without repeat purchases); none when the growth models could not be fitted (`assess` says why) or no order in the window. Growth features are computed by assessments and `explain` only: none in follow-up conditions, `customers --where` and templates.";
+    ExpectedOrders90d => "expected_orders_90d", Float, true, "orders",
+        "BG/NBD: expected days with an order in the 90 days after `at`; none as for p_alive.";
+    ExpectedOrderValue => "expected_order_value", Float, true, "currency",
+        "Gamma-Gamma: expected amount of the customer's next orders, p(γ + x·m)/(p·x + q − 1) with m the mean amount of the repeat order days (the population mean without repeats); none as for p_alive.";
+    Clv12m => "clv_12m", Float, true, "currency",
+        "Discounted value of the next 12 months: Σ_{k=1..12} expected_order_value × (expected orders by day 30k − by day 30(k−1)) / (1 + d)^k, d the monthly discount rate (`[growth] monthly_discount`, default 0.01); none as for p_alive.";
+    GrowthPotential => "growth_potential", Float, true, "ratio",
+        "Expected spend in the 365 days after `at` (expected orders × expected_order_value, undiscounted) / the amounts of the customer's orders in the 365 days up to `at`: 1 = as before, 2 = twice as much; none when the past year's amount is not positive or as for p_alive.";
     Attr => "attr", Map, false, "",
         "Every custom attribute of the customer (JSON object as a Rhai map); `attr.potential ?? 0` gives a default.";
 }
@@ -276,7 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn optional_features_are_times_and_satisfaction() {
+    fn optional_features_are_times_satisfaction_and_growth() {
         let optional: Vec<&str> = features()
             .iter()
             .filter(|spec| spec.optional)
@@ -289,7 +305,15 @@ mod tests {
                 "last_order_at",
                 "last_contact_at",
                 "satisfaction_avg",
-                "satisfaction_last"
+                "satisfaction_last",
+                "repeat_purchase_days",
+                "repeat_recency_days",
+                "purchase_age_days",
+                "p_alive",
+                "expected_orders_90d",
+                "expected_order_value",
+                "clv_12m",
+                "growth_potential"
             ]
         );
         assert_eq!(Feature::SatisfactionAvg.spec().type_text(), "float or none");

@@ -857,6 +857,10 @@ mod tests {
                 "rules/worthless.yaml",
                 include_str!("../../../../rules/worthless.yaml"),
             ),
+            (
+                "rules/growth.yaml",
+                include_str!("../../../../rules/growth.yaml"),
+            ),
         ];
         let retail = [
             (

@@ -509,6 +509,7 @@ impl<C: Clock> Daemon<C> {
                         at: now,
                         now,
                         dry_run: false,
+                        growth: self.workspace.config().growth_settings(),
                     },
                     safety,
                 ) {

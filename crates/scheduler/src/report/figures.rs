@@ -50,6 +50,8 @@ pub struct ReportOptions {
     pub window: Window,
     /// The window as the rules write it (`365d`), for captions.
     pub window_label: String,
+    /// The zone and settings of the growth models' holdout check; `None`: no check.
+    pub growth: Option<crate::growth::GrowthSettings>,
 }
 
 impl ReportOptions {
@@ -71,6 +73,7 @@ impl ReportOptions {
                 Window::All => "all time".to_owned(),
                 other => other.to_string(),
             },
+            growth: None,
         }
     }
 }
@@ -232,6 +235,8 @@ pub struct Figures {
     pub reputation: Vec<tiercare_store::ReputationRow>,
     /// The lowest tier's care programme; `None` with fewer than two tiers.
     pub care: Option<CareProgramme>,
+    /// The growth models' predicted-against-actual check on the last 90 days.
+    pub growth_holdout: Option<crate::growth::HoldoutOutcome>,
 }
 
 /// Gathers every figure of the report from `store`.
@@ -363,6 +368,10 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
     let work_by_owner = store.task_work_by_assignee(options.at)?;
     let emails = store.email_outcomes(options.at)?;
     let unsubscribes = store.unsubscribes(options.at)?;
+    let growth_holdout = options
+        .growth
+        .map(|settings| crate::growth::holdout(store, latest.at, options.window, settings))
+        .transpose()?;
     let reputation = store.mail_reputation(options.at - 30 * 86_400, options.at + 1)?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -388,6 +397,7 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
         unsubscribes,
         reputation,
         care,
+        growth_holdout,
     })
 }
 

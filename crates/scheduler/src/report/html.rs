@@ -37,6 +37,7 @@ pub fn render(figures: &Figures) -> String {
     work_section(&mut page, figures);
     email_section(&mut page, figures);
     care_section(&mut page, figures);
+    growth_section(&mut page, figures);
     page.push_str(FOOT);
     page
 }
@@ -1277,6 +1278,65 @@ fn email_section(page: &mut String, figures: &Figures) {
     );
     reputation_table(page, figures);
     page.push_str("</section>\n");
+}
+
+/// The growth models' check: BG/NBD fitted without the last 90 days, its expectation for each
+/// calibration frequency against what those customers did in the 90 days (a table).
+fn growth_section(page: &mut String, figures: &Figures) {
+    use crate::growth::HoldoutOutcome;
+    let Some(outcome) = &figures.growth_holdout else {
+        return;
+    };
+    page.push_str("<section id=\"growth\"><h2>Growth model: predicted against actual</h2>");
+    match outcome {
+        HoldoutOutcome::Unavailable(reason) => {
+            let _ = write!(
+                page,
+                "<p class=\"note\">No check: {}.</p></section>",
+                escape(reason)
+            );
+        }
+        HoldoutOutcome::Checked(check) => {
+            let _ = write!(
+                page,
+                "<p class=\"lead\">BG/NBD fitted on the orders up to {} only (r {:.3}, \
+                 alpha {:.2} days, a {:.3}, b {:.3}; {} customers), then asked how many purchase \
+                 days each customer would make in the {} days after: the mean per group of \
+                 customers by their repeat purchase days before, against what they did.</p>",
+                escape(&format_time(check.calibration_end)),
+                check.bgnbd.r,
+                check.bgnbd.alpha,
+                check.bgnbd.a,
+                check.bgnbd.b,
+                count(check.quality.customers),
+                check.days
+            );
+            let rows: Vec<Vec<String>> = check
+                .rows
+                .iter()
+                .map(|row| {
+                    vec![
+                        format!("{}{}", row.frequency, if row.or_more { "+" } else { "" }),
+                        count(row.customers),
+                        format!("{:.2}", row.actual),
+                        format!("{:.2}", row.predicted),
+                    ]
+                })
+                .collect();
+            table(
+                page,
+                "Purchase days in the holdout, per customer: actual and predicted",
+                &[
+                    "repeat purchase days before",
+                    "customers",
+                    "actual",
+                    "predicted",
+                ],
+                &rows,
+            );
+            page.push_str("</section>");
+        }
+    }
 }
 
 /// Sends, hard bounces and complaints per rule over the report's last 30 days: what the

@@ -41,6 +41,7 @@ fn create_makes_a_migrated_tiercare_database() {
     assert_eq!(
         tables,
         [
+            "assessment_growth",
             "assessments",
             "bounces",
             "complaints",

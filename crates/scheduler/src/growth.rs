@@ -1,0 +1,377 @@
+//! The growth features of an assessment: every customer's orders in the rules' window, as days
+//! in the workspace's zone, summarised for BG/NBD and Gamma-Gamma (`tiercare-growth`), both
+//! fitted once per assessment, and each customer's prediction put in their snapshot.
+//!
+//! Only assessments (and `explain`) compute them; elsewhere (follow-up conditions, `customers
+//! --where`, templates) the growth features are none: follow-ups use the segments an
+//! assessment derived from them (`segments: { growth: rising }`, `segment_entered`).
+//!
+//! When the models cannot be fitted (too few customers or repeat buyers, no convergence), the
+//! growth features are none for everyone and the reason is in `assess`'s report: rules read them
+//! with a default (`p_alive ?? 1.0`), as any optional feature.
+
+use std::collections::HashMap;
+
+use chrono::TimeZone;
+use serde::{Deserialize, Serialize};
+use tiercare_engine::{Feature, FeatureValue, Snapshot};
+use tiercare_growth::{
+    BgNbd, FitQuality, GammaGamma, GrowthError, Prediction, Summary, bgnbd, gamma_gamma, predict,
+    summarize,
+};
+use tiercare_store::{Store, StoreError, Window};
+
+/// The features this module fills: an assessment whose rules read none of them fits nothing.
+pub const FEATURES: [Feature; 8] = [
+    Feature::RepeatPurchaseDays,
+    Feature::RepeatRecencyDays,
+    Feature::PurchaseAgeDays,
+    Feature::PAlive,
+    Feature::ExpectedOrders90d,
+    Feature::ExpectedOrderValue,
+    Feature::Clv12m,
+    Feature::GrowthPotential,
+];
+
+/// `[growth]` in `tiercare.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrowthConfig {
+    /// The monthly discount rate of `clv_12m` (`monthly_discount`, default 0.01: 1% a month,
+    /// about 12.7% a year, `lifetimes`' default).
+    pub monthly_discount: f64,
+}
+
+impl Default for GrowthConfig {
+    fn default() -> Self {
+        GrowthConfig {
+            monthly_discount: tiercare_growth::DEFAULT_MONTHLY_DISCOUNT,
+        }
+    }
+}
+
+/// Checks `[growth]`: the message says what is wrong and what to do.
+pub(crate) fn validate(growth: GrowthConfig) -> Result<GrowthConfig, String> {
+    if !(0.0..1.0).contains(&growth.monthly_discount) {
+        return Err(
+            "[growth] monthly_discount must be at least 0 and below 1 (0.01 is 1% a month)"
+                .to_owned(),
+        );
+    }
+    Ok(growth)
+}
+
+/// What an assessment needs to compute growth features.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GrowthSettings {
+    /// Days are counted in this zone.
+    pub timezone: chrono_tz::Tz,
+    /// `[growth]`.
+    pub config: GrowthConfig,
+}
+
+impl Default for GrowthSettings {
+    fn default() -> Self {
+        GrowthSettings {
+            timezone: chrono_tz::UTC,
+            config: GrowthConfig::default(),
+        }
+    }
+}
+
+/// The fitted models of one assessment, as stored with it and shown by `assess` and `explain`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GrowthFit {
+    /// BG/NBD's parameters (`alpha` in days).
+    pub bgnbd: BgNbd,
+    /// Its fit.
+    pub bgnbd_quality: FitQuality,
+    /// Gamma-Gamma's parameters (`None` when it could not be fitted: BG/NBD's features stay).
+    pub gamma_gamma: Option<GammaGamma>,
+    /// Its fit.
+    pub gamma_gamma_quality: Option<FitQuality>,
+    /// Why Gamma-Gamma could not be fitted.
+    pub gamma_gamma_unavailable: Option<String>,
+    /// The monthly discount rate of `clv_12m`.
+    pub monthly_discount: f64,
+}
+
+/// The outcome of fitting: the fit, or why there is none.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrowthOutcome {
+    /// Both models fitted.
+    Fitted(GrowthFit),
+    /// Not fitted: the reason (the growth features are none).
+    Unavailable(String),
+}
+
+/// The growth models of one assessment and every customer's prediction.
+#[derive(Debug, Default)]
+pub struct Growth {
+    /// The fit or the reason, `None` when not computed.
+    pub outcome: Option<GrowthOutcome>,
+    predictions: HashMap<i64, Prediction>,
+    summaries: HashMap<i64, Summary>,
+}
+
+/// One customer's rowid, purchases `(day, amount)` and amount in the past 365 days.
+type History = (i64, Vec<(i64, f64)>, f64);
+
+/// Seconds in the 365 days of `growth_potential`'s past value.
+const YEAR_SECONDS: i64 = 365 * 86_400;
+
+impl Growth {
+    /// Reads every order up to `at` (in `window`, and the past year for the past value),
+    /// summarises each customer in days of `settings.timezone` and fits both models.
+    ///
+    /// # Errors
+    /// Only a store error; a fit the data cannot support is [`GrowthOutcome::Unavailable`].
+    pub fn compute(
+        store: &Store,
+        at: i64,
+        window: Window,
+        settings: GrowthSettings,
+    ) -> Result<Growth, StoreError> {
+        let window_start = window.seconds().map(|seconds| at.saturating_sub(seconds));
+        let year_start = at.saturating_sub(YEAR_SECONDS);
+        let since = window_start.map(|w| w.min(year_start));
+        let day = |t: i64| day_in(settings.timezone, t);
+        let end_day = day(at);
+        let mut rows: Vec<History> = Vec::new();
+        store.for_each_order_until(at, since, &mut |customer, ordered_at, amount| {
+            if rows.last().is_none_or(|r| r.0 != customer) {
+                rows.push((customer, Vec::new(), 0.0));
+            }
+            let Some(last) = rows.last_mut() else { return };
+            if ordered_at > year_start {
+                last.2 += amount;
+            }
+            // Refunds are not purchases (as for orders_total); the window bounds the history.
+            if amount >= 0.0 && window_start.is_none_or(|w| ordered_at > w) {
+                last.1.push((day(ordered_at), amount));
+            }
+        })?;
+        let mut summaries: HashMap<i64, Summary> = HashMap::with_capacity(rows.len());
+        let mut past: HashMap<i64, f64> = HashMap::with_capacity(rows.len());
+        for (customer, purchases, past_value) in rows {
+            if let Some(summary) = summarize(&purchases, end_day) {
+                summaries.insert(customer, summary);
+                past.insert(customer, past_value);
+            }
+        }
+        let all: Vec<Summary> = summaries.values().copied().collect();
+        let (outcome, predictions) = match bgnbd::fit(&all) {
+            Ok(b) => {
+                let discount = settings.config.monthly_discount;
+                let spend = gamma_gamma::fit(&all);
+                let g = spend.as_ref().ok().map(|g| g.params);
+                let predictions = summaries
+                    .iter()
+                    .map(|(&customer, &s)| {
+                        let past_value = past.get(&customer).copied().unwrap_or(0.0);
+                        (
+                            customer,
+                            predict(&b.params, g.as_ref(), s, past_value, discount),
+                        )
+                    })
+                    .collect();
+                let fit = GrowthFit {
+                    bgnbd: b.params,
+                    bgnbd_quality: b.quality,
+                    gamma_gamma: spend.as_ref().ok().map(|g| g.params),
+                    gamma_gamma_quality: spend.as_ref().ok().map(|g| g.quality),
+                    gamma_gamma_unavailable: spend.as_ref().err().map(|err| {
+                        format!(
+                            "{err}; expected_order_value, clv_12m and growth_potential are none for this assessment"
+                        )
+                    }),
+                    monthly_discount: discount,
+                };
+                (GrowthOutcome::Fitted(fit), predictions)
+            }
+            Err(err) => (GrowthOutcome::Unavailable(reason(&err)), HashMap::new()),
+        };
+        Ok(Growth {
+            outcome: Some(outcome),
+            predictions,
+            summaries,
+        })
+    }
+
+    /// Puts customer `rowid`'s growth features in `snapshot` (none where unknown).
+    pub fn fill(&self, snapshot: &mut Snapshot, rowid: i64) {
+        let summary = self.summaries.get(&rowid);
+        let prediction = self.predictions.get(&rowid);
+        let int = |v: Option<u32>| v.map_or(FeatureValue::None, |v| FeatureValue::Int(v.into()));
+        let float = |v: Option<f64>| v.map_or(FeatureValue::None, FeatureValue::Float);
+        let values = [
+            (
+                Feature::RepeatPurchaseDays,
+                int(summary.map(|s| s.frequency)),
+            ),
+            (Feature::RepeatRecencyDays, int(summary.map(|s| s.recency))),
+            (Feature::PurchaseAgeDays, int(summary.map(|s| s.age))),
+            (Feature::PAlive, float(prediction.map(|p| p.p_alive))),
+            (
+                Feature::ExpectedOrders90d,
+                float(prediction.and_then(|p| p.expected_orders_90d)),
+            ),
+            (
+                Feature::ExpectedOrderValue,
+                float(prediction.and_then(|p| p.expected_order_value)),
+            ),
+            (Feature::Clv12m, float(prediction.and_then(|p| p.clv_12m))),
+            (
+                Feature::GrowthPotential,
+                float(prediction.and_then(|p| p.growth_potential)),
+            ),
+        ];
+        for (feature, value) in values {
+            // Every value matches its feature's type (int or float, optional) by construction.
+            let _ = snapshot.set(feature, value);
+        }
+    }
+
+    /// Customer `rowid`'s summary (none without an order in the window).
+    #[must_use]
+    pub fn summary(&self, rowid: i64) -> Option<Summary> {
+        self.summaries.get(&rowid).copied()
+    }
+
+    /// Customer `rowid`'s prediction (none without a fit or an order in the window).
+    #[must_use]
+    pub fn prediction(&self, rowid: i64) -> Option<Prediction> {
+        self.predictions.get(&rowid).copied()
+    }
+
+    /// The JSON stored with the assessment.
+    #[must_use]
+    pub fn record_json(&self) -> Option<String> {
+        self.outcome
+            .as_ref()
+            .and_then(|o| serde_json::to_string(o).ok())
+    }
+}
+
+/// The report's holdout: the last this many days before the assessment.
+pub const HOLDOUT_DAYS: i64 = 90;
+
+/// Predicted against actual on a holdout, for the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HoldoutCheck {
+    /// The calibration period ends here (unix seconds); the holdout runs from it to `at`.
+    pub calibration_end: i64,
+    /// The holdout's length in days.
+    pub days: i64,
+    /// BG/NBD fitted on the calibration period only.
+    pub bgnbd: BgNbd,
+    /// Its fit.
+    pub quality: FitQuality,
+    /// Customers by calibration frequency: mean purchase days in the holdout, actual and
+    /// predicted.
+    pub rows: Vec<tiercare_growth::HoldoutRow>,
+}
+
+/// The holdout check, or why there is none.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldoutOutcome {
+    /// Fitted and compared.
+    Checked(HoldoutCheck),
+    /// Not fitted: the reason.
+    Unavailable(String),
+}
+
+/// Fits BG/NBD on the orders up to `at - HOLDOUT_DAYS` (in `window` as of then, days in
+/// `settings.timezone`) and compares what it expects of each calibration customer in the
+/// holdout with the purchase days they actually made up to `at`.
+///
+/// # Errors
+/// Only a store error.
+pub fn holdout(
+    store: &Store,
+    at: i64,
+    window: Window,
+    settings: GrowthSettings,
+) -> Result<HoldoutOutcome, StoreError> {
+    let calibration_end = at.saturating_sub(HOLDOUT_DAYS * 86_400);
+    let since = window
+        .seconds()
+        .map(|seconds| calibration_end.saturating_sub(seconds));
+    let day = |t: i64| day_in(settings.timezone, t);
+    let (end_day, at_day) = (day(calibration_end), day(at));
+    let mut histories: Vec<(i64, Vec<(i64, f64)>)> = Vec::new();
+    store.for_each_order_until(at, since, &mut |customer, ordered_at, amount| {
+        if histories.last().is_none_or(|h| h.0 != customer) {
+            histories.push((customer, Vec::new()));
+        }
+        if amount >= 0.0
+            && let Some(last) = histories.last_mut()
+        {
+            last.1.push((day(ordered_at), amount));
+        }
+    })?;
+    let customers: Vec<(Summary, u32)> = histories
+        .iter()
+        .filter_map(|(_, purchases)| {
+            let summary = summarize(purchases, end_day)?;
+            let mut later: Vec<i64> = purchases
+                .iter()
+                .map(|&(d, _)| d)
+                .filter(|&d| d > end_day && d <= at_day)
+                .collect();
+            later.sort_unstable();
+            later.dedup();
+            Some((summary, u32::try_from(later.len()).unwrap_or(u32::MAX)))
+        })
+        .collect();
+    let summaries: Vec<Summary> = customers.iter().map(|(s, _)| *s).collect();
+    Ok(match bgnbd::fit(&summaries) {
+        Ok(fit) => HoldoutOutcome::Checked(HoldoutCheck {
+            calibration_end,
+            days: HOLDOUT_DAYS,
+            rows: tiercare_growth::holdout_by_frequency(
+                &fit.params,
+                &customers,
+                (at_day - end_day) as f64,
+                8,
+            ),
+            bgnbd: fit.params,
+            quality: fit.quality,
+        }),
+        Err(err) => HoldoutOutcome::Unavailable(err.to_string()),
+    })
+}
+
+/// The day number of `t` in `zone` (days since 1970-01-01 on its calendar).
+fn day_in(zone: chrono_tz::Tz, t: i64) -> i64 {
+    zone.timestamp_opt(t, 0)
+        .single()
+        .map_or(t.div_euclid(86_400), |local| {
+            local.date_naive().to_epoch_days().into()
+        })
+}
+
+/// The reason shown when the models cannot be fitted.
+fn reason(err: &GrowthError) -> String {
+    format!("{err}; the growth features (p_alive, clv_12m, ...) are none for this assessment")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn the_monthly_discount_is_read_and_checked() {
+        let config = Config::parse("[growth]\nmonthly_discount = 0.02\n").unwrap();
+        assert_eq!(config.growth_settings().config.monthly_discount, 0.02);
+        assert_eq!(
+            Config::parse("").unwrap().growth.monthly_discount,
+            tiercare_growth::DEFAULT_MONTHLY_DISCOUNT
+        );
+        let err = Config::parse("[growth]\nmonthly_discount = 1.5\n").unwrap_err();
+        assert!(err.message.contains("monthly_discount"), "{err:?}");
+        assert!(Config::parse("[growth]\nrate = 0.02\n").is_err());
+    }
+}
