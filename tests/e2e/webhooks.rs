@@ -230,7 +230,7 @@ fn a_receiver_answering_500_gets_the_same_event_again_later() {
         endpoint(s)["failing"]["last_error"] == "HTTP 500"
     });
     assert!(
-        endpoint(&failing)["failing"]["next_attempt_at"].is_i64(),
+        endpoint(&failing)["failing"]["next_attempt_at"].is_string(),
         "{failing:#}"
     );
     assert_eq!(endpoint(&failing)["delivered"], 0);

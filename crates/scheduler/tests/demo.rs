@@ -222,7 +222,7 @@ fn every_field_parses_at_20000_customers() {
     };
 
     let managers = read(&files.managers);
-    assert_eq!(managers.len(), 10, "one manager per 2,000 customers");
+    assert_eq!(managers.len(), 40, "one manager per 500 customers");
     let manager_ids = ids(&managers, "manager_id");
     let seniors = managers
         .rows()

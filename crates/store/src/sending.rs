@@ -255,9 +255,9 @@ mod tests {
             store
                 .conn
                 .execute(
-                    "INSERT INTO suppressions (address_hash, reason, source, created_at) \
-                     VALUES (?1, 'hard_bounce', ?2, ?3)",
-                    params![address_hash(to), format!("outbox:{id}"), sent_at],
+                    "INSERT INTO bounces (outbox_id, address_hash, kind, status, source, at) \
+                     VALUES (?1, ?2, 'hard', '5.1.1', 'smtp', ?3)",
+                    params![id, address_hash(to), sent_at],
                 )
                 .unwrap();
         }
