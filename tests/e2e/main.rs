@@ -25,6 +25,7 @@ mod import_whole_orders;
 mod outbox;
 mod outbox_faults;
 mod owners;
+mod provider_webhooks;
 mod reentry;
 mod report;
 mod report_browser;
