@@ -232,6 +232,11 @@ pub enum Command {
     /// or SMS (their consents). Pages are English or Simplified Chinese (`[http] language`, else
     /// the browser's Accept-Language) and work without JavaScript.
     ///
+    /// Also takes the mail providers' bounce and complaint notifications at
+    /// `POST /webhooks/postmark`, `/webhooks/mailgun` and `/webhooks/generic` (Standard
+    /// Webhooks), authenticated with the secrets `[mail.bounces]` names (read from the
+    /// environment at start); a wrong signature or password gets 401.
+    ///
     /// Settings come from `[http]` in tiercare.toml: `listen` (default 127.0.0.1:8025),
     /// `public_url` (the https:// address recipients reach it at through your reverse proxy;
     /// emails' links are `<public_url>/unsubscribe?token=...`), `language`, `max_body_bytes`,

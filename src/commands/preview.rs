@@ -36,7 +36,9 @@ pub fn preview(args: PreviewArgs, workspace_dir: &Path, out: &Output) -> anyhow:
         }
     }
     let renderer = EmailRenderer::new(&workspace, loaded.templates, &rules)?;
-    let settings = SendSettings::for_config(workspace.root(), workspace.config(), &|name| std::env::var(name).ok())?;
+    let settings = SendSettings::for_config(workspace.root(), workspace.config(), &|name| {
+        std::env::var(name).ok()
+    })?;
     let preview = renderer.preview(&settings, &args.template, &args.customer, at)?;
     if args.json {
         out.json(&preview)?;

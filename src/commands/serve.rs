@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tiercare_scheduler::http_config::HttpConfig;
 use tiercare_scheduler::mail::TokenSigner;
+use tiercare_scheduler::providers::ProviderSettings;
 use tiercare_scheduler::workspace::Workspace;
 use tiercare_web::{AppState, ServerHandle};
 
@@ -29,17 +30,16 @@ pub fn start(workspace: &Workspace, config: HttpConfig) -> anyhow::Result<Server
             "[http] public_url is not set: emails' unsubscribe links do not point at this server"
         );
     }
+    // The providers' webhook secrets, read once: a malformed one stops the start.
+    let providers = ProviderSettings::from_config(mail, &|name| std::env::var(name).ok())?;
     let mut store = workspace.open_store_for_writing()?;
     let rekeyed = store.rekey_suppressions()?;
     if rekeyed > 0 {
         tracing::info!(rekeyed, "suppressions re-keyed under the current secret");
     }
-    Ok(tiercare_web::spawn(AppState::new(
-        store,
-        signer,
-        config,
-        tiercare_web::system_clock,
-    ))?)
+    Ok(tiercare_web::spawn(
+        AppState::new(store, signer, config, tiercare_web::system_clock).with_providers(providers),
+    )?)
 }
 
 pub fn serve(args: &ServeArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {

@@ -47,10 +47,16 @@ pub struct Server {
 impl Server {
     /// Starts it in `root` and waits for its "listening on" line.
     pub fn start(root: &Path) -> Server {
+        Server::start_env(root, &[])
+    }
+
+    /// The same, with the environment variables `vars` set too.
+    pub fn start_env(root: &Path, vars: &[(&str, &str)]) -> Server {
         let log = root.with_extension("serve.log");
         let mut child = command_in(root)
             .arg("serve")
             .env(SECRET_ENV, SECRET)
+            .envs(vars.iter().copied())
             .env("TIERCARE_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -130,13 +136,13 @@ pub fn links(folder: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-fn suppressions(root: &Path) -> i64 {
+pub fn suppressions(root: &Path) -> i64 {
     let db = rusqlite::Connection::open(root.join("tiercare.db")).unwrap();
     db.query_row("SELECT count(*) FROM suppressions", [], |row| row.get(0))
         .unwrap()
 }
 
-fn send(root: &Path) -> serde_json::Value {
+pub fn send(root: &Path) -> serde_json::Value {
     let run = Command::new(env!("CARGO_BIN_EXE_tiercare"))
         .current_dir(root)
         .env_remove("TIERCARE_HOME")

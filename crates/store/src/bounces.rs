@@ -13,9 +13,9 @@ use std::fmt;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::address_keys::AddressKeys;
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
-use crate::address_keys::AddressKeys;
 use crate::suppressions::{SuppressionReason, insert_address};
 
 /// What came back.

@@ -7,8 +7,8 @@
 //! stays plain threads. It is meant to sit behind the user's reverse proxy, which terminates
 //! TLS.
 //!
-//! - [`routes`]: the router, one module per area (`routes/unsubscribe.rs` today; the staff
-//!   workspace and the providers' `/webhooks/{provider}` will be areas beside it).
+//! - [`routes`]: the router, one module per area (`routes/unsubscribe.rs`, the providers'
+//!   `routes/webhooks.rs`; the staff workspace will be an area beside them).
 //! - [`layout`]: the one page layout (and its security headers) every page is rendered in.
 //! - [`i18n`]: the pages' languages (English, Simplified Chinese) and their texts.
 //! - [`guard`]: request limits: the per-client rate limit and the access log.
@@ -36,6 +36,7 @@ use std::sync::{Mutex, PoisonError};
 
 use tiercare_scheduler::http_config::{HttpConfig, PageLanguage};
 use tiercare_scheduler::mail::TokenSigner;
+use tiercare_scheduler::providers::ProviderSettings;
 use tiercare_store::Store;
 
 /// What every handler shares: the database connection (requests take turns; a write is one
@@ -45,6 +46,7 @@ pub struct AppState {
     signer: TokenSigner,
     config: HttpConfig,
     clock: fn() -> i64,
+    providers: ProviderSettings,
 }
 
 impl AppState {
@@ -57,7 +59,21 @@ impl AppState {
             signer,
             config,
             clock,
+            providers: ProviderSettings::default(),
         }
+    }
+
+    /// The same state with the providers' webhook secrets and bounce policy (without them,
+    /// every `/webhooks/{provider}` call is refused as not configured).
+    #[must_use]
+    pub fn with_providers(mut self, providers: ProviderSettings) -> Self {
+        self.providers = providers;
+        self
+    }
+
+    /// The providers' webhook settings.
+    pub fn providers(&self) -> &ProviderSettings {
+        &self.providers
     }
 
     /// The settings.

@@ -229,7 +229,9 @@ impl<C: Clock> Daemon<C> {
         let rules = read_rules(&workspace)?;
         let templates =
             read_checked_templates(&workspace, &rules).map_err(DaemonError::Templates)?;
-        let send = SendSettings::for_config(workspace.root(), workspace.config(), &|name| std::env::var(name).ok())?;
+        let send = SendSettings::for_config(workspace.root(), workspace.config(), &|name| {
+            std::env::var(name).ok()
+        })?;
         let env = |name: &str| std::env::var(name).ok();
         let transports = transports(workspace.root(), &workspace.config().mail, &env)?;
         let now = clock.now();

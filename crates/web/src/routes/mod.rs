@@ -2,12 +2,13 @@
 //! through (access log, rate limit, security headers, body size limit, timeout); the
 //! stylesheet and the not-found page.
 //!
-//! Areas: [`unsubscribe`] (what recipients reach from their e-mails). To come beside it: the
-//! providers' `/webhooks/{provider}` (bounce and complaint events, parsed by the bounce
-//! library), and the staff workspace (issue #17), whose sessions will be a layer of its own
-//! area's router, not of these public pages.
+//! Areas: [`unsubscribe`] (what recipients reach from their e-mails) and [`webhooks`] (the
+//! providers' `/webhooks/{provider}`: bounce and complaint events, authenticated and recorded
+//! by the scheduler). To come beside them: the staff workspace (issue #17), whose sessions will
+//! be a layer of its own area's router, not of these public pages.
 
 pub mod unsubscribe;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +31,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limit = Arc::new(RateLimit::new(config.requests_per_minute, config.language));
     Router::new()
         .merge(unsubscribe::routes())
-        // The providers' webhooks go here: `.merge(webhooks::routes())` serving
-        // `POST /webhooks/{provider}` (authenticated per provider, then the bounce library).
+        .merge(webhooks::routes())
         .route("/static/page.css", get(stylesheet))
         .fallback(not_found)
         .with_state(state)
