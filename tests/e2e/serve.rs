@@ -279,6 +279,19 @@ fn curl_posting_the_exact_link_of_a_sent_eml_suppresses_before_the_next_send() {
     assert_eq!(sent["sent"], 0, "{sent}");
     assert_eq!(sent["suppressed"], 2, "{sent}");
 
+    // Stopping email on the page also suppressed the address: a later import of the shop's
+    // export, which still says consent_email=true, turns the column back on but cannot make
+    // tiercare write to them again.
+    assert_eq!(suppressions(&root), 3);
+    run_in(&root, &["import", "customers", "customers.csv"]).assert_code(0);
+    let recorded = run_in(
+        &root,
+        &followups_record_json("2026-03-10T08:00:00Z", "2026-03-10T10:00:00Z"),
+    );
+    recorded.assert_code(0);
+    let sent = send(&root);
+    assert_eq!(sent["sent"], 0, "{sent}");
+
     // The access log names routes, never tokens or addresses.
     let log = server.log();
     assert!(log.contains("route=/unsubscribe"), "{log}");

@@ -53,6 +53,12 @@ impl Store {
     /// Sets the consents of the customer with row id `customer` (`None`
     /// leaves one as it is), in one `IMMEDIATE` transaction. Returns whether
     /// the customer exists.
+    ///
+    /// Turning e-mail off also puts the customer's address on the suppression
+    /// list (reason `unsubscribe`, source `preferences`, and the
+    /// `customer.unsubscribed` webhook event), in the same transaction: the
+    /// consent column is the shop's to import, and a later import of the shop's
+    /// export (still saying `true`) must not undo what the customer asked here.
     pub fn set_consents(
         &mut self,
         customer: i64,
@@ -72,6 +78,30 @@ impl Store {
                 params![customer, email.map(i64::from), sms.map(i64::from), now],
             )
             .at(path)?;
+        if changed == 1 && email == Some(false) {
+            let address: Option<String> = tx
+                .query_row(
+                    "SELECT email FROM customers WHERE id = ?1",
+                    [customer],
+                    |row| row.get(0),
+                )
+                .at(path)?;
+            if let Some(address) = address.filter(|a| !a.trim().is_empty()) {
+                let new = crate::suppressions::insert_address(
+                    &tx,
+                    &self.keys,
+                    &address,
+                    crate::suppressions::SuppressionReason::Unsubscribe,
+                    "preferences",
+                    now,
+                )
+                .at(path)?;
+                if new {
+                    crate::webhooks::customer_unsubscribed(&tx, customer, "preferences", now)
+                        .at(path)?;
+                }
+            }
+        }
         tx.commit().at(path)?;
         Ok(changed == 1)
     }
