@@ -334,49 +334,13 @@ fn check_warns_about_smtp_without_dkim() {
 /// `send --at` times, after the emails `mail_workspace`-style setups queue (09:00, 2 March 2026).
 const SEND_AT: &str = "2026-03-03T00:00:00Z";
 
-/// Like `common::mail_workspace`, with the customers' addresses given: one email each queued.
+/// `common::mail_workspace_for` with one SMTP connection.
 fn workspace_for(dir: &Path, addresses: &[&str], smtp: Option<(u16, &str)>) -> PathBuf {
-    let root = dir.join("ws");
-    run_in(dir, &["init", root.to_str().unwrap()]).assert_code(0);
-    std::fs::remove_file(root.join("rules/followups.yaml")).unwrap();
-    std::fs::write(
-        root.join("rules/mail.yaml"),
-        "followups:\n  - id: hello\n    cron: \"0 9 * * *\"\n    max_delay: 3650d\n    \
-         email: { template: care }\n",
+    common::mail_workspace_for(
+        dir,
+        addresses,
+        smtp.map(|(port, settings)| (port, 1, settings)),
     )
-    .unwrap();
-    std::fs::write(
-        root.join("templates/care.eml.j2"),
-        "subject: Hello {{ customer.name }}\n--- text\nHello {{ customer.name }}\n",
-    )
-    .unwrap();
-    if let Some((port, settings)) = smtp {
-        let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
-        let config = config.replace("transport = \"folder\"", "transport = \"smtp\"")
-            + &format!(
-                "\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n\
-                 connections = 1\n{settings}"
-            );
-        std::fs::write(root.join("tiercare.toml"), config).unwrap();
-    }
-    let mut csv = String::from("customer_id,name,email,consent_email\n");
-    for (i, address) in addresses.iter().enumerate() {
-        csv.push_str(&format!("C{i:04},Customer {i},{address},true\n"));
-    }
-    std::fs::write(root.join("customers.csv"), csv).unwrap();
-    run_in(&root, &["import", "customers", "customers.csv"]).assert_code(0);
-    let recorded = run_in(
-        &root,
-        &common::followups_record_json("2026-03-02T08:00:00Z", "2026-03-02T10:00:00Z"),
-    );
-    recorded.assert_code(0);
-    assert_eq!(
-        recorded.json()["queued"],
-        addresses.len(),
-        "{}",
-        recorded.stdout
-    );
-    root
 }
 
 fn send_at(root: &Path, at: &str) -> serde_json::Value {

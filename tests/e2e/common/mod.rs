@@ -91,6 +91,20 @@ pub fn fast_tempdir() -> tempfile::TempDir {
 /// `smtp`: the SMTP server's port, the connections, and more `[mail.smtp]` settings (and any
 /// sections after it); `None`: the folder transport (`mail/`, the default).
 pub fn mail_workspace(dir: &Path, customers: usize, smtp: Option<(u16, u32, &str)>) -> PathBuf {
+    let addresses: Vec<String> = (0..customers)
+        .map(|i| format!("c{i}@example.com"))
+        .collect();
+    let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    mail_workspace_for(dir, &addresses, smtp)
+}
+
+/// [`mail_workspace`] with the customers' addresses given (`C0000` gets the first, and so on):
+/// one email to each queued.
+pub fn mail_workspace_for(
+    dir: &Path,
+    addresses: &[&str],
+    smtp: Option<(u16, u32, &str)>,
+) -> PathBuf {
     let root = dir.join("ws");
     run_in(dir, &["init", root.to_str().unwrap()]).assert_code(0);
     std::fs::remove_file(root.join("rules/followups.yaml")).unwrap();
@@ -115,8 +129,8 @@ pub fn mail_workspace(dir: &Path, customers: usize, smtp: Option<(u16, u32, &str
         std::fs::write(root.join("tiercare.toml"), config).unwrap();
     }
     let mut csv = String::from("customer_id,name,email,consent_email\n");
-    for i in 0..customers {
-        csv.push_str(&format!("C{i:04},Customer {i},c{i}@example.com,true\n"));
+    for (i, address) in addresses.iter().enumerate() {
+        csv.push_str(&format!("C{i:04},Customer {i},{address},true\n"));
     }
     std::fs::write(root.join("customers.csv"), csv).unwrap();
     run_in(&root, &["import", "customers", "customers.csv"]).assert_code(0);
@@ -125,7 +139,12 @@ pub fn mail_workspace(dir: &Path, customers: usize, smtp: Option<(u16, u32, &str
         &followups_record_json("2026-03-02T08:00:00Z", "2026-03-02T10:00:00Z"),
     );
     recorded.assert_code(0);
-    assert_eq!(recorded.json()["queued"], customers, "{}", recorded.stdout);
+    assert_eq!(
+        recorded.json()["queued"],
+        addresses.len(),
+        "{}",
+        recorded.stdout
+    );
     root
 }
 
