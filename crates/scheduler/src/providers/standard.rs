@@ -17,7 +17,6 @@
 //! `email` is required; `message_id`, `status` and `diagnostic` are optional.
 
 use base64::Engine;
-use ring::hmac;
 use serde::Deserialize;
 use tiercare_store::BounceKind;
 
@@ -47,14 +46,8 @@ pub fn decode_secret(secret: &str) -> Option<Vec<u8>> {
 /// The `webhook-signature` value of `body` sent as `id` at `timestamp` with `key`: what a
 /// sender puts in the header (`v1,<base64>`).
 pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
-    let mut signed = format!("{id}.{timestamp}.").into_bytes();
-    signed.extend_from_slice(body);
-    let tag = hmac::sign(&key, &signed);
-    format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
-    )
+    // The outgoing webhooks' signer: one implementation of the scheme.
+    crate::webhooks::WebhookSecret::from_key(key).sign(id, timestamp, body)
 }
 
 /// Checks the signature and its timestamp, then reads the body.

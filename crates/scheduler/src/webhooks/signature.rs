@@ -24,9 +24,14 @@ impl WebhookSecret {
         let text = text.trim();
         let encoded = text.strip_prefix("whsec_").unwrap_or(text);
         let bytes = STANDARD.decode(encoded).ok()?;
-        (!bytes.is_empty()).then(|| WebhookSecret {
-            key: hmac::Key::new(hmac::HMAC_SHA256, &bytes),
-        })
+        (!bytes.is_empty()).then(|| WebhookSecret::from_key(&bytes))
+    }
+
+    /// A secret from its key's bytes (the base64 after `whsec_`, decoded).
+    pub fn from_key(key: &[u8]) -> WebhookSecret {
+        WebhookSecret {
+            key: hmac::Key::new(hmac::HMAC_SHA256, key),
+        }
     }
 
     /// The `webhook-signature` header's value for the message `id` sent at `timestamp` (unix
