@@ -38,7 +38,8 @@ pub fn start(workspace: &Workspace, config: HttpConfig) -> anyhow::Result<Server
         tracing::info!(rekeyed, "suppressions re-keyed under the current secret");
     }
     Ok(tiercare_web::spawn(
-        AppState::new(store, signer, config, tiercare_web::system_clock).with_providers(providers),
+        AppState::new(store, signer, config, tiercare_scheduler::time::now)
+            .with_providers(providers),
     )?)
 }
 

@@ -414,34 +414,7 @@ pub fn fit_with_sample(
         None => minimize(data.objective(), &start, step),
     };
     found.iterations += sample_iterations;
-    if !found.converged {
-        // Still walking after the budget: towards a boundary (degenerate) or along a ridge.
-        let (name, t) = ["r", "alpha", "a", "b"]
-            .iter()
-            .zip(&found.x)
-            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-            .expect("parameters");
-        if t.abs() > crate::RUNAWAY_LOG_PARAMETER {
-            return Err(GrowthError::Degenerate {
-                model: "BG/NBD",
-                parameter: name,
-                value: t.exp(),
-            });
-        }
-        return Err(GrowthError::NotConverged {
-            model: "BG/NBD",
-            iterations: found.iterations,
-        });
-    }
-    for (name, t) in ["r", "alpha", "a", "b"].iter().zip(&found.x) {
-        if t.abs() > crate::MAX_LOG_PARAMETER {
-            return Err(GrowthError::Degenerate {
-                model: "BG/NBD",
-                parameter: name,
-                value: t.exp(),
-            });
-        }
-    }
+    crate::check_minimum("BG/NBD", &["r", "alpha", "a", "b"], &found)?;
     Ok(BgNbdFit {
         params: unpack(&found.x),
         quality: FitQuality {

@@ -113,34 +113,7 @@ pub fn fit(summaries: &[Summary]) -> Result<GammaGammaFit, GrowthError> {
         -log_likelihood(t[0].exp(), t[1].exp(), t[2].exp()) / n
     };
     let found = minimize(objective, &[0.0, 0.0, 0.0], 0.5);
-    if !found.converged {
-        // Still walking after the budget: towards a boundary (degenerate) or along a ridge.
-        let (name, t) = ["p", "q", "gamma"]
-            .iter()
-            .zip(&found.x)
-            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-            .expect("parameters");
-        if t.abs() > crate::RUNAWAY_LOG_PARAMETER {
-            return Err(GrowthError::Degenerate {
-                model: "Gamma-Gamma",
-                parameter: name,
-                value: t.exp(),
-            });
-        }
-        return Err(GrowthError::NotConverged {
-            model: "Gamma-Gamma",
-            iterations: found.iterations,
-        });
-    }
-    for (name, t) in ["p", "q", "gamma"].iter().zip(&found.x) {
-        if t.abs() > crate::MAX_LOG_PARAMETER {
-            return Err(GrowthError::Degenerate {
-                model: "Gamma-Gamma",
-                parameter: name,
-                value: t.exp(),
-            });
-        }
-    }
+    crate::check_minimum("Gamma-Gamma", &["p", "q", "gamma"], &found)?;
     let params = GammaGamma {
         p: found.x[0].exp(),
         q: found.x[1].exp(),

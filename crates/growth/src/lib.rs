@@ -48,6 +48,46 @@ fn outside_bounds(t: &[f64]) -> bool {
     t.iter().any(|v| v.abs() > MAX_LOG_PARAMETER + 1.0)
 }
 
+/// Whether an optimiser's result is a fit of `model` (log-parameters named `names`): not
+/// converged is [`GrowthError::Degenerate`] when the largest log-parameter ran away towards a
+/// boundary, else [`GrowthError::NotConverged`]; converged, any log-parameter beyond
+/// `MAX_LOG_PARAMETER` is degenerate.
+fn check_minimum(
+    model: &'static str,
+    names: &[&'static str],
+    found: &optimize::Minimum,
+) -> Result<(), GrowthError> {
+    if !found.converged {
+        // Still walking after the budget: towards a boundary (degenerate) or along a ridge.
+        let (name, t) = names
+            .iter()
+            .zip(&found.x)
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+            .expect("parameters");
+        if t.abs() > RUNAWAY_LOG_PARAMETER {
+            return Err(GrowthError::Degenerate {
+                model,
+                parameter: name,
+                value: t.exp(),
+            });
+        }
+        return Err(GrowthError::NotConverged {
+            model,
+            iterations: found.iterations,
+        });
+    }
+    for (name, t) in names.iter().zip(&found.x) {
+        if t.abs() > MAX_LOG_PARAMETER {
+            return Err(GrowthError::Degenerate {
+                model,
+                parameter: name,
+                value: t.exp(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// How a fit went.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct FitQuality {

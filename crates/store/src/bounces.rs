@@ -329,10 +329,8 @@ pub(crate) fn record(
         }
         return Ok(outcome);
     };
-    // Kept under the address's keyed hash, as the suppression list keeps it; soft bounces are
-    // counted under every hash the address may have had (the previous key, legacy rows).
+    // Kept under the address's keyed hash, as the suppression list keeps it.
     let hash = keys.hash(address);
-    let lookups = serde_json::to_string(&keys.lookups(address)).unwrap_or_else(|_| "[]".into());
     tx.prepare_cached(
         "INSERT INTO bounces (outbox_id, address_hash, kind, status, diagnostic, source, \
          event_key, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -357,6 +355,9 @@ pub(crate) fn record(
         BounceKind::Hard => Some(SuppressionReason::HardBounce),
         BounceKind::Complaint => Some(SuppressionReason::Complaint),
         BounceKind::Soft => {
+            // Counted under every hash the address may have had (the previous key, legacy rows).
+            let lookups =
+                serde_json::to_string(&keys.lookups(address)).unwrap_or_else(|_| "[]".into());
             outcome.soft_bounces = tx
                 .prepare_cached(
                     "SELECT count(*) FROM bounces WHERE kind = 'soft' AND at > ?2 \

@@ -2,7 +2,7 @@
 //! customer (the scheduler turns them into BG/NBD summaries), and the fit stored with an
 //! assessment (`assessment_growth`, migration 14).
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
@@ -30,18 +30,6 @@ impl Store {
             Ok(())
         };
         run().at(&self.label)
-    }
-
-    /// The growth fit stored with assessment `assessment_id` (JSON), if any.
-    pub fn assessment_growth(&self, assessment_id: i64) -> Result<Option<String>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT fit FROM assessment_growth WHERE assessment_id = ?1",
-                [assessment_id],
-                |row| row.get(0),
-            )
-            .optional()
-            .at(&self.label)
     }
 }
 

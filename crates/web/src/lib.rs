@@ -92,10 +92,3 @@ impl AppState {
         work(&mut store, &self.signer, (self.clock)())
     }
 }
-
-/// The current unix time, the clock of a real server.
-pub fn system_clock() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}

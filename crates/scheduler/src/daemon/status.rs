@@ -68,11 +68,7 @@ pub fn sending(
 ) -> Result<Sending, tiercare_store::StoreError> {
     let guard = crate::mail::reputation::guard(store, &mail.reputation, now)?;
     Ok(Sending {
-        by_day_and_rule: crate::mail::reputation::by_day_and_rule(
-            store,
-            guard.figures.since,
-            now + 1,
-        )?,
+        by_day_and_rule: store.mail_reputation(guard.figures.since, now + 1)?,
         paused: guard.paused,
         figures: guard.figures,
         domains_paused: store

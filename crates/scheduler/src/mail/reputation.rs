@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tiercare_store::{ReputationRow, Store, StoreError};
+use tiercare_store::{Store, StoreError};
 
 use crate::sending_settings::warmup_start;
 pub use crate::sending_settings::{ReputationConfig, WarmupConfig};
@@ -119,16 +119,6 @@ pub fn guard(store: &Store, config: &ReputationConfig, now: i64) -> Result<Guard
         });
     }
     Ok(Guard { figures, paused })
-}
-
-/// The rows of `store`'s reputation figures over the window, per day and programme (for
-/// `status` and the report).
-pub fn by_day_and_rule(
-    store: &Store,
-    since: i64,
-    until: i64,
-) -> Result<Vec<ReputationRow>, StoreError> {
-    store.mail_reputation(since, until)
 }
 
 #[cfg(test)]

@@ -184,17 +184,6 @@ impl TokenSigner {
         format!("{body}.{mac}")
     }
 
-    /// The address hash a valid token carries, or `None` for a forged, damaged, foreign or
-    /// expired one, as of the system clock: for callers that have no clock of their own
-    /// ([`TokenSigner::verify_at`] otherwise; [`crate::preferences::unsubscribe_with_token`]
-    /// to apply a token).
-    pub fn verify(&self, token: &str) -> Option<String> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        self.verify_at(token, now).map(|verified| verified.hash)
-    }
-
     /// What a valid token says, or `None` for a forged, damaged, foreign or expired one (MACs
     /// are compared in constant time). `now` decides whether a token of the previous secret is
     /// still honoured.
