@@ -12,6 +12,8 @@
 //! - [`layout`]: the one page layout (and its security headers) every page is rendered in.
 //! - [`i18n`]: the pages' languages (English, Simplified Chinese) and their texts.
 //! - [`guard`]: request limits: the per-client rate limit and the access log.
+//! - [`staff`]: the staff workspace under `/staff/` (accounts, sessions, CSRF, the page frame,
+//!   the dashboard and the staff pages).
 //! - [`server`]: binding, the runtime thread and graceful shutdown.
 //!
 //! # What this crate must never do
@@ -28,6 +30,7 @@ pub mod i18n;
 pub mod layout;
 pub mod routes;
 pub mod server;
+pub mod staff;
 
 pub use routes::router;
 pub use server::{ServerHandle, WebError, spawn};
