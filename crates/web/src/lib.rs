@@ -50,6 +50,7 @@ pub struct AppState {
     config: HttpConfig,
     clock: fn() -> i64,
     providers: ProviderSettings,
+    timezone: chrono_tz::Tz,
 }
 
 impl AppState {
@@ -63,6 +64,7 @@ impl AppState {
             config,
             clock,
             providers: ProviderSettings::default(),
+            timezone: chrono_tz::Tz::UTC,
         }
     }
 
@@ -72,6 +74,19 @@ impl AppState {
     pub fn with_providers(mut self, providers: ProviderSettings) -> Self {
         self.providers = providers;
         self
+    }
+
+    /// The same state with the workspace's time zone (staff pages show times and read dates in
+    /// it; UTC without).
+    #[must_use]
+    pub fn with_timezone(mut self, timezone: chrono_tz::Tz) -> Self {
+        self.timezone = timezone;
+        self
+    }
+
+    /// The workspace's time zone.
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.timezone
     }
 
     /// The providers' webhook settings.
