@@ -266,11 +266,12 @@ impl Store {
                     id: from.to_owned(),
                 })
         };
-        let add = |list: &mut Vec<(String, u64)>, id: String| {
-            match list.iter_mut().find(|(known, _)| *known == id) {
-                Some((_, n)) => *n += 1,
-                None => list.push((id, 1)),
-            }
+        let add = |list: &mut Vec<(String, u64)>, id: String| match list
+            .iter_mut()
+            .find(|(known, _)| *known == id)
+        {
+            Some((_, n)) => *n += 1,
+            None => list.push((id, 1)),
         };
         for task in tasks {
             let next = pick(&tx)?;

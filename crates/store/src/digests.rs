@@ -256,7 +256,15 @@ impl Store {
                     )
                 })
                 .at(path)?;
-            event(&tx, row, now, None, OutboxState::Queued, Some("manager digest")).at(path)?;
+            event(
+                &tx,
+                row,
+                now,
+                None,
+                OutboxState::Queued,
+                Some("manager digest"),
+            )
+            .at(path)?;
             tx.execute(
                 "UPDATE manager_digests SET outbox_id = ?2 WHERE id = ?1",
                 params![id, row],

@@ -102,11 +102,11 @@ mod tasks;
 mod tiers;
 mod webhooks;
 
+pub use availability::{ManagerPresence, ReassignTo, Reassigned};
 pub use bounces::{Bounce, BounceCounts, BounceKind, BounceOutcome, NewBounce, SoftBouncePolicy};
 pub use contacts::{CONTACT_WINDOWS, ContactCounts, Contacts};
 pub use customers::{CustomerQuery, CustomerRow};
 pub use daemon::{DaemonState, ScheduleCursor, SlotOutcome};
-pub use availability::{ManagerPresence, ReassignTo, Reassigned};
 pub use db::{BUSY_TIMEOUT, Store, TableCounts};
 pub use digests::{DIGEST_RULE, DigestCustomer, DigestOutcome, NewDigest, RecordedDigest};
 pub use error::StoreError;
