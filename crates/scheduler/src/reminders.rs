@@ -673,3 +673,160 @@ pub fn digest_warnings(store: &Store, rules: &RuleSet) -> Result<Vec<String>, St
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use tiercare_engine::{RecordKind, RuleFile, load_rules};
+    use tiercare_store::NewTask;
+
+    use super::*;
+    use crate::test_support::import;
+
+    const RULES: &str = "tiering:\n  window: 365d\n  tiers:\n    - id: A\n      when: true\n\
+        reminders:\n  digest:\n    at: \"08:30\"\n    days: [mon, tue, wed, thu, fri]\n  \
+        escalation:\n    after: 2d\n    to: role:senior\n";
+
+    fn time(text: &str) -> i64 {
+        DateTime::parse_from_rfc3339(text).unwrap().timestamp()
+    }
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        store: Store,
+        rules: RuleSet,
+        templates: Templates,
+        settings: DigestSettings,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let (workspace, _) = Workspace::init(dir.path(), chrono_tz::Europe::London).unwrap();
+        let mut store = workspace.open_store_for_writing().unwrap();
+        import(
+            &workspace,
+            &mut store,
+            RecordKind::Managers,
+            "manager_id,name,email,role,timezone\n\
+             lon,Lena,lena@example.com,junior,\n\
+             sha,Shu,shu@example.com,junior,Asia/Shanghai\n\
+             boss,Bo,bo@example.com,senior,\n\
+             mute,Mo,,junior,\n",
+        );
+        import(
+            &workspace,
+            &mut store,
+            RecordKind::Customers,
+            "customer_id,name,email\nc1,Ada,ada@example.com\n",
+        );
+        let rules = load_rules(&[RuleFile::new("rules/managers.yaml", RULES)])
+            .unwrap()
+            .rules;
+        let loaded = load_workspace_digest_templates(&workspace).unwrap();
+        assert!(
+            check_digest_templates(&rules, &loaded).is_empty(),
+            "{}",
+            tiercare_engine::render_all(&loaded.diagnostics, false)
+        );
+        Setup {
+            settings: DigestSettings::from_config(workspace.config()),
+            _dir: dir,
+            store,
+            rules,
+            templates: loaded.templates,
+        }
+    }
+
+    fn task(store: &mut Store, assignee: &str, due: &str, now: i64) -> i64 {
+        store
+            .add_task(
+                &NewTask {
+                    customer_id: "c1".into(),
+                    assignee: assignee.into(),
+                    title: format!("Call Ada for {assignee}"),
+                    due_at: time(due),
+                    note: None,
+                },
+                now,
+            )
+            .unwrap()
+            .id
+    }
+
+    fn decided(s: &mut Setup, at: &str) -> Vec<(String, &'static str)> {
+        send_digests(&mut s.store, &s.rules, &s.templates, &s.settings, time(at))
+            .unwrap()
+            .decided
+            .into_iter()
+            .map(|d| (d.manager, d.outcome))
+            .collect()
+    }
+
+    #[test]
+    fn each_manager_gets_one_digest_per_working_day_at_their_local_time() {
+        let mut s = setup();
+        let created = time("2026-12-01T00:00:00Z");
+        for manager in ["lon", "sha", "mute"] {
+            task(&mut s.store, manager, "2026-12-07T15:00:00Z", created);
+        }
+        // Monday 7 December: 08:30 in Shanghai is 00:30 UTC; in London 08:30 UTC.
+        assert_eq!(decided(&mut s, "2026-12-07T00:29:00Z"), []);
+        assert_eq!(
+            decided(&mut s, "2026-12-07T00:30:00Z"),
+            [("sha".to_owned(), "queued")]
+        );
+        assert_eq!(decided(&mut s, "2026-12-07T08:29:59Z"), []);
+        assert_eq!(
+            decided(&mut s, "2026-12-07T08:30:00Z"),
+            [
+                // Nothing to say: decided, not sent.
+                ("boss".to_owned(), "empty"),
+                ("lon".to_owned(), "queued"),
+                ("mute".to_owned(), "no_address"),
+            ]
+        );
+        // Never twice in a day, however often it is asked.
+        assert_eq!(decided(&mut s, "2026-12-07T23:59:00Z"), []);
+        let outbox = s.store.outbox(None, 100).unwrap();
+        assert_eq!(outbox.len(), 2, "{outbox:?}");
+        let lena = outbox.iter().find(|e| e.to_address == "lena@example.com").unwrap();
+        assert_eq!(lena.rule_id, tiercare_store::DIGEST_RULE);
+        assert!(lena.subject.contains("1 due today"), "{}", lena.subject);
+        assert!(lena.body_text.contains("Call Ada for lon"), "{}", lena.body_text);
+        assert!(!lena.body_text.contains("Call Ada for sha"), "{}", lena.body_text);
+        // Saturday is not a working day; Monday again is.
+        assert_eq!(decided(&mut s, "2026-12-12T12:00:00Z"), []);
+        assert_eq!(decided(&mut s, "2026-12-14T08:31:00Z").len(), 4);
+    }
+
+    #[test]
+    fn managers_on_leave_get_no_digest_and_an_overdue_task_is_escalated_once() {
+        let mut s = setup();
+        let created = time("2026-12-01T00:00:00Z");
+        let late = task(&mut s.store, "lon", "2026-12-03T09:00:00Z", created);
+        s.store
+            .set_leave("sha", time("2026-12-06T00:00:00Z"), None, created)
+            .unwrap();
+        task(&mut s.store, "sha", "2026-12-07T09:00:00Z", created);
+        let first = send_digests(
+            &mut s.store,
+            &s.rules,
+            &s.templates,
+            &s.settings,
+            time("2026-12-07T09:00:00Z"),
+        )
+        .unwrap();
+        let boss = first.decided.iter().find(|d| d.manager == "boss").unwrap();
+        assert_eq!((boss.outcome, boss.escalated), ("queued", 1));
+        assert!(first.decided.iter().all(|d| d.manager != "sha"));
+        let next = send_digests(
+            &mut s.store,
+            &s.rules,
+            &s.templates,
+            &s.settings,
+            time("2026-12-08T09:00:00Z"),
+        )
+        .unwrap();
+        let boss = next.decided.iter().find(|d| d.manager == "boss").unwrap();
+        assert_eq!((boss.outcome, boss.escalated), ("empty", 0), "escalated once: #{late}");
+    }
+}
