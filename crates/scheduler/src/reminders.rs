@@ -788,11 +788,22 @@ mod tests {
         assert_eq!(decided(&mut s, "2026-12-07T23:59:00Z"), []);
         let outbox = s.store.outbox(None, 100).unwrap();
         assert_eq!(outbox.len(), 2, "{outbox:?}");
-        let lena = outbox.iter().find(|e| e.to_address == "lena@example.com").unwrap();
+        let lena = outbox
+            .iter()
+            .find(|e| e.to_address == "lena@example.com")
+            .unwrap();
         assert_eq!(lena.rule_id, tiercare_store::DIGEST_RULE);
         assert!(lena.subject.contains("1 due today"), "{}", lena.subject);
-        assert!(lena.body_text.contains("Call Ada for lon"), "{}", lena.body_text);
-        assert!(!lena.body_text.contains("Call Ada for sha"), "{}", lena.body_text);
+        assert!(
+            lena.body_text.contains("Call Ada for lon"),
+            "{}",
+            lena.body_text
+        );
+        assert!(
+            !lena.body_text.contains("Call Ada for sha"),
+            "{}",
+            lena.body_text
+        );
         // Saturday is not a working day; Monday again is.
         assert_eq!(decided(&mut s, "2026-12-12T12:00:00Z"), []);
         assert_eq!(decided(&mut s, "2026-12-14T08:31:00Z").len(), 4);
@@ -827,6 +838,10 @@ mod tests {
         )
         .unwrap();
         let boss = next.decided.iter().find(|d| d.manager == "boss").unwrap();
-        assert_eq!((boss.outcome, boss.escalated), ("empty", 0), "escalated once: #{late}");
+        assert_eq!(
+            (boss.outcome, boss.escalated),
+            ("empty", 0),
+            "escalated once: #{late}"
+        );
     }
 }
