@@ -78,6 +78,7 @@ fn parse_folder(folder: &Path) -> Vec<Message> {
 /// The task ids a digest lists under "Overdue" and "Due today".
 fn listed_tasks(text: &str) -> BTreeSet<i64> {
     let mut ids = BTreeSet::new();
+    let text = text.replace("\r\n", "\n");
     for block in text.split("\n\n") {
         let first = block.trim_start().lines().next().unwrap_or_default();
         if !(first.starts_with("Overdue (") || first.starts_with("Due today (")) {
