@@ -289,3 +289,63 @@ impl Store {
         Ok(DigestOutcome::Recorded { outbox_id })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email(id: &str) -> NewEmail {
+        NewEmail {
+            message_id: format!("<{id}@example.com>"),
+            to_address: "lena@example.com".into(),
+            subject: "Your day".into(),
+            text: "Overdue: 1\n".into(),
+            html: None,
+        }
+    }
+
+    #[test]
+    fn a_digest_is_recorded_once_per_manager_and_local_day_with_its_email() {
+        let mut store = Store::open_in_memory().unwrap();
+        let digest = |id: &'static str, day: &'static str| NewDigest {
+            manager: "lena",
+            local_day: day,
+            summary: serde_json::json!({ "overdue": 1 }),
+            email: Some(("manager-digest", email(id))),
+            due_at: 100,
+            escalated: &[],
+        };
+        let first = store
+            .record_digest(&digest("a", "2026-12-07"), 100)
+            .unwrap();
+        let DigestOutcome::Recorded {
+            outbox_id: Some(outbox_id),
+        } = first
+        else {
+            panic!("{first:?}")
+        };
+        // Asked again (another process, a restart): nothing is written, the e-mail once.
+        assert_eq!(
+            store
+                .record_digest(&digest("b", "2026-12-07"), 200)
+                .unwrap(),
+            DigestOutcome::AlreadyDecided
+        );
+        assert!(store.digest_decided("lena", "2026-12-07").unwrap());
+        assert!(!store.digest_decided("lena", "2026-12-08").unwrap());
+        let emails = store.outbox(None, 10).unwrap();
+        assert_eq!(emails.len(), 1);
+        assert_eq!(emails[0].id, outbox_id);
+        assert_eq!(emails[0].rule_id, DIGEST_RULE);
+        assert_eq!(emails[0].customer_id, None);
+        // The next day is another digest.
+        assert!(matches!(
+            store
+                .record_digest(&digest("c", "2026-12-08"), 300)
+                .unwrap(),
+            DigestOutcome::Recorded { outbox_id: Some(_) }
+        ));
+        assert_eq!(store.last_digest_at("lena", 300).unwrap(), Some(100));
+        assert_eq!(store.digests(0, 1_000).unwrap().len(), 2);
+    }
+}
