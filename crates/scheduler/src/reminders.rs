@@ -255,6 +255,10 @@ fn supervisors(presence: &[ManagerPresence], now: i64) -> Vec<Supervisor<'_>> {
 }
 
 /// Builds one manager's digest context at `now` for their `day`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one digest's inputs: the store, the rules, the manager, their clock and the sender"
+)]
 fn build_context(
     store: &Store,
     rules: &RuleSet,

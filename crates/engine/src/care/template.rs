@@ -757,13 +757,17 @@ pub fn load_templates(files: &[TemplateFile]) -> LoadedTemplates {
     )
 }
 
+/// Checks one attribute path of a template against a context's schema: `Err` says which segment
+/// is unknown and what exists there.
+pub(crate) type PathCheck = fn(&str) -> Result<(), (String, Vec<&'static str>)>;
+
 /// Loads the templates `found` (per name, its files and their forms), checking every variable
 /// with `check` and rendering each against `sample` (a template that fails is left out, with
 /// `sample_hint` on its diagnostic): the machinery of [`load_templates`], for other contexts
 /// too (the managers' digest, [`crate::care::digest`]).
 pub(crate) fn load_checked(
     found: &BTreeMap<String, Vec<(&'static str, &TemplateFile)>>,
-    check: fn(&str) -> Result<(), (String, Vec<&'static str>)>,
+    check: PathCheck,
     sample: Option<&Value>,
     sample_hint: &str,
 ) -> LoadedTemplates {
