@@ -348,4 +348,46 @@ mod tests {
         assert_eq!(store.last_digest_at("lena", 300).unwrap(), Some(100));
         assert_eq!(store.digests(0, 1_000).unwrap().len(), 2);
     }
+
+    #[test]
+    fn forgetting_a_customer_erases_their_name_from_the_digests() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut session = store
+            .import(
+                crate::ImportKind::Customers,
+                crate::ImportOptions::default(),
+            )
+            .unwrap();
+        let ada = crate::records::CustomerRecord {
+            external_id: "c1".into(),
+            name: Some("Ada Lovelace".into()),
+            email: Some("ada@example.com".into()),
+            ..crate::records::CustomerRecord::default()
+        };
+        session.customer(1, &ada).unwrap();
+        session.commit(&crate::ImportAudit::default()).unwrap();
+        let mut with_ada = email("a");
+        with_ada.text = "Overdue:\n  - #1 Monthly review with Ada Lovelace\n".into();
+        store
+            .record_digest(
+                &NewDigest {
+                    manager: "lena",
+                    local_day: "2026-12-07",
+                    summary: serde_json::json!({}),
+                    email: Some(("manager-digest", with_ada)),
+                    due_at: 100,
+                    escalated: &[],
+                },
+                100,
+            )
+            .unwrap();
+        store.forget_customer("c1", "test", 200).unwrap();
+        let digest = &store.outbox(None, 10).unwrap()[0];
+        assert!(!digest.body_text.contains("Ada"), "{}", digest.body_text);
+        assert!(
+            digest.body_text.contains("Monthly review with"),
+            "{}",
+            digest.body_text
+        );
+    }
 }
