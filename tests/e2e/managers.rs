@@ -393,4 +393,10 @@ fn a_kill_9_in_the_middle_sends_no_digest_twice() {
     assert!(per_manager.values().all(|n| *n == 1), "{per_manager:?}");
     let ids: BTreeSet<&str> = messages.iter().map(|m| m.message_id.as_str()).collect();
     assert_eq!(ids.len(), messages.len());
+    // `status` counts them.
+    let status = common::run_in(&root, &["status"]);
+    status.assert_code(0);
+    status.assert_stdout_contains(&format!(
+        "managers' digests (24 h to the last tick): {queued} sent"
+    ));
 }
