@@ -766,6 +766,56 @@ mod tests {
     }
 
     #[test]
+    fn the_default_rules_send_a_digest_at_half_past_eight_on_working_days_with_their_template() {
+        let files: Vec<RuleFile> = crate::workspace::DEFAULT_RULES
+            .iter()
+            .filter(|(name, _)| name.ends_with(".yaml") && !name.starts_with("tests/"))
+            .map(|(name, text)| RuleFile::new(format!("rules/{name}"), *text))
+            .collect();
+        let rules = load_rules(&files).unwrap().rules;
+        let digest = rules.reminders().digest.as_ref().unwrap();
+        assert_eq!(digest.at, NaiveTime::from_hms_opt(8, 30, 0).unwrap());
+        assert_eq!(digest.days.len(), 5);
+        assert!(!digest.days.contains(&chrono::Weekday::Sat));
+        assert_eq!(digest.sections, DigestSection::ALL.to_vec());
+        assert_eq!(digest.uncontacted, [("A".to_owned(), 45 * 86_400)]);
+        let escalation = rules.reminders().escalation.as_ref().unwrap();
+        assert_eq!(escalation.after, 3 * 86_400);
+        let templates: Vec<TemplateFile> = crate::workspace::DEFAULT_TEMPLATES
+            .iter()
+            .map(|(name, text)| TemplateFile::new(format!("templates/{name}"), *text))
+            .collect();
+        let loaded = load_digest_templates(&templates);
+        let problems = check_digest_templates(&rules, &loaded);
+        assert!(
+            problems.is_empty(),
+            "{}",
+            tiercare_engine::render_all(&problems, false)
+        );
+        // The sample digest renders every section.
+        let rendered = render_digest(
+            &loaded.templates,
+            &digest.template,
+            &DigestContext::sample(),
+        )
+        .unwrap();
+        for heading in [
+            "Overdue (1)",
+            "Due today (1)",
+            "without contact",
+            "New customers",
+            "pool",
+            "Escalated",
+        ] {
+            assert!(
+                rendered.text.contains(heading),
+                "{heading}:\n{}",
+                rendered.text
+            );
+        }
+    }
+
+    #[test]
     fn each_manager_gets_one_digest_per_working_day_at_their_local_time() {
         let mut s = setup();
         let created = time("2026-12-01T00:00:00Z");
