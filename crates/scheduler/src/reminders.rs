@@ -577,7 +577,8 @@ pub struct PlannedDigest {
 
 /// The digests of `[from, to)` from the tasks stored now (tasks the follow-ups will create in
 /// the meantime are not counted; `plan` lists those per assignee), for available managers
-/// (leave as recorded); a day already decided is left out. Empty digests are left out.
+/// (leave as recorded); a day already decided is left out. Empty digests are left out. A task
+/// not escalated yet counts once, in the first digest that would escalate it.
 ///
 /// # Errors
 /// A store error.
@@ -594,8 +595,15 @@ pub fn plan_digests(
     let presence = store.manager_presence()?;
     let tasks = store.tasks(&tiercare_store::TaskFilter::default(), from)?;
     let escalation = rules.reminders().escalation.as_ref();
+    // Tasks never escalated yet: each is escalated once, at its supervisor's first digest
+    // after it is `after` overdue.
+    let unescalated = match escalation {
+        Some(_) => store.escalation_candidates(to, from)?,
+        None => Vec::new(),
+    };
     let mut out = Vec::new();
     for manager in &presence {
+        let mut counted: std::collections::HashSet<i64> = std::collections::HashSet::new();
         let tz = zone_of(manager, timezone);
         let mut day = local_now(from, tz).date();
         loop {
@@ -616,12 +624,13 @@ pub fn plan_digests(
                 let overdue = mine.filter(|t| t.due < at).count();
                 let supervisors = supervisors(&presence, at);
                 let escalated = escalation.map_or(0, |e| {
-                    tasks
+                    unescalated
                         .iter()
                         .filter(|t| {
                             t.due < at - e.after
                                 && e.recipient(&t.assignee, &supervisors)
                                     == Some(manager.external_id.as_str())
+                                && counted.insert(t.id)
                         })
                         .count()
                 });
