@@ -210,6 +210,17 @@ pub enum Command {
     /// least 10 characters and are stored hashed with Argon2id (m=19456 KiB, t=2, p=1).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Managers' leave and inactivity, reassigning their work, and their daily digest.
+    ///
+    /// A manager on leave (`managers leave`) or inactive (`managers deactivate`) gets no new
+    /// customers (owner assignment passes them over) and no new tasks (a task for them goes to
+    /// an available manager of their role, or is skipped with the reason), and no digest.
+    /// `managers reassign` moves their open tasks (and, with --customers, their customers) to
+    /// others. `managers digest` decides and queues the digests due now, as the daemon does on
+    /// every tick (the rules' `reminders:` section, rules/managers.yaml); `tiercare send`
+    /// delivers them.
+    #[command(subcommand)]
+    Managers(ManagersCommand),
     /// Run the daemon: reassess on the rules' schedule, record follow-ups, send due mail.
     ///
     /// Reassesses tiers when the `reassess` schedule of rules/tiers.yaml fires, and every tick
@@ -800,6 +811,92 @@ pub enum OwnersCommand {
     },
 }
 
+/// `tiercare managers` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ManagersCommand {
+    /// Put a manager on leave from --from until --until: no new customers, tasks or digest then.
+    ///
+    /// Replaces any leave recorded before; without --until the leave lasts until ended (give
+    /// --until equal to --from, or `managers leave ID --end`). Their open work stays theirs:
+    /// move it with `managers reassign`.
+    Leave {
+        /// The manager's id (`manager_id` of the manager import).
+        id: String,
+        /// First moment of the leave: YYYY-MM-DD (start of that day in the workspace's zone) or
+        /// an RFC 3339 time [default: now].
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// End of the leave (exclusive), in the same forms [default: until ended].
+        #[arg(long, value_name = "TIME", conflicts_with = "end")]
+        until: Option<String>,
+        /// End the manager's leave now.
+        #[arg(long)]
+        end: bool,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark a manager inactive: no new customers, tasks or digest until `managers activate`.
+    ///
+    /// A manager import with an `active` column can change it again.
+    Deactivate {
+        /// The manager's id.
+        id: String,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark a manager active again.
+    Activate {
+        /// The manager's id.
+        id: String,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a manager's open tasks (and with --customers the customers they own) to others.
+    ///
+    /// With --to, everything goes to that manager (who must be active and not on leave); with
+    /// --auto, each task or customer goes to the available manager of the same role with the
+    /// fewest open tasks (any available manager when nobody else has the role). Written in one
+    /// transaction; with nobody available nothing is written (exit 2).
+    Reassign {
+        /// The manager whose work moves.
+        id: String,
+        /// The manager who takes it all.
+        #[arg(
+            long,
+            value_name = "ID",
+            conflicts_with = "auto",
+            required_unless_present = "auto"
+        )]
+        to: Option<String>,
+        /// Spread it over the available managers of the same role.
+        #[arg(long)]
+        auto: bool,
+        /// Move the customers they own too.
+        #[arg(long)]
+        customers: bool,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decide and queue the managers' digests due at --at (what the daemon does every tick).
+    ///
+    /// A manager's digest is due on the working days of `reminders.digest` from its `at` on the
+    /// manager's clock (their `timezone`, else the workspace's); it is decided once per manager
+    /// per local day (kept in the database), not sent when empty, and not sent to a manager
+    /// without an e-mail address (a warning). `tiercare send` delivers what was queued.
+    Digest {
+        /// The time to decide at: YYYY-MM-DD or an RFC 3339 time [default: now].
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Print what was decided as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// `tiercare report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -1141,7 +1238,7 @@ pub enum Kind {
     Complaints,
     /// feedback_id, customer_id, given_at, score, comment.
     Feedback,
-    /// manager_id, name, email, role, capacity, active.
+    /// manager_id, name, email, role, capacity, active, timezone.
     Managers,
 }
 

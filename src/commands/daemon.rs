@@ -158,6 +158,7 @@ pub fn status(args: StatusArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
             String::new()
         }
     ));
+    digest_lines(&workspace, state.last_tick_at, out)?;
     let bounces = &status.bounces;
     if bounces.hard + bounces.soft + bounces.complaints > 0 {
         out.line(&format!(
@@ -231,4 +232,37 @@ fn webhook_lines(status: &tiercare_scheduler::status::Status, out: &Output) {
         }
         out.line(&line);
     }
+}
+
+/// The managers' digests of the day before the last tick: how many went, and a warning naming
+/// the managers who got none for want of an e-mail address.
+fn digest_lines(workspace: &Workspace, last_tick: Option<i64>, out: &Output) -> anyhow::Result<()> {
+    let Some(at) = last_tick else {
+        return Ok(());
+    };
+    let digests = workspace.open_store()?.digests(at - 86_400, at + 1)?;
+    if digests.is_empty() {
+        return Ok(());
+    }
+    let outcome = |d: &tiercare_store::RecordedDigest| {
+        d.summary["outcome"].as_str().unwrap_or_default().to_owned()
+    };
+    let queued = digests.iter().filter(|d| d.outbox_id.is_some()).count();
+    let empty = digests.iter().filter(|d| outcome(d) == "empty").count();
+    out.line(&format!(
+        "  managers' digests (24 h to the last tick): {queued} sent, {empty} empty (not sent)"
+    ));
+    let mut unreachable: Vec<&str> = digests
+        .iter()
+        .filter(|d| outcome(d) == "no_address")
+        .map(|d| d.manager.as_str())
+        .collect();
+    unreachable.dedup();
+    if !unreachable.is_empty() {
+        out.warn(&format!(
+            "no digest for {}: no usable e-mail address (add `email` in the manager import)",
+            unreachable.join(", ")
+        ));
+    }
+    Ok(())
 }

@@ -31,16 +31,57 @@ pub fn plan(args: PlanArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
     };
     let reader = workspace.open_store()?;
     let summary = run_plan(&reader, &rules, options)?;
+    // The managers' digests and escalations of the coming days, from the tasks stored now.
+    let digests = tiercare_scheduler::reminders::plan_digests(
+        &reader,
+        &rules,
+        timezone,
+        options.from,
+        options.to,
+    )?;
     if args.json {
-        out.json(&summary)?;
+        let mut value = serde_json::to_value(&summary)?;
+        value["digests"] = serde_json::to_value(&digests)?;
+        out.json(&value)?;
     } else {
         print_plan(&summary, args.days, out);
+        print_digests(&digests, timezone, out);
     }
     Ok(if summary.rule_errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The digests `plan` expects, one line each.
+fn print_digests(
+    digests: &[tiercare_scheduler::reminders::PlannedDigest],
+    timezone: chrono_tz::Tz,
+    out: &Output,
+) {
+    if digests.is_empty() {
+        return;
+    }
+    out.line(&format!(
+        "  managers' digests ({}; from the tasks stored now):",
+        n(digests.len() as u64)
+    ));
+    for digest in digests {
+        out.line(&format!(
+            "    {:<10} {}  {} due today · {} overdue · {} escalated{}",
+            digest.manager,
+            crate::format::local_minute(digest.at, timezone),
+            n(digest.tasks_today),
+            n(digest.overdue),
+            n(digest.escalated),
+            if digest.has_address {
+                ""
+            } else {
+                " · not sent: no e-mail address"
+            }
+        ));
+    }
 }
 
 fn n(value: u64) -> String {

@@ -8,6 +8,7 @@ mod followups;
 mod growth;
 mod inbound;
 mod mail;
+mod managers;
 mod outbox;
 mod owners;
 mod preview;
@@ -70,6 +71,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Webhooks(args) => webhooks::webhooks(args, &workspace_dir, out),
         Command::Owners(args) => owners::owners(args, &workspace_dir, out),
         Command::Users(command) => users::users(command, &workspace_dir, out),
+        Command::Managers(command) => managers::managers(command, &workspace_dir, out),
         Command::Completions(args) => shell::completions(&args, out),
         Command::Man(args) => shell::man(&args, out),
         Command::Backup(args) => doctor::backup(args, &workspace_dir, out),

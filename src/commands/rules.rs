@@ -149,7 +149,17 @@ fn manager_references(
         return Ok(Vec::new());
     }
     let store = workspace.open_store()?;
-    Ok(check_manager_references(&store, rules)?)
+    let mut diagnostics = check_manager_references(&store, rules)?;
+    // Managers the digest cannot reach: a warning at the `reminders.digest` section.
+    if let Some(digest) = &rules.reminders().digest {
+        let at = &digest.location;
+        for warning in tiercare_scheduler::reminders::digest_warnings(&store, rules)? {
+            diagnostics.push(tiercare_engine::Diagnostic::warning(
+                &at.path, at.line, at.column, warning,
+            ));
+        }
+    }
+    Ok(diagnostics)
 }
 
 /// What `check` found in the templates.
@@ -191,6 +201,15 @@ fn check_templates(
     let files = read_templates(&dir, &label)?;
     let loaded = load_templates(&files);
     let mut diagnostics = loaded.diagnostics;
+    // The managers' digest templates (`*.digest.j2`), against their own context.
+    let digest_files = tiercare_scheduler::reminders::read_digest_template_files(&dir, &label)?;
+    let digests = tiercare_engine::digest::load_digest_templates(&digest_files);
+    match rules {
+        Some(rules) => diagnostics.extend(tiercare_scheduler::reminders::check_digest_templates(
+            rules, &digests,
+        )),
+        None => diagnostics.extend(digests.diagnostics.iter().cloned()),
+    }
     let names: Vec<String> = loaded.templates.names().map(str::to_owned).collect();
     if let Some(rules) = rules {
         // Templates with errors exist (their errors are reported above): refer by file names.

@@ -24,6 +24,7 @@ mod import_refunds;
 mod import_rows;
 mod import_whole_orders;
 mod json;
+mod managers;
 mod outbox;
 mod outbox_faults;
 mod owners;

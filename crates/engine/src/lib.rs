@@ -62,7 +62,7 @@ pub mod script;
 pub mod text;
 pub mod tiering;
 
-pub use care::{assignment, followup, schedule, template};
+pub use care::{assignment, digest, followup, reminders, schedule, template};
 pub use customer::{feature, snapshot};
 pub use import::{mapping, mapping_functions, record};
 pub use load::{json_schema, rules, ruletest};

@@ -577,7 +577,7 @@ fn native_import_refuses_unknown_columns() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "unknown column `team`; the columns of this import are `manager_id`, `name`, `email`, `role`, `capacity`, `active` (or give a mapping with --mapping)"
+        "unknown column `team`; the columns of this import are `manager_id`, `name`, `email`, `role`, `capacity`, `active`, `timezone` (or give a mapping with --mapping)"
     );
 }
 

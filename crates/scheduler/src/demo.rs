@@ -80,7 +80,7 @@ impl Default for DemoSpec {
 /// The files [`write_demo`] wrote, in the order they should be imported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemoFiles {
-    /// `managers.csv`: `manager_id,name,email,role,capacity,active`.
+    /// `managers.csv`: `manager_id,name,email,role,capacity,active,timezone`.
     pub managers: PathBuf,
     /// `customers.csv`: `customer_id,name,email,phone,birthday,region,owner,timezone,
     /// consent_email,consent_sms,industry,potential,relationship`.
@@ -203,6 +203,9 @@ const MAX_MANAGERS: u64 = 500;
 /// Every second manager (m001, m003, …) is a senior one: seniors own the A customers, about
 /// a third of them.
 const SENIOR_EVERY: u64 = 2;
+
+/// The managers' zones: the demo workspace's, and (every third manager) Shanghai's.
+const MANAGER_ZONES: [&str; 2] = ["Europe/London", "Asia/Shanghai"];
 
 /// The value cap is this share of the number of customers (in units of the Pareto scale), so the
 /// largest customer stays around half a percent of revenue at large sizes.
@@ -1151,7 +1154,15 @@ impl Generator {
             .clamp(MIN_MANAGERS, MAX_MANAGERS);
         let mut csv = CsvFile::create(
             path,
-            &["manager_id", "name", "email", "role", "capacity", "active"],
+            &[
+                "manager_id",
+                "name",
+                "email",
+                "role",
+                "capacity",
+                "active",
+                "timezone",
+            ],
         )?;
         for number in 1..=count {
             let senior = (number - 1) % SENIOR_EVERY == 0;
@@ -1172,6 +1183,8 @@ impl Generator {
             csv.text(if senior { "senior" } else { "junior" });
             csv.number(capacity);
             csv.boolean(true);
+            // Every third manager works from Shanghai: their digest comes on their own clock.
+            csv.text(MANAGER_ZONES[usize::from(number % 3 == 0)]);
             csv.end_row()?;
             if senior {
                 self.seniors.push(number);

@@ -1198,6 +1198,7 @@ impl Columns {
                 role: c.text(r, "role"),
                 capacity: c.int(r, "capacity"),
                 active: c.boolean(r, "active"),
+                timezone: c.text(r, "timezone"),
             }),
         })
     }

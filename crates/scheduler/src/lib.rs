@@ -35,6 +35,7 @@ pub mod owners;
 pub mod plan;
 pub mod proof;
 pub mod providers;
+pub mod reminders;
 pub mod report;
 pub mod sending_settings;
 pub mod snapshot;

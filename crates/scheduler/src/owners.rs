@@ -55,15 +55,17 @@ pub fn assign_owners(
         report.elapsed_ms = started.elapsed().as_millis();
         return Ok(report);
     }
+    // A manager on leave at `now` takes no new customers, as an inactive one.
+    let away = store.away_managers(now)?;
     let managers: Vec<ManagerLoad> = store
         .managers()?
         .into_iter()
         .map(|manager| ManagerLoad {
+            active: manager.active && !away.contains(&manager.external_id),
             id: manager.external_id,
             role: manager.role,
             capacity: manager.capacity,
             customers: manager.customers,
-            active: manager.active,
         })
         .collect();
     // Only the tiers that have candidates: customers of `nobody` tiers are counted, not read.

@@ -18,6 +18,10 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ),
     ("growth.yaml", include_str!("../../../rules/growth.yaml")),
     ("levels.yaml", include_str!("../../../rules/levels.yaml")),
+    (
+        "managers.yaml",
+        include_str!("../../../rules/managers.yaml"),
+    ),
     ("rfm.yaml", include_str!("../../../rules/rfm.yaml")),
     (
         "tiercare.schema.json",
@@ -71,6 +75,10 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     (
         "care.eml.j2",
         include_str!("../../../rules/templates/care.eml.j2"),
+    ),
+    (
+        "manager-digest.digest.j2",
+        include_str!("../../../rules/templates/manager-digest.digest.j2"),
     ),
     (
         "offer.html.j2",

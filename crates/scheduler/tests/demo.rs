@@ -149,7 +149,7 @@ fn files_have_native_headers_and_the_counts_returned() {
     let expected: [(&Path, &str, u64); 6] = [
         (
             &files.managers,
-            "manager_id,name,email,role,capacity,active",
+            "manager_id,name,email,role,capacity,active,timezone",
             stats.managers,
         ),
         (

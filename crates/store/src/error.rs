@@ -226,6 +226,24 @@ pub enum StoreError {
         id: String,
     },
 
+    /// A manager's leave cannot be recorded as given; nothing was written.
+    #[error("cannot record the leave of manager '{id}': {problem}")]
+    InvalidLeave {
+        /// The manager's external id.
+        id: String,
+        /// What is wrong, and what to do.
+        problem: String,
+    },
+
+    /// No available manager can take over a manager's work; nothing was written.
+    #[error(
+        "no other manager is available to take over the work of '{id}': mark one active or          end their leave, or name one with --to"
+    )]
+    NoOneAvailable {
+        /// The manager whose work was to be moved.
+        id: String,
+    },
+
     /// No outbox row has this id.
     #[error(
         "unknown outbox e-mail #{id}: no e-mail has this id; `tiercare outbox list` lists them"

@@ -502,6 +502,36 @@ pub struct FollowUpSession<'s> {
     tx: Transaction<'s>,
 }
 
+/// Whether the manager `id` is available (active, not on leave) at `now`; an unknown manager
+/// counts as available (the task names them as the rule says, as before leave existed).
+fn is_available(tx: &Transaction<'_>, id: &str, now: i64) -> rusqlite::Result<bool> {
+    let available: Option<bool> = tx
+        .prepare_cached(&format!(
+            "SELECT {} FROM managers m WHERE m.external_id = ?1",
+            crate::availability::available_sql("?2")
+        ))?
+        .query_row(params![id, now], |row| row.get(0))
+        .optional()?;
+    Ok(available.unwrap_or(true))
+}
+
+/// The available manager with `role` (other than `except`) with the fewest tasks not done.
+fn available_with_role(
+    tx: &Transaction<'_>,
+    role: &str,
+    except: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<Option<String>> {
+    tx.prepare_cached(&format!(
+        "SELECT m.external_id FROM managers m WHERE {} AND m.role = ?1 \
+         AND m.external_id IS NOT ?3 ORDER BY (SELECT count(*) FROM tasks t \
+         WHERE t.assignee = m.external_id AND t.status <> 'done'), m.external_id LIMIT 1",
+        crate::availability::available_sql("?2")
+    ))?
+    .query_row(params![role, now, except], |row| row.get(0))
+    .optional()
+}
+
 impl fmt::Debug for FollowUpSession<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FollowUpSession")
@@ -695,18 +725,10 @@ impl FollowUpSession<'_> {
                     Assignee::Manager(id) => assignee = Some(id.trim().to_owned()),
                     Assignee::Role(role) => {
                         let role = role.trim();
-                        assignee = tx
-                            .prepare_cached(
-                                "SELECT m.external_id FROM managers m WHERE m.active = 1 \
-                                 AND m.role = ?1 ORDER BY (SELECT count(*) FROM tasks t \
-                                 WHERE t.assignee = m.external_id AND t.status <> 'done'), \
-                                 m.external_id LIMIT 1",
-                            )?
-                            .query_row([role], |row| row.get(0))
-                            .optional()?;
+                        assignee = available_with_role(tx, role, None, self.decided_at)?;
                         if assignee.is_none() {
                             skip = Some(format!(
-                                "no active manager has the role '{role}' to assign the task to"
+                                "no available manager has the role '{role}' to assign the task to"
                             ));
                         }
                     }
@@ -715,6 +737,27 @@ impl FollowUpSession<'_> {
                     skip = Some("the customer has no owner to notify".into());
                 }
                 _ => {}
+            }
+        }
+        // A manager on leave or inactive gets no new task: it goes to an available manager
+        // of their role (fewest open tasks), or is skipped with the reason.
+        if let Some(away) = assignee.clone()
+            && !is_available(tx, &away, self.decided_at)?
+        {
+            let role: Option<String> = tx
+                .prepare_cached("SELECT role FROM managers WHERE external_id = ?1")?
+                .query_row([&away], |row| row.get(0))
+                .optional()?
+                .flatten();
+            assignee = match role {
+                Some(role) => available_with_role(tx, &role, Some(&away), self.decided_at)?,
+                None => None,
+            };
+            if assignee.is_none() {
+                skip = Some(format!(
+                    "the assignee '{away}' is on leave or inactive, and no available manager \
+                     of their role can take the task"
+                ));
             }
         }
         // An e-mail is composed (addressed and rendered) before anything is

@@ -261,12 +261,13 @@ statements! {
         comment = coalesce(?5, comment) WHERE id = ?1";
 
     manager_insert = "INSERT INTO managers (external_id, name, email, role, capacity, active, \
-        created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)";
-    manager_select = "SELECT id, name, email, role, capacity, active FROM managers \
+        created_at, updated_at, timezone) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)";
+    manager_select = "SELECT id, name, email, role, capacity, active, timezone FROM managers \
         WHERE external_id = ?1";
     manager_update = "UPDATE managers SET name = ?2, email = coalesce(?3, email), \
         role = coalesce(?4, role), capacity = coalesce(?5, capacity), \
-        active = coalesce(?6, active), updated_at = ?7 WHERE id = ?1";
+        active = coalesce(?6, active), updated_at = ?7, timezone = coalesce(?8, timezone) \
+        WHERE id = ?1";
 }
 
 impl Store {

@@ -68,6 +68,7 @@
 #![warn(missing_docs)]
 
 mod address_keys;
+mod availability;
 mod batch;
 mod bounces;
 mod contacts;
@@ -75,6 +76,7 @@ mod counts;
 mod customers;
 mod daemon;
 mod db;
+mod digests;
 mod error;
 mod features;
 mod followup_state;
@@ -101,11 +103,13 @@ mod tasks;
 mod tiers;
 mod webhooks;
 
+pub use availability::{ManagerPresence, ReassignTo, Reassigned};
 pub use bounces::{Bounce, BounceCounts, BounceKind, BounceOutcome, NewBounce, SoftBouncePolicy};
 pub use contacts::{CONTACT_WINDOWS, ContactCounts, Contacts};
 pub use customers::{CustomerQuery, CustomerRow};
 pub use daemon::{DaemonState, ScheduleCursor, SlotOutcome};
 pub use db::{BUSY_TIMEOUT, Store, TableCounts};
+pub use digests::{DIGEST_RULE, DigestCustomer, DigestOutcome, NewDigest, RecordedDigest};
 pub use error::StoreError;
 pub use features::{CustomerFeatures, FeatureSummary, FeatureTable, NEVER_DAYS, Window};
 pub use followup_state::{

@@ -495,6 +495,29 @@ const QUOTING_COLUMNS: &[(&str, &str, bool, Words, &str)] = &[
         Words::All,
         "customer_id = ?1",
     ),
+    // The managers' digests list customers by name (`rule_id` 'digest', no customer of their
+    // own): a forgotten customer's name is erased from every digest.
+    (
+        "outbox",
+        "subject",
+        false,
+        Words::Identity,
+        "?1 IS NOT NULL AND rule_id = 'digest'",
+    ),
+    (
+        "outbox",
+        "body_text",
+        false,
+        Words::Identity,
+        "?1 IS NOT NULL AND rule_id = 'digest'",
+    ),
+    (
+        "outbox",
+        "body_html",
+        false,
+        Words::Identity,
+        "?1 IS NOT NULL AND rule_id = 'digest'",
+    ),
     (
         "daemon_state",
         "last_send_error",

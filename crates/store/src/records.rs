@@ -151,4 +151,6 @@ pub struct ManagerRecord {
     pub capacity: Option<i64>,
     /// Whether the manager currently takes work; new managers are active.
     pub active: Option<bool>,
+    /// The manager's IANA time zone (their digest's clock); `None` keeps the stored one.
+    pub timezone: Option<String>,
 }

@@ -60,6 +60,10 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 /// 14. (growth) `assessment_growth`: the growth models' fit (or why none) of an assessment.
 /// 15. (staff) the web workspace: `staff_users`, `staff_sessions`, `staff_login_attempts`,
 ///     `staff_audit`.
+/// 16. (managers) each manager's time zone and leave (`managers.timezone`, `leave_from`,
+///     `leave_until`), the managers' digests (`manager_digests`, one per manager per local day:
+///     the unique key that keeps a digest from going twice) and the escalations of overdue
+///     tasks (`task_escalations`, one per task).
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -660,6 +664,37 @@ CREATE TABLE staff_audit (
 ) STRICT;
 CREATE INDEX staff_audit_at ON staff_audit(at);
 "#,
+    // 16: managers' zones and leave, their daily digests and the escalations of overdue tasks.
+    r#"
+-- the manager's IANA zone (their digest's clock; NULL: the workspace's), and leave:
+-- from leave_from (inclusive) until leave_until (exclusive), unix seconds UTC; NULL: open
+ALTER TABLE managers ADD COLUMN timezone TEXT;
+ALTER TABLE managers ADD COLUMN leave_from INTEGER;
+ALTER TABLE managers ADD COLUMN leave_until INTEGER;
+
+-- One row per manager per local day on which their digest was decided, written in the
+-- transaction that queues its e-mail: the unique key makes a digest at most once per day,
+-- whatever crashes or processes come. outbox_id NULL: nothing to say (not sent) or no address.
+CREATE TABLE manager_digests (
+    id         INTEGER PRIMARY KEY,
+    manager    TEXT NOT NULL CHECK (manager <> ''),
+    -- the day in the manager's zone, YYYY-MM-DD
+    local_day  TEXT NOT NULL CHECK (date(local_day) IS local_day),
+    created_at INTEGER NOT NULL,
+    outbox_id  INTEGER REFERENCES outbox(id) ON DELETE SET NULL,
+    -- what it listed: counts per section, as a JSON object
+    summary    TEXT NOT NULL CHECK (json_valid(summary) AND json_type(summary) = 'object'),
+    UNIQUE (manager, local_day)
+) STRICT;
+
+-- One row per escalated task: a task is escalated once, to the supervisor named then.
+CREATE TABLE task_escalations (
+    task_id      INTEGER PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+    escalated_to TEXT NOT NULL CHECK (escalated_to <> ''),
+    at           INTEGER NOT NULL,
+    digest_id    INTEGER REFERENCES manager_digests(id) ON DELETE SET NULL
+) STRICT;
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -745,6 +780,7 @@ mod tests {
         0x5815_5198_4d2c_feb6,
         0xe68e_70ce_4379_6827,
         0x52fd_2ada_85a1_a59a,
+        0xad55_1add_81bc_3f6e,
     ];
 
     #[test]

@@ -737,7 +737,6 @@ fn split_sections(
 /// [`TemplateContext::sample`] (filters, attribute errors inside loops, too much work).
 #[must_use]
 pub fn load_templates(files: &[TemplateFile]) -> LoadedTemplates {
-    let mut diagnostics = Vec::new();
     // Per template name: its source parts.
     let mut found: BTreeMap<String, Vec<(&'static str, &TemplateFile)>> = BTreeMap::new();
     for file in files {
@@ -749,9 +748,33 @@ pub fn load_templates(files: &[TemplateFile]) -> LoadedTemplates {
                 .push((suffix, file));
         }
     }
+    let sample = TemplateContext::sample().to_value(true);
+    load_checked(
+        &found,
+        check_path,
+        sample.as_ref().ok(),
+        "found by rendering the template for a sample customer; see templates/README.md for the variables",
+    )
+}
+
+/// Checks one attribute path of a template against a context's schema: `Err` says which segment
+/// is unknown and what exists there.
+pub(crate) type PathCheck = fn(&str) -> Result<(), (String, Vec<&'static str>)>;
+
+/// Loads the templates `found` (per name, its files and their forms), checking every variable
+/// with `check` and rendering each against `sample` (a template that fails is left out, with
+/// `sample_hint` on its diagnostic): the machinery of [`load_templates`], for other contexts
+/// too (the managers' digest, [`crate::care::digest`]).
+pub(crate) fn load_checked(
+    found: &BTreeMap<String, Vec<(&'static str, &TemplateFile)>>,
+    check: PathCheck,
+    sample: Option<&Value>,
+    sample_hint: &str,
+) -> LoadedTemplates {
+    let mut diagnostics = Vec::new();
     let mut env = new_environment();
     let mut parts: BTreeMap<String, TemplateParts> = BTreeMap::new();
-    for (name, sources) in &found {
+    for (name, sources) in found {
         let Some(sections) = assemble(name, sources, &mut diagnostics) else {
             continue;
         };
@@ -773,7 +796,7 @@ pub fn load_templates(files: &[TemplateFile]) -> LoadedTemplates {
                 if env.globals().any(|(global, _)| global == top) {
                     continue;
                 }
-                if let Err((wrong, known)) = check_path(&path) {
+                if let Err((wrong, known)) = check(&path) {
                     diagnostics.push(undefined_diagnostic(&path, &wrong, &known, origin, source));
                     ok = false;
                 }
@@ -802,14 +825,14 @@ pub fn load_templates(files: &[TemplateFile]) -> LoadedTemplates {
     // A rendering against the sample context catches what the static check cannot.
     let names: Vec<String> = templates.parts.keys().cloned().collect();
     for name in names {
-        if let Err(err) = templates.render_value(&name, &TemplateContext::sample(), true) {
+        let Some(sample) = sample else {
+            break;
+        };
+        if let Err(err) = templates.render_jinja(&name, sample) {
             let diagnostic = match err {
                 RenderError::Render(diagnostic) => {
                     let mut d = *diagnostic;
-                    d.hint = Some(
-                        "found by rendering the template for a sample customer; see templates/README.md for the variables"
-                            .to_owned(),
-                    );
+                    d.hint = Some(sample_hint.to_owned());
                     d
                 }
                 other => Diagnostic::error(name.clone(), 1, 1, other.to_string()),
@@ -1034,13 +1057,28 @@ impl Templates {
         context: &TemplateContext,
         sample: bool,
     ) -> Result<RenderedTemplate, RenderError> {
+        self.render_jinja(name, &context.to_value(sample)?)
+    }
+
+    /// Renders template `name` for any serialisable `context` (the managers' digest's).
+    ///
+    /// # Errors
+    /// As [`Templates::render`].
+    pub fn render_serialized<C: Serialize>(
+        &self,
+        name: &str,
+        context: &C,
+    ) -> Result<RenderedTemplate, RenderError> {
+        self.render_jinja(name, &jinja_value(context))
+    }
+
+    fn render_jinja(&self, name: &str, value: &Value) -> Result<RenderedTemplate, RenderError> {
         let Some(parts) = self.parts.get(name) else {
             return Err(RenderError::UnknownTemplate {
                 name: name.to_owned(),
                 known: self.parts.keys().cloned().collect(),
             });
         };
-        let value = context.to_value(sample)?;
         let render = |part: Part| -> Result<String, RenderError> {
             let Some(origin) = parts.origin(part) else {
                 return Ok(String::new());
@@ -1050,7 +1088,7 @@ impl Templates {
                 .env
                 .get_template(&internal)
                 .map_err(|err| RenderError::Render(Box::new(jinja_diagnostic(&err, origin, ""))))?;
-            template.render(&value).map_err(|err| {
+            template.render(value).map_err(|err| {
                 let source = err.template_source().unwrap_or_default().to_owned();
                 RenderError::Render(Box::new(jinja_diagnostic(&err, origin, &source)))
             })

@@ -337,6 +337,13 @@ const MANAGERS: &[FieldSpec] = &[
         Check::Any,
         "Whether tasks may be assigned.",
     ),
+    field(
+        "timezone",
+        Timezone,
+        false,
+        SingleLine,
+        "IANA time zone of the manager's digest, e.g. Asia/Shanghai.",
+    ),
 ];
 
 /// The fields of a record kind, in the order [`TypedRow::values`] uses.

@@ -132,6 +132,21 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
             reference,
         );
     }
+    if let Some(escalation) = &rules.reminders.escalation {
+        let reference: (&str, &[&str], &str) = match &escalation.to {
+            crate::care::assignment::Candidate::Role(name) => (name, references.roles, "role"),
+            crate::care::assignment::Candidate::Manager(name) => {
+                (name, references.managers, "manager")
+            }
+        };
+        let location = &escalation.location;
+        report(
+            location,
+            (location.line, location.column),
+            "the escalation",
+            reference,
+        );
+    }
     out
 }
 

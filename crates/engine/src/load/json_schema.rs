@@ -98,6 +98,47 @@ pub fn rules_json_schema() -> Value {
                             ]
                         }
                     },
+                    "reminders": {
+                        "type": ["object", "null"],
+                        "additionalProperties": false,
+                        "description": "Managers' reminders: a daily digest e-mail per manager and the escalation of overdue tasks. One file has this section.",
+                        "properties": {
+                            "digest": {
+                                "type": ["object", "null"],
+                                "additionalProperties": false,
+                                "description": "One e-mail per manager per working day, through the outbox; an empty digest is not sent.",
+                                "properties": {
+                                    "at": { "type": "string", "description": "`HH:MM` in the manager's zone (their `timezone`, else the workspace's); default 08:00." },
+                                    "days": {
+                                        "type": "array",
+                                        "description": "The working days; default Monday to Friday.",
+                                        "items": { "type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] }
+                                    },
+                                    "sections": {
+                                        "type": "array",
+                                        "description": "What it lists; default all.",
+                                        "items": { "type": "string", "enum": ["today", "overdue", "uncontacted", "assigned", "reclaim", "escalated"] }
+                                    },
+                                    "template": { "type": "string", "description": "The digest template, `templates/NAME.digest.j2`; default `manager-digest`." },
+                                    "uncontacted": {
+                                        "type": ["object", "null"],
+                                        "description": "Per tier: how long a customer may go without contact before their owner's digest lists them.",
+                                        "additionalProperties": { "$ref": "#/$defs/duration" }
+                                    }
+                                }
+                            },
+                            "escalation": {
+                                "type": ["object", "null"],
+                                "additionalProperties": false,
+                                "required": ["after", "to"],
+                                "description": "Tasks overdue longer than `after` go, once each, into the digest of `to`.",
+                                "properties": {
+                                    "after": { "$ref": "#/$defs/duration" },
+                                    "to": { "type": "string", "pattern": "^(role:.+|manager:.+)$", "description": "`manager:ID` or `role:NAME` (the first available manager of the role)." }
+                                }
+                            }
+                        }
+                    },
                     "followups": {
                         "type": "array",
                         "description": "Follow-up rules: who is contacted when, and by whom.",

@@ -88,6 +88,34 @@ pub(crate) struct RawRuleFile {
     #[serde(default)]
     pub(crate) followups: Vec<RawFollowUp>,
     pub(crate) assignment: Option<Ordered<RawAssignees>>,
+    pub(crate) reminders: Option<RawReminders>,
+}
+
+/// `reminders:` the managers' daily digest and the escalation of overdue tasks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReminders {
+    pub(crate) digest: Option<RawDigest>,
+    pub(crate) escalation: Option<RawEscalation>,
+}
+
+/// `reminders.digest:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDigest {
+    pub(crate) at: Option<Scalar>,
+    pub(crate) days: Option<Vec<Scalar>>,
+    pub(crate) sections: Option<Vec<Scalar>>,
+    pub(crate) template: Option<Scalar>,
+    pub(crate) uncontacted: Option<Ordered<Scalar>>,
+}
+
+/// `reminders.escalation:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEscalation {
+    pub(crate) after: Scalar,
+    pub(crate) to: Scalar,
 }
 
 /// `assignment.<tier>:` one entry (`nobody`, `role:senior`) or a list of them.

@@ -4,7 +4,7 @@
 //! # Rule files
 //!
 //! A rule set is every `*.yaml` file of the `rules/` folder (not `rules/tests/`) and every `*.rhai`
-//! function library beside them. A YAML file may hold `tiering`, `scores`, `segments`, `followups`, `contact_policy` (see [`crate::care::followup`]) and `assignment` (see [`crate::care::assignment`]); **exactly one** file
+//! function library beside them. A YAML file may hold `tiering`, `scores`, `segments`, `followups`, `contact_policy` (see [`crate::care::followup`]), `assignment` (see [`crate::care::assignment`]) and `reminders` (see [`crate::care::reminders`]); **exactly one** file
 //! has `tiering`:
 //!
 //! ```yaml
@@ -614,6 +614,7 @@ impl<'a> Loader<'a> {
         self.tiers_uncertain = tiers_unknown || duplicate_tier;
         let contact_policy = self.contact_policy(&parsed, &tier_ids);
         let assignment = self.assignment(&parsed, &tier_ids);
+        let reminders = self.reminders(&parsed, &tier_ids);
         let followups = self.followups(&parsed, &tier_ids, &set_ids, scope_all);
 
         // Lints and reachability.
@@ -693,6 +694,7 @@ impl<'a> Loader<'a> {
             followups,
             contact_policy,
             assignment,
+            reminders,
             features_used,
             library: self.library,
             sources: self.sources,

@@ -108,6 +108,7 @@ pub struct RuleSet {
     pub(crate) followups: Vec<CompiledFollowUp>,
     pub(crate) contact_policy: ContactPolicy,
     pub(crate) assignment: Assignment,
+    pub(crate) reminders: crate::care::reminders::Reminders,
     pub(crate) features_used: Vec<Feature>,
     pub(crate) library: Vec<LibraryFunction>,
     pub(crate) sources: Vec<SourceFile>,
@@ -177,6 +178,12 @@ impl RuleSet {
     #[must_use]
     pub fn assignment(&self) -> &Assignment {
         &self.assignment
+    }
+
+    /// The managers' digest and escalation (empty when no file has a `reminders` section).
+    #[must_use]
+    pub fn reminders(&self) -> &crate::care::reminders::Reminders {
+        &self.reminders
     }
 
     /// Where `key` (`email.template`...) of a follow-up is: `(line, column)`.

@@ -78,6 +78,9 @@ pub enum DaemonError {
     /// The database refused.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The managers' digests could not be decided (a digest template that cannot render).
+    #[error("{0}")]
+    Digests(String),
     /// The mail settings are unusable (an invalid `from`, a missing password or secret).
     #[error(transparent)]
     Mail(#[from] MailError),
@@ -140,6 +143,8 @@ pub struct PassReport {
     pub sent: u64,
     /// Emails deferred after a transient failure.
     pub deferred: u64,
+    /// Managers' digests queued.
+    pub digests: u64,
     /// Errors met (the pass goes on after each; they are logged and in `status`).
     pub errors: Vec<String>,
 }
@@ -187,9 +192,24 @@ fn read_checked_templates(
         std::path::Path::new("templates"),
     )
     .map_err(|err| err.to_string())?;
+    // The managers' digest templates (`*.digest.j2`) travel with the care templates: each
+    // loader takes its own files from the one list.
+    let mut files = files;
+    files.extend(
+        crate::reminders::read_digest_template_files(
+            &workspace.templates_dir(),
+            std::path::Path::new("templates"),
+        )
+        .map_err(|err| err.to_string())?,
+    );
+    let digests = crate::reminders::check_digest_templates(
+        rules,
+        &tiercare_engine::digest::load_digest_templates(&files),
+    );
     let mut problems: Vec<Diagnostic> = load_templates(&files)
         .diagnostics
         .into_iter()
+        .chain(digests)
         .filter(|d| d.severity == Severity::Error)
         .collect();
     let names = template_names(&files);
@@ -414,9 +434,12 @@ impl<C: Clock> Daemon<C> {
                 now,
                 |last| if now < last { now + tick } else { last + tick },
             );
-        self.state
+        let wake = self
+            .state
             .next_assessment_at
-            .map_or(next_tick, |next| next.min(next_tick))
+            .map_or(next_tick, |next| next.min(next_tick));
+        self.next_digest_at()
+            .map_or(wake, |digest| digest.min(wake))
     }
 
     /// One round: reassess if the schedule says so, record follow-ups due since the last tick,
@@ -440,6 +463,12 @@ impl<C: Clock> Daemon<C> {
         {
             tracing::error!(error = %err, "recording follow-ups failed; it will be retried");
             report.errors.push(format!("follow-ups: {err}"));
+        }
+        if !self.stop.load(Ordering::SeqCst)
+            && let Err(err) = self.send_digests(now, &mut report)
+        {
+            tracing::error!(error = %err, "deciding managers' digests failed; it will be retried");
+            report.errors.push(format!("digests: {err}"));
         }
         if !self.stop.load(Ordering::SeqCst)
             && let Err(err) = self.deliver(now, &mut report, &mut renderer)
@@ -633,6 +662,40 @@ impl<C: Clock> Daemon<C> {
         Ok(())
     }
 
+    /// Decides the managers' digests due at `now` and queues them in the outbox (the send
+    /// below delivers them in the same pass).
+    fn send_digests(&mut self, now: i64, report: &mut PassReport) -> Result<(), DaemonError> {
+        if self.rules.reminders().digest.is_none() {
+            return Ok(());
+        }
+        let templates = tiercare_engine::digest::load_digest_templates(&self.templates).templates;
+        let settings = crate::reminders::DigestSettings::from_config(self.workspace.config());
+        let decided = crate::reminders::send_digests(
+            &mut self.writer,
+            &self.rules,
+            &templates,
+            &settings,
+            now,
+        )
+        .map_err(|err| DaemonError::Digests(err.to_string()))?;
+        report.digests = decided.queued();
+        Ok(())
+    }
+
+    /// The next time a manager's digest falls due, if the rules have one.
+    pub fn next_digest_at(&self) -> Option<i64> {
+        crate::reminders::next_digest_at(
+            &self.reader,
+            &self.rules,
+            self.workspace.config().timezone,
+            self.clock.now(),
+        )
+        .unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "cannot read the managers for the next digest");
+            None
+        })
+    }
+
     fn deliver(
         &mut self,
         now: i64,
@@ -702,7 +765,10 @@ pub fn simulate(
         if clock.now() >= until {
             break;
         }
-        clock.set((clock.now() + step.max(1)).min(until));
+        // A digest goes at its local time, not at the next step.
+        let next = (clock.now() + step.max(1)).min(until);
+        let digest = daemon.next_digest_at().unwrap_or(i64::MAX);
+        clock.set(next.min(digest));
     }
     daemon.stopped();
     Ok(())

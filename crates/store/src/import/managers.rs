@@ -41,7 +41,8 @@ impl ImportSession<'_> {
                         || text_differs(row.get_ref(2)?, rec.email.as_deref())
                         || text_differs(row.get_ref(3)?, rec.role.as_deref())
                         || int_differs(row.get_ref(4)?, rec.capacity)
-                        || int_differs(row.get_ref(5)?, rec.active.map(i64::from));
+                        || int_differs(row.get_ref(5)?, rec.active.map(i64::from))
+                        || text_differs(row.get_ref(6)?, rec.timezone.as_deref());
                     Ok((row.get::<_, i64>(0)?, changed))
                 })
                 .optional()
@@ -57,6 +58,7 @@ impl ImportSession<'_> {
                     rec.capacity,
                     rec.active.unwrap_or(true),
                     self.now,
+                    rec.timezone.as_deref(),
                 ]);
                 (self.inserted(KIND, key, false, result)?, Outcome::Inserted)
             }
@@ -76,6 +78,7 @@ impl ImportSession<'_> {
                         rec.capacity,
                         rec.active,
                         self.now,
+                        rec.timezone.as_deref(),
                     ])
                     .at(path)?;
                 (rowid, Outcome::Updated)

@@ -294,6 +294,7 @@ fn managers_are_upserted_and_none_keeps_what_is_stored() {
         role: Some("key accounts".into()),
         capacity: Some(40),
         active: None,
+        timezone: None,
     };
     let mut import = |records: &[ManagerRecord]| {
         import_at(

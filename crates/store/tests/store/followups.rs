@@ -274,7 +274,7 @@ fn a_task_follow_up_creates_its_task_with_it() {
     assert_eq!(no_owner.task_id, None);
     assert_eq!(
         no_role.status_reason.as_deref(),
-        Some("no active manager has the role 'junior' to assign the task to")
+        Some("no available manager has the role 'junior' to assign the task to")
     );
 
     let all = TaskFilter::default();
