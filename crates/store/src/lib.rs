@@ -86,6 +86,7 @@ mod keys;
 mod managers;
 mod outbox;
 mod outbox_gate;
+mod outbox_pages;
 mod pins;
 mod preferences;
 mod privacy;
@@ -125,6 +126,7 @@ pub use outbox::{
     OutboxState, RecipientKind, Recovery, RecoveryPolicy,
 };
 pub use outbox_gate::{STALE_PREFIX, UNTRUE_PREFIX};
+pub use outbox_pages::OutboxQuery;
 pub use pins::Pin;
 pub use preferences::LinkRecipient;
 pub use privacy::{ERASED_TITLE, ForgetReport};
