@@ -28,6 +28,7 @@ pub mod i18n;
 pub mod layout;
 pub mod routes;
 pub mod server;
+pub mod staff;
 
 pub use routes::router;
 pub use server::{ServerHandle, WebError, spawn};
@@ -37,6 +38,7 @@ use std::sync::{Mutex, PoisonError};
 use tiercare_scheduler::http_config::{HttpConfig, PageLanguage};
 use tiercare_scheduler::mail::TokenSigner;
 use tiercare_scheduler::providers::ProviderSettings;
+use tiercare_scheduler::workspace::Workspace;
 use tiercare_store::Store;
 
 /// What every handler shares: the database connection (requests take turns; a write is one
@@ -47,6 +49,7 @@ pub struct AppState {
     config: HttpConfig,
     clock: fn() -> i64,
     providers: ProviderSettings,
+    workspace: Option<Workspace>,
 }
 
 impl AppState {
@@ -60,6 +63,7 @@ impl AppState {
             config,
             clock,
             providers: ProviderSettings::default(),
+            workspace: None,
         }
     }
 
@@ -69,6 +73,19 @@ impl AppState {
     pub fn with_providers(mut self, providers: ProviderSettings) -> Self {
         self.providers = providers;
         self
+    }
+
+    /// The same state with the workspace whose database it serves: its settings and rule
+    /// files, which the staff pages read (the plan, the rules, held e-mails).
+    #[must_use]
+    pub fn with_workspace(mut self, workspace: Workspace) -> Self {
+        self.workspace = Some(workspace);
+        self
+    }
+
+    /// The workspace, when the server was given one ([`AppState::with_workspace`]).
+    pub fn workspace(&self) -> Option<&Workspace> {
+        self.workspace.as_ref()
     }
 
     /// The providers' webhook settings.

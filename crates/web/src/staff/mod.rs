@@ -1,0 +1,5 @@
+//! The staff workspace (`/staff/`).
+
+pub mod outbox;
+pub mod plan;
+pub mod rules;

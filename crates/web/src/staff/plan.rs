@@ -1,0 +1,241 @@
+//! The staff plan: `/staff/plan?days=N&from=DATE`, the coming days (7 by default, at most 31)
+//! as `tiercare plan` computes them (the same scheduler call, which never writes), per day in
+//! the workspace's zone with the actions of each rule, per rule, and the capacity warnings. A
+//! manager sees the part of their own customers ([`plan_of`](tiercare_scheduler::plan::plan_of)).
+
+use std::fmt::Write as _;
+
+use tiercare_scheduler::html::escape;
+use tiercare_scheduler::http_config::PageLanguage;
+use tiercare_scheduler::plan::PlanSummary;
+use tiercare_scheduler::time::local_time;
+
+/// Days planned when the page is not told.
+pub const DEFAULT_DAYS: u32 = 7;
+
+/// The most days the page plans.
+pub const MAX_DAYS: u32 = 31;
+
+/// The texts of the plan page, in one language.
+pub struct PlanTexts {
+    /// The page title.
+    pub title: &'static str,
+    /// The form's fields: days, from; and its button.
+    pub form: (&'static str, &'static str, &'static str),
+    /// The summary: `{days}`, `{from}`, `{customers}`, `{version}`.
+    pub summary: &'static str,
+    /// A manager's part.
+    pub yours: &'static str,
+    /// Totals: `{emails}`, `{tasks}`, `{other}`.
+    pub totals: &'static str,
+    /// The days heading and columns: day, e-mails, tasks, other, per rule.
+    pub days: (&'static str, [&'static str; 5]),
+    /// The rules heading and columns: rule, what it does, planned, e.g., skipped.
+    pub rules: (&'static str, [&'static str; 5]),
+    /// Nothing planned.
+    pub nothing: &'static str,
+    /// The capacity warnings' heading.
+    pub warnings: &'static str,
+    /// Rule failures: `{rule}`, `{n}`, `{customer}`, `{message}`.
+    pub failure: &'static str,
+    /// Nothing is recorded by this page.
+    pub preview_note: &'static str,
+}
+
+const ENGLISH: PlanTexts = PlanTexts {
+    title: "Plan",
+    form: ("Days", "From (YYYY-MM-DD, empty: now)", "Show"),
+    summary: "The next {days} days from {from} for {customers} customers · rules {version}",
+    yours: "Your customers only.",
+    totals: "{emails} e-mails · {tasks} tasks · {other} other actions",
+    days: ("Per day", ["Day", "E-mails", "Tasks", "Other", "Per rule"]),
+    rules: (
+        "Per rule",
+        ["Rule", "What it does", "Planned", "For example", "Skipped"],
+    ),
+    nothing: "Nothing is planned in these days.",
+    warnings: "Capacity warnings",
+    failure: "Follow-up {rule} failed for {n} customer(s), e.g. {customer}: {message}",
+    preview_note: "A preview: nothing is recorded (the daemon records follow-ups when they are due).",
+};
+
+const SIMPLIFIED_CHINESE: PlanTexts = PlanTexts {
+    title: "计划",
+    form: ("天数", "开始日期（YYYY-MM-DD，留空为现在）", "显示"),
+    summary: "从 {from} 起未来 {days} 天，{customers} 位客户 · 规则版本 {version}",
+    yours: "仅您的客户。",
+    totals: "邮件 {emails} 封 · 任务 {tasks} 个 · 其他 {other} 项",
+    days: ("按天", ["日期", "邮件", "任务", "其他", "按规则"]),
+    rules: ("按规则", ["规则", "内容", "计划数", "示例", "跳过"]),
+    nothing: "这些天没有计划。",
+    warnings: "容量警告",
+    failure: "跟进规则 {rule} 对 {n} 位客户失败，例如 {customer}：{message}",
+    preview_note: "仅为预览：不会记录任何内容（守护进程在到期时记录跟进）。",
+};
+
+/// The plan page's texts in `language`.
+pub fn texts(language: PageLanguage) -> &'static PlanTexts {
+    match language {
+        PageLanguage::English => &ENGLISH,
+        PageLanguage::SimplifiedChinese => &SIMPLIFIED_CHINESE,
+    }
+}
+
+/// The days a request asks for: `DEFAULT_DAYS` when absent or not a number, clamped to
+/// `1..=MAX_DAYS`.
+pub fn days_of(asked: Option<&str>) -> u32 {
+    asked
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .unwrap_or(DEFAULT_DAYS)
+        .clamp(1, MAX_DAYS)
+}
+
+fn joined(map: &std::collections::BTreeMap<String, u64>) -> String {
+    map.iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// The form choosing the days (a GET: nothing changes).
+pub fn render_form(texts: &PlanTexts, days: u32, from: &str) -> String {
+    let (days_label, from_label, button) = texts.form;
+    format!(
+        "<form method=\"get\" action=\"/staff/plan\" class=\"inline\">\
+         <label for=\"plan-days\">{}</label>\
+         <input id=\"plan-days\" name=\"days\" type=\"number\" min=\"1\" max=\"{MAX_DAYS}\" \
+         value=\"{days}\">\
+         <label for=\"plan-from\">{}</label>\
+         <input id=\"plan-from\" name=\"from\" type=\"text\" value=\"{}\" \
+         pattern=\"\\d{{4}}-\\d{{2}}-\\d{{2}}.*\">\
+         <button type=\"submit\">{}</button></form>\n",
+        escape(days_label),
+        escape(from_label),
+        escape(from),
+        escape(button)
+    )
+}
+
+/// The plan of `days` days in `timezone`; `scoped` when it is a manager's part.
+pub fn render_plan(
+    texts: &PlanTexts,
+    summary: &PlanSummary,
+    days: u32,
+    timezone: chrono_tz::Tz,
+    scoped: bool,
+) -> String {
+    let mut html = String::new();
+    let heading = texts
+        .summary
+        .replace("{days}", &days.to_string())
+        .replace("{from}", &local_time(summary.from, timezone))
+        .replace("{customers}", &summary.customers.to_string())
+        .replace("{version}", &summary.ruleset_version);
+    let _ = writeln!(html, "<p>{}</p>", escape(&heading));
+    if scoped {
+        let _ = writeln!(html, "<p>{}</p>", escape(texts.yours));
+    }
+    let totals = texts
+        .totals
+        .replace("{emails}", &summary.emails.to_string())
+        .replace("{tasks}", &summary.tasks.to_string())
+        .replace("{other}", &summary.other.to_string());
+    let _ = writeln!(
+        html,
+        "<p class=\"totals\" data-emails=\"{}\" data-tasks=\"{}\" data-other=\"{}\">{}</p>",
+        summary.emails,
+        summary.tasks,
+        summary.other,
+        escape(&totals)
+    );
+    if !summary.capacity_warnings.is_empty() || !summary.rule_errors.is_empty() {
+        let _ = writeln!(
+            html,
+            "<h2>{}</h2>\n<ul class=\"warnings\">",
+            escape(texts.warnings)
+        );
+        for warning in &summary.capacity_warnings {
+            let _ = writeln!(
+                html,
+                "<li class=\"warning\">{}</li>",
+                escape(&warning.message)
+            );
+        }
+        for failure in &summary.rule_errors {
+            let text = texts
+                .failure
+                .replace("{rule}", &failure.rule)
+                .replace("{n}", &failure.customers.to_string())
+                .replace("{customer}", &failure.example_customer)
+                .replace("{message}", &failure.message);
+            let _ = writeln!(html, "<li class=\"warning\">{}</li>", escape(&text));
+        }
+        html.push_str("</ul>\n");
+    }
+    let (heading, columns) = texts.days;
+    let _ = writeln!(html, "<h2>{}</h2>", escape(heading));
+    if summary.days.is_empty() {
+        let _ = writeln!(html, "<p>{}</p>", escape(texts.nothing));
+    } else {
+        html.push_str(&table_head(&columns));
+        for day in &summary.days {
+            let _ = writeln!(
+                html,
+                "<tr data-day=\"{date}\"><th scope=\"row\">{date}</th><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td></tr>",
+                day.emails,
+                day.tasks,
+                day.other,
+                escape(&joined(&day.rules)),
+                date = escape(&day.date),
+            );
+        }
+        html.push_str("</tbody></table></div>\n");
+    }
+    let (heading, columns) = texts.rules;
+    let _ = writeln!(html, "<h2>{}</h2>", escape(heading));
+    html.push_str(&table_head(&columns));
+    for rule in &summary.rules {
+        let name = match &rule.label {
+            Some(label) => format!("{} ({label})", rule.rule),
+            None => rule.rule.clone(),
+        };
+        let _ = writeln!(
+            html,
+            "<tr data-rule=\"{}\"><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td></tr>",
+            escape(&rule.rule),
+            escape(&name),
+            escape(&rule.action),
+            rule.planned,
+            escape(&rule.sample_customers.join(", ")),
+            escape(&joined(&rule.skipped)),
+        );
+    }
+    html.push_str("</tbody></table></div>\n");
+    let _ = writeln!(html, "<p class=\"hint\">{}</p>", escape(texts.preview_note));
+    html
+}
+
+fn table_head(columns: &[&str]) -> String {
+    let mut html = String::from("<div class=\"table\"><table>\n<thead><tr>");
+    for column in columns {
+        let _ = write!(html, "<th scope=\"col\">{}</th>", escape(column));
+    }
+    html.push_str("</tr></thead>\n<tbody>\n");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_default_to_a_week_and_stay_within_a_month() {
+        assert_eq!(days_of(None), 7);
+        assert_eq!(days_of(Some("14")), 14);
+        assert_eq!(days_of(Some("400")), 31);
+        assert_eq!(days_of(Some("0")), 1);
+        assert_eq!(days_of(Some("many")), 7);
+    }
+}
