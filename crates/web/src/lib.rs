@@ -12,6 +12,8 @@
 //! - [`layout`]: the one page layout (and its security headers) every page is rendered in.
 //! - [`i18n`]: the pages' languages (English, Simplified Chinese) and their texts.
 //! - [`guard`]: request limits: the per-client rate limit and the access log.
+//! - [`staff`]: the staff workspace under `/staff/` (accounts, sessions, CSRF, the page frame,
+//!   the dashboard and the staff pages).
 //! - [`server`]: binding, the runtime thread and graceful shutdown.
 //!
 //! # What this crate must never do
@@ -101,6 +103,11 @@ impl AppState {
     /// The configured language, if any.
     pub fn language(&self) -> Option<PageLanguage> {
         self.config.language
+    }
+
+    /// The time now (unix seconds), from the server's clock.
+    pub fn now(&self) -> i64 {
+        (self.clock)()
     }
 
     /// Runs `work` with the store and the signer, on the calling (blocking) thread.

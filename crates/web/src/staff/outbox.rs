@@ -15,11 +15,20 @@
 //! - **viewers** read.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use tiercare_scheduler::html::escape;
 use tiercare_scheduler::http_config::PageLanguage;
 use tiercare_scheduler::time::local_time;
-use tiercare_store::{Bounce, OutboxEmail, OutboxEvent, OutboxState};
+use tiercare_store::{Bounce, OutboxEmail, OutboxEvent, OutboxQuery, OutboxState, StoreError};
+
+use crate::AppState;
+use crate::staff::{Nav, Role, Staff, blocking, frame};
 
 /// E-mails per page.
 pub const PAGE: usize = 50;
@@ -252,29 +261,29 @@ pub fn render_counts(
     current: Option<OutboxState>,
 ) -> String {
     let total: u64 = counts.iter().map(|(_, n)| n).sum();
-    let mut html = String::from("<nav aria-label=\"states\"><ul class=\"states\">\n");
+    let mut html = String::from("<ul class=\"figures states\">\n");
     let mark = |is: bool| if is { " aria-current=\"page\"" } else { "" };
     let _ = writeln!(
         html,
-        "<li><a href=\"/staff/outbox\"{}>{} <span class=\"count\">{total}</span></a></li>",
+        "<li><a href=\"/staff/outbox\"{}><span class=\"value\">{total}</span>{}</a></li>",
         mark(current.is_none()),
         escape(texts.all)
     );
     for (state, count) in counts {
         let _ = writeln!(
             html,
-            "<li><a href=\"/staff/outbox?state={name}\"{}>{name} \
-             <span class=\"count\" data-state=\"{name}\">{count}</span></a></li>",
+            "<li><a href=\"/staff/outbox?state={name}\"{}>\
+             <span class=\"value\" data-state=\"{name}\">{count}</span>{name}</a></li>",
             mark(current == Some(*state)),
             name = state_name(*state),
         );
     }
+    html.push_str("</ul>\n");
     let _ = writeln!(
         html,
-        "<li><a href=\"/staff/outbox/held\">{}</a></li>",
+        "<p><a href=\"/staff/outbox/held\">{}</a></p>",
         escape(texts.held_link)
     );
-    html.push_str("</ul></nav>\n");
     html
 }
 
@@ -288,7 +297,7 @@ pub fn render_list(
     if emails.is_empty() {
         return format!("<p>{}</p>\n", escape(texts.empty));
     }
-    let mut html = String::from("<div class=\"table\"><table>\n<thead><tr>");
+    let mut html = String::from("<div class=\"table\"><table class=\"stack\">\n<thead><tr>");
     for column in texts.columns {
         let _ = write!(html, "<th scope=\"col\">{}</th>", escape(column));
     }
@@ -299,12 +308,15 @@ pub fn render_list(
             (Some(error), None) if email.state != OutboxState::Sent => error.clone(),
             _ => String::new(),
         };
+        let [c0, c1, c2, c3, c4, c5, c6, c7, c8] = texts.columns.map(escape);
         let _ = writeln!(
             html,
-            "<tr data-id=\"{id}\"><td><a href=\"/staff/outbox/{id}\">#{id}</a> \
-             <span class=\"state\">{state}</span></td><td>{customer}</td><td>{rule}</td>\
-             <td>{template}</td><td>{subject}</td><td>{due}</td><td>{sent}</td>\
-             <td>{attempts}</td><td>{error}</td></tr>",
+            "<tr data-id=\"{id}\"><td data-label=\"{c0}\"><a href=\"/staff/outbox/{id}\">#{id}</a> \
+             <span class=\"state\">{state}</span></td><td data-label=\"{c1}\">{customer}</td>\
+             <td data-label=\"{c2}\">{rule}</td><td data-label=\"{c3}\">{template}</td>\
+             <td data-label=\"{c4}\">{subject}</td><td data-label=\"{c5}\">{due}</td>\
+             <td data-label=\"{c6}\">{sent}</td><td data-label=\"{c7}\" class=\"number\">{attempts}</td>\
+             <td data-label=\"{c8}\">{error}</td></tr>",
             id = email.id,
             state = state_name(email.state),
             customer = escape(email.customer_id.as_deref().unwrap_or(texts.forgotten)),
@@ -393,17 +405,16 @@ pub fn render_detail(
         let _ = write!(
             buttons,
             "<form method=\"post\" action=\"/staff/outbox/{id}/cancel\">{csrf}\
-             <button type=\"submit\" name=\"cancel\" class=\"danger\">{}</button></form>",
+             <button type=\"submit\" name=\"cancel\" class=\"secondary\">{}</button></form>",
             escape(texts.cancel),
             id = email.id,
         );
     }
     if !buttons.is_empty() {
-        let _ = writeln!(
-            html,
-            "<div class=\"actions\">{buttons}</div>\n<p class=\"hint\">{}</p>",
-            escape(texts.retry_note)
-        );
+        let _ = writeln!(html, "<div class=\"actions\">{buttons}</div>");
+    }
+    if powers.retry && retryable(email.state) {
+        let _ = writeln!(html, "<p class=\"muted\">{}</p>", escape(texts.retry_note));
     }
     let (heading, columns) = texts.history;
     let _ = write!(
@@ -445,11 +456,12 @@ pub fn render_detail(
         }
         html.push_str("</ul>\n");
     }
+    let text: Vec<String> = email.body_text.lines().map(escape).collect();
     let _ = writeln!(
         html,
-        "<h2>{}</h2>\n<pre class=\"body\">{}</pre>",
+        "<h2>{}</h2>\n<p class=\"body\">{}</p>",
         escape(texts.body),
-        escape(&email.body_text)
+        text.join("<br>\n")
     );
     html
 }
@@ -482,7 +494,7 @@ pub fn render_held(
     let mut html = format!("<h2>{}</h2>\n", escape(texts.guard));
     match &held.paused {
         Some(reason) => {
-            let _ = writeln!(html, "<p class=\"warning\">{}</p>", escape(reason));
+            let _ = writeln!(html, "<p class=\"error\">{}</p>", escape(reason));
         }
         None => {
             let _ = writeln!(html, "<p>{}</p>", escape(texts.not_paused));
@@ -529,6 +541,355 @@ pub fn render_held(
     };
     html.push_str(&render_list(texts, emails, timezone, Some(&why)));
     html
+}
+
+/// The outbox's routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/staff/outbox", get(index))
+        .route("/staff/outbox/held", get(held_page))
+        .route("/staff/outbox/resume", post(resume))
+        .route("/staff/outbox/{id}", get(detail))
+        .route("/staff/outbox/{id}/retry", post(retry))
+        .route("/staff/outbox/{id}/cancel", post(cancel))
+}
+
+/// What `staff` may do to e-mails (see the module's documentation).
+pub fn powers(staff: &Staff) -> Powers {
+    match staff.role {
+        Role::Admin => Powers {
+            retry: true,
+            cancel: true,
+            resume: true,
+        },
+        Role::Manager => Powers {
+            retry: false,
+            cancel: true,
+            resume: false,
+        },
+        Role::Viewer => Powers {
+            retry: false,
+            cancel: false,
+            resume: false,
+        },
+    }
+}
+
+/// The value of `key` in a query string.
+fn param(query: Option<&str>, key: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, value)| value.into_owned())
+        .filter(|value| !value.is_empty())
+}
+
+fn timezone(state: &AppState) -> chrono_tz::Tz {
+    state
+        .workspace()
+        .map_or(chrono_tz::UTC, |workspace| workspace.config().timezone)
+}
+
+/// A page saying what is wrong with the request, with `status`.
+fn problem(staff: &Staff, status: StatusCode, title: &str, text: &str) -> Response {
+    frame::page_with_status(staff, status, Nav::Outbox, title, &frame::paragraph(text))
+}
+
+/// `GET /staff/outbox?state=S&before=ID`.
+async fn index(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let texts = texts(staff.lang);
+    let filter = match param(query.as_deref(), "state") {
+        None => None,
+        Some(name) => match OutboxState::parse(&name) {
+            Some(filter) => Some(filter),
+            None => {
+                let names: Vec<&str> = OutboxState::ALL.iter().map(|s| s.as_str()).collect();
+                let text = format!(
+                    "{}: {name} ({})",
+                    staff.t("Unknown state", "未知状态"),
+                    names.join(", ")
+                );
+                return problem(&staff, StatusCode::BAD_REQUEST, texts.title, &text);
+            }
+        },
+    };
+    let before = param(query.as_deref(), "before").and_then(|b| b.parse::<i64>().ok());
+    let owner = staff.owner_scope().map(str::to_owned);
+    let read = blocking(&state, staff.lang, move |store, _now| {
+        let counts = store.outbox_counts_of(owner.as_deref())?;
+        let emails = store.outbox_page(&OutboxQuery {
+            state: filter,
+            owner,
+            before,
+            limit: PAGE + 1,
+        })?;
+        Ok::<_, StoreError>((counts, emails))
+    })
+    .await;
+    let (counts, mut emails) = match read {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let more = emails.len() > PAGE;
+    emails.truncate(PAGE);
+    let timezone = timezone(&state);
+    let mut body = render_counts(texts, &counts, filter);
+    body.push_str(&render_list(texts, &emails, timezone, None));
+    body.push_str(&render_older(texts, &emails, filter, more));
+    frame::page(&staff, Nav::Outbox, texts.title, &body)
+}
+
+/// An e-mail the account may see: any for admins and viewers, their own customers' for a
+/// manager; `None` otherwise (told apart from nothing, so a manager cannot probe ids).
+fn visible(
+    store: &tiercare_store::Store,
+    staff_scope: Option<&str>,
+    id: i64,
+) -> Result<Option<OutboxEmail>, StoreError> {
+    let Some(email) = store.outbox_email(id)? else {
+        return Ok(None);
+    };
+    match staff_scope {
+        None => Ok(Some(email)),
+        Some(owner) => {
+            Ok((store.outbox_email_owner(id)?.as_deref() == Some(owner)).then_some(email))
+        }
+    }
+}
+
+/// `GET /staff/outbox/{id}?done=retried|cancelled`.
+async fn detail(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    Path(id): Path<i64>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let texts = texts(staff.lang);
+    let owner = staff.owner_scope().map(str::to_owned);
+    let read = blocking(&state, staff.lang, move |store, _now| {
+        let Some(email) = visible(store, owner.as_deref(), id)? else {
+            return Ok::<_, StoreError>(None);
+        };
+        let events = store.outbox_events(id)?;
+        let bounces = store.bounces_of(id)?;
+        Ok(Some((email, events, bounces)))
+    })
+    .await;
+    let (email, events, bounces) = match read {
+        Ok(Some(read)) => read,
+        Ok(None) => return problem(&staff, StatusCode::NOT_FOUND, texts.title, texts.unknown),
+        Err(response) => return response,
+    };
+    let mut body = match param(query.as_deref(), "done").as_deref() {
+        Some("retried") => format!(
+            "<p class=\"notice\" role=\"status\">{}</p>\n",
+            escape(texts.retried)
+        ),
+        Some("cancelled") => {
+            format!(
+                "<p class=\"notice\" role=\"status\">{}</p>\n",
+                escape(texts.cancelled)
+            )
+        }
+        _ => String::new(),
+    };
+    // A manager sees only their own customers' e-mails, each one they may cancel.
+    let allowed = powers(&staff);
+    body.push_str(&render_detail(
+        texts,
+        &email,
+        &events,
+        &bounces,
+        timezone(&state),
+        allowed,
+        &staff.csrf_field(),
+    ));
+    let _ = writeln!(
+        body,
+        "<p><a href=\"/staff/outbox\">{}</a></p>",
+        escape(texts.back)
+    );
+    let title = format!("{} #{}", texts.title, email.id);
+    frame::page(&staff, Nav::Outbox, &title, &body)
+}
+
+/// What a change by hand came to.
+enum Changed {
+    /// Done.
+    Done,
+    /// Not allowed or not possible in the e-mail's state: the store's words.
+    Refused(String),
+    /// No such e-mail (for this account).
+    Unknown,
+}
+
+/// Retries or cancels the e-mail `id` through the store's own calls, recorded in the audit in
+/// the same request; refused for e-mails outside a manager's scope.
+async fn change(state: &Arc<AppState>, staff: Staff, id: i64, action: &'static str) -> Response {
+    let texts = texts(staff.lang);
+    let lang = staff.lang;
+    let scope = staff.owner_scope().map(str::to_owned);
+    let who = staff.clone();
+    let done = blocking(state, lang, move |store, now| {
+        if visible(store, scope.as_deref(), id)?.is_none() {
+            return Ok::<_, StoreError>(Changed::Unknown);
+        }
+        let before = store.outbox_email(id)?.map(|email| email.state);
+        let outcome = match action {
+            "retry" => store.retry_email(id, now),
+            _ => store.cancel_email(id, now),
+        };
+        match outcome {
+            Ok(email) => {
+                let details = format!(
+                    "{} → {}",
+                    before.map_or("?", OutboxState::as_str),
+                    email.state.as_str()
+                );
+                who.audit(
+                    store,
+                    &format!("outbox.{action}"),
+                    &format!("outbox:{id}"),
+                    Some(details),
+                    now,
+                )?;
+                Ok(Changed::Done)
+            }
+            Err(err @ (StoreError::EmailState { .. } | StoreError::UnknownEmail { .. })) => {
+                Ok(Changed::Refused(err.to_string()))
+            }
+            Err(err) => Err(err),
+        }
+    })
+    .await;
+    match done {
+        Ok(Changed::Done) => {
+            let done = if action == "retry" {
+                "retried"
+            } else {
+                "cancelled"
+            };
+            Redirect::to(&format!("/staff/outbox/{id}?done={done}")).into_response()
+        }
+        Ok(Changed::Refused(why)) => problem(&staff, StatusCode::CONFLICT, texts.title, &why),
+        Ok(Changed::Unknown) => problem(&staff, StatusCode::NOT_FOUND, texts.title, texts.unknown),
+        Err(response) => response,
+    }
+}
+
+/// `POST /staff/outbox/{id}/retry` (admins).
+async fn retry(State(state): State<Arc<AppState>>, staff: Staff, Path(id): Path<i64>) -> Response {
+    if let Err(refused) = staff.require_admin() {
+        return refused;
+    }
+    change(&state, staff, id, "retry").await
+}
+
+/// `POST /staff/outbox/{id}/cancel` (admins; managers, their own customers' e-mails).
+async fn cancel(State(state): State<Arc<AppState>>, staff: Staff, Path(id): Path<i64>) -> Response {
+    if let Err(refused) = staff.require_write() {
+        return refused;
+    }
+    change(&state, staff, id, "cancel").await
+}
+
+/// `GET /staff/outbox/held?done=resumed`.
+async fn held_page(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let texts = texts(staff.lang);
+    let mail = state
+        .workspace()
+        .map(|w| w.config().mail.clone())
+        .unwrap_or_default();
+    let owner = staff.owner_scope().map(str::to_owned);
+    let read = blocking(&state, staff.lang, move |store, now| {
+        let sending = tiercare_scheduler::status::sending(store, &mail, now)?;
+        let domain_names: Vec<String> = store
+            .domain_pauses()?
+            .into_iter()
+            .filter(|pause| pause.paused_until > now)
+            .map(|pause| pause.domain)
+            .collect();
+        let held = Held {
+            paused: sending.paused,
+            figures: (
+                sending.figures.since,
+                sending.figures.sends,
+                sending.figures.hard_bounces,
+                sending.figures.complaints,
+            ),
+            due: store.due_count(now)?,
+            domains: sending.domains_paused,
+            domain_names,
+        };
+        let emails = store.held_emails(now, &held.domain_names, owner.as_deref(), PAGE)?;
+        Ok::<_, StoreError>((held, emails))
+    })
+    .await;
+    let (held, emails) = match read {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let mut body = match param(query.as_deref(), "done").as_deref() {
+        Some("resumed") => format!(
+            "<p class=\"notice\" role=\"status\">{}</p>\n",
+            escape(texts.resumed)
+        ),
+        _ => String::new(),
+    };
+    body.push_str(&render_held(
+        texts,
+        &held,
+        &emails,
+        timezone(&state),
+        powers(&staff),
+        &staff.csrf_field(),
+    ));
+    let _ = writeln!(
+        body,
+        "<p><a href=\"/staff/outbox\">{}</a></p>",
+        escape(texts.back)
+    );
+    frame::page(&staff, Nav::Outbox, texts.held_title, &body)
+}
+
+/// `POST /staff/outbox/resume` (admins): `tiercare outbox resume`.
+async fn resume(State(state): State<Arc<AppState>>, staff: Staff) -> Response {
+    if let Err(refused) = staff.require_admin() {
+        return refused;
+    }
+    let mail = state
+        .workspace()
+        .map(|w| w.config().mail.clone())
+        .unwrap_or_default();
+    let who = staff.clone();
+    let done = blocking(&state, staff.lang, move |store, now| {
+        let before = tiercare_scheduler::status::sending(store, &mail, now)?;
+        store.resume_sending(now)?;
+        let details = if before.paused.is_some() {
+            "was paused"
+        } else {
+            "was not paused"
+        };
+        who.audit(
+            store,
+            "outbox.resume",
+            "sending",
+            Some(details.to_owned()),
+            now,
+        )
+    })
+    .await;
+    match done {
+        Ok(()) => Redirect::to("/staff/outbox/held?done=resumed").into_response(),
+        Err(response) => response,
+    }
 }
 
 #[cfg(test)]

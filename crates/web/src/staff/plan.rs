@@ -4,11 +4,21 @@
 //! manager sees the part of their own customers ([`plan_of`](tiercare_scheduler::plan::plan_of)).
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
 use tiercare_scheduler::html::escape;
 use tiercare_scheduler::http_config::PageLanguage;
-use tiercare_scheduler::plan::PlanSummary;
-use tiercare_scheduler::time::local_time;
+use tiercare_scheduler::plan::{EVENT_LOOKBACK, PlanOptions, PlanSummary, plan_of};
+use tiercare_scheduler::time::{local_time, parse_time};
+
+use crate::AppState;
+use crate::staff::reading::{read_rules, with_reader};
+use crate::staff::{Nav, Staff, frame};
 
 /// Days planned when the page is not told.
 pub const DEFAULT_DAYS: u32 = 7;
@@ -157,7 +167,7 @@ pub fn render_plan(
         for warning in &summary.capacity_warnings {
             let _ = writeln!(
                 html,
-                "<li class=\"warning\">{}</li>",
+                "<li class=\"error\">{}</li>",
                 escape(&warning.message)
             );
         }
@@ -168,7 +178,7 @@ pub fn render_plan(
                 .replace("{n}", &failure.customers.to_string())
                 .replace("{customer}", &failure.example_customer)
                 .replace("{message}", &failure.message);
-            let _ = writeln!(html, "<li class=\"warning\">{}</li>", escape(&text));
+            let _ = writeln!(html, "<li class=\"error\">{}</li>", escape(&text));
         }
         html.push_str("</ul>\n");
     }
@@ -213,7 +223,11 @@ pub fn render_plan(
         );
     }
     html.push_str("</tbody></table></div>\n");
-    let _ = writeln!(html, "<p class=\"hint\">{}</p>", escape(texts.preview_note));
+    let _ = writeln!(
+        html,
+        "<p class=\"muted\">{}</p>",
+        escape(texts.preview_note)
+    );
     html
 }
 
@@ -224,6 +238,99 @@ fn table_head(columns: &[&str]) -> String {
     }
     html.push_str("</tr></thead>\n<tbody>\n");
     html
+}
+
+/// The plan's route.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/staff/plan", get(plan_page))
+}
+
+const DAY: i64 = 86_400;
+
+/// What the plan page found.
+enum Planned {
+    /// The plan.
+    Plan(Box<PlanSummary>, chrono_tz::Tz),
+    /// The rules do not compile: their problems.
+    Broken(Vec<String>),
+    /// `from` is not a time: why.
+    BadFrom(String),
+}
+
+/// `GET /staff/plan?days=N&from=DATE`.
+async fn plan_page(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let texts = texts(staff.lang);
+    let param = |key: &str| {
+        query.as_deref().and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == key)
+                .map(|(_, value)| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        })
+    };
+    let days = days_of(param("days").as_deref());
+    let from_text = param("from");
+    let owner = staff.owner_scope().map(str::to_owned);
+    let asked = from_text.clone();
+    let planned = with_reader(&state, &staff, Nav::Plan, move |workspace, store, now| {
+        let timezone = workspace.config().timezone;
+        let from = match asked.as_deref().map(|text| parse_time(text, timezone)) {
+            None => now,
+            Some(Ok(from)) => from,
+            Some(Err(err)) => return Ok(Planned::BadFrom(err.to_string())),
+        };
+        let rules = match read_rules(workspace)?.compiled {
+            Ok(rules) => rules,
+            Err(problems) => return Ok(Planned::Broken(problems)),
+        };
+        let options = PlanOptions {
+            from,
+            to: from + i64::from(days) * DAY,
+            events_since: from - EVENT_LOOKBACK,
+            timezone,
+        };
+        let summary = plan_of(store, &rules, options, owner.as_deref())?;
+        Ok(Planned::Plan(Box::new(summary), timezone))
+    })
+    .await;
+    let mut body = render_form(texts, days, from_text.as_deref().unwrap_or(""));
+    let status = match planned {
+        Ok(Planned::Plan(summary, timezone)) => {
+            body.push_str(&render_plan(
+                texts,
+                &summary,
+                days,
+                timezone,
+                staff.owner_scope().is_some(),
+            ));
+            StatusCode::OK
+        }
+        Ok(Planned::Broken(problems)) => {
+            let _ = writeln!(
+                body,
+                "<p class=\"error\">{}</p>\n<ul>",
+                escape(staff.t(
+                    "The rules do not compile, so nothing can be planned (see Rules):",
+                    "规则无法编译，因此无法计划（见“规则”页）："
+                ))
+            );
+            for problem in problems {
+                let _ = writeln!(body, "<li><code>{}</code></li>", escape(&problem));
+            }
+            body.push_str("</ul>\n");
+            StatusCode::OK
+        }
+        Ok(Planned::BadFrom(why)) => {
+            let _ = writeln!(body, "<p class=\"error\">{}</p>", escape(&why));
+            StatusCode::BAD_REQUEST
+        }
+        Err(response) => return response,
+    };
+    frame::page_with_status(&staff, status, Nav::Plan, texts.title, &body)
 }
 
 #[cfg(test)]

@@ -9,12 +9,23 @@
 //! [`PREVIEW_LIMIT`]: tiercare_scheduler::preview::PREVIEW_LIMIT
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
 use tiercare_scheduler::html::escape;
 use tiercare_scheduler::http_config::PageLanguage;
-use tiercare_scheduler::preview::TierChangePreview;
+use tiercare_scheduler::preview::{
+    PREVIEW_LIMIT, PreviewOptions, TierChangePreview, preview_tier_changes,
+};
 use tiercare_scheduler::time::local_time;
 use tiercare_store::DaemonState;
+
+use crate::AppState;
+use crate::staff::reading::{read_rules, with_reader};
+use crate::staff::{Nav, Staff, frame};
 
 /// The texts of the rules pages, in one language.
 pub struct RulesTexts {
@@ -160,6 +171,14 @@ fn problems(items: &[String], files: &[(String, String)]) -> String {
     html
 }
 
+/// A line of a rule file, escaped, its indentation kept (the table wraps long lines; YAML's
+/// indentation is its meaning).
+fn code_line(line: &str) -> String {
+    let text = line.trim_start_matches(' ');
+    let indent = line.len() - text.len();
+    format!("{}{}", "&nbsp;".repeat(indent), escape(text))
+}
+
 /// The rules page.
 pub fn render_rules(texts: &RulesTexts, view: &RulesView, timezone: chrono_tz::Tz) -> String {
     let mut html = String::new();
@@ -189,7 +208,7 @@ pub fn render_rules(texts: &RulesTexts, view: &RulesView, timezone: chrono_tz::T
                         .unwrap_or_else(|| "–".to_owned());
                     let _ = writeln!(
                         html,
-                        "<section class=\"reload-problems\"><p class=\"warning\">{}</p>",
+                        "<section class=\"reload-problems\"><p class=\"error\">{}</p>",
                         escape(&texts.reload_failed.replace("{at}", &at))
                     );
                     let lines: Vec<String> = errors.lines().map(str::to_owned).collect();
@@ -228,11 +247,7 @@ pub fn render_rules(texts: &RulesTexts, view: &RulesView, timezone: chrono_tz::T
             html.push_str("</p>\n");
         }
         Err(items) => {
-            let _ = writeln!(
-                html,
-                "<p class=\"warning\">{}</p>",
-                escape(texts.disk_broken)
-            );
+            let _ = writeln!(html, "<p class=\"error\">{}</p>", escape(texts.disk_broken));
             html.push_str(&problems(items, &view.files));
         }
     }
@@ -257,7 +272,7 @@ pub fn render_rules(texts: &RulesTexts, view: &RulesView, timezone: chrono_tz::T
                 html,
                 "<tr id=\"{}\"><th scope=\"row\">{number}</th><td><code>{}</code></td></tr>",
                 line_id(index, number),
-                escape(line)
+                code_line(line)
             );
         }
         html.push_str("</tbody></table></div></section>\n");
@@ -342,8 +357,84 @@ pub fn render_preview(
         .replace("{version}", &preview.ruleset_version)
         .replace("{at}", &local_time(preview.at, timezone))
         .replace("{ms}", &preview.elapsed_ms.to_string());
-    let _ = writeln!(html, "<p class=\"hint\">{}</p>", escape(&note));
+    let _ = writeln!(html, "<p class=\"muted\">{}</p>", escape(&note));
     html
+}
+
+/// The rules pages' routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/staff/rules", get(rules_page))
+        .route("/staff/rules/preview", get(preview_page))
+}
+
+/// `GET /staff/rules`.
+async fn rules_page(State(state): State<Arc<AppState>>, staff: Staff) -> Response {
+    let texts = texts(staff.lang);
+    let read = with_reader(&state, &staff, Nav::Rules, |workspace, store, _now| {
+        let rules = read_rules(workspace)?;
+        Ok((
+            RulesView {
+                files: rules
+                    .source
+                    .files
+                    .into_iter()
+                    .map(|file| (file.path, file.text))
+                    .collect(),
+                disk: rules.compiled.map(|rules| rules.version().to_owned()),
+                daemon: store.daemon_state()?,
+            },
+            workspace.config().timezone,
+        ))
+    })
+    .await;
+    match read {
+        Ok((view, timezone)) => frame::page(
+            &staff,
+            Nav::Rules,
+            texts.title,
+            &render_rules(texts, &view, timezone),
+        ),
+        Err(response) => response,
+    }
+}
+
+/// `GET /staff/rules/preview`: what an assessment now would change (read-only).
+async fn preview_page(State(state): State<Arc<AppState>>, staff: Staff) -> Response {
+    let texts = texts(staff.lang);
+    let read = with_reader(&state, &staff, Nav::Rules, |workspace, store, now| {
+        let config = workspace.config();
+        let outcome = match read_rules(workspace)?.compiled {
+            Ok(rules) => Ok(preview_tier_changes(
+                store,
+                &rules,
+                PreviewOptions {
+                    at: now,
+                    now,
+                    limit: PREVIEW_LIMIT,
+                    growth: config.growth_settings(),
+                    budget: Some(config.rules.budget()),
+                },
+            )?),
+            Err(problems) => Err(problems),
+        };
+        Ok((outcome, config.timezone))
+    })
+    .await;
+    let body = match read {
+        Ok((Ok(preview), timezone)) => render_preview(texts, &preview, timezone),
+        Ok((Err(problems), _)) => {
+            let mut html = format!("<p class=\"error\">{}</p>\n", escape(texts.cannot_preview));
+            html.push_str(&self::problems(&problems, &[]));
+            html
+        }
+        Err(response) => return response,
+    };
+    let body = format!(
+        "{body}<p><a href=\"/staff/rules\">{}</a></p>\n",
+        escape(staff.t("Back to the rules", "返回规则"))
+    );
+    frame::page(&staff, Nav::Rules, texts.preview_title, &body)
 }
 
 #[cfg(test)]
@@ -363,7 +454,7 @@ mod tests {
         let html = render_rules(texts(PageLanguage::English), &view, chrono_tz::UTC);
         assert!(
             html.contains(
-                "<tr id=\"f0-L2\"><th scope=\"row\">2</th><td><code>  - id: &lt;A&gt;</code>"
+                "<tr id=\"f0-L2\"><th scope=\"row\">2</th><td><code>&nbsp;&nbsp;- id: &lt;A&gt;</code>"
             ),
             "{html}"
         );
