@@ -26,6 +26,9 @@ pub mod reading;
 pub mod rules;
 pub mod tasks;
 
+#[cfg(test)]
+mod ops_tests;
+
 use std::sync::Arc;
 
 use axum::Router;
