@@ -146,7 +146,7 @@ pub fn preview_tier_changes(
             customers,
         })
         .collect();
-    moves.sort_by(|a, b| b.customers.cmp(&a.customers));
+    moves.sort_by_key(|m| std::cmp::Reverse(m.customers));
     Ok(TierChangePreview {
         at: options.at,
         ruleset_version: rules.version().to_owned(),
