@@ -52,6 +52,7 @@ pub struct AppState {
     clock: fn() -> i64,
     providers: ProviderSettings,
     workspace: Option<Workspace>,
+    timezone: chrono_tz::Tz,
 }
 
 impl AppState {
@@ -66,6 +67,7 @@ impl AppState {
             clock,
             providers: ProviderSettings::default(),
             workspace: None,
+            timezone: chrono_tz::Tz::UTC,
         }
     }
 
@@ -88,6 +90,19 @@ impl AppState {
     /// The workspace, when the server was given one ([`AppState::with_workspace`]).
     pub fn workspace(&self) -> Option<&Workspace> {
         self.workspace.as_ref()
+    }
+
+    /// The same state with the workspace's time zone (staff pages show times and read dates in
+    /// it; UTC without).
+    #[must_use]
+    pub fn with_timezone(mut self, timezone: chrono_tz::Tz) -> Self {
+        self.timezone = timezone;
+        self
+    }
+
+    /// The workspace's time zone.
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.timezone
     }
 
     /// The providers' webhook settings.

@@ -584,9 +584,7 @@ fn param(query: Option<&str>, key: &str) -> Option<String> {
 }
 
 fn timezone(state: &AppState) -> chrono_tz::Tz {
-    state
-        .workspace()
-        .map_or(chrono_tz::UTC, |workspace| workspace.config().timezone)
+    state.timezone()
 }
 
 /// A page saying what is wrong with the request, with `status`.
