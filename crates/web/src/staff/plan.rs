@@ -191,13 +191,21 @@ pub fn render_plan(
         for day in &summary.days {
             let _ = writeln!(
                 html,
-                "<tr data-day=\"{date}\"><th scope=\"row\">{date}</th><td>{}</td><td>{}</td>\
-                 <td>{}</td><td>{}</td></tr>",
-                day.emails,
-                day.tasks,
-                day.other,
+                "<tr data-day=\"{date}\" data-emails=\"{emails}\" data-tasks=\"{tasks}\" \
+                 data-other=\"{other}\"><th scope=\"row\">{date}</th>\
+                 <td data-label=\"{c1}\" class=\"number\">{emails}</td>\
+                 <td data-label=\"{c2}\" class=\"number\">{tasks}</td>\
+                 <td data-label=\"{c3}\" class=\"number\">{other}</td>\
+                 <td data-label=\"{c4}\">{}</td></tr>",
                 escape(&joined(&day.rules)),
                 date = escape(&day.date),
+                emails = day.emails,
+                tasks = day.tasks,
+                other = day.other,
+                c1 = escape(columns[1]),
+                c2 = escape(columns[2]),
+                c3 = escape(columns[3]),
+                c4 = escape(columns[4]),
             );
         }
         html.push_str("</tbody></table></div>\n");
@@ -212,14 +220,19 @@ pub fn render_plan(
         };
         let _ = writeln!(
             html,
-            "<tr data-rule=\"{}\"><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td></tr>",
+            "<tr data-rule=\"{}\"><th scope=\"row\">{}</th><td data-label=\"{c1}\">{}</td>\
+             <td data-label=\"{c2}\" class=\"number\">{}</td><td data-label=\"{c3}\">{}</td>\
+             <td data-label=\"{c4}\">{}</td></tr>",
             escape(&rule.rule),
             escape(&name),
             escape(&rule.action),
             rule.planned,
             escape(&rule.sample_customers.join(", ")),
             escape(&joined(&rule.skipped)),
+            c1 = escape(columns[1]),
+            c2 = escape(columns[2]),
+            c3 = escape(columns[3]),
+            c4 = escape(columns[4]),
         );
     }
     html.push_str("</tbody></table></div>\n");
@@ -232,7 +245,7 @@ pub fn render_plan(
 }
 
 fn table_head(columns: &[&str]) -> String {
-    let mut html = String::from("<div class=\"table\"><table>\n<thead><tr>");
+    let mut html = String::from("<div class=\"table\"><table class=\"stack\">\n<thead><tr>");
     for column in columns {
         let _ = write!(html, "<th scope=\"col\">{}</th>", escape(column));
     }
