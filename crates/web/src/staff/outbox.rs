@@ -386,11 +386,28 @@ pub fn render_detail(
         email.last_error.clone().unwrap_or_else(|| "–".to_owned()),
         email.recoveries.to_string(),
     ];
-    let mut html = String::from("<dl class=\"fields\">\n");
-    for (name, value) in texts.fields.iter().zip(values) {
-        let _ = writeln!(html, "<dt>{}</dt><dd>{}</dd>", escape(name), escape(&value));
+    let mut html = String::from("<div class=\"table\"><table class=\"fields\">\n<tbody>\n");
+    for (index, (name, value)) in texts.fields.iter().zip(values).enumerate() {
+        // The customer links to their page.
+        let value = match (&email.customer_id, index) {
+            (Some(customer), 5) => {
+                let encoded: String =
+                    form_urlencoded::byte_serialize(customer.as_bytes()).collect();
+                format!(
+                    "<a href=\"/staff/customers/{}\">{}</a>",
+                    escape(&encoded),
+                    escape(&value)
+                )
+            }
+            _ => escape(&value),
+        };
+        let _ = writeln!(
+            html,
+            "<tr><th scope=\"row\">{}</th><td>{value}</td></tr>",
+            escape(name)
+        );
     }
-    html.push_str("</dl>\n");
+    html.push_str("</tbody></table></div>\n");
     let mut buttons = String::new();
     if powers.retry && retryable(email.state) {
         let _ = write!(
@@ -635,6 +652,11 @@ async fn index(
     emails.truncate(PAGE);
     let timezone = timezone(&state);
     let mut body = render_counts(texts, &counts, filter);
+    let _ = writeln!(
+        body,
+        "<h2>{}</h2>",
+        escape(filter.map_or(texts.all, state_name))
+    );
     body.push_str(&render_list(texts, &emails, timezone, None));
     body.push_str(&render_older(texts, &emails, filter, more));
     frame::page(&staff, Nav::Outbox, texts.title, &body)

@@ -44,6 +44,8 @@ pub struct PlanTexts {
     pub rules: (&'static str, [&'static str; 5]),
     /// Nothing planned.
     pub nothing: &'static str,
+    /// Before the rules with nothing planned.
+    pub idle: &'static str,
     /// The capacity warnings' heading.
     pub warnings: &'static str,
     /// Rule failures: `{rule}`, `{n}`, `{customer}`, `{message}`.
@@ -64,6 +66,7 @@ const ENGLISH: PlanTexts = PlanTexts {
         ["Rule", "What it does", "Planned", "For example", "Skipped"],
     ),
     nothing: "Nothing is planned in these days.",
+    idle: "Nothing planned by:",
     warnings: "Capacity warnings",
     failure: "Follow-up {rule} failed for {n} customer(s), e.g. {customer}: {message}",
     preview_note: "A preview: nothing is recorded (the daemon records follow-ups when they are due).",
@@ -78,6 +81,7 @@ const SIMPLIFIED_CHINESE: PlanTexts = PlanTexts {
     days: ("按天", ["日期", "邮件", "任务", "其他", "按规则"]),
     rules: ("按规则", ["规则", "内容", "计划数", "示例", "跳过"]),
     nothing: "这些天没有计划。",
+    idle: "以下规则没有计划：",
     warnings: "容量警告",
     failure: "跟进规则 {rule} 对 {n} 位客户失败，例如 {customer}：{message}",
     preview_note: "仅为预览：不会记录任何内容（守护进程在到期时记录跟进）。",
@@ -141,7 +145,7 @@ pub fn render_plan(
         .replace("{from}", &local_time(summary.from, timezone))
         .replace("{customers}", &summary.customers.to_string())
         .replace("{version}", &summary.ruleset_version);
-    let _ = writeln!(html, "<p>{}</p>", escape(&heading));
+    let _ = writeln!(html, "<h2>{}</h2>", escape(&heading));
     if scoped {
         let _ = writeln!(html, "<p>{}</p>", escape(texts.yours));
     }
@@ -213,7 +217,11 @@ pub fn render_plan(
     let (heading, columns) = texts.rules;
     let _ = writeln!(html, "<h2>{}</h2>", escape(heading));
     html.push_str(&table_head(&columns));
-    for rule in &summary.rules {
+    let (busy, idle): (Vec<_>, Vec<_>) = summary
+        .rules
+        .iter()
+        .partition(|rule| rule.planned > 0 || !rule.skipped.is_empty());
+    for rule in busy {
         let name = match &rule.label {
             Some(label) => format!("{} ({label})", rule.rule),
             None => rule.rule.clone(),
@@ -236,6 +244,15 @@ pub fn render_plan(
         );
     }
     html.push_str("</tbody></table></div>\n");
+    if !idle.is_empty() {
+        let names: Vec<&str> = idle.iter().map(|rule| rule.rule.as_str()).collect();
+        let _ = writeln!(
+            html,
+            "<p class=\"idle-rules\">{} {}</p>",
+            escape(texts.idle),
+            escape(&names.join(", "))
+        );
+    }
     let _ = writeln!(
         html,
         "<p class=\"muted\">{}</p>",

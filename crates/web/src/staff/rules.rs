@@ -53,8 +53,8 @@ pub struct RulesTexts {
     pub reload_fine: &'static str,
     /// The files heading.
     pub files: &'static str,
-    /// The line number column.
-    pub line: &'static str,
+    /// The columns of a file: line number, text.
+    pub line: [&'static str; 2],
     /// The preview's bound: `{evaluated}` of `{customers}`, `{limit}`.
     pub all_evaluated: &'static str,
     /// The preview was a sample.
@@ -77,7 +77,7 @@ const ENGLISH: RulesTexts = RulesTexts {
     title: "Rules",
     preview_title: "What would change",
     preview_link: "What would change if customers were assessed now",
-    running: "The daemon runs rules {version}, loaded at {at} ({reloads} loads since it started).",
+    running: "The daemon runs rules {version}, loaded at {at} (rule sets loaded since it started: {reloads}).",
     no_daemon: "No daemon has run on this workspace yet.",
     disk_version: "The files below compile as version {version}.",
     same: "They are the rules the daemon runs.",
@@ -86,7 +86,7 @@ const ENGLISH: RulesTexts = RulesTexts {
     reload_failed: "The last reload failed at {at}; the previous rules stay active:",
     reload_fine: "The last reload had no problem.",
     files: "Files",
-    line: "Line",
+    line: ["Line", "Text"],
     all_evaluated: "Evaluated all {evaluated} customers.",
     sampled: "Evaluated a sample of {evaluated} of {customers} customers, taken in turn from each stored tier (at most {limit}, so the page stays fast): the counts are of the sample.",
     outcome: "{moving} would change tier · {unchanged} would stay · {failed} would fail (and keep their tier).",
@@ -101,7 +101,7 @@ const SIMPLIFIED_CHINESE: RulesTexts = RulesTexts {
     title: "规则",
     preview_title: "将会发生的变化",
     preview_link: "如果现在评估客户，会有哪些变化",
-    running: "守护进程运行规则版本 {version}，加载于 {at}（启动以来加载 {reloads} 次）。",
+    running: "守护进程运行规则版本 {version}，加载于 {at}（启动以来加载规则 {reloads} 次）。",
     no_daemon: "此工作区尚未运行过守护进程。",
     disk_version: "下列文件编译为版本 {version}。",
     same: "它们就是守护进程正在运行的规则。",
@@ -110,7 +110,7 @@ const SIMPLIFIED_CHINESE: RulesTexts = RulesTexts {
     reload_failed: "最近一次重新加载于 {at} 失败；之前的规则仍然有效：",
     reload_fine: "最近一次重新加载没有问题。",
     files: "文件",
-    line: "行",
+    line: ["行", "内容"],
     all_evaluated: "已评估全部 {evaluated} 位客户。",
     sampled: "已评估 {customers} 位客户中的 {evaluated} 位样本，从每个已存层级轮流抽取（最多 {limit} 位，以保证页面速度）：数字为样本中的数量。",
     outcome: "{moving} 位将改变层级 · {unchanged} 位保持不变 · {failed} 位规则失败（保留原层级）。",
@@ -257,15 +257,34 @@ pub fn render_rules(texts: &RulesTexts, view: &RulesView, timezone: chrono_tz::T
         escape(texts.preview_link)
     );
     let _ = writeln!(html, "<h2>{}</h2>", escape(texts.files));
+    // Each file folds (no script: `<details>`); those a problem points into are open.
+    let mut problem_lines: Vec<&str> = Vec::new();
+    if let Err(items) = &view.disk {
+        problem_lines.extend(items.iter().map(String::as_str));
+    }
+    if let Some(errors) = view
+        .daemon
+        .as_ref()
+        .and_then(|d| d.last_reload_error.as_deref())
+    {
+        problem_lines.extend(errors.lines());
+    }
     for (index, (path, text)) in view.files.iter().enumerate() {
+        let open = problem_lines.iter().any(|problem| {
+            problem
+                .strip_prefix(path.as_str())
+                .is_some_and(|rest| rest.starts_with(':'))
+        });
+        let [line, content] = texts.line;
         let _ = writeln!(
             html,
-            "<section class=\"rule-file\"><h3 id=\"f{index}\">{}</h3>\n\
+            "<details class=\"rule-file\" id=\"f{index}\"{}><summary>{}</summary>\n\
              <div class=\"table\"><table class=\"code\">\n\
              <thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead><tbody>",
+            if open { " open" } else { "" },
             escape(path),
-            escape(texts.line),
-            escape(path)
+            escape(line),
+            escape(content)
         );
         for (number, line) in (1..).zip(text.lines()) {
             let _ = writeln!(
@@ -275,7 +294,7 @@ pub fn render_rules(texts: &RulesTexts, view: &RulesView, timezone: chrono_tz::T
                 code_line(line)
             );
         }
-        html.push_str("</tbody></table></div></section>\n");
+        html.push_str("</tbody></table></div></details>\n");
     }
     html
 }
