@@ -31,6 +31,11 @@ fn a_manager_signs_in_sees_only_their_tasks_and_completes_one() {
         !dashboard.contains(BOBS),
         "a manager sees another's task:\n{dashboard}"
     );
+    // The report's headline: the latest assessment's tiers and moves (first assignments).
+    assert!(
+        dashboard.contains("Moves of the latest assessment") && dashboard.contains("(new)"),
+        "{dashboard}"
+    );
     browser.screenshot(&screenshot_dir().join("dashboard-1280.png"));
 
     browser.open(&format!("{}/staff/tasks", ws.base));

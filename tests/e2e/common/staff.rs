@@ -1,5 +1,5 @@
 //! A prepared staff workspace for the staff pages' tests: managers `alice` and `bob`, three
-//! customers, three tasks (one of alice's overdue, one of hers due today, one of bob's), staff
+//! customers (assessed with the default rules), three tasks (one of alice's overdue, one of hers due today, one of bob's), staff
 //! accounts `root` (admin), `alice` (manager alice) and `vera` (viewer), all with [`PASSWORD`],
 //! and `tiercare serve` running on a free loopback port. [`Client`] is a raw HTTP client (curl
 //! with a cookie jar) for what a browser would not send: forged posts, stale sessions.
@@ -51,6 +51,7 @@ impl StaffWorkspace {
         .unwrap();
         run_in(&root, &["import", "managers", "managers.csv"]).assert_code(0);
         run_in(&root, &["import", "customers", "customers.csv"]).assert_code(0);
+        run_in(&root, &["assess"]).assert_code(0);
         let now = chrono::Utc::now().timestamp();
         let db = rusqlite::Connection::open(root.join("tiercare.db")).unwrap();
         for (customer, assignee, title, due) in [

@@ -160,15 +160,15 @@ async fn dashboard(State(state): State<Arc<AppState>>, staff: Staff) -> Response
             .into_iter()
             .filter(|task| task.due < now + 86_400)
             .collect();
-        Ok::<_, StoreError>((figures, today, store.managers()?))
+        Ok::<_, StoreError>((figures, today, store.managers()?, now))
     })
     .await;
-    let (figures, today, managers) = match found {
+    let (figures, today, managers, now) = match found {
         Ok(found) => found,
         Err(response) => return response,
     };
     let mut body = format!("<h2>{}</h2>\n", escape(staff.t("Today's work", "今日工作")));
-    body.push_str(&task_table(&staff, &today, &managers, tz));
+    body.push_str(&task_table(&staff, &today, &managers, tz, now));
     body.push_str(&format!(
         "<p><a href=\"/staff/tasks\">{}</a></p>\n",
         escape(staff.t("All tasks", "全部任务"))

@@ -56,9 +56,9 @@ pub fn local_minutes(unix: i64, tz: Tz) -> String {
     )
 }
 
-/// The table of `tasks`, with their forms when `staff` may change them; `managers` are the
-/// reassign choices (admins).
-pub fn task_table(staff: &Staff, tasks: &[Task], managers: &[Manager], tz: Tz) -> String {
+/// The table of `tasks` at `now`, with their forms when `staff` may change them; `managers`
+/// are the reassign choices (admins).
+pub fn task_table(staff: &Staff, tasks: &[Task], managers: &[Manager], tz: Tz, now: i64) -> String {
     if tasks.is_empty() {
         return frame::paragraph(staff.t("No tasks here.", "这里没有任务。"));
     }
@@ -116,7 +116,7 @@ pub fn task_table(staff: &Staff, tasks: &[Task], managers: &[Manager], tz: Tz) -
             title = escape(&task.title),
             assignee = escape(&task.assignee),
             state = escape(state),
-            actions = actions(staff, task, managers, tz),
+            actions = actions(staff, task, managers, tz, now),
         ));
     }
     html.push_str("</tbody></table></div>\n");
@@ -128,12 +128,13 @@ fn may_change(staff: &Staff, task: &Task) -> bool {
     staff.may_write() && staff.owner_scope().is_none_or(|own| own == task.assignee)
 }
 
-fn actions(staff: &Staff, task: &Task, managers: &[Manager], tz: Tz) -> String {
+fn actions(staff: &Staff, task: &Task, managers: &[Manager], tz: Tz, now: i64) -> String {
     if task.status == TaskStatus::Done || !may_change(staff, task) {
         return String::new();
     }
     let id = task.id;
-    let tomorrow = local_minutes(task.due.max(0) + 86_400, tz);
+    // The snooze's first choice: the day after the later of now and the due time.
+    let tomorrow = local_minutes(task.due.max(now) + 86_400, tz);
     let mut html = format!(
         "<form method=\"post\" action=\"/staff/tasks/{id}/done\" class=\"inline\">{csrf}\
          <label for=\"note-{id}\">{note}</label>\
@@ -201,10 +202,10 @@ async fn tasks_page(
     };
     let tz = state.timezone();
     let found = blocking(&state, staff.lang, move |store, now| {
-        Ok::<_, StoreError>((store.tasks(&filter, now)?, store.managers()?, filter))
+        Ok::<_, StoreError>((store.tasks(&filter, now)?, store.managers()?, filter, now))
     })
     .await;
-    let (tasks, managers, filter) = match found {
+    let (tasks, managers, filter, now) = match found {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -216,7 +217,7 @@ async fn tasks_page(
         ));
     }
     body.push_str(&filter_form(&staff, &filter, &managers));
-    body.push_str(&task_table(&staff, &tasks, &managers, tz));
+    body.push_str(&task_table(&staff, &tasks, &managers, tz, now));
     let title = match staff.owner_scope() {
         Some(_) => staff.t("My tasks", "我的任务"),
         None => staff.t("Tasks", "任务"),
