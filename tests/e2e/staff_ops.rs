@@ -106,6 +106,10 @@ fn an_admin_retries_a_failed_email_and_cancels_a_queued_one_in_the_browser() {
     browser.set_width(360);
     browser.assert_fits(360);
     browser.screenshot(&screenshot_dir().join("outbox-email-360.png"));
+    browser.open(&format!("{}/staff/outbox/held", ws.base));
+    browser.wait_text("h1", "Held e-mails");
+    browser.assert_fits(360);
+    browser.screenshot(&screenshot_dir().join("outbox-held-360.png"));
 
     // Both in the audit, by the admin, without the address.
     for (action, id) in [("outbox.retry", failed), ("outbox.cancel", queued)] {

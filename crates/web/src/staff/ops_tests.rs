@@ -253,6 +253,11 @@ async fn an_admin_retries_and_cancels_a_manager_sees_and_cancels_their_own_a_vie
     assert!(page.contains("data-state=\"failed\">1<"), "{page}");
     let (status, _) = f.get(&admin, "/staff/outbox?state=bogus").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, page) = f.get(&admin, "/staff/outbox?lang=zh-CN").await;
+    assert!(
+        page.contains("<h1>发件箱</h1>") && page.contains("最近错误"),
+        "{page}"
+    );
 
     // A viewer's POSTs are refused by the server, whatever the page shows.
     let (status, _) = f
