@@ -97,11 +97,13 @@ pub fn preview_tier_changes(
     let customers = store.customer_count()?;
     let sample =
         store.sample_features(options.at, window, options.limit, rules.uses(Feature::Attr))?;
+    let sampled = started.elapsed();
     let growth = if crate::growth::FEATURES.iter().any(|f| rules.uses(*f)) {
         Growth::compute(store, options.at, window, options.growth)?
     } else {
         Growth::default()
     };
+    let read = started.elapsed();
     let pins = store.active_pins(options.now)?;
     let mut evaluator = rules.evaluator();
     evaluator.set_budget(options.budget);
@@ -147,6 +149,14 @@ pub fn preview_tier_changes(
         })
         .collect();
     moves.sort_by_key(|m| std::cmp::Reverse(m.customers));
+    tracing::debug!(
+        customers,
+        evaluated = sample.len(),
+        features_ms = sampled.as_millis(),
+        growth_ms = (read - sampled).as_millis(),
+        total_ms = started.elapsed().as_millis(),
+        "tier changes previewed"
+    );
     Ok(TierChangePreview {
         at: options.at,
         ruleset_version: rules.version().to_owned(),
