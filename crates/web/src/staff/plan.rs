@@ -1,7 +1,7 @@
 //! The staff plan: `/staff/plan?days=N&from=DATE`, the coming days (7 by default, at most 31)
 //! as `tiercare plan` computes them (the same scheduler call, which never writes), per day in
 //! the workspace's zone with the actions of each rule, per rule, and the capacity warnings. A
-//! manager sees the part of their own customers ([`plan_of`](tiercare_scheduler::plan::plan_of)).
+//! manager sees the part of their own customers (`tiercare_scheduler::plan::plan_of`).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
