@@ -98,7 +98,9 @@ pub fn preview_tier_changes(
     let sample =
         store.sample_features(options.at, window, options.limit, rules.uses(Feature::Attr))?;
     let sampled = started.elapsed();
-    let growth = if crate::growth::FEATURES.iter().any(|f| rules.uses(*f)) {
+    // Only tiers are compared: the growth models are fitted (a pass over every order and an
+    // optimisation, most of a preview's time) only when a tier or a score reads them.
+    let growth = if crate::growth::FEATURES.iter().any(|f| rules.tiers_use(*f)) {
         Growth::compute(store, options.at, window, options.growth)?
     } else {
         Growth::default()
@@ -229,6 +231,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!((preview.customers, preview.evaluated), (40, 40));
+        // The default rules read the growth features in segments only: no fit for tiers.
+        assert!(rules.uses(Feature::PAlive) && !rules.tiers_use(Feature::PAlive));
         assert!(!preview.sampled());
         let counts = |moves: &[Move]| {
             let mut counts: Vec<(String, String, u64)> = moves
