@@ -270,7 +270,10 @@ pub enum Command {
     /// It also serves the staff workspace at `/staff/` (sign in with an account made by
     /// `tiercare users add`): the dashboard, tasks and the other staff pages, with sessions that
     /// end after `staff_idle_minutes` (default 30) without a request and `staff_session_hours`
-    /// (default 12) after sign-in.
+    /// (default 12) after sign-in. `/staff/outbox` lists e-mails per state (retry and cancel
+    /// as `tiercare outbox` does, held e-mails, resume), `/staff/plan` shows the coming days as
+    /// `tiercare plan` does, and `/staff/rules` the rule files, the last reload's problems and
+    /// what an assessment now would change.
     Serve(ServeArgs),
     /// Show whether the daemon runs and what it is doing.
     ///

@@ -36,6 +36,7 @@ mod rules_safe;
 mod serve;
 mod serve_browser;
 mod staff_browser;
+mod staff_ops;
 mod templates;
 mod tiers;
 mod webhooks;

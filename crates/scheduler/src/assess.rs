@@ -265,7 +265,7 @@ pub struct AssessReport {
     pub growth: Option<GrowthOutcome>,
 }
 
-fn engine_pin(pin: &Pin) -> EnginePin {
+pub(crate) fn engine_pin(pin: &Pin) -> EnginePin {
     EnginePin {
         tier: pin.tier.clone(),
         by: pin.pinned_by.clone(),

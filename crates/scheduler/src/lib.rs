@@ -7,7 +7,8 @@
 //! templates, queues them, passes them through the delivery gate and sends them ([`mail`]:
 //! [`templates`], [`outbox`], [`delivery_gate`] and the transports), builds reports ([`report`])
 //! and writes synthetic demo data ([`demo`]). New rule sets are proven on a sample of real
-//! customers first ([`proof`]). The daemon ([`daemon`]: [`clock`], [`firing`], [`lock`],
+//! customers first ([`proof`]); what new rules would change is previewed
+//! without recording ([`preview`]). The daemon ([`daemon`]: [`clock`], [`firing`], [`lock`],
 //! [`watch`], [`status`]) runs it all on schedule and reloads rules while running. Times are
 //! read and written in one place ([`time`]). Bounces, complaints and unsubscribe requests come
 //! back through [`inbound`] (the mailbox) and [`providers`] (providers' webhooks), recorded by
@@ -33,6 +34,7 @@ pub mod ingest;
 pub mod mail;
 pub mod owners;
 pub mod plan;
+pub mod preview;
 pub mod proof;
 pub mod providers;
 pub mod reminders;

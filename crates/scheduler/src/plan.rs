@@ -65,6 +65,8 @@ pub struct DayPlan {
     pub tasks: u64,
     /// Owner notifications, attribute sets and tags.
     pub other: u64,
+    /// Actions per follow-up rule that day (all kinds).
+    pub rules: BTreeMap<String, u64>,
 }
 
 /// One rule's part of a plan.
@@ -530,6 +532,7 @@ impl<'r> PlanTally<'r> {
             1 => day.tasks += 1,
             _ => day.other += 1,
         }
+        *day.rules.entry(action.rule_id.clone()).or_default() += 1;
         if let Action::Task { assignee, .. } = &action.action {
             let who = match assignee {
                 EngineAssignee::Owner if features.owner.trim().is_empty() => {
@@ -606,15 +609,34 @@ pub fn plan(
     rules: &RuleSet,
     options: PlanOptions,
 ) -> Result<PlanSummary, AssessError> {
+    plan_of(reader, rules, options, None)
+}
+
+/// [`plan`], of the customers `owner` (a manager's external id) owns only when given: the
+/// same planning of each customer, counted for theirs alone (the staff workspace's plan of a
+/// manager), with the capacity warnings about `owner` alone.
+pub fn plan_of(
+    reader: &Store,
+    rules: &RuleSet,
+    options: PlanOptions,
+    owner: Option<&str>,
+) -> Result<PlanSummary, AssessError> {
     let started = Instant::now();
     let mut tally = PlanTally::new(rules, options.timezone);
     for_each_plan(reader, rules, options, &mut |features, state, plan| {
-        tally.count(features, state, plan);
+        if owner.is_none_or(|owner| features.owner == owner) {
+            tally.count(features, state, plan);
+        }
     })?;
     let mut summary = tally.finish(options, started);
     let days = u64::try_from((options.to - options.from).max(0) / 86_400).unwrap_or(0);
     summary.capacity_warnings =
         capacity_warnings(&summary.assignees, &reader.managers()?, days.max(1));
+    if let Some(owner) = owner {
+        summary
+            .capacity_warnings
+            .retain(|warning| warning.assignee == owner);
+    }
     Ok(summary)
 }
 
@@ -917,6 +939,69 @@ mod tests {
         );
         assert_eq!(state.tier, None);
         assert!(state.contacts.is_empty() && state.events.is_empty() && state.given.is_empty());
+    }
+
+    #[test]
+    fn a_managers_plan_counts_their_customers_alone_and_days_split_by_rule() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (workspace, _) = Workspace::init(&tmp.path().join("ws"), chrono_tz::UTC).unwrap();
+        let mut store = workspace.open_store().unwrap();
+        import(
+            &workspace,
+            &mut store,
+            RecordKind::Managers,
+            "manager_id,name\nalice,Alice\nbob,Bob\n",
+        );
+        import(
+            &workspace,
+            &mut store,
+            RecordKind::Customers,
+            "customer_id,name,email,owner,consent_email,birthday\n\
+             C1,Big Buyer,big@example.com,alice,true,1980-06-10\n\
+             C2,Small Buyer,small@example.com,bob,true,1990-06-12\n\
+             C3,Other,other@example.com,bob,true,1991-06-14\n",
+        );
+        import(
+            &workspace,
+            &mut store,
+            RecordKind::Orders,
+            "order_id,customer_id,ordered_at,amount\n\
+             O1,C1,2025-01-10,9000\nO2,C2,2025-01-11,10\nO3,C3,2025-02-11,20\n",
+        );
+        let rules = RuleSource::read(&workspace.rules_dir(), Path::new("rules"))
+            .unwrap()
+            .load()
+            .unwrap()
+            .rules;
+        let mut writer = workspace.open_store().unwrap();
+        let assessment = AssessOptions {
+            at: FROM,
+            now: FROM,
+            dry_run: false,
+            growth: crate::growth::GrowthSettings::default(),
+        };
+        assess(&store, Some(&mut writer), &rules, assessment).unwrap();
+        let options = PlanOptions {
+            from: FROM,
+            to: FROM + 30 * DAY,
+            events_since: FROM - EVENT_LOOKBACK,
+            timezone: chrono_tz::UTC,
+        };
+        let all = plan(&store, &rules, options).unwrap();
+        let alice = plan_of(&store, &rules, options, Some("alice")).unwrap();
+        let bob = plan_of(&store, &rules, options, Some("bob")).unwrap();
+        assert_eq!((alice.customers, bob.customers), (1, 2));
+        assert!(all.emails > 0, "{all:?}");
+        assert_eq!(alice.emails + bob.emails, all.emails);
+        assert_eq!(alice.tasks + bob.tasks, all.tasks);
+        assert!(alice.assignees.keys().all(|who| who != "bob"), "{alice:?}");
+        for day in &all.days {
+            assert_eq!(
+                day.rules.values().sum::<u64>(),
+                day.emails + day.tasks + day.other,
+                "{day:?}"
+            );
+        }
     }
 
     #[test]

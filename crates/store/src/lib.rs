@@ -88,6 +88,7 @@ mod keys;
 mod managers;
 mod outbox;
 mod outbox_gate;
+mod outbox_pages;
 mod pins;
 mod preferences;
 mod privacy;
@@ -130,6 +131,7 @@ pub use outbox::{
     OutboxState, RecipientKind, Recovery, RecoveryPolicy,
 };
 pub use outbox_gate::{STALE_PREFIX, UNTRUE_PREFIX};
+pub use outbox_pages::OutboxQuery;
 pub use pins::Pin;
 pub use preferences::LinkRecipient;
 pub use privacy::{ERASED_TITLE, ForgetReport};

@@ -279,16 +279,16 @@ pub struct BulkFilter {
     pub since: Option<i64>,
 }
 
-const EMAIL_COLUMNS: &str = "o.id, o.followup_id, c.external_id, c.consent_email, o.rule_id, \
+pub(crate) const EMAIL_COLUMNS: &str = "o.id, o.followup_id, c.external_id, c.consent_email, o.rule_id, \
     o.template, o.recipient_kind, o.to_address, \
     CASE o.recipient_kind WHEN 'customer' THEN c.name \
     ELSE (SELECT m.name FROM managers m WHERE m.external_id = c.owner) END, \
     o.message_id, o.subject, o.body_text, o.body_html, o.state, o.due_at, o.attempts, \
     o.last_error, o.created_at, o.claimed_at, o.sent_at, o.updated_at, o.recoveries";
 
-const EMAIL_FROM: &str = "FROM outbox o LEFT JOIN customers c ON c.id = o.customer_id";
+pub(crate) const EMAIL_FROM: &str = "FROM outbox o LEFT JOIN customers c ON c.id = o.customer_id";
 
-fn email_row(row: &Row<'_>) -> rusqlite::Result<OutboxEmail> {
+pub(crate) fn email_row(row: &Row<'_>) -> rusqlite::Result<OutboxEmail> {
     let kind: String = row.get(6)?;
     let state: String = row.get(13)?;
     let bad = |index: usize, what: &str| {

@@ -40,6 +40,7 @@ use std::sync::{Mutex, PoisonError};
 use tiercare_scheduler::http_config::{HttpConfig, PageLanguage};
 use tiercare_scheduler::mail::TokenSigner;
 use tiercare_scheduler::providers::ProviderSettings;
+use tiercare_scheduler::workspace::Workspace;
 use tiercare_store::Store;
 
 /// What every handler shares: the database connection (requests take turns; a write is one
@@ -50,6 +51,7 @@ pub struct AppState {
     config: HttpConfig,
     clock: fn() -> i64,
     providers: ProviderSettings,
+    workspace: Option<Workspace>,
     timezone: chrono_tz::Tz,
 }
 
@@ -64,6 +66,7 @@ impl AppState {
             config,
             clock,
             providers: ProviderSettings::default(),
+            workspace: None,
             timezone: chrono_tz::Tz::UTC,
         }
     }
@@ -74,6 +77,19 @@ impl AppState {
     pub fn with_providers(mut self, providers: ProviderSettings) -> Self {
         self.providers = providers;
         self
+    }
+
+    /// The same state with the workspace whose database it serves: its settings and rule
+    /// files, which the staff pages read (the plan, the rules, held e-mails).
+    #[must_use]
+    pub fn with_workspace(mut self, workspace: Workspace) -> Self {
+        self.workspace = Some(workspace);
+        self
+    }
+
+    /// The workspace, when the server was given one ([`AppState::with_workspace`]).
+    pub fn workspace(&self) -> Option<&Workspace> {
+        self.workspace.as_ref()
     }
 
     /// The same state with the workspace's time zone (staff pages show times and read dates in
@@ -102,6 +118,11 @@ impl AppState {
     /// The configured language, if any.
     pub fn language(&self) -> Option<PageLanguage> {
         self.config.language
+    }
+
+    /// The time now (unix seconds), from the server's clock.
+    pub fn now(&self) -> i64 {
+        (self.clock)()
     }
 
     /// Runs `work` with the store and the signer, on the calling (blocking) thread.

@@ -681,6 +681,19 @@ impl<'a> Loader<'a> {
             .collect();
         features_used.sort();
         features_used.dedup();
+        // What a tier needs: the tiers' expressions and the scores they may read.
+        let mut tier_features: Vec<Feature> = scores
+            .iter()
+            .map(|score| &score.expr)
+            .chain(tiers.iter().map(|rule| &rule.expr))
+            .flat_map(|expr| expr.vars.iter())
+            .filter_map(|var| match var {
+                Var::Feature(feature) => Some(*feature),
+                Var::Score(_) => None,
+            })
+            .collect();
+        tier_features.sort();
+        tier_features.dedup();
 
         let rules = RuleSet {
             engine: self.engine,
@@ -696,6 +709,7 @@ impl<'a> Loader<'a> {
             assignment,
             reminders,
             features_used,
+            tier_features,
             library: self.library,
             sources: self.sources,
         };

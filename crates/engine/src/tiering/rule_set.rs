@@ -110,6 +110,8 @@ pub struct RuleSet {
     pub(crate) assignment: Assignment,
     pub(crate) reminders: crate::care::reminders::Reminders,
     pub(crate) features_used: Vec<Feature>,
+    /// The features the tiers' expressions and the scores read.
+    pub(crate) tier_features: Vec<Feature>,
     pub(crate) library: Vec<LibraryFunction>,
     pub(crate) sources: Vec<SourceFile>,
 }
@@ -223,6 +225,13 @@ impl RuleSet {
     #[must_use]
     pub fn uses(&self, feature: Feature) -> bool {
         self.features_used.contains(&feature)
+    }
+
+    /// Whether a tier's expression or a score reads `feature`: what deciding tiers alone needs
+    /// (segments and follow-ups aside).
+    #[must_use]
+    pub fn tiers_use(&self, feature: Feature) -> bool {
+        self.tier_features.contains(&feature)
     }
 
     /// The functions the rule set's `.rhai` libraries define.

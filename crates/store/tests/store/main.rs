@@ -12,6 +12,7 @@ mod followups;
 mod open;
 mod orders;
 mod outbox;
+mod outbox_pages;
 mod pins;
 mod recommend;
 mod rollback;

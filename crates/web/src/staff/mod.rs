@@ -7,6 +7,8 @@
 //! - [`frame`]: the page frame (header, navigation, language, logout) and the stylesheet.
 //! - [`dashboard`]: `/staff/`, the headline figures and today's work.
 //! - [`tasks`]: `/staff/tasks`, "my tasks".
+//! - [`outbox`], [`plan`], [`rules`]: `/staff/outbox` (per state, retry, cancel, held, resume),
+//!   `/staff/plan` (the coming days), `/staff/rules` (as loaded, reload problems, a preview).
 //!
 //! A page area adds a module here and registers its routes with one `.merge(...)` line in
 //! [`routes`]; its handlers take [`Staff`] (signed in, or redirected to the login page), render
@@ -18,7 +20,14 @@ pub mod auth;
 pub mod csrf;
 pub mod dashboard;
 pub mod frame;
+pub mod outbox;
+pub mod plan;
+pub mod reading;
+pub mod rules;
 pub mod tasks;
+
+#[cfg(test)]
+mod ops_tests;
 
 use std::sync::Arc;
 
@@ -36,6 +45,9 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(auth::routes())
         .merge(dashboard::routes())
         .merge(tasks::routes())
+        .merge(outbox::routes())
+        .merge(plan::routes())
+        .merge(rules::routes())
         .route(frame::STYLESHEET_PATH, get(frame::stylesheet))
         .layer(axum::middleware::from_fn_with_state(
             state,
