@@ -87,6 +87,7 @@ mod managers;
 mod outbox;
 mod outbox_gate;
 mod pins;
+mod pool;
 mod preferences;
 mod privacy;
 mod recommend;
@@ -126,6 +127,7 @@ pub use outbox::{
 };
 pub use outbox_gate::{STALE_PREFIX, UNTRUE_PREFIX};
 pub use pins::Pin;
+pub use pool::{OwnerChange, PoolAction, PoolFacts, PoolPassOutcome, ReclaimWarning};
 pub use preferences::LinkRecipient;
 pub use privacy::{ERASED_TITLE, ForgetReport};
 pub use recommend::{Basis, Recommendation, Recommender};

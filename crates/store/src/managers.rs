@@ -13,6 +13,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use crate::counts::{count, grouped_counts};
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
+use crate::pool::mark_owner_change;
 
 /// A manager with their current load.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -47,7 +48,7 @@ impl Manager {
 }
 
 /// A customer without an owner, from [`Store::unowned_customers`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct UnownedCustomer {
     /// The customer's rowid (what [`Store::assign_owners`] takes).
     pub rowid: i64,
@@ -55,12 +56,15 @@ pub struct UnownedCustomer {
     pub external_id: String,
     /// Their current tier, if they have been assessed.
     pub tier: Option<String>,
+    /// What they are worth, for "most valuable first": the score `clv_12m` when the rules
+    /// compute one by that name, else the sum of their orders (monetary, all time), else 0.
+    pub value: f64,
 }
 
 impl Store {
     /// Every customer without an owner (none, or blank), by rowid (import order), with their
-    /// current tier; only those in `tiers` when it is given (customers without a tier are then
-    /// left out). One scan of customers with their tiers.
+    /// current tier and value; only those in `tiers` when it is given (customers without a tier
+    /// are then left out). Reads only the unowned customers (the index `customers_unowned`).
     pub fn unowned_customers(
         &self,
         tiers: Option<&[&str]>,
@@ -69,7 +73,10 @@ impl Store {
         let wanted = tiers.map(|tiers| serde_json::json!(tiers).to_string());
         self.conn
             .prepare_cached(
-                "SELECT c.id, c.external_id, t.tier FROM customers c \
+                "SELECT c.id, c.external_id, t.tier, \
+                 coalesce(json_extract(t.scores, '$.clv_12m'), \
+                          (SELECT sum(o.amount) FROM orders o WHERE o.customer_id = c.id), 0.0) \
+                 FROM customers c \
                  LEFT JOIN customer_tiers t ON t.customer_id = c.id \
                  WHERE (c.owner IS NULL OR trim(c.owner) = '') \
                  AND (?1 IS NULL OR t.tier IN (SELECT value FROM json_each(?1))) \
@@ -81,6 +88,7 @@ impl Store {
                         rowid: row.get(0)?,
                         external_id: row.get(1)?,
                         tier: row.get(2)?,
+                        value: row.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
                     })
                 })?
                 .collect()
@@ -143,7 +151,8 @@ impl Store {
     /// customer who has one keeps it, so an assignment decided from a stale
     /// read never overrides a newer one (and of two assignments of the same
     /// customer, the first wins). Customers that no longer exist are
-    /// skipped. Every manager must exist and be active, or nothing is
+    /// skipped. Each owner given leaves an audit row (`owner_changes`: kind `assigned`, reason
+    /// `assigned: tier A`, by `assignment`). Every manager must exist and be active, or nothing is
     /// written ([`StoreError::UnknownManager`],
     /// [`StoreError::InactiveManager`]). Capacity is not enforced here: it
     /// is the assigning rule's to respect.
@@ -184,7 +193,19 @@ impl Store {
                         Some(true) => {}
                     }
                 }
-                assigned += assign.execute(params![customer, id, now]).at(path)? as u64;
+                if assign.execute(params![customer, id, now]).at(path)? == 1 {
+                    let reason: String = tx
+                        .query_row(
+                            "SELECT 'assigned: tier ' || coalesce((SELECT tier FROM \
+                             customer_tiers WHERE customer_id = ?1), 'none')",
+                            [customer],
+                            |row| row.get(0),
+                        )
+                        .at(path)?;
+                    mark_owner_change(&tx, *customer, "assigned", &reason, "assignment")
+                        .at(path)?;
+                    assigned += 1;
+                }
             }
         }
         tx.commit().at(path)?;

@@ -13,6 +13,7 @@ mod open;
 mod orders;
 mod outbox;
 mod pins;
+mod pool;
 mod recommend;
 mod rollback;
 mod tasks;
