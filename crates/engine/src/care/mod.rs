@@ -4,5 +4,6 @@
 
 pub mod assignment;
 pub mod followup;
+pub mod pool;
 pub mod schedule;
 pub mod template;

@@ -88,6 +88,36 @@ pub(crate) struct RawRuleFile {
     #[serde(default)]
     pub(crate) followups: Vec<RawFollowUp>,
     pub(crate) assignment: Option<Ordered<RawAssignees>>,
+    pub(crate) pool: Option<RawPool>,
+}
+
+/// `pool:` the public pool's reclaim rules (at most one file has it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPool {
+    pub(crate) warn_before: Option<Scalar>,
+    pub(crate) no_return: Option<Scalar>,
+    pub(crate) claims_per_day: Option<Scalar>,
+    pub(crate) protect: Option<RawPoolProtect>,
+    #[serde(default)]
+    pub(crate) tiers: Ordered<RawTierReclaim>,
+}
+
+/// `pool.protect:` customers never reclaimed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPoolProtect {
+    pub(crate) pinned: Option<Scalar>,
+    pub(crate) attribute: Option<Scalar>,
+}
+
+/// `pool.tiers.<tier>:` when the tier's customers go back to the pool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTierReclaim {
+    pub(crate) no_followup: Option<Scalar>,
+    pub(crate) no_order: Option<Scalar>,
+    pub(crate) warn_before: Option<Scalar>,
 }
 
 /// `assignment.<tier>:` one entry (`nobody`, `role:senior`) or a list of them.

@@ -614,6 +614,7 @@ impl<'a> Loader<'a> {
         self.tiers_uncertain = tiers_unknown || duplicate_tier;
         let contact_policy = self.contact_policy(&parsed, &tier_ids);
         let assignment = self.assignment(&parsed, &tier_ids);
+        let pool = self.pool(&parsed, &tier_ids);
         let followups = self.followups(&parsed, &tier_ids, &set_ids, scope_all);
 
         // Lints and reachability.
@@ -693,6 +694,7 @@ impl<'a> Loader<'a> {
             followups,
             contact_policy,
             assignment,
+            pool,
             features_used,
             library: self.library,
             sources: self.sources,

@@ -108,6 +108,7 @@ pub struct RuleSet {
     pub(crate) followups: Vec<CompiledFollowUp>,
     pub(crate) contact_policy: ContactPolicy,
     pub(crate) assignment: Assignment,
+    pub(crate) pool: crate::care::pool::Pool,
     pub(crate) features_used: Vec<Feature>,
     pub(crate) library: Vec<LibraryFunction>,
     pub(crate) sources: Vec<SourceFile>,
@@ -177,6 +178,12 @@ impl RuleSet {
     #[must_use]
     pub fn assignment(&self) -> &Assignment {
         &self.assignment
+    }
+
+    /// The public pool's reclaim rules (empty when no file has a `pool` section).
+    #[must_use]
+    pub fn pool(&self) -> &crate::care::pool::Pool {
+        &self.pool
     }
 
     /// Where `key` (`email.template`...) of a follow-up is: `(line, column)`.
