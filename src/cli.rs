@@ -199,6 +199,15 @@ pub enum Command {
     /// managers, C customers to nobody), each to the candidate with the most spare capacity;
     /// `followups record` does the same before it creates tasks.
     Owners(OwnersArgs),
+    /// The public pool (公海): customers without an owner, and the countdowns to reclaim.
+    ///
+    /// Without a subcommand, lists the customers without an owner in the order assignment
+    /// takes them (the rules' tier order, the most valuable first) and, for every owned
+    /// customer of a tier the `pool` section of the rules names, the days until they go back
+    /// to the pool unless their owner follows up (soonest first; pinned and protected customers
+    /// have none). `pool reclaim` warns owners and reclaims customers whose time has come, as
+    /// the daemon does by itself; for cron users and for a simulated time (`--at`).
+    Pool(PoolArgs),
     /// Run the daemon: reassess on the rules' schedule, record follow-ups, send due mail.
     ///
     /// Reassesses tiers when the `reassess` schedule of rules/tiers.yaml fires, and every tick
@@ -738,6 +747,38 @@ pub enum OwnersCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// `tiercare pool`.
+#[derive(Debug, Args)]
+pub struct PoolArgs {
+    /// What to do [default: list].
+    #[command(subcommand)]
+    pub command: Option<PoolCommand>,
+    /// As of this time: YYYY-MM-DD (the start of that day in the workspace's time zone) or an
+    /// RFC 3339 time [default: now].
+    #[arg(long, value_name = "TIME", global = true)]
+    pub at: Option<String>,
+    /// How many customers to show in each list (all of them are in --json).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Print the result as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `tiercare pool` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// List the customers without an owner (most valuable first) and the countdowns to
+    /// reclaim, soonest first (the default).
+    List,
+    /// Warn the owners whose customers are due back in the pool soon, and reclaim the
+    /// customers whose warned period is over: unowned, with an audit row (`reclaimed: no
+    /// follow-up for 31 days`), in one transaction. Never a pinned or protected customer. A
+    /// warning always comes first: a customer is reclaimed at the earliest `warn_before` after
+    /// their warning. Run it daily from cron when no daemon runs (the daemon does it itself).
+    Reclaim,
 }
 
 /// `tiercare report`.

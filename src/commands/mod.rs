@@ -10,6 +10,7 @@ mod inbound;
 mod mail;
 mod outbox;
 mod owners;
+mod pool;
 mod preview;
 mod report;
 mod rules;
@@ -68,6 +69,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Inbound(args) => inbound::inbound(args, &workspace_dir, out),
         Command::Webhooks(args) => webhooks::webhooks(args, &workspace_dir, out),
         Command::Owners(args) => owners::owners(args, &workspace_dir, out),
+        Command::Pool(args) => pool::pool(args, &workspace_dir, out),
         Command::Completions(args) => shell::completions(&args, out),
         Command::Man(args) => shell::man(&args, out),
         Command::Backup(args) => doctor::backup(args, &workspace_dir, out),

@@ -71,7 +71,13 @@ pub fn owners(args: OwnersArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
             } else {
                 workspace.open_store_for_writing()?
             };
-            let report = assign_owners(&mut store, &rules, now(), dry_run)?;
+            let report = assign_owners(
+                &mut store,
+                &rules,
+                now(),
+                workspace.config().timezone,
+                dry_run,
+            )?;
             if args.json {
                 out.json(&report)?;
             } else {

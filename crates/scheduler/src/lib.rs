@@ -32,6 +32,7 @@ pub mod ingest;
 pub mod mail;
 pub mod owners;
 pub mod plan;
+pub mod pool;
 pub mod proof;
 pub mod providers;
 pub mod report;

@@ -18,6 +18,7 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ),
     ("growth.yaml", include_str!("../../../rules/growth.yaml")),
     ("levels.yaml", include_str!("../../../rules/levels.yaml")),
+    ("pool.yaml", include_str!("../../../rules/pool.yaml")),
     ("rfm.yaml", include_str!("../../../rules/rfm.yaml")),
     (
         "tiercare.schema.json",

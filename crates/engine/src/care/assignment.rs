@@ -110,6 +110,9 @@ pub struct Unowned<'a> {
     pub key: i64,
     /// The customer's current tier.
     pub tier: &'a str,
+    /// A manager who must not get the customer (the previous owner within the pool's
+    /// no-return period), if any.
+    pub not_to: Option<&'a str>,
 }
 
 /// What [`assign`] decided for one tier.
@@ -127,6 +130,9 @@ pub struct TierOutcome {
     pub full: u64,
     /// Customers left without one because no candidate is an active manager.
     pub no_candidate: u64,
+    /// Customers left without one because their only candidate with room is the owner they
+    /// were reclaimed from, within the no-return period.
+    pub no_return: u64,
 }
 
 /// The decisions of [`assign`].
@@ -221,7 +227,20 @@ pub fn assign<'a>(
             outcome.no_candidate += 1;
             continue;
         }
-        match best_candidate(&mut heaps[index], managers, &load) {
+        // The previous owner within the no-return period is set aside for this customer only.
+        let mut set_aside = None;
+        let chosen = loop {
+            match best_candidate(&mut heaps[index], managers, &load) {
+                Some(m) if customer.not_to == Some(managers[m].id.as_str()) => set_aside = Some(m),
+                other => break other,
+            }
+        };
+        if let Some(m) = set_aside
+            && let Some(entry) = heap_entry(m, &managers[m], load[m], ranks[m])
+        {
+            heaps[index].push(entry);
+        }
+        match chosen {
             Some(m) => {
                 load[m] += 1;
                 outcome.assigned += 1;
@@ -233,6 +252,7 @@ pub fn assign<'a>(
                     heaps[index].push(entry);
                 }
             }
+            None if set_aside.is_some() => outcome.no_return += 1,
             None => outcome.full += 1,
         }
     }
@@ -322,6 +342,7 @@ mod tests {
         tiers.iter().enumerate().map(|(key, tier)| Unowned {
             key: key as i64,
             tier,
+            not_to: None,
         })
     }
 
@@ -405,6 +426,33 @@ mod tests {
             [(0, "m9"), (1, "m9"), (2, "s1"), (3, "j1"), (4, "m9")]
         );
         assert_eq!(plan.tiers[1].full, 1);
+    }
+
+    #[test]
+    fn the_previous_owner_is_passed_over_within_the_no_return_period() {
+        let managers = [
+            manager("a", "senior", None, 0),
+            manager("b", "senior", Some(1), 5),
+        ];
+        let back = |key, not_to| Unowned {
+            key,
+            tier: "A",
+            not_to,
+        };
+        let plan = assign(
+            &rules(),
+            &managers,
+            [back(0, Some("a")), back(1, Some("a")), back(2, None)],
+        );
+        // b is full: customer 0 and 1 may not go back to a, customer 2 may.
+        assert_eq!(plan.assignments, vec![(2, "a".into())]);
+        assert_eq!((plan.tiers[0].no_return, plan.tiers[0].full), (2, 0));
+        let plan = assign(&rules(), &[managers[0].clone()], [back(0, Some("b"))]);
+        assert_eq!(
+            plan.assignments,
+            vec![(0, "a".into())],
+            "another owner is fine"
+        );
     }
 
     #[test]

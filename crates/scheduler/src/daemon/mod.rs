@@ -9,6 +9,9 @@
 //! [`crate::watch`]), `SIGHUP` (reload), `SIGTERM`/`SIGINT` (finish the
 //! round, record the stop, exit), and waiting on one channel until the next slot or event.
 //!
+//! The public pool ([`crate::pool`]) is passed before follow-ups are recorded (so reclaimed
+//! customers are assigned again on the same tick), only when something may be due.
+//!
 //! Mail goes through the outbox ([`crate::outbox`]): follow-ups' emails are rendered and queued
 //! with their ledger rows ([`record_due`]) and sent by [`deliver_due_gated`]. At start-up, claims a
 //! stopped daemon left open are recovered by the outbox's crash policy.
@@ -136,6 +139,10 @@ pub struct PassReport {
     pub followups_range: Option<(i64, i64)>,
     /// New follow-up ledger rows.
     pub followups_new: u64,
+    /// Owners warned by the pool (new warnings).
+    pub pool_warned: u64,
+    /// Customers reclaimed into the pool.
+    pub pool_reclaimed: u64,
     /// Emails delivered.
     pub sent: u64,
     /// Emails deferred after a transient failure.
@@ -169,6 +176,9 @@ pub struct Daemon<C: Clock> {
     /// Why the last reassessment was not recorded (rules failed for too many customers), shown
     /// in `status` until one is.
     assessment_problem: Option<String>,
+    /// The rule set version and the time before which no pool pass is needed (nothing falls
+    /// due); `None`: pass on the next tick.
+    pool_next: Option<(String, i64)>,
 }
 
 fn read_rules(workspace: &Workspace) -> Result<RuleSet, AssessError> {
@@ -300,6 +310,7 @@ impl<C: Clock> Daemon<C> {
             transports,
             send,
             assessment_problem: None,
+            pool_next: None,
         };
         daemon.state.next_assessment_at = daemon.next_assessment();
         daemon.save_state();
@@ -432,6 +443,12 @@ impl<C: Clock> Daemon<C> {
             tracing::error!(error = %err, "reassessment failed; it will be retried");
             report.errors.push(format!("reassessment: {err}"));
         }
+        if !self.stop.load(Ordering::SeqCst)
+            && let Err(err) = self.pool_pass(now, &mut report)
+        {
+            tracing::error!(error = %err, "the pool's pass failed; it will be retried");
+            report.errors.push(format!("pool: {err}"));
+        }
         // One renderer for the pass: recording and delivery render at the same time, so they
         // share its features pass, purchase history and managers.
         let mut renderer = None;
@@ -464,6 +481,33 @@ impl<C: Clock> Daemon<C> {
         self.state.next_assessment_at = self.next_assessment();
         self.save_state();
         report
+    }
+
+    /// The pool's warnings and reclaims ([`crate::pool::reclaim`]), when something may be due:
+    /// on the first tick, with new rules, after a reassessment, once the earliest due time the
+    /// last pass found has come, and at least once a day. Other ticks read nothing.
+    fn pool_pass(&mut self, now: i64, report: &mut PassReport) -> Result<(), DaemonError> {
+        if self.rules.pool().is_empty() {
+            return Ok(());
+        }
+        let version = self.rules.version();
+        if report.assessed_slot.is_none()
+            && self
+                .pool_next
+                .as_ref()
+                .is_some_and(|(seen, next)| seen == version && now < *next)
+        {
+            return Ok(());
+        }
+        let pass = crate::pool::reclaim(&mut self.writer, &self.rules, now)?;
+        let recheck = now + crate::pool::POOL_RECHECK;
+        self.pool_next = Some((
+            version.to_owned(),
+            pass.next_due.map_or(recheck, |due| due.min(recheck)),
+        ));
+        report.pool_warned = pass.warned;
+        report.pool_reclaimed = pass.reclaimed;
+        Ok(())
     }
 
     fn reassess_if_due(&mut self, now: i64, report: &mut PassReport) -> Result<(), DaemonError> {
