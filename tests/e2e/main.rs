@@ -27,6 +27,7 @@ mod json;
 mod outbox;
 mod outbox_faults;
 mod owners;
+mod pool;
 mod provider_webhooks;
 mod reentry;
 mod report;

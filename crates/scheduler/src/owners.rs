@@ -12,8 +12,7 @@
 //! else the customer's monetary: the sum of their orders), so when managers run out of room it
 //! is the least valuable who wait. With a `pool` section, a manager is given at most
 //! `claims_per_day` customers per local day of the workspace (counted from the owner audit), and
-//! a customer reclaimed within `no_return` is never given back to the owner they were reclaimed
-//! from.
+//! a customer is never given back to an owner they were reclaimed from within `no_return`.
 //!
 //! **Idle**: the customers without an owner are read through an index of them alone; when no
 //! customer of a staffed tier is without one, nothing else is read (no scan of the customers).
@@ -160,7 +159,7 @@ pub fn assign_owners(
     });
     let reclaimed = if pool.no_return > 0 && !unowned.is_empty() {
         let rowids: Vec<i64> = unowned.iter().map(|customer| customer.rowid).collect();
-        store.last_reclaims(&rowids)?
+        store.reclaimed_from_since(&rowids, now - pool.no_return + 1)?
     } else {
         std::collections::HashMap::new()
     };
@@ -170,8 +169,8 @@ pub fn assign_owners(
         unowned.iter().filter_map(|customer| {
             let not_to = reclaimed
                 .get(&customer.rowid)
-                .filter(|(_, at)| now - at < pool.no_return)
-                .map(|(owner, _)| owner.as_str());
+                .map(|owners| owners.iter().map(String::as_str).collect())
+                .unwrap_or_default();
             Some(Unowned {
                 key: customer.rowid,
                 tier: customer.tier.as_deref()?,

@@ -107,18 +107,19 @@ pub struct PoolPassOutcome {
     pub reclaimed: u64,
 }
 
-/// The facts' query; `?1` the time, `?2` the tiers as a JSON array, `?3` the protecting
-/// attribute (or NULL).
+/// The facts' query; `?1` the time (events after it do not count yet), `?2` the tiers as a JSON
+/// array, `?3` the protecting attribute (or NULL).
 const FACTS: &str = "\
 SELECT c.id, c.external_id, c.owner, t.tier, \
   coalesce((SELECT max(oc.at) FROM owner_changes oc \
-            WHERE oc.customer_id = c.id AND oc.to_owner = c.owner), c.created_at), \
+            WHERE oc.customer_id = c.id AND oc.to_owner = c.owner AND oc.at <= ?1), c.created_at), \
   max(coalesce((SELECT max(i.occurred_at) FROM interactions i \
-                WHERE i.customer_id = c.id AND i.by_manager = c.owner), -9223372036854775807), \
+                WHERE i.customer_id = c.id AND i.by_manager = c.owner \
+                AND i.occurred_at <= ?1), -9223372036854775807), \
       coalesce((SELECT max(k.done_at) FROM tasks k WHERE k.customer_id = c.id \
-                AND k.status = 'done' AND (k.assignee = c.owner OR k.done_by = c.owner)), \
-               -9223372036854775807)), \
-  (SELECT max(o.ordered_at) FROM orders o WHERE o.customer_id = c.id), \
+                AND k.status = 'done' AND (k.assignee = c.owner OR k.done_by = c.owner) \
+                AND k.done_at <= ?1), -9223372036854775807)), \
+  (SELECT max(o.ordered_at) FROM orders o WHERE o.customer_id = c.id AND o.ordered_at <= ?1), \
   EXISTS (SELECT 1 FROM tier_pins p WHERE p.customer_id = c.id AND p.removed_at IS NULL \
           AND (p.until IS NULL OR p.until > ?1)), \
   ?3 IS NOT NULL AND coalesce(json_extract(c.attributes, '$.\"' || ?3 || '\"') \
@@ -358,23 +359,30 @@ impl Store {
             .at(&self.label)
     }
 
-    /// For each customer of `rowids`, their last reclaim: `(previous owner, when)`; customers
-    /// never reclaimed are left out. What the no-return period checks.
-    pub fn last_reclaims(&self, rowids: &[i64]) -> Result<HashMap<i64, (String, i64)>, StoreError> {
+    /// For each customer of `rowids`, the owners they were reclaimed from at or after `since`
+    /// (customers with none are left out): who the no-return period keeps them from.
+    pub fn reclaimed_from_since(
+        &self,
+        rowids: &[i64],
+        since: i64,
+    ) -> Result<HashMap<i64, Vec<String>>, StoreError> {
         let path = self.label.as_path();
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT from_owner, at FROM owner_changes \
+                "SELECT DISTINCT from_owner FROM owner_changes \
                  WHERE customer_id = ?1 AND kind = 'reclaimed' AND from_owner IS NOT NULL \
-                 ORDER BY id DESC LIMIT 1",
+                 AND at >= ?2 ORDER BY from_owner",
             )
             .at(path)?;
         let mut found = HashMap::new();
         for &rowid in rowids {
-            let mut rows = stmt.query([rowid]).at(path)?;
-            if let Some(row) = rows.next().at(path)? {
-                found.insert(rowid, (row.get(0).at(path)?, row.get(1).at(path)?));
+            let owners: Vec<String> = stmt
+                .query_map(params![rowid, since], |row| row.get(0))
+                .and_then(Iterator::collect)
+                .at(path)?;
+            if !owners.is_empty() {
+                found.insert(rowid, owners);
             }
         }
         Ok(found)

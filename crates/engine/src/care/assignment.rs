@@ -110,9 +110,9 @@ pub struct Unowned<'a> {
     pub key: i64,
     /// The customer's current tier.
     pub tier: &'a str,
-    /// A manager who must not get the customer (the previous owner within the pool's
-    /// no-return period), if any.
-    pub not_to: Option<&'a str>,
+    /// Managers who must not get the customer: the owners they were reclaimed from within
+    /// the pool's no-return period.
+    pub not_to: Vec<&'a str>,
 }
 
 /// What [`assign`] decided for one tier.
@@ -227,18 +227,19 @@ pub fn assign<'a>(
             outcome.no_candidate += 1;
             continue;
         }
-        // The previous owner within the no-return period is set aside for this customer only.
-        let mut set_aside = None;
+        // Owners the customer was reclaimed from within the no-return period are set aside
+        // for this customer only.
+        let mut set_aside = Vec::new();
         let chosen = loop {
             match best_candidate(&mut heaps[index], managers, &load) {
-                Some(m) if customer.not_to == Some(managers[m].id.as_str()) => set_aside = Some(m),
+                Some(m) if customer.not_to.contains(&managers[m].id.as_str()) => set_aside.push(m),
                 other => break other,
             }
         };
-        if let Some(m) = set_aside
-            && let Some(entry) = heap_entry(m, &managers[m], load[m], ranks[m])
-        {
-            heaps[index].push(entry);
+        for &m in &set_aside {
+            if let Some(entry) = heap_entry(m, &managers[m], load[m], ranks[m]) {
+                heaps[index].push(entry);
+            }
         }
         match chosen {
             Some(m) => {
@@ -252,7 +253,7 @@ pub fn assign<'a>(
                     heaps[index].push(entry);
                 }
             }
-            None if set_aside.is_some() => outcome.no_return += 1,
+            None if !set_aside.is_empty() => outcome.no_return += 1,
             None => outcome.full += 1,
         }
     }
@@ -342,7 +343,7 @@ mod tests {
         tiers.iter().enumerate().map(|(key, tier)| Unowned {
             key: key as i64,
             tier,
-            not_to: None,
+            not_to: Vec::new(),
         })
     }
 
@@ -434,20 +435,20 @@ mod tests {
             manager("a", "senior", None, 0),
             manager("b", "senior", Some(1), 5),
         ];
-        let back = |key, not_to| Unowned {
+        let back = |key, not_to: &[&'static str]| Unowned {
             key,
             tier: "A",
-            not_to,
+            not_to: not_to.to_vec(),
         };
         let plan = assign(
             &rules(),
             &managers,
-            [back(0, Some("a")), back(1, Some("a")), back(2, None)],
+            [back(0, &["a"]), back(1, &["a", "b"]), back(2, &[])],
         );
         // b is full: customer 0 and 1 may not go back to a, customer 2 may.
         assert_eq!(plan.assignments, vec![(2, "a".into())]);
         assert_eq!((plan.tiers[0].no_return, plan.tiers[0].full), (2, 0));
-        let plan = assign(&rules(), &[managers[0].clone()], [back(0, Some("b"))]);
+        let plan = assign(&rules(), &[managers[0].clone()], [back(0, &["b"])]);
         assert_eq!(
             plan.assignments,
             vec![(0, "a".into())],

@@ -112,9 +112,15 @@ fn every_change_of_owner_is_audited_and_a_pass_warns_then_reclaims() {
         store.reclaim_warnings("M1", at + DAY).unwrap().is_empty(),
         "no longer theirs"
     );
-    let last = store.last_reclaims(&[ann, bob]).unwrap();
-    assert_eq!(last.get(&ann), Some(&("M1".to_owned(), at + DAY)));
-    assert_eq!(last.get(&bob), None);
+    let from = store.reclaimed_from_since(&[ann, bob], at + DAY).unwrap();
+    assert_eq!(from.get(&ann), Some(&vec!["M1".to_owned()]));
+    assert_eq!(from.get(&bob), None);
+    assert!(
+        store
+            .reclaimed_from_since(&[ann], at + DAY + 1)
+            .unwrap()
+            .is_empty()
+    );
     let unowned = store.unowned_customers(Some(&["A"])).unwrap();
     assert_eq!(unowned.len(), 1);
 }
