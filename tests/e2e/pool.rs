@@ -456,6 +456,20 @@ fn pool_lists_the_unowned_most_valuable_first_and_the_countdowns_soonest_first()
     let text = ws.run(&["pool", "--at", &at]);
     text.assert_code(0);
     text.assert_stdout_contains("counting down to the pool");
+    // `plan` shows the warnings and reclaims the coming days would bring: a1's among them,
+    // never the pinned a3's.
+    let plan = ws.run(&["plan", "--from", &at, "--days", "30", "--json"]);
+    plan.assert_code(0);
+    let events = plan.json()["pool"].as_array().unwrap().clone();
+    let has = |kind: &str, id: &str| {
+        events
+            .iter()
+            .any(|e| e["kind"] == kind && e["customer"] == id)
+    };
+    assert!(has("warning", "a1") && has("reclaim", "a1"), "{events:?}");
+    assert!(!has("warning", "a3") && !has("reclaim", "a4"), "{events:?}");
+    let text = ws.run(&["plan", "--from", &at, "--days", "30"]);
+    text.assert_stdout_contains("public pool (if nobody follows up)");
     // A one-shot reclaim at a time when a1 is overdue warns first and reclaims later.
     let late = rfc3339(base + 20 * DAY);
     let first = ws.run(&["pool", "reclaim", "--at", &late, "--json"]);
