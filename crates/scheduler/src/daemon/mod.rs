@@ -139,6 +139,8 @@ pub struct PassReport {
     pub followups_range: Option<(i64, i64)>,
     /// New follow-up ledger rows.
     pub followups_new: u64,
+    /// Owned customers the pool's pass read; `None` when no pass was needed (nothing due).
+    pub pool_read: Option<u64>,
     /// Owners warned by the pool (new warnings).
     pub pool_warned: u64,
     /// Customers reclaimed into the pool.
@@ -505,6 +507,7 @@ impl<C: Clock> Daemon<C> {
             version.to_owned(),
             pass.next_due.map_or(recheck, |due| due.min(recheck)),
         ));
+        report.pool_read = Some(pass.read);
         report.pool_warned = pass.warned;
         report.pool_reclaimed = pass.reclaimed;
         Ok(())
@@ -1206,6 +1209,46 @@ mod tests {
         let report = daemon.pass();
         assert_eq!(report.assessed_slot, None);
         assert!(shown(&daemon), "{:?}", daemon.state().last_tick_error);
+    }
+
+    #[test]
+    fn the_pool_is_passed_only_when_something_may_be_due() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = workspace(tmp.path());
+        let mut store = ws.open_store().unwrap();
+        import(
+            &ws,
+            &mut store,
+            RecordKind::Managers,
+            "manager_id,name,role\ns1,Senior,senior\n",
+        );
+        import(
+            &ws,
+            &mut store,
+            RecordKind::Customers,
+            "customer_id,name,owner\nC1,Big,s1\n",
+        );
+        drop(store);
+        // After the night's reassessment, so C1 has its tier (A) when the pool first looks.
+        let clock = TestClock::new(START + 3 * HOUR);
+        let mut daemon = Daemon::start(ws, clock.clone()).unwrap();
+        let first = daemon.pass();
+        assert!(first.errors.is_empty(), "{:?}", first.errors);
+        assert_eq!(
+            first.pool_read,
+            Some(1),
+            "the first pass reads the owned customers"
+        );
+        // Ticks with nothing due read nothing, until a day has passed.
+        for _ in 0..6 {
+            clock.advance(10 * 60);
+            let report = daemon.pass();
+            assert_eq!(report.assessed_slot, None);
+            assert_eq!(report.pool_read, None, "an idle tick reads no customers");
+        }
+        clock.advance(DAY);
+        let report = daemon.pass();
+        assert_eq!(report.pool_read, Some(1), "at least once a day");
     }
 
     #[test]
