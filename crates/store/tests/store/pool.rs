@@ -7,7 +7,10 @@ use crate::fixture::NOW;
 use crate::fixture::new_store;
 use crate::followups::{DAY, rowid, seed_team};
 
-fn kinds(changes: &[OwnerChange]) -> Vec<(Option<&str>, Option<&str>, &str, Option<&str>)> {
+/// `(from, to, kind, by)` of an audit row.
+type Change<'a> = (Option<&'a str>, Option<&'a str>, &'a str, Option<&'a str>);
+
+fn kinds(changes: &[OwnerChange]) -> Vec<Change<'_>> {
     changes
         .iter()
         .map(|c| {
