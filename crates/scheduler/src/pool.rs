@@ -7,7 +7,7 @@
 //! reclaim cycle, so the managers' digest can list them) and reclaims the customers whose warned
 //! period is over: unowned, with an audit row `reclaimed: no follow-up for 31 days` by `pool`.
 //! Pinned and protected customers are never touched (see [`tiercare_engine::pool`] for the
-//! rules, and [`tiercare_store`]'s pool module for what counts as the owner's follow-up).
+//! rules, and [`tiercare_store::PoolFacts`] for what counts as the owner's follow-up).
 //! Reclaimed customers go through assignment again on the same tick.
 //!
 //! The pass also says when the next warning or reclaim falls due if nothing changes

@@ -75,7 +75,8 @@ pub struct PoolFacts {
     /// When the owner got the customer: the latest audit row giving it to them, or the
     /// customer's creation for customers owned before the audit existed.
     pub owner_since: i64,
-    /// The owner's last follow-up (see the [module documentation](self)), if any.
+    /// The owner's last follow-up at or before the pass's time, if any: an interaction logged
+    /// by the owner (any kind), or a task on the customer done by or assigned to the owner.
     pub last_followup: Option<i64>,
     /// The customer's last order, if any.
     pub last_order: Option<i64>,
