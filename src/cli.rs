@@ -747,6 +747,37 @@ pub enum OwnersCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Make a manager the owner of a customer, by hand (the audit row says who and why).
+    Set {
+        /// The customer's id.
+        customer: String,
+        /// The manager's id (an active manager).
+        manager: String,
+        /// Why: kept in the owner audit.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Who sets it [default: $USER].
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Put a customer back in the public pool (no owner), by hand; assignment gives them an
+    /// owner again on the daemon's next tick.
+    Release {
+        /// The customer's id.
+        customer: String,
+        /// Why: kept in the owner audit.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Who releases them [default: $USER].
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// The owner audit of one customer: every change of owner (assignment, reclaim, import,
+    /// by hand), oldest first, with who, why and when.
+    History {
+        /// The customer's id.
+        customer: String,
+    },
 }
 
 /// `tiercare pool`.

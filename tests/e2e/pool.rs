@@ -484,4 +484,34 @@ fn pool_lists_the_unowned_most_valuable_first_and_the_countdowns_soonest_first()
     let a1_owner: String =
         ws.query_one("SELECT coalesce(owner, '-') FROM customers WHERE external_id = 'a1'");
     assert_eq!(a1_owner, "-");
+    // By hand: set and release, each audited with who and why.
+    ws.run(&[
+        "owners",
+        "set",
+        "a1",
+        "s2",
+        "--reason",
+        "asked for",
+        "--by",
+        "lead",
+    ])
+    .assert_code(0);
+    ws.run(&["owners", "release", "b2", "--by", "lead"])
+        .assert_code(0);
+    ws.run(&["owners", "set", "a1", "nobody-here"])
+        .assert_code(2);
+    let history = ws.run(&["owners", "history", "a1", "--json"]);
+    history.assert_code(0);
+    let history = history.json();
+    let kinds: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["set", "reclaimed", "set"], "{history}");
+    assert_eq!(history[2]["reason"], "set by hand: asked for");
+    assert_eq!(history[2]["changed_by"], "lead");
+    let text = ws.run(&["owners", "history", "a1"]);
+    text.assert_stdout_contains("reclaimed: no follow-up for");
 }

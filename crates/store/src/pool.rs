@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Row, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
@@ -326,6 +326,63 @@ impl Store {
                 .collect()
             })
             .at(&self.label)
+    }
+
+    /// Sets the owner of the customer with `external_id` by hand, at `now`, in one `IMMEDIATE`
+    /// transaction: to the manager `to`, or none (`None`: back to the pool). The audit row says
+    /// `set`, `set by hand: REASON`, by `by`. Returns whether the owner changed (setting the
+    /// owner they have changes nothing). An unknown customer is [`StoreError::UnknownCustomer`];
+    /// an unknown or inactive manager [`StoreError::UnknownManager`] or
+    /// [`StoreError::InactiveManager`].
+    pub fn set_owner(
+        &mut self,
+        external_id: &str,
+        to: Option<&str>,
+        reason: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let path = self.label.as_path();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .at(path)?;
+        let rowid = crate::stored::require_customer(&tx, path, external_id)?;
+        let to = to.map(str::trim);
+        if let Some(id) = to {
+            let active: Option<bool> = tx
+                .query_row(
+                    "SELECT active FROM managers WHERE external_id = ?1",
+                    [id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .at(path)?;
+            match active {
+                None => return Err(StoreError::UnknownManager { id: id.to_owned() }),
+                Some(false) => return Err(StoreError::InactiveManager { id: id.to_owned() }),
+                Some(true) => {}
+            }
+        }
+        let changed = tx
+            .execute(
+                "UPDATE customers SET owner = ?2, updated_at = ?3 \
+                 WHERE id = ?1 AND owner IS NOT ?2",
+                params![rowid, to, now],
+            )
+            .at(path)?
+            == 1;
+        if changed {
+            let reason = reason.trim();
+            let reason = if reason.is_empty() {
+                "set by hand".to_owned()
+            } else {
+                format!("set by hand: {reason}")
+            };
+            mark_owner_change(&tx, rowid, "set", &reason, by).at(path)?;
+        }
+        tx.commit().at(path)?;
+        Ok(changed)
     }
 
     /// Every change of owner of the customer with `external_id`, oldest first. An unknown

@@ -126,4 +126,35 @@ fn every_change_of_owner_is_audited_and_a_pass_warns_then_reclaims() {
     );
     let unowned = store.unowned_customers(Some(&["A"])).unwrap();
     assert_eq!(unowned.len(), 1);
+    // By hand: to a manager, again (nothing changes), and back to the pool.
+    assert!(
+        store
+            .set_owner("ann", Some("M2"), "asked for", "lead", at + 2 * DAY)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_owner("ann", Some("M2"), "again", "lead", at + 2 * DAY)
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_owner("ann", None, "", "lead", at + 3 * DAY)
+            .unwrap()
+    );
+    let changes = store.owner_changes_of("ann").unwrap();
+    assert_eq!(
+        kinds(&changes)[2..],
+        [
+            (None, Some("M2"), "set", Some("lead")),
+            (Some("M2"), None, "set", Some("lead"))
+        ]
+    );
+    assert_eq!(changes[2].reason, "set by hand: asked for");
+    assert!(matches!(
+        store
+            .set_owner("ann", Some("M3"), "", "lead", at)
+            .unwrap_err(),
+        tiercare_store::StoreError::InactiveManager { .. }
+    ));
 }
