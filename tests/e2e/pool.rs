@@ -19,6 +19,7 @@ const NO_RETURN: i64 = 20 * DAY;
 const POOL: &str = "\
 pool:
   warn_before: 3d
+  warn_task: true
   no_return: 20d
   claims_per_day: 1
   protect: { pinned: true, attribute: vip }
@@ -345,6 +346,13 @@ fn a_month_of_the_daemon_reclaims_exactly_the_customers_the_rules_name() {
           AND w.owner = oc.from_owner AND w.warned_at <= oc.at - {WARN})"
     ));
     assert_eq!(unwarned, 0, "a reclaim without an earlier warning");
+    // Each warning gave the owner a task, due when the customer would be reclaimed.
+    let untasked = ws.count(
+        "SELECT count(*) FROM pool_warnings w WHERE NOT EXISTS (SELECT 1 FROM tasks k \
+         WHERE k.customer_id = w.customer_id AND k.assignee = w.owner \
+         AND k.due_at = w.reclaim_at AND k.title LIKE 'Follow up with %')",
+    );
+    assert_eq!(untasked, 0, "a warning without its task");
     // The reason says why, in days.
     let reason: String = ws.query_one(
         "SELECT oc.reason FROM owner_changes oc JOIN customers c ON c.id = oc.customer_id \

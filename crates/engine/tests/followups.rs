@@ -84,8 +84,12 @@ fn render(name: &str, text: &str) -> String {
         } else if *line == "# pool" {
             let pool = loaded.rules.pool();
             out.push_str(&format!(
-                "pool: no_return {}s, claims_per_day {:?}, protect pinned {} attribute {:?}\n",
-                pool.no_return, pool.claims_per_day, pool.protect_pinned, pool.protect_attribute
+                "pool: no_return {}s, claims_per_day {:?}, protect pinned {} attribute {:?}, warn_task {}\n",
+                pool.no_return,
+                pool.claims_per_day,
+                pool.protect_pinned,
+                pool.protect_attribute,
+                pool.warn_task
             ));
             for tier in &pool.tiers {
                 out.push_str(&format!(

@@ -37,6 +37,8 @@ pub struct PoolReport {
     pub read: u64,
     /// New warnings recorded.
     pub warned: u64,
+    /// Tasks given to warned owners (`warn_task`).
+    pub tasks: u64,
     /// Customers reclaimed into the pool.
     pub reclaimed: u64,
     /// The next time a warning or a reclaim falls due if nothing changes.
@@ -82,13 +84,23 @@ pub fn reclaim(store: &mut Store, rules: &RuleSet, at: i64) -> Result<PoolReport
             if let Some(next) = step.next {
                 next_due = Some(next_due.map_or(next, |due| due.min(next)));
             }
+            let task = match &step.warn {
+                Some((reclaim_at, reason)) if pool.warn_task => Some(format!(
+                    "Follow up with {} before {}, or they go back to the public pool ({reason})",
+                    facts.external_id,
+                    crate::time::format_time(*reclaim_at)
+                )),
+                _ => None,
+            };
             PoolAction {
                 warn: step.warn,
                 reclaim: step.reclaim,
+                task,
             }
         })?;
         report.read = outcome.read;
         report.warned = outcome.warned;
+        report.tasks = outcome.tasks;
         report.reclaimed = outcome.reclaimed;
         report.next_due = next_due;
     }

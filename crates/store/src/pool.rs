@@ -95,6 +95,8 @@ pub struct PoolAction {
     pub warn: Option<(i64, String)>,
     /// Reclaim the customer into the pool with this reason (after the warning, if any).
     pub reclaim: Option<String>,
+    /// With a new warning: a task for the owner with this title, due at the reclaim time.
+    pub task: Option<String>,
 }
 
 /// What [`Store::pool_pass`] wrote.
@@ -104,6 +106,8 @@ pub struct PoolPassOutcome {
     pub read: u64,
     /// Warnings recorded (new ones only: a cycle is warned once).
     pub warned: u64,
+    /// Tasks created for warned owners.
+    pub tasks: u64,
     /// Customers reclaimed into the pool.
     pub reclaimed: u64,
 }
@@ -206,8 +210,9 @@ impl Store {
 
     /// One pass of the pool at `at`, in ONE `IMMEDIATE` transaction: reads the facts of the
     /// owned customers of `tiers` (as [`Store::pool_facts`]), asks `decide` about each, and
-    /// writes the warnings (once per customer, owner and reclaim time) and the reclaims (the
-    /// customer unowned; the audit row says `reclaimed`, `reason`, by `pool`).
+    /// writes the warnings (once per customer, owner and reclaim time, with the owner's task
+    /// when the caller gives one) and the reclaims (the customer unowned; the audit row says
+    /// `reclaimed`, `reason`, by `pool`).
     pub fn pool_pass(
         &mut self,
         at: i64,
@@ -246,10 +251,31 @@ impl Store {
             for fact in &facts {
                 outcome.read += 1;
                 let action = decide(fact);
-                if let Some((reclaim_at, reason)) = &action.warn {
-                    outcome.warned += warn
+                if let Some((reclaim_at, reason)) = &action.warn
+                    && warn
                         .execute(params![fact.rowid, fact.owner, reclaim_at, reason, at])
-                        .at(path)? as u64;
+                        .at(path)?
+                        == 1
+                {
+                    outcome.warned += 1;
+                    if let Some(title) = &action.task {
+                        let id: i64 = tx
+                            .query_row(
+                                "INSERT INTO tasks (customer_id, assignee, title, due_at, \
+                                 created_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                                params![fact.rowid, fact.owner, title, reclaim_at, at],
+                                |row| row.get(0),
+                            )
+                            .at(path)?;
+                        crate::webhooks::task_changed(
+                            &tx,
+                            crate::webhooks::WebhookEventType::TaskCreated,
+                            id,
+                            at,
+                        )
+                        .at(path)?;
+                        outcome.tasks += 1;
+                    }
                 }
                 if let Some(reason) = &action.reclaim
                     && unown

@@ -6,6 +6,7 @@
 //! ```yaml
 //! pool:
 //!   warn_before: 5d          # default warning for every tier below
+//!   warn_task: true          # a warning also gives the owner a task, due at the reclaim
 //!   no_return: 30d           # a reclaimed customer is not assigned back to that owner within 30 days
 //!   claims_per_day: 20       # customers one manager is given by assignment per day, at most
 //!   protect:
@@ -63,6 +64,8 @@ pub struct Pool {
     pub protect_pinned: bool,
     /// Customers whose attribute of this name is true are protected.
     pub protect_attribute: Option<String>,
+    /// Whether a warning also gives the owner a task, due at the reclaim time.
+    pub warn_task: bool,
 }
 
 /// What the pool needs to know about one owned customer.
@@ -233,6 +236,7 @@ mod tests {
             claims_per_day: Some(2),
             protect_pinned: true,
             protect_attribute: None,
+            warn_task: false,
         }
     }
 

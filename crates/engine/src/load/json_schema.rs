@@ -139,6 +139,7 @@ pub fn rules_json_schema() -> Value {
                 "description": "The public pool: owned customers without a follow-up by their owner (or an order) for a tier's period go back to the pool, after a warning (one file has this section).",
                 "properties": {
                     "warn_before": { "$ref": "#/$defs/duration" },
+                    "warn_task": { "type": "boolean", "description": "A warning also gives the owner a task, due when the customer would be reclaimed." },
                     "no_return": { "$ref": "#/$defs/duration" },
                     "claims_per_day": { "type": "integer", "minimum": 1, "description": "Customers one manager is given by assignment per day, at most." },
                     "protect": { "$ref": "#/$defs/poolProtect" },

@@ -81,6 +81,19 @@ impl Loader<'_> {
             let default_warning = section.warn_before.as_ref().and_then(|text| {
                 self.pool_duration(file, &join(&base, &["warn_before"]), text, "warn_before")
             });
+            if let Some(text) = &section.warn_task {
+                match text.0.trim() {
+                    "true" => pool.warn_task = true,
+                    "false" => pool.warn_task = false,
+                    other => self.pool_error(
+                        file,
+                        &join(&base, &["warn_task"]),
+                        false,
+                        format!("`warn_task` must be true or false, not `{other}`"),
+                        "`warn_task: true` gives the warned owner a task, due when the customer would be reclaimed",
+                    ),
+                }
+            }
             if let Some(text) = &section.no_return {
                 pool.no_return = self
                     .pool_duration(file, &join(&base, &["no_return"]), text, "no_return")

@@ -96,6 +96,7 @@ pub(crate) struct RawRuleFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPool {
     pub(crate) warn_before: Option<Scalar>,
+    pub(crate) warn_task: Option<Scalar>,
     pub(crate) no_return: Option<Scalar>,
     pub(crate) claims_per_day: Option<Scalar>,
     pub(crate) protect: Option<RawPoolProtect>,

@@ -79,13 +79,19 @@ fn every_change_of_owner_is_audited_and_a_pass_warns_then_reclaims() {
         move |facts: &tiercare_store::PoolFacts| PoolAction {
             warn: (facts.owner == "M1").then(|| (at + DAY, "no follow-up for 30 days".into())),
             reclaim: None,
+            task: (facts.owner == "M1").then(|| "Follow up with ann".into()),
         }
     };
     let at = NOW + 3 * DAY;
     let first = store.pool_pass(at, &["A"], None, warn(at)).unwrap();
     assert_eq!((first.read, first.warned, first.reclaimed), (2, 1, 0));
+    assert_eq!(first.tasks, 1, "the warned owner's task");
     let again = store.pool_pass(at, &["A"], None, warn(at)).unwrap();
-    assert_eq!(again.warned, 0, "a cycle is warned once");
+    assert_eq!(
+        (again.warned, again.tasks),
+        (0, 0),
+        "a cycle is warned once"
+    );
     let warnings = store.reclaim_warnings("M1", at).unwrap();
     assert_eq!(warnings.len(), 1);
     assert_eq!(
@@ -100,6 +106,7 @@ fn every_change_of_owner_is_audited_and_a_pass_warns_then_reclaims() {
         .pool_pass(at + DAY, &["A"], None, |facts| PoolAction {
             warn: None,
             reclaim: (facts.owner == "M1").then(|| "reclaimed: no follow-up for 31 days".into()),
+            task: None,
         })
         .unwrap();
     assert_eq!(reclaimed.reclaimed, 1);
