@@ -212,7 +212,9 @@ pub enum Command {
     ///
     /// Reassesses tiers when the `reassess` schedule of rules/tiers.yaml fires, and every tick
     /// (`tick` in the `[daemon]` section of tiercare.toml, default 1 minute) records the
-    /// follow-ups due since the previous tick and delivers due mail. A reassessment missed
+    /// follow-ups due since the previous tick and delivers due mail. With a `pool` section in
+    /// the rules, it warns owners and reclaims customers into the public pool when due (see
+    /// `tiercare pool`). A reassessment missed
     /// while the daemon was down is made up once if it is at most `lateness` late (default 6h),
     /// otherwise skipped and logged; nothing runs twice, even if the clock is set back.
     ///
