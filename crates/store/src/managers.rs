@@ -61,6 +61,25 @@ pub struct UnownedCustomer {
     pub value: f64,
 }
 
+/// The customers without an owner, with tier and value; `?1` the tiers wanted as a JSON array,
+/// or NULL. Read through the partial index `customers_unowned`.
+const UNOWNED_CUSTOMERS: &str = "\
+SELECT c.id, c.external_id, t.tier, \
+  coalesce(json_extract(t.scores, '$.clv_12m'), \
+           (SELECT sum(o.amount) FROM orders o WHERE o.customer_id = c.id), 0.0) \
+FROM customers c \
+LEFT JOIN customer_tiers t ON t.customer_id = c.id \
+WHERE (c.owner IS NULL OR trim(c.owner) = '') \
+AND (?1 IS NULL OR t.tier IN (SELECT value FROM json_each(?1))) \
+ORDER BY c.id";
+
+/// How many customers have no owner, per tier. Read through the partial index
+/// `customers_unowned`.
+const UNOWNED_COUNTS: &str = "\
+SELECT t.tier, count(*) FROM customers c \
+LEFT JOIN customer_tiers t ON t.customer_id = c.id \
+WHERE c.owner IS NULL OR trim(c.owner) = '' GROUP BY t.tier ORDER BY t.tier";
+
 impl Store {
     /// Every customer without an owner (none, or blank), by rowid (import order), with their
     /// current tier and value; only those in `tiers` when it is given (customers without a tier
@@ -72,16 +91,7 @@ impl Store {
         // The tiers as a JSON array, read by json_each: one statement for any number of tiers.
         let wanted = tiers.map(|tiers| serde_json::json!(tiers).to_string());
         self.conn
-            .prepare_cached(
-                "SELECT c.id, c.external_id, t.tier, \
-                 coalesce(json_extract(t.scores, '$.clv_12m'), \
-                          (SELECT sum(o.amount) FROM orders o WHERE o.customer_id = c.id), 0.0) \
-                 FROM customers c \
-                 LEFT JOIN customer_tiers t ON t.customer_id = c.id \
-                 WHERE (c.owner IS NULL OR trim(c.owner) = '') \
-                 AND (?1 IS NULL OR t.tier IN (SELECT value FROM json_each(?1))) \
-                 ORDER BY c.id",
-            )
+            .prepare_cached(UNOWNED_CUSTOMERS)
             .and_then(|mut stmt| {
                 stmt.query_map([wanted], |row| {
                     Ok(UnownedCustomer {
@@ -98,13 +108,7 @@ impl Store {
 
     /// How many customers have no owner, per current tier (`None`: not assessed yet), by tier.
     pub fn unowned_counts(&self) -> Result<Vec<(Option<String>, u64)>, StoreError> {
-        grouped_counts(
-            &self.conn,
-            "SELECT t.tier, count(*) FROM customers c \
-             LEFT JOIN customer_tiers t ON t.customer_id = c.id \
-             WHERE c.owner IS NULL OR trim(c.owner) = '' GROUP BY t.tier ORDER BY t.tier",
-        )
-        .at(&self.label)
+        grouped_counts(&self.conn, UNOWNED_COUNTS).at(&self.label)
     }
 
     /// Every manager, by external id, with the number of customers they
@@ -210,5 +214,36 @@ impl Store {
         }
         tx.commit().at(path)?;
         Ok(assigned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What SQLite plans for `sql`, one step per line.
+    fn plan(store: &Store, sql: &str) -> String {
+        let mut stmt = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        stmt.query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn customers_without_an_owner_are_read_through_their_index_not_a_scan() {
+        // An idle tick of the daemon runs these: they must not read every customer.
+        let store = Store::open_in_memory().unwrap();
+        for sql in [UNOWNED_COUNTS, &UNOWNED_CUSTOMERS.replace("?1", "NULL")] {
+            let plan = plan(&store, sql);
+            assert!(
+                plan.contains("SCAN c USING INDEX customers_unowned"),
+                "{sql}\n{plan}"
+            );
+        }
     }
 }
