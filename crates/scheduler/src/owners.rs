@@ -158,8 +158,7 @@ pub fn assign_owners(
             .then(a.rowid.cmp(&b.rowid))
     });
     let reclaimed = if pool.no_return > 0 && !unowned.is_empty() {
-        let rowids: Vec<i64> = unowned.iter().map(|customer| customer.rowid).collect();
-        store.reclaimed_from_since(&rowids, now - pool.no_return + 1)?
+        store.reclaimed_from_since(now - pool.no_return + 1)?
     } else {
         std::collections::HashMap::new()
     };

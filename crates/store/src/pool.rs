@@ -443,31 +443,28 @@ impl Store {
             .at(&self.label)
     }
 
-    /// For each customer of `rowids`, the owners they were reclaimed from at or after `since`
-    /// (customers with none are left out): who the no-return period keeps them from.
+    /// Per customer reclaimed at or after `since`, the owners they were reclaimed from (by
+    /// rowid): who the no-return period keeps them from. Reads only the changes to no owner
+    /// since then (the index `owner_changes_to_owner`), not every customer.
     pub fn reclaimed_from_since(
         &self,
-        rowids: &[i64],
         since: i64,
     ) -> Result<HashMap<i64, Vec<String>>, StoreError> {
-        let path = self.label.as_path();
-        let mut stmt = self
+        let rows: Vec<(i64, String)> = self
             .conn
             .prepare_cached(
-                "SELECT DISTINCT from_owner FROM owner_changes \
-                 WHERE customer_id = ?1 AND kind = 'reclaimed' AND from_owner IS NOT NULL \
-                 AND at >= ?2 ORDER BY from_owner",
+                "SELECT DISTINCT customer_id, from_owner FROM owner_changes \
+                 WHERE to_owner IS NULL AND at >= ?1 AND kind = 'reclaimed' \
+                 AND from_owner IS NOT NULL ORDER BY customer_id, from_owner",
             )
-            .at(path)?;
-        let mut found = HashMap::new();
-        for &rowid in rowids {
-            let owners: Vec<String> = stmt
-                .query_map(params![rowid, since], |row| row.get(0))
-                .and_then(Iterator::collect)
-                .at(path)?;
-            if !owners.is_empty() {
-                found.insert(rowid, owners);
-            }
+            .and_then(|mut stmt| {
+                stmt.query_map([since], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .at(&self.label)?;
+        let mut found: HashMap<i64, Vec<String>> = HashMap::new();
+        for (customer, owner) in rows {
+            found.entry(customer).or_default().push(owner);
         }
         Ok(found)
     }
