@@ -17,6 +17,7 @@ mod rules;
 mod serve;
 mod shell;
 mod tiers;
+mod users;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -69,6 +70,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Inbound(args) => inbound::inbound(args, &workspace_dir, out),
         Command::Webhooks(args) => webhooks::webhooks(args, &workspace_dir, out),
         Command::Owners(args) => owners::owners(args, &workspace_dir, out),
+        Command::Users(command) => users::users(command, &workspace_dir, out),
         Command::Pool(args) => pool::pool(args, &workspace_dir, out),
         Command::Completions(args) => shell::completions(&args, out),
         Command::Man(args) => shell::man(&args, out),
