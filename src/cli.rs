@@ -221,11 +221,22 @@ pub enum Command {
     /// delivers them.
     #[command(subcommand)]
     Managers(ManagersCommand),
+    /// The public pool (公海): customers without an owner, and the countdowns to reclaim.
+    ///
+    /// Without a subcommand, lists the customers without an owner in the order assignment
+    /// takes them (the rules' tier order, the most valuable first) and, for every owned
+    /// customer of a tier the `pool` section of the rules names, the days until they go back
+    /// to the pool unless their owner follows up (soonest first; pinned and protected customers
+    /// have none). `pool reclaim` warns owners and reclaims customers whose time has come, as
+    /// the daemon does by itself; for cron users and for a simulated time (`--at`).
+    Pool(PoolArgs),
     /// Run the daemon: reassess on the rules' schedule, record follow-ups, send due mail.
     ///
     /// Reassesses tiers when the `reassess` schedule of rules/tiers.yaml fires, and every tick
     /// (`tick` in the `[daemon]` section of tiercare.toml, default 1 minute) records the
-    /// follow-ups due since the previous tick and delivers due mail. A reassessment missed
+    /// follow-ups due since the previous tick and delivers due mail. With a `pool` section in
+    /// the rules, it warns owners and reclaims customers into the public pool when due (see
+    /// `tiercare pool`). A reassessment missed
     /// while the daemon was down is made up once if it is at most `lateness` late (default 6h),
     /// otherwise skipped and logged; nothing runs twice, even if the clock is set back.
     ///
@@ -812,6 +823,69 @@ pub enum OwnersCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Make a manager the owner of a customer, by hand (the audit row says who and why).
+    Set {
+        /// The customer's id.
+        customer: String,
+        /// The manager's id (an active manager).
+        manager: String,
+        /// Why: kept in the owner audit.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Who sets it [default: $USER].
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Put a customer back in the public pool (no owner), by hand; assignment gives them an
+    /// owner again on the daemon's next tick.
+    Release {
+        /// The customer's id.
+        customer: String,
+        /// Why: kept in the owner audit.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Who releases them [default: $USER].
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// The owner audit of one customer: every change of owner (assignment, reclaim, import,
+    /// by hand), oldest first, with who, why and when.
+    History {
+        /// The customer's id.
+        customer: String,
+    },
+}
+
+/// `tiercare pool`.
+#[derive(Debug, Args)]
+pub struct PoolArgs {
+    /// What to do [default: list].
+    #[command(subcommand)]
+    pub command: Option<PoolCommand>,
+    /// As of this time: YYYY-MM-DD (the start of that day in the workspace's time zone) or an
+    /// RFC 3339 time [default: now].
+    #[arg(long, value_name = "TIME", global = true)]
+    pub at: Option<String>,
+    /// How many customers to show in each list (all of them are in --json).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Print the result as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `tiercare pool` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// List the customers without an owner (most valuable first) and the countdowns to
+    /// reclaim, soonest first (the default).
+    List,
+    /// Warn the owners whose customers are due back in the pool soon, and reclaim the
+    /// customers whose warned period is over: unowned, with an audit row (`reclaimed: no
+    /// follow-up for 31 days`), in one transaction. Never a pinned or protected customer. A
+    /// warning always comes first: a customer is reclaimed at the earliest `warn_before` after
+    /// their warning. Run it daily from cron when no daemon runs (the daemon does it itself).
+    Reclaim,
 }
 
 /// `tiercare managers` subcommands.

@@ -39,13 +39,17 @@ pub fn plan(args: PlanArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
         options.from,
         options.to,
     )?;
+    // The pool's warnings and reclaims of the same days, if nobody follows up.
+    let pool = tiercare_scheduler::pool::upcoming(&reader, &rules, options.from, options.to)?;
     if args.json {
         let mut value = serde_json::to_value(&summary)?;
         value["digests"] = serde_json::to_value(&digests)?;
+        value["pool"] = serde_json::to_value(&pool)?;
         out.json(&value)?;
     } else {
         print_plan(&summary, args.days, out);
         print_digests(&digests, timezone, out);
+        print_pool(&pool, out);
     }
     Ok(if summary.rule_errors.is_empty() {
         ExitCode::SUCCESS
@@ -93,6 +97,46 @@ fn counts(map: &std::collections::BTreeMap<String, u64>) -> String {
         .map(|(name, count)| format!("{name} {}", n(*count)))
         .collect::<Vec<_>>()
         .join(" · ")
+}
+
+/// The pool's part of `plan`: warnings and reclaims per day, and the first few customers.
+fn print_pool(events: &[tiercare_scheduler::pool::PoolEvent], out: &Output) {
+    if events.is_empty() {
+        return;
+    }
+    let mut per_day: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for event in events {
+        let day = format_time(event.at)[..10].to_owned();
+        let entry = per_day.entry(day).or_default();
+        if event.kind == "warning" {
+            entry.0 += 1;
+        } else {
+            entry.1 += 1;
+        }
+    }
+    out.line(&format!(
+        "  public pool (if nobody follows up): {:<12} {:>9} {:>9}",
+        "day", "warnings", "reclaims"
+    ));
+    for (day, (warnings, reclaims)) in &per_day {
+        out.line(&format!(
+            "  {:<36} {:<12} {:>9} {:>9}",
+            "",
+            day,
+            n(*warnings),
+            n(*reclaims)
+        ));
+    }
+    for event in events.iter().filter(|e| e.kind == "reclaim").take(5) {
+        out.line(&format!(
+            "    reclaim {} from {} ({}) {}: {}",
+            event.customer,
+            event.owner,
+            event.tier,
+            format_time(event.at),
+            event.reason
+        ));
+    }
 }
 
 fn print_plan(summary: &PlanSummary, days: u32, out: &Output) {

@@ -11,6 +11,7 @@ mod mail;
 mod managers;
 mod outbox;
 mod owners;
+mod pool;
 mod preview;
 mod report;
 mod rules;
@@ -72,6 +73,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Owners(args) => owners::owners(args, &workspace_dir, out),
         Command::Users(command) => users::users(command, &workspace_dir, out),
         Command::Managers(command) => managers::managers(command, &workspace_dir, out),
+        Command::Pool(args) => pool::pool(args, &workspace_dir, out),
         Command::Completions(args) => shell::completions(&args, out),
         Command::Man(args) => shell::man(&args, out),
         Command::Backup(args) => doctor::backup(args, &workspace_dir, out),

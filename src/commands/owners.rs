@@ -71,15 +71,80 @@ pub fn owners(args: OwnersArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
             } else {
                 workspace.open_store_for_writing()?
             };
-            let report = assign_owners(&mut store, &rules, now(), dry_run)?;
+            let report = assign_owners(
+                &mut store,
+                &rules,
+                now(),
+                workspace.config().timezone,
+                dry_run,
+            )?;
             if args.json {
                 out.json(&report)?;
             } else {
                 print_assignment(&report, out);
             }
         }
+        OwnersCommand::Set {
+            customer,
+            manager,
+            reason,
+            by,
+        } => {
+            let by = by_whom(by);
+            let mut store = workspace.open_store_for_writing()?;
+            let changed = store.set_owner(&customer, Some(&manager), &reason, &by, now())?;
+            out.line(&if changed {
+                format!("{customer} is now owned by {manager}")
+            } else {
+                format!("{customer} was already owned by {manager}: nothing changed")
+            });
+        }
+        OwnersCommand::Release {
+            customer,
+            reason,
+            by,
+        } => {
+            let by = by_whom(by);
+            let mut store = workspace.open_store_for_writing()?;
+            let changed = store.set_owner(&customer, None, &reason, &by, now())?;
+            out.line(&if changed {
+                format!("{customer} is back in the pool (no owner)")
+            } else {
+                format!("{customer} had no owner: nothing changed")
+            });
+        }
+        OwnersCommand::History { customer } => {
+            let changes = workspace.open_store()?.owner_changes_of(&customer)?;
+            if args.json {
+                out.json(&changes)?;
+            } else if changes.is_empty() {
+                out.line(&format!("{customer} has had no owner change recorded"));
+            } else {
+                for change in &changes {
+                    out.line(&format!(
+                        "  {}  {} → {}  {} ({}){}",
+                        tiercare_scheduler::assess::format_time(change.at),
+                        change.from_owner.as_deref().unwrap_or("(pool)"),
+                        change.to_owner.as_deref().unwrap_or("(pool)"),
+                        change.kind,
+                        change.reason,
+                        change
+                            .changed_by
+                            .as_deref()
+                            .map(|by| format!(" by {by}"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Who acts: `--by`, else `$USER`.
+fn by_whom(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn print_assignment(report: &AssignReport, out: &Output) {

@@ -28,6 +28,7 @@ mod managers;
 mod outbox;
 mod outbox_faults;
 mod owners;
+mod pool;
 mod provider_webhooks;
 mod reentry;
 mod report;

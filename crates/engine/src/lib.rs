@@ -62,7 +62,7 @@ pub mod script;
 pub mod text;
 pub mod tiering;
 
-pub use care::{assignment, digest, followup, reminders, schedule, template};
+pub use care::{assignment, digest, followup, pool, reminders, schedule, template};
 pub use customer::{feature, snapshot};
 pub use import::{mapping, mapping_functions, record};
 pub use load::{json_schema, rules, ruletest};
@@ -95,6 +95,7 @@ pub use plan::{
     CapPeriod, CustomerEvent, EventKind, FollowUpState, Given, Moved, Plan, PlannedAction, Planner,
     Skipped, SkippedAction, plan_customer,
 };
+pub use pool::{OwnedFacts, Pool, PoolStep, ReclaimDue, TierReclaim};
 pub use query::{CustomerExpression, QueryValue, Stored};
 pub use record::{
     Cell, Check, FieldSpec, FieldType, RecordKind, Rejection, RowOutcome, TypedRow,

@@ -5,6 +5,7 @@
 //! Comment lines at the top may say
 //!
 //! - `# references: templates=a,b; managers=alice; roles=senior`: run [`check_references`];
+//! - `# pool`: print the `pool` section as loaded;
 //! - `# plan: FROM TO ZONE TIER`: plan `[FROM, TO)` (RFC 3339) in workspace zone ZONE for a
 //!   customer in TIER (`-`: none), with the features of a `# customer: {json}` line.
 //!
@@ -80,6 +81,27 @@ fn render(name: &str, text: &str) -> String {
                 &check_references(&loaded.rules, &references),
                 false,
             ));
+        } else if *line == "# pool" {
+            let pool = loaded.rules.pool();
+            out.push_str(&format!(
+                "pool: no_return {}s, claims_per_day {:?}, protect pinned {} attribute {:?}, warn_task {}\n",
+                pool.no_return,
+                pool.claims_per_day,
+                pool.protect_pinned,
+                pool.protect_attribute,
+                pool.warn_task
+            ));
+            for tier in &pool.tiers {
+                out.push_str(&format!(
+                    "  {} at {}:{}: no_followup {:?}s, no_order {:?}s, warn_before {}s\n",
+                    tier.tier,
+                    tier.location.line,
+                    tier.location.column,
+                    tier.no_followup,
+                    tier.no_order,
+                    tier.warn_before
+                ));
+            }
         } else if let Some(args) = line.strip_prefix("# plan: ") {
             let args: Vec<&str> = args.split_whitespace().collect();
             let [from, to, zone, tier] = args[..] else {
@@ -157,11 +179,13 @@ mod fixture {
         bad_every,
         bad_max_delay,
         bad_reminders,
+        bad_pool,
         dst,
         duplicate_id,
         invalid_cron,
         policy_moves,
         reminders_references,
+        pool,
         runtime_failure,
         trigger_and_action_problems,
         unknown_template,

@@ -34,6 +34,7 @@ pub mod ingest;
 pub mod mail;
 pub mod owners;
 pub mod plan;
+pub mod pool;
 pub mod preview;
 pub mod proof;
 pub mod providers;

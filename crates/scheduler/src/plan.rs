@@ -756,7 +756,8 @@ pub fn record_due(
         ruleset_version: rules.version().to_owned(),
         ..RecordReport::default()
     };
-    report.owners_assigned = crate::owners::assign_owners(writer, rules, now, false)?.written;
+    report.owners_assigned =
+        crate::owners::assign_owners(writer, rules, now, options.timezone, false)?.written;
     let actions: HashMap<&str, &Action> = rules
         .followups()
         .map(|rule| (rule.id.as_str(), &rule.action))

@@ -219,27 +219,48 @@ fn digest_task(task: &Task, tz: Tz, now: i64) -> DigestTask {
     }
 }
 
-/// The customers who became `manager`'s since `since` (their last digest), for the
-/// `assigned` section. The assignment audit that would tell is the public pool's work (issue
-/// #18, part 2); until it is stored this section is always empty.
+/// The customers who became `manager`'s since `since` (their last digest; the last day when
+/// there was none) and are still theirs, for the `assigned` section, from the owner audit.
 fn newly_assigned(
-    _store: &Store,
-    _manager: &str,
-    _since: Option<i64>,
-    _now: i64,
+    store: &Store,
+    manager: &str,
+    since: Option<i64>,
+    now: i64,
 ) -> Result<Vec<DigestCustomer>, StoreError> {
-    Ok(Vec::new())
+    let since = since.unwrap_or(now - 86_400);
+    Ok(store
+        .assignments_since(manager, since)?
+        .into_iter()
+        .map(|assigned| DigestCustomer {
+            id: assigned.change.customer,
+            name: assigned.name.unwrap_or_default(),
+            tier: assigned.tier.unwrap_or_default(),
+            note: assigned.change.reason,
+        })
+        .collect())
 }
 
-/// The customers of `manager` about to be reclaimed into the public pool, for the `reclaim`
-/// section. Reclaim rules are the public pool's work (issue #18, part 2); until they are stored
-/// this section is always empty.
+/// The customers of `manager` about to be reclaimed into the public pool (warned, not followed
+/// up since), for the `reclaim` section, soonest first.
 fn about_to_be_reclaimed(
-    _store: &Store,
-    _manager: &str,
-    _now: i64,
+    store: &Store,
+    manager: &str,
+    now: i64,
 ) -> Result<Vec<DigestCustomer>, StoreError> {
-    Ok(Vec::new())
+    Ok(store
+        .reclaim_warnings(manager, now)?
+        .into_iter()
+        .map(|warning| DigestCustomer {
+            note: format!(
+                "back to the pool in {} days: {}",
+                days_between(now, warning.reclaim_at + 86_399),
+                warning.reason
+            ),
+            id: warning.customer,
+            name: warning.name.unwrap_or_default(),
+            tier: warning.tier.unwrap_or_default(),
+        })
+        .collect())
 }
 
 /// The supervisors as the escalation sees them at `now`.

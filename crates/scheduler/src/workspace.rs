@@ -22,6 +22,7 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
         "managers.yaml",
         include_str!("../../../rules/managers.yaml"),
     ),
+    ("pool.yaml", include_str!("../../../rules/pool.yaml")),
     ("rfm.yaml", include_str!("../../../rules/rfm.yaml")),
     (
         "tiercare.schema.json",

@@ -90,6 +90,7 @@ mod outbox;
 mod outbox_gate;
 mod outbox_pages;
 mod pins;
+mod pool;
 mod preferences;
 mod privacy;
 mod recommend;
@@ -133,6 +134,7 @@ pub use outbox::{
 pub use outbox_gate::{STALE_PREFIX, UNTRUE_PREFIX};
 pub use outbox_pages::OutboxQuery;
 pub use pins::Pin;
+pub use pool::{Assignment, OwnerChange, PoolAction, PoolFacts, PoolPassOutcome, ReclaimWarning};
 pub use preferences::LinkRecipient;
 pub use privacy::{ERASED_TITLE, ForgetReport};
 pub use recommend::{Basis, Recommendation, Recommender};

@@ -13,6 +13,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use crate::counts::{count, grouped_counts};
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
+use crate::pool::mark_owner_change;
 
 /// A manager with their current load.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -47,7 +48,7 @@ impl Manager {
 }
 
 /// A customer without an owner, from [`Store::unowned_customers`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct UnownedCustomer {
     /// The customer's rowid (what [`Store::assign_owners`] takes).
     pub rowid: i64,
@@ -55,12 +56,34 @@ pub struct UnownedCustomer {
     pub external_id: String,
     /// Their current tier, if they have been assessed.
     pub tier: Option<String>,
+    /// What they are worth, for "most valuable first": the score `clv_12m` when the rules
+    /// compute one by that name, else the sum of their orders (monetary, all time), else 0.
+    pub value: f64,
 }
+
+/// The customers without an owner, with tier and value; `?1` the tiers wanted as a JSON array,
+/// or NULL. Read through the partial index `customers_unowned`.
+const UNOWNED_CUSTOMERS: &str = "\
+SELECT c.id, c.external_id, t.tier, \
+  coalesce(json_extract(t.scores, '$.clv_12m'), \
+           (SELECT sum(o.amount) FROM orders o WHERE o.customer_id = c.id), 0.0) \
+FROM customers c \
+LEFT JOIN customer_tiers t ON t.customer_id = c.id \
+WHERE (c.owner IS NULL OR trim(c.owner) = '') \
+AND (?1 IS NULL OR t.tier IN (SELECT value FROM json_each(?1))) \
+ORDER BY c.id";
+
+/// How many customers have no owner, per tier. Read through the partial index
+/// `customers_unowned`.
+const UNOWNED_COUNTS: &str = "\
+SELECT t.tier, count(*) FROM customers c \
+LEFT JOIN customer_tiers t ON t.customer_id = c.id \
+WHERE c.owner IS NULL OR trim(c.owner) = '' GROUP BY t.tier ORDER BY t.tier";
 
 impl Store {
     /// Every customer without an owner (none, or blank), by rowid (import order), with their
-    /// current tier; only those in `tiers` when it is given (customers without a tier are then
-    /// left out). One scan of customers with their tiers.
+    /// current tier and value; only those in `tiers` when it is given (customers without a tier
+    /// are then left out). Reads only the unowned customers (the index `customers_unowned`).
     pub fn unowned_customers(
         &self,
         tiers: Option<&[&str]>,
@@ -68,19 +91,14 @@ impl Store {
         // The tiers as a JSON array, read by json_each: one statement for any number of tiers.
         let wanted = tiers.map(|tiers| serde_json::json!(tiers).to_string());
         self.conn
-            .prepare_cached(
-                "SELECT c.id, c.external_id, t.tier FROM customers c \
-                 LEFT JOIN customer_tiers t ON t.customer_id = c.id \
-                 WHERE (c.owner IS NULL OR trim(c.owner) = '') \
-                 AND (?1 IS NULL OR t.tier IN (SELECT value FROM json_each(?1))) \
-                 ORDER BY c.id",
-            )
+            .prepare_cached(UNOWNED_CUSTOMERS)
             .and_then(|mut stmt| {
                 stmt.query_map([wanted], |row| {
                     Ok(UnownedCustomer {
                         rowid: row.get(0)?,
                         external_id: row.get(1)?,
                         tier: row.get(2)?,
+                        value: row.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
                     })
                 })?
                 .collect()
@@ -90,13 +108,7 @@ impl Store {
 
     /// How many customers have no owner, per current tier (`None`: not assessed yet), by tier.
     pub fn unowned_counts(&self) -> Result<Vec<(Option<String>, u64)>, StoreError> {
-        grouped_counts(
-            &self.conn,
-            "SELECT t.tier, count(*) FROM customers c \
-             LEFT JOIN customer_tiers t ON t.customer_id = c.id \
-             WHERE c.owner IS NULL OR trim(c.owner) = '' GROUP BY t.tier ORDER BY t.tier",
-        )
-        .at(&self.label)
+        grouped_counts(&self.conn, UNOWNED_COUNTS).at(&self.label)
     }
 
     /// Every manager, by external id, with the number of customers they
@@ -143,7 +155,8 @@ impl Store {
     /// customer who has one keeps it, so an assignment decided from a stale
     /// read never overrides a newer one (and of two assignments of the same
     /// customer, the first wins). Customers that no longer exist are
-    /// skipped. Every manager must exist and be active, or nothing is
+    /// skipped. Each owner given leaves an audit row (`owner_changes`: kind `assigned`, reason
+    /// `assigned: tier A`, by `assignment`). Every manager must exist and be active, or nothing is
     /// written ([`StoreError::UnknownManager`],
     /// [`StoreError::InactiveManager`]). Capacity is not enforced here: it
     /// is the assigning rule's to respect.
@@ -184,10 +197,53 @@ impl Store {
                         Some(true) => {}
                     }
                 }
-                assigned += assign.execute(params![customer, id, now]).at(path)? as u64;
+                if assign.execute(params![customer, id, now]).at(path)? == 1 {
+                    let reason: String = tx
+                        .query_row(
+                            "SELECT 'assigned: tier ' || coalesce((SELECT tier FROM \
+                             customer_tiers WHERE customer_id = ?1), 'none')",
+                            [customer],
+                            |row| row.get(0),
+                        )
+                        .at(path)?;
+                    mark_owner_change(&tx, *customer, "assigned", &reason, "assignment")
+                        .at(path)?;
+                    assigned += 1;
+                }
             }
         }
         tx.commit().at(path)?;
         Ok(assigned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What SQLite plans for `sql`, one step per line.
+    fn plan(store: &Store, sql: &str) -> String {
+        let mut stmt = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        stmt.query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn customers_without_an_owner_are_read_through_their_index_not_a_scan() {
+        // An idle tick of the daemon runs these: they must not read every customer.
+        let store = Store::open_in_memory().unwrap();
+        for sql in [UNOWNED_COUNTS, &UNOWNED_CUSTOMERS.replace("?1", "NULL")] {
+            let plan = plan(&store, sql);
+            assert!(
+                plan.contains("SCAN c USING INDEX customers_unowned"),
+                "{sql}\n{plan}"
+            );
+        }
     }
 }

@@ -64,6 +64,8 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///     `leave_until`), the managers' digests (`manager_digests`, one per manager per local day:
 ///     the unique key that keeps a digest from going twice) and the escalations of overdue
 ///     tasks (`task_escalations`, one per task).
+/// 17. (pool) `owner_changes` (the owner audit, kept by triggers on `customers`),
+///     `pool_warnings` (the public pool's warnings), and the index `customers_unowned`.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -695,6 +697,59 @@ CREATE TABLE task_escalations (
     digest_id    INTEGER REFERENCES manager_digests(id) ON DELETE SET NULL
 ) STRICT;
 "#,
+    // 17: (pool) the owner audit, the public pool's warnings, unowned customers by index.
+    r#"
+-- One row per change of a customer's owner, whatever made it: assignment by
+-- the rules, a reclaim into the public pool, an import or an edit. The
+-- triggers below write a row for every change; assignment and reclaim then
+-- set their own kind, reason and author on it, in the same transaction.
+CREATE TABLE owner_changes (
+    id          INTEGER PRIMARY KEY,
+    customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    -- managers' external ids; NULL: no owner (the pool)
+    from_owner  TEXT,
+    to_owner    TEXT,
+    kind        TEXT NOT NULL CHECK (kind IN ('assigned', 'reclaimed', 'set')),
+    -- why, in words ('reclaimed: no follow-up for 31 days')
+    reason      TEXT NOT NULL,
+    -- who made the change: 'assignment', 'pool', or NULL for imports and edits
+    changed_by  TEXT,
+    at          INTEGER NOT NULL
+) STRICT;
+CREATE INDEX owner_changes_by_customer ON owner_changes(customer_id, id);
+CREATE INDEX owner_changes_to_owner ON owner_changes(to_owner, at);
+CREATE TRIGGER owner_changes_on_insert AFTER INSERT ON customers
+WHEN new.owner IS NOT NULL AND trim(new.owner) <> ''
+BEGIN
+    INSERT INTO owner_changes (customer_id, from_owner, to_owner, kind, reason, changed_by, at)
+    VALUES (new.id, NULL, new.owner, 'set', 'set by an import or an edit', NULL, new.created_at);
+END;
+CREATE TRIGGER owner_changes_on_update AFTER UPDATE OF owner ON customers
+WHEN old.owner IS NOT new.owner
+BEGIN
+    INSERT INTO owner_changes (customer_id, from_owner, to_owner, kind, reason, changed_by, at)
+    VALUES (new.id, old.owner, new.owner, 'set', 'set by an import or an edit', NULL,
+            new.updated_at);
+END;
+
+-- The public pool's warnings: one row per customer, owner and reclaim due
+-- time (a reclaim cycle; a follow-up moves the due time and so starts a new
+-- cycle). A customer is reclaimed only after its cycle's warning.
+CREATE TABLE pool_warnings (
+    id          INTEGER PRIMARY KEY,
+    customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    owner       TEXT NOT NULL,
+    reclaim_at  INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    warned_at   INTEGER NOT NULL,
+    UNIQUE (customer_id, owner, reclaim_at)
+) STRICT;
+CREATE INDEX pool_warnings_by_owner ON pool_warnings(owner, warned_at);
+
+-- Customers without an owner, without reading every customer: assignment's
+-- idle tick finds nothing here and stops.
+CREATE INDEX customers_unowned ON customers(id) WHERE owner IS NULL OR trim(owner) = '';
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -781,6 +836,7 @@ mod tests {
         0xe68e_70ce_4379_6827,
         0x52fd_2ada_85a1_a59a,
         0xad55_1add_81bc_3f6e,
+        0xd7b3_6b33_3db6_2928,
     ];
 
     #[test]

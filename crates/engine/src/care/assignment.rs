@@ -110,6 +110,9 @@ pub struct Unowned<'a> {
     pub key: i64,
     /// The customer's current tier.
     pub tier: &'a str,
+    /// Managers who must not get the customer: the owners they were reclaimed from within
+    /// the pool's no-return period.
+    pub not_to: Vec<&'a str>,
 }
 
 /// What [`assign`] decided for one tier.
@@ -127,6 +130,9 @@ pub struct TierOutcome {
     pub full: u64,
     /// Customers left without one because no candidate is an active manager.
     pub no_candidate: u64,
+    /// Customers left without one because their only candidate with room is the owner they
+    /// were reclaimed from, within the no-return period.
+    pub no_return: u64,
 }
 
 /// The decisions of [`assign`].
@@ -221,7 +227,21 @@ pub fn assign<'a>(
             outcome.no_candidate += 1;
             continue;
         }
-        match best_candidate(&mut heaps[index], managers, &load) {
+        // Owners the customer was reclaimed from within the no-return period are set aside
+        // for this customer only.
+        let mut set_aside = Vec::new();
+        let chosen = loop {
+            match best_candidate(&mut heaps[index], managers, &load) {
+                Some(m) if customer.not_to.contains(&managers[m].id.as_str()) => set_aside.push(m),
+                other => break other,
+            }
+        };
+        for &m in &set_aside {
+            if let Some(entry) = heap_entry(m, &managers[m], load[m], ranks[m]) {
+                heaps[index].push(entry);
+            }
+        }
+        match chosen {
             Some(m) => {
                 load[m] += 1;
                 outcome.assigned += 1;
@@ -233,6 +253,7 @@ pub fn assign<'a>(
                     heaps[index].push(entry);
                 }
             }
+            None if !set_aside.is_empty() => outcome.no_return += 1,
             None => outcome.full += 1,
         }
     }
@@ -322,6 +343,7 @@ mod tests {
         tiers.iter().enumerate().map(|(key, tier)| Unowned {
             key: key as i64,
             tier,
+            not_to: Vec::new(),
         })
     }
 
@@ -405,6 +427,33 @@ mod tests {
             [(0, "m9"), (1, "m9"), (2, "s1"), (3, "j1"), (4, "m9")]
         );
         assert_eq!(plan.tiers[1].full, 1);
+    }
+
+    #[test]
+    fn the_previous_owner_is_passed_over_within_the_no_return_period() {
+        let managers = [
+            manager("a", "senior", None, 0),
+            manager("b", "senior", Some(1), 5),
+        ];
+        let back = |key, not_to: &[&'static str]| Unowned {
+            key,
+            tier: "A",
+            not_to: not_to.to_vec(),
+        };
+        let plan = assign(
+            &rules(),
+            &managers,
+            [back(0, &["a"]), back(1, &["a", "b"]), back(2, &[])],
+        );
+        // b is full: customer 0 and 1 may not go back to a, customer 2 may.
+        assert_eq!(plan.assignments, vec![(2, "a".into())]);
+        assert_eq!((plan.tiers[0].no_return, plan.tiers[0].full), (2, 0));
+        let plan = assign(&rules(), &[managers[0].clone()], [back(0, &["b"])]);
+        assert_eq!(
+            plan.assignments,
+            vec![(0, "a".into())],
+            "another owner is fine"
+        );
     }
 
     #[test]

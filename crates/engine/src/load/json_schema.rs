@@ -139,6 +139,7 @@ pub fn rules_json_schema() -> Value {
                             }
                         }
                     },
+                    "pool": { "$ref": "#/$defs/pool" },
                     "followups": {
                         "type": "array",
                         "description": "Follow-up rules: who is contacted when, and by whom.",
@@ -171,6 +172,41 @@ pub fn rules_json_schema() -> Value {
                         "type": "array",
                         "items": { "type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] }
                     }
+                }
+            },
+            "pool": {
+                "type": "object",
+                "additionalProperties": false,
+                "description": "The public pool: owned customers without a follow-up by their owner (or an order) for a tier's period go back to the pool, after a warning (one file has this section).",
+                "properties": {
+                    "warn_before": { "$ref": "#/$defs/duration" },
+                    "warn_task": { "type": "boolean", "description": "A warning also gives the owner a task, due when the customer would be reclaimed." },
+                    "no_return": { "$ref": "#/$defs/duration" },
+                    "claims_per_day": { "type": "integer", "minimum": 1, "description": "Customers one manager is given by assignment per day, at most." },
+                    "protect": { "$ref": "#/$defs/poolProtect" },
+                    "tiers": {
+                        "type": ["object", "null"],
+                        "description": "Tier id: when that tier's customers go back to the pool.",
+                        "additionalProperties": { "$ref": "#/$defs/tierReclaim" }
+                    }
+                }
+            },
+            "poolProtect": {
+                "type": "object",
+                "additionalProperties": false,
+                "description": "Customers never reclaimed: with an active tier pin (`pinned`, default true), or whose attribute is true.",
+                "properties": {
+                    "pinned": { "type": "boolean" },
+                    "attribute": { "type": "string" }
+                }
+            },
+            "tierReclaim": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "no_followup": { "$ref": "#/$defs/duration" },
+                    "no_order": { "$ref": "#/$defs/duration" },
+                    "warn_before": { "$ref": "#/$defs/duration" }
                 }
             },
             "ownerCandidate": {
@@ -494,7 +530,18 @@ mod tests {
     #[test]
     fn every_key_serde_accepts_is_in_the_schema() {
         let schema = rules_json_schema();
-        let cases: [(Vec<String>, &str, &[&str]); 20] = [
+        let cases: [(Vec<String>, &str, &[&str]); 23] = [
+            (accepted::<RawRuleFile>("pool:\n  zzz: 1"), "pool", &[]),
+            (
+                accepted::<RawRuleFile>("pool:\n  protect:\n    zzz: 1"),
+                "poolProtect",
+                &[],
+            ),
+            (
+                accepted::<RawRuleFile>("pool:\n  tiers:\n    A:\n      zzz: 1"),
+                "tierReclaim",
+                &[],
+            ),
             (
                 accepted::<RawRuleFile>("followups:\n  - zzz: 1"),
                 "followup",

@@ -6,6 +6,7 @@
 pub mod assignment;
 pub mod followups;
 pub mod json_schema;
+pub mod pool;
 pub mod reminders;
 pub(crate) mod rule_file;
 pub mod rules;

@@ -89,6 +89,7 @@ pub(crate) struct RawRuleFile {
     pub(crate) followups: Vec<RawFollowUp>,
     pub(crate) assignment: Option<Ordered<RawAssignees>>,
     pub(crate) reminders: Option<RawReminders>,
+    pub(crate) pool: Option<RawPool>,
 }
 
 /// `reminders:` the managers' daily digest and the escalation of overdue tasks.
@@ -116,6 +117,36 @@ pub(crate) struct RawDigest {
 pub(crate) struct RawEscalation {
     pub(crate) after: Scalar,
     pub(crate) to: Scalar,
+}
+
+/// `pool:` the public pool's reclaim rules (at most one file has it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPool {
+    pub(crate) warn_before: Option<Scalar>,
+    pub(crate) warn_task: Option<Scalar>,
+    pub(crate) no_return: Option<Scalar>,
+    pub(crate) claims_per_day: Option<Scalar>,
+    pub(crate) protect: Option<RawPoolProtect>,
+    #[serde(default)]
+    pub(crate) tiers: Ordered<RawTierReclaim>,
+}
+
+/// `pool.protect:` customers never reclaimed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPoolProtect {
+    pub(crate) pinned: Option<Scalar>,
+    pub(crate) attribute: Option<Scalar>,
+}
+
+/// `pool.tiers.<tier>:` when the tier's customers go back to the pool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTierReclaim {
+    pub(crate) no_followup: Option<Scalar>,
+    pub(crate) no_order: Option<Scalar>,
+    pub(crate) warn_before: Option<Scalar>,
 }
 
 /// `assignment.<tier>:` one entry (`nobody`, `role:senior`) or a list of them.

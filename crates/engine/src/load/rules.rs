@@ -615,6 +615,7 @@ impl<'a> Loader<'a> {
         let contact_policy = self.contact_policy(&parsed, &tier_ids);
         let assignment = self.assignment(&parsed, &tier_ids);
         let reminders = self.reminders(&parsed, &tier_ids);
+        let pool = self.pool(&parsed, &tier_ids);
         let followups = self.followups(&parsed, &tier_ids, &set_ids, scope_all);
 
         // Lints and reachability.
@@ -708,6 +709,7 @@ impl<'a> Loader<'a> {
             contact_policy,
             assignment,
             reminders,
+            pool,
             features_used,
             tier_features,
             library: self.library,

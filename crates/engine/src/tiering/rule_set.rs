@@ -109,6 +109,7 @@ pub struct RuleSet {
     pub(crate) contact_policy: ContactPolicy,
     pub(crate) assignment: Assignment,
     pub(crate) reminders: crate::care::reminders::Reminders,
+    pub(crate) pool: crate::care::pool::Pool,
     pub(crate) features_used: Vec<Feature>,
     /// The features the tiers' expressions and the scores read.
     pub(crate) tier_features: Vec<Feature>,
@@ -186,6 +187,12 @@ impl RuleSet {
     #[must_use]
     pub fn reminders(&self) -> &crate::care::reminders::Reminders {
         &self.reminders
+    }
+
+    /// The public pool's reclaim rules (empty when no file has a `pool` section).
+    #[must_use]
+    pub fn pool(&self) -> &crate::care::pool::Pool {
+        &self.pool
     }
 
     /// Where `key` (`email.template`...) of a follow-up is: `(line, column)`.

@@ -9,6 +9,9 @@
 //! [`crate::watch`]), `SIGHUP` (reload), `SIGTERM`/`SIGINT` (finish the
 //! round, record the stop, exit), and waiting on one channel until the next slot or event.
 //!
+//! The public pool ([`crate::pool`]) is passed before follow-ups are recorded (so reclaimed
+//! customers are assigned again on the same tick), only when something may be due.
+//!
 //! Mail goes through the outbox ([`crate::outbox`]): follow-ups' emails are rendered and queued
 //! with their ledger rows ([`record_due`]) and sent by [`deliver_due_gated`]. At start-up, claims a
 //! stopped daemon left open are recovered by the outbox's crash policy.
@@ -139,6 +142,12 @@ pub struct PassReport {
     pub followups_range: Option<(i64, i64)>,
     /// New follow-up ledger rows.
     pub followups_new: u64,
+    /// Owned customers the pool's pass read; `None` when no pass was needed (nothing due).
+    pub pool_read: Option<u64>,
+    /// Owners warned by the pool (new warnings).
+    pub pool_warned: u64,
+    /// Customers reclaimed into the pool.
+    pub pool_reclaimed: u64,
     /// Emails delivered.
     pub sent: u64,
     /// Emails deferred after a transient failure.
@@ -174,6 +183,9 @@ pub struct Daemon<C: Clock> {
     /// Why the last reassessment was not recorded (rules failed for too many customers), shown
     /// in `status` until one is.
     assessment_problem: Option<String>,
+    /// The rule set version and the time before which no pool pass is needed (nothing falls
+    /// due); `None`: pass on the next tick.
+    pool_next: Option<(String, i64)>,
 }
 
 fn read_rules(workspace: &Workspace) -> Result<RuleSet, AssessError> {
@@ -320,6 +332,7 @@ impl<C: Clock> Daemon<C> {
             transports,
             send,
             assessment_problem: None,
+            pool_next: None,
         };
         daemon.state.next_assessment_at = daemon.next_assessment();
         daemon.save_state();
@@ -455,6 +468,12 @@ impl<C: Clock> Daemon<C> {
             tracing::error!(error = %err, "reassessment failed; it will be retried");
             report.errors.push(format!("reassessment: {err}"));
         }
+        if !self.stop.load(Ordering::SeqCst)
+            && let Err(err) = self.pool_pass(now, &mut report)
+        {
+            tracing::error!(error = %err, "the pool's pass failed; it will be retried");
+            report.errors.push(format!("pool: {err}"));
+        }
         // One renderer for the pass: recording and delivery render at the same time, so they
         // share its features pass, purchase history and managers.
         let mut renderer = None;
@@ -493,6 +512,34 @@ impl<C: Clock> Daemon<C> {
         self.state.next_assessment_at = self.next_assessment();
         self.save_state();
         report
+    }
+
+    /// The pool's warnings and reclaims ([`crate::pool::reclaim`]), when something may be due:
+    /// on the first tick, with new rules, after a reassessment, once the earliest due time the
+    /// last pass found has come, and at least once a day. Other ticks read nothing.
+    fn pool_pass(&mut self, now: i64, report: &mut PassReport) -> Result<(), DaemonError> {
+        if self.rules.pool().is_empty() {
+            return Ok(());
+        }
+        let version = self.rules.version();
+        if report.assessed_slot.is_none()
+            && self
+                .pool_next
+                .as_ref()
+                .is_some_and(|(seen, next)| seen == version && now < *next)
+        {
+            return Ok(());
+        }
+        let pass = crate::pool::reclaim(&mut self.writer, &self.rules, now)?;
+        let recheck = now + crate::pool::POOL_RECHECK;
+        self.pool_next = Some((
+            version.to_owned(),
+            pass.next_due.map_or(recheck, |due| due.min(recheck)),
+        ));
+        report.pool_read = Some(pass.read);
+        report.pool_warned = pass.warned;
+        report.pool_reclaimed = pass.reclaimed;
+        Ok(())
     }
 
     fn reassess_if_due(&mut self, now: i64, report: &mut PassReport) -> Result<(), DaemonError> {
@@ -1228,6 +1275,46 @@ mod tests {
         let report = daemon.pass();
         assert_eq!(report.assessed_slot, None);
         assert!(shown(&daemon), "{:?}", daemon.state().last_tick_error);
+    }
+
+    #[test]
+    fn the_pool_is_passed_only_when_something_may_be_due() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = workspace(tmp.path());
+        let mut store = ws.open_store().unwrap();
+        import(
+            &ws,
+            &mut store,
+            RecordKind::Managers,
+            "manager_id,name,role\ns1,Senior,senior\n",
+        );
+        import(
+            &ws,
+            &mut store,
+            RecordKind::Customers,
+            "customer_id,name,owner\nC1,Big,s1\n",
+        );
+        drop(store);
+        // After the night's reassessment, so C1 has its tier (A) when the pool first looks.
+        let clock = TestClock::new(START + 3 * HOUR);
+        let mut daemon = Daemon::start(ws, clock.clone()).unwrap();
+        let first = daemon.pass();
+        assert!(first.errors.is_empty(), "{:?}", first.errors);
+        assert_eq!(
+            first.pool_read,
+            Some(1),
+            "the first pass reads the owned customers"
+        );
+        // Ticks with nothing due read nothing, until a day has passed.
+        for _ in 0..6 {
+            clock.advance(10 * 60);
+            let report = daemon.pass();
+            assert_eq!(report.assessed_slot, None);
+            assert_eq!(report.pool_read, None, "an idle tick reads no customers");
+        }
+        clock.advance(DAY);
+        let report = daemon.pass();
+        assert_eq!(report.pool_read, Some(1), "at least once a day");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod orders;
 mod outbox;
 mod outbox_pages;
 mod pins;
+mod pool;
 mod recommend;
 mod rollback;
 mod tasks;

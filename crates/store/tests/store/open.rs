@@ -61,6 +61,8 @@ fn create_makes_a_migrated_tiercare_database() {
             "orders",
             "outbox",
             "outbox_events",
+            "owner_changes",
+            "pool_warnings",
             "privacy_requests",
             "schedule_firings",
             "segment_history",

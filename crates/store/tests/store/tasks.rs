@@ -367,6 +367,7 @@ fn managers_come_with_their_load_and_owners_are_assigned_atomically() {
             rowid: dan,
             external_id: "dan".into(),
             tier: None,
+            value: 0.0,
         }]
     );
 }
