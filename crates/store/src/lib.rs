@@ -96,6 +96,7 @@ mod schema;
 mod sending;
 mod stored;
 mod suppressions;
+mod surveys;
 mod tasks;
 mod tiers;
 mod webhooks;
@@ -137,6 +138,8 @@ pub use report::{CareProgramme, OwnerWork, RuleEmails, TierMoveCount, TierWork};
 pub use schema::{APPLICATION_ID, MIGRATIONS, supported_version};
 pub use sending::{DomainPause, ReputationRow, address_domain};
 pub use stored::{Customer, Order};
+pub use surveys::{SurveyAnswer, SurveyEmail, SurveyResults};
+pub use tiercare_types::{Survey, SurveyKind};
 pub use suppressions::{AddressKeys, SuppressionReason, address_hash, is_address_hash};
 pub use tasks::{NewTask, Task, TaskFilter, TaskStatus, TaskView};
 pub use tiers::{

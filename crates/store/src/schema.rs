@@ -58,6 +58,9 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 /// 13. (webhooks) the outgoing webhooks' queue: `webhook_endpoints` (copied from
 ///     `tiercare.toml`), `webhook_events` and one `webhook_deliveries` row per (event, endpoint).
 /// 14. (growth) `assessment_growth`: the growth models' fit (or why none) of an assessment.
+/// 15. (surveys) `outbox.survey` (the survey a `survey:` e-mail asks, as JSON) and the survey
+///     answers' columns of `feedback`: `survey`, `survey_kind`, `answer` (the score as asked)
+///     and `outbox_id` (the e-mail answered, at most one answer each).
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -611,6 +614,18 @@ CREATE TABLE assessment_growth (
     fit           TEXT NOT NULL
 ) STRICT;
 "#,
+    // 15 (surveys): the survey an e-mail asks, and survey answers recorded as feedback.
+    r#"
+-- the survey a `survey:` follow-up's e-mail asks ({"id","kind","question"}); NULL for others
+ALTER TABLE outbox ADD COLUMN survey TEXT CHECK (survey IS NULL OR json_valid(survey));
+-- a survey answer: the survey's id and kind, the score as asked (NPS 0-10, CSAT 1-5; `score`
+-- holds it on the 0-10 feedback scale) and the e-mail it answers; NULL for imported feedback
+ALTER TABLE feedback ADD COLUMN survey TEXT;
+ALTER TABLE feedback ADD COLUMN survey_kind TEXT CHECK (survey_kind IS NULL OR survey_kind IN ('nps', 'csat'));
+ALTER TABLE feedback ADD COLUMN answer INTEGER;
+ALTER TABLE feedback ADD COLUMN outbox_id INTEGER REFERENCES outbox(id) ON DELETE SET NULL;
+CREATE UNIQUE INDEX feedback_by_outbox ON feedback(outbox_id) WHERE outbox_id IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -695,6 +710,7 @@ mod tests {
         0x411b_92ae_6c7f_d828,
         0x5815_5198_4d2c_feb6,
         0xe68e_70ce_4379_6827,
+        0x2a53_3324_3bf6_7e13,
     ];
 
     #[test]

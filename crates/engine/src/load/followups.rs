@@ -96,6 +96,10 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
                 "email.template",
                 (template, references.templates, "template"),
             ),
+            Action::Survey { template, .. } => (
+                "survey.template",
+                (template, references.templates, "template"),
+            ),
             Action::NotifyOwner { template } => (
                 "notify_owner.template",
                 (template, references.templates, "template"),
@@ -805,6 +809,7 @@ impl Loader<'_> {
             ("email", raw.email.is_some()),
             ("task", raw.task.is_some()),
             ("notify_owner", raw.notify_owner.is_some()),
+            ("survey", raw.survey.is_some()),
             ("set", raw.set.is_some()),
             ("tag", raw.tag.is_some()),
         ]
@@ -814,7 +819,7 @@ impl Loader<'_> {
         .collect();
         match present.as_slice() {
             [] => {
-                self.error_at(file, &join(path, &["id"]), true, format!("follow-up `{id}` has no action"), "add one of `email: { template: ... }`, `task: { assignee: owner, title: ... }`, `notify_owner: { template: ... }`, `set: { name: value }` or `tag: name`");
+                self.error_at(file, &join(path, &["id"]), true, format!("follow-up `{id}` has no action"), "add one of `email: { template: ... }`, `task: { assignee: owner, title: ... }`, `notify_owner: { template: ... }`, `survey: { template: ..., kind: nps, question: ..., id: ... }`, `set: { name: value }` or `tag: name`");
                 return None;
             }
             [_] => {}
@@ -850,6 +855,9 @@ impl Loader<'_> {
         if let Some(email) = &raw.email {
             return template(self, "email", &email.template)
                 .map(|template| Action::Email { template });
+        }
+        if let Some(survey) = &raw.survey {
+            return self.survey(file, path, survey, &template);
         }
         if let Some(notify) = &raw.notify_owner {
             return template(self, "notify_owner", &notify.template)
@@ -963,5 +971,62 @@ impl Loader<'_> {
             return None;
         }
         ok.then_some(Action::Set { attributes })
+    }
+
+    /// `survey: { template, kind, question, id }`: an e-mailed one-question survey.
+    fn survey(
+        &mut self,
+        file: usize,
+        path: &[PathSeg],
+        raw: &crate::load::rule_file::RawSurvey,
+        template: &dyn Fn(&mut Self, &str, &Scalar) -> Option<String>,
+    ) -> Option<Action> {
+        let template = template(self, "survey", &raw.template);
+        let kind = tiercare_types::SurveyKind::parse(&raw.kind.0);
+        if kind.is_none() {
+            self.error_at(
+                file,
+                &join(path, &["survey", "kind"]),
+                false,
+                format!("`{}` is not a kind of survey", raw.kind.0),
+                "write `nps` (scores 0 to 10: how likely to recommend us) or `csat` (scores 1 to 5: how satisfied)",
+            );
+        }
+        let id = raw.id.0.trim();
+        let id_ok = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !id_ok {
+            self.error_at(
+                file,
+                &join(path, &["survey", "id"]),
+                false,
+                format!("`{}` cannot be a survey id", raw.id.0),
+                "survey ids are 1 to 64 letters, digits, `_` and `-`, such as `quarterly`; answers are grouped by it",
+            );
+        }
+        let question = raw.question.trim();
+        if question.is_empty() {
+            self.error_at(
+                file,
+                &join(path, &["survey", "question"]),
+                false,
+                "a survey needs a question".to_owned(),
+                "such as \"How likely are you to recommend us to a friend?\"",
+            );
+        }
+        if !id_ok || question.is_empty() {
+            return None;
+        }
+        Some(Action::Survey {
+            template: template?,
+            survey: tiercare_types::Survey {
+                id: id.to_owned(),
+                kind: kind?,
+                question: question.to_owned(),
+            },
+        })
     }
 }
