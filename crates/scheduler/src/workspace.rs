@@ -19,6 +19,7 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ("growth.yaml", include_str!("../../../rules/growth.yaml")),
     ("levels.yaml", include_str!("../../../rules/levels.yaml")),
     ("rfm.yaml", include_str!("../../../rules/rfm.yaml")),
+    ("surveys.yaml", include_str!("../../../rules/surveys.yaml")),
     (
         "tiercare.schema.json",
         include_str!("../../../rules/tiercare.schema.json"),
@@ -43,6 +44,10 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     (
         "tests/rfm.yaml",
         include_str!("../../../rules/tests/rfm.yaml"),
+    ),
+    (
+        "tests/surveys.yaml",
+        include_str!("../../../rules/tests/surveys.yaml"),
     ),
     (
         "tests/tiers.yaml",
@@ -79,6 +84,10 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     (
         "offer.txt.j2",
         include_str!("../../../rules/templates/offer.txt.j2"),
+    ),
+    (
+        "survey.eml.j2",
+        include_str!("../../../rules/templates/survey.eml.j2"),
     ),
     (
         "upgrade-welcome.eml.j2",
