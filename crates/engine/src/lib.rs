@@ -106,8 +106,8 @@ pub use sandbox::{Budget, Limits, Now, ScriptError, new_engine, script_diagnosti
 pub use snapshot::{AssessmentTimes, FeatureTypeError, FeatureValue, Pin, Snapshot};
 pub use template::{
     CONTEXT_SCHEMA, CustomerContext, LoadedTemplates, OwnerContext, RecommendationContext,
-    RenderError, RenderedTemplate, SenderContext, SurveyContext, SurveyLink, TemplateContext, TemplateFile, Templates,
-    TierContext, load_templates,
+    RenderError, RenderedTemplate, SenderContext, SurveyContext, SurveyLink, TemplateContext,
+    TemplateFile, Templates, TierContext, load_templates,
 };
 pub use text::location::Location;
 pub use tiering::rule_set::{

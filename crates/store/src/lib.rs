@@ -138,10 +138,10 @@ pub use report::{CareProgramme, OwnerWork, RuleEmails, TierMoveCount, TierWork};
 pub use schema::{APPLICATION_ID, MIGRATIONS, supported_version};
 pub use sending::{DomainPause, ReputationRow, address_domain};
 pub use stored::{Customer, Order};
-pub use surveys::{SurveyAnswer, SurveyEmail, SurveyResults};
-pub use tiercare_types::{Survey, SurveyKind};
 pub use suppressions::{AddressKeys, SuppressionReason, address_hash, is_address_hash};
+pub use surveys::{SurveyAnswer, SurveyEmail, SurveyResults};
 pub use tasks::{NewTask, Task, TaskFilter, TaskStatus, TaskView};
+pub use tiercare_types::{Survey, SurveyKind};
 pub use tiers::{
     AssessmentHeader, AssessmentOutcome, AssessmentRow, AssessmentSession, CurrentSegment,
     CurrentTier, EncodedDecision, JsonText, SegmentChange, TierChange, TierDecision,

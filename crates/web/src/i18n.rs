@@ -73,7 +73,8 @@ pub struct Texts {
 impl Texts {
     /// The sentence giving the answer recorded so far.
     pub fn survey_answered(&self, answer: u8) -> String {
-        self.survey_answered_as.replacen("{}", &answer.to_string(), 1)
+        self.survey_answered_as
+            .replacen("{}", &answer.to_string(), 1)
     }
 
     /// The sentence giving the survey's scale.

@@ -85,13 +85,16 @@ impl TokenSigner {
         let [outbox, score, issued, mac] = parts[..] else {
             return Err(LinkProblem::Invalid);
         };
-        let digits = |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
         if mac.len() != MAC_HEX || !digits(outbox) || !digits(score) || !digits(issued) {
             return Err(LinkProblem::Invalid);
         }
-        let (Ok(outbox), Ok(score), Ok(issued)) =
-            (outbox.parse::<i64>(), score.parse::<u8>(), issued.parse::<i64>())
-        else {
+        let (Ok(outbox), Ok(score), Ok(issued)) = (
+            outbox.parse::<i64>(),
+            score.parse::<u8>(),
+            issued.parse::<i64>(),
+        ) else {
             return Err(LinkProblem::Invalid);
         };
         let body = &token[..token.len() - MAC_HEX - 1];
@@ -242,7 +245,11 @@ mod tests {
         }
         let other = TokenSigner::new(b"another secret of 16+ bytes", None).unwrap();
         assert_eq!(other.verify_survey(&token, now), Err(LinkProblem::Invalid));
-        assert!(signer.verify_survey(&token, now + SURVEY_LINK_DAYS * DAY).is_ok());
+        assert!(
+            signer
+                .verify_survey(&token, now + SURVEY_LINK_DAYS * DAY)
+                .is_ok()
+        );
         assert_eq!(
             signer.verify_survey(&token, now + (SURVEY_LINK_DAYS + 1) * DAY),
             Err(LinkProblem::Expired)
@@ -252,7 +259,10 @@ mod tests {
             Some(b"0123456789abcdef-secret".as_slice()),
         )
         .unwrap();
-        assert!(rotated.verify_survey(&token, now).is_ok(), "previous secret");
+        assert!(
+            rotated.verify_survey(&token, now).is_ok(),
+            "previous secret"
+        );
     }
 
     #[test]

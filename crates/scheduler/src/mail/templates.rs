@@ -419,7 +419,10 @@ impl EmailRenderer {
             }
             .into());
         }
-        let base = self.survey_url.as_deref().ok_or(TemplatesError::NoSurveyUrl)?;
+        let base = self
+            .survey_url
+            .as_deref()
+            .ok_or(TemplatesError::NoSurveyUrl)?;
         let mut context = self.context(customer_id, at)?;
         context.survey = Some(SurveyContext::new(survey, |score| {
             format!("{base}/{}", crate::mail::survey::link_marker(score))

@@ -78,7 +78,12 @@ fn form(texts: &Texts, token: &str, survey: &Survey, chosen: u8, comment: Option
 }
 
 fn problem(texts: &Texts, message: &str) -> Response {
-    page(texts, StatusCode::OK, texts.survey_title, &paragraph(message))
+    page(
+        texts,
+        StatusCode::OK,
+        texts.survey_title,
+        &paragraph(message),
+    )
 }
 
 /// The page of an outcome.
