@@ -246,3 +246,227 @@ impl Store {
         Ok(rows)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store with `customers` customers, an assessment (id 1) putting customer `i` in tier
+    /// `tiers[i % 3]` (every seventh without a tier), and one survey e-mail of `survey` sent
+    /// to each at time 100 (every fifth still queued).
+    fn store_with_surveys(customers: i64, survey: &Survey) -> Store {
+        let store = Store::open_in_memory().unwrap();
+        let conn = &store.conn;
+        conn.execute(
+            "INSERT INTO assessments (id, at, ruleset_version, started_at, finished_at, \
+             customers, changed, rule_errors) VALUES (1, 50, 'v', 50, 50, 0, 0, 0)",
+            [],
+        )
+        .unwrap();
+        let json = serde_json::to_string(survey).unwrap();
+        for i in 1..=customers {
+            conn.execute(
+                "INSERT INTO customers (id, external_id, email, consent_email, created_at, \
+                 updated_at) VALUES (?1, 'C' || ?1, 'c' || ?1 || '@example.com', 1, 0, 0)",
+                [i],
+            )
+            .unwrap();
+            if i % 7 != 0 {
+                conn.execute(
+                    "INSERT INTO customer_tiers (customer_id, tier, since, assessment_id) \
+                     VALUES (?1, ?2, 50, 1)",
+                    params![i, ["A", "B", "C"][(i % 3) as usize]],
+                )
+                .unwrap();
+            }
+            let sent = i % 5 != 0;
+            conn.execute(
+                "INSERT INTO outbox (id, customer_id, rule_id, template, recipient_kind, \
+                 to_address, message_id, subject, body_text, state, due_at, created_at, \
+                 claimed_at, sent_at, updated_at, survey) \
+                 VALUES (?1, ?1, 'ask', 'survey', 'customer', 'c@example.com', \
+                 '<' || ?1 || '@x>', 's', 't', ?2, 90, 90, ?3, ?3, 90, ?4)",
+                params![
+                    i,
+                    if sent { "sent" } else { "queued" },
+                    sent.then_some(100),
+                    json
+                ],
+            )
+            .unwrap();
+        }
+        store
+    }
+
+    fn nps() -> Survey {
+        Survey {
+            id: "quarterly".to_owned(),
+            kind: SurveyKind::Nps,
+            question: "Recommend us?".to_owned(),
+        }
+    }
+
+    #[test]
+    fn an_answer_is_feedback_once_per_email_and_a_later_one_replaces_it() {
+        let mut store = store_with_surveys(3, &nps());
+        assert_eq!(
+            store.record_survey_answer(1, 9, None, 200).unwrap(),
+            SurveyAnswer::Recorded
+        );
+        assert_eq!(
+            store
+                .record_survey_answer(1, 3, Some("slow delivery"), 300)
+                .unwrap(),
+            SurveyAnswer::Replaced
+        );
+        // A comment-less answer keeps the comment given before.
+        assert_eq!(
+            store.record_survey_answer(1, 4, Some("  "), 400).unwrap(),
+            SurveyAnswer::Replaced
+        );
+        assert_eq!(
+            store.record_survey_answer(1, 11, None, 400).unwrap(),
+            SurveyAnswer::OutOfRange
+        );
+        let rows: Vec<(String, i64, f64, Option<String>, String, i64)> = store
+            .conn
+            .prepare("SELECT external_id, given_at, score, comment, survey, answer FROM feedback")
+            .unwrap()
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [(
+                "survey:1".to_owned(),
+                400,
+                4.0,
+                Some("slow delivery".to_owned()),
+                "quarterly".to_owned(),
+                4
+            )]
+        );
+        // Not a survey e-mail, and a forgotten customer: nothing recorded.
+        assert_eq!(
+            store.record_survey_answer(99, 5, None, 400).unwrap(),
+            SurveyAnswer::NotASurvey
+        );
+        store
+            .conn
+            .execute(
+                "INSERT INTO privacy_requests (kind, customer_id, at, by_whom, detail) \
+                 VALUES ('forget', 2, 1, 'test', '{}')",
+                [],
+            )
+            .unwrap();
+        assert_eq!(
+            store.record_survey_answer(2, 5, None, 400).unwrap(),
+            SurveyAnswer::NotASurvey
+        );
+        assert!(store.survey_email(2).unwrap().unwrap().forgotten);
+    }
+
+    #[test]
+    fn csat_answers_are_scaled_onto_the_feedback_scale() {
+        let csat = Survey {
+            kind: SurveyKind::Csat,
+            ..nps()
+        };
+        let mut store = store_with_surveys(1, &csat);
+        assert_eq!(
+            store.record_survey_answer(1, 0, None, 200).unwrap(),
+            SurveyAnswer::OutOfRange
+        );
+        for (answer, score) in [(1, 0.0), (2, 2.5), (3, 5.0), (4, 7.5), (5, 10.0)] {
+            store.record_survey_answer(1, answer, None, 200).unwrap();
+            let stored: f64 = store
+                .conn
+                .query_row("SELECT score FROM feedback", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(stored, score, "CSAT {answer}");
+        }
+    }
+
+    #[test]
+    fn response_rates_and_nps_per_tier_match_an_independent_count() {
+        let customers = 200;
+        let mut store = store_with_surveys(customers, &nps());
+        // Answers from a fixed pseudo-random sequence; some customers never answer, one
+        // answers after the report time, some change their answer.
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut last: std::collections::BTreeMap<i64, (u8, i64)> = Default::default();
+        for i in 1..=customers {
+            for _ in 0..next(3) {
+                let answer = u8::try_from(next(11)).unwrap();
+                let at = if i == 17 { 5_000 } else { 200 + i };
+                if store.record_survey_answer(i, answer, None, at).unwrap()
+                    != SurveyAnswer::NotASurvey
+                {
+                    last.insert(i, (answer, at));
+                }
+            }
+        }
+        let report_at = 1_000;
+        let results = store.survey_results(Some(1), report_at).unwrap();
+
+        // The independent count: every customer's tier, state and final answer, by hand.
+        #[derive(Default, Debug, PartialEq)]
+        struct Expected {
+            sent: u64,
+            answered: u64,
+            promoters: u64,
+            detractors: u64,
+        }
+        let mut expected: std::collections::BTreeMap<Option<&str>, Expected> = Default::default();
+        for i in 1..=customers {
+            if i % 5 == 0 {
+                continue; // still queued: not sent
+            }
+            let tier = (i % 7 != 0).then(|| ["A", "B", "C"][(i % 3) as usize]);
+            let entry = expected.entry(tier).or_default();
+            entry.sent += 1;
+            if let Some(&(answer, at)) = last.get(&i)
+                && at <= report_at
+            {
+                entry.answered += 1;
+                entry.promoters += u64::from(answer >= 9);
+                entry.detractors += u64::from(answer <= 6);
+            }
+        }
+        assert_eq!(results.len(), expected.len());
+        for row in &results {
+            let want = &expected[&row.tier.as_deref()];
+            let got = Expected {
+                sent: row.sent,
+                answered: row.answered,
+                promoters: row.promoters,
+                detractors: row.detractors,
+            };
+            assert_eq!(&got, want, "tier {:?}", row.tier);
+            let nps =
+                (want.promoters as f64 - want.detractors as f64) * 100.0 / want.answered as f64;
+            assert!((row.nps().unwrap() - nps).abs() < 1e-9);
+            assert!(
+                (row.response_rate().unwrap() - want.answered as f64 / want.sent as f64).abs()
+                    < 1e-9
+            );
+        }
+        assert_eq!(results.last().unwrap().tier, None, "no tier last");
+    }
+}
