@@ -258,4 +258,16 @@ fn a_survey_link_answered_through_the_web_server_is_feedback_that_moves_the_feat
     }
     assert_eq!(feedback(&root).len(), 1);
     assert_eq!(feedback(&root)[0].1, 2, "unchanged by forgeries");
+
+    // The report counts the e-mail and its (last) answer: one detractor, NPS -100.
+    run_in(&root, &["assess"]).assert_code(0);
+    let report = run_in(&root, &["report", "--json"]);
+    report.assert_code(0);
+    let surveys = &report.json()["surveys"];
+    assert_eq!(surveys[0]["survey"], "quarterly", "{surveys}");
+    assert_eq!(surveys[0]["sent"], 1, "{surveys}");
+    assert_eq!(surveys[0]["answered"], 1, "{surveys}");
+    assert_eq!(surveys[0]["detractors"], 1, "{surveys}");
+    let text = run_in(&root, &["report"]);
+    text.assert_stdout_contains("NPS -100");
 }

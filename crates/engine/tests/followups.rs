@@ -161,6 +161,8 @@ mod fixture {
         invalid_cron,
         policy_moves,
         runtime_failure,
+        survey_problems,
+        survey_unknown_template,
         trigger_and_action_problems,
         unknown_template,
         unknown_timezone,
