@@ -185,3 +185,68 @@ async fn answer(
         None => server_error(texts),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use axum::body::Body;
+    use axum::extract::connect_info::MockConnectInfo;
+    use axum::http::{Request, header};
+    use tiercare_scheduler::http_config::HttpConfig;
+    use tiercare_scheduler::mail::TokenSigner;
+    use tiercare_store::Store;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef-secret";
+    const NOW: i64 = 20_000 * 86_400;
+
+    async fn get(uri: &str, language: &str) -> (StatusCode, String) {
+        let signer = TokenSigner::new(SECRET, None).unwrap();
+        let state = Arc::new(AppState::new(
+            Store::open_in_memory().unwrap(),
+            signer,
+            HttpConfig::default(),
+            || NOW,
+        ));
+        let peer: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        let app = crate::routes::router(state).layer(MockConnectInfo(peer));
+        let response = app
+            .oneshot(
+                Request::get(uri)
+                    .header(header::ACCEPT_LANGUAGE, language)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn old_forged_and_unknown_links_get_a_clear_page_and_the_stylesheet_is_served() {
+        let signer = TokenSigner::new(SECRET, None).unwrap();
+        let old = signer.survey_token(1, 9, NOW - 91 * 86_400);
+        let (status, page) = get(&format!("/survey/{old}"), "en").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("This survey link has expired"), "{page}");
+        let (_, page) = get(&format!("/survey/{old}"), "zh-CN").await;
+        assert!(page.contains("此调查链接已过期"), "{page}");
+        let forged = format!("1.9.20000.{}", "0".repeat(32));
+        let (_, page) = get(&format!("/survey/{forged}"), "en").await;
+        assert!(page.contains("not valid"), "{page}");
+        // A valid token of an e-mail that asks no survey.
+        let unknown = signer.survey_token(5, 9, NOW);
+        let (_, page) = get(&format!("/survey/{unknown}"), "en").await;
+        assert!(page.contains("not valid"), "{page}");
+        let (status, css) = get("/survey/static/page.css", "en").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(css.contains(".scores"), "{css}");
+    }
+}
