@@ -10,8 +10,8 @@ use std::process::Command;
 
 use smtp_sink::{Script, SmtpSink};
 
-use crate::common::{fast_tempdir, followups_record_json, run_in};
-use crate::serve::{Server, add_http, curl, free_port};
+use crate::common::{Run, command_in, fast_tempdir, followups_record_json, run_in};
+use crate::serve::{SECRET, SECRET_ENV, Server, add_http, curl, free_port};
 
 const QUESTION: &str = "How likely are you to recommend us to a friend?";
 
@@ -154,6 +154,19 @@ fn a_survey_link_answered_through_the_web_server_is_feedback_that_moves_the_feat
     let port = free_port();
     let root = survey_workspace(dir.path(), sink.port(), port);
     run_in(&root, &["check"]).assert_code(0);
+    // `preview` renders the survey template with the rule's question and signed links.
+    let preview = Run::of(command_in(&root).env(SECRET_ENV, SECRET).args([
+        "preview",
+        "survey",
+        "--customer",
+        "C0000",
+    ]));
+    preview.assert_code(0);
+    preview.assert_stdout_contains(QUESTION);
+    preview.assert_stdout_contains(&format!(
+        "10 (extremely likely): http://127.0.0.1:{port}/survey/"
+    ));
+    assert!(!preview.stdout.contains("tc-survey-"), "{}", preview.stdout);
     let recorded = run_in(
         &root,
         &followups_record_json("2026-03-02T08:00:00Z", "2026-03-02T10:00:00Z"),

@@ -555,7 +555,34 @@ impl EmailRenderer {
         customer_id: &str,
         at: i64,
     ) -> Result<Preview, TemplatesError> {
-        let rendered = self.render_for(template, customer_id, at)?;
+        self.preview_with(settings, template, customer_id, at, None)
+    }
+
+    /// [`EmailRenderer::preview`] of a survey e-mail asking `survey`: its links signed as the
+    /// send loop signs them (for an e-mail without an outbox id: they answer nothing).
+    pub fn preview_survey(
+        &self,
+        settings: &SendSettings,
+        template: &str,
+        customer_id: &str,
+        at: i64,
+        survey: &Survey,
+    ) -> Result<Preview, TemplatesError> {
+        self.preview_with(settings, template, customer_id, at, Some(survey))
+    }
+
+    fn preview_with(
+        &self,
+        settings: &SendSettings,
+        template: &str,
+        customer_id: &str,
+        at: i64,
+        survey: Option<&Survey>,
+    ) -> Result<Preview, TemplatesError> {
+        let rendered = match survey {
+            Some(survey) => self.render_survey_for(template, customer_id, at, survey)?,
+            None => self.render_for(template, customer_id, at)?,
+        };
         let customer = self
             .store
             .customer(customer_id)?
@@ -574,7 +601,7 @@ impl EmailRenderer {
             template: template.to_owned(),
             address: customer.email.clone(),
             name: customer.name.clone(),
-            survey: None,
+            survey: survey.cloned(),
         };
         let fixed = Fixed(preview.rendered.clone());
         let new = match compose(&fixed, &recipient, at) {
