@@ -283,4 +283,10 @@ fn a_survey_link_answered_through_the_web_server_is_feedback_that_moves_the_feat
     assert_eq!(surveys[0]["detractors"], 1, "{surveys}");
     let text = run_in(&root, &["report"]);
     text.assert_stdout_contains("NPS -100");
+    run_in(&root, &["report", "--out", "report.html"]).assert_code(0);
+    let html = std::fs::read_to_string(root.join("report.html")).unwrap();
+    assert!(
+        html.contains("<section id=\"surveys\">") && html.contains("NPS -100"),
+        "the HTML report has the surveys section"
+    );
 }
