@@ -88,7 +88,7 @@ pub use followup::{
 };
 pub use hysteresis::DowngradeAfter;
 pub use json_schema::rules_json_schema;
-pub use load::followups::{References, check_references};
+pub use load::followups::{References, check_references, check_survey_templates};
 pub use load::values::parse_duration;
 pub use mapping::{BindError, BoundMapping, Mapping, script_name};
 pub use plan::{

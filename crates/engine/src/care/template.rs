@@ -560,6 +560,8 @@ struct TemplateParts {
     subject: PartOrigin,
     text: PartOrigin,
     html: Option<PartOrigin>,
+    /// Whether a part reads `survey` (defined only for `survey:` follow-ups' e-mails).
+    reads_survey: bool,
 }
 
 impl TemplateParts {
@@ -826,6 +828,7 @@ pub fn load_templates(files: &[TemplateFile]) -> LoadedTemplates {
             continue;
         };
         let mut ok = true;
+        let mut reads_survey = false;
         for (part, (source, origin)) in &sections {
             let internal = internal_name(name, *part);
             if let Err(err) = env.add_template_owned(internal.clone(), source.clone()) {
@@ -843,6 +846,7 @@ pub fn load_templates(files: &[TemplateFile]) -> LoadedTemplates {
                 if env.globals().any(|(global, _)| global == top) {
                     continue;
                 }
+                reads_survey |= top == "survey";
                 if let Err((wrong, known)) = check_path(&path) {
                     diagnostics.push(undefined_diagnostic(&path, &wrong, &known, origin, source));
                     ok = false;
@@ -865,6 +869,7 @@ pub fn load_templates(files: &[TemplateFile]) -> LoadedTemplates {
                 subject,
                 text,
                 html: origins(Part::Html),
+                reads_survey,
             },
         );
     }
@@ -1077,6 +1082,13 @@ impl Templates {
     /// The usable template names, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.parts.keys().map(String::as_str)
+    }
+
+    /// Whether the usable template `name` reads `survey` (which only the e-mails of `survey:`
+    /// follow-ups have).
+    #[must_use]
+    pub fn reads_survey(&self, name: &str) -> bool {
+        self.parts.get(name).is_some_and(|parts| parts.reads_survey)
     }
 
     /// Whether a usable template has this name.

@@ -139,6 +139,56 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
     out
 }
 
+/// Checks that only `survey:` follow-ups use templates that read `survey` (an e-mail or owner
+/// notification with one would fail to render for every customer), and warns about a survey
+/// whose template shows no `survey` (no links to answer with). A separate step like
+/// [`check_references`]: the caller has the templates.
+#[must_use]
+pub fn check_survey_templates(
+    rules: &RuleSet,
+    templates: &crate::care::template::Templates,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for followup in &rules.followups {
+        let rule = &followup.rule;
+        let (key, template, survey) = match &rule.action {
+            Action::Email { template } => ("email.template", template, false),
+            Action::NotifyOwner { template } => ("notify_owner.template", template, false),
+            Action::Survey { template, .. } => ("survey.template", template, true),
+            _ => continue,
+        };
+        if !templates.contains(template) || templates.reads_survey(template) == survey {
+            continue;
+        }
+        let (line, column) = rules.followup_position(followup, key);
+        let diagnostic = if survey {
+            Diagnostic::warning(
+                &rule.location.path,
+                line,
+                column,
+                format!(
+                    "survey `{}` uses template `{template}`, which shows no `survey` links",
+                    rule.id
+                ),
+            )
+            .with_hint("show `survey.question` and the `survey.links` in it, as templates/survey.eml.j2 does")
+        } else {
+            Diagnostic::error(
+                &rule.location.path,
+                line,
+                column,
+                format!(
+                    "follow-up `{}` uses template `{template}`, which reads `survey`: only `survey:` follow-ups have it",
+                    rule.id
+                ),
+            )
+            .with_hint("make the rule a survey (`survey: { template, kind, question, id }`) or use another template")
+        };
+        out.push(diagnostic.with_source(rules.source_text(&rule.location.path)));
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // Validation (called by `rules::Loader`).
 
