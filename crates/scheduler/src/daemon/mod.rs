@@ -177,7 +177,8 @@ fn read_rules(workspace: &Workspace) -> Result<RuleSet, AssessError> {
 }
 
 /// Reads `templates/` and checks it against `rules`: every template compiles and checks, and
-/// every template a follow-up rule names exists. `Err` holds every problem, one per line.
+/// every template a follow-up rule names exists, and only `survey:` rules use templates that
+/// read `survey`. `Err` holds every problem, one per line.
 fn read_checked_templates(
     workspace: &Workspace,
     rules: &RuleSet,
@@ -187,9 +188,14 @@ fn read_checked_templates(
         std::path::Path::new("templates"),
     )
     .map_err(|err| err.to_string())?;
-    let mut problems: Vec<Diagnostic> = load_templates(&files)
+    let loaded = load_templates(&files);
+    let mut problems: Vec<Diagnostic> = loaded
         .diagnostics
         .into_iter()
+        .chain(tiercare_engine::check_survey_templates(
+            rules,
+            &loaded.templates,
+        ))
         .filter(|d| d.severity == Severity::Error)
         .collect();
     let names = template_names(&files);
