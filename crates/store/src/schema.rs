@@ -60,7 +60,8 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 /// 14. (growth) `assessment_growth`: the growth models' fit (or why none) of an assessment.
 /// 15. (surveys) `outbox.survey` (the survey a `survey:` e-mail asks, as JSON) and the survey
 ///     answers' columns of `feedback`: `survey`, `survey_kind`, `answer` (the score as asked)
-///     and `outbox_id` (the e-mail answered, at most one answer each).
+///     and `outbox_id` (the e-mail answered, at most one answer each); the partial index
+///     `outbox_surveys` for the report.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -625,6 +626,8 @@ ALTER TABLE feedback ADD COLUMN survey_kind TEXT CHECK (survey_kind IS NULL OR s
 ALTER TABLE feedback ADD COLUMN answer INTEGER;
 ALTER TABLE feedback ADD COLUMN outbox_id INTEGER REFERENCES outbox(id) ON DELETE SET NULL;
 CREATE UNIQUE INDEX feedback_by_outbox ON feedback(outbox_id) WHERE outbox_id IS NOT NULL;
+-- the report reads survey e-mails only: without this it would scan the whole outbox
+CREATE INDEX outbox_surveys ON outbox(sent_at) WHERE survey IS NOT NULL;
 "#,
 ];
 
@@ -710,7 +713,7 @@ mod tests {
         0x411b_92ae_6c7f_d828,
         0x5815_5198_4d2c_feb6,
         0xe68e_70ce_4379_6827,
-        0x2a53_3324_3bf6_7e13,
+        0x1b4f_480f_2414_ee3b,
     ];
 
     #[test]

@@ -199,7 +199,9 @@ impl Store {
     }
 
     /// Response rates and scores per survey and tier at `at`: survey e-mails sent by `at`
-    /// (customers' e-mails only), and the answers given to them by `at`, each customer in their
+    /// (customers' e-mails only; read through the partial index `outbox_surveys`, never the
+    /// whole outbox: the `+` keeps SQLite from preferring `outbox_by_state`, which visits every
+    /// sent e-mail), and the answers given to them by `at`, each customer in their
     /// tier as of `assessment_id` (no tier when `None`). Ordered by survey, then tier (no tier
     /// last).
     pub fn survey_results(
@@ -222,7 +224,7 @@ impl Store {
              FROM outbox o \
              LEFT JOIN tiers t ON t.customer_id = o.customer_id \
              LEFT JOIN feedback f ON f.outbox_id = o.id AND f.given_at <= ?2 \
-             WHERE o.survey IS NOT NULL AND o.state = 'sent' AND o.sent_at <= ?2 \
+             WHERE o.survey IS NOT NULL AND +o.state = 'sent' AND o.sent_at <= ?2 \
                AND o.recipient_kind = 'customer' \
              GROUP BY 1, 2, 3 ORDER BY 1, t.tier IS NULL, t.tier"
         );
