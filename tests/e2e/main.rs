@@ -34,6 +34,7 @@ mod report_browser;
 mod rules_safe;
 mod serve;
 mod serve_browser;
+mod staff_browser;
 mod surveys;
 mod templates;
 mod tiers;

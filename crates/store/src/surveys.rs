@@ -1,4 +1,4 @@
-//! Survey answers: the survey an e-mail asked (`outbox.survey`, migration 15) and each answer
+//! Survey answers: the survey an e-mail asked (`outbox.survey`, migration 16) and each answer
 //! recorded as feedback, so the `satisfaction_*` features and the `low_satisfaction` trigger
 //! see it like imported feedback; and the report's response rates and scores.
 //!

@@ -35,6 +35,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(unsubscribe::routes())
         .merge(survey::routes())
         .merge(webhooks::routes())
+        .merge(crate::staff::routes(Arc::clone(&state)))
         .route("/static/page.css", get(stylesheet))
         .fallback(not_found)
         .with_state(state)
