@@ -255,7 +255,8 @@ pub enum Command {
     /// --once). Logs go to stderr (info level by default;
     /// TIERCARE_LOG and --log-format change that). See examples/systemd/ for a service unit.
     Run(RunArgs),
-    /// Serve one-click unsubscribes, the preference page and providers' bounce webhooks over HTTP.
+    /// Serve one-click unsubscribes, the preference page, survey answers and providers' bounce
+    /// webhooks over HTTP.
     ///
     /// Answers the links care emails carry: `POST /unsubscribe?token=...` with
     /// `List-Unsubscribe=One-Click` (RFC 8058, what mailbox providers send) suppresses the
@@ -264,6 +265,11 @@ pub enum Command {
     /// button and changes nothing; `/preferences?token=...` lets the customer also stop email
     /// or SMS (their consents). Pages are English or Simplified Chinese (`[http] language`, else
     /// the browser's Accept-Language) and work without JavaScript.
+    ///
+    /// Survey emails (`survey:` follow-ups) carry one link per score, `/survey/<token>`: opening
+    /// one (GET) shows the question with that score chosen and a comment box, and changes
+    /// nothing; the page's button (POST) records the answer as the customer's feedback (a later
+    /// answer replaces it) and thanks them. Survey links are honoured for 90 days.
     ///
     /// Also takes the mail providers' bounce and complaint notifications at
     /// `POST /webhooks/postmark`, `/webhooks/mailgun` and `/webhooks/generic` (Standard

@@ -39,7 +39,19 @@ pub fn preview(args: PreviewArgs, workspace_dir: &Path, out: &Output) -> anyhow:
     let settings = SendSettings::for_config(workspace.root(), workspace.config(), &|name| {
         std::env::var(name).ok()
     })?;
-    let preview = renderer.preview(&settings, &args.template, &args.customer, at)?;
+    // A survey template is previewed with the survey of the first rule that asks it.
+    let survey = rules.followups().find_map(|rule| match &rule.action {
+        tiercare_engine::Action::Survey { template, survey } if *template == args.template => {
+            Some(survey.clone())
+        }
+        _ => None,
+    });
+    let preview = match &survey {
+        Some(survey) => {
+            renderer.preview_survey(&settings, &args.template, &args.customer, at, survey)?
+        }
+        None => renderer.preview(&settings, &args.template, &args.customer, at)?,
+    };
     if args.json {
         out.json(&preview)?;
         return Ok(ExitCode::SUCCESS);

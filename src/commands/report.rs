@@ -379,6 +379,7 @@ fn print_summary(figures: &Figures, out: &Output) {
             ));
         }
     }
+    print_surveys(figures, out);
     if let Some(care) = &figures.care {
         out.line("");
         out.heading(&format!(
@@ -402,6 +403,31 @@ fn print_summary(figures: &Figures, out: &Output) {
                 percent(share)
             ));
         }
+    }
+}
+
+/// Survey response rates and scores per survey and tier.
+fn print_surveys(figures: &Figures, out: &Output) {
+    if figures.surveys.is_empty() {
+        return;
+    }
+    out.line("");
+    out.heading("Satisfaction surveys (NPS: promoters - detractors; CSAT: mean answer)");
+    for s in &figures.surveys {
+        let score = match (s.nps(), s.csat_mean()) {
+            (Some(nps), _) => format!("NPS {nps:+.0}"),
+            (_, Some(mean)) => format!("CSAT {mean:.2}"),
+            _ => "-".to_owned(),
+        };
+        out.line(&format!(
+            "  {} {} {:>8} sent {:>8} answered {:>7}  {}",
+            fit(&s.survey, 14),
+            fit(s.tier.as_deref().unwrap_or("(no tier)"), 10),
+            count(s.sent),
+            count(s.answered),
+            s.response_rate().map_or_else(|| "-".to_owned(), percent),
+            score
+        ));
     }
 }
 

@@ -223,6 +223,10 @@ fn check_templates(
                 ..References::default()
             },
         ));
+        diagnostics.extend(tiercare_engine::check_survey_templates(
+            rules,
+            &loaded.templates,
+        ));
     }
     Ok(TemplateCheck {
         dir: Some(dir),

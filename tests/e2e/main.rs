@@ -38,6 +38,7 @@ mod serve;
 mod serve_browser;
 mod staff_browser;
 mod staff_ops;
+mod surveys;
 mod templates;
 mod tiers;
 mod webhooks;

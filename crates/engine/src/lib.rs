@@ -88,7 +88,7 @@ pub use followup::{
 };
 pub use hysteresis::DowngradeAfter;
 pub use json_schema::rules_json_schema;
-pub use load::followups::{References, check_references};
+pub use load::followups::{References, check_references, check_survey_templates};
 pub use load::values::parse_duration;
 pub use mapping::{BindError, BoundMapping, Mapping, script_name};
 pub use plan::{
@@ -107,8 +107,8 @@ pub use sandbox::{Budget, Limits, Now, ScriptError, new_engine, script_diagnosti
 pub use snapshot::{AssessmentTimes, FeatureTypeError, FeatureValue, Pin, Snapshot};
 pub use template::{
     CONTEXT_SCHEMA, CustomerContext, LoadedTemplates, OwnerContext, RecommendationContext,
-    RenderError, RenderedTemplate, SenderContext, TemplateContext, TemplateFile, Templates,
-    TierContext, load_templates,
+    RenderError, RenderedTemplate, SenderContext, SurveyContext, SurveyLink, TemplateContext,
+    TemplateFile, Templates, TierContext, load_templates,
 };
 pub use text::location::Location;
 pub use tiering::rule_set::{

@@ -187,6 +187,8 @@ mod fixture {
         reminders_references,
         pool,
         runtime_failure,
+        survey_problems,
+        survey_unknown_template,
         trigger_and_action_problems,
         unknown_template,
         unknown_timezone,
@@ -612,4 +614,40 @@ fn a_flapping_customer_gets_the_upgrade_welcome_once_in_its_window() {
         assert!(plan.actions.is_empty(), "week {weeks}: {plan:#?}");
         assert_eq!(plan.skipped.len(), 1, "week {weeks}: {plan:#?}");
     }
+}
+
+#[test]
+fn only_survey_follow_ups_may_use_a_template_that_reads_survey() {
+    let templates = tiercare_engine::load_templates(&[
+        tiercare_engine::TemplateFile::new(
+            "templates/ask.eml.j2",
+            "subject: {{ survey.question }}\n--- text\n{% for l in survey.links %}{{ l.url }}\n{% endfor %}",
+        ),
+        tiercare_engine::TemplateFile::new(
+            "templates/care.eml.j2",
+            "subject: Hi\n--- text\nHello\n",
+        ),
+    ]);
+    assert!(
+        templates.diagnostics.is_empty(),
+        "{:?}",
+        templates.diagnostics
+    );
+    let rules = rules(
+        "followups:\n  - id: ok\n    cron: \"0 10 * * *\"\n    survey: { template: ask, kind: nps, question: Q?, id: q }\n  - id: wrong\n    cron: \"0 10 * * *\"\n    email: { template: ask }\n  - id: no-links\n    cron: \"0 10 * * *\"\n    survey: { template: care, kind: csat, question: Q?, id: q }\n",
+    );
+    let found = tiercare_engine::check_survey_templates(&rules, &templates.templates);
+    let text = render_all(&found, false);
+    assert_eq!(found.len(), 2, "{text}");
+    assert!(
+        text.contains("rules/f.yaml:16:24:")
+            && text.contains("error: follow-up `wrong` uses template `ask`, which reads `survey`"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "warning: survey `no-links` uses template `care`, which shows no `survey` links"
+        ),
+        "{text}"
+    );
 }

@@ -99,6 +99,9 @@ pub const UNSUBSCRIBE_PATH: &str = "/unsubscribe";
 /// The path of the preference page.
 pub const PREFERENCES_PATH: &str = "/preferences";
 
+/// The path under which survey links are answered (`/survey/{token}`).
+pub const SURVEY_PATH: &str = "/survey";
+
 /// Whether `url` is a plain `http://` URL on a loopback host (`127.0.0.1`, `localhost`, `[::1]`):
 /// accepted in place of HTTPS, for trying things out and for tests.
 pub fn is_loopback_http(url: &str) -> bool {
@@ -148,6 +151,14 @@ impl HttpConfig {
         self.public_url
             .as_ref()
             .map(|url| format!("{}{UNSUBSCRIBE_PATH}", url.trim_end_matches('/')))
+    }
+
+    /// The base of the e-mails' survey links (`/<token>` is appended), when `public_url` is
+    /// set.
+    pub fn survey_url(&self) -> Option<String> {
+        self.public_url
+            .as_ref()
+            .map(|url| format!("{}{SURVEY_PATH}", url.trim_end_matches('/')))
     }
 }
 

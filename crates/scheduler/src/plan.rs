@@ -419,7 +419,7 @@ struct PlanTally<'r> {
 /// 0 email, 1 task, 2 other.
 fn kind_index(action: &Action) -> usize {
     match action {
-        Action::Email { .. } => 0,
+        Action::Email { .. } | Action::Survey { .. } => 0,
         Action::Task { .. } => 1,
         _ => 2,
     }
@@ -691,6 +691,11 @@ fn store_action(
     match action {
         Action::Email { template } => FollowUpAction::Email {
             template: template.clone(),
+            survey: None,
+        },
+        Action::Survey { template, survey } => FollowUpAction::Email {
+            template: template.clone(),
+            survey: Some(survey.clone()),
         },
         Action::NotifyOwner { template } => FollowUpAction::NotifyOwner {
             template: template.clone(),
@@ -1132,6 +1137,7 @@ followups:
                     scheduled_at,
                     action: FollowUpAction::Email {
                         template: "care".to_owned(),
+                        survey: None,
                     },
                     reason: "sent by hand".to_owned(),
                     skip: None,

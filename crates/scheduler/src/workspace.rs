@@ -24,6 +24,7 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ),
     ("pool.yaml", include_str!("../../../rules/pool.yaml")),
     ("rfm.yaml", include_str!("../../../rules/rfm.yaml")),
+    ("surveys.yaml", include_str!("../../../rules/surveys.yaml")),
     (
         "tiercare.schema.json",
         include_str!("../../../rules/tiercare.schema.json"),
@@ -48,6 +49,10 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     (
         "tests/rfm.yaml",
         include_str!("../../../rules/tests/rfm.yaml"),
+    ),
+    (
+        "tests/surveys.yaml",
+        include_str!("../../../rules/tests/surveys.yaml"),
     ),
     (
         "tests/tiers.yaml",
@@ -88,6 +93,10 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     (
         "offer.txt.j2",
         include_str!("../../../rules/templates/offer.txt.j2"),
+    ),
+    (
+        "survey.eml.j2",
+        include_str!("../../../rules/templates/survey.eml.j2"),
     ),
     (
         "upgrade-welcome.eml.j2",

@@ -100,6 +100,9 @@ pub enum FollowUpAction {
     Email {
         /// The template's name.
         template: String,
+        /// The survey it asks, for a `survey:` follow-up (its context has `survey.links`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        survey: Option<tiercare_types::Survey>,
     },
     /// A task for a manager, created with the follow-up.
     Task {
@@ -153,7 +156,7 @@ impl FollowUpAction {
     fn problem(&self) -> Option<&'static str> {
         let blank = |text: &str| text.trim().is_empty();
         match self {
-            FollowUpAction::Email { template } | FollowUpAction::NotifyOwner { template }
+            FollowUpAction::Email { template, .. } | FollowUpAction::NotifyOwner { template }
                 if blank(template) =>
             {
                 Some("the e-mail template is empty: name a template")
@@ -765,14 +768,14 @@ impl FollowUpSession<'_> {
         let mut email = None;
         if let (None, Some(compose)) = (&skip, compose) {
             let kind = match &planned.action {
-                FollowUpAction::Email { template } => Some((RecipientKind::Customer, template)),
+                FollowUpAction::Email { template, .. } => Some((RecipientKind::Customer, template)),
                 FollowUpAction::NotifyOwner { template } => Some((RecipientKind::Owner, template)),
                 FollowUpAction::Task { .. }
                 | FollowUpAction::SetAttribute { .. }
                 | FollowUpAction::SetAttributes { .. } => None,
             };
             if let Some((kind, template)) = kind {
-                let to = outbox::recipient(
+                let mut to = outbox::recipient(
                     tx,
                     kind,
                     target.rowid,
@@ -780,6 +783,9 @@ impl FollowUpSession<'_> {
                     template.trim(),
                     target.owner.as_deref(),
                 )?;
+                if let FollowUpAction::Email { survey, .. } = &planned.action {
+                    to.survey.clone_from(survey);
+                }
                 match compose(&to) {
                     Ok(composed) => email = Some((to, composed)),
                     Err(why) => skip = Some(why),

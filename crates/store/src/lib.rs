@@ -101,6 +101,7 @@ mod sending;
 mod staff_users;
 mod stored;
 mod suppressions;
+mod surveys;
 mod tasks;
 mod tiers;
 mod webhooks;
@@ -150,7 +151,9 @@ pub use staff_users::{
 };
 pub use stored::{Customer, Order};
 pub use suppressions::{AddressKeys, SuppressionReason, address_hash, is_address_hash};
+pub use surveys::{SurveyAnswer, SurveyEmail, SurveyResults};
 pub use tasks::{NewTask, Task, TaskFilter, TaskStatus, TaskView};
+pub use tiercare_types::{Survey, SurveyKind};
 pub use tiers::{
     AssessmentHeader, AssessmentOutcome, AssessmentRow, AssessmentSession, CurrentSegment,
     CurrentTier, EncodedDecision, JsonText, SegmentChange, TierChange, TierDecision,

@@ -142,6 +142,8 @@ pub struct EmailRecipient {
     pub address: Option<String>,
     /// The recipient's name, as stored.
     pub name: Option<String>,
+    /// The survey the e-mail asks, for a `survey:` follow-up (kept in `outbox.survey`).
+    pub survey: Option<tiercare_types::Survey>,
 }
 
 /// A composed e-mail for the outbox.
@@ -467,6 +469,7 @@ pub(crate) fn recipient(
         template: template.to_owned(),
         address: address.filter(|a| !a.trim().is_empty()),
         name,
+        survey: None,
     })
 }
 
@@ -483,12 +486,18 @@ pub(crate) fn enqueue(
     due_at: i64,
     now: i64,
 ) -> rusqlite::Result<i64> {
+    let survey = recipient
+        .survey
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?;
     let id: i64 = tx
         .prepare_cached(
             "INSERT INTO outbox (followup_id, customer_id, rule_id, template, recipient_kind, \
              to_address, message_id, subject, body_text, body_html, state, due_at, attempts, \
-             created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, 0, ?12, ?12) \
+             created_at, updated_at, survey) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, 0, ?12, ?12, ?13) \
              RETURNING id",
         )?
         .query_row(
@@ -505,6 +514,7 @@ pub(crate) fn enqueue(
                 email.html,
                 due_at,
                 now,
+                survey,
             ],
             |row| row.get(0),
         )?;

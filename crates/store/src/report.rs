@@ -388,7 +388,10 @@ impl Store {
 /// A query of `(customer_id, tier)` as of the assessment bound to `?1`: the
 /// current tier rows when it is the latest assessment (they are exactly
 /// that), else each customer's latest tier history row up to it.
-fn tiers_as_of_sql(conn: &Connection, assessment_id: i64) -> rusqlite::Result<&'static str> {
+pub(crate) fn tiers_as_of_sql(
+    conn: &Connection,
+    assessment_id: i64,
+) -> rusqlite::Result<&'static str> {
     let latest: Option<i64> =
         conn.query_row("SELECT max(id) FROM assessments", [], |row| row.get(0))?;
     Ok(if latest == Some(assessment_id) {

@@ -66,6 +66,10 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///     tasks (`task_escalations`, one per task).
 /// 17. (pool) `owner_changes` (the owner audit, kept by triggers on `customers`),
 ///     `pool_warnings` (the public pool's warnings), and the index `customers_unowned`.
+/// 18. (surveys) `outbox.survey` (the survey a `survey:` e-mail asks, as JSON) and the survey
+///     answers' columns of `feedback`: `survey`, `survey_kind`, `answer` (the score as asked)
+///     and `outbox_id` (the e-mail answered, at most one answer each); the partial index
+///     `outbox_surveys` for the report.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -750,6 +754,20 @@ CREATE INDEX pool_warnings_by_owner ON pool_warnings(owner, warned_at);
 -- idle tick finds nothing here and stops.
 CREATE INDEX customers_unowned ON customers(id) WHERE owner IS NULL OR trim(owner) = '';
 "#,
+    // 18 (surveys): the survey an e-mail asks, and survey answers recorded as feedback.
+    r#"
+-- the survey a `survey:` follow-up's e-mail asks ({"id","kind","question"}); NULL for others
+ALTER TABLE outbox ADD COLUMN survey TEXT CHECK (survey IS NULL OR json_valid(survey));
+-- a survey answer: the survey's id and kind, the score as asked (NPS 0-10, CSAT 1-5; `score`
+-- holds it on the 0-10 feedback scale) and the e-mail it answers; NULL for imported feedback
+ALTER TABLE feedback ADD COLUMN survey TEXT;
+ALTER TABLE feedback ADD COLUMN survey_kind TEXT CHECK (survey_kind IS NULL OR survey_kind IN ('nps', 'csat'));
+ALTER TABLE feedback ADD COLUMN answer INTEGER;
+ALTER TABLE feedback ADD COLUMN outbox_id INTEGER REFERENCES outbox(id) ON DELETE SET NULL;
+CREATE UNIQUE INDEX feedback_by_outbox ON feedback(outbox_id) WHERE outbox_id IS NOT NULL;
+-- the report reads survey e-mails only: without this it would scan the whole outbox
+CREATE INDEX outbox_surveys ON outbox(sent_at) WHERE survey IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -837,6 +855,7 @@ mod tests {
         0x52fd_2ada_85a1_a59a,
         0xad55_1add_81bc_3f6e,
         0xd7b3_6b33_3db6_2928,
+        0x1b4f_480f_2414_ee3b,
     ];
 
     #[test]

@@ -10,9 +10,11 @@
 //!   crate may depend on it, it depends on none of them.
 
 mod record;
+mod survey;
 mod window;
 
 pub use record::{RecordKind, UnknownRecordKind};
+pub use survey::{Survey, SurveyKind};
 pub use window::Window;
 
 /// The value of `days_since_last_order` and `days_since_last_contact` for a customer who never

@@ -48,6 +48,41 @@ pub struct Texts {
     pub not_found: &'static str,
     /// Something failed on our side.
     pub server_error: &'static str,
+    /// The survey page's title.
+    pub survey_title: &'static str,
+    /// The label of the survey's comment box.
+    pub survey_comment: &'static str,
+    /// The button that sends a survey answer.
+    pub survey_send: &'static str,
+    /// The thank-you page's title.
+    pub survey_thanks_title: &'static str,
+    /// Said after a first answer.
+    pub survey_thanks: &'static str,
+    /// Said after an answer replaced an earlier one.
+    pub survey_changed: &'static str,
+    /// Under the thanks: the answer can still be changed and a comment added.
+    pub survey_more: &'static str,
+    /// A survey link past its lifetime.
+    pub survey_expired: &'static str,
+    /// "Your answer so far: {}", with the score in place of `{}`.
+    survey_answered_as: &'static str,
+    /// "From {} (lowest) to {} (highest)", with the scores in place of the `{}`s.
+    survey_scale_as: &'static str,
+}
+
+impl Texts {
+    /// The sentence giving the answer recorded so far.
+    pub fn survey_answered(&self, answer: u8) -> String {
+        self.survey_answered_as
+            .replacen("{}", &answer.to_string(), 1)
+    }
+
+    /// The sentence giving the survey's scale.
+    pub fn survey_scale(&self, min: u8, max: u8) -> String {
+        self.survey_scale_as
+            .replacen("{}", &min.to_string(), 1)
+            .replacen("{}", &max.to_string(), 1)
+    }
 }
 
 const ENGLISH: Texts = Texts {
@@ -72,6 +107,16 @@ const ENGLISH: Texts = Texts {
     too_many: "Too many requests. Please try again in a minute.",
     not_found: "This page does not exist.",
     server_error: "Something went wrong on our side. Please try again later.",
+    survey_title: "Your answer",
+    survey_comment: "Anything you would like to add? (optional)",
+    survey_send: "Send my answer",
+    survey_thanks_title: "Thank you",
+    survey_thanks: "Thank you: your answer is recorded.",
+    survey_changed: "Thank you: your answer is changed.",
+    survey_more: "You can still change your answer or add a comment below.",
+    survey_expired: "This survey link has expired. Thank you for your interest.",
+    survey_answered_as: "Your answer so far: {}.",
+    survey_scale_as: "From {} (lowest) to {} (highest).",
 };
 
 const SIMPLIFIED_CHINESE: Texts = Texts {
@@ -96,6 +141,16 @@ const SIMPLIFIED_CHINESE: Texts = Texts {
     too_many: "请求过多，请一分钟后再试。",
     not_found: "此页面不存在。",
     server_error: "我们这边出了问题，请稍后再试。",
+    survey_title: "您的评价",
+    survey_comment: "还有什么想告诉我们的吗？（可不填）",
+    survey_send: "提交评价",
+    survey_thanks_title: "谢谢您",
+    survey_thanks: "谢谢！您的评价已记录。",
+    survey_changed: "谢谢！您的评价已更改。",
+    survey_more: "您仍可以在下面更改评价或补充意见。",
+    survey_expired: "此调查链接已过期。感谢您的关注。",
+    survey_answered_as: "您目前的评分：{}。",
+    survey_scale_as: "从 {}（最低）到 {}（最高）。",
 };
 
 /// The texts of a request: the configured language, else its `Accept-Language`.

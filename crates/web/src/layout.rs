@@ -25,6 +25,9 @@ button{font:inherit;min-height:2.75rem;padding:.5rem 1.25rem;border:0;border-rad
 button:focus-visible,a:focus-visible{outline:3px solid #f2a900;outline-offset:2px}\
 a{color:#1f5fa8}\
 .notice{padding:.75rem 1rem;background:#e9f3e9;border-radius:.375rem}\
+.scores{border:0;padding:0;margin:0 0 1rem}.scores legend{font-weight:600;margin-bottom:.5rem}\
+.scores label{display:inline-block;min-width:2.75rem;min-height:2.75rem;margin:0 .25rem .25rem 0;padding:.5rem;border:1px solid #8a8a8a;border-radius:.375rem;text-align:center}\
+textarea{font:inherit;width:100%}\
 @media (max-width:36rem){main{margin:0;border-radius:0;min-height:100vh}button{width:100%}}\
 ";
 

@@ -1,5 +1,6 @@
 //! tiercare's HTTP server: what recipients reach from their e-mails (RFC 8058 one-click
-//! unsubscribes, the unsubscribe page and the preference page), run by `tiercare serve` and by
+//! unsubscribes, the unsubscribe page, the preference page and survey answers), run by
+//! `tiercare serve` and by
 //! `tiercare run` when `[http]` is configured.
 //!
 //! A thin crate of handlers over the scheduler's functions (the same ones the CLI calls):
@@ -7,7 +8,7 @@
 //! stays plain threads. It is meant to sit behind the user's reverse proxy, which terminates
 //! TLS.
 //!
-//! - [`routes`]: the router, one module per area (`routes/unsubscribe.rs`, the providers'
+//! - [`routes`]: the router, one module per area (`routes/unsubscribe.rs`, `routes/survey.rs`, the providers'
 //!   `routes/webhooks.rs`; the staff workspace will be an area beside them).
 //! - [`layout`]: the one page layout (and its security headers) every page is rendered in.
 //! - [`i18n`]: the pages' languages (English, Simplified Chinese) and their texts.

@@ -195,6 +195,14 @@ pub enum Action {
         /// Due this many seconds after the occurrence, if given.
         due: Option<i64>,
     },
+    /// A one-question survey e-mailed to the customer from a template, whose context has
+    /// `survey.question` and `survey.links` (one signed link per score).
+    Survey {
+        /// The template's name.
+        template: String,
+        /// What it asks.
+        survey: tiercare_types::Survey,
+    },
     /// An email to the customer's account manager from a template.
     NotifyOwner {
         /// The template's name.
@@ -214,10 +222,10 @@ pub enum Action {
 
 impl Action {
     /// Whether this action contacts the customer (and so is subject to consent, caps, minimum
-    /// gap and send window): emails to the customer.
+    /// gap and send window): emails to the customer, surveys included.
     #[must_use]
     pub fn contacts_customer(&self) -> bool {
-        matches!(self, Action::Email { .. })
+        matches!(self, Action::Email { .. } | Action::Survey { .. })
     }
 
     /// One line for `plan` output: `email care`, `task for owner: Monthly review`.
@@ -225,6 +233,11 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Action::Email { template } => format!("email `{template}`"),
+            Action::Survey { template, survey } => format!(
+                "survey `{}` ({}) by email `{template}`",
+                survey.id,
+                survey.kind.as_str()
+            ),
             Action::Task {
                 assignee, title, ..
             } => format!("task for {assignee}: {title}"),

@@ -126,6 +126,57 @@ pub struct TemplateContext {
     pub sender: SenderContext,
     /// The rendering day in the customer's time zone, `YYYY-MM-DD`.
     pub today: String,
+    /// The survey a `survey:` follow-up asks; absent from other e-mails (so a template that
+    /// reads it fails to render for them, as any undefined variable does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub survey: Option<SurveyContext>,
+}
+
+/// `survey.*`: a one-question survey and its answer links.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SurveyContext {
+    /// The survey's id (`quarterly`).
+    pub id: String,
+    /// `nps` (scores 0 to 10) or `csat` (1 to 5).
+    pub kind: String,
+    /// The question.
+    pub question: String,
+    /// The lowest score.
+    pub min: u8,
+    /// The highest score.
+    pub max: u8,
+    /// One link per score, lowest first.
+    pub links: Vec<SurveyLink>,
+}
+
+/// One of `survey.links`: a score and the signed link that answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SurveyLink {
+    /// The score.
+    pub score: u8,
+    /// The link (it carries no personal data).
+    pub url: String,
+}
+
+impl SurveyContext {
+    /// The context of `survey`, with the link of each score made by `url`.
+    #[must_use]
+    pub fn new(survey: &tiercare_types::Survey, url: impl Fn(u8) -> String) -> SurveyContext {
+        let (min, max) = survey.kind.range();
+        SurveyContext {
+            id: survey.id.clone(),
+            kind: survey.kind.as_str().to_owned(),
+            question: survey.question.clone(),
+            min,
+            max,
+            links: (min..=max)
+                .map(|score| SurveyLink {
+                    score,
+                    url: url(score),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// `customer.*`. Text fields are `""` when not stored.
@@ -255,6 +306,17 @@ pub const CONTEXT_SCHEMA: &[(&str, Shape)] = &[
         Shape::Fields(&[("name", Shape::Leaf), ("email", Shape::Leaf)]),
     ),
     ("today", Shape::Leaf),
+    (
+        "survey",
+        Shape::Fields(&[
+            ("id", Shape::Leaf),
+            ("kind", Shape::Leaf),
+            ("question", Shape::Leaf),
+            ("min", Shape::Leaf),
+            ("max", Shape::Leaf),
+            ("links", Shape::Open),
+        ]),
+    ),
 ];
 
 /// Checks one attribute path (`customer.name`) against [`CONTEXT_SCHEMA`]: `Err` says which
@@ -366,6 +428,14 @@ impl TemplateContext {
                 email: "care@example.com".to_owned(),
             },
             today: "2026-01-15".to_owned(),
+            survey: Some(SurveyContext::new(
+                &tiercare_types::Survey {
+                    id: "quarterly".to_owned(),
+                    kind: tiercare_types::SurveyKind::Nps,
+                    question: "How likely are you to recommend us to a friend?".to_owned(),
+                },
+                |score| format!("https://care.example.com/survey/sample-{score}"),
+            )),
         }
     }
 
@@ -490,6 +560,8 @@ struct TemplateParts {
     subject: PartOrigin,
     text: PartOrigin,
     html: Option<PartOrigin>,
+    /// Whether a part reads `survey` (defined only for `survey:` follow-ups' e-mails).
+    reads_survey: bool,
 }
 
 impl TemplateParts {
@@ -779,6 +851,7 @@ pub(crate) fn load_checked(
             continue;
         };
         let mut ok = true;
+        let mut reads_survey = false;
         for (part, (source, origin)) in &sections {
             let internal = internal_name(name, *part);
             if let Err(err) = env.add_template_owned(internal.clone(), source.clone()) {
@@ -796,6 +869,7 @@ pub(crate) fn load_checked(
                 if env.globals().any(|(global, _)| global == top) {
                     continue;
                 }
+                reads_survey |= top == "survey";
                 if let Err((wrong, known)) = check(&path) {
                     diagnostics.push(undefined_diagnostic(&path, &wrong, &known, origin, source));
                     ok = false;
@@ -818,6 +892,7 @@ pub(crate) fn load_checked(
                 subject,
                 text,
                 html: origins(Part::Html),
+                reads_survey,
             },
         );
     }
@@ -1030,6 +1105,13 @@ impl Templates {
     /// The usable template names, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.parts.keys().map(String::as_str)
+    }
+
+    /// Whether the usable template `name` reads `survey` (which only the e-mails of `survey:`
+    /// follow-ups have).
+    #[must_use]
+    pub fn reads_survey(&self, name: &str) -> bool {
+        self.parts.get(name).is_some_and(|parts| parts.reads_survey)
     }
 
     /// Whether a usable template has this name.

@@ -96,6 +96,10 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
                 "email.template",
                 (template, references.templates, "template"),
             ),
+            Action::Survey { template, .. } => (
+                "survey.template",
+                (template, references.templates, "template"),
+            ),
             Action::NotifyOwner { template } => (
                 "notify_owner.template",
                 (template, references.templates, "template"),
@@ -146,6 +150,56 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
             "the escalation",
             reference,
         );
+    }
+    out
+}
+
+/// Checks that only `survey:` follow-ups use templates that read `survey` (an e-mail or owner
+/// notification with one would fail to render for every customer), and warns about a survey
+/// whose template shows no `survey` (no links to answer with). A separate step like
+/// [`check_references`]: the caller has the templates.
+#[must_use]
+pub fn check_survey_templates(
+    rules: &RuleSet,
+    templates: &crate::care::template::Templates,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for followup in &rules.followups {
+        let rule = &followup.rule;
+        let (key, template, survey) = match &rule.action {
+            Action::Email { template } => ("email.template", template, false),
+            Action::NotifyOwner { template } => ("notify_owner.template", template, false),
+            Action::Survey { template, .. } => ("survey.template", template, true),
+            _ => continue,
+        };
+        if !templates.contains(template) || templates.reads_survey(template) == survey {
+            continue;
+        }
+        let (line, column) = rules.followup_position(followup, key);
+        let diagnostic = if survey {
+            Diagnostic::warning(
+                &rule.location.path,
+                line,
+                column,
+                format!(
+                    "survey `{}` uses template `{template}`, which shows no `survey` links",
+                    rule.id
+                ),
+            )
+            .with_hint("show `survey.question` and the `survey.links` in it, as templates/survey.eml.j2 does")
+        } else {
+            Diagnostic::error(
+                &rule.location.path,
+                line,
+                column,
+                format!(
+                    "follow-up `{}` uses template `{template}`, which reads `survey`: only `survey:` follow-ups have it",
+                    rule.id
+                ),
+            )
+            .with_hint("make the rule a survey (`survey: { template, kind, question, id }`) or use another template")
+        };
+        out.push(diagnostic.with_source(rules.source_text(&rule.location.path)));
     }
     out
 }
@@ -820,6 +874,7 @@ impl Loader<'_> {
             ("email", raw.email.is_some()),
             ("task", raw.task.is_some()),
             ("notify_owner", raw.notify_owner.is_some()),
+            ("survey", raw.survey.is_some()),
             ("set", raw.set.is_some()),
             ("tag", raw.tag.is_some()),
         ]
@@ -829,7 +884,7 @@ impl Loader<'_> {
         .collect();
         match present.as_slice() {
             [] => {
-                self.error_at(file, &join(path, &["id"]), true, format!("follow-up `{id}` has no action"), "add one of `email: { template: ... }`, `task: { assignee: owner, title: ... }`, `notify_owner: { template: ... }`, `set: { name: value }` or `tag: name`");
+                self.error_at(file, &join(path, &["id"]), true, format!("follow-up `{id}` has no action"), "add one of `email: { template: ... }`, `task: { assignee: owner, title: ... }`, `notify_owner: { template: ... }`, `survey: { template: ..., kind: nps, question: ..., id: ... }`, `set: { name: value }` or `tag: name`");
                 return None;
             }
             [_] => {}
@@ -865,6 +920,9 @@ impl Loader<'_> {
         if let Some(email) = &raw.email {
             return template(self, "email", &email.template)
                 .map(|template| Action::Email { template });
+        }
+        if let Some(survey) = &raw.survey {
+            return self.survey(file, path, survey, &template);
         }
         if let Some(notify) = &raw.notify_owner {
             return template(self, "notify_owner", &notify.template)
@@ -978,5 +1036,62 @@ impl Loader<'_> {
             return None;
         }
         ok.then_some(Action::Set { attributes })
+    }
+
+    /// `survey: { template, kind, question, id }`: an e-mailed one-question survey.
+    fn survey(
+        &mut self,
+        file: usize,
+        path: &[PathSeg],
+        raw: &crate::load::rule_file::RawSurvey,
+        template: &dyn Fn(&mut Self, &str, &Scalar) -> Option<String>,
+    ) -> Option<Action> {
+        let template = template(self, "survey", &raw.template);
+        let kind = tiercare_types::SurveyKind::parse(&raw.kind.0);
+        if kind.is_none() {
+            self.error_at(
+                file,
+                &join(path, &["survey", "kind"]),
+                false,
+                format!("`{}` is not a kind of survey", raw.kind.0),
+                "write `nps` (scores 0 to 10: how likely to recommend us) or `csat` (scores 1 to 5: how satisfied)",
+            );
+        }
+        let id = raw.id.0.trim();
+        let id_ok = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !id_ok {
+            self.error_at(
+                file,
+                &join(path, &["survey", "id"]),
+                false,
+                format!("`{}` cannot be a survey id", raw.id.0),
+                "survey ids are 1 to 64 letters, digits, `_` and `-`, such as `quarterly`; answers are grouped by it",
+            );
+        }
+        let question = raw.question.trim();
+        if question.is_empty() {
+            self.error_at(
+                file,
+                &join(path, &["survey", "question"]),
+                false,
+                "a survey needs a question".to_owned(),
+                "such as \"How likely are you to recommend us to a friend?\"",
+            );
+        }
+        if !id_ok || question.is_empty() {
+            return None;
+        }
+        Some(Action::Survey {
+            template: template?,
+            survey: tiercare_types::Survey {
+                id: id.to_owned(),
+                kind: kind?,
+                question: question.to_owned(),
+            },
+        })
     }
 }

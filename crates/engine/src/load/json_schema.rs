@@ -248,7 +248,7 @@ pub fn rules_json_schema() -> Value {
                 "type": "object",
                 "additionalProperties": false,
                 "required": ["id"],
-                "description": "One trigger (`every`, `cron` or `on`) and one action (`email`, `task`, `notify_owner`, `set` or `tag`).",
+                "description": "One trigger (`every`, `cron` or `on`) and one action (`email`, `survey`, `task`, `notify_owner`, `set` or `tag`).",
                 "properties": {
                     "id": { "$ref": "#/$defs/id" },
                     "label": { "type": "string" },
@@ -311,6 +311,18 @@ pub fn rules_json_schema() -> Value {
                     "max_delay": { "$ref": "#/$defs/duration", "description": "How long after its scheduled time an unsent email of this rule may still go out; later it is cancelled as stale. Default per trigger: birthday and anniversary 1d, other events 3d, no_order, no_contact, every and cron 7d." },
                     "email": { "$ref": "#/$defs/template", "description": "An email to the customer." },
                     "notify_owner": { "$ref": "#/$defs/template", "description": "An email to the customer's account manager." },
+                    "survey": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["template", "kind", "question", "id"],
+                        "description": "A one-question survey e-mailed to the customer: one signed link per score in `survey.links`; answers are recorded as feedback.",
+                        "properties": {
+                            "template": { "$ref": "#/$defs/id" },
+                            "kind": { "enum": ["nps", "csat"], "description": "`nps`: scores 0 to 10; `csat`: scores 1 to 5." },
+                            "question": { "type": "string", "description": "The question the e-mail asks (`survey.question`)." },
+                            "id": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "description": "The survey's id: answers and the report are grouped by it." }
+                        }
+                    },
                     "task": {
                         "type": "object",
                         "additionalProperties": false,

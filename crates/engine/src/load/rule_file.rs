@@ -278,6 +278,7 @@ pub(crate) struct RawFollowUp {
     pub(crate) email: Option<RawTemplate>,
     pub(crate) task: Option<RawTask>,
     pub(crate) notify_owner: Option<RawTemplate>,
+    pub(crate) survey: Option<RawSurvey>,
     pub(crate) set: Option<Ordered<serde_yaml::Value>>,
     pub(crate) tag: Option<Scalar>,
 }
@@ -314,6 +315,16 @@ pub(crate) struct RawReEntry {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTemplate {
     pub(crate) template: Scalar,
+}
+
+/// `survey: { template: survey, kind: nps, question: "...", id: quarterly }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSurvey {
+    pub(crate) template: Scalar,
+    pub(crate) kind: Scalar,
+    pub(crate) question: String,
+    pub(crate) id: Scalar,
 }
 
 /// `task:`.

@@ -194,7 +194,8 @@ fn read_rules(workspace: &Workspace) -> Result<RuleSet, AssessError> {
 }
 
 /// Reads `templates/` and checks it against `rules`: every template compiles and checks, and
-/// every template a follow-up rule names exists. `Err` holds every problem, one per line.
+/// every template a follow-up rule names exists, and only `survey:` rules use templates that
+/// read `survey`. `Err` holds every problem, one per line.
 fn read_checked_templates(
     workspace: &Workspace,
     rules: &RuleSet,
@@ -218,10 +219,15 @@ fn read_checked_templates(
         rules,
         &tiercare_engine::digest::load_digest_templates(&files),
     );
-    let mut problems: Vec<Diagnostic> = load_templates(&files)
+    let loaded = load_templates(&files);
+    let mut problems: Vec<Diagnostic> = loaded
         .diagnostics
         .into_iter()
         .chain(digests)
+        .chain(tiercare_engine::check_survey_templates(
+            rules,
+            &loaded.templates,
+        ))
         .filter(|d| d.severity == Severity::Error)
         .collect();
     let names = template_names(&files);

@@ -186,7 +186,13 @@ impl<'a> DeliveryGate<'a> {
                 });
             }
         }
-        let rendered = match self.renderer.render(&email.template, customer_id, now) {
+        let rendered = match store.outbox_survey(email.id)? {
+            Some(survey) => self
+                .renderer
+                .render_survey(&email.template, customer_id, now, &survey),
+            None => self.renderer.render(&email.template, customer_id, now),
+        };
+        let rendered = match rendered {
             Ok(rendered) => rendered,
             Err(err) => {
                 return Ok(GateDecision::Fail {

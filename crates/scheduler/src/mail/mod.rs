@@ -40,6 +40,7 @@ pub mod preferences;
 pub mod rate;
 pub mod reputation;
 pub mod smtp;
+pub mod survey;
 pub mod templates;
 pub mod transport;
 pub mod unsubscribe;

@@ -75,6 +75,19 @@ pub trait RenderEmail {
         at: i64,
     ) -> Result<RenderedEmail, RenderError>;
 
+    /// Renders the survey e-mail `template` asking `survey` (its context has `survey.*`). The
+    /// default, for renderers without surveys (tests), renders it as any e-mail.
+    fn render_survey(
+        &self,
+        template: &str,
+        customer_external_id: &str,
+        at: i64,
+        survey: &tiercare_store::Survey,
+    ) -> Result<RenderedEmail, RenderError> {
+        let _ = survey;
+        self.render(template, customer_external_id, at)
+    }
+
     /// The domain of the Message-IDs of the emails it renders (the sender's, [`sender_domain`]);
     /// `None` for [`MESSAGE_ID_DOMAIN`].
     fn message_id_domain(&self) -> Option<&str> {
@@ -139,9 +152,11 @@ pub fn compose(
         };
         return Err(format!("{whose}'s email address is not valid: {reason}"));
     }
-    let rendered = renderer
-        .render(&to.template, &to.customer_id, at)
-        .map_err(|err| err.to_string())?;
+    let rendered = match &to.survey {
+        Some(survey) => renderer.render_survey(&to.template, &to.customer_id, at, survey),
+        None => renderer.render(&to.template, &to.customer_id, at),
+    }
+    .map_err(|err| err.to_string())?;
     Ok(NewEmail {
         message_id: new_message_id(
             at,
@@ -948,8 +963,12 @@ fn unsubscribe_links(
 /// The message of an outbox email as it goes out: its stored parts, and for a customer the
 /// `List-Unsubscribe` headers and a visible unsubscribe line in the text and the HTML.
 pub fn outgoing(email: &OutboxEmail, settings: &SendSettings, now: i64) -> OutgoingEmail {
-    let mut text = email.body_text.clone();
-    let mut html = email.body_html.clone();
+    let signer = settings.signer.as_ref();
+    let mut text = crate::mail::survey::sign_links(&email.body_text, signer, email.id, now);
+    let mut html = email
+        .body_html
+        .as_deref()
+        .map(|html| crate::mail::survey::sign_links(html, signer, email.id, now));
     let list_unsubscribe = match email.recipient_kind {
         RecipientKind::Owner => None,
         RecipientKind::Customer => {

@@ -18,11 +18,11 @@ use tiercare_engine::template::TextTemplates;
 use tiercare_engine::{
     CustomerContext, FeatureValue, LoadedTemplates, OwnerContext, RecommendationContext,
     RenderError as TemplateRenderError, RenderedTemplate, RuleSet, SenderContext, Snapshot,
-    TemplateContext, TemplateFile, Templates, TierContext, features, load_templates,
+    SurveyContext, TemplateContext, TemplateFile, Templates, TierContext, features, load_templates,
 };
 use tiercare_store::{
     CustomerFeatures, EmailRecipient, FeatureTable, Manager, OutboxEmail, OutboxState,
-    RecipientKind, Recommender, Store, StoreError, Window,
+    RecipientKind, Recommender, Store, StoreError, Survey, Window,
 };
 
 use crate::mail::build_with;
@@ -57,6 +57,12 @@ pub enum TemplatesError {
     /// The workspace's database could not be opened.
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
+    /// A survey e-mail, but no address where its links are answered.
+    #[error(
+        "survey e-mails need `[http] public_url` in tiercare.toml: their links are answered by \
+         `tiercare serve` (or `tiercare run` with `[http]`) at <public_url>/survey/..."
+    )]
+    NoSurveyUrl,
 }
 
 /// Reads the template files of `dir` (`*.eml.j2`, `*.txt.j2`, `*.html.j2`), sorted, naming each
@@ -124,6 +130,8 @@ pub struct EmailRenderer {
     texts: Mutex<TextTemplates>,
     /// The sender's domain, for Message-IDs.
     message_id_domain: Option<String>,
+    /// The base of survey links (`<public_url>/survey`), when `[http] public_url` is set.
+    survey_url: Option<String>,
 }
 
 impl std::fmt::Debug for EmailRenderer {
@@ -165,6 +173,11 @@ impl EmailRenderer {
             features: Mutex::new(None),
             texts: Mutex::new(TextTemplates::default()),
             message_id_domain: crate::outbox::sender_domain(&workspace.config().mail),
+            survey_url: workspace
+                .config()
+                .http
+                .as_ref()
+                .and_then(crate::http_config::HttpConfig::survey_url),
         })
     }
 
@@ -315,6 +328,7 @@ impl EmailRenderer {
             recommendations,
             sender: self.sender.clone(),
             today: date(at),
+            survey: None,
         })
     }
 
@@ -387,6 +401,34 @@ impl EmailRenderer {
         let context = self.context(customer_id, at)?;
         Ok(self.templates.render(name, &context)?)
     }
+
+    /// Renders the survey e-mail template `name` for the customer: the context's `survey`
+    /// holds the question and one link per score, `<public_url>/survey/<marker>`, whose
+    /// marker the send loop replaces with the signed token ([`crate::mail::survey`]).
+    pub fn render_survey_for(
+        &self,
+        name: &str,
+        customer_id: &str,
+        at: i64,
+        survey: &Survey,
+    ) -> Result<RenderedTemplate, TemplatesError> {
+        if !self.templates.contains(name) {
+            return Err(TemplateRenderError::UnknownTemplate {
+                name: name.to_owned(),
+                known: self.templates.names().map(str::to_owned).collect(),
+            }
+            .into());
+        }
+        let base = self
+            .survey_url
+            .as_deref()
+            .ok_or(TemplatesError::NoSurveyUrl)?;
+        let mut context = self.context(customer_id, at)?;
+        context.survey = Some(SurveyContext::new(survey, |score| {
+            format!("{base}/{}", crate::mail::survey::link_marker(score))
+        }));
+        Ok(self.templates.render(name, &context)?)
+    }
 }
 
 impl RenderEmail for EmailRenderer {
@@ -410,6 +452,25 @@ impl RenderEmail for EmailRenderer {
 
     fn message_id_domain(&self) -> Option<&str> {
         self.message_id_domain.as_deref()
+    }
+
+    fn render_survey(
+        &self,
+        template: &str,
+        customer_external_id: &str,
+        at: i64,
+        survey: &Survey,
+    ) -> Result<RenderedEmail, RenderError> {
+        self.render_survey_for(template, customer_external_id, at, survey)
+            .map(|rendered| RenderedEmail {
+                subject: rendered.subject,
+                text: rendered.text,
+                html: rendered.html,
+            })
+            .map_err(|err| RenderError {
+                template: template.to_owned(),
+                message: err.to_string(),
+            })
     }
 
     fn render_text(
@@ -494,7 +555,34 @@ impl EmailRenderer {
         customer_id: &str,
         at: i64,
     ) -> Result<Preview, TemplatesError> {
-        let rendered = self.render_for(template, customer_id, at)?;
+        self.preview_with(settings, template, customer_id, at, None)
+    }
+
+    /// [`EmailRenderer::preview`] of a survey e-mail asking `survey`: its links signed as the
+    /// send loop signs them (for an e-mail without an outbox id: they answer nothing).
+    pub fn preview_survey(
+        &self,
+        settings: &SendSettings,
+        template: &str,
+        customer_id: &str,
+        at: i64,
+        survey: &Survey,
+    ) -> Result<Preview, TemplatesError> {
+        self.preview_with(settings, template, customer_id, at, Some(survey))
+    }
+
+    fn preview_with(
+        &self,
+        settings: &SendSettings,
+        template: &str,
+        customer_id: &str,
+        at: i64,
+        survey: Option<&Survey>,
+    ) -> Result<Preview, TemplatesError> {
+        let rendered = match survey {
+            Some(survey) => self.render_survey_for(template, customer_id, at, survey)?,
+            None => self.render_for(template, customer_id, at)?,
+        };
         let customer = self
             .store
             .customer(customer_id)?
@@ -513,6 +601,7 @@ impl EmailRenderer {
             template: template.to_owned(),
             address: customer.email.clone(),
             name: customer.name.clone(),
+            survey: survey.cloned(),
         };
         let fixed = Fixed(preview.rendered.clone());
         let new = match compose(&fixed, &recipient, at) {

@@ -35,19 +35,23 @@ pub const MIN_SECRET: usize = AddressKeys::MIN_SECRET;
 /// How many days after it was issued a token signed with the previous secret is honoured.
 pub const PREVIOUS_SECRET_DAYS: i64 = 60;
 
-/// One secret's keys: the token MAC's (derived) and the first token form's (the secret).
-struct SecretKeys {
+/// One secret's keys: the token MAC's (derived), the first token form's (the secret) and the
+/// survey links' (derived, [`super::survey`]).
+pub(super) struct SecretKeys {
     token: hmac::Key,
     first_form: hmac::Key,
+    pub(super) survey: hmac::Key,
 }
 
 impl SecretKeys {
     fn new(secret: &[u8]) -> SecretKeys {
         let first_form = hmac::Key::new(hmac::HMAC_SHA256, secret);
         let derived = hmac::sign(&first_form, b"tiercare unsubscribe token v2");
+        let survey = hmac::sign(&first_form, b"tiercare survey link v1");
         SecretKeys {
             token: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
             first_form,
+            survey: hmac::Key::new(hmac::HMAC_SHA256, survey.as_ref()),
         }
     }
 }
@@ -64,8 +68,8 @@ pub struct VerifiedToken {
 /// Signs and verifies unsubscribe tokens with the workspace secret (and the previous one).
 /// `Debug` never shows a secret.
 pub struct TokenSigner {
-    current: SecretKeys,
-    previous: Option<SecretKeys>,
+    pub(super) current: SecretKeys,
+    pub(super) previous: Option<SecretKeys>,
     addresses: AddressKeys,
 }
 
@@ -85,7 +89,7 @@ fn check_length(secret: &[u8], variable: &str) -> Result<(), MailError> {
     Ok(())
 }
 
-fn hex_mac(key: &hmac::Key, text: &str) -> String {
+pub(super) fn hex_mac(key: &hmac::Key, text: &str) -> String {
     let tag = hmac::sign(key, text.as_bytes());
     let mut hex = String::with_capacity(MAC_HEX);
     for byte in &tag.as_ref()[..MAC_HEX / 2] {
@@ -95,7 +99,7 @@ fn hex_mac(key: &hmac::Key, text: &str) -> String {
 }
 
 /// Compares two strings in time that depends only on their lengths.
-fn same(a: &str, b: &str) -> bool {
+pub(super) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -104,7 +108,7 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 /// The day (since 1970-01-01 UTC) of the unix time `now`.
-fn day(now: i64) -> i64 {
+pub(super) fn day(now: i64) -> i64 {
     now.div_euclid(86_400)
 }
 

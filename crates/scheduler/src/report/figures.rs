@@ -237,6 +237,9 @@ pub struct Figures {
     pub care: Option<CareProgramme>,
     /// The growth models' predicted-against-actual check on the last 90 days.
     pub growth_holdout: Option<crate::growth::HoldoutOutcome>,
+    /// Survey response rates and scores per survey and tier (tiers as of the assessment, best
+    /// first, customers without a tier last).
+    pub surveys: Vec<tiercare_store::SurveyResults>,
 }
 
 /// Gathers every figure of the report from `store`.
@@ -373,6 +376,14 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
         .map(|settings| crate::growth::holdout(store, latest.at, options.window, settings))
         .transpose()?;
     let reputation = store.mail_reputation(options.at - 30 * 86_400, options.at + 1)?;
+    let mut surveys = store.survey_results(Some(latest.id), options.at)?;
+    surveys.sort_by(|a, b| {
+        a.survey.cmp(&b.survey).then_with(|| {
+            let rank_of =
+                |s: &tiercare_store::SurveyResults| s.tier.as_deref().map_or(usize::MAX, rank);
+            rank_of(a).cmp(&rank_of(b))
+        })
+    });
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "report: moves, work, e-mails and the care programme read"
@@ -398,6 +409,7 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
         reputation,
         care,
         growth_holdout,
+        surveys,
     })
 }
 
@@ -631,6 +643,7 @@ mod tests {
             };
         let email = || FollowUpAction::Email {
             template: "care".to_owned(),
+            survey: None,
         };
         // C1 (A): a task for its owner, due a day before T2: done as a follow-up, overdue.
         session
@@ -658,6 +671,7 @@ mod tests {
         let mut queue = |rule: &str, customer: &str, at: i64| {
             let action = FollowUpAction::Email {
                 template: rule.to_owned(),
+                survey: None,
             };
             session
                 .record_with_email(&planned(rule, customer, at, action), Some(&mut compose))

@@ -37,6 +37,7 @@ pub fn render(figures: &Figures) -> String {
     work_section(&mut page, figures);
     email_section(&mut page, figures);
     care_section(&mut page, figures);
+    survey_section(&mut page, figures);
     growth_section(&mut page, figures);
     page.push_str(FOOT);
     page
@@ -1378,6 +1379,59 @@ fn reputation_table(page: &mut String, figures: &Figures) {
         &["Rule", "Sends", "Hard bounces", "Complaints"],
         &rows,
     );
+}
+
+/// Survey response rates and scores per survey and tier: a table (the figures are few).
+fn survey_section(page: &mut String, figures: &Figures) {
+    if figures.surveys.is_empty() {
+        return;
+    }
+    page.push_str(
+        "<section id=\"surveys\"><h2>Satisfaction surveys</h2>\
+         <p class=\"lead\">Survey e-mails sent by the report time and the answers given to \
+         them, per survey and tier. NPS is the share of promoters (9&ndash;10) minus the share \
+         of detractors (0&ndash;6) among the answers, from &minus;100 to 100; CSAT is the mean \
+         answer from 1 to 5.</p>",
+    );
+    let rows: Vec<Vec<String>> = figures
+        .surveys
+        .iter()
+        .map(|s| {
+            let score = match (s.nps(), s.csat_mean()) {
+                (Some(nps), _) => format!("NPS {nps:+.0}"),
+                (_, Some(mean)) => format!("CSAT {mean:.2}"),
+                _ => "-".to_owned(),
+            };
+            vec![
+                s.survey.clone(),
+                s.tier.clone().unwrap_or_else(|| "(no tier)".to_owned()),
+                count(s.sent),
+                count(s.answered),
+                s.response_rate().map_or_else(|| "-".to_owned(), percent),
+                score,
+                if s.kind == "nps" {
+                    format!("{} / {} / {}", s.promoters, s.passives, s.detractors)
+                } else {
+                    "-".to_owned()
+                },
+            ]
+        })
+        .collect();
+    table(
+        page,
+        "Survey responses and scores per tier",
+        &[
+            "Survey",
+            "Tier",
+            "Sent",
+            "Answered",
+            "Response rate",
+            "Score",
+            "Promoters / passives / detractors",
+        ],
+        &rows,
+    );
+    page.push_str("</section>");
 }
 
 fn care_section(page: &mut String, figures: &Figures) {

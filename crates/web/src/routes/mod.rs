@@ -2,11 +2,13 @@
 //! through (access log, rate limit, security headers, body size limit, timeout); the
 //! stylesheet and the not-found page.
 //!
-//! Areas: [`unsubscribe`] (what recipients reach from their e-mails) and [`webhooks`] (the
+//! Areas: [`unsubscribe`] (what recipients reach from their e-mails), [`survey`] (survey
+//! answers from the score links of survey e-mails) and [`webhooks`] (the
 //! providers' `/webhooks/{provider}`: bounce and complaint events, authenticated and recorded
 //! by the scheduler). To come beside them: the staff workspace (issue #17), whose sessions will
 //! be a layer of its own area's router, not of these public pages.
 
+pub mod survey;
 pub mod unsubscribe;
 pub mod webhooks;
 
@@ -31,6 +33,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limit = Arc::new(RateLimit::new(config.requests_per_minute, config.language));
     Router::new()
         .merge(unsubscribe::routes())
+        .merge(survey::routes())
         .merge(webhooks::routes())
         .merge(crate::staff::routes(Arc::clone(&state)))
         .route("/static/page.css", get(stylesheet))
@@ -46,7 +49,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn(access_log))
 }
 
-async fn stylesheet() -> Response {
+/// The stylesheet (`static/page.css`, relative to each page).
+pub(crate) async fn stylesheet() -> Response {
     (
         [(
             header::CONTENT_TYPE,

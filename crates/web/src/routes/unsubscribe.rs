@@ -86,7 +86,7 @@ fn asks_one_click(headers: &HeaderMap, body: &[u8]) -> bool {
 
 /// Runs `work` with the store on the blocking pool; a failure is logged (without the token)
 /// and becomes `None`.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     state: &Arc<AppState>,
     work: impl FnOnce(
         &mut tiercare_store::Store,
@@ -110,7 +110,7 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn server_error(texts: &Texts) -> Response {
+pub(crate) fn server_error(texts: &Texts) -> Response {
     page(
         texts,
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -153,6 +153,7 @@ impl Fixture {
             scheduled_at: NOW,
             action: FollowUpAction::Email {
                 template: "care".into(),
+                survey: None,
             },
             reason: format!("{rule} fired"),
             skip: None,
