@@ -58,6 +58,8 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 /// 13. (webhooks) the outgoing webhooks' queue: `webhook_endpoints` (copied from
 ///     `tiercare.toml`), `webhook_events` and one `webhook_deliveries` row per (event, endpoint).
 /// 14. (growth) `assessment_growth`: the growth models' fit (or why none) of an assessment.
+/// 15. (web-customers) `customers_by_owner`: a manager's customers by the owner index (the
+///     staff customers list).
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -611,6 +613,11 @@ CREATE TABLE assessment_growth (
     fit           TEXT NOT NULL
 ) STRICT;
 "#,
+    // 15: (web-customers) a manager's customers found without a scan: the staff customers
+    // list pages through them by the owner index.
+    r#"
+CREATE INDEX customers_by_owner ON customers(owner);
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -695,6 +702,7 @@ mod tests {
         0x411b_92ae_6c7f_d828,
         0x5815_5198_4d2c_feb6,
         0xe68e_70ce_4379_6827,
+        0x8e22_123d_2f8d_2e27,
     ];
 
     #[test]
