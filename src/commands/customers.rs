@@ -49,6 +49,7 @@ pub fn customers(
                 .map(|days| at - i64::from(days) * DAY),
             contacted_since: args.contacted_within.map(|days| at - i64::from(days) * DAY),
             attribute,
+            search: args.search,
         },
         condition: args.condition,
         sort: args.sort,
