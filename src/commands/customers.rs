@@ -50,6 +50,7 @@ pub fn customers(
             contacted_since: args.contacted_within.map(|days| at - i64::from(days) * DAY),
             attribute,
             search: args.search,
+            scope_owner: None,
         },
         condition: args.condition,
         sort: args.sort,

@@ -31,6 +31,9 @@ pub struct CustomerQuery {
     /// Customers whose external id, name or e-mail address contains this text (ignoring
     /// ASCII case).
     pub search: Option<String>,
+    /// Only customers owned by exactly this manager (external id): a signed-in manager's
+    /// scope, which a manager of that name cannot widen the way `owner` would.
+    pub scope_owner: Option<String>,
 }
 
 /// One customer of the list, from [`Store::list_customers`].
@@ -136,6 +139,10 @@ impl Store {
                 "c.owner IN (SELECT {owner} UNION SELECT m.external_id FROM managers m \
                   WHERE m.name = {owner})"
             ));
+        }
+        if let Some(scope) = &query.scope_owner {
+            let scope = bind(Value::Text(scope.clone()));
+            conditions.push(format!("c.owner = {scope}"));
         }
         if let Some(since) = query.not_contacted_since {
             let since = bind(Value::Integer(since));
@@ -318,6 +325,20 @@ mod tests {
             walked.extend(page);
         }
         assert_eq!(walked, all);
+        // A manager's scope is the exact id, whatever the owner filter says.
+        let scoped = CustomerQuery {
+            scope_owner: Some("m2".to_owned()),
+            ..CustomerQuery::default()
+        };
+        assert_eq!(
+            ids(&store.list_customers(&scoped).unwrap()),
+            ["C03", "C06", "C09", "C12"]
+        );
+        let both = CustomerQuery {
+            scope_owner: Some("m2".to_owned()),
+            ..query.clone()
+        };
+        assert!(store.list_customers(&both).unwrap().is_empty());
         // An unknown cursor lists nobody rather than starting again.
         assert!(
             store
