@@ -28,6 +28,7 @@ pub mod i18n;
 pub mod layout;
 pub mod routes;
 pub mod server;
+pub mod staff;
 
 pub use routes::router;
 pub use server::{ServerHandle, WebError, spawn};
