@@ -37,6 +37,7 @@ pub mod providers;
 pub mod report;
 pub mod sending_settings;
 pub mod snapshot;
+pub mod staff;
 #[cfg(test)]
 mod test_support;
 pub mod time;

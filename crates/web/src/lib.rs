@@ -12,6 +12,8 @@
 //! - [`layout`]: the one page layout (and its security headers) every page is rendered in.
 //! - [`i18n`]: the pages' languages (English, Simplified Chinese) and their texts.
 //! - [`guard`]: request limits: the per-client rate limit and the access log.
+//! - [`staff`]: the staff workspace under `/staff/` (accounts, sessions, CSRF, the page frame,
+//!   the dashboard and the staff pages).
 //! - [`server`]: binding, the runtime thread and graceful shutdown.
 //!
 //! # What this crate must never do
@@ -38,6 +40,7 @@ use std::sync::{Mutex, PoisonError};
 use tiercare_scheduler::http_config::{HttpConfig, PageLanguage};
 use tiercare_scheduler::mail::TokenSigner;
 use tiercare_scheduler::providers::ProviderSettings;
+use tiercare_scheduler::workspace::Workspace;
 use tiercare_store::Store;
 
 /// What every handler shares: the database connection (requests take turns; a write is one
@@ -48,6 +51,7 @@ pub struct AppState {
     config: HttpConfig,
     clock: fn() -> i64,
     providers: ProviderSettings,
+    workspace: Option<Workspace>,
 }
 
 impl AppState {
@@ -61,6 +65,7 @@ impl AppState {
             config,
             clock,
             providers: ProviderSettings::default(),
+            workspace: None,
         }
     }
 
@@ -70,6 +75,19 @@ impl AppState {
     pub fn with_providers(mut self, providers: ProviderSettings) -> Self {
         self.providers = providers;
         self
+    }
+
+    /// The same state with its workspace (the rules and settings the staff pages read; without
+    /// it, the staff customers pages answer with an error page).
+    #[must_use]
+    pub fn with_workspace(mut self, workspace: Workspace) -> Self {
+        self.workspace = Some(workspace);
+        self
+    }
+
+    /// The workspace, when the server was given one.
+    pub fn workspace(&self) -> Option<&Workspace> {
+        self.workspace.as_ref()
     }
 
     /// The providers' webhook settings.

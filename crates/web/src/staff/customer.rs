@@ -9,16 +9,27 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use tiercare_store::LoggedContact;
 
 use serde_json::Value;
 use tiercare_scheduler::assess::{AssessError, CustomerExplanation, RuleSource, explain};
 use tiercare_scheduler::html::escape;
-use tiercare_scheduler::time::format_time;
+use tiercare_scheduler::time::{format_time, parse_time};
 use tiercare_scheduler::workspace::Workspace;
 use tiercare_store::{Store, StoreError};
 
-use super::customer_texts::CustomerTexts;
-use super::customers::customer_href;
+use super::customer_texts::{CustomerTexts, texts};
+use super::customers::{customer_href, no_workspace};
+use super::{Nav, Staff, blocking, frame};
+use crate::AppState;
 
 /// How many of the latest orders, contacts, e-mails... a section shows.
 pub const LATEST: usize = 20;
@@ -70,8 +81,20 @@ pub fn rule_tiers(workspace: &Workspace) -> Result<Vec<String>, String> {
     Ok(loaded.rules.tiers().map(|tier| tier.id.clone()).collect())
 }
 
+/// Whether the customer `id` exists and is within `scope` (a manager's id: their own
+/// customers only; `None`: everyone's).
+///
+/// # Errors
+/// The database refused.
+pub fn in_scope(store: &Store, id: &str, scope: Option<&str>) -> Result<bool, StoreError> {
+    Ok(store
+        .customer(id)?
+        .is_some_and(|customer| scope.is_none_or(|scope| customer.owner.as_deref() == Some(scope))))
+}
+
 /// Reads the customer `id` and explains their tier at `now`; `None` when there is no such
-/// customer.
+/// customer or they are outside `scope` (another manager's: the same answer, so a manager
+/// cannot learn which ids exist).
 ///
 /// # Errors
 /// The database refused.
@@ -79,6 +102,7 @@ pub fn load_customer(
     workspace: &Workspace,
     store: &Store,
     id: &str,
+    scope: Option<&str>,
     now: i64,
 ) -> Result<Option<CustomerData>, StoreError> {
     let export = match store.export_customer(id) {
@@ -86,6 +110,9 @@ pub fn load_customer(
         Err(StoreError::UnknownCustomer { .. }) => return Ok(None),
         Err(err) => return Err(err),
     };
+    if scope.is_some_and(|scope| owner_of(&export) != Some(scope)) {
+        return Ok(None);
+    }
     let (explained, tiers) =
         match RuleSource::read(&workspace.rules_dir(), Path::new("rules")).and_then(|s| s.load()) {
             Ok(loaded) => {
@@ -164,7 +191,7 @@ fn cell(value: &Value) -> String {
 fn table(html: &mut String, caption: &str, headers: &[&str], rows: &[Vec<String>]) {
     let _ = write!(
         html,
-        "<div class=\"table-scroll\"><table>\n<caption>{}</caption>\n<thead><tr>",
+        "<div class=\"table\"><table class=\"stack\">\n<caption>{}</caption>\n<thead><tr>",
         escape(caption)
     );
     for header in headers {
@@ -243,7 +270,7 @@ pub fn render_customer(
         Some(Notice::Problem(message)) => {
             let _ = writeln!(
                 html,
-                "<p class=\"problem\" role=\"alert\">{}</p>",
+                "<p class=\"error\" role=\"alert\">{}</p>",
                 escape(message)
             );
         }
@@ -348,14 +375,14 @@ pub fn render_customer(
         Ok(explained) => {
             let _ = writeln!(
                 html,
-                "<pre class=\"explain\">{}</pre>",
+                "<div class=\"table\"><pre class=\"explain\">{}</pre></div>",
                 escape(explained.explanation.render().trim_end())
             );
         }
         Err(problem) => {
             let _ = writeln!(
                 html,
-                "<p class=\"problem\">{} {}</p>",
+                "<p class=\"error\">{} {}</p>",
                 escape(texts.rules_unreadable),
                 escape(problem)
             );
@@ -401,7 +428,7 @@ pub fn render_customer(
     if rights.may_change {
         let _ = write!(
             html,
-            "<form class=\"action\" method=\"post\" action=\"{href}/pin\">\n{csrf}\
+            "<form class=\"stacked\" method=\"post\" action=\"{href}/pin\">\n{csrf}\
              <fieldset><legend>{legend}</legend>\n\
              <div class=\"field\"><label for=\"pin-tier\">{tier}</label>\
              <select id=\"pin-tier\" name=\"tier\" required>",
@@ -428,7 +455,7 @@ pub fn render_customer(
         if data.has_active_pin(now) {
             let _ = writeln!(
                 html,
-                "<form class=\"action\" method=\"post\" action=\"{href}/unpin\">{csrf}\
+                "<form class=\"inline\" method=\"post\" action=\"{href}/unpin\">{csrf}\
                  <button type=\"submit\" class=\"secondary\">{unpin}</button></form>",
                 csrf = rights.csrf_field,
                 unpin = escape(texts.unpin_button),
@@ -475,7 +502,7 @@ pub fn render_customer(
     if rights.may_change {
         let _ = writeln!(
             html,
-            "<form class=\"action\" method=\"post\" action=\"{href}/contact\">\n{csrf}\
+            "<form class=\"stacked\" method=\"post\" action=\"{href}/contact\">\n{csrf}\
              <fieldset><legend>{legend}</legend>\n\
              <div class=\"field\"><label for=\"contact-kind\">{kind}</label>\
              <select id=\"contact-kind\" name=\"kind\"><option value=\"call\">{call}</option>\
@@ -579,13 +606,13 @@ pub fn render_forget(
     if let Some(problem) = problem {
         let _ = writeln!(
             html,
-            "<p class=\"problem\" role=\"alert\">{}</p>",
+            "<p class=\"error\" role=\"alert\">{}</p>",
             escape(problem)
         );
     }
     let _ = writeln!(
         html,
-        "<p>{lead}</p>\n<form method=\"post\" action=\"{href}/forget\">\n{csrf_field}\
+        "<p>{lead}</p>\n<form class=\"stacked\" method=\"post\" action=\"{href}/forget\">\n{csrf_field}\
          <div class=\"field\"><label for=\"forget-confirm\">{confirm}</label>\
          <input id=\"forget-confirm\" name=\"confirm\" required autocomplete=\"off\"></div>\n\
          <button type=\"submit\" class=\"danger\">{forget}</button>\n</form>",
@@ -594,6 +621,399 @@ pub fn render_forget(
         forget = escape(texts.forget),
     );
     html
+}
+
+/// The customer page's routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/staff/customers/{id}", get(customer_page))
+        .route("/staff/customers/{id}/pin", axum::routing::post(pin))
+        .route("/staff/customers/{id}/unpin", axum::routing::post(unpin))
+        .route(
+            "/staff/customers/{id}/contact",
+            axum::routing::post(log_contact),
+        )
+        .route(
+            "/staff/customers/{id}/forget",
+            get(forget_page).post(forget),
+        )
+}
+
+/// What a change made of the page.
+enum Outcome {
+    /// Done: back to the page with `?done=KEY`.
+    Done(&'static str),
+    /// Refused for a reason the person can fix: the page again with the problem (400).
+    Problem(String),
+    /// No such customer, or another manager's (404).
+    NotFound,
+}
+
+fn not_found(staff: &Staff) -> Response {
+    frame::page_with_status(
+        staff,
+        StatusCode::NOT_FOUND,
+        Nav::Customers,
+        staff.t("No such customer", "没有这个客户"),
+        &frame::paragraph(staff.t(
+            "There is no customer with this id among yours.",
+            "您的客户中没有这个编号。",
+        )),
+    )
+}
+
+/// The notice of `?done=KEY` after a change.
+fn done_notice(texts: &'static CustomerTexts, query: Option<&str>) -> Option<Notice<'static>> {
+    let done = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(key, _)| key == "done")
+        .map(|(_, value)| value.into_owned())?;
+    let message = match done.as_str() {
+        "pin" => texts.pinned,
+        "unpin" => texts.unpinned,
+        "contact" => texts.logged,
+        "forget" => texts.forgotten,
+        _ => return None,
+    };
+    Some(Notice::Done(message))
+}
+
+/// The customer page with `notice`, answered with `status`.
+async fn show(
+    state: &Arc<AppState>,
+    staff: &Staff,
+    id: String,
+    notice: Option<Notice<'_>>,
+    status: StatusCode,
+) -> Response {
+    let Some(workspace) = state.workspace().cloned() else {
+        return no_workspace(staff);
+    };
+    let scope = staff.owner_scope().map(str::to_owned);
+    let loaded = blocking(state, staff.lang, move |store, now| {
+        load_customer(&workspace, store, &id, scope.as_deref(), now).map(|data| (data, now))
+    })
+    .await;
+    let (data, now) = match loaded {
+        Ok((Some(data), now)) => (data, now),
+        Ok((None, _)) => return not_found(staff),
+        Err(response) => return response,
+    };
+    let texts = texts(staff.lang);
+    let csrf = staff.csrf_field();
+    let rights = PageRights {
+        may_change: staff.may_write(),
+        may_forget: staff.role == super::Role::Admin,
+        csrf_field: &csrf,
+    };
+    let name = data.export["customer"]["name"]
+        .as_str()
+        .filter(|name| !name.is_empty())
+        .map_or_else(|| data.id.clone(), |name| format!("{name} ({})", data.id));
+    frame::page_with_status(
+        staff,
+        status,
+        Nav::Customers,
+        &format!("{}: {name}", texts.customer_title),
+        &render_customer(texts, &data, &rights, notice, now),
+    )
+}
+
+/// `GET /staff/customers/{id}`.
+async fn customer_page(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    UrlPath(id): UrlPath<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let notice = done_notice(texts(staff.lang), query.as_deref());
+    show(&state, &staff, id, notice, StatusCode::OK).await
+}
+
+/// The fields of a posted form.
+fn field(body: &[u8], name: &str) -> String {
+    form_urlencoded::parse(body)
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// An optional `YYYY-MM-DD` field in the workspace's time zone: `Ok(None)` when empty.
+fn date_field(workspace: &Workspace, text: &str) -> Result<Option<i64>, ()> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_err() {
+        return Err(());
+    }
+    parse_time(text, workspace.config().timezone)
+        .map(Some)
+        .map_err(|_| ())
+}
+
+/// Answers a change: back to the page, the page with its problem, or 404.
+async fn answer(
+    state: &Arc<AppState>,
+    staff: &Staff,
+    id: String,
+    outcome: Result<Outcome, Response>,
+) -> Response {
+    match outcome {
+        Ok(Outcome::Done(key)) => {
+            Redirect::to(&format!("{}?done={key}", customer_href(&id))).into_response()
+        }
+        Ok(Outcome::Problem(problem)) => {
+            show(
+                state,
+                staff,
+                id,
+                Some(Notice::Problem(&problem)),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
+        Ok(Outcome::NotFound) => not_found(staff),
+        Err(response) => response,
+    }
+}
+
+/// `POST /staff/customers/{id}/pin`: `tier`, `reason`, `until` (optional date). Admins and
+/// the owning manager; recorded in the audit (the tier, not the reason's text).
+async fn pin(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = staff.require_write() {
+        return refused;
+    }
+    let Some(workspace) = state.workspace().cloned() else {
+        return no_workspace(&staff);
+    };
+    let texts = texts(staff.lang);
+    let (tier, reason, until) = (
+        field(&body, "tier"),
+        field(&body, "reason"),
+        field(&body, "until"),
+    );
+    let who = staff.clone();
+    let customer = id.clone();
+    let outcome = blocking(&state, staff.lang, move |store, now| {
+        if !in_scope(store, &customer, who.owner_scope())? {
+            return Ok(Outcome::NotFound);
+        }
+        let tiers = match rule_tiers(&workspace) {
+            Ok(tiers) => tiers,
+            Err(problem) => {
+                return Ok(Outcome::Problem(format!(
+                    "{} {problem}",
+                    texts.rules_unreadable
+                )));
+            }
+        };
+        if !tiers.contains(&tier) {
+            return Ok(Outcome::Problem(format!(
+                "{} ({})",
+                texts.unknown_tier,
+                tiers.join(", ")
+            )));
+        }
+        let Ok(until) = date_field(&workspace, &until) else {
+            return Ok(Outcome::Problem(texts.bad_date.to_owned()));
+        };
+        match store.pin_tier(&customer, &tier, &reason, &who.login, until, now) {
+            Ok(_) => {}
+            Err(StoreError::InvalidPin { problem, .. }) => return Ok(Outcome::Problem(problem)),
+            Err(err) => return Err(err),
+        }
+        who.audit(
+            store,
+            "customer.pin",
+            &format!("customer:{customer}"),
+            Some(format!("tier={tier}")),
+            now,
+        )?;
+        Ok::<_, StoreError>(Outcome::Done("pin"))
+    })
+    .await;
+    answer(&state, &staff, id, outcome).await
+}
+
+/// `POST /staff/customers/{id}/unpin`.
+async fn unpin(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    if let Err(refused) = staff.require_write() {
+        return refused;
+    }
+    let texts = texts(staff.lang);
+    let who = staff.clone();
+    let customer = id.clone();
+    let outcome = blocking(&state, staff.lang, move |store, now| {
+        if !in_scope(store, &customer, who.owner_scope())? {
+            return Ok(Outcome::NotFound);
+        }
+        let Some(removed) = store.unpin_tier(&customer, now)? else {
+            return Ok(Outcome::Problem(texts.no_active_pin.to_owned()));
+        };
+        who.audit(
+            store,
+            "customer.unpin",
+            &format!("customer:{customer}"),
+            Some(format!("tier={}", removed.tier)),
+            now,
+        )?;
+        Ok::<_, StoreError>(Outcome::Done("unpin"))
+    })
+    .await;
+    answer(&state, &staff, id, outcome).await
+}
+
+/// `POST /staff/customers/{id}/contact`: `kind` (call or visit), `date` (optional), `note`.
+async fn log_contact(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = staff.require_write() {
+        return refused;
+    }
+    let Some(workspace) = state.workspace().cloned() else {
+        return no_workspace(&staff);
+    };
+    let texts = texts(staff.lang);
+    let (kind, date, note) = (
+        field(&body, "kind"),
+        field(&body, "date"),
+        field(&body, "note"),
+    );
+    let who = staff.clone();
+    let customer = id.clone();
+    let outcome = blocking(&state, staff.lang, move |store, now| {
+        if !in_scope(store, &customer, who.owner_scope())? {
+            return Ok(Outcome::NotFound);
+        }
+        if !matches!(kind.as_str(), "call" | "visit") {
+            return Ok(Outcome::Problem(format!(
+                "{}: {} / {}",
+                texts.kind, texts.call, texts.visit
+            )));
+        }
+        let Ok(at) = date_field(&workspace, &date) else {
+            return Ok(Outcome::Problem(texts.bad_date.to_owned()));
+        };
+        let by = who.manager_id.clone().unwrap_or_else(|| who.login.clone());
+        let logged = store.log_contact(&LoggedContact {
+            customer: &customer,
+            kind: &kind,
+            occurred_at: at.unwrap_or(now),
+            by: &by,
+            note: &note,
+        });
+        match logged {
+            Ok(_) => {}
+            Err(StoreError::InvalidContact { problem, .. }) => {
+                return Ok(Outcome::Problem(problem));
+            }
+            Err(err) => return Err(err),
+        }
+        who.audit(
+            store,
+            "customer.contact",
+            &format!("customer:{customer}"),
+            Some(format!("kind={kind}")),
+            now,
+        )?;
+        Ok::<_, StoreError>(Outcome::Done("contact"))
+    })
+    .await;
+    answer(&state, &staff, id, outcome).await
+}
+
+/// The confirmation page of forgetting, answered with `status`.
+async fn confirm_forget(
+    state: &Arc<AppState>,
+    staff: &Staff,
+    id: String,
+    problem: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let customer = id.clone();
+    let exists = blocking(state, staff.lang, move |store, _| store.customer(&customer)).await;
+    match exists {
+        Ok(Some(_)) => {}
+        Ok(None) => return not_found(staff),
+        Err(response) => return response,
+    }
+    let texts = texts(staff.lang);
+    frame::page_with_status(
+        staff,
+        status,
+        Nav::Customers,
+        &format!("{}: {id}", texts.forget),
+        &render_forget(texts, &id, &staff.csrf_field(), problem),
+    )
+}
+
+/// `GET /staff/customers/{id}/forget`: the confirmation step (admins only).
+async fn forget_page(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    if let Err(refused) = staff.require_admin() {
+        return refused;
+    }
+    confirm_forget(&state, &staff, id, None, StatusCode::OK).await
+}
+
+/// `POST /staff/customers/{id}/forget`: `confirm` must be the customer's id; then the same
+/// forget as `tiercare customer forget` (admins only; audited).
+async fn forget(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = staff.require_admin() {
+        return refused;
+    }
+    let texts = texts(staff.lang);
+    if field(&body, "confirm") != id {
+        return confirm_forget(
+            &state,
+            &staff,
+            id,
+            Some(texts.forget_mismatch),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    }
+    let who = staff.clone();
+    let customer = id.clone();
+    let outcome = blocking(&state, staff.lang, move |store, now| {
+        let report = match store.forget_customer(&customer, &who.login, now) {
+            Ok(report) => report,
+            Err(StoreError::UnknownCustomer { .. }) => return Ok(Outcome::NotFound),
+            Err(err) => return Err(err),
+        };
+        who.audit(
+            store,
+            "customer.forget",
+            &format!("customer:{customer}"),
+            Some(format!(
+                "emails_cancelled={} emails_in_flight={}",
+                report.emails_cancelled, report.emails_in_flight
+            )),
+            now,
+        )?;
+        Ok::<_, StoreError>(Outcome::Done("forget"))
+    })
+    .await;
+    answer(&state, &staff, id, outcome).await
 }
 
 #[cfg(test)]

@@ -7,6 +7,13 @@
 //! ([`CustomerQuery::scope_owner`]), whatever the query string says.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 
 use tiercare_scheduler::customers::{
     CustomerPage, ListError, ListOptions, NextPage, SORT_COLUMNS, csv_record, customer_page,
@@ -16,7 +23,10 @@ use tiercare_scheduler::html::escape;
 use tiercare_scheduler::workspace::Workspace;
 use tiercare_store::{CustomerQuery, CustomerRow, Store};
 
-use super::customer_texts::CustomerTexts;
+use super::customer::rule_tiers;
+use super::customer_texts::{CustomerTexts, texts};
+use super::{Nav, Staff, blocking, frame};
+use crate::AppState;
 
 /// Customers per page.
 pub const PAGE_SIZE: usize = 50;
@@ -217,7 +227,7 @@ pub fn render_list(texts: &CustomerTexts, view: &ListView<'_>, page: &CustomerPa
     // The filters: a GET form, so a filtered list is a link.
     let _ = write!(
         html,
-        "<form class=\"filters\" method=\"get\" action=\"/staff/customers\" role=\"search\">\n\
+        "<form class=\"inline filters\" method=\"get\" action=\"/staff/customers\" role=\"search\">\n\
          <div class=\"field\"><label for=\"f-q\">{search}</label>\
          <input id=\"f-q\" name=\"q\" type=\"search\" value=\"{q}\"></div>\n\
          <div class=\"field\"><label for=\"f-tier\">{tier}</label>\
@@ -291,7 +301,7 @@ pub fn render_list(texts: &CustomerTexts, view: &ListView<'_>, page: &CustomerPa
     if let Some(problem) = &view.problem {
         let _ = writeln!(
             html,
-            "<p class=\"problem\" role=\"alert\">{}</p>",
+            "<p class=\"error\" role=\"alert\">{}</p>",
             escape(problem)
         );
     }
@@ -343,7 +353,7 @@ fn render_table(texts: &CustomerTexts, rows: &[CustomerRow], html: &mut String) 
     const SHOWN: [usize; 9] = [0, 1, 2, 3, 4, 6, 7, 8, 9];
     let _ = write!(
         html,
-        "<div class=\"table-scroll\"><table class=\"customers\">\n<caption>{}</caption>\n<thead><tr>",
+        "<div class=\"table\"><table class=\"stack customers\">\n<caption>{}</caption>\n<thead><tr>",
         escape(texts.customers_caption)
     );
     for column in SHOWN {
@@ -369,7 +379,7 @@ fn render_table(texts: &CustomerTexts, rows: &[CustomerRow], html: &mut String) 
             if position == 0 {
                 let _ = write!(
                     html,
-                    "<th scope=\"row\" data-label=\"{label}\"><a href=\"{}\">{}</a></th>",
+                    "<td data-label=\"{label}\"><a href=\"{}\">{}</a></td>",
                     escape(&customer_href(&row.id)),
                     escape(&record[0])
                 );
@@ -386,10 +396,111 @@ fn render_table(texts: &CustomerTexts, rows: &[CustomerRow], html: &mut String) 
     html.push_str("</tbody></table></div>\n");
 }
 
+/// The list's routes: the page and its CSV export.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/staff/customers", get(list_page))
+        .route("/staff/customers.csv", get(list_csv))
+}
+
+/// The error page of a server started without its workspace (the staff pages read its rules).
+pub(crate) fn no_workspace(staff: &Staff) -> Response {
+    frame::page_with_status(
+        staff,
+        StatusCode::SERVICE_UNAVAILABLE,
+        Nav::None,
+        staff.t("Not available", "不可用"),
+        &frame::paragraph(staff.t(
+            "This server was started without its workspace: start it with `tiercare serve`.",
+            "此服务器启动时没有工作区：请用 `tiercare serve` 启动。",
+        )),
+    )
+}
+
+/// `GET /staff/customers`.
+async fn list_page(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(workspace) = state.workspace().cloned() else {
+        return no_workspace(&staff);
+    };
+    let filters = ListFilters::parse(query.as_deref());
+    let scope = staff.owner_scope().map(str::to_owned);
+    let work_filters = filters.clone();
+    let loaded = blocking(&state, staff.lang, move |store, now| {
+        let tiers = rule_tiers(&workspace).unwrap_or_default();
+        let mut filters = work_filters;
+        let mut problem = None;
+        if !filters.sort_is_known() {
+            filters.sort.clear();
+            problem = Some(());
+        }
+        let page = load_page(&workspace, store, &filters, scope.as_deref(), now)?;
+        Ok::<_, ListError>((tiers, page, problem))
+    })
+    .await;
+    let (tiers, page, problem) = match loaded {
+        Ok(loaded) => loaded,
+        Err(response) => return response,
+    };
+    let texts = texts(staff.lang);
+    let view = ListView {
+        filters: &filters,
+        tiers: &tiers,
+        owner_filter: staff.owner_scope().is_none(),
+        problem: problem.map(|()| texts.unknown_sort.to_owned()),
+    };
+    frame::page(
+        &staff,
+        Nav::Customers,
+        texts.customers_title,
+        &render_list(texts, &view, &page),
+    )
+}
+
+/// `GET /staff/customers.csv`: every customer the filters match (a manager's own), as the
+/// CLI's `tiercare customers --csv` writes them.
+async fn list_csv(
+    State(state): State<Arc<AppState>>,
+    staff: Staff,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(workspace) = state.workspace().cloned() else {
+        return no_workspace(&staff);
+    };
+    let mut filters = ListFilters::parse(query.as_deref());
+    if !filters.sort_is_known() {
+        filters.sort.clear();
+    }
+    let scope = staff.owner_scope().map(str::to_owned);
+    match blocking(&state, staff.lang, move |store, now| {
+        export_csv(&workspace, store, &filters, scope.as_deref(), now)
+    })
+    .await
+    {
+        Ok(csv) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/csv; charset=utf-8; header=present"),
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    HeaderValue::from_static("attachment; filename=\"customers.csv\""),
+                ),
+            ],
+            csv,
+        )
+            .into_response(),
+        Err(response) => response,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::staff::customer_texts::texts;
     use tiercare_scheduler::http_config::PageLanguage;
 
     fn row(id: &str, name: &str) -> CustomerRow {
