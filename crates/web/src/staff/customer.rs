@@ -373,11 +373,14 @@ pub fn render_customer(
     }
     match &data.explained {
         Ok(explained) => {
-            let _ = writeln!(
-                html,
-                "<div class=\"table\"><pre class=\"explain\">{}</pre></div>",
-                escape(explained.explanation.render().trim_end())
-            );
+            // `tiercare explain`'s lines, their indentation kept, wrapping on a phone.
+            html.push_str("<ul class=\"explain\">\n");
+            for line in explained.explanation.render().lines() {
+                let text = line.trim_start();
+                let indent = "\u{a0}".repeat(line.len() - text.len());
+                let _ = writeln!(html, "<li>{indent}{}</li>", escape(text));
+            }
+            html.push_str("</ul>\n");
         }
         Err(problem) => {
             let _ = writeln!(

@@ -163,8 +163,7 @@ pub fn load_page(
 /// them.
 ///
 /// # Errors
-/// The scheduler's [`ListError`], or a CSV write error as [`ListError::Failed`]'s sibling
-/// (never happens for an in-memory buffer).
+/// The scheduler's [`ListError`] (writing to memory cannot fail).
 pub fn export_csv(
     workspace: &Workspace,
     store: &Store,
