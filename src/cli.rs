@@ -255,6 +255,11 @@ pub enum Command {
     /// secret in the environment variable `[mail] unsubscribe_secret_env` names (default
     /// TIERCARE_UNSUBSCRIBE_SECRET), which must be set. `tiercare run` serves the same when
     /// `[http]` is present. SIGTERM or SIGINT stops it once requests under way are done.
+    ///
+    /// It also serves the staff workspace at `/staff/` (sign in with an account made by
+    /// `tiercare users add`): the dashboard, tasks and the other staff pages, with sessions that
+    /// end after `staff_idle_minutes` (default 30) without a request and `staff_session_hours`
+    /// (default 12) after sign-in.
     Serve(ServeArgs),
     /// Show whether the daemon runs and what it is doing.
     ///

@@ -34,6 +34,8 @@ mod report_browser;
 mod rules_safe;
 mod serve;
 mod serve_browser;
+mod staff_browser;
+mod staff_customers;
 mod templates;
 mod tiers;
 mod webhooks;

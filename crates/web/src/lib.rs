@@ -51,6 +51,7 @@ pub struct AppState {
     config: HttpConfig,
     clock: fn() -> i64,
     providers: ProviderSettings,
+    timezone: chrono_tz::Tz,
     workspace: Option<Workspace>,
 }
 
@@ -65,6 +66,7 @@ impl AppState {
             config,
             clock,
             providers: ProviderSettings::default(),
+            timezone: chrono_tz::Tz::UTC,
             workspace: None,
         }
     }
@@ -88,6 +90,19 @@ impl AppState {
     /// The workspace, when the server was given one.
     pub fn workspace(&self) -> Option<&Workspace> {
         self.workspace.as_ref()
+    }
+
+    /// The same state with the workspace's time zone (staff pages show times and read dates in
+    /// it; UTC without).
+    #[must_use]
+    pub fn with_timezone(mut self, timezone: chrono_tz::Tz) -> Self {
+        self.timezone = timezone;
+        self
+    }
+
+    /// The workspace's time zone.
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.timezone
     }
 
     /// The providers' webhook settings.

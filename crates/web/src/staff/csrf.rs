@@ -3,7 +3,8 @@
 //!
 //! - The browser's own word first: a POST whose `Sec-Fetch-Site` is `cross-site` or
 //!   `same-site`, or whose `Origin` is neither the request's host nor the public URL's origin,
-//!   is refused (403).
+//!   is refused (403). (`Origin: null`, which browsers send under the pages'
+//!   `Referrer-Policy: no-referrer`, leaves it to `Sec-Fetch-Site` and the token.)
 //! - Then a synchronizer token: the form's hidden `_csrf` field ([`hidden_field`]) must equal
 //!   the session's token (a random 256-bit value kept with the session), compared in constant
 //!   time. The login form, before any session, repeats a random token from its own cookie.
@@ -69,6 +70,11 @@ pub fn same_origin(headers: &HeaderMap, public_url: Option<&str>) -> bool {
         return false;
     };
     let origin = origin.trim_end_matches('/');
+    if origin == "null" {
+        // Browsers send `Origin: null` under `Referrer-Policy: no-referrer` (every page of
+        // this server's): `Sec-Fetch-Site`, checked above, and the token decide then.
+        return true;
+    }
     if public_url
         .and_then(origin_of)
         .is_some_and(|public| public.eq_ignore_ascii_case(origin))
@@ -120,6 +126,8 @@ mod tests {
         assert!(!same_origin(&headers, Some("https://shop.example/care")));
         headers.insert(header::ORIGIN, "https://shop.example".parse().unwrap());
         assert!(same_origin(&headers, Some("https://shop.example/care")));
+        headers.insert(header::ORIGIN, "null".parse().unwrap());
+        assert!(same_origin(&headers, None));
         headers.insert("sec-fetch-site", "cross-site".parse().unwrap());
         assert!(!same_origin(&headers, Some("https://shop.example/care")));
     }
