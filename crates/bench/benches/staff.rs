@@ -133,16 +133,30 @@ fn staff_customers(c: &mut Criterion) {
         .expect("runtime");
     let deep = format!("/staff/customers?after=C{:07}", customers * 9 / 10);
     let manager_deep = format!("/staff/customers?after=C{:07}", customers - 2 * MANAGERS);
-    let mut group = c.benchmark_group("staff_customers");
-    group.sample_size(20);
-    for (name, login, uri) in [
+    let scenarios = [
         ("first_page", "admin", "/staff/customers"),
         ("deep_page", "admin", deep.as_str()),
         ("manager_first_page", "m0500", "/staff/customers"),
         ("manager_last_page", "m0500", manager_deep.as_str()),
         ("owner_filter", "admin", "/staff/customers?owner=Manager+7"),
         ("search_rare", "admin", "/staff/customers?q=c999999%40"),
-    ] {
+    ];
+    // The median of 11 requests each, printed also when criterion only tests the bench
+    // (`cargo test --bench staff`, a debug build: an upper bound).
+    for (name, login, uri) in scenarios {
+        let mut times: Vec<f64> = (0..11)
+            .map(|_| {
+                let started = Instant::now();
+                black_box(get(&app, &runtime, login, uri));
+                started.elapsed().as_secs_f64() * 1_000.0
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        eprintln!("staff bench: {name}: median {:.2} ms (of 11)", times[5]);
+    }
+    let mut group = c.benchmark_group("staff_customers");
+    group.sample_size(20);
+    for (name, login, uri) in scenarios {
         group.bench_function(name, |b| {
             b.iter(|| black_box(get(&app, &runtime, login, uri)));
         });
