@@ -54,7 +54,10 @@ fn a_manager_sees_only_their_customers_and_pins_one_with_a_reason() {
     browser.assert_fields_labelled();
     let list = browser.text("main");
     assert!(list.contains("C001") && list.contains("C002"), "{list}");
-    assert!(!list.contains("C003"), "a manager sees another's customer:\n{list}");
+    assert!(
+        !list.contains("C003"),
+        "a manager sees another's customer:\n{list}"
+    );
     // The owner in the address bar does not widen a manager's list.
     browser.open(&format!("{}/staff/customers?owner=bob", ws.base));
     browser.wait_text("h1", "Customers");
@@ -122,7 +125,11 @@ fn a_viewers_pin_post_is_refused_by_the_server() {
     assert_eq!(viewer.sign_in("vera", PASSWORD).status, 303);
     let page = viewer.get("/staff/customers/C001");
     assert_eq!(page.status, 200);
-    assert!(!page.body.contains("/staff/customers/C001/pin"), "{}", page.body);
+    assert!(
+        !page.body.contains("/staff/customers/C001/pin"),
+        "{}",
+        page.body
+    );
     // A valid session and CSRF token (the page's sign-out form carries it): still refused.
     let token = viewer.csrf_token("/staff/customers/C001");
     let answer = viewer.post(
@@ -161,7 +168,10 @@ fn the_csv_export_is_the_clis() {
     assert_eq!(admin.sign_in("root", PASSWORD).status, 303);
     for (query, flags) in [
         ("", vec![]),
-        ("?q=example&sort=-name", vec!["--search", "example", "--sort", "-name"]),
+        (
+            "?q=example&sort=-name",
+            vec!["--search", "example", "--sort", "-name"],
+        ),
         ("?owner=bob", vec!["--owner", "bob"]),
     ] {
         let web = admin.get(&format!("/staff/customers.csv{query}"));
@@ -176,7 +186,8 @@ fn the_csv_export_is_the_clis() {
     }
     let all = parse_csv(&admin.get("/staff/customers.csv").body);
     assert!(
-        all.iter().any(|row| row[1] == "'=HYPERLINK(\"http://x.example\")"),
+        all.iter()
+            .any(|row| row[1] == "'=HYPERLINK(\"http://x.example\")"),
         "{all:?}"
     );
     // A manager's export holds their own customers only.

@@ -21,8 +21,7 @@ use tiercare_scheduler::mail::TokenSigner;
 use tiercare_scheduler::staff::session_hash;
 use tiercare_scheduler::workspace::Workspace;
 use tiercare_store::{
-    CustomerRecord, ImportAudit, ImportKind, ImportOptions, ManagerRecord, OrderRecord,
-    StaffRole,
+    CustomerRecord, ImportAudit, ImportKind, ImportOptions, ManagerRecord, OrderRecord, StaffRole,
 };
 use tiercare_web::{AppState, router};
 use tower::ServiceExt;

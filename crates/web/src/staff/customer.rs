@@ -373,14 +373,24 @@ pub fn render_customer(
     }
     match &data.explained {
         Ok(explained) => {
-            // `tiercare explain`'s lines, their indentation kept, wrapping on a phone.
+            // The decision, then `tiercare explain`'s every line (indentation kept, wrapping on
+            // a phone) folded away.
+            let decision = &explained.explanation.decision;
+            let _ = writeln!(
+                html,
+                "<p>{}: <strong>{}</strong> · {}</p>\n<details><summary>{}</summary>",
+                escape(texts.rules_say),
+                escape(decision.tier.as_deref().unwrap_or(texts.none)),
+                escape(&decision.reason),
+                escape(texts.every_rule),
+            );
             html.push_str("<ul class=\"explain\">\n");
             for line in explained.explanation.render().lines() {
                 let text = line.trim_start();
                 let indent = "\u{a0}".repeat(line.len() - text.len());
                 let _ = writeln!(html, "<li>{indent}{}</li>", escape(text));
             }
-            html.push_str("</ul>\n");
+            html.push_str("</ul>\n</details>\n");
         }
         Err(problem) => {
             let _ = writeln!(

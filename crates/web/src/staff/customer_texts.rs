@@ -63,6 +63,10 @@ pub struct CustomerTexts {
     pub never_assessed: &'static str,
     /// "since" (a tier since a date).
     pub since: &'static str,
+    /// What the rules decide now.
+    pub rules_say: &'static str,
+    /// The folded explanation's summary.
+    pub every_rule: &'static str,
     /// Section: tier history.
     pub tier_history: &'static str,
     /// History columns: when, from, to, reason.
@@ -213,6 +217,8 @@ const ENGLISH: CustomerTexts = CustomerTexts {
     tier_and_why: "Tier and why",
     never_assessed: "Never assessed: the next assessment gives a tier.",
     since: "since",
+    rules_say: "By the rules now",
+    every_rule: "Every rule's verdict (as `tiercare explain` shows it)",
     tier_history: "Tier history",
     history_columns: ["When", "From", "To", "Reason"],
     pins: "Pins",
@@ -303,6 +309,8 @@ const SIMPLIFIED_CHINESE: CustomerTexts = CustomerTexts {
     tier_and_why: "等级及原因",
     never_assessed: "尚未评估：下次评估后会有等级。",
     since: "自",
+    rules_say: "按当前规则",
+    every_rule: "每条规则的判断（与 `tiercare explain` 相同）",
     tier_history: "等级历史",
     history_columns: ["时间", "原等级", "新等级", "原因"],
     pins: "手动锁定",

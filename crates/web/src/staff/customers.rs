@@ -349,10 +349,10 @@ pub fn render_list(texts: &CustomerTexts, view: &ListView<'_>, page: &CustomerPa
 /// The table of rows; every cell escaped, each row a link to the customer's page.
 fn render_table(texts: &CustomerTexts, rows: &[CustomerRow], html: &mut String) {
     // The CSV's columns, but the owner's id: its name (or id) is shown.
-    const SHOWN: [usize; 9] = [0, 1, 2, 3, 4, 6, 7, 8, 9];
+    const SHOWN: [usize; 10] = [0, 1, 2, 3, 4, 6, 7, 8, 9, 10];
     let _ = write!(
         html,
-        "<div class=\"table\"><table class=\"stack customers\">\n<caption>{}</caption>\n<thead><tr>",
+        "<div class=\"table\"><table class=\"stack customers\" aria-label=\"{}\">\n<thead><tr>",
         escape(texts.customers_caption)
     );
     for column in SHOWN {
@@ -565,6 +565,19 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("after=C%2F1+%22x%22"), "{html}");
+        // Every column of the CLI's table and the key figures, the owner by name.
+        for column in [
+            "Id", "Name", "E-mail", "Tier", "Segments", "Owner", "Orders", "Revenue",
+        ] {
+            assert!(
+                html.contains(&format!("<th scope=\"col\">{column}</th>")),
+                "{column}"
+            );
+        }
+        assert!(
+            html.contains("<th scope=\"col\">Last contact</th>"),
+            "{html}"
+        );
         // Every field has a label.
         for id in ["f-q", "f-tier", "f-segment", "f-owner", "f-sort"] {
             assert!(html.contains(&format!("<label for=\"{id}\">")), "{id}");
