@@ -98,8 +98,12 @@ fn staffed(dir: &std::path::Path, customers: u64) -> Router {
         started.elapsed().as_secs_f64()
     );
     let signer = TokenSigner::new(b"0123456789abcdef-bench", None).expect("signer");
-    let state =
-        AppState::new(store, signer, HttpConfig::default(), || NOW).with_workspace(workspace);
+    // The per-client rate limit is not what is measured.
+    let config = HttpConfig {
+        requests_per_minute: 1_000_000,
+        ..HttpConfig::default()
+    };
+    let state = AppState::new(store, signer, config, || NOW).with_workspace(workspace);
     let peer: SocketAddr = "127.0.0.1:4000".parse().expect("address");
     router(Arc::new(state)).layer(MockConnectInfo(peer))
 }
