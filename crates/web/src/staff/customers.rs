@@ -260,10 +260,10 @@ pub fn render_list(texts: &CustomerTexts, view: &ListView<'_>, page: &CustomerPa
         segment_value = escape(&filters.segment),
     );
     if view.owner_filter {
-        let _ = write!(
+        let _ = writeln!(
             html,
             "<div class=\"field\"><label for=\"f-owner\">{owner}</label>\
-             <input id=\"f-owner\" name=\"owner\" value=\"{value}\"></div>\n",
+             <input id=\"f-owner\" name=\"owner\" value=\"{value}\"></div>",
             owner = escape(texts.owner),
             value = escape(&filters.owner),
         );
