@@ -3,9 +3,8 @@
 //!
 //! - Passwords are hashed with **Argon2id** (RFC 9106) into PHC strings
 //!   (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`): 19 MiB of memory, 2 passes, 1 lane, a
-//!   random 16-byte salt, a 32-byte output: OWASP's recommended minimum, about 50 ms per hash
-//!   on one core of a release build. A stored hash keeps its own parameters, so raising them
-//!   later leaves old hashes verifiable.
+//!   random 16-byte salt, a 32-byte output: OWASP's recommended minimum. A stored hash keeps
+//!   its own parameters, so raising them later leaves old hashes verifiable.
 //! - A session is a random 256-bit id (the cookie, hex), stored as its SHA-256 only; its CSRF
 //!   token is another random 256-bit value. Sessions end after [`SessionPolicy::idle_seconds`]
 //!   without a request and after [`SessionPolicy::absolute_seconds`] in any case.

@@ -424,25 +424,33 @@ fn login_form(lang: PageLanguage, token: &str, failed: bool) -> String {
     body
 }
 
-/// `GET /staff/login`: the form (with a fresh login token), or the dashboard when signed in.
+/// `GET /staff/login`: the form (with the browser's login token, or a fresh one), or the
+/// dashboard when signed in.
 async fn login_page(
     State(state): State<Arc<AppState>>,
     StaffLang(lang): StaffLang,
     staff: Option<Staff>,
+    headers: HeaderMap,
 ) -> Response {
     if staff.is_some() {
         return Redirect::to("/staff/").into_response();
     }
-    login_response(&state, lang, StatusCode::OK, false)
+    login_response(&state, &headers, lang, StatusCode::OK, false)
 }
 
+/// The login page. The browser's login token is kept when it has a well-formed one, so two
+/// open login tabs both work; otherwise a new random one is set.
 fn login_response(
     state: &AppState,
+    headers: &HeaderMap,
     lang: PageLanguage,
     status: StatusCode,
     failed: bool,
 ) -> Response {
-    let Ok(token) = accounts::random_hex(32) else {
+    let kept = cookie(headers, LOGIN_COOKIE)
+        .filter(|token| token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned);
+    let Some(token) = kept.or_else(|| accounts::random_hex(32).ok()) else {
         return server_error(lang);
     };
     let title = pick(lang, "Sign in to tiercare", "登录 tiercare");
@@ -502,7 +510,7 @@ async fn login_submit(
             cookies.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, None, secure));
             response
         }
-        Ok(None) => login_response(&state, lang, StatusCode::UNAUTHORIZED, true),
+        Ok(None) => login_response(&state, &headers, lang, StatusCode::UNAUTHORIZED, true),
         Err(response) => response,
     }
 }

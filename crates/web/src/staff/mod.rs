@@ -194,6 +194,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn two_login_tabs_share_one_login_token() {
+        use axum::body::Body;
+        use axum::http::Request;
+
+        let (app, _) = app(|_| {}, "ada", Role::Admin, None);
+        let (_, headers, first) = get(&app, "/staff/login", None).await;
+        let set = headers[header::SET_COOKIE].to_str().unwrap();
+        let token = set
+            .strip_prefix("tiercare_login=")
+            .and_then(|rest| rest.split(';').next())
+            .unwrap()
+            .to_owned();
+        assert!(first.contains(&format!("value=\"{token}\"")), "{first}");
+        let request = Request::get("/staff/login")
+            .header(header::COOKIE, format!("tiercare_login={token}"))
+            .body(Body::empty())
+            .unwrap();
+        let (_, _, second) = super::testing::call(&app, request).await;
+        assert!(second.contains(&format!("value=\"{token}\"")), "{second}");
+    }
+
+    #[tokio::test]
     async fn a_post_with_the_sessions_token_passes_the_layer_and_a_stale_one_does_not() {
         let (app, session) = app(|_| {}, "ada", Role::Admin, None);
         let (status, _, _) = post(&app, "/staff/tasks/1/done", &session, "note=x").await;
