@@ -1010,6 +1010,9 @@ pub struct CustomersArgs {
     /// Only customers owned by this manager (external id or name).
     #[arg(long, value_name = "MANAGER")]
     pub owner: Option<String>,
+    /// Only customers whose id, name or e-mail address contains TEXT (ignoring ASCII case).
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
     /// Only customers with no interaction in the N days before --at (never contacted included).
     #[arg(long, value_name = "DAYS", conflicts_with = "contacted_within")]
     pub not_contacted_for: Option<u32>,

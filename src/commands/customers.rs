@@ -49,6 +49,8 @@ pub fn customers(
                 .map(|days| at - i64::from(days) * DAY),
             contacted_since: args.contacted_within.map(|days| at - i64::from(days) * DAY),
             attribute,
+            search: args.search,
+            scope_owner: None,
         },
         condition: args.condition,
         sort: args.sort,

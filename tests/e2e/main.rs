@@ -37,6 +37,7 @@ mod rules_safe;
 mod serve;
 mod serve_browser;
 mod staff_browser;
+mod staff_customers;
 mod staff_ops;
 mod surveys;
 mod templates;

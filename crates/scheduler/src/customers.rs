@@ -317,6 +317,63 @@ pub fn list_customers(
     })
 }
 
+/// Where the page after a [`CustomerPage`] starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextPage {
+    /// After the customer with this external id (keyset paging, id order).
+    After(String),
+    /// After this many matching customers (sorted lists).
+    Offset(usize),
+}
+
+/// One page of the list for a screen: its customers and where the next page starts.
+#[derive(Debug, Clone)]
+pub struct CustomerPage {
+    /// The listed customers, in order.
+    pub rows: Vec<CustomerRow>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<NextPage>,
+}
+
+/// One page of at most `size` customers by `options` (whose `limit` is ignored), for a screen
+/// that pages on (the staff customers list).
+///
+/// In id order without `--where` (the common case) this is keyset paging: the store reads
+/// `size + 1` customers after the customer `after` (from the first when `None`), so any page
+/// of a million customers costs the same and nothing is counted. Sorted or filtered by an expression, it is [`list_customers`] from
+/// `options.offset`, which reads every matching customer.
+pub fn customer_page(
+    workspace: &Workspace,
+    store: &Store,
+    options: &ListOptions,
+    after: Option<&str>,
+    size: usize,
+) -> Result<CustomerPage, ListError> {
+    let id_order = options
+        .sort
+        .as_deref()
+        .is_none_or(|sort| sort.trim().is_empty() || sort.trim() == "id");
+    if options.condition.is_none() && id_order {
+        let mut rows = store.list_customers_after(&options.query, after, size.saturating_add(1))?;
+        let more = rows.len() > size;
+        rows.truncate(size);
+        let next = more
+            .then(|| rows.last().map(|row| NextPage::After(row.id.clone())))
+            .flatten();
+        return Ok(CustomerPage { rows, next });
+    }
+    let options = ListOptions {
+        limit: Some(size),
+        ..options.clone()
+    };
+    let list = list_customers(workspace, store, &options)?;
+    let next = (list.after() > 0).then(|| NextPage::Offset(list.offset + list.rows.len()));
+    Ok(CustomerPage {
+        rows: list.rows,
+        next,
+    })
+}
+
 /// Segments as `set=segment` joined by `;` (sorted by set).
 #[must_use]
 pub fn segments_text(row: &CustomerRow) -> String {
@@ -345,7 +402,20 @@ pub fn csv_record(row: &CustomerRow) -> [String; 11] {
     ]
 }
 
+/// The CSV columns, from the first, that hold imported text (id to owner name).
+const TEXT_COLUMNS: usize = 7;
+
+/// A text cell a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return), made inert by a leading `'` (OWASP's advice for CSV injection);
+/// `None` when the cell is safe as it is.
+#[must_use]
+pub fn formula_safe(cell: &str) -> Option<String> {
+    cell.starts_with(['=', '+', '-', '@', '\t', '\r'])
+        .then(|| format!("'{cell}"))
+}
+
 /// Writes rows as CSV (RFC 4180: a header row, fields quoted when needed, CRLF line ends).
+/// Text cells a spreadsheet would run as a formula are prefixed with `'` ([`formula_safe`]).
 pub fn write_csv(
     rows: &[CustomerRow],
     header: bool,
@@ -358,7 +428,14 @@ pub fn write_csv(
         csv.write_record(CSV_HEADER)?;
     }
     for row in rows {
-        csv.write_record(csv_record(row))?;
+        let mut record = csv_record(row);
+        // The text columns hold what was imported; the figures and times are ours.
+        for cell in &mut record[..TEXT_COLUMNS] {
+            if let Some(safe) = formula_safe(cell) {
+                *cell = safe;
+            }
+        }
+        csv.write_record(record)?;
     }
     csv.flush()?;
     Ok(())
@@ -389,4 +466,49 @@ pub fn json_record(row: &CustomerRow) -> serde_json::Value {
         "scores": row.scores,
         "attributes": row.attributes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, name: &str, revenue: f64) -> CustomerRow {
+        CustomerRow {
+            rowid: 1,
+            id: id.to_owned(),
+            name: Some(name.to_owned()),
+            email: Some("@home@example.com".to_owned()),
+            tier: Some("A".to_owned()),
+            segments: vec![("life".to_owned(), "+new".to_owned())],
+            owner: Some("m1".to_owned()),
+            owner_name: Some("-Mo".to_owned()),
+            orders_total: 2,
+            revenue_total: revenue,
+            last_order_at: None,
+            last_contact_at: None,
+            scores: serde_json::Map::new(),
+            attributes: serde_json::Map::new(),
+        }
+    }
+
+    #[test]
+    fn csv_text_cells_that_a_spreadsheet_would_run_are_made_inert_and_figures_are_kept() {
+        let mut out = Vec::new();
+        write_csv(
+            &[row("=HYPERLINK(\"x\")", "\tTab, \"quoted\"", -12.5)],
+            true,
+            &mut out,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines[0], CSV_HEADER.join(","));
+        assert_eq!(
+            lines[1],
+            "\"'=HYPERLINK(\"\"x\"\")\",\"'\tTab, \"\"quoted\"\"\",'@home@example.com,A,\
+             life=+new,m1,'-Mo,2,-12.50,,"
+        );
+        assert_eq!(formula_safe("Ada"), None);
+        assert_eq!(formula_safe("+1").as_deref(), Some("'+1"));
+    }
 }

@@ -4,7 +4,8 @@
 //! Filters that need the rules' features (`--where`) are applied by the scheduler on top of
 //! these rows; the store only reads.
 
-use rusqlite::params;
+use rusqlite::params_from_iter;
+use rusqlite::types::Value;
 
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
@@ -27,6 +28,12 @@ pub struct CustomerQuery {
     /// Customers whose custom attribute `name` (the first) equals `value` (the second), compared
     /// as text (`true`/`false` for booleans).
     pub attribute: Option<(String, String)>,
+    /// Customers whose external id, name or e-mail address contains this text (ignoring
+    /// ASCII case).
+    pub search: Option<String>,
+    /// Only customers owned by exactly this manager (external id): a signed-in manager's
+    /// scope, which a manager of that name cannot widen the way `owner` would.
+    pub scope_owner: Option<String>,
 }
 
 /// One customer of the list, from [`Store::list_customers`].
@@ -74,87 +81,165 @@ fn json_object(text: &str) -> serde_json::Map<String, serde_json::Value> {
 impl Store {
     /// Every customer `query` accepts, in row id (import) order, in one read transaction.
     ///
-    /// One statement: the tier filter uses the `customer_tiers_by_tier` index, the key figures
-    /// are read per listed customer through the orders' and interactions' customer indexes.
+    /// One statement: the filters that are set become its conditions (the owner filter uses
+    /// the `customers_by_owner` index), the key figures are read per listed customer through
+    /// the orders' and interactions' customer indexes.
     pub fn list_customers(&self, query: &CustomerQuery) -> Result<Vec<CustomerRow>, StoreError> {
-        // Lists travel as JSON arrays, read by json_each: one statement for any number.
-        let tiers = (!query.tiers.is_empty()).then(|| serde_json::json!(query.tiers).to_string());
-        let segments =
-            (!query.segments.is_empty()).then(|| serde_json::json!(query.segments).to_string());
-        let (attr_path, attr_value) = match &query.attribute {
-            Some((name, value)) => (
-                Some(format!("$.\"{}\"", name.replace('"', "\\\""))),
-                Some(value.clone()),
-            ),
-            None => (None, None),
+        self.select_customers(query, None, None)
+    }
+
+    /// One page of the customers `query` accepts, in row id (import) order: at most `limit`
+    /// customers after the customer with external id `after` (from the first when `None`).
+    ///
+    /// Keyset paging: the statement walks the customers (or the owner index) from `after`
+    /// and stops after `limit` matches, so a page costs the same on page 1 and page 20,000,
+    /// and nothing counts or sorts the whole table. An `after` that names no customer lists
+    /// nobody.
+    pub fn list_customers_after(
+        &self,
+        query: &CustomerQuery,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CustomerRow>, StoreError> {
+        self.select_customers(query, Some(after), Some(limit))
+    }
+
+    /// The one customer-list statement behind [`Store::list_customers`] and
+    /// [`Store::list_customers_after`]: only the conditions of the filters that are set are
+    /// written into it, so SQLite can use an index for each.
+    fn select_customers(
+        &self,
+        query: &CustomerQuery,
+        after: Option<Option<&str>>,
+        limit: Option<usize>,
+    ) -> Result<Vec<CustomerRow>, StoreError> {
+        let mut conditions: Vec<String> = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        // Binds a value and returns its placeholder.
+        let mut bind = |value: Value| {
+            values.push(value);
+            format!("?{}", values.len())
         };
-        let sql = "\
-            WITH listed AS ( \
-              SELECT c.id, c.external_id, c.name, c.email, t.tier, c.owner, c.attributes, \
-                     t.scores, \
-                     (SELECT max(i.occurred_at) FROM interactions i \
-                       WHERE i.customer_id = c.id) AS last_contact_at \
-              FROM customers c LEFT JOIN customer_tiers t ON t.customer_id = c.id \
-              WHERE (?1 IS NULL OR t.tier IN (SELECT value FROM json_each(?1))) \
-                AND (?2 IS NULL OR EXISTS (SELECT 1 FROM customer_segments s, json_each(?2) w \
-                      WHERE s.customer_id = c.id \
-                        AND (s.segment = w.value OR s.segment_set || '=' || s.segment = w.value))) \
-                AND (?3 IS NULL OR c.owner = ?3 \
-                     OR c.owner IN (SELECT m.external_id FROM managers m WHERE m.name = ?3)) \
-                AND (?6 IS NULL OR CASE json_type(c.attributes, ?6) \
-                       WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
-                       ELSE CAST(json_extract(c.attributes, ?6) AS TEXT) END = ?7) \
-            ) \
-            SELECT l.id, l.external_id, l.name, l.email, l.tier, l.owner, \
-                   (SELECT m.name FROM managers m WHERE m.external_id = l.owner), \
-                   (SELECT count(*) FROM orders o WHERE o.customer_id = l.id AND o.amount >= 0), \
-                   (SELECT total(o.amount) FROM orders o WHERE o.customer_id = l.id), \
-                   (SELECT max(o.ordered_at) FROM orders o \
-                     WHERE o.customer_id = l.id AND o.amount >= 0), \
-                   l.last_contact_at, coalesce(l.scores, '{}'), l.attributes, \
-                   (SELECT json_group_array(json_array(s.segment_set, s.segment)) \
-                      FROM customer_segments s WHERE s.customer_id = l.id) \
-            FROM listed l \
-            WHERE (?4 IS NULL OR l.last_contact_at IS NULL OR l.last_contact_at < ?4) \
-              AND (?5 IS NULL OR l.last_contact_at >= ?5) \
-            ORDER BY l.id";
-        let mut stmt = self.conn.prepare_cached(sql).at(&self.label)?;
+        if !query.tiers.is_empty() {
+            // Lists travel as JSON arrays, read by json_each: one statement for any number.
+            let tiers = bind(Value::Text(serde_json::json!(query.tiers).to_string()));
+            conditions.push(format!("t.tier IN (SELECT value FROM json_each({tiers}))"));
+        }
+        if !query.segments.is_empty() {
+            let segments = bind(Value::Text(serde_json::json!(query.segments).to_string()));
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM customer_segments s, json_each({segments}) w \
+                  WHERE s.customer_id = c.id \
+                    AND (s.segment = w.value OR s.segment_set || '=' || s.segment = w.value))"
+            ));
+        }
+        if let Some(owner) = &query.owner {
+            let owner = bind(Value::Text(owner.clone()));
+            conditions.push(format!(
+                "c.owner IN (SELECT {owner} UNION SELECT m.external_id FROM managers m \
+                  WHERE m.name = {owner})"
+            ));
+        }
+        if let Some(scope) = &query.scope_owner {
+            let scope = bind(Value::Text(scope.clone()));
+            conditions.push(format!("c.owner = {scope}"));
+        }
+        if let Some(since) = query.not_contacted_since {
+            let since = bind(Value::Integer(since));
+            conditions.push(format!(
+                "NOT EXISTS (SELECT 1 FROM interactions i \
+                  WHERE i.customer_id = c.id AND i.occurred_at >= {since})"
+            ));
+        }
+        if let Some(since) = query.contacted_since {
+            let since = bind(Value::Integer(since));
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM interactions i \
+                  WHERE i.customer_id = c.id AND i.occurred_at >= {since})"
+            ));
+        }
+        if let Some((name, value)) = &query.attribute {
+            let path = bind(Value::Text(format!("$.\"{}\"", name.replace('"', "\\\""))));
+            let value = bind(Value::Text(value.clone()));
+            conditions.push(format!(
+                "CASE json_type(c.attributes, {path}) \
+                   WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+                   ELSE CAST(json_extract(c.attributes, {path}) AS TEXT) END = {value}"
+            ));
+        }
+        if let Some(search) = query
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|search| !search.is_empty())
+        {
+            // A substring of the external id, the name or the address, ignoring ASCII case
+            // (SQLite's lower()).
+            let search = bind(Value::Text(search.to_owned()));
+            conditions.push(format!(
+                "(instr(lower(c.external_id), lower({search})) > 0 \
+                  OR instr(lower(c.name), lower({search})) > 0 \
+                  OR instr(lower(c.email), lower({search})) > 0)"
+            ));
+        }
+        if let Some(Some(after)) = after {
+            let after = bind(Value::Text(after.to_owned()));
+            conditions.push(format!(
+                "c.id > (SELECT a.id FROM customers a WHERE a.external_id = {after})"
+            ));
+        }
+        let limit = match limit {
+            Some(limit) => format!(
+                " LIMIT {}",
+                bind(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)))
+            ),
+            None => String::new(),
+        };
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT c.id, c.external_id, c.name, c.email, t.tier, c.owner, \
+                    (SELECT m.name FROM managers m WHERE m.external_id = c.owner), \
+                    (SELECT count(*) FROM orders o WHERE o.customer_id = c.id AND o.amount >= 0), \
+                    (SELECT total(o.amount) FROM orders o WHERE o.customer_id = c.id), \
+                    (SELECT max(o.ordered_at) FROM orders o \
+                      WHERE o.customer_id = c.id AND o.amount >= 0), \
+                    (SELECT max(i.occurred_at) FROM interactions i WHERE i.customer_id = c.id), \
+                    coalesce(t.scores, '{{}}'), c.attributes, \
+                    (SELECT json_group_array(json_array(s.segment_set, s.segment)) \
+                       FROM customer_segments s WHERE s.customer_id = c.id) \
+             FROM customers c LEFT JOIN customer_tiers t ON t.customer_id = c.id\
+             {filter} ORDER BY c.id{limit}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).at(&self.label)?;
         let rows = stmt
-            .query_map(
-                params![
-                    tiers,
+            .query_map(params_from_iter(values), |row| {
+                let scores: String = row.get(11)?;
+                let attributes: String = row.get(12)?;
+                let segments: String = row.get(13)?;
+                let mut segments: Vec<(String, String)> =
+                    serde_json::from_str(&segments).unwrap_or_default();
+                segments.sort();
+                Ok(CustomerRow {
+                    rowid: row.get(0)?,
+                    id: row.get(1)?,
+                    name: row.get(2)?,
+                    email: row.get(3)?,
+                    tier: row.get(4)?,
+                    owner: row.get(5)?,
+                    owner_name: row.get(6)?,
+                    orders_total: row.get(7)?,
+                    revenue_total: row.get(8)?,
+                    last_order_at: row.get(9)?,
+                    last_contact_at: row.get(10)?,
+                    scores: json_object(&scores),
+                    attributes: json_object(&attributes),
                     segments,
-                    query.owner,
-                    query.not_contacted_since,
-                    query.contacted_since,
-                    attr_path,
-                    attr_value
-                ],
-                |row| {
-                    let scores: String = row.get(11)?;
-                    let attributes: String = row.get(12)?;
-                    let segments: String = row.get(13)?;
-                    let mut segments: Vec<(String, String)> =
-                        serde_json::from_str(&segments).unwrap_or_default();
-                    segments.sort();
-                    Ok(CustomerRow {
-                        rowid: row.get(0)?,
-                        id: row.get(1)?,
-                        name: row.get(2)?,
-                        email: row.get(3)?,
-                        tier: row.get(4)?,
-                        owner: row.get(5)?,
-                        owner_name: row.get(6)?,
-                        orders_total: row.get(7)?,
-                        revenue_total: row.get(8)?,
-                        last_order_at: row.get(9)?,
-                        last_contact_at: row.get(10)?,
-                        scores: json_object(&scores),
-                        attributes: json_object(&attributes),
-                        segments,
-                    })
-                },
-            )
+                })
+            })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .at(&self.label)?;
         Ok(rows)
@@ -164,6 +249,125 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{CustomerRecord, ImportAudit, ImportKind, ImportOptions};
+
+    /// A store with customers C01..C{n}: every third owned by `m2`, the rest by `m1`; names
+    /// `Name {i}` and addresses `c{i}@example.com`, plus one `Zoë Ärger`.
+    fn store_with(n: u64) -> Store {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut session = store
+            .import(ImportKind::Customers, ImportOptions::default())
+            .unwrap();
+        for i in 1..=n {
+            let record = CustomerRecord {
+                external_id: format!("C{i:02}"),
+                name: Some(if i == 5 {
+                    "Zoë Ärger".to_owned()
+                } else {
+                    format!("Name {i}")
+                }),
+                email: Some(format!("c{i}@Example.com")),
+                owner: Some(if i % 3 == 0 { "m2" } else { "m1" }.to_owned()),
+                ..CustomerRecord::default()
+            };
+            session.customer(i + 1, &record).unwrap();
+        }
+        session.commit(&ImportAudit::default()).unwrap();
+        store
+    }
+
+    fn ids(rows: &[CustomerRow]) -> Vec<&str> {
+        rows.iter().map(|row| row.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_search_finds_a_substring_of_the_id_the_name_or_the_address_ignoring_case() {
+        let store = store_with(12);
+        let search = |text: &str| {
+            let query = CustomerQuery {
+                search: Some(text.to_owned()),
+                ..CustomerQuery::default()
+            };
+            ids(&store.list_customers(&query).unwrap())
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(search("c1"), ["C01", "C10", "C11", "C12"]);
+        assert_eq!(search("NAME 1"), ["C01", "C10", "C11", "C12"]);
+        assert_eq!(search("c7@example.COM"), ["C07"]);
+        assert_eq!(search("Zoë"), ["C05"]);
+        assert_eq!(search("100%"), Vec::<String>::new());
+        // Blank is no filter.
+        assert_eq!(search("  ").len(), 12);
+    }
+
+    #[test]
+    fn pages_after_a_customer_walk_the_list_in_id_order_without_gaps_or_repeats() {
+        let store = store_with(12);
+        let query = CustomerQuery {
+            owner: Some("m1".to_owned()),
+            ..CustomerQuery::default()
+        };
+        let all = store.list_customers(&query).unwrap();
+        assert_eq!(all.len(), 8);
+        let mut walked = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .list_customers_after(&query, after.as_deref(), 3)
+                .unwrap();
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 3);
+            after = page.last().map(|row| row.id.clone());
+            walked.extend(page);
+        }
+        assert_eq!(walked, all);
+        // A manager's scope is the exact id, whatever the owner filter says.
+        let scoped = CustomerQuery {
+            scope_owner: Some("m2".to_owned()),
+            ..CustomerQuery::default()
+        };
+        assert_eq!(
+            ids(&store.list_customers(&scoped).unwrap()),
+            ["C03", "C06", "C09", "C12"]
+        );
+        let both = CustomerQuery {
+            scope_owner: Some("m2".to_owned()),
+            ..query.clone()
+        };
+        assert!(store.list_customers(&both).unwrap().is_empty());
+        // An unknown cursor lists nobody rather than starting again.
+        assert!(
+            store
+                .list_customers_after(&query, Some("nobody"), 3)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_page_of_one_owner_uses_the_owner_index_and_stops_at_its_limit() {
+        let store = store_with(3);
+        let plan: Vec<String> = store
+            .conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT c.id FROM customers c \
+                 WHERE c.owner IN (SELECT 'm1' UNION SELECT m.external_id FROM managers m \
+                 WHERE m.name = 'm1') ORDER BY c.id LIMIT 5",
+            )
+            .unwrap()
+            .query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains("customers_by_owner")),
+            "{plan:?}"
+        );
+    }
 
     #[test]
     fn an_empty_database_lists_nobody() {

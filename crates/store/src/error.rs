@@ -137,6 +137,15 @@ pub enum StoreError {
         problem: String,
     },
 
+    /// A logged contact (call or visit) was refused; nothing was written.
+    #[error("cannot log a contact with customer '{id}': {problem}")]
+    InvalidContact {
+        /// The customer's external id.
+        id: String,
+        /// What is wrong, and what to do.
+        problem: String,
+    },
+
     /// A follow-up session met an error earlier; it wrote nothing and must
     /// be dropped.
     #[error(

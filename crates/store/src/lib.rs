@@ -85,6 +85,7 @@ mod growth;
 mod import;
 mod integrity;
 mod keys;
+mod logged_contacts;
 mod managers;
 mod outbox;
 mod outbox_gate;
@@ -127,6 +128,7 @@ pub use import::{
     RowRejection,
 };
 pub use integrity::{BackupReport, Diagnosis, IntegrityReport, TableHealth, WalState, diagnose};
+pub use logged_contacts::LoggedContact;
 pub use managers::{Manager, UnownedCustomer};
 pub use outbox::{
     BulkFilter, Claim, EmailRecipient, MAX_CRASH_RESENDS, NewEmail, OutboxEmail, OutboxEvent,

@@ -70,6 +70,8 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///     answers' columns of `feedback`: `survey`, `survey_kind`, `answer` (the score as asked)
 ///     and `outbox_id` (the e-mail answered, at most one answer each); the partial index
 ///     `outbox_surveys` for the report.
+/// 19. (web-customers) `customers_by_owner`: a manager's customers by the owner index (the
+///     staff customers list).
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -768,6 +770,11 @@ CREATE UNIQUE INDEX feedback_by_outbox ON feedback(outbox_id) WHERE outbox_id IS
 -- the report reads survey e-mails only: without this it would scan the whole outbox
 CREATE INDEX outbox_surveys ON outbox(sent_at) WHERE survey IS NOT NULL;
 "#,
+    // 19: (web-customers) a manager's customers found without a scan: the staff customers
+    // list pages through them by the owner index.
+    r#"
+CREATE INDEX customers_by_owner ON customers(owner);
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -856,6 +863,7 @@ mod tests {
         0xad55_1add_81bc_3f6e,
         0xd7b3_6b33_3db6_2928,
         0x1b4f_480f_2414_ee3b,
+        0x8e22_123d_2f8d_2e27,
     ];
 
     #[test]

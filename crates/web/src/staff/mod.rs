@@ -18,6 +18,9 @@
 
 pub mod auth;
 pub mod csrf;
+pub mod customer;
+pub mod customer_texts;
+pub mod customers;
 pub mod dashboard;
 pub mod frame;
 pub mod outbox;
@@ -48,6 +51,8 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(outbox::routes())
         .merge(plan::routes())
         .merge(rules::routes())
+        .merge(customers::routes())
+        .merge(customer::routes())
         .route(frame::STYLESHEET_PATH, get(frame::stylesheet))
         .layer(axum::middleware::from_fn_with_state(
             state,

@@ -1,0 +1,173 @@
+//! The staff customers list of a 1,000,000-customer workspace, served through the real router
+//! (session check, scheduler call, SQLite query, HTML): the first page, a page deep in the
+//! list, a manager's own customers, a search, and one customer's page. Issue #17 asks for
+//! under 200 ms a page.
+//!
+//! Run with `cargo bench -p tiercare-bench --bench staff` (building the workspace takes a
+//! minute: 1,000,000 customers of 1,000 managers, a quarter of them with an order). Set
+//! `TIERCARE_BENCH_CUSTOMERS` for another size.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use criterion::{Criterion, criterion_group, criterion_main};
+use tiercare_scheduler::http_config::HttpConfig;
+use tiercare_scheduler::mail::TokenSigner;
+use tiercare_scheduler::staff::session_hash;
+use tiercare_scheduler::workspace::Workspace;
+use tiercare_store::{
+    CustomerRecord, ImportAudit, ImportKind, ImportOptions, ManagerRecord, OrderRecord, StaffRole,
+};
+use tiercare_web::{AppState, router};
+use tower::ServiceExt;
+
+const MANAGERS: u64 = 1_000;
+const NOW: i64 = 1_800_000_000;
+
+/// A workspace of `customers` customers in `dir`, and the router serving it with the signed-in
+/// accounts `admin` and `m0500` (cookies `cookie-admin`, `cookie-m0500`).
+fn staffed(dir: &std::path::Path, customers: u64) -> Router {
+    let started = Instant::now();
+    let (workspace, _) = Workspace::init(dir, chrono_tz::UTC).expect("workspace");
+    let mut store = workspace.open_store_for_writing().expect("store");
+    let mut session = store
+        .import_at(ImportKind::Managers, ImportOptions::default(), NOW)
+        .expect("import");
+    for m in 0..MANAGERS {
+        let manager = ManagerRecord {
+            external_id: format!("m{m:04}"),
+            name: format!("Manager {m}"),
+            ..ManagerRecord::default()
+        };
+        session.manager(m + 2, &manager).expect("manager");
+    }
+    session.commit(&ImportAudit::default()).expect("commit");
+    let mut session = store
+        .import_at(ImportKind::Customers, ImportOptions::default(), NOW)
+        .expect("import");
+    for i in 0..customers {
+        let customer = CustomerRecord {
+            external_id: format!("C{i:07}"),
+            name: Some(format!("Customer {i}")),
+            email: Some(format!("c{i}@example.com")),
+            owner: Some(format!("m{:04}", i % MANAGERS)),
+            ..CustomerRecord::default()
+        };
+        session.customer(i + 2, &customer).expect("customer");
+    }
+    session.commit(&ImportAudit::default()).expect("commit");
+    let mut session = store
+        .import_at(ImportKind::Orders, ImportOptions::default(), NOW)
+        .expect("import");
+    for i in (0..customers).step_by(4) {
+        let order = OrderRecord {
+            external_id: format!("O{i:07}"),
+            customer_external_id: format!("C{i:07}"),
+            ordered_at: NOW - 86_400 * i64::try_from(i % 700).unwrap_or(0),
+            amount: 10.0 + (i % 90) as f64,
+            ..OrderRecord::default()
+        };
+        session.order(i + 2, &order).expect("order");
+    }
+    session.commit(&ImportAudit::default()).expect("commit");
+    for (login, role, manager) in [
+        ("admin", StaffRole::Admin, None),
+        ("m0500", StaffRole::Manager, Some("m0500")),
+    ] {
+        let user = store
+            .add_staff_user(login, role, manager, "$argon2id$unused", NOW - 60)
+            .expect("user");
+        store
+            .start_staff_session(
+                &session_hash(&format!("cookie-{login}")),
+                user.id,
+                "csrf",
+                None,
+                "127.0.0.1",
+                NOW - 60,
+            )
+            .expect("session");
+    }
+    eprintln!(
+        "staff bench: {customers} customers built in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let signer = TokenSigner::new(b"0123456789abcdef-bench", None).expect("signer");
+    // The per-client rate limit is not what is measured.
+    let config = HttpConfig {
+        requests_per_minute: 1_000_000,
+        ..HttpConfig::default()
+    };
+    let state = AppState::new(store, signer, config, || NOW).with_workspace(workspace);
+    let peer: SocketAddr = "127.0.0.1:4000".parse().expect("address");
+    router(Arc::new(state)).layer(MockConnectInfo(peer))
+}
+
+fn get(app: &Router, runtime: &tokio::runtime::Runtime, login: &str, uri: &str) -> usize {
+    let request = Request::get(uri)
+        .header(header::COOKIE, format!("tiercare_staff=cookie-{login}"))
+        .body(Body::empty())
+        .expect("request");
+    runtime.block_on(async {
+        let response = app.clone().oneshot(request).await.expect("answer");
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+        axum::body::to_bytes(response.into_body(), 1 << 24)
+            .await
+            .expect("body")
+            .len()
+    })
+}
+
+fn staff_customers(c: &mut Criterion) {
+    let customers: u64 = std::env::var("TIERCARE_BENCH_CUSTOMERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = staffed(dir.path(), customers);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let deep = format!("/staff/customers?after=C{:07}", customers * 9 / 10);
+    let manager_deep = format!("/staff/customers?after=C{:07}", customers - 2 * MANAGERS);
+    let scenarios = [
+        ("first_page", "admin", "/staff/customers"),
+        ("deep_page", "admin", deep.as_str()),
+        ("manager_first_page", "m0500", "/staff/customers"),
+        ("manager_last_page", "m0500", manager_deep.as_str()),
+        ("owner_filter", "admin", "/staff/customers?owner=Manager+7"),
+        ("search_rare", "admin", "/staff/customers?q=c999999%40"),
+        ("customer_page", "admin", "/staff/customers/C0500000"),
+    ];
+    // The median of 11 requests each, printed also when criterion only tests the bench
+    // (`cargo test --bench staff`, a debug build: an upper bound).
+    for (name, login, uri) in scenarios {
+        let mut times: Vec<f64> = (0..11)
+            .map(|_| {
+                let started = Instant::now();
+                black_box(get(&app, &runtime, login, uri));
+                started.elapsed().as_secs_f64() * 1_000.0
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        eprintln!("staff bench: {name}: median {:.2} ms (of 11)", times[5]);
+    }
+    let mut group = c.benchmark_group("staff_customers");
+    group.sample_size(20);
+    for (name, login, uri) in scenarios {
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(get(&app, &runtime, login, uri)));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, staff_customers);
+criterion_main!(benches);
