@@ -1,5 +1,6 @@
 //! One function per command: open what it needs, call the crates, print.
 
+mod coupons;
 mod customer;
 mod customers;
 mod daemon;
@@ -68,6 +69,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Inbound(args) => inbound::inbound(args, &workspace_dir, out),
         Command::Webhooks(args) => webhooks::webhooks(args, &workspace_dir, out),
         Command::Owners(args) => owners::owners(args, &workspace_dir, out),
+        Command::Coupons(args) => coupons::coupons(args, &workspace_dir, out),
         Command::Completions(args) => shell::completions(&args, out),
         Command::Man(args) => shell::man(&args, out),
         Command::Backup(args) => doctor::backup(args, &workspace_dir, out),

@@ -659,16 +659,20 @@ fn store_assignee(assignee: &EngineAssignee) -> Assignee {
     }
 }
 
-/// The ledger's form of an engine action.
+/// The ledger's form of an engine action; an e-mail's coupon pool is looked up in `rules`.
 fn store_action(
+    rules: &RuleSet,
     action: &Action,
     occurrence_at: i64,
     scheduled_at: i64,
     title_of: &dyn Fn(&str) -> String,
 ) -> FollowUpAction {
     match action {
-        Action::Email { template } => FollowUpAction::Email {
+        Action::Email { template, coupon } => FollowUpAction::Email {
             template: template.clone(),
+            coupon: coupon
+                .as_deref()
+                .map(|pool| crate::incentives::coupon_request(rules, pool)),
         },
         Action::NotifyOwner { template } => FollowUpAction::NotifyOwner {
             template: template.clone(),
@@ -758,6 +762,7 @@ pub fn record_due(
         let mut planned: Vec<PlannedFollowUp> = Vec::new();
         for action in &plan.actions {
             let stored = store_action(
+                rules,
                 &action.action,
                 action.occurrence_at,
                 action.scheduled_at,
@@ -783,7 +788,13 @@ pub fn record_due(
                 continue;
             };
             let scheduled_at = skipped.occurrence_at.max(options.from);
-            let stored = store_action(action, skipped.occurrence_at, scheduled_at, &title_of);
+            let stored = store_action(
+                rules,
+                action,
+                skipped.occurrence_at,
+                scheduled_at,
+                &title_of,
+            );
             let why = match &skipped.skipped {
                 Skipped::Cap { period, limit } => {
                     format!("cap: {limit} per {}", format!("{period:?}").to_lowercase())
@@ -1046,6 +1057,7 @@ followups:
                     scheduled_at,
                     action: FollowUpAction::Email {
                         template: "care".to_owned(),
+                        coupon: None,
                     },
                     reason: "sent by hand".to_owned(),
                     skip: None,

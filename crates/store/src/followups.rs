@@ -23,6 +23,7 @@ use rusqlite::types::Type;
 use rusqlite::{OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use serde_json::{Map, Value};
 
+use crate::coupons::{self, CouponRequest};
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
 use crate::outbox::{self, EmailRecipient, NewEmail, RecipientKind};
@@ -100,6 +101,9 @@ pub enum FollowUpAction {
     Email {
         /// The template's name.
         template: String,
+        /// A coupon code to issue with it (once per pool and customer), shown in the e-mail.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        coupon: Option<CouponRequest>,
     },
     /// A task for a manager, created with the follow-up.
     Task {
@@ -153,7 +157,7 @@ impl FollowUpAction {
     fn problem(&self) -> Option<&'static str> {
         let blank = |text: &str| text.trim().is_empty();
         match self {
-            FollowUpAction::Email { template } | FollowUpAction::NotifyOwner { template }
+            FollowUpAction::Email { template, .. } | FollowUpAction::NotifyOwner { template }
                 if blank(template) =>
             {
                 Some("the e-mail template is empty: name a template")
@@ -168,6 +172,10 @@ impl FollowUpAction {
             FollowUpAction::SetAttribute { name, .. } if blank(name) => {
                 Some("the attribute name is empty: name the attribute to set")
             }
+            FollowUpAction::Email {
+                coupon: Some(coupon),
+                ..
+            } if blank(&coupon.pool) => Some("the coupon pool is empty: name a pool"),
             FollowUpAction::SetAttributes { values } if values.is_empty() => {
                 Some("no attribute to set: name at least one")
             }
@@ -719,10 +727,25 @@ impl FollowUpSession<'_> {
         }
         // An e-mail is composed (addressed and rendered) before anything is
         // written, so one that cannot be becomes a skip with its reason.
+        // The coupon it carries is chosen first, writing nothing: none left is a skip.
+        let mut coupon = None;
+        if let (
+            None,
+            FollowUpAction::Email {
+                coupon: Some(request),
+                ..
+            },
+        ) = (&skip, &planned.action)
+        {
+            match coupons::choose(tx, request, target.rowid, self.decided_at)? {
+                Ok(choice) => coupon = Some(choice),
+                Err(why) => skip = Some(why),
+            }
+        }
         let mut email = None;
         if let (None, Some(compose)) = (&skip, compose) {
             let kind = match &planned.action {
-                FollowUpAction::Email { template } => Some((RecipientKind::Customer, template)),
+                FollowUpAction::Email { template, .. } => Some((RecipientKind::Customer, template)),
                 FollowUpAction::NotifyOwner { template } => Some((RecipientKind::Owner, template)),
                 FollowUpAction::Task { .. }
                 | FollowUpAction::SetAttribute { .. }
@@ -737,6 +760,10 @@ impl FollowUpSession<'_> {
                     template.trim(),
                     target.owner.as_deref(),
                 )?;
+                let to = EmailRecipient {
+                    coupon: coupon.as_ref().map(|choice| choice.coupon().clone()),
+                    ..to
+                };
                 match compose(&to) {
                     Ok(composed) => email = Some((to, composed)),
                     Err(why) => skip = Some(why),
@@ -781,6 +808,9 @@ impl FollowUpSession<'_> {
                 ],
                 |row| row.get(0),
             )?;
+        if let (FollowUpStatus::Planned, Some(choice)) = (status, &coupon) {
+            coupons::issue(tx, choice, target.rowid, followup_id, &planned.key.rule_id)?;
+        }
         let mut outbox_id = None;
         if let (FollowUpStatus::Planned, Some((to, composed))) = (status, &email) {
             outbox_id = Some(outbox::enqueue(

@@ -142,6 +142,9 @@ pub struct EmailRecipient {
     pub address: Option<String>,
     /// The recipient's name, as stored.
     pub name: Option<String>,
+    /// The coupon code the e-mail carries (issued in the same transaction), if its follow-up
+    /// asks for one.
+    pub coupon: Option<crate::coupons::IssuedCoupon>,
 }
 
 /// A composed e-mail for the outbox.
@@ -467,6 +470,7 @@ pub(crate) fn recipient(
         template: template.to_owned(),
         address: address.filter(|a| !a.trim().is_empty()),
         name,
+        coupon: None,
     })
 }
 

@@ -58,6 +58,8 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 /// 13. (webhooks) the outgoing webhooks' queue: `webhook_endpoints` (copied from
 ///     `tiercare.toml`), `webhook_events` and one `webhook_deliveries` row per (event, endpoint).
 /// 14. (growth) `assessment_growth`: the growth models' fit (or why none) of an assessment.
+/// 15. (incentives) `coupons` (single-use codes per pool, issued at most once per pool and
+///     customer, redeemed by an order) and the `points` ledger.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -611,6 +613,48 @@ CREATE TABLE assessment_growth (
     fit           TEXT NOT NULL
 ) STRICT;
 "#,
+    // 15 (incentives): coupon codes and the points ledger.
+    r#"
+-- Coupon codes of every pool: imported codes wait with no customer; a code is issued to one
+-- customer (with the follow-up that sent it), at most one per (pool, customer), and redeemed
+-- by the order that carried it.
+CREATE TABLE coupons (
+    id             INTEGER PRIMARY KEY,
+    pool           TEXT NOT NULL CHECK (pool <> ''),
+    code           TEXT NOT NULL UNIQUE CHECK (code <> ''),
+    source         TEXT NOT NULL CHECK (source IN ('imported', 'generated')),
+    created_at     INTEGER NOT NULL,
+    customer_id    INTEGER REFERENCES customers(id) ON DELETE CASCADE,
+    followup_id    INTEGER REFERENCES followups(id) ON DELETE SET NULL,
+    rule_id        TEXT,
+    tier           TEXT,
+    issued_at      INTEGER,
+    expires_at     INTEGER,
+    value          TEXT,
+    description    TEXT,
+    redeemed_at    INTEGER,
+    redeemed_order TEXT,
+    CHECK ((customer_id IS NULL) = (issued_at IS NULL)),
+    CHECK (redeemed_at IS NULL OR customer_id IS NOT NULL),
+    UNIQUE (pool, customer_id)
+) STRICT;
+-- the next code of a pool to issue
+CREATE INDEX coupons_available ON coupons(pool, id) WHERE customer_id IS NULL;
+
+-- The points ledger: earned (amount > 0, expiring at expires_at if set) and spent
+-- (amount < 0); source is the idempotency key of the entry ('followup:<id>',
+-- 'order:<external id>').
+CREATE TABLE points (
+    id          INTEGER PRIMARY KEY,
+    customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    source      TEXT NOT NULL UNIQUE CHECK (source <> ''),
+    at          INTEGER NOT NULL,
+    amount      REAL NOT NULL CHECK (amount <> 0),
+    expires_at  INTEGER CHECK (expires_at IS NULL OR amount > 0),
+    rule_id     TEXT
+) STRICT;
+CREATE INDEX points_by_customer ON points(customer_id, at);
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -695,6 +739,7 @@ mod tests {
         0x411b_92ae_6c7f_d828,
         0x5815_5198_4d2c_feb6,
         0xe68e_70ce_4379_6827,
+        0x1d15_aa7d_9f99_3acd,
     ];
 
     #[test]

@@ -185,6 +185,10 @@ pub enum Action {
     Email {
         /// The template's name.
         template: String,
+        /// The coupon pool ([`crate::care::incentive::CouponPool`]) whose code the e-mail
+        /// carries, issued once per customer.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        coupon: Option<String>,
     },
     /// A task for a person. `title` is a template (`{{ customer.name }}`) the scheduler fills.
     Task {
@@ -224,7 +228,14 @@ impl Action {
     #[must_use]
     pub fn describe(&self) -> String {
         match self {
-            Action::Email { template } => format!("email `{template}`"),
+            Action::Email {
+                template,
+                coupon: None,
+            } => format!("email `{template}`"),
+            Action::Email {
+                template,
+                coupon: Some(pool),
+            } => format!("email `{template}` with a coupon of `{pool}`"),
             Action::Task {
                 assignee, title, ..
             } => format!("task for {assignee}: {title}"),

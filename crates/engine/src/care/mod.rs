@@ -4,5 +4,6 @@
 
 pub mod assignment;
 pub mod followup;
+pub mod incentive;
 pub mod schedule;
 pub mod template;

@@ -126,6 +126,24 @@ pub struct TemplateContext {
     pub sender: SenderContext,
     /// The rendering day in the customer's time zone, `YYYY-MM-DD`.
     pub today: String,
+    /// The coupon code the e-mail carries (`email: { coupon: POOL }`); none in other e-mails,
+    /// where reading `coupon.code` is an error, so no e-mail goes out with an empty code.
+    pub coupon: Option<CouponContext>,
+}
+
+/// `coupon.*`: the code issued to the customer with this e-mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CouponContext {
+    /// The single-use code.
+    pub code: String,
+    /// Its pool.
+    pub pool: String,
+    /// What it is worth, as the pool says (`""` when it does not).
+    pub value: String,
+    /// What it is for (`""` when the pool does not say).
+    pub description: String,
+    /// The last day it can be used, `YYYY-MM-DD` in the customer's zone (`""`: never expires).
+    pub expires: String,
 }
 
 /// `customer.*`. Text fields are `""` when not stored.
@@ -255,6 +273,16 @@ pub const CONTEXT_SCHEMA: &[(&str, Shape)] = &[
         Shape::Fields(&[("name", Shape::Leaf), ("email", Shape::Leaf)]),
     ),
     ("today", Shape::Leaf),
+    (
+        "coupon",
+        Shape::Fields(&[
+            ("code", Shape::Leaf),
+            ("pool", Shape::Leaf),
+            ("value", Shape::Leaf),
+            ("description", Shape::Leaf),
+            ("expires", Shape::Leaf),
+        ]),
+    ),
 ];
 
 /// Checks one attribute path (`customer.name`) against [`CONTEXT_SCHEMA`]: `Err` says which
@@ -366,6 +394,13 @@ impl TemplateContext {
                 email: "care@example.com".to_owned(),
             },
             today: "2026-01-15".to_owned(),
+            coupon: Some(CouponContext {
+                code: "WB-KXQT-4821".to_owned(),
+                pool: "winback".to_owned(),
+                value: "10%".to_owned(),
+                description: "10% off your next order".to_owned(),
+                expires: "2026-02-14".to_owned(),
+            }),
         }
     }
 

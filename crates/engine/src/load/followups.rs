@@ -92,7 +92,7 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
     for followup in &rules.followups {
         let rule = &followup.rule;
         let (key, reference): (&str, (&str, &[&str], &str)) = match &rule.action {
-            Action::Email { template } => (
+            Action::Email { template, .. } => (
                 "email.template",
                 (template, references.templates, "template"),
             ),
@@ -848,10 +848,34 @@ impl Loader<'_> {
             }
         };
         if let Some(email) = &raw.email {
+            let coupon = match &email.coupon {
+                Some(pool) if !valid_id(pool.0.trim()) => {
+                    self.error_at(
+                        file,
+                        &join(path, &["email", "coupon"]),
+                        false,
+                        format!("`{}` cannot be a coupon pool", pool.0),
+                        "name a pool of the `coupons:` section",
+                    );
+                    return None;
+                }
+                Some(pool) => Some(pool.0.trim().to_owned()),
+                None => None,
+            };
             return template(self, "email", &email.template)
-                .map(|template| Action::Email { template });
+                .map(|template| Action::Email { template, coupon });
         }
         if let Some(notify) = &raw.notify_owner {
+            if notify.coupon.is_some() {
+                self.error_at(
+                    file,
+                    &join(path, &["notify_owner", "coupon"]),
+                    true,
+                    "a notification to the owner carries no coupon".to_owned(),
+                    "put `coupon:` on an `email:` to the customer",
+                );
+                return None;
+            }
             return template(self, "notify_owner", &notify.template)
                 .map(|template| Action::NotifyOwner { template });
         }

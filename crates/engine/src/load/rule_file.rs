@@ -88,6 +88,19 @@ pub(crate) struct RawRuleFile {
     #[serde(default)]
     pub(crate) followups: Vec<RawFollowUp>,
     pub(crate) assignment: Option<Ordered<RawAssignees>>,
+    #[serde(default)]
+    pub(crate) coupons: Ordered<RawCouponPool>,
+}
+
+/// `coupons.<pool>:` one coupon pool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCouponPool {
+    pub(crate) pattern: Option<Scalar>,
+    pub(crate) value: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) expires: Option<Scalar>,
+    pub(crate) warn_below: Option<Scalar>,
 }
 
 /// `assignment.<tier>:` one entry (`nobody`, `role:senior`) or a list of them.
@@ -255,6 +268,8 @@ pub(crate) struct RawReEntry {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTemplate {
     pub(crate) template: Scalar,
+    /// `email:` only: the coupon pool whose code the e-mail carries.
+    pub(crate) coupon: Option<Scalar>,
 }
 
 /// `task:`.

@@ -615,6 +615,14 @@ impl<'a> Loader<'a> {
         let contact_policy = self.contact_policy(&parsed, &tier_ids);
         let assignment = self.assignment(&parsed, &tier_ids);
         let followups = self.followups(&parsed, &tier_ids, &set_ids, scope_all);
+        let coupons = self.coupon_pools(&parsed);
+        let pools_complete = parsed.iter().all(|(_, raw)| {
+            raw.coupons
+                .0
+                .iter()
+                .all(|(name, _)| coupons.iter().any(|pool| pool.name == *name))
+        });
+        self.check_coupon_references(&followups, &coupons, pools_complete);
 
         // Lints and reachability.
         for followup in &followups {
@@ -693,6 +701,7 @@ impl<'a> Loader<'a> {
             followups,
             contact_policy,
             assignment,
+            coupons,
             features_used,
             library: self.library,
             sources: self.sources,

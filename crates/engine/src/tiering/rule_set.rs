@@ -108,12 +108,25 @@ pub struct RuleSet {
     pub(crate) followups: Vec<CompiledFollowUp>,
     pub(crate) contact_policy: ContactPolicy,
     pub(crate) assignment: Assignment,
+    pub(crate) coupons: Vec<crate::care::incentive::CouponPool>,
     pub(crate) features_used: Vec<Feature>,
     pub(crate) library: Vec<LibraryFunction>,
     pub(crate) sources: Vec<SourceFile>,
 }
 
 impl RuleSet {
+    /// The coupon pools the rules declare (`coupons:`), in order.
+    #[must_use]
+    pub fn coupon_pools(&self) -> &[crate::care::incentive::CouponPool] {
+        &self.coupons
+    }
+
+    /// The coupon pool called `name`, if declared.
+    #[must_use]
+    pub fn coupon_pool(&self, name: &str) -> Option<&crate::care::incentive::CouponPool> {
+        self.coupons.iter().find(|pool| pool.name == name)
+    }
+
     /// The content hash of the rule files (16 hex digits), stored with every tier assignment.
     #[must_use]
     pub fn version(&self) -> &str {

@@ -186,7 +186,17 @@ impl<'a> DeliveryGate<'a> {
                 });
             }
         }
-        let rendered = match self.renderer.render(&email.template, customer_id, now) {
+        // The code recorded with the e-mail, so the re-rendering carries the same one.
+        let coupon = match email.followup_id {
+            Some(followup) => store.coupon_of_followup(followup)?,
+            None => None,
+        };
+        let rendered = match self.renderer.render_with_coupon(
+            &email.template,
+            customer_id,
+            now,
+            coupon.as_ref(),
+        ) {
             Ok(rendered) => rendered,
             Err(err) => {
                 return Ok(GateDecision::Fail {

@@ -75,6 +75,20 @@ pub trait RenderEmail {
         at: i64,
     ) -> Result<RenderedEmail, RenderError>;
 
+    /// Renders `template` as [`RenderEmail::render`] does, with `coupon`, the code the e-mail
+    /// carries, in the context (`coupon.code`). The default, for renderers without a context
+    /// (tests), ignores the coupon.
+    fn render_with_coupon(
+        &self,
+        template: &str,
+        customer_external_id: &str,
+        at: i64,
+        coupon: Option<&tiercare_store::IssuedCoupon>,
+    ) -> Result<RenderedEmail, RenderError> {
+        let _ = coupon;
+        self.render(template, customer_external_id, at)
+    }
+
     /// The domain of the Message-IDs of the emails it renders (the sender's, [`sender_domain`]);
     /// `None` for [`MESSAGE_ID_DOMAIN`].
     fn message_id_domain(&self) -> Option<&str> {
@@ -140,7 +154,7 @@ pub fn compose(
         return Err(format!("{whose}'s email address is not valid: {reason}"));
     }
     let rendered = renderer
-        .render(&to.template, &to.customer_id, at)
+        .render_with_coupon(&to.template, &to.customer_id, at, to.coupon.as_ref())
         .map_err(|err| err.to_string())?;
     Ok(NewEmail {
         message_id: new_message_id(

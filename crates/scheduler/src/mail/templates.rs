@@ -21,8 +21,8 @@ use tiercare_engine::{
     TemplateContext, TemplateFile, Templates, TierContext, features, load_templates,
 };
 use tiercare_store::{
-    CustomerFeatures, EmailRecipient, FeatureTable, Manager, OutboxEmail, OutboxState,
-    RecipientKind, Recommender, Store, StoreError, Window,
+    CustomerFeatures, EmailRecipient, FeatureTable, IssuedCoupon, Manager, OutboxEmail,
+    OutboxState, RecipientKind, Recommender, Store, StoreError, Window,
 };
 
 use crate::mail::build_with;
@@ -315,6 +315,7 @@ impl EmailRenderer {
             recommendations,
             sender: self.sender.clone(),
             today: date(at),
+            coupon: None,
         })
     }
 
@@ -377,6 +378,19 @@ impl EmailRenderer {
         customer_id: &str,
         at: i64,
     ) -> Result<RenderedTemplate, TemplatesError> {
+        self.render_for_coupon(name, customer_id, at, None)
+    }
+
+    /// Renders template `name` for the customer with `customer_id` at `at`, with `coupon` (the
+    /// code the e-mail carries) as `coupon` in the context; without one, a template that reads
+    /// `coupon.code` fails, so no e-mail goes out with an empty code.
+    pub fn render_for_coupon(
+        &self,
+        name: &str,
+        customer_id: &str,
+        at: i64,
+        coupon: Option<&IssuedCoupon>,
+    ) -> Result<RenderedTemplate, TemplatesError> {
         if !self.templates.contains(name) {
             return Err(TemplateRenderError::UnknownTemplate {
                 name: name.to_owned(),
@@ -384,7 +398,11 @@ impl EmailRenderer {
             }
             .into());
         }
-        let context = self.context(customer_id, at)?;
+        let mut context = self.context(customer_id, at)?;
+        if let Some(coupon) = coupon {
+            let zone: Tz = context.customer.timezone.parse().unwrap_or(self.timezone);
+            context.coupon = Some(crate::incentives::coupon_context(coupon, zone));
+        }
         Ok(self.templates.render(name, &context)?)
     }
 }
@@ -396,7 +414,17 @@ impl RenderEmail for EmailRenderer {
         customer_external_id: &str,
         at: i64,
     ) -> Result<RenderedEmail, RenderError> {
-        self.render_for(template, customer_external_id, at)
+        self.render_with_coupon(template, customer_external_id, at, None)
+    }
+
+    fn render_with_coupon(
+        &self,
+        template: &str,
+        customer_external_id: &str,
+        at: i64,
+        coupon: Option<&IssuedCoupon>,
+    ) -> Result<RenderedEmail, RenderError> {
+        self.render_for_coupon(template, customer_external_id, at, coupon)
             .map(|rendered| RenderedEmail {
                 subject: rendered.subject,
                 text: rendered.text,
@@ -513,6 +541,7 @@ impl EmailRenderer {
             template: template.to_owned(),
             address: customer.email.clone(),
             name: customer.name.clone(),
+            coupon: None,
         };
         let fixed = Fixed(preview.rendered.clone());
         let new = match compose(&fixed, &recipient, at) {

@@ -631,6 +631,7 @@ mod tests {
             };
         let email = || FollowUpAction::Email {
             template: "care".to_owned(),
+            coupon: None,
         };
         // C1 (A): a task for its owner, due a day before T2: done as a follow-up, overdue.
         session
@@ -658,6 +659,7 @@ mod tests {
         let mut queue = |rule: &str, customer: &str, at: i64| {
             let action = FollowUpAction::Email {
                 template: rule.to_owned(),
+                coupon: None,
             };
             session
                 .record_with_email(&planned(rule, customer, at, action), Some(&mut compose))

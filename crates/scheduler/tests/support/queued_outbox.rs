@@ -62,6 +62,7 @@ pub fn queued_store(path: &Path, n: usize, text: &str, html: &str) -> Store {
                     scheduled_at: NOW,
                     action: FollowUpAction::Email {
                         template: "hello".into(),
+                        coupon: None,
                     },
                     reason: "queued".into(),
                     skip: None,

@@ -59,6 +59,7 @@ pub fn email(rule: &str, customer: &str, at: i64, template: &str) -> PlannedFoll
         scheduled_at: at,
         action: FollowUpAction::Email {
             template: template.into(),
+            coupon: None,
         },
         reason: format!("{rule} fired"),
         skip: None,
@@ -188,7 +189,8 @@ fn the_same_occurrence_is_recorded_once() {
     assert_eq!(
         stored.action,
         FollowUpAction::Email {
-            template: "care".into()
+            template: "care".into(),
+            coupon: None,
         }
     );
     assert_eq!(stored.reason, "care fired");
