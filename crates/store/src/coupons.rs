@@ -268,7 +268,8 @@ impl Choice {
 /// How many times a generated code that collides with a stored one is drawn again.
 const GENERATE_ATTEMPTS: usize = 16;
 
-/// Chooses the code of `request`'s pool for the customer `customer` at `now`, writing nothing:
+/// Chooses the code of `request`'s pool for the customer `customer`, issued at `now` (the
+/// e-mail's scheduled time: a code is valid from when its e-mail is due), writing nothing:
 /// the one they hold (unless redeemed or expired: then `Err(why)`), else the pool's oldest
 /// available imported code, else one generated from the pool's pattern. `Err(why)` when there
 /// is none (an empty imported pool): the follow-up is skipped with that reason, and no e-mail

@@ -737,7 +737,7 @@ impl FollowUpSession<'_> {
             },
         ) = (&skip, &planned.action)
         {
-            match coupons::choose(tx, request, target.rowid, self.decided_at)? {
+            match coupons::choose(tx, request, target.rowid, planned.scheduled_at)? {
                 Ok(choice) => coupon = Some(choice),
                 Err(why) => skip = Some(why),
             }
