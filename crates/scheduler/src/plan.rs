@@ -700,6 +700,12 @@ fn store_action(
             name: tag.clone(),
             value: serde_json::Value::Bool(true),
         },
+        Action::Points {
+            amount, expires, ..
+        } => FollowUpAction::EarnPoints {
+            amount: *amount,
+            expires_at: expires.map(|seconds| scheduled_at.saturating_add(seconds)),
+        },
     }
 }
 

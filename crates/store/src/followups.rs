@@ -138,6 +138,16 @@ pub enum FollowUpAction {
         /// Attribute names and their new values.
         values: Map<String, Value>,
     },
+    /// Credits points to the customer in the points ledger (source `followup:<id>`), with the
+    /// follow-up. Stored with the kind `set_attribute` (migration 3 fixes the ledger's kinds):
+    /// like an attribute, it is done at once, inside the database.
+    EarnPoints {
+        /// The points (more than 0).
+        amount: f64,
+        /// When they expire, unix seconds UTC, if they do.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<i64>,
+    },
 }
 
 impl FollowUpAction {
@@ -147,9 +157,9 @@ impl FollowUpAction {
             FollowUpAction::Email { .. } => FollowUpKind::Email,
             FollowUpAction::Task { .. } => FollowUpKind::Task,
             FollowUpAction::NotifyOwner { .. } => FollowUpKind::NotifyOwner,
-            FollowUpAction::SetAttribute { .. } | FollowUpAction::SetAttributes { .. } => {
-                FollowUpKind::SetAttribute
-            }
+            FollowUpAction::SetAttribute { .. }
+            | FollowUpAction::SetAttributes { .. }
+            | FollowUpAction::EarnPoints { .. } => FollowUpKind::SetAttribute,
         }
     }
 
@@ -176,6 +186,9 @@ impl FollowUpAction {
                 coupon: Some(coupon),
                 ..
             } if blank(&coupon.pool) => Some("the coupon pool is empty: name a pool"),
+            FollowUpAction::EarnPoints { amount, .. } if !amount.is_finite() => {
+                Some("the points are not a number")
+            }
             FollowUpAction::SetAttributes { values } if values.is_empty() => {
                 Some("no attribute to set: name at least one")
             }
@@ -722,6 +735,11 @@ impl FollowUpSession<'_> {
                 FollowUpAction::NotifyOwner { .. } if target.owner.is_none() => {
                     skip = Some("the customer has no owner to notify".into());
                 }
+                FollowUpAction::EarnPoints { amount, .. } if *amount <= 0.0 => {
+                    skip = Some(format!(
+                        "the rule earns no points for this customer ({amount})"
+                    ));
+                }
                 _ => {}
             }
         }
@@ -749,7 +767,8 @@ impl FollowUpSession<'_> {
                 FollowUpAction::NotifyOwner { template } => Some((RecipientKind::Owner, template)),
                 FollowUpAction::Task { .. }
                 | FollowUpAction::SetAttribute { .. }
-                | FollowUpAction::SetAttributes { .. } => None,
+                | FollowUpAction::SetAttributes { .. }
+                | FollowUpAction::EarnPoints { .. } => None,
             };
             if let Some((kind, template)) = kind {
                 let to = outbox::recipient(
@@ -776,7 +795,8 @@ impl FollowUpSession<'_> {
                 None,
                 FollowUpAction::Task { .. }
                 | FollowUpAction::SetAttribute { .. }
-                | FollowUpAction::SetAttributes { .. },
+                | FollowUpAction::SetAttributes { .. }
+                | FollowUpAction::EarnPoints { .. },
             ) => FollowUpStatus::Done,
             (None, FollowUpAction::Email { .. } | FollowUpAction::NotifyOwner { .. }) => {
                 FollowUpStatus::Planned
@@ -882,6 +902,17 @@ impl FollowUpSession<'_> {
                         "UPDATE customers SET attributes = ?2, updated_at = ?3 WHERE id = ?1",
                     )?
                     .execute(params![target.rowid, text, self.decided_at])?;
+                }
+                FollowUpAction::EarnPoints { amount, expires_at } => {
+                    crate::points::book(
+                        tx,
+                        target.rowid,
+                        &format!("followup:{followup_id}"),
+                        planned.scheduled_at,
+                        *amount,
+                        *expires_at,
+                        Some(&planned.key.rule_id),
+                    )?;
                 }
                 FollowUpAction::Email { .. } | FollowUpAction::NotifyOwner { .. } => {}
             }

@@ -82,6 +82,7 @@ mod followup_state;
 mod followups;
 mod growth;
 mod import;
+mod incentive_features;
 mod integrity;
 mod keys;
 mod managers;

@@ -214,6 +214,16 @@ pub enum Action {
         /// The tag.
         tag: String,
     },
+    /// Points the customer earns (`points: { earn: EXPR, expires: 365d }`), booked in the
+    /// points ledger.
+    Points {
+        /// The expression of the amount, over the customer's features (`revenue_window * 0.01`).
+        earn: String,
+        /// Seconds after which the points expire, if they do.
+        expires: Option<i64>,
+        /// The amount as evaluated for one customer when planned (0 in the rule itself).
+        amount: f64,
+    },
 }
 
 impl Action {
@@ -249,6 +259,10 @@ impl Action {
                     .join(", ")
             ),
             Action::Tag { tag } => format!("tag `{tag}`"),
+            Action::Points { earn, amount, .. } if *amount == 0.0 => {
+                format!("points: earn {earn}")
+            }
+            Action::Points { amount, .. } => format!("points: earn {amount}"),
         }
     }
 }
@@ -318,6 +332,8 @@ impl ContactPolicy {
 pub(crate) struct CompiledFollowUp {
     pub(crate) rule: FollowUpRule,
     pub(crate) when: Option<Expression>,
+    /// A `points` action's amount, compiled.
+    pub(crate) earn: Option<Expression>,
     /// The rule's source file and place (`followups[i]`).
     pub(crate) file: usize,
     pub(crate) path: Vec<PathSeg>,

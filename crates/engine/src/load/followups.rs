@@ -533,16 +533,31 @@ impl Loader<'_> {
         });
         let action = self.action(file, path, &id, raw);
 
+        let label = format!(
+            "followups[{}] ({id})",
+            match path.get(1) {
+                Some(PathSeg::Index(index)) => *index,
+                _ => 0,
+            }
+        );
         let when = match &raw.when {
             Some(when) => {
-                let label = format!(
-                    "followups[{}] ({id})",
-                    match path.get(1) {
-                        Some(PathSeg::Index(index)) => *index,
-                        _ => 0,
-                    }
+                let expr =
+                    self.compile(file, join(path, &["when"]), label.clone(), &when.0, scores);
+                expr.as_ref()?;
+                expr
+            }
+            None => None,
+        };
+        let earn = match &raw.points {
+            Some(points) => {
+                let expr = self.compile(
+                    file,
+                    join(path, &["points", "earn"]),
+                    format!("{label} points"),
+                    &points.earn.0,
+                    scores,
                 );
-                let expr = self.compile(file, join(path, &["when"]), label, &when.0, scores);
                 expr.as_ref()?;
                 expr
             }
@@ -568,6 +583,7 @@ impl Loader<'_> {
         Some(CompiledFollowUp {
             rule,
             when,
+            earn,
             file,
             path: path.to_vec(),
         })
@@ -807,6 +823,7 @@ impl Loader<'_> {
             ("notify_owner", raw.notify_owner.is_some()),
             ("set", raw.set.is_some()),
             ("tag", raw.tag.is_some()),
+            ("points", raw.points.is_some()),
         ]
         .iter()
         .filter(|(_, present)| *present)
@@ -917,6 +934,22 @@ impl Loader<'_> {
                 assignee: assignee?,
                 title: task.title.clone(),
                 due,
+            });
+        }
+        if let Some(points) = &raw.points {
+            let expires = match &points.expires {
+                Some(expires) => Some(self.duration_at(
+                    file,
+                    &join(path, &["points", "expires"]),
+                    expires,
+                    "points.expires",
+                )?),
+                None => None,
+            };
+            return Some(Action::Points {
+                earn: points.earn.0.trim().to_owned(),
+                expires,
+                amount: 0.0,
             });
         }
         if let Some(tag) = &raw.tag {

@@ -234,6 +234,15 @@ pub(crate) struct RawFollowUp {
     pub(crate) notify_owner: Option<RawTemplate>,
     pub(crate) set: Option<Ordered<serde_yaml::Value>>,
     pub(crate) tag: Option<Scalar>,
+    pub(crate) points: Option<RawPoints>,
+}
+
+/// `points: { earn: "revenue_window * 0.01", expires: 365d }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPoints {
+    pub(crate) earn: Scalar,
+    pub(crate) expires: Option<Scalar>,
 }
 
 /// `every: { period: 30d, from: last_fired }`.
