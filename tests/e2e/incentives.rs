@@ -276,3 +276,129 @@ fn imported_codes_are_issued_in_order_duplicates_rejected_and_an_empty_pool_skip
         0
     );
 }
+
+/// The ids of the customers for whom `condition` (over their features) holds at `at`
+/// (`tiercare customers --where`).
+fn matching(root: &Path, at: &str, condition: &str) -> Vec<String> {
+    let listed = run_in(
+        root,
+        &["customers", "--where", condition, "--at", at, "--jsonl"],
+    );
+    listed.assert_code(0);
+    listed
+        .stdout
+        .lines()
+        .map(|line| {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            row["id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// The points balance at `at` of the entries `(at, amount, expires_at)`, computed here
+/// independently of the store: every unexpired lot earned before `at`, less what was spent,
+/// taken from the lots that expire first.
+fn expected_balance(entries: &[(i64, f64, Option<i64>)], at: i64) -> f64 {
+    let mut lots: Vec<(i64, f64)> = Vec::new(); // (expiry, left)
+    for &(when, amount, expiry) in entries.iter().filter(|(when, ..)| *when <= at) {
+        lots.retain(|(expiry, _)| *expiry > when);
+        if amount > 0.0 {
+            lots.push((expiry.unwrap_or(i64::MAX), amount));
+        } else {
+            let mut spend = -amount;
+            lots.sort_by_key(|(expiry, _)| *expiry);
+            for (_, left) in &mut lots {
+                let used = left.min(spend);
+                *left -= used;
+                spend -= used;
+            }
+        }
+    }
+    lots.iter()
+        .filter(|(expiry, _)| *expiry > at)
+        .map(|(_, left)| left)
+        .fold(0.0, |sum, left| sum + left)
+}
+
+fn unix(text: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .timestamp()
+}
+
+#[test]
+fn points_earned_by_a_rule_spent_by_orders_and_expired_make_the_balance() {
+    let tmp = crate::common::fast_tempdir();
+    let root = workspace(tmp.path());
+    std::fs::write(
+        root.join("rules/incentives.yaml"),
+        "followups:\n  - id: monthly-points\n    cron: \"0 9 1 * *\"\n    max_delay: 3650d\n    \
+         when: orders_total >= 1\n    points: { earn: \"revenue_total * 0.1\", expires: 30d }\n",
+    )
+    .unwrap();
+    let orders = |rows: &str| {
+        std::fs::write(
+            root.join("orders.csv"),
+            format!("order_id,customer_id,ordered_at,amount,points_spent\n{rows}"),
+        )
+        .unwrap();
+        run_in(&root, &["import", "orders", "orders.csv"]).assert_code(0);
+    };
+    orders("O1,C0000,2026-02-01T10:00:00Z,200,\n");
+    let record = |from: &str, until: &str| {
+        let recorded = run_in(&root, &followups_record_json(from, until));
+        recorded.assert_code(0);
+        recorded.json()
+    };
+    assert_eq!(
+        record("2026-03-01T08:00:00Z", "2026-03-01T10:00:00Z")["new"],
+        1
+    );
+    orders("O1,C0000,2026-02-01T10:00:00Z,200,\nO2,C0000,2026-03-10T10:00:00Z,100,5\n");
+    assert_eq!(
+        record("2026-04-01T08:00:00Z", "2026-04-01T10:00:00Z")["new"],
+        1
+    );
+    // Importing the orders again books nothing twice.
+    orders("O1,C0000,2026-02-01T10:00:00Z,200,\nO2,C0000,2026-03-10T10:00:00Z,100,5\n");
+    assert_eq!(count(&root, "SELECT count(*) FROM points"), 3);
+
+    let day = 86_400;
+    let entries = [
+        (
+            unix("2026-03-01T09:00:00Z"),
+            20.0,
+            Some(unix("2026-03-01T09:00:00Z") + 30 * day),
+        ),
+        (unix("2026-03-10T10:00:00Z"), -5.0, None),
+        (
+            unix("2026-04-01T09:00:00Z"),
+            30.0,
+            Some(unix("2026-04-01T09:00:00Z") + 30 * day),
+        ),
+    ];
+    for at in [
+        "2026-02-15T00:00:00Z",
+        "2026-03-05T00:00:00Z",
+        "2026-03-15T00:00:00Z",
+        "2026-03-31T10:00:00Z",
+        "2026-04-02T00:00:00Z",
+        "2026-05-02T00:00:00Z",
+    ] {
+        let expected = expected_balance(&entries, unix(at));
+        assert_eq!(
+            matching(
+                &root,
+                at,
+                &format!("customer_id == \"C0000\" && points_balance == {expected:?}")
+            ),
+            ["C0000"],
+            "points_balance at {at} should be {expected}"
+        );
+    }
+    assert_eq!(
+        expected_balance(&entries, unix("2026-03-15T00:00:00Z")),
+        15.0,
+        "20 earned, 5 spent"
+    );
+}

@@ -84,7 +84,7 @@ pub fn balance(entries: &[(i64, f64, Option<i64>)], at: i64) -> f64 {
     lots.iter()
         .filter(|(expiry, _)| expiry.is_none_or(|expiry| expiry > at))
         .map(|(_, remaining)| remaining)
-        .sum()
+        .fold(0.0, |sum, remaining| sum + remaining)
 }
 
 impl Store {
