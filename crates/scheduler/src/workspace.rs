@@ -17,6 +17,10 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
         include_str!("../../../rules/followups.yaml"),
     ),
     ("growth.yaml", include_str!("../../../rules/growth.yaml")),
+    (
+        "incentives.yaml",
+        include_str!("../../../rules/incentives.yaml"),
+    ),
     ("levels.yaml", include_str!("../../../rules/levels.yaml")),
     ("rfm.yaml", include_str!("../../../rules/rfm.yaml")),
     (
@@ -35,6 +39,10 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     (
         "tests/growth.yaml",
         include_str!("../../../rules/tests/growth.yaml"),
+    ),
+    (
+        "tests/incentives.yaml",
+        include_str!("../../../rules/tests/incentives.yaml"),
     ),
     (
         "tests/levels.yaml",
@@ -67,6 +75,10 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     (
         "birthday.eml.j2",
         include_str!("../../../rules/templates/birthday.eml.j2"),
+    ),
+    (
+        "comeback.eml.j2",
+        include_str!("../../../rules/templates/comeback.eml.j2"),
     ),
     (
         "care.eml.j2",
