@@ -149,7 +149,14 @@ fn manager_references(
         return Ok(Vec::new());
     }
     let store = workspace.open_store()?;
-    Ok(check_manager_references(&store, rules)?)
+    let mut diagnostics = check_manager_references(&store, rules)?;
+    // Imported coupon pools running low (their e-mails would be skipped).
+    diagnostics.extend(tiercare_scheduler::incentives::pool_diagnostics(
+        &store,
+        rules,
+        tiercare_scheduler::time::now(),
+    )?);
+    Ok(diagnostics)
 }
 
 /// What `check` found in the templates.

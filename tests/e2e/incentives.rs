@@ -252,6 +252,12 @@ fn imported_codes_are_issued_in_order_duplicates_rejected_and_an_empty_pool_skip
     let status = run_in(&root, &["coupons"]);
     status.assert_code(0);
     status.assert_stderr_contains("coupon pool 'gift' has 3 codes left (warn_below: 5)");
+    let checked = run_in(&root, &["check"]);
+    checked.assert_code(0);
+    checked.assert_stderr_contains(
+        "rules/incentives.yaml:2:3: warning: coupon pool 'gift' has 3 codes left",
+    );
+    run_in(&root, &["status"]).assert_stderr_contains("coupon pool 'gift' has 3 codes left");
 
     let recorded = run_in(
         &root,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::TimeZone;
 use chrono_tz::Tz;
-use tiercare_engine::{CouponContext, CouponPool, RuleSet};
+use tiercare_engine::{CouponContext, CouponPool, Diagnostic, RuleSet};
 use tiercare_store::{CouponImport, CouponRequest, IssuedCoupon, PoolStatus, Store, StoreError};
 
 /// Why coupons could not be imported or listed.
@@ -153,6 +153,27 @@ pub fn pool_reports(
                 generated,
                 warning,
             }
+        })
+        .collect())
+}
+
+/// `check`'s warnings about coupon pools at `now`: each imported pool an e-mail rule uses that
+/// has fewer codes left than its `warn_below`, at the pool's place in the rules.
+pub fn pool_diagnostics(
+    store: &Store,
+    rules: &RuleSet,
+    now: i64,
+) -> Result<Vec<Diagnostic>, StoreError> {
+    Ok(pool_reports(store, Some(rules), now)?
+        .into_iter()
+        .filter_map(|report| {
+            let warning = report.warning?;
+            let pool = rules.coupon_pool(&report.status.pool)?;
+            let at = &pool.location;
+            Some(
+                Diagnostic::warning(&at.path, at.line, at.column, warning)
+                    .with_hint("`tiercare coupons` shows every pool's codes by state"),
+            )
         })
         .collect())
 }
