@@ -56,6 +56,11 @@ fn count(root: &Path, sql: &str) -> i64 {
     conn.query_row(sql, [], |row| row.get(0)).unwrap()
 }
 
+fn count_text(root: &Path, sql: &str) -> String {
+    let conn = rusqlite::Connection::open(root.join("tiercare.db")).unwrap();
+    conn.query_row(sql, [], |row| row.get(0)).unwrap()
+}
+
 /// Each customer's issued code, by customer id.
 fn codes(root: &Path) -> HashMap<String, String> {
     let conn = rusqlite::Connection::open(root.join("tiercare.db")).unwrap();
@@ -74,6 +79,8 @@ fn codes(root: &Path) -> HashMap<String, String> {
 fn a_coupon_is_issued_once_per_customer_across_runs_and_a_kill_and_redeemed_by_an_order() {
     let tmp = crate::common::fast_tempdir();
     let root = workspace(tmp.path());
+    // Tiers first: the report counts codes per tier at issue.
+    run_in(&root, &["assess", "--at", "2026-03-01T00:00:00Z"]).assert_code(0);
 
     // A first day: one e-mail and one code per customer; recording again adds nothing.
     let first = run_in(
@@ -190,6 +197,8 @@ for path in sorted(pathlib.Path(sys.argv[1]).rglob("*.eml")):
     // one was issued (or another customer's) is counted, not an error.
     let orders = format!(
         "order_id,customer_id,ordered_at,amount,coupon_code,points_spent\n\
+         O9,C0001,2025-10-01T10:00:00Z,30,,\n\
+         O0,C0001,2026-01-15T10:00:00Z,40,,\n\
          O1,C0001,2026-05-10T10:00:00Z,80,{},\n\
          O2,C0002,2026-05-11T10:00:00Z,50,NOT-A-CODE,\n\
          O3,C0003,2026-05-12T10:00:00Z,50,{},\n",
@@ -213,6 +222,43 @@ for path in sorted(pathlib.Path(sys.argv[1]).rglob("*.eml")):
             1
         );
     }
+    // The report: issued against redeemed per rule and tier, and the redeemer's revenue in the
+    // 90 days before and after issue, computed here from the orders above.
+    let issue = unix("2026-03-02T09:00:00Z");
+    let window = 90 * 86_400;
+    let c0001 = [
+        (unix("2025-10-01T10:00:00Z"), 30.0),
+        (unix("2026-01-15T10:00:00Z"), 40.0),
+        (unix("2026-05-10T10:00:00Z"), 80.0),
+    ];
+    let before: f64 = c0001
+        .iter()
+        .filter(|(t, _)| *t >= issue - window && *t < issue)
+        .map(|(_, amount)| amount)
+        .sum();
+    let after: f64 = c0001
+        .iter()
+        .filter(|(t, _)| *t >= issue && *t < issue + window)
+        .map(|(_, amount)| amount)
+        .sum();
+    let report = run_in(&root, &["report", "--at", "2026-05-13T12:00:00Z", "--json"]);
+    report.assert_code(0);
+    let report = report.json();
+    let coupons = report["coupons"].as_array().unwrap();
+    assert_eq!(coupons.len(), 1, "{coupons:?}");
+    assert_eq!(coupons[0]["rule_id"], "hello");
+    assert_eq!(
+        coupons[0]["tier"],
+        count_text(&root, "SELECT tier FROM customer_tiers LIMIT 1")
+    );
+    assert_eq!(coupons[0]["issued"], CUSTOMERS);
+    assert_eq!(coupons[0]["redeemed"], 1);
+    assert_eq!(
+        coupons[0]["redeemers_revenue_before"].as_f64(),
+        Some(before)
+    );
+    assert_eq!(coupons[0]["redeemers_revenue_after"].as_f64(), Some(after));
+    assert_eq!((before, after), (40.0, 80.0));
     let status = run_in(
         &root,
         &["coupons", "status", "--json", "--at", "2026-06-15"],

@@ -229,6 +229,82 @@ impl Store {
     }
 }
 
+/// Coupons of one follow-up rule and tier (the customer's tier when the code was issued), as
+/// the report shows them ([`Store::coupon_figures`]).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct CouponFigures {
+    /// The follow-up rule that issued the codes (`""`: none recorded).
+    pub rule_id: String,
+    /// The customers' tier at issue (`""`: none).
+    pub tier: String,
+    /// Codes issued by `at`.
+    pub issued: u64,
+    /// Of those, codes redeemed by `at`.
+    pub redeemed: u64,
+    /// The redeemers' order amounts (refunds included) in the `days` days before their code
+    /// was issued: `issued_at - days × 86400 <= ordered_at < issued_at`.
+    pub redeemers_revenue_before: f64,
+    /// Their order amounts in the `days` days from issue on: `issued_at <= ordered_at <
+    /// issued_at + days × 86400`, and `<= at`.
+    pub redeemers_revenue_after: f64,
+}
+
+impl Store {
+    /// Coupons issued and redeemed by `at`, per follow-up rule and tier, with the revenue of
+    /// the redeemers in the `days` days before and after their code was issued; sorted by rule
+    /// and tier.
+    pub fn coupon_figures(&self, at: i64, days: i64) -> Result<Vec<CouponFigures>, StoreError> {
+        let path = self.label.as_path();
+        let window = days.saturating_mul(86_400);
+        let mut figures: BTreeMap<(String, String), CouponFigures> = BTreeMap::new();
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT coalesce(rule_id, ''), coalesce(tier, ''), count(*),                  sum(redeemed_at IS NOT NULL AND redeemed_at <= ?1)                  FROM coupons WHERE issued_at <= ?1 GROUP BY 1, 2",
+            )
+            .at(path)?;
+        let rows = stmt
+            .query_map([at], |row| {
+                Ok(CouponFigures {
+                    rule_id: row.get(0)?,
+                    tier: row.get(1)?,
+                    issued: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                    redeemed: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+                    ..CouponFigures::default()
+                })
+            })
+            .at(path)?;
+        for row in rows {
+            let row = row.at(path)?;
+            figures.insert((row.rule_id.clone(), row.tier.clone()), row);
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT coalesce(k.rule_id, ''), coalesce(k.tier, ''),                  total(CASE WHEN o.ordered_at < k.issued_at THEN o.amount END),                  total(CASE WHEN o.ordered_at >= k.issued_at AND o.ordered_at <= ?1                        THEN o.amount END)                  FROM coupons k JOIN orders o ON o.customer_id = k.customer_id                  WHERE k.issued_at <= ?1 AND k.redeemed_at <= ?1                  AND o.ordered_at >= k.issued_at - ?2 AND o.ordered_at < k.issued_at + ?2                  GROUP BY 1, 2",
+            )
+            .at(path)?;
+        let rows = stmt
+            .query_map([at, window], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, f64>(2)?,
+                    row.get::<_, f64>(3)?,
+                ))
+            })
+            .at(path)?;
+        for row in rows {
+            let (rule_id, tier, before, after) = row.at(path)?;
+            if let Some(figure) = figures.get_mut(&(rule_id, tier)) {
+                figure.redeemers_revenue_before = before;
+                figure.redeemers_revenue_after = after;
+            }
+        }
+        Ok(figures.into_values().collect())
+    }
+}
+
 const ISSUED_COLUMNS: &str = "pool, code, value, description, issued_at, expires_at, redeemed_at";
 
 fn issued_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<IssuedCoupon> {

@@ -105,7 +105,9 @@ mod webhooks;
 
 pub use bounces::{Bounce, BounceCounts, BounceKind, BounceOutcome, NewBounce, SoftBouncePolicy};
 pub use contacts::{CONTACT_WINDOWS, ContactCounts, Contacts};
-pub use coupons::{CouponImport, CouponRequest, IssuedCoupon, PoolStatus, RedemptionTally};
+pub use coupons::{
+    CouponFigures, CouponImport, CouponRequest, IssuedCoupon, PoolStatus, RedemptionTally,
+};
 pub use customers::{CustomerQuery, CustomerRow};
 pub use daemon::{DaemonState, ScheduleCursor, SlotOutcome};
 pub use db::{BUSY_TIMEOUT, Store, TableCounts};

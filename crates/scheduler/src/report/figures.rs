@@ -237,7 +237,14 @@ pub struct Figures {
     pub care: Option<CareProgramme>,
     /// The growth models' predicted-against-actual check on the last 90 days.
     pub growth_holdout: Option<crate::growth::HoldoutOutcome>,
+    /// Coupons issued and redeemed per follow-up rule and tier, with the redeemers' revenue in
+    /// the [`COUPON_REVENUE_DAYS`] days before and after issue.
+    pub coupons: Vec<tiercare_store::CouponFigures>,
 }
+
+/// The days before and after a coupon's issue over which the report sums its redeemer's
+/// revenue.
+pub const COUPON_REVENUE_DAYS: i64 = 90;
 
 /// Gathers every figure of the report from `store`.
 pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, ReportError> {
@@ -373,6 +380,7 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
         .map(|settings| crate::growth::holdout(store, latest.at, options.window, settings))
         .transpose()?;
     let reputation = store.mail_reputation(options.at - 30 * 86_400, options.at + 1)?;
+    let coupons = store.coupon_figures(options.at, COUPON_REVENUE_DAYS)?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "report: moves, work, e-mails and the care programme read"
@@ -398,6 +406,7 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
         reputation,
         care,
         growth_holdout,
+        coupons,
     })
 }
 

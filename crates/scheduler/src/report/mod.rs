@@ -11,6 +11,7 @@ mod figures;
 pub mod html;
 
 pub use figures::{
-    Assessment, Boundary, Figures, ManagerLoad, MoveMatrix, PARETO_POINTS, Pareto, ReportError,
-    ReportOptions, RfmCell, RfmGrid, TREND_ASSESSMENTS, TierFigure, TierInfo, TrendPoint, figures,
+    Assessment, Boundary, COUPON_REVENUE_DAYS, Figures, ManagerLoad, MoveMatrix, PARETO_POINTS,
+    Pareto, ReportError, ReportOptions, RfmCell, RfmGrid, TREND_ASSESSMENTS, TierFigure, TierInfo,
+    TrendPoint, figures,
 };
