@@ -656,7 +656,13 @@ impl Population {
         let (ranks, total_revenue_window) = rank(&orders, &external_position);
         drop(external_position);
         let quintiles = quintiles(&orders, at);
-        let incentives = crate::incentive_features::scan_incentives(conn, &slots, at, low, high)?;
+        let incentives = crate::incentive_features::scan_incentives(
+            conn,
+            &|rowid| slots.get(rowid),
+            at,
+            low,
+            high,
+        )?;
         Ok(Population {
             at,
             slots,

@@ -6,8 +6,6 @@ use std::collections::HashMap;
 
 use rusqlite::Connection;
 
-use crate::features::Slots;
-
 /// One customer's incentive features at the pass's time.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct IncentiveTotals {
@@ -19,11 +17,11 @@ pub(crate) struct IncentiveTotals {
     pub(crate) last_redeemed_at: Option<i64>,
 }
 
-/// Every customer's (of rowids `low..=high`) incentive totals at `at`, by slot; customers
-/// without coupons or points are absent.
+/// Every customer's (of rowids `low..=high`) incentive totals at `at`, by the slot `slot_of`
+/// gives a rowid; customers without coupons or points are absent.
 pub(crate) fn scan_incentives(
     conn: &Connection,
-    slots: &Slots,
+    slot_of: &dyn Fn(i64) -> Option<usize>,
     at: i64,
     low: i64,
     high: i64,
@@ -36,7 +34,7 @@ pub(crate) fn scan_incentives(
         )?;
         let mut rows = stmt.query([low, high, at])?;
         while let Some(row) = rows.next()? {
-            let Some(slot) = slots.get(row.get(0)?) else {
+            let Some(slot) = slot_of(row.get(0)?) else {
                 continue;
             };
             let expires_at: Option<i64> = row.get(1)?;
@@ -59,7 +57,7 @@ pub(crate) fn scan_incentives(
     let mut current: Option<i64> = None;
     let mut entries: Vec<(i64, f64, Option<i64>)> = Vec::new();
     let mut flush = |customer: Option<i64>, entries: &mut Vec<(i64, f64, Option<i64>)>| {
-        if let Some(slot) = customer.and_then(|rowid| slots.get(rowid)) {
+        if let Some(slot) = customer.and_then(slot_of) {
             totals.entry(slot).or_default().points_balance = crate::points::balance(entries, at);
         }
         entries.clear();
