@@ -77,12 +77,12 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../rules/templates/birthday.eml.j2"),
     ),
     (
-        "comeback.eml.j2",
-        include_str!("../../../rules/templates/comeback.eml.j2"),
-    ),
-    (
         "care.eml.j2",
         include_str!("../../../rules/templates/care.eml.j2"),
+    ),
+    (
+        "comeback.eml.j2",
+        include_str!("../../../rules/templates/comeback.eml.j2"),
     ),
     (
         "offer.html.j2",
