@@ -222,6 +222,34 @@ for path in sorted(pathlib.Path(sys.argv[1]).rglob("*.eml")):
             1
         );
     }
+    // A data-access export holds the customer's code and its redemption.
+    let export = run_in(&root, &["customer", "export", "C0001"]);
+    export.assert_code(0);
+    let export = export.json();
+    assert_eq!(export["coupons"][0]["code"], issued["C0001"].as_str());
+    assert_eq!(export["coupons"][0]["redeemed_order"], "O1");
+
+    // The features follow: C0001 redeemed 3 days before; the others' codes are still open.
+    let at = "2026-05-13T10:00:00Z";
+    assert_eq!(
+        matching(&root, at, "coupon_redeemed_days_ago == 3"),
+        ["C0001"]
+    );
+    assert_eq!(
+        matching(&root, at, "coupon_redeemed_days_ago != ()"),
+        ["C0001"]
+    );
+    assert_eq!(matching(&root, at, "coupons_open == 0"), ["C0001"]);
+    assert_eq!(
+        matching(&root, at, "coupons_open == 1").len(),
+        CUSTOMERS - 1,
+        "every other customer's code is open"
+    );
+    assert!(
+        matching(&root, "2026-06-15T00:00:00Z", "coupons_open > 0").is_empty(),
+        "expired 90 days after issue"
+    );
+
     // The report: issued against redeemed per rule and tier, and the redeemer's revenue in the
     // 90 days before and after issue, computed here from the orders above.
     let issue = unix("2026-03-02T09:00:00Z");
@@ -414,6 +442,19 @@ fn points_earned_by_a_rule_spent_by_orders_and_expired_make_the_balance() {
     // Importing the orders again books nothing twice.
     orders("O1,C0000,2026-02-01T10:00:00Z,200,\nO2,C0000,2026-03-10T10:00:00Z,100,5\n");
     assert_eq!(count(&root, "SELECT count(*) FROM points"), 3);
+    let export = run_in(&root, &["customer", "export", "C0000"]);
+    export.assert_code(0);
+    let amounts: Vec<f64> = export.json()["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["amount"].as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        amounts,
+        [20.0, -5.0, 30.0],
+        "earned 10% of 200, spent 5, earned 10% of 300"
+    );
 
     let day = 86_400;
     let entries = [
