@@ -332,6 +332,17 @@ fn imported_codes_are_issued_in_order_duplicates_rejected_and_an_empty_pool_skip
         "rules/incentives.yaml:2:3: warning: coupon pool 'gift' has 3 codes left",
     );
     run_in(&root, &["status"]).assert_stderr_contains("coupon pool 'gift' has 3 codes left");
+    // A preview shows a placeholder and issues nothing.
+    let preview = run_in(&root, &["preview", "gift-offer", "--customer", "C0000"]);
+    preview.assert_code(0);
+    preview.assert_stdout_contains("Your code PREVIEW-CODE gives 10%");
+    assert_eq!(
+        count(
+            &root,
+            "SELECT count(*) FROM coupons WHERE customer_id IS NOT NULL"
+        ),
+        0
+    );
 
     let recorded = run_in(
         &root,

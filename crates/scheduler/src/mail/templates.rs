@@ -31,6 +31,9 @@ use crate::outbox::{SendSettings, compose, outgoing};
 use crate::snapshot::fill_snapshot;
 use crate::workspace::{Workspace, WorkspaceError};
 
+/// The code `tiercare preview` shows for `coupon.code`: a preview issues nothing.
+pub const PREVIEW_COUPON_CODE: &str = "PREVIEW-CODE";
+
 /// How many products `recommendations` holds at most.
 pub const RECOMMENDATIONS: usize = 3;
 
@@ -522,7 +525,17 @@ impl EmailRenderer {
         customer_id: &str,
         at: i64,
     ) -> Result<Preview, TemplatesError> {
-        let rendered = self.render_for(template, customer_id, at)?;
+        // Nothing is issued by a preview: a template that shows a coupon gets a placeholder.
+        let placeholder = IssuedCoupon {
+            pool: "preview".to_owned(),
+            code: PREVIEW_COUPON_CODE.to_owned(),
+            value: Some("10%".to_owned()),
+            description: Some("(the pool's description)".to_owned()),
+            issued_at: at,
+            expires_at: Some(at + 30 * 86_400),
+            redeemed_at: None,
+        };
+        let rendered = self.render_for_coupon(template, customer_id, at, Some(&placeholder))?;
         let customer = self
             .store
             .customer(customer_id)?
