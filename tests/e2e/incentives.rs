@@ -287,6 +287,33 @@ for path in sorted(pathlib.Path(sys.argv[1]).rglob("*.eml")):
     );
     assert_eq!(coupons[0]["redeemers_revenue_after"].as_f64(), Some(after));
     assert_eq!((before, after), (40.0, 80.0));
+    let html = root.join("report.html");
+    run_in(
+        &root,
+        &[
+            "report",
+            "--at",
+            "2026-05-13T12:00:00Z",
+            "--out",
+            html.to_str().unwrap(),
+        ],
+    )
+    .assert_code(0);
+    let page = std::fs::read_to_string(&html).unwrap();
+    let section = &page[page
+        .find("<section id=\"coupons\">")
+        .expect("a coupons section")..];
+    let section = &section[..section.find("</section>").unwrap()];
+    for cell in [
+        "<th scope=\"row\">hello</th>",
+        "<td>20</td>",
+        "<td>1</td>",
+        "<td>5.0%</td>",
+        "<td>40</td>",
+        "<td>80</td>",
+    ] {
+        assert!(section.contains(cell), "{cell} in {section}");
+    }
     let status = run_in(
         &root,
         &["coupons", "status", "--json", "--at", "2026-06-15"],
