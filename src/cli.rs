@@ -485,8 +485,8 @@ pub struct PreviewArgs {
 /// `tiercare customer`.
 #[derive(Debug, Subcommand)]
 pub enum CustomerCommand {
-    /// Show a customer: profile, tier and segments, recent orders, contacts, complaints and
-    /// emails.
+    /// Show a customer: profile, tier and segments, recent orders, contacts, complaints,
+    /// emails, coupon codes and points balance.
     Show {
         /// The customer's id.
         id: String,

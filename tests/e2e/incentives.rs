@@ -228,6 +228,10 @@ for path in sorted(pathlib.Path(sys.argv[1]).rglob("*.eml")):
     let export = export.json();
     assert_eq!(export["coupons"][0]["code"], issued["C0001"].as_str());
     assert_eq!(export["coupons"][0]["redeemed_order"], "O1");
+    let show = run_in(&root, &["customer", "show", "C0001"]);
+    show.assert_code(0);
+    show.assert_stdout_contains("coupons: 1");
+    show.assert_stdout_contains(&format!("winback      {:<20} redeemed", issued["C0001"]));
 
     // The features follow: C0001 redeemed 3 days before; the others' codes are still open.
     let at = "2026-05-13T10:00:00Z";
@@ -493,6 +497,10 @@ fn points_earned_by_a_rule_spent_by_orders_and_expired_make_the_balance() {
         [20.0, -5.0, 30.0],
         "earned 10% of 200, spent 5, earned 10% of 300"
     );
+    // Today (after 1 May 2026 + 30 days) every point has expired.
+    let show = run_in(&root, &["customer", "show", "C0000"]);
+    show.assert_code(0);
+    show.assert_stdout_contains("points: 0 (3 entries)");
 
     let day = 86_400;
     let entries = [
