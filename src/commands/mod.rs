@@ -17,6 +17,7 @@ mod rules;
 mod serve;
 mod shell;
 mod tiers;
+mod users;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -70,6 +71,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Webhooks(args) => webhooks::webhooks(args, &workspace_dir, out),
         Command::Owners(args) => owners::owners(args, &workspace_dir, out),
         Command::Coupons(args) => coupons::coupons(args, &workspace_dir, out),
+        Command::Users(command) => users::users(command, &workspace_dir, out),
         Command::Completions(args) => shell::completions(&args, out),
         Command::Man(args) => shell::man(&args, out),
         Command::Backup(args) => doctor::backup(args, &workspace_dir, out),

@@ -35,6 +35,7 @@ mod report_browser;
 mod rules_safe;
 mod serve;
 mod serve_browser;
+mod staff_browser;
 mod templates;
 mod tiers;
 mod webhooks;

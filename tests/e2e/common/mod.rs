@@ -5,7 +5,9 @@
     reason = "each test binary uses a different part of this module"
 )]
 
+pub mod browser;
 pub mod daemon;
+pub mod staff;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

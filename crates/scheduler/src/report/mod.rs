@@ -8,6 +8,7 @@
 //! scores), which are the same the assessment read.
 
 mod figures;
+mod headline;
 pub mod html;
 
 pub use figures::{
@@ -15,3 +16,4 @@ pub use figures::{
     Pareto, ReportError, ReportOptions, RfmCell, RfmGrid, TREND_ASSESSMENTS, TierFigure, TierInfo,
     TrendPoint, figures,
 };
+pub use headline::{Headline, headline};
