@@ -199,6 +199,15 @@ pub enum Command {
     /// managers, C customers to nobody), each to the candidate with the most spare capacity;
     /// `followups record` does the same before it creates tasks.
     Owners(OwnersArgs),
+    /// Coupon pools: import single-use codes, and each pool's codes by state.
+    ///
+    /// Pools are declared in the rules (`coupons:`): generated ones (`pattern:
+    /// "WB-{AAAA}-{9999}"`) make a code when they issue one; imported ones issue the codes
+    /// `coupons import` added. An e-mail rule with `coupon: POOL` issues one code per customer
+    /// and pool, in the transaction that records the e-mail. Without a subcommand, shows every
+    /// pool's codes: available, issued (neither redeemed nor expired), redeemed (by an imported
+    /// order's `coupon_code`) and expired, warning when an imported pool runs low.
+    Coupons(CouponsArgs),
     /// Manage the staff workspace's accounts (the web pages under /staff/).
     ///
     /// `users add LOGIN --role admin|manager|viewer` creates an account (a manager account is
@@ -523,8 +532,8 @@ pub struct PreviewArgs {
 /// `tiercare customer`.
 #[derive(Debug, Subcommand)]
 pub enum CustomerCommand {
-    /// Show a customer: profile, tier and segments, recent orders, contacts, complaints and
-    /// emails.
+    /// Show a customer: profile, tier and segments, recent orders, contacts, complaints,
+    /// emails, coupon codes and points balance.
     Show {
         /// The customer's id.
         id: String,
@@ -977,6 +986,46 @@ pub enum ManagersCommand {
         /// Print what was decided as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `tiercare coupons`.
+#[derive(Debug, Args)]
+pub struct CouponsArgs {
+    /// What to do [default: status].
+    #[command(subcommand)]
+    pub command: Option<CouponsCommand>,
+    /// Print the result as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `tiercare coupons` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CouponsCommand {
+    /// Add single-use codes from FILE to POOL.
+    ///
+    /// FILE has one code per line, or codes in the first column of a CSV (a header `code` is
+    /// skipped); blank lines and `#` comments are ignored. A code twice in the file, or already
+    /// in another pool, is rejected with its row (exit 1; the other codes are added); importing
+    /// the same file again adds nothing. Written in one transaction.
+    Import {
+        /// The pool's name (as the rules' `coupons:` section and `email: { coupon: POOL }` say).
+        pool: String,
+        /// The file of codes.
+        file: PathBuf,
+    },
+    /// Every pool's codes by state (the default): available, issued, redeemed, expired.
+    Status {
+        /// As of this time: YYYY-MM-DD or an RFC 3339 time [default: now].
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
+    /// The same as `status`.
+    List {
+        /// As of this time: YYYY-MM-DD or an RFC 3339 time [default: now].
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
     },
 }
 

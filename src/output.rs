@@ -185,6 +185,13 @@ impl Output {
                 thousands(report.customers_created as f64)
             ));
         }
+        if report.coupons.redeemed > 0 || report.coupons.unknown > 0 {
+            self.line(&format!(
+                "  coupons       {:>12} redeemed, {} unknown codes (issued to no one, or to another customer)",
+                thousands(report.coupons.redeemed as f64),
+                thousands(report.coupons.unknown as f64)
+            ));
+        }
         if report.kept_forgotten > 0 {
             self.line(&format!(
                 "  forgotten     {:>12} kept forgotten (personal fields not imported)",

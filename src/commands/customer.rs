@@ -262,8 +262,49 @@ fn show(id: &str, export: &Value, out: &Output) {
             ));
         }
     }
+    incentives(export, now(), out);
     out.line("");
     out.line(&format!(
         "`tiercare customer export {id}` prints everything held about this customer as JSON"
     ));
+}
+
+/// The customer's coupon codes (open, redeemed or expired at `now`) and points balance.
+fn incentives(export: &Value, now: i64, out: &Output) {
+    let coupons = list(export, "coupons");
+    if !coupons.is_empty() {
+        out.heading(&format!("coupons: {}", coupons.len()));
+        for coupon in recent(coupons) {
+            let int = |key: &str| coupon.get(key).and_then(Value::as_i64);
+            let state = match (int("redeemed_at"), int("expires_at")) {
+                (Some(_), _) => format!("redeemed {}", time(coupon, "redeemed_at")),
+                (None, Some(expiry)) if expiry <= now => "expired".to_owned(),
+                (None, Some(_)) => format!("open until {}", time(coupon, "expires_at")),
+                (None, None) => "open".to_owned(),
+            };
+            out.line(&format!(
+                "  {}  {:<12} {:<20} {state}",
+                time(coupon, "issued_at"),
+                text(coupon, "pool"),
+                text(coupon, "code")
+            ));
+        }
+    }
+    let entries: Vec<(i64, f64, Option<i64>)> = list(export, "points")
+        .iter()
+        .filter_map(|entry| {
+            Some((
+                entry.get("at")?.as_i64()?,
+                entry.get("amount")?.as_f64()?,
+                entry.get("expires_at").and_then(Value::as_i64),
+            ))
+        })
+        .collect();
+    if !entries.is_empty() {
+        out.heading(&format!(
+            "points: {} ({} entries)",
+            tiercare_store::points_balance(&entries, now),
+            entries.len()
+        ));
+    }
 }

@@ -48,6 +48,33 @@ fn time(unix: Option<i64>) -> String {
     unix.map_or_else(|| "never".to_owned(), format_time)
 }
 
+/// Warns about imported coupon pools running low (their e-mails would be skipped), when the
+/// rules load and the database exists; says nothing otherwise (`check` reports rule errors).
+fn coupon_warnings(workspace: &Workspace, out: &Output) {
+    let Ok(source) =
+        tiercare_scheduler::assess::RuleSource::read(&workspace.rules_dir(), Path::new("rules"))
+    else {
+        return;
+    };
+    let Ok(loaded) = source.load() else {
+        return;
+    };
+    if !workspace.database_path().exists() {
+        return;
+    }
+    let Ok(store) = workspace.open_store() else {
+        return;
+    };
+    let now = tiercare_scheduler::time::now();
+    if let Ok(pools) =
+        tiercare_scheduler::incentives::pool_reports(&store, Some(&loaded.rules), now)
+    {
+        for warning in pools.iter().filter_map(|pool| pool.warning.as_deref()) {
+            out.warn(warning);
+        }
+    }
+}
+
 pub fn status(args: StatusArgs, workspace_dir: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let workspace = Workspace::open(workspace_dir)?;
     let status = read_status(&workspace)?;
@@ -63,6 +90,7 @@ pub fn status(args: StatusArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
         });
         print_sending(&status.sending, out);
         webhook_lines(&status, out);
+        coupon_warnings(&workspace, out);
         return Ok(ExitCode::SUCCESS);
     };
     if status.running {
@@ -175,6 +203,7 @@ pub fn status(args: StatusArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
     }
     print_sending(&status.sending, out);
     webhook_lines(&status, out);
+    coupon_warnings(&workspace, out);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,5 +1,6 @@
 //! One function per command: open what it needs, call the crates, print.
 
+mod coupons;
 mod customer;
 mod customers;
 mod daemon;
@@ -71,6 +72,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Inbound(args) => inbound::inbound(args, &workspace_dir, out),
         Command::Webhooks(args) => webhooks::webhooks(args, &workspace_dir, out),
         Command::Owners(args) => owners::owners(args, &workspace_dir, out),
+        Command::Coupons(args) => coupons::coupons(args, &workspace_dir, out),
         Command::Users(command) => users::users(command, &workspace_dir, out),
         Command::Managers(command) => managers::managers(command, &workspace_dir, out),
         Command::Pool(args) => pool::pool(args, &workspace_dir, out),

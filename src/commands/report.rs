@@ -359,6 +359,7 @@ fn print_summary(figures: &Figures, out: &Output) {
         count(figures.unsubscribes)
     ));
     print_reputation(figures, out);
+    print_coupons(figures, out);
 
     if let Some(tiercare_scheduler::growth::HoldoutOutcome::Checked(check)) =
         &figures.growth_holdout
@@ -427,6 +428,52 @@ fn print_surveys(figures: &Figures, out: &Output) {
             count(s.answered),
             s.response_rate().map_or_else(|| "-".to_owned(), percent),
             score
+        ));
+    }
+}
+
+/// Coupons issued and redeemed per rule and tier, with the redeemers' revenue around issue.
+fn print_coupons(figures: &Figures, out: &Output) {
+    if figures.coupons.is_empty() {
+        return;
+    }
+    let days = tiercare_scheduler::report::COUPON_REVENUE_DAYS;
+    out.line("");
+    out.heading(&format!(
+        "Coupons per rule and tier (redeemers' revenue {days} days before and after issue; not a causal claim)"
+    ));
+    out.line(&format!(
+        "  {} {} {:>8} {:>9} {:>7} {:>14} {:>14}",
+        fit("rule", 22),
+        fit("tier", 6),
+        "issued",
+        "redeemed",
+        "rate",
+        "before",
+        "after"
+    ));
+    for row in &figures.coupons {
+        let rate = if row.issued > 0 {
+            row.redeemed as f64 / row.issued as f64
+        } else {
+            0.0
+        };
+        out.line(&format!(
+            "  {} {} {:>8} {:>9} {:>7} {:>14.2} {:>14.2}",
+            fit(
+                if row.rule_id.is_empty() {
+                    "-"
+                } else {
+                    &row.rule_id
+                },
+                22
+            ),
+            fit(if row.tier.is_empty() { "-" } else { &row.tier }, 6),
+            count(row.issued),
+            count(row.redeemed),
+            percent(rate),
+            row.redeemers_revenue_before,
+            row.redeemers_revenue_after
         ));
     }
 }

@@ -159,6 +159,12 @@ fn manager_references(
             ));
         }
     }
+    // Imported coupon pools running low (their e-mails would be skipped).
+    diagnostics.extend(tiercare_scheduler::incentives::pool_diagnostics(
+        &store,
+        rules,
+        tiercare_scheduler::time::now(),
+    )?);
     Ok(diagnostics)
 }
 

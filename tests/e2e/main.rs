@@ -23,6 +23,7 @@ mod import_orders;
 mod import_refunds;
 mod import_rows;
 mod import_whole_orders;
+mod incentives;
 mod json;
 mod managers;
 mod outbox;

@@ -75,6 +75,7 @@ pub use assignment::{
     Assignment, AssignmentPlan, Candidate, ManagerLoad, TierAssignment, TierOutcome, Unowned,
     assign,
 };
+pub use care::incentive::{CouponPool, DEFAULT_WARN_BELOW};
 pub use catalog::{Catalog, EventSpec, FunctionOrigin, FunctionSpec, catalog};
 pub use diagnostic::{Diagnostic, Severity, render_all};
 pub use evaluate::{Decision, Evaluator, RuleError, RuleTime};
@@ -106,9 +107,9 @@ pub use ruletest::{TestFailure, TestReport, run_rule_tests};
 pub use sandbox::{Budget, Limits, Now, ScriptError, new_engine, script_diagnostic};
 pub use snapshot::{AssessmentTimes, FeatureTypeError, FeatureValue, Pin, Snapshot};
 pub use template::{
-    CONTEXT_SCHEMA, CustomerContext, LoadedTemplates, OwnerContext, RecommendationContext,
-    RenderError, RenderedTemplate, SenderContext, SurveyContext, SurveyLink, TemplateContext,
-    TemplateFile, Templates, TierContext, load_templates,
+    CONTEXT_SCHEMA, CouponContext, CustomerContext, LoadedTemplates, OwnerContext,
+    RecommendationContext, RenderError, RenderedTemplate, SenderContext, SurveyContext, SurveyLink,
+    TemplateContext, TemplateFile, Templates, TierContext, load_templates,
 };
 pub use text::location::Location;
 pub use tiering::rule_set::{

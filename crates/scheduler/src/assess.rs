@@ -785,6 +785,9 @@ mod tests {
             days_in_tier: 30,
             pending_downgrade: 2,
             pending_since: Some(1_690_000_000),
+            points_balance: 120.0,
+            coupons_open: 1,
+            coupon_redeemed_days_ago: Some(3),
             attributes,
             created_at: 1_500_000_000,
         }

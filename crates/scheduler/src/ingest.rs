@@ -125,6 +125,8 @@ pub struct ImportReport {
     pub order_lines: Option<u64>,
     /// Customers created from orders (`create_customers: true`).
     pub customers_created: u64,
+    /// Coupon codes the orders redeemed (`coupon_code`), and codes no customer was issued.
+    pub coupons: tiercare_store::RedemptionTally,
     /// Customer rows for forgotten customers (`tiercare customer forget`), whose personal
     /// fields were left out so they stay forgotten.
     pub kept_forgotten: u64,
@@ -282,6 +284,7 @@ pub fn import_file(
         }
     };
     run.report.customers_created = session.customers_created();
+    run.report.coupons = session.redemptions();
     run.report.kept_forgotten = session.kept_forgotten();
     let report = &run.report;
     session.commit(&ImportAudit {
@@ -413,6 +416,7 @@ fn import_pass<'a>(
             rejected: 0,
             order_lines: (mode != WriterMode::Direct).then_some(0),
             customers_created: 0,
+            coupons: tiercare_store::RedemptionTally::default(),
             kept_forgotten: 0,
             rejections: Vec::new(),
             elapsed_ms: 0,
@@ -1220,6 +1224,8 @@ impl Columns {
         let description = c.text(r, "description");
         let customer_name = c.text(r, "customer_name");
         let customer_region = c.text(r, "customer_region");
+        let coupon_code = c.text(r, "coupon_code");
+        let points_spent = c.float(r, "points_spent");
         let item = (sku.is_some() || quantity.is_some() || unit_price.is_some()).then(|| {
             let quantity = quantity.unwrap_or(1.0);
             OrderItem {
@@ -1242,6 +1248,8 @@ impl Columns {
             items: item.into_iter().collect(),
             customer_name,
             customer_region,
+            coupon_code,
+            points_spent,
         })
     }
 }
@@ -1583,6 +1591,7 @@ mod tests {
             items: Vec::new(),
             customer_name: None,
             customer_region: None,
+            ..OrderRecord::default()
         }
     }
 

@@ -30,6 +30,7 @@ pub mod growth;
 pub mod html;
 pub mod http_config;
 pub mod inbound;
+pub mod incentives;
 pub mod ingest;
 pub mod mail;
 pub mod owners;

@@ -681,21 +681,26 @@ fn store_assignee(assignee: &EngineAssignee) -> Assignee {
     }
 }
 
-/// The ledger's form of an engine action.
+/// The ledger's form of an engine action; an e-mail's coupon pool is looked up in `rules`.
 fn store_action(
+    rules: &RuleSet,
     action: &Action,
     occurrence_at: i64,
     scheduled_at: i64,
     title_of: &dyn Fn(&str) -> String,
 ) -> FollowUpAction {
     match action {
-        Action::Email { template } => FollowUpAction::Email {
+        Action::Email { template, coupon } => FollowUpAction::Email {
             template: template.clone(),
             survey: None,
+            coupon: coupon
+                .as_deref()
+                .map(|pool| crate::incentives::coupon_request(rules, pool)),
         },
         Action::Survey { template, survey } => FollowUpAction::Email {
             template: template.clone(),
             survey: Some(survey.clone()),
+            coupon: None,
         },
         Action::NotifyOwner { template } => FollowUpAction::NotifyOwner {
             template: template.clone(),
@@ -722,6 +727,12 @@ fn store_action(
         Action::Tag { tag } => FollowUpAction::SetAttribute {
             name: tag.clone(),
             value: serde_json::Value::Bool(true),
+        },
+        Action::Points {
+            amount, expires, ..
+        } => FollowUpAction::EarnPoints {
+            amount: *amount,
+            expires_at: expires.map(|seconds| scheduled_at.saturating_add(seconds)),
         },
     }
 }
@@ -786,6 +797,7 @@ pub fn record_due(
         let mut planned: Vec<PlannedFollowUp> = Vec::new();
         for action in &plan.actions {
             let stored = store_action(
+                rules,
                 &action.action,
                 action.occurrence_at,
                 action.scheduled_at,
@@ -811,7 +823,13 @@ pub fn record_due(
                 continue;
             };
             let scheduled_at = skipped.occurrence_at.max(options.from);
-            let stored = store_action(action, skipped.occurrence_at, scheduled_at, &title_of);
+            let stored = store_action(
+                rules,
+                action,
+                skipped.occurrence_at,
+                scheduled_at,
+                &title_of,
+            );
             let why = match &skipped.skipped {
                 Skipped::Cap { period, limit } => {
                     format!("cap: {limit} per {}", format!("{period:?}").to_lowercase())
@@ -1138,6 +1156,7 @@ followups:
                     action: FollowUpAction::Email {
                         template: "care".to_owned(),
                         survey: None,
+                        coupon: None,
                     },
                     reason: "sent by hand".to_owned(),
                     skip: None,

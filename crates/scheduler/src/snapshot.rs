@@ -1,7 +1,7 @@
 //! A customer's features as the store computed them, copied into the engine's snapshot: the one
 //! place the two meet, for assessments, plans, the rule proof, templates and the delivery gate.
 
-use tiercare_engine::{AssessmentTimes, Feature, Snapshot};
+use tiercare_engine::{AssessmentTimes, Feature, FeatureValue, Snapshot};
 use tiercare_store::CustomerFeatures;
 
 /// Copies a customer's features from the store into an engine snapshot.
@@ -52,6 +52,9 @@ pub fn fill_snapshot(snapshot: &mut Snapshot, features: &CustomerFeatures) {
         days_in_tier,
         pending_downgrade,
         pending_since,
+        points_balance,
+        coupons_open,
+        coupon_redeemed_days_ago,
         attributes,
         created_at: _,
     } = features;
@@ -99,6 +102,13 @@ pub fn fill_snapshot(snapshot: &mut Snapshot, features: &CustomerFeatures) {
     s.set_text(Feature::PreviousTier, previous_tier);
     s.set_int(Feature::DaysInTier, *days_in_tier);
     s.set_int(Feature::PendingDowngrade, *pending_downgrade);
+    s.set_float(Feature::PointsBalance, *points_balance);
+    s.set_int(Feature::CouponsOpen, *coupons_open);
+    // An optional int, as the catalogue says: it cannot fail.
+    let _ = s.set(
+        Feature::CouponRedeemedDaysAgo,
+        coupon_redeemed_days_ago.map_or(FeatureValue::None, FeatureValue::Int),
+    );
     // The assessment's time is set by the caller that knows it (`assessed_at`).
     s.set_times(AssessmentTimes {
         at: None,

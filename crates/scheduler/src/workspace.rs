@@ -17,6 +17,10 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
         include_str!("../../../rules/followups.yaml"),
     ),
     ("growth.yaml", include_str!("../../../rules/growth.yaml")),
+    (
+        "incentives.yaml",
+        include_str!("../../../rules/incentives.yaml"),
+    ),
     ("levels.yaml", include_str!("../../../rules/levels.yaml")),
     (
         "managers.yaml",
@@ -41,6 +45,10 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     (
         "tests/growth.yaml",
         include_str!("../../../rules/tests/growth.yaml"),
+    ),
+    (
+        "tests/incentives.yaml",
+        include_str!("../../../rules/tests/incentives.yaml"),
     ),
     (
         "tests/levels.yaml",
@@ -85,6 +93,10 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     (
         "manager-digest.digest.j2",
         include_str!("../../../rules/templates/manager-digest.digest.j2"),
+    ),
+    (
+        "comeback.eml.j2",
+        include_str!("../../../rules/templates/comeback.eml.j2"),
     ),
     (
         "offer.html.j2",

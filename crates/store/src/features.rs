@@ -201,6 +201,16 @@ pub struct CustomerFeatures {
     /// When the pending downgrade was first asked for (an assessment's `at`), if one is
     /// pending and its start is recorded (see `tiercare_engine::hysteresis`).
     pub pending_since: Option<i64>,
+    /// points_balance: points earned and not spent or expired by at (see the
+    /// `points` module: spending uses the soonest-expiring points first; never
+    /// below 0); 0 when none.
+    pub points_balance: f64,
+    /// coupons_open: coupon codes issued to the customer (issued_at <= at) that
+    /// are neither redeemed by at nor expired by at.
+    pub coupons_open: i64,
+    /// coupon_redeemed_days_ago: days from the latest redemption of a coupon
+    /// code issued to the customer (redeemed_at <= at) to at; none when none.
+    pub coupon_redeemed_days_ago: Option<i64>,
     /// attr: every custom attribute (JSON object → Rhai map).
     pub attributes: Map<String, Value>,
     /// When the customer row was created, unix seconds UTC.
@@ -566,6 +576,8 @@ struct Population {
     ranks: Vec<Rank>,
     quintiles: Quintiles,
     total_revenue_window: f64,
+    /// Coupons and points, for the customers who have any.
+    incentives: std::collections::HashMap<usize, crate::incentive_features::IncentiveTotals>,
 }
 
 impl Population {
@@ -644,6 +656,13 @@ impl Population {
         let (ranks, total_revenue_window) = rank(&orders, &external_position);
         drop(external_position);
         let quintiles = quintiles(&orders, at);
+        let incentives = crate::incentive_features::scan_incentives(
+            conn,
+            &|rowid| slots.get(rowid),
+            at,
+            low,
+            high,
+        )?;
         Ok(Population {
             at,
             slots,
@@ -652,6 +671,7 @@ impl Population {
             ranks,
             quintiles,
             total_revenue_window,
+            incentives,
         })
     }
 
@@ -801,6 +821,13 @@ impl Population {
             .then(|| events.feedback_sum_window / f64::from(events.feedback_window));
         f.satisfaction_last =
             (events.last_feedback_at != i64::MIN).then_some(events.last_feedback_score);
+
+        let incentives = self.incentives.get(&slot).copied().unwrap_or_default();
+        f.points_balance = incentives.points_balance;
+        f.coupons_open = incentives.coupons_open;
+        f.coupon_redeemed_days_ago = incentives
+            .last_redeemed_at
+            .map(|redeemed| days_between(redeemed, at));
     }
 }
 

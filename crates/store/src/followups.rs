@@ -23,6 +23,7 @@ use rusqlite::types::Type;
 use rusqlite::{OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use serde_json::{Map, Value};
 
+use crate::coupons::{self, CouponRequest};
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
 use crate::outbox::{self, EmailRecipient, NewEmail, RecipientKind};
@@ -103,6 +104,9 @@ pub enum FollowUpAction {
         /// The survey it asks, for a `survey:` follow-up (its context has `survey.links`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         survey: Option<tiercare_types::Survey>,
+        /// A coupon code to issue with it (once per pool and customer), shown in the e-mail.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        coupon: Option<CouponRequest>,
     },
     /// A task for a manager, created with the follow-up.
     Task {
@@ -137,6 +141,16 @@ pub enum FollowUpAction {
         /// Attribute names and their new values.
         values: Map<String, Value>,
     },
+    /// Credits points to the customer in the points ledger (source `followup:<id>`), with the
+    /// follow-up. Stored with the kind `set_attribute` (migration 3 fixes the ledger's kinds):
+    /// like an attribute, it is done at once, inside the database.
+    EarnPoints {
+        /// The points (more than 0).
+        amount: f64,
+        /// When they expire, unix seconds UTC, if they do.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<i64>,
+    },
 }
 
 impl FollowUpAction {
@@ -146,9 +160,9 @@ impl FollowUpAction {
             FollowUpAction::Email { .. } => FollowUpKind::Email,
             FollowUpAction::Task { .. } => FollowUpKind::Task,
             FollowUpAction::NotifyOwner { .. } => FollowUpKind::NotifyOwner,
-            FollowUpAction::SetAttribute { .. } | FollowUpAction::SetAttributes { .. } => {
-                FollowUpKind::SetAttribute
-            }
+            FollowUpAction::SetAttribute { .. }
+            | FollowUpAction::SetAttributes { .. }
+            | FollowUpAction::EarnPoints { .. } => FollowUpKind::SetAttribute,
         }
     }
 
@@ -170,6 +184,13 @@ impl FollowUpAction {
             } if blank(name) => Some("the task's assignee is empty: name a manager or a role"),
             FollowUpAction::SetAttribute { name, .. } if blank(name) => {
                 Some("the attribute name is empty: name the attribute to set")
+            }
+            FollowUpAction::Email {
+                coupon: Some(coupon),
+                ..
+            } if blank(&coupon.pool) => Some("the coupon pool is empty: name a pool"),
+            FollowUpAction::EarnPoints { amount, .. } if !amount.is_finite() => {
+                Some("the points are not a number")
             }
             FollowUpAction::SetAttributes { values } if values.is_empty() => {
                 Some("no attribute to set: name at least one")
@@ -739,6 +760,11 @@ impl FollowUpSession<'_> {
                 FollowUpAction::NotifyOwner { .. } if target.owner.is_none() => {
                     skip = Some("the customer has no owner to notify".into());
                 }
+                FollowUpAction::EarnPoints { amount, .. } if *amount <= 0.0 => {
+                    skip = Some(format!(
+                        "the rule earns no points for this customer ({amount})"
+                    ));
+                }
                 _ => {}
             }
         }
@@ -765,6 +791,21 @@ impl FollowUpSession<'_> {
         }
         // An e-mail is composed (addressed and rendered) before anything is
         // written, so one that cannot be becomes a skip with its reason.
+        // The coupon it carries is chosen first, writing nothing: none left is a skip.
+        let mut coupon = None;
+        if let (
+            None,
+            FollowUpAction::Email {
+                coupon: Some(request),
+                ..
+            },
+        ) = (&skip, &planned.action)
+        {
+            match coupons::choose(tx, request, target.rowid, planned.scheduled_at)? {
+                Ok(choice) => coupon = Some(choice),
+                Err(why) => skip = Some(why),
+            }
+        }
         let mut email = None;
         if let (None, Some(compose)) = (&skip, compose) {
             let kind = match &planned.action {
@@ -772,10 +813,11 @@ impl FollowUpSession<'_> {
                 FollowUpAction::NotifyOwner { template } => Some((RecipientKind::Owner, template)),
                 FollowUpAction::Task { .. }
                 | FollowUpAction::SetAttribute { .. }
-                | FollowUpAction::SetAttributes { .. } => None,
+                | FollowUpAction::SetAttributes { .. }
+                | FollowUpAction::EarnPoints { .. } => None,
             };
             if let Some((kind, template)) = kind {
-                let mut to = outbox::recipient(
+                let to = outbox::recipient(
                     tx,
                     kind,
                     target.rowid,
@@ -783,6 +825,10 @@ impl FollowUpSession<'_> {
                     template.trim(),
                     target.owner.as_deref(),
                 )?;
+                let mut to = EmailRecipient {
+                    coupon: coupon.as_ref().map(|choice| choice.coupon().clone()),
+                    ..to
+                };
                 if let FollowUpAction::Email { survey, .. } = &planned.action {
                     to.survey.clone_from(survey);
                 }
@@ -798,7 +844,8 @@ impl FollowUpSession<'_> {
                 None,
                 FollowUpAction::Task { .. }
                 | FollowUpAction::SetAttribute { .. }
-                | FollowUpAction::SetAttributes { .. },
+                | FollowUpAction::SetAttributes { .. }
+                | FollowUpAction::EarnPoints { .. },
             ) => FollowUpStatus::Done,
             (None, FollowUpAction::Email { .. } | FollowUpAction::NotifyOwner { .. }) => {
                 FollowUpStatus::Planned
@@ -830,6 +877,9 @@ impl FollowUpSession<'_> {
                 ],
                 |row| row.get(0),
             )?;
+        if let (FollowUpStatus::Planned, Some(choice)) = (status, &coupon) {
+            coupons::issue(tx, choice, target.rowid, followup_id, &planned.key.rule_id)?;
+        }
         let mut outbox_id = None;
         if let (FollowUpStatus::Planned, Some((to, composed))) = (status, &email) {
             outbox_id = Some(outbox::enqueue(
@@ -901,6 +951,17 @@ impl FollowUpSession<'_> {
                         "UPDATE customers SET attributes = ?2, updated_at = ?3 WHERE id = ?1",
                     )?
                     .execute(params![target.rowid, text, self.decided_at])?;
+                }
+                FollowUpAction::EarnPoints { amount, expires_at } => {
+                    crate::points::book(
+                        tx,
+                        target.rowid,
+                        &format!("followup:{followup_id}"),
+                        planned.scheduled_at,
+                        *amount,
+                        *expires_at,
+                        Some(&planned.key.rule_id),
+                    )?;
                 }
                 FollowUpAction::Email { .. } | FollowUpAction::NotifyOwner { .. } => {}
             }

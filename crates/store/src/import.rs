@@ -146,6 +146,7 @@ const SAVEPOINT: &str = "tiercare_import";
 #[derive(Debug)]
 pub struct ImportSavepoint {
     customers_created: u64,
+    redemptions: crate::coupons::RedemptionTally,
     kept_forgotten: u64,
     seen: [SeenRows; 6],
 }
@@ -321,6 +322,7 @@ impl Store {
             forgotten: Default::default(),
             seen: Default::default(),
             customers_created: 0,
+            redemptions: Default::default(),
             failed: false,
             tx,
             _foreign_keys_off: foreign_keys_off,
@@ -357,6 +359,8 @@ pub struct ImportSession<'s> {
     /// Rows written so far, per kind.
     seen: [SeenRows; 6],
     customers_created: u64,
+    /// Coupon codes orders redeemed, and unknown ones.
+    redemptions: crate::coupons::RedemptionTally,
     /// A fatal error happened: nothing more may be written or committed.
     failed: bool,
     tx: Transaction<'s>,
@@ -386,6 +390,11 @@ impl ImportSession<'_> {
     /// customers.
     pub fn customers_created(&self) -> u64 {
         self.customers_created
+    }
+
+    /// The coupon codes imported orders redeemed, and the unknown codes they carried.
+    pub fn redemptions(&self) -> crate::coupons::RedemptionTally {
+        self.redemptions
     }
 
     /// Writes the audit row (`imports`) and commits the whole import.
@@ -454,6 +463,7 @@ impl ImportSession<'_> {
             .at(self.path)?;
         Ok(ImportSavepoint {
             customers_created: self.customers_created,
+            redemptions: self.redemptions,
             kept_forgotten: self.forgotten.kept,
             seen: self.seen.clone(),
         })
@@ -472,6 +482,7 @@ impl ImportSession<'_> {
             .execute_batch(&format!("ROLLBACK TO {SAVEPOINT}; RELEASE {SAVEPOINT}"))
             .at(self.path)?;
         self.customers_created = savepoint.customers_created;
+        self.redemptions = savepoint.redemptions;
         self.forgotten.kept = savepoint.kept_forgotten;
         self.seen = savepoint.seen;
         // Customers created since are gone again: read the map afresh when next needed.

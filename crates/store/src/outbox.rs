@@ -144,6 +144,9 @@ pub struct EmailRecipient {
     pub name: Option<String>,
     /// The survey the e-mail asks, for a `survey:` follow-up (kept in `outbox.survey`).
     pub survey: Option<tiercare_types::Survey>,
+    /// The coupon code the e-mail carries (issued in the same transaction), if its follow-up
+    /// asks for one.
+    pub coupon: Option<crate::coupons::IssuedCoupon>,
 }
 
 /// A composed e-mail for the outbox.
@@ -470,6 +473,7 @@ pub(crate) fn recipient(
         address: address.filter(|a| !a.trim().is_empty()),
         name,
         survey: None,
+        coupon: None,
     })
 }
 

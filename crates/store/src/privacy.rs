@@ -155,6 +155,8 @@ impl Store {
                  WHERE o.customer_id = ?1 ORDER BY b.id",
             )?,
             "email_suppressed": suppressed,
+            "coupons": rows("SELECT * FROM coupons WHERE customer_id = ?1 ORDER BY issued_at, id")?,
+            "points": rows("SELECT * FROM points WHERE customer_id = ?1 ORDER BY at, id")?,
             "privacy_requests": rows("SELECT * FROM privacy_requests WHERE customer_id = ?1 ORDER BY at, id")?,
         });
         Ok(export)

@@ -61,6 +61,10 @@ pub struct OrderRecord {
     /// Region for the customer, used only when the import creates a missing
     /// customer.
     pub customer_region: Option<String>,
+    /// A coupon code the order used: redeems the code issued to its customer.
+    pub coupon_code: Option<String>,
+    /// Points the order spent: a negative entry of the points ledger (`order:<id>`).
+    pub points_spent: Option<f64>,
 }
 
 /// One line of an order.

@@ -72,6 +72,8 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///     `outbox_surveys` for the report.
 /// 19. (web-customers) `customers_by_owner`: a manager's customers by the owner index (the
 ///     staff customers list).
+/// 20. (incentives) `coupons` (single-use codes per pool, issued at most once per pool and
+///     customer, redeemed by an order) and the `points` ledger.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -775,6 +777,48 @@ CREATE INDEX outbox_surveys ON outbox(sent_at) WHERE survey IS NOT NULL;
     r#"
 CREATE INDEX customers_by_owner ON customers(owner);
 "#,
+    // 20 (incentives): coupon codes and the points ledger.
+    r#"
+-- Coupon codes of every pool: imported codes wait with no customer; a code is issued to one
+-- customer (with the follow-up that sent it), at most one per (pool, customer), and redeemed
+-- by the order that carried it.
+CREATE TABLE coupons (
+    id             INTEGER PRIMARY KEY,
+    pool           TEXT NOT NULL CHECK (pool <> ''),
+    code           TEXT NOT NULL UNIQUE CHECK (code <> ''),
+    source         TEXT NOT NULL CHECK (source IN ('imported', 'generated')),
+    created_at     INTEGER NOT NULL,
+    customer_id    INTEGER REFERENCES customers(id) ON DELETE CASCADE,
+    followup_id    INTEGER REFERENCES followups(id) ON DELETE SET NULL,
+    rule_id        TEXT,
+    tier           TEXT,
+    issued_at      INTEGER,
+    expires_at     INTEGER,
+    value          TEXT,
+    description    TEXT,
+    redeemed_at    INTEGER,
+    redeemed_order TEXT,
+    CHECK ((customer_id IS NULL) = (issued_at IS NULL)),
+    CHECK (redeemed_at IS NULL OR customer_id IS NOT NULL),
+    UNIQUE (pool, customer_id)
+) STRICT;
+-- the next code of a pool to issue
+CREATE INDEX coupons_available ON coupons(pool, id) WHERE customer_id IS NULL;
+
+-- The points ledger: earned (amount > 0, expiring at expires_at if set) and spent
+-- (amount < 0); source is the idempotency key of the entry ('followup:<id>',
+-- 'order:<external id>').
+CREATE TABLE points (
+    id          INTEGER PRIMARY KEY,
+    customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    source      TEXT NOT NULL UNIQUE CHECK (source <> ''),
+    at          INTEGER NOT NULL,
+    amount      REAL NOT NULL CHECK (amount <> 0),
+    expires_at  INTEGER CHECK (expires_at IS NULL OR amount > 0),
+    rule_id     TEXT
+) STRICT;
+CREATE INDEX points_by_customer ON points(customer_id, at);
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -864,6 +908,7 @@ mod tests {
         0xd7b3_6b33_3db6_2928,
         0x1b4f_480f_2414_ee3b,
         0x8e22_123d_2f8d_2e27,
+        0x1d15_aa7d_9f99_3acd,
     ];
 
     #[test]

@@ -185,6 +185,10 @@ pub enum Action {
     Email {
         /// The template's name.
         template: String,
+        /// The coupon pool ([`crate::care::incentive::CouponPool`]) whose code the e-mail
+        /// carries, issued once per customer.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        coupon: Option<String>,
     },
     /// A task for a person. `title` is a template (`{{ customer.name }}`) the scheduler fills.
     Task {
@@ -218,6 +222,16 @@ pub enum Action {
         /// The tag.
         tag: String,
     },
+    /// Points the customer earns (`points: { earn: EXPR, expires: 365d }`), booked in the
+    /// points ledger.
+    Points {
+        /// The expression of the amount, over the customer's features (`revenue_window * 0.01`).
+        earn: String,
+        /// Seconds after which the points expire, if they do.
+        expires: Option<i64>,
+        /// The amount as evaluated for one customer when planned (0 in the rule itself).
+        amount: f64,
+    },
 }
 
 impl Action {
@@ -232,7 +246,14 @@ impl Action {
     #[must_use]
     pub fn describe(&self) -> String {
         match self {
-            Action::Email { template } => format!("email `{template}`"),
+            Action::Email {
+                template,
+                coupon: None,
+            } => format!("email `{template}`"),
+            Action::Email {
+                template,
+                coupon: Some(pool),
+            } => format!("email `{template}` with a coupon of `{pool}`"),
             Action::Survey { template, survey } => format!(
                 "survey `{}` ({}) by email `{template}`",
                 survey.id,
@@ -251,6 +272,10 @@ impl Action {
                     .join(", ")
             ),
             Action::Tag { tag } => format!("tag `{tag}`"),
+            Action::Points { earn, amount, .. } if *amount == 0.0 => {
+                format!("points: earn {earn}")
+            }
+            Action::Points { amount, .. } => format!("points: earn {amount}"),
         }
     }
 }
@@ -320,6 +345,8 @@ impl ContactPolicy {
 pub(crate) struct CompiledFollowUp {
     pub(crate) rule: FollowUpRule,
     pub(crate) when: Option<Expression>,
+    /// A `points` action's amount, compiled.
+    pub(crate) earn: Option<Expression>,
     /// The rule's source file and place (`followups[i]`).
     pub(crate) file: usize,
     pub(crate) path: Vec<PathSeg>,

@@ -6,6 +6,7 @@
 pub mod assignment;
 pub mod digest;
 pub mod followup;
+pub mod incentive;
 pub mod pool;
 pub mod reminders;
 pub mod schedule;

@@ -130,6 +130,9 @@ pub struct TemplateContext {
     /// reads it fails to render for them, as any undefined variable does).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub survey: Option<SurveyContext>,
+    /// The coupon code the e-mail carries (`email: { coupon: POOL }`); none in other e-mails,
+    /// where reading `coupon.code` is an error, so no e-mail goes out with an empty code.
+    pub coupon: Option<CouponContext>,
 }
 
 /// `survey.*`: a one-question survey and its answer links.
@@ -177,6 +180,21 @@ impl SurveyContext {
                 .collect(),
         }
     }
+}
+
+/// `coupon.*`: the code issued to the customer with this e-mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CouponContext {
+    /// The single-use code.
+    pub code: String,
+    /// Its pool.
+    pub pool: String,
+    /// What it is worth, as the pool says (`""` when it does not).
+    pub value: String,
+    /// What it is for (`""` when the pool does not say).
+    pub description: String,
+    /// The last day it can be used, `YYYY-MM-DD` in the customer's zone (`""`: never expires).
+    pub expires: String,
 }
 
 /// `customer.*`. Text fields are `""` when not stored.
@@ -317,6 +335,16 @@ pub const CONTEXT_SCHEMA: &[(&str, Shape)] = &[
             ("links", Shape::Open),
         ]),
     ),
+    (
+        "coupon",
+        Shape::Fields(&[
+            ("code", Shape::Leaf),
+            ("pool", Shape::Leaf),
+            ("value", Shape::Leaf),
+            ("description", Shape::Leaf),
+            ("expires", Shape::Leaf),
+        ]),
+    ),
 ];
 
 /// Checks one attribute path (`customer.name`) against [`CONTEXT_SCHEMA`]: `Err` says which
@@ -436,6 +464,13 @@ impl TemplateContext {
                 },
                 |score| format!("https://care.example.com/survey/sample-{score}"),
             )),
+            coupon: Some(CouponContext {
+                code: "WB-KXQT-4821".to_owned(),
+                pool: "winback".to_owned(),
+                value: "10%".to_owned(),
+                description: "10% off your next order".to_owned(),
+                expires: "2026-02-14".to_owned(),
+            }),
         }
     }
 

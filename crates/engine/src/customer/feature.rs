@@ -207,6 +207,12 @@ features! {
         "Discounted value of the next 12 months: Σ_{k=1..12} expected_order_value × (expected orders by day 30k − by day 30(k−1)) / (1 + d)^k, d the monthly discount rate (`[growth] monthly_discount`, default 0.01); none as for p_alive.";
     GrowthPotential => "growth_potential", Float, true, "ratio",
         "Expected spend in the 365 days after `at` (expected orders × expected_order_value, undiscounted) / the amounts of the customer's orders in the 365 days up to `at`: 1 = as before, 2 = twice as much; none when the past year's amount is not positive or as for p_alive.";
+    PointsBalance => "points_balance", Float, false, "points",
+        "Points earned and neither spent nor expired by at: the ledger replayed in time order, each spend using the points that expire soonest first (never-expiring ones last), never below 0; 0 when none.";
+    CouponsOpen => "coupons_open", Int, false, "codes",
+        "Coupon codes issued to the customer by at that are neither redeemed nor expired by at.";
+    CouponRedeemedDaysAgo => "coupon_redeemed_days_ago", Int, true, "days",
+        "Days from the latest redemption (by an imported order's coupon_code) of a code issued to the customer, <= at, to at; none when the customer never redeemed one.";
     Attr => "attr", Map, false, "",
         "Every custom attribute of the customer (JSON object as a Rhai map); `attr.potential ?? 0` gives a default.";
 }
@@ -313,7 +319,8 @@ mod tests {
                 "expected_orders_90d",
                 "expected_order_value",
                 "clv_12m",
-                "growth_potential"
+                "growth_potential",
+                "coupon_redeemed_days_ago"
             ]
         );
         assert_eq!(Feature::SatisfactionAvg.spec().type_text(), "float or none");

@@ -224,6 +224,20 @@ const ORDERS: &[FieldSpec] = &[
         SingleLine,
         "Region for customers the import creates.",
     ),
+    field(
+        "coupon_code",
+        Text,
+        false,
+        SingleLine,
+        "A coupon code the order used: redeems the code issued to the customer.",
+    ),
+    field(
+        "points_spent",
+        Float,
+        false,
+        Check::AtLeast(0.0),
+        "Points the order spent (taken from the customer's points balance).",
+    ),
 ];
 
 const INTERACTIONS: &[FieldSpec] = &[

@@ -92,7 +92,7 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
     for followup in &rules.followups {
         let rule = &followup.rule;
         let (key, reference): (&str, (&str, &[&str], &str)) = match &rule.action {
-            Action::Email { template } => (
+            Action::Email { template, .. } => (
                 "email.template",
                 (template, references.templates, "template"),
             ),
@@ -167,7 +167,7 @@ pub fn check_survey_templates(
     for followup in &rules.followups {
         let rule = &followup.rule;
         let (key, template, survey) = match &rule.action {
-            Action::Email { template } => ("email.template", template, false),
+            Action::Email { template, .. } => ("email.template", template, false),
             Action::NotifyOwner { template } => ("notify_owner.template", template, false),
             Action::Survey { template, .. } => ("survey.template", template, true),
             _ => continue,
@@ -602,16 +602,31 @@ impl Loader<'_> {
         });
         let action = self.action(file, path, &id, raw);
 
+        let label = format!(
+            "followups[{}] ({id})",
+            match path.get(1) {
+                Some(PathSeg::Index(index)) => *index,
+                _ => 0,
+            }
+        );
         let when = match &raw.when {
             Some(when) => {
-                let label = format!(
-                    "followups[{}] ({id})",
-                    match path.get(1) {
-                        Some(PathSeg::Index(index)) => *index,
-                        _ => 0,
-                    }
+                let expr =
+                    self.compile(file, join(path, &["when"]), label.clone(), &when.0, scores);
+                expr.as_ref()?;
+                expr
+            }
+            None => None,
+        };
+        let earn = match &raw.points {
+            Some(points) => {
+                let expr = self.compile(
+                    file,
+                    join(path, &["points", "earn"]),
+                    format!("{label} points"),
+                    &points.earn.0,
+                    scores,
                 );
-                let expr = self.compile(file, join(path, &["when"]), label, &when.0, scores);
                 expr.as_ref()?;
                 expr
             }
@@ -637,6 +652,7 @@ impl Loader<'_> {
         Some(CompiledFollowUp {
             rule,
             when,
+            earn,
             file,
             path: path.to_vec(),
         })
@@ -877,6 +893,7 @@ impl Loader<'_> {
             ("survey", raw.survey.is_some()),
             ("set", raw.set.is_some()),
             ("tag", raw.tag.is_some()),
+            ("points", raw.points.is_some()),
         ]
         .iter()
         .filter(|(_, present)| *present)
@@ -918,13 +935,37 @@ impl Loader<'_> {
             }
         };
         if let Some(email) = &raw.email {
+            let coupon = match &email.coupon {
+                Some(pool) if !valid_id(pool.0.trim()) => {
+                    self.error_at(
+                        file,
+                        &join(path, &["email", "coupon"]),
+                        false,
+                        format!("`{}` cannot be a coupon pool", pool.0),
+                        "name a pool of the `coupons:` section",
+                    );
+                    return None;
+                }
+                Some(pool) => Some(pool.0.trim().to_owned()),
+                None => None,
+            };
             return template(self, "email", &email.template)
-                .map(|template| Action::Email { template });
+                .map(|template| Action::Email { template, coupon });
         }
         if let Some(survey) = &raw.survey {
             return self.survey(file, path, survey, &template);
         }
         if let Some(notify) = &raw.notify_owner {
+            if notify.coupon.is_some() {
+                self.error_at(
+                    file,
+                    &join(path, &["notify_owner", "coupon"]),
+                    true,
+                    "a notification to the owner carries no coupon".to_owned(),
+                    "put `coupon:` on an `email:` to the customer",
+                );
+                return None;
+            }
             return template(self, "notify_owner", &notify.template)
                 .map(|template| Action::NotifyOwner { template });
         }
@@ -966,6 +1007,22 @@ impl Loader<'_> {
                 assignee: assignee?,
                 title: task.title.clone(),
                 due,
+            });
+        }
+        if let Some(points) = &raw.points {
+            let expires = match &points.expires {
+                Some(expires) => Some(self.duration_at(
+                    file,
+                    &join(path, &["points", "expires"]),
+                    expires,
+                    "points.expires",
+                )?),
+                None => None,
+            };
+            return Some(Action::Points {
+                earn: points.earn.0.trim().to_owned(),
+                expires,
+                amount: 0.0,
             });
         }
         if let Some(tag) = &raw.tag {

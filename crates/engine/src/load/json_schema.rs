@@ -144,6 +144,11 @@ pub fn rules_json_schema() -> Value {
                         "type": "array",
                         "description": "Follow-up rules: who is contacted when, and by whom.",
                         "items": { "$ref": "#/$defs/followup" }
+                    },
+                    "coupons": {
+                        "type": ["object", "null"],
+                        "description": "Coupon pools by name, for `email: { template: ..., coupon: POOL }`.",
+                        "additionalProperties": { "$ref": "#/$defs/couponPool" }
                     }
                 }
             },
@@ -242,13 +247,28 @@ pub fn rules_json_schema() -> Value {
                 "type": "object",
                 "additionalProperties": false,
                 "required": ["template"],
-                "properties": { "template": { "$ref": "#/$defs/id" } }
+                "properties": {
+                    "template": { "$ref": "#/$defs/id" },
+                    "coupon": { "$ref": "#/$defs/id", "description": "`email` only: the coupon pool (`coupons:`) whose code the e-mail carries as `{{ coupon.code }}`, issued once per customer and pool." }
+                }
+            },
+            "couponPool": {
+                "type": "object",
+                "additionalProperties": false,
+                "description": "A coupon pool: generated codes (`pattern`) or codes imported with `tiercare coupons import POOL FILE`.",
+                "properties": {
+                    "pattern": { "type": "string", "description": "Generated codes: literal text with random runs in braces, `{AAAA}` letters, `{9999}` digits, `{XXXX}` either (at least 24 random bits): `WB-{AAAA}-{9999}`." },
+                    "value": { "type": "string", "description": "What a coupon is worth, as shown (`{{ coupon.value }}`)." },
+                    "description": { "type": "string", "description": "What it is for (`{{ coupon.description }}`)." },
+                    "expires": { "$ref": "#/$defs/duration", "description": "Whole days from issue to expiry (`30d`); default: never." },
+                    "warn_below": { "type": "integer", "minimum": 0, "description": "`check` and `coupons status` warn when an imported pool has fewer codes left (default 50)." }
+                }
             },
             "followup": {
                 "type": "object",
                 "additionalProperties": false,
                 "required": ["id"],
-                "description": "One trigger (`every`, `cron` or `on`) and one action (`email`, `survey`, `task`, `notify_owner`, `set` or `tag`).",
+                "description": "One trigger (`every`, `cron` or `on`) and one action (`email`, `survey`, `task`, `notify_owner`, `set`, `tag` or `points`).",
                 "properties": {
                     "id": { "$ref": "#/$defs/id" },
                     "label": { "type": "string" },
@@ -334,7 +354,17 @@ pub fn rules_json_schema() -> Value {
                         }
                     },
                     "set": { "type": "object", "description": "Custom attributes to set.", "additionalProperties": { "type": ["string", "number", "boolean", "null"] } },
-                    "tag": { "$ref": "#/$defs/id", "description": "A tag to add." }
+                    "tag": { "$ref": "#/$defs/id", "description": "A tag to add." },
+                    "points": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["earn"],
+                        "description": "Points the customer earns, booked in the points ledger.",
+                        "properties": {
+                            "earn": { "type": ["string", "number"], "description": "An expression over the customer's features giving the points (`revenue_window * 0.01`, `100`)." },
+                            "expires": { "$ref": "#/$defs/duration", "description": "The points expire this long after they are earned; default: never." }
+                        }
+                    }
                 }
             },
             "tiering": {
@@ -542,7 +572,7 @@ mod tests {
     #[test]
     fn every_key_serde_accepts_is_in_the_schema() {
         let schema = rules_json_schema();
-        let cases: [(Vec<String>, &str, &[&str]); 23] = [
+        let cases: [(Vec<String>, &str, &[&str]); 25] = [
             (accepted::<RawRuleFile>("pool:\n  zzz: 1"), "pool", &[]),
             (
                 accepted::<RawRuleFile>("pool:\n  protect:\n    zzz: 1"),
@@ -553,6 +583,16 @@ mod tests {
                 accepted::<RawRuleFile>("pool:\n  tiers:\n    A:\n      zzz: 1"),
                 "tierReclaim",
                 &[],
+            ),
+            (
+                accepted::<RawRuleFile>("coupons:\n  p:\n    zzz: 1"),
+                "couponPool",
+                &[],
+            ),
+            (
+                accepted::<RawRuleFile>("followups:\n  - points:\n      zzz: 1"),
+                "followup",
+                &["points"],
             ),
             (
                 accepted::<RawRuleFile>("followups:\n  - zzz: 1"),

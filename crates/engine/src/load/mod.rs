@@ -4,6 +4,7 @@
 //! every other room, and no other room uses it (outside tests).
 
 pub mod assignment;
+pub(crate) mod coupons;
 pub mod followups;
 pub mod json_schema;
 pub mod pool;

@@ -90,6 +90,8 @@ pub(crate) struct RawRuleFile {
     pub(crate) assignment: Option<Ordered<RawAssignees>>,
     pub(crate) reminders: Option<RawReminders>,
     pub(crate) pool: Option<RawPool>,
+    #[serde(default)]
+    pub(crate) coupons: Ordered<RawCouponPool>,
 }
 
 /// `reminders:` the managers' daily digest and the escalation of overdue tasks.
@@ -147,6 +149,17 @@ pub(crate) struct RawTierReclaim {
     pub(crate) no_followup: Option<Scalar>,
     pub(crate) no_order: Option<Scalar>,
     pub(crate) warn_before: Option<Scalar>,
+}
+
+/// `coupons.<pool>:` one coupon pool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCouponPool {
+    pub(crate) pattern: Option<Scalar>,
+    pub(crate) value: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) expires: Option<Scalar>,
+    pub(crate) warn_below: Option<Scalar>,
 }
 
 /// `assignment.<tier>:` one entry (`nobody`, `role:senior`) or a list of them.
@@ -281,6 +294,15 @@ pub(crate) struct RawFollowUp {
     pub(crate) survey: Option<RawSurvey>,
     pub(crate) set: Option<Ordered<serde_yaml::Value>>,
     pub(crate) tag: Option<Scalar>,
+    pub(crate) points: Option<RawPoints>,
+}
+
+/// `points: { earn: "revenue_window * 0.01", expires: 365d }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPoints {
+    pub(crate) earn: Scalar,
+    pub(crate) expires: Option<Scalar>,
 }
 
 /// `every: { period: 30d, from: last_fired }`.
@@ -315,6 +337,8 @@ pub(crate) struct RawReEntry {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTemplate {
     pub(crate) template: Scalar,
+    /// `email:` only: the coupon pool whose code the e-mail carries.
+    pub(crate) coupon: Option<Scalar>,
 }
 
 /// `survey: { template: survey, kind: nps, question: "...", id: quarterly }`.

@@ -617,6 +617,14 @@ impl<'a> Loader<'a> {
         let reminders = self.reminders(&parsed, &tier_ids);
         let pool = self.pool(&parsed, &tier_ids);
         let followups = self.followups(&parsed, &tier_ids, &set_ids, scope_all);
+        let coupons = self.coupon_pools(&parsed);
+        let pools_complete = parsed.iter().all(|(_, raw)| {
+            raw.coupons
+                .0
+                .iter()
+                .all(|(name, _)| coupons.iter().any(|pool| pool.name == *name))
+        });
+        self.check_coupon_references(&followups, &coupons, pools_complete);
 
         // Lints and reachability.
         for followup in &followups {
@@ -710,6 +718,7 @@ impl<'a> Loader<'a> {
             assignment,
             reminders,
             pool,
+            coupons,
             features_used,
             tier_features,
             library: self.library,

@@ -579,6 +579,18 @@ impl<'r> Planner<'r> {
                 }
                 contacts.push(scheduled);
             }
+            let mut action = rule.action.clone();
+            if let (Action::Points { amount, .. }, Some(earn)) =
+                (&mut action, &rules.followups[candidate.rule].earn)
+            {
+                match self.evaluator.amount(earn, snapshot) {
+                    Ok(earned) => *amount = earned,
+                    Err(error) => {
+                        plan.errors.push(error);
+                        continue;
+                    }
+                }
+            }
             fired.push((candidate.rule, candidate.occurrence, scheduled));
             plan.actions.push(PlannedAction {
                 rule_id: rule.id.clone(),
@@ -586,7 +598,7 @@ impl<'r> Planner<'r> {
                 occurrence_at: candidate.occurrence,
                 scheduled_at: scheduled,
                 occurrence_key: key,
-                action: rule.action.clone(),
+                action,
                 reason: candidate.reason,
                 moved,
             });

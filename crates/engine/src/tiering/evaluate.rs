@@ -435,6 +435,36 @@ impl<'r> Evaluator<'r> {
         }
     }
 
+    /// Evaluates an amount (a follow-up's `points: { earn: ... }`): a number, or why not.
+    pub(crate) fn amount(
+        &mut self,
+        expr: &Expression,
+        snapshot: &Snapshot,
+    ) -> Result<f64, RuleError> {
+        if let Some(error) = self.failed_dependency(expr) {
+            return Err(error);
+        }
+        match self.run(expr, snapshot) {
+            Ok(value) => value
+                .as_float()
+                .ok()
+                .or_else(|| value.as_int().ok().map(|i| i as f64))
+                .filter(|amount| amount.is_finite())
+                .ok_or_else(|| {
+                    self.error(
+                        expr,
+                        format!(
+                            "must return a number of points, but returned {} ({})",
+                            type_name(&value),
+                            display_value(&value)
+                        ),
+                        None,
+                    )
+                }),
+            Err(err) => Err(self.script_error(expr, &err)),
+        }
+    }
+
     /// Evaluates a condition.
     pub(crate) fn condition(&mut self, expr: &Expression, snapshot: &Snapshot) -> Outcome {
         if let Some(error) = self.failed_dependency(expr) {

@@ -110,6 +110,7 @@ pub struct RuleSet {
     pub(crate) assignment: Assignment,
     pub(crate) reminders: crate::care::reminders::Reminders,
     pub(crate) pool: crate::care::pool::Pool,
+    pub(crate) coupons: Vec<crate::care::incentive::CouponPool>,
     pub(crate) features_used: Vec<Feature>,
     /// The features the tiers' expressions and the scores read.
     pub(crate) tier_features: Vec<Feature>,
@@ -118,6 +119,18 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
+    /// The coupon pools the rules declare (`coupons:`), in order.
+    #[must_use]
+    pub fn coupon_pools(&self) -> &[crate::care::incentive::CouponPool] {
+        &self.coupons
+    }
+
+    /// The coupon pool called `name`, if declared.
+    #[must_use]
+    pub fn coupon_pool(&self, name: &str) -> Option<&crate::care::incentive::CouponPool> {
+        self.coupons.iter().find(|pool| pool.name == name)
+    }
+
     /// The content hash of the rule files (16 hex digits), stored with every tier assignment.
     #[must_use]
     pub fn version(&self) -> &str {

@@ -186,11 +186,19 @@ impl<'a> DeliveryGate<'a> {
                 });
             }
         }
+        // The code recorded with the e-mail, so the re-rendering carries the same one.
+        let coupon = match email.followup_id {
+            Some(followup) => store.coupon_of_followup(followup)?,
+            None => None,
+        };
         let rendered = match store.outbox_survey(email.id)? {
             Some(survey) => self
                 .renderer
                 .render_survey(&email.template, customer_id, now, &survey),
-            None => self.renderer.render(&email.template, customer_id, now),
+            None => {
+                self.renderer
+                    .render_with_coupon(&email.template, customer_id, now, coupon.as_ref())
+            }
         };
         let rendered = match rendered {
             Ok(rendered) => rendered,

@@ -88,6 +88,20 @@ pub trait RenderEmail {
         self.render(template, customer_external_id, at)
     }
 
+    /// Renders `template` as [`RenderEmail::render`] does, with `coupon`, the code the e-mail
+    /// carries, in the context (`coupon.code`). The default, for renderers without a context
+    /// (tests), ignores the coupon.
+    fn render_with_coupon(
+        &self,
+        template: &str,
+        customer_external_id: &str,
+        at: i64,
+        coupon: Option<&tiercare_store::IssuedCoupon>,
+    ) -> Result<RenderedEmail, RenderError> {
+        let _ = coupon;
+        self.render(template, customer_external_id, at)
+    }
+
     /// The domain of the Message-IDs of the emails it renders (the sender's, [`sender_domain`]);
     /// `None` for [`MESSAGE_ID_DOMAIN`].
     fn message_id_domain(&self) -> Option<&str> {
@@ -154,7 +168,7 @@ pub fn compose(
     }
     let rendered = match &to.survey {
         Some(survey) => renderer.render_survey(&to.template, &to.customer_id, at, survey),
-        None => renderer.render(&to.template, &to.customer_id, at),
+        None => renderer.render_with_coupon(&to.template, &to.customer_id, at, to.coupon.as_ref()),
     }
     .map_err(|err| err.to_string())?;
     Ok(NewEmail {

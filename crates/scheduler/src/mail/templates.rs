@@ -21,8 +21,8 @@ use tiercare_engine::{
     SurveyContext, TemplateContext, TemplateFile, Templates, TierContext, features, load_templates,
 };
 use tiercare_store::{
-    CustomerFeatures, EmailRecipient, FeatureTable, Manager, OutboxEmail, OutboxState,
-    RecipientKind, Recommender, Store, StoreError, Survey, Window,
+    CustomerFeatures, EmailRecipient, FeatureTable, IssuedCoupon, Manager, OutboxEmail,
+    OutboxState, RecipientKind, Recommender, Store, StoreError, Survey, Window,
 };
 
 use crate::mail::build_with;
@@ -30,6 +30,9 @@ use crate::outbox::{RenderEmail, RenderError, RenderedEmail};
 use crate::outbox::{SendSettings, compose, outgoing};
 use crate::snapshot::fill_snapshot;
 use crate::workspace::{Workspace, WorkspaceError};
+
+/// The code `tiercare preview` shows for `coupon.code`: a preview issues nothing.
+pub const PREVIEW_COUPON_CODE: &str = "PREVIEW-CODE";
 
 /// How many products `recommendations` holds at most.
 pub const RECOMMENDATIONS: usize = 3;
@@ -329,6 +332,7 @@ impl EmailRenderer {
             sender: self.sender.clone(),
             today: date(at),
             survey: None,
+            coupon: None,
         })
     }
 
@@ -391,6 +395,19 @@ impl EmailRenderer {
         customer_id: &str,
         at: i64,
     ) -> Result<RenderedTemplate, TemplatesError> {
+        self.render_for_coupon(name, customer_id, at, None)
+    }
+
+    /// Renders template `name` for the customer with `customer_id` at `at`, with `coupon` (the
+    /// code the e-mail carries) as `coupon` in the context; without one, a template that reads
+    /// `coupon.code` fails, so no e-mail goes out with an empty code.
+    pub fn render_for_coupon(
+        &self,
+        name: &str,
+        customer_id: &str,
+        at: i64,
+        coupon: Option<&IssuedCoupon>,
+    ) -> Result<RenderedTemplate, TemplatesError> {
         if !self.templates.contains(name) {
             return Err(TemplateRenderError::UnknownTemplate {
                 name: name.to_owned(),
@@ -398,7 +415,11 @@ impl EmailRenderer {
             }
             .into());
         }
-        let context = self.context(customer_id, at)?;
+        let mut context = self.context(customer_id, at)?;
+        if let Some(coupon) = coupon {
+            let zone: Tz = context.customer.timezone.parse().unwrap_or(self.timezone);
+            context.coupon = Some(crate::incentives::coupon_context(coupon, zone));
+        }
         Ok(self.templates.render(name, &context)?)
     }
 
@@ -438,7 +459,17 @@ impl RenderEmail for EmailRenderer {
         customer_external_id: &str,
         at: i64,
     ) -> Result<RenderedEmail, RenderError> {
-        self.render_for(template, customer_external_id, at)
+        self.render_with_coupon(template, customer_external_id, at, None)
+    }
+
+    fn render_with_coupon(
+        &self,
+        template: &str,
+        customer_external_id: &str,
+        at: i64,
+        coupon: Option<&IssuedCoupon>,
+    ) -> Result<RenderedEmail, RenderError> {
+        self.render_for_coupon(template, customer_external_id, at, coupon)
             .map(|rendered| RenderedEmail {
                 subject: rendered.subject,
                 text: rendered.text,
@@ -581,7 +612,19 @@ impl EmailRenderer {
     ) -> Result<Preview, TemplatesError> {
         let rendered = match survey {
             Some(survey) => self.render_survey_for(template, customer_id, at, survey)?,
-            None => self.render_for(template, customer_id, at)?,
+            None => {
+                // Nothing is issued by a preview: a template that shows a coupon gets a placeholder.
+                let placeholder = IssuedCoupon {
+                    pool: "preview".to_owned(),
+                    code: PREVIEW_COUPON_CODE.to_owned(),
+                    value: Some("10%".to_owned()),
+                    description: Some("(the pool's description)".to_owned()),
+                    issued_at: at,
+                    expires_at: Some(at + 30 * 86_400),
+                    redeemed_at: None,
+                };
+                self.render_for_coupon(template, customer_id, at, Some(&placeholder))?
+            }
         };
         let customer = self
             .store
@@ -602,6 +645,7 @@ impl EmailRenderer {
             address: customer.email.clone(),
             name: customer.name.clone(),
             survey: survey.cloned(),
+            coupon: None,
         };
         let fixed = Fixed(preview.rendered.clone());
         let new = match compose(&fixed, &recipient, at) {

@@ -240,7 +240,14 @@ pub struct Figures {
     /// Survey response rates and scores per survey and tier (tiers as of the assessment, best
     /// first, customers without a tier last).
     pub surveys: Vec<tiercare_store::SurveyResults>,
+    /// Coupons issued and redeemed per follow-up rule and tier, with the redeemers' revenue in
+    /// the [`COUPON_REVENUE_DAYS`] days before and after issue.
+    pub coupons: Vec<tiercare_store::CouponFigures>,
 }
+
+/// The days before and after a coupon's issue over which the report sums its redeemer's
+/// revenue.
+pub const COUPON_REVENUE_DAYS: i64 = 90;
 
 /// Gathers every figure of the report from `store`.
 pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, ReportError> {
@@ -384,6 +391,7 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
             rank_of(a).cmp(&rank_of(b))
         })
     });
+    let coupons = store.coupon_figures(options.at, COUPON_REVENUE_DAYS)?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "report: moves, work, e-mails and the care programme read"
@@ -410,6 +418,7 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
         care,
         growth_holdout,
         surveys,
+        coupons,
     })
 }
 
@@ -644,6 +653,7 @@ mod tests {
         let email = || FollowUpAction::Email {
             template: "care".to_owned(),
             survey: None,
+            coupon: None,
         };
         // C1 (A): a task for its owner, due a day before T2: done as a follow-up, overdue.
         session
@@ -672,6 +682,7 @@ mod tests {
             let action = FollowUpAction::Email {
                 template: rule.to_owned(),
                 survey: None,
+                coupon: None,
             };
             session
                 .record_with_email(&planned(rule, customer, at, action), Some(&mut compose))

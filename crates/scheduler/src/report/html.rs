@@ -38,6 +38,7 @@ pub fn render(figures: &Figures) -> String {
     email_section(&mut page, figures);
     care_section(&mut page, figures);
     survey_section(&mut page, figures);
+    coupons_section(&mut page, figures);
     growth_section(&mut page, figures);
     page.push_str(FOOT);
     page
@@ -1428,6 +1429,65 @@ fn survey_section(page: &mut String, figures: &Figures) {
             "Response rate",
             "Score",
             "Promoters / passives / detractors",
+        ],
+        &rows,
+    );
+    page.push_str("</section>");
+}
+
+/// Coupons issued and redeemed per rule and tier, with the redeemers' revenue around issue.
+fn coupons_section(page: &mut String, figures: &Figures) {
+    if figures.coupons.is_empty() {
+        return;
+    }
+    let days = crate::report::figures::COUPON_REVENUE_DAYS;
+    let _ = write!(
+        page,
+        "<section id=\"coupons\"><h2>Coupons</h2>\
+         <p class=\"lead\">Codes issued by each follow-up rule, per tier (the customer's tier at \
+         issue), how many were redeemed by an imported order, and what the redeemers spent in \
+         the {days} days before and after their code was issued.</p>\
+         <p class=\"note\"><b>A plain comparison, not a causal claim.</b> Redeemers chose to \
+         buy; what they would have spent without the coupon is not known.</p>"
+    );
+    let rows: Vec<Vec<String>> = figures
+        .coupons
+        .iter()
+        .map(|row| {
+            let dash = |text: &str| {
+                if text.is_empty() {
+                    "-".to_owned()
+                } else {
+                    escape(text)
+                }
+            };
+            let rate = if row.issued > 0 {
+                format!("{:.1}%", row.redeemed as f64 * 100.0 / row.issued as f64)
+            } else {
+                "-".to_owned()
+            };
+            vec![
+                dash(&row.rule_id),
+                dash(&row.tier),
+                count(row.issued),
+                count(row.redeemed),
+                rate,
+                money(row.redeemers_revenue_before),
+                money(row.redeemers_revenue_after),
+            ]
+        })
+        .collect();
+    table(
+        page,
+        "Coupons per rule and tier",
+        &[
+            "rule",
+            "tier",
+            "issued",
+            "redeemed",
+            "rate",
+            &format!("redeemers' revenue, {days} days before"),
+            &format!("{days} days after"),
         ],
         &rows,
     );

@@ -12,7 +12,8 @@ mod headline;
 pub mod html;
 
 pub use figures::{
-    Assessment, Boundary, Figures, ManagerLoad, MoveMatrix, PARETO_POINTS, Pareto, ReportError,
-    ReportOptions, RfmCell, RfmGrid, TREND_ASSESSMENTS, TierFigure, TierInfo, TrendPoint, figures,
+    Assessment, Boundary, COUPON_REVENUE_DAYS, Figures, ManagerLoad, MoveMatrix, PARETO_POINTS,
+    Pareto, ReportError, ReportOptions, RfmCell, RfmGrid, TREND_ASSESSMENTS, TierFigure, TierInfo,
+    TrendPoint, figures,
 };
 pub use headline::{Headline, headline};

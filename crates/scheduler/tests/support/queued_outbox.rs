@@ -63,6 +63,7 @@ pub fn queued_store(path: &Path, n: usize, text: &str, html: &str) -> Store {
                     action: FollowUpAction::Email {
                         template: "hello".into(),
                         survey: None,
+                        coupon: None,
                     },
                     reason: "queued".into(),
                     skip: None,

@@ -99,7 +99,43 @@ impl ImportSession<'_> {
             }
         };
         self.remember(KIND, rowid, line);
+        self.incentives(customer_id, rec)?;
         Ok(outcome)
+    }
+
+    /// Records what the order did with incentives: redeems its coupon code (an unknown code is
+    /// counted, not an error) and books its spent points; importing it again changes nothing.
+    fn incentives(&mut self, customer_id: i64, rec: &OrderRecord) -> Result<(), RowError> {
+        let path = self.path;
+        if let Some(code) = rec.coupon_code.as_deref().filter(|c| !c.trim().is_empty()) {
+            match crate::coupons::redeem(
+                self.conn,
+                code,
+                customer_id,
+                &rec.external_id,
+                rec.ordered_at,
+            )
+            .at(path)?
+            {
+                crate::coupons::Redeemed::Now => self.redemptions.redeemed += 1,
+                crate::coupons::Redeemed::Already => {}
+                crate::coupons::Redeemed::Unknown => self.redemptions.unknown += 1,
+            }
+        }
+        if let Some(spent) = rec.points_spent.filter(|spent| *spent != 0.0) {
+            require_finite("points_spent", spent)?;
+            crate::points::book(
+                self.conn,
+                customer_id,
+                &format!("order:{}", rec.external_id),
+                rec.ordered_at,
+                -spent.abs(),
+                None,
+                None,
+            )
+            .at(path)?;
+        }
+        Ok(())
     }
 
     /// Creates the customer of an order that names an unknown one.

@@ -60,6 +60,7 @@ pub fn email(rule: &str, customer: &str, at: i64, template: &str) -> PlannedFoll
         action: FollowUpAction::Email {
             template: template.into(),
             survey: None,
+            coupon: None,
         },
         reason: format!("{rule} fired"),
         skip: None,
@@ -191,6 +192,7 @@ fn the_same_occurrence_is_recorded_once() {
         FollowUpAction::Email {
             template: "care".into(),
             survey: None,
+            coupon: None,
         }
     );
     assert_eq!(stored.reason, "care fired");

@@ -4,6 +4,7 @@
 //! follow-up ledger, tasks and managers.
 
 mod bounces;
+mod coupons;
 mod customers;
 mod events;
 mod features;

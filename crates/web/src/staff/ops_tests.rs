@@ -154,6 +154,7 @@ impl Fixture {
             action: FollowUpAction::Email {
                 template: "care".into(),
                 survey: None,
+                coupon: None,
             },
             reason: format!("{rule} fired"),
             skip: None,
