@@ -72,6 +72,7 @@ fn render(name: &str, text: &str) -> String {
                 }
             }
             let references = References {
+                sms_templates: None,
                 templates: &templates,
                 managers: &managers,
                 roles: &roles,

@@ -37,6 +37,10 @@ pub struct Config {
     pub webhooks: Vec<webhooks::WebhookEndpoint>,
     /// The growth models (`[growth]`).
     pub growth: crate::growth::GrowthConfig,
+    /// SMS (`[sms]`): the provider, limits, `max_segments`.
+    pub sms: crate::sms::SmsConfig,
+    /// What imports assume (`[import]`: `default_region` of phone numbers).
+    pub import: crate::sms::phone::ImportConfig,
 }
 
 /// How rules are kept from doing harm (`[rules]`): the time budget of each customer's
@@ -387,6 +391,10 @@ struct RawConfig {
     webhooks: Vec<webhooks::RawWebhook>,
     #[serde(default)]
     growth: crate::growth::GrowthConfig,
+    #[serde(default)]
+    sms: crate::sms::SmsConfig,
+    #[serde(default)]
+    import: crate::sms::phone::ImportConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -584,6 +592,20 @@ impl Config {
                 column: None,
                 message,
             })?,
+            sms: raw.sms.validate().map(|()| raw.sms).map_err(invalid)?,
+            import: match raw.import.default_region.as_deref() {
+                Some(code) if crate::sms::phone::region(code).is_none() => {
+                    return Err(invalid(format!(
+                        "[import] default_region {code:?} is not a region tiercare reads phone numbers of: use one of {}",
+                        crate::sms::phone::REGIONS
+                            .iter()
+                            .map(|r| r.code)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                _ => raw.import,
+            },
         })
     }
 

@@ -36,6 +36,7 @@ pub mod proof;
 pub mod providers;
 pub mod report;
 pub mod sending_settings;
+pub mod sms;
 pub mod snapshot;
 #[cfg(test)]
 mod test_support;

@@ -673,6 +673,9 @@ fn store_action(
         Action::NotifyOwner { template } => FollowUpAction::NotifyOwner {
             template: template.clone(),
         },
+        Action::Sms { template } => FollowUpAction::Sms {
+            template: template.clone(),
+        },
         Action::Task {
             assignee,
             title,
@@ -804,7 +807,13 @@ pub fn record_due(
         }
         for follow_up in &planned {
             let mut compose = |to: &EmailRecipient| compose(renderer, to, now);
-            match session.record_with_email(follow_up, Some(&mut compose)) {
+            let mut compose_sms =
+                |to: &EmailRecipient| crate::sms::compose::compose_sms(renderer, to, now);
+            match session.record_with_messages(
+                follow_up,
+                Some(&mut compose),
+                Some(&mut compose_sms),
+            ) {
                 Ok(recorded) => {
                     if recorded.outbox_id.is_some() {
                         report.queued += 1;

@@ -111,7 +111,7 @@ pub use followup_state::{
     CustomerEvent, CustomerFollowUpState, EventKind, LastOccurrence, StateRange,
 };
 pub use followups::{
-    Assignee, ComposeEmail, FollowUp, FollowUpAction, FollowUpKind, FollowUpOutcome,
+    Assignee, ComposeEmail, ComposeSms, FollowUp, FollowUpAction, FollowUpKind, FollowUpOutcome,
     FollowUpSession, FollowUpStatus, OccurrenceKey, PlannedFollowUp, Recorded,
 };
 pub use import::{

@@ -58,6 +58,7 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 /// 13. (webhooks) the outgoing webhooks' queue: `webhook_endpoints` (copied from
 ///     `tiercare.toml`), `webhook_events` and one `webhook_deliveries` row per (event, endpoint).
 /// 14. (growth) `assessment_growth`: the growth models' fit (or why none) of an assessment.
+/// 15. (sms) `outbox.channel` (`email` or `sms`) and the due rows' index per channel.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -611,6 +612,16 @@ CREATE TABLE assessment_growth (
     fit           TEXT NOT NULL
 ) STRICT;
 "#,
+    // 15 (sms): the channel of each outbox message.
+    r#"
+-- How the message goes: an e-mail, or an SMS (to_address then holds the E.164 phone number,
+-- subject is empty and body_text is the text). Every other column, state and guarantee of the
+-- outbox is the same for both; each channel's sender claims only its own rows.
+ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'email'
+    CHECK (channel IN ('email', 'sms'));
+-- what is due, per channel: each sender's claim reads only its own
+CREATE INDEX outbox_due_by_channel ON outbox(channel, due_at) WHERE state IN ('queued', 'deferred');
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -695,6 +706,7 @@ mod tests {
         0x411b_92ae_6c7f_d828,
         0x5815_5198_4d2c_feb6,
         0xe68e_70ce_4379_6827,
+        0x310e_dfa4_8fe2_27aa,
     ];
 
     #[test]

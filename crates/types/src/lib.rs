@@ -9,9 +9,11 @@
 //! - **No dependencies** but what serde needs. It is the bottom of the workspace: every other
 //!   crate may depend on it, it depends on none of them.
 
+mod channel;
 mod record;
 mod window;
 
+pub use channel::Channel;
 pub use record::{RecordKind, UnknownRecordKind};
 pub use window::Window;
 

@@ -13,6 +13,8 @@ use crate::script::expression::Expression;
 use crate::text::location::Location;
 use crate::text::yaml::PathSeg;
 
+pub use tiercare_types::Channel;
+
 /// One follow-up rule, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FollowUpRule {
@@ -186,6 +188,11 @@ pub enum Action {
         /// The template's name.
         template: String,
     },
+    /// An SMS to the customer from a template (`NAME.sms.j2`).
+    Sms {
+        /// The template's name.
+        template: String,
+    },
     /// A task for a person. `title` is a template (`{{ customer.name }}`) the scheduler fills.
     Task {
         /// Who does it.
@@ -214,10 +221,21 @@ pub enum Action {
 
 impl Action {
     /// Whether this action contacts the customer (and so is subject to consent, caps, minimum
-    /// gap and send window): emails to the customer.
+    /// gap and send window): emails and SMS to the customer.
     #[must_use]
     pub fn contacts_customer(&self) -> bool {
-        matches!(self, Action::Email { .. })
+        matches!(self, Action::Email { .. } | Action::Sms { .. })
+    }
+
+    /// The channel of a message to the customer: `Some(Channel::Email)`, `Some(Channel::Sms)`,
+    /// or `None` for an action that sends the customer nothing.
+    #[must_use]
+    pub fn channel(&self) -> Option<Channel> {
+        match self {
+            Action::Email { .. } => Some(Channel::Email),
+            Action::Sms { .. } => Some(Channel::Sms),
+            _ => None,
+        }
     }
 
     /// One line for `plan` output: `email care`, `task for owner: Monthly review`.
@@ -225,6 +243,7 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Action::Email { template } => format!("email `{template}`"),
+            Action::Sms { template } => format!("sms `{template}`"),
             Action::Task {
                 assignee, title, ..
             } => format!("task for {assignee}: {title}"),

@@ -58,6 +58,9 @@ pub struct References<'a> {
     pub managers: &'a [&'a str],
     /// Role names (`role:NAME`).
     pub roles: &'a [&'a str],
+    /// SMS template names (`NAME.sms.j2` without its extension); `None`: not known, and not
+    /// checked. Unlike the other lists, an empty one is known: no SMS template exists.
+    pub sms_templates: Option<&'a [&'a str]>,
 }
 
 /// Checks the names follow-up rules and the `assignment` section refer to (templates,
@@ -70,6 +73,7 @@ pub struct References<'a> {
 #[must_use]
 pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    let mut sms_problems = Vec::new();
     let mut report = |location: &Location,
                       (line, column): (usize, usize),
                       who: &str,
@@ -100,6 +104,32 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
                 "notify_owner.template",
                 (template, references.templates, "template"),
             ),
+            Action::Sms { template } => match references.sms_templates {
+                Some(known) if !known.contains(&template.as_str()) => {
+                    let (line, column) = rules.followup_position(followup, "sms.template");
+                    let hint = if known.is_empty() {
+                        format!("add templates/{template}.sms.j2 (plain text)")
+                    } else {
+                        hint_among(template, "SMS templates", known.iter().copied())
+                    };
+                    sms_problems.push(
+                        Diagnostic::error(
+                            &rule.location.path,
+                            line,
+                            column,
+                            format!(
+                                "follow-up `{}` uses SMS template `{template}`, which does not \
+                                 exist",
+                                rule.id
+                            ),
+                        )
+                        .with_source(rules.source_text(&rule.location.path))
+                        .with_hint(hint),
+                    );
+                    continue;
+                }
+                _ => continue,
+            },
             Action::Task {
                 assignee: Assignee::Manager(name),
                 ..
@@ -132,6 +162,7 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
             reference,
         );
     }
+    out.extend(sms_problems);
     out
 }
 
@@ -805,6 +836,7 @@ impl Loader<'_> {
             ("email", raw.email.is_some()),
             ("task", raw.task.is_some()),
             ("notify_owner", raw.notify_owner.is_some()),
+            ("sms", raw.sms.is_some()),
             ("set", raw.set.is_some()),
             ("tag", raw.tag.is_some()),
         ]
@@ -814,7 +846,7 @@ impl Loader<'_> {
         .collect();
         match present.as_slice() {
             [] => {
-                self.error_at(file, &join(path, &["id"]), true, format!("follow-up `{id}` has no action"), "add one of `email: { template: ... }`, `task: { assignee: owner, title: ... }`, `notify_owner: { template: ... }`, `set: { name: value }` or `tag: name`");
+                self.error_at(file, &join(path, &["id"]), true, format!("follow-up `{id}` has no action"), "add one of `email: { template: ... }`, `task: { assignee: owner, title: ... }`, `notify_owner: { template: ... }`, `sms: { template: ... }`, `set: { name: value }` or `tag: name`");
                 return None;
             }
             [_] => {}
@@ -850,6 +882,9 @@ impl Loader<'_> {
         if let Some(email) = &raw.email {
             return template(self, "email", &email.template)
                 .map(|template| Action::Email { template });
+        }
+        if let Some(sms) = &raw.sms {
+            return template(self, "sms", &sms.template).map(|template| Action::Sms { template });
         }
         if let Some(notify) = &raw.notify_owner {
             return template(self, "notify_owner", &notify.template)

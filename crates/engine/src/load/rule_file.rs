@@ -219,6 +219,7 @@ pub(crate) struct RawFollowUp {
     pub(crate) email: Option<RawTemplate>,
     pub(crate) task: Option<RawTask>,
     pub(crate) notify_owner: Option<RawTemplate>,
+    pub(crate) sms: Option<RawTemplate>,
     pub(crate) set: Option<Ordered<serde_yaml::Value>>,
     pub(crate) tag: Option<Scalar>,
 }
@@ -250,7 +251,7 @@ pub(crate) struct RawReEntry {
     pub(crate) once_per: Scalar,
 }
 
-/// `email:` / `notify_owner:`.
+/// `email:` / `notify_owner:` / `sms:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTemplate {

@@ -34,8 +34,8 @@
 //!    through the policy: **re-entry** (`once`: never fired nor given before; `once_per: P`:
 //!    no other occurrence within `P`, and nothing given to the customer for the rule less than
 //!    `P` before the occurrence's earliest time, whatever the occurrence dates: see
-//!    [`FollowUpState::given`]), then, for emails to the customer only: **consent**
-//!    (`consent_email`), **address** (`has_email`), the **send window** (moved to the next
+//!    [`FollowUpState::given`]), then, for emails and SMS to the customer only: **consent**
+//!    (`consent_email`; `consent_sms` for an SMS), **address** (`has_email`), the **send window** (moved to the next
 //!    allowed minute: the same day's start if before it, else the next allowed day's start),
 //!    the **minimum gap** (moved to `other contact + gap`, then the window again), the
 //!    **caps** (per local day, ISO week, month: counting [`FollowUpState::contacts`] and emails
@@ -51,7 +51,7 @@ use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTim
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::care::followup::{Action, CadenceFrom, Event, ReEntry, SendWindow, Trigger};
+use crate::care::followup::{Action, CadenceFrom, Channel, Event, ReEntry, SendWindow, Trigger};
 use crate::customer::feature::Feature;
 use crate::customer::snapshot::{FeatureValue, Snapshot};
 use crate::tiering::evaluate::{Evaluator, Outcome, RuleError};
@@ -502,6 +502,7 @@ impl<'r> Planner<'r> {
         // The policy.
         let policy = rules.contact_policy.for_tier(state.tier.as_deref());
         let consent = snapshot.get(Feature::ConsentEmail) == FeatureValue::Bool(true);
+        let consent_sms = snapshot.get(Feature::ConsentSms) == FeatureValue::Bool(true);
         let has_email = snapshot.get(Feature::HasEmail) == FeatureValue::Bool(true);
         let mut contacts: Vec<i64> = state.contacts.clone();
         // (rule, occurrence, scheduled) of what this plan gives.
@@ -530,12 +531,17 @@ impl<'r> Planner<'r> {
             }
             let mut scheduled = candidate.occurrence.max(from);
             let mut moved = Vec::new();
-            if rule.action.contacts_customer() {
-                if !consent {
+            if let Some(channel) = rule.action.channel() {
+                let (consents, addressed) = match channel {
+                    Channel::Email => (consent, has_email),
+                    // The phone number is checked when the SMS is composed.
+                    Channel::Sms => (consent_sms, true),
+                };
+                if !consents {
                     plan.skipped.push(skip(Skipped::Consent));
                     continue;
                 }
-                if !has_email {
+                if !addressed {
                     plan.skipped.push(skip(Skipped::NoAddress));
                     continue;
                 }

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 
 use chrono_tz::Tz;
 use tiercare_engine::delivery::{Current, Recheck, Verdict, next_allowed};
-use tiercare_engine::{Feature, FeatureValue, RuleSet, Snapshot, Trigger};
+use tiercare_engine::{Channel, Feature, FeatureValue, RuleSet, Snapshot, Trigger};
 use tiercare_store::{OutboxEmail, RecipientKind, Store};
 
 use crate::outbox::{DeliverError, RenderEmail, SendReport};
@@ -66,7 +66,7 @@ pub struct DeliveryGate<'a> {
     recheck: Recheck<'a>,
     renderer: &'a EmailRenderer,
     timezone: Tz,
-    passed: HashMap<String, Vec<i64>>,
+    passed: HashMap<(Channel, String), Vec<i64>>,
 }
 
 impl std::fmt::Debug for DeliveryGate<'_> {
@@ -139,8 +139,9 @@ impl<'a> DeliveryGate<'a> {
         } else {
             None
         };
-        let mut sent = store.customer_emails_sent(customer_id)?;
-        if let Some(passed) = self.passed.get(customer_id) {
+        // The contact policy holds per channel: an SMS is counted against the SMS sent.
+        let mut sent = store.customer_messages_sent(customer_id, email.channel)?;
+        if let Some(passed) = self.passed.get(&(email.channel, customer_id.to_owned())) {
             sent.extend(passed);
         }
         let current = Current {
@@ -186,24 +187,34 @@ impl<'a> DeliveryGate<'a> {
                 });
             }
         }
-        let rendered = match self.renderer.render(&email.template, customer_id, now) {
-            Ok(rendered) => rendered,
-            Err(err) => {
-                return Ok(GateDecision::Fail {
-                    reason: format!("cannot render it from current data: {err}"),
-                });
-            }
+        let mut fresh = email.clone();
+        let rendered = match email.channel {
+            Channel::Email => self
+                .renderer
+                .render(&email.template, customer_id, now)
+                .map(|rendered| {
+                    fresh.subject = rendered.subject;
+                    fresh.body_text = rendered.text;
+                    fresh.body_html = rendered.html;
+                })
+                .map_err(|err| err.to_string()),
+            Channel::Sms => self
+                .renderer
+                .render_sms(&email.template, customer_id, now)
+                .map(|text| fresh.body_text = text)
+                .map_err(|err| err.to_string()),
         };
+        if let Err(err) = rendered {
+            return Ok(GateDecision::Fail {
+                reason: format!("cannot render it from current data: {err}"),
+            });
+        }
         if email.recipient_kind == RecipientKind::Customer {
             self.passed
-                .entry(customer_id.to_owned())
+                .entry((email.channel, customer_id.to_owned()))
                 .or_default()
                 .push(now);
         }
-        let mut fresh = email.clone();
-        fresh.subject = rendered.subject;
-        fresh.body_text = rendered.text;
-        fresh.body_html = rendered.html;
         Ok(GateDecision::Send(Box::new(fresh)))
     }
 }

@@ -93,6 +93,21 @@ pub trait RenderEmail {
         let _ = (customer_external_id, at);
         Ok(text.to_owned())
     }
+
+    /// Renders SMS template `template` (`NAME.sms.j2`) for the customer: the text. The
+    /// default, for renderers without SMS templates (tests), refuses.
+    fn render_sms(
+        &self,
+        template: &str,
+        customer_external_id: &str,
+        at: i64,
+    ) -> Result<String, RenderError> {
+        let _ = (customer_external_id, at);
+        Err(RenderError {
+            template: template.to_owned(),
+            message: "this renderer has no SMS templates".to_owned(),
+        })
+    }
 }
 
 impl fmt::Debug for dyn RenderEmail + '_ {
@@ -769,7 +784,7 @@ fn send_batch(
 /// (`SQLITE_BUSY` after the busy timeout) with growing pauses, however long it lasts: an
 /// outcome not recorded would leave a delivered email claimed, to be sent again. Other errors
 /// are returned at once.
-fn patiently<T>(
+pub(crate) fn patiently<T>(
     what: &str,
     mut write: impl FnMut() -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {

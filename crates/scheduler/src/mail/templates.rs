@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::TimeZone;
 use chrono_tz::Tz;
+use tiercare_engine::sms::SMS_TEMPLATE_SUFFIX;
 use tiercare_engine::template::TEMPLATE_SUFFIXES;
 use tiercare_engine::template::TextTemplates;
 use tiercare_engine::{
@@ -20,6 +21,7 @@ use tiercare_engine::{
     RenderError as TemplateRenderError, RenderedTemplate, RuleSet, SenderContext, Snapshot,
     TemplateContext, TemplateFile, Templates, TierContext, features, load_templates,
 };
+use tiercare_engine::{LoadedSmsTemplates, SmsTemplates, load_sms_templates};
 use tiercare_store::{
     CustomerFeatures, EmailRecipient, FeatureTable, Manager, OutboxEmail, OutboxState,
     RecipientKind, Recommender, Store, StoreError, Window,
@@ -77,6 +79,29 @@ pub fn read_templates(dir: &Path, label: &Path) -> Result<Vec<TemplateFile>, Tem
         .collect())
 }
 
+/// Reads and checks a workspace's SMS templates (`templates/NAME.sms.j2`) with its
+/// `[sms] max_segments`: the usable ones, each sample's length, and every problem.
+pub fn load_workspace_sms_templates(
+    workspace: &Workspace,
+) -> Result<LoadedSmsTemplates, TemplatesError> {
+    let dir = workspace.templates_dir();
+    if !dir.exists() {
+        return Ok(LoadedSmsTemplates::default());
+    }
+    let files = crate::workspace::read_folder(&dir, Path::new("templates"), |name| {
+        name.ends_with(SMS_TEMPLATE_SUFFIX)
+    })
+    .map_err(|(path, source)| TemplatesError::Io { path, source })?;
+    let files: Vec<TemplateFile> = files
+        .into_iter()
+        .map(|(path, text)| TemplateFile::new(path, text))
+        .collect();
+    Ok(load_sms_templates(
+        &files,
+        workspace.config().sms.max_segments,
+    ))
+}
+
 /// Reads and checks a workspace's templates (named `templates/…` in diagnostics).
 pub fn load_workspace_templates(workspace: &Workspace) -> Result<LoadedTemplates, TemplatesError> {
     let files = read_templates(&workspace.templates_dir(), Path::new("templates"))?;
@@ -124,6 +149,8 @@ pub struct EmailRenderer {
     texts: Mutex<TextTemplates>,
     /// The sender's domain, for Message-IDs.
     message_id_domain: Option<String>,
+    /// The workspace's usable SMS templates (`NAME.sms.j2`).
+    sms: SmsTemplates,
 }
 
 impl std::fmt::Debug for EmailRenderer {
@@ -165,7 +192,24 @@ impl EmailRenderer {
             features: Mutex::new(None),
             texts: Mutex::new(TextTemplates::default()),
             message_id_domain: crate::outbox::sender_domain(&workspace.config().mail),
+            sms: load_workspace_sms_templates(workspace)?.templates,
         })
+    }
+
+    /// The SMS templates it renders.
+    pub fn sms_templates(&self) -> &SmsTemplates {
+        &self.sms
+    }
+
+    /// Renders SMS template `name` for the customer with `customer_id` at `at`: the text.
+    pub fn render_sms(
+        &self,
+        name: &str,
+        customer_id: &str,
+        at: i64,
+    ) -> Result<String, TemplatesError> {
+        let context = self.context(customer_id, at)?;
+        Ok(self.sms.render(name, &context)?)
     }
 
     /// The templates it renders.
@@ -408,6 +452,20 @@ impl RenderEmail for EmailRenderer {
             })
     }
 
+    fn render_sms(
+        &self,
+        template: &str,
+        customer_external_id: &str,
+        at: i64,
+    ) -> Result<String, RenderError> {
+        EmailRenderer::render_sms(self, template, customer_external_id, at).map_err(|err| {
+            RenderError {
+                template: template.to_owned(),
+                message: err.to_string(),
+            }
+        })
+    }
+
     fn message_id_domain(&self) -> Option<&str> {
         self.message_id_domain.as_deref()
     }
@@ -545,6 +603,7 @@ impl EmailRenderer {
             sent_at: None,
             updated_at: at,
             recoveries: 0,
+            channel: tiercare_engine::Channel::Email,
         };
         match build_with(
             &outgoing(&email, settings, at),
