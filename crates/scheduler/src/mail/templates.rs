@@ -84,22 +84,42 @@ pub fn read_templates(dir: &Path, label: &Path) -> Result<Vec<TemplateFile>, Tem
 pub fn load_workspace_sms_templates(
     workspace: &Workspace,
 ) -> Result<LoadedSmsTemplates, TemplatesError> {
-    let dir = workspace.templates_dir();
-    if !dir.exists() {
-        return Ok(LoadedSmsTemplates::default());
-    }
-    let files = crate::workspace::read_folder(&dir, Path::new("templates"), |name| {
-        name.ends_with(SMS_TEMPLATE_SUFFIX)
-    })
-    .map_err(|(path, source)| TemplatesError::Io { path, source })?;
-    let files: Vec<TemplateFile> = files
-        .into_iter()
-        .map(|(path, text)| TemplateFile::new(path, text))
-        .collect();
+    let files = read_sms_templates(&workspace.templates_dir(), Path::new("templates"))?;
     Ok(load_sms_templates(
         &files,
         workspace.config().sms.max_segments,
     ))
+}
+
+/// Reads the SMS template files of `dir` (`*.sms.j2`), sorted, naming each `label/<file name>`
+/// in diagnostics. A missing folder has none.
+pub fn read_sms_templates(dir: &Path, label: &Path) -> Result<Vec<TemplateFile>, TemplatesError> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let files =
+        crate::workspace::read_folder(dir, label, |name| name.ends_with(SMS_TEMPLATE_SUFFIX))
+            .map_err(|(path, source)| TemplatesError::Io { path, source })?;
+    Ok(files
+        .into_iter()
+        .map(|(path, text)| TemplateFile::new(path, text))
+        .collect())
+}
+
+/// The names of the SMS templates in `files` (usable or not), for `check_references`.
+pub fn sms_template_names(files: &[TemplateFile]) -> Vec<String> {
+    let mut names: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let file_name = file.path.rsplit(['/', '\\']).next()?;
+            file_name
+                .strip_suffix(SMS_TEMPLATE_SUFFIX)
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Reads and checks a workspace's templates (named `templates/…` in diagnostics).
