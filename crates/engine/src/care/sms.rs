@@ -378,7 +378,7 @@ mod tests {
     fn any_chinese_makes_ucs2_with_70_then_67() {
         let length = sms_length("生日快乐 Happy birthday");
         assert_eq!(length.encoding, SmsEncoding::Ucs2);
-        assert_eq!(length.units, 22);
+        assert_eq!(length.units, 19);
         assert_eq!(sms_length(&"生".repeat(70)).segments, 1);
         assert_eq!(sms_length(&"生".repeat(71)).segments, 2);
         assert_eq!(sms_length(&"生".repeat(134)).segments, 2);

@@ -1084,6 +1084,22 @@ pub fn unsubscribe_address(
     if address.is_empty() {
         return Ok(Err("no address".to_owned()));
     }
+    // A phone number (no `@`): suppressed in its E.164 form, hashed as addresses are, so no
+    // SMS goes to it again.
+    if !address.contains('@')
+        && address.starts_with(['+', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '('])
+    {
+        return match crate::sms::phone::to_e164(address, None) {
+            Ok(phone) => super::preferences::unsubscribe(
+                store,
+                super::preferences::Unsubscriber::Address(&phone),
+                source,
+                now,
+            )
+            .map(Ok),
+            Err(err) => Ok(Err(format!("not a valid phone number: {err}"))),
+        };
+    }
     if let Err(err) = parse_address(address) {
         let reason = match err {
             MailError::InvalidAddress { reason, .. } => reason,
@@ -1123,11 +1139,11 @@ pub fn unsubscribe_csv(
         .iter()
         .position(|h| {
             let h = h.trim().to_ascii_lowercase();
-            h == "email" || h == "address"
+            h == "email" || h == "address" || h == "phone"
         })
         .or_else(|| (headers.len() == 1).then_some(0))
         .ok_or_else(|| {
-            read("no `email` or `address` column: name the column of addresses `email`".into())
+            read("no `email`, `address` or `phone` column: name the column of addresses `email` (of phone numbers `phone`)".into())
         })?;
     let name = path.file_name().map_or_else(
         || path.display().to_string(),
