@@ -34,6 +34,7 @@ mod report_browser;
 mod rules_safe;
 mod serve;
 mod serve_browser;
+mod sms;
 mod templates;
 mod tiers;
 mod webhooks;

@@ -6,6 +6,7 @@
 )]
 
 pub mod daemon;
+pub mod sms_provider;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
