@@ -286,6 +286,11 @@ pub enum Command {
     /// for. One sender per database file (symlinks resolved): a second exits 2. Prints what
     /// happened.
     ///
+    /// Then the due SMS, the same way, through `[sms]`'s provider (the `sms/` folder by default,
+    /// a generic HTTP gateway or Twilio): `consent_sms` and the number's suppression checked in
+    /// the claim, the delivery gate counting SMS apart from emails, one SMS at a time, limits
+    /// from `[sms]`; `--json` reports the emails.
+    ///
     /// Ctrl-C (SIGINT) or SIGTERM stops it safely: the message being handed over finishes, the
     /// emails claimed but not sent go back to queued (no attempt counted), and it exits 130
     /// saying how many were sent and how many stay queued. Run `tiercare send` again to deliver

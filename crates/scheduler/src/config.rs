@@ -691,6 +691,27 @@ from = "Customer Care <care@example.com>"
 # timeout_seconds = 30
 # connections = 1                         # parallel connections, each kept open between messages
 
+# [sms]                                   # SMS follow-ups (`sms: {{ template: NAME }}`)
+# provider = "folder"                     # "folder": one .json file per SMS in `folder`;
+# folder = "sms"                          # "http" ([sms.http]) or "twilio" ([sms.twilio])
+# max_segments = 3                        # `check` refuses a template needing more
+# per_minute = 60                         # sender limits, leave out for none (also per_hour,
+#                                         # per_day)
+# [sms.http]                              # a generic gateway: {{to}} {{text}} {{id}} in the fields
+# url = "https://sms.example.com/send"
+# body = "json"                           # or "form"
+# fields = {{ to = "{{to}}", text = "{{text}}", ref = "{{id}}" }}
+# bearer_env = "SMS_API_TOKEN"            # or header_env, basic_user_env/basic_password_env
+# success_field = "status"                # optionally: the answer's field that says it went
+# success_value = "ok"
+# [sms.twilio]
+# account_sid = "AC..."
+# auth_token_env = "TWILIO_AUTH_TOKEN"
+# from = "+15550001111"
+
+# [import]
+# default_region = "CN"                   # phone numbers without +country code are read as CN
+
 # [http]                                  # `tiercare serve`, and `tiercare run` when present:
 #                                         # one-click unsubscribes and the preference page
 # listen = "127.0.0.1:8025"               # behind your reverse proxy (TLS)

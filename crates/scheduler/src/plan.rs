@@ -350,6 +350,8 @@ pub fn fill_state(state: &mut EngineState, features: &CustomerFeatures, store: &
     state.contacts.clear();
     state.contacts.extend(store.earlier_email);
     state.contacts.extend(store.emails.iter().copied());
+    state.sms_contacts.clear();
+    state.sms_contacts.extend(store.sms.iter().copied());
     state.events.clear();
     state
         .events

@@ -171,7 +171,7 @@ pub fn rules_json_schema() -> Value {
                 "type": "object",
                 "additionalProperties": false,
                 "required": ["id"],
-                "description": "One trigger (`every`, `cron` or `on`) and one action (`email`, `task`, `notify_owner`, `set` or `tag`).",
+                "description": "One trigger (`every`, `cron` or `on`) and one action (`email`, `sms`, `task`, `notify_owner`, `set` or `tag`).",
                 "properties": {
                     "id": { "$ref": "#/$defs/id" },
                     "label": { "type": "string" },
@@ -234,6 +234,7 @@ pub fn rules_json_schema() -> Value {
                     "max_delay": { "$ref": "#/$defs/duration", "description": "How long after its scheduled time an unsent email of this rule may still go out; later it is cancelled as stale. Default per trigger: birthday and anniversary 1d, other events 3d, no_order, no_contact, every and cron 7d." },
                     "email": { "$ref": "#/$defs/template", "description": "An email to the customer." },
                     "notify_owner": { "$ref": "#/$defs/template", "description": "An email to the customer's account manager." },
+                    "sms": { "$ref": "#/$defs/template", "description": "An SMS to the customer from `templates/NAME.sms.j2` (with `consent_sms`)." },
                     "task": {
                         "type": "object",
                         "additionalProperties": false,
