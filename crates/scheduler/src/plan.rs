@@ -888,6 +888,7 @@ mod tests {
             ],
             emails: vec![FROM - 3 * DAY, FROM - 1, FROM + 3 * DAY],
             earlier_email: Some(FROM - 90 * DAY),
+            sms: vec![FROM - 2 * DAY],
             events: vec![tiercare_store::CustomerEvent {
                 customer_rowid: 1,
                 at: FROM - 60,
@@ -918,6 +919,8 @@ mod tests {
             state.contacts,
             vec![FROM - 90 * DAY, FROM - 3 * DAY, FROM - 1, FROM + 3 * DAY]
         );
+        // SMS are counted apart from the emails.
+        assert_eq!(state.sms_contacts, vec![FROM - 2 * DAY]);
         assert_eq!(state.events.len(), 1);
         assert_eq!(state.events[0].kind, EngineEventKind::Complaint);
         assert_eq!(state.segments, stored.segments);
@@ -928,6 +931,7 @@ mod tests {
         );
         assert_eq!(state.tier, None);
         assert!(state.contacts.is_empty() && state.events.is_empty() && state.given.is_empty());
+        assert!(state.sms_contacts.is_empty());
     }
 
     #[test]
