@@ -38,9 +38,9 @@ pub struct Config {
     /// The growth models (`[growth]`).
     pub growth: crate::growth::GrowthConfig,
     /// SMS (`[sms]`): the provider, limits, `max_segments`.
-    pub sms: crate::sms::SmsConfig,
+    pub sms: crate::sms_settings::SmsConfig,
     /// What imports assume (`[import]`: `default_region` of phone numbers).
-    pub import: crate::sms::phone::ImportConfig,
+    pub import: crate::phone::ImportConfig,
 }
 
 /// How rules are kept from doing harm (`[rules]`): the time budget of each customer's
@@ -392,9 +392,9 @@ struct RawConfig {
     #[serde(default)]
     growth: crate::growth::GrowthConfig,
     #[serde(default)]
-    sms: crate::sms::SmsConfig,
+    sms: crate::sms_settings::SmsConfig,
     #[serde(default)]
-    import: crate::sms::phone::ImportConfig,
+    import: crate::phone::ImportConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -594,10 +594,10 @@ impl Config {
             })?,
             sms: raw.sms.validate().map(|()| raw.sms).map_err(invalid)?,
             import: match raw.import.default_region.as_deref() {
-                Some(code) if crate::sms::phone::region(code).is_none() => {
+                Some(code) if crate::phone::region(code).is_none() => {
                     return Err(invalid(format!(
                         "[import] default_region {code:?} is not a region tiercare reads phone numbers of: use one of {}",
-                        crate::sms::phone::REGIONS
+                        crate::phone::REGIONS
                             .iter()
                             .map(|r| r.code)
                             .collect::<Vec<_>>()

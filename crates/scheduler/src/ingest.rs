@@ -423,7 +423,7 @@ fn import_pass<'a>(
     };
     let grouping = Grouping::new(mode);
     let mut columns = Columns::new(request.kind, &bound);
-    columns.default_region = request.default_region.and_then(crate::sms::phone::region);
+    columns.default_region = request.default_region.and_then(crate::phone::region);
     let record_kind = request.kind;
     let header_len = header.len();
     // Two threads: this one writes to the database while a second reads the file, applies the
@@ -1062,7 +1062,7 @@ enum WriteError {
 struct Columns {
     idx: Vec<(&'static str, usize)>,
     /// The region of national phone numbers, when the customer's is not known.
-    default_region: Option<&'static crate::sms::phone::Region>,
+    default_region: Option<&'static crate::phone::Region>,
 }
 
 impl Columns {
@@ -1077,7 +1077,7 @@ impl Columns {
         }
     }
 
-    /// The customer's phone in E.164 form (see [`crate::sms::phone`]): read in the region of
+    /// The customer's phone in E.164 form (see [`crate::phone`]): read in the region of
     /// the customer's `region` when it is a known ISO code, else `[import] default_region`. A
     /// number that cannot be read rejects the row: a phone kept as written would be one no
     /// SMS can reach, found only when a message is skipped for it.
@@ -1091,9 +1091,9 @@ impl Columns {
             return Ok(None);
         };
         let region = region
-            .and_then(crate::sms::phone::region)
+            .and_then(crate::phone::region)
             .or(self.default_region);
-        crate::sms::phone::to_e164(&raw, region)
+        crate::phone::to_e164(&raw, region)
             .map(Some)
             .map_err(|err| RejectedRow {
                 line,

@@ -31,12 +31,14 @@ pub mod inbound;
 pub mod ingest;
 pub mod mail;
 pub mod owners;
+pub mod phone;
 pub mod plan;
 pub mod proof;
 pub mod providers;
 pub mod report;
 pub mod sending_settings;
 pub mod sms;
+pub mod sms_settings;
 pub mod snapshot;
 #[cfg(test)]
 mod test_support;

@@ -1089,7 +1089,7 @@ pub fn unsubscribe_address(
     if !address.contains('@')
         && address.starts_with(['+', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '('])
     {
-        return match crate::sms::phone::to_e164(address, None) {
+        return match crate::phone::to_e164(address, None) {
             Ok(phone) => super::preferences::unsubscribe(
                 store,
                 super::preferences::Unsubscriber::Address(&phone),

@@ -4,8 +4,8 @@
 
 use tiercare_store::{EmailRecipient, NewEmail};
 
-use super::phone::is_e164;
 use crate::outbox::RenderEmail;
+use crate::phone::is_e164;
 
 /// A new SMS id in the outbox's Message-ID form: `<sms-RANDOM@tiercare>`.
 #[must_use]

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-use super::config::{BodyFormat, HttpProviderConfig, TwilioConfig};
 use super::transport::{SmsDelivered, SmsError, SmsMessage, SmsTransport};
+use crate::sms_settings::{BodyFormat, HttpProviderConfig, TwilioConfig};
 
 /// Why a provider cannot be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,25 +1,22 @@
 //! SMS: the second channel beside mail, through the same outbox, delivery gate and contact
 //! policy.
 //!
-//! - `config.rs`: `[sms]` (the provider and its settings, limits, `max_segments`).
-//! - `phone.rs`: E.164 numbers (what `import` stores; `[import] default_region`).
 //! - `compose.rs`: an SMS follow-up's outbox row, composed when it is recorded.
 //! - `transport.rs`: the [`SmsTransport`] trait, failure classes, the folder transport.
 //! - `http.rs`: the generic HTTP provider and Twilio.
 //! - `send.rs`: [`deliver_sms_due`], the SMS send loop.
 //!
+//! Their settings are `[sms]` ([`crate::sms_settings`]), phone numbers E.164 ([`crate::phone`]).
 //! Templates (`NAME.sms.j2`), their encoding and segments are the engine's
 //! ([`tiercare_engine::sms`]); [`crate::templates::EmailRenderer`] renders them with the
 //! email templates' context.
 
 pub mod compose;
-pub mod config;
 pub mod http;
-pub mod phone;
 pub mod send;
 pub mod transport;
 
-pub use config::{SmsConfig, SmsProvider};
+pub use crate::sms_settings::{SmsConfig, SmsProvider};
 pub use send::{SmsSendReport, deliver_sms_due};
 pub use transport::{FolderSmsTransport, SmsError, SmsMessage, SmsTransport};
 

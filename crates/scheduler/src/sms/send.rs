@@ -18,11 +18,11 @@ use std::time::Instant;
 use serde::Serialize;
 use tiercare_store::{OutboxEmail, RecoveryPolicy, Store, StoreError};
 
-use super::config::SmsConfig;
 use super::transport::{SmsError, SmsMessage, SmsTransport};
 use crate::config::{AfterCrash, OutboxConfig};
 use crate::delivery_gate::{DeliveryGate, admit};
 use crate::outbox::{DeliverError, SendReport, backoff, patiently};
+use crate::sms_settings::SmsConfig;
 
 /// What one [`deliver_sms_due`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

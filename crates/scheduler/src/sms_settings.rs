@@ -1,5 +1,6 @@
 //! `[sms]` in `tiercare.toml`: which provider sends SMS, its settings, the sender's limits and
-//! the longest message `check` lets through.
+//! the longest message `check` lets through. Plain data, used by `config.rs` and `sms/`, so
+//! neither imports the other's room for it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
