@@ -312,7 +312,9 @@ fn the_folder_transport_writes_each_sms_once_even_after_a_crash_mid_send() {
     )
     .unwrap();
     drop(db);
-    send_at(&root, "2026-03-02T11:00:00Z");
+    let again = send_at(&root, "2026-03-02T11:00:00Z");
+    // Found in the folder, not written again.
+    again.assert_stdout_contains("1 already delivered before");
     assert_eq!(files(), written);
     assert_eq!(
         std::fs::read_to_string(root.join("sms").join(&written[0])).unwrap(),
