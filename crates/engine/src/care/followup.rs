@@ -300,6 +300,25 @@ pub struct TierPolicy {
     pub min_gap: Option<i64>,
     /// When emails may go out.
     pub send_window: Option<SendWindow>,
+    /// SMS caps (`sms_caps:`), counted on the SMS alone; `None`: the same values as `caps`
+    /// (still counted apart from the emails).
+    pub sms_caps: Option<Caps>,
+}
+
+impl TierPolicy {
+    /// The policy for a message on `channel`: an SMS takes `sms_caps` when set. The minimum
+    /// gap and the send window are the same for every channel, each counted on its own
+    /// channel's messages.
+    #[must_use]
+    pub fn for_channel(&self, channel: Channel) -> TierPolicy {
+        match (channel, self.sms_caps) {
+            (Channel::Sms, Some(caps)) => TierPolicy {
+                caps,
+                ..self.clone()
+            },
+            _ => self.clone(),
+        }
+    }
 }
 
 /// `contact_policy:`: the default and per-tier overrides (each key of a tier's override replaces

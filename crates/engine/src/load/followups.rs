@@ -254,6 +254,9 @@ impl Loader<'_> {
             let base = key(&["contact_policy"]);
             policy.default = TierPolicy {
                 caps: self.caps(*file, &base, raw_policy.caps.as_ref(), Caps::default()),
+                sms_caps: raw_policy.sms_caps.as_ref().map(|raw| {
+                    self.caps_named(*file, &base, "sms_caps", Some(raw), Caps::default())
+                }),
                 min_gap: raw_policy.min_gap.as_ref().and_then(|gap| {
                     self.duration_at(*file, &join(&base, &["min_gap"]), gap, "min_gap")
                 }),
@@ -270,6 +273,16 @@ impl Loader<'_> {
                 let default = policy.default.clone();
                 let merged = TierPolicy {
                     caps: self.caps(*file, &path, raw_tier.caps.as_ref(), default.caps),
+                    sms_caps: match &raw_tier.sms_caps {
+                        Some(raw) => Some(self.caps_named(
+                            *file,
+                            &path,
+                            "sms_caps",
+                            Some(raw),
+                            default.sms_caps.unwrap_or_default(),
+                        )),
+                        None => default.sms_caps,
+                    },
                     min_gap: match &raw_tier.min_gap {
                         Some(gap) => {
                             self.duration_at(*file, &join(&path, &["min_gap"]), gap, "min_gap")
@@ -296,6 +309,18 @@ impl Loader<'_> {
         raw: Option<&RawCaps>,
         default: Caps,
     ) -> Caps {
+        self.caps_named(file, base, "caps", raw, default)
+    }
+
+    /// `caps:` or `sms_caps:` (`key`) under `base`, over `default`.
+    fn caps_named(
+        &mut self,
+        file: usize,
+        base: &[PathSeg],
+        key: &str,
+        raw: Option<&RawCaps>,
+        default: Caps,
+    ) -> Caps {
         let Some(raw) = raw else {
             return default;
         };
@@ -308,7 +333,7 @@ impl Loader<'_> {
             let Some(value) = value else {
                 continue;
             };
-            let path = join(base, &["caps", name]);
+            let path = join(base, &[key, name]);
             match value.0.trim().parse::<u32>() {
                 Ok(0) => self.error_at(
                     file,
@@ -322,7 +347,7 @@ impl Loader<'_> {
                     file,
                     &path,
                     false,
-                    format!("`caps.{name}` must be a whole number, not `{}`", value.0),
+                    format!("`{key}.{name}` must be a whole number, not `{}`", value.0),
                     "the most emails one customer gets per local day, week or month",
                 ),
             }

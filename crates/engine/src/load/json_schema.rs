@@ -142,6 +142,7 @@ pub fn rules_json_schema() -> Value {
                 "additionalProperties": false,
                 "properties": {
                     "caps": { "$ref": "#/$defs/caps" },
+                    "sms_caps": { "$ref": "#/$defs/caps", "description": "SMS per customer per local day, week and month (default: the same numbers as caps, counted on the SMS alone)." },
                     "min_gap": { "$ref": "#/$defs/duration" },
                     "send_window": { "$ref": "#/$defs/sendWindow" }
                 }
@@ -152,6 +153,7 @@ pub fn rules_json_schema() -> Value {
                 "description": "Caps, minimum gap and send window for emails to customers, with per-tier overrides (one file has this section).",
                 "properties": {
                     "caps": { "$ref": "#/$defs/caps" },
+                    "sms_caps": { "$ref": "#/$defs/caps", "description": "SMS per customer per local day, week and month (default: the same numbers as caps, counted on the SMS alone)." },
                     "min_gap": { "$ref": "#/$defs/duration" },
                     "send_window": { "$ref": "#/$defs/sendWindow" },
                     "tiers": {

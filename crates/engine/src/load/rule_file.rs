@@ -167,6 +167,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Short<T> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawContactPolicy {
     pub(crate) caps: Option<RawCaps>,
+    pub(crate) sms_caps: Option<RawCaps>,
     pub(crate) min_gap: Option<Scalar>,
     pub(crate) send_window: Option<RawSendWindow>,
     #[serde(default)]
@@ -178,6 +179,7 @@ pub(crate) struct RawContactPolicy {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTierPolicy {
     pub(crate) caps: Option<RawCaps>,
+    pub(crate) sms_caps: Option<RawCaps>,
     pub(crate) min_gap: Option<Scalar>,
     pub(crate) send_window: Option<RawSendWindow>,
 }

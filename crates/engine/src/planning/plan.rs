@@ -538,6 +538,7 @@ impl<'r> Planner<'r> {
             let mut scheduled = candidate.occurrence.max(from);
             let mut moved = Vec::new();
             if let Some(channel) = rule.action.channel() {
+                let policy = policy.for_channel(channel);
                 let (consents, addressed, contacts) = match channel {
                     Channel::Email => (consent, has_email, &mut email_contacts),
                     // The phone number is checked when the SMS is composed.

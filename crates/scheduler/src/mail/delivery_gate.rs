@@ -163,8 +163,9 @@ impl<'a> DeliveryGate<'a> {
             let policy = self
                 .rules
                 .contact_policy()
-                .for_tier(current.tier.as_deref());
-            let allowed = next_allowed(policy, tz, &current.sent, now);
+                .for_tier(current.tier.as_deref())
+                .for_channel(email.channel);
+            let allowed = next_allowed(&policy, tz, &current.sent, now);
             if !allowed.now() {
                 let until = allowed.at.max(now + 1);
                 let next = local_time(until, tz);
