@@ -458,3 +458,52 @@ fn import_stores_phones_in_e164_and_rejects_a_row_whose_number_cannot_be_read() 
         [("C5".to_owned(), "+8613900001111".to_owned())]
     );
 }
+
+#[test]
+fn a_429_is_retried_later_and_a_400_fails_for_good() {
+    let tmp = common::fast_tempdir();
+    let stub = SmsProvider::start();
+    stub.set_status(429);
+    let root = sms_workspace(
+        tmp.path(),
+        &http_provider(&stub),
+        "",
+        "customer_id,name,phone,consent_sms\nC1,Ann,+44 20 7946 0001,true\nC2,Bob,+44 20 7946 0002,true\n",
+    );
+    send_at(&root, "2026-03-02T10:00:00Z");
+    assert_eq!(stub.received().len(), 2);
+    let states = || {
+        sql_rows(
+            &root,
+            "SELECT state, coalesce(last_error, '') FROM outbox ORDER BY id",
+        )
+    };
+    assert_eq!(
+        states(),
+        [
+            ("deferred".to_owned(), "deferred: HTTP 429".to_owned()),
+            ("deferred".to_owned(), "deferred: HTTP 429".to_owned())
+        ]
+    );
+    // Not due again at once (backoff); after it, the provider refuses the number: failed.
+    send_at(&root, "2026-03-02T10:00:01Z");
+    assert_eq!(stub.received().len(), 2, "retried before its backoff");
+    stub.set_status(400);
+    let failed = Run::of(
+        command_in(&root)
+            .args(["send", "--at", "2026-03-03T10:00:00Z"])
+            .env("SMS_TEST_KEY", "k-123"),
+    );
+    failed.assert_code(1);
+    assert_eq!(stub.received().len(), 4);
+    assert_eq!(
+        states(),
+        [
+            ("failed".to_owned(), "failed: HTTP 400".to_owned()),
+            ("failed".to_owned(), "failed: HTTP 400".to_owned())
+        ]
+    );
+    // A failed SMS is never sent again by `send`.
+    send_at(&root, "2026-03-04T10:00:00Z");
+    assert_eq!(stub.received().len(), 4);
+}
