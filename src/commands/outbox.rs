@@ -263,7 +263,10 @@ fn summary_line(email: &OutboxEmail) -> String {
         email.customer_id.as_deref().unwrap_or("(forgotten)"),
         format_time(email.sent_at.unwrap_or(email.due_at)),
         email.rule_id,
-        email.template,
+        match email.channel {
+            tiercare_engine::Channel::Sms => format!("SMS {}", email.template),
+            tiercare_engine::Channel::Email => email.template.clone(),
+        },
         email.attempts,
         email
             .last_error
