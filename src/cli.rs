@@ -199,6 +199,17 @@ pub enum Command {
     /// managers, C customers to nobody), each to the candidate with the most spare capacity;
     /// `followups record` does the same before it creates tasks.
     Owners(OwnersArgs),
+    /// Manage the staff workspace's accounts (the web pages under /staff/).
+    ///
+    /// `users add LOGIN --role admin|manager|viewer` creates an account (a manager account is
+    /// linked to a manager with --manager ID, who must exist and be active); `users list` lists
+    /// them; `users disable LOGIN` stops an account from signing in and ends its sessions (`users
+    /// enable LOGIN` undoes it); `users passwd LOGIN` sets a new password and ends its sessions.
+    /// Passwords are asked for at the terminal (twice, not shown), or read from the first line
+    /// of standard input with --password-stdin; never given as an argument. They must have at
+    /// least 10 characters and are stored hashed with Argon2id (m=19456 KiB, t=2, p=1).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Run the daemon: reassess on the rules' schedule, record follow-ups, send due mail.
     ///
     /// Reassesses tiers when the `reassess` schedule of rules/tiers.yaml fires, and every tick
@@ -244,6 +255,11 @@ pub enum Command {
     /// secret in the environment variable `[mail] unsubscribe_secret_env` names (default
     /// TIERCARE_UNSUBSCRIBE_SECRET), which must be set. `tiercare run` serves the same when
     /// `[http]` is present. SIGTERM or SIGINT stops it once requests under way are done.
+    ///
+    /// It also serves the staff workspace at `/staff/` (sign in with an account made by
+    /// `tiercare users add`): the dashboard, tasks and the other staff pages, with sessions that
+    /// end after `staff_idle_minutes` (default 30) without a request and `staff_session_hours`
+    /// (default 12) after sign-in.
     Serve(ServeArgs),
     /// Show whether the daemon runs and what it is doing.
     ///
@@ -714,6 +730,50 @@ pub struct InboundArgs {
     /// Print what was done as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `tiercare users` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a staff account.
+    Add {
+        /// The login name (letters, digits, '.', '_', '-', '@'; at most 64).
+        login: String,
+        /// What the account may do: admin (everything), manager (their own customers and
+        /// tasks), viewer (read only).
+        #[arg(long, value_parser = ["admin", "manager", "viewer"])]
+        role: String,
+        /// For --role manager: the manager's id (`manager_id` of the manager import).
+        #[arg(long, value_name = "ID")]
+        manager: Option<String>,
+        /// Read the password from the first line of standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the staff accounts.
+    List {
+        /// Print the accounts as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop an account from signing in, and end its sessions.
+    Disable {
+        /// The login name.
+        login: String,
+    },
+    /// Let a disabled account sign in again.
+    Enable {
+        /// The login name.
+        login: String,
+    },
+    /// Set a new password for an account, and end its sessions.
+    Passwd {
+        /// The login name.
+        login: String,
+        /// Read the password from the first line of standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 /// `tiercare owners`.

@@ -16,6 +16,7 @@ mod rules;
 mod serve;
 mod shell;
 mod tiers;
+mod users;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -68,6 +69,7 @@ pub fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Inbound(args) => inbound::inbound(args, &workspace_dir, out),
         Command::Webhooks(args) => webhooks::webhooks(args, &workspace_dir, out),
         Command::Owners(args) => owners::owners(args, &workspace_dir, out),
+        Command::Users(command) => users::users(command, &workspace_dir, out),
         Command::Completions(args) => shell::completions(&args, out),
         Command::Man(args) => shell::man(&args, out),
         Command::Backup(args) => doctor::backup(args, &workspace_dir, out),

@@ -39,7 +39,8 @@ pub fn start(workspace: &Workspace, config: HttpConfig) -> anyhow::Result<Server
     }
     Ok(tiercare_web::spawn(
         AppState::new(store, signer, config, tiercare_scheduler::time::now)
-            .with_providers(providers),
+            .with_providers(providers)
+            .with_timezone(workspace.config().timezone),
     )?)
 }
 

@@ -35,6 +35,7 @@ mod rules_safe;
 mod serve;
 mod serve_browser;
 mod sms;
+mod staff_browser;
 mod templates;
 mod tiers;
 mod webhooks;

@@ -34,6 +34,13 @@ pub struct HttpConfig {
     /// default 10).
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+    /// Minutes a staff session lasts without a request before it ends (`staff_idle_minutes`,
+    /// default 30).
+    #[serde(default = "default_staff_idle_minutes")]
+    pub staff_idle_minutes: u64,
+    /// Hours a staff session lasts at most, however active (`staff_session_hours`, default 12).
+    #[serde(default = "default_staff_session_hours")]
+    pub staff_session_hours: u64,
 }
 
 /// The languages of the pages.
@@ -63,6 +70,14 @@ fn default_timeout_seconds() -> u64 {
     10
 }
 
+fn default_staff_idle_minutes() -> u64 {
+    30
+}
+
+fn default_staff_session_hours() -> u64 {
+    12
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
@@ -72,6 +87,8 @@ impl Default for HttpConfig {
             max_body_bytes: default_max_body_bytes(),
             requests_per_minute: default_requests_per_minute(),
             timeout_seconds: default_timeout_seconds(),
+            staff_idle_minutes: default_staff_idle_minutes(),
+            staff_session_hours: default_staff_session_hours(),
         }
     }
 }
@@ -115,6 +132,11 @@ impl HttpConfig {
                 "[http] max_body_bytes must be at least 256, and requests_per_minute and \
                         timeout_seconds at least 1"
                     .to_owned(),
+            );
+        }
+        if self.staff_idle_minutes == 0 || self.staff_session_hours == 0 {
+            return Err(
+                "[http] staff_idle_minutes and staff_session_hours must be at least 1".to_owned(),
             );
         }
         Ok(())

@@ -14,6 +14,7 @@
 //! [`bounces`].
 //! Other systems hear of tier changes, emails and tasks through signed webhooks the daemon
 //! delivers ([`webhooks`]).
+//! The staff workspace's accounts, passwords and sessions are [`staff`]'s.
 //!
 //! It must never contain SQL (that is the store's) nor evaluate rules itself (that is the
 //! engine's): it reads files, moves data between the two, and does the IO the engine may not.
@@ -40,6 +41,7 @@ pub mod sending_settings;
 pub mod sms;
 pub mod sms_settings;
 pub mod snapshot;
+pub mod staff;
 #[cfg(test)]
 mod test_support;
 pub mod time;

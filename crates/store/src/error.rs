@@ -293,6 +293,15 @@ pub enum StoreError {
         path: PathBuf,
     },
 
+    /// A staff account refused: a login taken, a bad login name, an unknown account.
+    #[error("staff account '{login}': {problem}")]
+    StaffAccount {
+        /// The login name.
+        login: String,
+        /// What is wrong, and what to do.
+        problem: String,
+    },
+
     /// Any other SQLite error. These are bugs or damaged files rather than
     /// situations a user can fix by retrying.
     #[error("database error: {0}")]

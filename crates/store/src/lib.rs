@@ -94,6 +94,7 @@ pub mod records;
 mod report;
 mod schema;
 mod sending;
+mod staff_users;
 mod stored;
 mod suppressions;
 mod tasks;
@@ -136,6 +137,9 @@ pub use records::{
 pub use report::{CareProgramme, OwnerWork, RuleEmails, TierMoveCount, TierWork};
 pub use schema::{APPLICATION_ID, MIGRATIONS, supported_version};
 pub use sending::{DomainPause, ReputationRow, address_domain};
+pub use staff_users::{
+    FailedLogins, StaffAuditEntry, StaffAuditRow, StaffRole, StaffSession, StaffUser,
+};
 pub use stored::{Customer, Order};
 pub use suppressions::{AddressKeys, SuppressionReason, address_hash, is_address_hash};
 pub use tasks::{NewTask, Task, TaskFilter, TaskStatus, TaskView};

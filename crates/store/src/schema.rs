@@ -58,7 +58,9 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 /// 13. (webhooks) the outgoing webhooks' queue: `webhook_endpoints` (copied from
 ///     `tiercare.toml`), `webhook_events` and one `webhook_deliveries` row per (event, endpoint).
 /// 14. (growth) `assessment_growth`: the growth models' fit (or why none) of an assessment.
-/// 15. (sms) `outbox.channel` (`email` or `sms`) and the due rows' index per channel.
+/// 15. (staff) the web workspace: `staff_users`, `staff_sessions`, `staff_login_attempts`,
+///     `staff_audit`.
+/// 16. (sms) `outbox.channel` (`email` or `sms`) and the due rows' index per channel.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -612,7 +614,54 @@ CREATE TABLE assessment_growth (
     fit           TEXT NOT NULL
 ) STRICT;
 "#,
-    // 15 (sms): the channel of each outbox message.
+    // staff workspace: staff accounts, their sessions, login attempts and the audit of changes
+    // made through the web.
+    r#"
+-- staff accounts of the web workspace; password is an Argon2id PHC string;
+-- a manager account is linked to a manager's external id
+CREATE TABLE staff_users (
+    id         INTEGER PRIMARY KEY,
+    login      TEXT NOT NULL UNIQUE,
+    role       TEXT NOT NULL CHECK (role IN ('admin', 'manager', 'viewer')),
+    manager_id TEXT,
+    password   TEXT NOT NULL,
+    active     INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    CHECK ((role = 'manager') = (manager_id IS NOT NULL))
+) STRICT;
+-- signed-in sessions: the SHA-256 of the cookie's random 256-bit id, never the id
+CREATE TABLE staff_sessions (
+    id_hash    TEXT PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES staff_users(id) ON DELETE CASCADE,
+    csrf_token TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX staff_sessions_user ON staff_sessions(user_id);
+-- login attempts, for the rate limit per account and per client
+CREATE TABLE staff_login_attempts (
+    id        INTEGER PRIMARY KEY,
+    login     TEXT NOT NULL,
+    client    TEXT NOT NULL,
+    succeeded INTEGER NOT NULL,
+    at        INTEGER NOT NULL
+) STRICT;
+CREATE INDEX staff_login_attempts_login ON staff_login_attempts(login, at);
+CREATE INDEX staff_login_attempts_client ON staff_login_attempts(client, at);
+-- every change made through the web: who, when, what, on which object
+CREATE TABLE staff_audit (
+    id       INTEGER PRIMARY KEY,
+    at       INTEGER NOT NULL,
+    user_id  INTEGER REFERENCES staff_users(id) ON DELETE SET NULL,
+    login    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    object   TEXT NOT NULL,
+    details  TEXT
+) STRICT;
+CREATE INDEX staff_audit_at ON staff_audit(at);
+"#,
+    // 16 (sms): the channel of each outbox message.
     r#"
 -- How the message goes: an e-mail, or an SMS (to_address then holds the E.164 phone number,
 -- subject is empty and body_text is the text). Every other column, state and guarantee of the
@@ -706,6 +755,7 @@ mod tests {
         0x411b_92ae_6c7f_d828,
         0x5815_5198_4d2c_feb6,
         0xe68e_70ce_4379_6827,
+        0x52fd_2ada_85a1_a59a,
         0x310e_dfa4_8fe2_27aa,
     ];
 

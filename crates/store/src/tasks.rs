@@ -359,4 +359,46 @@ impl Store {
         tx.commit().at(path)?;
         Ok(task)
     }
+
+    /// Gives the task `id` to the manager `assignee` at `now`.
+    /// [`StoreError::UnknownTask`], [`StoreError::TaskAlreadyDone`],
+    /// [`StoreError::UnknownManager`] or [`StoreError::InactiveManager`]
+    /// refuse it; nothing is written then.
+    pub fn reassign_task(&mut self, id: i64, assignee: &str, now: i64) -> Result<Task, StoreError> {
+        let path = self.label.as_path();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .at(path)?;
+        open_task(&tx, path, id, now)?;
+        let active: Option<bool> = tx
+            .query_row(
+                "SELECT active FROM managers WHERE external_id = ?1",
+                [assignee],
+                |row| row.get(0),
+            )
+            .optional()
+            .at(path)?;
+        match active {
+            None => {
+                return Err(StoreError::UnknownManager {
+                    id: assignee.to_owned(),
+                });
+            }
+            Some(false) => {
+                return Err(StoreError::InactiveManager {
+                    id: assignee.to_owned(),
+                });
+            }
+            Some(true) => {}
+        }
+        tx.execute(
+            "UPDATE tasks SET assignee = ?2 WHERE id = ?1",
+            params![id, assignee],
+        )
+        .at(path)?;
+        let task = load_task(&tx, id, now).at(path)?.expect("updated");
+        tx.commit().at(path)?;
+        Ok(task)
+    }
 }

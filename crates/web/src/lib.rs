@@ -12,6 +12,8 @@
 //! - [`layout`]: the one page layout (and its security headers) every page is rendered in.
 //! - [`i18n`]: the pages' languages (English, Simplified Chinese) and their texts.
 //! - [`guard`]: request limits: the per-client rate limit and the access log.
+//! - [`staff`]: the staff workspace under `/staff/` (accounts, sessions, CSRF, the page frame,
+//!   the dashboard and the staff pages).
 //! - [`server`]: binding, the runtime thread and graceful shutdown.
 //!
 //! # What this crate must never do
@@ -28,6 +30,7 @@ pub mod i18n;
 pub mod layout;
 pub mod routes;
 pub mod server;
+pub mod staff;
 
 pub use routes::router;
 pub use server::{ServerHandle, WebError, spawn};
@@ -47,6 +50,7 @@ pub struct AppState {
     config: HttpConfig,
     clock: fn() -> i64,
     providers: ProviderSettings,
+    timezone: chrono_tz::Tz,
 }
 
 impl AppState {
@@ -60,6 +64,7 @@ impl AppState {
             config,
             clock,
             providers: ProviderSettings::default(),
+            timezone: chrono_tz::Tz::UTC,
         }
     }
 
@@ -69,6 +74,19 @@ impl AppState {
     pub fn with_providers(mut self, providers: ProviderSettings) -> Self {
         self.providers = providers;
         self
+    }
+
+    /// The same state with the workspace's time zone (staff pages show times and read dates in
+    /// it; UTC without).
+    #[must_use]
+    pub fn with_timezone(mut self, timezone: chrono_tz::Tz) -> Self {
+        self.timezone = timezone;
+        self
+    }
+
+    /// The workspace's time zone.
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.timezone
     }
 
     /// The providers' webhook settings.

@@ -5,8 +5,10 @@
     reason = "each test binary uses a different part of this module"
 )]
 
+pub mod browser;
 pub mod daemon;
 pub mod sms_provider;
+pub mod staff;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

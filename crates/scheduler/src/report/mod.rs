@@ -8,9 +8,11 @@
 //! scores), which are the same the assessment read.
 
 mod figures;
+mod headline;
 pub mod html;
 
 pub use figures::{
     Assessment, Boundary, Figures, ManagerLoad, MoveMatrix, PARETO_POINTS, Pareto, ReportError,
     ReportOptions, RfmCell, RfmGrid, TREND_ASSESSMENTS, TierFigure, TierInfo, TrendPoint, figures,
 };
+pub use headline::{Headline, headline};

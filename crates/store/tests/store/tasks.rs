@@ -197,6 +197,35 @@ fn done_and_snooze_refuse_unknown_done_and_bad_input() {
 }
 
 #[test]
+fn reassigning_a_task_needs_an_active_manager_and_an_open_task() {
+    let (_dir, _path, mut store) = new_store();
+    seed_team(&mut store, &[("ann", Some("M1"))]);
+    let task = store
+        .add_task(&new_task("ann", "M1", "call", NOW + DAY), NOW)
+        .unwrap();
+    let moved = store.reassign_task(task.id, "M2", NOW).unwrap();
+    assert_eq!(moved.assignee, "M2");
+    assert!(matches!(
+        store.reassign_task(task.id, "M3", NOW),
+        Err(StoreError::InactiveManager { .. })
+    ));
+    assert!(matches!(
+        store.reassign_task(task.id, "nobody", NOW),
+        Err(StoreError::UnknownManager { .. })
+    ));
+    assert!(matches!(
+        store.reassign_task(999, "M1", NOW),
+        Err(StoreError::UnknownTask { .. })
+    ));
+    store.complete_task(task.id, "M2", None, NOW).unwrap();
+    assert!(matches!(
+        store.reassign_task(task.id, "M1", NOW),
+        Err(StoreError::TaskAlreadyDone { .. })
+    ));
+    assert_eq!(store.task(task.id, NOW).unwrap().unwrap().assignee, "M2");
+}
+
+#[test]
 fn adding_a_task_checks_customer_manager_and_title() {
     let (_dir, path, mut store) = new_store();
     seed_team(&mut store, &[("ann", Some("M1"))]);

@@ -32,6 +32,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(unsubscribe::routes())
         .merge(webhooks::routes())
+        .merge(crate::staff::routes(Arc::clone(&state)))
         .route("/static/page.css", get(stylesheet))
         .fallback(not_found)
         .with_state(state)
