@@ -342,6 +342,11 @@ pub enum Command {
     /// for. One sender per database file (symlinks resolved): a second exits 2. Prints what
     /// happened.
     ///
+    /// Then the due SMS, the same way, through `[sms]`'s provider (the `sms/` folder by default,
+    /// a generic HTTP gateway or Twilio): `consent_sms` and the number's suppression checked in
+    /// the claim, the delivery gate counting SMS apart from emails, one SMS at a time, limits
+    /// from `[sms]`; `--json` reports the emails.
+    ///
     /// Ctrl-C (SIGINT) or SIGTERM stops it safely: the message being handed over finishes, the
     /// emails claimed but not sent go back to queued (no attempt counted), and it exits 130
     /// saying how many were sent and how many stay queued. Run `tiercare send` again to deliver
@@ -358,10 +363,11 @@ pub enum Command {
     /// Sending reputation: the DNS records to publish for DKIM, SPF and DMARC.
     #[command(subcommand)]
     Mail(MailCommand),
-    /// Add addresses to the suppression list: they never get care email again.
+    /// Add addresses (or phone numbers) to the suppression list: they never get care email (or
+    /// SMS) again.
     ///
-    /// Give an ADDRESS, a signed --token from an unsubscribe link, or a --csv file with an
-    /// `email` column. Addresses are stored only as hashes (keyed with the unsubscribe secret when
+    /// Give an ADDRESS or a phone number in international form (+8613812345678), a signed
+    /// --token from an unsubscribe link, or a --csv file with an `email` (or `phone`) column. Addresses are stored only as hashes (keyed with the unsubscribe secret when
     /// it is set, so the list cannot be checked against candidate addresses without it). Invalid or missing addresses
     /// are skipped and reported (with their CSV row); exits 1 when some were skipped.
     Unsubscribe(UnsubscribeArgs),
@@ -736,14 +742,14 @@ pub enum WebhooksCommand {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("what").required(true).args(["address", "token", "csv"]))]
 pub struct UnsubscribeArgs {
-    /// The address to suppress.
+    /// The address, or phone number (`+` and the country code), to suppress.
     #[arg(value_name = "ADDRESS")]
     pub address: Option<String>,
     /// A token from an unsubscribe link (`token=...`), verified with the secret in the
     /// environment variable that `unsubscribe_secret_env` in `[mail]` names.
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
-    /// A CSV file with a header and an `email` (or `address`) column.
+    /// A CSV file with a header and an `email` (or `address`, or `phone`) column.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
     /// Print the result as JSON.

@@ -173,6 +173,7 @@ fn import(args: ImportArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
             Format::Jsonl => FileFormat::Jsonl,
         }),
         timezone: workspace.config().timezone,
+        default_region: workspace.config().import.default_region.as_deref(),
     };
     let report = run_import(&workspace, &mut store, &request, out)?;
     if args.json {
@@ -246,6 +247,7 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
             strict: true,
             format: Some(FileFormat::Csv),
             timezone: workspace.config().timezone,
+            default_region: workspace.config().import.default_region.as_deref(),
         };
         let report = run_import(&workspace, &mut store, &request, out)?;
         if !args.json {

@@ -37,6 +37,7 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
     let at = time_or(args.at.as_deref(), config.timezone, now())?;
     let settings = SendSettings::for_config(workspace.root(), config, &env)?;
     let mut transports = transports(workspace.root(), &config.mail, &env)?;
+    let mut sms = tiercare_scheduler::sms::sms_transport(workspace.root(), &config.sms, &env)?;
     // The delivery gate checks every email against the rules and renders it again from the
     // templates as it goes out: both must be valid, or nothing is sent.
     let rules = match RuleSource::read(&workspace.rules_dir(), Path::new("rules"))?.load() {
@@ -87,10 +88,27 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
         &stop,
         Some(&mut gate),
     );
+    // SMS after the emails, through the same outbox and gate (their own claims and limits).
+    let texted = match &delivered {
+        Ok(report) if !report.stopped => Some(tiercare_scheduler::sms::deliver_sms_due(
+            &mut store,
+            sms.as_mut(),
+            at,
+            &config.sms,
+            &settings.outbox,
+            &stop,
+            Some(&mut gate),
+        )),
+        _ => None,
+    };
     for handler in handlers {
         signal_hook::low_level::unregister(handler);
     }
-    let report = delivered?;
+    let mut report = delivered?;
+    let texted = texted.transpose()?;
+    if let Some(texted) = &texted {
+        report.stopped |= texted.stopped;
+    }
     if args.json {
         out.json(&report)?;
     } else {
@@ -150,6 +168,12 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
         if let Some(reason) = &report.paused {
             out.warn(reason);
         }
+        if let Some(texted) = texted
+            .as_ref()
+            .filter(|t| t.claimed + t.suppressed + t.no_consent + t.recovered + t.rate_limited > 0)
+        {
+            sms_summary(out, texted);
+        }
         if report.recovered > 0 {
             out.warn(&format!(
                 "{} email(s) were handed over by a sender that stopped before recording the answer \
@@ -166,11 +190,56 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
         ));
         return Ok(ExitCode::from(INTERRUPTED));
     }
-    Ok(if report.failed > 0 || report.unknown > 0 {
+    let sms_trouble = texted.is_some_and(|t| t.failed > 0 || t.unknown > 0);
+    Ok(if report.failed > 0 || report.unknown > 0 || sms_trouble {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The SMS part of `send`'s summary.
+fn sms_summary(out: &Output, report: &tiercare_scheduler::sms::SmsSendReport) {
+    out.heading(&format!(
+        "sent {} of {} claimed SMS via {}",
+        report.sent, report.claimed, report.provider
+    ));
+    let mut parts = Vec::new();
+    for (count, what) in [
+        (report.deferred, "deferred (retried later)"),
+        (report.failed, "failed"),
+        (
+            report.unknown,
+            "unknown (handed over, no answer: see `tiercare outbox list --state unknown`)",
+        ),
+        (
+            report.suppressed,
+            "suppressed (number on the suppression list)",
+        ),
+        (report.no_consent, "not sent: no SMS consent"),
+        (report.rate_limited, "left queued by the SMS rate limit"),
+        (
+            report.held,
+            "held by the contact policy (deferred to the next allowed time)",
+        ),
+        (report.no_longer_true, "cancelled: no longer true"),
+        (report.stale, "cancelled: stale (past max_delay)"),
+        (report.already_delivered, "already delivered before"),
+    ] {
+        if count > 0 {
+            parts.push(format!("{count} {what}"));
+        }
+    }
+    if !parts.is_empty() {
+        out.line(&format!("  {}", parts.join(" · ")));
+    }
+    if report.recovered > 0 {
+        out.warn(&format!(
+            "{} SMS were handed over by a sender that stopped before recording the answer \
+             (each may have arrived); {} queued again to be resent with the same id",
+            report.recovered, report.resent_after_crash
+        ));
+    }
 }
 
 fn state(arg: OutboxStateArg) -> OutboxState {
@@ -194,7 +263,10 @@ fn summary_line(email: &OutboxEmail) -> String {
         email.customer_id.as_deref().unwrap_or("(forgotten)"),
         format_time(email.sent_at.unwrap_or(email.due_at)),
         email.rule_id,
-        email.template,
+        match email.channel {
+            tiercare_engine::Channel::Sms => format!("SMS {}", email.template),
+            tiercare_engine::Channel::Email => email.template.clone(),
+        },
         email.attempts,
         email
             .last_error

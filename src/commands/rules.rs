@@ -4,13 +4,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::json;
+use tiercare_engine::load_sms_templates;
 use tiercare_engine::{
     Diagnostic, References, RuleSet, Severity, catalog, check_references, load_templates,
     render_all, rules_json_schema, run_rule_tests,
 };
 use tiercare_scheduler::assess::{AssessError, RuleSource};
 use tiercare_scheduler::owners::check_manager_references;
-use tiercare_scheduler::templates::{read_templates, template_names};
+use tiercare_scheduler::templates::{
+    read_sms_templates, read_templates, sms_template_names, template_names,
+};
 use tiercare_scheduler::workspace::Workspace;
 
 use crate::cli::{FunctionsArgs, RulesArgs};
@@ -68,6 +71,7 @@ pub fn check(args: RulesArgs, workspace_dir: &Path, out: &Output) -> anyhow::Res
             "rules": dir,
             "files": source.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
             "templates": templates.names,
+            "sms_templates": templates.sms,
             "version": version,
             "errors": errors,
             "warnings": warnings,
@@ -76,6 +80,10 @@ pub fn check(args: RulesArgs, workspace_dir: &Path, out: &Output) -> anyhow::Res
         }))?;
     } else {
         out.diagnostics(&render_all(&diagnostics, out.color_err()));
+        // Each SMS template's encoding and length for the sample customer (what it costs).
+        for sample in &templates.sms {
+            out.line(&format!("{}: SMS {}", sample.path, sample.length));
+        }
         let templates_note = match &templates.dir {
             Some(dir) => format!(
                 "; {} template(s) in {}",
@@ -174,6 +182,8 @@ struct TemplateCheck {
     dir: Option<PathBuf>,
     /// The usable templates' names.
     names: Vec<String>,
+    /// The usable SMS templates, each with the length of its sample.
+    sms: Vec<tiercare_engine::SmsSample>,
     /// Problems in the templates, and follow-up rules naming templates that do not exist.
     diagnostics: Vec<Diagnostic>,
 }
@@ -201,6 +211,7 @@ fn check_templates(
         return Ok(TemplateCheck {
             dir: None,
             names: Vec::new(),
+            sms: Vec::new(),
             diagnostics: Vec::new(),
         });
     };
@@ -217,15 +228,26 @@ fn check_templates(
         None => diagnostics.extend(digests.diagnostics.iter().cloned()),
     }
     let names: Vec<String> = loaded.templates.names().map(str::to_owned).collect();
+    // SMS templates beside them, measured against the workspace's `[sms] max_segments`.
+    let sms_files = read_sms_templates(&dir, &label)?;
+    let max_segments = Workspace::open(workspace_dir)
+        .map_or(tiercare_engine::sms::DEFAULT_MAX_SEGMENTS, |ws| {
+            ws.config().sms.max_segments
+        });
+    let sms = load_sms_templates(&sms_files, max_segments);
+    diagnostics.extend(sms.diagnostics);
     if let Some(rules) = rules {
         // Templates with errors exist (their errors are reported above): refer by file names.
         // Managers and roles are left empty, which skips that half of the check.
         let existing = template_names(&files);
         let existing: Vec<&str> = existing.iter().map(String::as_str).collect();
+        let existing_sms = sms_template_names(&sms_files);
+        let existing_sms: Vec<&str> = existing_sms.iter().map(String::as_str).collect();
         diagnostics.extend(check_references(
             rules,
             &References {
                 templates: &existing,
+                sms_templates: Some(&existing_sms),
                 ..References::default()
             },
         ));
@@ -237,6 +259,7 @@ fn check_templates(
     Ok(TemplateCheck {
         dir: Some(dir),
         names,
+        sms: sms.samples,
         diagnostics,
     })
 }

@@ -354,6 +354,8 @@ fn forgetting_leaves_no_trace_in_the_file_or_its_wal() {
         ADDRESS,
         "Marrowbone",
         PHONE,
+        // as stored: E.164
+        "+4413065550199",
     ] {
         if let Some(at) = find(&file, needle) {
             panic!("tiercare.db holds {needle:?} at byte {at}");

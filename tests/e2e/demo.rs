@@ -77,12 +77,22 @@ fn demo_generates_and_imports_a_workspace_and_a_rerun_changes_nothing() {
     assert!(sent > 0, "{simulated}");
     let outbox_sent: i64 = db
         .query_row(
-            "SELECT count(*) FROM outbox WHERE state = 'sent'",
+            "SELECT count(*) FROM outbox WHERE state = 'sent' AND channel = 'email'",
             [],
             |r| r.get(0),
         )
         .unwrap();
     assert_eq!(outbox_sent as u64, sent);
+    // The birthday SMS of C customers who agreed to SMS: one file each in the SMS folder.
+    let sms_sent: i64 = db
+        .query_row(
+            "SELECT count(*) FROM outbox WHERE state = 'sent' AND channel = 'sms'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let sms_files = std::fs::read_dir(tmp.path().join("shop/sms")).map_or(0, |dir| dir.count());
+    assert_eq!(sms_files as i64, sms_sent);
     let files = || {
         std::fs::read_dir(tmp.path().join("shop/mail"))
             .unwrap()

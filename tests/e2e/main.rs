@@ -37,6 +37,7 @@ mod report_browser;
 mod rules_safe;
 mod serve;
 mod serve_browser;
+mod sms;
 mod staff_browser;
 mod staff_customers;
 mod staff_ops;

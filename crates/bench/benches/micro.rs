@@ -193,6 +193,7 @@ fn demo_store(dir: &Path, customers: u64) -> Store {
             strict: false,
             format: None,
             timezone: chrono_tz::UTC,
+            default_region: None,
         };
         import_file(&mut store, &request, &mut |_| {}).expect("import");
     }

@@ -62,7 +62,7 @@ pub mod script;
 pub mod text;
 pub mod tiering;
 
-pub use care::{assignment, digest, followup, pool, reminders, schedule, template};
+pub use care::{assignment, digest, followup, pool, reminders, schedule, sms, template};
 pub use customer::{feature, snapshot};
 pub use import::{mapping, mapping_functions, record};
 pub use load::{json_schema, rules, ruletest};
@@ -84,8 +84,8 @@ pub use explain::{
 };
 pub use feature::{Feature, FeatureSpec, FeatureType, NEVER_DAYS, features};
 pub use followup::{
-    Action, Assignee, CadenceFrom, Caps, ContactPolicy, Event, FollowUpRule, ReEntry, SendWindow,
-    TierPolicy, Trigger,
+    Action, Assignee, CadenceFrom, Caps, Channel, ContactPolicy, Event, FollowUpRule, ReEntry,
+    SendWindow, TierPolicy, Trigger,
 };
 pub use hysteresis::DowngradeAfter;
 pub use json_schema::rules_json_schema;
@@ -105,6 +105,10 @@ pub use record::{
 pub use rules::{LoadedRules, RuleFile, load_rules};
 pub use ruletest::{TestFailure, TestReport, run_rule_tests};
 pub use sandbox::{Budget, Limits, Now, ScriptError, new_engine, script_diagnostic};
+pub use sms::{
+    LoadedSmsTemplates, SmsEncoding, SmsLength, SmsSample, SmsTemplates, load_sms_templates,
+    sms_length,
+};
 pub use snapshot::{AssessmentTimes, FeatureTypeError, FeatureValue, Pin, Snapshot};
 pub use template::{
     CONTEXT_SCHEMA, CouponContext, CustomerContext, LoadedTemplates, OwnerContext,

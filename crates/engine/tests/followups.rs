@@ -73,6 +73,7 @@ fn render(name: &str, text: &str) -> String {
                 }
             }
             let references = References {
+                sms_templates: None,
                 templates: &templates,
                 managers: &managers,
                 roles: &roles,
@@ -649,5 +650,74 @@ fn only_survey_follow_ups_may_use_a_template_that_reads_survey() {
             "warning: survey `no-links` uses template `care`, which shows no `survey` links"
         ),
         "{text}"
+    );
+}
+
+#[test]
+fn sms_count_against_the_sms_caps_and_emails_against_the_email_caps() {
+    // Two SMS rules and an email rule at the same time each day; one message a day per channel,
+    // and one SMS a week.
+    let rules = rules(
+        "contact_policy:\n  caps: { day: 1 }\n  sms_caps: { week: 1 }\nfollowups:\n  \
+         - id: mail\n    cron: \"0 9 * * *\"\n    email: { template: care }\n  \
+         - id: text-a\n    cron: \"0 9 * * *\"\n    sms: { template: hello }\n  \
+         - id: text-b\n    cron: \"0 9 * * *\"\n    sms: { template: hello }\n",
+    );
+    let customer = snapshot(r#"{"has_email": true, "consent_email": true, "consent_sms": true}"#);
+    let plan = plan_customer(
+        &rules,
+        &customer,
+        &FollowUpState::default(),
+        time("2024-06-03T00:00:00Z"),
+        time("2024-06-06T00:00:00Z"),
+        chrono_tz::UTC,
+    );
+    let planned: Vec<(String, i64)> = plan
+        .actions
+        .iter()
+        .map(|a| (a.rule_id.clone(), a.scheduled_at))
+        .collect();
+    let day = |d: u32| time(&format!("2024-06-0{d}T09:00:00Z"));
+    // An email each day beside the SMS (caps apart), and the week's one SMS on the first day.
+    assert_eq!(
+        planned,
+        [
+            ("mail".to_owned(), day(3)),
+            ("text-a".to_owned(), day(3)),
+            ("mail".to_owned(), day(4)),
+            ("mail".to_owned(), day(5)),
+        ],
+        "{plan:#?}"
+    );
+    // SMS already sent this week count; without consent_sms, no SMS at all.
+    let texted = FollowUpState {
+        sms_contacts: vec![time("2024-06-03T08:00:00Z")],
+        ..FollowUpState::default()
+    };
+    let plan = plan_customer(
+        &rules,
+        &customer,
+        &texted,
+        time("2024-06-03T00:00:00Z"),
+        time("2024-06-04T00:00:00Z"),
+        chrono_tz::UTC,
+    );
+    assert_eq!(plan.actions.len(), 1, "{plan:#?}");
+    assert_eq!(plan.actions[0].rule_id, "mail");
+    let no_sms = snapshot(r#"{"has_email": true, "consent_email": true}"#);
+    let plan = plan_customer(
+        &rules,
+        &no_sms,
+        &FollowUpState::default(),
+        time("2024-06-03T00:00:00Z"),
+        time("2024-06-04T00:00:00Z"),
+        chrono_tz::UTC,
+    );
+    assert_eq!(plan.actions.len(), 1, "{plan:#?}");
+    assert!(
+        plan.skipped
+            .iter()
+            .filter(|s| s.rule_id.starts_with("text"))
+            .all(|s| s.skipped.name() == "consent")
     );
 }

@@ -215,6 +215,7 @@ fn policy() -> impl Strategy<Value = TierPolicy> {
             caps: Caps { day, week, month },
             min_gap,
             send_window,
+            sms_caps: None,
         })
 }
 

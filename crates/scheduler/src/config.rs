@@ -37,6 +37,10 @@ pub struct Config {
     pub webhooks: Vec<webhooks::WebhookEndpoint>,
     /// The growth models (`[growth]`).
     pub growth: crate::growth::GrowthConfig,
+    /// SMS (`[sms]`): the provider, limits, `max_segments`.
+    pub sms: crate::sms_settings::SmsConfig,
+    /// What imports assume (`[import]`: `default_region` of phone numbers).
+    pub import: crate::phone::ImportConfig,
 }
 
 /// How rules are kept from doing harm (`[rules]`): the time budget of each customer's
@@ -387,6 +391,10 @@ struct RawConfig {
     webhooks: Vec<webhooks::RawWebhook>,
     #[serde(default)]
     growth: crate::growth::GrowthConfig,
+    #[serde(default)]
+    sms: crate::sms_settings::SmsConfig,
+    #[serde(default)]
+    import: crate::phone::ImportConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -584,6 +592,20 @@ impl Config {
                 column: None,
                 message,
             })?,
+            sms: raw.sms.validate().map(|()| raw.sms).map_err(invalid)?,
+            import: match raw.import.default_region.as_deref() {
+                Some(code) if crate::phone::region(code).is_none() => {
+                    return Err(invalid(format!(
+                        "[import] default_region {code:?} is not a region tiercare reads phone numbers of: use one of {}",
+                        crate::phone::REGIONS
+                            .iter()
+                            .map(|r| r.code)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                _ => raw.import,
+            },
         })
     }
 
@@ -668,6 +690,27 @@ from = "Customer Care <care@example.com>"
 # password_env = "TIERCARE_SMTP_PASSWORD"  # the password comes from this environment variable
 # timeout_seconds = 30
 # connections = 1                         # parallel connections, each kept open between messages
+
+# [sms]                                   # SMS follow-ups (`sms: {{ template: NAME }}`)
+# provider = "folder"                     # "folder": one .json file per SMS in `folder`;
+# folder = "sms"                          # "http" ([sms.http]) or "twilio" ([sms.twilio])
+# max_segments = 3                        # `check` refuses a template needing more
+# per_minute = 60                         # sender limits, leave out for none (also per_hour,
+#                                         # per_day)
+# [sms.http]                              # a generic gateway: {{to}} {{text}} {{id}} in the fields
+# url = "https://sms.example.com/send"
+# body = "json"                           # or "form"
+# fields = {{ to = "{{to}}", text = "{{text}}", ref = "{{id}}" }}
+# bearer_env = "SMS_API_TOKEN"            # or header_env, basic_user_env/basic_password_env
+# success_field = "status"                # optionally: the answer's field that says it went
+# success_value = "ok"
+# [sms.twilio]
+# account_sid = "AC..."
+# auth_token_env = "TWILIO_AUTH_TOKEN"
+# from = "+15550001111"
+
+# [import]
+# default_region = "CN"                   # phone numbers without +country code are read as CN
 
 # [http]                                  # `tiercare serve`, and `tiercare run` when present:
 #                                         # one-click unsubscribes and the preference page

@@ -69,6 +69,9 @@ pub struct ImportRequest<'a> {
     pub format: Option<FileFormat>,
     /// The time zone for times without an offset (the workspace's).
     pub timezone: chrono_tz::Tz,
+    /// The region (ISO 3166 alpha-2) of customers' phone numbers written without a country
+    /// code, when the customer's own `region` is not a known one (`[import] default_region`).
+    pub default_region: Option<&'a str>,
 }
 
 /// A row that was not imported, and why.
@@ -423,7 +426,8 @@ fn import_pass<'a>(
         },
     };
     let grouping = Grouping::new(mode);
-    let columns = Columns::new(request.kind, &bound);
+    let mut columns = Columns::new(request.kind, &bound);
+    columns.default_region = request.default_region.and_then(crate::phone::region);
     let record_kind = request.kind;
     let header_len = header.len();
     // Two threads: this one writes to the database while a second reads the file, applies the
@@ -1061,6 +1065,8 @@ enum WriteError {
 #[derive(Clone)]
 struct Columns {
     idx: Vec<(&'static str, usize)>,
+    /// The region of national phone numbers, when the customer's is not known.
+    default_region: Option<&'static crate::phone::Region>,
 }
 
 impl Columns {
@@ -1069,7 +1075,36 @@ impl Columns {
             .iter()
             .filter_map(|spec| bound.field_index(spec.name).map(|i| (spec.name, i)))
             .collect();
-        Columns { idx }
+        Columns {
+            idx,
+            default_region: None,
+        }
+    }
+
+    /// The customer's phone in E.164 form (see [`crate::phone`]): read in the region of
+    /// the customer's `region` when it is a known ISO code, else `[import] default_region`. A
+    /// number that cannot be read rejects the row: a phone kept as written would be one no
+    /// SMS can reach, found only when a message is skipped for it.
+    fn phone(
+        &self,
+        line: u64,
+        phone: Option<String>,
+        region: Option<&str>,
+    ) -> Result<Option<String>, RejectedRow> {
+        let Some(raw) = phone.filter(|p| !p.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let region = region
+            .and_then(crate::phone::region)
+            .or(self.default_region);
+        crate::phone::to_e164(&raw, region)
+            .map(Some)
+            .map_err(|err| RejectedRow {
+                line,
+                column: "phone".to_owned(),
+                value: Some(raw),
+                reason: err.to_string(),
+            })
     }
 
     fn take(&self, row: &mut TypedRow, name: &str) -> Option<Value> {
@@ -1157,20 +1192,25 @@ impl Columns {
         let c = self;
         let r = &mut row;
         Ok(match kind {
-            RecordKind::Customers => Record::Customer(CustomerRecord {
-                external_id: c.required_text(r, line, "customer_id")?,
-                name: c.text(r, "name"),
-                email: c.text(r, "email"),
-                phone: c.text(r, "phone"),
-                birthday: c.date(r, "birthday"),
-                region: c.text(r, "region"),
-                owner: c.text(r, "owner"),
-                timezone: c.text(r, "timezone"),
-                consent_email: c.boolean(r, "consent_email"),
-                consent_sms: c.boolean(r, "consent_sms"),
-                consent_phone: c.boolean(r, "consent_phone"),
-                attributes: std::mem::take(&mut r.attributes).into_iter().collect(),
-            }),
+            RecordKind::Customers => {
+                let region = c.text(r, "region");
+                let phone = c.text(r, "phone");
+                let phone = c.phone(line, phone, region.as_deref())?;
+                Record::Customer(CustomerRecord {
+                    external_id: c.required_text(r, line, "customer_id")?,
+                    name: c.text(r, "name"),
+                    email: c.text(r, "email"),
+                    phone,
+                    birthday: c.date(r, "birthday"),
+                    region,
+                    owner: c.text(r, "owner"),
+                    timezone: c.text(r, "timezone"),
+                    consent_email: c.boolean(r, "consent_email"),
+                    consent_sms: c.boolean(r, "consent_sms"),
+                    consent_phone: c.boolean(r, "consent_phone"),
+                    attributes: std::mem::take(&mut r.attributes).into_iter().collect(),
+                })
+            }
             RecordKind::Orders => Record::Order(c.order(line, r)?),
             RecordKind::Interactions => Record::Interaction(InteractionRecord {
                 external_id: c.text(r, "interaction_id"),

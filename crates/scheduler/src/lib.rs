@@ -34,6 +34,7 @@ pub mod incentives;
 pub mod ingest;
 pub mod mail;
 pub mod owners;
+pub mod phone;
 pub mod plan;
 pub mod pool;
 pub mod preview;
@@ -42,6 +43,8 @@ pub mod providers;
 pub mod reminders;
 pub mod report;
 pub mod sending_settings;
+pub mod sms;
+pub mod sms_settings;
 pub mod snapshot;
 pub mod staff;
 #[cfg(test)]

@@ -221,6 +221,7 @@ pub fn check_manager_references(
         templates: &[],
         managers: &ids,
         roles: &roles,
+        sms_templates: None,
     };
     Ok(check_references(rules, &references))
 }

@@ -352,6 +352,8 @@ pub fn fill_state(state: &mut EngineState, features: &CustomerFeatures, store: &
     state.contacts.clear();
     state.contacts.extend(store.earlier_email);
     state.contacts.extend(store.emails.iter().copied());
+    state.sms_contacts.clear();
+    state.sms_contacts.extend(store.sms.iter().copied());
     state.events.clear();
     state
         .events
@@ -705,6 +707,9 @@ fn store_action(
         Action::NotifyOwner { template } => FollowUpAction::NotifyOwner {
             template: template.clone(),
         },
+        Action::Sms { template } => FollowUpAction::Sms {
+            template: template.clone(),
+        },
         Action::Task {
             assignee,
             title,
@@ -850,7 +855,13 @@ pub fn record_due(
         }
         for follow_up in &planned {
             let mut compose = |to: &EmailRecipient| compose(renderer, to, now);
-            match session.record_with_email(follow_up, Some(&mut compose)) {
+            let mut compose_sms =
+                |to: &EmailRecipient| crate::sms::compose::compose_sms(renderer, to, now);
+            match session.record_with_messages(
+                follow_up,
+                Some(&mut compose),
+                Some(&mut compose_sms),
+            ) {
                 Ok(recorded) => {
                     if recorded.outbox_id.is_some() {
                         report.queued += 1;
@@ -923,6 +934,7 @@ mod tests {
             ],
             emails: vec![FROM - 3 * DAY, FROM - 1, FROM + 3 * DAY],
             earlier_email: Some(FROM - 90 * DAY),
+            sms: vec![FROM - 2 * DAY],
             events: vec![tiercare_store::CustomerEvent {
                 customer_rowid: 1,
                 at: FROM - 60,
@@ -953,6 +965,8 @@ mod tests {
             state.contacts,
             vec![FROM - 90 * DAY, FROM - 3 * DAY, FROM - 1, FROM + 3 * DAY]
         );
+        // SMS are counted apart from the emails.
+        assert_eq!(state.sms_contacts, vec![FROM - 2 * DAY]);
         assert_eq!(state.events.len(), 1);
         assert_eq!(state.events[0].kind, EngineEventKind::Complaint);
         assert_eq!(state.segments, stored.segments);
@@ -963,6 +977,7 @@ mod tests {
         );
         assert_eq!(state.tier, None);
         assert!(state.contacts.is_empty() && state.events.is_empty() && state.given.is_empty());
+        assert!(state.sms_contacts.is_empty());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub(crate) fn import(workspace: &Workspace, store: &mut Store, kind: RecordKind,
         strict: true,
         format: None,
         timezone: workspace.config().timezone,
+        default_region: workspace.config().import.default_region.as_deref(),
     };
     import_file(store, &request, &mut |_| {}).unwrap();
 }

@@ -87,6 +87,10 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../rules/templates/birthday.eml.j2"),
     ),
     (
+        "birthday.sms.j2",
+        include_str!("../../../rules/templates/birthday.sms.j2"),
+    ),
+    (
         "care.eml.j2",
         include_str!("../../../rules/templates/care.eml.j2"),
     ),

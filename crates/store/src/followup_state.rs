@@ -115,6 +115,10 @@ pub struct CustomerFollowUpState {
     /// The latest such e-mail at or before [`StateRange::emails_since`], if any (for cadences
     /// counted from the last contact).
     pub earlier_email: Option<i64>,
+    /// The scheduled times of the follow-up SMS to the customer that are planned or done,
+    /// after [`StateRange::emails_since`], oldest first (the contact policy counts each
+    /// channel on its own; SMS are not in `emails`).
+    pub sms: Vec<i64>,
     /// The customer's events in the range, oldest first (equal times: tier changes, segment
     /// changes, complaints, feedback, each in the order they were stored).
     pub events: Vec<CustomerEvent>,
@@ -137,6 +141,7 @@ impl CustomerFollowUpState {
         self.last.clear();
         self.emails.clear();
         self.earlier_email = None;
+        self.sms.clear();
         self.events.clear();
         self.segments.clear();
     }
@@ -190,7 +195,7 @@ impl<'s, T> Cursor<'s, T> {
 }
 
 /// A ledger row: `(rule_id, occurrence_at, fired, email scheduled_at, given at)`.
-type LedgerRow = (String, i64, bool, Option<i64>, Option<i64>);
+type LedgerRow = (String, i64, bool, Option<i64>, Option<i64>, bool);
 
 impl Store {
     /// Computes every customer's features at `at` over `window` (as
@@ -222,7 +227,8 @@ impl Store {
                   THEN f.scheduled_at END, \
              CASE WHEN f.status IN ('planned', 'done') AND (o.state IS NULL OR o.state \
                   NOT IN ('failed', 'cancelled', 'suppressed')) \
-                  THEN coalesce(o.sent_at, f.scheduled_at) END \
+                  THEN coalesce(o.sent_at, f.scheduled_at) END, \
+             f.kind = 'email' AND o.channel IS 'sms' \
              FROM followups f INDEXED BY followups_by_customer \
              LEFT JOIN outbox o ON o.followup_id = f.id ORDER BY f.customer_id",
         )?;
@@ -260,6 +266,7 @@ impl Store {
                     row.get(3)?,
                     row.get(4)?,
                     row.get(5)?,
+                    row.get(6)?,
                 ))
             });
         let mut tiers = Cursor::new(tiers_stmt.query([since, until]).at(path)?, |row| {
@@ -323,35 +330,43 @@ impl Store {
             state.clear(rowid);
             let read = (|| {
                 let state = &mut state;
-                ledger.take(rowid, |(rule_id, occurrence_at, fired, email, given)| {
-                    let given = given.map(|at| (at, occurrence_at));
-                    match state.last.iter_mut().find(|last| last.rule_id == rule_id) {
-                        Some(last) => {
-                            last.last_occurrence_at = last.last_occurrence_at.max(occurrence_at);
-                            if fired {
-                                last.last_fired_at = Some(
-                                    last.last_fired_at
-                                        .map_or(occurrence_at, |at| at.max(occurrence_at)),
-                                );
+                ledger.take(
+                    rowid,
+                    |(rule_id, occurrence_at, fired, email, given, sms)| {
+                        let given = given.map(|at| (at, occurrence_at));
+                        match state.last.iter_mut().find(|last| last.rule_id == rule_id) {
+                            Some(last) => {
+                                last.last_occurrence_at =
+                                    last.last_occurrence_at.max(occurrence_at);
+                                if fired {
+                                    last.last_fired_at = Some(
+                                        last.last_fired_at
+                                            .map_or(occurrence_at, |at| at.max(occurrence_at)),
+                                    );
+                                }
+                                last.last_given = last.last_given.max(given);
                             }
-                            last.last_given = last.last_given.max(given);
+                            None => state.last.push(LastOccurrence {
+                                rule_id,
+                                last_occurrence_at: occurrence_at,
+                                last_fired_at: fired.then_some(occurrence_at),
+                                last_given: given,
+                            }),
                         }
-                        None => state.last.push(LastOccurrence {
-                            rule_id,
-                            last_occurrence_at: occurrence_at,
-                            last_fired_at: fired.then_some(occurrence_at),
-                            last_given: given,
-                        }),
-                    }
-                    if let Some(email) = email {
-                        if email > range.emails_since {
-                            state.emails.push(email);
-                        } else {
-                            state.earlier_email =
-                                Some(state.earlier_email.map_or(email, |at| at.max(email)));
+                        if let (Some(at), true) = (email, sms) {
+                            if at > range.emails_since {
+                                state.sms.push(at);
+                            }
+                        } else if let Some(email) = email {
+                            if email > range.emails_since {
+                                state.emails.push(email);
+                            } else {
+                                state.earlier_email =
+                                    Some(state.earlier_email.map_or(email, |at| at.max(email)));
+                            }
                         }
-                    }
-                })?;
+                    },
+                )?;
                 for cursor in [
                     &mut tiers,
                     &mut segment_changes,
@@ -369,6 +384,7 @@ impl Store {
             }
             state.last.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
             state.emails.sort_unstable();
+            state.sms.sort_unstable();
             // A stable sort keeps the tables' order for equal times.
             state.events.sort_by_key(|event| event.at);
             visit(features, &state);

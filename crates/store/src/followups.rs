@@ -27,12 +27,20 @@ use crate::coupons::{self, CouponRequest};
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
 use crate::outbox::{self, EmailRecipient, NewEmail, RecipientKind};
+use tiercare_types::Channel;
 
 /// Composes the e-mail of an e-mail follow-up for its recipient: the
 /// address to use and the rendered message, or why there is none (the
 /// follow-up is then skipped with that reason). See
 /// [`FollowUpSession::record_with_email`].
 pub type ComposeEmail<'a> = dyn FnMut(&EmailRecipient) -> Result<NewEmail, String> + 'a;
+
+/// Composes the SMS of an SMS follow-up for the customer: the E.164 number to use (in
+/// [`NewEmail::to_address`]), the rendered text (in [`NewEmail::text`], the subject empty)
+/// and its message id, or why there is none (the follow-up is then skipped with that reason).
+/// The recipient's `address` is the customer's phone as stored. See
+/// [`FollowUpSession::record_with_messages`].
+pub type ComposeSms<'a> = dyn FnMut(&EmailRecipient) -> Result<NewEmail, String> + 'a;
 
 /// The identity of one occurrence of a follow-up rule for one customer:
 /// the idempotency key of the ledger. Rule ids contain no `:` (a follow-up
@@ -108,6 +116,14 @@ pub enum FollowUpAction {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         coupon: Option<CouponRequest>,
     },
+    /// An SMS to the customer from a template; sent by the outbox. Stored with the kind
+    /// `email` (a message to the customer: the ledger's `kind` cannot change without
+    /// rebuilding the table, which a migration cannot do under enforced foreign keys); the
+    /// action's JSON and the outbox row's `channel` say `sms`.
+    Sms {
+        /// The template's name.
+        template: String,
+    },
     /// A task for a manager, created with the follow-up.
     Task {
         /// Who the task is for.
@@ -157,7 +173,7 @@ impl FollowUpAction {
     /// The action's kind.
     pub fn kind(&self) -> FollowUpKind {
         match self {
-            FollowUpAction::Email { .. } => FollowUpKind::Email,
+            FollowUpAction::Email { .. } | FollowUpAction::Sms { .. } => FollowUpKind::Email,
             FollowUpAction::Task { .. } => FollowUpKind::Task,
             FollowUpAction::NotifyOwner { .. } => FollowUpKind::NotifyOwner,
             FollowUpAction::SetAttribute { .. }
@@ -174,6 +190,9 @@ impl FollowUpAction {
                 if blank(template) =>
             {
                 Some("the e-mail template is empty: name a template")
+            }
+            FollowUpAction::Sms { template } if blank(template) => {
+                Some("the SMS template is empty: name a template")
             }
             FollowUpAction::Task { title, .. } if blank(title) => {
                 Some("the task title is empty: give the task a title")
@@ -614,6 +633,20 @@ impl FollowUpSession<'_> {
         planned: &PlannedFollowUp,
         compose: Option<&mut ComposeEmail<'_>>,
     ) -> Result<Recorded, StoreError> {
+        self.record_with_messages(planned, compose, None)
+    }
+
+    /// [`record_with_email`](FollowUpSession::record_with_email), and for a new SMS follow-up
+    /// left `planned`, asks `compose_sms` for the SMS to the customer (their phone as stored
+    /// in [`EmailRecipient::address`]) and queues it in the outbox on the `sms` channel in
+    /// this same transaction. Without `compose_sms` an SMS follow-up is recorded `planned`
+    /// with no outbox row, as an e-mail is without `compose`.
+    pub fn record_with_messages(
+        &mut self,
+        planned: &PlannedFollowUp,
+        compose: Option<&mut ComposeEmail<'_>>,
+        compose_sms: Option<&mut ComposeSms<'_>>,
+    ) -> Result<Recorded, StoreError> {
         if self.failed {
             return Err(StoreError::FollowUpsAborted {
                 path: self.path.to_path_buf(),
@@ -692,7 +725,7 @@ impl FollowUpSession<'_> {
             }
             Err(err) => return Err(self.spoil(err)),
         };
-        match self.write(planned, &key, &target, compose) {
+        match self.write(planned, &key, &target, compose, compose_sms) {
             Ok(recorded) => {
                 let outcome = &mut self.outcome;
                 outcome.new += 1;
@@ -730,6 +763,7 @@ impl FollowUpSession<'_> {
         key: &str,
         target: &Target,
         compose: Option<&mut ComposeEmail<'_>>,
+        compose_sms: Option<&mut ComposeSms<'_>>,
     ) -> rusqlite::Result<Recorded> {
         let tx = &self.tx;
         // Who carries the action out, or why no one can.
@@ -807,11 +841,23 @@ impl FollowUpSession<'_> {
             }
         }
         let mut email = None;
+        let mut channel = Channel::Email;
+        if let (None, FollowUpAction::Sms { template }, Some(compose_sms)) =
+            (&skip, &planned.action, compose_sms)
+        {
+            channel = Channel::Sms;
+            let to = outbox::sms_recipient(tx, target.rowid, &planned.key.customer_id, template)?;
+            match compose_sms(&to) {
+                Ok(composed) => email = Some((to, composed)),
+                Err(why) => skip = Some(why),
+            }
+        }
         if let (None, Some(compose)) = (&skip, compose) {
             let kind = match &planned.action {
                 FollowUpAction::Email { template, .. } => Some((RecipientKind::Customer, template)),
                 FollowUpAction::NotifyOwner { template } => Some((RecipientKind::Owner, template)),
-                FollowUpAction::Task { .. }
+                FollowUpAction::Sms { .. }
+                | FollowUpAction::Task { .. }
                 | FollowUpAction::SetAttribute { .. }
                 | FollowUpAction::SetAttributes { .. }
                 | FollowUpAction::EarnPoints { .. } => None,
@@ -847,9 +893,12 @@ impl FollowUpSession<'_> {
                 | FollowUpAction::SetAttributes { .. }
                 | FollowUpAction::EarnPoints { .. },
             ) => FollowUpStatus::Done,
-            (None, FollowUpAction::Email { .. } | FollowUpAction::NotifyOwner { .. }) => {
-                FollowUpStatus::Planned
-            }
+            (
+                None,
+                FollowUpAction::Email { .. }
+                | FollowUpAction::NotifyOwner { .. }
+                | FollowUpAction::Sms { .. },
+            ) => FollowUpStatus::Planned,
         };
         let action = serde_json::to_string(&planned.action)
             .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?;
@@ -884,6 +933,7 @@ impl FollowUpSession<'_> {
         if let (FollowUpStatus::Planned, Some((to, composed))) = (status, &email) {
             outbox_id = Some(outbox::enqueue(
                 tx,
+                channel,
                 followup_id,
                 target.rowid,
                 &planned.key.rule_id,
@@ -963,7 +1013,9 @@ impl FollowUpSession<'_> {
                         Some(&planned.key.rule_id),
                     )?;
                 }
-                FollowUpAction::Email { .. } | FollowUpAction::NotifyOwner { .. } => {}
+                FollowUpAction::Email { .. }
+                | FollowUpAction::NotifyOwner { .. }
+                | FollowUpAction::Sms { .. } => {}
             }
         }
         Ok(Recorded {

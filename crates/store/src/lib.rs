@@ -126,7 +126,7 @@ pub use followup_state::{
     CustomerEvent, CustomerFollowUpState, EventKind, LastOccurrence, StateRange,
 };
 pub use followups::{
-    Assignee, ComposeEmail, FollowUp, FollowUpAction, FollowUpKind, FollowUpOutcome,
+    Assignee, ComposeEmail, ComposeSms, FollowUp, FollowUpAction, FollowUpKind, FollowUpOutcome,
     FollowUpSession, FollowUpStatus, OccurrenceKey, PlannedFollowUp, Recorded,
 };
 pub use import::{
@@ -162,7 +162,7 @@ pub use stored::{Customer, Order};
 pub use suppressions::{AddressKeys, SuppressionReason, address_hash, is_address_hash};
 pub use surveys::{SurveyAnswer, SurveyEmail, SurveyResults};
 pub use tasks::{NewTask, Task, TaskFilter, TaskStatus, TaskView};
-pub use tiercare_types::{Survey, SurveyKind};
+pub use tiercare_types::{Channel, Survey, SurveyKind};
 pub use tiers::{
     AssessmentHeader, AssessmentOutcome, AssessmentRow, AssessmentSession, CurrentSegment,
     CurrentTier, EncodedDecision, JsonText, SegmentChange, TierChange, TierDecision,

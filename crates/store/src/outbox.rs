@@ -41,6 +41,7 @@ use crate::counts::grouped_counts;
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
 use crate::suppressions::address_is_suppressed;
+use tiercare_types::Channel;
 
 /// Where an outbox e-mail stands (`outbox.state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -173,7 +174,8 @@ pub struct OutboxEmail {
     pub followup_id: Option<i64>,
     /// The customer's external id (`None` once forgotten).
     pub customer_id: Option<String>,
-    /// Whether the customer consents to e-mail now (`None` once forgotten).
+    /// Whether the customer consents to the message's channel now (`consent_email`, or
+    /// `consent_sms` for an SMS; `None` once forgotten).
     pub consent_email: Option<bool>,
     /// The follow-up rule.
     pub rule_id: String,
@@ -211,6 +213,9 @@ pub struct OutboxEmail {
     pub updated_at: i64,
     /// Times it was resent after a crash left it claimed.
     pub recoveries: u32,
+    /// How it goes: an e-mail, or an SMS (`to_address` is then the E.164 phone number,
+    /// `subject` is empty and `body_text` is the text).
+    pub channel: Channel,
 }
 
 /// One state change of an outbox e-mail.
@@ -284,12 +289,13 @@ pub struct BulkFilter {
     pub since: Option<i64>,
 }
 
-pub(crate) const EMAIL_COLUMNS: &str = "o.id, o.followup_id, c.external_id, c.consent_email, o.rule_id, \
+pub(crate) const EMAIL_COLUMNS: &str = "o.id, o.followup_id, c.external_id, \
+    CASE o.channel WHEN 'sms' THEN c.consent_sms ELSE c.consent_email END, o.rule_id, \
     o.template, o.recipient_kind, o.to_address, \
     CASE o.recipient_kind WHEN 'customer' THEN c.name \
     ELSE (SELECT m.name FROM managers m WHERE m.external_id = c.owner) END, \
     o.message_id, o.subject, o.body_text, o.body_html, o.state, o.due_at, o.attempts, \
-    o.last_error, o.created_at, o.claimed_at, o.sent_at, o.updated_at, o.recoveries";
+    o.last_error, o.created_at, o.claimed_at, o.sent_at, o.updated_at, o.recoveries, o.channel";
 
 pub(crate) const EMAIL_FROM: &str = "FROM outbox o LEFT JOIN customers c ON c.id = o.customer_id";
 
@@ -330,6 +336,7 @@ pub(crate) fn email_row(row: &Row<'_>) -> rusqlite::Result<OutboxEmail> {
         sent_at: row.get(19)?,
         updated_at: row.get(20)?,
         recoveries: row.get(21)?,
+        channel: Channel::parse(&row.get::<_, String>(22)?).ok_or_else(|| bad(22, "channel"))?,
     })
 }
 
@@ -477,11 +484,35 @@ pub(crate) fn recipient(
     })
 }
 
-/// Queues a composed e-mail for the follow-up `followup_id`, due at
+/// The recipient of a new SMS follow-up for the customer `rowid`: their phone as stored (in
+/// `address`) and name.
+pub(crate) fn sms_recipient(
+    tx: &Transaction<'_>,
+    rowid: i64,
+    customer_id: &str,
+    template: &str,
+) -> rusqlite::Result<EmailRecipient> {
+    let (phone, name): (Option<String>, Option<String>) = tx
+        .prepare_cached("SELECT phone, name FROM customers WHERE id = ?1")?
+        .query_row([rowid], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(EmailRecipient {
+        kind: RecipientKind::Customer,
+        customer_id: customer_id.to_owned(),
+        template: template.trim().to_owned(),
+        address: phone.filter(|p| !p.trim().is_empty()),
+        name,
+        survey: None,
+        coupon: None,
+    })
+}
+
+/// Queues a composed message (an e-mail, or an SMS: `email.to_address` is then the phone
+/// number, `subject` empty, `text` the message) on `channel` for the follow-up `followup_id`, due at
 /// `due_at`, and writes its creation event. Returns the row's id.
 #[expect(clippy::too_many_arguments, reason = "one row's columns, all required")]
 pub(crate) fn enqueue(
     tx: &Transaction<'_>,
+    channel: Channel,
     followup_id: i64,
     customer_rowid: i64,
     rule_id: &str,
@@ -500,8 +531,8 @@ pub(crate) fn enqueue(
         .prepare_cached(
             "INSERT INTO outbox (followup_id, customer_id, rule_id, template, recipient_kind, \
              to_address, message_id, subject, body_text, body_html, state, due_at, attempts, \
-             created_at, updated_at, survey) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, 0, ?12, ?12, ?13) \
+             created_at, updated_at, survey, channel) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, 0, ?12, ?12, ?13, ?14) \
              RETURNING id",
         )?
         .query_row(
@@ -519,6 +550,7 @@ pub(crate) fn enqueue(
                 due_at,
                 now,
                 survey,
+                channel.as_str(),
             ],
             |row| row.get(0),
         )?;
@@ -532,7 +564,8 @@ pub(crate) fn enqueue(
 /// row ever: the state is only checked on the few rows the range yields.
 use crate::sending::DOMAIN_OF_TO;
 
-const SENT_SINCE: &str = "SELECT count(*) FROM outbox WHERE +state = 'sent' AND sent_at >= ?1";
+const SENT_SINCE: &str =
+    "SELECT count(*) FROM outbox WHERE +state = 'sent' AND sent_at >= ?1 AND +channel = 'email'";
 
 impl Store {
     fn write_tx(&mut self) -> Result<(Transaction<'_>, &Path), StoreError> {
@@ -565,6 +598,24 @@ impl Store {
         limit: usize,
         paced: &[String],
     ) -> Result<Claim, StoreError> {
+        self.claim_channel(Channel::Email, now, limit, paced)
+    }
+
+    /// [`Store::claim_due`] for SMS: claims up to `limit` SMS due at `now`, checking each
+    /// phone number against the suppression list (hashed as addresses are) and each customer's
+    /// `consent_sms`, in one transaction committed before this returns. E-mails are left to
+    /// [`Store::claim_due`], SMS to this.
+    pub fn claim_sms_due(&mut self, now: i64, limit: usize) -> Result<Claim, StoreError> {
+        self.claim_channel(Channel::Sms, now, limit, &[])
+    }
+
+    fn claim_channel(
+        &mut self,
+        channel: Channel,
+        now: i64,
+        limit: usize,
+        paced: &[String],
+    ) -> Result<Claim, StoreError> {
         let paced = serde_json::to_string(paced).unwrap_or_else(|_| "[]".to_owned());
         let keys = self.keys.clone();
         let (tx, path) = self.write_tx()?;
@@ -574,13 +625,19 @@ impl Store {
                 .prepare_cached(&format!(
                     "SELECT {EMAIL_COLUMNS} {EMAIL_FROM} \
                      WHERE o.state IN ('queued', 'deferred') AND o.due_at <= ?1 \
+                     AND o.channel = ?4 \
                      AND {DOMAIN_OF_TO} NOT IN (SELECT value FROM json_each(?3)) \
                      ORDER BY o.due_at, o.id LIMIT ?2"
                 ))
                 .at(path)?;
             let rows = stmt
                 .query_map(
-                    params![now, i64::try_from(limit).unwrap_or(i64::MAX), paced],
+                    params![
+                        now,
+                        i64::try_from(limit).unwrap_or(i64::MAX),
+                        paced,
+                        channel.as_str()
+                    ],
                     email_row,
                 )
                 .at(path)?;
@@ -597,11 +654,17 @@ impl Store {
             };
             let detail = if suppressed {
                 claim.suppressed += 1;
-                "the address is on the suppression list"
+                if channel == Channel::Sms {
+                    "the phone number is on the suppression list"
+                } else {
+                    "the address is on the suppression list"
+                }
             } else if no_consent {
                 claim.no_consent += 1;
                 if email.customer_id.is_none() {
                     "the customer was forgotten"
+                } else if channel == Channel::Sms {
+                    "the customer does not consent to SMS"
                 } else {
                     "the customer does not consent to e-mail"
                 }
@@ -1098,13 +1161,38 @@ impl Store {
             .at(&self.label)
     }
 
+    /// How many SMS were sent at or after `since` (unix seconds): what the SMS
+    /// providers' rate limits count, across processes.
+    pub fn sms_sent_since(&self, since: i64) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT count(*) FROM outbox WHERE +state = 'sent' AND sent_at >= ?1 \
+                 AND +channel = 'sms'",
+            )
+            .and_then(|mut stmt| stmt.query_row([since], |row| row.get::<_, i64>(0)))
+            .map(i64::unsigned_abs)
+            .at(&self.label)
+    }
+
+    /// How many SMS are due at `now` and not yet claimed.
+    pub fn sms_due_count(&self, now: i64) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT count(*) FROM outbox WHERE state IN ('queued', 'deferred') \
+                 AND due_at <= ?1 AND channel = 'sms'",
+            )
+            .and_then(|mut stmt| stmt.query_row([now], |row| row.get::<_, i64>(0)))
+            .map(i64::unsigned_abs)
+            .at(&self.label)
+    }
+
     /// How many e-mails are due at `now` (`queued`, or `deferred` and due
     /// again) and not yet claimed.
     pub fn due_count(&self, now: i64) -> Result<u64, StoreError> {
         self.conn
             .prepare_cached(
                 "SELECT count(*) FROM outbox WHERE state IN ('queued', 'deferred') \
-                 AND due_at <= ?1",
+                 AND due_at <= ?1 AND channel = 'email'",
             )
             .and_then(|mut stmt| stmt.query_row([now], |row| row.get::<_, i64>(0)))
             .map(i64::unsigned_abs)

@@ -11,6 +11,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use crate::db::Store;
 use crate::error::{AtPath, StoreError};
 use crate::outbox::{OutboxState, event, sync_followup};
+use tiercare_types::Channel;
 
 /// The prefix of the reason of an e-mail the gate cancelled as stale (past its `max_delay`);
 /// the report counts cancelled e-mails by it.
@@ -40,17 +41,28 @@ impl Store {
     /// out, oldest first: `sent` ones at their sending time, and `unknown` ones (handed over,
     /// they may have arrived) at their last claim.
     pub fn customer_emails_sent(&self, external_id: &str) -> Result<Vec<i64>, StoreError> {
+        self.customer_messages_sent(external_id, Channel::Email)
+    }
+
+    /// [`Store::customer_emails_sent`] for the messages of `channel`: the contact policy
+    /// counts each channel's on its own.
+    pub fn customer_messages_sent(
+        &self,
+        external_id: &str,
+        channel: Channel,
+    ) -> Result<Vec<i64>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
                 "SELECT CASE o.state WHEN 'sent' THEN o.sent_at ELSE o.claimed_at END AS at \
                  FROM outbox o JOIN customers c ON c.id = o.customer_id \
                  WHERE c.external_id = ?1 AND o.recipient_kind = 'customer' \
+                 AND o.channel = ?2 \
                  AND o.state IN ('sent', 'unknown') AND at IS NOT NULL ORDER BY at",
             )
             .at(&self.label)?;
         let rows = stmt
-            .query_map([external_id], |row| row.get(0))
+            .query_map(params![external_id, channel.as_str()], |row| row.get(0))
             .at(&self.label)?;
         rows.collect::<Result<_, _>>().at(&self.label)
     }

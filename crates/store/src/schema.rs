@@ -74,6 +74,7 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///     staff customers list).
 /// 20. (incentives) `coupons` (single-use codes per pool, issued at most once per pool and
 ///     customer, redeemed by an order) and the `points` ledger.
+/// 21. (sms) `outbox.channel` (`email` or `sms`) and the due rows' index per channel.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -819,6 +820,16 @@ CREATE TABLE points (
 ) STRICT;
 CREATE INDEX points_by_customer ON points(customer_id, at);
 "#,
+    // 21 (sms): the channel of each outbox message.
+    r#"
+-- How the message goes: an e-mail, or an SMS (to_address then holds the E.164 phone number,
+-- subject is empty and body_text is the text). Every other column, state and guarantee of the
+-- outbox is the same for both; each channel's sender claims only its own rows.
+ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'email'
+    CHECK (channel IN ('email', 'sms'));
+-- what is due, per channel: each sender's claim reads only its own
+CREATE INDEX outbox_due_by_channel ON outbox(channel, due_at) WHERE state IN ('queued', 'deferred');
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -909,6 +920,7 @@ mod tests {
         0x1b4f_480f_2414_ee3b,
         0x8e22_123d_2f8d_2e27,
         0x1d15_aa7d_9f99_3acd,
+        0x310e_dfa4_8fe2_27aa,
     ];
 
     #[test]

@@ -9,11 +9,13 @@
 //! - **No dependencies** but what serde needs. It is the bottom of the workspace: every other
 //!   crate may depend on it, it depends on none of them.
 
+mod channel;
 mod coupon;
 mod record;
 mod survey;
 mod window;
 
+pub use channel::Channel;
 pub use coupon::{CodePart, CodePattern, MIN_CODE_BITS};
 pub use record::{RecordKind, UnknownRecordKind};
 pub use survey::{Survey, SurveyKind};

@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod daemon;
+pub mod sms_provider;
 pub mod staff;
 
 use std::path::{Path, PathBuf};

@@ -13,6 +13,8 @@ use crate::script::expression::Expression;
 use crate::text::location::Location;
 use crate::text::yaml::PathSeg;
 
+pub use tiercare_types::Channel;
+
 /// One follow-up rule, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FollowUpRule {
@@ -190,6 +192,11 @@ pub enum Action {
         #[serde(skip_serializing_if = "Option::is_none")]
         coupon: Option<String>,
     },
+    /// An SMS to the customer from a template (`NAME.sms.j2`).
+    Sms {
+        /// The template's name.
+        template: String,
+    },
     /// A task for a person. `title` is a template (`{{ customer.name }}`) the scheduler fills.
     Task {
         /// Who does it.
@@ -236,10 +243,24 @@ pub enum Action {
 
 impl Action {
     /// Whether this action contacts the customer (and so is subject to consent, caps, minimum
-    /// gap and send window): emails to the customer, surveys included.
+    /// gap and send window): emails (surveys included) and SMS to the customer.
     #[must_use]
     pub fn contacts_customer(&self) -> bool {
-        matches!(self, Action::Email { .. } | Action::Survey { .. })
+        matches!(
+            self,
+            Action::Email { .. } | Action::Survey { .. } | Action::Sms { .. }
+        )
+    }
+
+    /// The channel of a message to the customer: `Some(Channel::Email)`, `Some(Channel::Sms)`,
+    /// or `None` for an action that sends the customer nothing.
+    #[must_use]
+    pub fn channel(&self) -> Option<Channel> {
+        match self {
+            Action::Email { .. } | Action::Survey { .. } => Some(Channel::Email),
+            Action::Sms { .. } => Some(Channel::Sms),
+            _ => None,
+        }
     }
 
     /// One line for `plan` output: `email care`, `task for owner: Monthly review`.
@@ -259,6 +280,7 @@ impl Action {
                 survey.id,
                 survey.kind.as_str()
             ),
+            Action::Sms { template } => format!("sms `{template}`"),
             Action::Task {
                 assignee, title, ..
             } => format!("task for {assignee}: {title}"),
@@ -319,6 +341,25 @@ pub struct TierPolicy {
     pub min_gap: Option<i64>,
     /// When emails may go out.
     pub send_window: Option<SendWindow>,
+    /// SMS caps (`sms_caps:`), counted on the SMS alone; `None`: the same values as `caps`
+    /// (still counted apart from the emails).
+    pub sms_caps: Option<Caps>,
+}
+
+impl TierPolicy {
+    /// The policy for a message on `channel`: an SMS takes `sms_caps` when set. The minimum
+    /// gap and the send window are the same for every channel, each counted on its own
+    /// channel's messages.
+    #[must_use]
+    pub fn for_channel(&self, channel: Channel) -> TierPolicy {
+        match (channel, self.sms_caps) {
+            (Channel::Sms, Some(caps)) => TierPolicy {
+                caps,
+                ..self.clone()
+            },
+            _ => self.clone(),
+        }
+    }
 }
 
 /// `contact_policy:`: the default and per-tier overrides (each key of a tier's override replaces

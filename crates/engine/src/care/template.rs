@@ -349,7 +349,7 @@ pub const CONTEXT_SCHEMA: &[(&str, Shape)] = &[
 
 /// Checks one attribute path (`customer.name`) against [`CONTEXT_SCHEMA`]: `Err` says which
 /// segment is unknown and what exists there.
-fn check_path(path: &str) -> Result<(), (String, Vec<&'static str>)> {
+pub(crate) fn check_path(path: &str) -> Result<(), (String, Vec<&'static str>)> {
     let mut segments = path.split('.');
     let first = segments.next().unwrap_or_default();
     let Some(&(_, mut shape)) = CONTEXT_SCHEMA.iter().find(|(name, _)| *name == first) else {
@@ -477,7 +477,7 @@ impl TemplateContext {
     /// The context as template values. With `open_maps_answer_anything`, the open maps
     /// (attributes, segments) answer every key with a sample string: the sample rendering
     /// of `check` cannot know which attributes a workspace has.
-    fn to_value(&self, open_maps_answer_anything: bool) -> Result<Value, RenderError> {
+    pub(crate) fn to_value(&self, open_maps_answer_anything: bool) -> Result<Value, RenderError> {
         let json =
             serde_json::to_value(self).map_err(|err| RenderError::Context(err.to_string()))?;
         let serde_json::Value::Object(top) = json else {
@@ -565,11 +565,11 @@ impl fmt::Display for Part {
 /// Where a part's source sits in its file: the file, the line of the part's first line, and
 /// the column of its first character (for the subject, after `subject:`).
 #[derive(Debug, Clone)]
-struct PartOrigin {
-    path: String,
-    first_line: usize,
-    first_column: usize,
-    file_text: Arc<str>,
+pub(crate) struct PartOrigin {
+    pub(crate) path: String,
+    pub(crate) first_line: usize,
+    pub(crate) first_column: usize,
+    pub(crate) file_text: Arc<str>,
 }
 
 impl PartOrigin {
@@ -584,7 +584,7 @@ impl PartOrigin {
         (file_line, file_column)
     }
 
-    fn diagnostic(&self, line: usize, column: usize, message: String) -> Diagnostic {
+    pub(crate) fn diagnostic(&self, line: usize, column: usize, message: String) -> Diagnostic {
         let (line, column) = self.position(line, column);
         Diagnostic::error(&self.path, line, column, message).with_source(&self.file_text)
     }
@@ -636,7 +636,7 @@ fn internal_name(template: &str, part: Part) -> String {
     format!("{template}#{part}")
 }
 
-fn new_environment() -> Environment<'static> {
+pub(crate) fn new_environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(RENDER_FUEL));
@@ -1036,7 +1036,7 @@ fn assemble(
 }
 
 /// The text without a leading byte-order mark (some editors write one).
-fn without_bom(text: &str) -> &str {
+pub(crate) fn without_bom(text: &str) -> &str {
     text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
@@ -1053,7 +1053,11 @@ fn line_column(source: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-fn jinja_diagnostic(err: &minijinja::Error, origin: &PartOrigin, source: &str) -> Diagnostic {
+pub(crate) fn jinja_diagnostic(
+    err: &minijinja::Error,
+    origin: &PartOrigin,
+    source: &str,
+) -> Diagnostic {
     let (line, column) = match err.range() {
         Some(range) => line_column(source, range.start),
         None => (err.line().unwrap_or(1), 1),
@@ -1070,6 +1074,7 @@ fn part_of(err: &minijinja::Error) -> &'static str {
     match err.name().and_then(|name| name.rsplit('#').next()) {
         Some("subject") => "subject",
         Some("html") => "html part",
+        Some("sms") => "SMS text",
         _ => "text part",
     }
 }
@@ -1096,7 +1101,7 @@ fn find_use(source: &str, path: &str) -> Option<usize> {
         .or_else(|| path.split('.').next().and_then(find_word))
 }
 
-fn undefined_diagnostic(
+pub(crate) fn undefined_diagnostic(
     path: &str,
     wrong: &str,
     known: &[&str],

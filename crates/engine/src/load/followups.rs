@@ -58,6 +58,9 @@ pub struct References<'a> {
     pub managers: &'a [&'a str],
     /// Role names (`role:NAME`).
     pub roles: &'a [&'a str],
+    /// SMS template names (`NAME.sms.j2` without its extension); `None`: not known, and not
+    /// checked. Unlike the other lists, an empty one is known: no SMS template exists.
+    pub sms_templates: Option<&'a [&'a str]>,
 }
 
 /// Checks the names follow-up rules and the `assignment` section refer to (templates,
@@ -70,6 +73,7 @@ pub struct References<'a> {
 #[must_use]
 pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    let mut sms_problems = Vec::new();
     let mut report = |location: &Location,
                       (line, column): (usize, usize),
                       who: &str,
@@ -104,6 +108,32 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
                 "notify_owner.template",
                 (template, references.templates, "template"),
             ),
+            Action::Sms { template } => match references.sms_templates {
+                Some(known) if !known.contains(&template.as_str()) => {
+                    let (line, column) = rules.followup_position(followup, "sms.template");
+                    let hint = if known.is_empty() {
+                        format!("add templates/{template}.sms.j2 (plain text)")
+                    } else {
+                        hint_among(template, "SMS templates", known.iter().copied())
+                    };
+                    sms_problems.push(
+                        Diagnostic::error(
+                            &rule.location.path,
+                            line,
+                            column,
+                            format!(
+                                "follow-up `{}` uses SMS template `{template}`, which does not \
+                                 exist",
+                                rule.id
+                            ),
+                        )
+                        .with_source(rules.source_text(&rule.location.path))
+                        .with_hint(hint),
+                    );
+                    continue;
+                }
+                _ => continue,
+            },
             Action::Task {
                 assignee: Assignee::Manager(name),
                 ..
@@ -151,6 +181,7 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
             reference,
         );
     }
+    out.extend(sms_problems);
     out
 }
 
@@ -292,6 +323,9 @@ impl Loader<'_> {
             let base = key(&["contact_policy"]);
             policy.default = TierPolicy {
                 caps: self.caps(*file, &base, raw_policy.caps.as_ref(), Caps::default()),
+                sms_caps: raw_policy.sms_caps.as_ref().map(|raw| {
+                    self.caps_named(*file, &base, "sms_caps", Some(raw), Caps::default())
+                }),
                 min_gap: raw_policy.min_gap.as_ref().and_then(|gap| {
                     self.duration_at(*file, &join(&base, &["min_gap"]), gap, "min_gap")
                 }),
@@ -308,6 +342,16 @@ impl Loader<'_> {
                 let default = policy.default.clone();
                 let merged = TierPolicy {
                     caps: self.caps(*file, &path, raw_tier.caps.as_ref(), default.caps),
+                    sms_caps: match &raw_tier.sms_caps {
+                        Some(raw) => Some(self.caps_named(
+                            *file,
+                            &path,
+                            "sms_caps",
+                            Some(raw),
+                            default.sms_caps.unwrap_or_default(),
+                        )),
+                        None => default.sms_caps,
+                    },
                     min_gap: match &raw_tier.min_gap {
                         Some(gap) => {
                             self.duration_at(*file, &join(&path, &["min_gap"]), gap, "min_gap")
@@ -334,6 +378,18 @@ impl Loader<'_> {
         raw: Option<&RawCaps>,
         default: Caps,
     ) -> Caps {
+        self.caps_named(file, base, "caps", raw, default)
+    }
+
+    /// `caps:` or `sms_caps:` (`key`) under `base`, over `default`.
+    fn caps_named(
+        &mut self,
+        file: usize,
+        base: &[PathSeg],
+        key: &str,
+        raw: Option<&RawCaps>,
+        default: Caps,
+    ) -> Caps {
         let Some(raw) = raw else {
             return default;
         };
@@ -346,7 +402,7 @@ impl Loader<'_> {
             let Some(value) = value else {
                 continue;
             };
-            let path = join(base, &["caps", name]);
+            let path = join(base, &[key, name]);
             match value.0.trim().parse::<u32>() {
                 Ok(0) => self.error_at(
                     file,
@@ -360,7 +416,7 @@ impl Loader<'_> {
                     file,
                     &path,
                     false,
-                    format!("`caps.{name}` must be a whole number, not `{}`", value.0),
+                    format!("`{key}.{name}` must be a whole number, not `{}`", value.0),
                     "the most emails one customer gets per local day, week or month",
                 ),
             }
@@ -891,6 +947,7 @@ impl Loader<'_> {
             ("task", raw.task.is_some()),
             ("notify_owner", raw.notify_owner.is_some()),
             ("survey", raw.survey.is_some()),
+            ("sms", raw.sms.is_some()),
             ("set", raw.set.is_some()),
             ("tag", raw.tag.is_some()),
             ("points", raw.points.is_some()),
@@ -901,7 +958,7 @@ impl Loader<'_> {
         .collect();
         match present.as_slice() {
             [] => {
-                self.error_at(file, &join(path, &["id"]), true, format!("follow-up `{id}` has no action"), "add one of `email: { template: ... }`, `task: { assignee: owner, title: ... }`, `notify_owner: { template: ... }`, `survey: { template: ..., kind: nps, question: ..., id: ... }`, `set: { name: value }` or `tag: name`");
+                self.error_at(file, &join(path, &["id"]), true, format!("follow-up `{id}` has no action"), "add one of `email: { template: ... }`, `task: { assignee: owner, title: ... }`, `notify_owner: { template: ... }`, `survey: { template: ..., kind: nps, question: ..., id: ... }`, `sms: { template: ... }`, `set: { name: value }` or `tag: name`");
                 return None;
             }
             [_] => {}
@@ -954,6 +1011,9 @@ impl Loader<'_> {
         }
         if let Some(survey) = &raw.survey {
             return self.survey(file, path, survey, &template);
+        }
+        if let Some(sms) = &raw.sms {
+            return template(self, "sms", &sms.template).map(|template| Action::Sms { template });
         }
         if let Some(notify) = &raw.notify_owner {
             if notify.coupon.is_some() {

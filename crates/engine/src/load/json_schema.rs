@@ -224,6 +224,7 @@ pub fn rules_json_schema() -> Value {
                 "additionalProperties": false,
                 "properties": {
                     "caps": { "$ref": "#/$defs/caps" },
+                    "sms_caps": { "$ref": "#/$defs/caps", "description": "SMS per customer per local day, week and month (default: the same numbers as caps, counted on the SMS alone)." },
                     "min_gap": { "$ref": "#/$defs/duration" },
                     "send_window": { "$ref": "#/$defs/sendWindow" }
                 }
@@ -234,6 +235,7 @@ pub fn rules_json_schema() -> Value {
                 "description": "Caps, minimum gap and send window for emails to customers, with per-tier overrides (one file has this section).",
                 "properties": {
                     "caps": { "$ref": "#/$defs/caps" },
+                    "sms_caps": { "$ref": "#/$defs/caps", "description": "SMS per customer per local day, week and month (default: the same numbers as caps, counted on the SMS alone)." },
                     "min_gap": { "$ref": "#/$defs/duration" },
                     "send_window": { "$ref": "#/$defs/sendWindow" },
                     "tiers": {
@@ -268,7 +270,7 @@ pub fn rules_json_schema() -> Value {
                 "type": "object",
                 "additionalProperties": false,
                 "required": ["id"],
-                "description": "One trigger (`every`, `cron` or `on`) and one action (`email`, `survey`, `task`, `notify_owner`, `set`, `tag` or `points`).",
+                "description": "One trigger (`every`, `cron` or `on`) and one action (`email`, `sms`, `survey`, `task`, `notify_owner`, `set`, `tag` or `points`).",
                 "properties": {
                     "id": { "$ref": "#/$defs/id" },
                     "label": { "type": "string" },
@@ -343,6 +345,7 @@ pub fn rules_json_schema() -> Value {
                             "id": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "description": "The survey's id: answers and the report are grouped by it." }
                         }
                     },
+                    "sms": { "$ref": "#/$defs/template", "description": "An SMS to the customer from `templates/NAME.sms.j2` (with `consent_sms`)." },
                     "task": {
                         "type": "object",
                         "additionalProperties": false,

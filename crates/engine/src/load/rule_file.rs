@@ -239,6 +239,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Short<T> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawContactPolicy {
     pub(crate) caps: Option<RawCaps>,
+    pub(crate) sms_caps: Option<RawCaps>,
     pub(crate) min_gap: Option<Scalar>,
     pub(crate) send_window: Option<RawSendWindow>,
     #[serde(default)]
@@ -250,6 +251,7 @@ pub(crate) struct RawContactPolicy {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTierPolicy {
     pub(crate) caps: Option<RawCaps>,
+    pub(crate) sms_caps: Option<RawCaps>,
     pub(crate) min_gap: Option<Scalar>,
     pub(crate) send_window: Option<RawSendWindow>,
 }
@@ -292,6 +294,7 @@ pub(crate) struct RawFollowUp {
     pub(crate) task: Option<RawTask>,
     pub(crate) notify_owner: Option<RawTemplate>,
     pub(crate) survey: Option<RawSurvey>,
+    pub(crate) sms: Option<RawTemplate>,
     pub(crate) set: Option<Ordered<serde_yaml::Value>>,
     pub(crate) tag: Option<Scalar>,
     pub(crate) points: Option<RawPoints>,
@@ -332,7 +335,7 @@ pub(crate) struct RawReEntry {
     pub(crate) once_per: Scalar,
 }
 
-/// `email:` / `notify_owner:`.
+/// `email:` / `notify_owner:` / `sms:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTemplate {

@@ -351,6 +351,7 @@ mod tests {
 
     fn office_hours() -> TierPolicy {
         TierPolicy {
+            sms_caps: None,
             caps: Caps::default(),
             min_gap: None,
             send_window: Some(SendWindow {
@@ -491,6 +492,7 @@ followups:
             },
             min_gap: Some(3_600),
             send_window: None,
+            sms_caps: None,
         };
         let now = at("2026-12-08T00:00:00Z"); // 11:00 in Sydney (AEDT)
         let gap = next_allowed(&policy, sydney, &[now - 600], now);

@@ -34,12 +34,14 @@
 //!    through the policy: **re-entry** (`once`: never fired nor given before; `once_per: P`:
 //!    no other occurrence within `P`, and nothing given to the customer for the rule less than
 //!    `P` before the occurrence's earliest time, whatever the occurrence dates: see
-//!    [`FollowUpState::given`]), then, for emails to the customer only: **consent**
-//!    (`consent_email`), **address** (`has_email`), the **send window** (moved to the next
-//!    allowed minute: the same day's start if before it, else the next allowed day's start),
-//!    the **minimum gap** (moved to `other contact + gap`, then the window again), the
-//!    **caps** (per local day, ISO week, month: counting [`FollowUpState::contacts`] and emails
-//!    planned before it; a capped email is dropped for this occurrence). An email moved to
+//!    [`FollowUpState::given`]), then, for emails and SMS to the customer only: **consent**
+//!    (`consent_email`; `consent_sms` for an SMS), **address** (`has_email`; an SMS's number
+//!    is checked when it is composed), the **send window** (moved to the next allowed minute:
+//!    the same day's start if before it, else the next allowed day's start), the **minimum
+//!    gap** (moved to `other contact + gap`, then the window again), the **caps** (per local
+//!    day, ISO week, month: counting [`FollowUpState::contacts`] and emails planned before it;
+//!    a capped email is dropped for this occurrence). Gap and caps hold per channel: an SMS
+//!    counts [`FollowUpState::sms_contacts`] and the SMS planned before it. An email moved to
 //!    `to` or later is left for a later plan ([`Skipped::Beyond`]).
 //! 6. Every action is scheduled at or after `from` (`scheduled_at = max(occurrence, from)`,
 //!    then moved by the policy); the occurrence key keeps the occurrence time.
@@ -51,7 +53,7 @@ use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTim
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::care::followup::{Action, CadenceFrom, Event, ReEntry, SendWindow, Trigger};
+use crate::care::followup::{Action, CadenceFrom, Channel, Event, ReEntry, SendWindow, Trigger};
 use crate::customer::feature::Feature;
 use crate::customer::snapshot::{FeatureValue, Snapshot};
 use crate::tiering::evaluate::{Evaluator, Outcome, RuleError};
@@ -76,6 +78,9 @@ pub struct FollowUpState {
     /// Emails to the customer sent or already planned (their scheduled times), for caps, the
     /// minimum gap and `from: last_contact`.
     pub contacts: Vec<i64>,
+    /// SMS to the customer sent or already planned (their scheduled times): the contact
+    /// policy's caps and minimum gap count each channel on its own.
+    pub sms_contacts: Vec<i64>,
     /// What happened since the last plan (older events may be repeated: keys deduplicate).
     pub events: Vec<CustomerEvent>,
 }
@@ -502,8 +507,10 @@ impl<'r> Planner<'r> {
         // The policy.
         let policy = rules.contact_policy.for_tier(state.tier.as_deref());
         let consent = snapshot.get(Feature::ConsentEmail) == FeatureValue::Bool(true);
+        let consent_sms = snapshot.get(Feature::ConsentSms) == FeatureValue::Bool(true);
         let has_email = snapshot.get(Feature::HasEmail) == FeatureValue::Bool(true);
-        let mut contacts: Vec<i64> = state.contacts.clone();
+        let mut email_contacts: Vec<i64> = state.contacts.clone();
+        let mut sms_contacts: Vec<i64> = state.sms_contacts.clone();
         // (rule, occurrence, scheduled) of what this plan gives.
         let mut fired: Vec<(usize, i64, i64)> = Vec::new();
         for candidate in candidates {
@@ -530,12 +537,18 @@ impl<'r> Planner<'r> {
             }
             let mut scheduled = candidate.occurrence.max(from);
             let mut moved = Vec::new();
-            if rule.action.contacts_customer() {
-                if !consent {
+            if let Some(channel) = rule.action.channel() {
+                let policy = policy.for_channel(channel);
+                let (consents, addressed, contacts) = match channel {
+                    Channel::Email => (consent, has_email, &mut email_contacts),
+                    // The phone number is checked when the SMS is composed.
+                    Channel::Sms => (consent_sms, true, &mut sms_contacts),
+                };
+                if !consents {
                     plan.skipped.push(skip(Skipped::Consent));
                     continue;
                 }
-                if !has_email {
+                if !addressed {
                     plan.skipped.push(skip(Skipped::NoAddress));
                     continue;
                 }
@@ -573,7 +586,7 @@ impl<'r> Planner<'r> {
                     plan.skipped.push(skip(Skipped::Beyond { at: scheduled }));
                     continue;
                 }
-                if let Some((period, limit)) = capped(&policy.caps, &contacts, scheduled, tz) {
+                if let Some((period, limit)) = capped(&policy.caps, contacts, scheduled, tz) {
                     plan.skipped.push(skip(Skipped::Cap { period, limit }));
                     continue;
                 }

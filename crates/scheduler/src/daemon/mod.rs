@@ -179,6 +179,8 @@ pub struct Daemon<C: Clock> {
     state: DaemonState,
     stop: Arc<AtomicBool>,
     transports: Vec<Box<dyn MailTransport>>,
+    /// The SMS provider (`[sms]`).
+    sms: Box<dyn crate::sms::SmsTransport>,
     send: SendSettings,
     /// Why the last reassessment was not recorded (rules failed for too many customers), shown
     /// in `status` until one is.
@@ -272,6 +274,11 @@ impl<C: Clock> Daemon<C> {
         })?;
         let env = |name: &str| std::env::var(name).ok();
         let transports = transports(workspace.root(), &workspace.config().mail, &env)?;
+        let sms = crate::sms::sms_transport(workspace.root(), &workspace.config().sms, &env)
+            .map_err(|err| DaemonError::Setup {
+                what: "the SMS provider",
+                message: err.to_string(),
+            })?;
         let now = clock.now();
         // The lock proves no other daemon runs, so every claim still open was left by one that
         // stopped mid-send (`kill -9`, a power cut): recover them all now, by the outbox policy
@@ -336,6 +343,7 @@ impl<C: Clock> Daemon<C> {
             state,
             stop: Arc::new(AtomicBool::new(false)),
             transports,
+            sms,
             send,
             assessment_problem: None,
             pool_next: None,
@@ -783,6 +791,29 @@ impl<C: Clock> Daemon<C> {
         }
         report.sent = sent.sent;
         report.deferred = sent.deferred;
+        // SMS next, through the same outbox and gate (their own claims and limits).
+        let texted = crate::sms::deliver_sms_due(
+            &mut self.writer,
+            self.sms.as_mut(),
+            now,
+            &self.workspace.config().sms,
+            &self.send.outbox,
+            &self.stop,
+            Some(&mut gate),
+        )?;
+        if texted.claimed > 0 || texted.recovered > 0 {
+            tracing::info!(
+                sent = texted.sent,
+                deferred = texted.deferred,
+                failed = texted.failed,
+                unknown = texted.unknown,
+                suppressed = texted.suppressed + texted.no_consent,
+                held = texted.held,
+                resent_after_crash = texted.resent_after_crash,
+                elapsed_ms = u64::try_from(texted.elapsed_ms).unwrap_or(u64::MAX),
+                "SMS delivered"
+            );
+        }
         if let Some((at, error)) = self.reader.last_send_error()? {
             self.state.last_send_error = Some(error);
             self.state.last_send_error_at = Some(at);

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 
 use chrono_tz::Tz;
 use tiercare_engine::delivery::{Current, Recheck, Verdict, next_allowed};
-use tiercare_engine::{Feature, FeatureValue, RuleSet, Snapshot, Trigger};
+use tiercare_engine::{Channel, Feature, FeatureValue, RuleSet, Snapshot, Trigger};
 use tiercare_store::{OutboxEmail, RecipientKind, Store};
 
 use crate::outbox::{DeliverError, RenderEmail, SendReport};
@@ -66,7 +66,7 @@ pub struct DeliveryGate<'a> {
     recheck: Recheck<'a>,
     renderer: &'a EmailRenderer,
     timezone: Tz,
-    passed: HashMap<String, Vec<i64>>,
+    passed: HashMap<(Channel, String), Vec<i64>>,
 }
 
 impl std::fmt::Debug for DeliveryGate<'_> {
@@ -139,8 +139,9 @@ impl<'a> DeliveryGate<'a> {
         } else {
             None
         };
-        let mut sent = store.customer_emails_sent(customer_id)?;
-        if let Some(passed) = self.passed.get(customer_id) {
+        // The contact policy holds per channel: an SMS is counted against the SMS sent.
+        let mut sent = store.customer_messages_sent(customer_id, email.channel)?;
+        if let Some(passed) = self.passed.get(&(email.channel, customer_id.to_owned())) {
             sent.extend(passed);
         }
         let current = Current {
@@ -162,8 +163,9 @@ impl<'a> DeliveryGate<'a> {
             let policy = self
                 .rules
                 .contact_policy()
-                .for_tier(current.tier.as_deref());
-            let allowed = next_allowed(policy, tz, &current.sent, now);
+                .for_tier(current.tier.as_deref())
+                .for_channel(email.channel);
+            let allowed = next_allowed(&policy, tz, &current.sent, now);
             if !allowed.now() {
                 let until = allowed.at.max(now + 1);
                 let next = local_time(until, tz);
@@ -191,33 +193,43 @@ impl<'a> DeliveryGate<'a> {
             Some(followup) => store.coupon_of_followup(followup)?,
             None => None,
         };
-        let rendered = match store.outbox_survey(email.id)? {
-            Some(survey) => self
+        let mut fresh = email.clone();
+        let rendered = match email.channel {
+            Channel::Email => match store.outbox_survey(email.id)? {
+                Some(survey) => {
+                    self.renderer
+                        .render_survey(&email.template, customer_id, now, &survey)
+                }
+                None => self.renderer.render_with_coupon(
+                    &email.template,
+                    customer_id,
+                    now,
+                    coupon.as_ref(),
+                ),
+            }
+            .map(|rendered| {
+                fresh.subject = rendered.subject;
+                fresh.body_text = rendered.text;
+                fresh.body_html = rendered.html;
+            })
+            .map_err(|err| err.to_string()),
+            Channel::Sms => self
                 .renderer
-                .render_survey(&email.template, customer_id, now, &survey),
-            None => {
-                self.renderer
-                    .render_with_coupon(&email.template, customer_id, now, coupon.as_ref())
-            }
+                .render_sms(&email.template, customer_id, now)
+                .map(|text| fresh.body_text = text)
+                .map_err(|err| err.to_string()),
         };
-        let rendered = match rendered {
-            Ok(rendered) => rendered,
-            Err(err) => {
-                return Ok(GateDecision::Fail {
-                    reason: format!("cannot render it from current data: {err}"),
-                });
-            }
-        };
+        if let Err(err) = rendered {
+            return Ok(GateDecision::Fail {
+                reason: format!("cannot render it from current data: {err}"),
+            });
+        }
         if email.recipient_kind == RecipientKind::Customer {
             self.passed
-                .entry(customer_id.to_owned())
+                .entry((email.channel, customer_id.to_owned()))
                 .or_default()
                 .push(now);
         }
-        let mut fresh = email.clone();
-        fresh.subject = rendered.subject;
-        fresh.body_text = rendered.text;
-        fresh.body_html = rendered.html;
         Ok(GateDecision::Send(Box::new(fresh)))
     }
 }

@@ -120,6 +120,21 @@ pub trait RenderEmail {
         let _ = (customer_external_id, at);
         Ok(text.to_owned())
     }
+
+    /// Renders SMS template `template` (`NAME.sms.j2`) for the customer: the text. The
+    /// default, for renderers without SMS templates (tests), refuses.
+    fn render_sms(
+        &self,
+        template: &str,
+        customer_external_id: &str,
+        at: i64,
+    ) -> Result<String, RenderError> {
+        let _ = (customer_external_id, at);
+        Err(RenderError {
+            template: template.to_owned(),
+            message: "this renderer has no SMS templates".to_owned(),
+        })
+    }
 }
 
 impl fmt::Debug for dyn RenderEmail + '_ {
@@ -798,7 +813,7 @@ fn send_batch(
 /// (`SQLITE_BUSY` after the busy timeout) with growing pauses, however long it lasts: an
 /// outcome not recorded would leave a delivered email claimed, to be sent again. Other errors
 /// are returned at once.
-fn patiently<T>(
+pub(crate) fn patiently<T>(
     what: &str,
     mut write: impl FnMut() -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
@@ -1102,6 +1117,22 @@ pub fn unsubscribe_address(
     if address.is_empty() {
         return Ok(Err("no address".to_owned()));
     }
+    // A phone number (no `@`): suppressed in its E.164 form, hashed as addresses are, so no
+    // SMS goes to it again.
+    if !address.contains('@')
+        && address.starts_with(['+', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '('])
+    {
+        return match crate::phone::to_e164(address, None) {
+            Ok(phone) => super::preferences::unsubscribe(
+                store,
+                super::preferences::Unsubscriber::Address(&phone),
+                source,
+                now,
+            )
+            .map(Ok),
+            Err(err) => Ok(Err(format!("not a valid phone number: {err}"))),
+        };
+    }
     if let Err(err) = parse_address(address) {
         let reason = match err {
             MailError::InvalidAddress { reason, .. } => reason,
@@ -1141,11 +1172,11 @@ pub fn unsubscribe_csv(
         .iter()
         .position(|h| {
             let h = h.trim().to_ascii_lowercase();
-            h == "email" || h == "address"
+            h == "email" || h == "address" || h == "phone"
         })
         .or_else(|| (headers.len() == 1).then_some(0))
         .ok_or_else(|| {
-            read("no `email` or `address` column: name the column of addresses `email`".into())
+            read("no `email`, `address` or `phone` column: name the column of addresses `email` (of phone numbers `phone`)".into())
         })?;
     let name = path.file_name().map_or_else(
         || path.display().to_string(),

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::TimeZone;
 use chrono_tz::Tz;
+use tiercare_engine::sms::SMS_TEMPLATE_SUFFIX;
 use tiercare_engine::template::TEMPLATE_SUFFIXES;
 use tiercare_engine::template::TextTemplates;
 use tiercare_engine::{
@@ -20,6 +21,7 @@ use tiercare_engine::{
     RenderError as TemplateRenderError, RenderedTemplate, RuleSet, SenderContext, Snapshot,
     SurveyContext, TemplateContext, TemplateFile, Templates, TierContext, features, load_templates,
 };
+use tiercare_engine::{LoadedSmsTemplates, SmsTemplates, load_sms_templates};
 use tiercare_store::{
     CustomerFeatures, EmailRecipient, FeatureTable, IssuedCoupon, Manager, OutboxEmail,
     OutboxState, RecipientKind, Recommender, Store, StoreError, Survey, Window,
@@ -86,6 +88,49 @@ pub fn read_templates(dir: &Path, label: &Path) -> Result<Vec<TemplateFile>, Tem
         .collect())
 }
 
+/// Reads and checks a workspace's SMS templates (`templates/NAME.sms.j2`) with its
+/// `[sms] max_segments`: the usable ones, each sample's length, and every problem.
+pub fn load_workspace_sms_templates(
+    workspace: &Workspace,
+) -> Result<LoadedSmsTemplates, TemplatesError> {
+    let files = read_sms_templates(&workspace.templates_dir(), Path::new("templates"))?;
+    Ok(load_sms_templates(
+        &files,
+        workspace.config().sms.max_segments,
+    ))
+}
+
+/// Reads the SMS template files of `dir` (`*.sms.j2`), sorted, naming each `label/<file name>`
+/// in diagnostics. A missing folder has none.
+pub fn read_sms_templates(dir: &Path, label: &Path) -> Result<Vec<TemplateFile>, TemplatesError> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let files =
+        crate::workspace::read_folder(dir, label, |name| name.ends_with(SMS_TEMPLATE_SUFFIX))
+            .map_err(|(path, source)| TemplatesError::Io { path, source })?;
+    Ok(files
+        .into_iter()
+        .map(|(path, text)| TemplateFile::new(path, text))
+        .collect())
+}
+
+/// The names of the SMS templates in `files` (usable or not), for `check_references`.
+pub fn sms_template_names(files: &[TemplateFile]) -> Vec<String> {
+    let mut names: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let file_name = file.path.rsplit(['/', '\\']).next()?;
+            file_name
+                .strip_suffix(SMS_TEMPLATE_SUFFIX)
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Reads and checks a workspace's templates (named `templates/…` in diagnostics).
 pub fn load_workspace_templates(workspace: &Workspace) -> Result<LoadedTemplates, TemplatesError> {
     let files = read_templates(&workspace.templates_dir(), Path::new("templates"))?;
@@ -135,6 +180,8 @@ pub struct EmailRenderer {
     message_id_domain: Option<String>,
     /// The base of survey links (`<public_url>/survey`), when `[http] public_url` is set.
     survey_url: Option<String>,
+    /// The workspace's usable SMS templates (`NAME.sms.j2`).
+    sms: SmsTemplates,
 }
 
 impl std::fmt::Debug for EmailRenderer {
@@ -181,7 +228,24 @@ impl EmailRenderer {
                 .http
                 .as_ref()
                 .and_then(crate::http_config::HttpConfig::survey_url),
+            sms: load_workspace_sms_templates(workspace)?.templates,
         })
+    }
+
+    /// The SMS templates it renders.
+    pub fn sms_templates(&self) -> &SmsTemplates {
+        &self.sms
+    }
+
+    /// Renders SMS template `name` for the customer with `customer_id` at `at`: the text.
+    pub fn render_sms(
+        &self,
+        name: &str,
+        customer_id: &str,
+        at: i64,
+    ) -> Result<String, TemplatesError> {
+        let context = self.context(customer_id, at)?;
+        Ok(self.sms.render(name, &context)?)
     }
 
     /// The templates it renders.
@@ -481,6 +545,20 @@ impl RenderEmail for EmailRenderer {
             })
     }
 
+    fn render_sms(
+        &self,
+        template: &str,
+        customer_external_id: &str,
+        at: i64,
+    ) -> Result<String, RenderError> {
+        EmailRenderer::render_sms(self, template, customer_external_id, at).map_err(|err| {
+            RenderError {
+                template: template.to_owned(),
+                message: err.to_string(),
+            }
+        })
+    }
+
     fn message_id_domain(&self) -> Option<&str> {
         self.message_id_domain.as_deref()
     }
@@ -678,6 +756,7 @@ impl EmailRenderer {
             sent_at: None,
             updated_at: at,
             recoveries: 0,
+            channel: tiercare_engine::Channel::Email,
         };
         match build_with(
             &outgoing(&email, settings, at),

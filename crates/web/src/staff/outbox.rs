@@ -921,6 +921,7 @@ mod tests {
     fn email(state: OutboxState) -> OutboxEmail {
         OutboxEmail {
             id: 7,
+            channel: tiercare_store::Channel::Email,
             followup_id: None,
             customer_id: Some("C<1>".into()),
             consent_email: Some(true),
