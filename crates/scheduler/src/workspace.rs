@@ -95,12 +95,12 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../rules/templates/care.eml.j2"),
     ),
     (
-        "manager-digest.digest.j2",
-        include_str!("../../../rules/templates/manager-digest.digest.j2"),
-    ),
-    (
         "comeback.eml.j2",
         include_str!("../../../rules/templates/comeback.eml.j2"),
+    ),
+    (
+        "manager-digest.digest.j2",
+        include_str!("../../../rules/templates/manager-digest.digest.j2"),
     ),
     (
         "offer.html.j2",

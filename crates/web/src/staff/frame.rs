@@ -111,6 +111,9 @@ table{border-collapse:collapse;width:100%}\
 th,td{text-align:left;padding:.5rem;border-bottom:1px solid #d0d0cc;vertical-align:top}\
 th{background:#eef1f5}\
 td.number,th.number{text-align:right}\
+table.code{table-layout:fixed}\
+table.code th:first-child{width:3.5rem}\
+table.code td{overflow-wrap:anywhere;word-break:break-word}\
 .overdue{color:#9b1c0c;font-weight:600}\
 .muted{color:#555}\
 @media (max-width:40rem){\
