@@ -894,6 +894,39 @@ mod tests {
     }
 
     #[test]
+    fn a_customer_given_to_a_manager_is_in_their_next_digest_only() {
+        let mut s = setup();
+        // Bo has nothing to do: his digest is empty until a customer is given to him.
+        s.store
+            .set_owner(
+                "c1",
+                Some("boss"),
+                "key account",
+                "test",
+                time("2026-12-06T12:00:00Z"),
+            )
+            .unwrap();
+        let monday = decided(&mut s, "2026-12-07T08:30:00Z");
+        assert!(
+            monday.contains(&("boss".to_owned(), "queued")),
+            "{monday:?}"
+        );
+        let outbox = s.store.outbox(None, 100).unwrap();
+        let bo = outbox
+            .iter()
+            .find(|e| e.to_address == "bo@example.com")
+            .expect("Bo's digest");
+        assert!(bo.body_text.contains("Ada"), "{}", bo.body_text);
+        assert!(bo.body_text.contains("key account"), "{}", bo.body_text);
+        // Listed once: by Tuesday's digest the customer is no longer new.
+        let tuesday = decided(&mut s, "2026-12-08T08:30:00Z");
+        assert!(
+            tuesday.contains(&("boss".to_owned(), "empty")),
+            "{tuesday:?}"
+        );
+    }
+
+    #[test]
     fn managers_on_leave_get_no_digest_and_an_overdue_task_is_escalated_once() {
         let mut s = setup();
         let created = time("2026-12-01T00:00:00Z");
