@@ -36,6 +36,9 @@ pub struct Store {
     pub(crate) label: PathBuf,
     /// The keys addresses are hashed under (the suppression list).
     pub(crate) keys: crate::address_keys::AddressKeys,
+    /// A staff change's audit row and its time, waiting for the change's own transaction to
+    /// write it ([`Store::audited`]).
+    pub(crate) pending_audit: Option<(crate::StaffAuditEntry, i64)>,
 }
 
 /// A connection setting changed for one bulk write and restored when dropped.
@@ -218,6 +221,7 @@ impl Store {
             path,
             label,
             keys: crate::address_keys::AddressKeys::default(),
+            pending_audit: None,
         })
     }
 

@@ -195,7 +195,7 @@ impl Store {
     }
 
     /// Records the manager's digest of a local day, its e-mail and its escalations in ONE
-    /// `IMMEDIATE` transaction (see the [module](self)); a second digest of the same manager
+    /// `IMMEDIATE` transaction (see the module's documentation); a second digest of the same manager
     /// and day writes nothing ([`DigestOutcome::AlreadyDecided`]).
     pub fn record_digest(
         &mut self,

@@ -31,6 +31,7 @@ impl Store {
     /// or the customer has been forgotten (no new notes about them are kept); an unknown
     /// customer is [`StoreError::UnknownCustomer`].
     pub fn log_contact(&mut self, contact: &LoggedContact<'_>) -> Result<String, StoreError> {
+        let audit = self.pending_audit.take();
         let path = self.label.as_path();
         let refuse = |problem: &str| StoreError::InvalidContact {
             id: contact.customer.to_owned(),
@@ -83,6 +84,7 @@ impl Store {
             ],
         )
         .at(path)?;
+        crate::staff_users::write_audit(&tx, audit).at(path)?;
         tx.commit().at(path)?;
         Ok(external_id)
     }

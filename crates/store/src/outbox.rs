@@ -1004,6 +1004,7 @@ impl Store {
         wanted: &'static str,
         hint: &'static str,
     ) -> Result<OutboxEmail, StoreError> {
+        let audit = self.pending_audit.take();
         let (tx, path) = self.write_tx()?;
         let email = load(&tx, id)
             .at(path)?
@@ -1018,6 +1019,7 @@ impl Store {
         }
         change_one(&tx, id, email.state, to, now, wanted).at(path)?;
         let email = load(&tx, id).at(path)?.expect("updated");
+        crate::staff_users::write_audit(&tx, audit).at(path)?;
         tx.commit().at(path)?;
         Ok(email)
     }

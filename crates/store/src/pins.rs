@@ -70,6 +70,7 @@ impl Store {
         until: Option<i64>,
         now: i64,
     ) -> Result<Pin, StoreError> {
+        let audit = self.pending_audit.take();
         let path = self.label.as_path();
         let refuse = |problem: String| StoreError::InvalidPin {
             id: external_id.to_owned(),
@@ -117,6 +118,7 @@ impl Store {
             params![rowid, tier, reason, pinned_by, now, until],
         )
         .at(path)?;
+        crate::staff_users::write_audit(&tx, audit).at(path)?;
         tx.commit().at(path)?;
         Ok(Pin {
             tier: tier.to_owned(),
@@ -132,6 +134,7 @@ impl Store {
     /// and returns it (with `removed_at` set); `None` when the customer has
     /// no active pin. An unknown customer is [`StoreError::UnknownCustomer`].
     pub fn unpin_tier(&mut self, external_id: &str, now: i64) -> Result<Option<Pin>, StoreError> {
+        let audit = self.pending_audit.take();
         let path = self.label.as_path();
         let tx = self
             .conn
@@ -150,6 +153,9 @@ impl Store {
             )
             .optional()
             .at(path)?;
+        if removed.is_some() {
+            crate::staff_users::write_audit(&tx, audit).at(path)?;
+        }
         tx.commit().at(path)?;
         Ok(removed)
     }

@@ -198,11 +198,13 @@ impl Store {
         by: &str,
         now: i64,
     ) -> Result<ForgetReport, StoreError> {
+        let audit = self.pending_audit.take();
         let path = self.label.clone();
         let path = path.as_path();
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).at(path)?;
         let rowid = require_customer(&tx, path, external_id)?;
         let mut report = forget(&tx, &self.keys, rowid, external_id, by, now).at(path)?;
+        crate::staff_users::write_audit(&tx, audit).at(path)?;
         tx.commit().at(path)?;
         report.wal_truncated = truncate_wal(&self.conn).at(path)?;
         Ok(report)

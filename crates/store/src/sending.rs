@@ -219,14 +219,20 @@ impl Store {
     /// Resumes sending after the reputation guard paused it: the figures are counted from
     /// `now` on.
     pub fn resume_sending(&mut self, now: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO mail_reputation_state (id, resumed_at) VALUES (1, ?1) \
-                 ON CONFLICT (id) DO UPDATE SET resumed_at = excluded.resumed_at",
-                [now],
-            )
-            .map(|_| ())
-            .at(&self.label)
+        let audit = self.pending_audit.take();
+        let path = self.label.as_path();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .at(path)?;
+        tx.execute(
+            "INSERT INTO mail_reputation_state (id, resumed_at) VALUES (1, ?1) \
+             ON CONFLICT (id) DO UPDATE SET resumed_at = excluded.resumed_at",
+            [now],
+        )
+        .at(path)?;
+        crate::staff_users::write_audit(&tx, audit).at(path)?;
+        tx.commit().at(path)
     }
 }
 

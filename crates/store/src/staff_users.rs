@@ -452,27 +452,37 @@ impl Store {
             .at(&self.label)
     }
 
+    /// Runs `change` (one of the store's writes) with `entry` recorded in `staff_audit` at
+    /// `now` by the change's own transaction, so a change made through the web and its audit
+    /// row are committed together or not at all. The writes the staff pages make (tasks done,
+    /// snoozed or reassigned, pins, logged contacts, outbox retries and cancels, resuming
+    /// sending, forgetting) write it before they commit; a write that does not (or a change
+    /// that wrote nothing but succeeded) gets the row in a transaction of its own, as
+    /// [`Store::record_staff_audit`] does. A refused change records nothing.
+    pub fn audited<T>(
+        &mut self,
+        entry: StaffAuditEntry,
+        now: i64,
+        change: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.pending_audit = Some((entry, now));
+        let result = change(self);
+        match (result, self.pending_audit.take()) {
+            (Ok(value), Some((entry, at))) => {
+                self.record_staff_audit(&entry, at)?;
+                Ok(value)
+            }
+            (result, _) => result,
+        }
+    }
+
     /// Records `entry` at `now` in `staff_audit`.
     pub fn record_staff_audit(
         &mut self,
         entry: &StaffAuditEntry,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO staff_audit (at, user_id, login, action, object, details) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    now,
-                    entry.user_id,
-                    entry.login,
-                    entry.action,
-                    entry.object,
-                    entry.details
-                ],
-            )
-            .at(&self.label)?;
-        Ok(())
+        write_audit(&self.conn, Some((entry.clone(), now))).at(&self.label)
     }
 
     /// The latest `limit` audit rows, newest first.
@@ -500,6 +510,28 @@ impl Store {
             })
             .at(&self.label)
     }
+}
+
+/// Writes a pending audit row ([`Store::audited`]) inside the change's transaction `tx`.
+pub(crate) fn write_audit(
+    tx: &rusqlite::Connection,
+    pending: Option<(StaffAuditEntry, i64)>,
+) -> rusqlite::Result<()> {
+    if let Some((entry, at)) = pending {
+        tx.execute(
+            "INSERT INTO staff_audit (at, user_id, login, action, object, details) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                at,
+                entry.user_id,
+                entry.login,
+                entry.action,
+                entry.object,
+                entry.details
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

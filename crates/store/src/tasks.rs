@@ -303,6 +303,7 @@ impl Store {
         note: Option<&str>,
         now: i64,
     ) -> Result<Task, StoreError> {
+        let audit = self.pending_audit.take();
         let path = self.label.as_path();
         let by = by.trim();
         if by.is_empty() {
@@ -326,6 +327,7 @@ impl Store {
         .at(path)?;
         crate::webhooks::task_changed(&tx, WebhookEventType::TaskDone, id, now).at(path)?;
         let task = load_task(&tx, id, now).at(path)?.expect("updated");
+        crate::staff_users::write_audit(&tx, audit).at(path)?;
         tx.commit().at(path)?;
         Ok(task)
     }
@@ -336,6 +338,7 @@ impl Store {
     /// [`StoreError::InvalidTask`] when `until` is not after `now`; nothing
     /// is written then.
     pub fn snooze_task(&mut self, id: i64, until: i64, now: i64) -> Result<Task, StoreError> {
+        let audit = self.pending_audit.take();
         let path = self.label.as_path();
         if until <= now {
             return Err(StoreError::InvalidTask {
@@ -356,6 +359,7 @@ impl Store {
         )
         .at(path)?;
         let task = load_task(&tx, id, now).at(path)?.expect("updated");
+        crate::staff_users::write_audit(&tx, audit).at(path)?;
         tx.commit().at(path)?;
         Ok(task)
     }
@@ -365,6 +369,7 @@ impl Store {
     /// [`StoreError::UnknownManager`] or [`StoreError::InactiveManager`]
     /// refuse it; nothing is written then.
     pub fn reassign_task(&mut self, id: i64, assignee: &str, now: i64) -> Result<Task, StoreError> {
+        let audit = self.pending_audit.take();
         let path = self.label.as_path();
         let tx = self
             .conn
@@ -398,6 +403,7 @@ impl Store {
         )
         .at(path)?;
         let task = load_task(&tx, id, now).at(path)?.expect("updated");
+        crate::staff_users::write_audit(&tx, audit).at(path)?;
         tx.commit().at(path)?;
         Ok(task)
     }

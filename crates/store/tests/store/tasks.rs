@@ -371,3 +371,61 @@ fn managers_come_with_their_load_and_owners_are_assigned_atomically() {
         }]
     );
 }
+
+/// An audit entry as the staff pages make it; `user_id` names an account row.
+fn audit_entry(
+    user_id: Option<i64>,
+    action: &str,
+    object: &str,
+) -> tiercare_store::StaffAuditEntry {
+    tiercare_store::StaffAuditEntry {
+        user_id,
+        login: "alice".into(),
+        action: action.into(),
+        object: object.into(),
+        details: None,
+    }
+}
+
+#[test]
+fn a_change_made_through_the_web_and_its_audit_row_commit_together_or_not_at_all() {
+    let (_dir, _path, mut store) = new_store();
+    seed_team(&mut store, &[("ann", Some("M1"))]);
+    let done = store
+        .add_task(&new_task("ann", "M1", "call", NOW + DAY), NOW)
+        .unwrap();
+    let kept = store
+        .add_task(&new_task("ann", "M1", "visit", NOW + DAY), NOW)
+        .unwrap();
+    // Written by the change's own transaction: once, with the change.
+    store
+        .audited(audit_entry(None, "task.done", "task:1"), NOW, |store| {
+            store.complete_task(done.id, "M1", None, NOW)
+        })
+        .unwrap();
+    let rows = store.staff_audit(10).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].entry.action, "task.done");
+    // A refused change records nothing.
+    let refused = store.audited(audit_entry(None, "task.done", "task:1"), NOW, |store| {
+        store.complete_task(done.id, "M1", None, NOW)
+    });
+    assert!(
+        matches!(refused, Err(StoreError::TaskAlreadyDone { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(store.staff_audit(10).unwrap().len(), 1);
+    // An audit row that cannot be written (no such account) takes the change with it: the
+    // task stays open. Written after the change, in a transaction of its own, it would not.
+    let failed = store.audited(
+        audit_entry(Some(999), "task.done", "task:2"),
+        NOW,
+        |store| store.complete_task(kept.id, "M1", None, NOW),
+    );
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(
+        store.task(kept.id, NOW).unwrap().unwrap().status,
+        TaskStatus::Open
+    );
+    assert_eq!(store.staff_audit(10).unwrap().len(), 1);
+}

@@ -834,18 +834,19 @@ async fn pin(
         let Ok(until) = date_field(&workspace, &until) else {
             return Ok(Outcome::Problem(texts.bad_date.to_owned()));
         };
-        match store.pin_tier(&customer, &tier, &reason, &who.login, until, now) {
+        // The change and its audit row commit together.
+        let entry = who.audit_entry(
+            "customer.pin",
+            &format!("customer:{customer}"),
+            Some(format!("tier={tier}")),
+        );
+        match store.audited(entry, now, |store| {
+            store.pin_tier(&customer, &tier, &reason, &who.login, until, now)
+        }) {
             Ok(_) => {}
             Err(StoreError::InvalidPin { problem, .. }) => return Ok(Outcome::Problem(problem)),
             Err(err) => return Err(err),
         }
-        who.audit(
-            store,
-            "customer.pin",
-            &format!("customer:{customer}"),
-            Some(format!("tier={tier}")),
-            now,
-        )?;
         Ok::<_, StoreError>(Outcome::Done("pin"))
     })
     .await;
@@ -868,16 +869,25 @@ async fn unpin(
         if !in_scope(store, &customer, who.owner_scope())? {
             return Ok(Outcome::NotFound);
         }
-        let Some(removed) = store.unpin_tier(&customer, now)? else {
+        let active = store
+            .pins_of(&customer)?
+            .into_iter()
+            .find(|pin| pin.removed_at.is_none() && pin.until.is_none_or(|until| until > now));
+        let Some(active) = active else {
             return Ok(Outcome::Problem(texts.no_active_pin.to_owned()));
         };
-        who.audit(
-            store,
+        // The change and its audit row commit together.
+        let entry = who.audit_entry(
             "customer.unpin",
             &format!("customer:{customer}"),
-            Some(format!("tier={}", removed.tier)),
-            now,
-        )?;
+            Some(format!("tier={}", active.tier)),
+        );
+        if store
+            .audited(entry, now, |store| store.unpin_tier(&customer, now))?
+            .is_none()
+        {
+            return Ok(Outcome::Problem(texts.no_active_pin.to_owned()));
+        }
         Ok::<_, StoreError>(Outcome::Done("unpin"))
     })
     .await;
@@ -919,12 +929,20 @@ async fn log_contact(
             return Ok(Outcome::Problem(texts.bad_date.to_owned()));
         };
         let by = who.manager_id.clone().unwrap_or_else(|| who.login.clone());
-        let logged = store.log_contact(&LoggedContact {
-            customer: &customer,
-            kind: &kind,
-            occurred_at: at.unwrap_or(now),
-            by: &by,
-            note: &note,
+        // The change and its audit row commit together.
+        let entry = who.audit_entry(
+            "customer.contact",
+            &format!("customer:{customer}"),
+            Some(format!("kind={kind}")),
+        );
+        let logged = store.audited(entry, now, |store| {
+            store.log_contact(&LoggedContact {
+                customer: &customer,
+                kind: &kind,
+                occurred_at: at.unwrap_or(now),
+                by: &by,
+                note: &note,
+            })
         });
         match logged {
             Ok(_) => {}
@@ -933,13 +951,6 @@ async fn log_contact(
             }
             Err(err) => return Err(err),
         }
-        who.audit(
-            store,
-            "customer.contact",
-            &format!("customer:{customer}"),
-            Some(format!("kind={kind}")),
-            now,
-        )?;
         Ok::<_, StoreError>(Outcome::Done("contact"))
     })
     .await;
@@ -1008,21 +1019,16 @@ async fn forget(
     let who = staff.clone();
     let customer = id.clone();
     let outcome = blocking(&state, staff.lang, move |store, now| {
-        let report = match store.forget_customer(&customer, &who.login, now) {
-            Ok(report) => report,
+        // The change and its audit row commit together (what was cancelled is in the
+        // privacy request's row).
+        let entry = who.audit_entry("customer.forget", &format!("customer:{customer}"), None);
+        match store.audited(entry, now, |store| {
+            store.forget_customer(&customer, &who.login, now)
+        }) {
+            Ok(_) => {}
             Err(StoreError::UnknownCustomer { .. }) => return Ok(Outcome::NotFound),
             Err(err) => return Err(err),
-        };
-        who.audit(
-            store,
-            "customer.forget",
-            &format!("customer:{customer}"),
-            Some(format!(
-                "emails_cancelled={} emails_in_flight={}",
-                report.emails_cancelled, report.emails_in_flight
-            )),
-            now,
-        )?;
+        }
         Ok::<_, StoreError>(Outcome::Done("forget"))
     })
     .await;

@@ -758,26 +758,28 @@ async fn change(state: &Arc<AppState>, staff: Staff, id: i64, action: &'static s
             return Ok::<_, StoreError>(Changed::Unknown);
         }
         let before = store.outbox_email(id)?.map(|email| email.state);
-        let outcome = match action {
+        let after = if action == "retry" {
+            OutboxState::Queued
+        } else {
+            OutboxState::Cancelled
+        };
+        let details = format!(
+            "{} → {}",
+            before.map_or("?", OutboxState::as_str),
+            after.as_str()
+        );
+        // The change and its audit row commit together.
+        let entry = who.audit_entry(
+            &format!("outbox.{action}"),
+            &format!("outbox:{id}"),
+            Some(details),
+        );
+        let outcome = store.audited(entry, now, |store| match action {
             "retry" => store.retry_email(id, now),
             _ => store.cancel_email(id, now),
-        };
+        });
         match outcome {
-            Ok(email) => {
-                let details = format!(
-                    "{} → {}",
-                    before.map_or("?", OutboxState::as_str),
-                    email.state.as_str()
-                );
-                who.audit(
-                    store,
-                    &format!("outbox.{action}"),
-                    &format!("outbox:{id}"),
-                    Some(details),
-                    now,
-                )?;
-                Ok(Changed::Done)
-            }
+            Ok(_) => Ok(Changed::Done),
             Err(err @ (StoreError::EmailState { .. } | StoreError::UnknownEmail { .. })) => {
                 Ok(Changed::Refused(err.to_string()))
             }
@@ -891,19 +893,14 @@ async fn resume(State(state): State<Arc<AppState>>, staff: Staff) -> Response {
     let who = staff.clone();
     let done = blocking(&state, staff.lang, move |store, now| {
         let before = tiercare_scheduler::status::sending(store, &mail, now)?;
-        store.resume_sending(now)?;
         let details = if before.paused.is_some() {
             "was paused"
         } else {
             "was not paused"
         };
-        who.audit(
-            store,
-            "outbox.resume",
-            "sending",
-            Some(details.to_owned()),
-            now,
-        )
+        // The change and its audit row commit together.
+        let entry = who.audit_entry("outbox.resume", "sending", Some(details.to_owned()));
+        store.audited(entry, now, |store| store.resume_sending(now))
     })
     .await;
     match done {

@@ -315,31 +315,27 @@ async fn apply(state: Arc<AppState>, staff: Staff, id: i64, change: Change) -> R
             return Ok(Ok(false));
         }
         let object = format!("task:{id}");
-        let result = match &change {
-            Change::Done { note } => store
-                .complete_task(id, &worker.login, note.as_deref(), now)
-                .map(|_| {
-                    (
-                        "task.done",
-                        note.as_ref()
-                            .map(|note| format!("note of {} characters", note.chars().count())),
-                    )
-                }),
-            Change::Snooze { until } => store
-                .snooze_task(id, *until, now)
-                .map(|_| ("task.snooze", Some(format!("until {until}")))),
-            Change::Reassign { to } => store.reassign_task(id, to, now).map(|_| {
-                (
-                    "task.reassign",
-                    Some(format!("from {} to {to}", task.assignee)),
-                )
-            }),
+        let (action, details) = match &change {
+            Change::Done { note } => (
+                "task.done",
+                note.as_ref()
+                    .map(|note| format!("note of {} characters", note.chars().count())),
+            ),
+            Change::Snooze { until } => ("task.snooze", Some(format!("until {until}"))),
+            Change::Reassign { to } => (
+                "task.reassign",
+                Some(format!("from {} to {to}", task.assignee)),
+            ),
         };
+        // The change and its audit row commit together.
+        let entry = worker.audit_entry(action, &object, details);
+        let result = store.audited(entry, now, |store| match &change {
+            Change::Done { note } => store.complete_task(id, &worker.login, note.as_deref(), now),
+            Change::Snooze { until } => store.snooze_task(id, *until, now),
+            Change::Reassign { to } => store.reassign_task(id, to, now),
+        });
         match result {
-            Ok((action, details)) => {
-                worker.audit(store, action, &object, details, now)?;
-                Ok(Ok(true))
-            }
+            Ok(_) => Ok(Ok(true)),
             Err(
                 err @ (StoreError::UnknownTask { .. }
                 | StoreError::TaskAlreadyDone { .. }
