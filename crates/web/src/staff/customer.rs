@@ -22,7 +22,7 @@ use tiercare_store::LoggedContact;
 use serde_json::Value;
 use tiercare_scheduler::assess::{AssessError, CustomerExplanation, RuleSource, explain};
 use tiercare_scheduler::html::escape;
-use tiercare_scheduler::time::{format_time, parse_time};
+use tiercare_scheduler::time::{local_time, parse_time};
 use tiercare_scheduler::workspace::Workspace;
 use tiercare_store::{Store, StoreError};
 
@@ -44,6 +44,8 @@ pub struct CustomerData {
     pub explained: Result<CustomerExplanation, String>,
     /// The rule set's tiers (for the pin form); empty when the rules could not be read.
     pub tiers: Vec<String>,
+    /// The workspace's zone: the page's times are written on its clock.
+    pub timezone: chrono_tz::Tz,
 }
 
 impl CustomerData {
@@ -138,6 +140,7 @@ pub fn load_customer(
         export,
         explained,
         tiers,
+        timezone: workspace.config().timezone,
     }))
 }
 
@@ -163,11 +166,12 @@ fn text<'a>(value: &'a Value, key: &str) -> &'a str {
     value.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-fn time(value: &Value, key: &str) -> String {
+/// The time under `key` of `value` on the clock of `tz` (`2026-12-08 09:00 Europe/London`).
+fn time_in(value: &Value, key: &str, tz: chrono_tz::Tz) -> String {
     value
         .get(key)
         .and_then(Value::as_i64)
-        .map(format_time)
+        .map(|unix| local_time(unix, tz))
         .unwrap_or_default()
 }
 
@@ -253,6 +257,7 @@ pub fn render_customer(
     let export = &data.export;
     let customer = &export["customer"];
     let href = customer_href(&data.id);
+    let time = |value: &Value, key: &str| time_in(value, key, data.timezone);
     let mut html = String::new();
     let _ = writeln!(
         html,
@@ -1059,7 +1064,21 @@ mod tests {
             }),
             explained: Err("rules/tiers.yaml:1:1: <broken>".to_owned()),
             tiers: vec!["A".to_owned(), "B".to_owned()],
+            timezone: chrono_tz::Asia::Shanghai,
         }
+    }
+
+    #[test]
+    fn times_are_written_on_the_workspace_clock() {
+        let rights = PageRights {
+            may_change: false,
+            may_forget: false,
+            csrf_field: "",
+        };
+        let html = render_customer(texts(PageLanguage::English), &data(), &rights, None, 0);
+        // 1,700,000,000 is 2023-11-14 22:13 UTC: 06:13 the next morning in Shanghai.
+        assert!(html.contains("2023-11-15 06:13 Asia/Shanghai"), "{html}");
+        assert!(!html.contains("22:13 UTC"), "{html}");
     }
 
     #[test]
