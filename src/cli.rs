@@ -264,8 +264,8 @@ pub enum Command {
     /// --once). Logs go to stderr (info level by default;
     /// TIERCARE_LOG and --log-format change that). See examples/systemd/ for a service unit.
     Run(RunArgs),
-    /// Serve one-click unsubscribes, the preference page, survey answers and providers' bounce
-    /// webhooks over HTTP.
+    /// Serve the staff workspace, one-click unsubscribes, preference pages, survey answers and
+    /// providers' bounce webhooks over HTTP.
     ///
     /// Answers the links care emails carry: `POST /unsubscribe?token=...` with
     /// `List-Unsubscribe=One-Click` (RFC 8058, what mailbox providers send) suppresses the
