@@ -110,7 +110,11 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
         report.stopped |= texted.stopped;
     }
     if args.json {
-        out.json(&report)?;
+        // The emails' figures at the top level, as before; the SMS run's under `sms` (null
+        // when it did not run: the emails were interrupted, or failed).
+        let mut value = serde_json::to_value(&report)?;
+        value["sms"] = serde_json::to_value(&texted)?;
+        out.json(&value)?;
     } else {
         out.heading(&format!(
             "sent {} of {} claimed emails via {} at {}",

@@ -491,11 +491,15 @@ fn a_429_is_retried_later_and_a_400_fails_for_good() {
     stub.set_status(400);
     let failed = Run::of(
         command_in(&root)
-            .args(["send", "--at", "2026-03-03T10:00:00Z"])
+            .args(["send", "--json", "--at", "2026-03-03T10:00:00Z"])
             .env("SMS_TEST_KEY", "k-123"),
     );
     failed.assert_code(1);
     assert_eq!(stub.received().len(), 4);
+    // `send --json` reports the SMS run beside the emails'.
+    let report = failed.json();
+    assert_eq!(report["sms"]["failed"], 2, "{report}");
+    assert_eq!(report["sms"]["provider"], "http", "{report}");
     assert_eq!(
         states(),
         [
