@@ -104,9 +104,26 @@ impl Driver {
     /// A headless Chromium session asking for `languages` (e.g. `en-GB,en`), in a window
     /// `width` CSS pixels wide.
     pub fn session(&self, languages: &str, width: u32) -> Session {
+        self.new_session(languages, width, true)
+    }
+
+    /// The same with JavaScript switched off, as a recipient's mail client or a cautious
+    /// browser has it: chromedriver cannot then tell when a page has loaded (it asks the
+    /// page), so it is told not to wait, and the test polls for what it expects
+    /// ([`Session::wait_text`]).
+    pub fn session_without_javascript(&self, languages: &str, width: u32) -> Session {
+        self.new_session(languages, width, false)
+    }
+
+    fn new_session(&self, languages: &str, width: u32, javascript: bool) -> Session {
         let profile = tempfile::tempdir().unwrap();
+        let mut prefs = json!({ "intl.accept_languages": languages });
+        if !javascript {
+            prefs["profile.managed_default_content_settings.javascript"] = json!(2);
+        }
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            "pageLoadStrategy": if javascript { "normal" } else { "none" },
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": [
@@ -116,7 +133,7 @@ impl Driver {
                     format!("--user-data-dir={}", profile.path().display()),
                     format!("--lang={}", languages.split(',').next().unwrap()),
                 ],
-                "prefs": { "intl.accept_languages": languages },
+                "prefs": prefs,
             },
         }}});
         let value = webdriver(self.port, "POST", "/session", Some(capabilities));
@@ -304,6 +321,14 @@ impl Session {
                 right <= f64::from(width) + 0.5,
                 "wider than {width} px: {rect}"
             );
+        }
+    }
+
+    /// Every button is at least 44 CSS pixels high: big enough to touch.
+    pub fn assert_buttons_touchable(&self) {
+        for button in self.find_all("button") {
+            let rect = self.call("GET", &format!("/element/{button}/rect"), None);
+            assert!(rect["height"].as_f64().unwrap() >= 44.0, "{rect}");
         }
     }
 
