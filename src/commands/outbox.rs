@@ -123,47 +123,42 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
             report.transport,
             format_time(at)
         ));
-        let mut parts = Vec::new();
-        for (count, what) in [
-            (report.deferred, "deferred (retried later)"),
-            (report.failed, "failed"),
-            (
-                report.hard_bounces,
-                "of them refused addresses, now suppressed",
-            ),
-            (
-                report.invalid_address,
-                "of them invalid addresses, not sent",
-            ),
-            (
-                report.unknown,
-                "unknown (handed over, no answer: see `tiercare outbox list --state unknown`)",
-            ),
-            (
-                report.suppressed,
-                "suppressed (address on the suppression list)",
-            ),
-            (report.no_consent, "not sent: no email consent"),
-            (report.rate_limited, "left queued by the rate limit"),
-            (
-                report.paced,
-                "left queued for their receiving domain (paused, or at its limit)",
-            ),
-            (
-                report.held,
-                "held by the contact policy (deferred to the next allowed time)",
-            ),
-            (report.no_longer_true, "cancelled: no longer true"),
-            (report.stale, "cancelled: stale (past max_delay)"),
-            (report.already_delivered, "already delivered before"),
-        ] {
-            if count > 0 {
-                parts.push(format!("{count} {what}"));
-            }
-        }
-        if !parts.is_empty() {
-            out.line(&format!("  {}", parts.join(" · ")));
-        }
+        print_counts(
+            out,
+            &[
+                (report.deferred, "deferred (retried later)"),
+                (report.failed, "failed"),
+                (
+                    report.hard_bounces,
+                    "of them refused addresses, now suppressed",
+                ),
+                (
+                    report.invalid_address,
+                    "of them invalid addresses, not sent",
+                ),
+                (
+                    report.unknown,
+                    "unknown (handed over, no answer: see `tiercare outbox list --state unknown`)",
+                ),
+                (
+                    report.suppressed,
+                    "suppressed (address on the suppression list)",
+                ),
+                (report.no_consent, "not sent: no email consent"),
+                (report.rate_limited, "left queued by the rate limit"),
+                (
+                    report.paced,
+                    "left queued for their receiving domain (paused, or at its limit)",
+                ),
+                (
+                    report.held,
+                    "held by the contact policy (deferred to the next allowed time)",
+                ),
+                (report.no_longer_true, "cancelled: no longer true"),
+                (report.stale, "cancelled: stale (past max_delay)"),
+                (report.already_delivered, "already delivered before"),
+            ],
+        );
         for pause in &report.domains_paused {
             out.warn(&format!(
                 "receiving domain {pause}: its emails wait, the others went on"
@@ -202,41 +197,48 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
     })
 }
 
+/// One line of the counts that are not zero, `3 failed · 1 deferred (retried later)`.
+fn print_counts(out: &Output, counts: &[(u64, &str)]) {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(count, what)| format!("{count} {what}"))
+        .collect();
+    if !parts.is_empty() {
+        out.line(&format!("  {}", parts.join(" · ")));
+    }
+}
+
 /// The SMS part of `send`'s summary.
 fn sms_summary(out: &Output, report: &tiercare_scheduler::sms::SmsSendReport) {
     out.heading(&format!(
         "sent {} of {} claimed SMS via {}",
         report.sent, report.claimed, report.provider
     ));
-    let mut parts = Vec::new();
-    for (count, what) in [
-        (report.deferred, "deferred (retried later)"),
-        (report.failed, "failed"),
-        (
-            report.unknown,
-            "unknown (handed over, no answer: see `tiercare outbox list --state unknown`)",
-        ),
-        (
-            report.suppressed,
-            "suppressed (number on the suppression list)",
-        ),
-        (report.no_consent, "not sent: no SMS consent"),
-        (report.rate_limited, "left queued by the SMS rate limit"),
-        (
-            report.held,
-            "held by the contact policy (deferred to the next allowed time)",
-        ),
-        (report.no_longer_true, "cancelled: no longer true"),
-        (report.stale, "cancelled: stale (past max_delay)"),
-        (report.already_delivered, "already delivered before"),
-    ] {
-        if count > 0 {
-            parts.push(format!("{count} {what}"));
-        }
-    }
-    if !parts.is_empty() {
-        out.line(&format!("  {}", parts.join(" · ")));
-    }
+    print_counts(
+        out,
+        &[
+            (report.deferred, "deferred (retried later)"),
+            (report.failed, "failed"),
+            (
+                report.unknown,
+                "unknown (handed over, no answer: see `tiercare outbox list --state unknown`)",
+            ),
+            (
+                report.suppressed,
+                "suppressed (number on the suppression list)",
+            ),
+            (report.no_consent, "not sent: no SMS consent"),
+            (report.rate_limited, "left queued by the SMS rate limit"),
+            (
+                report.held,
+                "held by the contact policy (deferred to the next allowed time)",
+            ),
+            (report.no_longer_true, "cancelled: no longer true"),
+            (report.stale, "cancelled: stale (past max_delay)"),
+            (report.already_delivered, "already delivered before"),
+        ],
+    );
     if report.recovered > 0 {
         out.warn(&format!(
             "{} SMS were handed over by a sender that stopped before recording the answer \
