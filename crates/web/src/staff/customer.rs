@@ -877,7 +877,7 @@ async fn unpin(
         let active = store
             .pins_of(&customer)?
             .into_iter()
-            .find(|pin| pin.removed_at.is_none() && pin.until.is_none_or(|until| until > now));
+            .find(|pin| pin.is_active(now));
         let Some(active) = active else {
             return Ok(Outcome::Problem(texts.no_active_pin.to_owned()));
         };
