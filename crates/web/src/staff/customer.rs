@@ -794,6 +794,27 @@ async fn answer(
     }
 }
 
+/// Runs `change` on the customer `id` for `staff` on the blocking pool, once the customer is
+/// found in the signed-in manager's scope (another manager's customer is 404, as an unknown
+/// id), and answers with the page.
+async fn change_in_scope(
+    state: Arc<AppState>,
+    staff: Staff,
+    id: String,
+    change: impl FnOnce(&mut Store, i64, &Staff, &str) -> Result<Outcome, StoreError> + Send + 'static,
+) -> Response {
+    let who = staff.clone();
+    let customer = id.clone();
+    let outcome = blocking(&state, staff.lang, move |store, now| {
+        if !in_scope(store, &customer, who.owner_scope())? {
+            return Ok(Outcome::NotFound);
+        }
+        change(store, now, &who, &customer)
+    })
+    .await;
+    answer(&state, &staff, id, outcome).await
+}
+
 /// `POST /staff/customers/{id}/pin`: `tier`, `reason`, `until` (optional date). Admins and
 /// the owning manager; recorded in the audit (the tier, not the reason's text).
 async fn pin(
@@ -814,12 +835,7 @@ async fn pin(
         field(&body, "reason"),
         field(&body, "until"),
     );
-    let who = staff.clone();
-    let customer = id.clone();
-    let outcome = blocking(&state, staff.lang, move |store, now| {
-        if !in_scope(store, &customer, who.owner_scope())? {
-            return Ok(Outcome::NotFound);
-        }
+    change_in_scope(state, staff, id, move |store, now, who, customer| {
         let tiers = match rule_tiers(&workspace) {
             Ok(tiers) => tiers,
             Err(problem) => {
@@ -846,16 +862,15 @@ async fn pin(
             Some(format!("tier={tier}")),
         );
         match store.audited(entry, now, |store| {
-            store.pin_tier(&customer, &tier, &reason, &who.login, until, now)
+            store.pin_tier(customer, &tier, &reason, &who.login, until, now)
         }) {
             Ok(_) => {}
             Err(StoreError::InvalidPin { problem, .. }) => return Ok(Outcome::Problem(problem)),
             Err(err) => return Err(err),
         }
-        Ok::<_, StoreError>(Outcome::Done("pin"))
+        Ok(Outcome::Done("pin"))
     })
-    .await;
-    answer(&state, &staff, id, outcome).await
+    .await
 }
 
 /// `POST /staff/customers/{id}/unpin`.
@@ -868,14 +883,9 @@ async fn unpin(
         return refused;
     }
     let texts = texts(staff.lang);
-    let who = staff.clone();
-    let customer = id.clone();
-    let outcome = blocking(&state, staff.lang, move |store, now| {
-        if !in_scope(store, &customer, who.owner_scope())? {
-            return Ok(Outcome::NotFound);
-        }
+    change_in_scope(state, staff, id, move |store, now, who, customer| {
         let active = store
-            .pins_of(&customer)?
+            .pins_of(customer)?
             .into_iter()
             .find(|pin| pin.is_active(now));
         let Some(active) = active else {
@@ -888,15 +898,14 @@ async fn unpin(
             Some(format!("tier={}", active.tier)),
         );
         if store
-            .audited(entry, now, |store| store.unpin_tier(&customer, now))?
+            .audited(entry, now, |store| store.unpin_tier(customer, now))?
             .is_none()
         {
             return Ok(Outcome::Problem(texts.no_active_pin.to_owned()));
         }
-        Ok::<_, StoreError>(Outcome::Done("unpin"))
+        Ok(Outcome::Done("unpin"))
     })
-    .await;
-    answer(&state, &staff, id, outcome).await
+    .await
 }
 
 /// `POST /staff/customers/{id}/contact`: `kind` (call or visit), `date` (optional), `note`.
@@ -918,12 +927,7 @@ async fn log_contact(
         field(&body, "date"),
         field(&body, "note"),
     );
-    let who = staff.clone();
-    let customer = id.clone();
-    let outcome = blocking(&state, staff.lang, move |store, now| {
-        if !in_scope(store, &customer, who.owner_scope())? {
-            return Ok(Outcome::NotFound);
-        }
+    change_in_scope(state, staff, id, move |store, now, who, customer| {
         if !matches!(kind.as_str(), "call" | "visit") {
             return Ok(Outcome::Problem(format!(
                 "{}: {} / {}",
@@ -942,7 +946,7 @@ async fn log_contact(
         );
         let logged = store.audited(entry, now, |store| {
             store.log_contact(&LoggedContact {
-                customer: &customer,
+                customer,
                 kind: &kind,
                 occurred_at: at.unwrap_or(now),
                 by: &by,
@@ -956,10 +960,9 @@ async fn log_contact(
             }
             Err(err) => return Err(err),
         }
-        Ok::<_, StoreError>(Outcome::Done("contact"))
+        Ok(Outcome::Done("contact"))
     })
-    .await;
-    answer(&state, &staff, id, outcome).await
+    .await
 }
 
 /// The confirmation page of forgetting, answered with `status`.
