@@ -258,7 +258,9 @@ pub(crate) const EVENTS: &[&str] = &[
 ];
 
 impl Loader<'_> {
-    fn error_at(
+    /// Reports an error at `path` of `file` (at its key when `at_key`) with `hint`: the one
+    /// way the loader's sections report a value they refuse.
+    pub(super) fn error_at(
         &mut self,
         file: usize,
         path: &[PathSeg],

@@ -5,7 +5,6 @@ use crate::care::pool::{Pool, TierReclaim};
 use crate::load::rule_file::{RawRuleFile, Scalar};
 use crate::load::rules::{Loader, key};
 use crate::load::values::parse_duration;
-use crate::text::diagnostic::Severity;
 use crate::text::yaml::PathSeg;
 
 fn join(base: &[PathSeg], rest: &[&str]) -> Vec<PathSeg> {
@@ -15,20 +14,6 @@ fn join(base: &[PathSeg], rest: &[&str]) -> Vec<PathSeg> {
 }
 
 impl Loader<'_> {
-    fn pool_error(
-        &mut self,
-        file: usize,
-        path: &[PathSeg],
-        at_key: bool,
-        message: String,
-        hint: &str,
-    ) {
-        let diagnostic = self
-            .at(Severity::Error, file, path, at_key, message)
-            .with_hint(hint);
-        self.push(diagnostic);
-    }
-
     /// A duration of the pool section at `path`, or `None` (reported) when it is not one.
     fn pool_duration(
         &mut self,
@@ -40,7 +25,7 @@ impl Loader<'_> {
         match parse_duration(&text.0) {
             Ok(seconds) => Some(seconds),
             Err(message) => {
-                self.pool_error(
+                self.error_at(
                     file,
                     path,
                     false,
@@ -68,7 +53,7 @@ impl Loader<'_> {
             let base = key(&["pool"]);
             if let Some(first) = found {
                 let first_at = self.location(first, &base, true);
-                self.pool_error(
+                self.error_at(
                     file,
                     &base,
                     true,
@@ -85,7 +70,7 @@ impl Loader<'_> {
                 match text.0.trim() {
                     "true" => pool.warn_task = true,
                     "false" => pool.warn_task = false,
-                    other => self.pool_error(
+                    other => self.error_at(
                         file,
                         &join(&base, &["warn_task"]),
                         false,
@@ -102,7 +87,7 @@ impl Loader<'_> {
             if let Some(text) = &section.claims_per_day {
                 match text.0.trim().parse::<u64>() {
                     Ok(n) if n > 0 => pool.claims_per_day = Some(n),
-                    _ => self.pool_error(
+                    _ => self.error_at(
                         file,
                         &join(&base, &["claims_per_day"]),
                         false,
@@ -119,7 +104,7 @@ impl Loader<'_> {
                     match text.0.trim() {
                         "true" => pool.protect_pinned = true,
                         "false" => pool.protect_pinned = false,
-                        other => self.pool_error(
+                        other => self.error_at(
                             file,
                             &join(&base, &["protect", "pinned"]),
                             false,
@@ -131,7 +116,7 @@ impl Loader<'_> {
                 if let Some(text) = &protect.attribute {
                     let name = text.0.trim();
                     if name.is_empty() || name.contains('"') {
-                        self.pool_error(
+                        self.error_at(
                             file,
                             &join(&base, &["protect", "attribute"]),
                             false,
@@ -169,7 +154,7 @@ impl Loader<'_> {
                     None => default_warning,
                 };
                 if raw_tier.no_followup.is_none() && raw_tier.no_order.is_none() {
-                    self.pool_error(
+                    self.error_at(
                         file,
                         &path,
                         true,
@@ -190,7 +175,7 @@ impl Loader<'_> {
                     } else {
                         join(&base, &["warn_before"])
                     };
-                    self.pool_error(
+                    self.error_at(
                         file,
                         &at,
                         false,

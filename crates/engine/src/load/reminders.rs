@@ -9,7 +9,7 @@ use crate::care::reminders::{Digest, DigestSection, Escalation, Reminders};
 use crate::load::rule_file::{RawRuleFile, Scalar};
 use crate::load::rules::{Loader, key};
 use crate::load::values::{parse_assignee, parse_duration, parse_time_of_day, parse_weekday};
-use crate::text::diagnostic::{Severity, hint_among};
+use crate::text::diagnostic::hint_among;
 use crate::text::yaml::PathSeg;
 
 /// The default digest template's name (`templates/manager-digest.digest.j2`).
@@ -28,20 +28,6 @@ fn indexed(base: &[PathSeg], index: usize) -> Vec<PathSeg> {
 }
 
 impl Loader<'_> {
-    fn reminder_error(
-        &mut self,
-        file: usize,
-        path: &[PathSeg],
-        at_key: bool,
-        message: String,
-        hint: &str,
-    ) {
-        let diagnostic = self
-            .at(Severity::Error, file, path, at_key, message)
-            .with_hint(hint);
-        self.push(diagnostic);
-    }
-
     /// The `reminders` section (at most one in the rule set).
     pub(crate) fn reminders(
         &mut self,
@@ -58,7 +44,7 @@ impl Loader<'_> {
             let base = key(&["reminders"]);
             if let Some(first) = found {
                 let first_at = self.location(first, &base, true);
-                self.reminder_error(
+                self.error_at(
                     file,
                     &base,
                     true,
@@ -77,7 +63,7 @@ impl Loader<'_> {
                         Some(at) => at,
                         None => {
                             ok = false;
-                            self.reminder_error(
+                            self.error_at(
                                 file,
                                 &join(&base, &["at"]),
                                 false,
@@ -104,7 +90,7 @@ impl Loader<'_> {
                                 Some(_) => {}
                                 None => {
                                     ok = false;
-                                    self.reminder_error(
+                                    self.error_at(
                                         file,
                                         &indexed(&join(&base, &["days"]), index),
                                         false,
@@ -116,7 +102,7 @@ impl Loader<'_> {
                         }
                         if list.is_empty() {
                             ok = false;
-                            self.reminder_error(
+                            self.error_at(
                                 file,
                                 &join(&base, &["days"]),
                                 true,
@@ -144,7 +130,7 @@ impl Loader<'_> {
                                         "sections",
                                         DigestSection::ALL.iter().map(|s| s.name()),
                                     );
-                                    self.reminder_error(
+                                    self.error_at(
                                         file,
                                         &indexed(&join(&base, &["sections"]), index),
                                         false,
@@ -164,7 +150,7 @@ impl Loader<'_> {
                     .to_owned();
                 if template.is_empty() || template.contains(['/', '\\']) {
                     ok = false;
-                    self.reminder_error(
+                    self.error_at(
                         file,
                         &join(&base, &["template"]),
                         false,
@@ -184,7 +170,7 @@ impl Loader<'_> {
                         Ok(seconds) => uncontacted.push((tier.clone(), seconds)),
                         Err(message) => {
                             ok = false;
-                            self.reminder_error(
+                            self.error_at(
                                 file,
                                 &path,
                                 false,
@@ -213,7 +199,7 @@ impl Loader<'_> {
                     Ok(Assignee::Manager(id)) => Some(Candidate::Manager(id)),
                     Ok(Assignee::Role(role)) => Some(Candidate::Role(role)),
                     Ok(Assignee::Owner) => {
-                        self.reminder_error(
+                        self.error_at(
                             file,
                             &join(&base, &["to"]),
                             false,
@@ -224,7 +210,7 @@ impl Loader<'_> {
                         None
                     }
                     Err(message) => {
-                        self.reminder_error(
+                        self.error_at(
                             file,
                             &join(&base, &["to"]),
                             false,
@@ -250,7 +236,7 @@ impl Loader<'_> {
         match parse_duration(&text.0) {
             Ok(seconds) => Some(seconds),
             Err(message) => {
-                self.reminder_error(
+                self.error_at(
                     file,
                     path,
                     false,
