@@ -533,7 +533,12 @@ fn a_running_daemon_keeps_the_last_good_sms_template_and_swaps_in_a_good_edit() 
     )
     .unwrap();
     let template = root.join("templates/hello.sms.j2");
-    let texts = || sql_rows(&root, "SELECT message_id, body_text FROM outbox ORDER BY id");
+    let texts = || {
+        sql_rows(
+            &root,
+            "SELECT message_id, body_text FROM outbox ORDER BY id",
+        )
+    };
     let daemon = Daemon::start(
         &root,
         &["--simulate-from", "2026-03-02T08:01:00Z", "--speed", "600"],
@@ -560,7 +565,11 @@ fn a_running_daemon_keeps_the_last_good_sms_template_and_swaps_in_a_good_edit() 
     // 09:00 comes: the SMS is the last good template's.
     let deadline = Instant::now() + DEADLINE;
     while texts().is_empty() {
-        assert!(Instant::now() < deadline, "no SMS at 09:00\n{}", daemon.log());
+        assert!(
+            Instant::now() < deadline,
+            "no SMS at 09:00\n{}",
+            daemon.log()
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let first = texts();
@@ -574,7 +583,11 @@ fn a_running_daemon_keeps_the_last_good_sms_template_and_swaps_in_a_good_edit() 
     });
     let deadline = Instant::now() + DEADLINE;
     while texts().len() < 2 {
-        assert!(Instant::now() < deadline, "no SMS at 10:00\n{}", daemon.log());
+        assert!(
+            Instant::now() < deadline,
+            "no SMS at 10:00\n{}",
+            daemon.log()
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert_eq!(texts()[1].1, "Hello again, Ada!");

@@ -1317,7 +1317,10 @@ mod tests {
         let ReloadOutcome::Failed { errors } = daemon.reload(None) else {
             panic!("a broken SMS template was accepted");
         };
-        assert!(errors.starts_with("templates/birthday.sms.j2:1:"), "{errors}");
+        assert!(
+            errors.starts_with("templates/birthday.sms.j2:1:"),
+            "{errors}"
+        );
         assert_eq!(render(&daemon), good);
         let stored = daemon.reader.daemon_state().unwrap().unwrap();
         assert_eq!(stored.last_reload_error.as_deref(), Some(errors.as_str()));
