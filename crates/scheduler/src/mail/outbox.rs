@@ -422,8 +422,18 @@ fn budget(
 /// doubled per attempt, capped at `retry_max_seconds`, then a uniformly random part of it
 /// between a half and all ("equal jitter"), so failures at the same moment spread out.
 pub fn backoff(outbox: &OutboxConfig, attempts: u32, jitter: f64) -> i64 {
-    let base = i64::from(outbox.retry_base_seconds);
-    let max = i64::from(outbox.retry_max_seconds);
+    equal_jitter(
+        i64::from(outbox.retry_base_seconds),
+        i64::from(outbox.retry_max_seconds),
+        attempts,
+        jitter,
+    )
+}
+
+/// Exponential backoff with "equal jitter", for every retry queue (the outbox, outgoing
+/// webhooks): `base` seconds doubled per attempt after the first, capped at `max`, then between
+/// a half and all of that as `jitter` goes from 0 to 1. At least one second.
+pub fn equal_jitter(base: i64, max: i64, attempts: u32, jitter: f64) -> i64 {
     let exponent = attempts.saturating_sub(1).min(30);
     let delay = base.saturating_mul(1_i64 << exponent).min(max);
     let jitter = jitter.clamp(0.0, 1.0);
