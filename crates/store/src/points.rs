@@ -163,7 +163,7 @@ impl OrderPoints {
     /// The points an order of `amount` earns (0 for an amount that is not positive).
     #[must_use]
     pub fn for_amount(&self, amount: f64) -> f64 {
-        if !(amount > 0.0) {
+        if amount.is_nan() || amount <= 0.0 {
             return 0.0;
         }
         let raw = self.per_order + self.per_currency_unit * amount;
