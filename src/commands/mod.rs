@@ -29,7 +29,7 @@ use anyhow::{Context, bail};
 use tiercare_engine::RecordKind;
 use tiercare_scheduler::demo::{DemoSpec, write_demo};
 use tiercare_scheduler::ingest::{
-    FileFormat, ImportError, ImportReport, ImportRequest, import_file,
+    FileFormat, ImportError, ImportReport, ImportRequest, import_file_with_points,
 };
 use tiercare_scheduler::workspace::{Workspace, WorkspaceError};
 
@@ -132,7 +132,8 @@ fn run_import(
     out: &Output,
 ) -> anyhow::Result<ImportReport> {
     let bar = out.progress_bar(&request.kind.to_string(), 0);
-    let result = import_file(store, request, &mut |progress| {
+    let earning = workspace.config().points.earning();
+    let result = import_file_with_points(store, request, earning, &mut |progress| {
         bar.set_length(progress.total);
         bar.set_position(progress.bytes);
         bar.set_message(format!("{} rows", thousands(progress.rows as f64)));

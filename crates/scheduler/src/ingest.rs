@@ -231,6 +231,18 @@ pub fn import_file(
     request: &ImportRequest<'_>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ImportReport, ImportError> {
+    import_file_with_points(store, request, None, progress)
+}
+
+/// [`import_file`], each order earning the points `earning` says (`[points]`, see
+/// [`crate::points_settings`]) in the import's transaction: once per order, adjusted when the
+/// order comes again with another amount.
+pub fn import_file_with_points(
+    store: &mut Store,
+    request: &ImportRequest<'_>,
+    earning: Option<tiercare_store::OrderPoints>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
     let mapping = match request.mapping {
         Some((mapping_path, text)) => {
@@ -262,6 +274,8 @@ pub fn import_file(
             source: request.file.to_string_lossy().into_owned(),
         },
     )?;
+    // Orders earn points as `[points]` says, in the import's transaction.
+    session.earn_points_per_order(earning);
     let mut savepoint = match mode {
         WriterMode::Streaming => Some(session.savepoint()?),
         WriterMode::Direct | WriterMode::Buffered => None,
