@@ -1453,6 +1453,11 @@ pub struct DemoArgs {
     #[arg(long)]
     pub no_import: bool,
 
+    /// No progress display. Without it, the generation and the simulated days show their
+    /// progress on stderr ("simulating … day 12/30"), and only when stderr is a terminal.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
     /// Print the import summaries and the assessment as JSON on stdout.
     #[arg(long)]
     pub json: bool,
