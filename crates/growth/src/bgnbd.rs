@@ -2,7 +2,7 @@
 //! 24(2), 2005): purchases while alive are Poisson with rate λ ~ Gamma(r, α); after each purchase
 //! the customer drops out with probability p ~ Beta(a, b). Times are in days.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::optimize::{minimize, solve};
 use crate::special::{digamma, ln_gamma, ln_hyp2f1};
@@ -15,7 +15,7 @@ pub const MIN_CUSTOMERS: u64 = 30;
 pub const MIN_REPEAT_BUYERS: u64 = 10;
 
 /// Fitted BG/NBD parameters (`alpha` in days).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BgNbd {
     /// Shape of the purchase-rate Gamma.
     pub r: f64,

@@ -3,7 +3,7 @@
 //! Value", 2013): a customer's order values are Gamma(p, ν), with ν ~ Gamma(q, γ) across
 //! customers. It is fitted on repeat buyers' mean repeat-day amount `m` over `x` repeat days.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::optimize::{minimize, newton};
 use crate::special::{digamma, ln_gamma};
@@ -13,7 +13,7 @@ use crate::{FitQuality, GrowthError, Summary};
 pub const MIN_REPEAT_BUYERS: u64 = 10;
 
 /// Fitted Gamma-Gamma parameters (`gamma` in the currency).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GammaGamma {
     /// Shape of an order's value.
     pub p: f64,
@@ -68,7 +68,10 @@ pub fn fit(summaries: &[Summary]) -> Result<GammaGammaFit, GrowthError> {
 
 /// [`fit`], warm-started from `previous` (an earlier fit's parameters on similar data, e.g. the
 /// previous assessment's): the simplex starts there with small steps (0.05 in log-parameters
-/// instead of 0.5). Same optimum as [`fit`]; `None` is [`fit`].
+/// instead of 0.5), Newton first. Where the likelihood has one maximum, the same optimum as
+/// [`fit`]; but where it rises towards a boundary (degenerate: [`fit`] reports it) and also has
+/// an interior local maximum, a warm start near that one ends there: callers that must report
+/// degeneracy honestly use [`fit`] (the scheduler does). `None` is [`fit`].
 ///
 /// # Errors
 ///
@@ -150,15 +153,15 @@ pub fn fit_from(
     };
     // Newton from the warm start; else the simplex (from the warm start with small steps, or
     // from p = q = γ = 1), polished by Newton so that every way ends at the same optimum.
-    let direct = warm.and_then(|start| newton(&objective, gradient, &start));
+    let direct = warm.and_then(|start| newton(objective, gradient, &start));
     let found = match direct {
         Some(found) => found,
         None => {
             let walked = match warm {
-                Some(start) => minimize(&objective, &start, 0.05),
-                None => minimize(&objective, &[0.0, 0.0, 0.0], 0.5),
+                Some(start) => minimize(objective, &start, 0.05),
+                None => minimize(objective, &[0.0, 0.0, 0.0], 0.5),
             };
-            match newton(&objective, gradient, &walked.x).filter(|_| walked.converged) {
+            match newton(objective, gradient, &walked.x).filter(|_| walked.converged) {
                 Some(mut polished) => {
                     polished.iterations += walked.iterations;
                     polished
