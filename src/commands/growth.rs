@@ -2,7 +2,7 @@
 //! customer's summary and predicted values.
 
 use tiercare_scheduler::assess::CustomerExplanation;
-use tiercare_scheduler::growth::GrowthOutcome;
+use tiercare_scheduler::growth::{FitSource, GrowthOutcome};
 
 use crate::output::Output;
 
@@ -17,6 +17,11 @@ pub(crate) fn print_fit(outcome: Option<&GrowthOutcome>, out: &Output) {
                 "  growth models: BG/NBD r {:.3} alpha {:.2} d a {:.3} b {:.3} (log-likelihood {:.1}, {} customers, {} repeat buyers, {} iterations)",
                 b.r, b.alpha, b.a, b.b, q.log_likelihood, q.customers, q.repeat_buyers, q.iterations,
             ));
+            if let Some(id) = fit.warm_start {
+                out.line(&format!(
+                    "  (optimisers warm-started from assessment #{id}'s parameters)"
+                ));
+            }
             if let (Some(g), Some(q)) = (&fit.gamma_gamma, &fit.gamma_gamma_quality) {
                 out.line(&format!(
                     "  Gamma-Gamma p {:.3} q {:.3} gamma {:.3} (log-likelihood {:.1}, {} repeat buyers, {} iterations) · discount {}%/month",
@@ -41,6 +46,18 @@ pub(crate) fn print_fit(outcome: Option<&GrowthOutcome>, out: &Output) {
 /// `explain`'s growth section.
 pub(crate) fn print_customer(explained: &CustomerExplanation, out: &Output) {
     out.heading("growth");
+    match explained.growth_source {
+        FitSource::Stored { assessment_id, at } => {
+            let when = chrono::DateTime::from_timestamp(at, 0)
+                .map_or_else(|| at.to_string(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+            out.line(&format!(
+                "  models: the fit stored with assessment #{assessment_id} (at {when})"
+            ));
+        }
+        FitSource::FittedNow => out.line(
+            "  models: fitted now over every customer's orders (no assessment has stored a fit yet: `tiercare assess` stores one)",
+        ),
+    }
     match &explained.growth_summary {
         Some(s) => out.line(&format!(
             "  frequency {} repeat purchase days · recency {} days · age {} days",

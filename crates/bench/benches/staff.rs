@@ -9,6 +9,7 @@
 
 use std::hint::black_box;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,6 +18,7 @@ use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use criterion::{Criterion, criterion_group, criterion_main};
+use tiercare_scheduler::assess::{AssessOptions, RuleSource, assess};
 use tiercare_scheduler::http_config::HttpConfig;
 use tiercare_scheduler::mail::TokenSigner;
 use tiercare_scheduler::staff::session_hash;
@@ -75,7 +77,34 @@ fn staffed(dir: &std::path::Path, customers: u64) -> Router {
         };
         session.order(i + 2, &order).expect("order");
     }
+    // Every 8th customer bought again, so the growth models have repeat buyers to fit.
+    for i in (0..customers).step_by(8) {
+        let days = i64::try_from(i % 700).unwrap_or(0);
+        let order = OrderRecord {
+            external_id: format!("R{i:07}"),
+            customer_external_id: format!("C{i:07}"),
+            ordered_at: NOW - 86_400 * (days / 2),
+            amount: 20.0 + (i % 70) as f64,
+            ..OrderRecord::default()
+        };
+        session.order(customers + i + 2, &order).expect("order");
+    }
     session.commit(&ImportAudit::default()).expect("commit");
+    // One assessment, as a workspace in use has had: it stores the growth fit the customer
+    // page's explanation reuses.
+    let rules = RuleSource::read(&workspace.rules_dir(), Path::new("rules"))
+        .and_then(|source| source.load())
+        .expect("rules")
+        .rules;
+    let reader = workspace.open_store().expect("reader");
+    let options = AssessOptions {
+        at: NOW,
+        now: NOW,
+        dry_run: false,
+        growth: workspace.config().growth_settings(),
+    };
+    let report = assess(&reader, Some(&mut store), &rules, options).expect("assess");
+    eprintln!("staff bench: assessed, growth {:?}", report.growth);
     for (login, role, manager) in [
         ("admin", StaffRole::Admin, None),
         ("m0500", StaffRole::Manager, Some("m0500")),

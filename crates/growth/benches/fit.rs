@@ -80,6 +80,16 @@ fn fits(c: &mut Criterion) {
     group.bench_function("bgnbd", |b| {
         b.iter(|| bgnbd::fit(black_box(&data)).unwrap())
     });
+    // The previous night's parameters: the same shop without its last 1% of customers.
+    let previous = bgnbd::fit(&data[..990_000]).unwrap().params;
+    let warm = bgnbd::fit_from(&data, Some(&previous)).unwrap();
+    eprintln!(
+        "BG/NBD iterations: cold {}, warm {}",
+        fit.quality.iterations, warm.quality.iterations
+    );
+    group.bench_function("bgnbd_warm", |b| {
+        b.iter(|| bgnbd::fit_from(black_box(&data), Some(&previous)).unwrap())
+    });
     group.bench_function("gamma_gamma", |b| {
         b.iter(|| gamma_gamma::fit(black_box(&data)).unwrap())
     });

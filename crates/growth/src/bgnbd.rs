@@ -2,9 +2,9 @@
 //! 24(2), 2005): purchases while alive are Poisson with rate λ ~ Gamma(r, α); after each purchase
 //! the customer drops out with probability p ~ Beta(a, b). Times are in days.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::optimize::minimize;
+use crate::optimize::{minimize, solve};
 use crate::special::{digamma, ln_gamma, ln_hyp2f1};
 use crate::{FitQuality, GrowthError, Summary};
 
@@ -15,7 +15,7 @@ pub const MIN_CUSTOMERS: u64 = 30;
 pub const MIN_REPEAT_BUYERS: u64 = 10;
 
 /// Fitted BG/NBD parameters (`alpha` in days).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BgNbd {
     /// Shape of the purchase-rate Gamma.
     pub r: f64,
@@ -305,32 +305,6 @@ impl Grouped {
     }
 }
 
-/// Solves `h d = g` by Gaussian elimination with partial pivoting (`None` if singular).
-fn solve(mut h: [[f64; 4]; 4], mut g: [f64; 4]) -> Option<[f64; 4]> {
-    for col in 0..4 {
-        let pivot = (col..4).max_by(|&i, &j| h[i][col].abs().total_cmp(&h[j][col].abs()))?;
-        if h[pivot][col].abs() < 1e-300 {
-            return None;
-        }
-        h.swap(col, pivot);
-        g.swap(col, pivot);
-        for row in col + 1..4 {
-            let factor = h[row][col] / h[col][col];
-            let pivot_row = h[col];
-            for (cell, p) in h[row].iter_mut().zip(pivot_row).skip(col) {
-                *cell -= factor * p;
-            }
-            g[row] -= factor * g[col];
-        }
-    }
-    let mut d = [0.0; 4];
-    for row in (0..4).rev() {
-        let rest: f64 = (row + 1..4).map(|k| h[row][k] * d[k]).sum();
-        d[row] = (g[row] - rest) / h[row][row];
-    }
-    d.iter().all(|v| v.is_finite()).then_some(d)
-}
-
 /// Above this many distinct summaries, a fit starts on an even sample of them.
 const SAMPLE_TRIPLES: usize = 20_000;
 
@@ -356,18 +330,58 @@ pub fn fit(summaries: &[Summary]) -> Result<BgNbdFit, GrowthError> {
     fit_with_sample(summaries, SAMPLE_TRIPLES)
 }
 
-/// [`fit`], with the simplex's walk made on an even sample of the distinct summaries when
-/// there are more than `sample_triples` of them (every k-th, with its weight), and the optimum
-/// polished by Newton's method on all of them (the simplex on all of them if Newton fails).
-/// [`fit`] samples above 20,000.
+/// [`fit`], warm-started from `previous` (the parameters of an earlier fit on similar data,
+/// e.g. the previous assessment's): Newton's method on all the summaries from there (the
+/// Hessian from an even sample of them above 20,000 distinct summaries), the simplex from
+/// there with small steps if Newton fails. The optimum is the same as [`fit`]'s (the
+/// likelihood's maximum); only the way there is shorter. `None` is [`fit`].
 ///
 /// # Errors
 ///
 /// As [`fit`].
-pub fn fit_with_sample(
+pub fn fit_from(summaries: &[Summary], previous: Option<&BgNbd>) -> Result<BgNbdFit, GrowthError> {
+    match previous {
+        Some(p) => fit_warm(summaries, p, SAMPLE_TRIPLES),
+        None => fit(summaries),
+    }
+}
+
+/// [`fit_from`] with a warm start, with the Hessian's sample taken above `sample_triples`.
+fn fit_warm(
     summaries: &[Summary],
+    previous: &BgNbd,
     sample_triples: usize,
 ) -> Result<BgNbdFit, GrowthError> {
+    let data = checked(summaries)?;
+    let start = [previous.r, previous.alpha, previous.a, previous.b].map(f64::ln);
+    if start.iter().any(|t| !t.is_finite()) || crate::outside_bounds(&start) {
+        return fit_with_sample(summaries, sample_triples);
+    }
+    let polished = if data.triples.len() > sample_triples {
+        let k = data.triples.len().div_ceil(sample_triples);
+        let sample = Grouped {
+            triples: data.triples.iter().step_by(k).copied().collect(),
+            ..data.clone_empty()
+        };
+        data.newton(&start, &sample)
+    } else {
+        data.newton(&start, &data)
+    };
+    let found = match polished {
+        Some((x, value, iterations)) => crate::optimize::Minimum {
+            x,
+            value,
+            iterations,
+            converged: true,
+        },
+        // Too far for Newton: the cold path.
+        None => return fit_with_sample(summaries, sample_triples),
+    };
+    finish(&data, &found)
+}
+
+/// The summaries grouped, or why they cannot identify the model.
+fn checked(summaries: &[Summary]) -> Result<Grouped, GrowthError> {
     let data = Grouped::new(summaries);
     if data.customers < MIN_CUSTOMERS {
         return Err(GrowthError::TooFewCustomers {
@@ -381,6 +395,36 @@ pub fn fit_with_sample(
             needed: MIN_REPEAT_BUYERS,
         });
     }
+    Ok(data)
+}
+
+/// The fit at the optimiser's result, or why it is not one.
+fn finish(data: &Grouped, found: &crate::optimize::Minimum) -> Result<BgNbdFit, GrowthError> {
+    crate::check_minimum("BG/NBD", &["r", "alpha", "a", "b"], found)?;
+    Ok(BgNbdFit {
+        params: unpack(&found.x),
+        quality: FitQuality {
+            log_likelihood: -found.value * data.customers as f64,
+            customers: data.customers,
+            repeat_buyers: data.repeat_buyers,
+            iterations: found.iterations,
+        },
+    })
+}
+
+/// [`fit`], with the simplex's walk made on an even sample of the distinct summaries when
+/// there are more than `sample_triples` of them (every k-th, with its weight), and the optimum
+/// polished by Newton's method on all of them (the simplex on all of them if Newton fails).
+/// [`fit`] samples above 20,000.
+///
+/// # Errors
+///
+/// As [`fit`].
+pub fn fit_with_sample(
+    summaries: &[Summary],
+    sample_triples: usize,
+) -> Result<BgNbdFit, GrowthError> {
+    let data = checked(summaries)?;
     let start_alpha = (f64::from(data.max_day) / 10.0).max(1.0);
     let mut start = vec![0.0, start_alpha.ln(), 0.0, 0.0];
     let mut step = 0.5;
@@ -403,7 +447,6 @@ pub fn fit_with_sample(
             step = 0.05;
         }
     }
-    let n = data.customers as f64;
     let mut found = match polished {
         Some((x, value, iterations)) => crate::optimize::Minimum {
             x,
@@ -411,19 +454,23 @@ pub fn fit_with_sample(
             iterations,
             converged: true,
         },
-        None => minimize(data.objective(), &start, step),
+        None => {
+            // The simplex on all of them, polished by Newton (the curvature of all of them:
+            // this is the small-data path), so that cold and warm starts end at one optimum.
+            let walked = minimize(data.objective(), &start, step);
+            match data.newton(&walked.x, &data).filter(|_| walked.converged) {
+                Some((x, value, iterations)) => crate::optimize::Minimum {
+                    x,
+                    value,
+                    iterations: walked.iterations + iterations,
+                    converged: true,
+                },
+                None => walked,
+            }
+        }
     };
     found.iterations += sample_iterations;
-    crate::check_minimum("BG/NBD", &["r", "alpha", "a", "b"], &found)?;
-    Ok(BgNbdFit {
-        params: unpack(&found.x),
-        quality: FitQuality {
-            log_likelihood: -found.value * n,
-            customers: data.customers,
-            repeat_buyers: data.repeat_buyers,
-            iterations: found.iterations,
-        },
-    })
+    finish(&data, &found)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ mod special;
 mod summary;
 mod value;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use bgnbd::{BgNbd, BgNbdFit};
 pub use gamma_gamma::{GammaGamma, GammaGammaFit};
@@ -89,7 +89,7 @@ fn check_minimum(
 }
 
 /// How a fit went.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FitQuality {
     /// The maximised log-likelihood (times in days).
     pub log_likelihood: f64,

@@ -57,6 +57,91 @@ pub(crate) fn minimize(f: impl Fn(&[f64]) -> f64, start: &[f64], step: f64) -> M
     }
 }
 
+/// Newton's method from `start` on `f` with its analytic gradient `gradient`, the Hessian from
+/// forward differences of the gradient, and a halving line search: `Some(minimum)` once the
+/// step is negligible, `None` if a step is not a descent direction or fails to decrease `f`
+/// (the caller falls back to the simplex).
+pub(crate) fn newton<const N: usize>(
+    f: impl Fn(&[f64]) -> f64,
+    gradient: impl Fn(&[f64]) -> [f64; N],
+    start: &[f64],
+) -> Option<Minimum> {
+    let mut x = start.to_vec();
+    let mut fx = f(&x);
+    if !fx.is_finite() {
+        return None;
+    }
+    for iteration in 1..=50 {
+        let g = gradient(&x);
+        let mut h = [[0.0; N]; N];
+        for j in 0..N {
+            let step = 1e-6 * (1.0 + x[j].abs());
+            let mut moved = x.clone();
+            moved[j] += step;
+            let gj = gradient(&moved);
+            for i in 0..N {
+                h[i][j] = (gj[i] - g[i]) / step;
+            }
+        }
+        let h: [[f64; N]; N] =
+            std::array::from_fn(|i| std::array::from_fn(|j| 0.5 * (h[i][j] + h[j][i])));
+        let d = solve(h, g.map(|v| -v))?;
+        if d.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>() >= 0.0 {
+            return None;
+        }
+        let mut scale = 1.0;
+        let (next, fnext) = loop {
+            let next: Vec<f64> = x.iter().zip(&d).map(|(a, b)| a + scale * b).collect();
+            let fnext = f(&next);
+            if fnext <= fx || scale < 1e-6 {
+                break (next, fnext);
+            }
+            scale *= 0.5;
+        };
+        if fnext.is_nan() || fnext > fx {
+            return None;
+        }
+        let moved = d.iter().map(|v| (v * scale).abs()).fold(0.0, f64::max);
+        x = next;
+        fx = fnext;
+        if moved < 1e-9 {
+            return Some(Minimum {
+                x,
+                value: fx,
+                iterations: iteration,
+                converged: true,
+            });
+        }
+    }
+    None
+}
+
+/// Solves `h d = g` by Gaussian elimination with partial pivoting (`None` if singular).
+pub(crate) fn solve<const N: usize>(mut h: [[f64; N]; N], mut g: [f64; N]) -> Option<[f64; N]> {
+    for col in 0..N {
+        let pivot = (col..N).max_by(|&i, &j| h[i][col].abs().total_cmp(&h[j][col].abs()))?;
+        if h[pivot][col].abs() < 1e-300 {
+            return None;
+        }
+        h.swap(col, pivot);
+        g.swap(col, pivot);
+        for row in col + 1..N {
+            let factor = h[row][col] / h[col][col];
+            let pivot_row = h[col];
+            for (cell, p) in h[row].iter_mut().zip(pivot_row).skip(col) {
+                *cell -= factor * p;
+            }
+            g[row] -= factor * g[col];
+        }
+    }
+    let mut d = [0.0; N];
+    for row in (0..N).rev() {
+        let rest: f64 = (row + 1..N).map(|k| h[row][k] * d[k]).sum();
+        d[row] = (g[row] - rest) / h[row][row];
+    }
+    d.iter().all(|v| v.is_finite()).then_some(d)
+}
+
 fn simplex(
     f: &impl Fn(&[f64]) -> f64,
     start: &[f64],

@@ -261,3 +261,88 @@ fn per_customer_values_match_lifetimes_on_its_parameters() {
     }
     eprintln!("largest relative differences (p_alive, E90, E365, AOV, CLV): {worst:?}");
 }
+
+/// Summaries of the customers with a purchase by the end of `end` (a day number).
+fn summaries_at(end: i64) -> Vec<Summary> {
+    let text = std::fs::read_to_string(data_dir().join("data/CDNOW_sample.txt")).unwrap();
+    let mut purchases: Vec<Vec<(i64, f64)>> = vec![Vec::new(); 2_357];
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let date = cols[2];
+        let day = day_number(
+            date[..4].parse().unwrap(),
+            date[4..6].parse().unwrap(),
+            date[6..].parse().unwrap(),
+        );
+        purchases[cols[1].parse::<usize>().unwrap() - 1].push((day, cols[4].parse().unwrap()));
+    }
+    purchases.iter().filter_map(|p| summarize(p, end)).collect()
+}
+
+#[test]
+fn warm_started_fits_reach_the_cold_optimum_in_fewer_iterations() {
+    // The previous "assessment": the same customers a week earlier.
+    let earlier = summaries_at(day_number(1997, 9, 23));
+    let (previous_b, previous_g) = (
+        bgnbd::fit(&earlier).unwrap().params,
+        gamma_gamma::fit(&earlier).unwrap().params,
+    );
+    let data = calibration();
+    let (cold_b, warm_b) = (
+        bgnbd::fit(data).unwrap(),
+        bgnbd::fit_from(data, Some(&previous_b)).unwrap(),
+    );
+    let (cold_g, warm_g) = (
+        gamma_gamma::fit(data).unwrap(),
+        gamma_gamma::fit_from(data, Some(&previous_g)).unwrap(),
+    );
+    eprintln!(
+        "BG/NBD iterations cold {} warm {}; Gamma-Gamma cold {} warm {}",
+        cold_b.quality.iterations,
+        warm_b.quality.iterations,
+        cold_g.quality.iterations,
+        warm_g.quality.iterations
+    );
+    let (c, w) = (cold_b.params, warm_b.params);
+    for (name, cold, warm) in [
+        ("r", c.r, w.r),
+        ("alpha", c.alpha, w.alpha),
+        ("a", c.a, w.a),
+        ("b", c.b, w.b),
+        ("p", cold_g.params.p, warm_g.params.p),
+        ("q", cold_g.params.q, warm_g.params.q),
+        ("gamma", cold_g.params.gamma, warm_g.params.gamma),
+    ] {
+        assert!(close(warm, cold, 1e-6), "{name}: warm {warm}, cold {cold}");
+    }
+    for s in data {
+        let pairs = [
+            (c.p_alive(s), w.p_alive(s)),
+            (
+                c.expected_orders(s, 90.0).unwrap(),
+                w.expected_orders(s, 90.0).unwrap(),
+            ),
+            (
+                cold_g.params.expected_order_value(s),
+                warm_g.params.expected_order_value(s),
+            ),
+        ];
+        for (cold, warm) in pairs {
+            assert!(close(warm, cold, 1e-6), "{s:?}: warm {warm}, cold {cold}");
+        }
+    }
+    assert!(warm_b.quality.iterations * 4 < cold_b.quality.iterations);
+    assert!(warm_g.quality.iterations < cold_g.quality.iterations);
+    // A start far from the optimum still ends there.
+    let far = BgNbd {
+        r: 5.0,
+        alpha: 1.0,
+        a: 0.05,
+        b: 40.0,
+    };
+    let from_far = bgnbd::fit_from(data, Some(&far)).unwrap().params;
+    assert!(
+        close(from_far.r, c.r, 1e-6) && close(from_far.b, c.b, 1e-6),
+        "{from_far:?}"
+    );
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use crate::growth::{Growth, GrowthOutcome, GrowthSettings};
+use crate::growth::{FitSource, Growth, GrowthOutcome, GrowthSettings};
 use serde::Serialize;
 use tiercare_engine::{
     AssessmentTimes, Decision, Diagnostic, Explanation, Feature, LoadedRules, Pin as EnginePin,
@@ -696,6 +696,8 @@ pub struct CustomerExplanation {
     pub growth_summary: Option<tiercare_growth::Summary>,
     /// The customer's predicted values.
     pub growth_prediction: Option<tiercare_growth::Prediction>,
+    /// Where `growth` comes from: an assessment's stored fit, or fitted for this explanation.
+    pub growth_source: FitSource,
 }
 
 /// Explains one customer's tier at `at`.
@@ -710,7 +712,20 @@ pub fn explain(
     let features = store
         .customer_features(at, rules.window(), customer_id)?
         .ok_or_else(|| AssessError::UnknownCustomer(customer_id.to_owned()))?;
-    let growth = Growth::compute(store, at, rules.window(), growth)?;
+    // The latest assessment's stored fit and this customer's orders alone; a fit over every
+    // customer's orders only when no assessment stored one.
+    let (growth, growth_source) = match crate::growth::stored_fit(store, at)? {
+        Some((source, outcome)) => {
+            let window = rules.window();
+            let rowid = features.customer_rowid;
+            let one = Growth::for_customer(store, rowid, at, window, growth, outcome)?;
+            (one, source)
+        }
+        None => (
+            Growth::compute(store, at, rules.window(), growth)?,
+            FitSource::FittedNow,
+        ),
+    };
     let mut snapshot = Snapshot::new();
     fill_snapshot(&mut snapshot, &features);
     growth.fill(&mut snapshot, features.customer_rowid);
@@ -727,6 +742,7 @@ pub fn explain(
         growth_summary: growth.summary(features.customer_rowid),
         growth_prediction: growth.prediction(features.customer_rowid),
         growth: growth.outcome,
+        growth_source,
     })
 }
 

@@ -129,6 +129,7 @@ pub use followups::{
     Assignee, ComposeEmail, ComposeSms, FollowUp, FollowUpAction, FollowUpKind, FollowUpOutcome,
     FollowUpSession, FollowUpStatus, OccurrenceKey, PlannedFollowUp, Recorded,
 };
+pub use growth::StoredGrowthFit;
 pub use import::{
     ImportAudit, ImportKind, ImportOptions, ImportSavepoint, ImportSession, Outcome, RowError,
     RowRejection,
