@@ -9,6 +9,7 @@
 //! - [`tasks`]: `/staff/tasks`, "my tasks".
 //! - [`outbox`], [`plan`], [`rules`]: `/staff/outbox` (per state, retry, cancel, held, resume),
 //!   `/staff/plan` (the coming days), `/staff/rules` (as loaded, reload problems, a preview).
+//! - [`rules_cache`]: the rules the customers list reads, compiled once per version.
 //!
 //! A page area adds a module here and registers its routes with one `.merge(...)` line in
 //! [`routes`]; its handlers take [`Staff`] (signed in, or redirected to the login page), render
@@ -27,6 +28,7 @@ pub mod outbox;
 pub mod plan;
 pub mod reading;
 pub mod rules;
+pub mod rules_cache;
 pub mod tasks;
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     workspace: Workspace,
     app: Router,
+    state: Arc<AppState>,
 }
 
 /// A signed-in account: its cookie and CSRF token.
@@ -111,11 +112,13 @@ fn fixture() -> Fixture {
     let state =
         AppState::new(store, signer, HttpConfig::default(), now).with_workspace(workspace.clone());
     let peer: SocketAddr = "192.0.2.1:4000".parse().unwrap();
-    let app = crate::router(Arc::new(state)).layer(MockConnectInfo(peer));
+    let state = Arc::new(state);
+    let app = crate::router(Arc::clone(&state)).layer(MockConnectInfo(peer));
     Fixture {
         _dir: dir,
         workspace,
         app,
+        state,
     }
 }
 
@@ -507,4 +510,26 @@ async fn the_preview_says_what_an_assessment_would_change_and_writes_nothing() {
         before,
         "nothing recorded"
     );
+}
+
+#[tokio::test]
+async fn the_customers_list_compiles_the_rules_once_per_version() {
+    let f = fixture();
+    let admin = f.account("root", StaffRole::Admin, None);
+    for _ in 0..3 {
+        let (status, page) = f.get(&admin, "/staff/customers").await;
+        assert_eq!(status, StatusCode::OK);
+        // The tier filter lists the rules' tiers.
+        assert!(page.contains("<option value=\"A\""), "{page}");
+    }
+    assert_eq!(f.state.rules().compiles(), 1);
+    // The rules change: the next request compiles the new version, once.
+    let tiers = f.workspace.rules_dir().join("tiers.yaml");
+    let text = std::fs::read_to_string(&tiers).unwrap();
+    std::fs::write(&tiers, format!("{text}\n# edited\n")).unwrap();
+    for _ in 0..2 {
+        let (status, _) = f.get(&admin, "/staff/customers?q=Buyer").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(f.state.rules().compiles(), 2);
 }
