@@ -15,6 +15,22 @@ use crate::error::{AtPath, StoreError};
 /// when a page is full).
 pub const MIN_INDEXED_SEARCH: usize = 3;
 
+/// The full-text query of `search` for the trigram index: every distinct run of 3 characters
+/// of it, each quoted, all required (`"abc" AND "bcd"`); `None` when it is shorter than
+/// [`MIN_INDEXED_SEARCH`].
+fn trigram_query(search: &str) -> Option<String> {
+    let chars: Vec<char> = search.chars().collect();
+    let mut trigrams: Vec<String> = Vec::new();
+    for window in chars.windows(MIN_INDEXED_SEARCH) {
+        let trigram: String = window.iter().collect();
+        let trigram = format!("\"{}\"", trigram.replace('"', "\"\""));
+        if !trigrams.contains(&trigram) {
+            trigrams.push(trigram);
+        }
+    }
+    (!trigrams.is_empty()).then(|| trigrams.join(" AND "))
+}
+
 /// What to list: every filter that is set must hold (an empty query lists every customer).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CustomerQuery {
@@ -225,12 +241,12 @@ fn select_sql(
         .map(str::trim)
         .filter(|search| !search.is_empty())
     {
-        if search.chars().count() >= MIN_INDEXED_SEARCH {
-            // The index folds case more widely than lower() does (Unicode, not ASCII
-            // only), so its hits are a superset; the condition below keeps exactly the
-            // substring matches.
-            let phrase = bind(Value::Text(format!("\"{}\"", search.replace('"', "\"\""))));
-            conditions.push(format!("f.customers_search MATCH {phrase}"));
+        if let Some(trigrams) = trigram_query(search) {
+            // The customers with every trigram of the text: a superset of those whose text
+            // holds it (anywhere, in any column, and case folded beyond ASCII); the
+            // condition below keeps exactly the substring matches.
+            let trigrams = bind(Value::Text(trigrams));
+            conditions.push(format!("f.customers_search MATCH {trigrams}"));
             source = "customers_search f CROSS JOIN customers c ON c.id = f.rowid";
             key = "f.rowid";
         }
