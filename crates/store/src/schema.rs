@@ -75,11 +75,11 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 /// 20. (incentives) `coupons` (single-use codes per pool, issued at most once per pool and
 ///     customer, redeemed by an order) and the `points` ledger.
 /// 21. (sms) `outbox.channel` (`email` or `sms`) and the due rows' index per channel.
-/// 22. (staff search) `customers_search`: an FTS5 `trigram` index (`detail=none`) of the
+/// 22. (address lookups) `customers_email_lower` and `outbox_sent_to_lower`.
+/// 23. (staff search) `customers_search`: an FTS5 `trigram` index (`detail=none`) of the
 ///     customers' external id, name and e-mail address (external content: it holds no copy of
-///     the text), kept by
-///     triggers on `customers`, with FTS5's `secure-delete` on so a forgotten name leaves no
-///     trigram behind; filled for the existing rows.
+///     the text), kept by triggers on `customers`, with FTS5's `secure-delete` on so a
+///     forgotten name leaves no trigram behind; filled for the existing rows.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -835,7 +835,14 @@ ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'email'
 -- what is due, per channel: each sender's claim reads only its own
 CREATE INDEX outbox_due_by_channel ON outbox(channel, due_at) WHERE state IN ('queued', 'deferred');
 "#,
-    // 22 (staff search): substring search of the customers through a trigram index.
+    // 22 (address lookups): an unsubscribe finds the customers of an address, and a bounce
+    // without a message id finds the e-mail it answers, by index instead of a table scan.
+    r#"
+CREATE INDEX customers_email_lower ON customers(lower(trim(email))) WHERE email IS NOT NULL;
+CREATE INDEX outbox_sent_to_lower ON outbox(lower(to_address))
+    WHERE state IN ('sent', 'failed', 'unknown');
+"#,
+    // 23 (staff search): substring search of the customers through a trigram index.
     r#"
 -- The customers' searched texts as trigrams, so a substring search of 3 characters or more
 -- reads the index instead of every customer. External content: the text stays in
@@ -961,6 +968,7 @@ mod tests {
         0x8e22_123d_2f8d_2e27,
         0x1d15_aa7d_9f99_3acd,
         0x310e_dfa4_8fe2_27aa,
+        0x00fb_d047_42ed_703e,
         0x5664_eea0_07c7_0304,
     ];
 
