@@ -1068,6 +1068,8 @@ pub struct CustomersArgs {
     #[arg(long, value_name = "MANAGER")]
     pub owner: Option<String>,
     /// Only customers whose id, name or e-mail address contains TEXT (ignoring ASCII case).
+    /// From 3 characters on it is looked up in the search index; 1 or 2 characters read the
+    /// customers one by one.
     #[arg(long, value_name = "TEXT")]
     pub search: Option<String>,
     /// Only customers with no interaction in the N days before --at (never contacted included).

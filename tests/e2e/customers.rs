@@ -246,3 +246,125 @@ fn customers_csv_quotes_names_with_commas_and_quotes() {
     assert_eq!(&records[0][1], "Smith, \"Jo\"");
     assert_eq!(&records[0][2], "jo@example.com");
 }
+
+/// The ids of the customers whose external id, name or e-mail address contains each of
+/// `queries`, computed by Python from the rows of `db`: both sides lowered in ASCII only (as
+/// SQLite's `lower()` does), in row id order. A computation apart from SQLite's search.
+fn python_substring_matches(
+    db: &std::path::Path,
+    queries: &[&str],
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let python =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python");
+    assert!(
+        python.exists(),
+        "the tests' Python venv is missing: run `bash .ci/deps`"
+    );
+    let script = "\
+import json, sqlite3, string, sys
+lower = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+rows = sqlite3.connect(sys.argv[1]).execute(
+    'SELECT external_id, name, email FROM customers ORDER BY id').fetchall()
+out = {}
+for query in json.loads(sys.argv[2]):
+    q = query.strip().translate(lower)
+    out[query] = [r[0] for r in rows
+                  if any(f is not None and q in f.translate(lower) for f in r)]
+print(json.dumps(out))
+";
+    let output = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(db)
+        .arg(serde_json::to_string(queries).unwrap())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn search_finds_exactly_what_python_finds_by_substring_chinese_names_included() {
+    let ws = common::Workspace::new();
+    let surnames = ["王", "李", "张", "欧阳", "Zoë", "ÄRGER", "Smith", "O'Brien"];
+    let given = [
+        "伟",
+        "小明",
+        "秀英",
+        "Ada",
+        "ZOË",
+        "jürgen",
+        "Ann-Marie",
+        "Lü",
+    ];
+    let mut csv = String::from("customer_id,name,email\n");
+    for i in 0..3_000_usize {
+        let name = if i % 17 == 0 {
+            String::new()
+        } else {
+            format!(
+                "{}{}{}",
+                surnames[i % surnames.len()],
+                if i % 3 == 0 { " " } else { "" },
+                given[(i / 5) % given.len()]
+            )
+        };
+        let email = if i % 13 == 0 {
+            String::new()
+        } else {
+            format!(
+                "{}{i}@{}",
+                ["wang", "Li", "ZOE", "smith"][i % 4],
+                ["Example.com", "qq.com", "Mail.CN"][i % 3]
+            )
+        };
+        csv.push_str(&format!("K{i:05},{name},{email}\n"));
+    }
+    let file = ws.write("people.csv", &csv);
+    ws.run(&["import", "customers", &file]).assert_code(0);
+    assert_eq!(ws.count("SELECT count(*) FROM customers"), 3_000);
+    let queries = [
+        "王",
+        "欧阳",
+        "王小明",
+        "张 秀英",
+        "阳小",
+        "zoë",
+        "ZOË",
+        "Zoë",
+        "ärger",
+        "ÄRGER",
+        "jürgen",
+        "LÜ",
+        "smith12",
+        "SMITH",
+        "@qq.com",
+        "@example.COM",
+        "mail.cn",
+        "k0012",
+        "K02999",
+        "o'b",
+        "ann-",
+        "n-m",
+        "%",
+        "_",
+        "1%",
+        "  ada  ",
+        "nobody here",
+        "@",
+        "wang3",
+    ];
+    let expected = python_substring_matches(&ws.path("tiercare.db"), &queries);
+    for query in queries {
+        let out = ws.run(&["customers", "--search", query, "--csv"]);
+        out.assert_code(0);
+        let mut reader = csv::Reader::from_reader(out.stdout.as_bytes());
+        let found: Vec<String> = reader
+            .records()
+            .map(|record| record.unwrap()[0].to_owned())
+            .collect();
+        assert_eq!(found, expected[query], "--search {query:?}");
+    }
+    // Not a vacuous comparison.
+    assert!(expected["王小明"].len() > 10 && expected["ÄRGER"].len() > 10);
+    assert!(expected["ärger"].is_empty(), "ASCII-only case folding");
+}

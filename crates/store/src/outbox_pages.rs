@@ -108,6 +108,20 @@ impl Store {
         owner: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OutboxEmail>, StoreError> {
+        self.held_emails_before(now, paused_domains, owner, None, limit)
+    }
+
+    /// One page of [`Store::held_emails`]: the held e-mails older than the e-mail `before`
+    /// (all when `None`), newest first, at most `limit`. Keyset paging: a page starts where
+    /// the last one ended, by id, so a page costs the same however far back it is.
+    pub fn held_emails_before(
+        &self,
+        now: i64,
+        paused_domains: &[String],
+        owner: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEmail>, StoreError> {
         let domains = serde_json::to_string(paused_domains).unwrap_or_else(|_| "[]".to_owned());
         let mut stmt = self
             .conn
@@ -115,13 +129,13 @@ impl Store {
                 "SELECT {EMAIL_COLUMNS} {EMAIL_FROM} \
                  WHERE (o.state = 'deferred' OR (o.state = 'queued' AND o.due_at <= ?1 \
                    AND {DOMAIN_OF_TO} IN (SELECT value FROM json_each(?2)))) \
-                 AND (?3 IS NULL OR c.owner = ?3) \
+                 AND (?3 IS NULL OR c.owner = ?3) AND (?5 IS NULL OR o.id < ?5) \
                  ORDER BY o.id DESC LIMIT ?4"
             ))
             .at(&self.label)?;
         let rows = stmt
             .query_map(
-                rusqlite::params![now, domains, owner, limit_value(limit)],
+                rusqlite::params![now, domains, owner, limit_value(limit), before],
                 email_row,
             )
             .at(&self.label)?;

@@ -75,6 +75,11 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 /// 20. (incentives) `coupons` (single-use codes per pool, issued at most once per pool and
 ///     customer, redeemed by an order) and the `points` ledger.
 /// 21. (sms) `outbox.channel` (`email` or `sms`) and the due rows' index per channel.
+/// 22. (address lookups) `customers_email_lower` and `outbox_sent_to_lower`.
+/// 23. (staff search) `customers_search`: an FTS5 `trigram` index (`detail=none`) of the
+///     customers' external id, name and e-mail address (external content: it holds no copy of
+///     the text), kept by triggers on `customers`, with FTS5's `secure-delete` on so a
+///     forgotten name leaves no trigram behind; filled for the existing rows.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -837,6 +842,41 @@ CREATE INDEX customers_email_lower ON customers(lower(trim(email))) WHERE email 
 CREATE INDEX outbox_sent_to_lower ON outbox(lower(to_address))
     WHERE state IN ('sent', 'failed', 'unknown');
 "#,
+    // 23 (staff search): substring search of the customers through a trigram index.
+    r#"
+-- The customers' searched texts as trigrams, so a substring search of 3 characters or more
+-- reads the index instead of every customer. External content: the text stays in
+-- `customers` only. detail=none: no positions (a third of the size); a search asks for every
+-- trigram of its text and re-checks each hit against the text, as it must anyway (the
+-- tokenizer folds case beyond ASCII).
+CREATE VIRTUAL TABLE customers_search USING fts5(
+    external_id, name, email,
+    content = 'customers', content_rowid = 'id', tokenize = 'trigram', detail = 'none'
+);
+-- A delete removes the row's entries from the index itself (not only a tombstone beside
+-- them), so an erased name leaves no trigram in the file.
+INSERT INTO customers_search (customers_search, rank) VALUES ('secure-delete', 1);
+INSERT INTO customers_search (customers_search) VALUES ('rebuild');
+CREATE TRIGGER customers_search_on_insert AFTER INSERT ON customers
+BEGIN
+    INSERT INTO customers_search (rowid, external_id, name, email)
+    VALUES (new.id, new.external_id, new.name, new.email);
+END;
+CREATE TRIGGER customers_search_on_delete AFTER DELETE ON customers
+BEGIN
+    INSERT INTO customers_search (customers_search, rowid, external_id, name, email)
+    VALUES ('delete', old.id, old.external_id, old.name, old.email);
+END;
+CREATE TRIGGER customers_search_on_update AFTER UPDATE OF external_id, name, email ON customers
+WHEN old.external_id IS NOT new.external_id OR old.name IS NOT new.name
+    OR old.email IS NOT new.email
+BEGIN
+    INSERT INTO customers_search (customers_search, rowid, external_id, name, email)
+    VALUES ('delete', old.id, old.external_id, old.name, old.email);
+    INSERT INTO customers_search (rowid, external_id, name, email)
+    VALUES (new.id, new.external_id, new.name, new.email);
+END;
+"#,
 ];
 
 /// The schema version this build writes: the number of migrations it knows.
@@ -929,6 +969,7 @@ mod tests {
         0x1d15_aa7d_9f99_3acd,
         0x310e_dfa4_8fe2_27aa,
         0x00fb_d047_42ed_703e,
+        0x5664_eea0_07c7_0304,
     ];
 
     #[test]

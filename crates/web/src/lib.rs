@@ -54,6 +54,7 @@ pub struct AppState {
     providers: ProviderSettings,
     workspace: Option<Workspace>,
     timezone: chrono_tz::Tz,
+    rules: staff::rules_cache::RulesCache,
 }
 
 impl AppState {
@@ -69,6 +70,7 @@ impl AppState {
             providers: ProviderSettings::default(),
             workspace: None,
             timezone: chrono_tz::Tz::UTC,
+            rules: staff::rules_cache::RulesCache::default(),
         }
     }
 
@@ -99,6 +101,11 @@ impl AppState {
     pub fn with_timezone(mut self, timezone: chrono_tz::Tz) -> Self {
         self.timezone = timezone;
         self
+    }
+
+    /// The workspace's rules as the staff pages read them, compiled once per version.
+    pub fn rules(&self) -> &staff::rules_cache::RulesCache {
+        &self.rules
     }
 
     /// The workspace's time zone.

@@ -23,7 +23,6 @@ use tiercare_scheduler::html::escape;
 use tiercare_scheduler::workspace::Workspace;
 use tiercare_store::{CustomerQuery, CustomerRow, Store};
 
-use super::customer::rule_tiers;
 use super::customer_texts::{CustomerTexts, texts};
 use super::{Nav, Staff, blocking, frame};
 use crate::AppState;
@@ -428,8 +427,13 @@ async fn list_page(
     let filters = ListFilters::parse(query.as_deref());
     let scope = staff.owner_scope().map(str::to_owned);
     let work_filters = filters.clone();
+    let cache = Arc::clone(&state);
     let loaded = blocking(&state, staff.lang, move |store, now| {
-        let tiers = rule_tiers(&workspace).unwrap_or_default();
+        let tiers = cache
+            .rules()
+            .get(&workspace)
+            .map(|rules| rules.tiers.clone())
+            .unwrap_or_default();
         let mut filters = work_filters;
         let mut problem = None;
         if !filters.sort_is_known() {

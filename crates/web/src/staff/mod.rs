@@ -9,6 +9,8 @@
 //! - [`tasks`]: `/staff/tasks`, "my tasks".
 //! - [`outbox`], [`plan`], [`rules`]: `/staff/outbox` (per state, retry, cancel, held, resume),
 //!   `/staff/plan` (the coming days), `/staff/rules` (as loaded, reload problems, a preview).
+//! - [`refusal`]: the store's refusals (409 pages) in the page's language.
+//! - [`rules_cache`]: the rules the customers list reads, compiled once per version.
 //!
 //! A page area adds a module here and registers its routes with one `.merge(...)` line in
 //! [`routes`]; its handlers take [`Staff`] (signed in, or redirected to the login page), render
@@ -26,7 +28,9 @@ pub mod frame;
 pub mod outbox;
 pub mod plan;
 pub mod reading;
+pub mod refusal;
 pub mod rules;
+pub mod rules_cache;
 pub mod tasks;
 
 #[cfg(test)]

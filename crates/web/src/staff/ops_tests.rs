@@ -37,6 +37,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     workspace: Workspace,
     app: Router,
+    state: Arc<AppState>,
 }
 
 /// A signed-in account: its cookie and CSRF token.
@@ -111,11 +112,13 @@ fn fixture() -> Fixture {
     let state =
         AppState::new(store, signer, HttpConfig::default(), now).with_workspace(workspace.clone());
     let peer: SocketAddr = "192.0.2.1:4000".parse().unwrap();
-    let app = crate::router(Arc::new(state)).layer(MockConnectInfo(peer));
+    let state = Arc::new(state);
+    let app = crate::router(Arc::clone(&state)).layer(MockConnectInfo(peer));
     Fixture {
         _dir: dir,
         workspace,
         app,
+        state,
     }
 }
 
@@ -220,6 +223,21 @@ impl Fixture {
             )
             .await;
         (status, location)
+    }
+
+    /// `POST uri` with the account's token: the status and the page.
+    async fn post_page(&self, account: &Account, uri: &str) -> (StatusCode, String) {
+        let (status, body, _) = self
+            .call(
+                Request::post(uri)
+                    .header(header::COOKIE, format!("tiercare_staff={}", account.cookie))
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header("sec-fetch-site", "same-origin")
+                    .body(Body::from(format!("_csrf={}&note=x", account.csrf)))
+                    .unwrap(),
+            )
+            .await;
+        (status, body)
     }
 
     fn state_of(&self, id: i64) -> OutboxState {
@@ -507,4 +525,121 @@ async fn the_preview_says_what_an_assessment_would_change_and_writes_nothing() {
         before,
         "nothing recorded"
     );
+}
+
+#[tokio::test]
+async fn the_customers_list_compiles_the_rules_once_per_version() {
+    let f = fixture();
+    let admin = f.account("root", StaffRole::Admin, None);
+    for _ in 0..3 {
+        let (status, page) = f.get(&admin, "/staff/customers").await;
+        assert_eq!(status, StatusCode::OK);
+        // The tier filter lists the rules' tiers.
+        assert!(page.contains("<option value=\"A\""), "{page}");
+    }
+    assert_eq!(f.state.rules().compiles(), 1);
+    // The rules change: the next request compiles the new version, once.
+    let tiers = f.workspace.rules_dir().join("tiers.yaml");
+    let text = std::fs::read_to_string(&tiers).unwrap();
+    std::fs::write(&tiers, format!("{text}\n# edited\n")).unwrap();
+    for _ in 0..2 {
+        let (status, _) = f.get(&admin, "/staff/customers?q=Buyer").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(f.state.rules().compiles(), 2);
+}
+
+/// The ids of the e-mail rows of a page, in order.
+fn row_ids(page: &str) -> Vec<i64> {
+    page.split("<tr data-id=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn held_emails_are_paged_newest_first_without_gaps_or_repeats() {
+    let f = fixture();
+    let mut held: Vec<i64> = (0..60)
+        .map(|i| f.queue("C3", &format!("care{i}"), "other@example.org"))
+        .collect();
+    f.store()
+        .pause_domain("example.org", NOW - 10, "421 4.7.0 slow down", 300, 3600)
+        .unwrap();
+    held.reverse();
+    let admin = f.account("root", StaffRole::Admin, None);
+    let (status, first) = f.get(&admin, "/staff/outbox/held").await;
+    assert_eq!(status, StatusCode::OK);
+    let first_ids = row_ids(&first);
+    assert_eq!(first_ids, held[..super::outbox::PAGE]);
+    let next = format!("/staff/outbox/held?before={}", first_ids.last().unwrap());
+    assert!(first.contains(&next.replace('&', "&amp;")), "{first}");
+    let (status, second) = f.get(&admin, &next).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(row_ids(&second), held[super::outbox::PAGE..]);
+    assert!(
+        !second.contains("/staff/outbox/held?before="),
+        "the last page links no further"
+    );
+}
+
+#[tokio::test]
+async fn the_stores_refusals_are_in_chinese_on_chinese_pages() {
+    let f = fixture();
+    let email = f.queue("C1", "care", "big@example.com");
+    let admin = f.account("root", StaffRole::Admin, None);
+    let (status, _) = f
+        .post(&admin, &format!("/staff/outbox/{email}/cancel"))
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // Cancelled twice: the store refuses; in English its own words, in Chinese the same facts.
+    let (status, page) = f
+        .post_page(&admin, &format!("/staff/outbox/{email}/cancel?lang=en"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        page.contains("is cancelled: it cannot be cancelled"),
+        "{page}"
+    );
+    let (status, page) = f
+        .post_page(&admin, &format!("/staff/outbox/{email}/cancel?lang=zh-CN"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        page.contains(&format!("邮件 #{email} 的状态是“已取消”，不能取消。")),
+        "{page}"
+    );
+    assert!(!page.contains("it cannot be"), "{page}");
+    // A task done twice.
+    let task = f
+        .store()
+        .add_task(
+            &tiercare_store::NewTask {
+                customer_id: "C1".into(),
+                assignee: "alice".into(),
+                title: "Call".into(),
+                due_at: NOW + 3600,
+                note: None,
+            },
+            NOW,
+        )
+        .unwrap();
+    let (status, _) = f
+        .post_page(&admin, &format!("/staff/tasks/{}/done", task.id))
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, page) = f
+        .post_page(&admin, &format!("/staff/tasks/{}/done?lang=zh-CN", task.id))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        page.contains(&format!("任务 #{} 已由 root 于", task.id))
+            && page.contains("完成，无需更改"),
+        "{page}"
+    );
+    let (status, page) = f
+        .post_page(&admin, "/staff/tasks/999/done?lang=zh-CN")
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(page.contains("没有编号为 #999 的任务。"), "{page}");
 }

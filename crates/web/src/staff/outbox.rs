@@ -28,6 +28,7 @@ use tiercare_scheduler::time::local_time;
 use tiercare_store::{Bounce, OutboxEmail, OutboxEvent, OutboxQuery, OutboxState, StoreError};
 
 use crate::AppState;
+use crate::staff::refusal::refusal;
 use crate::staff::{Nav, Role, Staff, blocking, frame};
 
 /// E-mails per page.
@@ -753,6 +754,7 @@ async fn change(state: &Arc<AppState>, staff: Staff, id: i64, action: &'static s
     let lang = staff.lang;
     let scope = staff.owner_scope().map(str::to_owned);
     let who = staff.clone();
+    let timezone = timezone(state);
     let done = blocking(state, lang, move |store, now| {
         if visible(store, scope.as_deref(), id)?.is_none() {
             return Ok::<_, StoreError>(Changed::Unknown);
@@ -781,7 +783,7 @@ async fn change(state: &Arc<AppState>, staff: Staff, id: i64, action: &'static s
         match outcome {
             Ok(_) => Ok(Changed::Done),
             Err(err @ (StoreError::EmailState { .. } | StoreError::UnknownEmail { .. })) => {
-                Ok(Changed::Refused(err.to_string()))
+                Ok(Changed::Refused(refusal(&err, lang, timezone)))
             }
             Err(err) => Err(err),
         }
@@ -818,7 +820,8 @@ async fn cancel(State(state): State<Arc<AppState>>, staff: Staff, Path(id): Path
     change(&state, staff, id, "cancel").await
 }
 
-/// `GET /staff/outbox/held?done=resumed`.
+/// `GET /staff/outbox/held?done=resumed&before=ID`: a page of held e-mails (older than the
+/// e-mail `before`), with a link to the next.
 async fn held_page(
     State(state): State<Arc<AppState>>,
     staff: Staff,
@@ -830,6 +833,7 @@ async fn held_page(
         .map(|w| w.config().mail.clone())
         .unwrap_or_default();
     let owner = staff.owner_scope().map(str::to_owned);
+    let before = param(query.as_deref(), "before").and_then(|b| b.parse::<i64>().ok());
     let read = blocking(&state, staff.lang, move |store, now| {
         let sending = tiercare_scheduler::status::sending(store, &mail, now)?;
         let domain_names: Vec<String> = store
@@ -850,14 +854,22 @@ async fn held_page(
             domains: sending.domains_paused,
             domain_names,
         };
-        let emails = store.held_emails(now, &held.domain_names, owner.as_deref(), PAGE)?;
+        let emails = store.held_emails_before(
+            now,
+            &held.domain_names,
+            owner.as_deref(),
+            before,
+            PAGE + 1,
+        )?;
         Ok::<_, StoreError>((held, emails))
     })
     .await;
-    let (held, emails) = match read {
+    let (held, mut emails) = match read {
         Ok(read) => read,
         Err(response) => return response,
     };
+    let more = emails.len() > PAGE;
+    emails.truncate(PAGE);
     let mut body = match param(query.as_deref(), "done").as_deref() {
         Some("resumed") => format!(
             "<p class=\"notice\" role=\"status\">{}</p>\n",
@@ -873,6 +885,14 @@ async fn held_page(
         powers(&staff),
         &staff.csrf_field(),
     ));
+    if let (true, Some(last)) = (more, emails.last()) {
+        let _ = writeln!(
+            body,
+            "<p><a href=\"/staff/outbox/held?before={}\">{} →</a></p>",
+            last.id,
+            escape(texts.older)
+        );
+    }
     let _ = writeln!(
         body,
         "<p><a href=\"/staff/outbox\">{}</a></p>",

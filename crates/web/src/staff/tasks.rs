@@ -22,6 +22,7 @@ use tiercare_store::{Manager, StoreError, Task, TaskFilter, TaskStatus, TaskView
 
 use crate::AppState;
 use crate::staff::frame::{self, Nav, escape};
+use crate::staff::refusal::refusal;
 use crate::staff::{Staff, blocking};
 
 /// The tasks page's routes.
@@ -307,9 +308,14 @@ async fn apply(state: Arc<AppState>, staff: Staff, id: i64, change: Change) -> R
         return response;
     }
     let worker = staff.clone();
+    let timezone = state.timezone();
     let outcome = blocking(&state, staff.lang, move |store, now| {
         let Some(task) = store.task(id, now)? else {
-            return Ok(Err(StoreError::UnknownTask { id }.to_string()));
+            return Ok(Err(refusal(
+                &StoreError::UnknownTask { id },
+                worker.lang,
+                timezone,
+            )));
         };
         if !may_change(&worker, &task) {
             return Ok(Ok(false));
@@ -342,7 +348,7 @@ async fn apply(state: Arc<AppState>, staff: Staff, id: i64, change: Change) -> R
                 | StoreError::InvalidTask { .. }
                 | StoreError::UnknownManager { .. }
                 | StoreError::InactiveManager { .. }),
-            ) => Ok(Err(err.to_string())),
+            ) => Ok(Err(refusal(&err, worker.lang, timezone))),
             Err(err) => Err(err),
         }
     })

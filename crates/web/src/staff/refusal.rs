@@ -1,0 +1,148 @@
+//! The store's refusals as the staff pages show them (the 409 pages of the outbox and the
+//! tasks): the store's own words on English pages, the same facts in Chinese on Chinese pages.
+//!
+//! The store's messages are English and written for the terminal; a page in Chinese gets a
+//! translation built from the error's fields, so no text is parsed. A refusal without a
+//! translation here keeps the store's words.
+
+use chrono::{TimeZone, Utc};
+use tiercare_scheduler::http_config::PageLanguage;
+use tiercare_store::StoreError;
+
+/// What `err` says, in `lang`; times on the workspace's clock `timezone`.
+#[must_use]
+pub fn refusal(err: &StoreError, lang: PageLanguage, timezone: chrono_tz::Tz) -> String {
+    if lang == PageLanguage::English {
+        return err.to_string();
+    }
+    match err {
+        StoreError::UnknownEmail { id } => format!("没有编号为 #{id} 的邮件。"),
+        StoreError::EmailState {
+            id, state, wanted, ..
+        } => {
+            let (action, allowed) = match *wanted {
+                "retried" => ("重试", "只有失败、未知、已延后或已取消的邮件可以重试。"),
+                "cancelled" => ("取消", "只有排队中、已延后、未知或失败的邮件可以取消。"),
+                _ => ("更改", ""),
+            };
+            format!(
+                "邮件 #{id} 的状态是“{}”，不能{action}。{allowed}",
+                email_state(state)
+            )
+        }
+        StoreError::UnknownTask { id } => format!("没有编号为 #{id} 的任务。"),
+        StoreError::TaskAlreadyDone {
+            id,
+            done_at,
+            done_by,
+        } => {
+            let at = Utc.timestamp_opt(*done_at, 0).single().map_or_else(
+                || done_at.to_string(),
+                |at| {
+                    at.with_timezone(&timezone)
+                        .format("%Y-%m-%d %H:%M")
+                        .to_string()
+                },
+            );
+            format!("任务 #{id} 已由 {done_by} 于 {at} 完成，无需更改。")
+        }
+        StoreError::InvalidTask { task, problem } => {
+            format!("无法更改任务 {task}：{}", task_problem(problem))
+        }
+        StoreError::UnknownManager { id } => {
+            format!("没有编号为“{id}”的客户经理：经理编号是经理导入文件中 manager_id 列的值。")
+        }
+        StoreError::InactiveManager { id } => format!(
+            "客户经理“{id}”已停用，不接收新的客户或任务：请选择在职的经理，\
+             或在经理导入文件中将其设为在职。"
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// An outbox state's Chinese name (the stored name when unknown).
+fn email_state(state: &str) -> String {
+    let name = match state {
+        "queued" => "排队中",
+        "claimed" => "发送中",
+        "sent" => "已发送",
+        "deferred" => "已延后",
+        "failed" => "失败",
+        "unknown" => "未知",
+        "cancelled" => "已取消",
+        "suppressed" => "已屏蔽",
+        other => return other.to_owned(),
+    };
+    name.to_owned()
+}
+
+/// The Chinese of the store's reasons a task cannot change (the store's words when unknown).
+fn task_problem(problem: &str) -> String {
+    if problem.starts_with("a snooze must end after now") {
+        "暂缓的结束时间必须晚于现在：请给出更晚的时间。".to_owned()
+    } else if problem.starts_with("the title is empty") {
+        "标题为空：请写明要做什么。".to_owned()
+    } else if problem.starts_with("say who did it") {
+        "请说明由谁完成。".to_owned()
+    } else {
+        problem.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn english_pages_keep_the_stores_words_and_chinese_pages_get_the_same_facts() {
+        let err = StoreError::EmailState {
+            id: 7,
+            state: "sent".to_owned(),
+            wanted: "cancelled",
+            hint: "only queued, deferred, unknown or failed e-mails can be cancelled",
+        };
+        assert_eq!(
+            refusal(&err, PageLanguage::English, chrono_tz::UTC),
+            err.to_string()
+        );
+        let zh = refusal(&err, PageLanguage::SimplifiedChinese, chrono_tz::UTC);
+        assert_eq!(
+            zh,
+            "邮件 #7 的状态是“已发送”，不能取消。只有排队中、已延后、未知或失败的邮件可以取消。"
+        );
+        let done = StoreError::TaskAlreadyDone {
+            id: 3,
+            done_at: 1_796_634_000,
+            done_by: "alice".to_owned(),
+        };
+        assert_eq!(
+            refusal(
+                &done,
+                PageLanguage::SimplifiedChinese,
+                chrono_tz::Asia::Shanghai
+            ),
+            "任务 #3 已由 alice 于 2026-12-07 17:00 完成，无需更改。"
+        );
+        // Every refusal the pages show has Chinese words (no ASCII sentence left).
+        for err in [
+            StoreError::UnknownEmail { id: 1 },
+            StoreError::UnknownTask { id: 1 },
+            StoreError::UnknownManager { id: "m1".into() },
+            StoreError::InactiveManager { id: "m1".into() },
+            StoreError::InvalidTask {
+                task: "#1".into(),
+                problem: "a snooze must end after now (1), not at 0: give a later time".into(),
+            },
+        ] {
+            let zh = refusal(&err, PageLanguage::SimplifiedChinese, chrono_tz::UTC);
+            assert!(
+                !zh.contains("manager ids are") && !zh.contains("no task"),
+                "{zh}"
+            );
+            assert!(
+                zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{zh}"
+            );
+        }
+    }
+}
