@@ -899,3 +899,53 @@ fn the_key_keeps_the_occurrence_time_when_the_policy_moves_the_follow_up() {
     assert_eq!(state_of(&all, ann).last_fired("care"), Some(NOW));
     assert_eq!(state_of(&all, ann).emails, [NOW + 2 * DAY]);
 }
+
+#[test]
+fn sms_and_points_follow_ups_are_stored_with_their_own_kinds() {
+    let (_dir, path, mut store) = new_store();
+    seed_customers(&mut store, &["ann"]);
+    let planned = |rule: &str, action| PlannedFollowUp {
+        key: OccurrenceKey::new(rule, "ann", NOW),
+        scheduled_at: NOW,
+        action,
+        reason: "test".into(),
+        skip: None,
+    };
+    let mut session = store.begin_followups(NOW, "v1").unwrap();
+    let text = session
+        .record(&planned(
+            "text",
+            FollowUpAction::Sms {
+                template: "hello".into(),
+            },
+        ))
+        .unwrap();
+    assert_eq!(text.status, FollowUpStatus::Planned);
+    let earn = session
+        .record(&planned(
+            "earn",
+            FollowUpAction::EarnPoints {
+                amount: 50.0,
+                expires_at: None,
+            },
+        ))
+        .unwrap();
+    assert_eq!(earn.status, FollowUpStatus::Done);
+    session.finish().unwrap();
+    let conn = Connection::open(&path).unwrap();
+    let kinds: Vec<(String, String)> = conn
+        .prepare("SELECT rule_id, kind FROM followups ORDER BY rule_id")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        kinds,
+        [
+            ("earn".to_owned(), "points".to_owned()),
+            ("text".to_owned(), "sms".to_owned())
+        ]
+    );
+    assert_eq!(store.points_of("ann").unwrap().len(), 1);
+}
