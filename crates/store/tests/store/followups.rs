@@ -949,3 +949,38 @@ fn sms_and_points_follow_ups_are_stored_with_their_own_kinds() {
     );
     assert_eq!(store.points_of("ann").unwrap().len(), 1);
 }
+
+#[test]
+fn the_reports_email_outcomes_leave_sms_out_and_count_them_apart() {
+    let (_dir, path, mut store) = new_store();
+    seed_customers(&mut store, &["ann"]);
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "INSERT INTO outbox (customer_id, rule_id, template, recipient_kind, to_address, \
+         message_id, subject, body_text, state, due_at, created_at, updated_at, sent_at, channel) \
+         VALUES (1, 'care', 'care', 'customer', 'ann@example.com', '<e1@tc>', 'S', 'B', 'sent', \
+                 1, 1, 1, 1, 'email'), \
+                (1, 'greet', 'greet', 'customer', '+4915112345678', '<s1@tc>', '', 'Hi', 'sent', \
+                 1, 1, 1, 1, 'sms'), \
+                (1, 'greet', 'greet', 'customer', '+4915112345678', '<s2@tc>', '', 'Hi', \
+                 'queued', 1, 1, 1, NULL, 'sms'); \
+         INSERT INTO outbox_events (outbox_id, at, from_state, to_state) \
+         VALUES (1, 1, 'claimed', 'sent'), (2, 1, 'claimed', 'sent');",
+    )
+    .unwrap();
+    let emails = store.email_outcomes(NOW).unwrap();
+    assert_eq!(
+        emails
+            .iter()
+            .map(|r| (r.rule_id.as_str(), r.sent, r.pending))
+            .collect::<Vec<_>>(),
+        [("care", 1, 0)]
+    );
+    let sms = store.sms_outcomes(NOW).unwrap();
+    assert_eq!(
+        sms.iter()
+            .map(|r| (r.rule_id.as_str(), r.sent, r.pending))
+            .collect::<Vec<_>>(),
+        [("greet", 1, 1)]
+    );
+}
