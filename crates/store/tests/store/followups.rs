@@ -6,7 +6,7 @@
 use rusqlite::Connection;
 use serde_json::json;
 use tiercare_store::{
-    AssessmentHeader, Assignee, ComplaintRecord, ContactCounts, CustomerEvent,
+    AssessmentHeader, Assignee, Channel, ComplaintRecord, ContactCounts, CustomerEvent,
     CustomerFollowUpState, CustomerRecord, EventKind, FeedbackRecord, FollowUpAction,
     FollowUpOutcome, FollowUpStatus, ImportKind, InteractionRecord, LastOccurrence, ManagerRecord,
     OccurrenceKey, PlannedFollowUp, Recorded, StateRange, Store, StoreError, TaskFilter,
@@ -983,4 +983,16 @@ fn the_reports_email_outcomes_leave_sms_out_and_count_them_apart() {
             .collect::<Vec<_>>(),
         [("greet", 1, 1)]
     );
+    // `status` counts the outbox's e-mails and SMS apart.
+    let nonzero = |channel| {
+        store
+            .channel_counts(channel)
+            .unwrap()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(state, n)| (state.as_str(), n))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(nonzero(Channel::Email), [("sent", 1)]);
+    assert_eq!(nonzero(Channel::Sms), [("queued", 1), ("sent", 1)]);
 }
