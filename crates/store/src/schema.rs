@@ -76,7 +76,9 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 /// 20. (incentives) `coupons` (single-use codes per pool, issued at most once per pool and
 ///     customer, redeemed by an order) and the `points` ledger.
 /// 21. (sms) `outbox.channel` (`email` or `sms`) and the due rows' index per channel.
-/// 22. (ledger) `followups.kind` also allows `sms` and `points`, and past SMS and points
+/// 22. (address lookups) expression indexes of customers' and sent e-mails' lowercased
+///     addresses.
+/// 23. (ledger) `followups.kind` also allows `sms` and `points`, and past SMS and points
 ///     follow-ups (stored as `email` and `set_attribute`) are labelled so. A rebuild of the
 ///     table, run with foreign keys off (see [`FOREIGN_KEYS_OFF`]).
 ///
@@ -839,7 +841,14 @@ ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'email'
 -- what is due, per channel: each sender's claim reads only its own
 CREATE INDEX outbox_due_by_channel ON outbox(channel, due_at) WHERE state IN ('queued', 'deferred');
 "#,
-    // 22 (ledger): the follow-up kinds `sms` and `points`. SQLite cannot change a CHECK in place,
+    // 22 (address lookups): an unsubscribe finds the customers of an address, and a bounce
+    // without a message id finds the e-mail it answers, by index instead of a table scan.
+    r#"
+CREATE INDEX customers_email_lower ON customers(lower(trim(email))) WHERE email IS NOT NULL;
+CREATE INDEX outbox_sent_to_lower ON outbox(lower(to_address))
+    WHERE state IN ('sent', 'failed', 'unknown');
+"#,
+    // 23 (ledger): the follow-up kinds `sms` and `points`. SQLite cannot change a CHECK in place,
     // and other tables refer to followups (tasks cascade), so the table is rebuilt with foreign
     // keys off (https://www.sqlite.org/lang_altertable.html#otheralter).
     r#"-- foreign_keys: off
@@ -1027,6 +1036,7 @@ mod tests {
         0x8e22_123d_2f8d_2e27,
         0x1d15_aa7d_9f99_3acd,
         0x310e_dfa4_8fe2_27aa,
+        0x00fb_d047_42ed_703e,
         0x60e8_d3c2_ef7e_e8ab,
     ];
 

@@ -1,4 +1,4 @@
-//! Migration 22 (the ledger kinds `sms` and `points`): a rebuild of `followups`, which other
+//! Migration 23 (the ledger kinds `sms` and `points`): a rebuild of `followups`, which other
 //! tables refer to, on a database written by the previous version.
 
 use std::path::Path;
