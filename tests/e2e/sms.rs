@@ -511,3 +511,58 @@ fn a_429_is_retried_later_and_a_400_fails_for_good() {
     send_at(&root, "2026-03-04T10:00:00Z");
     assert_eq!(stub.received().len(), 4);
 }
+
+/// The ledger, the report, the plan and `status` count an SMS as an SMS, never as an e-mail
+/// (issue #19: SMS follow-ups were stored with the ledger kind `email`).
+#[test]
+fn sms_are_counted_apart_from_emails_in_the_ledger_report_plan_and_status() {
+    let tmp = common::fast_tempdir();
+    let stub = SmsProvider::start();
+    let root = sms_workspace(
+        tmp.path(),
+        &http_provider(&stub),
+        "",
+        "customer_id,name,phone,region,consent_sms\nC1,Ann,+4915112345678,DE,true\n",
+    );
+    send_at(&root, "2026-03-02T10:00:00Z");
+    assert_eq!(stub.received().len(), 1);
+    assert_eq!(
+        sql_rows(&root, "SELECT rule_id, kind FROM followups"),
+        [("hello-sms".to_owned(), "sms".to_owned())]
+    );
+
+    let status = status(&root);
+    assert_eq!(status["sms"]["sent"], 1, "{status:#}");
+    assert_eq!(status["outbox"]["sent"], 0, "{status:#}");
+
+    run(&root, &["assess", "--at", "2026-03-02T11:00:00Z"]).assert_code(0);
+    let report = run(&root, &["report", "--at", "2026-03-02T12:00:00Z", "--json"]);
+    report.assert_code(0);
+    let report = report.json();
+    assert_eq!(report["emails"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["sms"][0]["rule_id"], "hello-sms", "{report:#}");
+    assert_eq!(report["sms"][0]["sent"], 1, "{report:#}");
+
+    let plan = run(
+        &root,
+        &[
+            "plan",
+            "--from",
+            "2026-03-03T00:00:00Z",
+            "--days",
+            "2",
+            "--json",
+        ],
+    );
+    plan.assert_code(0);
+    let plan = plan.json();
+    assert_eq!(
+        (&plan["emails"], &plan["sms"], &plan["other"]),
+        (
+            &serde_json::json!(0),
+            &serde_json::json!(2),
+            &serde_json::json!(0)
+        ),
+        "{plan:#}"
+    );
+}
