@@ -186,6 +186,15 @@ pub fn status(args: StatusArgs, workspace_dir: &Path, out: &Output) -> anyhow::R
             String::new()
         }
     ));
+    let sms: Vec<String> = status
+        .sms
+        .iter()
+        .filter(|(_, count)| **count > 0)
+        .map(|(state, count)| format!("{state} {count}"))
+        .collect();
+    if !sms.is_empty() {
+        out.line(&format!("  sms: {}", sms.join(", ")));
+    }
     digest_lines(&workspace, state.last_tick_at, out)?;
     let bounces = &status.bounces;
     if bounces.hard + bounces.soft + bounces.complaints > 0 {

@@ -148,21 +148,23 @@ fn print_plan(summary: &PlanSummary, days: u32, out: &Output) {
         summary.elapsed_ms as f64 / 1000.0
     ));
     out.line(&format!(
-        "  {} emails · {} tasks · {} other actions",
+        "  {} emails · {} SMS · {} tasks · {} other actions",
         n(summary.emails),
+        n(summary.sms),
         n(summary.tasks),
         n(summary.other)
     ));
     if !summary.days.is_empty() {
         out.line(&format!(
-            "  {:<12} {:>9} {:>9} {:>9}",
-            "day", "emails", "tasks", "other"
+            "  {:<12} {:>9} {:>9} {:>9} {:>9}",
+            "day", "emails", "sms", "tasks", "other"
         ));
         for day in &summary.days {
             out.line(&format!(
-                "  {:<12} {:>9} {:>9} {:>9}",
+                "  {:<12} {:>9} {:>9} {:>9} {:>9}",
                 day.date,
                 n(day.emails),
+                n(day.sms),
                 n(day.tasks),
                 n(day.other)
             ));
@@ -192,16 +194,17 @@ fn print_plan(summary: &PlanSummary, days: u32, out: &Output) {
         out.line(&line);
     }
     out.line(&format!(
-        "  {:<8} {:>10} {:>10} {:>9} {:>9} {:>9}",
-        "tier", "customers", "planned", "emails", "tasks", "other"
+        "  {:<8} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "tier", "customers", "planned", "emails", "sms", "tasks", "other"
     ));
     for tier in &summary.tiers {
         out.line(&format!(
-            "  {:<8} {:>10} {:>10} {:>9} {:>9} {:>9}",
+            "  {:<8} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}",
             tier.tier,
             n(tier.customers),
             n(tier.customers_planned),
             n(tier.emails),
+            n(tier.sms),
             n(tier.tasks),
             n(tier.other)
         ));

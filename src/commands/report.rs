@@ -354,6 +354,22 @@ fn print_summary(figures: &Figures, out: &Output) {
             ));
         }
     }
+    if !figures.sms.is_empty() {
+        out.line("");
+        out.heading("SMS per rule");
+        for rule in &figures.sms {
+            out.line(&format!(
+                "  {} {:>8} sent {:>7} failed {:>7} suppr. {:>7} unknown {:>7} waiting {:>7} cancel.",
+                fit(&rule.rule_id, 20),
+                count(rule.sent),
+                count(rule.failed),
+                count(rule.suppressed),
+                count(rule.unknown),
+                count(rule.pending + rule.deferred),
+                count(rule.cancelled)
+            ));
+        }
+    }
     out.line(&format!(
         "  unsubscribed addresses: {}",
         count(figures.unsubscribes)

@@ -354,16 +354,17 @@ fn each_sms_reaches_the_provider_once_across_a_kill_9_of_the_daemon() {
     first.signal("KILL");
     assert_eq!(first.wait_exit(), None);
     let killed = status(&root);
-    let sent_before = killed["outbox"]["sent"].as_u64().unwrap_or(0);
+    // `status` counts SMS under `sms`, apart from the e-mails under `outbox`.
+    let sent_before = killed["sms"]["sent"].as_u64().unwrap_or(0);
     assert!(
         sent_before < CUSTOMERS as u64,
         "all sent before the kill: {killed:#}"
     );
-    let in_flight = killed["outbox"]["claimed"].as_u64().unwrap_or(0);
+    let in_flight = killed["sms"]["claimed"].as_u64().unwrap_or(0);
 
     let second = Daemon::start_env(&root, &env, &["--simulate-from", "2026-03-02T10:05:00Z"]);
     let done = second.wait_status(&root, "every SMS sent", |s| {
-        s["outbox"]["sent"].as_u64() == Some(CUSTOMERS as u64)
+        s["sms"]["sent"].as_u64() == Some(CUSTOMERS as u64)
     });
     let ids = references(&stub);
     let mut unique = ids.clone();
@@ -510,6 +511,62 @@ fn a_429_is_retried_later_and_a_400_fails_for_good() {
     // A failed SMS is never sent again by `send`.
     send_at(&root, "2026-03-04T10:00:00Z");
     assert_eq!(stub.received().len(), 4);
+}
+
+/// The ledger, the report, the plan and `status` count an SMS as an SMS, never as an e-mail
+/// (issue #19: SMS follow-ups were stored with the ledger kind `email`).
+#[test]
+fn sms_are_counted_apart_from_emails_in_the_ledger_report_plan_and_status() {
+    let tmp = common::fast_tempdir();
+    let stub = SmsProvider::start();
+    let root = sms_workspace(
+        tmp.path(),
+        &http_provider(&stub),
+        "",
+        "customer_id,name,phone,region,consent_sms\nC1,Ann,+4915112345678,DE,true\n",
+    );
+    send_at(&root, "2026-03-02T10:00:00Z");
+    assert_eq!(stub.received().len(), 1);
+    assert_eq!(
+        sql_rows(&root, "SELECT rule_id, kind FROM followups"),
+        [("hello-sms".to_owned(), "sms".to_owned())]
+    );
+
+    let status = status(&root);
+    assert_eq!(status["sms"]["sent"], 1, "{status:#}");
+    assert_eq!(status["outbox"]["sent"], 0, "{status:#}");
+
+    run(&root, &["assess", "--at", "2026-03-02T11:00:00Z"]).assert_code(0);
+    // The outbox rows were written now (the real clock), so the report is as of now.
+    let report = run(&root, &["report", "--json"]);
+    report.assert_code(0);
+    let report = report.json();
+    assert_eq!(report["emails"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["sms"][0]["rule_id"], "hello-sms", "{report:#}");
+    assert_eq!(report["sms"][0]["sent"], 1, "{report:#}");
+
+    let plan = run(
+        &root,
+        &[
+            "plan",
+            "--from",
+            "2026-03-03T00:00:00Z",
+            "--days",
+            "2",
+            "--json",
+        ],
+    );
+    plan.assert_code(0);
+    let plan = plan.json();
+    assert_eq!(
+        (&plan["emails"], &plan["sms"], &plan["other"]),
+        (
+            &serde_json::json!(0),
+            &serde_json::json!(2),
+            &serde_json::json!(0)
+        ),
+        "{plan:#}"
+    );
 }
 
 #[test]

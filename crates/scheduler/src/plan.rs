@@ -61,9 +61,11 @@ pub struct DayPlan {
     pub date: String,
     /// Emails to customers.
     pub emails: u64,
+    /// SMS to customers.
+    pub sms: u64,
     /// Tasks for managers.
     pub tasks: u64,
-    /// Owner notifications, attribute sets and tags.
+    /// Owner notifications, attribute sets, points and tags.
     pub other: u64,
     /// Actions per follow-up rule that day (all kinds).
     pub rules: BTreeMap<String, u64>,
@@ -119,6 +121,8 @@ pub struct TierPlan {
     pub customers_planned: u64,
     /// Emails to customers.
     pub emails: u64,
+    /// SMS to customers.
+    pub sms: u64,
     /// Tasks.
     pub tasks: u64,
     /// Other actions.
@@ -151,9 +155,11 @@ pub struct PlanSummary {
     pub customers: u64,
     /// Planned emails to customers.
     pub emails: u64,
+    /// Planned SMS to customers.
+    pub sms: u64,
     /// Planned tasks.
     pub tasks: u64,
-    /// Planned owner notifications, attribute sets and tags.
+    /// Planned owner notifications, attribute sets, points and tags.
     pub other: u64,
     /// Per local day with something planned, in order.
     pub days: Vec<DayPlan>,
@@ -406,7 +412,7 @@ struct PlanTally<'r> {
     rules: &'r RuleSet,
     timezone: Tz,
     customers: u64,
-    by_kind: [u64; 3],
+    by_kind: [u64; 4],
     days: BTreeMap<String, DayPlan>,
     per_rule: Vec<RulePlan>,
     rule_index: HashMap<String, usize>,
@@ -418,11 +424,12 @@ struct PlanTally<'r> {
     notes: BTreeMap<String, u64>,
 }
 
-/// 0 email, 1 task, 2 other.
+/// 0 email, 1 task, 2 other, 3 SMS.
 fn kind_index(action: &Action) -> usize {
     match action {
         Action::Email { .. } | Action::Survey { .. } => 0,
         Action::Task { .. } => 1,
+        Action::Sms { .. } => 3,
         _ => 2,
     }
 }
@@ -447,7 +454,7 @@ impl<'r> PlanTally<'r> {
             rules,
             timezone,
             customers: 0,
-            by_kind: [0; 3],
+            by_kind: [0; 4],
             days: BTreeMap::new(),
             per_rule,
             rule_index,
@@ -492,6 +499,7 @@ impl<'r> PlanTally<'r> {
             match kind {
                 0 => tier_plan.emails += 1,
                 1 => tier_plan.tasks += 1,
+                3 => tier_plan.sms += 1,
                 _ => tier_plan.other += 1,
             }
         }
@@ -532,6 +540,7 @@ impl<'r> PlanTally<'r> {
         match kind {
             0 => day.emails += 1,
             1 => day.tasks += 1,
+            3 => day.sms += 1,
             _ => day.other += 1,
         }
         *day.rules.entry(action.rule_id.clone()).or_default() += 1;
@@ -588,6 +597,7 @@ impl<'r> PlanTally<'r> {
             ruleset_version: self.rules.version().to_owned(),
             customers: self.customers,
             emails: self.by_kind[0],
+            sms: self.by_kind[3],
             tasks: self.by_kind[1],
             other: self.by_kind[2],
             days: self.days.into_values().collect(),
@@ -1037,7 +1047,7 @@ mod tests {
         for day in &all.days {
             assert_eq!(
                 day.rules.values().sum::<u64>(),
-                day.emails + day.tasks + day.other,
+                day.emails + day.sms + day.tasks + day.other,
                 "{day:?}"
             );
         }
@@ -1118,6 +1128,45 @@ mod tests {
         assert_eq!(second.tasks_created, 0, "{second:?}");
         assert!(second.existing > 0, "{second:?}");
         assert_eq!(ledger(&store), after_first);
+    }
+
+    #[test]
+    fn a_plan_counts_sms_in_their_own_column_not_as_emails_or_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (workspace, _) = Workspace::init(&tmp.path().join("ws"), chrono_tz::UTC).unwrap();
+        let mut store = workspace.open_store().unwrap();
+        import(
+            &workspace,
+            &mut store,
+            RecordKind::Customers,
+            "customer_id,name,email,phone,timezone,consent_email,consent_sms\n\
+             C1,Both,c1@example.com,+4915112345678,UTC,true,true\n",
+        );
+        let rules = tiercare_engine::load_rules(&[tiercare_engine::RuleFile::new(
+            "rules/both.yaml",
+            "tiering:\n  window: 365d\n  tiers:\n    - id: C\n      when: true\n\
+             followups:\n  - id: mail\n    cron: \"0 10 * * 1\"\n    email: { template: care }\n\
+             \x20 - id: text\n    cron: \"0 11 * * 1\"\n    sms: { template: hello }\n",
+        )])
+        .unwrap()
+        .rules;
+        let options = PlanOptions {
+            from: FROM,
+            to: FROM + 14 * DAY,
+            events_since: FROM - EVENT_LOOKBACK,
+            timezone: chrono_tz::UTC,
+        };
+        let summary = plan(&store, &rules, options).unwrap();
+        assert_eq!(
+            (summary.emails, summary.sms, summary.tasks, summary.other),
+            (2, 2, 0, 0),
+            "{summary:?}"
+        );
+        let tier = &summary.tiers[0];
+        assert_eq!((tier.emails, tier.sms, tier.other), (2, 2, 0), "{tier:?}");
+        for day in &summary.days {
+            assert_eq!(day.rules.values().sum::<u64>(), day.emails + day.sms);
+        }
     }
 
     /// Daily emails at 10:00, at most 2 per ISO week and 2 days apart.

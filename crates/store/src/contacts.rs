@@ -158,12 +158,13 @@ fn count_contacts(tx: &Transaction<'_>, at: i64) -> rusqlite::Result<Vec<Contact
         add(row.get(0)?, row.get(1)?, false);
     }
     let mut stmt = tx.prepare(
-        "SELECT customer_id, scheduled_at FROM followups \
-         WHERE kind = 'email' AND status IN ('planned', 'done')",
+        "SELECT customer_id, scheduled_at, kind = 'email' FROM followups \
+         WHERE kind IN ('email', 'sms') AND status IN ('planned', 'done')",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        add(row.get(0)?, row.get(1)?, true);
+        // An SMS is a contact, not an e-mail.
+        add(row.get(0)?, row.get(1)?, row.get(2)?);
     }
     Ok(counts)
 }

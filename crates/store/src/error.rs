@@ -310,6 +310,22 @@ pub enum StoreError {
         problem: String,
     },
 
+    /// A schema migration run with foreign keys off would have left a broken reference; it
+    /// was rolled back.
+    #[error(
+        "database {} cannot be upgraded to schema version {version}: {problem}; nothing was \
+         changed. Run `tiercare doctor`, and report this with its output",
+        path.display()
+    )]
+    MigrationBroke {
+        /// The database file.
+        path: PathBuf,
+        /// The schema version the migration would have made.
+        version: u32,
+        /// The first broken reference found.
+        problem: String,
+    },
+
     /// `tiercare backup` was asked to write over an existing file.
     #[error(
         "{} already exists: choose another file, or add --force to replace it",

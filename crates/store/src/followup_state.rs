@@ -223,12 +223,12 @@ impl Store {
         // `followup_id` is unique, so the join finds at most one).
         let mut ledger_stmt = prepare(
             "SELECT f.customer_id, f.rule_id, f.occurrence_at, f.status IN ('planned', 'done'), \
-             CASE WHEN f.kind = 'email' AND f.status IN ('planned', 'done') \
+             CASE WHEN f.kind IN ('email', 'sms') AND f.status IN ('planned', 'done') \
                   THEN f.scheduled_at END, \
              CASE WHEN f.status IN ('planned', 'done') AND (o.state IS NULL OR o.state \
                   NOT IN ('failed', 'cancelled', 'suppressed')) \
                   THEN coalesce(o.sent_at, f.scheduled_at) END, \
-             f.kind = 'email' AND o.channel IS 'sms' \
+             f.kind = 'sms' \
              FROM followups f INDEXED BY followups_by_customer \
              LEFT JOIN outbox o ON o.followup_id = f.id ORDER BY f.customer_id",
         )?;

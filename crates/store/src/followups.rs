@@ -116,10 +116,8 @@ pub enum FollowUpAction {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         coupon: Option<CouponRequest>,
     },
-    /// An SMS to the customer from a template; sent by the outbox. Stored with the kind
-    /// `email` (a message to the customer: the ledger's `kind` cannot change without
-    /// rebuilding the table, which a migration cannot do under enforced foreign keys); the
-    /// action's JSON and the outbox row's `channel` say `sms`.
+    /// An SMS to the customer from a template; sent by the outbox (the row's `channel` is
+    /// `sms`). Stored with the kind `sms`.
     Sms {
         /// The template's name.
         template: String,
@@ -158,8 +156,8 @@ pub enum FollowUpAction {
         values: Map<String, Value>,
     },
     /// Credits points to the customer in the points ledger (source `followup:<id>`), with the
-    /// follow-up. Stored with the kind `set_attribute` (migration 3 fixes the ledger's kinds):
-    /// like an attribute, it is done at once, inside the database.
+    /// follow-up. Stored with the kind `points`: like an attribute, it is done at once, inside
+    /// the database.
     EarnPoints {
         /// The points (more than 0).
         amount: f64,
@@ -173,12 +171,14 @@ impl FollowUpAction {
     /// The action's kind.
     pub fn kind(&self) -> FollowUpKind {
         match self {
-            FollowUpAction::Email { .. } | FollowUpAction::Sms { .. } => FollowUpKind::Email,
+            FollowUpAction::Email { .. } => FollowUpKind::Email,
+            FollowUpAction::Sms { .. } => FollowUpKind::Sms,
             FollowUpAction::Task { .. } => FollowUpKind::Task,
             FollowUpAction::NotifyOwner { .. } => FollowUpKind::NotifyOwner,
-            FollowUpAction::SetAttribute { .. }
-            | FollowUpAction::SetAttributes { .. }
-            | FollowUpAction::EarnPoints { .. } => FollowUpKind::SetAttribute,
+            FollowUpAction::SetAttribute { .. } | FollowUpAction::SetAttributes { .. } => {
+                FollowUpKind::SetAttribute
+            }
+            FollowUpAction::EarnPoints { .. } => FollowUpKind::Points,
         }
     }
 
@@ -228,12 +228,16 @@ impl FollowUpAction {
 pub enum FollowUpKind {
     /// An e-mail to the customer.
     Email,
+    /// An SMS to the customer.
+    Sms,
     /// A task for a manager.
     Task,
     /// A notification e-mail to the customer's owner.
     NotifyOwner,
     /// A custom attribute set.
     SetAttribute,
+    /// Points credited to the customer.
+    Points,
 }
 
 impl FollowUpKind {
@@ -241,9 +245,11 @@ impl FollowUpKind {
     pub fn as_str(self) -> &'static str {
         match self {
             FollowUpKind::Email => "email",
+            FollowUpKind::Sms => "sms",
             FollowUpKind::Task => "task",
             FollowUpKind::NotifyOwner => "notify_owner",
             FollowUpKind::SetAttribute => "set_attribute",
+            FollowUpKind::Points => "points",
         }
     }
 }

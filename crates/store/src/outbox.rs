@@ -1153,6 +1153,29 @@ impl Store {
         Ok((counts, recovered.unsigned_abs()))
     }
 
+    /// How many messages of `channel` are in each state (every state listed, zeros included):
+    /// `tiercare status` counts e-mails and SMS apart.
+    pub fn channel_counts(&self, channel: Channel) -> Result<Vec<(OutboxState, u64)>, StoreError> {
+        let mut counts: Vec<(OutboxState, u64)> =
+            OutboxState::ALL.iter().map(|state| (*state, 0)).collect();
+        let stored: Vec<(String, u64)> = self
+            .conn
+            .prepare_cached("SELECT state, count(*) FROM outbox WHERE channel = ?1 GROUP BY state")
+            .and_then(|mut stmt| {
+                stmt.query_map([channel.as_str()], |row| {
+                    Ok((row.get(0)?, row.get::<_, i64>(1)?.unsigned_abs()))
+                })?
+                .collect()
+            })
+            .at(&self.label)?;
+        for (state, count) in stored {
+            if let Some(slot) = counts.iter_mut().find(|(s, _)| s.as_str() == state) {
+                slot.1 = count;
+            }
+        }
+        Ok(counts)
+    }
+
     /// How many e-mails were sent at or after `since` (unix seconds): what
     /// rate limits count, across processes.
     pub fn sent_since(&self, since: i64) -> Result<u64, StoreError> {

@@ -15,6 +15,7 @@ use crate::db::Store;
 use crate::error::{AtPath, StoreError};
 use crate::outbox_gate::{STALE_PREFIX, UNTRUE_PREFIX};
 use crate::tiers::AssessmentRow;
+use tiercare_types::Channel;
 
 /// Tier moves of one assessment: how many customers went from one tier to
 /// another.
@@ -286,8 +287,17 @@ impl Store {
 
     /// E-mails per follow-up rule by outcome: the outbox rows created by
     /// `at`, each in the state it was in at `at` (its latest event by
-    /// then).
+    /// then). SMS are not e-mails: [`Store::sms_outcomes`] counts them.
     pub fn email_outcomes(&self, at: i64) -> Result<Vec<RuleEmails>, StoreError> {
+        self.outcomes(at, Channel::Email)
+    }
+
+    /// SMS per follow-up rule by outcome, as [`Store::email_outcomes`] counts e-mails.
+    pub fn sms_outcomes(&self, at: i64) -> Result<Vec<RuleEmails>, StoreError> {
+        self.outcomes(at, Channel::Sms)
+    }
+
+    fn outcomes(&self, at: i64, channel: Channel) -> Result<Vec<RuleEmails>, StoreError> {
         self.conn
             .prepare_cached(
                 "WITH s AS (SELECT o.rule_id, coalesce((SELECT e.to_state FROM outbox_events e \
@@ -295,7 +305,7 @@ impl Store {
                      'queued') AS state, \
                    (SELECT e.detail FROM outbox_events e \
                      WHERE e.outbox_id = o.id AND e.at <= ?1 ORDER BY e.id DESC LIMIT 1) AS detail \
-                   FROM outbox o WHERE o.created_at <= ?1) \
+                   FROM outbox o WHERE o.created_at <= ?1 AND o.channel = ?4) \
                  SELECT rule_id, \
                    count(*) FILTER (WHERE state = 'sent'), \
                    count(*) FILTER (WHERE state = 'deferred'), \
@@ -309,7 +319,8 @@ impl Store {
                  FROM s GROUP BY rule_id ORDER BY rule_id",
             )
             .and_then(|mut stmt| {
-                stmt.query_map(params![at, STALE_PREFIX, UNTRUE_PREFIX], |row| {
+                let channel = channel.as_str();
+                stmt.query_map(params![at, STALE_PREFIX, UNTRUE_PREFIX, channel], |row| {
                     Ok(RuleEmails {
                         rule_id: row.get(0)?,
                         sent: count(row, 1)?,

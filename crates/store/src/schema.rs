@@ -7,8 +7,9 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
+use crate::db::foreign_keys_off;
 use crate::error::{AtPath, StoreError};
 
 /// `PRAGMA application_id` of every tiercare database: `'TIRC'` in ASCII.
@@ -80,6 +81,14 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///     customers' external id, name and e-mail address (external content: it holds no copy of
 ///     the text), kept by triggers on `customers`, with FTS5's `secure-delete` on so a
 ///     forgotten name leaves no trigram behind; filled for the existing rows.
+/// 24. (ledger) `followups.kind` also allows `sms` and `points`, and past SMS and points
+///     follow-ups (stored as `email` and `set_attribute`) are labelled so. A rebuild of the
+///     table, run with foreign keys off (see [`FOREIGN_KEYS_OFF`]).
+///
+/// A migration whose text starts with [`FOREIGN_KEYS_OFF`] runs with foreign-key enforcement
+/// off (SQLite's way to rebuild a table others refer to: dropping it would otherwise delete or
+/// null every row that refers to it), and must leave no broken reference: the runner checks
+/// with `PRAGMA foreign_key_check` before it commits.
 pub const MIGRATIONS: &[&str] = &[
     // 1: customers, managers, and the facts imported about customers.
     r#"
@@ -877,7 +886,62 @@ BEGIN
     VALUES (new.id, new.external_id, new.name, new.email);
 END;
 "#,
+    // 24 (ledger): the follow-up kinds `sms` and `points`. SQLite cannot change a CHECK in place,
+    // and other tables refer to followups (tasks cascade), so the table is rebuilt with foreign
+    // keys off (https://www.sqlite.org/lang_altertable.html#otheralter).
+    r#"-- foreign_keys: off
+CREATE TABLE followups_new (
+    id              INTEGER PRIMARY KEY,
+    occurrence_key  TEXT NOT NULL UNIQUE CHECK (occurrence_key <> ''),
+    rule_id         TEXT NOT NULL CHECK (rule_id <> '' AND instr(rule_id, ':') = 0),
+    customer_id     INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    occurrence_at   INTEGER NOT NULL,
+    scheduled_at    INTEGER NOT NULL,
+    -- what to do: an e-mail to the customer, an SMS to the customer, a task for a manager, a
+    -- notification e-mail to the customer's owner, custom attributes set, points credited
+    kind            TEXT NOT NULL
+                    CHECK (kind IN ('email', 'sms', 'task', 'notify_owner', 'set_attribute',
+                                    'points')),
+    action          TEXT NOT NULL
+                    CHECK (json_valid(action) AND json_type(action) = 'object'),
+    reason          TEXT NOT NULL,
+    decided_at      INTEGER NOT NULL,
+    ruleset_version TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'planned'
+                    CHECK (status IN ('planned', 'done', 'cancelled', 'skipped')),
+    status_reason   TEXT
+                    CHECK ((status IN ('cancelled', 'skipped')) = (status_reason IS NOT NULL)),
+    status_at       INTEGER NOT NULL
+) STRICT;
+-- SMS and points follow-ups were stored as 'email' and 'set_attribute': the action's JSON
+-- (and an SMS's outbox channel) says what they are
+INSERT INTO followups_new (id, occurrence_key, rule_id, customer_id, occurrence_at,
+    scheduled_at, kind, action, reason, decided_at, ruleset_version, status, status_reason,
+    status_at)
+SELECT f.id, f.occurrence_key, f.rule_id, f.customer_id, f.occurrence_at, f.scheduled_at,
+    CASE
+        WHEN json_extract(f.action, '$.kind') = 'sms'
+             OR EXISTS (SELECT 1 FROM outbox o WHERE o.followup_id = f.id AND o.channel = 'sms')
+            THEN 'sms'
+        WHEN json_extract(f.action, '$.kind') = 'earn_points' THEN 'points'
+        ELSE f.kind
+    END,
+    f.action, f.reason, f.decided_at, f.ruleset_version, f.status, f.status_reason, f.status_at
+FROM followups f;
+DROP TABLE followups;
+ALTER TABLE followups_new RENAME TO followups;
+CREATE INDEX followups_by_customer ON followups(customer_id, scheduled_at);
+CREATE INDEX followups_by_rule ON followups(rule_id, customer_id, occurrence_at, status);
+"#,
 ];
+
+/// The first line of a migration that [`migrate`] runs with foreign keys off.
+pub const FOREIGN_KEYS_OFF: &str = "-- foreign_keys: off\n";
+
+/// Whether `sql` is a migration to run with foreign keys off.
+fn wants_foreign_keys_off(sql: &str) -> bool {
+    sql.starts_with(FOREIGN_KEYS_OFF)
+}
 
 /// The schema version this build writes: the number of migrations it knows.
 pub fn supported_version() -> u32 {
@@ -920,6 +984,18 @@ pub(crate) fn migrate(
         return Ok(());
     }
     loop {
+        // SQLite ignores `foreign_keys` inside a transaction: switched before it begins, for the
+        // migration that looks next; checked again under the write lock (another process may
+        // have run it meanwhile).
+        let peeked = user_version(conn).at(path)?;
+        let keys_off = migrations
+            .get(peeked as usize)
+            .is_some_and(|sql| wants_foreign_keys_off(sql));
+        let guard = if keys_off {
+            Some(foreign_keys_off(conn).at(path)?)
+        } else {
+            None
+        };
         let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).at(path)?;
         let version = user_version(&tx).at(path)?;
         if version > supported {
@@ -928,7 +1004,32 @@ pub(crate) fn migrate(
         let Some(sql) = migrations.get(version as usize) else {
             return Ok(());
         };
+        if wants_foreign_keys_off(sql) != keys_off {
+            // Rolled back; the next round switches the keys the right way.
+            drop(tx);
+            drop(guard);
+            continue;
+        }
         tx.execute_batch(sql).at(path)?;
+        if keys_off {
+            let broken: Option<(String, i64, String)> = tx
+                .query_row("PRAGMA foreign_key_check", [], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get::<_, Option<i64>>(1)?.unwrap_or(0),
+                        row.get(2)?,
+                    ))
+                })
+                .optional()
+                .at(path)?;
+            if let Some((table, rowid, parent)) = broken {
+                return Err(StoreError::MigrationBroke {
+                    path: path.to_path_buf(),
+                    version: version + 1,
+                    problem: format!("row {rowid} of {table} refers to a missing row of {parent}"),
+                });
+            }
+        }
         if version == 0 {
             tx.pragma_update(None, "application_id", APPLICATION_ID)
                 .at(path)?;
@@ -936,8 +1037,13 @@ pub(crate) fn migrate(
         tx.pragma_update(None, "user_version", version + 1)
             .at(path)?;
         tx.commit().at(path)?;
+        drop(guard);
     }
 }
+
+#[cfg(test)]
+#[path = "schema_ledger_tests.rs"]
+mod ledger_tests;
 
 #[cfg(test)]
 mod tests {
@@ -970,6 +1076,7 @@ mod tests {
         0x310e_dfa4_8fe2_27aa,
         0x00fb_d047_42ed_703e,
         0x5664_eea0_07c7_0304,
+        0x60e8_d3c2_ef7e_e8ab,
     ];
 
     #[test]

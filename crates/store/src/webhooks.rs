@@ -9,8 +9,8 @@
 //!
 //! The enqueue calls, one per write path that reports something:
 //! - [`tier_changes`]: every tier change of an assessment, at its commit (`tiers.rs`);
-//! - [`email_changed`]: an e-mail sent or failed, from the outbox's state-change event
-//!   (`outbox.rs`); [`email_bounced`] for the bounce recording;
+//! - [`email_changed`]: an e-mail (or an SMS: `sms.*`) sent or failed, from the outbox's
+//!   state-change event (`outbox.rs`); [`email_bounced`] for the bounce recording;
 //! - [`task_changed`]: a task created (by a follow-up or by hand) or done (`followups.rs`,
 //!   `tasks.rs`);
 //! - [`customer_unsubscribed`]: for the unsubscribe paths.
@@ -41,6 +41,10 @@ pub enum WebhookEventType {
     EmailFailed,
     /// A sent e-mail bounced (`email.bounced`).
     EmailBounced,
+    /// An SMS was accepted by the SMS provider (`sms.sent`).
+    SmsSent,
+    /// An SMS failed for good (`sms.failed`).
+    SmsFailed,
     /// A customer unsubscribed (`customer.unsubscribed`).
     CustomerUnsubscribed,
     /// A task was created for a manager (`task.created`).
@@ -51,11 +55,13 @@ pub enum WebhookEventType {
 
 impl WebhookEventType {
     /// Every event type, in the order the README documents them.
-    pub const ALL: [WebhookEventType; 7] = [
+    pub const ALL: [WebhookEventType; 9] = [
         WebhookEventType::TierChanged,
         WebhookEventType::EmailSent,
         WebhookEventType::EmailFailed,
         WebhookEventType::EmailBounced,
+        WebhookEventType::SmsSent,
+        WebhookEventType::SmsFailed,
         WebhookEventType::CustomerUnsubscribed,
         WebhookEventType::TaskCreated,
         WebhookEventType::TaskDone,
@@ -68,6 +74,8 @@ impl WebhookEventType {
             WebhookEventType::EmailSent => "email.sent",
             WebhookEventType::EmailFailed => "email.failed",
             WebhookEventType::EmailBounced => "email.bounced",
+            WebhookEventType::SmsSent => "sms.sent",
+            WebhookEventType::SmsFailed => "sms.failed",
             WebhookEventType::CustomerUnsubscribed => "customer.unsubscribed",
             WebhookEventType::TaskCreated => "task.created",
             WebhookEventType::TaskDone => "task.done",
@@ -271,25 +279,39 @@ const EMAIL_DATA: &str = "?3, json_object('email', o.id, 'message_id', o.message
      'template', o.template, 'attempts', o.attempts) \
      FROM outbox o LEFT JOIN customers c ON c.id = o.customer_id WHERE o.id = ?2";
 
-/// Queues `email.sent` or `email.failed` when the outbox row `outbox_id` moves `to` one of those
-/// states (its name, as `OutboxState::as_str` gives it; other states report nothing), in the
-/// state change's transaction.
+/// The data of an SMS event: the outbox row `?2`, never its phone number or text.
+const SMS_DATA: &str = "?3, json_object('sms', o.id, 'customer', c.external_id, \
+     'rule', o.rule_id, 'template', o.template, 'attempts', o.attempts) \
+     FROM outbox o LEFT JOIN customers c ON c.id = o.customer_id WHERE o.id = ?2";
+
+/// Queues `email.sent` or `email.failed` (`sms.sent` or `sms.failed` for a row on the `sms`
+/// channel) when the outbox row `outbox_id` moves `to` one of those states (its name, as
+/// `OutboxState::as_str` gives it; other states report nothing), in the state change's
+/// transaction.
 pub(crate) fn email_changed(
     conn: &Connection,
     outbox_id: i64,
     to: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
-    let kind = match to {
-        "sent" => WebhookEventType::EmailSent,
-        "failed" => WebhookEventType::EmailFailed,
-        _ => return Ok(()),
+    if !matches!(to, "sent" | "failed") {
+        return Ok(());
+    }
+    let channel: Option<String> = conn
+        .prepare_cached("SELECT channel FROM outbox WHERE id = ?1")?
+        .query_row([outbox_id], |row| row.get(0))
+        .optional()?;
+    let (kind, data) = match (channel.as_deref(), to) {
+        (Some("sms"), "sent") => (WebhookEventType::SmsSent, SMS_DATA),
+        (Some("sms"), _) => (WebhookEventType::SmsFailed, SMS_DATA),
+        (_, "sent") => (WebhookEventType::EmailSent, EMAIL_DATA),
+        _ => (WebhookEventType::EmailFailed, EMAIL_DATA),
     };
     enqueue_with(
         conn,
         kind,
         now,
-        &format!("{INSERT_EVENT}, {EMAIL_DATA}"),
+        &format!("{INSERT_EVENT}, {data}"),
         &[&outbox_id, &now],
     )
 }
@@ -693,6 +715,47 @@ mod tests {
         assert_eq!(body["data"]["message_id"], "<m1@tc>");
         assert_eq!(body["data"]["customer"], "C1");
         assert!(!head.body().contains("someone@"), "{}", head.body());
+    }
+
+    #[test]
+    fn an_sms_is_reported_as_sms_never_as_an_email() {
+        let mut store = Store::open_in_memory().unwrap();
+        let rowid = customer(&store, "C1");
+        let outbox: i64 = store
+            .conn
+            .query_row(
+                "INSERT INTO outbox (customer_id, rule_id, template, recipient_kind, to_address, \
+                 message_id, subject, body_text, state, due_at, created_at, updated_at, sent_at, \
+                 channel) VALUES (?1, 'hello', 'greet', 'customer', '+4915112345678', '<s1@tc>', \
+                 '', 'Hi', 'sent', 0, 0, 0, 0, 'sms') RETURNING id",
+                [rowid],
+                |row| row.get(0),
+            )
+            .unwrap();
+        subscribed(
+            &mut store,
+            &[WebhookEventType::EmailSent, WebhookEventType::EmailFailed],
+        );
+        email_changed(&store.conn, outbox, "sent", 5).unwrap();
+        email_changed(&store.conn, outbox, "failed", 5).unwrap();
+        assert!(
+            store.webhook_heads().unwrap().is_empty(),
+            "an SMS is not an email.* event"
+        );
+        subscribed(
+            &mut store,
+            &[WebhookEventType::SmsSent, WebhookEventType::SmsFailed],
+        );
+        email_changed(&store.conn, outbox, "sent", 6).unwrap();
+        let head = store.webhook_heads().unwrap().remove(0);
+        let body: serde_json::Value = serde_json::from_str(&head.body()).unwrap();
+        assert_eq!(body["type"], "sms.sent");
+        assert_eq!(
+            body["data"],
+            serde_json::json!({"sms": outbox, "customer": "C1", "rule": "hello",
+                               "template": "greet", "attempts": 0})
+        );
+        assert!(!head.body().contains("+49"), "no phone: {}", head.body());
     }
 
     #[test]

@@ -35,8 +35,10 @@ pub struct Status {
     pub latest_assessment: Option<LatestAssessment>,
     /// The follow-up tick's cursor.
     pub followups: Option<ScheduleCursor>,
-    /// E-mails in the outbox by state (every state, zeros included).
+    /// E-mails in the outbox by state (every state, zeros included); SMS are not among them.
     pub outbox: BTreeMap<String, u64>,
+    /// SMS in the outbox by state (every state, zeros included).
+    pub sms: BTreeMap<String, u64>,
     /// E-mails resent after a crash (each possibly a duplicate).
     pub outbox_recovered: u64,
     /// Each webhook endpoint's queue: queued, delivered, dead, and the failing head.
@@ -94,7 +96,15 @@ pub fn status(workspace: &Workspace) -> Result<Status, DaemonError> {
     let database = workspace.database_path();
     let held = holder(&database)?;
     let store = workspace.open_store()?;
-    let (counts, recovered) = store.outbox_counts()?;
+    let (_, recovered) = store.outbox_counts()?;
+    let by_state = |counts: Vec<(tiercare_store::OutboxState, u64)>| -> BTreeMap<String, u64> {
+        counts
+            .into_iter()
+            .map(|(state, count)| (state.as_str().to_owned(), count))
+            .collect()
+    };
+    let counts = by_state(store.channel_counts(tiercare_store::Channel::Email)?);
+    let sms = by_state(store.channel_counts(tiercare_store::Channel::Sms)?);
     let daemon = store.daemon_state()?;
     let reload_problems = daemon
         .as_ref()
@@ -102,10 +112,8 @@ pub fn status(workspace: &Workspace) -> Result<Status, DaemonError> {
         .map(|errors| errors.lines().map(str::to_owned).collect())
         .unwrap_or_default();
     Ok(Status {
-        outbox: counts
-            .into_iter()
-            .map(|(state, count)| (state.as_str().to_owned(), count))
-            .collect(),
+        outbox: counts,
+        sms,
         outbox_recovered: recovered,
         bounces: store.bounce_counts(i64::MIN)?,
         webhooks: store.webhook_summary()?,

@@ -226,8 +226,10 @@ pub struct Figures {
     pub work_by_owner: Vec<OwnerWork>,
     /// Managers' load against capacity.
     pub managers: Vec<ManagerLoad>,
-    /// E-mail outcomes per follow-up rule.
+    /// E-mail outcomes per follow-up rule (SMS are not in it).
     pub emails: Vec<RuleEmails>,
+    /// SMS outcomes per follow-up rule.
+    pub sms: Vec<RuleEmails>,
     /// Addresses unsubscribed.
     pub unsubscribes: u64,
     /// Sends, hard bounces and complaints per day and follow-up rule over the 30 days up to
@@ -377,6 +379,7 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
     work_by_tier.sort_by_key(|w| w.tier.as_deref().map_or(usize::MAX, rank));
     let work_by_owner = store.task_work_by_assignee(options.at)?;
     let emails = store.email_outcomes(options.at)?;
+    let sms = store.sms_outcomes(options.at)?;
     let unsubscribes = store.unsubscribes(options.at)?;
     let growth_holdout = options
         .growth
@@ -413,6 +416,7 @@ pub fn figures(store: &Store, options: &ReportOptions) -> Result<Figures, Report
         work_by_owner,
         managers,
         emails,
+        sms,
         unsubscribes,
         reputation,
         care,

@@ -1279,7 +1279,40 @@ fn email_section(page: &mut String, figures: &Figures) {
         count(figures.unsubscribes)
     );
     reputation_table(page, figures);
+    sms_table(page, figures);
     page.push_str("</section>\n");
+}
+
+/// SMS per follow-up rule by outcome: a table of their own (not in the e-mails' figures).
+fn sms_table(page: &mut String, figures: &Figures) {
+    if figures.sms.is_empty() {
+        return;
+    }
+    page.push_str("<h3>SMS</h3>");
+    let rows: Vec<Vec<String>> = figures
+        .sms
+        .iter()
+        .map(|r| {
+            let mut row = vec![escape(&r.rule_id)];
+            row.extend(r.by_outcome().into_iter().map(count));
+            row
+        })
+        .collect();
+    table(
+        page,
+        "SMS per rule and outcome",
+        &[
+            "Rule",
+            "Sent",
+            "Deferred",
+            "Failed",
+            "Suppressed",
+            "Unknown",
+            "Waiting",
+            "Cancelled",
+        ],
+        &rows,
+    );
 }
 
 /// The growth models' check: BG/NBD fitted without the last 90 days, its expectation for each

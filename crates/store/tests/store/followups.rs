@@ -6,7 +6,7 @@
 use rusqlite::Connection;
 use serde_json::json;
 use tiercare_store::{
-    AssessmentHeader, Assignee, ComplaintRecord, ContactCounts, CustomerEvent,
+    AssessmentHeader, Assignee, Channel, ComplaintRecord, ContactCounts, CustomerEvent,
     CustomerFollowUpState, CustomerRecord, EventKind, FeedbackRecord, FollowUpAction,
     FollowUpOutcome, FollowUpStatus, ImportKind, InteractionRecord, LastOccurrence, ManagerRecord,
     OccurrenceKey, PlannedFollowUp, Recorded, StateRange, Store, StoreError, TaskFilter,
@@ -898,4 +898,101 @@ fn the_key_keeps_the_occurrence_time_when_the_policy_moves_the_follow_up() {
     let all = states(&store, 0, NOW, 0);
     assert_eq!(state_of(&all, ann).last_fired("care"), Some(NOW));
     assert_eq!(state_of(&all, ann).emails, [NOW + 2 * DAY]);
+}
+
+#[test]
+fn sms_and_points_follow_ups_are_stored_with_their_own_kinds() {
+    let (_dir, path, mut store) = new_store();
+    seed_customers(&mut store, &["ann"]);
+    let planned = |rule: &str, action| PlannedFollowUp {
+        key: OccurrenceKey::new(rule, "ann", NOW),
+        scheduled_at: NOW,
+        action,
+        reason: "test".into(),
+        skip: None,
+    };
+    let mut session = store.begin_followups(NOW, "v1").unwrap();
+    let text = session
+        .record(&planned(
+            "text",
+            FollowUpAction::Sms {
+                template: "hello".into(),
+            },
+        ))
+        .unwrap();
+    assert_eq!(text.status, FollowUpStatus::Planned);
+    let earn = session
+        .record(&planned(
+            "earn",
+            FollowUpAction::EarnPoints {
+                amount: 50.0,
+                expires_at: None,
+            },
+        ))
+        .unwrap();
+    assert_eq!(earn.status, FollowUpStatus::Done);
+    session.finish().unwrap();
+    let conn = Connection::open(&path).unwrap();
+    let kinds: Vec<(String, String)> = conn
+        .prepare("SELECT rule_id, kind FROM followups ORDER BY rule_id")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        kinds,
+        [
+            ("earn".to_owned(), "points".to_owned()),
+            ("text".to_owned(), "sms".to_owned())
+        ]
+    );
+    assert_eq!(store.points_of("ann").unwrap().len(), 1);
+}
+
+#[test]
+fn the_reports_email_outcomes_leave_sms_out_and_count_them_apart() {
+    let (_dir, path, mut store) = new_store();
+    seed_customers(&mut store, &["ann"]);
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "INSERT INTO outbox (customer_id, rule_id, template, recipient_kind, to_address, \
+         message_id, subject, body_text, state, due_at, created_at, updated_at, sent_at, channel) \
+         VALUES (1, 'care', 'care', 'customer', 'ann@example.com', '<e1@tc>', 'S', 'B', 'sent', \
+                 1, 1, 1, 1, 'email'), \
+                (1, 'greet', 'greet', 'customer', '+4915112345678', '<s1@tc>', '', 'Hi', 'sent', \
+                 1, 1, 1, 1, 'sms'), \
+                (1, 'greet', 'greet', 'customer', '+4915112345678', '<s2@tc>', '', 'Hi', \
+                 'queued', 1, 1, 1, NULL, 'sms'); \
+         INSERT INTO outbox_events (outbox_id, at, from_state, to_state) \
+         VALUES (1, 1, 'claimed', 'sent'), (2, 1, 'claimed', 'sent');",
+    )
+    .unwrap();
+    let emails = store.email_outcomes(NOW).unwrap();
+    assert_eq!(
+        emails
+            .iter()
+            .map(|r| (r.rule_id.as_str(), r.sent, r.pending))
+            .collect::<Vec<_>>(),
+        [("care", 1, 0)]
+    );
+    let sms = store.sms_outcomes(NOW).unwrap();
+    assert_eq!(
+        sms.iter()
+            .map(|r| (r.rule_id.as_str(), r.sent, r.pending))
+            .collect::<Vec<_>>(),
+        [("greet", 1, 1)]
+    );
+    // `status` counts the outbox's e-mails and SMS apart.
+    let nonzero = |channel| {
+        store
+            .channel_counts(channel)
+            .unwrap()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(state, n)| (state.as_str(), n))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(nonzero(Channel::Email), [("sent", 1)]);
+    assert_eq!(nonzero(Channel::Sms), [("queued", 1), ("sent", 1)]);
 }
