@@ -49,6 +49,12 @@ fn create_makes_a_migrated_tiercare_database() {
             "customer_segments",
             "customer_tiers",
             "customers",
+            // the search's trigram index (migration 23) and FTS5's shadow tables
+            "customers_search",
+            "customers_search_config",
+            "customers_search_data",
+            "customers_search_docsize",
+            "customers_search_idx",
             "daemon_state",
             "feedback",
             "followups",
