@@ -374,12 +374,19 @@ fn for_each_plan(
     for_each_plan_ahead(reader, rules, options, 0, visit).map(|_| ())
 }
 
-/// The earliest occurrence in `plan` (planned or skipped, whatever the reason).
+/// The earliest time a plan of `plan`'s start would record something of it: an action's
+/// scheduled time (an email moved by the send window is recorded once a range reaches its
+/// time), a skip's occurrence. A skip `Beyond` the plan's end is not recorded before it.
 fn earliest_occurrence(plan: &tiercare_engine::Plan) -> Option<i64> {
     plan.actions
         .iter()
-        .map(|action| action.occurrence_at)
-        .chain(plan.skipped.iter().map(|skipped| skipped.occurrence_at))
+        .map(|action| action.scheduled_at)
+        .chain(
+            plan.skipped
+                .iter()
+                .filter(|skipped| !matches!(skipped.skipped, Skipped::Beyond { .. }))
+                .map(|skipped| skipped.occurrence_at),
+        )
         .min()
 }
 

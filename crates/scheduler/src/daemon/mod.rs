@@ -194,6 +194,10 @@ pub struct Daemon<C: Clock> {
     /// After a follow-up pass that found nothing to do: until when ticks need not read the
     /// customers again while nothing changes (see [`IdleWatch`]); `None`: pass on the next tick.
     followups_idle: Option<IdleWatch>,
+    /// Whether the last delivery error was read from the outbox's events since the start
+    /// (then again only after a pass that sent or recovered something: the read walks the
+    /// events backwards, and would every idle tick).
+    send_error_read: bool,
 }
 
 /// How long a follow-up pass looks ahead for the next occurrence, and so the longest an idle
@@ -369,6 +373,7 @@ impl<C: Clock> Daemon<C> {
             assessment_problem: None,
             pool_next: None,
             followups_idle: None,
+            send_error_read: false,
         };
         daemon.state.next_assessment_at = daemon.next_assessment();
         daemon.save_state();
@@ -869,10 +874,15 @@ impl<C: Clock> Daemon<C> {
                 "SMS delivered"
             );
         }
-        if sent.claimed + sent.recovered + texted.claimed + texted.recovered > 0 {
+        let worked = sent.claimed + sent.recovered + texted.claimed + texted.recovered > 0;
+        if worked {
             // Sends change the contacts the policy counts.
             self.followups_idle = None;
+        } else if self.send_error_read {
+            // Nothing went out or came back: the last error is the one already read.
+            return Ok(());
         }
+        self.send_error_read = true;
         if let Some((at, error)) = self.reader.last_send_error()? {
             self.state.last_send_error = Some(error);
             self.state.last_send_error_at = Some(at);
