@@ -377,6 +377,37 @@ fn for_each_plan(
     options: PlanOptions,
     visit: &mut dyn FnMut(&CustomerFeatures, &EngineState, &tiercare_engine::Plan),
 ) -> Result<(), AssessError> {
+    for_each_plan_ahead(reader, rules, options, 0, visit).map(|_| ())
+}
+
+/// The earliest time a plan of `plan`'s start would record something of it: an action's
+/// scheduled time (an email moved by the send window is recorded once a range reaches its
+/// time), a skip's occurrence. A skip `Beyond` the plan's end is not recorded before it.
+fn earliest_occurrence(plan: &tiercare_engine::Plan) -> Option<i64> {
+    plan.actions
+        .iter()
+        .map(|action| action.scheduled_at)
+        .chain(
+            plan.skipped
+                .iter()
+                .filter(|skipped| !matches!(skipped.skipped, Skipped::Beyond { .. }))
+                .map(|skipped| skipped.occurrence_at),
+        )
+        .min()
+}
+
+/// [`for_each_plan`], and with `lookahead > 0` also each customer's plan over
+/// `[options.to, options.to + lookahead)` from the same features and ledger state: the earliest
+/// occurrence any of them has there, or `None` when nothing occurs in it. Planning
+/// `[options.to, t)` with unchanged data records nothing for `t` up to that time.
+fn for_each_plan_ahead(
+    reader: &Store,
+    rules: &RuleSet,
+    options: PlanOptions,
+    lookahead: i64,
+    visit: &mut dyn FnMut(&CustomerFeatures, &EngineState, &tiercare_engine::Plan),
+) -> Result<Option<i64>, AssessError> {
+    let mut next_due: Option<i64> = None;
     let range = StateRange {
         events_since: options.events_since,
         events_until: options.to,
@@ -402,9 +433,32 @@ fn for_each_plan(
                 options.timezone,
             );
             visit(features, &state, &plan);
+            if lookahead > 0 {
+                let ahead = planner.plan(
+                    &snapshot,
+                    &state,
+                    options.to,
+                    options.to.saturating_add(lookahead),
+                    options.timezone,
+                );
+                // What this range records is not in `state` yet: it counts as due now.
+                let recorded = !plan.actions.is_empty()
+                    || plan
+                        .skipped
+                        .iter()
+                        .any(|skipped| !matches!(skipped.skipped, Skipped::Beyond { .. }));
+                let earliest = recorded
+                    .then_some(options.to)
+                    .into_iter()
+                    .chain(earliest_occurrence(&ahead))
+                    .min();
+                if let Some(at) = earliest {
+                    next_due = Some(next_due.map_or(at, |due| due.min(at)));
+                }
+            }
         },
     )?;
-    Ok(())
+    Ok(next_due)
 }
 
 /// Running totals of [`plan`].
@@ -681,6 +735,9 @@ pub struct RecordReport {
     pub attributes_set: u64,
     /// Rule conditions that failed, customer occurrences.
     pub rule_errors: u64,
+    /// With a lookahead ([`record_due_ahead`]): the earliest occurrence of any customer in
+    /// `[until, until + lookahead)` as the data stood, `None` when none (or no lookahead).
+    pub next_due: Option<i64>,
     /// Wall time in milliseconds.
     pub elapsed_ms: u128,
 }
@@ -780,6 +837,21 @@ pub fn record_due(
     now: i64,
     renderer: &dyn RenderEmail,
 ) -> Result<RecordReport, AssessError> {
+    record_due_ahead(reader, writer, rules, options, now, renderer, 0)
+}
+
+/// [`record_due`], and with `lookahead > 0` also when the next follow-up falls due in
+/// `[options.to, options.to + lookahead)` if nothing changes ([`RecordReport::next_due`]):
+/// the daemon reads no customer again before then while the data stays the same.
+pub fn record_due_ahead(
+    reader: &Store,
+    writer: &mut Store,
+    rules: &RuleSet,
+    options: PlanOptions,
+    now: i64,
+    renderer: &dyn RenderEmail,
+    lookahead: i64,
+) -> Result<RecordReport, AssessError> {
     let started = Instant::now();
     let mut report = RecordReport {
         from: options.from,
@@ -795,105 +867,113 @@ pub fn record_due(
         .collect();
     let mut session = writer.begin_followups(now, rules.version())?;
     let mut write_error: Option<StoreError> = None;
-    for_each_plan(reader, rules, options, &mut |features, _state, plan| {
-        report.customers += 1;
-        report.rule_errors += plan.errors.len() as u64;
-        if write_error.is_some() {
-            return;
-        }
-        // Task titles with the templates' context (`{{ customer.region }}`, `{{ tier.label }}`).
-        let title_of = |text: &str| match renderer.render_text(text, &features.customer_id, now) {
-            Ok(title) => title,
-            Err(err) => {
-                tracing::warn!(customer = %features.customer_id, error = %err.message, "task title not rendered: kept as written");
-                text.to_owned()
+    let next_due = for_each_plan_ahead(
+        reader,
+        rules,
+        options,
+        lookahead,
+        &mut |features, _state, plan| {
+            report.customers += 1;
+            report.rule_errors += plan.errors.len() as u64;
+            if write_error.is_some() {
+                return;
             }
-        };
-        let mut planned: Vec<PlannedFollowUp> = Vec::new();
-        for action in &plan.actions {
-            let stored = store_action(
-                rules,
-                &action.action,
-                action.occurrence_at,
-                action.scheduled_at,
-                &title_of,
-            );
-            planned.push(PlannedFollowUp {
-                key: OccurrenceKey::new(
-                    &action.rule_id,
-                    &features.customer_id,
+            // Task titles with the templates' context (`{{ customer.region }}`, `{{ tier.label }}`).
+            let title_of = |text: &str| match renderer.render_text(text, &features.customer_id, now)
+            {
+                Ok(title) => title,
+                Err(err) => {
+                    tracing::warn!(customer = %features.customer_id, error = %err.message, "task title not rendered: kept as written");
+                    text.to_owned()
+                }
+            };
+            let mut planned: Vec<PlannedFollowUp> = Vec::new();
+            for action in &plan.actions {
+                let stored = store_action(
+                    rules,
+                    &action.action,
                     action.occurrence_at,
-                ),
-                scheduled_at: action.scheduled_at,
-                action: stored,
-                reason: action.reason.clone(),
-                skip: None,
-            });
-        }
-        for skipped in &plan.skipped {
-            if matches!(skipped.skipped, Skipped::Beyond { .. }) {
-                continue;
+                    action.scheduled_at,
+                    &title_of,
+                );
+                planned.push(PlannedFollowUp {
+                    key: OccurrenceKey::new(
+                        &action.rule_id,
+                        &features.customer_id,
+                        action.occurrence_at,
+                    ),
+                    scheduled_at: action.scheduled_at,
+                    action: stored,
+                    reason: action.reason.clone(),
+                    skip: None,
+                });
             }
-            let Some(action) = actions.get(skipped.rule_id.as_str()) else {
-                continue;
-            };
-            let scheduled_at = skipped.occurrence_at.max(options.from);
-            let stored = store_action(
-                rules,
-                action,
-                skipped.occurrence_at,
-                scheduled_at,
-                &title_of,
-            );
-            let why = match &skipped.skipped {
-                Skipped::Cap { period, limit } => {
-                    format!("cap: {limit} per {}", format!("{period:?}").to_lowercase())
+            for skipped in &plan.skipped {
+                if matches!(skipped.skipped, Skipped::Beyond { .. }) {
+                    continue;
                 }
-                other => other.name().to_owned(),
-            };
-            planned.push(PlannedFollowUp {
-                key: OccurrenceKey::new(
-                    &skipped.rule_id,
-                    &features.customer_id,
+                let Some(action) = actions.get(skipped.rule_id.as_str()) else {
+                    continue;
+                };
+                let scheduled_at = skipped.occurrence_at.max(options.from);
+                let stored = store_action(
+                    rules,
+                    action,
                     skipped.occurrence_at,
-                ),
-                scheduled_at,
-                action: stored,
-                reason: format!("skipped by the contact policy: {why}"),
-                skip: Some(why),
-            });
-        }
-        for follow_up in &planned {
-            let mut compose = |to: &EmailRecipient| compose(renderer, to, now);
-            let mut compose_sms =
-                |to: &EmailRecipient| crate::sms::compose::compose_sms(renderer, to, now);
-            match session.record_with_messages(
-                follow_up,
-                Some(&mut compose),
-                Some(&mut compose_sms),
-            ) {
-                Ok(recorded) => {
-                    if recorded.outbox_id.is_some() {
-                        report.queued += 1;
+                    scheduled_at,
+                    &title_of,
+                );
+                let why = match &skipped.skipped {
+                    Skipped::Cap { period, limit } => {
+                        format!("cap: {limit} per {}", format!("{period:?}").to_lowercase())
                     }
-                }
-                Err(err) => match err {
-                    // Refused before anything was written: the session goes on.
-                    StoreError::InvalidFollowUp { .. } | StoreError::UnknownCustomer { .. } => {
-                        tracing::warn!(customer = %features.customer_id, rule = %follow_up.key.rule_id, error = %err, "follow-up refused");
-                    }
-                    err => {
-                        write_error = Some(err);
-                        return;
-                    }
-                },
+                    other => other.name().to_owned(),
+                };
+                planned.push(PlannedFollowUp {
+                    key: OccurrenceKey::new(
+                        &skipped.rule_id,
+                        &features.customer_id,
+                        skipped.occurrence_at,
+                    ),
+                    scheduled_at,
+                    action: stored,
+                    reason: format!("skipped by the contact policy: {why}"),
+                    skip: Some(why),
+                });
             }
-        }
-    })?;
+            for follow_up in &planned {
+                let mut compose = |to: &EmailRecipient| compose(renderer, to, now);
+                let mut compose_sms =
+                    |to: &EmailRecipient| crate::sms::compose::compose_sms(renderer, to, now);
+                match session.record_with_messages(
+                    follow_up,
+                    Some(&mut compose),
+                    Some(&mut compose_sms),
+                ) {
+                    Ok(recorded) => {
+                        if recorded.outbox_id.is_some() {
+                            report.queued += 1;
+                        }
+                    }
+                    Err(err) => match err {
+                        // Refused before anything was written: the session goes on.
+                        StoreError::InvalidFollowUp { .. } | StoreError::UnknownCustomer { .. } => {
+                            tracing::warn!(customer = %features.customer_id, rule = %follow_up.key.rule_id, error = %err, "follow-up refused");
+                        }
+                        err => {
+                            write_error = Some(err);
+                            return;
+                        }
+                    },
+                }
+            }
+        },
+    )?;
     if let Some(err) = write_error {
         return Err(err.into());
     }
     let outcome = session.finish()?;
+    report.next_due = next_due;
     report.new = outcome.new;
     report.existing = outcome.existing;
     report.skipped = outcome.skipped;

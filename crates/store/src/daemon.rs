@@ -85,6 +85,15 @@ pub struct DaemonState {
 }
 
 impl Store {
+    /// SQLite's `data_version` of this connection: it changes when another connection (of
+    /// this process or another) commits a change to the database, and never for this
+    /// connection's own writes. Reading it reads no table.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |row| row.get(0))
+            .at(self.label.as_path())
+    }
+
     /// Where the schedule `name` stands; `None` before it was ever handled.
     pub fn schedule_cursor(&self, name: &str) -> Result<Option<ScheduleCursor>, StoreError> {
         self.conn

@@ -13,7 +13,7 @@
 //! customers are assigned again on the same tick), only when something may be due.
 //!
 //! Mail goes through the outbox ([`crate::outbox`]): follow-ups' emails are rendered and queued
-//! with their ledger rows ([`record_due`]) and sent by [`deliver_due_gated`]. At start-up, claims a
+//! with their ledger rows ([`record_due`](crate::plan::record_due)) and sent by [`deliver_due_gated`]. At start-up, claims a
 //! stopped daemon left open are recovered by the outbox's crash policy.
 //!
 //! # What is stored, and why nothing happens twice
@@ -52,7 +52,7 @@ use crate::firing::Due;
 use crate::lock::{DaemonLock, LockError};
 use crate::mail::{MailError, MailTransport};
 use crate::outbox::{SendSettings, deliver_due_gated, transports};
-use crate::plan::{EVENT_LOOKBACK, PlanOptions, record_due};
+use crate::plan::{EVENT_LOOKBACK, PlanOptions, record_due_ahead};
 use crate::templates::{EmailRenderer, TemplatesError, read_templates, template_names};
 use crate::watch::{Change, Fingerprint, FolderWatcher, Settle, Settled};
 use crate::workspace::{Workspace, WorkspaceError};
@@ -142,6 +142,9 @@ pub struct PassReport {
     pub followups_range: Option<(i64, i64)>,
     /// New follow-up ledger rows.
     pub followups_new: u64,
+    /// Customers the follow-up pass read (owner assignment first); `None` when no pass was
+    /// needed (nothing changed and nothing falls due, see [`FOLLOWUPS_RECHECK`]).
+    pub followups_read: Option<u64>,
     /// Owned customers the pool's pass read; `None` when no pass was needed (nothing due).
     pub pool_read: Option<u64>,
     /// Owners warned by the pool (new warnings).
@@ -188,6 +191,28 @@ pub struct Daemon<C: Clock> {
     /// The rule set version and the time before which no pool pass is needed (nothing falls
     /// due); `None`: pass on the next tick.
     pool_next: Option<(String, i64)>,
+    /// After a follow-up pass that found nothing to do: until when ticks need not read the
+    /// customers again while nothing changes (see [`IdleWatch`]); `None`: pass on the next tick.
+    followups_idle: Option<IdleWatch>,
+    /// Whether the last delivery error was read from the outbox's events since the start
+    /// (then again only after a pass that sent or recovered something: the read walks the
+    /// events backwards, and would every idle tick).
+    send_error_read: bool,
+}
+
+/// How long a follow-up pass looks ahead for the next occurrence, and so the longest an idle
+/// daemon goes without reading the customers (time alone can make a rule's condition hold).
+pub const FOLLOWUPS_RECHECK: i64 = 3_600;
+
+/// What an idle follow-up pass leaves for the next ticks: while the rules are the same, no
+/// other connection has committed (the writer's `data_version`), the daemon's own writes since
+/// were none that matter and `until` has not come, a tick reads no customer. The tick cursor
+/// then stays where it is, so the next pass covers the whole range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IdleWatch {
+    version: String,
+    data_version: i64,
+    until: i64,
 }
 
 fn read_rules(workspace: &Workspace) -> Result<RuleSet, AssessError> {
@@ -363,6 +388,8 @@ impl<C: Clock> Daemon<C> {
             send,
             assessment_problem: None,
             pool_next: None,
+            followups_idle: None,
+            send_error_read: false,
         };
         daemon.state.next_assessment_at = daemon.next_assessment();
         daemon.save_state();
@@ -503,6 +530,10 @@ impl<C: Clock> Daemon<C> {
         {
             tracing::error!(error = %err, "the pool's pass failed; it will be retried");
             report.errors.push(format!("pool: {err}"));
+        }
+        // The daemon's own writes that change what follow-ups plan: read the customers again.
+        if report.assessed_slot.is_some() || report.pool_warned + report.pool_reclaimed > 0 {
+            self.followups_idle = None;
         }
         // One renderer for the pass: recording and delivery render at the same time, so they
         // share its features pass, purchase history and managers.
@@ -703,6 +734,17 @@ impl<C: Clock> Daemon<C> {
             // Nothing new, or a clock stepped backwards: that range was recorded already.
             return Ok(());
         }
+        // Idle: nothing changed since a pass that found nothing due before `until`.
+        let data_version = self.writer.data_version()?;
+        if self.followups_idle.as_ref().is_some_and(|idle| {
+            idle.version == self.rules.version()
+                && idle.data_version == data_version
+                && now < idle.until
+                && now - last <= catch_up
+        }) {
+            return Ok(());
+        }
+        self.followups_idle = None;
         let from = if now - last > catch_up {
             tracing::warn!(
                 down_s = now - last,
@@ -714,7 +756,7 @@ impl<C: Clock> Daemon<C> {
             last
         };
         let templates = self.renderer(renderer)?;
-        let recorded = record_due(
+        let recorded = record_due_ahead(
             &self.reader,
             &mut self.writer,
             &self.rules,
@@ -726,6 +768,7 @@ impl<C: Clock> Daemon<C> {
             },
             now,
             templates,
+            FOLLOWUPS_RECHECK,
         )?;
         self.writer
             .advance_schedule(FOLLOWUPS, "", now, SlotOutcome::Fired, now)?;
@@ -741,6 +784,20 @@ impl<C: Clock> Daemon<C> {
         }
         report.followups_range = Some((from, now));
         report.followups_new = recorded.new;
+        report.followups_read = Some(recorded.customers);
+        if recorded.new == 0 && recorded.owners_assigned == 0 && recorded.queued == 0 {
+            // Never later than the catch-up window allows the cursor to stay behind.
+            let until = recorded
+                .next_due
+                .unwrap_or(now + FOLLOWUPS_RECHECK)
+                .min(now + FOLLOWUPS_RECHECK)
+                .min(now + catch_up);
+            self.followups_idle = Some(IdleWatch {
+                version: self.rules.version().to_owned(),
+                data_version,
+                until,
+            });
+        }
         Ok(())
     }
 
@@ -761,6 +818,9 @@ impl<C: Clock> Daemon<C> {
         )
         .map_err(|err| DaemonError::Digests(err.to_string()))?;
         report.digests = decided.queued();
+        if report.digests > 0 {
+            self.followups_idle = None;
+        }
         Ok(())
     }
 
@@ -835,6 +895,15 @@ impl<C: Clock> Daemon<C> {
                 "SMS delivered"
             );
         }
+        let worked = sent.claimed + sent.recovered + texted.claimed + texted.recovered > 0;
+        if worked {
+            // Sends change the contacts the policy counts.
+            self.followups_idle = None;
+        } else if self.send_error_read {
+            // Nothing went out or came back: the last error is the one already read.
+            return Ok(());
+        }
+        self.send_error_read = true;
         if let Some((at, error)) = self.reader.last_send_error()? {
             self.state.last_send_error = Some(error);
             self.state.last_send_error_at = Some(at);
@@ -1428,6 +1497,66 @@ mod tests {
         clock.advance(DAY);
         let report = daemon.pass();
         assert_eq!(report.pool_read, Some(1), "at least once a day");
+    }
+
+    #[test]
+    fn an_idle_tick_reads_no_customer_until_something_changes_or_an_hour_passes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = workspace(tmp.path());
+        // After the night's reassessment, so the tiers and their events are there.
+        let clock = TestClock::new(START + 3 * HOUR);
+        let mut daemon = Daemon::start(ws.clone(), clock.clone()).unwrap();
+        let mut reads = Vec::new();
+        for _ in 0..4 {
+            let report = daemon.pass();
+            assert!(report.errors.is_empty(), "{:?}", report.errors);
+            reads.push(report.followups_read);
+            clock.advance(60);
+        }
+        // The first pass starts the cursor, the second reads both customers and finds nothing
+        // due within the hour: the next ticks read nothing and leave the cursor where it is.
+        assert_eq!(reads, [None, Some(2), None, None]);
+        let cursor = |daemon: &Daemon<TestClock>| {
+            daemon
+                .reader
+                .schedule_cursor(FOLLOWUPS)
+                .unwrap()
+                .unwrap()
+                .last_slot
+        };
+        let idle_since = cursor(&daemon);
+        assert_eq!(idle_since, START + 3 * HOUR + 60);
+
+        // Another process writes (an order): the next tick reads again, over the whole range.
+        let mut store = ws.open_store().unwrap();
+        import(
+            &ws,
+            &mut store,
+            RecordKind::Orders,
+            "order_id,customer_id,ordered_at,amount\nO3,C2,2026-02-01,25\n",
+        );
+        drop(store);
+        let report = daemon.pass();
+        let changed_at = clock.now();
+        assert_eq!(report.followups_read, Some(2), "a change is seen");
+        assert_eq!(report.followups_range, Some((idle_since, clock.now())));
+        clock.advance(60);
+        assert_eq!(daemon.pass().followups_read, None);
+
+        // Time alone: read again within the hour the pass looked ahead.
+        let mut read_at = None;
+        for _ in 0..70 {
+            clock.advance(60);
+            if daemon.pass().followups_read.is_some() {
+                read_at = Some(clock.now());
+                break;
+            }
+        }
+        let read_at = read_at.expect("no pass for over an hour");
+        assert!(
+            read_at <= changed_at + FOLLOWUPS_RECHECK,
+            "{read_at} {changed_at}"
+        );
     }
 
     #[test]
