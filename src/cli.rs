@@ -102,7 +102,9 @@ pub enum Command {
     /// and listed with their line, column and reason (every problem of a row at once); --strict
     /// refuses the whole file instead. An order with a rejected line is rejected whole, each of
     /// its lines listed. A negative amount is rejected unless the mapping says `refunds: true`
-    /// (then it is a refund: it lowers revenue and is not an order).
+    /// (then it is a refund: it lowers revenue and is not an order). With `[points]` in
+    /// tiercare.toml each imported order earns points once, in the same transaction (an order
+    /// imported again with another amount has its points adjusted).
     Import(ImportArgs),
     /// Create a workspace filled with realistic synthetic data, for trying tiercare.
     ///
@@ -1450,6 +1452,11 @@ pub struct DemoArgs {
     /// Only write the CSV files; do not import or assess them.
     #[arg(long)]
     pub no_import: bool,
+
+    /// No progress display. Without it, the generation and the simulated days show their
+    /// progress on stderr ("simulating … day 12/30"), and only when stderr is a terminal.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 
     /// Print the import summaries and the assessment as JSON on stdout.
     #[arg(long)]

@@ -19,6 +19,8 @@ pub struct Output {
     color_err: bool,
     /// The workspace's zone, for the times of `--json` (UTC until known).
     timezone: std::cell::Cell<Option<chrono_tz::Tz>>,
+    /// No progress bars (`demo --quiet`).
+    quiet: std::cell::Cell<bool>,
 }
 
 impl Output {
@@ -33,6 +35,7 @@ impl Output {
             color_out: pick(std::io::stdout().is_terminal()),
             color_err: pick(std::io::stderr().is_terminal()),
             timezone: std::cell::Cell::new(None),
+            quiet: std::cell::Cell::new(false),
         }
     }
 
@@ -114,9 +117,15 @@ impl Output {
         self.timezone.set(Some(zone));
     }
 
-    /// A byte-based progress bar on stderr, hidden when stderr is not a terminal.
+    /// Hides every later progress bar (`--quiet`).
+    pub fn set_quiet(&self) {
+        self.quiet.set(true);
+    }
+
+    /// A byte-based progress bar on stderr, hidden when stderr is not a terminal or after
+    /// [`Output::set_quiet`].
     pub fn progress_bar(&self, label: &str, total: u64) -> ProgressBar {
-        if !std::io::stderr().is_terminal() {
+        if self.quiet.get() || !std::io::stderr().is_terminal() {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::new(total);

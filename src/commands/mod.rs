@@ -29,7 +29,7 @@ use anyhow::{Context, bail};
 use tiercare_engine::RecordKind;
 use tiercare_scheduler::demo::{DemoSpec, write_demo};
 use tiercare_scheduler::ingest::{
-    FileFormat, ImportError, ImportReport, ImportRequest, import_file,
+    FileFormat, ImportError, ImportReport, ImportRequest, import_file_at,
 };
 use tiercare_scheduler::workspace::{Workspace, WorkspaceError};
 
@@ -129,10 +129,12 @@ fn run_import(
     workspace: &Workspace,
     store: &mut tiercare_store::Store,
     request: &ImportRequest<'_>,
+    at: i64,
     out: &Output,
 ) -> anyhow::Result<ImportReport> {
     let bar = out.progress_bar(&request.kind.to_string(), 0);
-    let result = import_file(store, request, &mut |progress| {
+    let earning = workspace.config().points.earning();
+    let result = import_file_at(store, request, at, earning, &mut |progress| {
         bar.set_length(progress.total);
         bar.set_position(progress.bytes);
         bar.set_message(format!("{} rows", thousands(progress.rows as f64)));
@@ -175,7 +177,13 @@ fn import(args: ImportArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
         timezone: workspace.config().timezone,
         default_region: workspace.config().import.default_region.as_deref(),
     };
-    let report = run_import(&workspace, &mut store, &request, out)?;
+    let report = run_import(
+        &workspace,
+        &mut store,
+        &request,
+        tiercare_scheduler::time::now(),
+        out,
+    )?;
     if args.json {
         out.json(&report)?;
     } else {
@@ -220,6 +228,9 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
         ..DemoSpec::default()
     };
     let data_dir = dir.join("data");
+    if args.quiet {
+        out.set_quiet();
+    }
     let bar = out.progress_bar("generating", args.customers);
     let (files, stats) = write_demo(&data_dir, &spec, &mut |done| bar.set_position(done))?;
     bar.finish_and_clear();
@@ -249,7 +260,9 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
             timezone: workspace.config().timezone,
             default_region: workspace.config().import.default_region.as_deref(),
         };
-        let report = run_import(&workspace, &mut store, &request, out)?;
+        // As of the end of the history, not the wall clock: the rows (and the owner audit the
+        // pool and the digests read) are the same whenever the demo runs that day.
+        let report = run_import(&workspace, &mut store, &request, end.timestamp(), out)?;
         if !args.json {
             out.import_report(&report);
         }
@@ -280,7 +293,8 @@ fn demo(args: DemoArgs, out: &Output) -> anyhow::Result<ExitCode> {
                 &rules,
                 tiercare_scheduler::assess::AssessOptions {
                     at: end.timestamp(),
-                    now: chrono::Utc::now().timestamp(),
+                    // As of --end too: the same tiers and records whenever the demo runs.
+                    now: end.timestamp(),
                     dry_run: false,
                     growth: workspace.config().growth_settings(),
                 },
@@ -337,9 +351,13 @@ fn simulate_days(
     }
     const STEP: i64 = 6 * 3_600;
     let until = from + i64::from(days) * 86_400;
-    let bar = out.progress_bar("simulating", u64::from(days) * 4);
+    // A day counter on stderr ("simulating … day 12/30"), hidden when stderr is not a terminal
+    // or with --quiet.
+    let bar = out.progress_bar("simulating", u64::from(days));
     tiercare_scheduler::daemon::simulate(workspace.clone(), from, until, STEP, &mut |pass| {
-        bar.inc(1);
+        let day = ((pass.at - from) / 86_400 + 1).clamp(1, i64::from(days));
+        bar.set_position(u64::try_from(day).unwrap_or(0));
+        bar.set_message(format!("day {day}/{days}"));
         simulated.passes += 1;
         simulated.reassessments += u64::from(pass.assessed_slot.is_some());
         simulated.followups += pass.followups_new;

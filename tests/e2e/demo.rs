@@ -223,3 +223,92 @@ fn the_default_programme_fits_the_demos_managers() {
     assert!(plan["assignees"].get("(no owner)").is_none(), "{plan}");
     assert!(plan["assignees"]["role:senior"].as_u64().unwrap() > 0);
 }
+
+/// Two fresh demos of the same day (`--end`) in two workspaces, run seconds apart: the same
+/// customers, owner audit, tiers, follow-ups, tasks, e-mails and digests, column for column. Only
+/// what must be unguessable differs (Message-IDs, coupon codes, and the bodies and events that
+/// carry them or the workspace's own secret) and the wall-clock length of each assessment.
+/// Before, the imports and the first assessment were stamped with the wall clock, and the owner
+/// audit the pool and the digests read with it.
+#[test]
+fn two_demos_of_the_same_day_give_the_same_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |dir: &str| {
+        let args = [
+            "demo",
+            dir,
+            "--customers",
+            "300",
+            "--seed",
+            "11",
+            "--end",
+            "2025-11-05",
+            "--days",
+            "8",
+            "--json",
+        ];
+        let out = common::run_in(tmp.path(), &args);
+        out.assert_code(0);
+        out.json()["simulated"].clone()
+    };
+    let first = run("a");
+    let second = run("b");
+    assert_eq!(first, second);
+    assert!(first["emails_sent"].as_u64().unwrap() > 0, "{first}");
+
+    let a = rusqlite::Connection::open(tmp.path().join("a/tiercare.db")).unwrap();
+    let b = rusqlite::Connection::open(tmp.path().join("b/tiercare.db")).unwrap();
+    // Table, and the columns that may differ between two workspaces.
+    let tables: [(&str, &[&str]); 16] = [
+        ("managers", &[]),
+        ("customers", &[]),
+        ("orders", &[]),
+        ("owner_changes", &[]),
+        ("assessments", &["finished_at"]),
+        ("customer_tiers", &[]),
+        ("tier_history", &[]),
+        ("customer_segments", &[]),
+        ("followups", &[]),
+        ("tasks", &[]),
+        ("outbox", &["message_id", "body_text", "body_html"]),
+        ("manager_digests", &[]),
+        ("task_escalations", &[]),
+        ("pool_warnings", &[]),
+        ("coupons", &["code"]),
+        ("points", &[]),
+    ];
+    for (table, differing) in tables {
+        let left = table_rows(&a, table, differing);
+        let right = table_rows(&b, table, differing);
+        assert_eq!(left.len(), right.len(), "{table}: rows");
+        if let Some((l, r)) = left.iter().zip(&right).find(|(l, r)| l != r) {
+            panic!("{table} differs:\n  {l}\n  {r}");
+        }
+    }
+}
+
+/// Every row of `table` as text, in text order, leaving out the columns `except`.
+fn table_rows(db: &rusqlite::Connection, table: &str, except: &[&str]) -> Vec<String> {
+    let mut columns = Vec::new();
+    let mut info = db
+        .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+        .unwrap();
+    let mut rows = info.query([]).unwrap();
+    while let Some(row) = rows.next().unwrap() {
+        let name: String = row.get(0).unwrap();
+        if !except.contains(&name.as_str()) {
+            columns.push(format!("quote({name})"));
+        }
+    }
+    assert!(!columns.is_empty(), "no table {table}");
+    let sql = format!(
+        "SELECT {} FROM {table} ORDER BY 1",
+        columns.join(" || ',' || ")
+    );
+    let mut select = db.prepare(&sql).unwrap();
+    select
+        .query_map([], |row| row.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}

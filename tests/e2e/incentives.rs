@@ -541,3 +541,124 @@ fn points_earned_by_a_rule_spent_by_orders_and_expired_make_the_balance() {
         "20 earned, 5 spent"
     );
 }
+
+/// Every earned-by-order entry of the ledger: (source, customer, at, amount, expires_at),
+/// sorted by source.
+fn earned_by_orders(root: &Path) -> Vec<(String, String, i64, f64, Option<i64>)> {
+    let conn = rusqlite::Connection::open(root.join("tiercare.db")).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT p.source, c.external_id, p.at, p.amount, p.expires_at FROM points p \
+             JOIN customers c ON c.id = p.customer_id WHERE p.source LIKE 'earned:order:%' \
+             ORDER BY p.source",
+        )
+        .unwrap();
+    stmt.query_map([], |row| {
+        Ok((
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+        ))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// The entries `[points] per_order = 5, per_currency_unit = 0.1, rounding = "down", expires =
+/// "365d"` must leave for the orders file `csv`, replayed independently: amounts read as whole
+/// cents, 5 + ⌊cents / 1000⌋ points for a positive amount, nothing otherwise.
+fn replay_points(csv: &str) -> Vec<(String, String, i64, f64, Option<i64>)> {
+    let mut entries: Vec<(String, String, i64, f64, Option<i64>)> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            let (whole, fraction) = fields[3].split_once('.').unwrap_or((fields[3], "0"));
+            let cents = whole.parse::<i64>().unwrap() * 100
+                + format!("{fraction:0<2}")[..2].parse::<i64>().unwrap();
+            let at = unix(fields[2]);
+            (cents > 0).then(|| {
+                (
+                    format!("earned:order:{}", fields[0]),
+                    fields[1].to_owned(),
+                    at,
+                    (5 + cents / 1000) as f64,
+                    Some(at + 365 * 86_400),
+                )
+            })
+        })
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
+}
+
+#[test]
+fn orders_earn_points_at_import_once_each_and_a_changed_amount_adjusts_them() {
+    let tmp = crate::common::fast_tempdir();
+    let root = workspace(tmp.path());
+    let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
+    std::fs::write(
+        root.join("tiercare.toml"),
+        format!(
+            "{config}\n[points]\nper_order = 5\nper_currency_unit = 0.1\nrounding = \"down\"\n\
+             expires = \"365d\"\n"
+        ),
+    )
+    .unwrap();
+    // 200 orders of the customers, amounts with cents (a few 9.99s: 5 points only), some
+    // spending points too (their own ledger entries, untouched by the earning).
+    let mut csv = String::from("order_id,customer_id,ordered_at,amount,points_spent\n");
+    for i in 0..200_u32 {
+        let amount = match i % 7 {
+            0 => "9.99".to_owned(),
+            _ => format!("{}.{:02}", (i * 37) % 900 + 10, (i * 13) % 100),
+        };
+        let spent = if i % 11 == 0 { "3" } else { "" };
+        csv.push_str(&format!(
+            "O{i:04},C{:04},2026-{:02}-{:02}T10:00:00Z,{amount},{spent}\n",
+            i as usize % CUSTOMERS,
+            i % 12 + 1,
+            i % 28 + 1
+        ));
+    }
+    let import = |text: &str| {
+        std::fs::write(root.join("orders.csv"), text).unwrap();
+        run_in(&root, &["import", "orders", "orders.csv"]).assert_code(0);
+    };
+    import(&csv);
+    let first = earned_by_orders(&root);
+    assert_eq!(first.len(), 200);
+    assert_eq!(first, replay_points(&csv));
+    let spent = "SELECT count(*) FROM points WHERE source LIKE 'order:%'";
+    assert_eq!(count(&root, spent), 19);
+
+    // The same file again credits nothing.
+    import(&csv);
+    assert_eq!(earned_by_orders(&root), first);
+    assert_eq!(count(&root, "SELECT count(*) FROM points"), 219);
+
+    // An order's amount corrected up, another's to 0 (it earns nothing now), a new order:
+    // each order's points follow its last import.
+    let changed =
+        csv.replace(
+            "O0001,C0001,2026-02-02T10:00:00Z,47.13,",
+            "O0001,C0001,2026-02-02T10:00:00Z,1047.13,",
+        )
+        .replace(
+            "O0002,C0002,2026-03-03T10:00:00Z,84.26,",
+            "O0002,C0002,2026-03-03T10:00:00Z,0,",
+        ) + "O0200,C0003,2026-06-01T10:00:00Z,123.45,\n";
+    assert!(
+        changed.contains(",1047.13,") && changed.contains("T10:00:00Z,0,"),
+        "both orders were found and changed"
+    );
+    import(&changed);
+    let after = earned_by_orders(&root);
+    assert_eq!(after, replay_points(&changed));
+    assert_eq!(after.len(), 200, "one removed, one added");
+    let o1 = after.iter().find(|e| e.0 == "earned:order:O0001").unwrap();
+    assert_eq!(o1.3, 5.0 + 104.0);
+}

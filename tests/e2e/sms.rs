@@ -511,3 +511,84 @@ fn a_429_is_retried_later_and_a_400_fails_for_good() {
     send_at(&root, "2026-03-04T10:00:00Z");
     assert_eq!(stub.received().len(), 4);
 }
+
+#[test]
+fn a_running_daemon_keeps_the_last_good_sms_template_and_swaps_in_a_good_edit() {
+    let tmp = common::fast_tempdir();
+    // An SMS every hour; the daemon's clock runs 600 times real time (an hour in 6 s).
+    let rules = "followups:\n  - id: hourly-sms\n    cron: \"0 * * * *\"\n    timezone: UTC\n    \
+                 max_delay: 3650d\n    sms: { template: hello }\n";
+    let root = sms_workspace_with(
+        tmp.path(),
+        "",
+        rules,
+        "customer_id,name,phone,consent_sms\nC1,Ada,+442079460001,true\n",
+        ("2026-03-02T08:00:30Z", "2026-03-02T08:00:40Z"),
+    );
+    let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
+    assert!(config.contains("\n[daemon]\n"), "{config}");
+    std::fs::write(
+        root.join("tiercare.toml"),
+        config.replace("\n[daemon]\n", "\n[daemon]\nsettle_ms = 300\n"),
+    )
+    .unwrap();
+    let template = root.join("templates/hello.sms.j2");
+    let texts = || {
+        sql_rows(
+            &root,
+            "SELECT message_id, body_text FROM outbox ORDER BY id",
+        )
+    };
+    let daemon = Daemon::start(
+        &root,
+        &["--simulate-from", "2026-03-02T08:01:00Z", "--speed", "600"],
+    );
+    daemon.wait_status(&root, "the daemon's first pass", |s| {
+        s["running"] == true && common::unix(&s["daemon"]["last_tick_at"]).is_some()
+    });
+    assert!(texts().is_empty(), "{:?}", texts());
+
+    // A misspelt variable, saved before 09:00: refused, and `status` says where.
+    std::fs::write(&template, "Hi {{ customer.nmae }}!\n").unwrap();
+    let failed = daemon.wait_status(&root, "the reload error", |s| {
+        s["daemon"]["last_reload_error"].is_string()
+    });
+    let problems = failed["reload_problems"].to_string();
+    assert!(
+        problems.contains("templates/hello.sms.j2:1:"),
+        "{failed:#}\n{}",
+        daemon.log()
+    );
+    assert_eq!(failed["daemon"]["reloads"], 1);
+    run(&root, &["status"]).assert_stdout_contains("templates/hello.sms.j2:1:");
+
+    // 09:00 comes: the SMS is the last good template's.
+    let deadline = Instant::now() + DEADLINE;
+    while texts().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no SMS at 09:00\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let first = texts();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].1, "你好 Ada，生日快乐！");
+
+    // A good edit is swapped in, and the 10:00 SMS is its.
+    std::fs::write(&template, "Hello again, {{ customer.name }}!\n").unwrap();
+    daemon.wait_status(&root, "the good edit active", |s| {
+        s["daemon"]["reloads"] == 2 && s["daemon"]["last_reload_error"].is_null()
+    });
+    let deadline = Instant::now() + DEADLINE;
+    while texts().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no SMS at 10:00\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(texts()[1].1, "Hello again, Ada!");
+}

@@ -41,6 +41,8 @@ pub struct Config {
     pub sms: crate::sms_settings::SmsConfig,
     /// What imports assume (`[import]`: `default_region` of phone numbers).
     pub import: crate::phone::ImportConfig,
+    /// The points an imported order earns (`[points]`).
+    pub points: crate::points_settings::PointsConfig,
 }
 
 /// How rules are kept from doing harm (`[rules]`): the time budget of each customer's
@@ -395,6 +397,8 @@ struct RawConfig {
     sms: crate::sms_settings::SmsConfig,
     #[serde(default)]
     import: crate::phone::ImportConfig,
+    #[serde(default)]
+    points: crate::points_settings::PointsConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -593,6 +597,11 @@ impl Config {
                 message,
             })?,
             sms: raw.sms.validate().map(|()| raw.sms).map_err(invalid)?,
+            points: raw
+                .points
+                .validate()
+                .map(|()| raw.points)
+                .map_err(invalid)?,
             import: match raw.import.default_region.as_deref() {
                 Some(code) if crate::phone::region(code).is_none() => {
                     return Err(invalid(format!(
@@ -711,6 +720,12 @@ from = "Customer Care <care@example.com>"
 
 # [import]
 # default_region = "CN"                   # phone numbers without +country code are read as CN
+
+# [points]                                # points an order earns when it is imported (once per
+# per_order = 0                           # order; an order imported again with another amount
+# per_currency_unit = 1                   # has its points adjusted)
+# rounding = "down"                       # or "nearest", "up"
+# expires = "365d"                        # leave out: earned points never expire
 
 # [http]                                  # `tiercare serve`, and `tiercare run` when present:
 #                                         # one-click unsubscribes and the preference page

@@ -231,6 +231,25 @@ pub fn import_file(
     request: &ImportRequest<'_>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ImportReport, ImportError> {
+    import_file_at(store, request, crate::time::now(), None, progress)
+}
+
+/// [`import_file`] as if it were `at` (unix seconds UTC), each order earning the points
+/// `earning` says (`[points]`, see [`crate::points_settings`]) in the import's transaction:
+/// once per order, adjusted when the order comes again with another amount. The rows it
+/// inserts or changes get `at` as their `created_at`/`updated_at` (and so the owner audit's
+/// time), whatever the wall clock says: the demo imports as of the end of its history, so a
+/// run gives the same rows any time of the day.
+///
+/// # Errors
+/// As [`import_file`].
+pub fn import_file_at(
+    store: &mut Store,
+    request: &ImportRequest<'_>,
+    at: i64,
+    earning: Option<tiercare_store::OrderPoints>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
     let mapping = match request.mapping {
         Some((mapping_path, text)) => {
@@ -255,13 +274,16 @@ pub fn import_file(
         (true, false) => WriterMode::Buffered,
     };
 
-    let mut session = store.import(
+    let mut session = store.import_at(
         request.kind,
         ImportOptions {
             create_missing_customers: mapping.create_customers(),
             source: request.file.to_string_lossy().into_owned(),
         },
+        at,
     )?;
+    // Orders earn points as `[points]` says, in the import's transaction.
+    session.earn_points_per_order(earning);
     let mut savepoint = match mode {
         WriterMode::Streaming => Some(session.savepoint()?),
         WriterMode::Direct | WriterMode::Buffered => None,

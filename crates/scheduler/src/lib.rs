@@ -36,6 +36,7 @@ pub mod mail;
 pub mod owners;
 pub mod phone;
 pub mod plan;
+pub mod points_settings;
 pub mod pool;
 pub mod preview;
 pub mod proof;

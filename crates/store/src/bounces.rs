@@ -176,15 +176,18 @@ fn find_email(
     }
     match bounce.address.map(str::trim).filter(|a| !a.is_empty()) {
         Some(address) => conn
-            .prepare_cached(
-                "SELECT id, to_address FROM outbox WHERE lower(to_address) = lower(?1) \
-                 AND state IN ('sent', 'failed', 'unknown') ORDER BY id DESC LIMIT 1",
-            )?
+            .prepare_cached(OUTBOX_BY_ADDRESS)?
             .query_row([address], row)
             .optional(),
         None => Ok(None),
     }
 }
+
+/// The latest e-mail that went (or may have gone) to the address `?1`, case ignored; answered
+/// by the partial expression index `outbox_sent_to_lower` (migration 22).
+pub(crate) const OUTBOX_BY_ADDRESS: &str = "SELECT id, to_address FROM outbox \
+     WHERE lower(to_address) = lower(?1) AND state IN ('sent', 'failed', 'unknown') \
+     ORDER BY id DESC LIMIT 1";
 
 impl Store {
     /// Records a bounce or complaint in one `IMMEDIATE` transaction (see the module docs):
@@ -388,4 +391,16 @@ fn mark_email(conn: &Connection, id: i64, kind: BounceKind, now: i64) -> rusqlit
     conn.prepare_cached("UPDATE outbox SET bounced_at = ?2, bounce_kind = ?3 WHERE id = ?1")?
         .execute(params![id, now, kind.as_str()])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bounce_without_a_message_id_finds_its_email_through_an_index_not_a_scan() {
+        let store = Store::open_in_memory().unwrap();
+        let plan = store.query_plan(OUTBOX_BY_ADDRESS);
+        assert!(plan.contains("USING INDEX outbox_sent_to_lower"), "{plan}");
+    }
 }

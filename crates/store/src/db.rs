@@ -168,6 +168,22 @@ impl Store {
         Store::configure(conn, None, label, Mode::Create)
     }
 
+    /// What SQLite plans for `sql` (its parameters left unbound), one step per line; for the
+    /// tests that prove a query is answered by an index rather than a scan.
+    #[cfg(test)]
+    pub(crate) fn query_plan(&self, sql: &str) -> String {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("a query SQLite can plan");
+        let mut rows = stmt.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().expect("a plan step") {
+            steps.push(row.get::<_, String>(3).expect("the step's text"));
+        }
+        steps.join("\n")
+    }
+
     fn open_file(path: &Path, mode: Mode, flags: OpenFlags) -> Result<Store, StoreError> {
         configure_sqlite();
         let conn = Connection::open_with_flags(path, flags).map_err(|err| {

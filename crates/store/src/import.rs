@@ -323,6 +323,7 @@ impl Store {
             seen: Default::default(),
             customers_created: 0,
             redemptions: Default::default(),
+            order_points: None,
             failed: false,
             tx,
             _foreign_keys_off: foreign_keys_off,
@@ -361,6 +362,8 @@ pub struct ImportSession<'s> {
     customers_created: u64,
     /// Coupon codes orders redeemed, and unknown ones.
     redemptions: crate::coupons::RedemptionTally,
+    /// What an imported order earns in points, if anything.
+    order_points: Option<crate::points::OrderPoints>,
     /// A fatal error happened: nothing more may be written or committed.
     failed: bool,
     tx: Transaction<'s>,

@@ -143,7 +143,7 @@ pub use outbox::{
 pub use outbox_gate::{STALE_PREFIX, UNTRUE_PREFIX};
 pub use outbox_pages::OutboxQuery;
 pub use pins::Pin;
-pub use points::{PointsEntry, balance as points_balance};
+pub use points::{OrderPoints, PointsEntry, PointsRounding, balance as points_balance};
 pub use pool::{Assignment, OwnerChange, PoolAction, PoolFacts, PoolPassOutcome, ReclaimWarning};
 pub use preferences::LinkRecipient;
 pub use privacy::{ERASED_TITLE, ForgetReport};

@@ -221,25 +221,12 @@ impl Store {
 mod tests {
     use super::*;
 
-    /// What SQLite plans for `sql`, one step per line.
-    fn plan(store: &Store, sql: &str) -> String {
-        let mut stmt = store
-            .conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap();
-        stmt.query_map([], |row| row.get::<_, String>(3))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
     #[test]
     fn customers_without_an_owner_are_read_through_their_index_not_a_scan() {
         // An idle tick of the daemon runs these: they must not read every customer.
         let store = Store::open_in_memory().unwrap();
         for sql in [UNOWNED_COUNTS, &UNOWNED_CUSTOMERS.replace("?1", "NULL")] {
-            let plan = plan(&store, sql);
+            let plan = store.query_plan(sql);
             assert!(
                 plan.contains("SCAN c USING INDEX customers_unowned"),
                 "{sql}\n{plan}"

@@ -128,6 +128,83 @@ impl Store {
     }
 }
 
+/// How an imported order earns points (`[points]` in `tiercare.toml`): `per_order` for each
+/// order with a positive amount, plus `per_currency_unit` per unit of its amount, rounded by
+/// `rounding`; earned points expire `expires_after` seconds after the order, if set.
+///
+/// The entry is keyed by the order (`earned:order:<id>`): importing the order again books
+/// nothing new, and an order imported again with another amount has its entry adjusted to the
+/// new amount (removed when it earns nothing).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrderPoints {
+    /// Points for every order (with a positive amount).
+    pub per_order: f64,
+    /// Points per unit of the order's amount.
+    pub per_currency_unit: f64,
+    /// How fractions of a point are rounded.
+    pub rounding: PointsRounding,
+    /// Seconds after the order when its points expire; `None`: never.
+    pub expires_after: Option<i64>,
+}
+
+/// How [`OrderPoints`] rounds a fraction of a point.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PointsRounding {
+    /// Down (12.9 earns 12): the default.
+    #[default]
+    Down,
+    /// To the nearest point, halves up (12.5 earns 13).
+    Nearest,
+    /// Up (12.1 earns 13).
+    Up,
+}
+
+impl OrderPoints {
+    /// The points an order of `amount` earns (0 for an amount that is not positive).
+    #[must_use]
+    pub fn for_amount(&self, amount: f64) -> f64 {
+        if amount.is_nan() || amount <= 0.0 {
+            return 0.0;
+        }
+        let raw = self.per_order + self.per_currency_unit * amount;
+        // Binary fractions of decimal rates (0.29 × 100 = 28.999…) rounded to a millionth
+        // first, so that a whole number of points stays whole.
+        let raw = (raw * 1e6).round() / 1e6;
+        let points = match self.rounding {
+            PointsRounding::Down => raw.floor(),
+            PointsRounding::Nearest => raw.round(),
+            PointsRounding::Up => raw.ceil(),
+        };
+        if points.is_finite() && points > 0.0 {
+            points
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Books (or adjusts, or removes) the points the order `order` of the customer with rowid
+/// `customer`, at `at` for `amount`, earns under `earning`.
+pub(crate) fn book_order_earning(
+    conn: &Connection,
+    earning: &OrderPoints,
+    customer: i64,
+    order: &str,
+    at: i64,
+    amount: f64,
+) -> rusqlite::Result<()> {
+    let source = format!("earned:order:{order}");
+    let points = earning.for_amount(amount);
+    if points > 0.0 {
+        let expires_at = earning.expires_after.map(|after| at.saturating_add(after));
+        book(conn, customer, &source, at, points, expires_at, None)
+    } else {
+        conn.prepare_cached("DELETE FROM points WHERE source = ?1")?
+            .execute([source])?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +220,24 @@ mod tests {
         assert_eq!(balance(&[(0, 10.0, None), (1, -25.0, None)], 2), 0.0);
         // Entries after `at` do not count.
         assert_eq!(balance(&entries, 4), 100.0);
+    }
+
+    #[test]
+    fn an_order_earns_per_order_plus_per_unit_rounded_as_set() {
+        let mut earning = OrderPoints {
+            per_order: 5.0,
+            per_currency_unit: 0.29,
+            rounding: PointsRounding::Down,
+            expires_after: None,
+        };
+        // 0.29 × 100 is 28.999… in binary: still 29.
+        assert_eq!(earning.for_amount(100.0), 34.0);
+        assert_eq!(earning.for_amount(10.0), 7.0, "5 + 2.9 down");
+        assert_eq!(earning.for_amount(0.0), 0.0);
+        assert_eq!(earning.for_amount(-40.0), 0.0, "a refund earns nothing");
+        earning.rounding = PointsRounding::Nearest;
+        assert_eq!(earning.for_amount(10.0), 8.0);
+        earning.rounding = PointsRounding::Up;
+        assert_eq!(earning.for_amount(1.0), 6.0, "5 + 0.29 up");
     }
 }

@@ -123,6 +123,11 @@ pub(crate) fn insert_address(
     insert_hash(conn, &keys.hash(address), reason, source, now)
 }
 
+/// The customers whose e-mail is `?1`, compared as an address (case and surrounding space
+/// ignored); answered by the expression index `customers_email_lower` (migration 22).
+pub(crate) const CUSTOMERS_BY_EMAIL: &str = "SELECT id FROM customers WHERE email IS NOT NULL \
+     AND lower(trim(email)) = lower(trim(?1))";
+
 impl Store {
     /// Adds `address` to the suppression list (by its [`address_hash`]),
     /// with why and where from (`"cli"`, `"csv:FILE:ROW"`, ...). Returns
@@ -135,9 +140,23 @@ impl Store {
         source: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        if address.trim().is_empty() {
+        let added = self.suppress_all(&[(address, source)], reason, now)?;
+        Ok(added.first().copied().unwrap_or(false))
+    }
+
+    /// [`suppress`](Self::suppress) for many `(address, source)` pairs in one `IMMEDIATE`
+    /// transaction (a file of addresses is suppressed whole or not at all). Returns, per pair,
+    /// whether it was new. [`StoreError::InvalidSuppression`] (and nothing written) when an
+    /// address is empty.
+    pub fn suppress_all(
+        &mut self,
+        addresses: &[(&str, &str)],
+        reason: SuppressionReason,
+        now: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        if let Some((address, _)) = addresses.iter().find(|(a, _)| a.trim().is_empty()) {
             return Err(StoreError::InvalidSuppression {
-                address: address.to_owned(),
+                address: (*address).to_owned(),
                 problem: "the address is empty".to_owned(),
             });
         }
@@ -146,25 +165,26 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .at(&path)?;
-        let new = insert_address(&tx, &self.keys, address, reason, source, now).at(&path)?;
-        if new && matches!(reason, SuppressionReason::Unsubscribe) {
-            // Other systems hear of it (`customer.unsubscribed`), in the same transaction.
-            let customers: Vec<i64> = tx
-                .prepare_cached(
-                    "SELECT id FROM customers WHERE email IS NOT NULL \
-                     AND lower(trim(email)) = lower(trim(?1))",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_map([address], |row| row.get(0))?
-                        .collect::<rusqlite::Result<_>>()
-                })
-                .at(&path)?;
-            for customer in customers {
-                crate::webhooks::customer_unsubscribed(&tx, customer, source, now).at(&path)?;
+        let mut added = Vec::with_capacity(addresses.len());
+        for (address, source) in addresses {
+            let new = insert_address(&tx, &self.keys, address, reason, source, now).at(&path)?;
+            if new && matches!(reason, SuppressionReason::Unsubscribe) {
+                // Other systems hear of it (`customer.unsubscribed`), in the same transaction.
+                let customers: Vec<i64> = tx
+                    .prepare_cached(CUSTOMERS_BY_EMAIL)
+                    .and_then(|mut stmt| {
+                        stmt.query_map([address], |row| row.get(0))?
+                            .collect::<rusqlite::Result<_>>()
+                    })
+                    .at(&path)?;
+                for customer in customers {
+                    crate::webhooks::customer_unsubscribed(&tx, customer, source, now).at(&path)?;
+                }
             }
+            added.push(new);
         }
         tx.commit().at(&path)?;
-        Ok(new)
+        Ok(added)
     }
 
     /// Sets the keys addresses are hashed under (from the workspace secret);
@@ -280,6 +300,44 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unsubscribe_finds_the_customers_of_an_address_through_an_index_not_a_scan() {
+        // Once per suppressed address: a file of 10,000 addresses read 10,000 times the table.
+        let store = Store::open_in_memory().unwrap();
+        let plan = store.query_plan(CUSTOMERS_BY_EMAIL);
+        assert!(plan.contains("USING INDEX customers_email_lower"), "{plan}");
+    }
+
+    #[test]
+    fn a_file_of_addresses_is_suppressed_in_one_transaction_whole_or_not_at_all() {
+        let mut store = Store::open_in_memory().unwrap();
+        let err = store
+            .suppress_all(
+                &[("ada@example.com", "csv:a:2"), (" ", "csv:a:3")],
+                SuppressionReason::Unsubscribe,
+                100,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidSuppression { .. }),
+            "{err}"
+        );
+        assert!(!store.is_suppressed("ada@example.com").unwrap());
+        let added = store
+            .suppress_all(
+                &[
+                    ("ada@example.com", "csv:a:2"),
+                    ("ADA@example.com ", "csv:a:3"),
+                    ("bob@example.com", "csv:a:4"),
+                ],
+                SuppressionReason::Unsubscribe,
+                100,
+            )
+            .unwrap();
+        assert_eq!(added, [true, false, true]);
+        assert!(store.is_suppressed("bob@example.com").unwrap());
+    }
 
     #[test]
     fn addresses_are_hashed_trimmed_and_lowercased() {

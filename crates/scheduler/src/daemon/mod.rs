@@ -195,9 +195,11 @@ fn read_rules(workspace: &Workspace) -> Result<RuleSet, AssessError> {
     Ok(source.load()?.rules)
 }
 
-/// Reads `templates/` and checks it against `rules`: every template compiles and checks, and
-/// every template a follow-up rule names exists, and only `survey:` rules use templates that
-/// read `survey`. `Err` holds every problem, one per line.
+/// Reads `templates/` and checks it against `rules`: every template compiles and checks (the
+/// SMS templates `NAME.sms.j2` too, with `[sms] max_segments`), every template a follow-up rule
+/// names exists, and only `survey:` rules use templates that read `survey`. `Err` holds every
+/// problem, one per line. The files returned (e-mail, digest and SMS templates) are the set the
+/// daemon swaps in and renders from until the next good reload.
 fn read_checked_templates(
     workspace: &Workspace,
     rules: &RuleSet,
@@ -217,6 +219,16 @@ fn read_checked_templates(
         )
         .map_err(|err| err.to_string())?,
     );
+    // So do the SMS templates (`*.sms.j2`): checked here, they are never read again from disk
+    // until the next reload, so a broken or half-saved one never replaces the last good one.
+    files.extend(
+        crate::templates::read_sms_templates(
+            &workspace.templates_dir(),
+            std::path::Path::new("templates"),
+        )
+        .map_err(|err| err.to_string())?,
+    );
+    let sms = tiercare_engine::load_sms_templates(&files, workspace.config().sms.max_segments);
     let digests = crate::reminders::check_digest_templates(
         rules,
         &tiercare_engine::digest::load_digest_templates(&files),
@@ -226,6 +238,7 @@ fn read_checked_templates(
         .diagnostics
         .into_iter()
         .chain(digests)
+        .chain(sms.diagnostics)
         .chain(tiercare_engine::check_survey_templates(
             rules,
             &loaded.templates,
@@ -234,11 +247,14 @@ fn read_checked_templates(
         .collect();
     let names = template_names(&files);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let sms_names = crate::templates::sms_template_names(&files);
+    let sms_names: Vec<&str> = sms_names.iter().map(String::as_str).collect();
     problems.extend(
         check_references(
             rules,
             &References {
                 templates: &names,
+                sms_templates: Some(&sms_names),
                 ..References::default()
             },
         )
@@ -655,9 +671,14 @@ impl<C: Clock> Daemon<C> {
     ) -> Result<&'a EmailRenderer, DaemonError> {
         match slot {
             Some(renderer) => Ok(renderer),
-            None => Ok(slot.insert(EmailRenderer::new(
+            None => Ok(slot.insert(EmailRenderer::with_sms(
                 &self.workspace,
                 load_templates(&self.templates).templates,
+                tiercare_engine::load_sms_templates(
+                    &self.templates,
+                    self.workspace.config().sms.max_segments,
+                )
+                .templates,
                 &self.rules,
             )?)),
         }
@@ -1270,6 +1291,61 @@ mod tests {
         assert_eq!(daemon.rules().version(), version);
         let stored = daemon.reader.daemon_state().unwrap().unwrap();
         assert_eq!(stored.last_reload_error, None);
+    }
+
+    #[test]
+    fn a_broken_sms_template_keeps_the_last_good_set_and_a_good_edit_is_swapped_in() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = workspace(tmp.path());
+        let clock = TestClock::new(START);
+        let mut daemon = Daemon::start(ws.clone(), clock.clone()).unwrap();
+        let path = ws.templates_dir().join("birthday.sms.j2");
+        let render = |daemon: &Daemon<TestClock>| {
+            let mut slot = None;
+            daemon
+                .renderer(&mut slot)
+                .unwrap()
+                .render_sms("birthday", "C1", START)
+                .unwrap()
+        };
+        let good = render(&daemon);
+        assert!(good.contains("happy birthday"), "{good}");
+
+        // A misspelt variable: refused, the SMS the daemon renders is still the last good one,
+        // and `status` shows where.
+        std::fs::write(&path, "Hi {{ customer.nmae }}!\n").unwrap();
+        let ReloadOutcome::Failed { errors } = daemon.reload(None) else {
+            panic!("a broken SMS template was accepted");
+        };
+        assert!(
+            errors.starts_with("templates/birthday.sms.j2:1:"),
+            "{errors}"
+        );
+        assert_eq!(render(&daemon), good);
+        let stored = daemon.reader.daemon_state().unwrap().unwrap();
+        assert_eq!(stored.last_reload_error.as_deref(), Some(errors.as_str()));
+
+        // Half saved (a tag cut off), then deleted while the rules name it: refused too.
+        std::fs::write(&path, "Hi {{ customer.").unwrap();
+        let ReloadOutcome::Failed { errors } = daemon.reload(None) else {
+            panic!("a half-saved SMS template was accepted");
+        };
+        assert!(errors.starts_with("templates/birthday.sms.j2:"), "{errors}");
+        std::fs::remove_file(&path).unwrap();
+        let ReloadOutcome::Failed { errors } = daemon.reload(None) else {
+            panic!("rules naming a missing SMS template were accepted");
+        };
+        assert!(errors.contains("birthday"), "{errors}");
+        assert_eq!(render(&daemon), good);
+
+        // A good edit is swapped in with the rules, and rendered from then on.
+        std::fs::write(&path, "Happy birthday, {{ customer.name }}!\n").unwrap();
+        let version = daemon.rules().version().to_owned();
+        assert_eq!(daemon.reload(None), ReloadOutcome::Swapped { version });
+        assert_eq!(render(&daemon), "Happy birthday, Big!");
+        let stored = daemon.reader.daemon_state().unwrap().unwrap();
+        assert_eq!(stored.last_reload_error, None);
+        assert_eq!(daemon.reload(None), ReloadOutcome::Unchanged);
     }
 
     #[test]

@@ -422,8 +422,18 @@ fn budget(
 /// doubled per attempt, capped at `retry_max_seconds`, then a uniformly random part of it
 /// between a half and all ("equal jitter"), so failures at the same moment spread out.
 pub fn backoff(outbox: &OutboxConfig, attempts: u32, jitter: f64) -> i64 {
-    let base = i64::from(outbox.retry_base_seconds);
-    let max = i64::from(outbox.retry_max_seconds);
+    equal_jitter(
+        i64::from(outbox.retry_base_seconds),
+        i64::from(outbox.retry_max_seconds),
+        attempts,
+        jitter,
+    )
+}
+
+/// Exponential backoff with "equal jitter", for every retry queue (the outbox, outgoing
+/// webhooks): `base` seconds doubled per attempt after the first, capped at `max`, then between
+/// a half and all of that as `jitter` goes from 0 to 1. At least one second.
+pub fn equal_jitter(base: i64, max: i64, attempts: u32, jitter: f64) -> i64 {
     let exponent = attempts.saturating_sub(1).min(30);
     let delay = base.saturating_mul(1_i64 << exponent).min(max);
     let jitter = jitter.clamp(0.0, 1.0);
@@ -1113,40 +1123,38 @@ pub fn unsubscribe_address(
     source: &str,
     now: i64,
 ) -> Result<Result<bool, String>, StoreError> {
+    match suppressible(address) {
+        Ok(address) => super::preferences::unsubscribe(
+            store,
+            super::preferences::Unsubscriber::Address(&address),
+            source,
+            now,
+        )
+        .map(Ok),
+        Err(why) => Ok(Err(why)),
+    }
+}
+
+/// The form an address or phone number is suppressed under (a phone number, without `@`, in
+/// E.164, hashed as addresses are, so no SMS goes to it again), or why it cannot be.
+fn suppressible(address: &str) -> Result<String, String> {
     let address = address.trim();
     if address.is_empty() {
-        return Ok(Err("no address".to_owned()));
+        return Err("no address".to_owned());
     }
-    // A phone number (no `@`): suppressed in its E.164 form, hashed as addresses are, so no
-    // SMS goes to it again.
     if !address.contains('@')
         && address.starts_with(['+', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '('])
     {
-        return match crate::phone::to_e164(address, None) {
-            Ok(phone) => super::preferences::unsubscribe(
-                store,
-                super::preferences::Unsubscriber::Address(&phone),
-                source,
-                now,
-            )
-            .map(Ok),
-            Err(err) => Ok(Err(format!("not a valid phone number: {err}"))),
-        };
+        return crate::phone::to_e164(address, None)
+            .map_err(|err| format!("not a valid phone number: {err}"));
     }
-    if let Err(err) = parse_address(address) {
-        let reason = match err {
-            MailError::InvalidAddress { reason, .. } => reason,
-            other => other.to_string(),
-        };
-        return Ok(Err(format!("not a valid email address: {reason}")));
+    match parse_address(address) {
+        Ok(_) => Ok(address.to_owned()),
+        Err(MailError::InvalidAddress { reason, .. }) => {
+            Err(format!("not a valid email address: {reason}"))
+        }
+        Err(other) => Err(format!("not a valid email address: {other}")),
     }
-    super::preferences::unsubscribe(
-        store,
-        super::preferences::Unsubscriber::Address(address),
-        source,
-        now,
-    )
-    .map(Ok)
 }
 
 /// Suppresses every address of a CSV file with a header: the column `email` (or `address`), or
@@ -1182,17 +1190,31 @@ pub fn unsubscribe_csv(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
+    // Every row is read and checked first, then the good ones are suppressed in one
+    // transaction: a file that cannot be read to its end changes nothing.
     let mut report = UnsubscribeReport::default();
+    let mut good: Vec<(String, String)> = Vec::new();
     for (index, record) in reader.records().enumerate() {
         let row = index as u64 + 2;
         let record = record.map_err(|err| read(format!("row {row}: {err}")))?;
-        let address = record.get(column).unwrap_or("");
-        match unsubscribe_address(store, address, &format!("csv:{name}:{row}"), now)? {
-            Ok(true) => report.added += 1,
-            Ok(false) => report.already += 1,
+        match suppressible(record.get(column).unwrap_or("")) {
+            Ok(address) => good.push((address, format!("csv:{name}:{row}"))),
             Err(why) => report.skipped.push((row, why)),
         }
     }
+    let pairs: Vec<(&str, &str)> = good
+        .iter()
+        .map(|(address, source)| (address.as_str(), source.as_str()))
+        .collect();
+    let added = store.suppress_all(&pairs, tiercare_store::SuppressionReason::Unsubscribe, now)?;
+    report.added = added.iter().filter(|new| **new).count() as u64;
+    report.already = added.len() as u64 - report.added;
+    tracing::info!(
+        added = report.added,
+        already = report.already,
+        skipped = report.skipped.len(),
+        "unsubscribed a file of addresses"
+    );
     Ok(report)
 }
 
@@ -1228,6 +1250,30 @@ mod tests {
         let built = build_with(&email, &list_headers(&settings, kind)).expect("built");
         let raw = String::from_utf8(built.raw().to_vec()).expect("ascii");
         raw.split("\r\n\r\n").next().expect("headers").to_owned()
+    }
+
+    #[test]
+    fn a_file_of_addresses_that_cannot_be_read_to_its_end_suppresses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("optouts.csv");
+        let mut bytes = b"email\nada@example.com\nbob@example.com\n".to_vec();
+        bytes.extend_from_slice(b"\xff\xfe@example.com\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let mut store = Store::open_in_memory().unwrap();
+        let err = unsubscribe_csv(&mut store, &path, 100).unwrap_err();
+        assert!(err.to_string().contains("row 4"), "{err}");
+        assert!(!store.is_suppressed("ada@example.com").unwrap());
+
+        std::fs::write(
+            &path,
+            "email\nada@example.com\nnot an address\nADA@example.com\n",
+        )
+        .unwrap();
+        let report = unsubscribe_csv(&mut store, &path, 100).unwrap();
+        assert_eq!((report.added, report.already), (1, 1));
+        assert_eq!(report.skipped.len(), 1);
+        assert_eq!(report.skipped[0].0, 3);
+        assert!(store.is_suppressed("ada@example.com").unwrap());
     }
 
     #[test]

@@ -25,17 +25,8 @@ pub fn slow_down(error: &SendError) -> Option<String> {
     let SendError::Transient { code, message } = error else {
         return None;
     };
-    let enhanced = message
-        .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ':' || c == ',')
-        .find(|word| {
-            let mut parts = word.split('.');
-            parts.next() == Some("4")
-                && parts.next() == Some("7")
-                && parts
-                    .next()
-                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-                && parts.next().is_none()
-        });
+    let enhanced = crate::mail::transport::enhanced_status(message)
+        .filter(|status| status.starts_with("4.7."));
     match (code, enhanced) {
         (Some(421), enhanced) => Some(format!(
             "421{}",

@@ -100,7 +100,7 @@ impl TokenSigner {
         let body = &token[..token.len() - MAC_HEX - 1];
         let valid = std::iter::once(&self.current)
             .chain(&self.previous)
-            .any(|keys| same(&hex_mac(&keys.survey, body), mac));
+            .any(|keys| same(hex_mac(&keys.survey, body).as_bytes(), mac.as_bytes()));
         if !valid {
             return Err(LinkProblem::Invalid);
         }

@@ -195,9 +195,24 @@ impl std::fmt::Debug for EmailRenderer {
 impl EmailRenderer {
     /// A renderer for `workspace` with its (checked) `templates`; `rules` give the feature
     /// window and the tiers' labels.
+    ///
+    /// The SMS templates are read from `templates/` now; the daemon, which renders only the
+    /// set its last good reload checked, uses [`EmailRenderer::with_sms`].
     pub fn new(
         workspace: &Workspace,
         templates: Templates,
+        rules: &RuleSet,
+    ) -> Result<EmailRenderer, TemplatesError> {
+        let sms = load_workspace_sms_templates(workspace)?.templates;
+        EmailRenderer::with_sms(workspace, templates, sms, rules)
+    }
+
+    /// [`EmailRenderer::new`] with the SMS templates `sms` (already loaded and checked)
+    /// instead of those on disk.
+    pub fn with_sms(
+        workspace: &Workspace,
+        templates: Templates,
+        sms: SmsTemplates,
         rules: &RuleSet,
     ) -> Result<EmailRenderer, TemplatesError> {
         let store = workspace.open_store()?;
@@ -228,7 +243,7 @@ impl EmailRenderer {
                 .http
                 .as_ref()
                 .and_then(crate::http_config::HttpConfig::survey_url),
-            sms: load_workspace_sms_templates(workspace)?.templates,
+            sms,
         })
     }
 

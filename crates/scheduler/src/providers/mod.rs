@@ -165,10 +165,7 @@ pub(crate) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<
         .map(|(_, value)| value.as_str())
 }
 
-/// Compares two byte strings in constant time (for equal lengths).
-pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub(crate) use crate::mail::unsubscribe::same;
 
 /// Authenticates and records one webhook call of `provider` (`postmark`, `mailgun` or
 /// `generic`) with the request's `headers` (name, value) and raw `body`, at `now` (unix

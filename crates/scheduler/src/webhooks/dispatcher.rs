@@ -105,15 +105,15 @@ impl ReadyEndpoint {
         }
     }
 
-    /// The delay before the next try after `attempts` failed ones: the base doubled each time,
-    /// at most the maximum, then a random half of it taken off (jitter).
+    /// The delay before the next try after `attempts` failed ones: the outbox's backoff
+    /// ([`equal_jitter`](crate::mail::outbox::equal_jitter)) over this endpoint's settings.
     fn backoff(&self, attempts: u32) -> i64 {
-        let base = self.endpoint.retry_base_seconds;
-        let full = base
-            .saturating_mul(1u64 << attempts.saturating_sub(1).min(32))
-            .min(self.endpoint.retry_max_seconds);
-        let low = full.div_ceil(2).max(1);
-        i64::try_from(rand::rng().random_range(low..=full.max(low))).unwrap_or(i64::MAX)
+        crate::mail::outbox::equal_jitter(
+            i64::try_from(self.endpoint.retry_base_seconds).unwrap_or(i64::MAX),
+            i64::try_from(self.endpoint.retry_max_seconds).unwrap_or(i64::MAX),
+            attempts,
+            rand::rng().random::<f64>(),
+        )
     }
 }
 

@@ -103,8 +103,15 @@ impl ImportSession<'_> {
         Ok(outcome)
     }
 
+    /// Every order written from now on earns points as `earning` says (see
+    /// [`crate::OrderPoints`]), in this import's transaction; `None` (the default): none.
+    pub fn earn_points_per_order(&mut self, earning: Option<crate::points::OrderPoints>) {
+        self.order_points = earning;
+    }
+
     /// Records what the order did with incentives: redeems its coupon code (an unknown code is
-    /// counted, not an error) and books its spent points; importing it again changes nothing.
+    /// counted, not an error), books its spent points and the points it earns (when
+    /// [`ImportSession::earn_points_per_order`] is set); importing it again changes nothing.
     fn incentives(&mut self, customer_id: i64, rec: &OrderRecord) -> Result<(), RowError> {
         let path = self.path;
         if let Some(code) = rec.coupon_code.as_deref().filter(|c| !c.trim().is_empty()) {
@@ -132,6 +139,17 @@ impl ImportSession<'_> {
                 -spent.abs(),
                 None,
                 None,
+            )
+            .at(path)?;
+        }
+        if let Some(earning) = &self.order_points {
+            crate::points::book_order_earning(
+                self.conn,
+                earning,
+                customer_id,
+                &rec.external_id,
+                rec.ordered_at,
+                rec.amount,
             )
             .at(path)?;
         }
