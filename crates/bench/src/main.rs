@@ -1,5 +1,5 @@
-//! `tiercare-bench`: end-to-end benchmarks of the release `tiercare` binary, side by side with the
-//! pandas script in `crates/bench/pandas/`.
+//! `tiercare-bench`: end-to-end benchmarks of the release `tiercare` binary, side by side with
+//! pandas, DuckDB and polars.
 //!
 //! ```sh
 //! cargo run --release -p tiercare-bench -- [--sizes retail,100k,1m] [--scaling 10k,100k,1m] [--runs 3]
@@ -7,10 +7,13 @@
 //!
 //! It builds the release binary, generates demo data once per size, then for every run imports it
 //! into a fresh workspace and assesses it, timing each command (wall time) and reading its peak
-//! resident memory from `wait4`'s rusage. Figures are medians over the runs. The pandas script runs
-//! in the same invocation on the same files (in a virtual environment the runner creates under
-//! `target/bench-venv`), its counts are checked against tiercare's, and the ratio is printed.
-//! Scratch workspaces live in the system temp folder and are deleted at the end.
+//! resident memory from `wait4`'s rusage. Figures are medians over the runs. On the Online Retail
+//! file (uncompressed once, untimed) tiercare runs in alternating rounds with the lean scripts of
+//! `crates/bench/python/` (pandas, DuckDB persisting to a file, polars), each checked to give
+//! every customer tiercare's tier; on the demo sizes with `crates/bench/pandas/tiering.py`. The
+//! Python side runs in a virtual environment the runner creates under `target/bench-venv` with
+//! the pinned versions of `crates/bench/python/requirements.txt`. Scratch workspaces live in the
+//! system temp folder and are deleted at the end.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -30,7 +33,9 @@ const DEMO_AT: &str = "2026-11-02";
 const RETAIL_AT: &str = "2011-12-10";
 
 #[derive(Debug, Parser)]
-#[command(about = "End-to-end benchmarks of the release tiercare binary, with pandas side by side")]
+#[command(
+    about = "End-to-end benchmarks of the release tiercare binary, with pandas, DuckDB and polars side by side"
+)]
 struct Args {
     /// Sizes to run end to end: `retail` (the Online Retail file, when present) and demo sizes
     /// such as `10k`, `100k`, `1m` (customers; about ten orders each).
@@ -56,9 +61,16 @@ struct Args {
     /// Keep the scratch folder.
     #[arg(long)]
     keep: bool,
-    /// Skip pandas (no virtual environment is made).
+    /// Skip pandas, DuckDB and polars (no virtual environment is made).
     #[arg(long)]
     no_pandas: bool,
+    /// Time this tiercare binary instead of building and timing `target/release/tiercare`
+    /// (for comparing two builds, or when the release build is already there).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// Alternating rounds of the Online Retail comparison (tiercare, pandas, DuckDB, polars).
+    #[arg(long, default_value_t = 7)]
+    retail_runs: usize,
 }
 
 /// One command's cost.
@@ -249,7 +261,8 @@ impl Bench {
         measure(command, &self.work)
     }
 
-    fn fresh_workspace(&self, dir: &Path, timezone: &str) -> Result<()> {
+    /// `tiercare init` of a new workspace in `dir` (an old one there is removed first).
+    fn fresh_workspace(&self, dir: &Path, timezone: &str) -> Result<Sample> {
         if dir.exists() {
             fs::remove_dir_all(dir)?;
         }
@@ -258,22 +271,21 @@ impl Bench {
                 .arg("init")
                 .arg(dir)
                 .args(["--timezone", timezone]),
-        )?;
-        Ok(())
+        )
     }
 
-    /// A workspace with the Online Retail example's rules instead of the default ones.
-    /// A fresh ABC + RFM workspace in `dir`, `orders` imported with the `mapping` (relative to
-    /// the checkout), then assessed at `at`: the two samples.
+    /// A fresh workspace in `dir` with the Online Retail example's `rules` (file names), `orders`
+    /// imported with the `mapping` (relative to the checkout), then assessed at `at`: the three
+    /// samples (init, import, assess).
     fn import_and_assess(
         &self,
         dir: &Path,
-        timezone: &str,
+        (timezone, rules): (&str, &[&str]),
         orders: &Path,
         mapping: &str,
         at: &str,
-    ) -> Result<(Sample, Sample)> {
-        self.abc_workspace(dir, timezone)?;
+    ) -> Result<(Sample, Sample, Sample)> {
+        let init = self.abc_workspace(dir, timezone, rules)?;
         let import = self.run(
             self.tiercare(dir)
                 .args(["import", "orders"])
@@ -283,14 +295,24 @@ impl Bench {
                 .arg("--json"),
         )?;
         let assess = self.run(self.tiercare(dir).args(["assess", "--at", at, "--json"]))?;
-        Ok((import, assess))
+        Ok((init, import, assess))
     }
 
-    fn abc_workspace(&self, dir: &Path, timezone: &str) -> Result<()> {
-        self.fresh_workspace(dir, timezone)?;
+    /// A new workspace with these files of the Online Retail example's rules instead of the
+    /// default ones (only what the job compared needs: no growth fits for an ABC job); the
+    /// sample of its `init`.
+    fn abc_workspace(&self, dir: &Path, timezone: &str, files: &[&str]) -> Result<Sample> {
+        let init = self.fresh_workspace(dir, timezone)?;
         let rules = dir.join("rules");
         fs::remove_dir_all(&rules)?;
-        copy_dir(&self.root.join("examples/online-retail/rules"), &rules)
+        fs::create_dir(&rules)?;
+        for file in files {
+            fs::copy(
+                self.root.join("examples/online-retail/rules").join(file),
+                rules.join(file),
+            )?;
+        }
+        Ok(init)
     }
 
     fn pandas(&self, format: &str, at: i64, input: &Path) -> Result<Sample> {
@@ -305,41 +327,57 @@ impl Bench {
         )
     }
 
-    /// Online Retail: import + assess with the example's mapping and rules, against pandas.
-    fn retail(&self, file: &Path) -> Result<()> {
+    /// Online Retail, the comparison: tiercare (`init`, `import orders --mapping`, `assess`)
+    /// against the lean pandas, DuckDB and polars scripts of `crates/bench/python/`, on the same
+    /// uncompressed CSV, in alternating rounds (each round starts with the next side, so none
+    /// always runs on a cache the other left warm). Every script's tiers are checked against
+    /// tiercare's, customer by customer; the ratios tiercare / rival are printed.
+    fn retail(&self, file: &Path, runs: usize) -> Result<()> {
+        let csv = self.uncompressed(file)?;
         println!(
-            "\n== Online Retail ({}), load average {}",
-            file.display(),
+            "\n== Online Retail ({}, {} MB uncompressed), {runs} alternating rounds, load average {}",
+            csv.display(),
+            fs::metadata(&csv)?.len() / 1_000_000,
             load_average()
         );
         let mut figures = Figures::default();
         let dir = self.work.join("retail");
-        let mut checked = None;
-        for _ in 0..self.runs {
-            let (import, assess) = self.import_and_assess(
-                &dir,
-                "Europe/London",
-                file,
-                "examples/online-retail/orders.mapping.yaml",
-                RETAIL_AT,
-            )?;
-            figures.add("tiercare", import.then(&assess));
-            let report = json(&assess)?;
-            if self.python.is_some() {
-                let at = json_time(&report["at"]).context("assess --json: at")?;
-                let pandas = self.pandas("retail", at, file)?;
-                checked = Some(agree(&report, &json(&pandas)?)?);
-                figures.add("pandas", pandas);
+        let mut report = Value::Null;
+        let sides = 1 + if self.python.is_some() {
+            RIVALS.len()
+        } else {
+            0
+        };
+        for round in 0..runs {
+            for turn in 0..sides {
+                match (round + turn) % sides {
+                    0 => {
+                        let (init, import, assess) = self.import_and_assess(
+                            &dir,
+                            ("Europe/London", &["tiers.yaml"]),
+                            &csv,
+                            "examples/online-retail/orders.mapping.yaml",
+                            RETAIL_AT,
+                        )?;
+                        report = json(&assess)?;
+                        figures.add("tiercare", init.then(&import).then(&assess));
+                        figures.add("init", init);
+                        figures.add("import", import);
+                        figures.add("assess", assess);
+                    }
+                    side => {
+                        let (name, _) = RIVALS[side - 1];
+                        let sample = self.rival(name, &csv)?;
+                        figures.add(name, sample);
+                    }
+                }
             }
-            figures.add("import", import);
-            figures.add("assess", assess);
         }
         let rows = json(&figures.samples["import"][0])?["read"]
             .as_f64()
             .unwrap_or(0.0);
-        let customers = json(&figures.samples["assess"][0])?["customers"]
-            .as_f64()
-            .unwrap_or(0.0);
+        let customers = report["customers"].as_f64().unwrap_or(0.0);
+        println!("{}", figures.line("init", "init", None));
         println!(
             "{}",
             figures.line(
@@ -350,31 +388,91 @@ impl Bench {
         );
         println!(
             "{}",
-            figures.line(
-                "assess (ABC + RFM)",
-                "assess",
-                Some((customers, "customers"))
-            )
+            figures.line("assess (ABC)", "assess", Some((customers, "customers")))
         );
         println!(
             "{}",
-            figures.line("tiercare import + assess", "tiercare", None)
+            figures.line("tiercare init + import + assess", "tiercare", None)
         );
         if self.python.is_some() {
-            println!(
-                "{}",
-                figures.line("pandas script (same job)", "pandas", None)
-            );
-            println!(
-                "  pandas / tiercare = {:.2}x wall, {:.2}x cpu   ({})",
-                figures.median("pandas") / figures.median("tiercare"),
-                figures.median_cpu("pandas") / figures.median_cpu("tiercare"),
-                checked.unwrap_or_default()
-            );
+            let ours = self.tiers_of(&dir)?;
+            for (name, label) in RIVALS {
+                println!("{}", figures.line(label, name, None));
+            }
+            for (name, _) in RIVALS {
+                let checked = agree_by_customer(
+                    &ours,
+                    &self.work.join(format!("{name}-tiers.csv")),
+                    &json(&figures.samples[name][0])?,
+                )
+                .with_context(|| format!("{name} and tiercare disagree"))?;
+                println!(
+                    "  tiercare / {name:<6} = {:.2} wall, {:.2} cpu   ({checked})",
+                    figures.median("tiercare") / figures.median(name),
+                    figures.median_cpu("tiercare") / figures.median_cpu(name),
+                );
+            }
         }
         println!("  load average after: {}", load_average());
         fs::remove_dir_all(&dir)?;
         Ok(())
+    }
+
+    /// The Online Retail CSV uncompressed in the scratch folder (untimed), or `file` itself.
+    fn uncompressed(&self, file: &Path) -> Result<PathBuf> {
+        if file.extension().is_none_or(|e| e != "gz") {
+            return Ok(file.to_owned());
+        }
+        let csv = self.work.join("online_retail.csv");
+        if !csv.exists() {
+            let status = Command::new("gzip")
+                .arg("-dc")
+                .arg(file)
+                .stdout(File::create(&csv)?)
+                .status()
+                .context("cannot run gzip")?;
+            ensure!(status.success(), "gzip -dc {} failed", file.display());
+        }
+        Ok(csv)
+    }
+
+    /// One run of a rival script on the Online Retail CSV; its tiers go to `NAME-tiers.csv`.
+    fn rival(&self, name: &str, csv: &Path) -> Result<Sample> {
+        let python = self.python.as_ref().context("python is off")?;
+        let mut command = Command::new(python);
+        command
+            .arg(self.root.join(format!("crates/bench/python/abc_{name}.py")))
+            .arg("--input")
+            .arg(csv)
+            .args(["--at", RETAIL_AT, "--output"])
+            .arg(self.work.join(format!("{name}-tiers.csv")));
+        if name == "duckdb" {
+            // A new database file each run, as tiercare gets a new workspace.
+            let database = self.work.join("retail.duckdb");
+            fs::remove_file(&database).ok();
+            command.arg("--database").arg(&database);
+        }
+        self.run(&mut command)
+    }
+
+    /// Every customer's tier in a workspace, from `tiercare customers --csv`.
+    fn tiers_of(&self, workspace: &Path) -> Result<BTreeMap<String, String>> {
+        let sample = self.run(self.tiercare(workspace).args(["customers", "--csv"]))?;
+        let mut reader = csv::Reader::from_reader(sample.stdout.as_bytes());
+        let headers = reader.headers()?.clone();
+        let column = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h == name)
+                .with_context(|| format!("customers --csv has no `{name}` column"))
+        };
+        let (id, tier) = (column("id")?, column("tier")?);
+        let mut tiers = BTreeMap::new();
+        for record in reader.records() {
+            let record = record?;
+            tiers.insert(record[id].to_owned(), record[tier].to_owned());
+        }
+        Ok(tiers)
     }
 
     /// Generates a demo's CSV files once (untimed); returns the data folder.
@@ -490,9 +588,9 @@ impl Bench {
         let dir = self.work.join(format!("abc-{size}"));
         let mut checked = String::new();
         for _ in 0..self.runs {
-            let (import, assess) = self.import_and_assess(
+            let (_, import, assess) = self.import_and_assess(
                 &dir,
-                "UTC",
+                ("UTC", &["tiers.yaml", "rfm.yaml"]),
                 &orders,
                 "crates/bench/pandas/demo-orders.mapping.yaml",
                 DEMO_AT,
@@ -528,6 +626,59 @@ impl Bench {
         println!("  load average after: {}", load_average());
         Ok(())
     }
+}
+
+/// The Online Retail rivals: the script `crates/bench/python/abc_NAME.py`, and what it is.
+const RIVALS: [(&str, &str); 3] = [
+    ("pandas", "pandas, lean (in memory)"),
+    ("duckdb", "DuckDB (persisting to a file)"),
+    ("polars", "polars, lazy CSV (in memory)"),
+];
+
+/// Checks that a rival script gave every customer the tier tiercare gave (its `output` CSV of
+/// `customer,tier` against `ours`) and that its printed counts say the same; says what agreed.
+fn agree_by_customer(
+    ours: &BTreeMap<String, String>,
+    output: &Path,
+    printed: &Value,
+) -> Result<String> {
+    let mut reader = csv::Reader::from_path(output)?;
+    let mut theirs = BTreeMap::new();
+    for record in reader.records() {
+        let record = record?;
+        theirs.insert(record[0].to_owned(), record[1].to_owned());
+    }
+    ensure!(
+        theirs.len() == ours.len(),
+        "{} customers, tiercare has {}",
+        theirs.len(),
+        ours.len()
+    );
+    let differing: Vec<&String> = ours
+        .iter()
+        .filter(|(id, tier)| theirs.get(*id) != Some(tier))
+        .map(|(id, _)| id)
+        .take(5)
+        .collect();
+    ensure!(
+        differing.is_empty(),
+        "customers with another tier (or missing), first five: {differing:?}"
+    );
+    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+    for tier in ours.values() {
+        *counts.entry(tier).or_default() += 1;
+    }
+    for (tier, count) in &counts {
+        ensure!(
+            printed["tiers"][tier].as_i64() == Some(*count),
+            "its printed count of tier {tier} is {}, not {count}",
+            printed["tiers"][tier]
+        );
+    }
+    Ok(format!(
+        "same tier for all {} customers: {counts:?}",
+        thousands(ours.len() as f64)
+    ))
 }
 
 /// Checks that tiercare's assessment and the pandas script found the same customers, tiers and
@@ -586,47 +737,42 @@ fn agree(tiercare: &Value, pandas: &Value) -> Result<String> {
     ))
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
-}
-
-/// A Python with pandas: `target/bench-venv`, created (and pandas installed from PyPI) if needed.
-fn python_with_pandas(root: &Path) -> Result<PathBuf> {
+/// A Python with the pinned packages of `crates/bench/python/requirements.txt` (pandas, DuckDB,
+/// polars): `target/bench-venv`, created and brought to those versions with pip (a no-op when
+/// they are there).
+fn python_with_packages(root: &Path) -> Result<PathBuf> {
     let venv = root.join("target/bench-venv");
     let python = venv.join("bin/python");
-    let has_pandas = |python: &Path| {
-        Command::new(python)
-            .args(["-c", "import pandas"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !has_pandas(&python) {
-        println!(
-            "creating {} and installing pandas from PyPI...",
-            venv.display()
-        );
+    if !python.exists() {
+        println!("creating {}...", venv.display());
         let status = Command::new("python3")
             .args(["-m", "venv"])
             .arg(&venv)
-            .status()?;
+            .status()
+            .context("cannot run python3")?;
         ensure!(status.success(), "python3 -m venv failed");
-        let status = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "pandas"])
-            .status()?;
-        ensure!(status.success(), "pip install pandas failed");
-        ensure!(has_pandas(&python), "pandas did not install");
     }
+    let requirements = root.join("crates/bench/python/requirements.txt");
+    let status = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(&requirements)
+        .status()?;
+    ensure!(
+        status.success(),
+        "pip install -r {} failed",
+        requirements.display()
+    );
+    let status = Command::new(&python)
+        .args(["-c", "import pandas, duckdb, polars"])
+        .status()?;
+    ensure!(status.success(), "pandas, duckdb or polars did not install");
     Ok(python)
 }
 
@@ -635,21 +781,27 @@ fn main() -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()?;
-    println!("tiercare-bench: building the release binary...");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "tiercare",
-            "--bin",
-            "tiercare",
-        ])
-        .current_dir(&root)
-        .status()?;
-    ensure!(status.success(), "cargo build --release failed");
+    let tiercare = match &args.binary {
+        Some(binary) => binary.canonicalize()?,
+        None => {
+            println!("tiercare-bench: building the release binary...");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .args([
+                    "build",
+                    "--release",
+                    "--quiet",
+                    "-p",
+                    "tiercare",
+                    "--bin",
+                    "tiercare",
+                ])
+                .current_dir(&root)
+                .status()?;
+            ensure!(status.success(), "cargo build --release failed");
+            root.join("target/release/tiercare")
+        }
+    };
     let work = match &args.work {
         Some(work) => work.clone(),
         None => std::env::temp_dir().join(format!("tiercare-bench-{}", std::process::id())),
@@ -658,10 +810,10 @@ fn main() -> Result<()> {
     let python = if args.no_pandas {
         None
     } else {
-        Some(python_with_pandas(&root)?)
+        Some(python_with_packages(&root)?)
     };
     let bench = Bench {
-        tiercare: root.join("target/release/tiercare"),
+        tiercare,
         root: root.clone(),
         work: work.clone(),
         runs: args.runs.max(1),
@@ -692,7 +844,7 @@ fn run_all(bench: &Bench, args: &Args) -> Result<()> {
                     .join("../shared/data/online-retail/online_retail.csv.gz")
             });
             if file.exists() {
-                bench.retail(&file)?;
+                bench.retail(&file, args.retail_runs.max(1))?;
             } else {
                 println!(
                     "\n== Online Retail: skipped, {} is not there (pass --retail FILE)",
@@ -774,4 +926,43 @@ fn json_time(value: &serde_json::Value) -> Option<i64> {
         .as_str()
         .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
         .map(|time| time.timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiers(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(id, tier)| ((*id).to_owned(), (*tier).to_owned()))
+            .collect()
+    }
+
+    /// A rival's output is accepted only when every customer has tiercare's tier and its printed
+    /// counts match; a swapped tier, a missing customer or a wrong count is reported.
+    #[test]
+    fn a_rival_agrees_only_customer_by_customer() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("tiers.csv");
+        let ours = tiers(&[("12346", "A"), ("12347", "B"), ("12348", "C")]);
+        let printed = serde_json::json!({"tiers": {"A": 1, "B": 1, "C": 1}});
+
+        fs::write(&output, "customer,tier\n12348,C\n12346,A\n12347,B\n").unwrap();
+        let said = agree_by_customer(&ours, &output, &printed).unwrap();
+        assert!(said.contains("all 3 customers"), "{said}");
+
+        fs::write(&output, "customer,tier\n12346,B\n12347,A\n12348,C\n").unwrap();
+        let err = agree_by_customer(&ours, &output, &printed).unwrap_err();
+        assert!(err.to_string().contains("12346"), "{err}");
+
+        fs::write(&output, "customer,tier\n12346,A\n12347,B\n").unwrap();
+        let err = agree_by_customer(&ours, &output, &printed).unwrap_err();
+        assert!(err.to_string().contains("2 customers"), "{err}");
+
+        fs::write(&output, "customer,tier\n12346,A\n12347,B\n12348,C\n").unwrap();
+        let wrong = serde_json::json!({"tiers": {"A": 2, "B": 1, "C": 1}});
+        let err = agree_by_customer(&ours, &output, &wrong).unwrap_err();
+        assert!(err.to_string().contains("tier A"), "{err}");
+    }
 }

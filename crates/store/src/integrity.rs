@@ -263,6 +263,7 @@ impl Store {
 /// Opens the fresh copy at `path` read-only and checks it: a tiercare database that passes
 /// `quick_check`. Returns its schema version and how long the check took.
 fn verify_copy(path: &Path) -> Result<(u32, u64), StoreError> {
+    crate::db::configure_sqlite();
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -398,6 +399,7 @@ pub fn diagnose(path: &Path, full: bool) -> Diagnosis {
 }
 
 fn examine(path: &Path, full: bool, diagnosis: &mut Diagnosis) -> rusqlite::Result<()> {
+    crate::db::configure_sqlite();
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
