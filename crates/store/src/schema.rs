@@ -83,9 +83,9 @@ pub const APPLICATION_ID: i32 = 0x5449_5243;
 ///     forgotten name leaves no trigram behind; filled for the existing rows.
 /// 24. (ledger) `followups.kind` also allows `sms` and `points`, and past SMS and points
 ///     follow-ups (stored as `email` and `set_attribute`) are labelled so. A rebuild of the
-///     table, run with foreign keys off (see [`FOREIGN_KEYS_OFF`]).
+///     table, run with foreign keys off (see `FOREIGN_KEYS_OFF`).
 ///
-/// A migration whose text starts with [`FOREIGN_KEYS_OFF`] runs with foreign-key enforcement
+/// A migration whose text starts with `FOREIGN_KEYS_OFF` runs with foreign-key enforcement
 /// off (SQLite's way to rebuild a table others refer to: dropping it would otherwise delete or
 /// null every row that refers to it), and must leave no broken reference: the runner checks
 /// with `PRAGMA foreign_key_check` before it commits.
