@@ -50,7 +50,7 @@ pub struct CustomerQuery {
     /// as text (`true`/`false` for booleans).
     pub attribute: Option<(String, String)>,
     /// Customers whose external id, name or e-mail address contains this text (ignoring
-    /// ASCII case). From [`MIN_INDEXED_SEARCH`] characters on, the trigram index finds them;
+    /// ASCII case). From `MIN_INDEXED_SEARCH` characters on, the trigram index finds them;
     /// a shorter text reads the customers in order until the page is full.
     pub search: Option<String>,
     /// Only customers owned by exactly this manager (external id): a signed-in manager's
