@@ -126,21 +126,7 @@ impl Default for DaemonConfig {
     }
 }
 
-/// Parses `30s`, `5m`, `6h` or `7d` into seconds.
-pub(crate) fn parse_duration(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let split = text.len().checked_sub(1)?;
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number.parse().ok()?;
-    let unit = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    (number >= 0).then(|| number.checked_mul(unit)).flatten()
-}
+pub(crate) use crate::time::parse_duration;
 
 /// Mail settings (`[mail]`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

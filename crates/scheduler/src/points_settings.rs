@@ -64,7 +64,7 @@ impl PointsConfig {
         let Some(text) = &self.expires else {
             return Ok(None);
         };
-        match crate::config::parse_duration(text) {
+        match crate::time::parse_duration(text) {
             Some(seconds) if seconds >= 86_400 && seconds % 86_400 == 0 => Ok(Some(seconds)),
             _ => Err(format!(
                 "[points] expires = {text:?} is not a number of whole days: write it like \"365d\""

@@ -97,3 +97,19 @@ pub fn iso_time(unix: Option<i64>) -> String {
         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_default()
 }
+
+/// Parses `30s`, `5m`, `6h` or `7d` into seconds.
+pub(crate) fn parse_duration(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let split = text.len().checked_sub(1)?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().ok()?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    (number >= 0).then(|| number.checked_mul(unit)).flatten()
+}

@@ -30,9 +30,10 @@ use rusqlite::{
     Connection, OptionalExtension, Statement, Transaction, TransactionBehavior, params,
 };
 
-use crate::db::{PragmaOff, Store, foreign_keys_off};
+use crate::db::Store;
 use crate::error::{AtPath, StoreError};
 use crate::keys::BuildMapHasher;
+use crate::pragma::{PragmaOff, foreign_keys_off};
 use seen::SeenRows;
 
 /// What an import brings in; each kind fills one table (the record kinds of `tiercare import`).

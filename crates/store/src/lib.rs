@@ -95,6 +95,7 @@ mod outbox_pages;
 mod pins;
 mod points;
 mod pool;
+mod pragma;
 mod preferences;
 mod privacy;
 mod recommend;

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use crate::db::foreign_keys_off;
 use crate::error::{AtPath, StoreError};
+use crate::pragma::foreign_keys_off;
 
 /// `PRAGMA application_id` of every tiercare database: `'TIRC'` in ASCII.
 ///

@@ -19,8 +19,9 @@ use rusqlite::{
 use serde_json::{Map, Value};
 
 use crate::batch::{Cell, Names, RowBatch};
-use crate::db::{PragmaOff, Store, checks_off, foreign_keys_off};
+use crate::db::Store;
 use crate::error::{AtPath, StoreError};
+use crate::pragma::{PragmaOff, checks_off, foreign_keys_off};
 use crate::stored::require_customer;
 
 /// What the engine decided about one customer in an assessment.
