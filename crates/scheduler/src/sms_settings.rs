@@ -12,7 +12,8 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct SmsConfig {
     /// Who sends: `folder` (the default: one file per message in `folder`), `http` (the
-    /// generic provider of `[sms.http]`) or `twilio` (`[sms.twilio]`).
+    /// generic provider of `[sms.http]`), `twilio` (`[sms.twilio]`) or `aliyun`
+    /// (`[sms.aliyun]`).
     #[serde(default)]
     pub provider: SmsProvider,
     /// The folder of the `folder` provider, relative to the workspace (default `sms`).
@@ -44,6 +45,9 @@ pub struct SmsConfig {
     /// Twilio (`provider = "twilio"`).
     #[serde(default)]
     pub twilio: Option<TwilioConfig>,
+    /// Aliyun SMS (`provider = "aliyun"`).
+    #[serde(default)]
+    pub aliyun: Option<crate::sms::aliyun::AliyunConfig>,
 }
 
 impl Default for SmsConfig {
@@ -59,6 +63,7 @@ impl Default for SmsConfig {
             max_attempts: default_max_attempts(),
             http: None,
             twilio: None,
+            aliyun: None,
         }
     }
 }
@@ -74,6 +79,8 @@ pub enum SmsProvider {
     Http,
     /// Twilio's Messages API (`[sms.twilio]`).
     Twilio,
+    /// Aliyun SMS (Dysmsapi `SendSms`, `[sms.aliyun]`): registered templates only.
+    Aliyun,
 }
 
 /// How the generic provider's body is written.
@@ -182,7 +189,7 @@ fn default_twilio_base() -> String {
 }
 
 /// Whether `url` may carry messages: `https://`, or `http://` to a loopback host.
-fn acceptable_url(url: &str) -> bool {
+pub(crate) fn acceptable_url(url: &str) -> bool {
     if url.starts_with("https://") {
         return true;
     }
@@ -269,6 +276,10 @@ impl SmsConfig {
                 }
                 Ok(())
             }
+            SmsProvider::Aliyun => match &self.aliyun {
+                Some(aliyun) => aliyun.validate(),
+                None => Err("sms.provider is \"aliyun\" but there is no [sms.aliyun] section: add one with `sign_name` and a `[sms.aliyun.templates.NAME]` per SMS template".to_owned()),
+            },
         }
     }
 }

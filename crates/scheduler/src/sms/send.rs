@@ -176,6 +176,8 @@ pub fn deliver_sms_due(
                     .to_owned(),
                 to: sms.to_address.clone(),
                 text: sms.body_text.clone(),
+                template: sms.template.clone(),
+                params: sms.body_html.clone(),
             };
             let outcome = transport.send(&message);
             record(store, &sms, outcome, now, config, outbox, &mut report)?;
