@@ -257,17 +257,13 @@ fn check_templates(
         ));
         // A provider that sends only registered templates (Aliyun) needs each one mapped.
         if let Ok(ws) = Workspace::open(workspace_dir) {
-            let sms = &ws.config().sms;
-            if let (tiercare_scheduler::sms::SmsProvider::Aliyun, Some(aliyun)) =
-                (sms.provider, &sms.aliyun)
-            {
-                let mapped: Vec<&str> = aliyun.templates.keys().map(String::as_str).collect();
-                diagnostics.extend(tiercare_engine::check_sms_template_mapping(
-                    rules,
-                    "sms.aliyun.templates",
-                    &mapped,
-                ));
-            }
+            let text = std::fs::read_to_string(ws.root().join("tiercare.toml")).unwrap_or_default();
+            diagnostics.extend(tiercare_scheduler::sms::aliyun::check_aliyun(
+                rules,
+                &ws.config().sms,
+                &sms.templates,
+                &text,
+            ));
         }
     }
     Ok(TemplateCheck {

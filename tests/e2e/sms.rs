@@ -803,4 +803,23 @@ fn check_reports_an_sms_rule_whose_template_aliyun_cannot_send() {
     bad.assert_code(1);
     bad.assert_stderr_contains("rules/more.yaml:4:");
     bad.assert_stderr_contains("has no [sms.aliyun.templates.bye]");
+    // Mapped, but a parameter names a variable the context lacks: an error at its section.
+    let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
+    std::fs::write(
+        root.join("tiercare.toml"),
+        format!(
+            "{config}\n[sms.aliyun.templates.bye]\ncode = \"SMS_456\"\n\
+             params = {{ name = \"{{{{ customer.nickname }}}}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let param = run(&root, &["check"]);
+    param.assert_code(1);
+    param.assert_stderr_contains("tiercare.toml:");
+    param.assert_stderr_contains("[sms.aliyun.templates.bye] parameter `name` does not render");
+    assert!(
+        !param.stderr.contains("has no [sms.aliyun"),
+        "{}",
+        param.stderr
+    );
 }

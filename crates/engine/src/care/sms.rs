@@ -340,6 +340,19 @@ impl SmsTemplates {
             .map_err(|err| RenderError::Context(format!("`{source}`: {err}")))
     }
 
+    /// [`SmsTemplates::render_inline`] for the sample customer (as `check` renders the SMS
+    /// templates): whether `source` renders, and what it gives.
+    ///
+    /// # Errors
+    /// As [`SmsTemplates::render_inline`].
+    pub fn render_inline_sample(&self, source: &str) -> Result<String, RenderError> {
+        let value = TemplateContext::sample().to_value(true)?;
+        self.env
+            .render_str(source, &value)
+            .map(|text| text.trim().to_owned())
+            .map_err(|err| RenderError::Context(format!("`{source}`: {err}")))
+    }
+
     fn render_value(
         &self,
         name: &str,

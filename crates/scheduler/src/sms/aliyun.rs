@@ -27,7 +27,9 @@ use serde::Deserialize;
 
 use super::http::{ProviderError, agent, classify, variable};
 use super::transport::{SmsDelivered, SmsError, SmsMessage, SmsTransport};
+use crate::config::CONFIG_FILE;
 use crate::sms_settings::{SmsConfig, SmsProvider, acceptable_url};
+use tiercare_engine::{Diagnostic, RuleSet, SmsTemplates, check_sms_template_mapping};
 
 /// `[sms.aliyun]`: the AccessKey from the environment, the signature name, the endpoint and
 /// the template mapping.
@@ -124,6 +126,47 @@ pub fn params_of(config: &SmsConfig) -> BTreeMap<String, BTreeMap<String, String
             .collect(),
         _ => BTreeMap::new(),
     }
+}
+
+/// What `check` and the daemon's reload find wrong with the Aliyun settings against `rules`
+/// and the SMS templates `sms`, when `config` sends through Aliyun: an `sms:` follow-up whose
+/// template has no mapping (at its line), a parameter that does not render for the sample
+/// customer (at its template's header in `config_text`, the `tiercare.toml` text).
+#[must_use]
+pub fn check_aliyun(
+    rules: &RuleSet,
+    config: &SmsConfig,
+    sms: &SmsTemplates,
+    config_text: &str,
+) -> Vec<Diagnostic> {
+    let (SmsProvider::Aliyun, Some(aliyun)) = (config.provider, &config.aliyun) else {
+        return Vec::new();
+    };
+    let mapped: Vec<&str> = aliyun.templates.keys().map(String::as_str).collect();
+    let mut out = check_sms_template_mapping(rules, "sms.aliyun.templates", &mapped);
+    for (name, template) in &aliyun.templates {
+        for (key, source) in &template.params {
+            if let Err(err) = sms.render_inline_sample(source) {
+                let header = format!("[sms.aliyun.templates.{name}]");
+                let line = config_text
+                    .lines()
+                    .position(|line| line.trim() == header)
+                    .map_or(1, |i| i + 1);
+                out.push(
+                    Diagnostic::error(
+                        CONFIG_FILE,
+                        line,
+                        1,
+                        format!("{header} parameter `{key}` does not render: {err}"),
+                    )
+                    .with_hint(
+                        "parameters use the SMS templates' variables (see templates/README.md), such as `{{ customer.name }}`",
+                    ),
+                );
+            }
+        }
+    }
+    out
 }
 
 /// The number as Aliyun wants it: mainland China without `+86`, others with their country
