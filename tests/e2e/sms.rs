@@ -823,3 +823,28 @@ fn check_reports_an_sms_rule_whose_template_aliyun_cannot_send() {
         param.stderr
     );
 }
+
+#[test]
+fn aliyun_without_an_answer_in_time_is_unknown_not_resent() {
+    let tmp = common::fast_tempdir();
+    let stub = SmsProvider::start();
+    stub.set_answer(r#"{"Code":"OK","BizId":"1^{n}"}"#);
+    stub.set_delay_ms(2500);
+    let sms = aliyun_provider(&stub).replace(
+        "provider = \"aliyun\"\n",
+        "provider = \"aliyun\"\ntimeout_seconds = 1\n",
+    );
+    let root = sms_workspace(
+        tmp.path(),
+        &sms,
+        "",
+        "customer_id,name,phone,consent_sms\nC1,Ann,+86 138 1234 5678,true\n",
+    );
+    let out = send_aliyun(&root, "2026-03-02T10:00:00Z");
+    assert_eq!(out.json()["sms"]["unknown"], 1, "{}", out.stdout);
+    let rows = sql_rows(&root, "SELECT state, coalesce(last_error, '') FROM outbox");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, "unknown", "{rows:?}");
+    send_aliyun(&root, "2026-03-03T10:00:00Z");
+    assert_eq!(stub.received().len(), 1);
+}
