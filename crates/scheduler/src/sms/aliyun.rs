@@ -417,6 +417,35 @@ mod tests {
     }
 
     #[test]
+    fn settings_are_checked() {
+        let parse = |text: &str| -> SmsConfig { toml::from_str(text).unwrap() };
+        let missing = parse("provider = \"aliyun\"\n");
+        assert!(
+            missing
+                .validate()
+                .unwrap_err()
+                .contains("no [sms.aliyun] section")
+        );
+        let good = parse(
+            "provider = \"aliyun\"\n[aliyun]\nsign_name = \"店\"\n\
+             [aliyun.templates.birthday]\ncode = \"SMS_1\"\nparams = { name = \"{{ customer.name }}\" }\n",
+        );
+        assert_eq!(good.validate(), Ok(()));
+        let aliyun = good.aliyun.as_ref().unwrap();
+        assert_eq!(aliyun.endpoint, "https://dysmsapi.aliyuncs.com/");
+        assert_eq!(aliyun.access_key_secret_env, "ALIYUN_ACCESS_KEY_SECRET");
+        assert_eq!(params_of(&good)["birthday"]["name"], "{{ customer.name }}");
+        let plain = parse(
+            "provider = \"aliyun\"\n[aliyun]\nsign_name = \"店\"\nendpoint = \"http://sms.example/\"\n",
+        );
+        assert!(plain.validate().unwrap_err().contains("https://"));
+        let no_code = parse(
+            "provider = \"aliyun\"\n[aliyun]\nsign_name = \"店\"\n[aliyun.templates.x]\ncode = \"\"\n",
+        );
+        assert!(no_code.validate().unwrap_err().contains("code is empty"));
+    }
+
+    #[test]
     fn codes_are_classified() {
         assert!(classify_code("OK", 200).is_ok());
         assert!(matches!(
