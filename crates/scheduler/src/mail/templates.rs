@@ -247,7 +247,7 @@ impl EmailRenderer {
                 .as_ref()
                 .and_then(crate::http_config::HttpConfig::survey_url),
             sms,
-            sms_params: crate::sms::aliyun::params_of(&workspace.config().sms),
+            sms_params: workspace.config().sms.provider_params(),
         })
     }
 

@@ -28,105 +28,9 @@ use serde::Deserialize;
 use super::http::{ProviderError, agent, classify, variable};
 use super::transport::{SmsDelivered, SmsError, SmsMessage, SmsTransport};
 use crate::config::CONFIG_FILE;
-use crate::sms_settings::{SmsConfig, SmsProvider, acceptable_url};
+pub use crate::sms_settings::{AliyunConfig, AliyunTemplate};
+use crate::sms_settings::{SmsConfig, SmsProvider};
 use tiercare_engine::{Diagnostic, RuleSet, SmsTemplates, check_sms_template_mapping};
-
-/// `[sms.aliyun]`: the AccessKey from the environment, the signature name, the endpoint and
-/// the template mapping.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AliyunConfig {
-    /// The variable holding the AccessKey id (default `ALIYUN_ACCESS_KEY_ID`).
-    #[serde(default = "default_key_id_env")]
-    pub access_key_id_env: String,
-    /// The variable holding the AccessKey secret (default `ALIYUN_ACCESS_KEY_SECRET`).
-    #[serde(default = "default_key_secret_env")]
-    pub access_key_secret_env: String,
-    /// The registered signature (`SignName`, 签名), such as `阿里云短信测试`.
-    pub sign_name: String,
-    /// The API endpoint (default `https://dysmsapi.aliyuncs.com/`; a test points it at a
-    /// stub on 127.0.0.1).
-    #[serde(default = "default_endpoint")]
-    pub endpoint: String,
-    /// `RegionId` (default `cn-hangzhou`).
-    #[serde(default = "default_region")]
-    pub region_id: String,
-    /// Each tiercare SMS template (`birthday` for `birthday.sms.j2`) and its Aliyun template.
-    #[serde(default)]
-    pub templates: BTreeMap<String, AliyunTemplate>,
-}
-
-/// `[sms.aliyun.templates.NAME]`: the Aliyun template an SMS template is sent as.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AliyunTemplate {
-    /// The template code (`SMS_123456789`).
-    pub code: String,
-    /// Its variables, each a template rendered with the SMS template's context
-    /// (`{ name = "{{ customer.name }}" }`); sent as the JSON object `TemplateParam`.
-    #[serde(default)]
-    pub params: BTreeMap<String, String>,
-}
-
-fn default_key_id_env() -> String {
-    "ALIYUN_ACCESS_KEY_ID".to_owned()
-}
-
-fn default_key_secret_env() -> String {
-    "ALIYUN_ACCESS_KEY_SECRET".to_owned()
-}
-
-fn default_endpoint() -> String {
-    "https://dysmsapi.aliyuncs.com/".to_owned()
-}
-
-fn default_region() -> String {
-    "cn-hangzhou".to_owned()
-}
-
-impl AliyunConfig {
-    /// Checks what serde cannot.
-    ///
-    /// # Errors
-    /// What is wrong and what to do.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.sign_name.trim().is_empty() {
-            return Err(
-                "[sms.aliyun] sign_name is empty: give the signature registered with Aliyun"
-                    .to_owned(),
-            );
-        }
-        if !acceptable_url(&self.endpoint) {
-            return Err(format!(
-                "[sms.aliyun] endpoint {:?} must start with https:// (http:// only to 127.0.0.1 or localhost)",
-                self.endpoint
-            ));
-        }
-        for (name, template) in &self.templates {
-            if template.code.trim().is_empty() {
-                return Err(format!(
-                    "[sms.aliyun.templates.{name}] code is empty: give the Aliyun template code (SMS_…)"
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Each SMS template's Aliyun parameters when `config` sends through Aliyun (none
-/// otherwise).
-#[must_use]
-pub fn params_of(config: &SmsConfig) -> BTreeMap<String, BTreeMap<String, String>> {
-    match (&config.provider, &config.aliyun) {
-        (SmsProvider::Aliyun, Some(aliyun)) => aliyun
-            .templates
-            .iter()
-            .filter(|(_, template)| !template.params.is_empty())
-            .map(|(name, template)| (name.clone(), template.params.clone()))
-            .collect(),
-        _ => BTreeMap::new(),
-    }
-}
 
 /// What `check` and the daemon's reload find wrong with the Aliyun settings against `rules`
 /// and the SMS templates `sms`, when `config` sends through Aliyun: an `sms:` follow-up whose
@@ -434,7 +338,10 @@ mod tests {
         let aliyun = good.aliyun.as_ref().unwrap();
         assert_eq!(aliyun.endpoint, "https://dysmsapi.aliyuncs.com/");
         assert_eq!(aliyun.access_key_secret_env, "ALIYUN_ACCESS_KEY_SECRET");
-        assert_eq!(params_of(&good)["birthday"]["name"], "{{ customer.name }}");
+        assert_eq!(
+            good.provider_params()["birthday"]["name"],
+            "{{ customer.name }}"
+        );
         let plain = parse(
             "provider = \"aliyun\"\n[aliyun]\nsign_name = \"店\"\nendpoint = \"http://sms.example/\"\n",
         );

@@ -27,7 +27,7 @@ use crate::sms_settings::SmsConfig;
 /// What one [`deliver_sms_due`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SmsSendReport {
-    /// The provider (`folder`, `http`, `twilio`).
+    /// The provider (`folder`, `http`, `twilio`, `aliyun`).
     pub provider: String,
     /// SMS claimed.
     pub claimed: u64,

@@ -49,7 +49,7 @@ pub enum SmsError {
     Unknown(String),
 }
 
-/// Something that delivers SMS: the folder, the generic HTTP provider, Twilio.
+/// Something that delivers SMS: the folder, the generic HTTP provider, Twilio, Aliyun.
 pub trait SmsTransport: Send {
     /// Hands `message` over.
     ///
@@ -57,7 +57,7 @@ pub trait SmsTransport: Send {
     /// What the outbox should do next.
     fn send(&mut self, message: &SmsMessage) -> Result<SmsDelivered, SmsError>;
 
-    /// A short name for logs and reports (`"folder"`, `"http"`, `"twilio"`).
+    /// A short name for logs and reports (`"folder"`, `"http"`, `"twilio"`, `"aliyun"`).
     fn name(&self) -> &'static str;
 }
 
