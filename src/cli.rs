@@ -345,7 +345,7 @@ pub enum Command {
     /// happened.
     ///
     /// Then the due SMS, the same way, through `[sms]`'s provider (the `sms/` folder by default,
-    /// a generic HTTP gateway or Twilio): `consent_sms` and the number's suppression checked in
+    /// a generic HTTP gateway, Twilio or Aliyun): `consent_sms` and the number's suppression checked in
     /// the claim, the delivery gate counting SMS apart from emails, one SMS at a time, limits
     /// from `[sms]`; `--json` reports the emails.
     ///

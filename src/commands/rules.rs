@@ -255,6 +255,16 @@ fn check_templates(
             rules,
             &loaded.templates,
         ));
+        // A provider that sends only registered templates (Aliyun) needs each one mapped.
+        if let Ok(ws) = Workspace::open(workspace_dir) {
+            let text = std::fs::read_to_string(ws.root().join("tiercare.toml")).unwrap_or_default();
+            diagnostics.extend(tiercare_scheduler::sms::aliyun::check_aliyun(
+                rules,
+                &ws.config().sms,
+                &sms.templates,
+                &text,
+            ));
+        }
     }
     Ok(TemplateCheck {
         dir: Some(dir),

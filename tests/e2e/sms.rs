@@ -649,3 +649,259 @@ fn a_running_daemon_keeps_the_last_good_sms_template_and_swaps_in_a_good_edit() 
     }
     assert_eq!(texts()[1].1, "Hello again, Ada!");
 }
+
+/// `[sms]` for Aliyun at the stub, the `hello` template mapped to `SMS_123` with the
+/// customer's name as its `name` parameter.
+fn aliyun_provider(stub: &SmsProvider) -> String {
+    format!(
+        "[sms]\nprovider = \"aliyun\"\n\n[sms.aliyun]\naccess_key_id_env = \"ALIYUN_TEST_ID\"\n\
+         access_key_secret_env = \"ALIYUN_TEST_SECRET\"\nsign_name = \"天天好店\"\n\
+         endpoint = \"{}\"\n\n[sms.aliyun.templates.hello]\ncode = \"SMS_123\"\n\
+         params = {{ name = \"{{{{ customer.name }}}}\", shop = \"Tiercare & Co\" }}\n",
+        stub.url("/")
+    )
+}
+
+const ALIYUN_SECRET: &str = "s3cr3t/+=";
+
+fn send_aliyun(root: &Path, at: &str) -> Run {
+    Run::of(
+        command_in(root)
+            .args(["send", "--json", "--at", at])
+            .env("ALIYUN_TEST_ID", "LTAI-test")
+            .env("ALIYUN_TEST_SECRET", ALIYUN_SECRET),
+    )
+}
+
+/// Recomputes Aliyun's RPC signature v1 of a received form body with Python's `hmac`,
+/// `hashlib` and `urllib.parse`, written from Aliyun's documentation apart from tiercare's
+/// code: `None` when the body's `Signature` is right, else what Python computed.
+fn python_signature_mismatch(body: &str, secret: &str) -> Option<String> {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python");
+    assert!(
+        python.exists(),
+        "the tests' Python venv is missing: run `bash .ci/deps`"
+    );
+    const SCRIPT: &str = r#"
+import base64, hashlib, hmac, sys, urllib.parse
+secret = sys.argv[1]
+fields = urllib.parse.parse_qsl(sys.stdin.read(), keep_blank_values=True, strict_parsing=True)
+given = [v for k, v in fields if k == "Signature"]
+params = sorted((k, v) for k, v in fields if k != "Signature")
+enc = lambda s: urllib.parse.quote(s, safe="~")
+canonical = "&".join(enc(k) + "=" + enc(v) for k, v in params)
+to_sign = "POST&" + enc("/") + "&" + enc(canonical)
+digest = hmac.new((secret + "&").encode(), to_sign.encode(), hashlib.sha1).digest()
+expected = base64.b64encode(digest).decode()
+print("OK" if given == [expected] else "expected " + expected + " got " + repr(given))
+"#;
+    let mut child = std::process::Command::new(python)
+        .args(["-c", SCRIPT, secret])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python failed: {out:?}");
+    let said = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    (said != "OK").then_some(said)
+}
+
+#[test]
+fn aliyun_gets_a_signed_send_sms_with_the_mapped_template_and_its_params() {
+    let tmp = common::fast_tempdir();
+    let stub = SmsProvider::start();
+    stub.set_answer(
+        r#"{"Message":"OK","RequestId":"F655A8D5","Code":"OK","BizId":"900619746936498440^{n}"}"#,
+    );
+    let root = sms_workspace(
+        tmp.path(),
+        &aliyun_provider(&stub),
+        "",
+        "customer_id,name,phone,consent_sms\nC1,李娜,+86 138 1234 5678,true\n\
+         C2,Ann Lee,+44 20 7946 0001,true\n",
+    );
+    let sent = send_aliyun(&root, "2026-03-02T10:00:00Z");
+    sent.assert_code(0);
+    assert_eq!(sent.json()["sms"]["provider"], "aliyun", "{}", sent.stdout);
+    assert_eq!(sent.json()["sms"]["sent"], 2, "{}", sent.stdout);
+    let received = stub.received();
+    assert_eq!(received.len(), 2, "{received:?}");
+    let mut numbers = Vec::new();
+    for request in &received {
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("POST", "/")
+        );
+        assert_eq!(
+            python_signature_mismatch(&request.body, ALIYUN_SECRET),
+            None,
+            "{}",
+            request.body
+        );
+        let form = request.form();
+        let field = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no {name} in {form:?}"))
+        };
+        assert_eq!(field("Action"), "SendSms");
+        assert_eq!(field("Version"), "2017-05-25");
+        assert_eq!(field("AccessKeyId"), "LTAI-test");
+        assert_eq!(field("SignatureMethod"), "HMAC-SHA1");
+        assert_eq!(field("SignName"), "天天好店");
+        assert_eq!(field("TemplateCode"), "SMS_123");
+        assert!(field("OutId").starts_with("sms-"));
+        let param: serde_json::Value = serde_json::from_str(&field("TemplateParam")).unwrap();
+        let name = param["name"].as_str().unwrap().to_owned();
+        assert_eq!(param["shop"], "Tiercare & Co");
+        numbers.push((field("PhoneNumbers"), name));
+    }
+    numbers.sort();
+    // Mainland numbers without +86, others with their country code and no +.
+    assert_eq!(
+        numbers,
+        [
+            ("13812345678".to_owned(), "李娜".to_owned()),
+            ("442079460001".to_owned(), "Ann Lee".to_owned()),
+        ]
+    );
+    // A wrong secret is caught by the independent check.
+    assert!(python_signature_mismatch(&received[0].body, "other").is_some());
+    // Sent, the BizId recorded as the provider's id; never again.
+    let rows = sql_rows(&root, "SELECT state, coalesce(last_error, '') FROM outbox");
+    assert!(rows.iter().all(|(state, _)| state == "sent"), "{rows:?}");
+    let db = rusqlite::Connection::open(root.join("tiercare.db")).unwrap();
+    let receipts: String = db
+        .query_row(
+            "SELECT group_concat(detail, '|') FROM outbox_events WHERE to_state = 'sent'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap_or_default();
+    assert!(receipts.contains("900619746936498440^"), "{receipts}");
+    send_aliyun(&root, "2026-03-02T11:00:00Z").assert_code(0);
+    assert_eq!(stub.received().len(), 2);
+}
+
+#[test]
+fn aliyun_throttling_is_retried_and_an_illegal_number_fails_for_good() {
+    let tmp = common::fast_tempdir();
+    let stub = SmsProvider::start();
+    stub.set_answer(r#"{"Code":"isv.BUSINESS_LIMIT_CONTROL","Message":"触发分钟级流控"}"#);
+    let root = sms_workspace(
+        tmp.path(),
+        &aliyun_provider(&stub),
+        "",
+        "customer_id,name,phone,consent_sms\nC1,Ann,+86 138 1234 5678,true\n",
+    );
+    let states = || {
+        sql_rows(
+            &root,
+            "SELECT state, coalesce(last_error, '') FROM outbox ORDER BY id",
+        )
+    };
+    send_aliyun(&root, "2026-03-02T10:00:00Z").assert_code(0);
+    assert_eq!(stub.received().len(), 1);
+    assert_eq!(
+        states(),
+        [(
+            "deferred".to_owned(),
+            "deferred: HTTP 200 isv.BUSINESS_LIMIT_CONTROL".to_owned()
+        )]
+    );
+    // Retried after its backoff; Aliyun now refuses the number: failed, never sent again.
+    stub.set_answer(r#"{"Code":"isv.MOBILE_NUMBER_ILLEGAL","Message":"非法手机号"}"#);
+    let failed = send_aliyun(&root, "2026-03-03T10:00:00Z");
+    failed.assert_code(1);
+    assert_eq!(stub.received().len(), 2);
+    assert_eq!(failed.json()["sms"]["failed"], 1, "{}", failed.stdout);
+    assert_eq!(
+        states(),
+        [(
+            "failed".to_owned(),
+            "failed: HTTP 200 isv.MOBILE_NUMBER_ILLEGAL".to_owned()
+        )]
+    );
+    send_aliyun(&root, "2026-03-04T10:00:00Z");
+    assert_eq!(stub.received().len(), 2);
+}
+
+#[test]
+fn check_reports_an_sms_rule_whose_template_aliyun_cannot_send() {
+    let tmp = common::fast_tempdir();
+    let stub = SmsProvider::start();
+    let root = sms_workspace(
+        tmp.path(),
+        &aliyun_provider(&stub),
+        "",
+        "customer_id,name,phone,consent_sms\nC1,Ann,+44 20 7946 0001,true\n",
+    );
+    run(&root, &["check"]).assert_code(0);
+    std::fs::write(
+        root.join("templates/bye.sms.j2"),
+        "Bye {{ customer.name }}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("rules/more.yaml"),
+        "followups:\n  - id: bye\n    cron: \"0 9 * * *\"\n    sms: { template: bye }\n",
+    )
+    .unwrap();
+    let bad = run(&root, &["check"]);
+    bad.assert_code(1);
+    bad.assert_stderr_contains("rules/more.yaml:4:");
+    bad.assert_stderr_contains("has no [sms.aliyun.templates.bye]");
+    // Mapped, but a parameter names a variable the context lacks: an error at its section.
+    let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
+    std::fs::write(
+        root.join("tiercare.toml"),
+        format!(
+            "{config}\n[sms.aliyun.templates.bye]\ncode = \"SMS_456\"\n\
+             params = {{ name = \"{{{{ customer.nickname }}}}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let param = run(&root, &["check"]);
+    param.assert_code(1);
+    param.assert_stderr_contains("tiercare.toml:");
+    param.assert_stderr_contains("[sms.aliyun.templates.bye] parameter `name` does not render");
+    assert!(
+        !param.stderr.contains("has no [sms.aliyun"),
+        "{}",
+        param.stderr
+    );
+}
+
+#[test]
+fn aliyun_without_an_answer_in_time_is_unknown_not_resent() {
+    let tmp = common::fast_tempdir();
+    let stub = SmsProvider::start();
+    stub.set_answer(r#"{"Code":"OK","BizId":"1^{n}"}"#);
+    stub.set_delay_ms(2500);
+    let sms = aliyun_provider(&stub).replace(
+        "provider = \"aliyun\"\n",
+        "provider = \"aliyun\"\ntimeout_seconds = 1\n",
+    );
+    let root = sms_workspace(
+        tmp.path(),
+        &sms,
+        "",
+        "customer_id,name,phone,consent_sms\nC1,Ann,+86 138 1234 5678,true\n",
+    );
+    let out = send_aliyun(&root, "2026-03-02T10:00:00Z");
+    assert_eq!(out.json()["sms"]["unknown"], 1, "{}", out.stdout);
+    let rows = sql_rows(&root, "SELECT state, coalesce(last_error, '') FROM outbox");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, "unknown", "{rows:?}");
+    send_aliyun(&root, "2026-03-03T10:00:00Z");
+    assert_eq!(stub.received().len(), 1);
+}

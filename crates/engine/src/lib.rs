@@ -89,7 +89,9 @@ pub use followup::{
 };
 pub use hysteresis::DowngradeAfter;
 pub use json_schema::rules_json_schema;
-pub use load::followups::{References, check_references, check_survey_templates};
+pub use load::followups::{
+    References, check_references, check_sms_template_mapping, check_survey_templates,
+};
 pub use load::values::parse_duration;
 pub use mapping::{BindError, BoundMapping, Mapping, script_name};
 pub use plan::{

@@ -12,7 +12,8 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct SmsConfig {
     /// Who sends: `folder` (the default: one file per message in `folder`), `http` (the
-    /// generic provider of `[sms.http]`) or `twilio` (`[sms.twilio]`).
+    /// generic provider of `[sms.http]`), `twilio` (`[sms.twilio]`) or `aliyun`
+    /// (`[sms.aliyun]`).
     #[serde(default)]
     pub provider: SmsProvider,
     /// The folder of the `folder` provider, relative to the workspace (default `sms`).
@@ -44,6 +45,9 @@ pub struct SmsConfig {
     /// Twilio (`provider = "twilio"`).
     #[serde(default)]
     pub twilio: Option<TwilioConfig>,
+    /// Aliyun SMS (`provider = "aliyun"`).
+    #[serde(default)]
+    pub aliyun: Option<AliyunConfig>,
 }
 
 impl Default for SmsConfig {
@@ -59,6 +63,7 @@ impl Default for SmsConfig {
             max_attempts: default_max_attempts(),
             http: None,
             twilio: None,
+            aliyun: None,
         }
     }
 }
@@ -74,6 +79,8 @@ pub enum SmsProvider {
     Http,
     /// Twilio's Messages API (`[sms.twilio]`).
     Twilio,
+    /// Aliyun SMS (Dysmsapi `SendSms`, `[sms.aliyun]`): registered templates only.
+    Aliyun,
 }
 
 /// How the generic provider's body is written.
@@ -195,6 +202,21 @@ fn acceptable_url(url: &str) -> bool {
 }
 
 impl SmsConfig {
+    /// Each SMS template's provider parameters when the provider sends registered templates
+    /// with variables (Aliyun's `[sms.aliyun.templates.NAME] params`); none otherwise.
+    #[must_use]
+    pub fn provider_params(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        match (&self.provider, &self.aliyun) {
+            (SmsProvider::Aliyun, Some(aliyun)) => aliyun
+                .templates
+                .iter()
+                .filter(|(_, template)| !template.params.is_empty())
+                .map(|(name, template)| (name.clone(), template.params.clone()))
+                .collect(),
+            _ => BTreeMap::new(),
+        }
+    }
+
     /// Checks what serde cannot: the provider's section is there, URLs, limits.
     ///
     /// # Errors
@@ -269,7 +291,93 @@ impl SmsConfig {
                 }
                 Ok(())
             }
+            SmsProvider::Aliyun => match &self.aliyun {
+                Some(aliyun) => aliyun.validate(),
+                None => Err("sms.provider is \"aliyun\" but there is no [sms.aliyun] section: add one with `sign_name` and a `[sms.aliyun.templates.NAME]` per SMS template".to_owned()),
+            },
         }
+    }
+}
+
+/// `[sms.aliyun]`: the AccessKey from the environment, the signature name, the endpoint and
+/// the template mapping.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliyunConfig {
+    /// The variable holding the AccessKey id (default `ALIYUN_ACCESS_KEY_ID`).
+    #[serde(default = "default_key_id_env")]
+    pub access_key_id_env: String,
+    /// The variable holding the AccessKey secret (default `ALIYUN_ACCESS_KEY_SECRET`).
+    #[serde(default = "default_key_secret_env")]
+    pub access_key_secret_env: String,
+    /// The registered signature (`SignName`, 签名), such as `阿里云短信测试`.
+    pub sign_name: String,
+    /// The API endpoint (default `https://dysmsapi.aliyuncs.com/`; a test points it at a
+    /// stub on 127.0.0.1).
+    #[serde(default = "default_endpoint")]
+    pub endpoint: String,
+    /// `RegionId` (default `cn-hangzhou`).
+    #[serde(default = "default_region")]
+    pub region_id: String,
+    /// Each tiercare SMS template (`birthday` for `birthday.sms.j2`) and its Aliyun template.
+    #[serde(default)]
+    pub templates: BTreeMap<String, AliyunTemplate>,
+}
+
+/// `[sms.aliyun.templates.NAME]`: the Aliyun template an SMS template is sent as.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliyunTemplate {
+    /// The template code (`SMS_123456789`).
+    pub code: String,
+    /// Its variables, each a template rendered with the SMS template's context
+    /// (`{ name = "{{ customer.name }}" }`); sent as the JSON object `TemplateParam`.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+fn default_key_id_env() -> String {
+    "ALIYUN_ACCESS_KEY_ID".to_owned()
+}
+
+fn default_key_secret_env() -> String {
+    "ALIYUN_ACCESS_KEY_SECRET".to_owned()
+}
+
+fn default_endpoint() -> String {
+    "https://dysmsapi.aliyuncs.com/".to_owned()
+}
+
+fn default_region() -> String {
+    "cn-hangzhou".to_owned()
+}
+
+impl AliyunConfig {
+    /// Checks what serde cannot.
+    ///
+    /// # Errors
+    /// What is wrong and what to do.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.sign_name.trim().is_empty() {
+            return Err(
+                "[sms.aliyun] sign_name is empty: give the signature registered with Aliyun"
+                    .to_owned(),
+            );
+        }
+        if !acceptable_url(&self.endpoint) {
+            return Err(format!(
+                "[sms.aliyun] endpoint {:?} must start with https:// (http:// only to 127.0.0.1 or localhost)",
+                self.endpoint
+            ));
+        }
+        for (name, template) in &self.templates {
+            if template.code.trim().is_empty() {
+                return Err(format!(
+                    "[sms.aliyun.templates.{name}] code is empty: give the Aliyun template code (SMS_…)"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -68,6 +68,7 @@ pub struct SmsProvider {
     received: Arc<Mutex<Vec<Request>>>,
     status: Arc<AtomicU16>,
     delay_ms: Arc<AtomicU64>,
+    answer: Arc<Mutex<Option<String>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -81,12 +82,14 @@ impl SmsProvider {
             received: Arc::default(),
             status: Arc::new(AtomicU16::new(200)),
             delay_ms: Arc::default(),
+            answer: Arc::default(),
             stop: Arc::default(),
         };
-        let (received, status, delay, stop) = (
+        let (received, status, delay, answer, stop) = (
             provider.received.clone(),
             provider.status.clone(),
             provider.delay_ms.clone(),
+            provider.answer.clone(),
             provider.stop.clone(),
         );
         std::thread::spawn(move || {
@@ -95,8 +98,13 @@ impl SmsProvider {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let (received, status, delay) = (received.clone(), status.clone(), delay.clone());
-                std::thread::spawn(move || serve(stream, &received, &status, &delay));
+                let (received, status, delay, answer) = (
+                    received.clone(),
+                    status.clone(),
+                    delay.clone(),
+                    answer.clone(),
+                );
+                std::thread::spawn(move || serve(stream, &received, &status, &delay, &answer));
             }
         });
         provider
@@ -120,6 +128,12 @@ impl SmsProvider {
         self.delay_ms.store(delay, Ordering::SeqCst);
     }
 
+    /// Answer every later request with this JSON body instead of the default (`{n}` in it
+    /// becomes the request's number).
+    pub fn set_answer(&self, body: &str) {
+        *self.answer.lock().unwrap() = Some(body.to_owned());
+    }
+
     pub fn received(&self) -> Vec<Request> {
         self.received.lock().unwrap().clone()
     }
@@ -132,7 +146,13 @@ impl Drop for SmsProvider {
     }
 }
 
-fn serve(stream: TcpStream, received: &Mutex<Vec<Request>>, status: &AtomicU16, delay: &AtomicU64) {
+fn serve(
+    stream: TcpStream,
+    received: &Mutex<Vec<Request>>,
+    status: &AtomicU16,
+    delay: &AtomicU64,
+    answer_body: &Mutex<Option<String>>,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
@@ -183,7 +203,10 @@ fn serve(stream: TcpStream, received: &Mutex<Vec<Request>>, status: &AtomicU16, 
             std::thread::sleep(Duration::from_millis(wait));
         }
         let code = status.load(Ordering::SeqCst);
-        let answer = format!("{{\"status\": \"ok\", \"id\": \"m{n}\"}}");
+        let answer = match answer_body.lock().unwrap().as_deref() {
+            Some(body) => body.replace("{n}", &n.to_string()),
+            None => format!("{{\"status\": \"ok\", \"id\": \"m{n}\"}}"),
+        };
         let response = format!(
             "HTTP/1.1 {code} Stub\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
             answer.len()

@@ -322,6 +322,37 @@ impl SmsTemplates {
         self.render_value(name, context, false)
     }
 
+    /// Renders `source`, a one-line template written in the settings (an SMS provider's
+    /// template parameter, `{{ customer.name }}`), for `context` with these templates'
+    /// environment and its strict undefined: the text, trimmed.
+    ///
+    /// # Errors
+    /// [`RenderError::Context`] naming what failed (a syntax error, an undefined variable).
+    pub fn render_inline(
+        &self,
+        source: &str,
+        context: &TemplateContext,
+    ) -> Result<String, RenderError> {
+        let value = context.to_value(false)?;
+        self.env
+            .render_str(source, &value)
+            .map(|text| text.trim().to_owned())
+            .map_err(|err| RenderError::Context(format!("`{source}`: {err}")))
+    }
+
+    /// [`SmsTemplates::render_inline`] for the sample customer (as `check` renders the SMS
+    /// templates): whether `source` renders, and what it gives.
+    ///
+    /// # Errors
+    /// As [`SmsTemplates::render_inline`].
+    pub fn render_inline_sample(&self, source: &str) -> Result<String, RenderError> {
+        let value = TemplateContext::sample().to_value(true)?;
+        self.env
+            .render_str(source, &value)
+            .map(|text| text.trim().to_owned())
+            .map_err(|err| RenderError::Context(format!("`{source}`: {err}")))
+    }
+
     fn render_value(
         &self,
         name: &str,

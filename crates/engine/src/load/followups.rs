@@ -185,6 +185,45 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
     out
 }
 
+/// Checks that every SMS template an `sms:` follow-up names has a mapping in a provider that
+/// sends only registered templates (Aliyun: `[sms.aliyun.templates.NAME]`): each one without is
+/// an error at the follow-up's `sms.template`. `section` names the settings to add
+/// (`sms.aliyun.templates`), `mapped` the templates that have one.
+#[must_use]
+pub fn check_sms_template_mapping(
+    rules: &RuleSet,
+    section: &str,
+    mapped: &[&str],
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for followup in &rules.followups {
+        let rule = &followup.rule;
+        let Action::Sms { template } = &rule.action else {
+            continue;
+        };
+        if mapped.contains(&template.as_str()) {
+            continue;
+        }
+        let (line, column) = rules.followup_position(followup, "sms.template");
+        out.push(
+            Diagnostic::error(
+                &rule.location.path,
+                line,
+                column,
+                format!(
+                    "follow-up `{}` sends SMS template `{template}`, which has no [{section}.{template}]: the provider sends only registered templates",
+                    rule.id
+                ),
+            )
+            .with_source(rules.source_text(&rule.location.path))
+            .with_hint(format!(
+                "add `[{section}.{template}]` to tiercare.toml with the provider's template `code` and its `params`"
+            )),
+        );
+    }
+    out
+}
+
 /// Checks that only `survey:` follow-ups use templates that read `survey` (an e-mail or owner
 /// notification with one would fail to render for every customer), and warns about a survey
 /// whose template shows no `survey` (no links to answer with). A separate step like

@@ -254,6 +254,14 @@ fn read_checked_templates(
         .map_err(|err| err.to_string())?,
     );
     let sms = tiercare_engine::load_sms_templates(&files, workspace.config().sms.max_segments);
+    let config_text = std::fs::read_to_string(workspace.root().join(crate::config::CONFIG_FILE))
+        .unwrap_or_default();
+    let aliyun = crate::sms::aliyun::check_aliyun(
+        rules,
+        &workspace.config().sms,
+        &sms.templates,
+        &config_text,
+    );
     let digests = crate::reminders::check_digest_templates(
         rules,
         &tiercare_engine::digest::load_digest_templates(&files),
@@ -264,6 +272,7 @@ fn read_checked_templates(
         .into_iter()
         .chain(digests)
         .chain(sms.diagnostics)
+        .chain(aliyun)
         .chain(tiercare_engine::check_survey_templates(
             rules,
             &loaded.templates,

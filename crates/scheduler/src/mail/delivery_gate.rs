@@ -216,7 +216,14 @@ impl<'a> DeliveryGate<'a> {
             Channel::Sms => self
                 .renderer
                 .render_sms(&email.template, customer_id, now)
-                .map(|text| fresh.body_text = text)
+                .and_then(|text| {
+                    let params =
+                        self.renderer
+                            .render_sms_params(&email.template, customer_id, now)?;
+                    fresh.body_text = text;
+                    fresh.body_html = params;
+                    Ok(())
+                })
                 .map_err(|err| err.to_string()),
         };
         if let Err(err) = rendered {

@@ -135,6 +135,19 @@ pub trait RenderEmail {
             message: "this renderer has no SMS templates".to_owned(),
         })
     }
+
+    /// Renders the SMS provider's parameters of `template` for the customer (Aliyun's
+    /// `TemplateParam`, a JSON object), or `None` when the provider takes the text alone
+    /// (the default).
+    fn render_sms_params(
+        &self,
+        template: &str,
+        customer_external_id: &str,
+        at: i64,
+    ) -> Result<Option<String>, RenderError> {
+        let _ = (template, customer_external_id, at);
+        Ok(None)
+    }
 }
 
 impl fmt::Debug for dyn RenderEmail + '_ {

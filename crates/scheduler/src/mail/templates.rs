@@ -182,6 +182,9 @@ pub struct EmailRenderer {
     survey_url: Option<String>,
     /// The workspace's usable SMS templates (`NAME.sms.j2`).
     sms: SmsTemplates,
+    /// With `[sms] provider = "aliyun"`: each SMS template's Aliyun parameters, rendered
+    /// beside its text.
+    sms_params: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for EmailRenderer {
@@ -244,6 +247,7 @@ impl EmailRenderer {
                 .as_ref()
                 .and_then(crate::http_config::HttpConfig::survey_url),
             sms,
+            sms_params: workspace.config().sms.provider_params(),
         })
     }
 
@@ -261,6 +265,27 @@ impl EmailRenderer {
     ) -> Result<String, TemplatesError> {
         let context = self.context(customer_id, at)?;
         Ok(self.sms.render(name, &context)?)
+    }
+
+    /// Renders the provider's parameters of SMS template `name` (Aliyun's `TemplateParam`)
+    /// for the customer at `at`: a JSON object of strings, or `None` when the provider takes
+    /// the text alone.
+    pub fn render_sms_params(
+        &self,
+        name: &str,
+        customer_id: &str,
+        at: i64,
+    ) -> Result<Option<String>, TemplatesError> {
+        let Some(params) = self.sms_params.get(name) else {
+            return Ok(None);
+        };
+        let context = self.context(customer_id, at)?;
+        let mut values = serde_json::Map::new();
+        for (key, source) in params {
+            let value = self.sms.render_inline(source, &context)?;
+            values.insert(key.clone(), serde_json::Value::String(value));
+        }
+        Ok(Some(serde_json::Value::Object(values).to_string()))
     }
 
     /// The templates it renders.
@@ -567,6 +592,20 @@ impl RenderEmail for EmailRenderer {
         at: i64,
     ) -> Result<String, RenderError> {
         EmailRenderer::render_sms(self, template, customer_external_id, at).map_err(|err| {
+            RenderError {
+                template: template.to_owned(),
+                message: err.to_string(),
+            }
+        })
+    }
+
+    fn render_sms_params(
+        &self,
+        template: &str,
+        customer_external_id: &str,
+        at: i64,
+    ) -> Result<Option<String>, RenderError> {
+        EmailRenderer::render_sms_params(self, template, customer_external_id, at).map_err(|err| {
             RenderError {
                 template: template.to_owned(),
                 message: err.to_string(),

@@ -50,11 +50,20 @@ pub fn compose_sms(
             to.template
         ));
     }
+    // A provider's template parameters (Aliyun's) ride in the row's HTML body, unused by SMS.
+    let params = renderer
+        .render_sms_params(&to.template, &to.customer_id, at)
+        .map_err(|err| {
+            format!(
+                "the SMS provider's parameters of `{}` did not render: {}",
+                to.template, err.message
+            )
+        })?;
     Ok(NewEmail {
         message_id: new_sms_id(),
         to_address: phone.to_owned(),
         subject: String::new(),
         text,
-        html: None,
+        html: params,
     })
 }

@@ -52,7 +52,10 @@ impl std::fmt::Debug for HttpSmsTransport {
     }
 }
 
-fn variable(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<String, ProviderError> {
+pub(super) fn variable(
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<String, ProviderError> {
     env(name).filter(|v| !v.is_empty()).ok_or_else(|| {
         ProviderError(format!(
             "the SMS provider's secret is read from the environment variable {name}, which is not set"
@@ -67,7 +70,7 @@ fn basic(user: &str, password: &str) -> String {
     )
 }
 
-fn agent(timeout_seconds: u64) -> ureq::Agent {
+pub(super) fn agent(timeout_seconds: u64) -> ureq::Agent {
     let timeout = Some(Duration::from_secs(timeout_seconds));
     ureq::Agent::config_builder()
         .timeout_resolve(timeout)
@@ -216,7 +219,7 @@ fn field_text(answer: &serde_json::Value, path: &str) -> Option<String> {
 }
 
 /// Classifies a failed request.
-fn classify(error: &ureq::Error) -> SmsError {
+pub(super) fn classify(error: &ureq::Error) -> SmsError {
     use ureq::Timeout;
     match error {
         ureq::Error::Timeout(
@@ -328,6 +331,8 @@ mod tests {
             id: "sms-1@tiercare".into(),
             to: "+8613812345678".into(),
             text: "say {id} {".into(),
+            template: "hello".into(),
+            params: None,
         };
         assert_eq!(
             fill("{to}|{text}|{id}|{other}", &message),

@@ -4,6 +4,7 @@
 //! - `compose.rs`: an SMS follow-up's outbox row, composed when it is recorded.
 //! - `transport.rs`: the [`SmsTransport`] trait, failure classes, the folder transport.
 //! - `http.rs`: the generic HTTP provider and Twilio.
+//! - `aliyun.rs`: Aliyun SMS (Dysmsapi `SendSms`): registered template codes, RPC signature v1.
 //! - `send.rs`: [`deliver_sms_due`], the SMS send loop.
 //!
 //! Their settings are `[sms]` ([`crate::sms_settings`]), phone numbers E.164 ([`crate::phone`]).
@@ -11,6 +12,7 @@
 //! ([`tiercare_engine::sms`]); [`crate::templates::EmailRenderer`] renders them with the
 //! email templates' context.
 
+pub mod aliyun;
 pub mod compose;
 pub mod http;
 pub mod send;
@@ -49,6 +51,14 @@ pub fn sms_transport(
                 env,
             )?),
             None => return Err(http::ProviderError("[sms.twilio] is missing".to_owned())),
+        },
+        SmsProvider::Aliyun => match &config.aliyun {
+            Some(aliyun) => Box::new(aliyun::AliyunSmsTransport::new(
+                aliyun,
+                config.timeout_seconds,
+                env,
+            )?),
+            None => return Err(http::ProviderError("[sms.aliyun] is missing".to_owned())),
         },
     })
 }

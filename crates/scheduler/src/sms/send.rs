@@ -27,7 +27,7 @@ use crate::sms_settings::SmsConfig;
 /// What one [`deliver_sms_due`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SmsSendReport {
-    /// The provider (`folder`, `http`, `twilio`).
+    /// The provider (`folder`, `http`, `twilio`, `aliyun`).
     pub provider: String,
     /// SMS claimed.
     pub claimed: u64,
@@ -176,6 +176,8 @@ pub fn deliver_sms_due(
                     .to_owned(),
                 to: sms.to_address.clone(),
                 text: sms.body_text.clone(),
+                template: sms.template.clone(),
+                params: sms.body_html.clone(),
             };
             let outcome = transport.send(&message);
             record(store, &sms, outcome, now, config, outbox, &mut report)?;

@@ -14,6 +14,12 @@ pub struct SmsMessage {
     pub to: String,
     /// The text.
     pub text: String,
+    /// The SMS template it was rendered from (`birthday` for `birthday.sms.j2`): a provider
+    /// that sends only registered templates (Aliyun) maps it to its own.
+    pub template: String,
+    /// That provider's template parameters, rendered with the text (a JSON object of strings),
+    /// if its settings name any.
+    pub params: Option<String>,
 }
 
 /// A delivered SMS.
@@ -43,7 +49,7 @@ pub enum SmsError {
     Unknown(String),
 }
 
-/// Something that delivers SMS: the folder, the generic HTTP provider, Twilio.
+/// Something that delivers SMS: the folder, the generic HTTP provider, Twilio, Aliyun.
 pub trait SmsTransport: Send {
     /// Hands `message` over.
     ///
@@ -51,7 +57,7 @@ pub trait SmsTransport: Send {
     /// What the outbox should do next.
     fn send(&mut self, message: &SmsMessage) -> Result<SmsDelivered, SmsError>;
 
-    /// A short name for logs and reports (`"folder"`, `"http"`, `"twilio"`).
+    /// A short name for logs and reports (`"folder"`, `"http"`, `"twilio"`, `"aliyun"`).
     fn name(&self) -> &'static str;
 }
 
@@ -148,6 +154,8 @@ mod tests {
             id: "sms-1a2b@tiercare".into(),
             to: "+8613812345678".into(),
             text: "生日快乐!".into(),
+            template: "birthday".into(),
+            params: None,
         };
         let first = folder.send(&message).unwrap();
         assert!(!first.already_delivered);
