@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::optimize::{minimize, solve};
+use crate::optimize::minimize;
 use crate::special::{digamma, ln_gamma, ln_hyp2f1};
 use crate::{FitQuality, GrowthError, Summary};
 
@@ -225,49 +225,13 @@ impl Grouped {
     /// `Some((point, value, iterations))` once the step is negligible, `None` if the Hessian is
     /// not positive definite on the way.
     fn newton(&self, start: &[f64], curvature: &Grouped) -> Option<(Vec<f64>, f64, u32)> {
-        let f = self.objective();
-        let mut x = start.to_vec();
-        let mut fx = f(&x);
-        for iteration in 1..=50 {
-            let g = self.gradient(&x);
-            let g_curvature = curvature.gradient(&x);
-            let mut h = [[0.0; 4]; 4];
-            for j in 0..4 {
-                let step = 1e-6 * (1.0 + x[j].abs());
-                let mut moved = x.clone();
-                moved[j] += step;
-                let gj = curvature.gradient(&moved);
-                for i in 0..4 {
-                    h[i][j] = (gj[i] - g_curvature[i]) / step;
-                }
-            }
-            // Symmetric, as a Hessian is: the mean of the two differences.
-            let h: [[f64; 4]; 4] =
-                std::array::from_fn(|i| std::array::from_fn(|j| 0.5 * (h[i][j] + h[j][i])));
-            let d = solve(h, g.map(|v| -v))?;
-            if d.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>() >= 0.0 {
-                return None;
-            }
-            let mut scale = 1.0;
-            let (next, fnext) = loop {
-                let next: Vec<f64> = x.iter().zip(&d).map(|(a, b)| a + scale * b).collect();
-                let fnext = f(&next);
-                if fnext <= fx || scale < 1e-6 {
-                    break (next, fnext);
-                }
-                scale *= 0.5;
-            };
-            if fnext.is_nan() || fnext > fx {
-                return None;
-            }
-            let moved = d.iter().map(|v| (v * scale).abs()).fold(0.0, f64::max);
-            x = next;
-            fx = fnext;
-            if moved < 1e-9 {
-                return Some((x, fx, iteration));
-            }
-        }
-        None
+        crate::optimize::newton_with_curvature(
+            self.objective(),
+            |x| self.gradient(x),
+            |x| curvature.gradient(x),
+            start,
+        )
+        .map(|found| (found.x, found.value, found.iterations))
     }
 
     /// The total log-likelihood at `p`.

@@ -66,6 +66,18 @@ pub(crate) fn newton<const N: usize>(
     gradient: impl Fn(&[f64]) -> [f64; N],
     start: &[f64],
 ) -> Option<Minimum> {
+    newton_with_curvature(f, &gradient, &gradient, start)
+}
+
+/// [`newton`] with the Hessian from differences of another function's gradient, `curvature`
+/// (BG/NBD passes the gradient of an even sample of its data: the same mean likelihood's
+/// curvature at a fraction of the cost), while the step and its test use `gradient` and `f`.
+pub(crate) fn newton_with_curvature<const N: usize>(
+    f: impl Fn(&[f64]) -> f64,
+    gradient: impl Fn(&[f64]) -> [f64; N],
+    curvature: impl Fn(&[f64]) -> [f64; N],
+    start: &[f64],
+) -> Option<Minimum> {
     let mut x = start.to_vec();
     let mut fx = f(&x);
     if !fx.is_finite() {
@@ -73,14 +85,15 @@ pub(crate) fn newton<const N: usize>(
     }
     for iteration in 1..=50 {
         let g = gradient(&x);
+        let g_curvature = curvature(&x);
         let mut h = [[0.0; N]; N];
         for j in 0..N {
             let step = 1e-6 * (1.0 + x[j].abs());
             let mut moved = x.clone();
             moved[j] += step;
-            let gj = gradient(&moved);
+            let gj = curvature(&moved);
             for i in 0..N {
-                h[i][j] = (gj[i] - g[i]) / step;
+                h[i][j] = (gj[i] - g_curvature[i]) / step;
             }
         }
         let h: [[f64; N]; N] =
