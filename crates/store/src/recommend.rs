@@ -120,6 +120,8 @@ impl Store {
                 .at(path)?;
             let mut rows = stmt.query([]).at(path)?;
             let mut next_order = 0;
+            // The products of the order being read, added to its customer's at the next order.
+            let mut basket: (i64, Vec<u32>) = (0, Vec::new());
             while let Some(row) = rows.next().at(path)? {
                 let order_id: i64 = row.get(0).at(path)?;
                 // Both scans run in order id order: advance the orders to this line's.
@@ -131,6 +133,11 @@ impl Store {
                 else {
                     continue;
                 };
+                if basket.0 != customer && !basket.1.is_empty() {
+                    let items = recommender.items_of.entry(basket.0).or_default();
+                    items.append(&mut basket.1);
+                }
+                basket.0 = customer;
                 let line_no: i64 = row.get(1).at(path)?;
                 let sku = row.get_ref(2).and_then(|v| Ok(v.as_str()?)).at(path)?;
                 let item = match index.get(sku) {
@@ -160,7 +167,14 @@ impl Store {
                     }
                 }
                 recommender.buyers_of[slot].push(customer);
-                recommender.items_of.entry(customer).or_default().push(item);
+                basket.1.push(item);
+            }
+            if !basket.1.is_empty() {
+                recommender
+                    .items_of
+                    .entry(basket.0)
+                    .or_default()
+                    .append(&mut basket.1);
             }
         }
         for buyers in &mut recommender.buyers_of {
@@ -269,15 +283,19 @@ impl Recommender {
                 }
             }
         }
-        let mut scores: HashMap<u32, u64> = HashMap::new();
+        // Dense per product (every overlap is at least 1, so a product scored is above 0).
+        let mut scores = vec![0_u64; self.skus.len()];
         for (neighbour, overlap) in overlaps {
             for &item in self.items_of.get(&neighbour).map_or(&[][..], Vec::as_slice) {
                 if !owns(item) {
-                    *scores.entry(item).or_default() += overlap;
+                    scores[item as usize] += overlap;
                 }
             }
         }
-        scores
+        (0_u32..)
+            .zip(scores)
+            .filter(|&(_, score)| score > 0)
+            .collect()
     }
 
     /// The item-to-item co-occurrence rows: one pass over every customer's pairs of products.
