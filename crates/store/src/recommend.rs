@@ -93,20 +93,17 @@ impl Store {
     pub fn recommender(&self, at: i64) -> Result<Recommender, StoreError> {
         let path = &self.label;
         let tx = self.conn.unchecked_transaction().at(path)?;
-        // (order id, customer, ordered_at) of the orders placed at or before `at`, by id.
-        let orders: Vec<(i64, i64, i64)> = {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT id, customer_id, ordered_at FROM orders \
-                     WHERE ordered_at <= ?1 ORDER BY id",
-                )
-                .at(path)?;
-            stmt.query_map(params![at], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })
-            .and_then(Iterator::collect::<rusqlite::Result<_>>)
-            .at(path)?
-        };
+        // The orders placed at or before `at`, by id, stepped beside the lines (a merge join:
+        // nothing of the orders is held but the current one).
+        let mut orders_stmt = tx
+            .prepare(
+                "SELECT id, customer_id, ordered_at FROM orders \
+                 WHERE ordered_at <= ?1 ORDER BY id",
+            )
+            .at(path)?;
+        let mut orders = orders_stmt.query(params![at]).at(path)?;
+        // (order id, customer, ordered_at) of the order the lines are at; `None` past the last.
+        let mut order: Option<(i64, i64, i64)> = Some((i64::MIN, 0, 0));
         let mut index: HashMap<String, u32> = HashMap::new();
         let mut recommender = Recommender::default();
         // Per product: the (ordered_at, order id, line_no) of the line its description is from.
@@ -119,18 +116,24 @@ impl Store {
                 )
                 .at(path)?;
             let mut rows = stmt.query([]).at(path)?;
-            let mut next_order = 0;
             // The products of the order being read, added to its customer's at the next order.
             let mut basket: (i64, Vec<u32>) = (0, Vec::new());
             while let Some(row) = rows.next().at(path)? {
                 let order_id: i64 = row.get(0).at(path)?;
                 // Both scans run in order id order: advance the orders to this line's.
-                while orders.get(next_order).is_some_and(|o| o.0 < order_id) {
-                    next_order += 1;
+                while let Some((id, _, _)) = order
+                    && id < order_id
+                {
+                    order = match orders.next().at(path)? {
+                        Some(row) => Some((
+                            row.get(0).at(path)?,
+                            row.get(1).at(path)?,
+                            row.get(2).at(path)?,
+                        )),
+                        None => None,
+                    };
                 }
-                let Some(&(_, customer, ordered_at)) =
-                    orders.get(next_order).filter(|o| o.0 == order_id)
-                else {
+                let Some((_, customer, ordered_at)) = order.filter(|o| o.0 == order_id) else {
                     continue;
                 };
                 if basket.0 != customer && !basket.1.is_empty() {
