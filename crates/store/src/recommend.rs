@@ -102,8 +102,17 @@ impl Store {
             )
             .at(path)?;
         let mut orders = orders_stmt.query(params![at]).at(path)?;
-        // (order id, customer, ordered_at) of the order the lines are at; `None` past the last.
-        let mut order: Option<(i64, i64, i64)> = Some((i64::MIN, 0, 0));
+        // (order id, customer, ordered_at) of the next order; `None` past the last.
+        let step = |orders: &mut rusqlite::Rows<'_>| -> rusqlite::Result<_> {
+            orders.next()?.map_or(Ok(None), |row| {
+                Ok(Some((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                )))
+            })
+        };
+        let mut order = step(&mut orders).at(path)?;
         let mut index: HashMap<String, u32> = HashMap::new();
         let mut recommender = Recommender::default();
         // Per product: the (ordered_at, order id, line_no) of the line its description is from.
@@ -121,17 +130,8 @@ impl Store {
             while let Some(row) = rows.next().at(path)? {
                 let order_id: i64 = row.get(0).at(path)?;
                 // Both scans run in order id order: advance the orders to this line's.
-                while let Some((id, _, _)) = order
-                    && id < order_id
-                {
-                    order = match orders.next().at(path)? {
-                        Some(row) => Some((
-                            row.get(0).at(path)?,
-                            row.get(1).at(path)?,
-                            row.get(2).at(path)?,
-                        )),
-                        None => None,
-                    };
+                while order.is_some_and(|(id, _, _)| id < order_id) {
+                    order = step(&mut orders).at(path)?;
                 }
                 let Some((_, customer, ordered_at)) = order.filter(|o| o.0 == order_id) else {
                     continue;
