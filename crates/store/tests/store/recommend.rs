@@ -160,3 +160,80 @@ fn the_neighbour_walk_gives_the_co_occurrence_tables_scores() {
         read.recommend(customers[1], 5)
     );
 }
+
+/// A product's description is the one of its latest line by order time (then order id, then
+/// line number) that has one, whatever order the orders were imported in: the recommender reads
+/// the lines in order-id order, without sorting them by time.
+#[test]
+fn a_products_description_is_its_latest_non_empty_one_by_order_time() {
+    let (_dir, _path, mut store) = new_store();
+    seed_customers(&mut store, &["A", "B", "C"]);
+    // Imported newest first, so the order ids run against time; the newest line of "jam" has no
+    // description, and "tea" has two lines in one order.
+    let orders = [
+        (
+            "o1",
+            "A",
+            NOW - 86_400,
+            vec![line("jam", ""), line("tea", "Tea")],
+        ),
+        (
+            "o2",
+            "B",
+            NOW - 2 * 86_400,
+            vec![line("jam", "Jam, new label")],
+        ),
+        (
+            "o3",
+            "A",
+            NOW - 3 * 86_400,
+            vec![line("jam", "Jam, old label")],
+        ),
+        (
+            "o4",
+            "B",
+            NOW - 4 * 86_400,
+            vec![line("tea", "Green tea"), line("tea", "Black tea")],
+        ),
+    ];
+    import_at(
+        &mut store,
+        ImportKind::Orders,
+        options("o.csv"),
+        NOW,
+        |session| {
+            for (n, (id, customer, ordered_at, items)) in (2..).zip(orders) {
+                let mut rec = order(id, customer, ordered_at, items.len() as f64);
+                rec.items = items;
+                session.order(n, &rec).expect("order");
+            }
+        },
+    );
+    let rowid = |id: &str| store.customer(id).unwrap().unwrap().id;
+    let described = |at: i64, customer: &str| -> Vec<(String, String)> {
+        let recommender = store.recommender(at).unwrap();
+        let mut got: Vec<(String, String)> = recommender
+            .recommend(rowid(customer), 5)
+            .into_iter()
+            .map(|r| (r.sku, r.description))
+            .collect();
+        got.sort();
+        got
+    };
+    // C bought nothing, so sees both products.
+    assert_eq!(
+        described(NOW, "C"),
+        [
+            ("jam".to_owned(), "Jam, new label".to_owned()),
+            ("tea".to_owned(), "Tea".to_owned()),
+        ]
+    );
+    // Three days ago, the newest jam line was o3's; tea's latest was the second line of o4.
+    assert_eq!(
+        described(NOW - 3 * 86_400, "C"),
+        [
+            ("jam".to_owned(), "Jam, old label".to_owned()),
+            ("tea".to_owned(), "Black tea".to_owned()),
+        ]
+    );
+}
