@@ -111,11 +111,7 @@ impl TokenSigner {
         };
         let digits =
             |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
-        if mac.len() != MAC_HEX
-            || !digits(outbox)
-            || !score.is_none_or(digits)
-            || !digits(issued)
-        {
+        if mac.len() != MAC_HEX || !digits(outbox) || !score.is_none_or(digits) || !digits(issued) {
             return Err(LinkProblem::Invalid);
         }
         let score = match score.map(str::parse::<u8>) {
