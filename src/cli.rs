@@ -280,7 +280,8 @@ pub enum Command {
     /// Survey emails (`survey:` follow-ups) carry one link per score, `/survey/<token>`: opening
     /// one (GET) shows the question with that score chosen and a comment box, and changes
     /// nothing; the page's button (POST) records the answer as the customer's feedback (a later
-    /// answer replaces it) and thanks them. Survey links are honoured for 90 days.
+    /// answer replaces it) and thanks them. Survey links are honoured for 90 days. A survey by
+    /// SMS (`channel: sms`) carries one link, whose page has no score chosen.
     ///
     /// Also takes the mail providers' bounce and complaint notifications at
     /// `POST /webhooks/postmark`, `/webhooks/mailgun` and `/webhooks/generic` (Standard

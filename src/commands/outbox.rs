@@ -95,7 +95,7 @@ pub fn send(args: SendArgs, workspace_dir: &Path, out: &Output) -> anyhow::Resul
             sms.as_mut(),
             at,
             &config.sms,
-            &settings.outbox,
+            &settings,
             &stop,
             Some(&mut gate),
         )),

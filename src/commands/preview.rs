@@ -41,9 +41,11 @@ pub fn preview(args: PreviewArgs, workspace_dir: &Path, out: &Output) -> anyhow:
     })?;
     // A survey template is previewed with the survey of the first rule that asks it.
     let survey = rules.followups().find_map(|rule| match &rule.action {
-        tiercare_engine::Action::Survey { template, survey } if *template == args.template => {
-            Some(survey.clone())
-        }
+        tiercare_engine::Action::Survey {
+            template,
+            survey,
+            channel: tiercare_engine::Channel::Email,
+        } if *template == args.template => Some(survey.clone()),
         _ => None,
     });
     let preview = match &survey {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::json;
-use tiercare_engine::load_sms_templates;
+use tiercare_engine::load_sms_templates_for;
 use tiercare_engine::{
     Diagnostic, References, RuleSet, Severity, catalog, check_references, load_templates,
     render_all, rules_json_schema, run_rule_tests,
@@ -230,11 +230,20 @@ fn check_templates(
     let names: Vec<String> = loaded.templates.names().map(str::to_owned).collect();
     // SMS templates beside them, measured against the workspace's `[sms] max_segments`.
     let sms_files = read_sms_templates(&dir, &label)?;
-    let max_segments = Workspace::open(workspace_dir)
+    let workspace = Workspace::open(workspace_dir).ok();
+    let max_segments = workspace
+        .as_ref()
         .map_or(tiercare_engine::sms::DEFAULT_MAX_SEGMENTS, |ws| {
             ws.config().sms.max_segments
         });
-    let sms = load_sms_templates(&sms_files, max_segments);
+    // An SMS survey's link is counted as sent: `[http] public_url` and a token.
+    let survey_url = workspace.as_ref().and_then(|ws| {
+        ws.config()
+            .http
+            .as_ref()
+            .and_then(tiercare_scheduler::http_config::HttpConfig::survey_url)
+    });
+    let sms = load_sms_templates_for(&sms_files, max_segments, survey_url.as_deref());
     diagnostics.extend(sms.diagnostics);
     if let Some(rules) = rules {
         // Templates with errors exist (their errors are reported above): refer by file names.

@@ -290,3 +290,155 @@ fn a_survey_link_answered_through_the_web_server_is_feedback_that_moves_the_feat
         "the HTML report has the surveys section"
     );
 }
+
+/// A survey by SMS: `channel: sms` sends `templates/rate.sms.j2` through the HTTP provider stub
+/// with one signed link (`survey.link`); its page asks with nothing chosen and records nothing;
+/// a POST without a score records nothing, one with a score is the feedback, a later one
+/// replaces it; a forged token is refused; `check` counts the link in the segments.
+#[test]
+fn a_survey_by_sms_sends_one_link_whose_page_asks_for_the_score() {
+    let dir = fast_tempdir();
+    let stub = crate::common::sms_provider::SmsProvider::start();
+    let port = free_port();
+    let root = dir.path().join("ws");
+    run_in(dir.path(), &["init", root.to_str().unwrap()]).assert_code(0);
+    std::fs::remove_file(root.join("rules/followups.yaml")).unwrap();
+    std::fs::write(
+        root.join("rules/ask.yaml"),
+        "followups:\n  - id: ask-sms\n    cron: \"0 9 * * *\"\n    max_delay: 3650d\n    \
+         survey: { template: rate, channel: sms, kind: csat, id: pickup, \
+         question: \"How was your pickup?\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("templates/rate.sms.j2"),
+        "{{ survey.question }} {{ survey.link }}\n",
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
+    std::fs::write(
+        root.join("tiercare.toml"),
+        format!(
+            "{config}\n[sms]\nprovider = \"http\"\n\n[sms.http]\nurl = \"{}\"\n\
+             fields = {{ to = \"{{to}}\", message = \"{{text}}\" }}\n",
+            stub.url("/send")
+        ),
+    )
+    .unwrap();
+    add_http(&root, port, "");
+    std::fs::write(
+        root.join("customers.csv"),
+        "customer_id,name,phone,region,consent_sms\nC1,Ada,+44 7700 900123,GB,true\n",
+    )
+    .unwrap();
+    run_in(&root, &["import", "customers", "customers.csv"]).assert_code(0);
+    run_in(&root, &["check"]).assert_code(0);
+    let recorded = run_in(
+        &root,
+        &followups_record_json("2026-03-02T08:00:00Z", "2026-03-02T10:00:00Z"),
+    );
+    recorded.assert_code(0);
+    assert_eq!(recorded.json()["queued"], 1, "{}", recorded.stdout);
+    crate::serve::send(&root);
+    let received = stub.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let text = received[0].json()["message"].as_str().unwrap().to_owned();
+    let prefix = format!("http://127.0.0.1:{port}/survey/");
+    let link = text
+        .split_whitespace()
+        .find(|word| word.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no survey link in {text}"))
+        .to_owned();
+    assert!(text.starts_with("How was your pickup? "), "{text}");
+    let token = link.strip_prefix(&prefix).unwrap();
+    assert_eq!(
+        token.split('.').count(),
+        3,
+        "a token without a score: {token}"
+    );
+    assert!(!token.contains("tc-survey"), "{token}");
+    let stored: (String, Option<String>) = rusqlite::Connection::open(root.join("tiercare.db"))
+        .unwrap()
+        .query_row("SELECT body_text, survey FROM outbox", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap();
+    assert!(!stored.0.contains(token), "the outbox keeps no token");
+    assert!(
+        stored.1.as_deref().is_some_and(|s| s.contains("pickup")),
+        "{stored:?}"
+    );
+
+    let server = Server::start(&root);
+    // The GET asks, with every score and none chosen; it records nothing.
+    let (code, page) = curl(&[&link]);
+    assert_eq!(code, 200);
+    assert!(page.contains("How was your pickup?"), "{page}");
+    for score in 1..=5 {
+        assert!(page.contains(&format!("value=\"{score}\">")), "{page}");
+    }
+    assert!(!page.contains("checked"), "nothing preselected: {page}");
+    assert!(feedback(&root).is_empty(), "a GET records nothing");
+    // A POST without a score records nothing and asks again.
+    let (code, page) = curl(&["-d", "comment=", &link]);
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("How was your pickup?"), "{page}");
+    assert!(feedback(&root).is_empty());
+    // The chosen score is the feedback (CSAT 4 is 7.5), a later one replaces it.
+    let (code, page) = curl(&["-d", "score=4", &link]);
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("your answer is recorded"), "{page}");
+    assert_eq!(
+        feedback(&root),
+        [(7.5, 4, "pickup".to_owned(), None)],
+        "{}",
+        server.log()
+    );
+    let (_, page) = curl(&[&link]);
+    assert!(
+        page.contains("value=\"4\" checked"),
+        "the answer so far: {page}"
+    );
+    curl(&["-d", "score=2", &link]);
+    assert_eq!(feedback(&root), [(2.5, 2, "pickup".to_owned(), None)]);
+    // Out of the survey's range, forged or made up: nothing recorded.
+    let (code, _) = curl(&["-d", "score=9", &link]);
+    assert_eq!(code, 400);
+    let parts: Vec<&str> = token.split('.').collect();
+    for url in [
+        format!("{prefix}{}.5.{}.{}", parts[0], parts[1], parts[2]),
+        format!("{prefix}{}.{}.{}", parts[0].len() + 1, parts[1], parts[2]),
+        format!("{prefix}1.20000.{}", "0".repeat(32)),
+    ] {
+        let (code, page) = curl(&[&url]);
+        assert_eq!(code, 200);
+        assert!(page.contains("not valid"), "{url}: {page}");
+        let (_, page) = curl(&["-d", "score=5", &url]);
+        assert!(page.contains("not valid"), "{url}: {page}");
+    }
+    assert_eq!(feedback(&root), [(2.5, 2, "pickup".to_owned(), None)]);
+    drop(server);
+
+    // `check` counts the link (public URL and token) in the segments: a question of 140
+    // characters fits one segment alone, not with its link.
+    let long = "x".repeat(140);
+    std::fs::write(
+        root.join("templates/rate.sms.j2"),
+        format!("{long} {{{{ survey.link }}}}\n"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
+    std::fs::write(
+        root.join("tiercare.toml"),
+        config.replace("[sms]\n", "[sms]\nmax_segments = 1\n"),
+    )
+    .unwrap();
+    let checked = run_in(&root, &["check"]);
+    assert_ne!(checked.code, 0, "{}", checked.stdout);
+    assert!(
+        format!("{}{}", checked.stdout, checked.stderr).contains("segments"),
+        "{} {}",
+        checked.stdout,
+        checked.stderr
+    );
+}

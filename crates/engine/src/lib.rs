@@ -109,7 +109,7 @@ pub use ruletest::{TestFailure, TestReport, run_rule_tests};
 pub use sandbox::{Budget, Limits, Now, ScriptError, new_engine, script_diagnostic};
 pub use sms::{
     LoadedSmsTemplates, SmsEncoding, SmsLength, SmsSample, SmsTemplates, load_sms_templates,
-    sms_length,
+    load_sms_templates_for, sms_length,
 };
 pub use snapshot::{AssessmentTimes, FeatureTypeError, FeatureValue, Pin, Snapshot};
 pub use template::{

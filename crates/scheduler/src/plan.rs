@@ -481,9 +481,13 @@ struct PlanTally<'r> {
 /// 0 email, 1 task, 2 other, 3 SMS.
 fn kind_index(action: &Action) -> usize {
     match action {
+        Action::Survey {
+            channel: tiercare_engine::Channel::Sms,
+            ..
+        }
+        | Action::Sms { .. } => 3,
         Action::Email { .. } | Action::Survey { .. } => 0,
         Action::Task { .. } => 1,
-        Action::Sms { .. } => 3,
         _ => 2,
     }
 }
@@ -766,7 +770,17 @@ fn store_action(
                 .as_deref()
                 .map(|pool| crate::incentives::coupon_request(rules, pool)),
         },
-        Action::Survey { template, survey } => FollowUpAction::Email {
+        Action::Survey {
+            template,
+            survey,
+            channel: tiercare_engine::Channel::Sms,
+        } => FollowUpAction::Sms {
+            template: template.clone(),
+            survey: Some(survey.clone()),
+        },
+        Action::Survey {
+            template, survey, ..
+        } => FollowUpAction::Email {
             template: template.clone(),
             survey: Some(survey.clone()),
             coupon: None,
@@ -776,6 +790,7 @@ fn store_action(
         },
         Action::Sms { template } => FollowUpAction::Sms {
             template: template.clone(),
+            survey: None,
         },
         Action::Task {
             assignee,

@@ -121,6 +121,10 @@ pub enum FollowUpAction {
     Sms {
         /// The template's name.
         template: String,
+        /// The survey the SMS asks, for a `survey:` follow-up sent by SMS (kept in
+        /// `outbox.survey`; its one link, `survey.link`, is signed when it is sent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        survey: Option<tiercare_types::Survey>,
     },
     /// A task for a manager, created with the follow-up.
     Task {
@@ -191,7 +195,7 @@ impl FollowUpAction {
             {
                 Some("the e-mail template is empty: name a template")
             }
-            FollowUpAction::Sms { template } if blank(template) => {
+            FollowUpAction::Sms { template, .. } if blank(template) => {
                 Some("the SMS template is empty: name a template")
             }
             FollowUpAction::Task { title, .. } if blank(title) => {
@@ -848,11 +852,13 @@ impl FollowUpSession<'_> {
         }
         let mut email = None;
         let mut channel = Channel::Email;
-        if let (None, FollowUpAction::Sms { template }, Some(compose_sms)) =
+        if let (None, FollowUpAction::Sms { template, survey }, Some(compose_sms)) =
             (&skip, &planned.action, compose_sms)
         {
             channel = Channel::Sms;
-            let to = outbox::sms_recipient(tx, target.rowid, &planned.key.customer_id, template)?;
+            let mut to =
+                outbox::sms_recipient(tx, target.rowid, &planned.key.customer_id, template)?;
+            to.survey.clone_from(survey);
             match compose_sms(&to) {
                 Ok(composed) => email = Some((to, composed)),
                 Err(why) => skip = Some(why),

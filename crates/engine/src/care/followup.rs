@@ -179,6 +179,11 @@ impl fmt::Display for Assignee {
     }
 }
 
+/// Whether `channel` is e-mail (the default channel, left out of a survey's serialized form).
+fn is_email(channel: &Channel) -> bool {
+    *channel == Channel::Email
+}
+
 /// What a follow-up does.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -206,13 +211,17 @@ pub enum Action {
         /// Due this many seconds after the occurrence, if given.
         due: Option<i64>,
     },
-    /// A one-question survey e-mailed to the customer from a template, whose context has
-    /// `survey.question` and `survey.links` (one signed link per score).
+    /// A one-question survey sent to the customer from a template, whose context has
+    /// `survey.question` and `survey.links` (one signed link per score) or, by SMS,
+    /// `survey.link` (one signed link to a page that asks for the score).
     Survey {
-        /// The template's name.
+        /// The template's name (an e-mail template; by SMS, `NAME.sms.j2`).
         template: String,
         /// What it asks.
         survey: tiercare_types::Survey,
+        /// How it is sent (`channel: sms` in the rules; e-mail by default).
+        #[serde(skip_serializing_if = "is_email")]
+        channel: Channel,
     },
     /// An email to the customer's account manager from a template.
     NotifyOwner {
@@ -257,7 +266,8 @@ impl Action {
     #[must_use]
     pub fn channel(&self) -> Option<Channel> {
         match self {
-            Action::Email { .. } | Action::Survey { .. } => Some(Channel::Email),
+            Action::Email { .. } => Some(Channel::Email),
+            Action::Survey { channel, .. } => Some(*channel),
             Action::Sms { .. } => Some(Channel::Sms),
             _ => None,
         }
@@ -275,8 +285,12 @@ impl Action {
                 template,
                 coupon: Some(pool),
             } => format!("email `{template}` with a coupon of `{pool}`"),
-            Action::Survey { template, survey } => format!(
-                "survey `{}` ({}) by email `{template}`",
+            Action::Survey {
+                template,
+                survey,
+                channel,
+            } => format!(
+                "survey `{}` ({}) by {channel} `{template}`",
                 survey.id,
                 survey.kind.as_str()
             ),

@@ -201,6 +201,27 @@ fn internal_name(name: &str) -> String {
 /// error.
 #[must_use]
 pub fn load_sms_templates(files: &[TemplateFile], max_segments: u32) -> LoadedSmsTemplates {
+    load_sms_templates_for(files, max_segments, None)
+}
+
+/// [`load_sms_templates`], measuring each sample with `survey.link` as it will be sent:
+/// `survey_url` (`<public_url>/survey`, when known) followed by a token as long as a real one
+/// ([`crate::care::template::SAMPLE_SURVEY_TOKEN`]), so that an SMS survey's link is counted
+/// in its segments.
+#[must_use]
+pub fn load_sms_templates_for(
+    files: &[TemplateFile],
+    max_segments: u32,
+    survey_url: Option<&str>,
+) -> LoadedSmsTemplates {
+    let mut sample = TemplateContext::sample();
+    if let (Some(base), Some(survey)) = (survey_url, sample.survey.as_mut()) {
+        survey.link = Some(format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            crate::care::template::SAMPLE_SURVEY_TOKEN
+        ));
+    }
     let mut loaded = LoadedSmsTemplates::default();
     let env = &mut loaded.templates.env;
     for file in files {
@@ -245,10 +266,7 @@ pub fn load_sms_templates(files: &[TemplateFile], max_segments: u32) -> LoadedSm
     let names: Vec<String> = loaded.templates.origins.keys().cloned().collect();
     for name in names {
         let origin = loaded.templates.origins[&name].clone();
-        let problem = match loaded
-            .templates
-            .render_value(&name, &TemplateContext::sample(), true)
-        {
+        let problem = match loaded.templates.render_value(&name, &sample, true) {
             Ok(text) => {
                 let length = sms_length(&text);
                 if length.segments > max_segments {

@@ -37,6 +37,15 @@ use crate::text::diagnostic::{Diagnostic, closest, list_names};
 /// more than a care email needs, and a bound on a template that loops too long.
 pub const RENDER_FUEL: u64 = 200_000;
 
+/// A survey link's token as long as a real one gets (a 10-digit outbox id, the day, a 128-bit
+/// MAC in hex): what the sample's `survey.link` carries, so that `check` counts an SMS
+/// survey's length with its link.
+pub const SAMPLE_SURVEY_TOKEN: &str = "1234567890.20467.0123456789abcdef0123456789abcdef";
+
+/// The sample's `survey.link` when no public URL is known.
+const SAMPLE_SURVEY_LINK: &str =
+    "https://care.example.com/survey/1234567890.20467.0123456789abcdef0123456789abcdef";
+
 /// The file name endings of template files, and the part(s) each holds.
 pub const TEMPLATE_SUFFIXES: &[&str] = &[".eml.j2", ".txt.j2", ".html.j2"];
 
@@ -150,6 +159,9 @@ pub struct SurveyContext {
     pub max: u8,
     /// One link per score, lowest first.
     pub links: Vec<SurveyLink>,
+    /// By SMS: the one link, to a page that asks for the score (absent from e-mails).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 /// One of `survey.links`: a score and the signed link that answers it.
@@ -178,6 +190,16 @@ impl SurveyContext {
                     url: url(score),
                 })
                 .collect(),
+            link: None,
+        }
+    }
+
+    /// The context with `link` as `survey.link`, the one link of an SMS survey.
+    #[must_use]
+    pub fn with_link(self, link: String) -> SurveyContext {
+        SurveyContext {
+            link: Some(link),
+            ..self
         }
     }
 }
@@ -333,6 +355,7 @@ pub const CONTEXT_SCHEMA: &[(&str, Shape)] = &[
             ("min", Shape::Leaf),
             ("max", Shape::Leaf),
             ("links", Shape::Open),
+            ("link", Shape::Leaf),
         ]),
     ),
     (
@@ -456,14 +479,17 @@ impl TemplateContext {
                 email: "care@example.com".to_owned(),
             },
             today: "2026-01-15".to_owned(),
-            survey: Some(SurveyContext::new(
-                &tiercare_types::Survey {
-                    id: "quarterly".to_owned(),
-                    kind: tiercare_types::SurveyKind::Nps,
-                    question: "How likely are you to recommend us to a friend?".to_owned(),
-                },
-                |score| format!("https://care.example.com/survey/sample-{score}"),
-            )),
+            survey: Some(
+                SurveyContext::new(
+                    &tiercare_types::Survey {
+                        id: "quarterly".to_owned(),
+                        kind: tiercare_types::SurveyKind::Nps,
+                        question: "How likely are you to recommend us to a friend?".to_owned(),
+                    },
+                    |score| format!("https://care.example.com/survey/sample-{score}"),
+                )
+                .with_link(SAMPLE_SURVEY_LINK.to_owned()),
+            ),
             coupon: Some(CouponContext {
                 code: "WB-KXQT-4821".to_owned(),
                 pool: "winback".to_owned(),

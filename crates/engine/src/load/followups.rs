@@ -34,8 +34,8 @@
 use chrono::{NaiveTime, Weekday};
 
 use crate::care::followup::{
-    Action, Assignee, CadenceFrom, Caps, CompiledFollowUp, ContactPolicy, Event, FollowUpRule,
-    ReEntry, SendWindow, TierPolicy, Trigger,
+    Action, Assignee, CadenceFrom, Caps, Channel, CompiledFollowUp, ContactPolicy, Event,
+    FollowUpRule, ReEntry, SendWindow, TierPolicy, Trigger,
 };
 use crate::load::rule_file::{RawCaps, RawFollowUp, RawRuleFile, RawSendWindow, Scalar, Short};
 use crate::load::rules::{Loader, key, valid_id};
@@ -100,10 +100,37 @@ pub fn check_references(rules: &RuleSet, references: &References<'_>) -> Vec<Dia
                 "email.template",
                 (template, references.templates, "template"),
             ),
-            Action::Survey { template, .. } => (
+            Action::Survey {
+                template,
+                channel: Channel::Email,
+                ..
+            } => (
                 "survey.template",
                 (template, references.templates, "template"),
             ),
+            Action::Survey { template, .. } => match references.sms_templates {
+                Some(known) if !known.contains(&template.as_str()) => {
+                    let (line, column) = rules.followup_position(followup, "survey.template");
+                    sms_problems.push(
+                        Diagnostic::error(
+                            &rule.location.path,
+                            line,
+                            column,
+                            format!(
+                                "survey `{}` by SMS uses SMS template `{template}`, which does \
+                                 not exist",
+                                rule.id
+                            ),
+                        )
+                        .with_source(rules.source_text(&rule.location.path))
+                        .with_hint(format!(
+                            "add templates/{template}.sms.j2 (plain text, showing `survey.link`)"
+                        )),
+                    );
+                    continue;
+                }
+                _ => continue,
+            },
             Action::NotifyOwner { template } => (
                 "notify_owner.template",
                 (template, references.templates, "template"),
@@ -239,7 +266,11 @@ pub fn check_survey_templates(
         let (key, template, survey) = match &rule.action {
             Action::Email { template, .. } => ("email.template", template, false),
             Action::NotifyOwner { template } => ("notify_owner.template", template, false),
-            Action::Survey { template, .. } => ("survey.template", template, true),
+            Action::Survey {
+                template,
+                channel: Channel::Email,
+                ..
+            } => ("survey.template", template, true),
             _ => continue,
         };
         if !templates.contains(template) || templates.reads_survey(template) == survey {
@@ -1243,7 +1274,22 @@ impl Loader<'_> {
         if !id_ok || question.is_empty() {
             return None;
         }
+        let channel = match raw.channel.as_ref().map(|channel| channel.0.trim()) {
+            None | Some("email") => Channel::Email,
+            Some("sms") => Channel::Sms,
+            Some(other) => {
+                self.error_at(
+                    file,
+                    &join(path, &["survey", "channel"]),
+                    false,
+                    format!("`{other}` is not a survey channel"),
+                    "write `email` (the default: one link per score) or `sms` (one link to a page that asks for the score)",
+                );
+                return None;
+            }
+        };
         Some(Action::Survey {
+            channel,
             template: template?,
             survey: tiercare_types::Survey {
                 id: id.to_owned(),

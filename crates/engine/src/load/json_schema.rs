@@ -342,7 +342,8 @@ pub fn rules_json_schema() -> Value {
                             "template": { "$ref": "#/$defs/id" },
                             "kind": { "enum": ["nps", "csat"], "description": "`nps`: scores 0 to 10; `csat`: scores 1 to 5." },
                             "question": { "type": "string", "description": "The question the e-mail asks (`survey.question`)." },
-                            "id": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "description": "The survey's id: answers and the report are grouped by it." }
+                            "id": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "description": "The survey's id: answers and the report are grouped by it." },
+                            "channel": { "enum": ["email", "sms"], "description": "`email` (default); `sms`: `templates/NAME.sms.j2` sends one signed link, `survey.link`, to a page that asks for the score." }
                         }
                     },
                     "sms": { "$ref": "#/$defs/template", "description": "An SMS to the customer from `templates/NAME.sms.j2` (with `consent_sms`)." },

@@ -352,6 +352,8 @@ pub(crate) struct RawSurvey {
     pub(crate) kind: Scalar,
     pub(crate) question: String,
     pub(crate) id: Scalar,
+    /// `email` (the default) or `sms`.
+    pub(crate) channel: Option<Scalar>,
 }
 
 /// `task:`.

@@ -887,7 +887,7 @@ impl<C: Clock> Daemon<C> {
             self.sms.as_mut(),
             now,
             &self.workspace.config().sms,
-            &self.send.outbox,
+            &self.send,
             &self.stop,
             Some(&mut gate),
         )?;

@@ -136,6 +136,20 @@ pub trait RenderEmail {
         })
     }
 
+    /// Renders the SMS survey `template` (`NAME.sms.j2`) asking `survey`: its context has
+    /// `survey.link`, the one link to the page that asks for the score. The default, for
+    /// renderers without surveys (tests), renders it as any SMS.
+    fn render_sms_survey(
+        &self,
+        template: &str,
+        customer_external_id: &str,
+        at: i64,
+        survey: &tiercare_store::Survey,
+    ) -> Result<String, RenderError> {
+        let _ = survey;
+        self.render_sms(template, customer_external_id, at)
+    }
+
     /// Renders the SMS provider's parameters of `template` for the customer (Aliyun's
     /// `TemplateParam`, a JSON object), or `None` when the provider takes the text alone
     /// (the default).

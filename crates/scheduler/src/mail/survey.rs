@@ -6,6 +6,10 @@
 //!   marker ([`link_marker`]) stands for the token, and the send loop puts the signed token in
 //!   its place when it builds the message ([`sign_links`], in [`crate::outbox::outgoing`]). The
 //!   outbox keeps the markers, never a token.
+//! - An SMS cannot carry a link per score: its template renders one link, `survey.link`, whose
+//!   marker ([`SINGLE_LINK_MARKER`]) becomes a token that carries no score,
+//!   `<outbox id>.<day issued>.<mac>`; its page preselects nothing and the POST records the
+//!   score chosen there, under the same rules.
 //! - A token is `<outbox id>.<score>.<day issued>.<mac>`: the first 128 bits of an HMAC-SHA256
 //!   over the rest under a key derived from the workspace secret (not the unsubscribe tokens'
 //!   key), in lowercase hex. It names no person: the e-mail is found by its outbox id, which is
@@ -31,8 +35,12 @@ pub fn link_marker(score: u8) -> String {
     format!("tc-survey-{score:02}-link")
 }
 
-/// `text` with every survey link marker replaced by the signed token of its score for the
-/// e-mail `outbox`, issued at `now`. Without a signer the text is returned as it is.
+/// The text standing for the token of the single link (no score) of an SMS survey until the
+/// message is built.
+pub const SINGLE_LINK_MARKER: &str = "tc-survey-link";
+
+/// `text` with every survey link marker replaced by the signed token of its score (the single
+/// link's marker: a token without a score) for the message `outbox`, issued at `now`. Without a signer the text is returned as it is.
 #[must_use]
 pub fn sign_links(text: &str, signer: Option<&TokenSigner>, outbox: i64, now: i64) -> String {
     let Some(signer) = signer else {
@@ -48,6 +56,9 @@ pub fn sign_links(text: &str, signer: Option<&TokenSigner>, outbox: i64, now: i6
             out = out.replace(&marker, &signer.survey_token(outbox, score, now));
         }
     }
+    if out.contains(SINGLE_LINK_MARKER) {
+        out = out.replace(SINGLE_LINK_MARKER, &signer.survey_token_any(outbox, now));
+    }
     out
 }
 
@@ -56,8 +67,9 @@ pub fn sign_links(text: &str, signer: Option<&TokenSigner>, outbox: i64, now: i6
 pub struct SurveyToken {
     /// The e-mail the link came in.
     pub outbox: i64,
-    /// The score the link answers.
-    pub score: u8,
+    /// The score the link answers; `None`: the single link of an SMS, which lets the page
+    /// choose.
+    pub score: Option<u8>,
 }
 
 /// Why a survey token is refused.
@@ -78,23 +90,36 @@ impl TokenSigner {
         format!("{body}.{mac}")
     }
 
+    /// The token of the single link of the SMS survey `outbox`, issued at `now`: it carries no
+    /// score (`<outbox>.<day>.<mac>`; its MAC covers two fields, a scored token's three, so
+    /// neither can pass for the other).
+    #[must_use]
+    pub fn survey_token_any(&self, outbox: i64, now: i64) -> String {
+        let body = format!("{outbox}.{}", day(now));
+        let mac = hex_mac(&self.current.survey, &body);
+        format!("{body}.{mac}")
+    }
+
     /// What a survey token says, or why it is refused (MACs compared in constant time).
     pub fn verify_survey(&self, token: &str, now: i64) -> Result<SurveyToken, LinkProblem> {
         let token = token.trim();
         let parts: Vec<&str> = token.split('.').collect();
-        let [outbox, score, issued, mac] = parts[..] else {
-            return Err(LinkProblem::Invalid);
+        let (outbox, score, issued, mac) = match parts[..] {
+            [outbox, score, issued, mac] => (outbox, Some(score), issued, mac),
+            [outbox, issued, mac] => (outbox, None, issued, mac),
+            _ => return Err(LinkProblem::Invalid),
         };
         let digits =
             |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
-        if mac.len() != MAC_HEX || !digits(outbox) || !digits(score) || !digits(issued) {
+        if mac.len() != MAC_HEX || !digits(outbox) || !score.is_none_or(digits) || !digits(issued) {
             return Err(LinkProblem::Invalid);
         }
-        let (Ok(outbox), Ok(score), Ok(issued)) = (
-            outbox.parse::<i64>(),
-            score.parse::<u8>(),
-            issued.parse::<i64>(),
-        ) else {
+        let score = match score.map(str::parse::<u8>) {
+            None => None,
+            Some(Ok(score)) => Some(score),
+            Some(Err(_)) => return Err(LinkProblem::Invalid),
+        };
+        let (Ok(outbox), Ok(issued)) = (outbox.parse::<i64>(), issued.parse::<i64>()) else {
             return Err(LinkProblem::Invalid);
         };
         let body = &token[..token.len() - MAC_HEX - 1];
@@ -114,13 +139,13 @@ impl TokenSigner {
 /// What a survey link's page shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SurveyPage {
-    /// The question, with `chosen` preselected (the link's score, or after an answer the
-    /// answer).
+    /// The question, with `chosen` preselected (the link's score; for the single link of an
+    /// SMS the answer so far, or nothing).
     Ask {
         /// What is asked.
         survey: Survey,
-        /// The score to preselect.
-        chosen: u8,
+        /// The score to preselect, if any.
+        chosen: Option<u8>,
         /// The answer recorded so far, if any.
         answered: Option<u8>,
         /// The comment recorded so far, if any.
@@ -168,12 +193,15 @@ pub fn survey_page(
     if email.forgotten {
         return Ok(SurveyPage::Invalid);
     }
-    if !email.survey.kind.accepts(verified.score) {
+    if verified
+        .score
+        .is_some_and(|score| !email.survey.kind.accepts(score))
+    {
         return Ok(SurveyPage::OutOfRange);
     }
     Ok(SurveyPage::Ask {
         survey: email.survey,
-        chosen: verified.score,
+        chosen: verified.score.or(email.answer),
         answered: email.answer,
         comment: email.comment,
     })
@@ -181,7 +209,8 @@ pub fn survey_page(
 
 /// Records the answer to the survey link `token` at `now`: `answer` (the score chosen on the
 /// page; the link's own score when `None`) and an optional comment, as the customer's feedback
-/// (a later answer replaces the earlier one; a comment can be added later).
+/// (a later answer replaces the earlier one; a comment can be added later). A link without a
+/// score (an SMS's) and no score chosen records nothing: the question is shown again.
 pub fn answer_survey(
     store: &mut Store,
     signer: &TokenSigner,
@@ -194,7 +223,9 @@ pub fn answer_survey(
         Ok(verified) => verified,
         Err(problem) => return Ok(refused(problem)),
     };
-    let answer = answer.unwrap_or(verified.score);
+    let Some(answer) = answer.or(verified.score) else {
+        return survey_page(store, signer, token, now);
+    };
     let Some(survey) = store.outbox_survey(verified.outbox)? else {
         return Ok(SurveyPage::Invalid);
     };
@@ -226,7 +257,7 @@ mod tests {
             signer.verify_survey(&token, now),
             Ok(SurveyToken {
                 outbox: 42,
-                score: 9
+                score: Some(9)
             })
         );
         assert!(!token.contains('@'));
@@ -281,9 +312,51 @@ mod tests {
             .collect();
         let scores: Vec<u8> = tokens
             .iter()
-            .map(|token| signer.verify_survey(token, 0).unwrap().score)
+            .map(|token| signer.verify_survey(token, 0).unwrap().score.unwrap())
             .collect();
         assert_eq!(scores, [1, 10]);
         assert_eq!(sign_links(&text, None, 7, 0), text);
+    }
+
+    #[test]
+    fn the_single_link_of_an_sms_carries_no_score_and_cannot_pass_for_a_scored_one() {
+        let signer = TokenSigner::new(b"0123456789abcdef-secret", None).unwrap();
+        let now = 20_000 * DAY;
+        let text = format!("Rate us: https://x/s/{SINGLE_LINK_MARKER}");
+        let signed = sign_links(&text, Some(&signer), 42, now);
+        let token = signed.rsplit('/').next().unwrap();
+        assert!(!token.contains("tc-survey"), "{signed}");
+        assert_eq!(
+            signer.verify_survey(token, now),
+            Ok(SurveyToken {
+                outbox: 42,
+                score: None
+            })
+        );
+        // Short enough for an SMS: outbox id, day and 32 hex digits.
+        assert!(token.len() <= 2 + 1 + 5 + 1 + MAC_HEX, "{token}");
+        let (outbox, rest) = token.split_once('.').unwrap();
+        let mac = rest.rsplit('.').next().unwrap();
+        for forged in [
+            // Its MAC under a score inserted, or another outbox id.
+            format!("{outbox}.9.{rest}"),
+            format!("43.{rest}"),
+            // A scored token's MAC without its score.
+            {
+                let scored = signer.survey_token(42, 9, now);
+                scored.replacen("42.9.", "42.", 1)
+            },
+            format!("{outbox}..{mac}"),
+        ] {
+            assert_eq!(
+                signer.verify_survey(&forged, now),
+                Err(LinkProblem::Invalid),
+                "{forged}"
+            );
+        }
+        assert_eq!(
+            signer.verify_survey(token, now + (SURVEY_LINK_DAYS + 1) * DAY),
+            Err(LinkProblem::Expired)
+        );
     }
 }

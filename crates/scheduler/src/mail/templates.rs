@@ -21,7 +21,7 @@ use tiercare_engine::{
     RenderError as TemplateRenderError, RenderedTemplate, RuleSet, SenderContext, Snapshot,
     SurveyContext, TemplateContext, TemplateFile, Templates, TierContext, features, load_templates,
 };
-use tiercare_engine::{LoadedSmsTemplates, SmsTemplates, load_sms_templates};
+use tiercare_engine::{LoadedSmsTemplates, SmsTemplates, load_sms_templates_for};
 use tiercare_store::{
     CustomerFeatures, EmailRecipient, FeatureTable, IssuedCoupon, Manager, OutboxEmail,
     OutboxState, RecipientKind, Recommender, Store, StoreError, Survey, Window,
@@ -94,9 +94,15 @@ pub fn load_workspace_sms_templates(
     workspace: &Workspace,
 ) -> Result<LoadedSmsTemplates, TemplatesError> {
     let files = read_sms_templates(&workspace.templates_dir(), Path::new("templates"))?;
-    Ok(load_sms_templates(
+    Ok(load_sms_templates_for(
         &files,
         workspace.config().sms.max_segments,
+        workspace
+            .config()
+            .http
+            .as_ref()
+            .and_then(crate::http_config::HttpConfig::survey_url)
+            .as_deref(),
     ))
 }
 
@@ -264,6 +270,33 @@ impl EmailRenderer {
         at: i64,
     ) -> Result<String, TemplatesError> {
         let context = self.context(customer_id, at)?;
+        Ok(self.sms.render(name, &context)?)
+    }
+
+    /// Renders the SMS survey template `name` for the customer: the context's `survey` holds
+    /// the question and `survey.link`, `<public_url>/survey/<marker>`, whose marker the send
+    /// loop replaces with a signed token that carries no score ([`crate::mail::survey`]).
+    pub fn render_sms_survey(
+        &self,
+        name: &str,
+        customer_id: &str,
+        at: i64,
+        survey: &Survey,
+    ) -> Result<String, TemplatesError> {
+        let base = self
+            .survey_url
+            .as_deref()
+            .ok_or(TemplatesError::NoSurveyUrl)?;
+        let mut context = self.context(customer_id, at)?;
+        context.survey = Some(
+            SurveyContext::new(survey, |score| {
+                format!("{base}/{}", crate::mail::survey::link_marker(score))
+            })
+            .with_link(format!(
+                "{base}/{}",
+                crate::mail::survey::SINGLE_LINK_MARKER
+            )),
+        );
         Ok(self.sms.render(name, &context)?)
     }
 
@@ -597,6 +630,21 @@ impl RenderEmail for EmailRenderer {
                 message: err.to_string(),
             }
         })
+    }
+
+    fn render_sms_survey(
+        &self,
+        template: &str,
+        customer_external_id: &str,
+        at: i64,
+        survey: &Survey,
+    ) -> Result<String, RenderError> {
+        EmailRenderer::render_sms_survey(self, template, customer_external_id, at, survey).map_err(
+            |err| RenderError {
+                template: template.to_owned(),
+                message: err.to_string(),
+            },
+        )
     }
 
     fn render_sms_params(

@@ -1,6 +1,7 @@
 //! An SMS follow-up's outbox row, composed when the follow-up is recorded: the customer's
-//! number (E.164, as `import` stores it), the text rendered from `NAME.sms.j2`, and a message
-//! id fixed for every attempt.
+//! number (E.164, as `import` stores it), the text rendered from `NAME.sms.j2` (for a survey
+//! by SMS with `survey.link`, whose marker the send loop signs), and a message id fixed for
+//! every attempt.
 
 use tiercare_store::{EmailRecipient, NewEmail};
 
@@ -36,14 +37,16 @@ pub fn compose_sms(
                 .to_owned(),
         );
     }
-    let text = renderer
-        .render_sms(&to.template, &to.customer_id, at)
-        .map_err(|err| {
-            format!(
-                "the SMS template `{}` did not render: {}",
-                to.template, err.message
-            )
-        })?;
+    let text = match &to.survey {
+        Some(survey) => renderer.render_sms_survey(&to.template, &to.customer_id, at, survey),
+        None => renderer.render_sms(&to.template, &to.customer_id, at),
+    }
+    .map_err(|err| {
+        format!(
+            "the SMS template `{}` did not render: {}",
+            to.template, err.message
+        )
+    })?;
     if text.trim().is_empty() {
         return Err(format!(
             "the SMS template `{}` rendered no text",

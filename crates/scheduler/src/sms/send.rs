@@ -21,7 +21,8 @@ use tiercare_store::{OutboxEmail, RecoveryPolicy, Store, StoreError};
 use super::transport::{SmsError, SmsMessage, SmsTransport};
 use crate::config::{AfterCrash, OutboxConfig};
 use crate::delivery_gate::{DeliveryGate, admit};
-use crate::outbox::{DeliverError, SendReport, backoff, patiently};
+use crate::mail::survey::sign_links;
+use crate::outbox::{DeliverError, SendReport, SendSettings, backoff, patiently};
 use crate::sms_settings::SmsConfig;
 
 /// What one [`deliver_sms_due`] did.
@@ -84,9 +85,10 @@ fn budget(store: &Store, config: &SmsConfig, now: i64) -> Result<Option<u64>, St
 
 /// Delivers the SMS due at `now` through `transport`, once (see the [module](self)).
 ///
-/// **The caller must hold the sender lock**, as for mail. `outbox` gives the batch size, the
-/// backoff and the crash policy (`[mail.outbox]`), `config` the limits and attempts
-/// (`[sms]`). `stop` is checked before each SMS: the rest of the claimed batch goes back to
+/// **The caller must hold the sender lock**, as for mail. `send` gives the batch size, the
+/// backoff and the crash policy (`[mail.outbox]`) and the signer of survey links (an SMS
+/// survey's `survey.link` is signed here, as a survey e-mail's links are in the mail loop),
+/// `config` the limits and attempts (`[sms]`). `stop` is checked before each SMS: the rest of the claimed batch goes back to
 /// `queued` without an attempt counted.
 ///
 /// # Errors
@@ -96,10 +98,12 @@ pub fn deliver_sms_due(
     transport: &mut dyn SmsTransport,
     now: i64,
     config: &SmsConfig,
-    outbox: &OutboxConfig,
+    send: &SendSettings,
     stop: &AtomicBool,
     mut gate: Option<&mut DeliveryGate<'_>>,
 ) -> Result<SmsSendReport, DeliverError> {
+    let outbox = &send.outbox;
+    let signer = send.signer.as_ref();
     let started = Instant::now();
     let mut report = SmsSendReport {
         provider: transport.name().to_owned(),
@@ -175,9 +179,13 @@ pub fn deliver_sms_due(
                     .trim_end_matches('>')
                     .to_owned(),
                 to: sms.to_address.clone(),
-                text: sms.body_text.clone(),
+                // The outbox keeps the survey link's marker, never its token.
+                text: sign_links(&sms.body_text, signer, sms.id, now),
                 template: sms.template.clone(),
-                params: sms.body_html.clone(),
+                params: sms
+                    .body_html
+                    .as_deref()
+                    .map(|params| sign_links(params, signer, sms.id, now)),
             };
             let outcome = transport.send(&message);
             record(store, &sms, outcome, now, config, outbox, &mut report)?;

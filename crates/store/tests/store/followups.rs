@@ -917,6 +917,7 @@ fn sms_and_points_follow_ups_are_stored_with_their_own_kinds() {
             "text",
             FollowUpAction::Sms {
                 template: "hello".into(),
+                survey: None,
             },
         ))
         .unwrap();

@@ -1,8 +1,9 @@
 //! Survey answers: what a recipient reaches from the score links of a survey e-mail.
 //!
 //! - `GET /survey/{token}` changes nothing (mail scanners follow links): a page with the
-//!   question, the link's score preselected among all the scores, an optional comment box and a
-//!   button that makes the POST.
+//!   question, the link's score preselected among all the scores (the single link of an SMS
+//!   survey carries no score: nothing is preselected, or the answer so far), an optional comment
+//!   box and a button that makes the POST.
 //! - `POST /survey/{token}` (form fields `score`, `comment`) records the answer as the
 //!   customer's feedback (a later answer to the same e-mail replaces it; a comment can be added
 //!   later) and shows a thank-you page.
@@ -46,7 +47,13 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// The form: the question, one radio button per score (`chosen` checked), the comment box.
-fn form(texts: &Texts, token: &str, survey: &Survey, chosen: u8, comment: Option<&str>) -> String {
+fn form(
+    texts: &Texts,
+    token: &str,
+    survey: &Survey,
+    chosen: Option<u8>,
+    comment: Option<&str>,
+) -> String {
     let (min, max) = survey.kind.range();
     let mut body = String::new();
     let encoded: String = form_urlencoded::byte_serialize(token.as_bytes()).collect();
@@ -59,7 +66,11 @@ fn form(texts: &Texts, token: &str, survey: &Survey, chosen: u8, comment: Option
         escape(&texts.survey_scale(min, max)),
     );
     for score in min..=max {
-        let checked = if score == chosen { " checked" } else { "" };
+        let checked = if Some(score) == chosen {
+            " checked"
+        } else {
+            ""
+        };
         let _ = writeln!(
             body,
             "<label><input type=\"radio\" name=\"score\" value=\"{score}\"{checked}> {score}</label>"
@@ -116,7 +127,7 @@ fn render(texts: &Texts, token: &str, outcome: SurveyPage) -> Response {
                 })
             );
             body.push_str(&paragraph(texts.survey_more));
-            body.push_str(&form(texts, token, &survey, answer, None));
+            body.push_str(&form(texts, token, &survey, Some(answer), None));
             page(texts, StatusCode::OK, texts.survey_thanks_title, &body)
         }
         SurveyPage::Invalid => problem(texts, texts.invalid_link),
