@@ -432,8 +432,8 @@ async fn the_plan_page_shows_the_schedulers_plan_and_a_manager_their_part() {
         let (status, page) = f.get(account, "/staff/plan?days=14").await;
         assert_eq!(status, StatusCode::OK, "{page}");
         let totals = format!(
-            "data-emails=\"{}\" data-tasks=\"{}\" data-other=\"{}\"",
-            expected.emails, expected.tasks, expected.other
+            "data-emails=\"{}\" data-sms=\"{}\" data-tasks=\"{}\" data-other=\"{}\"",
+            expected.emails, expected.sms, expected.tasks, expected.other
         );
         assert!(page.contains(&totals), "{totals} in {page}");
         for day in &expected.days {

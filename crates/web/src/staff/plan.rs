@@ -36,10 +36,10 @@ pub struct PlanTexts {
     pub summary: &'static str,
     /// A manager's part.
     pub yours: &'static str,
-    /// Totals: `{emails}`, `{tasks}`, `{other}`.
+    /// Totals: `{emails}`, `{sms}`, `{tasks}`, `{other}`.
     pub totals: &'static str,
-    /// The days heading and columns: day, e-mails, tasks, other, per rule.
-    pub days: (&'static str, [&'static str; 5]),
+    /// The days heading and columns: day, e-mails, SMS, tasks, other, per rule.
+    pub days: (&'static str, [&'static str; 6]),
     /// The rules heading and columns: rule, what it does, planned, e.g., skipped.
     pub rules: (&'static str, [&'static str; 5]),
     /// Nothing planned.
@@ -59,8 +59,11 @@ const ENGLISH: PlanTexts = PlanTexts {
     form: ("Days", "From (YYYY-MM-DD, empty: now)", "Show"),
     summary: "The next {days} days from {from} for {customers} customers · rules {version}",
     yours: "Your customers only.",
-    totals: "{emails} e-mails · {tasks} tasks · {other} other actions",
-    days: ("Per day", ["Day", "E-mails", "Tasks", "Other", "Per rule"]),
+    totals: "{emails} e-mails · {sms} SMS · {tasks} tasks · {other} other actions",
+    days: (
+        "Per day",
+        ["Day", "E-mails", "SMS", "Tasks", "Other", "Per rule"],
+    ),
     rules: (
         "Per rule",
         ["Rule", "What it does", "Planned", "For example", "Skipped"],
@@ -77,8 +80,8 @@ const SIMPLIFIED_CHINESE: PlanTexts = PlanTexts {
     form: ("天数", "开始日期（YYYY-MM-DD，留空为现在）", "显示"),
     summary: "从 {from} 起未来 {days} 天，{customers} 位客户 · 规则版本 {version}",
     yours: "仅您的客户。",
-    totals: "邮件 {emails} 封 · 任务 {tasks} 个 · 其他 {other} 项",
-    days: ("按天", ["日期", "邮件", "任务", "其他", "按规则"]),
+    totals: "邮件 {emails} 封 · 短信 {sms} 条 · 任务 {tasks} 个 · 其他 {other} 项",
+    days: ("按天", ["日期", "邮件", "短信", "任务", "其他", "按规则"]),
     rules: ("按规则", ["规则", "内容", "计划数", "示例", "跳过"]),
     nothing: "这些天没有计划。",
     idle: "以下规则没有计划：",
@@ -152,12 +155,15 @@ pub fn render_plan(
     let totals = texts
         .totals
         .replace("{emails}", &summary.emails.to_string())
+        .replace("{sms}", &summary.sms.to_string())
         .replace("{tasks}", &summary.tasks.to_string())
         .replace("{other}", &summary.other.to_string());
     let _ = writeln!(
         html,
-        "<p class=\"totals\" data-emails=\"{}\" data-tasks=\"{}\" data-other=\"{}\">{}</p>",
+        "<p class=\"totals\" data-emails=\"{}\" data-sms=\"{}\" data-tasks=\"{}\" \
+         data-other=\"{}\">{}</p>",
         summary.emails,
+        summary.sms,
         summary.tasks,
         summary.other,
         escape(&totals)
@@ -195,21 +201,24 @@ pub fn render_plan(
         for day in &summary.days {
             let _ = writeln!(
                 html,
-                "<tr data-day=\"{date}\" data-emails=\"{emails}\" data-tasks=\"{tasks}\" \
-                 data-other=\"{other}\"><th scope=\"row\">{date}</th>\
+                "<tr data-day=\"{date}\" data-emails=\"{emails}\" data-sms=\"{sms}\" \
+                 data-tasks=\"{tasks}\" data-other=\"{other}\"><th scope=\"row\">{date}</th>\
                  <td data-label=\"{c1}\" class=\"number\">{emails}</td>\
-                 <td data-label=\"{c2}\" class=\"number\">{tasks}</td>\
-                 <td data-label=\"{c3}\" class=\"number\">{other}</td>\
-                 <td data-label=\"{c4}\">{}</td></tr>",
+                 <td data-label=\"{c2}\" class=\"number\">{sms}</td>\
+                 <td data-label=\"{c3}\" class=\"number\">{tasks}</td>\
+                 <td data-label=\"{c4}\" class=\"number\">{other}</td>\
+                 <td data-label=\"{c5}\">{}</td></tr>",
                 escape(&joined(&day.rules)),
                 date = escape(&day.date),
                 emails = day.emails,
+                sms = day.sms,
                 tasks = day.tasks,
                 other = day.other,
                 c1 = escape(columns[1]),
                 c2 = escape(columns[2]),
                 c3 = escape(columns[3]),
                 c4 = escape(columns[4]),
+                c5 = escape(columns[5]),
             );
         }
         html.push_str("</tbody></table></div>\n");
