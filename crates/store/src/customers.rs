@@ -328,19 +328,22 @@ mod tests {
         rows.iter().map(|row| row.id.as_str()).collect()
     }
 
+    /// The ids a search for `text` lists, in order.
+    fn search(store: &Store, text: &str) -> Vec<String> {
+        let query = CustomerQuery {
+            search: Some(text.to_owned()),
+            ..CustomerQuery::default()
+        };
+        ids(&store.list_customers(&query).unwrap())
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
     #[test]
     fn a_search_finds_a_substring_of_the_id_the_name_or_the_address_ignoring_case() {
         let store = store_with(12);
-        let search = |text: &str| {
-            let query = CustomerQuery {
-                search: Some(text.to_owned()),
-                ..CustomerQuery::default()
-            };
-            ids(&store.list_customers(&query).unwrap())
-                .into_iter()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        };
+        let search = |text: &str| search(&store, text);
         assert_eq!(search("c1"), ["C01", "C10", "C11", "C12"]);
         assert_eq!(search("NAME 1"), ["C01", "C10", "C11", "C12"]);
         assert_eq!(search("c7@example.COM"), ["C07"]);
@@ -555,16 +558,6 @@ mod tests {
         session.customer(2, &forgotten).unwrap();
         session.customer(3, &other).unwrap();
         session.commit(&ImportAudit::default()).unwrap();
-        let search = |store: &Store, text: &str| {
-            let query = CustomerQuery {
-                search: Some(text.to_owned()),
-                ..CustomerQuery::default()
-            };
-            ids(&store.list_customers(&query).unwrap())
-                .into_iter()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        };
         assert_eq!(search(&store, "zzy qw"), ["C1"]);
         // Trigrams an index page stores in full (their first letter begins no other term).
         let trigrams = ["qwf", "wfp", "fpg", "pgj"];
