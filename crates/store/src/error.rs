@@ -133,8 +133,8 @@ pub enum StoreError {
     InvalidPin {
         /// The customer's external id.
         id: String,
-        /// What is wrong with the pin, and what to do.
-        problem: String,
+        /// What is wrong with the pin (its `Display` says what to do).
+        problem: PinProblem,
     },
 
     /// A logged contact (call or visit) was refused; nothing was written.
@@ -142,8 +142,8 @@ pub enum StoreError {
     InvalidContact {
         /// The customer's external id.
         id: String,
-        /// What is wrong, and what to do.
-        problem: String,
+        /// What is wrong (its `Display` says what to do).
+        problem: ContactProblem,
     },
 
     /// A follow-up session met an error earlier; it wrote nothing and must
@@ -396,6 +396,62 @@ pub(crate) trait AtPath<T> {
 impl<T> AtPath<T> for Result<T, rusqlite::Error> {
     fn at(self, path: &Path) -> Result<T, StoreError> {
         self.map_err(|err| StoreError::at(path, err))
+    }
+}
+
+/// Why a manual tier pin was refused; typed, so a page can say it in its own language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinProblem {
+    /// The tier is empty.
+    EmptyTier,
+    /// The reason is empty.
+    NoReason,
+    /// Nobody is named as pinning it.
+    NoPinner,
+    /// The pin would end at `until`, which is not after `now`.
+    EndNotAfterNow {
+        /// The requested end (unix seconds).
+        until: i64,
+        /// The time of the request (unix seconds).
+        now: i64,
+    },
+}
+
+impl std::fmt::Display for PinProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::EmptyTier => f.write_str("the tier is empty: name the tier to pin"),
+            Self::NoReason => {
+                f.write_str("a pin needs a reason: say why this customer's tier is set by hand")
+            }
+            Self::NoPinner => f.write_str("say who pins the tier"),
+            Self::EndNotAfterNow { until, now } => write!(
+                f,
+                "it would end at {}, which is not after now ({}): give a later end time, or none",
+                utc_time(*until),
+                utc_time(*now)
+            ),
+        }
+    }
+}
+
+/// Why a logged contact was refused; typed, so a page can say it in its own language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactProblem {
+    /// The kind is empty or more than one word.
+    Kind,
+    /// The customer was forgotten: nothing new is kept about them.
+    Forgotten,
+}
+
+impl std::fmt::Display for ContactProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Kind => "say what kind of contact it was in one word, such as call or visit",
+            Self::Forgotten => {
+                "the customer was forgotten (a data-rights request): nothing new is kept about them"
+            }
+        })
     }
 }
 

@@ -121,7 +121,7 @@ pub use customers::{CustomerQuery, CustomerRow};
 pub use daemon::{DaemonState, ScheduleCursor, SlotOutcome};
 pub use db::{BUSY_TIMEOUT, Store, TableCounts};
 pub use digests::{DIGEST_RULE, DigestCustomer, DigestOutcome, NewDigest, RecordedDigest};
-pub use error::StoreError;
+pub use error::{ContactProblem, PinProblem, StoreError};
 pub use features::{CustomerFeatures, FeatureSummary, FeatureTable, NEVER_DAYS, Window};
 pub use followup_state::{
     CustomerEvent, CustomerFollowUpState, EventKind, LastOccurrence, StateRange,

@@ -7,7 +7,7 @@
 use rusqlite::{TransactionBehavior, params};
 
 use crate::db::Store;
-use crate::error::{AtPath, StoreError};
+use crate::error::{AtPath, ContactProblem, StoreError};
 use crate::stored::require_customer;
 
 /// A contact to log with a customer.
@@ -33,15 +33,13 @@ impl Store {
     pub fn log_contact(&mut self, contact: &LoggedContact<'_>) -> Result<String, StoreError> {
         let audit = self.pending_audit.take();
         let path = self.label.as_path();
-        let refuse = |problem: &str| StoreError::InvalidContact {
+        let refuse = |problem: ContactProblem| StoreError::InvalidContact {
             id: contact.customer.to_owned(),
-            problem: problem.to_owned(),
+            problem,
         };
         let kind = contact.kind.trim();
         if kind.is_empty() || kind.contains(char::is_whitespace) {
-            return Err(refuse(
-                "say what kind of contact it was in one word, such as call or visit",
-            ));
+            return Err(refuse(ContactProblem::Kind));
         }
         let note = contact.note.trim();
         let by = contact.by.trim();
@@ -58,9 +56,7 @@ impl Store {
             )
             .at(path)?;
         if forgotten {
-            return Err(refuse(
-                "the customer was forgotten (a data-rights request): nothing new is kept about them",
-            ));
+            return Err(refuse(ContactProblem::Forgotten));
         }
         let next: i64 = tx
             .query_row(

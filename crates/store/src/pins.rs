@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::db::Store;
-use crate::error::{AtPath, StoreError};
+use crate::error::{AtPath, PinProblem, StoreError};
 use crate::stored::require_customer;
 
 /// A manual tier pin.
@@ -72,7 +72,7 @@ impl Store {
     ) -> Result<Pin, StoreError> {
         let audit = self.pending_audit.take();
         let path = self.label.as_path();
-        let refuse = |problem: String| StoreError::InvalidPin {
+        let refuse = |problem: PinProblem| StoreError::InvalidPin {
             id: external_id.to_owned(),
             problem,
         };
@@ -80,23 +80,16 @@ impl Store {
         let reason = reason.trim();
         let pinned_by = pinned_by.trim();
         if tier.is_empty() {
-            return Err(refuse("the tier is empty: name the tier to pin".into()));
+            return Err(refuse(PinProblem::EmptyTier));
         }
         if reason.is_empty() {
-            return Err(refuse(
-                "a pin needs a reason: say why this customer's tier is set by hand".into(),
-            ));
+            return Err(refuse(PinProblem::NoReason));
         }
         if pinned_by.is_empty() {
-            return Err(refuse("say who pins the tier".into()));
+            return Err(refuse(PinProblem::NoPinner));
         }
         if let Some(until) = until.filter(|&until| until <= now) {
-            return Err(refuse(format!(
-                "it would end at {}, which is not after now ({}): give a later end time, or \
-                 none",
-                crate::error::utc_time(until),
-                crate::error::utc_time(now)
-            )));
+            return Err(refuse(PinProblem::EndNotAfterNow { until, now }));
         }
         let tx = self
             .conn

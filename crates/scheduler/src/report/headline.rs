@@ -1,10 +1,10 @@
 //! The report's headline figures, cheap enough for every page view: customers per tier, the
-//! tier moves of the latest assessment, managers' tasks (open, overdue, done) and e-mails per
-//! state. The same store reads as the report's (`tier_moves_until`, `task_work_by_assignee`)
+//! tier moves of the latest assessment, managers' tasks (open, overdue, done) and e-mails and SMS
+//! per state. The same store reads as the report's (`tier_moves_until`, `task_work_by_assignee`)
 //! and `tiercare status`'s outbox counts, without the report's per-customer features.
 
 use serde::Serialize;
-use tiercare_store::{OutboxState, OwnerWork, Store, StoreError, TierMoveCount};
+use tiercare_store::{Channel, OutboxState, OwnerWork, Store, StoreError, TierMoveCount};
 
 /// The headline figures at a time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -17,8 +17,10 @@ pub struct Headline {
     pub moves: Vec<TierMoveCount>,
     /// Managers' tasks per assignee (only `assignee`'s when one is given).
     pub work: Vec<OwnerWork>,
-    /// E-mails per outbox state, every state listed.
+    /// E-mails per outbox state, every state listed (SMS apart).
     pub emails: Vec<(OutboxState, u64)>,
+    /// SMS per outbox state, every state listed.
+    pub sms: Vec<(OutboxState, u64)>,
 }
 
 impl Headline {
@@ -57,6 +59,7 @@ pub fn headline(store: &Store, now: i64, assignee: Option<&str>) -> Result<Headl
         tiers: store.tier_counts()?,
         moves,
         work,
-        emails: store.outbox_counts()?.0,
+        emails: store.channel_counts(Channel::Email)?,
+        sms: store.channel_counts(Channel::Sms)?,
     })
 }

@@ -28,6 +28,7 @@ use tiercare_store::{Store, StoreError};
 
 use super::customer_texts::{CustomerTexts, texts};
 use super::customers::{customer_href, no_workspace};
+use super::refusal::{contact_problem, pin_problem};
 use super::{Nav, Staff, blocking, frame};
 use crate::AppState;
 
@@ -865,7 +866,10 @@ async fn pin(
             store.pin_tier(customer, &tier, &reason, &who.login, until, now)
         }) {
             Ok(_) => {}
-            Err(StoreError::InvalidPin { problem, .. }) => return Ok(Outcome::Problem(problem)),
+            Err(StoreError::InvalidPin { problem, .. }) => {
+                let timezone = workspace.config().timezone;
+                return Ok(Outcome::Problem(pin_problem(&problem, who.lang, timezone)));
+            }
             Err(err) => return Err(err),
         }
         Ok(Outcome::Done("pin"))
@@ -956,7 +960,7 @@ async fn log_contact(
         match logged {
             Ok(_) => {}
             Err(StoreError::InvalidContact { problem, .. }) => {
-                return Ok(Outcome::Problem(problem));
+                return Ok(Outcome::Problem(contact_problem(problem, who.lang)));
             }
             Err(err) => return Err(err),
         }

@@ -138,6 +138,17 @@ fn figures_html(staff: &Staff, figures: &Headline, tz: chrono_tz::Tz) -> String 
         html.push_str(&figure(state_label(staff, *state), count, ""));
     }
     html.push_str("</ul>\n");
+    // SMS only where the workspace has any (most send none).
+    if figures.sms.iter().any(|(_, count)| *count > 0) {
+        html.push_str(&format!(
+            "<h2>{}</h2>\n<ul class=\"figures\" data-channel=\"sms\">",
+            escape(staff.t("SMS", "短信"))
+        ));
+        for (state, count) in &figures.sms {
+            html.push_str(&figure(state_label(staff, *state), count, ""));
+        }
+        html.push_str("</ul>\n");
+    }
     html
 }
 

@@ -227,13 +227,19 @@ impl Fixture {
 
     /// `POST uri` with the account's token: the status and the page.
     async fn post_page(&self, account: &Account, uri: &str) -> (StatusCode, String) {
+        self.post_form(account, uri, "note=x").await
+    }
+
+    /// `POST uri` with the account's token and the form fields `form` (URL-encoded): the
+    /// status and the page.
+    async fn post_form(&self, account: &Account, uri: &str, form: &str) -> (StatusCode, String) {
         let (status, body, _) = self
             .call(
                 Request::post(uri)
                     .header(header::COOKIE, format!("tiercare_staff={}", account.cookie))
                     .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                     .header("sec-fetch-site", "same-origin")
-                    .body(Body::from(format!("_csrf={}&note=x", account.csrf)))
+                    .body(Body::from(format!("_csrf={}&{form}", account.csrf)))
                     .unwrap(),
             )
             .await;
@@ -642,4 +648,99 @@ async fn the_stores_refusals_are_in_chinese_on_chinese_pages() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(page.contains("没有编号为 #999 的任务。"), "{page}");
+}
+
+#[tokio::test]
+async fn the_customer_pages_pin_and_contact_refusals_are_in_chinese_on_chinese_pages() {
+    let f = fixture();
+    let admin = f.account("root", StaffRole::Admin, None);
+    // A pin without a reason: the store refuses; the page says so in the page's language.
+    let (status, page) = f
+        .post_form(&admin, "/staff/customers/C1/pin?lang=en", "tier=A&reason=")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("a pin needs a reason"), "{page}");
+    let (status, page) = f
+        .post_form(
+            &admin,
+            "/staff/customers/C1/pin?lang=zh-CN",
+            "tier=A&reason=",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("锁定需要理由"), "{page}");
+    assert!(!page.contains("a pin needs a reason"), "{page}");
+    // A pin ending before now, shown on the workspace's clock.
+    let (status, page) = f
+        .post_form(
+            &admin,
+            "/staff/customers/C1/pin?lang=zh-CN",
+            "tier=A&reason=key&until=2026-01-01",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(
+        page.contains("结束时间 2026-01-01 00:00 不晚于现在（2026-12-07 09:00）"),
+        "{page}"
+    );
+    assert!(!page.contains("which is not after now"), "{page}");
+    // A call logged with a forgotten customer.
+    f.store().forget_customer("C3", "root", NOW).unwrap();
+    let (status, page) = f
+        .post_form(
+            &admin,
+            "/staff/customers/C3/contact?lang=zh-CN",
+            "kind=call&note=hello",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("该客户已被遗忘"), "{page}");
+    assert!(!page.contains("data-rights request"), "{page}");
+}
+
+#[tokio::test]
+async fn the_dashboard_counts_sms_apart_from_e_mails() {
+    let f = fixture();
+    let admin = f.account("root", StaffRole::Admin, None);
+    f.queue("C1", "care", "big@example.com");
+    {
+        let mut store = f.store();
+        let mut session = store.begin_followups(NOW, "v1").unwrap();
+        let planned = PlannedFollowUp {
+            key: OccurrenceKey::new("text", "C2", NOW),
+            scheduled_at: NOW,
+            action: FollowUpAction::Sms {
+                template: "hello".into(),
+                survey: None,
+            },
+            reason: "text fired".into(),
+            skip: None,
+        };
+        let mut compose_sms = |_: &tiercare_store::EmailRecipient| {
+            Ok(NewEmail {
+                message_id: "<text.C2@test.invalid>".into(),
+                to_address: "+8613800000000".into(),
+                subject: String::new(),
+                text: "Hello".into(),
+                html: None,
+            })
+        };
+        let recorded = session
+            .record_with_messages(&planned, None, Some(&mut compose_sms))
+            .unwrap();
+        assert!(recorded.outbox_id.is_some());
+        session.finish().unwrap();
+    }
+    let (status, page) = f.get(&admin, "/staff/").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let emails = page.split("<h2>E-mails</h2>").nth(1).unwrap();
+    let (emails, sms) = emails.split_once("<h2>SMS</h2>").expect("an SMS section");
+    assert!(
+        emails.contains("<span class=\"value\">1</span>queued"),
+        "one e-mail queued, not two: {emails}"
+    );
+    assert!(
+        sms.contains("<span class=\"value\">1</span>queued"),
+        "{sms}"
+    );
 }

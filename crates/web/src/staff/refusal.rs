@@ -7,7 +7,7 @@
 
 use chrono::{TimeZone, Utc};
 use tiercare_scheduler::http_config::PageLanguage;
-use tiercare_store::StoreError;
+use tiercare_store::{ContactProblem, PinProblem, StoreError};
 
 /// What `err` says, in `lang`; times on the workspace's clock `timezone`.
 #[must_use]
@@ -36,14 +36,7 @@ pub fn refusal(err: &StoreError, lang: PageLanguage, timezone: chrono_tz::Tz) ->
             done_at,
             done_by,
         } => {
-            let at = Utc.timestamp_opt(*done_at, 0).single().map_or_else(
-                || done_at.to_string(),
-                |at| {
-                    at.with_timezone(&timezone)
-                        .format("%Y-%m-%d %H:%M")
-                        .to_string()
-                },
-            );
+            let at = on_clock(*done_at, timezone);
             format!("任务 #{id} 已由 {done_by} 于 {at} 完成，无需更改。")
         }
         StoreError::InvalidTask { task, problem } => {
@@ -56,8 +49,55 @@ pub fn refusal(err: &StoreError, lang: PageLanguage, timezone: chrono_tz::Tz) ->
             "客户经理“{id}”已停用，不接收新的客户或任务：请选择在职的经理，\
              或在经理导入文件中将其设为在职。"
         ),
+        StoreError::InvalidPin { problem, .. } => pin_problem(problem, lang, timezone),
+        StoreError::InvalidContact { problem, .. } => contact_problem(*problem, lang),
         other => other.to_string(),
     }
+}
+
+/// Why a pin was refused, in `lang`, as the customer page says it (without the customer's id,
+/// which the page shows); times on the workspace's clock `timezone`.
+#[must_use]
+pub fn pin_problem(problem: &PinProblem, lang: PageLanguage, timezone: chrono_tz::Tz) -> String {
+    if lang == PageLanguage::English {
+        return problem.to_string();
+    }
+    match problem {
+        PinProblem::EmptyTier => "等级为空：请选择要锁定的等级。".to_owned(),
+        PinProblem::NoReason => "锁定需要理由：请说明为什么手动设定这位客户的等级。".to_owned(),
+        PinProblem::NoPinner => "请说明由谁锁定。".to_owned(),
+        PinProblem::EndNotAfterNow { until, now } => format!(
+            "结束时间 {} 不晚于现在（{}）：请给出更晚的结束日期，或留空。",
+            on_clock(*until, timezone),
+            on_clock(*now, timezone)
+        ),
+    }
+}
+
+/// Why a logged contact was refused, in `lang`.
+#[must_use]
+pub fn contact_problem(problem: ContactProblem, lang: PageLanguage) -> String {
+    if lang == PageLanguage::English {
+        return problem.to_string();
+    }
+    match problem {
+        ContactProblem::Kind => "请用一个词说明联系方式，例如电话或拜访。".to_owned(),
+        ContactProblem::Forgotten => {
+            "该客户已被遗忘（数据权利请求）：不再保存关于其的任何新记录。".to_owned()
+        }
+    }
+}
+
+/// `at` on the workspace's clock, to the minute (the unix seconds when out of range).
+fn on_clock(at: i64, timezone: chrono_tz::Tz) -> String {
+    Utc.timestamp_opt(at, 0).single().map_or_else(
+        || at.to_string(),
+        |time| {
+            time.with_timezone(&timezone)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        },
+    )
 }
 
 /// An outbox state's Chinese name (the stored name when unknown).
@@ -129,12 +169,25 @@ mod tests {
             StoreError::UnknownTask { id: 1 },
             StoreError::UnknownManager { id: "m1".into() },
             StoreError::InactiveManager { id: "m1".into() },
+            StoreError::InvalidPin {
+                id: "c1".into(),
+                problem: PinProblem::NoReason,
+            },
+            StoreError::InvalidPin {
+                id: "c1".into(),
+                problem: PinProblem::EndNotAfterNow { until: 0, now: 1 },
+            },
+            StoreError::InvalidContact {
+                id: "c1".into(),
+                problem: ContactProblem::Forgotten,
+            },
             StoreError::InvalidTask {
                 task: "#1".into(),
                 problem: "a snooze must end after now (1), not at 0: give a later time".into(),
             },
         ] {
             let zh = refusal(&err, PageLanguage::SimplifiedChinese, chrono_tz::UTC);
+            assert_ne!(zh, err.to_string());
             assert!(
                 !zh.contains("manager ids are") && !zh.contains("no task"),
                 "{zh}"
