@@ -662,3 +662,66 @@ fn orders_earn_points_at_import_once_each_and_a_changed_amount_adjusts_them() {
     let o1 = after.iter().find(|e| e.0 == "earned:order:O0001").unwrap();
     assert_eq!(o1.3, 5.0 + 104.0);
 }
+
+#[test]
+fn a_refund_takes_back_the_points_of_the_refunded_amount() {
+    let tmp = crate::common::fast_tempdir();
+    let root = workspace(tmp.path());
+    let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
+    std::fs::write(
+        root.join("tiercare.toml"),
+        format!("{config}\n[points]\nper_order = 5\nper_currency_unit = 0.1\n"),
+    )
+    .unwrap();
+    std::fs::write(root.join("refunds.yaml"), "kind: orders\nrefunds: true\n").unwrap();
+    let import = |text: &str| {
+        std::fs::write(root.join("orders.csv"), text).unwrap();
+        run_in(
+            &root,
+            &[
+                "import",
+                "orders",
+                "orders.csv",
+                "--mapping",
+                "refunds.yaml",
+            ],
+        )
+        .assert_code(0);
+    };
+    // 100.00 earns 5 + 10; the refund of 45.50 takes back ⌊4.55⌋ = 4 (not the per-order 5).
+    import(
+        "order_id,customer_id,ordered_at,amount\n\
+         O1,C0001,2026-03-01T10:00:00Z,100.00\n\
+         R1,C0001,2026-03-05T10:00:00Z,-45.50\n",
+    );
+    let earned = earned_by_orders(&root);
+    assert_eq!(
+        earned,
+        [
+            (
+                "earned:order:O1".to_owned(),
+                "C0001".to_owned(),
+                unix("2026-03-01T10:00:00Z"),
+                15.0,
+                None
+            ),
+            (
+                "earned:order:R1".to_owned(),
+                "C0001".to_owned(),
+                unix("2026-03-05T10:00:00Z"),
+                -4.0,
+                None
+            ),
+        ]
+    );
+    let show = run_in(&root, &["customer", "show", "C0001"]);
+    show.assert_code(0);
+    show.assert_stdout_contains("points: 11 (2 entries)");
+    // The same file again takes back nothing more.
+    import(
+        "order_id,customer_id,ordered_at,amount\n\
+         O1,C0001,2026-03-01T10:00:00Z,100.00\n\
+         R1,C0001,2026-03-05T10:00:00Z,-45.50\n",
+    );
+    assert_eq!(earned_by_orders(&root), earned);
+}

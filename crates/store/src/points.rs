@@ -181,10 +181,27 @@ impl OrderPoints {
             0.0
         }
     }
+
+    /// The points a refund of `amount` (negative) takes back, as a negative number: the
+    /// per-unit points of the refunded amount, rounded as earned points are (a refund is not an
+    /// order, so `per_order` is not taken back: tiercare cannot tell a whole refund from a
+    /// partial one); 0 for an amount that is not negative.
+    #[must_use]
+    pub fn for_refund(&self, amount: f64) -> f64 {
+        if amount.is_nan() || amount >= 0.0 {
+            return 0.0;
+        }
+        let per_unit = OrderPoints {
+            per_order: 0.0,
+            ..*self
+        };
+        -per_unit.for_amount(-amount)
+    }
 }
 
 /// Books (or adjusts, or removes) the points the order `order` of the customer with rowid
-/// `customer`, at `at` for `amount`, earns under `earning`.
+/// `customer`, at `at` for `amount`, earns under `earning`: a refund (a negative amount) takes
+/// back [`OrderPoints::for_refund`] points, an entry that never expires.
 pub(crate) fn book_order_earning(
     conn: &Connection,
     earning: &OrderPoints,
@@ -195,9 +212,12 @@ pub(crate) fn book_order_earning(
 ) -> rusqlite::Result<()> {
     let source = format!("earned:order:{order}");
     let points = earning.for_amount(amount);
+    let taken_back = earning.for_refund(amount);
     if points > 0.0 {
         let expires_at = earning.expires_after.map(|after| at.saturating_add(after));
         book(conn, customer, &source, at, points, expires_at, None)
+    } else if taken_back < 0.0 {
+        book(conn, customer, &source, at, taken_back, None, None)
     } else {
         conn.prepare_cached("DELETE FROM points WHERE source = ?1")?
             .execute([source])?;
@@ -235,6 +255,13 @@ mod tests {
         assert_eq!(earning.for_amount(10.0), 7.0, "5 + 2.9 down");
         assert_eq!(earning.for_amount(0.0), 0.0);
         assert_eq!(earning.for_amount(-40.0), 0.0, "a refund earns nothing");
+        assert_eq!(
+            earning.for_refund(-40.0),
+            -11.0,
+            "it takes back 0.29 × 40 = 11.6 down, without the per-order 5"
+        );
+        assert_eq!(earning.for_refund(40.0), 0.0);
+        assert_eq!(earning.for_refund(f64::NAN), 0.0);
         earning.rounding = PointsRounding::Nearest;
         assert_eq!(earning.for_amount(10.0), 8.0);
         earning.rounding = PointsRounding::Up;
