@@ -116,7 +116,15 @@ table.code th:first-child{width:3.5rem}\
 table.code td{overflow-wrap:anywhere;word-break:break-word}\
 .overdue{color:#9b1c0c;font-weight:600}\
 .muted{color:#555}\
+caption{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}\
+fieldset{margin:1rem 0;padding:.5rem 1rem 1rem;border:1px solid #d0d0cc;border-radius:.375rem}\
+legend{font-weight:600;padding:0 .25rem}\
+dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1.5rem;margin:0 0 1rem}\
+dl.facts dt{font-weight:600;color:#555}\
+dl.facts dd{margin:0;overflow-wrap:anywhere}\
 @media (max-width:40rem){\
+dl.facts{grid-template-columns:1fr;gap:0}\
+dl.facts dd{margin:0 0 .5rem}\
 main{margin:0;border-radius:0;padding:1rem .75rem}\
 header .account{margin-left:0}\
 table.stack thead{position:absolute;left:-999px}\
