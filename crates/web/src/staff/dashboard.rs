@@ -130,25 +130,25 @@ fn figures_html(staff: &Staff, figures: &Headline, tz: chrono_tz::Tz) -> String 
             }
         }
     }
-    html.push_str(&format!(
-        "<h2>{}</h2>\n<ul class=\"figures\">",
-        escape(staff.t("E-mails", "邮件"))
+    html.push_str(&state_figures(
+        staff,
+        staff.t("E-mails", "邮件"),
+        &figures.emails,
     ));
-    for (state, count) in &figures.emails {
+    // SMS only where the workspace has any (most send none).
+    if figures.sms.iter().any(|(_, count)| *count > 0) {
+        html.push_str(&state_figures(staff, staff.t("SMS", "短信"), &figures.sms));
+    }
+    html
+}
+
+/// A channel's messages per outbox state, under the heading `title`.
+fn state_figures(staff: &Staff, title: &str, counts: &[(OutboxState, u64)]) -> String {
+    let mut html = format!("<h2>{}</h2>\n<ul class=\"figures\">", escape(title));
+    for (state, count) in counts {
         html.push_str(&figure(state_label(staff, *state), count, ""));
     }
     html.push_str("</ul>\n");
-    // SMS only where the workspace has any (most send none).
-    if figures.sms.iter().any(|(_, count)| *count > 0) {
-        html.push_str(&format!(
-            "<h2>{}</h2>\n<ul class=\"figures\" data-channel=\"sms\">",
-            escape(staff.t("SMS", "短信"))
-        ));
-        for (state, count) in &figures.sms {
-            html.push_str(&figure(state_label(staff, *state), count, ""));
-        }
-        html.push_str("</ul>\n");
-    }
     html
 }
 
