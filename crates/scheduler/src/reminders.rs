@@ -290,6 +290,7 @@ fn build_context(
     day: NaiveDate,
     now: i64,
     sender: &DigestSender,
+    escalation_candidates: &mut Option<Vec<tiercare_store::Task>>,
 ) -> Result<DigestContext, StoreError> {
     let id = manager.external_id.as_str();
     let end_of_day = at_local(
@@ -350,9 +351,16 @@ fn build_context(
         && let Some(escalation) = &rules.reminders().escalation
     {
         let supervisors = supervisors(presence, now);
-        for task in store.escalation_candidates(now - escalation.after, now)? {
+        // Read once per round of digests, not once per manager (each task has one recipient,
+        // so what one manager's digest escalates is never another's candidate).
+        let candidates = match escalation_candidates {
+            Some(candidates) => candidates,
+            None => escalation_candidates
+                .insert(store.escalation_candidates(now - escalation.after, now)?),
+        };
+        for task in candidates.iter() {
             if escalation.recipient(&task.assignee, &supervisors) == Some(id) {
-                context.escalated.push(digest_task(&task, tz, now));
+                context.escalated.push(digest_task(task, tz, now));
             }
         }
     }
@@ -413,6 +421,7 @@ pub fn send_digests(
         decided: Vec::new(),
     };
     let presence = store.manager_presence()?;
+    let mut escalation_candidates = None;
     for manager in &presence {
         if !manager.available(now) {
             continue;
@@ -435,6 +444,7 @@ pub fn send_digests(
             day,
             now,
             &settings.sender,
+            &mut escalation_candidates,
         )?;
         let items = (context.tasks_today.len()
             + context.overdue.len()

@@ -126,9 +126,11 @@ pub struct PoolPassOutcome {
 
 /// The facts' query; `?1` the time (events after it do not count yet), `?2` the tiers as a JSON
 /// array, `?3` the protecting attribute (or NULL).
+/// The owner's changes are read through the customer's own index: SQLite otherwise picks
+/// `owner_changes_to_owner` and reads every change to the owner for each customer.
 const FACTS: &str = "\
 SELECT c.id, c.external_id, c.owner, t.tier, \
-  coalesce((SELECT max(oc.at) FROM owner_changes oc \
+  coalesce((SELECT max(oc.at) FROM owner_changes oc INDEXED BY owner_changes_by_customer \
             WHERE oc.customer_id = c.id AND oc.to_owner = c.owner AND oc.at <= ?1), c.created_at), \
   max(coalesce((SELECT max(i.occurred_at) FROM interactions i \
                 WHERE i.customer_id = c.id AND i.by_manager = c.owner \
@@ -487,5 +489,22 @@ impl Store {
             found.entry(customer).or_default().push(owner);
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::Store;
+
+    #[test]
+    fn the_pool_facts_find_a_customers_owner_changes_through_their_own_index() {
+        // Through `owner_changes_to_owner`, each customer read every change to their owner: the
+        // demo's nightly pass read 6,085 customers × ~1,400 changes (2.3 s instead of 0.3 s).
+        let store = Store::open_in_memory().unwrap();
+        let plan = store.query_plan(super::FACTS);
+        assert!(
+            plan.contains("SEARCH oc USING INDEX owner_changes_by_customer"),
+            "{plan}"
+        );
     }
 }
