@@ -377,13 +377,23 @@ fn for_each_plan(
     options: PlanOptions,
     visit: &mut dyn FnMut(&CustomerFeatures, &EngineState, &tiercare_engine::Plan),
 ) -> Result<(), AssessError> {
-    for_each_plan_ahead(reader, rules, options, 0, visit).map(|_| ())
+    for_each_plan_ahead(
+        reader,
+        rules,
+        options,
+        0,
+        &mut |features, state, plan, _| {
+            visit(features, state, plan);
+        },
+    )
 }
 
-/// The earliest time a plan of `plan`'s start would record something of it: an action's
-/// scheduled time (an email moved by the send window is recorded once a range reaches its
-/// time), a skip's occurrence. A skip `Beyond` the plan's end is not recorded before it.
-fn earliest_occurrence(plan: &tiercare_engine::Plan) -> Option<i64> {
+/// The earliest time at or after `since` a plan of `plan`'s start would record something of
+/// it: an action's scheduled time (an email moved by the send window is recorded once a range
+/// reaches its time), a skip's occurrence. A skip `Beyond` the plan's end is not recorded
+/// before it. Times before `since` (triggers in the events' lookback) are in the plan of the
+/// range before too, which recorded them.
+fn earliest_occurrence(plan: &tiercare_engine::Plan, since: i64) -> Option<i64> {
     plan.actions
         .iter()
         .map(|action| action.scheduled_at)
@@ -393,72 +403,109 @@ fn earliest_occurrence(plan: &tiercare_engine::Plan) -> Option<i64> {
                 .filter(|skipped| !matches!(skipped.skipped, Skipped::Beyond { .. }))
                 .map(|skipped| skipped.occurrence_at),
         )
+        .filter(|&at| at >= since)
         .min()
 }
 
+/// One customer's plan over a range and, with a lookahead, when they next fall due: the part
+/// of planning that is the same for every customer, whether all are read or a few.
+struct CustomerPlanner<'r> {
+    options: PlanOptions,
+    lookahead: i64,
+    planner: tiercare_engine::Planner<'r>,
+    snapshot: Snapshot,
+    state: EngineState,
+}
+
+impl<'r> CustomerPlanner<'r> {
+    fn new(rules: &'r RuleSet, options: PlanOptions, lookahead: i64) -> Self {
+        CustomerPlanner {
+            options,
+            lookahead,
+            planner: rules.planner(),
+            snapshot: Snapshot::new(),
+            state: EngineState::default(),
+        }
+    }
+
+    /// What the store reads for the range.
+    fn range(rules: &RuleSet, options: PlanOptions) -> StateRange {
+        StateRange {
+            events_since: options.events_since,
+            events_until: options.to,
+            emails_since: options.from - email_lookback(rules),
+            segments: rules.followups().any(|rule| !rule.segments.is_empty()),
+        }
+    }
+
+    /// The customer's plan over `[options.from, options.to)` and, with a lookahead, the
+    /// earliest occurrence over `[options.to, options.to + lookahead)` (`None` when none): if
+    /// recording this plan writes nothing new, a later range records nothing for them before
+    /// that time while nothing changes (else it is [`due_after`]'s `options.to`).
+    fn plan(
+        &mut self,
+        features: &CustomerFeatures,
+        stored: &StoreState,
+    ) -> (tiercare_engine::Plan, Option<i64>) {
+        let options = self.options;
+        self.snapshot.reset();
+        fill_snapshot(&mut self.snapshot, features);
+        fill_state(&mut self.state, features, stored);
+        let plan = self.planner.plan(
+            &self.snapshot,
+            &self.state,
+            options.from,
+            options.to,
+            options.timezone,
+        );
+        if self.lookahead <= 0 {
+            return (plan, None);
+        }
+        let ahead = self.planner.plan(
+            &self.snapshot,
+            &self.state,
+            options.to,
+            options.to.saturating_add(self.lookahead),
+            options.timezone,
+        );
+        (plan, earliest_occurrence(&ahead, options.to))
+    }
+}
+
+/// When a customer next needs planning: at `to` when recording their plan over a range ending
+/// there wrote something new (it was not in the state the lookahead planned from), else at
+/// their earliest occurrence ahead.
+fn due_after(wrote: bool, to: i64, ahead: Option<i64>) -> Option<i64> {
+    if wrote { Some(to) } else { ahead }
+}
+
+/// What [`for_each_plan_ahead`] calls with each customer: features, state, plan and the
+/// earliest occurrence ahead.
+type VisitAhead<'v> =
+    dyn FnMut(&CustomerFeatures, &EngineState, &tiercare_engine::Plan, Option<i64>) + 'v;
+
 /// [`for_each_plan`], and with `lookahead > 0` also each customer's plan over
-/// `[options.to, options.to + lookahead)` from the same features and ledger state: the earliest
-/// occurrence any of them has there, or `None` when nothing occurs in it. Planning
-/// `[options.to, t)` with unchanged data records nothing for `t` up to that time.
+/// `[options.to, options.to + lookahead)` from the same features and ledger state: `visit` gets
+/// the earliest occurrence the customer has there (`None` when nothing occurs in it).
 fn for_each_plan_ahead(
     reader: &Store,
     rules: &RuleSet,
     options: PlanOptions,
     lookahead: i64,
-    visit: &mut dyn FnMut(&CustomerFeatures, &EngineState, &tiercare_engine::Plan),
-) -> Result<Option<i64>, AssessError> {
-    let mut next_due: Option<i64> = None;
-    let range = StateRange {
-        events_since: options.events_since,
-        events_until: options.to,
-        emails_since: options.from - email_lookback(rules),
-        segments: rules.followups().any(|rule| !rule.segments.is_empty()),
-    };
-    let mut planner = rules.planner();
-    let mut snapshot = Snapshot::new();
-    let mut state = EngineState::default();
+    visit: &mut VisitAhead<'_>,
+) -> Result<(), AssessError> {
+    let range = CustomerPlanner::range(rules, options);
+    let mut customer = CustomerPlanner::new(rules, options, lookahead);
     reader.for_each_followup_state(
         options.from,
         rules.window(),
         range,
         &mut |features, stored| {
-            snapshot.reset();
-            fill_snapshot(&mut snapshot, features);
-            fill_state(&mut state, features, stored);
-            let plan = planner.plan(
-                &snapshot,
-                &state,
-                options.from,
-                options.to,
-                options.timezone,
-            );
-            visit(features, &state, &plan);
-            if lookahead > 0 {
-                let ahead = planner.plan(
-                    &snapshot,
-                    &state,
-                    options.to,
-                    options.to.saturating_add(lookahead),
-                    options.timezone,
-                );
-                // What this range records is not in `state` yet: it counts as due now.
-                let recorded = !plan.actions.is_empty()
-                    || plan
-                        .skipped
-                        .iter()
-                        .any(|skipped| !matches!(skipped.skipped, Skipped::Beyond { .. }));
-                let earliest = recorded
-                    .then_some(options.to)
-                    .into_iter()
-                    .chain(earliest_occurrence(&ahead))
-                    .min();
-                if let Some(at) = earliest {
-                    next_due = Some(next_due.map_or(at, |due| due.min(at)));
-                }
-            }
+            let (plan, ahead) = customer.plan(features, stored);
+            visit(features, &customer.state, &plan, ahead);
         },
     )?;
-    Ok(next_due)
+    Ok(())
 }
 
 /// Running totals of [`plan`].
@@ -742,6 +789,10 @@ pub struct RecordReport {
     /// With a lookahead ([`record_due_ahead`]): the earliest occurrence of any customer in
     /// `[until, until + lookahead)` as the data stood, `None` when none (or no lookahead).
     pub next_due: Option<i64>,
+    /// With a lookahead: each customer with an occurrence in `[until, until + lookahead)`
+    /// (or something recorded now), with when and the features planned from.
+    #[serde(skip)]
+    pub due_customers: Vec<DueCustomer>,
     /// Wall time in milliseconds.
     pub elapsed_ms: u128,
 }
@@ -855,9 +906,177 @@ pub fn record_due(
     record_due_ahead(reader, writer, rules, options, now, renderer, 0)
 }
 
+/// A customer who falls due within a lookahead, with the features they were planned from
+/// ([`RecordReport::due_customers`]): planning them again from these features over a range that
+/// reaches `due` records what the lookahead saw, without the population's pass.
+#[derive(Debug, Clone)]
+pub struct DueCustomer {
+    /// When the customer's next follow-up occurs (unix seconds).
+    pub due: i64,
+    /// The features the lookahead planned from.
+    pub features: CustomerFeatures,
+}
+
+/// Records the plans of customers one after another in one follow-up session: the ledger rows
+/// of each plan (and their outbox rows), counted into a [`RecordReport`].
+struct Recorder<'a> {
+    rules: &'a RuleSet,
+    actions: HashMap<&'a str, &'a Action>,
+    renderer: &'a dyn RenderEmail,
+    now: i64,
+    from: i64,
+    write_error: Option<StoreError>,
+}
+
+impl<'a> Recorder<'a> {
+    fn new(rules: &'a RuleSet, renderer: &'a dyn RenderEmail, now: i64, from: i64) -> Self {
+        Recorder {
+            rules,
+            actions: rules
+                .followups()
+                .map(|rule| (rule.id.as_str(), &rule.action))
+                .collect(),
+            renderer,
+            now,
+            from,
+            write_error: None,
+        }
+    }
+
+    /// Records one customer's plan; after a write error, records nothing more. Whether a new
+    /// ledger row was written (or may have been: a write failed).
+    fn record(
+        &mut self,
+        session: &mut tiercare_store::FollowUpSession<'_>,
+        report: &mut RecordReport,
+        features: &CustomerFeatures,
+        plan: &tiercare_engine::Plan,
+    ) -> bool {
+        let (rules, renderer, now) = (self.rules, self.renderer, self.now);
+        report.customers += 1;
+        report.rule_errors += plan.errors.len() as u64;
+        if self.write_error.is_some() {
+            return true;
+        }
+        // Task titles with the templates' context (`{{ customer.region }}`, `{{ tier.label }}`).
+        let title_of = |text: &str| match renderer.render_text(text, &features.customer_id, now) {
+            Ok(title) => title,
+            Err(err) => {
+                tracing::warn!(customer = %features.customer_id, error = %err.message, "task title not rendered: kept as written");
+                text.to_owned()
+            }
+        };
+        let mut planned: Vec<PlannedFollowUp> = Vec::new();
+        for action in &plan.actions {
+            let stored = store_action(
+                rules,
+                &action.action,
+                action.occurrence_at,
+                action.scheduled_at,
+                &title_of,
+            );
+            planned.push(PlannedFollowUp {
+                key: OccurrenceKey::new(
+                    &action.rule_id,
+                    &features.customer_id,
+                    action.occurrence_at,
+                ),
+                scheduled_at: action.scheduled_at,
+                action: stored,
+                reason: action.reason.clone(),
+                skip: None,
+            });
+        }
+        for skipped in &plan.skipped {
+            if matches!(skipped.skipped, Skipped::Beyond { .. }) {
+                continue;
+            }
+            let Some(action) = self.actions.get(skipped.rule_id.as_str()) else {
+                continue;
+            };
+            let scheduled_at = skipped.occurrence_at.max(self.from);
+            let stored = store_action(
+                rules,
+                action,
+                skipped.occurrence_at,
+                scheduled_at,
+                &title_of,
+            );
+            let why = match &skipped.skipped {
+                Skipped::Cap { period, limit } => {
+                    format!("cap: {limit} per {}", format!("{period:?}").to_lowercase())
+                }
+                other => other.name().to_owned(),
+            };
+            planned.push(PlannedFollowUp {
+                key: OccurrenceKey::new(
+                    &skipped.rule_id,
+                    &features.customer_id,
+                    skipped.occurrence_at,
+                ),
+                scheduled_at,
+                action: stored,
+                reason: format!("skipped by the contact policy: {why}"),
+                skip: Some(why),
+            });
+        }
+        let mut wrote = false;
+        for follow_up in &planned {
+            let mut compose = |to: &EmailRecipient| compose(renderer, to, now);
+            let mut compose_sms =
+                |to: &EmailRecipient| crate::sms::compose::compose_sms(renderer, to, now);
+            match session.record_with_messages(
+                follow_up,
+                Some(&mut compose),
+                Some(&mut compose_sms),
+            ) {
+                Ok(recorded) => {
+                    wrote |= recorded.new;
+                    if recorded.outbox_id.is_some() {
+                        report.queued += 1;
+                    }
+                }
+                Err(err) => match err {
+                    // Refused before anything was written: the session goes on.
+                    StoreError::InvalidFollowUp { .. } | StoreError::UnknownCustomer { .. } => {
+                        tracing::warn!(customer = %features.customer_id, rule = %follow_up.key.rule_id, error = %err, "follow-up refused");
+                    }
+                    err => {
+                        self.write_error = Some(err);
+                        return true;
+                    }
+                },
+            }
+        }
+        wrote
+    }
+
+    /// Commits the session (unless a write failed) and fills in its counts.
+    fn finish(
+        self,
+        session: tiercare_store::FollowUpSession<'_>,
+        report: &mut RecordReport,
+        started: Instant,
+    ) -> Result<(), AssessError> {
+        if let Some(err) = self.write_error {
+            return Err(err.into());
+        }
+        let outcome = session.finish()?;
+        report.new = outcome.new;
+        report.existing = outcome.existing;
+        report.skipped = outcome.skipped;
+        report.planned = outcome.planned;
+        report.tasks_created = outcome.tasks_created;
+        report.attributes_set = outcome.attributes_set;
+        report.elapsed_ms = started.elapsed().as_millis();
+        Ok(())
+    }
+}
+
 /// [`record_due`], and with `lookahead > 0` also when the next follow-up falls due in
-/// `[options.to, options.to + lookahead)` if nothing changes ([`RecordReport::next_due`]):
-/// the daemon reads no customer again before then while the data stays the same.
+/// `[options.to, options.to + lookahead)` if nothing changes ([`RecordReport::next_due`]),
+/// and who falls due then ([`RecordReport::due_customers`]): the daemon reads no customer
+/// again before then while the data stays the same, and then only those.
 pub fn record_due_ahead(
     reader: &Store,
     writer: &mut Store,
@@ -876,126 +1095,86 @@ pub fn record_due_ahead(
     };
     report.owners_assigned =
         crate::owners::assign_owners(writer, rules, now, options.timezone, false)?.written;
-    let actions: HashMap<&str, &Action> = rules
-        .followups()
-        .map(|rule| (rule.id.as_str(), &rule.action))
-        .collect();
+    let mut recorder = Recorder::new(rules, renderer, now, options.from);
     let mut session = writer.begin_followups(now, rules.version())?;
-    let mut write_error: Option<StoreError> = None;
-    let next_due = for_each_plan_ahead(
+    let mut due_customers = Vec::new();
+    for_each_plan_ahead(
         reader,
         rules,
         options,
         lookahead,
-        &mut |features, _state, plan| {
-            report.customers += 1;
-            report.rule_errors += plan.errors.len() as u64;
-            if write_error.is_some() {
+        &mut |features, _state, plan, ahead| {
+            let wrote = recorder.record(&mut session, &mut report, features, plan);
+            if lookahead <= 0 {
                 return;
             }
-            // Task titles with the templates' context (`{{ customer.region }}`, `{{ tier.label }}`).
-            let title_of = |text: &str| match renderer.render_text(text, &features.customer_id, now)
-            {
-                Ok(title) => title,
-                Err(err) => {
-                    tracing::warn!(customer = %features.customer_id, error = %err.message, "task title not rendered: kept as written");
-                    text.to_owned()
-                }
-            };
-            let mut planned: Vec<PlannedFollowUp> = Vec::new();
-            for action in &plan.actions {
-                let stored = store_action(
-                    rules,
-                    &action.action,
-                    action.occurrence_at,
-                    action.scheduled_at,
-                    &title_of,
-                );
-                planned.push(PlannedFollowUp {
-                    key: OccurrenceKey::new(
-                        &action.rule_id,
-                        &features.customer_id,
-                        action.occurrence_at,
-                    ),
-                    scheduled_at: action.scheduled_at,
-                    action: stored,
-                    reason: action.reason.clone(),
-                    skip: None,
+            if let Some(due) = due_after(wrote, options.to, ahead) {
+                due_customers.push(DueCustomer {
+                    due,
+                    features: features.clone(),
                 });
-            }
-            for skipped in &plan.skipped {
-                if matches!(skipped.skipped, Skipped::Beyond { .. }) {
-                    continue;
-                }
-                let Some(action) = actions.get(skipped.rule_id.as_str()) else {
-                    continue;
-                };
-                let scheduled_at = skipped.occurrence_at.max(options.from);
-                let stored = store_action(
-                    rules,
-                    action,
-                    skipped.occurrence_at,
-                    scheduled_at,
-                    &title_of,
-                );
-                let why = match &skipped.skipped {
-                    Skipped::Cap { period, limit } => {
-                        format!("cap: {limit} per {}", format!("{period:?}").to_lowercase())
-                    }
-                    other => other.name().to_owned(),
-                };
-                planned.push(PlannedFollowUp {
-                    key: OccurrenceKey::new(
-                        &skipped.rule_id,
-                        &features.customer_id,
-                        skipped.occurrence_at,
-                    ),
-                    scheduled_at,
-                    action: stored,
-                    reason: format!("skipped by the contact policy: {why}"),
-                    skip: Some(why),
-                });
-            }
-            for follow_up in &planned {
-                let mut compose = |to: &EmailRecipient| compose(renderer, to, now);
-                let mut compose_sms =
-                    |to: &EmailRecipient| crate::sms::compose::compose_sms(renderer, to, now);
-                match session.record_with_messages(
-                    follow_up,
-                    Some(&mut compose),
-                    Some(&mut compose_sms),
-                ) {
-                    Ok(recorded) => {
-                        if recorded.outbox_id.is_some() {
-                            report.queued += 1;
-                        }
-                    }
-                    Err(err) => match err {
-                        // Refused before anything was written: the session goes on.
-                        StoreError::InvalidFollowUp { .. } | StoreError::UnknownCustomer { .. } => {
-                            tracing::warn!(customer = %features.customer_id, rule = %follow_up.key.rule_id, error = %err, "follow-up refused");
-                        }
-                        err => {
-                            write_error = Some(err);
-                            return;
-                        }
-                    },
-                }
             }
         },
     )?;
-    if let Some(err) = write_error {
-        return Err(err.into());
-    }
-    let outcome = session.finish()?;
-    report.next_due = next_due;
-    report.new = outcome.new;
-    report.existing = outcome.existing;
-    report.skipped = outcome.skipped;
-    report.planned = outcome.planned;
-    report.tasks_created = outcome.tasks_created;
-    report.attributes_set = outcome.attributes_set;
-    report.elapsed_ms = started.elapsed().as_millis();
+    recorder.finish(session, &mut report, started)?;
+    report.next_due = due_customers.iter().map(|customer| customer.due).min();
+    report.due_customers = due_customers;
+    Ok(report)
+}
+
+/// Plans and records `[options.from, options.to)` for `customers` only, each from the
+/// features they were planned from before ([`DueCustomer::features`]) and their follow-up
+/// state as stored now, in one transaction, with the same lookahead as
+/// [`record_due_ahead`] (whose report they came from). No owner is assigned and no other
+/// customer is read: what a daemon tick does for the customers whose time has come while
+/// nothing else changed.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "record_due_ahead's arguments and the customers"
+)]
+pub fn record_due_for(
+    reader: &Store,
+    writer: &mut Store,
+    rules: &RuleSet,
+    options: PlanOptions,
+    now: i64,
+    renderer: &dyn RenderEmail,
+    lookahead: i64,
+    customers: &[DueCustomer],
+) -> Result<RecordReport, AssessError> {
+    let started = Instant::now();
+    let mut report = RecordReport {
+        from: options.from,
+        until: options.to,
+        ruleset_version: rules.version().to_owned(),
+        ..RecordReport::default()
+    };
+    let by_rowid: HashMap<i64, &DueCustomer> = customers
+        .iter()
+        .map(|customer| (customer.features.customer_rowid, customer))
+        .collect();
+    let rowids: Vec<i64> = by_rowid.keys().copied().collect();
+    let mut recorder = Recorder::new(rules, renderer, now, options.from);
+    let mut planner = CustomerPlanner::new(rules, options, lookahead);
+    let range = CustomerPlanner::range(rules, options);
+    let mut session = writer.begin_followups(now, rules.version())?;
+    let mut due_customers = Vec::new();
+    reader.for_each_followup_state_of(&rowids, range, &mut |stored| {
+        let Some(customer) = by_rowid.get(&stored.customer_rowid) else {
+            return;
+        };
+        let (plan, ahead) = planner.plan(&customer.features, stored);
+        let wrote = recorder.record(&mut session, &mut report, &customer.features, &plan);
+        if let Some(due) = due_after(wrote, options.to, ahead) {
+            due_customers.push(DueCustomer {
+                due,
+                features: customer.features.clone(),
+            });
+        }
+    })?;
+    recorder.finish(session, &mut report, started)?;
+    report.next_due = due_customers.iter().map(|customer| customer.due).min();
+    report.due_customers = due_customers;
     Ok(report)
 }
 

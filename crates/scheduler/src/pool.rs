@@ -2,10 +2,11 @@
 //! countdowns, and what the coming days would bring.
 //!
 //! [`reclaim`] is one pass at a time `at` (the daemon runs it when something may be due, and
-//! `tiercare pool reclaim --at` runs it once): in ONE `IMMEDIATE` transaction
-//! ([`Store::pool_pass`]) it records the warnings whose time has come (once per customer and
-//! reclaim cycle, so the managers' digest can list them) and reclaims the customers whose warned
-//! period is over: unowned, with an audit row `reclaimed: no follow-up for 31 days` by `pool`.
+//! `tiercare pool reclaim --at` runs it once): it reads the owned customers without the write
+//! lock, then in ONE short `IMMEDIATE` transaction ([`Store::pool_pass`]), on their facts read
+//! again there, records the warnings whose time has come (once per customer and reclaim cycle,
+//! so the managers' digest can list them) and reclaims the customers whose warned period is
+//! over: unowned, with an audit row `reclaimed: no follow-up for 31 days` by `pool`.
 //! Pinned and protected customers are never touched (see [`tiercare_engine::pool`] for the
 //! rules, and [`tiercare_store::PoolFacts`] for what counts as the owner's follow-up).
 //! Reclaimed customers go through assignment again on the same tick.
@@ -67,7 +68,8 @@ fn pool_tiers(rules: &RuleSet) -> Vec<&str> {
         .collect()
 }
 
-/// One pass of the pool at `at`: warnings first, then reclaims, in one transaction.
+/// One pass of the pool at `at`: warnings first, then reclaims, written in one transaction
+/// after a read that holds no write lock (see [`Store::pool_pass`]).
 pub fn reclaim(store: &mut Store, rules: &RuleSet, at: i64) -> Result<PoolReport, AssessError> {
     let started = Instant::now();
     let pool = rules.pool();

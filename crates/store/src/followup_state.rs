@@ -197,6 +197,211 @@ impl<'s, T> Cursor<'s, T> {
 /// A ledger row: `(rule_id, occurrence_at, fired, email scheduled_at, given at)`.
 type LedgerRow = (String, i64, bool, Option<i64>, Option<i64>, bool);
 
+/// The statements that read the follow-up state, for customers with rowids in `?3..=?4`
+/// (every customer: `i64::MIN..=i64::MAX`), each by customer through its index.
+struct StateStatements<'c> {
+    ledger: rusqlite::Statement<'c>,
+    tiers: rusqlite::Statement<'c>,
+    segment_changes: rusqlite::Statement<'c>,
+    complaints: rusqlite::Statement<'c>,
+    feedback: rusqlite::Statement<'c>,
+    segments: rusqlite::Statement<'c>,
+}
+
+impl<'c> StateStatements<'c> {
+    fn prepare(conn: &'c rusqlite::Connection) -> rusqlite::Result<Self> {
+        Ok(StateStatements {
+            // What was given: fired, and not an e-mail that never left (the outbox row's
+            // `followup_id` is unique, so the join finds at most one).
+            ledger: conn.prepare(
+                "SELECT f.customer_id, f.rule_id, f.occurrence_at, f.status IN ('planned', 'done'), \
+                 CASE WHEN f.kind IN ('email', 'sms') AND f.status IN ('planned', 'done') \
+                      THEN f.scheduled_at END, \
+                 CASE WHEN f.status IN ('planned', 'done') AND (o.state IS NULL OR o.state \
+                      NOT IN ('failed', 'cancelled', 'suppressed')) \
+                      THEN coalesce(o.sent_at, f.scheduled_at) END, \
+                 f.kind = 'sms' \
+                 FROM followups f INDEXED BY followups_by_customer \
+                 LEFT JOIN outbox o ON o.followup_id = f.id \
+                 WHERE f.customer_id BETWEEN ?1 AND ?2 ORDER BY f.customer_id",
+            )?,
+            tiers: conn.prepare(
+                "SELECT customer_id, at, from_tier, to_tier, reason \
+                 FROM tier_history INDEXED BY tier_history_by_customer \
+                 WHERE customer_id BETWEEN ?3 AND ?4 AND at > ?1 AND at <= ?2 \
+                 ORDER BY customer_id, at, id",
+            )?,
+            segment_changes: conn.prepare(
+                "SELECT customer_id, at, segment_set, from_segment, to_segment \
+                 FROM segment_history INDEXED BY segment_history_by_customer \
+                 WHERE customer_id BETWEEN ?3 AND ?4 AND at > ?1 AND at <= ?2 \
+                 ORDER BY customer_id, at, id",
+            )?,
+            complaints: conn.prepare(
+                "SELECT customer_id, opened_at, severity, subject, resolved_at \
+                 FROM complaints INDEXED BY complaints_by_customer \
+                 WHERE customer_id BETWEEN ?3 AND ?4 AND opened_at > ?1 AND opened_at <= ?2 \
+                 ORDER BY customer_id, opened_at, id",
+            )?,
+            feedback: conn.prepare(
+                "SELECT customer_id, given_at, score, comment \
+                 FROM feedback INDEXED BY feedback_by_customer \
+                 WHERE customer_id BETWEEN ?3 AND ?4 AND given_at > ?1 AND given_at <= ?2 \
+                 ORDER BY customer_id, given_at, id",
+            )?,
+            // When not asked for, the query reads no row (`WHERE 0`).
+            segments: conn.prepare(
+                "SELECT customer_id, segment_set, segment FROM customer_segments \
+                 WHERE ?1 AND customer_id BETWEEN ?2 AND ?3 ORDER BY customer_id, segment_set",
+            )?,
+        })
+    }
+
+    /// Opens the cursors over the customers with rowids in `low..=high`.
+    fn cursors(
+        &mut self,
+        range: StateRange,
+        low: i64,
+        high: i64,
+    ) -> rusqlite::Result<StateCursors<'_>> {
+        let (since, until) = (range.events_since, range.events_until);
+        let events = [since, until, low, high];
+        Ok(StateCursors {
+            range,
+            ledger: Cursor::new(self.ledger.query([low, high])?, |row| {
+                Ok((
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                    row.get(6)?,
+                ))
+            }),
+            tiers: Cursor::new(self.tiers.query(events)?, |row| {
+                Ok(CustomerEvent {
+                    customer_rowid: row.get(0)?,
+                    at: row.get(1)?,
+                    kind: EventKind::TierChanged {
+                        from: row.get(2)?,
+                        to: row.get(3)?,
+                        reason: row.get(4)?,
+                    },
+                })
+            }),
+            segment_changes: Cursor::new(self.segment_changes.query(events)?, |row| {
+                Ok(CustomerEvent {
+                    customer_rowid: row.get(0)?,
+                    at: row.get(1)?,
+                    kind: EventKind::SegmentChanged {
+                        segment_set: row.get(2)?,
+                        from: row.get(3)?,
+                        to: row.get(4)?,
+                    },
+                })
+            }),
+            complaints: Cursor::new(self.complaints.query(events)?, |row| {
+                Ok(CustomerEvent {
+                    customer_rowid: row.get(0)?,
+                    at: row.get(1)?,
+                    kind: EventKind::ComplaintOpened {
+                        severity: u8::try_from(row.get::<_, i64>(2)?.clamp(0, 4)).unwrap_or(0),
+                        subject: row.get(3)?,
+                        resolved_at: row.get(4)?,
+                    },
+                })
+            }),
+            feedback: Cursor::new(self.feedback.query(events)?, |row| {
+                Ok(CustomerEvent {
+                    customer_rowid: row.get(0)?,
+                    at: row.get(1)?,
+                    kind: EventKind::FeedbackGiven {
+                        score: row.get(2)?,
+                        comment: row.get(3)?,
+                    },
+                })
+            }),
+            segments: Cursor::new(
+                self.segments
+                    .query(rusqlite::params![range.segments, low, high])?,
+                |row| Ok((row.get(1)?, row.get(2)?)),
+            ),
+        })
+    }
+}
+
+/// The cursors of [`StateStatements`], read in step with the customers.
+struct StateCursors<'s> {
+    range: StateRange,
+    ledger: Cursor<'s, LedgerRow>,
+    tiers: Cursor<'s, CustomerEvent>,
+    segment_changes: Cursor<'s, CustomerEvent>,
+    complaints: Cursor<'s, CustomerEvent>,
+    feedback: Cursor<'s, CustomerEvent>,
+    segments: Cursor<'s, (String, String)>,
+}
+
+impl StateCursors<'_> {
+    /// Fills `state` with the customer `rowid`'s follow-up state (rowids must come in
+    /// ascending order).
+    fn fill(&mut self, rowid: i64, state: &mut CustomerFollowUpState) -> rusqlite::Result<()> {
+        let range = self.range;
+        state.clear(rowid);
+        self.ledger.take(
+            rowid,
+            |(rule_id, occurrence_at, fired, email, given, sms)| {
+                let given = given.map(|at| (at, occurrence_at));
+                match state.last.iter_mut().find(|last| last.rule_id == rule_id) {
+                    Some(last) => {
+                        last.last_occurrence_at = last.last_occurrence_at.max(occurrence_at);
+                        if fired {
+                            last.last_fired_at = Some(
+                                last.last_fired_at
+                                    .map_or(occurrence_at, |at| at.max(occurrence_at)),
+                            );
+                        }
+                        last.last_given = last.last_given.max(given);
+                    }
+                    None => state.last.push(LastOccurrence {
+                        rule_id,
+                        last_occurrence_at: occurrence_at,
+                        last_fired_at: fired.then_some(occurrence_at),
+                        last_given: given,
+                    }),
+                }
+                if let (Some(at), true) = (email, sms) {
+                    if at > range.emails_since {
+                        state.sms.push(at);
+                    }
+                } else if let Some(email) = email {
+                    if email > range.emails_since {
+                        state.emails.push(email);
+                    } else {
+                        state.earlier_email =
+                            Some(state.earlier_email.map_or(email, |at| at.max(email)));
+                    }
+                }
+            },
+        )?;
+        for cursor in [
+            &mut self.tiers,
+            &mut self.segment_changes,
+            &mut self.complaints,
+            &mut self.feedback,
+        ] {
+            cursor.take(rowid, |event| state.events.push(event))?;
+        }
+        self.segments
+            .take(rowid, |segment| state.segments.push(segment))?;
+        state.last.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
+        state.emails.sort_unstable();
+        state.sms.sort_unstable();
+        // A stable sort keeps the tables' order for equal times.
+        state.events.sort_by_key(|event| event.at);
+        Ok(())
+    }
+}
+
 impl Store {
     /// Computes every customer's features at `at` over `window` (as
     /// [`Store::for_each_features`]) and calls `visit` with each customer's features and
@@ -215,183 +420,54 @@ impl Store {
         visit: &mut dyn FnMut(&CustomerFeatures, &CustomerFollowUpState),
     ) -> Result<FeatureSummary, StoreError> {
         let path = self.label.as_path();
-        let (since, until) = (range.events_since, range.events_until);
         // Statements are prepared and bound here, and first stepped inside the features'
-        // transaction. All statements are declared before the cursors that borrow them.
-        let prepare = |sql: &str| self.conn.prepare(sql).at(path);
-        // What was given: fired, and not an e-mail that never left (the outbox row's
-        // `followup_id` is unique, so the join finds at most one).
-        let mut ledger_stmt = prepare(
-            "SELECT f.customer_id, f.rule_id, f.occurrence_at, f.status IN ('planned', 'done'), \
-             CASE WHEN f.kind IN ('email', 'sms') AND f.status IN ('planned', 'done') \
-                  THEN f.scheduled_at END, \
-             CASE WHEN f.status IN ('planned', 'done') AND (o.state IS NULL OR o.state \
-                  NOT IN ('failed', 'cancelled', 'suppressed')) \
-                  THEN coalesce(o.sent_at, f.scheduled_at) END, \
-             f.kind = 'sms' \
-             FROM followups f INDEXED BY followups_by_customer \
-             LEFT JOIN outbox o ON o.followup_id = f.id ORDER BY f.customer_id",
-        )?;
-        let mut tiers_stmt = prepare(
-            "SELECT customer_id, at, from_tier, to_tier, reason \
-             FROM tier_history INDEXED BY tier_history_by_customer \
-             WHERE at > ?1 AND at <= ?2 ORDER BY customer_id, at, id",
-        )?;
-        let mut segment_changes_stmt = prepare(
-            "SELECT customer_id, at, segment_set, from_segment, to_segment \
-             FROM segment_history INDEXED BY segment_history_by_customer \
-             WHERE at > ?1 AND at <= ?2 ORDER BY customer_id, at, id",
-        )?;
-        let mut complaints_stmt = prepare(
-            "SELECT customer_id, opened_at, severity, subject, resolved_at \
-             FROM complaints INDEXED BY complaints_by_customer \
-             WHERE opened_at > ?1 AND opened_at <= ?2 ORDER BY customer_id, opened_at, id",
-        )?;
-        let mut feedback_stmt = prepare(
-            "SELECT customer_id, given_at, score, comment \
-             FROM feedback INDEXED BY feedback_by_customer \
-             WHERE given_at > ?1 AND given_at <= ?2 ORDER BY customer_id, given_at, id",
-        )?;
-        // When not asked for, the query reads no row (`WHERE 0`).
-        let mut segments_stmt = prepare(
-            "SELECT customer_id, segment_set, segment FROM customer_segments \
-             WHERE ?1 ORDER BY customer_id, segment_set",
-        )?;
-
-        let mut ledger: Cursor<'_, LedgerRow> =
-            Cursor::new(ledger_stmt.query([]).at(path)?, |row| {
-                Ok((
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                    row.get(6)?,
-                ))
-            });
-        let mut tiers = Cursor::new(tiers_stmt.query([since, until]).at(path)?, |row| {
-            Ok(CustomerEvent {
-                customer_rowid: row.get(0)?,
-                at: row.get(1)?,
-                kind: EventKind::TierChanged {
-                    from: row.get(2)?,
-                    to: row.get(3)?,
-                    reason: row.get(4)?,
-                },
-            })
-        });
-        let mut segment_changes = Cursor::new(
-            segment_changes_stmt.query([since, until]).at(path)?,
-            |row| {
-                Ok(CustomerEvent {
-                    customer_rowid: row.get(0)?,
-                    at: row.get(1)?,
-                    kind: EventKind::SegmentChanged {
-                        segment_set: row.get(2)?,
-                        from: row.get(3)?,
-                        to: row.get(4)?,
-                    },
-                })
-            },
-        );
-        let mut complaints = Cursor::new(complaints_stmt.query([since, until]).at(path)?, |row| {
-            Ok(CustomerEvent {
-                customer_rowid: row.get(0)?,
-                at: row.get(1)?,
-                kind: EventKind::ComplaintOpened {
-                    severity: u8::try_from(row.get::<_, i64>(2)?.clamp(0, 4)).unwrap_or(0),
-                    subject: row.get(3)?,
-                    resolved_at: row.get(4)?,
-                },
-            })
-        });
-        let mut feedback = Cursor::new(feedback_stmt.query([since, until]).at(path)?, |row| {
-            Ok(CustomerEvent {
-                customer_rowid: row.get(0)?,
-                at: row.get(1)?,
-                kind: EventKind::FeedbackGiven {
-                    score: row.get(2)?,
-                    comment: row.get(3)?,
-                },
-            })
-        });
-        let mut segments: Cursor<'_, (String, String)> =
-            Cursor::new(segments_stmt.query([range.segments]).at(path)?, |row| {
-                Ok((row.get(1)?, row.get(2)?))
-            });
-
+        // transaction.
+        let mut statements = StateStatements::prepare(&self.conn).at(path)?;
+        let mut cursors = statements.cursors(range, i64::MIN, i64::MAX).at(path)?;
         let mut state = CustomerFollowUpState::default();
         let mut failed: Option<rusqlite::Error> = None;
         let summary = self.for_each_features(at, window, &mut |features| {
             if failed.is_some() {
                 return;
             }
-            let rowid = features.customer_rowid;
-            state.clear(rowid);
-            let read = (|| {
-                let state = &mut state;
-                ledger.take(
-                    rowid,
-                    |(rule_id, occurrence_at, fired, email, given, sms)| {
-                        let given = given.map(|at| (at, occurrence_at));
-                        match state.last.iter_mut().find(|last| last.rule_id == rule_id) {
-                            Some(last) => {
-                                last.last_occurrence_at =
-                                    last.last_occurrence_at.max(occurrence_at);
-                                if fired {
-                                    last.last_fired_at = Some(
-                                        last.last_fired_at
-                                            .map_or(occurrence_at, |at| at.max(occurrence_at)),
-                                    );
-                                }
-                                last.last_given = last.last_given.max(given);
-                            }
-                            None => state.last.push(LastOccurrence {
-                                rule_id,
-                                last_occurrence_at: occurrence_at,
-                                last_fired_at: fired.then_some(occurrence_at),
-                                last_given: given,
-                            }),
-                        }
-                        if let (Some(at), true) = (email, sms) {
-                            if at > range.emails_since {
-                                state.sms.push(at);
-                            }
-                        } else if let Some(email) = email {
-                            if email > range.emails_since {
-                                state.emails.push(email);
-                            } else {
-                                state.earlier_email =
-                                    Some(state.earlier_email.map_or(email, |at| at.max(email)));
-                            }
-                        }
-                    },
-                )?;
-                for cursor in [
-                    &mut tiers,
-                    &mut segment_changes,
-                    &mut complaints,
-                    &mut feedback,
-                ] {
-                    cursor.take(rowid, |event| state.events.push(event))?;
-                }
-                segments.take(rowid, |segment| state.segments.push(segment))?;
-                rusqlite::Result::Ok(())
-            })();
-            if let Err(err) = read {
+            if let Err(err) = cursors.fill(features.customer_rowid, &mut state) {
                 failed = Some(err);
                 return;
             }
-            state.last.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
-            state.emails.sort_unstable();
-            state.sms.sort_unstable();
-            // A stable sort keeps the tables' order for equal times.
-            state.events.sort_by_key(|event| event.at);
             visit(features, &state);
         })?;
         match failed {
             Some(err) => Err(StoreError::at(path, err)),
             None => Ok(summary),
         }
+    }
+
+    /// The follow-up state of the customers with `rowids` only (each read through the tables'
+    /// `(customer_id, time)` indexes, so the cost grows with these customers' rows, not with
+    /// the population), calling `visit` with each in ascending rowid order; a rowid without a
+    /// customer gets an empty state. One read transaction.
+    pub fn for_each_followup_state_of(
+        &self,
+        rowids: &[i64],
+        range: StateRange,
+        visit: &mut dyn FnMut(&CustomerFollowUpState),
+    ) -> Result<(), StoreError> {
+        let path = self.label.as_path();
+        let mut rowids = rowids.to_vec();
+        rowids.sort_unstable();
+        rowids.dedup();
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Deferred,
+        )
+        .at(path)?;
+        let mut statements = StateStatements::prepare(&tx).at(path)?;
+        let mut state = CustomerFollowUpState::default();
+        for rowid in rowids {
+            let mut cursors = statements.cursors(range, rowid, rowid).at(path)?;
+            cursors.fill(rowid, &mut state).at(path)?;
+            visit(&state);
+        }
+        Ok(())
     }
 }

@@ -7,8 +7,10 @@
 //!
 //! The pool's rules live in the engine; the store reads the facts a reclaim decision needs
 //! ([`PoolFacts`]: the owner, since when, the owner's last follow-up, the last order, pin and
-//! protection, the cycle's warning) and writes what the caller decided, all in ONE `IMMEDIATE`
-//! transaction per pass ([`Store::pool_pass`]), so a follow-up logged meanwhile is never missed.
+//! protection, the cycle's warning) and writes what the caller decided ([`Store::pool_pass`]):
+//! the facts are read without the write lock, then the customers with something to do are read
+//! again and decided again in ONE short `IMMEDIATE` transaction that writes, so a follow-up
+//! logged meanwhile is never missed and an import is not kept waiting by the read.
 //!
 //! **Follow-up by the owner**, as the pool counts it: an interaction logged with `by_manager`
 //! the owner (a call, a visit, an e-mail the owner wrote: any kind), or a task on the customer
@@ -124,7 +126,7 @@ pub struct PoolPassOutcome {
     pub reclaimed: u64,
 }
 
-/// The facts' query; `?1` the time (events after it do not count yet), `?2` the tiers as a JSON
+/// The facts' query (without its order or a customer: see [`facts_sql`]); `?1` the time (events after it do not count yet), `?2` the tiers as a JSON
 /// array, `?3` the protecting attribute (or NULL).
 /// The owner's changes are read through the customer's own index: SQLite otherwise picks
 /// `owner_changes_to_owner` and reads every change to the owner for each customer.
@@ -148,8 +150,17 @@ FROM customers c JOIN customer_tiers t ON t.customer_id = c.id \
 LEFT JOIN pool_warnings w ON w.id = (SELECT w2.id FROM pool_warnings w2 \
      WHERE w2.customer_id = c.id AND w2.owner = c.owner ORDER BY w2.reclaim_at DESC LIMIT 1) \
 WHERE c.owner IS NOT NULL AND trim(c.owner) <> '' \
-  AND t.tier IN (SELECT value FROM json_each(?2)) \
-ORDER BY c.id";
+  AND t.tier IN (SELECT value FROM json_each(?2))";
+
+/// [`FACTS`] over every owned customer in rowid order, or (`one`) only the customer with rowid
+/// `?4`.
+fn facts_sql(one: bool) -> String {
+    if one {
+        format!("{FACTS} AND c.id = ?4")
+    } else {
+        format!("{FACTS} ORDER BY c.id")
+    }
+}
 
 fn facts_from_row(row: &Row<'_>) -> rusqlite::Result<PoolFacts> {
     let followup: i64 = row.get(5)?;
@@ -214,7 +225,7 @@ impl Store {
     ) -> Result<Vec<PoolFacts>, StoreError> {
         let tiers = serde_json::json!(tiers).to_string();
         self.conn
-            .prepare_cached(FACTS)
+            .prepare_cached(&facts_sql(false))
             .and_then(|mut stmt| {
                 stmt.query_map(params![at, tiers, protect_attribute], facts_from_row)?
                     .collect()
@@ -222,11 +233,15 @@ impl Store {
             .at(&self.label)
     }
 
-    /// One pass of the pool at `at`, in ONE `IMMEDIATE` transaction: reads the facts of the
-    /// owned customers of `tiers` (as [`Store::pool_facts`]), asks `decide` about each, and
-    /// writes the warnings (once per customer, owner and reclaim time, with the owner's task
-    /// when the caller gives one) and the reclaims (the customer unowned; the audit row says
-    /// `reclaimed`, `reason`, by `pool`).
+    /// One pass of the pool at `at`: reads the facts of the owned customers of `tiers` (as
+    /// [`Store::pool_facts`]) in a read transaction, which holds no write lock (an import or the
+    /// staff web write meanwhile), and asks `decide` about each. Then, in ONE short `IMMEDIATE`
+    /// transaction, for each customer `decide` gave something to do, reads their facts again
+    /// and asks `decide` again on those (so a follow-up, an order, a new owner or a pin
+    /// committed since the read counts: nothing is decided on stale facts), and writes the
+    /// warnings (once per customer, owner and reclaim time, with the owner's task when the
+    /// caller gives one) and the reclaims (the customer unowned; the audit row says
+    /// `reclaimed`, `reason`, by `pool`). `read` counts the customers of the first read.
     pub fn pool_pass(
         &mut self,
         at: i64,
@@ -236,19 +251,34 @@ impl Store {
     ) -> Result<PoolPassOutcome, StoreError> {
         let path = self.label.as_path();
         let tiers = serde_json::json!(tiers).to_string();
+        let mut outcome = PoolPassOutcome::default();
+        // The read: a deferred transaction, so the facts are one snapshot.
+        let candidates: Vec<i64> = {
+            let tx =
+                rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred)
+                    .at(path)?;
+            let mut candidates = Vec::new();
+            let mut stmt = tx.prepare_cached(&facts_sql(false)).at(path)?;
+            let mut rows = stmt.query(params![at, tiers, protect_attribute]).at(path)?;
+            while let Some(row) = rows.next().at(path)? {
+                let fact = facts_from_row(row).at(path)?;
+                outcome.read += 1;
+                let action = decide(&fact);
+                if action.warn.is_some() || action.reclaim.is_some() {
+                    candidates.push(fact.rowid);
+                }
+            }
+            candidates
+        };
+        if candidates.is_empty() {
+            return Ok(outcome);
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .at(path)?;
-        let mut outcome = PoolPassOutcome::default();
         {
-            let facts: Vec<PoolFacts> = tx
-                .prepare_cached(FACTS)
-                .and_then(|mut stmt| {
-                    stmt.query_map(params![at, tiers, protect_attribute], facts_from_row)?
-                        .collect()
-                })
-                .at(path)?;
+            let mut again = tx.prepare_cached(&facts_sql(true)).at(path)?;
             let mut warn = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO pool_warnings \
@@ -262,9 +292,16 @@ impl Store {
                      WHERE id = ?1 AND owner = ?2",
                 )
                 .at(path)?;
-            for fact in &facts {
-                outcome.read += 1;
-                let action = decide(fact);
+            for rowid in candidates {
+                // Re-checked under the write lock: no longer owned or in the tiers, no row.
+                let Some(fact) = again
+                    .query_row(params![at, tiers, protect_attribute, rowid], facts_from_row)
+                    .optional()
+                    .at(path)?
+                else {
+                    continue;
+                };
+                let action = decide(&fact);
                 if let Some((reclaim_at, reason)) = &action.warn
                     && warn
                         .execute(params![fact.rowid, fact.owner, reclaim_at, reason, at])

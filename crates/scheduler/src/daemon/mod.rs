@@ -204,15 +204,48 @@ pub struct Daemon<C: Clock> {
 /// daemon goes without reading the customers (time alone can make a rule's condition hold).
 pub const FOLLOWUPS_RECHECK: i64 = 3_600;
 
-/// What an idle follow-up pass leaves for the next ticks: while the rules are the same, no
-/// other connection has committed (the writer's `data_version`), the daemon's own writes since
-/// were none that matter and `until` has not come, a tick reads no customer. The tick cursor
-/// then stays where it is, so the next pass covers the whole range.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a follow-up pass over every customer leaves for the next ticks: while the rules are the
+/// same, no other connection has committed (the writer's `data_version`), the daemon's own
+/// writes since were none that matter and `until` has not come, a tick reads only the customers
+/// in `due` whose time has come (planned again from the features the pass saw, over the range
+/// from the pass's end: what the pass's lookahead found for them), and none while nobody's has.
+/// The tick cursor stays at the pass's end, so the next pass over everyone covers the whole
+/// range.
+#[derive(Debug, Clone)]
 struct IdleWatch {
     version: String,
     data_version: i64,
     until: i64,
+    /// The customers with an occurrence before `until` as the data stood, soonest first.
+    due: Vec<crate::plan::DueCustomer>,
+}
+
+impl IdleWatch {
+    /// Takes the customers due before `now` out of the watch (a range `[last, now)` records
+    /// what occurs before `now`).
+    fn take_due(&mut self, now: i64) -> Vec<crate::plan::DueCustomer> {
+        let count = self.due.partition_point(|customer| customer.due < now);
+        self.due.drain(..count).collect()
+    }
+
+    /// Puts customers planned again back, at their new times (those with none leave).
+    fn put_back(&mut self, customers: Vec<crate::plan::DueCustomer>) {
+        let until = self.until;
+        self.due.extend(
+            customers
+                .into_iter()
+                .filter(|customer| customer.due < until),
+        );
+        self.due.sort_by_key(|customer| customer.due);
+    }
+}
+
+/// Whether recording changed something a plan reads besides the ledger and the outbox (an
+/// attribute, points, owners): then every customer is read again on the next tick.
+fn changed_features(recorded: &crate::plan::RecordReport) -> bool {
+    recorded.owners_assigned > 0
+        || recorded.attributes_set > 0
+        || recorded.new > recorded.queued + recorded.skipped + recorded.tasks_created
 }
 
 fn read_rules(workspace: &Workspace) -> Result<RuleSet, AssessError> {
@@ -299,6 +332,20 @@ fn read_checked_templates(
         Ok(files)
     } else {
         Err(one_line_each(&problems))
+    }
+}
+
+fn log_recorded(recorded: &crate::plan::RecordReport) {
+    if recorded.new > 0 {
+        tracing::info!(
+            new = recorded.new,
+            planned = recorded.planned,
+            queued = recorded.queued,
+            skipped = recorded.skipped,
+            tasks = recorded.tasks_created,
+            read = recorded.customers,
+            "follow-ups recorded"
+        );
     }
 }
 
@@ -743,15 +790,19 @@ impl<C: Clock> Daemon<C> {
             // Nothing new, or a clock stepped backwards: that range was recorded already.
             return Ok(());
         }
-        // Idle: nothing changed since a pass that found nothing due before `until`.
+        // Watched: nothing changed since a pass over everyone; only who has come due is read.
         let data_version = self.writer.data_version()?;
-        if self.followups_idle.as_ref().is_some_and(|idle| {
+        if let Some(watch) = self.followups_idle.as_mut().filter(|idle| {
             idle.version == self.rules.version()
                 && idle.data_version == data_version
                 && now < idle.until
                 && now - last <= catch_up
         }) {
-            return Ok(());
+            let due = watch.take_due(now);
+            if due.is_empty() {
+                return Ok(());
+            }
+            return self.record_due_customers(now, last, due, report, renderer);
         }
         self.followups_idle = None;
         let from = if now - last > catch_up {
@@ -765,7 +816,7 @@ impl<C: Clock> Daemon<C> {
             last
         };
         let templates = self.renderer(renderer)?;
-        let recorded = record_due_ahead(
+        let mut recorded = record_due_ahead(
             &self.reader,
             &mut self.writer,
             &self.rules,
@@ -781,31 +832,68 @@ impl<C: Clock> Daemon<C> {
         )?;
         self.writer
             .advance_schedule(FOLLOWUPS, "", now, SlotOutcome::Fired, now)?;
-        if recorded.new > 0 {
-            tracing::info!(
-                new = recorded.new,
-                planned = recorded.planned,
-                queued = recorded.queued,
-                skipped = recorded.skipped,
-                tasks = recorded.tasks_created,
-                "follow-ups recorded"
-            );
-        }
+        log_recorded(&recorded);
         report.followups_range = Some((from, now));
         report.followups_new = recorded.new;
         report.followups_read = Some(recorded.customers);
-        if recorded.new == 0 && recorded.owners_assigned == 0 && recorded.queued == 0 {
+        if !changed_features(&recorded) {
             // Never later than the catch-up window allows the cursor to stay behind.
-            let until = recorded
-                .next_due
-                .unwrap_or(now + FOLLOWUPS_RECHECK)
-                .min(now + FOLLOWUPS_RECHECK)
-                .min(now + catch_up);
-            self.followups_idle = Some(IdleWatch {
+            let until = (now + FOLLOWUPS_RECHECK).min(now + catch_up);
+            let mut watch = IdleWatch {
                 version: self.rules.version().to_owned(),
                 data_version,
                 until,
-            });
+                due: Vec::new(),
+            };
+            watch.put_back(std::mem::take(&mut recorded.due_customers));
+            self.followups_idle = Some(watch);
+        }
+        Ok(())
+    }
+
+    /// A watched tick: plans and records `[last, now)` for the customers whose time has come
+    /// only (see [`IdleWatch`]); the cursor stays at `last`.
+    fn record_due_customers(
+        &mut self,
+        now: i64,
+        last: i64,
+        due: Vec<crate::plan::DueCustomer>,
+        report: &mut PassReport,
+        renderer: &mut Option<EmailRenderer>,
+    ) -> Result<(), DaemonError> {
+        let tz = self.workspace.config().timezone;
+        let templates = self.renderer(renderer)?;
+        let recorded = crate::plan::record_due_for(
+            &self.reader,
+            &mut self.writer,
+            &self.rules,
+            PlanOptions {
+                from: last,
+                to: now,
+                events_since: last - EVENT_LOOKBACK,
+                timezone: tz,
+            },
+            now,
+            templates,
+            FOLLOWUPS_RECHECK,
+            &due,
+        );
+        let mut recorded = match recorded {
+            Ok(recorded) => recorded,
+            Err(err) => {
+                // Read everyone on the next tick: nothing of theirs is lost.
+                self.followups_idle = None;
+                return Err(err.into());
+            }
+        };
+        log_recorded(&recorded);
+        report.followups_range = Some((last, now));
+        report.followups_new = recorded.new;
+        report.followups_read = Some(recorded.customers);
+        if changed_features(&recorded) {
+            self.followups_idle = None;
+        } else if let Some(watch) = self.followups_idle.as_mut() {
+            watch.put_back(std::mem::take(&mut recorded.due_customers));
         }
         Ok(())
     }
@@ -905,10 +993,17 @@ impl<C: Clock> Daemon<C> {
             );
         }
         let worked = sent.claimed + sent.recovered + texted.claimed + texted.recovered > 0;
-        if worked {
-            // Sends change the contacts the policy counts.
+        // A message sent (or left queued) only moves the time its customer was given the
+        // rule's action later, which never makes a follow-up due sooner: the watch's times stay
+        // safe, and a watched tick reads the state afresh. Any other outcome (a failure, a
+        // suppression, a recovery) may let a rule fire again sooner: read everyone next tick.
+        let only_sent = sent.recovered + texted.recovered == 0
+            && sent.claimed == sent.sent + sent.deferred
+            && texted.claimed == texted.sent + texted.deferred;
+        if worked && !only_sent {
             self.followups_idle = None;
-        } else if self.send_error_read {
+        }
+        if !worked && self.send_error_read {
             // Nothing went out or came back: the last error is the one already read.
             return Ok(());
         }
@@ -1566,6 +1661,130 @@ mod tests {
             read_at <= changed_at + FOLLOWUPS_RECHECK,
             "{read_at} {changed_at}"
         );
+    }
+
+    /// 2026-03-02 (a Monday), 00:00 UTC.
+    const MONDAY: i64 = START + DAY;
+
+    /// Three customers, C1's birthday on [`MONDAY`], and two follow-ups: a birthday e-mail and
+    /// an e-mail when a complaint is opened.
+    fn birthday_workspace(dir: &Path) -> Workspace {
+        let (workspace, _) = Workspace::init(&dir.join("ws"), chrono_tz::UTC).unwrap();
+        let mut store = workspace.open_store().unwrap();
+        import(
+            &workspace,
+            &mut store,
+            RecordKind::Customers,
+            "customer_id,name,email,consent_email,birthday\n\
+             C1,Big,big@example.com,true,1990-03-02\n\
+             C2,Small,small@example.com,true,1990-07-01\n\
+             C3,Other,other@example.com,true,1990-09-09\n",
+        );
+        import(
+            &workspace,
+            &mut store,
+            RecordKind::Orders,
+            "order_id,customer_id,ordered_at,amount\n\
+             O1,C1,2026-01-10,9000\nO2,C2,2026-01-11,10\nO3,C3,2026-01-12,20\n",
+        );
+        drop(store);
+        std::fs::write(
+            workspace.rules_dir().join("followups.yaml"),
+            "contact_policy:\n  caps: { day: 1 }\n\
+             followups:\n\
+             \x20 - id: birthday\n    on: birthday\n    email: { template: birthday }\n\
+             \x20 - id: sorry\n    on: complaint\n    email: { template: care }\n",
+        )
+        .unwrap();
+        workspace
+    }
+
+    /// The follow-ups of `customer` by `rule` in the ledger.
+    fn recorded(daemon: &Daemon<TestClock>, customer: &str, rule: &str) -> usize {
+        let followups = daemon.reader.followups_of(customer).unwrap();
+        followups.iter().filter(|f| f.rule_id == rule).count()
+    }
+
+    #[test]
+    fn a_tick_plans_only_the_customers_whose_time_has_come_and_sends_each_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = birthday_workspace(tmp.path());
+        let clock = TestClock::new(MONDAY + 8 * HOUR + 1_800);
+        let mut daemon = Daemon::start(ws, clock.clone()).unwrap();
+        // (minutes after 08:30, customers read, new follow-ups), every 10 minutes to 10:30.
+        let mut ticks = Vec::new();
+        let mut sent = 0;
+        for _ in 0..=12 {
+            let report = daemon.pass();
+            assert!(report.errors.is_empty(), "{:?}", report.errors);
+            let minutes = (clock.now() - (MONDAY + 8 * HOUR + 1_800)) / 60;
+            ticks.push((minutes, report.followups_read, report.followups_new));
+            sent += report.sent;
+            clock.advance(600);
+        }
+        assert_eq!(
+            ticks,
+            [
+                (0, None, 0),     // 08:30 starts the cursor
+                (10, Some(3), 0), // 08:40 reads everyone: C1 falls due at 09:00
+                (20, None, 0),    // nobody's time has come
+                (30, None, 0),    // 09:00: the range ends before C1's birthday
+                (40, Some(1), 1), // 09:10: C1 alone, the greeting recorded
+                (50, Some(1), 0), // C1 once more, with the greeting in the ledger
+                (60, None, 0),
+                (70, Some(3), 0), // 09:40: an hour after the last read of everyone
+                (80, None, 0),
+                (90, None, 0),
+                (100, None, 0),
+                (110, None, 0),
+                (120, None, 0),
+            ]
+        );
+        assert_eq!(recorded(&daemon, "C1", "birthday"), 1);
+        assert_eq!(sent, 1, "the greeting was sent once");
+    }
+
+    #[test]
+    fn an_import_that_makes_a_customer_due_is_recorded_on_the_next_tick() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = birthday_workspace(tmp.path());
+        let clock = TestClock::new(MONDAY + 10 * HOUR);
+        let mut daemon = Daemon::start(ws.clone(), clock.clone()).unwrap();
+        for _ in 0..3 {
+            let report = daemon.pass();
+            assert!(report.errors.is_empty(), "{:?}", report.errors);
+            clock.advance(600);
+        }
+        // 10:30: watched, nobody due (C1's birthday was before the cursor started).
+        assert_eq!(daemon.pass().followups_read, None);
+        // Another process imports a complaint C2 opened at 10:35.
+        let mut store = ws.open_store().unwrap();
+        import(
+            &ws,
+            &mut store,
+            RecordKind::Complaints,
+            "complaint_id,customer_id,opened_at,resolved_at,severity,subject\n\
+             K1,C2,2026-03-02T10:35:00Z,,2,late delivery\n",
+        );
+        drop(store);
+        clock.advance(600);
+        let report = daemon.pass();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(report.followups_read, Some(3), "the change is seen at once");
+        assert_eq!(report.followups_new, 1);
+        assert_eq!(report.sent, 1);
+        let mut later = Vec::new();
+        for _ in 0..4 {
+            clock.advance(600);
+            let report = daemon.pass();
+            later.push((report.followups_read, report.followups_new, report.sent));
+        }
+        assert_eq!(
+            later,
+            [(Some(1), 0, 0), (None, 0, 0), (None, 0, 0), (None, 0, 0)],
+            "C2 once more, then nobody"
+        );
+        assert_eq!(recorded(&daemon, "C2", "sorry"), 1);
     }
 
     #[test]

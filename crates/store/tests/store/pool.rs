@@ -160,3 +160,65 @@ fn every_change_of_owner_is_audited_and_a_pass_warns_then_reclaims() {
         tiercare_store::StoreError::InactiveManager { .. }
     ));
 }
+
+#[test]
+fn a_pool_pass_reads_without_the_write_lock_and_decides_again_on_what_changed_meanwhile() {
+    let (_dir, path, mut store) = new_store();
+    seed_team(&mut store, &[("ann", Some("M1")), ("bob", Some("M1"))]);
+    let (ann, bob) = (rowid(&store, "ann"), rowid(&store, "bob"));
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other
+        .busy_timeout(std::time::Duration::from_millis(50))
+        .unwrap();
+    other
+        .execute_batch(&format!(
+            "INSERT INTO assessments (id, at, ruleset_version, started_at, finished_at, \
+             customers, changed, rule_errors) VALUES (1, {NOW}, 'v', {NOW}, {NOW}, 2, 2, 0);
+             INSERT INTO customer_tiers (customer_id, tier, since, assessment_id) VALUES \
+             ({ann}, 'A', {NOW}, 1), ({bob}, 'A', {NOW}, 1);"
+        ))
+        .unwrap();
+    let at = NOW + 40 * DAY;
+    // While the pass reads (its first question), another connection writes: ann's owner logs
+    // a call. The write must not wait for the pass, and the pass must see it before it acts.
+    let mut written: Option<rusqlite::Result<usize>> = None;
+    let mut asked = Vec::new();
+    let outcome = store
+        .pool_pass(at, &["A"], None, |facts| {
+            if written.is_none() {
+                written = Some(other.execute(
+                    "INSERT INTO interactions (external_id, customer_id, kind, occurred_at, \
+                     by_manager) VALUES ('call-1', ?1, 'call', ?2, 'M1')",
+                    rusqlite::params![ann, at - DAY],
+                ));
+            }
+            asked.push((facts.rowid, facts.last_followup));
+            PoolAction {
+                warn: None,
+                reclaim: facts
+                    .last_followup
+                    .is_none()
+                    .then(|| "reclaimed: no follow-up for 31 days".into()),
+                task: None,
+            }
+        })
+        .unwrap();
+    assert_eq!(
+        written
+            .unwrap()
+            .expect("the write was not blocked by the pass's read"),
+        1
+    );
+    // Read: both without a follow-up. Re-checked under the write lock: ann's call is seen.
+    assert_eq!(
+        asked,
+        [(ann, None), (bob, None), (ann, Some(at - DAY)), (bob, None)]
+    );
+    assert_eq!((outcome.read, outcome.reclaimed), (2, 1));
+    assert_eq!(
+        store.customer("ann").unwrap().unwrap().owner.as_deref(),
+        Some("M1"),
+        "followed up meanwhile: kept"
+    );
+    assert_eq!(store.customer("bob").unwrap().unwrap().owner, None);
+}
