@@ -432,8 +432,8 @@ impl EmailRenderer {
                     self.recommender.get_or_init(|| built)
                 }
             };
-            recommender
-                .recommend(customer.id, RECOMMENDATIONS)
+            store
+                .recommend(recommender, customer.id, RECOMMENDATIONS)?
                 .into_iter()
                 .map(|r| RecommendationContext {
                     sku: r.sku,
