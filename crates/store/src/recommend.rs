@@ -112,11 +112,30 @@ impl Store {
                 .at(path)?;
             rows.collect::<rusqlite::Result<_>>().at(path)?
         };
+        // Order ids are normally dense: a table indexed by `id - first`; else a binary search.
+        let first = owners.first().map_or(0, |&(id, _)| id);
+        let span = owners
+            .last()
+            .and_then(|&(last, _)| usize::try_from(last - first + 1).ok())
+            .filter(|&span| span <= 4 * owners.len() + 1024);
+        let direct: Option<Vec<i64>> = span.map(|span| {
+            let mut table = vec![i64::MIN; span];
+            for &(id, customer) in &owners {
+                table[usize::try_from(id - first).expect("within the span")] = customer;
+            }
+            table
+        });
         let customer_of = |order: i64| -> Option<i64> {
-            owners
-                .binary_search_by_key(&order, |&(id, _)| id)
-                .ok()
-                .map(|index| owners[index].1)
+            match &direct {
+                Some(table) => usize::try_from(order - first)
+                    .ok()
+                    .and_then(|index| table.get(index).copied())
+                    .filter(|&customer| customer != i64::MIN),
+                None => owners
+                    .binary_search_by_key(&order, |&(id, _)| id)
+                    .ok()
+                    .map(|index| owners[index].1),
+            }
         };
         let mut recommender = Recommender {
             at,
@@ -127,11 +146,12 @@ impl Store {
             let mut rows = stmt.query([]).at(path)?;
             // The SKU of the product being read and whether it has a line at or before `at` yet
             // (a product only exists once it has one).
-            let mut current: (String, bool) = (String::new(), false);
+            let mut current: (Vec<u8>, bool) = (Vec::new(), false);
             while let Some(row) = rows.next().at(path)? {
                 let order_id: i64 = row.get(1).at(path)?;
-                let sku = row.get_ref(0).and_then(|v| Ok(v.as_str()?)).at(path)?;
-                if sku != current.0 {
+                // Bytes, compared with the previous line's; text only for a new product.
+                let sku = row.get_ref(0).and_then(|v| Ok(v.as_bytes()?)).at(path)?;
+                if sku != current.0.as_slice() {
                     sku.clone_into(&mut current.0);
                     current.1 = false;
                 }
@@ -140,7 +160,8 @@ impl Store {
                 };
                 if !current.1 {
                     current.1 = true;
-                    recommender.skus.push(current.0.clone());
+                    let sku = row.get_ref(0).and_then(|v| Ok(v.as_str()?)).at(path)?;
+                    recommender.skus.push(sku.to_owned());
                     recommender.buyers_of.push(Vec::new());
                 }
                 recommender
@@ -150,6 +171,7 @@ impl Store {
                     .push(customer);
             }
         }
+        drop(direct);
         drop(owners);
         // Products are numbered in SKU order, so each customer's list is built sorted.
         for (item, buyers) in (0_u32..).zip(&mut recommender.buyers_of) {
