@@ -5,7 +5,8 @@
 //! 200 ms a page.
 //!
 //! Run with `cargo bench -p tiercare-bench --bench staff` (building the workspace takes a
-//! minute: 1,000,000 customers of 1,000 managers, a quarter of them with an order). Set
+//! minute: 1,000,000 customers of 1,000 managers, a quarter of them with orders drawn from the
+//! BG/NBD process). Set
 //! `TIERCARE_BENCH_CUSTOMERS` for another size.
 
 use std::hint::black_box;
@@ -68,27 +69,24 @@ fn staffed(dir: &std::path::Path, customers: u64) -> Router {
     let mut session = store
         .import_at(ImportKind::Orders, ImportOptions::default(), NOW)
         .expect("import");
+    // A quarter of the customers bought: a first order, then repeats drawn from the BG/NBD
+    // process (so that the assessment's growth fit converges and the customer page reads the
+    // stored fit, as in a workspace in use), with varied amounts for Gamma-Gamma.
+    let mut draw = Draw::new();
+    let mut line = 2;
     for i in (0..customers).step_by(4) {
-        let order = OrderRecord {
-            external_id: format!("O{i:07}"),
-            customer_external_id: format!("C{i:07}"),
-            ordered_at: NOW - 86_400 * i64::try_from(i % 700).unwrap_or(0),
-            amount: 10.0 + (i % 90) as f64,
-            ..OrderRecord::default()
-        };
-        session.order(i + 2, &order).expect("order");
-    }
-    // Every 8th customer bought again, so the growth models have repeat buyers to fit.
-    for i in (0..customers).step_by(8) {
-        let days = i64::try_from(i % 700).unwrap_or(0);
-        let order = OrderRecord {
-            external_id: format!("R{i:07}"),
-            customer_external_id: format!("C{i:07}"),
-            ordered_at: NOW - 86_400 * (days / 2),
-            amount: 20.0 + (i % 70) as f64,
-            ..OrderRecord::default()
-        };
-        session.order(customers + i + 2, &order).expect("order");
+        let history = draw.history();
+        for (n, (days_ago, amount)) in history.into_iter().enumerate() {
+            let order = OrderRecord {
+                external_id: format!("O{i:07}-{n}"),
+                customer_external_id: format!("C{i:07}"),
+                ordered_at: NOW - 86_400 * days_ago,
+                amount,
+                ..OrderRecord::default()
+            };
+            session.order(line, &order).expect("order");
+            line += 1;
+        }
     }
     session.commit(&ImportAudit::default()).expect("commit");
     // One assessment, as a workspace in use has had: it stores the growth fit the customer
@@ -106,6 +104,14 @@ fn staffed(dir: &std::path::Path, customers: u64) -> Router {
     };
     let report = assess(&reader, Some(&mut store), &rules, options).expect("assess");
     eprintln!("staff bench: assessed, growth {:?}", report.growth);
+    if !matches!(
+        report.growth,
+        Some(tiercare_scheduler::growth::GrowthOutcome::Fitted(_))
+    ) {
+        eprintln!(
+            "staff bench: WARNING: the growth fit did not converge; the customer page does not time the stored-fit path"
+        );
+    }
     for (login, role, manager) in [
         ("admin", StaffRole::Admin, None),
         ("m0500", StaffRole::Manager, Some("m0500")),
@@ -137,6 +143,109 @@ fn staffed(dir: &std::path::Path, customers: u64) -> Router {
     let state = AppState::new(store, signer, config, || NOW).with_workspace(workspace);
     let peer: SocketAddr = "127.0.0.1:4000".parse().expect("address");
     router(Arc::new(state)).layer(MockConnectInfo(peer))
+}
+
+/// Purchase histories drawn from the BG/NBD process (r = 0.25, α = 30 days, a = 0.8, b = 2.5,
+/// as `crates/growth/benches/fit.rs`) with a small deterministic generator, first purchases
+/// spread over 700 days.
+struct Draw(u64);
+
+impl Draw {
+    fn new() -> Draw {
+        Draw(0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1_u64 << 53) as f64
+    }
+
+    /// Marsaglia-Tsang, with the boost for a shape under 1.
+    fn gamma(&mut self, shape: f64, scale: f64) -> f64 {
+        let (boost, shape) = if shape < 1.0 {
+            (self.uniform().powf(1.0 / shape), shape + 1.0)
+        } else {
+            (1.0, shape)
+        };
+        let d = shape - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let z = (-2.0 * self.uniform().max(1e-300).ln()).sqrt()
+                * (2.0 * std::f64::consts::PI * self.uniform()).cos();
+            let v = (1.0 + c * z).powi(3);
+            if v > 0.0 && self.uniform().max(1e-300).ln() < 0.5 * z * z + d - d * v - d * v.ln() {
+                return boost * d * v * scale;
+            }
+        }
+    }
+
+    /// One customer's orders: (days before `NOW`, amount), the first purchase first.
+    fn history(&mut self) -> Vec<(i64, f64)> {
+        let age = 1.0 + (self.uniform() * 700.0).floor();
+        let rate = self.gamma(0.25, 1.0 / 30.0);
+        let (ga, gb) = (self.gamma(0.8, 1.0), self.gamma(2.5, 1.0));
+        let dropout = ga / (ga + gb);
+        let mut orders = vec![(
+            age as i64,
+            10.0 + (self.uniform() * 9_000.0).round() / 100.0,
+        )];
+        let mut t = 0.0;
+        while self.uniform() >= dropout {
+            t += -self.uniform().max(1e-300).ln() / rate;
+            if t > age {
+                break;
+            }
+            let amount = 10.0 + (self.uniform() * 4_000.0).round() / 100.0;
+            orders.push(((age - t).floor() as i64, amount));
+        }
+        orders
+    }
+}
+
+/// One customer's features at `NOW` both ways, the median of 5 each: the full pass (every
+/// customer's features, as `preview` and `explain` computed them before), and
+/// `Store::customer_features` (one scan of the orders, counts instead of sorts). They must agree.
+fn features_both_ways(dir: &Path, id: &str) {
+    let workspace = Workspace::open(dir).expect("workspace");
+    let window = RuleSource::read(&workspace.rules_dir(), Path::new("rules"))
+        .and_then(|source| source.load())
+        .expect("rules")
+        .rules
+        .window();
+    let store = workspace.open_store().expect("store");
+    let median = |f: &dyn Fn() -> tiercare_store::CustomerFeatures| {
+        let mut times = Vec::new();
+        let mut last = None;
+        for _ in 0..5 {
+            let started = Instant::now();
+            last = Some(f());
+            times.push(started.elapsed().as_secs_f64() * 1_000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        (times[2], last.expect("five runs"))
+    };
+    let (full_ms, full) = median(&|| {
+        let table = store.feature_table(NOW, window).expect("table");
+        store
+            .features_from(&table, id)
+            .expect("read")
+            .expect("customer")
+    });
+    let (one_ms, one) = median(&|| {
+        store
+            .customer_features(NOW, window, id)
+            .expect("read")
+            .expect("customer")
+    });
+    assert_eq!(
+        full, one,
+        "the one-customer path gives the full pass's features"
+    );
+    eprintln!(
+        "staff bench: {id}'s features: full pass median {full_ms:.2} ms, one-customer path median {one_ms:.2} ms (of 5)"
+    );
 }
 
 fn get(app: &Router, runtime: &tokio::runtime::Runtime, login: &str, uri: &str) -> usize {
@@ -197,6 +306,7 @@ fn staff_customers(c: &mut Criterion) {
         times.sort_by(f64::total_cmp);
         eprintln!("staff bench: {name}: median {:.2} ms (of 11)", times[5]);
     }
+    features_both_ways(dir.path(), "C0500000");
     let mut group = c.benchmark_group("staff_customers");
     group.sample_size(20);
     for (name, login, uri) in scenarios {

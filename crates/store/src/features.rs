@@ -40,6 +40,9 @@ use crate::db::Store;
 use crate::error::{AtPath, StoreError};
 use crate::stored::customer_rowid;
 
+#[path = "features_one.rs"]
+mod one;
+
 /// Seconds in a day: days are `floor(seconds / SECONDS_PER_DAY)`.
 const SECONDS_PER_DAY: i64 = 86_400;
 
@@ -312,8 +315,10 @@ impl Store {
     }
 
     /// One customer's features at `at` (population-dependent features, such
-    /// as ranks, shares and quintile scores, computed over everyone); `None`
-    /// when no customer has `external_id`.
+    /// as ranks, shares and quintile scores, over everyone: the same values as
+    /// [`for_each_features`](Store::for_each_features) gives, from one scan of
+    /// the orders and counts instead of the population's sorts); `None` when no
+    /// customer has `external_id`.
     pub fn customer_features(
         &self,
         at: i64,
@@ -325,7 +330,10 @@ impl Store {
         let Some(rowid) = customer_rowid(&tx, external_id).at(&self.label)? else {
             return Ok(None);
         };
-        let population = Population::compute(&tx, None, at, window, Some(rowid)).at(&self.label)?;
+        let population = match one::compute(&tx, at, window, rowid).at(&self.label)? {
+            Some(population) => population,
+            None => Population::compute(&tx, None, at, window, Some(rowid)).at(&self.label)?,
+        };
         let mut found = None;
         population
             .emit(&tx, Some(rowid), true, &mut |features| {
@@ -576,6 +584,8 @@ struct Population {
     ranks: Vec<Rank>,
     quintiles: Quintiles,
     total_revenue_window: f64,
+    /// Customers in the population (`orders` may hold one of them only).
+    customers: usize,
     /// Coupons and points, for the customers who have any.
     incentives: std::collections::HashMap<usize, crate::incentive_features::IncentiveTotals>,
 }
@@ -671,13 +681,14 @@ impl Population {
             ranks,
             quintiles,
             total_revenue_window,
+            customers: count,
             incentives,
         })
     }
 
     fn summary(&self) -> FeatureSummary {
         FeatureSummary {
-            customers: self.orders.len() as u64,
+            customers: self.customers as u64,
             scored: self.quintiles.scored as u64,
             total_revenue_window: self.total_revenue_window,
         }
@@ -793,7 +804,7 @@ impl Population {
             f.revenue_share_before = rank.revenue_before / total;
             f.revenue_share_after = (rank.revenue_before + acc.revenue_window) / total;
         }
-        f.revenue_percentile = 100.0 * f64::from(rank.lower) / self.orders.len() as f64;
+        f.revenue_percentile = 100.0 * f64::from(rank.lower) / self.customers as f64;
 
         let [r, fs, m] = self.quintiles.scores[slot].map(i64::from);
         f.r_score = r;

@@ -60,8 +60,9 @@ pub type Scores = Vec<(u32, u64)>;
 /// products bought by one customer), built once per [`Recommender`]: a customer then costs
 /// the length of their products' rows, not a walk over their neighbours.
 ///
-/// A product the customer already bought is never recommended. The whole purchase history is
-/// read once into memory ([`Store::recommender`]), so a batch of emails costs one scan.
+/// A product the customer already bought is never recommended. Every product's buyers are read
+/// once into memory ([`Store::recommender`]), so a batch of emails costs one scan; a product's
+/// description is read when it is first recommended ([`Store::recommend`]).
 #[derive(Debug, Default)]
 pub struct Recommender {
     /// Per customer rowid: the products bought, as sorted product indexes.
@@ -69,7 +70,10 @@ pub struct Recommender {
     /// Per product index: the customers who bought it, sorted.
     buyers_of: Vec<Vec<i64>>,
     skus: Vec<String>,
-    descriptions: Vec<String>,
+    /// Per product: its description, read at its first recommendation ([`Store::recommend`]).
+    descriptions: Vec<std::sync::OnceLock<String>>,
+    /// The recommendation time: only orders placed at or before it count.
+    at: i64,
     /// Each customer's current tier.
     tier_of: HashMap<i64, String>,
     /// Per tier (`None`: customers without one): products by distinct buyers in the tier, most
@@ -82,112 +86,104 @@ pub struct Recommender {
     recommended: std::sync::atomic::AtomicBool,
 }
 
+/// Every order line with a SKU (`sku > ''`: not NULL and not empty), product by product in SKU
+/// (byte) order: a walk of the index `order_items_by_sku`, which holds the order id.
+const LINES_BY_PRODUCT: &str = "SELECT sku, order_id FROM order_items WHERE sku > '' ORDER BY sku";
+
 impl Store {
-    /// Reads every order line with a SKU of orders placed at or before `at`, and every
-    /// customer's current tier, into a [`Recommender`] (one read transaction).
+    /// Reads every product's buyers (order lines with a SKU of orders placed at or before `at`)
+    /// and every customer's current tier into a [`Recommender`] (one read transaction).
     ///
-    /// Two scans in primary-key order, merged: the orders (id, customer, time) and the order
-    /// lines, with no join and no sort, so that one `preview` of one email stays fast. A
-    /// product's description is the one of its latest line (by order time, then order id, then
-    /// line number) that has a non-empty one.
+    /// Two scans, neither sorted by SQLite: the orders placed at or before `at` (id and
+    /// customer), held as a sorted list, and the index `order_items_by_sku`, which gives
+    /// each product's lines together (SKU and order id only: no description text is read, and a
+    /// SKU is compared with the previous line's instead of hashed). Descriptions are read per
+    /// recommended product, by [`Store::recommend`].
     pub fn recommender(&self, at: i64) -> Result<Recommender, StoreError> {
         let path = &self.label;
         let tx = self.conn.unchecked_transaction().at(path)?;
-        // The orders placed at or before `at`, by id, stepped beside the lines (a merge join:
-        // nothing of the orders is held but the current one).
-        let mut orders_stmt = tx
-            .prepare(
-                "SELECT id, customer_id, ordered_at FROM orders \
-                 WHERE ordered_at <= ?1 ORDER BY id",
-            )
-            .at(path)?;
-        let mut orders = orders_stmt.query(params![at]).at(path)?;
-        // (order id, customer, ordered_at) of the next order; `None` past the last.
-        let step = |orders: &mut rusqlite::Rows<'_>| -> rusqlite::Result<_> {
-            orders.next()?.map_or(Ok(None), |row| {
-                Ok(Some((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, i64>(2)?,
-                )))
-            })
-        };
-        let mut order = step(&mut orders).at(path)?;
-        let mut index: HashMap<String, u32> = HashMap::new();
-        let mut recommender = Recommender::default();
-        // Per product: the (ordered_at, order id, line_no) of the line its description is from.
-        let mut described: Vec<Option<(i64, i64, i64)>> = Vec::new();
-        {
+        // (order id, customer) of the orders placed at or before `at`, by id.
+        let owners: Vec<(i64, i64)> = {
             let mut stmt = tx
-                .prepare(
-                    "SELECT order_id, line_no, sku, description FROM order_items \
-                     WHERE sku IS NOT NULL AND sku <> '' ORDER BY order_id, line_no",
-                )
+                .prepare("SELECT id, customer_id FROM orders WHERE ordered_at <= ?1 ORDER BY id")
                 .at(path)?;
+            let rows = stmt
+                .query_map(params![at], |row| Ok((row.get(0)?, row.get(1)?)))
+                .at(path)?;
+            rows.collect::<rusqlite::Result<_>>().at(path)?
+        };
+        // Order ids are normally dense: a table indexed by `id - first`; else a binary search.
+        let first = owners.first().map_or(0, |&(id, _)| id);
+        let span = owners
+            .last()
+            .and_then(|&(last, _)| usize::try_from(last - first + 1).ok())
+            .filter(|&span| span <= 4 * owners.len() + 1024);
+        let direct: Option<Vec<i64>> = span.map(|span| {
+            let mut table = vec![i64::MIN; span];
+            for &(id, customer) in &owners {
+                table[usize::try_from(id - first).expect("within the span")] = customer;
+            }
+            table
+        });
+        let customer_of = |order: i64| -> Option<i64> {
+            match &direct {
+                Some(table) => usize::try_from(order - first)
+                    .ok()
+                    .and_then(|index| table.get(index).copied())
+                    .filter(|&customer| customer != i64::MIN),
+                None => owners
+                    .binary_search_by_key(&order, |&(id, _)| id)
+                    .ok()
+                    .map(|index| owners[index].1),
+            }
+        };
+        let mut recommender = Recommender {
+            at,
+            ..Recommender::default()
+        };
+        {
+            let mut stmt = tx.prepare(LINES_BY_PRODUCT).at(path)?;
             let mut rows = stmt.query([]).at(path)?;
-            // The products of the order being read, added to its customer's at the next order.
-            let mut basket: (i64, Vec<u32>) = (0, Vec::new());
+            // The SKU of the product being read and whether it has a line at or before `at` yet
+            // (a product only exists once it has one).
+            let mut current: (Vec<u8>, bool) = (Vec::new(), false);
             while let Some(row) = rows.next().at(path)? {
-                let order_id: i64 = row.get(0).at(path)?;
-                // Both scans run in order id order: advance the orders to this line's.
-                while order.is_some_and(|(id, _, _)| id < order_id) {
-                    order = step(&mut orders).at(path)?;
+                let order_id: i64 = row.get(1).at(path)?;
+                // Bytes, compared with the previous line's; text only for a new product.
+                let sku = row.get_ref(0).and_then(|v| Ok(v.as_bytes()?)).at(path)?;
+                if sku != current.0.as_slice() {
+                    sku.clone_into(&mut current.0);
+                    current.1 = false;
                 }
-                let Some((_, customer, ordered_at)) = order.filter(|o| o.0 == order_id) else {
+                let Some(customer) = customer_of(order_id) else {
                     continue;
                 };
-                if basket.0 != customer && !basket.1.is_empty() {
-                    let items = recommender.items_of.entry(basket.0).or_default();
-                    items.append(&mut basket.1);
+                if !current.1 {
+                    current.1 = true;
+                    let sku = row.get_ref(0).and_then(|v| Ok(v.as_str()?)).at(path)?;
+                    recommender.skus.push(sku.to_owned());
+                    recommender.buyers_of.push(Vec::new());
                 }
-                basket.0 = customer;
-                let line_no: i64 = row.get(1).at(path)?;
-                let sku = row.get_ref(2).and_then(|v| Ok(v.as_str()?)).at(path)?;
-                let item = match index.get(sku) {
-                    Some(&item) => item,
-                    None => {
-                        let item = u32::try_from(index.len()).unwrap_or(u32::MAX);
-                        index.insert(sku.to_owned(), item);
-                        recommender.skus.push(sku.to_owned());
-                        recommender.descriptions.push(sku.to_owned());
-                        recommender.buyers_of.push(Vec::new());
-                        described.push(None);
-                        item
-                    }
-                };
-                let slot = item as usize;
-                let key = (ordered_at, order_id, line_no);
-                if described[slot].is_none_or(|earlier| earlier < key) {
-                    let description = row
-                        .get_ref(3)
-                        .and_then(|v| Ok(v.as_str_or_null()?))
-                        .at(path)?
-                        .map(str::trim)
-                        .filter(|d| !d.is_empty());
-                    if let Some(description) = description {
-                        description.clone_into(&mut recommender.descriptions[slot]);
-                        described[slot] = Some(key);
-                    }
-                }
-                recommender.buyers_of[slot].push(customer);
-                basket.1.push(item);
-            }
-            if !basket.1.is_empty() {
                 recommender
-                    .items_of
-                    .entry(basket.0)
-                    .or_default()
-                    .append(&mut basket.1);
+                    .buyers_of
+                    .last_mut()
+                    .expect("pushed above")
+                    .push(customer);
             }
         }
-        for buyers in &mut recommender.buyers_of {
+        drop(direct);
+        drop(owners);
+        // Products are numbered in SKU order, so each customer's list is built sorted.
+        for (item, buyers) in (0_u32..).zip(&mut recommender.buyers_of) {
             buyers.sort_unstable();
             buyers.dedup();
+            for &buyer in buyers.iter() {
+                recommender.items_of.entry(buyer).or_default().push(item);
+            }
         }
-        for items in recommender.items_of.values_mut() {
-            items.sort_unstable();
-            items.dedup();
-        }
+        recommender.descriptions = (0..recommender.skus.len())
+            .map(|_| std::sync::OnceLock::new())
+            .collect();
         let mut stmt = tx
             .prepare("SELECT customer_id, tier FROM customer_tiers")
             .at(path)?;
@@ -198,13 +194,81 @@ impl Store {
         recommender.tier_of = tiers;
         Ok(recommender)
     }
+
+    /// Up to `n` products for the customer with rowid `customer`, best first (see the
+    /// [`Recommender`] for the method), with their descriptions: a product's is the one of its
+    /// latest line (by order time, then order id, then line number) placed at or before the
+    /// recommender's time that has a non-empty one, else its SKU. Each product's description
+    /// is read once per recommender, from its own lines (the index `order_items_by_sku`).
+    pub fn recommend(
+        &self,
+        recommender: &Recommender,
+        customer: i64,
+        n: usize,
+    ) -> Result<Vec<Recommendation>, StoreError> {
+        recommender
+            .ranked(customer, n)
+            .into_iter()
+            .map(|(item, score, basis)| {
+                let slot = item as usize;
+                let description = match recommender.descriptions[slot].get() {
+                    Some(description) => description.clone(),
+                    None => {
+                        let read = self.description(&recommender.skus[slot], recommender.at)?;
+                        recommender.descriptions[slot].get_or_init(|| read).clone()
+                    }
+                };
+                Ok(Recommendation {
+                    sku: recommender.skus[slot].clone(),
+                    description,
+                    score,
+                    buyers: recommender.buyers_of[slot].len() as u64,
+                    basis,
+                })
+            })
+            .collect()
+    }
+
+    /// The description of the product `sku` as of `at` (see [`Store::recommend`]).
+    fn description(&self, sku: &str, at: i64) -> Result<String, StoreError> {
+        let path = &self.label;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT o.ordered_at, i.order_id, i.line_no, i.description \
+                 FROM order_items i JOIN orders o ON o.id = i.order_id \
+                 WHERE i.sku = ?1 AND o.ordered_at <= ?2 AND i.description IS NOT NULL",
+            )
+            .at(path)?;
+        let mut rows = stmt.query(params![sku, at]).at(path)?;
+        let mut latest: Option<((i64, i64, i64), String)> = None;
+        while let Some(row) = rows.next().at(path)? {
+            let key: (i64, i64, i64) = (
+                row.get(0).at(path)?,
+                row.get(1).at(path)?,
+                row.get(2).at(path)?,
+            );
+            if latest.as_ref().is_some_and(|(earlier, _)| *earlier >= key) {
+                continue;
+            }
+            let text = row
+                .get_ref(3)
+                .and_then(|v| Ok(v.as_str()?))
+                .at(path)?
+                .trim();
+            if !text.is_empty() {
+                latest = Some((key, text.to_owned()));
+            }
+        }
+        Ok(latest.map_or_else(|| sku.to_owned(), |(_, text)| text))
+    }
 }
 
 impl Recommender {
     /// Up to `n` products for the customer with rowid `customer`, best first (see the
-    /// [`Recommender`] for the method).
-    #[must_use]
-    pub fn recommend(&self, customer: i64, n: usize) -> Vec<Recommendation> {
+    /// [`Recommender`] for the method): product, score and basis; [`Store::recommend`] adds the
+    /// descriptions.
+    fn ranked(&self, customer: i64, n: usize) -> Vec<(u32, f64, Basis)> {
         if n == 0 {
             return Vec::new();
         }
@@ -229,10 +293,10 @@ impl Recommender {
                 .then_with(|| self.buyers(*b).cmp(&self.buyers(*a)))
                 .then_with(|| self.skus[*a as usize].cmp(&self.skus[*b as usize]))
         });
-        let mut out: Vec<Recommendation> = ranked
+        let mut out: Vec<(u32, f64, Basis)> = ranked
             .into_iter()
             .take(n)
-            .map(|(item, score)| self.recommendation(item, score as f64, Basis::CoPurchase))
+            .map(|(item, score)| (item, score as f64, Basis::CoPurchase))
             .collect();
         if out.len() < n {
             // 4. fill with what the customer's tier buys most. The customer's own purchases
@@ -244,15 +308,13 @@ impl Recommender {
                 .map_or(&[][..], Vec::as_slice)
                 .iter()
                 .copied()
-                .filter(|item| {
-                    !owns(*item) && !out.iter().any(|r| r.sku == self.skus[*item as usize])
-                });
+                .filter(|item| !owns(*item) && !out.iter().any(|r| r.0 == *item));
             let missing = n - out.len();
             let filler: Vec<u32> = popular.take(missing).collect();
             out.extend(
                 filler
                     .into_iter()
-                    .map(|item| self.recommendation(item, 0.0, Basis::PopularInTier)),
+                    .map(|item| (item, 0.0, Basis::PopularInTier)),
             );
         }
         out
@@ -354,17 +416,6 @@ impl Recommender {
         self.buyers_of[item as usize].len()
     }
 
-    fn recommendation(&self, item: u32, score: f64, basis: Basis) -> Recommendation {
-        let slot = item as usize;
-        Recommendation {
-            sku: self.skus[slot].clone(),
-            description: self.descriptions[slot].clone(),
-            score,
-            buyers: self.buyers_of[slot].len() as u64,
-            basis,
-        }
-    }
-
     /// The co-occurrence scores of `customer`'s products both ways (built table, neighbour
     /// walk), sorted: equal by construction, compared by the tests.
     #[doc(hidden)]
@@ -388,5 +439,18 @@ impl Recommender {
     #[must_use]
     pub fn products(&self) -> usize {
         self.skus.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_products_lines_are_read_from_the_index_without_a_sort() {
+        let store = Store::open_in_memory().unwrap();
+        let plan = store.query_plan(LINES_BY_PRODUCT);
+        assert!(plan.contains("COVERING INDEX order_items_by_sku"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 }

@@ -933,6 +933,12 @@ ALTER TABLE followups_new RENAME TO followups;
 CREATE INDEX followups_by_customer ON followups(customer_id, scheduled_at);
 CREATE INDEX followups_by_rule ON followups(rule_id, customer_id, occurrence_at, status);
 "#,
+    // 25 (one-customer preview): the order lines by product. The recommender reads every
+    // product's buyers from this index (product by product, no sort, no description text), and
+    // a product's description from its own lines.
+    r#"
+CREATE INDEX order_items_by_sku ON order_items(sku);
+"#,
 ];
 
 /// The first line of a migration that [`migrate`] runs with foreign keys off.
@@ -1077,6 +1083,7 @@ mod tests {
         0x00fb_d047_42ed_703e,
         0x5664_eea0_07c7_0304,
         0x60e8_d3c2_ef7e_e8ab,
+        0x62ef_b964_5d42_d813,
     ];
 
     #[test]

@@ -177,9 +177,10 @@ pub struct EmailRenderer {
     recommender: OnceLock<Recommender>,
     /// Managers, read once.
     managers: OnceLock<Vec<Manager>>,
-    /// Every customer's features at the time of the last rendering, computed once (one pass)
-    /// and read customer by customer, so a batch costs one pass.
-    features: Mutex<Option<Arc<FeatureTable>>>,
+    /// Every customer's features at the time of the renderings, computed once (one pass) at the
+    /// second rendering at that time and read customer by customer, so a batch costs one pass;
+    /// the first rendering at a time (all that `preview` does) reads its customer's alone.
+    features: Mutex<FeatureCache>,
     /// The rules' text fields (task titles), each compiled at its first rendering.
     texts: Mutex<TextTemplates>,
     /// The sender's domain, for Message-IDs.
@@ -191,6 +192,17 @@ pub struct EmailRenderer {
     /// With `[sms] provider = "aliyun"`: each SMS template's Aliyun parameters, rendered
     /// beside its text.
     sms_params: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+/// What an [`EmailRenderer`] keeps of the features between renderings.
+#[derive(Debug)]
+enum FeatureCache {
+    /// Nothing rendered yet.
+    Empty,
+    /// One rendering at this time, which read its customer's features alone.
+    Once(i64),
+    /// Every customer's features at the table's time.
+    Table(Arc<FeatureTable>),
 }
 
 impl std::fmt::Debug for EmailRenderer {
@@ -244,7 +256,7 @@ impl EmailRenderer {
             sender: sender(&workspace.config().mail.from),
             recommender: OnceLock::new(),
             managers: OnceLock::new(),
-            features: Mutex::new(None),
+            features: Mutex::new(FeatureCache::Empty),
             texts: Mutex::new(TextTemplates::default()),
             message_id_domain: crate::outbox::sender_domain(&workspace.config().mail),
             survey_url: workspace
@@ -432,8 +444,8 @@ impl EmailRenderer {
                     self.recommender.get_or_init(|| built)
                 }
             };
-            recommender
-                .recommend(customer.id, RECOMMENDATIONS)
+            store
+                .recommend(recommender, customer.id, RECOMMENDATIONS)?
                 .into_iter()
                 .map(|r| RecommendationContext {
                     sku: r.sku,
@@ -473,8 +485,9 @@ impl EmailRenderer {
         })
     }
 
-    /// One customer's features at `at`: every customer's are computed in one pass the first
-    /// time `at` is seen, and kept while renderings stay at `at`.
+    /// One customer's features at `at`: the first time `at` is seen, that customer's alone
+    /// (`Store::customer_features`); the second time, every customer's in one pass, kept while
+    /// renderings stay at `at`. Both give the same values.
     pub(crate) fn customer_features(
         &self,
         customer_id: &str,
@@ -486,15 +499,24 @@ impl EmailRenderer {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             match &*cache {
-                Some(table) if table.at() == at => Arc::clone(table),
-                _ => {
+                FeatureCache::Table(table) if table.at() == at => Some(Arc::clone(table)),
+                FeatureCache::Once(seen) if *seen == at => {
                     let table = Arc::new(self.store.feature_table(at, self.window)?);
-                    *cache = Some(Arc::clone(&table));
-                    table
+                    *cache = FeatureCache::Table(Arc::clone(&table));
+                    Some(table)
+                }
+                _ => {
+                    *cache = FeatureCache::Once(at);
+                    None
                 }
             }
         };
-        Ok(self.store.features_from(&table, customer_id)?)
+        Ok(match table {
+            Some(table) => self.store.features_from(&table, customer_id)?,
+            None => self
+                .store
+                .customer_features(at, self.window, customer_id)?,
+        })
     }
 
     /// Renders a rule's one-line text field (a task title, checked by `check` against the

@@ -866,3 +866,138 @@ fn without_revenue_every_share_is_zero_and_ties_go_by_external_id() {
         .unwrap();
     assert_eq!(summary, FeatureSummary::default());
 }
+
+/// A pseudo-random workspace with many ties: 90 customers imported in an order unlike their
+/// external ids', revenues from a handful of amounts (whole and fractional, so sums depend on
+/// their order), refunds, orders after `AT`, at the window's edges and never. Each customer's
+/// own features equal the full pass's, bit for bit, at several times and windows.
+#[test]
+fn one_customers_features_equal_the_full_pass_for_everyone_ties_included() {
+    let (_dir, _path, mut store) = new_store();
+    let mut state: u64 = 0x853c_49e6_748f_ea9b;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    // External ids in a scrambled order, so rowid order is not external-id order.
+    let ids: Vec<String> = (0..90_u64)
+        .map(|i| format!("X{:03}", (i * 37) % 90))
+        .collect();
+    import_at(
+        &mut store,
+        ImportKind::Customers,
+        options("c.csv"),
+        AT - 400 * DAY,
+        |session| {
+            for (line, id) in (2..).zip(&ids) {
+                session.customer(line, &customer(id)).unwrap();
+            }
+        },
+    );
+    let amounts = [10.0, 10.0, 0.1, 0.2, 0.3, 25.5, -5.0, 0.0, 1e-3, 7.25];
+    let mut orders = Vec::new();
+    for (c, id) in ids.iter().enumerate() {
+        // A third of the customers never order.
+        if c % 3 == 2 {
+            continue;
+        }
+        for o in 0..=next(4) {
+            let amount = amounts[usize::try_from(next(10)).unwrap()];
+            let ordered_at = match next(6) {
+                0 => AT - WINDOW.seconds().unwrap(),
+                1 => AT + DAY,
+                2 => AT,
+                _ => {
+                    AT - i64::try_from(next(90)).unwrap() * DAY
+                        - i64::try_from(next(u64::try_from(DAY).unwrap())).unwrap()
+                }
+            };
+            orders.push(order(&format!("{id}-{o}"), id, ordered_at, amount));
+        }
+    }
+    import_at(
+        &mut store,
+        ImportKind::Orders,
+        options("o.csv"),
+        AT,
+        |session| {
+            for (line, record) in (2..).zip(&orders) {
+                session.order(line, record).unwrap();
+            }
+        },
+    );
+    for (at, window) in [
+        (AT, WINDOW),
+        (AT, Window::All),
+        (AT - 45 * DAY + 3_600, WINDOW),
+        (AT + 2 * DAY, Window::Seconds(7 * DAY)),
+    ] {
+        let mut all = BTreeMap::new();
+        store
+            .for_each_features(at, window, &mut |features| {
+                all.insert(features.customer_id.clone(), features.clone());
+            })
+            .unwrap();
+        assert_eq!(all.len(), ids.len());
+        let tied = all
+            .values()
+            .filter(|f| {
+                f.revenue_window != 0.0
+                    && all
+                        .values()
+                        .filter(|g| g.revenue_window == f.revenue_window)
+                        .count()
+                        > 1
+            })
+            .count();
+        assert!(tied > 2, "the history has ties of non-zero revenue");
+        for (id, full) in &all {
+            let one = store.customer_features(at, window, id).unwrap();
+            assert_eq!(one.as_ref(), Some(full), "{id} at {at} with {window:?}");
+        }
+    }
+}
+
+/// Nothing is kept between two reads: an order imported between them moves the rank.
+#[test]
+fn an_order_imported_between_two_reads_moves_the_rank() {
+    let (_dir, _path, mut store) = new_store();
+    import_at(
+        &mut store,
+        ImportKind::Customers,
+        options("c.csv"),
+        AT - DAY,
+        |session| {
+            for (line, id) in (2..).zip(["A", "B"]) {
+                session.customer(line, &customer(id)).unwrap();
+            }
+        },
+    );
+    import_at(
+        &mut store,
+        ImportKind::Orders,
+        options("o.csv"),
+        AT,
+        |session| {
+            session.order(2, &order("o1", "A", AT - DAY, 50.0)).unwrap();
+            session.order(3, &order("o2", "B", AT - DAY, 20.0)).unwrap();
+        },
+    );
+    let rank = |store: &Store| {
+        let features = store.customer_features(AT, WINDOW, "B").unwrap().unwrap();
+        (features.revenue_rank, features.revenue_share)
+    };
+    assert_eq!(rank(&store), (2, 20.0 / 70.0));
+    import_at(
+        &mut store,
+        ImportKind::Orders,
+        options("o2.csv"),
+        AT,
+        |session| {
+            session.order(2, &order("o3", "B", AT - DAY, 40.0)).unwrap();
+        },
+    );
+    assert_eq!(rank(&store), (1, 60.0 / 110.0));
+}

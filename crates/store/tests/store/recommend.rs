@@ -61,7 +61,7 @@ fn co_occurrence_then_popularity_as_documented() {
 
     // A's neighbours: B (overlap 2: bread, butter), C (overlap 1: bread). Jam scores 2, cheese 1;
     // then wine, the only other product anyone bought.
-    let a = recommender.recommend(rowid("A"), 3);
+    let a = store.recommend(&recommender, rowid("A"), 3).unwrap();
     let got: Vec<(&str, f64, Basis)> = a
         .iter()
         .map(|r| (r.sku.as_str(), r.score, r.basis))
@@ -79,21 +79,28 @@ fn co_occurrence_then_popularity_as_documented() {
 
     // E bought nothing: the most bought products (bread 3 buyers, butter 2), then the SKU order
     // among the one-buyer products.
-    let e: Vec<String> = recommender
-        .recommend(rowid("E"), 3)
+    let e: Vec<String> = store
+        .recommend(&recommender, rowid("E"), 3)
+        .unwrap()
         .into_iter()
         .map(|r| r.sku)
         .collect();
     assert_eq!(e, ["bread", "butter", "cheese"]);
 
     // D's wine nobody else bought: no co-purchase, only popularity, never wine itself.
-    let d: Vec<String> = recommender
-        .recommend(rowid("D"), 2)
+    let d: Vec<String> = store
+        .recommend(&recommender, rowid("D"), 2)
+        .unwrap()
         .into_iter()
         .map(|r| r.sku)
         .collect();
     assert_eq!(d, ["bread", "butter"]);
-    assert!(recommender.recommend(rowid("A"), 0).is_empty());
+    assert!(
+        store
+            .recommend(&recommender, rowid("A"), 0)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// The first recommendation walks the customer's neighbours (what `preview` needs for one
@@ -143,21 +150,21 @@ fn the_neighbour_walk_gives_the_co_occurrence_tables_scores() {
     let customers: Vec<i64> = read.customers().collect();
     assert_eq!(customers.len(), 40);
     // The first call walks the neighbours, and every later one reads the table it builds.
-    assert!(!read.recommend(customers[0], 3).is_empty());
+    assert!(!store.recommend(&read, customers[0], 3).unwrap().is_empty());
     for &customer in &customers {
         let (table, walk) = read.scores_both_ways(customer);
         assert_eq!(table, walk, "customer {customer}");
         assert!(!walk.is_empty(), "every customer has neighbours here");
         let fresh = store.recommender(NOW).unwrap();
         assert_eq!(
-            fresh.recommend(customer, 5),
-            read.recommend(customer, 5),
+            store.recommend(&fresh, customer, 5).unwrap(),
+            store.recommend(&read, customer, 5).unwrap(),
             "customer {customer}"
         );
     }
     assert_eq!(
-        walked.recommend(customers[1], 5),
-        read.recommend(customers[1], 5)
+        store.recommend(&walked, customers[1], 5).unwrap(),
+        store.recommend(&read, customers[1], 5).unwrap()
     );
 }
 
@@ -212,8 +219,9 @@ fn a_products_description_is_its_latest_non_empty_one_by_order_time() {
     let rowid = |id: &str| store.customer(id).unwrap().unwrap().id;
     let described = |at: i64, customer: &str| -> Vec<(String, String)> {
         let recommender = store.recommender(at).unwrap();
-        let mut got: Vec<(String, String)> = recommender
-            .recommend(rowid(customer), 5)
+        let mut got: Vec<(String, String)> = store
+            .recommend(&recommender, rowid(customer), 5)
+            .unwrap()
             .into_iter()
             .map(|r| (r.sku, r.description))
             .collect();
@@ -236,4 +244,167 @@ fn a_products_description_is_its_latest_non_empty_one_by_order_time() {
             ("tea".to_owned(), "Black tea".to_owned()),
         ]
     );
+}
+
+/// An order of the reference history: id, customer, time, lines.
+type HistoryOrder = (String, String, i64, Vec<OrderItem>);
+
+/// The documented method (see `Recommender`), computed naively from the orders themselves:
+/// `(sku, description, score, buyers, basis)` of up to `n` products for `customer` at `at`,
+/// for a workspace without tiers.
+fn reference(
+    orders: &[HistoryOrder],
+    customer: &str,
+    at: i64,
+    n: usize,
+) -> Vec<(String, String, f64, u64, Basis)> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut bought: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut buyers: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    // Per product: ((time, import position, line position), description) of its latest line
+    // with a non-empty description.
+    let mut described: BTreeMap<&str, ((i64, usize, usize), String)> = BTreeMap::new();
+    for (position, (_, who, ordered_at, items)) in orders.iter().enumerate() {
+        if *ordered_at > at {
+            continue;
+        }
+        for (line_no, item) in items.iter().enumerate() {
+            let Some(sku) = item.sku.as_deref().filter(|sku| !sku.is_empty()) else {
+                continue;
+            };
+            bought.entry(who).or_default().insert(sku);
+            buyers.entry(sku).or_default().insert(who);
+            let text = item.description.as_deref().unwrap_or("").trim();
+            let key = (*ordered_at, position, line_no);
+            if !text.is_empty() && described.get(sku).is_none_or(|(earlier, _)| *earlier < key) {
+                described.insert(sku, (key, text.to_owned()));
+            }
+        }
+    }
+    let own = bought.get(customer).cloned().unwrap_or_default();
+    let mut scores: BTreeMap<&str, u64> = BTreeMap::new();
+    for (other, theirs) in &bought {
+        if *other == customer {
+            continue;
+        }
+        let overlap = own.intersection(theirs).count() as u64;
+        if overlap == 0 {
+            continue;
+        }
+        for sku in theirs.difference(&own) {
+            *scores.entry(sku).or_default() += overlap;
+        }
+    }
+    let count = |sku: &str| buyers.get(sku).map_or(0, BTreeSet::len) as u64;
+    let mut ranked: Vec<(&str, u64)> = scores.into_iter().collect();
+    ranked.sort_by(|(a, sa), (b, sb)| {
+        sb.cmp(sa)
+            .then_with(|| count(b).cmp(&count(a)))
+            .then_with(|| a.cmp(b))
+    });
+    let mut chosen: Vec<(&str, f64, Basis)> = ranked
+        .into_iter()
+        .take(n)
+        .map(|(sku, score)| (sku, score as f64, Basis::CoPurchase))
+        .collect();
+    let mut popular: Vec<&str> = buyers.keys().copied().collect();
+    popular.sort_by(|a, b| count(b).cmp(&count(a)).then_with(|| a.cmp(b)));
+    for sku in popular {
+        if chosen.len() >= n {
+            break;
+        }
+        if !own.contains(sku) && !chosen.iter().any(|(c, _, _)| *c == sku) {
+            chosen.push((sku, 0.0, Basis::PopularInTier));
+        }
+    }
+    chosen
+        .into_iter()
+        .map(|(sku, score, basis)| {
+            let description = described
+                .get(sku)
+                .map_or_else(|| sku.to_owned(), |(_, text)| text.clone());
+            (sku.to_owned(), description, score, count(sku), basis)
+        })
+        .collect()
+}
+
+/// The recommender's product-by-product scan (the index `order_items_by_sku`) and its
+/// per-product descriptions give, for every customer of a varied history at several times,
+/// exactly what the documented method gives computed naively: lines without a SKU, blank and
+/// padded descriptions, orders after the time, customers who bought nothing or only products
+/// nobody else bought.
+#[test]
+fn every_customer_gets_what_the_documented_method_gives() {
+    let (_dir, _path, mut store) = new_store();
+    let ids: Vec<String> = (0..30).map(|n| format!("R{n:02}")).collect();
+    let names: Vec<&str> = ids.iter().map(String::as_str).collect();
+    seed_customers(&mut store, &names);
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut orders: Vec<HistoryOrder> = Vec::new();
+    // R00 to R24 order; R25 to R29 never do. R24 buys only a product nobody else buys.
+    for (c, customer) in ids.iter().enumerate().take(25) {
+        for o in 0..=next(3) {
+            let ordered_at = NOW - i64::try_from(next(6)).unwrap() * 86_400 + 86_400;
+            let items: Vec<OrderItem> = (0..=next(5))
+                .map(|_| {
+                    let sku = if c == 24 {
+                        "UNIQUE".to_owned()
+                    } else {
+                        format!("P{:02}", next(18))
+                    };
+                    let mut item = match next(5) {
+                        0 => line(&sku, ""),
+                        1 => line(&sku, &format!("  {sku} padded  ")),
+                        _ => line(&sku, &format!("{sku} label {}", next(3))),
+                    };
+                    if next(12) == 0 {
+                        item.sku = None;
+                    }
+                    item
+                })
+                .collect();
+            orders.push((
+                format!("{customer}-{o}"),
+                customer.clone(),
+                ordered_at,
+                items,
+            ));
+        }
+    }
+    import_at(
+        &mut store,
+        ImportKind::Orders,
+        options("o.csv"),
+        NOW,
+        |session| {
+            for (n, (id, customer, ordered_at, items)) in (2..).zip(&orders) {
+                let mut rec = order(id, customer, *ordered_at, items.len() as f64);
+                rec.items = items.clone();
+                session.order(n, &rec).expect("order");
+            }
+        },
+    );
+    for at in [NOW, NOW - 2 * 86_400, NOW - 10 * 86_400] {
+        let recommender = store.recommender(at).unwrap();
+        for customer in &ids {
+            let rowid = store.customer(customer).unwrap().unwrap().id;
+            let got: Vec<(String, String, f64, u64, Basis)> = store
+                .recommend(&recommender, rowid, 4)
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.sku, r.description, r.score, r.buyers, r.basis))
+                .collect();
+            assert_eq!(
+                got,
+                reference(&orders, customer, at, 4),
+                "customer {customer} at {at}"
+            );
+        }
+    }
 }
