@@ -253,3 +253,90 @@ fn the_next_assessment_starts_its_fit_from_the_stored_one() {
         "warm {warm}, cold {cold}"
     );
 }
+
+#[test]
+fn a_rule_calling_expected_orders_segments_customers_by_the_models_expectation() {
+    let ws = retail();
+    fs::write(
+        ws.path("rules/horizon.yaml"),
+        "segments:\n\
+         \x20 next_month:\n\
+         \x20   - id: buyer\n\
+         \x20     when: (expected_orders(30) ?? 0.0) >= 0.4\n\
+         \x20 next_quarter_function:\n\
+         \x20   - id: buyer\n\
+         \x20     when: (expected_orders(90.0) ?? 0.0) >= 0.4\n\
+         \x20 next_quarter_feature:\n\
+         \x20   - id: buyer\n\
+         \x20     when: (expected_orders_90d ?? 0.0) >= 0.4\n",
+    )
+    .unwrap();
+    ws.run(&["check"]).assert_code(0);
+    ws.run(&["assess", "--at", "2011-12-10"]).assert_code(0);
+    let members = |set: &str| -> Vec<String> {
+        let db = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+        let mut statement = db
+            .prepare(
+                "SELECT c.external_id FROM customer_segments s \
+                 JOIN customers c ON c.id = s.customer_id \
+                 WHERE s.segment_set = ?1 AND s.segment = 'buyer' ORDER BY c.external_id",
+            )
+            .unwrap();
+        statement
+            .query_map([set], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let (month, quarter) = (members("next_month"), members("next_quarter_function"));
+    // `expected_orders(90)` is `expected_orders_90d`; a month expects fewer orders than a quarter.
+    assert_eq!(quarter, members("next_quarter_feature"));
+    assert!(!month.is_empty() && month.len() < quarter.len() && quarter.len() < 143);
+    assert!(month.iter().all(|id| quarter.contains(id)));
+    // Each side of the line, as the stored fit computes it from the customer's summary.
+    let all: Vec<String> = {
+        let db = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+        let mut statement = db
+            .prepare(
+                "SELECT DISTINCT c.external_id FROM customers c \
+                 JOIN orders o ON o.customer_id = c.id ORDER BY c.external_id",
+            )
+            .unwrap();
+        statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let outside: Vec<&String> = all.iter().filter(|id| !month.contains(id)).collect();
+    for customer in month.iter().take(3).chain(outside.into_iter().take(3)) {
+        let out = ws.run(&["explain", customer, "--at", "2011-12-10", "--json"]);
+        out.assert_code(0);
+        let json = out.json();
+        let fit = &json["growth"]["fitted"]["bgnbd"];
+        let params = tiercare_growth::BgNbd {
+            r: fit["r"].as_f64().unwrap(),
+            alpha: fit["alpha"].as_f64().unwrap(),
+            a: fit["a"].as_f64().unwrap(),
+            b: fit["b"].as_f64().unwrap(),
+        };
+        let summary = &json["growth_summary"];
+        let day = |name: &str| u32::try_from(summary[name].as_u64().unwrap()).unwrap();
+        let expected = params
+            .expected_orders(
+                &tiercare_growth::Summary {
+                    frequency: day("frequency"),
+                    recency: day("recency"),
+                    age: day("age"),
+                    repeat_mean_value: None,
+                },
+                30.0,
+            )
+            .unwrap();
+        assert_eq!(
+            expected >= 0.4,
+            month.contains(customer),
+            "{customer}: {expected}"
+        );
+    }
+}

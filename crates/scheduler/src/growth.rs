@@ -349,6 +349,11 @@ impl Growth {
             // Every value matches its feature's type (int or float, optional) by construction.
             let _ = snapshot.set(feature, value);
         }
+        // `expected_orders(days)` in scripts: the fitted parameters with the summary above.
+        snapshot.set_growth_model(match &self.outcome {
+            Some(GrowthOutcome::Fitted(fit)) if summary.is_some() => Some(fit.bgnbd),
+            _ => None,
+        });
     }
 
     /// Customer `rowid`'s summary (none without an order in the window).
