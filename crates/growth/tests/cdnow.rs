@@ -229,7 +229,7 @@ fn per_customer_values_match_lifetimes_on_its_parameters() {
         q: g["q"].as_f64().unwrap(),
         gamma: g["v"].as_f64().unwrap(),
     };
-    let mut worst = [0.0_f64; 5];
+    let mut worst = [0.0_f64; 7];
     for (s, theirs) in calibration()
         .iter()
         .zip(reference["customers"].as_array().unwrap())
@@ -240,6 +240,8 @@ fn per_customer_values_match_lifetimes_on_its_parameters() {
             bgnbd.expected_orders(s, 365.0).unwrap(),
             gg.expected_order_value(s),
             clv(&bgnbd, &gg, s, 12, 0.01).unwrap(),
+            bgnbd.expected_orders(s, 7.0).unwrap(),
+            bgnbd.expected_orders(s, 30.0).unwrap(),
         ];
         let names = [
             "p_alive",
@@ -247,6 +249,8 @@ fn per_customer_values_match_lifetimes_on_its_parameters() {
             "expected_365",
             "expected_order_value",
             "clv_12m",
+            "expected_7",
+            "expected_30",
         ];
         for (k, (o, name)) in ours.iter().zip(names).enumerate() {
             let t = theirs[name].as_f64().unwrap();
@@ -259,7 +263,7 @@ fn per_customer_values_match_lifetimes_on_its_parameters() {
             );
         }
     }
-    eprintln!("largest relative differences (p_alive, E90, E365, AOV, CLV): {worst:?}");
+    eprintln!("largest relative differences (p_alive, E90, E365, AOV, CLV, E7, E30): {worst:?}");
 }
 
 /// Summaries of the customers with a purchase by the end of `end` (a day number).

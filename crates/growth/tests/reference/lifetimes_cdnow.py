@@ -7,7 +7,7 @@ Run by `crates/growth/tests/cdnow.rs` in the tests' venv (`target/test-venv`, ma
 Calibration: purchases up to and including 1997-09-30 (the paper's first 39 weeks), at most one
 purchase per customer per day (amounts of a day summed), times in days. Prints one JSON object:
 the fitted parameters, and per customer (sample id order) frequency, recency, T, monetary value,
-and lifetimes' p_alive, expected purchases in 90 days, expected average order value and 12-month
+and lifetimes' p_alive, expected purchases in 7, 30, 90 and 365 days, expected average order value and 12-month
 CLV (1%/month), all computed on lifetimes' own fitted parameters.
 """
 
@@ -45,6 +45,8 @@ ggf.fit(repeat["frequency"], repeat["monetary_value"])
 f, r, t = summary["frequency"], summary["recency"], summary["T"]
 m = summary["monetary_value"]
 p_alive = bgf.conditional_probability_alive(f, r, t)
+expected_7 = bgf.conditional_expected_number_of_purchases_up_to_time(7, f, r, t)
+expected_30 = bgf.conditional_expected_number_of_purchases_up_to_time(30, f, r, t)
 expected_90 = bgf.conditional_expected_number_of_purchases_up_to_time(90, f, r, t)
 expected_365 = bgf.conditional_expected_number_of_purchases_up_to_time(365, f, r, t)
 aov = ggf.conditional_expected_average_profit(f, m)
@@ -68,10 +70,12 @@ out = {
             "expected_365": float(v[6]),
             "expected_order_value": float(v[7]),
             "clv_12m": float(v[8]),
+            "expected_7": float(v[9]),
+            "expected_30": float(v[10]),
         }
         for i, v in zip(
             summary.index,
-            zip(*(list(map(float, c)) for c in (f, r, t, m, p_alive, expected_90, expected_365, aov, clv))),
+            zip(*(list(map(float, c)) for c in (f, r, t, m, p_alive, expected_90, expected_365, aov, clv, expected_7, expected_30))),
         )
     ],
 }
