@@ -35,7 +35,8 @@ fn expected_orders_agrees_with_lifetimes_on_cdnow_at_every_horizon() {
         lines.next().unwrap(),
         "id,frequency,recency,T,e1,e7,e30,e90,e180,e365"
     );
-    let mut yaml = String::from("tiering:\n  window: all\n  tiers:\n    - id: A\n      when: true\nscores:\n");
+    let mut yaml =
+        String::from("tiering:\n  window: all\n  tiers:\n    - id: A\n      when: true\nscores:\n");
     for (k, days) in HORIZONS.iter().enumerate() {
         yaml.push_str(&format!("  h{k}: expected_orders({days}) ?? -1.0\n"));
     }

@@ -31,7 +31,10 @@ pub use gamma_gamma::{GammaGamma, GammaGammaFit};
 pub use holdout::{HoldoutRow, holdout_by_frequency};
 pub use special::{ln_gamma, ln_hyp2f1};
 pub use summary::{Summary, summarize};
-pub use value::{DAYS_PER_MONTH, DEFAULT_MONTHLY_DISCOUNT, Prediction, YEAR_DAYS, clv, predict};
+pub use value::{
+    DAYS_PER_MONTH, DEFAULT_MONTHLY_DISCOUNT, Expectations, Prediction, Wanted, YEAR_DAYS, clv,
+    discounted_orders, predict, predict_from,
+};
 
 /// A fitted log-parameter beyond ±this (a parameter below 1e-13 or above 3e13) means the
 /// likelihood ran off to a boundary: the data do not identify the model.

@@ -16,8 +16,8 @@ use chrono::TimeZone;
 use serde::{Deserialize, Serialize};
 use tiercare_engine::{Feature, FeatureValue, Snapshot};
 use tiercare_growth::{
-    BgNbd, FitQuality, GammaGamma, GrowthError, Prediction, Summary, bgnbd, gamma_gamma, predict,
-    summarize,
+    BgNbd, Expectations, FitQuality, GammaGamma, GrowthError, Prediction, Summary, Wanted, bgnbd,
+    gamma_gamma, predict, predict_from, summarize,
 };
 use tiercare_store::{Store, StoreError, Window};
 
@@ -32,6 +32,16 @@ pub const FEATURES: [Feature; 8] = [
     Feature::Clv12m,
     Feature::GrowthPotential,
 ];
+
+/// The predictions' costly values that rules reading features with `uses` need.
+/// `expected_orders(days)` computes its own from the summary, so it needs none of them.
+pub fn wanted(uses: impl Fn(Feature) -> bool) -> Wanted {
+    Wanted {
+        expected_orders_90d: uses(Feature::ExpectedOrders90d),
+        clv_12m: uses(Feature::Clv12m),
+        growth_potential: uses(Feature::GrowthPotential),
+    }
+}
 
 /// `[growth]` in `tiercare.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -196,7 +206,9 @@ pub fn stored_fit(
 impl Growth {
     /// Reads every order up to `at` (in `window`, and the past year for the past value),
     /// summarises each customer in days of `settings.timezone` and fits both models, BG/NBD's
-    /// optimiser warm-started from the latest stored fit's parameters when there is one.
+    /// optimiser warm-started from the latest stored fit's parameters when there is one. Of the
+    /// predictions' costly values only the `wanted` ones are computed (once per distinct
+    /// `(x, t_x, T)`); the others are none.
     ///
     /// # Errors
     /// Only a store error; a fit the data cannot support is [`GrowthOutcome::Unavailable`].
@@ -205,6 +217,7 @@ impl Growth {
         at: i64,
         window: Window,
         settings: GrowthSettings,
+        wanted: Wanted,
     ) -> Result<Growth, StoreError> {
         let bounds = Bounds::new(at, window);
         let day = |t: i64| day_in(settings.timezone, t);
@@ -243,14 +256,17 @@ impl Growth {
                 // fifth of BG/NBD's fit at 1M customers.
                 let spend = gamma_gamma::fit(&all);
                 let g = spend.as_ref().ok().map(|g| g.params);
+                // BG/NBD's values depend on (x, t_x, T) alone: at 1,000,000 customers about a
+                // third of them are distinct, and each costs ₂F₁ series.
+                let mut expectations: HashMap<(u32, u32, u32), Expectations> = HashMap::new();
                 let predictions = summaries
                     .iter()
                     .map(|(&customer, &s)| {
                         let past_value = past.get(&customer).copied().unwrap_or(0.0);
-                        (
-                            customer,
-                            predict(&b.params, g.as_ref(), s, past_value, discount),
-                        )
+                        let e = expectations
+                            .entry((s.frequency, s.recency, s.age))
+                            .or_insert_with(|| Expectations::new(&b.params, &s, discount, wanted));
+                        (customer, predict_from(e, g.as_ref(), s, past_value))
                     })
                     .collect();
                 let fit = GrowthFit {
