@@ -350,3 +350,75 @@ fn warm_started_fits_reach_the_cold_optimum_in_fewer_iterations() {
         "{from_far:?}"
     );
 }
+
+#[test]
+fn the_tracking_chart_sums_each_customers_expectation_as_lifetimes_does() {
+    // The paper's Figure 4: the whole sample (acquired in the first 12 weeks of 1997), 78 weeks
+    // from 1997-01-01 to 1998-06-30, the model fitted on the first 39 (here lifetimes' own
+    // parameters, so the sums are comparable to 1e-6).
+    let text = std::fs::read_to_string(data_dir().join("data/CDNOW_sample.txt")).unwrap();
+    let mut days: Vec<Vec<i64>> = vec![Vec::new(); 2_357];
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let date = cols[2];
+        let day = day_number(
+            date[..4].parse().unwrap(),
+            date[4..6].parse().unwrap(),
+            date[6..].parse().unwrap(),
+        );
+        days[cols[1].parse::<usize>().unwrap() - 1].push(day);
+    }
+    let mut first_days = Vec::new();
+    let mut repeat_days = Vec::new();
+    for d in &mut days {
+        d.sort_unstable();
+        d.dedup();
+        first_days.push(d[0]);
+        repeat_days.extend_from_slice(&d[1..]);
+    }
+    let last = day_number(1998, 6, 30);
+    let reference = lifetimes();
+    let b = &reference["bgnbd"];
+    let params = BgNbd {
+        r: b["r"].as_f64().unwrap(),
+        alpha: b["alpha"].as_f64().unwrap(),
+        a: b["a"].as_f64().unwrap(),
+        b: b["b"].as_f64().unwrap(),
+    };
+    let rows =
+        tiercare_growth::cumulative_repeat_purchases(&params, &first_days, &repeat_days, last)
+            .unwrap();
+    assert_eq!(rows.len(), 78);
+    assert_eq!(rows[38].end_day, day_number(1997, 9, 30));
+    let theirs = reference["tracking_expected"].as_array().unwrap();
+    for (row, theirs) in rows.iter().zip(theirs) {
+        let theirs = theirs.as_f64().unwrap();
+        assert!(
+            close(row.expected, theirs, 1e-6),
+            "week {}: ours {}, lifetimes {theirs}",
+            row.week,
+            row.expected
+        );
+        // An independent count of the actual repeat purchase days by the week's end.
+        let actual = days
+            .iter()
+            .map(|d| d[1..].iter().filter(|&&day| day <= row.end_day).count() as u64)
+            .sum::<u64>();
+        assert_eq!(row.actual, actual, "week {}", row.week);
+    }
+    // And with the model fitted here: the expectation at week 78 tracks the actual total within
+    // a few percent (4,161 expected, 4,xxx actual purchase days), as in the paper's chart.
+    let ours = bgnbd::fit(calibration()).unwrap().params;
+    let fitted =
+        tiercare_growth::cumulative_repeat_purchases(&ours, &first_days, &repeat_days, last)
+            .unwrap();
+    let (expected, actual) = (fitted[77].expected, fitted[77].actual as f64);
+    eprintln!(
+        "week 78: expected {expected}, actual {actual}; week 39: {:?}",
+        fitted[38]
+    );
+    assert!(
+        (expected - actual).abs() < 0.05 * actual,
+        "{expected} vs {actual}"
+    );
+}

@@ -410,6 +410,12 @@ pub struct HoldoutCheck {
     /// Customers by calibration frequency: mean purchase days in the holdout, actual and
     /// predicted.
     pub rows: Vec<tiercare_growth::HoldoutRow>,
+    /// The calibration's customers week by week from the first one's first purchase day to
+    /// `at`: cumulative repeat purchase days, actual and expected (the BG/NBD paper's Figure 4;
+    /// empty where the expectation is undefined).
+    pub tracking: Vec<tiercare_growth::TrackingWeek>,
+    /// The last week that ends in the calibration period (the holdout starts after it).
+    pub calibration_weeks: u32,
 }
 
 /// The holdout check, or why there is none.
@@ -466,10 +472,37 @@ pub fn holdout(
         })
         .collect();
     let summaries: Vec<Summary> = customers.iter().map(|(s, _)| *s).collect();
+    // The tracking chart's cohort: the calibration's customers, with all their purchase days
+    // up to `at` (distinct, refunds left out as above).
+    let mut first_days = Vec::with_capacity(customers.len());
+    let mut repeat_days = Vec::new();
+    for (_, purchases) in &histories {
+        let mut days: Vec<i64> = purchases
+            .iter()
+            .map(|&(d, _)| d)
+            .filter(|&d| d <= at_day)
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        if days.first().is_some_and(|&first| first <= end_day) {
+            first_days.push(days[0]);
+            repeat_days.extend_from_slice(&days[1..]);
+        }
+    }
     Ok(match bgnbd::fit(&summaries) {
         Ok(fit) => HoldoutOutcome::Checked(HoldoutCheck {
             calibration_end,
             days: HOLDOUT_DAYS,
+            tracking: tiercare_growth::cumulative_repeat_purchases(
+                &fit.params,
+                &first_days,
+                &repeat_days,
+                at_day,
+            )
+            .unwrap_or_default(),
+            calibration_weeks: first_days.iter().min().map_or(0, |&start| {
+                u32::try_from((end_day - start + 1) / 7).unwrap_or(0)
+            }),
             rows: tiercare_growth::holdout_by_frequency(
                 &fit.params,
                 &customers,
