@@ -407,7 +407,8 @@ fn the_tracking_chart_sums_each_customers_expectation_as_lifetimes_does() {
         assert_eq!(row.actual, actual, "week {}", row.week);
     }
     // And with the model fitted here: the expectation at week 78 tracks the actual total within
-    // a few percent (4,161 expected, 4,xxx actual purchase days), as in the paper's chart.
+    // a few percent (4,161 expected against 4,339 actual repeat purchase days, 4.1% under; at
+    // week 39, the calibration's end, 2,494 against 2,457), as in the paper's chart.
     let ours = bgnbd::fit(calibration()).unwrap().params;
     let fitted =
         tiercare_growth::cumulative_repeat_purchases(&ours, &first_days, &repeat_days, last)

@@ -66,8 +66,8 @@ start = first.min()
 tracking = []
 for week in range(1, 79):
     end = start + pd.Timedelta(days=7 * week - 1)
-    t = (end - first).dt.days.clip(lower=0).astype(float)
-    tracking.append(float(bgf.expected_number_of_purchases_up_to_time(t.values).sum()))
+    since = (end - first).dt.days.clip(lower=0).astype(float)
+    tracking.append(float(bgf.expected_number_of_purchases_up_to_time(since.values).sum()))
 
 out = {
     "bgnbd": {k: float(v) for k, v in bgf.params_.items()},
