@@ -125,8 +125,9 @@ pub enum GrowthOutcome {
 pub struct Growth {
     /// The fit or the reason, `None` when not computed.
     pub outcome: Option<GrowthOutcome>,
-    predictions: HashMap<i64, Prediction>,
-    summaries: HashMap<i64, Summary>,
+    /// Every customer with an order in the window, by rowid: summary and prediction (none
+    /// without a fit).
+    customers: Vec<(i64, Summary, Option<Prediction>)>,
 }
 
 /// One customer's rowid, purchases `(day, amount)` and amount in the past 365 days.
@@ -219,6 +220,7 @@ impl Growth {
         settings: GrowthSettings,
         wanted: Wanted,
     ) -> Result<Growth, StoreError> {
+        let started = std::time::Instant::now();
         let bounds = Bounds::new(at, window);
         let day = |t: i64| day_in(settings.timezone, t);
         let end_day = day(at);
@@ -231,45 +233,55 @@ impl Growth {
                 bounds.add(&mut last.1, day(ordered_at), ordered_at, amount);
             }
         })?;
-        let mut summaries: HashMap<i64, Summary> = HashMap::with_capacity(rows.len());
-        let mut past: HashMap<i64, f64> = HashMap::with_capacity(rows.len());
-        for (customer, (purchases, past_value)) in rows {
-            if let Some(summary) = summarize(&purchases, end_day) {
-                summaries.insert(customer, summary);
-                past.insert(customer, past_value);
-            }
-        }
+        let read = started.elapsed();
+        // By rowid (the read's order already): `fill` finds a customer by binary search.
+        let mut summaries: Vec<(i64, Summary, f64)> = rows
+            .into_iter()
+            .filter_map(|(customer, (purchases, past_value))| {
+                summarize(&purchases, end_day).map(|summary| (customer, summary, past_value))
+            })
+            .collect();
+        summaries.sort_unstable_by_key(|&(customer, _, _)| customer);
+        let summarised = started.elapsed();
         let previous = match stored_fit(store, i64::MAX)? {
             Some((FitSource::Stored { assessment_id, .. }, GrowthOutcome::Fitted(fit))) => {
                 Some((assessment_id, fit))
             }
             _ => None,
         };
-        let all: Vec<Summary> = summaries.values().copied().collect();
+        let all: Vec<Summary> = summaries.iter().map(|&(_, s, _)| s).collect();
         let warm_b = previous.as_ref().map(|(_, fit)| &fit.bgnbd);
-        let (outcome, predictions) = match bgnbd::fit_from(&all, warm_b) {
-            Ok(b) => {
-                let discount = settings.config.monthly_discount;
-                // Gamma-Gamma always starts cold: on real data (the Online Retail sample) its
-                // likelihood can rise towards a boundary (degenerate, no fit) and still have an
-                // interior local maximum, which a warm start would report instead. It costs a
-                // fifth of BG/NBD's fit at 1M customers.
-                let spend = gamma_gamma::fit(&all);
-                let g = spend.as_ref().ok().map(|g| g.params);
-                // BG/NBD's values depend on (x, t_x, T) alone: at 1,000,000 customers about a
-                // third of them are distinct, and each costs ₂F₁ series.
-                let mut expectations: HashMap<(u32, u32, u32), Expectations> = HashMap::new();
-                let predictions = summaries
-                    .iter()
-                    .map(|(&customer, &s)| {
-                        let past_value = past.get(&customer).copied().unwrap_or(0.0);
-                        let e = expectations
-                            .entry((s.frequency, s.recency, s.age))
-                            .or_insert_with(|| Expectations::new(&b.params, &s, discount, wanted));
-                        (customer, predict_from(e, g.as_ref(), s, past_value))
-                    })
-                    .collect();
-                let fit = GrowthFit {
+        let mut fitted = read;
+        let (outcome, customers): (GrowthOutcome, Vec<(i64, Summary, Option<Prediction>)>) =
+            match bgnbd::fit_from(&all, warm_b) {
+                Ok(b) => {
+                    let discount = settings.config.monthly_discount;
+                    // Gamma-Gamma always starts cold: on real data (the Online Retail sample) its
+                    // likelihood can rise towards a boundary (degenerate, no fit) and still have an
+                    // interior local maximum, which a warm start would report instead. It costs a
+                    // fifth of BG/NBD's fit at 1M customers.
+                    let spend = gamma_gamma::fit(&all);
+                    let g = spend.as_ref().ok().map(|g| g.params);
+                    fitted = started.elapsed();
+                    // BG/NBD's values depend on (x, t_x, T) alone: at 1,000,000 customers about a
+                    // third of them are distinct, and each costs ₂F₁ series.
+                    let mut expectations: HashMap<(u32, u32, u32), Expectations> = HashMap::new();
+                    let customers = summaries
+                        .iter()
+                        .map(|&(customer, s, past_value)| {
+                            let e = expectations
+                                .entry((s.frequency, s.recency, s.age))
+                                .or_insert_with(|| {
+                                    Expectations::new(&b.params, &s, discount, wanted)
+                                });
+                            (
+                                customer,
+                                s,
+                                Some(predict_from(e, g.as_ref(), s, past_value)),
+                            )
+                        })
+                        .collect();
+                    let fit = GrowthFit {
                     bgnbd: b.params,
                     bgnbd_quality: b.quality,
                     gamma_gamma: spend.as_ref().ok().map(|g| g.params),
@@ -282,14 +294,25 @@ impl Growth {
                     monthly_discount: discount,
                     warm_start: previous.as_ref().map(|(id, _)| *id),
                 };
-                (GrowthOutcome::Fitted(fit), predictions)
-            }
-            Err(err) => (GrowthOutcome::Unavailable(reason(&err)), HashMap::new()),
-        };
+                    (GrowthOutcome::Fitted(fit), customers)
+                }
+                Err(err) => (
+                    GrowthOutcome::Unavailable(reason(&err)),
+                    summaries.iter().map(|&(c, s, _)| (c, s, None)).collect(),
+                ),
+            };
+        let ms = |d: std::time::Duration| d.as_millis();
+        tracing::debug!(
+            customers = customers.len(),
+            read_ms = ms(read),
+            summarise_ms = ms(summarised - read),
+            fit_ms = ms(fitted.saturating_sub(summarised)),
+            predict_ms = ms(started.elapsed().saturating_sub(fitted.max(summarised))),
+            "growth models computed"
+        );
         Ok(Growth {
             outcome: Some(outcome),
-            predictions,
-            summaries,
+            customers,
         })
     }
 
@@ -328,15 +351,18 @@ impl Growth {
         };
         Ok(Growth {
             outcome: Some(outcome),
-            predictions: prediction.map(|p| (rowid, p)).into_iter().collect(),
-            summaries: summary.map(|s| (rowid, s)).into_iter().collect(),
+            customers: summary
+                .map(|s| (rowid, s, prediction))
+                .into_iter()
+                .collect(),
         })
     }
 
     /// Puts customer `rowid`'s growth features in `snapshot` (none where unknown).
     pub fn fill(&self, snapshot: &mut Snapshot, rowid: i64) {
-        let summary = self.summaries.get(&rowid);
-        let prediction = self.predictions.get(&rowid);
+        let found = self.find(rowid);
+        let summary = found.map(|c| &c.1);
+        let prediction = found.and_then(|c| c.2.as_ref());
         let int = |v: Option<u32>| v.map_or(FeatureValue::None, |v| FeatureValue::Int(v.into()));
         let float = |v: Option<f64>| v.map_or(FeatureValue::None, FeatureValue::Float);
         let values = [
@@ -375,13 +401,20 @@ impl Growth {
     /// Customer `rowid`'s summary (none without an order in the window).
     #[must_use]
     pub fn summary(&self, rowid: i64) -> Option<Summary> {
-        self.summaries.get(&rowid).copied()
+        self.find(rowid).map(|c| c.1)
     }
 
     /// Customer `rowid`'s prediction (none without a fit or an order in the window).
     #[must_use]
     pub fn prediction(&self, rowid: i64) -> Option<Prediction> {
-        self.predictions.get(&rowid).copied()
+        self.find(rowid).and_then(|c| c.2)
+    }
+
+    fn find(&self, rowid: i64) -> Option<&(i64, Summary, Option<Prediction>)> {
+        self.customers
+            .binary_search_by_key(&rowid, |c| c.0)
+            .ok()
+            .map(|index| &self.customers[index])
     }
 
     /// The JSON stored with the assessment.
