@@ -395,6 +395,15 @@ fn print_summary(figures: &Figures, out: &Output) {
                 row.predicted
             ));
         }
+        if let Some(last) = check.tracking.last() {
+            out.line(&format!(
+                "  cumulative repeat purchase days by week {} (calibration: weeks 1-{}): actual {}, expected {:.0}",
+                last.week,
+                check.calibration_weeks,
+                count(last.actual),
+                last.expected
+            ));
+        }
     }
     print_surveys(figures, out);
     if let Some(care) = &figures.care {

@@ -253,3 +253,203 @@ fn the_next_assessment_starts_its_fit_from_the_stored_one() {
         "warm {warm}, cold {cold}"
     );
 }
+
+#[test]
+fn a_rule_calling_expected_orders_segments_customers_by_the_models_expectation() {
+    let ws = retail();
+    fs::write(
+        ws.path("rules/horizon.yaml"),
+        "segments:\n\
+         \x20 next_month:\n\
+         \x20   - id: buyer\n\
+         \x20     when: (expected_orders(30) ?? 0.0) >= 0.4\n\
+         \x20 next_quarter_function:\n\
+         \x20   - id: buyer\n\
+         \x20     when: (expected_orders(90.0) ?? 0.0) >= 0.4\n\
+         \x20 next_quarter_feature:\n\
+         \x20   - id: buyer\n\
+         \x20     when: (expected_orders_90d ?? 0.0) >= 0.4\n",
+    )
+    .unwrap();
+    ws.run(&["check"]).assert_code(0);
+    ws.run(&["assess", "--at", "2011-12-10"]).assert_code(0);
+    let members = |set: &str| -> Vec<String> {
+        let db = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+        let mut statement = db
+            .prepare(
+                "SELECT c.external_id FROM customer_segments s \
+                 JOIN customers c ON c.id = s.customer_id \
+                 WHERE s.segment_set = ?1 AND s.segment = 'buyer' ORDER BY c.external_id",
+            )
+            .unwrap();
+        statement
+            .query_map([set], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let (month, quarter) = (members("next_month"), members("next_quarter_function"));
+    // `expected_orders(90)` is `expected_orders_90d`; a month expects fewer orders than a quarter.
+    assert_eq!(quarter, members("next_quarter_feature"));
+    assert!(!month.is_empty() && month.len() < quarter.len() && quarter.len() < 143);
+    assert!(month.iter().all(|id| quarter.contains(id)));
+    // Each side of the line, as the stored fit computes it from the customer's summary.
+    let all: Vec<String> = {
+        let db = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+        let mut statement = db
+            .prepare(
+                "SELECT DISTINCT c.external_id FROM customers c \
+                 JOIN orders o ON o.customer_id = c.id ORDER BY c.external_id",
+            )
+            .unwrap();
+        statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let outside: Vec<&String> = all.iter().filter(|id| !month.contains(id)).collect();
+    for customer in month.iter().take(3).chain(outside.into_iter().take(3)) {
+        let out = ws.run(&["explain", customer, "--at", "2011-12-10", "--json"]);
+        out.assert_code(0);
+        let json = out.json();
+        let fit = &json["growth"]["fitted"]["bgnbd"];
+        let params = tiercare_growth::BgNbd {
+            r: fit["r"].as_f64().unwrap(),
+            alpha: fit["alpha"].as_f64().unwrap(),
+            a: fit["a"].as_f64().unwrap(),
+            b: fit["b"].as_f64().unwrap(),
+        };
+        let summary = &json["growth_summary"];
+        let day = |name: &str| u32::try_from(summary[name].as_u64().unwrap()).unwrap();
+        let expected = params
+            .expected_orders(
+                &tiercare_growth::Summary {
+                    frequency: day("frequency"),
+                    recency: day("recency"),
+                    age: day("age"),
+                    repeat_mean_value: None,
+                },
+                30.0,
+            )
+            .unwrap();
+        assert_eq!(
+            expected >= 0.4,
+            month.contains(customer),
+            "{customer}: {expected}"
+        );
+    }
+}
+
+#[test]
+fn the_report_tracks_cumulative_repeat_purchases_against_the_models_expectation() {
+    use chrono::TimeZone;
+    let ws = retail();
+    ws.run(&["assess", "--at", "2011-12-10"]).assert_code(0);
+    let out = ws.run(&["report", "--at", "2011-12-10", "--json"]);
+    out.assert_code(0);
+    let check = out.json()["growth_holdout"]["checked"].clone();
+    let weeks = check["tracking"].as_array().unwrap().clone();
+    assert!(weeks.len() > 20, "{check}");
+    // An independent computation from the orders: the calibration's customers (a purchase by
+    // the calibration's end), their distinct purchase days in Europe/London up to 2011-12-10,
+    // and the sum of each one's own E[X(t)] under the calibration fit.
+    let zone = chrono_tz::Europe::London;
+    let day = |t: i64| {
+        i64::from(
+            zone.timestamp_opt(t, 0)
+                .unwrap()
+                .date_naive()
+                .to_epoch_days(),
+        )
+    };
+    let (end_day, at_day) = (
+        day(check["calibration_end"].as_i64().unwrap()),
+        day(chrono::Utc
+            .with_ymd_and_hms(2011, 12, 10, 0, 0, 0)
+            .unwrap()
+            .timestamp()),
+    );
+    let db = rusqlite::Connection::open(ws.path("tiercare.db")).unwrap();
+    let mut statement = db
+        .prepare(
+            "SELECT customer_id, ordered_at FROM orders WHERE amount >= 0 ORDER BY customer_id",
+        )
+        .unwrap();
+    let mut by_customer: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for row in statement
+        .query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))
+        .unwrap()
+    {
+        let (customer, at) = row.unwrap();
+        by_customer.entry(customer).or_default().push(day(at));
+    }
+    let cohort: Vec<Vec<i64>> = by_customer
+        .into_values()
+        .map(|mut days| {
+            days.retain(|&d| d <= at_day);
+            days.sort_unstable();
+            days.dedup();
+            days
+        })
+        .filter(|days| days.first().is_some_and(|&first| first <= end_day))
+        .collect();
+    let fit = &check["bgnbd"];
+    let params = tiercare_growth::BgNbd {
+        r: fit["r"].as_f64().unwrap(),
+        alpha: fit["alpha"].as_f64().unwrap(),
+        a: fit["a"].as_f64().unwrap(),
+        b: fit["b"].as_f64().unwrap(),
+    };
+    let start = cohort.iter().map(|days| days[0]).min().unwrap();
+    assert_eq!(weeks.len() as i64, (at_day - start + 1 + 6) / 7);
+    for (index, week) in weeks.iter().enumerate() {
+        let last = week["end_day"].as_i64().unwrap();
+        assert_eq!(last, (start + 7 * index as i64 + 6).min(at_day));
+        let actual: usize = cohort
+            .iter()
+            .map(|days| days[1..].iter().filter(|&&d| d <= last).count())
+            .sum();
+        let expected: f64 = cohort
+            .iter()
+            .filter(|days| days[0] <= last)
+            .map(|days| {
+                params
+                    .expected_orders_of_new((last - days[0]) as f64)
+                    .unwrap()
+            })
+            .sum();
+        assert_eq!(week["actual"].as_u64().unwrap(), actual as u64, "{week}");
+        let ours = week["expected"].as_f64().unwrap();
+        assert!(
+            (ours - expected).abs() <= 1e-9 * expected.max(1.0),
+            "{week}: {expected}"
+        );
+    }
+    // The page draws both lines and lists the weeks.
+    let page = ws.path("report.html");
+    ws.run(&[
+        "report",
+        "--at",
+        "2011-12-10",
+        "--out",
+        page.to_str().unwrap(),
+    ])
+    .assert_code(0);
+    let html = fs::read_to_string(page).unwrap();
+    assert!(html.contains("id=\"chart-growth-tracking\""));
+    for line in ["tracking-actual", "tracking-expected"] {
+        let start = html.find(&format!("id=\"{line}\" d=\"M")).unwrap();
+        let path = &html[start..start + html[start..].find("\"/>").unwrap()];
+        // One point per week after the origin.
+        assert_eq!(path.matches(" L").count(), weeks.len(), "{line}");
+    }
+    let last = weeks.last().unwrap();
+    let row = format!(
+        "<th scope=\"row\">{}</th><td>{}</td>",
+        last["week"],
+        chrono::NaiveDate::from_epoch_days(last["end_day"].as_i64().unwrap() as i32).unwrap()
+    );
+    assert!(html.contains(&row), "{row}");
+    assert!(html.contains("Cumulative repeat purchase days per week: actual and expected"));
+}

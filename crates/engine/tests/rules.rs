@@ -103,6 +103,7 @@ mod fixture {
         duplicates_across_files,
         empty_file,
         endless_for_everyone,
+        expected_orders_wrong_argument,
         explain,
         exponential_alias_bomb,
         failing_tests,

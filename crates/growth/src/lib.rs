@@ -22,6 +22,7 @@ mod holdout;
 mod optimize;
 mod special;
 mod summary;
+mod tracking;
 mod value;
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +32,11 @@ pub use gamma_gamma::{GammaGamma, GammaGammaFit};
 pub use holdout::{HoldoutRow, holdout_by_frequency};
 pub use special::{ln_gamma, ln_hyp2f1};
 pub use summary::{Summary, summarize};
-pub use value::{DAYS_PER_MONTH, DEFAULT_MONTHLY_DISCOUNT, Prediction, YEAR_DAYS, clv, predict};
+pub use tracking::{TrackingWeek, cumulative_repeat_purchases};
+pub use value::{
+    DAYS_PER_MONTH, DEFAULT_MONTHLY_DISCOUNT, Expectations, Prediction, Wanted, YEAR_DAYS, clv,
+    discounted_orders, predict, predict_from,
+};
 
 /// A fitted log-parameter beyond ±this (a parameter below 1e-13 or above 3e13) means the
 /// likelihood ran off to a boundary: the data do not identify the model.

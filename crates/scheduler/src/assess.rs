@@ -334,7 +334,13 @@ pub fn assess_with(
     // The models are fitted only for rules that read a growth feature (one more pass over the
     // orders and the fit); otherwise the features stay none and nothing is stored.
     let growth = if crate::growth::FEATURES.iter().any(|f| rules.uses(*f)) {
-        Growth::compute(reader, options.at, rules.window(), options.growth)?
+        Growth::compute(
+            reader,
+            options.at,
+            rules.window(),
+            options.growth,
+            crate::growth::wanted(|f| rules.uses(f)),
+        )?
     } else {
         Growth::default()
     };
@@ -722,7 +728,13 @@ pub fn explain(
             (one, source)
         }
         None => (
-            Growth::compute(store, at, rules.window(), growth)?,
+            Growth::compute(
+                store,
+                at,
+                rules.window(),
+                growth,
+                tiercare_growth::Wanted::ALL,
+            )?,
             FitSource::FittedNow,
         ),
     };

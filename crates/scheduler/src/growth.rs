@@ -16,8 +16,8 @@ use chrono::TimeZone;
 use serde::{Deserialize, Serialize};
 use tiercare_engine::{Feature, FeatureValue, Snapshot};
 use tiercare_growth::{
-    BgNbd, FitQuality, GammaGamma, GrowthError, Prediction, Summary, bgnbd, gamma_gamma, predict,
-    summarize,
+    BgNbd, Expectations, FitQuality, GammaGamma, GrowthError, Prediction, Summary, Wanted, bgnbd,
+    gamma_gamma, predict, predict_from, summarize,
 };
 use tiercare_store::{Store, StoreError, Window};
 
@@ -32,6 +32,16 @@ pub const FEATURES: [Feature; 8] = [
     Feature::Clv12m,
     Feature::GrowthPotential,
 ];
+
+/// The predictions' costly values that rules reading features with `uses` need.
+/// `expected_orders(days)` computes its own from the summary, so it needs none of them.
+pub fn wanted(uses: impl Fn(Feature) -> bool) -> Wanted {
+    Wanted {
+        expected_orders_90d: uses(Feature::ExpectedOrders90d),
+        clv_12m: uses(Feature::Clv12m),
+        growth_potential: uses(Feature::GrowthPotential),
+    }
+}
 
 /// `[growth]` in `tiercare.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -115,8 +125,9 @@ pub enum GrowthOutcome {
 pub struct Growth {
     /// The fit or the reason, `None` when not computed.
     pub outcome: Option<GrowthOutcome>,
-    predictions: HashMap<i64, Prediction>,
-    summaries: HashMap<i64, Summary>,
+    /// Every customer with an order in the window, by rowid: summary and prediction (none
+    /// without a fit).
+    customers: Vec<(i64, Summary, Option<Prediction>)>,
 }
 
 /// One customer's rowid, purchases `(day, amount)` and amount in the past 365 days.
@@ -196,7 +207,9 @@ pub fn stored_fit(
 impl Growth {
     /// Reads every order up to `at` (in `window`, and the past year for the past value),
     /// summarises each customer in days of `settings.timezone` and fits both models, BG/NBD's
-    /// optimiser warm-started from the latest stored fit's parameters when there is one.
+    /// optimiser warm-started from the latest stored fit's parameters when there is one. Of the
+    /// predictions' costly values only the `wanted` ones are computed (once per distinct
+    /// `(x, t_x, T)`); the others are none.
     ///
     /// # Errors
     /// Only a store error; a fit the data cannot support is [`GrowthOutcome::Unavailable`].
@@ -205,7 +218,9 @@ impl Growth {
         at: i64,
         window: Window,
         settings: GrowthSettings,
+        wanted: Wanted,
     ) -> Result<Growth, StoreError> {
+        let started = std::time::Instant::now();
         let bounds = Bounds::new(at, window);
         let day = |t: i64| day_in(settings.timezone, t);
         let end_day = day(at);
@@ -218,42 +233,55 @@ impl Growth {
                 bounds.add(&mut last.1, day(ordered_at), ordered_at, amount);
             }
         })?;
-        let mut summaries: HashMap<i64, Summary> = HashMap::with_capacity(rows.len());
-        let mut past: HashMap<i64, f64> = HashMap::with_capacity(rows.len());
-        for (customer, (purchases, past_value)) in rows {
-            if let Some(summary) = summarize(&purchases, end_day) {
-                summaries.insert(customer, summary);
-                past.insert(customer, past_value);
-            }
-        }
+        let read = started.elapsed();
+        // By rowid (the read's order already): `fill` finds a customer by binary search.
+        let mut summaries: Vec<(i64, Summary, f64)> = rows
+            .into_iter()
+            .filter_map(|(customer, (purchases, past_value))| {
+                summarize(&purchases, end_day).map(|summary| (customer, summary, past_value))
+            })
+            .collect();
+        summaries.sort_unstable_by_key(|&(customer, _, _)| customer);
+        let summarised = started.elapsed();
         let previous = match stored_fit(store, i64::MAX)? {
             Some((FitSource::Stored { assessment_id, .. }, GrowthOutcome::Fitted(fit))) => {
                 Some((assessment_id, fit))
             }
             _ => None,
         };
-        let all: Vec<Summary> = summaries.values().copied().collect();
+        let all: Vec<Summary> = summaries.iter().map(|&(_, s, _)| s).collect();
         let warm_b = previous.as_ref().map(|(_, fit)| &fit.bgnbd);
-        let (outcome, predictions) = match bgnbd::fit_from(&all, warm_b) {
-            Ok(b) => {
-                let discount = settings.config.monthly_discount;
-                // Gamma-Gamma always starts cold: on real data (the Online Retail sample) its
-                // likelihood can rise towards a boundary (degenerate, no fit) and still have an
-                // interior local maximum, which a warm start would report instead. It costs a
-                // fifth of BG/NBD's fit at 1M customers.
-                let spend = gamma_gamma::fit(&all);
-                let g = spend.as_ref().ok().map(|g| g.params);
-                let predictions = summaries
-                    .iter()
-                    .map(|(&customer, &s)| {
-                        let past_value = past.get(&customer).copied().unwrap_or(0.0);
-                        (
-                            customer,
-                            predict(&b.params, g.as_ref(), s, past_value, discount),
-                        )
-                    })
-                    .collect();
-                let fit = GrowthFit {
+        let mut fitted = read;
+        let (outcome, customers): (GrowthOutcome, Vec<(i64, Summary, Option<Prediction>)>) =
+            match bgnbd::fit_from(&all, warm_b) {
+                Ok(b) => {
+                    let discount = settings.config.monthly_discount;
+                    // Gamma-Gamma always starts cold: on real data (the Online Retail sample) its
+                    // likelihood can rise towards a boundary (degenerate, no fit) and still have an
+                    // interior local maximum, which a warm start would report instead. It costs a
+                    // fifth of BG/NBD's fit at 1M customers.
+                    let spend = gamma_gamma::fit(&all);
+                    let g = spend.as_ref().ok().map(|g| g.params);
+                    fitted = started.elapsed();
+                    // BG/NBD's values depend on (x, t_x, T) alone: at 1,000,000 customers about a
+                    // third of them are distinct, and each costs ₂F₁ series.
+                    let mut expectations: HashMap<(u32, u32, u32), Expectations> = HashMap::new();
+                    let customers = summaries
+                        .iter()
+                        .map(|&(customer, s, past_value)| {
+                            let e = expectations
+                                .entry((s.frequency, s.recency, s.age))
+                                .or_insert_with(|| {
+                                    Expectations::new(&b.params, &s, discount, wanted)
+                                });
+                            (
+                                customer,
+                                s,
+                                Some(predict_from(e, g.as_ref(), s, past_value)),
+                            )
+                        })
+                        .collect();
+                    let fit = GrowthFit {
                     bgnbd: b.params,
                     bgnbd_quality: b.quality,
                     gamma_gamma: spend.as_ref().ok().map(|g| g.params),
@@ -266,14 +294,25 @@ impl Growth {
                     monthly_discount: discount,
                     warm_start: previous.as_ref().map(|(id, _)| *id),
                 };
-                (GrowthOutcome::Fitted(fit), predictions)
-            }
-            Err(err) => (GrowthOutcome::Unavailable(reason(&err)), HashMap::new()),
-        };
+                    (GrowthOutcome::Fitted(fit), customers)
+                }
+                Err(err) => (
+                    GrowthOutcome::Unavailable(reason(&err)),
+                    summaries.iter().map(|&(c, s, _)| (c, s, None)).collect(),
+                ),
+            };
+        let ms = |d: std::time::Duration| d.as_millis();
+        tracing::debug!(
+            customers = customers.len(),
+            read_ms = ms(read),
+            summarise_ms = ms(summarised - read),
+            fit_ms = ms(fitted.saturating_sub(summarised)),
+            predict_ms = ms(started.elapsed().saturating_sub(fitted.max(summarised))),
+            "growth models computed"
+        );
         Ok(Growth {
             outcome: Some(outcome),
-            predictions,
-            summaries,
+            customers,
         })
     }
 
@@ -312,15 +351,18 @@ impl Growth {
         };
         Ok(Growth {
             outcome: Some(outcome),
-            predictions: prediction.map(|p| (rowid, p)).into_iter().collect(),
-            summaries: summary.map(|s| (rowid, s)).into_iter().collect(),
+            customers: summary
+                .map(|s| (rowid, s, prediction))
+                .into_iter()
+                .collect(),
         })
     }
 
     /// Puts customer `rowid`'s growth features in `snapshot` (none where unknown).
     pub fn fill(&self, snapshot: &mut Snapshot, rowid: i64) {
-        let summary = self.summaries.get(&rowid);
-        let prediction = self.predictions.get(&rowid);
+        let found = self.find(rowid);
+        let summary = found.map(|c| &c.1);
+        let prediction = found.and_then(|c| c.2.as_ref());
         let int = |v: Option<u32>| v.map_or(FeatureValue::None, |v| FeatureValue::Int(v.into()));
         let float = |v: Option<f64>| v.map_or(FeatureValue::None, FeatureValue::Float);
         let values = [
@@ -349,18 +391,30 @@ impl Growth {
             // Every value matches its feature's type (int or float, optional) by construction.
             let _ = snapshot.set(feature, value);
         }
+        // `expected_orders(days)` in scripts: the fitted parameters with the summary above.
+        snapshot.set_growth_model(match &self.outcome {
+            Some(GrowthOutcome::Fitted(fit)) if summary.is_some() => Some(fit.bgnbd),
+            _ => None,
+        });
     }
 
     /// Customer `rowid`'s summary (none without an order in the window).
     #[must_use]
     pub fn summary(&self, rowid: i64) -> Option<Summary> {
-        self.summaries.get(&rowid).copied()
+        self.find(rowid).map(|c| c.1)
     }
 
     /// Customer `rowid`'s prediction (none without a fit or an order in the window).
     #[must_use]
     pub fn prediction(&self, rowid: i64) -> Option<Prediction> {
-        self.predictions.get(&rowid).copied()
+        self.find(rowid).and_then(|c| c.2)
+    }
+
+    fn find(&self, rowid: i64) -> Option<&(i64, Summary, Option<Prediction>)> {
+        self.customers
+            .binary_search_by_key(&rowid, |c| c.0)
+            .ok()
+            .map(|index| &self.customers[index])
     }
 
     /// The JSON stored with the assessment.
@@ -389,6 +443,12 @@ pub struct HoldoutCheck {
     /// Customers by calibration frequency: mean purchase days in the holdout, actual and
     /// predicted.
     pub rows: Vec<tiercare_growth::HoldoutRow>,
+    /// The calibration's customers week by week from the first one's first purchase day to
+    /// `at`: cumulative repeat purchase days, actual and expected (the BG/NBD paper's Figure 4;
+    /// empty where the expectation is undefined).
+    pub tracking: Vec<tiercare_growth::TrackingWeek>,
+    /// The last week that ends in the calibration period (the holdout starts after it).
+    pub calibration_weeks: u32,
 }
 
 /// The holdout check, or why there is none.
@@ -445,10 +505,37 @@ pub fn holdout(
         })
         .collect();
     let summaries: Vec<Summary> = customers.iter().map(|(s, _)| *s).collect();
+    // The tracking chart's cohort: the calibration's customers, with all their purchase days
+    // up to `at` (distinct, refunds left out as above).
+    let mut first_days = Vec::with_capacity(customers.len());
+    let mut repeat_days = Vec::new();
+    for (_, purchases) in &histories {
+        let mut days: Vec<i64> = purchases
+            .iter()
+            .map(|&(d, _)| d)
+            .filter(|&d| d <= at_day)
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        if days.first().is_some_and(|&first| first <= end_day) {
+            first_days.push(days[0]);
+            repeat_days.extend_from_slice(&days[1..]);
+        }
+    }
     Ok(match bgnbd::fit(&summaries) {
         Ok(fit) => HoldoutOutcome::Checked(HoldoutCheck {
             calibration_end,
             days: HOLDOUT_DAYS,
+            tracking: tiercare_growth::cumulative_repeat_purchases(
+                &fit.params,
+                &first_days,
+                &repeat_days,
+                at_day,
+            )
+            .unwrap_or_default(),
+            calibration_weeks: first_days.iter().min().map_or(0, |&start| {
+                u32::try_from((end_day - start + 1) / 7).unwrap_or(0)
+            }),
             rows: tiercare_growth::holdout_by_frequency(
                 &fit.params,
                 &customers,

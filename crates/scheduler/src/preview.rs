@@ -101,7 +101,13 @@ pub fn preview_tier_changes(
     // Only tiers are compared: the growth models are fitted (a pass over every order and an
     // optimisation, most of a preview's time) only when a tier or a score reads them.
     let growth = if crate::growth::FEATURES.iter().any(|f| rules.tiers_use(*f)) {
-        Growth::compute(store, options.at, window, options.growth)?
+        Growth::compute(
+            store,
+            options.at,
+            window,
+            options.growth,
+            crate::growth::wanted(|f| rules.tiers_use(f)),
+        )?
     } else {
         Growth::default()
     };

@@ -200,7 +200,7 @@ features! {
     PAlive => "p_alive", Float, true, "probability 0..1",
         "BG/NBD: the probability the customer is still active at `at` (1 without repeat purchases); none when the growth models could not be fitted (`assess` says why) or no order in the window. Growth features are computed by assessments and `explain` only: none in follow-up conditions, `customers --where` and templates.";
     ExpectedOrders90d => "expected_orders_90d", Float, true, "orders",
-        "BG/NBD: expected days with an order in the 90 days after `at`; none as for p_alive.";
+        "BG/NBD: expected days with an order in the 90 days after `at` (`expected_orders(days)` gives any other horizon); none as for p_alive.";
     ExpectedOrderValue => "expected_order_value", Float, true, "currency",
         "Gamma-Gamma: expected amount of the customer's next orders, p(γ + x·m)/(p·x + q − 1) with m the mean amount of the repeat order days (the population mean without repeats); none as for p_alive.";
     Clv12m => "clv_12m", Float, true, "currency",

@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 
 use rhai::{Array, Dynamic, ImmutableString, Map};
 use serde::Serialize;
+use tiercare_growth::BgNbd;
 
 use crate::customer::feature::{Feature, FeatureType, NEVER_DAYS};
 
@@ -88,6 +89,7 @@ pub struct Snapshot {
     values: Vec<Dynamic>,
     pin: Option<Pin>,
     times: AssessmentTimes,
+    growth_model: Option<BgNbd>,
 }
 
 /// The times hysteresis measures on (see [`crate::tiering::hysteresis`]): not features, like the pin.
@@ -138,6 +140,7 @@ impl Snapshot {
             values: neutral_values().to_vec(),
             pin: None,
             times: AssessmentTimes::default(),
+            growth_model: None,
         }
     }
 
@@ -146,6 +149,20 @@ impl Snapshot {
         self.values.clone_from_slice(neutral_values());
         self.pin = None;
         self.times = AssessmentTimes::default();
+        self.growth_model = None;
+    }
+
+    /// Sets the BG/NBD parameters the assessment fitted (none: not fitted), which
+    /// `expected_orders(days)` combines with the customer's `repeat_purchase_days`,
+    /// `repeat_recency_days` and `purchase_age_days`. Not a feature, like the pin.
+    pub fn set_growth_model(&mut self, model: Option<BgNbd>) {
+        self.growth_model = model;
+    }
+
+    /// The BG/NBD parameters set by [`Snapshot::set_growth_model`].
+    #[must_use]
+    pub fn growth_model(&self) -> Option<&BgNbd> {
+        self.growth_model.as_ref()
     }
 
     fn check(feature: Feature, ok: bool, setter: &str) {

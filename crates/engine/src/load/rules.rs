@@ -100,6 +100,7 @@ use crate::customer::snapshot::Snapshot;
 use crate::load::rule_file::{RawRule, RawRuleFile, RawTiering, Scalar};
 use crate::script::catalog;
 use crate::script::expression::{Expression, Program};
+use crate::script::growth;
 use crate::script::lint;
 use crate::script::native::{self, Var};
 use crate::script::sandbox::{self, Limits, ScriptError};
@@ -1041,6 +1042,19 @@ impl<'a> Loader<'a> {
             .iter()
             .map(|function| function.name.as_str())
             .collect();
+        // `expected_orders(days)` reads the customer's BG/NBD inputs: the rule reads them too,
+        // so an assessment computes them (and fits the models) for it.
+        if !redefined.contains(&growth::NAME)
+            && lint::function_calls(source)
+                .iter()
+                .any(|call| call.name == growth::NAME)
+        {
+            for feature in growth::INPUTS {
+                if !vars.contains(&Var::Feature(feature)) {
+                    vars.push(Var::Feature(feature));
+                }
+            }
+        }
         let resolve_native = |name: &str| match resolve(name, score_names, available) {
             Lookup::Var(var) => Some(var),
             _ => None,
@@ -1445,6 +1459,34 @@ fn trial_run(rules: &RuleSet, returns_only: bool) -> Vec<Diagnostic> {
                         ));
                         return;
                     }
+                    if name == growth::NAME && !signature.contains("()") {
+                        // Ours, called with something other than one number (a none argument
+                        // may be a feature that is none only for a customer without data).
+                        let given: Vec<&str> = signature
+                            .split_once(" (")
+                            .map_or("", |(_, rest)| rest.trim_end_matches(')').trim())
+                            .split(", ")
+                            .map(|ty| match ty {
+                                "&str | ImmutableString | String" => "text",
+                                "i64" => "int",
+                                "f64" => "float",
+                                other => other,
+                            })
+                            .collect();
+                        let given = given.join(", ");
+                        out.push(rule_diagnostic_at(
+                            rules,
+                            expr,
+                            err,
+                            Severity::Error,
+                            format!(
+                                "`{}` calls `{name}` with ({given}), but it takes one number of days (int or float)",
+                                expr_path(expr)
+                            ),
+                            Some(format!("the horizon after the assessment's time, e.g. `{name}(30)`; `tiercare functions` describes it")),
+                        ));
+                        return;
+                    }
                     if known_functions.contains(&name) {
                         return;
                     }
@@ -1476,6 +1518,23 @@ fn trial_run(rules: &RuleSet, returns_only: bool) -> Vec<Diagnostic> {
                     ),
                     Some("a loop must end; rules are meant to be short expressions".to_owned()),
                 ),
+                EvalAltResult::ErrorRuntime(value, _)
+                    if value
+                        .read_lock::<rhai::ImmutableString>()
+                        .is_some_and(|text| text.starts_with(growth::ARGUMENT_ERROR)) =>
+                {
+                    rule_diagnostic_at(
+                        rules,
+                        expr,
+                        err,
+                        Severity::Error,
+                        format!("`{}` calls `{}`: {value}", expr_path(expr), growth::NAME),
+                        Some(format!(
+                            "the horizon after the assessment's time, e.g. `{}(30)`",
+                            growth::NAME
+                        )),
+                    )
+                }
                 _ => return,
             },
         };

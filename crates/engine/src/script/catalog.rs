@@ -156,6 +156,21 @@ const FUNCTIONS: &[FunctionSpec] = &[
         example_result: "0.75",
         origin: FunctionOrigin::Tiercare,
     },
+    FunctionSpec {
+        name: "expected_orders",
+        signature: "expected_orders(days: int|float)",
+        returns: "float or none",
+        meaning: "BG/NBD: the customer's expected days with an order in the `days` days after \
+                  `at` (unit: orders, at most one a day; the paper's equation 10 on \
+                  repeat_purchase_days, repeat_recency_days, purchase_age_days and the \
+                  assessment's fit); `expected_orders(90)` is expected_orders_90d. None as for \
+                  p_alive (and outside assessments and `explain`), so give a default: \
+                  `(expected_orders(30) ?? 0.0) >= 1.0`. An error when days is negative or not \
+                  a number",
+        example: "expected_orders(30) ?? 0.0",
+        example_result: "0.0",
+        origin: FunctionOrigin::Tiercare,
+    },
     rhai(
         "??",
         "a ?? b",
@@ -374,6 +389,7 @@ pub(crate) fn rules_engine() -> Engine {
         .register_fn("ratio", |a: FLOAT, b: FLOAT| ratio(a, b))
         .register_fn("ratio", |a: INT, b: FLOAT| ratio(a as FLOAT, b))
         .register_fn("ratio", |a: FLOAT, b: INT| ratio(a, b as FLOAT));
+    crate::script::growth::register(&mut engine);
     engine
 }
 

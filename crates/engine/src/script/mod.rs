@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub(crate) mod expression;
+pub(crate) mod growth;
 pub(crate) mod lint;
 pub(crate) mod native;
 pub mod sandbox;

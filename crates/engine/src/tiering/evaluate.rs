@@ -421,10 +421,10 @@ impl<'r> Evaluator<'r> {
                 self.ensure_scope(snapshot);
                 let base = self.scope.len();
                 let started = self.profile.as_ref().map(|(now, _)| now());
-                let result = self
-                    .rules
-                    .engine
-                    .eval_ast_with_scope::<Dynamic>(&mut self.scope, ast);
+                let (engine, scope) = (&self.rules.engine, &mut self.scope);
+                let result = crate::script::growth::with_customer(snapshot, || {
+                    engine.eval_ast_with_scope::<Dynamic>(scope, ast)
+                });
                 self.scope.rewind(base);
                 if let (Some(started), Some((now, _))) = (started, self.profile.as_ref()) {
                     let took = now() - started;

@@ -1369,9 +1369,151 @@ fn growth_section(page: &mut String, figures: &Figures) {
                 ],
                 &rows,
             );
+            tracking_chart(page, check);
             page.push_str("</section>");
         }
     }
+}
+
+/// A day number (days since 1970-01-01) as `YYYY-MM-DD`.
+fn format_day(day: i64) -> String {
+    i32::try_from(day)
+        .ok()
+        .and_then(chrono::NaiveDate::from_epoch_days)
+        .map_or_else(|| day.to_string(), |date| date.to_string())
+}
+
+/// The paper's tracking chart (its Figure 4): the calibration's customers' cumulative repeat
+/// purchase days week by week, actual against BG/NBD's expectation, over the calibration and
+/// the holdout; then the same as a table.
+fn tracking_chart(page: &mut String, check: &crate::growth::HoldoutCheck) {
+    let weeks = &check.tracking;
+    let Some(last) = weeks.last() else {
+        return;
+    };
+    page.push_str(
+        "<h3>Cumulative repeat purchases, week by week</h3>\
+         <p class=\"lead\">The same customers from their first purchases on: the purchase days \
+         after each one's first, added up week by week, against the sum of what the model \
+         expects of each customer for their own time since their first purchase. Left of the \
+         dashed line the model saw the orders; right of it, it predicts.</p><figure>",
+    );
+    let (w, h) = (640.0, 340.0);
+    let (l, r, t, b) = (64.0, 16.0, 14.0, 44.0);
+    let (pw, ph) = (w - l - r, h - t - b);
+    #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+    let top = weeks
+        .iter()
+        .map(|week| week.expected.max(week.actual as f64))
+        .fold(1.0_f64, f64::max);
+    let n = f64::from(last.week);
+    let px = |week: f64| l + week / n * pw;
+    let py = |v: f64| t + (1.0 - v / top) * ph;
+    svg_open(
+        page,
+        "chart-growth-tracking",
+        640,
+        340,
+        "Cumulative repeat purchases per week: actual and expected by the growth model",
+        "Two rising lines over the weeks since the customers' first purchases: the actual \
+         cumulative repeat purchase days (solid) and the model's expectation (dashed). A dashed \
+         vertical line marks the end of the calibration period.",
+    );
+    for step in 0..=4 {
+        let v = top * f64::from(step) / 4.0;
+        let _ = write!(
+            page,
+            "<line class=\"gridline\" x1=\"{l}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
+             <text class=\"small\" x=\"{:.1}\" y=\"{y:.1}\" text-anchor=\"end\" dominant-baseline=\"middle\">{}</text>",
+            l + pw,
+            l - 6.0,
+            count(v.round() as u64),
+            y = py(v),
+        );
+    }
+    let ticks = last.week.div_ceil(6).max(1);
+    for week in (0..=last.week).step_by(ticks as usize) {
+        let _ = write!(
+            page,
+            "<text class=\"small\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{week}</text>",
+            px(f64::from(week)),
+            h - b + 16.0,
+        );
+    }
+    let split = px(f64::from(check.calibration_weeks));
+    let _ = write!(
+        page,
+        "<line class=\"axis\" x1=\"{l}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>\
+         <line class=\"axis\" x1=\"{l}\" y1=\"{t}\" x2=\"{l}\" y2=\"{:.1}\"/>\
+         <line x1=\"{split:.1}\" x2=\"{split:.1}\" y1=\"{t}\" y2=\"{:.1}\" stroke=\"#8a93a6\" stroke-dasharray=\"4 4\"/>\
+         <text class=\"small\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">calibration | holdout</text>\
+         <text class=\"small\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">weeks since the first customer's first purchase</text>\
+         <text class=\"small\" transform=\"translate(12 {:.1}) rotate(-90)\" text-anchor=\"middle\">repeat purchase days</text>",
+        py(0.0),
+        px(n),
+        py(0.0),
+        py(0.0),
+        py(0.0),
+        split + 40.0,
+        t + 12.0,
+        l + pw / 2.0,
+        h - 6.0,
+        t + ph / 2.0,
+    );
+    let line = |value: &dyn Fn(&tiercare_growth::TrackingWeek) -> f64| {
+        let mut path = format!("M{:.1},{:.1}", px(0.0), py(0.0));
+        for week in weeks {
+            let _ = write!(
+                path,
+                " L{:.1},{:.1}",
+                px(f64::from(week.week)),
+                py(value(week))
+            );
+        }
+        path
+    };
+    #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+    let actual = line(&|week| week.actual as f64);
+    let expected = line(&|week| week.expected);
+    let _ = write!(
+        page,
+        "<path class=\"mark\" id=\"tracking-actual\" d=\"{actual}\" fill=\"none\" stroke=\"#1b1f2a\" stroke-width=\"2.5\" stroke-linejoin=\"round\"/>\
+         <path class=\"mark\" id=\"tracking-expected\" d=\"{expected}\" fill=\"none\" stroke=\"#d1495b\" stroke-width=\"2.5\" stroke-dasharray=\"7 4\" stroke-linejoin=\"round\"/></svg>"
+    );
+    legend(
+        page,
+        &[
+            ("actual".to_owned(), "#1b1f2a"),
+            ("expected by BG/NBD".to_owned(), "#d1495b"),
+        ],
+    );
+    #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+    let gap = (last.expected - last.actual as f64) / (last.actual as f64).max(1.0);
+    let _ = write!(
+        page,
+        "<figcaption>By week {}: {} repeat purchase days, {} expected ({:+.1}%).</figcaption></figure>",
+        last.week,
+        count(last.actual),
+        count(last.expected.round() as u64),
+        gap * 100.0
+    );
+    let rows: Vec<Vec<String>> = weeks
+        .iter()
+        .map(|week| {
+            vec![
+                week.week.to_string(),
+                escape(&format_day(week.end_day)),
+                count(week.actual),
+                format!("{:.1}", week.expected),
+            ]
+        })
+        .collect();
+    table(
+        page,
+        "Cumulative repeat purchase days per week: actual and expected",
+        &["week", "last day", "actual", "expected"],
+        &rows,
+    );
 }
 
 /// Sends, hard bounces and complaints per rule over the report's last 30 days: what the
