@@ -307,11 +307,24 @@ impl Store {
         let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).at(path)?;
         let sql = format!("SELECT NOT EXISTS (SELECT 1 FROM {})", kind.table());
         let target_was_empty: bool = tx.query_row(&sql, [], |row| row.get(0)).at(path)?;
-        let deferred_indexes = if target_was_empty {
+        let mut deferred_indexes = if target_was_empty {
             drop_secondary_indexes(&tx, kind.table()).at(path)?
         } else {
             Vec::new()
         };
+        // An orders import writes the orders' lines too: with no lines stored yet, their
+        // secondary indexes (the recommender's `order_items_by_sku`, whose inserts land all
+        // over the B-tree) are built once at commit as well, from sorted data.
+        if kind == ImportKind::Orders && target_was_empty {
+            let no_lines: bool = tx
+                .query_row("SELECT NOT EXISTS (SELECT 1 FROM order_items)", [], |row| {
+                    row.get(0)
+                })
+                .at(path)?;
+            if no_lines {
+                deferred_indexes.extend(drop_secondary_indexes(&tx, "order_items").at(path)?);
+            }
+        }
         let creates_customers = kind == ImportKind::Customers
             || (kind == ImportKind::Orders && options.create_missing_customers);
         let deferred_search = if creates_customers {
@@ -866,6 +879,54 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+    }
+
+    /// The names of the indexes the session's connection sees on `table`.
+    fn indexes_on(conn: &Connection, table: &str) -> Vec<String> {
+        conn.prepare("SELECT name FROM pragma_index_list(?1) WHERE origin = 'c' ORDER BY name")
+            .unwrap()
+            .query_map([table], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// The first orders import builds the lines' product index once at commit instead of
+    /// inserting into it line by line (a third of the Online Retail import's CPU), and a
+    /// later import, with lines stored, keeps it in place.
+    #[test]
+    fn the_first_orders_import_builds_the_lines_product_index_at_commit() {
+        let mut store = Store::open_in_memory().unwrap();
+        let session = store
+            .import(ImportKind::Orders, ImportOptions::default())
+            .unwrap();
+        assert_eq!(
+            indexes_on(session.conn, "order_items"),
+            Vec::<String>::new()
+        );
+        session.commit(&ImportAudit::default()).unwrap();
+        assert_eq!(
+            indexes_on(&store.conn, "order_items"),
+            ["order_items_by_sku"]
+        );
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO customers (external_id, name, created_at, updated_at) \
+                 VALUES ('C1', 'C1', 0, 0); \
+                 INSERT INTO orders (external_id, customer_id, ordered_at, amount) \
+                 VALUES ('O1', 1, 0, 1.0); \
+                 INSERT INTO order_items (order_id, line_no, sku, quantity, unit_price, amount) \
+                 VALUES (1, 1, 'X', 1.0, 1.0, 1.0);",
+            )
+            .unwrap();
+        let session = store
+            .import(ImportKind::Orders, ImportOptions::default())
+            .unwrap();
+        assert_eq!(
+            indexes_on(session.conn, "order_items"),
+            ["order_items_by_sku"]
+        );
     }
 
     /// Going back to a savepoint undoes the rows, the customers created and the rows
