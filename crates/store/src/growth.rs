@@ -115,13 +115,12 @@ mod tests {
         let store = Store::open_in_memory().unwrap();
         let plan: String = store
             .conn
-            .query_row(&format!("EXPLAIN QUERY PLAN {ORDERS_UNTIL}"), [0, 0], |row| {
-                row.get(3)
-            })
+            .query_row(
+                &format!("EXPLAIN QUERY PLAN {ORDERS_UNTIL}"),
+                [0, 0],
+                |row| row.get(3),
+            )
             .unwrap();
-        assert!(
-            plan.contains("COVERING INDEX orders_by_customer"),
-            "{plan}"
-        );
+        assert!(plan.contains("COVERING INDEX orders_by_customer"), "{plan}");
     }
 }
