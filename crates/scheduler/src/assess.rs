@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use crate::growth::{FitSource, Growth, GrowthOutcome, GrowthSettings};
+use crate::growth::{FitSource, Growth, GrowthOutcome, GrowthSettings, GrowthTask};
 use serde::Serialize;
 use tiercare_engine::{
     AssessmentTimes, Decision, Diagnostic, Explanation, Feature, LoadedRules, Pin as EnginePin,
@@ -333,18 +333,7 @@ pub fn assess_with(
     let pins = reader.active_pins(options.now)?;
     // The models are fitted only for rules that read a growth feature (one more pass over the
     // orders and the fit); otherwise the features stay none and nothing is stored.
-    let growth = if crate::growth::FEATURES.iter().any(|f| rules.uses(*f)) {
-        Growth::compute(
-            reader,
-            options.at,
-            rules.window(),
-            options.growth,
-            crate::growth::wanted(|f| rules.uses(f)),
-        )?
-    } else {
-        Growth::default()
-    };
-    let growth_json = growth.record_json();
+    let uses_growth = crate::growth::FEATURES.iter().any(|f| rules.uses(*f));
     let writer = writer.filter(|_| !options.dry_run);
     // Two threads: this one computes features and evaluates the rules while a second records the
     // decisions (its own connection, its own transaction), taking batches in customer order.
@@ -364,6 +353,22 @@ pub fn assess_with(
             }
         }
         let recording = recorder.is_some();
+        // The growth models read the orders and fit on a third thread (its own connection, once
+        // the recorder holds the write lock: it reads what the features pass does) while this
+        // one computes the features; the first customer's evaluation waits for them.
+        let mut growth = if uses_growth {
+            GrowthTask::start(
+                scope,
+                reader,
+                options.at,
+                rules.window(),
+                options.growth,
+                crate::growth::wanted(|f| rules.uses(f)),
+            )
+        } else {
+            GrowthTask::none()
+        };
+        let mut growth_failed = false;
         let mut evaluator = rules.evaluator();
         evaluator.set_budget(safety.budget);
         let mut snapshot = Snapshot::new();
@@ -384,9 +389,13 @@ pub fn assess_with(
             helper.as_mut(),
             attributes,
             &mut |features| {
-                if recorder_gone || tally.failed_customers > allowed_failures {
+                if recorder_gone || growth_failed || tally.failed_customers > allowed_failures {
                     return;
                 }
+                let Some(growth) = growth.get() else {
+                    growth_failed = true;
+                    return;
+                };
                 // No reset: `fill_snapshot` sets every feature (a test holds it to that), and the
                 // pin is set (or cleared) just below.
                 fill_snapshot(&mut snapshot, features);
@@ -411,6 +420,20 @@ pub fn assess_with(
                 }
             },
         )?;
+        let growth = match growth.finish() {
+            Ok(growth) => growth,
+            Err(err) => {
+                // No `Finish`: the recorder rolls its transaction back.
+                drop(sender);
+                if let Some(handle) = recorder {
+                    handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                }
+                return Err(err.into());
+            }
+        };
+        let growth_json = growth.record_json();
         let rule_errors: u64 = tally.failures.values().map(|f| f.customers).sum();
         if tally.failed_customers > allowed_failures {
             // No `Finish`: the recorder rolls its transaction back.

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use chrono::TimeZone;
+use chrono::{Offset, TimeZone};
 use serde::{Deserialize, Serialize};
 use tiercare_engine::{Feature, FeatureValue, Snapshot};
 use tiercare_growth::{
@@ -130,8 +130,8 @@ pub struct Growth {
     customers: Vec<(i64, Summary, Option<Prediction>)>,
 }
 
-/// One customer's rowid, purchases `(day, amount)` and amount in the past 365 days.
-type History = (i64, (Vec<(i64, f64)>, f64));
+/// One customer's purchases `(day, amount)` and amount in the past 365 days.
+type Purchases = (Vec<(i64, f64)>, f64);
 
 /// Seconds in the 365 days of `growth_potential`'s past value.
 const YEAR_SECONDS: i64 = 365 * 86_400;
@@ -172,7 +172,7 @@ impl Bounds {
     }
 
     /// Adds one order to a customer's purchases `(day, amount)` and past year's amount.
-    fn add(&self, history: &mut (Vec<(i64, f64)>, f64), day: i64, ordered_at: i64, amount: f64) {
+    fn add(&self, history: &mut Purchases, day: i64, ordered_at: i64, amount: f64) {
         if ordered_at > self.year_start {
             history.1 += amount;
         }
@@ -224,23 +224,32 @@ impl Growth {
         let bounds = Bounds::new(at, window);
         let day = |t: i64| day_in(settings.timezone, t);
         let end_day = day(at);
-        let mut rows: Vec<History> = Vec::new();
+        // Each customer is summarised as soon as the read moves past them (orders come by
+        // customer), from one reused buffer: no population's histories are kept.
+        let mut summaries: Vec<(i64, Summary, f64)> = Vec::new();
+        let mut current: Option<i64> = None;
+        let mut history: Purchases = (Vec::new(), 0.0);
+        let mut summarise = |customer: i64, history: &Purchases| {
+            if let Some(summary) = summarize(&history.0, end_day) {
+                summaries.push((customer, summary, history.1));
+            }
+        };
         store.for_each_order_until(at, bounds.since, &mut |customer, ordered_at, amount| {
-            if rows.last().is_none_or(|r| r.0 != customer) {
-                rows.push((customer, (Vec::new(), 0.0)));
+            if current != Some(customer) {
+                if let Some(previous) = current {
+                    summarise(previous, &history);
+                }
+                current = Some(customer);
+                history.0.clear();
+                history.1 = 0.0;
             }
-            if let Some(last) = rows.last_mut() {
-                bounds.add(&mut last.1, day(ordered_at), ordered_at, amount);
-            }
+            bounds.add(&mut history, day(ordered_at), ordered_at, amount);
         })?;
+        if let Some(last) = current {
+            summarise(last, &history);
+        }
         let read = started.elapsed();
         // By rowid (the read's order already): `fill` finds a customer by binary search.
-        let mut summaries: Vec<(i64, Summary, f64)> = rows
-            .into_iter()
-            .filter_map(|(customer, (purchases, past_value))| {
-                summarize(&purchases, end_day).map(|summary| (customer, summary, past_value))
-            })
-            .collect();
         summaries.sort_unstable_by_key(|&(customer, _, _)| customer);
         let summarised = started.elapsed();
         let previous = match stored_fit(store, i64::MAX)? {
@@ -426,6 +435,87 @@ impl Growth {
     }
 }
 
+/// An assessment's [`Growth::compute`], run on a thread of the caller's scope with its own
+/// connection to the store's file while the caller computes the features (each reads the orders
+/// in its own pass: on two cores their times overlap), and waited for when the first customer's
+/// growth is needed. A store without a file (in memory) computes it at once, on the caller's
+/// thread.
+pub(crate) struct GrowthTask<'scope> {
+    state: TaskState<'scope>,
+}
+
+enum TaskState<'scope> {
+    Running(std::thread::ScopedJoinHandle<'scope, Result<Growth, StoreError>>),
+    Ready(Growth),
+    Failed(StoreError),
+}
+
+impl<'scope> GrowthTask<'scope> {
+    /// Starts [`Growth::compute`] over `store`'s data (through a new connection to its file).
+    pub(crate) fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        store: &Store,
+        at: i64,
+        window: Window,
+        settings: GrowthSettings,
+        wanted: Wanted,
+    ) -> GrowthTask<'scope> {
+        let state = match store.path() {
+            Some(path) => {
+                let path = path.to_owned();
+                TaskState::Running(scope.spawn(move || {
+                    let store = Store::open(&path)?;
+                    Growth::compute(&store, at, window, settings, wanted)
+                }))
+            }
+            None => Self::done(Growth::compute(store, at, window, settings, wanted)),
+        };
+        GrowthTask { state }
+    }
+
+    /// No growth features (the rules read none): none for every customer.
+    pub(crate) fn none() -> GrowthTask<'scope> {
+        GrowthTask {
+            state: TaskState::Ready(Growth::default()),
+        }
+    }
+
+    fn done(result: Result<Growth, StoreError>) -> TaskState<'scope> {
+        match result {
+            Ok(growth) => TaskState::Ready(growth),
+            Err(err) => TaskState::Failed(err),
+        }
+    }
+
+    /// The growth, waited for on the first call; `None` when computing it failed
+    /// ([`GrowthTask::finish`] gives the error).
+    pub(crate) fn get(&mut self) -> Option<&Growth> {
+        let state = std::mem::replace(&mut self.state, TaskState::Ready(Growth::default()));
+        self.state = match state {
+            TaskState::Running(handle) => Self::done(
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            ),
+            done => done,
+        };
+        match &self.state {
+            TaskState::Ready(growth) => Some(growth),
+            _ => None,
+        }
+    }
+
+    /// The growth, or the store error that stopped it.
+    pub(crate) fn finish(mut self) -> Result<Growth, StoreError> {
+        self.get();
+        match self.state {
+            TaskState::Ready(growth) => Ok(growth),
+            TaskState::Failed(err) => Err(err),
+            TaskState::Running(_) => unreachable!("`get` waited for the thread"),
+        }
+    }
+}
+
 /// The report's holdout: the last this many days before the assessment.
 pub const HOLDOUT_DAYS: i64 = 90;
 
@@ -549,13 +639,18 @@ pub fn holdout(
     })
 }
 
-/// The day number of `t` in `zone` (days since 1970-01-01 on its calendar).
+/// The day number of `t` in `zone` (days since 1970-01-01 on its calendar): `t` shifted by the
+/// zone's UTC offset at `t`, in whole days. The same as the local date's day number
+/// (`timestamp_opt(t, 0)`'s date), without building the local date and counting its days back
+/// (a tenth of the growth read at 1,000,000 customers, one per order).
 fn day_in(zone: chrono_tz::Tz, t: i64) -> i64 {
-    zone.timestamp_opt(t, 0)
-        .single()
-        .map_or(t.div_euclid(86_400), |local| {
-            local.date_naive().to_epoch_days().into()
-        })
+    match chrono::DateTime::from_timestamp(t, 0) {
+        Some(utc) => {
+            let offset = zone.offset_from_utc_datetime(&utc.naive_utc()).fix();
+            (t + i64::from(offset.local_minus_utc())).div_euclid(86_400)
+        }
+        None => t.div_euclid(86_400),
+    }
 }
 
 /// The reason shown when the models cannot be fitted.
@@ -565,7 +660,44 @@ fn reason(err: &GrowthError) -> String {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use crate::config::Config;
+
+    #[test]
+    fn a_day_in_a_zone_is_the_local_dates_day_number() {
+        // The local date's own day number, as the growth read used to compute it per order.
+        let by_date = |zone: chrono_tz::Tz, t: i64| -> i64 {
+            zone.timestamp_opt(t, 0)
+                .single()
+                .map_or(t.div_euclid(86_400), |local| {
+                    local.date_naive().to_epoch_days().into()
+                })
+        };
+        let zones = [
+            chrono_tz::UTC,
+            chrono_tz::Europe::London,
+            chrono_tz::Australia::Lord_Howe,
+            chrono_tz::Asia::Kathmandu,
+            chrono_tz::America::St_Johns,
+            chrono_tz::Pacific::Apia,
+            chrono_tz::Pacific::Kiritimati,
+            chrono_tz::America::Sao_Paulo,
+        ];
+        // Every 2 h 12 min less a second over 1969-2031 (DST changes, Apia's skipped day, the
+        // Kathmandu and St John's odd offsets, times before 1970), each second of two hours
+        // around London's changes of 2021, and times out of chrono's range.
+        let mut times: Vec<i64> = (-86_400 * 400..1_950_000_000).step_by(7919).collect();
+        for change in [1_616_893_200, 1_635_642_000] {
+            times.extend(change - 3600..change + 3600);
+        }
+        times.extend([i64::MIN, i64::MAX, -1, 0]);
+        for zone in zones {
+            for &t in &times {
+                assert_eq!(super::day_in(zone, t), by_date(zone, t), "{zone} at {t}");
+            }
+        }
+    }
 
     #[test]
     fn the_monthly_discount_is_read_and_checked() {

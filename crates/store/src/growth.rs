@@ -8,10 +8,16 @@ use crate::db::Store;
 use crate::error::{AtPath, StoreError};
 use crate::tiers::AssessmentSession;
 
+/// Every order up to a time, by customer and time: a scan of `orders_by_customer` alone, which
+/// holds the amount (migration 26), in the order of its entries (customer, time, rowid).
+const ORDERS_UNTIL: &str = "SELECT customer_id, ordered_at, amount FROM orders \
+     WHERE ordered_at <= ?1 AND ordered_at > ?2 ORDER BY customer_id, ordered_at";
+
 impl Store {
     /// Calls `visit(customer_rowid, ordered_at, amount)` for every order with
     /// `since < ordered_at <= at` (`since` `None`: all up to `at`), ordered by customer and
-    /// time (the `orders_by_customer` index). Refunds (negative amounts) are included.
+    /// time (a scan of the `orders_by_customer` index alone, without the orders' rows; orders
+    /// at the same time in rowid order). Refunds (negative amounts) are included.
     pub fn for_each_order_until(
         &self,
         at: i64,
@@ -19,10 +25,7 @@ impl Store {
         visit: &mut dyn FnMut(i64, i64, f64),
     ) -> Result<(), StoreError> {
         let mut run = || -> rusqlite::Result<()> {
-            let mut stmt = self.conn.prepare(
-                "SELECT customer_id, ordered_at, amount FROM orders \
-                 WHERE ordered_at <= ?1 AND ordered_at > ?2 ORDER BY customer_id, ordered_at",
-            )?;
+            let mut stmt = self.conn.prepare(ORDERS_UNTIL)?;
             let mut rows = stmt.query(params![at, since.unwrap_or(i64::MIN)])?;
             while let Some(row) = rows.next()? {
                 visit(row.get(0)?, row.get(1)?, row.get(2)?);
@@ -99,5 +102,25 @@ impl AssessmentSession<'_> {
             "INSERT OR REPLACE INTO assessment_growth (assessment_id, fit) VALUES (?1, ?2)",
             params![id, fit_json],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ORDERS_UNTIL;
+    use crate::Store;
+
+    #[test]
+    fn the_read_of_every_order_by_customer_needs_no_row_of_orders() {
+        let store = Store::open_in_memory().unwrap();
+        let plan: String = store
+            .conn
+            .query_row(
+                &format!("EXPLAIN QUERY PLAN {ORDERS_UNTIL}"),
+                [0, 0],
+                |row| row.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("COVERING INDEX orders_by_customer"), "{plan}");
     }
 }
