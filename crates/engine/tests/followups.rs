@@ -290,6 +290,43 @@ fn planning_twice_gives_the_same_keys() {
 }
 
 #[test]
+fn a_planner_reused_over_zones_and_ranges_plans_as_a_fresh_one() {
+    // The planner keeps each cron rule's firings per zone and range: a customer in another
+    // zone, or another range, must not get the firings of the one before.
+    let rules = rules(
+        "followups:\n  - id: review\n    every: 30d\n    task: { assignee: owner, title: Review }\n  - id: care\n    cron: \"0 10 * * *\"\n    email: { template: care }\n  - id: monthly\n    cron: \"0 9 1 * *\"\n    email: { template: care }\n",
+    );
+    let state = FollowUpState::default();
+    let mut planner = rules.planner();
+    let ranges = [
+        (time("2024-06-01T00:00:00Z"), time("2024-07-01T00:00:00Z")),
+        (time("2024-06-01T00:00:00Z"), time("2024-06-02T00:00:00Z")),
+        (time("2024-06-03T06:00:00Z"), time("2024-06-03T12:00:00Z")),
+    ];
+    for (from, to) in ranges {
+        for zone in ["", "Asia/Tokyo", "America/New_York", "Asia/Tokyo", ""] {
+            let customer = snapshot(&format!(
+                r#"{{"customer_id": "c-{zone}", "has_email": true, "consent_email": true, "timezone": "{zone}"}}"#
+            ));
+            let reused = planner.plan(&customer, &state, from, to, chrono_tz::Europe::Berlin);
+            let fresh = plan_customer(
+                &rules,
+                &customer,
+                &state,
+                from,
+                to,
+                chrono_tz::Europe::Berlin,
+            );
+            assert_eq!(
+                format!("{reused:?}"),
+                format!("{fresh:?}"),
+                "{zone} {from}..{to}"
+            );
+        }
+    }
+}
+
+#[test]
 fn an_overdue_cadence_fires_once() {
     let rules = rules(
         "followups:\n  - id: review\n    every: 7d\n    task: { assignee: owner, title: Review }\n",

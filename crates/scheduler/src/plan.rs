@@ -966,21 +966,29 @@ impl<'a> Recorder<'a> {
                 text.to_owned()
             }
         };
+        // A task already in the ledger is only refused as existing: its title is not rendered
+        // (each range plans again the occurrences before it that its triggers still see).
+        let as_written = |text: &str| text.to_owned();
+        let recorded = |key: &OccurrenceKey, action: &Action| {
+            matches!(action, Action::Task { .. }) && session.is_recorded(key).unwrap_or(false)
+        };
         let mut planned: Vec<PlannedFollowUp> = Vec::new();
         for action in &plan.actions {
+            let key =
+                OccurrenceKey::new(&action.rule_id, &features.customer_id, action.occurrence_at);
             let stored = store_action(
                 rules,
                 &action.action,
                 action.occurrence_at,
                 action.scheduled_at,
-                &title_of,
+                if recorded(&key, &action.action) {
+                    &as_written
+                } else {
+                    &title_of
+                },
             );
             planned.push(PlannedFollowUp {
-                key: OccurrenceKey::new(
-                    &action.rule_id,
-                    &features.customer_id,
-                    action.occurrence_at,
-                ),
+                key,
                 scheduled_at: action.scheduled_at,
                 action: stored,
                 reason: action.reason.clone(),
@@ -995,12 +1003,21 @@ impl<'a> Recorder<'a> {
                 continue;
             };
             let scheduled_at = skipped.occurrence_at.max(self.from);
+            let key = OccurrenceKey::new(
+                &skipped.rule_id,
+                &features.customer_id,
+                skipped.occurrence_at,
+            );
             let stored = store_action(
                 rules,
                 action,
                 skipped.occurrence_at,
                 scheduled_at,
-                &title_of,
+                if recorded(&key, action) {
+                    &as_written
+                } else {
+                    &title_of
+                },
             );
             let why = match &skipped.skipped {
                 Skipped::Cap { period, limit } => {
@@ -1009,11 +1026,7 @@ impl<'a> Recorder<'a> {
                 other => other.name().to_owned(),
             };
             planned.push(PlannedFollowUp {
-                key: OccurrenceKey::new(
-                    &skipped.rule_id,
-                    &features.customer_id,
-                    skipped.occurrence_at,
-                ),
+                key,
                 scheduled_at,
                 action: stored,
                 reason: format!("skipped by the contact policy: {why}"),
@@ -1395,7 +1408,11 @@ mod tests {
         let after_first = ledger(&store);
         assert_eq!(after_first.0 as u64, first.new);
         assert_eq!(after_first.1 as u64, first.tasks_created);
-        let second = record_due(&store, &mut writer, &rules, options, FROM + 60, &Fixed).unwrap();
+        // Recording the range again finds every occurrence in the ledger: no task title is
+        // rendered for a task that is not created.
+        let titles = Counting::default();
+        let second = record_due(&store, &mut writer, &rules, options, FROM + 60, &titles).unwrap();
+        assert_eq!(titles.0.get(), 0, "task titles rendered for existing tasks");
         assert_eq!(second.new, 0, "{second:?}");
         assert_eq!(second.queued, 0, "{second:?}");
         assert_eq!(store.outbox(None, 1000).unwrap().len(), outbox.len());
@@ -1554,6 +1571,31 @@ followups:
                 text: "text".to_owned(),
                 html: None,
             })
+        }
+    }
+
+    /// [`Fixed`], counting the task titles it renders.
+    #[derive(Default)]
+    struct Counting(std::cell::Cell<u32>);
+
+    impl RenderEmail for Counting {
+        fn render(
+            &self,
+            template: &str,
+            customer: &str,
+            at: i64,
+        ) -> Result<crate::outbox::RenderedEmail, crate::outbox::RenderError> {
+            Fixed.render(template, customer, at)
+        }
+
+        fn render_text(
+            &self,
+            text: &str,
+            _customer: &str,
+            _at: i64,
+        ) -> Result<String, crate::outbox::RenderError> {
+            self.0.set(self.0.get() + 1);
+            Ok(text.to_owned())
         }
     }
 

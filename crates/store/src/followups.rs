@@ -610,6 +610,17 @@ impl FollowUpSession<'_> {
         self.outcome
     }
 
+    /// Whether the occurrence `key` is in the ledger already (recorded before, or earlier in
+    /// this session): recording it again writes nothing, so a caller can leave out the costly
+    /// parts of a follow-up it would only build to have it refused as existing (a task title
+    /// rendered with the templates' context).
+    pub fn is_recorded(&self, key: &OccurrenceKey) -> Result<bool, StoreError> {
+        self.tx
+            .prepare_cached("SELECT 1 FROM followups WHERE occurrence_key = ?1")
+            .and_then(|mut stmt| stmt.exists([key.to_string()]))
+            .at(self.path)
+    }
+
     /// Records one planned follow-up, unless its occurrence is already in
     /// the ledger (then nothing is written and [`Recorded::new`] is false,
     /// whatever the action).

@@ -278,7 +278,17 @@ pub struct Plan {
 #[derive(Debug)]
 pub struct Planner<'r> {
     evaluator: Evaluator<'r>,
+    /// The firings of cron triggers, which depend on the rule, the zone and the range alone:
+    /// `(rule index, zone, from, to)` and the firings' times, computed at the first customer
+    /// who needs them (a range's customers share a handful of zones).
+    firings: Vec<(FiringsKey, Vec<i64>)>,
 }
+
+/// A cron rule's index, the zone and the range `[from, to)` its firings were computed for.
+type FiringsKey = (usize, Tz, i64, i64);
+
+/// The most cron firing lists a [`Planner`] keeps (rules × zones × ranges).
+const FIRINGS_KEPT: usize = 256;
 
 /// [`Planner::plan`] with a fresh planner.
 #[must_use]
@@ -351,6 +361,7 @@ impl<'r> Planner<'r> {
     pub(crate) fn new(rules: &'r RuleSet) -> Self {
         Planner {
             evaluator: rules.evaluator(),
+            firings: Vec::new(),
         }
     }
 
@@ -452,27 +463,33 @@ impl<'r> Planner<'r> {
                         CadenceFrom::LastFired => "last fired",
                         CadenceFrom::LastContact => "last contact",
                     };
+                    let mut next = match anchor {
+                        Some(anchor) => {
+                            let mut next = anchor + period;
+                            if next < from {
+                                next = anchor + ((from - anchor) / period).max(1) * period;
+                            }
+                            next
+                        }
+                        None => first_staggered(&rule.id, &customer_id, *period, from),
+                    };
+                    if next >= to {
+                        // Nothing in the range: no reason to write.
+                        continue;
+                    }
                     let days = period / 86_400;
                     let every = if period % 86_400 == 0 {
                         format!("{days}d")
                     } else {
                         format!("{}h", period / 3_600)
                     };
-                    let (mut next, why) = match anchor {
+                    let why = match anchor {
                         Some(anchor) => {
-                            let mut next = anchor + period;
-                            if next < from {
-                                next = anchor + ((from - anchor) / period).max(1) * period;
-                            }
-                            (
-                                next,
-                                format!("every {every} since {what} {}", local_text(anchor, tz)),
-                            )
+                            format!("every {every} since {what} {}", local_text(anchor, tz))
                         }
-                        None => (
-                            first_staggered(&rule.id, &customer_id, *period, from),
-                            format!("every {every} (no {what} yet: first at a staggered time)"),
-                        ),
+                        None => {
+                            format!("every {every} (no {what} yet: first at a staggered time)")
+                        }
                     };
                     while next < to {
                         push(next, why.clone());
@@ -480,12 +497,25 @@ impl<'r> Planner<'r> {
                     }
                 }
                 Trigger::Cron(schedule) => {
-                    for firing in schedule.between(utc(from - 1), utc(to - 1), tz, MAX_OCCURRENCES)
-                    {
-                        push(
-                            firing.timestamp(),
-                            format!("cron `{schedule}` ({})", tz.name()),
-                        );
+                    let key = (index, tz, from, to);
+                    let cached = match self.firings.iter().position(|(k, _)| *k == key) {
+                        Some(found) => found,
+                        None => {
+                            let firings = schedule
+                                .between(utc(from - 1), utc(to - 1), tz, MAX_OCCURRENCES)
+                                .iter()
+                                .map(DateTime::timestamp)
+                                .collect();
+                            // A planner reused over many ranges (rule tests) keeps the latest.
+                            if self.firings.len() >= FIRINGS_KEPT {
+                                self.firings.clear();
+                            }
+                            self.firings.push((key, firings));
+                            self.firings.len() - 1
+                        }
+                    };
+                    for &firing in &self.firings[cached].1 {
+                        push(firing, format!("cron `{schedule}` ({})", tz.name()));
                     }
                 }
                 Trigger::Event(event) => {
