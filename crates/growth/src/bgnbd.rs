@@ -116,8 +116,6 @@ struct Grouped {
     max_day: u32,
     customers: u64,
     repeat_buyers: u64,
-    /// Threads a likelihood may use (the machine's parallelism).
-    workers: usize,
 }
 
 impl Grouped {
@@ -139,7 +137,6 @@ impl Grouped {
             customers: summaries.len() as u64,
             repeat_buyers: summaries.iter().filter(|s| s.frequency > 0).count() as u64,
             triples,
-            workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         }
     }
 
@@ -149,13 +146,12 @@ impl Grouped {
             max_day: self.max_day,
             customers: self.customers,
             repeat_buyers: self.repeat_buyers,
-            workers: self.workers,
         }
     }
 
     /// Minus the mean log-likelihood per customer the triples stand for, over log-parameters.
     fn objective(&self) -> impl Fn(&[f64]) -> f64 + '_ {
-        let scratch = std::cell::RefCell::new(Scratch::default());
+        let scratch = std::cell::RefCell::new(Vec::new());
         let weight: f64 = self.triples.iter().map(|t| t.3).sum();
         move |t: &[f64]| {
             if crate::outside_bounds(t) {
@@ -238,98 +234,25 @@ impl Grouped {
         .map(|found| (found.x, found.value, found.iterations))
     }
 
-    /// The total log-likelihood at `p`: each group's term computed on up to `workers`
-    /// threads (above [`PARALLEL_TRIPLES`] groups), then summed on this one in the groups'
-    /// order, so the total is the same to the bit whatever the threads.
-    fn log_likelihood(&self, p: &BgNbd, scratch: &mut Scratch) -> f64 {
-        self.log_likelihood_on(p, scratch, self.workers)
-    }
-
-    fn log_likelihood_on(&self, p: &BgNbd, scratch: &mut Scratch, workers: usize) -> f64 {
-        scratch.ln_alpha_plus.clear();
-        scratch
-            .ln_alpha_plus
-            .extend((0..=self.max_day).map(|d| (p.alpha + f64::from(d)).ln()));
-        let terms = Terms::new(p, &scratch.ln_alpha_plus);
+    /// The total log-likelihood at `p`.
+    fn log_likelihood(&self, p: &BgNbd, ln_alpha_plus: &mut Vec<f64>) -> f64 {
+        let (r, alpha, a, b) = (p.r, p.alpha, p.a, p.b);
+        ln_alpha_plus.clear();
+        ln_alpha_plus.extend((0..=self.max_day).map(|d| (alpha + f64::from(d)).ln()));
+        let (ln_a, ln_r_alpha) = (a.ln(), r * alpha.ln());
+        let (lg_r, lg_ab, lg_b) = (ln_gamma(r), ln_gamma(a + b), ln_gamma(b));
         let mut total = 0.0;
-        if workers <= 1 || self.triples.len() < PARALLEL_TRIPLES {
-            terms.each(&self.triples, |term| total += term);
-            return total;
-        }
-        scratch.terms.clear();
-        scratch.terms.resize(self.triples.len(), 0.0);
-        let chunk = self.triples.len().div_ceil(workers);
-        let terms = &terms;
-        std::thread::scope(|scope| {
-            let mut parts = self
-                .triples
-                .chunks(chunk)
-                .zip(scratch.terms.chunks_mut(chunk));
-            let first = parts.next();
-            for (triples, out) in parts {
-                scope.spawn(move || terms.fill(triples, out));
-            }
-            if let Some((triples, out)) = first {
-                terms.fill(triples, out);
-            }
-        });
-        for term in &scratch.terms {
-            total += term;
-        }
-        total
-    }
-}
-
-/// Above this many groups, a likelihood's terms are computed on several threads.
-const PARALLEL_TRIPLES: usize = 4_096;
-
-/// What one evaluation of the likelihood reuses: `ln(α + d)` per day, and the groups' terms.
-#[derive(Default)]
-struct Scratch {
-    ln_alpha_plus: Vec<f64>,
-    terms: Vec<f64>,
-}
-
-/// The likelihood's terms at one point: a group's is `count · ln L(x, t_x, T)`.
-struct Terms<'a> {
-    p: BgNbd,
-    ln_alpha_plus: &'a [f64],
-    ln_a: f64,
-    ln_r_alpha: f64,
-    lg_r: f64,
-    lg_ab: f64,
-    lg_b: f64,
-}
-
-impl<'a> Terms<'a> {
-    fn new(p: &BgNbd, ln_alpha_plus: &'a [f64]) -> Terms<'a> {
-        Terms {
-            p: *p,
-            ln_alpha_plus,
-            ln_a: p.a.ln(),
-            ln_r_alpha: p.r * p.alpha.ln(),
-            lg_r: ln_gamma(p.r),
-            lg_ab: ln_gamma(p.a + p.b),
-            lg_b: ln_gamma(p.b),
-        }
-    }
-
-    /// Calls `visit` with each group's term, in order (the part shared by a frequency is
-    /// computed once per run of it; a run cut by a chunk's start computes it again, alike).
-    fn each(&self, triples: &[(u32, u32, u32, f64)], mut visit: impl FnMut(f64)) {
-        let BgNbd { r, a, b, .. } = self.p;
-        let ln_alpha_plus = self.ln_alpha_plus;
         let mut current_x = u32::MAX;
         let (mut head, mut ln_a_over) = (0.0, 0.0);
-        for &(x_days, recency, age, count) in triples {
+        for &(x_days, recency, age, count) in &self.triples {
             let x = f64::from(x_days);
             if x_days != current_x {
                 current_x = x_days;
-                head = ln_gamma(r + x) - self.lg_r + self.ln_r_alpha + self.lg_ab + ln_gamma(b + x)
-                    - self.lg_b
+                head = ln_gamma(r + x) - lg_r + ln_r_alpha + lg_ab + ln_gamma(b + x)
+                    - lg_b
                     - ln_gamma(a + b + x);
                 ln_a_over = if x_days > 0 {
-                    self.ln_a - (b + x - 1.0).ln()
+                    ln_a - (b + x - 1.0).ln()
                 } else {
                     0.0
                 };
@@ -340,18 +263,9 @@ impl<'a> Terms<'a> {
             } else {
                 a3
             };
-            visit(count * (head + rest));
+            total += count * (head + rest);
         }
-    }
-
-    /// Writes each group's term into `out`, in order.
-    fn fill(&self, triples: &[(u32, u32, u32, f64)], out: &mut [f64]) {
-        let mut slots = out.iter_mut();
-        self.each(triples, |term| {
-            if let Some(slot) = slots.next() {
-                *slot = term;
-            }
-        });
+        total
     }
 }
 
@@ -552,45 +466,8 @@ mod tests {
             s(2, 20, 30),
         ];
         let direct: f64 = customers.iter().map(|c| p.log_likelihood(c)).sum();
-        let grouped = Grouped::new(&customers).log_likelihood(&p, &mut Scratch::default());
+        let grouped = Grouped::new(&customers).log_likelihood(&p, &mut Vec::new());
         assert!((direct - grouped).abs() < 1e-10, "{direct} vs {grouped}");
-    }
-
-    #[test]
-    fn the_likelihood_on_several_threads_is_the_same_to_the_bit() {
-        // More groups than one thread takes, cut by the chunks in the middle of frequencies.
-        let customers: Vec<Summary> = (0..3 * PARALLEL_TRIPLES as u32)
-            .map(|i| {
-                let age = 30 + i % 700;
-                let frequency = i % 7;
-                s(
-                    frequency,
-                    if frequency == 0 { 0 } else { age - i % 29 },
-                    age,
-                )
-            })
-            .collect();
-        let data = Grouped::new(&customers);
-        assert!(
-            data.triples.len() > PARALLEL_TRIPLES,
-            "{}",
-            data.triples.len()
-        );
-        let p = BgNbd {
-            r: 0.24,
-            alpha: 30.9,
-            a: 0.79,
-            b: 2.43,
-        };
-        let one = data.log_likelihood_on(&p, &mut Scratch::default(), 1);
-        for workers in [2, 3, 8] {
-            let many = data.log_likelihood_on(&p, &mut Scratch::default(), workers);
-            assert_eq!(
-                one.to_bits(),
-                many.to_bits(),
-                "{workers} threads: {many} vs {one}"
-            );
-        }
     }
 
     #[test]
