@@ -422,6 +422,10 @@ pub enum Command {
     /// wire). Sends and records nothing. A customer without a valid email address gets the parts
     /// printed and a warning (such an email is skipped when sending). templates/README.md lists
     /// what a template can use.
+    ///
+    /// With --sms (or when there is no e-mail template NAME), renders the text message
+    /// templates/NAME.sms.j2 instead and prints its text, encoding, characters and segments; an
+    /// SMS survey's link carries a sample token as long as the longest signed one.
     Preview(PreviewArgs),
     /// A customer's data: show it, export all of it as JSON, or forget the customer.
     #[command(subcommand)]
@@ -533,7 +537,12 @@ pub struct PreviewArgs {
     /// or an RFC 3339 time [default: now].
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
-    /// Print the subject, parts, recipient and message as JSON.
+    /// Preview the text message templates/NAME.sms.j2 instead: its text, encoding and
+    /// segments (the default when there is no e-mail template NAME).
+    #[arg(long)]
+    pub sms: bool,
+    /// Print the subject, parts, recipient and message as JSON (with --sms: the text, its
+    /// length and whether it would be sent).
     #[arg(long)]
     pub json: bool,
 }

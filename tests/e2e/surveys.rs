@@ -442,3 +442,111 @@ fn a_survey_by_sms_sends_one_link_whose_page_asks_for_the_score() {
         checked.stderr
     );
 }
+
+/// `preview` of an SMS template: without `--sms` when there is no e-mail template of that name,
+/// an SMS survey with its link (a sample token as long as the signed one), the encoding and the
+/// segments; the text the provider then receives has exactly the previewed length; a customer
+/// without SMS consent is warned about.
+#[test]
+fn preview_shows_an_sms_survey_as_it_is_sent_with_its_segments() {
+    let dir = fast_tempdir();
+    let stub = crate::common::sms_provider::SmsProvider::start();
+    let port = free_port();
+    let root = dir.path().join("ws");
+    run_in(dir.path(), &["init", root.to_str().unwrap()]).assert_code(0);
+    std::fs::remove_file(root.join("rules/followups.yaml")).unwrap();
+    std::fs::write(
+        root.join("rules/ask.yaml"),
+        "followups:\n  - id: ask-sms\n    cron: \"0 9 * * *\"\n    max_delay: 3650d\n    \
+         survey: { template: rate, channel: sms, kind: csat, id: pickup, \
+         question: \"How was your pickup?\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("templates/rate.sms.j2"),
+        "{{ survey.question }} {{ survey.link }}\n",
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
+    std::fs::write(
+        root.join("tiercare.toml"),
+        format!(
+            "{config}\n[sms]\nprovider = \"http\"\n\n[sms.http]\nurl = \"{}\"\n\
+             fields = {{ to = \"{{to}}\", message = \"{{text}}\" }}\n",
+            stub.url("/send")
+        ),
+    )
+    .unwrap();
+    add_http(&root, port, "");
+    std::fs::write(
+        root.join("customers.csv"),
+        "customer_id,name,phone,region,consent_sms\nC1,Ada,+44 7700 900123,GB,true\n\
+         C2,Bo,+44 7700 900124,GB,false\n",
+    )
+    .unwrap();
+    run_in(&root, &["import", "customers", "customers.csv"]).assert_code(0);
+
+    // No `rate` e-mail template: the SMS is previewed without --sms.
+    let shown = run_in(&root, &["preview", "rate", "--customer", "C1"]);
+    shown.assert_code(0);
+    let prefix = format!("http://127.0.0.1:{port}/survey/");
+    assert!(
+        shown
+            .stdout
+            .starts_with(&format!("How was your pickup? {prefix}")),
+        "{}",
+        shown.stdout
+    );
+    shown.assert_stdout_contains("--- GSM-7, ");
+    shown.assert_stdout_contains(" segment");
+    let json = run_in(
+        &root,
+        &["preview", "rate", "--sms", "--customer", "C1", "--json"],
+    );
+    json.assert_code(0);
+    let preview = json.json();
+    assert_eq!(preview["channel"], "sms", "{preview}");
+    assert!(preview["not_sendable"].is_null(), "{preview}");
+    let characters = preview["length"]["characters"].as_u64().unwrap();
+    assert_eq!(
+        preview["text"].as_str().unwrap().chars().count() as u64,
+        characters,
+        "the length counts the text as rendered: {preview}"
+    );
+    let refused = run_in(
+        &root,
+        &["preview", "rate", "--sms", "--customer", "C2", "--json"],
+    );
+    refused.assert_code(0);
+    assert!(
+        refused.json()["not_sendable"]
+            .as_str()
+            .unwrap()
+            .contains("consent_sms"),
+        "{}",
+        refused.stdout
+    );
+
+    // What the provider receives is the preview with the signed token in the sample's place,
+    // at most as long (the sample has the longest outbox id a token carries).
+    let recorded = run_in(
+        &root,
+        &followups_record_json("2026-03-02T08:00:00Z", "2026-03-02T10:00:00Z"),
+    );
+    recorded.assert_code(0);
+    crate::serve::send(&root);
+    let received = stub.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let sent = received[0].json()["message"].as_str().unwrap().to_owned();
+    let previewed = preview["text"].as_str().unwrap();
+    let cut = |text: &str| text[..text.find("/survey/").unwrap() + "/survey/".len()].to_owned();
+    assert_eq!(
+        cut(&sent),
+        cut(previewed),
+        "sent {sent:?}, previewed {preview}"
+    );
+    assert!(
+        sent.chars().count() as u64 <= characters,
+        "sent {sent:?}, previewed {preview}"
+    );
+}
