@@ -346,6 +346,8 @@ fn log_recorded(recorded: &crate::plan::RecordReport) {
             read = recorded.customers,
             "follow-ups recorded"
         );
+    } else {
+        tracing::debug!(read = recorded.customers, "follow-ups: nothing new");
     }
 }
 
