@@ -388,19 +388,43 @@ fn for_each_plan(
     )
 }
 
-/// The earliest time at or after `since` a plan of `plan`'s start would record something of
-/// it: an action's scheduled time (an email moved by the send window is recorded once a range
-/// reaches its time), a skip's occurrence. A skip `Beyond` the plan's end is not recorded
+/// The earliest time at or after `since` a plan of `ahead`'s start would record something new
+/// of it: an action's scheduled time (an email moved by the send window is recorded once a
+/// range reaches its time), a skip's occurrence. A skip `Beyond` the plan's end is not recorded
 /// before it. Times before `since` (triggers in the events' lookback) are in the plan of the
-/// range before too, which recorded them.
-fn earliest_occurrence(plan: &tiercare_engine::Plan, since: i64) -> Option<i64> {
-    plan.actions
+/// range before too, which recorded them. Nor does an occurrence the range before recorded
+/// (`recorded`'s actions and skips, `Beyond` excepted) count, wherever `ahead` schedules it: an
+/// overdue cadence or a past event is planned again at every range's start, and its key makes
+/// recording it again write nothing.
+fn earliest_occurrence(
+    ahead: &tiercare_engine::Plan,
+    since: i64,
+    recorded: &tiercare_engine::Plan,
+) -> Option<i64> {
+    let was_recorded = |rule_id: &str, occurrence_at: i64| {
+        recorded
+            .actions
+            .iter()
+            .any(|action| action.rule_id == rule_id && action.occurrence_at == occurrence_at)
+            || recorded.skipped.iter().any(|skipped| {
+                !matches!(skipped.skipped, Skipped::Beyond { .. })
+                    && skipped.rule_id == rule_id
+                    && skipped.occurrence_at == occurrence_at
+            })
+    };
+    ahead
+        .actions
         .iter()
+        .filter(|action| !was_recorded(&action.rule_id, action.occurrence_at))
         .map(|action| action.scheduled_at)
         .chain(
-            plan.skipped
+            ahead
+                .skipped
                 .iter()
-                .filter(|skipped| !matches!(skipped.skipped, Skipped::Beyond { .. }))
+                .filter(|skipped| {
+                    !matches!(skipped.skipped, Skipped::Beyond { .. })
+                        && !was_recorded(&skipped.rule_id, skipped.occurrence_at)
+                })
                 .map(|skipped| skipped.occurrence_at),
         )
         .filter(|&at| at >= since)
@@ -468,7 +492,8 @@ impl<'r> CustomerPlanner<'r> {
             options.to.saturating_add(self.lookahead),
             options.timezone,
         );
-        (plan, earliest_occurrence(&ahead, options.to))
+        let due = earliest_occurrence(&ahead, options.to, &plan);
+        (plan, due)
     }
 }
 

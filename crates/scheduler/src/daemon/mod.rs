@@ -346,6 +346,8 @@ fn log_recorded(recorded: &crate::plan::RecordReport) {
             read = recorded.customers,
             "follow-ups recorded"
         );
+    } else {
+        tracing::debug!(read = recorded.customers, "follow-ups: nothing new");
     }
 }
 
@@ -1788,6 +1790,53 @@ mod tests {
             "C2 once more, then nobody"
         );
         assert_eq!(recorded(&daemon, "C2", "sorry"), 1);
+    }
+
+    #[test]
+    fn a_recorded_occurrence_planned_again_at_the_range_start_keeps_nobody_due() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = birthday_workspace(tmp.path());
+        // A task (not a contact, so no cap or gap moves it) for a complaint: every plan whose
+        // events reach back to it plans its occurrence again, at the range's start.
+        std::fs::write(
+            ws.rules_dir().join("followups.yaml"),
+            "followups:\n\
+             \x20 - id: call\n    on: complaint\n    \
+             task: { assignee: owner, title: \"Call back\", due: 1d }\n",
+        )
+        .unwrap();
+        let clock = TestClock::new(MONDAY + 10 * HOUR);
+        let mut daemon = Daemon::start(ws.clone(), clock.clone()).unwrap();
+        let mut store = ws.open_store().unwrap();
+        import(
+            &ws,
+            &mut store,
+            RecordKind::Complaints,
+            "complaint_id,customer_id,opened_at,resolved_at,severity,subject\n\
+             K1,C2,2026-03-02T10:05:00Z,,2,late delivery\n",
+        );
+        drop(store);
+        // (customers read, new follow-ups) every 10 minutes from 10:00 to 11:00.
+        let mut ticks = Vec::new();
+        for _ in 0..=6 {
+            let report = daemon.pass();
+            assert!(report.errors.is_empty(), "{:?}", report.errors);
+            ticks.push((report.followups_read, report.followups_new));
+            clock.advance(600);
+        }
+        assert_eq!(
+            ticks,
+            [
+                (None, 0),    // 10:00 starts the cursor
+                (Some(3), 1), // 10:10 reads everyone: the call recorded
+                (Some(1), 0), // C2 once more, with the call in the ledger
+                (None, 0),    // and then nobody: replanning the call records nothing new
+                (None, 0),
+                (None, 0),
+                (None, 0),
+            ]
+        );
+        assert_eq!(recorded(&daemon, "C2", "call"), 1);
     }
 
     #[test]
