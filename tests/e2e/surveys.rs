@@ -291,12 +291,18 @@ fn a_survey_link_answered_through_the_web_server_is_feedback_that_moves_the_feat
     );
 }
 
-/// A survey by SMS: `channel: sms` sends `templates/rate.sms.j2` through the HTTP provider stub
-/// with one signed link (`survey.link`); its page asks with nothing chosen and records nothing;
-/// a POST without a score records nothing, one with a score is the feedback, a later one
-/// replaces it; a forged token is refused; `check` counts the link in the segments.
-#[test]
-fn a_survey_by_sms_sends_one_link_whose_page_asks_for_the_score() {
+/// A workspace whose only follow-up, `ask-sms`, sends the CSAT survey `pickup` ("How was your
+/// pickup?") by SMS at 09:00 with `templates/rate.sms.j2` (the question and `survey.link`),
+/// through an HTTP provider stub, with `[http]` on a free port; `customers` (a CSV) imported.
+/// Returns the temporary folder, the workspace, the stub and the port.
+fn sms_survey_workspace(
+    customers: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    crate::common::sms_provider::SmsProvider,
+    u16,
+) {
     let dir = fast_tempdir();
     let stub = crate::common::sms_provider::SmsProvider::start();
     let port = free_port();
@@ -326,12 +332,20 @@ fn a_survey_by_sms_sends_one_link_whose_page_asks_for_the_score() {
     )
     .unwrap();
     add_http(&root, port, "");
-    std::fs::write(
-        root.join("customers.csv"),
-        "customer_id,name,phone,region,consent_sms\nC1,Ada,+44 7700 900123,GB,true\n",
-    )
-    .unwrap();
+    std::fs::write(root.join("customers.csv"), customers).unwrap();
     run_in(&root, &["import", "customers", "customers.csv"]).assert_code(0);
+    (dir, root, stub, port)
+}
+
+/// A survey by SMS: `channel: sms` sends `templates/rate.sms.j2` through the HTTP provider stub
+/// with one signed link (`survey.link`); its page asks with nothing chosen and records nothing;
+/// a POST without a score records nothing, one with a score is the feedback, a later one
+/// replaces it; a forged token is refused; `check` counts the link in the segments.
+#[test]
+fn a_survey_by_sms_sends_one_link_whose_page_asks_for_the_score() {
+    let (_dir, root, stub, port) = sms_survey_workspace(
+        "customer_id,name,phone,region,consent_sms\nC1,Ada,+44 7700 900123,GB,true\n",
+    );
     run_in(&root, &["check"]).assert_code(0);
     let recorded = run_in(
         &root,
@@ -449,42 +463,10 @@ fn a_survey_by_sms_sends_one_link_whose_page_asks_for_the_score() {
 /// without SMS consent is warned about.
 #[test]
 fn preview_shows_an_sms_survey_as_it_is_sent_with_its_segments() {
-    let dir = fast_tempdir();
-    let stub = crate::common::sms_provider::SmsProvider::start();
-    let port = free_port();
-    let root = dir.path().join("ws");
-    run_in(dir.path(), &["init", root.to_str().unwrap()]).assert_code(0);
-    std::fs::remove_file(root.join("rules/followups.yaml")).unwrap();
-    std::fs::write(
-        root.join("rules/ask.yaml"),
-        "followups:\n  - id: ask-sms\n    cron: \"0 9 * * *\"\n    max_delay: 3650d\n    \
-         survey: { template: rate, channel: sms, kind: csat, id: pickup, \
-         question: \"How was your pickup?\" }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("templates/rate.sms.j2"),
-        "{{ survey.question }} {{ survey.link }}\n",
-    )
-    .unwrap();
-    let config = std::fs::read_to_string(root.join("tiercare.toml")).unwrap();
-    std::fs::write(
-        root.join("tiercare.toml"),
-        format!(
-            "{config}\n[sms]\nprovider = \"http\"\n\n[sms.http]\nurl = \"{}\"\n\
-             fields = {{ to = \"{{to}}\", message = \"{{text}}\" }}\n",
-            stub.url("/send")
-        ),
-    )
-    .unwrap();
-    add_http(&root, port, "");
-    std::fs::write(
-        root.join("customers.csv"),
+    let (_dir, root, stub, port) = sms_survey_workspace(
         "customer_id,name,phone,region,consent_sms\nC1,Ada,+44 7700 900123,GB,true\n\
          C2,Bo,+44 7700 900124,GB,false\n",
-    )
-    .unwrap();
-    run_in(&root, &["import", "customers", "customers.csv"]).assert_code(0);
+    );
 
     // No `rate` e-mail template: the SMS is previewed without --sms.
     let shown = run_in(&root, &["preview", "rate", "--customer", "C1"]);
