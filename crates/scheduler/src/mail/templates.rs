@@ -177,15 +177,14 @@ pub struct EmailRenderer {
     recommender: OnceLock<Recommender>,
     /// Managers, read once.
     managers: OnceLock<Vec<Manager>>,
-    /// Every customer's features at the time of the renderings, computed once (one pass) when
-    /// the renderings at that time outnumber `alone_first` and read customer by customer, so a
-    /// batch costs one pass; the first renderings at a time (all that `preview` does) read their
-    /// customer's alone.
+    /// Every customer's features at the time of the renderings, computed once (one pass) at the
+    /// second rendering at that time and read customer by customer, so a batch costs one pass;
+    /// the first rendering at a time (all that `preview` does) reads its customer's alone.
     features: Mutex<FeatureCache>,
-    /// How many renderings at one time read their customer's features alone before the next
-    /// computes everyone's: 1, or [`BATCH_ALONE_FIRST`] for a batch
-    /// ([`EmailRenderer::for_batch`]).
-    alone_first: u32,
+    /// Whether the first rendering at a time computes every customer's features (a batch that
+    /// renders many at one time, see [`EmailRenderer::for_batch`]) instead of its customer's
+    /// alone.
+    batch: bool,
     /// The rules' text fields (task titles), each compiled at its first rendering.
     texts: Mutex<TextTemplates>,
     /// The sender's domain, for Message-IDs.
@@ -199,21 +198,13 @@ pub struct EmailRenderer {
     sms_params: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
-/// How many renderings at one time a batch renderer ([`EmailRenderer::for_batch`]) does with
-/// one customer's features each before it computes every customer's. One customer's costs a
-/// scan of the orders, the population's that scan plus the customers' sorts: at 1,000,000
-/// customers about 0.15 s against 5 s, at 10,000 a fraction of it. A daemon tick that queues
-/// an e-mail or two (most ticks on a large workspace) so reads two customers instead of a
-/// million, and a pass that renders many pays at most this many scans besides the pass.
-pub const BATCH_ALONE_FIRST: u32 = 8;
-
 /// What an [`EmailRenderer`] keeps of the features between renderings.
 #[derive(Debug)]
 enum FeatureCache {
     /// Nothing rendered yet.
     Empty,
-    /// This many renderings at this time, each of which read its customer's features alone.
-    Alone(i64, u32),
+    /// One rendering at this time, which read its customer's features alone.
+    Once(i64),
     /// Every customer's features at the table's time.
     Table(Arc<FeatureTable>),
 }
@@ -270,7 +261,7 @@ impl EmailRenderer {
             recommender: OnceLock::new(),
             managers: OnceLock::new(),
             features: Mutex::new(FeatureCache::Empty),
-            alone_first: 1,
+            batch: false,
             texts: Mutex::new(TextTemplates::default()),
             message_id_domain: crate::outbox::sender_domain(&workspace.config().mail),
             survey_url: workspace
@@ -283,14 +274,14 @@ impl EmailRenderer {
         })
     }
 
-    /// The same renderer for a batch that may render many customers at one time (a daemon
-    /// pass: the follow-ups it records and the mail it delivers): its first
-    /// [`BATCH_ALONE_FIRST`] renderings at a time read their customer's features alone, then it
-    /// computes every customer's (one pass), where a renderer otherwise computes them at its
-    /// second rendering. Both give the same values.
+    /// The same renderer for a batch that renders many customers at one time (a daemon pass:
+    /// the follow-ups it records and the mail it delivers): the first rendering at a time
+    /// computes every customer's features (one pass), where a renderer otherwise reads its
+    /// customer's alone first and the population's at the second rendering, paying for one
+    /// customer's scan of the orders besides the pass. Both give the same values.
     #[must_use]
     pub fn for_batch(mut self) -> EmailRenderer {
-        self.alone_first = BATCH_ALONE_FIRST;
+        self.batch = true;
         self
     }
 
@@ -510,10 +501,10 @@ impl EmailRenderer {
         })
     }
 
-    /// One customer's features at `at`: for the first renderings at `at` (one, or
-    /// [`BATCH_ALONE_FIRST`] for [`EmailRenderer::for_batch`]) that customer's alone
-    /// (`Store::customer_features`); after them, every customer's in one pass, kept while
-    /// renderings stay at `at`. Both give the same values.
+    /// One customer's features at `at`: the first time `at` is seen, that customer's alone
+    /// (`Store::customer_features`); the second time (the first, [`EmailRenderer::for_batch`]),
+    /// every customer's in one pass, kept while renderings stay at `at`. Both give the same
+    /// values.
     pub(crate) fn customer_features(
         &self,
         customer_id: &str,
@@ -524,19 +515,16 @@ impl EmailRenderer {
                 .features
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let alone = match &*cache {
-                FeatureCache::Alone(seen, renders) if *seen == at => *renders,
-                _ => 0,
-            };
+            let whole = self.batch || matches!(&*cache, FeatureCache::Once(seen) if *seen == at);
             match &*cache {
                 FeatureCache::Table(table) if table.at() == at => Some(Arc::clone(table)),
-                _ if alone >= self.alone_first => {
+                _ if whole => {
                     let table = Arc::new(self.store.feature_table(at, self.window)?);
                     *cache = FeatureCache::Table(Arc::clone(&table));
                     Some(table)
                 }
                 _ => {
-                    *cache = FeatureCache::Alone(at, alone + 1);
+                    *cache = FeatureCache::Once(at);
                     None
                 }
             }
@@ -1052,7 +1040,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_renderer_reads_its_first_customers_alone_then_everyones_at_once() {
+    fn a_batch_renderer_reads_every_customers_features_at_its_first_rendering() {
         let tmp = tempfile::tempdir().unwrap();
         let (workspace, _) =
             crate::workspace::Workspace::init(&tmp.path().join("ws"), chrono_tz::UTC).unwrap();
@@ -1096,30 +1084,16 @@ mod tests {
             None,
             "one rendering reads its customer alone"
         );
-        // A batch (a daemon tick that queues a few e-mails on a large workspace) reads its
-        // first customers alone, then everyone's at once.
-        for n in 1..=BATCH_ALONE_FIRST {
-            let features = batch.customer_features("C1", at).unwrap().unwrap();
-            assert_eq!(features, alone);
-            assert_eq!(
-                cached(&batch),
-                None,
-                "rendering {n} reads its customer alone"
-            );
-        }
         let from_table = batch.customer_features("C1", at).unwrap().unwrap();
-        assert_eq!(cached(&batch), Some(at), "then the table");
-        assert_eq!(alone, from_table);
-        // A plain renderer's second rendering at the time: the table.
-        single.customer_features("C2", at).unwrap().unwrap();
-        assert_eq!(cached(&single), Some(at));
-        // Another time starts counting again.
-        batch.customer_features("C1", at + 60).unwrap().unwrap();
         assert_eq!(
             cached(&batch),
-            None,
-            "a new time reads its first customers alone"
+            Some(at),
+            "a batch computes the table at once"
         );
+        assert_eq!(alone, from_table);
+        // The second rendering at the time: the table, for both.
+        single.customer_features("C2", at).unwrap().unwrap();
+        assert_eq!(cached(&single), Some(at));
     }
 
     #[test]
