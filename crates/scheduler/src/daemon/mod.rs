@@ -760,19 +760,16 @@ impl<C: Clock> Daemon<C> {
     ) -> Result<&'a EmailRenderer, DaemonError> {
         match slot {
             Some(renderer) => Ok(renderer),
-            None => Ok(slot.insert(
-                EmailRenderer::with_sms(
-                    &self.workspace,
-                    load_templates(&self.templates).templates,
-                    tiercare_engine::load_sms_templates(
-                        &self.templates,
-                        self.workspace.config().sms.max_segments,
-                    )
-                    .templates,
-                    &self.rules,
-                )?
-                .for_batch(),
-            )),
+            None => Ok(slot.insert(EmailRenderer::with_sms(
+                &self.workspace,
+                load_templates(&self.templates).templates,
+                tiercare_engine::load_sms_templates(
+                    &self.templates,
+                    self.workspace.config().sms.max_segments,
+                )
+                .templates,
+                &self.rules,
+            )?)),
         }
     }
 

@@ -181,10 +181,6 @@ pub struct EmailRenderer {
     /// second rendering at that time and read customer by customer, so a batch costs one pass;
     /// the first rendering at a time (all that `preview` does) reads its customer's alone.
     features: Mutex<FeatureCache>,
-    /// Whether the first rendering at a time computes every customer's features (a batch that
-    /// renders many at one time, see [`EmailRenderer::for_batch`]) instead of its customer's
-    /// alone.
-    batch: bool,
     /// The rules' text fields (task titles), each compiled at its first rendering.
     texts: Mutex<TextTemplates>,
     /// The sender's domain, for Message-IDs.
@@ -261,7 +257,6 @@ impl EmailRenderer {
             recommender: OnceLock::new(),
             managers: OnceLock::new(),
             features: Mutex::new(FeatureCache::Empty),
-            batch: false,
             texts: Mutex::new(TextTemplates::default()),
             message_id_domain: crate::outbox::sender_domain(&workspace.config().mail),
             survey_url: workspace
@@ -272,17 +267,6 @@ impl EmailRenderer {
             sms,
             sms_params: workspace.config().sms.provider_params(),
         })
-    }
-
-    /// The same renderer for a batch that renders many customers at one time (a daemon pass:
-    /// the follow-ups it records and the mail it delivers): the first rendering at a time
-    /// computes every customer's features (one pass), where a renderer otherwise reads its
-    /// customer's alone first and the population's at the second rendering, paying for one
-    /// customer's scan of the orders besides the pass. Both give the same values.
-    #[must_use]
-    pub fn for_batch(mut self) -> EmailRenderer {
-        self.batch = true;
-        self
     }
 
     /// The SMS templates it renders.
@@ -502,9 +486,8 @@ impl EmailRenderer {
     }
 
     /// One customer's features at `at`: the first time `at` is seen, that customer's alone
-    /// (`Store::customer_features`); the second time (the first, [`EmailRenderer::for_batch`]),
-    /// every customer's in one pass, kept while renderings stay at `at`. Both give the same
-    /// values.
+    /// (`Store::customer_features`); the second time, every customer's in one pass, kept while
+    /// renderings stay at `at`. Both give the same values.
     pub(crate) fn customer_features(
         &self,
         customer_id: &str,
@@ -515,10 +498,9 @@ impl EmailRenderer {
                 .features
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let whole = self.batch || matches!(&*cache, FeatureCache::Once(seen) if *seen == at);
             match &*cache {
                 FeatureCache::Table(table) if table.at() == at => Some(Arc::clone(table)),
-                _ if whole => {
+                FeatureCache::Once(seen) if *seen == at => {
                     let table = Arc::new(self.store.feature_table(at, self.window)?);
                     *cache = FeatureCache::Table(Arc::clone(&table));
                     Some(table)
@@ -531,7 +513,9 @@ impl EmailRenderer {
         };
         Ok(match table {
             Some(table) => self.store.features_from(&table, customer_id)?,
-            None => self.store.customer_features(at, self.window, customer_id)?,
+            None => self
+                .store
+                .customer_features(at, self.window, customer_id)?,
         })
     }
 
@@ -1037,63 +1021,6 @@ mod tests {
         );
         let html = email.html.unwrap();
         assert!(html.contains("<li>Sample product</li>"), "{html}");
-    }
-
-    #[test]
-    fn a_batch_renderer_reads_every_customers_features_at_its_first_rendering() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (workspace, _) =
-            crate::workspace::Workspace::init(&tmp.path().join("ws"), chrono_tz::UTC).unwrap();
-        let mut store = workspace.open_store().unwrap();
-        crate::test_support::import(
-            &workspace,
-            &mut store,
-            tiercare_engine::RecordKind::Customers,
-            "customer_id,name,email\nC1,Ada Lovelace,ada@example.com\nC2,Bob,bob@example.com\n",
-        );
-        crate::test_support::import(
-            &workspace,
-            &mut store,
-            tiercare_engine::RecordKind::Orders,
-            "order_id,customer_id,ordered_at,amount\nO1,C1,2025-01-10,90\nO2,C2,2025-01-11,10\n",
-        );
-        let rules =
-            crate::assess::RuleSource::read(&workspace.rules_dir(), std::path::Path::new("rules"))
-                .unwrap()
-                .load()
-                .unwrap()
-                .rules;
-        let renderer = |batch: bool| {
-            let renderer =
-                EmailRenderer::new(&workspace, load_templates(&[]).templates, &rules).unwrap();
-            if batch {
-                renderer.for_batch()
-            } else {
-                renderer
-            }
-        };
-        let cached = |renderer: &EmailRenderer| match &*renderer.features.lock().unwrap() {
-            FeatureCache::Table(table) => Some(table.at()),
-            _ => None,
-        };
-        let at = 1_750_000_000;
-        let (single, batch) = (renderer(false), renderer(true));
-        let alone = single.customer_features("C1", at).unwrap().unwrap();
-        assert_eq!(
-            cached(&single),
-            None,
-            "one rendering reads its customer alone"
-        );
-        let from_table = batch.customer_features("C1", at).unwrap().unwrap();
-        assert_eq!(
-            cached(&batch),
-            Some(at),
-            "a batch computes the table at once"
-        );
-        assert_eq!(alone, from_table);
-        // The second rendering at the time: the table, for both.
-        single.customer_features("C2", at).unwrap().unwrap();
-        assert_eq!(cached(&single), Some(at));
     }
 
     #[test]
