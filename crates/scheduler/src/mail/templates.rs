@@ -513,9 +513,7 @@ impl EmailRenderer {
         };
         Ok(match table {
             Some(table) => self.store.features_from(&table, customer_id)?,
-            None => self
-                .store
-                .customer_features(at, self.window, customer_id)?,
+            None => self.store.customer_features(at, self.window, customer_id)?,
         })
     }
 
