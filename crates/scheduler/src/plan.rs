@@ -822,6 +822,24 @@ pub struct RecordReport {
     pub elapsed_ms: u128,
 }
 
+impl RecordReport {
+    /// An empty report of recording `options`' range with `rules`.
+    fn starting(rules: &RuleSet, options: PlanOptions) -> Self {
+        RecordReport {
+            from: options.from,
+            until: options.to,
+            ruleset_version: rules.version().to_owned(),
+            ..RecordReport::default()
+        }
+    }
+
+    /// Keeps who falls due in the lookahead, and the earliest of their times.
+    fn set_due(&mut self, due_customers: Vec<DueCustomer>) {
+        self.next_due = due_customers.iter().map(|customer| customer.due).min();
+        self.due_customers = due_customers;
+    }
+}
+
 fn store_assignee(assignee: &EngineAssignee) -> Assignee {
     match assignee {
         EngineAssignee::Owner => Assignee::Owner,
@@ -1125,12 +1143,7 @@ pub fn record_due_ahead(
     lookahead: i64,
 ) -> Result<RecordReport, AssessError> {
     let started = Instant::now();
-    let mut report = RecordReport {
-        from: options.from,
-        until: options.to,
-        ruleset_version: rules.version().to_owned(),
-        ..RecordReport::default()
-    };
+    let mut report = RecordReport::starting(rules, options);
     report.owners_assigned =
         crate::owners::assign_owners(writer, rules, now, options.timezone, false)?.written;
     let mut recorder = Recorder::new(rules, renderer, now, options.from);
@@ -1155,8 +1168,7 @@ pub fn record_due_ahead(
         },
     )?;
     recorder.finish(session, &mut report, started)?;
-    report.next_due = due_customers.iter().map(|customer| customer.due).min();
-    report.due_customers = due_customers;
+    report.set_due(due_customers);
     Ok(report)
 }
 
@@ -1181,12 +1193,7 @@ pub fn record_due_for(
     customers: &[DueCustomer],
 ) -> Result<RecordReport, AssessError> {
     let started = Instant::now();
-    let mut report = RecordReport {
-        from: options.from,
-        until: options.to,
-        ruleset_version: rules.version().to_owned(),
-        ..RecordReport::default()
-    };
+    let mut report = RecordReport::starting(rules, options);
     let by_rowid: HashMap<i64, &DueCustomer> = customers
         .iter()
         .map(|customer| (customer.features.customer_rowid, customer))
@@ -1211,8 +1218,7 @@ pub fn record_due_for(
         }
     })?;
     recorder.finish(session, &mut report, started)?;
-    report.next_due = due_customers.iter().map(|customer| customer.due).min();
-    report.due_customers = due_customers;
+    report.set_due(due_customers);
     Ok(report)
 }
 
