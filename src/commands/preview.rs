@@ -44,14 +44,7 @@ pub fn preview(args: PreviewArgs, workspace_dir: &Path, out: &Output) -> anyhow:
         std::env::var(name).ok()
     })?;
     // A survey template is previewed with the survey of the first rule that asks it.
-    let survey = rules.followups().find_map(|rule| match &rule.action {
-        tiercare_engine::Action::Survey {
-            template,
-            survey,
-            channel: tiercare_engine::Channel::Email,
-        } if *template == args.template => Some(survey.clone()),
-        _ => None,
-    });
+    let survey = survey_of(&rules, &args.template, tiercare_engine::Channel::Email);
     let preview = match &survey {
         Some(survey) => {
             renderer.preview_survey(&settings, &args.template, &args.customer, at, survey)?
@@ -126,15 +119,7 @@ fn preview_sms(
             tiercare_engine::sms::SMS_TEMPLATE_SUFFIX
         );
     }
-    // An SMS survey's template is previewed with the survey of the first rule that sends it.
-    let survey = rules.followups().find_map(|rule| match &rule.action {
-        tiercare_engine::Action::Survey {
-            template,
-            survey,
-            channel: tiercare_engine::Channel::Sms,
-        } if *template == args.template => Some(survey.clone()),
-        _ => None,
-    });
+    let survey = survey_of(rules, &args.template, tiercare_engine::Channel::Sms);
     let text = match &survey {
         Some(survey) => renderer
             .render_sms_survey(&args.template, &args.customer, at, survey)?
@@ -182,4 +167,21 @@ fn preview_sms(
         out.line("--- the survey link's token is signed when the SMS is sent; this sample is as long as the longest one");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The survey of the first rule that sends `template` as a survey by `channel`: a survey
+/// template is previewed with it.
+fn survey_of(
+    rules: &tiercare_engine::RuleSet,
+    template: &str,
+    channel: tiercare_engine::Channel,
+) -> Option<tiercare_store::Survey> {
+    rules.followups().find_map(|rule| match &rule.action {
+        tiercare_engine::Action::Survey {
+            template: name,
+            survey,
+            channel: sent_by,
+        } if name == template && *sent_by == channel => Some(survey.clone()),
+        _ => None,
+    })
 }
