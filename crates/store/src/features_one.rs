@@ -37,8 +37,10 @@ pub(super) fn compute(
     rowid: i64,
 ) -> rusqlite::Result<Option<Population>> {
     let start = window.start(at);
-    let count: i64 = conn.query_row("SELECT count(*) FROM customers", [], |row| row.get(0))?;
-    let max: Option<i64> = conn.query_row("SELECT max(id) FROM customers", [], |row| row.get(0))?;
+    let (count, max): (i64, Option<i64>) =
+        conn.query_row("SELECT count(*), max(id) FROM customers", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
     let customers = usize::try_from(count).unwrap_or(0);
     // A table of `max + 1` entries, slot = rowid, as `Slots::new` would choose for these
     // rowids (dense enough); otherwise the full pass.
